@@ -1,0 +1,230 @@
+"""The ``streamlearn`` command line."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, NoReturn
+
+import typer
+from confluent_kafka.admin import AdminClient
+
+from streamlearn.exceptions import StreamlearnError
+from streamlearn.kafka_clients import confluent_config
+from streamlearn.kafka_local import EmbeddedKafka, PinnedJar, embedded_kafka, load_lock
+from streamlearn.settings import Settings, load_settings, settings_table
+from streamlearn.topology import (
+    Plan,
+    apply_plan,
+    desired_topics,
+    load_topology,
+    plan_for_cluster,
+)
+
+app = typer.Typer(
+    name="streamlearn",
+    help="A production feedback loop for online models on Apache Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+kafka_app = typer.Typer(help="The embedded single-node Apache Kafka (KRaft).", no_args_is_help=True)
+topics_app = typer.Typer(help="Topics as code (topology/topics.yaml).", no_args_is_help=True)
+config_app = typer.Typer(help="Settings.", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(topics_app, name="topics")
+app.add_typer(config_app, name="config")
+
+log = logging.getLogger("streamlearn")
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Broker data directory [default: $STREAMLEARN_DATA_DIR/kafka]"),
+]
+BootstrapOption = Annotated[
+    str | None,
+    typer.Option(
+        "--bootstrap-servers",
+        help="Kafka bootstrap servers [default: $STREAMLEARN_KAFKA_BOOTSTRAP]",
+    ),
+]
+TopologyOption = Annotated[
+    Path | None,
+    typer.Option("--file", help="Topology file [default: $STREAMLEARN_TOPOLOGY_FILE]"),
+]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"streamlearn: error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _settings(**overrides: object) -> Settings:
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return settings
+
+
+def _progress(jar: PinnedJar, index: int, total: int) -> None:
+    typer.echo(f"fetching {jar.file_name} ({index}/{total}, {jar.size / 1e6:.1f} MB)", err=True)
+
+
+def _broker(settings: Settings, port: int, data_dir: Path | None) -> EmbeddedKafka:
+    return embedded_kafka(settings, port=port, data_dir=data_dir, on_fetch=_progress)
+
+
+def _terminate_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C, so ``finally`` blocks stop what was started."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
+@kafka_app.command("fetch")
+def kafka_fetch() -> None:
+    """Download and verify the broker's pinned jars into the cache (no broker is started)."""
+    settings = _settings()
+    lock = load_lock()
+    broker = _broker(settings, 9092, None)
+    where = broker.classpath[0].parent
+    typer.echo(f"Apache Kafka {lock.kafka_version}: {len(broker.classpath)} jars verified, {where}")
+
+
+@kafka_app.command("start")
+def kafka_start(
+    port: Annotated[int, typer.Option(help="Broker (client) port on 127.0.0.1")] = 9092,
+    data_dir: DataDirOption = None,
+    foreground: Annotated[bool, typer.Option("--foreground", help="Run until interrupted")] = False,
+) -> None:
+    """Start the embedded broker and print its bootstrap address."""
+    settings = _settings()
+    broker = _broker(settings, port, data_dir)
+    status = broker.start(timeout_s=settings.kafka_start_timeout_s)
+    typer.echo(status.bootstrap)
+    if not foreground:
+        return
+    _terminate_on_sigterm()
+    try:
+        code = broker.wait()
+    except KeyboardInterrupt:
+        broker.stop()
+        return
+    _fail(f"Kafka exited with code {code}; see {broker.config.server_log_dir / 'server.log'}")
+
+
+@kafka_app.command("stop")
+def kafka_stop(data_dir: DataDirOption = None) -> None:
+    """Stop the embedded broker of the data directory."""
+    settings = _settings()
+    broker = _broker(settings, 9092, data_dir)
+    typer.echo("stopped" if broker.stop() else "not running")
+
+
+@kafka_app.command("status")
+def kafka_status(data_dir: DataDirOption = None) -> None:
+    """Tell whether the embedded broker runs; exit code 0 when it runs, 3 when not."""
+    settings = _settings()
+    status = _broker(settings, 9092, data_dir).status()
+    typer.echo(status.describe())
+    if not status.running:
+        raise typer.Exit(3)
+
+
+def _topics_plan(settings: Settings, file: Path | None) -> tuple[AdminClient, Plan]:
+    topology = load_topology(file or settings.topology_file)
+    desired = desired_topics(topology, settings.topic_prefix, settings.topic_replication_factor)
+    admin = AdminClient(confluent_config(settings))
+    return admin, plan_for_cluster(admin, desired)
+
+
+@topics_app.command("diff")
+def topics_diff(file: TopologyOption = None, bootstrap_servers: BootstrapOption = None) -> None:
+    """Show what `topics apply` would change; exit code 1 if a change would be refused."""
+    settings = _settings(kafka_bootstrap=bootstrap_servers)
+    _, plan = _topics_plan(settings, file)
+    typer.echo(plan.describe())
+    if plan.refusals:
+        raise typer.Exit(1)
+
+
+@topics_app.command("apply")
+def topics_apply(
+    file: TopologyOption = None,
+    bootstrap_servers: BootstrapOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the changes")] = False,
+) -> None:
+    """Create missing topics and align their configs (idempotent)."""
+    settings = _settings(kafka_bootstrap=bootstrap_servers)
+    admin, plan = _topics_plan(settings, file)
+    typer.echo(plan.describe())
+    if dry_run:
+        raise typer.Exit(1 if plan.refusals else 0)
+    apply_plan(admin, plan)
+    if plan.changes:
+        typer.echo(f"applied {len(plan.changes)} change(s)")
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective settings (secrets masked)."""
+    settings = _settings()
+    for name, value in settings:
+        typer.echo(f"{name} = {value}")
+
+
+@config_app.command("docs")
+def config_docs() -> None:
+    """Print the configuration table of the README (Markdown)."""
+    typer.echo(settings_table(), nl=False)
+
+
+@app.command("up")
+def up(
+    bootstrap_servers: BootstrapOption = None,
+    port: Annotated[int, typer.Option(help="Port of the embedded broker")] = 9092,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Run the system on this machine: the embedded broker (unless --bootstrap-servers), topics.
+
+    Stays in the foreground until Ctrl-C or SIGTERM, then stops what it started.
+    """
+    settings = _settings(kafka_bootstrap=bootstrap_servers)
+    broker: EmbeddedKafka | None = None
+    _terminate_on_sigterm()
+    try:
+        if bootstrap_servers is None:
+            broker = _broker(settings, port, data_dir)
+            status = broker.start(timeout_s=settings.kafka_start_timeout_s)
+            settings = settings.model_copy(update={"kafka_bootstrap": status.bootstrap})
+            typer.echo(f"Kafka {load_lock().kafka_version} ready at {status.bootstrap}")
+        admin, plan = _topics_plan(settings, None)
+        apply_plan(admin, plan)
+        typer.echo(f"topics: {plan.describe()}")
+        typer.echo("streamlearn is up; press Ctrl-C to stop")
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        typer.echo("stopping")
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def main() -> None:
+    try:
+        app()
+    except StreamlearnError as exc:
+        typer.echo(f"streamlearn: error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""The embedded default: a single-node Apache Kafka (KRaft) from pinned Maven Central jars."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from streamlearn.kafka_local.broker import BrokerStatus, EmbeddedKafka, answers_metadata, free_port
+from streamlearn.kafka_local.config import BrokerConfig
+from streamlearn.kafka_local.exceptions import (
+    BrokerStartError,
+    ChecksumMismatchError,
+    EmbeddedKafkaError,
+    JarFetchError,
+    JavaNotFoundError,
+)
+from streamlearn.kafka_local.jars import JarLock, PinnedJar, ensure_jars, load_lock
+from streamlearn.settings import Settings
+
+__all__ = [
+    "BrokerConfig",
+    "BrokerStartError",
+    "BrokerStatus",
+    "ChecksumMismatchError",
+    "EmbeddedKafka",
+    "EmbeddedKafkaError",
+    "JarFetchError",
+    "JarLock",
+    "JavaNotFoundError",
+    "PinnedJar",
+    "answers_metadata",
+    "embedded_kafka",
+    "ensure_jars",
+    "free_port",
+    "load_lock",
+]
+
+
+def embedded_kafka(
+    settings: Settings,
+    *,
+    port: int = 9092,
+    data_dir: Path | None = None,
+    on_fetch: Callable[[PinnedJar, int, int], None] | None = None,
+) -> EmbeddedKafka:
+    """An :class:`EmbeddedKafka` whose classpath is fetched and verified now."""
+    classpath = ensure_jars(settings.cache_dir, settings.maven_repository, on_fetch=on_fetch)
+    config = BrokerConfig(
+        data_dir=data_dir or settings.data_dir / "kafka", port=port, controller_port=0
+    )
+    return EmbeddedKafka(config, classpath, heap=settings.kafka_heap)

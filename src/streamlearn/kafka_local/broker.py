@@ -1,0 +1,274 @@
+"""Run a single-node Apache Kafka (KRaft, broker and controller in one JVM) as a child process."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from streamlearn.kafka_local.config import BrokerConfig, log4j_properties, server_properties
+from streamlearn.kafka_local.exceptions import BrokerStartError, EmbeddedKafkaError
+from streamlearn.kafka_local.java import JavaRuntime, find_java
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    running: bool
+    pid: int | None
+    bootstrap: str | None
+    answering: bool
+
+    def describe(self) -> str:
+        if not self.running:
+            return "not running"
+        state = "answering metadata requests" if self.answering else "not answering yet"
+        return f"running (pid {self.pid}) at {self.bootstrap}, {state}"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _cluster_id() -> str:
+    """A Kafka-style cluster id: a random UUID in URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers signal 0; /proc tells it apart where there is one.
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():
+        with contextlib.suppress(OSError, IndexError):
+            return stat.read_text().split(") ", 1)[1][0] != "Z"
+    return True
+
+
+def _is_our_broker(pid: int, data_dir: Path) -> bool:
+    """Guard against a recycled pid: the process must be kafka.Kafka on our config."""
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.exists():  # no procfs (macOS): trust the pid file
+        return _pid_alive(pid)
+    with contextlib.suppress(OSError):
+        args = cmdline.read_bytes().split(b"\0")
+        return b"kafka.Kafka" in args and str(data_dir).encode() in b" ".join(args)
+    return False
+
+
+def answers_metadata(bootstrap: str, timeout_s: float = 2.0) -> bool:
+    """True once a broker at ``bootstrap`` returns cluster metadata listing a broker."""
+    host, _, port = bootstrap.rpartition(":")
+    if not _port_in_use(host, int(port)):
+        return False
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except Exception:
+        return False
+    return bool(metadata.brokers)
+
+
+class EmbeddedKafka:
+    """The embedded broker of one data directory.
+
+    ``start()`` formats storage on first use, launches ``kafka.Kafka`` and waits until it
+    answers metadata requests; ``stop()`` sends SIGTERM (Kafka's clean shutdown) and waits.
+    The pid file in the data directory lets another process (``streamlearn kafka stop``)
+    find and stop a broker started earlier.
+    """
+
+    def __init__(self, config: BrokerConfig, classpath: list[Path], heap: str = "512m") -> None:
+        self.config = config
+        self.classpath = classpath
+        self.heap = heap
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return self.config.bootstrap
+
+    def _java_command(self, java: JavaRuntime, main_class: str, *args: str) -> list[str]:
+        return [
+            str(java.executable),
+            f"-Xmx{self.heap}",
+            "-Xms128m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.config.log4j_path}",
+            f"-Dkafka.logs.dir={self.config.server_log_dir}",
+            "-cp",
+            os.pathsep.join(str(p) for p in self.classpath),
+            main_class,
+            *args,
+        ]
+
+    def _read_pid_file(self) -> tuple[int, str] | None:
+        try:
+            data = json.loads(self.config.pid_path.read_text())
+            return int(data["pid"]), str(data["bootstrap"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def status(self) -> BrokerStatus:
+        recorded = self._read_pid_file()
+        if recorded is None or not _is_our_broker(recorded[0], self.config.data_dir):
+            return BrokerStatus(running=False, pid=None, bootstrap=None, answering=False)
+        pid, bootstrap = recorded
+        return BrokerStatus(True, pid, bootstrap, answers_metadata(bootstrap))
+
+    def _write_config(self) -> None:
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config.server_log_dir.mkdir(parents=True, exist_ok=True)
+        self.config.properties_path.write_text(server_properties(self.config))
+        self.config.log4j_path.write_text(log4j_properties(self.config))
+
+    def _format_storage(self, java: JavaRuntime) -> None:
+        if (self.config.log_dir / "meta.properties").exists():
+            return
+        command = self._java_command(
+            java,
+            "kafka.tools.StorageTool",
+            "format",
+            "--cluster-id",
+            _cluster_id(),
+            "--config",
+            str(self.config.properties_path),
+            "--ignore-formatted",
+        )
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        if result.returncode != 0:
+            raise BrokerStartError(
+                f"formatting {self.config.log_dir} failed: "
+                f"{(result.stderr or result.stdout).strip()[-2000:]}"
+            )
+
+    def start(self, timeout_s: float = 60.0) -> BrokerStatus:
+        """Start the broker (if not already running) and wait until it is ready."""
+        current = self.status()
+        if current.running:
+            log.info("embedded Kafka already running: %s", current.describe())
+            self.config = replace(self.config, port=int(current.bootstrap.rpartition(":")[2]))  # type: ignore[union-attr]
+            self.wait_ready(timeout_s)
+            return self.status()
+        if _port_in_use(self.config.host, self.config.port):
+            raise BrokerStartError(
+                f"port {self.config.port} on {self.config.host} is already in use by another "
+                "process; pass --port or stop it"
+            )
+        if self.config.controller_port == 0:
+            self.config = replace(self.config, controller_port=free_port(self.config.host))
+        java = find_java()
+        self._write_config()
+        self._format_storage(java)
+        command = self._java_command(java, "kafka.Kafka", str(self.config.properties_path))
+        with self.config.console_path.open("ab") as console:
+            # A new session: Ctrl-C in the terminal that ran `kafka start` must not kill
+            # a broker meant to outlive it; stop() sends the signal explicitly.
+            self._process = subprocess.Popen(
+                command, stdout=console, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.config.pid_path.write_text(
+            json.dumps({"pid": self._process.pid, "bootstrap": self.bootstrap})
+        )
+        try:
+            self.wait_ready(timeout_s)
+        except BrokerStartError:
+            self.stop()
+            raise
+        return self.status()
+
+    def wait_ready(self, timeout_s: float) -> float:
+        """Block until the broker answers metadata requests; returns the seconds waited."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise BrokerStartError(
+                    f"Kafka exited with code {self._process.returncode} while starting; "
+                    f"last lines of {self.config.console_path}:\n{_tail(self.config.console_path)}"
+                    f"\n{_tail(self.config.server_log_dir / 'server.log')}"
+                )
+            if answers_metadata(self.bootstrap):
+                return time.monotonic() - started
+            time.sleep(0.2)
+        raise BrokerStartError(
+            f"Kafka did not answer metadata requests at {self.bootstrap} within {timeout_s:.0f}s; "
+            f"see {self.config.server_log_dir / 'server.log'}"
+        )
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> bool:
+        """Stop the broker cleanly (SIGTERM, then SIGKILL after the timeout).
+
+        Returns False when no broker of this data directory was running.
+        """
+        recorded = self._read_pid_file()
+        pid = (
+            self._process.pid if self._process is not None else (recorded[0] if recorded else None)
+        )
+        if pid is None or not _is_our_broker(pid, self.config.data_dir):
+            self.config.pid_path.unlink(missing_ok=True)
+            self._process = None
+            return False
+        os.kill(pid, signal.SIGTERM)
+        if not self._wait_exit(pid, timeout_s):
+            log.warning("Kafka (pid %d) did not stop within %.0fs; killing it", pid, timeout_s)
+            os.kill(pid, signal.SIGKILL)
+            self._wait_exit(pid, 10.0)
+        self.config.pid_path.unlink(missing_ok=True)
+        self._process = None
+        return True
+
+    def _wait_exit(self, pid: int, timeout_s: float) -> bool:
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not _pid_alive(pid):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def wait(self) -> int:
+        """Wait for a broker started by this object to exit; returns its exit code."""
+        if self._process is None:
+            raise EmbeddedKafkaError("this broker was not started by this process")
+        return self._process.wait()

@@ -1,0 +1,164 @@
+"""One typed, frozen settings object for every streamlearn process.
+
+Values come, highest priority first, from keyword arguments, ``STREAMLEARN_*`` environment
+variables, a ``.env`` file in the working directory, and an optional YAML file named by
+``STREAMLEARN_CONFIG_FILE``. Secrets are :class:`~pydantic.SecretStr`, so they print as
+``**********`` in reprs, logs and ``streamlearn config show``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from streamlearn.exceptions import ConfigurationError
+
+ENV_PREFIX = "STREAMLEARN_"
+CONFIG_FILE_ENV = "STREAMLEARN_CONFIG_FILE"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "streamlearn"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "streamlearn"
+
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"]
+
+
+class Settings(BaseSettings):
+    """Settings shared by every streamlearn command and process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    """Kafka bootstrap servers (comma separated host:port)."""
+
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    """Kafka security protocol, passed to both Kafka clients."""
+
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    """SASL mechanism when the security protocol is SASL_*."""
+
+    kafka_sasl_username: str | None = None
+    """SASL user name."""
+
+    kafka_sasl_password: SecretStr | None = None
+    """SASL password (secret: never printed)."""
+
+    kafka_ssl_cafile: Path | None = None
+    """CA bundle to verify the brokers' certificates."""
+
+    kafka_ssl_certfile: Path | None = None
+    """Client certificate for mutual TLS."""
+
+    kafka_ssl_keyfile: Path | None = None
+    """Private key of the client certificate."""
+
+    kafka_ssl_key_password: SecretStr | None = None
+    """Password of the client private key (secret: never printed)."""
+
+    schema_registry_url: str = "http://127.0.0.1:8081"
+    """URL of the Confluent-compatible schema registry."""
+
+    topology_file: Path = Path("topology/topics.yaml")
+    """Topic declarations applied by `streamlearn topics apply`."""
+
+    topic_prefix: str = ""
+    """Prefix added to every topic name of the topology (isolates tenants and test runs)."""
+
+    topic_replication_factor: int | None = Field(default=None, ge=1)
+    """Overrides the topology's replication factor (e.g. 3 on a production cluster)."""
+
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    """Where downloaded artefacts (the embedded broker's jars) are cached."""
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    """Where the embedded broker keeps its log segments, config and pid file."""
+
+    maven_repository: str = "https://repo1.maven.org/maven2"
+    """Maven repository the embedded broker's jars are fetched from (a mirror works)."""
+
+    kafka_heap: str = "512m"
+    """Maximum Java heap of the embedded broker (-Xmx)."""
+
+    kafka_start_timeout_s: float = Field(default=60.0, gt=0)
+    """How long `streamlearn kafka start` waits for the broker to answer metadata requests."""
+
+    model_signing_key: SecretStr | None = None
+    """Shared HMAC key that signs and verifies model snapshots (secret: never printed)."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level of streamlearn's own loggers."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        sources.append(file_secret_settings)
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one readable :class:`ConfigurationError`."""
+    config_file = os.environ.get(CONFIG_FILE_ENV)
+    if config_file and not Path(config_file).is_file():
+        raise ConfigurationError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from exc
+
+
+def settings_table() -> str:
+    """The configuration table of the README, generated from the settings' docstrings."""
+    rows = ["| environment variable | default | description |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        if field.default_factory is not None:
+            default = "(per user, see description)"
+        elif field.default is None:
+            default = "(unset)"
+        elif field.default == "":
+            default = "(empty)"
+        else:
+            default = f"`{field.default}`"
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {default} | {field.description or ''} |")
+    rows.append(
+        f"| `{CONFIG_FILE_ENV}` | (unset) | Optional YAML file with any of the settings above "
+        "(lower priority than the environment). |"
+    )
+    return "\n".join(rows) + "\n"

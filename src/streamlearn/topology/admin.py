@@ -1,0 +1,108 @@
+"""Read a cluster's topics and apply a :class:`~streamlearn.topology.plan.Plan` with AdminClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import Future
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+)
+
+from streamlearn.topology.exceptions import RefusedChangeError, TopologyApplyError
+from streamlearn.topology.plan import (
+    AddPartitions,
+    AlterConfig,
+    CreateTopic,
+    DesiredTopic,
+    ExistingTopic,
+    Plan,
+    plan_changes,
+)
+
+REQUEST_TIMEOUT_S = 30.0
+
+
+def _wait(futures: dict[Any, Future[Any]], action: str) -> None:
+    failures = []
+    for key, future in futures.items():
+        try:
+            future.result(timeout=REQUEST_TIMEOUT_S)
+        except KafkaException as exc:
+            failures.append(f"{action} {getattr(key, 'name', key)}: {exc.args[0].str()}")
+    if failures:
+        raise TopologyApplyError("; ".join(failures))
+
+
+def read_existing(admin: AdminClient, names: Iterable[str]) -> dict[str, ExistingTopic]:
+    """Partitions, replication factor and the given configs of those topics that exist."""
+    metadata = admin.list_topics(timeout=REQUEST_TIMEOUT_S)
+    present = [name for name in names if name in metadata.topics]
+    if not present:
+        return {}
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in present]
+    described = admin.describe_configs(resources, request_timeout=REQUEST_TIMEOUT_S)
+    existing: dict[str, ExistingTopic] = {}
+    for resource, future in described.items():
+        entries = future.result(timeout=REQUEST_TIMEOUT_S)
+        partitions = metadata.topics[resource.name].partitions
+        first = partitions[min(partitions)] if partitions else None
+        existing[resource.name] = ExistingTopic(
+            name=resource.name,
+            partitions=len(partitions),
+            replication_factor=len(first.replicas) if first is not None else 0,
+            configs={key: entry.value for key, entry in entries.items()},
+        )
+    return existing
+
+
+def plan_for_cluster(admin: AdminClient, desired: list[DesiredTopic]) -> Plan:
+    return plan_changes(desired, read_existing(admin, [t.name for t in desired]))
+
+
+def apply_plan(admin: AdminClient, plan: Plan) -> None:
+    """Execute every change of the plan; a plan with refusals changes nothing."""
+    if plan.refusals:
+        raise RefusedChangeError(plan.refusals)
+    creates = [c.topic for c in plan.changes if isinstance(c, CreateTopic)]
+    if creates:
+        new_topics = [
+            NewTopic(
+                t.name,
+                num_partitions=t.partitions,
+                replication_factor=t.replication_factor,
+                config=t.configs,
+            )
+            for t in creates
+        ]
+        _wait(admin.create_topics(new_topics, request_timeout=REQUEST_TIMEOUT_S), "create")
+    grows = [c for c in plan.changes if isinstance(c, AddPartitions)]
+    if grows:
+        _wait(
+            admin.create_partitions(
+                [NewPartitions(c.name, c.wanted) for c in grows], request_timeout=REQUEST_TIMEOUT_S
+            ),
+            "add partitions to",
+        )
+    alters: dict[str, list[ConfigEntry]] = {}
+    for change in plan.changes:
+        if isinstance(change, AlterConfig):
+            alters.setdefault(change.name, []).append(
+                ConfigEntry(change.key, change.wanted, incremental_operation=AlterConfigOpType.SET)
+            )
+    if alters:
+        resources = [
+            ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=entries)
+            for name, entries in alters.items()
+        ]
+        _wait(
+            admin.incremental_alter_configs(resources, request_timeout=REQUEST_TIMEOUT_S),
+            "alter configs of",
+        )

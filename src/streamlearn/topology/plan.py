@@ -1,0 +1,144 @@
+"""Compare declared topics with a cluster's and work out what `topics apply` would do.
+
+Pure functions over plain data, so every rule (what is created, grown, aligned, refused)
+is unit-tested without a broker; :mod:`streamlearn.topology.admin` reads the cluster and
+executes the plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streamlearn.topology.model import Topology
+
+
+@dataclass(frozen=True)
+class DesiredTopic:
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ExistingTopic:
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CreateTopic:
+    topic: DesiredTopic
+
+    def describe(self) -> str:
+        configs = ", ".join(f"{k}={v}" for k, v in sorted(self.topic.configs.items()))
+        return (
+            f"+ create {self.topic.name} (partitions={self.topic.partitions}, "
+            f"replication={self.topic.replication_factor}, {configs})"
+        )
+
+
+@dataclass(frozen=True)
+class AddPartitions:
+    name: str
+    current: int
+    wanted: int
+
+    def describe(self) -> str:
+        return f"~ {self.name}: partitions {self.current} -> {self.wanted}"
+
+
+@dataclass(frozen=True)
+class AlterConfig:
+    name: str
+    key: str
+    current: str | None
+    wanted: str
+
+    def describe(self) -> str:
+        return f"~ {self.name}: {self.key} {self.current} -> {self.wanted}"
+
+
+Change = CreateTopic | AddPartitions | AlterConfig
+
+
+@dataclass
+class Plan:
+    changes: list[Change] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes and not self.refusals
+
+    def describe(self) -> str:
+        if self.empty:
+            return "no changes"
+        lines = [change.describe() for change in self.changes]
+        lines += [f"! refused: {reason}" for reason in self.refusals]
+        return "\n".join(lines)
+
+
+def desired_topics(
+    topology: Topology, prefix: str = "", replication_factor: int | None = None
+) -> list[DesiredTopic]:
+    """The topology resolved against defaults, a name prefix and a replication override."""
+    return [
+        DesiredTopic(
+            name=f"{prefix}{spec.name}",
+            partitions=spec.partitions or topology.defaults.partitions,
+            replication_factor=(
+                replication_factor
+                or spec.replication_factor
+                or topology.defaults.replication_factor
+            ),
+            configs=spec.kafka_configs(),
+        )
+        for spec in topology.topics
+    ]
+
+
+def _same_value(key: str, current: str | None, wanted: str) -> bool:
+    if current is None:
+        return False
+    if key == "cleanup.policy":
+        return set(current.replace(" ", "").split(",")) == set(wanted.split(","))
+    return current == wanted
+
+
+def plan_changes(desired: list[DesiredTopic], existing: dict[str, ExistingTopic]) -> Plan:
+    plan = Plan()
+    for topic in desired:
+        current = existing.get(topic.name)
+        if current is None:
+            plan.changes.append(CreateTopic(topic))
+            continue
+        if topic.partitions < current.partitions:
+            plan.refusals.append(
+                f"{topic.name} has {current.partitions} partitions and Kafka cannot remove "
+                f"partitions; declare {current.partitions} or more (declared {topic.partitions})"
+            )
+        elif topic.partitions > current.partitions:
+            plan.changes.append(AddPartitions(topic.name, current.partitions, topic.partitions))
+        if topic.replication_factor != current.replication_factor:
+            plan.refusals.append(
+                f"{topic.name} has replication factor {current.replication_factor}, declared "
+                f"{topic.replication_factor}: changing it needs a partition reassignment "
+                "(kafka-reassign-partitions), which apply does not do"
+            )
+        current_policy = current.configs.get("cleanup.policy", "delete")
+        wanted_policy = topic.configs.get("cleanup.policy", "delete")
+        if "compact" in current_policy and "compact" not in wanted_policy:
+            plan.refusals.append(
+                f"{topic.name} is compacted (state topic) and would become "
+                f"cleanup.policy={wanted_policy}, letting the broker delete the only copy of its "
+                "state; change it by hand if you really mean it"
+            )
+        for key, wanted in sorted(topic.configs.items()):
+            if key == "cleanup.policy" and "compact" in current_policy and "compact" not in wanted:
+                continue
+            if not _same_value(key, current.configs.get(key), wanted):
+                plan.changes.append(AlterConfig(topic.name, key, current.configs.get(key), wanted))
+    return plan
