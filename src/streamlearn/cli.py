@@ -17,13 +17,8 @@ from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.kafka_local import EmbeddedKafka, PinnedJar, embedded_kafka, load_lock
 from streamlearn.settings import Settings, load_settings, settings_table
-from streamlearn.topology import (
-    Plan,
-    apply_plan,
-    desired_topics,
-    load_topology,
-    plan_for_cluster,
-)
+from streamlearn.topology import apply_topology, desired_topics, load_topology, plan_for_cluster
+from streamlearn.topology.plan import DesiredTopic
 
 app = typer.Typer(
     name="streamlearn",
@@ -139,18 +134,16 @@ def kafka_status(data_dir: DataDirOption = None) -> None:
         raise typer.Exit(3)
 
 
-def _topics_plan(settings: Settings, file: Path | None) -> tuple[AdminClient, Plan]:
+def _desired(settings: Settings, file: Path | None) -> list[DesiredTopic]:
     topology = load_topology(file or settings.topology_file)
-    desired = desired_topics(topology, settings.topic_prefix, settings.topic_replication_factor)
-    admin = AdminClient(confluent_config(settings))
-    return admin, plan_for_cluster(admin, desired)
+    return desired_topics(topology, settings.topic_prefix, settings.topic_replication_factor)
 
 
 @topics_app.command("diff")
 def topics_diff(file: TopologyOption = None, bootstrap_servers: BootstrapOption = None) -> None:
     """Show what `topics apply` would change; exit code 1 if a change would be refused."""
     settings = _settings(kafka_bootstrap=bootstrap_servers)
-    _, plan = _topics_plan(settings, file)
+    plan = plan_for_cluster(AdminClient(confluent_config(settings)), _desired(settings, file))
     typer.echo(plan.describe())
     if plan.refusals:
         raise typer.Exit(1)
@@ -164,11 +157,14 @@ def topics_apply(
 ) -> None:
     """Create missing topics and align their configs (idempotent)."""
     settings = _settings(kafka_bootstrap=bootstrap_servers)
-    admin, plan = _topics_plan(settings, file)
-    typer.echo(plan.describe())
+    admin = AdminClient(confluent_config(settings))
+    desired = _desired(settings, file)
     if dry_run:
+        plan = plan_for_cluster(admin, desired)
+        typer.echo(plan.describe())
         raise typer.Exit(1 if plan.refusals else 0)
-    apply_plan(admin, plan)
+    plan = apply_topology(admin, desired)
+    typer.echo(plan.describe())
     if plan.changes:
         typer.echo(f"applied {len(plan.changes)} change(s)")
 
@@ -206,8 +202,7 @@ def up(
             status = broker.start(timeout_s=settings.kafka_start_timeout_s)
             settings = settings.model_copy(update={"kafka_bootstrap": status.bootstrap})
             typer.echo(f"Kafka {load_lock().kafka_version} ready at {status.bootstrap}")
-        admin, plan = _topics_plan(settings, None)
-        apply_plan(admin, plan)
+        plan = apply_topology(AdminClient(confluent_config(settings)), _desired(settings, None))
         typer.echo(f"topics: {plan.describe()}")
         typer.echo("streamlearn is up; press Ctrl-C to stop")
         threading.Event().wait()

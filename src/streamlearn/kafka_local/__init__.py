@@ -15,6 +15,7 @@ from streamlearn.kafka_local.exceptions import (
     JavaNotFoundError,
 )
 from streamlearn.kafka_local.jars import JarLock, PinnedJar, ensure_jars, load_lock
+from streamlearn.kafka_local.java import find_java
 from streamlearn.settings import Settings
 
 __all__ = [
@@ -43,7 +44,12 @@ def embedded_kafka(
     data_dir: Path | None = None,
     on_fetch: Callable[[PinnedJar, int, int], None] | None = None,
 ) -> EmbeddedKafka:
-    """An :class:`EmbeddedKafka` whose classpath is fetched and verified now."""
+    """An :class:`EmbeddedKafka` whose classpath is fetched and verified now.
+
+    Java is checked first, so a machine without it fails fast instead of downloading
+    the jars it could not run.
+    """
+    find_java()
     classpath = ensure_jars(settings.cache_dir, settings.maven_repository, on_fetch=on_fetch)
     config = BrokerConfig(
         data_dir=data_dir or settings.data_dir / "kafka", port=port, controller_port=0

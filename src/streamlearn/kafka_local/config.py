@@ -86,8 +86,11 @@ def server_properties(config: BrokerConfig) -> str:
 def log4j_properties(config: BrokerConfig) -> str:
     """Broker logs go to a size-capped rolling file, not to the terminal."""
     log_file = config.server_log_dir / "server.log"
+    # Kafka flushes and logs its own shutdown from a JVM shutdown hook; log4j's hook would
+    # close the appender in parallel and lose the last lines, so it is disabled.
     return f"""\
 status = warn
+shutdownHook = disable
 appender.file.type = RollingFile
 appender.file.name = FILE
 appender.file.fileName = {log_file}

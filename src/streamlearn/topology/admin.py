@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from concurrent.futures import Future
 from typing import Any
@@ -39,6 +40,30 @@ def _wait(futures: dict[Any, Future[Any]], action: str) -> None:
             failures.append(f"{action} {getattr(key, 'name', key)}: {exc.args[0].str()}")
     if failures:
         raise TopologyApplyError("; ".join(failures))
+
+
+def wait_until_visible(admin: AdminClient, names: Iterable[str], timeout_s: float) -> None:
+    """Wait until every topic is in the broker's metadata with a leader for each partition.
+
+    A create request completes when the controller has accepted it; the brokers learn of the
+    topic a moment later. Returning before then would hand the next command an "unknown topic".
+    """
+    pending = set(names)
+    deadline = time.monotonic() + timeout_s
+    while pending:
+        metadata = admin.list_topics(timeout=REQUEST_TIMEOUT_S)
+        pending = {
+            name
+            for name in pending
+            if name not in metadata.topics
+            or metadata.topics[name].error is not None
+            or any(p.leader < 0 for p in metadata.topics[name].partitions.values())
+        }
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise TopologyApplyError(f"topics not ready after {timeout_s:.0f}s: {sorted(pending)}")
+        time.sleep(0.1)
 
 
 def read_existing(admin: AdminClient, names: Iterable[str]) -> dict[str, ExistingTopic]:
@@ -83,6 +108,7 @@ def apply_plan(admin: AdminClient, plan: Plan) -> None:
             for t in creates
         ]
         _wait(admin.create_topics(new_topics, request_timeout=REQUEST_TIMEOUT_S), "create")
+        wait_until_visible(admin, [t.name for t in creates], REQUEST_TIMEOUT_S)
     grows = [c for c in plan.changes if isinstance(c, AddPartitions)]
     if grows:
         _wait(
@@ -106,3 +132,24 @@ def apply_plan(admin: AdminClient, plan: Plan) -> None:
             admin.incremental_alter_configs(resources, request_timeout=REQUEST_TIMEOUT_S),
             "alter configs of",
         )
+
+
+def apply_topology(
+    admin: AdminClient, desired: list[DesiredTopic], timeout_s: float = REQUEST_TIMEOUT_S
+) -> Plan:
+    """Plan, apply, and wait until the cluster reports the declared state; returns the plan.
+
+    Brokers apply config changes and new partitions asynchronously, so the cluster is
+    re-read until a fresh plan is empty: a second apply right after this one finds nothing
+    to do.
+    """
+    plan = plan_for_cluster(admin, desired)
+    apply_plan(admin, plan)
+    deadline = time.monotonic() + timeout_s
+    while not (remaining := plan_for_cluster(admin, desired)).empty:
+        if time.monotonic() > deadline:
+            raise TopologyApplyError(
+                f"cluster did not converge within {timeout_s:.0f}s: {remaining.describe()}"
+            )
+        time.sleep(0.2)
+    return plan

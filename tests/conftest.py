@@ -1,0 +1,88 @@
+"""Fixtures shared by every test tier.
+
+One real Apache Kafka broker serves the whole session: the embedded KRaft broker started
+here, or the cluster named by ``STREAMLEARN_KAFKA_BOOTSTRAP`` when that is set. Tests
+isolate themselves with unique topic and group names instead of separate brokers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streamlearn.kafka_local import embedded_kafka, free_port
+from streamlearn.settings import Settings
+
+TESTS_DIR = Path(__file__).parent
+REPO_ROOT = TESTS_DIR.parent
+_TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier from its directory, so `-m unit` etc. select a layer."""
+    for item in items:
+        relative = Path(str(item.fspath)).relative_to(TESTS_DIR)
+        tier = relative.parts[0]
+        if tier in _TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address of the session's real Kafka broker."""
+    external = os.environ.get("STREAMLEARN_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    broker = embedded_kafka(
+        Settings(), port=free_port(), data_dir=tmp_path_factory.mktemp("kafka") / "data"
+    )
+    status = broker.start(timeout_s=120)
+    assert status.bootstrap is not None
+    try:
+        yield status.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """``unique_name("orders")`` → ``test-foo-orders-1a2b3c4d``: a name no other test uses."""
+    test = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[:40].strip("-")
+
+    def make(suffix: str = "") -> str:
+        return "-".join(part for part in (test, suffix, uuid.uuid4().hex[:8]) if part)
+
+    return make
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str, unique_name: Callable[[str], str]) -> Settings:
+    """Settings pointing at the session broker, with a topic prefix unique to this test."""
+    return Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=unique_name("") + ".")
+
+
+@pytest.fixture
+def admin(kafka_bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": kafka_bootstrap})
+
+
+@pytest.fixture
+def new_topic(admin: AdminClient, unique_name: Callable[[str], str]) -> Callable[..., str]:
+    """Create a uniquely named topic: ``new_topic(partitions=3, config={...})`` → its name."""
+
+    def create(partitions: int = 1, config: dict[str, str] | None = None, suffix: str = "t") -> str:
+        name = unique_name(suffix)
+        futures = admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})]
+        )
+        futures[name].result(timeout=30)
+        return name
+
+    return create

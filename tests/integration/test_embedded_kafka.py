@@ -1,0 +1,83 @@
+"""`streamlearn kafka start|status|stop` as a user runs them: separate processes, real broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from streamlearn.kafka_local import free_port
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamlearn", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("STREAMLEARN_KAFKA_BOOTSTRAP", None)
+    return env
+
+
+def test_start_status_stop(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    data_dir = str(tmp_path / "kafka")
+    port = free_port()
+
+    began = time.monotonic()
+    started = _cli("kafka", "start", "--port", str(port), "--data-dir", data_dir, env=cli_env)
+    start_to_ready = time.monotonic() - began
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == f"127.0.0.1:{port}"
+    print(f"embedded broker start-to-ready (cold, incl. storage format): {start_to_ready:.2f}s")
+
+    status = _cli("kafka", "status", "--data-dir", data_dir, env=cli_env)
+    assert status.returncode == 0
+    assert f"at 127.0.0.1:{port}, answering metadata requests" in status.stdout
+
+    metadata = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"}).list_topics(timeout=10)
+    assert list(metadata.brokers) == [1]
+
+    # Starting again finds the running broker instead of launching a second one.
+    again = _cli("kafka", "start", "--port", str(port), "--data-dir", data_dir, env=cli_env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"127.0.0.1:{port}"
+
+    stopped = _cli("kafka", "stop", "--data-dir", data_dir, env=cli_env)
+    assert stopped.returncode == 0
+    assert stopped.stdout.strip() == "stopped"
+    server_log = (tmp_path / "kafka" / "logs" / "server.log").read_text()
+    assert "shut down completed" in server_log, "the broker must shut down cleanly"
+
+    status = _cli("kafka", "status", "--data-dir", data_dir, env=cli_env)
+    assert status.returncode == 3
+    assert status.stdout.strip() == "not running"
+    assert (
+        _cli("kafka", "stop", "--data-dir", data_dir, env=cli_env).stdout.strip() == "not running"
+    )
+
+    # A restart on the same (already formatted) data directory keeps working.
+    restarted = _cli("kafka", "start", "--port", str(port), "--data-dir", data_dir, env=cli_env)
+    assert restarted.returncode == 0, restarted.stderr
+    assert _cli("kafka", "stop", "--data-dir", data_dir, env=cli_env).returncode == 0
+
+
+def test_port_taken_by_someone_else_is_a_clear_error(
+    tmp_path: Path, cli_env: dict[str, str], kafka_bootstrap: str
+) -> None:
+    taken = kafka_bootstrap.rpartition(":")[2]
+    result = _cli("kafka", "start", "--port", taken, "--data-dir", str(tmp_path / "k"), env=cli_env)
+    assert result.returncode == 1
+    assert f"port {taken} on 127.0.0.1 is already in use" in result.stderr

@@ -1,0 +1,159 @@
+"""`topics apply` against the real broker, with a topic prefix unique to each test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from streamlearn.settings import Settings
+from streamlearn.topology import (
+    RefusedChangeError,
+    apply_topology,
+    desired_topics,
+    load_topology,
+    parse_topology,
+    plan_for_cluster,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TOPOLOGY = load_topology(REPO_ROOT / "topology" / "topics.yaml")
+
+
+def _apply(admin: AdminClient, settings: Settings, text: str | None = None):  # type: ignore[no-untyped-def]
+    topology = parse_topology(text) if text is not None else TOPOLOGY
+    return apply_topology(admin, desired_topics(topology, settings.topic_prefix))
+
+
+def _config(admin: AdminClient, topic: str, key: str) -> str:
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return admin.describe_configs([resource])[resource].result(timeout=30)[key].value
+
+
+def test_apply_twice_changes_nothing_the_second_time(
+    admin: AdminClient, kafka_settings: Settings
+) -> None:
+    first = _apply(admin, kafka_settings)
+    assert len(first.changes) == len(TOPOLOGY.topics)
+    second = _apply(admin, kafka_settings)
+    assert second.empty, second.describe()
+    assert plan_for_cluster(admin, desired_topics(TOPOLOGY, kafka_settings.topic_prefix)).empty
+    metadata = admin.list_topics(timeout=30)
+    for spec in TOPOLOGY.topics:
+        name = kafka_settings.topic_prefix + spec.name
+        assert len(metadata.topics[name].partitions) == (
+            spec.partitions or TOPOLOGY.defaults.partitions
+        )
+        assert _config(admin, name, "cleanup.policy") == spec.cleanup_policy
+
+
+def test_model_state_is_compacted_and_takes_a_5_mb_snapshot(
+    admin: AdminClient, kafka_settings: Settings, kafka_bootstrap: str
+) -> None:
+    _apply(admin, kafka_settings)
+    topic = kafka_settings.topic_prefix + "model.state"
+    assert _config(admin, topic, "cleanup.policy") == "compact"
+    limit = TOPOLOGY.topic("model.state").max_message_bytes
+    assert limit is not None
+    payload = os.urandom(5 * 1024 * 1024)
+    # Producer and consumer limits are raised together with the topic's.
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": limit})
+    producer.produce(topic, key=b"ctr", value=payload)
+    assert producer.flush(30) == 0
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "group.id": f"g-{uuid.uuid4().hex[:8]}",
+            "fetch.max.bytes": limit,
+            "max.partition.fetch.bytes": limit,
+            "receive.message.max.bytes": limit + 1024 * 1024,
+        }
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    try:
+        message = consumer.poll(30)
+    finally:
+        consumer.close()
+    assert message is not None
+    assert message.error() is None
+    assert message.key() == b"ctr"
+    assert message.value() == payload
+
+
+def test_refused_changes_change_nothing(admin: AdminClient, kafka_settings: Settings) -> None:
+    _apply(admin, kafka_settings)
+    text = (REPO_ROOT / "topology" / "topics.yaml").read_text()
+    state = "  - name: model.state\n    key: model name\n    value_schema: ModelSnapshot\n"
+    as_delete = text.replace(
+        state + "    cleanup_policy: compact", state + "    cleanup_policy: delete"
+    )
+    assert as_delete != text
+    shrunk = as_delete.replace("partitions: 6", "partitions: 2")
+    with pytest.raises(RefusedChangeError) as info:
+        _apply(admin, kafka_settings, shrunk)
+    message = str(info.value)
+    assert "model.state is compacted (state topic)" in message
+    assert "telemetry.events has 6 partitions and Kafka cannot remove partitions" in message
+    # Nothing was applied, not even the changes that were allowed.
+    assert (
+        _config(admin, kafka_settings.topic_prefix + "model.state", "cleanup.policy") == "compact"
+    )
+
+
+def test_config_drift_is_aligned_and_partitions_grow(
+    admin: AdminClient, kafka_settings: Settings
+) -> None:
+    _apply(admin, kafka_settings)
+    text = (REPO_ROOT / "topology" / "topics.yaml").read_text()
+    changed = text.replace(
+        "  - name: telemetry.events\n    key: user id\n    value_schema: TelemetryEvent\n"
+        "    cleanup_policy: delete\n    retention: 7d\n",
+        "  - name: telemetry.events\n    key: user id\n    value_schema: TelemetryEvent\n"
+        "    cleanup_policy: delete\n    retention: 3d\n    partitions: 8\n",
+    )
+    assert changed != text
+    plan = _apply(admin, kafka_settings, changed)
+    assert sorted(c.describe() for c in plan.changes) == [
+        f"~ {kafka_settings.topic_prefix}telemetry.events: partitions 6 -> 8",
+        f"~ {kafka_settings.topic_prefix}telemetry.events: retention.ms 604800000 -> 259200000",
+    ]
+    name = kafka_settings.topic_prefix + "telemetry.events"
+    assert _config(admin, name, "retention.ms") == "259200000"
+    assert len(admin.list_topics(timeout=30).topics[name].partitions) == 8
+    assert _apply(admin, kafka_settings, changed).empty
+
+
+def test_cli_apply_and_diff(kafka_settings: Settings) -> None:
+    env = {
+        **os.environ,
+        "STREAMLEARN_KAFKA_BOOTSTRAP": kafka_settings.kafka_bootstrap,
+        "STREAMLEARN_TOPIC_PREFIX": kafka_settings.topic_prefix,
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "streamlearn", "topics", *args],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    dry = run("apply", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"+ create {kafka_settings.topic_prefix}model.state" in dry.stdout
+    assert run("diff").stdout.count("+ create") == len(TOPOLOGY.topics), "dry run must not apply"
+    applied = run("apply")
+    assert applied.returncode == 0, applied.stderr
+    assert f"applied {len(TOPOLOGY.topics)} change(s)" in applied.stdout
+    diff = run("diff")
+    assert diff.returncode == 0
+    assert diff.stdout.strip() == "no changes"

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from streamlearn.kafka_local.broker import _cluster_id
+from streamlearn.kafka_local.config import BrokerConfig, log4j_properties, server_properties
+
+
+def _props(text: str) -> dict[str, str]:
+    return dict(
+        line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+
+
+def test_single_node_kraft_properties(tmp_path: Path) -> None:
+    config = BrokerConfig(data_dir=tmp_path, port=19092, controller_port=19093)
+    props = _props(server_properties(config))
+    assert props["process.roles"] == "broker,controller"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:19093"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19092"
+    assert props["log.dirs"] == str(tmp_path / "kraft-logs")
+    # Transactions and consumer groups need their internal topics to fit on one broker.
+    assert props["offsets.topic.replication.factor"] == "1"
+    assert props["transaction.state.log.replication.factor"] == "1"
+    assert props["transaction.state.log.min.isr"] == "1"
+    assert props["auto.create.topics.enable"] == "false"
+    assert config.bootstrap == "127.0.0.1:19092"
+
+
+def test_broker_logs_go_to_a_capped_file(tmp_path: Path) -> None:
+    text = log4j_properties(BrokerConfig(data_dir=tmp_path))
+    assert f"fileName = {tmp_path / 'logs' / 'server.log'}" in text
+    assert "SizeBasedTriggeringPolicy" in text
+
+
+def test_cluster_id_is_a_kafka_uuid() -> None:
+    cluster_id = _cluster_id()
+    assert len(cluster_id) == 22
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+    assert _cluster_id() != cluster_id

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from streamlearn.cli import app
+from streamlearn.settings import settings_table
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_configuration_table_is_generated_from_settings() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert settings_table() in readme, "README is stale: paste `streamlearn config docs` into it"
+
+
+def test_config_docs_prints_the_table() -> None:
+    result = CliRunner().invoke(app, ["config", "docs"])
+    assert result.exit_code == 0
+    assert result.output == settings_table()
+
+
+def test_missing_java_is_one_line_with_what_to_do(tmp_path: Path) -> None:
+    env = {
+        "PATH": str(tmp_path),
+        "HOME": str(tmp_path),
+        "STREAMLEARN_CACHE_DIR": str(tmp_path / "cache"),
+        "STREAMLEARN_DATA_DIR": str(tmp_path / "data"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "streamlearn", "kafka", "start", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("streamlearn: error: no Java runtime found")
+    assert "docker compose -f docker-compose.kafka.yml up -d" in lines[0]
+    # Java is checked before anything is downloaded.
+    assert not (tmp_path / "cache").exists()
+
+
+def test_invalid_topology_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "topics.yaml"
+    bad.write_text("version: 1\ntopics:\n  - name: x\n    colour: blue\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "streamlearn", "topics", "diff", "--file", str(bad)],
+        env={**os.environ, "STREAMLEARN_KAFKA_BOOTSTRAP": "127.0.0.1:1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"{bad}:4: topics.0.colour: unknown field" in result.stderr

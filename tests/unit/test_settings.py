@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from streamlearn.cli import app
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.kafka_clients import aiokafka_config, confluent_config
+from streamlearn.settings import Settings, load_settings, settings_table
+
+
+def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMLEARN_KAFKA_BOOTSTRAP", "broker-1:9093,broker-2:9093")
+    monkeypatch.setenv("STREAMLEARN_SCHEMA_REGISTRY_URL", "http://registry:8081")
+    settings = load_settings()
+    assert settings.kafka_bootstrap == "broker-1:9093,broker-2:9093"
+    assert settings.schema_registry_url == "http://registry:8081"
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.kafka_bootstrap = "elsewhere:9092"  # type: ignore[misc]
+
+
+def test_secrets_never_appear_in_repr_or_config_show(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMLEARN_KAFKA_SASL_PASSWORD", "hunter2-sasl")
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "hunter2-hmac")
+    settings = load_settings()
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in str(settings)
+    result = CliRunner().invoke(app, ["config", "show"])
+    assert result.exit_code == 0, result.output
+    assert "hunter2" not in result.output
+    assert "kafka_sasl_password = **********" in result.output
+
+
+def test_invalid_value_names_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMLEARN_KAFKA_SECURITY_PROTOCOL", "CARRIER_PIGEON")
+    with pytest.raises(ConfigurationError, match="STREAMLEARN_KAFKA_SECURITY_PROTOCOL"):
+        load_settings()
+
+
+def test_unknown_setting_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="KAFKA_BOOTSTRAPP"):
+        load_settings(kafka_bootstrapp="typo:9092")
+
+
+def test_yaml_config_file_has_lower_priority_than_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    config = tmp_path / "streamlearn.yaml"
+    config.write_text("kafka_bootstrap: from-file:9092\nschema_registry_url: http://file:8081\n")
+    monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(config))
+    monkeypatch.setenv("STREAMLEARN_SCHEMA_REGISTRY_URL", "http://env:8081")
+    settings = load_settings()
+    assert settings.kafka_bootstrap == "from-file:9092"
+    assert settings.schema_registry_url == "http://env:8081"
+
+
+def test_missing_config_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(tmp_path / "absent.yaml"))
+    with pytest.raises(ConfigurationError, match="no such file"):
+        load_settings()
+
+
+def test_security_settings_reach_both_kafka_clients() -> None:
+    settings = Settings(
+        kafka_bootstrap="b:9094",
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="learner",
+        kafka_sasl_password="s3cret",
+    )
+    confluent = confluent_config(settings, **{"group.id": "g"})
+    assert confluent == {
+        "bootstrap.servers": "b:9094",
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "learner",
+        "sasl.password": "s3cret",
+        "group.id": "g",
+    }
+    aio = aiokafka_config(settings)
+    assert aio["security_protocol"] == "SASL_PLAINTEXT"
+    assert aio["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert aio["sasl_plain_username"] == "learner"
+    assert aio["sasl_plain_password"] == "s3cret"
+    assert "ssl_context" not in aio
+
+
+def test_settings_table_documents_every_setting() -> None:
+    table = settings_table()
+    for name, field in Settings.model_fields.items():
+        assert f"`STREAMLEARN_{name.upper()}`" in table
+        assert field.description, f"setting {name} has no docstring"

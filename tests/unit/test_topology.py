@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamlearn.topology import (
+    TopologyError,
+    desired_topics,
+    load_topology,
+    parse_topology,
+    plan_changes,
+)
+from streamlearn.topology.plan import AddPartitions, AlterConfig, CreateTopic, ExistingTopic
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# The topics table of DESIGN.md: name → (cleanup policy, value schema).
+DESIGN_TOPICS = {
+    "telemetry.events": ("delete", "TelemetryEvent"),
+    "telemetry.predictions": ("delete", "PredictionServed"),
+    "telemetry.feedback": ("delete", "Feedback"),
+    "events.clean": ("delete", "CleanEvent"),
+    "events.rejected": ("delete", "RejectedRecord"),
+    "events.sessions": ("delete", "Session"),
+    "training.examples": ("delete", "TrainingExample"),
+    "model.state": ("compact", "ModelSnapshot"),
+    "model.metrics": ("delete", "ModelMetrics"),
+    "monitoring.alerts": ("delete", "Alert"),
+    "experiments": ("compact", "Experiment"),
+    "_schemas": ("compact", None),
+}
+
+MINIMAL = """\
+version: 1
+topics:
+  - name: orders
+    key: order id
+    value_schema: Order
+    cleanup_policy: delete
+    retention: 7d
+"""
+
+
+def test_shipped_topology_declares_every_topic_of_the_design() -> None:
+    topology = load_topology(REPO_ROOT / "topology" / "topics.yaml")
+    declared = {t.name: (t.cleanup_policy, t.value_schema) for t in topology.topics}
+    assert declared == DESIGN_TOPICS
+    state = topology.topic("model.state")
+    assert state.compacted
+    assert state.max_message_bytes is not None
+    assert state.max_message_bytes >= 8 * 1024 * 1024
+    assert topology.topic("telemetry.events").retention == 7 * 86_400_000
+    assert topology.topic("events.clean").retention == 30 * 86_400_000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (MINIMAL.replace("retention: 7d", "retention: 7x"), r"t.yaml:7: topics.0.retention: .*7x"),
+        (MINIMAL + "    partitons: 3\n", r"t.yaml:8: topics.0.partitons: unknown field"),
+        (MINIMAL.replace("delete", "remove"), r"t.yaml:6: topics.0.cleanup_policy"),
+        (MINIMAL.replace("version: 1", "version: 2"), r"t.yaml:1: version"),
+        (
+            MINIMAL + "  - name: orders\n    key: k\n    value_schema: null\n"
+            "    cleanup_policy: compact\n    retention: forever\n",
+            r"declared twice",
+        ),
+        (MINIMAL.replace("name: orders", "name: 'bad topic'"), r"not a legal Kafka topic name"),
+        (MINIMAL + "    configs:\n      retention.ms: '5'\n", r"use the dedicated field"),
+        ("version: 1\ntopics: [\n", r"t.yaml:3: invalid YAML"),
+        ("- just a list\n", r"expected a mapping"),
+    ],
+)
+def test_invalid_topology_names_line_and_field(text: str, expected: str) -> None:
+    with pytest.raises(TopologyError, match=expected):
+        parse_topology(text, "t.yaml")
+
+
+def test_unreadable_file_is_a_topology_error(tmp_path: Path) -> None:
+    with pytest.raises(TopologyError, match="cannot read topology file"):
+        load_topology(tmp_path / "absent.yaml")
+
+
+def test_defaults_prefix_and_replication_override() -> None:
+    topology = parse_topology(
+        MINIMAL.replace("version: 1", "version: 1\ndefaults:\n  partitions: 4")
+    )
+    [topic] = desired_topics(topology, prefix="tenant.", replication_factor=3)
+    assert topic.name == "tenant.orders"
+    assert topic.partitions == 4
+    assert topic.replication_factor == 3
+    assert topic.configs == {"cleanup.policy": "delete", "retention.ms": "604800000"}
+
+
+def _existing(**overrides: object) -> dict[str, ExistingTopic]:
+    fields: dict = {
+        "name": "orders",
+        "partitions": 1,
+        "replication_factor": 1,
+        "configs": {"cleanup.policy": "delete", "retention.ms": "604800000"},
+    }
+    fields.update(overrides)
+    return {"orders": ExistingTopic(**fields)}
+
+
+def _desired(text: str = MINIMAL):  # type: ignore[no-untyped-def]
+    return desired_topics(parse_topology(text))
+
+
+def test_missing_topic_is_created() -> None:
+    plan = plan_changes(_desired(), {})
+    assert [type(c) for c in plan.changes] == [CreateTopic]
+    assert "+ create orders (partitions=1" in plan.describe()
+
+
+def test_matching_topic_needs_no_change() -> None:
+    plan = plan_changes(_desired(), _existing())
+    assert plan.empty
+    assert plan.describe() == "no changes"
+
+
+def test_config_drift_is_aligned() -> None:
+    plan = plan_changes(
+        _desired(), _existing(configs={"cleanup.policy": "delete", "retention.ms": "1000"})
+    )
+    assert plan.changes == [AlterConfig("orders", "retention.ms", "1000", "604800000")]
+
+
+def test_partitions_grow_but_never_shrink() -> None:
+    grown = plan_changes(_desired(MINIMAL + "    partitions: 3\n"), _existing())
+    assert grown.changes == [AddPartitions("orders", 1, 3)]
+    shrunk = plan_changes(_desired(), _existing(partitions=3))
+    assert shrunk.changes == []
+    assert "cannot remove partitions" in shrunk.refusals[0]
+
+
+def test_compacted_state_topic_is_never_switched_to_delete() -> None:
+    plan = plan_changes(
+        _desired(), _existing(configs={"cleanup.policy": "compact", "retention.ms": "604800000"})
+    )
+    assert plan.changes == []
+    assert "compacted (state topic)" in plan.refusals[0]
+
+
+def test_compact_delete_order_does_not_matter() -> None:
+    text = MINIMAL.replace("cleanup_policy: delete", "cleanup_policy: compact,delete")
+    plan = plan_changes(
+        _desired(text),
+        _existing(configs={"cleanup.policy": "delete,compact", "retention.ms": "604800000"}),
+    )
+    assert plan.empty
+
+
+def test_replication_change_is_refused() -> None:
+    plan = plan_changes(_desired(), _existing(replication_factor=3))
+    assert "partition reassignment" in plan.refusals[0]
