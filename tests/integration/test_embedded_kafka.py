@@ -44,7 +44,7 @@ def test_start_status_stop(tmp_path: Path, cli_env: dict[str, str]) -> None:
     print(f"embedded broker start-to-ready (cold, incl. storage format): {start_to_ready:.2f}s")
 
     status = _cli("kafka", "status", "--data-dir", data_dir, env=cli_env)
-    assert status.returncode == 0
+    assert status.returncode == 0, status
     assert f"at 127.0.0.1:{port}, answering metadata requests" in status.stdout
 
     metadata = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"}).list_topics(timeout=10)
@@ -56,14 +56,14 @@ def test_start_status_stop(tmp_path: Path, cli_env: dict[str, str]) -> None:
     assert again.stdout.strip() == f"127.0.0.1:{port}"
 
     stopped = _cli("kafka", "stop", "--data-dir", data_dir, env=cli_env)
-    assert stopped.returncode == 0
-    assert stopped.stdout.strip() == "stopped"
+    assert stopped.returncode == 0, stopped
+    assert stopped.stdout.strip() == "stopped", stopped
     server_log = (tmp_path / "kafka" / "logs" / "server.log").read_text()
     assert "shut down completed" in server_log, "the broker must shut down cleanly"
 
     status = _cli("kafka", "status", "--data-dir", data_dir, env=cli_env)
-    assert status.returncode == 3
-    assert status.stdout.strip() == "not running"
+    assert status.returncode == 3, status
+    assert status.stdout.strip() == "not running", status
     assert (
         _cli("kafka", "stop", "--data-dir", data_dir, env=cli_env).stdout.strip() == "not running"
     )

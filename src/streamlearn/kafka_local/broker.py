@@ -225,7 +225,7 @@ class EmbeddedKafka:
                 )
             if answers_metadata(self.bootstrap):
                 return time.monotonic() - started
-            time.sleep(0.2)
+            time.sleep(0.1)
         raise BrokerStartError(
             f"Kafka did not answer metadata requests at {self.bootstrap} within {timeout_s:.0f}s; "
             f"see {self.config.server_log_dir / 'server.log'}"
