@@ -3,9 +3,9 @@
 
 For each run: wall time of ``EmbeddedKafka.start()`` (what `streamlearn kafka start` waits),
 and the broker's own startup, from the same call to the timestamp of its "Kafka Server
-started" log line (storage formatting included on the cold run). Their ratio is the cost of our readiness detection
-(metadata polling) on top of Kafka itself. The first run is cold (storage is formatted);
-the rest restart on the same data directory.
+started" log line. Their ratio is the cost of our readiness detection (metadata polling)
+on top of Kafka itself. The first run is cold (storage is formatted, in both columns); the
+rest restart on the same data directory.
 
     .venv/bin/python bench/broker_startup.py --runs 5
 """
