@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -81,3 +82,51 @@ def test_port_taken_by_someone_else_is_a_clear_error(
     result = _cli("kafka", "start", "--port", taken, "--data-dir", str(tmp_path / "k"), env=cli_env)
     assert result.returncode == 1
     assert f"port {taken} on 127.0.0.1 is already in use" in result.stderr
+
+
+def _wait_for_line(process: subprocess.Popen[str], text: str, timeout_s: float = 120) -> list[str]:
+    """Lines printed by ``process`` until one contains ``text``."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if text in line:
+            return lines
+    raise AssertionError(f"{text!r} not printed; got {lines}")
+
+
+@pytest.mark.parametrize(
+    ("command", "ready_line"),
+    [
+        (["kafka", "start", "--foreground"], "127.0.0.1:"),
+        (["up"], "streamlearn is up"),
+    ],
+)
+def test_foreground_commands_stop_the_broker_on_sigterm(
+    tmp_path: Path, cli_env: dict[str, str], command: list[str], ready_line: str
+) -> None:
+    data_dir = str(tmp_path / "kafka")
+    port = str(free_port())
+    with subprocess.Popen(
+        [sys.executable, "-m", "streamlearn", *command, "--port", port, "--data-dir", data_dir],
+        env=cli_env,
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        try:
+            lines = _wait_for_line(process, ready_line)
+            if command == ["up"]:
+                assert any("+ create model.state" in line for line in lines), lines
+            assert _cli("kafka", "status", "--data-dir", data_dir, env=cli_env).returncode == 0
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert _cli("kafka", "status", "--data-dir", data_dir, env=cli_env).returncode == 3
