@@ -30,8 +30,12 @@ app = typer.Typer(
 kafka_app = typer.Typer(help="The embedded single-node Apache Kafka (KRaft).", no_args_is_help=True)
 topics_app = typer.Typer(help="Topics as code (topology/topics.yaml).", no_args_is_help=True)
 config_app = typer.Typer(help="Settings.", no_args_is_help=True)
+registry_app = typer.Typer(help="The Confluent-compatible schema registry.", no_args_is_help=True)
+schemas_app = typer.Typer(help="Record schemas (schemas/*.avsc).", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
+app.add_typer(registry_app, name="registry")
+app.add_typer(schemas_app, name="schemas")
 app.add_typer(config_app, name="config")
 
 log = logging.getLogger("streamlearn")
@@ -63,6 +67,10 @@ def _settings(**overrides: object) -> Settings:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_level != "DEBUG":
+        # Client libraries log every request and rebalance at INFO; ours say what matters.
+        for noisy in ("httpx", "httpx2", "aiokafka", "kafka"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     return settings
 
 
@@ -167,6 +175,48 @@ def topics_apply(
     typer.echo(plan.describe())
     if plan.changes:
         typer.echo(f"applied {len(plan.changes)} change(s)")
+
+
+@registry_app.command("serve")
+def registry_serve(
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8081,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    bootstrap_servers: BootstrapOption = None,
+) -> None:
+    """Serve the schema registry API, stored on the compacted `_schemas` topic."""
+    from aiohttp import web
+
+    from streamlearn.registry import create_registry_app, registry_topic
+
+    settings = _settings(kafka_bootstrap=bootstrap_servers)
+    topic = registry_topic(settings)
+
+    def ready(message: str) -> None:
+        typer.echo(f"schema registry on http://{host}:{port} (state: {topic})")
+
+    web.run_app(create_registry_app(settings), host=host, port=port, print=ready)
+
+
+@schemas_app.command("register")
+def schemas_register(
+    file: TopologyOption = None,
+    registry_url: Annotated[
+        str | None,
+        typer.Option("--registry-url", help="[default: $STREAMLEARN_SCHEMA_REGISTRY_URL]"),
+    ] = None,
+) -> None:
+    """Register the value schema of every topic of the topology (idempotent)."""
+    from streamlearn.serde import RegistryClient, schema_text, value_subject
+
+    settings = _settings(schema_registry_url=registry_url)
+    registry = RegistryClient(settings.schema_registry_url)
+    topology = load_topology(file or settings.topology_file)
+    for spec in topology.topics:
+        if spec.value_schema is None:
+            continue
+        subject = value_subject(settings.topic_prefix + spec.name)
+        schema_id = registry.register(subject, schema_text(spec.value_schema))
+        typer.echo(f"{subject}: {spec.value_schema} id {schema_id}")
 
 
 @config_app.command("show")

@@ -1,0 +1,277 @@
+"""The Confluent Schema Registry REST API over :class:`RegistryService` (aiohttp).
+
+The subset real clients use (confluent-kafka's ``SchemaRegistryClient`` and serdes,
+Kafka Connect, ksqlDB-style tools): schemas by id, subjects and versions, register and
+look up, deletes, compatibility config and checks. Errors have the registry's JSON shape
+``{"error_code": ..., "message": ...}``; routes this registry does not have (e.g. schema
+associations, which newer clients query first) answer 404 as a registry without them does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from streamlearn.registry import exceptions as errors
+from streamlearn.registry.exceptions import RegistryError
+from streamlearn.registry.service import RegistryService
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+SERVICE: web.AppKey[RegistryService] = web.AppKey("registry_service", RegistryService)
+
+routes = web.RouteTableDef()
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(body), status=status, content_type="application/json")
+
+
+def _flag(request: web.Request, name: str, default: bool = False) -> bool:
+    """Booleans arrive as true/false or True/False depending on the client."""
+    value = request.query.get(name)
+    return default if value is None else value.strip().lower() == "true"
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    text = await request.text()
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise errors.bad_request(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise errors.bad_request("request body must be a JSON object")
+    return body
+
+
+def _schema_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    try:
+        return int(raw)
+    except ValueError:
+        raise errors.schema_not_found(f"Schema {raw} not found") from None
+
+
+def _service(request: web.Request) -> RegistryService:
+    return request.app[SERVICE]
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RegistryError as exc:
+        return _json({"error_code": exc.error_code, "message": exc.message}, exc.http_status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _json(
+            {"error_code": exc.status, "message": f"HTTP {exc.status} {exc.reason}"}, exc.status
+        )
+    except Exception:
+        log.exception("registry request %s %s failed", request.method, request.path)
+        return _json({"error_code": 50001, "message": "Error in the backend datastore"}, 500)
+
+
+@routes.get("/")
+async def root(request: web.Request) -> web.Response:
+    return _json({})
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
+@routes.get("/schemas/types")
+async def schema_types(request: web.Request) -> web.Response:
+    return _json(["AVRO"])
+
+
+@routes.get("/schemas/ids/{id}")
+async def schema_by_id(request: web.Request) -> web.Response:
+    return _json(_service(request).schema_by_id(_schema_id(request)))
+
+
+@routes.get("/schemas/ids/{id}/schema")
+async def raw_schema_by_id(request: web.Request) -> web.Response:
+    schema = _service(request).schema_by_id(_schema_id(request))["schema"]
+    return web.Response(text=schema, content_type="application/json")
+
+
+@routes.get("/schemas/ids/{id}/subjects")
+async def subjects_of_id(request: web.Request) -> web.Response:
+    pairs = _service(request).subjects_of_id(_schema_id(request), _flag(request, "deleted"))
+    return _json(sorted({p["subject"] for p in pairs}))
+
+
+@routes.get("/schemas/ids/{id}/versions")
+async def versions_of_id(request: web.Request) -> web.Response:
+    return _json(_service(request).subjects_of_id(_schema_id(request), _flag(request, "deleted")))
+
+
+@routes.get("/subjects")
+async def list_subjects(request: web.Request) -> web.Response:
+    return _json(
+        _service(request).subjects(
+            _flag(request, "deleted"),
+            _flag(request, "deleted_only"),
+            request.query.get("subjectPrefix") or None,
+        )
+    )
+
+
+@routes.post("/subjects/{subject}/versions")
+async def register(request: web.Request) -> web.Response:
+    body = await _body(request)
+    if body.get("references"):
+        raise errors.invalid_schema("schema references are not supported by this registry")
+    result = await _service(request).register(
+        request.match_info["subject"], body.get("schema"), body.get("schemaType")
+    )
+    return _json({"id": result["id"]})
+
+
+@routes.post("/subjects/{subject}")
+async def lookup(request: web.Request) -> web.Response:
+    body = await _body(request)
+    return _json(
+        _service(request).lookup(
+            request.match_info["subject"],
+            body.get("schema"),
+            body.get("schemaType"),
+            _flag(request, "deleted"),
+        )
+    )
+
+
+@routes.get("/subjects/{subject}/versions")
+async def list_versions(request: web.Request) -> web.Response:
+    return _json(
+        _service(request).versions(
+            request.match_info["subject"], _flag(request, "deleted"), _flag(request, "deleted_only")
+        )
+    )
+
+
+@routes.get("/subjects/{subject}/versions/{version}")
+async def get_version(request: web.Request) -> web.Response:
+    from streamlearn.registry.service import version_body
+
+    entry = _service(request).version(
+        request.match_info["subject"], request.match_info["version"], _flag(request, "deleted")
+    )
+    return _json(version_body(entry))
+
+
+@routes.get("/subjects/{subject}/versions/{version}/schema")
+async def get_version_schema(request: web.Request) -> web.Response:
+    entry = _service(request).version(
+        request.match_info["subject"], request.match_info["version"], _flag(request, "deleted")
+    )
+    return web.Response(text=entry.schema, content_type="application/json")
+
+
+@routes.get("/subjects/{subject}/versions/{version}/referencedby")
+async def referenced_by(request: web.Request) -> web.Response:
+    _service(request).version(request.match_info["subject"], request.match_info["version"], True)
+    return _json([])
+
+
+@routes.delete("/subjects/{subject}")
+async def delete_subject(request: web.Request) -> web.Response:
+    versions = await _service(request).delete_subject(
+        request.match_info["subject"], _flag(request, "permanent")
+    )
+    return _json(versions)
+
+
+@routes.delete("/subjects/{subject}/versions/{version}")
+async def delete_version(request: web.Request) -> web.Response:
+    version = await _service(request).delete_version(
+        request.match_info["subject"], request.match_info["version"], _flag(request, "permanent")
+    )
+    return _json(version)
+
+
+@routes.get("/config")
+async def get_global_config(request: web.Request) -> web.Response:
+    return _json({"compatibilityLevel": _service(request).get_level(None, True).value})
+
+
+@routes.put("/config")
+async def put_global_config(request: web.Request) -> web.Response:
+    level = await _service(request).set_level(None, (await _body(request)).get("compatibility"))
+    return _json({"compatibility": level.value})
+
+
+@routes.delete("/config")
+async def delete_global_config(request: web.Request) -> web.Response:
+    previous = await _service(request).delete_level(None)
+    return _json({"compatibilityLevel": previous.value})
+
+
+@routes.get("/config/{subject}")
+async def get_subject_config(request: web.Request) -> web.Response:
+    level = _service(request).get_level(
+        request.match_info["subject"], _flag(request, "defaultToGlobal")
+    )
+    return _json({"compatibilityLevel": level.value})
+
+
+@routes.put("/config/{subject}")
+async def put_subject_config(request: web.Request) -> web.Response:
+    body = await _body(request)
+    level = await _service(request).set_level(
+        request.match_info["subject"], body.get("compatibility")
+    )
+    return _json({"compatibility": level.value})
+
+
+@routes.delete("/config/{subject}")
+async def delete_subject_config(request: web.Request) -> web.Response:
+    previous = await _service(request).delete_level(request.match_info["subject"])
+    return _json({"compatibilityLevel": previous.value})
+
+
+async def _compatibility(request: web.Request, version: str | None) -> web.Response:
+    body = await _body(request)
+    messages = _service(request).test_compatibility(
+        request.match_info["subject"], version, body.get("schema"), body.get("schemaType")
+    )
+    result: dict[str, Any] = {"is_compatible": not messages}
+    if _flag(request, "verbose"):
+        result["messages"] = messages
+    return _json(result)
+
+
+@routes.post("/compatibility/subjects/{subject}/versions/{version}")
+async def compatibility_with_version(request: web.Request) -> web.Response:
+    return await _compatibility(request, request.match_info["version"])
+
+
+@routes.post("/compatibility/subjects/{subject}/versions")
+async def compatibility_with_all(request: web.Request) -> web.Response:
+    return await _compatibility(request, None)
+
+
+@routes.get("/mode")
+async def global_mode(request: web.Request) -> web.Response:
+    return _json({"mode": "READWRITE"})
+
+
+@routes.get("/mode/{subject}")
+async def subject_mode(request: web.Request) -> web.Response:
+    return _json({"mode": "READWRITE"})
+
+
+@routes.get("/contexts")
+async def contexts(request: web.Request) -> web.Response:
+    return _json(["."])

@@ -1,0 +1,37 @@
+"""The registry's aiohttp application factory and runner."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from streamlearn.registry.api import SERVICE, error_middleware, routes
+from streamlearn.registry.service import RegistryService
+from streamlearn.registry.store import SchemaLog
+from streamlearn.settings import Settings
+
+# Schemas are small, but a registry must take the largest its clients send.
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+
+
+def registry_topic(settings: Settings) -> str:
+    return f"{settings.topic_prefix}_schemas"
+
+
+def create_registry_app(settings: Settings) -> web.Application:
+    """The registry, reading and writing ``<prefix>_schemas`` on the configured cluster."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_REQUEST_BYTES)
+    app.add_routes(routes)
+
+    async def schema_log(app: web.Application) -> AsyncIterator[None]:
+        log = SchemaLog(settings, registry_topic(settings))
+        await log.start()
+        app[SERVICE] = RegistryService(log)
+        try:
+            yield
+        finally:
+            await log.stop()
+
+    app.cleanup_ctx.append(schema_log)
+    return app

@@ -1,0 +1,84 @@
+"""Schema compatibility levels, checked with Apache Avro's own reader/writer rules.
+
+A new schema is BACKWARD compatible when it can read data written with the previous
+schema, FORWARD when the previous schema can read data written with it, FULL when both.
+The ``_TRANSITIVE`` forms check against every earlier version instead of the latest only.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from avro.schema import Schema
+
+from streamlearn.registry.exceptions import invalid_compatibility_level, invalid_schema
+from streamlearn.serde.exceptions import InvalidSchemaError
+from streamlearn.serde.resolution import parse_avro_schema, resolution_problems
+
+
+class Level(StrEnum):
+    NONE = "NONE"
+    BACKWARD = "BACKWARD"
+    BACKWARD_TRANSITIVE = "BACKWARD_TRANSITIVE"
+    FORWARD = "FORWARD"
+    FORWARD_TRANSITIVE = "FORWARD_TRANSITIVE"
+    FULL = "FULL"
+    FULL_TRANSITIVE = "FULL_TRANSITIVE"
+
+    @classmethod
+    def parse(cls, value: object) -> Level:
+        if isinstance(value, str):
+            try:
+                return cls(value.upper())
+            except ValueError:
+                pass
+        raise invalid_compatibility_level(value)
+
+    @property
+    def transitive(self) -> bool:
+        return self.value.endswith("_TRANSITIVE")
+
+    @property
+    def backward(self) -> bool:
+        return self in (
+            Level.BACKWARD,
+            Level.BACKWARD_TRANSITIVE,
+            Level.FULL,
+            Level.FULL_TRANSITIVE,
+        )
+
+    @property
+    def forward(self) -> bool:
+        return self in (Level.FORWARD, Level.FORWARD_TRANSITIVE, Level.FULL, Level.FULL_TRANSITIVE)
+
+
+DEFAULT_LEVEL = Level.BACKWARD
+
+
+def parse_schema(schema_str: str) -> Schema:
+    """Parse (and validate) an Avro schema; an invalid one is a 422/42201 registry error."""
+    try:
+        return parse_avro_schema(schema_str)
+    except InvalidSchemaError as exc:
+        raise invalid_schema(str(exc)) from exc
+
+
+def _problems(reader: Schema, writer: Schema, direction: str) -> list[str]:
+    return [f"{direction}: {problem}" for problem in resolution_problems(reader, writer)]
+
+
+def check(new: str, existing: list[str], level: Level) -> list[str]:
+    """Why ``new`` breaks ``level`` against ``existing`` (oldest first); empty when compatible."""
+    if level is Level.NONE or not existing:
+        return []
+    candidate = parse_schema(new)
+    against = existing if level.transitive else existing[-1:]
+    messages: list[str] = []
+    for index, old_str in enumerate(against):
+        old = parse_schema(old_str)
+        label = "" if not level.transitive else f" (version index {index})"
+        if level.backward:
+            messages += _problems(candidate, old, f"new schema cannot read old data{label}")
+        if level.forward:
+            messages += _problems(old, candidate, f"old schema cannot read new data{label}")
+    return messages

@@ -1,0 +1,271 @@
+"""What the registry does, independent of HTTP: register, look up, delete, configure, check.
+
+Reads answer from this replica's :class:`RegistryState`; writes go through the
+``_schemas`` topic (:class:`SchemaLog`) and are confirmed by reading them back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from streamlearn.registry import exceptions as errors
+from streamlearn.registry.compatibility import Level, check, parse_schema
+from streamlearn.registry.state import (
+    RegistryState,
+    SchemaVersion,
+    config_key,
+    config_value,
+    high_water_key,
+    high_water_value,
+    schema_key,
+    schema_value,
+)
+from streamlearn.registry.store import SchemaLog
+from streamlearn.serde.schemas import canonical_json
+
+SUPPORTED_TYPES = ("AVRO",)
+MAX_REGISTER_ATTEMPTS = 5
+_GUID_NAMESPACE = uuid.UUID("6f1c1f1e-7d0a-4c55-9a39-5e1e6b1c0a11")
+
+
+def schema_guid(schema: str) -> str:
+    """A stable GUID per schema text (newer clients accept one beside the numeric id)."""
+    return str(uuid.uuid5(_GUID_NAMESPACE, schema))
+
+
+def version_body(entry: SchemaVersion) -> dict[str, Any]:
+    return {
+        "subject": entry.subject,
+        "version": entry.version,
+        "id": entry.schema_id,
+        "guid": schema_guid(entry.schema),
+        "schema": entry.schema,
+    }
+
+
+class RegistryService:
+    def __init__(self, schema_log: SchemaLog) -> None:
+        self.log = schema_log
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def state(self) -> RegistryState:
+        return self.log.state
+
+    # ---- schemas and subjects -----------------------------------------------------------
+
+    @staticmethod
+    def _validated(schema: object, schema_type: object) -> str:
+        if schema_type not in (None, *SUPPORTED_TYPES):
+            raise errors.invalid_schema(f"schema type {schema_type!r} is not supported (AVRO only)")
+        if not isinstance(schema, str) or not schema.strip():
+            raise errors.invalid_schema("'schema' must be a non-empty string")
+        try:
+            text = canonical_json(schema)
+        except ValueError as exc:
+            raise errors.invalid_schema(f"not JSON: {exc}") from exc
+        parse_schema(text)
+        return text
+
+    def _live_match(
+        self, subject: str, schema: str, *, deleted: bool = False
+    ) -> SchemaVersion | None:
+        versions = (
+            self.state.all_versions(subject) if deleted else self.state.live_versions(subject)
+        )
+        for entry in reversed(versions):
+            if entry.schema == schema:
+                return entry
+        return None
+
+    async def register(
+        self, subject: str, schema: object, schema_type: object = None
+    ) -> dict[str, Any]:
+        text = self._validated(schema, schema_type)
+        async with self._write_lock:
+            for _ in range(MAX_REGISTER_ATTEMPTS):
+                existing = self._live_match(subject, text)
+                if existing is not None:
+                    return version_body(existing)
+                live = self.state.live_versions(subject)
+                problems = check(text, [v.schema for v in live], self.state.level_for(subject))
+                if problems:
+                    raise errors.incompatible(problems)
+                entry = SchemaVersion(
+                    subject,
+                    self.state.next_version_for(subject),
+                    self.state.next_id_for(text),
+                    text,
+                )
+                await self.log.write([(schema_key(subject, entry.version), schema_value(entry))])
+                stored = self.state.versions.get(subject, {}).get(entry.version)
+                if (
+                    stored is not None
+                    and stored.schema_id == entry.schema_id
+                    and stored.schema == text
+                ):
+                    return version_body(stored)
+                # Another replica wrote first; the state now includes its record: try again.
+        raise errors.store_error(f"could not register under {subject}: too many concurrent writers")
+
+    def lookup(
+        self, subject: str, schema: object, schema_type: object, deleted: bool
+    ) -> dict[str, Any]:
+        text = self._validated(schema, schema_type)
+        if not self.state.all_versions(subject):
+            raise errors.subject_not_found(subject)
+        entry = self._live_match(subject, text, deleted=deleted)
+        if entry is None:
+            raise errors.schema_not_found()
+        return version_body(entry)
+
+    def schema_by_id(self, schema_id: int) -> dict[str, Any]:
+        schema = self.state.schemas_by_id.get(schema_id)
+        if schema is None:
+            raise errors.schema_not_found(f"Schema {schema_id} not found")
+        return {"schema": schema, "guid": schema_guid(schema)}
+
+    def subjects_of_id(self, schema_id: int, deleted: bool) -> list[dict[str, Any]]:
+        self.schema_by_id(schema_id)
+        return [
+            {"subject": v.subject, "version": v.version}
+            for subject in self.state.subjects(include_deleted=True)
+            for v in self.state.all_versions(subject)
+            if v.schema_id == schema_id and (deleted or not v.deleted)
+        ]
+
+    def subjects(self, deleted: bool, deleted_only: bool, prefix: str | None) -> list[str]:
+        names = self.state.subjects(include_deleted=deleted or deleted_only)
+        if deleted_only:
+            live = set(self.state.subjects())
+            names = [s for s in names if s not in live]
+        return [s for s in names if prefix is None or s.startswith(prefix)]
+
+    def versions(self, subject: str, deleted: bool, deleted_only: bool = False) -> list[int]:
+        every = self.state.all_versions(subject)
+        if not every:
+            raise errors.subject_not_found(subject)
+        if deleted_only:
+            chosen = [v for v in every if v.deleted]
+        else:
+            chosen = [v for v in every if deleted or not v.deleted]
+        if not chosen and not deleted_only:
+            raise errors.subject_not_found(subject)
+        return [v.version for v in chosen]
+
+    def version(self, subject: str, version: str, deleted: bool) -> SchemaVersion:
+        every = self.state.all_versions(subject)
+        if not every:
+            raise errors.subject_not_found(subject)
+        candidates = every if deleted else [v for v in every if not v.deleted]
+        if version in ("latest", "-1"):
+            if not candidates:
+                raise errors.subject_not_found(subject)
+            return candidates[-1]
+        number = parse_version(version)
+        for entry in candidates:
+            if entry.version == number:
+                return entry
+        raise errors.version_not_found(subject, number)
+
+    async def delete_version(self, subject: str, version: str, permanent: bool) -> int:
+        async with self._write_lock:
+            entry = self.version(subject, version, deleted=permanent)
+            if permanent:
+                if not entry.deleted:
+                    raise errors.version_not_soft_deleted(subject, entry.version)
+                await self.log.write(self._permanent_delete_records(subject, [entry]))
+            else:
+                await self.log.write(
+                    [(schema_key(subject, entry.version), schema_value(_soft_deleted(entry)))]
+                )
+            return entry.version
+
+    async def delete_subject(self, subject: str, permanent: bool) -> list[int]:
+        async with self._write_lock:
+            every = self.state.all_versions(subject)
+            if not every:
+                raise errors.subject_not_found(subject)
+            live = [v for v in every if not v.deleted]
+            if permanent:
+                if live:
+                    raise errors.subject_not_soft_deleted(subject)
+                await self.log.write(self._permanent_delete_records(subject, every))
+                if subject in self.state.subject_levels:
+                    await self.log.write([(config_key(subject), None)])
+                return [v.version for v in every]
+            if not live:
+                raise errors.subject_soft_deleted(subject)
+            await self.log.write(
+                [(schema_key(subject, v.version), schema_value(_soft_deleted(v))) for v in live]
+            )
+            return [v.version for v in live]
+
+    def _permanent_delete_records(
+        self, subject: str, entries: list[SchemaVersion]
+    ) -> list[tuple[bytes, bytes | None]]:
+        high_water = high_water_value(self.state.max_id, self.state.max_version.get(subject, 0))
+        records: list[tuple[bytes, bytes | None]] = [(high_water_key(subject), high_water)]
+        records += [(schema_key(subject, v.version), None) for v in entries]
+        return records
+
+    # ---- compatibility ------------------------------------------------------------------
+
+    def get_level(self, subject: str | None, default_to_global: bool) -> Level:
+        if (
+            subject is not None
+            and subject not in self.state.subject_levels
+            and not default_to_global
+        ):
+            raise errors.subject_level_compatibility_not_configured(subject)
+        return self.state.level_for(subject)
+
+    async def set_level(self, subject: str | None, level: object) -> Level:
+        parsed = Level.parse(level)
+        async with self._write_lock:
+            await self.log.write([(config_key(subject), config_value(parsed))])
+        return parsed
+
+    async def delete_level(self, subject: str | None) -> Level:
+        async with self._write_lock:
+            previous = self.state.level_for(subject)
+            if subject is not None and subject not in self.state.subject_levels:
+                raise errors.subject_level_compatibility_not_configured(subject)
+            await self.log.write([(config_key(subject), None)])
+        return previous
+
+    def test_compatibility(
+        self, subject: str, version: str | None, schema: object, schema_type: object
+    ) -> list[str]:
+        text = self._validated(schema, schema_type)
+        level = self.state.level_for(subject)
+        live = self.state.live_versions(subject)
+        if version is None:
+            return check(text, [v.schema for v in live], level)
+        if not self.state.all_versions(subject):
+            raise errors.subject_not_found(subject)
+        if version in ("latest", "-1"):
+            return check(text, [v.schema for v in live], level)
+        target = self.version(subject, version, deleted=False)
+        single = {
+            Level.BACKWARD_TRANSITIVE: Level.BACKWARD,
+            Level.FORWARD_TRANSITIVE: Level.FORWARD,
+            Level.FULL_TRANSITIVE: Level.FULL,
+        }.get(level, level)
+        return check(text, [target.schema], single)
+
+
+def _soft_deleted(entry: SchemaVersion) -> SchemaVersion:
+    return SchemaVersion(entry.subject, entry.version, entry.schema_id, entry.schema, deleted=True)
+
+
+def parse_version(version: str) -> int:
+    try:
+        number = int(version)
+    except ValueError:
+        raise errors.invalid_version(version) from None
+    if not 1 <= number <= 2**31 - 1:
+        raise errors.invalid_version(version)
+    return number

@@ -1,0 +1,156 @@
+"""Encode and decode records as Avro in the Confluent wire format.
+
+:class:`AvroSerde` is what every producer and consumer of streamlearn uses: it registers
+its schema under ``<topic>-value`` (topic-name strategy), writes framed Avro, and reads any
+writer version with Avro's schema resolution into its reader schema. Parsed schemas and
+resolution verdicts are cached per schema id, so the per-record cost stays close to plain
+fastavro (see ``bench/serde.py``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any, cast
+
+import fastavro
+from fastavro.read import SchemaResolutionError
+from fastavro.validation import ValidationError, validate
+
+from streamlearn.serde.exceptions import (
+    DecodeError,
+    EncodeError,
+    SerdeError,
+    TruncatedRecordError,
+    UnresolvableSchemaError,
+)
+from streamlearn.serde.registry_client import RegistryClient
+from streamlearn.serde.resolution import parse_avro_schema, resolution_problems
+from streamlearn.serde.schemas import load_schema
+from streamlearn.serde.wire import HEADER, MAGIC_BYTE, unframe
+
+
+def value_subject(topic: str) -> str:
+    """The registry subject of a topic's values under the topic-name strategy."""
+    return f"{topic}-value"
+
+
+class AvroSerde:
+    """Encoder and decoder of one record type (its reader/writer schema) for one subject."""
+
+    def __init__(
+        self,
+        registry: RegistryClient,
+        schema: dict[str, Any] | str,
+        subject: str,
+        *,
+        auto_register: bool = True,
+    ) -> None:
+        self.registry = registry
+        self.subject = subject
+        self.schema: dict[str, Any] = load_schema(schema) if isinstance(schema, str) else schema
+        self._schema_json = json.dumps(self.schema, separators=(",", ":"))
+        self._parsed = fastavro.parse_schema(self.schema)
+        self._auto_register = auto_register
+        self._schema_id: int | None = None
+        self._header: bytes = b""
+        # writer schema id -> parsed writer schema and the reader to resolve into
+        # (None when writer == reader, which skips fastavro's per-record resolution).
+        self._readers: dict[int, tuple[Any, Any]] = {}
+
+    @classmethod
+    def for_topic(cls, registry: RegistryClient, topic: str, schema_name: str) -> AvroSerde:
+        return cls(registry, schema_name, value_subject(topic))
+
+    @property
+    def schema_id(self) -> int:
+        """The id records are written with (registers the schema on first use)."""
+        if self._schema_id is None:
+            if self._auto_register:
+                schema_id = self.registry.register(self.subject, self._schema_json)
+            else:
+                schema_id, _ = self.registry.latest(self.subject)
+            self._schema_id = schema_id
+            self._header = HEADER.pack(MAGIC_BYTE, schema_id)
+            self._readers[schema_id] = (self._parsed, None)
+        return self._schema_id
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        """Framed Avro bytes of ``record``; :class:`EncodeError` names the offending field."""
+        if self._schema_id is None:
+            _ = self.schema_id
+        buffer = io.BytesIO()
+        buffer.write(self._header)
+        try:
+            fastavro.schemaless_writer(buffer, self._parsed, record)
+        except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+            raise EncodeError(
+                self._explain_invalid(record, exc), schema_id=self._schema_id
+            ) from exc
+        return buffer.getvalue()
+
+    def _explain_invalid(self, record: object, exc: Exception) -> str:
+        if not isinstance(record, dict):
+            return f"{self.schema.get('name')} must be a mapping, got {type(record).__name__}"
+        try:
+            validate(record, self._parsed, raise_errors=True)
+        except ValidationError as invalid:
+            return f"invalid {self.schema.get('name')}: " + "; ".join(invalid.errors)
+        return f"invalid {self.schema.get('name')}: {exc}"
+
+    def _reader_for(self, schema_id: int) -> tuple[Any, Any]:
+        cached = self._readers.get(schema_id)
+        if cached is not None:
+            return cached
+        writer = self.registry.schema_by_id(schema_id)
+        if json.dumps(writer, separators=(",", ":")) == self._schema_json:
+            entry: tuple[Any, Any] = (self._parsed, None)
+        else:
+            problems = resolution_problems(
+                parse_avro_schema(self._schema_json), parse_avro_schema(json.dumps(writer))
+            )
+            if problems:
+                raise UnresolvableSchemaError(
+                    f"writer schema id {schema_id} cannot be read as "
+                    f"{self.schema.get('name')}: {'; '.join(problems)}",
+                    schema_id=schema_id,
+                )
+            entry = (fastavro.parse_schema(writer), self._parsed)
+        self._readers[schema_id] = entry
+        return entry
+
+    def decode(
+        self,
+        data: bytes | None,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> dict[str, Any]:
+        """The record in ``data``, read with this serde's schema (resolving older writers)."""
+        try:
+            schema_id, body = unframe(data)
+            writer, reader = self._reader_for(schema_id)
+            stream = io.BytesIO(body)
+            try:
+                record = cast(dict[str, Any], fastavro.schemaless_reader(stream, writer, reader))
+            except EOFError as exc:
+                raise TruncatedRecordError(
+                    f"Avro body of schema id {schema_id} ends early ({len(body)} bytes): {exc}",
+                    schema_id=schema_id,
+                ) from exc
+            except SchemaResolutionError as exc:
+                raise UnresolvableSchemaError(str(exc), schema_id=schema_id) from exc
+            except (ValueError, IndexError, UnicodeDecodeError, TypeError, OverflowError) as exc:
+                raise DecodeError(
+                    f"invalid Avro body for schema id {schema_id}: {exc}", schema_id=schema_id
+                ) from exc
+            if stream.tell() != len(body):
+                raise DecodeError(
+                    f"{len(body) - stream.tell()} unexpected bytes after the Avro body of "
+                    f"schema id {schema_id}",
+                    schema_id=schema_id,
+                )
+        except SerdeError as exc:
+            raise exc.at(topic, partition, offset) from exc.__cause__
+        return record

@@ -1,0 +1,95 @@
+"""Schema registry access for the serde: confluent-kafka's client, with our errors and caches.
+
+confluent-kafka's ``SchemaRegistryClient`` speaks the Confluent REST API to any compatible
+registry (ours, Confluent, Karapace, Redpanda, Apicurio); this wrapper adds what the hot
+path needs: parsed writer schemas cached by id, and errors turned into the serde's typed
+errors so agents can route records to ``events.rejected``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from streamlearn.serde.exceptions import RegistryUnavailableError, UnknownSchemaIdError
+
+_SCHEMA_NOT_FOUND = 40403
+
+
+class RegistryClient:
+    """Register schemas and fetch writer schemas by id, each at most once per process."""
+
+    def __init__(self, url: str, *, client: SchemaRegistryClient | None = None) -> None:
+        self.url = url
+        self._client = client or SchemaRegistryClient({"url": url})
+        self._ids: dict[tuple[str, str], int] = {}
+        self._schemas: dict[int, dict[str, Any]] = {}
+
+    @property
+    def client(self) -> SchemaRegistryClient:
+        """The underlying confluent-kafka client (for admin calls the serde does not need)."""
+        return self._client
+
+    def register(self, subject: str, schema_str: str) -> int:
+        """Register (idempotently) and return the schema id."""
+        key = (subject, schema_str)
+        cached = self._ids.get(key)
+        if cached is not None:
+            return cached
+        try:
+            schema_id = int(self._client.register_schema(subject, Schema(schema_str, "AVRO")))
+        except SchemaRegistryError as exc:
+            raise RegistryUnavailableError(
+                f"registry {self.url} refused {subject}: {exc.error_message} ({exc.error_code})"
+            ) from exc
+        except Exception as exc:
+            raise RegistryUnavailableError(f"registry {self.url} unreachable: {exc}") from exc
+        self._ids[key] = schema_id
+        self._schemas.setdefault(schema_id, json.loads(schema_str))
+        return schema_id
+
+    def latest(self, subject: str) -> tuple[int, str]:
+        """The id and text of a subject's latest version."""
+        try:
+            registered = self._client.get_latest_version(subject)
+        except SchemaRegistryError as exc:
+            raise RegistryUnavailableError(
+                f"registry {self.url} has no latest version of {subject}: "
+                f"{exc.error_message} ({exc.error_code})"
+            ) from exc
+        except Exception as exc:
+            raise RegistryUnavailableError(f"registry {self.url} unreachable: {exc}") from exc
+        if registered.schema_id is None or registered.schema is None:
+            raise RegistryUnavailableError(f"registry {self.url} returned no schema for {subject}")
+        return int(registered.schema_id), str(registered.schema.schema_str)
+
+    def schema_by_id(self, schema_id: int) -> dict[str, Any]:
+        """The writer schema (JSON) registered under ``schema_id``."""
+        cached = self._schemas.get(schema_id)
+        if cached is not None:
+            return cached
+        try:
+            schema = self._client.get_schema(schema_id)
+        except SchemaRegistryError as exc:
+            if exc.error_code == _SCHEMA_NOT_FOUND or exc.http_status_code == 404:
+                raise UnknownSchemaIdError(
+                    f"schema id {schema_id} is not registered in {self.url}", schema_id=schema_id
+                ) from exc
+            raise RegistryUnavailableError(
+                f"registry {self.url} failed for schema id {schema_id}: {exc.error_message}",
+                schema_id=schema_id,
+            ) from exc
+        except Exception as exc:
+            raise RegistryUnavailableError(
+                f"registry {self.url} unreachable: {exc}", schema_id=schema_id
+            ) from exc
+        if schema.schema_type not in (None, "AVRO"):
+            raise UnknownSchemaIdError(
+                f"schema id {schema_id} is {schema.schema_type}, not Avro", schema_id=schema_id
+            )
+        parsed: dict[str, Any] = json.loads(str(schema.schema_str))
+        self._schemas[schema_id] = parsed
+        return parsed

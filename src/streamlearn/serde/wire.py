@@ -1,0 +1,32 @@
+"""The Confluent wire format: magic byte 0, a 4-byte big-endian schema id, the Avro body."""
+
+from __future__ import annotations
+
+import struct
+
+from streamlearn.serde.exceptions import BadMagicByteError, TruncatedRecordError
+
+MAGIC_BYTE = 0
+HEADER = struct.Struct(">bI")
+HEADER_SIZE = HEADER.size
+
+
+def frame(schema_id: int, body: bytes) -> bytes:
+    return HEADER.pack(MAGIC_BYTE, schema_id) + body
+
+
+def unframe(data: bytes | None) -> tuple[int, memoryview]:
+    """Split a framed record into its schema id and Avro body (no copy)."""
+    if data is None:
+        raise TruncatedRecordError("record has no value (null)")
+    if len(data) < HEADER_SIZE:
+        raise TruncatedRecordError(
+            f"record of {len(data)} bytes is shorter than the {HEADER_SIZE}-byte wire-format header"
+        )
+    magic, schema_id = HEADER.unpack_from(data)
+    if magic != MAGIC_BYTE:
+        raise BadMagicByteError(
+            f"first byte is {magic & 0xFF:#04x}, not the wire format's magic byte 0x00 "
+            "(not Confluent-framed Avro)"
+        )
+    return schema_id, memoryview(data)[HEADER_SIZE:]
