@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamlearn.kafka_local import embedded_kafka, free_port
 from streamlearn.settings import Settings
+from tests.support import RegistryProcess
 
 TESTS_DIR = Path(__file__).parent
 REPO_ROOT = TESTS_DIR.parent
@@ -86,3 +87,33 @@ def new_topic(admin: AdminClient, unique_name: Callable[[str], str]) -> Callable
         return name
 
     return create
+
+
+@pytest.fixture
+def start_registry(kafka_bootstrap: str) -> Iterator[Callable[[str], RegistryProcess]]:
+    """``start_registry(prefix)`` → a registry process on its own port; stopped after the test."""
+    started: list[RegistryProcess] = []
+
+    def start(topic_prefix: str) -> RegistryProcess:
+        registry = RegistryProcess(kafka_bootstrap, topic_prefix)
+        started.append(registry)
+        return registry
+
+    yield start
+    for registry in started:
+        registry.stop()
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url(kafka_bootstrap: str) -> Iterator[str]:
+    """URL of the session's schema registry: ours (own `_schemas` topic) or the one in
+    ``STREAMLEARN_SCHEMA_REGISTRY_URL``."""
+    external = os.environ.get("STREAMLEARN_SCHEMA_REGISTRY_URL")
+    if external:
+        yield external
+        return
+    registry = RegistryProcess(kafka_bootstrap, f"session-{uuid.uuid4().hex[:8]}.")
+    try:
+        yield registry.url
+    finally:
+        registry.stop()

@@ -209,14 +209,14 @@ def schemas_register(
     from streamlearn.serde import RegistryClient, schema_text, value_subject
 
     settings = _settings(schema_registry_url=registry_url)
-    registry = RegistryClient(settings.schema_registry_url)
     topology = load_topology(file or settings.topology_file)
-    for spec in topology.topics:
-        if spec.value_schema is None:
-            continue
-        subject = value_subject(settings.topic_prefix + spec.name)
-        schema_id = registry.register(subject, schema_text(spec.value_schema))
-        typer.echo(f"{subject}: {spec.value_schema} id {schema_id}")
+    with RegistryClient(settings.schema_registry_url) as registry:
+        for spec in topology.topics:
+            if spec.value_schema is None:
+                continue
+            subject = value_subject(settings.topic_prefix + spec.name)
+            schema_id = registry.register(subject, schema_text(spec.value_schema))
+            typer.echo(f"{subject}: {spec.value_schema} id {schema_id}")
 
 
 @config_app.command("show")

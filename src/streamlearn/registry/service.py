@@ -7,6 +7,7 @@ Reads answer from this replica's :class:`RegistryState`; writes go through the
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from typing import Any
 
@@ -26,7 +27,7 @@ from streamlearn.registry.store import SchemaLog
 from streamlearn.serde.schemas import canonical_json
 
 SUPPORTED_TYPES = ("AVRO",)
-MAX_REGISTER_ATTEMPTS = 5
+MAX_REGISTER_ATTEMPTS = 12
 _GUID_NAMESPACE = uuid.UUID("6f1c1f1e-7d0a-4c55-9a39-5e1e6b1c0a11")
 
 
@@ -85,7 +86,11 @@ class RegistryService:
     ) -> dict[str, Any]:
         text = self._validated(schema, schema_type)
         async with self._write_lock:
-            for _ in range(MAX_REGISTER_ATTEMPTS):
+            for attempt in range(MAX_REGISTER_ATTEMPTS):
+                if attempt:
+                    # Lost a race to another replica: back off by a random amount so the
+                    # two stop proposing the same next id in lockstep.
+                    await asyncio.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))  # noqa: S311
                 existing = self._live_match(subject, text)
                 if existing is not None:
                     return version_body(existing)

@@ -95,7 +95,7 @@ class AvroSerde:
         try:
             validate(record, self._parsed, raise_errors=True)
         except ValidationError as invalid:
-            return f"invalid {self.schema.get('name')}: " + "; ".join(invalid.errors)
+            return f"invalid {self.schema.get('name')}: " + "; ".join(map(str, invalid.errors))
         return f"invalid {self.schema.get('name')}: {exc}"
 
     def _reader_for(self, schema_id: int) -> tuple[Any, Any]:

@@ -28,6 +28,16 @@ class RegistryClient:
         self._ids: dict[tuple[str, str], int] = {}
         self._schemas: dict[int, dict[str, Any]] = {}
 
+    def close(self) -> None:
+        """Close the HTTP connections (the caches stay usable)."""
+        self._client.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @property
     def client(self) -> SchemaRegistryClient:
         """The underlying confluent-kafka client (for admin calls the serde does not need)."""

@@ -8,6 +8,7 @@ once per schema id) and the registry (compatibility levels) use it through this 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 from avro.errors import AvroException
@@ -26,13 +27,34 @@ def parse_avro_schema(schema_json: str) -> Schema:
         raise InvalidSchemaError(str(exc) or type(exc).__name__) from exc
 
 
+def field_path(schema: Any, location: str) -> str:
+    """``/fields/2/type`` in a schema's JSON → ``user_id`` (field names, dotted), for people."""
+    names: list[str] = []
+    node = schema
+    parts = [p for p in location.split("/") if p]
+    for index, part in enumerate(parts):
+        if part == "fields" and index + 1 < len(parts) and isinstance(node, dict):
+            try:
+                node = node["fields"][int(parts[index + 1])]
+            except (KeyError, IndexError, ValueError):
+                break
+            names.append(str(node.get("name")))
+        elif part in ("type", "items", "values") and isinstance(node, dict):
+            node = node.get(part)
+        elif part.isdigit() and isinstance(node, list) and int(part) < len(node):
+            node = node[int(part)]
+    return ".".join(names) or "(top level)"
+
+
 def resolution_problems(reader: Schema, writer: Schema) -> list[str]:
     """Why data written with ``writer`` cannot be read as ``reader``; empty when it can."""
     checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
     result = checker.get_compatibility(reader, writer)
     if result.compatibility is SchemaCompatibilityType.compatible:
         return []
-    kinds = sorted(i.name for i in result.incompatibilities) or ["INCOMPATIBLE"]
-    where = ", ".join(sorted(result.locations)) or "/"
+    reader_json = reader.to_json()
+    kinds = sorted(i.name.lower() for i in result.incompatibilities) or ["incompatible"]
+    fields = sorted({field_path(reader_json, loc) for loc in result.locations if loc != "/"})
+    where = ", ".join(fields) or "(top level)"
     details = "; ".join(sorted(result.messages))
     return [f"{', '.join(kinds)} at {where}: {details}"]

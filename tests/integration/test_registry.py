@@ -1,0 +1,324 @@
+"""Our registry as real clients use it: confluent-kafka's own client and serdes, over Kafka."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import DeserializingConsumer, SerializingProducer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import StringDeserializer, StringSerializer
+
+from tests.support import RegistryProcess
+
+
+def record(*fields: dict[str, Any], name: str = "Order") -> str:
+    return json.dumps({"type": "record", "name": name, "namespace": "test", "fields": list(fields)})
+
+
+ID = {"name": "id", "type": "string"}
+AMOUNT = {"name": "amount", "type": "double"}
+CURRENCY_DEFAULT = {"name": "currency", "type": "string", "default": "EUR"}
+CURRENCY_REQUIRED = {"name": "currency", "type": "string"}
+V1 = record(ID, AMOUNT)
+V2 = record(ID, AMOUNT, CURRENCY_DEFAULT)
+
+
+def http(method: str, url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read() or b"null")
+
+
+@pytest.fixture
+def registry_client(schema_registry_url: str) -> Iterator[Callable[[], SchemaRegistryClient]]:
+    """``registry_client()`` → a confluent-kafka registry client, closed after the test."""
+    clients: list[SchemaRegistryClient] = []
+
+    def make() -> SchemaRegistryClient:
+        clients.append(SchemaRegistryClient({"url": schema_registry_url}))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def _consume_one(bootstrap: str, topic: str, deserializer: AvroDeserializer) -> Any:
+    consumer = DeserializingConsumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"g-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "key.deserializer": StringDeserializer(),
+            "value.deserializer": deserializer,
+        }
+    )
+    consumer.subscribe([topic])
+    try:
+        for _ in range(60):
+            message = consumer.poll(1.0)
+            if message is not None:
+                assert message.error() is None
+                return message.value()
+    finally:
+        consumer.close()
+    raise AssertionError(f"nothing consumed from {topic}")
+
+
+def test_confluent_serdes_auto_register_and_deserialize_by_id(
+    kafka_bootstrap: str,
+    registry_client: Callable[[], SchemaRegistryClient],
+    new_topic: Callable[..., str],
+) -> None:
+    topic = new_topic()
+    client = registry_client()
+    producer = SerializingProducer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "key.serializer": StringSerializer(),
+            "value.serializer": AvroSerializer(client, V1),
+        }
+    )
+    producer.produce(topic, key="o-1", value={"id": "o-1", "amount": 12.5})
+    assert producer.flush(30) == 0
+
+    registered = client.get_latest_version(f"{topic}-value")
+    assert registered.version == 1
+    assert json.loads(registered.schema.schema_str) == json.loads(V1)
+
+    fresh = registry_client()
+    value = _consume_one(kafka_bootstrap, topic, AvroDeserializer(fresh))
+    assert value == {"id": "o-1", "amount": 12.5}
+    # A reader schema one version ahead resolves the old data with Avro's rules.
+    value = _consume_one(kafka_bootstrap, topic, AvroDeserializer(fresh, V2))
+    assert value == {"id": "o-1", "amount": 12.5, "currency": "EUR"}
+
+
+def test_use_latest_version(
+    kafka_bootstrap: str,
+    registry_client: Callable[[], SchemaRegistryClient],
+    new_topic: Callable[..., str],
+) -> None:
+    topic = new_topic()
+    subject = f"{topic}-value"
+    client = registry_client()
+    first = client.register_schema(subject, Schema(V1, "AVRO"))
+    second = client.register_schema(subject, Schema(V2, "AVRO"))
+    assert second != first
+    assert client.get_versions(subject) == [1, 2]
+
+    serializer = AvroSerializer(
+        client, conf={"auto.register.schemas": False, "use.latest.version": True}
+    )
+    producer = SerializingProducer(
+        {"bootstrap.servers": kafka_bootstrap, "value.serializer": serializer}
+    )
+    producer.produce(topic, value={"id": "o-2", "amount": 3.0, "currency": "SEK"})
+    assert producer.flush(30) == 0
+    deserializer = AvroDeserializer(client, conf={"use.latest.version": True})
+    assert _consume_one(kafka_bootstrap, topic, deserializer) == {
+        "id": "o-2",
+        "amount": 3.0,
+        "currency": "SEK",
+    }
+    found = client.lookup_schema(subject, Schema(V1, "AVRO"))
+    assert (found.version, found.schema_id) == (1, first)
+
+
+def test_compatibility_config_and_checks(
+    schema_registry_url: str,
+    registry_client: Callable[[], SchemaRegistryClient],
+    unique_name: Callable[..., str],
+) -> None:
+    subject = unique_name("subject")
+    client = registry_client()
+    client.register_schema(subject, Schema(V1, "AVRO"))
+    assert client.get_compatibility() == "BACKWARD"
+    client.set_compatibility(subject, "FULL")
+    assert client.get_compatibility(subject) == "FULL"
+
+    assert client.test_compatibility(subject, Schema(V2, "AVRO")) is True
+    required = record(ID, AMOUNT, CURRENCY_REQUIRED)
+    assert client.test_compatibility(subject, Schema(required, "AVRO")) is False
+    status, body = http(
+        "POST",
+        f"{schema_registry_url}/compatibility/subjects/{subject}/versions/latest?verbose=true",
+        {"schema": required},
+    )
+    assert status == 200
+    assert body["is_compatible"] is False
+    assert "currency" in body["messages"][0]
+
+    with pytest.raises(SchemaRegistryError) as info:
+        client.register_schema(subject, Schema(required, "AVRO"))
+    assert info.value.http_status_code == 409
+    assert info.value.error_code == 409
+    assert client.get_versions(subject) == [1], "a refused schema changes nothing"
+
+    client.set_compatibility(subject, "NONE")
+    client.register_schema(subject, Schema(required, "AVRO"))
+    assert client.get_versions(subject) == [1, 2]
+
+
+def _snapshot(url: str, subjects: list[str]) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for subject in subjects:
+        _, versions = http("GET", f"{url}/subjects/{subject}/versions?deleted=true")
+        state[subject] = [
+            http("GET", f"{url}/subjects/{subject}/versions/{v}?deleted=true")[1] for v in versions
+        ]
+        state[subject + "#config"] = http("GET", f"{url}/config/{subject}?defaultToGlobal=true")[1]
+    state["#subjects"] = http("GET", f"{url}/subjects")[1]
+    return state
+
+
+def test_replicas_rebuild_the_same_state_after_a_kill(
+    start_registry: Callable[[str], RegistryProcess], unique_name: Callable[..., str]
+) -> None:
+    prefix = unique_name("reg") + "."
+    first = start_registry(prefix)
+    subjects = [f"orders-{i}-value" for i in range(3)]
+    for subject in subjects:
+        assert http("POST", f"{first.url}/subjects/{subject}/versions", {"schema": V1})[0] == 200
+    assert http("POST", f"{first.url}/subjects/{subjects[0]}/versions", {"schema": V2})[0] == 200
+    assert http("PUT", f"{first.url}/config/{subjects[1]}", {"compatibility": "FULL"})[0] == 200
+    assert http("DELETE", f"{first.url}/subjects/{subjects[2]}")[0] == 200
+    before = _snapshot(first.url, subjects)
+    first.stop(signal.SIGKILL)
+
+    second, third = start_registry(prefix), start_registry(prefix)
+    assert _snapshot(second.url, subjects) == before
+    assert _snapshot(third.url, subjects) == before
+
+    # A write on one replica is read by the other from the topic.
+    other = record(ID, name="Refund")
+    status, body = http("POST", f"{second.url}/subjects/refunds-value/versions", {"schema": other})
+    assert status == 200
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, found = http("POST", f"{third.url}/subjects/refunds-value", {"schema": other})
+        if status == 200:
+            break
+        time.sleep(0.1)
+    assert found["id"] == body["id"]
+    assert found["version"] == 1
+
+
+def test_racing_replicas_never_share_an_id(
+    start_registry: Callable[[str], RegistryProcess], unique_name: Callable[..., str]
+) -> None:
+    prefix = unique_name("race") + "."
+    replicas = [start_registry(prefix), start_registry(prefix)]
+    results: dict[str, int] = {}
+    errors: list[Any] = []
+
+    def register(index: int) -> None:
+        url = replicas[index % 2].url
+        schema = record(ID, name=f"Event{index}")
+        status, body = http("POST", f"{url}/subjects/s{index}-value/versions", {"schema": schema})
+        if status != 200:
+            errors.append(body)
+        else:
+            results[f"s{index}-value"] = body["id"]
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(set(results.values())) == 16, "every distinct schema gets its own id"
+    for replica in replicas:
+        for subject, schema_id in results.items():
+            deadline = time.monotonic() + 30
+            while True:
+                status, body = http("GET", f"{replica.url}/subjects/{subject}/versions/latest")
+                if status == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert (status, body["id"], body["version"]) == (200, schema_id, 1)
+
+
+def test_deletes_and_ids_are_never_reused(
+    start_registry: Callable[[str], RegistryProcess], unique_name: Callable[..., str]
+) -> None:
+    prefix = unique_name("del") + "."
+    registry = start_registry(prefix)
+    url = registry.url
+    _, first = http("POST", f"{url}/subjects/a-value/versions", {"schema": V1})
+    _, second = http("POST", f"{url}/subjects/a-value/versions", {"schema": V2})
+
+    status, body = http("DELETE", f"{url}/subjects/a-value?permanent=true")
+    assert (status, body["error_code"]) == (404, 40405)
+    assert "not deleted first" in body["message"]
+    assert http("DELETE", f"{url}/subjects/a-value") == (200, [1, 2])
+    assert http("GET", f"{url}/subjects")[1] == []
+    assert http("GET", f"{url}/subjects?deleted=true")[1] == ["a-value"]
+    assert http("GET", f"{url}/subjects/a-value/versions")[1]["error_code"] == 40401
+    assert http("DELETE", f"{url}/subjects/a-value")[1]["error_code"] == 40404
+    assert http("DELETE", f"{url}/subjects/a-value?permanent=true") == (200, [1, 2])
+    assert http("GET", f"{url}/schemas/ids/{second['id']}")[1]["error_code"] == 40403
+
+    registry.stop()
+    restarted = start_registry(prefix)
+    third = record(ID, name="Other")
+    _, body = http("POST", f"{restarted.url}/subjects/b-value/versions", {"schema": third})
+    assert body["id"] > second["id"] > first["id"], "a deleted id is never handed out again"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "error_code"),
+    [
+        ("POST", "/subjects/x-value/versions", b"{not json", 400, 400),
+        ("POST", "/subjects/x-value/versions", b"[1, 2]", 400, 400),
+        ("POST", "/subjects/x-value/versions", {"schema": '{"type": "recrd"}'}, 422, 42201),
+        ("POST", "/subjects/x-value/versions", {"schema": "not json"}, 422, 42201),
+        ("POST", "/subjects/x-value/versions", {}, 422, 42201),
+        ("POST", "/subjects/x-value/versions", {"schema": V1, "schemaType": "JSON"}, 422, 42201),
+        ("GET", "/subjects/missing-value/versions", None, 404, 40401),
+        ("GET", "/subjects/missing-value/versions/1", None, 404, 40401),
+        ("GET", "/subjects/known-value/versions/7", None, 404, 40402),
+        ("GET", "/subjects/known-value/versions/abc", None, 422, 42202),
+        ("GET", "/schemas/ids/987654", None, 404, 40403),
+        ("PUT", "/config", {"compatibility": "SIDEWAYS"}, 422, 42203),
+        ("GET", "/config/known-value", None, 404, 40408),
+        ("GET", "/associations/resources/-/known?resourceType=topic", None, 404, 404),
+    ],
+)
+def test_bad_requests_get_the_registry_error_and_the_service_keeps_running(
+    schema_registry_url: str,
+    method: str,
+    path: str,
+    body: Any,
+    status: int,
+    error_code: int,
+) -> None:
+    http("POST", f"{schema_registry_url}/subjects/known-value/versions", {"schema": V1})
+    raw = body if isinstance(body, bytes) else None
+    got_status, got = http(method, schema_registry_url + path, None if raw else body, raw=raw)
+    assert (got_status, got["error_code"]) == (status, error_code), got
+    assert got["message"]
+    assert http("GET", f"{schema_registry_url}/subjects")[0] == 200
+
+
+def test_oversized_request_is_413(schema_registry_url: str) -> None:
+    huge = {"schema": V1, "padding": "x" * (9 * 1024 * 1024)}
+    status, body = http("POST", f"{schema_registry_url}/subjects/big-value/versions", huge)
+    assert (status, body["error_code"]) == (413, 413)

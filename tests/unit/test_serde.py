@@ -1,0 +1,195 @@
+"""The serde against an in-memory registry (the real registry is in the integration tier)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from streamlearn.serde import (
+    AvroSerde,
+    BadMagicByteError,
+    DecodeError,
+    EncodeError,
+    RegistryClient,
+    TruncatedRecordError,
+    UnknownSchemaIdError,
+    UnresolvableSchemaError,
+    frame,
+    load_schema,
+    unframe,
+)
+
+
+class MemoryRegistry(RegistryClient):
+    """Ids handed out in order; the serde only uses register, latest and schema_by_id."""
+
+    def __init__(self) -> None:
+        self.url = "memory://"
+        self.by_id: dict[int, dict[str, Any]] = {}
+        self.subjects: dict[str, list[int]] = {}
+        self.fetches = 0
+
+    def register(self, subject: str, schema_str: str) -> int:
+        schema = json.loads(schema_str)
+        known = [i for i, s in self.by_id.items() if s == schema]
+        schema_id = known[0] if known else len(self.by_id) + 1
+        self.by_id[schema_id] = schema
+        self.subjects.setdefault(subject, []).append(schema_id)
+        return schema_id
+
+    def latest(self, subject: str) -> tuple[int, str]:
+        schema_id = self.subjects[subject][-1]
+        return schema_id, json.dumps(self.by_id[schema_id])
+
+    def schema_by_id(self, schema_id: int) -> dict[str, Any]:
+        self.fetches += 1
+        if schema_id not in self.by_id:
+            raise UnknownSchemaIdError(f"schema id {schema_id} unknown", schema_id=schema_id)
+        return self.by_id[schema_id]
+
+
+def _event(**overrides: Any) -> dict[str, Any]:
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "page_view",
+        "user_id": "u-1",
+        "client_ts": datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
+        "received_ts": datetime(2026, 11, 30, 12, 0, 1, tzinfo=UTC),
+        "url": "https://shop.example/p/1",
+        "app_version": "web-4.2.0",
+        "properties": {"product": "p-1"},
+    }
+    event.update(overrides)
+    return event
+
+
+@pytest.fixture
+def registry() -> MemoryRegistry:
+    return MemoryRegistry()
+
+
+@pytest.fixture
+def serde(registry: MemoryRegistry) -> AvroSerde:
+    return AvroSerde.for_topic(registry, "telemetry.events", "TelemetryEvent")
+
+
+def test_wire_format_header() -> None:
+    data = frame(258, b"body")
+    assert data[:5] == b"\x00\x00\x00\x01\x02"
+    schema_id, body = unframe(data)
+    assert schema_id == 258
+    assert bytes(body) == b"body"
+
+
+def test_round_trip(serde: AvroSerde, registry: MemoryRegistry) -> None:
+    event = _event()
+    data = serde.encode(event)
+    assert data[0] == 0
+    assert int.from_bytes(data[1:5], "big") == serde.schema_id == 1
+    assert registry.subjects == {"telemetry.events-value": [1]}
+    decoded = serde.decode(data)
+    assert str(decoded["event_id"]) == event["event_id"]
+    assert decoded["client_ts"] == event["client_ts"]
+    assert decoded["properties"] == {"product": "p-1"}
+    assert decoded["session_hint"] is None
+    assert decoded["context"] == {}
+
+
+def test_writer_schemas_are_fetched_once_per_id(serde: AvroSerde, registry: MemoryRegistry) -> None:
+    other = AvroSerde.for_topic(registry, "telemetry.events", "TelemetryEvent")
+    data = other.encode(_event())
+    for _ in range(100):
+        serde.decode(data)
+    assert registry.fetches <= 1
+
+
+def test_older_writer_is_resolved_into_the_reader_schema(registry: MemoryRegistry) -> None:
+    old_schema = load_schema("TelemetryEvent")
+    old_schema["fields"] = [f for f in old_schema["fields"] if f["name"] != "context"]
+    old_writer = AvroSerde(registry, old_schema, "telemetry.events-value")
+    reader = AvroSerde.for_topic(registry, "telemetry.events", "TelemetryEvent")
+    decoded = reader.decode(old_writer.encode(_event()))
+    assert decoded["context"] == {}, "a field added with a default is filled in for old data"
+    assert old_writer.schema_id != reader.schema_id
+
+
+def test_unresolvable_writer_is_a_typed_error(registry: MemoryRegistry) -> None:
+    writer_schema = copy.deepcopy(load_schema("TelemetryEvent"))
+    for field in writer_schema["fields"]:
+        if field["name"] == "user_id":
+            field["type"] = "long"
+    writer = AvroSerde(registry, writer_schema, "telemetry.events-value")
+    reader = AvroSerde.for_topic(registry, "telemetry.events", "TelemetryEvent")
+    data = writer.encode(_event(user_id=7))
+    with pytest.raises(UnresolvableSchemaError, match="user_id") as info:
+        reader.decode(data, topic="telemetry.events", partition=2, offset=41)
+    assert info.value.reason == "unresolvable_schema"
+    assert str(info.value).startswith("telemetry.events[2]@41: ")
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "reason"),
+    [
+        (b"", TruncatedRecordError, "truncated_body"),
+        (None, TruncatedRecordError, "truncated_body"),
+        (b"\x00\x00\x01", TruncatedRecordError, "truncated_body"),
+        (b'{"event_id": "json, not avro"}', BadMagicByteError, "bad_magic_byte"),
+        (b"\x00\x00\x00\x03\x99" + b"\x02" * 20, UnknownSchemaIdError, "unknown_schema_id"),
+    ],
+)
+def test_poison_records_are_typed(
+    serde: AvroSerde, data: bytes | None, error: type[DecodeError], reason: str
+) -> None:
+    serde.encode(_event())
+    with pytest.raises(error) as info:
+        serde.decode(data, topic="telemetry.events", partition=0, offset=7)
+    assert info.value.reason == reason
+    assert info.value.offset == 7
+
+
+def test_truncated_and_padded_bodies_are_rejected(serde: AvroSerde) -> None:
+    data = serde.encode(_event())
+    with pytest.raises(TruncatedRecordError, match="ends early"):
+        serde.decode(data[:-12])
+    with pytest.raises(DecodeError, match="3 unexpected bytes"):
+        serde.decode(data + b"\x00\x00\x00")
+
+
+def test_garbage_body_is_a_decode_error(serde: AvroSerde) -> None:
+    serde.encode(_event())
+    with pytest.raises(DecodeError) as info:
+        serde.decode(frame(serde.schema_id, b"\xff" * 64))
+    assert info.value.schema_id == serde.schema_id
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"user_id": 42}, "user_id"),
+        ({"client_ts": "yesterday"}, "client_ts"),
+        ({"properties": {"n": 1}}, "properties"),
+        ({"event_type": None}, "event_type"),
+    ],
+)
+def test_invalid_record_names_the_field(
+    serde: AvroSerde, overrides: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(EncodeError, match=field):
+        serde.encode(_event(**overrides))
+
+
+def test_missing_required_field_names_the_field(serde: AvroSerde) -> None:
+    event = _event()
+    del event["app_version"]
+    with pytest.raises(EncodeError, match="app_version"):
+        serde.encode(event)
+
+
+def test_not_a_mapping(serde: AvroSerde) -> None:
+    with pytest.raises(EncodeError, match="must be a mapping"):
+        serde.encode(["not", "a", "record"])  # type: ignore[arg-type]
