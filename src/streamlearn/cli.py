@@ -82,7 +82,7 @@ def _broker(settings: Settings, port: int, data_dir: Path | None) -> EmbeddedKaf
     return embedded_kafka(settings, port=port, data_dir=data_dir, on_fetch=_progress)
 
 
-def _terminate_on_sigterm() -> None:
+def _terminate_on_sigterm() -> None:  # used by `kafka start --foreground`
     """Make SIGTERM unwind like Ctrl-C, so ``finally`` blocks stop what was started."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -238,29 +238,30 @@ def up(
     bootstrap_servers: BootstrapOption = None,
     port: Annotated[int, typer.Option(help="Port of the embedded broker")] = 9092,
     data_dir: DataDirOption = None,
+    registry_port: Annotated[int, typer.Option(help="Port of the schema registry")] = 8081,
+    schema_registry_url: Annotated[
+        str | None,
+        typer.Option("--schema-registry-url", help="Use this registry instead of starting one"),
+    ] = None,
 ) -> None:
-    """Run the system on this machine: the embedded broker (unless --bootstrap-servers), topics.
+    """Run the system on this machine (Ctrl-C or SIGTERM stops what it started).
 
-    Stays in the foreground until Ctrl-C or SIGTERM, then stops what it started.
+    Starts the embedded broker unless --bootstrap-servers is given, applies the topology,
+    starts the schema registry unless --schema-registry-url is given, registers the schemas.
     """
-    settings = _settings(kafka_bootstrap=bootstrap_servers)
-    broker: EmbeddedKafka | None = None
-    _terminate_on_sigterm()
-    try:
-        if bootstrap_servers is None:
-            broker = _broker(settings, port, data_dir)
-            status = broker.start(timeout_s=settings.kafka_start_timeout_s)
-            settings = settings.model_copy(update={"kafka_bootstrap": status.bootstrap})
-            typer.echo(f"Kafka {load_lock().kafka_version} ready at {status.bootstrap}")
-        plan = apply_topology(AdminClient(confluent_config(settings)), _desired(settings, None))
-        typer.echo(f"topics: {plan.describe()}")
-        typer.echo("streamlearn is up; press Ctrl-C to stop")
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        typer.echo("stopping")
-    finally:
-        if broker is not None:
-            broker.stop()
+    import asyncio
+
+    from streamlearn.up import UpOptions, run_up
+
+    settings = _settings(kafka_bootstrap=bootstrap_servers, schema_registry_url=schema_registry_url)
+    options = UpOptions(
+        embedded_kafka=bootstrap_servers is None,
+        kafka_port=port,
+        data_dir=data_dir,
+        start_registry=schema_registry_url is None,
+        registry_port=registry_port,
+    )
+    asyncio.run(run_up(settings, options, typer.echo, on_fetch=_progress))
 
 
 def main() -> None:

@@ -103,14 +103,15 @@ def _wait_for_line(process: subprocess.Popen[str], text: str, timeout_s: float =
     ("command", "ready_line"),
     [
         (["kafka", "start", "--foreground"], "127.0.0.1:"),
-        (["up"], "streamlearn is up"),
+        (["up", "--registry-port", "REGISTRY_PORT"], "streamlearn is up"),
     ],
 )
-def test_foreground_commands_stop_the_broker_on_sigterm(
+def test_foreground_commands_stop_everything_on_sigterm(
     tmp_path: Path, cli_env: dict[str, str], command: list[str], ready_line: str
 ) -> None:
     data_dir = str(tmp_path / "kafka")
     port = str(free_port())
+    command = [str(free_port()) if arg == "REGISTRY_PORT" else arg for arg in command]
     with subprocess.Popen(
         [sys.executable, "-m", "streamlearn", *command, "--port", port, "--data-dir", data_dir],
         env=cli_env,
@@ -121,8 +122,9 @@ def test_foreground_commands_stop_the_broker_on_sigterm(
     ) as process:
         try:
             lines = _wait_for_line(process, ready_line)
-            if command == ["up"]:
+            if command[0] == "up":
                 assert any("+ create model.state" in line for line in lines), lines
+                assert any("schemas: 11 registered" in line for line in lines), lines
             assert _cli("kafka", "status", "--data-dir", data_dir, env=cli_env).returncode == 0
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=60) == 0

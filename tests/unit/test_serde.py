@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +14,7 @@ from streamlearn.serde import (
     BadMagicByteError,
     DecodeError,
     EncodeError,
-    RegistryClient,
+    InMemoryRegistry,
     TruncatedRecordError,
     UnknownSchemaIdError,
     UnresolvableSchemaError,
@@ -23,34 +22,6 @@ from streamlearn.serde import (
     load_schema,
     unframe,
 )
-
-
-class MemoryRegistry(RegistryClient):
-    """Ids handed out in order; the serde only uses register, latest and schema_by_id."""
-
-    def __init__(self) -> None:
-        self.url = "memory://"
-        self.by_id: dict[int, dict[str, Any]] = {}
-        self.subjects: dict[str, list[int]] = {}
-        self.fetches = 0
-
-    def register(self, subject: str, schema_str: str) -> int:
-        schema = json.loads(schema_str)
-        known = [i for i, s in self.by_id.items() if s == schema]
-        schema_id = known[0] if known else len(self.by_id) + 1
-        self.by_id[schema_id] = schema
-        self.subjects.setdefault(subject, []).append(schema_id)
-        return schema_id
-
-    def latest(self, subject: str) -> tuple[int, str]:
-        schema_id = self.subjects[subject][-1]
-        return schema_id, json.dumps(self.by_id[schema_id])
-
-    def schema_by_id(self, schema_id: int) -> dict[str, Any]:
-        self.fetches += 1
-        if schema_id not in self.by_id:
-            raise UnknownSchemaIdError(f"schema id {schema_id} unknown", schema_id=schema_id)
-        return self.by_id[schema_id]
 
 
 def _event(**overrides: Any) -> dict[str, Any]:
@@ -69,12 +40,12 @@ def _event(**overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def registry() -> MemoryRegistry:
-    return MemoryRegistry()
+def registry() -> InMemoryRegistry:
+    return InMemoryRegistry()
 
 
 @pytest.fixture
-def serde(registry: MemoryRegistry) -> AvroSerde:
+def serde(registry: InMemoryRegistry) -> AvroSerde:
     return AvroSerde.for_topic(registry, "telemetry.events", "TelemetryEvent")
 
 
@@ -86,7 +57,7 @@ def test_wire_format_header() -> None:
     assert bytes(body) == b"body"
 
 
-def test_round_trip(serde: AvroSerde, registry: MemoryRegistry) -> None:
+def test_round_trip(serde: AvroSerde, registry: InMemoryRegistry) -> None:
     event = _event()
     data = serde.encode(event)
     assert data[0] == 0
@@ -100,7 +71,9 @@ def test_round_trip(serde: AvroSerde, registry: MemoryRegistry) -> None:
     assert decoded["context"] == {}
 
 
-def test_writer_schemas_are_fetched_once_per_id(serde: AvroSerde, registry: MemoryRegistry) -> None:
+def test_writer_schemas_are_fetched_once_per_id(
+    serde: AvroSerde, registry: InMemoryRegistry
+) -> None:
     other = AvroSerde.for_topic(registry, "telemetry.events", "TelemetryEvent")
     data = other.encode(_event())
     for _ in range(100):
@@ -108,7 +81,7 @@ def test_writer_schemas_are_fetched_once_per_id(serde: AvroSerde, registry: Memo
     assert registry.fetches <= 1
 
 
-def test_older_writer_is_resolved_into_the_reader_schema(registry: MemoryRegistry) -> None:
+def test_older_writer_is_resolved_into_the_reader_schema(registry: InMemoryRegistry) -> None:
     old_schema = load_schema("TelemetryEvent")
     old_schema["fields"] = [f for f in old_schema["fields"] if f["name"] != "context"]
     old_writer = AvroSerde(registry, old_schema, "telemetry.events-value")
@@ -118,7 +91,7 @@ def test_older_writer_is_resolved_into_the_reader_schema(registry: MemoryRegistr
     assert old_writer.schema_id != reader.schema_id
 
 
-def test_unresolvable_writer_is_a_typed_error(registry: MemoryRegistry) -> None:
+def test_unresolvable_writer_is_a_typed_error(registry: InMemoryRegistry) -> None:
     writer_schema = copy.deepcopy(load_schema("TelemetryEvent"))
     for field in writer_schema["fields"]:
         if field["name"] == "user_id":

@@ -1,6 +1,6 @@
 """Avro in the Confluent wire format, shared by every producer and consumer of streamlearn."""
 
-from streamlearn.serde.avro import AvroSerde, value_subject
+from streamlearn.serde.avro import AvroSerde, SchemaSource, value_subject
 from streamlearn.serde.exceptions import (
     BadMagicByteError,
     DecodeError,
@@ -12,6 +12,7 @@ from streamlearn.serde.exceptions import (
     UnknownSchemaIdError,
     UnresolvableSchemaError,
 )
+from streamlearn.serde.memory import InMemoryRegistry
 from streamlearn.serde.registry_client import RegistryClient
 from streamlearn.serde.schemas import NAMESPACE, load_schema, schema_names, schema_text
 from streamlearn.serde.wire import frame, unframe
@@ -22,9 +23,11 @@ __all__ = [
     "BadMagicByteError",
     "DecodeError",
     "EncodeError",
+    "InMemoryRegistry",
     "RegistryClient",
     "RegistryUnavailableError",
     "SchemaNotFoundError",
+    "SchemaSource",
     "SerdeError",
     "TruncatedRecordError",
     "UnknownSchemaIdError",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import fastavro
 from fastavro.read import SchemaResolutionError
@@ -24,10 +24,19 @@ from streamlearn.serde.exceptions import (
     TruncatedRecordError,
     UnresolvableSchemaError,
 )
-from streamlearn.serde.registry_client import RegistryClient
 from streamlearn.serde.resolution import parse_avro_schema, resolution_problems
 from streamlearn.serde.schemas import load_schema
 from streamlearn.serde.wire import HEADER, MAGIC_BYTE, unframe
+
+
+class SchemaSource(Protocol):
+    """Where the serde registers schemas and finds writer schemas by id."""
+
+    def register(self, subject: str, schema_str: str) -> int: ...
+
+    def latest(self, subject: str) -> tuple[int, str]: ...
+
+    def schema_by_id(self, schema_id: int) -> dict[str, Any]: ...
 
 
 def value_subject(topic: str) -> str:
@@ -40,7 +49,7 @@ class AvroSerde:
 
     def __init__(
         self,
-        registry: RegistryClient,
+        registry: SchemaSource,
         schema: dict[str, Any] | str,
         subject: str,
         *,
@@ -59,7 +68,7 @@ class AvroSerde:
         self._readers: dict[int, tuple[Any, Any]] = {}
 
     @classmethod
-    def for_topic(cls, registry: RegistryClient, topic: str, schema_name: str) -> AvroSerde:
+    def for_topic(cls, registry: SchemaSource, topic: str, schema_name: str) -> AvroSerde:
         return cls(registry, schema_name, value_subject(topic))
 
     @property

@@ -1,0 +1,183 @@
+"""Send telemetry and feedback from an app straight to Kafka.
+
+The same Avro schemas, wire format and registry as the rest of streamlearn; an idempotent
+producer with ``acks=all``, so an accepted event is neither lost nor duplicated by retries::
+
+    from streamlearn.client import TelemetryClient
+
+    with TelemetryClient(app_version="shop-web 4.2.0") as telemetry:
+        telemetry.event("page_view", user_id="u-42", url="https://shop.example/p/7")
+        telemetry.feedback(request_id, "click", user_id="u-42")
+    # leaving the block flushes: every event is delivered or an error is raised
+
+Invalid events raise :class:`~streamlearn.serde.EncodeError` naming the field, before
+anything is sent. Browsers without Kafka access post the same events to the collector.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from streamlearn.exceptions import StreamlearnError
+from streamlearn.kafka_clients import confluent_config
+from streamlearn.serde import AvroSerde, RegistryClient
+from streamlearn.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+EVENTS_TOPIC = "telemetry.events"
+FEEDBACK_TOPIC = "telemetry.feedback"
+FEEDBACK_KINDS = ("impression", "click", "conversion", "value", "dismiss")
+
+
+class DeliveryError(StreamlearnError):
+    """Events were accepted by the client but Kafka did not confirm them in time."""
+
+
+Timestamp = datetime | int | float
+
+
+def _timestamp(value: Timestamp | None) -> datetime:
+    """A UTC datetime from a datetime, epoch milliseconds, or now."""
+    if value is None:
+        return datetime.now(UTC)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(value / 1000, UTC)
+
+
+class TelemetryClient:
+    """A producer of ``TelemetryEvent`` and ``Feedback`` records for one app."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        app_version: str,
+        producer_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.app_version = app_version
+        self.delivered = 0
+        self.failed = 0
+        self._registry = RegistryClient(self.settings.schema_registry_url)
+        prefix = self.settings.topic_prefix
+        self._events_topic = prefix + EVENTS_TOPIC
+        self._feedback_topic = prefix + FEEDBACK_TOPIC
+        self._events = AvroSerde.for_topic(self._registry, self._events_topic, "TelemetryEvent")
+        self._feedback = AvroSerde.for_topic(self._registry, self._feedback_topic, "Feedback")
+        config = confluent_config(
+            self.settings,
+            **{"enable.idempotence": True, "acks": "all", "linger.ms": 5},
+        )
+        config.update(producer_config or {})
+        self._producer = Producer(config)
+
+    def event(
+        self,
+        event_type: str,
+        user_id: str,
+        *,
+        event_id: str | None = None,
+        client_ts: Timestamp | None = None,
+        session_hint: str | None = None,
+        url: str | None = None,
+        referrer: str | None = None,
+        user_agent: str | None = None,
+        ip: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        context: Mapping[str, str] | None = None,
+    ) -> str:
+        """Queue one event for ``telemetry.events`` (keyed by user); returns its event id."""
+        event_id = event_id or str(uuid.uuid4())
+        record = {
+            "event_id": event_id,
+            "event_type": event_type,
+            "user_id": user_id,
+            "session_hint": session_hint,
+            "client_ts": _timestamp(client_ts),
+            "received_ts": datetime.now(UTC),
+            "url": url,
+            "referrer": referrer,
+            "user_agent": user_agent,
+            "ip": ip,
+            "app_version": self.app_version,
+            "properties": dict(properties or {}),
+            "context": dict(context or {}),
+        }
+        self._send(self._events_topic, user_id, self._events.encode(record))
+        return event_id
+
+    def feedback(
+        self,
+        request_id: str,
+        kind: str,
+        *,
+        value: float | None = None,
+        user_id: str | None = None,
+        event_id: str | None = None,
+        client_ts: Timestamp | None = None,
+        properties: Mapping[str, str] | None = None,
+    ) -> str:
+        """Queue feedback on a served prediction for ``telemetry.feedback`` (keyed by request)."""
+        event_id = event_id or str(uuid.uuid4())
+        record = {
+            "request_id": request_id,
+            "event_id": event_id,
+            "kind": kind,
+            "value": value,
+            "user_id": user_id,
+            "client_ts": _timestamp(client_ts),
+            "received_ts": datetime.now(UTC),
+            "app_version": self.app_version,
+            "properties": dict(properties or {}),
+        }
+        self._send(self._feedback_topic, request_id, self._feedback.encode(record))
+        return event_id
+
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            self.delivered += 1
+            return
+        self.failed += 1
+        log.error("delivery to %s failed: %s", message.topic(), error.str())
+
+    def _send(self, topic: str, key: str, value: bytes, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._producer.produce(topic, key=key, value=value, on_delivery=self._on_delivery)
+                break
+            except BufferError:
+                # The local queue is full: wait for deliveries instead of dropping the event.
+                if time.monotonic() > deadline:
+                    raise DeliveryError(f"producer queue full for {timeout_s:.0f}s") from None
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait until every queued event is confirmed; raise if any was not."""
+        remaining = self._producer.flush(timeout_s)
+        if remaining:
+            raise DeliveryError(f"{remaining} event(s) not confirmed by Kafka within {timeout_s}s")
+        if self.failed:
+            raise DeliveryError(f"{self.failed} event(s) were refused by Kafka (see the log)")
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._registry.close()
+
+    def __enter__(self) -> TelemetryClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
