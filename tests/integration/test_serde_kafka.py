@@ -93,3 +93,30 @@ def test_unknown_schema_id_from_the_real_registry(registry: RegistryClient) -> N
         serde.decode(forged, topic="telemetry.events", partition=1, offset=99)
     assert info.value.reason == "unknown_schema_id"
     assert "telemetry.events[1]@99" in str(info.value)
+
+
+def test_bytes_cross_between_confluent_serdes_and_ours(
+    schema_registry_url: str, registry: RegistryClient, unique_name: Callable[..., str]
+) -> None:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    from streamlearn.serde import schema_text
+
+    topic = unique_name("telemetry")
+    context = SerializationContext(topic, MessageField.VALUE)
+    ours = AvroSerde.for_topic(registry, topic, "TelemetryEvent")
+    with SchemaRegistryClient({"url": schema_registry_url}) as client:
+        theirs_out = AvroSerializer(client, schema_text("TelemetryEvent"))
+        theirs_in = AvroDeserializer(client)
+        event = _event(4)
+
+        decoded = ours.decode(theirs_out(event, context))
+        assert str(decoded["event_id"]) == event["event_id"]
+        assert decoded["client_ts"] == event["client_ts"]
+
+        back = theirs_in(ours.encode(event), context)
+        assert str(back["event_id"]) == event["event_id"]
+        assert back["received_ts"] == event["received_ts"]
+        assert ours.schema_id == client.get_latest_version(f"{topic}-value").schema_id
