@@ -60,3 +60,27 @@ class RegistryProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
         return self.process.returncode
+
+
+async def read_values(bootstrap: str, topic: str, count: int, timeout_s: float = 60) -> list[bytes]:
+    """The first ``count`` committed values of ``topic`` (read_committed), from the start."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        received: list[bytes] = []
+        async with asyncio.timeout(timeout_s):
+            while len(received) < count:
+                batch = await consumer.getmany(timeout_ms=1000)
+                received += [r.value for records in batch.values() for r in records]
+        return received
+    finally:
+        await consumer.stop()

@@ -7,13 +7,13 @@ internal changelog topic although the broker refuses to auto-create topics.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import faust
-from aiokafka import AIOKafkaConsumer
 from confluent_kafka.admin import AdminClient
+
+from tests.support import read_values
 
 
 async def test_exactly_once_agent_with_table(
@@ -45,21 +45,7 @@ async def test_exactly_once_agent_with_table(
     try:
         for i in range(10):
             await source_topic.send(value=b"event-%d" % i)
-        consumer = AIOKafkaConsumer(
-            sink,
-            bootstrap_servers=kafka_bootstrap,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-        )
-        await consumer.start()
-        try:
-            received: list[bytes] = []
-            async with asyncio.timeout(60):
-                while len(received) < 10:
-                    batch = await consumer.getmany(timeout_ms=1000)
-                    received += [r.value for records in batch.values() for r in records]
-        finally:
-            await consumer.stop()
+        received = await read_values(kafka_bootstrap, sink, 10)
     finally:
         await app.stop()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -11,11 +10,11 @@ from typing import Any
 
 import faust
 import pytest
-from aiokafka import AIOKafkaConsumer
 from confluent_kafka import Producer
 
 from streamlearn.serde import AvroSerde, RegistryClient, UnknownSchemaIdError, load_schema
 from streamlearn.serde.faust_codec import AvroCodec
+from tests.support import read_values
 
 
 @pytest.fixture
@@ -68,18 +67,7 @@ async def test_faust_agent_receives_decoded_records(
         producer = Producer({"bootstrap.servers": kafka_bootstrap})
         producer.produce(source, key=b"k", value=old_events.encode(_event(3)))
         producer.flush(30)
-        consumer = AIOKafkaConsumer(
-            sink, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
-        )
-        await consumer.start()
-        try:
-            received: list[bytes] = []
-            async with asyncio.timeout(60):
-                while len(received) < 4:
-                    batch = await consumer.getmany(timeout_ms=1000)
-                    received += [r.value for records in batch.values() for r in records]
-        finally:
-            await consumer.stop()
+        received = await read_values(kafka_bootstrap, sink, 4)
     finally:
         await app.stop()
     assert sorted(received) == [b"u-0|{}", b"u-0|{}", b"u-1|{}", b"u-2|{}"]
