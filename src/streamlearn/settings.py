@@ -106,6 +106,45 @@ class Settings(BaseSettings):
     kafka_start_timeout_s: float = Field(default=60.0, gt=0)
     """How long `streamlearn kafka start` waits for the broker to answer metadata requests."""
 
+    dedup_window_s: float = Field(default=3600.0, gt=0)
+    """How long preprocess remembers an event id to drop its duplicates."""
+
+    bot_rate_window_s: float = Field(default=60.0, gt=0)
+    """Window of the request-rate bot rules (on the time events were received)."""
+
+    bot_max_events_per_user: int = Field(default=120, ge=1)
+    """More events than this from one user within the rate window marks them as a bot."""
+
+    bot_max_events_per_ip: int = Field(default=600, ge=1)
+    """More events than this from one IP within the rate window marks them as a bot."""
+
+    bot_min_interval_ms: float = Field(default=50.0, ge=0)
+    """Events of one user closer than this (received time) count towards an inhuman burst."""
+
+    bot_burst_length: int = Field(default=5, ge=2)
+    """This many consecutive too-close events of one user mark them as a bot."""
+
+    max_clock_skew_s: float = Field(default=86400.0, gt=0)
+    """A client time further than this from the received time is replaced by the received time."""
+
+    ip_policy: Literal["drop", "pseudonymise"] = "drop"
+    """What preprocess does with full IPs: drop them, or keep a keyed hash (needs the key)."""
+
+    pseudonymisation_key: SecretStr | None = None
+    """HMAC key of IP pseudonyms (secret: never printed)."""
+
+    session_gap_s: float = Field(default=1800.0, gt=0)
+    """Inactivity gap that ends a session (event time)."""
+
+    session_allowed_lateness_s: float = Field(default=300.0, ge=0)
+    """How far behind the newest event time an event may arrive and be sessionised normally."""
+
+    session_late_policy: Literal["correction", "drop"] = "correction"
+    """Events later than the allowed lateness: re-emit their session corrected, or drop them."""
+
+    session_idle_s: float = Field(default=10.0, gt=0)
+    """A partition without events for this long advances its watermark with the wall clock."""
+
     model_signing_key: SecretStr | None = None
     """Shared HMAC key that signs and verifies model snapshots (secret: never printed)."""
 

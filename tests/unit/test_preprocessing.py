@@ -1,0 +1,172 @@
+"""The preprocess step on its own: every outcome, with the reason or rule recorded."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from streamlearn.agents.metrics import AgentMetrics
+from streamlearn.agents.preprocessing import Preprocessor
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.serde import AvroSerde, InMemoryRegistry, frame
+from streamlearn.settings import Settings
+
+CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"  # noqa: E501
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def _event(offset_s: float = 0, **overrides: Any) -> dict[str, Any]:
+    received = T0 + timedelta(seconds=offset_s)
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "page_view",
+        "user_id": "u-1",
+        "client_ts": received - timedelta(milliseconds=300),
+        "received_ts": received,
+        "url": "https://shop.example/",
+        "user_agent": CHROME,
+        "ip": "203.0.113.9",
+        "app_version": "web-1",
+    }
+    event.update(overrides)
+    return event
+
+
+class Harness:
+    def __init__(self, **settings: Any) -> None:
+        self.metrics = AgentMetrics()
+        self.seen: dict[str, int] = {}
+        self.bot_state: dict[str, list[int]] = {}
+        registry = InMemoryRegistry()
+        self.serde = AvroSerde.for_topic(registry, "telemetry.events", "TelemetryEvent")
+        self.pre = Preprocessor(
+            Settings(**settings), self.serde, self.seen, self.bot_state, self.metrics
+        )
+        self.offset = 0
+
+    def run(self, event: dict[str, Any] | bytes | None):  # type: ignore[no-untyped-def]
+        value = event if not isinstance(event, dict) else self.serde.encode(event)
+        self.offset += 1
+        return self.pre.process("telemetry.events", 3, self.offset, b"u-1", value)
+
+    def count(self, outcome: str) -> float:
+        return self.metrics.value(self.metrics.events, outcome=outcome)
+
+
+def test_clean_event_is_enriched_and_compliant() -> None:
+    harness = Harness()
+    result = harness.run(_event())
+    assert result.outcome == "clean"
+    clean = result.clean
+    assert clean is not None
+    assert (clean["browser_family"], clean["os_family"], clean["device_class"]) == (
+        "Chrome", "Windows", "desktop",
+    )  # fmt: skip
+    assert clean["event_ts"] == clean["client_ts"]
+    assert clean["ip_pseudonym"] is None, "full IPs are not allowed for training"
+    assert "ip" not in clean
+    assert "user_agent" not in clean
+    assert (clean["source_partition"], clean["source_offset"]) == (3, 1)
+    assert harness.count("clean") == 1
+
+
+def test_ip_pseudonym_is_keyed_and_stable() -> None:
+    harness = Harness(ip_policy="pseudonymise", pseudonymisation_key="k1")
+    first = harness.run(_event()).clean
+    second = harness.run(_event(1)).clean
+    assert first is not None
+    assert second is not None
+    assert first["ip_pseudonym"] == second["ip_pseudonym"]
+    assert "203.0.113.9" not in first["ip_pseudonym"]
+    other_key = Harness(ip_policy="pseudonymise", pseudonymisation_key="k2").run(_event()).clean
+    assert other_key is not None
+    assert other_key["ip_pseudonym"] != first["ip_pseudonym"]
+
+
+def test_pseudonymising_without_a_key_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="PSEUDONYMISATION_KEY"):
+        Harness(ip_policy="pseudonymise")
+
+
+def test_implausible_client_time_falls_back_to_received_time() -> None:
+    harness = Harness(max_clock_skew_s=3600)
+    event = _event(client_ts=T0 - timedelta(days=400))
+    clean = harness.run(event).clean
+    assert clean is not None
+    assert clean["event_ts"] == event["received_ts"]
+    assert clean["client_ts"] == event["client_ts"], "the client's time is kept as sent"
+
+
+def test_duplicates_are_dropped_and_counted() -> None:
+    harness = Harness()
+    event = _event()
+    assert harness.run(event).outcome == "clean"
+    assert harness.run(dict(event, received_ts=T0 + timedelta(seconds=5))).outcome == "duplicate"
+    assert harness.count("duplicate") == 1
+
+
+def test_dedup_memory_expires_after_the_window() -> None:
+    harness = Harness(dedup_window_s=60)
+    event = _event()
+    harness.run(event)
+    removed = harness.pre.expire(int((T0 + timedelta(seconds=120)).timestamp() * 1000))
+    assert removed >= 1
+    assert harness.seen == {}
+    assert harness.bot_state == {}
+
+
+@pytest.mark.parametrize(
+    ("events", "rule"),
+    [
+        ([_event(user_agent=GOOGLEBOT)], "crawler_user_agent"),
+        ([_event(i * 0.2, user_id="fast") for i in range(6)], "user_rate"),
+        ([_event(i * 0.01, user_id="burst") for i in range(5)], "inhuman_burst"),
+        ([_event(i * 0.2, user_id=f"u{i}", ip="198.51.100.1") for i in range(6)], "ip_rate"),
+    ],
+    ids=["crawler", "user-rate", "burst", "ip-rate"],
+)
+def test_bot_rules(events: list[dict[str, Any]], rule: str) -> None:
+    harness = Harness(bot_max_events_per_user=5, bot_max_events_per_ip=5, bot_burst_length=5)
+    results = [harness.run(event) for event in events]
+    assert results[-1].outcome == "bot"
+    assert results[-1].bot_rule == rule
+    assert harness.metrics.value(harness.metrics.bots, rule=rule) == 1
+    assert all(r.outcome == "clean" for r in results[:-1]), "a rule fires only once it is true"
+
+
+def test_humans_at_human_speed_pass() -> None:
+    harness = Harness()
+    results = [harness.run(_event(i * 20.0)) for i in range(50)]
+    assert {r.outcome for r in results} == {"clean"}
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"not avro at all", "bad_magic_byte"),
+        (b"\x00\x00", "truncated_body"),
+        (None, "truncated_body"),
+        (frame(424242, b"\x02\x04"), "unknown_schema_id"),
+    ],
+)
+def test_undecodable_records_are_rejected_with_reason(value: bytes | None, reason: str) -> None:
+    harness = Harness()
+    harness.run(_event())
+    result = harness.run(value)
+    assert result.outcome == "rejected"
+    assert result.rejection is not None
+    assert result.rejection.reason == reason
+    assert "telemetry.events[3]@2" in result.rejection.detail
+    assert harness.metrics.value(harness.metrics.rejected, agent="preprocess", reason=reason) == 1
+
+
+def test_empty_required_field_is_rejected_naming_it() -> None:
+    harness = Harness()
+    result = harness.run(_event(user_id="  "))
+    assert result.rejection is not None
+    assert result.rejection.reason == "invalid_field"
+    assert "user_id" in result.rejection.detail
