@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from typing import Any
 
 from streamlearn.kafka_local import free_port
 
@@ -84,3 +86,33 @@ async def read_values(bootstrap: str, topic: str, count: int, timeout_s: float =
         return received
     finally:
         await consumer.stop()
+
+
+def reference_sessions(events: list[dict[str, Any]], gap_s: float) -> set[tuple[Any, ...]]:
+    """Offline: per user, sort by time, cut where consecutive events are ≥ gap apart."""
+    by_user: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        by_user.setdefault(event["user_id"], []).append(event)
+    sessions = set()
+    for user, user_events in by_user.items():
+        user_events.sort(key=lambda e: e["event_ts"])
+        groups: list[list[dict[str, Any]]] = [[user_events[0]]]
+        for previous, event in itertools.pairwise(user_events):
+            if (event["event_ts"] - previous["event_ts"]).total_seconds() >= gap_s:
+                groups.append([])
+            groups[-1].append(event)
+        for group in groups:
+            urls = {e["url"] for e in group}
+            sessions.add(
+                (user, group[0]["event_ts"], group[-1]["event_ts"], len(group), len(urls),
+                 group[0]["event_id"], group[-1]["event_id"])
+            )  # fmt: skip
+    return sessions
+
+
+def session_tuple(session: dict[str, Any]) -> tuple[Any, ...]:
+    """What a ``Session`` record says, in the shape of :func:`reference_sessions`."""
+    return (
+        session["user_id"], session["start_ts"], session["end_ts"], session["event_count"],
+        session["page_count"], session["first_event_id"], session["last_event_id"],
+    )  # fmt: skip

@@ -32,10 +32,12 @@ topics_app = typer.Typer(help="Topics as code (topology/topics.yaml).", no_args_
 config_app = typer.Typer(help="Settings.", no_args_is_help=True)
 registry_app = typer.Typer(help="The Confluent-compatible schema registry.", no_args_is_help=True)
 schemas_app = typer.Typer(help="Record schemas (schemas/*.avsc).", no_args_is_help=True)
+agents_app = typer.Typer(help="The stream-processing agents (Faust).", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(registry_app, name="registry")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(agents_app, name="agents")
 app.add_typer(config_app, name="config")
 
 log = logging.getLogger("streamlearn")
@@ -217,6 +219,29 @@ def schemas_register(
             subject = value_subject(settings.topic_prefix + spec.name)
             schema_id = registry.register(subject, schema_text(spec.value_schema))
             typer.echo(f"{subject}: {spec.value_schema} id {schema_id}")
+
+
+@agents_app.command("run")
+def agents_run(
+    only: Annotated[
+        str | None,
+        typer.Option("--only", help="Comma-separated agents to run [default: all]"),
+    ] = None,
+    bootstrap_servers: BootstrapOption = None,
+) -> None:
+    """Run agents in one worker process; more processes share the partitions."""
+    import faust
+
+    from streamlearn.agents.app import AGENT_NAMES, create_faust_app
+
+    settings = _settings(kafka_bootstrap=bootstrap_servers)
+    chosen = tuple(a.strip() for a in only.split(",")) if only else AGENT_NAMES
+    app, _ = create_faust_app(settings, chosen)
+    typer.echo(f"agents {', '.join(chosen)} joining group {app.conf.id}")
+    # faust's Worker installs SIGINT/SIGTERM handlers that stop the app cleanly
+    # (commit offsets, flush producers) and exits non-zero on a crash.
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()
 
 
 @config_app.command("show")

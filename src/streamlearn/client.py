@@ -75,7 +75,14 @@ class TelemetryClient:
         self._feedback = AvroSerde.for_topic(self._registry, self._feedback_topic, "Feedback")
         config = confluent_config(
             self.settings,
-            **{"enable.idempotence": True, "acks": "all", "linger.ms": 5},
+            # murmur2 like the Java clients and aiokafka (Faust): a key lands on the same
+            # partition whoever produces it, so agents' co-partitioned state lines up.
+            **{
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "partitioner": "murmur2_random",
+            },
         )
         config.update(producer_config or {})
         self._producer = Producer(config)

@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     session_idle_s: float = Field(default=10.0, gt=0)
     """A partition without events for this long advances its watermark with the wall clock."""
 
+    consumer_session_timeout_s: float = Field(default=30.0, ge=6)
+    """How long a silent agent worker keeps its partitions before the group moves them."""
+
     model_signing_key: SecretStr | None = None
     """Shared HMAC key that signs and verifies model snapshots (secret: never printed)."""
 

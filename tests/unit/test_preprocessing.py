@@ -39,7 +39,7 @@ def _event(offset_s: float = 0, **overrides: Any) -> dict[str, Any]:
 class Harness:
     def __init__(self, **settings: Any) -> None:
         self.metrics = AgentMetrics()
-        self.seen: dict[str, int] = {}
+        self.seen: dict[str, list[int]] = {}
         self.bot_state: dict[str, list[int]] = {}
         registry = InMemoryRegistry()
         self.serde = AvroSerde.for_topic(registry, "telemetry.events", "TelemetryEvent")
@@ -113,7 +113,7 @@ def test_dedup_memory_expires_after_the_window() -> None:
     harness = Harness(dedup_window_s=60)
     event = _event()
     harness.run(event)
-    removed = harness.pre.expire(int((T0 + timedelta(seconds=120)).timestamp() * 1000))
+    removed = harness.pre.expire(3, int((T0 + timedelta(seconds=120)).timestamp() * 1000))
     assert removed >= 1
     assert harness.seen == {}
     assert harness.bot_state == {}
@@ -170,3 +170,13 @@ def test_empty_required_field_is_rejected_naming_it() -> None:
     assert result.rejection is not None
     assert result.rejection.reason == "invalid_field"
     assert "user_id" in result.rejection.detail
+
+
+def test_a_replayed_record_is_forwarded_again_but_a_duplicate_is_not() -> None:
+    harness = Harness()
+    event = _event()
+    data = harness.serde.encode(event)
+    assert harness.pre.process("telemetry.events", 3, 40, b"u-1", data).outcome == "clean"
+    # After a crash the worker re-reads offset 40: the same record, not a duplicate.
+    assert harness.pre.process("telemetry.events", 3, 40, b"u-1", data).outcome == "clean"
+    assert harness.pre.process("telemetry.events", 3, 41, b"u-1", data).outcome == "duplicate"

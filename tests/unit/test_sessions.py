@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,6 +12,7 @@ import pytest
 from streamlearn.agents.metrics import AgentMetrics
 from streamlearn.agents.sessions import Sessionizer
 from streamlearn.settings import Settings
+from tests.support import reference_sessions, session_tuple
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 GAP_S = 1800
@@ -39,33 +39,19 @@ def _sessionizer(**settings: Any) -> Sessionizer:
     return Sessionizer(Settings(**config), {}, {}, AgentMetrics())
 
 
-def reference_sessions(events: list[dict[str, Any]], gap_s: float) -> set[tuple[Any, ...]]:
-    """Offline: per user, sort by time, cut where consecutive events are ≥ gap apart."""
-    by_user: dict[str, list[dict[str, Any]]] = {}
-    for event in events:
-        by_user.setdefault(event["user_id"], []).append(event)
-    sessions = set()
-    for user, user_events in by_user.items():
-        user_events.sort(key=lambda e: e["event_ts"])
-        groups: list[list[dict[str, Any]]] = [[user_events[0]]]
-        for previous, event in itertools.pairwise(user_events):
-            if (event["event_ts"] - previous["event_ts"]).total_seconds() >= gap_s:
-                groups.append([])
-            groups[-1].append(event)
-        for group in groups:
-            urls = {e["url"] for e in group}
-            sessions.add(
-                (user, group[0]["event_ts"], group[-1]["event_ts"], len(group), len(urls),
-                 group[0]["event_id"], group[-1]["event_id"])
-            )  # fmt: skip
-    return sessions
+def feed(sessionizer: Sessionizer, event: dict[str, Any], partition: int, now_ms: int) -> list[Any]:
+    """Process one event the way the agent does: emit, then commit the state."""
+    step = sessionizer.process(event, partition, now_ms)
+    sessionizer.commit(step)
+    return step.emitted
 
 
-def _as_tuple(session: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        session["user_id"], session["start_ts"], session["end_ts"], session["event_count"],
-        session["page_count"], session["first_event_id"], session["last_event_id"],
-    )  # fmt: skip
+def sweep(sessionizer: Sessionizer, now_ms: int) -> list[Any]:
+    emitted = []
+    for step in sessionizer.sweep(now_ms):
+        sessionizer.commit(step)
+        emitted += step.emitted
+    return emitted
 
 
 def _synthetic(seed: int, users: int = 40) -> list[tuple[datetime, dict[str, Any]]]:
@@ -91,11 +77,13 @@ def test_sessions_equal_the_offline_reference(seed: int) -> None:
     sessionizer = _sessionizer()
     emitted = []
     for arrival, event in arrivals:
-        emitted += sessionizer.process(event, partition=0, now_ms=_ms(arrival))
+        emitted += feed(sessionizer, event, 0, _ms(arrival))
     last = arrivals[-1][0]
-    emitted += sessionizer.sweep(_ms(last + timedelta(hours=6)))
+    emitted += sweep(sessionizer, _ms(last + timedelta(hours=6)))
     assert not [s for s in emitted if s["is_correction"]]
-    assert {_as_tuple(s) for s in emitted} == reference_sessions([e for _, e in arrivals], GAP_S)
+    assert {session_tuple(s) for s in emitted} == reference_sessions(
+        [e for _, e in arrivals], GAP_S
+    )
     assert len(emitted) == len({s["session_id"] for s in emitted}), "each session emitted once"
     assert sessionizer.users == {}, "closed sessions are forgotten: memory stays bounded"
 
@@ -103,26 +91,26 @@ def test_sessions_equal_the_offline_reference(seed: int) -> None:
 def test_session_closes_on_a_timer_without_further_events() -> None:
     sessionizer = _sessionizer(session_idle_s=10)
     start = T0
-    assert sessionizer.process(_event("a", start), 0, _ms(start)) == []
+    assert feed(sessionizer, _event("a", start), 0, _ms(start)) == []
     # Nothing else arrives; wall time moves on past gap + lateness.
-    assert sessionizer.sweep(_ms(start + timedelta(seconds=5))) == []
-    closed = sessionizer.sweep(_ms(start + timedelta(seconds=GAP_S + LATENESS_S + 1)))
+    assert sweep(sessionizer, _ms(start + timedelta(seconds=5))) == []
+    closed = sweep(sessionizer, _ms(start + timedelta(seconds=GAP_S + LATENESS_S + 1)))
     assert [s["event_count"] for s in closed] == [1]
 
 
 def test_late_event_corrects_an_emitted_session() -> None:
     sessionizer = _sessionizer()
     first = _event("a", T0, "/a")
-    sessionizer.process(first, 0, _ms(T0))
+    feed(sessionizer, first, 0, _ms(T0))
     # Another user's event much later moves the partition's watermark past the session.
     later = T0 + timedelta(seconds=GAP_S + LATENESS_S + 60)
-    assert sessionizer.process(_event("b", later), 0, _ms(later)) == []
-    closed = sessionizer.sweep(_ms(later))
+    assert feed(sessionizer, _event("b", later), 0, _ms(later)) == []
+    closed = sweep(sessionizer, _ms(later))
     assert [(s["user_id"], s["event_count"], s["is_correction"]) for s in closed] == [
         ("a", 1, False)
     ]
     late = _event("a", T0 + timedelta(seconds=60), "/late")
-    corrected = sessionizer.process(late, 0, _ms(later))
+    corrected = feed(sessionizer, late, 0, _ms(later))
     assert len(corrected) == 1
     assert corrected[0]["session_id"] == closed[0]["session_id"]
     assert (corrected[0]["event_count"], corrected[0]["late_events"]) == (2, 1)
@@ -133,21 +121,100 @@ def test_late_event_corrects_an_emitted_session() -> None:
 
 def test_late_event_is_dropped_and_counted_under_drop_policy() -> None:
     sessionizer = _sessionizer(session_late_policy="drop")
-    sessionizer.process(_event("a", T0), 0, _ms(T0))
+    feed(sessionizer, _event("a", T0), 0, _ms(T0))
     later = T0 + timedelta(seconds=GAP_S + LATENESS_S + 60)
-    sessionizer.process(_event("b", later), 0, _ms(later))
-    assert len(sessionizer.sweep(_ms(later))) == 1
-    assert sessionizer.process(_event("a", T0 + timedelta(seconds=5)), 0, _ms(later)) == []
+    feed(sessionizer, _event("b", later), 0, _ms(later))
+    assert len(sweep(sessionizer, _ms(later))) == 1
+    assert feed(sessionizer, _event("a", T0 + timedelta(seconds=5)), 0, _ms(later)) == []
     assert sessionizer.metrics.value(sessionizer.metrics.late_events, handling="dropped") == 1
+
+
+def test_an_event_read_twice_counts_once() -> None:
+    sessionizer = _sessionizer()
+    event = _event("a", T0)
+    feed(sessionizer, event, 0, _ms(T0))
+    feed(sessionizer, event, 0, _ms(T0))
+    assert sessionizer.users["a"]["open"][0]["count"] == 1
+    later = T0 + timedelta(seconds=GAP_S + LATENESS_S + 60)
+    feed(sessionizer, _event("b", later), 0, _ms(later))
+    [closed] = sweep(sessionizer, _ms(later))
+    # A replay after the session was emitted neither re-counts nor corrects it.
+    assert feed(sessionizer, event, 0, _ms(later)) == []
+    assert closed["event_count"] == 1
 
 
 def test_an_event_bridging_two_open_sessions_merges_them() -> None:
     sessionizer = _sessionizer(session_allowed_lateness_s=GAP_S * 3)
-    sessionizer.process(_event("a", T0), 0, _ms(T0))
+    feed(sessionizer, _event("a", T0), 0, _ms(T0))
     far = T0 + timedelta(seconds=GAP_S * 1.5)
-    sessionizer.process(_event("a", far), 0, _ms(far))
+    feed(sessionizer, _event("a", far), 0, _ms(far))
     assert len(sessionizer.users["a"]["open"]) == 2
     bridge = T0 + timedelta(seconds=GAP_S * 0.75)
-    sessionizer.process(_event("a", bridge), 0, _ms(far))
+    feed(sessionizer, _event("a", bridge), 0, _ms(far))
     [session] = sessionizer.users["a"]["open"]
     assert session["count"] == 3
+
+
+@pytest.mark.parametrize("persisted", ["at-kill", "at-commit"])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_crash_and_replay_gives_the_same_sessions(seed: int, persisted: str) -> None:
+    """The replay starts at the last commit; the recovered state is anywhere between the
+    commit and the kill (Faust flushes changelogs before committing offsets)."""
+    import copy
+
+    rng = random.Random(seed)
+    arrivals = _synthetic(seed)
+    # A few events arrive far later than the allowed lateness.
+    for index in rng.sample(range(len(arrivals)), 5):
+        arrival, event = arrivals[index]
+        arrivals[index] = (arrival + timedelta(seconds=GAP_S * 2), event)
+    arrivals.sort(key=lambda pair: pair[0])
+    kill, replay_from = len(arrivals) // 2, len(arrivals) // 2 - 25
+    users: dict[str, Any] = {}
+    before = Sessionizer(
+        Settings(session_gap_s=GAP_S, session_allowed_lateness_s=LATENESS_S),
+        users,
+        {},
+        AgentMetrics(),
+    )
+    emitted = []
+    recovered: dict[str, Any] = {}
+    for index, (arrival, event) in enumerate(arrivals[:kill]):
+        if index == replay_from and persisted == "at-commit":
+            recovered = copy.deepcopy(users)
+        emitted += feed(before, event, 0, _ms(arrival))
+    if persisted == "at-kill":
+        recovered = copy.deepcopy(users)
+    after = Sessionizer(
+        Settings(session_gap_s=GAP_S, session_allowed_lateness_s=LATENESS_S),
+        recovered,
+        {},
+        AgentMetrics(),
+    )
+    for arrival, event in arrivals[replay_from:]:
+        emitted += feed(after, event, 0, _ms(arrival))
+    emitted += sweep(after, _ms(arrivals[-1][0] + timedelta(days=1)))
+    final = {s["session_id"]: s for s in emitted}
+    assert {session_tuple(s) for s in final.values()} == reference_sessions(
+        [e for _, e in arrivals], GAP_S
+    )
+
+
+def test_after_a_restart_an_event_of_an_emitted_session_corrects_it() -> None:
+    """Watermarks are rebuilt after a restart, so an old event may not look late any more;
+    it still belongs to the session already emitted, not to a new one."""
+    users: dict[str, Any] = {}
+    before = _sessionizer()
+    before.users = users
+    feed(before, _event("a", T0), 0, _ms(T0))
+    later = T0 + timedelta(seconds=GAP_S + LATENESS_S + 60)
+    feed(before, _event("b", later), 0, _ms(later))
+    [closed] = sweep(before, _ms(later))
+
+    after = _sessionizer()
+    after.users = users
+    corrected = feed(after, _event("a", T0 + timedelta(seconds=30)), 0, _ms(later))
+    assert [(s["session_id"], s["event_count"], s["is_correction"]) for s in corrected] == [
+        (closed["session_id"], 2, True)
+    ]
+    assert users["a"]["open"] == []

@@ -10,8 +10,9 @@ Rules, checked in order (the first that fires is recorded):
 
 Behavioural rules run on the time events were *received* (the system's clock, carried in
 the record), so replaying a topic flags exactly the same events. Their state lives in a
-mapping the caller provides (a Faust table in the agent), keyed per partition's users; an
-IP seen by several partitions is counted per partition.
+mapping the caller provides (a Faust table in the agent); keys start with the source
+partition, so each partition's state moves and expires with it. An IP seen by several
+partitions is therefore counted per partition.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def _count_in_window(state: MutableMapping[str, list[int]], key: str, window: in
 def bot_rule(
     rules: BotRules,
     state: MutableMapping[str, list[int]],
+    partition: int,
     user_id: str,
     ip: str | None,
     received_ms: int,
@@ -68,13 +70,14 @@ def bot_rule(
     flagged for the rest of its window.
     """
     window = received_ms // rules.window_ms
-    user_count = _count_in_window(state, f"u:{user_id}", window)
-    ip_count = _count_in_window(state, f"ip:{ip}", window) if ip else 0
-    last = state.get(f"b:{user_id}")
+    user_count = _count_in_window(state, f"{partition}|u|{user_id}", window)
+    ip_count = _count_in_window(state, f"{partition}|ip|{ip}", window) if ip else 0
+    burst_key = f"{partition}|b|{user_id}"
+    last = state.get(burst_key)
     streak = 1
     if last is not None and 0 <= received_ms - last[0] < rules.min_interval_ms:
         streak = last[1] + 1
-    state[f"b:{user_id}"] = [received_ms, streak]
+    state[burst_key] = [received_ms, streak]
 
     if agent.crawler:
         return "crawler_user_agent"
@@ -87,15 +90,19 @@ def bot_rule(
     return None
 
 
-def expire_bot_state(state: MutableMapping[str, list[int]], rules: BotRules, now_ms: int) -> int:
-    """Forget counters of past windows and stale bursts; returns how many were removed."""
+def expire_bot_state(
+    state: MutableMapping[str, list[int]], rules: BotRules, partition: int, now_ms: int
+) -> int:
+    """Forget one partition's counters of past windows and stale bursts; returns how many."""
     window = now_ms // rules.window_ms
-    stale = [
-        key
-        for key, value in list(state.items())
-        if (key.startswith("b:") and now_ms - value[0] > rules.window_ms)
-        or (not key.startswith("b:") and value[0] < window)
-    ]
+    prefix = f"{partition}|"
+    stale = []
+    for key, value in list(state.items()):
+        if not key.startswith(prefix):
+            continue
+        burst = key.startswith(prefix + "b|")
+        if (burst and now_ms - value[0] > rules.window_ms) or (not burst and value[0] < window):
+            stale.append(key)
     for key in stale:
         del state[key]
     return len(stale)

@@ -69,16 +69,20 @@ def _millis(moment: datetime) -> int:
 class Preprocessor:
     """Turns raw ``telemetry.events`` records into ``CleanEvent`` records (or says why not).
 
-    ``seen`` maps event id → received time (ms) of events already forwarded; ``bot_state``
-    holds the behavioural rules' counters. In the agent both are Faust tables, so they
-    survive restarts and move with their partitions.
+    ``seen`` maps event id → [received time (ms), source partition, source offset] of the
+    first record of each event. A record whose event id was seen at *another* offset is a
+    duplicate; at the *same* offset it is a replay after a restart and is forwarded again
+    (its first forward may not have reached Kafka before the crash). ``bot_state`` holds
+    the behavioural rules' counters. In the agent both are
+    Faust tables, so they survive restarts and move with their partitions; expiry works per
+    partition on stream time (received times), so a replay expires exactly the same way.
     """
 
     def __init__(
         self,
         settings: Settings,
         serde: AvroSerde,
-        seen: MutableMapping[str, int],
+        seen: MutableMapping[str, list[int]],
         bot_state: MutableMapping[str, list[int]],
         metrics: AgentMetrics,
     ) -> None:
@@ -110,14 +114,15 @@ class Preprocessor:
 
         event_id = str(event["event_id"])
         received_ms = _millis(event["received_ts"])
-        if event_id in self.seen:
+        first = self.seen.get(event_id)
+        if first is not None and (first[1], first[2]) != (partition, offset):
             self.metrics.events.labels(outcome="duplicate").inc()
             return Processed("duplicate")
-        self.seen[event_id] = received_ms
+        self.seen[event_id] = [received_ms, partition, offset]
 
         agent = analyse_user_agent(event["user_agent"])
         rule = bot_rule(
-            self.rules, self.bot_state, event["user_id"], event["ip"], received_ms, agent
+            self.rules, self.bot_state, partition, event["user_id"], event["ip"], received_ms, agent
         )
         if rule is not None:
             self.metrics.events.labels(outcome="bot").inc()
@@ -172,10 +177,14 @@ class Preprocessor:
             return None
         return hmac.new(self.ip_key, ip.encode(), hashlib.sha256).hexdigest()[:32]
 
-    def expire(self, now_ms: int) -> int:
-        """Forget event ids older than the dedup window and stale bot counters."""
+    def expire(self, partition: int, now_ms: int) -> int:
+        """Forget one partition's event ids older than the dedup window and stale counters."""
         horizon = now_ms - self.dedup_window_ms
-        old = [event_id for event_id, seen_ms in list(self.seen.items()) if seen_ms < horizon]
+        old = [
+            event_id
+            for event_id, (seen_ms, seen_partition, _) in list(self.seen.items())
+            if seen_partition == partition and seen_ms < horizon
+        ]
         for event_id in old:
             del self.seen[event_id]
-        return len(old) + expire_bot_state(self.bot_state, self.rules, now_ms)
+        return len(old) + expire_bot_state(self.bot_state, self.rules, partition, now_ms)

@@ -14,12 +14,23 @@ into the user's last emitted session and re-emitted as a correction
 (``is_correction=true``, same ``session_id``); or dropped (``drop``).
 
 State is plain JSON-able data in caller-provided mappings (Faust tables in the agent):
-``users`` maps user id → {"p": partition, "open": [...], "closed": {...} | None}.
+``users`` maps user id → {"p": partition, "open": [...], "closed": [...]}. Emitted sessions
+stay in ``closed`` until the watermark is ``dedup_window_s`` past the point where no late
+event could reach them, so a copy of an event replayed after a crash is still recognised.
+
+Idempotent under at-least-once delivery: each session remembers the ids of its events, so
+an event read twice (a replay after a crash, or a duplicate upstream) counts once. Every
+method returns :class:`Step` s; the caller emits a step's sessions, waits until Kafka has
+them, and only then calls :meth:`Sessionizer.commit` to persist the new state. A crash in
+between replays the events and emits the same sessions again (same ids and contents,
+harmless to consumers that keep the newest record per ``session_id``); the reverse order
+could lose a session.
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,8 +38,18 @@ from streamlearn.agents.metrics import AgentMetrics
 from streamlearn.settings import Settings
 
 MAX_PAGES = 200
+MAX_REMEMBERED_IDS = 10_000
 
 Session = dict[str, Any]
+
+
+@dataclass
+class Step:
+    """Sessions to emit, and the user state to store once they are delivered."""
+
+    user_id: str
+    state: dict[str, Any]
+    emitted: list[Session]
 
 
 def _millis(moment: datetime) -> int:
@@ -46,6 +67,7 @@ def _new_session(event: dict[str, Any], ts: int) -> Session:
         "device": event.get("device_class"),
         "late": 0,
         "id": None,
+        "ids": [],
     }
 
 
@@ -54,6 +76,8 @@ def _add(session: Session, event: dict[str, Any], ts: int) -> None:
     session["end"] = max(session["end"], ts)
     session["count"] += 1
     event_id = str(event["event_id"])
+    if len(session["ids"]) < MAX_REMEMBERED_IDS:
+        session["ids"].append(event_id)
     if ts < session["first"][0]:
         session["first"] = [ts, event_id]
         session["device"] = event.get("device_class")
@@ -71,6 +95,7 @@ def _add(session: Session, event: dict[str, Any], ts: int) -> None:
 def _merge(into: Session, other: Session) -> None:
     into["count"] += other["count"]
     into["late"] += other["late"]
+    into["ids"] = (into["ids"] + other["ids"])[:MAX_REMEMBERED_IDS]
     if other["first"][0] < into["first"][0]:
         into["first"], into["device"] = other["first"], other["device"]
     if other["last"][0] >= into["last"][0]:
@@ -93,6 +118,7 @@ class Sessionizer:
         self.gap_ms = int(settings.session_gap_s * 1000)
         self.lateness_ms = int(settings.session_allowed_lateness_s * 1000)
         self.idle_ms = int(settings.session_idle_s * 1000)
+        self.dedup_ms = int(settings.dedup_window_s * 1000)
         self.late_policy = settings.session_late_policy
         self.users = users
         self.watermarks = watermarks  # str(partition) -> newest event time seen (ms)
@@ -103,28 +129,52 @@ class Sessionizer:
         newest = self.watermarks.get(str(partition))
         return None if newest is None else newest - self.lateness_ms
 
-    def process(self, event: dict[str, Any], partition: int, now_ms: int) -> list[Session]:
-        """Add one clean event; returns the sessions it closed or corrected."""
+    def process(self, event: dict[str, Any], partition: int, now_ms: int) -> Step:
+        """Add one clean event; the step holds the sessions it closed or corrected."""
         user_id = event["user_id"]
         ts = _millis(event["event_ts"])
         watermark = self.watermark(partition)
-        state = self.users.get(user_id) or {"p": partition, "open": [], "closed": None}
+        state = self.users.get(user_id) or {"p": partition, "open": [], "closed": []}
         emitted: list[Session] = []
-        if watermark is not None and ts < watermark:
-            emitted += self._late(user_id, state, event, ts)
+        if self._seen(state, str(event["event_id"])):
+            return Step(user_id, state, [])
+        late = watermark is not None and ts < watermark
+        closed = self._touching(state["closed"], ts)
+        if late and (self.late_policy == "drop" and not self._touching(state["open"], ts)):
+            self.metrics.late_events.labels(handling="dropped").inc()
+        elif closed:
+            # The event belongs to a session already emitted: late, or the watermark was
+            # rebuilt after a restart. Either way the emitted session is corrected.
+            emitted.append(self._correct(user_id, state, closed[0], event, ts))
+            if late:
+                self.metrics.late_events.labels(handling="correction").inc()
         else:
-            self._place(state, event, ts)
+            session = self._place(state, event, ts)
+            if late:
+                session["late"] += 1
+                attached = session["count"] > 1
+                handling = "attached" if attached else "new_session"
+                self.metrics.late_events.labels(handling=handling).inc()
         key = str(partition)
         self.watermarks[key] = max(self.watermarks.get(key, ts), ts)
         self._last_activity[key] = now_ms
         emitted += self._close_due(user_id, state, self.watermark(partition), now_ms)
-        self._store(user_id, state)
-        return emitted
+        return Step(user_id, state, emitted)
+
+    def _touching(self, sessions: list[Session], ts: int) -> list[Session]:
+        return [s for s in sessions if s["start"] - self.gap_ms < ts < s["end"] + self.gap_ms]
+
+    @staticmethod
+    def _seen(state: dict[str, Any], event_id: str) -> bool:
+        sessions = [*state["open"], *state["closed"]]
+        return any(event_id in s["ids"] for s in sessions)
+
+    def commit(self, step: Step) -> None:
+        """Persist a step's state (after its sessions were delivered)."""
+        self._store(step.user_id, step.state)
 
     def _place(self, state: dict[str, Any], event: dict[str, Any], ts: int) -> Session:
-        touching = [
-            s for s in state["open"] if s["start"] - self.gap_ms < ts < s["end"] + self.gap_ms
-        ]
+        touching = self._touching(state["open"], ts)
         rest = [s for s in state["open"] if s not in touching]
         session = touching[0] if touching else _new_session(event, ts)
         for other in touching[1:]:
@@ -133,31 +183,17 @@ class Sessionizer:
         state["open"] = sorted([*rest, session], key=lambda s: s["start"])
         return session
 
-    def _late(
-        self, user_id: str, state: dict[str, Any], event: dict[str, Any], ts: int
-    ) -> list[Session]:
-        touching = [
-            s for s in state["open"] if s["start"] - self.gap_ms < ts < s["end"] + self.gap_ms
-        ]
-        if touching:
-            self._place(state, event, ts)["late"] += 1
-            self.metrics.late_events.labels(handling="attached").inc()
-            return []
-        if self.late_policy == "drop":
-            self.metrics.late_events.labels(handling="dropped").inc()
-            return []
-        closed = state["closed"]
-        if closed is not None and closed["start"] - self.gap_ms < ts < closed["end"] + self.gap_ms:
-            _add(closed, event, ts)
-            closed["late"] += 1
-            self.metrics.late_events.labels(handling="correction").inc()
-            self.metrics.sessions.labels(kind="correction").inc()
-            return [self._to_record(user_id, closed, correction=True)]
-        # Late and far from any known session: it starts one of its own, which the next
-        # sweep closes (its gap has already passed on the watermark).
-        self._place(state, event, ts)["late"] += 1
-        self.metrics.late_events.labels(handling="new_session").inc()
-        return []
+    def _correct(
+        self, user_id: str, state: dict[str, Any], closed: Session, event: dict[str, Any], ts: int
+    ) -> Session:
+        _add(closed, event, ts)
+        closed["late"] += 1
+        # Open sessions the event now bridges to belong to the emitted one too.
+        for other in self._touching(state["open"], ts):
+            _merge(closed, other)
+            state["open"].remove(other)
+        self.metrics.sessions.labels(kind="correction").inc()
+        return self._to_record(user_id, closed, correction=True)
 
     def _close_due(
         self, user_id: str, state: dict[str, Any], watermark: int | None, now_ms: int
@@ -171,36 +207,37 @@ class Sessionizer:
                 session["id"] = f"{user_id}:{session['start']}"
                 session["closed_at"] = now_ms
                 emitted.append(self._to_record(user_id, session, correction=False))
-                state["closed"] = session
+                state["closed"].append(session)
                 self.metrics.sessions.labels(kind="closed").inc()
             else:
                 still_open.append(session)
         state["open"] = still_open
-        closed = state["closed"]
-        if closed is not None and watermark >= closed["end"] + 2 * self.gap_ms + self.lateness_ms:
-            state["closed"] = None  # no late event can reach it any more: bounded memory
+        # Forgotten once no late event or replayed copy can reach them: bounded memory.
+        horizon = watermark - 2 * self.gap_ms - self.lateness_ms - self.dedup_ms
+        state["closed"] = [s for s in state["closed"] if s["end"] >= horizon]
         return emitted
 
     def _store(self, user_id: str, state: dict[str, Any]) -> None:
-        if state["open"] or state["closed"] is not None:
+        if state["open"] or state["closed"]:
             self.users[user_id] = state
         elif user_id in self.users:
             del self.users[user_id]
 
-    def sweep(self, now_ms: int, partitions: set[int] | None = None) -> list[Session]:
+    def sweep(self, now_ms: int, partitions: set[int] | None = None) -> list[Step]:
         """Close due sessions of every user; idle partitions advance with the wall clock."""
         for key, last_activity in list(self._last_activity.items()):
             idle_for = now_ms - last_activity
             if idle_for >= self.idle_ms and key in self.watermarks:
                 self.watermarks[key] = self.watermarks[key] + int(idle_for)
                 self._last_activity[key] = now_ms
-        emitted: list[Session] = []
+        steps: list[Step] = []
         for user_id, state in list(self.users.items()):
             if partitions is not None and state["p"] not in partitions:
                 continue
-            emitted += self._close_due(user_id, state, self.watermark(state["p"]), now_ms)
-            self._store(user_id, state)
-        return emitted
+            emitted = self._close_due(user_id, state, self.watermark(state["p"]), now_ms)
+            if emitted or (not state["open"] and not state["closed"]):
+                steps.append(Step(user_id, state, emitted))
+        return steps
 
     @staticmethod
     def _to_record(user_id: str, session: Session, *, correction: bool) -> Session:

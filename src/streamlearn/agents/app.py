@@ -1,0 +1,111 @@
+"""The Faust application factory: one app per worker process, built from settings.
+
+No module-level app and no hard-coded broker: :func:`create_faust_app` builds an app for
+the chosen agents, and several worker processes with the same settings share the work
+through Kafka partitions (one consumer group, ``<prefix>streamlearn-agents``).
+
+Processing guarantee: at-least-once, made exact by idempotency. Faust flushes every
+output and table changelog before it commits the consumed offsets, so nothing is lost; a
+worker killed mid-stream re-reads from its last commit. Each agent makes that replay
+harmless: preprocess recognises a replayed record by its offset (and still drops true
+duplicates), sessionise counts an event id once and re-emits identical sessions. Faust's
+own exactly-once mode is not used: it sends outputs in the transaction of the *output*
+partition, not of the input whose offset commits, so outputs and offsets are not atomic
+(measured: a SIGKILL repeated outputs). See docs/agents.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import faust
+from confluent_kafka.admin import AdminClient
+
+from streamlearn.agents.exceptions import AgentConfigurationError
+from streamlearn.agents.metrics import AgentMetrics
+from streamlearn.kafka_clients import aiokafka_config, confluent_config
+from streamlearn.serde import RegistryClient
+from streamlearn.settings import Settings
+
+AGENT_NAMES = ("preprocess", "sessionise")
+# A rejected record carries the original bytes, which may be up to the source's limit.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class AgentContext:
+    """What every agent registration needs: the app, settings, registry and metrics."""
+
+    app: faust.App
+    settings: Settings
+    registry: RegistryClient
+    metrics: AgentMetrics
+
+    def topic_name(self, name: str) -> str:
+        return self.settings.topic_prefix + name
+
+    def partitions_of(self, name: str) -> int:
+        """Partition count of an existing topic (tables must match their source's)."""
+        topic = self.topic_name(name)
+        metadata = AdminClient(confluent_config(self.settings)).list_topics(topic, timeout=30)
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            raise AgentConfigurationError(
+                f"topic {topic} does not exist: run `streamlearn topics apply` first"
+            )
+        return len(found.partitions)
+
+
+def _credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    config = aiokafka_config(settings)
+    if settings.kafka_security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=config.get("sasl_plain_password"),
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=config.get("ssl_context"),
+        )
+    if settings.kafka_security_protocol == "SSL":
+        return faust.SSLCredentials(config["ssl_context"])
+    return None
+
+
+def create_faust_app(
+    settings: Settings,
+    agents: tuple[str, ...] = AGENT_NAMES,
+    *,
+    registry: RegistryClient | None = None,
+    metrics: AgentMetrics | None = None,
+    data_dir: Path | None = None,
+) -> tuple[faust.App, AgentContext]:
+    """A Faust app running ``agents``; returns it with the context the agents share."""
+    unknown = sorted(set(agents) - set(AGENT_NAMES))
+    if unknown:
+        raise AgentConfigurationError(f"unknown agents {unknown}; known: {list(AGENT_NAMES)}")
+    app = faust.App(
+        f"{settings.topic_prefix}streamlearn-agents",
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        processing_guarantee="at_least_once",
+        topic_replication_factor=settings.topic_replication_factor or 1,
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=MAX_REQUEST_BYTES,
+        broker_session_timeout=settings.consumer_session_timeout_s,
+        broker_heartbeat_interval=settings.consumer_session_timeout_s / 10,
+        web_enabled=False,
+        datadir=str(data_dir or settings.data_dir / "faust"),
+    )
+    context = AgentContext(
+        app=app,
+        settings=settings,
+        registry=registry or RegistryClient(settings.schema_registry_url),
+        metrics=metrics or AgentMetrics(),
+    )
+    from streamlearn.agents import preprocess, sessionise
+
+    registrations = {"preprocess": preprocess.register, "sessionise": sessionise.register}
+    for name in agents:
+        registrations[name](context)
+    return app, context

@@ -1,0 +1,62 @@
+"""The preprocess agent: ``telemetry.events`` → ``events.clean`` (and ``events.rejected``)."""
+
+from __future__ import annotations
+
+import faust
+
+from streamlearn.agents.app import AgentContext
+from streamlearn.agents.preprocessing import AGENT, Preprocessor, rejected_record
+from streamlearn.serde import AvroSerde
+
+EXPIRE_EVERY_MS = 10_000
+
+
+def register(context: AgentContext) -> None:
+    app, settings = context.app, context.settings
+    source_name = context.topic_name("telemetry.events")
+    partitions = context.partitions_of("telemetry.events")
+    source = app.topic(source_name, key_serializer="raw", value_serializer="raw")
+    clean_topic = app.topic(
+        context.topic_name("events.clean"), key_serializer="raw", value_serializer="raw"
+    )
+    rejected_topic = app.topic(
+        context.topic_name("events.rejected"), key_serializer="raw", value_serializer="raw"
+    )
+    # Co-partitioned with the source: an event id and a user always meet the same state.
+    seen = app.Table("preprocess-seen", partitions=partitions, key_type=str)
+    bot_state = app.Table("preprocess-bots", partitions=partitions, key_type=str)
+
+    events_serde = AvroSerde.for_topic(context.registry, source_name, "TelemetryEvent")
+    clean_serde = AvroSerde.for_topic(context.registry, clean_topic.get_topic_name(), "CleanEvent")
+    rejected_serde = AvroSerde.for_topic(
+        context.registry, rejected_topic.get_topic_name(), "RejectedRecord"
+    )
+    preprocessor = Preprocessor(settings, events_serde, seen, bot_state, context.metrics)
+    last_expiry: dict[int, int] = {}
+
+    @app.agent(source, name=f"{settings.topic_prefix}preprocess")
+    async def preprocess(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            result = preprocessor.process(
+                message.topic, message.partition, message.offset, message.key, message.value
+            )
+            if result.clean is not None:
+                await clean_topic.send(
+                    key=result.clean["user_id"].encode(), value=clean_serde.encode(result.clean)
+                )
+                received_ms = int(result.clean["received_ts"].timestamp() * 1000)
+                if received_ms - last_expiry.get(message.partition, 0) > EXPIRE_EVERY_MS:
+                    preprocessor.expire(message.partition, received_ms)
+                    last_expiry[message.partition] = received_ms
+            elif result.rejection is not None:
+                record = rejected_record(
+                    result.rejection,
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    message.key,
+                    message.value,
+                    AGENT,
+                )
+                await rejected_topic.send(key=message.key, value=rejected_serde.encode(record))

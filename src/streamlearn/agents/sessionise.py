@@ -1,0 +1,70 @@
+"""The sessionise agent: ``events.clean`` → ``events.sessions``.
+
+Session state is a Faust table keyed by user id and written through the producer's
+partitioner (murmur2, like the producer of ``events.clean``), so the timer that closes
+sessions of quiet users can update it outside stream iteration and the state still
+lives in the partition of the user's events.
+"""
+
+from __future__ import annotations
+
+import time
+
+import faust
+
+from streamlearn.agents.app import AgentContext
+from streamlearn.agents.sessions import Sessionizer, Step
+from streamlearn.serde import AvroSerde
+
+SWEEP_INTERVAL_S = 1.0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def register(context: AgentContext) -> None:
+    app, settings = context.app, context.settings
+    source_name = context.topic_name("events.clean")
+    partitions = context.partitions_of("events.clean")
+    source = app.topic(source_name, key_serializer="raw", value_serializer="raw")
+    sessions_topic = app.topic(
+        context.topic_name("events.sessions"), key_serializer="raw", value_serializer="raw"
+    )
+    users = app.Table("sessionise-users", partitions=partitions, key_type=str, use_partitioner=True)
+    clean_serde = AvroSerde.for_topic(context.registry, source_name, "CleanEvent")
+    session_serde = AvroSerde.for_topic(
+        context.registry, sessions_topic.get_topic_name(), "Session"
+    )
+    # Watermarks are per worker and rebuilt from the stream after a restart.
+    sessionizer = Sessionizer(settings, users, {}, context.metrics)
+
+    async def emit_then_commit(steps: list[Step]) -> None:
+        # Delivered first, state second: a crash in between re-emits, never loses.
+        pending = [
+            await sessions_topic.send(
+                key=session["user_id"].encode(), value=session_serde.encode(session)
+            )
+            for step in steps
+            for session in step.emitted
+        ]
+        for delivery in pending:
+            await delivery
+        for step in steps:
+            sessionizer.commit(step)
+
+    @app.agent(source, name=f"{settings.topic_prefix}sessionise")
+    async def sessionise(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            clean = clean_serde.decode(
+                message.value,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            )
+            await emit_then_commit([sessionizer.process(clean, message.partition, _now_ms())])
+
+    @app.timer(SWEEP_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def close_quiet_sessions() -> None:
+        await emit_then_commit(sessionizer.sweep(_now_ms()))
