@@ -33,11 +33,13 @@ config_app = typer.Typer(help="Settings.", no_args_is_help=True)
 registry_app = typer.Typer(help="The Confluent-compatible schema registry.", no_args_is_help=True)
 schemas_app = typer.Typer(help="Record schemas (schemas/*.avsc).", no_args_is_help=True)
 agents_app = typer.Typer(help="The stream-processing agents (Faust).", no_args_is_help=True)
+collector_app = typer.Typer(help="The HTTP telemetry collector.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(registry_app, name="registry")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(agents_app, name="agents")
+app.add_typer(collector_app, name="collector")
 app.add_typer(config_app, name="config")
 
 log = logging.getLogger("streamlearn")
@@ -242,6 +244,25 @@ def agents_run(
     # (commit offsets, flush producers) and exits non-zero on a crash.
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
+
+
+@collector_app.command("serve")
+def collector_serve(
+    port: Annotated[int, typer.Option(help="HTTP port")] = 8001,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    bootstrap_servers: BootstrapOption = None,
+) -> None:
+    """Accept telemetry over HTTP (`POST /v1/events`) and produce it to Kafka as Avro."""
+    from aiohttp import web
+
+    from streamlearn.collector.app import create_collector_app
+
+    settings = _settings(kafka_bootstrap=bootstrap_servers)
+
+    def ready(message: str) -> None:
+        typer.echo(f"collector on http://{host}:{port}/v1/events")
+
+    web.run_app(create_collector_app(settings), host=host, port=port, print=ready)
 
 
 @config_app.command("show")

@@ -148,6 +148,24 @@ class Settings(BaseSettings):
     consumer_session_timeout_s: float = Field(default=30.0, ge=6)
     """How long a silent agent worker keeps its partitions before the group moves them."""
 
+    collector_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest request body the collector accepts (larger: 413)."""
+
+    collector_max_batch: int = Field(default=500, ge=1)
+    """Most events in one collector request (more: 413)."""
+
+    collector_unknown_fields: Literal["reject", "ignore"] = "reject"
+    """What the collector does with fields its schemas do not know."""
+
+    collector_delivery_timeout_s: float = Field(default=10.0, gt=0)
+    """How long the collector waits for Kafka to confirm a batch before answering 503."""
+
+    collector_cors_origins: list[str] = Field(default_factory=list)
+    """Origins allowed to post events from browsers (CORS); empty disables CORS."""
+
+    collector_trust_forwarded_for: bool = False
+    """Take the client IP from X-Forwarded-For (only behind a proxy you run)."""
+
     model_signing_key: SecretStr | None = None
     """Shared HMAC key that signs and verifies model snapshots (secret: never printed)."""
 

@@ -1,0 +1,210 @@
+"""The collector: ``POST /v1/events`` from browsers and apps → Avro on Kafka.
+
+A request is accepted (202) only once Kafka has confirmed every record of it; a request
+with any invalid item is refused whole (400, the field named) and nothing of it is
+produced; a body over the limit is 413; a broker that does not confirm in time is 503 with
+``Retry-After``. Events go to ``telemetry.events`` keyed by user id, feedback to
+``telemetry.feedback`` keyed by request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp_cors
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+
+from streamlearn.collector.exceptions import InvalidEventError
+from streamlearn.collector.mapping import RequestContext, map_item
+from streamlearn.collector.producer import AsyncProducer, DeliveryFailedError
+from streamlearn.kafka_clients import confluent_config
+from streamlearn.serde import AvroSerde, EncodeError, RegistryClient
+from streamlearn.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 5
+
+
+class Collector:
+    """Per-app state: serdes, producer and metrics."""
+
+    def __init__(self, settings: Settings, registry: RegistryClient) -> None:
+        self.settings = settings
+        prefix = settings.topic_prefix
+        self.topics = {
+            "event": prefix + "telemetry.events",
+            "feedback": prefix + "telemetry.feedback",
+        }
+        self.serdes = {
+            "event": AvroSerde.for_topic(registry, self.topics["event"], "TelemetryEvent"),
+            "feedback": AvroSerde.for_topic(registry, self.topics["feedback"], "Feedback"),
+        }
+        timeout_ms = int(settings.collector_delivery_timeout_s * 1000)
+        self.producer = AsyncProducer(
+            confluent_config(
+                settings,
+                **{
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 2,
+                    "partitioner": "murmur2_random",
+                    "message.timeout.ms": timeout_ms,
+                    "delivery.timeout.ms": timeout_ms,
+                },
+            )
+        )
+        self.metrics = CollectorRegistry()
+        self.accepted = Counter(
+            "streamlearn_collector_accepted", "Records confirmed by Kafka.", ["kind"],
+            registry=self.metrics,
+        )  # fmt: skip
+        self.refused = Counter(
+            "streamlearn_collector_refused_requests",
+            "Requests refused, by HTTP status (nothing of them was produced).",
+            ["status"],
+            registry=self.metrics,
+        )
+
+    def context(self, request: web.Request) -> RequestContext:
+        ip = request.remote
+        forwarded = request.headers.get("X-Forwarded-For")
+        if self.settings.collector_trust_forwarded_for and forwarded:
+            ip = forwarded.split(",")[0].strip()
+        return RequestContext(
+            received_ts=datetime.now(UTC),
+            ip=ip,
+            user_agent=request.headers.get("User-Agent"),
+            app_version=request.headers.get("X-App-Version"),
+        )
+
+
+COLLECTOR: web.AppKey[Collector] = web.AppKey("collector", Collector)
+
+
+def _error(status: int, message: str, field: str | None = None, **extra: Any) -> web.Response:
+    body: dict[str, Any] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=status, **extra)
+
+
+@web.middleware
+async def errors_as_json(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[COLLECTOR].settings.collector_max_body_bytes
+        return _error(413, f"request body over {limit} bytes", "body")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error(exc.status, exc.reason)
+
+
+async def post_events(request: web.Request) -> web.Response:
+    collector = request.app[COLLECTOR]
+    settings = collector.settings
+    try:
+        payload = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError) as exc:
+        collector.refused.labels(status="400").inc()
+        return _error(400, f"body is not valid JSON: {exc}", "body")
+    items = payload if isinstance(payload, list) else [payload]
+    if not items:
+        collector.refused.labels(status="400").inc()
+        return _error(400, "no events in the request", "body")
+    if len(items) > settings.collector_max_batch:
+        collector.refused.labels(status="413").inc()
+        return _error(
+            413, f"{len(items)} events, at most {settings.collector_max_batch} per request", "body"
+        )
+    context = collector.context(request)
+    records = []
+    try:
+        for index, item in enumerate(items):
+            mapped = map_item(
+                item, index, context, reject_unknown=settings.collector_unknown_fields == "reject"
+            )
+            value = collector.serdes[mapped.kind].encode(mapped.record)
+            records.append((collector.topics[mapped.kind], mapped.key.encode(), value, mapped))
+    except InvalidEventError as exc:
+        collector.refused.labels(status="400").inc()
+        return _error(400, exc.problem, exc.field)
+    except EncodeError as exc:
+        collector.refused.labels(status="400").inc()
+        return _error(400, str(exc), "body")
+    try:
+        await collector.producer.produce([(t, k, v) for t, k, v, _ in records])
+    except DeliveryFailedError as exc:
+        collector.refused.labels(status="503").inc()
+        log.warning("refusing a batch of %d: %s", len(records), exc)
+        return _error(
+            503,
+            "Kafka did not confirm the events; retry later",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    for _, _, _, mapped in records:
+        collector.accepted.labels(kind=mapped.kind).inc()
+    return web.json_response(
+        {"accepted": len(records), "event_ids": [str(m.record["event_id"]) for *_, m in records]},
+        status=202,
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[COLLECTOR].metrics)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def create_collector_app(
+    settings: Settings, registry: RegistryClient | None = None
+) -> web.Application:
+    app = web.Application(
+        middlewares=[errors_as_json], client_max_size=settings.collector_max_body_bytes
+    )
+    route = app.router.add_post("/v1/events", post_events)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    if settings.collector_cors_origins:
+        cors = aiohttp_cors.setup(
+            app,
+            defaults={
+                origin: aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
+                    allow_headers=("Content-Type", "X-App-Version"), allow_methods=("POST",)
+                )
+                for origin in settings.collector_cors_origins
+            },
+        )
+        cors.add(route)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        client = registry or RegistryClient(settings.schema_registry_url)
+        collector = Collector(settings, client)
+        # Register (or look up) both schemas before the first request, off the loop.
+        for serde in collector.serdes.values():
+            await asyncio.to_thread(getattr, serde, "schema_id")
+        app[COLLECTOR] = collector
+        try:
+            yield
+        finally:
+            left = await asyncio.to_thread(collector.producer.close)
+            if left:
+                log.error("%d accepted records were not flushed at shutdown", left)
+            if registry is None:
+                client.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

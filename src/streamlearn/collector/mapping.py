@@ -1,0 +1,170 @@
+"""JSON from browsers and apps → ``TelemetryEvent`` / ``Feedback`` records, field by field.
+
+An item with a ``request_id`` is feedback on a prediction, any other item is an event.
+Every problem names the field (``[3].properties.price``) so the sender can fix it; the
+record dictionaries returned are ready for :class:`~streamlearn.serde.AvroSerde`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from streamlearn.collector.exceptions import InvalidEventError
+
+EVENT_FIELDS = frozenset(
+    {"event_id", "event_type", "user_id", "session_hint", "client_ts", "url", "referrer",
+     "user_agent", "app_version", "properties", "context"}
+)  # fmt: skip
+FEEDBACK_FIELDS = frozenset(
+    {"request_id", "event_id", "kind", "value", "user_id", "client_ts", "app_version", "properties"}
+)
+FEEDBACK_KINDS = frozenset({"impression", "click", "conversion", "value", "dismiss"})
+MAX_STRING = 8192
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What the collector knows about the request, stamped on every item."""
+
+    received_ts: datetime
+    ip: str | None
+    user_agent: str | None
+    app_version: str | None
+
+
+@dataclass(frozen=True)
+class Mapped:
+    kind: str  # "event" or "feedback"
+    key: str
+    record: dict[str, Any]
+
+
+def _string(item: Mapping[str, Any], name: str, where: str, *, required: bool) -> str | None:
+    value = item.get(name)
+    if value is None:
+        if required:
+            raise InvalidEventError(f"{where}.{name}", "is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidEventError(f"{where}.{name}", f"must be a string, not {type(value).__name__}")
+    if required and not value.strip():
+        raise InvalidEventError(f"{where}.{name}", "must not be empty")
+    if len(value) > MAX_STRING:
+        raise InvalidEventError(f"{where}.{name}", f"is longer than {MAX_STRING} characters")
+    return value
+
+
+def _timestamp(item: Mapping[str, Any], name: str, where: str, default: datetime) -> datetime:
+    """ISO 8601 text (with a zone) or epoch milliseconds; absent → ``default``."""
+    value = item.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        raise InvalidEventError(f"{where}.{name}", "must be ISO 8601 text or epoch milliseconds")
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidEventError(f"{where}.{name}", "is out of range") from None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidEventError(f"{where}.{name}", f"{value!r} is not ISO 8601") from None
+        if parsed.tzinfo is None:
+            raise InvalidEventError(f"{where}.{name}", "needs a time zone (e.g. Z)")
+        return parsed.astimezone(UTC)
+    raise InvalidEventError(f"{where}.{name}", "must be ISO 8601 text or epoch milliseconds")
+
+
+def _string_map(item: Mapping[str, Any], name: str, where: str) -> dict[str, str]:
+    value = item.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidEventError(f"{where}.{name}", "must be an object of strings")
+    for key, entry in value.items():
+        if not isinstance(entry, str):
+            raise InvalidEventError(
+                f"{where}.{name}.{key}", f"must be a string, not {type(entry).__name__}"
+            )
+    return dict(value)
+
+
+def _event_id(item: Mapping[str, Any], where: str) -> str:
+    value = _string(item, "event_id", where, required=False)
+    if value is None:
+        return str(uuid.uuid4())
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidEventError(f"{where}.event_id", f"{value!r} is not a UUID") from None
+
+
+def _check_unknown(
+    item: Mapping[str, Any], known: frozenset[str], where: str, reject: bool
+) -> None:
+    if reject:
+        unknown = sorted(set(item) - known)
+        if unknown:
+            raise InvalidEventError(f"{where}.{unknown[0]}", "is not a known field")
+
+
+def map_item(item: Any, index: int, context: RequestContext, *, reject_unknown: bool) -> Mapped:
+    where = f"[{index}]"
+    if not isinstance(item, dict):
+        raise InvalidEventError(where, "must be a JSON object")
+    app_version = _string(item, "app_version", where, required=False) or context.app_version
+    if app_version is None:
+        raise InvalidEventError(f"{where}.app_version", "is required (or send X-App-Version)")
+    if "request_id" in item:
+        _check_unknown(item, FEEDBACK_FIELDS, where, reject_unknown)
+        request_id = _string(item, "request_id", where, required=True)
+        kind = _string(item, "kind", where, required=True)
+        if kind not in FEEDBACK_KINDS:
+            raise InvalidEventError(f"{where}.kind", f"must be one of {sorted(FEEDBACK_KINDS)}")
+        value = item.get("value")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise InvalidEventError(f"{where}.value", "must be a number")
+        assert request_id is not None
+        return Mapped(
+            "feedback",
+            request_id,
+            {
+                "request_id": request_id,
+                "event_id": _event_id(item, where),
+                "kind": kind,
+                "value": float(value) if value is not None else None,
+                "user_id": _string(item, "user_id", where, required=False),
+                "client_ts": _timestamp(item, "client_ts", where, context.received_ts),
+                "received_ts": context.received_ts,
+                "app_version": app_version,
+                "properties": _string_map(item, "properties", where),
+            },
+        )
+    _check_unknown(item, EVENT_FIELDS, where, reject_unknown)
+    user_id = _string(item, "user_id", where, required=True)
+    assert user_id is not None
+    return Mapped(
+        "event",
+        user_id,
+        {
+            "event_id": _event_id(item, where),
+            "event_type": _string(item, "event_type", where, required=True),
+            "user_id": user_id,
+            "session_hint": _string(item, "session_hint", where, required=False),
+            "client_ts": _timestamp(item, "client_ts", where, context.received_ts),
+            "received_ts": context.received_ts,
+            "url": _string(item, "url", where, required=False),
+            "referrer": _string(item, "referrer", where, required=False),
+            "user_agent": _string(item, "user_agent", where, required=False) or context.user_agent,
+            "ip": context.ip,
+            "app_version": app_version,
+            "properties": _string_map(item, "properties", where),
+            "context": _string_map(item, "context", where),
+        },
+    )

@@ -1,0 +1,236 @@
+"""The collector over real HTTP and a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from streamlearn.collector.app import create_collector_app
+from streamlearn.kafka_local import free_port
+from streamlearn.serde import AvroSerde, RegistryClient
+from streamlearn.settings import Settings
+from streamlearn.topology import apply_topology, desired_topics, load_topology
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def settings(kafka_settings: Settings, schema_registry_url: str, admin: AdminClient) -> Settings:
+    settings = kafka_settings.model_copy(
+        update={
+            "schema_registry_url": schema_registry_url,
+            "collector_max_batch": 20,
+            "collector_max_body_bytes": 64 * 1024,
+            "collector_cors_origins": ["https://shop.example"],
+        }
+    )
+    topology = load_topology(REPO_ROOT / "topology" / "topics.yaml")
+    apply_topology(admin, desired_topics(topology, settings.topic_prefix))
+    return settings
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[RegistryClient]:
+    with RegistryClient(settings.schema_registry_url) as client:
+        yield client
+
+
+async def _serve(settings: Settings, registry: RegistryClient) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(create_collector_app(settings, registry))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def collector(
+    settings: Settings, registry: RegistryClient
+) -> AsyncIterator[Callable[..., Any]]:
+    runner, url = await _serve(settings, registry)
+    async with aiohttp.ClientSession() as session:
+
+        async def post(
+            body: Any = None, raw: bytes | None = None, **headers: str
+        ) -> tuple[int, Any]:
+            data = raw if raw is not None else None
+            async with session.post(
+                f"{url}/v1/events",
+                json=None if raw is not None else body,
+                data=data,
+                headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0", **headers},
+            ) as response:
+                return response.status, (await response.json(), response.headers)
+
+        post.url = url  # type: ignore[attr-defined]
+        post.session = session  # type: ignore[attr-defined]
+        yield post
+    await runner.cleanup()
+
+
+def _read(settings: Settings, topic: str, count: int) -> list[tuple[bytes, bytes]]:
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"c-{uuid.uuid4().hex[:8]}"}
+    )
+    name = settings.topic_prefix + topic
+    partitions = consumer.list_topics(name, timeout=30).topics[name].partitions
+    consumer.assign([TopicPartition(name, p, 0) for p in partitions])
+    found: list[tuple[bytes, bytes]] = []
+    try:
+        for _ in range(40):
+            for message in consumer.consume(100, timeout=0.5):
+                found.append((message.key(), message.value()))
+            if len(found) >= count:
+                break
+    finally:
+        consumer.close()
+    return found
+
+
+async def test_valid_batch_is_accepted_and_produced(
+    collector: Callable[..., Any], settings: Settings, registry: RegistryClient
+) -> None:
+    batch = [
+        {
+            "event_type": "page_view",
+            "user_id": "u-1",
+            "url": "/",
+            "client_ts": "2026-11-30T10:00:00Z",
+        },
+        {
+            "event_type": "click",
+            "user_id": "u-2",
+            "client_ts": 1796000000000,
+            "properties": {"b": "x"},
+        },
+        {"request_id": "req-9", "kind": "click", "user_id": "u-1"},
+    ]
+    status, (body, _) = await collector(batch, **{"X-App-Version": "web-7"})
+    assert status == 202
+    assert body["accepted"] == 3
+    events = await asyncio.to_thread(_read, settings, "telemetry.events", 2)
+    serde = AvroSerde.for_topic(
+        registry, settings.topic_prefix + "telemetry.events", "TelemetryEvent"
+    )
+    decoded = sorted((serde.decode(v) for _, v in events), key=lambda e: e["user_id"])
+    assert [k for k, _ in sorted(events)] == [b"u-1", b"u-2"]
+    assert [str(e["event_id"]) for e in decoded] == body["event_ids"][:2]
+    assert decoded[0]["app_version"] == "web-7"
+    assert decoded[0]["user_agent"].startswith("Mozilla/5.0")
+    assert decoded[0]["ip"] == "127.0.0.1"
+    assert abs(decoded[0]["received_ts"] - datetime.now(UTC)) < timedelta(minutes=1)
+    assert decoded[0]["client_ts"] == datetime(2026, 11, 30, 10, 0, tzinfo=UTC), (
+        "sender's time kept"
+    )
+    assert decoded[1]["properties"] == {"b": "x"}
+    feedback = await asyncio.to_thread(_read, settings, "telemetry.feedback", 1)
+    assert feedback[0][0] == b"req-9"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"event_type": "page_view", "app_version": "1"}, "[0].user_id"),
+        ({"event_type": "page_view", "user_id": 7, "app_version": "1"}, "[0].user_id"),
+        (
+            {"event_type": "v", "user_id": "u", "app_version": "1", "client_ts": "yesterday"},
+            "[0].client_ts",
+        ),
+        (
+            {
+                "event_type": "v",
+                "user_id": "u",
+                "app_version": "1",
+                "client_ts": "2026-11-30T10:00:00",
+            },
+            "[0].client_ts",
+        ),
+        (
+            {"event_type": "v", "user_id": "u", "app_version": "1", "event_id": "nope"},
+            "[0].event_id",
+        ),
+        (
+            {"event_type": "v", "user_id": "u", "app_version": "1", "properties": {"n": 3}},
+            "[0].properties.n",
+        ),
+        ({"event_type": "v", "user_id": "u", "app_version": "1", "colour": "red"}, "[0].colour"),
+        ({"event_type": "v", "user_id": "u"}, "[0].app_version"),
+        ({"request_id": "r", "kind": "teleport", "app_version": "1"}, "[0].kind"),
+        ({"request_id": "r", "kind": "value", "value": "12", "app_version": "1"}, "[0].value"),
+        ("just a string", "[0]"),
+    ],
+)
+async def test_invalid_events_name_the_field(
+    collector: Callable[..., Any], body: Any, field: str
+) -> None:
+    status, (answer, _) = await collector(body)
+    assert status == 400
+    assert answer["field"] == field, answer
+
+
+async def test_one_invalid_item_refuses_the_whole_batch(
+    collector: Callable[..., Any], settings: Settings
+) -> None:
+    good = {"event_type": "v", "user_id": "only-if-all-valid", "app_version": "1"}
+    status, (answer, _) = await collector([good, {"event_type": "v", "app_version": "1"}])
+    assert (status, answer["field"]) == (400, "[1].user_id")
+    assert await asyncio.to_thread(_read, settings, "telemetry.events", 1) == []
+
+
+async def test_malformed_and_oversized_requests(collector: Callable[..., Any]) -> None:
+    status, (answer, _) = await collector(raw=b"{not json")
+    assert (status, answer["field"]) == (400, "body")
+    status, (answer, _) = await collector(raw=b"[" + b" " * (70 * 1024) + b"]")
+    assert status == 413
+    many = [{"event_type": "v", "user_id": "u", "app_version": "1"}] * 21
+    status, (answer, _) = await collector(many)
+    assert status == 413
+    assert "at most 20" in answer["error"]
+
+
+async def test_cors_preflight_for_configured_origins(collector: Callable[..., Any]) -> None:
+    session: aiohttp.ClientSession = collector.session  # type: ignore[attr-defined]
+    headers = {
+        "Origin": "https://shop.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Content-Type",
+    }
+    async with session.options(f"{collector.url}/v1/events", headers=headers) as response:  # type: ignore[attr-defined]
+        assert response.status == 200
+        assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    async with session.options(
+        f"{collector.url}/v1/events",
+        headers={**headers, "Origin": "https://evil.example"},  # type: ignore[attr-defined]
+    ) as response:
+        assert response.status == 403
+
+
+async def test_broker_down_is_503_with_retry_after(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    down = settings.model_copy(
+        update={"kafka_bootstrap": f"127.0.0.1:{free_port()}", "collector_delivery_timeout_s": 1.0}
+    )
+    runner, url = await _serve(down, registry)
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{url}/v1/events", json={"event_type": "v", "user_id": "u", "app_version": "1"}
+            ) as response,
+        ):
+            assert response.status == 503
+            assert response.headers["Retry-After"] == "5"
+            assert "retry" in (await response.json())["error"]
+    finally:
+        await runner.cleanup()
