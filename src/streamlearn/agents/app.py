@@ -83,6 +83,8 @@ def create_faust_app(
     unknown = sorted(set(agents) - set(AGENT_NAMES))
     if unknown:
         raise AgentConfigurationError(f"unknown agents {unknown}; known: {list(AGENT_NAMES)}")
+    datadir = data_dir or settings.data_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"{settings.topic_prefix}streamlearn-agents",
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
@@ -92,10 +94,15 @@ def create_faust_app(
         topic_replication_factor=settings.topic_replication_factor or 1,
         consumer_auto_offset_reset="earliest",
         producer_max_request_size=MAX_REQUEST_BYTES,
+        # Faust sends every message in its own request by default (linger 0): one broker
+        # round trip per output and per table write. Lingering a few milliseconds batches
+        # them (preprocess alone: 867 → 1,064 events/s, docs/agents.md "Performance").
+        producer_linger=0.005,
+        consumer_max_fetch_size=4 * 1024 * 1024,
         broker_session_timeout=settings.consumer_session_timeout_s,
         broker_heartbeat_interval=settings.consumer_session_timeout_s / 10,
         web_enabled=False,
-        datadir=str(data_dir or settings.data_dir / "faust"),
+        datadir=str(datadir),
     )
     context = AgentContext(
         app=app,

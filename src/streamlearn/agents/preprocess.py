@@ -8,7 +8,8 @@ from streamlearn.agents.app import AgentContext
 from streamlearn.agents.preprocessing import AGENT, Preprocessor, rejected_record
 from streamlearn.serde import AvroSerde
 
-EXPIRE_EVERY_MS = 10_000
+# Expiry scans the partition's ids; once per tenth of the window amortises the scan.
+MIN_EXPIRE_EVERY_MS = 10_000
 
 
 def register(context: AgentContext) -> None:
@@ -32,6 +33,7 @@ def register(context: AgentContext) -> None:
         context.registry, rejected_topic.get_topic_name(), "RejectedRecord"
     )
     preprocessor = Preprocessor(settings, events_serde, seen, bot_state, context.metrics)
+    expire_every_ms = max(MIN_EXPIRE_EVERY_MS, int(settings.dedup_window_s * 100))
     last_expiry: dict[int, int] = {}
 
     @app.agent(source, name=f"{settings.topic_prefix}preprocess")
@@ -46,7 +48,7 @@ def register(context: AgentContext) -> None:
                     key=result.clean["user_id"].encode(), value=clean_serde.encode(result.clean)
                 )
                 received_ms = int(result.clean["received_ts"].timestamp() * 1000)
-                if received_ms - last_expiry.get(message.partition, 0) > EXPIRE_EVERY_MS:
+                if received_ms - last_expiry.get(message.partition, 0) > expire_every_ms:
                     preprocessor.expire(message.partition, received_ms)
                     last_expiry[message.partition] = received_ms
             elif result.rejection is not None:
