@@ -8,6 +8,7 @@ lives in the partition of the user's events.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import faust
@@ -38,6 +39,11 @@ def register(context: AgentContext) -> None:
     )
     # Watermarks are per worker and rebuilt from the stream after a restart.
     sessionizer = Sessionizer(settings, users, {}, context.metrics)
+    # The agent and the timer take turns: a step mutates its user's state in place and
+    # persists it only after its sessions were delivered, so no other step may persist
+    # (or read) that state in between. (Measured: without the lock a SIGKILL between a
+    # timer's commit and the agent's delivery lost a correction.)
+    turn = asyncio.Lock()
 
     async def emit_then_commit(steps: list[Step]) -> None:
         # Delivered first, state second: a crash in between re-emits, never loses.
@@ -63,8 +69,11 @@ def register(context: AgentContext) -> None:
                 partition=message.partition,
                 offset=message.offset,
             )
-            await emit_then_commit([sessionizer.process(clean, message.partition, _now_ms())])
+            async with turn:
+                step = sessionizer.process(clean, message.partition, _now_ms())
+                await emit_then_commit([step])
 
     @app.timer(SWEEP_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def close_quiet_sessions() -> None:
-        await emit_then_commit(sessionizer.sweep(_now_ms()))
+        async with turn:
+            await emit_then_commit(sessionizer.sweep(_now_ms()))
