@@ -7,6 +7,7 @@ isolate themselves with unique topic and group names instead of separate brokers
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import uuid
@@ -49,6 +50,9 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield status.bootstrap
     finally:
+        # Destroy lingering client handles first, or librdkafka logs reconnect attempts
+        # to the stopped broker over the end of the test report.
+        gc.collect()
         broker.stop()
 
 

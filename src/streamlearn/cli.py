@@ -73,7 +73,7 @@ def _settings(**overrides: object) -> Settings:
     )
     if settings.log_level != "DEBUG":
         # Client libraries log every request and rebalance at INFO; ours say what matters.
-        for noisy in ("httpx", "httpx2", "aiokafka", "kafka"):
+        for noisy in ("httpx", "httpx2", "aiokafka", "kafka", "faust", "mode", "aiohttp.access"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     return settings
 
@@ -285,6 +285,7 @@ def up(
     port: Annotated[int, typer.Option(help="Port of the embedded broker")] = 9092,
     data_dir: DataDirOption = None,
     registry_port: Annotated[int, typer.Option(help="Port of the schema registry")] = 8081,
+    collector_port: Annotated[int, typer.Option(help="Port of the collector")] = 8001,
     schema_registry_url: Annotated[
         str | None,
         typer.Option("--schema-registry-url", help="Use this registry instead of starting one"),
@@ -293,7 +294,8 @@ def up(
     """Run the system on this machine (Ctrl-C or SIGTERM stops what it started).
 
     Starts the embedded broker unless --bootstrap-servers is given, applies the topology,
-    starts the schema registry unless --schema-registry-url is given, registers the schemas.
+    starts the schema registry unless --schema-registry-url is given, registers the schemas,
+    runs the ingest agents and serves the collector.
     """
     import asyncio
 
@@ -306,6 +308,7 @@ def up(
         data_dir=data_dir,
         start_registry=schema_registry_url is None,
         registry_port=registry_port,
+        collector_port=collector_port,
     )
     asyncio.run(run_up(settings, options, typer.echo, on_fetch=_progress))
 

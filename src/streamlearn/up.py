@@ -1,28 +1,39 @@
 """`streamlearn up`: the whole system on this machine, stopped cleanly on SIGINT/SIGTERM.
 
 Today: the embedded broker (unless a cluster is given), the topology, the schema registry
-(unless an external one is given) and the schemas. The agents, a prediction worker, the
-collector and the simulator join as they land.
+(unless an external one is given), the schemas, the ingest agents (preprocess and
+sessionise, in this process) and the HTTP collector. The learner, a prediction worker and
+the simulator join as they land.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
+import faust
 from aiohttp import web
 from confluent_kafka.admin import AdminClient
 
+from streamlearn.agents.app import create_faust_app
+from streamlearn.collector.app import create_collector_app
+from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.kafka_local import EmbeddedKafka, PinnedJar, embedded_kafka, load_lock
-from streamlearn.registry import create_registry_app
 from streamlearn.serde import RegistryClient, schema_text, value_subject
 from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
+
+AGENTS_STOP_TIMEOUT_S = 15.0
+REGISTRY_START_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,7 @@ class UpOptions:
     data_dir: Path | None
     start_registry: bool
     registry_port: int
+    collector_port: int
 
 
 def register_schemas(settings: Settings, topology_file: Path) -> list[tuple[str, str, int]]:
@@ -46,6 +58,38 @@ def register_schemas(settings: Settings, topology_file: Path) -> list[tuple[str,
     return registered
 
 
+async def _serve(runners: list[web.AppRunner], app: web.Application, port: int) -> None:
+    runner = web.AppRunner(app)
+    runners.append(runner)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+
+
+async def _start_registry(settings: Settings, port: int) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streamlearn", "registry", "serve", "--port", str(port), env=env
+    )
+    url = f"http://127.0.0.1:{port}/healthz"
+    deadline = time.monotonic() + REGISTRY_START_TIMEOUT_S
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if process.returncode is not None:
+                raise StreamlearnError(f"the schema registry exited with {process.returncode}")
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return process
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.2)
+    process.terminate()
+    raise StreamlearnError(f"the schema registry did not answer on {url}")
+
+
 async def run_up(
     settings: Settings,
     options: UpOptions,
@@ -58,7 +102,9 @@ async def run_up(
         loop.add_signal_handler(sig, stop.set)
 
     broker: EmbeddedKafka | None = None
-    runner: web.AppRunner | None = None
+    registry: asyncio.subprocess.Process | None = None
+    runners: list[web.AppRunner] = []
+    agents: faust.App | None = None
     try:
         if options.embedded_kafka:
             broker = await asyncio.to_thread(
@@ -80,22 +126,39 @@ async def run_up(
         say(f"topics: {plan.describe()}")
 
         if options.start_registry:
-            runner = web.AppRunner(create_registry_app(settings))
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", options.registry_port).start()
+            # Its own process, as in production: the agents and the collector call it with
+            # a blocking client, which would deadlock on a registry served by this loop.
+            registry = await _start_registry(settings, options.registry_port)
             settings = settings.model_copy(
                 update={"schema_registry_url": f"http://127.0.0.1:{options.registry_port}"}
             )
-            say(f"schema registry at {settings.schema_registry_url}")
+            say(f"schema registry at {settings.schema_registry_url} (pid {registry.pid})")
         registered = await asyncio.to_thread(register_schemas, settings, settings.topology_file)
         say(f"schemas: {len(registered)} registered")
+
+        agents_app, _ = await asyncio.to_thread(create_faust_app, settings)
+        agents = agents_app
+        await agents_app.start()
+        say("agents: preprocess, sessionise")
+        await _serve(runners, create_collector_app(settings), options.collector_port)
+        say(f"collector at http://127.0.0.1:{options.collector_port}/v1/events")
 
         say("streamlearn is up; press Ctrl-C to stop")
         await stop.wait()
         say("stopping")
     finally:
-        if runner is not None:
+        for runner in reversed(runners):
             await runner.cleanup()
+        if agents is not None:
+            try:
+                # Faust can wait on a rebalance still in progress; at-least-once processing
+                # makes a stop that does not finish in time safe (the next start replays).
+                await asyncio.wait_for(agents.stop(), AGENTS_STOP_TIMEOUT_S)
+            except TimeoutError:
+                say(f"agents did not stop within {AGENTS_STOP_TIMEOUT_S:.0f}s; leaving them")
+        if registry is not None and registry.returncode is None:
+            registry.terminate()
+            await registry.wait()
         if broker is not None:
             await asyncio.to_thread(broker.stop)
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -103,7 +105,10 @@ def _wait_for_line(process: subprocess.Popen[str], text: str, timeout_s: float =
     ("command", "ready_line"),
     [
         (["kafka", "start", "--foreground"], "127.0.0.1:"),
-        (["up", "--registry-port", "REGISTRY_PORT"], "streamlearn is up"),
+        (
+            ["up", "--registry-port", "FREE_PORT", "--collector-port", "FREE_PORT"],
+            "streamlearn is up",
+        ),
     ],
 )
 def test_foreground_commands_stop_everything_on_sigterm(
@@ -111,7 +116,7 @@ def test_foreground_commands_stop_everything_on_sigterm(
 ) -> None:
     data_dir = str(tmp_path / "kafka")
     port = str(free_port())
-    command = [str(free_port()) if arg == "REGISTRY_PORT" else arg for arg in command]
+    command = [str(free_port()) if arg == "FREE_PORT" else arg for arg in command]
     with subprocess.Popen(
         [sys.executable, "-m", "streamlearn", *command, "--port", port, "--data-dir", data_dir],
         env=cli_env,
@@ -125,6 +130,16 @@ def test_foreground_commands_stop_everything_on_sigterm(
             if command[0] == "up":
                 assert any("+ create model.state" in line for line in lines), lines
                 assert any("schemas: 11 registered" in line for line in lines), lines
+                assert any("agents: preprocess, sessionise" in line for line in lines), lines
+                collector = next(line for line in lines if line.startswith("collector at "))
+                event = {"event_type": "page_view", "user_id": "u", "app_version": "1"}
+                request = urllib.request.Request(
+                    collector.removeprefix("collector at "),
+                    data=json.dumps(event).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    assert response.status == 202
             assert _cli("kafka", "status", "--data-dir", data_dir, env=cli_env).returncode == 0
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=60) == 0

@@ -32,6 +32,9 @@ def register(context: AgentContext) -> None:
     rejected_serde = AvroSerde.for_topic(
         context.registry, rejected_topic.get_topic_name(), "RejectedRecord"
     )
+    # Register (or look up) the schemas now: at start-up, not inside the event loop.
+    for serde in (clean_serde, rejected_serde, events_serde):
+        _ = serde.schema_id
     preprocessor = Preprocessor(settings, events_serde, seen, bot_state, context.metrics)
     expire_every_ms = max(MIN_EXPIRE_EVERY_MS, int(settings.dedup_window_s * 100))
     last_expiry: dict[int, int] = {}

@@ -37,6 +37,9 @@ def register(context: AgentContext) -> None:
     session_serde = AvroSerde.for_topic(
         context.registry, sessions_topic.get_topic_name(), "Session"
     )
+    # Register (or look up) the schemas now: at start-up, not inside the event loop.
+    for serde in (clean_serde, session_serde):
+        _ = serde.schema_id
     # Watermarks are per worker and rebuilt from the stream after a restart.
     sessionizer = Sessionizer(settings, users, {}, context.metrics)
     # The agent and the timer take turns: a step mutates its user's state in place and
