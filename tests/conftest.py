@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamlearn.kafka_local import embedded_kafka, free_port
 from streamlearn.settings import Settings
+from streamlearn.topology import apply_topology, desired_topics, load_topology
 from tests.support import RegistryProcess
 
 TESTS_DIR = Path(__file__).parent
@@ -121,3 +122,15 @@ def schema_registry_url(kafka_bootstrap: str) -> Iterator[str]:
         yield registry.url
     finally:
         registry.stop()
+
+
+@pytest.fixture
+def system_settings(
+    kafka_settings: Settings, schema_registry_url: str, admin: AdminClient
+) -> Settings:
+    """Settings for a whole-system test: the topology applied under this test's prefix and
+    the session's registry. Derive per-test variants with ``model_copy(update=...)``."""
+    settings = kafka_settings.model_copy(update={"schema_registry_url": schema_registry_url})
+    topology = load_topology(REPO_ROOT / "topology" / "topics.yaml")
+    apply_topology(admin, desired_topics(topology, settings.topic_prefix))
+    return settings

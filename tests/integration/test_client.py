@@ -11,22 +11,17 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from streamlearn.client import TelemetryClient
 from streamlearn.serde import AvroSerde, EncodeError, RegistryClient
 from streamlearn.settings import Settings
-from streamlearn.topology import apply_topology, desired_topics, load_topology
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def settings(kafka_settings: Settings, schema_registry_url: str, admin: AdminClient) -> Settings:
-    settings = kafka_settings.model_copy(update={"schema_registry_url": schema_registry_url})
-    topology = load_topology(REPO_ROOT / "topology" / "topics.yaml")
-    apply_topology(admin, desired_topics(topology, settings.topic_prefix))
-    return settings
+def settings(system_settings: Settings) -> Settings:
+    return system_settings
 
 
 def _read_all(settings: Settings, topic: str, schema: str) -> list[tuple[bytes, dict[str, Any]]]:

@@ -6,37 +6,28 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from streamlearn.collector.app import create_collector_app
 from streamlearn.kafka_local import free_port
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
-from streamlearn.topology import apply_topology, desired_topics, load_topology
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def settings(kafka_settings: Settings, schema_registry_url: str, admin: AdminClient) -> Settings:
-    settings = kafka_settings.model_copy(
+def settings(system_settings: Settings) -> Settings:
+    return system_settings.model_copy(
         update={
-            "schema_registry_url": schema_registry_url,
             "collector_max_batch": 20,
             "collector_max_body_bytes": 64 * 1024,
             "collector_cors_origins": ["https://shop.example"],
         }
     )
-    topology = load_topology(REPO_ROOT / "topology" / "topics.yaml")
-    apply_topology(admin, desired_topics(topology, settings.topic_prefix))
-    return settings
 
 
 @pytest.fixture

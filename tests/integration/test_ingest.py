@@ -18,35 +18,25 @@ from typing import Any
 import pytest
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from streamlearn.agents.app import create_faust_app
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
-from streamlearn.topology import apply_topology, desired_topics, load_topology
 from tests import ingest_dataset
 from tests.ingest_dataset import GAP_S, IngestDataset
 from tests.support import reference_sessions, session_tuple
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
-def settings(
-    kafka_settings: Settings, schema_registry_url: str, admin: AdminClient, tmp_path: Path
-) -> Settings:
-    settings = kafka_settings.model_copy(
+def settings(system_settings: Settings, tmp_path: Path) -> Settings:
+    return system_settings.model_copy(
         update={
-            "schema_registry_url": schema_registry_url,
             "session_gap_s": GAP_S,
             "session_allowed_lateness_s": ingest_dataset.LATENESS_S,
             "bot_burst_length": ingest_dataset.BURST_LENGTH,
             "data_dir": tmp_path,
         }
     )
-    topology = load_topology(REPO_ROOT / "topology" / "topics.yaml")
-    apply_topology(admin, desired_topics(topology, settings.topic_prefix))
-    return settings
 
 
 @pytest.fixture

@@ -90,6 +90,8 @@ class Preprocessor:
         self.seen = seen
         self.bot_state = bot_state
         self.metrics = metrics
+        # Labelled counters resolved once: label lookups are measurable per event.
+        self._counted = {o: metrics.events.labels(outcome=o) for o in ("clean", "duplicate", "bot")}
         self.rules = BotRules.from_settings(settings)
         self.dedup_window_ms = int(settings.dedup_window_s * 1000)
         self.max_skew = timedelta(seconds=settings.max_clock_skew_s)
@@ -116,7 +118,7 @@ class Preprocessor:
         received_ms = _millis(event["received_ts"])
         first = self.seen.get(event_id)
         if first is not None and (first[1], first[2]) != (partition, offset):
-            self.metrics.events.labels(outcome="duplicate").inc()
+            self._counted["duplicate"].inc()
             return Processed("duplicate")
         self.seen[event_id] = [received_ms, partition, offset]
 
@@ -125,11 +127,11 @@ class Preprocessor:
             self.rules, self.bot_state, partition, event["user_id"], event["ip"], received_ms, agent
         )
         if rule is not None:
-            self.metrics.events.labels(outcome="bot").inc()
+            self._counted["bot"].inc()
             self.metrics.bots.labels(rule=rule).inc()
             return Processed("bot", bot_rule=rule)
 
-        self.metrics.events.labels(outcome="clean").inc()
+        self._counted["clean"].inc()
         return Processed("clean", clean=self._clean(event, agent, partition, offset))
 
     def _reject(self, rejection: Rejection) -> Processed:
