@@ -142,16 +142,20 @@ async def test_preprocess_and_sessionise_against_truth(
     assert set(data.bots.values()) == {"crawler_user_agent", "inhuman_burst"}
     flush = _flush_events(events, data, partitions=6)
     await asyncio.to_thread(_produce, settings, data.records + flush)
+    # A poison record straight into events.clean: sessionise must reject it, not crash.
+    poison = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    poison.produce(prefix + "events.clean", key=b"human-0", value=b"not avro")
+    poison.flush(30)
 
     app, context = create_faust_app(settings, registry=registry, data_dir=tmp_path / "faust")
     await app.start()
     try:
-        expected_clean = len(data.clean_events) + len(flush)
+        expected_clean = len(data.clean_events) + len(flush) + 1  # + the poison record
         clean = await asyncio.to_thread(
             _read, settings, "events.clean", lambda m: len(m) >= expected_clean
         )
         rejected = await asyncio.to_thread(
-            _read, settings, "events.rejected", lambda m: len(m) >= sum(data.malformed.values())
+            _read, settings, "events.rejected", lambda m: len(m) >= sum(data.malformed.values()) + 1
         )
         truth = [dict(e, event_ts=e["client_ts"]) for e in data.clean_events.values()]
         reference = reference_sessions(truth, GAP_S)
@@ -168,7 +172,9 @@ async def test_preprocess_and_sessionise_against_truth(
         await app.stop()
 
     clean_serde = AvroSerde.for_topic(registry, prefix + "events.clean", "CleanEvent")
-    clean_ids = [str(clean_serde.decode(m.value())["event_id"]) for m in clean]
+    clean_ids = [
+        str(clean_serde.decode(m.value())["event_id"]) for m in clean if m.value() != b"not avro"
+    ]
     flush_ids = {str(events.decode(value)["event_id"]) for _, value in flush}
     assert len(clean_ids) == len(set(clean_ids)), "every valid event exactly once"
     assert set(clean_ids) == set(data.clean_events) | flush_ids
@@ -182,12 +188,19 @@ async def test_preprocess_and_sessionise_against_truth(
 
     rejected_serde = AvroSerde.for_topic(registry, prefix + "events.rejected", "RejectedRecord")
     reasons: dict[str, int] = {}
+    by_sessionise = []
     for message in rejected:
         record = rejected_serde.decode(message.value())
+        if record["agent"] == "sessionise":
+            by_sessionise.append(record)
+            continue
         assert record["source_topic"] == prefix + "telemetry.events"
         assert record["value"] is not None or record["reason"] == "truncated_body"
         reasons[record["reason"]] = reasons.get(record["reason"], 0) + 1
     assert reasons == data.malformed
+    assert [(r["source_topic"], r["reason"], r["value"]) for r in by_sessionise] == [
+        (prefix + "events.clean", "bad_magic_byte", b"not avro")
+    ]
 
     final = _final_sessions(session_serde, sessions)
     emitted = {session_tuple(s) for s in final.values() if not s["user_id"].startswith("flush-")}

@@ -14,9 +14,11 @@ import time
 import faust
 
 from streamlearn.agents.app import AgentContext
+from streamlearn.agents.preprocessing import Rejection, rejected_record
 from streamlearn.agents.sessions import Sessionizer, Step
-from streamlearn.serde import AvroSerde
+from streamlearn.serde import AvroSerde, DecodeError
 
+AGENT = "sessionise"
 SWEEP_INTERVAL_S = 1.0
 
 
@@ -32,13 +34,19 @@ def register(context: AgentContext) -> None:
     sessions_topic = app.topic(
         context.topic_name("events.sessions"), key_serializer="raw", value_serializer="raw"
     )
+    rejected_topic = app.topic(
+        context.topic_name("events.rejected"), key_serializer="raw", value_serializer="raw"
+    )
     users = app.Table("sessionise-users", partitions=partitions, key_type=str, use_partitioner=True)
     clean_serde = AvroSerde.for_topic(context.registry, source_name, "CleanEvent")
     session_serde = AvroSerde.for_topic(
         context.registry, sessions_topic.get_topic_name(), "Session"
     )
+    rejected_serde = AvroSerde.for_topic(
+        context.registry, rejected_topic.get_topic_name(), "RejectedRecord"
+    )
     # Register (or look up) the schemas now: at start-up, not inside the event loop.
-    for serde in (clean_serde, session_serde):
+    for serde in (clean_serde, session_serde, rejected_serde):
         _ = serde.schema_id
     # Watermarks are per worker and rebuilt from the stream after a restart.
     sessionizer = Sessionizer(settings, users, {}, context.metrics)
@@ -66,12 +74,22 @@ def register(context: AgentContext) -> None:
     async def sessionise(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            clean = clean_serde.decode(
-                message.value,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-            )
+            try:
+                clean = clean_serde.decode(
+                    message.value,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                )
+            except DecodeError as exc:
+                rejection = Rejection(exc.reason, str(exc), exc.schema_id)
+                record = rejected_record(
+                    rejection, message.topic, message.partition, message.offset,
+                    message.key, message.value, AGENT,
+                )  # fmt: skip
+                context.metrics.rejected.labels(agent=AGENT, reason=exc.reason).inc()
+                await rejected_topic.send(key=message.key, value=rejected_serde.encode(record))
+                continue
             async with turn:
                 step = sessionizer.process(clean, message.partition, _now_ms())
                 await emit_then_commit([step])
