@@ -116,3 +116,26 @@ def session_tuple(session: dict[str, Any]) -> tuple[Any, ...]:
         session["user_id"], session["start_ts"], session["end_ts"], session["event_count"],
         session["page_count"], session["first_event_id"], session["last_event_id"],
     )  # fmt: skip
+
+
+def end_offsets(
+    consumer: Any, topic: str, partitions: Any, timeout_s: float = 30
+) -> dict[int, int]:
+    """High watermarks per partition, retrying while a new topic's leaders settle (a partition
+    can be in the metadata a moment before its leader serves offset requests)."""
+    from confluent_kafka import KafkaException, TopicPartition
+
+    deadline = time.monotonic() + timeout_s
+    ends: dict[int, int] = {}
+    for partition in partitions:
+        while True:
+            try:
+                ends[partition] = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10
+                )[1]
+                break
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    return ends

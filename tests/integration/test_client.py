@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 from streamlearn.client import TelemetryClient
 from streamlearn.serde import AvroSerde, EncodeError, RegistryClient
 from streamlearn.settings import Settings
+from tests.support import end_offsets
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +31,7 @@ def _read_all(settings: Settings, topic: str, schema: str) -> list[tuple[bytes, 
     )
     metadata = consumer.list_topics(topic, timeout=30)
     partitions = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
-    ends = {p.partition: consumer.get_watermark_offsets(p, timeout=30)[1] for p in partitions}
+    ends = end_offsets(consumer, topic, [p.partition for p in partitions])
     consumer.assign(partitions)
     records: list[tuple[bytes, dict[str, Any]]] = []
     with RegistryClient(settings.schema_registry_url) as registry:
