@@ -85,7 +85,8 @@ async def _start_registry(settings: Settings, port: int) -> asyncio.subprocess.P
                     if response.status == 200:
                         return process
             except aiohttp.ClientError:
-                await asyncio.sleep(0.2)
+                pass
+            await asyncio.sleep(0.2)
     process.terminate()
     raise StreamlearnError(f"the schema registry did not answer on {url}")
 
@@ -136,9 +137,8 @@ async def run_up(
         registered = await asyncio.to_thread(register_schemas, settings, settings.topology_file)
         say(f"schemas: {len(registered)} registered")
 
-        agents_app, _ = await asyncio.to_thread(create_faust_app, settings)
-        agents = agents_app
-        await agents_app.start()
+        agents = (await asyncio.to_thread(create_faust_app, settings))[0]
+        await agents.start()
         say("agents: preprocess, sessionise")
         await _serve(runners, create_collector_app(settings), options.collector_port)
         say(f"collector at http://127.0.0.1:{options.collector_port}/v1/events")

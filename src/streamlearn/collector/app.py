@@ -102,7 +102,9 @@ async def errors_as_json(
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[COLLECTOR].settings.collector_max_body_bytes
+        collector = request.app[COLLECTOR]
+        collector.refused.labels(status="413").inc()
+        limit = collector.settings.collector_max_body_bytes
         return _error(413, f"request body over {limit} bytes", "body")
     except web.HTTPException as exc:
         if exc.status < 400:
