@@ -18,7 +18,7 @@ from aiohttp import web
 
 from streamlearn.registry import exceptions as errors
 from streamlearn.registry.exceptions import RegistryError
-from streamlearn.registry.service import RegistryService
+from streamlearn.registry.service import RegistryService, version_body
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,6 @@ async def list_versions(request: web.Request) -> web.Response:
 
 @routes.get("/subjects/{subject}/versions/{version}")
 async def get_version(request: web.Request) -> web.Response:
-    from streamlearn.registry.service import version_body
-
     entry = _service(request).version(
         request.match_info["subject"], request.match_info["version"], _flag(request, "deleted")
     )
