@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     pseudonymisation_key: SecretStr | None = None
     """HMAC key of IP pseudonyms (secret: never printed)."""
 
+    geoip_database: Path | None = None
+    """MaxMind DB file (GeoLite2/GeoIP2 Country or City); when set, events get a country."""
+
     session_gap_s: float = Field(default=1800.0, gt=0)
     """Inactivity gap that ends a session (event time)."""
 

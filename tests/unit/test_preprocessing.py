@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -180,3 +181,41 @@ def test_a_replayed_record_is_forwarded_again_but_a_duplicate_is_not() -> None:
     # After a crash the worker re-reads offset 40: the same record, not a duplicate.
     assert harness.pre.process("telemetry.events", 3, 40, b"u-1", data).outcome == "clean"
     assert harness.pre.process("telemetry.events", 3, 41, b"u-1", data).outcome == "duplicate"
+
+
+def _geo_database(tmp_path: Path) -> Path:
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=4, database_type="GeoLite2-Country")
+    writer.insert_network(IPSet(["203.0.113.0/24"]), {"country": {"iso_code": "NZ"}})
+    path = tmp_path / "countries.mmdb"
+    writer.to_db_file(str(path))
+    return path
+
+
+def test_country_from_a_configured_geo_database(tmp_path: Path) -> None:
+    harness = Harness(geoip_database=_geo_database(tmp_path))
+    known = harness.run(_event(ip="203.0.113.9")).clean
+    unknown = harness.run(_event(1, ip="198.51.100.7")).clean
+    garbage = harness.run(_event(2, ip="not an ip")).clean
+    assert known is not None
+    assert unknown is not None
+    assert garbage is not None
+    assert (known["geo_country"], unknown["geo_country"], garbage["geo_country"]) == (
+        "NZ",
+        None,
+        None,
+    )
+    assert known["ip_pseudonym"] is None, "the IP itself is still dropped"
+
+
+def test_no_geo_database_no_country() -> None:
+    clean = Harness().run(_event()).clean
+    assert clean is not None
+    assert clean["geo_country"] is None
+
+
+def test_missing_geo_database_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="cannot open geo database"):
+        Harness(geoip_database=tmp_path / "absent.mmdb")

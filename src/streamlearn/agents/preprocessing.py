@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from streamlearn.agents.bots import BotRules, bot_rule, expire_bot_state
+from streamlearn.agents.geo import CountryLookup
 from streamlearn.agents.metrics import AgentMetrics
 from streamlearn.agents.user_agents import UserAgentInfo, analyse_user_agent
 from streamlearn.exceptions import ConfigurationError
@@ -98,6 +99,7 @@ class Preprocessor:
         key = settings.pseudonymisation_key
         self.ip_key = key.get_secret_value().encode() if key else None
         self.ip_policy = settings.ip_policy
+        self.geo = CountryLookup(settings.geoip_database) if settings.geoip_database else None
         if self.ip_policy == "pseudonymise" and self.ip_key is None:
             raise ConfigurationError(
                 "STREAMLEARN_IP_POLICY=pseudonymise needs STREAMLEARN_PSEUDONYMISATION_KEY"
@@ -166,7 +168,7 @@ class Preprocessor:
             "browser_version": agent.browser_version,
             "os_family": agent.os_family,
             "device_class": agent.device_class,
-            "geo_country": None,
+            "geo_country": self.geo.country(event["ip"]) if self.geo and event["ip"] else None,
             "ip_pseudonym": self._pseudonym(event["ip"]),
             "properties": event["properties"],
             "context": event["context"],
