@@ -1,0 +1,2 @@
+"""The stream-processing agents (Faust): preprocess and sessionise, built by
+:func:`streamlearn.agents.app.create_faust_app`."""
