@@ -7,7 +7,9 @@ beginning:
 
 - **raw**: a confluent-kafka consume → Avro decode → Avro encode → produce loop with no
   logic (the limit for a Python process on this machine);
-- **streamlearn**: ``streamlearn agents run`` (preprocess and sessionise in one worker).
+- **streamlearn**: ``streamlearn agents run`` (preprocess and sessionise in one worker);
+- **quix** (with ``--quix``): the same preprocess code as a Quix Streams app
+  (``bench/quix_preprocess.py`` in ``bench/.venv-quix``, made by ``bench/setup-quix-venv``).
 
 Throughput is measured on the outputs' broker timestamps (first to last output record),
 so process start-up is not counted; for streamlearn the end is when sessionise has
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from streamlearn.kafka_local import embedded_kafka, free_port
 from streamlearn.serde import AvroSerde, RegistryClient
@@ -41,6 +43,7 @@ from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 
 REPO = Path(__file__).resolve().parents[1]
+APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
@@ -151,6 +154,7 @@ def committed_all(settings: Settings, group: str, topic: str) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--quix", action="store_true", help="also run the Quix Streams baseline")
     parser.add_argument(
         "--agents", default="preprocess,sessionise", type=lambda v: v.split(","),
         help="agents the worker runs (to see each one's cost)",
@@ -181,6 +185,14 @@ def main() -> int:
         admin = AdminClient({"bootstrap.servers": bootstrap})
         topology = load_topology(REPO / "topology" / "topics.yaml")
         apply_topology(admin, desired_topics(topology, prefix))
+        # Output timestamps = broker append times, whoever produces (Quix keeps the input's
+        # timestamp on outputs, Faust and the raw loop stamp send time).
+        resource = ConfigResource(
+            ConfigResource.Type.TOPIC, prefix + "events.clean",
+            incremental_configs=[ConfigEntry("message.timestamp.type", "LogAppendTime",
+                                             incremental_operation=AlterConfigOpType.SET)],
+        )  # fmt: skip
+        admin.incremental_alter_configs([resource])[resource].result()
         time.sleep(3)
         registry = RegistryClient(settings.schema_registry_url)
         source = prefix + "telemetry.events"
@@ -193,10 +205,26 @@ def main() -> int:
         raw_sink = prefix + "raw.out"
         from confluent_kafka.admin import NewTopic
 
-        admin.create_topics([NewTopic(raw_sink, 6, 1)])[raw_sink].result()
+        admin.create_topics([NewTopic(raw_sink, 6, 1, config=APPEND_TIME)])[raw_sink].result()
         run_raw(settings, registry, source, raw_sink, total)
         raw_count, raw_span = output_span(bootstrap, raw_sink)
         raw_rate = raw_count / raw_span
+
+        quix_row = None
+        if args.quix:
+            quix_python = REPO / "bench" / ".venv-quix" / "bin" / "python"
+            if not quix_python.exists():
+                subprocess.run([str(REPO / "bench" / "setup-quix-venv")], check=True)
+            quix_sink = prefix + "quix.out"
+            admin.create_topics([NewTopic(quix_sink, 6, 1, config=APPEND_TIME)])[quix_sink].result()
+            subprocess.run(
+                [str(quix_python), str(REPO / "bench" / "quix_preprocess.py"), bootstrap,
+                 settings.schema_registry_url, source, quix_sink, str(total)],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            quix_count, quix_span = output_span(bootstrap, quix_sink)
+            quix_rate = total / quix_span
+            quix_row = (quix_count, quix_rate)
 
         worker_log = Path(tempfile.mkdtemp()) / "worker.log"
         with worker_log.open("w") as log:
@@ -238,6 +266,13 @@ def main() -> int:
             f"| streamlearn {' + '.join(args.agents)}, until committed (1 worker) | {total} in "
             f"| {ours_rate:,.0f} | {ours_rate / raw_rate:.2f} |"
         )
+        if quix_row is not None:
+            quix_count, quix_rate = quix_row
+            print(
+                f"| Quix Streams, same preprocess code, output span | {total} in, {quix_count} "
+                f"clean | {quix_rate:,.0f} | {quix_rate / raw_rate:.2f} |"
+            )
+            print(f"\nstreamlearn preprocess / Quix: {pre_rate / quix_rate:.2f}")
     finally:
         if worker is not None:
             worker.terminate()
