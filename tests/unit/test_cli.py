@@ -15,7 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def test_readme_configuration_table_is_generated_from_settings() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
-    assert settings_table() in readme, "README is stale: paste `streamlearn config docs` into it"
+    assert settings_table() in readme, "README is stale: run scripts/update_readme_config.py"
 
 
 def test_config_docs_prints_the_table() -> None:

@@ -87,6 +87,9 @@ async def root(request: web.Request) -> web.Response:
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
+    failure = _service(request).log.failure
+    if failure is not None:
+        return _json({"status": "failing", "reason": f"not following _schemas: {failure}"}, 503)
     return _json({"status": "ok"})
 
 

@@ -76,6 +76,11 @@ class SchemaLog:
         await self._wait_position(end, catch_up_timeout_s)
         log.info("registry state rebuilt from %s up to offset %d", self.topic, end)
 
+    @property
+    def failure(self) -> BaseException | None:
+        """Why following the topic stopped, if it did (the replica then serves stale state)."""
+        return self._failure
+
     async def stop(self) -> None:
         if self._tail is not None:
             self._tail.cancel()
