@@ -198,6 +198,9 @@ async def test_preprocess_and_sessionise_against_truth(
         assert record["value"] is not None or record["reason"] == "truncated_body"
         reasons[record["reason"]] = reasons.get(record["reason"], 0) + 1
     assert reasons == data.malformed
+    for reason, count in data.malformed.items():  # counted once each
+        assert metrics.value(metrics.rejected, agent="preprocess", reason=reason) == count
+    assert metrics.value(metrics.rejected, agent="sessionise", reason="bad_magic_byte") == 1
     assert [(r["source_topic"], r["reason"], r["value"]) for r in by_sessionise] == [
         (prefix + "events.clean", "bad_magic_byte", b"not avro")
     ]

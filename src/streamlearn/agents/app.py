@@ -16,16 +16,19 @@ partition, not of the input whose offset commits, so outputs and offsets are not
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faust
 from confluent_kafka.admin import AdminClient
 
 from streamlearn.agents.exceptions import AgentConfigurationError
 from streamlearn.agents.metrics import AgentMetrics
+from streamlearn.agents.preprocessing import Rejection, rejected_record
 from streamlearn.kafka_clients import aiokafka_config, confluent_config
-from streamlearn.serde import RegistryClient
+from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
 
 AGENT_NAMES = ("preprocess", "sessionise")
@@ -44,6 +47,32 @@ class AgentContext:
 
     def topic_name(self, name: str) -> str:
         return self.settings.topic_prefix + name
+
+    def raw_topic(self, name: str) -> faust.TopicT:
+        """Our topic ``name`` (prefixed) with bytes keys and values: agents do their own Avro."""
+        return self.app.topic(self.topic_name(name), key_serializer="raw", value_serializer="raw")
+
+    def serde(self, name: str, schema: str) -> AvroSerde:
+        """The serde of topic ``name``'s values, its schema id resolved now: at start-up,
+        not on the first record inside the event loop."""
+        serde = AvroSerde.for_topic(self.registry, self.topic_name(name), schema)
+        _ = serde.schema_id
+        return serde
+
+    def rejecter(self, agent: str) -> Callable[[Any, Rejection], Awaitable[None]]:
+        """``await reject(message, rejection)``: the record, whole, to ``events.rejected``
+        (counting it is the deciding step's job, so it is counted once)."""
+        topic = self.raw_topic("events.rejected")
+        serde = self.serde("events.rejected", "RejectedRecord")
+
+        async def reject(message: Any, rejection: Rejection) -> None:
+            record = rejected_record(
+                rejection, message.topic, message.partition, message.offset,
+                message.key, message.value, agent,
+            )  # fmt: skip
+            await topic.send(key=message.key, value=serde.encode(record))
+
+        return reject
 
     def partitions_of(self, name: str) -> int:
         """Partition count of an existing topic (tables must match their source's)."""

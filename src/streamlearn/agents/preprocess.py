@@ -5,8 +5,7 @@ from __future__ import annotations
 import faust
 
 from streamlearn.agents.app import AgentContext
-from streamlearn.agents.preprocessing import AGENT, Preprocessor, rejected_record
-from streamlearn.serde import AvroSerde
+from streamlearn.agents.preprocessing import AGENT, Preprocessor
 
 # Expiry scans the partition's ids; once per tenth of the window amortises the scan.
 MIN_EXPIRE_EVERY_MS = 10_000
@@ -14,27 +13,15 @@ MIN_EXPIRE_EVERY_MS = 10_000
 
 def register(context: AgentContext) -> None:
     app, settings = context.app, context.settings
-    source_name = context.topic_name("telemetry.events")
     partitions = context.partitions_of("telemetry.events")
-    source = app.topic(source_name, key_serializer="raw", value_serializer="raw")
-    clean_topic = app.topic(
-        context.topic_name("events.clean"), key_serializer="raw", value_serializer="raw"
-    )
-    rejected_topic = app.topic(
-        context.topic_name("events.rejected"), key_serializer="raw", value_serializer="raw"
-    )
+    source = context.raw_topic("telemetry.events")
+    clean_topic = context.raw_topic("events.clean")
     # Co-partitioned with the source: an event id and a user always meet the same state.
     seen = app.Table("preprocess-seen", partitions=partitions, key_type=str)
     bot_state = app.Table("preprocess-bots", partitions=partitions, key_type=str)
-
-    events_serde = AvroSerde.for_topic(context.registry, source_name, "TelemetryEvent")
-    clean_serde = AvroSerde.for_topic(context.registry, clean_topic.get_topic_name(), "CleanEvent")
-    rejected_serde = AvroSerde.for_topic(
-        context.registry, rejected_topic.get_topic_name(), "RejectedRecord"
-    )
-    # Register (or look up) the schemas now: at start-up, not inside the event loop.
-    for serde in (clean_serde, rejected_serde, events_serde):
-        _ = serde.schema_id
+    events_serde = context.serde("telemetry.events", "TelemetryEvent")
+    clean_serde = context.serde("events.clean", "CleanEvent")
+    reject = context.rejecter(AGENT)
     preprocessor = Preprocessor(settings, events_serde, seen, bot_state, context.metrics)
     expire_every_ms = max(MIN_EXPIRE_EVERY_MS, int(settings.dedup_window_s * 100))
     last_expiry: dict[int, int] = {}
@@ -55,13 +42,4 @@ def register(context: AgentContext) -> None:
                     preprocessor.expire(message.partition, received_ms)
                     last_expiry[message.partition] = received_ms
             elif result.rejection is not None:
-                record = rejected_record(
-                    result.rejection,
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    message.key,
-                    message.value,
-                    AGENT,
-                )
-                await rejected_topic.send(key=message.key, value=rejected_serde.encode(record))
+                await reject(message, result.rejection)

@@ -14,9 +14,9 @@ import time
 import faust
 
 from streamlearn.agents.app import AgentContext
-from streamlearn.agents.preprocessing import Rejection, rejected_record
+from streamlearn.agents.preprocessing import Rejection
 from streamlearn.agents.sessions import Sessionizer, Step
-from streamlearn.serde import AvroSerde, DecodeError
+from streamlearn.serde import DecodeError
 
 AGENT = "sessionise"
 SWEEP_INTERVAL_S = 1.0
@@ -28,26 +28,13 @@ def _now_ms() -> int:
 
 def register(context: AgentContext) -> None:
     app, settings = context.app, context.settings
-    source_name = context.topic_name("events.clean")
     partitions = context.partitions_of("events.clean")
-    source = app.topic(source_name, key_serializer="raw", value_serializer="raw")
-    sessions_topic = app.topic(
-        context.topic_name("events.sessions"), key_serializer="raw", value_serializer="raw"
-    )
-    rejected_topic = app.topic(
-        context.topic_name("events.rejected"), key_serializer="raw", value_serializer="raw"
-    )
+    source = context.raw_topic("events.clean")
+    sessions_topic = context.raw_topic("events.sessions")
     users = app.Table("sessionise-users", partitions=partitions, key_type=str, use_partitioner=True)
-    clean_serde = AvroSerde.for_topic(context.registry, source_name, "CleanEvent")
-    session_serde = AvroSerde.for_topic(
-        context.registry, sessions_topic.get_topic_name(), "Session"
-    )
-    rejected_serde = AvroSerde.for_topic(
-        context.registry, rejected_topic.get_topic_name(), "RejectedRecord"
-    )
-    # Register (or look up) the schemas now: at start-up, not inside the event loop.
-    for serde in (clean_serde, session_serde, rejected_serde):
-        _ = serde.schema_id
+    clean_serde = context.serde("events.clean", "CleanEvent")
+    session_serde = context.serde("events.sessions", "Session")
+    reject = context.rejecter(AGENT)
     # Watermarks are per worker and rebuilt from the stream after a restart.
     sessionizer = Sessionizer(settings, users, {}, context.metrics)
     # The agent and the timer take turns: a step mutates its user's state in place and
@@ -82,13 +69,8 @@ def register(context: AgentContext) -> None:
                     offset=message.offset,
                 )
             except DecodeError as exc:
-                rejection = Rejection(exc.reason, str(exc), exc.schema_id)
-                record = rejected_record(
-                    rejection, message.topic, message.partition, message.offset,
-                    message.key, message.value, AGENT,
-                )  # fmt: skip
                 context.metrics.rejected.labels(agent=AGENT, reason=exc.reason).inc()
-                await rejected_topic.send(key=message.key, value=rejected_serde.encode(record))
+                await reject(message, Rejection(exc.reason, str(exc), exc.schema_id))
                 continue
             async with turn:
                 step = sessionizer.process(clean, message.partition, _now_ms())
