@@ -55,6 +55,22 @@ def _count_in_window(state: MutableMapping[str, list[int]], key: str, window: in
     return current[1]
 
 
+def _user_counters(
+    state: MutableMapping[str, list[int]], key: str, window: int, received_ms: int, gap_ms: float
+) -> tuple[int, int]:
+    """One entry per user — [window, count in it, last received ms, burst streak] — so an
+    event costs one state write for its user, not one per rule."""
+    current = state.get(key)
+    count, streak = 1, 1
+    if current is not None:
+        if current[0] == window:
+            count = current[1] + 1
+        if 0 <= received_ms - current[2] < gap_ms:
+            streak = current[3] + 1
+    state[key] = [window, count, received_ms, streak]
+    return count, streak
+
+
 def bot_rule(
     rules: BotRules,
     state: MutableMapping[str, list[int]],
@@ -70,14 +86,10 @@ def bot_rule(
     flagged for the rest of its window.
     """
     window = received_ms // rules.window_ms
-    user_count = _count_in_window(state, f"{partition}|u|{user_id}", window)
+    user_count, streak = _user_counters(
+        state, f"{partition}|u|{user_id}", window, received_ms, rules.min_interval_ms
+    )
     ip_count = _count_in_window(state, f"{partition}|ip|{ip}", window) if ip else 0
-    burst_key = f"{partition}|b|{user_id}"
-    last = state.get(burst_key)
-    streak = 1
-    if last is not None and 0 <= received_ms - last[0] < rules.min_interval_ms:
-        streak = last[1] + 1
-    state[burst_key] = [received_ms, streak]
 
     if agent.crawler:
         return "crawler_user_agent"
@@ -93,15 +105,15 @@ def bot_rule(
 def expire_bot_state(
     state: MutableMapping[str, list[int]], rules: BotRules, partition: int, now_ms: int
 ) -> int:
-    """Forget one partition's counters of past windows and stale bursts; returns how many."""
+    """Forget one partition's counters of past windows; returns how many were removed."""
     window = now_ms // rules.window_ms
     prefix = f"{partition}|"
     stale = []
     for key, value in list(state.items()):
-        if not key.startswith(prefix):
+        if not key.startswith(prefix) or value[0] >= window:
             continue
-        burst = key.startswith(prefix + "b|")
-        if (burst and now_ms - value[0] > rules.window_ms) or (not burst and value[0] < window):
+        user = key.startswith(prefix + "u|")
+        if not user or now_ms - value[2] > rules.window_ms:
             stale.append(key)
     for key in stale:
         del state[key]
