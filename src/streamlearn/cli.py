@@ -15,7 +15,13 @@ from confluent_kafka.admin import AdminClient
 
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import confluent_config
-from streamlearn.kafka_local import EmbeddedKafka, PinnedJar, embedded_kafka, load_lock
+from streamlearn.kafka_local import (
+    BrokerConfig,
+    EmbeddedKafka,
+    PinnedJar,
+    embedded_kafka,
+    load_lock,
+)
 from streamlearn.settings import Settings, load_settings, settings_table
 from streamlearn.topology import apply_topology, desired_topics, load_topology, plan_for_cluster
 from streamlearn.topology.plan import DesiredTopic
@@ -86,7 +92,12 @@ def _broker(settings: Settings, port: int, data_dir: Path | None) -> EmbeddedKaf
     return embedded_kafka(settings, port=port, data_dir=data_dir, on_fetch=_progress)
 
 
-def _terminate_on_sigterm() -> None:  # used by `kafka start --foreground`
+def _broker_handle(settings: Settings, data_dir: Path | None) -> EmbeddedKafka:
+    """The broker of a data directory, for stop/status: no Java check, no jar download."""
+    return EmbeddedKafka(BrokerConfig(data_dir=data_dir or settings.data_dir / "kafka"), [])
+
+
+def _terminate_on_sigterm() -> None:
     """Make SIGTERM unwind like Ctrl-C, so ``finally`` blocks stop what was started."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -132,15 +143,14 @@ def kafka_start(
 def kafka_stop(data_dir: DataDirOption = None) -> None:
     """Stop the embedded broker of the data directory."""
     settings = _settings()
-    broker = _broker(settings, 9092, data_dir)
-    typer.echo("stopped" if broker.stop() else "not running")
+    typer.echo("stopped" if _broker_handle(settings, data_dir).stop() else "not running")
 
 
 @kafka_app.command("status")
 def kafka_status(data_dir: DataDirOption = None) -> None:
     """Tell whether the embedded broker runs; exit code 0 when it runs, 3 when not."""
     settings = _settings()
-    status = _broker(settings, 9092, data_dir).status()
+    status = _broker_handle(settings, data_dir).status()
     typer.echo(status.describe())
     if not status.running:
         raise typer.Exit(3)
@@ -210,17 +220,13 @@ def schemas_register(
     ] = None,
 ) -> None:
     """Register the value schema of every topic of the topology (idempotent)."""
-    from streamlearn.serde import RegistryClient, schema_text, value_subject
+    from streamlearn.serde.registration import register_topology_schemas
 
     settings = _settings(schema_registry_url=registry_url)
-    topology = load_topology(file or settings.topology_file)
-    with RegistryClient(settings.schema_registry_url) as registry:
-        for spec in topology.topics:
-            if spec.value_schema is None:
-                continue
-            subject = value_subject(settings.topic_prefix + spec.name)
-            schema_id = registry.register(subject, schema_text(spec.value_schema))
-            typer.echo(f"{subject}: {spec.value_schema} id {schema_id}")
+    for subject, schema, schema_id in register_topology_schemas(
+        settings, file or settings.topology_file
+    ):
+        typer.echo(f"{subject}: {schema} id {schema_id}")
 
 
 @agents_app.command("run")

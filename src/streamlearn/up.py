@@ -28,7 +28,7 @@ from streamlearn.collector.app import create_collector_app
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.kafka_local import EmbeddedKafka, PinnedJar, embedded_kafka, load_lock
-from streamlearn.serde import RegistryClient, schema_text, value_subject
+from streamlearn.serde.registration import register_topology_schemas
 from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 
@@ -44,18 +44,6 @@ class UpOptions:
     start_registry: bool
     registry_port: int
     collector_port: int
-
-
-def register_schemas(settings: Settings, topology_file: Path) -> list[tuple[str, str, int]]:
-    """Register the value schema of every topic; returns (subject, schema, id) triples."""
-    registered = []
-    with RegistryClient(settings.schema_registry_url) as registry:
-        for spec in load_topology(topology_file).topics:
-            if spec.value_schema is not None:
-                subject = value_subject(settings.topic_prefix + spec.name)
-                schema_id = registry.register(subject, schema_text(spec.value_schema))
-                registered.append((subject, spec.value_schema, schema_id))
-    return registered
 
 
 async def _serve(runners: list[web.AppRunner], app: web.Application, port: int) -> None:
@@ -134,7 +122,9 @@ async def run_up(
                 update={"schema_registry_url": f"http://127.0.0.1:{options.registry_port}"}
             )
             say(f"schema registry at {settings.schema_registry_url} (pid {registry.pid})")
-        registered = await asyncio.to_thread(register_schemas, settings, settings.topology_file)
+        registered = await asyncio.to_thread(
+            register_topology_schemas, settings, settings.topology_file
+        )
         say(f"schemas: {len(registered)} registered")
 
         agents = (await asyncio.to_thread(create_faust_app, settings))[0]

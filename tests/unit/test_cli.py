@@ -62,3 +62,19 @@ def test_invalid_topology_is_one_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert f"{bad}:4: topics.0.colour: unknown field" in result.stderr
+
+
+def test_status_needs_neither_java_nor_jars(tmp_path: Path) -> None:
+    env = {
+        "PATH": str(tmp_path),
+        "HOME": str(tmp_path),
+        "STREAMLEARN_CACHE_DIR": str(tmp_path / "cache"),
+        "STREAMLEARN_DATA_DIR": str(tmp_path / "data"),
+    }
+    for command, code, output in (("status", 3, "not running"), ("stop", 0, "not running")):
+        result = subprocess.run(
+            [sys.executable, "-m", "streamlearn", "kafka", command],
+            env=env, capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+        )  # fmt: skip
+        assert (result.returncode, result.stdout.strip()) == (code, output), result.stderr
+    assert not (tmp_path / "cache").exists(), "nothing downloaded to read a pid file"
