@@ -17,14 +17,15 @@ from typing import Any
 
 import pytest
 from aiokafka.partitioner import murmur2
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from streamlearn.agents.app import create_faust_app
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
 from tests import ingest_dataset
 from tests.ingest_dataset import GAP_S, IngestDataset
-from tests.support import reference_sessions, session_tuple
+from tests.support import end_offsets, reference_sessions, session_tuple
 
 
 @pytest.fixture
@@ -221,6 +222,50 @@ async def test_preprocess_and_sessionise_against_truth(
     )
 
 
+def _worker_factory(
+    settings: Settings, dedup_window_s: int
+) -> Callable[[], subprocess.Popen[bytes]]:
+    """Starts `streamlearn agents run` worker processes configured like ``settings``."""
+    env = {
+        **os.environ,
+        "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+        "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
+        "STREAMLEARN_SESSION_GAP_S": str(GAP_S),
+        "STREAMLEARN_SESSION_ALLOWED_LATENESS_S": str(ingest_dataset.LATENESS_S),
+        "STREAMLEARN_BOT_BURST_LENGTH": str(ingest_dataset.BURST_LENGTH),
+        "STREAMLEARN_CONSUMER_SESSION_TIMEOUT_S": "6",
+        "STREAMLEARN_DEDUP_WINDOW_S": str(dedup_window_s),
+        "STREAMLEARN_DATA_DIR": str(settings.data_dir),
+        "STREAMLEARN_LOG_LEVEL": os.environ.get("STREAMLEARN_LOG_LEVEL", "INFO"),
+    }
+
+    started = itertools.count(1)
+
+    def worker() -> subprocess.Popen[bytes]:
+        # Each worker's log stays in the test's data dir for a failure's post-mortem.
+        log = settings.data_dir / f"worker-{next(started)}.log"
+        with log.open("wb") as output:
+            return subprocess.Popen(
+                [sys.executable, "-m", "streamlearn", "agents", "run"],
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+
+    return worker
+
+
+def _clean_copies(serde: AvroSerde, messages: list[Any]) -> dict[str, list[tuple[Any, ...]]]:
+    """event id → (source partition, source offset, user) of every copy in events.clean."""
+    copies: dict[str, list[tuple[Any, ...]]] = {}
+    for message in messages:
+        record = serde.decode(message.value())
+        key = (record["source_partition"], record["source_offset"], record["user_id"])
+        copies.setdefault(str(record["event_id"]), []).append(key)
+    return copies
+
+
 def test_sigkilled_worker_loses_nothing_and_sessions_stay_exact(
     settings: Settings, registry: RegistryClient
 ) -> None:
@@ -229,28 +274,9 @@ def test_sigkilled_worker_loses_nothing_and_sessions_stay_exact(
     data = ingest_dataset.build(events, seed=11, humans=60)
     flush = _flush_events(events, data, partitions=6)
     half = len(data.records) // 2
-    env = {
-        **os.environ,
-        "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
-        "STREAMLEARN_TOPIC_PREFIX": prefix,
-        "STREAMLEARN_SESSION_GAP_S": str(GAP_S),
-        "STREAMLEARN_SESSION_ALLOWED_LATENESS_S": str(ingest_dataset.LATENESS_S),
-        "STREAMLEARN_BOT_BURST_LENGTH": str(ingest_dataset.BURST_LENGTH),
-        "STREAMLEARN_CONSUMER_SESSION_TIMEOUT_S": "6",
-        # The first worker dies before its first commit with the whole first half behind
-        # it, so the replay spans hours of event time: remember ids that long.
-        "STREAMLEARN_DEDUP_WINDOW_S": str(6 * 3600),
-        "STREAMLEARN_DATA_DIR": str(settings.data_dir),
-    }
-
-    def worker() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streamlearn", "agents", "run"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+    # The first worker dies before its first commit with the whole first half behind it,
+    # so the replay spans hours of event time: remember ids that long.
+    worker = _worker_factory(settings, dedup_window_s=6 * 3600)
 
     began = time.monotonic()
     _produce(settings, data.records[:half])
@@ -289,14 +315,10 @@ def test_sigkilled_worker_loses_nothing_and_sessions_stay_exact(
     # again, so events.clean may hold them twice, but never loses one, and every copy is
     # the same record (same id, same source offset), which is what makes it idempotent.
     clean_serde = AvroSerde.for_topic(registry, prefix + "events.clean", "CleanEvent")
-    copies: dict[str, set[tuple[Any, ...]]] = {}
-    for message in clean:
-        record = clean_serde.decode(message.value())
-        key = (record["source_partition"], record["source_offset"], record["user_id"])
-        copies.setdefault(str(record["event_id"]), set()).add(key)
+    copies = _clean_copies(clean_serde, clean)
     assert set(data.clean_events) <= set(copies), "no event lost across the kill"
     assert not set(copies) & set(data.bots)
-    assert all(len(versions) == 1 for versions in copies.values()), "copies are identical"
+    assert all(len(set(versions)) == 1 for versions in copies.values()), "copies are identical"
 
     # Sessions are exact: sessionise counts an event id once, and a session re-emitted
     # after the kill is the same record as before it.
@@ -311,3 +333,106 @@ def test_sigkilled_worker_loses_nothing_and_sessions_stay_exact(
     assert all(len(versions) == 1 for versions in by_id.values()), (
         "re-emitted sessions are identical"
     )
+
+
+def _wait_until_committed(settings: Settings, topic: str, timeout_s: float = 60) -> None:
+    """Until the agents' group has committed every offset of ``topic``."""
+    name = settings.topic_prefix + topic
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap,
+         "group.id": f"{settings.topic_prefix}streamlearn-agents"}
+    )  # fmt: skip
+    try:
+        partitions = list(consumer.list_topics(name, timeout=30).topics[name].partitions)
+        ends = end_offsets(consumer, name, partitions)
+        deadline = time.monotonic() + timeout_s
+        committed: dict[int, int] = {}
+        while time.monotonic() < deadline:
+            offsets = consumer.committed([TopicPartition(name, p) for p in partitions], timeout=10)
+            committed = {tp.partition: tp.offset for tp in offsets}
+            if all(committed[p] >= ends[p] for p in partitions if ends[p] > 0):
+                return
+            time.sleep(0.5)
+    finally:
+        consumer.close()
+    raise AssertionError(f"{name}: committed {committed}, end offsets {ends}")
+
+
+def _wait_for_members(settings: Settings, count: int, timeout_s: float = 90) -> None:
+    """Until the agents' consumer group is stable with ``count`` members, each assigned."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    group = f"{settings.topic_prefix}streamlearn-agents"
+    deadline = time.monotonic() + timeout_s
+    members: list[Any] = []
+    while time.monotonic() < deadline:
+        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        members = description.members
+        stable = description.state == ConsumerGroupState.STABLE
+        if stable and len(members) == count and all(m.assignment.topic_partitions for m in members):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"group {group} did not reach {count} assigned members: {members}")
+
+
+def test_rebalances_hand_partitions_over_without_loss_or_duplicates(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    """A second worker joins mid-stream, then the first is stopped with SIGTERM: both are
+    rebalances, and each hands its partitions over with its batches' offsets committed."""
+    prefix = settings.topic_prefix
+    events = AvroSerde.for_topic(registry, prefix + "telemetry.events", "TelemetryEvent")
+    data = ingest_dataset.build(events, seed=23, humans=60)
+    flush = _flush_events(events, data, partitions=6)
+    third = len(data.records) // 3
+    worker = _worker_factory(settings, dedup_window_s=6 * 3600)
+
+    began = time.monotonic()
+    _produce(settings, data.records[:third])
+    first = worker()
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        _read(settings, "events.clean", lambda m: len(m) >= third // 4)
+        _wait_until_committed(settings, "telemetry.events")
+        print(f"committed after {time.monotonic() - began:.1f}s")
+        second = worker()
+        _wait_for_members(settings, 2)
+        _produce(settings, data.records[third : 2 * third])
+        _read(settings, "events.clean", lambda m: len(m) >= third)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0, "SIGTERM stops the first worker cleanly"
+        print(f"first stopped after {time.monotonic() - began:.1f}s")
+        _produce(settings, data.records[2 * third :] + flush)
+        expected_clean = len(data.clean_events) + len(flush)
+        clean = _read(settings, "events.clean", lambda m: len(m) >= expected_clean, timeout_s=180)
+        print(f"all clean after {time.monotonic() - began:.1f}s")
+        truth = [dict(e, event_ts=e["client_ts"]) for e in data.clean_events.values()]
+        reference = reference_sessions(truth, GAP_S)
+        session_serde = AvroSerde.for_topic(registry, prefix + "events.sessions", "Session")
+        sessions = _read(
+            settings,
+            "events.sessions",
+            lambda m: (
+                {session_tuple(s) for s in _final_sessions(session_serde, m).values()} >= reference
+            ),
+            timeout_s=180,
+        )
+        print(f"all sessions after {time.monotonic() - began:.1f}s")
+    finally:
+        first.kill()
+        first.wait()
+        if second is not None:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=60) == 0, "SIGTERM stops the second worker cleanly"
+
+    clean_serde = AvroSerde.for_topic(registry, prefix + "events.clean", "CleanEvent")
+    copies = _clean_copies(clean_serde, clean)
+    flush_ids = {str(events.decode(value)["event_id"]) for _, value in flush}
+    assert set(copies) == set(data.clean_events) | flush_ids, "no event lost, no bot forwarded"
+    twice = {event_id: where for event_id, where in copies.items() if len(where) > 1}
+    assert not twice, (
+        "graceful hand-overs commit what was processed, so nothing is read twice; "
+        f"read twice (partition, offset): {sorted(where[0][:2] for where in twice.values())}"
+    )
+    final = _final_sessions(session_serde, sessions)
+    emitted = {session_tuple(s) for s in final.values() if not s["user_id"].startswith("flush-")}
+    assert emitted == reference, "sessions equal the offline reference across rebalances"

@@ -1,10 +1,18 @@
-"""The preprocess agent: ``telemetry.events`` → ``events.clean`` (and ``events.rejected``)."""
+"""The preprocess agent: ``telemetry.events`` → ``events.clean`` (and ``events.rejected``).
+
+A batch agent (agents/batches.py): each partition batch runs through the pure
+:class:`Preprocessor`, its outputs are sent as one batch, and each table key it changed is
+written to the changelog once per batch.
+"""
 
 from __future__ import annotations
 
-import faust
+from typing import Any
+
+from faust.types import TP
 
 from streamlearn.agents.app import AgentContext
+from streamlearn.agents.batches import BatchTable, Deliveries
 from streamlearn.agents.preprocessing import AGENT, Preprocessor
 
 # Expiry scans the partition's ids; once per tenth of the window amortises the scan.
@@ -15,10 +23,9 @@ def register(context: AgentContext) -> None:
     app, settings = context.app, context.settings
     partitions = context.partitions_of("telemetry.events")
     source = context.raw_topic("telemetry.events")
-    clean_topic = context.raw_topic("events.clean")
     # Co-partitioned with the source: an event id and a user always meet the same state.
-    seen = app.Table("preprocess-seen", partitions=partitions, key_type=str)
-    bot_state = app.Table("preprocess-bots", partitions=partitions, key_type=str)
+    seen = BatchTable(app.Table("preprocess-seen", partitions=partitions, key_type=str))
+    bot_state = BatchTable(app.Table("preprocess-bots", partitions=partitions, key_type=str))
     events_serde = context.serde("telemetry.events", "TelemetryEvent")
     clean_serde = context.serde("events.clean", "CleanEvent")
     reject = context.rejecter(AGENT)
@@ -26,20 +33,27 @@ def register(context: AgentContext) -> None:
     expire_every_ms = max(MIN_EXPIRE_EVERY_MS, int(settings.dedup_window_s * 100))
     last_expiry: dict[int, int] = {}
 
-    @app.agent(source, name=f"{settings.topic_prefix}preprocess")
-    async def preprocess(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
+    clean_topic = context.topic_name("events.clean")
+
+    @app.batch_agent(source)
+    async def preprocess(tp: TP, messages: list[Any]) -> Deliveries:
+        partition = tp.partition
+        outputs = app.batch_producer.batches()
+        send_clean = await outputs.to_topic(clean_topic)
+        newest_ms = 0
+        for message in messages:
             result = preprocessor.process(
-                message.topic, message.partition, message.offset, message.key, message.value
+                message.topic, partition, message.offset, message.key, message.value
             )
-            if result.clean is not None:
-                await clean_topic.send(
-                    key=result.clean["user_id"].encode(), value=clean_serde.encode(result.clean)
-                )
-                received_ms = int(result.clean["received_ts"].timestamp() * 1000)
-                if received_ms - last_expiry.get(message.partition, 0) > expire_every_ms:
-                    preprocessor.expire(message.partition, received_ms)
-                    last_expiry[message.partition] = received_ms
+            clean = result.clean
+            if clean is not None:
+                send_clean(clean["user_id"].encode(), clean_serde.encode(clean))
+                newest_ms = max(newest_ms, int(clean["received_ts"].timestamp() * 1000))
             elif result.rejection is not None:
-                await reject(message, result.rejection)
+                await reject(message, result.rejection, outputs)
+        if newest_ms - last_expiry.get(partition, 0) > expire_every_ms:
+            preprocessor.expire(partition, newest_ms)
+            last_expiry[partition] = newest_ms
+        await seen.flush(outputs, partition)
+        await bot_state.flush(outputs, partition)
+        return await outputs.send()

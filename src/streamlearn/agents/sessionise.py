@@ -1,19 +1,23 @@
 """The sessionise agent: ``events.clean`` → ``events.sessions``.
 
-Session state is a Faust table keyed by user id and written through the producer's
-partitioner (murmur2, like the producer of ``events.clean``), so the timer that closes
-sessions of quiet users can update it outside stream iteration and the state still
-lives in the partition of the user's events.
+A batch agent (agents/batches.py). Session state is a Faust table keyed by user id whose
+changelog partition is murmur2 of the user id's bytes, the partition preprocess gives the
+user's clean events, so the timer that closes sessions of quiet users can write it
+outside a batch and the state still moves with the user's events on a rebalance. Each
+worker sweeps only the partitions it owns (its table also holds standby copies).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
-import faust
+from faust.types import TP
 
 from streamlearn.agents.app import AgentContext
+from streamlearn.agents.batch_producer import OutputBatches
+from streamlearn.agents.batches import BatchTable, Deliveries
 from streamlearn.agents.preprocessing import Rejection
 from streamlearn.agents.sessions import Sessionizer, Step
 from streamlearn.serde import DecodeError
@@ -30,53 +34,66 @@ def register(context: AgentContext) -> None:
     app, settings = context.app, context.settings
     partitions = context.partitions_of("events.clean")
     source = context.raw_topic("events.clean")
-    sessions_topic = context.raw_topic("events.sessions")
-    users = app.Table("sessionise-users", partitions=partitions, key_type=str, use_partitioner=True)
+    users = BatchTable(
+        app.Table("sessionise-users", partitions=partitions, key_type=str, use_partitioner=True)
+    )
     clean_serde = context.serde("events.clean", "CleanEvent")
     session_serde = context.serde("events.sessions", "Session")
     reject = context.rejecter(AGENT)
     # Watermarks are per worker and rebuilt from the stream after a restart.
     sessionizer = Sessionizer(settings, users, {}, context.metrics)
-    # The agent and the timer take turns: a step mutates its user's state in place and
-    # persists it only after its sessions were delivered, so no other step may persist
-    # (or read) that state in between. (Measured: without the lock a SIGKILL between a
-    # timer's commit and the agent's delivery lost a correction.)
+    # The agent and the timer take turns: state changed by one is persisted (changelog)
+    # only after its sessions were delivered, so the other must not flush it in between.
+    # (Measured: without the lock a SIGKILL between a timer's flush and the agent's
+    # delivery lost a correction.)
     turn = asyncio.Lock()
 
-    async def emit_then_commit(steps: list[Step]) -> None:
+    sessions_topic = context.topic_name("events.sessions")
+
+    async def emit_then_persist(steps: list[Step], outputs: OutputBatches) -> Deliveries:
         # Delivered first, state second: a crash in between re-emits, never loses.
-        pending = [
-            await sessions_topic.send(
-                key=session["user_id"].encode(), value=session_serde.encode(session)
-            )
-            for step in steps
-            for session in step.emitted
-        ]
-        for delivery in pending:
-            await delivery
+        send_session = await outputs.to_topic(sessions_topic)
         for step in steps:
             sessionizer.commit(step)
+            for session in step.emitted:
+                send_session(session["user_id"].encode(), session_serde.encode(session))
+        for delivery in await outputs.send():
+            await delivery
+        state = app.batch_producer.batches()
+        await users.flush(state, None)
+        return await state.send()
 
-    @app.agent(source, name=f"{settings.topic_prefix}sessionise")
-    async def sessionise(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                clean = clean_serde.decode(
-                    message.value,
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                )
-            except DecodeError as exc:
-                context.metrics.rejected.labels(agent=AGENT, reason=exc.reason).inc()
-                await reject(message, Rejection(exc.reason, str(exc), exc.schema_id))
-                continue
-            async with turn:
-                step = sessionizer.process(clean, message.partition, _now_ms())
-                await emit_then_commit([step])
+    @app.batch_agent(source)
+    async def sessionise(tp: TP, messages: list[Any]) -> Deliveries:
+        outputs = app.batch_producer.batches()
+        steps: list[Step] = []
+        async with turn:
+            now_ms = _now_ms()
+            for message in messages:
+                try:
+                    clean = clean_serde.decode(
+                        message.value, topic=tp.topic, partition=tp.partition, offset=message.offset
+                    )
+                except DecodeError as exc:
+                    context.metrics.rejected.labels(agent=AGENT, reason=exc.reason).inc()
+                    await reject(message, Rejection(exc.reason, str(exc), exc.schema_id), outputs)
+                    continue
+                step = sessionizer.process(clean, tp.partition, now_ms)
+                # In memory now, so the batch's next event of this user sees it; the
+                # changelog follows once the batch's sessions are delivered.
+                sessionizer.commit(step)
+                steps.append(step)
+            return await emit_then_persist(steps, outputs)
+
+    source_name = context.topic_name("events.clean")
 
     @app.timer(SWEEP_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def close_quiet_sessions() -> None:
         async with turn:
-            await emit_then_commit(sessionizer.sweep(_now_ms()))
+            owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == source_name}
+            sessionizer.forget_partitions(owned)
+            state_deliveries = await emit_then_persist(
+                sessionizer.sweep(_now_ms(), owned), app.batch_producer.batches()
+            )
+        for delivery in state_deliveries:
+            await delivery

@@ -223,9 +223,20 @@ class Sessionizer:
         elif user_id in self.users:
             del self.users[user_id]
 
+    def forget_partitions(self, keep: set[int]) -> None:
+        """Drop the watermarks of partitions this worker no longer owns: if one comes back
+        after another worker moved it on, it starts again from its events."""
+        for key in [key for key in self.watermarks if int(key) not in keep]:
+            del self.watermarks[key]
+            self._last_activity.pop(key, None)
+
     def sweep(self, now_ms: int, partitions: set[int] | None = None) -> list[Step]:
-        """Close due sessions of every user; idle partitions advance with the wall clock."""
+        """Close due sessions of the users of ``partitions`` (all if None); idle partitions
+        advance with the wall clock. A worker passes the partitions it owns: its table
+        also holds standby copies of other workers' users, which are theirs to close."""
         for key, last_activity in list(self._last_activity.items()):
+            if partitions is not None and int(key) not in partitions:
+                continue
             idle_for = now_ms - last_activity
             if idle_for >= self.idle_ms and key in self.watermarks:
                 self.watermarks[key] = self.watermarks[key] + int(idle_for)

@@ -1,0 +1,315 @@
+"""A Faust consumer that hands each partition's fetched records to a batch handler.
+
+Faust delivers records one at a time: for every record its consumer awaits
+``wait_first(callback(message), suspend_flow.wait())``, creating several tasks per event,
+and the record then travels through a channel queue into the agent's stream. That
+machinery, not the work, dominated the ingest agents' profile (docs/agents.md,
+"Performance"). :class:`BatchConsumer` keeps everything else of Faust's aiokafka consumer
+(group membership, assignor, table recovery, flow control, commits on revoke and
+shutdown) and replaces only the drain loop: records of topics that have a batch handler
+(:meth:`streamlearn.agents.batches.BatchingApp.batch_agent`) are handed over one
+partition batch at a time; records of every other topic (table changelogs, ordinary
+agents) take Faust's own per-message path unchanged.
+
+While a batch is processed the next fetch is already in flight. A batch is acknowledged in
+Faust's bookkeeping only after its handler's outputs were delivered, so Faust's commit
+(which flushes the producer first) never covers an unprocessed or undelivered record. A
+fetch that completes after a rebalance is discarded and the consumer seeks back to its
+committed offsets, as Faust's own ``getmany`` does: at worst records are processed twice,
+which the agents' idempotency absorbs.
+
+Selected through Faust's transport configuration: ``broker_consumer`` URLs with the
+``streamlearn://`` scheme resolve, through the ``faust.transports`` entry point declared
+in pyproject.toml, to :class:`BatchTransport`. The private Faust members this relies on
+are listed in :data:`FAUST_MEMBERS_USED` and checked by :func:`check_faust_internals` when
+an app is created (and by a unit test), so a Faust upgrade that changes them fails loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from time import monotonic
+from typing import Any, Protocol
+
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
+
+from streamlearn.agents.exceptions import AgentConfigurationError
+
+FETCH_TIMEOUT_S = 1.0
+
+# Pending deliveries of a batch's outputs; the batch is acknowledged once all completed.
+Deliveries = Sequence[Awaitable[Any]]
+BatchHandler = Callable[[TP, list[Any]], Awaitable[Deliveries]]
+
+# (owner, member, kind): what this module uses of Faust beyond its documented API.
+FAUST_MEMBERS_USED: tuple[tuple[type, str, str], ...] = (
+    (FaustConsumer, "_drain_messages", "coroutine(self, fetcher)"),
+    (FaustConsumer, "_wait_next_records", "coroutine(self, timeout)"),
+    (FaustConsumer, "_to_message", "method(self, tp, record)"),
+    (FaustConsumer, "_add_gap", "coroutine(self, tp, offset_from, offset_to)"),
+    (FaustConsumer, "perform_seek", "coroutine(self)"),
+    (FaustConsumer, "wait_empty", "coroutine(self)"),
+    (FaustConsumer, "on_partitions_revoked", "coroutine(self, revoked)"),
+    (FaustConsumer, "stop_flow", "method(self)"),
+    (FaustConsumer, "commit", "coroutine"),
+)
+FAUST_INSTANCE_STATE = (
+    "_read_offset",
+    "_committed_offset",
+    "_acked",
+    "_acked_index",
+    "_n_acked",
+    "_commit_every",
+    "_buffered_partitions",
+    "_waiting_for_ack",
+    "_unacked_messages",
+)
+
+
+class BatchRouting(Protocol):
+    """What the consumer needs from the app: the batch handler of a topic, if any."""
+
+    def batch_handler_for(self, topic: str) -> BatchHandler | None: ...
+
+
+def _parameters(function: Any) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def check_faust_internals() -> None:
+    """Fail with a clear message if Faust's consumer lost a member this module relies on."""
+    problems: list[str] = []
+    for owner, member, kind in FAUST_MEMBERS_USED:
+        found = getattr(owner, member, None)
+        if found is None:
+            problems.append(f"{owner.__qualname__}.{member} is missing")
+            continue
+        if kind.startswith("coroutine") and not inspect.iscoroutinefunction(found):
+            problems.append(f"{owner.__qualname__}.{member} is no longer a coroutine")
+        if "(" in kind:
+            expected = kind[kind.index("(") + 1 : -1].split(", ")
+            if _parameters(found) != expected:
+                problems.append(
+                    f"{owner.__qualname__}.{member} takes {_parameters(found)}, expected {expected}"
+                )
+    source = inspect.getsource(FaustConsumer.__init__) + inspect.getsource(FaustConsumer)
+    problems += [
+        f"Consumer no longer has {name}" for name in FAUST_INSTANCE_STATE if name not in source
+    ]
+    if problems:
+        raise AgentConfigurationError(
+            "streamlearn's batch consumer does not match this faust-streaming version: "
+            + "; ".join(problems)
+        )
+
+
+class BatchConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with per-partition batch delivery for batch topics."""
+
+    _batches_in_flight: set[asyncio.Future[None]]
+    _batch_failure: BaseException | None = None
+
+    def on_init(self) -> None:
+        super().on_init()
+        self._batches_in_flight = set()
+        self._batch_failure = None
+
+    def _routing(self) -> BatchRouting | None:
+        app: Any = self.app
+        return app if callable(getattr(app, "batch_handler_for", None)) else None
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        routing = self._routing()
+        if routing is None:
+            await super()._drain_messages(fetcher)
+            return
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        next_fetch: asyncio.Task[Any] | None = None
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                if self._batch_failure is not None:
+                    raise self._batch_failure
+                fetch = next_fetch or asyncio.ensure_future(self._fetch())
+                next_fetch = None
+                fetched = await fetch
+                await self.sleep(0)
+                if fetched is None or self.should_stop:
+                    continue
+                records, active_partitions, generation = fetched
+                # The next fetch runs in the consumer thread while this one is processed.
+                next_fetch = asyncio.ensure_future(self._fetch())
+                await self._process_fetch(routing, records, active_partitions, generation)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Batch drain raised: %r", exc)
+            raise
+        finally:
+            if next_fetch is not None:
+                next_fetch.cancel()
+
+    async def _fetch(self) -> tuple[Mapping[TP, list[Any]], set[TP] | None, int] | None:
+        records, active_partitions = await self._wait_next_records(FETCH_TIMEOUT_S)
+        if records is None or self.should_stop:
+            return None
+        return records, active_partitions, self.app.consumer_generation_id
+
+    async def _process_fetch(
+        self,
+        routing: BatchRouting,
+        records: Mapping[TP, list[Any]],
+        active_partitions: set[TP] | None,
+        generation: int,
+    ) -> None:
+        if not self.flow_active or self.app.consumer_generation_id != generation:
+            # A rebalance happened while this fetch was in flight: its records may belong
+            # to partitions we no longer own. Re-read from the committed offsets instead.
+            await self.perform_seek()
+            return
+        for tp, tp_records in records.items():
+            if self.app.consumer_generation_id != generation or not self.flow_active:
+                await self.perform_seek()
+                return
+            if not (
+                active_partitions is None
+                or tp in active_partitions
+                or tp in self._buffered_partitions
+            ):
+                continue
+            handler = routing.batch_handler_for(tp.topic)
+            if handler is None:
+                await self._deliver_one_by_one(tp, tp_records)
+            else:
+                await self._deliver_batch(handler, tp, tp_records)
+
+    async def _unread(self, tp: TP, records: list[Any]) -> list[Any]:
+        """The records not read before (as Faust's drain: a seek may re-fetch some) and
+        gap bookkeeping for offsets the broker skipped (e.g. transaction markers)."""
+        read_offset = self._read_offset.get(tp)
+        if read_offset is not None:
+            records = [record for record in records if record.offset >= read_offset]
+        skipped = bool(records and read_offset and records[0].offset - read_offset > 1)
+        if skipped and read_offset and self.app.topics.acks_enabled_for(tp.topic):
+            await self._add_gap(tp, read_offset + 1, records[0].offset)
+        return records
+
+    async def _maybe_commit(self) -> None:
+        commit_every = self._commit_every
+        if commit_every is not None and self._n_acked >= commit_every:
+            self._n_acked = 0
+            await self.commit()
+
+    async def _deliver_one_by_one(self, tp: TP, records: list[Any]) -> None:
+        """Faust's own path for topics without a batch handler (changelogs, agents)."""
+        for record in await self._unread(tp, records):
+            await self._maybe_commit()
+            await self.wait_first(
+                self.callback(self._to_message(tp, record)), self.suspend_flow.wait()
+            )
+            self._read_offset[tp] = record.offset
+
+    async def _deliver_batch(self, handler: BatchHandler, tp: TP, records: list[Any]) -> None:
+        unread = await self._unread(tp, records)
+        if not unread:
+            return
+        await self._maybe_commit()
+        messages = [self._to_message(tp, record) for record in unread]
+        self.app.monitor.stream_inbound_time[tp] = monotonic()
+        handled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        batch = asyncio.ensure_future(self._run_batch(handler, tp, messages, handled))
+        self._batches_in_flight.add(batch)
+        batch.add_done_callback(self._batches_in_flight.discard)
+        # Shielded: when Faust stops the fetcher (shutdown) it cancels this loop, but a
+        # batch whose outputs are being produced runs to its acknowledgement, which
+        # `wait_empty` waits for before the final commit. Cancelling it instead would
+        # leave produced outputs unacknowledged, to be produced again after a restart.
+        await asyncio.shield(handled)
+        self._read_offset[tp] = unread[-1].offset
+
+    async def _run_batch(
+        self,
+        handler: BatchHandler,
+        tp: TP,
+        messages: list[Any],
+        handled: asyncio.Future[None],
+    ) -> None:
+        """The handler, then (while the drain loop goes on) its deliveries, then the ack."""
+        try:
+            deliveries = await handler(tp, messages)
+        except BaseException as exc:
+            handled.set_exception(exc)
+            return
+        handled.set_result(None)
+        try:
+            for delivery in deliveries:
+                await delivery
+        except Exception as exc:
+            # Never acknowledge a batch whose outputs did not reach Kafka: stop the drain
+            # loop, so the worker fails and the batch is re-read after a restart.
+            self.log.error("Outputs of a batch of %s were not delivered: %r", tp, exc)
+            self._batch_failure = exc
+            return
+        self._ack_batch(tp, messages)
+
+    def _ack_batch(self, tp: TP, messages: list[Any]) -> None:
+        """``Consumer.ack`` for a whole batch: one lock, one notification."""
+        if not self.app.topics.acks_enabled_for(tp.topic):
+            return
+        with ack_lock:
+            committed = self._committed_offset[tp]
+            acked_index = self._acked_index[tp]
+            acked = self._acked[tp]
+            fresh = 0
+            for message in messages:
+                message.acked = True
+                offset = message.offset
+                if (committed is None or offset >= committed) and offset not in acked_index:
+                    acked_index.add(offset)
+                    acked.append(offset)
+                    fresh += 1
+            self._n_acked += fresh
+            notify(self._waiting_for_ack)
+
+    async def _wait_for_batches(self) -> None:
+        while self._batches_in_flight:
+            await asyncio.wait(set(self._batches_in_flight))
+
+    async def wait_empty(self) -> None:
+        """Also wait for batches still being handled or delivered (revoke, stop)."""
+        await self._wait_for_batches()
+        await super().wait_empty()
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Commit what was processed *before* Faust forgets the revoked partitions.
+
+        Faust's consumer drops the revoked partitions' acknowledgements first and commits
+        afterwards (``App._on_partitions_revoked``), so whatever was processed since the
+        last periodic commit was processed again by the next owner. Here no new batch
+        starts, the batches in flight finish, and their offsets are committed while the
+        partitions are still ours (measured: a worker joining mid-stream no longer makes
+        its peer's last seconds of records appear twice).
+        """
+        if self.assignment():
+            self.stop_flow()
+            await self._wait_for_batches()
+            await self.commit()
+        await super().on_partitions_revoked(revoked)
+
+
+class BatchTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with :class:`BatchConsumer` (URL scheme ``streamlearn``)."""
+
+    Consumer = BatchConsumer
