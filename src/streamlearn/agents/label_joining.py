@@ -1,0 +1,407 @@
+"""The label-join step: served predictions + their feedback → training examples and residuals.
+
+Pure logic over caller-provided state (a Faust table in the agent, a dict in tests), like
+:mod:`streamlearn.agents.preprocessing`. Both input topics are keyed by request id, so one
+request's prediction and feedback meet in the same partition.
+
+The chain is *served → impression → outcome*, inside the label's horizon after
+``served_ts``:
+
+- impression and a positive outcome (binary labels) → label 1, emitted as soon as both are
+  known;
+- impression, no positive by the horizon → label 0, emitted when :meth:`LabelJoiner.advance`
+  passes the horizon plus ``allowed_lateness_s``; regression labels (sum of values) are
+  always emitted then;
+- no impression by the horizon → counted as ``unseen`` (``unseen_with_outcome`` if an outcome
+  came anyway, which points at lost impressions), never trained on.
+
+Feedback is placed in time by ``received_ts`` (the system's clock, like ``served_ts``),
+never by the app's ``client_ts``, which may drift; feedback received after the horizon is
+``late`` and ignored. Feedback that arrives before its prediction (the topics are read
+independently) is held until the prediction comes or ``horizon + lateness`` after the
+feedback was received (then ``orphaned_feedback``). A feedback event id seen twice counts
+once.
+
+Replay-safe: a request's entry stays (with its outcome) for ``retention_s`` after its
+horizon closed, so a prediction or feedback delivered again within that time is recognised
+and nothing is emitted twice; a prediction older than the watermark minus horizon,
+lateness — whose entry may already be gone — is counted as ``late_predictions`` and
+dropped. Call :meth:`LabelJoiner.advance` with the current time on start, before
+re-processing, so the watermark is known.
+
+State values are JSON-able dicts (``pred``, ``imp``, ``pos``, ``val``, ``ids``, ``held``,
+``done``, ``due``), always written back with ``state[key] = entry`` so a Faust table's
+changelog sees every change. Expiry uses an in-memory heap of due times rebuilt from the
+state by :meth:`LabelJoiner.reindex` (call it after the table gained partitions).
+
+Degraded predictions (a fallback served, ``model_version`` 0) are joined like any other:
+the user's reaction is still a label for the features served, and the version shows in the
+residuals.
+
+``TrainingExample.features`` are the served features with the request context folded in as
+``ctx.<key>`` (the record has no context field; see :mod:`streamlearn.models.features`).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping, MutableMapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from streamlearn.models.features import with_context
+from streamlearn.models.specs import LabelDefinition, ModelSpec
+
+SOURCE = "label-join"
+MAX_EVENT_IDS = 256
+"""Feedback ids remembered per request for deduplication (beyond that, not deduplicated)."""
+
+Entry = dict[str, Any]
+Example = dict[str, Any]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def _millis(value: datetime | int) -> int:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return (aware - _EPOCH) // _MS
+    return int(value)
+
+
+def _moment(ms: int | None) -> datetime | None:
+    return None if ms is None else _EPOCH + ms * _MS
+
+
+@dataclass
+class JoinCounters:
+    """Everything the join saw, by what became of it (plain ints; the agent exports them)."""
+
+    predictions: int = 0
+    duplicate_predictions: int = 0
+    late_predictions: int = 0
+    unknown_model: int = 0
+    feedback: int = 0
+    duplicate_feedback: int = 0
+    held_feedback: int = 0
+    orphaned_feedback: int = 0
+    late_feedback: int = 0
+    after_label: int = 0
+    positives: int = 0
+    negatives: int = 0
+    values: int = 0
+    unseen: int = 0
+    unseen_with_outcome: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class LabelJoiner:
+    """Joins predictions with feedback per the label definition of each model."""
+
+    def __init__(
+        self,
+        labels: Mapping[str, LabelDefinition],
+        state: MutableMapping[str, Entry],
+        *,
+        allowed_lateness_s: float = 60.0,
+        retention_s: float = 3600.0,
+        max_held_per_request: int = 32,
+    ) -> None:
+        self.labels = dict(labels)
+        self.state = state
+        self.lateness_ms = round(allowed_lateness_s * 1000)
+        self.retention_ms = round(retention_s * 1000)
+        self.max_held = max_held_per_request
+        self.max_horizon_ms = max((label.horizon_ms for label in labels.values()), default=0)
+        self.counters = JoinCounters()
+        self.watermark = 0
+        self._heap: list[tuple[int, str]] | None = None
+
+    @classmethod
+    def for_specs(
+        cls, specs: Mapping[str, ModelSpec], state: MutableMapping[str, Entry], **options: Any
+    ) -> LabelJoiner:
+        """A joiner labelling each model name with its spec's label definition."""
+        return cls({name: spec.label for name, spec in specs.items()}, state, **options)
+
+    # -- input -------------------------------------------------------------------------
+
+    def on_prediction(self, prediction: Mapping[str, Any]) -> list[Example]:
+        """Take one decoded ``PredictionServed``; returns examples completed by feedback
+        that was waiting for it."""
+        self.counters.predictions += 1
+        label = self.labels.get(prediction["model_name"])
+        if label is None:
+            self.counters.unknown_model += 1
+            return []
+        request_id = str(prediction["request_id"])
+        entry = self.state.get(request_id)
+        if entry is not None and entry["pred"] is not None:
+            self.counters.duplicate_predictions += 1
+            return []
+        served_ms = _millis(prediction["served_ts"])
+        deadline = served_ms + label.horizon_ms
+        if entry is None and deadline + self.lateness_ms <= self.watermark:
+            self.counters.late_predictions += 1
+            return []
+        before = None if entry is None else entry["due"]
+        entry = entry if entry is not None else _new_entry()
+        entry["pred"] = {
+            "model_name": prediction["model_name"],
+            "model_version": int(prediction["model_version"]),
+            "arm": prediction.get("arm"),
+            "user_id": prediction.get("user_id"),
+            "features": with_context(prediction["features"], prediction.get("context") or {}),
+            "score": float(prediction["score"]),
+            "served_ms": served_ms,
+            "deadline_ms": deadline,
+        }
+        entry["due"] = deadline + self.lateness_ms
+        held, entry["held"] = entry["held"], []
+        emitted = []
+        for _event_id, kind, value, client_ms, received_ms in sorted(held, key=lambda h: h[4]):
+            example = self._apply(request_id, entry, label, kind, value, client_ms, received_ms)
+            if example is not None:
+                emitted.append(example)
+        self._store(request_id, entry, before)
+        return emitted
+
+    def on_feedback(self, feedback: Mapping[str, Any]) -> list[Example]:
+        """Take one decoded ``Feedback``; returns the positive example it completes, if any."""
+        self.counters.feedback += 1
+        request_id = str(feedback["request_id"])
+        event_id = str(feedback["event_id"])
+        received_ms = _millis(feedback["received_ts"])
+        entry = self.state.get(request_id)
+        before = None if entry is None else entry["due"]
+        if entry is None:
+            if received_ms + self.max_horizon_ms + self.lateness_ms <= self.watermark:
+                self.counters.late_feedback += 1
+                return []
+            entry = _new_entry()
+            entry["due"] = received_ms + self.max_horizon_ms + self.lateness_ms
+        if event_id in entry["ids"]:
+            self.counters.duplicate_feedback += 1
+            return []
+        if len(entry["ids"]) < MAX_EVENT_IDS:
+            entry["ids"].append(event_id)
+        kind = str(feedback["kind"])
+        value = feedback.get("value")
+        client_ms = _millis(feedback["client_ts"])
+        example = None
+        if entry["pred"] is None:
+            if len(entry["held"]) < self.max_held:
+                entry["held"].append([event_id, kind, value, client_ms, received_ms])
+                self.counters.held_feedback += 1
+            else:
+                self.counters.orphaned_feedback += 1
+        else:
+            label = self._label_of(request_id, entry)
+            if label is None:
+                return []
+            example = self._apply(request_id, entry, label, kind, value, client_ms, received_ms)
+        self._store(request_id, entry, before)
+        return [] if example is None else [example]
+
+    # -- time --------------------------------------------------------------------------
+
+    def advance(self, now_ms: int) -> list[Example]:
+        """Move the watermark to ``now_ms``: close horizons (negatives, regression values,
+        unseen), drop held feedback nobody claimed, forget entries past retention."""
+        self.watermark = max(self.watermark, now_ms)
+        if self._heap is None:
+            self.reindex()
+        heap = self._heap
+        assert heap is not None
+        emitted: list[Example] = []
+        while heap and heap[0][0] <= now_ms:
+            due, request_id = heapq.heappop(heap)
+            entry = self.state.get(request_id)
+            if entry is None or entry["due"] != due:
+                continue  # stale heap item: the entry moved on or is gone
+            if entry["pred"] is None:
+                self.counters.orphaned_feedback += len(entry["held"])
+                del self.state[request_id]
+            elif entry["done"] is None:
+                example = self._close(request_id, entry)
+                if example is not None:
+                    emitted.append(example)
+                if entry["done"] is not None:
+                    self._store(request_id, entry, due)
+            else:
+                del self.state[request_id]
+        return emitted
+
+    def reindex(self) -> None:
+        """Rebuild the in-memory index of due times from the state."""
+        self._heap = [(entry["due"], request_id) for request_id, entry in self.state.items()]
+        heapq.heapify(self._heap)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _store(self, request_id: str, entry: Entry, due_before: int | None) -> None:
+        self.state[request_id] = entry
+        if self._heap is not None and entry["due"] != due_before:
+            heapq.heappush(self._heap, (entry["due"], request_id))
+
+    def _apply(
+        self,
+        request_id: str,
+        entry: Entry,
+        label: LabelDefinition,
+        kind: str,
+        value: float | None,
+        client_ms: int,
+        received_ms: int,
+    ) -> Example | None:
+        deadline = entry["pred"]["deadline_ms"]
+        if received_ms > deadline:
+            self.counters.late_feedback += 1
+            return None
+        if entry["done"] is not None:
+            self.counters.after_label += 1
+            return None
+        if kind == "impression":
+            if entry["imp"] is None:
+                entry["imp"] = [client_ms, received_ms]
+        elif kind in label.positive_kinds or kind in label.value_kinds:
+            if entry["pos"] is None:
+                entry["pos"] = [client_ms, received_ms]
+            if kind in label.value_kinds and value is not None:
+                entry["val"] += float(value)
+        if label.task == "binary" and entry["imp"] is not None and entry["pos"] is not None:
+            decided = max(entry["imp"][1], entry["pos"][1])
+            self.counters.positives += 1
+            return self._finish(request_id, entry, label, 1.0, "positive", decided)
+        return None
+
+    def _label_of(self, request_id: str, entry: Entry) -> LabelDefinition | None:
+        """The entry's label definition; None (entry dropped, counted) if its model is no
+        longer configured, e.g. after a restart with other settings."""
+        label = self.labels.get(entry["pred"]["model_name"])
+        if label is None:
+            self.counters.unknown_model += 1
+            self.state.pop(request_id, None)
+        return label
+
+    def _close(self, request_id: str, entry: Entry) -> Example | None:
+        label = self._label_of(request_id, entry)
+        if label is None:
+            return None
+        deadline = entry["pred"]["deadline_ms"]
+        if entry["imp"] is None:
+            self.counters.unseen += 1
+            if entry["pos"] is not None:
+                self.counters.unseen_with_outcome += 1
+            self._mark_done(entry, "unseen")
+            return None
+        if label.task == "binary":
+            self.counters.negatives += 1
+            return self._finish(request_id, entry, label, 0.0, "negative", deadline)
+        self.counters.values += 1
+        return self._finish(request_id, entry, label, float(entry["val"]), "value", deadline)
+
+    def _mark_done(self, entry: Entry, outcome: str) -> None:
+        entry["done"] = outcome
+        entry["due"] = entry["pred"]["deadline_ms"] + self.lateness_ms + self.retention_ms
+
+    def _finish(
+        self,
+        request_id: str,
+        entry: Entry,
+        label: LabelDefinition,
+        value: float,
+        outcome: str,
+        decided_ms: int,
+    ) -> Example:
+        self._mark_done(entry, outcome)
+        pred = entry["pred"]
+        has_outcome = entry["pos"] is not None and outcome != "negative"
+        return {
+            "request_id": request_id,
+            "model_name": pred["model_name"],
+            "model_version": pred["model_version"],
+            "arm": pred["arm"],
+            "user_id": pred["user_id"],
+            "features": pred["features"],
+            "label": value,
+            "label_definition": label.name,
+            "score": pred["score"],
+            "served_ts": _moment(pred["served_ms"]),
+            "impression_ts": _moment(entry["imp"][0]),
+            "outcome_ts": _moment(entry["pos"][0]) if has_outcome else None,
+            "labelled_ts": _moment(decided_ms),
+            "weight": 1.0,
+        }
+
+
+def _new_entry() -> Entry:
+    return {
+        "pred": None,
+        "imp": None,
+        "pos": None,
+        "val": 0.0,
+        "ids": [],
+        "held": [],
+        "done": None,
+        "due": 0,
+    }
+
+
+class ResidualAggregator:
+    """Residuals (label - served score) per model, version and arm, between two flushes.
+
+    The agent adds every emitted example and calls :meth:`flush` every window (say a
+    minute); each flush returns one ``ModelMetrics`` record (source ``label-join``) per
+    (model, version, arm) seen since the previous flush, over [previous flush, now].
+    Held in memory: a crash loses at most one window of residuals, never examples.
+    """
+
+    def __init__(self, started: datetime) -> None:
+        self.window_start = started
+        self._sums: dict[tuple[str, int, str | None], list[float]] = {}
+
+    def add(self, example: Mapping[str, Any]) -> None:
+        key = (str(example["model_name"]), int(example["model_version"]), example.get("arm"))
+        label, score = float(example["label"]), float(example["score"])
+        residual = label - score
+        sums = self._sums.setdefault(key, [0.0] * 6)
+        sums[0] += 1
+        sums[1] += residual
+        sums[2] += abs(residual)
+        sums[3] += residual * residual
+        sums[4] += label
+        sums[5] += score
+
+    def flush(self, now: datetime) -> list[dict[str, Any]]:
+        records = []
+        for (model_name, version, arm), sums in sorted(
+            self._sums.items(), key=lambda item: (item[0][0], item[0][1], item[0][2] or "")
+        ):
+            count = sums[0]
+            records.append(
+                {
+                    "model_name": model_name,
+                    "model_version": version,
+                    "arm": arm,
+                    "source": SOURCE,
+                    "window_start_ts": self.window_start,
+                    "window_end_ts": now,
+                    "example_count": int(count),
+                    "metrics": {
+                        "mean_residual": sums[1] / count,
+                        "mean_abs_residual": sums[2] / count,
+                        "rmse_residual": (sums[3] / count) ** 0.5,
+                        "mean_label": sums[4] / count,
+                        "mean_score": sums[5] / count,
+                    },
+                    "emitted_ts": now,
+                }
+            )
+        self._sums.clear()
+        self.window_start = now
+        return records

@@ -1,0 +1,233 @@
+"""The learner step for one model: prequential evaluation, online learning, versioned snapshots.
+
+Pure logic, no Kafka: the learner agent feeds it ``training.examples`` records with their
+topic, partition and offset, asks :meth:`OnlineLearner.snapshot_due` after each batch, and
+publishes what :meth:`OnlineLearner.snapshot` returns to ``model.state``. Replay and the
+benchmarks run the same code.
+
+Exactly-once learning over an at-least-once stream. The learner keeps, per input
+(topic, partition), the next offset to read; every snapshot records those offsets next to
+the model that has learned everything before them. On restart, :meth:`OnlineLearner.resume`
+restores model, version, count and offsets from the newest verified snapshot; the agent
+seeks to those offsets, and anything delivered again below them is skipped by
+:meth:`OnlineLearner.learn`. Since learning is deterministic and prediction does not touch
+the model, the resumed model's payload equals, byte for byte, that of a model fed the same
+examples once, in-process.
+
+Prequential evaluation: each example is scored before it is learned (``auc`` and
+``log_loss`` for binary specs, ``mae`` and ``rmse`` for regressors, River metrics). The
+metrics are *not* in the payload, so the payload stays exactly the model; they describe the
+examples evaluated since this learner started or resumed (``evaluated_examples`` says how
+many) and restart from zero on resume. A snapshot's ``metrics`` are therefore always
+"this process's prequential metrics so far", never a splice of two processes' estimates.
+
+Snapshot serialisation is blocking (pickle + HMAC): the agent runs :meth:`snapshot` in a
+thread (``asyncio.to_thread``) and does not call :meth:`learn` until it returns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from river import metrics as river_metrics
+
+from streamlearn.models.exceptions import ModelError
+from streamlearn.models.features import model_input
+from streamlearn.models.snapshot import SigningKey, build_snapshot, key_bytes, load_model
+from streamlearn.models.specs import ModelSpec
+
+SOURCE = "learner"
+
+
+def snapshot_name(spec_name: str, arm: str | None) -> str:
+    """The ``model.state`` key of a model learned per experiment arm: ``<name>@<arm>``."""
+    return spec_name if arm is None else f"{spec_name}@{arm}"
+
+
+@dataclass
+class LearnerCounters:
+    """What happened to every record read (plain ints; the agent exports them)."""
+
+    learned: int = 0
+    replayed: int = 0
+    """Records below the next offset already learned (a redelivery): skipped."""
+    other_model: int = 0
+    """Records for another model or arm: consumed without learning."""
+    invalid: int = 0
+    """Records with a non-finite label or a non-positive or non-finite weight: not learned."""
+    snapshots: int = 0
+
+
+class OnlineLearner:
+    """One online model (of ``spec``, optionally for one experiment arm)."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        signing_key: SigningKey | None,
+        signing_key_id: str | None = None,
+        seed: int = 0,
+        arm: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.arm = arm
+        self.model_name = snapshot_name(spec.name, arm)
+        self.seed = seed
+        self._key = key_bytes(signing_key)
+        self._key_id = signing_key_id
+        self.model: Any = spec.new_model(seed)
+        self.version = 0
+        """Version of the last snapshot made or resumed from; 0 before the first."""
+        self.trained_examples = 0
+        self.next_offsets: dict[tuple[str, int], int] = {}
+        self.counters = LearnerCounters()
+        self._since_snapshot = 0
+        self._last_snapshot_s: float | None = None
+        self._reset_metrics()
+
+    def _reset_metrics(self) -> None:
+        self.evaluated = 0
+        if self.spec.task == "binary":
+            self._first: Any = river_metrics.ROCAUC()  # type: ignore[no-untyped-call]
+            self._second: Any = river_metrics.LogLoss()  # type: ignore[no-untyped-call]
+            self._names = ("auc", "log_loss")
+        else:
+            self._first = river_metrics.MAE()  # type: ignore[no-untyped-call]
+            self._second = river_metrics.RMSE()  # type: ignore[no-untyped-call]
+            self._names = ("mae", "rmse")
+
+    def accepts(self, example: Mapping[str, Any]) -> bool:
+        """Whether ``example`` trains this learner's model (and arm)."""
+        return example["model_name"] == self.spec.name and (
+            self.arm is None or example.get("arm") == self.arm
+        )
+
+    def learn(self, example: Mapping[str, Any], topic: str, partition: int, offset: int) -> bool:
+        """Score, then learn ``example`` read at (topic, partition, offset).
+
+        Returns whether the model learned it: False for a redelivered offset (already
+        learned), another model's example and an invalid one (their offsets still count
+        as consumed).
+        """
+        position = (topic, partition)
+        already = self.next_offsets.get(position)
+        if already is not None and offset < already:
+            self.counters.replayed += 1
+            return False
+        self.next_offsets[position] = offset + 1
+        if not self.accepts(example):
+            self.counters.other_model += 1
+            return False
+        spec, model = self.spec, self.model
+        x = model_input(example["features"])
+        label = float(example["label"])
+        weight = float(example.get("weight", 1.0))
+        if not (math.isfinite(label) and math.isfinite(weight) and weight > 0):
+            self.counters.invalid += 1
+            return False
+        score = spec.predict(model, x)
+        truth = spec.target(label)
+        self._first.update(truth, score, weight)
+        self._second.update(truth, score, weight)
+        self.evaluated += 1
+        spec.learn(model, x, label, weight)
+        self.trained_examples += 1
+        self._since_snapshot += 1
+        self.counters.learned += 1
+        return True
+
+    def learn_many(self, records: Iterable[tuple[Mapping[str, Any], str, int, int]]) -> int:
+        """:meth:`learn` over (example, topic, partition, offset) records, in order; returns
+        how many were learned. Same result as one call per record, whatever the batching."""
+        learned = 0
+        for example, topic, partition, offset in records:
+            learned += self.learn(example, topic, partition, offset)
+        return learned
+
+    def metrics(self) -> dict[str, float]:
+        """Prequential metrics since this learner started or resumed."""
+        if not self.evaluated:
+            return {"evaluated_examples": 0.0}
+        return {
+            self._names[0]: float(self._first.get()),
+            self._names[1]: float(self._second.get()),
+            "evaluated_examples": float(self.evaluated),
+        }
+
+    def snapshot_due(self, now_s: float) -> bool:
+        """True once ``snapshot_every_examples`` examples were learned since the last
+        snapshot, or ``snapshot_every_s`` seconds passed with at least one. The first call
+        starts the clock; ``now_s`` is any monotonic seconds the caller chooses."""
+        if self._last_snapshot_s is None:
+            self._last_snapshot_s = now_s
+        if self._since_snapshot == 0:
+            return False
+        return (
+            self._since_snapshot >= self.spec.snapshot_every_examples
+            or now_s - self._last_snapshot_s >= self.spec.snapshot_every_s
+        )
+
+    def snapshot(self, created: datetime, now_s: float | None = None) -> dict[str, Any]:
+        """The next signed ``ModelSnapshot``: version + 1, parent = current version.
+
+        The learner moves to the new version at once; if publishing fails the agent
+        restarts from the last published snapshot, so a version lost that way is never a
+        parent of a published one. ``now_s`` restarts the cadence clock.
+        """
+        version = self.version + 1
+        snapshot = build_snapshot(
+            self.spec,
+            self.model,
+            version=version,
+            parent_version=self.version or None,
+            trained_examples=self.trained_examples,
+            offsets=self.next_offsets,
+            metrics=self.metrics(),
+            created=created,
+            key=self._key,
+            key_id=self._key_id,
+            model_name=self.model_name,
+        )
+        self.version = version
+        self._since_snapshot = 0
+        self.counters.snapshots += 1
+        if now_s is not None:
+            self._last_snapshot_s = now_s
+        return snapshot
+
+    def resume(self, snapshot: Mapping[str, Any]) -> None:
+        """Continue from a snapshot of this model: verified and safely loaded, or a
+        :class:`~streamlearn.models.SnapshotRejected` leaves the learner as it was."""
+        loaded = load_model(snapshot, self._key, specs={self.spec.name: self.spec})
+        if loaded.model_name != self.model_name:
+            raise ModelError(
+                f"a snapshot of {loaded.model_name} cannot resume the learner of {self.model_name}"
+            )
+        self.model = loaded.model
+        self.version = loaded.version
+        self.trained_examples = loaded.trained_examples
+        self.next_offsets = dict(loaded.offsets)
+        self._since_snapshot = 0
+        self._reset_metrics()
+
+    def metrics_record(
+        self, window_start: datetime, window_end: datetime, emitted: datetime
+    ) -> dict[str, Any]:
+        """A ``ModelMetrics`` record of the prequential metrics (source ``learner``), about
+        the model version being trained from (the last snapshot's)."""
+        return {
+            "model_name": self.model_name,
+            "model_version": self.version,
+            "arm": self.arm,
+            "source": SOURCE,
+            "window_start_ts": window_start,
+            "window_end_ts": window_end,
+            "example_count": self.evaluated,
+            "metrics": self.metrics(),
+            "emitted_ts": emitted,
+        }

@@ -1,0 +1,95 @@
+"""Errors of model specs, snapshots and safe loading.
+
+Every snapshot a worker or learner refuses raises a :class:`SnapshotRejected` subclass whose
+``reason`` is a short, stable label (``bad_signature``, ``payload_digest_mismatch``,
+``forbidden_class``, ``unknown_spec``, ``undecodable``): callers count and alert by reason
+without parsing messages, and keep serving the model they already have.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Self
+
+from streamlearn.exceptions import StreamlearnError
+
+
+class ModelError(StreamlearnError):
+    """Root of the errors of :mod:`streamlearn.models`."""
+
+
+class UnknownModelSpec(ModelError, LookupError):  # noqa: N818 (name from the design)
+    """No shipped model spec has this name."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown model spec {name!r}; known: {', '.join(known)}")
+        self.name = name
+
+
+class SnapshotRejected(ModelError):  # noqa: N818 (name from the design)
+    """A snapshot failed a check and was not loaded; ``reason`` says which check."""
+
+    reason: ClassVar[str] = "rejected"
+
+    def __init__(
+        self, detail: str, *, model_name: str | None = None, version: int | None = None
+    ) -> None:
+        self.detail = detail
+        self.model_name = model_name
+        self.version = version
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = "snapshot" if self.model_name is None else f"{self.model_name} v{self.version}"
+        return f"{where} rejected ({self.reason}): {self.detail}"
+
+    def at(self, model_name: str | None, version: int | None) -> Self:
+        """This error with the snapshot it is about (the unpickler does not know it)."""
+        self.model_name = model_name
+        self.version = version
+        self.args = (self._message(),)
+        return self
+
+
+class BadSignature(SnapshotRejected):
+    """The HMAC does not match: wrong key, or metadata or payload changed after signing."""
+
+    reason = "bad_signature"
+
+
+class PayloadDigestMismatch(SnapshotRejected):
+    """The payload's sha256 differs from ``payload_sha256``."""
+
+    reason = "payload_digest_mismatch"
+
+
+class ForbiddenClass(SnapshotRejected):
+    """The payload references a global outside the allowlist; nothing was executed."""
+
+    reason = "forbidden_class"
+
+    def __init__(
+        self, module: str, name: str, *, model_name: str | None = None, version: int | None = None
+    ) -> None:
+        super().__init__(
+            f"payload references {module}.{name}, which is not an allowed model class",
+            model_name=model_name,
+            version=version,
+        )
+        self.module = module
+        self.name = name
+
+
+class UnknownSnapshotSpec(SnapshotRejected):
+    """The snapshot was built from a spec this process does not ship (or ships differently)."""
+
+    reason = "unknown_spec"
+
+
+class UndecodableSnapshot(SnapshotRejected):
+    """The snapshot is malformed: missing fields, an unknown content type, or a broken pickle."""
+
+    reason = "undecodable"
+
+
+class ContractViolation(ModelError):  # noqa: N818 (reads as what it is)
+    """A model spec breaks one of the contracts every shipped spec must keep."""

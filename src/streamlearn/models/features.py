@@ -1,0 +1,123 @@
+"""From served features to a River input, and the two small River components our specs need.
+
+A prediction carries ``features`` (``PredictionServed.features``: null, boolean, long, double or
+string values) and a request ``context`` (strings). :func:`model_input` turns both into the
+dict a River estimator reads, the same way at serving and at training time:
+
+- keys sorted, so the model's internal dicts fill in one order whatever order the map arrived
+  in (a producer in another language may reorder a map), which keeps pickles byte-identical;
+- booleans become 0.0/1.0 and finite numbers floats; strings stay strings (categoricals);
+- ``None``, NaN and infinities are dropped: River treats an absent key as "missing", which
+  linear models read as a zero contribution and trees route down their most common branch;
+- context keys become ``ctx.<key>`` strings. ``TrainingExample`` has no context field, so the
+  label join folds the context into the example's features with :func:`with_context`, and the
+  learner sees exactly the keys serving saw. Feature names starting with ``ctx.`` are reserved.
+
+:class:`FeatureEncoder` standardises numbers and one-hot encodes strings in one pass.
+River's own ``(SelectType(float) | StandardScaler()) + (SelectType(str) | OneHotEncoder())``
+union does the same at ~20 µs per learned example against ~7.5 µs here (measured on the
+synthetic click world), and a plain ``StandardScaler`` in front of one-hot columns would scale
+every present indicator to 0 (River counts only present keys, so their mean is 1).
+
+:class:`SeededGaussianSplitter` exists because River's ``GaussianSplitter`` creates each
+``proba.Gaussian`` without a seed, i.e. seeded from ``os.urandom``: the random generator is
+never used for learning, but its state is pickled, so two identically trained trees would
+never pickle to the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+from river import base, proba
+from river.tree.splitter import GaussianSplitter
+
+CONTEXT_PREFIX = "ctx."
+
+FeatureValue = None | bool | int | float | str
+ModelInput = dict[str, float | str]
+
+
+def with_context(
+    features: Mapping[str, FeatureValue], context: Mapping[str, str]
+) -> dict[str, FeatureValue]:
+    """The features with the context folded in as ``ctx.<key>`` (context wins on a clash)."""
+    merged: dict[str, FeatureValue] = dict(features)
+    for key, value in context.items():
+        merged[CONTEXT_PREFIX + key] = value
+    return merged
+
+
+def model_input(
+    features: Mapping[str, FeatureValue], context: Mapping[str, str] | None = None
+) -> ModelInput:
+    """The River input for served ``features`` and ``context`` (neither is modified)."""
+    items: Mapping[str, FeatureValue] = with_context(features, context) if context else features
+    x: ModelInput = {}
+    for key in sorted(items):
+        value = items[key]
+        if isinstance(value, str):
+            x[key] = value
+        elif isinstance(value, bool):
+            x[key] = 1.0 if value else 0.0
+        elif isinstance(value, int | float):
+            number = float(value)
+            if math.isfinite(number):
+                x[key] = number
+    return x
+
+
+class FeatureEncoder(base.Transformer):
+    """Standardises float features (running mean and population variance, Welford) and
+    one-hot encodes string features as ``<key>=<value>``: 1.0, in one pass.
+
+    A number never seen in training maps to 0.0 (the mean); a constant one too. A category
+    never seen in training produces a key the estimator has no weight for yet, i.e. no effect.
+    The state is three plain dicts, filled in the (sorted) order features first appear.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[Hashable, int] = {}
+        self.means: dict[Hashable, float] = {}
+        self.m2: dict[Hashable, float] = {}
+
+    def learn_one(self, x: dict[Hashable, Any]) -> None:
+        counts, means, m2 = self.counts, self.means, self.m2
+        for key, value in x.items():
+            if value.__class__ is float:
+                n = counts.get(key, 0) + 1
+                counts[key] = n
+                mean = means.get(key, 0.0)
+                delta = value - mean
+                mean += delta / n
+                means[key] = mean
+                m2[key] = m2.get(key, 0.0) + delta * (value - mean)
+
+    def transform_one(self, x: dict[Hashable, Any]) -> dict[Hashable, Any]:
+        out: dict[Hashable, Any] = {}
+        counts, means, m2 = self.counts, self.means, self.m2
+        for key, value in x.items():
+            if value.__class__ is float:
+                n = counts.get(key, 0)
+                variance = m2[key] / n if n else 0.0
+                out[key] = (value - means[key]) / math.sqrt(variance) if variance > 0 else 0.0
+            else:
+                out[f"{key}={value}"] = 1.0
+        return out
+
+
+class SeededGaussianSplitter(GaussianSplitter):
+    """River's ``GaussianSplitter`` whose per-class Gaussians get a fixed seed (see module doc)."""
+
+    def __init__(self, n_splits: int = 10, seed: int = 0) -> None:
+        super().__init__(n_splits=n_splits)
+        self.seed = seed
+
+    def update(self, att_val: Any, target_val: Any, w: float) -> None:
+        if att_val is not None and target_val not in self._att_dist_per_class:
+            self._att_dist_per_class[target_val] = proba.Gaussian(seed=self.seed)  # type: ignore[no-untyped-call]
+            self._min_per_class[target_val] = att_val
+            self._max_per_class[target_val] = att_val
+        super().update(att_val, target_val, w)  # type: ignore[no-untyped-call]

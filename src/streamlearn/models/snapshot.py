@@ -1,0 +1,289 @@
+"""Signed, versioned model snapshots (``ModelSnapshot`` records) and loading them safely.
+
+The signature is the hex HMAC-SHA256, under the shared key
+(``STREAMLEARN_MODEL_SIGNING_KEY``), of::
+
+    b"streamlearn.ModelSnapshot/1\\n" + canonical metadata JSON + b"\\n" + payload
+
+where the canonical metadata JSON is ``json.dumps(meta, sort_keys=True,
+separators=(",", ":"), ensure_ascii=True)`` of every field of the record except
+``payload`` and ``signature`` themselves:
+
+===================  ===================================================================
+``model_name``       string
+``version``          integer
+``parent_version``   integer or null
+``created_ts``       integer milliseconds since the epoch
+``trained_examples`` integer
+``offsets``          list of ``[topic, partition, offset]`` in record order
+``metrics``          object of name → ``float.hex()`` of the value (exact, language-neutral)
+``libraries``        object of name → version
+``spec``             string
+``content_type``     string
+``payload_sha256``   string
+``signing_key_id``   string or null
+===================  ===================================================================
+
+so changing any of them, or a single payload byte, invalidates the signature.
+:func:`verify_snapshot` checks the signature first (constant-time compare), then the
+payload digest; :func:`load_model` additionally requires a known content type and a spec
+description equal to this process's spec of that name, and only then unpickles, with
+:mod:`streamlearn.models.safe_pickle`. Nothing is unpickled before all of that passed.
+
+Building a snapshot pickles and hashes the model: a few ms for ``ctr``, tens to hundreds
+of ms for a grown tree. The functions here are plain and blocking; an asyncio caller runs
+them with ``asyncio.to_thread`` and does not learn while they run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import metadata
+from typing import Any
+
+import numpy
+from pydantic import SecretStr
+
+import streamlearn
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.models import safe_pickle
+from streamlearn.models.exceptions import (
+    BadSignature,
+    PayloadDigestMismatch,
+    SnapshotRejected,
+    UndecodableSnapshot,
+    UnknownSnapshotSpec,
+)
+from streamlearn.models.specs import SPECS, ModelSpec
+
+CONTENT_TYPE = "application/x-streamlearn-river-pickle; protocol=5; sets=sorted"
+SIGNATURE_DOMAIN = b"streamlearn.ModelSnapshot/1\n"
+SIGNED_FIELDS = (
+    "model_name",
+    "version",
+    "parent_version",
+    "created_ts",
+    "trained_examples",
+    "offsets",
+    "metrics",
+    "libraries",
+    "spec",
+    "content_type",
+    "payload_sha256",
+    "signing_key_id",
+)
+"""Every field the signature covers besides the payload (all but payload and signature)."""
+
+SigningKey = SecretStr | str | bytes
+Offsets = Mapping[tuple[str, int], int]
+"""(topic, partition) → next offset to read."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def key_bytes(key: SigningKey | None) -> bytes:
+    """The raw HMAC key; a missing or empty key is a configuration error, not a skip."""
+    if isinstance(key, SecretStr):
+        key = key.get_secret_value()
+    if isinstance(key, str):
+        key = key.encode()
+    if not key:
+        raise ConfigurationError("model snapshots need STREAMLEARN_MODEL_SIGNING_KEY")
+    return key
+
+
+def libraries() -> dict[str, str]:
+    """Versions of what made (and must read) a payload."""
+    return {
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "river": metadata.version("river"),
+        "streamlearn": streamlearn.__version__,
+    }
+
+
+def _millis(value: datetime | int) -> int:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return (aware - _EPOCH) // _MS
+    return int(value)
+
+
+def _signed_metadata(snapshot: Mapping[str, Any]) -> bytes:
+    meta = {
+        "model_name": str(snapshot["model_name"]),
+        "version": int(snapshot["version"]),
+        "parent_version": (
+            None if snapshot["parent_version"] is None else int(snapshot["parent_version"])
+        ),
+        "created_ts": _millis(snapshot["created_ts"]),
+        "trained_examples": int(snapshot["trained_examples"]),
+        "offsets": [
+            [str(o["topic"]), int(o["partition"]), int(o["offset"])] for o in snapshot["offsets"]
+        ],
+        "metrics": {str(k): float(v).hex() for k, v in snapshot["metrics"].items()},
+        "libraries": {str(k): str(v) for k, v in snapshot["libraries"].items()},
+        "spec": str(snapshot["spec"]),
+        "content_type": str(snapshot["content_type"]),
+        "payload_sha256": str(snapshot["payload_sha256"]),
+        "signing_key_id": (
+            None if snapshot["signing_key_id"] is None else str(snapshot["signing_key_id"])
+        ),
+    }
+    text = json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return text.encode("ascii")
+
+
+def sign(snapshot: Mapping[str, Any], key: SigningKey) -> str:
+    """The hex signature of ``snapshot`` (its ``signature`` field is ignored)."""
+    mac = hmac.new(key_bytes(key), SIGNATURE_DOMAIN, hashlib.sha256)
+    mac.update(_signed_metadata(snapshot))
+    mac.update(b"\n")
+    mac.update(snapshot["payload"])
+    return mac.hexdigest()
+
+
+def build_snapshot(
+    spec: ModelSpec,
+    model: Any,
+    *,
+    version: int,
+    parent_version: int | None,
+    trained_examples: int,
+    offsets: Offsets,
+    metrics: Mapping[str, float],
+    created: datetime,
+    key: SigningKey,
+    key_id: str | None = None,
+    model_name: str | None = None,
+    payload: bytes | None = None,
+) -> dict[str, Any]:
+    """A signed ``ModelSnapshot`` record of ``model`` (pass ``payload`` if already pickled
+    with :func:`safe_pickle.dumps`). Offsets are written sorted by topic and partition;
+    ``created`` is truncated to milliseconds, the precision the record keeps."""
+    if payload is None:
+        payload = safe_pickle.dumps(model)
+    created_ms = _millis(created)
+    snapshot: dict[str, Any] = {
+        "model_name": model_name or spec.name,
+        "version": version,
+        "parent_version": parent_version,
+        "created_ts": _EPOCH + created_ms * _MS,
+        "trained_examples": trained_examples,
+        "offsets": [
+            {"topic": topic, "partition": partition, "offset": offset}
+            for (topic, partition), offset in sorted(offsets.items())
+        ],
+        "metrics": {name: float(value) for name, value in sorted(metrics.items())},
+        "libraries": libraries(),
+        "spec": spec.describe(),
+        "content_type": CONTENT_TYPE,
+        "payload": payload,
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        "signing_key_id": key_id,
+        "signature": "",
+    }
+    snapshot["signature"] = sign(snapshot, key)
+    return snapshot
+
+
+def verify_snapshot(snapshot: Mapping[str, Any], key: SigningKey) -> None:
+    """Raise :class:`BadSignature` or :class:`PayloadDigestMismatch` unless ``snapshot`` is
+    exactly what the holder of ``key`` signed; :class:`UndecodableSnapshot` if malformed."""
+    name, version = snapshot.get("model_name"), snapshot.get("version")
+    try:
+        expected = sign(snapshot, key)
+        payload = bytes(snapshot["payload"])
+        claimed = str(snapshot["signature"])
+        claimed_digest = str(snapshot["payload_sha256"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UndecodableSnapshot(f"malformed snapshot record: {exc!r}").at(
+            _str_or_none(name), _int_or_none(version)
+        ) from exc
+    if not hmac.compare_digest(expected.encode(), claimed.encode()):
+        raise BadSignature("signature does not match the metadata and payload").at(
+            _str_or_none(name), _int_or_none(version)
+        )
+    if not hmac.compare_digest(
+        hashlib.sha256(payload).hexdigest().encode(), claimed_digest.encode()
+    ):
+        raise PayloadDigestMismatch("payload sha256 differs from payload_sha256").at(
+            _str_or_none(name), _int_or_none(version)
+        )
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified, unpickled model with the spec it was built from and its provenance."""
+
+    spec: ModelSpec
+    model: Any
+    model_name: str
+    version: int
+    parent_version: int | None
+    created_ts: datetime
+    trained_examples: int
+    offsets: dict[tuple[str, int], int]
+    metrics: dict[str, float]
+
+
+def spec_of(snapshot: Mapping[str, Any], specs: Mapping[str, ModelSpec] = SPECS) -> ModelSpec:
+    """This process's spec whose description equals the snapshot's, or
+    :class:`UnknownSnapshotSpec`."""
+    text = snapshot.get("spec")
+    try:
+        name = json.loads(text)["name"] if isinstance(text, str) else None
+    except (ValueError, TypeError, KeyError):
+        name = None
+    spec = specs.get(name) if isinstance(name, str) else None
+    if spec is None or spec.describe() != text:
+        known = "no spec of that name" if spec is None else f"ours is {spec.describe()}"
+        raise UnknownSnapshotSpec(f"spec {text!r} is not one this process ships ({known})")
+    return spec
+
+
+def load_model(
+    snapshot: Mapping[str, Any], key: SigningKey, *, specs: Mapping[str, ModelSpec] = SPECS
+) -> LoadedModel:
+    """Verify, check content type and spec, then unpickle with the restricted unpickler.
+
+    Every refusal is a :class:`SnapshotRejected` naming the model and version; the caller
+    counts it by ``reason``, alerts, and keeps the model it has.
+    """
+    verify_snapshot(snapshot, key)
+    name, version = str(snapshot["model_name"]), int(snapshot["version"])
+    try:
+        if snapshot["content_type"] != CONTENT_TYPE:
+            raise UndecodableSnapshot(f"unknown content type {snapshot['content_type']!r}")
+        spec = spec_of(snapshot, specs)
+        model = safe_pickle.loads(bytes(snapshot["payload"]))
+    except SnapshotRejected as exc:
+        exc.at(name, version)
+        raise
+    created = snapshot["created_ts"]
+    return LoadedModel(
+        spec=spec,
+        model=model,
+        model_name=name,
+        version=version,
+        parent_version=snapshot["parent_version"],
+        created_ts=created if isinstance(created, datetime) else _EPOCH + int(created) * _MS,
+        trained_examples=int(snapshot["trained_examples"]),
+        offsets={(o["topic"], int(o["partition"])): int(o["offset"]) for o in snapshot["offsets"]},
+        metrics={str(k): float(v) for k, v in snapshot["metrics"].items()},
+    )
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) else None

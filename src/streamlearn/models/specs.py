@@ -1,0 +1,247 @@
+"""Model specs: what a named model is, how it learns, when it is labelled and how it is served.
+
+A spec is declared once, here, and referred to by name everywhere else (config, topics,
+snapshots): the River estimator (a factory taking a seed), the task, the label definition the
+label join applies, the snapshot cadence of the learner, and the business rules prediction
+workers apply to its scores. :meth:`ModelSpec.describe` is the canonical text stored in every
+snapshot's ``spec`` field; a worker only loads a payload whose description equals its own
+spec's, so a payload is never read with other feature extraction than it was trained with.
+Bump ``revision`` whenever the estimator or the feature extraction changes.
+
+Every spec is deterministic given a seed: the same examples in the same order give the same
+pickled bytes, in any process (checked by :mod:`streamlearn.models.checks`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any, Literal
+
+from river import linear_model, optim, tree
+
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.models.exceptions import UnknownModelSpec
+from streamlearn.models.features import FeatureEncoder, ModelInput, SeededGaussianSplitter
+
+Task = Literal["binary", "regression"]
+
+FEATURES_FORMAT = "streamlearn.models.features.model_input/1"
+"""Version of :func:`~streamlearn.models.features.model_input`, part of every description."""
+
+
+@dataclass(frozen=True)
+class LabelDefinition:
+    """How the label join turns served → impression → outcomes into a label.
+
+    Binary: 1 when a feedback of a ``positive_kinds`` kind arrives within ``horizon_s`` of
+    serving (and the prediction was seen), else 0. Regression: the sum of ``value`` of the
+    ``value_kinds`` feedback within the horizon (a feedback without a value adds 0).
+    """
+
+    name: str
+    horizon_s: float
+    positive_kinds: tuple[str, ...] = ()
+    value_kinds: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.horizon_s <= 0:
+            raise ConfigurationError(f"label {self.name}: horizon_s must be > 0")
+        if bool(self.positive_kinds) == bool(self.value_kinds):
+            raise ConfigurationError(
+                f"label {self.name}: set exactly one of positive_kinds and value_kinds"
+            )
+
+    @property
+    def task(self) -> Task:
+        return "binary" if self.positive_kinds else "regression"
+
+    @property
+    def horizon_ms(self) -> int:
+        return round(self.horizon_s * 1000)
+
+
+@dataclass(frozen=True)
+class BusinessRules:
+    """Limits prediction workers apply to a model's scores (the learner ignores them).
+
+    Scores are clamped to [``clamp_min``, ``clamp_max``]; a score at or above ``threshold``
+    is a positive decision; at most ``positive_cap_per_window`` positive decisions per
+    ``cap_window_s`` (then an alert, not silent acting); without a model, or with one older
+    than ``max_model_age_s``, the worker answers ``fallback_score``/``fallback_decision``
+    with ``degraded: true``.
+    """
+
+    clamp_min: float = 0.0
+    clamp_max: float = 1.0
+    threshold: float | None = None
+    positive_decision: str = "show"
+    negative_decision: str = "skip"
+    positive_cap_per_window: int | None = None
+    cap_window_s: float = 60.0
+    fallback_score: float = 0.0
+    fallback_decision: str | None = None
+    max_model_age_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.clamp_min > self.clamp_max:
+            raise ConfigurationError("clamp_min must not exceed clamp_max")
+        if self.cap_window_s <= 0:
+            raise ConfigurationError("cap_window_s must be > 0")
+
+    def clamp(self, score: float) -> float:
+        return min(max(score, self.clamp_min), self.clamp_max)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named model: estimator factory, task, label, snapshot cadence and serving rules."""
+
+    name: str
+    task: Task
+    estimator: str
+    """Short canonical text of what ``build`` returns (part of the description)."""
+    build: Callable[[int], Any] = field(repr=False, compare=False)
+    """Builds a fresh, untrained River estimator from a seed."""
+    label: LabelDefinition
+    revision: int = 1
+    snapshot_every_examples: int = 10_000
+    snapshot_every_s: float = 10.0
+    rules: BusinessRules = field(default_factory=BusinessRules)
+
+    def __post_init__(self) -> None:
+        if self.label.task != self.task:
+            raise ConfigurationError(
+                f"spec {self.name}: task {self.task} but label {self.label.name} is "
+                f"{self.label.task}"
+            )
+        if self.snapshot_every_examples < 1 or self.snapshot_every_s <= 0:
+            raise ConfigurationError(f"spec {self.name}: snapshot cadence must be positive")
+
+    def new_model(self, seed: int = 0) -> Any:
+        """A fresh, untrained estimator."""
+        return self.build(seed)
+
+    @cached_property
+    def description(self) -> str:
+        """Canonical JSON of everything that determines the payload (see :meth:`describe`)."""
+        return json.dumps(
+            {
+                "name": self.name,
+                "task": self.task,
+                "revision": self.revision,
+                "estimator": self.estimator,
+                "features": FEATURES_FORMAT,
+                "label": {
+                    "name": self.label.name,
+                    "horizon_s": self.label.horizon_s,
+                    "positive_kinds": list(self.label.positive_kinds),
+                    "value_kinds": list(self.label.value_kinds),
+                },
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+    def describe(self) -> str:
+        """The text stored in ``ModelSnapshot.spec``; serving rules and cadence are left out
+        because they do not change what the payload means."""
+        return self.description
+
+    def target(self, label: float) -> bool | float:
+        """The River target for a ``TrainingExample.label``."""
+        return label >= 0.5 if self.task == "binary" else float(label)
+
+    def predict(self, model: Any, x: ModelInput) -> float:
+        """The raw score: probability of a positive for binary specs, the value otherwise."""
+        if self.task == "binary":
+            return float(model.predict_proba_one(x).get(True, 0.0))
+        return float(model.predict_one(x))
+
+    def learn(self, model: Any, x: ModelInput, label: float, weight: float = 1.0) -> None:
+        """One ``learn_one``; the weight is passed only when it is not 1, so a weighted and
+        an unweighted call path build the same model."""
+        if weight == 1.0:
+            model.learn_one(x, self.target(label))
+        else:
+            model.learn_one(x, self.target(label), w=weight)
+
+
+def _ctr(seed: int) -> Any:
+    # Nothing in it is random: the seed is accepted for a uniform factory signature.
+    return FeatureEncoder() | linear_model.LogisticRegression(optimizer=optim.SGD(0.01))
+
+
+def _ctr_tree(seed: int) -> Any:
+    return tree.HoeffdingTreeClassifier(
+        grace_period=200, splitter=SeededGaussianSplitter(seed=seed)
+    )
+
+
+def _conversion_value(seed: int) -> Any:
+    # Values are zero-inflated (most requests do not convert): a small step keeps SGD stable.
+    return FeatureEncoder() | linear_model.LinearRegression(optimizer=optim.SGD(0.001))
+
+
+CLICK_WITHIN_30M = LabelDefinition("click_within_30m", horizon_s=1800, positive_kinds=("click",))
+VALUE_WITHIN_1H = LabelDefinition(
+    "value_within_1h", horizon_s=3600, value_kinds=("conversion", "value")
+)
+
+_CTR_RULES = BusinessRules(
+    threshold=0.05,
+    positive_cap_per_window=10_000,
+    cap_window_s=60.0,
+    fallback_score=0.02,
+    fallback_decision="skip",
+    max_model_age_s=3600.0,
+)
+
+SPECS: Mapping[str, ModelSpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            ModelSpec(
+                name="ctr",
+                task="binary",
+                estimator="FeatureEncoder | LogisticRegression(SGD(0.01))",
+                build=_ctr,
+                label=CLICK_WITHIN_30M,
+                rules=_CTR_RULES,
+            ),
+            ModelSpec(
+                name="ctr_tree",
+                task="binary",
+                estimator="HoeffdingTreeClassifier(grace_period=200, SeededGaussianSplitter)",
+                build=_ctr_tree,
+                label=CLICK_WITHIN_30M,
+                rules=_CTR_RULES,
+            ),
+            ModelSpec(
+                name="conversion_value",
+                task="regression",
+                estimator="FeatureEncoder | LinearRegression(SGD(0.001))",
+                build=_conversion_value,
+                label=VALUE_WITHIN_1H,
+                rules=BusinessRules(
+                    clamp_min=0.0,
+                    clamp_max=10_000.0,
+                    fallback_score=0.0,
+                    max_model_age_s=6 * 3600.0,
+                ),
+            ),
+        )
+    }
+)
+"""Every shipped spec, by name."""
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The shipped spec called ``name``; :class:`UnknownModelSpec` otherwise."""
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise UnknownModelSpec(name, sorted(SPECS)) from None

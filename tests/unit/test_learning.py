@@ -1,0 +1,294 @@
+"""The online learner on its own: prequential quality, snapshots, exactly-once resume."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from river import metrics as river_metrics
+
+from streamlearn.agents.learning import OnlineLearner
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.models import SPECS, model_input, with_context
+from streamlearn.models.exceptions import BadSignature, ModelError
+from streamlearn.models.safe_pickle import dumps
+from streamlearn.models.synthetic import ClickWorld, exact_auc
+from streamlearn.serde import AvroSerde, InMemoryRegistry
+
+KEY = b"learner-test-key"
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+TOPIC = "training.examples"
+
+
+def examples(
+    n: int, *, seed: int = 0, model_name: str = "ctr", arm: str | None = None
+) -> list[dict[str, Any]]:
+    """``TrainingExample`` records from the synthetic world, labelled for ``model_name``."""
+    task = SPECS[model_name].task
+    records = []
+    for i, request in enumerate(ClickWorld(seed).requests(n)):
+        records.append(
+            {
+                "request_id": f"r{i}",
+                "model_name": model_name,
+                "model_version": 0,
+                "arm": arm,
+                "user_id": "u",
+                "features": with_context(request.features, request.context),
+                "label": float(request.clicked) if task == "binary" else request.value,
+                "label_definition": SPECS[model_name].label.name,
+                "score": 0.5,
+                "served_ts": T0,
+                "impression_ts": T0,
+                "outcome_ts": None,
+                "labelled_ts": T0,
+                "weight": 1.0,
+            }
+        )
+    return records
+
+
+def positioned(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str, int, int]]:
+    """Records spread over two partitions in read order, with per-partition offsets."""
+    next_offset = [100, 0]
+    out = []
+    for i, record in enumerate(records):
+        partition = i % 2
+        out.append((record, TOPIC, partition, next_offset[partition]))
+        next_offset[partition] += 1
+    return out
+
+
+def in_process_payload(name: str, records: list[dict[str, Any]]) -> bytes:
+    """The reference: plain River ``learn_one`` in order, no learner, no Kafka."""
+    spec = SPECS[name]
+    model = spec.new_model(0)
+    for record in records:
+        spec.learn(model, model_input(record["features"]), record["label"])
+    return dumps(model)
+
+
+@pytest.fixture(scope="module")
+def registry() -> InMemoryRegistry:
+    return InMemoryRegistry()
+
+
+def _avro(registry: InMemoryRegistry, topic: str, name: str, record: dict[str, Any]) -> Any:
+    serde = AvroSerde.for_topic(registry, topic, name)
+    return serde.decode(serde.encode(record))
+
+
+def test_ctr_prequential_auc_on_a_known_click_model(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    requests = ClickWorld(seed=11).requests(20_000)
+    learner = OnlineLearner(SPECS["ctr"], signing_key=KEY)
+    scores = []
+    truth = river_metrics.ROCAUC()  # type: ignore[no-untyped-call]
+    for offset, request in enumerate(requests):
+        record = {
+            "model_name": "ctr",
+            "features": with_context(request.features, request.context),
+            "label": float(request.clicked),
+        }
+        scores.append(SPECS["ctr"].predict(learner.model, model_input(record["features"])))
+        assert learner.learn(record, TOPIC, 0, offset)
+        truth.update(request.clicked, request.p_click)
+    learned = learner.metrics()
+    clicks = [r.clicked for r in requests]
+    exact = exact_auc(clicks, scores)
+    ceiling = exact_auc(clicks, [r.p_click for r in requests])
+    with capsys.disabled():
+        print(
+            f"\nctr prequential AUC on 20,000 examples: {learned['auc']:.4f} (River ROCAUC), "
+            f"{exact:.4f} exact; true model (ceiling): {truth.get():.4f} (River ROCAUC), "
+            f"{ceiling:.4f} exact; log loss {learned['log_loss']:.4f}"
+        )
+    assert learned["auc"] > 0.75
+    assert exact > 0.75
+    assert exact < ceiling
+    assert learned["evaluated_examples"] == 20_000
+
+
+@pytest.mark.parametrize(
+    ("name", "total", "cut"),
+    [("ctr", 1000, 600), ("conversion_value", 1000, 600), ("ctr_tree", 6000, 3600)],
+)
+def test_resume_is_exactly_once_and_byte_identical(
+    registry: InMemoryRegistry, name: str, total: int, cut: int
+) -> None:
+    records = positioned(examples(total, seed=2, model_name=name))
+    first = OnlineLearner(SPECS[name], signing_key=KEY)
+    assert first.learn_many(records[:cut]) == cut
+    snapshot = _avro(registry, "model.state", "ModelSnapshot", first.snapshot(T0))
+    assert snapshot["offsets"] == [
+        {"topic": TOPIC, "partition": 0, "offset": 100 + cut // 2},
+        {"topic": TOPIC, "partition": 1, "offset": cut // 2},
+    ]
+    # "Killed" here. A fresh learner resumes and is fed everything again (the agent would
+    # seek to the offsets; a redelivery from earlier must not be learned twice either).
+    second = OnlineLearner(SPECS[name], signing_key=KEY)
+    second.resume(snapshot)
+    assert (second.version, second.trained_examples) == (1, cut)
+    assert second.learn_many(records) == total - cut
+    assert second.counters.replayed == cut
+    once = OnlineLearner(SPECS[name], signing_key=KEY)
+    once.learn_many(records)
+    resumed_payload = second.snapshot(T0)["payload"]
+    assert resumed_payload == once.snapshot(T0)["payload"]
+    assert resumed_payload == in_process_payload(name, [r for r, *_ in records])
+
+
+_FIRST_LIFE = """
+import pickle, sys
+from datetime import UTC, datetime
+from streamlearn.agents.learning import OnlineLearner
+from streamlearn.models import SPECS
+from tests.unit.test_learning import KEY, examples, positioned
+name, cut, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+learner = OnlineLearner(SPECS[name], signing_key=KEY)
+learner.learn_many(positioned(examples(int(sys.argv[4]), seed=2, model_name=name))[:cut])
+with open(path, "wb") as out:
+    pickle.dump(learner.snapshot(datetime(2026, 11, 30, tzinfo=UTC)), out)
+"""
+
+
+@pytest.mark.slow
+def test_resume_in_another_process_with_another_hash_seed(tmp_path: Path) -> None:
+    """What a SIGKILL and restart looks like: the first life is another interpreter."""
+    name, total, cut = "ctr_tree", 6000, 3600
+    path = tmp_path / "snapshot.pickle"
+    subprocess.run(
+        [sys.executable, "-c", _FIRST_LIFE, name, str(cut), str(path), str(total)],
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+        cwd=Path(__file__).parents[2],
+        check=True,
+        timeout=120,
+    )
+    snapshot = pickle.loads(path.read_bytes())
+    records = positioned(examples(total, seed=2, model_name=name))
+    learner = OnlineLearner(SPECS[name], signing_key=KEY)
+    learner.resume(snapshot)
+    learner.learn_many(records)
+    assert dumps(learner.model) == in_process_payload(name, [r for r, *_ in records])
+
+
+def test_versions_parents_and_cadence() -> None:
+    spec = SPECS["ctr"]
+    learner = OnlineLearner(spec, signing_key=KEY, signing_key_id="k1")
+    records = positioned(examples(spec.snapshot_every_examples + 5))
+    assert not learner.snapshot_due(0.0)  # nothing learned yet; starts the clock
+    learner.learn_many(records[:3])
+    assert not learner.snapshot_due(spec.snapshot_every_s - 0.1)
+    assert learner.snapshot_due(spec.snapshot_every_s)
+    first = learner.snapshot(T0, now_s=spec.snapshot_every_s)
+    assert (first["version"], first["parent_version"], first["trained_examples"]) == (1, None, 3)
+    assert first["signing_key_id"] == "k1"
+    assert not learner.snapshot_due(spec.snapshot_every_s * 10)  # nothing new since
+    learner.learn_many(records[3 : 3 + spec.snapshot_every_examples])
+    assert learner.snapshot_due(spec.snapshot_every_s + 0.1)  # by count, before the time
+    second = learner.snapshot(T0 + timedelta(seconds=1), now_s=spec.snapshot_every_s + 0.1)
+    assert (second["version"], second["parent_version"]) == (2, 1)
+    resumed = OnlineLearner(spec, signing_key=KEY)
+    resumed.resume(second)
+    resumed.learn_many(records)
+    third = resumed.snapshot(T0 + timedelta(seconds=2))
+    assert (third["version"], third["parent_version"]) == (3, 2)
+    assert third["trained_examples"] == len(records)
+    assert learner.counters.snapshots == 2
+
+
+def test_offsets_other_models_and_invalid_examples() -> None:
+    learner = OnlineLearner(SPECS["ctr"], signing_key=KEY)
+    [ctr, other] = examples(1) + examples(1, model_name="ctr_tree")
+    assert learner.learn(ctr, TOPIC, 3, 10)
+    assert not learner.learn(ctr, TOPIC, 3, 10)  # redelivered
+    assert not learner.learn(ctr, TOPIC, 3, 4)  # older still
+    assert not learner.learn(other, TOPIC, 3, 11)  # consumed, not learned
+    assert not learner.learn({**ctr, "label": float("nan")}, TOPIC, 3, 12)
+    assert not learner.learn({**ctr, "weight": 0.0}, TOPIC, 3, 13)
+    assert learner.learn(ctr, TOPIC, 4, 0)  # another partition has its own offsets
+    assert learner.next_offsets == {(TOPIC, 3): 14, (TOPIC, 4): 1}
+    counters = learner.counters
+    assert (counters.learned, counters.replayed, counters.other_model, counters.invalid) == (
+        2,
+        2,
+        1,
+        2,
+    )
+    assert learner.trained_examples == 2
+
+
+def test_weights_reach_the_model() -> None:
+    spec = SPECS["ctr"]
+    [record] = examples(1)
+    weighted = OnlineLearner(spec, signing_key=KEY)
+    weighted.learn({**record, "weight": 3.0}, TOPIC, 0, 0)
+    plain = OnlineLearner(spec, signing_key=KEY)
+    plain.learn(record, TOPIC, 0, 0)
+    assert dumps(weighted.model) != dumps(plain.model)
+
+
+def test_batching_does_not_matter() -> None:
+    records = positioned(examples(500))
+    whole = OnlineLearner(SPECS["ctr"], signing_key=KEY)
+    whole.learn_many(records)
+    pieces = OnlineLearner(SPECS["ctr"], signing_key=KEY)
+    for start in range(0, 500, 37):
+        pieces.learn_many(records[start : start + 37])
+    assert dumps(pieces.model) == dumps(whole.model)
+    assert pieces.metrics() == whole.metrics()
+
+
+def test_a_learner_per_arm() -> None:
+    spec = SPECS["ctr"]
+    learner = OnlineLearner(spec, signing_key=KEY, arm="b")
+    records = examples(10, arm="b") + examples(10, arm="a")
+    assert learner.learn_many(positioned(records)) == 10
+    snapshot = learner.snapshot(T0)
+    assert snapshot["model_name"] == "ctr@b"
+    with pytest.raises(ModelError, match="ctr@b cannot resume the learner of ctr"):
+        OnlineLearner(spec, signing_key=KEY).resume(snapshot)
+
+
+def test_a_bad_snapshot_leaves_the_learner_as_it_was() -> None:
+    learner = OnlineLearner(SPECS["ctr"], signing_key=KEY)
+    learner.learn_many(positioned(examples(50)))
+    before = dumps(learner.model)
+    snapshot = learner.snapshot(T0)
+    other = OnlineLearner(SPECS["ctr"], signing_key=b"another key")
+    with pytest.raises(BadSignature):
+        other.resume(snapshot)
+    assert (other.version, other.trained_examples, other.next_offsets) == (0, 0, {})
+    with pytest.raises(BadSignature):
+        learner.resume({**snapshot, "trained_examples": 10**6})
+    assert dumps(learner.model) == before
+    assert learner.trained_examples == 50
+
+
+def test_records_match_their_schemas(registry: InMemoryRegistry) -> None:
+    learner = OnlineLearner(SPECS["conversion_value"], signing_key=KEY)
+    for record in examples(20, model_name="conversion_value"):
+        _avro(registry, TOPIC, "TrainingExample", record)
+    learner.learn_many(positioned(examples(200, model_name="conversion_value")))
+    assert set(learner.metrics()) == {"mae", "rmse", "evaluated_examples"}
+    snapshot = learner.snapshot(T0)
+    assert _avro(registry, "model.state", "ModelSnapshot", snapshot) == snapshot
+    record = learner.metrics_record(T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=1))
+    assert _avro(registry, "model.metrics", "ModelMetrics", record) == record
+    assert (record["source"], record["model_version"], record["example_count"]) == (
+        "learner",
+        1,
+        200,
+    )
+
+
+def test_a_signing_key_is_required() -> None:
+    with pytest.raises(ConfigurationError):
+        OnlineLearner(SPECS["ctr"], signing_key=None)
