@@ -172,6 +172,12 @@ class Settings(BaseSettings):
     model_signing_key: SecretStr | None = None
     """Shared HMAC key that signs and verifies model snapshots (secret: never printed)."""
 
+    model_signing_key_id: str | None = None
+    """Name of the signing key, stored with each snapshot (for key rotation)."""
+
+    models: list[str] = Field(default_factory=lambda: ["ctr"])
+    """Model specs (streamlearn.models.SPECS) the learner trains and workers serve."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of streamlearn's own loggers."""
 
