@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
+from pydantic import SecretStr
 
 from streamlearn.kafka_local import embedded_kafka, free_port
 from streamlearn.settings import Settings
@@ -130,7 +131,12 @@ def system_settings(
 ) -> Settings:
     """Settings for a whole-system test: the topology applied under this test's prefix and
     the session's registry. Derive per-test variants with ``model_copy(update=...)``."""
-    settings = kafka_settings.model_copy(update={"schema_registry_url": schema_registry_url})
+    settings = kafka_settings.model_copy(
+        update={
+            "schema_registry_url": schema_registry_url,
+            "model_signing_key": SecretStr("integration-test-signing-key"),
+        }
+    )
     topology = load_topology(REPO_ROOT / "topology" / "topics.yaml")
     apply_topology(admin, desired_topics(topology, settings.topic_prefix))
     return settings

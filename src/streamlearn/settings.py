@@ -178,6 +178,36 @@ class Settings(BaseSettings):
     models: list[str] = Field(default_factory=lambda: ["ctr"])
     """Model specs (streamlearn.models.SPECS) the learner trains and workers serve."""
 
+    label_horizon_s: float | None = Field(default=None, gt=0)
+    """Overrides every model's label horizon (seconds); learner and workers must agree."""
+
+    label_allowed_lateness_s: float = Field(default=60.0, ge=0)
+    """How long after a label's horizon late feedback is still waited for."""
+
+    snapshot_every_examples: int | None = Field(default=None, ge=1)
+    """Overrides every model's snapshot cadence in learned examples."""
+
+    snapshot_every_s: float | None = Field(default=None, gt=0)
+    """Overrides every model's snapshot cadence in seconds."""
+
+    serve_port: int = Field(default=8000, ge=1, le=65535)
+    """HTTP port of a prediction worker (`streamlearn serve`)."""
+
+    serve_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest predict request body a worker accepts (larger: 413)."""
+
+    serve_max_instances: int = Field(default=256, ge=1)
+    """Most instances in one predict request (more: 413)."""
+
+    serve_telemetry_buffer: int = Field(default=10_000, ge=1)
+    """PredictionServed records a worker buffers for Kafka; beyond it they are dropped (counted)."""
+
+    serve_max_model_age_s: float | None = Field(default=None, gt=0)
+    """A model older than this serves the fallback (degraded); unset: each spec's own limit."""
+
+    serve_worker_version: str | None = None
+    """Worker version stamped on every prediction; unset: the streamlearn version."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of streamlearn's own loggers."""
 

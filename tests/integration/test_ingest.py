@@ -237,6 +237,7 @@ def _worker_factory(
         "STREAMLEARN_CONSUMER_SESSION_TIMEOUT_S": "6",
         "STREAMLEARN_DEDUP_WINDOW_S": str(dedup_window_s),
         "STREAMLEARN_DATA_DIR": str(settings.data_dir),
+        "STREAMLEARN_MODEL_SIGNING_KEY": "integration-test-signing-key",
         "STREAMLEARN_LOG_LEVEL": os.environ.get("STREAMLEARN_LOG_LEVEL", "INFO"),
     }
 

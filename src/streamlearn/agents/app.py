@@ -33,10 +33,11 @@ from streamlearn.kafka_clients import aiokafka_config, confluent_config
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
 
-AGENT_NAMES = ("preprocess", "sessionise")
+AGENT_NAMES = ("preprocess", "sessionise", "label-join", "learner")
 BATCH_TRANSPORT_SCHEME = "streamlearn"
-# A rejected record carries the original bytes, which may be up to the source's limit.
-MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# A rejected record carries the original bytes, which may be up to the source's limit;
+# a snapshot on model.state may be several MB.
+MAX_REQUEST_BYTES = 16 * 1024 * 1024  # model.state's max.message.bytes: snapshots of MBs
 MAX_BATCH_BYTES = 512 * 1024
 
 
@@ -143,6 +144,10 @@ def create_faust_app(
         consumer_max_fetch_size=4 * 1024 * 1024,
         broker_session_timeout=settings.consumer_session_timeout_s,
         broker_heartbeat_interval=settings.consumer_session_timeout_s / 10,
+        # No standby copies of other workers' partitions: agents that scan their state
+        # (session sweeps, label horizons) must only see partitions they own. Failover
+        # reads the changelog instead.
+        table_standby_replicas=0,
         web_enabled=False,
         datadir=str(datadir),
     )
@@ -152,9 +157,14 @@ def create_faust_app(
         registry=registry or RegistryClient(settings.schema_registry_url),
         metrics=metrics or AgentMetrics(),
     )
-    from streamlearn.agents import preprocess, sessionise
+    from streamlearn.agents import label_join, learner, preprocess, sessionise
 
-    registrations = {"preprocess": preprocess.register, "sessionise": sessionise.register}
+    registrations = {
+        "preprocess": preprocess.register,
+        "sessionise": sessionise.register,
+        "label-join": label_join.register,
+        "learner": learner.register,
+    }
     for name in agents:
         registrations[name](context)
     return app, context

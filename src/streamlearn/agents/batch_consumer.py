@@ -44,8 +44,9 @@ from streamlearn.agents.exceptions import AgentConfigurationError
 FETCH_TIMEOUT_S = 1.0
 
 # Pending deliveries of a batch's outputs; the batch is acknowledged once all completed.
+# A handler returning None instead leaves its batch unacknowledged and unread (it seeked).
 Deliveries = Sequence[Awaitable[Any]]
-BatchHandler = Callable[[TP, list[Any]], Awaitable[Deliveries]]
+BatchHandler = Callable[[TP, list[Any]], Awaitable[Deliveries | None]]
 
 # (owner, member, kind): what this module uses of Faust beyond its documented API.
 FAUST_MEMBERS_USED: tuple[tuple[type, str, str], ...] = (
@@ -53,7 +54,6 @@ FAUST_MEMBERS_USED: tuple[tuple[type, str, str], ...] = (
     (FaustConsumer, "_wait_next_records", "coroutine(self, timeout)"),
     (FaustConsumer, "_to_message", "method(self, tp, record)"),
     (FaustConsumer, "_add_gap", "coroutine(self, tp, offset_from, offset_to)"),
-    (FaustConsumer, "perform_seek", "coroutine(self)"),
     (FaustConsumer, "wait_empty", "coroutine(self)"),
     (FaustConsumer, "on_partitions_revoked", "coroutine(self, revoked)"),
     (FaustConsumer, "stop_flow", "method(self)"),
@@ -174,14 +174,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
         active_partitions: set[TP] | None,
         generation: int,
     ) -> None:
-        if not self.flow_active or self.app.consumer_generation_id != generation:
-            # A rebalance happened while this fetch was in flight: its records may belong
-            # to partitions we no longer own. Re-read from the committed offsets instead.
-            await self.perform_seek()
-            return
         for tp, tp_records in records.items():
             if self.app.consumer_generation_id != generation or not self.flow_active:
-                await self.perform_seek()
+                # A rebalance began or happened while this fetch was in flight: its records
+                # may be of partitions we no longer own. Drop them; every assignment ends
+                # with Faust seeking to the committed offsets (Recovery), so nothing
+                # dropped here is skipped. (Seeking here, mid-rebalance, races aiokafka's
+                # assignment: IllegalStateError.)
                 return
             if not (
                 active_partitions is None
@@ -228,7 +227,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         await self._maybe_commit()
         messages = [self._to_message(tp, record) for record in unread]
         self.app.monitor.stream_inbound_time[tp] = monotonic()
-        handled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        handled: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         batch = asyncio.ensure_future(self._run_batch(handler, tp, messages, handled))
         self._batches_in_flight.add(batch)
         batch.add_done_callback(self._batches_in_flight.discard)
@@ -236,15 +235,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # batch whose outputs are being produced runs to its acknowledgement, which
         # `wait_empty` waits for before the final commit. Cancelling it instead would
         # leave produced outputs unacknowledged, to be produced again after a restart.
-        await asyncio.shield(handled)
-        self._read_offset[tp] = unread[-1].offset
+        if await asyncio.shield(handled):
+            self._read_offset[tp] = unread[-1].offset
 
     async def _run_batch(
         self,
         handler: BatchHandler,
         tp: TP,
         messages: list[Any],
-        handled: asyncio.Future[None],
+        handled: asyncio.Future[bool],
     ) -> None:
         """The handler, then (while the drain loop goes on) its deliveries, then the ack."""
         try:
@@ -252,7 +251,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         except BaseException as exc:
             handled.set_exception(exc)
             return
-        handled.set_result(None)
+        handled.set_result(deliveries is not None)
+        if deliveries is None:
+            return
         try:
             for delivery in deliveries:
                 await delivery

@@ -22,7 +22,7 @@ import faust
 from faust.types import TableT
 
 from streamlearn.agents.batch_consumer import BatchHandler, Deliveries, check_faust_internals
-from streamlearn.agents.batch_producer import BatchProducer, OutputBatches
+from streamlearn.agents.batch_producer import BatchProducer, KeyPartitioner, OutputBatches
 from streamlearn.agents.exceptions import AgentConfigurationError
 
 _DELETED = object()
@@ -105,6 +105,21 @@ class BatchTable(MutableMapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._store)
+
+    def forget_unowned(self, owned: set[int], partitions: int) -> int:
+        """Drop, locally and without changelog records, the keys of partitions this worker
+        does not own (key-partitioned tables): state written before a rebalance moved its
+        partition away must not be acted on here. Recovery brings it back if the
+        partition returns. Returns how many keys were dropped."""
+        if not self.table.use_partitioner:
+            raise AgentConfigurationError("forget_unowned needs a key-partitioned table")
+        partition_of = KeyPartitioner(partitions, {})
+        store = self._store
+        stale = [key for key in store if partition_of(key.encode()) not in owned]
+        for key in stale:
+            del store[key]
+            self._changed.discard(key)
+        return len(stale)
 
     async def flush(self, outputs: OutputBatches, partition: int | None) -> int:
         """Add the changed keys' changelog records to ``outputs``. ``partition`` is the

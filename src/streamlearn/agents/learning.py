@@ -159,6 +159,11 @@ class OnlineLearner:
             "evaluated_examples": float(self.evaluated),
         }
 
+    @property
+    def unpublished(self) -> int:
+        """Examples learned since the last snapshot."""
+        return self._since_snapshot
+
     def snapshot_due(self, now_s: float) -> bool:
         """True once ``snapshot_every_examples`` examples were learned since the last
         snapshot, or ``snapshot_every_s`` seconds passed with at least one. The first call

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 
 class AgentMetrics:
@@ -41,6 +47,40 @@ class AgentMetrics:
             registry=self.registry,
         )
 
+        self.snapshots = Counter(
+            "streamlearn_learner_snapshots",
+            "Snapshots published to model.state, by model.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.rejected_snapshots = Counter(
+            "streamlearn_learner_rejected_snapshots",
+            "Snapshots on model.state that failed verification when the learner resumed.",
+            ["model", "reason"],
+            registry=self.registry,
+        )
+        self.learner_seeks = Counter(
+            "streamlearn_learner_seeks",
+            "Times the learner went back to a snapshot's offsets (committed offsets ahead).",
+            registry=self.registry,
+        )
+
+    def expose(self, name: str, documentation: str, counters: Callable[[], Any]) -> None:
+        """Export a dataclass of plain int counters (the pure steps' counters) as one
+        Prometheus counter ``name`` with a ``what`` label, read at scrape time."""
+        self.registry.register(_DataclassCounters(name, documentation, counters))
+
     def value(self, counter: Counter, **labels: str) -> float:
         """Current value of one labelled counter (for logs, progress and tests)."""
         return float(counter.labels(**labels)._value.get())
+
+
+class _DataclassCounters(Collector):
+    def __init__(self, name: str, documentation: str, counters: Callable[[], Any]) -> None:
+        self.name, self.documentation, self.counters = name, documentation, counters
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=["what"])
+        for what, count in asdict(self.counters()).items():
+            family.add_metric([what], count)
+        yield family

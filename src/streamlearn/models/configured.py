@@ -1,0 +1,30 @@
+"""The specs this deployment runs: the shipped specs named in settings, with overrides.
+
+Learner and prediction workers both call :func:`configured_specs`, so the label horizon
+(part of a snapshot's spec text, which workers compare before loading) and the snapshot
+cadence are the same wherever the settings are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from streamlearn.models.specs import ModelSpec, get_spec
+from streamlearn.settings import Settings
+
+
+def configured_spec(name: str, settings: Settings) -> ModelSpec:
+    spec = get_spec(name)
+    if settings.label_horizon_s is not None:
+        spec = replace(spec, label=replace(spec.label, horizon_s=settings.label_horizon_s))
+    if settings.snapshot_every_examples is not None:
+        spec = replace(spec, snapshot_every_examples=settings.snapshot_every_examples)
+    if settings.snapshot_every_s is not None:
+        spec = replace(spec, snapshot_every_s=settings.snapshot_every_s)
+    return spec
+
+
+def configured_specs(settings: Settings) -> Mapping[str, ModelSpec]:
+    """``settings.models`` → their specs with the settings' overrides applied."""
+    return {name: configured_spec(name, settings) for name in settings.models}

@@ -1,0 +1,320 @@
+"""The feedback loop on the real broker: label-join and learner against a known click model."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from streamlearn.agents.app import create_faust_app
+from streamlearn.agents.learning import OnlineLearner
+from streamlearn.models import get_spec, load_model
+from streamlearn.models.configured import configured_spec
+from streamlearn.models.synthetic import ClickWorld, exact_auc
+from streamlearn.serde import AvroSerde, RegistryClient
+from streamlearn.settings import Settings
+from tests.support import end_offsets
+
+HORIZON_S = 4.0
+LATENESS_S = 1.0
+REQUESTS = 8000
+EVERY_MS = 4
+
+
+@pytest.fixture
+def settings(system_settings: Settings, tmp_path: Path) -> Settings:
+    return system_settings.model_copy(
+        update={
+            "label_horizon_s": HORIZON_S,
+            "label_allowed_lateness_s": LATENESS_S,
+            "snapshot_every_examples": 1000,
+            "snapshot_every_s": 2.0,
+            "data_dir": tmp_path,
+        }
+    )
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[RegistryClient]:
+    with RegistryClient(settings.schema_registry_url) as client:
+        yield client
+
+
+def _produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "enable.idempotence": True,
+            "partitioner": "murmur2_random",
+        }
+    )
+    for key, value in records:
+        producer.produce(settings.topic_prefix + topic, key=key, value=value)
+    assert producer.flush(30) == 0
+
+
+def _read_all(settings: Settings, topic: str, serde: AvroSerde) -> list[tuple[int, int, Any]]:
+    """Every record of ``topic`` now: (partition, offset, decoded value), in offset order."""
+    name = settings.topic_prefix + topic
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"check-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+            "max.partition.fetch.bytes": 16 * 1024 * 1024,
+        }
+    )
+    try:
+        partitions = list(consumer.list_topics(name, timeout=30).topics[name].partitions)
+        ends = end_offsets(consumer, name, partitions)
+        consumer.assign([TopicPartition(name, p, 0) for p in partitions if ends[p] > 0])
+        records: list[tuple[int, int, Any]] = []
+        remaining = {p for p in partitions if ends[p] > 0}
+        deadline = time.monotonic() + 60
+        while remaining and time.monotonic() < deadline:
+            for message in consumer.consume(500, timeout=0.5):
+                assert message.error() is None
+                records.append(
+                    (message.partition(), message.offset(), serde.decode(message.value()))
+                )
+                if message.offset() + 1 >= ends[message.partition()]:
+                    remaining.discard(message.partition())
+        assert not remaining, f"{name} not read to its end"
+    finally:
+        consumer.close()
+    return sorted(records, key=lambda r: (r[0], r[1]))
+
+
+def _committed_to_end(settings: Settings, topic: str) -> bool:
+    """Whether the agents' group has committed every offset of ``topic``."""
+    name = settings.topic_prefix + topic
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap,
+         "group.id": f"{settings.topic_prefix}streamlearn-agents"}
+    )  # fmt: skip
+    try:
+        partitions = list(consumer.list_topics(name, timeout=30).topics[name].partitions)
+        ends = end_offsets(consumer, name, partitions)
+        offsets = consumer.committed([TopicPartition(name, p) for p in partitions], timeout=10)
+        return all(tp.offset >= ends[tp.partition] for tp in offsets if ends[tp.partition] > 0)
+    finally:
+        consumer.close()
+
+
+def _wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def _world_telemetry(
+    start: datetime,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Any]]:
+    """8,000 requests served over 32 s from ``start``; their feedback squeezed into the
+    horizon (the world's clicks come 1 to 30 s after serving; here a tenth of that)."""
+    world = ClickWorld(seed=7)
+    predictions, feedback, requests = world.telemetry(REQUESTS, start, every_ms=EVERY_MS)
+    served = {p["request_id"]: p["served_ts"] for p in predictions}
+    for record in feedback:
+        at = served[record["request_id"]]
+        record["client_ts"] = at + (record["client_ts"] - at) / 10
+        record["received_ts"] = at + (record["received_ts"] - at) / 10
+    feedback.sort(key=lambda r: r["received_ts"])
+    return predictions, feedback, requests
+
+
+def _produce_in_real_time(
+    settings: Settings, timeline: list[tuple[datetime, str, bytes, bytes]]
+) -> None:
+    """Each record when the wall clock reaches its time, as live apps would send them: the
+    join's clock is the wall clock, and a burst would put every positive (known within
+    seconds) before every negative (known at the horizon)."""
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "partitioner": "murmur2_random",
+         "linger.ms": 5}
+    )  # fmt: skip
+    for at, topic, key, value in sorted(timeline, key=lambda item: item[0]):
+        wait_s = (at - datetime.now(UTC)).total_seconds()
+        if wait_s > 0:
+            producer.flush(10)
+            time.sleep(wait_s)
+        producer.produce(settings.topic_prefix + topic, key=key, value=value)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+async def test_the_learner_learns_the_click_model_from_joined_feedback(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    prefix = settings.topic_prefix
+    predictions_serde = AvroSerde.for_topic(
+        registry, prefix + "telemetry.predictions", "PredictionServed"
+    )
+    feedback_serde = AvroSerde.for_topic(registry, prefix + "telemetry.feedback", "Feedback")
+    snapshot_serde = AvroSerde.for_topic(registry, prefix + "model.state", "ModelSnapshot")
+    examples_serde = AvroSerde.for_topic(registry, prefix + "training.examples", "TrainingExample")
+    predictions, feedback, requests = _world_telemetry(datetime.now(UTC) + timedelta(seconds=2))
+    seen = {r["request_id"] for r in feedback if r["kind"] == "impression"}
+    clicked = {r["request_id"] for r in feedback if r["kind"] == "click"}
+    duplicate = feedback[len(feedback) // 2]  # an app retried one event: counted once
+
+    app, context = create_faust_app(
+        settings, ("label-join", "learner"), registry=registry, data_dir=settings.data_dir / "f"
+    )
+    await app.start()
+    try:
+        timeline = [
+            (p["served_ts"], "telemetry.predictions", p["request_id"].encode(),
+             predictions_serde.encode(p)) for p in predictions
+        ] + [
+            (f["received_ts"], "telemetry.feedback", f["request_id"].encode(),
+             feedback_serde.encode(f)) for f in [*feedback, duplicate]
+        ]  # fmt: skip
+        await asyncio.to_thread(_produce_in_real_time, settings, timeline)
+
+        def trained_all() -> list[Any]:
+            snapshots = [s for _, _, s in _read_all(settings, "model.state", snapshot_serde)]
+            done = snapshots and snapshots[-1]["trained_examples"] == len(seen)
+            return snapshots if done else []
+
+        snapshots = await asyncio.to_thread(
+            _wait_for, trained_all, HORIZON_S + LATENESS_S + 60, "every seen request learned"
+        )
+    finally:
+        await app.stop()
+
+    examples = [e for _, _, e in _read_all(settings, "training.examples", examples_serde)]
+    labels = {e["request_id"]: e["label"] for e in examples}
+    assert len(labels) == len(examples) == len(seen), "one example per seen request"
+    assert {r for r, label in labels.items() if label == 1.0} == clicked & seen
+    first = examples[0]
+    assert first["label_definition"] == "click_within_30m"
+    assert first["features"]["ctx.placement"]
+
+    counters = context.metrics.registry.get_sample_value
+    what = "streamlearn_label_join_records_total"
+    assert counters(what, {"what": "unseen"}) == REQUESTS - len(seen)
+    assert counters(what, {"what": "duplicate_feedback"}) == 1
+
+    versions = [s["version"] for s in snapshots]
+    assert versions == list(range(1, len(versions) + 1)), "versions count up from 1"
+    assert [s["parent_version"] for s in snapshots] == [None, *versions[:-1]]
+    assert len(versions) >= 3
+    final = snapshots[-1]
+    ceiling = exact_auc(
+        [r.clicked for r, p in zip(requests, predictions, strict=True) if p["request_id"] in seen],
+        [r.p_click for r, p in zip(requests, predictions, strict=True) if p["request_id"] in seen],
+    )
+    print(f"prequential AUC {final['metrics']['auc']:.3f}, true model's AUC {ceiling:.3f}")
+    assert final["metrics"]["auc"] > 0.75
+    loaded = load_model(
+        final, settings.model_signing_key, specs={"ctr": configured_spec("ctr", settings)}
+    )
+    assert loaded.trained_examples == len(seen)
+
+
+def test_a_sigkilled_learner_resumes_to_the_model_trained_once(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    prefix = settings.topic_prefix
+    examples_serde = AvroSerde.for_topic(registry, prefix + "training.examples", "TrainingExample")
+    snapshot_serde = AvroSerde.for_topic(registry, prefix + "model.state", "ModelSnapshot")
+    world = ClickWorld(seed=3)
+    now = datetime.now(UTC)
+    examples = [
+        {
+            "request_id": f"req-{n}",
+            "model_name": "ctr",
+            "model_version": 0,
+            "arm": None,
+            "user_id": f"u-{n % 97}",
+            "features": {**r.features, **{f"ctx.{k}": v for k, v in r.context.items()}},
+            "label": float(r.clicked),
+            "label_definition": "click_within_30m",
+            "score": 0.5,
+            "served_ts": now,
+            "impression_ts": now,
+            "outcome_ts": now if r.clicked else None,
+            "labelled_ts": now + timedelta(seconds=1),
+            "weight": 1.0,
+        }
+        for n, r in enumerate(world.requests(20_000))
+    ]
+    records = [(b"ctr", examples_serde.encode(e)) for e in examples]
+    half = len(records) // 2
+    _produce(settings, "training.examples", records[:7000])
+    env = {
+        **os.environ,
+        "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+        "STREAMLEARN_TOPIC_PREFIX": prefix,
+        "STREAMLEARN_MODEL_SIGNING_KEY": "integration-test-signing-key",
+        "STREAMLEARN_SNAPSHOT_EVERY_EXAMPLES": "6000",
+        "STREAMLEARN_SNAPSHOT_EVERY_S": "600",
+        "STREAMLEARN_CONSUMER_SESSION_TIMEOUT_S": "6",
+        "STREAMLEARN_DATA_DIR": str(settings.data_dir),
+    }
+
+    def learner(log: str) -> subprocess.Popen[bytes]:
+        with (settings.data_dir / log).open("wb") as output:
+            return subprocess.Popen(
+                [sys.executable, "-m", "streamlearn", "agents", "run", "--only", "learner"],
+                env=env, stdout=output, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def snapshots() -> list[Any]:
+        return [s for _, _, s in _read_all(settings, "model.state", snapshot_serde)]
+
+    def committed_to_end() -> bool:
+        return _committed_to_end(settings, "training.examples")
+
+    first = learner("learner-1.log")
+    try:
+        # A snapshot every 6,000 examples: the first 7,000 make one; the next 3,000 are
+        # learned but in no snapshot when the process dies, their offsets committed.
+        _wait_for(snapshots, 120, "the first snapshot")
+        _produce(settings, "training.examples", records[7000:half])
+        _wait_for(committed_to_end, 60, "the first half's offsets committed")
+        assert snapshots()[-1]["trained_examples"] < half, "learned examples not in a snapshot"
+    finally:
+        first.kill()
+        first.wait()
+
+    _produce(settings, "training.examples", records[half:])
+    second = learner("learner-2.log")
+    try:
+        _wait_for(committed_to_end, 180, "every example consumed after the restart")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=60) == 0, "SIGTERM stops the learner cleanly"
+    log = (settings.data_dir / "learner-2.log").read_text()
+    assert "seeking back" in log, "the restart went back to the snapshot's offsets"
+    published = [s for s in snapshots() if s["trained_examples"] == len(examples)]
+    assert len(published) == 1, "a graceful stop publishes what was learned since"
+    final = published[0]
+    all_versions = [s["version"] for s in snapshots()]
+    assert all_versions == sorted(set(all_versions)), "no version published twice"
+    assert final["parent_version"] == final["version"] - 1
+
+    once = OnlineLearner(configured_spec("ctr", settings), signing_key="unused")
+    for partition, offset, example in _read_all(settings, "training.examples", examples_serde):
+        once.learn(example, prefix + "training.examples", partition, offset)
+    reference = once.snapshot(datetime.now(UTC))
+    assert final["payload"] == reference["payload"], "byte-identical to a model trained once"
+    assert get_spec("ctr").name == final["model_name"]
