@@ -32,6 +32,8 @@ from streamlearn.agents.preprocessing import Rejection, rejected_record
 from streamlearn.kafka_clients import aiokafka_config, confluent_config
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
+from streamlearn.topology import apply_topology
+from streamlearn.topology.plan import DesiredTopic
 
 AGENT_NAMES = ("preprocess", "sessionise", "label-join", "learner")
 BATCH_TRANSPORT_SCHEME = "streamlearn"
@@ -144,10 +146,11 @@ def create_faust_app(
         consumer_max_fetch_size=4 * 1024 * 1024,
         broker_session_timeout=settings.consumer_session_timeout_s,
         broker_heartbeat_interval=settings.consumer_session_timeout_s / 10,
-        # No standby copies of other workers' partitions: agents that scan their state
-        # (session sweeps, label horizons) must only see partitions they own. Failover
-        # reads the changelog instead.
-        table_standby_replicas=0,
+        # Faust's default of one standby copy per table partition stays (with 0, a worker
+        # running preprocess and sessionise alone never finished its first recovery).
+        # Agents that scan their state act only on partitions they own: sessionise sweeps
+        # its own partitions, label-join drops other partitions' keys before indexing.
+        table_standby_replicas=1,
         web_enabled=False,
         datadir=str(datadir),
     )
@@ -167,4 +170,26 @@ def create_faust_app(
     }
     for name in agents:
         registrations[name](context)
+    _declare_changelogs(app, settings)
     return app, context
+
+
+def _declare_changelogs(app: BatchingApp, settings: Settings) -> None:
+    """Create the tables' changelog topics now, before the worker joins its group.
+
+    Faust declares them itself at start, just before subscribing; when the group leader's
+    metadata does not show a just-created changelog yet, its assignor leaves the topic
+    out ("Ignoring missing topic") and table recovery waits for it until the next
+    metadata refresh, minutes later (measured: a fresh worker stalled about 5 minutes).
+    """
+    desired = [
+        DesiredTopic(
+            name=table.changelog_topic.get_topic_name(),
+            partitions=table.partitions or app.conf.topic_partitions,
+            replication_factor=settings.topic_replication_factor or 1,
+            configs={"cleanup.policy": "compact"},
+        )
+        for table in app.tables.values()
+    ]
+    if desired:
+        apply_topology(AdminClient(confluent_config(settings)), desired)

@@ -58,6 +58,7 @@ FAUST_MEMBERS_USED: tuple[tuple[type, str, str], ...] = (
     (FaustConsumer, "on_partitions_revoked", "coroutine(self, revoked)"),
     (FaustConsumer, "stop_flow", "method(self)"),
     (FaustConsumer, "commit", "coroutine"),
+    (FaustConsumer, "maybe_wait_for_commit_to_finish", "coroutine(self)"),
 )
 FAUST_INSTANCE_STATE = (
     "_read_offset",
@@ -192,7 +193,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if handler is None:
                 await self._deliver_one_by_one(tp, tp_records)
             else:
-                await self._deliver_batch(handler, tp, tp_records)
+                await self._deliver_batch(handler, tp, tp_records, generation)
 
     async def _unread(self, tp: TP, records: list[Any]) -> list[Any]:
         """The records not read before (as Faust's drain: a seek may re-fetch some) and
@@ -220,11 +221,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
             )
             self._read_offset[tp] = record.offset
 
-    async def _deliver_batch(self, handler: BatchHandler, tp: TP, records: list[Any]) -> None:
+    async def _deliver_batch(
+        self, handler: BatchHandler, tp: TP, records: list[Any], generation: int
+    ) -> None:
         unread = await self._unread(tp, records)
         if not unread:
             return
         await self._maybe_commit()
+        if self.app.consumer_generation_id != generation or not self.flow_active:
+            # A revocation began during the awaits above and may already have committed:
+            # a batch started now would be acknowledged after Faust forgot the partition.
+            return
         messages = [self._to_message(tp, record) for record in unread]
         self.app.monitor.stream_inbound_time[tp] = monotonic()
         handled: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -288,9 +295,18 @@ class BatchConsumer(faust_aiokafka.Consumer):
         while self._batches_in_flight:
             await asyncio.wait(set(self._batches_in_flight))
 
+    async def _no_commit_running(self) -> None:
+        # Faust's commit() returns without committing while another commit runs, one that
+        # may predate the last acknowledgements (measured: a SIGTERMed worker's last
+        # batches were processed again by the next owner).
+        while await self.maybe_wait_for_commit_to_finish():
+            pass
+
     async def wait_empty(self) -> None:
-        """Also wait for batches still being handled or delivered (revoke, stop)."""
+        """Also wait for batches still being handled or delivered (stop); Faust commits
+        at the end of this."""
         await self._wait_for_batches()
+        await self._no_commit_running()
         await super().wait_empty()
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
@@ -306,7 +322,19 @@ class BatchConsumer(faust_aiokafka.Consumer):
         if self.assignment():
             self.stop_flow()
             await self._wait_for_batches()
-            await self.commit()
+            await self._no_commit_running()
+            committed = await self.commit()
+            self.log.info(
+                "Partitions revoked: committed before hand-over: %s (now %s)",
+                committed,
+                {
+                    f"{tp.topic}:{tp.partition}": o
+                    for tp, o in self._committed_offset.items()
+                    if tp in revoked
+                },
+            )
+        else:
+            self.log.info("Partitions revoked with no assignment: nothing to commit")
         await super().on_partitions_revoked(revoked)
 
 
