@@ -1,0 +1,140 @@
+"""HTTP handlers of a prediction worker and the middleware that turns errors into JSON."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streamlearn.serving.exceptions import InvalidRequest
+from streamlearn.serving.state import SERVING, Serving
+from streamlearn.serving.validation import parse_predict
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type=JSON)
+
+
+def error_response(status: int, problem: str, field: str | None) -> web.Response:
+    return json_response({"error": problem, "field": field}, status=status)
+
+
+@web.middleware
+async def errors_as_json(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except InvalidRequest as exc:
+        request.app[SERVING].metrics.refused.labels(status=str(exc.status)).inc()
+        return error_response(exc.status, exc.problem, exc.field)
+    except web.HTTPRequestEntityTooLarge:
+        serving = request.app[SERVING]
+        serving.metrics.refused.labels(status="413").inc()
+        limit = serving.settings.serve_max_body_bytes
+        return error_response(413, f"request body over {limit} bytes", "body")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, exc.reason, None)
+    except Exception:
+        # A bug, not a client mistake: logged with its traceback, answered as JSON.
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(500, "internal error", None)
+
+
+def _known(serving: Serving, name: str) -> None:
+    if name not in serving.store.configured and serving.store.get(name) is None:
+        raise InvalidRequest(404, "name", f"no model {name!r}; known: {serving.store.names()}")
+
+
+async def predict(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    serving = request.app[SERVING]
+    name = request.match_info["name"]
+    _known(serving, name)
+    instances, request_id = parse_predict(
+        await request.read(), serving.settings.serve_max_instances
+    )
+    body = serving.predictor.predict(name, instances, request_id, started)
+    response = json_response(body)
+    serving.latency(name).observe(time.perf_counter() - started)
+    return response
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def model_info(serving: Serving, name: str) -> dict[str, Any]:
+    served = serving.store.get(name)
+    info: dict[str, Any] = {
+        "name": name,
+        "loaded": served is not None,
+        "configured": name in serving.store.configured,
+    }
+    if served is not None:
+        loaded = served.loaded
+        info.update(
+            version=loaded.version,
+            parent_version=loaded.parent_version,
+            created_ts=_iso(served.created_s),
+            age_s=max(0.0, time.time() - served.created_s),
+            loaded_at=_iso(served.loaded_at),
+            trained_examples=loaded.trained_examples,
+            metrics=loaded.metrics,
+            spec=loaded.spec.name,
+        )
+    return info
+
+
+async def list_models(request: web.Request) -> web.Response:
+    serving = request.app[SERVING]
+    return json_response({"models": [model_info(serving, n) for n in serving.store.names()]})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    serving = request.app[SERVING]
+    name = request.match_info["name"]
+    _known(serving, name)
+    return json_response(model_info(serving, name))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    serving = request.app[SERVING]
+    missing = serving.store.missing()
+    caught_up = serving.caught_up()
+    ready = caught_up and not missing
+    return json_response(
+        {"status": "ready" if ready else "not_ready", "missing": missing, "caught_up": caught_up},
+        status=200 if ready else 503,
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    serving = request.app[SERVING]
+    now = time.time()
+    for name in serving.store.names():
+        served = serving.store.get(name)
+        if served is not None:
+            serving.metrics.model_age.labels(model=name).set(now - served.created_s)
+    body = generate_latest(serving.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(request.app[SERVING].openapi)

@@ -1,0 +1,129 @@
+"""The prediction worker's aiohttp application factory.
+
+``create_serving_app(settings)`` builds the app; its lifecycle starts the telemetry sink and
+the follower of ``model.state``/``experiments`` as background tasks and stops them (flushing
+telemetry) on shutdown. ``kafka=False`` builds a worker without either (models are then put
+into ``app[SERVING].store`` directly): the in-process baseline of the benchmark and tests
+that need no broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+import streamlearn
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.models.configured import configured_specs
+from streamlearn.models.exceptions import SnapshotRejected
+from streamlearn.serde import RegistryClient, SchemaSource
+from streamlearn.serving import api
+from streamlearn.serving.experiments import ExperimentBook
+from streamlearn.serving.metrics import ServingMetrics
+from streamlearn.serving.models import ModelStore, StateFollower
+from streamlearn.serving.openapi import openapi_document
+from streamlearn.serving.predictor import Predictor
+from streamlearn.serving.state import SERVING, Serving
+from streamlearn.serving.telemetry import TelemetrySink
+from streamlearn.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_serving_app(
+    settings: Settings, registry: SchemaSource | None = None, *, kafka: bool = True
+) -> web.Application:
+    key = settings.model_signing_key
+    if kafka and (key is None or not key.get_secret_value()):
+        raise ConfigurationError("a prediction worker needs STREAMLEARN_MODEL_SIGNING_KEY")
+    app = web.Application(
+        middlewares=[api.errors_as_json], client_max_size=settings.serve_max_body_bytes
+    )
+    specs = configured_specs(settings)
+    store = ModelStore(settings.models)
+    book = ExperimentBook()
+    metrics = ServingMetrics()
+    predictor = Predictor(
+        store=store,
+        book=book,
+        metrics=metrics,
+        telemetry=None,
+        worker_version=settings.serve_worker_version or streamlearn.__version__,
+        max_model_age_s=settings.serve_max_model_age_s,
+        specs=specs,
+    )
+    serving = Serving(
+        settings=settings,
+        store=store,
+        book=book,
+        metrics=metrics,
+        predictor=predictor,
+        openapi=openapi_document(settings),
+    )
+    app[SERVING] = serving
+    app.router.add_post("/v1/models/{name}:predict", api.predict)
+    app.router.add_get("/v1/models", api.list_models)
+    app.router.add_get("/v1/models/{name}", api.get_model)
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_get("/readyz", api.readyz)
+    app.router.add_get("/metrics", api.metrics)
+    app.router.add_get("/openapi.json", api.openapi)
+    if kafka:
+        app.cleanup_ctx.append(_kafka_lifecycle(registry))
+    return app
+
+
+def _kafka_lifecycle(
+    registry: SchemaSource | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        serving = app[SERVING]
+        settings = serving.settings
+        own_registry = registry is None
+        source: SchemaSource = registry or RegistryClient(settings.schema_registry_url)
+        sink = TelemetrySink(settings, source, serving.metrics)
+        serving.telemetry = sink
+        serving.predictor.telemetry = sink
+
+        def rejected(exc: SnapshotRejected) -> None:
+            serving.predictor.alert(
+                "snapshot_rejected",
+                f"snapshot_rejected:{exc.model_name}",
+                str(exc),
+                severity="critical",
+                model_name=exc.model_name,
+                model_version=exc.version,
+            )
+
+        assert settings.model_signing_key is not None
+        follower = StateFollower.from_settings(
+            settings,
+            source,
+            key=settings.model_signing_key,
+            specs=serving.predictor.specs,
+            store=serving.store,
+            book=serving.book,
+            metrics=serving.metrics,
+            on_rejected=rejected,
+        )
+        serving.follower = follower
+        tasks = [
+            asyncio.create_task(sink.run(), name="serve-telemetry"),
+            asyncio.create_task(follower.run(), name="serve-follower"),
+        ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            lost = await sink.close()
+            if lost:
+                log.warning("%d telemetry records were not delivered at shutdown", lost)
+            if own_registry and isinstance(source, RegistryClient):
+                source.close()
+
+    return lifecycle

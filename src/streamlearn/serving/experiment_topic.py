@@ -1,0 +1,89 @@
+"""Writing and reading ``Experiment`` records on the compacted ``experiments`` topic (what
+``streamlearn experiments set|list`` do; workers follow the topic in
+:mod:`streamlearn.serving.models`)."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from streamlearn.kafka_clients import confluent_config
+from streamlearn.serde import AvroSerde, SchemaSource, SerdeError
+from streamlearn.serving.exceptions import InvalidExperiment, ServingError
+from streamlearn.serving.experiments import Experiment
+from streamlearn.settings import Settings
+
+TIMEOUT_S = 30.0
+
+
+def experiment_topic(settings: Settings) -> str:
+    return settings.topic_prefix + "experiments"
+
+
+def publish_experiment(settings: Settings, registry: SchemaSource, experiment: Experiment) -> None:
+    """Produce ``experiment`` (keyed by its name) and wait until Kafka confirmed it."""
+    topic = experiment_topic(settings)
+    value = AvroSerde.for_topic(registry, topic, "Experiment").encode(experiment.to_record())
+    producer = Producer(confluent_config(settings, **{"acks": "all", "enable.idempotence": True}))
+    errors: list[str] = []
+
+    def report(error: object, message: object) -> None:
+        if error is not None:
+            errors.append(str(error))
+
+    producer.produce(topic, key=experiment.name.encode(), value=value, on_delivery=report)
+    left = producer.flush(TIMEOUT_S)
+    if left or errors:
+        raise ServingError(f"experiment {experiment.name} not confirmed by Kafka: {errors}")
+
+
+def read_experiments(settings: Settings, registry: SchemaSource) -> list[Experiment]:
+    """The current experiments: the newest record of each name, read to the end now."""
+    topic = experiment_topic(settings)
+    serde = AvroSerde.for_topic(registry, topic, "Experiment")
+    consumer = Consumer(
+        confluent_config(
+            settings,
+            **{
+                "group.id": f"streamlearn-experiments-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            },
+        )
+    )
+    current: dict[str, Experiment | None] = {}
+    try:
+        metadata = consumer.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise ServingError(f"topic {topic} not found; run `streamlearn topics apply`")
+        ends: dict[int, int] = {}
+        for partition in metadata.partitions:
+            _, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=TIMEOUT_S
+            )
+            ends[partition] = high
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends if ends[p] > 0])
+        pending = {p for p, end in ends.items() if end > 0}
+        while pending:
+            message = consumer.poll(TIMEOUT_S)
+            if message is None:
+                raise ServingError(f"timed out reading {topic}")
+            if message.error():
+                raise ServingError(f"reading {topic}: {message.error()}")
+            key = (message.key() or b"").decode("utf-8", "replace")
+            value = message.value()
+            if value is None:
+                current[key] = None
+            else:
+                with contextlib.suppress(SerdeError, InvalidExperiment):
+                    current[key] = Experiment.from_record(serde.decode(value))
+            partition, offset = message.partition(), message.offset()
+            if partition is not None and offset is not None and offset + 1 >= ends[partition]:
+                pending.discard(partition)
+    except KafkaException as exc:
+        raise ServingError(f"reading {topic}: {exc}") from exc
+    finally:
+        consumer.close()
+    return [e for _, e in sorted(current.items()) if e is not None]

@@ -1,0 +1,160 @@
+"""Experiments: deterministic assignment of users to arms, and the book of live experiments.
+
+A user's arm is a pure function of the experiment's salt and the user id: the first 8 bytes
+of ``blake2b(salt + "\\x00" + user_id)`` read as a big-endian integer and divided by 2**64
+give a point in [0, 1), and the arms' weights, normalised, cut [0, 1) into consecutive
+intervals in the order the arms are listed. No process state takes part (not Python's
+randomised ``hash``), so every replica and every restart assigns the same arm; changing the
+salt reshuffles everybody, changing a weight moves only users near the moved boundaries.
+
+An experiment *covers* a model name when one of its arms is served by that model, or by a
+per-arm model of it (``<name>@<arm>``, what the learner publishes for arms). A predict
+request for a covered model is routed: the user's arm decides which model answers. When
+several enabled experiments cover one model, the one whose name sorts first routes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import accumulate
+from typing import Any
+
+from streamlearn.serving.exceptions import InvalidExperiment
+
+_SCALE = float(2**64)
+
+
+def bucket(salt: str, user_id: str) -> float:
+    """The user's point in [0, 1) for this salt (same on every machine and run)."""
+    digest = hashlib.blake2b(
+        salt.encode("utf-8") + b"\x00" + user_id.encode("utf-8", "surrogatepass"), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big") / _SCALE
+
+
+def base_model(model_name: str) -> str:
+    """``ctr@treatment`` → ``ctr`` (the spec a per-arm snapshot belongs to)."""
+    return model_name.split("@", 1)[0]
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    model_name: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One ``Experiment`` record, validated."""
+
+    name: str
+    salt: str
+    arms: tuple[Arm, ...]
+    enabled: bool = True
+    description: str | None = None
+    updated_ts: datetime | None = None
+    bounds: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    """Upper end of each arm's interval of [0, 1)."""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise InvalidExperiment("an experiment needs a name")
+        if not self.arms:
+            raise InvalidExperiment(f"experiment {self.name}: no arms")
+        names = [arm.name for arm in self.arms]
+        if len(set(names)) != len(names) or not all(names):
+            raise InvalidExperiment(f"experiment {self.name}: arm names must be unique, non-empty")
+        for arm in self.arms:
+            if not arm.model_name:
+                raise InvalidExperiment(f"experiment {self.name}: arm {arm.name} has no model")
+            if not (math.isfinite(arm.weight) and arm.weight >= 0):
+                raise InvalidExperiment(
+                    f"experiment {self.name}: arm {arm.name} weight must be finite and >= 0"
+                )
+        total = sum(arm.weight for arm in self.arms)
+        if total <= 0:
+            raise InvalidExperiment(f"experiment {self.name}: weights sum to 0")
+        bounds = list(accumulate(arm.weight / total for arm in self.arms))
+        bounds[-1] = 1.0
+        object.__setattr__(self, "bounds", tuple(bounds))
+
+    @property
+    def models(self) -> frozenset[str]:
+        """Model names this experiment covers (see module documentation)."""
+        return frozenset(
+            name for arm in self.arms for name in {arm.model_name, base_model(arm.model_name)}
+        )
+
+    def assign(self, user_id: str) -> Arm:
+        point = bucket(self.salt, user_id)
+        for arm, bound in zip(self.arms, self.bounds, strict=True):
+            if point < bound and arm.weight > 0:
+                return arm
+        return next(arm for arm in reversed(self.arms) if arm.weight > 0)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Experiment:
+        try:
+            arms = tuple(
+                Arm(str(a["name"]), str(a["model_name"]), float(a["weight"]))
+                for a in record["arms"]
+            )
+            updated = record.get("updated_ts")
+            return cls(
+                name=str(record["name"]),
+                salt=str(record["salt"]),
+                arms=arms,
+                enabled=bool(record.get("enabled", True)),
+                description=record.get("description"),
+                updated_ts=updated if isinstance(updated, datetime) else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidExperiment(f"malformed Experiment record: {exc!r}") from exc
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "salt": self.salt,
+            "arms": [
+                {"name": a.name, "model_name": a.model_name, "weight": a.weight} for a in self.arms
+            ],
+            "enabled": self.enabled,
+            "description": self.description,
+            "updated_ts": self.updated_ts or datetime.now(UTC),
+        }
+
+
+class ExperimentBook:
+    """The live experiments of a worker (from the compacted ``experiments`` topic)."""
+
+    def __init__(self) -> None:
+        self._experiments: dict[str, Experiment] = {}
+        self._routes: dict[str, Experiment | None] = {}
+
+    def put(self, experiment: Experiment) -> None:
+        self._experiments[experiment.name] = experiment
+        self._routes = {}
+
+    def remove(self, name: str) -> None:
+        self._experiments.pop(name, None)
+        self._routes = {}
+
+    def all(self) -> list[Experiment]:
+        return [self._experiments[name] for name in sorted(self._experiments)]
+
+    def covering(self, model_name: str) -> Experiment | None:
+        """The enabled experiment routing requests for ``model_name``, if any (cached)."""
+        try:
+            return self._routes[model_name]
+        except KeyError:
+            found = next(
+                (e for e in self.all() if e.enabled and model_name in e.models),
+                None,
+            )
+            self._routes[model_name] = found
+            return found

@@ -1,0 +1,269 @@
+"""The models a worker serves: an atomic store of verified models, and the follower that
+fills it from ``model.state`` and the ``experiments`` topic.
+
+:class:`ModelStore` maps a model name to a :class:`~streamlearn.models.LoadedModel`.
+Swapping is one dict assignment on the event loop, and a predict handler reads the entry it
+uses once and then runs to its response without awaiting, so a request (a whole batch) sees
+one model version from start to end.
+
+:class:`StateFollower` reads both compacted topics from the beginning with no consumer
+group (it assigns every partition and never commits), then follows them. A snapshot is
+decoded and loaded off the event loop (:func:`~streamlearn.models.load_model`: signature,
+digest, spec, restricted unpickler) and swapped in only when it passed every check and is
+newer than the version served. A rejected snapshot is counted, alerted and logged, and the
+previous model keeps serving; so does an unreachable broker (the follower retries).
+
+Only models this worker serves are loaded: the configured specs (``STREAMLEARN_MODELS``,
+with the settings' overrides: :func:`~streamlearn.models.configured.configured_specs`, the
+same the learner uses, so the spec texts agree) and their per-arm models ``<spec>@<arm>``.
+The worker is *caught up* once it has read to the end offsets it saw at start; it is ready
+when caught up with every configured model loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from streamlearn.kafka_clients import aiokafka_config
+from streamlearn.models import LoadedModel, ModelSpec, SnapshotRejected, load_model
+from streamlearn.models.snapshot import SigningKey
+from streamlearn.serde import AvroSerde, SchemaSource, SerdeError
+from streamlearn.serving.exceptions import InvalidExperiment
+from streamlearn.serving.experiments import Experiment, ExperimentBook, base_model
+from streamlearn.serving.metrics import ServingMetrics
+
+log = logging.getLogger(__name__)
+
+FETCH_MAX_BYTES = 64 * 1024 * 1024
+"""Above ``model.state``'s ``max.message.bytes`` (16 MiB), so any snapshot can be fetched."""
+RETRY_S = 1.0
+
+
+@dataclass(frozen=True)
+class Served:
+    """A loaded model and when it was swapped in."""
+
+    loaded: LoadedModel
+    loaded_at: float
+    created_s: float
+    """``created_ts`` as epoch seconds (for the age checks on the request path)."""
+
+
+class ModelStore:
+    """Model name → the verified model serving it."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.configured = tuple(dict.fromkeys(names))
+        self._models: dict[str, Served] = {}
+
+    def get(self, name: str) -> Served | None:
+        return self._models.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(set(self.configured) | set(self._models))
+
+    def wants(self, name: str) -> bool:
+        return base_model(name) in self.configured
+
+    def version(self, name: str) -> int:
+        served = self._models.get(name)
+        return 0 if served is None else served.loaded.version
+
+    def put(self, loaded: LoadedModel) -> None:
+        self._models[loaded.model_name] = Served(loaded, time.time(), loaded.created_ts.timestamp())
+
+    def missing(self) -> list[str]:
+        return [name for name in self.configured if name not in self._models]
+
+
+AlertHook = Callable[[SnapshotRejected], None]
+
+
+class StateFollower:
+    """Follows ``model.state`` and ``experiments`` into a store and an experiment book."""
+
+    def __init__(
+        self,
+        *,
+        consumer_config: Mapping[str, Any],
+        model_topic: str,
+        experiment_topic: str,
+        snapshot_serde: AvroSerde,
+        experiment_serde: AvroSerde,
+        key: SigningKey,
+        specs: Mapping[str, ModelSpec],
+        store: ModelStore,
+        book: ExperimentBook,
+        metrics: ServingMetrics,
+        on_rejected: AlertHook,
+    ) -> None:
+        self.consumer_config = dict(consumer_config)
+        self.model_topic = model_topic
+        self.experiment_topic = experiment_topic
+        self.snapshot_serde = snapshot_serde
+        self.experiment_serde = experiment_serde
+        self.key = key
+        self.specs = specs
+        self.store = store
+        self.book = book
+        self.metrics = metrics
+        self.on_rejected = on_rejected
+        self.caught_up = asyncio.Event()
+        self._end: dict[TopicPartition, int] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any, registry: SchemaSource, **parts: Any) -> StateFollower:
+        prefix = settings.topic_prefix
+        model_topic, experiment_topic = prefix + "model.state", prefix + "experiments"
+        config = aiokafka_config(
+            settings,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            fetch_max_wait_ms=50,
+            max_partition_fetch_bytes=FETCH_MAX_BYTES,
+            fetch_max_bytes=FETCH_MAX_BYTES,
+        )
+        return cls(
+            consumer_config=config,
+            model_topic=model_topic,
+            experiment_topic=experiment_topic,
+            snapshot_serde=AvroSerde.for_topic(registry, model_topic, "ModelSnapshot"),
+            experiment_serde=AvroSerde.for_topic(registry, experiment_topic, "Experiment"),
+            **parts,
+        )
+
+    async def run(self) -> None:
+        """Follow forever (cancel to stop); reconnects after any Kafka error."""
+        while True:
+            consumer = AIOKafkaConsumer(**self.consumer_config)
+            try:
+                await consumer.start()
+                await self._assign(consumer)
+                await self._follow(consumer)
+            except asyncio.CancelledError:
+                raise
+            except (KafkaError, OSError, SerdeError) as exc:
+                self.metrics.follower_errors.inc()
+                log.warning("model state follower: %s; retrying in %.0fs", exc, RETRY_S)
+            except Exception:
+                # A bug must not silently stop model updates: log it loudly and go on.
+                self.metrics.follower_errors.inc()
+                log.exception("model state follower failed; retrying in %.0fs", RETRY_S)
+            finally:
+                await consumer.stop()
+            await asyncio.sleep(RETRY_S)
+
+    async def _assign(self, consumer: AIOKafkaConsumer) -> None:
+        partitions: list[TopicPartition] = []
+        for topic in (self.model_topic, self.experiment_topic):
+            found: set[int] | None = None
+            for _ in range(50):
+                # aiokafka has no public call for the partitions of a topic it is not
+                # subscribed to: read them from a full metadata fetch.
+                cluster = await consumer._client.fetch_all_metadata()
+                found = cluster.partitions_for_topic(topic)
+                if found:
+                    break
+                await asyncio.sleep(0.1)
+            if not found:
+                raise KafkaError(f"topic {topic} not found")
+            partitions += [TopicPartition(topic, p) for p in sorted(found)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        if self._end is None:
+            ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+            self._end = ends
+        await self._check_caught_up(consumer)
+
+    async def _check_caught_up(self, consumer: AIOKafkaConsumer) -> None:
+        if self.caught_up.is_set() or self._end is None:
+            return
+        for tp, end in self._end.items():
+            if await consumer.position(tp) < end:
+                return
+        self.caught_up.set()
+
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=500)
+            for tp, records in batches.items():
+                if tp.topic == self.model_topic:
+                    await self._snapshots(records)
+                else:
+                    await self._experiments(records)
+            await self._check_caught_up(consumer)
+
+    async def _snapshots(self, records: list[Any]) -> None:
+        # Only the newest record of each key in a batch matters (catching up on a topic
+        # that is not compacted yet loads one snapshot per model, not every version).
+        newest: dict[bytes | None, Any] = {}
+        for record in records:
+            newest[record.key] = record
+        for record in newest.values():
+            await self._snapshot(record)
+
+    async def _snapshot(self, record: Any) -> None:
+        name = record.key.decode("utf-8", "replace") if record.key else ""
+        if record.value is None:
+            self.metrics.snapshots_skipped.labels(reason="tombstone").inc()
+            return
+        if name and not self.store.wants(name):
+            self.metrics.snapshots_skipped.labels(reason="not_served").inc()
+            return
+        try:
+            snapshot = await asyncio.to_thread(
+                self.snapshot_serde.decode,
+                record.value,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+        except SerdeError as exc:
+            self.metrics.snapshots_rejected.labels(reason="undecodable").inc()
+            log.warning("undecodable snapshot at %s: %s", record.offset, exc)
+            return
+        name = str(snapshot.get("model_name", name))
+        if not self.store.wants(name):
+            self.metrics.snapshots_skipped.labels(reason="not_served").inc()
+            return
+        if int(snapshot.get("version", 0)) <= self.store.version(name):
+            self.metrics.snapshots_skipped.labels(reason="not_newer").inc()
+            return
+        try:
+            loaded = await asyncio.to_thread(load_model, snapshot, self.key, specs=self.specs)
+        except SnapshotRejected as exc:
+            self.metrics.snapshots_rejected.labels(reason=exc.reason).inc()
+            log.warning("%s; still serving v%d", exc, self.store.version(name))
+            self.on_rejected(exc)
+            return
+        # The version check again: another snapshot may have been swapped in meanwhile.
+        if loaded.version > self.store.version(name):
+            self.store.put(loaded)
+            self.metrics.snapshots_loaded.labels(model=name).inc()
+            self.metrics.model_version.labels(model=name).set(loaded.version)
+            log.info("serving %s v%d", name, loaded.version)
+
+    async def _experiments(self, records: list[Any]) -> None:
+        for record in records:
+            name = record.key.decode("utf-8", "replace") if record.key else ""
+            if record.value is None:
+                self.book.remove(name)
+                continue
+            try:
+                value = await asyncio.to_thread(self.experiment_serde.decode, record.value)
+                experiment = Experiment.from_record(value)
+            except (SerdeError, InvalidExperiment) as exc:
+                self.metrics.experiments_invalid.inc()
+                log.warning("experiment record at offset %d ignored: %s", record.offset, exc)
+                continue
+            self.book.put(experiment)

@@ -1,0 +1,267 @@
+"""The OpenAPI 3.1 document of a prediction worker, served at ``/openapi.json``.
+
+Built from the settings (limits) and the models served (the path parameter's examples), and
+checked against the implementation by the schema-driven fuzz test
+(``tests/integration/test_serving.py``): every response the worker gives must be one this
+document declares, with a body that validates against its schema.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import streamlearn
+from streamlearn.serving.validation import MAX_ID_CHARS
+from streamlearn.settings import Settings
+
+JSON = "application/json"
+MAX_DOUBLE = sys.float_info.max
+PREDICTION_FIELDS = [
+    "request_id",
+    "user_id",
+    "model_name",
+    "model_version",
+    "experiment",
+    "arm",
+    "score",
+    "decision",
+    "degraded",
+    "degraded_reason",
+    "capped",
+]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _schemas(settings: Settings) -> dict[str, Any]:
+    identifier = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS}
+    return {
+        "FeatureValue": {
+            "description": "A feature: null, boolean, string or a finite number (integers "
+            "beyond 64 bits are read as doubles).",
+            "anyOf": [
+                {"type": ["null", "boolean", "string"]},
+                {"type": "number", "minimum": -MAX_DOUBLE, "maximum": MAX_DOUBLE},
+            ],
+        },
+        "Instance": {
+            "type": "object",
+            "required": ["user_id", "features"],
+            "additionalProperties": False,
+            "properties": {
+                "user_id": {**identifier, "description": "Routes the user to an arm."},
+                "features": {
+                    "type": "object",
+                    "additionalProperties": _ref("FeatureValue"),
+                    "description": "Features as the model should see them (and telemetry logs).",
+                },
+                "context": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "Request context (placement, device...): ctx.<key> features.",
+                },
+                "request_id": {**identifier, "description": "Id of this prediction."},
+            },
+        },
+        "BatchRequest": {
+            "type": "object",
+            "required": ["instances"],
+            "additionalProperties": False,
+            "properties": {
+                "instances": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": settings.serve_max_instances,
+                    "items": _ref("Instance"),
+                },
+                "request_id": {
+                    **identifier,
+                    "description": "Id of the request; instance i without its own id gets "
+                    "<request_id>-<i>.",
+                },
+            },
+        },
+        "PredictRequest": {"oneOf": [_ref("BatchRequest"), _ref("Instance")]},
+        "Prediction": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": PREDICTION_FIELDS,
+            "properties": {
+                "request_id": {"type": "string"},
+                "user_id": {"type": "string"},
+                "model_name": {"type": "string", "description": "The model that answered."},
+                "model_version": {
+                    "type": ["integer", "null"],
+                    "description": "Version of the model state; null when the fallback served.",
+                },
+                "experiment": {"type": ["string", "null"]},
+                "arm": {"type": ["string", "null"]},
+                "score": {"type": "number", "description": "Score after clamping."},
+                "decision": {"type": ["string", "null"]},
+                "degraded": {"type": "boolean"},
+                "degraded_reason": {
+                    "enum": ["no_model", "stale_model", "model_error", None],
+                },
+                "capped": {
+                    "type": "boolean",
+                    "description": "The positive-decision cap replaced the decision.",
+                },
+            },
+        },
+        "PredictResponse": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["request_id", "model_name", "predictions"],
+            "properties": {
+                "request_id": {"type": "string"},
+                "model_name": {"type": "string"},
+                "predictions": {"type": "array", "items": _ref("Prediction")},
+            },
+        },
+        "ModelInfo": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "loaded", "configured"],
+            "properties": {
+                "name": {"type": "string"},
+                "loaded": {"type": "boolean"},
+                "configured": {"type": "boolean"},
+                "version": {"type": "integer"},
+                "parent_version": {"type": ["integer", "null"]},
+                "created_ts": {"type": "string", "format": "date-time"},
+                "age_s": {"type": "number"},
+                "loaded_at": {"type": "string", "format": "date-time"},
+                "trained_examples": {"type": "integer"},
+                "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+                "spec": {"type": "string"},
+            },
+        },
+        "ModelList": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["models"],
+            "properties": {"models": {"type": "array", "items": _ref("ModelInfo")}},
+        },
+        "Status": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"enum": ["ok", "ready", "not_ready"]},
+                "missing": {"type": "array", "items": {"type": "string"}},
+                "caught_up": {"type": "boolean"},
+            },
+        },
+        "Error": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["error", "field"],
+            "properties": {
+                "error": {"type": "string", "description": "What is wrong."},
+                "field": {
+                    "type": ["string", "null"],
+                    "description": "Where, e.g. instances[2].features.price, or body.",
+                },
+            },
+        },
+    }
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    name_param = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "Model name (a configured spec, or a loaded per-arm model).",
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "streamlearn prediction worker",
+            "version": streamlearn.__version__,
+            "description": "Predictions from the newest verified model state, with experiment "
+            "routing, business rules and graceful degradation. See docs/serving.md.",
+        },
+        "paths": {
+            "/v1/models/{name}:predict": {
+                "post": {
+                    "operationId": "predict",
+                    "summary": "Score one instance or a batch.",
+                    "parameters": [name_param],
+                    "requestBody": {
+                        "required": True,
+                        "content": {JSON: {"schema": _ref("PredictRequest")}},
+                    },
+                    "responses": {
+                        "200": _json(_ref("PredictResponse"), "Predictions, maybe degraded."),
+                        "400": _error("The body is not JSON."),
+                        "404": _error("No such model."),
+                        "413": _error(
+                            f"Body over {settings.serve_max_body_bytes} bytes or more than "
+                            f"{settings.serve_max_instances} instances."
+                        ),
+                        "422": _error("The JSON does not fit the request schema."),
+                    },
+                }
+            },
+            "/v1/models": {
+                "get": {
+                    "operationId": "listModels",
+                    "summary": "Models served: versions loaded, age, metrics.",
+                    "responses": {"200": _json(_ref("ModelList"), "Every model.")},
+                }
+            },
+            "/v1/models/{name}": {
+                "get": {
+                    "operationId": "getModel",
+                    "summary": "One model.",
+                    "parameters": [name_param],
+                    "responses": {
+                        "200": _json(_ref("ModelInfo"), "The model."),
+                        "404": _error("No such model."),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "Liveness.",
+                    "responses": {"200": _json(_ref("Status"), "The process is alive.")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "summary": "Ready when every configured model is loaded.",
+                    "responses": {
+                        "200": _json(_ref("Status"), "Ready."),
+                        "503": _json(_ref("Status"), "Not ready; `missing` lists models."),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics.",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {"schemas": _schemas(settings)},
+    }

@@ -1,0 +1,252 @@
+"""One predict request, end to end: route, score, apply rules, degrade, log.
+
+:meth:`Predictor.predict` is synchronous on purpose: it reads each model it uses once from
+the store and runs to the response without yielding to the event loop, so a swap can never
+happen in the middle of a request (one model version per request, batch included).
+
+Per instance: the experiment covering the endpoint (if any) assigns the user's arm, which
+names the model that answers; a missing model, a model older than the maximum age, or a
+model that raises or returns a non-finite score answers the spec's fallback with
+``degraded: true`` and the reason (``no_model``, ``stale_model``, ``model_error``), counted;
+otherwise the score goes through the business rules (clamp, threshold, cap). Every
+prediction, degraded or not, is offered to telemetry as a ``PredictionServed``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import socket
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from streamlearn.models import SPECS, BusinessRules, ModelSpec, model_input
+from streamlearn.serving.experiments import ExperimentBook, base_model
+from streamlearn.serving.metrics import ServingMetrics
+from streamlearn.serving.models import ModelStore, Served
+from streamlearn.serving.rules import Decision, RuleEngine, fallback
+from streamlearn.serving.telemetry import TelemetrySink
+from streamlearn.serving.validation import Instance
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RULES = BusinessRules()
+SOURCE = "serve"
+
+
+class Predictor:
+    def __init__(
+        self,
+        *,
+        store: ModelStore,
+        book: ExperimentBook,
+        metrics: ServingMetrics,
+        telemetry: TelemetrySink | None,
+        worker_version: str,
+        max_model_age_s: float | None,
+        specs: Mapping[str, ModelSpec] = SPECS,
+    ) -> None:
+        self.store = store
+        self.book = book
+        self.metrics = metrics
+        self.telemetry = telemetry
+        self.worker_version = worker_version
+        self.max_model_age_s = max_model_age_s
+        self.specs = specs
+        self.engine = RuleEngine()
+        self.worker_id = f"{socket.gethostname()}:{uuid.uuid4().hex[:6]}"
+        self._stale_alerted: set[tuple[str, int]] = set()
+        # Request ids: a random prefix per worker and a counter (unique, and ~10x cheaper
+        # than a uuid4 per request).
+        self._id_prefix = uuid.uuid4().hex[:16]
+        self._ids = itertools.count(1)
+        self._served: dict[tuple[str, int, str], Any] = {}
+        self._capped: dict[str, Any] = {}
+        self._degraded: dict[tuple[str, str], Any] = {}
+
+    def rules_for(self, model_name: str, served: Served | None) -> BusinessRules:
+        if served is not None:
+            return served.loaded.spec.rules
+        spec = self.specs.get(base_model(model_name))
+        return DEFAULT_RULES if spec is None else spec.rules
+
+    def predict(
+        self, endpoint: str, instances: list[Instance], request_id: str | None, started: float
+    ) -> dict[str, Any]:
+        """The response body of a predict request (telemetry offered as a side effect)."""
+        now = time.time()
+        base_id = request_id or f"{self._id_prefix}{next(self._ids):x}"
+        single = len(instances) == 1
+        experiment = self.book.covering(endpoint)
+        models: dict[str, Served | None] = {}
+        predictions: list[dict[str, Any]] = []
+        records: list[dict[str, Any]] = []
+        metrics = self.metrics
+        for index, instance in enumerate(instances):
+            arm_name: str | None = None
+            name = endpoint
+            if experiment is not None:
+                arm = experiment.assign(instance.user_id)
+                arm_name, name = arm.name, arm.model_name
+            if name in models:
+                served = models[name]
+            else:
+                served = models[name] = self.store.get(name)
+            rules = self.rules_for(name, served)
+            reason: str | None = None
+            version = 0
+            if served is None:
+                reason = "no_model"
+            else:
+                max_age = self.max_model_age_s or rules.max_model_age_s
+                if max_age is not None and now - served.created_s > max_age:
+                    reason = "stale_model"
+                    self._alert_stale(name, served, max_age, now)
+                else:
+                    version = served.loaded.version
+            decision: Decision
+            raw = 0.0
+            if reason is None:
+                assert served is not None
+                try:
+                    loaded = served.loaded
+                    raw = loaded.spec.predict(
+                        loaded.model, model_input(instance.features, instance.context)
+                    )
+                    if not math.isfinite(raw):
+                        raise ValueError(f"non-finite score {raw}")
+                except Exception:
+                    log.exception("model %s v%d failed", name, version)
+                    reason, version = "model_error", 0
+            if reason is None:
+                decision = self.engine.decide(name, rules, raw, now)
+                if decision.capped:
+                    capped = self._capped.get(name)
+                    if capped is None:
+                        capped = self._capped[name] = metrics.capped.labels(model=name)
+                    capped.inc()
+                    if decision.cap_reached:
+                        self._alert_cap(name, version, rules)
+            else:
+                decision = fallback(rules)
+                degraded = self._degraded.get((name, reason))
+                if degraded is None:
+                    degraded = metrics.degraded.labels(model=name, reason=reason)
+                    self._degraded[name, reason] = degraded
+                degraded.inc()
+            key = (name, version, arm_name or "")
+            counter = self._served.get(key)
+            if counter is None:
+                counter = metrics.predictions.labels(model=name, version=str(version), arm=key[2])
+                self._served[key] = counter
+            counter.inc()
+            rid = instance.request_id or (base_id if single else f"{base_id}-{index}")
+            predictions.append(
+                {
+                    "request_id": rid,
+                    "user_id": instance.user_id,
+                    "model_name": name,
+                    "model_version": version or None,
+                    "experiment": None if experiment is None else experiment.name,
+                    "arm": arm_name,
+                    "score": decision.score,
+                    "decision": decision.decision,
+                    "degraded": reason is not None,
+                    "degraded_reason": reason,
+                    "capped": decision.capped,
+                }
+            )
+        if self.telemetry is not None:
+            served_ms = int(now * 1000)
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            for instance, prediction in zip(instances, predictions, strict=True):
+                records.append(
+                    {
+                        "request_id": prediction["request_id"],
+                        "user_id": instance.user_id,
+                        "model_name": prediction["model_name"],
+                        "model_version": prediction["model_version"] or 0,
+                        "experiment": prediction["experiment"],
+                        "arm": prediction["arm"],
+                        "features": instance.features,
+                        "context": instance.context,
+                        "score": prediction["score"],
+                        "decision": prediction["decision"],
+                        "degraded": prediction["degraded"],
+                        "degraded_reason": prediction["degraded_reason"],
+                        "served_ts": served_ms,
+                        "worker_version": self.worker_version,
+                        "latency_ms": latency_ms,
+                    }
+                )
+            for record in records:
+                self.telemetry.offer("prediction", record["request_id"], record)
+        return {"request_id": base_id, "model_name": endpoint, "predictions": predictions}
+
+    def alert(
+        self,
+        kind: str,
+        key: str,
+        message: str,
+        *,
+        severity: str = "warning",
+        model_name: str | None = None,
+        model_version: int | None = None,
+        value: float | None = None,
+        threshold: float | None = None,
+    ) -> None:
+        self.metrics.alerts.labels(kind=kind).inc()
+        log.warning("alert %s: %s", kind, message)
+        if self.telemetry is None:
+            return
+        self.telemetry.offer(
+            "alert",
+            key,
+            {
+                "alert_key": key,
+                "kind": kind,
+                "severity": severity,
+                "message": message,
+                "model_name": model_name,
+                "model_version": model_version,
+                "value": value,
+                "threshold": threshold,
+                "labels": {"worker": self.worker_id, "worker_version": self.worker_version},
+                "source": SOURCE,
+                "raised_ts": int(time.time() * 1000),
+            },
+        )
+
+    def _alert_cap(self, name: str, version: int, rules: BusinessRules) -> None:
+        self.metrics.cap_reached.labels(model=name).inc()
+        cap = float(rules.positive_cap_per_window or 0)
+        self.alert(
+            "action_limit",
+            f"action_limit:{name}",
+            f"{name}: {cap:.0f} positive decisions in {rules.cap_window_s:g}s reached; "
+            f"answering {rules.fallback_decision or rules.negative_decision!r} until the "
+            "window ends",
+            model_name=name,
+            model_version=version or None,
+            value=float(self.engine.used(name)),
+            threshold=cap,
+        )
+
+    def _alert_stale(self, name: str, served: Served, max_age: float, now: float) -> None:
+        key = (name, served.loaded.version)
+        if key in self._stale_alerted:
+            return
+        self._stale_alerted.add(key)
+        self.alert(
+            "stale_model",
+            f"stale_model:{name}",
+            f"{name} v{served.loaded.version} is {now - served.created_s:.0f}s old, over the "
+            f"{max_age:g}s limit; serving the fallback",
+            model_name=name,
+            model_version=served.loaded.version,
+            value=now - served.created_s,
+            threshold=max_age,
+        )

@@ -1,0 +1,178 @@
+"""Parsing and validating predict requests, with errors that name the field.
+
+Body: ``{"instances": [instance, ...], "request_id"?: str}`` or one instance on its own,
+where an instance is ``{"user_id": str, "features": {name: null|bool|int|float|str},
+"context"?: {name: str}, "request_id"?: str}``. Unknown fields are refused, so a typo
+(``"feature"``) is an error and not a silently featureless prediction.
+
+Numbers must be finite doubles; integers within 64 bits stay integers (Avro longs), larger
+ones are read as doubles.
+
+Statuses: 400 for a body that is not JSON (or not UTF-8), 413 for too many instances (the
+body size limit is enforced by aiohttp before parsing), 422 for JSON that does not fit the
+request schema. :class:`InvalidRequest` carries the status and the field, e.g.
+``instances[3].features.price``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streamlearn.models.features import FeatureValue
+from streamlearn.serving.exceptions import InvalidRequest
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_ID_CHARS = 256
+_INSTANCE_FIELDS = frozenset({"user_id", "features", "context", "request_id"})
+_BATCH_FIELDS = frozenset({"instances", "request_id"})
+
+
+@dataclass(slots=True)
+class Instance:
+    user_id: str
+    features: dict[str, FeatureValue]
+    context: dict[str, str]
+    request_id: str | None
+
+
+def _reject_constant(value: str) -> Any:
+    raise ValueError(f"{value} is not valid JSON")
+
+
+def _check_text(value: Any) -> None:
+    """Refuse lone surrogates (``"\\ud800"``), which no UTF-8 consumer can take."""
+    if isinstance(value, str):
+        value.encode("utf-8")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item)
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON document in ``raw``; :class:`InvalidRequest` (400) if it is not one."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as fast_error:
+        # orjson refuses integers beyond 64 bits, which are valid JSON: the slow path reads
+        # them (validation then names the field) and still refuses NaN and bad UTF-8.
+        try:
+            document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            _check_text(document)
+        except (ValueError, UnicodeError):
+            raise InvalidRequest(400, "body", f"not valid JSON: {fast_error}") from None
+        return document
+
+
+def _identifier(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(422, field, f"must be a string, got {_kind(value)}")
+    if not 1 <= len(value) <= MAX_ID_CHARS:
+        raise InvalidRequest(422, field, f"must have 1 to {MAX_ID_CHARS} characters")
+    return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _features(value: Any, field: str) -> dict[str, FeatureValue]:
+    if not isinstance(value, dict):
+        raise InvalidRequest(422, field, f"must be an object, got {_kind(value)}")
+    widened: dict[str, float] | None = None
+    for name, item in value.items():
+        if item is None or isinstance(item, str | bool):
+            continue
+        if isinstance(item, int) and INT64_MIN <= item <= INT64_MAX:
+            continue
+        if isinstance(item, int | float):
+            # Integers beyond 64 bits are read as doubles (Avro longs cannot hold them).
+            try:
+                number = float(item)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise InvalidRequest(422, f"{field}.{name}", "number out of the double range")
+            if isinstance(item, int):
+                widened = widened or {}
+                widened[name] = number
+            continue
+        raise InvalidRequest(
+            422, f"{field}.{name}", f"must be null, boolean, number or string, got {_kind(item)}"
+        )
+    return value if widened is None else {**value, **widened}
+
+
+def _context(value: Any, field: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequest(422, field, f"must be an object, got {_kind(value)}")
+    for name, item in value.items():
+        if not isinstance(item, str):
+            raise InvalidRequest(422, f"{field}.{name}", f"must be a string, got {_kind(item)}")
+    return value
+
+
+def _instance(value: Any, where: str) -> Instance:
+    prefix = f"{where}." if where else ""
+    if not isinstance(value, dict):
+        raise InvalidRequest(422, where or "body", f"must be an object, got {_kind(value)}")
+    for name in value:
+        if name not in _INSTANCE_FIELDS:
+            raise InvalidRequest(422, prefix + name, "unknown field")
+    if "user_id" not in value:
+        raise InvalidRequest(422, prefix + "user_id", "required")
+    if "features" not in value:
+        raise InvalidRequest(422, prefix + "features", "required")
+    request_id = value.get("request_id")
+    return Instance(
+        user_id=_identifier(value["user_id"], prefix + "user_id"),
+        features=_features(value["features"], prefix + "features"),
+        context=_context(value.get("context"), prefix + "context"),
+        request_id=None if request_id is None else _identifier(request_id, prefix + "request_id"),
+    )
+
+
+def parse_predict(raw: bytes, max_instances: int) -> tuple[list[Instance], str | None]:
+    """The instances and the request id of a predict body (see module documentation)."""
+    document = parse_json(raw)
+    if not isinstance(document, dict):
+        raise InvalidRequest(422, "body", f"must be an object, got {_kind(document)}")
+    if "instances" not in document:
+        instance = _instance(document, "")
+        return [instance], instance.request_id
+    for name in document:
+        if name not in _BATCH_FIELDS:
+            raise InvalidRequest(422, name, "unknown field")
+    items = document["instances"]
+    if not isinstance(items, list):
+        raise InvalidRequest(422, "instances", f"must be an array, got {_kind(items)}")
+    if not items:
+        raise InvalidRequest(422, "instances", "must not be empty")
+    if len(items) > max_instances:
+        raise InvalidRequest(
+            413, "instances", f"{len(items)} instances, at most {max_instances} per request"
+        )
+    request_id = document.get("request_id")
+    if request_id is not None:
+        request_id = _identifier(request_id, "request_id")
+    return [_instance(item, f"instances[{i}]") for i, item in enumerate(items)], request_id

@@ -1,0 +1,623 @@
+"""Prediction workers against a real broker: freshness, replicas, rejected snapshots, a dead
+broker, readiness, and a schema-driven fuzz of the HTTP API against /openapi.json."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jsonschema
+import orjson
+import pytest
+from aiohttp import web
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from pydantic import SecretStr
+
+from streamlearn.kafka_local import embedded_kafka, free_port
+from streamlearn.models.configured import configured_spec
+from streamlearn.serde import AvroSerde, RegistryClient
+from streamlearn.serving import SERVING, create_serving_app
+from streamlearn.serving.experiment_topic import publish_experiment, read_experiments
+from streamlearn.serving.experiments import Arm, Experiment
+from streamlearn.settings import Settings
+from streamlearn.topology import apply_topology, desired_topics, load_topology
+from tests.conftest import REPO_ROOT
+from tests.serving_support import KEY, instances, snapshot
+
+
+@pytest.fixture
+def settings(system_settings: Settings) -> Settings:
+    return system_settings.model_copy(
+        update={
+            "model_signing_key": SecretStr(KEY),
+            "models": ["ctr"],
+            "serve_max_instances": 500,
+        }
+    )
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[RegistryClient]:
+    with RegistryClient(settings.schema_registry_url) as client:
+        yield client
+
+
+def publish(settings: Settings, registry: RegistryClient, record: dict[str, Any]) -> None:
+    topic = settings.topic_prefix + "model.state"
+    value = AvroSerde.for_topic(registry, topic, "ModelSnapshot").encode(record)
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "message.max.bytes": 16 * 1024 * 1024}
+    )
+    producer.produce(topic, key=record["model_name"].encode(), value=value)
+    assert producer.flush(30) == 0
+
+
+class Worker:
+    def __init__(self, app: web.Application, runner: web.AppRunner, url: str) -> None:
+        self.app, self.runner, self.url = app, runner, url
+        self.session = aiohttp.ClientSession()
+
+    @property
+    def serving(self) -> Any:
+        return self.app[SERVING]
+
+    async def predict(self, body: Any, model: str = "ctr") -> tuple[int, Any]:
+        async with self.session.post(f"{self.url}/v1/models/{model}:predict", json=body) as r:
+            return r.status, await r.json()
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        async with self.session.get(self.url + path) as response:
+            if response.content_type == "application/json":
+                return response.status, await response.json()
+            return response.status, await response.text()
+
+    async def wait(self, condition: Callable[[], bool], timeout_s: float = 30) -> float:
+        began = time.monotonic()
+        while not condition():
+            assert time.monotonic() - began < timeout_s, "condition not reached in time"
+            await asyncio.sleep(0.01)
+        return time.monotonic() - began
+
+    async def close(self) -> None:
+        await self.session.close()
+        await self.runner.cleanup()
+
+
+async def start_worker(settings: Settings, registry: RegistryClient | None = None) -> Worker:
+    app = create_serving_app(settings, registry)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return Worker(app, runner, f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+async def worker(settings: Settings, registry: RegistryClient) -> AsyncIterator[Worker]:
+    started = await start_worker(settings, registry)
+    yield started
+    await started.close()
+
+
+def _read(settings: Settings, topic: str, count: int, timeout_s: float = 20) -> list[Any]:
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex[:8]}"}
+    )
+    name = settings.topic_prefix + topic
+    partitions = consumer.list_topics(name, timeout=30).topics[name].partitions
+    consumer.assign([TopicPartition(name, p, 0) for p in partitions])
+    found: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(found) < count and time.monotonic() < deadline:
+            found += [m.value() for m in consumer.consume(500, timeout=0.5)]
+    finally:
+        consumer.close()
+    return found
+
+
+async def test_new_snapshot_is_served_within_a_second(
+    worker: Worker, settings: Settings, registry: RegistryClient
+) -> None:
+    await worker.wait(worker.serving.caught_up)
+    for version in (1, 2, 3):
+        record = snapshot(version)
+        began = time.monotonic()
+        await asyncio.to_thread(publish, settings, registry, record)
+        while True:
+            status, body = await worker.predict(instances(1)[0])
+            assert status == 200
+            if body["predictions"][0]["model_version"] == version:
+                break
+            assert time.monotonic() - began < 1.0, f"v{version} not served within 1 s"
+            await asyncio.sleep(0.005)
+        print(f"v{version} served {time.monotonic() - began:.3f}s after publishing")
+    # Telemetry: every prediction logged with model, version, arm and worker version.
+    values = await asyncio.to_thread(_read, settings, "telemetry.predictions", 1)
+    serde = AvroSerde.for_topic(
+        registry, settings.topic_prefix + "telemetry.predictions", "PredictionServed"
+    )
+    logged = [serde.decode(v) for v in values]
+    assert logged
+    first = logged[0]
+    assert first["model_name"] == "ctr"
+    assert first["worker_version"] == "0.1.0"
+    assert first["latency_ms"] > 0
+    assert set(first["features"]) == set(instances(1)[0]["features"])
+
+
+async def test_two_replicas_give_the_same_arm_for_10000_users(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    experiment = Experiment(
+        name="ctr-split",
+        salt="2026-11",
+        arms=(Arm("control", "ctr", 0.7), Arm("treatment", "ctr@treatment", 0.3)),
+    )
+    await asyncio.to_thread(publish, settings, registry, snapshot(4))
+    await asyncio.to_thread(publish, settings, registry, snapshot(2, model_name="ctr@treatment"))
+    await asyncio.to_thread(publish_experiment, settings, registry, experiment)
+    assert await asyncio.to_thread(read_experiments, settings, registry) == [
+        await asyncio.to_thread(lambda: read_experiments(settings, registry)[0])
+    ]
+    replicas = [await start_worker(settings, registry) for _ in range(2)]
+    try:
+        for replica in replicas:
+            await replica.wait(
+                lambda r=replica: (
+                    r.serving.book.covering("ctr") is not None  # type: ignore[misc]
+                    and r.serving.store.get("ctr@treatment") is not None
+                )
+            )
+        users = [f"user-{i}" for i in range(10_000)]
+        arms: list[list[tuple[str, int]]] = []
+        for replica in replicas:
+            seen: list[tuple[str, int]] = []
+            for start in range(0, len(users), 500):
+                batch = [{"user_id": u, "features": {"price": 3.5}} for u in users[start:][:500]]
+                status, body = await replica.predict({"instances": batch})
+                assert status == 200, body
+                seen += [(p["arm"], p["model_version"]) for p in body["predictions"]]
+            arms.append(seen)
+        assert arms[0] == arms[1]
+        assert [a for a, _ in arms[0]] == [experiment.assign(u).name for u in users]
+        assert {a: v for a, v in arms[0]} == {"control": 4, "treatment": 2}
+        share = sum(a == "treatment" for a, _ in arms[0]) / len(users)
+        assert 0.28 < share < 0.32
+        # The arm and the version that served are in the telemetry too.
+        values = await asyncio.to_thread(_read, settings, "telemetry.predictions", 1000)
+        serde = AvroSerde.for_topic(
+            registry, settings.topic_prefix + "telemetry.predictions", "PredictionServed"
+        )
+        logged = [serde.decode(v) for v in values]
+        assert len(logged) >= 1000
+        for record in logged:
+            arm = experiment.assign(record["user_id"])
+            assert (record["experiment"], record["arm"]) == ("ctr-split", arm.name)
+            assert (record["model_name"], record["model_version"]) == (
+                arm.model_name,
+                {"control": 4, "treatment": 2}[arm.name],
+            )
+    finally:
+        for replica in replicas:
+            await replica.close()
+
+
+async def test_rejected_snapshot_leaves_the_old_version_serving(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    await asyncio.to_thread(publish, settings, registry, snapshot(1))
+    worker = await start_worker(settings, registry)
+    try:
+        await worker.wait(lambda: worker.serving.store.version("ctr") == 1)
+        tampered = snapshot(2)
+        tampered["payload"] = tampered["payload"][:-1] + b"\x00"
+        wrong_key = snapshot(3, key="someone-else")
+        for record in (tampered, wrong_key):
+            await asyncio.to_thread(publish, settings, registry, record)
+        rejected = worker.serving.metrics.snapshots_rejected.labels(reason="bad_signature")
+        await worker.wait(lambda: rejected._value.get() == 2)
+        _, body = await worker.predict(instances(1)[0])
+        assert body["predictions"][0]["model_version"] == 1
+        assert not body["predictions"][0]["degraded"]
+        _status, metrics = await worker.get("/metrics")
+        assert 'streamlearn_serve_snapshots_rejected_total{reason="bad_signature"} 2.0' in metrics
+        values = await asyncio.to_thread(_read, settings, "monitoring.alerts", 2)
+        serde = AvroSerde.for_topic(registry, settings.topic_prefix + "monitoring.alerts", "Alert")
+        alerts = [serde.decode(v) for v in values]
+        assert [(a["kind"], a["model_version"]) for a in alerts] == [
+            ("snapshot_rejected", 2),
+            ("snapshot_rejected", 3),
+        ]
+        assert alerts[0]["severity"] == "critical"
+        await asyncio.to_thread(publish, settings, registry, snapshot(4))
+        await worker.wait(lambda: worker.serving.store.version("ctr") == 4, timeout_s=5)
+    finally:
+        await worker.close()
+
+
+async def test_snapshots_must_match_the_configured_spec(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    """A label-horizon override changes the spec text: the worker, configured like the
+    learner, refuses a snapshot of the shipped spec and loads one of the configured spec."""
+    configured = settings.model_copy(update={"label_horizon_s": 600.0})
+    worker = await start_worker(configured, registry)
+    try:
+        await asyncio.to_thread(publish, configured, registry, snapshot(1))
+        unknown = worker.serving.metrics.snapshots_rejected.labels(reason="unknown_spec")
+        await worker.wait(lambda: unknown._value.get() == 1)
+        spec = configured_spec("ctr", configured)
+        await asyncio.to_thread(publish, configured, registry, snapshot(2, spec=spec))
+        await worker.wait(lambda: worker.serving.store.version("ctr") == 2)
+    finally:
+        await worker.close()
+
+
+async def test_readiness_flips_only_when_every_model_is_loaded(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    both = settings.model_copy(update={"models": ["ctr", "ctr_tree"]})
+    worker = await start_worker(both, registry)
+    try:
+        status, body = await worker.get("/readyz")
+        assert (status, body["missing"]) == (503, ["ctr", "ctr_tree"])
+        await asyncio.to_thread(publish, both, registry, snapshot(1))
+        await worker.wait(lambda: worker.serving.store.get("ctr") is not None)
+        status, body = await worker.get("/readyz")
+        assert (status, body["missing"]) == (503, ["ctr_tree"])
+        await asyncio.to_thread(publish, both, registry, snapshot(1, spec_name="ctr_tree"))
+        await worker.wait(lambda: not worker.serving.store.missing())
+        status, body = await worker.get("/readyz")
+        assert (status, body["status"]) == (200, "ready")
+        assert (await worker.get("/healthz"))[0] == 200
+    finally:
+        await worker.close()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Any]:
+    """A broker of this test alone, which the test stops."""
+    broker = embedded_kafka(Settings(), port=free_port(), data_dir=tmp_path / "kafka")
+    status = broker.start(timeout_s=120)
+    assert status.bootstrap is not None
+    try:
+        yield broker, status.bootstrap
+    finally:
+        gc.collect()
+        broker.stop()
+
+
+async def test_dead_broker_keeps_the_last_model_and_counts_telemetry_drops(
+    own_broker: Any, settings: Settings, registry: RegistryClient
+) -> None:
+    broker, bootstrap = own_broker
+    isolated = settings.model_copy(
+        update={"kafka_bootstrap": bootstrap, "serve_telemetry_buffer": 50}
+    )
+    topology = load_topology(REPO_ROOT / "topology" / "topics.yaml")
+    apply_topology(
+        AdminClient({"bootstrap.servers": bootstrap}),
+        desired_topics(topology, isolated.topic_prefix),
+    )
+    await asyncio.to_thread(publish, isolated, registry, snapshot(7))
+    worker = await start_worker(isolated, registry)
+    try:
+        await worker.wait(lambda: worker.serving.store.version("ctr") == 7)
+        for _ in range(10):
+            assert (await worker.predict(instances(1)[0]))[0] == 200
+        sent = worker.serving.metrics.telemetry_sent
+        await worker.wait(lambda: sent._value.get() >= 10)
+        await asyncio.to_thread(broker.stop)
+        latencies = []
+        for request in instances(300):
+            began = time.perf_counter()
+            status, body = await worker.predict(request)
+            latencies.append(time.perf_counter() - began)
+            assert status == 200
+            assert body["predictions"][0]["model_version"] == 7
+            assert not body["predictions"][0]["degraded"]
+        latencies.sort()
+        print(f"broker down: p50 {latencies[150] * 1000:.2f} ms, p99 {latencies[296] * 1000:.2f}")
+        # Generous for a loaded CI machine; a blocking produce would take seconds.
+        assert latencies[296] < 0.25
+        status, metrics = await worker.get("/metrics")
+        dropped = [
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("streamlearn_serve_telemetry_dropped_total{")
+        ]
+        assert sum(dropped) >= 200, metrics
+        status, body = await worker.get("/readyz")
+        assert status == 200, "a loaded model stays loaded while Kafka is away"
+    finally:
+        began = time.monotonic()
+        await worker.close()
+        print(f"shutdown with the broker down took {time.monotonic() - began:.1f}s")
+
+
+# --- Schema-driven fuzzing against /openapi.json -------------------------------------------
+
+
+def _inline(schema: Any, components: dict[str, Any]) -> Any:
+    """``schema`` with every local ``$ref`` replaced by what it points to."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            return _inline(components[schema["$ref"].rsplit("/", 1)[1]], components)
+        return {k: _inline(v, components) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_inline(v, components) for v in schema]
+    return schema
+
+
+class ServeProcess:
+    """`streamlearn serve` as users run it: its own process, settings from the environment.
+
+    (Also what the fuzz test needs: hypothesis refuses strategies during which the global
+    ``random`` state changes, which Kafka clients on a thread of this process would do.)
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+            "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
+            "STREAMLEARN_MODEL_SIGNING_KEY": KEY,
+            "STREAMLEARN_MODELS": json.dumps(settings.models),
+            "STREAMLEARN_SERVE_MAX_INSTANCES": str(settings.serve_max_instances),
+            "STREAMLEARN_SERVE_MAX_BODY_BYTES": str(settings.serve_max_body_bytes),
+            "STREAMLEARN_LOG_LEVEL": "WARNING",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamlearn", "serve", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, str, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.getheader("Content-Type") or "", response.read()
+        finally:
+            connection.close()
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            assert self.process.poll() is None, self.process.communicate()
+            try:
+                if self.request("GET", "/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "worker not ready in time"
+            time.sleep(0.1)
+
+    def stop(self) -> tuple[int, float, str]:
+        """SIGTERM; returns exit code, seconds to exit and stderr."""
+        began = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, stderr = self.process.communicate()
+        return self.process.returncode, time.monotonic() - began, stderr
+
+
+@pytest.fixture
+def fuzz_target(settings: Settings) -> Iterator[tuple[ServeProcess, dict[str, Any]]]:
+    with RegistryClient(settings.schema_registry_url) as registry:
+        publish(settings, registry, snapshot(1))
+        publish(settings, registry, snapshot(1, model_name="ctr@b"))
+        publish_experiment(
+            settings,
+            registry,
+            Experiment(name="fuzz", salt="f", arms=(Arm("a", "ctr", 1), Arm("b", "ctr@b", 1))),
+        )
+    small = settings.model_copy(update={"serve_max_instances": 4, "serve_max_body_bytes": 8192})
+    target = ServeProcess(small)
+    try:
+        target.wait_ready()
+        document = orjson.loads(target.request("GET", "/openapi.json")[2])
+        yield target, document
+    finally:
+        code, seconds, stderr = target.stop()
+        assert code == 0, stderr
+        assert seconds < 15
+        print(f"`streamlearn serve` stopped on SIGTERM in {seconds:.1f}s")
+
+
+def _check(
+    document: dict[str, Any], path: str, method: str, response: tuple[int, str, bytes]
+) -> int:
+    status, content_type, body = response
+    assert status < 500, (status, body[:500])
+    declared = document["paths"][path][method]["responses"]
+    assert str(status) in declared, f"{method} {path}: undocumented status {status}: {body!r}"
+    media = declared[str(status)]["content"]
+    assert content_type.split(";")[0] in media, content_type
+    schema = media[content_type.split(";")[0]]["schema"]
+    if content_type.startswith("application/json"):
+        full = {**_inline(schema, document["components"]["schemas"])}
+        jsonschema.Draft202012Validator(full).validate(orjson.loads(body))
+    return status
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["user_id", "features", "instances", "x"]) | st.text(),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+IDENTIFIERS = st.text(min_size=1, max_size=20)
+FEATURES = st.dictionaries(
+    st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    max_size=6,
+)
+
+
+@st.composite
+def instance(draw: st.DrawFn) -> dict[str, Any]:
+    value: dict[str, Any] = {"user_id": draw(IDENTIFIERS), "features": draw(FEATURES)}
+    if draw(st.booleans()):
+        value["context"] = draw(st.dictionaries(st.text(max_size=8), st.text(max_size=8)))
+    if draw(st.booleans()):
+        value["request_id"] = draw(IDENTIFIERS)
+    return value
+
+
+@st.composite
+def predict_request(draw: st.DrawFn, max_instances: int) -> dict[str, Any]:
+    """Requests the document calls valid (checked against it in the test)."""
+    if draw(st.booleans()):
+        return draw(instance())
+    batch: dict[str, Any] = {
+        "instances": draw(st.lists(instance(), min_size=1, max_size=max_instances))
+    }
+    if draw(st.booleans()):
+        batch["request_id"] = draw(IDENTIFIERS)
+    return batch
+
+
+MODEL_NAMES = st.sampled_from(["ctr", "ctr@b", "nope"]) | st.text(min_size=1, max_size=12)
+
+
+def test_fuzzed_requests_get_documented_answers(
+    fuzz_target: tuple[ServeProcess, dict[str, Any]],
+) -> None:
+    target, document = fuzz_target
+    components = document["components"]["schemas"]
+    request_schema = jsonschema.Draft202012Validator(
+        _inline({"$ref": "#/x/PredictRequest"}, components)
+    )
+    limit = components["BatchRequest"]["properties"]["instances"]["maxItems"]
+    valid_requests = predict_request(limit + 1)
+    predict_path = "/v1/models/{name}:predict"
+    statuses: dict[int, int] = {}
+
+    def predict(name: str, body: bytes) -> None:
+        path = f"/v1/models/{urllib.parse.quote(name, safe='')}:predict"
+        status = _check(document, predict_path, "post", target.request("POST", path, body))
+        statuses[status] = statuses.get(status, 0) + 1
+
+    common = hypothesis_settings(
+        max_examples=150,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+
+    @common
+    @given(request=valid_requests)
+    def schema_valid(request: Any) -> None:
+        response = target.request("POST", "/v1/models/ctr:predict", json.dumps(request).encode())
+        status = _check(document, predict_path, "post", response)
+        statuses[status] = statuses.get(status, 0) + 1
+        # Valid per the document means served; one instance over the limit is 413.
+        if request_schema.is_valid(request):
+            assert status == 200, response
+        else:
+            assert len(request["instances"]) == limit + 1
+            assert status == 413, response
+
+    @common
+    @given(name=MODEL_NAMES, body=JSON_VALUES)
+    def any_json(name: str, body: Any) -> None:
+        predict(name, json.dumps(body).encode())
+
+    @common
+    @given(name=MODEL_NAMES, body=st.binary(max_size=300))
+    def any_bytes(name: str, body: bytes) -> None:
+        predict(name, body)
+
+    @common
+    @given(name=MODEL_NAMES)
+    def get_model(name: str) -> None:
+        path = f"/v1/models/{urllib.parse.quote(name, safe='')}"
+        _check(document, "/v1/models/{name}", "get", target.request("GET", path))
+
+    schema_valid()
+    any_json()
+    any_bytes()
+    get_model()
+    for path in ("/v1/models", "/healthz", "/readyz", "/metrics"):
+        _check(document, path, "get", target.request("GET", path))
+    print(f"fuzzed predict statuses: {dict(sorted(statuses.items()))}")
+    assert {200, 400, 404, 413, 422} <= set(statuses)
+
+
+def test_experiments_set_and_list_from_the_command_line(settings: Settings) -> None:
+    env = {
+        **os.environ,
+        "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+        "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "streamlearn", "experiments", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    done = cli("set", "split", "--arm", "control=ctr:0.7", "--arm", "treatment=ctr@t:0.3")
+    assert done.returncode == 0, done.stderr
+    done = cli("set", "split", "--arm", "control=ctr:0.5", "--arm", "treatment=ctr@t:0.5",
+               "--salt", "s2", "--description", "halves")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    listed = cli("list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [record] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert record["salt"] == "s2"
+    assert [a["weight"] for a in record["arms"]] == [0.5, 0.5]
+    assert record["description"] == "halves"
+    bad = cli("set", "x", "--arm", "control")
+    assert bad.returncode == 1
+    assert "NAME=MODEL" in bad.stderr
+    invalid = cli("set", "x", "--arm", "a=ctr:0")
+    assert invalid.returncode == 1
+    assert invalid.stderr.startswith("streamlearn: error: experiment x: weights sum to 0")

@@ -1,0 +1,248 @@
+"""The prediction API without a broker: models put into the store directly (``kafka=False``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.models import BusinessRules
+from streamlearn.serving import SERVING, create_serving_app
+from streamlearn.serving.experiments import Arm, Experiment
+from streamlearn.settings import Settings
+from tests.serving_support import instances, loaded
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        models=["ctr", "conversion_value"], serve_max_instances=8, serve_max_body_bytes=4096
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> web.Application:
+    return create_serving_app(settings, kafka=False)
+
+
+@pytest.fixture
+async def client(app: web.Application) -> AsyncIterator[TestClient[Any, Any]]:
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+async def _predict(client: TestClient[Any, Any], body: Any, model: str = "ctr") -> Any:
+    response = await client.post(f"/v1/models/{model}:predict", json=body)
+    return response.status, await response.json()
+
+
+async def test_no_model_yet_is_a_degraded_fallback(client: TestClient[Any, Any]) -> None:
+    status, body = await _predict(client, instances(1)[0])
+    assert status == 200
+    [prediction] = body["predictions"]
+    assert prediction["degraded"] is True
+    assert prediction["degraded_reason"] == "no_model"
+    assert prediction["model_version"] is None
+    assert prediction["score"] == 0.02
+    assert prediction["decision"] == "skip"
+    response = await client.get("/readyz")
+    assert response.status == 503
+    assert (await response.json())["missing"] == ["ctr", "conversion_value"]
+
+
+async def test_loaded_models_serve_and_ready_flips(
+    client: TestClient[Any, Any], app: web.Application
+) -> None:
+    store = app[SERVING].store
+    store.put(loaded(3))
+    assert (await client.get("/readyz")).status == 503
+    store.put(loaded(1, spec_name="conversion_value"))
+    assert (await client.get("/readyz")).status == 200
+    batch = instances(5)
+    status, body = await _predict(client, {"instances": batch, "request_id": "r"})
+    assert status == 200
+    assert [p["request_id"] for p in body["predictions"]] == [f"r-{i}" for i in range(5)]
+    assert {p["model_version"] for p in body["predictions"]} == {3}
+    assert not any(p["degraded"] for p in body["predictions"])
+    assert all(0 <= p["score"] <= 1 for p in body["predictions"])
+    single = {**batch[0], "request_id": "only"}
+    status, body = await _predict(client, single)
+    assert body["predictions"][0]["request_id"] == "only"
+    info = await (await client.get("/v1/models/ctr")).json()
+    assert info["version"] == 3
+    assert info["metrics"] == {"auc": 0.7}
+    listed = await (await client.get("/v1/models")).json()
+    assert [m["name"] for m in listed["models"]] == ["conversion_value", "ctr"]
+    metrics = await (await client.get("/metrics")).text()
+    assert 'streamlearn_serve_predictions_total{arm="",model="ctr",version="3"} 6.0' in metrics
+    assert "streamlearn_serve_model_age_seconds" in metrics
+
+
+async def test_stale_model_is_degraded(client: TestClient[Any, Any], app: web.Application) -> None:
+    old = datetime.now(UTC) - timedelta(hours=2)  # ctr's limit is one hour
+    app[SERVING].store.put(loaded(4, created=old))
+    _status, body = await _predict(client, instances(1)[0])
+    assert body["predictions"][0]["degraded_reason"] == "stale_model"
+    metrics = await (await client.get("/metrics")).text()
+    assert 'streamlearn_serve_degraded_predictions_total{model="ctr",reason="stale_model"}' in (
+        metrics
+    )
+    assert 'streamlearn_serve_alerts_total{kind="stale_model"} 1.0' in metrics
+
+
+async def test_model_error_is_degraded(client: TestClient[Any, Any], app: web.Application) -> None:
+    model = loaded(2)
+
+    class Broken:
+        def predict_proba_one(self, x: Any) -> Any:
+            raise RuntimeError("boom")
+
+    object.__setattr__(model, "model", Broken())
+    app[SERVING].store.put(model)
+    status, body = await _predict(client, instances(1)[0])
+    assert status == 200
+    assert body["predictions"][0]["degraded_reason"] == "model_error"
+
+
+async def test_experiment_routes_users_to_arm_models(
+    client: TestClient[Any, Any], app: web.Application
+) -> None:
+    serving = app[SERVING]
+    serving.store.put(loaded(5))
+    serving.store.put(loaded(9, model_name="ctr@treatment"))
+    serving.book.put(
+        Experiment(
+            name="e1",
+            salt="x",
+            arms=(Arm("control", "ctr", 1.0), Arm("treatment", "ctr@treatment", 1.0)),
+        )
+    )
+    _, body = await _predict(client, {"instances": instances(8)})
+    arms = {p["arm"]: p["model_version"] for p in body["predictions"]}
+    assert arms == {"control": 5, "treatment": 9}
+    assert {p["experiment"] for p in body["predictions"]} == {"e1"}
+    again = await _predict(client, {"instances": instances(8)})
+    assert [p["arm"] for p in again[1]["predictions"]] == [p["arm"] for p in body["predictions"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"features": {}}, 422, "user_id"),
+        ({"user_id": "u"}, 422, "features"),
+        ({"user_id": 3, "features": {}}, 422, "user_id"),
+        ({"user_id": "", "features": {}}, 422, "user_id"),
+        ({"user_id": "u", "features": []}, 422, "features"),
+        ({"user_id": "u", "features": {"a": [1]}}, 422, "features.a"),
+        ({"user_id": "u", "features": {"a": 10**400}}, 422, "features.a"),
+        ({"user_id": "u", "features": {}, "context": {"p": 1}}, 422, "context.p"),
+        ({"user_id": "u", "features": {}, "feature": {}}, 422, "feature"),
+        ({"instances": []}, 422, "instances"),
+        ({"instances": {}}, 422, "instances"),
+        ({"instances": [{"user_id": "u", "features": {}}, 3]}, 422, "instances[1]"),
+        ({"instances": [{"user_id": "u", "features": {"x": {}}}]}, 422, "instances[0].features.x"),
+        ({"instances": [{"user_id": "u", "features": {}}] * 9}, 413, "instances"),
+        ({"instances": [], "x": 1}, 422, "x"),
+        ([1], 422, "body"),
+    ],
+)
+async def test_client_mistakes_name_the_field(
+    client: TestClient[Any, Any], body: Any, status: int, field: str
+) -> None:
+    got, error = await _predict(client, body)
+    assert (got, error["field"]) == (status, field), error
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"{", b"\xff\xfe", b'{"user_id": NaN}', b'{"user_id": "\\ud800", "features": {}}'],
+)
+async def test_malformed_json_is_400(client: TestClient[Any, Any], raw: bytes) -> None:
+    response = await client.post("/v1/models/ctr:predict", data=raw)
+    assert response.status == 400
+    assert (await response.json())["field"] == "body"
+
+
+async def test_body_over_the_limit_is_413(client: TestClient[Any, Any]) -> None:
+    response = await client.post("/v1/models/ctr:predict", data=b" " * 5000)
+    assert response.status == 413
+    assert (await response.json()) == {"error": "request body over 4096 bytes", "field": "body"}
+
+
+async def test_unknown_model_and_route(client: TestClient[Any, Any]) -> None:
+    status, body = await _predict(client, instances(1)[0], model="nope")
+    assert (status, body["field"]) == (404, "name")
+    assert (await client.get("/v1/models/nope")).status == 404
+    response = await client.get("/nowhere")
+    assert response.status == 404
+    assert (await response.json())["field"] is None
+    assert (await client.delete("/v1/models")).status == 405
+
+
+async def test_batch_is_fast_enough_in_process(
+    client: TestClient[Any, Any], app: web.Application
+) -> None:
+    app[SERVING].store.put(loaded(1))
+    batch = {"instances": instances(8)}
+    began = time.perf_counter()
+    for _ in range(50):
+        await _predict(client, batch)
+    assert time.perf_counter() - began < 5
+
+
+async def test_huge_float_literal_is_422(client: TestClient[Any, Any]) -> None:
+    raw = b'{"user_id": "u", "features": {"a": 1e400}}'
+    response = await client.post("/v1/models/ctr:predict", data=raw)
+    assert (response.status, (await response.json())["field"]) == (422, "features.a")
+
+
+async def test_integers_beyond_64_bits_are_read_as_doubles(
+    client: TestClient[Any, Any], app: web.Application
+) -> None:
+    app[SERVING].store.put(loaded(1))
+    for big in (2**63, 2**64, 2**70):
+        status, body = await _predict(client, {"user_id": "u", "features": {"price": big}})
+        assert status == 200, body
+
+
+async def test_a_bug_is_a_logged_json_500(
+    client: TestClient[Any, Any], app: web.Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(app[SERVING].predictor, "predict", broken)
+    response = await client.post("/v1/models/ctr:predict", json=instances(1)[0])
+    assert response.status == 500
+    assert await response.json() == {"error": "internal error", "field": None}
+
+
+def test_a_worker_needs_a_signing_key() -> None:
+    with pytest.raises(ConfigurationError, match="MODEL_SIGNING_KEY"):
+        create_serving_app(Settings(model_signing_key=None))
+    with pytest.raises(ConfigurationError, match="MODEL_SIGNING_KEY"):
+        create_serving_app(Settings(model_signing_key=SecretStr("")))
+
+
+async def test_cap_reached_switches_to_the_fallback_decision_and_alerts(
+    client: TestClient[Any, Any], app: web.Application
+) -> None:
+    model = loaded(1)
+    rules = BusinessRules(threshold=0.0, positive_cap_per_window=2, fallback_decision="hold")
+    object.__setattr__(model, "spec", replace(model.spec, rules=rules))
+    app[SERVING].store.put(model)
+    _, body = await _predict(client, {"instances": instances(5)})
+    assert [p["decision"] for p in body["predictions"]] == ["show"] * 2 + ["hold"] * 3
+    assert [p["capped"] for p in body["predictions"]] == [False] * 2 + [True] * 3
+    metrics = await (await client.get("/metrics")).text()
+    assert 'streamlearn_serve_cap_reached_total{model="ctr"} 1.0' in metrics
+    assert 'streamlearn_serve_capped_decisions_total{model="ctr"} 3.0' in metrics
+    assert 'streamlearn_serve_alerts_total{kind="action_limit"} 1.0' in metrics

@@ -1,0 +1,129 @@
+"""Experiment routing: deterministic, weighted, salted assignment and which models it covers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+
+from streamlearn.serde import AvroSerde, InMemoryRegistry
+from streamlearn.serving.exceptions import InvalidExperiment
+from streamlearn.serving.experiments import Arm, Experiment, ExperimentBook, bucket
+
+
+def _experiment(weights: tuple[float, ...] = (0.5, 0.5), salt: str = "s1") -> Experiment:
+    arms = tuple(
+        Arm(name, model, weight)
+        for (name, model), weight in zip(
+            [("control", "ctr"), ("tree", "ctr_tree"), ("own", "ctr@own")], weights, strict=False
+        )
+    )
+    return Experiment(name="ctr-vs-tree", salt=salt, arms=arms)
+
+
+def test_bucket_is_a_fixed_function_of_salt_and_user() -> None:
+    # Golden values: a change here reshuffles every running experiment.
+    assert bucket("s1", "user-1") == pytest.approx(bucket("s1", "user-1"))
+    assert 0.0 <= bucket("s1", "user-1") < 1.0
+    assert bucket("s1", "user-1") != bucket("s2", "user-1")
+    assert (
+        bucket("", "")
+        == int.from_bytes(__import__("hashlib").blake2b(b"\x00", digest_size=8).digest(), "big")
+        / 2**64
+    )
+
+
+def test_same_arm_in_another_process() -> None:
+    users = [f"user-{i}" for i in range(2000)]
+    experiment = _experiment((1.0, 2.0, 1.0))
+    here = [experiment.assign(u).name for u in users]
+    code = (
+        "from streamlearn.serving.experiments import Arm, Experiment\n"
+        "e = Experiment(name='x', salt='s1', arms=(Arm('control','ctr',1.0),"
+        "Arm('tree','ctr_tree',2.0),Arm('own','ctr@own',1.0)))\n"
+        "print(','.join(e.assign(f'user-{i}').name for i in range(2000)))\n"
+    )
+    # A fresh interpreter has another PYTHONHASHSEED: assignment must not depend on it.
+    there = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "12345", "PATH": ""},
+    ).stdout.strip()
+    assert there.split(",") == here
+
+
+@pytest.mark.parametrize("weights", [(0.5, 0.5), (0.9, 0.1), (1.0, 2.0, 1.0), (3.0, 0.0, 1.0)])
+def test_shares_follow_the_weights(weights: tuple[float, ...]) -> None:
+    experiment = _experiment(weights)
+    n = 40_000
+    counts = Counter(experiment.assign(f"u{i}").name for i in range(n))
+    total = sum(weights)
+    for arm in experiment.arms:
+        expected = arm.weight / total
+        assert abs(counts[arm.name] / n - expected) < 0.01, (arm, counts)
+        if arm.weight == 0:
+            assert counts[arm.name] == 0
+
+
+def test_salt_reshuffles_and_weight_change_moves_few() -> None:
+    users = [f"u{i}" for i in range(10_000)]
+    a = _experiment((0.5, 0.5), salt="a")
+    b = _experiment((0.5, 0.5), salt="b")
+    moved_by_salt = sum(a.assign(u).name != b.assign(u).name for u in users)
+    assert 0.4 < moved_by_salt / len(users) < 0.6
+    wider = _experiment((0.6, 0.4), salt="a")
+    moved_by_weight = sum(a.assign(u).name != wider.assign(u).name for u in users)
+    assert 0.05 < moved_by_weight / len(users) < 0.15, "only users near the boundary move"
+
+
+@pytest.mark.parametrize(
+    "arms",
+    [
+        (),
+        (Arm("a", "ctr", 1.0), Arm("a", "ctr", 1.0)),
+        (Arm("a", "ctr", -1.0),),
+        (Arm("a", "ctr", 0.0),),
+        (Arm("a", "ctr", float("nan")),),
+        (Arm("a", "", 1.0),),
+    ],
+)
+def test_invalid_experiments_are_refused(arms: tuple[Arm, ...]) -> None:
+    with pytest.raises(InvalidExperiment):
+        Experiment(name="x", salt="s", arms=arms)
+
+
+def test_record_round_trip_through_avro() -> None:
+    serde = AvroSerde.for_topic(InMemoryRegistry(), "experiments", "Experiment")
+    experiment = Experiment(
+        name="e",
+        salt="s",
+        arms=(Arm("control", "ctr", 1.0), Arm("t", "ctr@t", 1.0)),
+        description="d",
+        updated_ts=datetime(2026, 11, 30, tzinfo=UTC),
+    )
+    back = Experiment.from_record(serde.decode(serde.encode(experiment.to_record())))
+    assert back == experiment
+    with pytest.raises(InvalidExperiment):
+        Experiment.from_record({"name": "e"})
+
+
+def test_book_covers_arm_models_and_their_base_spec() -> None:
+    book = ExperimentBook()
+    book.put(_experiment((1.0, 1.0, 1.0)))
+    covering = book.covering("ctr")
+    assert covering is not None
+    assert covering is book.covering("ctr_tree")
+    assert book.covering("conversion_value") is None
+    other = Experiment(name="a-first", salt="s", arms=(Arm("x", "ctr", 1.0),))
+    book.put(other)
+    assert book.covering("ctr") is other, "the experiment whose name sorts first routes"
+    book.put(Experiment(name="a-first", salt="s", arms=(Arm("x", "ctr", 1.0),), enabled=False))
+    assert book.covering("ctr") is not None
+    assert book.covering("ctr").name == "ctr-vs-tree"  # type: ignore[union-attr]
+    book.remove("ctr-vs-tree")
+    assert book.covering("ctr") is None

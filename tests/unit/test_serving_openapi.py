@@ -1,0 +1,82 @@
+"""The OpenAPI document: valid OpenAPI 3.1, and it documents exactly the routes served."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from openapi_spec_validator import validate
+
+from streamlearn.serving import create_serving_app
+from streamlearn.serving.openapi import openapi_document
+from streamlearn.settings import Settings
+
+
+@pytest.fixture
+def document() -> dict[str, Any]:
+    return openapi_document(Settings(serve_max_instances=17))
+
+
+def test_document_is_valid_openapi(document: dict[str, Any]) -> None:
+    validate(document)
+    batch = document["components"]["schemas"]["BatchRequest"]
+    assert batch["properties"]["instances"]["maxItems"] == 17
+
+
+def test_every_route_is_documented_and_nothing_else() -> None:
+    app = create_serving_app(Settings(), kafka=False)
+    served = {
+        (resource.canonical, route.method.lower())
+        for resource in app.router.resources()
+        for route in resource
+        if route.method != "HEAD"
+    }
+    documented = {
+        (path, method)
+        for path, operations in openapi_document(Settings())["paths"].items()
+        for method in operations
+    }
+    assert served - {("/openapi.json", "get")} == documented
+
+
+def _validator(document: dict[str, Any], name: str) -> jsonschema.Draft202012Validator:
+    schema = {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize(
+    ("name", "instance", "valid"),
+    [
+        ("PredictRequest", {"user_id": "u", "features": {"a": 1, "b": None}}, True),
+        ("PredictRequest", {"instances": [{"user_id": "u", "features": {}}]}, True),
+        ("PredictRequest", {"instances": []}, False),
+        ("PredictRequest", {"user_id": "u"}, False),
+        ("PredictRequest", {"user_id": "u", "features": {"a": [1]}}, False),
+        ("Error", {"error": "x", "field": None}, True),
+        ("Error", {"error": "x"}, False),
+    ],
+)
+def test_schemas_say_what_the_validation_does(
+    document: dict[str, Any], name: str, instance: Any, valid: bool
+) -> None:
+    assert _validator(document, name).is_valid(instance) is valid
+
+
+async def test_served_document_is_the_built_one() -> None:
+    settings = Settings(serve_max_instances=5)
+    async with TestClient(TestServer(create_serving_app(settings, kafka=False))) as client:
+        response = await client.get("/openapi.json")
+        assert response.status == 200
+        assert await response.json() == openapi_document(settings)
+        for path, name, status in [
+            ("/healthz", "Status", 200),
+            ("/readyz", "Status", 503),
+            ("/v1/models", "ModelList", 200),
+            ("/v1/models/ctr", "ModelInfo", 200),
+            ("/v1/models/x", "Error", 404),
+        ]:
+            response = await client.get(path)
+            assert response.status == status
+            _validator(openapi_document(settings), name).validate(await response.json())
