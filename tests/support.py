@@ -123,7 +123,7 @@ def end_offsets(
 ) -> dict[int, int]:
     """High watermarks per partition, retrying while a new topic's leaders settle (a partition
     can be in the metadata a moment before its leader serves offset requests)."""
-    from confluent_kafka import KafkaException, TopicPartition
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
     deadline = time.monotonic() + timeout_s
     ends: dict[int, int] = {}
@@ -135,7 +135,14 @@ def end_offsets(
                 )[1]
                 break
             except KafkaException as exc:
-                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                error = exc.args[0]
+                # Not leader: the partition's leadership is still settling (librdkafka does
+                # not mark it retriable for a watermark query).
+                settling = error.retriable() or error.code() in (
+                    KafkaError.NOT_LEADER_FOR_PARTITION,
+                    KafkaError.LEADER_NOT_AVAILABLE,
+                )
+                if not settling or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
     return ends

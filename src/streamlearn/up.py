@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import sys
 import time
@@ -22,8 +23,9 @@ import aiohttp
 import faust
 from aiohttp import web
 from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
 
-from streamlearn.agents.app import create_faust_app
+from streamlearn.agents.app import AGENT_NAMES, create_faust_app
 from streamlearn.collector.app import create_collector_app
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import confluent_config
@@ -79,6 +81,21 @@ async def _start_registry(settings: Settings, port: int) -> asyncio.subprocess.P
     raise StreamlearnError(f"the schema registry did not answer on {url}")
 
 
+LOCAL_SIGNING_KEY_FILE = "model-signing.key"
+
+
+def local_signing_key(path: Path) -> SecretStr:
+    """The embedded default's snapshot signing key: made once per data directory (owner
+    read/write only) and reused, so a restarted system still verifies its own snapshots.
+    Deployments set STREAMLEARN_MODEL_SIGNING_KEY from their secret store instead."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as key_file:
+            key_file.write(secrets.token_hex(32))
+    return SecretStr(path.read_text().strip())
+
+
 async def run_up(
     settings: Settings,
     options: UpOptions,
@@ -127,9 +144,20 @@ async def run_up(
         )
         say(f"schemas: {len(registered)} registered")
 
-        agents = (await asyncio.to_thread(create_faust_app, settings))[0]
+        if settings.model_signing_key is None:
+            key_file = settings.data_dir / LOCAL_SIGNING_KEY_FILE
+            settings = settings.model_copy(
+                update={"model_signing_key": local_signing_key(key_file)}
+            )
+            say(f"model snapshots signed with this machine's key in {key_file} "
+                "(STREAMLEARN_MODEL_SIGNING_KEY sets your own)")  # fmt: skip
+        # Built on this loop's thread, not in a worker thread: registering a batch agent
+        # creates Faust's conductor, which binds the thread's event loop (built in a
+        # thread, the app never finished starting). It blocks the loop for the topic
+        # and registry lookups, about a second, before anything else runs on it.
+        agents = create_faust_app(settings)[0]
         await agents.start()
-        say("agents: preprocess, sessionise")
+        say(f"agents: {', '.join(AGENT_NAMES)}")
         await _serve(runners, create_collector_app(settings), options.collector_port)
         say(f"collector at http://127.0.0.1:{options.collector_port}/v1/events")
 

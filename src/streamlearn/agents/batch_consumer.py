@@ -323,18 +323,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self.stop_flow()
             await self._wait_for_batches()
             await self._no_commit_running()
-            committed = await self.commit()
-            self.log.info(
-                "Partitions revoked: committed before hand-over: %s (now %s)",
-                committed,
-                {
-                    f"{tp.topic}:{tp.partition}": o
-                    for tp, o in self._committed_offset.items()
-                    if tp in revoked
-                },
-            )
-        else:
-            self.log.info("Partitions revoked with no assignment: nothing to commit")
+            await self.commit()
         await super().on_partitions_revoked(revoked)
 
 
