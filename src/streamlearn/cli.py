@@ -424,6 +424,58 @@ def up(
     asyncio.run(run_up(settings, options, typer.echo, on_fetch=_progress))
 
 
+@app.command("simulate")
+def simulate(
+    rate: Annotated[float, typer.Option(help="Page views per second, bots included")] = 50.0,
+    users: Annotated[int, typer.Option(help="Simulated people (bots come on top)")] = 1000,
+    bot_share: Annotated[float, typer.Option(help="Share of page views made by bots")] = 0.05,
+    duplicate_share: Annotated[float, typer.Option(help="Share of events sent twice")] = 0.02,
+    late_share: Annotated[float, typer.Option(help="Share of events sent late")] = 0.03,
+    malformed_share: Annotated[float, typer.Option(help="Share of invalid events")] = 0.01,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds [default: on Ctrl-C]")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated world")] = 0,
+    collector_url: Annotated[
+        str, typer.Option(help="Collector base URL")
+    ] = "http://127.0.0.1:8001",
+    predict_url: Annotated[
+        str, typer.Option(help="Prediction worker base URL")
+    ] = "http://127.0.0.1:8000",
+    model: Annotated[str, typer.Option(help="Model to ask for recommendation slots")] = "ctr",
+    drift_at: Annotated[
+        float | None, typer.Option(help="Change the true click model after S seconds")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Send seeded traffic with a known click model through the collector and a worker."""
+    import asyncio
+
+    from streamlearn.simulate import LoopOptions, TrafficConfig, run_simulation
+
+    _settings()
+    try:
+        config = TrafficConfig(
+            rate=rate, users=users, bot_share=bot_share, duplicate_share=duplicate_share,
+            late_share=late_share, malformed_share=malformed_share, drift_at_s=drift_at, seed=seed,
+        )  # fmt: skip
+    except ValueError as exc:
+        _fail(str(exc))
+    options = LoopOptions(
+        collector_url=collector_url, predict_url=predict_url, model=model, duration_s=duration
+    )
+
+    async def main() -> str:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        summary = await run_simulation(config, options, stop)
+        return summary.to_json() if as_json else summary.describe()
+
+    typer.echo(asyncio.run(main()))
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,92 @@
+"""The simulator's counters, printed at the end (``--json`` for scripts)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from streamlearn.models.synthetic import exact_auc
+
+
+@dataclass
+class Summary:
+    """What the simulator generated, sent, and what the services answered.
+
+    ``events_per_s`` is events the collector accepted per second of the run (duplicates
+    included; feedback not). ``sent`` counts items posted (not those ``dropped`` before).
+
+    ``generated`` counts hits by kind (``page_view``, ``duplicate``, ``malformed``) and
+    ``actors`` page views by who made them (``human``, ``crawler``, ``burst_bot``); ``late``
+    counts events whose ``client_ts`` lies 20 s to 15 min in the past. ``accepted`` is what the
+    collector confirmed (202), by record kind: ``event`` (``telemetry.events``) and feedback
+    kinds (``telemetry.feedback``). ``refused`` counts answers by HTTP status;
+    ``malformed_refused`` the malformed items answered 400 (should equal ``generated
+    ["malformed"]``). ``truth_auc_ceiling`` is the AUC of the true probabilities over the
+    impressions sent: no model can rank those clicks better.
+    """
+
+    seed: int = 0
+    rate_target: float = 0.0
+    elapsed_s: float = 0.0
+    generated: dict[str, int] = field(default_factory=dict)
+    actors: dict[str, int] = field(default_factory=dict)
+    late: int = 0
+    sent: dict[str, int] = field(default_factory=dict)
+    accepted: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+    malformed_refused: int = 0
+    dropped: int = 0
+    collector_errors: int = 0
+    predict_requests: int = 0
+    predictions: int = 0
+    degraded: dict[str, int] = field(default_factory=dict)
+    predict_errors: int = 0
+    slots_skipped: int = 0
+    served_not_seen: int = 0
+    impressions: int = 0
+    clicks: int = 0
+    conversions: int = 0
+    feedback_pending_at_stop: int = 0
+    drift_at_s: float | None = None
+    truth_auc_ceiling: float | None = None
+    truth_auc_ceiling_after_drift: float | None = None
+    _truth: list[tuple[float, bool, bool]] = field(default_factory=list, repr=False)
+
+    def count(self, counter: dict[str, int], key: str, n: int = 1) -> None:
+        counter[key] = counter.get(key, 0) + n
+
+    def record_impression(self, p_click: float, clicked: bool, drifted: bool) -> None:
+        self.impressions += 1
+        self._truth.append((p_click, clicked, drifted))
+
+    @property
+    def events_per_s(self) -> float:
+        accepted = self.accepted.get("event", 0)
+        return accepted / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def finish(self) -> Summary:
+        """Compute the AUC ceilings from the impressions recorded."""
+        self.truth_auc_ceiling = _auc([t for t in self._truth if not t[2]])
+        if self.drift_at_s is not None:
+            self.truth_auc_ceiling_after_drift = _auc([t for t in self._truth if t[2]])
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["_truth"]
+        data["events_per_s"] = round(self.events_per_s, 1)
+        data["elapsed_s"] = round(self.elapsed_s, 2)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def describe(self) -> str:
+        return "\n".join(f"{key}: {value}" for key, value in sorted(self.to_dict().items()))
+
+
+def _auc(rows: list[tuple[float, bool, bool]]) -> float | None:
+    auc = exact_auc([r[1] for r in rows], [r[0] for r in rows]) if rows else math.nan
+    return None if math.isnan(auc) else round(auc, 4)

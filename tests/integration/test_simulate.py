@@ -1,0 +1,126 @@
+"""The simulator against a real collector and a real prediction worker on the test broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from aiohttp import web
+from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
+
+from streamlearn.collector.app import create_collector_app
+from streamlearn.kafka_local import free_port
+from streamlearn.serde import AvroSerde, RegistryClient
+from streamlearn.serving import create_serving_app
+from streamlearn.settings import Settings
+from streamlearn.simulate import LoopOptions, TrafficConfig, run_simulation
+
+
+@pytest.fixture
+def settings(system_settings: Settings) -> Settings:
+    return system_settings.model_copy(
+        update={
+            "model_signing_key": SecretStr("simulate-test-key"),
+            "models": ["ctr"],
+            "collector_trust_forwarded_for": True,
+        }
+    )
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[RegistryClient]:
+    with RegistryClient(settings.schema_registry_url) as client:
+        yield client
+
+
+async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+def _read_all(settings: Settings, topic: str, expected: int, timeout_s: float = 30) -> list[bytes]:
+    """Every value of the topic: until ``expected`` arrived, then one more quiet second."""
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex[:8]}"}
+    )
+    name = settings.topic_prefix + topic
+    partitions = consumer.list_topics(name, timeout=30).topics[name].partitions
+    consumer.assign([TopicPartition(name, p, 0) for p in partitions])
+    found: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(found) < expected and time.monotonic() < deadline:
+            found += [m.value() for m in consumer.consume(500, timeout=0.5)]
+        found += [m.value() for m in consumer.consume(500, timeout=1.0)]
+    finally:
+        consumer.close()
+    return found
+
+
+async def test_simulated_traffic_reaches_kafka_and_the_summary_matches(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    collector, collector_url = await _serve(create_collector_app(settings, registry))
+    worker, worker_url = await _serve(create_serving_app(settings, registry))
+    config = TrafficConfig(
+        rate=80, users=300, bot_share=0.1, malformed_share=0.05, duplicate_share=0.05, seed=7
+    )
+    options = LoopOptions(collector_url=collector_url, predict_url=worker_url, duration_s=5)
+    try:
+        summary = await run_simulation(config, options)
+    finally:
+        await worker.cleanup()
+        await collector.cleanup()
+
+    assert summary.collector_errors == summary.predict_errors == summary.dropped == 0
+    assert summary.generated["page_view"] > 250
+    assert summary.generated["malformed"] > 0
+    assert summary.malformed_refused == summary.generated["malformed"]
+    assert summary.refused == {"400": summary.generated["malformed"]}
+    assert summary.actors["crawler"] > 0
+    assert summary.actors["burst_bot"] > 0
+    # No model is loaded: every answer is the fallback, and the loop still closes.
+    assert summary.predictions > 0
+    assert summary.degraded == {"no_model": summary.predictions}
+    assert summary.impressions + summary.served_not_seen == summary.predictions
+    assert summary.impressions > 0
+    assert summary.clicks > 0
+    assert summary.truth_auc_ceiling is not None
+    assert summary.truth_auc_ceiling > 0.6
+
+    events_sent = summary.generated["page_view"] + summary.generated["duplicate"]
+    assert summary.sent["event"] == events_sent + summary.generated["malformed"]
+    assert summary.accepted["event"] == events_sent
+    feedback_accepted = sum(n for kind, n in summary.accepted.items() if kind != "event")
+    assert summary.accepted["impression"] <= summary.impressions
+
+    events = await asyncio.to_thread(_read_all, settings, "telemetry.events", events_sent)
+    feedback = await asyncio.to_thread(_read_all, settings, "telemetry.feedback", feedback_accepted)
+    assert len(events) == events_sent
+    assert len(feedback) == feedback_accepted
+
+    event_serde = AvroSerde.for_topic(
+        registry, settings.topic_prefix + "telemetry.events", "TelemetryEvent"
+    )
+    decoded = [event_serde.decode(value) for value in events]
+    ids = [str(e["event_id"]) for e in decoded]
+    assert len(ids) - len(set(ids)) == summary.generated["duplicate"]
+    crawlers = [e for e in decoded if e["user_id"].startswith("crawler-")]
+    assert crawlers
+    assert all("bot" in e["user_agent"].lower() for e in crawlers)
+    # The collector trusted X-Forwarded-For: each simulated user has its own IP.
+    assert len({e["ip"] for e in decoded}) > 50
+    late = [e for e in decoded if (e["received_ts"] - e["client_ts"]).total_seconds() > 15]
+    assert len(late) >= summary.late - summary.generated["duplicate"]
+    feedback_serde = AvroSerde.for_topic(
+        registry, settings.topic_prefix + "telemetry.feedback", "Feedback"
+    )
+    kinds = {feedback_serde.decode(value)["kind"] for value in feedback}
+    assert {"impression", "click"} <= kinds
