@@ -146,3 +146,24 @@ def end_offsets(
                     raise
                 time.sleep(0.2)
     return ends
+
+
+def committed_to_end(settings: Any, topic: str, group: str | None = None) -> bool:
+    """Whether the agents' consumer group (or ``group``) has committed every offset of our
+    ``topic``."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    name = settings.topic_prefix + topic
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": group or f"{settings.topic_prefix}streamlearn-agents",
+        }
+    )
+    try:
+        partitions = list(consumer.list_topics(name, timeout=30).topics[name].partitions)
+        ends = end_offsets(consumer, name, partitions)
+        offsets = consumer.committed([TopicPartition(name, p) for p in partitions], timeout=10)
+        return all(tp.offset >= ends[tp.partition] for tp in offsets if ends[tp.partition] > 0)
+    finally:
+        consumer.close()

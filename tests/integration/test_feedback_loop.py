@@ -24,7 +24,7 @@ from streamlearn.models.configured import configured_spec
 from streamlearn.models.synthetic import ClickWorld, exact_auc
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
-from tests.support import end_offsets
+from tests.support import committed_to_end, end_offsets
 
 HORIZON_S = 4.0
 LATENESS_S = 1.0
@@ -95,22 +95,6 @@ def _read_all(settings: Settings, topic: str, serde: AvroSerde) -> list[tuple[in
     finally:
         consumer.close()
     return sorted(records, key=lambda r: (r[0], r[1]))
-
-
-def _committed_to_end(settings: Settings, topic: str) -> bool:
-    """Whether the agents' group has committed every offset of ``topic``."""
-    name = settings.topic_prefix + topic
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap,
-         "group.id": f"{settings.topic_prefix}streamlearn-agents"}
-    )  # fmt: skip
-    try:
-        partitions = list(consumer.list_topics(name, timeout=30).topics[name].partitions)
-        ends = end_offsets(consumer, name, partitions)
-        offsets = consumer.committed([TopicPartition(name, p) for p in partitions], timeout=10)
-        return all(tp.offset >= ends[tp.partition] for tp in offsets if ends[tp.partition] > 0)
-    finally:
-        consumer.close()
 
 
 def _wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
@@ -281,8 +265,8 @@ def test_a_sigkilled_learner_resumes_to_the_model_trained_once(
     def snapshots() -> list[Any]:
         return [s for _, _, s in _read_all(settings, "model.state", snapshot_serde)]
 
-    def committed_to_end() -> bool:
-        return _committed_to_end(settings, "training.examples")
+    def all_committed() -> bool:
+        return committed_to_end(settings, "training.examples")
 
     first = learner("learner-1.log")
     try:
@@ -290,7 +274,7 @@ def test_a_sigkilled_learner_resumes_to_the_model_trained_once(
         # learned but in no snapshot when the process dies, their offsets committed.
         _wait_for(snapshots, 120, "the first snapshot")
         _produce(settings, "training.examples", records[7000:half])
-        _wait_for(committed_to_end, 60, "the first half's offsets committed")
+        _wait_for(all_committed, 60, "the first half's offsets committed")
         assert snapshots()[-1]["trained_examples"] < half, "learned examples not in a snapshot"
     finally:
         first.kill()
@@ -299,7 +283,7 @@ def test_a_sigkilled_learner_resumes_to_the_model_trained_once(
     _produce(settings, "training.examples", records[half:])
     second = learner("learner-2.log")
     try:
-        _wait_for(committed_to_end, 180, "every example consumed after the restart")
+        _wait_for(all_committed, 180, "every example consumed after the restart")
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=60) == 0, "SIGTERM stops the learner cleanly"

@@ -25,7 +25,7 @@ from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
 from tests import ingest_dataset
 from tests.ingest_dataset import GAP_S, IngestDataset
-from tests.support import end_offsets, reference_sessions, session_tuple
+from tests.support import committed_to_end, reference_sessions, session_tuple
 
 
 @pytest.fixture
@@ -222,6 +222,34 @@ async def test_preprocess_and_sessionise_against_truth(
     )
 
 
+def _read_outputs(
+    settings: Settings,
+    registry: RegistryClient,
+    data: IngestDataset,
+    flush: list[tuple[bytes, bytes]],
+    began: float,
+) -> tuple[list[Any], set[tuple[Any, ...]], AvroSerde, list[Any]]:
+    """events.clean once every clean event is in, then events.sessions once they match the
+    offline reference: (clean, reference, session serde, sessions)."""
+    expected_clean = len(data.clean_events) + len(flush)
+    clean = _read(settings, "events.clean", lambda m: len(m) >= expected_clean, timeout_s=180)
+    print(f"all clean after {time.monotonic() - began:.1f}s")
+    truth = [dict(e, event_ts=e["client_ts"]) for e in data.clean_events.values()]
+    reference = reference_sessions(truth, GAP_S)
+    topic = settings.topic_prefix + "events.sessions"
+    session_serde = AvroSerde.for_topic(registry, topic, "Session")
+    sessions = _read(
+        settings,
+        "events.sessions",
+        lambda m: (
+            {session_tuple(s) for s in _final_sessions(session_serde, m).values()} >= reference
+        ),
+        timeout_s=180,
+    )
+    print(f"all sessions after {time.monotonic() - began:.1f}s")
+    return clean, reference, session_serde, sessions
+
+
 def _worker_factory(
     settings: Settings, dedup_window_s: int
 ) -> Callable[[], subprocess.Popen[bytes]]:
@@ -292,21 +320,9 @@ def test_sigkilled_worker_loses_nothing_and_sessions_stay_exact(
     _produce(settings, data.records[half:] + flush)
     second = worker()
     try:
-        expected_clean = len(data.clean_events) + len(flush)
-        clean = _read(settings, "events.clean", lambda m: len(m) >= expected_clean, timeout_s=180)
-        print(f"all clean after {time.monotonic() - began:.1f}s")
-        truth = [dict(e, event_ts=e["client_ts"]) for e in data.clean_events.values()]
-        reference = reference_sessions(truth, GAP_S)
-        session_serde = AvroSerde.for_topic(registry, prefix + "events.sessions", "Session")
-        sessions = _read(
-            settings,
-            "events.sessions",
-            lambda m: (
-                {session_tuple(s) for s in _final_sessions(session_serde, m).values()} >= reference
-            ),
-            timeout_s=180,
+        clean, reference, session_serde, sessions = _read_outputs(
+            settings, registry, data, flush, began
         )
-        print(f"all sessions after {time.monotonic() - began:.1f}s")
     finally:
         second.send_signal(signal.SIGTERM)
         stopped = second.wait(timeout=60)
@@ -337,26 +353,11 @@ def test_sigkilled_worker_loses_nothing_and_sessions_stay_exact(
 
 
 def _wait_until_committed(settings: Settings, topic: str, timeout_s: float = 60) -> None:
-    """Until the agents' group has committed every offset of ``topic``."""
-    name = settings.topic_prefix + topic
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap,
-         "group.id": f"{settings.topic_prefix}streamlearn-agents"}
-    )  # fmt: skip
-    try:
-        partitions = list(consumer.list_topics(name, timeout=30).topics[name].partitions)
-        ends = end_offsets(consumer, name, partitions)
-        deadline = time.monotonic() + timeout_s
-        committed: dict[int, int] = {}
-        while time.monotonic() < deadline:
-            offsets = consumer.committed([TopicPartition(name, p) for p in partitions], timeout=10)
-            committed = {tp.partition: tp.offset for tp in offsets}
-            if all(committed[p] >= ends[p] for p in partitions if ends[p] > 0):
-                return
-            time.sleep(0.5)
-    finally:
-        consumer.close()
-    raise AssertionError(f"{name}: committed {committed}, end offsets {ends}")
+    deadline = time.monotonic() + timeout_s
+    while not committed_to_end(settings, topic):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{topic}: not committed to its end within {timeout_s:.0f}s")
+        time.sleep(0.5)
 
 
 def _wait_for_members(settings: Settings, count: int, timeout_s: float = 90) -> None:
@@ -403,21 +404,9 @@ def test_rebalances_hand_partitions_over_without_loss_or_duplicates(
         assert first.wait(timeout=60) == 0, "SIGTERM stops the first worker cleanly"
         print(f"first stopped after {time.monotonic() - began:.1f}s")
         _produce(settings, data.records[2 * third :] + flush)
-        expected_clean = len(data.clean_events) + len(flush)
-        clean = _read(settings, "events.clean", lambda m: len(m) >= expected_clean, timeout_s=180)
-        print(f"all clean after {time.monotonic() - began:.1f}s")
-        truth = [dict(e, event_ts=e["client_ts"]) for e in data.clean_events.values()]
-        reference = reference_sessions(truth, GAP_S)
-        session_serde = AvroSerde.for_topic(registry, prefix + "events.sessions", "Session")
-        sessions = _read(
-            settings,
-            "events.sessions",
-            lambda m: (
-                {session_tuple(s) for s in _final_sessions(session_serde, m).values()} >= reference
-            ),
-            timeout_s=180,
+        clean, reference, session_serde, sessions = _read_outputs(
+            settings, registry, data, flush, began
         )
-        print(f"all sessions after {time.monotonic() - began:.1f}s")
     finally:
         first.kill()
         first.wait()

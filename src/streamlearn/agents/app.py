@@ -30,7 +30,7 @@ from streamlearn.agents.exceptions import AgentConfigurationError
 from streamlearn.agents.metrics import AgentMetrics
 from streamlearn.agents.preprocessing import Rejection, rejected_record
 from streamlearn.kafka_clients import aiokafka_config, confluent_config
-from streamlearn.serde import AvroSerde, RegistryClient
+from streamlearn.serde import AvroSerde, DecodeError, RegistryClient
 from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology
 from streamlearn.topology.plan import DesiredTopic
@@ -82,6 +82,30 @@ class AgentContext:
             add(message.key, serde.encode(record))
 
         return reject
+
+    def decoder(
+        self, agent: str
+    ) -> Callable[[AvroSerde, Any, OutputBatches], Awaitable[dict[str, Any] | None]]:
+        """``await decode(serde, message, outputs)``: the record, or None after counting it
+        and sending it to ``events.rejected`` with the reason (a poison record never stops
+        an agent)."""
+        reject = self.rejecter(agent)
+        rejected = self.metrics.rejected
+
+        async def decode(
+            serde: AvroSerde, message: Any, outputs: OutputBatches
+        ) -> dict[str, Any] | None:
+            try:
+                return serde.decode(
+                    message.value, topic=message.topic, partition=message.partition,
+                    offset=message.offset,
+                )  # fmt: skip
+            except DecodeError as exc:
+                rejected.labels(agent=agent, reason=exc.reason).inc()
+                await reject(message, Rejection(exc.reason, str(exc), exc.schema_id), outputs)
+                return None
+
+        return decode
 
     def partitions_of(self, name: str) -> int:
         """Partition count of an existing topic (tables must match their source's)."""

@@ -27,9 +27,7 @@ from streamlearn.agents.app import AgentContext
 from streamlearn.agents.batch_producer import OutputBatches
 from streamlearn.agents.batches import BatchTable, Deliveries
 from streamlearn.agents.label_joining import Example, LabelJoiner, ResidualAggregator
-from streamlearn.agents.preprocessing import Rejection
 from streamlearn.models.configured import configured_specs
-from streamlearn.serde import DecodeError
 
 AGENT = "label-join"
 CLOCK_INTERVAL_S = 1.0
@@ -64,7 +62,7 @@ def register(context: AgentContext) -> None:
     metrics_serde = context.serde("model.metrics", "ModelMetrics")
     examples_topic = context.topic_name("training.examples")
     metrics_topic = context.topic_name("model.metrics")
-    reject = context.rejecter(AGENT)
+    decode = context.decoder(AGENT)
     residuals = ResidualAggregator(datetime.now(UTC))
     turn = asyncio.Lock()  # batches and the clock take turns over the shared state
     indexed_generation: list[int | None] = [None]
@@ -103,16 +101,8 @@ def register(context: AgentContext) -> None:
             async with turn:
                 index_owned_state()
                 for message in messages:
-                    try:
-                        record = serde.decode(
-                            message.value, topic=tp.topic, partition=tp.partition,
-                            offset=message.offset,
-                        )  # fmt: skip
-                    except DecodeError as exc:
-                        context.metrics.rejected.labels(agent=AGENT, reason=exc.reason).inc()
-                        await reject(
-                            message, Rejection(exc.reason, str(exc), exc.schema_id), outputs
-                        )
+                    record = await decode(serde, message, outputs)
+                    if record is None:
                         continue
                     examples += on_record(record)
                 examples += joiner.advance(_now_ms())

@@ -28,10 +28,8 @@ from streamlearn.agents.app import AgentContext
 from streamlearn.agents.batches import Deliveries
 from streamlearn.agents.learning import OnlineLearner
 from streamlearn.agents.model_state import read_model_state
-from streamlearn.agents.preprocessing import Rejection
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.models.configured import configured_specs
-from streamlearn.serde import DecodeError
 
 AGENT = "learner"
 CADENCE_CHECK_S = 0.5
@@ -52,7 +50,7 @@ def register(context: AgentContext) -> None:
     metrics_serde = context.serde("model.metrics", "ModelMetrics")
     state_topic = context.topic_name("model.state")
     metrics_topic = context.topic_name("model.metrics")
-    reject = context.rejecter(AGENT)
+    decode = context.decoder(AGENT)
     metrics = context.metrics
     for name, learner in learners.items():
         metrics.expose(
@@ -116,14 +114,8 @@ def register(context: AgentContext) -> None:
                 return None  # not acknowledged: read again from the seek
             outputs = app.batch_producer.batches()
             for message in messages:
-                try:
-                    example = examples_serde.decode(
-                        message.value, topic=tp.topic, partition=tp.partition,
-                        offset=message.offset,
-                    )  # fmt: skip
-                except DecodeError as exc:
-                    metrics.rejected.labels(agent=AGENT, reason=exc.reason).inc()
-                    await reject(message, Rejection(exc.reason, str(exc), exc.schema_id), outputs)
+                example = await decode(examples_serde, message, outputs)
+                if example is None:
                     continue
                 for learner in learners.values():
                     learner.learn(example, tp.topic, tp.partition, message.offset)

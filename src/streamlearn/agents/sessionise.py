@@ -18,9 +18,7 @@ from faust.types import TP
 from streamlearn.agents.app import AgentContext
 from streamlearn.agents.batch_producer import OutputBatches
 from streamlearn.agents.batches import BatchTable, Deliveries
-from streamlearn.agents.preprocessing import Rejection
 from streamlearn.agents.sessions import Sessionizer, Step
-from streamlearn.serde import DecodeError
 
 AGENT = "sessionise"
 SWEEP_INTERVAL_S = 1.0
@@ -39,7 +37,7 @@ def register(context: AgentContext) -> None:
     )
     clean_serde = context.serde("events.clean", "CleanEvent")
     session_serde = context.serde("events.sessions", "Session")
-    reject = context.rejecter(AGENT)
+    decode = context.decoder(AGENT)
     # Watermarks are per worker and rebuilt from the stream after a restart.
     sessionizer = Sessionizer(settings, users, {}, context.metrics)
     # The agent and the timer take turns: state changed by one is persisted (changelog)
@@ -70,13 +68,8 @@ def register(context: AgentContext) -> None:
         async with turn:
             now_ms = _now_ms()
             for message in messages:
-                try:
-                    clean = clean_serde.decode(
-                        message.value, topic=tp.topic, partition=tp.partition, offset=message.offset
-                    )
-                except DecodeError as exc:
-                    context.metrics.rejected.labels(agent=AGENT, reason=exc.reason).inc()
-                    await reject(message, Rejection(exc.reason, str(exc), exc.schema_id), outputs)
+                clean = await decode(clean_serde, message, outputs)
+                if clean is None:
                     continue
                 step = sessionizer.process(clean, tp.partition, now_ms)
                 # In memory now, so the batch's next event of this user sees it; the
