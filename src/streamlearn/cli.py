@@ -397,6 +397,7 @@ def up(
     data_dir: DataDirOption = None,
     registry_port: Annotated[int, typer.Option(help="Port of the schema registry")] = 8081,
     collector_port: Annotated[int, typer.Option(help="Port of the collector")] = 8001,
+    serve_port: Annotated[int, typer.Option(help="Port of the prediction worker")] = 8000,
     schema_registry_url: Annotated[
         str | None,
         typer.Option("--schema-registry-url", help="Use this registry instead of starting one"),
@@ -406,7 +407,7 @@ def up(
 
     Starts the embedded broker unless --bootstrap-servers is given, applies the topology,
     starts the schema registry unless --schema-registry-url is given, registers the schemas,
-    runs the ingest agents and serves the collector.
+    runs the agents, and serves the collector and a prediction worker.
     """
     import asyncio
 
@@ -420,6 +421,7 @@ def up(
         start_registry=schema_registry_url is None,
         registry_port=registry_port,
         collector_port=collector_port,
+        serve_port=serve_port,
     )
     asyncio.run(run_up(settings, options, typer.echo, on_fetch=_progress))
 

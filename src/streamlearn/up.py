@@ -31,6 +31,7 @@ from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.kafka_local import EmbeddedKafka, PinnedJar, embedded_kafka, load_lock
 from streamlearn.serde.registration import register_topology_schemas
+from streamlearn.serving import create_serving_app
 from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 
@@ -46,6 +47,7 @@ class UpOptions:
     start_registry: bool
     registry_port: int
     collector_port: int
+    serve_port: int
 
 
 async def _serve(runners: list[web.AppRunner], app: web.Application, port: int) -> None:
@@ -160,6 +162,11 @@ async def run_up(
         say(f"agents: {', '.join(AGENT_NAMES)}")
         await _serve(runners, create_collector_app(settings), options.collector_port)
         say(f"collector at http://127.0.0.1:{options.collector_port}/v1/events")
+        await _serve(runners, create_serving_app(settings), options.serve_port)
+        say(
+            f"prediction worker at http://127.0.0.1:{options.serve_port}"
+            f"/v1/models/{{name}}:predict (models: {', '.join(settings.models)})"
+        )
 
         say("streamlearn is up; press Ctrl-C to stop")
         await stop.wait()

@@ -106,7 +106,15 @@ def _wait_for_line(process: subprocess.Popen[str], text: str, timeout_s: float =
     [
         (["kafka", "start", "--foreground"], "127.0.0.1:"),
         (
-            ["up", "--registry-port", "FREE_PORT", "--collector-port", "FREE_PORT"],
+            [
+                "up",
+                "--registry-port",
+                "FREE_PORT",
+                "--collector-port",
+                "FREE_PORT",
+                "--serve-port",
+                "FREE_PORT",
+            ],
             "streamlearn is up",
         ),
     ],
