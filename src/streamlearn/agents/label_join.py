@@ -26,7 +26,8 @@ from faust.types import TP
 from streamlearn.agents.app import AgentContext
 from streamlearn.agents.batch_producer import OutputBatches
 from streamlearn.agents.batches import BatchTable, Deliveries
-from streamlearn.agents.label_joining import Example, LabelJoiner, ResidualAggregator
+from streamlearn.agents.label_joining import Example, LabelJoiner
+from streamlearn.agents.residuals import ResidualAggregator
 from streamlearn.models.configured import configured_specs
 
 AGENT = "label-join"

@@ -1,0 +1,44 @@
+"""What every ``streamlearn`` command shares: option types, settings loading, failing."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from streamlearn.settings import Settings, load_settings
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Broker data directory [default: $STREAMLEARN_DATA_DIR/kafka]"),
+]
+BootstrapOption = Annotated[
+    str | None,
+    typer.Option(
+        "--bootstrap-servers",
+        help="Kafka bootstrap servers [default: $STREAMLEARN_KAFKA_BOOTSTRAP]",
+    ),
+]
+TopologyOption = Annotated[
+    Path | None,
+    typer.Option("--file", help="Topology file [default: $STREAMLEARN_TOPOLOGY_FILE]"),
+]
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"streamlearn: error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def command_settings(**overrides: object) -> Settings:
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if settings.log_level != "DEBUG":
+        # Client libraries log every request and rebalance at INFO; ours say what matters.
+        for noisy in ("httpx", "httpx2", "aiokafka", "kafka", "faust", "mode", "aiohttp.access"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    return settings

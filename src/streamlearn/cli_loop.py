@@ -1,0 +1,169 @@
+"""The feedback loop's commands: ``serve``, ``experiments set|list``, ``simulate``.
+
+Registered on the main command line by :mod:`streamlearn.cli`.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import signal
+from typing import Annotated
+
+import typer
+
+from streamlearn.cli_common import BootstrapOption, command_settings, fail
+
+experiments_app = typer.Typer(
+    help="Experiments routing users between models (the `experiments` topic).",
+    no_args_is_help=True,
+)
+
+
+def serve(
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port [default: $STREAMLEARN_SERVE_PORT]")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    bootstrap_servers: BootstrapOption = None,
+) -> None:
+    """Run a prediction worker: follow model.state, serve `POST /v1/models/{name}:predict`."""
+    from aiohttp import web
+
+    from streamlearn.serving import create_serving_app
+
+    settings = command_settings(kafka_bootstrap=bootstrap_servers)
+    listen = port or settings.serve_port
+
+    def ready(message: str) -> None:
+        typer.echo(f"prediction worker on http://{host}:{listen} (models: {settings.models})")
+
+    # run_app turns SIGINT and SIGTERM into a graceful exit: the cleanup context stops the
+    # follower and flushes telemetry before the process ends.
+    # No access log unless debugging: a log line per prediction costs more than the model.
+    access_log = logging.getLogger("aiohttp.access") if settings.log_level == "DEBUG" else None
+    serving_app = create_serving_app(settings)
+    # Everything imported so far lives as long as the process: keep it out of the cyclic
+    # garbage collector's scans (~8% less CPU per request, measured with bench/predict.py).
+    gc.freeze()
+    web.run_app(serving_app, host=host, port=listen, print=ready, access_log=access_log)
+
+
+def _parse_arm(text: str) -> tuple[str, str, float]:
+    """``NAME=MODEL:WEIGHT`` (weight optional, default 1)."""
+    name, sep, rest = text.partition("=")
+    model, _, weight = rest.partition(":")
+    if not sep or not name or not model:
+        fail(f"--arm {text!r}: expected NAME=MODEL[:WEIGHT], e.g. control=ctr:0.5")
+    try:
+        return name, model, float(weight) if weight else 1.0
+    except ValueError:
+        fail(f"--arm {text!r}: weight {weight!r} is not a number")
+
+
+@experiments_app.command("set")
+def experiments_set(
+    name: Annotated[str, typer.Argument(help="Experiment name (the record key)")],
+    arm: Annotated[
+        list[str],
+        typer.Option(help="An arm as NAME=MODEL[:WEIGHT]; repeat for each arm, in order"),
+    ],
+    salt: Annotated[
+        str | None, typer.Option(help="Assignment salt [default: the experiment name]")
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="What the experiment tests")] = None,
+    disable: Annotated[bool, typer.Option("--disable", help="Route nobody")] = False,
+    bootstrap_servers: BootstrapOption = None,
+) -> None:
+    """Create or replace an experiment on the compacted `experiments` topic."""
+    from streamlearn.serde import RegistryClient
+    from streamlearn.serving.experiment_topic import publish_experiment
+    from streamlearn.serving.experiments import Arm, Experiment
+
+    settings = command_settings(kafka_bootstrap=bootstrap_servers)
+    experiment = Experiment(
+        name=name,
+        salt=salt if salt is not None else name,
+        arms=tuple(Arm(*_parse_arm(text)) for text in arm),
+        enabled=not disable,
+        description=description,
+    )
+    with RegistryClient(settings.schema_registry_url) as registry:
+        publish_experiment(settings, registry, experiment)
+    typer.echo(f"experiment {name} set")
+
+
+@experiments_app.command("list")
+def experiments_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+    bootstrap_servers: BootstrapOption = None,
+) -> None:
+    """Print the current experiments."""
+    import json
+
+    from streamlearn.serde import RegistryClient
+    from streamlearn.serving.experiment_topic import read_experiments
+
+    settings = command_settings(kafka_bootstrap=bootstrap_servers)
+    with RegistryClient(settings.schema_registry_url) as registry:
+        experiments = read_experiments(settings, registry)
+    for experiment in experiments:
+        if as_json:
+            record = experiment.to_record()
+            record["updated_ts"] = record["updated_ts"].isoformat()
+            typer.echo(json.dumps(record, sort_keys=True))
+        else:
+            arms = ", ".join(f"{a.name}={a.model_name}:{a.weight:g}" for a in experiment.arms)
+            state = "enabled" if experiment.enabled else "disabled"
+            typer.echo(f"{experiment.name}\t{state}\tsalt={experiment.salt}\t{arms}")
+
+
+def simulate(
+    rate: Annotated[float, typer.Option(help="Page views per second, bots included")] = 50.0,
+    users: Annotated[int, typer.Option(help="Simulated people (bots come on top)")] = 1000,
+    bot_share: Annotated[float, typer.Option(help="Share of page views made by bots")] = 0.05,
+    duplicate_share: Annotated[float, typer.Option(help="Share of events sent twice")] = 0.02,
+    late_share: Annotated[float, typer.Option(help="Share of events sent late")] = 0.03,
+    malformed_share: Annotated[float, typer.Option(help="Share of invalid events")] = 0.01,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds [default: on Ctrl-C]")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated world")] = 0,
+    collector_url: Annotated[
+        str, typer.Option(help="Collector base URL")
+    ] = "http://127.0.0.1:8001",
+    predict_url: Annotated[
+        str, typer.Option(help="Prediction worker base URL")
+    ] = "http://127.0.0.1:8000",
+    model: Annotated[str, typer.Option(help="Model to ask for recommendation slots")] = "ctr",
+    drift_at: Annotated[
+        float | None, typer.Option(help="Change the true click model after S seconds")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Send seeded traffic with a known click model through the collector and a worker."""
+    import asyncio
+
+    from streamlearn.simulate import LoopOptions, TrafficConfig, run_simulation
+
+    command_settings()
+    try:
+        config = TrafficConfig(
+            rate=rate, users=users, bot_share=bot_share, duplicate_share=duplicate_share,
+            late_share=late_share, malformed_share=malformed_share, drift_at_s=drift_at, seed=seed,
+        )  # fmt: skip
+    except ValueError as exc:
+        fail(str(exc))
+    options = LoopOptions(
+        collector_url=collector_url, predict_url=predict_url, model=model, duration_s=duration
+    )
+
+    async def main() -> str:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        summary = await run_simulation(config, options, stop)
+        return summary.to_json() if as_json else summary.describe()
+
+    typer.echo(asyncio.run(main()))
