@@ -21,6 +21,7 @@ from streamlearn.cli_common import (
     fail,
 )
 from streamlearn.cli_loop import experiments_app, serve, simulate
+from streamlearn.cli_up import up
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.kafka_local import (
@@ -57,6 +58,7 @@ app.add_typer(collector_app, name="collector")
 app.add_typer(experiments_app, name="experiments")
 app.command("serve")(serve)
 app.command("simulate")(simulate)
+app.command("up")(up)
 app.add_typer(config_app, name="config")
 
 log = logging.getLogger("streamlearn")
@@ -213,17 +215,31 @@ def agents_run(
         str | None,
         typer.Option("--only", help="Comma-separated agents to run [default: all]"),
     ] = None,
+    group: Annotated[
+        str,
+        typer.Option(help="Consumer group (Faust app id); its workers must run the same agents"),
+    ] = "streamlearn-agents",
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port")
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Interface of the metrics endpoint")
+    ] = "127.0.0.1",
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Run agents in one worker process; more processes share the partitions."""
     import faust
+    from prometheus_client import start_http_server
 
     from streamlearn.agents.app import AGENT_NAMES, create_faust_app
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
     chosen = tuple(a.strip() for a in only.split(",")) if only else AGENT_NAMES
-    app, _ = create_faust_app(settings, chosen)
+    app, context = create_faust_app(settings, chosen, group=group)
     typer.echo(f"agents {', '.join(chosen)} joining group {app.conf.id}")
+    if metrics_port is not None:
+        start_http_server(metrics_port, metrics_host, registry=context.metrics.registry)
+        typer.echo(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
     # faust's Worker installs SIGINT/SIGTERM handlers that stop the app cleanly
     # (commit offsets, flush producers) and exits non-zero on a crash.
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
@@ -261,44 +277,6 @@ def config_show() -> None:
 def config_docs() -> None:
     """Print the configuration table of the README (Markdown)."""
     typer.echo(settings_table(), nl=False)
-
-
-@app.command("up")
-def up(
-    bootstrap_servers: BootstrapOption = None,
-    port: Annotated[int, typer.Option(help="Port of the embedded broker")] = 9092,
-    data_dir: DataDirOption = None,
-    registry_port: Annotated[int, typer.Option(help="Port of the schema registry")] = 8081,
-    collector_port: Annotated[int, typer.Option(help="Port of the collector")] = 8001,
-    serve_port: Annotated[int, typer.Option(help="Port of the prediction worker")] = 8000,
-    schema_registry_url: Annotated[
-        str | None,
-        typer.Option("--schema-registry-url", help="Use this registry instead of starting one"),
-    ] = None,
-) -> None:
-    """Run the system on this machine (Ctrl-C or SIGTERM stops what it started).
-
-    Starts the embedded broker unless --bootstrap-servers is given, applies the topology,
-    starts the schema registry unless --schema-registry-url is given, registers the schemas,
-    runs the agents, and serves the collector and a prediction worker.
-    """
-    import asyncio
-
-    from streamlearn.up import UpOptions, run_up
-
-    settings = command_settings(
-        kafka_bootstrap=bootstrap_servers, schema_registry_url=schema_registry_url
-    )
-    options = UpOptions(
-        embedded_kafka=bootstrap_servers is None,
-        kafka_port=port,
-        data_dir=data_dir,
-        start_registry=schema_registry_url is None,
-        registry_port=registry_port,
-        collector_port=collector_port,
-        serve_port=serve_port,
-    )
-    asyncio.run(run_up(settings, options, typer.echo, on_fetch=_progress))
 
 
 def main() -> None:

@@ -127,7 +127,8 @@ def test_foreground_commands_stop_everything_on_sigterm(
     command = [str(free_port()) if arg == "FREE_PORT" else arg for arg in command]
     with subprocess.Popen(
         [sys.executable, "-m", "streamlearn", *command, "--port", port, "--data-dir", data_dir],
-        env=cli_env,
+        # The parts' logs, Faust's directories and the signing key stay in the test's dir.
+        env={**cli_env, "STREAMLEARN_DATA_DIR": str(tmp_path / "data")},
         cwd=Path(__file__).resolve().parents[2],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

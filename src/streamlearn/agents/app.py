@@ -36,6 +36,7 @@ from streamlearn.topology import apply_topology
 from streamlearn.topology.plan import DesiredTopic
 
 AGENT_NAMES = ("preprocess", "sessionise", "label-join", "learner")
+DEFAULT_GROUP = "streamlearn-agents"
 BATCH_TRANSPORT_SCHEME = "streamlearn"
 # A rejected record carries the original bytes, which may be up to the source's limit;
 # a snapshot on model.state may be several MB.
@@ -140,16 +141,24 @@ def create_faust_app(
     registry: RegistryClient | None = None,
     metrics: AgentMetrics | None = None,
     data_dir: Path | None = None,
+    group: str = DEFAULT_GROUP,
 ) -> tuple[BatchingApp, AgentContext]:
-    """A Faust app running ``agents``; returns it with the context the agents share."""
+    """A Faust app running ``agents``; returns it with the context the agents share.
+
+    ``group`` names the Faust app, hence its consumer group and its tables' changelog
+    topics: every worker of one group must run the same agents (Faust's assignor hands
+    any member any partition of the group's topics), so agents deployed as separate
+    processes get a group each.
+    """
     unknown = sorted(set(agents) - set(AGENT_NAMES))
     if unknown:
         raise AgentConfigurationError(f"unknown agents {unknown}; known: {list(AGENT_NAMES)}")
-    datadir = data_dir or settings.data_dir / "faust"
+    app_id = f"{settings.topic_prefix}{group}"
+    datadir = data_dir or settings.data_dir / "faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
     servers = settings.kafka_bootstrap.split(",")
     app = BatchingApp(
-        f"{settings.topic_prefix}streamlearn-agents",
+        app_id,
         broker=[f"kafka://{server}" for server in servers],
         # The `streamlearn` transport is Faust's aiokafka transport with our batch consumer
         # (agents/batch_consumer.py, registered as a `faust.transports` entry point).

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
@@ -38,6 +38,11 @@ class AgentMetrics:
             "streamlearn_sessions_emitted",
             "Sessions emitted by sessionise, by kind (closed, correction).",
             ["kind"],
+            registry=self.registry,
+        )
+        self.open_sessions = Gauge(
+            "streamlearn_sessionise_open_sessions",
+            "Sessions still open in the partitions this worker owns, as of its last sweep.",
             registry=self.registry,
         )
         self.late_events = Counter(

@@ -242,12 +242,15 @@ class Sessionizer:
                 self.watermarks[key] = self.watermarks[key] + int(idle_for)
                 self._last_activity[key] = now_ms
         steps: list[Step] = []
+        still_open = 0
         for user_id, state in list(self.users.items()):
             if partitions is not None and state["p"] not in partitions:
                 continue
             emitted = self._close_due(user_id, state, self.watermark(state["p"]), now_ms)
+            still_open += len(state["open"])
             if emitted or (not state["open"] and not state["closed"]):
                 steps.append(Step(user_id, state, emitted))
+        self.metrics.open_sessions.set(still_open)
         return steps
 
     @staticmethod

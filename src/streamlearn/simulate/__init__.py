@@ -7,9 +7,25 @@
 - :mod:`~streamlearn.simulate.summary`: the counters printed at the end.
 """
 
-from streamlearn.simulate.loop import LoopOptions, run_simulation
+from streamlearn.simulate.loop import (
+    LoopOptions,
+    Simulator,
+    new_simulator,
+    run_simulation,
+    run_simulator,
+)
 from streamlearn.simulate.summary import Summary
 from streamlearn.simulate.traffic import Traffic, TrafficConfig
 from streamlearn.simulate.truth import Truth
 
-__all__ = ["LoopOptions", "Summary", "Traffic", "TrafficConfig", "Truth", "run_simulation"]
+__all__ = [
+    "LoopOptions",
+    "Simulator",
+    "Summary",
+    "Traffic",
+    "TrafficConfig",
+    "Truth",
+    "new_simulator",
+    "run_simulation",
+    "run_simulator",
+]

@@ -200,9 +200,12 @@ class Simulator:
         }
         self.summary.predict_requests += 1
         try:
-            async with self.limit, self.session.post(self.predict_url, json=body) as response:
-                answer = await response.json() if response.status == 200 else None
-                status = response.status
+            async with self.limit:
+                sent = time.perf_counter()
+                async with self.session.post(self.predict_url, json=body) as response:
+                    answer = await response.json() if response.status == 200 else None
+                    status = response.status
+                self.summary.record_predict_latency(time.perf_counter() - sent)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             answer, status = None, 0
             log.debug("prediction worker: %r", exc)
@@ -220,14 +223,15 @@ class Simulator:
             if prediction.get("degraded"):
                 reason = str(prediction.get("degraded_reason"))
                 self.summary.count(self.summary.degraded, reason)
-            self._schedule(answered_at, hit, slot, str(prediction["request_id"]))
+            self._schedule(answered_at, hit, slot, prediction)
 
-    def _schedule(self, at_s: float, hit: Hit, slot: Slot, request_id: str) -> None:
+    def _schedule(self, at_s: float, hit: Hit, slot: Slot, prediction: dict[str, Any]) -> None:
         if not slot.seen:
             self.summary.served_not_seen += 1
             return
+        request_id = str(prediction["request_id"])
         self.summary.record_impression(
-            slot.p_click, slot.clicked, self.traffic.truth.drifted(hit.at_s)
+            slot.p_click, slot.clicked, self.traffic.truth.drifted(hit.at_s), prediction.get("arm")
         )
         moments: list[tuple[str, float, float | None]] = [
             ("impression", slot.impression_after_s, None)
@@ -255,13 +259,23 @@ class Simulator:
             heapq.heappush(self.feedback, (at_s + after_s, next(self._seq), item))
 
 
-async def run_simulation(
-    config: TrafficConfig, options: LoopOptions, stop: asyncio.Event | None = None
-) -> Summary:
-    """Run until ``stop`` is set or ``options.duration_s`` has passed; the summary."""
-    traffic = Traffic(config, start_ms=int(time.time() * 1000))
-    simulator = Simulator(config, options, traffic)
+def new_simulator(config: TrafficConfig, options: LoopOptions) -> Simulator:
+    """A simulator whose world starts now (create it just before running it)."""
+    return Simulator(config, options, Traffic(config, start_ms=int(time.time() * 1000)))
+
+
+async def run_simulator(simulator: Simulator, stop: asyncio.Event | None = None) -> Summary:
+    """Run until ``stop`` is set or the duration has passed; ``simulator.summary`` is
+    readable (live) meanwhile."""
+    options = simulator.options
     timeout = aiohttp.ClientTimeout(total=options.timeout_s)
     connector = aiohttp.TCPConnector(limit=options.max_in_flight)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         return await simulator.run(session, stop or asyncio.Event())
+
+
+async def run_simulation(
+    config: TrafficConfig, options: LoopOptions, stop: asyncio.Event | None = None
+) -> Summary:
+    """Run until ``stop`` is set or ``options.duration_s`` has passed; the summary."""
+    return await run_simulator(new_simulator(config, options), stop)

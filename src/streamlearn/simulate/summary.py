@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from streamlearn.models.synthetic import exact_auc
+
+LATENCY_WINDOW = 10_000
 
 
 @dataclass
@@ -25,6 +30,10 @@ class Summary:
     ``malformed_refused`` the malformed items answered 400 (should equal ``generated
     ["malformed"]``). ``truth_auc_ceiling`` is the AUC of the true probabilities over the
     impressions sent: no model can rank those clicks better.
+
+    ``arms`` counts impressions and clicks by the experiment arm that served the slot (``-``
+    when no experiment covers the model), so ``ctr_by_arm`` compares arms. ``predict_ms``
+    is the latency of predict calls as this client saw it (p50/p99 of the last 10,000).
     """
 
     seed: int = 0
@@ -49,17 +58,48 @@ class Summary:
     clicks: int = 0
     conversions: int = 0
     feedback_pending_at_stop: int = 0
+    arms: dict[str, dict[str, int]] = field(default_factory=dict)
     drift_at_s: float | None = None
     truth_auc_ceiling: float | None = None
     truth_auc_ceiling_after_drift: float | None = None
     _truth: list[tuple[float, bool, bool]] = field(default_factory=list, repr=False)
+    _predict_s: deque[float] = field(
+        default_factory=lambda: deque(maxlen=LATENCY_WINDOW), repr=False
+    )
 
     def count(self, counter: dict[str, int], key: str, n: int = 1) -> None:
         counter[key] = counter.get(key, 0) + n
 
-    def record_impression(self, p_click: float, clicked: bool, drifted: bool) -> None:
+    def record_impression(
+        self, p_click: float, clicked: bool, drifted: bool, arm: str | None = None
+    ) -> None:
         self.impressions += 1
         self._truth.append((p_click, clicked, drifted))
+        counts = self.arms.setdefault(arm or "-", {"impressions": 0, "clicks": 0})
+        counts["impressions"] += 1
+        counts["clicks"] += clicked
+
+    def record_predict_latency(self, seconds: float) -> None:
+        self._predict_s.append(seconds)
+
+    @property
+    def ctr_by_arm(self) -> dict[str, float]:
+        return {
+            arm: round(c["clicks"] / c["impressions"], 4)
+            for arm, c in sorted(self.arms.items())
+            if c["impressions"]
+        }
+
+    @property
+    def predict_ms(self) -> dict[str, float] | None:
+        if not self._predict_s:
+            return None
+        p50, p99 = np.percentile(np.fromiter(self._predict_s, float), [50, 99])
+        return {"p50": round(float(p50) * 1000, 2), "p99": round(float(p99) * 1000, 2)}
+
+    def truth_auc_so_far(self) -> float | None:
+        """The ceiling over the impressions recorded until now (for live views)."""
+        return _auc([t for t in self._truth if not t[2]])
 
     @property
     def events_per_s(self) -> float:
@@ -75,7 +115,9 @@ class Summary:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        del data["_truth"]
+        del data["_truth"], data["_predict_s"]
+        data["ctr_by_arm"] = self.ctr_by_arm
+        data["predict_ms"] = self.predict_ms
         data["events_per_s"] = round(self.events_per_s, 1)
         data["elapsed_s"] = round(self.elapsed_s, 2)
         return data

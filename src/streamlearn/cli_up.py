@@ -1,0 +1,105 @@
+"""``streamlearn up``: the whole system on this machine (registered by :mod:`streamlearn.cli`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated
+
+import typer
+
+from streamlearn.cli_common import BootstrapOption, DataDirOption, command_settings, fail
+
+
+def up(
+    simulate: Annotated[
+        bool, typer.Option("--simulate", help="Run the traffic simulator and show it live")
+    ] = False,
+    duration: Annotated[
+        float | None,
+        typer.Option(help="Stop after this many seconds and print a summary [default: Ctrl-C]"),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the final summary as JSON on stdout")
+    ] = False,
+    live: Annotated[
+        bool | None, typer.Option("--live/--no-live", help="Live view [default: on a terminal]")
+    ] = None,
+    rate: Annotated[float, typer.Option(help="Simulated page views per second")] = 100.0,
+    users: Annotated[int, typer.Option(help="Simulated people")] = 5000,
+    bot_share: Annotated[float, typer.Option(help="Share of page views made by bots")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated world")] = 0,
+    bootstrap_servers: BootstrapOption = None,
+    port: Annotated[int, typer.Option(help="Port of the embedded broker")] = 9092,
+    data_dir: DataDirOption = None,
+    registry_port: Annotated[int, typer.Option(help="Port of the schema registry")] = 8081,
+    collector_port: Annotated[int, typer.Option(help="Port of the collector")] = 8001,
+    serve_port: Annotated[int, typer.Option(help="Port of the prediction worker")] = 8000,
+    schema_registry_url: Annotated[
+        str | None,
+        typer.Option("--schema-registry-url", help="Use this registry instead of starting one"),
+    ] = None,
+) -> None:
+    """Run the system on this machine (Ctrl-C or SIGTERM stops what it started).
+
+    Starts the embedded broker unless --bootstrap-servers is given, applies the topology,
+    starts the schema registry unless --schema-registry-url is given, registers the schemas,
+    then runs each agent, the collector and a prediction worker as supervised processes
+    (a crash is reported and restarted). With --simulate, simulated people use the system
+    and a live view shows what every stage does; the model learns their clicks.
+    """
+    import asyncio
+
+    from rich.console import Console
+
+    from streamlearn.cli import _progress
+    from streamlearn.simulate import TrafficConfig
+    from streamlearn.up import UpOptions, run_up
+    from streamlearn.up.system import apply_simulate_defaults
+
+    console = Console(stderr=as_json, highlight=False, soft_wrap=True)
+
+    def say(message: str) -> None:
+        console.print(message, markup=False)
+
+    if simulate:
+        for name, value in apply_simulate_defaults(os.environ).items():
+            say(f"simulation default: {name}={value}")
+    settings = command_settings(
+        kafka_bootstrap=bootstrap_servers, schema_registry_url=schema_registry_url
+    )
+    try:
+        traffic = TrafficConfig(rate=rate, users=users, bot_share=bot_share, seed=seed)
+    except ValueError as exc:
+        fail(str(exc))
+    options = UpOptions(
+        embedded_kafka=bootstrap_servers is None,
+        kafka_port=port,
+        data_dir=data_dir,
+        start_registry=schema_registry_url is None,
+        registry_port=registry_port,
+        collector_port=collector_port,
+        serve_port=serve_port,
+        simulate=traffic if simulate else None,
+        duration_s=duration,
+        live=console.is_terminal if live is None else live,
+    )
+    outcome = asyncio.run(run_up(settings, options, say, on_fetch=_progress, console=console))
+    if outcome is None:
+        return
+    final, results = outcome
+    failed = [check for check in results if not check.passed]
+    if as_json:
+        report = {
+            "ok": not failed,
+            "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in results],
+            **final,
+        }
+        typer.echo(json.dumps(report, sort_keys=True))
+    else:
+        from streamlearn.up.view import render, render_checks
+
+        console.print(render(final, duration, []))
+        console.print(render_checks([(c.name, c.passed, c.detail) for c in results]))
+    if failed:
+        fail(f"{len(failed)} of {len(results)} checks failed: {failed[0].name}")

@@ -1,0 +1,19 @@
+"""``streamlearn up``: the whole system on this machine, as supervised processes.
+
+- :mod:`~streamlearn.up.system`: the order things start and stop in;
+- :mod:`~streamlearn.up.children`: child processes, crash reports and restarts;
+- :mod:`~streamlearn.up.probes`: reading the parts' metrics endpoints;
+- :mod:`~streamlearn.up.report`: the figures and the final checks;
+- :mod:`~streamlearn.up.view`: the live terminal view.
+"""
+
+from streamlearn.up.signing_key import LOCAL_SIGNING_KEY_FILE, local_signing_key
+from streamlearn.up.system import SIMULATE_DEFAULTS, UpOptions, run_up
+
+__all__ = [
+    "LOCAL_SIGNING_KEY_FILE",
+    "SIMULATE_DEFAULTS",
+    "UpOptions",
+    "local_signing_key",
+    "run_up",
+]

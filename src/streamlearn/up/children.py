@@ -1,0 +1,204 @@
+"""Supervised child processes: started, watched, restarted after a crash, stopped in order.
+
+Each part of the system runs as ``python -m streamlearn ...`` in its own process group, so
+a Ctrl-C in the terminal reaches only the supervisor, which then stops the parts in the
+order that loses nothing (front doors first, Kafka last) instead of all at once. A child's
+output goes to ``<data dir>/logs/<name>.log``; when one exits without being asked to, the
+crash (exit code and the last lines of its log) is reported and it is started again after
+a back-off that doubles up to 30 s and resets once a run lasted a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from streamlearn.exceptions import StreamlearnError
+
+RESTART_DELAY_MIN_S = 1.0
+RESTART_DELAY_MAX_S = 30.0
+STABLE_AFTER_S = 60.0
+LOG_TAIL_LINES = 12
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """How to run one part: ``streamlearn`` arguments, extra environment, and the URL that
+    answers 200 once it is up (None: up as soon as it runs)."""
+
+    name: str
+    args: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    program: tuple[str, ...] = (sys.executable, "-m", "streamlearn")
+    ready_url: str | None = None
+    metrics_url: str | None = None
+    ready_timeout_s: float = 60.0
+    stop_timeout_s: float = 20.0
+
+
+@dataclass(frozen=True)
+class Crash:
+    name: str
+    exit_code: int
+    at: float
+    log_tail: tuple[str, ...]
+
+    def describe(self) -> str:
+        lines = "\n".join(f"    {line}" for line in self.log_tail)
+        return f"{self.name} exited with code {self.exit_code}; its last lines:\n{lines}"
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> tuple[str, ...]:
+    try:
+        with path.open(errors="replace") as log:
+            return tuple(line.rstrip("\n") for line in deque(log, maxlen=lines))
+    except OSError:
+        return ()
+
+
+class Child:
+    """One supervised process (and the processes that replaced it after crashes)."""
+
+    def __init__(self, spec: ChildSpec, log_dir: Path, on_crash: Callable[[Crash], None]) -> None:
+        self.spec = spec
+        self.log_path = log_dir / f"{spec.name}.log"
+        self.on_crash = on_crash
+        self.process: asyncio.subprocess.Process | None = None
+        self.starts = 0
+        self.crashes: list[Crash] = []
+        self.exit_code: int | None = None
+        self.killed = False
+        self._stopping = False
+        self._watcher: asyncio.Task[None] | None = None
+
+    @property
+    def state(self) -> str:
+        if self.exit_code is not None:
+            return "stopped"
+        if self.process is None or self.process.returncode is not None:
+            return "restarting" if self.starts else "starting"
+        return "running"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    async def _spawn(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.spec.env}
+        with self.log_path.open("ab") as log:
+            log.write(f"--- start {self.starts + 1} at {time.ctime()}\n".encode())
+            log.flush()
+            self.process = await asyncio.create_subprocess_exec(
+                *self.spec.program, *self.spec.args,
+                env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+                process_group=0,
+            )  # fmt: skip
+        self.starts += 1
+
+    async def start(self) -> None:
+        await self._spawn()
+        self._watcher = asyncio.create_task(self._watch(), name=f"watch-{self.spec.name}")
+
+    async def _watch(self) -> None:
+        delay = RESTART_DELAY_MIN_S
+        while True:
+            assert self.process is not None
+            started = time.monotonic()
+            code = await self.process.wait()
+            if self._stopping:
+                return
+            crash = Crash(self.spec.name, code, time.time(), _tail(self.log_path))
+            self.crashes.append(crash)
+            self.on_crash(crash)
+            if time.monotonic() - started >= STABLE_AFTER_S:
+                delay = RESTART_DELAY_MIN_S
+            await asyncio.sleep(delay)
+            delay = min(RESTART_DELAY_MAX_S, delay * 2)
+            if self._stopping:
+                return
+            await self._spawn()
+
+    async def wait_ready(self, session: aiohttp.ClientSession) -> None:
+        """Until the ready URL answers 200 (a crash meanwhile restarts the child and the
+        wait goes on); a clear error with the log's last lines after the timeout."""
+        deadline = time.monotonic() + self.spec.ready_timeout_s
+        while time.monotonic() < deadline:
+            running = self.process is not None and self.process.returncode is None
+            if running and self.spec.ready_url is None:
+                return
+            if running and self.spec.ready_url is not None:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with session.get(self.spec.ready_url) as response:
+                        if response.status == 200:
+                            return
+            await asyncio.sleep(0.2)
+        tail = "\n".join(_tail(self.log_path))
+        raise StreamlearnError(
+            f"{self.spec.name} did not come up within {self.spec.ready_timeout_s:.0f}s "
+            f"(log {self.log_path}):\n{tail}"
+        )
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL after the stop timeout; records the exit code."""
+        self._stopping = True
+        process = self.process
+        if process is not None and process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), self.spec.stop_timeout_s)
+            except TimeoutError:
+                self.killed = True
+                process.kill()
+                await process.wait()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        self.exit_code = process.returncode if process is not None else None
+
+    @property
+    def exited_cleanly(self) -> bool:
+        return self.exit_code == 0 and not self.killed
+
+
+class Supervisor:
+    """The children of one ``up``, started in order and stopped in reverse order."""
+
+    def __init__(self, log_dir: Path, on_crash: Callable[[Crash], None]) -> None:
+        self.log_dir = log_dir
+        self.on_crash = on_crash
+        self.children: list[Child] = []
+
+    async def start(self, specs: Sequence[ChildSpec]) -> list[Child]:
+        """Start ``specs`` together and wait until each is up."""
+        started = [Child(spec, self.log_dir, self.on_crash) for spec in specs]
+        self.children.extend(started)
+        for child in started:
+            await child.start()
+        timeout = aiohttp.ClientTimeout(total=2)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            await asyncio.gather(*(child.wait_ready(session) for child in started))
+        return started
+
+    async def stop(self, groups: Sequence[Sequence[str]]) -> None:
+        """Stop the named children group by group (each group at once), then the rest."""
+        named = {child.spec.name: child for child in self.children}
+        done: set[str] = set()
+        for group in groups:
+            batch = [named[name] for name in group if name in named and name not in done]
+            done.update(child.spec.name for child in batch)
+            await asyncio.gather(*(child.stop() for child in batch))
+        rest = [child for child in reversed(self.children) if child.spec.name not in done]
+        for child in rest:
+            await child.stop()

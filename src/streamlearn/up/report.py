@@ -1,0 +1,203 @@
+"""The figures of a running ``up``: one dict, drawn live by the view and printed at the end.
+
+Every figure comes from where an operator would read it: the parts' Prometheus counters
+(totals kept across restarts), the prediction worker's ``/v1/models``, the supervisor's
+process records, and (with ``--simulate``) the simulator's own counts and ground truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streamlearn.simulate import Summary
+from streamlearn.up.children import Child
+from streamlearn.up.probes import SystemProbe
+
+MIN_VERSIONS = 10
+_RATES = ("in", "clean", "bots", "rejected")
+MIN_AUC = 0.75
+
+
+def figures(
+    probe: SystemProbe,
+    children: Sequence[Child],
+    simulation: Summary | None,
+    elapsed_s: float,
+    *,
+    final: bool = False,
+) -> dict[str, Any]:
+    """The figures now; rates are per second since the last poll, or with ``final`` the
+    run's averages."""
+    p = probe
+    events = {
+        "in": p.total("collector", "streamlearn_collector_accepted_total", kind="event"),
+        "clean": p.total("preprocess", "streamlearn_preprocess_events_total", outcome="clean"),
+        "bots": p.total("preprocess", "streamlearn_preprocess_events_total", outcome="bot"),
+        "duplicates": p.total(
+            "preprocess", "streamlearn_preprocess_events_total", outcome="duplicate"
+        ),
+        "rejected": sum(
+            p.total(part, "streamlearn_rejected_records_total")
+            for part in ("preprocess", "sessionise", "label-join", "learner")
+        ),
+        "refused_by_collector": p.total(
+            "collector", "streamlearn_collector_refused_requests_total"
+        ),
+    }
+    if final:
+        per_s = {k: events[k] / elapsed_s if elapsed_s else 0.0 for k in _RATES}
+    else:
+        per_s = {
+            "in": p.rate("collector", "streamlearn_collector_accepted_total", kind="event"),
+            "clean": p.rate("preprocess", "streamlearn_preprocess_events_total", outcome="clean"),
+            "bots": p.rate("preprocess", "streamlearn_preprocess_events_total", outcome="bot"),
+            "rejected": sum(
+                p.rate(part, "streamlearn_rejected_records_total")
+                for part in ("preprocess", "sessionise", "label-join", "learner")
+            ),
+        }
+    bot_rules = {
+        rule: p.total("preprocess", "streamlearn_preprocess_bot_events_total", rule=rule)
+        for rule in p.label_values("preprocess", "streamlearn_preprocess_bot_events_total", "rule")
+    }
+    joined = "streamlearn_label_join_records_total"
+    examples = {
+        what: p.total("label-join", joined, what=what)
+        for what in ("positives", "negatives", "values", "unseen", "duplicate_feedback")
+    }
+    examples["total"] = examples["positives"] + examples["negatives"] + examples["values"]
+    if final:
+        examples["per_s"] = examples["total"] / elapsed_s if elapsed_s else 0.0
+    else:
+        examples["per_s"] = sum(
+            p.rate("label-join", joined, what=w) for w in ("positives", "negatives", "values")
+        )
+    served_name = "streamlearn_serve_predictions_total"
+    served = p.total("serve", served_name)
+    models: dict[str, Any] = {}
+    for name, view in sorted(p.models.items()):
+        models[name] = {
+            "version": view.version,
+            "versions_published": int(
+                p.total("learner", "streamlearn_learner_snapshots_total", model=name)
+            ),
+            "auc": None if view.auc is None else round(view.auc, 4),
+            "trained_examples": view.trained_examples,
+            "freshness_ms": view.freshness_ms(),
+        }
+    result: dict[str, Any] = {
+        "elapsed_s": round(elapsed_s, 1),
+        "events": {k: int(v) for k, v in events.items()},
+        "events_per_s": {k: round(v, 1) for k, v in per_s.items()},
+        "bot_rules": {k: int(v) for k, v in bot_rules.items()},
+        "feedback_accepted": int(
+            p.total("collector", "streamlearn_collector_accepted_total") - events["in"]
+        ),
+        "sessions": {
+            "open": int(p.total("sessionise", "streamlearn_sessionise_open_sessions")),
+            "closed": int(
+                p.total("sessionise", "streamlearn_sessions_emitted_total", kind="closed")
+            ),
+            "corrections": int(
+                p.total("sessionise", "streamlearn_sessions_emitted_total", kind="correction")
+            ),
+        },
+        "predictions": {
+            "served": int(served),
+            "per_s": round(
+                served / elapsed_s if final and elapsed_s else p.rate("serve", served_name), 1
+            ),
+            "degraded": int(p.total("serve", "streamlearn_serve_degraded_predictions_total")),
+            "telemetry_dropped": int(p.total("serve", "streamlearn_serve_telemetry_dropped_total")),
+        },
+        "examples": {k: round(v, 1) if k == "per_s" else int(v) for k, v in examples.items()},
+        "models": models,
+        "processes": {
+            child.spec.name: {
+                "state": child.state,
+                "pid": child.pid,
+                "starts": child.starts,
+                "crashes": len(child.crashes),
+                "exit_code": child.exit_code,
+                "killed": child.killed,
+            }
+            for child in children
+        },
+    }
+    if simulation is not None:
+        result["simulation"] = {
+            "truth_auc_ceiling": simulation.truth_auc_so_far(),
+            "ctr_by_arm": simulation.ctr_by_arm,
+            "impressions_by_arm": {a: c["impressions"] for a, c in sorted(simulation.arms.items())},
+            "predict_ms": simulation.predict_ms,
+            "generated": dict(simulation.generated),
+            "actors": dict(simulation.actors),
+            "malformed_refused": simulation.malformed_refused,
+            "dropped": simulation.dropped,
+            "predict_errors": simulation.predict_errors,
+        }
+    return result
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+def checks(final: dict[str, Any], model: str = "ctr") -> list[Check]:
+    """What a healthy run shows: no crash and clean exits; with a simulation also data
+    through every stage, filtered noise, and a model that learned the simulated world."""
+    events, examples = final["events"], final["examples"]
+    processes = final["processes"]
+    crashed = sorted(n for n, p in processes.items() if p["crashes"])
+    unclean = sorted(
+        n for n, p in processes.items() if p["exit_code"] not in (0, None) or p["killed"]
+    )
+    result = [
+        Check("no part crashed", not crashed, ", ".join(crashed) or "none"),
+        Check("every process exited cleanly", not unclean, ", ".join(unclean) or "all"),
+    ]
+    simulation = final.get("simulation")
+    if simulation is None:
+        return result
+    served = final["models"].get(model, {})
+    versions = int(served.get("versions_published") or 0)
+    auc = served.get("auc")
+    return [
+        Check(
+            "events flowed through every stage",
+            all(
+                (
+                    events["in"] > 0,
+                    events["clean"] > 0,
+                    final["sessions"]["open"] + final["sessions"]["closed"] > 0,
+                    final["predictions"]["served"] > 0,
+                    examples["total"] > 0,
+                    any(m["versions_published"] > 0 for m in final["models"].values()),
+                )
+            ),
+            f"in {events['in']}, clean {events['clean']}, predictions "
+            f"{final['predictions']['served']}, examples {examples['total']}",
+        ),
+        *result,
+        Check(
+            f"{model} reached {MIN_VERSIONS} versions",
+            versions >= MIN_VERSIONS,
+            f"{versions} published",
+        ),
+        Check(
+            f"{model} prequential AUC >= {MIN_AUC}",
+            auc is not None and auc >= MIN_AUC,
+            f"{auc} (ceiling {simulation['truth_auc_ceiling']})",
+        ),
+        Check(
+            "bots, duplicates and malformed events filtered and counted",
+            events["bots"] > 0 and events["duplicates"] > 0 and simulation["malformed_refused"] > 0,
+            f"bots {events['bots']}, duplicates {events['duplicates']}, "
+            f"malformed refused {simulation['malformed_refused']}",
+        ),
+    ]

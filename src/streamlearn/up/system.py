@@ -1,0 +1,328 @@
+"""`streamlearn up`: the whole system on this machine, stopped cleanly on SIGINT/SIGTERM.
+
+Start order: the embedded broker (unless a cluster is given), the topology, the schema
+registry (unless an external one is given), the schemas, then the parts as supervised
+child processes: one Faust worker per agent (each its own consumer group), the collector
+and a prediction worker; with a simulation, the simulator runs in this process and
+sends its traffic through the collector and the worker's HTTP API. Stop order is the
+reverse, front doors first, so nothing accepted is left unprocessed by a stopped stage:
+simulator → collector and worker → agents (the learner publishes what it learned) →
+registry → broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from confluent_kafka.admin import AdminClient
+from rich.console import Console
+from rich.live import Live
+
+from streamlearn.agents.app import AGENT_NAMES
+from streamlearn.kafka_clients import confluent_config
+from streamlearn.kafka_local import EmbeddedKafka, PinnedJar, embedded_kafka, load_lock
+from streamlearn.serde import RegistryClient
+from streamlearn.serde.registration import register_topology_schemas
+from streamlearn.serving.experiment_topic import publish_experiment
+from streamlearn.serving.experiments import Arm, Experiment
+from streamlearn.settings import Settings
+from streamlearn.simulate import LoopOptions, Simulator, TrafficConfig, new_simulator, run_simulator
+from streamlearn.topology import apply_topology, desired_topics, load_topology
+from streamlearn.up.children import ChildSpec, Crash, Supervisor
+from streamlearn.up.probes import SystemProbe
+from streamlearn.up.report import Check, checks, figures
+from streamlearn.up.signing_key import LOCAL_SIGNING_KEY_FILE, local_signing_key
+from streamlearn.up.view import render
+
+POLL_INTERVAL_S = 1.0
+DRAIN_S = 3.0
+
+# What `up --simulate` changes unless the environment sets it: the simulated world lives
+# minutes, not days, so its sessions, label horizons and snapshots run on a short clock;
+# all its traffic comes through one local collector, so the collector must trust the
+# simulator's X-Forwarded-For (else the per-IP bot rule sees one very busy address).
+SIMULATE_DEFAULTS = {
+    "STREAMLEARN_MODELS": '["ctr", "ctr_tree"]',
+    "STREAMLEARN_LABEL_HORIZON_S": "20",
+    "STREAMLEARN_LABEL_ALLOWED_LATENESS_S": "5",
+    "STREAMLEARN_SNAPSHOT_EVERY_S": "5",
+    "STREAMLEARN_SESSION_GAP_S": "60",
+    "STREAMLEARN_SESSION_ALLOWED_LATENESS_S": "20",
+    "STREAMLEARN_COLLECTOR_TRUST_FORWARDED_FOR": "true",
+}
+# The experiment `up --simulate` routes: the logistic model against the Hoeffding tree.
+SIMULATED_EXPERIMENT = Experiment(
+    name="ranking",
+    salt="ranking",
+    arms=(Arm("logistic", "ctr", 0.5), Arm("tree", "ctr_tree", 0.5)),
+    description="up --simulate: ctr (logistic regression) vs ctr_tree (Hoeffding tree)",
+)
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    embedded_kafka: bool
+    kafka_port: int
+    data_dir: Any
+    start_registry: bool
+    registry_port: int
+    collector_port: int
+    serve_port: int
+    simulate: TrafficConfig | None = None
+    duration_s: float | None = None
+    live: bool = False
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _part_specs(settings: Settings, options: UpOptions) -> list[ChildSpec]:
+    env = {
+        "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+        "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
+        "STREAMLEARN_DATA_DIR": str(settings.data_dir),
+    }
+    if settings.model_signing_key is not None:
+        env["STREAMLEARN_MODEL_SIGNING_KEY"] = settings.model_signing_key.get_secret_value()
+    specs = []
+    for agent in AGENT_NAMES:
+        port = _free_port()
+        specs.append(
+            ChildSpec(
+                agent,
+                args=(
+                    *("agents", "run", "--only", agent, "--group", f"streamlearn-{agent}"),
+                    *("--metrics-port", str(port)),
+                ),
+                env=env,
+                ready_url=f"http://127.0.0.1:{port}/metrics",
+                metrics_url=f"http://127.0.0.1:{port}/metrics",
+            )
+        )
+    for name, args, port in (
+        ("collector", ("collector", "serve"), options.collector_port),
+        ("serve", ("serve",), options.serve_port),
+    ):
+        specs.append(
+            ChildSpec(
+                name,
+                (*args, "--port", str(port)),
+                env,
+                ready_url=f"http://127.0.0.1:{port}/healthz",
+                metrics_url=f"http://127.0.0.1:{port}/metrics",
+            )
+        )
+    return specs
+
+
+def _registry_spec(settings: Settings, port: int) -> ChildSpec:
+    return ChildSpec(
+        "registry",
+        ("registry", "serve", "--port", str(port)),
+        {
+            "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
+        },
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+    )
+
+
+class _Run:
+    """One `up`: what it started, in the order it must stop."""
+
+    def __init__(self, options: UpOptions, say: Callable[[str], None], console: Console) -> None:
+        self.options, self.say, self.console = options, say, console
+        self.broker: EmbeddedKafka | None = None
+        self.supervisor: Supervisor | None = None
+        self.simulator: Simulator | None = None
+        self.crashes: list[str] = []
+
+    def crashed(self, crash: Crash) -> None:
+        self.crashes.append(f"{time.strftime('%H:%M:%S')} {crash.name} crashed "
+                            f"(exit {crash.exit_code}); restarting")  # fmt: skip
+        self.say(crash.describe())
+
+    async def prepare(
+        self, settings: Settings, on_fetch: Callable[[PinnedJar, int, int], None] | None
+    ) -> Settings:
+        options, say = self.options, self.say
+        if options.embedded_kafka:
+            self.broker = await asyncio.to_thread(
+                embedded_kafka, settings, port=options.kafka_port, data_dir=options.data_dir,
+                on_fetch=on_fetch,
+            )  # fmt: skip
+            status = await asyncio.to_thread(self.broker.start, settings.kafka_start_timeout_s)
+            settings = settings.model_copy(update={"kafka_bootstrap": status.bootstrap})
+            say(f"Kafka {load_lock().kafka_version} ready at {status.bootstrap}")
+
+        topology = load_topology(settings.topology_file)
+        desired = desired_topics(topology, settings.topic_prefix, settings.topic_replication_factor)
+        plan = await asyncio.to_thread(
+            apply_topology, AdminClient(confluent_config(settings)), desired
+        )
+        say(f"topics: {plan.describe()}")
+        self.supervisor = Supervisor(settings.data_dir / "logs", self.crashed)
+        say(f"logs of every part in {self.supervisor.log_dir}")
+
+        if options.start_registry:
+            (registry,) = await self.supervisor.start(
+                [_registry_spec(settings, options.registry_port)]
+            )
+            settings = settings.model_copy(
+                update={"schema_registry_url": f"http://127.0.0.1:{options.registry_port}"}
+            )
+            say(f"schema registry at {settings.schema_registry_url} (pid {registry.pid})")
+        registered = await asyncio.to_thread(
+            register_topology_schemas, settings, settings.topology_file
+        )
+        say(f"schemas: {len(registered)} registered")
+
+        if settings.model_signing_key is None:
+            key_file = settings.data_dir / LOCAL_SIGNING_KEY_FILE
+            settings = settings.model_copy(
+                update={"model_signing_key": local_signing_key(key_file)}
+            )
+            say(f"model snapshots signed with this machine's key in {key_file} "
+                "(STREAMLEARN_MODEL_SIGNING_KEY sets your own)")  # fmt: skip
+        if options.simulate is not None and {"ctr", "ctr_tree"} <= set(settings.models):
+            await asyncio.to_thread(_publish_simulated_experiment, settings)
+            say(f"experiment {SIMULATED_EXPERIMENT.name}: logistic → ctr, tree → ctr_tree")
+        return settings
+
+    async def start_parts(self, settings: Settings) -> SystemProbe:
+        assert self.supervisor is not None
+        specs = _part_specs(settings, self.options)
+        children = await self.supervisor.start(specs)
+        for child in children:
+            self.say(f"{child.spec.name}: pid {child.pid}")
+        self.say(f"agents: {', '.join(AGENT_NAMES)} (one process and consumer group each)")
+        self.say(f"collector at http://127.0.0.1:{self.options.collector_port}/v1/events")
+        self.say(
+            f"prediction worker at http://127.0.0.1:{self.options.serve_port}"
+            f"/v1/models/{{name}}:predict (models: {', '.join(settings.models)})"
+        )
+        return SystemProbe(
+            {s.name: s.metrics_url for s in specs if s.metrics_url is not None},
+            f"http://127.0.0.1:{self.options.serve_port}/v1/models",
+        )
+
+    async def stop(self) -> None:
+        if self.supervisor is not None:
+            await self.supervisor.stop([("collector", "serve"), AGENT_NAMES, ("registry",)])
+        if self.broker is not None:
+            await asyncio.to_thread(self.broker.stop)
+
+
+def _publish_simulated_experiment(settings: Settings) -> None:
+    with RegistryClient(settings.schema_registry_url) as registry:
+        publish_experiment(settings, registry, SIMULATED_EXPERIMENT)
+
+
+async def _watch(run: _Run, probe: SystemProbe, stop: asyncio.Event, started: float) -> None:
+    """Poll and draw until ``stop`` or the duration."""
+    options = run.options
+    assert run.supervisor is not None
+    children = run.supervisor.children
+    live = Live(console=run.console, auto_refresh=False) if options.live else None
+    simulation = None if run.simulator is None else run.simulator.summary
+
+    def current() -> dict[str, Any]:
+        return figures(probe, children, simulation, time.monotonic() - started)
+
+    timeout = aiohttp.ClientTimeout(total=2)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        with live if live is not None else contextlib.nullcontext():
+            while not stop.is_set():
+                await probe.poll(session)
+                if live is not None:
+                    live.update(render(current(), options.duration_s, run.crashes), refresh=True)
+                elapsed = time.monotonic() - started
+                if options.duration_s is not None and elapsed >= options.duration_s:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), POLL_INTERVAL_S)
+
+
+async def run_up(
+    settings: Settings,
+    options: UpOptions,
+    say: Callable[[str], None],
+    on_fetch: Callable[[PinnedJar, int, int], None] | None = None,
+    console: Console | None = None,
+) -> tuple[dict[str, Any], list[Check]] | None:
+    """Run until SIGINT/SIGTERM or the duration; the final figures and checks (None when
+    it stopped before the parts were up)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    run = _Run(options, say, console or Console(stderr=True))
+    simulation: asyncio.Task[Any] | None = None
+    simulation_stop = asyncio.Event()
+    final: dict[str, Any] | None = None
+    try:
+        settings = await run.prepare(settings, on_fetch)
+        probe = await run.start_parts(settings)
+        started = time.monotonic()
+        if options.simulate is not None:
+            run.simulator = new_simulator(
+                options.simulate,
+                LoopOptions(
+                    collector_url=f"http://127.0.0.1:{options.collector_port}",
+                    predict_url=f"http://127.0.0.1:{options.serve_port}",
+                ),
+            )
+            simulation = asyncio.create_task(run_simulator(run.simulator, simulation_stop))
+            say(f"simulating {options.simulate.rate:g} page views/s "
+                f"of {options.simulate.users} people (seed {options.simulate.seed})")  # fmt: skip
+        say("streamlearn is up; press Ctrl-C to stop")
+        await _watch(run, probe, stop, started)
+        elapsed = time.monotonic() - started
+        if simulation is not None:
+            say("stopping the simulator; waiting for the pipeline to drain")
+            simulation_stop.set()
+            await simulation
+            # What the simulator sent last is still on its way through the agents.
+            await asyncio.sleep(DRAIN_S)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            await probe.poll(session)
+        assert run.supervisor is not None
+        summary = run.simulator.summary if run.simulator is not None else None
+        final = figures(probe, run.supervisor.children, summary, elapsed, final=True)
+        say("stopping")
+    finally:
+        if simulation is not None and not simulation.done():
+            simulation_stop.set()
+            simulation.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await simulation
+        await run.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    if final is None or run.supervisor is None:
+        return None
+    final["processes"] = figures(probe, run.supervisor.children, None, 0)["processes"]
+    if run.simulator is not None:
+        final["simulator"] = run.simulator.summary.to_dict()
+    return final, checks(final)
+
+
+def apply_simulate_defaults(environ: os._Environ[str] | dict[str, str]) -> dict[str, str]:
+    """Set ``SIMULATE_DEFAULTS`` that the environment does not set; returns those set."""
+    applied = {k: v for k, v in SIMULATE_DEFAULTS.items() if k not in environ}
+    environ.update(applied)
+    return applied

@@ -1,0 +1,100 @@
+"""The live terminal view of ``up`` (rich), drawn from :func:`streamlearn.up.report.figures`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+
+def _n(value: float | int | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _rate(value: float | None) -> str:
+    return "" if not value else f"{value:,.1f}/s"
+
+
+def _ms(pair: dict[str, float] | None) -> str:
+    return "-" if not pair else f"{pair['p50']:,.1f} / {pair['p99']:,.1f} ms"
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left", expand=False, pad_edge=False)
+    for index, column in enumerate(columns):
+        table.add_column(column, justify="left" if index == 0 else "right")
+    return table
+
+
+def render(figures: dict[str, Any], duration_s: float | None, crashes: list[str]) -> Group:
+    events, rates = figures["events"], figures["events_per_s"]
+    simulation = figures.get("simulation") or {}
+    until = f" of {duration_s:.0f}s" if duration_s else " (Ctrl-C stops)"
+    parts: list[RenderableType] = [
+        Text(f"streamlearn up: {figures['elapsed_s']:.0f}s{until}", style="bold")
+    ]
+
+    data = _table("telemetry", "", "total", "rate")
+    data.add_row("events in", _n(events["in"]), _rate(rates["in"]))
+    data.add_row("clean", _n(events["clean"]), _rate(rates["clean"]))
+    data.add_row("bots filtered", _n(events["bots"]), _rate(rates["bots"]))
+    data.add_row("duplicates dropped", _n(events["duplicates"]), "")
+    data.add_row("rejected (events.rejected)", _n(events["rejected"]), _rate(rates["rejected"]))
+    data.add_row("refused by collector", _n(events["refused_by_collector"]), "")
+    data.add_row("feedback in", _n(figures["feedback_accepted"]), "")
+
+    loop = _table("feedback loop", "", "total", "rate")
+    sessions, examples = figures["sessions"], figures["examples"]
+    predictions = figures["predictions"]
+    loop.add_row("open sessions", _n(sessions["open"]), "")
+    loop.add_row("closed sessions", _n(sessions["closed"]), "")
+    loop.add_row("predictions served", _n(predictions["served"]), _rate(predictions["per_s"]))
+    loop.add_row("  degraded", _n(predictions["degraded"]), "")
+    loop.add_row("training examples", _n(examples["total"]), _rate(examples["per_s"]))
+    loop.add_row("  served, never seen", _n(examples["unseen"]), "")
+    loop.add_row("predict p50 / p99", _ms(simulation.get("predict_ms")), "")
+    parts.append(_side_by_side(data, loop))
+
+    models = _table("models", "model", "version", "published", "AUC", "ceiling", "freshness")
+    ceiling = simulation.get("truth_auc_ceiling")
+    for name, model in figures["models"].items():
+        models.add_row(
+            name,
+            _n(model["version"]),
+            _n(model["versions_published"]),
+            "-" if model["auc"] is None else f"{model['auc']:.3f}",
+            "-" if ceiling is None else f"{ceiling:.3f}",
+            _ms(model["freshness_ms"]),
+        )
+    arms = _table("experiment arms", "arm", "impressions", "CTR")
+    for arm, ctr in (simulation.get("ctr_by_arm") or {}).items():
+        arms.add_row(arm, _n(simulation["impressions_by_arm"].get(arm)), f"{ctr:.2%}")
+    parts.append(_side_by_side(models, arms))
+
+    processes = _table("processes", "part", "state", "pid", "restarts")
+    for name, process in figures["processes"].items():
+        style = "green" if process["state"] == "running" else "yellow"
+        processes.add_row(
+            name, Text(process["state"], style=style), _n(process["pid"]),
+            _n(max(0, process["starts"] - 1)),
+        )  # fmt: skip
+    parts.append(processes)
+    parts.extend(Text(line, style="red") for line in crashes[-3:])
+    return Group(*parts)
+
+
+def _side_by_side(left: Table, right: Table) -> Table:
+    grid = Table.grid(padding=(0, 4))
+    grid.add_row(left, right)
+    return grid
+
+
+def render_checks(results: list[tuple[str, bool, str]]) -> Group:
+    lines = [
+        Text.assemble(("PASS " if passed else "FAIL ", "green" if passed else "red"), name,
+                      f": {detail}")
+        for name, passed, detail in results
+    ]  # fmt: skip
+    return Group(*lines)
