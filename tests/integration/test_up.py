@@ -1,0 +1,74 @@
+"""`streamlearn up` supervises its parts: a part that dies is reported and restarted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from streamlearn.kafka_local import free_port
+
+DURATION_S = 40
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def test_a_killed_part_is_reported_and_restarted(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "STREAMLEARN_TOPIC_PREFIX": unique_name("") + ".",
+        "STREAMLEARN_DATA_DIR": str(tmp_path),
+    }
+    env.pop("STREAMLEARN_SCHEMA_REGISTRY_URL", None)
+    serve_port = free_port()
+    with subprocess.Popen(
+        [sys.executable, "-m", "streamlearn", "up", "--bootstrap-servers", kafka_bootstrap,
+         "--registry-port", str(free_port()), "--collector-port", str(free_port()),
+         "--serve-port", str(serve_port), "--duration", str(DURATION_S), "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as up:  # fmt: skip
+        assert up.stderr is not None
+        assert up.stdout is not None
+        lines: list[str] = []
+        for line in up.stderr:
+            lines.append(line)
+            if "streamlearn is up" in line:
+                break
+        pids = {
+            name: int(pid)
+            for name, _, pid in (
+                line.strip().partition(": pid ") for line in lines if ": pid " in line
+            )
+        }
+        assert set(pids) >= {"preprocess", "learner", "collector", "serve"}, lines
+        os.kill(pids["serve"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not _healthy(f"http://127.0.0.1:{serve_port}/healthz"):
+            assert time.monotonic() < deadline, "the worker was not restarted"
+            time.sleep(0.2)
+        output, errors = up.communicate(timeout=DURATION_S + 120)
+    summary = json.loads(output.strip().splitlines()[-1])
+    assert up.returncode == 1  # a crash fails the run's checks...
+    assert "serve exited with code -9" in "".join(lines) + errors
+    serve = summary["processes"]["serve"]
+    assert serve["crashes"] == 1
+    assert serve["starts"] == 2
+    assert serve["exit_code"] == 0  # ...and the restarted worker stopped cleanly
+    assert serve["pid"] != pids["serve"]
+    failed = {c["name"]: c["detail"] for c in summary["checks"] if not c["passed"]}
+    assert failed == {"no part crashed": "serve"}
+    assert (tmp_path / "logs" / "serve.log").read_text().count("--- start") == 2

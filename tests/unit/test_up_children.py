@@ -1,0 +1,107 @@
+"""The supervisor with real child processes (tiny Python programs, no broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+from streamlearn.exceptions import StreamlearnError
+from streamlearn.up import children as children_module
+from streamlearn.up.children import ChildSpec, Crash, Supervisor
+
+PYTHON = (sys.executable, "-c")
+SERVES_UNTIL_SIGTERM = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+print("serving", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+IGNORES_SIGTERM = """
+import signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("stubborn", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def _spec(name: str, program: str, stop_timeout_s: float = 20.0) -> ChildSpec:
+    return ChildSpec(name, (program,), program=PYTHON, stop_timeout_s=stop_timeout_s)
+
+
+async def _until(condition: object, timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_crash_is_reported_with_its_log_tail_and_the_child_restarted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(children_module, "RESTART_DELAY_MIN_S", 0.05)
+    marker = tmp_path / "crashed-once"
+    program = f"""
+import pathlib, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+marker = pathlib.Path({str(marker)!r})
+if not marker.exists():
+    marker.touch()
+    print("about to fail: the disk is full", flush=True)
+    sys.exit(3)
+print("second life", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+    crashes: list[Crash] = []
+    supervisor = Supervisor(tmp_path / "logs", crashes.append)
+    (child,) = await supervisor.start([_spec("flaky", program)])
+    await _until(lambda: child.starts == 2 and child.state == "running")
+    assert [c.exit_code for c in crashes] == [3]
+    assert crashes[0].name == "flaky"
+    assert "about to fail: the disk is full" in crashes[0].log_tail
+    assert "exited with code 3" in crashes[0].describe()
+    await _until(lambda: "second life" in (tmp_path / "logs" / "flaky.log").read_text())
+
+    await supervisor.stop([])
+    assert child.exit_code == 0
+    assert child.exited_cleanly
+    assert child.state == "stopped"
+    assert len(child.crashes) == 1  # stopping is not a crash
+
+
+async def test_stop_goes_group_by_group_and_kills_what_ignores_sigterm(tmp_path: Path) -> None:
+    crashes: list[Crash] = []
+    supervisor = Supervisor(tmp_path / "logs", crashes.append)
+    polite, stubborn, last = await supervisor.start(
+        [
+            _spec("polite", SERVES_UNTIL_SIGTERM),
+            _spec("stubborn", IGNORES_SIGTERM, stop_timeout_s=0.5),
+            _spec("last", SERVES_UNTIL_SIGTERM),
+        ]
+    )
+    await _until(lambda: "stubborn" in (tmp_path / "logs" / "stubborn.log").read_text())
+    await supervisor.stop([("polite", "stubborn")])
+    assert polite.exit_code == 0
+    assert polite.exited_cleanly
+    assert stubborn.killed
+    assert stubborn.exit_code == -9
+    assert not stubborn.exited_cleanly
+    assert last.exit_code == 0
+    assert crashes == []
+
+
+async def test_a_child_that_never_gets_ready_fails_with_its_log(tmp_path: Path) -> None:
+    supervisor = Supervisor(tmp_path / "logs", lambda crash: None)
+    spec = ChildSpec(
+        "mute", (SERVES_UNTIL_SIGTERM,), program=PYTHON,
+        ready_url="http://127.0.0.1:9/healthz", ready_timeout_s=1.0,
+    )  # fmt: skip
+    with pytest.raises(StreamlearnError, match="mute did not come up within 1s") as raised:
+        await supervisor.start([spec])
+    assert "serving" in str(raised.value)
+    await supervisor.stop([])

@@ -1,0 +1,151 @@
+"""Figures of a running `up`: counters across restarts, model views, checks, the live view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from streamlearn.simulate import Summary
+from streamlearn.up.probes import ModelView, ResetSafeCounters, SystemProbe, parse_metrics
+from streamlearn.up.report import checks, figures
+from streamlearn.up.view import render
+
+PREPROCESS_METRICS = """
+# HELP streamlearn_preprocess_events_total Events read by preprocess, by outcome.
+# TYPE streamlearn_preprocess_events_total counter
+streamlearn_preprocess_events_total{{outcome="clean"}} {clean}
+streamlearn_preprocess_events_total{{outcome="bot"}} 4.0
+# HELP streamlearn_sessionise_open_sessions Open sessions.
+# TYPE streamlearn_sessionise_open_sessions gauge
+streamlearn_sessionise_open_sessions {open}
+"""
+
+
+def _samples(clean: float, open_sessions: float) -> dict[Any, float]:
+    return parse_metrics(PREPROCESS_METRICS.format(clean=clean, open=open_sessions))
+
+
+def test_counter_totals_survive_a_restart_of_the_exporting_process() -> None:
+    counters = ResetSafeCounters()
+    clean = ("streamlearn_preprocess_events_total", (("outcome", "clean"),))
+    gauge = ("streamlearn_sessionise_open_sessions", ())
+    assert counters.update(_samples(100, 7))[clean] == 100
+    assert counters.update(_samples(150, 9))[clean] == 150
+    after_restart = counters.update(_samples(20, 2))  # a new process counts from zero
+    assert after_restart[clean] == 170
+    assert after_restart[gauge] == 2  # gauges are what they are now
+    assert counters.update(_samples(50, 3))[clean] == 200
+
+
+def test_model_view_counts_versions_and_freshness() -> None:
+    view = ModelView("ctr")
+    base = {"loaded": True, "metrics": {"auc": 0.8}, "trained_examples": 10}
+    view.observe({**base, "version": 1, "created_ts": "2026-11-30T10:00:00Z",
+                  "loaded_at": "2026-11-30T10:00:00.020Z"})  # fmt: skip
+    view.observe({**base, "version": 1, "created_ts": "2026-11-30T10:00:00Z",
+                  "loaded_at": "2026-11-30T10:00:00.020Z"})  # fmt: skip
+    view.observe({**base, "version": 2, "created_ts": "2026-11-30T10:00:05Z",
+                  "loaded_at": "2026-11-30T10:00:05.040Z"})  # fmt: skip
+    view.observe({"loaded": False})
+    assert view.versions_seen == {1, 2}
+    assert view.version == 2
+    assert view.auc == 0.8
+    freshness = view.freshness_ms()
+    assert freshness is not None
+    assert 20 <= freshness["p50"] <= 40
+    assert freshness["p99"] <= 40
+
+
+def _probe() -> SystemProbe:
+    probe = SystemProbe({}, None)
+    probe.samples = {
+        "collector": parse_metrics(
+            'streamlearn_collector_accepted_total{kind="event"} 1000\n'
+            'streamlearn_collector_accepted_total{kind="click"} 50\n'
+            'streamlearn_collector_refused_requests_total{status="400"} 9\n'
+        ),
+        "preprocess": parse_metrics(
+            'streamlearn_preprocess_events_total{outcome="clean"} 900\n'
+            'streamlearn_preprocess_events_total{outcome="bot"} 60\n'
+            'streamlearn_preprocess_events_total{outcome="duplicate"} 40\n'
+            'streamlearn_preprocess_bot_events_total{rule="crawler_user_agent"} 60\n'
+        ),
+        "sessionise": parse_metrics(
+            "streamlearn_sessionise_open_sessions 30\n"
+            'streamlearn_sessions_emitted_total{kind="closed"} 12\n'
+        ),
+        "label-join": parse_metrics(
+            'streamlearn_label_join_records_total{what="positives"} 120\n'
+            'streamlearn_label_join_records_total{what="negatives"} 300\n'
+            'streamlearn_label_join_records_total{what="unseen"} 80\n'
+        ),
+        "learner": parse_metrics('streamlearn_learner_snapshots_total{model="ctr"} 12\n'),
+        "serve": parse_metrics(
+            'streamlearn_serve_predictions_total{model="ctr",version="3",arm=""} 700\n'
+            'streamlearn_serve_predictions_total{model="ctr",version="4",arm=""} 100\n'
+        ),
+    }
+    view = ModelView("ctr")
+    view.observe({"loaded": True, "version": 12, "metrics": {"auc": 0.81}})
+    probe.models = {"ctr": view}
+    return probe
+
+
+def _simulation() -> Summary:
+    summary = Summary()
+    summary.generated = {"page_view": 1000, "malformed": 9}
+    summary.malformed_refused = 9
+    for clicked in (True, False, False, True):
+        summary.record_impression(0.7 if clicked else 0.2, clicked, False, "logistic")
+    summary.record_impression(0.5, True, False, None)
+    summary.record_predict_latency(0.004)
+    summary.record_predict_latency(0.010)
+    return summary
+
+
+def test_figures_and_checks_of_a_healthy_simulated_run() -> None:
+    final = figures(_probe(), [], _simulation(), 100.0, final=True)
+    assert final["events"] == {
+        "in": 1000, "clean": 900, "bots": 60, "duplicates": 40, "rejected": 0,
+        "refused_by_collector": 9,
+    }  # fmt: skip
+    assert final["events_per_s"]["in"] == 10.0
+    assert final["feedback_accepted"] == 50
+    assert final["examples"]["total"] == 420
+    assert final["predictions"]["served"] == 800
+    assert final["models"]["ctr"]["versions_published"] == 12
+    assert final["simulation"]["ctr_by_arm"] == {"-": 1.0, "logistic": 0.5}
+    assert final["simulation"]["truth_auc_ceiling"] == 1.0
+    assert all(check.passed for check in checks(final)), checks(final)
+
+
+def test_checks_name_what_went_wrong() -> None:
+    final = figures(_probe(), [], _simulation(), 100.0, final=True)
+    final["models"]["ctr"].update(versions_published=3, auc=0.61)
+    final["processes"] = {
+        "learner": {"crashes": 1, "exit_code": 0, "killed": False},
+        "serve": {"crashes": 0, "exit_code": -9, "killed": True},
+    }
+    failed = {c.name: c.detail for c in checks(final) if not c.passed}
+    assert failed == {
+        "no part crashed": "learner",
+        "every process exited cleanly": "serve",
+        "ctr reached 10 versions": "3 published",
+        "ctr prequential AUC >= 0.75": "0.61 (ceiling 1.0)",
+    }
+
+
+def test_without_a_simulation_only_process_health_is_checked() -> None:
+    final = figures(_probe(), [], None, 10.0, final=True)
+    assert [c.name for c in checks(final)] == ["no part crashed", "every process exited cleanly"]
+
+
+def test_the_live_view_shows_every_figure() -> None:
+    console = Console(record=True, width=160)
+    console.print(render(figures(_probe(), [], _simulation(), 42.0), 180, ["learner crashed"]))
+    text = console.export_text()
+    for expected in ("42s of 180s", "events in", "1,000", "bots filtered", "open sessions",
+                     "training examples", "ctr", "0.810", "logistic", "50.00%",
+                     "learner crashed"):  # fmt: skip
+        assert expected in text, expected
