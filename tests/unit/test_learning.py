@@ -277,7 +277,9 @@ def test_records_match_their_schemas(registry: InMemoryRegistry) -> None:
     for record in examples(20, model_name="conversion_value"):
         _avro(registry, TOPIC, "TrainingExample", record)
     learner.learn_many(positioned(examples(200, model_name="conversion_value")))
-    assert set(learner.metrics()) == {"mae", "rmse", "evaluated_examples"}
+    assert set(learner.metrics()) == {
+        "mae", "rmse", "evaluated_examples", "served_mae", "served_examples"
+    }  # fmt: skip
     snapshot = learner.snapshot(T0)
     assert _avro(registry, "model.state", "ModelSnapshot", snapshot) == snapshot
     record = learner.metrics_record(T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=1))
@@ -292,3 +294,19 @@ def test_records_match_their_schemas(registry: InMemoryRegistry) -> None:
 def test_a_signing_key_is_required() -> None:
     with pytest.raises(ConfigurationError):
         OnlineLearner(SPECS["ctr"], signing_key=None)
+
+
+def test_served_metrics_score_what_users_got_and_leave_fallbacks_out() -> None:
+    learner = OnlineLearner(SPECS["ctr"], signing_key=KEY)
+    records = examples(400)
+    for n, record in enumerate(records):
+        if n % 4 == 0:  # a fallback answered: no model version, a score that ranks badly
+            record.update(model_version=None, score=1.0 - record["label"])
+        else:  # a model answered with a score that ranks perfectly
+            record.update(model_version=1, score=0.2 + 0.6 * record["label"])
+    learner.learn_many(positioned(records))
+    metrics = learner.metrics()
+    assert metrics["served_examples"] == 300
+    assert metrics["served_auc"] == pytest.approx(1.0)
+    assert metrics["evaluated_examples"] == 400
+    assert metrics["auc"] < 0.99  # the model being trained is no oracle

@@ -132,7 +132,7 @@ def test_checks_name_what_went_wrong() -> None:
         "no part crashed": "learner",
         "every process exited cleanly": "serve",
         "ctr reached 10 versions": "3 published",
-        "ctr prequential AUC >= 0.75": "0.61 (ceiling 1.0)",
+        "ctr prequential AUC >= 0.75": "0.61 (served None, ceiling 1.0)",
     }
 
 

@@ -92,14 +92,17 @@ class OnlineLearner:
 
     def _reset_metrics(self) -> None:
         self.evaluated = 0
+        self.served_evaluated = 0
         if self.spec.task == "binary":
             self._first: Any = river_metrics.ROCAUC()  # type: ignore[no-untyped-call]
             self._second: Any = river_metrics.LogLoss()  # type: ignore[no-untyped-call]
-            self._names = ("auc", "log_loss")
+            self._served: Any = river_metrics.ROCAUC()  # type: ignore[no-untyped-call]
+            self._names = ("auc", "log_loss", "served_auc")
         else:
             self._first = river_metrics.MAE()  # type: ignore[no-untyped-call]
             self._second = river_metrics.RMSE()  # type: ignore[no-untyped-call]
-            self._names = ("mae", "rmse")
+            self._served = river_metrics.MAE()  # type: ignore[no-untyped-call]
+            self._names = ("mae", "rmse", "served_mae")
 
     def accepts(self, example: Mapping[str, Any]) -> bool:
         """Whether ``example`` trains this learner's model (and arm)."""
@@ -135,6 +138,12 @@ class OnlineLearner:
         self._first.update(truth, score, weight)
         self._second.update(truth, score, weight)
         self.evaluated += 1
+        served = example.get("score")
+        # What users got: the score a model (not a fallback) served for this request.
+        by_model = example.get("model_version") is not None
+        if by_model and served is not None and math.isfinite(served):
+            self._served.update(truth, float(served), weight)
+            self.served_evaluated += 1
         spec.learn(model, x, label, weight)
         self.trained_examples += 1
         self._since_snapshot += 1
@@ -150,14 +159,28 @@ class OnlineLearner:
         return learned
 
     def metrics(self) -> dict[str, float]:
-        """Prequential metrics since this learner started or resumed."""
+        """Metrics since this learner started or resumed: prequential (scored by the model
+        being trained, just before it learns the example) and served (the score the
+        request got from the model version that answered it; fallbacks left out).
+
+        With delayed labels, prequential figures can run optimistic: a positive arrives
+        seconds after its prediction, a negative only after the label horizon, so a
+        positive is scored right after the model learned its neighbours (same user,
+        same moment) and a negative much later (measured: the Hoeffding tree's
+        prequential AUC above the simulated truth's ceiling). Served figures have no
+        such leak: the score was fixed before any label existed.
+        """
         if not self.evaluated:
             return {"evaluated_examples": 0.0}
-        return {
+        metrics = {
             self._names[0]: float(self._first.get()),
             self._names[1]: float(self._second.get()),
             "evaluated_examples": float(self.evaluated),
         }
+        if self.served_evaluated:
+            metrics[self._names[2]] = float(self._served.get())
+            metrics["served_examples"] = float(self.served_evaluated)
+        return metrics
 
     @property
     def unpublished(self) -> int:

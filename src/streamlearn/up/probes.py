@@ -70,6 +70,7 @@ class ModelView:
     name: str
     version: int | None = None
     auc: float | None = None
+    served_auc: float | None = None
     trained_examples: int | None = None
     versions_seen: set[int] = field(default_factory=set)
     freshness_s: list[float] = field(default_factory=list)
@@ -79,8 +80,8 @@ class ModelView:
             return
         version = int(info["version"])
         metrics = info.get("metrics") or {}
-        auc = metrics.get("auc")
-        self.auc = float(auc) if isinstance(auc, int | float) and math.isfinite(auc) else None
+        self.auc = _finite(metrics.get("auc"))
+        self.served_auc = _finite(metrics.get("served_auc"))
         self.trained_examples = info.get("trained_examples")
         if version != self.version:
             self.version = version
@@ -96,6 +97,10 @@ class ModelView:
             return None
         p50, p99 = np.percentile(self.freshness_s, [50, 99])
         return {"p50": round(float(p50) * 1000, 1), "p99": round(float(p99) * 1000, 1)}
+
+
+def _finite(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 def _parse_ts(text: object) -> float | None:

@@ -84,6 +84,7 @@ def figures(
                 p.total("learner", "streamlearn_learner_snapshots_total", model=name)
             ),
             "auc": None if view.auc is None else round(view.auc, 4),
+            "served_auc": None if view.served_auc is None else round(view.served_auc, 4),
             "trained_examples": view.trained_examples,
             "freshness_ms": view.freshness_ms(),
         }
@@ -192,7 +193,7 @@ def checks(final: dict[str, Any], model: str = "ctr") -> list[Check]:
         Check(
             f"{model} prequential AUC >= {MIN_AUC}",
             auc is not None and auc >= MIN_AUC,
-            f"{auc} (ceiling {simulation['truth_auc_ceiling']})",
+            f"{auc} (served {served.get('served_auc')}, ceiling {simulation['truth_auc_ceiling']})",
         ),
         Check(
             "bots, duplicates and malformed events filtered and counted",

@@ -21,6 +21,10 @@ def _ms(pair: dict[str, float] | None) -> str:
     return "-" if not pair else f"{pair['p50']:,.1f} / {pair['p99']:,.1f} ms"
 
 
+def _auc(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _table(title: str, *columns: str) -> Table:
     table = Table(title=title, title_justify="left", expand=False, pad_edge=False)
     for index, column in enumerate(columns):
@@ -57,15 +61,18 @@ def render(figures: dict[str, Any], duration_s: float | None, crashes: list[str]
     loop.add_row("predict p50 / p99", _ms(simulation.get("predict_ms")), "")
     parts.append(_side_by_side(data, loop))
 
-    models = _table("models", "model", "version", "published", "AUC", "ceiling", "freshness")
+    models = _table(
+        "models", "model", "version", "published", "AUC", "served AUC", "ceiling", "freshness"
+    )
     ceiling = simulation.get("truth_auc_ceiling")
     for name, model in figures["models"].items():
         models.add_row(
             name,
             _n(model["version"]),
             _n(model["versions_published"]),
-            "-" if model["auc"] is None else f"{model['auc']:.3f}",
-            "-" if ceiling is None else f"{ceiling:.3f}",
+            _auc(model["auc"]),
+            _auc(model["served_auc"]),
+            _auc(ceiling),
             _ms(model["freshness_ms"]),
         )
     arms = _table("experiment arms", "arm", "impressions", "CTR")
@@ -77,7 +84,7 @@ def render(figures: dict[str, Any], duration_s: float | None, crashes: list[str]
     for name, process in figures["processes"].items():
         style = "green" if process["state"] == "running" else "yellow"
         processes.add_row(
-            name, Text(process["state"], style=style), _n(process["pid"]),
+            name, Text(process["state"], style=style), str(process["pid"] or "-"),
             _n(max(0, process["starts"] - 1)),
         )  # fmt: skip
     parts.append(processes)
