@@ -277,9 +277,8 @@ def test_records_match_their_schemas(registry: InMemoryRegistry) -> None:
     for record in examples(20, model_name="conversion_value"):
         _avro(registry, TOPIC, "TrainingExample", record)
     learner.learn_many(positioned(examples(200, model_name="conversion_value")))
-    assert set(learner.metrics()) == {
-        "mae", "rmse", "evaluated_examples", "served_mae", "served_examples"
-    }  # fmt: skip
+    # Fallback answers only (model_version 0): no served figures.
+    assert set(learner.metrics()) == {"mae", "rmse", "evaluated_examples"}
     snapshot = learner.snapshot(T0)
     assert _avro(registry, "model.state", "ModelSnapshot", snapshot) == snapshot
     record = learner.metrics_record(T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=1))
@@ -302,8 +301,10 @@ def test_served_metrics_score_what_users_got_and_leave_fallbacks_out() -> None:
     for n, record in enumerate(records):
         if n % 4 == 0:  # a fallback answered: no model version, a score that ranks badly
             record.update(model_version=None, score=1.0 - record["label"])
-        else:  # a model answered with a score that ranks perfectly
-            record.update(model_version=1, score=0.2 + 0.6 * record["label"])
+        elif n < 200:  # version 1 ranks perfectly, but scores everything high...
+            record.update(model_version=1, score=0.8 + 0.1 * record["label"])
+        else:  # ...and version 2 too, scoring everything low: pooled, that would rank badly
+            record.update(model_version=2, score=0.1 + 0.1 * record["label"])
     learner.learn_many(positioned(records))
     metrics = learner.metrics()
     assert metrics["served_examples"] == 300

@@ -35,6 +35,7 @@ from typing import Any
 
 from river import metrics as river_metrics
 
+from streamlearn.agents.served_metrics import ServedAuc, ServedMae
 from streamlearn.models.exceptions import ModelError
 from streamlearn.models.features import model_input
 from streamlearn.models.snapshot import SigningKey, build_snapshot, key_bytes, load_model
@@ -92,16 +93,15 @@ class OnlineLearner:
 
     def _reset_metrics(self) -> None:
         self.evaluated = 0
-        self.served_evaluated = 0
         if self.spec.task == "binary":
             self._first: Any = river_metrics.ROCAUC()  # type: ignore[no-untyped-call]
             self._second: Any = river_metrics.LogLoss()  # type: ignore[no-untyped-call]
-            self._served: Any = river_metrics.ROCAUC()  # type: ignore[no-untyped-call]
+            self._served: ServedAuc | ServedMae = ServedAuc()
             self._names = ("auc", "log_loss", "served_auc")
         else:
             self._first = river_metrics.MAE()  # type: ignore[no-untyped-call]
             self._second = river_metrics.RMSE()  # type: ignore[no-untyped-call]
-            self._served = river_metrics.MAE()  # type: ignore[no-untyped-call]
+            self._served = ServedMae()
             self._names = ("mae", "rmse", "served_mae")
 
     def accepts(self, example: Mapping[str, Any]) -> bool:
@@ -138,12 +138,10 @@ class OnlineLearner:
         self._first.update(truth, score, weight)
         self._second.update(truth, score, weight)
         self.evaluated += 1
-        served = example.get("score")
-        # What users got: the score a model (not a fallback) served for this request.
-        by_model = example.get("model_version") is not None
-        if by_model and served is not None and math.isfinite(served):
-            self._served.update(truth, float(served), weight)
-            self.served_evaluated += 1
+        served, served_by = example.get("score"), example.get("model_version")
+        # What users got: the score a model (version ≥ 1, not a fallback) served.
+        if served_by and served is not None and math.isfinite(served):
+            self._served.update(int(served_by), truth, float(served), weight)
         spec.learn(model, x, label, weight)
         self.trained_examples += 1
         self._since_snapshot += 1
@@ -161,7 +159,8 @@ class OnlineLearner:
     def metrics(self) -> dict[str, float]:
         """Metrics since this learner started or resumed: prequential (scored by the model
         being trained, just before it learns the example) and served (the score the
-        request got from the model version that answered it; fallbacks left out).
+        request got from the model version that answered it, judged per version:
+        agents/served_metrics.py; fallbacks left out).
 
         With delayed labels, prequential figures can run optimistic: a positive arrives
         seconds after its prediction, a negative only after the label horizon, so a
@@ -177,9 +176,10 @@ class OnlineLearner:
             self._names[1]: float(self._second.get()),
             "evaluated_examples": float(self.evaluated),
         }
-        if self.served_evaluated:
-            metrics[self._names[2]] = float(self._served.get())
-            metrics["served_examples"] = float(self.served_evaluated)
+        served = self._served.get()
+        if served is not None:
+            metrics[self._names[2]] = served
+            metrics["served_examples"] = float(self._served.examples)
         return metrics
 
     @property
