@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib.util
 import json
 import os
 import re
@@ -66,8 +67,11 @@ end
 """
 
 
-def bare_server(port: int) -> None:
-    """The baseline: an aiohttp handler that reads the body and returns a constant."""
+def bare_server(port: int, uvloop: bool = False) -> None:
+    """The baseline: an aiohttp handler that reads the body and returns a constant (on
+    asyncio's event loop, or on uvloop's: the worker runs on uvloop when it is installed)."""
+    import asyncio
+
     from aiohttp import web
 
     body = b'{"predictions":[{"score":0.5}]}'
@@ -78,7 +82,15 @@ def bare_server(port: int) -> None:
 
     app = web.Application()
     app.router.add_post("/{tail:.*}", handler)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    loop = None
+    if uvloop:
+        import uvloop as uv
+
+        loop = uv.new_event_loop()
+    web.run_app(
+        app, host="127.0.0.1", port=port, print=None, access_log=None,
+        loop=loop or asyncio.new_event_loop(),
+    )  # fmt: skip
 
 
 def _wait_http(port: int, path: str, timeout_s: float = 60) -> None:
@@ -264,11 +276,19 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per load run")
     parser.add_argument("--batch", type=int, default=32, help="instances per batched request")
     parser.add_argument("--snapshots", type=int, default=50)
+    parser.add_argument(
+        "--low-connections",
+        default="4,8",
+        help="also load the bare handler and the worker (1 instance) at these concurrencies "
+        "(comma-separated; empty for none): p99 at low load",
+    )
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--bare-uvloop", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
-        bare_server(args.bare_server)
+        bare_server(args.bare_server, args.bare_uvloop)
         return 0
+    has_uvloop = importlib.util.find_spec("uvloop") is not None
     load = run_wrk if shutil.which("wrk") else run_aiohttp
     print(f"load generator: {'wrk' if load is run_wrk else 'aiohttp client (slow)'}")
 
@@ -344,6 +364,13 @@ def main() -> int:
         )
         bare_process = subprocess.Popen([sys.executable, __file__, "--bare-server", str(bare_port)])
         processes.append(bare_process)
+        uv_port = free_port()
+        if has_uvloop:
+            uv_process = subprocess.Popen(
+                [sys.executable, __file__, "--bare-server", str(uv_port), "--bare-uvloop"]
+            )
+            processes.append(uv_process)
+            _wait_http(uv_port, "")
         worker_pid = processes[1].pid
         _wait_http(worker_port, "/readyz")
         _wait_http(bare_port, "")
@@ -360,11 +387,17 @@ def main() -> int:
         }  # fmt: skip
         worker_url = f"http://127.0.0.1:{worker_port}/v1/models/ctr:predict"
         bare_url = f"http://127.0.0.1:{bare_port}/v1/models/ctr:predict"
+        uv_url = f"http://127.0.0.1:{uv_port}/v1/models/ctr:predict"
         load(worker_url, one, args.connections, 2)  # warm-up
         load(bare_url, one, args.connections, 2)
         d, c = args.duration, args.connections
         rows = {
             "bare aiohttp handler": measured(load, bare_process.pid, bare_url, one, c, d),
+            **(
+                {"bare handler, uvloop": measured(load, uv_process.pid, uv_url, one, c, d)}
+                if has_uvloop
+                else {}
+            ),
             "worker, 1 instance": measured(load, worker_pid, worker_url, one, c, d),
             f"worker, {args.batch} instances": measured(load, worker_pid, worker_url, batch, c, d),
             "in-process model call": in_process(model, requests),
@@ -398,6 +431,22 @@ def main() -> int:
             "batched predictions/s / in-process calls/s: "
             f"{batched['rps'] * args.batch / rows['in-process model call']['rps']:.2f}x"
         )
+        if has_uvloop:
+            uv = rows["bare handler, uvloop"]
+            print(f"worker / bare handler on uvloop (req/s): {single['rps'] / uv['rps']:.2f}x")
+        low = [int(n) for n in args.low_connections.split(",") if n.strip()]
+        if low:
+            print(f"\nlower concurrency, {d} s per run:")
+            print(f"{'connections':>11} {'target':24} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+        for n in low:
+            targets = [("bare aiohttp handler", bare_url), ("worker, 1 instance", worker_url)]
+            if has_uvloop:
+                targets.insert(1, ("bare handler, uvloop", uv_url))
+            for name, url in targets:
+                row = load(url, one, n, d)
+                print(
+                    f"{n:>11} {name:24} {row['rps']:>10.0f} {row['p50']:>8.3f} {row['p99']:>8.3f}"
+                )
         sent = metric_sum(worker_port, "streamlearn_serve_telemetry_delivered_total")
         dropped = metric_sum(worker_port, "streamlearn_serve_telemetry_dropped_total")
         print(f"telemetry delivered: {sent}, dropped: {dropped or 0}")

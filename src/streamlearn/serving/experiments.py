@@ -15,11 +15,11 @@ several enabled experiments cover one model, the one whose name sorts first rout
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from hashlib import blake2b
 from itertools import accumulate
 from typing import Any
 
@@ -30,9 +30,12 @@ _SCALE = float(2**64)
 
 def bucket(salt: str, user_id: str) -> float:
     """The user's point in [0, 1) for this salt (same on every machine and run)."""
-    digest = hashlib.blake2b(
-        salt.encode("utf-8") + b"\x00" + user_id.encode("utf-8", "surrogatepass"), digest_size=8
-    ).digest()
+    return _point(salt.encode("utf-8") + b"\x00", user_id)
+
+
+def _point(prefix: bytes, user_id: str) -> float:
+    """:func:`bucket` with the salt's part of the hashed bytes already encoded."""
+    digest = blake2b(prefix + user_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "big") / _SCALE
 
 
@@ -60,6 +63,9 @@ class Experiment:
     updated_ts: datetime | None = None
     bounds: tuple[float, ...] = field(init=False, repr=False, compare=False)
     """Upper end of each arm's interval of [0, 1)."""
+    _prefix: bytes = field(init=False, repr=False, compare=False)
+    _cuts: tuple[tuple[float, Arm], ...] = field(init=False, repr=False, compare=False)
+    """(upper end, arm) of the arms with a weight: a zero-weight arm routes nobody."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -82,6 +88,9 @@ class Experiment:
         bounds = list(accumulate(arm.weight / total for arm in self.arms))
         bounds[-1] = 1.0
         object.__setattr__(self, "bounds", tuple(bounds))
+        object.__setattr__(self, "_prefix", self.salt.encode("utf-8") + b"\x00")
+        cuts = tuple((b, arm) for arm, b in zip(self.arms, bounds, strict=True) if arm.weight > 0)
+        object.__setattr__(self, "_cuts", cuts)
 
     @property
     def models(self) -> frozenset[str]:
@@ -91,11 +100,12 @@ class Experiment:
         )
 
     def assign(self, user_id: str) -> Arm:
-        point = bucket(self.salt, user_id)
-        for arm, bound in zip(self.arms, self.bounds, strict=True):
-            if point < bound and arm.weight > 0:
+        point = _point(self._prefix, user_id)
+        for bound, arm in self._cuts:
+            if point < bound:
                 return arm
-        return next(arm for arm in reversed(self.arms) if arm.weight > 0)
+        # Rounding can leave a sliver below 1.0 past the last weighted arm's bound.
+        return self._cuts[-1][1]
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Experiment:

@@ -63,7 +63,6 @@ class Predictor:
         # than a uuid4 per request).
         self._id_prefix = uuid.uuid4().hex[:16]
         self._ids = itertools.count(1)
-        self._served: dict[tuple[str, int, str], Any] = {}
         self._capped: dict[str, Any] = {}
         self._degraded: dict[tuple[str, str], Any] = {}
 
@@ -81,33 +80,21 @@ class Predictor:
         base_id = request_id or f"{self._id_prefix}{next(self._ids):x}"
         single = len(instances) == 1
         experiment = self.book.covering(endpoint)
-        models: dict[str, Served | None] = {}
+        experiment_name = None if experiment is None else experiment.name
+        # Per served model, once per request: (served, rules, why degraded or None, version).
+        routes: dict[str, tuple[Served | None, BusinessRules, str | None, int]] = {}
         predictions: list[dict[str, Any]] = []
-        records: list[dict[str, Any]] = []
-        metrics = self.metrics
+        served_counts = self.metrics.served.counts
         for index, instance in enumerate(instances):
             arm_name: str | None = None
             name = endpoint
             if experiment is not None:
                 arm = experiment.assign(instance.user_id)
                 arm_name, name = arm.name, arm.model_name
-            if name in models:
-                served = models[name]
-            else:
-                served = models[name] = self.store.get(name)
-            rules = self.rules_for(name, served)
-            reason: str | None = None
-            version = 0
-            if served is None:
-                reason = "no_model"
-            else:
-                max_age = self.max_model_age_s or rules.max_model_age_s
-                if max_age is not None and now - served.created_s > max_age:
-                    reason = "stale_model"
-                    self._alert_stale(name, served, max_age, now)
-                else:
-                    version = served.loaded.version
-            decision: Decision
+            route = routes.get(name)
+            if route is None:
+                route = routes[name] = self._route(name, now)
+            served, rules, reason, version = route
             raw = 0.0
             if reason is None:
                 assert served is not None
@@ -121,36 +108,24 @@ class Predictor:
                 except Exception:
                     log.exception("model %s v%d failed", name, version)
                     reason, version = "model_error", 0
+            decision: Decision
             if reason is None:
                 decision = self.engine.decide(name, rules, raw, now)
                 if decision.capped:
-                    capped = self._capped.get(name)
-                    if capped is None:
-                        capped = self._capped[name] = metrics.capped.labels(model=name)
-                    capped.inc()
-                    if decision.cap_reached:
-                        self._alert_cap(name, version, rules)
+                    self._count_capped(name, version, rules, decision.cap_reached)
             else:
                 decision = fallback(rules)
-                degraded = self._degraded.get((name, reason))
-                if degraded is None:
-                    degraded = metrics.degraded.labels(model=name, reason=reason)
-                    self._degraded[name, reason] = degraded
-                degraded.inc()
-            key = (name, version, arm_name or "")
-            counter = self._served.get(key)
-            if counter is None:
-                counter = metrics.predictions.labels(model=name, version=str(version), arm=key[2])
-                self._served[key] = counter
-            counter.inc()
-            rid = instance.request_id or (base_id if single else f"{base_id}-{index}")
+                self._count_degraded(name, reason)
+            key = (name, str(version), arm_name or "")
+            served_counts[key] = served_counts.get(key, 0) + 1
             predictions.append(
                 {
-                    "request_id": rid,
+                    "request_id": instance.request_id
+                    or (base_id if single else f"{base_id}-{index}"),
                     "user_id": instance.user_id,
                     "model_name": name,
                     "model_version": version or None,
-                    "experiment": None if experiment is None else experiment.name,
+                    "experiment": experiment_name,
                     "arm": arm_name,
                     "score": decision.score,
                     "decision": decision.decision,
@@ -159,32 +134,50 @@ class Predictor:
                     "capped": decision.capped,
                 }
             )
-        if self.telemetry is not None:
+        telemetry = self.telemetry
+        if telemetry is not None:
             served_ms = int(now * 1000)
             latency_ms = (time.perf_counter() - started) * 1000.0
+            worker_version = self.worker_version
             for instance, prediction in zip(instances, predictions, strict=True):
-                records.append(
-                    {
-                        "request_id": prediction["request_id"],
-                        "user_id": instance.user_id,
-                        "model_name": prediction["model_name"],
-                        "model_version": prediction["model_version"] or 0,
-                        "experiment": prediction["experiment"],
-                        "arm": prediction["arm"],
-                        "features": instance.features,
-                        "context": instance.context,
-                        "score": prediction["score"],
-                        "decision": prediction["decision"],
-                        "degraded": prediction["degraded"],
-                        "degraded_reason": prediction["degraded_reason"],
-                        "served_ts": served_ms,
-                        "worker_version": self.worker_version,
-                        "latency_ms": latency_ms,
-                    }
+                telemetry.offer_prediction(
+                    prediction,
+                    instance.features,
+                    instance.context,
+                    served_ms,
+                    latency_ms,
+                    worker_version,
                 )
-            for record in records:
-                self.telemetry.offer("prediction", record["request_id"], record)
         return {"request_id": base_id, "model_name": endpoint, "predictions": predictions}
+
+    def _route(self, name: str, now: float) -> tuple[Served | None, BusinessRules, str | None, int]:
+        """The model serving ``name`` (read once per request), its rules, and whether it
+        cannot answer (``no_model``, ``stale_model``) or its version."""
+        served = self.store.get(name)
+        rules = self.rules_for(name, served)
+        if served is None:
+            return served, rules, "no_model", 0
+        max_age = self.max_model_age_s or rules.max_model_age_s
+        if max_age is not None and now - served.created_s > max_age:
+            self._alert_stale(name, served, max_age, now)
+            return served, rules, "stale_model", 0
+        return served, rules, None, served.loaded.version
+
+    def _count_capped(self, name: str, version: int, rules: BusinessRules, reached: bool) -> None:
+        capped = self._capped.get(name)
+        if capped is None:
+            capped = self._capped[name] = self.metrics.capped.labels(model=name)
+        capped.inc()
+        if reached:
+            self._alert_cap(name, version, rules)
+
+    def _count_degraded(self, name: str, reason: str) -> None:
+        degraded = self._degraded.get((name, reason))
+        if degraded is None:
+            degraded = self._degraded[name, reason] = self.metrics.degraded.labels(
+                model=name, reason=reason
+            )
+        degraded.inc()
 
     def alert(
         self,

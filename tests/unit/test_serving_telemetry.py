@@ -1,0 +1,101 @@
+"""The telemetry sink without a broker: what it hands the producer, and what it counts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from confluent_kafka import KafkaError
+from prometheus_client import generate_latest
+
+from streamlearn.serde import AvroSerde, InMemoryRegistry
+from streamlearn.serving.metrics import ServingMetrics
+from streamlearn.serving.telemetry import TelemetrySink, prediction_record
+from streamlearn.settings import Settings
+
+
+class FakeProducer:
+    """Records what the sink produces (librdkafka is not involved)."""
+
+    def __init__(self) -> None:
+        self.produced: list[tuple[str, bytes, str]] = []
+        self.polls = 0
+
+    def produce(self, topic: str, value: bytes, key: str) -> None:
+        self.produced.append((topic, value, key))
+
+    def poll(self, timeout: float) -> int:
+        self.polls += 1
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+def _sink(buffer: int = 100) -> tuple[TelemetrySink, FakeProducer, ServingMetrics]:
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", serve_telemetry_buffer=buffer)
+    metrics = ServingMetrics()
+    sink = TelemetrySink(settings, InMemoryRegistry(), metrics)
+    fake = FakeProducer()
+    sink._producer = fake  # type: ignore[assignment]
+    return sink, fake, metrics
+
+
+PREDICTION: dict[str, Any] = {
+    "request_id": "r-1",
+    "user_id": "u-1",
+    "model_name": "ctr@b",
+    "model_version": None,
+    "experiment": "split",
+    "arm": "b",
+    "score": 0.02,
+    "decision": "skip",
+    "degraded": True,
+    "degraded_reason": "no_model",
+    "capped": False,
+}
+FEATURES: dict[str, Any] = {"price": 2.5, "hour": 3, "mobile": True, "category": "books", "x": None}
+
+
+def test_predictions_are_encoded_as_their_record() -> None:
+    sink, fake, _ = _sink()
+    asyncio.run(sink._ensure_schemas())
+    assert sink._fast is not None
+    for fast in (True, False):
+        if not fast:
+            sink._fast = None
+        sink.offer_prediction(PREDICTION, FEATURES, {"placement": "top"}, 1_000, 1.5, "w-1")
+        sink._send_chunk()
+    serde: AvroSerde = sink.serdes["prediction"]
+    record = prediction_record(PREDICTION, FEATURES, {"placement": "top"}, 1_000, 1.5, "w-1")
+    assert record["model_version"] == 0  # the fallback answered
+    [(topic, fast_bytes, key), (_, generic_bytes, _)] = fake.produced
+    assert (topic, key) == (sink.topics["prediction"], "r-1")
+    assert fast_bytes == generic_bytes == serde.encode(record)
+    assert serde.decode(fast_bytes)["features"] == FEATURES
+
+
+def test_deliveries_and_drops_are_counted() -> None:
+    sink, _, metrics = _sink(buffer=2)
+    for _ in range(3):
+        sink.offer_prediction(PREDICTION, FEATURES, {}, 1_000, 1.5, "w-1")
+    assert sink.pending == 2
+    for _ in range(3):
+        sink._report(None, None)  # type: ignore[arg-type]
+    sink._report(KafkaError(KafkaError._MSG_TIMED_OUT), None)  # type: ignore[arg-type]
+    sink._poll()
+    text = generate_latest(metrics.registry).decode()
+    assert "streamlearn_serve_telemetry_delivered_total 3.0" in text
+    assert 'streamlearn_serve_telemetry_dropped_total{reason="delivery_failed"} 1.0' in text
+    assert 'streamlearn_serve_telemetry_dropped_total{reason="buffer_full"} 1.0' in text
+
+
+def test_tallied_predictions_are_in_every_rendering() -> None:
+    metrics = ServingMetrics()
+    metrics.served.counts[("ctr", "3", "")] = 5
+    first = generate_latest(metrics.registry).decode()
+    metrics.served.counts[("ctr", "3", "")] = 2
+    second = generate_latest(metrics.registry).decode()
+    line = 'streamlearn_serve_predictions_total{arm="",model="ctr",version="3"}'
+    assert f"{line} 5.0" in first
+    assert f"{line} 7.0" in second
