@@ -78,7 +78,7 @@ def render(figures: dict[str, Any], duration_s: float | None, crashes: list[str]
     arms = _table("experiment arms", "arm", "impressions", "CTR")
     for arm, ctr in (simulation.get("ctr_by_arm") or {}).items():
         arms.add_row(arm, _n(simulation["impressions_by_arm"].get(arm)), f"{ctr:.2%}")
-    parts.append(_side_by_side(models, arms))
+    parts.append(models)
 
     processes = _table("processes", "part", "state", "pid", "restarts")
     for name, process in figures["processes"].items():
@@ -87,7 +87,7 @@ def render(figures: dict[str, Any], duration_s: float | None, crashes: list[str]
             name, Text(process["state"], style=style), str(process["pid"] or "-"),
             _n(max(0, process["starts"] - 1)),
         )  # fmt: skip
-    parts.append(processes)
+    parts.append(_side_by_side(processes, arms))
     parts.extend(Text(line, style="red") for line in crashes[-3:])
     return Group(*parts)
 
