@@ -93,6 +93,42 @@ def bare_server(port: int, uvloop: bool = False) -> None:
     )  # fmt: skip
 
 
+def minimal_server(port: int) -> None:
+    """The least a real predict handler does: parse the body with orjson, score the first
+    instance with the same model (``model_input`` + River), render the score with orjson, on
+    the worker's event loop. What the worker costs beyond this is routing, rules,
+    validation, metrics and telemetry."""
+    import asyncio
+
+    import orjson
+    from aiohttp import web
+
+    from streamlearn.models.features import model_input
+    from streamlearn.serving.runner import new_event_loop
+
+    spec = SPECS["ctr"]
+    model = spec.new_model()
+    for x, label in training_stream(spec, 5000):
+        spec.learn(model, x, label)
+
+    async def handler(request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        instance = body["instances"][0] if "instances" in body else body
+        score = spec.predict(model, model_input(instance["features"], instance.get("context")))
+        return web.Response(
+            body=orjson.dumps({"predictions": [{"score": score}]}), content_type="application/json"
+        )
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_post("/{tail:.*}", handler)
+    loop: asyncio.AbstractEventLoop = new_event_loop()
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, loop=loop)
+
+
 def _wait_http(port: int, path: str, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -284,9 +320,13 @@ def main() -> int:
     )
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bare-uvloop", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--minimal-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
         bare_server(args.bare_server, args.bare_uvloop)
+        return 0
+    if args.minimal_server:
+        minimal_server(args.minimal_server)
         return 0
     has_uvloop = importlib.util.find_spec("uvloop") is not None
     load = run_wrk if shutil.which("wrk") else run_aiohttp
@@ -371,6 +411,12 @@ def main() -> int:
             )
             processes.append(uv_process)
             _wait_http(uv_port, "")
+        minimal_port = free_port()
+        minimal_process = subprocess.Popen(
+            [sys.executable, __file__, "--minimal-server", str(minimal_port)]
+        )
+        processes.append(minimal_process)
+        _wait_http(minimal_port, "/healthz")
         worker_pid = processes[1].pid
         _wait_http(worker_port, "/readyz")
         _wait_http(bare_port, "")
@@ -397,6 +443,9 @@ def main() -> int:
                 {"bare handler, uvloop": measured(load, uv_process.pid, uv_url, one, c, d)}
                 if has_uvloop
                 else {}
+            ),
+            "minimal handler: orjson + model": measured(
+                load, minimal_process.pid, f"http://127.0.0.1:{minimal_port}/p", one, c, d
             ),
             "worker, 1 instance": measured(load, worker_pid, worker_url, one, c, d),
             f"worker, {args.batch} instances": measured(load, worker_pid, worker_url, batch, c, d),
@@ -430,6 +479,11 @@ def main() -> int:
         print(
             "batched predictions/s / in-process calls/s: "
             f"{batched['rps'] * args.batch / rows['in-process model call']['rps']:.2f}x"
+        )
+        minimal = rows["minimal handler: orjson + model"]
+        print(
+            f"minimal handler / bare handler (req/s): {minimal['rps'] / bare['rps']:.2f}x; "
+            f"worker / minimal handler: {single['rps'] / minimal['rps']:.2f}x"
         )
         if has_uvloop:
             uv = rows["bare handler, uvloop"]
