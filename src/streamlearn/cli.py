@@ -280,6 +280,9 @@ def config_docs() -> None:
 
 
 def main() -> None:
+    from streamlearn.orphan_watch import stop_when_orphaned
+
+    stop_when_orphaned()
     try:
         app()
     except StreamlearnError as exc:

@@ -72,3 +72,45 @@ def test_a_killed_part_is_reported_and_restarted(
     failed = {c["name"]: c["detail"] for c in summary["checks"] if not c["passed"]}
     assert failed == {"no part crashed": "serve"}
     assert (tmp_path / "logs" / "serve.log").read_text().count("--- start") == 2
+
+
+def _running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has exited; its new parent reaps it
+
+
+def test_parts_stop_themselves_when_up_is_killed(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "STREAMLEARN_TOPIC_PREFIX": unique_name("") + ".",
+        "STREAMLEARN_DATA_DIR": str(tmp_path),
+    }
+    env.pop("STREAMLEARN_SCHEMA_REGISTRY_URL", None)
+    with subprocess.Popen(
+        [sys.executable, "-m", "streamlearn", "up", "--bootstrap-servers", kafka_bootstrap,
+         "--registry-port", str(free_port()), "--collector-port", str(free_port()),
+         "--serve-port", str(free_port()), "--no-live"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    ) as up:  # fmt: skip
+        assert up.stdout is not None
+        lines: list[str] = []
+        for line in up.stdout:
+            lines.append(line)
+            if "streamlearn is up" in line:
+                break
+        pids = [int(line.rpartition(": pid ")[2]) for line in lines if ": pid " in line]
+        assert len(pids) == 6, lines
+        registry_pid = int(next(line for line in lines if "(pid " in line).split("(pid ")[1][:-2])
+        up.kill()  # no chance to stop its parts
+        up.wait()
+        deadline = time.monotonic() + 60
+        while any(_running(pid) for pid in [*pids, registry_pid]):
+            assert time.monotonic() < deadline, [p for p in pids if _running(p)]
+            time.sleep(0.5)
+    # They stopped cleanly, not by a signal's default action: Faust and aiohttp log it.
+    assert "Stopping" in (tmp_path / "logs" / "learner.log").read_text()

@@ -24,6 +24,7 @@ from pathlib import Path
 import aiohttp
 
 from streamlearn.exceptions import StreamlearnError
+from streamlearn.orphan_watch import SUPERVISOR_PID_ENV
 
 RESTART_DELAY_MIN_S = 1.0
 RESTART_DELAY_MAX_S = 30.0
@@ -95,7 +96,12 @@ class Child:
 
     async def _spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.spec.env}
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            SUPERVISOR_PID_ENV: str(os.getpid()),
+            **self.spec.env,
+        }
         with self.log_path.open("ab") as log:
             log.write(f"--- start {self.starts + 1} at {time.ctime()}\n".encode())
             log.flush()
