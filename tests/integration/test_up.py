@@ -25,29 +25,38 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def _start_up(
+    kafka_bootstrap: str, prefix: str, data_dir: Path, serve_port: int, *arguments: str
+) -> subprocess.Popen[str]:
+    """`streamlearn up` on the session's broker; progress on stderr, --json output on stdout."""
+    env = {**os.environ, "STREAMLEARN_TOPIC_PREFIX": prefix, "STREAMLEARN_DATA_DIR": str(data_dir)}
+    env.pop("STREAMLEARN_SCHEMA_REGISTRY_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamlearn", "up", "--bootstrap-servers", kafka_bootstrap,
+         "--registry-port", str(free_port()), "--collector-port", str(free_port()),
+         "--serve-port", str(serve_port), "--json", *arguments],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _lines_until_up(up: subprocess.Popen[str]) -> list[str]:
+    assert up.stderr is not None
+    lines: list[str] = []
+    for line in up.stderr:
+        lines.append(line)
+        if "streamlearn is up" in line:
+            return lines
+    raise AssertionError(f"up did not come up: {lines}")
+
+
 def test_a_killed_part_is_reported_and_restarted(
     kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "STREAMLEARN_TOPIC_PREFIX": unique_name("") + ".",
-        "STREAMLEARN_DATA_DIR": str(tmp_path),
-    }
-    env.pop("STREAMLEARN_SCHEMA_REGISTRY_URL", None)
     serve_port = free_port()
-    with subprocess.Popen(
-        [sys.executable, "-m", "streamlearn", "up", "--bootstrap-servers", kafka_bootstrap,
-         "--registry-port", str(free_port()), "--collector-port", str(free_port()),
-         "--serve-port", str(serve_port), "--duration", str(DURATION_S), "--json"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    ) as up:  # fmt: skip
-        assert up.stderr is not None
-        assert up.stdout is not None
-        lines: list[str] = []
-        for line in up.stderr:
-            lines.append(line)
-            if "streamlearn is up" in line:
-                break
+    with _start_up(
+        kafka_bootstrap, unique_name("") + ".", tmp_path, serve_port, "--duration", str(DURATION_S)
+    ) as up:
+        lines = _lines_until_up(up)
         pids = {
             name: int(pid)
             for name, _, pid in (
@@ -85,24 +94,8 @@ def _running(pid: int) -> bool:
 def test_parts_stop_themselves_when_up_is_killed(
     kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "STREAMLEARN_TOPIC_PREFIX": unique_name("") + ".",
-        "STREAMLEARN_DATA_DIR": str(tmp_path),
-    }
-    env.pop("STREAMLEARN_SCHEMA_REGISTRY_URL", None)
-    with subprocess.Popen(
-        [sys.executable, "-m", "streamlearn", "up", "--bootstrap-servers", kafka_bootstrap,
-         "--registry-port", str(free_port()), "--collector-port", str(free_port()),
-         "--serve-port", str(free_port()), "--no-live"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    ) as up:  # fmt: skip
-        assert up.stdout is not None
-        lines: list[str] = []
-        for line in up.stdout:
-            lines.append(line)
-            if "streamlearn is up" in line:
-                break
+    with _start_up(kafka_bootstrap, unique_name("") + ".", tmp_path, free_port()) as up:
+        lines = _lines_until_up(up)
         pids = [int(line.rpartition(": pid ")[2]) for line in lines if ": pid " in line]
         assert len(pids) == 6, lines
         registry_pid = int(next(line for line in lines if "(pid " in line).split("(pid ")[1][:-2])
