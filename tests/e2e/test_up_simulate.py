@@ -85,4 +85,4 @@ def test_up_simulate_closes_the_loop(
     assert set(processes) == {
         "registry", "preprocess", "sessionise", "label-join", "learner", "collector", "serve"
     }  # fmt: skip
-    assert all(p["exit_code"] == 0 and p["crashes"] == 0 for p in processes.values())
+    assert all(p["exit_code"] == 0 and p["clean"] and not p["crashes"] for p in processes.values())

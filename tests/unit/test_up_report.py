@@ -124,8 +124,9 @@ def test_checks_name_what_went_wrong() -> None:
     final = figures(_probe(), [], _simulation(), 100.0, final=True)
     final["models"]["ctr"].update(versions_published=3, auc=0.61)
     final["processes"] = {
-        "learner": {"crashes": 1, "exit_code": 0, "killed": False},
-        "serve": {"crashes": 0, "exit_code": -9, "killed": True},
+        "learner": {"state": "stopped", "crashes": 1, "exit_code": 0, "clean": True},
+        "serve": {"state": "stopped", "crashes": 0, "exit_code": -9, "clean": False},
+        "kafka": {"state": "stopped", "crashes": 0, "exit_code": None, "clean": True},
     }
     failed = {c.name: c.detail for c in checks(final) if not c.passed}
     assert failed == {

@@ -24,6 +24,7 @@ from streamlearn.kafka_local.java import JavaRuntime, find_java
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 30.0
+JVM_SIGTERM_EXIT = 143  # 128 + SIGTERM: the JVM's status after its shutdown hooks ran
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,9 @@ class EmbeddedKafka:
         self.classpath = classpath
         self.heap = heap
         self._process: subprocess.Popen[bytes] | None = None
+        self.stopped_cleanly: bool | None = None
+        """After :meth:`stop`: whether the broker shut down by itself after SIGTERM (a JVM
+        exits 143 then, having run Kafka's shutdown hook) rather than being killed."""
 
     @property
     def bootstrap(self) -> str:
@@ -245,10 +249,13 @@ class EmbeddedKafka:
             self._process = None
             return False
         os.kill(pid, signal.SIGTERM)
-        if not self._wait_exit(pid, timeout_s):
+        clean = self._wait_exit(pid, timeout_s)
+        if not clean:
             log.warning("Kafka (pid %d) did not stop within %.0fs; killing it", pid, timeout_s)
             os.kill(pid, signal.SIGKILL)
             self._wait_exit(pid, 10.0)
+        exit_code = None if self._process is None else self._process.returncode
+        self.stopped_cleanly = clean and exit_code in (None, 0, JVM_SIGTERM_EXIT)
         self.config.pid_path.unlink(missing_ok=True)
         self._process = None
         return True

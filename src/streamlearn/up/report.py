@@ -123,6 +123,7 @@ def figures(
                 "crashes": len(child.crashes),
                 "exit_code": child.exit_code,
                 "killed": child.killed,
+                "clean": child.exited_cleanly,
             }
             for child in children
         },
@@ -155,9 +156,7 @@ def checks(final: dict[str, Any], model: str = "ctr") -> list[Check]:
     events, examples = final["events"], final["examples"]
     processes = final["processes"]
     crashed = sorted(n for n, p in processes.items() if p["crashes"])
-    unclean = sorted(
-        n for n, p in processes.items() if p["exit_code"] not in (0, None) or p["killed"]
-    )
+    unclean = sorted(n for n, p in processes.items() if p["state"] == "stopped" and not p["clean"])
     result = [
         Check("no part crashed", not crashed, ", ".join(crashed) or "none"),
         Check("every process exited cleanly", not unclean, ", ".join(unclean) or "all"),

@@ -146,6 +146,7 @@ class _Run:
     def __init__(self, options: UpOptions, say: Callable[[str], None], console: Console) -> None:
         self.options, self.say, self.console = options, say, console
         self.broker: EmbeddedKafka | None = None
+        self.broker_pid: int | None = None
         self.supervisor: Supervisor | None = None
         self.simulator: Simulator | None = None
         self.crashes: list[str] = []
@@ -165,6 +166,7 @@ class _Run:
                 on_fetch=on_fetch,
             )  # fmt: skip
             status = await asyncio.to_thread(self.broker.start, settings.kafka_start_timeout_s)
+            self.broker_pid = status.pid
             settings = settings.model_copy(update={"kafka_bootstrap": status.bootstrap})
             say(f"Kafka {load_lock().kafka_version} ready at {status.bootstrap}")
 
@@ -224,6 +226,7 @@ class _Run:
             await self.supervisor.stop([("collector", "serve"), AGENT_NAMES, ("registry",)])
         if self.broker is not None:
             await asyncio.to_thread(self.broker.stop)
+            self.say("Kafka stopped" + ("" if self.broker.stopped_cleanly else " (killed)"))
 
 
 def _publish_simulated_experiment(settings: Settings) -> None:
@@ -316,6 +319,12 @@ async def run_up(
     if final is None or run.supervisor is None:
         return None
     final["processes"] = figures(probe, run.supervisor.children, None, 0)["processes"]
+    if run.broker is not None:
+        clean = bool(run.broker.stopped_cleanly)
+        final["processes"]["kafka"] = {
+            "state": "stopped", "pid": run.broker_pid, "starts": 1, "crashes": 0,
+            "exit_code": None, "killed": not clean, "clean": clean,
+        }  # fmt: skip
     if run.simulator is not None:
         final["simulator"] = run.simulator.summary.to_dict()
     return final, checks(final)
