@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
+import pytest
 from rich.console import Console
 
+from streamlearn.exceptions import StreamlearnError
 from streamlearn.simulate import Summary
 from streamlearn.up.probes import ModelView, ResetSafeCounters, SystemProbe, parse_metrics
 from streamlearn.up.report import checks, figures
+from streamlearn.up.system import UpOptions, _check_ports_free
 from streamlearn.up.view import render
 
 PREPROCESS_METRICS = """
@@ -150,3 +154,20 @@ def test_the_live_view_shows_every_figure() -> None:
                      "training examples", "ctr", "0.810", "logistic", "50.00%",
                      "learner crashed"):  # fmt: skip
         assert expected in text, expected
+
+
+def test_up_refuses_at_once_a_port_another_process_listens_on() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        options = UpOptions(
+            embedded_kafka=False, kafka_port=9092, data_dir=None, start_registry=False,
+            registry_port=port, collector_port=0, serve_port=port,
+        )  # fmt: skip
+        with pytest.raises(StreamlearnError, match=f"port {port} is taken.*--serve-port"):
+            _check_ports_free(options)
+        # The registry's port is only checked when up starts the registry.
+        _check_ports_free(
+            UpOptions(False, 9092, None, False, registry_port=port, collector_port=0, serve_port=0)
+        )

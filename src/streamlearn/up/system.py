@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.live import Live
 
 from streamlearn.agents.app import AGENT_NAMES
+from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.kafka_local import EmbeddedKafka, PinnedJar, embedded_kafka, load_lock
 from streamlearn.serde import RegistryClient
@@ -86,6 +87,26 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _check_ports_free(options: UpOptions) -> None:
+    """Fail at once, naming the option, when a port is taken (another `up` running?): a
+    part that cannot listen would otherwise crash and restart until its readiness wait
+    gives up a minute later."""
+    ports = {"--collector-port": options.collector_port, "--serve-port": options.serve_port}
+    if options.start_registry:
+        ports["--registry-port"] = options.registry_port
+    for option, port in ports.items():
+        with socket.socket() as probe:
+            # As the servers do: a port in TIME_WAIT from a previous run is free to them.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise StreamlearnError(
+                    f"port {port} is taken ({exc.strerror}); is another `streamlearn up` "
+                    f"running? Stop it or choose another {option}"
+                ) from exc
 
 
 def _part_specs(settings: Settings, options: UpOptions) -> list[ChildSpec]:
@@ -160,6 +181,7 @@ class _Run:
         self, settings: Settings, on_fetch: Callable[[PinnedJar, int, int], None] | None
     ) -> Settings:
         options, say = self.options, self.say
+        _check_ports_free(options)
         if options.embedded_kafka:
             self.broker = await asyncio.to_thread(
                 embedded_kafka, settings, port=options.kafka_port, data_dir=options.data_dir,
