@@ -20,6 +20,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -73,7 +74,7 @@ SIMULATED_EXPERIMENT = Experiment(
 class UpOptions:
     embedded_kafka: bool
     kafka_port: int
-    data_dir: Any
+    data_dir: Path | None
     start_registry: bool
     registry_port: int
     collector_port: int
