@@ -62,6 +62,16 @@ def _optional_string(text: str | None) -> bytes:
     return _NULL if text is None else _SECOND + _string(text)
 
 
+def _cached_string(cache: dict[str, bytes], text: str) -> bytes:
+    """``text`` encoded as an Avro string, from ``cache`` (filled up to ``CACHE_LIMIT``)."""
+    encoded = cache.get(text)
+    if encoded is None:
+        encoded = _string(text)
+        if len(cache) < CACHE_LIMIT:
+            cache[text] = encoded
+    return encoded
+
+
 class PredictionEncoder:
     """Framed ``PredictionServed`` bytes under ``serde``'s schema id."""
 
@@ -77,21 +87,11 @@ class PredictionEncoder:
 
     def _name(self, text: str) -> bytes:
         """A map key (cached)."""
-        encoded = self._names.get(text)
-        if encoded is None:
-            encoded = _string(text)
-            if len(self._names) < CACHE_LIMIT:
-                self._names[text] = encoded
-        return encoded
+        return _cached_string(self._names, text)
 
     def _value(self, text: str) -> bytes:
         """A string map value (cached: categories repeat, a few ids fill the cache and stop)."""
-        encoded = self._values.get(text)
-        if encoded is None:
-            encoded = _string(text)
-            if len(self._values) < CACHE_LIMIT:
-                self._values[text] = encoded
-        return encoded
+        return _cached_string(self._values, text)
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """``record`` (a ``PredictionServed`` dict) as framed Avro."""
