@@ -26,7 +26,6 @@ import http.client
 import importlib.util
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -41,6 +40,10 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
+# Siblings in bench/ (on sys.path when this file is run as a script).
+from predict_baselines import bare_server, minimal_server
+from predict_load import measured, run_aiohttp, run_wrk, wait_http
+
 from streamlearn.kafka_local import embedded_kafka, free_port
 from streamlearn.models import SPECS, build_snapshot, model_input, safe_pickle
 from streamlearn.models.checks import training_stream
@@ -54,191 +57,6 @@ from streamlearn.topology import apply_topology, desired_topics, load_topology
 REPO = Path(__file__).resolve().parent.parent
 KEY = "bench-signing-key"
 EXPERIMENT = Experiment(name="bench", salt="b", arms=(Arm("a", "ctr", 0.5), Arm("b", "ctr@b", 0.5)))
-
-LUA = """
-counter = 0
-local prefix = %s
-local suffix = %s
-request = function()
-  counter = counter + 1
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"},
-                    prefix .. counter .. suffix)
-end
-"""
-
-
-def bare_server(port: int, uvloop: bool = False) -> None:
-    """The baseline: an aiohttp handler that reads the body and returns a constant (on
-    asyncio's event loop, or on uvloop's: the worker runs on uvloop when it is installed)."""
-    import asyncio
-
-    from aiohttp import web
-
-    body = b'{"predictions":[{"score":0.5}]}'
-
-    async def handler(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(body=body, content_type="application/json")
-
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", handler)
-    loop = None
-    if uvloop:
-        import uvloop as uv
-
-        loop = uv.new_event_loop()
-    web.run_app(
-        app, host="127.0.0.1", port=port, print=None, access_log=None,
-        loop=loop or asyncio.new_event_loop(),
-    )  # fmt: skip
-
-
-def minimal_server(port: int) -> None:
-    """The least a real predict handler does: parse the body with orjson, score the first
-    instance with the same model (``model_input`` + River), render the score with orjson, on
-    the worker's event loop. What the worker costs beyond this is routing, rules,
-    validation, metrics and telemetry."""
-    import asyncio
-
-    import orjson
-    from aiohttp import web
-
-    from streamlearn.models.features import model_input
-    from streamlearn.serving.runner import new_event_loop
-
-    spec = SPECS["ctr"]
-    model = spec.new_model()
-    for x, label in training_stream(spec, 5000):
-        spec.learn(model, x, label)
-
-    async def handler(request: web.Request) -> web.Response:
-        body = orjson.loads(await request.read())
-        instance = body["instances"][0] if "instances" in body else body
-        score = spec.predict(model, model_input(instance["features"], instance.get("context")))
-        return web.Response(
-            body=orjson.dumps({"predictions": [{"score": score}]}), content_type="application/json"
-        )
-
-    async def healthz(request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_post("/{tail:.*}", handler)
-    loop: asyncio.AbstractEventLoop = new_event_loop()
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, loop=loop)
-
-
-def _wait_http(port: int, path: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET" if path else "POST", path or "/", body=None if path else b"{}")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"nothing ready on port {port}{path}")
-
-
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` and its threads (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds by thread name (``python`` is the event loop; ``rdk:*`` librdkafka)."""
-    found: dict[str, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            text = (task / "stat").read_text()
-        except OSError:
-            continue
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text.rsplit(")", 1)[1].split()
-        group = "librdkafka" if name.startswith("rdk:") else name
-        found[group] = found.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
-    return found
-
-
-def measured(
-    load: Any, pid: int, url: str, body: dict[str, Any], connections: int, duration: int
-) -> dict[str, float]:
-    """``load``'s row plus the server's CPU µs per request (independent of other load on
-    the machine, unlike req/s)."""
-    before, threads = cpu_seconds(pid), thread_cpu(pid)
-    row: dict[str, float] = load(url, body, connections, duration)
-    used = cpu_seconds(pid) - before
-    requests = row["rps"] * duration
-    row["cpu_us"] = used / requests * 1e6
-    for name, seconds in thread_cpu(pid).items():
-        share = (seconds - threads.get(name, 0.0)) / requests * 1e6
-        if share >= 0.5:
-            row[f"cpu_us[{name}]"] = share
-    return row
-
-
-def run_wrk(url: str, body: dict[str, Any], connections: int, duration: int) -> dict[str, float]:
-    """Load ``url`` with ``body`` (user ids varied per request); req/s and p50/p99 in ms."""
-    text = json.dumps(body)
-    marker = text.index('"bench-user"')
-    script = Path(tempfile.mkdtemp()) / "post.lua"
-    script.write_text(
-        LUA % (json.dumps(text[:marker] + '"u'), json.dumps('"' + text[marker + 12 :]))
-    )
-    args = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        raise SystemExit(f"{url}: {errors.group(1)} error responses\n{out}")
-    return {"rps": rate, "p50": p50, "p99": p99}
-
-
-def run_aiohttp(
-    url: str, body: dict[str, Any], connections: int, duration: int
-) -> dict[str, float]:
-    """Fallback load generator (in a separate process): an aiohttp client."""
-    code = f"""
-import asyncio, json, time, aiohttp
-async def main():
-    body = json.loads({json.dumps(json.dumps(body))})
-    latencies = []
-    stop = time.monotonic() + {duration}
-    async def loop(session, n):
-        i = 0
-        while time.monotonic() < stop:
-            i += 1
-            text = json.dumps(body).replace('"bench-user"', f'"u{{n}}-{{i}}"')
-            began = time.perf_counter()
-            async with session.post({url!r}, data=text,
-                                    headers={{"Content-Type": "application/json"}}) as r:
-                await r.read()
-                assert r.status == 200, r.status
-            latencies.append(time.perf_counter() - began)
-    connector = aiohttp.TCPConnector(limit={connections})
-    async with aiohttp.ClientSession(connector=connector) as session:
-        began = time.monotonic()
-        await asyncio.gather(*(loop(session, n) for n in range({connections})))
-        took = time.monotonic() - began
-    latencies.sort()
-    print(json.dumps({{"rps": len(latencies) / took, "p50": latencies[len(latencies) // 2] * 1000,
-                      "p99": latencies[int(len(latencies) * 0.99)] * 1000}}))
-asyncio.run(main())
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return dict(json.loads(out.stdout))
 
 
 def in_process(model: Any, requests: list[Any], seconds: float = 3.0) -> dict[str, float]:
@@ -373,7 +191,7 @@ def main() -> int:
             AdminClient({"bootstrap.servers": bootstrap}),
             desired_topics(load_topology(REPO / "topology" / "topics.yaml"), prefix),
         )
-        _wait_http(registry_port, "/subjects")
+        wait_http(registry_port, "/subjects")
         registry = RegistryClient(registry_url)
         spec = SPECS["ctr"]
         model = spec.new_model()
@@ -410,16 +228,16 @@ def main() -> int:
                 [sys.executable, __file__, "--bare-server", str(uv_port), "--bare-uvloop"]
             )
             processes.append(uv_process)
-            _wait_http(uv_port, "")
+            wait_http(uv_port, "")
         minimal_port = free_port()
         minimal_process = subprocess.Popen(
             [sys.executable, __file__, "--minimal-server", str(minimal_port)]
         )
         processes.append(minimal_process)
-        _wait_http(minimal_port, "/healthz")
+        wait_http(minimal_port, "/healthz")
         worker_pid = processes[1].pid
-        _wait_http(worker_port, "/readyz")
-        _wait_http(bare_port, "")
+        wait_http(worker_port, "/readyz")
+        wait_http(bare_port, "")
 
         requests = ClickWorld(7).requests(1000)
         one = {"user_id": "bench-user", "features": requests[0].features,
