@@ -107,3 +107,36 @@ def test_parts_stop_themselves_when_up_is_killed(
             time.sleep(0.5)
     # They stopped cleanly, not by a signal's default action: Faust and aiohttp log it.
     assert "Stopping" in (tmp_path / "logs" / "learner.log").read_text()
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Pids of processes whose environment contains ``marker`` (this test's data dir)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes() and _running(int(environ.parent.name)):
+                found.append(int(environ.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_ctrl_c_while_starting_stops_at_once_and_leaves_nothing_running(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    with _start_up(kafka_bootstrap, unique_name("") + ".", tmp_path, free_port()) as up:
+        assert up.stderr is not None
+        for line in up.stderr:
+            if "schema registry at" in line:  # the registry is up; the parts are not yet
+                break
+        up.send_signal(signal.SIGINT)
+        began = time.monotonic()
+        output, errors = up.communicate(timeout=60)
+    assert up.returncode == 0, errors
+    assert "stopping before everything was up" in errors
+    assert time.monotonic() - began < 30  # not after the parts' readiness waits
+    assert not output  # no summary: nothing was running yet
+    deadline = time.monotonic() + 30
+    while leftovers := _processes_with(f"STREAMLEARN_DATA_DIR={tmp_path}"):
+        assert time.monotonic() < deadline, f"parts outlived up: {leftovers}"
+        time.sleep(0.5)

@@ -18,7 +18,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -252,6 +252,31 @@ class _Run:
             self.say("Kafka stopped" + ("" if self.broker.stopped_cleanly else " (killed)"))
 
 
+async def _start(
+    run: _Run, settings: Settings, on_fetch: Callable[[PinnedJar, int, int], None] | None
+) -> SystemProbe:
+    return await run.start_parts(await run.prepare(settings, on_fetch))
+
+
+async def _unless_stopped(
+    stop: asyncio.Event, starting: Awaitable[SystemProbe]
+) -> SystemProbe | None:
+    """``starting``'s result, or None as soon as ``stop`` is set (starting is cancelled:
+    whatever it started is stopped by the caller's clean-up, not waited for)."""
+    task = asyncio.ensure_future(starting)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
+
+
 def _publish_simulated_experiment(settings: Settings) -> None:
     with RegistryClient(settings.schema_registry_url) as registry:
         publish_experiment(settings, registry, SIMULATED_EXPERIMENT)
@@ -300,8 +325,11 @@ async def run_up(
     simulation_stop = asyncio.Event()
     final: dict[str, Any] | None = None
     try:
-        settings = await run.prepare(settings, on_fetch)
-        probe = await run.start_parts(settings)
+        starting = await _unless_stopped(stop, _start(run, settings, on_fetch))
+        if starting is None:
+            say("stopping before everything was up")
+            return None
+        probe = starting
         started = time.monotonic()
         if options.simulate is not None:
             run.simulator = new_simulator(
