@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from pathlib import Path
 
+import pytest
+
+from streamlearn.kafka_local import broker as broker_module
 from streamlearn.kafka_local.broker import _cluster_id
 from streamlearn.kafka_local.config import BrokerConfig, log4j_properties, server_properties
 
@@ -39,3 +43,12 @@ def test_cluster_id_is_a_kafka_uuid() -> None:
     assert len(cluster_id) == 22
     assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
     assert _cluster_id() != cluster_id
+
+
+def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 0xF8 as the first byte encodes to "-" first: kafka-storage would take it for an option.
+    drawn = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x10" + bytes(15))])
+    monkeypatch.setattr(broker_module.uuid, "uuid4", lambda: next(drawn))
+    cluster_id = _cluster_id()
+    assert cluster_id.startswith("E")
+    assert not cluster_id.startswith("-")

@@ -54,8 +54,16 @@ def _port_in_use(host: str, port: int) -> bool:
 
 
 def _cluster_id() -> str:
-    """A Kafka-style cluster id: a random UUID in URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka-style cluster id: a random UUID in URL-safe base64 without padding.
+
+    Never one starting with "-" (1 in 64 would): `kafka-storage format --cluster-id -x…`
+    reads it as an option and fails, which is why Kafka's own ``Uuid.randomUuid`` redraws
+    those too (seen here: one `kafka start` in a full suite run failed that way).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _tail(path: Path, lines: int = 15) -> str:
