@@ -64,8 +64,11 @@ class RegistryProcess:
         return self.process.returncode
 
 
-async def read_values(bootstrap: str, topic: str, count: int, timeout_s: float = 60) -> list[bytes]:
-    """The first ``count`` committed values of ``topic`` (read_committed), from the start."""
+async def read_values(
+    bootstrap: str, topic: str, count: int, timeout_s: float = 60, settle_s: float = 0.0
+) -> list[bytes]:
+    """The first ``count`` committed values of ``topic`` (read_committed), from the start;
+    with ``settle_s``, also whatever arrives in that much more time (to see extras)."""
     import asyncio
 
     from aiokafka import AIOKafkaConsumer
@@ -83,6 +86,9 @@ async def read_values(bootstrap: str, topic: str, count: int, timeout_s: float =
             while len(received) < count:
                 batch = await consumer.getmany(timeout_ms=1000)
                 received += [r.value for records in batch.values() for r in records]
+        if settle_s:
+            batch = await consumer.getmany(timeout_ms=int(settle_s * 1000))
+            received += [r.value for records in batch.values() for r in records]
         return received
     finally:
         await consumer.stop()

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import urllib.parse
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import jsonschema
 import orjson
 import pytest
 from aiohttp import web
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -40,6 +39,7 @@ from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 from tests.conftest import REPO_ROOT
 from tests.serving_support import KEY, instances, snapshot
+from tests.support import read_values
 
 
 @pytest.fixture
@@ -116,23 +116,6 @@ async def worker(settings: Settings, registry: RegistryClient) -> AsyncIterator[
     await started.close()
 
 
-def _read(settings: Settings, topic: str, count: int, timeout_s: float = 20) -> list[Any]:
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex[:8]}"}
-    )
-    name = settings.topic_prefix + topic
-    partitions = consumer.list_topics(name, timeout=30).topics[name].partitions
-    consumer.assign([TopicPartition(name, p, 0) for p in partitions])
-    found: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(found) < count and time.monotonic() < deadline:
-            found += [m.value() for m in consumer.consume(500, timeout=0.5)]
-    finally:
-        consumer.close()
-    return found
-
-
 async def test_new_snapshot_is_served_within_a_second(
     worker: Worker, settings: Settings, registry: RegistryClient
 ) -> None:
@@ -150,7 +133,9 @@ async def test_new_snapshot_is_served_within_a_second(
             await asyncio.sleep(0.005)
         print(f"v{version} served {time.monotonic() - began:.3f}s after publishing")
     # Telemetry: every prediction logged with model, version, arm and worker version.
-    values = await asyncio.to_thread(_read, settings, "telemetry.predictions", 1)
+    values = await read_values(
+        settings.kafka_bootstrap, settings.topic_prefix + "telemetry.predictions", 1, 20
+    )
     serde = AvroSerde.for_topic(
         registry, settings.topic_prefix + "telemetry.predictions", "PredictionServed"
     )
@@ -202,7 +187,9 @@ async def test_two_replicas_give_the_same_arm_for_10000_users(
         share = sum(a == "treatment" for a, _ in arms[0]) / len(users)
         assert 0.28 < share < 0.32
         # The arm and the version that served are in the telemetry too.
-        values = await asyncio.to_thread(_read, settings, "telemetry.predictions", 1000)
+        values = await read_values(
+            settings.kafka_bootstrap, settings.topic_prefix + "telemetry.predictions", 1000, 20
+        )
         serde = AvroSerde.for_topic(
             registry, settings.topic_prefix + "telemetry.predictions", "PredictionServed"
         )
@@ -239,7 +226,9 @@ async def test_rejected_snapshot_leaves_the_old_version_serving(
         assert not body["predictions"][0]["degraded"]
         _status, metrics = await worker.get("/metrics")
         assert 'streamlearn_serve_snapshots_rejected_total{reason="bad_signature"} 2.0' in metrics
-        values = await asyncio.to_thread(_read, settings, "monitoring.alerts", 2)
+        values = await read_values(
+            settings.kafka_bootstrap, settings.topic_prefix + "monitoring.alerts", 2, 20
+        )
         serde = AvroSerde.for_topic(registry, settings.topic_prefix + "monitoring.alerts", "Alert")
         alerts = [serde.decode(v) for v in values]
         assert [(a["kind"], a["model_version"]) for a in alerts] == [

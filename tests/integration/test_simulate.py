@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from aiohttp import web
-from confluent_kafka import Consumer, TopicPartition
 from pydantic import SecretStr
 
 from streamlearn.collector.app import create_collector_app
@@ -18,6 +14,7 @@ from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.serving import create_serving_app
 from streamlearn.settings import Settings
 from streamlearn.simulate import LoopOptions, TrafficConfig, run_simulation
+from tests.support import read_values
 
 
 @pytest.fixture
@@ -43,25 +40,6 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner, f"http://127.0.0.1:{port}"
-
-
-def _read_all(settings: Settings, topic: str, expected: int, timeout_s: float = 30) -> list[bytes]:
-    """Every value of the topic: until ``expected`` arrived, then one more quiet second."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex[:8]}"}
-    )
-    name = settings.topic_prefix + topic
-    partitions = consumer.list_topics(name, timeout=30).topics[name].partitions
-    consumer.assign([TopicPartition(name, p, 0) for p in partitions])
-    found: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(found) < expected and time.monotonic() < deadline:
-            found += [m.value() for m in consumer.consume(500, timeout=0.5)]
-        found += [m.value() for m in consumer.consume(500, timeout=1.0)]
-    finally:
-        consumer.close()
-    return found
 
 
 async def test_simulated_traffic_reaches_kafka_and_the_summary_matches(
@@ -101,8 +79,11 @@ async def test_simulated_traffic_reaches_kafka_and_the_summary_matches(
     feedback_accepted = sum(n for kind, n in summary.accepted.items() if kind != "event")
     assert summary.accepted["impression"] <= summary.impressions
 
-    events = await asyncio.to_thread(_read_all, settings, "telemetry.events", events_sent)
-    feedback = await asyncio.to_thread(_read_all, settings, "telemetry.feedback", feedback_accepted)
+    bootstrap, prefix = settings.kafka_bootstrap, settings.topic_prefix
+    events = await read_values(bootstrap, prefix + "telemetry.events", events_sent, 30, 1.0)
+    feedback = await read_values(
+        bootstrap, prefix + "telemetry.feedback", feedback_accepted, 30, 1.0
+    )
     assert len(events) == events_sent
     assert len(feedback) == feedback_accepted
 
