@@ -34,10 +34,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench_kafka import bench_broker
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from streamlearn.kafka_local import embedded_kafka, free_port
+from streamlearn.kafka_local import free_port
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
@@ -161,13 +162,7 @@ def main() -> int:
     )  # fmt: skip
     args = parser.parse_args()
 
-    broker = None
-    bootstrap = os.environ.get("STREAMLEARN_KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        broker = embedded_kafka(
-            Settings(), port=free_port(), data_dir=Path(tempfile.mkdtemp()) / "k"
-        )
-        bootstrap = broker.start().bootstrap
+    bootstrap, broker = bench_broker()
     prefix = f"bench-{uuid.uuid4().hex[:6]}."
     registry_port = free_port()
     env = {**os.environ, "STREAMLEARN_KAFKA_BOOTSTRAP": bootstrap, "STREAMLEARN_TOPIC_PREFIX": prefix,

@@ -30,13 +30,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench_kafka import bench_broker
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
@@ -44,7 +44,7 @@ from confluent_kafka.admin import AdminClient
 from predict_baselines import bare_server, minimal_server
 from predict_load import measured, run_aiohttp, run_wrk, wait_http
 
-from streamlearn.kafka_local import embedded_kafka, free_port
+from streamlearn.kafka_local import free_port
 from streamlearn.models import SPECS, build_snapshot, model_input, safe_pickle
 from streamlearn.models.checks import training_stream
 from streamlearn.models.synthetic import ClickWorld
@@ -150,14 +150,7 @@ def main() -> int:
     load = run_wrk if shutil.which("wrk") else run_aiohttp
     print(f"load generator: {'wrk' if load is run_wrk else 'aiohttp client (slow)'}")
 
-    broker = None
-    bootstrap = os.environ.get("STREAMLEARN_KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        broker = embedded_kafka(
-            Settings(), port=free_port(), data_dir=Path(tempfile.mkdtemp()) / "k"
-        )
-        bootstrap = broker.start().bootstrap
-        assert bootstrap is not None
+    bootstrap, broker = bench_broker()
     prefix = f"bench-{uuid.uuid4().hex[:6]}."
     registry_port, worker_port, bare_port = free_port(), free_port(), free_port()
     registry_url = f"http://127.0.0.1:{registry_port}"
