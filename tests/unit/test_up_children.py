@@ -84,7 +84,9 @@ async def test_stop_goes_group_by_group_and_kills_what_ignores_sigterm(tmp_path:
             _spec("last", SERVES_UNTIL_SIGTERM),
         ]
     )
-    await _until(lambda: "stubborn" in (tmp_path / "logs" / "stubborn.log").read_text())
+    # Each has set its SIGTERM handling once it printed (before, SIGTERM kills it: -15).
+    for name, ready in (("polite", "serving"), ("stubborn", "stubborn"), ("last", "serving")):
+        await _until(lambda n=name, r=ready: r in (tmp_path / "logs" / f"{n}.log").read_text())
     await supervisor.stop([("polite", "stubborn")])
     assert polite.exit_code == 0
     assert polite.exited_cleanly
