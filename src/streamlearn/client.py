@@ -26,8 +26,8 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from streamlearn.exceptions import StreamlearnError
-from streamlearn.kafka_clients import confluent_config
-from streamlearn.serde import AvroSerde, RegistryClient
+from streamlearn.kafka_clients import producer_config as kafka_producer_config
+from streamlearn.serde import AvroSerde, RegistryClient, SchemaSource
 from streamlearn.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -62,29 +62,26 @@ class TelemetryClient:
         *,
         app_version: str,
         producer_config: Mapping[str, Any] | None = None,
+        registry: SchemaSource | None = None,
     ) -> None:
         self.settings = settings or load_settings()
         self.app_version = app_version
         self.delivered = 0
         self.failed = 0
-        self._registry = RegistryClient(self.settings.schema_registry_url)
+        # A registry passed in is the caller's to close; the one made here is ours.
+        self._own_registry: RegistryClient | None = None
+        if registry is None:
+            registry = self._own_registry = RegistryClient(self.settings.schema_registry_url)
+        self._registry = registry
         prefix = self.settings.topic_prefix
         self._events_topic = prefix + EVENTS_TOPIC
         self._feedback_topic = prefix + FEEDBACK_TOPIC
         self._events = AvroSerde.for_topic(self._registry, self._events_topic, "TelemetryEvent")
         self._feedback = AvroSerde.for_topic(self._registry, self._feedback_topic, "Feedback")
-        config = confluent_config(
+        config = kafka_producer_config(
             self.settings,
-            # murmur2 like the Java clients and aiokafka (Faust): a key lands on the same
-            # partition whoever produces it, so agents' co-partitioned state lines up.
-            **{
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "partitioner": "murmur2_random",
-            },
+            **{"enable.idempotence": True, "acks": "all", "linger.ms": 5, **(producer_config or {})},
         )
-        config.update(producer_config or {})
         self._producer = Producer(config)
 
     def event(
@@ -181,7 +178,8 @@ class TelemetryClient:
         try:
             self.flush()
         finally:
-            self._registry.close()
+            if self._own_registry is not None:
+                self._own_registry.close()
 
     def __enter__(self) -> TelemetryClient:
         return self

@@ -3,6 +3,14 @@
 confluent-kafka (librdkafka) and aiokafka spell the same security settings differently;
 this module is the one place that knows both spellings, so SASL/SSL set once in the
 settings reaches every producer, consumer and admin client.
+
+It is also the one place that says how keys map to partitions. Agents keep state
+co-partitioned with their inputs (a user's events, a request's prediction and feedback
+meet in one partition number), which holds only if every producer, whichever library it
+uses, puts a key where Kafka's Java client puts it: ``toPositive(murmur2(key)) % n``.
+librdkafka's default (``consistent_random``, CRC32) does not; every confluent-kafka
+producer therefore starts from :func:`producer_config`, and everything that picks a
+partition itself calls :func:`key_partition`.
 """
 
 from __future__ import annotations
@@ -10,7 +18,17 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from aiokafka.partitioner import murmur2
+
 from streamlearn.settings import Settings
+
+KEY_PARTITIONER = "murmur2_random"
+"""librdkafka's name for the Java client's partitioner (murmur2; keyless records spread)."""
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition of ``key`` among ``partitions``, as Kafka's Java client computes it."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
@@ -34,6 +52,14 @@ def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     if settings.kafka_ssl_key_password:
         config["ssl.key.password"] = settings.kafka_ssl_key_password.get_secret_value()
     config.update(extra)
+    return config
+
+
+def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """librdkafka configuration for a producer: :func:`confluent_config` with the Java
+    client's partitioner, which ``extra`` cannot change."""
+    config = confluent_config(settings, **extra)
+    config["partitioner"] = KEY_PARTITIONER
     return config
 
 

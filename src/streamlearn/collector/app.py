@@ -22,9 +22,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 
 from streamlearn.collector.exceptions import InvalidEventError
 from streamlearn.collector.mapping import RequestContext, map_item
-from streamlearn.collector.producer import AsyncProducer, DeliveryFailedError
-from streamlearn.kafka_clients import confluent_config
-from streamlearn.serde import AvroSerde, EncodeError, RegistryClient
+from streamlearn.collector.producer import AsyncProducer, DeliveryFailedError, QueueFullError
+from streamlearn.kafka_clients import producer_config as kafka_producer_config
+from streamlearn.serde import AvroSerde, EncodeError, RegistryClient, SchemaSource
 from streamlearn.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,13 @@ RETRY_AFTER_S = 5
 class Collector:
     """Per-app state: serdes, producer and metrics."""
 
-    def __init__(self, settings: Settings, registry: RegistryClient) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: SchemaSource,
+        *,
+        producer_config: dict[str, Any] | None = None,
+    ) -> None:
         self.settings = settings
         prefix = settings.topic_prefix
         self.topics = {
@@ -48,26 +54,31 @@ class Collector:
         }
         timeout_ms = int(settings.collector_delivery_timeout_s * 1000)
         self.producer = AsyncProducer(
-            confluent_config(
+            kafka_producer_config(
                 settings,
                 **{
                     "enable.idempotence": True,
                     "acks": "all",
                     "linger.ms": 2,
-                    "partitioner": "murmur2_random",
                     "message.timeout.ms": timeout_ms,
                     "delivery.timeout.ms": timeout_ms,
+                    **(producer_config or {}),
                 },
             )
         )
         self.metrics = CollectorRegistry()
         self.accepted = Counter(
-            "streamlearn_collector_accepted", "Records confirmed by Kafka.", ["kind"],
+            "streamlearn_collector_accepted",
+            "Records confirmed by Kafka (also those of a request answered 503 or abandoned by "
+            "its client: they are in Kafka).",
+            ["kind"],
             registry=self.metrics,
-        )  # fmt: skip
+        )
+        self.accepted_by_kind = {kind: self.accepted.labels(kind=kind) for kind in self.topics}
         self.refused = Counter(
             "streamlearn_collector_refused_requests",
-            "Requests refused, by HTTP status (nothing of them was produced).",
+            "Requests refused, by HTTP status (4xx and a full queue's 503: nothing of them was "
+            "produced; a delivery 503: see streamlearn_collector_accepted).",
             ["status"],
             registry=self.metrics,
         )
@@ -88,11 +99,20 @@ class Collector:
 COLLECTOR: web.AppKey[Collector] = web.AppKey("collector", Collector)
 
 
-def _error(status: int, message: str, field: str | None = None, **extra: Any) -> web.Response:
+def _error(
+    status: int,
+    message: str,
+    field: str | None = None,
+    *,
+    written: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     body: dict[str, Any] = {"error": message}
     if field is not None:
         body["field"] = field
-    return web.json_response(body, status=status, **extra)
+    if written is not None:
+        body["written"] = written
+    return web.json_response(body, status=status, headers=headers)
 
 
 @web.middleware
@@ -144,18 +164,32 @@ async def post_events(request: web.Request) -> web.Response:
     except EncodeError as exc:
         collector.refused.labels(status="400").inc()
         return _error(400, str(exc), "body")
+    accepted = collector.accepted_by_kind
+
+    def confirmed(index: int) -> None:
+        accepted[records[index][3].kind].inc()
+
     try:
-        await collector.producer.produce([(t, k, v) for t, k, v, _ in records])
-    except DeliveryFailedError as exc:
+        await collector.producer.produce([(t, k, v) for t, k, v, _ in records], confirmed)
+    except QueueFullError as exc:
         collector.refused.labels(status="503").inc()
         log.warning("refusing a batch of %d: %s", len(records), exc)
         return _error(
             503,
-            "Kafka did not confirm the events; retry later",
+            "the collector is busy; nothing of the request was written, retry later",
+            written="none",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
-    for _, _, _, mapped in records:
-        collector.accepted.labels(kind=mapped.kind).inc()
+    except DeliveryFailedError as exc:
+        collector.refused.labels(status="503").inc()
+        log.warning("a batch of %d was not confirmed: %s", len(records), exc)
+        return _error(
+            503,
+            "Kafka did not confirm every event; some may be written: retry with the same "
+            "event_ids (duplicates are dropped downstream)",
+            written="partial",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
     return web.json_response(
         {"accepted": len(records), "event_ids": [str(m.record["event_id"]) for *_, m in records]},
         status=202,

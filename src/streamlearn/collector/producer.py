@@ -2,29 +2,89 @@
 
 librdkafka delivers reports on the thread that polls; a dedicated thread polls and hands
 each report to the event loop, so request handlers can await their own batch without
-blocking the loop. Delivery is bounded by ``message.timeout.ms``: a batch that Kafka did not
-confirm in time fails as a whole, and the collector answers 503 instead of 202.
+blocking the loop. Delivery is bounded by ``message.timeout.ms``.
+
+What a failure means for the batch's records, which is what the collector's 503 says:
+
+- :class:`QueueFullError`: the local queue could not take the whole batch, so none of it
+  was handed to librdkafka (the check and the produce calls run on the event loop's
+  thread, the only one that adds to the queue). Nothing was written.
+- :class:`DeliveryFailedError`: Kafka did not confirm every record in time. Those it
+  confirmed are written; the others may or may not be. Retrying with the same event ids
+  is safe, because the pipeline deduplicates by event id.
+
+Once a record is handed to librdkafka it is Kafka's: cancelling the caller (a client that
+went away) does not cancel its delivery, and its report still arrives and is counted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from streamlearn.exceptions import StreamlearnError
 
+DEFAULT_QUEUE_MESSAGES = 100_000  # librdkafka's default queue.buffering.max.messages
+
 
 class DeliveryFailedError(StreamlearnError):
-    """Kafka did not confirm every record of a batch."""
+    """Kafka did not confirm every record of a batch (some may have been written)."""
+
+
+class QueueFullError(DeliveryFailedError):
+    """The producer's local queue cannot take the batch; none of it was produced."""
+
+
+class _BatchDelivery:
+    """Delivery reports of one batch, settled on the event loop's thread."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, on_confirmed: Callable[[int], None] | None
+    ) -> None:
+        self.loop = loop
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.on_confirmed = on_confirmed
+        self.expected = 0
+        self.settled = 0
+        self.failures: list[str] = []
+        self.sealed = False
+
+    def reporter(self, index: int) -> Callable[[KafkaError | None, Message], None]:
+        """The librdkafka delivery callback of record ``index`` (runs on the poll thread)."""
+
+        def report(error: KafkaError | None, message: Message) -> None:
+            problem = None if error is None else f"{message.topic()}: {error.str()}"
+            self.loop.call_soon_threadsafe(self._settle, index, problem)
+
+        return report
+
+    def _settle(self, index: int, problem: str | None) -> None:
+        self.settled += 1
+        if problem is None:
+            if self.on_confirmed is not None:
+                self.on_confirmed(index)
+        else:
+            self.failures.append(problem)
+        self._maybe_done()
+
+    def seal(self) -> None:
+        """Every record of the batch was handed over (``expected`` is final)."""
+        self.sealed = True
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        if self.sealed and self.settled >= self.expected and not self.done.done():
+            self.done.set_result(None)
 
 
 class AsyncProducer:
     def __init__(self, config: dict[str, Any]) -> None:
         self._producer = Producer(config)
+        self._capacity = int(config.get("queue.buffering.max.messages", DEFAULT_QUEUE_MESSAGES))
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="collector-producer", daemon=True)
         self._poller.start()
@@ -33,35 +93,42 @@ class AsyncProducer:
         while not self._stop.is_set():
             self._producer.poll(0.1)
 
-    async def produce(self, records: Sequence[tuple[str, bytes, bytes]]) -> None:
-        """Produce ``(topic, key, value)`` records; returns once Kafka confirmed all."""
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[None]] = []
+    async def produce(
+        self,
+        records: Sequence[tuple[str, bytes, bytes]],
+        on_confirmed: Callable[[int], None] | None = None,
+    ) -> None:
+        """Produce ``(topic, key, value)`` records; returns once Kafka confirmed all.
 
-        def reporter(future: asyncio.Future[None]) -> Any:
-            def report(error: KafkaError | None, message: Message) -> None:
-                if error is None:
-                    loop.call_soon_threadsafe(future.set_result, None)
-                else:
-                    failure = DeliveryFailedError(f"{message.topic()}: {error.str()}")
-                    loop.call_soon_threadsafe(future.set_exception, failure)
-
-            return report
-
-        for topic, key, value in records:
-            future: asyncio.Future[None] = loop.create_future()
+        ``on_confirmed(i)`` is called (on the loop) for each record Kafka confirmed, also
+        after the caller was cancelled. Raises :class:`QueueFullError` (nothing produced)
+        or :class:`DeliveryFailedError` (see the module docstring).
+        """
+        queued = len(self._producer)
+        if queued + len(records) > self._capacity:
+            raise QueueFullError(
+                f"the producer queue holds {queued} of {self._capacity} records: "
+                f"no room for {len(records)}"
+            )
+        batch = _BatchDelivery(asyncio.get_running_loop(), on_confirmed)
+        for index, (topic, key, value) in enumerate(records):
             try:
-                self._producer.produce(topic, key=key, value=value, on_delivery=reporter(future))
-            except BufferError as exc:
-                for pending in futures:
-                    pending.cancel()
-                raise DeliveryFailedError("the producer queue is full") from exc
-            futures.append(future)
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
+                self._producer.produce(
+                    topic, key=key, value=value, on_delivery=batch.reporter(index)
+                )
+            except BufferError:
+                # The queue's byte limit (the count was checked above): the records before
+                # this one are librdkafka's and are still awaited; the rest are not sent.
+                unsent = len(records) - index
+                batch.failures += [f"the producer queue is full (not sent)"] * unsent
+                break
+            batch.expected += 1
+        batch.seal()
+        # Shielded: a cancelled caller must not cancel what librdkafka still delivers.
+        await asyncio.shield(batch.done)
+        if batch.failures:
             raise DeliveryFailedError(
-                f"{len(failures)} of {len(records)} not confirmed: {failures[0]}"
+                f"{len(batch.failures)} of {len(records)} not confirmed: {batch.failures[0]}"
             )
 
     def close(self, timeout_s: float = 10.0) -> int:

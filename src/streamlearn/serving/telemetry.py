@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from streamlearn.kafka_clients import confluent_config
+from streamlearn.kafka_clients import producer_config as kafka_producer_config
 from streamlearn.serde import AvroSerde, EncodeError, SchemaSource, SerdeError
 from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.serving.prediction_codec import PredictionEncoder
@@ -82,7 +82,7 @@ class TelemetrySink:
         self._buffer: deque[tuple[Kind, str, Any]] = deque()
         self._dropped = metrics.telemetry_dropped
         self._drop_full = metrics.telemetry_dropped.labels(reason="buffer_full")
-        config = confluent_config(
+        config = kafka_producer_config(
             settings,
             **{
                 "linger.ms": 20,
@@ -96,7 +96,7 @@ class TelemetrySink:
         # One delivery callback for every message (set here, not per produce call); it only
         # counts, and the counts reach Prometheus once per poll (see _count_deliveries).
         config["on_delivery"] = self._report
-        config.update(producer_config or {})
+        config.update({k: v for k, v in (producer_config or {}).items() if k != "partitioner"})
         self._producer = Producer(config)
         self._schemas_ready = False
         self._fast: PredictionEncoder | None = None

@@ -1,0 +1,94 @@
+"""The collector's producer: a 503 says what happened to the request's records.
+
+Runs the real librdkafka client against its in-process mock cluster
+(``test.mock.num.brokers``), so delivery reports and the local queue behave as with a
+broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from streamlearn.collector.producer import AsyncProducer, QueueFullError
+
+TOPIC = "collector-producer"
+
+
+@pytest.fixture
+def producer() -> Iterator[AsyncProducer]:
+    # Records wait in the local queue for half a second: a second batch meets a full queue.
+    producer = AsyncProducer(
+        {
+            "bootstrap.servers": "",
+            "test.mock.num.brokers": 1,
+            "log_level": 3,
+            "linger.ms": 500,
+            "queue.buffering.max.messages": 8,
+        }
+    )
+    yield producer
+    producer.close()
+
+
+def _written(producer: AsyncProducer) -> int:
+    """Records in the mock cluster's topic."""
+    brokers = producer._producer.list_topics(timeout=5).brokers.values()
+    consumer = Consumer(
+        {"bootstrap.servers": ",".join(f"{b.host}:{b.port}" for b in brokers), "group.id": "x"}
+    )
+    try:
+        partitions = consumer.list_topics(TOPIC, timeout=5).topics[TOPIC].partitions
+        return sum(
+            high - low
+            for low, high in (
+                consumer.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=5)
+                for p in partitions
+            )
+        )
+    finally:
+        consumer.close()
+
+
+def _batch(size: int, tag: str) -> list[tuple[str, bytes, bytes]]:
+    return [(TOPIC, f"{tag}-{i}".encode(), b"value") for i in range(size)]
+
+
+def _loop_errors() -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
+    return errors
+
+
+async def test_a_batch_the_queue_cannot_take_whole_is_refused_and_nothing_of_it_written(
+    producer: AsyncProducer,
+) -> None:
+    errors = _loop_errors()
+    first = asyncio.create_task(producer.produce(_batch(5, "a")))
+    await asyncio.sleep(0)  # the first batch is in the local queue, not yet sent
+    with pytest.raises(QueueFullError):
+        await producer.produce(_batch(5, "b"))
+    await first
+    await asyncio.sleep(0.2)  # reports of anything the refused batch might have sent
+    assert _written(producer) == 5, "the refused batch wrote nothing"
+    assert errors == []
+
+
+async def test_a_cancelled_request_leaves_its_records_to_kafka_without_loop_errors(
+    producer: AsyncProducer,
+) -> None:
+    errors = _loop_errors()
+    confirmed: list[int] = []
+    request = asyncio.create_task(producer.produce(_batch(4, "c"), on_confirmed=confirmed.append))
+    await asyncio.sleep(0.05)
+    request.cancel()  # the client went away while Kafka had the records
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    await asyncio.sleep(1.0)
+    assert sorted(confirmed) == [0, 1, 2, 3], "each record that reached Kafka is counted"
+    assert _written(producer) == 4
+    assert errors == [], "no delivery report lands on a cancelled future"
