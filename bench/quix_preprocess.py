@@ -2,10 +2,11 @@
 """The preprocess work as a Quix Streams app: bench/ingest.py's "what users would pick instead".
 
 Runs in bench/.venv-quix (see bench/setup-quix-venv). Same code per event as streamlearn's
-agent — ``streamlearn.agents.preprocessing.Preprocessor`` (decode, dedup, bot rules, user
-agent, compliance) and the ``CleanEvent`` encode — on Quix's consumer/producer loop, with
-the dedup and bot state in plain dicts (Quix's RocksDB state is keyed by the message key,
-not by event id; dicts favour Quix, which makes the comparison conservative for us).
+agent — the ``TelemetryEvent`` decode, ``streamlearn.agents.preprocess.Preprocessor``
+(dedup, bot rules, user agent, compliance) and the ``CleanEvent`` encode — on Quix's
+consumer/producer loop, with the dedup and bot state in plain dicts per partition (Quix's
+RocksDB state is keyed by the message key, not by event id; dicts favour Quix, which
+makes the comparison conservative for us).
 
     bench/.venv-quix/bin/python bench/quix_preprocess.py BOOTSTRAP REGISTRY_URL SOURCE SINK COUNT
 """
@@ -18,8 +19,8 @@ from typing import Any
 
 from quixstreams import Application, message_context
 
-from streamlearn.agents.metrics import AgentMetrics
-from streamlearn.agents.preprocessing import Preprocessor
+from streamlearn.agents.preprocess import Preprocessor
+from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
 
@@ -29,11 +30,15 @@ def main() -> int:
     registry = RegistryClient(registry_url)
     events = AvroSerde.for_topic(registry, source, "TelemetryEvent")
     clean = AvroSerde(registry, "CleanEvent", f"{sink}-value")
-    preprocessor = Preprocessor(Settings(), events, {}, {}, AgentMetrics())
+    preprocessor = Preprocessor(Settings(), AgentMetrics())
+    state: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def preprocess(value: bytes, key: Any, timestamp: int, headers: Any) -> bytes | None:
         context = message_context()
-        result = preprocessor.process(source, context.partition, context.offset, key, value)
+        partition = context.partition
+        seen, bots = state.setdefault(partition, ({}, {}))
+        event = events.decode(value, topic=source, partition=partition, offset=context.offset)
+        result = preprocessor.process(event, partition, context.offset, seen, bots)
         return clean.encode(result.clean) if result.clean is not None else None
 
     app = Application(

@@ -28,6 +28,43 @@ REPO_ROOT = TESTS_DIR.parent
 _TIERS = ("unit", "integration", "e2e")
 
 
+def _librdkafka_threads() -> dict[str, str]:
+    """Thread id → name of this process's librdkafka threads (``rdk:main``, ``rdk:broker…``):
+    each live Kafka client of confluent-kafka owns some."""
+    threads = {}
+    for task in Path("/proc/self/task").glob("*"):
+        try:
+            name = (task / "comm").read_text().strip()
+        except OSError:
+            continue
+        if name.startswith("rdk:"):
+            threads[task.name] = name
+    return threads
+
+
+_LEAKS: list[tuple[str, int]] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Note each test that leaves a Kafka client of confluent-kafka alive after its
+    fixtures are gone: it would log reconnect attempts to the stopped broker over the end
+    of the report (and it holds connections until the process exits)."""
+    before = set(_librdkafka_threads())
+    yield
+    gc.collect()
+    leaked = set(_librdkafka_threads()) - before
+    if leaked:
+        _LEAKS.append((item.nodeid, len(leaked)))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _LEAKS and Path("/proc/self/task").exists():
+        lines = "\n".join(f"  {nodeid}: {count} librdkafka threads" for nodeid, count in _LEAKS)
+        print(f"\nKafka clients left alive by tests (close what a test opens):\n{lines}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test with its tier from its directory, so `-m unit` etc. select a layer."""
     for item in items:

@@ -19,6 +19,7 @@ from streamlearn.cli_common import (
     TopologyOption,
     command_settings,
     fail,
+    fetch_progress,
 )
 from streamlearn.cli_loop import experiments_app, serve, simulate
 from streamlearn.cli_up import up
@@ -27,12 +28,12 @@ from streamlearn.kafka_clients import confluent_config
 from streamlearn.kafka_local import (
     BrokerConfig,
     EmbeddedKafka,
-    PinnedJar,
     embedded_kafka,
     load_lock,
 )
 from streamlearn.settings import Settings, settings_table
 from streamlearn.topology import apply_topology, desired_topics, load_topology, plan_for_cluster
+from streamlearn.topology.catalogue import topology_path
 from streamlearn.topology.plan import DesiredTopic
 
 app = typer.Typer(
@@ -64,12 +65,8 @@ app.add_typer(config_app, name="config")
 log = logging.getLogger("streamlearn")
 
 
-def _progress(jar: PinnedJar, index: int, total: int) -> None:
-    typer.echo(f"fetching {jar.file_name} ({index}/{total}, {jar.size / 1e6:.1f} MB)", err=True)
-
-
 def _broker(settings: Settings, port: int, data_dir: Path | None) -> EmbeddedKafka:
-    return embedded_kafka(settings, port=port, data_dir=data_dir, on_fetch=_progress)
+    return embedded_kafka(settings, port=port, data_dir=data_dir, on_fetch=fetch_progress)
 
 
 def _broker_handle(settings: Settings, data_dir: Path | None) -> EmbeddedKafka:
@@ -137,7 +134,7 @@ def kafka_status(data_dir: DataDirOption = None) -> None:
 
 
 def _desired(settings: Settings, file: Path | None) -> list[DesiredTopic]:
-    topology = load_topology(file or settings.topology_file)
+    topology = load_topology(file or topology_path(settings))
     return desired_topics(topology, settings.topic_prefix, settings.topic_replication_factor)
 
 
@@ -200,11 +197,11 @@ def schemas_register(
     ] = None,
 ) -> None:
     """Register the value schema of every topic of the topology (idempotent)."""
-    from streamlearn.serde.registration import register_topology_schemas
+    from streamlearn.topology.registration import register_topology_schemas
 
     settings = command_settings(schema_registry_url=registry_url)
     for subject, schema, schema_id in register_topology_schemas(
-        settings, file or settings.topology_file
+        settings, file or topology_path(settings)
     ):
         typer.echo(f"{subject}: {schema} id {schema_id}")
 
@@ -231,14 +228,19 @@ def agents_run(
     import faust
     from prometheus_client import start_http_server
 
-    from streamlearn.agents.app import AGENT_NAMES, create_faust_app
+    from streamlearn.agents import AGENT_NAMES, STEPS
+    from streamlearn.runtime.worker import create_faust_app
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
     chosen = tuple(a.strip() for a in only.split(",")) if only else AGENT_NAMES
-    app, context = create_faust_app(settings, chosen, group=group)
+    unknown = sorted(set(chosen) - set(AGENT_NAMES))
+    if unknown:
+        fail(f"unknown agents {unknown}; known: {list(AGENT_NAMES)}")
+    runtime = create_faust_app(settings, [STEPS[name] for name in chosen], group=group)
+    app = runtime.app
     typer.echo(f"agents {', '.join(chosen)} joining group {app.conf.id}")
     if metrics_port is not None:
-        start_http_server(metrics_port, metrics_host, registry=context.metrics.registry)
+        start_http_server(metrics_port, metrics_host, registry=runtime.metrics.registry)
         typer.echo(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
     # faust's Worker installs SIGINT/SIGTERM handlers that stop the app cleanly
     # (commit offsets, flush producers) and exits non-zero on a crash.

@@ -8,6 +8,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from streamlearn.kafka_local import PinnedJar
 from streamlearn.settings import Settings, load_settings
 
 DataDirOption = Annotated[
@@ -42,3 +43,8 @@ def command_settings(**overrides: object) -> Settings:
         for noisy in ("httpx", "httpx2", "aiokafka", "kafka", "faust", "mode", "aiohttp.access"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     return settings
+
+
+def fetch_progress(jar: PinnedJar, index: int, total: int) -> None:
+    """A line per broker jar downloaded (on stderr: stdout may carry `up --json`)."""
+    typer.echo(f"fetching {jar.file_name} ({index}/{total}, {jar.size / 1e6:.1f} MB)", err=True)

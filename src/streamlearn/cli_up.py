@@ -8,7 +8,13 @@ from typing import Annotated
 
 import typer
 
-from streamlearn.cli_common import BootstrapOption, DataDirOption, command_settings, fail
+from streamlearn.cli_common import (
+    BootstrapOption,
+    DataDirOption,
+    command_settings,
+    fail,
+    fetch_progress,
+)
 
 
 def up(
@@ -52,7 +58,6 @@ def up(
 
     from rich.console import Console
 
-    from streamlearn.cli import _progress
     from streamlearn.simulate import TrafficConfig
     from streamlearn.up import UpOptions, run_up
     from streamlearn.up.system import apply_simulate_defaults
@@ -84,7 +89,7 @@ def up(
         duration_s=duration,
         live=console.is_terminal if live is None else live,
     )
-    outcome = asyncio.run(run_up(settings, options, say, on_fetch=_progress, console=console))
+    outcome = asyncio.run(run_up(settings, options, say, on_fetch=fetch_progress, console=console))
     if outcome is None:
         return
     final, results = outcome

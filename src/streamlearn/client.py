@@ -27,13 +27,12 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
-from streamlearn.serde import AvroSerde, RegistryClient, SchemaSource
+from streamlearn.serde import RegistryClient, SchemaSource
 from streamlearn.settings import Settings, load_settings
+from streamlearn.topology.catalogue import TopicCatalogue
 
 log = logging.getLogger(__name__)
 
-EVENTS_TOPIC = "telemetry.events"
-FEEDBACK_TOPIC = "telemetry.feedback"
 FEEDBACK_KINDS = ("impression", "click", "conversion", "value", "dismiss")
 
 
@@ -73,14 +72,22 @@ class TelemetryClient:
         if registry is None:
             registry = self._own_registry = RegistryClient(self.settings.schema_registry_url)
         self._registry = registry
-        prefix = self.settings.topic_prefix
-        self._events_topic = prefix + EVENTS_TOPIC
-        self._feedback_topic = prefix + FEEDBACK_TOPIC
-        self._events = AvroSerde.for_topic(self._registry, self._events_topic, "TelemetryEvent")
-        self._feedback = AvroSerde.for_topic(self._registry, self._feedback_topic, "Feedback")
+        catalogue = TopicCatalogue.from_settings(self.settings)
+        events, feedback = (
+            catalogue.topic("telemetry.events"),
+            catalogue.topic("telemetry.feedback"),
+        )
+        self._events_topic, self._feedback_topic = events.name, feedback.name
+        self._events = events.serde(self._registry)
+        self._feedback = feedback.serde(self._registry)
         config = kafka_producer_config(
             self.settings,
-            **{"enable.idempotence": True, "acks": "all", "linger.ms": 5, **(producer_config or {})},
+            **{
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                **(producer_config or {}),
+            },
         )
         self._producer = Producer(config)
 

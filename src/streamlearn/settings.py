@@ -82,11 +82,11 @@ class Settings(BaseSettings):
     schema_registry_url: str = "http://127.0.0.1:8081"
     """URL of the Confluent-compatible schema registry."""
 
-    topology_file: Path = Path("topology/topics.yaml")
-    """Topic declarations applied by `streamlearn topics apply`."""
+    topology_file: Path | None = None
+    """Topics every part uses and `topics apply` creates; unset: the shipped topics.yaml."""
 
     topic_prefix: str = ""
-    """Prefix added to every topic name of the topology (isolates tenants and test runs)."""
+    """Namespace: prefix of every topic, consumer group and changelog (tenants, replays, tests)."""
 
     topic_replication_factor: int | None = Field(default=None, ge=1)
     """Overrides the topology's replication factor (e.g. 3 on a production cluster)."""
@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     """Events later than the allowed lateness: re-emit their session corrected, or drop them."""
 
     session_idle_s: float = Field(default=10.0, gt=0)
-    """A partition without events for this long advances its watermark with the wall clock."""
+    """A live partition quiet this long lets event time move with the wall clock (agents)."""
 
     consumer_session_timeout_s: float = Field(default=30.0, ge=6)
     """How long a silent agent worker keeps its partitions before the group moves them."""

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streamlearn.agents.app import create_faust_app
-from streamlearn.agents.learning import OnlineLearner
+from streamlearn.agents import STEPS
 from streamlearn.models import get_spec, load_model
 from streamlearn.models.configured import configured_spec
+from streamlearn.models.online import OnlineLearner
 from streamlearn.models.synthetic import ClickWorld, exact_auc
+from streamlearn.runtime.worker import create_faust_app
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
 from tests.support import committed_to_end, end_offsets
@@ -158,9 +159,13 @@ async def test_the_learner_learns_the_click_model_from_joined_feedback(
     clicked = {r["request_id"] for r in feedback if r["kind"] == "click"}
     duplicate = feedback[len(feedback) // 2]  # an app retried one event: counted once
 
-    app, context = create_faust_app(
-        settings, ("label-join", "learner"), registry=registry, data_dir=settings.data_dir / "f"
+    runtime = create_faust_app(
+        settings,
+        [STEPS["label-join"], STEPS["learner"]],
+        registry=registry,
+        data_dir=settings.data_dir / "f",
     )
+    app = runtime.app
     await app.start()
     try:
         timeline = [
@@ -191,7 +196,7 @@ async def test_the_learner_learns_the_click_model_from_joined_feedback(
     assert first["label_definition"] == "click_within_30m"
     assert first["features"]["ctx.placement"]
 
-    counters = context.metrics.registry.get_sample_value
+    counters = runtime.metrics.registry.get_sample_value
     what = "streamlearn_label_join_records_total"
     assert counters(what, {"what": "unseen"}) == REQUESTS - len(seen)
     assert counters(what, {"what": "duplicate_feedback"}) == 1

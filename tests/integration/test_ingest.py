@@ -20,7 +20,8 @@ from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streamlearn.agents.app import create_faust_app
+from streamlearn.agents import STEPS
+from streamlearn.runtime.worker import create_faust_app
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
 from tests import ingest_dataset
@@ -148,7 +149,10 @@ async def test_preprocess_and_sessionise_against_truth(
     poison.produce(prefix + "events.clean", key=b"human-0", value=b"not avro")
     poison.flush(30)
 
-    app, context = create_faust_app(settings, registry=registry, data_dir=tmp_path / "faust")
+    runtime = create_faust_app(
+        settings, list(STEPS.values()), registry=registry, data_dir=tmp_path / "faust"
+    )
+    app = runtime.app
     await app.start()
     try:
         expected_clean = len(data.clean_events) + len(flush) + 1  # + the poison record
@@ -181,7 +185,7 @@ async def test_preprocess_and_sessionise_against_truth(
     assert set(clean_ids) == set(data.clean_events) | flush_ids
     assert not set(clean_ids) & set(data.bots), "no bot event is forwarded"
 
-    metrics = context.metrics
+    metrics = runtime.metrics
     assert metrics.value(metrics.events, outcome="duplicate") == data.duplicates
     for rule in set(data.bots.values()):
         expected = sum(1 for r in data.bots.values() if r == rule)

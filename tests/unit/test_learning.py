@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from river import metrics as river_metrics
 
-from streamlearn.agents.learning import OnlineLearner
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.models import SPECS, model_input, with_context
 from streamlearn.models.exceptions import BadSignature, ModelError
+from streamlearn.models.online import OnlineLearner
 from streamlearn.models.safe_pickle import dumps
 from streamlearn.models.synthetic import ClickWorld, exact_auc
 from streamlearn.serde import AvroSerde, InMemoryRegistry
@@ -148,7 +148,7 @@ def test_resume_is_exactly_once_and_byte_identical(
 _FIRST_LIFE = """
 import pickle, sys
 from datetime import UTC, datetime
-from streamlearn.agents.learning import OnlineLearner
+from streamlearn.models.online import OnlineLearner
 from streamlearn.models import SPECS
 from tests.unit.test_learning import KEY, examples, positioned
 name, cut, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]

@@ -20,16 +20,17 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from streamlearn.client import TelemetryClient
 from streamlearn.collector.app import Collector
 from streamlearn.kafka_clients import key_partition
 from streamlearn.kafka_local import load_lock
-from streamlearn.kafka_local.java import find_java
 from streamlearn.kafka_local.jars import jar_dir
+from streamlearn.kafka_local.java import find_java
+from streamlearn.runtime.records import KeyPartitioner
 from streamlearn.serde import InMemoryRegistry
 from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.serving.telemetry import TelemetrySink
 from streamlearn.settings import Settings
-from streamlearn.client import TelemetryClient
 
 JAVA_SOURCE = Path(__file__).parents[1] / "java" / "KafkaPartitions.java"
 MOCK_PARTITIONS = 4  # librdkafka's mock cluster creates topics with 4 partitions
@@ -95,40 +96,44 @@ def _delivered_partitions(producer: Producer) -> list[int]:
     return [partitions[key] for key in KEYS]
 
 
-def _collector() -> Producer:
+def _collector() -> tuple[Producer, Callable[[], object]]:
     collector = Collector(Settings(), InMemoryRegistry(), producer_config=MOCK)
-    return collector.producer._producer
+    return collector.producer._producer, collector.producer.close
 
 
-def _sdk() -> Producer:
+def _sdk() -> tuple[Producer, Callable[[], object]]:
     client = TelemetryClient(
         Settings(), app_version="test", registry=InMemoryRegistry(), producer_config=MOCK
     )
-    return client._producer
+    return client._producer, client.close
 
 
-def _worker_telemetry() -> Producer:
+def _worker_telemetry() -> tuple[Producer, Callable[[], object]]:
     sink = TelemetrySink(Settings(), InMemoryRegistry(), ServingMetrics(), producer_config=MOCK)
-    return sink._producer
+    return sink._producer, lambda: None
 
 
 @pytest.mark.parametrize(
     "make_producer", [_collector, _sdk, _worker_telemetry], ids=["collector", "sdk", "workers"]
 )
 def test_librdkafka_producers_partition_keys_like_kafka(
-    make_producer: Callable[[], Producer], kafka_partitions: dict[int, list[int]]
+    make_producer: Callable[[], tuple[Producer, Callable[[], object]]],
+    kafka_partitions: dict[int, list[int]],
 ) -> None:
-    producer = make_producer()
-    assert _delivered_partitions(producer) == kafka_partitions[MOCK_PARTITIONS]
+    producer, close = make_producer()
+    try:
+        assert _delivered_partitions(producer) == kafka_partitions[MOCK_PARTITIONS]
+    finally:
+        close()
 
 
 @pytest.mark.parametrize("count", COUNTS)
 def test_the_agents_and_the_learner_partition_keys_like_kafka(
     count: int, kafka_partitions: dict[int, list[int]]
 ) -> None:
-    from streamlearn.agents.batch_producer import KeyPartitioner
-
-    partition_of = KeyPartitioner(count, {})
+    # Every agent output, the learner's snapshots included, is placed by the runtime's
+    # KeyPartitioner (runtime/records.py: TopicWriter).
+    partition_of = KeyPartitioner(count)
     assert [partition_of(key) for key in KEYS] == kafka_partitions[count]
     assert [key_partition(key, count) for key in KEYS] == kafka_partitions[count]
 

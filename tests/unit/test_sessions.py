@@ -1,4 +1,4 @@
-"""Sessions against an independent offline computation, plus lateness and timers."""
+"""Sessions against an independent offline computation, plus lateness, timers and replays."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from streamlearn.agents.metrics import AgentMetrics
-from streamlearn.agents.sessions import Sessionizer
+from streamlearn.agents.sessionise import SessioniseStep
+from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.settings import Settings
+from tests.step_harness import StepHarness
 from tests.support import reference_sessions, session_tuple
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
@@ -34,24 +35,17 @@ def _event(user: str, at: datetime, url: str = "/") -> dict[str, Any]:
     }
 
 
-def _sessionizer(**settings: Any) -> Sessionizer:
+def _step(**settings: Any) -> SessioniseStep:
     config = {"session_gap_s": GAP_S, "session_allowed_lateness_s": LATENESS_S, **settings}
-    return Sessionizer(Settings(**config), {}, {}, AgentMetrics())
+    return SessioniseStep(Settings(**config), AgentMetrics())
 
 
-def feed(sessionizer: Sessionizer, event: dict[str, Any], partition: int, now_ms: int) -> list[Any]:
-    """Process one event the way the agent does: emit, then commit the state."""
-    step = sessionizer.process(event, partition, now_ms)
-    sessionizer.commit(step)
-    return step.emitted
+def _harness(**settings: Any) -> StepHarness:
+    return StepHarness(_step(**settings), now_ms=_ms(T0))
 
 
-def sweep(sessionizer: Sessionizer, now_ms: int) -> list[Any]:
-    emitted = []
-    for step in sessionizer.sweep(now_ms):
-        sessionizer.commit(step)
-        emitted += step.emitted
-    return emitted
+def sessions(emitted: list[Any]) -> list[dict[str, Any]]:
+    return [value for topic, _, value in emitted if topic == "events.sessions"]
 
 
 def _synthetic(seed: int, users: int = 40) -> list[tuple[datetime, dict[str, Any]]]:
@@ -71,150 +65,144 @@ def _synthetic(seed: int, users: int = 40) -> list[tuple[datetime, dict[str, Any
     return arrivals
 
 
+def _flush(h: StepHarness, after: datetime) -> list[dict[str, Any]]:
+    """An event a day later: the watermark passes every session."""
+    return sessions(h.feed(0, [_event("flush", after + timedelta(days=1))]))
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sessions_equal_the_offline_reference(seed: int) -> None:
+@pytest.mark.parametrize("batch", [1, 17, 10_000])
+def test_sessions_equal_the_offline_reference_however_batched(seed: int, batch: int) -> None:
     arrivals = _synthetic(seed)
-    sessionizer = _sessionizer()
+    h = _harness()
     emitted = []
-    for arrival, event in arrivals:
-        emitted += feed(sessionizer, event, 0, _ms(arrival))
-    last = arrivals[-1][0]
-    emitted += sweep(sessionizer, _ms(last + timedelta(hours=6)))
+    events = [e for _, e in arrivals]
+    for start in range(0, len(events), batch):
+        emitted += sessions(h.feed(0, events[start : start + batch]))
+    emitted += _flush(h, arrivals[-1][0])
     assert not [s for s in emitted if s["is_correction"]]
-    assert {session_tuple(s) for s in emitted} == reference_sessions(
-        [e for _, e in arrivals], GAP_S
-    )
+    assert {session_tuple(s) for s in emitted} == reference_sessions(events, GAP_S)
     assert len(emitted) == len({s["session_id"] for s in emitted}), "each session emitted once"
-    assert sessionizer.users == {}, "closed sessions are forgotten: memory stays bounded"
 
 
-def test_session_closes_on_a_timer_without_further_events() -> None:
-    sessionizer = _sessionizer(session_idle_s=10)
-    start = T0
-    assert feed(sessionizer, _event("a", start), 0, _ms(start)) == []
-    # Nothing else arrives; wall time moves on past gap + lateness.
-    assert sweep(sessionizer, _ms(start + timedelta(seconds=5))) == []
-    closed = sweep(sessionizer, _ms(start + timedelta(seconds=GAP_S + LATENESS_S + 1)))
+def test_sessions_close_when_the_records_move_event_time_not_the_wall_clock() -> None:
+    h = _harness()
+    h.feed(0, [_event("a", T0)])
+    # A timer with the wall clock far ahead changes nothing for history: the partition
+    # was read long after its event time (it is not live).
+    assert h.tick(0, _ms(T0 + timedelta(days=30)), read_ms=_ms(T0 + timedelta(days=29))) == []
+    later = T0 + timedelta(seconds=GAP_S + LATENESS_S)
+    closed = sessions(h.feed(0, [_event("b", later)]))
+    assert [(s["user_id"], s["event_count"]) for s in closed] == [("a", 1)]
+
+
+def test_a_quiet_live_partition_closes_its_sessions_on_the_wall_clock() -> None:
+    h = _harness(session_idle_s=10)
+    h.feed(0, [_event("a", T0)])
+    read = _ms(T0) + 200  # read right after it happened: live
+    assert h.tick(0, read + 5_000, read) == []
+    assert h.tick(0, read + (GAP_S + LATENESS_S) * 1000 - 1_000, read) == []
+    closed = sessions(h.tick(0, read + (GAP_S + LATENESS_S) * 1000, read))
     assert [s["event_count"] for s in closed] == [1]
+    # The timer's advance is kept: later records are judged against what it closed.
+    advanced = _ms(T0) + (GAP_S + LATENESS_S) * 1000
+    assert h.store("clock") == {"event_time": advanced, "event_time.records": _ms(T0)}
+    [corrected] = sessions(h.feed(0, [_event("a", T0 + timedelta(seconds=GAP_S - 60))]))
+    assert corrected["is_correction"] is True
 
 
 def test_late_event_corrects_an_emitted_session() -> None:
-    sessionizer = _sessionizer()
-    first = _event("a", T0, "/a")
-    feed(sessionizer, first, 0, _ms(T0))
+    h = _harness()
+    h.feed(0, [_event("a", T0, "/a")])
     # Another user's event much later moves the partition's watermark past the session.
     later = T0 + timedelta(seconds=GAP_S + LATENESS_S + 60)
-    assert feed(sessionizer, _event("b", later), 0, _ms(later)) == []
-    closed = sweep(sessionizer, _ms(later))
+    closed = sessions(h.feed(0, [_event("b", later)]))
     assert [(s["user_id"], s["event_count"], s["is_correction"]) for s in closed] == [
         ("a", 1, False)
     ]
-    late = _event("a", T0 + timedelta(seconds=60), "/late")
-    corrected = feed(sessionizer, late, 0, _ms(later))
+    corrected = sessions(h.feed(0, [_event("a", T0 + timedelta(seconds=60), "/late")]))
     assert len(corrected) == 1
     assert corrected[0]["session_id"] == closed[0]["session_id"]
     assert (corrected[0]["event_count"], corrected[0]["late_events"]) == (2, 1)
     assert corrected[0]["is_correction"] is True
     assert corrected[0]["pages"] == ["/a", "/late"]
-    assert sessionizer.metrics.value(sessionizer.metrics.late_events, handling="correction") == 1
+    metrics = h.step.metrics
+    assert metrics.value(metrics.late_events, handling="correction") == 1
+
+
+def test_late_events_merge_with_each_other() -> None:
+    h = _harness()
+    h.feed(0, [_event("b", T0 + timedelta(hours=1))])
+    # Late, touching nothing: a session of its own, closed at once by the watermark...
+    [alone] = sessions(h.feed(0, [_event("a", T0)]))
+    assert (alone["event_count"], alone["late_events"]) == (1, 1)
+    # ...which the next late event of that session corrects.
+    [merged] = sessions(h.feed(0, [_event("a", T0 + timedelta(seconds=60))]))
+    assert (merged["session_id"], merged["event_count"]) == (alone["session_id"], 2)
+    assert merged["is_correction"] is True
 
 
 def test_late_event_is_dropped_and_counted_under_drop_policy() -> None:
-    sessionizer = _sessionizer(session_late_policy="drop")
-    feed(sessionizer, _event("a", T0), 0, _ms(T0))
+    h = _harness(session_late_policy="drop")
+    h.feed(0, [_event("a", T0)])
     later = T0 + timedelta(seconds=GAP_S + LATENESS_S + 60)
-    feed(sessionizer, _event("b", later), 0, _ms(later))
-    assert len(sweep(sessionizer, _ms(later))) == 1
-    assert feed(sessionizer, _event("a", T0 + timedelta(seconds=5)), 0, _ms(later)) == []
-    assert sessionizer.metrics.value(sessionizer.metrics.late_events, handling="dropped") == 1
+    assert len(sessions(h.feed(0, [_event("b", later)]))) == 1
+    assert h.feed(0, [_event("a", T0 + timedelta(seconds=5))]) == []
+    metrics = h.step.metrics
+    assert metrics.value(metrics.late_events, handling="dropped") == 1
+
+
+def test_an_event_further_behind_than_sessions_are_remembered_is_dropped_as_expired() -> None:
+    h = _harness()
+    h.feed(0, [_event("b", T0 + timedelta(days=2))])
+    assert h.feed(0, [_event("a", T0)]) == []
+    assert h.store("sessions").get("a") is None
+    metrics = h.step.metrics
+    assert metrics.value(metrics.late_events, handling="expired") == 1
 
 
 def test_an_event_read_twice_counts_once() -> None:
-    sessionizer = _sessionizer()
+    h = _harness()
     event = _event("a", T0)
-    feed(sessionizer, event, 0, _ms(T0))
-    feed(sessionizer, event, 0, _ms(T0))
-    assert sessionizer.users["a"]["open"][0]["count"] == 1
+    h.feed(0, [event, event])
+    assert h.store("sessions")["a"]["open"][0]["count"] == 1
     later = T0 + timedelta(seconds=GAP_S + LATENESS_S + 60)
-    feed(sessionizer, _event("b", later), 0, _ms(later))
-    [closed] = sweep(sessionizer, _ms(later))
+    [closed] = sessions(h.feed(0, [_event("b", later)]))
     # A replay after the session was emitted neither re-counts nor corrects it.
-    assert feed(sessionizer, event, 0, _ms(later)) == []
+    assert h.feed(0, [event]) == []
     assert closed["event_count"] == 1
 
 
 def test_an_event_bridging_two_open_sessions_merges_them() -> None:
-    sessionizer = _sessionizer(session_allowed_lateness_s=GAP_S * 3)
-    feed(sessionizer, _event("a", T0), 0, _ms(T0))
+    h = _harness(session_allowed_lateness_s=GAP_S * 3)
     far = T0 + timedelta(seconds=GAP_S * 1.5)
-    feed(sessionizer, _event("a", far), 0, _ms(far))
-    assert len(sessionizer.users["a"]["open"]) == 2
-    bridge = T0 + timedelta(seconds=GAP_S * 0.75)
-    feed(sessionizer, _event("a", bridge), 0, _ms(far))
-    [session] = sessionizer.users["a"]["open"]
+    h.feed(0, [_event("a", T0), _event("a", far)])
+    assert len(h.store("sessions")["a"]["open"]) == 2
+    h.feed(0, [_event("a", T0 + timedelta(seconds=GAP_S * 0.75))])
+    [session] = h.store("sessions")["a"]["open"]
     assert session["count"] == 3
 
 
-@pytest.mark.parametrize("persisted", ["at-kill", "at-commit"])
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_a_crash_and_replay_gives_the_same_sessions(seed: int, persisted: str) -> None:
-    """The replay starts at the last commit; the recovered state is anywhere between the
-    commit and the kill (Faust flushes changelogs before committing offsets)."""
-    import copy
-
+def test_a_restart_anywhere_gives_the_same_sessions(seed: int) -> None:
+    """The state as written after some record, the records after it read by a new step."""
     rng = random.Random(seed)
     arrivals = _synthetic(seed)
-    # A few events arrive far later than the allowed lateness.
-    for index in rng.sample(range(len(arrivals)), 5):
+    for index in rng.sample(range(len(arrivals)), 5):  # a few far later than the lateness
         arrival, event = arrivals[index]
         arrivals[index] = (arrival + timedelta(seconds=GAP_S * 2), event)
     arrivals.sort(key=lambda pair: pair[0])
-    kill, replay_from = len(arrivals) // 2, len(arrivals) // 2 - 25
-    users: dict[str, Any] = {}
-    before = Sessionizer(
-        Settings(session_gap_s=GAP_S, session_allowed_lateness_s=LATENESS_S),
-        users,
-        {},
-        AgentMetrics(),
-    )
-    emitted = []
-    recovered: dict[str, Any] = {}
-    for index, (arrival, event) in enumerate(arrivals[:kill]):
-        if index == replay_from and persisted == "at-commit":
-            recovered = copy.deepcopy(users)
-        emitted += feed(before, event, 0, _ms(arrival))
-    if persisted == "at-kill":
-        recovered = copy.deepcopy(users)
-    after = Sessionizer(
-        Settings(session_gap_s=GAP_S, session_allowed_lateness_s=LATENESS_S),
-        recovered,
-        {},
-        AgentMetrics(),
-    )
-    for arrival, event in arrivals[replay_from:]:
-        emitted += feed(after, event, 0, _ms(arrival))
-    emitted += sweep(after, _ms(arrivals[-1][0] + timedelta(days=1)))
-    final = {s["session_id"]: s for s in emitted}
-    assert {session_tuple(s) for s in final.values()} == reference_sessions(
-        [e for _, e in arrivals], GAP_S
-    )
-
-
-def test_after_a_restart_an_event_of_an_emitted_session_corrects_it() -> None:
-    """Watermarks are rebuilt after a restart, so an old event may not look late any more;
-    it still belongs to the session already emitted, not to a new one."""
-    users: dict[str, Any] = {}
-    before = _sessionizer()
-    before.users = users
-    feed(before, _event("a", T0), 0, _ms(T0))
-    later = T0 + timedelta(seconds=GAP_S + LATENESS_S + 60)
-    feed(before, _event("b", later), 0, _ms(later))
-    [closed] = sweep(before, _ms(later))
-
-    after = _sessionizer()
-    after.users = users
-    corrected = feed(after, _event("a", T0 + timedelta(seconds=30)), 0, _ms(later))
-    assert [(s["session_id"], s["event_count"], s["is_correction"]) for s in corrected] == [
-        (closed["session_id"], 2, True)
-    ]
-    assert users["a"]["open"] == []
+    events = [e for _, e in arrivals]
+    cut = rng.randrange(len(events))
+    before = _harness()
+    emitted = sessions(before.feed(0, events[:cut]))
+    after = before.restart(_step())
+    emitted += sessions(after.feed(0, events[cut:]))
+    emitted += _flush(after, arrivals[-1][0])
+    final = {s["session_id"]: s for s in emitted if s["user_id"] != "flush"}
+    uninterrupted = _harness()
+    reference = sessions(uninterrupted.feed(0, events)) + _flush(uninterrupted, arrivals[-1][0])
+    expected = {s["session_id"]: s for s in reference if s["user_id"] != "flush"}
+    assert {session_tuple(s) for s in final.values()} == {
+        session_tuple(s) for s in expected.values()
+    }

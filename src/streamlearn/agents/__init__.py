@@ -1,2 +1,29 @@
-"""The stream-processing agents (Faust): preprocess and sessionise, built by
-:func:`streamlearn.agents.app.create_faust_app`."""
+"""The agents: each one a step (:mod:`streamlearn.runtime.step`) made from its environment.
+
+A new agent is a :class:`~streamlearn.runtime.step.Step` subclass in its own module and a
+line in :data:`STEPS`; ``streamlearn agents run --only NAME`` and ``streamlearn up`` run it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from streamlearn.agents.label_join import LabelJoinStep
+from streamlearn.agents.learner import make_learner
+from streamlearn.agents.preprocess import PreprocessStep
+from streamlearn.agents.sessionise import SessioniseStep
+from streamlearn.models.configured import configured_specs
+from streamlearn.runtime.environment import StepEnvironment
+from streamlearn.runtime.step import Step
+
+STEPS: dict[str, Callable[[StepEnvironment], Step]] = {
+    "preprocess": lambda env: PreprocessStep(env.settings, env.metrics),
+    "sessionise": lambda env: SessioniseStep(env.settings, env.metrics),
+    "label-join": lambda env: LabelJoinStep(
+        env.settings, env.metrics, configured_specs(env.settings)
+    ),
+    "learner": make_learner,
+}
+AGENT_NAMES = tuple(STEPS)
+
+__all__ = ["AGENT_NAMES", "STEPS"]

@@ -9,10 +9,9 @@ Rules, checked in order (the first that fires is recorded):
   ``bot_min_interval_ms`` after the previous.
 
 Behavioural rules run on the time events were *received* (the system's clock, carried in
-the record), so replaying a topic flags exactly the same events. Their state lives in a
-mapping the caller provides (a Faust table in the agent); keys start with the source
-partition, so each partition's state moves and expires with it. An IP seen by several
-partitions is therefore counted per partition.
+the record), so replaying a topic flags exactly the same events. Their state lives in the
+partition's mapping the step is given, so it moves and expires with its partition; an IP
+seen by several partitions is therefore counted per partition.
 """
 
 from __future__ import annotations
@@ -74,7 +73,6 @@ def _user_counters(
 def bot_rule(
     rules: BotRules,
     state: MutableMapping[str, list[int]],
-    partition: int,
     user_id: str,
     ip: str | None,
     received_ms: int,
@@ -87,9 +85,9 @@ def bot_rule(
     """
     window = received_ms // rules.window_ms
     user_count, streak = _user_counters(
-        state, f"{partition}|u|{user_id}", window, received_ms, rules.min_interval_ms
+        state, f"u|{user_id}", window, received_ms, rules.min_interval_ms
     )
-    ip_count = _count_in_window(state, f"{partition}|ip|{ip}", window) if ip else 0
+    ip_count = _count_in_window(state, f"ip|{ip}", window) if ip else 0
 
     if agent.crawler:
         return "crawler_user_agent"
@@ -102,18 +100,14 @@ def bot_rule(
     return None
 
 
-def expire_bot_state(
-    state: MutableMapping[str, list[int]], rules: BotRules, partition: int, now_ms: int
-) -> int:
-    """Forget one partition's counters of past windows; returns how many were removed."""
+def expire_bot_state(state: MutableMapping[str, list[int]], rules: BotRules, now_ms: int) -> int:
+    """Forget a partition's counters of past windows; returns how many were removed."""
     window = now_ms // rules.window_ms
-    prefix = f"{partition}|"
     stale = []
     for key, value in list(state.items()):
-        if not key.startswith(prefix) or value[0] >= window:
+        if value[0] >= window:
             continue
-        user = key.startswith(prefix + "u|")
-        if not user or now_ms - value[2] > rules.window_ms:
+        if not key.startswith("u|") or now_ms - value[2] > rules.window_ms:
             stale.append(key)
     for key in stale:
         del state[key]

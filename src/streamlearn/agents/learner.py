@@ -1,137 +1,171 @@
 """The learner agent: ``training.examples`` → ``model.state`` (and ``model.metrics``).
 
-One :class:`OnlineLearner` per configured model. ``training.examples`` is keyed by model
-name, so each model's examples are in one partition, read in order by one worker.
+One :class:`~streamlearn.models.online.OnlineLearner` per configured model.
+``training.examples`` is keyed by model name, so each model's examples are in one
+partition, read in order by the worker that owns it, which alone publishes the model's
+snapshots: several learner workers split the models between them.
 
 Exactly-once learning on an at-least-once stream: ``model.state``, not the consumer
-group's committed offsets, says what a model has learned. After a start or a rebalance the
-learners resume from the newest verified snapshots; a batch that starts beyond the offsets
-recorded there (examples learned after the last snapshot, then lost with the process) makes
-the agent seek back to them, and any example below them is skipped. A restarted learner
-therefore ends with the same model, byte for byte, as one that never stopped. A graceful
-stop publishes a last snapshot, so a restart re-reads nothing.
-
-Snapshots are built in a thread (pickling a grown tree takes tens of ms); learning waits.
+group's committed offsets, says what a model has learned. When a partition is opened the
+learners of its models resume from their newest verified snapshots and the runtime
+resumes reading at the offsets recorded there (before the committed offset when examples
+were learned after the last snapshot and lost with the process); any example below them
+is skipped. A restarted learner therefore ends with the same model, byte for byte, as one
+that never stopped. A partition closed gracefully (rebalance, stop) publishes a last
+snapshot of its models first, so the next owner re-reads nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-from faust.types import TP
-
-from streamlearn.agents.app import AgentContext
-from streamlearn.agents.batches import Deliveries
-from streamlearn.agents.learning import OnlineLearner
-from streamlearn.agents.model_state import read_model_state
+from streamlearn.agents.model_state import ModelStateView, consider
 from streamlearn.exceptions import ConfigurationError
+from streamlearn.kafka_clients import key_partition
 from streamlearn.models.configured import configured_specs
+from streamlearn.models.online import OnlineLearner
+from streamlearn.models.snapshot import SigningKey
+from streamlearn.models.specs import ModelSpec
+from streamlearn.runtime.environment import StepEnvironment
+from streamlearn.runtime.metrics import AgentMetrics
+from streamlearn.runtime.step import Emit, Record, Step
 
 AGENT = "learner"
-CADENCE_CHECK_S = 0.5
 log = logging.getLogger(__name__)
 
+SnapshotSource = Callable[[Iterable[str]], ModelStateView]
+"""``read(names)``: what ``model.state`` holds for these models (read to its end)."""
 
-def register(context: AgentContext) -> None:
-    app, settings = context.app, context.settings
-    key = settings.model_signing_key
-    if key is None:
-        raise ConfigurationError("the learner signs snapshots: set STREAMLEARN_MODEL_SIGNING_KEY")
-    learners = {
-        name: OnlineLearner(spec, signing_key=key, signing_key_id=settings.model_signing_key_id)
-        for name, spec in configured_specs(settings).items()
-    }
-    examples_serde = context.serde("training.examples", "TrainingExample")
-    snapshot_serde = context.serde("model.state", "ModelSnapshot")
-    metrics_serde = context.serde("model.metrics", "ModelMetrics")
-    state_topic = context.topic_name("model.state")
-    metrics_topic = context.topic_name("model.metrics")
-    decode = context.decoder(AGENT)
-    metrics = context.metrics
-    for name, learner in learners.items():
-        metrics.expose(
-            f"streamlearn_learner_{name}_records",
-            f"training.examples records read by the learner of {name}, by what became of them.",
-            lambda learner=learner: learner.counters,  # type: ignore[misc]
-        )
-    resumed_generation: list[int | None] = [None]
-    window_start = {name: datetime.now(UTC) for name in learners}
-    turn = asyncio.Lock()
 
-    async def resume() -> None:
-        view = await asyncio.to_thread(read_model_state, settings, snapshot_serde, learners, key)
-        for name, learner in learners.items():
+class LearnerStep(Step):
+    """The agent (see the module docstring)."""
+
+    name = AGENT
+    inputs = ("training.examples",)
+    outputs = ("model.state", "model.metrics")
+    tick_every_s = 0.5
+
+    def __init__(
+        self,
+        specs: Mapping[str, ModelSpec],
+        metrics: AgentMetrics,
+        *,
+        signing_key: SigningKey,
+        signing_key_id: str | None,
+        examples_topic: str,
+        snapshots: SnapshotSource,
+    ) -> None:
+        self.learners = {
+            name: OnlineLearner(spec, signing_key=signing_key, signing_key_id=signing_key_id)
+            for name, spec in specs.items()
+        }
+        self.metrics = metrics
+        self.examples_topic = examples_topic
+        """The Kafka name of ``training.examples``: snapshots record offsets under it."""
+        self.snapshots = snapshots
+        self._window_start: dict[str, datetime] = {}
+        self._models: dict[int, list[str]] = {}
+        for name, learner in self.learners.items():
+            metrics.expose(
+                f"streamlearn_learner_{name}_records",
+                f"training.examples records read by the learner of {name}, by what became of them.",
+                lambda learner=learner: learner.counters,  # type: ignore[misc]
+            )
+
+    def _models_of(self, partition: int) -> list[str]:
+        """The models whose examples are in ``partition`` (keyed by model name)."""
+        names = self._models.get(partition)
+        if names is None:
+            count = self.state.count
+            names = self._models[partition] = [
+                name for name in self.learners if key_partition(name.encode(), count) == partition
+            ]
+        return names
+
+    def opened(self, partition: int) -> None:
+        names = self._models_of(partition)
+        view = self.snapshots(names)
+        for name in names:
+            learner = self.learners[name]
             snapshot = view.newest.get(name)
             if snapshot is not None and int(snapshot["version"]) != learner.version:
-                await asyncio.to_thread(learner.resume, snapshot)
+                learner.resume(snapshot)
                 log.info("learner %s resumed from version %d", name, learner.version)
             # Numbered after anything on the topic, verified or not, so workers move on.
             learner.version = max(learner.version, view.highest_version.get(name, 0))
+            self._window_start[name] = self._now()
         for name, version, reason in view.rejected:
-            metrics.rejected_snapshots.labels(model=name, reason=reason).inc()
+            self.metrics.rejected_snapshots.labels(model=name, reason=reason).inc()
             log.error("model.state holds a rejected snapshot %s v%d (%s)", name, version, reason)
 
-    async def publish(name: str) -> None:
-        learner = learners[name]
-        created = datetime.now(UTC)
-        snapshot = await asyncio.to_thread(learner.snapshot, created, time.monotonic())
-        record = learner.metrics_record(window_start[name], created, created)
-        window_start[name] = created
-        await app.producer.send_and_wait(
-            state_topic, name.encode(), snapshot_serde.encode(snapshot), None, None, None
-        )
-        await app.producer.send_and_wait(
-            metrics_topic, name.encode(), metrics_serde.encode(record), None, None, None
-        )
-        metrics.snapshots.labels(model=name).inc()
+    def resume_offset(self, topic: str, partition: int) -> int | None:
+        # A model without a snapshot has learned nothing that survives: from the start
+        # (whatever the group committed, which may be past examples it learned and lost).
+        expected = [
+            self.learners[name].next_offsets.get((self.examples_topic, partition), 0)
+            for name in self._models_of(partition)
+        ]
+        return min(expected, default=None)
 
-    async def publish_due() -> None:
-        now = time.monotonic()
-        for name, learner in learners.items():
-            if learner.snapshot_due(now):
-                await publish(name)
+    def process(self, partition: int, records: Sequence[Record], emit: Emit) -> None:
+        learners = [self.learners[name] for name in self._models_of(partition)]
+        topic = self.examples_topic
+        for record in records:
+            for learner in learners:
+                learner.learn(record.value, topic, partition, record.offset)
+        self._publish_due(partition, emit)
 
-    @app.batch_agent(context.raw_topic("training.examples"))
-    async def learn(tp: TP, messages: list[Any]) -> Deliveries | None:
-        async with turn:
-            if resumed_generation[0] != app.consumer_generation_id:
-                await resume()
-                resumed_generation[0] = app.consumer_generation_id
-            expected = [
-                learner.next_offsets.get((tp.topic, tp.partition)) for learner in learners.values()
-            ]
-            start = min((offset for offset in expected if offset is not None), default=None)
-            if start is not None and messages[0].offset > start:
-                # Committed offsets passed a snapshot: go back to what the models have.
-                metrics.learner_seeks.inc()
-                log.warning("%s: batch starts at %d, models need %d: seeking back",
-                            tp, messages[0].offset, start)  # fmt: skip
-                await app.consumer.seek(tp, start)
-                return None  # not acknowledged: read again from the seek
-            outputs = app.batch_producer.batches()
-            for message in messages:
-                example = await decode(examples_serde, message, outputs)
-                if example is None:
-                    continue
-                for learner in learners.values():
-                    learner.learn(example, tp.topic, tp.partition, message.offset)
-            await publish_due()
-            return await outputs.send()
+    def tick(self, partition: int, now_ms: int, read_ms: int | None, emit: Emit) -> None:
+        self._publish_due(partition, emit)
 
-    @app.timer(CADENCE_CHECK_S)  # type: ignore[untyped-decorator]
-    async def publish_on_time() -> None:
-        async with turn:
-            await publish_due()
+    def closing(self, partition: int, emit: Emit) -> None:
+        for name in self._models_of(partition):
+            if self.learners[name].unpublished:
+                self._publish(name, emit)
 
-    @app.on_before_shutdown.connect
-    async def publish_last(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """A graceful stop publishes what was learned since the last snapshot (the
-        producer is flushed after this signal)."""
-        async with turn:
-            for name, learner in learners.items():
-                if learner.unpublished:
-                    await publish(name)
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.wall_clock() / 1000, UTC)
+
+    def _publish_due(self, partition: int, emit: Emit) -> None:
+        now_s = self.wall_clock() / 1000
+        for name in self._models_of(partition):
+            if self.learners[name].snapshot_due(now_s):
+                self._publish(name, emit)
+
+    def _publish(self, name: str, emit: Emit) -> None:
+        learner = self.learners[name]
+        created = self._now()
+        snapshot = learner.snapshot(created, created.timestamp())
+        record = learner.metrics_record(self._window_start.get(name, created), created, created)
+        self._window_start[name] = created
+        emit.to("model.state")(name, snapshot)
+        emit.to("model.metrics")(name, record)
+        self.metrics.snapshots.labels(model=name).inc()
+
+
+def make_learner(env: StepEnvironment) -> LearnerStep:
+    """The learner of the configured models, signing with the configured key."""
+    settings = env.settings
+    if settings.model_signing_key is None:
+        raise ConfigurationError("the learner signs snapshots: set STREAMLEARN_MODEL_SIGNING_KEY")
+    key = settings.model_signing_key
+    snapshots_serde = env.catalogue.topic("model.state").serde(env.registry)
+
+    def snapshots(names: Iterable[str]) -> ModelStateView:
+        wanted = set(names)
+        view = ModelStateView()
+        if wanted:
+            for record_key, value in env.read_topic("model.state"):
+                consider(view, snapshots_serde, record_key, value, wanted, key)
+        return view
+
+    return LearnerStep(
+        configured_specs(settings),
+        env.metrics,
+        signing_key=key,
+        signing_key_id=settings.model_signing_key_id,
+        examples_topic=env.catalogue.topic("training.examples").name,
+        snapshots=snapshots,
+    )

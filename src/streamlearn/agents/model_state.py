@@ -1,4 +1,7 @@
-"""Reading ``model.state``: the newest verifiable snapshot of each model.
+"""What ``model.state`` says: the newest verifiable snapshot of each model.
+
+:func:`consider` folds one record into a :class:`ModelStateView`; the learner folds every
+record of the topic, read from its start to its end by whichever runtime runs it.
 
 The learner resumes from it after a start or a rebalance. The topic is compacted by model
 name, so it holds the latest snapshot per model (and, until compaction, older ones); the
@@ -10,22 +13,14 @@ the highest version seen, so workers, which keep the highest verified version, m
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-
-from streamlearn.kafka_clients import confluent_config
 from streamlearn.models import SnapshotRejected, verify_snapshot
 from streamlearn.models.snapshot import SigningKey
 from streamlearn.serde import AvroSerde, DecodeError
-from streamlearn.settings import Settings
 
 log = logging.getLogger(__name__)
-READ_TIMEOUT_S = 60.0
-MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -40,53 +35,19 @@ class ModelStateView:
     """(model name, version, reason) of snapshots that failed verification."""
 
 
-def read_model_state(
-    settings: Settings, serde: AvroSerde, names: Iterable[str], key: SigningKey
-) -> ModelStateView:
-    """Blocking (a thread in the agent): every record of ``model.state`` for ``names``."""
-    wanted = set(names)
-    topic = settings.topic_prefix + "model.state"
-    consumer = Consumer(
-        confluent_config(
-            settings,
-            **{
-                "group.id": "streamlearn-model-state-reader",  # never commits
-                "enable.auto.commit": False,
-                "fetch.max.bytes": MAX_SNAPSHOT_BYTES * 2,
-                "max.partition.fetch.bytes": MAX_SNAPSHOT_BYTES,
-            },
-        )
-    )
-    view = ModelStateView()
-    try:
-        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-                for p in partitions}  # fmt: skip
-        remaining = {p for p, end in ends.items() if end > 0}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in remaining])
-        deadline = time.monotonic() + READ_TIMEOUT_S
-        while remaining:
-            if time.monotonic() > deadline:
-                raise KafkaException(f"{topic}: not read to its end in {READ_TIMEOUT_S:.0f}s")
-            for message in consumer.consume(100, timeout=0.5):
-                if message.error() is not None:
-                    raise KafkaException(message.error())
-                partition, offset = message.partition(), message.offset()
-                if partition is not None and offset is not None and offset + 1 >= ends[partition]:
-                    remaining.discard(partition)
-                _consider(view, serde, message, wanted, key)
-    finally:
-        consumer.close()
-    return view
-
-
-def _consider(
-    view: ModelStateView, serde: AvroSerde, message: Any, wanted: set[str], key: SigningKey
+def consider(
+    view: ModelStateView,
+    serde: AvroSerde,
+    record_key: bytes | None,
+    value: bytes | None,
+    wanted: set[str],
+    key: SigningKey,
 ) -> None:
-    if message.value() is None or (message.key() or b"").decode() not in wanted:
+    """Fold one ``model.state`` record into ``view``."""
+    if value is None or (record_key or b"").decode() not in wanted:
         return
     try:
-        snapshot = serde.decode(message.value(), topic=message.topic(), offset=message.offset())
+        snapshot = serde.decode(value)
     except DecodeError as exc:
         log.error("undecodable record on model.state: %s", exc)
         return

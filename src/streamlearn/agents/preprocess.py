@@ -1,59 +1,201 @@
-"""The preprocess agent: ``telemetry.events`` → ``events.clean`` (and ``events.rejected``).
+"""The preprocess agent: ``telemetry.events`` → ``events.clean``.
 
-A batch agent (agents/batches.py): each partition batch runs through the pure
-:class:`Preprocessor`, its outputs are sent as one batch, and each table key it changed is
-written to the changelog once per batch.
+For each event: validate, deduplicate on event id within a window, filter bots (the rule
+that fired recorded), enrich (user agent, optional country), make compliant (full IPs
+dropped or pseudonymised). Records that cannot be decoded, or whose required fields are
+empty, go to ``events.rejected`` with the reason. :class:`Preprocessor` is the per-event
+logic over plain mappings (the Quix app in ``bench/`` runs it too); :class:`PreprocessStep`
+is the agent.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import hmac
+from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from faust.types import TP
+from streamlearn.agents.bots import BotRules, bot_rule, expire_bot_state
+from streamlearn.agents.geo import CountryLookup
+from streamlearn.agents.user_agents import UserAgentInfo, analyse_user_agent
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.runtime.metrics import AgentMetrics
+from streamlearn.runtime.step import Emit, Record, Step
+from streamlearn.settings import Settings
 
-from streamlearn.agents.app import AgentContext
-from streamlearn.agents.batches import BatchTable, Deliveries
-from streamlearn.agents.preprocessing import AGENT, Preprocessor
-
+AGENT = "preprocess"
+Outcome = Literal["clean", "duplicate", "bot", "invalid"]
 # Expiry scans the partition's ids; once per tenth of the window amortises the scan.
 MIN_EXPIRE_EVERY_MS = 10_000
 
 
-def register(context: AgentContext) -> None:
-    app, settings = context.app, context.settings
-    partitions = context.partitions_of("telemetry.events")
-    source = context.raw_topic("telemetry.events")
-    # Co-partitioned with the source: an event id and a user always meet the same state.
-    seen = BatchTable(app.Table("preprocess-seen", partitions=partitions, key_type=str))
-    bot_state = BatchTable(app.Table("preprocess-bots", partitions=partitions, key_type=str))
-    events_serde = context.serde("telemetry.events", "TelemetryEvent")
-    clean_serde = context.serde("events.clean", "CleanEvent")
-    reject = context.rejecter(AGENT)
-    preprocessor = Preprocessor(settings, events_serde, seen, bot_state, context.metrics)
-    expire_every_ms = max(MIN_EXPIRE_EVERY_MS, int(settings.dedup_window_s * 100))
-    last_expiry: dict[int, int] = {}
+@dataclass(frozen=True)
+class Processed:
+    outcome: Outcome
+    clean: dict[str, Any] | None = None
+    problem: str | None = None
+    """Why an invalid event is (``invalid``)."""
+    bot_rule: str | None = None
 
-    clean_topic = context.topic_name("events.clean")
 
-    @app.batch_agent(source)
-    async def preprocess(tp: TP, messages: list[Any]) -> Deliveries:
-        partition = tp.partition
-        outputs = app.batch_producer.batches()
-        send_clean = await outputs.to_topic(clean_topic)
-        newest_ms = 0
-        for message in messages:
-            result = preprocessor.process(
-                message.topic, partition, message.offset, message.key, message.value
+def _millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class Preprocessor:
+    """Turns decoded ``TelemetryEvent`` records of one partition into ``CleanEvent`` records
+    (or says why not).
+
+    ``seen`` maps event id → [received time (ms), source offset, bot rule or ""] of the
+    first record of each event. A record whose event id was seen at *another* offset is a
+    duplicate; at the *same* offset it is a replay after a restart and gets the verdict it
+    had the first time (its first forward may not have reached Kafka before the crash).
+    ``bot_state`` holds the behavioural rules' counters. Both are the partition's state
+    (the agent's stores), so they survive restarts and move with their partition; expiry
+    works on stream time (received
+    times), so a replay expires exactly the same way.
+    """
+
+    def __init__(self, settings: Settings, metrics: AgentMetrics) -> None:
+        self.metrics = metrics
+        # Labelled counters resolved once: label lookups are measurable per event.
+        self._counted = {o: metrics.events.labels(outcome=o) for o in ("clean", "duplicate", "bot")}
+        self.rules = BotRules.from_settings(settings)
+        self.dedup_window_ms = int(settings.dedup_window_s * 1000)
+        self.max_skew = timedelta(seconds=settings.max_clock_skew_s)
+        key = settings.pseudonymisation_key
+        self.ip_key = key.get_secret_value().encode() if key else None
+        self.ip_policy = settings.ip_policy
+        self.geo = CountryLookup(settings.geoip_database) if settings.geoip_database else None
+        if self.ip_policy == "pseudonymise" and self.ip_key is None:
+            raise ConfigurationError(
+                "STREAMLEARN_IP_POLICY=pseudonymise needs STREAMLEARN_PSEUDONYMISATION_KEY"
             )
+
+    def process(
+        self,
+        event: dict[str, Any],
+        partition: int,
+        offset: int,
+        seen: MutableMapping[str, list[Any]],
+        bot_state: MutableMapping[str, list[int]],
+    ) -> Processed:
+        """One event read at ``offset`` of ``partition``, with that partition's state."""
+        problem = self._invalid_field(event)
+        if problem is not None:
+            return Processed("invalid", problem=problem)
+
+        event_id = str(event["event_id"])
+        received_ms = _millis(event["received_ts"])
+        first = seen.get(event_id)
+        if first is not None and first[1] != offset:
+            self._counted["duplicate"].inc()
+            return Processed("duplicate")
+        agent = analyse_user_agent(event["user_agent"])
+        rule: str | None
+        if first is None:
+            rule = bot_rule(
+                self.rules, bot_state, event["user_id"], event["ip"], received_ms, agent
+            )
+            seen[event_id] = [received_ms, offset, rule or ""]
+        else:
+            # This very record again (a replay after a crash): the verdict it had, bot
+            # counters untouched (they already count it).
+            rule = first[2] or None
+        if rule is not None:
+            self._counted["bot"].inc()
+            self.metrics.bots.labels(rule=rule).inc()
+            return Processed("bot", bot_rule=rule)
+
+        self._counted["clean"].inc()
+        return Processed("clean", clean=self._clean(event, agent, partition, offset))
+
+    @staticmethod
+    def _invalid_field(event: dict[str, Any]) -> str | None:
+        for field in ("user_id", "event_type", "app_version"):
+            if not str(event[field]).strip():
+                return f"field {field} is empty"
+        return None
+
+    def _clean(
+        self, event: dict[str, Any], agent: UserAgentInfo, partition: int, offset: int
+    ) -> dict[str, Any]:
+        client_ts, received_ts = event["client_ts"], event["received_ts"]
+        plausible = abs(client_ts - received_ts) <= self.max_skew
+        return {
+            "event_id": event["event_id"],
+            "event_type": event["event_type"],
+            "user_id": event["user_id"],
+            "session_hint": event["session_hint"],
+            "client_ts": client_ts,
+            "received_ts": received_ts,
+            "event_ts": client_ts if plausible else received_ts,
+            "url": event["url"],
+            "referrer": event["referrer"],
+            "app_version": event["app_version"],
+            "browser_family": agent.browser_family,
+            "browser_version": agent.browser_version,
+            "os_family": agent.os_family,
+            "device_class": agent.device_class,
+            "geo_country": self.geo.country(event["ip"]) if self.geo and event["ip"] else None,
+            "ip_pseudonym": self._pseudonym(event["ip"]),
+            "properties": event["properties"],
+            "context": event["context"],
+            "source_partition": partition,
+            "source_offset": offset,
+        }
+
+    def _pseudonym(self, ip: str | None) -> str | None:
+        if ip is None or self.ip_policy == "drop" or self.ip_key is None:
+            return None
+        return hmac.new(self.ip_key, ip.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def expire(
+        self,
+        now_ms: int,
+        seen: MutableMapping[str, list[Any]],
+        bot_state: MutableMapping[str, list[int]],
+    ) -> int:
+        """Forget a partition's event ids older than the dedup window and stale counters."""
+        horizon = now_ms - self.dedup_window_ms
+        old = [event_id for event_id, first in seen.items() if first[0] < horizon]
+        for event_id in old:
+            del seen[event_id]
+        return len(old) + expire_bot_state(bot_state, self.rules, now_ms)
+
+
+class PreprocessStep(Step):
+    """The agent: a :class:`Preprocessor` over each partition's event ids and bot counters."""
+
+    name = AGENT
+    inputs = ("telemetry.events",)
+    outputs = ("events.clean",)
+    stores = ("event-ids", "bot-counters", "expiry")
+
+    def __init__(self, settings: Settings, metrics: AgentMetrics) -> None:
+        self.preprocessor = Preprocessor(settings, metrics)
+        self.expire_every_ms = max(MIN_EXPIRE_EVERY_MS, int(settings.dedup_window_s * 100))
+
+    def process(self, partition: int, records: Sequence[Record], emit: Emit) -> None:
+        seen = self.state.of("event-ids", partition)
+        bots = self.state.of("bot-counters", partition)
+        expiry = self.state.of("expiry", partition)
+        last_expiry = expiry.get("last", 0)
+        send_clean = emit.to("events.clean")
+        process = self.preprocessor.process
+        for record in records:
+            # Expiry runs on stream time, at the record that passes the interval since the
+            # partition's last one (in the state): the same records expire the same ids,
+            # however they are batched, replayed or moved.
+            received_ms = _millis(record.value["received_ts"])
+            if received_ms - last_expiry > self.expire_every_ms:
+                self.preprocessor.expire(received_ms, seen, bots)
+                last_expiry = expiry["last"] = received_ms
+            result = process(record.value, partition, record.offset, seen, bots)
             clean = result.clean
             if clean is not None:
-                send_clean(clean["user_id"].encode(), clean_serde.encode(clean))
-                newest_ms = max(newest_ms, int(clean["received_ts"].timestamp() * 1000))
-            elif result.rejection is not None:
-                await reject(message, result.rejection, outputs)
-        if newest_ms - last_expiry.get(partition, 0) > expire_every_ms:
-            preprocessor.expire(partition, newest_ms)
-            last_expiry[partition] = newest_ms
-        await seen.flush(outputs, partition)
-        await bot_state.flush(outputs, partition)
-        return await outputs.send()
+                send_clean(clean["user_id"], clean)
+            elif result.problem is not None:
+                emit.reject(record, "invalid_field", result.problem)

@@ -24,8 +24,9 @@ from streamlearn.collector.exceptions import InvalidEventError
 from streamlearn.collector.mapping import RequestContext, map_item
 from streamlearn.collector.producer import AsyncProducer, DeliveryFailedError, QueueFullError
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
-from streamlearn.serde import AvroSerde, EncodeError, RegistryClient, SchemaSource
+from streamlearn.serde import EncodeError, RegistryClient, SchemaSource
 from streamlearn.settings import Settings
+from streamlearn.topology.catalogue import TopicCatalogue
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +44,11 @@ class Collector:
         producer_config: dict[str, Any] | None = None,
     ) -> None:
         self.settings = settings
-        prefix = settings.topic_prefix
-        self.topics = {
-            "event": prefix + "telemetry.events",
-            "feedback": prefix + "telemetry.feedback",
-        }
+        catalogue = TopicCatalogue.from_settings(settings)
+        destinations = {"event": "telemetry.events", "feedback": "telemetry.feedback"}
+        self.topics = {kind: catalogue.topic(topic).name for kind, topic in destinations.items()}
         self.serdes = {
-            "event": AvroSerde.for_topic(registry, self.topics["event"], "TelemetryEvent"),
-            "feedback": AvroSerde.for_topic(registry, self.topics["feedback"], "Feedback"),
+            kind: catalogue.topic(topic).serde(registry) for kind, topic in destinations.items()
         }
         timeout_ms = int(settings.collector_delivery_timeout_s * 1000)
         self.producer = AsyncProducer(

@@ -120,7 +120,7 @@ class AsyncProducer:
                 # The queue's byte limit (the count was checked above): the records before
                 # this one are librdkafka's and are still awaited; the rest are not sent.
                 unsent = len(records) - index
-                batch.failures += [f"the producer queue is full (not sent)"] * unsent
+                batch.failures += ["the producer queue is full (not sent)"] * unsent
                 break
             batch.expected += 1
         batch.seal()
@@ -136,4 +136,7 @@ class AsyncProducer:
         remaining = self._producer.flush(timeout_s)
         self._stop.set()
         self._poller.join()
+        # Release the client now (its threads and connections), not when the last reference
+        # goes: aiohttp keeps a finished app, and with it this object, in a cache.
+        del self._producer
         return int(remaining)

@@ -9,24 +9,26 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from streamlearn.kafka_clients import confluent_config
-from streamlearn.serde import AvroSerde, SchemaSource, SerdeError
+from streamlearn.kafka_clients import confluent_config, producer_config
+from streamlearn.serde import SchemaSource, SerdeError
 from streamlearn.serving.exceptions import InvalidExperiment, ServingError
 from streamlearn.serving.experiments import Experiment
 from streamlearn.settings import Settings
+from streamlearn.topology.catalogue import CatalogueTopic, TopicCatalogue
 
 TIMEOUT_S = 30.0
 
 
-def experiment_topic(settings: Settings) -> str:
-    return settings.topic_prefix + "experiments"
+def experiment_topic(settings: Settings) -> CatalogueTopic:
+    return TopicCatalogue.from_settings(settings).topic("experiments")
 
 
 def publish_experiment(settings: Settings, registry: SchemaSource, experiment: Experiment) -> None:
     """Produce ``experiment`` (keyed by its name) and wait until Kafka confirmed it."""
-    topic = experiment_topic(settings)
-    value = AvroSerde.for_topic(registry, topic, "Experiment").encode(experiment.to_record())
-    producer = Producer(confluent_config(settings, **{"acks": "all", "enable.idempotence": True}))
+    entry = experiment_topic(settings)
+    topic = entry.name
+    value = entry.serde(registry).encode(experiment.to_record())
+    producer = Producer(producer_config(settings, **{"acks": "all", "enable.idempotence": True}))
     errors: list[str] = []
 
     def report(error: object, message: object) -> None:
@@ -41,8 +43,8 @@ def publish_experiment(settings: Settings, registry: SchemaSource, experiment: E
 
 def read_experiments(settings: Settings, registry: SchemaSource) -> list[Experiment]:
     """The current experiments: the newest record of each name, read to the end now."""
-    topic = experiment_topic(settings)
-    serde = AvroSerde.for_topic(registry, topic, "Experiment")
+    entry = experiment_topic(settings)
+    topic, serde = entry.name, entry.serde(registry)
     consumer = Consumer(
         confluent_config(
             settings,

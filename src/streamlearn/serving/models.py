@@ -39,6 +39,7 @@ from streamlearn.serde import AvroSerde, SchemaSource, SerdeError
 from streamlearn.serving.exceptions import InvalidExperiment
 from streamlearn.serving.experiments import Experiment, ExperimentBook, base_model
 from streamlearn.serving.metrics import ServingMetrics
+from streamlearn.topology.catalogue import TopicCatalogue
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +122,9 @@ class StateFollower:
 
     @classmethod
     def from_settings(cls, settings: Any, registry: SchemaSource, **parts: Any) -> StateFollower:
-        prefix = settings.topic_prefix
-        model_topic, experiment_topic = prefix + "model.state", prefix + "experiments"
+        catalogue = TopicCatalogue.from_settings(settings)
+        model_state, experiments = catalogue.topic("model.state"), catalogue.topic("experiments")
+        model_topic, experiment_topic = model_state.name, experiments.name
         config = aiokafka_config(
             settings,
             group_id=None,
@@ -140,8 +142,8 @@ class StateFollower:
             consumer_config=config,
             model_topic=model_topic,
             experiment_topic=experiment_topic,
-            snapshot_serde=AvroSerde.for_topic(registry, model_topic, "ModelSnapshot"),
-            experiment_serde=AvroSerde.for_topic(registry, experiment_topic, "Experiment"),
+            snapshot_serde=model_state.serde(registry),
+            experiment_serde=experiments.serde(registry),
             **parts,
         )
 

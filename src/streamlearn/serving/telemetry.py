@@ -33,6 +33,7 @@ from streamlearn.serde import AvroSerde, EncodeError, SchemaSource, SerdeError
 from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.serving.prediction_codec import PredictionEncoder
 from streamlearn.settings import Settings
+from streamlearn.topology.catalogue import TopicCatalogue
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +65,16 @@ class TelemetrySink:
         *,
         producer_config: dict[str, Any] | None = None,
     ) -> None:
-        prefix = settings.topic_prefix
+        catalogue = TopicCatalogue.from_settings(settings)
+        destinations: dict[Kind, str] = {
+            "prediction": "telemetry.predictions",
+            "alert": "monitoring.alerts",
+        }
         self.topics: dict[Kind, str] = {
-            "prediction": prefix + "telemetry.predictions",
-            "alert": prefix + "monitoring.alerts",
+            kind: catalogue.topic(topic).name for kind, topic in destinations.items()
         }
         self.serdes: dict[Kind, AvroSerde] = {
-            "prediction": AvroSerde.for_topic(
-                registry, self.topics["prediction"], "PredictionServed"
-            ),
-            "alert": AvroSerde.for_topic(registry, self.topics["alert"], "Alert"),
+            kind: catalogue.topic(topic).serde(registry) for kind, topic in destinations.items()
         }
         self.capacity = settings.serve_telemetry_buffer
         self.metrics = metrics

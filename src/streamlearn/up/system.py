@@ -28,17 +28,18 @@ from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.live import Live
 
-from streamlearn.agents.app import AGENT_NAMES
+from streamlearn.agents import AGENT_NAMES
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.kafka_local import EmbeddedKafka, PinnedJar, embedded_kafka, load_lock
 from streamlearn.serde import RegistryClient
-from streamlearn.serde.registration import register_topology_schemas
 from streamlearn.serving.experiment_topic import publish_experiment
 from streamlearn.serving.experiments import Arm, Experiment
 from streamlearn.settings import Settings
 from streamlearn.simulate import LoopOptions, Simulator, TrafficConfig, new_simulator, run_simulator
 from streamlearn.topology import apply_topology, desired_topics, load_topology
+from streamlearn.topology.catalogue import topology_path
+from streamlearn.topology.registration import register_topology_schemas
 from streamlearn.up.children import ChildSpec, Crash, Supervisor
 from streamlearn.up.probes import SystemProbe
 from streamlearn.up.report import Check, checks, figures
@@ -193,7 +194,7 @@ class _Run:
             settings = settings.model_copy(update={"kafka_bootstrap": status.bootstrap})
             say(f"Kafka {load_lock().kafka_version} ready at {status.bootstrap}")
 
-        topology = load_topology(settings.topology_file)
+        topology = load_topology(topology_path(settings))
         desired = desired_topics(topology, settings.topic_prefix, settings.topic_replication_factor)
         plan = await asyncio.to_thread(
             apply_topology, AdminClient(confluent_config(settings)), desired
@@ -211,7 +212,7 @@ class _Run:
             )
             say(f"schema registry at {settings.schema_registry_url} (pid {registry.pid})")
         registered = await asyncio.to_thread(
-            register_topology_schemas, settings, settings.topology_file
+            register_topology_schemas, settings, topology_path(settings)
         )
         say(f"schemas: {len(registered)} registered")
 

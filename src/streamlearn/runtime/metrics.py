@@ -1,4 +1,9 @@
-"""Prometheus metrics of the agents, in a registry owned by the worker (no globals)."""
+"""Prometheus metrics of the agents, in a registry owned by the worker (no globals).
+
+One object for a worker's steps: each step counts what it does not forward, with why;
+the runtime counts rejections and seeks. Pure steps' own counters (plain dataclasses of
+ints) are exported with :meth:`AgentMetrics.expose`.
+"""
 
 from __future__ import annotations
 
@@ -64,9 +69,11 @@ class AgentMetrics:
             ["model", "reason"],
             registry=self.registry,
         )
-        self.learner_seeks = Counter(
-            "streamlearn_learner_seeks",
-            "Times the learner went back to a snapshot's offsets (committed offsets ahead).",
+        self.resume_seeks = Counter(
+            "streamlearn_resume_seeks",
+            "Times an agent went back before its committed offset because its state said so "
+            "(the learner: examples learned after its last snapshot, lost with the process).",
+            ["agent"],
             registry=self.registry,
         )
 

@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 
-from streamlearn.agents.metrics import AgentMetrics
-from streamlearn.agents.preprocessing import Preprocessor
+from streamlearn.agents.preprocess import Preprocessor, PreprocessStep
 from streamlearn.exceptions import ConfigurationError
+from streamlearn.runtime.local import LocalCluster, LocalWorker
+from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.serde import AvroSerde, InMemoryRegistry, frame
 from streamlearn.settings import Settings
+from streamlearn.topology.catalogue import TopicCatalogue
 
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"  # noqa: E501
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -38,21 +40,23 @@ def _event(offset_s: float = 0, **overrides: Any) -> dict[str, Any]:
 
 
 class Harness:
+    """One partition's preprocessing (partition 3), events as the runtime decodes them."""
+
     def __init__(self, **settings: Any) -> None:
         self.metrics = AgentMetrics()
-        self.seen: dict[str, list[int]] = {}
+        self.seen: dict[str, list[Any]] = {}
         self.bot_state: dict[str, list[int]] = {}
         registry = InMemoryRegistry()
         self.serde = AvroSerde.for_topic(registry, "telemetry.events", "TelemetryEvent")
-        self.pre = Preprocessor(
-            Settings(**settings), self.serde, self.seen, self.bot_state, self.metrics
-        )
+        self.pre = Preprocessor(Settings(**settings), self.metrics)
         self.offset = 0
 
-    def run(self, event: dict[str, Any] | bytes | None):  # type: ignore[no-untyped-def]
-        value = event if not isinstance(event, dict) else self.serde.encode(event)
-        self.offset += 1
-        return self.pre.process("telemetry.events", 3, self.offset, b"u-1", value)
+    def run(self, event: dict[str, Any], offset: int | None = None):  # type: ignore[no-untyped-def]
+        if offset is None:
+            self.offset += 1
+            offset = self.offset
+        decoded = self.serde.decode(self.serde.encode(event))
+        return self.pre.process(decoded, 3, offset, self.seen, self.bot_state)
 
     def count(self, outcome: str) -> float:
         return self.metrics.value(self.metrics.events, outcome=outcome)
@@ -114,7 +118,8 @@ def test_dedup_memory_expires_after_the_window() -> None:
     harness = Harness(dedup_window_s=60)
     event = _event()
     harness.run(event)
-    removed = harness.pre.expire(3, int((T0 + timedelta(seconds=120)).timestamp() * 1000))
+    now_ms = int((T0 + timedelta(seconds=120)).timestamp() * 1000)
+    removed = harness.pre.expire(now_ms, harness.seen, harness.bot_state)
     assert removed >= 1
     assert harness.seen == {}
     assert harness.bot_state == {}
@@ -155,32 +160,43 @@ def test_humans_at_human_speed_pass() -> None:
     ],
 )
 def test_undecodable_records_are_rejected_with_reason(value: bytes | None, reason: str) -> None:
-    harness = Harness()
-    harness.run(_event())
-    result = harness.run(value)
-    assert result.outcome == "rejected"
-    assert result.rejection is not None
-    assert result.rejection.reason == reason
-    assert "telemetry.events[3]@2" in result.rejection.detail
-    assert harness.metrics.value(harness.metrics.rejected, agent="preprocess", reason=reason) == 1
+    registry = InMemoryRegistry()
+    cluster = LocalCluster(TopicCatalogue.from_settings(Settings()), registry, partitions=6)
+    serde = cluster.catalogue.topic("telemetry.events").serde(registry)
+    cluster.produce("telemetry.events", b"u-1", serde.encode(_event()), partition=3)
+    cluster.produce("telemetry.events", b"u-1", value, partition=3)
+    metrics = AgentMetrics()
+    worker = LocalWorker(cluster, PreprocessStep(Settings(), metrics), metrics=metrics)
+    worker.assign(range(6))
+    worker.run()
+    assert len(cluster.messages("events.clean")) == 1, "the poison record stops nothing"
+    [rejected] = cluster.decoded("events.rejected")
+    assert (rejected["reason"], rejected["value"], rejected["key"]) == (reason, value, b"u-1")
+    assert (rejected["source_topic"], rejected["source_partition"]) == ("telemetry.events", 3)
+    assert rejected["source_offset"] == 1
+    assert rejected["agent"] == "preprocess"
+    assert "telemetry.events[3]@1" in rejected["detail"]
+    assert metrics.value(metrics.rejected, agent="preprocess", reason=reason) == 1
 
 
-def test_empty_required_field_is_rejected_naming_it() -> None:
+def test_empty_required_field_is_reported_naming_it() -> None:
     harness = Harness()
     result = harness.run(_event(user_id="  "))
-    assert result.rejection is not None
-    assert result.rejection.reason == "invalid_field"
-    assert "user_id" in result.rejection.detail
+    assert result.outcome == "invalid"
+    assert result.problem is not None
+    assert "user_id" in result.problem
 
 
-def test_a_replayed_record_is_forwarded_again_but_a_duplicate_is_not() -> None:
-    harness = Harness()
-    event = _event()
-    data = harness.serde.encode(event)
-    assert harness.pre.process("telemetry.events", 3, 40, b"u-1", data).outcome == "clean"
-    # After a crash the worker re-reads offset 40: the same record, not a duplicate.
-    assert harness.pre.process("telemetry.events", 3, 40, b"u-1", data).outcome == "clean"
-    assert harness.pre.process("telemetry.events", 3, 41, b"u-1", data).outcome == "duplicate"
+def test_a_replayed_record_gets_its_verdict_again_but_a_duplicate_is_dropped() -> None:
+    harness = Harness(bot_burst_length=3)
+    burst = [_event(i * 0.01, user_id="burst") for i in range(4)]
+    verdicts = [harness.run(event, offset=40 + i).outcome for i, event in enumerate(burst)]
+    assert verdicts == ["clean", "clean", "bot", "bot"]
+    # After a crash the worker re-reads offsets 40-43: the same records, the same verdicts,
+    # though the bot counters already count them.
+    again = [harness.run(event, offset=40 + i).outcome for i, event in enumerate(burst)]
+    assert again == verdicts
+    assert harness.run(burst[0], offset=44).outcome == "duplicate"
 
 
 def _geo_database(tmp_path: Path) -> Path:

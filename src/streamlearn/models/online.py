@@ -1,9 +1,10 @@
-"""The learner step for one model: prequential evaluation, online learning, versioned snapshots.
+"""Online learning of one model: prequential evaluation, learning, versioned snapshots.
 
-Pure logic, no Kafka: the learner agent feeds it ``training.examples`` records with their
-topic, partition and offset, asks :meth:`OnlineLearner.snapshot_due` after each batch, and
-publishes what :meth:`OnlineLearner.snapshot` returns to ``model.state``. Replay and the
-benchmarks run the same code.
+Pure logic, no Kafka: the learner agent (:mod:`streamlearn.agents.learner`) feeds it
+``training.examples`` records with their topic, partition and offset, asks
+:meth:`OnlineLearner.snapshot_due` after each batch, and publishes what
+:meth:`OnlineLearner.snapshot` returns to ``model.state``. Replay and the benchmarks run
+the same code.
 
 Exactly-once learning over an at-least-once stream. The learner keeps, per input
 (topic, partition), the next offset to read; every snapshot records those offsets next to
@@ -35,9 +36,9 @@ from typing import Any
 
 from river import metrics as river_metrics
 
-from streamlearn.agents.served_metrics import ServedAuc, ServedMae
 from streamlearn.models.exceptions import ModelError
 from streamlearn.models.features import model_input
+from streamlearn.models.served_metrics import ServedAuc, ServedMae
 from streamlearn.models.snapshot import SigningKey, build_snapshot, key_bytes, load_model
 from streamlearn.models.specs import ModelSpec
 
@@ -160,7 +161,7 @@ class OnlineLearner:
         """Metrics since this learner started or resumed: prequential (scored by the model
         being trained, just before it learns the example) and served (the score the
         request got from the model version that answered it, judged per version:
-        agents/served_metrics.py; fallbacks left out).
+        models/served_metrics.py; fallbacks left out).
 
         With delayed labels, prequential figures can run optimistic: a positive arrives
         seconds after its prediction, a negative only after the label horizon, so a

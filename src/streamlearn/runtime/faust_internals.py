@@ -1,35 +1,41 @@
-"""A Faust consumer that hands each partition's fetched records to a batch handler.
+"""Everything of the runtime that touches Faust's private members, and the guard on them.
 
-Faust delivers records one at a time: for every record its consumer awaits
-``wait_first(callback(message), suspend_flow.wait())``, creating several tasks per event,
-and the record then travels through a channel queue into the agent's stream. That
-machinery, not the work, dominated the ingest agents' profile (docs/agents.md,
+**The batch consumer.** Faust delivers records one at a time: for every record its
+consumer awaits ``wait_first(callback(message), suspend_flow.wait())``, creating several
+tasks per event, and the record then travels through a channel queue into the agent's
+stream. That machinery, not the work, dominated the ingest agents' profile (docs/agents.md,
 "Performance"). :class:`BatchConsumer` keeps everything else of Faust's aiokafka consumer
 (group membership, assignor, table recovery, flow control, commits on revoke and
 shutdown) and replaces only the drain loop: records of topics that have a batch handler
-(:meth:`streamlearn.agents.batches.BatchingApp.batch_agent`) are handed over one
-partition batch at a time; records of every other topic (table changelogs, ordinary
-agents) take Faust's own per-message path unchanged.
+(:meth:`streamlearn.runtime.faust_app.BatchingApp.batch_handler_for`) are handed over one
+partition batch at a time; records of every other topic (table changelogs) take Faust's
+own per-message path unchanged.
 
 While a batch is processed the next fetch is already in flight. A batch is acknowledged in
-Faust's bookkeeping only after its handler's outputs were delivered, so Faust's commit
-(which flushes the producer first) never covers an unprocessed or undelivered record. A
-fetch that completes after a rebalance is discarded and the consumer seeks back to its
-committed offsets, as Faust's own ``getmany`` does: at worst records are processed twice,
-which the agents' idempotency absorbs.
+Faust's bookkeeping only after its checkpoint completed (outputs delivered, then state
+written), so Faust's commit (which flushes the producer first) never covers an
+unprocessed or undelivered record. A fetch that completes after a rebalance is discarded
+and the consumer seeks back to its committed offsets, as Faust's own ``getmany`` does: at
+worst records are processed twice, which the steps' idempotency absorbs.
 
 Selected through Faust's transport configuration: ``broker_consumer`` URLs with the
 ``streamlearn://`` scheme resolve, through the ``faust.transports`` entry point declared
-in pyproject.toml, to :class:`BatchTransport`. The private Faust members this relies on
-are listed in :data:`FAUST_MEMBERS_USED` and checked by :func:`check_faust_internals` when
-an app is created (and by a unit test), so a Faust upgrade that changes them fails loudly.
+in pyproject.toml, to :class:`BatchTransport`.
+
+**The guard.** Private members change without notice between Faust releases, so every one
+used here is listed in :data:`FAUST_METHODS` (checked on the classes when an app is
+built) and :data:`FAUST_ATTRIBUTES` (checked on the live consumer, fetcher and producer
+when they are first used); a unit test checks that the lists are exactly what this module
+uses and that the guard fails for each member it lists. An upgrade of faust-streaming
+(pinned in pyproject.toml) that changes one fails loudly instead of silently. No other
+module of streamlearn touches a private member of Faust.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from time import monotonic
 from typing import Any, Protocol
 
@@ -39,38 +45,91 @@ from faust.types import TP
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
-from streamlearn.agents.exceptions import AgentConfigurationError
+from streamlearn.runtime.exceptions import FaustMismatchError
 
 FETCH_TIMEOUT_S = 1.0
 
-# Pending deliveries of a batch's outputs; the batch is acknowledged once all completed.
-# A handler returning None instead leaves its batch unacknowledged and unread (it seeked).
+# Pending checkpoints of a batch; the batch is acknowledged once all completed. A handler
+# returning None instead leaves its batch unacknowledged and unread (it seeked).
 Deliveries = Sequence[Awaitable[Any]]
 BatchHandler = Callable[[TP, list[Any]], Awaitable[Deliveries | None]]
 
-# (owner, member, kind): what this module uses of Faust beyond its documented API.
-FAUST_MEMBERS_USED: tuple[tuple[type, str, str], ...] = (
+FAUST_METHODS: tuple[tuple[type, str, str], ...] = (
     (FaustConsumer, "_drain_messages", "coroutine(self, fetcher)"),
     (FaustConsumer, "_wait_next_records", "coroutine(self, timeout)"),
     (FaustConsumer, "_to_message", "method(self, tp, record)"),
     (FaustConsumer, "_add_gap", "coroutine(self, tp, offset_from, offset_to)"),
-    (FaustConsumer, "wait_empty", "coroutine(self)"),
-    (FaustConsumer, "on_partitions_revoked", "coroutine(self, revoked)"),
-    (FaustConsumer, "stop_flow", "method(self)"),
-    (FaustConsumer, "commit", "coroutine"),
-    (FaustConsumer, "maybe_wait_for_commit_to_finish", "coroutine(self)"),
+    (faust_aiokafka.Producer, "_ensure_producer", "method(self)"),
 )
-FAUST_INSTANCE_STATE = (
-    "_read_offset",
-    "_committed_offset",
-    "_acked",
-    "_acked_index",
-    "_n_acked",
-    "_commit_every",
-    "_buffered_partitions",
-    "_waiting_for_ack",
-    "_unacked_messages",
-)
+"""(owner, private method, kind and parameters) used here."""
+
+FAUST_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "consumer": (
+        "_read_offset",
+        "_committed_offset",
+        "_acked",
+        "_acked_index",
+        "_n_acked",
+        "_commit_every",
+        "_buffered_partitions",
+        "_waiting_for_ack",
+        "_stopped",
+    ),
+    "fetcher": ("_stopped",),
+}
+"""Private instance attributes used here, by the object that holds them."""
+
+
+def _parameters(function: Any) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def method_problems(methods: Iterable[tuple[type, str, str]] = FAUST_METHODS) -> list[str]:
+    """What is missing or changed of the private methods used here."""
+    problems: list[str] = []
+    for owner, member, kind in methods:
+        found = getattr(owner, member, None)
+        name = f"{owner.__name__}.{member}"
+        if found is None:
+            problems.append(f"{name} is missing")
+            continue
+        if kind.startswith("coroutine") and not inspect.iscoroutinefunction(found):
+            problems.append(f"{name} is no longer a coroutine")
+        expected = kind[kind.index("(") + 1 : -1].split(", ")
+        if _parameters(found) != expected:
+            problems.append(f"{name} takes {_parameters(found)}, expected {expected}")
+    return problems
+
+
+def attribute_problems(holder: str, instance: object) -> list[str]:
+    """What is missing of the private attributes used here on a live ``holder``."""
+    return [
+        f"{type(instance).__name__} instances have no {name}"
+        for name in FAUST_ATTRIBUTES[holder]
+        if not hasattr(instance, name)
+    ]
+
+
+def _raise_if(problems: list[str]) -> None:
+    if problems:
+        raise FaustMismatchError(
+            "streamlearn's runtime does not match this faust-streaming version: "
+            + "; ".join(problems)
+        )
+
+
+def check_faust_methods() -> None:
+    """Fail with a clear message if a private method used here is missing or changed."""
+    _raise_if(method_problems())
+
+
+def aiokafka_producer(producer: Any) -> Any:
+    """The aiokafka producer inside Faust's producer (started on first use)."""
+    if not isinstance(producer, faust_aiokafka.Producer):
+        raise FaustMismatchError(
+            f"batch agents need Faust's aiokafka producer, not {type(producer).__name__}"
+        )
+    return producer._ensure_producer()
 
 
 class BatchRouting(Protocol):
@@ -78,36 +137,7 @@ class BatchRouting(Protocol):
 
     def batch_handler_for(self, topic: str) -> BatchHandler | None: ...
 
-
-def _parameters(function: Any) -> list[str]:
-    return list(inspect.signature(function).parameters)
-
-
-def check_faust_internals() -> None:
-    """Fail with a clear message if Faust's consumer lost a member this module relies on."""
-    problems: list[str] = []
-    for owner, member, kind in FAUST_MEMBERS_USED:
-        found = getattr(owner, member, None)
-        if found is None:
-            problems.append(f"{owner.__qualname__}.{member} is missing")
-            continue
-        if kind.startswith("coroutine") and not inspect.iscoroutinefunction(found):
-            problems.append(f"{owner.__qualname__}.{member} is no longer a coroutine")
-        if "(" in kind:
-            expected = kind[kind.index("(") + 1 : -1].split(", ")
-            if _parameters(found) != expected:
-                problems.append(
-                    f"{owner.__qualname__}.{member} takes {_parameters(found)}, expected {expected}"
-                )
-    source = inspect.getsource(FaustConsumer.__init__) + inspect.getsource(FaustConsumer)
-    problems += [
-        f"Consumer no longer has {name}" for name in FAUST_INSTANCE_STATE if name not in source
-    ]
-    if problems:
-        raise AgentConfigurationError(
-            "streamlearn's batch consumer does not match this faust-streaming version: "
-            + "; ".join(problems)
-        )
+    async def batches_revoked(self, revoked: set[TP]) -> None: ...
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
@@ -120,6 +150,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         super().on_init()
         self._batches_in_flight = set()
         self._batch_failure = None
+        _raise_if(attribute_problems("consumer", self))
 
     def _routing(self) -> BatchRouting | None:
         app: Any = self.app
@@ -130,6 +161,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         if routing is None:
             await super()._drain_messages(fetcher)
             return
+        _raise_if(attribute_problems("fetcher", fetcher))
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
         next_fetch: asyncio.Task[Any] | None = None
@@ -317,11 +349,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
         last periodic commit was processed again by the next owner. Here no new batch
         starts, the batches in flight finish, and their offsets are committed while the
         partitions are still ours (measured: a worker joining mid-stream no longer makes
-        its peer's last seconds of records appear twice).
+        its peer's last seconds of records appear twice). The steps' last outputs and
+        state for the revoked partitions (``Step.closing``) go out before that commit.
         """
         if self.assignment():
             self.stop_flow()
             await self._wait_for_batches()
+            routing = self._routing()
+            if routing is not None:
+                await routing.batches_revoked(revoked)
             await self._no_commit_running()
             await self.commit()
         await super().on_partitions_revoked(revoked)

@@ -1,0 +1,236 @@
+"""A step inside a Faust worker: its stores as tables, its inputs as batch handlers, its
+outputs through the checkpoint, its timer, its partitions opened and closed.
+
+For each batch of an input partition: the records are decoded (poison → events.rejected),
+the step handles them, its outputs and state changes are encoded, and the checkpoint
+(deliver, then state, then ack) is submitted; the batch consumer acknowledges the batch
+when it completes. Between handling and checkpoint nothing awaits, so a step is never
+called twice at once and needs no lock.
+
+Partitions: after each rebalance, once table recovery is done, the step's partitions that
+this worker owns are :meth:`~streamlearn.runtime.step.Step.opened`; when partitions are
+revoked (before their offsets are committed) and when the worker stops, the open ones are
+:meth:`~streamlearn.runtime.step.Step.closing` and their last checkpoints awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from faust.types import TP
+
+from streamlearn.runtime.checkpoint import Checkpoints
+from streamlearn.runtime.exceptions import RuntimeConfigurationError
+from streamlearn.runtime.faust_app import WorkerRuntime
+from streamlearn.runtime.faust_internals import Deliveries
+from streamlearn.runtime.faust_store import PartitionedStore
+from streamlearn.runtime.outputs import OutputBatches
+from streamlearn.runtime.records import StepOutputs, step_topics
+from streamlearn.runtime.state import PartitionState
+from streamlearn.runtime.step import Record, Step
+
+log = logging.getLogger(__name__)
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _TableStores:
+    """A step's :class:`~streamlearn.runtime.step.Stores` on Faust tables."""
+
+    def __init__(self, tables: dict[str, Any], count: int) -> None:
+        self.tables = tables
+        self.count = count
+        self.open: set[int] = set()
+
+    def store(self, name: str) -> PartitionedStore:
+        data: PartitionedStore = self.tables[name].data
+        return data
+
+    def of(self, store: str, partition: int) -> PartitionState:
+        return self.store(store).partition(partition)
+
+    def partitions(self) -> frozenset[int]:
+        return frozenset(self.open)
+
+
+class StepBinding:
+    """One step bound to a worker's app (see the module docstring)."""
+
+    def __init__(self, runtime: WorkerRuntime, step: Step) -> None:
+        self.runtime = runtime
+        self.app = app = runtime.app
+        self.step = step
+        catalogue = runtime.catalogue
+        names = [catalogue.topic(topic).name for topic in step.inputs]
+        counts = {name: runtime.partitions_of(name) for name in names}
+        if len(set(counts.values())) != 1:
+            raise RuntimeConfigurationError(
+                f"the inputs of {step.name} must have as many partitions each: {counts}"
+            )
+        self.partitions = counts[names[0]]
+        self.first_input = names[0]
+        self.stores = _TableStores(
+            {
+                store: app.Table(
+                    f"{step.name}-{store}",
+                    partitions=self.partitions,
+                    # Raw bytes for Faust: the store reads the changelog's records (UTF-8
+                    # keys, JSON values) itself.
+                    key_type=bytes,
+                    value_type=bytes,
+                )
+                for store in step.stores
+            },
+            self.partitions,
+        )
+        self.inputs, self.writers, self.names = step_topics(
+            catalogue, runtime.registry, step.inputs, step.outputs, runtime.partitions_of
+        )
+        self.logical = {name: topic for topic, name in self.names.items()}
+        self.checkpoints = Checkpoints()
+        self._opening = asyncio.Lock()
+        self._generation: int | None = None
+        self._read_ms: dict[int, int] = {}
+        self._resume: dict[tuple[str, int], int] = {}
+        step.bind(self.stores, wall_ms)
+
+    # -- outputs -------------------------------------------------------------------------
+
+    def _outputs(self) -> tuple[StepOutputs, OutputBatches]:
+        batches = self.app.batch_producer.batches()
+        emit = StepOutputs(self.writers, batches.add, self.step.name, self.runtime.metrics,
+                           wall_ms, self.names)  # fmt: skip
+        return emit, batches
+
+    def _checkpoint(self, partition: int, outputs: OutputBatches) -> Any:
+        """Submit ``outputs`` and the partition's state changes (encoded now)."""
+        state = self.app.batch_producer.batches()
+        for name, table in self.stores.tables.items():
+            changelog = table.changelog_topic.get_topic_name()
+            for key, value in self.stores.of(name, partition).take_changes():
+                state.add(changelog, partition, key, value)
+        return self.checkpoints.submit(partition, outputs, state)
+
+    # -- partitions ----------------------------------------------------------------------
+
+    def _owned(self) -> frozenset[int] | None:
+        """The step's partitions this worker owns with their state restored; None while
+        a rebalance or recovery is under way."""
+        app = self.app
+        if app.in_recovery or app.rebalancing:
+            return None
+        if self.step.stores:
+            return self.stores.store(self.step.stores[0]).active
+        assignment = app.consumer.assignment()
+        return frozenset(tp.partition for tp in assignment if tp.topic == self.first_input)
+
+    async def _sync(self) -> bool:
+        """Open the partitions gained since the last rebalance; False while one runs.
+
+        ``Step.opened`` runs in a thread (the learner reads ``model.state`` there); batches
+        and ticks of this step wait for it, so the step is still never called twice at
+        once."""
+        if self._generation == self.app.consumer_generation_id:
+            return True
+        async with self._opening:
+            generation = self.app.consumer_generation_id
+            if self._generation == generation:
+                return True
+            owned = self._owned()
+            if owned is None:
+                return False
+            for partition in sorted(self.stores.open - owned):
+                # Lost without a revocation passing through here (it raced an opening):
+                # its state is gone, so nothing it would emit now can be trusted.
+                log.warning("%s: partition %d left without closing", self.step.name, partition)
+                self.step.closing(partition, self._outputs()[0])
+                self.stores.open.discard(partition)
+            for partition in sorted(owned - self.stores.open):
+                self._read_ms.pop(partition, None)
+                await asyncio.to_thread(self.step.opened, partition)
+                self.stores.open.add(partition)
+                for topic in self.step.inputs:
+                    resume = self.step.resume_offset(topic, partition)
+                    if resume is not None:
+                        self._resume[(topic, partition)] = resume
+            self._generation = generation
+            return True
+
+    async def close(self, partitions: set[int]) -> None:
+        """The step's last outputs and state of ``partitions`` (revoked, or all at stop)."""
+        closing = sorted(partitions & self.stores.open)
+        for partition in closing:
+            emit, outputs = self._outputs()
+            self.step.closing(partition, emit)
+            self._checkpoint(partition, outputs)
+            self.stores.open.discard(partition)
+        self._generation = None
+        await self.checkpoints.drain(set(closing))
+
+    async def on_revoked(self, revoked: set[TP]) -> None:
+        await self.close({tp.partition for tp in revoked if tp.topic in self.logical})
+
+    # -- batches and ticks ---------------------------------------------------------------
+
+    async def handle(self, tp: TP, messages: list[Any]) -> Deliveries | None:
+        if not await self._sync() or tp.partition not in self.stores.open:
+            # Not ours yet (recovery or rebalance under way): read again later.
+            log.warning("%s: a batch of a partition %s has not opened: reading it again",
+                        tp, self.step.name)  # fmt: skip
+            await self.app.consumer.seek(tp, messages[0].offset)
+            return None
+        topic = self.logical[tp.topic]
+        resume = self._resume.pop((topic, tp.partition), None)
+        if resume is not None and messages[0].offset > resume:
+            # The step's state needs records before the committed offset (e.g. examples
+            # learned after the last snapshot, lost with the process): read them again.
+            log.warning("%s: batch starts at %d, %s needs %d: seeking back",
+                        tp, messages[0].offset, self.step.name, resume)  # fmt: skip
+            self.runtime.metrics.resume_seeks.labels(agent=self.step.name).inc()
+            await self.app.consumer.seek(tp, resume)
+            return None
+        emit, outputs = self._outputs()
+        partition = tp.partition
+        decode = self.inputs.decode
+        records: list[Record] = []
+        for message in messages:
+            record = decode(topic, partition, message.offset, message.key, message.value, emit)
+            if record is not None:
+                records.append(record)
+        self._read_ms[partition] = wall_ms()
+        if records:
+            self.step.process(partition, records, emit)
+        return [self._checkpoint(partition, outputs)]
+
+    async def tick(self) -> None:
+        if not await self._sync():
+            return
+        now = wall_ms()
+        for partition in sorted(self.stores.open):
+            emit, outputs = self._outputs()
+            self.step.tick(partition, now, self._read_ms.get(partition), emit)
+            self._checkpoint(partition, outputs)
+
+
+def bind_step(runtime: WorkerRuntime, step: Step) -> StepBinding:
+    """Run ``step`` in ``runtime``'s app."""
+    binding = StepBinding(runtime, step)
+    app = runtime.app
+    for name in binding.logical:
+        if binding.logical[name] in step.inputs:
+            topic = app.topic(name, key_serializer="raw", value_serializer="raw")
+            app.batch_agent(topic)(binding.handle)
+    if step.tick_every_s is not None:
+        app.timer(step.tick_every_s)(binding.tick)
+    app.on_batches_revoked(binding.on_revoked)
+
+    @app.on_before_shutdown.connect
+    async def close_all(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        await binding.close(set(binding.stores.open))
+
+    return binding

@@ -1,0 +1,191 @@
+"""Records in and out of a step, the same whichever runtime runs it.
+
+:class:`StepInputs` decodes a step's input records (a poison record becomes a rejection,
+never an exception); :class:`StepOutputs` is the :class:`~streamlearn.runtime.step.Emit`
+a step writes to: it encodes each output with its topic's serde, puts it in the partition
+Kafka's default partitioner gives its key, and hands it to the runtime's sink (aiokafka
+record batches in a worker, a list in the local runner). A runtime only decides where the
+encoded records go and when.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+
+from streamlearn.kafka_clients import key_partition
+from streamlearn.runtime.exceptions import RuntimeConfigurationError
+from streamlearn.runtime.metrics import AgentMetrics
+from streamlearn.runtime.step import Record, Send, Value
+from streamlearn.serde import AvroSerde, DecodeError, SchemaSource
+from streamlearn.topology.catalogue import TopicCatalogue
+
+REJECTED = "events.rejected"
+MAX_CACHED_KEYS = 200_000
+"""Key → partition is cached per topic (a user's records repeat); bounded memory."""
+
+Sink = Callable[[str, int, bytes | None, bytes], None]
+"""``sink(topic name, partition, key, value)``: where a runtime takes encoded outputs."""
+WallClock = Callable[[], int]
+"""Wall time in epoch milliseconds (a virtual one in the local runner)."""
+
+
+class KeyPartitioner:
+    """Kafka's default partitioner for one topic's keys, with a bounded cache."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._cache: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes) -> int:
+        partition = self._cache.get(key)
+        if partition is None:
+            if len(self._cache) >= MAX_CACHED_KEYS:
+                self._cache.clear()
+            partition = self._cache[key] = key_partition(key, self.partitions)
+        return partition
+
+
+class TopicWriter:
+    """Encodes and partitions the records of one output topic."""
+
+    def __init__(self, name: str, serde: AvroSerde, partitions: int) -> None:
+        self.name = name
+        self.serde = serde
+        self.partition_of = KeyPartitioner(partitions)
+
+    def sender(self, sink: Sink) -> Send:
+        name, encode, partition_of = self.name, self.serde.encode, self.partition_of
+
+        def send(key: str | None, value: Value) -> None:
+            if key is None:
+                raise RuntimeConfigurationError(f"an output to {name} needs a key")
+            key_bytes = key.encode()
+            sink(name, partition_of(key_bytes), key_bytes, encode(value))
+
+        return send
+
+
+class StepOutputs:
+    """The :class:`~streamlearn.runtime.step.Emit` of one batch or tick of one step."""
+
+    def __init__(
+        self,
+        writers: Mapping[str, TopicWriter],
+        sink: Sink,
+        agent: str,
+        metrics: AgentMetrics,
+        clock: WallClock,
+        source_names: Mapping[str, str],
+    ) -> None:
+        self._writers = writers
+        self._sink = sink
+        self._agent = agent
+        self._metrics = metrics
+        self._clock = clock
+        self._source_names = source_names
+        self._senders: dict[str, Send] = {}
+        self.records = 0
+
+    def to(self, topic: str) -> Send:
+        send = self._senders.get(topic)
+        if send is None:
+            writer = self._writers.get(topic)
+            if writer is None:
+                raise RuntimeConfigurationError(
+                    f"agent {self._agent} does not declare output topic {topic}"
+                )
+            send = self._senders[topic] = writer.sender(self._sink)
+        return send
+
+    def reject(self, record: Record, reason: str, detail: str) -> None:
+        self.reject_raw(record.topic, record.partition, record.offset, record.key, record.raw,
+                        reason, detail, None)  # fmt: skip
+
+    def reject_raw(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+        detail: str,
+        schema_id: int | None,
+    ) -> None:
+        """Send a record, bytes intact, to ``events.rejected`` and count it."""
+        self._metrics.rejected.labels(agent=self._agent, reason=reason).inc()
+        writer = self._writers[REJECTED]
+        record = {
+            "source_topic": self._source_names.get(topic, topic),
+            "source_partition": partition,
+            "source_offset": offset,
+            "key": key,
+            "value": value,
+            "reason": reason,
+            "detail": detail,
+            "schema_id": schema_id,
+            "agent": self._agent,
+            "rejected_ts": datetime.fromtimestamp(self._clock() / 1000, UTC),
+        }
+        # Keyless records go to the partition number they came from: deterministic.
+        where = (
+            writer.partition_of(key)
+            if key is not None
+            else partition % writer.partition_of.partitions
+        )
+        self._sink(writer.name, where, key, writer.serde.encode(record))
+
+
+class StepInputs:
+    """Decodes the records of a step's input topics."""
+
+    def __init__(self, serdes: Mapping[str, AvroSerde], names: Mapping[str, str]) -> None:
+        self._decode = {topic: serde.decode for topic, serde in serdes.items()}
+        self._names = dict(names)
+
+    def decode(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        raw: bytes | None,
+        outputs: StepOutputs,
+    ) -> Record | None:
+        """The record, or None after rejecting it with the reason (poison never stops a
+        step)."""
+        try:
+            value = self._decode[topic](
+                raw, topic=self._names[topic], partition=partition, offset=offset
+            )
+        except DecodeError as exc:
+            outputs.reject_raw(
+                topic, partition, offset, key, raw, exc.reason, str(exc), exc.schema_id
+            )
+            return None
+        return Record(topic, partition, offset, key, value, raw)
+
+
+def step_topics(
+    catalogue: TopicCatalogue,
+    registry: SchemaSource,
+    inputs: Iterable[str],
+    outputs: Iterable[str],
+    partitions_of: Callable[[str], int],
+) -> tuple[StepInputs, dict[str, TopicWriter], dict[str, str]]:
+    """The decoder of a step's inputs, the writers of its outputs (with events.rejected)
+    and the Kafka name of every topic it touches, from the catalogue. Each serde's schema
+    id is resolved now, at start-up, not on the first record."""
+    serdes = {}
+    for topic in inputs:
+        serdes[topic] = catalogue.topic(topic).serde(registry)
+        _ = serdes[topic].schema_id
+    writers = {}
+    for topic in {*outputs, REJECTED}:
+        entry = catalogue.topic(topic)
+        serde = entry.serde(registry)
+        _ = serde.schema_id
+        writers[topic] = TopicWriter(entry.name, serde, partitions_of(entry.name))
+    names = {topic: catalogue.topic(topic).name for topic in {*inputs, *outputs, REJECTED}}
+    return StepInputs(serdes, names), writers, names

@@ -1,0 +1,128 @@
+"""The step contract: what an agent is, whatever runs it.
+
+An agent is a :class:`Step`: plain Python over plain data, knowing nothing of Faust or of
+Kafka clients. For one input partition at a time it takes a batch of decoded records,
+reads and writes its state (mappings from :class:`Stores`, one per partition) and sends
+outputs through :class:`Emit`. Whoever runs it (the Faust runtime in a worker, the
+in-memory :class:`~streamlearn.runtime.local.LocalRunner` in tests, replays and the
+learning lab) then, in one place and in this order, delivers the outputs, writes the
+state changes to the changelog and acknowledges the input offsets. A crash between any
+two of those re-runs the batch from the state last written: a step must therefore emit
+the same outputs for the same input and state (:mod:`streamlearn.runtime.checks` tests
+that of every step).
+
+State is partition-scoped: what a step writes while handling partition ``p`` belongs to
+``p``, is written to changelog partition ``p``, and moves with ``p`` to whichever worker
+owns it next. Values are JSON data (dicts, lists, str, numbers, bool, None): they are
+stored in changelogs as JSON and come back from a restore as JSON gives them (lists, not
+tuples).
+
+Time: ``process`` gets no clock; event time comes from the records
+(:class:`~streamlearn.runtime.event_time.EventClock`). ``tick`` is called every
+``tick_every_s`` with the wall clock and is where a step may close what a quiet live
+stream leaves open; its outputs and state go through the same checkpoint (without
+offsets to acknowledge).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+Value = dict[str, Any]
+Send = Callable[[str | None, Value], None]
+"""``send(key, value)``: one output record, keyed by a UTF-8 string (None: no key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One decoded input record."""
+
+    topic: str
+    """The topic's name in the topology (without namespace)."""
+    partition: int
+    offset: int
+    key: bytes | None
+    value: Value
+    raw: bytes | None
+    """The value's bytes as read (what a rejection keeps)."""
+
+
+class Emit(Protocol):
+    """Where a step sends its outputs (delivered after the step returns)."""
+
+    def to(self, topic: str) -> Send:
+        """The sender of topic ``topic`` (a topology name the step lists in ``outputs``)."""
+        ...
+
+    def reject(self, record: Record, reason: str, detail: str) -> None:
+        """Send ``record``, bytes intact, to ``events.rejected`` with the reason (the
+        runtime counts it)."""
+        ...
+
+
+class Stores(Protocol):
+    """The state of a step's partitions: one mapping per (store, partition)."""
+
+    def of(self, store: str, partition: int) -> MutableMapping[str, Any]:
+        """Store ``store``'s mapping for ``partition`` (a store the step lists in
+        ``stores``). Changes are tracked by key: a value changed in place must be assigned
+        again (``mapping[key] = value``) to be written."""
+        ...
+
+    def partitions(self) -> frozenset[int]:
+        """The partitions whose state is here (those this worker owns)."""
+        ...
+
+    @property
+    def count(self) -> int:
+        """How many partitions the step's inputs have."""
+        ...
+
+
+class Step(ABC):
+    """One agent. Subclasses set the class attributes and implement :meth:`process`."""
+
+    name: ClassVar[str]
+    """The agent's name (``agents run --only NAME``, metrics' ``agent`` label)."""
+    inputs: ClassVar[tuple[str, ...]]
+    """Topics read, co-partitioned: partition ``p`` of each is handled with state ``p``."""
+    outputs: ClassVar[tuple[str, ...]]
+    """Topics written (``events.rejected`` is implied)."""
+    stores: ClassVar[tuple[str, ...]] = ()
+    """Names of the step's partition-scoped state stores."""
+    tick_every_s: ClassVar[float | None] = None
+    """How often :meth:`tick` runs (None: never)."""
+
+    def bind(self, state: Stores, wall_clock: Callable[[], int]) -> None:
+        """Called once, before anything else, with the step's state and the wall clock
+        (epoch ms; virtual in the local runner) for processing-time fields."""
+        self.state = state
+        self.wall_clock = wall_clock
+
+    @abstractmethod
+    def process(self, partition: int, records: Sequence[Record], emit: Emit) -> None:
+        """Handle one partition's batch of records, in offset order (one input topic per
+        batch)."""
+
+    def tick(  # noqa: B027
+        self, partition: int, now_ms: int, read_ms: int | None, emit: Emit
+    ) -> None:
+        """Wall-clock work for an owned partition at wall time ``now_ms``; ``read_ms`` is
+        when its last batch was read (None: not since this worker took it). See
+        :class:`~streamlearn.runtime.event_time.EventClock`."""
+
+    def opened(self, partition: int) -> None:  # noqa: B027
+        """``partition``'s state is complete here (restored), before its first batch or
+        tick: rebuild what the step keeps in memory about it."""
+
+    def closing(self, partition: int, emit: Emit) -> None:  # noqa: B027
+        """``partition`` leaves this worker (rebalance or stop): its last outputs go out
+        through ``emit``; then forget what is kept in memory about it."""
+
+    def resume_offset(self, topic: str, partition: int) -> int | None:
+        """Where reading ``topic``/``partition`` must resume (after :meth:`opened`), when
+        the step's state, not the committed offset, says so; None: the committed offset."""
+        return None

@@ -1,0 +1,316 @@
+"""The Faust side of the runtime without a broker: the guard on Faust's private members,
+the transport and store it registers, record batches, partition state, the checkpoint."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from faust.stores import by_url as store_by_url
+from faust.transport import by_url as transport_by_url
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.transport.consumer import Fetcher
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from streamlearn.runtime import faust_internals
+from streamlearn.runtime.checkpoint import Checkpoints
+from streamlearn.runtime.exceptions import FaustMismatchError
+from streamlearn.runtime.faust_app import BatchingApp
+from streamlearn.runtime.faust_internals import (
+    FAUST_ATTRIBUTES,
+    FAUST_METHODS,
+    BatchTransport,
+    attribute_problems,
+    check_faust_methods,
+    method_problems,
+)
+from streamlearn.runtime.faust_store import STORE_URL, PartitionedStore
+from streamlearn.runtime.outputs import OutputBatches
+from streamlearn.runtime.state import PartitionState
+from streamlearn.runtime.worker import BATCH_TRANSPORT_SCHEME
+
+SOURCE = Path(faust_internals.__file__)
+
+
+@pytest.fixture
+def app() -> Iterator[BatchingApp]:
+    """An app that is never started; its consumer made (which makes a thread's loop)."""
+    app = BatchingApp(
+        "runtime-test",
+        broker="kafka://127.0.0.1:1",
+        broker_consumer=f"{BATCH_TRANSPORT_SCHEME}://127.0.0.1:1",
+        store=STORE_URL,
+    )
+    consumer: Any = app.consumer
+    yield app
+    consumer._thread.thread_loop.close()
+
+
+# -- the guard ---------------------------------------------------------------------------
+
+
+async def test_the_installed_faust_has_every_private_member_the_runtime_uses(
+    app: BatchingApp,
+) -> None:
+    check_faust_methods()
+    assert attribute_problems("consumer", app.consumer) == []
+    assert attribute_problems("fetcher", Fetcher(app=app)) == []
+
+
+@pytest.mark.parametrize(("owner", "member", "kind"), FAUST_METHODS, ids=lambda v: str(v))
+def test_the_guard_fails_for_each_method_it_lists(
+    owner: type, member: str, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defining = next(c for c in owner.__mro__ if member in vars(c))
+    monkeypatch.delattr(defining, member)
+    assert method_problems() == [f"{owner.__name__}.{member} is missing"]
+    with pytest.raises(FaustMismatchError, match=member):
+        check_faust_methods()
+
+
+def test_the_guard_fails_for_a_method_whose_parameters_changed() -> None:
+    class Renamed:
+        async def _drain_messages(self, fetcher: Any, extra: Any) -> None: ...
+
+        def _to_message(self, tp: Any, record: Any) -> None: ...
+
+    problems = method_problems(
+        [
+            (Renamed, "_drain_messages", "coroutine(self, fetcher)"),
+            (Renamed, "_to_message", "coroutine(self, tp, record)"),
+        ]
+    )
+    assert problems == [
+        "Renamed._drain_messages takes ['self', 'fetcher', 'extra'], expected ['self', 'fetcher']",
+        "Renamed._to_message is no longer a coroutine",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("holder", "name"),
+    [(holder, name) for holder, names in FAUST_ATTRIBUTES.items() for name in names],
+)
+async def test_the_guard_fails_for_each_attribute_it_lists(
+    holder: str, name: str, app: BatchingApp
+) -> None:
+    real: Any = app.consumer if holder == "consumer" else Fetcher(app=app)
+    # An object with every attribute of the real one the guard looks for but ``name``:
+    # what a Faust release without it would hand the runtime.
+    lacking = SimpleNamespace(
+        **{other: getattr(real, other) for other in FAUST_ATTRIBUTES[holder] if other != name}
+    )
+    assert attribute_problems(holder, real) == []
+    assert attribute_problems(holder, lacking) == [f"SimpleNamespace instances have no {name}"]
+
+
+def _private_names_used(tree: ast.AST) -> set[str]:
+    """Private attribute names read or written anywhere in the module."""
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+    }
+
+
+def _own_names(tree: ast.AST) -> set[str]:
+    """Private names the module defines itself: its functions and methods (not counting
+    its overrides of Faust's) and its classes' declared attributes."""
+    faust_classes = (FaustConsumer, faust_aiokafka.Producer)
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        defined = (
+            node.name
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and not any(hasattr(owner, node.name) for owner in faust_classes)
+            else node.target.id
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+            else None
+        )
+        if defined is not None and defined.startswith("_"):
+            names.add(defined)
+    return names
+
+
+def test_the_guard_lists_exactly_the_private_members_the_runtime_touches() -> None:
+    tree = ast.parse(SOURCE.read_text())
+    listed = {member for _, member, _ in FAUST_METHODS} | {
+        name for names in FAUST_ATTRIBUTES.values() for name in names
+    }
+    used = _private_names_used(tree) - _own_names(tree)
+    assert used == listed
+
+
+def test_no_other_module_touches_a_private_member_of_faust() -> None:
+    listed = {member for _, member, _ in FAUST_METHODS} | {
+        name for names in FAUST_ATTRIBUTES.values() for name in names
+    }
+    src = SOURCE.parents[1]
+    offenders = []
+    for path in src.rglob("*.py"):
+        if path == SOURCE:
+            continue
+        used = _private_names_used(ast.parse(path.read_text())) & listed
+        if used and "faust" in path.read_text():
+            offenders.append(f"{path.relative_to(src)}: {sorted(used)}")
+    assert offenders == []
+
+
+def test_the_streamlearn_schemes_select_the_batch_transport_and_the_partitioned_store() -> None:
+    assert transport_by_url(f"{BATCH_TRANSPORT_SCHEME}://127.0.0.1:9092") is BatchTransport
+    assert store_by_url(STORE_URL) is PartitionedStore
+
+
+# -- record batches ----------------------------------------------------------------------
+
+
+class _Batch:
+    def __init__(self, capacity: int) -> None:
+        self.records: list[tuple[Any, Any]] = []
+        self.capacity = capacity
+
+    def append(self, *, key: Any, value: Any, timestamp: Any) -> object | None:
+        if len(self.records) == self.capacity:
+            return None
+        self.records.append((key, value))
+        return object()
+
+
+class _FakeProducer:
+    """Stands in for BatchProducer: record batches of three; each send completes when the
+    test says so (or at once), in the order they were handed over."""
+
+    def __init__(self, manual: bool = False) -> None:
+        self.sent: list[tuple[str, int, list[tuple[Any, Any]]]] = []
+        self.deliveries: list[asyncio.Future[None]] = []
+        self.manual = manual
+
+    def new_batch(self) -> _Batch:
+        return _Batch(capacity=3)
+
+    async def send_batch(self, topic: str, partition: int, batch: _Batch) -> Any:
+        self.sent.append((topic, partition, batch.records))
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self.manual:
+            delivered.set_result(None)
+        self.deliveries.append(delivered)
+        return delivered
+
+
+async def test_outputs_are_grouped_per_partition_in_order_and_split_when_full() -> None:
+    producer = _FakeProducer()
+    outputs = OutputBatches(producer)  # type: ignore[arg-type]
+    for n in range(7):
+        outputs.add("t", n % 2, f"k{n}".encode(), b"v")
+    assert len(await outputs.send()) == 3  # partition 0: 3 + 1 records, partition 1: 3
+    by_partition: dict[int, list[Any]] = {}
+    for topic, partition, records in producer.sent:
+        assert topic == "t"
+        by_partition.setdefault(partition, []).extend(key for key, _ in records)
+    assert by_partition == {0: [b"k0", b"k2", b"k4", b"k6"], 1: [b"k1", b"k3", b"k5"]}
+    assert outputs.records == 7
+
+
+# -- partition state ---------------------------------------------------------------------
+
+
+def test_state_changes_are_each_key_once_with_the_value_it_had_when_taken() -> None:
+    state = PartitionState()
+    for n in range(5):
+        state["user-1"] = [n]
+        state[f"event-{n}"] = [n]
+    del state["event-0"]
+    assert state.get("user-1") == [4]
+    assert state.get("missing", "default") == "default"
+    changes = state.take_changes()
+    assert changes[0] == (b"user-1", b"[4]")
+    assert (b"event-0", None) in changes, "a deleted key is a tombstone"
+    assert len(changes) == 6
+    value = state["user-1"]
+    value.append(5)  # changed in place after the changes were taken: not in them
+    assert state.take_changes() == [], "taken once"
+
+
+async def test_a_store_keeps_each_changelog_partition_apart_and_clears_one_reassigned(
+    app: BatchingApp,
+) -> None:
+    table = app.Table("s", partitions=3)
+    store = table.data
+    assert isinstance(store, PartitionedStore)
+
+    class Event:
+        def __init__(self, partition: int, key: bytes, value: bytes | None) -> None:
+            self.message = type("M", (), {"partition": partition, "key": key, "value": value})
+
+    store.apply_changelog_batch(
+        [Event(0, b"a", b"1"), Event(1, b"a", b"2"), Event(1, b"b", b"3"), Event(1, b"b", None)],
+        to_key=None,
+        to_value=None,
+    )
+    assert (dict(store.partition(0)), dict(store.partition(1))) == ({"a": 1}, {"a": 2})
+    changelog = table.changelog_topic.get_topic_name()
+    await store.on_rebalance(set(), set(), {TP(changelog, 1), TP("other", 0)})
+    assert (dict(store.partition(0)), dict(store.partition(1))) == ({"a": 1}, {})
+    await store.on_recovery_completed({TP(changelog, 1)}, set())
+    assert store.active == frozenset({1})
+    assert 0 not in store.held, "state of partitions neither active nor standby is dropped"
+
+
+# -- the checkpoint ----------------------------------------------------------------------
+
+
+async def test_checkpoints_of_a_partition_deliver_then_write_state_in_batch_order() -> None:
+    producer = _FakeProducer(manual=True)
+    checkpoints = Checkpoints()
+
+    def batches(name: str) -> tuple[OutputBatches, OutputBatches]:
+        outputs, state = OutputBatches(producer), OutputBatches(producer)  # type: ignore[arg-type]
+        outputs.add("out", 0, name.encode(), b"")
+        state.add("changelog", 0, name.encode(), b"")
+        return outputs, state
+
+    first = checkpoints.submit(0, *batches("first"))
+    second = checkpoints.submit(0, *batches("second"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    # Both batches' outputs are handed over, in order; no state before its outputs landed.
+    assert [(t, records[0][0]) for t, _, records in producer.sent] == [
+        ("out", b"first"),
+        ("out", b"second"),
+    ]
+    producer.deliveries[1].set_result(None)  # the second batch's outputs land first...
+    await asyncio.sleep(0.01)
+    assert len(producer.sent) == 2, "...but its state waits for the first batch's state"
+    producer.deliveries[0].set_result(None)
+    await asyncio.sleep(0.01)
+    assert [t for t, _, _ in producer.sent][2:] == ["changelog"]
+    producer.deliveries[2].set_result(None)
+    await asyncio.sleep(0.01)
+    assert first.done()
+    assert not second.done()
+    assert [records[0][0] for _, _, records in producer.sent[2:]] == [b"first", b"second"]
+    producer.deliveries[3].set_result(None)
+    await asyncio.wait_for(second, 1)
+    await checkpoints.drain()
+
+
+async def test_a_failed_delivery_fails_the_partitions_later_checkpoints() -> None:
+    producer = _FakeProducer(manual=True)
+    checkpoints = Checkpoints()
+    outputs, state = OutputBatches(producer), OutputBatches(producer)  # type: ignore[arg-type]
+    outputs.add("out", 0, b"k", b"v")
+    first = checkpoints.submit(0, outputs, state)
+    second = checkpoints.submit(0, OutputBatches(producer), OutputBatches(producer))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    producer.deliveries[0].set_exception(ConnectionError("broker gone"))
+    with pytest.raises(ConnectionError):
+        await first
+    with pytest.raises(ConnectionError):
+        await second
