@@ -1,0 +1,174 @@
+"""Sessions of history are a function of the log: the same records, read at any speed,
+after any pause, give the offline reference's sessions.
+
+Six hours of past telemetry from 60 browser users (sessions separated by more than the
+30-minute gap, arrival order shuffled within a minute) are produced to a running
+preprocess + sessionise whose partitions have been quiet for a few seconds; then the same
+records again into a fresh namespace, with a pause of a minute halfway.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiokafka.partitioner import murmur2
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+from streamlearn.serde import AvroSerde, RegistryClient
+from streamlearn.settings import Settings
+from streamlearn.topology import apply_topology, desired_topics, load_topology
+from tests.agent_workers import Workers, read_topic, running
+from tests.conftest import REPO_ROOT
+from tests.support import reference_sessions, session_tuple
+
+T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+USERS = 60
+HOURS = 6
+GAP_S = 1800
+BROWSERS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.1 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+)
+
+
+def _ms(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def history(seed: int = 12) -> list[dict[str, Any]]:
+    """The events, in arrival order (received order shuffled within a minute)."""
+    rng = random.Random(seed)
+    arriving: list[tuple[datetime, dict[str, Any]]] = []
+    end = T0 + timedelta(hours=HOURS)
+    for u in range(USERS):
+        user, ua, ip = f"browser-{u}", BROWSERS[u % 3], f"198.51.100.{u + 1}"
+        at = T0 + timedelta(seconds=rng.uniform(0, 1800))
+        while at < end:
+            for _ in range(rng.randint(1, 8)):
+                received = at + timedelta(seconds=rng.uniform(0.05, 2.0))
+                event = {
+                    "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
+                    "event_type": "page_view",
+                    "user_id": user,
+                    "client_ts": _ms(at),
+                    "received_ts": _ms(received),
+                    "url": f"https://shop.example/p/{rng.randint(1, 20)}",
+                    "user_agent": ua,
+                    "ip": ip,
+                    "app_version": "shop-web 4.2.0",
+                }
+                arriving.append((received + timedelta(seconds=rng.uniform(0, 60)), event))
+                at += timedelta(seconds=rng.uniform(20, 400))
+            at += timedelta(seconds=rng.uniform(GAP_S * 1.2, GAP_S * 3))
+    arriving.sort(key=lambda pair: pair[0])
+    return [event for _, event in arriving]
+
+
+def flush_events(template: dict[str, Any], partitions: int = 6) -> list[dict[str, Any]]:
+    """One event per partition a day after the history: every session of it closes."""
+    users: dict[int, str] = {}
+    for n in itertools.count():
+        user = f"flush-{n}"
+        users.setdefault((murmur2(user.encode()) & 0x7FFFFFFF) % partitions, user)
+        if len(users) == partitions:
+            break
+    later = T0 + timedelta(days=1, hours=HOURS)
+    return [
+        dict(template, event_id=str(uuid.uuid4()), user_id=user, client_ts=later,
+             received_ts=later)
+        for user in users.values()
+    ]  # fmt: skip
+
+
+def _produce(settings: Settings, serde: AvroSerde, events: list[dict[str, Any]]) -> None:
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "enable.idempotence": True,
+            "partitioner": "murmur2_random",
+        }
+    )
+    topic = settings.topic_prefix + "telemetry.events"
+    for event in events:
+        producer.produce(topic, key=event["user_id"].encode(), value=serde.encode(event))
+        producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def _sessions_of(
+    settings: Settings, registry: RegistryClient, reference: set[tuple[Any, ...]]
+) -> list[dict[str, Any]]:
+    serde = AvroSerde.for_topic(registry, settings.topic_prefix + "events.sessions", "Session")
+
+    def complete(messages: list[Any]) -> bool:
+        final = {s["session_id"]: s for s in (serde.decode(m.value()) for m in messages)}
+        return {session_tuple(s) for s in final.values()} >= reference
+
+    messages = read_topic(settings, "events.sessions", complete, timeout_s=180)
+    return [
+        session
+        for session in (serde.decode(m.value()) for m in messages)
+        if not session["user_id"].startswith("flush-")
+    ]
+
+
+def _namespace(system_settings: Settings, admin: AdminClient, name: str) -> Settings:
+    prefix = f"{system_settings.topic_prefix}{name}."
+    settings = system_settings.model_copy(update={"topic_prefix": prefix})
+    topology = load_topology(REPO_ROOT / "topology" / "topics.yaml")
+    apply_topology(admin, desired_topics(topology, prefix))
+    return settings
+
+
+@pytest.fixture
+def settings(system_settings: Settings, tmp_path: Any) -> Settings:
+    return system_settings.model_copy(update={"data_dir": tmp_path, "session_gap_s": GAP_S})
+
+
+def test_sessions_of_history_equal_the_offline_reference_whatever_the_timing(
+    settings: Settings, admin: AdminClient
+) -> None:
+    events = history()
+    truth = [dict(e, event_ts=e["client_ts"]) for e in events]
+    reference = reference_sessions(truth, GAP_S)
+    flush = flush_events(events[0])
+    registry = RegistryClient(settings.schema_registry_url)
+    runs: list[list[dict[str, Any]]] = []
+    try:
+        for run, pause_s in (("first", 0.0), ("replay", 60.0)):
+            namespace = _namespace(settings, admin, run)
+            serde = AvroSerde.for_topic(
+                registry, namespace.topic_prefix + "telemetry.events", "TelemetryEvent"
+            )
+            workers = Workers(namespace, only="preprocess,sessionise", group="history")
+            with running(workers, 1):
+                workers.wait_for_members(1)
+                time.sleep(12)  # the partitions have been quiet for longer than idle
+                half = len(events) // 2
+                _produce(namespace, serde, events[:half])
+                time.sleep(pause_s)
+                _produce(namespace, serde, events[half:] + flush)
+                runs.append(_sessions_of(namespace, registry, reference))
+    finally:
+        registry.close()
+
+    for emitted in runs:
+        final = {s["session_id"]: s for s in emitted}
+        assert {session_tuple(s) for s in final.values()} == reference
+        assert len(emitted) == len(reference), (
+            f"{len(emitted)} session records for {len(reference)} sessions: none split, "
+            "none corrected (nothing arrives later than the allowed lateness)"
+        )
+    first, replay = ({s["session_id"]: dict(s, closed_ts=None) for s in run} for run in runs)
+    assert first == replay, "the replay gives the same session records"
+    print(f"{len(events)} events, {len(reference)} sessions, identical in both runs")
