@@ -45,12 +45,9 @@ def test_counter_totals_survive_a_restart_of_the_exporting_process() -> None:
 def test_model_view_counts_versions_and_freshness() -> None:
     view = ModelView("ctr")
     base = {"loaded": True, "metrics": {"auc": 0.8}, "trained_examples": 10}
-    view.observe({**base, "version": 1, "created_ts": "2026-11-30T10:00:00Z",
-                  "loaded_at": "2026-11-30T10:00:00.020Z"})  # fmt: skip
-    view.observe({**base, "version": 1, "created_ts": "2026-11-30T10:00:00Z",
-                  "loaded_at": "2026-11-30T10:00:00.020Z"})  # fmt: skip
-    view.observe({**base, "version": 2, "created_ts": "2026-11-30T10:00:05Z",
-                  "loaded_at": "2026-11-30T10:00:05.040Z"})  # fmt: skip
+    view.observe({**base, "version": 1, "freshness_ms": 20.0})
+    view.observe({**base, "version": 1, "freshness_ms": 20.0})
+    view.observe({**base, "version": 2, "freshness_ms": 40.0})
     view.observe({"loaded": False})
     assert view.versions_seen == {1, 2}
     assert view.version == 2
@@ -171,3 +168,29 @@ def test_up_refuses_at_once_a_port_another_process_listens_on() -> None:
         _check_ports_free(
             UpOptions(False, 9092, None, False, registry_port=port, collector_port=0, serve_port=0)
         )
+
+
+def test_freshness_counts_only_snapshots_published_while_the_worker_ran() -> None:
+    """After a restart the worker loads the last snapshot published before it started:
+    minutes old, it says nothing about publish → served (measured: p99 50 s)."""
+    from streamlearn.serving.models import ModelStore
+    from tests.serving_support import loaded
+
+    store = ModelStore(["ctr"])
+    before, after = store.started_s - 50.0, store.started_s + 1.0
+    store.put(loaded(1), published_s=before)
+    old = store.get("ctr")
+    assert old is not None
+    assert old.freshness_s is None
+    store.put(loaded(2), published_s=after)
+    new = store.get("ctr")
+    assert new is not None
+    assert new.freshness_s is not None
+    assert 0 <= new.freshness_s < 5
+
+    view = ModelView("ctr")
+    base = {"loaded": True, "metrics": {}, "trained_examples": 10, "created_ts": None}
+    view.observe({**base, "version": 1, "freshness_ms": None, "loaded_at": "2026-11-30T10:01:00Z"})
+    view.observe({**base, "version": 2, "freshness_ms": 25.0, "loaded_at": "2026-11-30T10:01:05Z"})
+    assert view.versions_seen == {1, 2}
+    assert view.freshness_ms() == {"p50": 25.0, "p99": 25.0}

@@ -91,6 +91,10 @@ def model_info(serving: Serving, name: str) -> dict[str, Any]:
             created_ts=_iso(served.created_s),
             age_s=max(0.0, time.time() - served.created_s),
             loaded_at=_iso(served.loaded_at),
+            published_ts=None if served.published_s is None else _iso(served.published_s),
+            freshness_ms=(
+                None if served.freshness_s is None else round(served.freshness_s * 1000, 1)
+            ),
             trained_examples=loaded.trained_examples,
             metrics=loaded.metrics,
             spec=loaded.spec.name,

@@ -109,6 +109,12 @@ class ServingMetrics:
             "streamlearn_serve_snapshots_loaded", "Snapshots verified and swapped in.", ["model"],
             registry=r,
         )  # fmt: skip
+        self.snapshot_freshness = Histogram(
+            "streamlearn_serve_snapshot_freshness_seconds",
+            "Published to model.state → served, for snapshots published while this worker ran.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=r,
+        )
         self.snapshots_rejected = Counter(
             "streamlearn_serve_snapshots_rejected",
             "Snapshots refused (the previous model kept serving), by reason.",

@@ -56,6 +56,11 @@ class Served:
     loaded_at: float
     created_s: float
     """``created_ts`` as epoch seconds (for the age checks on the request path)."""
+    published_s: float | None = None
+    """When the snapshot reached ``model.state`` (its record's timestamp), epoch seconds."""
+    freshness_s: float | None = None
+    """Published → served, for a snapshot published while this worker ran (None for one
+    published before it started: its age says nothing about how fast workers follow)."""
 
 
 class ModelStore:
@@ -64,6 +69,7 @@ class ModelStore:
     def __init__(self, names: Iterable[str]) -> None:
         self.configured = tuple(dict.fromkeys(names))
         self._models: dict[str, Served] = {}
+        self.started_s = time.time()
 
     def get(self, name: str) -> Served | None:
         return self._models.get(name)
@@ -78,8 +84,18 @@ class ModelStore:
         served = self._models.get(name)
         return 0 if served is None else served.loaded.version
 
-    def put(self, loaded: LoadedModel) -> None:
-        self._models[loaded.model_name] = Served(loaded, time.time(), loaded.created_ts.timestamp())
+    def put(self, loaded: LoadedModel, published_s: float | None = None) -> Served:
+        now = time.time()
+        fresh = published_s is not None and published_s >= self.started_s
+        served = Served(
+            loaded,
+            now,
+            loaded.created_ts.timestamp(),
+            published_s,
+            max(0.0, now - published_s) if fresh and published_s is not None else None,
+        )
+        self._models[loaded.model_name] = served
+        return served
 
     def missing(self) -> list[str]:
         return [name for name in self.configured if name not in self._models]
@@ -253,8 +269,10 @@ class StateFollower:
             return
         # The version check again: another snapshot may have been swapped in meanwhile.
         if loaded.version > self.store.version(name):
-            self.store.put(loaded)
+            served = self.store.put(loaded, published_s=record.timestamp / 1000)
             self.metrics.snapshots_loaded.labels(model=name).inc()
+            if served.freshness_s is not None:
+                self.metrics.snapshot_freshness.observe(served.freshness_s)
             self.metrics.model_version.labels(model=name).set(loaded.version)
             log.info("serving %s v%d", name, loaded.version)
 

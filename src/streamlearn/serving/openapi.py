@@ -142,6 +142,12 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "created_ts": {"type": "string", "format": "date-time"},
                 "age_s": {"type": "number"},
                 "loaded_at": {"type": "string", "format": "date-time"},
+                "published_ts": {"type": ["string", "null"], "format": "date-time"},
+                "freshness_ms": {
+                    "type": ["number", "null"],
+                    "description": "Published to model.state → served, for a snapshot "
+                    "published while this worker ran (null for one published before).",
+                },
                 "trained_examples": {"type": "integer"},
                 "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
                 "spec": {"type": "string"},

@@ -14,7 +14,6 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -86,13 +85,15 @@ class ModelView:
         if version != self.version:
             self.version = version
             self.versions_seen.add(version)
-            created = _parse_ts(info.get("created_ts"))
-            loaded = _parse_ts(info.get("loaded_at"))
-            if created is not None and loaded is not None:
-                self.freshness_s.append(max(0.0, loaded - created))
+            # The worker's own figure: only snapshots published while it ran count (after
+            # a restart it first loads one published long before).
+            freshness_ms = info.get("freshness_ms")
+            if isinstance(freshness_ms, int | float):
+                self.freshness_s.append(freshness_ms / 1000)
 
     def freshness_ms(self) -> dict[str, float] | None:
-        """p50/p99 of snapshot created → loaded by the worker, over the versions seen."""
+        """p50/p99 of snapshot published → served by the worker, over the versions seen
+        that were published while it ran."""
         if not self.freshness_s:
             return None
         p50, p99 = np.percentile(self.freshness_s, [50, 99])
@@ -101,14 +102,6 @@ class ModelView:
 
 def _finite(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
-def _parse_ts(text: object) -> float | None:
-    if not isinstance(text, str):
-        return None
-    with contextlib.suppress(ValueError):
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    return None
 
 
 class SystemProbe:
