@@ -140,3 +140,47 @@ def test_ctrl_c_while_starting_stops_at_once_and_leaves_nothing_running(
     while leftovers := _processes_with(f"STREAMLEARN_DATA_DIR={tmp_path}"):
         assert time.monotonic() < deadline, f"parts outlived up: {leftovers}"
         time.sleep(0.5)
+
+
+def _brokers_of(data_dir: Path) -> list[int]:
+    """Pids of embedded brokers (kafka.Kafka JVMs) whose config lives under ``data_dir``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"kafka.Kafka" in args and str(data_dir).encode() in b" ".join(args):
+            pid = int(cmdline.parent.name)
+            if _running(pid):
+                found.append(pid)
+    return found
+
+
+def test_a_sigkilled_up_stops_the_broker_it_started(
+    unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "STREAMLEARN_TOPIC_PREFIX": unique_name("") + ".",
+        "STREAMLEARN_DATA_DIR": str(tmp_path),
+    }
+    for variable in ("STREAMLEARN_KAFKA_BOOTSTRAP", "STREAMLEARN_SCHEMA_REGISTRY_URL"):
+        env.pop(variable, None)
+    with subprocess.Popen(
+        [sys.executable, "-m", "streamlearn", "up", "--port", str(free_port()),
+         "--registry-port", str(free_port()), "--collector-port", str(free_port()),
+         "--serve-port", str(free_port()), "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as up:  # fmt: skip
+        _lines_until_up(up)
+        [broker] = _brokers_of(tmp_path)
+        up.kill()  # no chance to stop anything
+        up.wait()
+        deadline = time.monotonic() + 60
+        while _running(broker):
+            assert time.monotonic() < deadline, "the broker outlived up"
+            time.sleep(0.5)
+    # Stopped by SIGTERM (Kafka's clean shutdown), not killed.
+    server_log = next(tmp_path.rglob("server.log")).read_text()
+    assert "shut down completed" in server_log

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import json
 import logging
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 30.0
 JVM_SIGTERM_EXIT = 143  # 128 + SIGTERM: the JVM's status after its shutdown hooks ran
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,21 @@ def _cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
             return cluster_id
+
+
+def _stop_with_parent(parent: int) -> None:
+    """In the broker's process, before the JVM runs: SIGTERM it when its parent dies.
+
+    Linux's ``PR_SET_PDEATHSIG``: the kernel signals the child when the thread that forked
+    it exits, so a SIGKILLed ``streamlearn up`` no longer leaves its broker running (every
+    other part watches its supervisor itself; a JVM cannot). Elsewhere nothing happens.
+    """
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -189,14 +207,30 @@ class EmbeddedKafka:
                 f"{(result.stderr or result.stdout).strip()[-2000:]}"
             )
 
-    def start(self, timeout_s: float = 60.0) -> BrokerStatus:
-        """Start the broker (if not already running) and wait until it is ready."""
+    def start(self, timeout_s: float = 60.0, *, stop_with_parent: bool = False) -> BrokerStatus:
+        """Start the broker (if not already running) and wait until it is ready.
+
+        ``stop_with_parent``: the broker gets SIGTERM (Kafka's clean shutdown) when the
+        thread that starts it dies, however it dies (Linux; see :func:`_stop_with_parent`).
+        Call it on a thread that lives as long as the process, e.g. the main thread.
+        """
         current = self.status()
         if current.running:
             log.info("embedded Kafka already running: %s", current.describe())
             self.config = replace(self.config, port=int(current.bootstrap.rpartition(":")[2]))  # type: ignore[union-attr]
             self.wait_ready(timeout_s)
             return self.status()
+        self.prepare()
+        self.launch(stop_with_parent=stop_with_parent)
+        try:
+            self.wait_ready(timeout_s)
+        except BrokerStartError:
+            self.stop()
+            raise
+        return self.status()
+
+    def prepare(self) -> None:
+        """Everything before the broker's launch: port checks, config, storage format."""
         if _port_in_use(self.config.host, self.config.port):
             raise BrokerStartError(
                 f"port {self.config.port} on {self.config.host} is already in use by another "
@@ -204,25 +238,27 @@ class EmbeddedKafka:
             )
         if self.config.controller_port == 0:
             self.config = replace(self.config, controller_port=free_port(self.config.host))
-        java = find_java()
         self._write_config()
-        self._format_storage(java)
-        command = self._java_command(java, "kafka.Kafka", str(self.config.properties_path))
+        self._format_storage(find_java())
+
+    def launch(self, *, stop_with_parent: bool = False) -> int:
+        """Launch the prepared broker (without waiting for it); returns its pid."""
+        command = self._java_command(find_java(), "kafka.Kafka", str(self.config.properties_path))
+        parent = os.getpid()
         with self.config.console_path.open("ab") as console:
             # A new session: Ctrl-C in the terminal that ran `kafka start` must not kill
             # a broker meant to outlive it; stop() sends the signal explicitly.
             self._process = subprocess.Popen(
-                command, stdout=console, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=(lambda: _stop_with_parent(parent)) if stop_with_parent else None,
             )
         self.config.pid_path.write_text(
             json.dumps({"pid": self._process.pid, "bootstrap": self.bootstrap})
         )
-        try:
-            self.wait_ready(timeout_s)
-        except BrokerStartError:
-            self.stop()
-            raise
-        return self.status()
+        return self._process.pid
 
     def wait_ready(self, timeout_s: float) -> float:
         """Block until the broker answers metadata requests; returns the seconds waited."""
