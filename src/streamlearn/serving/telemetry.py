@@ -252,6 +252,9 @@ class TelemetrySink:
         self._poll()
         if remaining:
             self._dropped.labels(reason="delivery_failed").inc(remaining)
+        # Release the client now (threads, connections), not when the last reference goes:
+        # aiohttp keeps a finished app, and with it this sink, in a cache.
+        del self._producer
         return lost + remaining
 
 
