@@ -67,7 +67,8 @@ class Workers:
         return f"{self.settings.topic_prefix}{self.group or 'streamlearn-agents'}"
 
     def start(self) -> subprocess.Popen[bytes]:
-        log = self.settings.data_dir / f"worker-{self.group}-{len(self.started) + 1}.log"
+        name = f"{self.settings.topic_prefix}{self.group or 'agents'}-{len(self.started) + 1}"
+        log = self.settings.data_dir / f"worker-{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as output:
             process = subprocess.Popen(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from streamlearn.agents.label_join import LabelJoiner
+from streamlearn.agents.labels import LabelJoiner
 from streamlearn.agents.residuals import ResidualAggregator
 from streamlearn.models import SPECS
 from streamlearn.models.synthetic import ClickWorld

@@ -107,14 +107,20 @@ class StepBinding:
                            wall_ms, self.names)  # fmt: skip
         return emit, batches
 
-    def _checkpoint(self, partition: int, outputs: OutputBatches) -> Any:
-        """Submit ``outputs`` and the partition's state changes (encoded now)."""
+    def _checkpoint(self, partition: int, outputs: OutputBatches, *, acks: bool) -> list[Any]:
+        """Submit ``outputs`` and the partition's state changes (encoded now); returns the
+        checkpoint's task to wait for before the batch's offsets are acknowledged."""
         state = self.app.batch_producer.batches()
         for name, table in self.stores.tables.items():
             changelog = table.changelog_topic.get_topic_name()
             for key, value in self.stores.of(name, partition).take_changes():
                 state.add(changelog, partition, key, value)
-        return self.checkpoints.submit(partition, outputs, state)
+        if not acks and not outputs.records and not state.records:
+            return []  # a tick or closing with nothing to write
+        # A batch with nothing to write still waits for the partition's earlier batches:
+        # acknowledged before them, its offsets could be committed past theirs (Faust
+        # commits the first run of consecutive acknowledged offsets).
+        return [self.checkpoints.submit(partition, outputs, state)]
 
     # -- partitions ----------------------------------------------------------------------
 
@@ -167,7 +173,7 @@ class StepBinding:
         for partition in closing:
             emit, outputs = self._outputs()
             self.step.closing(partition, emit)
-            self._checkpoint(partition, outputs)
+            self._checkpoint(partition, outputs, acks=False)
             self.stores.open.discard(partition)
         self._generation = None
         await self.checkpoints.drain(set(closing))
@@ -205,7 +211,7 @@ class StepBinding:
         self._read_ms[partition] = wall_ms()
         if records:
             self.step.process(partition, records, emit)
-        return [self._checkpoint(partition, outputs)]
+        return self._checkpoint(partition, outputs, acks=True)
 
     async def tick(self) -> None:
         if not await self._sync():
@@ -214,7 +220,7 @@ class StepBinding:
         for partition in sorted(self.stores.open):
             emit, outputs = self._outputs()
             self.step.tick(partition, now, self._read_ms.get(partition), emit)
-            self._checkpoint(partition, outputs)
+            self._checkpoint(partition, outputs, acks=False)
 
 
 def bind_step(runtime: WorkerRuntime, step: Step) -> StepBinding:
