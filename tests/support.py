@@ -9,8 +9,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from datetime import datetime
 from typing import Any
 
+from streamlearn.kafka_clients import key_partition
 from streamlearn.kafka_local import free_port
 
 
@@ -173,3 +176,32 @@ def committed_to_end(settings: Any, topic: str, group: str | None = None) -> boo
         return all(tp.offset >= ends[tp.partition] for tp in offsets if ends[tp.partition] > 0)
     finally:
         consumer.close()
+
+
+def flush_events(
+    template: dict[str, Any], at: datetime, partitions: int = 6
+) -> list[dict[str, Any]]:
+    """One event (like ``template``, at ``at``) per partition, each of its own user: every
+    partition's event time moves to ``at``, which closes every session before it."""
+    users: dict[int, str] = {}
+    for n in itertools.count():
+        user = f"flush-{n}"
+        users.setdefault(key_partition(user.encode(), partitions), user)
+        if len(users) == partitions:
+            break
+    return [
+        dict(template, event_id=str(uuid.uuid4()), user_id=user, client_ts=at, received_ts=at)
+        for user in users.values()
+    ]
+
+
+async def serve_app(app: Any) -> tuple[Any, str]:
+    """An aiohttp application served on a free loopback port: (runner, base URL); the
+    caller cleans the runner up."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"

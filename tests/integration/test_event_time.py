@@ -13,7 +13,6 @@ that straddled the pause).
 
 from __future__ import annotations
 
-import itertools
 import random
 import time
 import uuid
@@ -21,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka.partitioner import murmur2
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
@@ -30,7 +28,7 @@ from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 from tests.agent_workers import Workers, read_topic, running
 from tests.conftest import REPO_ROOT
-from tests.support import reference_sessions, session_tuple
+from tests.support import flush_events, reference_sessions, session_tuple
 
 T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 USERS = 60
@@ -79,22 +77,6 @@ def history(seed: int = 12) -> list[dict[str, Any]]:
             at += timedelta(seconds=rng.uniform(GAP_S * 1.2, GAP_S * 3))
     arriving.sort(key=lambda pair: pair[0])
     return [event for _, event in arriving]
-
-
-def flush_events(template: dict[str, Any], partitions: int = 6) -> list[dict[str, Any]]:
-    """One event per partition a day after the history: every session of it closes."""
-    users: dict[int, str] = {}
-    for n in itertools.count():
-        user = f"flush-{n}"
-        users.setdefault((murmur2(user.encode()) & 0x7FFFFFFF) % partitions, user)
-        if len(users) == partitions:
-            break
-    later = T0 + timedelta(days=1, hours=HOURS)
-    return [
-        dict(template, event_id=str(uuid.uuid4()), user_id=user, client_ts=later,
-             received_ts=later)
-        for user in users.values()
-    ]  # fmt: skip
 
 
 def _produce(settings: Settings, serde: AvroSerde, events: list[dict[str, Any]]) -> None:
@@ -160,7 +142,7 @@ def test_sessions_of_history_equal_the_offline_reference_whatever_the_timing(
     events = history()
     truth = [dict(e, event_ts=e["client_ts"]) for e in events]
     reference = reference_sessions(truth, GAP_S)
-    flush = flush_events(events[0])
+    flush = flush_events(events[0], T0 + timedelta(days=1, hours=HOURS))
     registry = RegistryClient(settings.schema_registry_url)
     runs: list[list[dict[str, Any]]] = []
     try:

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
 import signal
 import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.partitioner import murmur2
-from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Producer
 
 from streamlearn.agents import STEPS
 from streamlearn.runtime.worker import create_faust_app
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
 from tests import ingest_dataset
+from tests.agent_workers import Workers, read_topic
 from tests.ingest_dataset import GAP_S, IngestDataset
-from tests.support import committed_to_end, reference_sessions, session_tuple
+from tests.support import committed_to_end, flush_events, reference_sessions, session_tuple
 
 
 @pytest.fixture
@@ -60,66 +55,11 @@ def _produce(settings: Settings, records: list[tuple[bytes | None, bytes | None]
     assert producer.flush(30) == 0
 
 
-def _flush_events(
-    serde: AvroSerde, data: IngestDataset, partitions: int
-) -> list[tuple[bytes, bytes]]:
-    """One event per partition, a day later: every partition's watermark passes everything."""
+def _flush(serde: AvroSerde, data: IngestDataset) -> list[tuple[bytes, bytes]]:
+    """One event per partition a day later: every partition's watermark passes everything."""
     template = next(iter(data.clean_events.values()))
     later = template["client_ts"] + timedelta(days=1)
-    users: dict[int, str] = {}
-    for n in itertools.count():
-        user = f"flush-{n}"
-        users.setdefault((murmur2(user.encode()) & 0x7FFFFFFF) % partitions, user)
-        if len(users) == partitions:
-            break
-    return [
-        (
-            user.encode(),
-            serde.encode(
-                dict(
-                    template,
-                    event_id=str(uuid.uuid4()),
-                    user_id=user,
-                    client_ts=later,
-                    received_ts=later,
-                )
-            ),
-        )
-        for user in users.values()
-    ]
-
-
-def _read(
-    settings: Settings,
-    topic: str,
-    done: Callable[[list[Any]], bool],
-    timeout_s: float = 120,
-) -> list[Any]:
-    """Committed messages of ``topic`` from the start until ``done(messages)`` (or the
-    timeout: the caller's assertions then show what is missing), plus any that arrive
-    within a second after (a duplicate would show up there)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"check-{uuid.uuid4().hex[:8]}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-        }
-    )
-    name = settings.topic_prefix + topic
-    partitions = consumer.list_topics(name, timeout=30).topics[name].partitions
-    consumer.assign([TopicPartition(name, p, 0) for p in partitions])
-    messages: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while not done(messages) and time.monotonic() < deadline:
-            for message in consumer.consume(500, timeout=0.5):
-                assert message.error() is None
-                messages.append(message)
-        messages += consumer.consume(500, timeout=1.0)
-    finally:
-        consumer.close()
-    return messages
+    return [(e["user_id"].encode(), serde.encode(e)) for e in flush_events(template, later)]
 
 
 def _final_sessions(serde: AvroSerde, messages: list[Any]) -> dict[str, dict[str, Any]]:
@@ -142,7 +82,7 @@ async def test_preprocess_and_sessionise_against_truth(
     assert data.too_late
     assert len(data.malformed) == 3
     assert set(data.bots.values()) == {"crawler_user_agent", "inhuman_burst"}
-    flush = _flush_events(events, data, partitions=6)
+    flush = _flush(events, data)
     await asyncio.to_thread(_produce, settings, data.records + flush)
     # A poison record straight into events.clean: sessionise must reject it, not crash.
     poison = Producer({"bootstrap.servers": settings.kafka_bootstrap})
@@ -157,16 +97,19 @@ async def test_preprocess_and_sessionise_against_truth(
     try:
         expected_clean = len(data.clean_events) + len(flush) + 1  # + the poison record
         clean = await asyncio.to_thread(
-            _read, settings, "events.clean", lambda m: len(m) >= expected_clean
+            read_topic, settings, "events.clean", lambda m: len(m) >= expected_clean
         )
         rejected = await asyncio.to_thread(
-            _read, settings, "events.rejected", lambda m: len(m) >= sum(data.malformed.values()) + 1
+            read_topic,
+            settings,
+            "events.rejected",
+            lambda m: len(m) >= sum(data.malformed.values()) + 1,
         )
         truth = [dict(e, event_ts=e["client_ts"]) for e in data.clean_events.values()]
         reference = reference_sessions(truth, GAP_S)
         session_serde = AvroSerde.for_topic(registry, prefix + "events.sessions", "Session")
         sessions = await asyncio.to_thread(
-            _read,
+            read_topic,
             settings,
             "events.sessions",
             lambda m: (
@@ -236,13 +179,13 @@ def _read_outputs(
     """events.clean once every clean event is in, then events.sessions once they match the
     offline reference: (clean, reference, session serde, sessions)."""
     expected_clean = len(data.clean_events) + len(flush)
-    clean = _read(settings, "events.clean", lambda m: len(m) >= expected_clean, timeout_s=180)
+    clean = read_topic(settings, "events.clean", lambda m: len(m) >= expected_clean, timeout_s=180)
     print(f"all clean after {time.monotonic() - began:.1f}s")
     truth = [dict(e, event_ts=e["client_ts"]) for e in data.clean_events.values()]
     reference = reference_sessions(truth, GAP_S)
     topic = settings.topic_prefix + "events.sessions"
     session_serde = AvroSerde.for_topic(registry, topic, "Session")
-    sessions = _read(
+    sessions = read_topic(
         settings,
         "events.sessions",
         lambda m: (
@@ -252,41 +195,6 @@ def _read_outputs(
     )
     print(f"all sessions after {time.monotonic() - began:.1f}s")
     return clean, reference, session_serde, sessions
-
-
-def _worker_factory(
-    settings: Settings, dedup_window_s: int
-) -> Callable[[], subprocess.Popen[bytes]]:
-    """Starts `streamlearn agents run` worker processes configured like ``settings``."""
-    env = {
-        **os.environ,
-        "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
-        "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
-        "STREAMLEARN_SESSION_GAP_S": str(GAP_S),
-        "STREAMLEARN_SESSION_ALLOWED_LATENESS_S": str(ingest_dataset.LATENESS_S),
-        "STREAMLEARN_BOT_BURST_LENGTH": str(ingest_dataset.BURST_LENGTH),
-        "STREAMLEARN_CONSUMER_SESSION_TIMEOUT_S": "6",
-        "STREAMLEARN_DEDUP_WINDOW_S": str(dedup_window_s),
-        "STREAMLEARN_DATA_DIR": str(settings.data_dir),
-        "STREAMLEARN_MODEL_SIGNING_KEY": "integration-test-signing-key",
-        "STREAMLEARN_LOG_LEVEL": os.environ.get("STREAMLEARN_LOG_LEVEL", "INFO"),
-    }
-
-    started = itertools.count(1)
-
-    def worker() -> subprocess.Popen[bytes]:
-        # Each worker's log stays in the test's data dir for a failure's post-mortem.
-        log = settings.data_dir / f"worker-{next(started)}.log"
-        with log.open("wb") as output:
-            return subprocess.Popen(
-                [sys.executable, "-m", "streamlearn", "agents", "run"],
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-
-    return worker
 
 
 def _clean_copies(serde: AvroSerde, messages: list[Any]) -> dict[str, list[tuple[Any, ...]]]:
@@ -305,17 +213,17 @@ def test_sigkilled_worker_loses_nothing_and_sessions_stay_exact(
     prefix = settings.topic_prefix
     events = AvroSerde.for_topic(registry, prefix + "telemetry.events", "TelemetryEvent")
     data = ingest_dataset.build(events, seed=11, humans=60)
-    flush = _flush_events(events, data, partitions=6)
+    flush = _flush(events, data)
     half = len(data.records) // 2
     # The first worker dies before its first commit with the whole first half behind it,
     # so the replay spans hours of event time: remember ids that long.
-    worker = _worker_factory(settings, dedup_window_s=6 * 3600)
+    worker = Workers(settings, STREAMLEARN_DEDUP_WINDOW_S=str(6 * 3600)).start
 
     began = time.monotonic()
     _produce(settings, data.records[:half])
     first = worker()
     try:
-        _read(settings, "events.clean", lambda m: len(m) >= half // 4)
+        read_topic(settings, "events.clean", lambda m: len(m) >= half // 4)
     finally:
         first.kill()
         first.wait()
@@ -364,22 +272,6 @@ def _wait_until_committed(settings: Settings, topic: str, timeout_s: float = 60)
         time.sleep(0.5)
 
 
-def _wait_for_members(settings: Settings, count: int, timeout_s: float = 90) -> None:
-    """Until the agents' consumer group is stable with ``count`` members, each assigned."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    group = f"{settings.topic_prefix}streamlearn-agents"
-    deadline = time.monotonic() + timeout_s
-    members: list[Any] = []
-    while time.monotonic() < deadline:
-        description = admin.describe_consumer_groups([group])[group].result(timeout=10)
-        members = description.members
-        stable = description.state == ConsumerGroupState.STABLE
-        if stable and len(members) == count and all(m.assignment.topic_partitions for m in members):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"group {group} did not reach {count} assigned members: {members}")
-
-
 def test_rebalances_hand_partitions_over_without_loss_or_duplicates(
     settings: Settings, registry: RegistryClient
 ) -> None:
@@ -388,22 +280,23 @@ def test_rebalances_hand_partitions_over_without_loss_or_duplicates(
     prefix = settings.topic_prefix
     events = AvroSerde.for_topic(registry, prefix + "telemetry.events", "TelemetryEvent")
     data = ingest_dataset.build(events, seed=23, humans=60)
-    flush = _flush_events(events, data, partitions=6)
+    flush = _flush(events, data)
     third = len(data.records) // 3
-    worker = _worker_factory(settings, dedup_window_s=6 * 3600)
+    workers = Workers(settings, STREAMLEARN_DEDUP_WINDOW_S=str(6 * 3600))
+    worker = workers.start
 
     began = time.monotonic()
     _produce(settings, data.records[:third])
     first = worker()
     second: subprocess.Popen[bytes] | None = None
     try:
-        _read(settings, "events.clean", lambda m: len(m) >= third // 4)
+        read_topic(settings, "events.clean", lambda m: len(m) >= third // 4)
         _wait_until_committed(settings, "telemetry.events")
         print(f"committed after {time.monotonic() - began:.1f}s")
         second = worker()
-        _wait_for_members(settings, 2)
+        workers.wait_for_members(2)
         _produce(settings, data.records[third : 2 * third])
-        _read(settings, "events.clean", lambda m: len(m) >= third)
+        read_topic(settings, "events.clean", lambda m: len(m) >= third)
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=60) == 0, "SIGTERM stops the first worker cleanly"
         print(f"first stopped after {time.monotonic() - began:.1f}s")

@@ -16,21 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from confluent_kafka import Producer
 from pydantic import SecretStr
 
 from streamlearn.collector.app import create_collector_app
 from streamlearn.kafka_clients import producer_config
-from streamlearn.kafka_local import free_port
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.serving import create_serving_app
 from streamlearn.settings import Settings
 from streamlearn.simulate import LoopOptions, TrafficConfig, run_simulation
 from tests import ingest_dataset
 from tests.agent_workers import Workers, read_topic, running
-from tests.integration.test_event_time import flush_events
-from tests.support import reference_sessions, session_tuple
+from tests.support import flush_events, reference_sessions, serve_app, session_tuple
 
 HORIZON_S = 10.0
 LATENESS_S = 2.0
@@ -57,17 +54,9 @@ def registry(settings: Settings) -> Iterator[RegistryClient]:
         yield client
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}"
-
-
 async def _simulate(settings: Settings, registry: RegistryClient) -> None:
-    collector, collector_url = await _serve(create_collector_app(settings, registry))
-    worker, worker_url = await _serve(create_serving_app(settings, registry))
+    collector, collector_url = await serve_app(create_collector_app(settings, registry))
+    worker, worker_url = await serve_app(create_serving_app(settings, registry))
     config = TrafficConfig(rate=60, users=300, bot_share=0.0, seed=11)
     options = LoopOptions(collector_url=collector_url, predict_url=worker_url, duration_s=8)
     try:
@@ -138,7 +127,8 @@ def test_two_preprocess_and_sessionise_workers_give_the_offline_sessions(
     events = AvroSerde.for_topic(registry, prefix + "telemetry.events", "TelemetryEvent")
     data = ingest_dataset.build(events, seed=31, humans=60)
     template = next(iter(data.clean_events.values()))
-    flush = [(e["user_id"].encode(), events.encode(e)) for e in flush_events(template)]
+    later = template["client_ts"] + timedelta(days=1)
+    flush = [(e["user_id"].encode(), events.encode(e)) for e in flush_events(template, later)]
     truth = [dict(e, event_ts=e["client_ts"]) for e in data.clean_events.values()]
     reference = reference_sessions(truth, ingest_dataset.GAP_S)
     sessions_serde = AvroSerde.for_topic(registry, prefix + "events.sessions", "Session")

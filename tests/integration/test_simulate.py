@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 
 from streamlearn.collector.app import create_collector_app
-from streamlearn.kafka_local import free_port
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.serving import create_serving_app
 from streamlearn.settings import Settings
 from streamlearn.simulate import LoopOptions, TrafficConfig, run_simulation
-from tests.support import read_values
+from tests.support import read_values, serve_app
 
 
 @pytest.fixture
@@ -34,19 +32,11 @@ def registry(settings: Settings) -> Iterator[RegistryClient]:
         yield client
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}"
-
-
 async def test_simulated_traffic_reaches_kafka_and_the_summary_matches(
     settings: Settings, registry: RegistryClient
 ) -> None:
-    collector, collector_url = await _serve(create_collector_app(settings, registry))
-    worker, worker_url = await _serve(create_serving_app(settings, registry))
+    collector, collector_url = await serve_app(create_collector_app(settings, registry))
+    worker, worker_url = await serve_app(create_serving_app(settings, registry))
     config = TrafficConfig(
         rate=80, users=300, bot_share=0.1, malformed_share=0.05, duplicate_share=0.05, seed=7
     )
