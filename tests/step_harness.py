@@ -15,7 +15,7 @@ from typing import Any
 from streamlearn.runtime.state import PartitionState, decode_value, encode_value
 from streamlearn.runtime.step import Record, Send, Step
 
-Emitted = list[tuple[str, str | None, dict[str, Any]]]
+Emitted = list[tuple[str, str, dict[str, Any]]]
 
 
 class _Stores:
@@ -36,7 +36,7 @@ class _Emit:
         self.rejected = rejected
 
     def to(self, topic: str) -> Send:
-        def send(key: str | None, value: dict[str, Any]) -> None:
+        def send(key: str, value: dict[str, Any]) -> None:
             self.into.append((topic, key, value))
 
         return send

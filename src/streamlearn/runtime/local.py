@@ -171,8 +171,11 @@ class LocalWorker:
             self.step.opened(partition)
             for topic in self.step.inputs:
                 committed = self.cluster.committed.get((self.step.name, topic, partition), 0)
+                # As a worker does: from the committed offset, or back to where the step's
+                # state says it must resume if that is earlier.
                 resume = self.step.resume_offset(topic, partition)
-                self._positions[(topic, partition)] = committed if resume is None else resume
+                start = committed if resume is None else min(committed, resume)
+                self._positions[(topic, partition)] = start
 
     def revoke(self, partitions: Iterable[int]) -> None:
         """Hand ``partitions`` over: their last outputs and state written, offsets committed."""

@@ -57,9 +57,7 @@ class TopicWriter:
     def sender(self, sink: Sink) -> Send:
         name, encode, partition_of = self.name, self.serde.encode, self.partition_of
 
-        def send(key: str | None, value: Value) -> None:
-            if key is None:
-                raise RuntimeConfigurationError(f"an output to {name} needs a key")
+        def send(key: str, value: Value) -> None:
             key_bytes = key.encode()
             sink(name, partition_of(key_bytes), key_bytes, encode(value))
 
@@ -85,7 +83,6 @@ class StepOutputs:
         self._clock = clock
         self._source_names = source_names
         self._senders: dict[str, Send] = {}
-        self.records = 0
 
     def to(self, topic: str) -> Send:
         send = self._senders.get(topic)

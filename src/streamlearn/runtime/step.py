@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 Value = dict[str, Any]
-Send = Callable[[str | None, Value], None]
-"""``send(key, value)``: one output record, keyed by a UTF-8 string (None: no key)."""
+Send = Callable[[str, Value], None]
+"""``send(key, value)``: one output record, keyed by a string (its UTF-8 bytes in Kafka)."""
 
 
 @dataclass(frozen=True, slots=True)
