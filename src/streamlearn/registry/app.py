@@ -10,13 +10,14 @@ from streamlearn.registry.api import SERVICE, error_middleware, routes
 from streamlearn.registry.service import RegistryService
 from streamlearn.registry.store import SchemaLog
 from streamlearn.settings import Settings
+from streamlearn.topology.catalogue import TopicCatalogue
 
 # Schemas are small, but a registry must take the largest its clients send.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
 
 def registry_topic(settings: Settings) -> str:
-    return f"{settings.topic_prefix}_schemas"
+    return TopicCatalogue.from_settings(settings).topic("_schemas").name
 
 
 def create_registry_app(settings: Settings) -> web.Application:
