@@ -96,7 +96,6 @@ class StepBinding:
         self._opening = asyncio.Lock()
         self._generation: int | None = None
         self._read_ms: dict[int, int] = {}
-        self._resume: dict[tuple[str, int], int] = {}
         step.bind(self.stores, wall_ms)
 
     # -- outputs -------------------------------------------------------------------------
@@ -160,10 +159,6 @@ class StepBinding:
                 self._read_ms.pop(partition, None)
                 await asyncio.to_thread(self.step.opened, partition)
                 self.stores.open.add(partition)
-                for topic in self.step.inputs:
-                    resume = self.step.resume_offset(topic, partition)
-                    if resume is not None:
-                        self._resume[(topic, partition)] = resume
             self._generation = generation
             return True
 
@@ -191,14 +186,7 @@ class StepBinding:
             await self.app.consumer.seek(tp, messages[0].offset)
             return None
         topic = self.logical[tp.topic]
-        resume = self._resume.pop((topic, tp.partition), None)
-        if resume is not None and messages[0].offset > resume:
-            # The step's state needs records before the committed offset (e.g. examples
-            # learned after the last snapshot, lost with the process): read them again.
-            log.warning("%s: batch starts at %d, %s needs %d: seeking back",
-                        tp, messages[0].offset, self.step.name, resume)  # fmt: skip
-            self.runtime.metrics.resume_seeks.labels(agent=self.step.name).inc()
-            await self.app.consumer.seek(tp, resume)
+        if await self._sought_back(tp, topic, messages[0].offset):
             return None
         emit, outputs = self._outputs()
         partition = tp.partition
@@ -212,6 +200,25 @@ class StepBinding:
         if records:
             self.step.process(partition, records, emit)
         return self._checkpoint(partition, outputs, acks=True)
+
+    async def _sought_back(self, tp: TP, topic: str, first: int) -> bool:
+        """Whether the step's state needs records before ``first`` (e.g. examples learned
+        after the learner's last snapshot, lost with the process, their offsets already
+        committed): then the consumer seeks back to them and the batch is not handled.
+        Checked on every batch, so a fetch already in flight when it seeked is refused too;
+        records retention removed are not waited for."""
+        resume = self.step.resume_offset(topic, tp.partition)
+        if resume is None or first <= resume:
+            return False
+        earliest = (await self.app.consumer.earliest_offsets(tp)).get(tp, 0)
+        start = max(resume, earliest)
+        if first <= start:
+            return False
+        log.warning("%s: batch starts at %d, %s needs %d: seeking back",
+                    tp, first, self.step.name, start)  # fmt: skip
+        self.runtime.metrics.resume_seeks.labels(agent=self.step.name).inc()
+        await self.app.consumer.seek(tp, start)
+        return True
 
     async def tick(self) -> None:
         if not await self._sync():

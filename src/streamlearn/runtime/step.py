@@ -123,6 +123,8 @@ class Step(ABC):
         through ``emit``; then forget what is kept in memory about it."""
 
     def resume_offset(self, topic: str, partition: int) -> int | None:
-        """Where reading ``topic``/``partition`` must resume (after :meth:`opened`), when
-        the step's state, not the committed offset, says so; None: the committed offset."""
+        """The first offset of ``topic``/``partition`` the step's state has not taken in,
+        when the state rather than the committed offset says so (None: no opinion). Asked
+        before each batch: a batch that starts beyond it makes the runtime seek back to it
+        (unless retention removed those records); earlier records are the step's to skip."""
         return None
