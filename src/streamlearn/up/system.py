@@ -31,14 +31,7 @@ from rich.live import Live
 from streamlearn.agents import AGENT_NAMES
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import confluent_config
-from streamlearn.kafka_local import (
-    BrokerStartError,
-    BrokerStatus,
-    EmbeddedKafka,
-    PinnedJar,
-    embedded_kafka,
-    load_lock,
-)
+from streamlearn.kafka_local import EmbeddedKafka, PinnedJar, embedded_kafka, load_lock
 from streamlearn.serde import RegistryClient
 from streamlearn.serving.experiment_topic import publish_experiment
 from streamlearn.serving.experiments import Arm, Experiment
@@ -47,6 +40,7 @@ from streamlearn.simulate import LoopOptions, Simulator, TrafficConfig, new_simu
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 from streamlearn.topology.catalogue import topology_path
 from streamlearn.topology.registration import register_topology_schemas
+from streamlearn.up.broker import start_broker
 from streamlearn.up.children import ChildSpec, Crash, Supervisor
 from streamlearn.up.probes import SystemProbe
 from streamlearn.up.report import Check, checks, figures
@@ -196,7 +190,7 @@ class _Run:
                 embedded_kafka, settings, port=options.kafka_port, data_dir=options.data_dir,
                 on_fetch=on_fetch,
             )  # fmt: skip
-            status = await _start_broker(self.broker, settings.kafka_start_timeout_s)
+            status = await start_broker(self.broker, settings.kafka_start_timeout_s)
             self.broker_pid = status.pid
             settings = settings.model_copy(update={"kafka_bootstrap": status.bootstrap})
             say(f"Kafka {load_lock().kafka_version} ready at {status.bootstrap}")
@@ -258,25 +252,6 @@ class _Run:
         if self.broker is not None:
             await asyncio.to_thread(self.broker.stop)
             self.say("Kafka stopped" + ("" if self.broker.stopped_cleanly else " (killed)"))
-
-
-async def _start_broker(broker: EmbeddedKafka, timeout_s: float) -> BrokerStatus:
-    """Start the embedded broker so that it stops when `up` dies, however it dies.
-
-    The JVM is launched from this thread, the one running the event loop (the main
-    thread), which lives as long as `up`: the broker's parent-death signal is tied to the
-    thread that forked it, not to the process. The slow parts run in threads."""
-    current = await asyncio.to_thread(broker.status)
-    if current.running:  # left by an earlier run: reused, as `kafka start` would
-        return await asyncio.to_thread(broker.start, timeout_s)
-    await asyncio.to_thread(broker.prepare)
-    broker.launch(stop_with_parent=True)
-    try:
-        await asyncio.to_thread(broker.wait_ready, timeout_s)
-    except BrokerStartError:
-        await asyncio.to_thread(broker.stop)
-        raise
-    return await asyncio.to_thread(broker.status)
 
 
 async def _start(
