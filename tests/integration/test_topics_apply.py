@@ -6,21 +6,24 @@ import os
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from streamlearn.settings import Settings
 from streamlearn.topology import (
     RefusedChangeError,
+    apply_plan,
     apply_topology,
     desired_topics,
     load_topology,
     parse_topology,
     plan_for_cluster,
 )
+from streamlearn.topology.plan import DesiredTopic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY = load_topology(REPO_ROOT / "topology" / "topics.yaml")
@@ -157,3 +160,48 @@ def test_cli_apply_and_diff(kafka_settings: Settings) -> None:
     diff = run("diff")
     assert diff.returncode == 0
     assert diff.stdout.strip() == "no changes"
+
+
+def _compacted(kafka_settings: Settings, count: int) -> list[DesiredTopic]:
+    return [
+        DesiredTopic(
+            name=f"{kafka_settings.topic_prefix}changelog-{index}",
+            partitions=3,
+            replication_factor=1,
+            configs={"cleanup.policy": "compact"},
+        )
+        for index in range(count)
+    ]
+
+
+def test_a_topic_created_between_plan_and_apply_is_aligned_not_an_error(
+    admin: AdminClient, kafka_settings: Settings
+) -> None:
+    """Two workers started together both plan "create"; the second to ask finds it made."""
+    desired = _compacted(kafka_settings, 1)
+    stale = plan_for_cluster(admin, desired)
+    name = desired[0].name
+    # The other worker's create, by an older release that did not compact.
+    admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])[name].result(30)
+    assert apply_plan(admin, stale) == [name]
+    assert apply_topology(admin, desired).empty is False
+    assert plan_for_cluster(admin, desired).empty
+    assert _config(admin, name, "cleanup.policy") == "compact"
+    assert len(admin.list_topics(timeout=30).topics[name].partitions) == 3
+
+
+def test_workers_applying_the_same_topics_at_once_all_succeed(
+    admin: AdminClient, kafka_settings: Settings
+) -> None:
+    desired = _compacted(kafka_settings, 6)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        plans = list(
+            pool.map(
+                lambda _: apply_topology(
+                    AdminClient({"bootstrap.servers": kafka_settings.kafka_bootstrap}), desired
+                ),
+                range(4),
+            )
+        )
+    assert len(plans) == 4
+    assert plan_for_cluster(admin, desired).empty

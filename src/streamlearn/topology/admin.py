@@ -31,15 +31,22 @@ from streamlearn.topology.plan import (
 REQUEST_TIMEOUT_S = 30.0
 
 
-def _wait(futures: dict[Any, Future[Any]], action: str) -> None:
+def _wait(futures: dict[Any, Future[Any]], action: str, tolerated: str | None = None) -> list[str]:
+    """Wait for every request; the names whose request failed with ``tolerated``."""
     failures = []
+    tolerated_names = []
     for key, future in futures.items():
+        name = getattr(key, "name", key)
         try:
             future.result(timeout=REQUEST_TIMEOUT_S)
         except KafkaException as exc:
-            failures.append(f"{action} {getattr(key, 'name', key)}: {exc.args[0].str()}")
+            if exc.args[0].name() == tolerated:
+                tolerated_names.append(name)
+            else:
+                failures.append(f"{action} {name}: {exc.args[0].str()}")
     if failures:
         raise TopologyApplyError("; ".join(failures))
+    return tolerated_names
 
 
 def wait_until_visible(admin: AdminClient, names: Iterable[str], timeout_s: float) -> None:
@@ -92,10 +99,16 @@ def plan_for_cluster(admin: AdminClient, desired: list[DesiredTopic]) -> Plan:
     return plan_changes(desired, read_existing(admin, [t.name for t in desired]))
 
 
-def apply_plan(admin: AdminClient, plan: Plan) -> None:
-    """Execute every change of the plan; a plan with refusals changes nothing."""
+def apply_plan(admin: AdminClient, plan: Plan) -> list[str]:
+    """Execute every change of the plan; a plan with refusals changes nothing.
+
+    Returns the topics the plan would create that someone else created in the meantime
+    (workers of one group start together and each declares its changelogs): not an error,
+    but their settings are another creator's, so the caller plans again.
+    """
     if plan.refusals:
         raise RefusedChangeError(plan.refusals)
+    created_elsewhere: list[str] = []
     creates = [c.topic for c in plan.changes if isinstance(c, CreateTopic)]
     if creates:
         new_topics = [
@@ -107,7 +120,11 @@ def apply_plan(admin: AdminClient, plan: Plan) -> None:
             )
             for t in creates
         ]
-        _wait(admin.create_topics(new_topics, request_timeout=REQUEST_TIMEOUT_S), "create")
+        created_elsewhere = _wait(
+            admin.create_topics(new_topics, request_timeout=REQUEST_TIMEOUT_S),
+            "create",
+            tolerated="TOPIC_ALREADY_EXISTS",
+        )
         wait_until_visible(admin, [t.name for t in creates], REQUEST_TIMEOUT_S)
     grows = [c for c in plan.changes if isinstance(c, AddPartitions)]
     if grows:
@@ -132,6 +149,7 @@ def apply_plan(admin: AdminClient, plan: Plan) -> None:
             admin.incremental_alter_configs(resources, request_timeout=REQUEST_TIMEOUT_S),
             "alter configs of",
         )
+    return created_elsewhere
 
 
 def apply_topology(
@@ -144,7 +162,9 @@ def apply_topology(
     to do.
     """
     plan = plan_for_cluster(admin, desired)
-    apply_plan(admin, plan)
+    if apply_plan(admin, plan):
+        # Another creator won the race; align what it made (once: the topics exist now).
+        apply_plan(admin, plan_for_cluster(admin, desired))
     deadline = time.monotonic() + timeout_s
     while not (remaining := plan_for_cluster(admin, desired)).empty:
         if time.monotonic() > deadline:
