@@ -164,7 +164,7 @@ class Settings(BaseSettings):
     """How long the collector waits for Kafka to confirm a batch before answering 503."""
 
     collector_cors_origins: list[str] = Field(default_factory=list)
-    """Origins allowed to post events from browsers (CORS); empty disables CORS."""
+    """Origins whose pages may post events (CORS); a browser on any other origin gets 403."""
 
     collector_trust_forwarded_for: bool = False
     """Take the client IP from X-Forwarded-For (only behind a proxy you run)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -225,3 +226,28 @@ async def test_broker_down_is_503_with_retry_after(
             assert "retry" in (await response.json())["error"]
     finally:
         await runner.cleanup()
+
+
+async def test_a_post_from_an_origin_not_listed_is_refused_and_nothing_written(
+    collector: Callable[..., Any], settings: Settings
+) -> None:
+    """Browsers send simple (text/plain) posts without a preflight: the collector itself
+    must refuse an origin it would not let read the answer, or a page's retries would write
+    the same events again and again."""
+
+    def event(user: str) -> bytes:
+        return json.dumps([{"event_type": "view", "user_id": user, "app_version": "1"}]).encode()
+
+    status, (answer, _) = await collector(raw=event("u-evil"), Origin="https://evil.example")
+    assert status == 403
+    assert answer["field"] == "Origin"
+    assert "STREAMLEARN_COLLECTOR_CORS_ORIGINS" in answer["error"]
+    status, (_, headers) = await collector(raw=event("u-listed"), Origin="https://shop.example")
+    assert status == 202
+    assert headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert "Retry-After" in headers["Access-Control-Expose-Headers"]
+    same_origin = collector.url  # type: ignore[attr-defined]
+    status, _ = await collector(raw=event("u-same"), Origin=same_origin)
+    assert status == 202
+    keys = {key for key, _ in _read(settings, "telemetry.events", 2)}
+    assert keys == {b"u-listed", b"u-same"}, "the refused post wrote nothing"

@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp_cors
 from aiohttp import web
@@ -23,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from streamlearn.collector.exceptions import InvalidEventError
 from streamlearn.collector.mapping import RequestContext, map_item
 from streamlearn.collector.producer import AsyncProducer, DeliveryFailedError, QueueFullError
+from streamlearn.collector.tag import add_tag_routes
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
 from streamlearn.serde import EncodeError, RegistryClient, SchemaSource
 from streamlearn.settings import Settings
@@ -130,9 +132,28 @@ async def errors_as_json(
         return _error(exc.status, exc.reason)
 
 
+def _origin_allowed(request: web.Request, settings: Settings) -> bool:
+    """A browser's post is from a listed origin or the collector's own (no Origin: not a
+    browser's cross-origin request)."""
+    origin = request.headers.get("Origin")
+    if origin is None or origin in settings.collector_cors_origins:
+        return True
+    return urlsplit(origin).netloc == request.host
+
+
 async def post_events(request: web.Request) -> web.Response:
     collector = request.app[COLLECTOR]
     settings = collector.settings
+    if not _origin_allowed(request, settings):
+        # A text/plain post (the tag's, a beacon) needs no preflight: refused here, or a
+        # page that cannot read the answer would retry, writing the same events again.
+        collector.refused.labels(status="403").inc()
+        return _error(
+            403,
+            f"origin {request.headers['Origin']} may not post events: "
+            "list it in STREAMLEARN_COLLECTOR_CORS_ORIGINS",
+            "Origin",
+        )
     try:
         payload = json.loads(await request.read())
     except (ValueError, UnicodeDecodeError) as exc:
@@ -212,12 +233,16 @@ def create_collector_app(
     route = app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    add_tag_routes(app)
     if settings.collector_cors_origins:
         cors = aiohttp_cors.setup(
             app,
             defaults={
                 origin: aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
-                    allow_headers=("Content-Type", "X-App-Version"), allow_methods=("POST",)
+                    allow_headers=("Content-Type", "X-App-Version"),
+                    allow_methods=("POST",),
+                    # The tag waits as long as a 503 or 429 asks; it must be able to read it.
+                    expose_headers=("Retry-After",),
                 )
                 for origin in settings.collector_cors_origins
             },

@@ -1,0 +1,261 @@
+// streamlearn.js: page views, impressions, clicks and custom events from a web page to the
+// streamlearn collector. Configured by the script element's data-* attributes and by
+// commands queued before it loaded: streamlearn('init' | 'set' | 'track' | 'pageview' |
+// 'feedback' | 'consent' | 'flush', ...). docs/browser.md lists every option.
+
+import { uuid4 } from "./ids.js";
+import { watchClicks, watchImpressions } from "./observe.js";
+import { HEARTBEAT_MS, Outbox } from "./outbox.js";
+import { optedOut, pageContext, readCookie, strings, writeCookie } from "./page.js";
+import { Sender } from "./sender.js";
+
+// __VERSION__ is replaced by the build (build.mjs) with the package version.
+const VERSION = typeof __VERSION__ === "string" ? __VERSION__ : "dev";
+
+export const DEFAULTS = {
+  endpoint: null, // default: /v1/events on the origin the tag was loaded from
+  appVersion: null, // required: the collector refuses events without one
+  userId: null, // the site's own id for a signed-in user; else the cookie's
+  userCookie: "sl_uid", // false: no cookie, a new id per page load
+  userCookieDays: 365,
+  sessionCookie: "sl_sid", // false: no session hint
+  sessionMinutes: 30,
+  cookieDomain: null,
+  consent: "not-required", // "required": nothing stored or sent before streamlearn('consent', true)
+  honorDoNotTrack: false, // true: a browser with DNT or GPC on is not tracked at all
+  pageView: true,
+  impressionThreshold: 0.5,
+  impressionMs: 1000,
+  batchSize: 20,
+  flushMs: 1000,
+  maxQueue: 500,
+  arms: {}, // experiment → arm the page was rendered with
+};
+
+/** data-app-version="x" → {appVersion: "x"}, with numbers, booleans and JSON read as such. */
+export function optionsFromAttributes(dataset) {
+  const options = {};
+  for (const [name, text] of Object.entries(dataset || {})) {
+    if (!(name in DEFAULTS)) continue;
+    const kind = typeof DEFAULTS[name];
+    if (text === "false" || text === "true") options[name] = text === "true";
+    else if (kind === "number") options[name] = Number(text);
+    else if (name === "arms") options[name] = JSON.parse(text);
+    else options[name] = text;
+  }
+  return options;
+}
+
+function storageOf(win) {
+  try {
+    const storage = win.localStorage;
+    storage.getItem("streamlearn.probe");
+    return storage;
+  } catch {
+    return null; // disabled, or a sandboxed frame
+  }
+}
+
+export function createTracker(win, script) {
+  const doc = win.document;
+  const config = { ...DEFAULTS, ...optionsFromAttributes(script && script.dataset) };
+  const pageId = uuid4();
+  let consent = "unknown"; // "granted" | "denied"
+  let started = false;
+  let disabled = false;
+  let outbox = null;
+  let sender = null;
+  let pageUserId = pageId;
+
+  const allowedToStore = () => config.consent !== "required" || consent === "granted";
+
+  function userId() {
+    if (config.userId) return String(config.userId);
+    if (!config.userCookie || !allowedToStore()) return pageUserId;
+    let id = readCookie(doc, config.userCookie);
+    if (!id) id = pageUserId;
+    writeCookie(doc, config.userCookie, id, config.userCookieDays * 86400, config.cookieDomain);
+    pageUserId = id;
+    return id;
+  }
+
+  function sessionHint() {
+    if (!config.sessionCookie) return null;
+    if (!allowedToStore()) return pageId;
+    // Renewed by every event: the hint changes after sessionMinutes without one.
+    const hint = readCookie(doc, config.sessionCookie) || uuid4();
+    writeCookie(doc, config.sessionCookie, hint, config.sessionMinutes * 60, config.cookieDomain);
+    return hint;
+  }
+
+  function enqueue(body) {
+    if (consent === "denied") return;
+    outbox.add({ id: body.event_id, body });
+    sender.schedule();
+  }
+
+  function event(type, properties) {
+    if (disabled) return;
+    const context = pageContext(win, config.arms, VERSION);
+    if (outbox.dropped > 0) {
+      // Events the bounded queue had to give up, so the pipeline can count them.
+      context.dropped = String(outbox.dropped);
+      outbox.dropped = 0;
+    }
+    enqueue({
+      event_id: uuid4(),
+      event_type: String(type),
+      user_id: userId(),
+      session_hint: sessionHint(),
+      client_ts: Date.now(),
+      url: win.location.href,
+      referrer: doc.referrer || null,
+      app_version: config.appVersion,
+      properties: strings(properties),
+      context,
+    });
+  }
+
+  function feedback(requestId, kind, value, properties) {
+    if (disabled) return;
+    enqueue({
+      request_id: String(requestId),
+      event_id: uuid4(),
+      kind,
+      value: typeof value === "number" ? value : null,
+      user_id: userId(),
+      client_ts: Date.now(),
+      app_version: config.appVersion,
+      properties: strings(properties),
+    });
+  }
+
+  function slotProperties(element) {
+    const slot = element.getAttribute("data-streamlearn-slot");
+    return slot ? { slot } : {};
+  }
+
+  function start() {
+    started = true;
+    if (config.honorDoNotTrack && optedOut(win)) {
+      disabled = true;
+      return;
+    }
+    const endpoint =
+      config.endpoint || new URL("/v1/events", (script && script.src) || win.location.href).href;
+    const storage = allowedToStore() ? storageOf(win) : null;
+    outbox = new Outbox({ storage, pageId, max: config.maxQueue });
+    outbox.adoptOrphans();
+    sender = new Sender({
+      endpoint,
+      outbox,
+      batchSize: config.batchSize,
+      flushMs: config.flushMs,
+      env: {
+        fetch: (...args) => win.fetch(...args),
+        beacon: win.navigator.sendBeacon ? (url, data) => win.navigator.sendBeacon(url, data) : null,
+        setTimeout: (fn, ms) => win.setTimeout(fn, ms),
+        clearTimeout: (id) => win.clearTimeout(id),
+        now: () => Date.now(),
+        random: Math.random,
+      },
+    });
+    sender.enabled = allowedToStore();
+    watchImpressions(doc, win, {
+      threshold: config.impressionThreshold,
+      dwellMs: config.impressionMs,
+      onImpression: (element, id) => feedback(id, "impression", null, slotProperties(element)),
+    });
+    watchClicks(doc, (element, id) => feedback(id, "click", null, slotProperties(element)));
+    const hide = () => {
+      sender.beacon();
+      outbox.release();
+    };
+    win.addEventListener("pagehide", hide);
+    doc.addEventListener("visibilitychange", () => {
+      if (doc.visibilityState === "hidden") hide();
+      else outbox.save();
+    });
+    win.addEventListener("pageshow", () => outbox.save());
+    win.setInterval(() => {
+      outbox.save();
+      if (outbox.adoptOrphans() > 0) sender.schedule();
+    }, HEARTBEAT_MS);
+    if (config.pageView) event("page_view", { title: doc.title });
+    sender.schedule();
+  }
+
+  const commands = {
+    init(options) {
+      Object.assign(config, options);
+    },
+    set(options) {
+      for (const name of ["userId", "arms", "appVersion"]) {
+        if (options && name in options) config[name] = options[name];
+      }
+    },
+    track(type, properties) {
+      event(type, properties);
+    },
+    pageview(properties) {
+      event("page_view", { title: doc.title, ...properties });
+    },
+    feedback(requestId, kind, value, properties) {
+      feedback(requestId, kind, value, properties);
+    },
+    consent(granted) {
+      if (disabled) return;
+      consent = granted ? "granted" : "denied";
+      if (!granted) {
+        outbox.clear();
+        sender.enabled = false;
+        return;
+      }
+      const storage = storageOf(win);
+      if (storage) outbox.attach(storage);
+      sender.enabled = true;
+      userId(); // the page's id becomes the cookie's
+      sender.schedule(0);
+    },
+    flush() {
+      if (sender) sender.schedule(0);
+    },
+  };
+
+  function run(name, ...args) {
+    const command = commands[name];
+    if (!command) throw new Error(`streamlearn: unknown command ${JSON.stringify(name)}`);
+    if (!started && name !== "init") throw new Error("streamlearn: not started");
+    command(...args);
+  }
+
+  return {
+    /** Apply the commands queued before the tag loaded ('init' first), then start. */
+    boot(queued) {
+      for (const args of queued) if (args[0] === "init") run(...args);
+      start();
+      for (const args of queued) if (args[0] !== "init") run(...args);
+    },
+    run,
+    stats: () => ({
+      queued: outbox ? outbox.size : 0,
+      sent: sender ? sender.sent : 0,
+      refused: sender ? sender.refused : 0,
+      dropped: outbox ? outbox.dropped : 0,
+      disabled,
+      version: VERSION,
+    }),
+  };
+}
+
+// Loaded as a classic script (async or not): find ourselves and take over the stub.
+if (typeof window !== "undefined" && !(window.streamlearn && window.streamlearn.tracker)) {
+  const stub = window.streamlearn;
+  const queued = (stub && stub.q) || [];
+  const tracker = createTracker(window, document.currentScript);
+  const api = (...args) => tracker.run(...args);
+  api.tracker = tracker;
+  api.stats = tracker.stats;
+  window.streamlearn = api;
+  tracker.boot(Array.from(queued, (args) => Array.from(args)));
+}

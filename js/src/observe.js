@@ -1,0 +1,64 @@
+// Impressions and clicks of the elements a prediction filled: marked with
+// data-streamlearn-request-id (the id the prediction worker answered with).
+//
+// An impression is sent once per request id, when at least `threshold` of the element has
+// been visible for `dwellMs` without interruption; scrolled away earlier, it is not seen.
+
+export const ATTRIBUTE = "data-streamlearn-request-id";
+
+export function watchImpressions(doc, win, { threshold, dwellMs, onImpression }) {
+  if (typeof win.IntersectionObserver !== "function") return () => {};
+  const seen = new Set();
+  const timers = new Map();
+  const observer = new win.IntersectionObserver(
+    (entries) => {
+      for (const entry of entries) {
+        const element = entry.target;
+        const requestId = element.getAttribute(ATTRIBUTE);
+        if (!requestId || seen.has(requestId)) continue;
+        if (entry.isIntersecting && entry.intersectionRatio >= threshold) {
+          if (timers.has(element)) continue;
+          timers.set(
+            element,
+            win.setTimeout(() => {
+              timers.delete(element);
+              if (seen.has(requestId)) return;
+              seen.add(requestId);
+              observer.unobserve(element);
+              onImpression(element, requestId);
+            }, dwellMs),
+          );
+        } else if (timers.has(element)) {
+          win.clearTimeout(timers.get(element));
+          timers.delete(element);
+        }
+      }
+    },
+    { threshold: [0, threshold] },
+  );
+  const observeUnder = (root) => {
+    if (root.nodeType !== 1) return;
+    if (root.hasAttribute(ATTRIBUTE)) observer.observe(root);
+    for (const element of root.querySelectorAll(`[${ATTRIBUTE}]`)) observer.observe(element);
+  };
+  observeUnder(doc.documentElement);
+  // Pages that render predictions after load (single-page apps, lazy lists).
+  const mutations = new win.MutationObserver((records) => {
+    for (const record of records) for (const node of record.addedNodes) observeUnder(node);
+  });
+  mutations.observe(doc.documentElement, { childList: true, subtree: true });
+  return () => {
+    observer.disconnect();
+    mutations.disconnect();
+  };
+}
+
+export function watchClicks(doc, onClick) {
+  const listener = (event) => {
+    const element = event.target && event.target.closest && event.target.closest(`[${ATTRIBUTE}]`);
+    if (element) onClick(element, element.getAttribute(ATTRIBUTE));
+  };
+  // Capture: a click handler that stops propagation must not hide the click.
+  doc.addEventListener("click", listener, true);
+  return () => doc.removeEventListener("click", listener, true);
+}

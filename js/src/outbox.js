@@ -1,0 +1,118 @@
+// The events waiting to be sent, oldest first, bounded, and mirrored to localStorage so a
+// page closed while the collector is unreachable hands them to the next page of the site.
+//
+// Each page keeps its own storage key (two tabs must not overwrite each other's queue); a
+// page adopts the keys of pages that stopped writing, i.e. were closed. A page that was
+// merely idle and is adopted sends its events twice at worst: same event ids, so the
+// pipeline's dedup drops the copies. Nothing is lost either way.
+
+export const KEY_PREFIX = "streamlearn.outbox.";
+// A page rewrites its key on every change and at least this often while it has events.
+export const HEARTBEAT_MS = 5000;
+
+export class Outbox {
+  constructor({ storage, pageId, max, now = Date.now }) {
+    this.storage = storage; // null: memory only (no consent for storage, or none available)
+    this.key = KEY_PREFIX + pageId;
+    this.max = max;
+    this.now = now;
+    this.items = []; // {id, body}
+    this.dropped = 0; // events pushed out by the bound, reported with the next event
+  }
+
+  get size() {
+    return this.items.length;
+  }
+
+  add(item) {
+    this.items.push(item);
+    this.trim();
+    this.save();
+  }
+
+  /** The oldest `count` items, left in place until `remove` confirms them. */
+  peek(count) {
+    return this.items.slice(0, count);
+  }
+
+  remove(ids) {
+    const gone = new Set(ids);
+    const before = this.items.length;
+    this.items = this.items.filter((item) => !gone.has(item.id));
+    if (this.items.length !== before) this.save();
+  }
+
+  /** Take over the events of closed pages (keys not rewritten for two heartbeats). */
+  adoptOrphans() {
+    if (!this.storage) return 0;
+    const stale = this.now() - 2 * HEARTBEAT_MS;
+    let adopted = 0;
+    for (const key of this.keys()) {
+      if (key === this.key) continue;
+      const saved = this.read(key);
+      if (saved && saved.at > stale) continue;
+      this.storage.removeItem(key);
+      if (!saved) continue;
+      const known = new Set(this.items.map((item) => item.id));
+      const fresh = saved.items.filter((item) => item && item.id && !known.has(item.id));
+      this.items = fresh.concat(this.items);
+      adopted += fresh.length;
+    }
+    this.trim();
+    this.save();
+    return adopted;
+  }
+
+  /** Start mirroring (consent given later): what is in memory is written now. */
+  attach(storage) {
+    this.storage = storage;
+    this.save();
+  }
+
+  /** Forget everything, in memory and in storage (consent refused). */
+  clear() {
+    this.items = [];
+    if (this.storage) this.storage.removeItem(this.key);
+  }
+
+  trim() {
+    const over = this.items.length - this.max;
+    if (over > 0) {
+      this.items.splice(0, over);
+      this.dropped += over;
+    }
+  }
+
+  /** The page is closing: mark its events as free for the next page to adopt at once. */
+  release() {
+    this.save(0);
+  }
+
+  save(at = this.now()) {
+    if (!this.storage) return;
+    try {
+      if (this.items.length === 0) this.storage.removeItem(this.key);
+      else this.storage.setItem(this.key, JSON.stringify({ at, items: this.items }));
+    } catch {
+      // Storage full or refused (private mode): the queue stays in memory.
+    }
+  }
+
+  keys() {
+    const keys = [];
+    for (let i = 0; i < this.storage.length; i++) {
+      const key = this.storage.key(i);
+      if (key && key.startsWith(KEY_PREFIX)) keys.push(key);
+    }
+    return keys;
+  }
+
+  read(key) {
+    try {
+      const saved = JSON.parse(this.storage.getItem(key));
+      return saved && Array.isArray(saved.items) ? saved : null;
+    } catch {
+      return null;
+    }
+  }
+}

@@ -1,0 +1,47 @@
+// What the page knows at logging time, as the strings the collector's `context` map holds,
+// and the first-party cookies for the user id and the session hint.
+
+/** Context of an event made now: viewport, pixel ratio, connection, time zone, arms. */
+export function pageContext(win, arms, version) {
+  const context = {
+    viewport: `${win.innerWidth}x${win.innerHeight}`,
+    dpr: String(win.devicePixelRatio || 1),
+    tz: Intl.DateTimeFormat().resolvedOptions().timeZone || "",
+    language: win.navigator.language || "",
+    tag: version,
+  };
+  const connection = win.navigator.connection;
+  if (connection && connection.effectiveType) context.connection = connection.effectiveType;
+  for (const [experiment, arm] of Object.entries(arms)) context[`arm.${experiment}`] = String(arm);
+  return context;
+}
+
+/** Properties as the collector accepts them: an object of strings. */
+export function strings(properties) {
+  const out = {};
+  for (const [key, value] of Object.entries(properties || {})) {
+    if (value === undefined || value === null) continue;
+    out[key] = typeof value === "string" ? value : JSON.stringify(value);
+  }
+  return out;
+}
+
+export function readCookie(doc, name) {
+  for (const part of doc.cookie.split(";")) {
+    const [key, ...value] = part.trim().split("=");
+    if (key === name) return decodeURIComponent(value.join("="));
+  }
+  return null;
+}
+
+export function writeCookie(doc, name, value, maxAgeS, domain) {
+  const secure = doc.location && doc.location.protocol === "https:" ? "; Secure" : "";
+  const scope = domain ? `; Domain=${domain}` : "";
+  doc.cookie = `${name}=${encodeURIComponent(value)}; Max-Age=${maxAgeS}; Path=/; SameSite=Lax${scope}${secure}`;
+}
+
+/** Do-Not-Track or Global Privacy Control switched on in this browser. */
+export function optedOut(win) {
+  const nav = win.navigator;
+  return nav.globalPrivacyControl === true || nav.doNotTrack === "1" || win.doNotTrack === "1";
+}

@@ -1,0 +1,128 @@
+// Sends the outbox to the collector in batches, and removes an event only once the
+// collector confirmed it (202) or refused it for good (400 naming it).
+//
+// The body is JSON sent as text/plain: a "simple" cross-origin request (no preflight), and
+// the only type navigator.sendBeacon can send to another origin.
+
+import { retryDelayMs } from "./retry.js";
+
+// Browsers refuse keepalive requests and beacons whose bodies add up to more than 64 KiB.
+export const BEACON_LIMIT = 60000;
+const ITEM_FIELD = /^\[(\d+)\]/;
+
+export class Sender {
+  constructor({ endpoint, outbox, batchSize, flushMs, env }) {
+    this.endpoint = endpoint;
+    this.outbox = outbox;
+    this.batchSize = batchSize;
+    this.flushMs = flushMs;
+    this.env = env; // {fetch, beacon, setTimeout, clearTimeout, now, random}
+    this.enabled = false; // false until consent (when required)
+    this.inFlight = false;
+    this.failures = 0;
+    this.notBefore = 0; // no attempt before this time (back-off, Retry-After)
+    this.timer = null;
+    this.sent = 0;
+    this.refused = 0; // events the collector refused for good (400 naming them)
+  }
+
+  /** Flush soon: now when a batch is full, else after the flush interval. */
+  schedule(delayMs) {
+    if (!this.enabled || this.outbox.size === 0) return;
+    const wait = Math.max(
+      delayMs ?? (this.outbox.size >= this.batchSize ? 0 : this.flushMs),
+      this.notBefore - this.env.now(),
+    );
+    if (this.timer !== null) {
+      if (delayMs === undefined && wait > 0) return; // the pending timer is soon enough
+      this.env.clearTimeout(this.timer);
+    }
+    this.timer = this.env.setTimeout(() => {
+      this.timer = null;
+      this.flush();
+    }, wait);
+  }
+
+  async flush() {
+    if (!this.enabled || this.inFlight || this.env.now() < this.notBefore) return;
+    const batch = this.outbox.peek(this.batchSize);
+    if (batch.length === 0) return;
+    this.inFlight = true;
+    const body = JSON.stringify(batch.map((item) => item.body));
+    let status = 0;
+    let retryAfter = null;
+    let answer = null;
+    try {
+      const response = await this.env.fetch(this.endpoint, {
+        method: "POST",
+        body,
+        headers: { "Content-Type": "text/plain;charset=UTF-8" },
+        keepalive: body.length < BEACON_LIMIT,
+        credentials: "omit",
+      });
+      status = response.status;
+      retryAfter = response.headers.get("Retry-After");
+      if (status === 400) answer = await response.json().catch(() => null);
+    } catch {
+      status = 0; // offline, refused connection, CORS: try again later
+    }
+    this.inFlight = false;
+    this.settle(batch, status, retryAfter, answer);
+  }
+
+  settle(batch, status, retryAfter, answer) {
+    if (status >= 200 && status < 300) {
+      this.failures = 0;
+      this.sent += batch.length;
+      this.outbox.remove(batch.map((item) => item.id));
+      this.schedule(this.outbox.size > 0 ? 0 : undefined);
+      return;
+    }
+    if (status === 400) {
+      // The collector refuses a whole request for its first bad item and names it; the
+      // item can never be accepted, the others can.
+      const match = ITEM_FIELD.exec((answer && answer.field) || "");
+      const bad = match && batch[Number(match[1])] ? [batch[Number(match[1])]] : batch;
+      this.refused += bad.length;
+      this.outbox.remove(bad.map((item) => item.id));
+      this.schedule(0);
+      return;
+    }
+    if (status === 413 && batch.length > 1) {
+      this.batchSize = Math.max(1, Math.floor(batch.length / 2));
+      this.schedule(0);
+      return;
+    }
+    if (status === 413) {
+      this.refused += 1;
+      this.outbox.remove([batch[0].id]);
+      this.schedule(0);
+      return;
+    }
+    // Unreachable, busy (503, 429) or misconfigured: keep everything, wait, try again.
+    this.failures += 1;
+    const now = this.env.now();
+    this.notBefore = now + retryDelayMs(this.failures, retryAfter, now, this.env.random);
+    this.schedule(0);
+  }
+
+  /** The page is being hidden or closed: hand what fits to the browser as a beacon. */
+  beacon() {
+    if (!this.enabled || this.env.now() < this.notBefore || !this.env.beacon) return;
+    const batch = [];
+    let size = 2;
+    for (const item of this.outbox.peek(this.outbox.size)) {
+      const length = JSON.stringify(item.body).length + 1;
+      if (size + length > BEACON_LIMIT) break;
+      batch.push(item);
+      size += length;
+    }
+    if (batch.length === 0) return;
+    // A queued beacon is the browser's to deliver; if it does not, the next page cannot
+    // know, so this is the one hand-over the tag does not confirm (docs/browser.md).
+    if (this.env.beacon(this.endpoint, JSON.stringify(batch.map((item) => item.body)))) {
+      this.sent += batch.length;
+      this.outbox.remove(batch.map((item) => item.id));
+    }
+  }
+}

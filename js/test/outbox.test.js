@@ -1,0 +1,84 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { HEARTBEAT_MS, KEY_PREFIX, Outbox } from "../src/outbox.js";
+
+class MemoryStorage {
+  constructor() {
+    this.map = new Map();
+  }
+  get length() {
+    return this.map.size;
+  }
+  key(i) {
+    return [...this.map.keys()][i] ?? null;
+  }
+  getItem(k) {
+    return this.map.has(k) ? this.map.get(k) : null;
+  }
+  setItem(k, v) {
+    this.map.set(k, String(v));
+  }
+  removeItem(k) {
+    this.map.delete(k);
+  }
+}
+
+const item = (id) => ({ id, body: { event_id: id } });
+
+test("the bound drops the oldest and counts them", () => {
+  const box = new Outbox({ storage: null, pageId: "p", max: 3 });
+  for (const id of ["a", "b", "c", "d", "e"]) box.add(item(id));
+  assert.deepEqual(
+    box.peek(10).map((i) => i.id),
+    ["c", "d", "e"],
+  );
+  assert.equal(box.dropped, 2);
+});
+
+test("events stay until removed, and storage mirrors memory", () => {
+  const storage = new MemoryStorage();
+  const box = new Outbox({ storage, pageId: "p", max: 10, now: () => 1000 });
+  box.add(item("a"));
+  box.add(item("b"));
+  assert.deepEqual(
+    box.peek(1).map((i) => i.id),
+    ["a"],
+  );
+  assert.equal(box.size, 2);
+  assert.deepEqual(
+    JSON.parse(storage.getItem(`${KEY_PREFIX}p`)).items.map((i) => i.id),
+    ["a", "b"],
+  );
+  box.remove(["a", "b"]);
+  assert.equal(storage.getItem(`${KEY_PREFIX}p`), null, "an empty queue leaves no key");
+});
+
+test("a page adopts closed pages' events, not a live page's", () => {
+  const storage = new MemoryStorage();
+  let now = 100000;
+  const closed = new Outbox({ storage, pageId: "closed", max: 10, now: () => now });
+  closed.add(item("x"));
+  closed.release();
+  const live = new Outbox({ storage, pageId: "live", max: 10, now: () => now });
+  live.add(item("y"));
+  const next = new Outbox({ storage, pageId: "next", max: 10, now: () => now });
+  assert.equal(next.adoptOrphans(), 1);
+  assert.deepEqual(
+    next.peek(10).map((i) => i.id),
+    ["x"],
+  );
+  assert.equal(storage.getItem(`${KEY_PREFIX}closed`), null);
+  now += 2 * HEARTBEAT_MS + 1; // the live page stopped writing: it was closed
+  assert.equal(next.adoptOrphans(), 1);
+  assert.deepEqual(next.peek(10).map((i) => i.id).sort(), ["x", "y"]);
+});
+
+test("storage that refuses writes keeps the queue in memory", () => {
+  const storage = new MemoryStorage();
+  storage.setItem = () => {
+    throw new Error("QuotaExceededError");
+  };
+  const box = new Outbox({ storage, pageId: "p", max: 10 });
+  box.add(item("a"));
+  assert.equal(box.size, 1);
+});

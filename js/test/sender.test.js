@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Outbox } from "../src/outbox.js";
+import { Sender } from "../src/sender.js";
+
+function harness(answers) {
+  const outbox = new Outbox({ storage: null, pageId: "p", max: 100 });
+  const requests = [];
+  const timers = [];
+  let now = 0;
+  const env = {
+    fetch: async (url, init) => {
+      requests.push(JSON.parse(init.body).map((b) => b.event_id));
+      const [status, headers, body] = answers.shift() ?? [202, {}, {}];
+      if (status === 0) throw new TypeError("Failed to fetch");
+      return { status, headers: new Map(Object.entries(headers)), json: async () => body };
+    },
+    beacon: null,
+    setTimeout: (fn, ms) => timers.push({ fn, ms }),
+    clearTimeout: () => {},
+    now: () => now,
+    random: () => 1,
+  };
+  const sender = new Sender({ endpoint: "http://c/v1/events", outbox, batchSize: 3, flushMs: 1000, env });
+  sender.enabled = true;
+  for (const id of ["a", "b", "c", "d"]) outbox.add({ id, body: { event_id: id } });
+  return { outbox, sender, requests, timers, advance: (ms) => (now += ms) };
+}
+
+test("a 503 keeps the batch and waits as long as Retry-After says", async () => {
+  const h = harness([[503, { "Retry-After": "5" }, {}]]);
+  await h.sender.flush();
+  assert.equal(h.outbox.size, 4);
+  assert.equal(h.timers.at(-1).ms, 5000);
+  await h.sender.flush();
+  assert.equal(h.requests.length, 1, "no attempt before the time asked");
+  h.advance(5000);
+  await h.sender.flush();
+  assert.deepEqual(h.requests[1], ["a", "b", "c"], "the same events, same ids");
+  assert.equal(h.outbox.size, 1);
+});
+
+test("an unreachable collector is retried with growing back-off", async () => {
+  const h = harness([[0], [0]]);
+  await h.sender.flush();
+  assert.equal(h.timers.at(-1).ms, 1000);
+  h.advance(1000);
+  await h.sender.flush();
+  assert.equal(h.timers.at(-1).ms, 2000);
+  assert.equal(h.outbox.size, 4);
+});
+
+test("a 400 drops only the item it names", async () => {
+  const h = harness([[400, {}, { error: "is required", field: "[1].app_version" }]]);
+  await h.sender.flush();
+  assert.deepEqual(
+    h.outbox.peek(10).map((i) => i.id),
+    ["a", "c", "d"],
+  );
+  assert.equal(h.sender.refused, 1);
+});
+
+test("a 413 halves the batch before giving up on a single event", async () => {
+  const h = harness([[413, {}, {}], [413, {}, {}]]);
+  await h.sender.flush();
+  assert.equal(h.sender.batchSize, 1);
+  await h.sender.flush();
+  assert.equal(h.sender.refused, 1);
+  assert.equal(h.outbox.size, 3);
+});

@@ -1,0 +1,77 @@
+"""``GET /streamlearn.js``: the browser tag (built from ``js/src`` by ``js/build.mjs``).
+
+Two URLs: ``/streamlearn.js`` follows upgrades (cached an hour, then revalidated with its
+ETag), ``/streamlearn-<version>.js`` never changes (cached a year, ``immutable``) for sites
+that pin a release. Gzipped once at start for clients that accept it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from dataclasses import dataclass
+from importlib.metadata import version
+from importlib.resources import files
+
+from aiohttp import web
+
+LATEST_MAX_AGE_S = 3600
+PINNED_MAX_AGE_S = 365 * 86400
+
+
+@dataclass(frozen=True)
+class Tag:
+    body: bytes
+    gzipped: bytes
+    etag: str
+    version: str
+
+    @classmethod
+    def load(cls) -> Tag:
+        body = files("streamlearn.collector").joinpath("static/streamlearn.js").read_bytes()
+        return cls(
+            body=body,
+            gzipped=gzip.compress(body, compresslevel=9, mtime=0),
+            etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+            version=version("streamlearn"),
+        )
+
+    def response(self, request: web.Request, max_age_s: int, immutable: bool) -> web.Response:
+        headers = {
+            "Cache-Control": f"public, max-age={max_age_s}" + (", immutable" if immutable else ""),
+            "ETag": self.etag,
+            "Vary": "Accept-Encoding",
+            # Any site may load the tag; it reads nothing of the collector's origin.
+            "Access-Control-Allow-Origin": "*",
+            "Cross-Origin-Resource-Policy": "cross-origin",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if self.etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers=headers)
+        body = self.body
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            body = self.gzipped
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(
+            body=body, headers=headers, content_type="text/javascript", charset="utf-8"
+        )
+
+
+TAG: web.AppKey[Tag] = web.AppKey("tag", Tag)
+
+
+async def latest_tag(request: web.Request) -> web.Response:
+    return request.app[TAG].response(request, LATEST_MAX_AGE_S, immutable=False)
+
+
+async def pinned_tag(request: web.Request) -> web.Response:
+    tag = request.app[TAG]
+    if request.match_info["version"] != tag.version:
+        raise web.HTTPNotFound(reason=f"this collector serves streamlearn.js {tag.version}")
+    return tag.response(request, PINNED_MAX_AGE_S, immutable=True)
+
+
+def add_tag_routes(app: web.Application) -> None:
+    app[TAG] = Tag.load()
+    app.router.add_get("/streamlearn.js", latest_tag)
+    app.router.add_get("/streamlearn-{version}.js", pinned_tag)

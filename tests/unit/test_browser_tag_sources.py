@@ -1,0 +1,41 @@
+"""The browser tag's own tests (node's test runner, over js/src) and its build: the file the
+collector serves is exactly what js/src builds to, within the size goal."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+
+JS = Path(__file__).resolve().parents[2] / "js"
+SIZE_GOAL_BYTES = 6 * 1024  # minified + gzipped
+
+
+def _node() -> str:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is missing: run ./scripts/bootstrap_browser")
+    return node
+
+
+def test_the_tags_unit_tests_pass() -> None:
+    result = subprocess.run(
+        [_node(), "--test", "test/"], cwd=JS, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "# fail 0" in result.stdout
+
+
+def test_the_served_tag_is_the_build_of_its_sources_and_small() -> None:
+    if not (JS / "node_modules" / "esbuild").exists():
+        pytest.fail("esbuild is missing: run ./scripts/bootstrap_browser")
+    result = subprocess.run(
+        [_node(), "build.mjs", "--check"], cwd=JS, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    served = files("streamlearn.collector").joinpath("static/streamlearn.js").read_bytes()
+    assert len(gzip.compress(served, compresslevel=9)) <= SIZE_GOAL_BYTES
