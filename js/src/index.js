@@ -32,6 +32,15 @@ export const DEFAULTS = {
   arms: {}, // experiment → arm the page was rendered with
 };
 
+function parseArms(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    console.error(`streamlearn: data-arms is not JSON: ${text}`);
+    return {};
+  }
+}
+
 /** data-app-version="x" → {appVersion: "x"}, with numbers, booleans and JSON read as such. */
 export function optionsFromAttributes(dataset) {
   const options = {};
@@ -40,7 +49,7 @@ export function optionsFromAttributes(dataset) {
     const kind = typeof DEFAULTS[name];
     if (text === "false" || text === "true") options[name] = text === "true";
     else if (kind === "number") options[name] = Number(text);
-    else if (name === "arms") options[name] = JSON.parse(text);
+    else if (name === "arms") options[name] = parseArms(text);
     else options[name] = text;
   }
   return options;
