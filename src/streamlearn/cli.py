@@ -217,18 +217,19 @@ def agents_run(
         typer.Option(help="Consumer group (Faust app id); its workers must run the same agents"),
     ] = "streamlearn-agents",
     metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus metrics on this port")
+        int | None,
+        typer.Option(help="Serve /metrics, /healthz and /readyz on this port"),
     ] = None,
     metrics_host: Annotated[
-        str, typer.Option(help="Interface of the metrics endpoint")
+        str, typer.Option(help="Interface of the metrics and health endpoint")
     ] = "127.0.0.1",
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Run agents in one worker process; more processes share the partitions."""
     import faust
-    from prometheus_client import start_http_server
 
     from streamlearn.agents import AGENT_NAMES, STEPS
+    from streamlearn.runtime.health import WorkerHealth, serve_health
     from streamlearn.runtime.worker import create_faust_app
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
@@ -240,8 +241,10 @@ def agents_run(
     app = runtime.app
     typer.echo(f"agents {', '.join(chosen)} joining group {app.conf.id}")
     if metrics_port is not None:
-        start_http_server(metrics_port, metrics_host, registry=runtime.metrics.registry)
-        typer.echo(f"metrics on http://{metrics_host}:{metrics_port}/metrics")
+        health = WorkerHealth(app)
+        health.install()
+        serve_health(health, runtime.metrics.registry, metrics_host, metrics_port)
+        typer.echo(f"metrics and probes on http://{metrics_host}:{metrics_port}/metrics")
     # faust's Worker installs SIGINT/SIGTERM handlers that stop the app cleanly
     # (commit offsets, flush producers) and exits non-zero on a crash.
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)

@@ -1,0 +1,51 @@
+"""An agent worker process answers Kubernetes' probes and Prometheus on its metrics port."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from streamlearn.kafka_local import free_port
+from streamlearn.settings import Settings
+from tests.agent_workers import Workers, running
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return 0, b""  # not listening yet
+
+
+def test_an_agent_worker_serves_probes_and_metrics(
+    system_settings: Settings, tmp_path: Path
+) -> None:
+    workers = Workers(system_settings.model_copy(update={"data_dir": tmp_path}), "preprocess")
+    port = free_port()
+    workers.args += ["--metrics-port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    with running(workers, 1):
+        deadline = time.monotonic() + 90
+        statuses = []
+        while time.monotonic() < deadline:
+            status, body = _get(f"{base}/readyz")
+            statuses.append(status)
+            if status == 200:
+                break
+            time.sleep(0.2)
+        assert status == 200, f"never ready: {statuses[-5:]}"
+        assert 503 in statuses or 0 in statuses, "not ready before it had joined"
+        assert json.loads(body) == {"status": "ready"}
+        status, body = _get(f"{base}/healthz")
+        assert status == 200
+        assert json.loads(body)["status"] == "ok"
+        status, body = _get(f"{base}/metrics")
+        assert status == 200
+        assert b"streamlearn_preprocess_events_total" in body
+        assert _get(f"{base}/other")[0] == 404
