@@ -260,23 +260,42 @@ async def test_snapshots_must_match_the_configured_spec(
         await worker.close()
 
 
-async def test_readiness_flips_only_when_every_model_is_loaded(
+async def test_ready_when_every_published_model_is_loaded_not_before(
     settings: Settings, registry: RegistryClient
 ) -> None:
+    """Readiness waits for what model.state holds, never for a model nobody published yet:
+    on a fresh install the workers' fallback answers are what produce the first training
+    examples, so waiting for the first model would wait forever (a Kubernetes Service sends
+    no traffic to a pod that is not ready)."""
     both = settings.model_copy(update={"models": ["ctr", "ctr_tree"]})
+    await asyncio.to_thread(publish, both, registry, snapshot(1, key="someone-else"))
     worker = await start_worker(both, registry)
     try:
+        await worker.wait(lambda: worker.serving.caught_up())
         status, body = await worker.get("/readyz")
-        assert (status, body["missing"]) == (503, ["ctr", "ctr_tree"])
-        await asyncio.to_thread(publish, both, registry, snapshot(1))
+        # ctr was published but its only snapshot is rejected: not ready (a wrong signing
+        # key stops a rollout); ctr_tree was never published: no reason to wait.
+        assert (status, body["missing"], body["unpublished"]) == (503, ["ctr"], ["ctr_tree"])
+        await asyncio.to_thread(publish, both, registry, snapshot(2))
         await worker.wait(lambda: worker.serving.store.get("ctr") is not None)
         status, body = await worker.get("/readyz")
-        assert (status, body["missing"]) == (503, ["ctr_tree"])
-        await asyncio.to_thread(publish, both, registry, snapshot(1, spec_name="ctr_tree"))
-        await worker.wait(lambda: not worker.serving.store.missing())
-        status, body = await worker.get("/readyz")
-        assert (status, body["status"]) == (200, "ready")
+        assert (status, body["status"], body["missing"]) == (200, "ready", [])
+        assert body["unpublished"] == ["ctr_tree"]
+        _, answer = await worker.predict(instances(1)[0], model="ctr_tree")
+        assert answer["predictions"][0]["degraded_reason"] == "no_model"
         assert (await worker.get("/healthz"))[0] == 200
+    finally:
+        await worker.close()
+
+
+async def test_a_fresh_worker_with_nothing_published_is_ready(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    worker = await start_worker(settings, registry)
+    try:
+        await worker.wait(lambda: worker.serving.caught_up())
+        status, body = await worker.get("/readyz")
+        assert (status, body["status"], body["unpublished"]) == (200, "ready", ["ctr"])
     finally:
         await worker.close()
 

@@ -53,15 +53,19 @@ async def test_no_model_yet_is_a_degraded_fallback(client: TestClient[Any, Any])
     assert prediction["model_version"] is None
     assert prediction["score"] == 0.02
     assert prediction["decision"] == "skip"
+    # Nothing published: ready, the fallback answers (and so trains the first model).
     response = await client.get("/readyz")
-    assert response.status == 503
-    assert (await response.json())["missing"] == ["ctr", "conversion_value"]
+    assert response.status == 200
+    assert (await response.json())["unpublished"] == ["ctr", "conversion_value"]
 
 
 async def test_loaded_models_serve_and_ready_flips(
     client: TestClient[Any, Any], app: web.Application
 ) -> None:
     store = app[SERVING].store
+    store.saw_snapshot("ctr")
+    store.saw_snapshot("conversion_value")
+    assert (await client.get("/readyz")).status == 503
     store.put(loaded(3))
     assert (await client.get("/readyz")).status == 503
     store.put(loaded(1, spec_name="conversion_value"))

@@ -120,11 +120,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     serving = request.app[SERVING]
+    # Never published models do not count: a fresh install's fallback answers are what
+    # produce the examples the first model is trained on (docs/serving.md).
     missing = serving.store.missing()
     caught_up = serving.caught_up()
     ready = caught_up and not missing
     return json_response(
-        {"status": "ready" if ready else "not_ready", "missing": missing, "caught_up": caught_up},
+        {
+            "status": "ready" if ready else "not_ready",
+            "missing": missing,
+            "unpublished": serving.store.unpublished(),
+            "caught_up": caught_up,
+        },
         status=200 if ready else 503,
     )
 

@@ -69,6 +69,8 @@ class ModelStore:
     def __init__(self, names: Iterable[str]) -> None:
         self.configured = tuple(dict.fromkeys(names))
         self._models: dict[str, Served] = {}
+        # Configured models with at least one snapshot on model.state (accepted or not).
+        self._published: set[str] = set()
         self.started_s = time.time()
 
     def get(self, name: str) -> Served | None:
@@ -97,8 +99,17 @@ class ModelStore:
         self._models[loaded.model_name] = served
         return served
 
+    def saw_snapshot(self, name: str) -> None:
+        """A snapshot of ``name`` (or one of its arms) was read, whether accepted or not."""
+        self._published.add(base_model(name))
+
     def missing(self) -> list[str]:
-        return [name for name in self.configured if name not in self._models]
+        """Published models not loaded: nothing verified was read for them (yet)."""
+        return [n for n in self.configured if n not in self._models and n in self._published]
+
+    def unpublished(self) -> list[str]:
+        """Configured models nobody has published a snapshot of: served by the fallback."""
+        return [n for n in self.configured if n not in self._models and n not in self._published]
 
 
 AlertHook = Callable[[SnapshotRejected], None]
@@ -241,6 +252,8 @@ class StateFollower:
         if name and not self.store.wants(name):
             self.metrics.snapshots_skipped.labels(reason="not_served").inc()
             return
+        if name:
+            self.store.saw_snapshot(name)
         try:
             snapshot = await asyncio.to_thread(
                 self.snapshot_serde.decode,
@@ -257,6 +270,7 @@ class StateFollower:
         if not self.store.wants(name):
             self.metrics.snapshots_skipped.labels(reason="not_served").inc()
             return
+        self.store.saw_snapshot(name)
         if int(snapshot.get("version", 0)) <= self.store.version(name):
             self.metrics.snapshots_skipped.labels(reason="not_newer").inc()
             return

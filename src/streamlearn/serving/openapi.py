@@ -165,6 +165,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
             "properties": {
                 "status": {"enum": ["ok", "ready", "not_ready"]},
                 "missing": {"type": "array", "items": {"type": "string"}},
+                "unpublished": {"type": "array", "items": {"type": "string"}},
                 "caught_up": {"type": "boolean"},
             },
         },
@@ -249,10 +250,14 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/readyz": {
                 "get": {
                     "operationId": "readyz",
-                    "summary": "Ready when every configured model is loaded.",
+                    "summary": "Ready when every published model is loaded.",
                     "responses": {
                         "200": _json(_ref("Status"), "Ready."),
-                        "503": _json(_ref("Status"), "Not ready; `missing` lists models."),
+                        "503": _json(
+                            _ref("Status"),
+                            "Not ready: catching up on model.state, or `missing` lists published "
+                            "models none of whose snapshots could be loaded.",
+                        ),
                     },
                 }
             },

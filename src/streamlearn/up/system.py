@@ -132,7 +132,8 @@ def _part_specs(settings: Settings, options: UpOptions) -> list[ChildSpec]:
                     *("--metrics-port", str(port)),
                 ),
                 env=env,
-                ready_url=f"http://127.0.0.1:{port}/metrics",
+                # Ready once it has joined its group and recovered its stores.
+                ready_url=f"http://127.0.0.1:{port}/readyz",
                 metrics_url=f"http://127.0.0.1:{port}/metrics",
             )
         )
