@@ -1,0 +1,253 @@
+{{/* Names: <release>-streamlearn unless the release name already says streamlearn. */}}
+{{- define "streamlearn.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "streamlearn.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Kubernetes' recommended labels; "component" is the part. */}}
+{{- define "streamlearn.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{ include "streamlearn.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: streamlearn
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "streamlearn.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "streamlearn.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "streamlearn.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "streamlearn.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "streamlearn.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "streamlearn.registryUrl" -}}
+{{- if .Values.schemaRegistry.url -}}
+{{- .Values.schemaRegistry.url -}}
+{{- else -}}
+{{- printf "http://%s-registry:%v" (include "streamlearn.fullname" .) .Values.schemaRegistry.port -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The chart's own Secret, when it holds anything. */}}
+{{- define "streamlearn.secretName" -}}
+{{- printf "%s-secrets" (include "streamlearn.fullname" .) -}}
+{{- end -}}
+
+{{- define "streamlearn.needsSasl" -}}
+{{- if hasPrefix "SASL" .Values.kafka.securityProtocol -}}true{{- end -}}
+{{- end -}}
+
+{{- define "streamlearn.needsTls" -}}
+{{- if or (eq .Values.kafka.securityProtocol "SSL") (eq .Values.kafka.securityProtocol "SASL_SSL") -}}true{{- end -}}
+{{- end -}}
+
+{{/* Environment of every streamlearn container: the ConfigMap, then the secrets by reference. */}}
+{{- define "streamlearn.env" -}}
+envFrom:
+  - configMapRef:
+      name: {{ include "streamlearn.fullname" . }}-config
+env:
+  - name: STREAMLEARN_MODEL_SIGNING_KEY
+    valueFrom:
+      secretKeyRef:
+        name: {{ default (include "streamlearn.secretName" .) .Values.signing.existingSecret }}
+        key: {{ .Values.signing.existingSecretKey }}
+  {{- if include "streamlearn.needsSasl" . }}
+  - name: STREAMLEARN_KAFKA_SASL_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ default (include "streamlearn.secretName" .) .Values.kafka.sasl.existingSecret }}
+        key: {{ if .Values.kafka.sasl.existingSecret }}{{ .Values.kafka.sasl.passwordKey }}{{ else }}kafka-sasl-password{{ end }}
+  {{- end }}
+  {{- if or .Values.pseudonymisation.existingSecret .Values.pseudonymisation.key }}
+  - name: STREAMLEARN_PSEUDONYMISATION_KEY
+    valueFrom:
+      secretKeyRef:
+        name: {{ default (include "streamlearn.secretName" .) .Values.pseudonymisation.existingSecret }}
+        key: {{ .Values.pseudonymisation.existingSecretKey }}
+  {{- end }}
+{{- end -}}
+
+{{/* Writable places of a read-only container, and the brokers' TLS material. */}}
+{{- define "streamlearn.volumeMounts" -}}
+volumeMounts:
+  - name: tmp
+    mountPath: /tmp
+  - name: data
+    mountPath: /data
+  {{- if and (include "streamlearn.needsTls" .) .Values.kafka.tls.existingSecret }}
+  - name: kafka-tls
+    mountPath: /etc/streamlearn/kafka-tls
+    readOnly: true
+  {{- end }}
+{{- end -}}
+
+{{- define "streamlearn.volumes" -}}
+volumes:
+  - name: tmp
+    emptyDir: {}
+  - name: data
+    emptyDir: {}
+  {{- if and (include "streamlearn.needsTls" .) .Values.kafka.tls.existingSecret }}
+  - name: kafka-tls
+    secret:
+      secretName: {{ .Values.kafka.tls.existingSecret }}
+  {{- end }}
+{{- end -}}
+
+{{/* Pod-level settings shared by every part: service account, security, placement, spread. */}}
+{{- define "streamlearn.podSpec" -}}
+{{- $root := .root -}}
+serviceAccountName: {{ include "streamlearn.serviceAccountName" $root }}
+automountServiceAccountToken: false
+securityContext:
+  {{- toYaml $root.Values.podSecurityContext | nindent 2 }}
+{{- with $root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .part.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .part.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .part.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+topologySpreadConstraints:
+{{- if kindIs "slice" .part.topologySpreadConstraints }}
+  {{- toYaml .part.topologySpreadConstraints | nindent 2 }}
+{{- else }}
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "streamlearn.selectorLabels" . | nindent 8 }}
+  - maxSkew: 1
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "streamlearn.selectorLabels" . | nindent 8 }}
+{{- end }}
+{{- end -}}
+
+{{/* A streamlearn container: image, command, security, environment, writable mounts. */}}
+{{- define "streamlearn.container" -}}
+{{- $root := .root -}}
+name: {{ .component }}
+image: {{ include "streamlearn.image" $root }}
+imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+command: ["streamlearn"]
+args:
+  {{- toYaml .args | nindent 2 }}
+securityContext:
+  {{- toYaml $root.Values.containerSecurityContext | nindent 2 }}
+{{ include "streamlearn.env" $root }}
+{{ include "streamlearn.volumeMounts" $root }}
+{{- end -}}
+
+{{/* Probes on an HTTP port: ready when /readyz says so, restarted when /healthz fails. */}}
+{{- define "streamlearn.probes" -}}
+startupProbe:
+  httpGet: {path: /healthz, port: {{ .port }}}
+  periodSeconds: 2
+  failureThreshold: 90
+livenessProbe:
+  httpGet: {path: /healthz, port: {{ .port }}}
+  periodSeconds: 10
+  timeoutSeconds: 3
+  failureThreshold: 3
+readinessProbe:
+  httpGet: {path: {{ .ready | default "/readyz" }}, port: {{ .port }}}
+  periodSeconds: 5
+  timeoutSeconds: 3
+  failureThreshold: 2
+{{- end -}}
+
+{{/* A PodDisruptionBudget for a part with more than one replica. */}}
+{{- define "streamlearn.pdb" -}}
+{{- if and .budget.enabled (gt (int .replicas) 1) }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "streamlearn.fullname" .root }}-{{ .component }}
+  labels:
+    {{- include "streamlearn.labels" . | nindent 4 }}
+spec:
+  minAvailable: {{ .budget.minAvailable }}
+  selector:
+    matchLabels:
+      {{- include "streamlearn.selectorLabels" . | nindent 6 }}
+{{- end }}
+{{- end -}}
+
+{{/* The ConfigMap's data (also hashed into each pod's annotations). */}}
+{{- define "streamlearn.configData" -}}
+STREAMLEARN_KAFKA_BOOTSTRAP: {{ .Values.kafka.bootstrapServers | quote }}
+STREAMLEARN_KAFKA_SECURITY_PROTOCOL: {{ .Values.kafka.securityProtocol | quote }}
+{{- if include "streamlearn.needsSasl" . }}
+STREAMLEARN_KAFKA_SASL_MECHANISM: {{ required "kafka.sasl.mechanism is required with SASL" .Values.kafka.sasl.mechanism | quote }}
+STREAMLEARN_KAFKA_SASL_USERNAME: {{ required "kafka.sasl.username is required with SASL" .Values.kafka.sasl.username | quote }}
+{{- end }}
+{{- if and (include "streamlearn.needsTls" .) .Values.kafka.tls.existingSecret }}
+STREAMLEARN_KAFKA_SSL_CAFILE: {{ printf "/etc/streamlearn/kafka-tls/%s" .Values.kafka.tls.caKey | quote }}
+{{- if .Values.kafka.tls.certKey }}
+STREAMLEARN_KAFKA_SSL_CERTFILE: {{ printf "/etc/streamlearn/kafka-tls/%s" .Values.kafka.tls.certKey | quote }}
+STREAMLEARN_KAFKA_SSL_KEYFILE: {{ printf "/etc/streamlearn/kafka-tls/%s" .Values.kafka.tls.keyKey | quote }}
+{{- end }}
+{{- end }}
+{{- with .Values.kafka.topicReplicationFactor }}
+STREAMLEARN_TOPIC_REPLICATION_FACTOR: {{ . | toJson | quote }}
+{{- end }}
+STREAMLEARN_SCHEMA_REGISTRY_URL: {{ include "streamlearn.registryUrl" . | quote }}
+STREAMLEARN_TOPIC_PREFIX: {{ .Values.topics.prefix | quote }}
+{{- with .Values.signing.keyId }}
+STREAMLEARN_MODEL_SIGNING_KEY_ID: {{ . | quote }}
+{{- end }}
+STREAMLEARN_LOG_LEVEL: {{ .Values.logLevel | quote }}
+STREAMLEARN_DATA_DIR: "/data"
+STREAMLEARN_CACHE_DIR: "/tmp/cache"
+{{- range $name, $value := .Values.config }}
+{{- if not (kindIs "invalid" $value) }}
+{{ printf "STREAMLEARN_%s" (upper $name) }}: {{ if kindIs "string" $value }}{{ $value | quote }}{{ else }}{{ toJson $value | quote }}{{ end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod annotations that roll the pods when their configuration changes. */}}
+{{- define "streamlearn.configChecksum" -}}
+checksum/config: {{ include "streamlearn.configData" . | sha256sum }}
+{{- end -}}

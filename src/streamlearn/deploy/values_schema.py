@@ -1,0 +1,407 @@
+"""``values.schema.json`` of the Helm chart, generated from :class:`~streamlearn.settings.Settings`.
+
+The chart passes ``config`` (any setting by its field name) to every part as
+``STREAMLEARN_*`` variables, and builds the Kafka, registry, topic and signing settings from
+its own values; both are checked here with the types, enums and bounds the services apply
+when they read them, so ``helm install`` refuses what a service would refuse at start.
+``scripts/generate_values_schema.py`` writes the file; a test fails when it drifts.
+"""
+
+from __future__ import annotations
+
+import json
+from copy import deepcopy
+from typing import Any
+
+from streamlearn.settings import Settings
+
+# Settings the chart sets itself (from dedicated values, secrets or the pod's layout), and
+# settings of the embedded broker, which has no place in a cluster.
+CHART_MANAGED = frozenset(
+    {
+        "kafka_bootstrap",
+        "kafka_security_protocol",
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        "kafka_ssl_key_password",
+        "schema_registry_url",
+        "topic_prefix",
+        "topic_replication_factor",
+        "topology_file",
+        "model_signing_key",
+        "model_signing_key_id",
+        "pseudonymisation_key",
+        "cache_dir",
+        "data_dir",
+        "maven_repository",
+        "kafka_heap",
+        "kafka_start_timeout_s",
+        "serve_port",
+        "geoip_database",
+        "log_level",
+    }
+)
+# JSON-schema keywords with no meaning to Helm's validator, dropped for a readable file.
+DROPPED_KEYWORDS = ("title", "format", "writeOnly")
+
+
+def _clean(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _clean(v) for k, v in schema.items() if k not in DROPPED_KEYWORDS}
+    if isinstance(schema, list):
+        return [_clean(v) for v in schema]
+    return schema
+
+
+def _settings() -> dict[str, Any]:
+    properties: dict[str, Any] = _clean(Settings.model_json_schema()["properties"])
+    return properties
+
+
+def _setting(name: str, description: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = deepcopy(_settings()[name])
+    schema.pop("default", None)
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _object(properties: dict[str, Any], description: str = "", **extra: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+        **extra,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+STRING = {"type": "string"}
+BOOLEAN = {"type": "boolean"}
+PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+REPLICAS = {"type": "integer", "minimum": 0}
+ANY_OBJECT = {"type": "object"}
+ANY_LIST = {"type": "array"}
+RESOURCES = _object(
+    {"requests": ANY_OBJECT, "limits": ANY_OBJECT},
+    "Kubernetes resource requests and limits of the part's container.",
+)
+POD_PLACEMENT = {
+    "nodeSelector": ANY_OBJECT,
+    "tolerations": ANY_LIST,
+    "affinity": ANY_OBJECT,
+    "topologySpreadConstraints": {
+        "type": ["array", "null"],
+        "description": "null: spread over nodes and zones (ScheduleAnyway).",
+    },
+}
+PDB = _object(
+    {"enabled": BOOLEAN, "minAvailable": {"type": ["integer", "string"]}},
+    "PodDisruptionBudget of the part (when it has more than one replica).",
+)
+
+
+def _part(extra: dict[str, Any], description: str) -> dict[str, Any]:
+    return _object(
+        {
+            "replicas": REPLICAS,
+            "resources": RESOURCES,
+            "podDisruptionBudget": PDB,
+            "podAnnotations": ANY_OBJECT,
+            **POD_PLACEMENT,
+            **extra,
+        },
+        description,
+    )
+
+
+def _keyed_secret(description: str, **extra: Any) -> dict[str, Any]:
+    """A secret value: created in the chart's Secret from ``key``, or read from
+    ``existingSecret`` under ``existingSecretKey``."""
+    return _object(
+        {
+            "key": {**STRING, "description": "The value (stored in the chart's Secret)."},
+            "existingSecret": {
+                **STRING,
+                "description": "Name of a Secret you manage; then `key` is not used.",
+            },
+            "existingSecretKey": STRING,
+            **extra,
+        },
+        description,
+    )
+
+
+def values_schema() -> dict[str, Any]:
+    settings = _settings()
+    config = {name: schema for name, schema in settings.items() if name not in CHART_MANAGED}
+    sasl = _object(
+        {
+            "mechanism": _setting("kafka_sasl_mechanism"),
+            "username": _setting("kafka_sasl_username"),
+            "password": {**STRING, "description": "Created in the chart's Secret when set."},
+            "existingSecret": STRING,
+            "passwordKey": STRING,
+        },
+        "SASL credentials (security protocol SASL_*).",
+    )
+    tls = _object(
+        {
+            "existingSecret": {
+                **STRING,
+                "description": "Secret with the CA (and client certificate and key for mTLS).",
+            },
+            "caKey": STRING,
+            "certKey": STRING,
+            "keyKey": STRING,
+        },
+        "TLS to the brokers (security protocol SSL or SASL_SSL).",
+    )
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "streamlearn Helm chart values (generated from streamlearn.settings.Settings)",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["kafka"],
+        "properties": {
+            "nameOverride": STRING,
+            "fullnameOverride": STRING,
+            "image": _object(
+                {
+                    "repository": STRING,
+                    "tag": STRING,
+                    "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
+                }
+            ),
+            "imagePullSecrets": ANY_LIST,
+            "commonLabels": ANY_OBJECT,
+            "logLevel": _setting("log_level"),
+            "kafka": _object(
+                {
+                    "bootstrapServers": {
+                        **_setting("kafka_bootstrap"),
+                        "minLength": 1,
+                    },
+                    "securityProtocol": _setting("kafka_security_protocol"),
+                    "sasl": sasl,
+                    "tls": tls,
+                    "topicReplicationFactor": _setting("topic_replication_factor"),
+                },
+                "The Kafka cluster streamlearn runs against (yours: MSK, Confluent Cloud, "
+                "Strimzi, ...).",
+                required=["bootstrapServers"],
+            ),
+            "schemaRegistry": _object(
+                {
+                    "url": {
+                        **STRING,
+                        "description": "An existing Confluent-compatible registry; empty: the "
+                        "chart runs streamlearn's.",
+                    },
+                    "port": PORT,
+                    "replicas": REPLICAS,
+                    "resources": RESOURCES,
+                    **POD_PLACEMENT,
+                }
+            ),
+            "topics": _object(
+                {
+                    "prefix": _setting("topic_prefix"),
+                    "apply": {**BOOLEAN, "description": "Run `topics apply` as a hook."},
+                }
+            ),
+            "schemas": _object(
+                {"register": {**BOOLEAN, "description": "Run `schemas register` as a hook."}}
+            ),
+            "signing": _keyed_secret(
+                "The HMAC key that signs model snapshots (learner) and verifies them (workers).",
+                keyId=_setting("model_signing_key_id"),
+            ),
+            "pseudonymisation": _keyed_secret(
+                "The key of config.ip_policy=pseudonymise.",
+            ),
+            "config": _object(
+                config,
+                "Any other setting by its name (README, Configuration): passed to every part "
+                "as STREAMLEARN_<NAME>.",
+            ),
+            "collector": _part(
+                {"port": PORT, "service": _object({"type": STRING, "annotations": ANY_OBJECT})},
+                "The collector (POST /v1/events, GET /streamlearn.js).",
+            ),
+            "serve": _part(
+                {
+                    "port": PORT,
+                    "service": _object({"type": STRING, "annotations": ANY_OBJECT}),
+                    "autoscaling": _object(
+                        {
+                            "enabled": BOOLEAN,
+                            "minReplicas": {"type": "integer", "minimum": 1},
+                            "maxReplicas": {"type": "integer", "minimum": 1},
+                            "targetCPUUtilizationPercentage": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 100,
+                            },
+                        }
+                    ),
+                },
+                "The prediction workers.",
+            ),
+            "agents": _object(
+                {
+                    "metricsPort": PORT,
+                    "resources": RESOURCES,
+                    "podDisruptionBudget": PDB,
+                    **POD_PLACEMENT,
+                    "sets": {
+                        "type": "object",
+                        "description": "Deployments of agents, by name: each its own "
+                        "consumer group (streamlearn-<name>).",
+                        "additionalProperties": _object(
+                            {
+                                "enabled": BOOLEAN,
+                                "agents": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "items": {
+                                        "enum": [
+                                            "preprocess",
+                                            "sessionise",
+                                            "label-join",
+                                            "learner",
+                                        ]
+                                    },
+                                },
+                                "replicas": REPLICAS,
+                                "resources": RESOURCES,
+                            },
+                            required=["agents"],
+                        ),
+                    },
+                }
+            ),
+            "podSecurityContext": ANY_OBJECT,
+            "containerSecurityContext": ANY_OBJECT,
+            "serviceAccount": _object({"create": BOOLEAN, "name": STRING}),
+            "networkPolicy": _object(
+                {
+                    "enabled": BOOLEAN,
+                    "kafkaPorts": {"type": "array", "items": PORT},
+                    "ingressFrom": ANY_LIST,
+                }
+            ),
+            "metrics": _object(
+                {
+                    "serviceMonitor": _object(
+                        {"enabled": BOOLEAN, "interval": STRING, "labels": ANY_OBJECT}
+                    ),
+                    "prometheusRule": _object({"enabled": BOOLEAN, "labels": ANY_OBJECT}),
+                    "grafanaDashboard": _object({"enabled": BOOLEAN, "labels": ANY_OBJECT}),
+                }
+            ),
+            "tests": _object({"model": STRING}),
+        },
+    }
+
+
+def render() -> str:
+    return json.dumps(values_schema(), indent=2, sort_keys=False) + "\n"
+
+
+def _type_of(schema: dict[str, Any]) -> str:
+    if "enum" in schema:
+        return " \\| ".join(f"`{v}`" for v in schema["enum"])
+    if "anyOf" in schema:
+        return " \\| ".join(_type_of(s) for s in schema["anyOf"])
+    kind = schema.get("type", "any")
+    return " \\| ".join(kind) if isinstance(kind, list) else str(kind)
+
+
+# Descriptions of the chart's structural values, by path or by their last name.
+PATH_DESCRIPTIONS = {
+    "nameOverride": "Replaces the chart's name in resource names.",
+    "fullnameOverride": "Replaces `<release>-streamlearn` in resource names.",
+    "image.repository": "The streamlearn image (the repository's Dockerfile).",
+    "image.tag": "Empty: the chart's appVersion.",
+    "image.pullPolicy": "Kubernetes image pull policy.",
+    "imagePullSecrets": "Secrets to pull the image with.",
+    "commonLabels": "Labels added to every object.",
+    "kafka.sasl.existingSecret": "A Secret holding the SASL password (under `passwordKey`).",
+    "kafka.sasl.passwordKey": "Key of the password in `kafka.sasl.existingSecret`.",
+    "kafka.tls.caKey": "Key of the brokers' CA certificate in `kafka.tls.existingSecret`.",
+    "kafka.tls.certKey": "Key of the client certificate (mutual TLS); empty: none.",
+    "kafka.tls.keyKey": "Key of the client key (mutual TLS).",
+    "agents.metricsPort": "Port of every agent worker's /metrics, /healthz and /readyz.",
+    "podSecurityContext": "Pod security context of every part (non-root uid 1001, seccomp).",
+    "containerSecurityContext": "Container security context of every part (read-only root, "
+    "no privilege escalation, all capabilities dropped).",
+    "serviceAccount.create": "Create a service account (its token is never mounted).",
+    "serviceAccount.name": "Its name; empty: the release's full name.",
+    "networkPolicy.enabled": "Restrict ingress and egress of every part.",
+    "networkPolicy.kafkaPorts": "Broker ports egress is allowed to.",
+    "networkPolicy.ingressFrom": "NetworkPolicy peers allowed to reach the collector, the "
+    "workers and /metrics (empty: anyone reaches the collector and workers).",
+    "metrics.serviceMonitor.interval": "Scrape interval.",
+    "tests.model": "The model `helm test`'s prediction asks for.",
+}
+LEAF_DESCRIPTIONS = {
+    "port": "Container and Service port.",
+    "replicas": "Number of pods.",
+    "resources": "Requests and limits of the container.",
+    "existingSecretKey": "Key of the value in `existingSecret` (or in the chart's Secret).",
+    "enabled": "Turn this on or off.",
+    "minAvailable": "Pods that must stay up during voluntary disruptions.",
+    "podAnnotations": "Annotations of the part's pods.",
+    "nodeSelector": "Kubernetes node selector of the part's pods.",
+    "tolerations": "Kubernetes tolerations of the part's pods.",
+    "affinity": "Kubernetes affinity of the part's pods.",
+    "type": "Kubernetes Service type (ClusterIP, LoadBalancer, ...).",
+    "annotations": "Annotations of the Service.",
+    "minReplicas": "Fewest pods the autoscaler keeps.",
+    "maxReplicas": "Most pods the autoscaler makes.",
+    "targetCPUUtilizationPercentage": "CPU use the autoscaler aims for.",
+    "labels": "Labels (e.g. the one your Prometheus or Grafana selects on).",
+}
+
+
+def _describe(where: str, child: dict[str, Any]) -> str:
+    text = child.get("description") or PATH_DESCRIPTIONS.get(where)
+    return str(text or LEAF_DESCRIPTIONS.get(where.rsplit(".", 1)[-1], ""))
+
+
+def _rows(schema: dict[str, Any], path: str) -> list[tuple[str, str, str]]:
+    rows = []
+    for name, child in schema.get("properties", {}).items():
+        where = f"{path}.{name}" if path else name
+        nested = child.get("type") == "object" and "properties" in child
+        if nested and where != "config" and name != "resources":
+            if _describe(where, child):
+                rows.append((where, "object", _describe(where, child)))
+            rows.extend(_rows(child, where))
+        elif where == "config":
+            rows.append((where, "object", child["description"]))
+            for setting, spec in child["properties"].items():
+                text = spec.get("description", "")
+                rows.append((f"config.{setting}", _type_of(spec), text))
+        else:
+            rows.append((where, _type_of(child), _describe(where, child)))
+    return rows
+
+
+REFERENCE_START = "<!-- values reference: generated by scripts/generate_values_schema.py -->"
+REFERENCE_END = "<!-- end of the values reference -->"
+
+
+def values_reference() -> str:
+    """The values table of docs/deploy.md (between its generated-table markers)."""
+    lines = ["| value | type | description |", "|---|---|---|"]
+    for where, kind, text in _rows(values_schema(), ""):
+        lines.append(f"| `{where}` | {kind} | {' '.join(text.split())} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,301 @@
+"""The Helm chart, without a cluster: lint, render with the defaults and three values files,
+validate every manifest against two Kubernetes versions' schemas, and check what every part
+must have (non-root read-only containers with probes and resources, labels, secrets only by
+reference when existing ones are named). The values schema is the settings' own."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from streamlearn.deploy.values_schema import (
+    CHART_MANAGED,
+    REFERENCE_END,
+    REFERENCE_START,
+    render,
+    values_reference,
+)
+from streamlearn.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "streamlearn"
+HELM = ROOT / ".tools" / "bin" / "helm"
+VALUES_FILES = sorted((CHART / "ci").glob("*-values.yaml"))
+# The oldest the chart supports (Chart.yaml kubeVersion is newer than this one's predecessor)
+# and the newest kubernetes-validate ships.
+KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
+OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+RECOMMENDED_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/part-of",
+)
+
+
+def _helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    if not HELM.exists():
+        pytest.fail(f"{HELM} is missing: run ./scripts/bootstrap_deploy")
+    result = subprocess.run([str(HELM), *args], capture_output=True, text=True, check=False)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def render_chart(
+    *values: str | Path, sets: tuple[str, ...] = (), json_sets: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    args = ["template", "rel", str(CHART), "--namespace", "ml", "--kube-version", "1.30.0"]
+    for path in values:
+        args += ["--values", str(path)]
+    for item in sets:
+        args += ["--set", item]
+    for item in json_sets:
+        args += ["--set-json", item]  # floats: --set would make them strings
+    documents = yaml.safe_load_all(_helm(*args).stdout)
+    return [d for d in documents if d]
+
+
+def _pod_specs(documents: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for document in documents:
+        if document["kind"] in {"Deployment", "Job"}:
+            yield document, document["spec"]["template"]["spec"]
+        elif document["kind"] == "Pod":
+            yield document, document["spec"]
+
+
+RENDERINGS = {"defaults": ()} | {path.stem: (path,) for path in VALUES_FILES}
+
+
+@pytest.fixture(scope="module", params=sorted(RENDERINGS))
+def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    return request.param, render_chart(*RENDERINGS[request.param])
+
+
+def test_three_values_files_besides_the_defaults() -> None:
+    assert [p.stem for p in VALUES_FILES] == [
+        "external-sasl-ssl-values",
+        "minimal-values",
+        "production-values",
+    ]
+
+
+def test_values_schema_is_generated_from_the_settings() -> None:
+    committed = (CHART / "values.schema.json").read_text()
+    assert committed == render(), "run scripts/generate_values_schema.py"
+    schema = json.loads(committed)
+    config = schema["properties"]["config"]["properties"]
+    # Every setting is either in `config` or set by the chart from its own values.
+    assert set(config) | CHART_MANAGED == set(Settings.model_fields)
+    assert not set(config) & CHART_MANAGED
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    section = docs.split(REFERENCE_START, 1)[1].split(REFERENCE_END, 1)[0]
+    assert section.strip() == values_reference().strip(), "run scripts/generate_values_schema.py"
+
+
+@pytest.mark.parametrize(
+    "values", [None, *VALUES_FILES], ids=lambda v: getattr(v, "stem", "defaults")
+)
+def test_helm_lint_strict(values: Path | None) -> None:
+    args = ["lint", "--strict", str(CHART)]
+    if values is not None:
+        args += ["--values", str(values)]
+    _helm(*args)
+
+
+def test_every_manifest_is_valid_for_two_kubernetes_versions(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, documents = rendered
+    for document in documents:
+        if document["kind"] in OPERATOR_KINDS:
+            assert document["apiVersion"] == "monitoring.coreos.com/v1"
+            continue
+        for version in KUBERNETES_VERSIONS:
+            kubernetes_validate.validate(document, version, strict=True)
+
+
+def test_every_container_is_non_root_read_only_with_resources(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, documents = rendered
+    seen = 0
+    for owner, pod in _pod_specs(documents):
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["automountServiceAccountToken"] is False
+        for container in pod["containers"]:
+            seen += 1
+            where = f"{owner['metadata']['name']}/{container['name']}"
+            context = container["securityContext"]
+            assert context["runAsNonRoot"] is True, where
+            assert context["runAsUser"] == 1001, where
+            assert context["readOnlyRootFilesystem"] is True, where
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["capabilities"] == {"drop": ["ALL"]}, where
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}, where
+            assert container["resources"]["requests"], where
+            assert container["resources"]["limits"]["memory"], where
+            assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"]), where
+            if owner["kind"] == "Deployment":
+                for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                    assert container[probe]["httpGet"]["path"] in {"/healthz", "/readyz"}, where
+    assert seen >= 6
+
+
+def test_every_object_has_the_recommended_labels(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, documents = rendered
+    for document in documents:
+        labels = document["metadata"]["labels"]
+        missing = [label for label in RECOMMENDED_LABELS if label not in labels]
+        assert not missing, f"{document['kind']} {document['metadata']['name']}: {missing}"
+
+
+def test_parts_and_their_companions(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    name, documents = rendered
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in documents}
+    deployments = sorted(n for k, n in kinds if k == "Deployment")
+    expected = [
+        "rel-streamlearn-agents-label-join",
+        "rel-streamlearn-agents-learner",
+        "rel-streamlearn-agents-preprocess",
+        "rel-streamlearn-agents-sessionise",
+        "rel-streamlearn-collector",
+        "rel-streamlearn-registry",
+        "rel-streamlearn-serve",
+    ]
+    if name == "external-sasl-ssl-values":
+        expected.remove("rel-streamlearn-registry")  # an existing registry
+    assert deployments == expected
+    jobs = {n for k, n in kinds if k == "Job"}
+    assert jobs == {"rel-streamlearn-topics", "rel-streamlearn-schemas"}
+    assert ("Pod", "rel-streamlearn-test-predict") in kinds
+    assert (("HorizontalPodAutoscaler", "rel-streamlearn-serve") in kinds) == (
+        name != "minimal-values"
+    )
+    assert (("NetworkPolicy", "rel-streamlearn") in kinds) == (name != "minimal-values")
+    monitoring = {k for k, _ in kinds} & OPERATOR_KINDS
+    assert monitoring == (OPERATOR_KINDS if name == "production-values" else set())
+    budgets = {n for k, n in kinds if k == "PodDisruptionBudget"}
+    assert bool(budgets) == (name != "minimal-values")
+
+
+def test_existing_secrets_are_referenced_never_inlined() -> None:
+    documents = render_chart(CHART / "ci" / "external-sasl-ssl-values.yaml")
+    assert not [d for d in documents if d["kind"] == "Secret"], "every secret is an existing one"
+    for owner, pod in _pod_specs(documents):
+        if owner["kind"] == "Pod":
+            continue  # the helm test's pod only talks HTTP to the release
+        for container in pod["containers"]:
+            env = {e["name"]: e for e in container.get("env", [])}
+            assert env["STREAMLEARN_MODEL_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {
+                "name": "streamlearn-signing",
+                "key": "key",
+            }
+            assert env["STREAMLEARN_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+                "name": "kafka-credentials",
+                "key": "password",
+            }
+            assert all("value" not in e for e in env.values())
+        mounts = [v for v in pod["volumes"] if v["name"] == "kafka-tls"]
+        assert mounts == [{"name": "kafka-tls", "secret": {"secretName": "kafka-ca"}}]
+    config = next(
+        d
+        for d in documents
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-config")
+    )
+    assert config["data"]["STREAMLEARN_KAFKA_SSL_CAFILE"] == "/etc/streamlearn/kafka-tls/ca.crt"
+    assert (
+        config["data"]["STREAMLEARN_SCHEMA_REGISTRY_URL"] == "https://schema-registry.example.com"
+    )
+    assert config["data"]["STREAMLEARN_TOPIC_PREFIX"] == "prod."
+    assert config["data"]["STREAMLEARN_COLLECTOR_CORS_ORIGINS"] == '["https://shop.example.com"]'
+
+
+def test_given_secrets_are_stored_in_the_charts_secret_only() -> None:
+    documents = render_chart(
+        sets=(
+            "signing.key=s3cret-signing",
+            "kafka.securityProtocol=SASL_PLAINTEXT",
+            "kafka.sasl.mechanism=PLAIN",
+            "kafka.sasl.username=u",
+            "kafka.sasl.password=s3cret-sasl",
+        )
+    )
+    secrets = [d for d in documents if d["kind"] == "Secret"]
+    assert len(secrets) == 1
+    stored = {k: base64.b64decode(v).decode() for k, v in secrets[0]["data"].items()}
+    assert stored == {"model-signing-key": "s3cret-signing", "kafka-sasl-password": "s3cret-sasl"}
+    others = yaml.safe_dump_all([d for d in documents if d["kind"] != "Secret"])
+    assert "s3cret" not in others
+
+
+@pytest.mark.parametrize(
+    ("setting", "complaint"),
+    [
+        ("config.session_gap_s=-5", "session_gap_s"),
+        ("config.sesion_gap_s=5", "sesion_gap_s"),
+        ("config.ip_policy=keep", "ip_policy"),
+        ("kafka.securityProtocol=TLS", "securityProtocol"),
+        ("agents.sets.x.agents={monitor}", "agents"),
+        ("serve.port=70000", "port"),
+    ],
+)
+def test_values_a_service_would_refuse_are_refused_by_helm(setting: str, complaint: str) -> None:
+    result = _helm(
+        "template", "rel", str(CHART), "--kube-version", "1.30.0", "--set", setting, check=False
+    )
+    assert result.returncode != 0
+    assert complaint in result.stderr
+    assert "values don't meet the specifications of the schema" in result.stderr
+
+
+def test_config_values_reach_the_parts_as_the_settings_read_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    documents = render_chart(
+        sets=(
+            "config.collector_max_body_bytes=2097152",
+            "config.collector_trust_forwarded_for=true",
+            "config.models={ctr,ctr_tree}",
+        ),
+        json_sets=("config.session_gap_s=900.5",),
+    )
+    data = next(d for d in documents if d["kind"] == "ConfigMap")["data"]
+    for name, value in data.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.collector_max_body_bytes == 2097152
+    assert settings.session_gap_s == 900.5
+    assert settings.collector_trust_forwarded_for is True
+    assert settings.models == ["ctr", "ctr_tree"]
+
+
+def test_alerting_rules_pass_promtool() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: run ./scripts/bootstrap_deploy")
+    result = subprocess.run(
+        [promtool, "check", "rules", str(CHART / "files" / "prometheus-rules.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    dashboard = json.loads((CHART / "files" / "grafana-dashboard.json").read_text())
+    assert dashboard["panels"]
