@@ -1,5 +1,5 @@
 # streamlearn's image: the package and its dependencies in a virtual environment, run as a
-# non-root user; no compilers, no build tools in the final stage.
+# non-root user; no compilers, no build tools, no pip in the final stage.
 #   docker build -t streamlearn:0.1.0 .       (or podman / buildah)
 # The Helm chart (deploy/helm/streamlearn) runs it with a read-only root filesystem and
 # writable emptyDirs at /tmp and /data.
@@ -8,16 +8,15 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-# Wheels are prebuilt for every dependency on linux/amd64 and arm64; the compilers are
-# here only for a platform where one is not.
-RUN apt-get update && apt-get install -y --no-install-recommends build-essential \
-    && rm -rf /var/lib/apt/lists/*
-RUN python -m venv /opt/streamlearn
+# Every dependency has wheels for linux/amd64 and arm64: no compiler is installed. The
+# final stage uses the same base, so the venv's interpreter path is valid there.
+RUN python3 -m venv /opt/streamlearn
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN /opt/streamlearn/bin/pip install --upgrade pip \
-    && /opt/streamlearn/bin/pip install .
+# pip itself is not needed at run time.
+RUN /opt/streamlearn/bin/pip install . \
+    && /opt/streamlearn/bin/pip uninstall --yes pip
 
 FROM ${PYTHON_IMAGE}
 ARG VERSION=0.1.0
@@ -37,5 +36,7 @@ ENV PATH=/opt/streamlearn/bin:$PATH \
     STREAMLEARN_CACHE_DIR=/tmp/cache
 USER 1001:1001
 WORKDIR /tmp
+# serve, collector, registry, agents' metrics and probes
+EXPOSE 8000 8001 8081 9100
 ENTRYPOINT ["streamlearn"]
 CMD ["--help"]
