@@ -11,7 +11,7 @@ import asyncio
 import gzip
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -140,7 +140,7 @@ def settings(system_settings: Settings, site: Site, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def registry(settings: Settings) -> AsyncIterator[RegistryClient]:
+def registry(settings: Settings) -> Iterator[RegistryClient]:
     with RegistryClient(settings.schema_registry_url) as client:
         yield client
 
