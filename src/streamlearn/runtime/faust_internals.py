@@ -210,10 +210,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
         for tp, tp_records in records.items():
             if self.app.consumer_generation_id != generation or not self.flow_active:
                 # A rebalance began or happened while this fetch was in flight: its records
-                # may be of partitions we no longer own. Drop them; every assignment ends
-                # with Faust seeking to the committed offsets (Recovery), so nothing
-                # dropped here is skipped. (Seeking here, mid-rebalance, races aiokafka's
-                # assignment: IllegalStateError.)
+                # may be of partitions we no longer own. Drop them and seek back.
+                await self._seek_back_after_drop()
                 return
             if not (
                 active_partitions is None
@@ -226,6 +224,18 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 await self._deliver_one_by_one(tp, tp_records)
             else:
                 await self._deliver_batch(handler, tp, tp_records, generation)
+
+    async def _seek_back_after_drop(self) -> None:
+        """Fetched records were dropped, but the fetch moved the consumer's positions past
+        them: seek every partition back to its committed offset, as Faust's own drain does.
+        Relying on the new assignment's seek alone lost records (measured: the first record
+        of a partition, fetched while its recovery had already sought and resumed the
+        flow, was never processed). Mid-rebalance the seek can race aiokafka's assignment;
+        then the assignment's own seek, still to come, does it."""
+        try:
+            await self.perform_seek()
+        except Exception as exc:
+            self.log.debug("seek back after a dropped fetch deferred to the rebalance: %r", exc)
 
     async def _unread(self, tp: TP, records: list[Any]) -> list[Any]:
         """The records not read before (as Faust's drain: a seek may re-fetch some) and
@@ -263,6 +273,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         if self.app.consumer_generation_id != generation or not self.flow_active:
             # A revocation began during the awaits above and may already have committed:
             # a batch started now would be acknowledged after Faust forgot the partition.
+            await self._seek_back_after_drop()
             return
         messages = [self._to_message(tp, record) for record in unread]
         self.app.monitor.stream_inbound_time[tp] = monotonic()
