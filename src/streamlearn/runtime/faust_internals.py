@@ -227,11 +227,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     async def _seek_back_after_drop(self) -> None:
         """Fetched records were dropped, but the fetch moved the consumer's positions past
-        them: seek every partition back to its committed offset, as Faust's own drain does.
-        Relying on the new assignment's seek alone lost records (measured: the first record
-        of a partition, fetched while its recovery had already sought and resumed the
-        flow, was never processed). Mid-rebalance the seek can race aiokafka's assignment;
-        then the assignment's own seek, still to come, does it."""
+        them: seek every partition back to its committed offset, as Faust's own drain does,
+        rather than count on the new assignment's seek still being to come. Mid-rebalance
+        the seek can race aiokafka's assignment; then the assignment's own seek does it.
+        (Not the fix of the loss around a rebalance described in docs/design.md's known
+        limits: that one is not understood yet.)"""
         try:
             await self.perform_seek()
         except Exception as exc:
