@@ -7,12 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from streamlearn.deploy.values_schema import (
-    REFERENCE_END,
-    REFERENCE_START,
-    render,
-    values_reference,
-)
+from streamlearn.deploy.values_reference import REFERENCE_END, REFERENCE_START, values_reference
+from streamlearn.deploy.values_schema import render
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "deploy/helm/streamlearn/values.schema.json"

@@ -17,13 +17,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from streamlearn.deploy.values_schema import (
-    CHART_MANAGED,
-    REFERENCE_END,
-    REFERENCE_START,
-    render,
-    values_reference,
-)
+from streamlearn.deploy.values_reference import REFERENCE_END, REFERENCE_START, values_reference
+from streamlearn.deploy.values_schema import CHART_MANAGED, render
 from streamlearn.settings import Settings
 
 pytestmark = pytest.mark.unit
