@@ -75,13 +75,6 @@ def _decoded(
     return [serde.decode(m.value()) for m in read_topic(settings, topic, lambda _: False, 5)]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect (issue 12, left open): in about 1 run in 3 the group rebalances "
-    "again just as the first predictions arrive, and the first record of a predictions "
-    "partition is never handed to the step; root cause not found (docs/design.md, known "
-    "limits)",
-)
 async def test_two_label_join_workers_join_every_seen_prediction_exactly_once(
     settings: Settings, registry: RegistryClient
 ) -> None:

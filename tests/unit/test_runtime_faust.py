@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 from faust.stores import by_url as store_by_url
 from faust.transport import by_url as transport_by_url
 from faust.transport.consumer import Consumer as FaustConsumer
@@ -25,6 +26,7 @@ from streamlearn.runtime.faust_app import BatchingApp
 from streamlearn.runtime.faust_internals import (
     FAUST_ATTRIBUTES,
     FAUST_METHODS,
+    BatchConsumer,
     BatchTransport,
     attribute_problems,
     check_faust_methods,
@@ -314,3 +316,87 @@ async def test_a_failed_delivery_fails_the_partitions_later_checkpoints() -> Non
         await first
     with pytest.raises(ConnectionError):
         await second
+
+
+# -- what the batch consumer hands over --------------------------------------------------
+
+INPUT = TP("telemetry.predictions", 0)
+
+
+def _fetched(*offsets: int) -> dict[TP, list[ConsumerRecord[bytes, bytes]]]:
+    return {
+        INPUT: [
+            ConsumerRecord(INPUT.topic, INPUT.partition, offset, 0, 0, b"k", b"v", None, 1, 1, [])
+            for offset in offsets
+        ]
+    }
+
+
+class _Step:
+    """The routing of a batch topic to a step that records what it was handed; it refuses
+    (seeks back to) the batches it is told to, as a step whose partition has not opened."""
+
+    def __init__(self, consumer: BatchConsumer, refuse: int = 0) -> None:
+        self.consumer = consumer
+        self.refuse = refuse
+        self.handed: list[list[int]] = []
+
+    def batch_handler_for(self, topic: str) -> Any:
+        return self.handle
+
+    async def batches_revoked(self, revoked: set[TP]) -> None: ...
+
+    async def handle(self, tp: TP, messages: list[Any]) -> list[Any] | None:
+        if self.refuse:
+            self.refuse -= 1
+            await self.consumer.seek(tp, messages[0].offset)
+            return None
+        self.handed.append([message.offset for message in messages])
+        return []
+
+
+@pytest.fixture
+def consumer(app: BatchingApp, monkeypatch: pytest.MonkeyPatch) -> BatchConsumer:
+    """The app's batch consumer, its broker calls replaced: seeks are recorded and
+    nothing was ever committed."""
+    consumer: Any = app.consumer
+    consumer.sought = []
+
+    async def seek(partition: TP, offset: int) -> None:
+        consumer.sought.append(offset)
+
+    async def nothing_committed() -> dict[TP, int | None]:
+        return {INPUT: None}
+
+    monkeypatch.setattr(consumer, "_seek", seek)
+    monkeypatch.setattr(consumer._thread, "seek_to_committed", nothing_committed)
+    monkeypatch.setattr(consumer, "assignment", lambda: {INPUT})
+    return consumer
+
+
+async def test_a_fetch_in_flight_when_a_step_refused_its_batch_is_not_handed_over(
+    consumer: Any,
+) -> None:
+    step = _Step(consumer, refuse=1)
+    generation = consumer.app.consumer_generation_id
+    await consumer._process_fetch(step, _fetched(0), None, generation)  # refused: seek to 0
+    # Fetched while the first batch was handled, so from the position after it.
+    await consumer._process_fetch(step, _fetched(1, 2, 3), None, generation)
+    await consumer._process_fetch(step, _fetched(0, 1, 2, 3), None, generation)
+    assert step.handed == [[0, 1, 2, 3]]
+    assert consumer.sought == [0, 0]
+
+
+async def test_the_first_records_of_a_partition_dropped_at_a_rebalance_are_read_again(
+    consumer: Any,
+) -> None:
+    step = _Step(consumer)
+    generation = consumer.app.consumer_generation_id
+    consumer.stop_flow()  # a rebalance begins while offset 0 is being fetched
+    await consumer._process_fetch(step, _fetched(0), None, generation)
+    consumer.app.consumer_generation_id = generation + 1
+    await consumer.perform_seek()  # nothing committed: aiokafka leaves the position at 1
+    consumer.resume_flow()
+    await consumer._process_fetch(step, _fetched(1, 2), None, generation + 1)
+    await consumer._process_fetch(step, _fetched(0, 1, 2), None, generation + 1)
+    assert step.handed == [[0, 1, 2]]

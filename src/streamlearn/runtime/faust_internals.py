@@ -14,9 +14,11 @@ own per-message path unchanged.
 While a batch is processed the next fetch is already in flight. A batch is acknowledged in
 Faust's bookkeeping only after its checkpoint completed (outputs delivered, then state
 written), so Faust's commit (which flushes the producer first) never covers an
-unprocessed or undelivered record. A fetch that completes after a rebalance is discarded
-and the consumer seeks back to its committed offsets, as Faust's own ``getmany`` does: at
-worst records are processed twice, which the steps' idempotency absorbs.
+unprocessed or undelivered record. A fetch that began before a rebalance is discarded.
+Fetch positions are not trusted to say what was processed: a batch partition's records
+are handed over only as the continuation of what was handed (or of where the consumer was
+sent), and a fetch that skipped ahead sends the consumer back
+(:mod:`streamlearn.runtime.read_positions`).
 
 Selected through Faust's transport configuration: ``broker_consumer`` URLs with the
 ``streamlearn://`` scheme resolve, through the ``faust.transports`` entry point declared
@@ -46,6 +48,7 @@ from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
 from streamlearn.runtime.exceptions import FaustMismatchError
+from streamlearn.runtime.read_positions import ReadPositions
 
 FETCH_TIMEOUT_S = 1.0
 
@@ -145,12 +148,29 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     _batches_in_flight: set[asyncio.Future[None]]
     _batch_failure: BaseException | None = None
+    _positions: ReadPositions[TP]
 
     def on_init(self) -> None:
         super().on_init()
         self._batches_in_flight = set()
         self._batch_failure = None
+        self._positions = ReadPositions()
         _raise_if(attribute_problems("consumer", self))
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        await super().seek(partition, offset)
+        self._positions.start_at(TP(partition.topic, partition.partition), offset)
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Faust's seek after a rebalance (and on its own dropped fetches). aiokafka leaves
+        a partition without a committed offset where it was, possibly past fetched records
+        that were dropped; the partition's records are handed over from offset 0 on then
+        (``auto.offset.reset=earliest``; retention's hole is admitted as a gap)."""
+        committed = await super().seek_to_committed()
+        for tp, offset in committed.items():
+            start = offset if offset is not None and offset >= 0 else 0
+            self._positions.start_at(TP(tp.topic, tp.partition), start)
+        return committed
 
     def _routing(self) -> BatchRouting | None:
         app: Any = self.app
@@ -195,10 +215,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 next_fetch.cancel()
 
     async def _fetch(self) -> tuple[Mapping[TP, list[Any]], set[TP] | None, int] | None:
+        # The generation the fetch began in: records fetched while a rebalance completed
+        # may be of the old assignment's positions.
+        generation = self.app.consumer_generation_id
         records, active_partitions = await self._wait_next_records(FETCH_TIMEOUT_S)
         if records is None or self.should_stop:
             return None
-        return records, active_partitions, self.app.consumer_generation_id
+        return records, active_partitions, generation
 
     async def _process_fetch(
         self,
@@ -210,8 +233,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
         for tp, tp_records in records.items():
             if self.app.consumer_generation_id != generation or not self.flow_active:
                 # A rebalance began or happened while this fetch was in flight: its records
-                # may be of partitions we no longer own. Drop them and seek back.
-                await self._seek_back_after_drop()
+                # may be of partitions we no longer own. Drop them.
+                await self._rewind(records)
                 return
             if not (
                 active_partitions is None
@@ -225,17 +248,19 @@ class BatchConsumer(faust_aiokafka.Consumer):
             else:
                 await self._deliver_batch(handler, tp, tp_records, generation)
 
-    async def _seek_back_after_drop(self) -> None:
-        """Fetched records were dropped, but the fetch moved the consumer's positions past
-        them: seek every partition back to its committed offset, as Faust's own drain does,
-        rather than count on the new assignment's seek still being to come. Mid-rebalance
-        the seek can race aiokafka's assignment; then the assignment's own seek does it.
-        (Not the fix of the loss around a rebalance described in docs/design.md's known
-        limits: that one is not understood yet.)"""
-        try:
-            await self.perform_seek()
-        except Exception as exc:
-            self.log.debug("seek back after a dropped fetch deferred to the rebalance: %r", exc)
+    async def _rewind(self, dropped: Mapping[TP, list[Any]]) -> None:
+        """Send the consumer back to the first dropped record of each batch partition it
+        still knows where to read; the others are sought after the rebalance."""
+        for tp in dropped:
+            start = self._positions.next(tp)
+            if start is None or tp not in self.assignment():
+                continue
+            try:
+                await self.seek(tp, start)
+            except Exception as exc:
+                # Mid-rebalance the assignment can change under the seek; the seek after
+                # the rebalance sets the position then, and admission checks it.
+                self.log.debug("seek of %s back to %d deferred: %r", tp, start, exc)
 
     async def _unread(self, tp: TP, records: list[Any]) -> list[Any]:
         """The records not read before (as Faust's drain: a seek may re-fetch some) and
@@ -263,17 +288,34 @@ class BatchConsumer(faust_aiokafka.Consumer):
             )
             self._read_offset[tp] = record.offset
 
+    async def _admitted(self, tp: TP, records: list[Any]) -> list[Any]:
+        """The records to hand over: the continuation of what was handed (see
+        :mod:`~streamlearn.runtime.read_positions`); none, and a seek back, when the
+        fetch skipped records."""
+        admission = self._positions.admit(tp, records[0].offset, records[-1].offset)
+        if admission.rewind is not None:
+            self.log.warning(
+                "%s: fetched records start at %d, the next to handle is %d: seeking back",
+                tp, records[0].offset, admission.rewind,
+            )  # fmt: skip
+            await self.seek(tp, admission.rewind)
+            return []
+        if admission.gap is not None and self.app.topics.acks_enabled_for(tp.topic):
+            await self._add_gap(tp, *admission.gap)
+        start = admission.start
+        return [] if start is None else [record for record in records if record.offset >= start]
+
     async def _deliver_batch(
         self, handler: BatchHandler, tp: TP, records: list[Any], generation: int
     ) -> None:
-        unread = await self._unread(tp, records)
+        unread = await self._admitted(tp, records)
         if not unread:
             return
         await self._maybe_commit()
         if self.app.consumer_generation_id != generation or not self.flow_active:
             # A revocation began during the awaits above and may already have committed:
             # a batch started now would be acknowledged after Faust forgot the partition.
-            await self._seek_back_after_drop()
+            await self._rewind({tp: unread})
             return
         messages = [self._to_message(tp, record) for record in unread]
         self.app.monitor.stream_inbound_time[tp] = monotonic()
@@ -287,6 +329,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # leave produced outputs unacknowledged, to be produced again after a restart.
         if await asyncio.shield(handled):
             self._read_offset[tp] = unread[-1].offset
+            self._positions.handed(tp, unread[-1].offset)
 
     async def _run_batch(
         self,
@@ -371,6 +414,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 await routing.batches_revoked(revoked)
             await self._no_commit_running()
             await self.commit()
+        for tp in revoked:
+            self._positions.forget(tp)
         await super().on_partitions_revoked(revoked)
 
 
