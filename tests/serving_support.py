@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
+from aiohttp import web
+
+from streamlearn.kafka_local import free_port
 from streamlearn.models import SPECS, ModelSpec, build_snapshot, load_model
 from streamlearn.models.checks import training_stream
 from streamlearn.models.snapshot import LoadedModel
 from streamlearn.models.synthetic import ClickWorld
+from streamlearn.serde import RegistryClient
+from streamlearn.serving import SERVING, create_serving_app
+from streamlearn.settings import Settings
 
 KEY = "serving-test-key"
 
@@ -63,3 +73,43 @@ def instances(n: int, seed: int = 0, users: str = "u") -> list[dict[str, Any]]:
         {"user_id": f"{users}-{i}", "features": r.features, "context": r.context}
         for i, r in enumerate(world.requests(n))
     ]
+
+
+class Worker:
+    def __init__(self, app: web.Application, runner: web.AppRunner, url: str) -> None:
+        self.app, self.runner, self.url = app, runner, url
+        self.session = aiohttp.ClientSession()
+
+    @property
+    def serving(self) -> Any:
+        return self.app[SERVING]
+
+    async def predict(self, body: Any, model: str = "ctr") -> tuple[int, Any]:
+        async with self.session.post(f"{self.url}/v1/models/{model}:predict", json=body) as r:
+            return r.status, await r.json()
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        async with self.session.get(self.url + path) as response:
+            if response.content_type == "application/json":
+                return response.status, await response.json()
+            return response.status, await response.text()
+
+    async def wait(self, condition: Callable[[], bool], timeout_s: float = 30) -> float:
+        began = time.monotonic()
+        while not condition():
+            assert time.monotonic() - began < timeout_s, "condition not reached in time"
+            await asyncio.sleep(0.01)
+        return time.monotonic() - began
+
+    async def close(self) -> None:
+        await self.session.close()
+        await self.runner.cleanup()
+
+
+async def start_worker(settings: Settings, registry: RegistryClient | None = None) -> Worker:
+    app = create_serving_app(settings, registry)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return Worker(app, runner, f"http://127.0.0.1:{port}")

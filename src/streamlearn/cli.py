@@ -22,6 +22,7 @@ from streamlearn.cli_common import (
     fetch_progress,
 )
 from streamlearn.cli_loop import experiments_app, serve, simulate
+from streamlearn.cli_replay import replay_app
 from streamlearn.cli_up import up
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import confluent_config
@@ -57,6 +58,7 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(agents_app, name="agents")
 app.add_typer(collector_app, name="collector")
 app.add_typer(experiments_app, name="experiments")
+app.add_typer(replay_app, name="replay")
 app.command("serve")(serve)
 app.command("simulate")(simulate)
 app.command("up")(up)

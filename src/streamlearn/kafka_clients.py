@@ -92,3 +92,31 @@ def aiokafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         config["ssl_context"] = context
     config.update(extra)
     return config
+
+
+PRODUCE_TIMEOUT_S = 30.0
+
+
+def produce_confirmed(
+    settings: Settings, topic: str, key: bytes, value: bytes, **extra: Any
+) -> tuple[int, int]:
+    """Produce one record (idempotent, ``acks=all``) and wait until Kafka confirmed it;
+    returns its (partition, offset). For commands that write a single record (an
+    experiment, a replayed model), not for streams."""
+    from confluent_kafka import KafkaException, Producer
+
+    producer = Producer(
+        producer_config(settings, **{"acks": "all", "enable.idempotence": True, **extra})
+    )
+    outcome: list[Any] = []
+
+    def report(error: Any, message: Any) -> None:
+        outcome.append(error if error is not None else (message.partition(), message.offset()))
+
+    producer.produce(topic, key=key, value=value, on_delivery=report)
+    left = producer.flush(PRODUCE_TIMEOUT_S)
+    if left or not outcome or not isinstance(outcome[0], tuple):
+        reason = outcome[0] if outcome else f"no confirmation in {PRODUCE_TIMEOUT_S:.0f}s"
+        raise KafkaException(f"{topic}: record not confirmed by Kafka: {reason}")
+    partition, offset = outcome[0]
+    return int(partition), int(offset)

@@ -25,7 +25,7 @@ from streamlearn.models.synthetic import ClickWorld, exact_auc
 from streamlearn.runtime.worker import create_faust_app
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
-from tests.support import committed_to_end, end_offsets
+from tests.support import click_examples, committed_to_end, end_offsets
 
 HORIZON_S = 4.0
 LATENESS_S = 1.0
@@ -224,27 +224,7 @@ def test_a_sigkilled_learner_resumes_to_the_model_trained_once(
     prefix = settings.topic_prefix
     examples_serde = AvroSerde.for_topic(registry, prefix + "training.examples", "TrainingExample")
     snapshot_serde = AvroSerde.for_topic(registry, prefix + "model.state", "ModelSnapshot")
-    world = ClickWorld(seed=3)
-    now = datetime.now(UTC)
-    examples = [
-        {
-            "request_id": f"req-{n}",
-            "model_name": "ctr",
-            "model_version": 0,
-            "arm": None,
-            "user_id": f"u-{n % 97}",
-            "features": {**r.features, **{f"ctx.{k}": v for k, v in r.context.items()}},
-            "label": float(r.clicked),
-            "label_definition": "click_within_30m",
-            "score": 0.5,
-            "served_ts": now,
-            "impression_ts": now,
-            "outcome_ts": now if r.clicked else None,
-            "labelled_ts": now + timedelta(seconds=1),
-            "weight": 1.0,
-        }
-        for n, r in enumerate(world.requests(20_000))
-    ]
+    examples = click_examples(20_000, seed=3)
     records = [(b"ctr", examples_serde.encode(e)) for e in examples]
     half = len(records) // 2
     _produce(settings, "training.examples", records[:7000])

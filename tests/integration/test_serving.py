@@ -13,15 +13,13 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import jsonschema
 import orjson
 import pytest
-from aiohttp import web
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from hypothesis import HealthCheck, given
@@ -32,13 +30,12 @@ from pydantic import SecretStr
 from streamlearn.kafka_local import embedded_kafka, free_port
 from streamlearn.models.configured import configured_spec
 from streamlearn.serde import AvroSerde, RegistryClient
-from streamlearn.serving import SERVING, create_serving_app
 from streamlearn.serving.experiment_topic import publish_experiment, read_experiments
 from streamlearn.serving.experiments import Arm, Experiment
 from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 from tests.conftest import REPO_ROOT
-from tests.serving_support import KEY, instances, snapshot
+from tests.serving_support import KEY, Worker, instances, snapshot, start_worker
 from tests.support import read_values
 
 
@@ -67,46 +64,6 @@ def publish(settings: Settings, registry: RegistryClient, record: dict[str, Any]
     )
     producer.produce(topic, key=record["model_name"].encode(), value=value)
     assert producer.flush(30) == 0
-
-
-class Worker:
-    def __init__(self, app: web.Application, runner: web.AppRunner, url: str) -> None:
-        self.app, self.runner, self.url = app, runner, url
-        self.session = aiohttp.ClientSession()
-
-    @property
-    def serving(self) -> Any:
-        return self.app[SERVING]
-
-    async def predict(self, body: Any, model: str = "ctr") -> tuple[int, Any]:
-        async with self.session.post(f"{self.url}/v1/models/{model}:predict", json=body) as r:
-            return r.status, await r.json()
-
-    async def get(self, path: str) -> tuple[int, Any]:
-        async with self.session.get(self.url + path) as response:
-            if response.content_type == "application/json":
-                return response.status, await response.json()
-            return response.status, await response.text()
-
-    async def wait(self, condition: Callable[[], bool], timeout_s: float = 30) -> float:
-        began = time.monotonic()
-        while not condition():
-            assert time.monotonic() - began < timeout_s, "condition not reached in time"
-            await asyncio.sleep(0.01)
-        return time.monotonic() - began
-
-    async def close(self) -> None:
-        await self.session.close()
-        await self.runner.cleanup()
-
-
-async def start_worker(settings: Settings, registry: RegistryClient | None = None) -> Worker:
-    app = create_serving_app(settings, registry)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return Worker(app, runner, f"http://127.0.0.1:{port}")
 
 
 @pytest.fixture

@@ -75,10 +75,16 @@ class OnlineLearner:
         signing_key_id: str | None = None,
         seed: int = 0,
         arm: str | None = None,
+        examples_of: str | None = None,
+        model_name: str | None = None,
     ) -> None:
         self.spec = spec
         self.arm = arm
-        self.model_name = snapshot_name(spec.name, arm)
+        self.model_name = model_name or snapshot_name(spec.name, arm)
+        """The name snapshots are published under (a replay may choose a shadow name)."""
+        self.examples_of = examples_of or spec.name
+        """The model whose examples train this one: its own, unless a replay trains a
+        new spec on another model's history."""
         self.seed = seed
         self._key = key_bytes(signing_key)
         self._key_id = signing_key_id
@@ -107,7 +113,7 @@ class OnlineLearner:
 
     def accepts(self, example: Mapping[str, Any]) -> bool:
         """Whether ``example`` trains this learner's model (and arm)."""
-        return example["model_name"] == self.spec.name and (
+        return example["model_name"] == self.examples_of and (
             self.arm is None or example.get("arm") == self.arm
         )
 
@@ -201,7 +207,12 @@ class OnlineLearner:
             or now_s - self._last_snapshot_s >= self.spec.snapshot_every_s
         )
 
-    def snapshot(self, created: datetime, now_s: float | None = None) -> dict[str, Any]:
+    def snapshot(
+        self,
+        created: datetime,
+        now_s: float | None = None,
+        manifest: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """The next signed ``ModelSnapshot``: version + 1, parent = current version.
 
         The learner moves to the new version at once; if publishing fails the agent
@@ -221,6 +232,7 @@ class OnlineLearner:
             key=self._key,
             key_id=self._key_id,
             model_name=self.model_name,
+            manifest=manifest,
         )
         self.version = version
         self._since_snapshot = 0

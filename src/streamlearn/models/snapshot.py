@@ -22,9 +22,13 @@ separators=(",", ":"), ensure_ascii=True)`` of every field of the record except
 ``content_type``     string
 ``payload_sha256``   string
 ``signing_key_id``   string or null
+``manifest``         string (only when the record has one: snapshots without a manifest
+                     sign exactly what they signed before the field existed)
 ===================  ===================================================================
 
-so changing any of them, or a single payload byte, invalidates the signature.
+so changing any of them, or a single payload byte, invalidates the signature. A
+snapshot made by ``streamlearn replay model`` carries a ``manifest``: canonical JSON of
+what was replayed (input offset ranges, spec, source, code version).
 :func:`verify_snapshot` checks the signature first (constant-time compare), then the
 payload digest; :func:`load_model` additionally requires a known content type and a spec
 description equal to this process's spec of that name, and only then unpickles, with
@@ -78,7 +82,8 @@ SIGNED_FIELDS = (
     "payload_sha256",
     "signing_key_id",
 )
-"""Every field the signature covers besides the payload (all but payload and signature)."""
+"""Every field the signature covers besides the payload (all but payload and signature),
+and ``manifest`` when present."""
 
 SigningKey = SecretStr | str | bytes
 Offsets = Mapping[tuple[str, int], int]
@@ -137,8 +142,14 @@ def _signed_metadata(snapshot: Mapping[str, Any]) -> bytes:
             None if snapshot["signing_key_id"] is None else str(snapshot["signing_key_id"])
         ),
     }
-    text = json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return text.encode("ascii")
+    if snapshot.get("manifest") is not None:
+        meta["manifest"] = str(snapshot["manifest"])
+    return canonical_json(meta).encode("ascii")
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, ASCII: the same text for the same data, in any language."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def sign(snapshot: Mapping[str, Any], key: SigningKey) -> str:
@@ -164,10 +175,12 @@ def build_snapshot(
     key_id: str | None = None,
     model_name: str | None = None,
     payload: bytes | None = None,
+    manifest: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A signed ``ModelSnapshot`` record of ``model`` (pass ``payload`` if already pickled
     with :func:`safe_pickle.dumps`). Offsets are written sorted by topic and partition;
-    ``created`` is truncated to milliseconds, the precision the record keeps."""
+    ``created`` is truncated to milliseconds, the precision the record keeps; a
+    ``manifest`` is stored (and signed) as canonical JSON."""
     if payload is None:
         payload = safe_pickle.dumps(model)
     created_ms = _millis(created)
@@ -189,6 +202,7 @@ def build_snapshot(
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
         "signing_key_id": key_id,
         "signature": "",
+        "manifest": None if manifest is None else canonical_json(manifest),
     }
     snapshot["signature"] = sign(snapshot, key)
     return snapshot

@@ -7,9 +7,9 @@ from __future__ import annotations
 import contextlib
 import uuid
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from streamlearn.kafka_clients import confluent_config, producer_config
+from streamlearn.kafka_clients import confluent_config, produce_confirmed
 from streamlearn.serde import SchemaSource, SerdeError
 from streamlearn.serving.exceptions import InvalidExperiment, ServingError
 from streamlearn.serving.experiments import Experiment
@@ -28,17 +28,10 @@ def publish_experiment(settings: Settings, registry: SchemaSource, experiment: E
     entry = experiment_topic(settings)
     topic = entry.name
     value = entry.serde(registry).encode(experiment.to_record())
-    producer = Producer(producer_config(settings, **{"acks": "all", "enable.idempotence": True}))
-    errors: list[str] = []
-
-    def report(error: object, message: object) -> None:
-        if error is not None:
-            errors.append(str(error))
-
-    producer.produce(topic, key=experiment.name.encode(), value=value, on_delivery=report)
-    left = producer.flush(TIMEOUT_S)
-    if left or errors:
-        raise ServingError(f"experiment {experiment.name} not confirmed by Kafka: {errors}")
+    try:
+        produce_confirmed(settings, topic, experiment.name.encode(), value)
+    except KafkaException as exc:
+        raise ServingError(f"experiment {experiment.name} not confirmed by Kafka: {exc}") from exc
 
 
 def read_experiments(settings: Settings, registry: SchemaSource) -> list[Experiment]:

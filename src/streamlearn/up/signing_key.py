@@ -21,3 +21,12 @@ def local_signing_key(path: Path) -> SecretStr:
         with os.fdopen(descriptor, "w") as key_file:
             key_file.write(secrets.token_hex(32))
     return SecretStr(path.read_text().strip())
+
+
+def command_signing_key(settings_key: SecretStr | None, data_dir: Path) -> SecretStr | None:
+    """The key a command verifies or signs with: the settings' own, else the key ``up``
+    made in ``data_dir`` (so ``replay verify`` after ``up`` needs no setting), else None."""
+    if settings_key is not None:
+        return settings_key
+    path = data_dir / LOCAL_SIGNING_KEY_FILE
+    return SecretStr(path.read_text().strip()) if path.is_file() else None

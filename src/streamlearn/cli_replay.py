@@ -1,0 +1,192 @@
+"""``streamlearn replay ...``: rebuild and verify models from the log, reset groups."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from streamlearn.cli_common import BootstrapOption, command_settings, fail
+from streamlearn.settings import Settings
+
+replay_app = typer.Typer(
+    help="Rebuild and verify models from the log; reset consumer groups.", no_args_is_help=True
+)
+
+FromOption = Annotated[
+    str,
+    typer.Option("--from", help="earliest | an ISO 8601 time | P:O,P:O offsets"),
+]
+ToOption = Annotated[
+    str,
+    typer.Option("--to", help="latest | an ISO 8601 time | P:O,P:O offsets (exclusive)"),
+]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan and stop")]
+
+
+@replay_app.command("model")
+def _replay_settings(bootstrap_servers: str | None) -> Settings:
+    """The command's settings, signing with the key ``up`` made when none is set."""
+    from streamlearn.up.signing_key import command_signing_key
+
+    settings = command_settings(kafka_bootstrap=bootstrap_servers)
+    key = command_signing_key(settings.model_signing_key, settings.data_dir)
+    return settings.model_copy(update={"model_signing_key": key})
+
+
+@replay_app.command("model")
+def replay_model(
+    name: Annotated[
+        str, typer.Argument(help="The model whose examples are replayed: <spec> or <spec>@<arm>")
+    ],
+    start: FromOption = "earliest",
+    end: ToOption = "latest",
+    spec: Annotated[
+        str | None, typer.Option("--spec", help="Train this spec [default: NAME's]")
+    ] = None,
+    publish: Annotated[
+        bool, typer.Option("--publish", help="Publish as the model's next version")
+    ] = False,
+    shadow: Annotated[
+        str | None,
+        typer.Option("--shadow", help="Publish as <spec>@SHADOW (an experiment arm can serve it)"),
+    ] = None,
+    source: Annotated[str, typer.Option("--source", help="Where examples are read: kafka")] = (
+        "kafka"
+    ),
+    force: Annotated[
+        bool, typer.Option("--force", help="--publish although a learner is consuming examples")
+    ] = False,
+    dry_run: DryRunOption = False,
+    bootstrap_servers: BootstrapOption = None,
+) -> None:
+    """Train a model on a range of training.examples with the learner's code."""
+    from streamlearn.replay.model import plan_model_replay, run_model_replay
+    from streamlearn.replay.positions import parse_position
+    from streamlearn.replay.progress import progress
+    from streamlearn.serde import RegistryClient
+
+    if source != "kafka":
+        fail(f"--source {source}: only kafka is built so far")
+    if publish and shadow is not None:
+        fail("--publish and --shadow: choose one")
+    settings = _replay_settings(bootstrap_servers)
+    with RegistryClient(settings.schema_registry_url) as registry:
+        plan = plan_model_replay(
+            settings,
+            registry,
+            name,
+            start=parse_position(start),
+            end=parse_position(end),
+            spec=spec,
+            shadow=shadow,
+            publish=publish,
+            force=force,
+        )
+        for line in plan.lines():
+            typer.echo(line)
+        if dry_run:
+            return
+        with progress(f"replay {name}", plan.records) as advance:
+            result = run_model_replay(settings, registry, plan, advance)
+    snapshot = result.snapshot
+    typer.echo(
+        f"learned {result.learned:,} examples ({result.counts.read:,} records read, "
+        f"{result.counts.undecodable:,} undecodable); payload sha256 "
+        f"{snapshot['payload_sha256'][:12]}"
+    )
+    if result.published_at is not None:
+        partition, offset = result.published_at
+        typer.echo(
+            f"published {snapshot['model_name']} v{snapshot['version']} to model.state "
+            f"[{partition}] at offset {offset}"
+        )
+
+
+@replay_app.command("verify")
+def replay_verify(
+    name: Annotated[str, typer.Argument(help="The model name on model.state")],
+    version: Annotated[
+        int | None, typer.Option("--version", help="This version [default: the newest]")
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every version model.state still holds")
+    ] = False,
+    bootstrap_servers: BootstrapOption = None,
+) -> None:
+    """Recompute published snapshots from the offsets they record; exit 1 on a difference."""
+    from streamlearn.replay.verify import verify_published
+    from streamlearn.serde import RegistryClient
+
+    if every and version is not None:
+        fail("--version and --all: choose one")
+    settings = _replay_settings(bootstrap_servers)
+    with RegistryClient(settings.schema_registry_url) as registry:
+        verdicts = verify_published(settings, registry, name, version, every)
+    for verdict in verdicts:
+        ranges = ", ".join(f"[{r.partition}] {r.start}..{r.end}" for r in verdict.ranges) or "-"
+        state = "identical" if verdict.identical else "DIFFERS"
+        typer.echo(
+            f"{verdict.model_name} v{verdict.version}: {state}; from {verdict.start}, "
+            f"examples {ranges} ({verdict.examples:,} learned): {verdict.detail}"
+        )
+    differing = [v for v in verdicts if not v.identical]
+    if differing:
+        first = differing[0]
+        typer.echo(
+            f"{len(differing)} of {len(verdicts)} versions differ; first: v{first.version}: "
+            f"{first.detail}",
+            err=True,
+        )
+        raise typer.Exit(1)
+    typer.echo(f"{len(verdicts)} version(s) verified: each is exactly what its inputs produce")
+
+
+@replay_app.command("reset")
+def replay_reset(
+    group: Annotated[
+        str, typer.Option("--group", help="The consumer group (as given to `agents run --group`)")
+    ],
+    to: Annotated[
+        str, typer.Option("--to", help="earliest | latest | an ISO 8601 time | P:O,P:O offsets")
+    ],
+    topics: Annotated[
+        list[str] | None,
+        typer.Option("--topic", help="Topology topic to move [default: every topic it committed]"),
+    ] = None,
+    dry_run: DryRunOption = False,
+    bootstrap_servers: BootstrapOption = None,
+) -> None:
+    """Move a stopped consumer group's committed offsets (refused while it has members)."""
+    from streamlearn.replay.groups import (
+        committed_offsets,
+        move_offsets,
+        plan_moves,
+        refuse_if_active,
+    )
+    from streamlearn.replay.positions import parse_position, resolve
+    from streamlearn.topology.catalogue import TopicCatalogue
+
+    settings = command_settings(kafka_bootstrap=bootstrap_servers)
+    catalogue = TopicCatalogue.from_settings(settings)
+    kafka_group = catalogue.namespace.group(group)
+    refuse_if_active(settings, kafka_group)
+    current = committed_offsets(settings, kafka_group)
+    if topics:
+        names = [catalogue.topic(topic).name for topic in topics]
+    else:
+        names = sorted({topic for topic, _ in current})
+    if not names:
+        fail(f"consumer group {kafka_group} has no committed offsets: name topics with --topic")
+    position = parse_position(to)
+    targets = {
+        (name, r.partition): r.start for name in names for r in resolve(settings, name, position)
+    }
+    moves = plan_moves(current, targets)
+    for move in moves:
+        before = "-" if move.current is None else str(move.current)
+        typer.echo(f"{kafka_group} {move.topic}[{move.partition}]: {before} -> {move.target}")
+    if dry_run:
+        return
+    move_offsets(settings, kafka_group, moves)
+    typer.echo(f"moved {len(moves)} partition offsets of {kafka_group}")

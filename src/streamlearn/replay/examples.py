@@ -1,0 +1,47 @@
+"""Decoded training examples of offset ranges, in offset order, as the learner reads them.
+
+Records that do not decode are skipped and counted, as the runtime skips them for the
+learner (it sends them to ``events.rejected``), so a replay learns exactly what the live
+learner learned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from streamlearn.replay.positions import PartitionRange
+from streamlearn.runtime.topic_reader import read_ranges
+from streamlearn.serde import AvroSerde, DecodeError
+from streamlearn.settings import Settings
+
+Example = tuple[dict[str, Any], int, int]
+"""(decoded ``TrainingExample``, partition, offset)."""
+
+
+@dataclass
+class ReadCounts:
+    read: int = 0
+    undecodable: int = 0
+
+
+def kafka_examples(
+    settings: Settings,
+    serde: AvroSerde,
+    topic: str,
+    ranges: Iterable[PartitionRange],
+    counts: ReadCounts,
+) -> Iterator[Example]:
+    """The examples of Kafka topic ``topic`` in ``ranges``."""
+    wanted = {r.partition: (r.start, r.end) for r in ranges if r.count}
+    for record in read_ranges(settings, topic, wanted):
+        counts.read += 1
+        try:
+            value = serde.decode(record.value) if record.value is not None else None
+        except DecodeError:
+            value = None
+        if value is None:
+            counts.undecodable += 1
+            continue
+        yield value, record.partition, record.offset

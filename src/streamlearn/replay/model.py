@@ -1,0 +1,169 @@
+"""``replay model``: train a model on a range of ``training.examples`` and publish it.
+
+The plan (resolved ranges, target name and version) comes first and needs no training;
+then the examples are read and learned with the learner's own code, and the snapshot is
+built with a manifest of what went in. Published as the next version of the model (what
+a learner resumes from, so it goes on online from the replay's end offsets: the initial
+training of a new or changed spec), or under a shadow name ``<spec>@<shadow>`` that
+prediction workers load and an experiment arm can route to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from streamlearn.kafka_clients import key_partition, produce_confirmed
+from streamlearn.models.configured import configured_spec
+from streamlearn.models.specs import SPECS
+from streamlearn.replay.examples import ReadCounts, kafka_examples
+from streamlearn.replay.exceptions import ReplayError
+from streamlearn.replay.groups import consumers_of
+from streamlearn.replay.history import model_history
+from streamlearn.replay.positions import (
+    PartitionRange,
+    Position,
+    check_retention,
+    resolve,
+)
+from streamlearn.replay.rebuild import ModelTarget, learn, replayed_snapshot
+from streamlearn.runtime.topic_reader import MAX_RECORD_BYTES, end_offsets
+from streamlearn.serde import SchemaSource
+from streamlearn.settings import Settings
+from streamlearn.topology.catalogue import TopicCatalogue
+
+
+@dataclass(frozen=True)
+class ModelReplayPlan:
+    target: ModelTarget
+    topic: str
+    """Kafka name of ``training.examples``."""
+    ranges: tuple[PartitionRange, ...]
+    version: int
+    """The version the result gets (after every version of its name on ``model.state``)."""
+    publish: bool
+    source: str = "kafka"
+
+    @property
+    def records(self) -> int:
+        return sum(r.count for r in self.ranges)
+
+    def lines(self) -> list[str]:
+        target = self.target
+        what = (
+            f"{target.published_as} v{self.version}" if self.publish else "nothing (no --publish)"
+        )
+        arm = f" (arm {target.arm})" if target.arm else ""
+        return [
+            f"train spec {target.spec.name} on the examples of {target.examples_of}{arm}",
+            *(
+                f"  {self.topic}[{r.partition}] offsets {r.start}..{r.end} ({r.count:,} records;"
+                f" the log holds {r.log_start}..{r.log_end})"
+                for r in self.ranges
+            ),
+            f"source: {self.source}; publish: {what}",
+        ]
+
+
+def _target(settings: Settings, name: str, spec: str | None, shadow: str | None) -> ModelTarget:
+    base, _, arm = name.partition("@")
+    spec_name = spec or base
+    if spec_name not in SPECS:
+        raise ReplayError(f"no spec {spec_name!r}; known: {sorted(SPECS)}")
+    if shadow is not None and (not shadow or "@" in shadow):
+        raise ReplayError(f"shadow name {shadow!r}: non-empty, without '@'")
+    published = f"{spec_name}@{shadow}" if shadow else (f"{spec_name}@{arm}" if arm else spec_name)
+    return ModelTarget(configured_spec(spec_name, settings), base, arm or None, published)
+
+
+def plan_model_replay(
+    settings: Settings,
+    registry: SchemaSource,
+    name: str,
+    *,
+    start: Position = "earliest",
+    end: Position = "latest",
+    spec: str | None = None,
+    shadow: str | None = None,
+    publish: bool = False,
+    force: bool = False,
+) -> ModelReplayPlan:
+    """What ``replay model`` will do; raises :class:`ReplayError` for what it would refuse
+    (a range past retention, a live learner of the model when publishing its next version)."""
+    key = settings.model_signing_key
+    if key is None:
+        raise ReplayError("replayed models are signed: set STREAMLEARN_MODEL_SIGNING_KEY")
+    target = _target(settings, name, spec, shadow)
+    catalogue = TopicCatalogue.from_settings(settings)
+    topic = catalogue.topic("training.examples").name
+    partitions = len(end_offsets(settings, topic))
+    # training.examples is keyed by model name: one partition holds all of a model's.
+    partition = key_partition(target.examples_of.encode(), partitions)
+    ranges = resolve(settings, topic, start, end, partitions=[partition])
+    check_retention(topic, ranges)
+    state = catalogue.topic("model.state")
+    history = model_history(settings, state.serde(registry), state.name, target.published_as, key)
+    publishing = publish or shadow is not None
+    if publishing and shadow is None and not force:
+        readers = consumers_of(settings, topic)
+        if readers:
+            groups = ", ".join(f"{g.group} ({len(g.members)} members)" for g in readers)
+            raise ReplayError(
+                f"{topic} is being consumed by {groups}: a running learner of "
+                f"{target.published_as} would publish versions of its own beside the replayed "
+                "one. Stop the learner (it resumes from the replayed snapshot), publish "
+                "under --shadow, or pass --force"
+            )
+    return ModelReplayPlan(target, topic, ranges, history.highest_version + 1, publishing)
+
+
+@dataclass(frozen=True)
+class ModelReplay:
+    plan: ModelReplayPlan
+    snapshot: dict[str, Any]
+    counts: ReadCounts
+    learned: int
+    published_at: tuple[int, int] | None
+    """(partition, offset) on ``model.state`` when published."""
+
+
+def run_model_replay(
+    settings: Settings,
+    registry: SchemaSource,
+    plan: ModelReplayPlan,
+    advance: Callable[[int], None] | None = None,
+) -> ModelReplay:
+    """Learn the plan's examples; publish the snapshot if the plan says so."""
+    key = settings.model_signing_key
+    assert key is not None  # checked by the plan
+    catalogue = TopicCatalogue.from_settings(settings)
+    serde = catalogue.topic("training.examples").serde(registry)
+    counts = ReadCounts()
+    learner = plan.target.learner(key, settings.model_signing_key_id)
+    examples = kafka_examples(settings, serde, plan.topic, plan.ranges, counts)
+    learn(learner, examples, plan.topic, advance)
+    snapshot = replayed_snapshot(
+        learner,
+        plan.target,
+        plan.topic,
+        plan.ranges,
+        version=plan.version,
+        created=datetime.now(UTC),
+        key=key,
+        key_id=settings.model_signing_key_id,
+        source=plan.source,
+    )
+    published_at = None
+    if plan.publish:
+        state = catalogue.topic("model.state")
+        value = state.serde(registry).encode(snapshot)
+        published_at = produce_confirmed(
+            settings,
+            state.name,
+            plan.target.published_as.encode(),
+            value,
+            **{"message.max.bytes": MAX_RECORD_BYTES},
+        )
+    return ModelReplay(plan, snapshot, counts, learner.trained_examples, published_at)

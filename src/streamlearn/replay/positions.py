@@ -1,0 +1,121 @@
+"""Where a replay starts and stops, resolved to offsets of the log as it is now.
+
+A position is ``earliest``, ``latest``, an ISO 8601 time (the first record at or after it,
+by record timestamp: Kafka's offsets-for-times) or explicit offsets ``P:O,P:O``
+(partitions not listed start at the earliest offset, or end at the latest). Ranges are
+half-open: ``[start, end)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from streamlearn.replay.exceptions import PastRetentionError, ReplayError
+from streamlearn.runtime.topic_reader import end_offsets, offsets_for_time
+from streamlearn.settings import Settings
+
+Position = Literal["earliest", "latest"] | datetime | Mapping[int, int]
+
+
+def parse_position(text: str) -> Position:
+    """``earliest`` | ``latest`` | ``P:O,P:O`` | an ISO 8601 time (UTC when no zone)."""
+    text = text.strip()
+    if text in ("earliest", "latest"):
+        return text  # type: ignore[return-value]
+    if ":" in text and all(part.count(":") == 1 for part in text.split(",")):
+        try:
+            pairs = [part.split(":") for part in text.split(",")]
+            return {int(p): int(o) for p, o in pairs}
+        except ValueError:
+            pass  # perhaps a time (hh:mm)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ReplayError(
+            f"position {text!r}: expected earliest, latest, an ISO 8601 time or P:O,P:O offsets"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionRange:
+    """Offsets ``[start, end)`` of one partition, and what the log holds of it now."""
+
+    partition: int
+    start: int
+    end: int
+    log_start: int
+    log_end: int
+
+    @property
+    def count(self) -> int:
+        return max(0, self.end - self.start)
+
+
+def _or(offset: int | None, default: int) -> int:
+    return default if offset is None else offset
+
+
+def _offsets(
+    settings: Settings,
+    topic: str,
+    position: Position,
+    watermarks: Mapping[int, tuple[int, int]],
+    unlisted: Literal["earliest", "latest"],
+) -> dict[int, int]:
+    if position == "earliest":
+        return {p: low for p, (low, _) in watermarks.items()}
+    if position == "latest":
+        return {p: high for p, (_, high) in watermarks.items()}
+    if isinstance(position, datetime):
+        ms = int(position.timestamp() * 1000)
+        found = offsets_for_time(settings, topic, watermarks, ms)
+        return {p: _or(found.get(p), high) for p, (_, high) in watermarks.items()}
+    assert isinstance(position, Mapping)
+    unknown = sorted(set(position) - set(watermarks))
+    if unknown:
+        raise ReplayError(f"{topic} has no partitions {unknown} (it has {sorted(watermarks)})")
+    default = _offsets(settings, topic, unlisted, watermarks, unlisted)
+    return {p: position.get(p, default[p]) for p in watermarks}
+
+
+def resolve(
+    settings: Settings,
+    topic: str,
+    start: Position,
+    end: Position = "latest",
+    partitions: Iterable[int] | None = None,
+) -> tuple[PartitionRange, ...]:
+    """The ranges of Kafka topic ``topic`` from ``start`` to ``end`` (of ``partitions``,
+    default all), clamped to the log's end; a start past the end is an error."""
+    watermarks = end_offsets(settings, topic)
+    if partitions is not None:
+        wanted = set(partitions)
+        watermarks = {p: w for p, w in watermarks.items() if p in wanted}
+    starts = _offsets(settings, topic, start, watermarks, "earliest")
+    ends = _offsets(settings, topic, end, watermarks, "latest")
+    ranges = []
+    for p, (low, high) in sorted(watermarks.items()):
+        first, last = starts[p], min(ends[p], high)
+        if first > last:
+            raise ReplayError(f"{topic}[{p}]: the range starts at {first}, after its end {last}")
+        ranges.append(PartitionRange(p, first, last, low, high))
+    return tuple(ranges)
+
+
+def check_retention(topic: str, ranges: Iterable[PartitionRange]) -> None:
+    """Fail, naming each partition and the earliest offset the log has, when a range
+    starts before it: those records are gone from Kafka."""
+    gone = [r for r in ranges if r.count and r.start < r.log_start]
+    if gone:
+        detail = "; ".join(
+            f"{topic}[{r.partition}] from offset {r.start}, the log starts at {r.log_start}"
+            for r in gone
+        )
+        raise PastRetentionError(
+            f"past retention: {detail}. Records before those offsets are no longer in Kafka: "
+            "replay them from the archive with --source archive"
+        )

@@ -1,0 +1,187 @@
+"""Prove a published model is exactly what its recorded inputs produce.
+
+A snapshot records the offsets of ``training.examples`` it has learned up to. Its parent
+(the version before it, when ``model.state`` still holds it) records where it started, so
+the parent's model, fed the examples between the two, must give the snapshot's payload
+byte for byte. A first version, a replayed one (its manifest says where it started) or one
+whose parent was compacted away is recomputed from a fresh model from its start (offset 0
+for the online learner). Any other result, or a snapshot that fails its signature, is a
+difference, reported with the first thing that differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from streamlearn.models import SnapshotRejected, safe_pickle
+from streamlearn.models.configured import configured_spec
+from streamlearn.models.exceptions import UnknownSnapshotSpec
+from streamlearn.models.snapshot import SigningKey, spec_of
+from streamlearn.models.specs import SPECS, ModelSpec
+from streamlearn.replay.examples import Example, ReadCounts, kafka_examples
+from streamlearn.replay.exceptions import ReplayError
+from streamlearn.replay.history import ModelHistory, PublishedSnapshot, model_history
+from streamlearn.replay.positions import PartitionRange, check_retention
+from streamlearn.replay.rebuild import ModelTarget, learn, manifest_of
+from streamlearn.runtime.topic_reader import end_offsets
+from streamlearn.serde import SchemaSource
+from streamlearn.settings import Settings
+from streamlearn.topology.catalogue import TopicCatalogue
+
+ExamplesReader = Callable[[list[PartitionRange], ReadCounts], Iterable[Example]]
+"""``read(ranges, counts)``: the examples of ``ranges`` (from Kafka or the archive)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of recomputing one version."""
+
+    model_name: str
+    version: int
+    identical: bool
+    detail: str
+    """What differs first (or, when identical, what was recomputed)."""
+    start: str
+    """Where the recomputation started: ``v<parent>`` or ``scratch``."""
+    ranges: tuple[PartitionRange, ...] = ()
+    examples: int = 0
+    """Examples learned in the recomputation."""
+
+
+def _short(digest: str) -> str:
+    return digest[:12]
+
+
+def verify_version(
+    history: ModelHistory,
+    published: PublishedSnapshot,
+    *,
+    topic: str,
+    watermarks: Mapping[int, tuple[int, int]],
+    specs: Mapping[str, ModelSpec],
+    key: SigningKey,
+    read_examples: ExamplesReader,
+) -> Verdict:
+    """Recompute ``published`` from its parent (or from scratch) over Kafka topic ``topic``
+    (``training.examples``, whose partitions hold ``watermarks``: first and end offsets)."""
+    snapshot = published.snapshot
+    name, version = str(snapshot["model_name"]), published.version
+
+    def verdict(
+        identical: bool,
+        detail: str,
+        start: str = "-",
+        ranges: tuple[PartitionRange, ...] = (),
+        examples: int = 0,
+    ) -> Verdict:
+        return Verdict(name, version, identical, detail, start, ranges, examples)
+
+    if published.rejected is not None:
+        return verdict(False, f"the published snapshot fails verification: {published.rejected}")
+    try:
+        spec = spec_of(snapshot, specs)
+    except UnknownSnapshotSpec as exc:
+        return verdict(False, f"cannot recompute: {exc}")
+    target = ModelTarget.of_snapshot(snapshot, spec)
+    learner = target.learner(key, None)
+    ends = {
+        int(o["partition"]): int(o["offset"]) for o in snapshot["offsets"] if o["topic"] == topic
+    }
+    parent_version = snapshot["parent_version"]
+    parent = history.version(int(parent_version)) if parent_version else None
+    manifest = manifest_of(snapshot)
+    if parent is not None and parent.rejected is None:
+        try:
+            learner.resume(parent.snapshot)
+        except SnapshotRejected as exc:
+            return verdict(False, f"its parent v{parent_version} cannot be loaded: {exc}")
+        starts = {p: learner.next_offsets.get((topic, p), 0) for p in ends}
+        start = f"v{parent_version}"
+    else:
+        recorded = {
+            int(i["partition"]): int(i["start"]) for i in (manifest or {}).get("inputs", [])
+        }
+        starts = {p: recorded.get(p, 0) for p in ends}
+        start = "scratch"
+    ranges = []
+    for partition, end in sorted(ends.items()):
+        if partition not in watermarks:
+            raise ReplayError(f"{topic} has no partition {partition} (snapshot {name} v{version})")
+        log_start, log_end = watermarks[partition]
+        if end > log_end:
+            return verdict(
+                False,
+                f"it records {topic}[{partition}] up to {end}, past the log's end {log_end}",
+                start,
+            )
+        ranges.append(PartitionRange(partition, starts[partition], end, log_start, log_end))
+    check_retention(topic, ranges)
+    counts = ReadCounts()
+    learned_before = learner.trained_examples
+    learn(learner, read_examples(ranges, counts), topic)
+    learned = learner.trained_examples - learned_before
+    payload_digest = hashlib.sha256(safe_pickle.dumps(learner.model)).hexdigest()
+    more = (tuple(ranges), learned)
+    if learner.trained_examples != int(snapshot["trained_examples"]):
+        return verdict(
+            False,
+            f"trained_examples: {learner.trained_examples} recomputed, "
+            f"{snapshot['trained_examples']} published",
+            start,
+            *more,
+        )
+    if payload_digest != snapshot["payload_sha256"]:
+        return verdict(
+            False,
+            f"payload differs: sha256 {_short(payload_digest)} recomputed, "
+            f"{_short(str(snapshot['payload_sha256']))} published",
+            start,
+            *more,
+        )
+    return verdict(True, f"payload sha256 {_short(payload_digest)} identical", start, *more)
+
+
+def verify_published(
+    settings: Settings, registry: SchemaSource, name: str, version: int | None, every: bool
+) -> list[Verdict]:
+    """Verify model ``name``'s newest version on ``model.state``, version ``version``, or
+    (``every``) each version still there, oldest first."""
+    key = settings.model_signing_key
+    if key is None:
+        raise ReplayError("verifying snapshots needs STREAMLEARN_MODEL_SIGNING_KEY")
+    catalogue = TopicCatalogue.from_settings(settings)
+    state = catalogue.topic("model.state")
+    history = model_history(settings, state.serde(registry), state.name, name, key)
+    if not history.snapshots:
+        raise ReplayError(f"model.state holds no snapshot of {name}")
+    if every:
+        chosen = list(history.snapshots)
+    else:
+        wanted = history.highest_version if version is None else version
+        found = history.version(wanted)
+        if found is None:
+            held = [s.version for s in history.snapshots]
+            raise ReplayError(f"model.state holds no {name} v{wanted} (it holds {held})")
+        chosen = [found]
+    examples = catalogue.topic("training.examples")
+    serde = examples.serde(registry)
+    watermarks = end_offsets(settings, examples.name)
+    specs = {spec: configured_spec(spec, settings) for spec in SPECS}
+
+    def read(ranges: list[PartitionRange], counts: ReadCounts) -> Iterable[Example]:
+        return kafka_examples(settings, serde, examples.name, ranges, counts)
+
+    return [
+        verify_version(
+            history,
+            published,
+            topic=examples.name,
+            watermarks=watermarks,
+            specs=specs,
+            key=key,
+            read_examples=read,
+        )
+        for published in chosen
+    ]

@@ -1,0 +1,274 @@
+"""`streamlearn replay` against the real broker, the registry and a real learner process."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from streamlearn.kafka_clients import key_partition
+from streamlearn.models import SPECS, model_input, safe_pickle
+from streamlearn.models.online import OnlineLearner
+from streamlearn.serde import AvroSerde, RegistryClient
+from streamlearn.serving.experiment_topic import publish_experiment
+from streamlearn.serving.experiments import Arm, Experiment
+from streamlearn.settings import Settings
+from tests.agent_workers import Workers, read_topic, running, worker_environment
+from tests.serving_support import start_worker
+from tests.support import click_examples, committed_to_end
+
+PARTITIONS = 6  # topology/topics.yaml: training.examples
+CTR_PARTITION = key_partition(b"ctr", PARTITIONS)
+
+
+@pytest.fixture
+def settings(system_settings: Settings, tmp_path: Path) -> Settings:
+    return system_settings.model_copy(update={"data_dir": tmp_path})
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Any:
+    with RegistryClient(settings.schema_registry_url) as client:
+        yield client
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamlearn", "replay", *args],
+        env=worker_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def _serde(settings: Settings, registry: RegistryClient, topic: str, schema: str) -> AvroSerde:
+    return AvroSerde.for_topic(registry, settings.topic_prefix + topic, schema)
+
+
+def _produce(
+    settings: Settings, topic: str, records: list[tuple[bytes, bytes]], at: datetime | None = None
+) -> None:
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "partitioner": "murmur2_random"}
+    )
+    timestamp = {} if at is None else {"timestamp": int(at.timestamp() * 1000)}
+    for key, value in records:
+        producer.produce(settings.topic_prefix + topic, key=key, value=value, **timestamp)
+    assert producer.flush(30) == 0
+
+
+def _snapshots(settings: Settings, registry: RegistryClient, name: str) -> list[dict[str, Any]]:
+    serde = _serde(settings, registry, "model.state", "ModelSnapshot")
+    messages = read_topic(settings, "model.state", lambda m: False, timeout_s=3)
+    return [serde.decode(m.value()) for m in messages if m.key() == name.encode()]
+
+
+def _river(examples: list[dict[str, Any]]) -> bytes:
+    """The payload of River's model trained in-process on ``examples`` (ctr's spec)."""
+    spec = SPECS["ctr"]
+    model = spec.new_model(0)
+    for example in examples:
+        spec.learn(model, model_input(example["features"]), example["label"])
+    return safe_pickle.dumps(model)
+
+
+def test_live_versions_verify_and_doctored_ones_do_not(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    examples_serde = _serde(settings, registry, "training.examples", "TrainingExample")
+    examples = click_examples(5000, seed=11)
+    records = [(b"ctr", examples_serde.encode(e)) for e in examples]
+    # Bytes that are not a TrainingExample, among ctr's: rejected by the runtime, skipped
+    # by the replay alike.
+    records.insert(2500, (b"ctr", b"\x00\x00\x00\x00\x07garbage"))
+    learner = Workers(
+        settings,
+        only="learner",
+        group="learner",
+        STREAMLEARN_SNAPSHOT_EVERY_EXAMPLES="1500",
+        STREAMLEARN_SNAPSHOT_EVERY_S="600",
+    )
+    with running(learner, 1):
+        # In steps, so that the learner's batches end where its snapshots are due.
+        for start, end in ((0, 1500), (1500, 3001), (3001, 4501), (4501, 5001)):
+            _produce(settings, "training.examples", records[start:end])
+            deadline = time.monotonic() + 120
+            while not committed_to_end(settings, "training.examples", learner.group_id):
+                assert time.monotonic() < deadline, "the learner did not consume every example"
+                time.sleep(0.5)
+        refused = _cli(settings, "model", "ctr", "--publish")
+        assert refused.returncode == 1
+        assert f"is being consumed by {learner.group_id}" in refused.stderr
+    live = _snapshots(settings, registry, "ctr")
+    assert [s["trained_examples"] for s in live] == [1500, 3000, 4500, 5000]
+
+    verified = _cli(settings, "verify", "ctr", "--all")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "4 version(s) verified" in verified.stdout
+    assert "ctr v2: identical; from v1" in verified.stdout
+
+    # Two doctored versions: the same examples learned in another order (signed with the
+    # real key: only a recomputation can tell), and the last version with a byte changed.
+    newest = live[-1]
+    doctored = OnlineLearner(SPECS["ctr"], signing_key="integration-test-signing-key")
+    topic = settings.topic_prefix + "training.examples"
+    for offset, example in enumerate(examples[:2500][::-1] + examples[2500:]):
+        doctored.learn(example, topic, CTR_PARTITION, offset if offset < 2500 else offset + 1)
+    doctored.version = 4
+    reordered = doctored.snapshot(datetime.now(UTC))
+    reordered["parent_version"] = None  # re-signed below with the field as published
+    reordered = _resign(reordered, newest)
+    tampered = {**newest, "version": 6, "parent_version": 5}
+    tampered["payload"] = newest["payload"][:-1] + bytes([newest["payload"][-1] ^ 1])
+    state = _serde(settings, registry, "model.state", "ModelSnapshot")
+    _produce(
+        settings,
+        "model.state",
+        [(b"ctr", state.encode(reordered)), (b"ctr", state.encode(tampered))],
+    )
+
+    differs = _cli(settings, "verify", "ctr", "--all")
+    assert differs.returncode == 1
+    assert "2 of 6 versions differ; first: v5: payload differs: sha256" in differs.stderr
+    assert "ctr v6: DIFFERS" in differs.stdout
+    assert "fails verification" in differs.stdout
+
+
+def _resign(snapshot: dict[str, Any], like: dict[str, Any]) -> dict[str, Any]:
+    """``snapshot`` with ``like``'s offsets and count, no parent, signed again."""
+    from streamlearn.models.snapshot import sign
+
+    changed = {
+        **snapshot,
+        "offsets": like["offsets"],
+        "trained_examples": like["trained_examples"],
+        "parent_version": None,
+    }
+    changed["signature"] = sign(changed, "integration-test-signing-key")
+    return changed
+
+
+def test_replay_model_is_river_in_process_from_earliest_or_a_time_then_past_retention(
+    settings: Settings, registry: RegistryClient, admin: AdminClient
+) -> None:
+    examples_serde = _serde(settings, registry, "training.examples", "TrainingExample")
+    earlier = click_examples(3000, seed=12)
+    later = click_examples(2000, seed=13, first=3000)
+    other = click_examples(300, seed=14, model_name="conversion_value")
+    two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
+    one_hour_ago = two_hours_ago + timedelta(hours=1)
+    encode = examples_serde.encode
+    _produce(settings, "training.examples", [(b"ctr", encode(e)) for e in earlier], two_hours_ago)
+    _produce(settings, "training.examples", [(b"ctr", encode(e)) for e in later], one_hour_ago)
+    _produce(settings, "training.examples", [(b"conversion_value", encode(e)) for e in other])
+
+    whole = _cli(settings, "model", "ctr", "--shadow", "replayed")
+    assert whole.returncode == 0, whole.stderr
+    assert f"training.examples[{CTR_PARTITION}] offsets 0..5000 (5,000 records" in whole.stdout
+    assert "published ctr@replayed v1 to model.state" in whole.stdout
+    (replayed,) = _snapshots(settings, registry, "ctr@replayed")
+    assert replayed["payload"] == _river(earlier + later), "byte-identical to River in-process"
+
+    since = (one_hour_ago - timedelta(minutes=1)).isoformat()
+    plan = _cli(settings, "model", "ctr", "--from", since, "--shadow", "late", "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "offsets 3000..5000 (2,000 records" in plan.stdout
+    assert not _snapshots(settings, registry, "ctr@late"), "a dry run publishes nothing"
+    late = _cli(settings, "model", "ctr", "--from", since, "--shadow", "late")
+    assert late.returncode == 0, late.stderr
+    (late_snapshot,) = _snapshots(settings, registry, "ctr@late")
+    assert late_snapshot["payload"] == _river(later)
+    assert '"start":3000' in late_snapshot["manifest"]
+
+    verified = _cli(settings, "verify", "ctr@late")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "ctr@late v1: identical; from scratch" in verified.stdout
+
+    # Retention removes ctr's first thousand examples.
+    topic = settings.topic_prefix + "training.examples"
+    deleted = admin.delete_records([TopicPartition(topic, CTR_PARTITION, 1000)])
+    for future in deleted.values():
+        future.result(timeout=30)
+    gone = _cli(settings, "model", "ctr", "--from", f"{CTR_PARTITION}:0", "--dry-run")
+    assert gone.returncode == 1
+    assert (
+        f"past retention: {topic}[{CTR_PARTITION}] from offset 0, the log starts at 1000"
+        in gone.stderr
+    )
+    assert "--source archive" in gone.stderr
+    assert _cli(settings, "verify", "ctr@replayed").returncode == 1, "its inputs are gone"
+    assert _cli(settings, "verify", "ctr@late").returncode == 0, "its inputs are still there"
+
+
+def test_reset_moves_a_stopped_group_and_refuses_a_running_one(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    examples_serde = _serde(settings, registry, "training.examples", "TrainingExample")
+    records = [(b"ctr", examples_serde.encode(e)) for e in click_examples(50, seed=15)]
+    _produce(settings, "training.examples", records)
+    group = settings.topic_prefix + "backfill"
+    topic = settings.topic_prefix + "training.examples"
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": group,
+         "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    )  # fmt: skip
+    consumer.subscribe([topic])
+    read = 0
+    deadline = time.monotonic() + 60
+    while read < len(records) and time.monotonic() < deadline:
+        read += len([m for m in consumer.consume(100, timeout=0.5) if m.error() is None])
+    consumer.commit(asynchronous=False)
+    try:
+        refused = _cli(settings, "reset", "--group", "backfill", "--to", "earliest")
+        assert refused.returncode == 1
+        assert f"consumer group {group} has 1 active member(s)" in refused.stderr
+    finally:
+        consumer.close()
+
+    plan = _cli(settings, "reset", "--group", "backfill", "--to", "earliest", "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert f"{group} {topic}[{CTR_PARTITION}]: 50 -> 0" in plan.stdout
+    moved = _cli(settings, "reset", "--group", "backfill", "--to", "earliest")
+    assert moved.returncode == 0, moved.stderr
+    check = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})
+    try:
+        (committed,) = check.committed([TopicPartition(topic, CTR_PARTITION)], timeout=30)
+    finally:
+        check.close()
+    assert committed.offset == 0
+
+
+async def test_a_shadow_replay_is_served_through_an_experiment_arm(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    examples_serde = _serde(settings, registry, "training.examples", "TrainingExample")
+    examples = click_examples(800, seed=16)
+    records = [(b"ctr", examples_serde.encode(e)) for e in examples]
+    await asyncio.to_thread(_produce, settings, "training.examples", records)
+    replayed = await asyncio.to_thread(_cli, settings, "model", "ctr", "--shadow", "replayed")
+    assert replayed.returncode == 0, replayed.stderr
+    experiment = Experiment("replay-check", "s", (Arm("replayed", "ctr@replayed", 1.0),))
+    await asyncio.to_thread(publish_experiment, settings, registry, experiment)
+    worker = await start_worker(settings.model_copy(update={"models": ["ctr"]}), registry)
+    try:
+        await worker.wait(lambda: worker.serving.store.get("ctr@replayed") is not None)
+        instance = {"user_id": "u-1", "features": examples[0]["features"]}
+        status, body = await worker.predict({"instances": [instance]})
+    finally:
+        await worker.close()
+    assert status == 200, body
+    (prediction,) = body["predictions"]
+    assert (prediction["arm"], prediction["model_version"]) == ("replayed", 1)
+    spec = SPECS["ctr"]
+    river = safe_pickle.loads(_river(examples))
+    expected = spec.predict(river, model_input(examples[0]["features"]))
+    assert prediction["score"] == pytest.approx(spec.rules.clamp(expected))

@@ -1,0 +1,177 @@
+"""Replay without a broker: positions, targets, manifests, and verifying snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from streamlearn.models import SPECS, model_input, safe_pickle, verify_snapshot
+from streamlearn.models.exceptions import BadSignature
+from streamlearn.models.online import OnlineLearner
+from streamlearn.replay.examples import Example, ReadCounts
+from streamlearn.replay.exceptions import PastRetentionError, ReplayError
+from streamlearn.replay.history import ModelHistory, PublishedSnapshot
+from streamlearn.replay.positions import PartitionRange, check_retention, parse_position
+from streamlearn.replay.rebuild import ModelTarget, learn, replayed_snapshot
+from streamlearn.replay.verify import Verdict, verify_version
+from tests.support import click_examples
+
+KEY = "unit-test-key"
+TOPIC = "training.examples"
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+# ctr's examples, with another model's and an invalid one among them, at offsets 0..
+EXAMPLES: list[Example] = [(e, 0, n) for n, e in enumerate(click_examples(600, seed=5))]
+EXAMPLES[10] = ({**EXAMPLES[10][0], "model_name": "conversion_value"}, 0, 10)
+EXAMPLES[20] = ({**EXAMPLES[20][0], "weight": 0.0}, 0, 20)
+
+
+def test_positions_parse_as_documented() -> None:
+    assert parse_position("earliest") == "earliest"
+    assert parse_position(" latest ") == "latest"
+    assert parse_position("0:120,3:7") == {0: 120, 3: 7}
+    assert parse_position("2026-11-30T10:00:00") == datetime(2026, 11, 30, 10, tzinfo=UTC)
+    assert parse_position("2026-11-30T10:00:00+01:00") == datetime(2026, 11, 30, 9, tzinfo=UTC)
+    with pytest.raises(ReplayError, match="expected earliest, latest"):
+        parse_position("yesterday")
+
+
+def test_a_range_past_retention_names_partitions_and_what_the_log_holds() -> None:
+    ranges = [PartitionRange(0, 0, 500, 200, 900), PartitionRange(1, 0, 0, 50, 50)]
+    with pytest.raises(PastRetentionError) as caught:
+        check_retention(TOPIC, ranges)
+    message = str(caught.value)
+    assert "training.examples[0] from offset 0, the log starts at 200" in message
+    assert "[1]" not in message, "an empty range needs nothing from the log"
+    assert "--source archive" in message
+    check_retention(TOPIC, [PartitionRange(0, 200, 500, 200, 900)])
+
+
+def _live(versions: list[int]) -> ModelHistory:
+    """What a live learner publishes: a snapshot after each of ``versions`` examples."""
+    learner = OnlineLearner(SPECS["ctr"], signing_key=KEY)
+    snapshots, position = [], 0
+    for upto in versions:
+        learn(learner, EXAMPLES[position:upto], TOPIC)
+        snapshots.append(PublishedSnapshot(learner.snapshot(NOW), None))
+        position = upto
+    return ModelHistory("ctr", tuple(snapshots), 0)
+
+
+def _reader(examples: list[Example] = EXAMPLES) -> Any:
+    def read(ranges: list[PartitionRange], counts: ReadCounts) -> Iterable[Example]:
+        for partition_range in ranges:
+            for example in examples[partition_range.start : partition_range.end]:
+                counts.read += 1
+                yield example
+
+    return read
+
+
+def _verify(history: ModelHistory, version: int, examples: list[Example] = EXAMPLES) -> Verdict:
+    published = history.version(version)
+    assert published is not None
+    return verify_version(
+        history,
+        published,
+        topic=TOPIC,
+        watermarks={0: (0, len(EXAMPLES))},
+        specs=SPECS,
+        key=KEY,
+        read_examples=_reader(examples),
+    )
+
+
+def test_each_live_version_is_recomputed_from_its_parent_byte_for_byte() -> None:
+    history = _live([200, 450, 600])
+    verdicts = [_verify(history, v) for v in (1, 2, 3)]
+    assert [v.identical for v in verdicts] == [True, True, True]
+    assert [v.start for v in verdicts] == ["scratch", "v1", "v2"]
+    assert [(r.start, r.end) for r in verdicts[1].ranges] == [(200, 450)]
+    assert [v.examples for v in verdicts] == [198, 250, 150], (
+        "not the other model's, nor the invalid"
+    )
+
+
+def test_a_version_whose_parent_was_compacted_away_is_recomputed_from_scratch() -> None:
+    full = _live([200, 450, 600])
+    history = ModelHistory("ctr", full.snapshots[2:], 0)
+    verdict = _verify(history, 3)
+    assert verdict.identical
+    assert verdict.start == "scratch"
+
+
+def test_a_snapshot_from_reordered_examples_differs_and_says_how() -> None:
+    # The same records, the first hundred in another order (offsets still ascending).
+    reordered = [(EXAMPLES[99 - n][0], 0, n) for n in range(100)] + EXAMPLES[100:200]
+    learner = OnlineLearner(SPECS["ctr"], signing_key=KEY)
+    learn(learner, reordered, TOPIC)
+    history = ModelHistory("ctr", (PublishedSnapshot(learner.snapshot(NOW), None),), 0)
+    verdict = _verify(history, 1)
+    assert not verdict.identical
+    assert verdict.detail.startswith("payload differs: sha256 ")
+
+
+def test_a_tampered_snapshot_differs_with_the_reason_it_fails_verification() -> None:
+    history = _live([200])
+    snapshot = dict(history.snapshots[0].snapshot)
+    snapshot["payload"] = snapshot["payload"][:-1] + bytes([snapshot["payload"][-1] ^ 1])
+    with pytest.raises(BadSignature) as caught:
+        verify_snapshot(snapshot, KEY)
+    tampered = ModelHistory("ctr", (PublishedSnapshot(snapshot, str(caught.value)),), 0)
+    verdict = _verify(tampered, 1)
+    assert not verdict.identical
+    assert "fails verification" in verdict.detail
+    assert "bad_signature" in verdict.detail
+
+
+def test_missing_examples_show_as_a_different_count() -> None:
+    history = _live([200])
+    verdict = _verify(history, 1, EXAMPLES[:150] + [EXAMPLES[0]] * 50)
+    assert not verdict.identical
+    assert verdict.detail.startswith("trained_examples: ")
+
+
+def test_a_replayed_snapshot_carries_a_signed_manifest_and_verifies_from_its_start() -> None:
+    target = ModelTarget(SPECS["ctr"], "ctr", None, "ctr@replayed")
+    learner = target.learner(KEY, None)
+    learn(learner, EXAMPLES[300:600], TOPIC)
+    ranges = (PartitionRange(0, 300, 600, 0, 600),)
+    snapshot = replayed_snapshot(
+        learner, target, TOPIC, ranges, version=1, created=NOW, key=KEY, key_id=None
+    )
+    assert snapshot["model_name"] == "ctr@replayed"
+    assert snapshot["parent_version"] is None
+    assert snapshot["offsets"] == [{"topic": TOPIC, "partition": 0, "offset": 600}]
+    assert (
+        '"inputs":[{"end":600,"partition":0,"start":300,"topic":"training.examples"}]'
+        in (snapshot["manifest"])
+    )
+    verify_snapshot(snapshot, KEY)
+    with pytest.raises(BadSignature):
+        verify_snapshot({**snapshot, "manifest": snapshot["manifest"].replace("300", "0")}, KEY)
+    history = ModelHistory("ctr@replayed", (PublishedSnapshot(snapshot, None),), 0)
+    verdict = _verify(history, 1)
+    assert verdict.identical, verdict.detail
+    assert [(r.start, r.end) for r in verdict.ranges] == [(300, 600)]
+
+
+def test_a_replay_is_the_same_model_as_river_trained_in_process() -> None:
+    spec = SPECS["ctr"]
+    target = ModelTarget(spec, "ctr", None, "ctr")
+    learner = learn(target.learner(KEY, None), EXAMPLES, TOPIC)
+    river = spec.new_model(0)
+
+    for example, _, _ in EXAMPLES:
+        if example["model_name"] == "ctr" and example["weight"] > 0:
+            spec.learn(river, model_input(example["features"]), example["label"])
+    assert safe_pickle.dumps(learner.model) == safe_pickle.dumps(river)
+
+
+def test_targets_name_shadows_and_arms() -> None:
+    snapshot = {"model_name": "ctr@b", "manifest": None}
+    target = ModelTarget.of_snapshot(snapshot, SPECS["ctr"])
+    assert (target.examples_of, target.arm, target.published_as) == ("ctr", "b", "ctr@b")
