@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from streamlearn.models import SPECS, model_input, safe_pickle, verify_snapshot
-from streamlearn.models.exceptions import BadSignature
+from streamlearn.models.exceptions import BadSignature, UnknownSnapshotSpec
 from streamlearn.models.online import OnlineLearner
+from streamlearn.models.snapshot import recorded_spec
 from streamlearn.replay.examples import Example, ReadCounts
 from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 from streamlearn.replay.history import ModelHistory, PublishedSnapshot
@@ -175,3 +177,16 @@ def test_targets_name_shadows_and_arms() -> None:
     snapshot = {"model_name": "ctr@b", "manifest": None}
     target = ModelTarget.of_snapshot(snapshot, SPECS["ctr"])
     assert (target.examples_of, target.arm, target.published_as) == ("ctr", "b", "ctr@b")
+
+
+def test_a_snapshot_is_recomputed_with_the_label_horizon_it_records() -> None:
+    # `up --simulate` runs a 20 s horizon; the command verifying has the default.
+    spec = replace(SPECS["ctr"], label=replace(SPECS["ctr"].label, horizon_s=20.0))
+    learner = OnlineLearner(spec, signing_key=KEY)
+    learn(learner, EXAMPLES[:200], TOPIC)
+    history = ModelHistory("ctr", (PublishedSnapshot(learner.snapshot(NOW), None),), 0)
+    assert recorded_spec(history.snapshots[0].snapshot) == spec
+    assert _verify(history, 1).identical
+    unknown = {**history.snapshots[0].snapshot, "spec": spec.describe().replace("SGD", "Adam")}
+    with pytest.raises(UnknownSnapshotSpec):
+        recorded_spec(unknown)

@@ -46,7 +46,7 @@ import hmac
 import json
 import platform
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from typing import Any
@@ -260,6 +260,24 @@ def spec_of(snapshot: Mapping[str, Any], specs: Mapping[str, ModelSpec] = SPECS)
     if spec is None or spec.describe() != text:
         known = "no spec of that name" if spec is None else f"ours is {spec.describe()}"
         raise UnknownSnapshotSpec(f"spec {text!r} is not one this process ships ({known})")
+    return spec
+
+
+def recorded_spec(snapshot: Mapping[str, Any], specs: Mapping[str, ModelSpec] = SPECS) -> ModelSpec:
+    """The shipped spec a snapshot names, with the label horizon it records (a setting:
+    ``STREAMLEARN_LABEL_HORIZON_S``), whatever this process's settings say; or
+    :class:`UnknownSnapshotSpec` when nothing shipped describes it exactly. For commands
+    that recompute a snapshot (``replay verify``), not for loading one to serve."""
+    text = snapshot.get("spec")
+    try:
+        recorded = json.loads(text) if isinstance(text, str) else {}
+        shipped = specs[recorded["name"]]
+        horizon = recorded["label"]["horizon_s"]
+        spec = replace(shipped, label=replace(shipped.label, horizon_s=horizon))
+    except (ValueError, TypeError, KeyError, ConfigurationError):
+        return spec_of(snapshot, specs)  # raises, saying what is known
+    if spec.describe() != text:
+        return spec_of(snapshot, specs)
     return spec
 
 

@@ -101,7 +101,12 @@ def plan_model_replay(
     partitions = len(end_offsets(settings, topic))
     # training.examples is keyed by model name: one partition holds all of a model's.
     partition = key_partition(target.examples_of.encode(), partitions)
-    ranges = resolve(settings, topic, start, end, partitions=[partition])
+    try:
+        ranges = resolve(settings, topic, start, end, partitions=[partition])
+    except ReplayError as exc:
+        raise ReplayError(
+            f"{target.examples_of}'s examples are all in one partition: {exc}"
+        ) from exc
     check_retention(topic, ranges)
     state = catalogue.topic("model.state")
     history = model_history(settings, state.serde(registry), state.name, target.published_as, key)

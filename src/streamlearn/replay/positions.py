@@ -94,6 +94,12 @@ def resolve(
     watermarks = end_offsets(settings, topic)
     if partitions is not None:
         wanted = set(partitions)
+        named = {p for position in (start, end) if isinstance(position, Mapping) for p in position}
+        if named - wanted:
+            raise ReplayError(
+                f"only {topic} partition(s) {sorted(wanted)} are read here; the offsets given "
+                f"name {sorted(named - wanted)}"
+            )
         watermarks = {p: w for p, w in watermarks.items() if p in wanted}
     starts = _offsets(settings, topic, start, watermarks, "earliest")
     ends = _offsets(settings, topic, end, watermarks, "latest")

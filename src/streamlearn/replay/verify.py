@@ -16,9 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from streamlearn.models import SnapshotRejected, safe_pickle
-from streamlearn.models.configured import configured_spec
 from streamlearn.models.exceptions import UnknownSnapshotSpec
-from streamlearn.models.snapshot import SigningKey, spec_of
+from streamlearn.models.snapshot import SigningKey, recorded_spec
 from streamlearn.models.specs import SPECS, ModelSpec
 from streamlearn.replay.examples import Example, ReadCounts, kafka_examples
 from streamlearn.replay.exceptions import ReplayError
@@ -81,7 +80,7 @@ def verify_version(
     if published.rejected is not None:
         return verdict(False, f"the published snapshot fails verification: {published.rejected}")
     try:
-        spec = spec_of(snapshot, specs)
+        spec = recorded_spec(snapshot, specs)
     except UnknownSnapshotSpec as exc:
         return verdict(False, f"cannot recompute: {exc}")
     target = ModelTarget.of_snapshot(snapshot, spec)
@@ -168,7 +167,6 @@ def verify_published(
     examples = catalogue.topic("training.examples")
     serde = examples.serde(registry)
     watermarks = end_offsets(settings, examples.name)
-    specs = {spec: configured_spec(spec, settings) for spec in SPECS}
 
     def read(ranges: list[PartitionRange], counts: ReadCounts) -> Iterable[Example]:
         return kafka_examples(settings, serde, examples.name, ranges, counts)
@@ -179,7 +177,7 @@ def verify_published(
             published,
             topic=examples.name,
             watermarks=watermarks,
-            specs=specs,
+            specs=SPECS,
             key=key,
             read_examples=read,
         )
