@@ -211,27 +211,6 @@ def click_examples(
     count: int, *, seed: int = 3, model_name: str = "ctr", first: int = 0
 ) -> list[dict[str, Any]]:
     """``TrainingExample`` records of ``model_name`` labelled by the synthetic click world."""
-    from datetime import UTC, timedelta
-
     from streamlearn.models.synthetic import ClickWorld
 
-    now = datetime.now(UTC)
-    return [
-        {
-            "request_id": f"req-{n}",
-            "model_name": model_name,
-            "model_version": 0,
-            "arm": None,
-            "user_id": f"u-{n % 97}",
-            "features": {**r.features, **{f"ctx.{k}": v for k, v in r.context.items()}},
-            "label": float(r.clicked),
-            "label_definition": "click_within_30m",
-            "score": 0.5,
-            "served_ts": now,
-            "impression_ts": now,
-            "outcome_ts": now if r.clicked else None,
-            "labelled_ts": now + timedelta(seconds=1),
-            "weight": 1.0,
-        }
-        for n, r in enumerate(ClickWorld(seed=seed).requests(count), start=first)
-    ]
+    return ClickWorld(seed=seed).training_examples(count, model_name=model_name, first=first)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from streamlearn.models.synthetic import ClickWorld
 from streamlearn.serde import (
     AvroSerde,
     BadMagicByteError,
@@ -166,3 +167,17 @@ def test_missing_required_field_names_the_field(serde: AvroSerde) -> None:
 def test_not_a_mapping(serde: AvroSerde) -> None:
     with pytest.raises(EncodeError, match="must be a mapping"):
         serde.encode(["not", "a", "record"])  # type: ignore[arg-type]
+
+
+def test_a_decoder_without_logical_types_reads_timestamps_as_the_longs_on_the_wire() -> None:
+    registry = InMemoryRegistry()
+    writer = AvroSerde(registry, "TrainingExample", "examples-value")
+    (example,) = ClickWorld(seed=2).training_examples(1)
+    data = writer.encode(example)
+    plain = AvroSerde(registry, "TrainingExample", "examples-value", logical_types=False)
+    decoded, plain_decoded = writer.decode(data), plain.decode(data)
+    millis = int(example["served_ts"].timestamp() * 1000)
+    assert plain_decoded["served_ts"] == millis
+    assert {k: v for k, v in plain_decoded.items() if not k.endswith("_ts")} == {
+        k: v for k, v in decoded.items() if not k.endswith("_ts")
+    }

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -96,6 +96,32 @@ class ClickWorld:
 
     def requests(self, n: int) -> list[Request]:
         return [self.request() for _ in range(n)]
+
+    def training_examples(
+        self, count: int, *, model_name: str = "ctr", first: int = 0, at: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """``count`` ``TrainingExample`` records of ``model_name`` labelled with the world's
+        clicks (request ids ``req-<first>``...), for the learner's tests and benchmarks."""
+        now = at or datetime.now(UTC)
+        return [
+            {
+                "request_id": f"req-{n}",
+                "model_name": model_name,
+                "model_version": 0,
+                "arm": None,
+                "user_id": f"u-{n % 97}",
+                "features": {**r.features, **{f"ctx.{k}": v for k, v in r.context.items()}},
+                "label": float(r.clicked),
+                "label_definition": "click_within_30m",
+                "score": 0.5,
+                "served_ts": now,
+                "impression_ts": now,
+                "outcome_ts": now if r.clicked else None,
+                "labelled_ts": now + timedelta(seconds=1),
+                "weight": 1.0,
+            }
+            for n, r in enumerate(self.requests(count), start=first)
+        ]
 
     def telemetry(
         self,

@@ -165,7 +165,7 @@ def verify_published(
             raise ReplayError(f"model.state holds no {name} v{wanted} (it holds {held})")
         chosen = [found]
     examples = catalogue.topic("training.examples")
-    serde = examples.serde(registry)
+    serde = examples.serde(registry, logical_types=False)  # the learner reads no timestamp
     watermarks = end_offsets(settings, examples.name)
 
     def read(ranges: list[PartitionRange], counts: ReadCounts) -> Iterable[Example]:

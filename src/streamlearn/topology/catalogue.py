@@ -61,9 +61,12 @@ class CatalogueTopic:
             raise TopologyError(f"topic {self.logical} has no Avro value schema")
         return self.spec.value_schema
 
-    def serde(self, registry: SchemaSource) -> AvroSerde:
-        """The Avro serde of this topic's values (subject ``<name>-value``)."""
-        return AvroSerde.for_topic(registry, self.name, self.value_schema)
+    def serde(self, registry: SchemaSource, *, logical_types: bool = True) -> AvroSerde:
+        """The Avro serde of this topic's values (subject ``<name>-value``); see
+        :meth:`AvroSerde.for_topic` for ``logical_types``."""
+        return AvroSerde.for_topic(
+            registry, self.name, self.value_schema, logical_types=logical_types
+        )
 
     @staticmethod
     def partition_of(key: bytes, partitions: int) -> int:
