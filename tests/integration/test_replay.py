@@ -21,9 +21,10 @@ from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.serving.experiment_topic import publish_experiment
 from streamlearn.serving.experiments import Arm, Experiment
 from streamlearn.settings import Settings
+from tests import ingest_dataset
 from tests.agent_workers import Workers, read_topic, running, worker_environment
 from tests.serving_support import start_worker
-from tests.support import click_examples, committed_to_end
+from tests.support import click_examples, committed_to_end, flush_events
 
 PARTITIONS = 6  # topology/topics.yaml: training.examples
 CTR_PARTITION = key_partition(b"ctr", PARTITIONS)
@@ -272,3 +273,60 @@ async def test_a_shadow_replay_is_served_through_an_experiment_arm(
     river = safe_pickle.loads(_river(examples))
     expected = spec.predict(river, model_input(examples[0]["features"]))
     assert prediction["score"] == pytest.approx(spec.rules.clamp(expected))
+
+
+def test_agents_replayed_into_a_shadow_namespace_differ_only_by_a_changed_bot_rule(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    settings = settings.model_copy(
+        update={
+            "session_gap_s": ingest_dataset.GAP_S,
+            "session_allowed_lateness_s": ingest_dataset.LATENESS_S,
+            "bot_burst_length": ingest_dataset.BURST_LENGTH,
+            "session_idle_s": 10.0,
+        }
+    )
+    events = _serde(settings, registry, "telemetry.events", "TelemetryEvent")
+    data = ingest_dataset.build(events, seed=41, humans=30)
+    template = next(iter(data.clean_events.values()))
+    later = template["client_ts"] + timedelta(days=1)
+    flush = [(e["user_id"].encode(), events.encode(e)) for e in flush_events(template, later)]
+    live = Workers(settings, only="preprocess,sessionise")
+    with running(live, 1):
+        _produce(settings, "telemetry.events", [r for r in data.records + flush if r[1]])
+        deadline = time.monotonic() + 120
+        while not all(
+            committed_to_end(settings, topic) for topic in ("telemetry.events", "events.clean")
+        ):
+            assert time.monotonic() < deadline, "the live agents did not consume their input"
+            time.sleep(0.5)
+
+    def replay(into: str, **env: str) -> tuple[str, str]:
+        environment = worker_environment(settings, **env)
+        args = ["--only", "preprocess,sessionise", "--into", settings.topic_prefix + into]
+        run = subprocess.run(
+            [sys.executable, "-m", "streamlearn", "replay", "agents", *args],
+            env=environment, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+        diff = subprocess.run(
+            [sys.executable, "-m", "streamlearn", "replay", "diff", "--into",
+             settings.topic_prefix + into],
+            env=environment, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        return str(diff.returncode), diff.stdout + diff.stderr
+
+    code, same = replay("same.")
+    print(same)
+    assert code == "0", same
+    assert "no differences" in same
+    assert "events.clean: " in same
+    assert "events.sessions: " in same
+
+    # At most 3 events per user a minute: people who browse faster are now bots.
+    code, strict = replay("strict.", STREAMLEARN_BOT_MAX_EVENTS_PER_USER="3")
+    print(strict)
+    assert code == "1", strict
+    assert "filtered in shadow: bot rule user_rate 2" in strict
+    assert "events.sessions:" in strict
+    assert "differences in events.clean" in strict

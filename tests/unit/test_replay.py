@@ -13,11 +13,13 @@ from streamlearn.models import SPECS, model_input, safe_pickle, verify_snapshot
 from streamlearn.models.exceptions import BadSignature, UnknownSnapshotSpec
 from streamlearn.models.online import OnlineLearner
 from streamlearn.models.snapshot import recorded_spec
+from streamlearn.replay.diff import _compare, _shadow_verdicts, _why
 from streamlearn.replay.examples import Example, ReadCounts
 from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 from streamlearn.replay.history import ModelHistory, PublishedSnapshot
 from streamlearn.replay.positions import PartitionRange, check_retention, parse_position
 from streamlearn.replay.rebuild import ModelTarget, learn, replayed_snapshot
+from streamlearn.replay.shadow import step_topics
 from streamlearn.replay.verify import Verdict, verify_version
 from tests.support import click_examples
 
@@ -190,3 +192,44 @@ def test_a_snapshot_is_recomputed_with_the_label_horizon_it_records() -> None:
     unknown = {**history.snapshots[0].snapshot, "spec": spec.describe().replace("SGD", "Adam")}
     with pytest.raises(UnknownSnapshotSpec):
         recorded_spec(unknown)
+
+
+def test_shadow_roots_are_the_inputs_no_replayed_agent_produces() -> None:
+    assert step_topics(["preprocess", "sessionise"]) == (
+        ["telemetry.events"],
+        ["telemetry.events", "events.clean"],
+    )
+    assert step_topics(["label-join"])[0] == ["telemetry.predictions", "telemetry.feedback"]
+    with pytest.raises(ReplayError, match="unknown agents"):
+        step_topics(["monitor"])
+
+
+def test_a_diff_matches_by_identity_and_ignores_what_differs_by_construction() -> None:
+    shadow = {"a": {"event_id": "a", "url": "/x", "source_offset": 1}, "b": {"event_id": "b"}}
+    live = {"a": {"event_id": "a", "url": "/x", "source_offset": 901}, "c": {"event_id": "c"}}
+    result = _compare("events.clean", "event_id", shadow, live)
+    assert (result.only_live, result.only_shadow, result.changed) == (["c"], ["b"], [])
+    assert result.differs
+    changed = _compare("events.clean", "event_id", shadow, {**live, "a": {"url": "/y"}})
+    assert changed.changed == ["a"]
+    assert changed.lines()[0].startswith("events.clean: 2 shadow, 2 live (event_id)")
+
+
+def test_filter_reasons_come_from_the_preprocess_step_run_again_with_the_replay_settings() -> None:
+    from streamlearn.settings import Settings
+
+    template = {
+        "event_type": "page_view", "user_id": "u1", "session_hint": None,
+        "client_ts": NOW, "received_ts": NOW, "url": "https://shop.example/p",
+        "referrer": None, "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) "
+        "Gecko/20100101 Firefox/133.0", "ip": "203.0.113.9", "app_version": "1",
+        "properties": {}, "context": {},
+    }  # fmt: skip
+    events = {0: [(n, {**template, "event_id": f"e{n}"}) for n in range(3)]}
+    events[0].append((3, {**template, "event_id": "e0"}))  # the first one again
+    strict = Settings(bot_max_events_per_user=1, bot_min_interval_ms=0)
+    verdicts = _shadow_verdicts(strict, events)
+    assert verdicts == {"e1": "user_rate", "e2": "user_rate", "e0": ""}
+    assert _why(["e1", "e2", "e0", "zz"], verdicts, "shadow") == (
+        "filtered in shadow: bot rule user_rate 2, duplicate 1, unknown 1"
+    )

@@ -6,13 +6,21 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.settings import Settings
 
 READ_TIMEOUT_S = 60.0
 """How long reading may go without a record before it fails."""
+SETTLE_S = 15.0
+"""How long a new topic's partitions may take to get a leader."""
+SETTLING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION,
+}
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # model.state's snapshots: several MB each
 
 
@@ -76,14 +84,24 @@ def read_ranges(
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, tuple[int, int]]:
-    """partition → (first offset the log has, end offset) of Kafka topic ``topic`` now."""
+    """partition → (first offset the log has, end offset) of Kafka topic ``topic`` now.
+    A topic created moments ago may have no leader yet: asked again for a while."""
     consumer = _consumer(settings)
+    deadline = time.monotonic() + SETTLE_S
     try:
-        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-            for p in sorted(partitions)
-        }
+        while True:
+            try:
+                partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+                return {
+                    p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+                    for p in sorted(partitions)
+                }
+            except KafkaException as exc:
+                error = exc.args[0]
+                settling = error.retriable() or error.code() in SETTLING
+                if not settling or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     finally:
         consumer.close()
 

@@ -1,0 +1,272 @@
+"""``replay diff``: what a shadow replay's outputs change against the live ones.
+
+For each output topic of the replayed agents, records are matched by identity (the event
+id of a clean event, a session's id, a training example's request id), the live side
+limited to what the replayed input range produced, and compared field by field (leaving
+out processing-time fields and source offsets, which differ by construction: the shadow
+input is a copy). Records near the range's edges are left out on both sides, because the
+replay starts and stops there and live processing did not: sessions that start within a
+session gap of the range's first event or end within gap + lateness of its last, and
+predictions whose label horizon (+ lateness) reaches past the last feedback.
+
+For preprocess, events clean live but not in the shadow are broken down by the bot rule
+(or duplicate) that filtered them: the preprocess step runs again in memory over the
+shadow's input with the settings the replay recorded (its verdicts are a function of the
+input, so they are the shadow worker's; its state changelog cannot tell, as expiry removes
+the ids).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from streamlearn.agents.preprocess import Preprocessor, PreprocessStep, Processed
+from streamlearn.models.specs import get_spec
+from streamlearn.runtime.metrics import AgentMetrics
+from streamlearn.runtime.step import Record
+from streamlearn.runtime.topic_reader import end_offsets, read_ranges
+from streamlearn.serde import DecodeError, SchemaSource
+from streamlearn.settings import Settings
+from streamlearn.topology.catalogue import TopicCatalogue
+from streamlearn.topology.namespace import Namespace
+
+IGNORED = {
+    "events.clean": {"source_offset"},
+    "events.sessions": {"closed_ts"},
+    "training.examples": set(),
+}
+"""Fields that differ between a shadow and live by construction."""
+SHOWN = 5
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TopicDiff:
+    topic: str
+    identity: str
+    shadow: int
+    live: int
+    only_live: list[str] = field(default_factory=list)
+    only_shadow: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def differs(self) -> bool:
+        return bool(self.only_live or self.only_shadow or self.changed)
+
+    def lines(self) -> list[str]:
+        head = (f"{self.topic}: {self.shadow:,} shadow, {self.live:,} live ({self.identity}); "
+                f"only live {len(self.only_live):,}, only shadow {len(self.only_shadow):,}, "
+                f"changed {len(self.changed):,}")  # fmt: skip
+        lines = [head]
+        for label, ids in (("only live", self.only_live), ("only shadow", self.only_shadow),
+                           ("changed", self.changed)):  # fmt: skip
+            if ids:
+                more = f" (+{len(ids) - SHOWN:,} more)" if len(ids) > SHOWN else ""
+                lines.append(f"  {label}: {', '.join(sorted(ids)[:SHOWN])}{more}")
+        return lines + [f"  {note}" for note in self.notes]
+
+
+class _Sides:
+    """Decoded records of a topic in the shadow and the live namespace."""
+
+    def __init__(self, settings: Settings, registry: SchemaSource, live: str, shadow: str) -> None:
+        self.settings, self.registry = settings, registry
+        self.live, self.shadow = Namespace(live), Namespace(shadow)
+        self.catalogue = TopicCatalogue.from_settings(settings)
+
+    def located(self, topic: str, side: str) -> Iterable[tuple[int, int, dict[str, Any]]]:
+        """(partition, offset, decoded value) of every record of ``topic`` on ``side``."""
+        name = (self.live if side == "live" else self.shadow).topic(topic)
+        serde = self.catalogue.topic(topic).serde(self.registry)
+        ranges = {p: (low, end) for p, (low, end) in end_offsets(self.settings, name).items()}
+        for record in read_ranges(self.settings, name, ranges):
+            try:
+                yield record.partition, record.offset, serde.decode(record.value)
+            except DecodeError:
+                continue  # malformed input: the agents rejected it on both sides
+
+    def records(self, topic: str, side: str) -> Iterable[dict[str, Any]]:
+        return (value for _, _, value in self.located(topic, side))
+
+
+def _newest(
+    records: Iterable[dict[str, Any]], key: str, keep: Callable[[dict[str, Any]], bool]
+) -> dict[str, dict[str, Any]]:
+    """Identity → its last record (a correction replaces a session), if ``keep`` says so."""
+    found: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if keep(record):
+            found[str(record[key])] = record
+    return found
+
+
+def _compare(topic: str, identity: str, shadow: dict[str, Any], live: dict[str, Any]) -> TopicDiff:
+    ignored = IGNORED.get(topic, set())
+
+    def content(record: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in record.items() if k not in ignored}
+
+    both = shadow.keys() & live.keys()
+    return TopicDiff(
+        topic,
+        identity,
+        len(shadow),
+        len(live),
+        only_live=sorted(live.keys() - shadow.keys()),
+        only_shadow=sorted(shadow.keys() - live.keys()),
+        changed=sorted(i for i in both if content(shadow[i]) != content(live[i])),
+    )
+
+
+class _Discard:
+    """An :class:`~streamlearn.runtime.step.Emit` that keeps nothing."""
+
+    def to(self, topic: str) -> Callable[[str, dict[str, Any]], None]:
+        return lambda key, value: None
+
+    def reject(self, record: Record, reason: str, detail: str) -> None:
+        return None
+
+
+class _Dicts:
+    """Plain in-memory :class:`~streamlearn.runtime.step.Stores`."""
+
+    count = 1
+
+    def __init__(self) -> None:
+        self.held: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def of(self, store: str, partition: int) -> MutableMapping[str, Any]:
+        return self.held.setdefault((store, partition), {})
+
+    def partitions(self) -> frozenset[int]:
+        return frozenset(p for _, p in self.held)
+
+
+class _Judging(Preprocessor):
+    """The preprocess logic, keeping the verdict on every event it filters."""
+
+    def __init__(self, settings: Settings, metrics: AgentMetrics) -> None:
+        super().__init__(settings, metrics)
+        self.verdicts: dict[str, str] = {}
+
+    def process(self, event: dict[str, Any], *args: Any, **kwargs: Any) -> Processed:
+        result = super().process(event, *args, **kwargs)
+        if result.outcome in ("bot", "duplicate"):
+            self.verdicts[str(event["event_id"])] = result.bot_rule or ""
+        return result
+
+
+def _shadow_verdicts(
+    settings: Settings, events: dict[int, list[tuple[int, dict[str, Any]]]]
+) -> dict[str, str]:
+    """event id → the rule that filtered it in the shadow ("" : a duplicate), from the
+    preprocess step run again in memory over the shadow's input with its settings
+    (deterministic: the same verdicts the shadow worker reached)."""
+    metrics = AgentMetrics()
+    step = PreprocessStep(settings, metrics)
+    judging = step.preprocessor = _Judging(settings, metrics)
+    step.bind(_Dicts(), lambda: 0)
+    for partition, records in sorted(events.items()):
+        batch = [Record("telemetry.events", partition, o, None, v, None) for o, v in records]
+        step.process(partition, batch, _Discard())
+    return judging.verdicts
+
+
+def _why(ids: Iterable[str], verdicts: dict[str, str], side: str) -> str:
+    reasons = Counter(
+        (f"bot rule {verdicts[i]}" if verdicts[i] else "duplicate") if i in verdicts else "unknown"
+        for i in ids
+    )
+    listed = ", ".join(f"{reason} {count:,}" for reason, count in sorted(reasons.items()))
+    return f"filtered in {side}: {listed}"
+
+
+def diff_clean(sides: _Sides, recorded: dict[str, Any]) -> TopicDiff:
+    events: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+    for partition, offset, event in sides.located("telemetry.events", "shadow"):
+        events.setdefault(partition, []).append((offset, event))
+    ids = {str(e["event_id"]) for records in events.values() for _, e in records}
+    shadow = _newest(sides.records("events.clean", "shadow"), "event_id", lambda r: True)
+    live = _newest(
+        sides.records("events.clean", "live"), "event_id", lambda r: str(r["event_id"]) in ids
+    )
+    result = _compare("events.clean", "event_id", shadow, live)
+    if result.only_live:
+        replayed = Settings(**{k: v for k, v in recorded.items() if v is not None})
+        result.notes.append(_why(result.only_live, _shadow_verdicts(replayed, events), "shadow"))
+    if result.only_shadow:
+        result.notes.append(f"filtered in live: {len(result.only_shadow):,} (clean in shadow)")
+    return result
+
+
+def diff_sessions(sides: _Sides, gap_s: float, lateness_s: float) -> TopicDiff:
+    times = [e["event_ts"] for e in sides.records("events.clean", "shadow")]
+    if not times:
+        return TopicDiff("events.sessions", "session_id", 0, 0)
+    first = min(times) + timedelta(seconds=gap_s)
+    last = max(times) - timedelta(seconds=gap_s + lateness_s)
+
+    def inside(session: dict[str, Any]) -> bool:
+        start: datetime = session["start_ts"]
+        end: datetime = session["end_ts"]
+        return bool(first <= start and end <= last)
+
+    shadow = _newest(sides.records("events.sessions", "shadow"), "session_id", inside)
+    live = _newest(sides.records("events.sessions", "live"), "session_id", inside)
+    result = _compare("events.sessions", "session_id", shadow, live)
+    result.notes.append(f"compared: sessions from {first.isoformat()} to {last.isoformat()} "
+                        "(away from the range's edges)")  # fmt: skip
+    return result
+
+
+def diff_examples(sides: _Sides, horizon_s: float, lateness_s: float) -> TopicDiff:
+    served = {
+        str(p["request_id"]): p["served_ts"]
+        for p in sides.records("telemetry.predictions", "shadow")
+    }
+    feedback = [f["received_ts"] for f in sides.records("telemetry.feedback", "shadow")]
+    if not served:
+        return TopicDiff("training.examples", "request_id", 0, 0)
+    newest = max([*served.values(), *feedback])
+    last = newest - timedelta(seconds=horizon_s + lateness_s)
+    decided = {i for i, at in served.items() if at <= last}
+
+    def keep(example: dict[str, Any]) -> bool:
+        return str(example["request_id"]) in decided
+
+    shadow = _newest(sides.records("training.examples", "shadow"), "request_id", keep)
+    live = _newest(sides.records("training.examples", "live"), "request_id", keep)
+    result = _compare("training.examples", "request_id", shadow, live)
+    result.notes.append(f"compared: predictions served until {last.isoformat()} "
+                        "(their horizons closed inside the range)")  # fmt: skip
+    return result
+
+
+def diff_replay(
+    settings: Settings, registry: SchemaSource, manifest: dict[str, Any]
+) -> list[TopicDiff]:
+    """Per output topic of the replayed agents, what the shadow changes."""
+    sides = _Sides(settings, registry, manifest["live_prefix"], manifest["shadow_prefix"])
+    agents = set(manifest["agents"])
+    recorded = manifest["settings"]
+    results = []
+    if "preprocess" in agents:
+        results.append(diff_clean(sides, recorded))
+    if "sessionise" in agents:
+        results.append(
+            diff_sessions(sides, recorded["session_gap_s"], recorded["session_allowed_lateness_s"])
+        )
+    if "label-join" in agents:
+        horizon = recorded["label_horizon_s"] or max(
+            get_spec(model).label.horizon_s for model in recorded["models"]
+        )
+        results.append(diff_examples(sides, horizon, recorded["label_allowed_lateness_s"]))
+    return results

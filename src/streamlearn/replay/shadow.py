@@ -1,0 +1,222 @@
+"""``replay agents``: run agents over retained input into a shadow namespace.
+
+Live outputs are never touched: the chosen agents' input range is copied (same partition,
+key, value and timestamp, in offset order) into the shadow namespace's topics, and the
+same agents run there as a bounded worker (its own consumer group and changelogs, by the
+namespace) until they have committed every input, then stop. A copy rather than reading
+the live topics in place keeps the runtime exactly as it runs live: same partitions, same
+order, hence the same outputs ("storage is cheap: replicate, don't be clever"). The
+manifest (agents, live prefix, ranges, settings that change what agents do, code version)
+is written beside the shadow topics' data, in ``$STREAMLEARN_DATA_DIR/replays/``, where
+``replay diff`` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+import streamlearn
+from streamlearn.agents import AGENT_NAMES
+from streamlearn.kafka_clients import PRODUCE_TIMEOUT_S, confluent_config, producer_config
+from streamlearn.replay.exceptions import ReplayError
+from streamlearn.replay.groups import committed_offsets
+from streamlearn.replay.positions import PartitionRange, Position, check_retention, resolve
+from streamlearn.runtime.topic_reader import end_offsets, read_ranges
+from streamlearn.settings import Settings
+from streamlearn.topology import apply_topology, desired_topics, load_topology
+from streamlearn.topology.catalogue import topology_path
+from streamlearn.topology.namespace import Namespace
+
+SHADOW_GROUP = "streamlearn-replay"
+WAIT_S = 600.0
+AGENT_SETTINGS = (
+    "dedup_window_s", "bot_rate_window_s", "bot_max_events_per_user", "bot_max_events_per_ip",
+    "bot_min_interval_ms", "bot_burst_length", "max_clock_skew_s", "ip_policy",
+    "geoip_database", "session_gap_s", "session_allowed_lateness_s", "session_late_policy",
+    "label_horizon_s", "label_allowed_lateness_s", "models",
+)  # fmt: skip
+"""Settings that change what the agents output (recorded in the manifest)."""
+
+
+def step_topics(agents: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(root inputs: read by the agents and produced by none of them, every input)."""
+    unknown = sorted(set(agents) - set(AGENT_NAMES))
+    if unknown:
+        raise ReplayError(f"unknown agents {unknown}; known: {list(AGENT_NAMES)}")
+    classes = {name: _step_class(name) for name in agents}
+    inputs = [t for c in classes.values() for t in c.inputs]
+    outputs = {t for c in classes.values() for t in c.outputs}
+    roots = [t for t in dict.fromkeys(inputs) if t not in outputs]
+    return roots, list(dict.fromkeys(inputs))
+
+
+def _step_class(name: str) -> Any:
+    """The step class of agent ``name``: its declared inputs and outputs."""
+    from streamlearn.agents.label_join import LabelJoinStep
+    from streamlearn.agents.learner import LearnerStep
+    from streamlearn.agents.preprocess import PreprocessStep
+    from streamlearn.agents.sessionise import SessioniseStep
+
+    classes = {step.name: step for step in (PreprocessStep, SessioniseStep, LabelJoinStep,
+                                           LearnerStep)}  # fmt: skip
+    return classes[name]
+
+
+@dataclass(frozen=True)
+class ShadowPlan:
+    agents: tuple[str, ...]
+    live_prefix: str
+    shadow_prefix: str
+    ranges: dict[str, tuple[PartitionRange, ...]]
+    """Live root topic (topology name) → its ranges."""
+    inputs: tuple[str, ...]
+
+    @property
+    def records(self) -> int:
+        return sum(r.count for ranges in self.ranges.values() for r in ranges)
+
+    def lines(self) -> list[str]:
+        lines = [f"run {', '.join(self.agents)} in namespace {self.shadow_prefix!r} "
+                 f"(group {self.shadow_prefix}{SHADOW_GROUP}) over:"]  # fmt: skip
+        for topic, ranges in self.ranges.items():
+            lines += [
+                f"  {self.live_prefix}{topic}[{r.partition}] offsets {r.start}..{r.end} "
+                f"({r.count:,} records)"
+                for r in ranges
+                if r.count
+            ]
+        return lines
+
+
+def manifest_path(settings: Settings, shadow_prefix: str) -> Path:
+    return settings.data_dir / "replays" / f"{shadow_prefix.rstrip('.') or 'shadow'}.json"
+
+
+def plan_shadow(
+    settings: Settings, agents: Sequence[str], shadow_prefix: str, start: Position, end: Position
+) -> ShadowPlan:
+    Namespace(shadow_prefix)  # validates the prefix
+    if shadow_prefix == settings.topic_prefix or not shadow_prefix:
+        raise ReplayError("--into must name another namespace than the live one")
+    roots, inputs = step_topics(agents)
+    ranges = {}
+    for topic in roots:
+        kafka = settings.topic_prefix + topic
+        resolved = resolve(settings, kafka, start, end)
+        check_retention(kafka, resolved)
+        ranges[topic] = resolved
+    return ShadowPlan(tuple(agents), settings.topic_prefix, shadow_prefix, ranges, tuple(inputs))
+
+
+def _admin(settings: Settings) -> AdminClient:
+    return AdminClient(confluent_config(settings))
+
+
+def copy_inputs(
+    settings: Settings, plan: ShadowPlan, advance: Callable[[int], None] | None = None
+) -> None:
+    """Create the shadow namespace's topics and copy the ranges into them."""
+    topology = load_topology(topology_path(settings))
+    apply_topology(_admin(settings), desired_topics(topology, plan.shadow_prefix))
+    for topic in plan.ranges:
+        shadow = plan.shadow_prefix + topic
+        if any(end for _, end in end_offsets(settings, shadow).values()):
+            raise ReplayError(f"{shadow} already holds records: replay --into a fresh namespace")
+    producer = Producer(producer_config(settings, **{"linger.ms": 20, "enable.idempotence": True}))
+    for topic, ranges in plan.ranges.items():
+        wanted = {r.partition: (r.start, r.end) for r in ranges if r.count}
+        for record in read_ranges(settings, plan.live_prefix + topic, wanted):
+            producer.produce(
+                plan.shadow_prefix + topic,
+                key=record.key,
+                value=record.value,
+                partition=record.partition,
+                timestamp=record.timestamp_ms,
+            )
+            producer.poll(0)
+            if advance is not None:
+                advance(1)
+    if producer.flush(PRODUCE_TIMEOUT_S):
+        raise ReplayError("the copy into the shadow namespace was not confirmed by Kafka")
+
+
+def _consumed(settings: Settings, plan: ShadowPlan) -> bool:
+    group = plan.shadow_prefix + SHADOW_GROUP
+    committed = committed_offsets(settings, group)
+    for topic in plan.inputs:
+        name = plan.shadow_prefix + topic
+        for partition, (_, end) in end_offsets(settings, name).items():
+            if end and committed.get((name, partition), 0) < end:
+                return False
+    return True
+
+
+def run_shadow(settings: Settings, plan: ShadowPlan, log: Path) -> int:
+    """Run the agents in the shadow namespace until every input is committed; returns the
+    worker's exit code (0 after a clean stop)."""
+    env = {**os.environ, "STREAMLEARN_TOPIC_PREFIX": plan.shadow_prefix}
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as output:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streamlearn", "agents", "run",
+             "--only", ",".join(plan.agents), "--group", SHADOW_GROUP],
+            env=env, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + WAIT_S
+        settled = 0
+        # Twice in a row: an intermediate topic (events.clean) may still be growing.
+        while settled < 2:
+            if worker.poll() is not None:
+                raise ReplayError(f"the shadow worker exited with {worker.returncode}; see {log}")
+            if time.monotonic() > deadline:
+                raise ReplayError(f"the shadow worker did not finish in {WAIT_S:.0f}s; see {log}")
+            settled = settled + 1 if _consumed(settings, plan) else 0
+            time.sleep(1.0)
+    finally:
+        if worker.poll() is None:
+            worker.terminate()
+        code = worker.wait(timeout=120)
+    return code
+
+
+def write_manifest(settings: Settings, plan: ShadowPlan) -> Path:
+    manifest = {
+        "kind": "replay-agents",
+        "agents": list(plan.agents),
+        "live_prefix": plan.live_prefix,
+        "shadow_prefix": plan.shadow_prefix,
+        "group": plan.shadow_prefix + SHADOW_GROUP,
+        "inputs": {t: [asdict(r) for r in ranges] for t, ranges in plan.ranges.items()},
+        "settings": {name: _jsonable(getattr(settings, name, None)) for name in AGENT_SETTINGS},
+        "code_version": streamlearn.__version__,
+    }
+    path = manifest_path(settings, plan.shadow_prefix)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value if value is None or isinstance(value, int | float | str | bool) else str(value)
+
+
+def read_manifest(settings: Settings, shadow_prefix: str) -> dict[str, Any]:
+    path = manifest_path(settings, shadow_prefix)
+    if not path.is_file():
+        raise ReplayError(f"no replay into {shadow_prefix!r} here ({path} is missing)")
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    return manifest
