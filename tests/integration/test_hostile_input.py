@@ -1,0 +1,145 @@
+"""Hostile records on every agent's input topics: each is rejected with its reason, bytes
+intact, counted, and the agents go on with the records after it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+
+from streamlearn.agents import STEPS
+from streamlearn.models.synthetic import ClickWorld
+from streamlearn.runtime.worker import create_faust_app
+from streamlearn.serde import AvroSerde, RegistryClient, frame
+from streamlearn.settings import Settings
+from tests.agent_workers import read_topic
+from tests.support import committed_to_end
+
+# Input topic → (its schema, the agent reading it).
+INPUTS = {
+    "telemetry.events": ("TelemetryEvent", "preprocess"),
+    "events.clean": ("CleanEvent", "sessionise"),
+    "telemetry.predictions": ("PredictionServed", "label-join"),
+    "telemetry.feedback": ("Feedback", "label-join"),
+    "training.examples": ("TrainingExample", "learner"),
+}
+OVERSIZED = 900 * 1024  # under the broker's default 1 MiB record limit
+
+
+@pytest.fixture
+def settings(system_settings: Settings, tmp_path: Path) -> Settings:
+    return system_settings.model_copy(update={"data_dir": tmp_path})
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[RegistryClient]:
+    with RegistryClient(settings.schema_registry_url) as client:
+        yield client
+
+
+def _samples(registry: RegistryClient, prefix: str) -> dict[str, tuple[AvroSerde, dict[str, Any]]]:
+    """A valid record of every input topic, with the topic's serde."""
+    world = ClickWorld(seed=5)
+    predictions, feedback, _ = world.telemetry(20, datetime.now(UTC), seen_fraction=1.0)
+    example = world.training_examples(1)[0]
+    event = {
+        "event_id": "9c1b7a52-52a9-4a5e-8d61-3a1f0a6b2c11", "event_type": "page_view",
+        "user_id": "u-1", "session_hint": None, "client_ts": datetime.now(UTC),
+        "received_ts": datetime.now(UTC), "url": "https://shop.example/p", "referrer": None,
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        "ip": "203.0.113.9", "app_version": "1", "properties": {}, "context": {},
+    }  # fmt: skip
+    values = {
+        "telemetry.events": event,
+        "telemetry.predictions": predictions[0],
+        "telemetry.feedback": feedback[0],
+        "training.examples": example,
+    }
+    return {
+        topic: (AvroSerde.for_topic(registry, prefix + topic, schema), values[topic])
+        for topic, (schema, _) in INPUTS.items()
+        if topic in values
+    }
+
+
+def _poison(
+    topic: str, samples: dict[str, tuple[AvroSerde, dict[str, Any]]]
+) -> list[tuple[str, bytes]]:
+    """(expected reason, bytes) of each hostile record for ``topic``."""
+    own = samples.get(topic) or samples["telemetry.events"]
+    valid = own[0].encode(own[1]) if topic in samples else None
+    schema_id = own[0].schema_id if topic in samples else 1
+    # Valid Avro of another record type, framed with that type's (registered) schema id.
+    other = "telemetry.predictions" if topic == "telemetry.feedback" else "telemetry.feedback"
+    wrong = samples[other][0].encode(samples[other][1])
+    records = [
+        ("bad_magic_byte", b"\x07" + os.urandom(63)),
+        ("unknown_schema_id", frame(2_000_000_000, os.urandom(32))),
+        ("unresolvable_schema", wrong),
+        ("*", frame(schema_id, os.urandom(OVERSIZED))),
+    ]
+    if valid is not None:
+        records.append(("truncated_body", valid[: len(valid) // 2]))
+    return records
+
+
+async def test_every_agent_rejects_hostile_records_with_their_reason_and_goes_on(
+    settings: Settings, registry: RegistryClient, tmp_path: Path
+) -> None:
+    prefix = settings.topic_prefix
+    samples = _samples(registry, prefix)
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap,
+                         "message.max.bytes": 2 * OVERSIZED})  # fmt: skip
+    sent: dict[str, list[tuple[str, bytes]]] = {}
+    for topic in INPUTS:
+        sent[topic] = _poison(topic, samples)
+        for _, value in sent[topic]:
+            producer.produce(prefix + topic, key=b"hostile", value=value, partition=0)
+        if topic in samples:  # then a valid record, which must still be handled
+            serde, value = samples[topic]
+            producer.produce(prefix + topic, key=b"hostile", value=serde.encode(value), partition=0)
+    assert producer.flush(30) == 0
+    expected = sum(len(records) for records in sent.values())
+
+    runtime = create_faust_app(
+        settings, list(STEPS.values()), registry=registry, data_dir=tmp_path / "faust"
+    )
+    await runtime.app.start()
+    try:
+        rejected = await asyncio.to_thread(
+            read_topic, settings, "events.rejected", lambda m: len(m) >= expected, 120
+        )
+        deadline = time.monotonic() + 60
+
+        def all_committed() -> bool:
+            return all(committed_to_end(settings, topic) for topic in INPUTS)
+
+        while not await asyncio.to_thread(all_committed):
+            assert time.monotonic() < deadline, "the agents did not go on past the records"
+            await asyncio.sleep(0.5)
+        assert not runtime.app.should_stop, "the worker is still running"
+    finally:
+        await runtime.app.stop()
+
+    serde = AvroSerde.for_topic(registry, prefix + "events.rejected", "RejectedRecord")
+    records = [serde.decode(m.value()) for m in rejected]
+    assert len(records) == expected, "each hostile record rejected once"
+    metrics = runtime.metrics
+    for topic, poison in sent.items():
+        agent = INPUTS[topic][1]
+        got = [r for r in records if r["source_topic"] == prefix + topic]
+        assert [r["value"] for r in got] == [value for _, value in poison], "bytes intact"
+        assert {r["agent"] for r in got} == {agent}
+        for (reason, _), record in zip(poison, got, strict=True):
+            assert reason in ("*", record["reason"]), (topic, record["reason"], record["detail"])
+            assert record["detail"], "a reason a person can read"
+        for reason in {r["reason"] for r in got}:
+            counted = metrics.value(metrics.rejected, agent=agent, reason=reason)
+            assert counted >= sum(1 for r in got if r["reason"] == reason)
