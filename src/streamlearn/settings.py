@@ -197,7 +197,7 @@ class Settings(BaseSettings):
     """Largest predict request body a worker accepts (larger: 413)."""
 
     serve_max_instances: int = Field(default=256, ge=1)
-    """Most instances in one predict request (more: 413)."""
+    """Most instances in one predict request (more: 422)."""
 
     serve_telemetry_buffer: int = Field(default=10_000, ge=1)
     """PredictionServed records a worker buffers for Kafka; beyond it they are dropped (counted)."""

@@ -153,7 +153,7 @@ async def test_experiment_routes_users_to_arm_models(
         ({"instances": {}}, 422, "instances"),
         ({"instances": [{"user_id": "u", "features": {}}, 3]}, 422, "instances[1]"),
         ({"instances": [{"user_id": "u", "features": {"x": {}}}]}, 422, "instances[0].features.x"),
-        ({"instances": [{"user_id": "u", "features": {}}] * 9}, 413, "instances"),
+        ({"instances": [{"user_id": "u", "features": {}}] * 9}, 422, "instances"),
         ({"instances": [], "x": 1}, 422, "x"),
         ([1], 422, "body"),
     ],

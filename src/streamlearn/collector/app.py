@@ -25,6 +25,7 @@ from streamlearn.collector.exceptions import InvalidEventError
 from streamlearn.collector.mapping import RequestContext, map_item
 from streamlearn.collector.producer import AsyncProducer, DeliveryFailedError, QueueFullError
 from streamlearn.collector.tag import add_tag_routes
+from streamlearn.http_errors import kept_headers
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
 from streamlearn.serde import EncodeError, RegistryClient, SchemaSource
 from streamlearn.settings import Settings
@@ -129,7 +130,7 @@ async def errors_as_json(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _error(exc.status, exc.reason)
+        return _error(exc.status, exc.reason, headers=kept_headers(exc))
 
 
 def _origin_allowed(request: web.Request, settings: Settings) -> bool:

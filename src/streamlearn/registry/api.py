@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from streamlearn.http_errors import kept_headers
 from streamlearn.registry import exceptions as errors
 from streamlearn.registry.exceptions import RegistryError
 from streamlearn.registry.service import RegistryService, version_body
@@ -72,9 +73,11 @@ async def error_middleware(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _json(
+        response = _json(
             {"error_code": exc.status, "message": f"HTTP {exc.status} {exc.reason}"}, exc.status
         )
+        response.headers.update(kept_headers(exc))
+        return response
     except Exception:
         log.exception("registry request %s %s failed", request.method, request.path)
         return _json({"error_code": 50001, "message": "Error in the backend datastore"}, 500)

@@ -12,6 +12,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streamlearn.http_errors import kept_headers
 from streamlearn.serving.exceptions import InvalidRequest
 from streamlearn.serving.state import SERVING, Serving
 from streamlearn.serving.validation import parse_predict
@@ -46,7 +47,9 @@ async def errors_as_json(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(exc.status, exc.reason, None)
+        response = error_response(exc.status, exc.reason, None)
+        response.headers.update(kept_headers(exc))
+        return response
     except Exception:
         # A bug, not a client mistake: logged with its traceback, answered as JSON.
         log.exception("%s %s failed", request.method, request.path)

@@ -214,11 +214,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "200": _json(_ref("PredictResponse"), "Predictions, maybe degraded."),
                         "400": _error("The body is not JSON."),
                         "404": _error("No such model."),
-                        "413": _error(
-                            f"Body over {settings.serve_max_body_bytes} bytes or more than "
-                            f"{settings.serve_max_instances} instances."
+                        "413": _error(f"Body over {settings.serve_max_body_bytes} bytes."),
+                        "422": _error(
+                            "The JSON does not fit the request schema (e.g. more than "
+                            f"{settings.serve_max_instances} instances)."
                         ),
-                        "422": _error("The JSON does not fit the request schema."),
                     },
                 }
             },

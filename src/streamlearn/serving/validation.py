@@ -8,9 +8,9 @@ where an instance is ``{"user_id": str, "features": {name: null|bool|int|float|s
 Numbers must be finite doubles; integers within 64 bits stay integers (Avro longs), larger
 ones are read as doubles.
 
-Statuses: 400 for a body that is not JSON (or not UTF-8), 413 for too many instances (the
-body size limit is enforced by aiohttp before parsing), 422 for JSON that does not fit the
-request schema. :class:`InvalidRequest` carries the status and the field, e.g.
+Statuses: 400 for a body that is not JSON (or not UTF-8), 413 for a body over the size
+limit (enforced by aiohttp before parsing), 422 for JSON that does not fit the request
+schema, more instances than its ``maxItems`` included. :class:`InvalidRequest` carries the status and the field, e.g.
 ``instances[3].features.price``.
 """
 
@@ -170,7 +170,7 @@ def parse_predict(raw: bytes, max_instances: int) -> tuple[list[Instance], str |
         raise InvalidRequest(422, "instances", "must not be empty")
     if len(items) > max_instances:
         raise InvalidRequest(
-            413, "instances", f"{len(items)} instances, at most {max_instances} per request"
+            422, "instances", f"{len(items)} instances, at most {max_instances} per request"
         )
     request_id = document.get("request_id")
     if request_id is not None:
