@@ -214,3 +214,40 @@ def click_examples(
     from streamlearn.models.synthetic import ClickWorld
 
     return ClickWorld(seed=seed).training_examples(count, model_name=model_name, first=first)
+
+
+def fuzz_from_document(document_url: str, max_examples: int = 50) -> set[str]:
+    """Every operation of the OpenAPI document at ``document_url`` called with
+    schemathesis-generated requests, valid ones and (where there is anything to make
+    invalid) invalid ones, each answer checked against the document (status, content
+    type, body schema, headers; no 5xx; valid requests accepted, invalid ones refused).
+    Returns the operations checked ("POST /path")."""
+    import schemathesis
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hypothesis_settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_url(document_url)
+    checked = set()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        for mode in GenerationMode:
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @hypothesis_settings(
+                max_examples=max_examples,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+            def call(case: Any) -> None:
+                case.call_and_validate()
+
+            try:
+                call()
+            except Unsatisfiable:
+                # Nothing to make invalid (an operation without parameters or body).
+                assert mode is GenerationMode.NEGATIVE, operation.path
+        checked.add(f"{operation.method.upper()} {operation.path}")
+    return checked

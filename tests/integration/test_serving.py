@@ -36,7 +36,7 @@ from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 from tests.conftest import REPO_ROOT
 from tests.serving_support import KEY, Worker, instances, snapshot, start_worker
-from tests.support import read_values
+from tests.support import fuzz_from_document, read_values
 
 
 @pytest.fixture
@@ -556,6 +556,14 @@ def test_fuzzed_requests_get_documented_answers(
         _check(document, path, "get", target.request("GET", path))
     print(f"fuzzed predict statuses: {dict(sorted(statuses.items()))}")
     assert {200, 400, 404, 413, 422} <= set(statuses)
+
+
+def test_schemathesis_finds_the_worker_as_its_document_says(
+    fuzz_target: tuple[ServeProcess, dict[str, Any]],
+) -> None:
+    target, _ = fuzz_target
+    checked = fuzz_from_document(f"http://127.0.0.1:{target.port}/openapi.json")
+    assert "POST /v1/models/{name}:predict" in checked
 
 
 def test_experiments_set_and_list_from_the_command_line(settings: Settings) -> None:

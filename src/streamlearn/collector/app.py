@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 
 from streamlearn.collector.exceptions import InvalidEventError
 from streamlearn.collector.mapping import RequestContext, map_item
+from streamlearn.collector.openapi import openapi_document
 from streamlearn.collector.producer import AsyncProducer, DeliveryFailedError, QueueFullError
 from streamlearn.collector.tag import add_tag_routes
 from streamlearn.http_errors import kept_headers
@@ -234,6 +235,12 @@ def create_collector_app(
     route = app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    document = openapi_document(settings)
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get("/openapi.json", openapi)
     add_tag_routes(app)
     if settings.collector_cors_origins:
         cors = aiohttp_cors.setup(

@@ -1,0 +1,204 @@
+"""The OpenAPI 3.1 document of the collector, served at ``/openapi.json``.
+
+Built from the settings (limits, whether unknown fields are refused) and the field lists
+of :mod:`streamlearn.collector.mapping`, and checked against the implementation by the
+schema-driven fuzz test (``tests/integration/test_fuzz_http.py``): every answer the
+collector gives must be one this document declares, with a body that validates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlearn
+from streamlearn.collector.mapping import FEEDBACK_KINDS, MAX_STRING
+from streamlearn.settings import Settings
+
+JSON = "application/json"
+EARLIEST_MS = -62_135_596_800_000 + 86_400_000  # 0001-01-02, clear of any zone
+LATEST_MS = 253_402_300_799_999 - 86_400_000  # 9999-12-30
+NOT_ONLY_SPACE = (
+    "[^\\t\\n\\u000b\\u000c\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000]"
+)
+"""A character that is not white space as the collector (Python's ``str.isspace``) sees it:
+a required text must hold one."""
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _retry_after(description: str) -> dict[str, Any]:
+    return {
+        **_json(_ref("Error"), description),
+        "headers": {
+            "Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait."}
+        },
+    }
+
+
+def _schemas(settings: Settings) -> dict[str, Any]:
+    text = {"type": "string", "maxLength": MAX_STRING}
+    required_text = {**text, "minLength": 1, "pattern": NOT_ONLY_SPACE}
+    strings = {"type": "object", "additionalProperties": {"type": "string"}}
+    timestamp = {
+        "description": "ISO 8601 with a zone, or epoch milliseconds [default: received].",
+        "anyOf": [
+            {"type": "string", "format": "date-time"},
+            # Years 1 to 9999, what a timestamp record can hold.
+            {"type": "integer", "minimum": EARLIEST_MS, "maximum": LATEST_MS},
+        ],
+    }
+    event_id = {"type": "string", "format": "uuid", "description": "[default: a new UUID]"}
+    # Required in the body as far as this document can say; the collector also takes it
+    # from an X-App-Version header for every item of a request (a rule across header and
+    # body that a JSON schema cannot state).
+    app_version = {
+        **required_text,
+        "description": "The sending app's version (or an X-App-Version header for all items).",
+    }
+    closed = settings.collector_unknown_fields == "reject"
+    return {
+        "Event": {
+            "type": "object",
+            "description": "Something a person did (a page view, a click on the page).",
+            "required": ["event_type", "user_id", "app_version"],
+            "additionalProperties": not closed,
+            "not": {"required": ["request_id"]},
+            "properties": {
+                "event_id": event_id,
+                "event_type": required_text,
+                "user_id": required_text,
+                "session_hint": text,
+                "client_ts": timestamp,
+                "url": text,
+                "referrer": text,
+                "user_agent": {**text, "description": "[default: the User-Agent header]"},
+                "app_version": app_version,
+                "properties": strings,
+                "context": strings,
+            },
+        },
+        "Feedback": {
+            "type": "object",
+            "description": "What became of a served prediction (keyed by its request id).",
+            "required": ["request_id", "kind", "app_version"],
+            "additionalProperties": not closed,
+            "properties": {
+                "request_id": required_text,
+                "event_id": event_id,
+                "kind": {"enum": sorted(FEEDBACK_KINDS)},
+                "value": {"type": ["number", "null"]},
+                "user_id": text,
+                "client_ts": timestamp,
+                "app_version": app_version,
+                "properties": strings,
+            },
+        },
+        "Item": {"oneOf": [_ref("Event"), _ref("Feedback")]},
+        "Batch": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": settings.collector_max_batch,
+            "items": _ref("Item"),
+        },
+        "Accepted": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["accepted", "event_ids"],
+            "properties": {
+                "accepted": {"type": "integer", "minimum": 1},
+                "event_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
+            },
+        },
+        "Error": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["error"],
+            "properties": {
+                "error": {"type": "string", "description": "What is wrong."},
+                "field": {"type": "string", "description": "Where, e.g. [2].user_id, or body."},
+                "written": {
+                    "enum": ["none", "partial"],
+                    "description": "503 only: whether any event of the request was written.",
+                },
+            },
+        },
+        "Status": {"type": "object", "required": ["status"]},
+    }
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    """The collector's API as it is configured by ``settings``."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "streamlearn collector",
+            "version": streamlearn.__version__,
+            "description": "Telemetry from browsers and apps into Kafka. See docs/collector.md.",
+        },
+        "paths": {
+            "/v1/events": {
+                "post": {
+                    "operationId": "postEvents",
+                    "summary": "Send one event or feedback item, or a batch of them.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            media: {"schema": {"oneOf": [_ref("Item"), _ref("Batch")]}}
+                            for media in (JSON, "text/plain")
+                        },
+                    },
+                    "responses": {
+                        "202": _json(_ref("Accepted"), "Kafka confirmed every item."),
+                        "400": _json(
+                            _ref("Error"),
+                            "Not JSON, or an invalid item (nothing of the request was written).",
+                        ),
+                        "403": _json(_ref("Error"), "A browser origin that is not listed."),
+                        "413": _json(
+                            _ref("Error"),
+                            f"Body over {settings.collector_max_body_bytes} bytes or more "
+                            f"than {settings.collector_max_batch} items.",
+                        ),
+                        "503": _retry_after("Kafka did not confirm in time (see written)."),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "health",
+                    "responses": {"200": _json(_ref("Status"), "The process is up.")},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/streamlearn.js": {
+                "get": {
+                    "operationId": "browserTag",
+                    "responses": {
+                        "200": {
+                            "description": "The browser tag (docs/browser.md).",
+                            "content": {"text/javascript": {"schema": {"type": "string"}}},
+                        },
+                        "304": {"description": "Not modified (If-None-Match)."},
+                    },
+                }
+            },
+        },
+        "components": {"schemas": _schemas(settings)},
+    }
