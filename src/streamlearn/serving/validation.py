@@ -10,8 +10,8 @@ ones are read as doubles.
 
 Statuses: 400 for a body that is not JSON (or not UTF-8), 413 for a body over the size
 limit (enforced by aiohttp before parsing), 422 for JSON that does not fit the request
-schema, more instances than its ``maxItems`` included. :class:`InvalidRequest` carries the status and the field, e.g.
-``instances[3].features.price``.
+schema, more instances than its ``maxItems`` included. :class:`InvalidRequest` carries the
+status and the field, e.g. ``instances[3].features.price``.
 """
 
 from __future__ import annotations
