@@ -19,6 +19,7 @@ from aiohttp import web
 from streamlearn.http_errors import kept_headers
 from streamlearn.registry import exceptions as errors
 from streamlearn.registry.exceptions import RegistryError
+from streamlearn.registry.openapi import openapi_document
 from streamlearn.registry.service import RegistryService, version_body
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 SERVICE: web.AppKey[RegistryService] = web.AppKey("registry_service", RegistryService)
 
 routes = web.RouteTableDef()
+DOCUMENT = openapi_document()
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -40,10 +42,9 @@ def _flag(request: web.Request, name: str, default: bool = False) -> bool:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    text = await request.text()
     try:
-        body = json.loads(text)
-    except ValueError as exc:
+        body = json.loads(await request.read())
+    except ValueError as exc:  # UnicodeDecodeError included: bytes that are not UTF-8
         raise errors.bad_request(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise errors.bad_request("request body must be a JSON object")
@@ -94,6 +95,11 @@ async def healthz(request: web.Request) -> web.Response:
     if failure is not None:
         return _json({"status": "failing", "reason": f"not following _schemas: {failure}"}, 503)
     return _json({"status": "ok"})
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return _json(DOCUMENT)
 
 
 @routes.get("/schemas/types")
