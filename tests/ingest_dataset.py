@@ -33,6 +33,18 @@ LATENESS_S = 300
 BURST_LENGTH = 5
 
 
+def settings_for(settings: Any) -> Any:
+    """``settings`` with the session gap, lateness and bot rule this data set is made for."""
+    return settings.model_copy(
+        update={
+            "session_gap_s": GAP_S,
+            "session_allowed_lateness_s": LATENESS_S,
+            "bot_burst_length": BURST_LENGTH,
+            "session_idle_s": 10.0,
+        }
+    )
+
+
 def _ms(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 

@@ -278,14 +278,7 @@ async def test_a_shadow_replay_is_served_through_an_experiment_arm(
 def test_agents_replayed_into_a_shadow_namespace_differ_only_by_a_changed_bot_rule(
     settings: Settings, registry: RegistryClient
 ) -> None:
-    settings = settings.model_copy(
-        update={
-            "session_gap_s": ingest_dataset.GAP_S,
-            "session_allowed_lateness_s": ingest_dataset.LATENESS_S,
-            "bot_burst_length": ingest_dataset.BURST_LENGTH,
-            "session_idle_s": 10.0,
-        }
-    )
+    settings = ingest_dataset.settings_for(settings)
     events = _serde(settings, registry, "telemetry.events", "TelemetryEvent")
     data = ingest_dataset.build(events, seed=41, humans=30)
     template = next(iter(data.clean_events.values()))

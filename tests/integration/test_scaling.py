@@ -115,14 +115,7 @@ async def test_two_label_join_workers_join_every_seen_prediction_exactly_once(
 def test_two_preprocess_and_sessionise_workers_give_the_offline_sessions(
     settings: Settings, registry: RegistryClient
 ) -> None:
-    settings = settings.model_copy(
-        update={
-            "session_gap_s": ingest_dataset.GAP_S,
-            "session_allowed_lateness_s": ingest_dataset.LATENESS_S,
-            "bot_burst_length": ingest_dataset.BURST_LENGTH,
-            "session_idle_s": 10.0,
-        }
-    )
+    settings = ingest_dataset.settings_for(settings)
     prefix = settings.topic_prefix
     events = AvroSerde.for_topic(registry, prefix + "telemetry.events", "TelemetryEvent")
     data = ingest_dataset.build(events, seed=31, humans=60)

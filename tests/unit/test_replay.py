@@ -13,7 +13,7 @@ from streamlearn.models import SPECS, model_input, safe_pickle, verify_snapshot
 from streamlearn.models.exceptions import BadSignature, UnknownSnapshotSpec
 from streamlearn.models.online import OnlineLearner
 from streamlearn.models.snapshot import recorded_spec
-from streamlearn.replay.diff import _compare, _shadow_verdicts, _why
+from streamlearn.replay.diff import _compare, _shadow_verdicts, _why, diff_examples
 from streamlearn.replay.examples import Example, ReadCounts
 from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 from streamlearn.replay.history import ModelHistory, PublishedSnapshot
@@ -233,3 +233,42 @@ def test_filter_reasons_come_from_the_preprocess_step_run_again_with_the_replay_
     assert _why(["e1", "e2", "e0", "zz"], verdicts, "shadow") == (
         "filtered in shadow: bot rule user_rate 2, duplicate 1, unknown 1"
     )
+
+
+class _Sides:
+    """Both namespaces' decoded records, in memory."""
+
+    def __init__(self, records: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
+        self.held = records
+
+    def records(self, topic: str, side: str) -> list[dict[str, Any]]:
+        return self.held.get((topic, side), [])
+
+
+def test_examples_are_compared_where_their_horizon_closed_inside_the_range() -> None:
+    from datetime import timedelta
+
+    def served(n: int) -> dict[str, Any]:
+        return {"request_id": f"r{n}", "served_ts": NOW + timedelta(seconds=10 * n)}
+
+    def example(n: int, label: float) -> dict[str, Any]:
+        return {"request_id": f"r{n}", "label": label}
+
+    predictions = [served(n) for n in range(10)]  # served at 0..90 s
+    sides = _Sides(
+        {
+            ("telemetry.predictions", "shadow"): predictions,
+            ("telemetry.feedback", "shadow"): [{"received_ts": NOW + timedelta(seconds=100)}],
+            # r0..r4 decided in both; r1 labelled differently; r3 only live; r8 is at the
+            # range's end (its horizon, 30 s, is not over by the last record at 100 s).
+            ("training.examples", "shadow"): [example(n, 1.0) for n in (0, 1, 2, 4)],
+            ("training.examples", "live"): [
+                *(example(n, 1.0) for n in (0, 2, 3, 4)),
+                example(1, 0.0),
+                example(8, 1.0),
+            ],
+        }
+    )
+    result = diff_examples(sides, horizon_s=25.0, lateness_s=5.0)  # type: ignore[arg-type]
+    assert (result.only_live, result.only_shadow, result.changed) == (["r3"], [], ["r1"])
+    assert (result.shadow, result.live) == (4, 5)

@@ -125,6 +125,21 @@ def _compare(topic: str, identity: str, shadow: dict[str, Any], live: dict[str, 
     )
 
 
+def _matched(
+    sides: _Sides,
+    topic: str,
+    identity: str,
+    keep: Callable[[dict[str, Any]], bool],
+    compared: str,
+) -> TopicDiff:
+    """Both sides' records of ``topic`` that ``keep`` admits, compared by ``identity``."""
+    shadow = _newest(sides.records(topic, "shadow"), identity, keep)
+    live = _newest(sides.records(topic, "live"), identity, keep)
+    result = _compare(topic, identity, shadow, live)
+    result.notes.append(f"compared: {compared}")
+    return result
+
+
 class _Discard:
     """An :class:`~streamlearn.runtime.step.Emit` that keeps nothing."""
 
@@ -219,12 +234,8 @@ def diff_sessions(sides: _Sides, gap_s: float, lateness_s: float) -> TopicDiff:
         end: datetime = session["end_ts"]
         return bool(first <= start and end <= last)
 
-    shadow = _newest(sides.records("events.sessions", "shadow"), "session_id", inside)
-    live = _newest(sides.records("events.sessions", "live"), "session_id", inside)
-    result = _compare("events.sessions", "session_id", shadow, live)
-    result.notes.append(f"compared: sessions from {first.isoformat()} to {last.isoformat()} "
-                        "(away from the range's edges)")  # fmt: skip
-    return result
+    note = f"sessions from {first.isoformat()} to {last.isoformat()} (away from the range's edges)"
+    return _matched(sides, "events.sessions", "session_id", inside, note)
 
 
 def diff_examples(sides: _Sides, horizon_s: float, lateness_s: float) -> TopicDiff:
@@ -242,12 +253,8 @@ def diff_examples(sides: _Sides, horizon_s: float, lateness_s: float) -> TopicDi
     def keep(example: dict[str, Any]) -> bool:
         return str(example["request_id"]) in decided
 
-    shadow = _newest(sides.records("training.examples", "shadow"), "request_id", keep)
-    live = _newest(sides.records("training.examples", "live"), "request_id", keep)
-    result = _compare("training.examples", "request_id", shadow, live)
-    result.notes.append(f"compared: predictions served until {last.isoformat()} "
-                        "(their horizons closed inside the range)")  # fmt: skip
-    return result
+    note = f"predictions served until {last.isoformat()} (their horizons closed in the range)"
+    return _matched(sides, "training.examples", "request_id", keep, note)
 
 
 def diff_replay(
