@@ -294,8 +294,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         fetch skipped records."""
         admission = self._positions.admit(tp, records[0].offset, records[-1].offset)
         if admission.rewind is not None:
-            self.log.warning(
-                "%s: fetched records start at %d, the next to handle is %d: seeking back",
+            # Expected after any seek made while a fetch was in flight: not a problem.
+            self.log.info(
+                "%s: fetched records start at %d, the next to hand over is %d: rewinding",
                 tp, records[0].offset, admission.rewind,
             )  # fmt: skip
             await self.seek(tp, admission.rewind)
