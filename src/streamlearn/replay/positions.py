@@ -122,6 +122,6 @@ def check_retention(topic: str, ranges: Iterable[PartitionRange]) -> None:
             for r in gone
         )
         raise PastRetentionError(
-            f"past retention: {detail}. Records before those offsets are no longer in Kafka: "
-            "replay them from the archive with --source archive"
+            f"past retention: {detail}. Records before those offsets are no longer in Kafka "
+            "(replaying archived files, --source archive, is not built yet)"
         )
