@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from confluent_kafka.admin import AdminClient
 
+from streamlearn.cli_archive import archive_app
 from streamlearn.cli_common import (
     BootstrapOption,
     DataDirOption,
@@ -59,6 +60,7 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(collector_app, name="collector")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(replay_app, name="replay")
+app.add_typer(archive_app, name="archive")
 app.command("serve")(serve)
 app.command("simulate")(simulate)
 app.command("up")(up)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from streamlearn.cli_archive import EndpointOption, RegionOption, RootOption
 from streamlearn.cli_common import BootstrapOption, command_settings, fail
 from streamlearn.settings import Settings
+
+if TYPE_CHECKING:
+    from streamlearn.archive.decode import WriterSchemaSource
+    from streamlearn.replay.sources import RecordSource
 
 replay_app = typer.Typer(
     help="Rebuild and verify models from the log; reset consumer groups.", no_args_is_help=True
@@ -24,7 +30,41 @@ ToOption = Annotated[
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show the plan and stop")]
 
 
-@replay_app.command("model")
+class Source(StrEnum):
+    kafka = "kafka"
+    archive = "archive"
+
+
+SourceOption = Annotated[
+    Source,
+    typer.Option(
+        "--source",
+        help="kafka, or archive: the archive's files (`archive run`), then Kafka after them",
+    ),
+]
+
+
+def _record_source(
+    settings: Settings,
+    registry: WriterSchemaSource,
+    source: Source,
+    root: str | None,
+    s3_endpoint_url: str | None,
+    s3_region: str | None,
+) -> RecordSource:
+    from streamlearn.archive.config import default_root
+    from streamlearn.cli_archive import storage_options
+    from streamlearn.replay.sources import ArchiveSource, KafkaSource
+
+    if source is Source.kafka:
+        if root is not None:
+            fail("--root is the archive's: use it with --source archive")
+        return KafkaSource(settings)
+    chosen = root or default_root(settings)
+    options = storage_options(chosen, s3_endpoint_url, s3_region)
+    return ArchiveSource(settings, registry, chosen, options)
+
+
 def _replay_settings(bootstrap_servers: str | None) -> Settings:
     """The command's settings, signing with the key ``up`` made when none is set."""
     from streamlearn.up.signing_key import command_signing_key
@@ -51,9 +91,10 @@ def replay_model(
         str | None,
         typer.Option("--shadow", help="Publish as <spec>@SHADOW (an experiment arm can serve it)"),
     ] = None,
-    source: Annotated[str, typer.Option("--source", help="Where examples are read: kafka")] = (
-        "kafka"
-    ),
+    source: SourceOption = Source.kafka,
+    root: RootOption = None,
+    s3_endpoint_url: EndpointOption = None,
+    s3_region: RegionOption = None,
     force: Annotated[
         bool, typer.Option("--force", help="--publish although a learner is consuming examples")
     ] = False,
@@ -66,8 +107,6 @@ def replay_model(
     from streamlearn.replay.progress import progress
     from streamlearn.serde import RegistryClient
 
-    if source != "kafka":
-        fail(f"--source {source}: only kafka is built so far")
     if publish and shadow is not None:
         fail("--publish and --shadow: choose one")
     settings = _replay_settings(bootstrap_servers)
@@ -82,6 +121,7 @@ def replay_model(
             shadow=shadow,
             publish=publish,
             force=force,
+            source=_record_source(settings, registry, source, root, s3_endpoint_url, s3_region),
         )
         for line in plan.lines():
             typer.echo(line)
@@ -112,6 +152,10 @@ def replay_verify(
     every: Annotated[
         bool, typer.Option("--all", help="Every version model.state still holds")
     ] = False,
+    source: SourceOption = Source.kafka,
+    root: RootOption = None,
+    s3_endpoint_url: EndpointOption = None,
+    s3_region: RegionOption = None,
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Recompute published snapshots from the offsets they record; exit 1 on a difference."""
@@ -122,7 +166,8 @@ def replay_verify(
         fail("--version and --all: choose one")
     settings = _replay_settings(bootstrap_servers)
     with RegistryClient(settings.schema_registry_url) as registry:
-        verdicts = verify_published(settings, registry, name, version, every)
+        reader = _record_source(settings, registry, source, root, s3_endpoint_url, s3_region)
+        verdicts = verify_published(settings, registry, name, version, every, reader)
     for verdict in verdicts:
         ranges = ", ".join(f"[{r.partition}] {r.start}..{r.end}" for r in verdict.ranges) or "-"
         state = "identical" if verdict.identical else "DIFFERS"
@@ -165,6 +210,7 @@ def replay_reset(
         refuse_if_active,
     )
     from streamlearn.replay.positions import parse_position, resolve
+    from streamlearn.replay.sources import KafkaSource
     from streamlearn.topology.catalogue import TopicCatalogue
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
@@ -180,7 +226,9 @@ def replay_reset(
         fail(f"consumer group {kafka_group} has no committed offsets: name topics with --topic")
     position = parse_position(to)
     targets = {
-        (name, r.partition): r.start for name in names for r in resolve(settings, name, position)
+        (name, r.partition): r.start
+        for name in names
+        for r in resolve(KafkaSource(settings), name, position)
     }
     moves = plan_moves(current, targets)
     for move in moves:
@@ -200,6 +248,10 @@ def replay_agents(
     ],
     start: FromOption = "earliest",
     end: ToOption = "latest",
+    source: SourceOption = Source.kafka,
+    root: RootOption = None,
+    s3_endpoint_url: EndpointOption = None,
+    s3_region: RegionOption = None,
     dry_run: DryRunOption = False,
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
@@ -207,16 +259,21 @@ def replay_agents(
     from streamlearn.replay.positions import parse_position
     from streamlearn.replay.progress import progress
     from streamlearn.replay.shadow import copy_inputs, plan_shadow, run_shadow, write_manifest
+    from streamlearn.serde import RegistryClient
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
     agents = [a.strip() for a in only.split(",") if a.strip()]
-    plan = plan_shadow(settings, agents, into, parse_position(start), parse_position(end))
-    for line in plan.lines():
-        typer.echo(line)
-    if dry_run:
-        return
-    with progress(f"copy into {into}", plan.records) as advance:
-        copy_inputs(settings, plan, advance)
+    with RegistryClient(settings.schema_registry_url) as registry:
+        reader = _record_source(settings, registry, source, root, s3_endpoint_url, s3_region)
+        plan = plan_shadow(
+            settings, agents, into, parse_position(start), parse_position(end), reader
+        )
+        for line in plan.lines():
+            typer.echo(line)
+        if dry_run:
+            return
+        with progress(f"copy into {into}", plan.records) as advance:
+            copy_inputs(settings, plan, advance)
     log = settings.data_dir / "replays" / f"{into.rstrip('.') or 'shadow'}-worker.log"
     typer.echo(f"running {', '.join(agents)} in {into!r} (worker log {log})")
     code = run_shadow(settings, plan, log)

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     """Where the embedded broker keeps its log segments, config and pid file."""
 
+    archive_root: str | None = None
+    """Where `archive run` writes and `replay --source archive` reads: directory or s3://b/p."""
+
     maven_repository: str = "https://repo1.maven.org/maven2"
     """Maven repository the embedded broker's jars are fetched from (a mirror works)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,9 +15,11 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from streamlearn.archive import ArchiveAgent, ArchiveConfig, Limits
 from streamlearn.kafka_clients import key_partition
 from streamlearn.models import SPECS, model_input, safe_pickle
 from streamlearn.models.online import OnlineLearner
+from streamlearn.runtime.topic_reader import end_offsets
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.serving.experiment_topic import publish_experiment
 from streamlearn.serving.experiments import Arm, Experiment
@@ -194,6 +197,29 @@ def test_replay_model_is_river_in_process_from_earliest_or_a_time_then_past_rete
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "ctr@late v1: identical; from scratch" in verified.stdout
 
+    # The archive captures the examples (a graceful stop makes its last files final).
+    examples_topic = settings.topic_prefix + "training.examples"
+    archiver = ArchiveAgent(
+        settings, ArchiveConfig(root=str(settings.data_dir / "archive"),
+                                topics=("training.examples",), limits=Limits(max_records=700))
+    )  # fmt: skip
+    stop = threading.Event()
+    archiving = threading.Thread(target=archiver.run, args=(stop,))
+    archiving.start()
+    ends = {p: end for p, (_, end) in end_offsets(settings, examples_topic).items() if end}
+
+    def read_all() -> bool:
+        at = {key[1]: a.next_offset for key, a in list(archiver.archivers.items())}
+        return all(at.get(p) == end for p, end in ends.items())
+
+    try:
+        deadline = time.monotonic() + 60
+        while not read_all():
+            assert time.monotonic() < deadline, "the archive did not read every example"
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        archiving.join(timeout=60)
     # Retention removes ctr's first thousand examples.
     topic = settings.topic_prefix + "training.examples"
     deleted = admin.delete_records([TopicPartition(topic, CTR_PARTITION, 1000)])
@@ -208,6 +234,20 @@ def test_replay_model_is_river_in_process_from_earliest_or_a_time_then_past_rete
     assert "--source archive" in gone.stderr
     assert _cli(settings, "verify", "ctr@replayed").returncode == 1, "its inputs are gone"
     assert _cli(settings, "verify", "ctr@late").returncode == 0, "its inputs are still there"
+
+    # The archive holds them: replay reads its files, then Kafka for what came after.
+    newer = click_examples(400, seed=15, first=5000)
+    _produce(settings, "training.examples", [(b"ctr", encode(e)) for e in newer])
+    archived = _cli(settings, "model", "ctr", "--from", f"{CTR_PARTITION}:0",
+                    "--source", "archive", "--shadow", "archived")  # fmt: skip
+    assert archived.returncode == 0, archived.stderr
+    assert "offsets 0..5400 (5,400 records; the archive holds 0..5400)" in archived.stdout
+    (from_files,) = _snapshots(settings, registry, "ctr@archived")
+    assert from_files["payload"] == _river(earlier + later + newer)
+    assert '"source":"archive"' in from_files["manifest"]
+    verified = _cli(settings, "verify", "ctr@replayed", "--source", "archive")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "ctr@replayed v1: identical" in verified.stdout
 
 
 def test_reset_moves_a_stopped_group_and_refuses_a_running_one(

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamlearn.replay.positions import PartitionRange
-from streamlearn.runtime.topic_reader import read_ranges
+from streamlearn.replay.sources import RecordSource
 from streamlearn.serde import AvroSerde, DecodeError
-from streamlearn.settings import Settings
 
 Example = tuple[dict[str, Any], int, int]
 """(decoded ``TrainingExample``, partition, offset)."""
@@ -26,16 +25,16 @@ class ReadCounts:
     undecodable: int = 0
 
 
-def kafka_examples(
-    settings: Settings,
+def decoded_examples(
+    source: RecordSource,
     serde: AvroSerde,
     topic: str,
     ranges: Iterable[PartitionRange],
     counts: ReadCounts,
 ) -> Iterator[Example]:
-    """The examples of Kafka topic ``topic`` in ``ranges``."""
+    """The examples of Kafka topic ``topic`` in ``ranges``, read from ``source``."""
     wanted = {r.partition: (r.start, r.end) for r in ranges if r.count}
-    for record in read_ranges(settings, topic, wanted):
+    for record in source.read(topic, wanted):
         counts.read += 1
         try:
             value = serde.decode(record.value) if record.value is not None else None

@@ -18,17 +18,13 @@ from typing import Any
 from streamlearn.kafka_clients import key_partition, produce_confirmed
 from streamlearn.models.configured import configured_spec
 from streamlearn.models.specs import SPECS
-from streamlearn.replay.examples import ReadCounts, kafka_examples
+from streamlearn.replay.examples import ReadCounts, decoded_examples
 from streamlearn.replay.exceptions import ReplayError
 from streamlearn.replay.groups import consumers_of
 from streamlearn.replay.history import model_history
-from streamlearn.replay.positions import (
-    PartitionRange,
-    Position,
-    check_retention,
-    resolve,
-)
+from streamlearn.replay.positions import PartitionRange, Position, resolve
 from streamlearn.replay.rebuild import ModelTarget, learn, replayed_snapshot
+from streamlearn.replay.sources import KafkaSource, RecordSource
 from streamlearn.runtime.topic_reader import MAX_RECORD_BYTES, end_offsets
 from streamlearn.serde import SchemaSource
 from streamlearn.settings import Settings
@@ -44,7 +40,7 @@ class ModelReplayPlan:
     version: int
     """The version the result gets (after every version of its name on ``model.state``)."""
     publish: bool
-    source: str = "kafka"
+    source: RecordSource
 
     @property
     def records(self) -> int:
@@ -60,10 +56,10 @@ class ModelReplayPlan:
             f"train spec {target.spec.name} on the examples of {target.examples_of}{arm}",
             *(
                 f"  {self.topic}[{r.partition}] offsets {r.start}..{r.end} ({r.count:,} records;"
-                f" the log holds {r.log_start}..{r.log_end})"
+                f" the {self.source.name} holds {r.log_start}..{r.log_end})"
                 for r in self.ranges
             ),
-            f"source: {self.source}; publish: {what}",
+            f"source: {self.source.name}; publish: {what}",
         ]
 
 
@@ -89,9 +85,12 @@ def plan_model_replay(
     shadow: str | None = None,
     publish: bool = False,
     force: bool = False,
+    source: RecordSource | None = None,
 ) -> ModelReplayPlan:
-    """What ``replay model`` will do; raises :class:`ReplayError` for what it would refuse
-    (a range past retention, a live learner of the model when publishing its next version)."""
+    """What ``replay model`` will do, reading ``source`` (default: Kafka); raises
+    :class:`ReplayError` for what it would refuse (a range the source does not hold whole,
+    a live learner of the model when publishing its next version)."""
+    source = source or KafkaSource(settings)
     key = settings.model_signing_key
     if key is None:
         raise ReplayError("replayed models are signed: set STREAMLEARN_MODEL_SIGNING_KEY")
@@ -102,12 +101,12 @@ def plan_model_replay(
     # training.examples is keyed by model name: one partition holds all of a model's.
     partition = key_partition(target.examples_of.encode(), partitions)
     try:
-        ranges = resolve(settings, topic, start, end, partitions=[partition])
+        ranges = resolve(source, topic, start, end, partitions=[partition])
     except ReplayError as exc:
         raise ReplayError(
             f"{target.examples_of}'s examples are all in one partition: {exc}"
         ) from exc
-    check_retention(topic, ranges)
+    source.check(topic, ranges)
     state = catalogue.topic("model.state")
     history = model_history(settings, state.serde(registry), state.name, target.published_as, key)
     publishing = publish or shadow is not None
@@ -121,7 +120,7 @@ def plan_model_replay(
                 "one. Stop the learner (it resumes from the replayed snapshot), publish "
                 "under --shadow, or pass --force"
             )
-    return ModelReplayPlan(target, topic, ranges, history.highest_version + 1, publishing)
+    return ModelReplayPlan(target, topic, ranges, history.highest_version + 1, publishing, source)
 
 
 @dataclass(frozen=True)
@@ -148,7 +147,7 @@ def run_model_replay(
     serde = catalogue.topic("training.examples").serde(registry, logical_types=False)
     counts = ReadCounts()
     learner = plan.target.learner(key, settings.model_signing_key_id)
-    examples = kafka_examples(settings, serde, plan.topic, plan.ranges, counts)
+    examples = decoded_examples(plan.source, serde, plan.topic, plan.ranges, counts)
     learn(learner, examples, plan.topic, advance)
     snapshot = replayed_snapshot(
         learner,
@@ -159,7 +158,7 @@ def run_model_replay(
         created=datetime.now(UTC),
         key=key,
         key_id=settings.model_signing_key_id,
-        source=plan.source,
+        source=plan.source.name,
     )
     published_at = None
     if plan.publish:

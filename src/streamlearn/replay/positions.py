@@ -11,13 +11,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from streamlearn.replay.exceptions import PastRetentionError, ReplayError
-from streamlearn.runtime.topic_reader import end_offsets, offsets_for_time
-from streamlearn.settings import Settings
 
 Position = Literal["earliest", "latest"] | datetime | Mapping[int, int]
+
+
+class OffsetIndex(Protocol):
+    """What positions are resolved against: a source of the topic's records
+    (``replay.sources``: Kafka, or the archive then Kafka)."""
+
+    def watermarks(self, topic: str) -> dict[int, tuple[int, int]]: ...
+
+    def offsets_for_time(
+        self, topic: str, partitions: Iterable[int], timestamp_ms: int
+    ) -> dict[int, int | None]: ...
 
 
 def parse_position(text: str) -> Position:
@@ -60,7 +69,7 @@ def _or(offset: int | None, default: int) -> int:
 
 
 def _offsets(
-    settings: Settings,
+    source: OffsetIndex,
     topic: str,
     position: Position,
     watermarks: Mapping[int, tuple[int, int]],
@@ -72,26 +81,27 @@ def _offsets(
         return {p: high for p, (_, high) in watermarks.items()}
     if isinstance(position, datetime):
         ms = int(position.timestamp() * 1000)
-        found = offsets_for_time(settings, topic, watermarks, ms)
+        found = source.offsets_for_time(topic, watermarks, ms)
         return {p: _or(found.get(p), high) for p, (_, high) in watermarks.items()}
     assert isinstance(position, Mapping)
     unknown = sorted(set(position) - set(watermarks))
     if unknown:
         raise ReplayError(f"{topic} has no partitions {unknown} (it has {sorted(watermarks)})")
-    default = _offsets(settings, topic, unlisted, watermarks, unlisted)
+    default = _offsets(source, topic, unlisted, watermarks, unlisted)
     return {p: position.get(p, default[p]) for p in watermarks}
 
 
 def resolve(
-    settings: Settings,
+    source: OffsetIndex,
     topic: str,
     start: Position,
     end: Position = "latest",
     partitions: Iterable[int] | None = None,
 ) -> tuple[PartitionRange, ...]:
     """The ranges of Kafka topic ``topic`` from ``start`` to ``end`` (of ``partitions``,
-    default all), clamped to the log's end; a start past the end is an error."""
-    watermarks = end_offsets(settings, topic)
+    default all), as ``source`` holds it (``log_start``: the first offset it has),
+    clamped to the log's end; a start past the end is an error."""
+    watermarks = source.watermarks(topic)
     if partitions is not None:
         wanted = set(partitions)
         named = {p for position in (start, end) if isinstance(position, Mapping) for p in position}
@@ -101,8 +111,8 @@ def resolve(
                 f"name {sorted(named - wanted)}"
             )
         watermarks = {p: w for p, w in watermarks.items() if p in wanted}
-    starts = _offsets(settings, topic, start, watermarks, "earliest")
-    ends = _offsets(settings, topic, end, watermarks, "latest")
+    starts = _offsets(source, topic, start, watermarks, "earliest")
+    ends = _offsets(source, topic, end, watermarks, "latest")
     ranges = []
     for p, (low, high) in sorted(watermarks.items()):
         first, last = starts[p], min(ends[p], high)
@@ -114,7 +124,7 @@ def resolve(
 
 def check_retention(topic: str, ranges: Iterable[PartitionRange]) -> None:
     """Fail, naming each partition and the earliest offset the log has, when a range
-    starts before it: those records are gone from Kafka."""
+    starts before it: those records are gone from Kafka (``log_start``: Kafka's)."""
     gone = [r for r in ranges if r.count and r.start < r.log_start]
     if gone:
         detail = "; ".join(
@@ -123,5 +133,5 @@ def check_retention(topic: str, ranges: Iterable[PartitionRange]) -> None:
         )
         raise PastRetentionError(
             f"past retention: {detail}. Records before those offsets are no longer in Kafka "
-            "(replaying archived files, --source archive, is not built yet)"
+            "(if `streamlearn archive run` captured them, replay with --source archive)"
         )

@@ -31,8 +31,9 @@ from streamlearn.agents import AGENT_NAMES
 from streamlearn.kafka_clients import PRODUCE_TIMEOUT_S, confluent_config, producer_config
 from streamlearn.replay.exceptions import ReplayError
 from streamlearn.replay.groups import committed_offsets
-from streamlearn.replay.positions import PartitionRange, Position, check_retention, resolve
-from streamlearn.runtime.topic_reader import end_offsets, read_ranges
+from streamlearn.replay.positions import PartitionRange, Position, resolve
+from streamlearn.replay.sources import KafkaSource, RecordSource
+from streamlearn.runtime.topic_reader import end_offsets
 from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 from streamlearn.topology.catalogue import topology_path
@@ -81,6 +82,7 @@ class ShadowPlan:
     ranges: dict[str, tuple[PartitionRange, ...]]
     """Live root topic (topology name) → its ranges."""
     inputs: tuple[str, ...]
+    source: RecordSource
 
     @property
     def records(self) -> int:
@@ -88,7 +90,8 @@ class ShadowPlan:
 
     def lines(self) -> list[str]:
         lines = [f"run {', '.join(self.agents)} in namespace {self.shadow_prefix!r} "
-                 f"(group {self.shadow_prefix}{SHADOW_GROUP}) over:"]  # fmt: skip
+                 f"(group {self.shadow_prefix}{SHADOW_GROUP}), read from "
+                 f"{self.source.name}:"]  # fmt: skip
         for topic, ranges in self.ranges.items():
             lines += [
                 f"  {self.live_prefix}{topic}[{r.partition}] offsets {r.start}..{r.end} "
@@ -104,8 +107,15 @@ def manifest_path(settings: Settings, shadow_prefix: str) -> Path:
 
 
 def plan_shadow(
-    settings: Settings, agents: Sequence[str], shadow_prefix: str, start: Position, end: Position
+    settings: Settings,
+    agents: Sequence[str],
+    shadow_prefix: str,
+    start: Position,
+    end: Position,
+    source: RecordSource | None = None,
 ) -> ShadowPlan:
+    """The input ranges to copy from ``source`` (default: Kafka) and the agents to run."""
+    source = source or KafkaSource(settings)
     Namespace(shadow_prefix)  # validates the prefix
     if shadow_prefix == settings.topic_prefix or not shadow_prefix:
         raise ReplayError("--into must name another namespace than the live one")
@@ -113,10 +123,12 @@ def plan_shadow(
     ranges = {}
     for topic in roots:
         kafka = settings.topic_prefix + topic
-        resolved = resolve(settings, kafka, start, end)
-        check_retention(kafka, resolved)
+        resolved = resolve(source, kafka, start, end)
+        source.check(kafka, resolved)
         ranges[topic] = resolved
-    return ShadowPlan(tuple(agents), settings.topic_prefix, shadow_prefix, ranges, tuple(inputs))
+    return ShadowPlan(
+        tuple(agents), settings.topic_prefix, shadow_prefix, ranges, tuple(inputs), source
+    )
 
 
 def _admin(settings: Settings) -> AdminClient:
@@ -136,7 +148,7 @@ def copy_inputs(
     producer = Producer(producer_config(settings, **{"linger.ms": 20, "enable.idempotence": True}))
     for topic, ranges in plan.ranges.items():
         wanted = {r.partition: (r.start, r.end) for r in ranges if r.count}
-        for record in read_ranges(settings, plan.live_prefix + topic, wanted):
+        for record in plan.source.read(plan.live_prefix + topic, wanted):
             producer.produce(
                 plan.shadow_prefix + topic,
                 key=record.key,
@@ -199,6 +211,7 @@ def write_manifest(settings: Settings, plan: ShadowPlan) -> Path:
         "shadow_prefix": plan.shadow_prefix,
         "group": plan.shadow_prefix + SHADOW_GROUP,
         "inputs": {t: [asdict(r) for r in ranges] for t, ranges in plan.ranges.items()},
+        "source": plan.source.name,
         "settings": {name: _jsonable(getattr(settings, name, None)) for name in AGENT_SETTINGS},
         "code_version": streamlearn.__version__,
     }

@@ -19,12 +19,12 @@ from streamlearn.models import SnapshotRejected, safe_pickle
 from streamlearn.models.exceptions import UnknownSnapshotSpec
 from streamlearn.models.snapshot import SigningKey, recorded_spec
 from streamlearn.models.specs import SPECS, ModelSpec
-from streamlearn.replay.examples import Example, ReadCounts, kafka_examples
+from streamlearn.replay.examples import Example, ReadCounts, decoded_examples
 from streamlearn.replay.exceptions import ReplayError
 from streamlearn.replay.history import ModelHistory, PublishedSnapshot, model_history
 from streamlearn.replay.positions import PartitionRange, check_retention
 from streamlearn.replay.rebuild import ModelTarget, learn, manifest_of
-from streamlearn.runtime.topic_reader import end_offsets
+from streamlearn.replay.sources import KafkaSource, RecordSource
 from streamlearn.serde import SchemaSource
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
@@ -62,9 +62,12 @@ def verify_version(
     specs: Mapping[str, ModelSpec],
     key: SigningKey,
     read_examples: ExamplesReader,
+    check_ranges: Callable[[list[PartitionRange]], None] | None = None,
 ) -> Verdict:
     """Recompute ``published`` from its parent (or from scratch) over Kafka topic ``topic``
-    (``training.examples``, whose partitions hold ``watermarks``: first and end offsets)."""
+    (``training.examples``, whose partitions hold ``watermarks``: first and end offsets).
+    ``check_ranges`` refuses ranges the examples' source does not hold (default: Kafka's
+    retention, by ``watermarks``)."""
     snapshot = published.snapshot
     name, version = str(snapshot["model_name"]), published.version
 
@@ -116,7 +119,10 @@ def verify_version(
                 start,
             )
         ranges.append(PartitionRange(partition, starts[partition], end, log_start, log_end))
-    check_retention(topic, ranges)
+    if check_ranges is None:
+        check_retention(topic, ranges)
+    else:
+        check_ranges(ranges)
     counts = ReadCounts()
     learned_before = learner.trained_examples
     learn(learner, read_examples(ranges, counts), topic)
@@ -143,10 +149,17 @@ def verify_version(
 
 
 def verify_published(
-    settings: Settings, registry: SchemaSource, name: str, version: int | None, every: bool
+    settings: Settings,
+    registry: SchemaSource,
+    name: str,
+    version: int | None,
+    every: bool,
+    source: RecordSource | None = None,
 ) -> list[Verdict]:
     """Verify model ``name``'s newest version on ``model.state``, version ``version``, or
-    (``every``) each version still there, oldest first."""
+    (``every``) each version still there, oldest first, reading examples from ``source``
+    (default: Kafka)."""
+    source = source or KafkaSource(settings)
     key = settings.model_signing_key
     if key is None:
         raise ReplayError("verifying snapshots needs STREAMLEARN_MODEL_SIGNING_KEY")
@@ -166,10 +179,13 @@ def verify_published(
         chosen = [found]
     examples = catalogue.topic("training.examples")
     serde = examples.serde(registry, logical_types=False)  # the learner reads no timestamp
-    watermarks = end_offsets(settings, examples.name)
+    watermarks = source.watermarks(examples.name)
 
     def read(ranges: list[PartitionRange], counts: ReadCounts) -> Iterable[Example]:
-        return kafka_examples(settings, serde, examples.name, ranges, counts)
+        return decoded_examples(source, serde, examples.name, ranges, counts)
+
+    def check(ranges: list[PartitionRange]) -> None:
+        source.check(examples.name, ranges)
 
     return [
         verify_version(
@@ -180,6 +196,7 @@ def verify_published(
             specs=SPECS,
             key=key,
             read_examples=read,
+            check_ranges=check,
         )
         for published in chosen
     ]

@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.live import Live
 
 from streamlearn.agents import AGENT_NAMES
+from streamlearn.archive.config import default_root
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.kafka_local import EmbeddedKafka, PinnedJar, embedded_kafka, load_lock
@@ -137,6 +138,17 @@ def _part_specs(settings: Settings, options: UpOptions) -> list[ChildSpec]:
                 metrics_url=f"http://127.0.0.1:{port}/metrics",
             )
         )
+    port = _free_port()
+    specs.append(
+        ChildSpec(
+            "archive",
+            args=("archive", "run", "--metrics-port", str(port)),
+            env=env,
+            # Ready once it has joined its group (files go under <data dir>/archive).
+            ready_url=f"http://127.0.0.1:{port}/readyz",
+            metrics_url=f"http://127.0.0.1:{port}/metrics",
+        )
+    )
     for name, args, port in (
         ("collector", ("collector", "serve"), options.collector_port),
         ("serve", ("serve",), options.serve_port),
@@ -237,6 +249,7 @@ class _Run:
         for child in children:
             self.say(f"{child.spec.name}: pid {child.pid}")
         self.say(f"agents: {', '.join(AGENT_NAMES)} (one process and consumer group each)")
+        self.say(f"archive: files under {default_root(settings)} (`streamlearn archive ls`)")
         self.say(f"collector at http://127.0.0.1:{self.options.collector_port}/v1/events")
         self.say(
             f"prediction worker at http://127.0.0.1:{self.options.serve_port}"
@@ -249,7 +262,10 @@ class _Run:
 
     async def stop(self) -> None:
         if self.supervisor is not None:
-            await self.supervisor.stop([("collector", "serve"), AGENT_NAMES, ("registry",)])
+            # The archive after the agents: it makes what it read final as it stops.
+            await self.supervisor.stop(
+                [("collector", "serve"), AGENT_NAMES, ("archive",), ("registry",)]
+            )
         if self.broker is not None:
             await asyncio.to_thread(self.broker.stop)
             self.say("Kafka stopped" + ("" if self.broker.stopped_cleanly else " (killed)"))

@@ -1,0 +1,315 @@
+"""The archive agent: Kafka topics → time-bucketed files, each record exactly once.
+
+One confluent-kafka consumer in a group (``<prefix>streamlearn-archive`` by default,
+cooperative-sticky assignment, no automatic commits) hands each owned partition's records
+to its :class:`~streamlearn.archive.partition.PartitionArchiver`. The files are the
+truth, the committed offsets a courtesy for lag monitoring:
+
+- **taking a partition** (start, rebalance): its final files are listed, the consumer is
+  positioned after the highest archived offset (:func:`resume_points`), whatever the
+  group committed, and in-progress files left by a dead worker are deleted;
+- **a file completes**: it is fsynced and renamed (local) or uploaded (object storage),
+  and only then is the offset after its last record committed;
+- **losing a partition** (revocation, lost membership, an error): its in-progress file is
+  deleted; the next owner reads those records again and, cutting files by the same rules,
+  writes the same files;
+- **a graceful stop** (``stop`` set): every in-progress file is made final and committed
+  before the consumer leaves the group, so nothing read waits for the next start.
+
+Every crash point: before a file is final, nothing of it is visible and the records are
+read again after the last final file; after it is final and before the commit, the
+restart resumes after the file (from its name), not from the older committed offset; an
+interrupted upload leaves no object. Two workers can only both write a range if one of
+them lost the partition without noticing (a zombie): records then go into files of the
+same names and contents, and a file replaced by its copy adds nothing (an idle close can
+cut differently; :func:`~streamlearn.archive.reader.read_archive` yields each offset once
+and ``archive ls`` reports overlaps).
+
+Errors that are not a record's fault (the registry unreachable, an upload failing) stop
+the agent: the supervisor restarts it and it resumes from the files.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+
+from streamlearn.archive.config import ArchiveConfig, default_staging_dir
+from streamlearn.archive.decode import WriterDecoder, WriterSchemaSource
+from streamlearn.archive.layout import ResumePoint, resume_points
+from streamlearn.archive.metrics import ArchiveMetrics
+from streamlearn.archive.partition import Completed, PartitionArchiver
+from streamlearn.archive.storage import ArchiveStore
+from streamlearn.archive.topics import select_topics
+from streamlearn.kafka_clients import confluent_config
+from streamlearn.serde.registry_client import RegistryClient
+from streamlearn.settings import Settings
+from streamlearn.topology.catalogue import TopicCatalogue
+from streamlearn.topology.namespace import Namespace
+
+log = logging.getLogger(__name__)
+
+IDLE_CHECK_EVERY_S = 0.5
+POLL_TIMEOUT_S = 0.2
+REQUEST_TIMEOUT_S = 10.0
+
+
+class ArchiveAgent:
+    """A worker of the archive group. :meth:`run` until ``stop`` is set."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: ArchiveConfig,
+        *,
+        metrics: ArchiveMetrics | None = None,
+        registry: WriterSchemaSource | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.metrics = metrics or ArchiveMetrics()
+        catalogue = TopicCatalogue.from_settings(settings)
+        self.topics = {t.name: t.logical for t in select_topics(config.topics, catalogue)}
+        """Kafka name → topology name of every archived topic."""
+        self.store = ArchiveStore(
+            config.root,
+            storage_options=config.storage_options,
+            staging_dir=config.staging_dir or default_staging_dir(settings),
+        )
+        self._registry = registry
+        self.decoder = WriterDecoder(registry or RegistryClient(settings.schema_registry_url))
+        self.group = Namespace(settings.topic_prefix).group(config.group)
+        self.archivers: dict[tuple[str, int], PartitionArchiver] = {}
+        self.last_beat: float | None = None
+        """When the consume loop last went round (monotonic; the liveness probe)."""
+        self.rebalancing = False
+        self.started = False
+        """The consumer joined the group at least once (the readiness probe)."""
+        self._warned_topics: set[str] = set()
+
+    def consumer_config(self) -> dict[str, Any]:
+        return confluent_config(
+            self.settings,
+            **{
+                "group.id": self.group,
+                "client.id": "streamlearn-archive",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                # Only for a position Kafka no longer has (retention removed records that
+                # were never archived: counted and logged on assignment).
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "session.timeout.ms": int(self.settings.consumer_session_timeout_s * 1000),
+                "isolation.level": "read_committed",
+            },
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        """Archive until ``stop`` is set, then make in-progress files final and leave the
+        group. Raises what the agent cannot handle, after abandoning in-progress files."""
+        consumer = Consumer(self.consumer_config())
+        log.info(
+            "archiving %s to %s as %s (group %s)",
+            ", ".join(sorted(self.topics.values())),
+            self.store.describe(),
+            self.config.format,
+            self.group,
+        )
+        consumer.subscribe(
+            sorted(self.topics),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        next_idle_check = time.monotonic() + IDLE_CHECK_EVERY_S
+        stopped = False
+        try:
+            while not stop.is_set():
+                messages = consumer.consume(self.config.batch_size, timeout=POLL_TIMEOUT_S)
+                self.last_beat = time.monotonic()
+                if messages:
+                    self._archive(consumer, messages)
+                if self.last_beat >= next_idle_check:
+                    next_idle_check = self.last_beat + IDLE_CHECK_EVERY_S
+                    for archiver in list(self.archivers.values()):
+                        done = archiver.close_if_idle()
+                        if done is not None:
+                            self._completed(consumer, archiver, done)
+            self._finish_all(consumer)
+            stopped = True
+        finally:
+            if not stopped:
+                log.warning("archive: stopping on an error; abandoning in-progress files")
+            self._abandon(list(self.archivers))
+            consumer.close()
+            if self._registry is None and isinstance(self.decoder.registry, RegistryClient):
+                self.decoder.registry.close()
+
+    def _finish_all(self, consumer: Consumer) -> None:
+        """A graceful stop: every open file final, then committed (an error leaves the
+        rest to be abandoned)."""
+        for key in sorted(self.archivers):
+            archiver = self.archivers[key]
+            done = archiver.finish()
+            if done is not None:
+                self._completed(consumer, archiver, done)
+
+    def _archive(self, consumer: Consumer, messages: Sequence[Message]) -> None:
+        batches: dict[tuple[str, int], list[Message]] = {}
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._message_error(error)
+                continue
+            key = (message.topic() or "", message.partition() or 0)
+            batch = batches.get(key)
+            if batch is None:
+                batches[key] = batch = []
+            batch.append(message)
+        for key, batch in batches.items():
+            archiver = self.archivers.get(key)
+            if archiver is None:  # revoked since it was fetched
+                continue
+            for done in archiver.add(batch):
+                self._completed(consumer, archiver, done)
+
+    def _message_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise KafkaException(error)
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            text = error.str()
+            if text not in self._warned_topics:
+                self._warned_topics.add(text)
+                log.warning("archive: %s (create it with `streamlearn topics apply`)", text)
+            return
+        log.warning("archive: consumer error: %s", error.str())
+
+    def _completed(self, consumer: Consumer, archiver: PartitionArchiver, done: Completed) -> None:
+        """A file is final: count it, then commit the offset after it."""
+        self.metrics.completed(self.topics[archiver.topic], done)
+        log.debug("archive: %s final (%s)", done.file.path, done.reason.value)
+        try:
+            consumer.commit(
+                offsets=[TopicPartition(archiver.topic, archiver.partition, done.file.next_offset)],
+                asynchronous=False,
+            )
+        except KafkaException as exc:
+            # The files are the truth; a lost commit only makes the group's lag look larger.
+            log.warning("archive: commit after %s failed: %s", done.file.name, exc)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.rebalancing = True
+        try:
+            points: dict[tuple[str, int], ResumePoint] = {}
+            for topic in sorted({tp.topic for tp in partitions}):
+                points.update(resume_points(self.store.list_files(topic)))
+            committed = self._committed(consumer, partitions)
+            for tp in partitions:
+                key = (tp.topic, tp.partition)
+                removed = self.store.discard_partials(tp.topic, tp.partition)
+                point = points.get(key)
+                if point is not None:
+                    tp.offset = point.next_offset
+                    self._check_retention(consumer, tp, point.next_offset)
+                else:
+                    tp.offset = (
+                        OFFSET_BEGINNING if self.config.start_at == "earliest" else OFFSET_END
+                    )
+                known = committed.get(key)
+                resume_at = point.next_offset if point is not None else 0
+                if known is not None and known > resume_at:
+                    log.warning(
+                        "archive: %s[%d]: the group committed offset %d but the archive's "
+                        "files end before %d (files removed, or another root?); following "
+                        "the files",
+                        tp.topic,
+                        tp.partition,
+                        known,
+                        resume_at,
+                    )
+                self.archivers[key] = PartitionArchiver(
+                    tp.topic,
+                    tp.partition,
+                    point,
+                    store=self.store,
+                    decoder=self.decoder,
+                    fmt=self.config.format,
+                    limits=self.config.limits,
+                    compression=self.config.compression,
+                )
+                log.info(
+                    "archive: took %s[%d] at %s%s",
+                    tp.topic,
+                    tp.partition,
+                    point.next_offset if point else self.config.start_at,
+                    f" ({removed} stale in-progress file(s) deleted)" if removed else "",
+                )
+            consumer.incremental_assign(partitions)
+            self.metrics.partitions.set(len(self.archivers))
+            self.started = True
+        finally:
+            self.rebalancing = False
+
+    def _committed(
+        self, consumer: Consumer, partitions: list[TopicPartition]
+    ) -> dict[tuple[str, int], int]:
+        """The group's committed offsets (only to warn when they disagree with the files)."""
+        try:
+            found = consumer.committed(
+                [TopicPartition(tp.topic, tp.partition) for tp in partitions],
+                timeout=REQUEST_TIMEOUT_S,
+            )
+        except KafkaException as exc:
+            log.debug("archive: committed offsets unavailable: %s", exc)
+            return {}
+        return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
+
+    def _check_retention(self, consumer: Consumer, tp: TopicPartition, resume_at: int) -> None:
+        try:
+            low, _ = consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=REQUEST_TIMEOUT_S, cached=False
+            )
+        except KafkaException as exc:
+            log.debug("archive: watermarks of %s[%d] unavailable: %s", tp.topic, tp.partition, exc)
+            return
+        if low > resume_at:
+            self.metrics.expired.labels(self.topics[tp.topic]).inc(low - resume_at)
+            log.warning(
+                "archive: %s[%d]: offsets %d-%d left Kafka before they were archived",
+                tp.topic,
+                tp.partition,
+                resume_at,
+                low - 1,
+            )
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._abandon([(tp.topic, tp.partition) for tp in partitions])
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.warning("archive: lost %d partition(s) (session timed out)", len(partitions))
+        self._abandon([(tp.topic, tp.partition) for tp in partitions])
+
+    def _abandon(self, keys: list[tuple[str, int]]) -> None:
+        for key in keys:
+            archiver = self.archivers.pop(key, None)
+            if archiver is None:
+                continue
+            dropped = archiver.abandon()
+            if dropped:
+                self.metrics.abandoned.labels(self.topics[archiver.topic]).inc(dropped)
+        self.metrics.partitions.set(len(self.archivers))

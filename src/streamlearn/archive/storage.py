@@ -1,0 +1,175 @@
+"""Where archive files go: a local directory or S3-compatible object storage (fsspec).
+
+A file becomes final in one step that either happens whole or not at all, and only then
+is it visible under the root:
+
+- **local root**: in-progress files are written under ``<root>/_partial/`` (the same file
+  system), fsynced, then renamed into place with ``os.replace`` (atomic), and the
+  directory is fsynced so the rename survives a power cut too;
+- **object storage** (``s3://bucket/prefix``, or any fsspec URL): in-progress files are
+  written in a local staging directory and uploaded to the final key on completion. A PUT
+  (or a multipart upload's completion) makes the object visible whole or not at all; an
+  upload interrupted by a crash leaves no object (S3 keeps the parts of an unfinished
+  multipart upload out of sight until a lifecycle rule aborts them).
+
+Listing a topic's final files is the only state the agent reads when it takes a
+partition (:func:`~streamlearn.archive.layout.resume_points`); fsspec's listing cache is
+dropped before each listing, since another worker may have added files since.
+
+Credentials are never logged: :meth:`ArchiveStore.describe` names the root without any
+user information, and storage options (keys, endpoint) are only handed to fsspec.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from streamlearn.archive.exceptions import ArchiveError
+from streamlearn.archive.layout import (
+    EXTENSIONS,
+    OFFSET_DIGITS,
+    PARTIAL_DIR,
+    PARTIAL_SUFFIX,
+    ArchiveFile,
+    Format,
+    parse_path,
+)
+
+log = logging.getLogger(__name__)
+
+
+def describe_root(root: str) -> str:
+    """``root`` without user information (``s3://key:secret@bucket`` → ``s3://bucket``)."""
+    parts = urlsplit(root)
+    if parts.scheme and "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return root
+
+
+def _fsync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class ArchiveStore:
+    """The archive root: final files, and the in-progress files of this process."""
+
+    def __init__(
+        self,
+        root: str,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        staging_dir: Path | None = None,
+    ) -> None:
+        self.root = root
+        try:
+            self.fs, path = fsspec.core.url_to_fs(root, **(storage_options or {}))
+        except (ImportError, ValueError) as exc:
+            raise ArchiveError(f"archive root {describe_root(root)}: {exc}") from exc
+        self.base = path.rstrip("/") or "/"
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+        self._staging: Path | None = staging_dir
+        if self.is_local:
+            self._staging = Path(self.base) / PARTIAL_DIR
+
+    @property
+    def staging(self) -> Path:
+        """The local directory of this root's in-progress files."""
+        if self._staging is None:
+            raise ArchiveError(
+                f"archive root {self.describe()} is not local: in-progress files need a "
+                "local staging directory"
+            )
+        return self._staging
+
+    def describe(self) -> str:
+        return describe_root(self.root)
+
+    def _remote(self, relative: str) -> str:
+        return f"{self.base}/{relative}" if self.base != "/" else f"/{relative}"
+
+    def list_files(self, topic: str) -> list[ArchiveFile]:
+        """Every final file of ``topic`` (Kafka name), sorted by partition and offsets."""
+        prefix = self._remote(topic)
+        # All of it: s3fs drops a path's own listing but keeps its subdirectories'.
+        self.fs.invalidate_cache()
+        try:
+            paths = self.fs.find(prefix)
+        except FileNotFoundError:
+            return []
+        files = []
+        base = self.base.rstrip("/") + "/"
+        for path in paths:
+            relative = path[len(base) :] if path.startswith(base) else path
+            parsed = parse_path(relative)
+            if parsed is not None and parsed.topic == topic and relative == parsed.path:
+                files.append(parsed)
+        return sorted(files, key=lambda f: (f.partition, f.first_offset, f.last_offset))
+
+    def list_topics(self) -> list[str]:
+        """Topics with a directory under the root."""
+        self.fs.invalidate_cache()
+        try:
+            entries = self.fs.ls(self.base, detail=False)
+        except FileNotFoundError:
+            return []
+        names = (str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries)
+        return sorted(name for name in names if name != PARTIAL_DIR)
+
+    def size(self, file: ArchiveFile) -> int:
+        return int(self.fs.size(self._remote(file.path)))
+
+    @contextmanager
+    def open(self, file: ArchiveFile) -> Iterator[IO[bytes]]:
+        """A final file, for reading."""
+        with self.fs.open(self._remote(file.path), "rb") as handle:
+            yield handle
+
+    def partial_path(self, topic: str, partition: int, first_offset: int, fmt: Format) -> Path:
+        """A fresh in-progress path for a file starting at ``first_offset``. The random
+        part keeps two writers of one partition (a worker that lost it and does not know
+        yet, and its new owner) from writing into one file."""
+        token = uuid.uuid4().hex[:8]
+        name = f"{first_offset:0{OFFSET_DIGITS}d}-{token}.{EXTENSIONS[fmt]}{PARTIAL_SUFFIX}"
+        return self.staging / topic / str(partition) / name
+
+    def discard_partials(self, topic: str, partition: int) -> int:
+        """Delete the in-progress files of a partition (left by a worker that died, or
+        that lost the partition): the final files say where to continue, and the records
+        of these are read again. Returns how many were deleted."""
+        folder = self.staging / topic / str(partition)
+        removed = 0
+        if folder.is_dir():
+            for stale in folder.iterdir():
+                if stale.name.endswith(PARTIAL_SUFFIX):
+                    stale.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+    def publish(self, partial: Path, file: ArchiveFile) -> None:
+        """Make a finished in-progress file final as ``file`` (see the module doc)."""
+        if self.is_local:
+            target = Path(self.base) / file.path
+            created = not target.parent.is_dir()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(partial, target)
+            _fsync_directory(target.parent)
+            if created:
+                for directory in (target.parent.parent, target.parent.parent.parent):
+                    _fsync_directory(directory)
+            return
+        self.fs.put_file(str(partial), self._remote(file.path))
+        partial.unlink(missing_ok=True)

@@ -1,0 +1,218 @@
+"""The archive's commands: ``archive run`` (the agent) and ``archive ls`` (its files).
+
+Registered on the main command line by :mod:`streamlearn.cli`. S3 credentials come from
+the environment or AWS's usual configuration (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_PROFILE``), never from options:
+a command line is visible to every user of the machine.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from streamlearn.cli_common import BootstrapOption, command_settings
+from streamlearn.exceptions import StreamlearnError
+
+archive_app = typer.Typer(
+    help="Archive topics to hourly Avro or Parquet files (local directory or S3), exactly once.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+class FileFormat(StrEnum):
+    avro = "avro"
+    parquet = "parquet"
+
+
+class StartAt(StrEnum):
+    earliest = "earliest"
+    latest = "latest"
+
+
+RootOption = Annotated[
+    str | None,
+    typer.Option(
+        "--root",
+        help="Local directory or s3://bucket/prefix "
+        "[default: $STREAMLEARN_ARCHIVE_ROOT, else $STREAMLEARN_DATA_DIR/archive]",
+    ),
+]
+EndpointOption = Annotated[
+    str | None,
+    typer.Option(
+        "--s3-endpoint-url",
+        envvar="AWS_ENDPOINT_URL_S3",
+        help="S3-compatible endpoint (MinIO, Ceph, R2...) [default: AWS]",
+        show_envvar=True,
+    ),
+]
+RegionOption = Annotated[
+    str | None,
+    typer.Option("--s3-region", envvar="AWS_REGION", help="S3 region", show_envvar=True),
+]
+
+
+def storage_options(root: str, endpoint_url: str | None, region: str | None) -> dict[str, Any]:
+    """fsspec options of ``root`` from the S3 options (credentials: the AWS chain)."""
+    if not root.startswith(("s3://", "s3a://")):
+        return {}
+    options: dict[str, Any] = {}
+    if endpoint_url:
+        options["endpoint_url"] = endpoint_url
+    if region:
+        options["client_kwargs"] = {"region_name": region}
+    return options
+
+
+@archive_app.command("run")
+def archive_run(
+    topics: Annotated[
+        str | None,
+        typer.Option(
+            "--topics",
+            help="Comma-separated topology names or patterns "
+            "[default: telemetry.*,events.clean,events.sessions,training.examples]",
+        ),
+    ] = None,
+    root: RootOption = None,
+    file_format: Annotated[
+        FileFormat, typer.Option("--format", help="File format")
+    ] = FileFormat.avro,
+    compression: Annotated[
+        str | None,
+        typer.Option(help="Avro codec or Parquet compression [default: snappy]"),
+    ] = None,
+    group: Annotated[
+        str, typer.Option(help="Consumer group (namespace prefix added); workers share it")
+    ] = "streamlearn-archive",
+    max_file_records: Annotated[
+        int, typer.Option(min=1, help="A file closes at this many records")
+    ] = 100_000,
+    max_file_bytes: Annotated[
+        int,
+        typer.Option(min=1, help="A file closes at this many bytes of Kafka keys and values"),
+    ] = 64 * 1024 * 1024,
+    idle_close_s: Annotated[
+        float,
+        typer.Option(min=0.001, help="A file that got no record for this long closes"),
+    ] = 60.0,
+    start_at: Annotated[
+        StartAt,
+        typer.Option(help="Where a partition without archived files starts"),
+    ] = StartAt.earliest,
+    staging_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="In-progress files for an S3 root [default: $STREAMLEARN_DATA_DIR/archive-staging]"
+        ),
+    ] = None,
+    s3_endpoint_url: EndpointOption = None,
+    s3_region: RegionOption = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve /metrics, /healthz and /readyz on this port"),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Interface of the metrics and health endpoint")
+    ] = "127.0.0.1",
+    bootstrap_servers: BootstrapOption = None,
+) -> None:
+    """Archive topics to files partitioned by hour; workers of one group share partitions."""
+    from streamlearn.archive import ArchiveAgent, ArchiveConfig, ArchiveMetrics, Limits
+    from streamlearn.archive.config import default_root
+    from streamlearn.archive.topics import DEFAULT_TOPICS
+
+    settings = command_settings(kafka_bootstrap=bootstrap_servers)
+    chosen_root = root or default_root(settings)
+    config = ArchiveConfig(
+        root=chosen_root,
+        topics=tuple(topics.split(",")) if topics else DEFAULT_TOPICS,
+        format="avro" if file_format is FileFormat.avro else "parquet",
+        compression=compression,
+        group=group,
+        limits=Limits(max_file_records, max_file_bytes, idle_close_s),
+        staging_dir=staging_dir,
+        storage_options=storage_options(chosen_root, s3_endpoint_url, s3_region),
+        start_at="earliest" if start_at is StartAt.earliest else "latest",
+    )
+    metrics = ArchiveMetrics()
+    agent = ArchiveAgent(settings, config, metrics=metrics)
+    typer.echo(
+        f"archiving {', '.join(sorted(agent.topics))} to {agent.store.describe()} "
+        f"({config.format}, group {agent.group})"
+    )
+    if metrics_port is not None:
+        from streamlearn.archive.health import ArchiveHealth
+        from streamlearn.runtime.health import serve_health
+
+        serve_health(ArchiveHealth(agent), metrics.registry, metrics_host, metrics_port)
+        typer.echo(f"metrics and probes on http://{metrics_host}:{metrics_port}/metrics")
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    agent.run(stop)
+
+
+@archive_app.command("ls")
+def archive_ls(
+    topic: Annotated[
+        list[str] | None,
+        typer.Option(help="Topology name of a topic to list (repeat) [default: every topic]"),
+    ] = None,
+    root: RootOption = None,
+    s3_endpoint_url: EndpointOption = None,
+    s3_region: RegionOption = None,
+) -> None:
+    """List the archive's final files with their offset ranges; exit 1 if ranges overlap."""
+    from streamlearn.archive.config import default_root
+    from streamlearn.archive.layout import bucket_directory, overlaps
+    from streamlearn.archive.storage import ArchiveStore
+
+    settings = command_settings()
+    chosen_root = root or default_root(settings)
+    store = ArchiveStore(
+        chosen_root, storage_options=storage_options(chosen_root, s3_endpoint_url, s3_region)
+    )
+    names = [settings.topic_prefix + t for t in topic] if topic else store.list_topics()
+    found = []
+    for name in names:
+        files = store.list_files(name)
+        found += files
+        for file in files:
+            typer.echo(
+                f"{file.topic}\t{file.partition}\t{file.first_offset}-{file.last_offset}\t"
+                f"{bucket_directory(file.bucket_ms)}\t{store.size(file)}\t{file.path}"
+            )
+    if not found:
+        typer.echo(f"no archive files under {store.describe()}", err=True)
+    problems = overlaps(found)
+    for before, after in problems:
+        typer.echo(f"overlap: {before.path} and {after.path}", err=True)
+    if problems:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """``archive`` as a program of its own (``python -c 'from streamlearn.cli_archive
+    import main; main()' run ...``), with the main command line's error handling."""
+    from streamlearn.orphan_watch import stop_when_orphaned
+
+    stop_when_orphaned()
+    try:
+        archive_app()
+    except StreamlearnError as exc:
+        typer.echo(f"streamlearn: error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,468 @@
+"""The archive agent against the real broker and registry, on a local root and on a real
+S3 API (moto's server on 127.0.0.1), killed with SIGKILL in the middle of an hour.
+
+Acceptance: the files are plain Avro (fastavro) or Parquet (pyarrow); per topic and
+partition the archived records are exactly the topic's records, none twice, none missing,
+after a SIGKILL and a restart too; offsets are committed once the files are final.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pyarrow.parquet as pq
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from streamlearn.archive import ArchiveAgent, ArchiveConfig, Limits, list_archive, read_archive
+from streamlearn.archive.layout import overlaps
+from streamlearn.kafka_clients import producer_config
+from streamlearn.kafka_local import free_port
+from streamlearn.serde import AvroSerde, RegistryClient
+from streamlearn.settings import Settings
+from tests.support import committed_to_end, end_offsets
+
+TOPIC = "telemetry.events"
+GARBAGE = (b"not avro", b"\x00\x00\x00\x00", b'{"json": true}')
+S3_KEY = {"AWS_ACCESS_KEY_ID": "archive-test", "AWS_SECRET_ACCESS_KEY": "archive-test-secret"}
+
+
+def _event(n: int, at: datetime) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "page_view",
+        "user_id": f"user-{n % 40}",
+        "client_ts": at,
+        "received_ts": at,
+        "url": f"https://shop.example/p/{n}",
+        "app_version": "web-1",
+        "properties": {"n": str(n)},
+    }
+
+
+def produce(settings: Settings, start: datetime, count: int, seed: int) -> None:
+    """``count`` events, one every 10 s of record time from ``start`` (with a few late
+    ones and a few undecodable values), keyed by user."""
+    name = settings.topic_prefix + TOPIC
+    with RegistryClient(settings.schema_registry_url) as registry:
+        serde = AvroSerde.for_topic(registry, name, "TelemetryEvent")
+        rng = random.Random(seed)
+        producer = Producer(producer_config(settings, **{"linger.ms": 5}))
+        for n in range(count):
+            at = start + timedelta(seconds=10 * n)
+            if rng.random() < 0.03:
+                at -= timedelta(minutes=75)  # late: an earlier hour
+            event = _event(seed * 100_000 + n, at)
+            value = serde.encode(event) if rng.random() > 0.01 else rng.choice(GARBAGE)
+            producer.produce(
+                name,
+                key=event["user_id"].encode(),
+                value=value,
+                timestamp=int(at.timestamp() * 1000),
+            )
+            producer.poll(0)
+        assert producer.flush(30) == 0
+
+
+def topic_records(settings: Settings) -> dict[int, list[tuple[int, bytes | None, bytes | None]]]:
+    """Every record of the topic: partition → [(offset, key, value)]."""
+    name = settings.topic_prefix + TOPIC
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"check-{uuid.uuid4().hex}"}
+    )
+    try:
+        ends = end_offsets(consumer, name, range(6))
+        consumer.assign([TopicPartition(name, p, 0) for p in ends if ends[p]])
+        found: dict[int, list[tuple[int, bytes | None, bytes | None]]] = {p: [] for p in ends}
+        deadline = time.monotonic() + 30
+        while sum(len(v) for v in found.values()) < sum(ends.values()):
+            assert time.monotonic() < deadline, "could not read the topic back"
+            for message in consumer.consume(1000, timeout=1):
+                assert message.error() is None
+                found[message.partition() or 0].append(
+                    (message.offset() or 0, message.key(), message.value())
+                )
+        return found
+    finally:
+        consumer.close()
+
+
+def assert_archive_is_the_topic(
+    settings: Settings, root: str, storage_options: dict[str, Any] | None = None
+) -> int:
+    """Per partition: the archived offsets are exactly the topic's, each once, with the
+    same keys, and values that decode to what was produced. Returns the record count."""
+    name = settings.topic_prefix + TOPIC
+    expected = topic_records(settings)
+    archived: dict[int, list[Any]] = {p: [] for p in expected}
+    for record in read_archive(root, name, storage_options=storage_options):
+        archived[record.partition].append(record)
+    files = list_archive(root, name, storage_options)
+    assert overlaps(files) == []
+    with RegistryClient(settings.schema_registry_url) as registry:
+        serde = AvroSerde.for_topic(registry, name, "TelemetryEvent")
+        for partition, records in expected.items():
+            got = archived[partition]
+            assert [r.offset for r in got] == [o for o, _, _ in records], f"partition {partition}"
+            for record, (_, key, value) in zip(got, records, strict=True):
+                assert record.key == key
+                if value in GARBAGE:
+                    assert (record.value, record.raw) == (None, value)
+                    assert record.error in ("bad_magic_byte", "truncated_body", "unknown_schema_id")
+                else:
+                    assert record.value == serde.decode(value)
+    return sum(len(v) for v in expected.values())
+
+
+def archive_command(*args: str) -> list[str]:
+    """``streamlearn archive ARGS`` once the command line has ``archive``; until then the
+    module's own entry point (the same Typer app)."""
+    from streamlearn.cli import app
+
+    if any(group.name == "archive" for group in app.registered_groups):
+        return [sys.executable, "-m", "streamlearn", "archive", *args]
+    return [sys.executable, "-c", "from streamlearn.cli_archive import main; main()", *args]
+
+
+@dataclass
+class Archiver:
+    """`archive run` as its own process."""
+
+    settings: Settings
+    args: list[str]
+    env: dict[str, str]
+    log: Path
+
+    def start(self, *extra: str) -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            "STREAMLEARN_KAFKA_BOOTSTRAP": self.settings.kafka_bootstrap,
+            "STREAMLEARN_TOPIC_PREFIX": self.settings.topic_prefix,
+            "STREAMLEARN_SCHEMA_REGISTRY_URL": self.settings.schema_registry_url,
+            "STREAMLEARN_DATA_DIR": str(self.log.parent / "data"),
+            # The killed worker stays in the group until its session times out: the
+            # shortest allowed, so its successor gets the partitions within seconds.
+            "STREAMLEARN_CONSUMER_SESSION_TIMEOUT_S": "6",
+            **self.env,
+        }
+        with self.log.open("ab") as log:
+            return subprocess.Popen(
+                archive_command("run", "--topics", TOPIC, *self.args, *extra),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+
+def wait_for(what: str, condition: Callable[[], bool], timeout_s: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout_s}s; log:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return 0, b""
+
+
+def _partials(folder: Path) -> list[Path]:
+    return list(folder.rglob("*.inprogress")) if folder.exists() else []
+
+
+def _count(root: str, settings: Settings, options: dict[str, Any] | None = None) -> int:
+    """Records in final files, from their names (the topic has no offset gaps)."""
+    files = list_archive(root, settings.topic_prefix + TOPIC, options)
+    return sum(f.last_offset - f.first_offset + 1 for f in files)
+
+
+def kill_mid_hour_and_restart(
+    settings: Settings,
+    archiver: Archiver,
+    root: str,
+    partials: Path,
+    options: dict[str, Any] | None = None,
+) -> None:
+    """Phase 1 (08:30 → 09:20) archived by a process killed with files in progress, phase
+    2 (→ 10:10) by its successor, which closes what stays open when traffic stops."""
+    start = datetime(2026, 11, 30, 8, 30, tzinfo=UTC)
+    produce(settings, start, 300, seed=1)
+    first = archiver.start("--idle-close-s", "600")
+    try:
+        wait_for(
+            "files final and in progress",
+            lambda: _count(root, settings, options) >= 150 and bool(_partials(partials)),
+            45,
+            archiver.log,
+        )
+    finally:
+        first.kill()  # SIGKILL: no clean-up of any kind
+        first.wait()
+    assert _partials(partials), "the kill should leave in-progress files"
+    produce(settings, start + timedelta(seconds=3000), 300, seed=2)
+    port = free_port()
+    second = archiver.start("--idle-close-s", "1", "--metrics-port", str(port))
+    try:
+        wait_for(
+            "every record archived",
+            lambda: _count(root, settings, options) >= 600 and not _partials(partials),
+            45,
+            archiver.log,
+        )
+        wait_for(
+            "offsets committed",
+            lambda: committed_to_end(
+                settings, TOPIC, group=settings.topic_prefix + "streamlearn-archive"
+            ),
+            20,
+            archiver.log,
+        )
+        status, body = _get(f"http://127.0.0.1:{port}/readyz")
+        assert status == 200, body
+        assert _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        _, metrics = _get(f"http://127.0.0.1:{port}/metrics")
+        text = metrics.decode()
+        assert 'streamlearn_archive_records_total{topic="telemetry.events"}' in text
+        assert "streamlearn_archive_files_total" in text
+    finally:
+        assert stop(second) == 0, archiver.log.read_text()[-3000:]
+    assert not _partials(partials)
+    assert assert_archive_is_the_topic(settings, root, options) == 600
+
+
+def test_sigkill_mid_hour_then_restart_local(system_settings: Settings, tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    archiver = Archiver(
+        system_settings,
+        ["--root", str(root), "--max-file-records", "17"],
+        {},
+        tmp_path / "archive.log",
+    )
+    kill_mid_hour_and_restart(system_settings, archiver, str(root), root / "_partial")
+    # Plain Avro files: fastavro reads every one, with the writer schema inside.
+    paths = sorted(root.rglob("*.avro"))
+    assert paths
+    for path in paths:
+        assert "/date=2026-11-30/hour=0" in str(path) or "/hour=1" in str(path)
+        with path.open("rb") as handle:
+            reader = fastavro.reader(handle)
+            rows = list(reader)
+        assert rows
+        assert reader.metadata["streamlearn.topic"] == system_settings.topic_prefix + TOPIC
+        value = next(f for f in reader.writer_schema["fields"] if f["name"] == "value")
+        if rows[0]["schema_id"] is not None:
+            assert value["type"][1]["name"] == "io.streamlearn.TelemetryEvent"
+
+
+@pytest.fixture
+def s3_endpoint(tmp_path: Path) -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1, as its own process, with one bucket."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "moto.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while _get(f"{url}/")[0] == 0:
+            assert server.poll() is None, "moto exited"
+            assert time.monotonic() < deadline, "moto did not start"
+            time.sleep(0.1)
+        request = urllib.request.Request(f"{url}/archive-bucket", method="PUT")
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+
+
+def test_sigkill_mid_hour_then_restart_s3_parquet(
+    system_settings: Settings, tmp_path: Path, s3_endpoint: str
+) -> None:
+    root = f"s3://archive-bucket/{system_settings.topic_prefix.rstrip('.')}"
+    staging = tmp_path / "staging"
+    archiver = Archiver(
+        system_settings,
+        [
+            "--root", root, "--format", "parquet", "--max-file-records", "23",
+            "--staging-dir", str(staging), "--s3-endpoint-url", s3_endpoint,
+        ],
+        {**S3_KEY, "AWS_REGION": "us-east-1"},
+        tmp_path / "archive.log",
+    )  # fmt: skip
+    options = {"endpoint_url": s3_endpoint, "key": S3_KEY["AWS_ACCESS_KEY_ID"],
+               "secret": S3_KEY["AWS_SECRET_ACCESS_KEY"]}  # fmt: skip
+    kill_mid_hour_and_restart(system_settings, archiver, root, staging, options)
+    # Plain Parquet objects: pyarrow reads each one straight from the bucket.
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**options)
+    keys = [k for k in fs.find(root) if k.endswith(".parquet")]
+    assert keys
+    total = 0
+    for key in keys:
+        with fs.open(key, "rb") as handle:
+            table = pq.read_table(handle)
+        total += table.num_rows
+        assert table.schema.field("timestamp").type.tz == "UTC"
+    assert total == 600
+    assert "archive-test-secret" not in archiver.log.read_text()
+
+
+def test_two_workers_share_partitions_and_hand_over(
+    system_settings: Settings, tmp_path: Path
+) -> None:
+    """Two workers of one group: each partition's files come from one of them at a time;
+    one leaves mid-stream and the other takes its partitions over from the files."""
+    root = str(tmp_path / "archive")
+    config = ArchiveConfig(
+        root=root, topics=(TOPIC,), limits=Limits(max_records=11, idle_close_s=1.0)
+    )
+    settings = system_settings.model_copy(update={"data_dir": tmp_path})
+    start = datetime(2026, 11, 30, 8, 50, tzinfo=UTC)
+    produce(settings, start, 300, seed=3)
+    agents = [ArchiveAgent(settings, config), ArchiveAgent(settings, config)]
+    stops = [threading.Event(), threading.Event()]
+    errors: list[BaseException] = []
+
+    def run(agent: ArchiveAgent, stop_event: threading.Event) -> None:
+        try:
+            agent.run(stop_event)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=pair) for pair in zip(agents, stops, strict=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not all(a.archivers for a in agents):
+            assert time.monotonic() < deadline, "both workers should get partitions"
+            assert not errors, errors
+            time.sleep(0.1)
+        owned = [set(a.archivers) for a in agents]
+        assert not owned[0] & owned[1]
+        assert len(owned[0] | owned[1]) == 6
+        wait_for("some files", lambda: _count(root, settings) >= 100, 30, tmp_path / "none")
+        stops[0].set()  # one leaves: its partitions move to the other
+        threads[0].join(timeout=30)
+        produce(settings, start + timedelta(seconds=3000), 200, seed=4)
+        wait_for(
+            "every record archived",
+            lambda: len(agents[1].archivers) == 6 and _count(root, settings) >= 500
+            and not _partials(Path(root) / "_partial"),
+            40,
+            tmp_path / "none",
+        )  # fmt: skip
+    finally:
+        for event in stops:
+            event.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert not errors, errors
+    assert assert_archive_is_the_topic(settings, root) == 500
+
+
+def test_records_are_committed_only_after_their_file(
+    system_settings: Settings, tmp_path: Path
+) -> None:
+    """Files still in progress are not committed; a graceful stop makes them final and
+    commits them; a worker that takes the group over then has nothing left to write."""
+    root = str(tmp_path / "archive")
+    settings = system_settings.model_copy(update={"data_dir": tmp_path})
+    produce(settings, datetime(2026, 11, 30, 8, 0, tzinfo=UTC), 60, seed=5)
+    group = settings.topic_prefix + "streamlearn-archive"
+    long_idle = ArchiveConfig(root=root, topics=(TOPIC,), limits=Limits(idle_close_s=600))
+    agent = ArchiveAgent(settings, long_idle)
+    stop_event = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop_event,))
+    thread.start()
+    name = settings.topic_prefix + TOPIC
+
+    def in_progress() -> int:
+        return sum(a.open_records for a in list(agent.archivers.values()))
+
+    try:
+        wait_for(
+            "every record read",
+            lambda: in_progress() + _count(root, settings) == 60,
+            30,
+            tmp_path / "none",
+        )
+        assert in_progress() > 0
+        # Committed: exactly up to the final files; nothing of the open ones.
+        files = list_archive(root, name)
+        ends = {f.partition: f.next_offset for f in files}
+        consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})
+        try:
+            committed = consumer.committed([TopicPartition(name, p) for p in range(6)], timeout=10)
+        finally:
+            consumer.close()
+        assert {tp.partition: tp.offset for tp in committed if tp.offset >= 0} == ends
+        assert not committed_to_end(settings, TOPIC, group=group)
+        final_before = _count(root, settings)
+    finally:
+        stop_event.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert not _partials(Path(root) / "_partial")
+    assert agent.metrics.value(agent.metrics.abandoned, topic=TOPIC) == 0
+    assert committed_to_end(settings, TOPIC, group=group)
+    assert assert_archive_is_the_topic(settings, root) == 60
+    records = agent.metrics.value(agent.metrics.records, topic=TOPIC)
+    assert records == 60  # each record counted once, by the file's writer
+    assert final_before < 60
+    undecodable = sum(
+        agent.metrics.value(agent.metrics.undecodable, topic=TOPIC, reason=reason)
+        for reason in ("bad_magic_byte", "truncated_body", "unknown_schema_id", "undecodable")
+    )
+    assert undecodable == sum(1 for r in read_archive(root, name) if r.error)
+    # The next worker resumes after the files: it writes nothing.
+    agent = ArchiveAgent(settings, long_idle)
+    stop_event = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop_event,))
+    thread.start()
+    try:
+        wait_for("the group joined", lambda: agent.started, 30, tmp_path / "none")
+        time.sleep(1.0)
+    finally:
+        stop_event.set()
+        thread.join(timeout=30)
+    assert agent.metrics.value(agent.metrics.records, topic=TOPIC) == 0
+    assert assert_archive_is_the_topic(settings, root) == 60

@@ -1,0 +1,117 @@
+"""The archive's topic selection, options and command line, without a broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from streamlearn.archive import ArchiveAgent, ArchiveConfig, ArchiveError
+from streamlearn.archive.layout import ArchiveFile
+from streamlearn.archive.storage import ArchiveStore, describe_root
+from streamlearn.archive.topics import DEFAULT_TOPICS, select_topics
+from streamlearn.cli_archive import archive_app, storage_options
+from streamlearn.serde import InMemoryRegistry
+from streamlearn.settings import Settings
+from streamlearn.topology.catalogue import TopicCatalogue
+
+
+@pytest.fixture
+def catalogue() -> TopicCatalogue:
+    return TopicCatalogue.from_settings(Settings(topic_prefix="ns."))
+
+
+def test_default_topics(catalogue: TopicCatalogue) -> None:
+    chosen = select_topics(DEFAULT_TOPICS, catalogue)
+    assert [t.logical for t in chosen] == [
+        "telemetry.events",
+        "telemetry.predictions",
+        "telemetry.feedback",
+        "events.clean",
+        "events.sessions",
+        "training.examples",
+    ]
+    assert chosen[0].name == "ns.telemetry.events"
+
+
+def test_patterns_and_duplicates(catalogue: TopicCatalogue) -> None:
+    chosen = select_topics(["model.*", " events.clean ", "events.c*"], catalogue)
+    assert [t.logical for t in chosen] == ["events.clean", "model.state", "model.metrics"]
+
+
+@pytest.mark.parametrize(("patterns", "message"), [
+    (["events.cleen"], "topic 'events.cleen' matches no declared topic"),
+    (["nothing.*"], "pattern 'nothing.*' matches no declared topic"),
+    ([""], "no topics"),
+])  # fmt: skip
+def test_typos_are_errors(catalogue: TopicCatalogue, patterns: list[str], message: str) -> None:
+    with pytest.raises(ArchiveError, match=message.replace("*", r"\*").replace(".", r"\.")):
+        select_topics(patterns, catalogue)
+
+
+def test_credentials_are_never_shown() -> None:
+    assert describe_root("s3://AKIA:secret@bucket/prefix") == "s3://bucket/prefix"
+    assert describe_root("/var/archive") == "/var/archive"
+    config = ArchiveConfig(
+        root="s3://AKIA:secret@bucket/p",
+        storage_options={"key": "AKIA", "secret": "hunter2", "endpoint_url": "http://x"},
+    )
+    text = repr(config)
+    assert "hunter2" not in text
+    assert "AKIA" not in text
+    assert "s3://bucket/p" in text
+
+
+def test_s3_options_only_for_s3_roots() -> None:
+    assert storage_options("/tmp/a", "http://127.0.0.1:9000", "eu-west-1") == {}
+    assert storage_options("s3://b/p", "http://127.0.0.1:9000", "eu-west-1") == {
+        "endpoint_url": "http://127.0.0.1:9000",
+        "client_kwargs": {"region_name": "eu-west-1"},
+    }
+    assert storage_options("s3://b/p", None, None) == {}
+
+
+def test_object_storage_needs_a_staging_directory() -> None:
+    store = ArchiveStore("memory://somewhere")
+    with pytest.raises(ArchiveError, match="staging"):
+        store.partial_path("t", 0, 0, "avro")
+
+
+def test_consumer_commits_only_by_hand(tmp_path: Path) -> None:
+    settings = Settings(topic_prefix="ns.", data_dir=tmp_path)
+    agent = ArchiveAgent(
+        settings, ArchiveConfig(root=str(tmp_path / "a")), registry=InMemoryRegistry()
+    )
+    config = agent.consumer_config()
+    assert config["group.id"] == "ns.streamlearn-archive"
+    assert config["enable.auto.commit"] is False
+    assert config["enable.auto.offset.store"] is False
+    assert config["partition.assignment.strategy"] == "cooperative-sticky"
+    assert config["isolation.level"] == "read_committed"
+    assert sorted(agent.topics) == sorted("ns." + t for t in agent.topics.values())
+
+
+def test_archive_ls_lists_ranges_and_flags_overlaps(tmp_path: Path) -> None:
+    bucket = 1_764_504_000_000 - 1_764_504_000_000 % 3_600_000
+    files = [
+        ArchiveFile("telemetry.events", 0, 0, 9, bucket, "avro"),
+        ArchiveFile("telemetry.events", 0, 10, 19, bucket, "avro"),
+    ]
+    for file in files:
+        (tmp_path / file.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / file.path).write_bytes(b"x" * 5)
+    result = CliRunner().invoke(archive_app, ["ls", "--root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split("\t")[:3] for line in lines] == [
+        ["telemetry.events", "0", "0-9"],
+        ["telemetry.events", "0", "10-19"],
+    ]
+    overlap = ArchiveFile("telemetry.events", 0, 5, 12, bucket, "avro")
+    (tmp_path / overlap.path).write_bytes(b"x")
+    result = CliRunner().invoke(
+        archive_app, ["ls", "--root", str(tmp_path), "--topic", "telemetry.events"]
+    )
+    assert result.exit_code == 1
+    assert "overlap" in result.output
