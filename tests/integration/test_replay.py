@@ -241,7 +241,10 @@ def test_replay_model_is_river_in_process_from_earliest_or_a_time_then_past_rete
     archived = _cli(settings, "model", "ctr", "--from", f"{CTR_PARTITION}:0",
                     "--source", "archive", "--shadow", "archived")  # fmt: skip
     assert archived.returncode == 0, archived.stderr
-    assert "offsets 0..5400 (5,400 records; the archive holds 0..5400)" in archived.stdout
+    assert (
+        "offsets 0..5400 (5,400 records; the archive's files and the log hold 0..5400)"
+        in archived.stdout
+    )
     (from_files,) = _snapshots(settings, registry, "ctr@archived")
     assert from_files["payload"] == _river(earlier + later + newer)
     assert '"source":"archive"' in from_files["manifest"]

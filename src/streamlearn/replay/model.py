@@ -56,7 +56,7 @@ class ModelReplayPlan:
             f"train spec {target.spec.name} on the examples of {target.examples_of}{arm}",
             *(
                 f"  {self.topic}[{r.partition}] offsets {r.start}..{r.end} ({r.count:,} records;"
-                f" the {self.source.name} holds {r.log_start}..{r.log_end})"
+                f" {self.source.holder} {r.log_start}..{r.log_end})"
                 for r in self.ranges
             ),
             f"source: {self.source.name}; publish: {what}",

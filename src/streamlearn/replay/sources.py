@@ -40,6 +40,8 @@ Ranges = Mapping[int, tuple[int, int]]
 class RecordSource(Protocol):
     name: str
     """``kafka`` or ``archive`` (recorded in manifests)."""
+    holder: str
+    """Who holds the offsets a plan shows ("the log holds")."""
 
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
         """partition → (first offset the source holds, end offset) of Kafka topic ``topic``."""
@@ -66,6 +68,7 @@ class KafkaSource:
 
     settings: Settings
     name: str = "kafka"
+    holder: str = "the log holds"
 
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
         return topic_reader.end_offsets(self.settings, topic)
@@ -101,6 +104,7 @@ class ArchiveSource:
     root: str
     storage_options: dict[str, Any] = field(default_factory=dict)
     name: str = "archive"
+    holder: str = "the archive's files and the log hold"
 
     def __post_init__(self) -> None:
         self.kafka = KafkaSource(self.settings)
