@@ -19,6 +19,7 @@ from streamlearn.archive import ArchiveAgent, ArchiveConfig, Limits
 from streamlearn.kafka_clients import key_partition
 from streamlearn.models import SPECS, model_input, safe_pickle
 from streamlearn.models.online import OnlineLearner
+from streamlearn.replay.shadow import read_manifest
 from streamlearn.runtime.topic_reader import end_offsets
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.serving.experiment_topic import publish_experiment
@@ -161,6 +162,34 @@ def _resign(snapshot: dict[str, Any], like: dict[str, Any]) -> dict[str, Any]:
     return changed
 
 
+def _archive(settings: Settings, topic: str, max_records: int) -> None:
+    """Run the archive agent over ``topic`` until it has read every record, then stop it
+    (a graceful stop makes its in-progress files final)."""
+    archiver = ArchiveAgent(
+        settings, ArchiveConfig(root=str(settings.data_dir / "archive"), topics=(topic,),
+                                limits=Limits(max_records=max_records))
+    )  # fmt: skip
+    name = settings.topic_prefix + topic
+    ends = {p: end for p, (_, end) in end_offsets(settings, name).items() if end}
+
+    def read_all() -> bool:
+        at = {key[1]: a.next_offset for key, a in list(archiver.archivers.items())}
+        return all(at.get(p) == end for p, end in ends.items())
+
+    stop = threading.Event()
+    archiving = threading.Thread(target=archiver.run, args=(stop,))
+    archiving.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not read_all():
+            assert time.monotonic() < deadline, f"the archive did not read every {topic} record"
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        archiving.join(timeout=60)
+    assert not archiving.is_alive()
+
+
 def test_replay_model_is_river_in_process_from_earliest_or_a_time_then_past_retention(
     settings: Settings, registry: RegistryClient, admin: AdminClient
 ) -> None:
@@ -198,28 +227,7 @@ def test_replay_model_is_river_in_process_from_earliest_or_a_time_then_past_rete
     assert "ctr@late v1: identical; from scratch" in verified.stdout
 
     # The archive captures the examples (a graceful stop makes its last files final).
-    examples_topic = settings.topic_prefix + "training.examples"
-    archiver = ArchiveAgent(
-        settings, ArchiveConfig(root=str(settings.data_dir / "archive"),
-                                topics=("training.examples",), limits=Limits(max_records=700))
-    )  # fmt: skip
-    stop = threading.Event()
-    archiving = threading.Thread(target=archiver.run, args=(stop,))
-    archiving.start()
-    ends = {p: end for p, (_, end) in end_offsets(settings, examples_topic).items() if end}
-
-    def read_all() -> bool:
-        at = {key[1]: a.next_offset for key, a in list(archiver.archivers.items())}
-        return all(at.get(p) == end for p, end in ends.items())
-
-    try:
-        deadline = time.monotonic() + 60
-        while not read_all():
-            assert time.monotonic() < deadline, "the archive did not read every example"
-            time.sleep(0.2)
-    finally:
-        stop.set()
-        archiving.join(timeout=60)
+    _archive(settings, "training.examples", max_records=700)
     # Retention removes ctr's first thousand examples.
     topic = settings.topic_prefix + "training.examples"
     deleted = admin.delete_records([TopicPartition(topic, CTR_PARTITION, 1000)])
@@ -337,9 +345,9 @@ def test_agents_replayed_into_a_shadow_namespace_differ_only_by_a_changed_bot_ru
             assert time.monotonic() < deadline, "the live agents did not consume their input"
             time.sleep(0.5)
 
-    def replay(into: str, **env: str) -> tuple[str, str]:
+    def replay(into: str, *more: str, **env: str) -> tuple[str, str]:
         environment = worker_environment(settings, **env)
-        args = ["--only", "preprocess,sessionise", "--into", settings.topic_prefix + into]
+        args = ["--only", "preprocess,sessionise", "--into", settings.topic_prefix + into, *more]
         run = subprocess.run(
             [sys.executable, "-m", "streamlearn", "replay", "agents", *args],
             env=environment, capture_output=True, text=True, timeout=300,
@@ -359,10 +367,14 @@ def test_agents_replayed_into_a_shadow_namespace_differ_only_by_a_changed_bot_ru
     assert "events.clean: " in same
     assert "events.sessions: " in same
 
-    # At most 3 events per user a minute: people who browse faster are now bots.
-    code, strict = replay("strict.", STREAMLEARN_BOT_MAX_EVENTS_PER_USER="3")
+    # At most 3 events per user a minute: people who browse faster are now bots. The input
+    # comes from the archive's files this time: the same records, the same differences.
+    _archive(settings, "telemetry.events", max_records=100)
+    code, strict = replay("strict.", "--source", "archive", STREAMLEARN_BOT_MAX_EVENTS_PER_USER="3")
     print(strict)
     assert code == "1", strict
     assert "filtered in shadow: bot rule user_rate 2" in strict
     assert "events.sessions:" in strict
     assert "differences in events.clean" in strict
+    manifest = read_manifest(settings, settings.topic_prefix + "strict.")
+    assert manifest["source"] == "archive"
