@@ -69,13 +69,22 @@ app.add_typer(config_app, name="config")
 log = logging.getLogger("streamlearn")
 
 
-def _broker(settings: Settings, port: int, data_dir: Path | None) -> EmbeddedKafka:
-    return embedded_kafka(settings, port=port, data_dir=data_dir, on_fetch=fetch_progress)
+def _broker(
+    settings: Settings, port: int, data_dir: Path | None, secure: bool = False
+) -> EmbeddedKafka:
+    return embedded_kafka(
+        settings, port=port, data_dir=data_dir, on_fetch=fetch_progress, secure=secure
+    )
 
 
 def _broker_handle(settings: Settings, data_dir: Path | None) -> EmbeddedKafka:
     """The broker of a data directory, for stop/status: no Java check, no jar download."""
-    return EmbeddedKafka(BrokerConfig(data_dir=data_dir or settings.data_dir / "kafka"), [])
+    from streamlearn.kafka_local.secure import existing_secure_material
+
+    directory = data_dir or settings.data_dir / "kafka"
+    return EmbeddedKafka(
+        BrokerConfig(data_dir=directory, secure=existing_secure_material(directory)), []
+    )
 
 
 def _terminate_on_sigterm() -> None:
@@ -103,12 +112,28 @@ def kafka_start(
     port: Annotated[int, typer.Option(help="Broker (client) port on 127.0.0.1")] = 9092,
     data_dir: DataDirOption = None,
     foreground: Annotated[bool, typer.Option("--foreground", help="Run until interrupted")] = False,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="SASL_SSL with SCRAM-SHA-512 users and a development CA (kept in the data "
+            "directory, which stays secure)",
+        ),
+    ] = False,
 ) -> None:
     """Start the embedded broker and print its bootstrap address."""
     settings = command_settings()
-    broker = _broker(settings, port, data_dir)
+    broker = _broker(settings, port, data_dir, secure)
     status = broker.start(timeout_s=settings.kafka_start_timeout_s)
     typer.echo(status.bootstrap)
+    material = broker.config.secure
+    if material is not None:
+        typer.echo(
+            f"SASL_SSL (SCRAM-SHA-512); clients connect with the settings in "
+            f"{material.client_settings_path}: export "
+            f"STREAMLEARN_CONFIG_FILE={material.client_settings_path}",
+            err=True,
+        )
     if not foreground:
         return
     _terminate_on_sigterm()

@@ -117,12 +117,15 @@ def _is_our_broker(pid: int, data_dir: Path) -> bool:
     return False
 
 
-def answers_metadata(bootstrap: str, timeout_s: float = 2.0) -> bool:
-    """True once a broker at ``bootstrap`` returns cluster metadata listing a broker."""
+def answers_metadata(
+    bootstrap: str, timeout_s: float = 2.0, client_config: dict[str, str] | None = None
+) -> bool:
+    """True once a broker at ``bootstrap`` returns cluster metadata listing a broker
+    (``client_config``: the security settings to ask with)."""
     host, _, port = bootstrap.rpartition(":")
     if not _port_in_use(host, int(port)):
         return False
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, **(client_config or {})})
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except Exception:
@@ -179,16 +182,33 @@ class EmbeddedKafka:
         if recorded is None or not _is_our_broker(recorded[0], self.config.data_dir):
             return BrokerStatus(running=False, pid=None, bootstrap=None, answering=False)
         pid, bootstrap = recorded
-        return BrokerStatus(True, pid, bootstrap, answers_metadata(bootstrap))
+        return BrokerStatus(True, pid, bootstrap, answers_metadata(bootstrap, 2.0, self._client))
+
+    @property
+    def _client(self) -> dict[str, str] | None:
+        """Security settings of our own metadata requests."""
+        return None if self.config.secure is None else self.config.secure.client_config()
 
     def _write_config(self) -> None:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         self.config.server_log_dir.mkdir(parents=True, exist_ok=True)
-        self.config.properties_path.write_text(server_properties(self.config))
+        # The secure broker's properties hold its SCRAM password: owner only.
+        path = self.config.properties_path
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(server_properties(self.config))
+        path.chmod(0o600)
         self.config.log4j_path.write_text(log4j_properties(self.config))
 
     def _format_storage(self, java: JavaRuntime) -> None:
+        secure = self.config.secure
+        formatted_secure = None if secure is None else secure.directory / "formatted"
         if (self.config.log_dir / "meta.properties").exists():
+            if formatted_secure is not None and not formatted_secure.exists():
+                raise BrokerStartError(
+                    f"{self.config.log_dir} was formatted without SCRAM users; start the "
+                    "secure broker with another --data-dir"
+                )
             return
         command = self._java_command(
             java,
@@ -199,13 +219,17 @@ class EmbeddedKafka:
             "--config",
             str(self.config.properties_path),
             "--ignore-formatted",
+            *([] if secure is None else secure.scram_arguments()),
         )
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
-            raise BrokerStartError(
-                f"formatting {self.config.log_dir} failed: "
-                f"{(result.stderr or result.stdout).strip()[-2000:]}"
-            )
+            detail = (result.stderr or result.stdout).strip()[-2000:]
+            if secure is not None:  # the arguments held passwords; the tool may echo them
+                for password in secure.passwords.values():
+                    detail = detail.replace(password, "***")
+            raise BrokerStartError(f"formatting {self.config.log_dir} failed: {detail}")
+        if formatted_secure is not None:
+            formatted_secure.touch()
 
     def start(self, timeout_s: float = 60.0, *, stop_with_parent: bool = False) -> BrokerStatus:
         """Start the broker (if not already running) and wait until it is ready.
@@ -271,7 +295,7 @@ class EmbeddedKafka:
                     f"last lines of {self.config.console_path}:\n{_tail(self.config.console_path)}"
                     f"\n{_tail(self.config.server_log_dir / 'server.log')}"
                 )
-            if answers_metadata(self.bootstrap):
+            if answers_metadata(self.bootstrap, 2.0, self._client):
                 return time.monotonic() - started
             time.sleep(0.1)
         raise BrokerStartError(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamlearn.kafka_local.secure import SecureMaterial, secure_properties
+
 # The broker also answers transactions and consumer groups on a single node, so every
 # internal topic gets replication factor 1 and min.insync.replicas 1.
 _SINGLE_NODE = {
@@ -29,6 +31,8 @@ class BrokerConfig:
     port: int = 9092
     controller_port: int = 9093
     node_id: int = 1
+    secure: SecureMaterial | None = None
+    """SASL_SSL with SCRAM users instead of PLAINTEXT (``kafka start --secure``)."""
 
     @property
     def bootstrap(self) -> str:
@@ -61,17 +65,20 @@ class BrokerConfig:
 
 def server_properties(config: BrokerConfig) -> str:
     """``server.properties`` for one process that is both broker and KRaft controller."""
+    client = "PLAINTEXT" if config.secure is None else "SASL_SSL"
     props = {
         "process.roles": "broker,controller",
         "node.id": str(config.node_id),
         "controller.quorum.voters": f"{config.node_id}@{config.host}:{config.controller_port}",
         "listeners": (
-            f"PLAINTEXT://{config.host}:{config.port},CONTROLLER://{config.host}:{config.controller_port}"
+            f"{client}://{config.host}:{config.port},"
+            f"CONTROLLER://{config.host}:{config.controller_port}"
         ),
-        "advertised.listeners": f"PLAINTEXT://{config.host}:{config.port}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "advertised.listeners": f"{client}://{config.host}:{config.port}",
+        "listener.security.protocol.map": f"{client}:{client},CONTROLLER:PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "inter.broker.listener.name": client,
+        **({} if config.secure is None else secure_properties(config.secure)),
         "log.dirs": str(config.log_dir),
         "num.partitions": "1",
         # Topics come from topology/topics.yaml; a typo in a topic name must fail, not
