@@ -20,13 +20,22 @@ from streamlearn.kafka_local import free_port
 class RegistryProcess:
     """`streamlearn registry serve` running as its own process, as users run it."""
 
-    def __init__(self, bootstrap: str, topic_prefix: str, port: int | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic_prefix: str,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.output = ""
+        """What it printed (after :meth:`stop`)."""
         env = {
             **os.environ,
             "STREAMLEARN_KAFKA_BOOTSTRAP": bootstrap,
             "STREAMLEARN_TOPIC_PREFIX": topic_prefix,
+            **(env or {}),
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamlearn", "registry", "serve", "--port", str(self.port)],
@@ -63,6 +72,7 @@ class RegistryProcess:
                 self.process.kill()
                 self.process.wait()
         if self.process.stdout is not None:
+            self.output = self.process.stdout.read()
             self.process.stdout.close()
         return self.process.returncode
 

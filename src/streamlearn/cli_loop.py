@@ -84,7 +84,7 @@ def experiments_set(
         enabled=not disable,
         description=description,
     )
-    with RegistryClient(settings.schema_registry_url) as registry:
+    with RegistryClient.for_settings(settings) as registry:
         publish_experiment(settings, registry, experiment)
     typer.echo(f"experiment {name} set")
 
@@ -101,7 +101,7 @@ def experiments_list(
     from streamlearn.serving.experiment_topic import read_experiments
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
-    with RegistryClient(settings.schema_registry_url) as registry:
+    with RegistryClient.for_settings(settings) as registry:
         experiments = read_experiments(settings, registry)
     for experiment in experiments:
         if as_json:

@@ -110,7 +110,7 @@ def replay_model(
     if publish and shadow is not None:
         fail("--publish and --shadow: choose one")
     settings = _replay_settings(bootstrap_servers)
-    with RegistryClient(settings.schema_registry_url) as registry:
+    with RegistryClient.for_settings(settings) as registry:
         plan = plan_model_replay(
             settings,
             registry,
@@ -165,7 +165,7 @@ def replay_verify(
     if every and version is not None:
         fail("--version and --all: choose one")
     settings = _replay_settings(bootstrap_servers)
-    with RegistryClient(settings.schema_registry_url) as registry:
+    with RegistryClient.for_settings(settings) as registry:
         reader = _record_source(settings, registry, source, root, s3_endpoint_url, s3_region)
         verdicts = verify_published(settings, registry, name, version, every, reader)
     for verdict in verdicts:
@@ -263,7 +263,7 @@ def replay_agents(
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
     agents = [a.strip() for a in only.split(",") if a.strip()]
-    with RegistryClient(settings.schema_registry_url) as registry:
+    with RegistryClient.for_settings(settings) as registry:
         reader = _record_source(settings, registry, source, root, s3_endpoint_url, s3_region)
         plan = plan_shadow(
             settings, agents, into, parse_position(start), parse_position(end), reader
@@ -296,7 +296,7 @@ def replay_diff(
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
     manifest = read_manifest(settings, into)
-    with RegistryClient(settings.schema_registry_url) as registry:
+    with RegistryClient.for_settings(settings) as registry:
         results = diff_replay(settings, registry, manifest)
     for result in results:
         for line in result.lines():

@@ -70,7 +70,7 @@ class TelemetryClient:
         # A registry passed in is the caller's to close; the one made here is ours.
         self._own_registry: RegistryClient | None = None
         if registry is None:
-            registry = self._own_registry = RegistryClient(self.settings.schema_registry_url)
+            registry = self._own_registry = RegistryClient.for_settings(self.settings)
         self._registry = registry
         catalogue = TopicCatalogue.from_settings(self.settings)
         events, feedback = (

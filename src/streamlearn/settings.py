@@ -8,6 +8,7 @@ variables, a ``.env`` file in the working directory, and an optional YAML file n
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -81,6 +82,12 @@ class Settings(BaseSettings):
 
     schema_registry_url: str = "http://127.0.0.1:8081"
     """URL of the Confluent-compatible schema registry."""
+
+    schema_registry_basic_auth: SecretStr | None = None
+    """user:password the clients send to the registry (basic.auth.user.info; secret)."""
+
+    registry_writers: list[SecretStr] = Field(default_factory=list)
+    """user:password pairs `registry serve` lets register, delete and configure; none: open."""
 
     topology_file: Path | None = None
     """Topics every part uses and `topics apply` creates; unset: the shipped topics.yaml."""
@@ -172,6 +179,12 @@ class Settings(BaseSettings):
     collector_trust_forwarded_for: bool = False
     """Take the client IP from X-Forwarded-For (only behind a proxy you run)."""
 
+    collector_rate_limit_per_ip: float | None = Field(default=None, gt=0)
+    """Posts a second one client IP may make (bursts of collector_rate_burst); more: 429."""
+
+    collector_rate_burst: int = Field(default=20, ge=1)
+    """Posts one client IP may make at once before collector_rate_limit_per_ip applies."""
+
     model_signing_key: SecretStr | None = None
     """Shared HMAC key that signs and verifies model snapshots (secret: never printed)."""
 
@@ -207,6 +220,9 @@ class Settings(BaseSettings):
 
     serve_max_model_age_s: float | None = Field(default=None, gt=0)
     """A model older than this serves the fallback (degraded); unset: each spec's own limit."""
+
+    serve_api_tokens: list[SecretStr] = Field(default_factory=list)
+    """Bearer tokens the prediction API (/v1/...) accepts; none: open (secrets)."""
 
     serve_worker_version: str | None = None
     """Worker version stamped on every prediction; unset: the streamlearn version."""
@@ -251,7 +267,11 @@ def settings_table() -> str:
     rows = ["| environment variable | default | description |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         if field.default_factory is not None:
-            default = "(per user, see description)"
+            made = field.default_factory()  # type: ignore[call-arg]
+            if isinstance(made, Path):  # under the user's home or cache
+                default = "(per user, see description)"
+            else:
+                default = "(empty)" if not made else f"`{json.dumps(made)}`"
         elif field.default is None:
             default = "(unset)"
         elif field.default == "":

@@ -18,6 +18,7 @@ from streamlearn.collector.app import create_collector_app
 from streamlearn.kafka_local import free_port
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
+from tests.support import end_offsets
 
 
 @pytest.fixture
@@ -251,3 +252,43 @@ async def test_a_post_from_an_origin_not_listed_is_refused_and_nothing_written(
     assert status == 202
     keys = {key for key, _ in _read(settings, "telemetry.events", 2)}
     assert keys == {b"u-listed", b"u-same"}, "the refused post wrote nothing"
+
+
+async def test_a_client_over_its_rate_gets_429_and_nothing_of_it_is_written(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    limited = settings.model_copy(
+        update={"collector_rate_limit_per_ip": 0.5, "collector_rate_burst": 3}
+    )
+    runner, url = await _serve(limited, registry)
+    statuses = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            for n in range(5):
+                event = {"event_type": "page_view", "user_id": f"rate-{n}", "app_version": "1"}
+                async with session.post(
+                    f"{url}/v1/events", json=event,
+                    headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"},
+                ) as response:  # fmt: skip
+                    statuses.append(response.status)
+                    if response.status == 429:
+                        assert response.headers["Retry-After"] == "2"
+                        assert "too many requests" in (await response.json())["error"]
+            async with session.get(f"{url}/metrics") as response:
+                metrics = await response.text()
+    finally:
+        await runner.cleanup()
+    assert statuses == [202, 202, 202, 429, 429]
+    assert 'streamlearn_collector_refused_requests_total{status="429"} 2.0' in metrics
+    # 202 means Kafka confirmed: the topic holds those three and nothing else.
+    assert {key for key, _ in _read(settings, "telemetry.events", 3)} == {
+        b"rate-0",
+        b"rate-1",
+        b"rate-2",
+    }
+    name = settings.topic_prefix + "telemetry.events"
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "ends"})
+    try:
+        assert sum(end_offsets(consumer, name, range(6)).values()) == 3
+    finally:
+        consumer.close()

@@ -18,7 +18,10 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import StringDeserializer, StringSerializer
+from pydantic import SecretStr
 
+from streamlearn.serde import RegistryClient
+from streamlearn.settings import Settings
 from tests.support import RegistryProcess
 
 
@@ -322,3 +325,47 @@ def test_oversized_request_is_413(schema_registry_url: str) -> None:
     huge = {"schema": V1, "padding": "x" * (9 * 1024 * 1024)}
     status, body = http("POST", f"{schema_registry_url}/subjects/big-value/versions", huge)
     assert (status, body["error_code"]) == (413, 413)
+
+
+def test_writes_need_a_configured_writer_and_reads_stay_open(kafka_bootstrap: str) -> None:
+    registry = RegistryProcess(
+        kafka_bootstrap,
+        f"auth-{uuid.uuid4().hex[:8]}.",
+        env={"STREAMLEARN_REGISTRY_WRITERS": '["ci-writer:pw-7f3a91"]'},
+    )
+    schema = record({"name": "id", "type": "string"})
+    try:
+        status, body = http("POST", f"{registry.url}/subjects/a-value/versions", {"schema": schema})
+        assert status == 401
+        assert body["error_code"] == 401
+        assert http("GET", f"{registry.url}/subjects")[0] == 200, "reads stay open"
+        wrong = SchemaRegistryClient(
+            {"url": registry.url, "basic.auth.user.info": "ci-writer:not-it"}
+        )
+        with pytest.raises(SchemaRegistryError) as refused:
+            wrong.register_schema("a-value", Schema(schema, "AVRO"))
+        assert refused.value.http_status_code == 401
+        # What confluent-kafka's clients send, and ours with STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH.
+        writer = SchemaRegistryClient(
+            {"url": registry.url, "basic.auth.user.info": "ci-writer:pw-7f3a91"}
+        )
+        first = writer.register_schema("a-value", Schema(schema, "AVRO"))
+        ours = RegistryClient.for_settings(
+            Settings(
+                schema_registry_url=registry.url,
+                schema_registry_basic_auth=SecretStr("ci-writer:pw-7f3a91"),
+            )
+        )
+        with ours:
+            assert ours.register("a-value", schema) == first
+            other = record({"name": "id", "type": "string"}, name="Other")
+            assert ours.register("b-value", other) > first
+        status, found = http("POST", f"{registry.url}/subjects/a-value", {"schema": schema})
+        assert status == 200, "a lookup only reads"
+        assert found["id"] == first
+        for client in (wrong, writer):
+            client.close()
+    finally:
+        registry.stop()
+    assert "registry on http" in registry.output
+    assert "pw-7f3a91" not in registry.output

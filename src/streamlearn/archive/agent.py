@@ -90,7 +90,7 @@ class ArchiveAgent:
             staging_dir=config.staging_dir or default_staging_dir(settings),
         )
         self._registry = registry
-        self.decoder = WriterDecoder(registry or RegistryClient(settings.schema_registry_url))
+        self.decoder = WriterDecoder(registry or RegistryClient.for_settings(settings))
         self.group = Namespace(settings.topic_prefix).group(config.group)
         self.archivers: dict[tuple[str, int], PartitionArchiver] = {}
         self.last_beat: float | None = None

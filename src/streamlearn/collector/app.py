@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import aiohttp_cors
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
 from streamlearn.collector.exceptions import InvalidEventError
@@ -26,6 +27,7 @@ from streamlearn.collector.mapping import RequestContext, map_item
 from streamlearn.collector.openapi import openapi_document
 from streamlearn.collector.producer import AsyncProducer, DeliveryFailedError, QueueFullError
 from streamlearn.collector.tag import add_tag_routes
+from streamlearn.http_auth import RateLimiter, rate_limited
 from streamlearn.http_errors import kept_headers
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
 from streamlearn.serde import EncodeError, RegistryClient, SchemaSource
@@ -85,14 +87,17 @@ class Collector:
             registry=self.metrics,
         )
 
-    def context(self, request: web.Request) -> RequestContext:
-        ip = request.remote
+    def client_ip(self, request: web.Request) -> str | None:
+        """The client's address: the peer's, or the proxy's X-Forwarded-For when trusted."""
         forwarded = request.headers.get("X-Forwarded-For")
         if self.settings.collector_trust_forwarded_for and forwarded:
-            ip = forwarded.split(",")[0].strip()
+            return forwarded.split(",")[0].strip()
+        return request.remote
+
+    def context(self, request: web.Request) -> RequestContext:
         return RequestContext(
             received_ts=datetime.now(UTC),
-            ip=ip,
+            ip=self.client_ip(request),
             user_agent=request.headers.get("User-Agent"),
             app_version=request.headers.get("X-App-Version"),
         )
@@ -226,11 +231,31 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def _is_post_of_events(request: web.Request) -> bool:
+    return request.method == "POST" and request.path == "/v1/events"
+
+
+def _doors(settings: Settings) -> list[Middleware]:
+    """Per-IP rate limits on posts of events, when set (429 with Retry-After)."""
+    if settings.collector_rate_limit_per_ip is None:
+        return []
+    limiter = RateLimiter(settings.collector_rate_limit_per_ip, settings.collector_rate_burst)
+
+    def client_of(request: web.Request) -> str:
+        return request.app[COLLECTOR].client_ip(request) or "unknown"
+
+    def count(request: web.Request) -> None:
+        request.app[COLLECTOR].refused.labels(status="429").inc()
+
+    return [rate_limited(limiter, client_of, _is_post_of_events, count)]
+
+
 def create_collector_app(
     settings: Settings, registry: RegistryClient | None = None
 ) -> web.Application:
     app = web.Application(
-        middlewares=[errors_as_json], client_max_size=settings.collector_max_body_bytes
+        middlewares=[errors_as_json, *_doors(settings)],
+        client_max_size=settings.collector_max_body_bytes,
     )
     route = app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)
@@ -258,7 +283,7 @@ def create_collector_app(
         cors.add(route)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        client = registry or RegistryClient(settings.schema_registry_url)
+        client = registry or RegistryClient.for_settings(settings)
         collector = Collector(settings, client)
         # Register (or look up) both schemas before the first request, off the loop.
         for serde in collector.serdes.values():

@@ -166,6 +166,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                             f"Body over {settings.collector_max_body_bytes} bytes or more "
                             f"than {settings.collector_max_batch} items.",
                         ),
+                        **(
+                            {"429": _retry_after("Over this address's rate (nothing written).")}
+                            if settings.collector_rate_limit_per_ip is not None
+                            else {}
+                        ),
                         "503": _retry_after("Kafka did not confirm in time (see written)."),
                     },
                 }

@@ -259,6 +259,13 @@ def openapi_document() -> dict[str, Any]:
         "/contexts": {"get": _operation("contexts", _ref("Strings"))},
         "/healthz": {"get": _operation("health", _ref("Status"))},
     }
+    for path, methods in paths.items():
+        for method, operation in methods.items():
+            if method in ("put", "delete") or (method == "post" and path.endswith("/versions")
+                                                and path.startswith("/subjects/")):  # fmt: skip
+                operation["responses"]["401"] = _json(
+                    _ref("Error"), "Writers are configured and this request is not one of them."
+                )
     return {
         "openapi": "3.1.0",
         "info": {

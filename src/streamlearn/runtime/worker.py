@@ -116,7 +116,7 @@ def create_faust_app(
         app=app,
         settings=settings,
         catalogue=catalogue,
-        registry=registry or RegistryClient(settings.schema_registry_url),
+        registry=registry or RegistryClient.for_settings(settings),
         metrics=metrics or AgentMetrics(),
     )
     environment = StepEnvironment(

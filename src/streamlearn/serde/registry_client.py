@@ -9,12 +9,15 @@ errors so agents can route records to ``events.rejected``.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from streamlearn.serde.exceptions import RegistryUnavailableError, UnknownSchemaIdError
+
+if TYPE_CHECKING:
+    from streamlearn.settings import Settings
 
 _SCHEMA_NOT_FOUND = 40403
 
@@ -27,6 +30,14 @@ class RegistryClient:
         self._client = client or SchemaRegistryClient({"url": url})
         self._ids: dict[tuple[str, str], int] = {}
         self._schemas: dict[int, dict[str, Any]] = {}
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> RegistryClient:
+        """The client of ``settings``' registry, with its basic auth when set."""
+        config = {"url": settings.schema_registry_url}
+        if settings.schema_registry_basic_auth is not None:
+            config["basic.auth.user.info"] = settings.schema_registry_basic_auth.get_secret_value()
+        return cls(settings.schema_registry_url, client=SchemaRegistryClient(config))
 
     def close(self) -> None:
         """Close the HTTP connections (the caches stay usable)."""

@@ -14,9 +14,11 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 import streamlearn
 from streamlearn.exceptions import ConfigurationError
+from streamlearn.http_auth import bearer_tokens
 from streamlearn.models.configured import configured_specs
 from streamlearn.models.exceptions import SnapshotRejected
 from streamlearn.serde import RegistryClient, SchemaSource
@@ -33,14 +35,24 @@ from streamlearn.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def _is_api(request: web.Request) -> bool:
+    return request.path.startswith("/v1/")
+
+
 def create_serving_app(
     settings: Settings, registry: SchemaSource | None = None, *, kafka: bool = True
 ) -> web.Application:
     key = settings.model_signing_key
     if kafka and (key is None or not key.get_secret_value()):
         raise ConfigurationError("a prediction worker needs STREAMLEARN_MODEL_SIGNING_KEY")
+    doors: list[Middleware] = []
+    if settings.serve_api_tokens:
+        # /v1 is the API; probes, metrics and the OpenAPI document stay open.
+        doors.append(bearer_tokens(settings.serve_api_tokens, _is_api))
+    else:
+        log.info("prediction API open: no STREAMLEARN_SERVE_API_TOKENS set")
     app = web.Application(
-        middlewares=[api.errors_as_json], client_max_size=settings.serve_max_body_bytes
+        middlewares=[api.errors_as_json, *doors], client_max_size=settings.serve_max_body_bytes
     )
     specs = configured_specs(settings)
     store = ModelStore(settings.models)
@@ -83,7 +95,7 @@ def _kafka_lifecycle(
         serving = app[SERVING]
         settings = serving.settings
         own_registry = registry is None
-        source: SchemaSource = registry or RegistryClient(settings.schema_registry_url)
+        source: SchemaSource = registry or RegistryClient.for_settings(settings)
         sink = TelemetrySink(settings, source, serving.metrics)
         serving.telemetry = sink
         serving.predictor.telemetry = sink

@@ -184,7 +184,23 @@ def _schemas(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _with_bearer(document: dict[str, Any]) -> dict[str, Any]:
+    """The API's operations (/v1) need a bearer token: say so, and that 401 answers."""
+    document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    for path, methods in document["paths"].items():
+        if path.startswith("/v1/"):
+            for operation in methods.values():
+                operation["security"] = [{"bearer": []}]
+                operation["responses"]["401"] = _error("No valid bearer token.")
+    return document
+
+
 def openapi_document(settings: Settings) -> dict[str, Any]:
+    document = _document(settings)
+    return _with_bearer(document) if settings.serve_api_tokens else document
+
+
+def _document(settings: Settings) -> dict[str, Any]:
     name_param = {
         "name": "name",
         "in": "path",

@@ -18,7 +18,7 @@ def register_topology_schemas(
     (subject, schema name, id) for each."""
     catalogue = TopicCatalogue(load_topology(topology_file), Namespace(settings.topic_prefix))
     registered = []
-    with RegistryClient(settings.schema_registry_url) as registry:
+    with RegistryClient.for_settings(settings) as registry:
         for topic in catalogue:
             if topic.spec.value_schema is not None:
                 subject = value_subject(topic.name)

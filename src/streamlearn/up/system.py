@@ -297,7 +297,7 @@ async def _unless_stopped(
 
 
 def _publish_simulated_experiment(settings: Settings) -> None:
-    with RegistryClient(settings.schema_registry_url) as registry:
+    with RegistryClient.for_settings(settings) as registry:
         publish_experiment(settings, registry, SIMULATED_EXPERIMENT)
 
 
