@@ -22,6 +22,7 @@ from streamlearn.cli_common import (
     fail,
     fetch_progress,
 )
+from streamlearn.cli_keys import keys_app
 from streamlearn.cli_loop import experiments_app, serve, simulate
 from streamlearn.cli_replay import replay_app
 from streamlearn.cli_up import up
@@ -61,6 +62,7 @@ app.add_typer(collector_app, name="collector")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(replay_app, name="replay")
 app.add_typer(archive_app, name="archive")
+app.add_typer(keys_app, name="keys")
 app.command("serve")(serve)
 app.command("simulate")(simulate)
 app.command("up")(up)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -190,6 +191,15 @@ class Settings(BaseSettings):
 
     model_signing_key_id: str | None = None
     """Name of the signing key, stored with each snapshot (for key rotation)."""
+
+    model_previous_signing_key: SecretStr | None = None
+    """The key before the last rotation: still verifies until its grace ends (secret)."""
+
+    model_previous_signing_key_id: str | None = None
+    """Name of the previous key (the signing_key_id its snapshots carry)."""
+
+    model_previous_signing_key_until: datetime | None = None
+    """End of the previous key's grace (ISO 8601); after it its snapshots are refused."""
 
     models: list[str] = Field(default_factory=lambda: ["ctr"])
     """Model specs (streamlearn.models.SPECS) the learner trains and workers serve."""

@@ -25,6 +25,7 @@ from streamlearn.agents.model_state import ModelStateView, consider
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.kafka_clients import key_partition
 from streamlearn.models.configured import configured_specs
+from streamlearn.models.keyring import Keyring
 from streamlearn.models.online import OnlineLearner
 from streamlearn.models.snapshot import SigningKey
 from streamlearn.models.specs import ModelSpec
@@ -56,9 +57,15 @@ class LearnerStep(Step):
         signing_key_id: str | None,
         examples_topic: str,
         snapshots: SnapshotSource,
+        verification: Keyring | None = None,
     ) -> None:
         self.learners = {
-            name: OnlineLearner(spec, signing_key=signing_key, signing_key_id=signing_key_id)
+            name: OnlineLearner(
+                spec,
+                signing_key=signing_key,
+                signing_key_id=signing_key_id,
+                verification=verification,
+            )
             for name, spec in specs.items()
         }
         self.metrics = metrics
@@ -151,6 +158,9 @@ def make_learner(env: StepEnvironment) -> LearnerStep:
     if settings.model_signing_key is None:
         raise ConfigurationError("the learner signs snapshots: set STREAMLEARN_MODEL_SIGNING_KEY")
     key = settings.model_signing_key
+    # Resuming verifies with the keyring: after a rotation, the newest snapshot may still
+    # be signed by the previous key.
+    keyring = Keyring.from_settings(settings)
     snapshots_serde = env.catalogue.topic("model.state").serde(env.registry)
 
     def snapshots(names: Iterable[str]) -> ModelStateView:
@@ -158,7 +168,7 @@ def make_learner(env: StepEnvironment) -> LearnerStep:
         view = ModelStateView()
         if wanted:
             for record_key, value in env.read_topic("model.state"):
-                consider(view, snapshots_serde, record_key, value, wanted, key)
+                consider(view, snapshots_serde, record_key, value, wanted, keyring)
         return view
 
     return LearnerStep(
@@ -168,4 +178,5 @@ def make_learner(env: StepEnvironment) -> LearnerStep:
         signing_key_id=settings.model_signing_key_id,
         examples_topic=env.catalogue.topic("training.examples").name,
         snapshots=snapshots,
+        verification=keyring,
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamlearn.models import SnapshotRejected, verify_snapshot
+from streamlearn.models.keyring import Keyring
 from streamlearn.models.snapshot import SigningKey
 from streamlearn.serde import AvroSerde, DecodeError
 
@@ -41,7 +42,7 @@ def consider(
     record_key: bytes | None,
     value: bytes | None,
     wanted: set[str],
-    key: SigningKey,
+    key: SigningKey | Keyring,
 ) -> None:
     """Fold one ``model.state`` record into ``view``."""
     if value is None or (record_key or b"").decode() not in wanted:

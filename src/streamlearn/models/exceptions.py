@@ -85,6 +85,18 @@ class UnknownSnapshotSpec(SnapshotRejected):
     reason = "unknown_spec"
 
 
+class RetiredKey(SnapshotRejected):
+    """Signed with a previous key whose grace period has ended."""
+
+    reason = "retired_key"
+
+
+class UnknownKey(SnapshotRejected):
+    """Signed with a key id this process has no key for."""
+
+    reason = "unknown_key"
+
+
 class UndecodableSnapshot(SnapshotRejected):
     """The snapshot is malformed: missing fields, an unknown content type, or a broken pickle."""
 

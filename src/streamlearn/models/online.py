@@ -38,6 +38,7 @@ from river import metrics as river_metrics
 
 from streamlearn.models.exceptions import ModelError
 from streamlearn.models.features import model_input
+from streamlearn.models.keyring import Keyring
 from streamlearn.models.served_metrics import ServedAuc, ServedMae
 from streamlearn.models.snapshot import SigningKey, build_snapshot, key_bytes, load_model
 from streamlearn.models.specs import ModelSpec
@@ -77,6 +78,7 @@ class OnlineLearner:
         arm: str | None = None,
         examples_of: str | None = None,
         model_name: str | None = None,
+        verification: Keyring | None = None,
     ) -> None:
         self.spec = spec
         self.arm = arm
@@ -88,6 +90,8 @@ class OnlineLearner:
         self.seed = seed
         self._key = key_bytes(signing_key)
         self._key_id = signing_key_id
+        self._verification: Keyring | bytes = verification or self._key
+        """What :meth:`resume` verifies with (during a rotation: the previous key too)."""
         self.model: Any = spec.new_model(seed)
         self.version = 0
         """Version of the last snapshot made or resumed from; 0 before the first."""
@@ -244,7 +248,7 @@ class OnlineLearner:
     def resume(self, snapshot: Mapping[str, Any]) -> None:
         """Continue from a snapshot of this model: verified and safely loaded, or a
         :class:`~streamlearn.models.SnapshotRejected` leaves the learner as it was."""
-        loaded = load_model(snapshot, self._key, specs={self.spec.name: self.spec})
+        loaded = load_model(snapshot, self._verification, specs={self.spec.name: self.spec})
         if loaded.model_name != self.model_name:
             raise ModelError(
                 f"a snapshot of {loaded.model_name} cannot resume the learner of {self.model_name}"

@@ -64,6 +64,7 @@ from streamlearn.models.exceptions import (
     UndecodableSnapshot,
     UnknownSnapshotSpec,
 )
+from streamlearn.models.keyring import Keyring
 from streamlearn.models.specs import SPECS, ModelSpec
 
 CONTENT_TYPE = "application/x-streamlearn-river-pickle; protocol=5; sets=sorted"
@@ -208,10 +209,17 @@ def build_snapshot(
     return snapshot
 
 
-def verify_snapshot(snapshot: Mapping[str, Any], key: SigningKey) -> None:
+def verify_snapshot(snapshot: Mapping[str, Any], key: SigningKey | Keyring) -> None:
     """Raise :class:`BadSignature` or :class:`PayloadDigestMismatch` unless ``snapshot`` is
-    exactly what the holder of ``key`` signed; :class:`UndecodableSnapshot` if malformed."""
+    exactly what the holder of ``key`` signed; :class:`UndecodableSnapshot` if malformed.
+    With a :class:`Keyring`, the key its ``signing_key_id`` names (``retired_key`` or
+    ``unknown_key`` when there is none to use)."""
     name, version = snapshot.get("model_name"), snapshot.get("version")
+    if isinstance(key, Keyring):
+        try:
+            key = key.key_for(snapshot)
+        except SnapshotRejected as exc:
+            raise exc.at(_str_or_none(name), _int_or_none(version)) from None
     try:
         expected = sign(snapshot, key)
         payload = bytes(snapshot["payload"])
@@ -282,7 +290,10 @@ def recorded_spec(snapshot: Mapping[str, Any], specs: Mapping[str, ModelSpec] = 
 
 
 def load_model(
-    snapshot: Mapping[str, Any], key: SigningKey, *, specs: Mapping[str, ModelSpec] = SPECS
+    snapshot: Mapping[str, Any],
+    key: SigningKey | Keyring,
+    *,
+    specs: Mapping[str, ModelSpec] = SPECS,
 ) -> LoadedModel:
     """Verify, check content type and spec, then unpickle with the restricted unpickler.
 

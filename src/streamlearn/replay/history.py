@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamlearn.models import SnapshotRejected, verify_snapshot
+from streamlearn.models.keyring import Keyring
 from streamlearn.models.snapshot import SigningKey
 from streamlearn.runtime.topic_reader import read_to_end
 from streamlearn.serde import AvroSerde, DecodeError
@@ -46,7 +47,7 @@ class ModelHistory:
 
 
 def model_history(
-    settings: Settings, serde: AvroSerde, topic: str, name: str, key: SigningKey
+    settings: Settings, serde: AvroSerde, topic: str, name: str, key: SigningKey | Keyring
 ) -> ModelHistory:
     """Every snapshot of model ``name`` on Kafka topic ``topic`` (``model.state``)."""
     by_version: dict[int, PublishedSnapshot] = {}

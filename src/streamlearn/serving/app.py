@@ -21,6 +21,7 @@ from streamlearn.exceptions import ConfigurationError
 from streamlearn.http_auth import bearer_tokens
 from streamlearn.models.configured import configured_specs
 from streamlearn.models.exceptions import SnapshotRejected
+from streamlearn.models.keyring import Keyring
 from streamlearn.serde import RegistryClient, SchemaSource
 from streamlearn.serving import api
 from streamlearn.serving.experiments import ExperimentBook
@@ -110,11 +111,10 @@ def _kafka_lifecycle(
                 model_version=exc.version,
             )
 
-        assert settings.model_signing_key is not None
         follower = StateFollower.from_settings(
             settings,
             source,
-            key=settings.model_signing_key,
+            key=Keyring.from_settings(settings),
             specs=serving.predictor.specs,
             store=serving.store,
             book=serving.book,

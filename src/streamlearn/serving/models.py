@@ -34,6 +34,7 @@ from aiokafka.errors import KafkaError
 
 from streamlearn.kafka_clients import aiokafka_config
 from streamlearn.models import LoadedModel, ModelSpec, SnapshotRejected, load_model
+from streamlearn.models.keyring import Keyring
 from streamlearn.models.snapshot import SigningKey
 from streamlearn.serde import AvroSerde, SchemaSource, SerdeError
 from streamlearn.serving.exceptions import InvalidExperiment
@@ -126,7 +127,7 @@ class StateFollower:
         experiment_topic: str,
         snapshot_serde: AvroSerde,
         experiment_serde: AvroSerde,
-        key: SigningKey,
+        key: SigningKey | Keyring,
         specs: Mapping[str, ModelSpec],
         store: ModelStore,
         book: ExperimentBook,

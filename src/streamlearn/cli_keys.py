@@ -1,0 +1,67 @@
+"""``streamlearn keys rotate``: the settings of a model-signing key rotation."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from streamlearn.cli_common import command_settings, fail
+
+keys_app = typer.Typer(help="Model-signing keys.", no_args_is_help=True)
+
+
+def _duration(text: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+    except (KeyError, ValueError, IndexError):
+        raise typer.BadParameter(f"{text!r}: a number and s, m, h or d (e.g. 2h)") from None
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    out: Annotated[
+        Path, typer.Option("--out", help="Settings file to write (owner-only; must not exist)")
+    ],
+    grace: Annotated[
+        str,
+        typer.Option(help="How long snapshots signed with the current key stay accepted"),
+    ] = "24h",
+) -> None:
+    """Make a new signing key; write it, with the current key as the previous one and the
+    end of its grace, to a settings file (STREAMLEARN_CONFIG_FILE, or copy the values
+    into your secret store). Roll it out to every worker and learner: from then on new
+    snapshots are signed with the new key, and the old ones verify until the grace ends."""
+    settings = command_settings()
+    current = settings.model_signing_key
+    if current is None:
+        fail("no STREAMLEARN_MODEL_SIGNING_KEY to rotate from (set it, or the config file)")
+    now = datetime.now(UTC).replace(microsecond=0)
+    new_id = f"k-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    if new_id == settings.model_signing_key_id:
+        fail("the new key id equals the current one; try again")
+    until = now + _duration(grace)
+    rotated = {
+        "model_signing_key": secrets.token_hex(32),
+        "model_signing_key_id": new_id,
+        "model_previous_signing_key": current.get_secret_value(),
+        "model_previous_signing_key_id": settings.model_signing_key_id,
+        "model_previous_signing_key_until": until.isoformat(),
+    }
+    try:
+        descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        fail(f"{out} exists: choose a new file (a rotation never overwrites keys)")
+    with os.fdopen(descriptor, "w") as file:
+        file.write(yaml.safe_dump(rotated, sort_keys=False))
+    typer.echo(
+        f"new key {new_id} written to {out} (with the previous key "
+        f"{settings.model_signing_key_id!r}, accepted until {until.isoformat()}); "
+        "roll it out to every prediction worker and learner before then"
+    )

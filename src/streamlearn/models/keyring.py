@@ -1,0 +1,87 @@
+"""The keys a process verifies snapshots with: the current one and, during a rotation, the
+previous one until its grace period ends.
+
+A snapshot names the key that signed it (``signing_key_id``). The keyring picks that key:
+the current one, or the previous one while ``until`` is in the future. A snapshot of a
+retired key (grace over) is refused as ``retired_key``, one of a key id nobody configured
+as ``unknown_key``; both are :class:`~streamlearn.models.SnapshotRejected`, counted and
+alerted like a bad signature, and the worker keeps the model it has. Signing always uses
+the current key. ``streamlearn keys rotate`` writes the settings of a rotation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
+
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.models.exceptions import RetiredKey, UnknownKey
+
+if TYPE_CHECKING:
+    from streamlearn.settings import Settings
+
+Key = SecretStr | str | bytes
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PreviousKey:
+    key_id: str | None
+    key: Key
+    until: datetime
+    """Snapshots it signed are accepted before this moment."""
+
+
+@dataclass(frozen=True)
+class Keyring:
+    current: Key
+    current_id: str | None = None
+    previous: tuple[PreviousKey, ...] = ()
+    clock: Callable[[], datetime] = field(default=_now, compare=False)
+
+    def key_for(self, snapshot: Mapping[str, Any]) -> Key:
+        """The key that must have signed ``snapshot``, by the id it names."""
+        key_id = snapshot.get("signing_key_id")
+        if key_id == self.current_id:
+            return self.current
+        for old in self.previous:
+            if old.key_id == key_id:
+                if self.clock() < old.until:
+                    return old.key
+                raise RetiredKey(f"signed with key {key_id!r}, retired at {old.until.isoformat()}")
+        known = [self.current_id, *(k.key_id for k in self.previous)]
+        raise UnknownKey(f"signed with key {key_id!r}; this process has keys {known}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Keyring:
+        """The current key (``STREAMLEARN_MODEL_SIGNING_KEY``) and the previous one, if set."""
+        if settings.model_signing_key is None:
+            raise ConfigurationError("snapshots are verified: set STREAMLEARN_MODEL_SIGNING_KEY")
+        previous: tuple[PreviousKey, ...] = ()
+        if settings.model_previous_signing_key is not None:
+            until = settings.model_previous_signing_key_until
+            if until is None:
+                raise ConfigurationError(
+                    "STREAMLEARN_MODEL_PREVIOUS_SIGNING_KEY needs "
+                    "STREAMLEARN_MODEL_PREVIOUS_SIGNING_KEY_UNTIL (the end of its grace)"
+                )
+            if settings.model_previous_signing_key_id == settings.model_signing_key_id:
+                raise ConfigurationError(
+                    "the previous signing key needs another id than the current one"
+                )
+            until = until if until.tzinfo is not None else until.replace(tzinfo=UTC)
+            previous = (
+                PreviousKey(
+                    settings.model_previous_signing_key_id,
+                    settings.model_previous_signing_key,
+                    until,
+                ),
+            )
+        return cls(settings.model_signing_key, settings.model_signing_key_id, previous)

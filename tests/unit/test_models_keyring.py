@@ -1,0 +1,116 @@
+"""Signing-key rotation: the keyring, the learner's resume, and `streamlearn keys rotate`."""
+
+from __future__ import annotations
+
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import SecretStr
+from typer.testing import CliRunner
+
+from streamlearn.cli import app
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.models import SPECS, build_snapshot, load_model, verify_snapshot
+from streamlearn.models.exceptions import BadSignature, RetiredKey, UnknownKey
+from streamlearn.models.keyring import Keyring, PreviousKey
+from streamlearn.models.online import OnlineLearner
+from streamlearn.settings import Settings
+
+OLD, NEW = b"old-signing-key", b"new-signing-key"
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def _snapshot(key: bytes, key_id: str | None, version: int = 1) -> dict[str, Any]:
+    spec = SPECS["ctr"]
+    return build_snapshot(
+        spec, spec.new_model(), version=version, parent_version=None, trained_examples=0,
+        offsets={}, metrics={}, created=NOW, key=key, key_id=key_id,
+    )  # fmt: skip
+
+
+def _keyring(clock: list[datetime]) -> Keyring:
+    return Keyring(
+        NEW, "k-new", (PreviousKey("k-old", OLD, NOW + timedelta(hours=1)),), lambda: clock[0]
+    )
+
+
+def test_the_previous_key_verifies_until_its_grace_ends_then_is_refused() -> None:
+    clock = [NOW]
+    keyring = _keyring(clock)
+    verify_snapshot(_snapshot(NEW, "k-new"), keyring)
+    verify_snapshot(_snapshot(OLD, "k-old"), keyring)
+    assert load_model(_snapshot(OLD, "k-old"), keyring).version == 1
+    with pytest.raises(BadSignature):
+        verify_snapshot(_snapshot(OLD, "k-new"), keyring)  # claims the new id, old key
+    with pytest.raises(UnknownKey, match="'k-other'") as unknown:
+        verify_snapshot(_snapshot(b"x", "k-other", version=4), keyring)
+    assert unknown.value.reason == "unknown_key"
+    assert "ctr v4" in str(unknown.value)
+    clock[0] = NOW + timedelta(hours=1)
+    with pytest.raises(RetiredKey, match="retired at 2026-12-01T13:00") as retired:
+        verify_snapshot(_snapshot(OLD, "k-old"), keyring)
+    assert retired.value.reason == "retired_key"
+    verify_snapshot(_snapshot(NEW, "k-new"), keyring)
+
+
+def test_a_learner_resumes_from_a_snapshot_of_the_previous_key_and_signs_with_the_new() -> None:
+    keyring = _keyring([NOW])
+    learner = OnlineLearner(
+        SPECS["ctr"], signing_key=NEW, signing_key_id="k-new", verification=keyring
+    )
+    learner.resume(_snapshot(OLD, "k-old", version=7))
+    assert learner.version == 7
+    after = learner.snapshot(NOW)
+    assert after["signing_key_id"] == "k-new"
+    verify_snapshot(after, NEW)
+    without = OnlineLearner(SPECS["ctr"], signing_key=NEW, signing_key_id="k-new")
+    with pytest.raises(BadSignature):
+        without.resume(_snapshot(OLD, "k-old", version=7))
+
+
+def test_a_previous_key_needs_the_end_of_its_grace_and_its_own_id() -> None:
+    base = {"model_signing_key": SecretStr("n"), "model_signing_key_id": "k-new"}
+    with pytest.raises(ConfigurationError, match="UNTIL"):
+        Keyring.from_settings(Settings(**base, model_previous_signing_key=SecretStr("o")))
+    with pytest.raises(ConfigurationError, match="another id"):
+        Keyring.from_settings(
+            Settings(**base, model_previous_signing_key=SecretStr("o"),
+                     model_previous_signing_key_id="k-new",
+                     model_previous_signing_key_until=NOW)
+        )  # fmt: skip
+    with pytest.raises(ConfigurationError, match="MODEL_SIGNING_KEY"):
+        Keyring.from_settings(Settings())
+
+
+def test_keys_rotate_writes_a_private_settings_file_that_verifies_both_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "the-current-key")
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY_ID", "k-current")
+    out = tmp_path / "rotated.yaml"
+    result = CliRunner().invoke(app, ["keys", "rotate", "--out", str(out), "--grace", "2h"])
+    assert result.exit_code == 0, result.output
+    assert "the-current-key" not in result.output, "keys are written to the file only"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    rotated = yaml.safe_load(out.read_text())
+    assert rotated["model_previous_signing_key"] == "the-current-key"
+    assert rotated["model_previous_signing_key_id"] == "k-current"
+    assert rotated["model_signing_key_id"].startswith("k-")
+    assert len(rotated["model_signing_key"]) == 64
+    until = datetime.fromisoformat(rotated["model_previous_signing_key_until"])
+    assert timedelta(hours=1, minutes=59) < until - datetime.now(UTC) <= timedelta(hours=2)
+    monkeypatch.delenv("STREAMLEARN_MODEL_SIGNING_KEY")
+    monkeypatch.delenv("STREAMLEARN_MODEL_SIGNING_KEY_ID")
+    monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(out))
+    keyring = Keyring.from_settings(Settings())
+    verify_snapshot(_snapshot(b"the-current-key", "k-current"), keyring)
+    verify_snapshot(
+        _snapshot(rotated["model_signing_key"].encode(), rotated["model_signing_key_id"]), keyring
+    )
+    again = CliRunner().invoke(app, ["keys", "rotate", "--out", str(out)])
+    assert again.exit_code == 1
+    assert "exists" in again.output
