@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from streamlearn.models import SnapshotRejected, safe_pickle
 from streamlearn.models.exceptions import UnknownSnapshotSpec
+from streamlearn.models.keyring import Keyring
 from streamlearn.models.snapshot import SigningKey, recorded_spec
 from streamlearn.models.specs import SPECS, ModelSpec
 from streamlearn.replay.examples import Example, ReadCounts, decoded_examples
@@ -165,7 +166,10 @@ def verify_published(
         raise ReplayError("verifying snapshots needs STREAMLEARN_MODEL_SIGNING_KEY")
     catalogue = TopicCatalogue.from_settings(settings)
     state = catalogue.topic("model.state")
-    history = model_history(settings, state.serde(registry), state.name, name, key)
+    # Published versions verify with the keyring (during a rotation, the previous key
+    # too); recomputing them still resumes parents with the current key only.
+    keyring = Keyring.from_settings(settings)
+    history = model_history(settings, state.serde(registry), state.name, name, keyring)
     if not history.snapshots:
         raise ReplayError(f"model.state holds no snapshot of {name}")
     if every:
