@@ -1,9 +1,10 @@
 """Errors of model specs, snapshots and safe loading.
 
 Every snapshot a worker or learner refuses raises a :class:`SnapshotRejected` subclass whose
-``reason`` is a short, stable label (``bad_signature``, ``payload_digest_mismatch``,
-``forbidden_class``, ``unknown_spec``, ``undecodable``): callers count and alert by reason
-without parsing messages, and keep serving the model they already have.
+``reason`` is a short, stable label (``bad_signature``, ``retired_key``, ``unknown_key``,
+``payload_digest_mismatch``, ``forbidden_class``, ``unknown_spec``, ``undecodable``):
+callers count and alert by reason without parsing messages, and keep serving the model
+they already have.
 """
 
 from __future__ import annotations
