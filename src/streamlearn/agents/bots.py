@@ -2,7 +2,8 @@
 
 Rules, checked in order (the first that fires is recorded):
 
-- ``crawler_user_agent``: the CrawlerDetect database knows the user agent.
+- ``crawler_user_agent``: the user agent is a crawler's, a script's or no browser's
+  (CrawlerDetect, then streamlearn's own rules: ``agents/user_agents.py``).
 - ``user_rate``: more than ``bot_max_events_per_user`` events of one user in a rate window.
 - ``ip_rate``: more than ``bot_max_events_per_ip`` events from one IP in a rate window.
 - ``inhuman_burst``: ``bot_burst_length`` consecutive events of one user, each less than
