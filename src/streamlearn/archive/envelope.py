@@ -62,6 +62,19 @@ def _value_type(writer_schema: Any) -> Any:
     return ["null", schema]
 
 
+def _value_layout(writer_schema: Any) -> tuple[bytes, int] | None:
+    """How a value's Avro body (its encoding in ``writer_schema``, as in the wire format)
+    becomes the encoding of the envelope's ``value`` field (:func:`_value_type`) holding
+    it: ``(prefix, shift)``, the body preceded by ``prefix`` (the union index of a value
+    that is not a union itself) and, for a union, the writer's own branch index moved by
+    ``shift`` (the null branch the envelope puts first). None: no body to copy."""
+    if writer_schema is None or writer_schema == "null":
+        return None
+    if isinstance(writer_schema, list):
+        return (b"", 0) if "null" in writer_schema else (b"", 1)
+    return (b"\x02", 0)  # branch 1 of ["null", schema]
+
+
 def envelope_schema(writer_schema: Any) -> dict[str, Any]:
     """The Avro schema of an archive file whose values have ``writer_schema`` (None: a
     file whose records have no decodable value)."""
@@ -129,6 +142,10 @@ class WriterSchema:
     """The full name of the value's branch in the envelope's ``value`` union, when the
     value is a named type: rows give the value as ``(name, value)`` so fastavro writes that
     branch without checking the value against every branch first."""
+    value_layout: tuple[bytes, int] | None = None
+    """How a value's Avro body in ``schema`` becomes the envelope's ``value`` field, so
+    a decoded value is written by copying its bytes instead of encoding it again: see
+    :func:`_value_layout`."""
 
     @classmethod
     def of(cls, schema_id: int, schema: Any) -> WriterSchema:
@@ -141,7 +158,7 @@ class WriterSchema:
             if isinstance(named, dict) and named.get("type") in _NAMED:
                 branch = named["name"]
         decoder = fastavro.parse_schema(copy.deepcopy(schema))
-        return cls(schema_id, schema, decoder, envelope, branch)
+        return cls(schema_id, schema, decoder, envelope, branch, _value_layout(schema))
 
 
 UNDECODED_ENVELOPE = envelope_schema(None)

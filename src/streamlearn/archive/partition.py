@@ -48,6 +48,7 @@ from streamlearn.archive.formats import FileWriter, open_writer
 from streamlearn.archive.layout import HOUR_MS, ArchiveFile, Format, ResumePoint
 from streamlearn.archive.storage import ArchiveStore
 from streamlearn.serde.exceptions import DecodeError
+from streamlearn.serde.wire import HEADER_SIZE
 
 
 class MessageLike(Protocol):
@@ -201,9 +202,11 @@ class PartitionArchiver:
             if current is None:
                 current = self._start(offset, schema)
             if error is None:
+                # With the value, the Avro body it was decoded from (after the wire-format
+                # header): the Avro writer copies it instead of encoding the value again.
                 current.writer.append(
                     offset, timestamp_ms, timestamp_type, key, message.headers(), value,
-                    None, None, None,
+                    None, None, None, None if data is None else data[HEADER_SIZE:],
                 )  # fmt: skip
             else:
                 current.writer.append(
