@@ -130,6 +130,9 @@ def main() -> int:
         print(f"| replay verify, one version from scratch | {verdict.examples:,} "
               f"| {verdict.examples / verify_s:,.0f} | {verdict.examples / verify_s / in_process:.2f} |")  # fmt: skip
         print(f"\nverify: {verify_s:.2f} s for a version of {verdict.examples:,} examples")
+        # Replay reads ahead in a second process: a busy machine shows in the ratio.
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"load average {load} on {os.cpu_count()} CPUs")
         return 0
     finally:
         registry_process.terminate()

@@ -13,6 +13,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from confluent_kafka import KafkaError, KafkaException
+
 from streamlearn.kafka_clients import key_partition
 from streamlearn.kafka_local import free_port
 
@@ -167,6 +169,9 @@ def end_offsets(
     return ends
 
 
+_SETTLING_GROUP = (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+
+
 def committed_to_end(settings: Any, topic: str, group: str | None = None) -> bool:
     """Whether the agents' consumer group (or ``group``) has committed every offset of our
     ``topic``."""
@@ -182,7 +187,14 @@ def committed_to_end(settings: Any, topic: str, group: str | None = None) -> boo
     try:
         partitions = list(consumer.list_topics(name, timeout=30).topics[name].partitions)
         ends = end_offsets(consumer, name, partitions)
-        offsets = consumer.committed([TopicPartition(name, p) for p in partitions], timeout=10)
+        try:
+            offsets = consumer.committed([TopicPartition(name, p) for p in partitions], timeout=10)
+        except KafkaException as exc:
+            # The group's coordinator is loading or moving (NOT_COORDINATOR): not yet known,
+            # which the callers' polling loops ask again.
+            if exc.args[0].retriable() or exc.args[0].code() in _SETTLING_GROUP:
+                return False
+            raise
         return all(tp.offset >= ends[tp.partition] for tp in offsets if ends[tp.partition] > 0)
     finally:
         consumer.close()

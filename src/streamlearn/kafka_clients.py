@@ -16,11 +16,14 @@ partition itself calls :func:`key_partition`.
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka.partitioner import murmur2
 
 from streamlearn.settings import Settings
+
+if TYPE_CHECKING:
+    from confluent_kafka import Producer
 
 KEY_PARTITIONER = "murmur2_random"
 """librdkafka's name for the Java client's partitioner (murmur2; keyless records spread)."""
@@ -97,17 +100,25 @@ def aiokafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
 PRODUCE_TIMEOUT_S = 30.0
 
 
-def produce_confirmed(
-    settings: Settings, topic: str, key: bytes, value: bytes, **extra: Any
-) -> tuple[int, int]:
-    """Produce one record (idempotent, ``acks=all``) and wait until Kafka confirmed it;
-    returns its (partition, offset). For commands that write a single record (an
-    experiment, a replayed model), not for streams."""
-    from confluent_kafka import KafkaException, Producer
+def confirming_producer(settings: Settings, **extra: Any) -> Producer:
+    """An idempotent ``acks=all`` producer for :func:`produce_one_confirmed`. Getting its
+    producer id takes the broker about half a second: create it early when that matters
+    (a replay creates it before learning)."""
+    from confluent_kafka import Producer
 
     producer = Producer(
         producer_config(settings, **{"acks": "all", "enable.idempotence": True, **extra})
     )
+    producer.poll(0)
+    return producer
+
+
+def produce_one_confirmed(
+    producer: Producer, topic: str, key: bytes, value: bytes
+) -> tuple[int, int]:
+    """Produce one record and wait until Kafka confirmed it; its (partition, offset)."""
+    from confluent_kafka import KafkaException
+
     outcome: list[Any] = []
 
     def report(error: Any, message: Any) -> None:
@@ -120,3 +131,12 @@ def produce_confirmed(
         raise KafkaException(f"{topic}: record not confirmed by Kafka: {reason}")
     partition, offset = outcome[0]
     return int(partition), int(offset)
+
+
+def produce_confirmed(
+    settings: Settings, topic: str, key: bytes, value: bytes, **extra: Any
+) -> tuple[int, int]:
+    """Produce one record (idempotent, ``acks=all``) and wait until Kafka confirmed it;
+    returns its (partition, offset). For commands that write a single record (an
+    experiment, a replayed model), not for streams."""
+    return produce_one_confirmed(confirming_producer(settings, **extra), topic, key, value)

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from streamlearn.kafka_clients import key_partition, produce_confirmed
+from streamlearn.kafka_clients import confirming_producer, key_partition, produce_one_confirmed
 from streamlearn.models.configured import configured_spec
+from streamlearn.models.keyring import Keyring
 from streamlearn.models.specs import SPECS
-from streamlearn.replay.examples import ReadCounts, decoded_examples
+from streamlearn.replay.examples import ReadCounts
 from streamlearn.replay.exceptions import ReplayError
 from streamlearn.replay.groups import consumers_of
 from streamlearn.replay.history import model_history
 from streamlearn.replay.positions import PartitionRange, Position, resolve
+from streamlearn.replay.read_ahead import read_ahead
 from streamlearn.replay.rebuild import ModelTarget, learn, replayed_snapshot
 from streamlearn.replay.sources import KafkaSource, RecordSource
 from streamlearn.runtime.topic_reader import MAX_RECORD_BYTES, end_offsets
@@ -108,7 +110,10 @@ def plan_model_replay(
         ) from exc
     source.check(topic, ranges)
     state = catalogue.topic("model.state")
-    history = model_history(settings, state.serde(registry), state.name, target.published_as, key)
+    history = model_history(
+        settings, state.serde(registry), state.name, target.published_as,
+        Keyring.from_settings(settings),
+    )  # fmt: skip
     publishing = publish or shadow is not None
     if publishing and shadow is None and not force:
         readers = consumers_of(settings, topic)
@@ -147,8 +152,12 @@ def run_model_replay(
     serde = catalogue.topic("training.examples").serde(registry, logical_types=False)
     counts = ReadCounts()
     learner = plan.target.learner(key, settings.model_signing_key_id)
-    examples = decoded_examples(plan.source, serde, plan.topic, plan.ranges, counts)
-    learn(learner, examples, plan.topic, advance)
+    publisher = None
+    # Read and decode in a child process while this one learns (Kafka, enough records).
+    with read_ahead(plan.source, serde, plan.topic, plan.ranges, counts) as examples:
+        if plan.publish:  # ready by the end of learning; created after the fork
+            publisher = confirming_producer(settings, **{"message.max.bytes": MAX_RECORD_BYTES})
+        learn(learner, examples, plan.topic, advance)
     snapshot = replayed_snapshot(
         learner,
         plan.target,
@@ -161,14 +170,10 @@ def run_model_replay(
         source=plan.source.name,
     )
     published_at = None
-    if plan.publish:
+    if publisher is not None:
         state = catalogue.topic("model.state")
         value = state.serde(registry).encode(snapshot)
-        published_at = produce_confirmed(
-            settings,
-            state.name,
-            plan.target.published_as.encode(),
-            value,
-            **{"message.max.bytes": MAX_RECORD_BYTES},
+        published_at = produce_one_confirmed(
+            publisher, state.name, plan.target.published_as.encode(), value
         )
     return ModelReplay(plan, snapshot, counts, learner.trained_examples, published_at)

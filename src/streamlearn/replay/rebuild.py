@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import streamlearn
+from streamlearn.models.keyring import Keyring
 from streamlearn.models.online import OnlineLearner
 from streamlearn.models.snapshot import SigningKey, build_snapshot
 from streamlearn.models.specs import ModelSpec
@@ -46,11 +47,14 @@ class ModelTarget:
         arm = name.split("@", 1)[1] if "@" in name else None
         return cls(spec, base_model(name), arm, name)
 
-    def learner(self, key: SigningKey, key_id: str | None) -> OnlineLearner:
+    def learner(
+        self, key: SigningKey, key_id: str | None, verification: Keyring | None = None
+    ) -> OnlineLearner:
         return OnlineLearner(
             self.spec,
             signing_key=key,
             signing_key_id=key_id,
+            verification=verification,
             arm=self.arm,
             examples_of=self.examples_of,
             model_name=self.published_as,
@@ -63,17 +67,35 @@ def manifest_of(snapshot: Mapping[str, Any]) -> dict[str, Any] | None:
     return None if text is None else dict(json.loads(text))
 
 
+ADVANCE_EVERY = 256
+"""Examples learned per progress report (a progress bar's update costs about as much as
+learning a few examples; it redraws ten times a second anyway)."""
+
+
 def learn(
     learner: OnlineLearner,
     examples: Iterable[Example],
     topic: str,
     advance: Callable[[int], None] | None = None,
 ) -> OnlineLearner:
-    """Feed ``examples`` (read from Kafka topic ``topic``) to ``learner``, in order."""
-    for value, partition, offset in examples:
-        learner.learn(value, topic, partition, offset)
-        if advance is not None:
-            advance(1)
+    """Feed ``examples`` (read from Kafka topic ``topic``) to ``learner``, in order;
+    ``advance(n)`` as each :data:`ADVANCE_EVERY` (and finally the last few) are learned."""
+    step = learner.learn
+    if advance is None:
+        for value, partition, offset in examples:
+            step(value, topic, partition, offset)
+        return learner
+    pending = 0
+    try:
+        for value, partition, offset in examples:
+            step(value, topic, partition, offset)
+            pending += 1
+            if pending == ADVANCE_EVERY:
+                advance(pending)
+                pending = 0
+    finally:
+        if pending:
+            advance(pending)
     return learner
 
 

@@ -64,6 +64,7 @@ def verify_version(
     key: SigningKey,
     read_examples: ExamplesReader,
     check_ranges: Callable[[list[PartitionRange]], None] | None = None,
+    keyring: Keyring | None = None,
 ) -> Verdict:
     """Recompute ``published`` from its parent (or from scratch) over Kafka topic ``topic``
     (``training.examples``, whose partitions hold ``watermarks``: first and end offsets).
@@ -88,7 +89,7 @@ def verify_version(
     except UnknownSnapshotSpec as exc:
         return verdict(False, f"cannot recompute: {exc}")
     target = ModelTarget.of_snapshot(snapshot, spec)
-    learner = target.learner(key, None)
+    learner = target.learner(key, None, keyring)  # a parent may be of the previous key
     ends = {
         int(o["partition"]): int(o["offset"]) for o in snapshot["offsets"] if o["topic"] == topic
     }
@@ -166,8 +167,8 @@ def verify_published(
         raise ReplayError("verifying snapshots needs STREAMLEARN_MODEL_SIGNING_KEY")
     catalogue = TopicCatalogue.from_settings(settings)
     state = catalogue.topic("model.state")
-    # Published versions verify with the keyring (during a rotation, the previous key
-    # too); recomputing them still resumes parents with the current key only.
+    # Published versions, and the parents they are recomputed from, verify with the
+    # keyring (during a rotation, the previous key too).
     keyring = Keyring.from_settings(settings)
     history = model_history(settings, state.serde(registry), state.name, name, keyring)
     if not history.snapshots:
@@ -201,6 +202,7 @@ def verify_published(
             key=key,
             read_examples=read,
             check_ranges=check,
+            keyring=keyring,
         )
         for published in chosen
     ]
