@@ -17,6 +17,8 @@ from streamlearn.cli_archive import archive_app
 from streamlearn.cli_common import (
     BootstrapOption,
     DataDirOption,
+    MetricsHostOption,
+    MetricsPortOption,
     TopologyOption,
     command_settings,
     fail,
@@ -247,13 +249,8 @@ def agents_run(
         str,
         typer.Option(help="Consumer group (Faust app id); its workers must run the same agents"),
     ] = "streamlearn-agents",
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(help="Serve /metrics, /healthz and /readyz on this port"),
-    ] = None,
-    metrics_host: Annotated[
-        str, typer.Option(help="Interface of the metrics and health endpoint")
-    ] = "127.0.0.1",
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Run agents in one worker process; more processes share the partitions."""

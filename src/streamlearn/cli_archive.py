@@ -18,7 +18,12 @@ from typing import Annotated, Any
 
 import typer
 
-from streamlearn.cli_common import BootstrapOption, command_settings
+from streamlearn.cli_common import (
+    BootstrapOption,
+    MetricsHostOption,
+    MetricsPortOption,
+    command_settings,
+)
 from streamlearn.exceptions import StreamlearnError
 
 archive_app = typer.Typer(
@@ -117,13 +122,8 @@ def archive_run(
     ] = None,
     s3_endpoint_url: EndpointOption = None,
     s3_region: RegionOption = None,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(help="Serve /metrics, /healthz and /readyz on this port"),
-    ] = None,
-    metrics_host: Annotated[
-        str, typer.Option(help="Interface of the metrics and health endpoint")
-    ] = "127.0.0.1",
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Archive topics to files partitioned by hour; workers of one group share partitions."""

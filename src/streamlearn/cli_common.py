@@ -22,6 +22,12 @@ BootstrapOption = Annotated[
         help="Kafka bootstrap servers [default: $STREAMLEARN_KAFKA_BOOTSTRAP]",
     ),
 ]
+MetricsPortOption = Annotated[
+    int | None, typer.Option(help="Serve /metrics, /healthz and /readyz on this port")
+]
+MetricsHostOption = Annotated[
+    str, typer.Option(help="Interface of the metrics and health endpoint")
+]
 TopologyOption = Annotated[
     Path | None,
     typer.Option("--file", help="Topology file [default: $STREAMLEARN_TOPOLOGY_FILE]"),
