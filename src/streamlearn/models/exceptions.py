@@ -1,7 +1,7 @@
 """Errors of model specs, snapshots and safe loading.
 
 Every snapshot a worker or learner refuses raises a :class:`SnapshotRejected` subclass whose
-``reason`` is a short, stable label (``bad_signature``, ``retired_key``, ``unknown_key``,
+``reason`` is a short, stable label (``bad_signature``, ``retired_key``,
 ``payload_digest_mismatch``, ``forbidden_class``, ``unknown_spec``, ``undecodable``):
 callers count and alert by reason without parsing messages, and keep serving the model
 they already have.
@@ -90,12 +90,6 @@ class RetiredKey(SnapshotRejected):
     """Signed with a previous key whose grace period has ended."""
 
     reason = "retired_key"
-
-
-class UnknownKey(SnapshotRejected):
-    """Signed with a key id this process has no key for."""
-
-    reason = "unknown_key"
 
 
 class UndecodableSnapshot(SnapshotRejected):

@@ -2,10 +2,11 @@
 previous one until its grace period ends.
 
 A snapshot names the key that signed it (``signing_key_id``). The keyring picks that key:
-the current one, or the previous one while ``until`` is in the future. A snapshot of a
-retired key (grace over) is refused as ``retired_key``, one of a key id nobody configured
-as ``unknown_key``; both are :class:`~streamlearn.models.SnapshotRejected`, counted and
-alerted like a bad signature, and the worker keeps the model it has. Signing always uses
+the previous one while ``until`` is in the future, else the current one. A snapshot of a
+retired key (grace over) is refused as ``retired_key``, a
+:class:`~streamlearn.models.SnapshotRejected` counted and alerted like a bad signature,
+and the worker keeps the model it has; one naming any other id is checked against the
+current key (a wrong key fails as ``bad_signature``). Signing always uses
 the current key. ``streamlearn keys rotate`` writes the settings of a rotation.
 """
 
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from streamlearn.exceptions import ConfigurationError
-from streamlearn.models.exceptions import RetiredKey, UnknownKey
+from streamlearn.models.exceptions import RetiredKey
 
 if TYPE_CHECKING:
     from streamlearn.settings import Settings
@@ -47,7 +48,9 @@ class Keyring:
     clock: Callable[[], datetime] = field(default=_now, compare=False)
 
     def key_for(self, snapshot: Mapping[str, Any]) -> Key:
-        """The key that must have signed ``snapshot``, by the id it names."""
+        """The key that must have signed ``snapshot``, by the id it names: the previous
+        key's id picks it (or refuses it once retired); any other id, the current key (ids
+        are labels: the signature decides, so a process without ids keeps verifying)."""
         key_id = snapshot.get("signing_key_id")
         if key_id == self.current_id:
             return self.current
@@ -56,8 +59,7 @@ class Keyring:
                 if self.clock() < old.until:
                     return old.key
                 raise RetiredKey(f"signed with key {key_id!r}, retired at {old.until.isoformat()}")
-        known = [self.current_id, *(k.key_id for k in self.previous)]
-        raise UnknownKey(f"signed with key {key_id!r}; this process has keys {known}")
+        return self.current
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Keyring:

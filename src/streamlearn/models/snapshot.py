@@ -212,8 +212,8 @@ def build_snapshot(
 def verify_snapshot(snapshot: Mapping[str, Any], key: SigningKey | Keyring) -> None:
     """Raise :class:`BadSignature` or :class:`PayloadDigestMismatch` unless ``snapshot`` is
     exactly what the holder of ``key`` signed; :class:`UndecodableSnapshot` if malformed.
-    With a :class:`Keyring`, the key its ``signing_key_id`` names (``retired_key`` or
-    ``unknown_key`` when there is none to use)."""
+    With a :class:`Keyring`, the key its ``signing_key_id`` names (:class:`RetiredKey`
+    for a previous key past its grace)."""
     name, version = snapshot.get("model_name"), snapshot.get("version")
     if isinstance(key, Keyring):
         try:
