@@ -73,7 +73,7 @@ class RegistryProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process.stdout is not None:
+        if self.process.stdout is not None and not self.process.stdout.closed:
             self.output = self.process.stdout.read()
             self.process.stdout.close()
         return self.process.returncode

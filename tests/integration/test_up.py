@@ -97,10 +97,11 @@ def test_parts_stop_themselves_when_up_is_killed(
     with _start_up(kafka_bootstrap, unique_name("") + ".", tmp_path, free_port()) as up:
         lines = _lines_until_up(up)
         pids = [int(line.rpartition(": pid ")[2]) for line in lines if ": pid " in line]
-        assert len(pids) == 6, lines
         registry_pid = int(next(line for line in lines if "(pid " in line).split("(pid ")[1][:-2])
         up.kill()  # no chance to stop its parts
         up.wait()
+        # The four agents, the archive, the collector and the prediction worker.
+        assert len(pids) == 7, lines
         deadline = time.monotonic() + 60
         while any(_running(pid) for pid in [*pids, registry_pid]):
             assert time.monotonic() < deadline, [p for p in pids if _running(p)]
