@@ -14,6 +14,7 @@ from streamlearn.serde.resolution import parse_avro_schema
 RECORD_TYPES = [
     "Alert",
     "CleanEvent",
+    "DriftReport",
     "Experiment",
     "Feedback",
     "ModelMetrics",

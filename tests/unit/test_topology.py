@@ -27,6 +27,7 @@ DESIGN_TOPICS = {
     "model.state": ("compact", "ModelSnapshot"),
     "model.metrics": ("delete", "ModelMetrics"),
     "monitoring.alerts": ("delete", "Alert"),
+    "monitoring.drift": ("delete", "DriftReport"),
     "experiments": ("compact", "Experiment"),
     "_schemas": ("compact", None),
 }
