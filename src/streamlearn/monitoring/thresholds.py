@@ -1,0 +1,95 @@
+"""Alert thresholds set for a target false-alarm rate, computed once per reference.
+
+A fixed threshold (PSI > 0.1, say) means different things for different windows: a
+window of 50 records drifts by that much from sampling noise alone, one of 50,000 almost
+never does. So the thresholds here come from the question the alert really asks, "is
+this window unlikely to have been drawn from the reference?": with no drift, a window of
+``window`` records is a multinomial draw from the reference's proportions, so we simulate
+many such windows, compute each statistic for each, and set the threshold at the
+``1 - false_alarm_rate`` quantile. A window with no drift then alerts at about that rate.
+
+Evidently's usual thresholds stay as floors: on large windows the simulated quantile gets
+tiny, and a statistically real but practically negligible change should not page anyone.
+
+Shares (a field's null rate, the share of events filtered as bots) get the same treatment
+in closed form: :func:`rate_threshold` is a one-sided test of two proportions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from statistics import NormalDist
+
+import numpy as np
+
+from streamlearn.monitoring.drift import DEFAULT_THRESHOLDS, batch_statistics
+from streamlearn.monitoring.sketches import Histogram
+
+
+def _check_rate(false_alarm_rate: float) -> None:
+    if not 0 < false_alarm_rate < 1:
+        raise ValueError("false_alarm_rate must be in (0, 1)")
+
+
+def drift_thresholds(
+    reference: Histogram,
+    window: int,
+    *,
+    false_alarm_rate: float = 1e-3,
+    draws: int = 20_000,
+    seed: int = 0,
+    floors: Mapping[str, float] = DEFAULT_THRESHOLDS,
+) -> dict[str, float]:
+    """Per statistic, the value a no-drift window of ``window`` records exceeds with
+    probability ``false_alarm_rate``, but at least its floor.
+
+    Simulated: ``draws`` windows drawn from the reference's proportions (a seeded
+    generator, so the same inputs always give the same thresholds). The keys are those of
+    :func:`~streamlearn.monitoring.drift.statistics` for this kind of histogram; a
+    statistic missing from ``floors`` has no floor.
+    """
+    _check_rate(false_alarm_rate)
+    if window < 1:
+        raise ValueError("window must be at least 1 record")
+    if draws < 1:
+        raise ValueError("draws must be at least 1")
+    counts = np.asarray(reference.counts, dtype=float)
+    if counts.sum() <= 0:
+        raise ValueError("the reference histogram is empty")
+    rng = np.random.default_rng(seed)
+    samples = rng.multinomial(window, counts / counts.sum(), size=draws)
+    values = batch_statistics(reference, samples)
+    return {
+        name: max(float(np.quantile(array, 1 - false_alarm_rate)), float(floors.get(name, 0.0)))
+        for name, array in values.items()
+    }
+
+
+def rate_threshold(
+    reference_rate: float,
+    reference_n: float,
+    window_n: float,
+    *,
+    false_alarm_rate: float = 1e-3,
+    min_margin: float = 0.05,
+) -> float:
+    """Upper alert threshold for a share seen in a window of ``window_n`` records.
+
+    ``reference_rate + max(min_margin, z * sqrt(p (1 - p) (1/reference_n + 1/window_n)))``
+    capped at 1, with ``z`` the one-sided normal quantile of ``1 - false_alarm_rate`` and
+    ``p`` the reference rate kept ``1 / (2 reference_n)`` away from 0 and 1 (a share never
+    seen in the reference still has sampling noise).
+    """
+    _check_rate(false_alarm_rate)
+    if not 0 <= reference_rate <= 1:
+        raise ValueError("reference_rate must be in [0, 1]")
+    if not reference_n >= 1:
+        raise ValueError("reference_n must be at least 1")
+    if not window_n > 0:
+        raise ValueError("window_n must be positive")
+    z = NormalDist().inv_cdf(1 - false_alarm_rate)
+    nudge = 1 / (2 * reference_n)
+    p = min(max(reference_rate, nudge), 1 - nudge)
+    margin = z * math.sqrt(p * (1 - p) * (1 / reference_n + 1 / window_n))
+    return min(1.0, reference_rate + max(min_margin, margin))
