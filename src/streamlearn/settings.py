@@ -159,6 +159,30 @@ class Settings(BaseSettings):
     session_idle_s: float = Field(default=10.0, gt=0)
     """A live partition quiet this long lets event time move with the wall clock (agents)."""
 
+    monitor_window_records: int = Field(default=200, ge=20)
+    """Records in one monitor window (per partition and monitored stream; tied to offsets)."""
+
+    monitor_reference_records: int = Field(default=1000, ge=20)
+    """Records of a stream's reference (its first ones; bin edges fixed from them once)."""
+
+    monitor_false_alarm_rate: float = Field(default=1e-3, gt=0, lt=0.5)
+    """Chance that one window of undrifted data crosses a drift threshold (sets them)."""
+
+    monitor_consecutive_windows: int = Field(default=2, ge=1)
+    """Windows in a row over a threshold before the monitor raises an alert."""
+
+    monitor_cooldown_s: float = Field(default=300.0, ge=0)
+    """Event time during which a repeated alert for one condition is held back."""
+
+    monitor_bins: int = Field(default=10, ge=2)
+    """Bins of a numeric feature's histogram (quantiles of its reference)."""
+
+    monitor_top_k: int = Field(default=20, ge=1)
+    """Categories of a categorical feature kept by name; the rest count as other."""
+
+    monitor_bucket_s: float = Field(default=10.0, gt=0)
+    """Event-time bucket of the share of events preprocess filtered (bots, duplicates)."""
+
     consumer_session_timeout_s: float = Field(default=30.0, ge=6)
     """How long a silent agent worker keeps its partitions before the group moves them."""
 

@@ -100,8 +100,8 @@ def test_parts_stop_themselves_when_up_is_killed(
         registry_pid = int(next(line for line in lines if "(pid " in line).split("(pid ")[1][:-2])
         up.kill()  # no chance to stop its parts
         up.wait()
-        # The four agents, the archive, the collector and the prediction worker.
-        assert len(pids) == 7, lines
+        # The five agents, the archive, the collector and the prediction worker.
+        assert len(pids) == 8, lines
         deadline = time.monotonic() + 60
         while any(_running(pid) for pid in [*pids, registry_pid]):
             assert time.monotonic() < deadline, [p for p in pids if _running(p)]

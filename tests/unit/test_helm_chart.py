@@ -168,6 +168,7 @@ def test_parts_and_their_companions(rendered: tuple[str, list[dict[str, Any]]]) 
     expected = [
         "rel-streamlearn-agents-label-join",
         "rel-streamlearn-agents-learner",
+        "rel-streamlearn-agents-monitor",
         "rel-streamlearn-agents-preprocess",
         "rel-streamlearn-agents-sessionise",
         "rel-streamlearn-collector",
@@ -247,7 +248,7 @@ def test_given_secrets_are_stored_in_the_charts_secret_only() -> None:
         ("config.sesion_gap_s=5", "sesion_gap_s"),
         ("config.ip_policy=keep", "ip_policy"),
         ("kafka.securityProtocol=TLS", "securityProtocol"),
-        ("agents.sets.x.agents={monitor}", "agents"),
+        ("agents.sets.x.agents={trainer}", "agents"),
         ("serve.port=70000", "port"),
     ],
 )

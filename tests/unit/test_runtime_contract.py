@@ -38,6 +38,9 @@ SETTINGS = Settings(
     model_signing_key=SecretStr("contract-check-key"),
     snapshot_every_examples=40,
     models=["ctr", "ctr_tree"],
+    monitor_window_records=20,
+    monitor_reference_records=40,
+    monitor_consecutive_windows=1,
 )
 CATALOGUE = TopicCatalogue.from_settings(SETTINGS)
 
@@ -117,7 +120,13 @@ def _inputs(name: str, registry: InMemoryRegistry) -> list[InputRecord]:
     telemetry = _telemetry(registry)
     if name == "label-join":
         return telemetry
-    return _as_inputs(_through("label-join", telemetry, registry), "training.examples")
+    examples = _as_inputs(_through("label-join", telemetry, registry), "training.examples")
+    if name != "monitor":
+        return examples
+    events = _events(registry)
+    clean = _as_inputs(_through("preprocess", events, registry), "events.clean")
+    predictions = [r for r in telemetry if r.topic == "telemetry.predictions"]
+    return events + clean + predictions + examples
 
 
 @pytest.mark.parametrize("name", list(STEPS))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from streamlearn.agents.label_join import LabelJoinStep
 from streamlearn.agents.learner import make_learner
+from streamlearn.agents.monitor import make_monitor
 from streamlearn.agents.preprocess import PreprocessStep
 from streamlearn.agents.sessionise import SessioniseStep
 from streamlearn.models.configured import configured_specs
@@ -23,6 +24,7 @@ STEPS: dict[str, Callable[[StepEnvironment], Step]] = {
         env.settings, env.metrics, configured_specs(env.settings)
     ),
     "learner": make_learner,
+    "monitor": make_monitor,
 }
 AGENT_NAMES = tuple(STEPS)
 

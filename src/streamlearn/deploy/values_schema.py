@@ -276,6 +276,7 @@ def values_schema() -> dict[str, Any]:
                                             "sessionise",
                                             "label-join",
                                             "learner",
+                                            "monitor",
                                         ]
                                     },
                                 },

@@ -7,6 +7,8 @@ this window unlikely to have been drawn from the reference?": with no drift, a w
 ``window`` records is a multinomial draw from the reference's proportions, so we simulate
 many such windows, compute each statistic for each, and set the threshold at the
 ``1 - false_alarm_rate`` quantile. A window with no drift then alerts at about that rate.
+The reference being a sample too, each simulated window is drawn from proportions that
+are themselves a resample of the reference (its counts give its size).
 
 Evidently's usual thresholds stay as floors: on large windows the simulated quantile gets
 tiny, and a statistically real but practically negligible change should not page anyone.
@@ -58,7 +60,12 @@ def drift_thresholds(
     if counts.sum() <= 0:
         raise ValueError("the reference histogram is empty")
     rng = np.random.default_rng(seed)
-    samples = rng.multinomial(window, counts / counts.sum(), size=draws)
+    # The reference is itself a sample: the proportions a no-drift window is drawn from
+    # are the reference's give or take its own sampling noise (a parametric bootstrap),
+    # or the thresholds would be too low for references of a few hundred records.
+    total = round(counts.sum())
+    truths = rng.multinomial(total, counts / counts.sum(), size=draws) / total
+    samples = rng.multinomial(window, truths)
     values = batch_statistics(reference, samples)
     return {
         name: max(float(np.quantile(array, 1 - false_alarm_rate)), float(floors.get(name, 0.0)))

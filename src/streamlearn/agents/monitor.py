@@ -1,0 +1,388 @@
+"""The monitor agent: data-level monitoring of what the system takes in, serves and learns.
+
+Pipelines fail semantically while staying up technically, so the monitor watches the data:
+
+- ``telemetry.predictions``: every feature as served and the score, per model and arm
+  (numeric: fixed-edge histograms; categorical: top-k and other; null rate of each);
+  the share of degraded answers (the ``degraded`` flag as a 0/1 feature).
+- ``training.examples``: calibration of the served scores against the labels they
+  earned (expected calibration error, mean residual, log loss), the label rate and the
+  label delay, per model and arm.
+- ``events.clean``: each field's null rate per producer (``app_version``): a new app
+  version that stops populating a field is compared with what the field was before it;
+  and the event type mix per producer.
+- ``telemetry.events`` beside ``events.clean``: the share of events preprocess filtered
+  (bots, duplicates, invalid), per event-time bucket.
+
+Each quantity of each input partition is a stream (:mod:`streamlearn.agents.monitor_streams`):
+a fixed reference (its first records), then windows of N records tied to offsets. Every
+closed window goes to ``monitoring.drift`` (a ``DriftReport``: reference and current
+histograms, statistics, thresholds); a statistic over its threshold in enough windows in
+a row raises an ``Alert`` on ``monitoring.alerts``, held back for a cooldown (event time)
+when the same condition fired recently. Every figure is also on ``/metrics``.
+
+The partitions are monitored separately (state is partition-scoped, so scaling the
+monitor changes nothing but speed): predictions are spread over partitions by request
+id, so each partition sees a random share of them, and a drift shows in each. Alerts for
+one condition share an alert key across partitions (consumers group by it); the
+partition is a label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from streamlearn.agents.monitor_streams import (
+    CalibrationStream,
+    ClosedWindow,
+    HistogramStream,
+    PipelineShare,
+    RateStream,
+    StreamId,
+    WindowConfig,
+)
+from streamlearn.runtime.environment import StepEnvironment
+from streamlearn.runtime.metrics import AgentMetrics
+from streamlearn.runtime.step import Emit, Record, Step
+from streamlearn.settings import Settings
+
+AGENT = "monitor"
+STORE = "monitor"
+ALERT_KINDS = {
+    "feature": "drift",
+    "score": "drift",
+    "events": "drift",
+    "labels": "drift",
+    "null_rate": "null_rate",
+    "pipeline": "pipeline",
+    "calibration": "calibration",
+}
+# CleanEvent fields every event has (never null) are not monitored for nulls.
+REQUIRED_CLEAN_FIELDS = frozenset(
+    {"event_id", "event_type", "user_id", "client_ts", "received_ts", "event_ts",
+     "app_version", "properties", "context", "source_partition", "source_offset"}
+)  # fmt: skip
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+Stream = HistogramStream | RateStream | CalibrationStream | PipelineShare
+
+
+def millis(value: datetime | int) -> int:
+    """Epoch milliseconds of a decoded ``timestamp-millis`` value."""
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return (aware - _EPOCH) // _MS
+    return int(value)
+
+
+class MonitorMetrics:
+    """The monitor's figures on ``/metrics`` (the last closed window of each stream)."""
+
+    def __init__(self, metrics: AgentMetrics) -> None:
+        labels = ["scope", "model", "arm", "producer", "feature"]
+        registry = metrics.registry
+        self.statistic = Gauge(
+            "streamlearn_monitor_statistic",
+            "A monitored statistic over the last closed window.",
+            [*labels, "statistic"],
+            registry=registry,
+        )
+        self.threshold = Gauge(
+            "streamlearn_monitor_threshold",
+            "The threshold of a monitored statistic.",
+            [*labels, "statistic"],
+            registry=registry,
+        )
+        self.drifted = Gauge(
+            "streamlearn_monitor_drifted",
+            "1 when the last closed window crossed a threshold.",
+            labels,
+            registry=registry,
+        )
+        self.alerts = Counter(
+            "streamlearn_monitor_alerts",
+            "Alerts raised to monitoring.alerts, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self.suppressed = Counter(
+            "streamlearn_monitor_alerts_suppressed",
+            "Alerts held back by the cooldown, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self.windows = Counter(
+            "streamlearn_monitor_windows",
+            "Windows closed, by scope.",
+            ["scope"],
+            registry=registry,
+        )
+
+    def closed(self, window: ClosedWindow) -> None:
+        stream = window.stream
+        labels = (stream.scope, stream.model or "", stream.arm or "", stream.producer or "",
+                  stream.feature)  # fmt: skip
+        report = window.report
+        for name, value in report["statistics"].items():
+            self.statistic.labels(*labels, name).set(value)
+        for name, value in report["thresholds"].items():
+            self.threshold.labels(*labels, name).set(value)
+        self.drifted.labels(*labels).set(1 if report["drifted"] else 0)
+        self.windows.labels(stream.scope).inc()
+
+
+class _Partition:
+    """The streams of one partition, kept as objects and written back to the store after
+    each batch (only those a batch touched)."""
+
+    def __init__(self, store: MutableMapping[str, Any]) -> None:
+        self.store = store
+        self.streams: dict[str, Stream] = {}
+        self.touched: set[str] = set()
+
+    def get(self, key: str, make: Callable[[Mapping[str, Any] | None], Stream]) -> Any:
+        stream = self.streams.get(key)
+        if stream is None:
+            stream = self.streams[key] = make(self.store.get(key))
+        self.touched.add(key)
+        return stream
+
+    def write_back(self) -> None:
+        for key in self.touched:
+            self.store[key] = self.streams[key].to_json()
+        self.touched.clear()
+
+
+class MonitorStep(Step):
+    """The agent (see the module docstring)."""
+
+    name = AGENT
+    inputs = ("telemetry.events", "events.clean", "telemetry.predictions", "training.examples")
+    outputs = ("monitoring.drift", "monitoring.alerts")
+    stores = (STORE,)
+
+    def __init__(self, settings: Settings, metrics: AgentMetrics) -> None:
+        self.config = WindowConfig(
+            window=settings.monitor_window_records,
+            reference=settings.monitor_reference_records,
+            false_alarm_rate=settings.monitor_false_alarm_rate,
+            consecutive=settings.monitor_consecutive_windows,
+            bins=settings.monitor_bins,
+            top_k=settings.monitor_top_k,
+        )
+        self.bucket_ms = int(settings.monitor_bucket_s * 1000)
+        self.cooldown_ms = int(settings.monitor_cooldown_s * 1000)
+        self.metrics = MonitorMetrics(metrics)
+        self._partitions: dict[int, _Partition] = {}
+
+    def opened(self, partition: int) -> None:
+        self._partitions[partition] = _Partition(self.state.of(STORE, partition))
+
+    def closing(self, partition: int, emit: Emit) -> None:
+        self._partitions.pop(partition, None)
+
+    def process(self, partition: int, records: Sequence[Record], emit: Emit) -> None:
+        if not records:
+            return
+        state = self._partitions[partition]
+        topic = records[0].topic
+        handle = {
+            "telemetry.predictions": self._prediction,
+            "training.examples": self._example,
+            "events.clean": self._clean_event,
+            "telemetry.events": self._raw_event,
+        }[topic]
+        # Records this state took in already (a batch re-read after a crash that followed
+        # the state's write): skipped, their outputs went out with them.
+        taken = dict(state.store.get("taken") or {})
+        newest = taken.get(topic, -1)
+        closed: list[ClosedWindow] = []
+        for record in records:
+            if record.offset > newest:
+                closed += handle(state, record)
+        taken[topic] = max(newest, records[-1].offset)
+        state.store["taken"] = taken
+        for window in closed:
+            self._publish(state, partition, window, emit)
+        state.write_back()
+
+    # -- inputs ----------------------------------------------------------------------
+
+    def _histogram(self, state: _Partition, stream: StreamId, topic: str) -> HistogramStream:
+        stream_value: HistogramStream = state.get(
+            stream.key, lambda data: HistogramStream(stream, topic, data)
+        )
+        return stream_value
+
+    def _rate(self, state: _Partition, stream: StreamId, topic: str) -> RateStream:
+        stream_value: RateStream = state.get(
+            stream.key, lambda data: RateStream(stream, topic, data)
+        )
+        return stream_value
+
+    def _prediction(self, state: _Partition, record: Record) -> list[ClosedWindow]:
+        value = record.value
+        model, arm, version = value["model_name"], value.get("arm"), value["model_version"]
+        at_ms = millis(value["served_ts"])
+        observed: Iterable[tuple[str, str, Any]] = [
+            ("score", "score", value["score"]),
+            ("score", "degraded", bool(value["degraded"])),
+            *(("feature", name, v) for name, v in sorted(value["features"].items())),
+        ]
+        closed = []
+        for scope, feature, observation in observed:
+            stream = StreamId(scope, feature, model=model, arm=arm)
+            window = self._histogram(state, stream, record.topic).add(
+                observation, record.offset, at_ms, version, self.config
+            )
+            if window is not None:
+                closed.append(window)
+        return closed
+
+    def _example(self, state: _Partition, record: Record) -> list[ClosedWindow]:
+        value = record.value
+        model, arm, version = value["model_name"], value.get("arm"), value["model_version"]
+        served_ms, labelled_ms = millis(value["served_ts"]), millis(value["labelled_ts"])
+        stream = StreamId("calibration", "score", model=model, arm=arm)
+        calibration: CalibrationStream = state.get(
+            stream.key, lambda data: CalibrationStream(stream, record.topic, data)
+        )
+        closed = [
+            calibration.add(float(value["score"]), float(value["label"]), record.offset,
+                            labelled_ms, version, self.config),
+        ]  # fmt: skip
+        for feature, observation in (
+            ("label", float(value["label"])),
+            ("label_delay_s", (labelled_ms - served_ms) / 1000),
+        ):
+            closed.append(
+                self._histogram(
+                    state, StreamId("labels", feature, model=model, arm=arm), record.topic
+                ).add(observation, record.offset, labelled_ms, version, self.config)
+            )
+        return [window for window in closed if window is not None]
+
+    def _clean_event(self, state: _Partition, record: Record) -> list[ClosedWindow]:
+        value = record.value
+        producer = str(value["app_version"])
+        at_ms = millis(value["received_ts"])
+        fields = {
+            name: field_value
+            for name, field_value in value.items()
+            if name not in REQUIRED_CLEAN_FIELDS
+        }
+        for mapping in ("properties", "context"):
+            for name, field_value in (value.get(mapping) or {}).items():
+                fields[f"{mapping}.{name}"] = field_value
+        closed = self._pipeline(state, record.topic).clean(at_ms, self.config)
+        mix = self._histogram(state, StreamId("events", "event_type", producer=producer),
+                              record.topic)  # fmt: skip
+        window = mix.add(value["event_type"], record.offset, at_ms, None, self.config)
+        if window is not None:
+            closed.append(window)
+        reference = state.store.get("nullref") or {"n": 0, "present": {}}
+        if reference["n"] < self.config.reference:
+            # The reference: how often each field is populated, over the first events.
+            present = dict(reference["present"])
+            for name, field_value in fields.items():
+                if field_value is not None:
+                    present[name] = present.get(name, 0) + 1
+                else:
+                    present.setdefault(name, 0)
+            state.store["nullref"] = {"n": reference["n"] + 1, "present": present}
+            return closed
+        for name, populated in sorted(reference["present"].items()):
+            stream = StreamId("null_rate", name, producer=producer)
+            window = self._rate(state, stream, record.topic).add(
+                fields.get(name) is None, record.offset, at_ms,
+                (reference["n"], reference["n"] - populated), "null_rate", self.config,
+            )  # fmt: skip
+            if window is not None:
+                closed.append(window)
+        return closed
+
+    def _raw_event(self, state: _Partition, record: Record) -> list[ClosedWindow]:
+        at_ms = millis(record.value["received_ts"])
+        return self._pipeline(state, record.topic).raw(record.offset, at_ms, self.config)
+
+    def _pipeline(self, state: _Partition, topic: str) -> PipelineShare:
+        stream = StreamId("pipeline", "filtered_share")
+        share: PipelineShare = state.get(
+            stream.key,
+            lambda data: PipelineShare(stream, "telemetry.events", self.bucket_ms, data),
+        )
+        return share
+
+    # -- outputs ---------------------------------------------------------------------
+
+    def _publish(self, state: _Partition, partition: int, window: ClosedWindow, emit: Emit) -> None:
+        report = dict(window.report, partition=partition)
+        emit.to("monitoring.drift")(report["report_key"], report)
+        self.metrics.closed(window)
+        if not window.alerting:
+            return
+        kind = ALERT_KINDS[window.stream.scope]
+        alert_key = f"{kind}/{window.stream.key}"
+        cooldowns = dict(state.store.get("cooldown") or {})
+        now = int(report["window_end_ts"])
+        last = cooldowns.get(alert_key)
+        if last is not None and now - last < self.cooldown_ms:
+            self.metrics.suppressed.labels(kind).inc()
+            return
+        cooldowns[alert_key] = now
+        state.store["cooldown"] = cooldowns
+        self.metrics.alerts.labels(kind).inc()
+        emit.to("monitoring.alerts")(alert_key, _alert(alert_key, kind, report, window))
+
+
+def _alert(
+    alert_key: str, kind: str, report: Mapping[str, Any], window: ClosedWindow
+) -> dict[str, Any]:
+    # The statistic furthest over its threshold speaks for the window.
+    statistic, (value, threshold) = max(
+        window.alerting.items(), key=lambda item: item[1][0] / max(item[1][1], 1e-12)
+    )
+    stream = window.stream
+    subject = stream.feature
+    if stream.model:
+        subject += f" of {stream.model}" + (f" (arm {stream.arm})" if stream.arm else "")
+    if stream.producer:
+        subject += f" from {stream.producer}"
+    where = (f"{report['topic']}[{report['partition']}] offsets "
+             f"{report['first_offset']}-{report['last_offset']}")  # fmt: skip
+    labels = {
+        "scope": stream.scope,
+        "feature": stream.feature,
+        "statistic": statistic,
+        "topic": str(report["topic"]),
+        "partition": str(report["partition"]),
+        "first_offset": str(report["first_offset"]),
+        "last_offset": str(report["last_offset"]),
+    }
+    if stream.arm:
+        labels["arm"] = stream.arm
+    if stream.producer:
+        labels["producer"] = stream.producer
+    return {
+        "alert_key": alert_key,
+        "kind": kind,
+        "severity": "warning",
+        "message": f"{subject}: {statistic} {value:.4g} over its threshold {threshold:.4g} "
+        f"({where})",
+        "model_name": stream.model,
+        "model_version": report["model_version"],
+        "value": value,
+        "threshold": threshold,
+        "labels": labels,
+        "source": AGENT,
+        "raised_ts": int(report["window_end_ts"]),
+    }
+
+
+def make_monitor(env: StepEnvironment) -> MonitorStep:
+    return MonitorStep(env.settings, env.metrics)

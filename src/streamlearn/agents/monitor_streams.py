@@ -1,0 +1,543 @@
+"""The monitor's windows: a fixed reference, then windows of N records tied to offsets.
+
+A monitored *stream* is one quantity of one input partition: a feature of one model and
+arm as served, the score, a telemetry field's null rate for one producer, the share of
+events preprocess filtered, the calibration of one model's served scores. Its first
+``reference`` records are its reference (a numeric feature's bin edges are that
+reference's quantiles, fixed once, never recomputed); after it, every ``window``
+records close a window, compared with the reference. Thresholds are computed once, from
+the reference, for a target false-alarm rate (:mod:`streamlearn.monitoring.thresholds`).
+
+Everything here is a function of the records in offset order (no clock, no randomness
+but a fixed seed), so a replay of the same log rebuilds the same windows and statistics,
+and the state is JSON (it lives in the agent's changelog).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+from streamlearn.monitoring import (
+    CategoricalHistogram,
+    Histogram,
+    NumericHistogram,
+    ReliabilityBins,
+    drift_thresholds,
+    histogram_from_json,
+    rate_threshold,
+    statistics,
+)
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    window: int = 200
+    reference: int = 1000
+    false_alarm_rate: float = 1e-3
+    consecutive: int = 2
+    bins: int = 10
+    top_k: int = 20
+
+
+@dataclass(frozen=True)
+class StreamId:
+    """What one stream monitors."""
+
+    scope: str
+    feature: str
+    model: str | None = None
+    arm: str | None = None
+    producer: str | None = None
+
+    @property
+    def key(self) -> str:
+        return "/".join(
+            (self.scope, self.model or "", self.arm or "", self.producer or "", self.feature)
+        )
+
+
+@dataclass
+class Position:
+    """Where a window's records came from."""
+
+    topic: str
+    first_offset: int = -1
+    last_offset: int = -1
+    start_ms: int = 0
+    end_ms: int = 0
+
+    def take(self, offset: int, at_ms: int) -> None:
+        if self.first_offset < 0:
+            self.first_offset, self.start_ms = offset, at_ms
+        self.last_offset, self.end_ms = offset, at_ms
+
+    def to_json(self) -> list[Any]:
+        return [self.topic, self.first_offset, self.last_offset, self.start_ms, self.end_ms]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> Position:
+        return cls(str(data[0]), int(data[1]), int(data[2]), int(data[3]), int(data[4]))
+
+
+@dataclass
+class ClosedWindow:
+    """A window's report (a ``DriftReport`` value but for the partition) and what crossed
+    its threshold often enough in a row to alert: statistic → (value, threshold)."""
+
+    stream: StreamId
+    report: dict[str, Any]
+    alerting: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def _report(
+    stream: StreamId,
+    kind: str,
+    bins: list[str],
+    reference: list[float],
+    current: list[float],
+    values: Mapping[str, float],
+    thresholds: Mapping[str, float],
+    position: Position,
+    records: int,
+    version: int | None,
+) -> dict[str, Any]:
+    return {
+        "report_key": stream.key,
+        "scope": stream.scope,
+        "model_name": stream.model,
+        "model_version": version,
+        "arm": stream.arm,
+        "producer": stream.producer,
+        "feature": stream.feature,
+        "kind": kind,
+        "bins": bins,
+        "reference_counts": reference,
+        "current_counts": current,
+        "statistics": dict(values),
+        "thresholds": dict(thresholds),
+        "drifted": any(values.get(s, 0.0) > t for s, t in thresholds.items()),
+        "topic": position.topic,
+        "partition": 0,
+        "first_offset": position.first_offset,
+        "last_offset": position.last_offset,
+        "record_count": records,
+        "window_start_ts": position.start_ms,
+        "window_end_ts": position.end_ms,
+    }
+
+
+class _Streaks:
+    """Windows in a row over each statistic's threshold."""
+
+    def __init__(self, counts: Mapping[str, int] | None = None) -> None:
+        self.counts = dict(counts or {})
+
+    def judge(
+        self, values: Mapping[str, float], thresholds: Mapping[str, float], consecutive: int
+    ) -> dict[str, tuple[float, float]]:
+        alerting = {}
+        for name, threshold in thresholds.items():
+            value = values.get(name)
+            over = value is not None and value > threshold
+            self.counts[name] = self.counts.get(name, 0) + 1 if over else 0
+            if over and self.counts[name] >= consecutive and value is not None:
+                alerting[name] = (value, threshold)
+        return alerting
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+class HistogramStream:
+    """A feature's (or the score's) distribution and null rate against its reference."""
+
+    def __init__(self, stream: StreamId, topic: str, data: Mapping[str, Any] | None = None):
+        self.stream = stream
+        data = data or {}
+        self.pending: list[Any] = list(data.get("pending", []))
+        self.ref_n = int(data.get("ref_n", 0))
+        self.ref_nulls = int(data.get("ref_nulls", 0))
+        ref = data.get("ref")
+        self.reference: Histogram | None = None if ref is None else histogram_from_json(ref)
+        self.ready = bool(data.get("ready", False))
+        self.thresholds: dict[str, float] = dict(data.get("thr", {}))
+        cur = data.get("cur")
+        self.current: Histogram | None = None if cur is None else histogram_from_json(cur)
+        self.n = int(data.get("n", 0))
+        self.nulls = int(data.get("nulls", 0))
+        self.version: int | None = data.get("version")
+        position = data.get("pos")
+        self.position = Position(topic) if position is None else Position.from_json(position)
+        self.streaks = _Streaks(data.get("streak"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pending": self.pending,
+            "ref_n": self.ref_n,
+            "ref_nulls": self.ref_nulls,
+            "ref": None if self.reference is None else self.reference.to_json(),
+            "ready": self.ready,
+            "thr": self.thresholds,
+            "cur": None if self.current is None else self.current.to_json(),
+            "n": self.n,
+            "nulls": self.nulls,
+            "version": self.version,
+            "pos": self.position.to_json(),
+            "streak": self.streaks.counts,
+        }
+
+    def add(
+        self, value: Any, offset: int, at_ms: int, version: int | None, config: WindowConfig
+    ) -> ClosedWindow | None:
+        if not self.ready:
+            self.ref_n += 1
+            if value is None:
+                self.ref_nulls += 1
+            else:
+                self.pending.append(value)
+            if self.ref_n >= config.reference:
+                self._fix_reference(config)
+            return None
+        self.position.take(offset, at_ms)
+        if version is not None:
+            self.version = version if self.version is None else max(self.version, version)
+        self.n += 1
+        if value is None:
+            self.nulls += 1
+        elif self.current is not None:
+            if isinstance(self.current, NumericHistogram):
+                number = _as_number(value)
+                if number is None:
+                    self.nulls += 1
+                else:
+                    self.current.add(number)
+            else:
+                self.current.add(str(value))
+        if self.n < config.window:
+            return None
+        return self._close(config)
+
+    def _fix_reference(self, config: WindowConfig) -> None:
+        numbers = [_as_number(v) for v in self.pending]
+        if self.pending and all(n is not None for n in numbers):
+            self.reference = NumericHistogram.from_reference(
+                [n for n in numbers if n is not None], config.bins
+            )
+        elif self.pending:
+            self.reference = CategoricalHistogram.from_reference(
+                [str(v) for v in self.pending], config.top_k
+            )
+        self.pending = []
+        self.ready = True
+        if self.reference is not None:
+            self.thresholds = drift_thresholds(
+                self.reference, config.window, false_alarm_rate=config.false_alarm_rate
+            )
+            self.current = self.reference.empty_like()
+        self.thresholds["null_rate"] = rate_threshold(
+            self.ref_nulls / self.ref_n,
+            self.ref_n,
+            config.window,
+            false_alarm_rate=config.false_alarm_rate,
+        )
+
+    def _close(self, config: WindowConfig) -> ClosedWindow:
+        values: dict[str, float] = {"null_rate": self.nulls / self.n}
+        kind, bins, ref_counts, cur_counts = "rate", ["null", "present"], [], []
+        if self.reference is not None and self.current is not None:
+            kind = "numeric" if isinstance(self.reference, NumericHistogram) else "categorical"
+            bins = self.reference.labels()
+            ref_counts, cur_counts = list(self.reference.counts), list(self.current.counts)
+            if self.current.total > 0:
+                values.update(statistics(self.reference, self.current))
+        else:
+            ref_counts = [float(self.ref_nulls), float(self.ref_n - self.ref_nulls)]
+            cur_counts = [float(self.nulls), float(self.n - self.nulls)]
+        closed = ClosedWindow(
+            self.stream,
+            _report(self.stream, kind, bins, ref_counts, cur_counts, values,
+                    self.thresholds, self.position, self.n, self.version),
+            self.streaks.judge(values, self.thresholds, config.consecutive),
+        )  # fmt: skip
+        self.n = self.nulls = 0
+        self.version = None
+        self.position = Position(self.position.topic)
+        if self.current is not None:
+            self.current = self.current.empty_like()
+        return closed
+
+
+class RateStream:
+    """A share (of events with a field left empty, say) against the reference share.
+
+    The reference is shared by every producer (``reference`` below belongs to the field);
+    windows are per producer, so a new app version that stops populating a field is
+    compared with what the field was before it."""
+
+    def __init__(self, stream: StreamId, topic: str, data: Mapping[str, Any] | None = None):
+        self.stream = stream
+        data = data or {}
+        self.n = int(data.get("n", 0))
+        self.hits = int(data.get("hits", 0))
+        position = data.get("pos")
+        self.position = Position(topic) if position is None else Position.from_json(position)
+        self.streaks = _Streaks(data.get("streak"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "hits": self.hits,
+            "pos": self.position.to_json(),
+            "streak": self.streaks.counts,
+        }
+
+    def add(
+        self,
+        hit: bool,
+        offset: int,
+        at_ms: int,
+        reference: tuple[int, int],
+        statistic: str,
+        config: WindowConfig,
+        window: int | None = None,
+    ) -> ClosedWindow | None:
+        """Count one record; ``reference`` is (records, hits) of the fixed reference."""
+        self.position.take(offset, at_ms)
+        self.n += 1
+        self.hits += hit
+        if self.n < (window or config.window):
+            return None
+        return self.close(reference, statistic, config)
+
+    def close(
+        self, reference: tuple[int, int], statistic: str, config: WindowConfig
+    ) -> ClosedWindow:
+        ref_n, ref_hits = reference
+        threshold = rate_threshold(
+            ref_hits / ref_n, ref_n, self.n, false_alarm_rate=config.false_alarm_rate
+        )
+        values = {statistic: self.hits / self.n}
+        thresholds = {statistic: threshold}
+        labels = ["yes", "no"]
+        closed = ClosedWindow(
+            self.stream,
+            _report(self.stream, "rate", labels, [float(ref_hits), float(ref_n - ref_hits)],
+                    [float(self.hits), float(self.n - self.hits)], values, thresholds,
+                    self.position, self.n, None),
+            self.streaks.judge(values, thresholds, config.consecutive),
+        )  # fmt: skip
+        self.n = self.hits = 0
+        self.position = Position(self.position.topic)
+        return closed
+
+
+_Z = NormalDist()
+
+
+class CalibrationStream:
+    """One model's (and arm's) served scores against the labels they earned.
+
+    Statistics: expected calibration error (ECE), mean residual (label - score) and log
+    loss. The reference is the first examples' figures; a window alerts when its ECE or
+    its mean residual moves further from the reference's than sampling noise explains at
+    the configured false-alarm rate (the noise of each score bin's label rate is
+    binomial around the bin's mean score)."""
+
+    def __init__(self, stream: StreamId, topic: str, data: Mapping[str, Any] | None = None):
+        self.stream = stream
+        data = data or {}
+        ref = data.get("ref")
+        self.reference = ReliabilityBins() if ref is None else ReliabilityBins.from_json(ref)
+        self.ready = bool(data.get("ready", False))
+        cur = data.get("cur")
+        self.current = ReliabilityBins() if cur is None else ReliabilityBins.from_json(cur)
+        self.version: int | None = data.get("version")
+        position = data.get("pos")
+        self.position = Position(topic) if position is None else Position.from_json(position)
+        self.streaks = _Streaks(data.get("streak"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.reference.to_json(),
+            "ready": self.ready,
+            "cur": self.current.to_json(),
+            "version": self.version,
+            "pos": self.position.to_json(),
+            "streak": self.streaks.counts,
+        }
+
+    def add(
+        self,
+        score: float,
+        label: float,
+        offset: int,
+        at_ms: int,
+        version: int | None,
+        config: WindowConfig,
+    ) -> ClosedWindow | None:
+        if not self.ready:
+            self.reference.add(score, label)
+            self.ready = self.reference.count >= config.reference
+            return None
+        self.position.take(offset, at_ms)
+        if version is not None:
+            self.version = version if self.version is None else max(self.version, version)
+        self.current.add(score, label)
+        if self.current.count < config.window:
+            return None
+        return self._close(config)
+
+    def _thresholds(self, config: WindowConfig) -> dict[str, float]:
+        z = _Z.inv_cdf(1 - config.false_alarm_rate)
+        rows = self.current.rows()
+        total = sum(count for _, _, count in rows)
+        spread = [
+            (count / total, math.sqrt(max(s * (1 - s), 1e-4) / count)) for s, _, count in rows
+        ]
+        expected = sum(w * sd for w, sd in spread) * math.sqrt(2 / math.pi)
+        noise = math.sqrt(sum((w * sd) ** 2 for w, sd in spread))
+        mean_score = sum(s * count for s, _, count in rows) / total
+        overall = math.sqrt(
+            max(mean_score * (1 - mean_score), 1e-4) * (1 / total + 1 / self.reference.count)
+        )
+        return {
+            "ece": self.reference.ece() + expected + z * noise,
+            "abs_residual_shift": z * overall,
+        }
+
+    def _close(self, config: WindowConfig) -> ClosedWindow:
+        thresholds = self._thresholds(config)
+        values = {
+            "ece": self.current.ece(),
+            "mean_residual": self.current.mean_residual(),
+            "abs_residual_shift": abs(
+                self.current.mean_residual() - self.reference.mean_residual()
+            ),
+            "log_loss": self.current.log_loss(),
+        }
+        bins = [f"{mean:.2f}" for mean, _, _ in self.current.rows()]
+        closed = ClosedWindow(
+            self.stream,
+            _report(self.stream, "calibration", bins,
+                    [score for score, _, _ in self.current.rows()],
+                    [label for _, label, _ in self.current.rows()], values, thresholds,
+                    self.position, int(self.current.count), self.version),
+            self.streaks.judge(values, thresholds, config.consecutive),
+        )  # fmt: skip
+        self.current = ReliabilityBins()
+        self.version = None
+        self.position = Position(self.position.topic)
+        return closed
+
+
+class PipelineShare:
+    """The share of events preprocess filtered (bots, duplicates, invalid), per bucket of
+    ``bucket_ms`` of received time: 1 - clean events / raw events.
+
+    Raw events (``telemetry.events``) and clean ones (``events.clean``) are counted per
+    bucket, each side closing a bucket when its own records' received time has passed
+    the bucket's end by one more bucket (a grace for records slightly out of order).
+    A bucket is judged once both sides closed it, so what is judged depends on each
+    topic's records alone, not on how reading the two interleaved. The first buckets up
+    to ``reference`` raw events are the reference."""
+
+    def __init__(
+        self,
+        stream: StreamId,
+        topic: str,
+        bucket_ms: int,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.stream, self.topic, self.bucket_ms = stream, topic, bucket_ms
+        data = data or {}
+        # bucket (as str: JSON keys) -> [raw count, first offset, last offset]
+        self.raw_open: dict[str, list[int]] = {k: list(v) for k, v in data.get("raw", {}).items()}
+        self.clean_open: dict[str, int] = dict(data.get("clean", {}))
+        self.raw_done: dict[str, list[int]] = {
+            k: list(v) for k, v in data.get("raw_done", {}).items()
+        }
+        self.clean_done: dict[str, int] = dict(data.get("clean_done", {}))
+        self.raw_clock = int(data.get("raw_clock", 0))
+        self.clean_clock = int(data.get("clean_clock", 0))
+        self.ref_n = int(data.get("ref_n", 0))
+        self.ref_hits = int(data.get("ref_hits", 0))
+        self.streaks = _Streaks(data.get("streak"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "raw": self.raw_open,
+            "clean": self.clean_open,
+            "raw_done": self.raw_done,
+            "clean_done": self.clean_done,
+            "raw_clock": self.raw_clock,
+            "clean_clock": self.clean_clock,
+            "ref_n": self.ref_n,
+            "ref_hits": self.ref_hits,
+            "streak": self.streaks.counts,
+        }
+
+    def _closable(self, clock: int, buckets: Iterable[str]) -> list[str]:
+        return sorted((b for b in buckets if (int(b) + 2) * self.bucket_ms <= clock), key=int)
+
+    def _late(self, at_ms: int, clock: int) -> bool:
+        """A record of a bucket its side has closed already: not counted (it would make
+        what is judged depend on when the other side caught up)."""
+        return at_ms // self.bucket_ms <= clock // self.bucket_ms - 2
+
+    def raw(self, offset: int, at_ms: int, config: WindowConfig) -> list[ClosedWindow]:
+        if self._late(at_ms, self.raw_clock):
+            return []
+        bucket = str(at_ms // self.bucket_ms)
+        counts = self.raw_open.setdefault(bucket, [0, offset, offset])
+        counts[0] += 1
+        counts[1], counts[2] = min(counts[1], offset), max(counts[2], offset)
+        self.raw_clock = max(self.raw_clock, at_ms)
+        for done in self._closable(self.raw_clock, self.raw_open):
+            self.raw_done[done] = self.raw_open.pop(done)
+        return self._judge(config)
+
+    def clean(self, at_ms: int, config: WindowConfig) -> list[ClosedWindow]:
+        if self._late(at_ms, self.clean_clock):
+            return []
+        bucket = str(at_ms // self.bucket_ms)
+        self.clean_open[bucket] = self.clean_open.get(bucket, 0) + 1
+        self.clean_clock = max(self.clean_clock, at_ms)
+        for done in self._closable(self.clean_clock, self.clean_open):
+            self.clean_done[done] = self.clean_open.pop(done)
+        return self._judge(config)
+
+    def _judge(self, config: WindowConfig) -> list[ClosedWindow]:
+        closed = []
+        # A bucket that one side closed without records is empty on that side.
+        clean_edge = (self.clean_clock // self.bucket_ms) - 1
+        raw_edge = (self.raw_clock // self.bucket_ms) - 1
+        for bucket in sorted(self.raw_done, key=int):
+            if bucket not in self.clean_done and int(bucket) >= clean_edge:
+                continue
+            raw_n, first, last = self.raw_done.pop(bucket)
+            clean_n = min(self.clean_done.pop(bucket, 0), raw_n)
+            filtered = raw_n - clean_n
+            if self.ref_n < config.reference:
+                self.ref_n += raw_n
+                self.ref_hits += filtered
+                continue
+            window = RateStream(self.stream, self.topic)
+            window.n, window.hits = raw_n, filtered
+            start = int(bucket) * self.bucket_ms
+            window.position = Position(self.topic, first, last, start, start + self.bucket_ms)
+            window.streaks = self.streaks
+            closed.append(window.close((self.ref_n, self.ref_hits), "filtered_share", config))
+        # Clean buckets the raw side never had (clock skew between the two): forget them.
+        for bucket in [b for b in self.clean_done if int(b) < raw_edge - 1]:
+            if bucket not in self.raw_done:
+                del self.clean_done[bucket]
+        return closed

@@ -1,0 +1,203 @@
+"""The monitor agent in the local runner: each kind of change raises its alert, an
+unchanged stream raises none, and reports and alerts are a function of the log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from streamlearn.agents.monitor import MonitorStep
+from streamlearn.runtime.local import LocalCluster, LocalWorker
+from streamlearn.runtime.metrics import AgentMetrics
+from streamlearn.serde import InMemoryRegistry
+from streamlearn.settings import Settings
+from streamlearn.topology.catalogue import TopicCatalogue
+
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+SETTINGS = Settings(monitor_window_records=100, monitor_reference_records=400)
+CATALOGUE = TopicCatalogue.from_settings(SETTINGS)
+
+
+def _prediction(i: int, rng: np.random.Generator, *, price_shift: float = 0.0,
+                version: int = 1, degraded: bool = False) -> dict[str, Any]:  # fmt: skip
+    return {
+        "request_id": f"r-{i}",
+        "user_id": f"u-{i % 50}",
+        "model_name": "ctr",
+        "model_version": version,
+        "experiment": None,
+        "arm": None,
+        "features": {
+            "price": float(np.exp(rng.normal(3.0 + price_shift, 0.8))),
+            "category": str(rng.choice(["books", "games", "garden"])),
+            "is_mobile": bool(rng.random() < 0.5),
+            "recency_s": None if rng.random() < 0.3 else float(rng.exponential(600)),
+        },
+        "context": {"placement": "top"},
+        "score": float(rng.beta(2, 8)),
+        "decision": None,
+        "degraded": degraded,
+        "degraded_reason": None,
+        "served_ts": T0 + timedelta(milliseconds=100 * i),
+        "worker_version": "test",
+        "latency_ms": 1.0,
+    }
+
+
+def _example(i: int, rng: np.random.Generator, *, flipped: bool = False) -> dict[str, Any]:
+    score = float(rng.beta(2, 5))
+    truth = 1 - score if flipped else score
+    served = T0 + timedelta(milliseconds=100 * i)
+    return {
+        "request_id": f"r-{i}",
+        "model_name": "ctr",
+        "model_version": 1,
+        "arm": None,
+        "user_id": "u",
+        "features": {},
+        "label": float(rng.random() < truth),
+        "label_definition": "click",
+        "score": score,
+        "served_ts": served,
+        "impression_ts": None,
+        "outcome_ts": None,
+        "labelled_ts": served + timedelta(seconds=30),
+        "weight": 1.0,
+    }
+
+
+def _clean(i: int, *, producer: str = "app-1", hint: bool = True) -> dict[str, Any]:
+    at = T0 + timedelta(milliseconds=100 * i)
+    return {
+        "event_id": str(uuid.UUID(int=i)), "event_type": "page_view", "user_id": "u-1",
+        "session_hint": "s-1" if hint else None, "client_ts": at, "received_ts": at,
+        "event_ts": at, "url": "/p/1", "referrer": None, "app_version": producer,
+        "browser_family": "Chrome", "browser_version": "131", "os_family": "Linux",
+        "device_class": "desktop", "geo_country": None, "ip_pseudonym": None,
+        "properties": {"category": "books"}, "context": {}, "source_partition": 0,
+        "source_offset": i,
+    }  # fmt: skip
+
+
+def _raw(i: int) -> dict[str, Any]:
+    at = T0 + timedelta(milliseconds=100 * i)
+    return {
+        "event_id": str(uuid.UUID(int=i)), "event_type": "page_view", "user_id": "u-1",
+        "session_hint": None, "client_ts": at, "received_ts": at, "url": "/p/1",
+        "referrer": None, "user_agent": "Mozilla/5.0", "ip": "10.0.0.1",
+        "app_version": "app-1", "properties": {}, "context": {},
+    }  # fmt: skip
+
+
+def _run(records: list[tuple[str, dict[str, Any]]], settings: Settings = SETTINGS) -> LocalCluster:
+    """Every record into partition 0 of its topic, then one monitor worker over it."""
+    registry = InMemoryRegistry()
+    cluster = LocalCluster(CATALOGUE, registry, partitions=1)
+    for topic, value in records:
+        serde = CATALOGUE.topic(topic).serde(registry)
+        cluster.produce(topic, b"k", serde.encode(value), partition=0)
+    worker = LocalWorker(cluster, MonitorStep(settings, AgentMetrics()))
+    worker.assign([0])
+    worker.run(50)
+    return cluster
+
+
+def _alerts(cluster: LocalCluster) -> list[dict[str, Any]]:
+    return cluster.decoded("monitoring.alerts")
+
+
+def test_a_feature_that_shifts_raises_one_drift_alert_naming_it() -> None:
+    rng = np.random.default_rng(1)
+    records = [("telemetry.predictions", _prediction(i, rng)) for i in range(1000)]
+    records += [
+        ("telemetry.predictions", _prediction(i, rng, price_shift=1.0, version=2))
+        for i in range(1000, 1600)
+    ]
+    cluster = _run(records)
+    alerts = _alerts(cluster)
+    assert [(a["kind"], a["labels"]["feature"]) for a in alerts] == [("drift", "price")]
+    alert = alerts[0]
+    assert alert["model_name"] == "ctr"
+    assert alert["model_version"] == 2
+    assert alert["value"] > alert["threshold"]
+    assert alert["labels"]["topic"] == "telemetry.predictions"
+    # Raised on the second drifted window (two in a row), at its last record's time.
+    assert int(alert["labels"]["last_offset"]) == 1199
+    reports = cluster.decoded("monitoring.drift")
+    price = [r for r in reports if r["feature"] == "price"]
+    before, after = price[:6], price[6:]
+    # A single window over a threshold happens at about the false-alarm rate (0.1 % per
+    # statistic); an alert needs two in a row.
+    assert sum(r["drifted"] for r in before) <= 1
+    assert all(r["drifted"] for r in after)
+    assert len(after) == 6
+    assert price[0]["bins"]
+    assert len(price[0]["reference_counts"]) == len(price[0]["bins"])
+
+
+def test_unchanged_streams_raise_nothing() -> None:
+    rng = np.random.default_rng(2)
+    records = [("telemetry.predictions", _prediction(i, rng)) for i in range(3000)]
+    records += [("training.examples", _example(i, rng)) for i in range(3000)]
+    records += [("events.clean", _clean(i)) for i in range(2000)]
+    cluster = _run(records)
+    assert _alerts(cluster) == []
+    scopes = {r["scope"] for r in cluster.decoded("monitoring.drift")}
+    assert scopes == {"feature", "score", "calibration", "labels", "events", "null_rate"}
+
+
+def test_a_new_producer_that_stops_populating_a_field_raises_a_null_rate_alert() -> None:
+    records = [("events.clean", _clean(i)) for i in range(600)]
+    records += [("events.clean", _clean(i, producer="app-2", hint=False)) for i in range(600, 900)]
+    alerts = _alerts(_run(records))
+    assert [(a["kind"], a["labels"]["feature"], a["labels"]["producer"]) for a in alerts] == [
+        ("null_rate", "session_hint", "app-2")
+    ]
+    assert alerts[0]["value"] == 1.0
+
+
+def test_a_concept_change_raises_a_calibration_alert() -> None:
+    rng = np.random.default_rng(3)
+    records = [("training.examples", _example(i, rng)) for i in range(800)]
+    records += [("training.examples", _example(i, rng, flipped=True)) for i in range(800, 1100)]
+    kinds = {(a["kind"], a["labels"]["statistic"]) for a in _alerts(_run(records))}
+    assert ("calibration", "ece") in kinds or ("calibration", "abs_residual_shift") in kinds
+
+
+def test_a_bot_wave_raises_a_pipeline_alert() -> None:
+    # 10 raw events a second; preprocess passes 95 % of them, then 50 % from t = 120 s.
+    records: list[tuple[str, dict[str, Any]]] = []
+    for i in range(2400):
+        records.append(("telemetry.events", _raw(i)))
+        keep = (i % 20 != 0) if i < 1200 else (i % 2 == 0)
+        if keep:
+            records.append(("events.clean", _clean(i)))
+    alerts = [a for a in _alerts(_run(records)) if a["kind"] == "pipeline"]
+    assert len(alerts) == 1
+    assert alerts[0]["value"] == 0.5
+    assert alerts[0]["raised_ts"] >= T0 + timedelta(seconds=120)
+
+
+def test_a_repeated_condition_is_held_back_for_the_cooldown() -> None:
+    rng = np.random.default_rng(4)
+    records = [("telemetry.predictions", _prediction(i, rng)) for i in range(1000)]
+    records += [("telemetry.predictions", _prediction(i, rng, price_shift=1.0))
+                for i in range(1000, 5000)]  # fmt: skip
+    # 400 s of drifted records at 10 a second: one alert at first, the next after 300 s.
+    alerts = _alerts(_run(records))
+    assert len(alerts) == 2
+    first, second = (a["raised_ts"] for a in alerts)
+    assert second - first >= timedelta(seconds=300)
+
+
+def test_reports_are_a_function_of_the_log() -> None:
+    rng = np.random.default_rng(5)
+    records = [("telemetry.predictions", _prediction(i, rng)) for i in range(1500)]
+    first = _run(records)
+    second = _run(records)
+    assert [m.value for m in first.messages("monitoring.drift")] == [
+        m.value for m in second.messages("monitoring.drift")
+    ]
