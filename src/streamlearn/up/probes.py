@@ -151,6 +151,14 @@ class SystemProbe:
             - {""}
         )
 
+    def samples_where(self, part: str, name: str, value: float) -> list[dict[str, str]]:
+        """Labels of ``part``'s samples named ``name`` whose value is ``value`` (sorted)."""
+        return [
+            dict(labels)
+            for (n, labels), v in sorted(self.samples.get(part, {}).items())
+            if n == name and v == value
+        ]
+
     @staticmethod
     async def _get_text(session: aiohttp.ClientSession, url: str) -> str | None:
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):

@@ -88,8 +88,22 @@ def figures(
             "trained_examples": view.trained_examples,
             "freshness_ms": view.freshness_ms(),
         }
+    alerts_name = "streamlearn_monitor_alerts_total"
+    monitoring = {
+        "windows": int(p.total("monitor", "streamlearn_monitor_windows_total")),
+        "alerts": {
+            kind: int(p.total("monitor", alerts_name, kind=kind))
+            for kind in p.label_values("monitor", alerts_name, "kind")
+        },
+        "drifting": [
+            "/".join(v for v in (labels.get("scope"), labels.get("model"), labels.get("arm"),
+                                 labels.get("producer"), labels.get("feature")) if v)
+            for labels in p.samples_where("monitor", "streamlearn_monitor_drifted", 1.0)
+        ],
+    }  # fmt: skip
     result: dict[str, Any] = {
         "elapsed_s": round(elapsed_s, 1),
+        "monitoring": monitoring,
         "events": {k: int(v) for k, v in events.items()},
         "events_per_s": {k: round(v, 1) for k, v in per_s.items()},
         "bot_rules": {k: int(v) for k, v in bot_rules.items()},

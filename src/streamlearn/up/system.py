@@ -54,7 +54,8 @@ DRAIN_S = 3.0
 # What `up --simulate` changes unless the environment sets it: the simulated world lives
 # minutes, not days, so its sessions, label horizons and snapshots run on a short clock;
 # all its traffic comes through one local collector, so the collector must trust the
-# simulator's X-Forwarded-For (else the per-IP bot rule sees one very busy address).
+# simulator's X-Forwarded-For (else the per-IP bot rule sees one very busy address); the
+# monitor's windows are sized for its rate.
 SIMULATE_DEFAULTS = {
     "STREAMLEARN_MODELS": '["ctr", "ctr_tree"]',
     "STREAMLEARN_LABEL_HORIZON_S": "20",
@@ -63,6 +64,10 @@ SIMULATE_DEFAULTS = {
     "STREAMLEARN_SESSION_GAP_S": "60",
     "STREAMLEARN_SESSION_ALLOWED_LATENESS_S": "20",
     "STREAMLEARN_COLLECTOR_TRUST_FORWARDED_FOR": "true",
+    # About 10 predictions a second per partition and arm: references of 30 s, windows
+    # of 10 s, so a change `--drift-at` injects shows within a minute.
+    "STREAMLEARN_MONITOR_REFERENCE_RECORDS": "300",
+    "STREAMLEARN_MONITOR_WINDOW_RECORDS": "100",
 }
 # The experiment `up --simulate` routes: the logistic model against the Hoeffding tree.
 SIMULATED_EXPERIMENT = Experiment(

@@ -88,6 +88,19 @@ def render(figures: dict[str, Any], duration_s: float | None, crashes: list[str]
             _n(max(0, process["starts"] - 1)),
         )  # fmt: skip
     parts.append(_side_by_side(processes, arms))
+    monitoring = figures.get("monitoring") or {}
+    if monitoring.get("windows"):
+        alerts = monitoring["alerts"]
+        raised = ", ".join(f"{kind} {count}" for kind, count in alerts.items()) or "none"
+        drifting = monitoring["drifting"]
+        parts.append(
+            Text.assemble(
+                ("data monitor: ", "bold"), f"{monitoring['windows']:,} windows, alerts: ",
+                (raised, "red" if alerts else "green"),
+                *(("; drifting now: ", ""), (", ".join(drifting[:6]), "yellow"))
+                if drifting else (),
+            )
+        )  # fmt: skip
     parts.extend(Text(line, style="red") for line in crashes[-3:])
     return Group(*parts)
 
