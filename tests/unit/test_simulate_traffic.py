@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import uuid
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -162,3 +166,53 @@ def test_invalid_options_are_refused() -> None:
         TrafficConfig(bot_share=1.5)
     with pytest.raises(ValueError, match="rate"):
         TrafficConfig(rate=0)
+
+
+def _digest(config: TrafficConfig, seconds: float) -> tuple[int, str]:
+    """How many hits ``config`` makes in ``seconds``, and a SHA-256 of all of them."""
+    digest = hashlib.sha256()
+    hits = Traffic(config, START_MS, seeded_ids(config.seed)).until(seconds)
+    for hit in hits:
+        whole = [hit.at_s, hit.kind, hit.late, asdict(hit.actor), hit.item,
+                 [asdict(slot) for slot in hit.slots]]  # fmt: skip
+        digest.update(json.dumps(whole, sort_keys=True).encode())
+    return len(hits), digest.hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("config", "seconds", "expected"),
+    [
+        (
+            TrafficConfig(rate=200.0, users=2000, seed=3, bot_share=0.1),
+            60,
+            (11922, "29d019d252a5b62804a89b9fcae45ac4659b6f14317b3dfacbee49293f0f78d4"),
+        ),
+        (
+            TrafficConfig(seed=11, drift_at_s=30.0),
+            90,
+            (4142, "23e2be228a1da7cb70610085a6aa475ad7f852ca1deb015b84fb81b6c5043983"),
+        ),
+        (
+            TrafficConfig(
+                rate=20.0, users=50, seed=5, bot_share=0.3, malformed_share=0.2, duplicate_share=0.2
+            ),
+            60,
+            (1405, "d047b7480178f086c30aae866bdb9617d205657a3d85101f23c1bc8eae53247b"),
+        ),
+    ],
+)
+def test_traffic_without_changes_is_exactly_what_it_was(
+    config: TrafficConfig, seconds: float, expected: tuple[int, str]
+) -> None:
+    """Digests taken before changes existed: a config without changes still makes exactly
+    those hits (same times, actors, items, slots and outcomes), ids included."""
+    assert _digest(config, seconds) == expected
+
+
+def test_seeded_ids_are_those_of_one_draw_per_id() -> None:
+    new_id = seeded_ids(9)
+    rng = np.random.default_rng([9, 7])
+    ids = [new_id() for _ in range(2500)]
+    expected = [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(2500)]
+    assert ids == expected
+    assert ids[:10] != [seeded_ids(9, stream=13)() for _ in range(10)]

@@ -12,6 +12,11 @@ log-normal gaps (median 6 s, at least 0.5 s), then an exponential pause, sized s
 ``users`` people make the requested rate. When the rate per person is too high for
 human-looking sessions (more than ~0.1 page views/s each), the in-session gaps shrink too
 (never below 0.5 s); give more ``users`` to keep them realistic.
+
+Changes (:mod:`~streamlearn.simulate.changes`, ``TrafficConfig.changes``) break the world at a
+chosen second, deterministically. A change never alters what is drawn before its second
+(the bot wave's actors come from a generator of their own), and a config without changes
+gives exactly the hits it gave before changes existed (a test pins a digest of them).
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ import numpy as np
 
 from streamlearn.models.features import FeatureValue
 from streamlearn.models.synthetic import CATEGORIES, PLACEMENTS, VALUE_MEANS
+from streamlearn.simulate.changes import (
+    BOT_WAVE_SHARE,
+    FIELD_DROPPED_SUFFIX,
+    PRICE_SHIFT,
+    Change,
+    ChangeKind,
+)
 from streamlearn.simulate.truth import Truth
 from streamlearn.simulate.world import Actor, make_burst_bot, make_crawler, make_human
 
@@ -38,6 +50,9 @@ MEAN_SESSION_PAGES = 6.0
 GAP_MEDIAN_S, GAP_SIGMA, MIN_GAP_S = 6.0, 0.8, 0.5
 CRAWLER_RATE, BURST_BOT_RATE, BURST_LENGTH = 0.5, 2.0, 8
 CONVERSION_RATE = 0.3
+PRICE_LOG_MEAN, PRICE_LOG_SIGMA = 3.0, 0.8
+BOT_WAVE_STREAM = 23
+"""Second word of the bot wave's own generator seed (``[seed, 23]``)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,9 @@ class TrafficConfig:
     drift_at_s: float | None = None
     seed: int = 0
     app_version: str = "simulator"
+    changes: tuple[Change, ...] = ()
+    """Changes of the world (at most one of each kind); ``drift_at_s`` is the older spelling
+    of a ``concept_drift`` change (give one or the other)."""
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.users < 1:
@@ -59,6 +77,30 @@ class TrafficConfig:
         for name in ("bot_share", "duplicate_share", "late_share", "malformed_share", "slot_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1]")
+        object.__setattr__(self, "changes", tuple(self.changes))  # a list given: hashable
+        kinds = [change.kind for change in self.changes]
+        repeated = sorted({kind for kind in kinds if kinds.count(kind) > 1})
+        if repeated:
+            raise ValueError(f"at most one change of each kind: {', '.join(repeated)} repeated")
+        if self.drift_at_s is not None and "concept_drift" in kinds:
+            raise ValueError("give drift_at_s or a concept_drift change, not both")
+
+    def change_at(self, kind: ChangeKind) -> float | None:
+        """The second change ``kind`` starts (``drift_at_s`` for concept drift), or None."""
+        if kind == "concept_drift" and self.drift_at_s is not None:
+            return self.drift_at_s
+        return next((change.at_s for change in self.changes if change.kind == kind), None)
+
+    def changed(self, kind: ChangeKind, at_s: float) -> bool:
+        """Whether change ``kind`` is in effect at simulated second ``at_s``."""
+        start = self.change_at(kind)
+        return start is not None and at_s >= start
+
+    def app_version_at(self, at_s: float) -> str:
+        """The version the app sends at ``at_s`` (a new one once ``field_dropped`` started)."""
+        if self.changed("field_dropped", at_s):
+            return self.app_version + FIELD_DROPPED_SUFFIX
+        return self.app_version
 
 
 @dataclass(frozen=True)
@@ -104,12 +146,27 @@ class _State:
 _Due = tuple[float, int, int, "Hit | None"]
 
 
-def seeded_ids(seed: int) -> Callable[[], str]:
-    """A deterministic UUID generator (for tests); the simulator uses :func:`uuid.uuid4`."""
-    rng = np.random.default_rng([seed, 7])
+ID_BATCH = 1024
+"""UUIDs drawn per generator call: one call per id was most of an id's cost."""
+
+
+def seeded_ids(seed: int, stream: int = 7) -> Callable[[], str]:
+    """A deterministic UUID generator (for tests and the lab); the simulator uses
+    :func:`uuid.uuid4`. Generators of other ``stream`` numbers draw other ids.
+
+    Ids are drawn :data:`ID_BATCH` at a time: the generator's bytes come out the same
+    whatever the batch, so the ids are those of a call per id."""
+    rng = np.random.default_rng([seed, stream])
+    ready: list[str] = []
 
     def new_id() -> str:
-        return str(uuid.UUID(bytes=rng.bytes(16), version=4))
+        if not ready:
+            raw = rng.bytes(16 * ID_BATCH)
+            ready.extend(
+                str(uuid.UUID(bytes=raw[i : i + 16], version=4)) for i in range(0, len(raw), 16)
+            )
+            ready.reverse()
+        return ready.pop()
 
     return new_id
 
@@ -126,7 +183,7 @@ class Traffic:
         self.config = config
         self.start_ms = start_ms
         self.new_id = new_id
-        self.truth = Truth(config.drift_at_s)
+        self.truth = Truth(config.change_at("concept_drift"))
         self.rng = np.random.default_rng(config.seed)
         rng = self.rng
         bot_rate = config.rate * config.bot_share
@@ -135,8 +192,12 @@ class Traffic:
         self.actors = [make_human(rng, i) for i in range(config.users)]
         self.actors += [make_crawler(rng, i) for i in range(crawlers)]
         self.actors += [make_burst_bot(rng, i) for i in range(bursters)]
-        self._crawler_rate = bot_rate / 2 / crawlers if crawlers else 0.0
-        self._burst_rate = bot_rate / 2 / bursters if bursters else 0.0
+        crawler_rate = bot_rate / 2 / crawlers if crawlers else 0.0
+        burst_rate = bot_rate / 2 / bursters if bursters else 0.0
+        self._rates = [0.0] * config.users + [crawler_rate] * crawlers + [burst_rate] * bursters
+        """Page views per second of each bot (by actor index; people: 0, unused)."""
+        self._price_drift_at = config.change_at("feature_drift")
+        self._field_dropped_at = config.change_at("field_dropped")
         # Size the people's pauses so that they make (1 - bot_share) of the rate.
         per_user = config.rate * (1 - config.bot_share) / config.users
         cycle_s = MEAN_SESSION_PAGES / per_user if per_user > 0 else math.inf
@@ -160,11 +221,47 @@ class Traffic:
                 if actor.returning:
                     self.states[index].last_seen_s = -float(rng.exponential(900.0))
             else:
-                first = float(rng.exponential(1 / self._rate_of(actor)))
+                first = float(rng.exponential(1 / self._rates[index]))
             self._push(first, index)
+        wave_at = config.change_at("bot_wave")
+        if wave_at is not None:
+            self._add_bot_wave(wave_at, crawlers, bursters)
 
-    def _rate_of(self, actor: Actor) -> float:
-        return self._crawler_rate if actor.kind == "crawler" else self._burst_rate
+    def _add_bot_wave(self, at_s: float, crawlers: int, bursters: int) -> None:
+        """Bots enough for :data:`BOT_WAVE_SHARE` of the page views, first due at ``at_s``.
+
+        Drawn from a generator of their own, after everyone else is scheduled, so nothing
+        before ``at_s`` changes (from then on they share the traffic's generator)."""
+        config = self.config
+        human_rate = config.rate * (1 - config.bot_share)
+        extra = human_rate * BOT_WAVE_SHARE / (1 - BOT_WAVE_SHARE) - config.rate * config.bot_share
+        if extra <= 0:
+            return
+        rng = np.random.default_rng([config.seed, BOT_WAVE_STREAM])
+        more_crawlers = math.ceil(extra / 2 / CRAWLER_RATE)
+        more_bursters = math.ceil(extra / 2 / BURST_BOT_RATE)
+        wave = [make_crawler(rng, crawlers + i) for i in range(more_crawlers)]
+        wave += [make_burst_bot(rng, bursters + i) for i in range(more_bursters)]
+        rates = [extra / 2 / more_crawlers] * more_crawlers
+        rates += [extra / 2 / more_bursters] * more_bursters
+        for actor, rate in zip(wave, rates, strict=True):
+            index = len(self.actors)
+            self.actors.append(actor)
+            self.states.append(_State())
+            self._rates.append(rate)
+            self._push(at_s + float(rng.exponential(1 / rate)), index)
+
+    def change_at(self, kind: ChangeKind) -> float | None:
+        """The second change ``kind`` starts, or None (see :meth:`TrafficConfig.change_at`)."""
+        return self.config.change_at(kind)
+
+    def changed(self, kind: ChangeKind, at_s: float) -> bool:
+        """Whether change ``kind`` is in effect at simulated second ``at_s``."""
+        return self.config.changed(kind, at_s)
+
+    def app_version_at(self, at_s: float) -> str:
+        """The app version sent at ``at_s`` (see :meth:`TrafficConfig.app_version_at`)."""
+        return self.config.app_version_at(at_s)
 
     def _push(self, at_s: float, index: int, hit: Hit | None = None) -> None:
         self._seq += 1
@@ -184,11 +281,11 @@ class Traffic:
     def _next_after(self, at_s: float, index: int) -> float:
         rng, actor, state = self.rng, self.actors[index], self.states[index]
         if actor.kind == "crawler":
-            return at_s + float(rng.exponential(1 / self._crawler_rate))
+            return at_s + float(rng.exponential(1 / self._rates[index]))
         if actor.kind == "burst_bot":
             if state.burst_left > 0:
                 return at_s + float(rng.uniform(0.010, 0.030))
-            return at_s + float(rng.exponential(BURST_LENGTH / self._burst_rate))
+            return at_s + float(rng.exponential(BURST_LENGTH / self._rates[index]))
         if state.pages_left > 0:
             gap = float(rng.lognormal(math.log(GAP_MEDIAN_S), GAP_SIGMA)) * self.gap_scale
             return at_s + max(MIN_GAP_S, gap)
@@ -222,6 +319,8 @@ class Traffic:
         client_ms = self.start_ms + int((at_s + actor.clock_skew_s) * 1000)
         if late:
             client_ms -= int(rng.uniform(20.0, 900.0) * 1000)
+        # field_dropped: the new release sends another version and no session hint.
+        dropped = self._field_dropped_at is not None and at_s >= self._field_dropped_at
         item: dict[str, Any] = {
             "event_id": self.new_id(),
             "event_type": "page_view",
@@ -229,11 +328,13 @@ class Traffic:
             "client_ts": client_ms,
             "url": url,
             "user_agent": actor.user_agent,
-            "app_version": config.app_version,
+            "app_version": config.app_version + FIELD_DROPPED_SUFFIX
+            if dropped
+            else config.app_version,
             "properties": {"category": category},
             "context": {"device": actor.device},
         }
-        if state.session:
+        if state.session and not dropped:
             item["session_hint"] = state.session
         if state.url is not None:
             item["referrer"] = state.url
@@ -256,6 +357,9 @@ class Traffic:
         count = int(rng.integers(1, len(PLACEMENTS) + 1))
         placements = [PLACEMENT_NAMES[int(i)] for i in rng.permutation(len(PLACEMENTS))[:count]]
         hour = int((self.start_ms / 1000 + at_s) // 3600 + actor.tz_offset_h) % 24
+        price_mean = PRICE_LOG_MEAN
+        if self._price_drift_at is not None and at_s >= self._price_drift_at:
+            price_mean += PRICE_SHIFT
         slots = []
         for placement in placements:
             category = (
@@ -264,7 +368,7 @@ class Traffic:
                 else CATEGORY_NAMES[int(rng.integers(len(CATEGORY_NAMES)))]
             )
             features: dict[str, FeatureValue] = {
-                "price": round(float(np.exp(rng.normal(3.0, 0.8))), 2),
+                "price": round(float(np.exp(rng.normal(price_mean, PRICE_LOG_SIGMA))), 2),
                 "hour": hour,
                 "is_mobile": actor.device == "mobile",
                 "category": category,

@@ -5,6 +5,9 @@ features (price, hour, is_mobile, category, recency_s, loyalty) and placement. W
 drift, from ``drift_at_s`` on two effects change sign: mobile users click *less* (-0.9 instead
 of +0.9) and every category's effect is negated (games become unpopular, garden popular).
 A model trained before the drift then ranks those requests the wrong way round.
+:class:`~streamlearn.simulate.traffic.Traffic` takes ``drift_at_s`` from its config's
+``drift_at_s`` or its ``concept_drift`` change (:mod:`~streamlearn.simulate.changes`);
+``Truth()`` (no drift) is the world as a model trained before any change knew it.
 """
 
 from __future__ import annotations
