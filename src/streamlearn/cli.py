@@ -24,6 +24,7 @@ from streamlearn.cli_common import (
     fail,
     fetch_progress,
 )
+from streamlearn.cli_dashboard import dashboard
 from streamlearn.cli_keys import keys_app
 from streamlearn.cli_loop import experiments_app, serve, simulate
 from streamlearn.cli_replay import replay_app
@@ -68,6 +69,7 @@ app.add_typer(keys_app, name="keys")
 app.command("serve")(serve)
 app.command("simulate")(simulate)
 app.command("up")(up)
+app.command("dashboard")(dashboard)
 app.add_typer(config_app, name="config")
 
 log = logging.getLogger("streamlearn")

@@ -1,0 +1,58 @@
+"""``streamlearn dashboard``: the live web page of the running system (registered by
+:mod:`streamlearn.cli`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streamlearn.cli_common import BootstrapOption, command_settings, fail
+
+
+def dashboard(
+    port: Annotated[int, typer.Option(help="HTTP port (0: any free port)")] = 8080,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    scrape: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scrape",
+            help="A part's Prometheus endpoint as [NAME=]URL, e.g. "
+            "preprocess=http://127.0.0.1:9101/metrics; repeat for each part",
+        ),
+    ] = None,
+    ready_file: Annotated[
+        Path | None,
+        typer.Option(help="Write the dashboard's URL to this file once it listens"),
+    ] = None,
+    bootstrap_servers: BootstrapOption = None,
+    schema_registry_url: Annotated[
+        str | None,
+        typer.Option("--schema-registry-url", help="[default: $STREAMLEARN_SCHEMA_REGISTRY_URL]"),
+    ] = None,
+) -> None:
+    """Serve a live dashboard: pipeline rates, models, drift, alerts, arms and processes.
+
+    Follows model.state (metadata only), model.metrics, monitoring.drift and
+    monitoring.alerts from the beginning, samples the pipeline topics' end offsets every
+    second, and pushes it all to the page over server-sent events. Ctrl-C or SIGTERM stops.
+    """
+    from streamlearn.dashboard import run_dashboard
+    from streamlearn.dashboard.app import scrape_targets
+    from streamlearn.dashboard.exceptions import DashboardError
+
+    settings = command_settings(
+        kafka_bootstrap=bootstrap_servers, schema_registry_url=schema_registry_url
+    )
+    try:
+        targets = scrape_targets(scrape or [])
+    except DashboardError as exc:
+        fail(str(exc))
+
+    def ready(url: str) -> None:
+        typer.echo(f"dashboard on {url}/ (namespace: {settings.topic_prefix or '(none)'})")
+
+    run_dashboard(
+        settings, host=host, port=port, scrape=targets, ready_file=ready_file, on_ready=ready
+    )

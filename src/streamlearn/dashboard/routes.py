@@ -1,0 +1,103 @@
+"""The dashboard's HTTP endpoints.
+
+``GET /`` the page; ``/static/...`` its script, style and the vendored chart library;
+``GET /api/state`` the whole state as JSON; ``GET /api/events`` the same as server-sent
+events (the state, then a delta each tick, or a heartbeat when nothing changed);
+``/healthz`` and ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streamlearn.dashboard.context import DASHBOARD
+from streamlearn.dashboard.sse import encode_json, sse_json, sse_retry
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MS = 2000
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[DASHBOARD].index_html, content_type="text/html", charset="utf-8"
+    )
+
+
+async def api_state(request: web.Request) -> web.Response:
+    payload, _ = request.app[DASHBOARD].state.full()
+    return web.Response(
+        text=encode_json(payload),
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def api_events(request: web.Request) -> web.StreamResponse:
+    """The state, then each tick a delta (or a heartbeat), until the client goes or the
+    dashboard stops."""
+    dashboard = request.app[DASHBOARD]
+    state, metrics = dashboard.state, dashboard.metrics
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-store",
+            # Proxies (nginx) would buffer the stream otherwise.
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    metrics.sse_clients.inc()
+    try:
+        payload, cursor = state.full()
+        await response.write(sse_retry(RECONNECT_MS) + sse_json("state", payload))
+        metrics.sse_events.labels(event="state").inc()
+        quiet_s = 0.0
+        while not dashboard.closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(dashboard.closing.wait(), dashboard.tick_s)
+            if dashboard.closing.is_set():
+                break
+            delta, cursor = state.delta(cursor)
+            quiet_s += dashboard.tick_s
+            if delta is not None:
+                await response.write(sse_json("delta", delta))
+                metrics.sse_events.labels(event="delta").inc()
+                quiet_s = 0.0
+            elif quiet_s >= dashboard.heartbeat_s:
+                await response.write(sse_json("heartbeat", {"server_time": state.clock()}))
+                metrics.sse_events.labels(event="heartbeat").inc()
+                quiet_s = 0.0
+    except (ConnectionResetError, ConnectionError):
+        log.debug("dashboard: an event stream's client went away")
+    finally:
+        metrics.sse_clients.dec()
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    state = request.app[DASHBOARD].state
+    status = state.section("status")
+    return web.json_response(
+        {"status": "ok", "topics": status["assigned"], "missing": status["missing"]},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[DASHBOARD].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_routes(app: web.Application, static_dir: str) -> None:
+    app.router.add_get("/", index)
+    app.router.add_get("/api/state", api_state)
+    app.router.add_get("/api/events", api_events)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_static("/static/", static_dir, append_version=False)
