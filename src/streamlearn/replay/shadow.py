@@ -27,7 +27,6 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 import streamlearn
-from streamlearn.agents import AGENT_NAMES
 from streamlearn.kafka_clients import PRODUCE_TIMEOUT_S, confluent_config, producer_config
 from streamlearn.replay.exceptions import ReplayError
 from streamlearn.replay.groups import committed_offsets
@@ -50,11 +49,15 @@ AGENT_SETTINGS = (
 """Settings that change what the agents output (recorded in the manifest)."""
 
 
+REPLAYABLE = ("preprocess", "sessionise", "label-join", "learner")
+"""The agents `replay agents` runs and `replay diff` compares."""
+
+
 def step_topics(agents: Sequence[str]) -> tuple[list[str], list[str]]:
     """(root inputs: read by the agents and produced by none of them, every input)."""
-    unknown = sorted(set(agents) - set(AGENT_NAMES))
+    unknown = sorted(set(agents) - set(REPLAYABLE))
     if unknown:
-        raise ReplayError(f"unknown agents {unknown}; known: {list(AGENT_NAMES)}")
+        raise ReplayError(f"unknown agents {unknown} for replay agents; it runs {list(REPLAYABLE)}")
     classes = {name: _step_class(name) for name in agents}
     inputs = [t for c in classes.values() for t in c.inputs]
     outputs = {t for c in classes.values() for t in c.outputs}
