@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from streamlearn.agents.monitor import MonitorStep
+from streamlearn.models.configured import configured_specs
 from streamlearn.runtime.local import LocalCluster, LocalWorker
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.serde import InMemoryRegistry
@@ -17,7 +18,11 @@ from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-SETTINGS = Settings(monitor_window_records=100, monitor_reference_records=400)
+# Examples are monitored once the label horizon (+ lateness) passed since the first.
+SETTINGS = Settings(
+    monitor_window_records=100, monitor_reference_records=400, label_horizon_s=1,
+    label_allowed_lateness_s=0,
+)  # fmt: skip
 CATALOGUE = TopicCatalogue.from_settings(SETTINGS)
 
 
@@ -99,7 +104,7 @@ def _run(records: list[tuple[str, dict[str, Any]]], settings: Settings = SETTING
     for topic, value in records:
         serde = CATALOGUE.topic(topic).serde(registry)
         cluster.produce(topic, b"k", serde.encode(value), partition=0)
-    worker = LocalWorker(cluster, MonitorStep(settings, AgentMetrics()))
+    worker = LocalWorker(cluster, MonitorStep(settings, AgentMetrics(), configured_specs(settings)))
     worker.assign([0])
     worker.run(50)
     return cluster

@@ -45,6 +45,8 @@ from streamlearn.agents.monitor_streams import (
     StreamId,
     WindowConfig,
 )
+from streamlearn.models.configured import configured_specs
+from streamlearn.models.specs import ModelSpec
 from streamlearn.runtime.environment import StepEnvironment
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Emit, Record, Step
@@ -166,7 +168,9 @@ class MonitorStep(Step):
     outputs = ("monitoring.drift", "monitoring.alerts")
     stores = (STORE,)
 
-    def __init__(self, settings: Settings, metrics: AgentMetrics) -> None:
+    def __init__(
+        self, settings: Settings, metrics: AgentMetrics, specs: Mapping[str, ModelSpec]
+    ) -> None:
         self.config = WindowConfig(
             window=settings.monitor_window_records,
             reference=settings.monitor_reference_records,
@@ -175,6 +179,15 @@ class MonitorStep(Step):
             bins=settings.monitor_bins,
             top_k=settings.monitor_top_k,
         )
+        # Until a model's examples flow in their steady mix, a reference would be skewed:
+        # positives are emitted as soon as the click comes, negatives only after the
+        # label horizon. So examples labelled within horizon + lateness of the stream's
+        # first served prediction are not monitored (models without a spec: the longest).
+        lateness_ms = int(settings.label_allowed_lateness_s * 1000)
+        self.warm_up_ms = {
+            name: spec.label.horizon_ms + lateness_ms for name, spec in specs.items()
+        }
+        self.default_warm_up_ms = max(self.warm_up_ms.values(), default=0)
         self.bucket_ms = int(settings.monitor_bucket_s * 1000)
         self.cooldown_ms = int(settings.monitor_cooldown_s * 1000)
         self.metrics = MonitorMetrics(metrics)
@@ -248,6 +261,13 @@ class MonitorStep(Step):
         value = record.value
         model, arm, version = value["model_name"], value.get("arm"), value["model_version"]
         served_ms, labelled_ms = millis(value["served_ts"]), millis(value["labelled_ts"])
+        first_served = dict(state.store.get("first_served") or {})
+        if model not in first_served:
+            first_served[model] = served_ms
+            state.store["first_served"] = first_served
+        warm_up_ms = self.warm_up_ms.get(model, self.default_warm_up_ms)
+        if labelled_ms < first_served[model] + warm_up_ms:
+            return []
         stream = StreamId("calibration", "score", model=model, arm=arm)
         calibration: CalibrationStream = state.get(
             stream.key, lambda data: CalibrationStream(stream, record.topic, data)
@@ -385,4 +405,4 @@ def _alert(
 
 
 def make_monitor(env: StepEnvironment) -> MonitorStep:
-    return MonitorStep(env.settings, env.metrics)
+    return MonitorStep(env.settings, env.metrics, configured_specs(env.settings))
