@@ -50,6 +50,9 @@ MEAN_SESSION_PAGES = 6.0
 GAP_MEDIAN_S, GAP_SIGMA, MIN_GAP_S = 6.0, 0.8, 0.5
 CRAWLER_RATE, BURST_BOT_RATE, BURST_LENGTH = 0.5, 2.0, 8
 CONVERSION_RATE = 0.3
+NEW_VISITOR_SHARE = 0.33
+"""Sessions whose person is not recognised (no recency): the same share all along, so
+the served features' distribution is stationary until a change is injected."""
 PRICE_LOG_MEAN, PRICE_LOG_SIGMA = 3.0, 0.8
 BOT_WAVE_STREAM = 23
 """Second word of the bot wave's own generator seed (``[seed, 23]``)."""
@@ -205,6 +208,9 @@ class Traffic:
         self.gap_scale = min(1.0, 0.8 * cycle_s / in_session)
         self.pause_mean_s = cycle_s - in_session * self.gap_scale
         self.states = [_State() for _ in self.actors]
+        # Who comes back as a new visitor, and when people were last seen at the start,
+        # from a stream of their own (the hits' other draws stay as they were).
+        self._visits = np.random.default_rng([config.seed, 11])
         self._due: list[_Due] = []
         self._seq = 0
         for index, actor in enumerate(self.actors):
@@ -212,14 +218,20 @@ class Traffic:
                 if per_user <= 0:
                     continue
                 # Start in the steady state: some people are mid-session, the rest paused.
+                # When they were last seen is what it is in the steady state too: a page
+                # ago for those mid-session; for the others, as long ago as a pause
+                # (exponential: the part already paused is one too), unless they come as
+                # new visitors (see _page_view).
                 if rng.random() < in_session * self.gap_scale / cycle_s:
                     self.states[index].pages_left = int(rng.integers(1, int(MEAN_SESSION_PAGES)))
                     self.states[index].session = self.new_id()
                     first = float(rng.uniform(0, 2 * GAP_MEDIAN_S * self.gap_scale))
+                    ago = self._in_session_gap(self._visits)
                 else:
                     first = float(rng.exponential(self.pause_mean_s))
+                    ago = float(self._visits.exponential(max(self.pause_mean_s, MIN_GAP_S)))
                 if actor.returning:
-                    self.states[index].last_seen_s = -float(rng.exponential(900.0))
+                    self.states[index].last_seen_s = -ago
             else:
                 first = float(rng.exponential(1 / self._rates[index]))
             self._push(first, index)
@@ -287,9 +299,12 @@ class Traffic:
                 return at_s + float(rng.uniform(0.010, 0.030))
             return at_s + float(rng.exponential(BURST_LENGTH / self._rates[index]))
         if state.pages_left > 0:
-            gap = float(rng.lognormal(math.log(GAP_MEDIAN_S), GAP_SIGMA)) * self.gap_scale
-            return at_s + max(MIN_GAP_S, gap)
+            return at_s + self._in_session_gap(rng)
         return at_s + max(MIN_GAP_S, float(rng.exponential(max(self.pause_mean_s, MIN_GAP_S))))
+
+    def _in_session_gap(self, rng: np.random.Generator) -> float:
+        gap = float(rng.lognormal(math.log(GAP_MEDIAN_S), GAP_SIGMA)) * self.gap_scale
+        return max(MIN_GAP_S, gap)
 
     def _page_view(self, at_s: float, index: int) -> Hit:
         rng, config = self.rng, self.config
@@ -298,6 +313,8 @@ class Traffic:
         if actor.kind == "burst_bot":
             state.burst_left = state.burst_left - 1 if state.burst_left > 0 else BURST_LENGTH - 1
         if actor.kind == "human" and state.pages_left == 0:
+            if self._visits.random() < NEW_VISITOR_SHARE:
+                state.last_seen_s = None  # a new device, cleared cookies: not recognised
             state.pages_left = int(rng.geometric(1 / MEAN_SESSION_PAGES))
             state.session = self.new_id()
             state.url = None
