@@ -142,6 +142,10 @@ def run(kind: str | None, change_at_s: float, duration_s: float, seed: int) -> d
             f"{a.value['kind']}:{a.value['labels'].get('feature')}"
             for a in records["monitoring.alerts"]
         ],
+        "messages": [
+            f"{a.value['raised_ts']:%H:%M:%S} {a.value['message']}"
+            for a in records["monitoring.alerts"]
+        ],
     }
     for name, make in (("adwin", drift.ADWIN), ("page_hinkley", drift.PageHinkley)):
         if kind is None:
@@ -168,6 +172,7 @@ def main() -> None:
     parser.add_argument("--after-s", type=float, default=180.0, help="simulated after it")
     parser.add_argument("--quiet-s", type=float, default=1800.0, help="drift-free run (0: none)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--verbose", action="store_true", help="print every alert")
     args = parser.parse_args()
     kinds: list[str | None] = list(args.only or CHANGE_KINDS)
     if args.quiet_s > 0:
@@ -179,6 +184,8 @@ def main() -> None:
         row = rows[-1]
         print(f"{row['scenario']}: {row['lab_s']} s for {row['simulated_s']:.0f} simulated s, "
               f"{row['windows']} windows, alerts {row['alerts'][:8]}", flush=True)  # fmt: skip
+        if args.verbose:
+            print("\n".join(f"  {m}" for m in row["messages"]))
     print()
     print(f"| scenario | monitor (goal ≤ {GOAL_DELAY_S:.0f} s, 0 FA) | ADWIN | PageHinkley |")
     print("|---|---|---|---|")

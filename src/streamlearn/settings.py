@@ -168,7 +168,7 @@ class Settings(BaseSettings):
     monitor_false_alarm_rate: float = Field(default=1e-3, gt=0, lt=0.5)
     """Chance that one window of undrifted data crosses a drift threshold (sets them)."""
 
-    monitor_consecutive_windows: int = Field(default=2, ge=1)
+    monitor_consecutive_windows: int = Field(default=3, ge=1)
     """Windows in a row over a threshold before the monitor raises an alert."""
 
     monitor_cooldown_s: float = Field(default=300.0, ge=0)
