@@ -35,6 +35,20 @@ def up(
     users: Annotated[int, typer.Option(help="Simulated people")] = 5000,
     bot_share: Annotated[float, typer.Option(help="Share of page views made by bots")] = 0.05,
     seed: Annotated[int, typer.Option(help="Seed of the simulated world")] = 0,
+    drift_at: Annotated[
+        float | None,
+        typer.Option(
+            help="Simulated second at which the world drifts (prices and what people like)"
+        ),
+    ] = None,
+    change: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Inject a change KIND@SECOND (feature_drift, concept_drift, field_dropped, "
+            "bot_wave); repeatable"
+        ),
+    ] = None,
+    dashboard_port: Annotated[int, typer.Option(help="Port of the web dashboard")] = 8080,
     bootstrap_servers: BootstrapOption = None,
     port: Annotated[int, typer.Option(help="Port of the embedded broker")] = 9092,
     data_dir: DataDirOption = None,
@@ -60,7 +74,7 @@ def up(
 
     from streamlearn.simulate import TrafficConfig
     from streamlearn.up import UpOptions, run_up
-    from streamlearn.up.system import apply_simulate_defaults
+    from streamlearn.up.system import apply_simulate_defaults, simulated_changes
 
     console = Console(stderr=as_json, highlight=False, soft_wrap=True)
 
@@ -74,7 +88,10 @@ def up(
         kafka_bootstrap=bootstrap_servers, schema_registry_url=schema_registry_url
     )
     try:
-        traffic = TrafficConfig(rate=rate, users=users, bot_share=bot_share, seed=seed)
+        changes = simulated_changes(drift_at, change or [])
+        traffic = TrafficConfig(
+            rate=rate, users=users, bot_share=bot_share, seed=seed, changes=changes
+        )
     except ValueError as exc:
         fail(str(exc))
     options = UpOptions(
@@ -85,6 +102,7 @@ def up(
         registry_port=registry_port,
         collector_port=collector_port,
         serve_port=serve_port,
+        dashboard_port=dashboard_port,
         simulate=traffic if simulate else None,
         duration_s=duration,
         live=console.is_terminal if live is None else live,

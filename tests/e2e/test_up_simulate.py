@@ -35,11 +35,11 @@ def _up(
         "STREAMLEARN_DATA_DIR": str(data_dir),
     }
     env.pop("STREAMLEARN_SCHEMA_REGISTRY_URL", None)
-    ports = [str(free_port()) for _ in range(3)]
+    ports = [str(free_port()) for _ in range(4)]
     completed = subprocess.run(
         [sys.executable, "-m", "streamlearn", "up", "--bootstrap-servers", kafka_bootstrap,
          "--registry-port", ports[0], "--collector-port", ports[1], "--serve-port", ports[2],
-         "--json", *arguments],
+         "--dashboard-port", ports[3], "--json", *arguments],
         env=env, capture_output=True, text=True, timeout=timeout_s,
     )  # fmt: skip
     assert completed.stdout.strip(), completed.stderr[-5000:]

@@ -114,6 +114,8 @@ def _wait_for_line(process: subprocess.Popen[str], text: str, timeout_s: float =
                 "FREE_PORT",
                 "--serve-port",
                 "FREE_PORT",
+                "--dashboard-port",
+                "FREE_PORT",
             ],
             "streamlearn is up",
         ),

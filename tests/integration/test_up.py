@@ -34,7 +34,8 @@ def _start_up(
     return subprocess.Popen(
         [sys.executable, "-m", "streamlearn", "up", "--bootstrap-servers", kafka_bootstrap,
          "--registry-port", str(free_port()), "--collector-port", str(free_port()),
-         "--serve-port", str(serve_port), "--json", *arguments],
+         "--serve-port", str(serve_port), "--dashboard-port", str(free_port()), "--json",
+         *arguments],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -100,8 +101,8 @@ def test_parts_stop_themselves_when_up_is_killed(
         registry_pid = int(next(line for line in lines if "(pid " in line).split("(pid ")[1][:-2])
         up.kill()  # no chance to stop its parts
         up.wait()
-        # The five agents, the archive, the collector and the prediction worker.
-        assert len(pids) == 8, lines
+        # The five agents, the archive, the collector, the prediction worker, the dashboard.
+        assert len(pids) == 9, lines
         deadline = time.monotonic() + 60
         while any(_running(pid) for pid in [*pids, registry_pid]):
             assert time.monotonic() < deadline, [p for p in pids if _running(p)]
@@ -171,7 +172,7 @@ def test_a_sigkilled_up_stops_the_broker_it_started(
     with subprocess.Popen(
         [sys.executable, "-m", "streamlearn", "up", "--port", str(free_port()),
          "--registry-port", str(free_port()), "--collector-port", str(free_port()),
-         "--serve-port", str(free_port()), "--json"],
+         "--serve-port", str(free_port()), "--dashboard-port", str(free_port()), "--json"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     ) as up:  # fmt: skip
         _lines_until_up(up)

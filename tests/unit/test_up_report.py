@@ -160,13 +160,22 @@ def test_up_refuses_at_once_a_port_another_process_listens_on() -> None:
         port = taken.getsockname()[1]
         options = UpOptions(
             embedded_kafka=False, kafka_port=9092, data_dir=None, start_registry=False,
-            registry_port=port, collector_port=0, serve_port=port,
+            registry_port=port, collector_port=0, serve_port=port, dashboard_port=0,
         )  # fmt: skip
         with pytest.raises(StreamlearnError, match=f"port {port} is taken.*--serve-port"):
             _check_ports_free(options)
         # The registry's port is only checked when up starts the registry.
         _check_ports_free(
-            UpOptions(False, 9092, None, False, registry_port=port, collector_port=0, serve_port=0)
+            UpOptions(
+                False,
+                9092,
+                None,
+                False,
+                registry_port=port,
+                collector_port=0,
+                serve_port=0,
+                dashboard_port=0,
+            )
         )
 
 

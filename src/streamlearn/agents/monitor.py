@@ -242,6 +242,15 @@ class MonitorStep(Step):
         value = record.value
         model, arm, version = value["model_name"], value.get("arm"), value["model_version"]
         at_ms = millis(value["served_ts"])
+        if (
+            value["degraded"]
+            and not self._histogram(
+                state, StreamId("score", "degraded", model=model, arm=arm), record.topic
+            ).ready
+        ):
+            # A fallback before the model's reference is complete (a worker starting
+            # before any model was published): not what the model serves.
+            return []
         observed: Iterable[tuple[str, str, Any]] = [
             ("score", "score", value["score"]),
             ("score", "degraded", bool(value["degraded"])),

@@ -155,7 +155,7 @@ class Simulator:
         if self.collector_backoff.blocked() and not malformed:
             self.summary.dropped += len(items)
             return
-        headers = {"X-App-Version": self.config.app_version}
+        headers = {"X-App-Version": str(items[0].get("app_version", self.config.app_version))}
         if ip is not None:
             headers["X-Forwarded-For"] = ip
         if agent is not None:
@@ -252,7 +252,7 @@ class Simulator:
                 "kind": kind,
                 "user_id": hit.actor.user_id,
                 "client_ts": client_ms,
-                "app_version": self.config.app_version,
+                "app_version": self.traffic.app_version_at(at_s + after_s),
             }
             if value is not None:
                 item["value"] = value

@@ -18,7 +18,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from streamlearn.serving.experiment_topic import publish_experiment
 from streamlearn.serving.experiments import Arm, Experiment
 from streamlearn.settings import Settings
 from streamlearn.simulate import LoopOptions, Simulator, TrafficConfig, new_simulator, run_simulator
+from streamlearn.simulate.changes import Change, parse_change
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 from streamlearn.topology.catalogue import topology_path
 from streamlearn.topology.registration import register_topology_schemas
@@ -87,9 +88,22 @@ class UpOptions:
     registry_port: int
     collector_port: int
     serve_port: int
+    dashboard_port: int = 8080
     simulate: TrafficConfig | None = None
     duration_s: float | None = None
     live: bool = False
+
+
+def simulated_changes(drift_at_s: float | None, changes: Sequence[str]) -> tuple[Change, ...]:
+    """What ``--drift-at S`` (the world drifts: prices and what people like, at S) and
+    ``--change KIND@S`` inject. A broken model is the lab's only (bench/drift.py): here
+    the prediction worker serves what the learner publishes."""
+    injected = [parse_change(text) for text in changes]
+    if drift_at_s is not None:
+        injected += [Change("feature_drift", drift_at_s), Change("concept_drift", drift_at_s)]
+    if any(c.kind == "broken_model" for c in injected):
+        raise ValueError("broken_model is injected by the lab only (bench/drift.py)")
+    return tuple(injected)
 
 
 def _free_port() -> int:
@@ -102,7 +116,11 @@ def _check_ports_free(options: UpOptions) -> None:
     """Fail at once, naming the option, when a port is taken (another `up` running?): a
     part that cannot listen would otherwise crash and restart until its readiness wait
     gives up a minute later."""
-    ports = {"--collector-port": options.collector_port, "--serve-port": options.serve_port}
+    ports = {
+        "--collector-port": options.collector_port,
+        "--serve-port": options.serve_port,
+        "--dashboard-port": options.dashboard_port,
+    }
     if options.start_registry:
         ports["--registry-port"] = options.registry_port
     for option, port in ports.items():
@@ -154,10 +172,17 @@ def _part_specs(settings: Settings, options: UpOptions) -> list[ChildSpec]:
             metrics_url=f"http://127.0.0.1:{port}/metrics",
         )
     )
+    scrape = [f"{spec.name}={spec.metrics_url}" for spec in specs if spec.metrics_url]
+    scrape += [
+        f"collector=http://127.0.0.1:{options.collector_port}/metrics",
+        f"serve=http://127.0.0.1:{options.serve_port}/metrics",
+    ]
     for name, args, port in (
         ("collector", ("collector", "serve"), options.collector_port),
         ("serve", ("serve",), options.serve_port),
-    ):
+        ("dashboard", ("dashboard", *(f"--scrape={url}" for url in scrape)),
+         options.dashboard_port),
+    ):  # fmt: skip
         specs.append(
             ChildSpec(
                 name,
