@@ -245,7 +245,11 @@ def schemas_register(
 def agents_run(
     only: Annotated[
         str | None,
-        typer.Option("--only", help="Comma-separated agents to run [default: all]"),
+        typer.Option(
+            "--only",
+            help="Comma-separated agents to run [default: the four pipeline agents; the "
+            "monitor reads their inputs, so it runs as its own worker]",
+        ),
     ] = None,
     group: Annotated[
         str,
@@ -258,16 +262,20 @@ def agents_run(
     """Run agents in one worker process; more processes share the partitions."""
     import faust
 
-    from streamlearn.agents import AGENT_NAMES, STEPS
+    from streamlearn.agents import AGENT_NAMES, PIPELINE_AGENTS, STEPS
+    from streamlearn.runtime.exceptions import RuntimeConfigurationError
     from streamlearn.runtime.health import WorkerHealth, serve_health
     from streamlearn.runtime.worker import create_faust_app
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
-    chosen = tuple(a.strip() for a in only.split(",")) if only else AGENT_NAMES
+    chosen = tuple(a.strip() for a in only.split(",")) if only else PIPELINE_AGENTS
     unknown = sorted(set(chosen) - set(AGENT_NAMES))
     if unknown:
         fail(f"unknown agents {unknown}; known: {list(AGENT_NAMES)}")
-    runtime = create_faust_app(settings, [STEPS[name] for name in chosen], group=group)
+    try:
+        runtime = create_faust_app(settings, [STEPS[name] for name in chosen], group=group)
+    except RuntimeConfigurationError as exc:
+        fail(str(exc))
     app = runtime.app
     typer.echo(f"agents {', '.join(chosen)} joining group {app.conf.id}")
     if metrics_port is not None:

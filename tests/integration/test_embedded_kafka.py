@@ -140,7 +140,7 @@ def test_foreground_commands_stop_everything_on_sigterm(
             lines = _wait_for_line(process, ready_line)
             if command[0] == "up":
                 assert any("+ create model.state" in line for line in lines), lines
-                assert any("schemas: 11 registered" in line for line in lines), lines
+                assert any("schemas: 12 registered" in line for line in lines), lines
                 assert any("agents: preprocess, sessionise" in line for line in lines), lines
                 collector = next(line for line in lines if line.startswith("collector at "))
                 event = {"event_type": "page_view", "user_id": "u", "app_version": "1"}

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from streamlearn.agents import STEPS
+from streamlearn.agents import PIPELINE_AGENTS, STEPS
 from streamlearn.models.synthetic import ClickWorld
 from streamlearn.runtime.worker import create_faust_app
 from streamlearn.serde import AvroSerde, RegistryClient, frame
@@ -109,7 +109,10 @@ async def test_every_agent_rejects_hostile_records_with_their_reason_and_goes_on
     expected = sum(len(records) for records in sent.values())
 
     runtime = create_faust_app(
-        settings, list(STEPS.values()), registry=registry, data_dir=tmp_path / "faust"
+        settings,
+        [STEPS[name] for name in PIPELINE_AGENTS],
+        registry=registry,
+        data_dir=tmp_path / "faust",
     )
     await runtime.app.start()
     try:

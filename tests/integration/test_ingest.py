@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from streamlearn.agents import STEPS
+from streamlearn.agents import PIPELINE_AGENTS, STEPS
 from streamlearn.runtime.worker import create_faust_app
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
@@ -90,7 +90,10 @@ async def test_preprocess_and_sessionise_against_truth(
     poison.flush(30)
 
     runtime = create_faust_app(
-        settings, list(STEPS.values()), registry=registry, data_dir=tmp_path / "faust"
+        settings,
+        [STEPS[name] for name in PIPELINE_AGENTS],
+        registry=registry,
+        data_dir=tmp_path / "faust",
     )
     app = runtime.app
     await app.start()

@@ -27,5 +27,8 @@ STEPS: dict[str, Callable[[StepEnvironment], Step]] = {
     "monitor": make_monitor,
 }
 AGENT_NAMES = tuple(STEPS)
+PIPELINE_AGENTS = ("preprocess", "sessionise", "label-join", "learner")
+"""What `agents run` runs without --only: each reads its own topics, so one worker (one
+consumer group) can run them all; the monitor reads theirs and runs on its own."""
 
-__all__ = ["AGENT_NAMES", "STEPS"]
+__all__ = ["AGENT_NAMES", "PIPELINE_AGENTS", "STEPS"]

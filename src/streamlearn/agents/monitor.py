@@ -167,6 +167,10 @@ class MonitorStep(Step):
     inputs = ("telemetry.events", "events.clean", "telemetry.predictions", "training.examples")
     outputs = ("monitoring.drift", "monitoring.alerts")
     stores = (STORE,)
+    # Every input is read by an agent that rejects what it cannot decode (preprocess,
+    # sessionise, label-join, learner): the monitor counts such records, one rejection
+    # record per bad record is theirs to write.
+    publishes_rejections = False
 
     def __init__(
         self, settings: Settings, metrics: AgentMetrics, specs: Mapping[str, ModelSpec]

@@ -103,7 +103,8 @@ class StepBinding:
     def _outputs(self) -> tuple[StepOutputs, OutputBatches]:
         batches = self.app.batch_producer.batches()
         emit = StepOutputs(self.writers, batches.add, self.step.name, self.runtime.metrics,
-                           wall_ms, self.names)  # fmt: skip
+                           wall_ms, self.names,
+                           publish_rejections=self.step.publishes_rejections)  # fmt: skip
         return emit, batches
 
     def _checkpoint(self, partition: int, outputs: OutputBatches, *, acks: bool) -> list[Any]:

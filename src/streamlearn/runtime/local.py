@@ -153,7 +153,8 @@ class LocalWorker:
             self._pending.append(Message(self._logical[topic], partition, -1, key, value))
 
         return StepOutputs(self._writers, sink, self.step.name, self.metrics,
-                           lambda: self.now_ms, self._names)  # fmt: skip
+                           lambda: self.now_ms, self._names,
+                           publish_rejections=self.step.publishes_rejections)  # fmt: skip
 
     # -- assignment ----------------------------------------------------------------------
 

@@ -75,8 +75,11 @@ class StepOutputs:
         metrics: AgentMetrics,
         clock: WallClock,
         source_names: Mapping[str, str],
+        *,
+        publish_rejections: bool = True,
     ) -> None:
         self._writers = writers
+        self._publish_rejections = publish_rejections
         self._sink = sink
         self._agent = agent
         self._metrics = metrics
@@ -112,6 +115,8 @@ class StepOutputs:
     ) -> None:
         """Send a record, bytes intact, to ``events.rejected`` and count it."""
         self._metrics.rejected.labels(agent=self._agent, reason=reason).inc()
+        if not self._publish_rejections:
+            return
         writer = self._writers[REJECTED]
         record = {
             "source_topic": self._source_names.get(topic, topic),

@@ -95,6 +95,10 @@ class Step(ABC):
     """Names of the step's partition-scoped state stores."""
     tick_every_s: ClassVar[float | None] = None
     """How often :meth:`tick` runs (None: never)."""
+    publishes_rejections: ClassVar[bool] = True
+    """Whether undecodable input goes to ``events.rejected`` (always counted). A step that
+    only observes topics another agent reads (and rejects from) says False: one record,
+    one rejection."""
 
     def bind(self, state: Stores, wall_clock: Callable[[], int]) -> None:
         """Called once, before anything else, with the step's state and the wall clock

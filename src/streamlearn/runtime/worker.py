@@ -130,6 +130,19 @@ def create_faust_app(
     names = [step.name for step in made]
     if len(set(names)) != len(names):
         raise RuntimeConfigurationError(f"a step is listed twice: {names}")
+    # One consumer group commits one offset per partition: two steps of one worker
+    # reading the same topic would commit for each other. Such steps run as workers of
+    # their own groups (`agents run --only NAME --group G`).
+    readers: dict[str, str] = {}
+    for step in made:
+        for topic in step.inputs:
+            if topic in readers:
+                raise RuntimeConfigurationError(
+                    f"agents {readers[topic]} and {step.name} both read {topic}: run them "
+                    f"as separate workers (`agents run --only {step.name} --group "
+                    f"streamlearn-{step.name}`)"
+                )
+            readers[topic] = step.name
     for step in made:
         bind_step(runtime, step)
         runtime.steps.append(step)
