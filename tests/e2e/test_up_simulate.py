@@ -83,7 +83,7 @@ def test_up_simulate_closes_the_loop(
     assert set(simulation["ctr_by_arm"]) == {"logistic", "tree"}
     processes = summary["processes"]
     assert set(processes) == {
-        "registry", "preprocess", "sessionise", "label-join", "learner", "archive", "collector",
-        "serve",
+        "registry", "preprocess", "sessionise", "label-join", "learner", "monitor", "archive",
+        "collector", "serve", "dashboard",
     }  # fmt: skip
     assert all(p["exit_code"] == 0 and p["clean"] and not p["crashes"] for p in processes.values())
