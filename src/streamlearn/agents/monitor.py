@@ -36,11 +36,11 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from streamlearn.agents.monitor_share import PipelineShare
 from streamlearn.agents.monitor_streams import (
     CalibrationStream,
     ClosedWindow,
     HistogramStream,
-    PipelineShare,
     RateStream,
     StreamId,
     WindowConfig,
