@@ -29,7 +29,7 @@ thread (``asyncio.to_thread``) and does not call :meth:`learn` until it returns.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -100,6 +100,10 @@ class OnlineLearner:
         self.counters = LearnerCounters()
         self._since_snapshot = 0
         self._last_snapshot_s: float | None = None
+        self.on_scored: Callable[[Mapping[str, Any], float, float], None] | None = None
+        """Called as ``on_scored(example, score, weight)`` with each example's prequential
+        score, before it is learned (the learning lab judges prequential figures per
+        window with it); never part of the model."""
         self._reset_metrics()
 
     def _reset_metrics(self) -> None:
@@ -145,6 +149,8 @@ class OnlineLearner:
             self.counters.invalid += 1
             return False
         score = spec.predict(model, x)
+        if self.on_scored is not None:
+            self.on_scored(example, score, weight)
         truth = spec.target(label)
         self._first.update(truth, score, weight)
         self._second.update(truth, score, weight)

@@ -1,0 +1,319 @@
+"""The learning lab: the loop closed offline, served scores coming from the learned model.
+
+:class:`~streamlearn.simulate.lab.Lab` runs the simulated world and the real agents in
+virtual time without Kafka, with a stand-in model. The learning lab runs the real
+label-join and learner steps over it instead of preprocess (they do not read
+``events.clean``, so hits are not even mapped to ``telemetry.events``), and serves what
+the learner has published: every ``model.state`` snapshot is verified and loaded as a
+prediction worker loads it (:func:`~streamlearn.models.snapshot.load_model`) and serves
+from the next simulated second on, at the learner's cadence (the spec's
+``snapshot_every_s``). Before a model's first snapshot its requests get the spec's
+fallback score (version 0, ``degraded``), as a worker answers without a model.
+
+Each model of ``settings.models`` is an experiment arm (users split by a stable hash, as
+``up --simulate`` splits them), so one run judges every model on its own traffic.
+
+What users got is judged against the outcome the world decided when the page was made
+(seen, clicked within the label horizon), not against the examples label-join emits: every
+strategy of handling the feedback delay is then judged on the same impressions, whatever
+examples it makes. Per window of serving time (:meth:`LearningLab.figures`):
+
+- ``served_auc``: AUC of the served scores within each serving version, averaged weighted
+  by examples over versions with both classes (as :mod:`~streamlearn.models.served_metrics`
+  does, but exact rather than River's 10-threshold approximation: a goal of 0.005 needs it);
+  fallbacks (version 0) left out;
+- ``ceiling_auc``: AUC of the true probabilities of the same impressions (no model ranks
+  better);
+- ``log_loss``, ``ece`` (reliability bins of
+  :class:`~streamlearn.monitoring.calibration.ReliabilityBins`) of the served scores and
+  ``truth_log_loss`` of the true probabilities;
+- ``prequential_auc``, ``prequential_log_loss``: the learner's own evaluation of the examples
+  it learned (scored just before learning), grouped by the example's serving time.
+
+Deterministic: the same config and settings give the same figures (everything is seeded
+and run in virtual time).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import SecretStr
+
+from streamlearn.models.configured import configured_specs
+from streamlearn.models.features import model_input
+from streamlearn.models.snapshot import load_model
+from streamlearn.models.specs import ModelSpec
+from streamlearn.models.synthetic import exact_auc
+from streamlearn.monitoring.calibration import ReliabilityBins
+from streamlearn.settings import Settings
+from streamlearn.simulate.lab import DEFAULT_START_MS, Lab, Serving
+from streamlearn.simulate.traffic import Hit, Slot, TrafficConfig
+
+LAB_SIGNING_KEY = SecretStr("learning-lab")
+"""Signs the lab's snapshots when the settings name no key."""
+BINS = 10
+"""Reliability bins for the ECE (the monitor's calibration check uses 10 too)."""
+
+
+def learning_settings(**overrides: Any) -> Settings:
+    """The settings of ``streamlearn up --simulate`` that matter to learning (both models,
+    a 20 s label horizon, 5 s of lateness), the spec's own snapshot cadence, a lab key."""
+    values: dict[str, Any] = {
+        "models": ["ctr", "ctr_tree"],
+        "label_horizon_s": 20,
+        "label_allowed_lateness_s": 5,
+        "model_signing_key": LAB_SIGNING_KEY,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def learning_config(seed: int = 0, **overrides: Any) -> TrafficConfig:
+    """The simulator's default world without what only preprocess sees (bots, duplicates,
+    malformed hits): they get no recommendations, so they change nothing learned here."""
+    values: dict[str, Any] = {
+        "seed": seed,
+        "bot_share": 0.0,
+        "duplicate_share": 0.0,
+        "malformed_share": 0.0,
+    }
+    values.update(overrides)
+    return TrafficConfig(**values)
+
+
+@dataclass
+class _Columns:
+    """Growing columns of one model's judged rows (numpy arrays when figures are asked)."""
+
+    at_s: list[float] = field(default_factory=list)
+    version: list[int] = field(default_factory=list)
+    score: list[float] = field(default_factory=list)
+    truth: list[float] = field(default_factory=list)
+    label: list[bool] = field(default_factory=list)
+    weight: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One model over one span of serving time (None: not enough data to say)."""
+
+    start_s: float
+    end_s: float
+    impressions: int
+    served_auc: float | None
+    ceiling_auc: float | None
+    log_loss: float | None
+    truth_log_loss: float | None
+    ece: float | None
+    prequential_auc: float | None
+    prequential_log_loss: float | None
+    versions: int
+    """Serving versions (≥ 1) that served in the span."""
+
+
+def _auc(labels: np.ndarray[Any, Any], scores: np.ndarray[Any, Any]) -> float | None:
+    positives = int(labels.sum())
+    if positives == 0 or positives == len(labels):
+        return None
+    return exact_auc(labels.tolist(), scores.tolist())
+
+
+def served_auc(
+    versions: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], scores: np.ndarray[Any, Any]
+) -> float | None:
+    """Per-version exact AUC, weighted by examples, over versions ≥ 1 with both classes."""
+    total = weighted = 0.0
+    for version in np.unique(versions[versions > 0]):
+        chosen = versions == version
+        auc = _auc(labels[chosen], scores[chosen])
+        if auc is not None:
+            count = float(chosen.sum())
+            weighted += auc * count
+            total += count
+    return weighted / total if total else None
+
+
+def _bins(
+    scores: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], weights: np.ndarray[Any, Any]
+) -> ReliabilityBins | None:
+    if not len(scores):
+        return None
+    bins = ReliabilityBins(BINS)
+    rows = zip(scores.tolist(), labels.tolist(), weights.tolist(), strict=True)
+    for score, label, weight in rows:
+        bins.add(score, float(label), weight)
+    return bins
+
+
+class LearningLab(Lab):
+    """The simulated world served by the models its learner publishes (module docstring).
+
+    ``LearningLab(learning_config(), settings=learning_settings()).run(1800)``, then
+    :meth:`figures` (a span) or :meth:`windows` (one per ``window_s``).
+    """
+
+    built_in_steps = ("label-join", "learner")
+    sends_events = False
+
+    def __init__(
+        self,
+        config: TrafficConfig,
+        *,
+        settings: Settings | None = None,
+        start_ms: int = DEFAULT_START_MS,
+        partitions: int = 6,
+    ) -> None:
+        settings = settings or learning_settings()
+        if settings.model_signing_key is None:
+            settings = settings.model_copy(update={"model_signing_key": LAB_SIGNING_KEY})
+        self.specs: Mapping[str, ModelSpec] = configured_specs(settings)
+        self.current: dict[str, tuple[int, Any]] = {}
+        """Model name → (version, model) served now: the newest snapshot loaded."""
+        self.published: dict[str, list[tuple[float, int]]] = {name: [] for name in self.specs}
+        """Model name → (simulated second it started serving, version), in order."""
+        self._served_rows = {name: _Columns() for name in self.specs}
+        self._prequential_rows = {name: _Columns() for name in self.specs}
+        self._log_read = 0
+        serving = Serving(model_name=settings.models[0], arms=tuple(settings.models))
+        super().__init__(
+            config, start_ms=start_ms, settings=settings, serving=serving, partitions=partitions
+        )
+        self._state_serde = self.cluster.catalogue.topic("model.state").serde(self.registry)
+        self._key = settings.model_signing_key
+        for name, learner in self.worker("learner").step.learners.items():  # type: ignore[attr-defined]
+            learner.on_scored = self._prequential_of(name)
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def _score(self, hit: Hit, slot: Slot, arm: str | None) -> tuple[str, int, float]:
+        assert arm is not None  # every model is an arm
+        spec = self.specs[arm]
+        current = self.current.get(arm)
+        if current is None:
+            return arm, 0, spec.rules.fallback_score
+        version, model = current
+        score = spec.predict(model, model_input(slot.features, slot.context))
+        return arm, version, spec.rules.clamp(score)
+
+    def _served(
+        self, request_id: str, hit: Hit, slot: Slot, model_name: str, version: int, score: float
+    ) -> None:
+        if not slot.seen:
+            return  # never labelled: nothing to judge
+        horizon_s = self.specs[model_name].label.horizon_s
+        rows = self._served_rows[model_name]
+        rows.at_s.append(hit.at_s)
+        rows.version.append(version)
+        rows.score.append(score)
+        rows.truth.append(slot.p_click)
+        rows.label.append(slot.clicked and slot.click_after_s <= horizon_s)
+        rows.weight.append(1.0)
+
+    def _advance(self, now_ms: int) -> None:
+        super()._advance(now_ms)
+        log = self.cluster.log
+        for _, message in log[self._log_read :]:
+            if message.topic == "model.state" and message.value is not None:
+                snapshot = self._state_serde.decode(message.value)
+                assert self._key is not None
+                loaded = load_model(snapshot, self._key, specs=self.specs)
+                self.current[loaded.model_name] = (loaded.version, loaded.model)
+                self.published[loaded.model_name].append((self.elapsed_s, loaded.version))
+        self._log_read = len(log)
+
+    def _prequential_of(self, name: str) -> Any:
+        rows = self._prequential_rows[name]
+        start_ms = self.start_ms
+
+        def scored(example: Mapping[str, Any], score: float, weight: float) -> None:
+            served = example["served_ts"]
+            rows.at_s.append(served.timestamp() - start_ms / 1000)
+            rows.score.append(score)
+            rows.label.append(float(example["label"]) >= 0.5)
+            rows.weight.append(weight)
+
+        return scored
+
+    # -- results ---------------------------------------------------------------------------
+
+    def figures(self, start_s: float = 0.0, end_s: float | None = None) -> dict[str, Figures]:
+        """Each model's figures over impressions served in [start_s, end_s)."""
+        end = self.elapsed_s if end_s is None else end_s
+        return {name: self._figures(name, start_s, end) for name in self.specs}
+
+    def windows(self, window_s: float = 60.0) -> list[dict[str, Figures]]:
+        """:meth:`figures` of each window of ``window_s`` from the start."""
+        count = math.ceil(self.elapsed_s / window_s - 1e-9)
+        return [self.figures(i * window_s, min((i + 1) * window_s, self.elapsed_s))
+                for i in range(count)]  # fmt: skip
+
+    def _figures(self, name: str, start_s: float, end_s: float) -> Figures:
+        rows = self._served_rows[name]
+        at = np.asarray(rows.at_s, dtype=float)
+        chosen = (at >= start_s) & (at < end_s)
+        version = np.asarray(rows.version, dtype=np.int64)[chosen]
+        score = np.asarray(rows.score, dtype=float)[chosen]
+        truth = np.asarray(rows.truth, dtype=float)[chosen]
+        label = np.asarray(rows.label, dtype=bool)[chosen]
+        weight = np.ones(len(score))
+        served = _bins(score, label, weight)
+        ideal = _bins(truth, label, weight)
+        pre = self._prequential_rows[name]
+        pre_at = np.asarray(pre.at_s, dtype=float)
+        pre_chosen = (pre_at >= start_s) & (pre_at < end_s)
+        pre_score = np.asarray(pre.score, dtype=float)[pre_chosen]
+        pre_label = np.asarray(pre.label, dtype=bool)[pre_chosen]
+        pre_bins = _bins(pre_score, pre_label, np.asarray(pre.weight, dtype=float)[pre_chosen])
+        return Figures(
+            start_s=start_s,
+            end_s=end_s,
+            impressions=int(chosen.sum()),
+            served_auc=served_auc(version, label, score),
+            ceiling_auc=_auc(label, truth),
+            log_loss=None if served is None else served.log_loss(),
+            truth_log_loss=None if ideal is None else ideal.log_loss(),
+            ece=None if served is None else served.ece(),
+            prequential_auc=_auc(pre_label, pre_score),
+            prequential_log_loss=None if pre_bins is None else pre_bins.log_loss(),
+            versions=len(np.unique(version[version > 0])),
+        )
+
+    def judged(self, name: str) -> dict[str, np.ndarray[Any, Any]]:
+        """One model's judged impressions as arrays (serving second, version, served score,
+        true probability, label), in serving order."""
+        rows = self._served_rows[name]
+        return {
+            "at_s": np.asarray(rows.at_s, dtype=float),
+            "version": np.asarray(rows.version, dtype=np.int64),
+            "score": np.asarray(rows.score, dtype=float),
+            "truth": np.asarray(rows.truth, dtype=float),
+            "label": np.asarray(rows.label, dtype=bool),
+        }
+
+
+def steady_state(lab: LearningLab, last_s: float = 300.0) -> dict[str, Figures]:
+    """Each model's figures over the last ``last_s`` simulated seconds run."""
+    return lab.figures(max(0.0, lab.elapsed_s - last_s), lab.elapsed_s)
+
+
+def figures_row(figures: Figures) -> dict[str, float | int | None]:
+    """A figures' numbers as a flat dict (for tables and JSON)."""
+    return {
+        key: value for key, value in figures.__dict__.items() if key not in ("start_s", "end_s")
+    }
+
+
+__all__: Sequence[str] = (
+    "Figures",
+    "LearningLab",
+    "figures_row",
+    "learning_config",
+    "learning_settings",
+    "served_auc",
+    "steady_state",
+)

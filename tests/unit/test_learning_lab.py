@@ -1,0 +1,87 @@
+"""The learning lab: the world served by the models its own learner publishes."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from streamlearn.simulate.learning_lab import (
+    LearningLab,
+    learning_config,
+    learning_settings,
+    served_auc,
+    steady_state,
+)
+from streamlearn.simulate.traffic import TrafficConfig
+
+SECONDS = 60.0
+
+
+@functools.cache
+def _lab(seed: int = 1) -> LearningLab:
+    # Small and fast: 20 page views a second, a snapshot every 5 s.
+    lab = LearningLab(learning_config(seed, rate=20.0, users=300),
+                      settings=learning_settings(snapshot_every_s=5))  # fmt: skip
+    lab.run(SECONDS)
+    return lab
+
+
+def test_predictions_come_from_published_snapshots_once_published() -> None:
+    lab = _lab()
+    started = {
+        (name, version): at_s for name, pubs in lab.published.items() for at_s, version in pubs
+    }
+    assert {name for name, _ in started} == {"ctr", "ctr_tree"}
+    served = [r.value for r in lab.records(("telemetry.predictions",))]
+    assert {p["model_name"] for p in served} == {"ctr", "ctr_tree"}
+    first = {name: min(at for (n, _), at in started.items() if n == name) for name in lab.specs}
+    for prediction in served:
+        name, version = prediction["model_name"], prediction["model_version"]
+        at_s = (prediction["served_ts"].timestamp() * 1000 - lab.start_ms) / 1000
+        if version == 0:  # the fallback, only before the model's first snapshot
+            assert prediction["degraded"]
+            assert at_s < first[name] + 1
+            assert prediction["score"] == lab.specs[name].rules.fallback_score
+        else:  # never before the snapshot was published
+            assert at_s >= started[(name, version)]
+    assert max(p["model_version"] for p in served) >= 5
+
+
+def test_the_learned_model_serves_better_than_chance_and_is_judged_against_the_truth() -> None:
+    figures = steady_state(_lab(), last_s=30)
+    for name, f in figures.items():
+        assert f.impressions > 200, name
+        assert f.served_auc is not None
+        assert f.ceiling_auc is not None
+        assert 0.6 < f.served_auc <= f.ceiling_auc + 0.05, name
+        assert f.log_loss is not None
+        assert f.truth_log_loss is not None
+        assert f.ece is not None
+        assert 0 <= f.ece < 0.5
+        assert f.prequential_auc is not None
+        assert f.versions >= 3
+
+
+def test_the_same_seed_gives_the_same_figures() -> None:
+    again = LearningLab(learning_config(1, rate=20.0, users=300),
+                        settings=learning_settings(snapshot_every_s=5))  # fmt: skip
+    again.run(SECONDS)
+    assert again.windows(20) == _lab().windows(20)
+    assert again.published == _lab().published
+
+
+def test_served_auc_is_judged_within_each_version() -> None:
+    # Each version ranks perfectly; pooled, version 2's low scores would rank badly.
+    versions = np.array([1, 1, 2, 2, 0, 0])
+    labels = np.array([False, True, False, True, True, False])
+    scores = np.array([0.8, 0.9, 0.1, 0.2, 0.0, 1.0])
+    assert served_auc(versions, labels, scores) == 1.0
+    assert served_auc(versions[4:], labels[4:], scores[4:]) is None  # fallbacks only
+
+
+def test_the_learning_config_keeps_the_simulators_world_for_people() -> None:
+    config = learning_config(3)
+    assert config.bot_share == 0
+    assert config.seed == 3
+    assert config.rate == TrafficConfig().rate
