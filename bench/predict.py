@@ -78,6 +78,36 @@ def in_process(model: Any, requests: list[Any], seconds: float = 3.0) -> dict[st
     }
 
 
+def load_generator(setup_ok: bool) -> str:
+    """What the run loads the servers with, as printed (wrk's own version line)."""
+    if shutil.which("wrk") is None:
+        why = "" if setup_ok else "; scripts/bootstrap_bench failed"
+        return f"aiohttp client (slow: the client limits the rates{why})"
+    out = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    version = (out.stdout or out.stderr).split("Copyright")[0].strip()
+    return version or "wrk"
+
+
+def profiled(load: Any, pid: int, output: str | None) -> Any:
+    """``load`` with py-spy recording ``pid`` meanwhile (when ``output`` is given)."""
+    if not output:
+        return load
+
+    def run(url: str, body: dict[str, Any], connections: int, duration: int) -> Any:
+        spy = subprocess.Popen(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+             "--format", "raw", "--nonblocking", "--rate", "250", "--output", output,
+             "--duration", str(duration)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            return load(url, body, connections, duration)
+        finally:
+            spy.wait(duration + 30)
+
+    return run
+
+
 def metric_sum(port: int, name: str) -> dict[str, float]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     connection.request("GET", "/metrics")
@@ -136,6 +166,13 @@ def main() -> int:
         help="also load the bare handler and the worker (1 instance) at these concurrencies "
         "(comma-separated; empty for none): p99 at low load",
     )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="record with py-spy (installed by scripts/bootstrap_bench) the worker during the "
+        "1-instance and batch runs (FILE.1.txt, FILE.batch.txt) and the minimal handler during "
+        "its run (FILE.minimal.txt), as collapsed stacks",
+    )
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bare-uvloop", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--minimal-server", type=int, help=argparse.SUPPRESS)
@@ -147,8 +184,12 @@ def main() -> int:
         minimal_server(args.minimal_server)
         return 0
     has_uvloop = importlib.util.find_spec("uvloop") is not None
+    # The bench's own setup installs the pinned wrk (and py-spy); without root it prints the
+    # one-line fix and the run falls back to the aiohttp client, saying so.
+    setup = subprocess.run([str(REPO / "scripts" / "bootstrap_bench")], check=False)
     load = run_wrk if shutil.which("wrk") else run_aiohttp
-    print(f"load generator: {'wrk' if load is run_wrk else 'aiohttp client (slow)'}")
+    print(f"load generator: {load_generator(setup.returncode == 0)}")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; cores: {os.cpu_count()}")
 
     bootstrap, broker = bench_broker()
     prefix = f"bench-{uuid.uuid4().hex[:6]}."
@@ -256,10 +297,29 @@ def main() -> int:
                 else {}
             ),
             "minimal handler: orjson + model": measured(
-                load, minimal_process.pid, f"http://127.0.0.1:{minimal_port}/p", one, c, d
+                profiled(load, minimal_process.pid, args.profile and f"{args.profile}.minimal.txt"),
+                minimal_process.pid,
+                f"http://127.0.0.1:{minimal_port}/p",
+                one,
+                c,
+                d,
             ),
-            "worker, 1 instance": measured(load, worker_pid, worker_url, one, c, d),
-            f"worker, {args.batch} instances": measured(load, worker_pid, worker_url, batch, c, d),
+            "worker, 1 instance": measured(
+                profiled(load, worker_pid, args.profile and f"{args.profile}.1.txt"),
+                worker_pid,
+                worker_url,
+                one,
+                c,
+                d,
+            ),
+            f"worker, {args.batch} instances": measured(
+                profiled(load, worker_pid, args.profile and f"{args.profile}.batch.txt"),
+                worker_pid,
+                worker_url,
+                batch,
+                c,
+                d,
+            ),
             "in-process model call": in_process(model, requests),
         }
         print(f"\n{args.connections} connections, {args.duration} s per run\n")
