@@ -64,3 +64,25 @@ def test_another_schema_is_detected() -> None:
         InMemoryRegistry(), {**SERDE.schema, "fields": SERDE.schema["fields"][:-1]}, "s"
     )
     assert not PredictionEncoder(other).matches(other)
+
+
+def test_cached_pairs_and_full_caches_write_the_same_bytes(monkeypatch: Any) -> None:
+    import streamlearn.serving.prediction_codec as codec
+
+    monkeypatch.setattr(codec, "CACHE_LIMIT", 2)
+    encoder = PredictionEncoder(SERDE)
+    base = {
+        "request_id": "r", "user_id": "u", "model_name": "m", "model_version": 1,
+        "experiment": None, "arm": None, "context": {}, "score": 0.5, "decision": None,
+        "degraded": False, "degraded_reason": None, "served_ts": 1, "worker_version": "w",
+        "latency_ms": 0.1,
+    }  # fmt: skip
+    # The same names with other values and other types, past the (tiny) cache limit.
+    for i in range(6):
+        features = {"a": float(i), "b": f"cat-{i % 3}", "c": i, "d": i % 2 == 0, "e": None}
+        if i % 2:
+            features = {"a": f"now-a-string-{i}", "b": float(i)}
+        record = {**base, "features": features, "context": {"placement": f"p{i % 4}"}}
+        assert encoder.encode(record) == SERDE.encode(record)
+    assert len(encoder._pairs) <= 2
+    assert len(encoder._doubles) <= 2

@@ -99,3 +99,29 @@ def test_tallied_predictions_are_in_every_rendering() -> None:
     line = 'streamlearn_serve_predictions_total{arm="",model="ctr",version="3"}'
     assert f"{line} 5.0" in first
     assert f"{line} 7.0" in second
+
+
+def test_a_requests_predictions_are_offered_in_one_call_within_the_bound() -> None:
+    from streamlearn.serving.validation import Instance
+
+    sink, fake, metrics = _sink(buffer=3)
+    asyncio.run(sink._ensure_schemas())
+    sink.offer_prediction(PREDICTION, FEATURES, {}, 1_000, 1.5, "w-1")
+    batch = [{**PREDICTION, "request_id": f"r-{i}"} for i in range(4)]
+    instances = [
+        Instance(f"u-{i}", {"price": float(i)}, {"placement": "top"}, None) for i in range(4)
+    ]
+    sink.offer_predictions(batch, instances, 2_000, 2.5, "w-1")
+    assert sink.pending == 3  # room for two of the four
+    sink._send_chunk()
+    serde: AvroSerde = sink.serdes["prediction"]
+    keys = [key for _, _, key in fake.produced]
+    assert keys == ["r-1", "r-0", "r-1"]
+    second = serde.decode(fake.produced[2][1])
+    assert (second["request_id"], second["features"], second["context"]) == (
+        "r-1", {"price": 1.0}, {"placement": "top"},
+    )  # fmt: skip
+    assert second["served_ts"].timestamp() == 2.0  # a timestamp-millis logical type
+    assert second["latency_ms"] == 2.5
+    text = generate_latest(metrics.registry).decode()
+    assert 'streamlearn_serve_telemetry_dropped_total{reason="buffer_full"} 2.0' in text

@@ -4,15 +4,22 @@ Counts made on every prediction go to a :class:`Tally` (a plain dict of ints) ra
 straight to ``prometheus_client``, whose ``inc`` takes a lock and checks its argument (about
 half a microsecond, twice per request). A tally is added to its counter whenever the
 registry is collected (``/metrics``), by a collector registered before every metric, so what
-is rendered is always complete.
+is rendered is always complete. The request-latency histogram is a :class:`LatencyHistogram`
+for the same reason: ``prometheus_client``'s ``observe`` takes two locks and walks the
+buckets (~2.5 µs per request under load); this one bisects into plain ints and renders them
+at collection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
+
+_le: Callable[[float], str] = floatToGoString  # untyped in prometheus_client
 
 LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05,
@@ -32,6 +39,53 @@ class Tally:
         counts, self.counts = self.counts, {}
         for labels, n in counts.items():
             self.counter.labels(*labels).inc(n)
+
+
+class Latency:
+    """One label value's observations: counts per bucket (not cumulative) and their sum."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one: above every bound (+Inf)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        # Prometheus buckets are "less than or equal to le": bisect_left finds that bucket.
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+
+class LatencyHistogram:
+    """A histogram with one label, observed in plain ints and floats on the event loop and
+    rendered as a Prometheus histogram (``_bucket``, ``_count``, ``_sum``) at collection."""
+
+    def __init__(self, name: str, documentation: str, label: str, buckets: Sequence[float]):
+        self.name = name
+        self.documentation = documentation
+        self.label = label
+        self.bounds = tuple(sorted(float(b) for b in buckets))
+        self._children: dict[str, Latency] = {}
+
+    def labels(self, value: str) -> Latency:
+        child = self._children.get(value)
+        if child is None:
+            child = self._children[value] = Latency(self.bounds)
+        return child
+
+    def describe(self) -> Iterable[Metric]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=[self.label])]
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, child in sorted(self._children.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*self.bounds, float("inf")), child.counts, strict=True):
+                cumulative += count
+                buckets.append((_le(bound), float(cumulative)))
+            family.add_metric([value], buckets, child.total)
+        return [family]
 
 
 class _FlushTallies:
@@ -58,13 +112,13 @@ class ServingMetrics:
         r = self.registry
         self.tallies: list[Tally] = []
         r.register(_FlushTallies(self.tallies))
-        self.request_seconds = Histogram(
+        self.request_seconds = LatencyHistogram(
             "streamlearn_serve_request_seconds",
             "Time spent on a predict request (parsing to rendering), by endpoint model.",
-            ["model"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            "model",
+            LATENCY_BUCKETS,
         )
+        r.register(self.request_seconds)
         self.predictions = Counter(
             "streamlearn_serve_predictions",
             "Predictions served, by served model, version (0: fallback) and arm.",
@@ -154,6 +208,10 @@ class ServingMetrics:
         )
         self.served = self.tally(self.predictions)
         """``predictions`` by (model, version, arm), counted per prediction."""
+        self.capped_by = self.tally(self.capped)
+        """``capped`` by (model,): once the cap is reached most decisions are capped."""
+        self.degraded_by = self.tally(self.degraded)
+        """``degraded`` by (model, reason): without a model every prediction is degraded."""
 
     def tally(self, counter: Counter) -> Tally:
         tally = Tally(counter)

@@ -4,10 +4,10 @@ Telemetry encodes one record per prediction in the worker's process, where fasta
 writer was the largest single cost per served instance (~25 µs per record). This encoder
 writes exactly the field order and unions of ``schemas/PredictionServed.avsc`` and caches
 what repeats from one prediction to the next: the encoded feature and context names and
-categorical values, the (model, version, experiment, arm) part, the (decision, degraded,
-reason) part, the worker version and the ``served_ts`` of the request. Caches are bounded
-(client-chosen strings could otherwise grow them without end): once full, new strings are
-encoded each time.
+categorical values (and name-value pairs), the (model, version, experiment, arm) part, the
+(decision, degraded, reason) part, the worker version and the ``served_ts`` of the request.
+Caches are bounded (client-chosen strings could otherwise grow them without end): once full,
+new strings are encoded each time.
 
 :meth:`PredictionEncoder.matches` compares it with the generic serde on a canary record, and
 the telemetry sink uses it only when they agree (so a schema change falls back to fastavro
@@ -79,6 +79,12 @@ class PredictionEncoder:
         self.header = frame(serde.schema_id, b"")
         self._names: dict[str, bytes] = {}
         self._values: dict[str, bytes] = {}
+        self._doubles: dict[str, bytes] = {}
+        """Feature name → its map key and the double branch tag."""
+        self._pairs: dict[tuple[str, str], bytes] = {}
+        """(feature name, category) → map key, string branch tag and value."""
+        self._context_pairs: dict[tuple[str, str], bytes] = {}
+        """(context name, value) → map key and value."""
         self._routes: dict[tuple[str, int, str | None, str | None], bytes] = {}
         self._outcomes: dict[tuple[str | None, bool, str | None], bytes] = {}
         self._workers: dict[str, bytes] = {}
@@ -147,26 +153,45 @@ class PredictionEncoder:
         append = parts.append
         if features:
             append(_long(len(features)))
-            name, value_of = self._name, self._value
+            # The common cases (a known name with a double, a known name with a known
+            # category) are a dict lookup and one concatenation each, no call: this loop was
+            # half of the encoder's time (measured: 4.0 → 2.6 µs per record).
+            doubles, pairs = self._doubles, self._pairs
             for key, value in features.items():
                 cls = value.__class__
                 if cls is float:
-                    append(name(key) + _DOUBLE_TAG + _pack_double(value))
+                    prefix = doubles.get(key)
+                    if prefix is None:
+                        prefix = self._name(key) + _DOUBLE_TAG
+                        if len(doubles) < CACHE_LIMIT:
+                            doubles[key] = prefix
+                    append(prefix + _pack_double(value))
                 elif cls is str:
-                    append(name(key) + _STRING_TAG + value_of(value))
+                    pair = pairs.get((key, value))
+                    if pair is None:
+                        pair = self._name(key) + _STRING_TAG + self._value(value)
+                        if len(pairs) < CACHE_LIMIT:
+                            pairs[key, value] = pair
+                    append(pair)
                 elif cls is bool:
-                    append(name(key) + (_TRUE if value else _FALSE))
+                    append(self._name(key) + (_TRUE if value else _FALSE))
                 elif cls is int:
-                    append(name(key) + _LONG_TAG + _long(value))
+                    append(self._name(key) + _LONG_TAG + _long(value))
                 elif value is None:
-                    append(name(key) + _NULL)
+                    append(self._name(key) + _NULL)
                 else:
                     raise TypeError(f"feature {key!r}: unsupported {cls.__name__}")
         append(_EMPTY)
         if context:
             append(_long(len(context)))
+            pairs = self._context_pairs
             for key, text in context.items():
-                append(self._name(key) + self._value(text))
+                pair = pairs.get((key, text))
+                if pair is None:
+                    pair = self._name(key) + self._value(text)
+                    if len(pairs) < CACHE_LIMIT:
+                        pairs[key, text] = pair
+                append(pair)
         append(_EMPTY)
         append(_pack_double(score))
         outcome_key = (decision, degraded, degraded_reason)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import socket
 import time
 import uuid
@@ -27,7 +26,7 @@ from streamlearn.models import SPECS, BusinessRules, ModelSpec, model_input
 from streamlearn.serving.experiments import ExperimentBook, base_model
 from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.serving.models import ModelStore, Served
-from streamlearn.serving.rules import Decision, RuleEngine, fallback
+from streamlearn.serving.rules import RuleEngine, fallback
 from streamlearn.serving.telemetry import TelemetrySink
 from streamlearn.serving.validation import Instance
 
@@ -63,8 +62,6 @@ class Predictor:
         # than a uuid4 per request).
         self._id_prefix = uuid.uuid4().hex[:16]
         self._ids = itertools.count(1)
-        self._capped: dict[str, Any] = {}
-        self._degraded: dict[tuple[str, str], Any] = {}
 
     def rules_for(self, model_name: str, served: Served | None) -> BusinessRules:
         if served is not None:
@@ -84,10 +81,12 @@ class Predictor:
         # Per served model, once per request: (served, rules, why degraded or None, version).
         routes: dict[str, tuple[Served | None, BusinessRules, str | None, int]] = {}
         predictions: list[dict[str, Any]] = []
+        append = predictions.append
         served_counts = self.metrics.served.counts
+        decide = self.engine.decide
+        arm_name: str | None = None
+        name = endpoint
         for index, instance in enumerate(instances):
-            arm_name: str | None = None
-            name = endpoint
             if experiment is not None:
                 arm = experiment.assign(instance.user_id)
                 arm_name, name = arm.name, arm.model_name
@@ -95,30 +94,28 @@ class Predictor:
             if route is None:
                 route = routes[name] = self._route(name, now)
             served, rules, reason, version = route
-            raw = 0.0
             if reason is None:
                 assert served is not None
+                loaded = served.loaded
                 try:
-                    loaded = served.loaded
                     raw = loaded.spec.predict(
                         loaded.model, model_input(instance.features, instance.context)
                     )
-                    if not math.isfinite(raw):
+                    if raw - raw != 0.0:  # nan or ±inf (cheaper than math.isfinite's call)
                         raise ValueError(f"non-finite score {raw}")
                 except Exception:
                     log.exception("model %s v%d failed", name, version)
                     reason, version = "model_error", 0
-            decision: Decision
             if reason is None:
-                decision = self.engine.decide(name, rules, raw, now)
-                if decision.capped:
-                    self._count_capped(name, version, rules, decision.cap_reached)
+                score, decision, capped, cap_reached = decide(name, rules, raw, now)
+                if capped:
+                    self._count_capped(name, version, rules, cap_reached)
             else:
-                decision = fallback(rules)
+                score, decision, capped, _ = fallback(rules)
                 self._count_degraded(name, reason)
             key = (name, str(version), arm_name or "")
             served_counts[key] = served_counts.get(key, 0) + 1
-            predictions.append(
+            append(
                 {
                     "request_id": instance.request_id
                     or (base_id if single else f"{base_id}-{index}"),
@@ -127,27 +124,22 @@ class Predictor:
                     "model_version": version or None,
                     "experiment": experiment_name,
                     "arm": arm_name,
-                    "score": decision.score,
-                    "decision": decision.decision,
+                    "score": score,
+                    "decision": decision,
                     "degraded": reason is not None,
                     "degraded_reason": reason,
-                    "capped": decision.capped,
+                    "capped": capped,
                 }
             )
         telemetry = self.telemetry
         if telemetry is not None:
-            served_ms = int(now * 1000)
-            latency_ms = (time.perf_counter() - started) * 1000.0
-            worker_version = self.worker_version
-            for instance, prediction in zip(instances, predictions, strict=True):
-                telemetry.offer_prediction(
-                    prediction,
-                    instance.features,
-                    instance.context,
-                    served_ms,
-                    latency_ms,
-                    worker_version,
-                )
+            telemetry.offer_predictions(
+                predictions,
+                instances,
+                int(now * 1000),
+                (time.perf_counter() - started) * 1000.0,
+                self.worker_version,
+            )
         return {"request_id": base_id, "model_name": endpoint, "predictions": predictions}
 
     def _route(self, name: str, now: float) -> tuple[Served | None, BusinessRules, str | None, int]:
@@ -164,20 +156,14 @@ class Predictor:
         return served, rules, None, served.loaded.version
 
     def _count_capped(self, name: str, version: int, rules: BusinessRules, reached: bool) -> None:
-        capped = self._capped.get(name)
-        if capped is None:
-            capped = self._capped[name] = self.metrics.capped.labels(model=name)
-        capped.inc()
+        counts = self.metrics.capped_by.counts
+        counts[name,] = counts.get((name,), 0) + 1
         if reached:
             self._alert_cap(name, version, rules)
 
     def _count_degraded(self, name: str, reason: str) -> None:
-        degraded = self._degraded.get((name, reason))
-        if degraded is None:
-            degraded = self._degraded[name, reason] = self.metrics.degraded.labels(
-                model=name, reason=reason
-            )
-        degraded.inc()
+        counts = self.metrics.degraded_by.counts
+        counts[name, reason] = counts.get((name, reason), 0) + 1
 
     def alert(
         self,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from streamlearn.serving.experiments import ExperimentBook
-from streamlearn.serving.metrics import ServingMetrics
+from streamlearn.serving.metrics import Latency, ServingMetrics
 from streamlearn.serving.models import ModelStore, StateFollower
 from streamlearn.serving.predictor import Predictor
 from streamlearn.serving.telemetry import TelemetrySink
@@ -26,14 +26,9 @@ class Serving:
     telemetry: TelemetrySink | None = None
     follower: StateFollower | None = None
 
-    _latency: dict[str, Any] = field(default_factory=dict)
-
-    def latency(self, model: str) -> Any:
-        """The request-latency histogram of ``model`` (children cached: ``labels`` is slow)."""
-        child = self._latency.get(model)
-        if child is None:
-            child = self._latency[model] = self.metrics.request_seconds.labels(model=model)
-        return child
+    def latency(self, model: str) -> Latency:
+        """The request-latency histogram of ``model``."""
+        return self.metrics.request_seconds.labels(model)
 
     def caught_up(self) -> bool:
         """Whether the follower has read ``model.state`` to where it was at start (always

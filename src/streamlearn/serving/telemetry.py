@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -32,6 +33,7 @@ from streamlearn.kafka_clients import producer_config as kafka_producer_config
 from streamlearn.serde import AvroSerde, EncodeError, SchemaSource, SerdeError
 from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.serving.prediction_codec import PredictionEncoder
+from streamlearn.serving.validation import Instance
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
 
@@ -137,6 +139,38 @@ class TelemetrySink:
                 (prediction, features, context, served_ms, latency_ms, worker_version),
             )
         )
+
+    def offer_predictions(
+        self,
+        predictions: list[dict[str, Any]],
+        instances: Sequence[Instance],
+        served_ms: int,
+        latency_ms: float,
+        worker_version: str,
+    ) -> None:
+        """:meth:`offer_prediction` for each of a request's predictions (one call per
+        request; what does not fit in the buffer is dropped and counted)."""
+        buffer = self._buffer
+        room = self.capacity - len(buffer)
+        if room < len(predictions):
+            self._drop_full.inc(len(predictions) - max(room, 0))
+            predictions = predictions[: max(room, 0)]
+        append = buffer.append
+        for prediction, instance in zip(predictions, instances, strict=False):
+            append(
+                (
+                    "prediction",
+                    prediction["request_id"],
+                    (
+                        prediction,
+                        instance.features,
+                        instance.context,
+                        served_ms,
+                        latency_ms,
+                        worker_version,
+                    ),
+                )
+            )
 
     def _report(self, error: KafkaError | None, message: Message) -> None:
         # Called by librdkafka (through poll) once per message: count only.

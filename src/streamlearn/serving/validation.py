@@ -30,6 +30,8 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_ID_CHARS = 256
 _INSTANCE_FIELDS = frozenset({"user_id", "features", "context", "request_id"})
 _BATCH_FIELDS = frozenset({"instances", "request_id"})
+_SIMPLE = frozenset({str, bool, type(None)})
+"""Feature value classes valid whatever their value."""
 
 
 @dataclass(slots=True)
@@ -99,7 +101,15 @@ def _features(value: Any, field: str) -> dict[str, FeatureValue]:
         raise InvalidRequest(422, field, f"must be an object, got {_kind(value)}")
     widened: dict[str, float] | None = None
     for name, item in value.items():
-        if item is None or isinstance(item, str | bool):
+        # Exact classes first (what the JSON parser returns), one comparison each: a finite
+        # double, a string, a boolean, null or a 64-bit integer needs nothing more.
+        cls = item.__class__
+        if cls is float:
+            if item - item == 0.0:  # finite (inf - inf and nan - nan are nan)
+                continue
+        elif cls in _SIMPLE or (cls is int and INT64_MIN <= item <= INT64_MAX):
+            continue
+        if isinstance(item, str | bool):
             continue
         if isinstance(item, int) and INT64_MIN <= item <= INT64_MAX:
             continue
@@ -133,23 +143,35 @@ def _context(value: Any, field: str) -> dict[str, str]:
 
 
 def _instance(value: Any, where: str) -> Instance:
-    prefix = f"{where}." if where else ""
     if not isinstance(value, dict):
         raise InvalidRequest(422, where or "body", f"must be an object, got {_kind(value)}")
-    for name in value:
-        if name not in _INSTANCE_FIELDS:
-            raise InvalidRequest(422, prefix + name, "unknown field")
-    if "user_id" not in value:
-        raise InvalidRequest(422, prefix + "user_id", "required")
+    # Field names (``instances[3].features``) are formatted only for an error: building them
+    # for every instance was a fifth of the validation's time.
+    if not _INSTANCE_FIELDS.issuperset(value):
+        name = next(n for n in value if n not in _INSTANCE_FIELDS)
+        raise InvalidRequest(422, _at(where, name), "unknown field")
+    user_id = value.get("user_id")
+    if user_id is None or user_id.__class__ is not str or not 1 <= len(user_id) <= MAX_ID_CHARS:
+        if "user_id" not in value:
+            raise InvalidRequest(422, _at(where, "user_id"), "required")
+        _identifier(user_id, _at(where, "user_id"))
     if "features" not in value:
-        raise InvalidRequest(422, prefix + "features", "required")
-    request_id = value.get("request_id")
-    return Instance(
-        user_id=_identifier(value["user_id"], prefix + "user_id"),
-        features=_features(value["features"], prefix + "features"),
-        context=_context(value.get("context"), prefix + "context"),
-        request_id=None if request_id is None else _identifier(request_id, prefix + "request_id"),
-    )
+        raise InvalidRequest(422, _at(where, "features"), "required")
+    try:
+        features = _features(value["features"], "features")
+        context = value.get("context")
+        context = {} if context is None else _context(context, "context")
+        request_id = value.get("request_id")
+        if request_id is not None:
+            request_id = _identifier(request_id, "request_id")
+    except InvalidRequest as exc:
+        raise InvalidRequest(exc.status, _at(where, exc.field), exc.problem) from None
+    return Instance(str(user_id), features, context, request_id)
+
+
+def _at(where: str, field: str | None) -> str:
+    """``field`` of the instance at ``where`` (``instances[3].features``, or ``features``)."""
+    return f"{where}.{field}" if where else str(field)
 
 
 def parse_predict(raw: bytes, max_instances: int) -> tuple[list[Instance], str | None]:
