@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 from streamlearn.agents.labels import LabelJoiner
 from streamlearn.agents.residuals import ResidualAggregator
 from streamlearn.models import SPECS
+from streamlearn.models.specs import FeedbackStrategy, ModelSpec
 from streamlearn.models.synthetic import ClickWorld
 from streamlearn.serde import AvroSerde, InMemoryRegistry
 
@@ -68,10 +71,20 @@ def feedback(
     return record
 
 
+def with_strategy(strategy: FeedbackStrategy) -> dict[str, ModelSpec]:
+    """The shipped specs, their binary labels under ``strategy``."""
+    return {
+        name: replace(spec, label=replace(spec.label, strategy=strategy))
+        if spec.task == "binary"
+        else spec
+        for name, spec in SPECS.items()
+    }
+
+
 class Harness:
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, specs: Mapping[str, ModelSpec] = SPECS, **options: Any) -> None:
         self.state: dict[str, dict[str, Any]] = {}
-        self.joiner = LabelJoiner.for_specs(SPECS, self.state, **options)
+        self.joiner = LabelJoiner.for_specs(specs, self.state, **options)
         registry = InMemoryRegistry()
         self.serdes = {
             name: AvroSerde.for_topic(registry, topic, name)
@@ -384,3 +397,52 @@ def test_residuals_per_model_version_and_arm() -> None:
         assert serde.decode(serde.encode(record)) == record
     assert aggregator.flush(_at(2000)) == []
     assert aggregator.window_start == _at(2000)
+
+
+def test_in_order_holds_positives_until_their_horizon_closes_in_serving_order() -> None:
+    h = Harness(with_strategy("in_order"))
+    h.pred(prediction("seen", 0))
+    h.pred(prediction("clicked", 10))
+    h.fb(feedback("seen", "impression", 1))
+    h.fb(feedback("clicked", "impression", 11))
+    assert h.fb(feedback("clicked", "click", 14)) == []  # known, held
+    assert [e["request_id"] for e in h.advance(1800 + 60)] == ["seen"]
+    [positive] = h.advance(1810 + 60)
+    assert positive["label"] == 1.0
+    assert positive["outcome_ts"] == _at(14) - timedelta(milliseconds=400)
+    assert positive["labelled_ts"] == _at(1810)
+    assert h.counts["positives"] == h.counts["negatives"] == 1
+    assert h.advance(100_000) == []
+
+
+def test_fake_negative_sends_a_negative_at_impression_and_the_positive_again() -> None:
+    h = Harness(with_strategy("fake_negative"))
+    h.pred(prediction("clicked", 0))
+    h.pred(prediction("not", 0))
+    [fake] = h.fb(feedback("clicked", "impression", 1))
+    assert (fake["label"], fake["outcome_ts"], fake["labelled_ts"]) == (0.0, None, _at(1))
+    assert [e["label"] for e in h.fb(feedback("not", "impression", 2))] == [0.0]
+    [positive] = h.fb(feedback("clicked", "click", 5))
+    assert (positive["request_id"], positive["label"]) == ("clicked", 1.0)
+    assert h.advance(100_000) == []  # the horizon closes without a second negative
+    assert h.counts["fake_negatives"] == 2
+    assert (h.counts["positives"], h.counts["negatives"]) == (1, 1)
+
+
+def test_fake_negative_click_before_impression_is_only_a_positive() -> None:
+    h = Harness(with_strategy("fake_negative"))
+    h.pred(prediction("r1"))
+    h.fb(feedback("r1", "click", 1))
+    assert [e["label"] for e in h.fb(feedback("r1", "impression", 2))] == [1.0]
+    assert "fake_negatives" not in h.counts
+
+
+def test_a_fake_negative_is_remembered_in_the_state() -> None:
+    specs = with_strategy("fake_negative")
+    h = Harness(specs)
+    h.pred(prediction("r1"))
+    h.fb(feedback("r1", "impression", 1))
+    state = json.loads(json.dumps(h.state))
+    resumed = LabelJoiner.for_specs(specs, state, clock=dict(h.joiner.clock_state))
+    assert resumed.advance(_ms(_at(100_000))) == []
+    assert resumed.counters.negatives == 1

@@ -6,6 +6,7 @@ import os
 import pickle
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -311,3 +312,24 @@ def test_served_metrics_score_what_users_got_and_leave_fallbacks_out() -> None:
     assert metrics["served_auc"] == pytest.approx(1.0)
     assert metrics["evaluated_examples"] == 400
     assert metrics["auc"] < 0.99  # the model being trained is no oracle
+
+
+def test_fake_negative_learners_weight_by_their_own_score_and_stay_deterministic() -> None:
+    spec = SPECS["ctr"]
+    fake = replace(spec, label=replace(spec.label, strategy="fake_negative"))
+    records = examples(300, seed=4)
+    seen: list[tuple[float, float, float]] = []
+    learner = OnlineLearner(fake, signing_key=KEY)
+    learner.on_scored = lambda example, score, weight: seen.append(
+        (float(example["label"]), score, weight)
+    )
+    learner.learn_many(positioned(records))
+    assert len(seen) == 300
+    for label, score, weight in seen:
+        assert weight == pytest.approx((1 + score) if label else (1 - score) * (1 + score))
+    again = OnlineLearner(fake, signing_key=KEY)
+    again.learn_many(positioned(records))
+    assert again.snapshot(T0)["payload"] == learner.snapshot(T0)["payload"]
+    plain = OnlineLearner(spec, signing_key=KEY)
+    plain.learn_many(positioned(records))
+    assert plain.snapshot(T0)["payload"] != learner.snapshot(T0)["payload"]

@@ -6,6 +6,7 @@ import copy
 import json
 import math
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -183,3 +184,31 @@ def test_measurements(capsys: pytest.CaptureFixture[str]) -> None:
         print("\nspec               learn µs/example   payload bytes   dump ms   load ms")
         for name, learn_us, size, dump_ms, load_ms in rows:
             print(f"{name:<18} {learn_us:>16.1f} {size:>15,} {dump_ms:>9.1f} {load_ms:>9.1f}")
+
+
+def test_the_label_strategy_is_described_only_when_not_the_original() -> None:
+    spec = get_spec("ctr")
+    assert "strategy" not in json.loads(spec.describe())["label"]
+    for strategy in ("in_order", "fake_negative"):
+        changed = replace(spec, label=replace(spec.label, strategy=strategy))
+        assert json.loads(changed.describe())["label"]["strategy"] == strategy
+
+
+def test_a_strategy_needs_a_binary_label() -> None:
+    with pytest.raises(ConfigurationError):
+        LabelDefinition("v", 60, value_kinds=("conversion",), strategy="in_order")
+    with pytest.raises(ConfigurationError):
+        LabelDefinition("c", 60, positive_kinds=("click",), strategy="later")  # type: ignore[arg-type]
+
+
+def test_fake_negative_importance_weights() -> None:
+    spec = get_spec("ctr")
+    assert spec.importance(1.0, 0.3) == spec.importance(0.0, 0.3) == 1.0
+    fake = replace(spec, label=replace(spec.label, strategy="fake_negative"))
+    assert fake.importance(1.0, 0.3) == pytest.approx(1.3)
+    assert fake.importance(0.0, 0.3) == pytest.approx(0.7 * 1.3)
+    # Expected weight per seen request of true probability p, seen as a negative always
+    # and as a positive with probability p: positives p, negatives 1 - p, as unbiased.
+    p = 0.3
+    assert p * fake.importance(1.0, p) / (1 + p) == pytest.approx(p)
+    assert fake.importance(0.0, p) / (1 + p) == pytest.approx(1 - p)

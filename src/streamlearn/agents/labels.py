@@ -11,6 +11,12 @@ partition number, and its join state lives in that partition. The chain is
 - no impression by the horizon → counted as ``unseen`` (``unseen_with_outcome`` if an outcome
   came anyway, which points at lost impressions), never trained on.
 
+That is the ``as_labelled`` strategy of a binary label (``LabelDefinition.strategy``,
+docs/learning.md). ``in_order`` holds a positive until its horizon closes, so examples leave
+in serving order; ``fake_negative`` emits a negative at the impression (``fake`` set in the
+entry) and the positive again if it comes within the horizon, nothing when the horizon
+closes without one (the learner weights what it gets: ``ModelSpec.importance``).
+
 Feedback is placed in time by ``received_ts`` (the system's clock, like ``served_ts``),
 never by the app's ``client_ts``, which may drift; feedback received after the horizon is
 ``late`` and ignored. So a label depends on the records alone, not on the order the two
@@ -31,11 +37,11 @@ entry, is counted as ``late_predictions`` and dropped (it could only have been u
 already joined and forgotten).
 
 State values are JSON-able dicts (``pred``, ``imp``, ``pos``, ``val``, ``ids``, ``held``,
-``done``, ``due``), always written back with ``state[key] = entry`` so the changelog sees
-every change. ``due`` is the entry's next deadline: on the feedback clock once its
-prediction is known (close, then forget), on the predictions clock while only feedback is
-held (orphaned). Two in-memory heaps of due times, rebuilt from the state when a partition
-is opened, find what is due.
+``done``, ``due``; ``fake`` once a fake negative was sent), always written back with
+``state[key] = entry`` so the changelog sees every change. ``due`` is the entry's next
+deadline: on the feedback clock once its prediction is known (close, then forget), on the
+predictions clock while only feedback is held (orphaned). Two in-memory heaps of due
+times, rebuilt from the state when a partition is opened, find what is due.
 
 Degraded predictions (a fallback served, ``model_version`` 0) are joined like any other:
 the user's reaction is still a label for the features served, and the version shows in the
@@ -95,6 +101,9 @@ class JoinCounters:
     after_label: int = 0
     positives: int = 0
     negatives: int = 0
+    fake_negatives: int = 0
+    """Negatives sent at impression under the ``fake_negative`` strategy (``negatives``
+    counts the labels that stayed negative, once their horizon closed)."""
     values: int = 0
     unseen: int = 0
     unseen_with_outcome: int = 0
@@ -340,10 +349,20 @@ class LabelJoiner:
                 entry["pos"] = [client_ms, received_ms]
             if kind in label.value_kinds and value is not None:
                 entry["val"] += float(value)
-        if label.task == "binary" and entry["imp"] is not None and entry["pos"] is not None:
+        if label.task != "binary" or entry["imp"] is None:
+            return None
+        if entry["pos"] is not None:
+            if label.strategy == "in_order":
+                return None  # emitted when the horizon closes, in serving order
             decided = max(entry["imp"][1], entry["pos"][1])
             self.counters.positives += 1
             return self._finish(request_id, entry, label, 1.0, "positive", decided)
+        if label.strategy == "fake_negative" and not entry.get("fake"):
+            # Seen, no click yet: a negative now; a click before the horizon adds the
+            # positive, and the learner's importance weights undo the double count.
+            entry["fake"] = True
+            self.counters.fake_negatives += 1
+            return self._example(request_id, entry, label, 0.0, received_ms, outcome=False)
         return None
 
     def _label_of(self, request_id: str, entry: Entry) -> LabelDefinition | None:
@@ -367,8 +386,12 @@ class LabelJoiner:
             self._mark_done(entry, "unseen")
             return None
         if label.task == "binary":
+            if entry["pos"] is not None:  # in_order: the positive held until now
+                self.counters.positives += 1
+                return self._finish(request_id, entry, label, 1.0, "positive", deadline)
             self.counters.negatives += 1
-            return self._finish(request_id, entry, label, 0.0, "negative", deadline)
+            example = self._finish(request_id, entry, label, 0.0, "negative", deadline)
+            return None if entry.get("fake") else example  # fake_negative: sent at impression
         self.counters.values += 1
         return self._finish(request_id, entry, label, float(entry["val"]), "value", deadline)
 
@@ -386,8 +409,20 @@ class LabelJoiner:
         decided_ms: int,
     ) -> Example:
         self._mark_done(entry, outcome)
-        pred = entry["pred"]
         has_outcome = entry["pos"] is not None and outcome != "negative"
+        return self._example(request_id, entry, label, value, decided_ms, outcome=has_outcome)
+
+    def _example(
+        self,
+        request_id: str,
+        entry: Entry,
+        label: LabelDefinition,
+        value: float,
+        decided_ms: int,
+        *,
+        outcome: bool,
+    ) -> Example:
+        pred = entry["pred"]
         return {
             "request_id": request_id,
             "model_name": pred["model_name"],
@@ -400,7 +435,7 @@ class LabelJoiner:
             "score": pred["score"],
             "served_ts": _moment(pred["served_ms"]),
             "impression_ts": _moment(entry["imp"][0]),
-            "outcome_ts": _moment(entry["pos"][0]) if has_outcome else None,
+            "outcome_ts": _moment(entry["pos"][0]) if outcome else None,
             "labelled_ts": _moment(decided_ms),
             "weight": 1.0,
         }

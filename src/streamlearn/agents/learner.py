@@ -152,8 +152,9 @@ class LearnerStep(Step):
         self.metrics.snapshots.labels(model=name).inc()
 
 
-def make_learner(env: StepEnvironment) -> LearnerStep:
-    """The learner of the configured models, signing with the configured key."""
+def make_learner(env: StepEnvironment, specs: Mapping[str, ModelSpec] | None = None) -> LearnerStep:
+    """The learner of the configured models (or of ``specs``: the learning lab tries
+    variants of them), signing with the configured key."""
     settings = env.settings
     if settings.model_signing_key is None:
         raise ConfigurationError("the learner signs snapshots: set STREAMLEARN_MODEL_SIGNING_KEY")
@@ -172,7 +173,7 @@ def make_learner(env: StepEnvironment) -> LearnerStep:
         return view
 
     return LearnerStep(
-        configured_specs(settings),
+        configured_specs(settings) if specs is None else specs,
         env.metrics,
         signing_key=key,
         signing_key_id=settings.model_signing_key_id,

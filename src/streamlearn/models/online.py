@@ -149,6 +149,7 @@ class OnlineLearner:
             self.counters.invalid += 1
             return False
         score = spec.predict(model, x)
+        weight *= spec.importance(label, score)
         if self.on_scored is not None:
             self.on_scored(example, score, weight)
         truth = spec.target(label)

@@ -28,6 +28,19 @@ from streamlearn.models.exceptions import UnknownModelSpec
 from streamlearn.models.features import FeatureEncoder, ModelInput, SeededGaussianSplitter
 
 Task = Literal["binary", "regression"]
+FeedbackStrategy = Literal["as_labelled", "in_order", "fake_negative"]
+"""How a binary label reaches the learner when its feedback is delayed (docs/learning.md):
+
+- ``as_labelled``: each example as soon as its label is known: a positive when its click
+  arrives (seconds after serving), a negative when the horizon closes;
+- ``in_order``: positives held until their horizon closes too, so examples are learned in
+  serving order, positives and negatives of a moment together;
+- ``fake_negative`` (Ktena et al. 2019): every seen prediction is emitted as a negative at
+  its impression, and again as a positive when its click comes; the learner weights each
+  example by the importance of the true distribution over the one it sees (positives
+  ``1 + p``, negatives ``(1 - p)(1 + p)``, ``p`` its own current score).
+"""
+FEEDBACK_STRATEGIES: tuple[FeedbackStrategy, ...] = ("as_labelled", "in_order", "fake_negative")
 
 FEATURES_FORMAT = "streamlearn.models.features.model_input/1"
 """Version of :func:`~streamlearn.models.features.model_input`, part of every description."""
@@ -46,10 +59,19 @@ class LabelDefinition:
     horizon_s: float
     positive_kinds: tuple[str, ...] = ()
     value_kinds: tuple[str, ...] = ()
+    strategy: FeedbackStrategy = "as_labelled"
+    """When examples are emitted and how they are weighted (:data:`FeedbackStrategy`);
+    binary labels only."""
 
     def __post_init__(self) -> None:
         if self.horizon_s <= 0:
             raise ConfigurationError(f"label {self.name}: horizon_s must be > 0")
+        if self.strategy not in FEEDBACK_STRATEGIES:
+            raise ConfigurationError(f"label {self.name}: unknown strategy {self.strategy!r}")
+        if self.strategy != "as_labelled" and self.value_kinds:
+            raise ConfigurationError(
+                f"label {self.name}: strategy {self.strategy} needs a binary label"
+            )
         if bool(self.positive_kinds) == bool(self.value_kinds):
             raise ConfigurationError(
                 f"label {self.name}: set exactly one of positive_kinds and value_kinds"
@@ -135,16 +157,26 @@ class ModelSpec:
                 "revision": self.revision,
                 "estimator": self.estimator,
                 "features": FEATURES_FORMAT,
-                "label": {
-                    "name": self.label.name,
-                    "horizon_s": self.label.horizon_s,
-                    "positive_kinds": list(self.label.positive_kinds),
-                    "value_kinds": list(self.label.value_kinds),
-                },
+                "label": self._label_description,
             },
             sort_keys=True,
             separators=(",", ":"),
         )
+
+    @cached_property
+    def _label_description(self) -> dict[str, Any]:
+        label = self.label
+        described: dict[str, Any] = {
+            "name": label.name,
+            "horizon_s": label.horizon_s,
+            "positive_kinds": list(label.positive_kinds),
+            "value_kinds": list(label.value_kinds),
+        }
+        # Only when not the original behaviour, so descriptions (and the snapshots that
+        # carry them) of specs that keep it stay what they were.
+        if label.strategy != "as_labelled":
+            described["strategy"] = label.strategy
+        return described
 
     def describe(self) -> str:
         """The text stored in ``ModelSnapshot.spec``; serving rules and cadence are left out
@@ -160,6 +192,20 @@ class ModelSpec:
         if self.task == "binary":
             return float(model.predict_proba_one(x).get(True, 0.0))
         return float(model.predict_one(x))
+
+    def importance(self, label: float, score: float) -> float:
+        """The weight the label's strategy gives an example of ``label`` that the model
+        being trained scores ``score`` (1 unless ``fake_negative``).
+
+        Under fake negatives the learner sees every positive twice, once as a negative:
+        b(1|x) = p / (1 + p), b(0|x) = 1 / (1 + p). Weighting by p(y|x) / b(y|x) makes
+        the expected loss that of the true distribution (Ktena et al. 2019), with the
+        model's own score standing in for p (as a constant, not differentiated).
+        """
+        if self.label.strategy != "fake_negative":
+            return 1.0
+        p = min(max(score, 0.0), 1.0)
+        return 1.0 + p if label >= 0.5 else (1.0 - p) * (1.0 + p)
 
     def learn(self, model: Any, x: ModelInput, label: float, weight: float = 1.0) -> None:
         """One ``learn_one``; the weight is passed only when it is not 1, so a weighted and
