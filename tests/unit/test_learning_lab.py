@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 import numpy as np
 
+from streamlearn.models.configured import configured_specs
 from streamlearn.simulate.learning_lab import (
     LearningLab,
     learning_config,
@@ -85,3 +87,19 @@ def test_the_learning_config_keeps_the_simulators_world_for_people() -> None:
     assert config.bot_share == 0
     assert config.seed == 3
     assert config.rate == TrafficConfig().rate
+
+
+def test_the_lab_runs_the_specs_it_is_given() -> None:
+    settings = learning_settings()
+    specs = {
+        name: replace(spec, label=replace(spec.label, strategy="fake_negative"))
+        for name, spec in configured_specs(settings).items()
+    }
+    lab = LearningLab(learning_config(rate=10.0, users=100), settings=settings, specs=specs,
+                      keep_inputs=True)  # fmt: skip
+    lab.run(15)
+    join = lab.worker("label-join").step
+    assert join.counters.fake_negatives > 0  # type: ignore[attr-defined]
+    learner = lab.worker("learner").step.learners["ctr"]  # type: ignore[attr-defined]
+    assert learner.spec.label.strategy == "fake_negative"
+    assert len(lab.inputs("ctr")) == len(lab.judged("ctr")["label"]) > 0

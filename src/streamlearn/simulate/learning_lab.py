@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 from pydantic import SecretStr
 
+from streamlearn.agents.label_join import LabelJoinStep
+from streamlearn.agents.learner import make_learner
 from streamlearn.models.configured import configured_specs
 from streamlearn.models.features import model_input
 from streamlearn.models.snapshot import load_model
@@ -96,6 +98,8 @@ class _Columns:
     truth: list[float] = field(default_factory=list)
     label: list[bool] = field(default_factory=list)
     weight: list[float] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    """The model inputs, when the lab keeps them (:attr:`LearningLab.keep_inputs`)."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,8 @@ class Figures:
     """Serving versions (≥ 1) that served in the span."""
 
 
-def _auc(labels: np.ndarray[Any, Any], scores: np.ndarray[Any, Any]) -> float | None:
+def auc(labels: np.ndarray[Any, Any], scores: np.ndarray[Any, Any]) -> float | None:
+    """Exact ROC AUC (ties count half); None without both classes."""
     positives = int(labels.sum())
     if positives == 0 or positives == len(labels):
         return None
@@ -130,17 +135,18 @@ def served_auc(
     total = weighted = 0.0
     for version in np.unique(versions[versions > 0]):
         chosen = versions == version
-        auc = _auc(labels[chosen], scores[chosen])
-        if auc is not None:
+        value = auc(labels[chosen], scores[chosen])
+        if value is not None:
             count = float(chosen.sum())
-            weighted += auc * count
+            weighted += value * count
             total += count
     return weighted / total if total else None
 
 
-def _bins(
+def reliability(
     scores: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], weights: np.ndarray[Any, Any]
 ) -> ReliabilityBins | None:
+    """The reliability bins (ECE, log loss) of labelled scores; None when there are none."""
     if not len(scores):
         return None
     bins = ReliabilityBins(BINS)
@@ -157,7 +163,8 @@ class LearningLab(Lab):
     :meth:`figures` (a span) or :meth:`windows` (one per ``window_s``).
     """
 
-    built_in_steps = ("label-join", "learner")
+    built_in_steps = ()
+    """label-join and learner, made by the lab itself from its specs (:attr:`specs`)."""
     sends_events = False
 
     def __init__(
@@ -167,26 +174,39 @@ class LearningLab(Lab):
         settings: Settings | None = None,
         start_ms: int = DEFAULT_START_MS,
         partitions: int = 6,
+        specs: Mapping[str, ModelSpec] | None = None,
+        keep_inputs: bool = False,
     ) -> None:
         settings = settings or learning_settings()
         if settings.model_signing_key is None:
             settings = settings.model_copy(update={"model_signing_key": LAB_SIGNING_KEY})
-        self.specs: Mapping[str, ModelSpec] = configured_specs(settings)
+        self.specs: Mapping[str, ModelSpec] = (
+            configured_specs(settings) if specs is None else dict(specs)
+        )
+        """The models served and learned (by default those the settings configure; a
+        bench passes variants, e.g. another label strategy)."""
         self.current: dict[str, tuple[int, Any]] = {}
         """Model name → (version, model) served now: the newest snapshot loaded."""
         self.published: dict[str, list[tuple[float, int]]] = {name: [] for name in self.specs}
         """Model name → (simulated second it started serving, version), in order."""
+        self.keep_inputs = keep_inputs
+        """Whether :meth:`judged` returns the model inputs too (another learner can then be
+        judged on the same impressions)."""
         self._served_rows = {name: _Columns() for name in self.specs}
         self._prequential_rows = {name: _Columns() for name in self.specs}
         self._log_read = 0
-        serving = Serving(model_name=settings.models[0], arms=tuple(settings.models))
+        serving = Serving(model_name=next(iter(self.specs)), arms=tuple(self.specs))
         super().__init__(
             config, start_ms=start_ms, settings=settings, serving=serving, partitions=partitions
         )
         self._state_serde = self.cluster.catalogue.topic("model.state").serde(self.registry)
         self._key = settings.model_signing_key
-        for name, learner in self.worker("learner").step.learners.items():  # type: ignore[attr-defined]
-            learner.on_scored = self._prequential_of(name)
+        specs_ = self.specs
+        self.add_step(lambda env: LabelJoinStep(env.settings, env.metrics, specs_))
+        learner = make_learner(self.environment, specs_)
+        self.add_step(lambda env: learner)
+        for name, online in learner.learners.items():
+            online.on_scored = self._prequential_of(name)
 
     # -- serving ---------------------------------------------------------------------------
 
@@ -213,6 +233,8 @@ class LearningLab(Lab):
         rows.truth.append(slot.p_click)
         rows.label.append(slot.clicked and slot.click_after_s <= horizon_s)
         rows.weight.append(1.0)
+        if self.keep_inputs:
+            rows.inputs.append(model_input(slot.features, slot.context))
 
     def _advance(self, now_ms: int) -> None:
         super()._advance(now_ms)
@@ -261,27 +283,33 @@ class LearningLab(Lab):
         truth = np.asarray(rows.truth, dtype=float)[chosen]
         label = np.asarray(rows.label, dtype=bool)[chosen]
         weight = np.ones(len(score))
-        served = _bins(score, label, weight)
-        ideal = _bins(truth, label, weight)
+        served = reliability(score, label, weight)
+        ideal = reliability(truth, label, weight)
         pre = self._prequential_rows[name]
         pre_at = np.asarray(pre.at_s, dtype=float)
         pre_chosen = (pre_at >= start_s) & (pre_at < end_s)
         pre_score = np.asarray(pre.score, dtype=float)[pre_chosen]
         pre_label = np.asarray(pre.label, dtype=bool)[pre_chosen]
-        pre_bins = _bins(pre_score, pre_label, np.asarray(pre.weight, dtype=float)[pre_chosen])
+        pre_bins = reliability(
+            pre_score, pre_label, np.asarray(pre.weight, dtype=float)[pre_chosen]
+        )
         return Figures(
             start_s=start_s,
             end_s=end_s,
             impressions=int(chosen.sum()),
             served_auc=served_auc(version, label, score),
-            ceiling_auc=_auc(label, truth),
+            ceiling_auc=auc(label, truth),
             log_loss=None if served is None else served.log_loss(),
             truth_log_loss=None if ideal is None else ideal.log_loss(),
             ece=None if served is None else served.ece(),
-            prequential_auc=_auc(pre_label, pre_score),
+            prequential_auc=auc(pre_label, pre_score),
             prequential_log_loss=None if pre_bins is None else pre_bins.log_loss(),
             versions=len(np.unique(version[version > 0])),
         )
+
+    def inputs(self, name: str) -> list[dict[str, Any]]:
+        """One model's judged impressions' model inputs (with ``keep_inputs``)."""
+        return self._served_rows[name].inputs
 
     def judged(self, name: str) -> dict[str, np.ndarray[Any, Any]]:
         """One model's judged impressions as arrays (serving second, version, served score,
@@ -311,9 +339,11 @@ def figures_row(figures: Figures) -> dict[str, float | int | None]:
 __all__: Sequence[str] = (
     "Figures",
     "LearningLab",
+    "auc",
     "figures_row",
     "learning_config",
     "learning_settings",
+    "reliability",
     "served_auc",
     "steady_state",
 )
