@@ -430,7 +430,7 @@ def _check(
     declared = document["paths"][path][method]["responses"]
     assert str(status) in declared, f"{method} {path}: undocumented status {status}: {body!r}"
     media = declared[str(status)]["content"]
-    assert content_type.split(";")[0] in media, content_type
+    assert content_type.split(";")[0] in media, (status, content_type, body[:200])
     schema = media[content_type.split(";")[0]]["schema"]
     if content_type.startswith("application/json"):
         full = {**_inline(schema, document["components"]["schemas"])}

@@ -46,15 +46,16 @@ def create_serving_app(
     key = settings.model_signing_key
     if kafka and (key is None or not key.get_secret_value()):
         raise ConfigurationError("a prediction worker needs STREAMLEARN_MODEL_SIGNING_KEY")
-    doors: list[Middleware] = []
+    middlewares: list[Middleware] = []
     if settings.serve_api_tokens:
-        # /v1 is the API; probes, metrics and the OpenAPI document stay open.
-        doors.append(bearer_tokens(settings.serve_api_tokens, _is_api))
+        # /v1 is the API; probes, metrics and the OpenAPI document stay open. The
+        # middleware's refusals are answered as JSON by errors_as_json around it.
+        middlewares += [api.errors_as_json, bearer_tokens(settings.serve_api_tokens, _is_api)]
     else:
+        # No middleware at all: handlers answer their own errors as JSON and the last
+        # route answers unknown paths (api.no_route), so aiohttp skips its middleware chain.
         log.info("prediction API open: no STREAMLEARN_SERVE_API_TOKENS set")
-    app = web.Application(
-        middlewares=[api.errors_as_json, *doors], client_max_size=settings.serve_max_body_bytes
-    )
+    app = web.Application(middlewares=middlewares, client_max_size=settings.serve_max_body_bytes)
     specs = configured_specs(settings)
     store = ModelStore(settings.models)
     book = ExperimentBook()
@@ -78,12 +79,14 @@ def create_serving_app(
     )
     app[SERVING] = serving
     app.router.add_post("/v1/models/{name}:predict", api.predict)
-    app.router.add_get("/v1/models", api.list_models)
-    app.router.add_get("/v1/models/{name}", api.get_model)
-    app.router.add_get("/healthz", api.healthz)
-    app.router.add_get("/readyz", api.readyz)
-    app.router.add_get("/metrics", api.metrics)
-    app.router.add_get("/openapi.json", api.openapi)
+    app.router.add_get("/v1/models", api.json_errors(api.list_models))
+    app.router.add_get("/v1/models/{name}", api.json_errors(api.get_model))
+    app.router.add_get("/healthz", api.json_errors(api.healthz))
+    app.router.add_get("/readyz", api.json_errors(api.readyz))
+    app.router.add_get("/metrics", api.json_errors(api.metrics))
+    app.router.add_get("/openapi.json", api.json_errors(api.openapi))
+    # Last: whatever nothing else matched (any character: "." would not match a newline).
+    app.router.add_route("*", r"/{tail:[\s\S]*}", api.no_route)
     if kafka:
         app.cleanup_ctx.append(_kafka_lifecycle(registry))
     return app
