@@ -125,3 +125,23 @@ def test_a_requests_predictions_are_offered_in_one_call_within_the_bound() -> No
     assert second["latency_ms"] == 2.5
     text = generate_latest(metrics.registry).decode()
     assert 'streamlearn_serve_telemetry_dropped_total{reason="buffer_full"} 2.0' in text
+
+
+def test_records_refused_by_a_full_producer_queue_are_counted_per_chunk() -> None:
+    class FullProducer(FakeProducer):
+        def produce(self, topic: str, value: bytes, key: str) -> None:
+            if len(self.produced) >= 2:
+                raise BufferError("queue full")
+            super().produce(topic, value, key)
+
+    sink, _, metrics = _sink(buffer=10)
+    full = FullProducer()
+    sink._producer = full  # type: ignore[assignment]
+    asyncio.run(sink._ensure_schemas())
+    for _ in range(5):
+        sink.offer_prediction(PREDICTION, FEATURES, {}, 1_000, 1.5, "w-1")
+    sink._send_chunk()
+    assert len(full.produced) == 2
+    assert sink.pending == 0
+    text = generate_latest(metrics.registry).decode()
+    assert 'streamlearn_serve_telemetry_dropped_total{reason="producer_queue_full"} 3.0' in text
