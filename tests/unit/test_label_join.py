@@ -81,8 +81,14 @@ def with_strategy(strategy: FeedbackStrategy) -> dict[str, ModelSpec]:
     }
 
 
+AS_LABELLED = with_strategy("as_labelled")
+
+
 class Harness:
-    def __init__(self, specs: Mapping[str, ModelSpec] = SPECS, **options: Any) -> None:
+    """A joiner of the shipped specs, their binary labels ``as_labelled`` (each label as
+    soon as it is known) unless ``specs`` says otherwise."""
+
+    def __init__(self, specs: Mapping[str, ModelSpec] = AS_LABELLED, **options: Any) -> None:
         self.state: dict[str, dict[str, Any]] = {}
         self.joiner = LabelJoiner.for_specs(specs, self.state, **options)
         registry = InMemoryRegistry()
