@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -114,13 +115,19 @@ def test_the_command_survives_services_that_are_down_and_prints_json() -> None:
 
 
 def test_sigterm_stops_the_command_cleanly_with_the_summary() -> None:
-    dead = f"http://127.0.0.1:{free_port()}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlearn", "simulate", "--collector-url", dead,
-         "--predict-url", dead, "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    time.sleep(3)
+    # The signal goes once the command sends traffic (its handlers are installed by
+    # then): a fixed sleep signalled a process still importing on a loaded machine.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(60)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlearn", "simulate", "--collector-url", url,
+             "--predict-url", url, "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        connection, _ = listener.accept()
+        connection.close()  # a service that hangs up: the command counts an error
+    time.sleep(0.6)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
