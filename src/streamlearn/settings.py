@@ -171,6 +171,11 @@ class Settings(BaseSettings):
     monitor_consecutive_windows: int = Field(default=3, ge=1)
     """Windows in a row over a threshold before the monitor raises an alert."""
 
+    monitor_calibration_consecutive_windows: int = Field(default=2, ge=1)
+    """Windows in a row over a calibration threshold before an alert. Fewer than for
+    feature histograms: labels are independent given their scores, so the binomial
+    thresholds hold window by window, while a page view's features repeat in each slot."""
+
     monitor_cooldown_s: float = Field(default=300.0, ge=0)
     """Event time during which a repeated alert for one condition is held back."""
 
@@ -312,7 +317,8 @@ def settings_table() -> str:
             default = "(empty)"
         else:
             default = f"`{field.default}`"
-        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {default} | {field.description or ''} |")
+        description = " ".join((field.description or "").split())  # one table row
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {default} | {description} |")
     rows.append(
         f"| `{CONFIG_FILE_ENV}` | (unset) | Optional YAML file with any of the settings above "
         "(lower priority than the environment). |"

@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 
 from streamlearn.agents.monitor import MonitorStep
+from streamlearn.agents.monitor_streams import HistogramStream, StreamId, WindowConfig
 from streamlearn.models.configured import configured_specs
+from streamlearn.monitoring import drift_thresholds
 from streamlearn.runtime.local import LocalCluster, LocalWorker
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.serde import InMemoryRegistry
@@ -24,10 +26,12 @@ SETTINGS = Settings(
     label_allowed_lateness_s=0,
 )  # fmt: skip
 CATALOGUE = TopicCatalogue.from_settings(SETTINGS)
+_MS = timedelta(milliseconds=1)
 
 
 def _prediction(i: int, rng: np.random.Generator, *, price_shift: float = 0.0,
-                version: int = 1, degraded: bool = False) -> dict[str, Any]:  # fmt: skip
+                version: int = 1, degraded: bool = False,
+                decision: str | None = None) -> dict[str, Any]:  # fmt: skip
     return {
         "request_id": f"r-{i}",
         "user_id": f"u-{i % 50}",
@@ -43,7 +47,7 @@ def _prediction(i: int, rng: np.random.Generator, *, price_shift: float = 0.0,
         },
         "context": {"placement": "top"},
         "score": float(rng.beta(2, 8)),
-        "decision": None,
+        "decision": decision,
         "degraded": degraded,
         "degraded_reason": None,
         "served_ts": T0 + timedelta(milliseconds=100 * i),
@@ -94,6 +98,21 @@ def _raw(i: int) -> dict[str, Any]:
         "session_hint": None, "client_ts": at, "received_ts": at, "url": "/p/1",
         "referrer": None, "user_agent": "Mozilla/5.0", "ip": "10.0.0.1",
         "app_version": "app-1", "properties": {}, "context": {},
+    }  # fmt: skip
+
+
+def _session(i: int, rng: np.random.Generator, *, pages_mean: float = 4.0,
+             correction: bool = False) -> dict[str, Any]:  # fmt: skip
+    end = T0 + timedelta(seconds=i)
+    pages = 1 + int(rng.poisson(pages_mean - 1))
+    duration_ms = int(rng.exponential(60_000 * pages))
+    return {
+        "session_id": f"s-{i}", "user_id": f"u-{i}", "start_ts": end - duration_ms * _MS,
+        "end_ts": end, "duration_ms": duration_ms, "event_count": pages + 1,
+        "page_count": pages, "pages": [f"/p/{n}" for n in range(pages)],
+        "device_class": "desktop", "is_bot": False, "first_event_id": f"e-{i}-0",
+        "last_event_id": f"e-{i}-1", "late_events": 0, "is_correction": correction,
+        "closed_ts": end + timedelta(seconds=60),
     }  # fmt: skip
 
 
@@ -172,6 +191,59 @@ def test_a_concept_change_raises_a_calibration_alert() -> None:
     assert ("calibration", "ece") in kinds or ("calibration", "abs_residual_shift") in kinds
 
 
+def test_calibration_alerts_after_its_own_count_of_windows_in_a_row() -> None:
+    # Labels are independent given their scores, so calibration's binomial thresholds hold
+    # window by window and it needs fewer windows in a row than the feature histograms
+    # (whose values repeat across the slots of one page view). Reference: examples
+    # 10-409; windows of 100 from 410; exactly two windows' worth are flipped.
+    rng = np.random.default_rng(5)
+    records = [("training.examples", _example(i, rng, flipped=610 <= i < 810))
+               for i in range(1200)]  # fmt: skip
+
+    def calibration_alerts(settings: Settings) -> list[dict[str, Any]]:
+        return [a for a in _alerts(_run(records, settings)) if a["kind"] == "calibration"]
+
+    assert SETTINGS.monitor_consecutive_windows == 3
+    assert SETTINGS.monitor_calibration_consecutive_windows == 2
+    assert len(calibration_alerts(SETTINGS)) == 1
+    three = SETTINGS.model_copy(update={"monitor_calibration_consecutive_windows": 3})
+    assert calibration_alerts(three) == []
+
+
+def test_sessions_that_get_shorter_raise_a_drift_alert_and_corrections_are_not_counted() -> None:
+    rng = np.random.default_rng(7)
+    records = [("events.sessions", _session(i, rng)) for i in range(700)]
+    # A re-emitted session (late events) replaces one already counted: never counted again.
+    records += [("events.sessions", _session(i, rng, pages_mean=1.0, correction=True))
+                for i in range(700, 1400)]  # fmt: skip
+    assert _alerts(_run(records)) == []
+    records += [("events.sessions", _session(i, rng, pages_mean=1.5)) for i in range(1400, 1900)]
+    cluster = _run(records)
+    alerts = _alerts(cluster)
+    assert {(a["kind"], a["labels"]["scope"], a["labels"]["feature"]) for a in alerts} >= {
+        ("drift", "sessions", "page_count")
+    }
+    reports = [r for r in cluster.decoded("monitoring.drift") if r["scope"] == "sessions"]
+    assert {r["feature"] for r in reports} == {"duration_s", "page_count", "is_bot"}
+    # 1200 sessions counted (corrections not): 400 make the reference, 800 eight windows.
+    assert sum(r["record_count"] for r in reports if r["feature"] == "page_count") == 800
+
+
+def test_decisions_replaced_by_an_action_cap_raise_a_drift_alert_on_the_decision_mix() -> None:
+    rng = np.random.default_rng(8)
+
+    def served(i: int, capped: bool) -> tuple[str, dict[str, Any]]:
+        positive = rng.random() < 0.3 and not capped  # the cap turns "show" into "skip"
+        return "telemetry.predictions", _prediction(i, rng, decision="show" if positive else "skip")
+
+    records = [served(i, capped=False) for i in range(1000)]
+    records += [served(i, capped=True) for i in range(1000, 1400)]
+    alerts = _alerts(_run(records))
+    assert [(a["kind"], a["labels"]["scope"], a["labels"]["feature"]) for a in alerts] == [
+        ("drift", "score", "decision")
+    ]
+
+
 def test_a_bot_wave_raises_a_pipeline_alert() -> None:
     # 10 raw events a second; preprocess passes 95 % of them, then 50 % from t = 120 s.
     records: list[tuple[str, dict[str, Any]]] = []
@@ -206,3 +278,18 @@ def test_reports_are_a_function_of_the_log() -> None:
     assert [m.value for m in first.messages("monitoring.drift")] == [
         m.value for m in second.messages("monitoring.drift")
     ]
+
+
+def test_drift_thresholds_are_for_the_values_a_window_holds_not_its_nulls() -> None:
+    # A window of 100 records of a feature missing from a third of them holds about 67
+    # values: thresholds simulated for 100 would be too low for it (a drift-free run's
+    # only false alarm was on such a feature, `recency_s`).
+    config = WindowConfig(window=100, reference=300)
+    stream = HistogramStream(StreamId("input", "recency_s", "ctr"), "telemetry.predictions")
+    rng = np.random.default_rng(6)
+    for offset in range(300):
+        value = None if offset % 3 == 0 else float(rng.exponential(600))
+        stream.add(value, offset, offset, 1, config)
+    assert stream.reference is not None
+    expected = drift_thresholds(stream.reference, 67, false_alarm_rate=config.false_alarm_rate)
+    assert stream.thresholds["jensen_shannon"] == expected["jensen_shannon"]

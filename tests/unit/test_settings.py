@@ -94,3 +94,11 @@ def test_settings_table_documents_every_setting() -> None:
     for name, field in Settings.model_fields.items():
         assert f"`STREAMLEARN_{name.upper()}`" in table
         assert field.description, f"setting {name} has no docstring"
+
+
+def test_each_setting_is_one_row_of_the_table_whatever_its_docstrings_lines() -> None:
+    # A Markdown table row cannot span lines: a docstring wrapped over several lines
+    # must still give one row.
+    rows = settings_table().splitlines()
+    assert len(rows) == 2 + len(Settings.model_fields) + 1
+    assert all(row.startswith("| ") and row.endswith(" |") for row in rows[2:])

@@ -4,7 +4,8 @@ Pipelines fail semantically while staying up technically, so the monitor watches
 
 - ``telemetry.predictions``: every feature as served and the score, per model and arm
   (numeric: fixed-edge histograms; categorical: top-k and other; null rate of each);
-  the share of degraded answers (the ``degraded`` flag as a 0/1 feature).
+  the share of degraded answers (the ``degraded`` flag as a 0/1 feature); the decision
+  mix (what the business rules made of the scores: an action cap that engages shows).
 - ``training.examples``: calibration of the served scores against the labels they
   earned (expected calibration error, mean residual, log loss), the label rate and the
   label delay, per model and arm.
@@ -13,6 +14,9 @@ Pipelines fail semantically while staying up technically, so the monitor watches
   and the event type mix per producer.
 - ``telemetry.events`` beside ``events.clean``: the share of events preprocess filtered
   (bots, duplicates, invalid), per event-time bucket.
+- ``events.sessions``: session length (seconds), pages per session and the share of
+  sessions sessionise marked as bots. A correction (a session emitted again with late
+  events) replaces one already counted and is not counted again.
 
 Each quantity of each input partition is a stream (:mod:`streamlearn.agents.monitor_streams`):
 a fixed reference (its first records), then windows of N records tied to offsets. Every
@@ -62,6 +66,7 @@ ALERT_KINDS = {
     "null_rate": "null_rate",
     "pipeline": "pipeline",
     "calibration": "calibration",
+    "sessions": "drift",
 }
 # CleanEvent fields every event has (never null) are not monitored for nulls.
 REQUIRED_CLEAN_FIELDS = frozenset(
@@ -164,7 +169,13 @@ class MonitorStep(Step):
     """The agent (see the module docstring)."""
 
     name = AGENT
-    inputs = ("telemetry.events", "events.clean", "telemetry.predictions", "training.examples")
+    inputs = (
+        "telemetry.events",
+        "events.clean",
+        "events.sessions",
+        "telemetry.predictions",
+        "training.examples",
+    )
     outputs = ("monitoring.drift", "monitoring.alerts")
     stores = (STORE,)
     # Every input is read by an agent that rejects what it cannot decode (preprocess,
@@ -180,6 +191,7 @@ class MonitorStep(Step):
             reference=settings.monitor_reference_records,
             false_alarm_rate=settings.monitor_false_alarm_rate,
             consecutive=settings.monitor_consecutive_windows,
+            calibration_consecutive=settings.monitor_calibration_consecutive_windows,
             bins=settings.monitor_bins,
             top_k=settings.monitor_top_k,
         )
@@ -213,6 +225,7 @@ class MonitorStep(Step):
             "training.examples": self._example,
             "events.clean": self._clean_event,
             "telemetry.events": self._raw_event,
+            "events.sessions": self._session,
         }[topic]
         # Records this state took in already (a batch re-read after a crash that followed
         # the state's write): skipped, their outputs went out with them.
@@ -258,6 +271,9 @@ class MonitorStep(Step):
         observed: Iterable[tuple[str, str, Any]] = [
             ("score", "score", value["score"]),
             ("score", "degraded", bool(value["degraded"])),
+            # What the business rules made of the score: an action cap that engages
+            # turns positive decisions into the fallback one, which shifts this mix.
+            ("score", "decision", value["decision"]),
             *(("feature", name, v) for name, v in sorted(value["features"].items())),
         ]
         closed = []
@@ -335,6 +351,24 @@ class MonitorStep(Step):
                 fields.get(name) is None, record.offset, at_ms,
                 (reference["n"], reference["n"] - populated), "null_rate", self.config,
             )  # fmt: skip
+            if window is not None:
+                closed.append(window)
+        return closed
+
+    def _session(self, state: _Partition, record: Record) -> list[ClosedWindow]:
+        value = record.value
+        if value["is_correction"]:
+            return []
+        at_ms = millis(value["end_ts"])
+        closed = []
+        for feature, observation in (
+            ("duration_s", value["duration_ms"] / 1000),
+            ("page_count", value["page_count"]),
+            ("is_bot", bool(value["is_bot"])),
+        ):
+            window = self._histogram(state, StreamId("sessions", feature), record.topic).add(
+                observation, record.offset, at_ms, None, self.config
+            )
             if window is not None:
                 closed.append(window)
         return closed

@@ -38,7 +38,8 @@ class WindowConfig:
     window: int = 200
     reference: int = 1000
     false_alarm_rate: float = 1e-3
-    consecutive: int = 2
+    consecutive: int = 3
+    calibration_consecutive: int = 2
     bins: int = 10
     top_k: int = 20
 
@@ -239,8 +240,11 @@ class HistogramStream:
         self.pending = []
         self.ready = True
         if self.reference is not None:
+            # A window's nulls do not enter its histogram: the distribution statistics
+            # judge the values it holds, about window x the reference's present share.
+            present = round(config.window * (1 - self.ref_nulls / self.ref_n))
             self.thresholds = drift_thresholds(
-                self.reference, config.window, false_alarm_rate=config.false_alarm_rate
+                self.reference, max(1, present), false_alarm_rate=config.false_alarm_rate
             )
             self.current = self.reference.empty_like()
         self.thresholds["null_rate"] = rate_threshold(
@@ -431,7 +435,7 @@ class CalibrationStream:
                     [score for score, _, _ in self.current.rows()],
                     [label for _, label, _ in self.current.rows()], values, thresholds,
                     self.position, int(self.current.count), self.version),
-            self.streaks.judge(values, thresholds, config.consecutive),
+            self.streaks.judge(values, thresholds, config.calibration_consecutive),
         )  # fmt: skip
         self.current = ReliabilityBins()
         self.version = None
