@@ -14,7 +14,8 @@ lateness 5 s) and the specs' own snapshot cadence. The steady state is the last
   AUC on the same impressions), log loss against the truth's, ECE (10 reliability bins);
 - the learner's prequential AUC on the examples it learned;
 - the served AUC of the first simulated minute (cold start: fallbacks, then the first
-  snapshots);
+  snapshots), and ``reach``: the first minute whose served AUC is at least its ceiling
+  - 0.02 (issue 15's cold-start measure, in one-minute windows);
 - River's ``evaluate.iter_progressive_val_score`` (same spec, fresh model) over the same
   impressions in serving order, each learned ``delay`` = horizon + lateness after it was
   served (when label-join knows a negative): one model updated at once, no snapshot lag;
@@ -90,7 +91,23 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _row(label: str, name: str, f: Figures, truth: Figures, first: Figures | None = None) -> str:
+def _reached(lab: LearningLab, name: str, within: float = 0.02) -> str:
+    """The first simulated minute whose served AUC is at least its ceiling - ``within``."""
+    for index, window in enumerate(lab.windows(60)):
+        served, ceiling = window[name].served_auc, window[name].ceiling_auc
+        if served is not None and ceiling is not None and served >= ceiling - within:
+            return f"{index + 1}"
+    return "never"
+
+
+def _row(
+    label: str,
+    name: str,
+    f: Figures,
+    truth: Figures,
+    first: Figures | None = None,
+    reached: str = "-",
+) -> str:
     gap = None if f.served_auc is None or truth.ceiling_auc is None else (
         f.served_auc - truth.ceiling_auc)  # fmt: skip
     excess = None if f.log_loss is None or not truth.truth_log_loss else (
@@ -107,7 +124,7 @@ def _row(label: str, name: str, f: Figures, truth: Figures, first: Figures | Non
         f"{_fmt(gap):>7} {_fmt(f.log_loss)} {_fmt(truth.truth_log_loss)} "
         f"{'-' if excess is None else f'{excess:+.1%}':>6} {_fmt(f.ece)} "
         f"{_fmt(f.prequential_auc)} {_fmt(None if first is None else first.served_auc)} "
-        f"{' '.join(met)}"
+        f"{reached:>5} {' '.join(met)}"
     )
 
 
@@ -129,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     header = (
         f"{'strategy':<22} {'model':<9} {'served':<6} {'ceil':<6} {'gap':>7} "
-        f"{'logloss':<6} {'truth':<6} {'excess':>6} {'ece':<6} {'preq':<6} {'1st min':<6} goals"
+        f"{'logloss':<6} {'truth':<6} {'excess':>6} {'ece':<6} {'preq':<6} {'1st min':<6} {'reach':>5} goals"
     )
     lines: list[str] = []
     for index, strategy in enumerate(strategies):
@@ -148,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         steady, first = lab.figures(start_s, duration_s), lab.figures(0, 60)
         for name, figures in steady.items():
-            lines.append(_row(strategy, name, figures, figures, first[name]))
+            reached = _reached(lab, name)
+            lines.append(_row(strategy, name, figures, figures, first[name], reached))
             if args.windows:
                 per_minute = " ".join(_fmt(w[name].served_auc, 3) for w in lab.windows(60))
                 lines.append(f"    served AUC per minute: {per_minute}")
