@@ -108,6 +108,39 @@ def profiled(load: Any, pid: int, output: str | None) -> Any:
     return run
 
 
+def ab_rounds(
+    rounds: int,
+    load: Any,
+    worker: tuple[int, int],
+    baseline: tuple[int, int],
+    bodies: dict[str, dict[str, Any]],
+    connections: int,
+    duration: int,
+) -> None:
+    """Alternate the worker and the baseline worker ``rounds`` times per body (which goes
+    first alternates too); print each run's server CPU per request and the medians."""
+    cpu: dict[tuple[str, str], list[float]] = {}
+    for index in range(rounds):
+        for label, body in bodies.items():
+            pair = [("worker", worker), ("baseline", baseline)]
+            for who, (pid, port) in pair if index % 2 == 0 else pair[::-1]:
+                url = f"http://127.0.0.1:{port}/v1/models/ctr:predict"
+                row = measured(counted(load, port), pid, url, body, connections, duration)
+                cpu.setdefault((who, label), []).append(row["cpu_us"])
+                print(
+                    f"  round {index + 1} {who:8} {label:13} {row['rps']:8.0f} req/s "
+                    f"{row['cpu_us']:8.1f} us/req, p99 {row['p99']:.2f} ms, telemetry "
+                    f"dropped {row['telemetry_dropped']:.0f}",
+                    flush=True,
+                )
+    for label in bodies:
+        new, old = (statistics.median(cpu[who, label]) for who in ("worker", "baseline"))
+        print(
+            f"A/B {label}: median server CPU per request worker {new:.1f} us, baseline "
+            f"{old:.1f} us: {old / new:.2f}x"
+        )
+
+
 def counted(load: Any, port: int) -> Any:
     """``load``, its row with the telemetry records the worker delivered and dropped during
     it: a dropped record is CPU the worker did not spend, so a row with drops is cheaper
@@ -194,6 +227,21 @@ def main() -> int:
         help="record with py-spy (installed by scripts/bootstrap_bench) the worker during the "
         "1-instance and batch runs (FILE.1.txt, FILE.batch.txt) and the minimal handler during "
         "its run (FILE.minimal.txt), as collapsed stacks",
+    )
+    parser.add_argument(
+        "--baseline-src",
+        metavar="DIR",
+        help="also load, side by side in the same run, a worker run from another version's "
+        "src directory (e.g. `git archive <commit> src | tar -x -C /tmp/old`, then "
+        "/tmp/old/src): rows 'baseline worker, ...'",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="with --baseline-src: that many more rounds alternating the two workers "
+        "(1 instance and --batch), then the median server CPU per request of each (on a "
+        "shared machine one pair of runs moves by ±15 %%)",
     )
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bare-uvloop", action="store_true", help=argparse.SUPPRESS)
@@ -293,6 +341,15 @@ def main() -> int:
         wait_http(minimal_port, "/healthz")
         worker_pid = processes[1].pid
         wait_http(worker_port, "/readyz")
+        baseline_port = free_port()
+        if args.baseline_src:
+            baseline_env = {**env, "PYTHONPATH": str(Path(args.baseline_src).resolve())}
+            baseline_process = subprocess.Popen(
+                [sys.executable, "-m", "streamlearn", "serve", "--port", str(baseline_port)],
+                env=baseline_env, stdout=subprocess.DEVNULL, stderr=sys.stderr,
+            )  # fmt: skip
+            processes.append(baseline_process)
+            wait_http(baseline_port, "/readyz")
         wait_http(bare_port, "")
 
         requests = ClickWorld(7).requests(1000)
@@ -350,6 +407,22 @@ def main() -> int:
             ),
             "in-process model call": in_process(model, requests),
         }
+        if args.baseline_src:
+            url = f"http://127.0.0.1:{baseline_port}/v1/models/ctr:predict"
+            pid = baseline_process.pid
+            rows["baseline worker, 1 instance"] = measured(
+                counted(load, baseline_port), pid, url, one, c, d
+            )
+            rows[f"baseline worker, {args.batch} instances"] = measured(
+                counted(load, baseline_port), pid, url, batch, c, d
+            )
+            # And the new worker again after it: each pair brackets the other in time.
+            rows["worker, 1 instance (again)"] = measured(
+                counted(load, worker_port), worker_pid, worker_url, one, c, d
+            )
+            if args.rounds:
+                ab_rounds(args.rounds, load, (worker_pid, worker_port), (pid, baseline_port),
+                          {"1 instance": one, f"{args.batch} instances": batch}, c, d)  # fmt: skip
         print(f"\n{args.connections} connections, {args.duration} s per run\n")
         print(
             f"{'':32} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'predictions/s':>14} "
