@@ -1,6 +1,7 @@
-"""Running one prediction worker process: the event loop and the process settings it needs.
+"""Running prediction worker processes: the event loop and the process settings they need.
 
-``streamlearn serve`` calls :func:`run_worker`. It runs the app on uvloop when uvloop is
+``streamlearn serve`` calls :func:`run_worker`; :func:`run_workers` runs several worker
+processes on one port. It runs the app on uvloop when uvloop is
 installed (about 20 µs less CPU per request than asyncio's default loop for a handler answering
 a constant on the benchmark machine, a third of aiohttp's own cost for a small request) and on
 asyncio's loop otherwise, with the same behaviour: handlers, signals and shutdown are aiohttp's.
@@ -12,7 +13,12 @@ import asyncio
 import gc
 import importlib.util
 import logging
+import multiprocessing
+import os
+import signal
 from collections.abc import Callable
+from multiprocessing.connection import wait
+from types import FrameType
 
 from aiohttp import web
 
@@ -37,12 +43,97 @@ def run_worker(
     print: Callable[..., None] | None = None,
     access_log: logging.Logger | None = None,
     prefer_uvloop: bool = True,
+    reuse_port: bool = False,
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM (then the app's cleanup runs: the follower
-    stops, telemetry is flushed)."""
+    stops, telemetry is flushed). ``reuse_port``: bind with ``SO_REUSEPORT`` (the kernel
+    spreads connections between the processes listening on the port)."""
     loop = new_event_loop(prefer_uvloop)
     log.debug("prediction worker event loop: %s", type(loop).__module__)
     # Everything created so far lives as long as the process: keep it out of the cyclic
     # garbage collector's scans (~8% less CPU per request, measured with bench/predict.py).
     gc.freeze()
-    web.run_app(app, host=host, port=port, print=print, access_log=access_log, loop=loop)
+    web.run_app(
+        app, host=host, port=port, print=print, access_log=access_log, loop=loop,
+        reuse_port=reuse_port or None,
+    )  # fmt: skip
+
+
+def run_workers(
+    make_app: Callable[[], web.Application],
+    workers: int,
+    *,
+    host: str,
+    port: int,
+    print: Callable[..., None] | None = None,
+    access_log: logging.Logger | None = None,
+) -> int:
+    """Run ``workers`` worker processes on one port (``SO_REUSEPORT``), each with its own
+    app from ``make_app`` (so its own follower of ``model.state`` and telemetry producer),
+    until SIGINT or SIGTERM, which are passed on to every worker (each stops gracefully).
+    One worker is :func:`run_worker` in this process. Returns the exit code: 0, or the
+    first non-zero code of a worker (a worker that dies stops the others: restarting is the
+    supervisor's job, as for one worker).
+
+    The workers are forked before any event loop, thread or Kafka client exists in this
+    process (so nothing is inherited half-initialised); ``print`` is passed to the first.
+    """
+    if workers <= 1:
+        run_worker(make_app(), host=host, port=port, print=print, access_log=access_log)
+        return 0
+    context = multiprocessing.get_context("fork")
+    children = [
+        context.Process(
+            target=_worker_process,
+            args=(make_app, host, port, print if index == 0 else None, access_log),
+            name=f"serve-worker-{index}",
+        )
+        for index in range(workers)
+    ]
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.pid is not None and child.exitcode is None:
+                os.kill(child.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for child in children:
+            child.start()
+        running = list(children)
+        code = 0
+        while running:
+            for sentinel in wait([c.sentinel for c in running]):
+                child = next(c for c in running if c.sentinel == sentinel)
+                child.join()
+                running.remove(child)
+                if child.exitcode and not code:
+                    code = child.exitcode if child.exitcode > 0 else 128 - child.exitcode
+                    log.error("%s exited with %s: stopping the others", child.name, code)
+                if not stopping:
+                    stop(signal.SIGTERM, None)
+        return code
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _worker_process(
+    make_app: Callable[[], web.Application],
+    host: str,
+    port: int,
+    print: Callable[..., None] | None,
+    access_log: logging.Logger | None,
+) -> None:
+    # A process group of its own: a terminal's Ctrl-C reaches the parent only, which passes
+    # one SIGTERM on (two signals could cut a worker's telemetry flush short). The parent's
+    # handlers are not this process's: aiohttp installs its own in run_app.
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    run_worker(
+        make_app(), host=host, port=port, print=print, access_log=access_log, reuse_port=True
+    )
