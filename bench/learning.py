@@ -24,7 +24,7 @@ lateness 5 s) and the specs' own snapshot cadence. The steady state is the last
 The world does not depend on the model that serves, so every strategy is judged on the
 same impressions; the same seed gives the same figures.
 
-    .venv/bin/python bench/learning.py                   # 3 strategies x 30 min, ~4 minutes
+    .venv/bin/python bench/learning.py                   # 3 strategies x 30 min: ~2.5 CPU minutes
     .venv/bin/python bench/learning.py --minutes 10 --strategies as_labelled --windows
 """
 
