@@ -400,3 +400,23 @@ async def test_the_first_records_of_a_partition_dropped_at_a_rebalance_are_read_
     await consumer._process_fetch(step, _fetched(1, 2), None, generation + 1)
     await consumer._process_fetch(step, _fetched(0, 1, 2), None, generation + 1)
     assert step.handed == [[0, 1, 2]]
+
+
+def test_two_steps_of_one_worker_may_not_read_the_same_topic() -> None:
+    # One consumer group commits one offset per partition: two steps reading one topic
+    # in one worker would commit for each other. The error names both and the way out.
+    from streamlearn.agents.monitor import MonitorStep
+    from streamlearn.agents.preprocess import PreprocessStep
+    from streamlearn.agents.sessionise import SessioniseStep
+    from streamlearn.runtime.exceptions import RuntimeConfigurationError
+    from streamlearn.runtime.worker import check_one_reader_per_topic
+
+    def steps(*classes: Any) -> list[tuple[str, tuple[str, ...]]]:
+        return [(cls.name, cls.inputs) for cls in classes]
+
+    with pytest.raises(RuntimeConfigurationError) as raised:
+        check_one_reader_per_topic(steps(PreprocessStep, MonitorStep))
+    message = str(raised.value)
+    assert "preprocess and monitor both read telemetry.events" in message
+    assert "agents run --only monitor" in message
+    check_one_reader_per_topic(steps(PreprocessStep, SessioniseStep))

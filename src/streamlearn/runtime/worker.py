@@ -18,7 +18,7 @@ repeated outputs). See docs/design.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import faust
@@ -130,24 +130,30 @@ def create_faust_app(
     names = [step.name for step in made]
     if len(set(names)) != len(names):
         raise RuntimeConfigurationError(f"a step is listed twice: {names}")
-    # One consumer group commits one offset per partition: two steps of one worker
-    # reading the same topic would commit for each other. Such steps run as workers of
-    # their own groups (`agents run --only NAME --group G`).
-    readers: dict[str, str] = {}
-    for step in made:
-        for topic in step.inputs:
-            if topic in readers:
-                raise RuntimeConfigurationError(
-                    f"agents {readers[topic]} and {step.name} both read {topic}: run them "
-                    f"as separate workers (`agents run --only {step.name} --group "
-                    f"streamlearn-{step.name}`)"
-                )
-            readers[topic] = step.name
+    check_one_reader_per_topic((step.name, step.inputs) for step in made)
     for step in made:
         bind_step(runtime, step)
         runtime.steps.append(step)
     _declare_changelogs(app, settings)
     return runtime
+
+
+def check_one_reader_per_topic(steps: Iterable[tuple[str, Iterable[str]]]) -> None:
+    """Refuse two steps of one worker, given as (name, input topics), that read one topic.
+
+    One consumer group commits one offset per partition: two steps of one worker reading
+    the same topic would commit for each other. Such steps run as workers of their own
+    groups (`agents run --only NAME --group G`)."""
+    readers: dict[str, str] = {}
+    for name, inputs in steps:
+        for topic in inputs:
+            if topic in readers:
+                raise RuntimeConfigurationError(
+                    f"agents {readers[topic]} and {name} both read {topic}: run them "
+                    f"as separate workers (`agents run --only {name} --group "
+                    f"streamlearn-{name}`)"
+                )
+            readers[topic] = name
 
 
 def _declare_changelogs(app: BatchingApp, settings: Settings) -> None:
