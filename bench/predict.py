@@ -42,7 +42,7 @@ from confluent_kafka.admin import AdminClient
 
 # Siblings in bench/ (on sys.path when this file is run as a script).
 from predict_baselines import bare_server, minimal_server
-from predict_load import measured, run_aiohttp, run_wrk, wait_http
+from predict_load import group_cpu_seconds, measured, run_aiohttp, run_wrk, wait_http
 
 from streamlearn.kafka_local import free_port
 from streamlearn.models import SPECS, build_snapshot, model_input, safe_pickle
@@ -57,6 +57,17 @@ from streamlearn.topology import apply_topology, desired_topics, load_topology
 REPO = Path(__file__).resolve().parent.parent
 KEY = "bench-signing-key"
 EXPERIMENT = Experiment(name="bench", salt="b", arms=(Arm("a", "ctr", 0.5), Arm("b", "ctr@b", 0.5)))
+
+
+MULTI = """
+import sys
+from streamlearn.serving import create_serving_app
+from streamlearn.serving.runner import run_workers
+from streamlearn.settings import Settings
+settings = Settings()
+sys.exit(run_workers(lambda: create_serving_app(settings), %d, host="127.0.0.1", port=%d))
+"""
+"""What ``streamlearn serve --workers N`` would run (the CLI has no such flag yet)."""
 
 
 def in_process(model: Any, requests: list[Any], seconds: float = 3.0) -> dict[str, float]:
@@ -243,6 +254,14 @@ def main() -> int:
         "(1 instance and --batch), then the median server CPU per request of each (on a "
         "shared machine one pair of runs moves by ±15 %%)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="also load N worker processes sharing one port (serving.runner.run_workers, "
+        "SO_REUSEPORT) with 1 instance per request: req/s, per core, and their summed CPU "
+        "per request (0: not run)",
+    )
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bare-uvloop", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--minimal-server", type=int, help=argparse.SUPPRESS)
@@ -350,6 +369,15 @@ def main() -> int:
             )  # fmt: skip
             processes.append(baseline_process)
             wait_http(baseline_port, "/readyz")
+        multi_port = free_port()
+        if args.workers:
+            code = MULTI % (args.workers, multi_port)
+            multi_process = subprocess.Popen(
+                [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr
+            )
+            processes.append(multi_process)
+            for _ in range(4 * args.workers):  # new connections: each worker answers some
+                wait_http(multi_port, "/readyz")
         wait_http(bare_port, "")
 
         requests = ClickWorld(7).requests(1000)
@@ -407,6 +435,12 @@ def main() -> int:
             ),
             "in-process model call": in_process(model, requests),
         }
+        if args.workers:
+            url = f"http://127.0.0.1:{multi_port}/v1/models/ctr:predict"
+            name = f"{args.workers} workers (SO_REUSEPORT), 1 inst."
+            rows[name] = measured(
+                counted(load, multi_port), multi_process.pid, url, one, c, d, group_cpu_seconds
+            )
         if args.baseline_src:
             url = f"http://127.0.0.1:{baseline_port}/v1/models/ctr:predict"
             pid = baseline_process.pid
@@ -477,6 +511,15 @@ def main() -> int:
         if has_uvloop:
             uv = rows["bare handler, uvloop"]
             print(f"worker / bare handler on uvloop (req/s): {single['rps'] / uv['rps']:.2f}x")
+        if args.workers:
+            multi = rows[f"{args.workers} workers (SO_REUSEPORT), 1 inst."]
+            cores = os.cpu_count() or 1
+            print(
+                f"{args.workers} workers: {multi['rps']:.0f} req/s, "
+                f"{multi['rps'] / min(args.workers, cores):.0f} req/s per core used by workers "
+                f"(wrk shares the {cores} cores), {multi['cpu_us']:.1f} us of CPU per request "
+                f"summed over the workers (1 worker: {single['cpu_us']:.1f} us)"
+            )
         low = [int(n) for n in args.low_connections.split(",") if n.strip()]
         if low:
             print(f"\nlower concurrency, {d} s per run:")

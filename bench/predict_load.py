@@ -51,6 +51,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def group_cpu_seconds(pid: int) -> float:
+    """:func:`cpu_seconds` of ``pid`` and of its children (the processes of
+    ``run_workers``)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return cpu_seconds(pid) + sum(cpu_seconds(int(child)) for child in children)
+
+
 def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds by thread name (``python`` is the event loop; ``rdk:*`` librdkafka)."""
     found: dict[str, float] = {}
@@ -68,13 +75,19 @@ def thread_cpu(pid: int) -> dict[str, float]:
 
 
 def measured(
-    load: Any, pid: int, url: str, body: dict[str, Any], connections: int, duration: int
+    load: Any,
+    pid: int,
+    url: str,
+    body: dict[str, Any],
+    connections: int,
+    duration: int,
+    cpu: Any = cpu_seconds,
 ) -> dict[str, float]:
     """``load``'s row plus the server's CPU µs per request (independent of other load on
-    the machine, unlike req/s)."""
-    before, threads = cpu_seconds(pid), thread_cpu(pid)
+    the machine, unlike req/s); ``cpu``: how to read the server's CPU seconds."""
+    before, threads = cpu(pid), thread_cpu(pid)
     row: dict[str, float] = load(url, body, connections, duration)
-    used = cpu_seconds(pid) - before
+    used = cpu(pid) - before
     requests = row["rps"] * duration
     row["cpu_us"] = used / requests * 1e6
     for name, seconds in thread_cpu(pid).items():
