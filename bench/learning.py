@@ -57,9 +57,16 @@ LOG_LOSS_GOAL = 0.02
 ECE_GOAL = 0.01
 
 
-def _specs(strategy: FeedbackStrategy) -> dict[str, ModelSpec]:
+def _specs(
+    strategy: FeedbackStrategy, margin: float | None = None, window: int = 2000
+) -> dict[str, ModelSpec]:
     return {
-        name: replace(spec, label=replace(spec.label, strategy=strategy))
+        name: replace(
+            spec,
+            label=replace(spec.label, strategy=strategy),
+            promotion_margin=margin,
+            promotion_window=window,
+        )
         for name, spec in configured_specs(SETTINGS).items()
     }
 
@@ -136,6 +143,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--strategies", default=",".join(FEEDBACK_STRATEGIES))
     parser.add_argument("--windows", action="store_true", help="served AUC per minute too")
     parser.add_argument("--no-river", action="store_true")
+    parser.add_argument(
+        "--gate",
+        type=float,
+        default=None,
+        metavar="MARGIN",
+        help="promotion gate: log-loss margin (ModelSpec.promotion_margin)",
+    )
+    parser.add_argument("--gate-window", type=int, default=2000, metavar="EXAMPLES")
     args = parser.parse_args(argv)
     duration_s, start_s = args.minutes * 60, (args.minutes - args.steady) * 60
     strategies: list[Any] = args.strategies.split(",")
@@ -155,7 +170,8 @@ def main(argv: list[str] | None = None) -> None:
         river = index == 0 and not args.no_river
         began, cpu = time.perf_counter(), time.process_time()
         lab = LearningLab(learning_config(args.seed), settings=SETTINGS,
-                          specs=_specs(strategy), keep_inputs=river)  # fmt: skip
+                          specs=_specs(strategy, args.gate, args.gate_window),
+                          keep_inputs=river)  # fmt: skip
         lab.run(duration_s)
         wall, cpu = time.perf_counter() - began, time.process_time() - cpu
         print(
@@ -163,6 +179,10 @@ def main(argv: list[str] | None = None) -> None:
             f"({duration_s / cpu:.0f}x real time per CPU second), "
             f"{lab.counts.predictions} predictions"
         )
+        if args.gate is not None:
+            for name in lab.specs:
+                print(f"    {name}: {len(lab.published[name])} versions promoted, "
+                      f"{len(lab.withheld[name])} held back by the gate")  # fmt: skip
         steady, first = lab.figures(start_s, duration_s), lab.figures(0, 60)
         for name, figures in steady.items():
             reached = _reached(lab, name)

@@ -333,3 +333,46 @@ def test_fake_negative_learners_weight_by_their_own_score_and_stay_deterministic
     plain = OnlineLearner(spec, signing_key=KEY)
     plain.learn_many(positioned(records))
     assert plain.snapshot(T0)["payload"] != learner.snapshot(T0)["payload"]
+
+
+def _gated(margin: float = 0.0, window: int = 200) -> OnlineLearner:
+    spec = replace(SPECS["ctr"], promotion_margin=margin, promotion_window=window)
+    return OnlineLearner(spec, signing_key=KEY)
+
+
+def test_the_promotion_gate_holds_back_a_version_worse_on_the_last_examples() -> None:
+    records = examples(3000, seed=5)
+    # A burst of wrong labels (all positive) makes the trainee over-confident; the last
+    # 200 honest examples judge it against the promoted version, which never learned them.
+    records[2000:2800] = [{**r, "label": 1.0} for r in records[2000:2800]]
+    stream = positioned(records)
+    learner = _gated()
+    learner.learn_many(stream[:2000])
+    first = learner.snapshot(T0)["metrics"]
+    assert first["promoted"] == 1.0  # nothing to compare with: the first is promoted
+    learner.learn_many(stream[2000:])
+    assert learner.counters.learned == 3000
+    held = learner.snapshot(T0)["metrics"]
+    assert held["promoted"] == 0.0
+    assert held["gate_log_loss"] > held["gate_promoted_log_loss"]
+
+
+def test_the_promotion_gate_promotes_a_version_as_good_and_leaves_payloads_alone() -> None:
+    stream = positioned(examples(2600, seed=6))
+    learner, plain = _gated(margin=0.01), OnlineLearner(SPECS["ctr"], signing_key=KEY)
+    for chunk in (stream[:2000], stream[2000:]):
+        learner.learn_many(chunk)
+        plain.learn_many(chunk)
+        gated_snapshot, plain_snapshot = learner.snapshot(T0), plain.snapshot(T0)
+        assert gated_snapshot["metrics"]["promoted"] == 1.0
+        assert gated_snapshot["payload"] == plain_snapshot["payload"]
+    assert learner.counters.learned == 2600
+    assert "gate_log_loss" in gated_snapshot["metrics"]  # v2 was judged, and passed
+    assert "promoted" not in plain_snapshot["metrics"]
+
+
+def test_a_promotion_gate_needs_a_binary_spec_and_a_margin() -> None:
+    with pytest.raises(ConfigurationError):
+        replace(SPECS["conversion_value"], promotion_margin=0.01)
+    with pytest.raises(ConfigurationError):
+        replace(SPECS["ctr"], promotion_margin=-0.1)

@@ -103,3 +103,20 @@ def test_the_lab_runs_the_specs_it_is_given() -> None:
     learner = lab.worker("learner").step.learners["ctr"]  # type: ignore[attr-defined]
     assert learner.spec.label.strategy == "fake_negative"
     assert len(lab.inputs("ctr")) == len(lab.judged("ctr")["label"]) > 0
+
+
+def test_versions_the_promotion_gate_holds_back_are_never_served() -> None:
+    settings = learning_settings(snapshot_every_s=2)
+    specs = {
+        name: replace(spec, promotion_margin=0.0, promotion_window=20)
+        for name, spec in configured_specs(settings).items()
+    }
+    lab = LearningLab(learning_config(2, rate=20.0, users=300), settings=settings, specs=specs)
+    lab.run(40)
+    withheld = {(name, v) for name, pubs in lab.withheld.items() for _, v in pubs}
+    assert withheld  # a margin of 0 over 20 examples holds some back
+    served = {(p.value["model_name"], p.value["model_version"])
+              for p in lab.records(("telemetry.predictions",))}  # fmt: skip
+    assert not served & withheld
+    promoted = {(name, v) for name, pubs in lab.published.items() for _, v in pubs}
+    assert {(n, v) for n, v in served if v} <= promoted

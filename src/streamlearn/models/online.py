@@ -29,6 +29,7 @@ thread (``asyncio.to_thread``) and does not call :meth:`learn` until it returns.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,7 @@ from river import metrics as river_metrics
 from streamlearn.models.exceptions import ModelError
 from streamlearn.models.features import model_input
 from streamlearn.models.keyring import Keyring
+from streamlearn.models.safe_pickle import loads
 from streamlearn.models.served_metrics import ServedAuc, ServedMae
 from streamlearn.models.snapshot import SigningKey, build_snapshot, key_bytes, load_model
 from streamlearn.models.specs import ModelSpec
@@ -63,6 +65,50 @@ class LearnerCounters:
     invalid: int = 0
     """Records with a non-finite label or a non-positive or non-finite weight: not learned."""
     snapshots: int = 0
+
+
+class PromotionGate:
+    """Held-out log loss of the version being trained against the promoted one, over the
+    same last ``window`` examples since the promotion (the trainee scores each before it
+    learns it, and the promoted model never learns: held out for both)."""
+
+    def __init__(self, margin: float, window: int) -> None:
+        self.margin = margin
+        self.serving: Any = None
+        """The promoted model (None before the first promotion: the first is promoted)."""
+        self._losses: deque[tuple[float, float]] = deque(maxlen=window)
+
+    def observe(self, spec: ModelSpec, x: Any, truth: bool, score: float) -> None:
+        if self.serving is not None:
+            served = spec.predict(self.serving, x)
+            self._losses.append((_log_loss(truth, score), _log_loss(truth, served)))
+
+    def decide(self) -> tuple[bool, dict[str, float]]:
+        """(promote?, the figures it is decided on). The first version is promoted; later
+        ones need a full window of examples since the last promotion (held back until
+        then: ``gate_examples`` says how many there were)."""
+        losses = self._losses
+        if self.serving is None:
+            return True, {}
+        if len(losses) < (losses.maxlen or 1):
+            return False, {"gate_examples": float(len(losses))}
+        candidate = sum(c for c, _ in losses) / len(losses)
+        serving = sum(s for _, s in losses) / len(losses)
+        figures = {
+            "gate_examples": float(len(losses)),
+            "gate_log_loss": candidate,
+            "gate_promoted_log_loss": serving,
+        }
+        return candidate <= serving + self.margin, figures
+
+    def promote(self, model: Any) -> None:
+        self.serving = model
+        self._losses.clear()
+
+
+def _log_loss(truth: bool, score: float) -> float:
+    p = min(max(score, 1e-15), 1 - 1e-15)
+    return -math.log(p if truth else 1 - p)
 
 
 class OnlineLearner:
@@ -100,6 +146,13 @@ class OnlineLearner:
         self.counters = LearnerCounters()
         self._since_snapshot = 0
         self._last_snapshot_s: float | None = None
+        self.gate = (
+            None
+            if spec.promotion_margin is None
+            else PromotionGate(spec.promotion_margin, spec.promotion_window)
+        )
+        """The promotion gate of the spec, if it has one (its state is not in snapshots:
+        after a resume the resumed version counts as promoted)."""
         self.on_scored: Callable[[Mapping[str, Any], float, float], None] | None = None
         """Called as ``on_scored(example, score, weight)`` with each example's prequential
         score, before it is learned (the learning lab judges prequential figures per
@@ -153,6 +206,8 @@ class OnlineLearner:
         if self.on_scored is not None:
             self.on_scored(example, score, weight)
         truth = spec.target(label)
+        if self.gate is not None:
+            self.gate.observe(spec, x, bool(truth), score)
         self._first.update(truth, score, weight)
         self._second.update(truth, score, weight)
         self.evaluated += 1
@@ -231,6 +286,13 @@ class OnlineLearner:
         parent of a published one. ``now_s`` restarts the cadence clock.
         """
         version = self.version + 1
+        metrics = self.metrics()
+        promote = True
+        if self.gate is not None:
+            promote, figures = self.gate.decide()
+            # In the metrics map (the snapshot schema has no field for it): 1 promoted,
+            # 0 published only, with the held-out log losses it was decided on.
+            metrics.update(figures, promoted=1.0 if promote else 0.0)
         snapshot = build_snapshot(
             self.spec,
             self.model,
@@ -238,7 +300,7 @@ class OnlineLearner:
             parent_version=self.version or None,
             trained_examples=self.trained_examples,
             offsets=self.next_offsets,
-            metrics=self.metrics(),
+            metrics=metrics,
             created=created,
             key=self._key,
             key_id=self._key_id,
@@ -246,6 +308,8 @@ class OnlineLearner:
             manifest=manifest,
         )
         self.version = version
+        if self.gate is not None and promote:
+            self.gate.promote(loads(snapshot["payload"]))  # a frozen copy, as workers load it
         self._since_snapshot = 0
         self.counters.snapshots += 1
         if now_s is not None:
@@ -261,6 +325,8 @@ class OnlineLearner:
                 f"a snapshot of {loaded.model_name} cannot resume the learner of {self.model_name}"
             )
         self.model = loaded.model
+        if self.gate is not None:  # the resumed version counts as promoted (verified above)
+            self.gate.promote(loads(bytes(snapshot["payload"])))
         self.version = loaded.version
         self.trained_examples = loaded.trained_examples
         self.next_offsets = dict(loaded.offsets)

@@ -133,6 +133,12 @@ class ModelSpec:
     snapshot_every_examples: int = 10_000
     snapshot_every_s: float = 10.0
     rules: BusinessRules = field(default_factory=BusinessRules)
+    promotion_margin: float | None = None
+    """The promotion gate (binary specs): a new version is promoted (workers should serve
+    it) only if its prequential log loss over the last ``promotion_window`` examples is at
+    most the promoted version's on the same examples plus this margin; None: every
+    version is promoted."""
+    promotion_window: int = 2000
 
     def __post_init__(self) -> None:
         if self.label.task != self.task:
@@ -142,6 +148,13 @@ class ModelSpec:
             )
         if self.snapshot_every_examples < 1 or self.snapshot_every_s <= 0:
             raise ConfigurationError(f"spec {self.name}: snapshot cadence must be positive")
+        if self.promotion_margin is not None and (
+            self.task != "binary" or self.promotion_margin < 0 or self.promotion_window < 1
+        ):
+            raise ConfigurationError(
+                f"spec {self.name}: a promotion gate needs a binary task, a margin >= 0 "
+                "and a window >= 1"
+            )
 
     def new_model(self, seed: int = 0) -> Any:
         """A fresh, untrained estimator."""

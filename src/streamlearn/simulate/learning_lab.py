@@ -189,6 +189,9 @@ class LearningLab(Lab):
         """Model name → (version, model) served now: the newest snapshot loaded."""
         self.published: dict[str, list[tuple[float, int]]] = {name: [] for name in self.specs}
         """Model name → (simulated second it started serving, version), in order."""
+        self.withheld: dict[str, list[tuple[float, int]]] = {name: [] for name in self.specs}
+        """Model name → (second published, version) of versions its promotion gate held
+        back (published, never served)."""
         self.keep_inputs = keep_inputs
         """Whether :meth:`judged` returns the model inputs too (another learner can then be
         judged on the same impressions)."""
@@ -243,6 +246,11 @@ class LearningLab(Lab):
             if message.topic == "model.state" and message.value is not None:
                 snapshot = self._state_serde.decode(message.value)
                 assert self._key is not None
+                name, version = str(snapshot["model_name"]), int(snapshot["version"])
+                if snapshot["metrics"].get("promoted", 1.0) == 0.0:
+                    # Published, not promoted by the spec's gate: workers keep the old one.
+                    self.withheld[name].append((self.elapsed_s, version))
+                    continue
                 loaded = load_model(snapshot, self._key, specs=self.specs)
                 self.current[loaded.model_name] = (loaded.version, loaded.model)
                 self.published[loaded.model_name].append((self.elapsed_s, loaded.version))
