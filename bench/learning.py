@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.gate is not None:
             for name in lab.specs:
                 print(f"    {name}: {len(lab.published[name])} versions promoted, "
-                      f"{len(lab.withheld[name])} held back by the gate")  # fmt: skip
+                      f"{len(lab.withheld[name])} held back by the gate "
+                      f"({lab.judged_worse.get(name, 0)} judged worse)")  # fmt: skip
         steady, first = lab.figures(start_s, duration_s), lab.figures(0, 60)
         for name, figures in steady.items():
             reached = _reached(lab, name)

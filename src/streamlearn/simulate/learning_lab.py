@@ -192,6 +192,9 @@ class LearningLab(Lab):
         self.withheld: dict[str, list[tuple[float, int]]] = {name: [] for name in self.specs}
         """Model name → (second published, version) of versions its promotion gate held
         back (published, never served)."""
+        self.judged_worse: dict[str, int] = {}
+        """Model name → how many of :attr:`withheld` were judged worse than the promoted
+        version (the others came before a full window of evidence)."""
         self.keep_inputs = keep_inputs
         """Whether :meth:`judged` returns the model inputs too (another learner can then be
         judged on the same impressions)."""
@@ -250,6 +253,8 @@ class LearningLab(Lab):
                 if snapshot["metrics"].get("promoted", 1.0) == 0.0:
                     # Published, not promoted by the spec's gate: workers keep the old one.
                     self.withheld[name].append((self.elapsed_s, version))
+                    if "gate_log_loss" in snapshot["metrics"]:  # judged, not just early
+                        self.judged_worse[name] = self.judged_worse.get(name, 0) + 1
                     continue
                 loaded = load_model(snapshot, self._key, specs=self.specs)
                 self.current[loaded.model_name] = (loaded.version, loaded.model)
