@@ -25,24 +25,34 @@ def serve(
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     bootstrap_servers: BootstrapOption = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes sharing the port (SO_REUSEPORT)")
+    ] = 1,
 ) -> None:
     """Run a prediction worker: follow model.state, serve `POST /v1/models/{name}:predict`."""
     from streamlearn.serving import create_serving_app
-    from streamlearn.serving.runner import run_worker
+    from streamlearn.serving.runner import run_workers
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
     listen = port or settings.serve_port
 
     def ready(message: str) -> None:
-        typer.echo(f"prediction worker on http://{host}:{listen} (models: {settings.models})")
+        processes = f", {workers} processes" if workers > 1 else ""
+        typer.echo(
+            f"prediction worker on http://{host}:{listen} (models: {settings.models}{processes})"
+        )
 
     # run_app turns SIGINT and SIGTERM into a graceful exit: the cleanup context stops the
     # follower and flushes telemetry before the process ends.
     # No access log unless debugging: a log line per prediction costs more than the model.
     access_log = logging.getLogger("aiohttp.access") if settings.log_level == "DEBUG" else None
-    run_worker(
-        create_serving_app(settings), host=host, port=listen, print=ready, access_log=access_log
-    )
+    # Each process builds its own app (its own follower of model.state and producer).
+    code = run_workers(
+        lambda: create_serving_app(settings), workers, host=host, port=listen, print=ready,
+        access_log=access_log,
+    )  # fmt: skip
+    if code:
+        raise typer.Exit(code)
 
 
 def _parse_arm(text: str) -> tuple[str, str, float]:

@@ -339,7 +339,7 @@ class ServeProcess:
     ``random`` state changes, which Kafka clients on a thread of this process would do.)
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *args: str) -> None:
         self.port = free_port()
         env = {
             **os.environ,
@@ -353,7 +353,7 @@ class ServeProcess:
             "STREAMLEARN_LOG_LEVEL": "WARNING",
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlearn", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "streamlearn", "serve", "--port", str(self.port), *args],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -564,6 +564,30 @@ def test_schemathesis_finds_the_worker_as_its_document_says(
     target, _ = fuzz_target
     checked = fuzz_from_document(f"http://127.0.0.1:{target.port}/openapi.json")
     assert "POST /v1/models/{name}:predict" in checked
+
+
+def test_serve_with_two_workers_answers_on_one_port_and_stops_as_one(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    publish(settings, registry, snapshot(1))
+    target = ServeProcess(settings, "--workers", "2")
+    try:
+        target.wait_ready()
+        pid = target.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        assert len(children) == 2  # the two workers; the command waits for them
+        body = json.dumps({"instances": instances(1)}).encode()
+        for _ in range(40):  # a connection each: the kernel spreads them over both
+            status, _, answer = target.request("POST", "/v1/models/ctr:predict", body)
+            assert status == 200, answer
+            assert orjson.loads(answer)["predictions"][0]["model_version"] == 1
+    finally:
+        code, _, stderr = target.stop()
+    assert code == 0, stderr
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{child}").exists() for child in children):
+        assert time.monotonic() < deadline, "a worker outlived the command"
+        time.sleep(0.1)
 
 
 def test_experiments_set_and_list_from_the_command_line(settings: Settings) -> None:
