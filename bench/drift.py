@@ -49,6 +49,7 @@ SETTINGS = Settings(
     session_gap_s=60,
     session_allowed_lateness_s=20,
     monitor_reference_records=300,
+    monitor_reference_span_s=60,
     monitor_window_records=100,
 )
 

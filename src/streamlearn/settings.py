@@ -165,10 +165,14 @@ class Settings(BaseSettings):
     monitor_reference_records: int = Field(default=1000, ge=20)
     """Records of a stream's reference (its first ones; bin edges fixed from them once)."""
 
+    monitor_reference_span_s: float = Field(default=300.0, ge=0)
+    """Event time a stream's reference spans at least (besides its records; feature
+    values a uniform sample): a burst or a start-up transient cannot make it alone."""
+
     monitor_false_alarm_rate: float = Field(default=1e-3, gt=0, lt=0.5)
     """Chance that one window of undrifted data crosses a drift threshold (sets them)."""
 
-    monitor_consecutive_windows: int = Field(default=3, ge=1)
+    monitor_consecutive_windows: int = Field(default=4, ge=1)
     """Windows in a row over a threshold before the monitor raises an alert."""
 
     monitor_calibration_consecutive_windows: int = Field(default=2, ge=1)

@@ -31,6 +31,7 @@ MONITOR_ENV = {
     "STREAMLEARN_LABEL_HORIZON_S": "20",
     "STREAMLEARN_LABEL_ALLOWED_LATENESS_S": "5",
     "STREAMLEARN_MONITOR_REFERENCE_RECORDS": "300",
+    "STREAMLEARN_MONITOR_REFERENCE_SPAN_S": "60",
     "STREAMLEARN_MONITOR_WINDOW_RECORDS": "100",
 }
 CHANGES = {
@@ -73,6 +74,7 @@ def _through_the_broker(
 def test_injected_changes_raise_their_alerts_on_the_broker(system_settings: Settings) -> None:
     lab_settings = Settings(
         label_horizon_s=20, label_allowed_lateness_s=5, monitor_reference_records=300,
+        monitor_reference_span_s=60,
         monitor_window_records=100,
     )  # fmt: skip
     changes = tuple(Change(kind, CHANGE_AT_S) for kind in CHANGES)  # type: ignore[arg-type]

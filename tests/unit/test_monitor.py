@@ -23,7 +23,7 @@ T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 # Examples are monitored once the label horizon (+ lateness) passed since the first.
 SETTINGS = Settings(
     monitor_window_records=100, monitor_reference_records=400, label_horizon_s=1,
-    label_allowed_lateness_s=0,
+    label_allowed_lateness_s=0, monitor_reference_span_s=0,
 )  # fmt: skip
 CATALOGUE = TopicCatalogue.from_settings(SETTINGS)
 _MS = timedelta(milliseconds=1)
@@ -148,13 +148,13 @@ def test_a_feature_that_shifts_raises_one_drift_alert_naming_it() -> None:
     assert alert["model_version"] == 2
     assert alert["value"] > alert["threshold"]
     assert alert["labels"]["topic"] == "telemetry.predictions"
-    # Raised on the third drifted window (three in a row), at its last record's time.
-    assert int(alert["labels"]["last_offset"]) == 1299
+    # Raised on the fourth drifted window (four in a row), at its last record's time.
+    assert int(alert["labels"]["last_offset"]) == 1399
     reports = cluster.decoded("monitoring.drift")
     price = [r for r in reports if r["feature"] == "price"]
     before, after = price[:6], price[6:]
     # A single window over a threshold happens at about the false-alarm rate (0.1 % per
-    # statistic); an alert needs three in a row.
+    # statistic); an alert needs four in a row.
     assert sum(r["drifted"] for r in before) <= 1
     assert all(r["drifted"] for r in after)
     assert len(after) == 6
@@ -175,7 +175,7 @@ def test_unchanged_streams_raise_nothing() -> None:
 
 def test_a_new_producer_that_stops_populating_a_field_raises_a_null_rate_alert() -> None:
     records = [("events.clean", _clean(i)) for i in range(600)]
-    records += [("events.clean", _clean(i, producer="app-2", hint=False)) for i in range(600, 900)]
+    records += [("events.clean", _clean(i, producer="app-2", hint=False)) for i in range(600, 1000)]
     alerts = _alerts(_run(records))
     assert [(a["kind"], a["labels"]["feature"], a["labels"]["producer"]) for a in alerts] == [
         ("null_rate", "session_hint", "app-2")
@@ -203,7 +203,7 @@ def test_calibration_alerts_after_its_own_count_of_windows_in_a_row() -> None:
     def calibration_alerts(settings: Settings) -> list[dict[str, Any]]:
         return [a for a in _alerts(_run(records, settings)) if a["kind"] == "calibration"]
 
-    assert SETTINGS.monitor_consecutive_windows == 3
+    assert SETTINGS.monitor_consecutive_windows == 4
     assert SETTINGS.monitor_calibration_consecutive_windows == 2
     assert len(calibration_alerts(SETTINGS)) == 1
     three = SETTINGS.model_copy(update={"monitor_calibration_consecutive_windows": 3})
@@ -293,3 +293,35 @@ def test_drift_thresholds_are_for_the_values_a_window_holds_not_its_nulls() -> N
     assert stream.reference is not None
     expected = drift_thresholds(stream.reference, 67, false_alarm_rate=config.false_alarm_rate)
     assert stream.thresholds["jensen_shannon"] == expected["jensen_shannon"]
+
+
+def test_a_reference_spans_its_time_and_samples_its_values_evenly() -> None:
+    # References of 10 records that span 10 s of event time: 200 records a tenth of a
+    # second apart give 101 (0 s to 10 s), of which 10 values are a uniform sample.
+    # A burst at the start (50 records of one value) is a quarter of the span's
+    # records and cannot make the reference alone, as the first 10 records would.
+    config = WindowConfig(window=10, reference=10, reference_span_ms=10_000)
+    stream = HistogramStream(StreamId("feature", "price", "ctr"), "telemetry.predictions")
+    offset = 0
+    for offset in range(200):
+        value = 100.0 if offset < 50 else float(offset)
+        stream.add(value, offset, at_ms=offset * 100, version=1, config=config)
+        if stream.ready:
+            break
+    assert stream.ready
+    assert offset == 100
+    assert stream.ref_n == 101
+    assert stream.reference is not None
+    assert sum(stream.reference.counts) == 10
+    again = HistogramStream(StreamId("feature", "price", "ctr"), "telemetry.predictions")
+    for offset in range(101):
+        again.add(100.0 if offset < 50 else float(offset), offset, offset * 100, 1, config)
+    assert again.to_json() == stream.to_json()  # the same sample: a function of the log
+    # Over many streams, each value is kept about equally often (about a quarter burst).
+    kept = []
+    for key in range(200):
+        sampled = HistogramStream(StreamId("feature", f"f{key}", "ctr"), "telemetry.predictions")
+        for offset in range(100):
+            sampled._sample(100.0 if offset < 25 else float(offset), config)
+        kept += sampled.pending
+    assert 0.18 < sum(v == 100.0 for v in kept) / len(kept) < 0.32

@@ -40,6 +40,7 @@ SETTINGS = Settings(
     models=["ctr", "ctr_tree"],
     monitor_window_records=20,
     monitor_reference_records=40,
+    monitor_reference_span_s=0,
     monitor_consecutive_windows=1,
 )
 CATALOGUE = TopicCatalogue.from_settings(SETTINGS)

@@ -192,6 +192,7 @@ class MonitorStep(Step):
             false_alarm_rate=settings.monitor_false_alarm_rate,
             consecutive=settings.monitor_consecutive_windows,
             calibration_consecutive=settings.monitor_calibration_consecutive_windows,
+            reference_span_ms=int(settings.monitor_reference_span_s * 1000),
             bins=settings.monitor_bins,
             top_k=settings.monitor_top_k,
         )
@@ -334,16 +335,17 @@ class MonitorStep(Step):
         window = mix.add(value["event_type"], record.offset, at_ms, None, self.config)
         if window is not None:
             closed.append(window)
-        reference = state.store.get("nullref") or {"n": 0, "present": {}}
-        if reference["n"] < self.config.reference:
-            # The reference: how often each field is populated, over the first events.
+        reference = state.store.get("nullref") or {"n": 0, "present": {}, "start": at_ms}
+        if not self.config.reference_complete(reference["n"], reference.get("start"), at_ms):
+            # The reference: how often each field is populated, over the first events
+            # of the reference span.
             present = dict(reference["present"])
             for name, field_value in fields.items():
                 if field_value is not None:
                     present[name] = present.get(name, 0) + 1
                 else:
                     present.setdefault(name, 0)
-            state.store["nullref"] = {"n": reference["n"] + 1, "present": present}
+            state.store["nullref"] = dict(reference, n=reference["n"] + 1, present=present)
             return closed
         for name, populated in sorted(reference["present"].items()):
             stream = StreamId("null_rate", name, producer=producer)

@@ -48,6 +48,7 @@ class PipelineShare:
         self.clean_clock = int(data.get("clean_clock", 0))
         self.ref_n = int(data.get("ref_n", 0))
         self.ref_hits = int(data.get("ref_hits", 0))
+        self.ref_start: int | None = data.get("ref_start")
         self.streaks = Streaks(data.get("streak"))
 
     def to_json(self) -> dict[str, Any]:
@@ -60,6 +61,7 @@ class PipelineShare:
             "clean_clock": self.clean_clock,
             "ref_n": self.ref_n,
             "ref_hits": self.ref_hits,
+            "ref_start": self.ref_start,
             "streak": self.streaks.counts,
         }
 
@@ -104,13 +106,16 @@ class PipelineShare:
             raw_n, first, last = self.raw_done.pop(bucket)
             clean_n = min(self.clean_done.pop(bucket, 0), raw_n)
             filtered = raw_n - clean_n
-            if self.ref_n < config.reference:
+            start = int(bucket) * self.bucket_ms
+            if self.ref_start is None:
+                self.ref_start = start
+            # Whole buckets until the reference has its records and spans its time.
+            if self.ref_n < config.reference or start - self.ref_start < config.reference_span_ms:
                 self.ref_n += raw_n
                 self.ref_hits += filtered
                 continue
             window = RateStream(self.stream, self.topic)
             window.n, window.hits = raw_n, filtered
-            start = int(bucket) * self.bucket_ms
             window.position = Position(self.topic, first, last, start, start + self.bucket_ms)
             window.streaks = self.streaks
             closed.append(window.close((self.ref_n, self.ref_hits), "filtered_share", config))

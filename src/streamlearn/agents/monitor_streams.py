@@ -15,6 +15,7 @@ and the state is JSON (it lives in the agent's changelog).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,23 @@ class WindowConfig:
     calibration_consecutive: int = 2
     bins: int = 10
     top_k: int = 20
+    reference_span_ms: int = 0
+
+    def reference_complete(self, count: int, start_ms: int | None, at_ms: int) -> bool:
+        """Whether a reference of ``count`` records, the first at ``start_ms``, is complete
+        at ``at_ms``: it has its records and spans its event time, so a burst or a
+        start-up transient (a few seconds of examples) cannot make it alone."""
+        if count < self.reference:
+            return False
+        return start_ms is None or at_ms - start_ms >= self.reference_span_ms
+
+
+def _reservoir_slot(key: str, seen: int) -> int:
+    """Where the value offered after ``seen`` others goes in a reservoir sample (kept
+    when below its size): uniform over 0..seen, and a function of the stream and the
+    count alone, so a replay samples exactly the same values."""
+    digest = hashlib.blake2b(f"{key}#{seen}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % (seen + 1)
 
 
 @dataclass(frozen=True)
@@ -167,6 +185,10 @@ class HistogramStream:
         self.pending: list[Any] = list(data.get("pending", []))
         self.ref_n = int(data.get("ref_n", 0))
         self.ref_nulls = int(data.get("ref_nulls", 0))
+        # The reference's values are a uniform sample (reservoir) of every value of its
+        # span: bounded state whatever the traffic, and no bias from bursts.
+        self.ref_values = int(data.get("ref_values", 0))
+        self.ref_start: int | None = data.get("ref_start")
         ref = data.get("ref")
         self.reference: Histogram | None = None if ref is None else histogram_from_json(ref)
         self.ready = bool(data.get("ready", False))
@@ -185,6 +207,8 @@ class HistogramStream:
             "pending": self.pending,
             "ref_n": self.ref_n,
             "ref_nulls": self.ref_nulls,
+            "ref_values": self.ref_values,
+            "ref_start": self.ref_start,
             "ref": None if self.reference is None else self.reference.to_json(),
             "ready": self.ready,
             "thr": self.thresholds,
@@ -200,12 +224,14 @@ class HistogramStream:
         self, value: Any, offset: int, at_ms: int, version: int | None, config: WindowConfig
     ) -> ClosedWindow | None:
         if not self.ready:
+            if self.ref_start is None:
+                self.ref_start = at_ms
             self.ref_n += 1
             if value is None:
                 self.ref_nulls += 1
             else:
-                self.pending.append(value)
-            if self.ref_n >= config.reference:
+                self._sample(value, config)
+            if config.reference_complete(self.ref_n, self.ref_start, at_ms):
                 self._fix_reference(config)
             return None
         self.position.take(offset, at_ms)
@@ -226,6 +252,15 @@ class HistogramStream:
         if self.n < config.window:
             return None
         return self._close(config)
+
+    def _sample(self, value: Any, config: WindowConfig) -> None:
+        seen, self.ref_values = self.ref_values, self.ref_values + 1
+        if len(self.pending) < config.reference:
+            self.pending.append(value)
+            return
+        slot = _reservoir_slot(self.stream.key, seen)
+        if slot < config.reference:
+            self.pending[slot] = value
 
     def _fix_reference(self, config: WindowConfig) -> None:
         numbers = [_as_number(v) for v in self.pending]
@@ -361,6 +396,7 @@ class CalibrationStream:
         data = data or {}
         ref = data.get("ref")
         self.reference = ReliabilityBins() if ref is None else ReliabilityBins.from_json(ref)
+        self.ref_start: int | None = data.get("ref_start")
         self.ready = bool(data.get("ready", False))
         cur = data.get("cur")
         self.current = ReliabilityBins() if cur is None else ReliabilityBins.from_json(cur)
@@ -372,6 +408,7 @@ class CalibrationStream:
     def to_json(self) -> dict[str, Any]:
         return {
             "ref": self.reference.to_json(),
+            "ref_start": self.ref_start,
             "ready": self.ready,
             "cur": self.current.to_json(),
             "version": self.version,
@@ -389,8 +426,10 @@ class CalibrationStream:
         config: WindowConfig,
     ) -> ClosedWindow | None:
         if not self.ready:
+            if self.ref_start is None:
+                self.ref_start = at_ms
             self.reference.add(score, label)
-            self.ready = self.reference.count >= config.reference
+            self.ready = config.reference_complete(int(self.reference.count), self.ref_start, at_ms)
             return None
         self.position.take(offset, at_ms)
         if version is not None:

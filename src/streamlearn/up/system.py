@@ -65,9 +65,11 @@ SIMULATE_DEFAULTS = {
     "STREAMLEARN_SESSION_GAP_S": "60",
     "STREAMLEARN_SESSION_ALLOWED_LATENESS_S": "20",
     "STREAMLEARN_COLLECTOR_TRUST_FORWARDED_FOR": "true",
-    # About 10 predictions a second per partition and arm: references of 30 s, windows
-    # of 10 s, so a change `--drift-at` injects shows within a minute.
+    # About 10 predictions a second per partition and arm: references of 300 records
+    # spread over a minute, windows of 10 s, so a change `--drift-at` injects after the
+    # first minute shows within a minute.
     "STREAMLEARN_MONITOR_REFERENCE_RECORDS": "300",
+    "STREAMLEARN_MONITOR_REFERENCE_SPAN_S": "60",
     "STREAMLEARN_MONITOR_WINDOW_RECORDS": "100",
 }
 # The experiment `up --simulate` routes: the logistic model against the Hoeffding tree.
