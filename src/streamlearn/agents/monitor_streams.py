@@ -39,7 +39,7 @@ class WindowConfig:
     window: int = 200
     reference: int = 1000
     false_alarm_rate: float = 1e-3
-    consecutive: int = 3
+    consecutive: int = 4
     calibration_consecutive: int = 2
     bins: int = 10
     top_k: int = 20
