@@ -38,11 +38,10 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequenc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prometheus_client import Counter, Gauge
-
+from streamlearn.agents.monitor_calibration import CalibrationStream
+from streamlearn.agents.monitor_metrics import MonitorMetrics
 from streamlearn.agents.monitor_share import PipelineShare
 from streamlearn.agents.monitor_streams import (
-    CalibrationStream,
     ClosedWindow,
     HistogramStream,
     RateStream,
@@ -85,62 +84,6 @@ def millis(value: datetime | int) -> int:
         aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         return (aware - _EPOCH) // _MS
     return int(value)
-
-
-class MonitorMetrics:
-    """The monitor's figures on ``/metrics`` (the last closed window of each stream)."""
-
-    def __init__(self, metrics: AgentMetrics) -> None:
-        labels = ["scope", "model", "arm", "producer", "feature"]
-        registry = metrics.registry
-        self.statistic = Gauge(
-            "streamlearn_monitor_statistic",
-            "A monitored statistic over the last closed window.",
-            [*labels, "statistic"],
-            registry=registry,
-        )
-        self.threshold = Gauge(
-            "streamlearn_monitor_threshold",
-            "The threshold of a monitored statistic.",
-            [*labels, "statistic"],
-            registry=registry,
-        )
-        self.drifted = Gauge(
-            "streamlearn_monitor_drifted",
-            "1 when the last closed window crossed a threshold.",
-            labels,
-            registry=registry,
-        )
-        self.alerts = Counter(
-            "streamlearn_monitor_alerts",
-            "Alerts raised to monitoring.alerts, by kind.",
-            ["kind"],
-            registry=registry,
-        )
-        self.suppressed = Counter(
-            "streamlearn_monitor_alerts_suppressed",
-            "Alerts held back by the cooldown, by kind.",
-            ["kind"],
-            registry=registry,
-        )
-        self.windows = Counter(
-            "streamlearn_monitor_windows",
-            "Windows closed, by scope.",
-            ["scope"],
-            registry=registry,
-        )
-
-    def closed(self, window: ClosedWindow) -> None:
-        stream = window.stream
-        labels = (stream.scope, stream.model or "", stream.arm or "", stream.producer or "",
-                  stream.feature)  # fmt: skip
-        report = window.report
-        for name, value in report["statistics"].items():
-            self.statistic.labels(*labels, name).set(value)
-        for name, value in report["thresholds"].items():
-            self.threshold.labels(*labels, name).set(value)
-        self.drifted.labels(*labels).set(1 if report["drifted"] else 0)
-        self.windows.labels(stream.scope).inc()
 
 
 class _Partition:
