@@ -44,7 +44,7 @@ from streamlearn.kafka_local import free_port
 from streamlearn.serde import RegistryClient
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
-from tests.support import serve_app
+from tests.support import fuzz_from_document, serve_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 DRIFTED_KEY = "feature/ctr/logistic//price"
@@ -355,8 +355,12 @@ async def test_the_page_shows_the_system_live_in_a_browser(
         await scrape_runner.cleanup()
 
 
+EVENT_STREAM = frozenset({"/api/events"})
+
+
 def test_the_command_serves_until_sigterm(system_settings: Settings, tmp_path: Path) -> None:
-    """``streamlearn dashboard`` as ``up`` would run it: ready file, health, clean stop."""
+    """``streamlearn dashboard`` as ``up`` would run it: ready file, health, answers as
+    its OpenAPI document says (schemathesis), clean stop."""
     settings = system_settings
     ready = tmp_path / "dashboard.url"
     env = {
@@ -386,6 +390,10 @@ def test_the_command_serves_until_sigterm(system_settings: Settings, tmp_path: P
         assert health["missing"] == []
         with urllib.request.urlopen(f"{url}/", timeout=5) as response:
             assert "Content-Security-Policy" in response.headers
+        # Every answer is one the dashboard's document declares, no 5xx (the event stream
+        # never ends, so it is left to the browser test above).
+        checked = fuzz_from_document(f"{url}/openapi.json", streaming_paths=EVENT_STREAM)
+        assert {"GET /api/state", "GET /healthz", "GET /metrics", "GET /"} <= checked
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=15)
         assert process.returncode == 0, output

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from streamlearn.dashboard.app import STATIC_DIR, create_dashboard_app, scrape_targets
 from streamlearn.dashboard.context import DASHBOARD
 from streamlearn.dashboard.exceptions import DashboardError
+from streamlearn.dashboard.openapi import openapi_document
 from streamlearn.dashboard.runner import serve_dashboard, write_ready_file
 from streamlearn.dashboard.security import SECURITY_HEADERS
 from streamlearn.dashboard.sse import sse_comment, sse_event, sse_json, sse_retry
@@ -301,3 +302,13 @@ def test_the_ready_file_is_written_whole(tmp_path: Path) -> None:
     write_ready_file(path, "http://127.0.0.1:8080")
     assert path.read_text() == "http://127.0.0.1:8080\n"
     assert [p.name for p in tmp_path.iterdir()] == ["ready"]
+
+
+def test_the_document_names_every_route_and_only_those() -> None:
+    app = make_app()
+    routed = {
+        resource.canonical
+        for resource in app.router.resources()
+        if not resource.canonical.startswith("/static")
+    }
+    assert routed == set(openapi_document()["paths"])

@@ -3,7 +3,7 @@
 ``GET /`` the page; ``/static/...`` its script, style and the vendored chart library;
 ``GET /api/state`` the whole state as JSON; ``GET /api/events`` the same as server-sent
 events (the state, then a delta each tick, or a heartbeat when nothing changed);
-``/healthz`` and ``/metrics``.
+``/healthz``, ``/metrics`` and ``/openapi.json`` (what each answers).
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamlearn.dashboard.context import DASHBOARD
+from streamlearn.dashboard.openapi import openapi_document
 from streamlearn.dashboard.sse import encode_json, sse_json, sse_retry
 
 log = logging.getLogger(__name__)
 
 RECONNECT_MS = 2000
+DOCUMENT = encode_json(openapi_document())
 
 
 async def index(request: web.Request) -> web.Response:
@@ -94,10 +96,15 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def openapi(_: web.Request) -> web.Response:
+    return web.Response(text=DOCUMENT, content_type="application/json")
+
+
 def add_routes(app: web.Application, static_dir: str) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/api/state", api_state)
     app.router.add_get("/api/events", api_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
     app.router.add_static("/static/", static_dir, append_version=False)
