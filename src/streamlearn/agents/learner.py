@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
+from streamlearn.agents.learner_figures import LearnerFigures
 from streamlearn.agents.model_state import ModelStateView, consider
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.kafka_clients import key_partition
@@ -45,7 +46,7 @@ class LearnerStep(Step):
 
     name = AGENT
     inputs = ("training.examples",)
-    outputs = ("model.state", "model.metrics")
+    outputs = ("model.state", "model.metrics", "monitoring.alerts")
     tick_every_s = 0.5
 
     def __init__(
@@ -74,6 +75,7 @@ class LearnerStep(Step):
         self.snapshots = snapshots
         self._window_start: dict[str, datetime] = {}
         self._models: dict[int, list[str]] = {}
+        self.figures = LearnerFigures(metrics.registry)
         for name, learner in self.learners.items():
             metrics.expose(
                 f"streamlearn_learner_{name}_records",
@@ -150,6 +152,10 @@ class LearnerStep(Step):
         emit.to("model.state")(name, snapshot)
         emit.to("model.metrics")(name, record)
         self.metrics.snapshots.labels(model=name).inc()
+        alert = self.figures.published(snapshot, record["metrics"])
+        if alert is not None:
+            log.warning("%s", alert["message"])
+            emit.to("monitoring.alerts")(alert["alert_key"], alert)
 
 
 def make_learner(env: StepEnvironment, specs: Mapping[str, ModelSpec] | None = None) -> LearnerStep:

@@ -41,7 +41,7 @@ from streamlearn.models.exceptions import ModelError
 from streamlearn.models.features import model_input
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.safe_pickle import loads
-from streamlearn.models.served_metrics import ServedAuc, ServedMae
+from streamlearn.models.served_metrics import RecentServed, ServedAuc, ServedMae
 from streamlearn.models.snapshot import SigningKey, build_snapshot, key_bytes, load_model
 from streamlearn.models.specs import ModelSpec
 
@@ -98,6 +98,7 @@ class PromotionGate:
             "gate_examples": float(len(losses)),
             "gate_log_loss": candidate,
             "gate_promoted_log_loss": serving,
+            "gate_margin": self.margin,
         }
         return candidate <= serving + self.margin, figures
 
@@ -165,11 +166,13 @@ class OnlineLearner:
             self._first: Any = river_metrics.ROCAUC()  # type: ignore[no-untyped-call]
             self._second: Any = river_metrics.LogLoss()  # type: ignore[no-untyped-call]
             self._served: ServedAuc | ServedMae = ServedAuc()
+            self._recent: RecentServed | None = RecentServed()
             self._names = ("auc", "log_loss", "served_auc")
         else:
             self._first = river_metrics.MAE()  # type: ignore[no-untyped-call]
             self._second = river_metrics.RMSE()  # type: ignore[no-untyped-call]
             self._served = ServedMae()
+            self._recent = None
             self._names = ("mae", "rmse", "served_mae")
 
     def accepts(self, example: Mapping[str, Any]) -> bool:
@@ -215,6 +218,8 @@ class OnlineLearner:
         # What users got: the score a model (version ≥ 1, not a fallback) served.
         if served_by and served is not None and math.isfinite(served):
             self._served.update(int(served_by), truth, float(served), weight)
+            if self._recent is not None:
+                self._recent.update(int(served_by), truth, float(served), weight)
         spec.learn(model, x, label, weight)
         self.trained_examples += 1
         self._since_snapshot += 1
@@ -253,6 +258,8 @@ class OnlineLearner:
         if served is not None:
             metrics[self._names[2]] = served
             metrics["served_examples"] = float(self._served.examples)
+        if self._recent is not None:
+            metrics.update(self._recent.figures())
         return metrics
 
     @property

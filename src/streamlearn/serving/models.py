@@ -38,7 +38,7 @@ from streamlearn.models.keyring import Keyring
 from streamlearn.models.snapshot import SigningKey
 from streamlearn.serde import AvroSerde, SchemaSource, SerdeError
 from streamlearn.serving.exceptions import InvalidExperiment
-from streamlearn.serving.experiments import Experiment, ExperimentBook, base_model
+from streamlearn.serving.experiments import NEWEST, Experiment, ExperimentBook, base_model
 from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.topology.catalogue import TopicCatalogue
 
@@ -65,29 +65,49 @@ class Served:
 
 
 class ModelStore:
-    """Model name → the verified model serving it."""
+    """Model name → the verified model serving it (the newest *promoted* version), and
+    ``<name>:newest`` → the newest verified version, promoted or not.
+
+    A version the learner's promotion gate held back (``metrics.promoted`` 0) is loaded
+    and verified like any other but serves only arms routed to the newest; until a
+    promoted version of a model is known (a compacted ``model.state`` may keep only the
+    latest, held-back, snapshot) the newest serves everybody: better than the fallback.
+    """
 
     def __init__(self, names: Iterable[str]) -> None:
         self.configured = tuple(dict.fromkeys(names))
         self._models: dict[str, Served] = {}
+        self._newest: dict[str, Served] = {}
         # Configured models with at least one snapshot on model.state (accepted or not).
         self._published: set[str] = set()
         self.started_s = time.time()
 
     def get(self, name: str) -> Served | None:
-        return self._models.get(name)
+        if name.endswith(NEWEST):
+            return self._newest.get(name.removesuffix(NEWEST))
+        return self._models.get(name) or self._newest.get(name)
 
     def names(self) -> list[str]:
-        return sorted(set(self.configured) | set(self._models))
+        return sorted(set(self.configured) | set(self._models) | set(self._newest))
 
     def wants(self, name: str) -> bool:
         return base_model(name) in self.configured
 
     def version(self, name: str) -> int:
+        """The promoted version of ``name`` (0: none known)."""
         served = self._models.get(name)
         return 0 if served is None else served.loaded.version
 
-    def put(self, loaded: LoadedModel, published_s: float | None = None) -> Served:
+    def newest_version(self, name: str) -> int:
+        """The newest verified version of ``name``, promoted or not (0: none)."""
+        served = self._newest.get(name)
+        return 0 if served is None else served.loaded.version
+
+    def put(
+        self, loaded: LoadedModel, published_s: float | None = None, *, promoted: bool = True
+    ) -> Served:
+        """Serve ``loaded``: as the newest version if it is newer than the newest, and as
+        the promoted one if ``promoted`` and newer than the promoted one."""
         now = time.time()
         fresh = published_s is not None and published_s >= self.started_s
         served = Served(
@@ -97,7 +117,11 @@ class ModelStore:
             published_s,
             max(0.0, now - published_s) if fresh and published_s is not None else None,
         )
-        self._models[loaded.model_name] = served
+        name, version = loaded.model_name, loaded.version
+        if version > self.newest_version(name):
+            self._newest[name] = served
+        if promoted and version > self.version(name):
+            self._models[name] = served
         return served
 
     def saw_snapshot(self, name: str) -> None:
@@ -106,14 +130,21 @@ class ModelStore:
 
     def missing(self) -> list[str]:
         """Published models not loaded: nothing verified was read for them (yet)."""
-        return [n for n in self.configured if n not in self._models and n in self._published]
+        return [n for n in self.configured if self.get(n) is None and n in self._published]
 
     def unpublished(self) -> list[str]:
         """Configured models nobody has published a snapshot of: served by the fallback."""
-        return [n for n in self.configured if n not in self._models and n not in self._published]
+        return [n for n in self.configured if self.get(n) is None and n not in self._published]
 
 
 AlertHook = Callable[[SnapshotRejected], None]
+HELD_BACK = "held_back"
+
+
+def is_promoted(snapshot: Mapping[str, Any]) -> bool:
+    """Whether the learner promoted this snapshot (``metrics.promoted``, written only by a
+    spec with a promotion gate: a snapshot without it is promoted)."""
+    return float((snapshot.get("metrics") or {}).get("promoted", 1.0)) != 0.0
 
 
 class StateFollower:
@@ -237,22 +268,27 @@ class StateFollower:
             await self._check_caught_up(consumer)
 
     async def _snapshots(self, records: list[Any]) -> None:
-        # Only the newest record of each key in a batch matters (catching up on a topic
-        # that is not compacted yet loads one snapshot per model, not every version).
-        newest: dict[bytes | None, Any] = {}
+        # Per key, only the newest record of a batch matters, and the newest promoted one
+        # when that one was held back by the gate (catching up on a topic that is not
+        # compacted yet loads one or two snapshots per model, not every version).
+        by_key: dict[bytes | None, list[Any]] = {}
         for record in records:
-            newest[record.key] = record
-        for record in newest.values():
-            await self._snapshot(record)
+            by_key.setdefault(record.key, []).append(record)
+        for keyed in by_key.values():
+            for record in reversed(keyed):
+                if await self._snapshot(record) != HELD_BACK:
+                    break
 
-    async def _snapshot(self, record: Any) -> None:
+    async def _snapshot(self, record: Any) -> str | None:
+        """Load one record's snapshot if it is newer than what it would replace; returns
+        :data:`HELD_BACK` when it was a verified version its gate did not promote."""
         name = record.key.decode("utf-8", "replace") if record.key else ""
         if record.value is None:
             self.metrics.snapshots_skipped.labels(reason="tombstone").inc()
-            return
+            return None
         if name and not self.store.wants(name):
             self.metrics.snapshots_skipped.labels(reason="not_served").inc()
-            return
+            return None
         if name:
             self.store.saw_snapshot(name)
         try:
@@ -266,30 +302,37 @@ class StateFollower:
         except SerdeError as exc:
             self.metrics.snapshots_rejected.labels(reason="undecodable").inc()
             log.warning("undecodable snapshot at %s: %s", record.offset, exc)
-            return
+            return None
         name = str(snapshot.get("model_name", name))
         if not self.store.wants(name):
             self.metrics.snapshots_skipped.labels(reason="not_served").inc()
-            return
+            return None
         self.store.saw_snapshot(name)
-        if int(snapshot.get("version", 0)) <= self.store.version(name):
+        version = int(snapshot.get("version", 0))
+        promoted = is_promoted(snapshot)
+        if version <= self.store.newest_version(name) and (
+            not promoted or version <= self.store.version(name)
+        ):
             self.metrics.snapshots_skipped.labels(reason="not_newer").inc()
-            return
+            return None if promoted else HELD_BACK  # an older promoted one may still serve
         try:
             loaded = await asyncio.to_thread(load_model, snapshot, self.key, specs=self.specs)
         except SnapshotRejected as exc:
             self.metrics.snapshots_rejected.labels(reason=exc.reason).inc()
             log.warning("%s; still serving v%d", exc, self.store.version(name))
             self.on_rejected(exc)
-            return
-        # The version check again: another snapshot may have been swapped in meanwhile.
-        if loaded.version > self.store.version(name):
-            served = self.store.put(loaded, published_s=record.timestamp / 1000)
-            self.metrics.snapshots_loaded.labels(model=name).inc()
-            if served.freshness_s is not None:
-                self.metrics.snapshot_freshness.observe(served.freshness_s)
-            self.metrics.model_version.labels(model=name).set(loaded.version)
+            return None
+        # put() checks the versions again: another snapshot may have been swapped in.
+        served = self.store.put(loaded, published_s=record.timestamp / 1000, promoted=promoted)
+        self.metrics.snapshots_loaded.labels(model=name).inc()
+        if served.freshness_s is not None:
+            self.metrics.snapshot_freshness.observe(served.freshness_s)
+        if promoted:
+            self.metrics.model_version.labels(model=name).set(self.store.version(name))
             log.info("serving %s v%d", name, loaded.version)
+            return None
+        log.info("%s v%d held back by its gate: serving it to %s arms only", name, version, NEWEST)
+        return HELD_BACK
 
     async def _experiments(self, records: list[Any]) -> None:
         for record in records:

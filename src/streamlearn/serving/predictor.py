@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamlearn.models import SPECS, BusinessRules, ModelSpec, model_input
-from streamlearn.serving.experiments import ExperimentBook, base_model
+from streamlearn.serving.experiments import ExperimentBook, base_model, served_model
 from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.serving.models import ModelStore, Served
 from streamlearn.serving.rules import RuleEngine, fallback
@@ -120,7 +120,7 @@ class Predictor:
                     "request_id": instance.request_id
                     or (base_id if single else f"{base_id}-{index}"),
                     "user_id": instance.user_id,
-                    "model_name": name,
+                    "model_name": served_model(name),  # ctr:newest answers as ctr
                     "model_version": version or None,
                     "experiment": experiment_name,
                     "arm": arm_name,

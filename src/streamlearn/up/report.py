@@ -85,6 +85,13 @@ def figures(
             ),
             "auc": None if view.auc is None else round(view.auc, 4),
             "served_auc": None if view.served_auc is None else round(view.served_auc, 4),
+            # The scores users got lately (the learner's last RECENT_EXAMPLES served
+            # examples): the steady state once the run is longer than the warm-up.
+            "recent_served_auc": _learner_gauge(p, "streamlearn_learner_recent_served_auc", name),
+            "recent_ece": _learner_gauge(p, "streamlearn_learner_recent_ece", name),
+            "versions_held_back": int(
+                p.total("learner", "streamlearn_learner_versions_held_back_total", model=name)
+            ),
             "trained_examples": view.trained_examples,
             "freshness_ms": view.freshness_ms(),
         }
@@ -155,6 +162,14 @@ def figures(
             "predict_errors": simulation.predict_errors,
         }
     return result
+
+
+def _learner_gauge(probe: SystemProbe, metric: str, model: str) -> float | None:
+    """A learner gauge of ``model``; None before the learner set it."""
+    for (name, labels), value in probe.samples.get("learner", {}).items():
+        if name == metric and ("model", model) in labels:
+            return round(value, 4)
+    return None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,95 @@
+"""What the learner tells operators besides its snapshots: the served figures over the
+last window as gauges, and versions its promotion gate held back (a counter by reason,
+and an ``Alert`` on ``monitoring.alerts`` when a version was judged worse than the one
+serving).
+
+Gauges are set when a snapshot is published (every ``snapshot_every_s``), from the
+figures the snapshot carries, so a scrape costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+AGENT = "learner"
+HELD_BACK_KIND = "version_held_back"
+
+_GAUGES = {
+    "recent_served_auc": (
+        "streamlearn_learner_recent_served_auc",
+        "Served AUC (per serving version, exact) over the model's last served examples.",
+    ),
+    "recent_ece": (
+        "streamlearn_learner_recent_ece",
+        "Expected calibration error of the scores served over the model's last examples.",
+    ),
+    "served_auc": (
+        "streamlearn_learner_served_auc",
+        "Served AUC since the learner started or resumed (its last versions).",
+    ),
+}
+
+
+class LearnerFigures:
+    """The learner's gauges and held-back counter, in its worker's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.gauges = {
+            key: Gauge(name, doc, ["model"], registry=registry)
+            for key, (name, doc) in _GAUGES.items()
+        }
+        self.held_back = Counter(
+            "streamlearn_learner_versions_held_back",
+            "Versions published but not promoted by the model's gate, by reason "
+            "(judged_worse: its held-out log loss was over the promoted one's plus the "
+            "margin; short_window: not yet a full window of examples since the promotion).",
+            ["model", "reason"],
+            registry=registry,
+        )
+
+    def published(
+        self, snapshot: Mapping[str, Any], metrics: Mapping[str, float]
+    ) -> dict[str, Any] | None:
+        """Record a published snapshot's figures; the alert to raise, if it was judged
+        worse than the promoted version."""
+        name = str(snapshot["model_name"])
+        for key, gauge in self.gauges.items():
+            if key in metrics:
+                gauge.labels(model=name).set(metrics[key])
+        decided = snapshot["metrics"]
+        if decided.get("promoted", 1.0) != 0.0:
+            return None
+        judged = "gate_log_loss" in decided
+        self.held_back.labels(model=name, reason="judged_worse" if judged else "short_window").inc()
+        return held_back_alert(snapshot) if judged else None
+
+
+def held_back_alert(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``Alert`` of a version the gate judged worse: its held-out log loss against the
+    promoted version's over the same examples, and the margin it was allowed."""
+    name, version = str(snapshot["model_name"]), int(snapshot["version"])
+    decided = snapshot["metrics"]
+    loss, promoted = decided["gate_log_loss"], decided["gate_promoted_log_loss"]
+    examples = int(decided.get("gate_examples", 0))
+    created = snapshot["created_ts"]
+    return {
+        "alert_key": f"{HELD_BACK_KIND}/{name}",
+        "kind": HELD_BACK_KIND,
+        "severity": "warning",
+        "message": (
+            f"{name} v{version} published, not promoted: held-out log loss {loss:.4f} over "
+            f"the last {examples} examples against {promoted:.4f} for the promoted version "
+            f"(allowed: {decided.get('gate_margin', 0.0):g} more); workers keep serving the "
+            "promoted version"
+        ),
+        "model_name": name,
+        "model_version": version,
+        "value": loss,
+        "threshold": promoted + decided.get("gate_margin", 0.0),
+        "labels": {"examples": str(examples)},
+        "source": AGENT,
+        "raised_ts": created if isinstance(created, int) else int(created.timestamp() * 1000),
+    }

@@ -1,0 +1,93 @@
+"""The learner's figures for operators: recent served AUC/ECE gauges, versions held back
+by the promotion gate (counter by reason) and the alert that says why."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from fastavro import parse_schema
+from fastavro.validation import validate
+from prometheus_client import CollectorRegistry
+
+from streamlearn.agents.learner_figures import HELD_BACK_KIND, LearnerFigures
+from streamlearn.models.served_metrics import RecentServed
+
+
+def _snapshot(version: int, metrics: dict[str, float]) -> dict[str, Any]:
+    return {
+        "model_name": "ctr",
+        "version": version,
+        "metrics": metrics,
+        "created_ts": datetime(2026, 12, 1, tzinfo=UTC),
+    }
+
+
+JUDGED_WORSE = {
+    "promoted": 0.0,
+    "gate_examples": 500.0,
+    "gate_log_loss": 0.61,
+    "gate_promoted_log_loss": 0.52,
+    "gate_margin": 0.005,
+}
+
+
+def test_a_version_judged_worse_is_counted_and_raises_an_alert_saying_why() -> None:
+    registry = CollectorRegistry()
+    figures = LearnerFigures(registry)
+    alert = figures.published(_snapshot(7, JUDGED_WORSE), {"recent_served_auc": 0.8})
+    assert alert is not None
+    assert alert["kind"] == HELD_BACK_KIND
+    assert (alert["model_name"], alert["model_version"]) == ("ctr", 7)
+    assert alert["value"] == 0.61
+    assert alert["threshold"] == 0.52 + 0.005
+    assert "0.6100" in alert["message"]
+    assert "0.5200" in alert["message"]
+    assert "500 examples" in alert["message"]
+    schema = json.loads(resources.files("streamlearn.schemas").joinpath("Alert.avsc").read_text())
+    assert validate(alert, parse_schema(schema))
+    held = registry.get_sample_value(
+        "streamlearn_learner_versions_held_back_total", {"model": "ctr", "reason": "judged_worse"}
+    )
+    assert held == 1.0
+    assert (
+        registry.get_sample_value("streamlearn_learner_recent_served_auc", {"model": "ctr"}) == 0.8
+    )
+
+
+def test_versions_held_for_a_short_window_are_counted_without_an_alert() -> None:
+    registry = CollectorRegistry()
+    figures = LearnerFigures(registry)
+    assert figures.published(_snapshot(2, {"promoted": 0.0, "gate_examples": 30.0}), {}) is None
+    assert figures.published(_snapshot(3, {"promoted": 1.0}), {}) is None
+    assert figures.published(_snapshot(4, {"auc": 0.7}), {}) is None  # no gate
+    labels = {"model": "ctr", "reason": "short_window"}
+    assert registry.get_sample_value("streamlearn_learner_versions_held_back_total", labels) == 1.0
+
+
+def test_recent_served_figures_forget_what_is_older_than_the_window() -> None:
+    recent = RecentServed(size=4)
+    assert recent.figures() == {}
+    # A badly ranking, badly calibrated start, then a version that ranks perfectly.
+    for truth, score in ((True, 0.1), (False, 0.9), (True, 0.2), (False, 0.8)):
+        recent.update(1, truth, score, 1.0)
+    assert recent.figures()["recent_served_auc"] == 0.0
+    for truth, score in ((True, 0.9), (False, 0.1), (True, 0.8), (False, 0.2)):
+        recent.update(2, truth, score, 1.0)
+    figures = recent.figures()
+    assert figures["recent_served_auc"] == 1.0
+    assert figures["recent_examples"] == 4.0
+    # One example per bin (0.9, 0.1, 0.8, 0.2): |label - score| 0.1, 0.1, 0.2, 0.2.
+    assert abs(figures["recent_ece"] - 0.15) < 1e-9
+
+
+def test_recent_served_auc_is_judged_within_each_version() -> None:
+    recent = RecentServed()
+    # Each version ranks perfectly; pooled, v2's scores all sit above v1's (calibration
+    # moved), which would rank a v1 positive under a v2 negative.
+    for version, shift in ((1, 0.0), (2, 0.5)):
+        for truth, score in ((True, 0.4), (False, 0.1)):
+            recent.update(version, truth, score + shift, 1.0)
+    assert recent.figures()["recent_served_auc"] == 1.0

@@ -1,0 +1,142 @@
+"""Which version a prediction worker serves when the learner's gate holds versions back:
+the newest promoted one, while an arm routed to ``<name>:newest`` gets the newest."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+from streamlearn.models import SPECS, build_snapshot, load_model
+from streamlearn.serving.experiments import (
+    Arm,
+    Experiment,
+    ExperimentBook,
+    base_model,
+    served_model,
+)
+from streamlearn.serving.metrics import ServingMetrics
+from streamlearn.serving.models import HELD_BACK, ModelStore, StateFollower, is_promoted
+from tests.serving_support import KEY, _payload
+
+
+def gated(version: int, promoted: bool | None) -> dict[str, Any]:
+    """A signed ``ctr`` snapshot whose metrics say the gate promoted it or not (None: no
+    gate, no ``promoted`` figure)."""
+    metrics = {"auc": 0.7} if promoted is None else {"promoted": float(promoted)}
+    return build_snapshot(
+        SPECS["ctr"],
+        None,
+        version=version,
+        parent_version=version - 1 or None,
+        trained_examples=300,
+        offsets={("training.examples", 0): 300},
+        metrics=metrics,
+        created=datetime.now(UTC),
+        key=KEY,
+        payload=_payload("ctr", 300),
+    )
+
+
+def test_the_store_serves_the_promoted_version_and_newest_routes_to_the_newest() -> None:
+    store = ModelStore(["ctr"])
+    store.put(load_model(gated(1, True), KEY), promoted=True)
+    store.put(load_model(gated(2, False), KEY), promoted=False)
+    store.put(load_model(gated(3, False), KEY), promoted=False)
+    assert store.version("ctr") == 1
+    newest = store.get("ctr:newest")
+    assert newest is not None
+    assert newest.loaded.version == 3
+    assert (store.version("ctr"), store.newest_version("ctr")) == (1, 3)
+    store.put(load_model(gated(4, True), KEY), promoted=True)
+    assert store.version("ctr") == store.newest_version("ctr") == 4
+    # An older promoted version arriving late changes neither.
+    store.put(load_model(gated(2, True), KEY), promoted=True)
+    assert store.version("ctr") == store.newest_version("ctr") == 4
+
+
+def test_without_a_known_promoted_version_the_newest_serves_everybody() -> None:
+    # A compacted model.state may keep only the latest snapshot, held back or not.
+    store = ModelStore(["ctr"])
+    store.put(load_model(gated(7, False), KEY), promoted=False)
+    served = store.get("ctr")
+    assert served is not None
+    assert served.loaded.version == 7
+    assert store.version("ctr") == 0
+    assert store.missing() == []
+    assert store.unpublished() == []
+
+
+def test_promoted_is_read_from_the_snapshot_metrics() -> None:
+    assert is_promoted(gated(1, None))  # no gate: every version is promoted
+    assert is_promoted(gated(1, True))
+    assert not is_promoted(gated(1, False))
+
+
+def test_a_newest_arm_covers_its_model_and_its_predictions_train_it() -> None:
+    assert base_model("ctr:newest") == "ctr"
+    assert base_model("ctr@treatment") == "ctr"
+    assert served_model("ctr:newest") == "ctr"
+    assert served_model("ctr@treatment") == "ctr@treatment"
+    experiment = Experiment(
+        "gate", "s", (Arm("promoted", "ctr", 1), Arm("newest", "ctr:newest", 1))
+    )
+    book = ExperimentBook()
+    book.put(experiment)
+    assert book.covering("ctr") is experiment
+    assert ModelStore(["ctr"]).wants("ctr:newest")
+
+
+class _Serde:
+    """Stands in for the Avro serde: the records' values are the decoded snapshots."""
+
+    def decode(self, value: dict[str, Any], **_where: Any) -> dict[str, Any]:
+        return value
+
+
+def _follower(store: ModelStore) -> StateFollower:
+    return StateFollower(
+        consumer_config={},
+        model_topic="model.state",
+        experiment_topic="experiments",
+        snapshot_serde=_Serde(),  # type: ignore[arg-type]
+        experiment_serde=_Serde(),  # type: ignore[arg-type]
+        key=KEY,
+        specs=SPECS,
+        store=store,
+        book=ExperimentBook(),
+        metrics=ServingMetrics(),
+        on_rejected=lambda exc: None,
+    )
+
+
+def _records(*snapshots: dict[str, Any]) -> list[Any]:
+    return [
+        SimpleNamespace(key=b"ctr", value=s, topic="model.state", partition=0, offset=i,
+                        timestamp=1_800_000_000_000 + i)
+        for i, s in enumerate(snapshots)
+    ]  # fmt: skip
+
+
+def test_catching_up_loads_the_newest_and_the_newest_promoted_of_a_batch() -> None:
+    store = ModelStore(["ctr"])
+    follower = _follower(store)
+    batch = _records(gated(1, True), gated(2, True), gated(3, False), gated(4, False))
+    asyncio.run(follower._snapshots(batch))
+    assert (store.version("ctr"), store.newest_version("ctr")) == (2, 4)
+    loaded = follower.metrics.snapshots_loaded.labels(model="ctr")._value.get()
+    assert loaded == 2  # v4 and v2; v3 (older than v4, held back) skipped, v1 never read
+
+
+def test_a_newer_held_back_version_leaves_the_promoted_one_serving() -> None:
+    store = ModelStore(["ctr"])
+    follower = _follower(store)
+    asyncio.run(follower._snapshots(_records(gated(1, True))))
+    outcome = asyncio.run(follower._snapshot(_records(gated(2, False))[0]))
+    assert outcome == HELD_BACK
+    assert store.get("ctr").loaded.version == 1  # type: ignore[union-attr]
+    assert store.get("ctr:newest").loaded.version == 2  # type: ignore[union-attr]
+    assert follower.metrics.model_version.labels(model="ctr")._value.get() == 1
+    asyncio.run(follower._snapshot(_records(gated(3, True))[0]))
+    assert store.get("ctr").loaded.version == 3  # type: ignore[union-attr]
