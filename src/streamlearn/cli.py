@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from confluent_kafka.admin import AdminClient
 
+from streamlearn.cli_acls import acls_app
 from streamlearn.cli_archive import archive_app
 from streamlearn.cli_common import (
     BootstrapOption,
@@ -66,6 +67,7 @@ app.add_typer(experiments_app, name="experiments")
 app.add_typer(replay_app, name="replay")
 app.add_typer(archive_app, name="archive")
 app.add_typer(keys_app, name="keys")
+app.add_typer(acls_app, name="acls")
 app.command("serve")(serve)
 app.command("simulate")(simulate)
 app.command("up")(up)
@@ -76,10 +78,10 @@ log = logging.getLogger("streamlearn")
 
 
 def _broker(
-    settings: Settings, port: int, data_dir: Path | None, secure: bool = False
+    settings: Settings, port: int, data_dir: Path | None, secure: bool = False, acls: bool = False
 ) -> EmbeddedKafka:
     return embedded_kafka(
-        settings, port=port, data_dir=data_dir, on_fetch=fetch_progress, secure=secure
+        settings, port=port, data_dir=data_dir, on_fetch=fetch_progress, secure=secure, acls=acls
     )
 
 
@@ -126,10 +128,18 @@ def kafka_start(
             "directory, which stays secure)",
         ),
     ] = False,
+    acls: Annotated[
+        bool,
+        typer.Option(
+            "--acls",
+            help="With --secure: Kafka's StandardAuthorizer and a SCRAM user per part "
+            "(client-<part>.yaml beside client.yaml); see `streamlearn acls`",
+        ),
+    ] = False,
 ) -> None:
     """Start the embedded broker and print its bootstrap address."""
     settings = command_settings()
-    broker = _broker(settings, port, data_dir, secure)
+    broker = _broker(settings, port, data_dir, secure, acls)
     status = broker.start(timeout_s=settings.kafka_start_timeout_s)
     typer.echo(status.bootstrap)
     material = broker.config.secure
@@ -140,6 +150,12 @@ def kafka_start(
             f"STREAMLEARN_CONFIG_FILE={material.client_settings_path}",
             err=True,
         )
+        if material.authorizer:
+            typer.echo(
+                f"ACLs enforced (StandardAuthorizer); each part's own user: "
+                f"{material.directory}/client-<part>.yaml; `streamlearn acls apply` grants them",
+                err=True,
+            )
     if not foreground:
         return
     _terminate_on_sigterm()

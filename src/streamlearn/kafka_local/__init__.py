@@ -16,7 +16,11 @@ from streamlearn.kafka_local.exceptions import (
 )
 from streamlearn.kafka_local.jars import JarLock, PinnedJar, ensure_jars, load_lock
 from streamlearn.kafka_local.java import find_java
-from streamlearn.kafka_local.secure import ensure_secure_material, existing_secure_material
+from streamlearn.kafka_local.secure import (
+    enable_acls,
+    ensure_secure_material,
+    existing_secure_material,
+)
 from streamlearn.settings import Settings
 
 __all__ = [
@@ -45,18 +49,25 @@ def embedded_kafka(
     data_dir: Path | None = None,
     on_fetch: Callable[[PinnedJar, int, int], None] | None = None,
     secure: bool = False,
+    acls: bool = False,
 ) -> EmbeddedKafka:
     """An :class:`EmbeddedKafka` whose classpath is fetched and verified now.
 
     Java is checked first, so a machine without it fails fast instead of downloading
     the jars it could not run. ``secure``: SASL_SSL with SCRAM users (:mod:`.secure`); a
     data directory made secure once stays secure (never started again in PLAINTEXT).
+    ``acls`` (implies ``secure``): Kafka's StandardAuthorizer and a SCRAM user per part
+    (:func:`~streamlearn.kafka_local.secure.enable_acls`); it too stays on.
     """
     find_java()
     classpath = ensure_jars(settings.cache_dir, settings.maven_repository, on_fetch=on_fetch)
     directory = data_dir or settings.data_dir / "kafka"
     material = existing_secure_material(directory)
-    if secure and material is None:
+    if (secure or acls) and material is None:
         material = ensure_secure_material(directory, "127.0.0.1")
+    if acls and material is not None:
+        from streamlearn.topology.acl_parts import PART_NAMES
+
+        material = enable_acls(material, PART_NAMES)
     config = BrokerConfig(data_dir=directory, port=port, controller_port=0, secure=material)
     return EmbeddedKafka(config, classpath, heap=settings.kafka_heap)

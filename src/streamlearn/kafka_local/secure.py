@@ -16,6 +16,14 @@ readable by its owner only):
 The KRaft controller listener stays PLAINTEXT on the loopback interface: SCRAM credentials
 live in the metadata the controller serves, so it cannot authenticate with them, and a
 single-node development broker has no other controller to talk to.
+
+With ACLs (``kafka start --secure --acls``) the broker also runs Kafka's
+``StandardAuthorizer`` and the material gains a SCRAM user per part of streamlearn
+(``streamlearn-<part>``, with ``client-<part>.yaml`` beside ``client.yaml``). Super users:
+``admin`` (the broker's own), ``streamlearn`` (the operator's: ``topics apply``,
+``acls apply``) and ``ANONYMOUS``, the principal of the PLAINTEXT controller listener, on
+which the broker registers with its controller (it needs ``CLUSTER_ACTION``; the listener
+is bound to the loopback interface). Every other principal gets only what ACLs allow.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import ipaddress
 import json
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,9 +43,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from streamlearn.kafka_local.exceptions import EmbeddedKafkaError
+
 MECHANISM = "SCRAM-SHA-512"
 BROKER_USER = "admin"
 CLIENT_USER = "streamlearn"
+PART_USER_PREFIX = "streamlearn-"
+"""SCRAM user of part P with ACLs: ``streamlearn-P`` (``acls plan``'s default principal)."""
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+CONTROLLER_PRINCIPAL = "User:ANONYMOUS"
+"""The principal of the PLAINTEXT controller listener."""
 VALID_DAYS = 825  # what browsers and most TLS stacks still accept for a leaf certificate
 
 
@@ -46,6 +62,8 @@ class SecureMaterial:
 
     directory: Path
     passwords: dict[str, str]
+    authorizer: bool = False
+    """Kafka's StandardAuthorizer is on: principals get what ACLs allow (super users all)."""
 
     @property
     def ca_path(self) -> Path:
@@ -58,6 +76,10 @@ class SecureMaterial:
     @property
     def client_settings_path(self) -> Path:
         return self.directory / "client.yaml"
+
+    def part_settings_path(self, part: str) -> Path:
+        """The client settings of part ``part``'s own user (with ACLs)."""
+        return self.directory / f"client-{part}.yaml"
 
     def password(self, user: str) -> str:
         return self.passwords[user]
@@ -165,16 +187,20 @@ def ensure_secure_material(data_dir: Path, host: str) -> SecureMaterial:
     material = SecureMaterial(directory, passwords)
     _private(material.ca_path, ca_pem)
     _private(material.broker_pem_path, broker_pem)
+    _write_client_settings(material, material.client_settings_path, CLIENT_USER)
+    _private(users_path, json.dumps(passwords).encode())  # last: its presence means done
+    return material
+
+
+def _write_client_settings(material: SecureMaterial, path: Path, user: str) -> None:
     client = {
         "kafka_security_protocol": "SASL_SSL",
         "kafka_sasl_mechanism": MECHANISM,
-        "kafka_sasl_username": CLIENT_USER,
-        "kafka_sasl_password": passwords[CLIENT_USER],
+        "kafka_sasl_username": user,
+        "kafka_sasl_password": material.password(user),
         "kafka_ssl_cafile": str(material.ca_path),
     }
-    _private(material.client_settings_path, yaml.safe_dump(client).encode())
-    _private(users_path, json.dumps(passwords).encode())  # last: its presence means done
-    return material
+    _private(path, yaml.safe_dump(client).encode())
 
 
 def existing_secure_material(data_dir: Path) -> SecureMaterial | None:
@@ -182,7 +208,37 @@ def existing_secure_material(data_dir: Path) -> SecureMaterial | None:
     users_path = data_dir / "secure" / "users.json"
     if not users_path.exists():
         return None
-    return SecureMaterial(users_path.parent, dict(json.loads(users_path.read_text())))
+    return SecureMaterial(
+        users_path.parent,
+        dict(json.loads(users_path.read_text())),
+        authorizer=(users_path.parent / "authorizer").exists(),
+    )
+
+
+def enable_acls(material: SecureMaterial, parts: Sequence[str]) -> SecureMaterial:
+    """``material`` with the authorizer on and a user per part (``streamlearn-<part>``).
+
+    Users can only join the metadata when the storage is formatted: a data directory
+    formatted without them is refused (its broker would have no such users). Once on, the
+    authorizer stays on for the directory (its ACLs live in the cluster's metadata).
+    """
+    missing = [PART_USER_PREFIX + part for part in parts]
+    missing = [user for user in missing if user not in material.passwords]
+    if missing and (material.directory / "formatted").exists():
+        raise EmbeddedKafkaError(
+            f"{material.directory.parent} was formatted without the per-part users ACLs "
+            "need; start the broker with --acls on another --data-dir"
+        )
+    passwords = {**material.passwords, **{user: secrets.token_urlsafe(24) for user in missing}}
+    enabled = SecureMaterial(material.directory, passwords, authorizer=True)
+    for part in parts:
+        path = enabled.part_settings_path(part)
+        if not path.exists():
+            _write_client_settings(enabled, path, PART_USER_PREFIX + part)
+    if missing:
+        _private(material.directory / "users.json", json.dumps(passwords).encode())
+    _private(material.directory / "authorizer", b"StandardAuthorizer\n")
+    return enabled
 
 
 def secure_properties(material: SecureMaterial) -> dict[str, str]:
@@ -201,4 +257,15 @@ def secure_properties(material: SecureMaterial) -> dict[str, str]:
         "ssl.truststore.type": "PEM",
         "ssl.truststore.location": str(material.ca_path),
         "ssl.client.auth": "none",
+        **(_authorizer_properties() if material.authorizer else {}),
+    }
+
+
+def _authorizer_properties() -> dict[str, str]:
+    supers = [f"User:{BROKER_USER}", f"User:{CLIENT_USER}", CONTROLLER_PRINCIPAL]
+    return {
+        "authorizer.class.name": AUTHORIZER,
+        "super.users": ";".join(supers),
+        # Kafka's default, spelled out: a resource without ACLs is closed, not open.
+        "allow.everyone.if.no.acl.found": "false",
     }

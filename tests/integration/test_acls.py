@@ -1,0 +1,232 @@
+"""`streamlearn acls apply` against the embedded broker with Kafka's StandardAuthorizer.
+
+One secure broker with ACLs for the module (`kafka start --secure --acls`): a SCRAM user
+per part, the operator's `streamlearn` a super user. After `topics apply` and `acls
+apply` (as the operator), each part runs under its own user, in a namespace (so the
+namespaced names are what is granted): the registry keeps `_schemas`, the collector
+produces, a preprocess worker (aiokafka under Faust) cleans into `events.clean` with its
+group and changelogs, a prediction worker loads a snapshot from `model.state` and answers.
+A part reaching beyond its plan is refused by the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from typer.testing import CliRunner
+
+from streamlearn.cli import app as cli
+from streamlearn.collector.app import create_collector_app
+from streamlearn.kafka_clients import confluent_config, producer_config
+from streamlearn.kafka_local import embedded_kafka, free_port
+from streamlearn.kafka_local.secure import SecureMaterial
+from streamlearn.registry import create_registry_app
+from streamlearn.serde import AvroSerde, RegistryClient
+from streamlearn.settings import Settings
+from streamlearn.topology import apply_topology, desired_topics, load_topology
+from streamlearn.topology.acl_admin import AclApplyError, apply_acls
+from streamlearn.topology.acls import Acl
+from streamlearn.topology.catalogue import SHIPPED_TOPOLOGY
+from streamlearn.topology.registration import register_topology_schemas
+from tests.agent_workers import worker_environment
+from tests.serving_support import KEY, instances, snapshot, start_worker
+from tests.support import serve_app
+
+PREFIX = "acl."
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+@pytest.fixture(scope="module")
+def acl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, SecureMaterial]]:
+    broker = embedded_kafka(
+        Settings(), port=free_port(), data_dir=tmp_path_factory.mktemp("acls") / "kafka",
+        acls=True,
+    )  # fmt: skip
+    status = broker.start(timeout_s=120)
+    assert status.bootstrap is not None
+    assert broker.config.secure is not None
+    try:
+        yield status.bootstrap, broker.config.secure
+    finally:
+        broker.stop()
+
+
+def _as(part: str | None, bootstrap: str, material: SecureMaterial, **more: Any) -> Settings:
+    """Settings of part ``part`` under its own user (None: the operator, a super user)."""
+    path = material.client_settings_path if part is None else material.part_settings_path(part)
+    loaded = yaml.safe_load(path.read_text())
+    return Settings(kafka_bootstrap=bootstrap, topic_prefix=PREFIX, **loaded, **more)
+
+
+def _cli(settings_file: Path, bootstrap: str, *args: str) -> Any:
+    env = {
+        "STREAMLEARN_CONFIG_FILE": str(settings_file),
+        "STREAMLEARN_KAFKA_BOOTSTRAP": bootstrap,
+        "STREAMLEARN_TOPIC_PREFIX": PREFIX,
+    }
+    return CliRunner().invoke(cli, ["acls", *args], env=env)
+
+
+def _refusal_reading(settings: Settings, topic: str, group: str) -> KafkaError | None:
+    consumer = Consumer(confluent_config(settings, **{"group.id": group}))
+    try:
+        consumer.assign([TopicPartition(PREFIX + topic, 0, 0)])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is not None:
+                return message.error()
+        return None
+    finally:
+        consumer.close()
+
+
+def _refusal_writing(settings: Settings, topic: str) -> KafkaError | None:
+    errors: list[KafkaError | None] = []
+    producer = Producer(producer_config(settings, **{"message.timeout.ms": 15000}))
+    producer.produce(PREFIX + topic, b"x", on_delivery=lambda error, _: errors.append(error))
+    producer.flush(20)
+    return errors[0] if errors else None
+
+
+def test_the_plan_is_applied_once_and_nothing_else_is_allowed(
+    acl_broker: tuple[str, SecureMaterial],
+) -> None:
+    bootstrap, material = acl_broker
+    operator = _as(None, bootstrap, material)
+    topology = load_topology(SHIPPED_TOPOLOGY)
+    apply_topology(AdminClient(confluent_config(operator)), desired_topics(topology, PREFIX, 1))
+
+    refused = _cli(material.part_settings_path("ops"), bootstrap, "apply")
+    assert refused.exit_code == 1
+    assert "may not manage ACLs" in str(refused.exception or refused.output)
+    first = _cli(material.client_settings_path, bootstrap, "apply")
+    assert first.exit_code == 0, first.output
+    assert "acl.streamlearn-preprocess-  PREFIXED" in first.output
+    added = int(first.output.rsplit("added ", 1)[1].split()[0])
+    assert added > 100, first.output
+    again = _cli(material.client_settings_path, bootstrap, "apply", "--dry-run")
+    assert again.exit_code == 0
+    assert f"would add 0 of {added} ACL(s)" in again.output
+
+    # Beyond the plan: the collector reads nothing (not even a group), the dashboard
+    # only sees events.clean's offsets, preprocess writes no model.state, a part cannot
+    # grant itself more.
+    collector = _as("collector", bootstrap, material)
+    error = _refusal_reading(collector, "events.clean", "collector-reads")
+    assert error is not None
+    assert error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED, error
+    dashboard = _as("dashboard", bootstrap, material)
+    error = _refusal_reading(dashboard, "events.clean", f"streamlearn-dashboard-{uuid.uuid4()}")
+    assert error is not None
+    assert error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, error
+    preprocess = _as("preprocess", bootstrap, material)
+    error = _refusal_writing(preprocess, "model.state")
+    assert error is not None
+    assert error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, error
+    more = Acl("User:streamlearn-preprocess", "TOPIC", PREFIX + "model.state", "LITERAL", "WRITE")
+    with pytest.raises(AclApplyError, match="may not manage ACLs"):
+        apply_acls(AdminClient(confluent_config(preprocess)), [more])
+
+
+async def test_each_part_works_under_its_own_principal(
+    acl_broker: tuple[str, SecureMaterial], tmp_path: Path
+) -> None:
+    bootstrap, material = acl_broker
+    broker_log = material.directory.parent / "logs" / "server.log"
+    seen = len(broker_log.read_text())  # the other test's refusals are before this
+    registry_runner, registry_url = await serve_app(
+        create_registry_app(_as("registry", bootstrap, material))
+    )
+    runners = [registry_runner]
+    worker = process = None
+    try:
+        operator = _as(None, bootstrap, material, schema_registry_url=registry_url)
+        await asyncio.to_thread(register_topology_schemas, operator, SHIPPED_TOPOLOGY)
+        preprocess = _as("preprocess", bootstrap, material, schema_registry_url=registry_url,
+                         data_dir=tmp_path)  # fmt: skip
+        env = worker_environment(preprocess, STREAMLEARN_CONFIG_FILE=str(
+            material.part_settings_path("preprocess")))  # fmt: skip
+        log = tmp_path / "preprocess.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streamlearn", "agents", "run", "--only", "preprocess",
+                 "--group", "streamlearn-preprocess"],
+                env=env, stdout=output, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+        # While it joins: the collector produces, a prediction worker loads a snapshot
+        # the learner's user published.
+        collector_runner, collector_url = await serve_app(create_collector_app(
+            _as("collector", bootstrap, material, schema_registry_url=registry_url)))  # fmt: skip
+        runners.append(collector_runner)
+        event_id = str(uuid.uuid4())
+        body = [{"event_id": event_id, "event_type": "page_view", "user_id": "u-1",
+                 "app_version": "web-1"}]  # fmt: skip
+        async with (
+            aiohttp.ClientSession(headers={"User-Agent": FIREFOX}) as session,
+            session.post(f"{collector_url}/v1/events", json=body) as response,
+        ):
+            assert response.status in (200, 202), await response.text()
+        await asyncio.to_thread(_publish_snapshot, bootstrap, material, registry_url)
+        serve = _as("serve", bootstrap, material, schema_registry_url=registry_url,
+                    model_signing_key=KEY, models=["ctr"])  # fmt: skip
+        worker = await start_worker(serve)
+        await worker.wait(lambda: worker.serving.store.version("ctr") == 1, timeout_s=60)
+        status, answer = await worker.predict(instances(1)[0])
+        assert status == 200, answer
+
+        # preprocess (its group, its changelogs, its output) under its own user.
+        found = await asyncio.to_thread(_read_clean, operator, registry_url)
+        assert found == [event_id], log.read_text()[-3000:]
+        assert process.poll() is None, log.read_text()[-3000:]
+    finally:
+        if worker is not None:
+            await worker.close()
+        for runner in runners:
+            await runner.cleanup()
+        if process is not None:
+            process.terminate()
+            assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
+    denied = [line for line in broker_log.read_text()[seen:].splitlines() if "Denied" in line]
+    assert denied == [], "a part needed more than its plan"
+
+
+def _publish_snapshot(bootstrap: str, material: SecureMaterial, registry_url: str) -> None:
+    learner = _as("learner", bootstrap, material, schema_registry_url=registry_url)
+    with RegistryClient(registry_url) as client:
+        serde = AvroSerde.for_topic(client, PREFIX + "model.state", "ModelSnapshot")
+        producer = Producer(producer_config(learner))
+        producer.produce(PREFIX + "model.state", key=b"ctr", value=serde.encode(snapshot(1)))
+        assert producer.flush(30) == 0
+
+
+def _read_clean(operator: Settings, registry_url: str) -> list[str]:
+    name = PREFIX + "events.clean"
+    consumer = Consumer(confluent_config(operator, **{"group.id": "acl-check"}))
+    found: list[str] = []
+    try:
+        with RegistryClient(registry_url) as client:
+            serde = AvroSerde.for_topic(client, name, "CleanEvent")
+            partitions = consumer.list_topics(name, timeout=30).topics[name].partitions
+            consumer.assign([TopicPartition(name, p, 0) for p in partitions])
+            deadline = time.monotonic() + 90
+            while not found and time.monotonic() < deadline:
+                for message in consumer.consume(100, timeout=1):
+                    if message.error() is None and message.value() is not None:
+                        found.append(str(serde.decode(message.value())["event_id"]))
+    finally:
+        consumer.close()
+    return found
