@@ -230,3 +230,11 @@ def _read_clean(operator: Settings, registry_url: str) -> list[str]:
     finally:
         consumer.close()
     return found
+
+
+def test_a_cluster_without_an_authorizer_is_named_as_such(kafka_bootstrap: str) -> None:
+    """The suite's broker (PLAINTEXT, no authorizer) refuses ACL requests."""
+    settings = Settings(kafka_bootstrap=kafka_bootstrap)
+    more = Acl("User:streamlearn-serve", "TOPIC", "model.state", "LITERAL", "READ")
+    with pytest.raises(AclApplyError, match="the cluster has no authorizer"):
+        apply_acls(AdminClient(confluent_config(settings)), [more])
