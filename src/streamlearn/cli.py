@@ -228,15 +228,19 @@ def registry_serve(
     """Serve the schema registry API, stored on the compacted `_schemas` topic."""
     from aiohttp import web
 
+    from streamlearn.http_tls import scheme, server_ssl_context
     from streamlearn.registry import create_registry_app, registry_topic
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
     topic = registry_topic(settings)
+    ssl_context = server_ssl_context(settings)
 
     def ready(message: str) -> None:
-        typer.echo(f"schema registry on http://{host}:{port} (state: {topic})")
+        typer.echo(f"schema registry on {scheme(settings)}://{host}:{port} (state: {topic})")
 
-    web.run_app(create_registry_app(settings), host=host, port=port, print=ready)
+    web.run_app(
+        create_registry_app(settings), host=host, port=port, print=ready, ssl_context=ssl_context
+    )
 
 
 @schemas_app.command("register")
@@ -312,16 +316,15 @@ def collector_serve(
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Accept telemetry over HTTP (`POST /v1/events`) and produce it to Kafka as Avro."""
-    from aiohttp import web
-
-    from streamlearn.collector.app import create_collector_app
+    from streamlearn.collector.runner import run_collector
+    from streamlearn.http_tls import scheme
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
 
     def ready(message: str) -> None:
-        typer.echo(f"collector on http://{host}:{port}/v1/events")
+        typer.echo(f"collector on {scheme(settings)}://{host}:{port}/v1/events")
 
-    web.run_app(create_collector_app(settings), host=host, port=port, print=ready)
+    run_collector(settings, host=host, port=port, print=ready)
 
 
 @config_app.command("show")

@@ -30,16 +30,19 @@ def serve(
     ] = 1,
 ) -> None:
     """Run a prediction worker: follow model.state, serve `POST /v1/models/{name}:predict`."""
+    from streamlearn.http_tls import scheme, server_ssl_context
     from streamlearn.serving import create_serving_app
     from streamlearn.serving.runner import run_workers
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
     listen = port or settings.serve_port
+    ssl_context = server_ssl_context(settings)
 
     def ready(message: str) -> None:
         processes = f", {workers} processes" if workers > 1 else ""
         typer.echo(
-            f"prediction worker on http://{host}:{listen} (models: {settings.models}{processes})"
+            f"prediction worker on {scheme(settings)}://{host}:{listen} "
+            f"(models: {settings.models}{processes})"
         )
 
     # run_app turns SIGINT and SIGTERM into a graceful exit: the cleanup context stops the
@@ -49,7 +52,7 @@ def serve(
     # Each process builds its own app (its own follower of model.state and producer).
     code = run_workers(
         lambda: create_serving_app(settings), workers, host=host, port=listen, print=ready,
-        access_log=access_log,
+        access_log=access_log, ssl_context=ssl_context,
     )  # fmt: skip
     if code:
         raise typer.Exit(code)

@@ -16,6 +16,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -25,6 +26,7 @@ Guarded = Callable[[web.Request], bool]
 """Which requests the door applies to (the others pass)."""
 
 REALM = "streamlearn"
+T = TypeVar("T")
 
 
 def _matches(given: str, secrets: Iterable[bytes]) -> bool:
@@ -33,6 +35,17 @@ def _matches(given: str, secrets: Iterable[bytes]) -> bool:
     found = False
     for secret in secrets:
         found |= hmac.compare_digest(candidate, secret)
+    return found
+
+
+def owner_of(given: str, secrets: Iterable[tuple[bytes, T]]) -> T | None:
+    """What the secret ``given`` is (its owner), comparing it with every secret in constant
+    time (a dictionary lookup would stop early on a near miss); None: not one of them."""
+    candidate = given.encode()
+    found: T | None = None
+    for secret, owner in secrets:
+        if hmac.compare_digest(candidate, secret):
+            found = owner
     return found
 
 

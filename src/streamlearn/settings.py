@@ -219,6 +219,21 @@ class Settings(BaseSettings):
     collector_rate_burst: int = Field(default=20, ge=1)
     """Posts one client IP may make at once before collector_rate_limit_per_ip applies."""
 
+    collector_write_keys: dict[SecretStr, str] = Field(default_factory=dict)
+    """Write keys (JSON {"key": "app id"}) the collector wants on each post; none: open (secret)."""
+
+    collector_write_keys_file: Path | None = None
+    """JSON file of more write keys ({"key": "app id"}; not readable by others)."""
+
+    http_tls_certfile: Path | None = None
+    """Certificate chain (PEM) every HTTP server presents; set: the servers speak HTTPS only."""
+
+    http_tls_keyfile: Path | None = None
+    """Private key (PEM) of http_tls_certfile, not readable by others; unset: in the certfile."""
+
+    http_tls_cafile: Path | None = None
+    """CA bundle streamlearn's own HTTP clients trust (registry, probes); unset: the system's."""
+
     model_signing_key: SecretStr | None = None
     """Shared HMAC key that signs and verifies model snapshots (secret: never printed)."""
 

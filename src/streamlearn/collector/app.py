@@ -27,6 +27,14 @@ from streamlearn.collector.mapping import RequestContext, map_item
 from streamlearn.collector.openapi import openapi_document
 from streamlearn.collector.producer import AsyncProducer, DeliveryFailedError, QueueFullError
 from streamlearn.collector.tag import add_tag_routes
+from streamlearn.collector.write_keys import (
+    HEADER,
+    ForeignAppError,
+    MissingWriteKeyError,
+    WriteKeys,
+    challenge,
+    stamp_app,
+)
 from streamlearn.http_auth import RateLimiter, rate_limited
 from streamlearn.http_errors import kept_headers
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
@@ -48,8 +56,10 @@ class Collector:
         registry: SchemaSource,
         *,
         producer_config: dict[str, Any] | None = None,
+        write_keys: WriteKeys | None = None,
     ) -> None:
         self.settings = settings
+        self.write_keys = write_keys
         catalogue = TopicCatalogue.from_settings(settings)
         destinations = {"event": "telemetry.events", "feedback": "telemetry.feedback"}
         self.topics = {kind: catalogue.topic(topic).name for kind, topic in destinations.items()}
@@ -161,6 +171,13 @@ async def post_events(request: web.Request) -> web.Response:
             "list it in STREAMLEARN_COLLECTOR_CORS_ORIGINS",
             "Origin",
         )
+    app = None
+    if collector.write_keys is not None:
+        try:
+            app = collector.write_keys.app_of(request)
+        except MissingWriteKeyError as exc:
+            collector.refused.labels(status="401").inc()
+            return _error(401, str(exc), HEADER, headers=challenge())
     try:
         payload = json.loads(await request.read())
     except (ValueError, UnicodeDecodeError) as exc:
@@ -182,11 +199,16 @@ async def post_events(request: web.Request) -> web.Response:
             mapped = map_item(
                 item, index, context, reject_unknown=settings.collector_unknown_fields == "reject"
             )
+            if app is not None:
+                stamp_app(mapped, app, index)
             value = collector.serdes[mapped.kind].encode(mapped.record)
             records.append((collector.topics[mapped.kind], mapped.key.encode(), value, mapped))
     except InvalidEventError as exc:
         collector.refused.labels(status="400").inc()
         return _error(400, exc.problem, exc.field)
+    except ForeignAppError as exc:
+        collector.refused.labels(status="403").inc()
+        return _error(403, exc.problem, exc.field)
     except EncodeError as exc:
         collector.refused.labels(status="400").inc()
         return _error(400, str(exc), "body")
@@ -235,6 +257,14 @@ def _is_post_of_events(request: web.Request) -> bool:
     return request.method == "POST" and request.path == "/v1/events"
 
 
+async def vary_by_origin(request: web.Request, response: web.StreamResponse) -> None:
+    """What a post (or its preflight) is answered depends on its Origin (the echoed
+    Allow-Origin, or a 403): say so, or a shared cache may give one origin's answer to
+    another (aiohttp_cors does not)."""
+    if request.path == "/v1/events" and "Origin" not in response.headers.get("Vary", ""):
+        response.headers.add("Vary", "Origin")
+
+
 def _doors(settings: Settings) -> list[Middleware]:
     """Per-IP rate limits on posts of events, when set (429 with Retry-After)."""
     if settings.collector_rate_limit_per_ip is None:
@@ -251,7 +281,7 @@ def _doors(settings: Settings) -> list[Middleware]:
 
 
 def create_collector_app(
-    settings: Settings, registry: RegistryClient | None = None
+    settings: Settings, registry: SchemaSource | None = None
 ) -> web.Application:
     app = web.Application(
         middlewares=[errors_as_json, *_doors(settings)],
@@ -260,19 +290,26 @@ def create_collector_app(
     route = app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    document = openapi_document(settings)
+    # Read (and checked) before the first request: a bad key file stops the start.
+    write_keys = WriteKeys.from_settings(settings)
+    if write_keys is None:
+        log.warning("collector: no write keys set; anyone may post events")
+    else:
+        log.info("collector: write keys required (apps: %s)", ", ".join(write_keys.apps))
+    document = openapi_document(settings, write_keys=write_keys is not None)
 
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(document)
 
     app.router.add_get("/openapi.json", openapi)
     add_tag_routes(app)
+    app.on_response_prepare.append(vary_by_origin)
     if settings.collector_cors_origins:
         cors = aiohttp_cors.setup(
             app,
             defaults={
                 origin: aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
-                    allow_headers=("Content-Type", "X-App-Version"),
+                    allow_headers=("Content-Type", "X-App-Version", HEADER),
                     allow_methods=("POST",),
                     # The tag waits as long as a 503 or 429 asks; it must be able to read it.
                     expose_headers=("Retry-After",),
@@ -283,8 +320,10 @@ def create_collector_app(
         cors.add(route)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        client = registry or RegistryClient.for_settings(settings)
-        collector = Collector(settings, client)
+        owned = RegistryClient.for_settings(settings) if registry is None else None
+        client = registry if registry is not None else owned
+        assert client is not None
+        collector = Collector(settings, client, write_keys=write_keys)
         # Register (or look up) both schemas before the first request, off the loop.
         for serde in collector.serdes.values():
             await asyncio.to_thread(getattr, serde, "schema_id")
@@ -295,8 +334,8 @@ def create_collector_app(
             left = await asyncio.to_thread(collector.producer.close)
             if left:
                 log.error("%d accepted records were not flushed at shutdown", left)
-            if registry is None:
-                client.close()
+            if owned is not None:
+                owned.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app

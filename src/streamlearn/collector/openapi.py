@@ -12,6 +12,7 @@ from typing import Any
 
 import streamlearn
 from streamlearn.collector.mapping import FEEDBACK_KINDS, MAX_STRING
+from streamlearn.collector.write_keys import HEADER, QUERY
 from streamlearn.settings import Settings
 
 JSON = "application/json"
@@ -133,8 +134,40 @@ def _schemas(settings: Settings) -> dict[str, Any]:
     }
 
 
-def openapi_document(settings: Settings) -> dict[str, Any]:
-    """The collector's API as it is configured by ``settings``."""
+def _write_key_security() -> dict[str, Any]:
+    """The write key, as a header (apps) or a query parameter (the browser tag's beacons)."""
+    return {
+        "security": [{"writeKeyHeader": []}, {"writeKeyQuery": []}],
+        "401": {
+            **_json(_ref("Error"), "No write key, or one the collector does not know."),
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+        },
+    }
+
+
+WRITE_KEY_SCHEMES = {
+    "writeKeyHeader": {"type": "apiKey", "in": "header", "name": HEADER},
+    "writeKeyQuery": {
+        "type": "apiKey",
+        "in": "query",
+        "name": QUERY,
+        "description": "For browsers (sendBeacon cannot set headers); see docs/browser.md.",
+    },
+}
+
+
+def openapi_document(settings: Settings, *, write_keys: bool = False) -> dict[str, Any]:
+    """The collector's API as it is configured by ``settings`` (``write_keys``: whether
+    posts need a write key)."""
+    keyed = _write_key_security() if write_keys else {}
+    forbidden = "A browser origin that is not listed" + (
+        ", or an item naming another app (context.app, properties.app) than its key's."
+        if write_keys
+        else "."
+    )
+    components: dict[str, Any] = {"schemas": _schemas(settings)}
+    if write_keys:
+        components["securitySchemes"] = WRITE_KEY_SCHEMES
     return {
         "openapi": "3.1.0",
         "info": {
@@ -147,6 +180,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "post": {
                     "operationId": "postEvents",
                     "summary": "Send one event or feedback item, or a batch of them.",
+                    **({"security": keyed["security"]} if keyed else {}),
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -160,7 +194,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                             _ref("Error"),
                             "Not JSON, or an invalid item (nothing of the request was written).",
                         ),
-                        "403": _json(_ref("Error"), "A browser origin that is not listed."),
+                        **({"401": keyed["401"]} if keyed else {}),
+                        "403": _json(_ref("Error"), forbidden),
                         "413": _json(
                             _ref("Error"),
                             f"Body over {settings.collector_max_body_bytes} bytes or more "
@@ -205,5 +240,5 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 }
             },
         },
-        "components": {"schemas": _schemas(settings)},
+        "components": components,
     }

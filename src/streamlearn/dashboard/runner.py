@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from streamlearn.dashboard.app import create_dashboard_app
 from streamlearn.dashboard.scrape import ScrapeTarget
+from streamlearn.http_tls import server_ssl_context
 from streamlearn.serde import SchemaSource
 from streamlearn.settings import Settings
 
@@ -32,17 +34,20 @@ async def serve_dashboard(
     port: int,
     stop: asyncio.Event,
     ready: Callable[[str], None] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
-    """Serve ``app`` on ``host:port`` until ``stop`` is set; ``ready(url)`` once listening."""
+    """Serve ``app`` on ``host:port`` until ``stop`` is set; ``ready(url)`` once listening
+    (an https URL with ``ssl_context``)."""
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
         bound = runner.addresses[0]
         address = f"[{bound[0]}]" if ":" in str(bound[0]) else str(bound[0])
         if ready is not None:
-            ready(f"http://{address}:{bound[1]}")
+            scheme = "https" if ssl_context is not None else "http"
+            ready(f"{scheme}://{address}:{bound[1]}")
         await stop.wait()
     finally:
         await runner.cleanup()
@@ -64,7 +69,9 @@ def run_dashboard(
     on_ready: Callable[[str], None] | None = None,
     registry: SchemaSource | None = None,
 ) -> None:
-    """Run the dashboard until SIGTERM or SIGINT (blocks; call from the main thread)."""
+    """Run the dashboard until SIGTERM or SIGINT (blocks; call from the main thread); over
+    TLS when the settings say so."""
+    ssl_context = server_ssl_context(settings)  # first: a bad key file stops the start
     app = create_dashboard_app(settings, registry, scrape=scrape)
 
     def ready(url: str) -> None:
@@ -78,6 +85,8 @@ def run_dashboard(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve_dashboard(app, host=host, port=port, stop=stop, ready=ready)
+        await serve_dashboard(
+            app, host=host, port=port, stop=stop, ready=ready, ssl_context=ssl_context
+        )
 
     asyncio.run(main())

@@ -33,10 +33,12 @@ class RegistryClient:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> RegistryClient:
-        """The client of ``settings``' registry, with its basic auth when set."""
+        """The client of ``settings``' registry, with its basic auth and CA when set."""
         config = {"url": settings.schema_registry_url}
         if settings.schema_registry_basic_auth is not None:
             config["basic.auth.user.info"] = settings.schema_registry_basic_auth.get_secret_value()
+        if settings.http_tls_cafile is not None:  # a registry served over TLS by a private CA
+            config["ssl.ca.location"] = str(settings.http_tls_cafile)
         return cls(settings.schema_registry_url, client=SchemaRegistryClient(config))
 
     def close(self) -> None:

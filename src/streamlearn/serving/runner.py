@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import ssl
 from collections.abc import Callable
 from multiprocessing.connection import wait
 from types import FrameType
@@ -44,10 +45,12 @@ def run_worker(
     access_log: logging.Logger | None = None,
     prefer_uvloop: bool = True,
     reuse_port: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM (then the app's cleanup runs: the follower
     stops, telemetry is flushed). ``reuse_port``: bind with ``SO_REUSEPORT`` (the kernel
-    spreads connections between the processes listening on the port)."""
+    spreads connections between the processes listening on the port). ``ssl_context``:
+    HTTPS only (:func:`streamlearn.http_tls.server_ssl_context`)."""
     loop = new_event_loop(prefer_uvloop)
     log.debug("prediction worker event loop: %s", type(loop).__module__)
     # Everything created so far lives as long as the process: keep it out of the cyclic
@@ -55,7 +58,7 @@ def run_worker(
     gc.freeze()
     web.run_app(
         app, host=host, port=port, print=print, access_log=access_log, loop=loop,
-        reuse_port=reuse_port or None,
+        reuse_port=reuse_port or None, ssl_context=ssl_context,
     )  # fmt: skip
 
 
@@ -67,6 +70,7 @@ def run_workers(
     port: int,
     print: Callable[..., None] | None = None,
     access_log: logging.Logger | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> int:
     """Run ``workers`` worker processes on one port (``SO_REUSEPORT``), each with its own
     app from ``make_app`` (so its own follower of ``model.state`` and telemetry producer),
@@ -76,16 +80,20 @@ def run_workers(
     supervisor's job, as for one worker).
 
     The workers are forked before any event loop, thread or Kafka client exists in this
-    process (so nothing is inherited half-initialised); ``print`` is passed to the first.
+    process (so nothing is inherited half-initialised); ``print`` is passed to the first,
+    ``ssl_context`` (TLS, loaded once here) to each.
     """
     if workers <= 1:
-        run_worker(make_app(), host=host, port=port, print=print, access_log=access_log)
+        run_worker(
+            make_app(), host=host, port=port, print=print, access_log=access_log,
+            ssl_context=ssl_context,
+        )  # fmt: skip
         return 0
     context = multiprocessing.get_context("fork")
     children = [
         context.Process(
             target=_worker_process,
-            args=(make_app, host, port, print if index == 0 else None, access_log),
+            args=(make_app, host, port, print if index == 0 else None, access_log, ssl_context),
             name=f"serve-worker-{index}",
         )
         for index in range(workers)
@@ -127,6 +135,7 @@ def _worker_process(
     port: int,
     print: Callable[..., None] | None,
     access_log: logging.Logger | None,
+    ssl_context: ssl.SSLContext | None,
 ) -> None:
     # A process group of its own: a terminal's Ctrl-C reaches the parent only, which passes
     # one SIGTERM on (two signals could cut a worker's telemetry flush short). The parent's
@@ -135,5 +144,6 @@ def _worker_process(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     run_worker(
-        make_app(), host=host, port=port, print=print, access_log=access_log, reuse_port=True
-    )
+        make_app(), host=host, port=port, print=print, access_log=access_log, reuse_port=True,
+        ssl_context=ssl_context,
+    )  # fmt: skip

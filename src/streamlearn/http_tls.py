@@ -1,0 +1,78 @@
+"""TLS for streamlearn's HTTP servers and the CA its own HTTP clients trust.
+
+One place builds the server side for every HTTP server (collector, prediction workers,
+registry, dashboard): with ``STREAMLEARN_HTTP_TLS_CERTFILE`` set, each serves HTTPS only
+(TLS 1.2 or newer) with that certificate chain and ``STREAMLEARN_HTTP_TLS_KEYFILE``'s key;
+unset, plain HTTP (development, or behind a TLS-terminating proxy). A key file others may
+read is refused, as ssh and PostgreSQL refuse theirs: a key that leaked is a key to replace.
+``STREAMLEARN_HTTP_TLS_CAFILE`` is what streamlearn's own clients trust for these servers
+(a private CA); unset, the system's trust store.
+"""
+
+from __future__ import annotations
+
+import ssl
+import stat
+from pathlib import Path
+
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.settings import Settings
+
+MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
+NOT_PRIVATE = stat.S_IWGRP | stat.S_IXGRP | stat.S_IRWXO
+"""Mode bits a secret file may not have: group write, or anything for others (0600 and
+0640, a key shared with the server's group, are fine)."""
+
+
+def check_private_file(path: Path, setting: str) -> None:
+    """Refuse a secret file that does not exist or that others may read or change."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigurationError(f"{setting}={path}: {exc.strerror}") from exc
+    if mode & NOT_PRIVATE:
+        raise ConfigurationError(
+            f"{setting}={path} is readable or writable by others (mode "
+            f"{stat.S_IMODE(mode):04o}): make it 0600 (chmod 600 {path})"
+        )
+
+
+def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context every HTTP server serves with, or None for plain HTTP."""
+    certfile, keyfile = settings.http_tls_certfile, settings.http_tls_keyfile
+    if certfile is None:
+        if keyfile is not None:
+            raise ConfigurationError(
+                "STREAMLEARN_HTTP_TLS_KEYFILE is set without STREAMLEARN_HTTP_TLS_CERTFILE"
+            )
+        return None
+    key_setting = "STREAMLEARN_HTTP_TLS_KEYFILE" if keyfile else "STREAMLEARN_HTTP_TLS_CERTFILE"
+    check_private_file(keyfile or certfile, key_setting)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = MINIMUM_VERSION
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        # The message names the files, never their contents.
+        raise ConfigurationError(
+            f"STREAMLEARN_HTTP_TLS_CERTFILE={certfile} / {key_setting}: not a PEM certificate "
+            f"chain and its private key ({exc})"
+        ) from exc
+    return context
+
+
+def client_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """What streamlearn's HTTP clients verify servers with: the configured CA, else the
+    system's (hostnames checked, TLS 1.2 or newer). Harmless for http:// URLs."""
+    cafile = settings.http_tls_cafile
+    try:
+        context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"STREAMLEARN_HTTP_TLS_CAFILE={cafile}: {exc}") from exc
+    context.minimum_version = MINIMUM_VERSION
+    return context
+
+
+def scheme(settings: Settings) -> str:
+    """``https`` when the servers serve TLS, else ``http`` (for the URLs they announce)."""
+    return "https" if settings.http_tls_certfile is not None else "http"

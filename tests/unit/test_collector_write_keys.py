@@ -1,0 +1,215 @@
+"""The collector's write keys and CORS allow-list, over HTTP to a collector whose Kafka is
+unreachable: everything here is refused before anything is produced (the accepted path,
+on the broker, is tests/integration/test_collector_write_keys.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+
+from streamlearn.collector.app import create_collector_app
+from streamlearn.collector.mapping import Mapped
+from streamlearn.collector.write_keys import (
+    ForeignAppError,
+    RedactingAccessLogger,
+    WriteKeys,
+    stamp_app,
+)
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.http_auth import owner_of
+from streamlearn.kafka_local import free_port
+from streamlearn.serde.memory import InMemoryRegistry
+from streamlearn.settings import Settings
+
+KEY = "wk-shop-0123456789abcdef"
+OTHER_KEY = "wk-app-fedcba9876543210"
+EVENT = {"event_type": "page_view", "user_id": "u-1", "app_version": "web-1"}
+
+
+def keyed_settings(**update: Any) -> Settings:
+    return Settings(
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",  # nothing listens: nothing is produced
+        collector_delivery_timeout_s=1.0,
+        collector_write_keys={SecretStr(KEY): "shop-web", SecretStr(OTHER_KEY): "shop-ios"},
+        collector_cors_origins=["https://shop.example"],
+        **update,
+    )
+
+
+@pytest.fixture
+async def collector() -> AsyncIterator[TestClient[Any, Any]]:
+    app = create_collector_app(keyed_settings(), InMemoryRegistry())
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+async def _refused(client: TestClient[Any, Any]) -> str:
+    response = await client.get("/metrics")
+    return "\n".join(
+        line
+        for line in (await response.text()).splitlines()
+        if line.startswith("streamlearn_collector_refused_requests_total")
+    )
+
+
+async def test_a_post_without_a_key_or_with_an_unknown_one_is_401(
+    collector: TestClient[Any, Any],
+) -> None:
+    for headers in ({}, {"X-Streamlearn-Write-Key": "wk-guessed"}):
+        response = await collector.post("/v1/events", json=EVENT, headers=headers)
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"] == 'WriteKey realm="streamlearn"'
+        body = await response.json()
+        assert body["field"] == "X-Streamlearn-Write-Key"
+        assert "wk-guessed" not in body["error"]
+    response = await collector.post("/v1/events?write_key=wk-guessed", json=EVENT)
+    assert response.status == 401
+    assert 'status="401"} 3.0' in await _refused(collector)
+
+
+async def test_an_item_naming_another_app_than_its_key_is_403_naming_the_field(
+    collector: TestClient[Any, Any],
+) -> None:
+    batch = [
+        {**EVENT, "context": {"app": "shop-web"}},  # its own app: fine
+        {"request_id": "r-1", "kind": "click", "app_version": "web-1",
+         "properties": {"app": "shop-ios"}},
+    ]  # fmt: skip
+    response = await collector.post(
+        "/v1/events", json=batch, headers={"X-Streamlearn-Write-Key": KEY}
+    )
+    assert response.status == 403
+    body = await response.json()
+    assert body["field"] == "[1].properties.app"
+    assert "shop-web" in body["error"]
+    # The browser tag's way: the key as a query parameter (a beacon cannot set headers).
+    response = await collector.post(
+        f"/v1/events?write_key={OTHER_KEY}", data=json.dumps([{**EVENT, "context": {"app": "x"}}])
+    )
+    assert response.status == 403
+    assert (await response.json())["field"] == "[0].context.app"
+    assert 'status="403"} 2.0' in await _refused(collector)
+
+
+def test_the_keys_app_is_stamped_on_each_item() -> None:
+    event = Mapped("event", "u", {"context": {"viewport": "1x1"}})
+    feedback = Mapped("feedback", "r", {"properties": {}})
+    stamp_app(event, "shop-web", 0)
+    stamp_app(feedback, "shop-web", 1)
+    assert event.record["context"] == {"viewport": "1x1", "app": "shop-web"}
+    assert feedback.record["properties"] == {"app": "shop-web"}
+    with pytest.raises(ForeignAppError) as refused:
+        stamp_app(Mapped("event", "u", {"context": {"app": "other"}}), "shop-web", 4)
+    assert refused.value.field == "[4].context.app"
+
+
+def test_a_key_is_found_by_comparing_it_with_every_key() -> None:
+    keys = [(b"k-1", "a"), (b"k-2", "b")]
+    assert owner_of("k-2", keys) == "b"
+    assert owner_of("k-", keys) is None
+    assert owner_of("", keys) is None
+
+
+def test_keys_from_a_private_file_join_those_of_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "write-keys.json"
+    path.write_text(json.dumps({"wk-from-file": "partner"}))
+    path.chmod(0o600)
+    keys = WriteKeys.from_settings(keyed_settings(collector_write_keys_file=path))
+    assert keys is not None
+    assert keys.apps == ["partner", "shop-ios", "shop-web"]
+    assert WriteKeys.from_settings(Settings()) is None
+    path.chmod(0o644)
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        WriteKeys.from_settings(keyed_settings(collector_write_keys_file=path))
+    path.write_text('{"wk-secret-in-a-broken-file": ')
+    path.chmod(0o600)
+    with pytest.raises(ConfigurationError) as broken:
+        create_collector_app(keyed_settings(collector_write_keys_file=path))
+    assert "wk-secret" not in str(broken.value)
+
+
+def test_the_document_declares_the_key_and_its_refusals_only_when_keys_are_set() -> None:
+    from streamlearn.collector.openapi import openapi_document
+
+    keyed = openapi_document(Settings(), write_keys=True)
+    post = keyed["paths"]["/v1/events"]["post"]
+    assert post["security"] == [{"writeKeyHeader": []}, {"writeKeyQuery": []}]
+    assert {"401", "403"} <= set(post["responses"])
+    schemes = keyed["components"]["securitySchemes"]
+    assert schemes["writeKeyHeader"]["name"] == "X-Streamlearn-Write-Key"
+    assert schemes["writeKeyQuery"] == {**schemes["writeKeyQuery"], "in": "query"}
+    open_post = openapi_document(Settings())["paths"]["/v1/events"]["post"]
+    assert "security" not in open_post
+    assert "401" not in open_post["responses"]
+
+
+async def test_cors_preflight_allows_the_write_key_header_for_listed_origins_only(
+    collector: TestClient[Any, Any],
+) -> None:
+    preflight = {
+        "Origin": "https://shop.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type, x-streamlearn-write-key",
+    }
+    response = await collector.options("/v1/events", headers=preflight)
+    assert response.status == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert response.headers["Access-Control-Allow-Methods"] == "POST"
+    allowed = response.headers["Access-Control-Allow-Headers"].lower().split(",")
+    assert {"content-type", "x-streamlearn-write-key"} <= {h.strip() for h in allowed}
+    assert "Origin" in response.headers.getall("Vary", [""])[0]
+    response = await collector.options(
+        "/v1/events", headers={**preflight, "Origin": "https://evil.example"}
+    )
+    assert response.status == 403
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert "Origin" in response.headers.get("Vary", "")
+
+
+async def test_every_answer_to_a_post_varies_by_origin(collector: TestClient[Any, Any]) -> None:
+    """The answer depends on the Origin (its Allow-Origin header, or a 403): a shared cache
+    must not hand one origin's answer to another."""
+    for origin in ("https://shop.example", "https://evil.example", None):
+        headers = {"Origin": origin} if origin else {}
+        response = await collector.post("/v1/events", json=EVENT, headers=headers)
+        assert response.status in (401, 403)
+        assert "Origin" in response.headers.get("Vary", ""), origin
+
+
+async def test_the_access_log_leaves_the_key_out(caplog: pytest.LogCaptureFixture) -> None:
+    async def read_body(request: web.Request) -> web.Response:
+        await request.read()  # a request whose body was read can no longer be cloned
+        return web.Response(status=202)
+
+    app = web.Application()
+    app.router.add_post("/v1/events", read_body)
+    # The runner as `collector serve` makes it (TestServer picks its own access logger).
+    runner = web.AppRunner(
+        app,
+        access_log_class=RedactingAccessLogger,
+        access_log=logging.getLogger("test.access"),
+        access_log_format='%r %s "%{User-Agent}i"',
+    )
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        with caplog.at_level(logging.INFO, logger="test.access"):
+            async with aiohttp.ClientSession() as session:
+                url = f"http://127.0.0.1:{port}/v1/events?write_key={KEY}&x=1"
+                async with session.post(url, data=b"[]") as response:
+                    assert response.status == 202
+            await runner.cleanup()
+    finally:
+        await runner.cleanup()
+    assert "POST /v1/events?write_key=redacted&x=1 HTTP/1.1 202" in caplog.text
+    assert KEY not in caplog.text
