@@ -12,10 +12,14 @@ beginning:
   (``bench/quix_preprocess.py`` in ``bench/.venv-quix``, made by ``bench/setup-quix-venv``).
 
 Throughput is measured on the outputs' broker timestamps (first to last output record),
-so process start-up is not counted; for streamlearn the end is when sessionise has
-committed every ``events.clean`` offset. Prints events/s and the ratio.
+so process start-up is not counted; for streamlearn "until committed" ends when the
+worker's group has committed every input offset (``events.clean``'s too with sessionise),
+read every 50 ms. Each round has topics of its own; ``--baseline-src DIR`` runs a second
+worker from another version's ``src/`` (PYTHONPATH) in rounds of its own, alternating,
+each against the raw loop of its round. Prints events/s and the ratios (median over the
+rounds); ``--json`` writes them, ``--profile`` samples the worker with py-spy.
 
-    .venv/bin/python bench/ingest.py --events 100000
+    .venv/bin/python bench/ingest.py --events 50000 --agents preprocess,sessionise --rounds 2
 
 Uses the broker at STREAMLEARN_KAFKA_BOOTSTRAP, or starts the embedded one.
 """
@@ -23,8 +27,11 @@ Uses the broker at STREAMLEARN_KAFKA_BOOTSTRAP, or starts the embedded one.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +43,13 @@ from typing import Any
 
 from bench_kafka import bench_broker
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 
 from streamlearn.kafka_local import free_port
 from streamlearn.serde import AvroSerde, RegistryClient
@@ -45,6 +58,8 @@ from streamlearn.topology import apply_topology, desired_topics, load_topology
 
 REPO = Path(__file__).resolve().parents[1]
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+POLL_S = 0.05
+"""How often the committed offsets are read (one consumer, one request each time)."""
 AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
@@ -144,12 +159,170 @@ def run_raw(
     consumer.close()
 
 
-def committed_all(settings: Settings, group: str, topic: str) -> bool:
-    ends = end_offsets(settings.kafka_bootstrap, topic)
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group})
-    committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=30)
-    consumer.close()
-    return all(ends[tp.partition] == 0 or tp.offset >= ends[tp.partition] for tp in committed)
+class CommitWatch:
+    """Polls a group's committed offsets against the inputs' ends with one consumer."""
+
+    def __init__(self, bootstrap: str, group: str, topics: list[str]) -> None:
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.ends: dict[str, dict[int, int]] = {}
+
+    def done(self) -> bool:
+        wanted = []
+        for topic in self.topics:
+            # events.clean grows until preprocess is done: its ends are read each time.
+            ends = self.ends.get(topic) or end_offsets(self.bootstrap, topic)
+            wanted += [(topic, p, end) for p, end in ends.items() if end]
+        committed = self.consumer.committed(
+            [TopicPartition(t, p) for t, p, _ in wanted], timeout=30
+        )
+        return all(tp.offset >= end for tp, (_, _, end) in zip(committed, wanted, strict=True))
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def run_worker(
+    bootstrap: str,
+    env: dict[str, str],
+    prefix: str,
+    agents: list[str],
+    src: Path | None,
+    profile: Path | None,
+    total: int,
+) -> dict[str, float]:
+    """One ``streamlearn agents run`` worker (the code in ``src``, or this checkout's) on
+    the round's input, timed by broker append times until it committed everything."""
+    if src is not None:
+        env = {**env, "PYTHONPATH": str(src)}
+    worker_log = Path(tempfile.mkdtemp()) / "worker.log"
+    clean_topic = prefix + "events.clean"
+    with worker_log.open("w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streamlearn", "agents", "run", "--only", ",".join(agents)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    print(f"worker log ({src or 'this checkout'}): {worker_log}", file=sys.stderr)
+    spy = None
+    watched = [prefix + "telemetry.events"] + ([clean_topic] if "sessionise" in agents else [])
+    watch = CommitWatch(bootstrap, f"{prefix}streamlearn-agents", watched)
+    try:
+        if profile is not None:
+            # Sampled from the first output on, so start-up (imports, recovery) is left out.
+            while not any(end_offsets(bootstrap, clean_topic).values()):
+                time.sleep(0.05)
+            spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "-f", "raw", "-o",
+                 str(profile), "-p", str(worker.pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        while not watch.done():
+            if worker.poll() is not None:
+                raise SystemExit(f"the worker exited with {worker.returncode}; see {worker_log}")
+            time.sleep(POLL_S)
+        finished = time.time()
+    finally:
+        watch.close()
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
+        worker.terminate()
+        worker.wait(60)
+    clean_count, clean_span = output_span(bootstrap, clean_topic)
+    first_output = first_timestamp(bootstrap, clean_topic)
+    return {
+        "clean": clean_count,
+        "output_span_rate": total / clean_span,
+        "committed_rate": total / (finished - first_output),
+    }
+
+
+def run_round(
+    args: argparse.Namespace, bootstrap: str, registry_url: str, src: Path | None
+) -> dict[str, Any]:
+    """A fresh set of topics, the events produced, the raw loop, then the worker."""
+    prefix = f"bench-{uuid.uuid4().hex[:6]}."
+    env = {**os.environ, "STREAMLEARN_KAFKA_BOOTSTRAP": bootstrap, "STREAMLEARN_TOPIC_PREFIX": prefix,
+           "STREAMLEARN_SCHEMA_REGISTRY_URL": registry_url}  # fmt: skip
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix,
+                        schema_registry_url=registry_url)  # fmt: skip
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    apply_topology(admin, desired_topics(load_topology(REPO / "topology" / "topics.yaml"), prefix))
+    # Output timestamps = broker append times, whoever produces (Quix keeps the input's
+    # timestamp on outputs, Faust and the raw loop stamp send time).
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC, prefix + "events.clean",
+        incremental_configs=[ConfigEntry("message.timestamp.type", "LogAppendTime",
+                                         incremental_operation=AlterConfigOpType.SET)],
+    )  # fmt: skip
+    admin.incremental_alter_configs([resource])[resource].result()
+    time.sleep(3)
+    registry = RegistryClient(registry_url)
+    source = prefix + "telemetry.events"
+    serde = AvroSerde.for_topic(registry, source, "TelemetryEvent")
+    events = make_events(args.events)
+    produce(bootstrap, source, [(k, serde.encode(e)) for k, e in events])
+    total = len(events)
+    print(f"{total} events produced to {source}", file=sys.stderr)
+
+    raw_sink = prefix + "raw.out"
+    admin.create_topics([NewTopic(raw_sink, 6, 1, config=APPEND_TIME)])[raw_sink].result()
+    run_raw(settings, registry, source, raw_sink, total)
+    raw_count, raw_span = output_span(bootstrap, raw_sink)
+    result: dict[str, Any] = {"events": total, "raw_rate": raw_count / raw_span,
+                              "src": str(src) if src else None,
+                              "load": os.getloadavg()[0]}  # fmt: skip
+    if args.quix:
+        quix_python = REPO / "bench" / ".venv-quix" / "bin" / "python"
+        if not quix_python.exists():
+            subprocess.run([str(REPO / "bench" / "setup-quix-venv")], check=True)
+        quix_sink = prefix + "quix.out"
+        admin.create_topics([NewTopic(quix_sink, 6, 1, config=APPEND_TIME)])[quix_sink].result()
+        subprocess.run(
+            [str(quix_python), str(REPO / "bench" / "quix_preprocess.py"), bootstrap,
+             registry_url, source, quix_sink, str(total)],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        result["quix_rate"] = total / output_span(bootstrap, quix_sink)[1]
+    result.update(run_worker(bootstrap, env, prefix, args.agents, src, args.profile, total))
+    return result
+
+
+def print_round(result: dict[str, Any], agents: list[str]) -> None:
+    raw, total = result["raw_rate"], result["events"]
+    who = f" ({result['src']})" if result["src"] else ""
+    print(f"\nload average {result['load']:.2f}{who}")
+    print("| pipeline | events | events/s | vs raw |")
+    print("|---|---|---|---|")
+    print(f"| raw consume → decode → encode → produce | {total} | {raw:,.0f} | 1.00 |")
+    # events.clean's own timestamps time preprocess alone, like the raw loop's; the
+    # end-to-end figure waits for the agents' commits, polled every POLL_S.
+    pre = result["output_span_rate"]
+    print(f"| streamlearn preprocess, output span (1 worker) | {total} in, {result['clean']} "
+          f"clean | {pre:,.0f} | {pre / raw:.2f} |")  # fmt: skip
+    ours = result["committed_rate"]
+    print(f"| streamlearn {' + '.join(agents)}, until committed (1 worker) | {total} in "
+          f"| {ours:,.0f} | {ours / raw:.2f} |")  # fmt: skip
+    if "quix_rate" in result:
+        quix = result["quix_rate"]
+        print(f"| Quix Streams, same preprocess code, output span | {total} in | {quix:,.0f} "
+              f"| {quix / raw:.2f} |")  # fmt: skip
+        print(f"\nstreamlearn preprocess / Quix: {pre / quix:.2f}")
+
+
+def summary(results: list[dict[str, Any]], agents: list[str]) -> dict[str, Any]:
+    """Median ratios to the raw loop of each round, per code version."""
+    versions: dict[str, list[dict[str, Any]]] = {}
+    for result in results:
+        versions.setdefault(result["src"] or "candidate", []).append(result)
+    out: dict[str, Any] = {"agents": agents, "rounds": results}
+    for version, rounds in versions.items():
+        out[version] = {
+            "output_span_vs_raw": statistics.median(r["output_span_rate"] / r["raw_rate"] for r in rounds),
+            "committed_vs_raw": statistics.median(r["committed_rate"] / r["raw_rate"] for r in rounds),
+        }  # fmt: skip
+    return out
 
 
 def main() -> int:
@@ -160,122 +333,49 @@ def main() -> int:
         "--agents", default="preprocess,sessionise", type=lambda v: v.split(","),
         help="agents the worker runs (to see each one's cost)",
     )  # fmt: skip
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds (alternating with --baseline-src)"
+    )
+    parser.add_argument("--baseline-src", type=Path,
+                        help="also run the worker from this src/ (another version), alternating")  # fmt: skip
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy raw profile of the worker (last round)"
+    )
+    parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     args = parser.parse_args()
 
     bootstrap, broker = bench_broker()
-    prefix = f"bench-{uuid.uuid4().hex[:6]}."
     registry_port = free_port()
-    env = {**os.environ, "STREAMLEARN_KAFKA_BOOTSTRAP": bootstrap, "STREAMLEARN_TOPIC_PREFIX": prefix,
-           "STREAMLEARN_SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{registry_port}"}  # fmt: skip
-    settings = Settings(
-        kafka_bootstrap=bootstrap, topic_prefix=prefix,
-        schema_registry_url=f"http://127.0.0.1:{registry_port}",
-    )  # fmt: skip
+    registry_url = f"http://127.0.0.1:{registry_port}"
     registry_process = subprocess.Popen(
         [sys.executable, "-m", "streamlearn", "registry", "serve", "--port", str(registry_port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "STREAMLEARN_KAFKA_BOOTSTRAP": bootstrap},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    worker = None
+    results = []
     try:
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        topology = load_topology(REPO / "topology" / "topics.yaml")
-        apply_topology(admin, desired_topics(topology, prefix))
-        # Output timestamps = broker append times, whoever produces (Quix keeps the input's
-        # timestamp on outputs, Faust and the raw loop stamp send time).
-        resource = ConfigResource(
-            ConfigResource.Type.TOPIC, prefix + "events.clean",
-            incremental_configs=[ConfigEntry("message.timestamp.type", "LogAppendTime",
-                                             incremental_operation=AlterConfigOpType.SET)],
-        )  # fmt: skip
-        admin.incremental_alter_configs([resource])[resource].result()
-        time.sleep(3)
-        registry = RegistryClient(settings.schema_registry_url)
-        source = prefix + "telemetry.events"
-        serde = AvroSerde.for_topic(registry, source, "TelemetryEvent")
-        events = make_events(args.events)
-        produce(bootstrap, source, [(k, serde.encode(e)) for k, e in events])
-        total = len(events)
-        print(f"{total} events produced to {source}", file=sys.stderr)
-
-        raw_sink = prefix + "raw.out"
-        from confluent_kafka.admin import NewTopic
-
-        admin.create_topics([NewTopic(raw_sink, 6, 1, config=APPEND_TIME)])[raw_sink].result()
-        run_raw(settings, registry, source, raw_sink, total)
-        raw_count, raw_span = output_span(bootstrap, raw_sink)
-        raw_rate = raw_count / raw_span
-
-        quix_row = None
-        if args.quix:
-            quix_python = REPO / "bench" / ".venv-quix" / "bin" / "python"
-            if not quix_python.exists():
-                subprocess.run([str(REPO / "bench" / "setup-quix-venv")], check=True)
-            quix_sink = prefix + "quix.out"
-            admin.create_topics([NewTopic(quix_sink, 6, 1, config=APPEND_TIME)])[quix_sink].result()
-            subprocess.run(
-                [str(quix_python), str(REPO / "bench" / "quix_preprocess.py"), bootstrap,
-                 settings.schema_registry_url, source, quix_sink, str(total)],
-                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            quix_count, quix_span = output_span(bootstrap, quix_sink)
-            quix_rate = total / quix_span
-            quix_row = (quix_count, quix_rate)
-
-        worker_log = Path(tempfile.mkdtemp()) / "worker.log"
-        with worker_log.open("w") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "streamlearn", "agents", "run", "--only", ",".join(args.agents)],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        print(f"worker log: {worker_log}", file=sys.stderr)
-        if os.environ.get("BENCH_PROFILE"):
-            # py-spy samples the worker for 20 s (see docs/agents.md, Performance).
-            subprocess.Popen(
-                ["py-spy", "record", "-d", "12", "-f", "raw", "-o", os.environ["BENCH_PROFILE"],
-                 "-p", str(worker.pid)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-        clean_topic = prefix + "events.clean"
-        group = f"{prefix}streamlearn-agents"
-        watched = [source] + ([clean_topic] if "sessionise" in args.agents else [])
-        while not all(committed_all(settings, group, topic) for topic in watched):
-            if worker.poll() is not None:
-                raise SystemExit(f"the worker exited with {worker.returncode}; see {worker_log}")
-            time.sleep(1.0)
-        finished = time.time()
-        clean_count, clean_span = output_span(bootstrap, clean_topic)
-        first_output = first_timestamp(bootstrap, clean_topic)
-        ours_rate = total / (finished - first_output)
-        print("| pipeline | events | events/s | vs raw |")
-        print("|---|---|---|---|")
-        print(f"| raw consume → decode → encode → produce | {raw_count} | {raw_rate:,.0f} | 1.00 |")
-        # events.clean's own timestamps time preprocess alone, like the raw loop's; the
-        # end-to-end figure waits for the agents' commits (every 2.8 s), so it also
-        # carries up to one commit interval and the 1 s polling of this script.
-        pre_rate = total / clean_span
-        print(
-            f"| streamlearn preprocess, output span (1 worker) | {total} in, {clean_count} clean "
-            f"| {pre_rate:,.0f} | {pre_rate / raw_rate:.2f} |"
+        versions: list[Path | None] = (
+            [None] if args.baseline_src is None else [None, args.baseline_src]
         )
-        print(
-            f"| streamlearn {' + '.join(args.agents)}, until committed (1 worker) | {total} in "
-            f"| {ours_rate:,.0f} | {ours_rate / raw_rate:.2f} |"
-        )
-        if quix_row is not None:
-            quix_count, quix_rate = quix_row
-            print(
-                f"| Quix Streams, same preprocess code, output span | {total} in, {quix_count} "
-                f"clean | {quix_rate:,.0f} | {quix_rate / raw_rate:.2f} |"
-            )
-            print(f"\nstreamlearn preprocess / Quix: {pre_rate / quix_rate:.2f}")
+        for number in range(args.rounds):
+            # Alternating which version goes first spreads the machine's drift over both.
+            for src in versions if number % 2 == 0 else versions[::-1]:
+                results.append(run_round(args, bootstrap, registry_url, src))
+                print_round(results[-1], args.agents)
     finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(60)
         registry_process.terminate()
         registry_process.wait(30)
         if broker is not None:
             broker.stop()
+    figures = summary(results, args.agents)
+    for version in ("candidate", str(args.baseline_src)):
+        if version in figures:
+            f = figures[version]
+            print(f"\n{version}: preprocess output span {f['output_span_vs_raw']:.2f}x the raw loop, "
+                  f"{' + '.join(args.agents)} until committed {f['committed_vs_raw']:.2f}x "
+                  f"(median of {sum(1 for r in results if (r['src'] or 'candidate') == version)} rounds)")  # fmt: skip
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2))
     return 0
 
 
