@@ -139,6 +139,8 @@ def test_the_plan_is_applied_once_and_nothing_else_is_allowed(
     more = Acl("User:streamlearn-preprocess", "TOPIC", PREFIX + "model.state", "LITERAL", "WRITE")
     with pytest.raises(AclApplyError, match="may not manage ACLs"):
         apply_acls(AdminClient(confluent_config(preprocess)), [more])
+    with pytest.raises(AclApplyError, match="listing ACLs: this principal may not manage"):
+        apply_acls(AdminClient(confluent_config(preprocess)), [more], dry_run=True)
 
 
 async def test_each_part_works_under_its_own_principal(

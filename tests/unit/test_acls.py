@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import Future
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AclBinding
+from confluent_kafka.admin import AclBinding, AclOperation
 from typer.testing import CliRunner
 
 from streamlearn.agents import AGENT_NAMES
@@ -159,9 +160,12 @@ def test_describe_table_aligns_columns() -> None:
 class FakeAdmin:
     """What AdminClient answers: the ACLs it holds, or an error for every request."""
 
-    def __init__(self, held: list[Acl], error: int | None = None) -> None:
+    def __init__(
+        self, held: list[Acl], error: int | None = None, may_describe: bool = True
+    ) -> None:
         self.held = [binding(acl) for acl in held]
         self.error = error
+        self.may_describe = may_describe
         self.created: list[AclBinding] = []
 
     def _future(self, value: Any) -> Future[Any]:
@@ -174,6 +178,10 @@ class FakeAdmin:
 
     def describe_acls(self, _filter: Any, request_timeout: float) -> Future[Any]:
         return self._future(list(self.held))
+
+    def describe_cluster(self, include_authorized_operations: bool, request_timeout: float) -> Any:
+        operations = [AclOperation.DESCRIBE, AclOperation.ALTER] if self.may_describe else None
+        return self._future(SimpleNamespace(authorized_operations=operations))
 
     def create_acls(self, bindings: list[AclBinding], request_timeout: float) -> dict[Any, Any]:
         self.created += bindings
@@ -193,3 +201,12 @@ def test_apply_creates_only_what_is_missing_and_explains_a_cluster_without_autho
     refused = FakeAdmin([], error=KafkaError.CLUSTER_AUTHORIZATION_FAILED)
     with pytest.raises(AclApplyError, match="may not manage ACLs"):
         apply_acls(refused, [one])  # type: ignore[arg-type]
+
+
+def test_an_empty_answer_is_checked_against_what_the_principal_may_do() -> None:
+    """librdkafka answers a refused DescribeAcls with an empty list (seen on Kafka 4.1)."""
+    one = Acl("User:a", "TOPIC", "x", "LITERAL", "READ")
+    hidden = FakeAdmin([], may_describe=False)
+    with pytest.raises(AclApplyError, match="listing ACLs: this principal may not manage"):
+        apply_acls(hidden, [one], dry_run=True)  # type: ignore[arg-type]
+    assert apply_acls(FakeAdmin([]), [one], dry_run=True) == [one]  # type: ignore[arg-type]

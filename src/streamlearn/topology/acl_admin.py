@@ -96,7 +96,19 @@ def existing_acls(admin: AdminClient) -> set[Acl]:
         )
     except KafkaException as exc:
         raise _explain(exc.args[0], "listing ACLs") from None
+    if not found and not _may_describe_cluster(admin):
+        # librdkafka answers a refused DescribeAcls with an empty list, not an error:
+        # "no ACLs yet" and "not allowed to see them" look alike until the cluster says
+        # what this principal may do.
+        raise _explain(KafkaError(KafkaError.CLUSTER_AUTHORIZATION_FAILED), "listing ACLs")
     return {_from_binding(item) for item in found}
+
+
+def _may_describe_cluster(admin: AdminClient) -> bool:
+    cluster = admin.describe_cluster(
+        include_authorized_operations=True, request_timeout=REQUEST_TIMEOUT_S
+    ).result(timeout=REQUEST_TIMEOUT_S)
+    return AclOperation.DESCRIBE in (cluster.authorized_operations or ())
 
 
 def missing_acls(admin: AdminClient, desired: Iterable[Acl]) -> list[Acl]:
