@@ -7,13 +7,14 @@ import { uuid4 } from "./ids.js";
 import { watchClicks, watchImpressions } from "./observe.js";
 import { HEARTBEAT_MS, Outbox } from "./outbox.js";
 import { optedOut, pageContext, readCookie, strings, writeCookie } from "./page.js";
-import { Sender } from "./sender.js";
+import { Sender, withWriteKey } from "./sender.js";
 
 // __VERSION__ is replaced by the build (build.mjs) with the package version.
 const VERSION = typeof __VERSION__ === "string" ? __VERSION__ : "dev";
 
 export const DEFAULTS = {
   endpoint: null, // default: /v1/events on the origin the tag was loaded from
+  writeKey: null, // the collector's write key for this site, sent as ?write_key=
   appVersion: null, // required: the collector refuses events without one
   userId: null, // the site's own id for a signed-in user; else the cookie's
   userCookie: "sl_uid", // false: no cookie, a new id per page load
@@ -150,8 +151,12 @@ export function createTracker(win, script) {
       disabled = true;
       return;
     }
-    const endpoint =
-      config.endpoint || new URL("/v1/events", (script && script.src) || win.location.href).href;
+    const endpoint = withWriteKey(
+      config.endpoint
+        ? new URL(config.endpoint, win.location.href).href
+        : new URL("/v1/events", (script && script.src) || win.location.href).href,
+      config.writeKey,
+    );
     const storage = allowedToStore() ? storageOf(win) : null;
     outbox = new Outbox({ storage, pageId, max: config.maxQueue });
     outbox.adoptOrphans();

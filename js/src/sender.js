@@ -10,6 +10,15 @@ import { retryDelayMs } from "./retry.js";
 export const BEACON_LIMIT = 60000;
 const ITEM_FIELD = /^\[(\d+)\]/;
 
+/** The endpoint with the write key as its write_key query parameter: a beacon cannot carry
+ * headers, and a header on fetch would make every post wait for a CORS preflight. */
+export function withWriteKey(endpoint, writeKey) {
+  if (!writeKey) return endpoint;
+  const url = new URL(endpoint);
+  url.searchParams.set("write_key", String(writeKey));
+  return url.href;
+}
+
 export class Sender {
   constructor({ endpoint, outbox, batchSize, flushMs, env }) {
     this.endpoint = endpoint;
@@ -62,7 +71,7 @@ export class Sender {
       });
       status = response.status;
       retryAfter = response.headers.get("Retry-After");
-      if (status === 400) answer = await response.json().catch(() => null);
+      if (status === 400 || status === 403) answer = await response.json().catch(() => null);
     } catch {
       status = 0; // offline, refused connection, CORS: try again later
     }
@@ -78,10 +87,11 @@ export class Sender {
       this.schedule(this.outbox.size > 0 ? 0 : undefined);
       return;
     }
-    if (status === 400) {
+    const match = ITEM_FIELD.exec((answer && answer.field) || "");
+    // A 403 naming an item: it names another app than the write key's, for good.
+    if (status === 400 || (status === 403 && match)) {
       // The collector refuses a whole request for its first bad item and names it; the
       // item can never be accepted, the others can.
-      const match = ITEM_FIELD.exec((answer && answer.field) || "");
       const bad = match && batch[Number(match[1])] ? [batch[Number(match[1])]] : batch;
       this.refused += bad.length;
       this.outbox.remove(bad.map((item) => item.id));
@@ -99,7 +109,8 @@ export class Sender {
       this.schedule(0);
       return;
     }
-    // Unreachable, busy (503, 429) or misconfigured: keep everything, wait, try again.
+    // Unreachable, busy (503, 429) or misconfigured (401: no or an unknown write key; 403:
+    // an origin not listed): keep everything, wait, try again.
     this.failures += 1;
     const now = this.env.now();
     this.notBefore = now + retryDelayMs(this.failures, retryAfter, now, this.env.random);

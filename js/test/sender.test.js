@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Outbox } from "../src/outbox.js";
-import { Sender } from "../src/sender.js";
+import { Sender, withWriteKey } from "../src/sender.js";
 
 function harness(answers) {
   const outbox = new Outbox({ storage: null, pageId: "p", max: 100 });
@@ -67,4 +67,32 @@ test("a 413 halves the batch before giving up on a single event", async () => {
   await h.sender.flush();
   assert.equal(h.sender.refused, 1);
   assert.equal(h.outbox.size, 3);
+});
+
+test("a 403 naming an item (another app than the write key's) drops only that item", async () => {
+  const h = harness([[403, {}, { error: "names app 'x'", field: "[2].context.app" }]]);
+  await h.sender.flush();
+  assert.deepEqual(
+    h.outbox.peek(10).map((i) => i.id),
+    ["a", "b", "d"],
+  );
+  assert.equal(h.sender.refused, 1);
+});
+
+test("a 401 (no or an unknown write key) and a 403 for the origin keep everything", async () => {
+  const h = harness([[401, {}, { error: "a write key is required" }], [403, {}, { field: "Origin" }]]);
+  await h.sender.flush();
+  assert.equal(h.outbox.size, 4);
+  h.advance(60000);
+  await h.sender.flush();
+  assert.equal(h.outbox.size, 4);
+  assert.equal(h.sender.refused, 0);
+});
+
+test("a write key goes on the endpoint as the write_key query parameter", () => {
+  assert.equal(withWriteKey("https://c.example/v1/events", null), "https://c.example/v1/events");
+  assert.equal(
+    withWriteKey("https://c.example/v1/events?x=1", "wk 1/2"),
+    "https://c.example/v1/events?x=1&write_key=wk+1%2F2",
+  );
 });

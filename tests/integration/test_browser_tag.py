@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
+from pydantic import SecretStr
 
 from streamlearn.collector.app import create_collector_app
 from streamlearn.kafka_local import free_port
@@ -458,3 +459,35 @@ async def test_a_page_closed_before_the_flush_hands_its_events_to_a_beacon(
     events = await _events(settings, registry, lambda r: len(r) >= 2)
     assert sorted(e["event_type"] for e in events) == ["checkout", "page_view"]
     assert await page.evaluate("Object.keys(localStorage).length") == 0, "none left queued"
+
+
+async def test_the_write_key_goes_with_every_post_and_the_beacon(
+    browser: Browser, site: Site, settings: Settings, registry: RegistryClient
+) -> None:
+    """A collector that wants write keys: the tag sends its data-write-key as the write_key
+    query parameter on posts and on the beacon (which cannot carry a header), and the key's
+    app is stamped on what arrives."""
+    key = {SecretStr("wk-shop-web-5e1f"): "shop-web"}
+    keyed = Collector(settings.model_copy(update={"collector_write_keys": key}), registry)
+    await keyed.start()
+    try:
+        site.pages["shop"] = _page(
+            "Shop",
+            f"{keyed.url}/streamlearn.js",
+            {"app-version": "shop-web-2.3", "write-key": "wk-shop-web-5e1f", "flush-ms": "600000"},
+        )
+        site.pages["away"] = "<!doctype html><title>elsewhere</title>"
+        page = await _new_page(browser)
+        await page.goto(f"{site.url}/pages/shop")
+        await page.wait_for_function("window.streamlearn && streamlearn.stats().queued >= 1")
+        await page.evaluate("streamlearn('flush')")  # the page view, by fetch
+        await page.wait_for_function("streamlearn.stats().sent >= 1")
+        await page.evaluate("streamlearn('track', 'checkout', {})")
+        await page.goto(f"{site.url}/pages/away")  # the checkout, by beacon
+        events = await _events(settings, registry, lambda r: len(r) >= 2)
+    finally:
+        await keyed.stop()
+    assert {e["event_type"]: e["context"]["app"] for e in events} == {
+        "page_view": "shop-web",
+        "checkout": "shop-web",
+    }
