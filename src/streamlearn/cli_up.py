@@ -48,6 +48,27 @@ def up(
             "bot_wave); repeatable"
         ),
     ] = None,
+    chaos: Annotated[
+        bool,
+        typer.Option(
+            "--chaos",
+            help="With --simulate: SIGKILL parts, restart the broker and pause agents on a "
+            "schedule seeded by --seed, then check the invariants (docs/reliability.md)",
+        ),
+    ] = False,
+    chaos_interval: Annotated[
+        float, typer.Option(help="Seconds between one fault's end and the next")
+    ] = 15.0,
+    chaos_fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Inject these faults in this order (kill:PART, pause:AGENT, broker) instead "
+            "of one of each in a seeded order; repeatable"
+        ),
+    ] = None,
+    chaos_outage: Annotated[
+        float, typer.Option(help="Seconds the broker stays down in a broker fault")
+    ] = 30.0,
     dashboard_port: Annotated[int, typer.Option(help="Port of the web dashboard")] = 8080,
     bootstrap_servers: BootstrapOption = None,
     port: Annotated[int, typer.Option(help="Port of the embedded broker")] = 9092,
@@ -74,6 +95,8 @@ def up(
 
     from streamlearn.simulate import TrafficConfig
     from streamlearn.up import UpOptions, run_up
+    from streamlearn.up.chaos import ChaosOptions
+    from streamlearn.up.chaos_run import CHAOS_DEFAULTS
     from streamlearn.up.system import apply_simulate_defaults, simulated_changes
 
     console = Console(stderr=as_json, highlight=False, soft_wrap=True)
@@ -84,6 +107,13 @@ def up(
     if simulate:
         for name, value in apply_simulate_defaults(os.environ).items():
             say(f"simulation default: {name}={value}")
+    if chaos and not simulate:
+        fail("--chaos needs --simulate: the invariants are checked against its ground truth")
+    if chaos:
+        for name, value in CHAOS_DEFAULTS.items():
+            if name not in os.environ:
+                os.environ[name] = value
+                say(f"chaos default: {name}={value}")
     settings = command_settings(
         kafka_bootstrap=bootstrap_servers, schema_registry_url=schema_registry_url
     )
@@ -91,6 +121,11 @@ def up(
         changes = simulated_changes(drift_at, change or [])
         traffic = TrafficConfig(
             rate=rate, users=users, bot_share=bot_share, seed=seed, changes=changes
+        )
+        chaos_options = (
+            ChaosOptions(seed, chaos_interval, tuple(chaos_fault or ()), chaos_outage)
+            if chaos
+            else None
         )
     except ValueError as exc:
         fail(str(exc))
@@ -106,6 +141,7 @@ def up(
         simulate=traffic if simulate else None,
         duration_s=duration,
         live=console.is_terminal if live is None else live,
+        chaos=chaos_options,
     )
     outcome = asyncio.run(run_up(settings, options, say, on_fetch=fetch_progress, console=console))
     if outcome is None:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from typing import Any
 
 import aiohttp
 
+from streamlearn.simulate.ledger import Ledger
 from streamlearn.simulate.summary import Summary
 from streamlearn.simulate.traffic import Hit, Slot, Traffic, TrafficConfig
 
@@ -86,6 +88,8 @@ class Simulator:
         self.tasks: set[asyncio.Task[None]] = set()
         self.limit = asyncio.Semaphore(options.max_in_flight)
         self.started = 0.0
+        self.ledger: Ledger | None = None
+        """Set it to record every answer by identity (the ground truth of a chaos run)."""
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -173,13 +177,18 @@ class Simulator:
                 self.session.post(self.events_url, json=items, headers=headers) as response,
             ):
                 status = response.status
-                await response.read()
+                body = await response.read()
+                retry_after = "Retry-After" in response.headers
         except (aiohttp.ClientError, TimeoutError) as exc:
+            if self.ledger is not None:
+                self.ledger.unanswered_items(items)
             self.summary.collector_errors += 1
             self.summary.dropped += len(items)
             self.collector_backoff.failed()
             log.debug("collector: %r", exc)
             return
+        if self.ledger is not None:
+            self._record(items, status, body, retry_after)
         if status == 202:
             self.collector_backoff.succeeded()
             for item in items:
@@ -190,6 +199,17 @@ class Simulator:
             self.summary.malformed_refused += 1
         elif status >= 500:
             self.collector_backoff.failed()
+
+    def _record(
+        self, items: list[dict[str, Any]], status: int, body: bytes, retry_after: bool
+    ) -> None:
+        assert self.ledger is not None
+        try:
+            answer = json.loads(body) if status == 503 else None
+        except ValueError:
+            answer = None
+        self.ledger.answered(items, status, answer if isinstance(answer, dict) else None)
+        self.ledger.retry_after += status == 503 and retry_after
 
     async def _predict(self, hit: Hit) -> None:
         body = {
@@ -230,6 +250,8 @@ class Simulator:
             self.summary.served_not_seen += 1
             return
         request_id = str(prediction["request_id"])
+        if self.ledger is not None:
+            self.ledger.seen.add(request_id)
         self.summary.record_impression(
             slot.p_click, slot.clicked, self.traffic.truth.drifted(hit.at_s), prediction.get("arm")
         )

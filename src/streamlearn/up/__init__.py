@@ -7,8 +7,9 @@
 - :mod:`~streamlearn.up.view`: the live terminal view.
 """
 
+from streamlearn.up.options import UpOptions
 from streamlearn.up.signing_key import LOCAL_SIGNING_KEY_FILE, local_signing_key
-from streamlearn.up.system import SIMULATE_DEFAULTS, UpOptions, run_up
+from streamlearn.up.system import SIMULATE_DEFAULTS, run_up
 
 __all__ = [
     "LOCAL_SIGNING_KEY_FILE",

@@ -43,7 +43,7 @@ class ChildSpec:
     program: tuple[str, ...] = (sys.executable, "-m", "streamlearn")
     ready_url: str | None = None
     metrics_url: str | None = None
-    ready_timeout_s: float = 60.0
+    ready_timeout_s: float = 120.0
     stop_timeout_s: float = 20.0
 
 

@@ -16,11 +16,8 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,20 +27,23 @@ from rich.live import Live
 
 from streamlearn.agents import AGENT_NAMES
 from streamlearn.archive.config import default_root
-from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.kafka_local import EmbeddedKafka, PinnedJar, embedded_kafka, load_lock
 from streamlearn.serde import RegistryClient
 from streamlearn.serving.experiment_topic import publish_experiment
 from streamlearn.serving.experiments import Arm, Experiment
 from streamlearn.settings import Settings
-from streamlearn.simulate import LoopOptions, Simulator, TrafficConfig, new_simulator, run_simulator
+from streamlearn.simulate import LoopOptions, Simulator, new_simulator, run_simulator
 from streamlearn.simulate.changes import Change, parse_change
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 from streamlearn.topology.catalogue import topology_path
 from streamlearn.topology.registration import register_topology_schemas
 from streamlearn.up.broker import start_broker
-from streamlearn.up.children import ChildSpec, Crash, Supervisor
+from streamlearn.up.chaos_run import ChaosRun
+from streamlearn.up.children import Crash, Supervisor
+from streamlearn.up.options import UpOptions
+from streamlearn.up.parts import check_ports_free as _check_ports_free
+from streamlearn.up.parts import part_specs, registry_spec
 from streamlearn.up.probes import SystemProbe
 from streamlearn.up.report import Check, checks, figures
 from streamlearn.up.signing_key import LOCAL_SIGNING_KEY_FILE, local_signing_key
@@ -81,21 +81,6 @@ SIMULATED_EXPERIMENT = Experiment(
 )
 
 
-@dataclass(frozen=True)
-class UpOptions:
-    embedded_kafka: bool
-    kafka_port: int
-    data_dir: Path | None
-    start_registry: bool
-    registry_port: int
-    collector_port: int
-    serve_port: int
-    dashboard_port: int = 8080
-    simulate: TrafficConfig | None = None
-    duration_s: float | None = None
-    live: bool = False
-
-
 def simulated_changes(drift_at_s: float | None, changes: Sequence[str]) -> tuple[Change, ...]:
     """What ``--drift-at S`` (the world drifts: prices and what people like, at S) and
     ``--change KIND@S`` inject. A broken model is the lab's only (bench/drift.py): here
@@ -108,107 +93,6 @@ def simulated_changes(drift_at_s: float | None, changes: Sequence[str]) -> tuple
     return tuple(injected)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _check_ports_free(options: UpOptions) -> None:
-    """Fail at once, naming the option, when a port is taken (another `up` running?): a
-    part that cannot listen would otherwise crash and restart until its readiness wait
-    gives up a minute later."""
-    ports = {
-        "--collector-port": options.collector_port,
-        "--serve-port": options.serve_port,
-        "--dashboard-port": options.dashboard_port,
-    }
-    if options.start_registry:
-        ports["--registry-port"] = options.registry_port
-    for option, port in ports.items():
-        with socket.socket() as probe:
-            # As the servers do: a port in TIME_WAIT from a previous run is free to them.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError as exc:
-                raise StreamlearnError(
-                    f"port {port} is taken ({exc.strerror}); is another `streamlearn up` "
-                    f"running? Stop it or choose another {option}"
-                ) from exc
-
-
-def _part_specs(settings: Settings, options: UpOptions) -> list[ChildSpec]:
-    env = {
-        "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
-        "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
-        "STREAMLEARN_DATA_DIR": str(settings.data_dir),
-    }
-    if settings.model_signing_key is not None:
-        env["STREAMLEARN_MODEL_SIGNING_KEY"] = settings.model_signing_key.get_secret_value()
-    specs = []
-    for agent in AGENT_NAMES:
-        port = _free_port()
-        specs.append(
-            ChildSpec(
-                agent,
-                args=(
-                    *("agents", "run", "--only", agent, "--group", f"streamlearn-{agent}"),
-                    *("--metrics-port", str(port)),
-                ),
-                env=env,
-                # Ready once it has joined its group and recovered its stores.
-                ready_url=f"http://127.0.0.1:{port}/readyz",
-                metrics_url=f"http://127.0.0.1:{port}/metrics",
-            )
-        )
-    port = _free_port()
-    specs.append(
-        ChildSpec(
-            "archive",
-            args=("archive", "run", "--metrics-port", str(port)),
-            env=env,
-            # Ready once it has joined its group (files go under <data dir>/archive).
-            ready_url=f"http://127.0.0.1:{port}/readyz",
-            metrics_url=f"http://127.0.0.1:{port}/metrics",
-        )
-    )
-    scrape = [f"{spec.name}={spec.metrics_url}" for spec in specs if spec.metrics_url]
-    scrape += [
-        f"collector=http://127.0.0.1:{options.collector_port}/metrics",
-        f"serve=http://127.0.0.1:{options.serve_port}/metrics",
-    ]
-    for name, args, port in (
-        ("collector", ("collector", "serve"), options.collector_port),
-        ("serve", ("serve",), options.serve_port),
-        ("dashboard", ("dashboard", *(f"--scrape={url}" for url in scrape)),
-         options.dashboard_port),
-    ):  # fmt: skip
-        specs.append(
-            ChildSpec(
-                name,
-                (*args, "--port", str(port)),
-                env,
-                ready_url=f"http://127.0.0.1:{port}/healthz",
-                metrics_url=f"http://127.0.0.1:{port}/metrics",
-            )
-        )
-    return specs
-
-
-def _registry_spec(settings: Settings, port: int) -> ChildSpec:
-    return ChildSpec(
-        "registry",
-        ("registry", "serve", "--port", str(port)),
-        {
-            "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-            "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
-        },
-        ready_url=f"http://127.0.0.1:{port}/healthz",
-    )
-
-
 class _Run:
     """One `up`: what it started, in the order it must stop."""
 
@@ -219,6 +103,8 @@ class _Run:
         self.supervisor: Supervisor | None = None
         self.simulator: Simulator | None = None
         self.crashes: list[str] = []
+        self.settings: Settings | None = None
+        """The settings the parts run with (a started broker's, a made signing key)."""
 
     def crashed(self, crash: Crash) -> None:
         self.crashes.append(f"{time.strftime('%H:%M:%S')} {crash.name} crashed "
@@ -251,7 +137,7 @@ class _Run:
 
         if options.start_registry:
             (registry,) = await self.supervisor.start(
-                [_registry_spec(settings, options.registry_port)]
+                [registry_spec(settings, options.registry_port)]
             )
             settings = settings.model_copy(
                 update={"schema_registry_url": f"http://127.0.0.1:{options.registry_port}"}
@@ -276,7 +162,8 @@ class _Run:
 
     async def start_parts(self, settings: Settings) -> SystemProbe:
         assert self.supervisor is not None
-        specs = _part_specs(settings, self.options)
+        self.settings = settings
+        specs = part_specs(settings, self.options)
         children = await self.supervisor.start(specs)
         for child in children:
             self.say(f"{child.spec.name}: pid {child.pid}")
@@ -375,6 +262,7 @@ async def run_up(
     simulation: asyncio.Task[Any] | None = None
     simulation_stop = asyncio.Event()
     final: dict[str, Any] | None = None
+    chaos: ChaosRun | None = None
     try:
         starting = await _unless_stopped(stop, _start(run, settings, on_fetch))
         if starting is None:
@@ -390,23 +278,37 @@ async def run_up(
                     predict_url=f"http://127.0.0.1:{options.serve_port}",
                 ),
             )
+            if options.chaos is not None and run.settings is not None:
+                chaos = ChaosRun(options.chaos, run.settings, options.duration_s,
+                                 lambda: run.supervisor.children if run.supervisor else [],
+                                 run.broker, run.simulator, say)  # fmt: skip
+                chaos.start(started)
             simulation = asyncio.create_task(run_simulator(run.simulator, simulation_stop))
             say(f"simulating {options.simulate.rate:g} page views/s "
                 f"of {options.simulate.users} people (seed {options.simulate.seed})")  # fmt: skip
         say("streamlearn is up; press Ctrl-C to stop")
         await _watch(run, probe, stop, started)
         elapsed = time.monotonic() - started
+        if chaos is not None:
+            await chaos.end_faults()
         if simulation is not None:
             say("stopping the simulator; waiting for the pipeline to drain")
             simulation_stop.set()
             await simulation
             # What the simulator sent last is still on its way through the agents.
             await asyncio.sleep(DRAIN_S)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-            await probe.poll(session)
         assert run.supervisor is not None
         summary = run.simulator.summary if run.simulator is not None else None
-        final = figures(probe, run.supervisor.children, summary, elapsed, final=True)
+
+        async def polled() -> dict[str, Any]:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+                await probe.poll(session)
+            assert run.supervisor is not None
+            return figures(probe, run.supervisor.children, summary, elapsed, final=True)
+
+        if chaos is not None:
+            await chaos.drain_and_check(await polled())
+        final = await polled()
         say("stopping")
     finally:
         if simulation is not None and not simulation.done():
@@ -429,7 +331,8 @@ async def run_up(
         }  # fmt: skip
     if run.simulator is not None:
         final["simulator"] = run.simulator.summary.to_dict()
-    return final, checks(final)
+    results = checks(final)
+    return final, results if chaos is None else chaos.report(final, results)
 
 
 def apply_simulate_defaults(environ: os._Environ[str] | dict[str, str]) -> dict[str, str]:

@@ -1,0 +1,304 @@
+"""What a chaos run must still get right, checked against the simulator's ground truth.
+
+Every topic is read from the beginning with confluent-kafka in ``read_committed`` mode (what
+a transactional consumer downstream would see), after the drain. Each check is a row of
+the final table (:class:`~streamlearn.up.report.Check`):
+
+1. every event the collector accepted (202) is in ``events.clean`` once by event id, or
+   was filtered as a bot or a duplicate (the preprocess step run again in memory over
+   ``telemetry.events`` gives each event's verdict: it is a function of the log);
+2. every prediction the simulated person saw, whose impression the collector accepted,
+   became exactly one training example (by request id);
+3. each model's newest payload is byte-identical to a replay from scratch of
+   ``training.examples`` with the learner's code (``replay verify``'s), and it covers them
+   all;
+4. no prediction worker served an older model version after a newer one (served times of
+   ``telemetry.predictions``, per model);
+5. nothing of a request the collector answered 503 ``written: none`` is in
+   ``telemetry.events`` (``partial`` and unanswered requests: counted, not judged: the
+   API says some may be written).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from streamlearn.kafka_clients import confluent_config
+from streamlearn.models.configured import configured_specs
+from streamlearn.models.keyring import Keyring
+from streamlearn.models.specs import SPECS
+from streamlearn.replay.diff import _shadow_verdicts
+from streamlearn.replay.examples import ReadCounts, decoded_examples
+from streamlearn.replay.history import ModelHistory, model_history
+from streamlearn.replay.positions import PartitionRange
+from streamlearn.replay.sources import KafkaSource
+from streamlearn.replay.verify import verify_version
+from streamlearn.runtime.topic_reader import MAX_RECORD_BYTES, TopicRecord
+from streamlearn.serde import DecodeError, RegistryClient, SchemaSource
+from streamlearn.settings import Settings
+from streamlearn.simulate.ledger import Ledger
+from streamlearn.topology.catalogue import TopicCatalogue
+from streamlearn.up.report import Check
+
+READ_TIMEOUT_S = 30.0
+Located = tuple[int, int, dict[str, Any]]
+"""(partition, offset, decoded value)."""
+
+
+class CommittedSource(KafkaSource):
+    """A topic's records as a ``read_committed`` consumer sees them (a replay source)."""
+
+    def read(self, topic: str, ranges: Mapping[int, tuple[int, int]]) -> Iterator[TopicRecord]:
+        remaining = {p: end for p, (start, end) in ranges.items() if end > max(start, 0)}
+        if not remaining:
+            return
+        consumer = Consumer(
+            confluent_config(
+                self.settings,
+                **{
+                    "group.id": "streamlearn-invariants",  # assigned: never commits
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                    "max.partition.fetch.bytes": MAX_RECORD_BYTES,
+                    "fetch.max.bytes": MAX_RECORD_BYTES * 2,
+                },
+            )
+        )
+        try:
+            consumer.assign([TopicPartition(topic, p, ranges[p][0]) for p in remaining])
+            deadline = time.monotonic() + READ_TIMEOUT_S
+            while remaining:
+                messages = consumer.consume(1000, timeout=0.5)
+                if not messages and time.monotonic() > deadline:
+                    raise KafkaException(f"{topic}: no record for {READ_TIMEOUT_S:.0f}s")
+                for message in messages:
+                    if message.error() is not None:
+                        raise KafkaException(message.error())
+                    partition, offset = message.partition(), message.offset()
+                    end = None if partition is None else remaining.get(partition)
+                    if partition is None or end is None or offset is None or offset >= end:
+                        continue
+                    deadline = time.monotonic() + READ_TIMEOUT_S
+                    if offset + 1 >= end:
+                        del remaining[partition]
+                    yield TopicRecord(
+                        partition, offset, message.key(), message.value(), message.timestamp()[1]
+                    )
+        finally:
+            consumer.close()
+
+
+class _Topics:
+    """Decoded records of the run's topics, read once each."""
+
+    def __init__(self, settings: Settings, registry: SchemaSource) -> None:
+        self.settings, self.registry = settings, registry
+        self.catalogue = TopicCatalogue.from_settings(settings)
+        self.source = CommittedSource(settings)
+        self._read: dict[str, list[Located]] = {}
+
+    def name(self, logical: str) -> str:
+        return self.catalogue.topic(logical).name
+
+    def located(self, logical: str) -> list[Located]:
+        if logical not in self._read:
+            name = self.name(logical)
+            serde = self.catalogue.topic(logical).serde(self.registry)
+            ranges = {p: (low, end) for p, (low, end) in self.source.watermarks(name).items()}
+            records = []
+            for record in self.source.read(name, ranges):
+                try:
+                    if record.value is not None:
+                        value = serde.decode(record.value)
+                        records.append((record.partition, record.offset, value))
+                except DecodeError:
+                    continue  # malformed: the agents rejected it (counted there)
+            self._read[logical] = records
+        return self._read[logical]
+
+
+def _ms(value: Any) -> int:
+    return int(value.timestamp() * 1000) if hasattr(value, "timestamp") else int(value)
+
+
+def _some(ids: Iterable[str], n: int = 3) -> str:
+    chosen = sorted(ids)[:n]
+    return f" (e.g. {', '.join(chosen)})" if chosen else ""
+
+
+def accepted_events_clean(topics: _Topics, ledger: Ledger, figures: dict[str, Any]) -> Check:
+    raw: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+    for partition, offset, value in topics.located("telemetry.events"):
+        raw.setdefault(partition, []).append((offset, value))
+    verdicts = _shadow_verdicts(topics.settings, raw)
+    sources: dict[str, set[tuple[int, int]]] = {}
+    copies = 0
+    for _, _, value in topics.located("events.clean"):
+        origin = (int(value["source_partition"]), int(value["source_offset"]))
+        held = sources.setdefault(str(value["event_id"]), set())
+        copies += origin in held
+        held.add(origin)
+    twice = {i for i, origins in sources.items() if len(origins) > 1}
+    lost = {i for i in ledger.accepted if i not in sources and i not in verdicts}
+    filtered = [verdicts[i] for i in ledger.accepted if i not in sources and i in verdicts]
+    bots = sum(1 for rule in filtered if rule)
+    events = figures["events"]
+    detail = (
+        f"{len(ledger.accepted):,} accepted: {len(ledger.accepted) - len(filtered) - len(lost):,} "
+        f"clean, {bots:,} bots, {len(filtered) - bots:,} duplicates (counted by preprocess: "
+        f"bots {events['bots']:,}, duplicates {events['duplicates']:,}); lost {len(lost)}"
+        f"{_some(lost)}; clean under two source records {len(twice)}{_some(twice)}; "
+        f"identical copies re-emitted after a crash {copies}"
+    )
+    return Check("accepted events in events.clean once (or filtered)", not lost and not twice,
+                 detail)  # fmt: skip
+
+
+def refused_not_written(topics: _Topics, ledger: Ledger) -> Check:
+    written = {str(value["event_id"]) for _, _, value in topics.located("telemetry.events")}
+    also_sent = ledger.accepted | ledger.unanswered | ledger.refused.get("partial", set())
+    refused = ledger.refused.get("none", set()) - also_sent
+    bad = refused & written
+    partial = ledger.refused.get("partial", set()) - ledger.accepted
+    unanswered = ledger.unanswered - ledger.accepted
+    detail = (
+        f"503 written=none: {len(refused):,} events, {len(bad)} written{_some(bad)}; "
+        f"503 written=partial: {len(partial & written):,} of {len(partial):,} written; "
+        f"unanswered (timeouts): {len(unanswered & written):,} of {len(unanswered):,} written; "
+        f"503 with Retry-After: {ledger.retry_after:,}"
+    )
+    return Check("nothing answered 503 (written: none) was written", not bad, detail)
+
+
+def examples_once(topics: _Topics, ledger: Ledger, figures: dict[str, Any]) -> Check:
+    specs = configured_specs(topics.settings)
+    predictions = {str(v["request_id"]): v for _, _, v in topics.located("telemetry.predictions")}
+    impression_ms: dict[str, int] = {}
+    for _, _, value in topics.located("telemetry.feedback"):
+        if value["kind"] == "impression":
+            request_id = str(value["request_id"])
+            received = _ms(value["received_ts"])
+            impression_ms[request_id] = min(received, impression_ms.get(request_id, received))
+    count = Counter(str(v["request_id"]) for _, _, v in topics.located("training.examples"))
+    expected = ledger.seen & ledger.impressions
+    unlogged, late, missing = set(), set(), set()
+    for request_id in expected - count.keys():
+        prediction = predictions.get(request_id)
+        if prediction is None:
+            unlogged.add(request_id)
+            continue
+        spec = specs.get(str(prediction["model_name"]))
+        horizon_ms = spec.label.horizon_ms if spec is not None else 0
+        seen_ms = impression_ms.get(request_id)
+        if seen_ms is not None and seen_ms > _ms(prediction["served_ts"]) + horizon_ms:
+            late.add(request_id)
+        else:
+            missing.add(request_id)
+    twice = {r for r in expected if count.get(r, 0) > 1}
+    dropped = int(figures["predictions"]["telemetry_dropped"])
+    detail = (
+        f"{len(expected):,} seen with an accepted impression: "
+        f"{len(expected) - len(unlogged) - len(late) - len(missing) - len(twice):,} once, "
+        f"{len(twice)} more than once{_some(twice)}, {len(missing)} missing{_some(missing)}; "
+        f"impression after the horizon {len(late)}; prediction never logged {len(unlogged)} "
+        f"(worker counted {dropped} telemetry records dropped)"
+    )
+    ok = not twice and not missing and len(unlogged) <= dropped
+    return Check("every seen prediction made one training example", ok, detail)
+
+
+def payloads_replayed(topics: _Topics) -> list[Check]:
+    settings = topics.settings
+    key = settings.model_signing_key
+    assert key is not None, "up sets a signing key before the parts start"
+    keyring = Keyring.from_settings(settings)
+    state = topics.catalogue.topic("model.state")
+    examples = topics.name("training.examples")
+    serde = topics.catalogue.topic("training.examples").serde(topics.registry, logical_types=False)
+    watermarks = topics.source.watermarks(examples)
+
+    def read(ranges: list[PartitionRange], counts: ReadCounts) -> Iterable[Any]:
+        return decoded_examples(topics.source, serde, examples, ranges, counts)
+
+    results = []
+    for name in settings.models:
+        history = model_history(settings, state.serde(topics.registry), state.name, name, keyring)
+        good = [s for s in history.snapshots if s.rejected is None]
+        if not good:
+            results.append(Check(f"{name}: payload = replay of training.examples", False,
+                                 "no verified snapshot on model.state"))  # fmt: skip
+            continue
+        newest = good[-1]
+        # Alone in its history: recomputed from scratch, not from its parent.
+        verdict = verify_version(
+            ModelHistory(name, (newest,), 0), newest, topic=examples, watermarks=watermarks,
+            specs=SPECS, key=key, read_examples=read, check_ranges=lambda ranges: None,
+            keyring=keyring,
+        )  # fmt: skip
+        covered = all(r.end == watermarks[r.partition][1] for r in verdict.ranges)
+        results.append(
+            Check(
+                f"{name}: payload = replay of training.examples",
+                verdict.identical and covered,
+                f"v{newest.version}: {verdict.detail}; {verdict.examples:,} learned from scratch"
+                + ("" if covered else "; examples after the snapshot were not learned"),
+            )
+        )
+    return results
+
+
+def versions_monotone(topics: _Topics) -> Check:
+    served: dict[str, list[tuple[int, int]]] = {}
+    for _, _, value in topics.located("telemetry.predictions"):
+        version = int(value["model_version"])
+        if version > 0 and not value["degraded"]:
+            served.setdefault(str(value["model_name"]), []).append(
+                (_ms(value["served_ts"]), version)
+            )
+    backwards = []
+    for name, moments in sorted(served.items()):
+        moments.sort()
+        newest, newest_at = 0, 0
+        for at_ms, version in moments:
+            if version < newest and at_ms > newest_at:
+                backwards.append(f"{name} v{version} after v{newest}")
+            if version > newest:
+                newest, newest_at = version, at_ms
+    counts = ", ".join(
+        f"{n}: {len(m):,} answers, v{min(v for _, v in m)}..v{max(v for _, v in m)}"
+        for n, m in sorted(served.items())
+    )
+    detail = (
+        f"{counts or 'no answer by a model (fallbacks only)'}; older after newer: {len(backwards)}"
+        + (f" (first: {backwards[0]})" if backwards else "")
+    )
+    return Check("no worker served an older version after a newer", not backwards, detail)
+
+
+def check_invariants(
+    settings: Settings,
+    ledger: Ledger,
+    figures: dict[str, Any],
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[Check]:
+    """Every invariant, read from the topics now (blocking: run it in a thread)."""
+    with RegistryClient.for_settings(settings) as registry:
+        topics = _Topics(settings, registry)
+        results = []
+        steps: list[Callable[[], list[Check]]] = [
+            lambda: [accepted_events_clean(topics, ledger, figures)],
+            lambda: [examples_once(topics, ledger, figures)],
+            lambda: payloads_replayed(topics),
+            lambda: [versions_monotone(topics)],
+            lambda: [refused_not_written(topics, ledger)],
+        ]
+        for step in steps:
+            for check in step():
+                progress(f"invariant {'holds' if check.passed else 'VIOLATED'}: {check.name}")
+                results.append(check)
+        return results

@@ -1,0 +1,113 @@
+"""The parts `up` runs, as child specs: one process per agent, the archive, the collector,
+the prediction worker, the dashboard and the registry; and the ports they need."""
+
+from __future__ import annotations
+
+import socket
+
+from streamlearn.agents import AGENT_NAMES
+from streamlearn.exceptions import StreamlearnError
+from streamlearn.settings import Settings
+from streamlearn.up.children import ChildSpec
+from streamlearn.up.options import UpOptions
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def check_ports_free(options: UpOptions) -> None:
+    """Fail at once, naming the option, when a port is taken (another `up` running?): a
+    part that cannot listen would otherwise crash and restart until its readiness wait
+    gives up a minute later."""
+    ports = {
+        "--collector-port": options.collector_port,
+        "--serve-port": options.serve_port,
+        "--dashboard-port": options.dashboard_port,
+    }
+    if options.start_registry:
+        ports["--registry-port"] = options.registry_port
+    for option, port in ports.items():
+        with socket.socket() as probe:
+            # As the servers do: a port in TIME_WAIT from a previous run is free to them.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise StreamlearnError(
+                    f"port {port} is taken ({exc.strerror}); is another `streamlearn up` "
+                    f"running? Stop it or choose another {option}"
+                ) from exc
+
+
+def part_specs(settings: Settings, options: UpOptions) -> list[ChildSpec]:
+    env = {
+        "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+        "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
+        "STREAMLEARN_DATA_DIR": str(settings.data_dir),
+    }
+    if settings.model_signing_key is not None:
+        env["STREAMLEARN_MODEL_SIGNING_KEY"] = settings.model_signing_key.get_secret_value()
+    specs = []
+    for agent in AGENT_NAMES:
+        port = free_port()
+        specs.append(
+            ChildSpec(
+                agent,
+                args=(
+                    *("agents", "run", "--only", agent, "--group", f"streamlearn-{agent}"),
+                    *("--metrics-port", str(port)),
+                ),
+                env=env,
+                # Ready once it has joined its group and recovered its stores.
+                ready_url=f"http://127.0.0.1:{port}/readyz",
+                metrics_url=f"http://127.0.0.1:{port}/metrics",
+            )
+        )
+    port = free_port()
+    specs.append(
+        ChildSpec(
+            "archive",
+            args=("archive", "run", "--metrics-port", str(port)),
+            env=env,
+            # Ready once it has joined its group (files go under <data dir>/archive).
+            ready_url=f"http://127.0.0.1:{port}/readyz",
+            metrics_url=f"http://127.0.0.1:{port}/metrics",
+        )
+    )
+    scrape = [f"{spec.name}={spec.metrics_url}" for spec in specs if spec.metrics_url]
+    scrape += [
+        f"collector=http://127.0.0.1:{options.collector_port}/metrics",
+        f"serve=http://127.0.0.1:{options.serve_port}/metrics",
+    ]
+    for name, args, port in (
+        ("collector", ("collector", "serve"), options.collector_port),
+        ("serve", ("serve",), options.serve_port),
+        ("dashboard", ("dashboard", *(f"--scrape={url}" for url in scrape)),
+         options.dashboard_port),
+    ):  # fmt: skip
+        specs.append(
+            ChildSpec(
+                name,
+                (*args, "--port", str(port)),
+                env,
+                ready_url=f"http://127.0.0.1:{port}/healthz",
+                metrics_url=f"http://127.0.0.1:{port}/metrics",
+            )
+        )
+    return specs
+
+
+def registry_spec(settings: Settings, port: int) -> ChildSpec:
+    return ChildSpec(
+        "registry",
+        ("registry", "serve", "--port", str(port)),
+        {
+            "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
+        },
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+    )
