@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 from typing import Any, Protocol, cast
 
 import fastavro
 from fastavro.read import SchemaResolutionError
 from fastavro.validation import ValidationError, validate
 
+from streamlearn.serde.compiled import Decoder, compile_decoder
 from streamlearn.serde.exceptions import (
     DecodeError,
     EncodeError,
@@ -26,7 +28,9 @@ from streamlearn.serde.exceptions import (
 )
 from streamlearn.serde.resolution import parse_avro_schema, resolution_problems
 from streamlearn.serde.schemas import load_schema
-from streamlearn.serde.wire import HEADER, MAGIC_BYTE, unframe
+from streamlearn.serde.wire import HEADER, HEADER_SIZE, MAGIC_BYTE, unframe
+
+_SCHEMA_ID = struct.Struct(">I")
 
 
 class SchemaSource(Protocol):
@@ -55,6 +59,7 @@ class AvroSerde:
         *,
         auto_register: bool = True,
         logical_types: bool = True,
+        compiled: bool = True,
     ) -> None:
         self.registry = registry
         self.subject = subject
@@ -68,6 +73,11 @@ class AvroSerde:
         # writer schema id -> parsed writer schema and the reader to resolve into
         # (None when writer == reader, which skips fastavro's per-record resolution).
         self._readers: dict[int, tuple[Any, Any]] = {}
+        # writer schema id -> decoder compiled for it (serde/compiled.py), for writers equal
+        # to the reader schema; tried before fastavro, which decides whenever it declines.
+        self._compiled: dict[int, Decoder] = {}
+        self._compiling = compiled
+        """False: fastavro alone (the tests compare the two paths)."""
 
     @classmethod
     def for_topic(
@@ -92,7 +102,13 @@ class AvroSerde:
             self._schema_id = schema_id
             self._header = HEADER.pack(MAGIC_BYTE, schema_id)
             self._readers[schema_id] = (self._parsed, None)
+            self._compile(schema_id)
         return self._schema_id
+
+    def _compile(self, schema_id: int) -> None:
+        decoder = compile_decoder(self._parsed) if self._compiling else None
+        if decoder is not None:
+            self._compiled[schema_id] = decoder
 
     def encode(self, record: dict[str, Any]) -> bytes:
         """Framed Avro bytes of ``record``; :class:`EncodeError` names the offending field."""
@@ -124,6 +140,7 @@ class AvroSerde:
         writer = self.registry.schema_by_id(schema_id)
         if json.dumps(writer, separators=(",", ":")) == self._schema_json:
             entry: tuple[Any, Any] = (self._parsed, None)
+            self._compile(schema_id)
         else:
             problems = resolution_problems(
                 parse_avro_schema(self._schema_json), parse_avro_schema(json.dumps(writer))
@@ -147,6 +164,14 @@ class AvroSerde:
         offset: int | None = None,
     ) -> dict[str, Any]:
         """The record in ``data``, read with this serde's schema (resolving older writers)."""
+        if type(data) is bytes and len(data) > HEADER_SIZE and data[0] == MAGIC_BYTE:
+            compiled = self._compiled.get(_SCHEMA_ID.unpack_from(data, 1)[0])
+            if compiled is not None:
+                try:
+                    fast: dict[str, Any] = compiled(data, HEADER_SIZE)
+                    return fast
+                except Exception:  # noqa: S110 - it declined the body: fastavro below decides
+                    pass
         try:
             schema_id, body = unframe(data)
             writer, reader = self._reader_for(schema_id)
