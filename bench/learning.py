@@ -26,6 +26,11 @@ same impressions; the same seed gives the same figures.
 
     .venv/bin/python bench/learning.py                   # 3 strategies x 30 min: ~2.5 CPU minutes
     .venv/bin/python bench/learning.py --minutes 10 --strategies as_labelled --windows
+    .venv/bin/python bench/learning.py --strategies as_labelled --no-river  # + warm start
+
+Then the cold start against a warm start (``ModelSpec.warm_start``): a baseline trained on
+``--warm-history`` minutes of the world, and a fresh deployment (another seed of the same
+world) for ``--warm-minutes``, cold and warm.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from river import evaluate, metrics
 
 from streamlearn.models.configured import configured_specs
 from streamlearn.models.specs import FEEDBACK_STRATEGIES, FeedbackStrategy, ModelSpec
+from streamlearn.simulate.lab_baseline import history_baseline
 from streamlearn.simulate.learning_lab import (
     Figures,
     LearningLab,
@@ -107,6 +113,53 @@ def _reached(lab: LearningLab, name: str, within: float = 0.02) -> str:
     return "never"
 
 
+def _reach_s(lab: LearningLab, name: str, within: float = 0.02, window_s: float = 60.0) -> str:
+    """Cold start in simulated seconds: the end of the first minute of serving (sliding by
+    10 s) whose served AUC is at least its ceiling - ``within``."""
+    end = window_s
+    while end <= lab.elapsed_s + 1e-9:
+        figures = lab.figures(end - window_s, end)[name]
+        served, ceiling = figures.served_auc, figures.ceiling_auc
+        if served is not None and ceiling is not None and served >= ceiling - within:
+            return f"{end:.0f}"
+        end += 10.0
+    return "never"
+
+
+def _warm_start(seed: int, history_minutes: float, minutes: float) -> None:
+    """Cold start against a warm start from a baseline trained on ``history_minutes`` of
+    the world (seed ``seed``): a fresh deployment (seed ``seed + 1``, same world) served
+    for ``minutes`` by models learned from nothing, then by models whose spec's
+    ``warm_start`` names the history's baseline (simulate/lab_baseline.py)."""
+    history = LearningLab(learning_config(seed), settings=SETTINGS)
+    history.run(history_minutes * 60)
+    baselines = [history_baseline(history, name) for name in history.specs]
+    warm_specs = {
+        name: replace(spec, warm_start=f"{name}@history")
+        for name, spec in configured_specs(SETTINGS).items()
+    }
+    labs = {}
+    for what, specs, given in (("cold", None, ()), ("warm", warm_specs, baselines)):
+        lab = LearningLab(learning_config(seed + 1), settings=SETTINGS, specs=specs,
+                          baselines=given)  # fmt: skip
+        lab.run(minutes * 60)
+        labs[what] = lab
+    print(
+        f"\nwarm start: baseline trained on {history_minutes:g} simulated minutes (seed {seed}), "
+        f"then a fresh deployment (seed {seed + 1}) for {minutes:g} minutes; reach = "
+        "simulated seconds until a minute of served AUC >= ceiling - 0.02"
+    )
+    print(f"{'model':<9} {'cold reach':>10} {'warm reach':>10} {'cold 1st min':>12} "
+          f"{'warm 1st min':>12} {'ceiling':>7}")  # fmt: skip
+    for name in SETTINGS.models:
+        first = {what: lab.figures(0, 60)[name] for what, lab in labs.items()}
+        print(
+            f"{name:<9} {_reach_s(labs['cold'], name):>10} {_reach_s(labs['warm'], name):>10} "
+            f"{_fmt(first['cold'].served_auc):>12} {_fmt(first['warm'].served_auc):>12} "
+            f"{_fmt(first['cold'].ceiling_auc):>7}"
+        )
+
+
 def _row(
     label: str,
     name: str,
@@ -151,6 +204,14 @@ def main(argv: list[str] | None = None) -> None:
         help="promotion gate: log-loss margin (ModelSpec.promotion_margin)",
     )
     parser.add_argument("--gate-window", type=int, default=2000, metavar="EXAMPLES")
+    parser.add_argument(
+        "--warm-history",
+        type=float,
+        default=10.0,
+        metavar="MINUTES",
+        help="warm start from a baseline trained on this much history (0: skip)",
+    )
+    parser.add_argument("--warm-minutes", type=float, default=10.0, metavar="MINUTES")
     args = parser.parse_args(argv)
     duration_s, start_s = args.minutes * 60, (args.minutes - args.steady) * 60
     strategies: list[Any] = args.strategies.split(",")
@@ -200,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
                     lines.append(_row(label, name, river_figures, figures))
     print(header)
     print("\n".join(lines))
+    if args.warm_history > 0:
+        _warm_start(args.seed, args.warm_history, args.warm_minutes)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from streamlearn.agents.learner_figures import LearnerFigures
 from streamlearn.agents.model_state import ModelStateView, consider
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.kafka_clients import key_partition
+from streamlearn.models import SnapshotRejected
 from streamlearn.models.configured import configured_specs
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.online import OnlineLearner
@@ -95,19 +96,40 @@ class LearnerStep(Step):
 
     def opened(self, partition: int) -> None:
         names = self._models_of(partition)
-        view = self.snapshots(names)
+        baselines = [s for n in names if (s := self.learners[n].spec.warm_start) is not None]
+        view = self.snapshots([*names, *baselines])
         for name in names:
             learner = self.learners[name]
             snapshot = view.newest.get(name)
             if snapshot is not None and int(snapshot["version"]) != learner.version:
                 learner.resume(snapshot)
                 log.info("learner %s resumed from version %d", name, learner.version)
+            elif snapshot is None and learner.trained_examples == 0:
+                self._warm_start(name, view)
             # Numbered after anything on the topic, verified or not, so workers move on.
             learner.version = max(learner.version, view.highest_version.get(name, 0))
             self._window_start[name] = self._now()
         for name, version, reason in view.rejected:
             self.metrics.rejected_snapshots.labels(model=name, reason=reason).inc()
             log.error("model.state holds a rejected snapshot %s v%d (%s)", name, version, reason)
+
+    def _warm_start(self, name: str, view: ModelStateView) -> None:
+        """A model with no snapshot of its own starts from its spec's baseline, if any."""
+        learner = self.learners[name]
+        baseline_name = learner.spec.warm_start
+        if baseline_name is None:
+            return
+        baseline = view.newest.get(baseline_name)
+        if baseline is None:
+            log.warning("no verified snapshot of %s to warm-start %s: cold", baseline_name, name)
+            return
+        try:
+            learner.warm_start(baseline)
+        except SnapshotRejected as exc:  # verified by the view, so: another spec's
+            self.metrics.rejected_snapshots.labels(model=baseline_name, reason=exc.reason).inc()
+            log.error("cannot warm-start %s from %s: %s; cold", name, baseline_name, exc)
+            return
+        log.info("learner %s warm-starts from %s", name, learner.warm_from)
 
     def resume_offset(self, topic: str, partition: int) -> int | None:
         # A model without a snapshot has learned nothing that survives: from the start

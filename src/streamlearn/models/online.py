@@ -29,7 +29,6 @@ thread (``asyncio.to_thread``) and does not call :meth:`learn` until it returns.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +39,7 @@ from river import metrics as river_metrics
 from streamlearn.models.exceptions import ModelError
 from streamlearn.models.features import model_input
 from streamlearn.models.keyring import Keyring
+from streamlearn.models.promotion import PromotionGate
 from streamlearn.models.safe_pickle import loads
 from streamlearn.models.served_metrics import RecentServed, ServedAuc, ServedMae
 from streamlearn.models.snapshot import SigningKey, build_snapshot, key_bytes, load_model
@@ -65,51 +65,6 @@ class LearnerCounters:
     invalid: int = 0
     """Records with a non-finite label or a non-positive or non-finite weight: not learned."""
     snapshots: int = 0
-
-
-class PromotionGate:
-    """Held-out log loss of the version being trained against the promoted one, over the
-    same last ``window`` examples since the promotion (the trainee scores each before it
-    learns it, and the promoted model never learns: held out for both)."""
-
-    def __init__(self, margin: float, window: int) -> None:
-        self.margin = margin
-        self.serving: Any = None
-        """The promoted model (None before the first promotion: the first is promoted)."""
-        self._losses: deque[tuple[float, float]] = deque(maxlen=window)
-
-    def observe(self, spec: ModelSpec, x: Any, truth: bool, score: float) -> None:
-        if self.serving is not None:
-            served = spec.predict(self.serving, x)
-            self._losses.append((_log_loss(truth, score), _log_loss(truth, served)))
-
-    def decide(self) -> tuple[bool, dict[str, float]]:
-        """(promote?, the figures it is decided on). The first version is promoted; later
-        ones need a full window of examples since the last promotion (held back until
-        then: ``gate_examples`` says how many there were)."""
-        losses = self._losses
-        if self.serving is None:
-            return True, {}
-        if len(losses) < (losses.maxlen or 1):
-            return False, {"gate_examples": float(len(losses))}
-        candidate = sum(c for c, _ in losses) / len(losses)
-        serving = sum(s for _, s in losses) / len(losses)
-        figures = {
-            "gate_examples": float(len(losses)),
-            "gate_log_loss": candidate,
-            "gate_promoted_log_loss": serving,
-            "gate_margin": self.margin,
-        }
-        return candidate <= serving + self.margin, figures
-
-    def promote(self, model: Any) -> None:
-        self.serving = model
-        self._losses.clear()
-
-
-def _log_loss(truth: bool, score: float) -> float:
-    p = min(max(score, 1e-15), 1 - 1e-15)
-    return -math.log(p if truth else 1 - p)
 
 
 class OnlineLearner:
@@ -147,6 +102,9 @@ class OnlineLearner:
         self.counters = LearnerCounters()
         self._since_snapshot = 0
         self._last_snapshot_s: float | None = None
+        self.warm_from: str | None = None
+        """The baseline snapshot this learner started from (``name vN``), until its first
+        snapshot is published (due at once)."""
         self.gate = (
             None
             if spec.promotion_margin is None
@@ -273,6 +231,8 @@ class OnlineLearner:
         starts the clock; ``now_s`` is any monotonic seconds the caller chooses."""
         if self._last_snapshot_s is None:
             self._last_snapshot_s = now_s
+        if self.warm_from is not None:
+            return True
         if self._since_snapshot == 0:
             return False
         return (
@@ -318,6 +278,7 @@ class OnlineLearner:
         if self.gate is not None and promote:
             self.gate.promote(loads(snapshot["payload"]))  # a frozen copy, as workers load it
         self._since_snapshot = 0
+        self.warm_from = None
         self.counters.snapshots += 1
         if now_s is not None:
             self._last_snapshot_s = now_s
@@ -338,6 +299,23 @@ class OnlineLearner:
         self.trained_examples = loaded.trained_examples
         self.next_offsets = dict(loaded.offsets)
         self._since_snapshot = 0
+        self._reset_metrics()
+
+    def warm_start(self, snapshot: Mapping[str, Any], *, offsets: bool = True) -> None:
+        """Start from a baseline snapshot of this spec published under another name (the
+        spec's ``warm_start``, trained on the history by ``replay model``): verified and
+        safely loaded, or a :class:`~streamlearn.models.SnapshotRejected` leaves the
+        learner as it was. The learner goes on online from the snapshot's offsets (with
+        ``offsets=False`` from the start of its input: a fresh log, as in the learning
+        lab) and publishes its first version at once, so workers serve the baseline
+        instead of the fallback. Its own versions are numbered as before (from 1)."""
+        loaded = load_model(snapshot, self._verification, specs={self.spec.name: self.spec})
+        self.model = loaded.model
+        # The gate has no promoted version yet: the first one published (the baseline
+        # with whatever was learned since) is promoted, as for a cold start.
+        self.trained_examples = loaded.trained_examples
+        self.next_offsets = dict(loaded.offsets) if offsets else {}
+        self.warm_from = f"{loaded.model_name} v{loaded.version}"
         self._reset_metrics()
 
     def metrics_record(

@@ -139,6 +139,12 @@ class ModelSpec:
     most the promoted version's on the same examples plus this margin; None: every
     version is promoted."""
     promotion_window: int = 2000
+    warm_start: str | None = None
+    """A ``model.state`` name (``ctr@history``: what ``streamlearn replay model ctr --shadow
+    history --publish`` made from the history) whose newest verified snapshot a learner
+    with no snapshot of its own starts from, continuing online from the offsets it
+    records; None: from an untrained model. Not part of the description: the payload
+    means the same either way (the snapshot must be of this spec)."""
 
     def __post_init__(self) -> None:
         if self.label.task != self.task:

@@ -176,6 +176,7 @@ class LearningLab(Lab):
         partitions: int = 6,
         specs: Mapping[str, ModelSpec] | None = None,
         keep_inputs: bool = False,
+        baselines: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         settings = settings or learning_settings()
         if settings.model_signing_key is None:
@@ -207,6 +208,12 @@ class LearningLab(Lab):
         )
         self._state_serde = self.cluster.catalogue.topic("model.state").serde(self.registry)
         self._key = settings.model_signing_key
+        # On model.state before the learner opens its partitions: the snapshots a spec's
+        # warm_start names (simulate/lab_baseline.py); never served as such.
+        for baseline in baselines:
+            value = self._state_serde.encode(dict(baseline))
+            self.cluster.produce("model.state", str(baseline["model_name"]).encode(), value)
+        self._log_read = len(self.cluster.log)
         specs_ = self.specs
         self.add_step(lambda env: LabelJoinStep(env.settings, env.metrics, specs_))
         learner = make_learner(self.environment, specs_)

@@ -1,0 +1,78 @@
+"""Warm start: a learner with no snapshot of its own starts from the baseline its spec names
+(trained on the history under a shadow name), verified before anything is unpickled, and
+goes on online from the baseline's offsets, publishing its first version at once."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from streamlearn.models import SPECS
+from streamlearn.models.exceptions import SnapshotRejected
+from streamlearn.models.online import OnlineLearner
+from streamlearn.simulate.lab_baseline import history_baseline
+from streamlearn.simulate.learning_lab import LearningLab, learning_config, learning_settings
+from tests.unit.test_learning import KEY, T0, examples, in_process_payload, positioned
+
+WARM = replace(SPECS["ctr"], warm_start="ctr@history")
+
+
+def _baseline(cut: int, records: list[tuple[dict, str, int, int]]) -> dict:  # type: ignore[type-arg]
+    """What ``replay model ctr --shadow history --publish`` makes of the first ``cut``."""
+    history = OnlineLearner(SPECS["ctr"], signing_key=KEY, model_name="ctr@history")
+    history.learn_many(records[:cut])
+    return history.snapshot(T0)
+
+
+def test_a_warm_start_goes_on_from_the_baselines_model_and_offsets() -> None:
+    records = positioned(examples(600, seed=3))
+    learner = OnlineLearner(WARM, signing_key=KEY)
+    learner.warm_start(_baseline(400, records))
+    assert learner.trained_examples == 400
+    assert learner.warm_from == "ctr@history v1"
+    assert learner.snapshot_due(0.0)  # published at once: workers serve the baseline
+    first = learner.snapshot(T0)
+    assert (first["model_name"], first["version"], first["parent_version"]) == ("ctr", 1, None)
+    assert not learner.snapshot_due(1.0)
+    # Everything is delivered; what the baseline learned is skipped by offset.
+    assert learner.learn_many(records) == 200
+    assert learner.counters.replayed == 400
+    # Byte for byte the model that learned the whole stream once.
+    assert learner.snapshot(T0)["payload"] == in_process_payload("ctr", [r for r, *_ in records])
+
+
+def test_an_unverified_baseline_is_never_loaded() -> None:
+    records = positioned(examples(50, seed=3))
+    baseline = _baseline(50, records)
+    baseline["payload"] = baseline["payload"][:-1] + b"\x00"
+    learner = OnlineLearner(WARM, signing_key=KEY)
+    with pytest.raises(SnapshotRejected):
+        learner.warm_start(baseline)
+    assert (learner.trained_examples, learner.next_offsets, learner.warm_from) == (0, {}, None)
+    # Nor a baseline of another spec (another estimator: its payload means something else).
+    tree = OnlineLearner(SPECS["ctr_tree"], signing_key=KEY, model_name="ctr_tree@history")
+    tree.learn_many(records)
+    with pytest.raises(SnapshotRejected):
+        learner.warm_start(tree.snapshot(T0))
+
+
+def test_the_learner_agent_warm_starts_from_model_state_and_serves_the_baseline_at_once() -> None:
+    settings = learning_settings(models=["ctr"])
+    history = LearningLab(learning_config(0, rate=10.0), settings=settings)
+    history.run(40)
+    baseline = history_baseline(history, "ctr")
+    specs = {"ctr": replace(history.specs["ctr"], warm_start="ctr@history")}
+    world = learning_config(1, rate=10.0)
+    fresh = LearningLab(world, settings=settings, specs=specs, baselines=[baseline])
+    cold = LearningLab(world, settings=settings)
+    for lab in (fresh, cold):
+        lab.run(12)
+    # The warm learner published v1 (the baseline) within its first second; the cold one
+    # only after its first examples and its cadence.
+    assert fresh.published["ctr"][0] == (1.0, 1)
+    assert cold.published["ctr"][0][0] > 10
+    decoded = fresh.cluster.decoded("model.state")
+    first = next(s for s in decoded if s["model_name"] == "ctr")
+    assert bytes(first["payload"]) == bytes(baseline["payload"])
+    assert first["trained_examples"] >= baseline["trained_examples"]
