@@ -36,18 +36,25 @@ def tls_servers(
         "STREAMLEARN_TOPIC_PREFIX": system_settings.topic_prefix,
         "STREAMLEARN_MODEL_SIGNING_KEY": "tls-test-signing-key",
         "STREAMLEARN_HTTP_TLS_CERTFILE": str(material.broker_pem_path),
+        # What our clients trust: the dashboard scrapes the collector over TLS.
+        "STREAMLEARN_HTTP_TLS_CAFILE": str(material.ca_path),
     }
     ca = str(material.ca_path)
+    ports = {name: free_port() for name in ("collector", "serve", "registry", "dashboard")}
     commands = {
         "collector": ["collector", "serve"],
         "serve": ["serve", "--workers", "2"],
         "registry": ["registry", "serve"],
-        "dashboard": ["dashboard"],
+        "dashboard": [
+            "dashboard",
+            "--scrape",
+            f"tls=https://127.0.0.1:{ports['collector']}/metrics",
+        ],
     }
     servers = {}
     try:
         for name, args in commands.items():  # all start at once, then are waited for
-            port = free_port()
+            port = ports[name]
             servers[name] = ServerProcess([*args, "--port", str(port)], port, env, cafile=ca)
         for server in servers.values():
             server.wait_ready()
@@ -70,6 +77,14 @@ async def test_every_http_server_speaks_tls_only(
         event = {"event_type": "page_view", "user_id": "u-tls", "app_version": "1"}
         async with session.post(f"{servers['collector'].url}/v1/events", json=event) as response:
             assert response.status == 202
+        scraped = 'streamlearn_dashboard_scrapes_total{outcome="ok",target="tls"}'
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            async with session.get(f"{servers['dashboard'].url}/metrics") as response:
+                if scraped in await response.text():
+                    break
+            assert asyncio.get_running_loop().time() < deadline, "no TLS scrape succeeded"
+            await asyncio.sleep(0.2)
     async with aiohttp.ClientSession() as session:
         for name, server in servers.items():
             plain = server.url.replace("https://", "http://")

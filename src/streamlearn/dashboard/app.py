@@ -31,6 +31,7 @@ from streamlearn.dashboard.routes import add_routes
 from streamlearn.dashboard.scrape import ScrapeTarget, scrape_all
 from streamlearn.dashboard.security import add_security_headers
 from streamlearn.dashboard.state import PIPELINE, DashboardState
+from streamlearn.http_tls import client_ssl_context
 from streamlearn.serde import RegistryClient, SchemaSource
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
@@ -150,7 +151,9 @@ async def _scrape_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 async def _scrape_forever(dashboard: Dashboard) -> None:
     loop = asyncio.get_running_loop()
-    async with aiohttp.ClientSession() as session:
+    # Parts served over TLS by a private CA are scraped with STREAMLEARN_HTTP_TLS_CAFILE.
+    connector = aiohttp.TCPConnector(ssl=client_ssl_context(dashboard.settings))
+    async with aiohttp.ClientSession(connector=connector) as session:
         while True:
             started = loop.time()
             results = await scrape_all(session, dashboard.scrape, dashboard.scrape_timeout_s)
