@@ -81,7 +81,12 @@ def _probe() -> SystemProbe:
             'streamlearn_label_join_records_total{what="negatives"} 300\n'
             'streamlearn_label_join_records_total{what="unseen"} 80\n'
         ),
-        "learner": parse_metrics('streamlearn_learner_snapshots_total{model="ctr"} 12\n'),
+        "learner": parse_metrics(
+            'streamlearn_learner_snapshots_total{model="ctr"} 12\n'
+            'streamlearn_learner_recent_served_auc{model="ctr"} 0.79314\n'
+            'streamlearn_learner_recent_ece{model="ctr"} 0.01234\n'
+            'streamlearn_learner_versions_held_back_total{model="ctr",reason="judged_worse"} 2\n'
+        ),
         "serve": parse_metrics(
             'streamlearn_serve_predictions_total{model="ctr",version="3",arm=""} 700\n'
             'streamlearn_serve_predictions_total{model="ctr",version="4",arm=""} 100\n'
@@ -116,6 +121,10 @@ def test_figures_and_checks_of_a_healthy_simulated_run() -> None:
     assert final["examples"]["total"] == 420
     assert final["predictions"]["served"] == 800
     assert final["models"]["ctr"]["versions_published"] == 12
+    # The steady state: the learner's figures over its last served examples.
+    assert final["models"]["ctr"]["recent_served_auc"] == 0.7931
+    assert final["models"]["ctr"]["recent_ece"] == 0.0123
+    assert final["models"]["ctr"]["versions_held_back"] == 2
     assert final["simulation"]["ctr_by_arm"] == {"-": 1.0, "logistic": 0.5}
     assert final["simulation"]["truth_auc_ceiling"] == 1.0
     assert all(check.passed for check in checks(final)), checks(final)
@@ -148,7 +157,7 @@ def test_the_live_view_shows_every_figure() -> None:
     console.print(render(figures(_probe(), [], _simulation(), 42.0), 180, ["learner crashed"]))
     text = console.export_text()
     for expected in ("42s of 180s", "events in", "1,000", "bots filtered", "open sessions",
-                     "training examples", "ctr", "0.810", "logistic", "50.00%",
+                     "training examples", "ctr", "0.810", "0.793", "0.0123", "logistic", "50.00%",
                      "learner crashed"):  # fmt: skip
         assert expected in text, expected
 

@@ -61,17 +61,23 @@ def render(figures: dict[str, Any], duration_s: float | None, crashes: list[str]
     loop.add_row("predict p50 / p99", _ms(simulation.get("predict_ms")), "")
     parts.append(_side_by_side(data, loop))
 
+    # "last": over the learner's last served examples (the steady state once warmed up);
+    # "served": since the learner started.
     models = _table(
-        "models", "model", "version", "published", "AUC", "served AUC", "ceiling", "freshness"
-    )
+        "models", "model", "version", "published", "AUC", "served AUC", "served, last",
+        "ECE, last", "ceiling", "freshness",
+    )  # fmt: skip
     ceiling = simulation.get("truth_auc_ceiling")
     for name, model in figures["models"].items():
+        ece = model.get("recent_ece")
         models.add_row(
             name,
             _n(model["version"]),
             _n(model["versions_published"]),
             _auc(model["auc"]),
             _auc(model["served_auc"]),
+            _auc(model.get("recent_served_auc")),
+            "-" if ece is None else f"{ece:.4f}",
             _auc(ceiling),
             _ms(model["freshness_ms"]),
         )

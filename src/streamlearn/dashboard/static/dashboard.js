@@ -256,10 +256,10 @@
     const models = view.state.models;
     byId("models-empty").hidden = models.length > 0;
     table(byId("models-table"),
-      ["model", "version", "published", "trained examples", "AUC", "served AUC", "log loss", "mean residual", "versions read"],
+      ["model", "version", "published", "trained examples", "AUC", "served AUC", "served AUC, last examples", "ECE, last examples", "log loss", "mean residual", "versions read"],
       models.map((m) => [
         m.name, m.version === null ? "–" : "v" + m.version, ago(m.created_ts), fmtInt(m.trained_examples),
-        fmt(m.latest.auc), fmt(m.latest.served_auc), fmt(m.latest.log_loss), fmt(m.latest.mean_residual), fmtInt(m.versions_seen),
+        fmt(m.latest.auc), fmt(m.latest.served_auc), fmt(m.latest.recent_served_auc), fmt(m.latest.recent_ece, 4), fmt(m.latest.log_loss), fmt(m.latest.mean_residual), fmtInt(m.versions_seen),
       ]));
     const list = byId("model-list");
     const keep = new Set(models.map((m) => m.name));
