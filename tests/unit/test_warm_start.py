@@ -8,7 +8,9 @@ from dataclasses import replace
 
 import pytest
 
+from streamlearn.exceptions import ConfigurationError
 from streamlearn.models import SPECS
+from streamlearn.models.configured import configured_specs
 from streamlearn.models.exceptions import SnapshotRejected
 from streamlearn.models.online import OnlineLearner
 from streamlearn.simulate.lab_baseline import history_baseline
@@ -76,3 +78,15 @@ def test_the_learner_agent_warm_starts_from_model_state_and_serves_the_baseline_
     first = next(s for s in decoded if s["model_name"] == "ctr")
     assert bytes(first["payload"]) == bytes(baseline["payload"])
     assert first["trained_examples"] >= baseline["trained_examples"]
+
+
+def test_the_settings_name_a_models_baseline() -> None:
+    settings = learning_settings(model_warm_start={"ctr": "ctr@history"})
+    specs = configured_specs(settings)
+    assert specs["ctr"].warm_start == "ctr@history"
+    assert specs["ctr_tree"].warm_start is None
+    # The description (what workers compare) does not change with it.
+    assert specs["ctr"].description == configured_specs(learning_settings())["ctr"].description
+    for wrong in ("ctr", "ctr_tree@history"):
+        with pytest.raises(ConfigurationError, match="model_warm_start"):
+            configured_specs(learning_settings(model_warm_start={"ctr": wrong}))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from streamlearn.exceptions import ConfigurationError
 from streamlearn.models.specs import ModelSpec, get_spec
 from streamlearn.settings import Settings
 
@@ -22,7 +23,20 @@ def configured_spec(name: str, settings: Settings) -> ModelSpec:
         spec = replace(spec, snapshot_every_examples=settings.snapshot_every_examples)
     if settings.snapshot_every_s is not None:
         spec = replace(spec, snapshot_every_s=settings.snapshot_every_s)
+    warm_start = settings.model_warm_start.get(name)
+    if warm_start:
+        if base_model_name(warm_start) != name or warm_start == name:
+            raise ConfigurationError(
+                f"model_warm_start: {name} can start from a snapshot of its own spec "
+                f"published under another name ({name}@<shadow>), not {warm_start!r}"
+            )
+        spec = replace(spec, warm_start=warm_start)
     return spec
+
+
+def base_model_name(snapshot_name: str) -> str:
+    """``ctr@history`` → ``ctr``."""
+    return snapshot_name.split("@", 1)[0]
 
 
 def configured_specs(settings: Settings) -> Mapping[str, ModelSpec]:
