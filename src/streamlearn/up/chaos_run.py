@@ -40,6 +40,7 @@ class ChaosRun:
         say: Callable[[str], None],
     ) -> None:
         self.options, self.settings, self.say = options, settings, say
+        self.children = children
         pause_s = options.pause_s or settings.consumer_session_timeout_s + PAUSE_BEYOND_SESSION_S
         faults = plan(options, duration_s, pause_s, broker is not None)
         self.ledger = simulator.ledger = Ledger()
@@ -88,4 +89,5 @@ class ChaosRun:
             final["processes"]["kafka"]["starts"] += restarts
             final["processes"]["kafka"]["pid"] = self.chaos.broker_pid or final["processes"][
                 "kafka"]["pid"]  # fmt: skip
-        return with_chaos(results, final, self.chaos.faults) + self.invariants
+        crashes = [(c.name, c.exit_code, c.at) for child in self.children() for c in child.crashes]
+        return with_chaos(results, crashes, self.chaos.faults) + self.invariants

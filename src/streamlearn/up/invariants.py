@@ -22,14 +22,12 @@ the final table (:class:`~streamlearn.up.report.Check`):
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from streamlearn.kafka_clients import confluent_config
-from streamlearn.models.configured import configured_specs
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.specs import SPECS
 from streamlearn.replay.diff import _shadow_verdicts
@@ -43,6 +41,7 @@ from streamlearn.serde import DecodeError, RegistryClient, SchemaSource
 from streamlearn.settings import Settings
 from streamlearn.simulate.ledger import Ledger
 from streamlearn.topology.catalogue import TopicCatalogue
+from streamlearn.up.invariants_examples import examples_once
 from streamlearn.up.report import Check
 
 READ_TIMEOUT_S = 30.0
@@ -175,43 +174,6 @@ def refused_not_written(topics: _Topics, ledger: Ledger) -> Check:
     return Check("nothing answered 503 (written: none) was written", not bad, detail)
 
 
-def examples_once(topics: _Topics, ledger: Ledger, figures: dict[str, Any]) -> Check:
-    specs = configured_specs(topics.settings)
-    predictions = {str(v["request_id"]): v for _, _, v in topics.located("telemetry.predictions")}
-    impression_ms: dict[str, int] = {}
-    for _, _, value in topics.located("telemetry.feedback"):
-        if value["kind"] == "impression":
-            request_id = str(value["request_id"])
-            received = _ms(value["received_ts"])
-            impression_ms[request_id] = min(received, impression_ms.get(request_id, received))
-    count = Counter(str(v["request_id"]) for _, _, v in topics.located("training.examples"))
-    expected = ledger.seen & ledger.impressions
-    unlogged, late, missing = set(), set(), set()
-    for request_id in expected - count.keys():
-        prediction = predictions.get(request_id)
-        if prediction is None:
-            unlogged.add(request_id)
-            continue
-        spec = specs.get(str(prediction["model_name"]))
-        horizon_ms = spec.label.horizon_ms if spec is not None else 0
-        seen_ms = impression_ms.get(request_id)
-        if seen_ms is not None and seen_ms > _ms(prediction["served_ts"]) + horizon_ms:
-            late.add(request_id)
-        else:
-            missing.add(request_id)
-    twice = {r for r in expected if count.get(r, 0) > 1}
-    dropped = int(figures["predictions"]["telemetry_dropped"])
-    detail = (
-        f"{len(expected):,} seen with an accepted impression: "
-        f"{len(expected) - len(unlogged) - len(late) - len(missing) - len(twice):,} once, "
-        f"{len(twice)} more than once{_some(twice)}, {len(missing)} missing{_some(missing)}; "
-        f"impression after the horizon {len(late)}; prediction never logged {len(unlogged)} "
-        f"(worker counted {dropped} telemetry records dropped)"
-    )
-    ok = not twice and not missing and len(unlogged) <= dropped
-    return Check("every seen prediction made one training example", ok, detail)
-
-
 def payloads_replayed(topics: _Topics) -> list[Check]:
     settings = topics.settings
     key = settings.model_signing_key
@@ -280,6 +242,11 @@ def versions_monotone(topics: _Topics) -> Check:
     return Check("no worker served an older version after a newer", not backwards, detail)
 
 
+def examples_inputs(topics: _Topics) -> dict[str, list[Located]]:
+    names = ("telemetry.predictions", "telemetry.feedback", "training.examples")
+    return {name: topics.located(name) for name in names}
+
+
 def check_invariants(
     settings: Settings,
     ledger: Ledger,
@@ -292,7 +259,7 @@ def check_invariants(
         results = []
         steps: list[Callable[[], list[Check]]] = [
             lambda: [accepted_events_clean(topics, ledger, figures)],
-            lambda: [examples_once(topics, ledger, figures)],
+            lambda: [examples_once(examples_inputs(topics), ledger, figures, settings)],
             lambda: payloads_replayed(topics),
             lambda: [versions_monotone(topics)],
             lambda: [refused_not_written(topics, ledger)],

@@ -1,0 +1,108 @@
+"""Invariant 2 of a chaos run: every prediction the simulated person saw, whose impression
+the collector accepted (202), became exactly one training example.
+
+Label-join's rules say when such a prediction may make none, and each is decided by the
+log alone, so each exception is checked record by record rather than counted:
+
+- its impression was received after the label horizon (``late_feedback``);
+- the horizon had already closed when its impression was read: the partition's feedback
+  clock (the newest ``received_ts`` at a lower offset of ``telemetry.feedback``) had
+  passed the deadline plus the allowed lateness (an impression more than the allowed
+  lateness out of order: a starved collector);
+- the impression waited for a prediction that came after the partition's predictions
+  clock had passed the impression + the longest horizon + lateness (``orphaned``);
+- the prediction was never written to ``telemetry.predictions``: the worker dropped its
+  telemetry (counted by the worker; a SIGKILLed worker's buffer is lost uncounted).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from streamlearn.models.configured import configured_specs
+from streamlearn.simulate.ledger import Ledger
+from streamlearn.up.report import Check
+
+Located = tuple[int, int, dict[str, Any]]
+
+
+def _ms(value: Any) -> int:
+    return int(value.timestamp() * 1000) if hasattr(value, "timestamp") else int(value)
+
+
+def _some(ids: Iterable[str], n: int = 3) -> str:
+    chosen = sorted(ids)[:n]
+    return f" (e.g. {', '.join(chosen)})" if chosen else ""
+
+
+def _clocks(records: list[Located], field: str) -> dict[tuple[int, int], int]:
+    """(partition, offset) → the partition's event time before that record: the newest
+    ``field`` at a lower offset (what label-join had read when it read the record)."""
+    before: dict[tuple[int, int], int] = {}
+    newest: dict[int, int] = {}
+    for partition, offset, value in sorted(records, key=lambda r: (r[0], r[1])):
+        before[(partition, offset)] = newest.get(partition, 0)
+        newest[partition] = max(newest.get(partition, 0), _ms(value[field]))
+    return before
+
+
+def examples_once(
+    located: dict[str, list[Located]], ledger: Ledger, figures: dict[str, Any], settings: Any
+) -> Check:
+    """``located``: the decoded records of ``telemetry.predictions``, ``telemetry.feedback``
+    and ``training.examples``."""
+    specs = configured_specs(settings)
+    lateness_ms = round(settings.label_allowed_lateness_s * 1000)
+    longest_ms = max((spec.label.horizon_ms for spec in specs.values()), default=0)
+    predictions_log = located["telemetry.predictions"]
+    feedback_log = located["telemetry.feedback"]
+    served_clock = _clocks(predictions_log, "served_ts")
+    feedback_clock = _clocks(feedback_log, "received_ts")
+    predictions = {str(v["request_id"]): (p, o, v) for p, o, v in predictions_log}
+    impressions: dict[str, tuple[int, int]] = {}
+    """request id → (received, the feedback clock when it was read)."""
+    for partition, offset, value in feedback_log:
+        if value["kind"] == "impression":
+            request_id = str(value["request_id"])
+            seen = (_ms(value["received_ts"]), feedback_clock[(partition, offset)])
+            impressions[request_id] = min(seen, impressions.get(request_id, seen))
+    count = Counter(str(v["request_id"]) for _, _, v in located["training.examples"])
+    expected = ledger.seen & ledger.impressions
+    why: dict[str, set[str]] = {
+        k: set()
+        for k in ("never logged", "late impression", "closed before", "orphaned", "missing")
+    }
+    for request_id in expected - count.keys():
+        found = predictions.get(request_id)
+        impression = impressions.get(request_id)
+        if found is None:
+            why["never logged"].add(request_id)
+            continue
+        partition, offset, prediction = found
+        spec = specs.get(str(prediction["model_name"]))
+        deadline = _ms(prediction["served_ts"]) + (spec.label.horizon_ms if spec else 0)
+        if impression is None:
+            why["missing"].add(request_id)  # accepted, yet not in telemetry.feedback
+        elif impression[0] > deadline:
+            why["late impression"].add(request_id)
+        elif impression[1] >= deadline + lateness_ms:
+            why["closed before"].add(request_id)
+        elif served_clock[(partition, offset)] >= impression[0] + longest_ms + lateness_ms:
+            why["orphaned"].add(request_id)
+        else:
+            why["missing"].add(request_id)
+    twice = {r for r in expected if count.get(r, 0) > 1}
+    dropped = int(figures["predictions"]["telemetry_dropped"])
+    once = len(expected) - sum(len(ids) for ids in why.values()) - len(twice)
+    detail = (
+        f"{len(expected):,} seen with an accepted impression: {once:,} once, {len(twice)} more "
+        f"than once{_some(twice)}, {len(why['missing'])} missing{_some(why['missing'])}; "
+        f"none by label-join's rules: impression after the horizon {len(why['late impression'])}"
+        f", horizon closed before the impression was read {len(why['closed before'])}, "
+        f"impression orphaned {len(why['orphaned'])}, prediction never logged "
+        f"{len(why['never logged'])} (the worker counted {dropped:,} telemetry records dropped)"
+    )
+    ok = not twice and not why["missing"] and len(why["never logged"]) <= dropped
+    return Check("every seen prediction made one training example", ok, detail)

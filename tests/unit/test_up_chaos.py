@@ -1,0 +1,108 @@
+"""The chaos schedule, the crash verdicts and the simulator's ledger (no broker)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from streamlearn.simulate.ledger import Ledger
+from streamlearn.up.chaos import (
+    KILLABLE,
+    ChaosOptions,
+    Fault,
+    classify_crashes,
+    plan,
+    with_chaos,
+)
+from streamlearn.up.report import Check
+
+
+def test_the_default_schedule_is_one_of_each_fault_in_a_seeded_order() -> None:
+    first = plan(ChaosOptions(seed=3), 600.0, pause_s=34.0, with_broker=True)
+    again = plan(ChaosOptions(seed=3), 600.0, pause_s=34.0, with_broker=True)
+    other = plan(ChaosOptions(seed=4), 600.0, pause_s=34.0, with_broker=True)
+    assert first == again
+    assert [f.target for f in first] != [f.target for f in other]
+    kills = sorted(f.target for f in first if f.kind == "kill")
+    assert kills == sorted(KILLABLE)
+    assert [f.kind for f in first].count("broker") == 1
+    assert [f.kind for f in first].count("pause") == 1
+    # One at a time: each starts an interval after the previous one ended.
+    for before, after in itertools.pairwise(first):
+        busy = before.lasts_s + (15.0 if before.kind == "broker" else 0.0)
+        assert after.at_s == pytest.approx(before.at_s + busy + 15.0)
+
+
+def test_a_schedule_ends_within_the_duration_and_skips_a_broker_it_does_not_own() -> None:
+    options = ChaosOptions(interval_s=3, faults=("kill:serve", "broker", "pause:learner"))
+    assert plan(options, 60.0, pause_s=10.0, with_broker=True) == [
+        Fault("kill", "serve", 3.0),
+        Fault("broker", "kafka", 6.0, 30.0),
+    ]
+    assert plan(options, 60.0, pause_s=10.0, with_broker=False) == [
+        Fault("kill", "serve", 3.0),
+        Fault("pause", "learner", 6.0, 10.0),
+    ]
+
+
+@pytest.mark.parametrize("fault", ["kill:kafka", "pause:collector", "restart", "kill:"])
+def test_unknown_faults_are_refused_with_the_choices(fault: str) -> None:
+    with pytest.raises(ValueError, match="kill:PART"):
+        ChaosOptions(faults=(fault,))
+
+
+def test_crashes_are_the_injected_kills_a_missing_dependency_or_a_failure() -> None:
+    faults = [
+        {"kind": "kill", "target": "serve", "pid": 10, "ended": 100.0},
+        {"kind": "broker", "target": "kafka", "down_s": 30.0, "ended": 200.0},
+    ]
+    crashes = [
+        ("serve", -9, 100.1),  # the kill
+        ("serve", -9, 150.0),  # a second SIGKILL chaos did not send
+        ("preprocess", 1, 185.0),  # could not start while the broker was down
+        ("learner", 1, 280.0),  # within the grace after it came back
+        ("learner", 1, 400.0),  # long after: a failure
+    ]
+    assert classify_crashes(crashes, faults) == {
+        "injected": ["serve"],
+        "dependency": ["preprocess (exit 1)", "learner (exit 1)"],
+        "other": ["serve (exit -9)", "learner (exit 1)"],
+    }
+
+
+def test_a_chaos_run_replaces_the_no_crash_check_and_judges_the_outage() -> None:
+    during = {
+        "predictions_200": 500, "degraded": 0, "predict_errors": 0, "events_accepted": 0,
+        "collector_503": 40, "collector_503_retry_after": 40, "collector_unanswered": 2,
+    }  # fmt: skip
+    faults = [
+        {"kind": "kill", "target": "serve", "pid": 10, "ended": 100.0, "at_s": 5.0},
+        {"kind": "broker", "target": "kafka", "down_s": 30.0, "ended": 200.0, "at_s": 20.0,
+         "during": during},
+    ]  # fmt: skip
+    results = [Check("no part crashed", False, "serve"), Check("other", True, "")]
+    judged = with_chaos(results, [("serve", -9, 100.0)], faults)
+    assert [c.name for c in judged[:2]] == ["no crash but from the injected faults", "other"]
+    assert judged[0].passed
+    assert judged[2].passed
+    assert "503 40 (Retry-After 40)" in judged[2].detail
+    silent = {**during, "collector_503_retry_after": 39}
+    faults[1]["during"] = silent
+    assert not with_chaos(results, [("serve", -9, 100.0)], faults)[2].passed
+
+
+def test_the_ledger_keeps_event_ids_by_answer_and_seen_impressions() -> None:
+    ledger = Ledger()
+    page = {"event_id": "e1", "event_type": "page_view"}
+    impression = {"event_id": "f1", "request_id": "r1", "kind": "impression"}
+    click = {"event_id": "f2", "request_id": "r2", "kind": "click"}
+    ledger.answered([page, impression, click], 202, None)
+    ledger.answered([{"event_id": "e2"}], 503, {"written": "none"})
+    ledger.answered([{"event_id": "e3"}], 503, {"written": "partial"})
+    ledger.answered([{"event_id": "e4"}], 400, {"error": "bad", "field": "user_id"})
+    ledger.unanswered_items([{"event_id": "e5"}, impression])
+    assert ledger.accepted == {"e1"}
+    assert ledger.impressions == {"r1"}
+    assert ledger.refused == {"none": {"e2"}, "partial": {"e3"}}
+    assert ledger.unanswered == {"e5"}
