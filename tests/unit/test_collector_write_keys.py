@@ -213,3 +213,13 @@ async def test_the_access_log_leaves_the_key_out(caplog: pytest.LogCaptureFixtur
         await runner.cleanup()
     assert "POST /v1/events?write_key=redacted&x=1 HTTP/1.1 202" in caplog.text
     assert KEY not in caplog.text
+
+
+def test_the_keys_never_print_with_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys are the mapping's keys, so each must be a secret itself (config show, reprs)."""
+    monkeypatch.setenv("STREAMLEARN_COLLECTOR_WRITE_KEYS", json.dumps({KEY: "shop-web"}))
+    settings = Settings()
+    assert "shop-web" in str(settings)
+    assert KEY not in str(settings)
+    assert KEY not in repr(settings)
+    assert KEY not in " ".join(f"{name} = {value}" for name, value in settings)

@@ -171,10 +171,10 @@ async def post_events(request: web.Request) -> web.Response:
             "list it in STREAMLEARN_COLLECTOR_CORS_ORIGINS",
             "Origin",
         )
-    app = None
+    key_app = None  # the app whose write key the request carries
     if collector.write_keys is not None:
         try:
-            app = collector.write_keys.app_of(request)
+            key_app = collector.write_keys.app_of(request)
         except MissingWriteKeyError as exc:
             collector.refused.labels(status="401").inc()
             return _error(401, str(exc), HEADER, headers=challenge())
@@ -199,8 +199,8 @@ async def post_events(request: web.Request) -> web.Response:
             mapped = map_item(
                 item, index, context, reject_unknown=settings.collector_unknown_fields == "reject"
             )
-            if app is not None:
-                stamp_app(mapped, app, index)
+            if key_app is not None:
+                stamp_app(mapped, key_app, index)
             value = collector.serdes[mapped.kind].encode(mapped.record)
             records.append((collector.topics[mapped.kind], mapped.key.encode(), value, mapped))
     except InvalidEventError as exc:
