@@ -13,6 +13,9 @@ import numpy as np
 from streamlearn.models.synthetic import exact_auc
 
 LATENCY_WINDOW = 10_000
+TRUTH_WINDOW = 100_000
+"""Impressions the AUC ceiling is computed over (the newest): a long run's memory stays
+flat (about 17 minutes at the default rate)."""
 
 
 @dataclass
@@ -29,7 +32,8 @@ class Summary:
     kinds (``telemetry.feedback``). ``refused`` counts answers by HTTP status;
     ``malformed_refused`` the malformed items answered 400 (should equal ``generated
     ["malformed"]``). ``truth_auc_ceiling`` is the AUC of the true probabilities over the
-    impressions sent: no model can rank those clicks better.
+    impressions sent (the last :data:`TRUTH_WINDOW` of them): no model can rank those
+    clicks better.
 
     ``arms`` counts impressions and clicks by the experiment arm that served the slot (``-``
     when no experiment covers the model), so ``ctr_by_arm`` compares arms. ``predict_ms``
@@ -62,7 +66,9 @@ class Summary:
     drift_at_s: float | None = None
     truth_auc_ceiling: float | None = None
     truth_auc_ceiling_after_drift: float | None = None
-    _truth: list[tuple[float, bool, bool]] = field(default_factory=list, repr=False)
+    _truth: deque[tuple[float, bool, bool]] = field(
+        default_factory=lambda: deque(maxlen=TRUTH_WINDOW), repr=False
+    )
     _predict_s: deque[float] = field(
         default_factory=lambda: deque(maxlen=LATENCY_WINDOW), repr=False
     )
