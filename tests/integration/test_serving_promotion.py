@@ -1,5 +1,5 @@
 """A prediction worker on the broker when the learner's promotion gate holds a version back:
-it keeps serving the promoted version, and an experiment arm routed to ``ctr:newest`` gets
+it keeps serving the promoted version, and an experiment arm routed to ``ctr~newest`` gets
 the newest one (its predictions recorded as ``ctr``'s, so they train ``ctr``)."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ async def test_the_promoted_version_serves_and_a_newest_arm_gets_the_newest(
     experiment = Experiment(
         name="gate-check",
         salt="s",
-        arms=(Arm("promoted", "ctr", 1.0), Arm("newest", "ctr:newest", 1.0)),
+        arms=(Arm("promoted", "ctr", 1.0), Arm("newest", "ctr~newest", 1.0)),
     )
     await asyncio.to_thread(publish, settings, registry, gated(1, True))
     await asyncio.to_thread(publish_experiment, settings, registry, experiment)

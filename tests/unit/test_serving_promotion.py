@@ -1,5 +1,5 @@
 """Which version a prediction worker serves when the learner's gate holds versions back:
-the newest promoted one, while an arm routed to ``<name>:newest`` gets the newest."""
+the newest promoted one, while an arm routed to ``<name>~newest`` gets the newest."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_the_store_serves_the_promoted_version_and_newest_routes_to_the_newest()
     store.put(load_model(gated(2, False), KEY), promoted=False)
     store.put(load_model(gated(3, False), KEY), promoted=False)
     assert store.version("ctr") == 1
-    newest = store.get("ctr:newest")
+    newest = store.get("ctr~newest")
     assert newest is not None
     assert newest.loaded.version == 3
     assert (store.version("ctr"), store.newest_version("ctr")) == (1, 3)
@@ -75,17 +75,17 @@ def test_promoted_is_read_from_the_snapshot_metrics() -> None:
 
 
 def test_a_newest_arm_covers_its_model_and_its_predictions_train_it() -> None:
-    assert base_model("ctr:newest") == "ctr"
+    assert base_model("ctr~newest") == "ctr"
     assert base_model("ctr@treatment") == "ctr"
-    assert served_model("ctr:newest") == "ctr"
+    assert served_model("ctr~newest") == "ctr"
     assert served_model("ctr@treatment") == "ctr@treatment"
     experiment = Experiment(
-        "gate", "s", (Arm("promoted", "ctr", 1), Arm("newest", "ctr:newest", 1))
+        "gate", "s", (Arm("promoted", "ctr", 1), Arm("newest", "ctr~newest", 1))
     )
     book = ExperimentBook()
     book.put(experiment)
     assert book.covering("ctr") is experiment
-    assert ModelStore(["ctr"]).wants("ctr:newest")
+    assert ModelStore(["ctr"]).wants("ctr~newest")
 
 
 class _Serde:
@@ -136,7 +136,7 @@ def test_a_newer_held_back_version_leaves_the_promoted_one_serving() -> None:
     outcome = asyncio.run(follower._snapshot(_records(gated(2, False))[0]))
     assert outcome == HELD_BACK
     assert store.get("ctr").loaded.version == 1  # type: ignore[union-attr]
-    assert store.get("ctr:newest").loaded.version == 2  # type: ignore[union-attr]
+    assert store.get("ctr~newest").loaded.version == 2  # type: ignore[union-attr]
     assert follower.metrics.model_version.labels(model="ctr")._value.get() == 1
     asyncio.run(follower._snapshot(_records(gated(3, True))[0]))
     assert store.get("ctr").loaded.version == 3  # type: ignore[union-attr]

@@ -9,7 +9,7 @@ salt reshuffles everybody, changing a weight moves only users near the moved bou
 
 An experiment *covers* a model name when one of its arms is served by that model, or by a
 per-arm model of it (``<name>@<arm>``, what the learner publishes for arms), or by its
-newest version (``<name>:newest``: when the model's spec has a promotion gate, workers
+newest version (``<name>~newest``: when the model's spec has a promotion gate, workers
 serve the promoted version, and such an arm the newest published one). A predict
 request for a covered model is routed: the user's arm decides which model answers. When
 several enabled experiments cover one model, the one whose name sorts first routes.
@@ -41,19 +41,19 @@ def _point(prefix: bytes, user_id: str) -> float:
     return int.from_bytes(digest, "big") / _SCALE
 
 
-NEWEST = ":newest"
-"""An arm's model name ending so (``ctr:newest``) is routed to the newest published version
+NEWEST = "~newest"
+"""An arm's model name ending so (``ctr~newest``) is routed to the newest published version
 of the model, promoted by its gate or not; a plain name gets the promoted one."""
 
 
 def base_model(model_name: str) -> str:
-    """``ctr@treatment`` → ``ctr`` (the spec a per-arm snapshot belongs to); ``ctr:newest``
+    """``ctr@treatment`` → ``ctr`` (the spec a per-arm snapshot belongs to); ``ctr~newest``
     → ``ctr``."""
     return model_name.split("@", 1)[0].removesuffix(NEWEST)
 
 
 def served_model(route: str) -> str:
-    """The model a route's predictions are recorded under: ``ctr:newest`` → ``ctr`` (its
+    """The model a route's predictions are recorded under: ``ctr~newest`` → ``ctr`` (its
     examples train ``ctr``; the record's version says which version answered)."""
     return route.removesuffix(NEWEST)
 

@@ -66,7 +66,7 @@ class Served:
 
 class ModelStore:
     """Model name → the verified model serving it (the newest *promoted* version), and
-    ``<name>:newest`` → the newest verified version, promoted or not.
+    ``<name>~newest`` → the newest verified version, promoted or not.
 
     A version the learner's promotion gate held back (``metrics.promoted`` 0) is loaded
     and verified like any other but serves only arms routed to the newest; until a

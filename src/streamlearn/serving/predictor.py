@@ -120,7 +120,7 @@ class Predictor:
                     "request_id": instance.request_id
                     or (base_id if single else f"{base_id}-{index}"),
                     "user_id": instance.user_id,
-                    "model_name": served_model(name),  # ctr:newest answers as ctr
+                    "model_name": served_model(name),  # ctr~newest answers as ctr
                     "model_version": version or None,
                     "experiment": experiment_name,
                     "arm": arm_name,
