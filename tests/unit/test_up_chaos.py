@@ -81,9 +81,16 @@ def test_a_chaos_run_replaces_the_no_crash_check_and_judges_the_outage() -> None
         {"kind": "broker", "target": "kafka", "down_s": 30.0, "ended": 200.0, "at_s": 20.0,
          "during": during},
     ]  # fmt: skip
-    results = [Check("no part crashed", False, "serve"), Check("other", True, "")]
+    results = [
+        Check("no part crashed", False, "serve"),
+        Check("every process exited cleanly", True, "all"),
+        Check("ctr reached 10 versions", False, "4 published"),
+    ]
     judged = with_chaos(results, [("serve", -9, 100.0)], faults)
-    assert [c.name for c in judged[:2]] == ["no crash but from the injected faults", "other"]
+    assert [c.name for c in judged[:2]] == [
+        "no crash but from the injected faults",
+        "every process exited cleanly",
+    ]
     assert judged[0].passed
     assert judged[2].passed
     assert "503 40 (Retry-After 40)" in judged[2].detail
