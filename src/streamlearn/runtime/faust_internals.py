@@ -47,6 +47,7 @@ from faust.types import TP
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
+from streamlearn.runtime.commit_pacing import CaughtUpCommits
 from streamlearn.runtime.exceptions import FaustMismatchError
 from streamlearn.runtime.read_positions import ReadPositions
 
@@ -149,13 +150,19 @@ class BatchConsumer(faust_aiokafka.Consumer):
     _batches_in_flight: set[asyncio.Future[None]]
     _batch_failure: BaseException | None = None
     _positions: ReadPositions[TP]
+    _caught_up: CaughtUpCommits
 
     def on_init(self) -> None:
         super().on_init()
         self._batches_in_flight = set()
         self._batch_failure = None
         self._positions = ReadPositions()
+        self._caught_up = CaughtUpCommits(self._commit_caught_up)
         _raise_if(attribute_problems("consumer", self))
+
+    async def on_stop(self) -> None:
+        await self._caught_up.stop()
+        await super().on_stop()
 
     async def seek(self, partition: TP, offset: int) -> None:
         await super().seek(partition, offset)
@@ -358,6 +365,23 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._batch_failure = exc
             return
         self._ack_batch(tp, messages)
+        if self._reached_end(tp, messages[-1].offset):
+            self._caught_up.request()
+
+    def _reached_end(self, tp: TP, offset: int) -> bool:
+        """Whether ``offset`` is the last of ``tp`` its latest fetch reported."""
+        try:
+            highwater = self.highwater(tp)
+        except AssertionError:  # aiokafka's: no longer assigned
+            return False
+        return highwater is not None and offset + 1 >= highwater
+
+    async def _commit_caught_up(self) -> None:
+        """A commit of the acknowledged offsets now (see runtime/commit_pacing.py)."""
+        if self.should_stop or not self.flow_active:
+            return  # stopping or rebalancing: those commit themselves
+        await self._no_commit_running()
+        await self.commit()
 
     def _ack_batch(self, tp: TP, messages: list[Any]) -> None:
         """``Consumer.ack`` for a whole batch: one lock, one notification."""

@@ -1,0 +1,73 @@
+"""When a worker commits beyond Faust's timer: soon after it has caught up with its input.
+
+Faust commits acknowledged offsets every ``broker_commit_interval`` (2.8 s) and every
+``broker_commit_every`` acknowledgements. A batch that reaches its partition's end (the
+high watermark its fetch reported) is the last one for a while, so its offsets would wait
+up to a whole interval: a stream read to its end was committed seconds after it was
+processed (``bench/ingest.py``'s "until committed", docs/agents.md "Performance"). Now a
+batch that catches its partition up asks for a commit, made at most once per ``gap_s``
+so that a live stream that is always caught up commits a few times a second, not once
+per batch. Commits only ever cover acknowledged batches (outputs delivered, state
+written), so committing earlier changes nothing of what a restart reads again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CAUGHT_UP_COMMIT_GAP_S = 0.2
+"""At most one caught-up commit per this many seconds."""
+
+
+class CaughtUpCommits:
+    """Debounced commits requested by batches that reached their partition's end."""
+
+    def __init__(
+        self,
+        commit: Callable[[], Awaitable[Any]],
+        *,
+        gap_s: float = CAUGHT_UP_COMMIT_GAP_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._commit = commit
+        self._gap_s = gap_s
+        self._clock = clock
+        self._last = -float("inf")
+        self._wanted = False
+        self._task: asyncio.Task[None] | None = None
+
+    def request(self) -> None:
+        """Commit soon (now, or ``gap_s`` after the previous one); requests made while a
+        commit is waited for or running are covered by one more commit after it."""
+        self._wanted = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while self._wanted:
+            wait = self._last + self._gap_s - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._wanted = False
+            self._last = self._clock()
+            try:
+                await self._commit()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the periodic commit retries
+                log.warning(
+                    "commit after catching up failed (the next periodic one retries): %r", exc
+                )
+
+    async def stop(self) -> None:
+        """Cancel a commit not made yet (the consumer commits itself when it stops)."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
