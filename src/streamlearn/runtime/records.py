@@ -13,11 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
+import fastavro
+
 from streamlearn.kafka_clients import key_partition
 from streamlearn.runtime.exceptions import RuntimeConfigurationError
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Record, Send, Value
 from streamlearn.serde import AvroSerde, DecodeError, SchemaSource
+from streamlearn.serde.compiled_encoder import compile_encoder
+from streamlearn.serde.wire import frame
 from streamlearn.topology.catalogue import TopicCatalogue
 
 REJECTED = "events.rejected"
@@ -47,15 +51,36 @@ class KeyPartitioner:
 
 
 class TopicWriter:
-    """Encodes and partitions the records of one output topic."""
+    """Encodes and partitions the records of one output topic.
+
+    Records are encoded by an encoder compiled for the topic's schema when it has one
+    (:mod:`streamlearn.serde.compiled_encoder`: the same bytes as fastavro, for plainly
+    typed records), else, and for every record it declines, by the serde (fastavro),
+    which also explains an invalid record."""
 
     def __init__(self, name: str, serde: AvroSerde, partitions: int) -> None:
         self.name = name
         self.serde = serde
         self.partition_of = KeyPartitioner(partitions)
+        self.encode = self._compiled_or_serde()
+
+    def _compiled_or_serde(self) -> Callable[[Value], bytes]:
+        serde = self.serde
+        compiled = compile_encoder(fastavro.parse_schema(serde.schema), frame(serde.schema_id, b""))
+        if compiled is None:
+            return serde.encode
+        fallback = serde.encode
+
+        def encode(value: Value) -> bytes:
+            try:
+                return compiled(value)
+            except Exception:  # declined: the serde decides
+                return fallback(value)
+
+        return encode
 
     def sender(self, sink: Sink) -> Send:
-        name, encode, partition_of = self.name, self.serde.encode, self.partition_of
+        name, encode, partition_of = self.name, self.encode, self.partition_of
 
         def send(key: str, value: Value) -> None:
             key_bytes = key.encode()
@@ -136,7 +161,7 @@ class StepOutputs:
             if key is not None
             else partition % writer.partition_of.partitions
         )
-        self._sink(writer.name, where, key, writer.serde.encode(record))
+        self._sink(writer.name, where, key, writer.encode(record))
 
 
 class StepInputs:

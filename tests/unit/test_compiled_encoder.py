@@ -1,0 +1,149 @@
+"""The compiled Avro encoder (serde/compiled_encoder.py) writes fastavro's bytes, or declines."""
+
+from __future__ import annotations
+
+import io
+import random
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+
+from streamlearn.runtime.metrics import AgentMetrics
+from streamlearn.runtime.records import StepOutputs, TopicWriter
+from streamlearn.serde import AvroSerde, EncodeError, InMemoryRegistry, load_schema
+from streamlearn.serde.compiled_encoder import DeclinedRecordError, compile_encoder
+
+pytestmark = pytest.mark.unit
+
+SCHEMAS = sorted(p.stem for p in (Path(__file__).parents[2] / "schemas").glob("*.avsc"))
+LONGS = [0, 1, -1, 63, -64, 64, -65, 8191, -8192, 2**31, -(2**31) - 1, 2**63 - 1, -(2**63)]
+STRINGS = ["", "a", "é€😀 naïve", "x" * 63, "y" * 64, "z" * 300]
+
+
+def _sample(schema: Any, rng: random.Random, depth: int = 0) -> Any:
+    """A random value of ``schema`` (parsed), edge values often."""
+    if isinstance(schema, list):
+        return _sample(rng.choice(schema), rng, depth)
+    kind = schema if isinstance(schema, str) else schema["type"]
+    logical = None if isinstance(schema, str) else schema.get("logicalType")
+    if logical in ("timestamp-millis", "timestamp-micros"):
+        if rng.random() < 0.2:
+            return rng.choice(LONGS[:9])
+        zone = rng.choice([UTC, timezone(timedelta(hours=-5, minutes=-30))])
+        seconds = rng.uniform(-3e9, 4e9)
+        return datetime(1970, 1, 1, tzinfo=UTC).astimezone(zone) + timedelta(
+            seconds=seconds, microseconds=rng.randrange(1_000_000)
+        )
+    if logical == "uuid":
+        value = uuid.UUID(int=rng.getrandbits(128))
+        return value if rng.random() < 0.5 else str(value)
+    if kind == "string":
+        return rng.choice([*STRINGS, "".join(chr(rng.randrange(32, 0x2FFF)) for _ in range(9))])
+    if kind == "bytes":
+        return rng.randbytes(rng.choice([0, 5, 64, 200]))
+    if kind == "long":
+        return rng.choice([*LONGS, rng.randrange(-(2**63), 2**63)])
+    if kind == "int":
+        return rng.choice([0, -1, 63, -64, 64, 2**31 - 1, -(2**31), rng.randrange(-(2**31), 2**31)])
+    if kind in ("double", "float"):
+        return rng.choice([0.0, -1.5, 0.1, 1e300 if kind == "double" else 3.25, float("inf")])
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind == "null":
+        return None
+    if kind == "enum":
+        return rng.choice(schema["symbols"])
+    if kind == "map":
+        size = rng.choice([0, 1, 3, 70]) if depth < 2 else 1
+        return {
+            f"k{i}{rng.choice(STRINGS[:3])}": _sample(schema["values"], rng, depth + 1)
+            for i in range(size)
+        }
+    if kind == "array":
+        size = rng.choice([0, 1, 3, 70]) if depth < 2 else 1
+        return [_sample(schema["items"], rng, depth + 1) for _ in range(size)]
+    if kind == "record":
+        return {f["name"]: _sample(f["type"], rng, depth + 1) for f in schema["fields"]}
+    raise AssertionError(f"no sampler for {kind}")
+
+
+def _fastavro(parsed: Any, record: Any) -> bytes:
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, parsed, record)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_every_record_it_encodes_has_fastavros_bytes(name: str) -> None:
+    parsed = fastavro.parse_schema(load_schema(name))
+    encode = compile_encoder(parsed, b"\x00head")
+    if encode is None:
+        pytest.skip(f"{name}: no compiled encoder (a shape it leaves to fastavro)")
+    rng = random.Random(name)
+    encoded = 0
+    for _ in range(300):
+        record = _sample(parsed, rng)
+        try:
+            expected = _fastavro(parsed, record)
+        except (TypeError, ValueError, OverflowError, KeyError, AttributeError):
+            with pytest.raises(Exception):  # noqa: B017, PT011 - fastavro refused it too
+                encode(record)
+            continue
+        assert encode(record) == b"\x00head" + expected
+        encoded += 1
+    assert encoded > 250
+
+
+def test_the_topologys_main_output_schemas_have_encoders() -> None:
+    for name in ("CleanEvent", "Session", "RejectedRecord", "TelemetryEvent", "ModelMetrics"):
+        assert compile_encoder(fastavro.parse_schema(load_schema(name))) is not None, name
+
+
+CLEAN = {
+    "event_id": uuid.UUID(int=7), "event_type": "page_view", "user_id": "u", "session_hint": None,
+    "client_ts": datetime(2026, 11, 30, tzinfo=UTC),
+    "received_ts": datetime(2026, 11, 30, tzinfo=UTC),
+    "event_ts": datetime(2026, 11, 30, tzinfo=UTC), "url": None, "referrer": None,
+    "app_version": "1", "browser_family": None, "browser_version": None, "os_family": None,
+    "device_class": "desktop", "geo_country": None, "ip_pseudonym": None, "properties": {},
+    "context": {}, "source_partition": 0, "source_offset": 5,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("client_ts", datetime(2026, 11, 30)),  # naive: fastavro reads it as local time
+        ("source_offset", True),  # a bool is an int to fastavro
+        ("source_partition", 2**31),  # out of an int's range
+        ("properties", {"a": 1}),  # not a string value
+        ("user_id", None),
+    ],
+)
+def test_values_that_are_not_plainly_typed_are_declined(field: str, value: Any) -> None:
+    encode = compile_encoder(fastavro.parse_schema(load_schema("CleanEvent")))
+    assert encode is not None
+    with pytest.raises(Exception):  # noqa: B017, PT011 - DeclinedRecordError or the type's own
+        encode({**CLEAN, field: value})
+    with pytest.raises(DeclinedRecordError):
+        encode({**CLEAN, "source_offset": True})
+
+
+def test_a_writer_falls_back_to_the_serde_for_declined_and_invalid_records() -> None:
+    registry = InMemoryRegistry()
+    serde = AvroSerde.for_topic(registry, "events.clean", "CleanEvent")
+    writer = TopicWriter("events.clean", serde, 6)
+    sent: list[bytes] = []
+    outputs = StepOutputs({"events.clean": writer}, lambda t, p, k, v: sent.append(v),
+                          "test", AgentMetrics(), lambda: 0, {})  # fmt: skip
+    send = outputs.to("events.clean")
+    send("u", CLEAN)
+    missing = {k: v for k, v in CLEAN.items() if k != "referrer"}  # fastavro uses the default
+    send("u", missing)
+    assert sent == [serde.encode(CLEAN), serde.encode(missing)]
+    with pytest.raises(EncodeError, match="user_id"):
+        send("u", {**CLEAN, "user_id": None})
