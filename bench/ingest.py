@@ -191,22 +191,32 @@ def run_worker(
     src: Path | None,
     profile: Path | None,
     total: int,
+    separate: bool = False,
 ) -> dict[str, float]:
     """One ``streamlearn agents run`` worker (the code in ``src``, or this checkout's) on
-    the round's input, timed by broker append times until it committed everything."""
+    the round's input, timed by broker append times until it committed everything; with
+    ``separate``, one worker per agent, each in its group, as ``streamlearn up`` runs them."""
     if src is not None:
         env = {**env, "PYTHONPATH": str(src)}
-    worker_log = Path(tempfile.mkdtemp()) / "worker.log"
     clean_topic = prefix + "events.clean"
-    with worker_log.open("w") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streamlearn", "agents", "run", "--only", ",".join(agents)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    print(f"worker log ({src or 'this checkout'}): {worker_log}", file=sys.stderr)
+    inputs = {"preprocess": prefix + "telemetry.events", "sessionise": clean_topic}
+    groups = (
+        [([agent], f"streamlearn-{agent}") for agent in agents]
+        if separate
+        else [(agents, "streamlearn-agents")]
+    )
+    workers, watches = [], []
+    for chosen, group in groups:
+        worker_log = Path(tempfile.mkdtemp()) / "worker.log"
+        with worker_log.open("w") as log:
+            workers.append(subprocess.Popen(
+                [sys.executable, "-m", "streamlearn", "agents", "run", "--only",
+                 ",".join(chosen), "--group", group],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            ))  # fmt: skip
+        print(f"worker log ({src or 'this checkout'}, {group}): {worker_log}", file=sys.stderr)
+        watches.append(CommitWatch(bootstrap, prefix + group, [inputs[a] for a in chosen]))
     spy = None
-    watched = [prefix + "telemetry.events"] + ([clean_topic] if "sessionise" in agents else [])
-    watch = CommitWatch(bootstrap, f"{prefix}streamlearn-agents", watched)
     try:
         if profile is not None:
             # Sampled from the first output on, so start-up (imports, recovery) is left out.
@@ -214,21 +224,25 @@ def run_worker(
                 time.sleep(0.05)
             spy = subprocess.Popen(
                 [str(Path(sys.executable).parent / "py-spy"), "record", "-f", "raw", "-o",
-                 str(profile), "-p", str(worker.pid)],
+                 str(profile), "-p", str(workers[0].pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
-        while not watch.done():
-            if worker.poll() is not None:
-                raise SystemExit(f"the worker exited with {worker.returncode}; see {worker_log}")
+        while not all(watch.done() for watch in watches):
+            for worker in workers:
+                if worker.poll() is not None:
+                    raise SystemExit(f"a worker exited with {worker.returncode}; see its log")
             time.sleep(POLL_S)
         finished = time.time()
     finally:
-        watch.close()
+        for watch in watches:
+            watch.close()
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
-        worker.terminate()
-        worker.wait(60)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(60)
     clean_count, clean_span = output_span(bootstrap, clean_topic)
     first_output = first_timestamp(bootstrap, clean_topic)
     return {
@@ -285,11 +299,13 @@ def run_round(
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         result["quix_rate"] = total / output_span(bootstrap, quix_sink)[1]
-    result.update(run_worker(bootstrap, env, prefix, args.agents, src, args.profile, total))
+    result.update(
+        run_worker(bootstrap, env, prefix, args.agents, src, args.profile, total, args.separate)
+    )
     return result
 
 
-def print_round(result: dict[str, Any], agents: list[str]) -> None:
+def print_round(result: dict[str, Any], agents: list[str], separate: bool) -> None:
     raw, total = result["raw_rate"], result["events"]
     who = f" ({result['src']})" if result["src"] else ""
     print(f"\nload average {result['load']:.2f}{who}")
@@ -302,7 +318,8 @@ def print_round(result: dict[str, Any], agents: list[str]) -> None:
     print(f"| streamlearn preprocess, output span (1 worker) | {total} in, {result['clean']} "
           f"clean | {pre:,.0f} | {pre / raw:.2f} |")  # fmt: skip
     ours = result["committed_rate"]
-    print(f"| streamlearn {' + '.join(agents)}, until committed (1 worker) | {total} in "
+    workers = f"{len(agents)} workers" if separate else "1 worker"
+    print(f"| streamlearn {' + '.join(agents)}, until committed ({workers}) | {total} in "
           f"| {ours:,.0f} | {ours / raw:.2f} |")  # fmt: skip
     if "quix_rate" in result:
         quix = result["quix_rate"]
@@ -311,12 +328,12 @@ def print_round(result: dict[str, Any], agents: list[str]) -> None:
         print(f"\nstreamlearn preprocess / Quix: {pre / quix:.2f}")
 
 
-def summary(results: list[dict[str, Any]], agents: list[str]) -> dict[str, Any]:
+def summary(results: list[dict[str, Any]], agents: list[str], separate: bool) -> dict[str, Any]:
     """Median ratios to the raw loop of each round, per code version."""
     versions: dict[str, list[dict[str, Any]]] = {}
     for result in results:
         versions.setdefault(result["src"] or "candidate", []).append(result)
-    out: dict[str, Any] = {"agents": agents, "rounds": results}
+    out: dict[str, Any] = {"agents": agents, "rounds": results, "separate": separate}
     for version, rounds in versions.items():
         out[version] = {
             "output_span_vs_raw": statistics.median(r["output_span_rate"] / r["raw_rate"] for r in rounds),
@@ -342,6 +359,8 @@ def main() -> int:
         "--profile", type=Path, help="py-spy raw profile of the worker (last round)"
     )
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
+    parser.add_argument("--separate", action="store_true",
+                        help="one worker process per agent, each in its own group (as `up`)")  # fmt: skip
     args = parser.parse_args()
 
     bootstrap, broker = bench_broker()
@@ -361,13 +380,13 @@ def main() -> int:
             # Alternating which version goes first spreads the machine's drift over both.
             for src in versions if number % 2 == 0 else versions[::-1]:
                 results.append(run_round(args, bootstrap, registry_url, src))
-                print_round(results[-1], args.agents)
+                print_round(results[-1], args.agents, args.separate)
     finally:
         registry_process.terminate()
         registry_process.wait(30)
         if broker is not None:
             broker.stop()
-    figures = summary(results, args.agents)
+    figures = summary(results, args.agents, args.separate)
     for version in ("candidate", str(args.baseline_src)):
         if version in figures:
             f = figures[version]
