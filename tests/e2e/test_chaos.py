@@ -25,8 +25,8 @@ import pytest
 from streamlearn.kafka_local import free_port
 
 DURATION_S = 60
-# The broker first, while every part is up: the worker must go on answering through it.
-FAULTS = ("broker", "kill:label-join", "kill:collector", "kill:serve", "pause:preprocess")
+# The broker early, while the collector and the worker are up: they must answer through it.
+FAULTS = ("kill:label-join", "broker", "kill:collector", "kill:serve", "pause:preprocess")
 
 pytestmark = pytest.mark.slow
 

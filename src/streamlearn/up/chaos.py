@@ -141,8 +141,10 @@ class Chaos:
         broker_timeout_s: float,
         say: Callable[[str], None],
         simulator: Simulator | None,
+        interval_s: float = 0.0,
     ) -> None:
         self.plan = list(faults)
+        self.interval_s = interval_s
         self.children = children
         self.broker = broker
         self.broker_timeout_s = broker_timeout_s
@@ -166,14 +168,19 @@ class Chaos:
         """Inject each fault at its second (``started``: monotonic start of the traffic)
         until ``stop``; a pause in progress is always let go."""
         try:
+            free_at = started
             for fault in self.plan:
-                wait = started + fault.at_s - time.monotonic()
+                # At its second, or an interval after the previous fault ended if that ran
+                # late (a broker slow to restart on a loaded machine): one at a time.
+                due = max(started + fault.at_s, free_at + self.interval_s)
+                wait = due - time.monotonic()
                 if wait > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), wait)
                 if stop.is_set():
                     return
                 await self._inject(fault, time.monotonic() - started, stop)
+                free_at = time.monotonic()
         finally:
             self._let_go()
 

@@ -44,7 +44,15 @@ class ChaosRun:
         pause_s = options.pause_s or settings.consumer_session_timeout_s + PAUSE_BEYOND_SESSION_S
         faults = plan(options, duration_s, pause_s, broker is not None)
         self.ledger = simulator.ledger = Ledger()
-        self.chaos = Chaos(faults, children, broker, settings.kafka_start_timeout_s, say, simulator)
+        self.chaos = Chaos(
+            faults,
+            children,
+            broker,
+            settings.kafka_start_timeout_s,
+            say,
+            simulator,
+            options.interval_s,
+        )
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.invariants: list[Check] = []

@@ -12,7 +12,10 @@ log alone, so each exception is checked record by record rather than counted:
 - the impression waited for a prediction that came after the partition's predictions
   clock had passed the impression + the longest horizon + lateness (``orphaned``);
 - the prediction was never written to ``telemetry.predictions``: the worker dropped its
-  telemetry (counted by the worker; a SIGKILLed worker's buffer is lost uncounted).
+  telemetry (counted by the worker; a SIGKILLed worker's buffer is lost uncounted);
+- its horizon is still open: no feedback in its partition reached the deadline plus the
+  allowed lateness (after the traffic stopped, a partition read late is history, not live,
+  and its clock waits for the next record instead of the wall clock).
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ def examples_once(
     feedback_log = located["telemetry.feedback"]
     served_clock = _clocks(predictions_log, "served_ts")
     feedback_clock = _clocks(feedback_log, "received_ts")
+    feedback_end: dict[int, int] = {}
+    for partition, _, value in feedback_log:
+        received = _ms(value["received_ts"])
+        feedback_end[partition] = max(feedback_end.get(partition, 0), received)
     predictions = {str(v["request_id"]): (p, o, v) for p, o, v in predictions_log}
     impressions: dict[str, tuple[int, int]] = {}
     """request id → (received, the feedback clock when it was read)."""
@@ -72,7 +79,7 @@ def examples_once(
     expected = ledger.seen & ledger.impressions
     why: dict[str, set[str]] = {
         k: set()
-        for k in ("never logged", "late impression", "closed before", "orphaned", "missing")
+        for k in ("never logged", "late impression", "closed before", "orphaned", "open", "missing")
     }
     for request_id in expected - count.keys():
         found = predictions.get(request_id)
@@ -83,7 +90,9 @@ def examples_once(
         partition, offset, prediction = found
         spec = specs.get(str(prediction["model_name"]))
         deadline = _ms(prediction["served_ts"]) + (spec.label.horizon_ms if spec else 0)
-        if impression is None:
+        if feedback_end.get(partition, 0) < deadline + lateness_ms:
+            why["open"].add(request_id)
+        elif impression is None:
             why["missing"].add(request_id)  # accepted, yet not in telemetry.feedback
         elif impression[0] > deadline:
             why["late impression"].add(request_id)
@@ -101,7 +110,8 @@ def examples_once(
         f"than once{_some(twice)}, {len(why['missing'])} missing{_some(why['missing'])}; "
         f"none by label-join's rules: impression after the horizon {len(why['late impression'])}"
         f", horizon closed before the impression was read {len(why['closed before'])}, "
-        f"impression orphaned {len(why['orphaned'])}, prediction never logged "
+        f"impression orphaned {len(why['orphaned'])}, horizon still open {len(why['open'])}, "
+        f"prediction never logged "
         f"{len(why['never logged'])} (the worker counted {dropped:,} telemetry records dropped)"
     )
     ok = not twice and not why["missing"] and len(why["never logged"]) <= dropped
