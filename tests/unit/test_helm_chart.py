@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from streamlearn.deploy.values_reference import REFERENCE_END, REFERENCE_START, values_reference
-from streamlearn.deploy.values_schema import CHART_MANAGED, render
+from streamlearn.deploy.values_schema import CHART_MANAGED, SECRET_SETTINGS, render
 from streamlearn.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -93,9 +93,13 @@ def test_values_schema_is_generated_from_the_settings() -> None:
     assert committed == render(), "run scripts/generate_values_schema.py"
     schema = json.loads(committed)
     config = schema["properties"]["config"]["properties"]
-    # Every setting is either in `config` or set by the chart from its own values.
-    assert set(config) | CHART_MANAGED == set(Settings.model_fields)
+    secrets = schema["properties"]["secretConfig"]["properties"]["values"]["properties"]
+    # Every setting is in `config`, in `secretConfig` (a secret) or set by the chart from
+    # its own values; in one of them only.
+    assert set(config) | set(secrets) | CHART_MANAGED == set(Settings.model_fields)
+    assert set(secrets) == SECRET_SETTINGS
     assert not set(config) & CHART_MANAGED
+    assert not set(config) & SECRET_SETTINGS
     docs = (ROOT / "docs" / "deploy.md").read_text()
     section = docs.split(REFERENCE_START, 1)[1].split(REFERENCE_END, 1)[0]
     assert section.strip() == values_reference().strip(), "run scripts/generate_values_schema.py"
@@ -295,3 +299,100 @@ def test_alerting_rules_pass_promtool() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     dashboard = json.loads((CHART / "files" / "grafana-dashboard.json").read_text())
     assert dashboard["panels"]
+
+
+SECRET_VALUES = {
+    "serve_api_tokens": ["tok-s3cret"],
+    "collector_write_keys": {"wk-s3cret": "shop"},
+    "registry_writers": ["ops:pw-s3cret"],
+    "schema_registry_basic_auth": "ops:pw-s3cret",
+    "model_previous_signing_key": "old-s3cret",
+}
+"""Every secret setting a part may take (the chart's own signing, SASL and pseudonymisation
+keys have values of their own)."""
+
+
+def _containers(documents: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for owner, pod in _pod_specs(documents):
+        for container in pod["containers"]:
+            yield owner["metadata"]["name"].removeprefix("rel-streamlearn-"), container
+
+
+def test_secret_settings_are_never_config_values() -> None:
+    """A token in a ConfigMap is readable by anyone who may read the namespace's config."""
+    result = _helm(
+        "template", "rel", str(CHART), "--kube-version", "1.30.0",
+        "--set-json", 'config.serve_api_tokens=["t"]', check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "serve_api_tokens" in result.stderr
+    assert set(SECRET_VALUES) == SECRET_SETTINGS
+
+
+def test_secret_settings_are_stored_in_the_secret_and_given_only_to_their_parts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    documents = render_chart(json_sets=(f"secretConfig.values={json.dumps(SECRET_VALUES)}",))
+    others = yaml.safe_dump_all([d for d in documents if d["kind"] != "Secret"])
+    assert "s3cret" not in others
+    (secret,) = [d for d in documents if d["kind"] == "Secret"]
+    stored = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    given: dict[str, set[str]] = {}
+    for part, container in _containers(documents):
+        for item in container.get("env", []):
+            reference = item.get("valueFrom", {}).get("secretKeyRef", {})
+            if reference.get("name") == secret["metadata"]["name"] and item["name"] in stored:
+                given.setdefault(item["name"], set()).add(part.split("-")[0])
+    assert given == {
+        "STREAMLEARN_SERVE_API_TOKENS": {"serve", "test"},
+        "STREAMLEARN_COLLECTOR_WRITE_KEYS": {"collector"},
+        "STREAMLEARN_REGISTRY_WRITERS": {"registry"},
+        "STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH": {"collector", "serve", "agents", "schemas"},
+        "STREAMLEARN_MODEL_PREVIOUS_SIGNING_KEY": {"serve", "agents"},
+    }
+    for name in given:
+        monkeypatch.setenv(name, stored[name])
+    settings = Settings()
+    assert [t.get_secret_value() for t in settings.serve_api_tokens] == ["tok-s3cret"]
+    assert {k.get_secret_value(): v for k, v in settings.collector_write_keys.items()} == {
+        "wk-s3cret": "shop"
+    }
+    assert [w.get_secret_value() for w in settings.registry_writers] == ["ops:pw-s3cret"]
+
+
+def test_secret_settings_from_an_existing_secret_are_referenced_by_name() -> None:
+    documents = render_chart(sets=("secretConfig.existingSecret=streamlearn-http",))
+    assert not [d for d in documents if d["kind"] == "Secret" and "STREAMLEARN" in str(d)]
+    serve = {
+        item["name"]: item["valueFrom"]["secretKeyRef"]
+        for part, container in _containers(documents)
+        if part == "serve"
+        for item in container["env"]
+        if "valueFrom" in item
+    }
+    assert serve["STREAMLEARN_SERVE_API_TOKENS"] == {
+        "name": "streamlearn-http",
+        "key": "STREAMLEARN_SERVE_API_TOKENS",
+        "optional": True,
+    }
+    assert "STREAMLEARN_COLLECTOR_WRITE_KEYS" not in serve
+
+
+def test_the_helm_test_sends_a_token_when_the_api_has_tokens() -> None:
+    documents = render_chart(json_sets=('secretConfig.values={"serve_api_tokens": ["t1"]}',))
+    (pod,) = [d for d in documents if d["kind"] == "Pod"]
+    (container,) = pod["spec"]["containers"]
+    assert container["env"] == [
+        {
+            "name": "STREAMLEARN_SERVE_API_TOKENS",
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": "rel-streamlearn-secrets",
+                    "key": "STREAMLEARN_SERVE_API_TOKENS",
+                }
+            },
+        }
+    ]
+    assert '"Bearer " + tokens[0]' in container["args"][0]
+    (pod,) = [d for d in render_chart() if d["kind"] == "Pod"]
+    assert "env" not in pod["spec"]["containers"][0]

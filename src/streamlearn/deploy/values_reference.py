@@ -17,6 +17,8 @@ def _type_of(schema: dict[str, Any]) -> str:
     return " \\| ".join(kind) if isinstance(kind, list) else str(kind)
 
 
+# Objects whose properties are settings, described in README's configuration table.
+NOT_EXPANDED = frozenset({"config", "secretConfig.values"})
 # Descriptions of the chart's structural values, by path or by their last name.
 PATH_DESCRIPTIONS = {
     "nameOverride": "Replaces the chart's name in resource names.",
@@ -74,7 +76,7 @@ def _rows(schema: dict[str, Any], path: str) -> list[tuple[str, str, str]]:
     for name, child in schema.get("properties", {}).items():
         where = f"{path}.{name}" if path else name
         nested = child.get("type") == "object" and "properties" in child
-        if nested and where != "config" and name != "resources":
+        if nested and where not in NOT_EXPANDED and name != "resources":
             if _describe(where, child):
                 rows.append((where, "object", _describe(where, child)))
             rows.extend(_rows(child, where))

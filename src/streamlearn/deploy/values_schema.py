@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 from copy import deepcopy
-from typing import Any
+from typing import Any, get_args
+
+from pydantic import SecretStr
 
 from streamlearn.settings import Settings
 
@@ -45,6 +47,21 @@ CHART_MANAGED = frozenset(
         "log_level",
     }
 )
+
+
+def _is_secret(annotation: Any) -> bool:
+    """Whether a setting's type holds a :class:`~pydantic.SecretStr` anywhere."""
+    return annotation is SecretStr or any(_is_secret(a) for a in get_args(annotation))
+
+
+SECRET_SETTINGS = frozenset(
+    name
+    for name, field in Settings.model_fields.items()
+    if _is_secret(field.annotation) and name not in CHART_MANAGED
+)
+"""Secret settings the chart has no value of its own for: never in ``config`` (which goes
+into a ConfigMap), only in ``secretConfig``, stored in a Secret and given to the parts that
+use them (the chart's ``streamlearn.secretSettingParts``)."""
 # JSON-schema keywords with no meaning to Helm's validator, dropped for a readable file.
 DROPPED_KEYWORDS = ("title", "format", "writeOnly")
 
@@ -140,7 +157,26 @@ def _keyed_secret(description: str, **extra: Any) -> dict[str, Any]:
 
 def values_schema() -> dict[str, Any]:
     settings = _settings()
-    config = {name: schema for name, schema in settings.items() if name not in CHART_MANAGED}
+    config = {
+        name: schema
+        for name, schema in settings.items()
+        if name not in CHART_MANAGED and name not in SECRET_SETTINGS
+    }
+    secret_config = _object(
+        {
+            "existingSecret": {
+                **STRING,
+                "description": "A Secret you manage whose keys are the variables "
+                "(`STREAMLEARN_SERVE_API_TOKENS`, ...); each part gets the ones it uses.",
+            },
+            "values": _object(
+                {name: settings[name] for name in sorted(SECRET_SETTINGS)},
+                "Secret settings by name: stored in the chart's Secret, given only to the "
+                "parts that use them.",
+            ),
+        },
+        "Secret settings (tokens, write keys, passwords): never in the ConfigMap.",
+    )
     sasl = _object(
         {
             "mechanism": _setting("kafka_sasl_mechanism"),
@@ -226,6 +262,7 @@ def values_schema() -> dict[str, Any]:
             "pseudonymisation": _keyed_secret(
                 "The key of config.ip_policy=pseudonymise.",
             ),
+            "secretConfig": secret_config,
             "config": _object(
                 config,
                 "Any other setting by its name (README, Configuration): passed to every part "

@@ -67,8 +67,53 @@ app.kubernetes.io/component: {{ .component }}
 {{- if or (eq .Values.kafka.securityProtocol "SSL") (eq .Values.kafka.securityProtocol "SASL_SSL") -}}true{{- end -}}
 {{- end -}}
 
-{{/* Environment of every streamlearn container: the ConfigMap, then the secrets by reference. */}}
+{{/* Which parts get each secret setting, by kind of part (agents-<set> is "agents",
+     <name>-hook is "<name>"): a part not named gets none (least privilege). */}}
+{{- define "streamlearn.secretSettingParts" -}}
+serve_api_tokens: [serve, test]
+collector_write_keys: [collector]
+registry_writers: [registry]
+schema_registry_basic_auth: [collector, serve, agents, schemas]
+model_previous_signing_key: [serve, agents]
+{{- end -}}
+
+{{/* The secret settings a part (kind, see above) uses, as env entries referencing the
+     chart's Secret (given values) or the one named by secretConfig.existingSecret. */}}
+{{- define "streamlearn.secretSettingsEnv" -}}
+{{- $root := .root -}}
+{{- $kind := .kind -}}
+{{- $given := $root.Values.secretConfig.values | default dict -}}
+{{- range $name, $parts := fromYaml (include "streamlearn.secretSettingParts" $root) }}
+{{- if has $kind $parts }}
+{{- $variable := printf "STREAMLEARN_%s" (upper $name) }}
+{{- if and (hasKey $given $name) (not (kindIs "invalid" (get $given $name))) }}
+- name: {{ $variable }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "streamlearn.secretName" $root }}
+      key: {{ $variable }}
+{{- else if $root.Values.secretConfig.existingSecret }}
+- name: {{ $variable }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $root.Values.secretConfig.existingSecret }}
+      key: {{ $variable }}
+      optional: true
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The kind of a part's component name: agents-<set> is "agents", <name>-hook "<name>". */}}
+{{- define "streamlearn.partKind" -}}
+{{- if hasPrefix "agents-" . -}}agents{{- else -}}{{ trimSuffix "-hook" . }}{{- end -}}
+{{- end -}}
+
+{{/* Environment of a streamlearn container (.root, .component): the ConfigMap, then the
+     secrets by reference. */}}
 {{- define "streamlearn.env" -}}
+{{- $kind := include "streamlearn.partKind" .component -}}
+{{- with .root }}
 envFrom:
   - configMapRef:
       name: {{ include "streamlearn.fullname" . }}-config
@@ -92,6 +137,8 @@ env:
         name: {{ default (include "streamlearn.secretName" .) .Values.pseudonymisation.existingSecret }}
         key: {{ .Values.pseudonymisation.existingSecretKey }}
   {{- end }}
+  {{- include "streamlearn.secretSettingsEnv" (dict "root" . "kind" $kind) | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{/* Writable places of a read-only container, and the brokers' TLS material. */}}
@@ -174,7 +221,7 @@ args:
   {{- toYaml .args | nindent 2 }}
 securityContext:
   {{- toYaml $root.Values.containerSecurityContext | nindent 2 }}
-{{ include "streamlearn.env" $root }}
+{{ include "streamlearn.env" (dict "root" $root "component" .component) }}
 {{ include "streamlearn.volumeMounts" $root }}
 {{- end -}}
 
@@ -250,4 +297,5 @@ STREAMLEARN_CACHE_DIR: "/tmp/cache"
 {{/* Pod annotations that roll the pods when their configuration changes. */}}
 {{- define "streamlearn.configChecksum" -}}
 checksum/config: {{ include "streamlearn.configData" . | sha256sum }}
+checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
 {{- end -}}
