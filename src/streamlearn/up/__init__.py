@@ -4,7 +4,10 @@
 - :mod:`~streamlearn.up.children`: child processes, crash reports and restarts;
 - :mod:`~streamlearn.up.probes`: reading the parts' metrics endpoints;
 - :mod:`~streamlearn.up.report`: the figures and the final checks;
-- :mod:`~streamlearn.up.view`: the live terminal view.
+- :mod:`~streamlearn.up.view`: the live terminal view;
+- :mod:`~streamlearn.up.parts`: the parts it runs and their ports;
+- :mod:`~streamlearn.up.chaos`, :mod:`~streamlearn.up.chaos_run`, :mod:`~streamlearn.up.drain`,
+  :mod:`~streamlearn.up.invariants`: ``--chaos``'s faults, drain and invariants.
 """
 
 from streamlearn.up.options import UpOptions
