@@ -1,0 +1,82 @@
+"""Invariant 2 of a chaos run over hand-made topic contents (no broker): each seen
+prediction with an accepted impression makes one example, or label-join's rules say why not."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from streamlearn.settings import Settings
+from streamlearn.simulate.ledger import Ledger
+from streamlearn.up.invariants_examples import examples_once
+
+T0 = 1_800_000_000_000  # ms
+HORIZON_S, LATENESS_S = 10, 2
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _prediction(request_id: str, served_ms: int) -> dict[str, Any]:
+    return {"request_id": request_id, "model_name": "ctr", "served_ts": _at(served_ms)}
+
+
+def _feedback(request_id: str, received_ms: int, kind: str = "impression") -> dict[str, Any]:
+    return {"request_id": request_id, "kind": kind, "received_ts": _at(received_ms)}
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setitem(os.environ, "STREAMLEARN_MODELS", '["ctr"]')
+    monkeypatch.setitem(os.environ, "STREAMLEARN_LABEL_HORIZON_S", str(HORIZON_S))
+    monkeypatch.setitem(os.environ, "STREAMLEARN_LABEL_ALLOWED_LATENESS_S", str(LATENESS_S))
+    return Settings()
+
+
+def _judge(settings: Settings, examples: list[str], dropped: int = 0) -> tuple[bool, str]:
+    predictions = [
+        (0, 0, _prediction("once", T0)),
+        (0, 1, _prediction("late", T0)),
+        (0, 2, _prediction("closed", T0)),
+        (1, 0, _prediction("open", T0 + 60_000)),
+    ]
+    feedback = [
+        (0, 0, _feedback("once", T0 + 1_000)),
+        (0, 1, _feedback("other", T0 + 13_000)),  # the clock passes closed's deadline
+        (0, 2, _feedback("closed", T0 + 9_000)),  # in time, but read after it closed
+        (0, 3, _feedback("late", T0 + 11_000)),  # after the 10 s horizon
+        (1, 0, _feedback("open", T0 + 61_000)),  # nothing later in partition 1
+    ]
+    located = {
+        "telemetry.predictions": predictions,
+        "telemetry.feedback": feedback,
+        "training.examples": [(0, i, {"request_id": r}) for i, r in enumerate(examples)],
+    }
+    seen = {"once", "late", "closed", "open", "unlogged"}
+    ledger = Ledger(seen=seen, impressions=seen)
+    check = examples_once(
+        located, ledger, {"predictions": {"telemetry_dropped": dropped}}, settings
+    )
+    return check.passed, check.detail
+
+
+def test_each_missing_example_is_explained_by_label_joins_rules(settings: Settings) -> None:
+    passed, detail = _judge(settings, ["once"], dropped=1)
+    assert passed, detail
+    assert "1 once, 0 more than once, 0 missing" in detail
+    assert "impression after the horizon 1" in detail
+    assert "horizon closed before the impression was read 1" in detail
+    assert "horizon still open 1" in detail
+    assert "prediction never logged 1" in detail
+
+
+def test_a_copy_or_an_unexplained_loss_is_a_violation(settings: Settings) -> None:
+    assert not _judge(settings, ["once", "once"], dropped=1)[0]
+    passed, detail = _judge(settings, [], dropped=1)
+    assert not passed
+    assert "1 missing (e.g. once)" in detail
+    assert not _judge(settings, ["once"], dropped=0)[0]  # never logged, yet none dropped
