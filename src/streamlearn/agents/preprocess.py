@@ -40,7 +40,12 @@ class Processed:
     bot_rule: str | None = None
 
 
-def _millis(moment: datetime) -> int:
+def _millis(moment: datetime | int) -> int:
+    """Epoch ms of a timestamp: the long it is on the wire (the agent decodes its input
+    with ``plain_inputs``), or a ``datetime`` (other callers of :class:`Preprocessor`)."""
+    if type(moment) is int:
+        return moment
+    assert isinstance(moment, datetime)
     return int(moment.timestamp() * 1000)
 
 
@@ -65,6 +70,7 @@ class Preprocessor:
         self.rules = BotRules.from_settings(settings)
         self.dedup_window_ms = int(settings.dedup_window_s * 1000)
         self.max_skew = timedelta(seconds=settings.max_clock_skew_s)
+        self.max_skew_ms = settings.max_clock_skew_s * 1000
         key = settings.pseudonymisation_key
         self.ip_key = key.get_secret_value().encode() if key else None
         self.ip_policy = settings.ip_policy
@@ -123,7 +129,9 @@ class Preprocessor:
         self, event: dict[str, Any], agent: UserAgentInfo, partition: int, offset: int
     ) -> dict[str, Any]:
         client_ts, received_ts = event["client_ts"], event["received_ts"]
-        plausible = abs(client_ts - received_ts) <= self.max_skew
+        # Epoch ms as decoded by the agent, datetimes from other callers: the same verdict.
+        skew = self.max_skew_ms if type(client_ts) is int else self.max_skew
+        plausible = abs(client_ts - received_ts) <= skew
         return {
             "event_id": event["event_id"],
             "event_type": event["event_type"],
@@ -173,6 +181,9 @@ class PreprocessStep(Step):
     inputs = ("telemetry.events",)
     outputs = ("events.clean",)
     stores = ("event-ids", "bot-counters", "expiry")
+    # Timestamps stay the epoch ms they are on the wire, from the input to events.clean
+    # (no datetime made and taken apart again per field), event ids strings.
+    plain_inputs = True
 
     def __init__(self, settings: Settings, metrics: AgentMetrics) -> None:
         self.preprocessor = Preprocessor(settings, metrics)

@@ -48,7 +48,12 @@ Session = dict[str, Any]
 UserState = dict[str, Any]
 
 
-def _millis(moment: datetime) -> int:
+def _millis(moment: datetime | int) -> int:
+    """Epoch ms of an event time: decoded by the runtime as the long it is on the wire
+    (``plain_inputs``), or a ``datetime`` (tests and callers feeding decoded records)."""
+    if type(moment) is int:
+        return moment
+    assert isinstance(moment, datetime)
     return int(moment.timestamp() * 1000)
 
 
@@ -115,6 +120,7 @@ class SessioniseStep(Step):
     outputs = ("events.sessions",)
     stores = ("sessions", "clock")
     tick_every_s = 1.0
+    plain_inputs = True  # event times as epoch ms, event ids as strings: what it computes with
 
     def __init__(self, settings: Settings, metrics: AgentMetrics) -> None:
         self.gap_ms = int(settings.session_gap_s * 1000)

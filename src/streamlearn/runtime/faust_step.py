@@ -89,8 +89,9 @@ class StepBinding:
             self.partitions,
         )
         self.inputs, self.writers, self.names = step_topics(
-            catalogue, runtime.registry, step.inputs, step.outputs, runtime.partitions_of
-        )
+            catalogue, runtime.registry, step.inputs, step.outputs, runtime.partitions_of,
+            logical_types=not step.plain_inputs,
+        )  # fmt: skip
         self.logical = {name: topic for topic, name in self.names.items()}
         self.checkpoints = Checkpoints()
         self._opening = asyncio.Lock()

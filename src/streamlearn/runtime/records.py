@@ -200,13 +200,15 @@ def step_topics(
     inputs: Iterable[str],
     outputs: Iterable[str],
     partitions_of: Callable[[str], int],
+    *,
+    logical_types: bool = True,
 ) -> tuple[StepInputs, dict[str, TopicWriter], dict[str, str]]:
     """The decoder of a step's inputs, the writers of its outputs (with events.rejected)
     and the Kafka name of every topic it touches, from the catalogue. Each serde's schema
     id is resolved now, at start-up, not on the first record."""
     serdes = {}
     for topic in inputs:
-        serdes[topic] = catalogue.topic(topic).serde(registry)
+        serdes[topic] = catalogue.topic(topic).serde(registry, logical_types=logical_types)
         _ = serdes[topic].schema_id
     writers = {}
     for topic in {*outputs, REJECTED}:

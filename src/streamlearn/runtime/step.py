@@ -95,6 +95,11 @@ class Step(ABC):
     """Names of the step's partition-scoped state stores."""
     tick_every_s: ClassVar[float | None] = None
     """How often :meth:`tick` runs (None: never)."""
+    plain_inputs: ClassVar[bool] = False
+    """Whether inputs are decoded without Avro's logical types: timestamps as the epoch
+    milliseconds they are on the wire, UUIDs as strings. Converting every timestamp to a
+    ``datetime`` is a large part of decoding; a step that only computes with the numbers
+    says True (the values are the same in every runtime, so results do not change)."""
     publishes_rejections: ClassVar[bool] = True
     """Whether undecodable input goes to ``events.rejected`` (always counted). A step that
     only observes topics another agent reads (and rejects from) says False: one record,
