@@ -273,8 +273,9 @@ class LearningLab(Lab):
         start_ms = self.start_ms
 
         def scored(example: Mapping[str, Any], score: float, weight: float) -> None:
-            served = example["served_ts"]
-            rows.at_s.append(served.timestamp() - start_ms / 1000)
+            served = example["served_ts"]  # epoch ms where the runtime decodes plain inputs
+            at_ms = served if isinstance(served, int) else served.timestamp() * 1000
+            rows.at_s.append((at_ms - start_ms) / 1000)
             rows.score.append(score)
             rows.label.append(float(example["label"]) >= 0.5)
             rows.weight.append(weight)
