@@ -5,11 +5,11 @@ Three record types feed it. ``model.state`` snapshots give a model's versions (o
 metadata is read: see :mod:`streamlearn.dashboard.decoding`); the learner's
 ``model.metrics`` records give prequential metrics and the served metrics it judges per
 version (``served_auc``, and over the last served examples only: ``recent_served_auc``,
-``recent_ece``, the figures of the steady state); label-join's records give residuals of the scores users actually
-got, with the mean score and mean label of each window: points of a reliability plot
-(a calibrated model's windows lie on the diagonal). The monitor's ``calibration`` drift
-reports, when there are any, give the full reliability curve of each arm: label rate per
-score bin.
+``recent_ece``, the figures of the steady state); label-join's records give residuals of
+the scores users actually got, with the mean score and mean label of each window: points
+of a reliability plot (a calibrated model's windows lie on the diagonal). The monitor's
+``calibration`` drift reports, when there are any, give the full reliability curve of
+each arm: label rate per score bin.
 
 Each model keeps one table over time, its columns the version and every metric seen,
 bounded like every series of the dashboard; counts (``*_examples``) are shown as figures,
