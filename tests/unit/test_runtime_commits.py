@@ -162,3 +162,25 @@ async def test_a_batch_short_of_the_partitions_end_leaves_the_commit_to_the_time
     await consumer._run_batch(_handled, INPUT, _messages(consumer, 0, 1), handled)
     await _settle()
     assert consumer.commits == 0
+
+
+async def test_stop_lets_a_commit_under_way_finish() -> None:
+    finished: list[bool] = []
+    release = asyncio.Event()
+
+    async def commit() -> None:
+        await release.wait()
+        finished.append(True)
+
+    commits = CaughtUpCommits(commit, gap_s=0.0)
+    commits.request()
+    await _settle()
+    stopping = asyncio.ensure_future(commits.stop())
+    await _settle()
+    assert not stopping.done()
+    release.set()
+    await stopping
+    assert finished == [True]
+    commits.request()  # stopped: no more commits
+    await _settle()
+    assert finished == [True]

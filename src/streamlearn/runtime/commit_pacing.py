@@ -41,21 +41,24 @@ class CaughtUpCommits:
         self._last = -float("inf")
         self._wanted = False
         self._task: asyncio.Task[None] | None = None
+        self._committing = False
+        self._stopped = False
 
     def request(self) -> None:
         """Commit soon (now, or ``gap_s`` after the previous one); requests made while a
         commit is waited for or running are covered by one more commit after it."""
         self._wanted = True
-        if self._task is None or self._task.done():
+        if not self._stopped and (self._task is None or self._task.done()):
             self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
-        while self._wanted:
+        while self._wanted and not self._stopped:
             wait = self._last + self._gap_s - self._clock()
             if wait > 0:
                 await asyncio.sleep(wait)
             self._wanted = False
             self._last = self._clock()
+            self._committing = True
             try:
                 await self._commit()
             except asyncio.CancelledError:
@@ -64,10 +67,17 @@ class CaughtUpCommits:
                 log.warning(
                     "commit after catching up failed (the next periodic one retries): %r", exc
                 )
+            finally:
+                self._committing = False
 
     async def stop(self) -> None:
-        """Cancel a commit not made yet (the consumer commits itself when it stops)."""
+        """No more commits from here: one waiting for its turn is dropped (the consumer
+        commits itself when it stops), one under way is let finish (a commit cancelled
+        half-way through Faust's bookkeeping could leave it waiting on it)."""
+        self._stopped = True
         task, self._task = self._task, None
-        if task is not None and not task.done():
+        if task is None or task.done():
+            return
+        if not self._committing:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(task, return_exceptions=True)
