@@ -135,11 +135,19 @@ def learning(text: str, data: dict[str, Any] | None) -> Figures:
 
 
 def learner(text: str, data: dict[str, Any] | None) -> Figures:
-    """bench/learner.py (being written): its table rows' last cells, or its 'N.NNx' lines."""
-    rows = [(row[0], row[-1]) for row in table_rows(text)]
-    if rows:
-        return rows
-    return re.findall(r"^\s*([^:\n]+):\s*([\d.]+x)", text, flags=re.MULTILINE)
+    """bench/learner.py's summary line: the agent against in-process learning."""
+    found = re.search(
+        r"learner agent ([\d.]+)x in-process by examples/s, ([\d.]+)x by CPU per example "
+        r"\(median of (\d+) rounds",
+        text,
+    )
+    if found is None:
+        return []
+    rate, cpu, rounds = found.groups()
+    return [
+        ("learner agent vs in-process, examples/s", f"{rate} (median of {rounds})"),
+        ("learner agent vs in-process, CPU per example", cpu),
+    ]
 
 
 EXTRACTORS: dict[str, Callable[[str, dict[str, Any] | None], Figures]] = {

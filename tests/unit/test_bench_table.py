@@ -57,6 +57,14 @@ PREDICT_OUT = """\
 worker / minimal handler (by server CPU per request): 0.58x (goal >= 0.85); p99 3.51x
 batched: server CPU per prediction 27.5 us, 4.04x the in-process model call (6.8 us; goal <= 2)
 """
+LEARNER_OUT = """\
+| round | in-process examples/s | learner agent examples/s | ratio | CPU | CPU ratio |
+|---|---|---|---|---|---|
+| 1 | 30,000 | 25,000 | 0.83 | 30.0 µs / 42.0 µs | 0.71 |
+
+learner agent 0.84x in-process by examples/s, 0.71x by CPU per example (median of 3 rounds; \
+20,000 examples, measured between the first and last snapshot: 18,000); 2 CPUs
+"""
 SERDE_OUT = """\
 TelemetryEvent, 2000 records, median of 3 runs
 | operation | plain fastavro | AvroSerde | ratio |
@@ -91,6 +99,10 @@ def test_each_benchmarks_headline_figures_are_read_from_its_output() -> None:
         ("batched CPU per prediction vs in-process model call", "4.04x"),
     ]
     assert [value for _, value in bench_table.serde(SERDE_OUT, None)] == ["1.02x", "1.11x"]
+    assert bench_table.learner(LEARNER_OUT, None) == [
+        ("learner agent vs in-process, examples/s", "0.84 (median of 3)"),
+        ("learner agent vs in-process, CPU per example", "0.71"),
+    ]
 
 
 def test_the_ingest_figures_are_the_medians_its_json_gives() -> None:
