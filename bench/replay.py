@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from bench_kafka import bench_broker
 from confluent_kafka import Producer
@@ -37,6 +40,7 @@ from streamlearn.kafka_clients import PRODUCE_TIMEOUT_S
 from streamlearn.kafka_local import free_port
 from streamlearn.models.configured import configured_spec
 from streamlearn.models.online import OnlineLearner
+from streamlearn.models.specs import ModelSpec
 from streamlearn.models.synthetic import ClickWorld
 from streamlearn.replay.model import plan_model_replay, run_model_replay
 from streamlearn.replay.verify import verify_published
@@ -48,9 +52,33 @@ from streamlearn.topology import apply_topology, desired_topics, load_topology
 REPO = Path(__file__).resolve().parents[1]
 
 
+def learn_in_process(
+    spec: ModelSpec, decoded: list[dict[str, Any]], topic: str
+) -> tuple[OnlineLearner, float, float]:
+    """The limit: (learner, examples/s, CPU µs per example)."""
+    learner = OnlineLearner(spec, signing_key="bench-key")
+    began, cpu = time.perf_counter(), time.process_time()
+    for offset, example in enumerate(decoded):
+        learner.learn(example, topic, 0, offset)
+    cpu_us = (time.process_time() - cpu) / len(decoded) * 1e6
+    return learner, len(decoded) / (time.perf_counter() - began), cpu_us
+
+
+def _cpu() -> tuple[float, float]:
+    """CPU seconds of this process, and of its children waited for (the replay's reader,
+    forked and waited for within run_model_replay)."""
+    me, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime, children.ru_utime + children.ru_stime
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="in-process and replay model again, alternating (median ratio)")  # fmt: skip
     args = parser.parse_args()
 
     bootstrap, broker = bench_broker()
@@ -88,11 +116,7 @@ def main() -> int:
 
         spec = configured_spec("ctr", settings)
         decoded = [serde.decode(v) for v in encoded]
-        learner = OnlineLearner(spec, signing_key="bench-key")
-        began = time.perf_counter()
-        for offset, example in enumerate(decoded):
-            learner.learn(example, topic, 0, offset)
-        in_process = len(decoded) / (time.perf_counter() - began)
+        learner, in_process, in_process_cpu = learn_in_process(spec, decoded, topic)
 
         plan = plan_model_replay(settings, registry, "ctr", shadow="bench")
         # Where the time goes: reading alone, then reading and decoding as the replay does.
@@ -105,12 +129,21 @@ def main() -> int:
         for record in read_ranges(settings, topic, ranges):
             plain.decode(record.value)
         decode_rate = read / (time.perf_counter() - began)
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), _cpu()
         result = run_model_replay(settings, registry, plan)
         replay = result.learned / (time.perf_counter() - began)
+        replay_cpu = tuple((b - a) / result.learned * 1e6 for a, b in zip(cpu, _cpu(), strict=True))
         assert (
             result.snapshot["payload"] == learner.snapshot(result.snapshot["created_ts"])["payload"]
         )
+        rounds = [(in_process, replay, in_process_cpu, replay_cpu, os.getloadavg()[0])]
+        for _ in range(args.rounds - 1):
+            _, rate, rate_cpu = learn_in_process(spec, decoded, topic)
+            began, cpu = time.perf_counter(), _cpu()
+            again = run_model_replay(settings, registry, plan)
+            per = tuple((b - a) / again.learned * 1e6 for a, b in zip(cpu, _cpu(), strict=True))
+            rounds.append((rate, again.learned / (time.perf_counter() - began), rate_cpu, per,
+                           os.getloadavg()[0]))  # fmt: skip
 
         began = time.perf_counter()
         (verdict,) = verify_published(settings, registry, "ctr@bench", None, False)
@@ -130,9 +163,19 @@ def main() -> int:
         print(f"| replay verify, one version from scratch | {verdict.examples:,} "
               f"| {verdict.examples / verify_s:,.0f} | {verdict.examples / verify_s / in_process:.2f} |")  # fmt: skip
         print(f"\nverify: {verify_s:.2f} s for a version of {verdict.examples:,} examples")
+        print(
+            "\n| round | in-process examples/s | replay model examples/s | ratio | CPU µs per "
+            "example: in-process / replay's learner / its reader | load (1 min) |"
+        )
+        print("|---|---|---|---|---|---|")  # fmt: skip
+        for number, (rate, again_rate, rate_cpu, (parent, child), load) in enumerate(rounds, 1):
+            print(f"| {number} | {rate:,.0f} | {again_rate:,.0f} | {again_rate / rate:.2f} "
+                  f"| {rate_cpu:.1f} / {parent:.1f} / {child:.1f} | {load:.1f} |")  # fmt: skip
+        median = statistics.median(r[1] / r[0] for r in rounds)
+        print(f"replay model {median:.2f}x in-process (median of {len(rounds)} rounds)")
         # Replay reads ahead in a second process: a busy machine shows in the ratio.
-        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-        print(f"load average {load} on {os.cpu_count()} CPUs")
+        loads = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"load average {loads} on {os.cpu_count()} CPUs")
         return 0
     finally:
         registry_process.terminate()
