@@ -58,15 +58,17 @@ def test_crashes_are_the_injected_kills_a_missing_dependency_or_a_failure() -> N
         {"kind": "broker", "target": "kafka", "down_s": 30.0, "ended": 200.0},
     ]
     crashes = [
-        ("serve", -9, 100.1),  # the kill
-        ("serve", -9, 150.0),  # a second SIGKILL chaos did not send
-        ("preprocess", 1, 185.0),  # could not start while the broker was down
-        ("learner", 1, 280.0),  # within the grace after it came back
-        ("learner", 1, 400.0),  # long after: a failure
+        ("serve", -9, 100.1, False),  # the kill
+        ("serve", -9, 150.0, False),  # a second SIGKILL chaos did not send
+        ("preprocess", 1, 185.0, False),  # could not start while the broker was down
+        ("learner", 1, 280.0, False),  # within the grace after it came back
+        ("learner", 1, 400.0, False),  # long after: a failure
+        ("sessionise", -9, 500.0, True),  # wedged: killed and restarted by up
     ]
     assert classify_crashes(crashes, faults) == {
         "injected": ["serve"],
         "dependency": ["preprocess (exit 1)", "learner (exit 1)"],
+        "stuck": ["sessionise"],
         "other": ["serve (exit -9)", "learner (exit 1)"],
     }
 
@@ -86,7 +88,7 @@ def test_a_chaos_run_replaces_the_no_crash_check_and_judges_the_outage() -> None
         Check("every process exited cleanly", True, "all"),
         Check("ctr reached 10 versions", False, "4 published"),
     ]
-    judged = with_chaos(results, [("serve", -9, 100.0)], faults)
+    judged = with_chaos(results, [("serve", -9, 100.0, False)], faults)
     assert [c.name for c in judged[:2]] == [
         "no crash but from the injected faults",
         "every process exited cleanly",
@@ -96,7 +98,7 @@ def test_a_chaos_run_replaces_the_no_crash_check_and_judges_the_outage() -> None
     assert "503 40 (Retry-After 40)" in judged[2].detail
     silent = {**during, "collector_503_retry_after": 39}
     faults[1]["during"] = silent
-    assert not with_chaos(results, [("serve", -9, 100.0)], faults)[2].passed
+    assert not with_chaos(results, [("serve", -9, 100.0, False)], faults)[2].passed
 
 
 def test_the_ledger_keeps_event_ids_by_answer_and_seen_impressions() -> None:

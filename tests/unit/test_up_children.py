@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from streamlearn.exceptions import StreamlearnError
+from streamlearn.kafka_local import free_port
 from streamlearn.up import children as children_module
 from streamlearn.up.children import ChildSpec, Crash, Supervisor
 
@@ -107,3 +108,38 @@ async def test_a_child_that_never_gets_ready_fails_with_its_log(tmp_path: Path) 
         await supervisor.start([spec])
     assert "serving" in str(raised.value)
     await supervisor.stop([])
+
+
+async def test_a_child_that_stops_being_ready_is_killed_and_restarted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part wedged after being ready (an agent stuck in its stores' recovery) answers its
+    ready URL 503 for good: the supervisor kills it, reports why, and starts it again."""
+    monkeypatch.setattr(children_module, "RESTART_DELAY_MIN_S", 0.05)
+    monkeypatch.setattr(children_module, "READY_POLL_S", 0.1)
+    port = free_port()
+    program = f"""
+import http.server, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+started = time.monotonic()
+class Ready(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if time.monotonic() - started < 1.0 else 503)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", {port}), Ready).serve_forever()
+"""
+    crashes: list[Crash] = []
+    supervisor = Supervisor(tmp_path / "logs", crashes.append)
+    spec = ChildSpec(
+        "wedged", (program,), program=PYTHON, ready_url=f"http://127.0.0.1:{port}/readyz",
+        stuck_after_s=0.5,
+    )  # fmt: skip
+    (child,) = await supervisor.start([spec])
+    await _until(lambda: child.starts == 2 and child.state == "running", timeout_s=20.0)
+    await supervisor.stop([("wedged",)])
+    assert crashes[0].exit_code == -9
+    assert crashes[0].stuck_s is not None
+    assert crashes[0].stuck_s >= 0.5
+    assert "killed: not ready for" in crashes[0].describe()

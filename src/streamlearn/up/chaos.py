@@ -249,16 +249,17 @@ minute of its traffic without a broker learns less), and are left to runs withou
 DEPENDENCY_GRACE_S = 90.0
 """After the broker or the registry came back, how long a part that could not start
 without it may still exit (it is restarted; a loaded machine starts slowly)."""
-Crashed = tuple[str, int, float]
-"""(part, exit code, wall-clock time) of one crash."""
+Crashed = tuple[str, int, float, bool]
+"""(part, exit code, wall-clock time, killed by the supervisor as stuck) of one crash."""
 
 
 def classify_crashes(
     crashes: Sequence[Crashed], faults: Sequence[dict[str, Any]]
 ) -> dict[str, list[str]]:
     """Each crash as ``injected`` (a SIGKILL chaos sent), ``dependency`` (the part exited
-    while the broker or the registry was down or just back: started again, as any crash)
-    or ``other`` (a failure)."""
+    while the broker or the registry was down or just back: started again, as any crash),
+    ``stuck`` (ready no more, killed and restarted by the supervisor: a part that did not
+    recover by itself, named in the table) or ``other`` (a failure)."""
     kills: dict[str, int] = {}
     for fault in faults:
         if fault["kind"] == "kill" and "pid" in fault:
@@ -268,9 +269,11 @@ def classify_crashes(
         for f in faults
         if f["target"] in ("kafka", "registry") and ("pid" in f or "down_s" in f)
     ]
-    found: dict[str, list[str]] = {"injected": [], "dependency": [], "other": []}
-    for part, code, at in sorted(crashes, key=lambda c: c[2]):
-        if code == -9 and kills.get(part, 0) > 0:
+    found: dict[str, list[str]] = {"injected": [], "dependency": [], "stuck": [], "other": []}
+    for part, code, at, stuck in sorted(crashes, key=lambda c: c[2]):
+        if stuck:
+            found["stuck"].append(part)
+        elif code == -9 and kills.get(part, 0) > 0:
             kills[part] -= 1
             found["injected"].append(part)
         elif any(start <= at <= end for start, end in outages):
@@ -290,7 +293,8 @@ def with_chaos(
     found = classify_crashes(crashes, faults)
     detail = (
         f"{len(found['injected'])} injected kills restarted; exited while the broker or the "
-        f"registry was down, restarted: {', '.join(found['dependency']) or 'none'}; other: "
+        f"registry was down, restarted: {', '.join(found['dependency']) or 'none'}; not ready "
+        f"any more, killed and restarted by up: {', '.join(found['stuck']) or 'none'}; other: "
         f"{', '.join(found['other']) or 'none'}"
     )
     replaced = [

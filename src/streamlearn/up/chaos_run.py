@@ -97,5 +97,9 @@ class ChaosRun:
             final["processes"]["kafka"]["starts"] += restarts
             final["processes"]["kafka"]["pid"] = self.chaos.broker_pid or final["processes"][
                 "kafka"]["pid"]  # fmt: skip
-        crashes = [(c.name, c.exit_code, c.at) for child in self.children() for c in child.crashes]
+        crashes = [
+            (c.name, c.exit_code, c.at, c.stuck_s is not None)
+            for child in self.children()
+            for c in child.crashes
+        ]
         return with_chaos(results, crashes, self.chaos.faults) + self.invariants

@@ -5,7 +5,10 @@ a Ctrl-C in the terminal reaches only the supervisor, which then stops the parts
 order that loses nothing (front doors first, Kafka last) instead of all at once. A child's
 output goes to ``<data dir>/logs/<name>.log``; when one exits without being asked to, the
 crash (exit code and the last lines of its log) is reported and it is started again after
-a back-off that doubles up to 30 s and resets once a run lasted a minute.
+a back-off that doubles up to 30 s and resets once a run lasted a minute. A child that was
+ready and then stops answering its ready URL for ``stuck_after_s`` is stuck (measured: an
+agent worker SIGSTOPped beyond its consumer session timeout, then let go, waited in its
+stores' recovery for good): it is SIGKILLed, reported, and restarted like a crash.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ RESTART_DELAY_MIN_S = 1.0
 RESTART_DELAY_MAX_S = 30.0
 STABLE_AFTER_S = 60.0
 LOG_TAIL_LINES = 12
+READY_POLL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class ChildSpec:
     metrics_url: str | None = None
     ready_timeout_s: float = 120.0
     stop_timeout_s: float = 20.0
+    stuck_after_s: float | None = 120.0
+    """Not ready for this long after being ready: killed and restarted (None: never)."""
 
 
 @dataclass(frozen=True)
@@ -53,10 +59,13 @@ class Crash:
     exit_code: int
     at: float
     log_tail: tuple[str, ...]
+    stuck_s: float | None = None
+    """Set when the supervisor killed it for not being ready this long."""
 
     def describe(self) -> str:
         lines = "\n".join(f"    {line}" for line in self.log_tail)
-        return f"{self.name} exited with code {self.exit_code}; its last lines:\n{lines}"
+        why = "" if self.stuck_s is None else f" (killed: not ready for {self.stuck_s:.0f}s)"
+        return f"{self.name} exited with code {self.exit_code}{why}; its last lines:\n{lines}"
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> tuple[str, ...]:
@@ -81,6 +90,9 @@ class Child:
         self.killed = False
         self._stopping = False
         self._watcher: asyncio.Task[None] | None = None
+        self._prober: asyncio.Task[None] | None = None
+        self._stuck: tuple[int, float] | None = None
+        """(pid, seconds not ready) of the process the prober killed."""
 
     @property
     def state(self) -> str:
@@ -115,6 +127,8 @@ class Child:
     async def start(self) -> None:
         await self._spawn()
         self._watcher = asyncio.create_task(self._watch(), name=f"watch-{self.spec.name}")
+        if self.spec.ready_url is not None and self.spec.stuck_after_s is not None:
+            self._prober = asyncio.create_task(self._probe(), name=f"probe-{self.spec.name}")
 
     async def _watch(self) -> None:
         delay = RESTART_DELAY_MIN_S
@@ -124,7 +138,9 @@ class Child:
             code = await self.process.wait()
             if self._stopping:
                 return
-            crash = Crash(self.spec.name, code, time.time(), _tail(self.log_path))
+            stuck = self._stuck
+            stuck_s = stuck[1] if stuck is not None and stuck[0] == self.process.pid else None
+            crash = Crash(self.spec.name, code, time.time(), _tail(self.log_path), stuck_s)
             self.crashes.append(crash)
             self.on_crash(crash)
             if time.monotonic() - started >= STABLE_AFTER_S:
@@ -134,6 +150,34 @@ class Child:
             if self._stopping:
                 return
             await self._spawn()
+
+    async def _probe(self) -> None:
+        """Kill a process that was ready and has not been for ``stuck_after_s`` (the
+        watcher then restarts it); a new process must be ready once before it counts."""
+        url, limit = self.spec.ready_url, self.spec.stuck_after_s
+        assert url is not None
+        assert limit is not None
+        process, ready_once, failing_since = None, False, None
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            while not self._stopping:
+                await asyncio.sleep(READY_POLL_S)
+                if self.process is not process:
+                    process, ready_once, failing_since = self.process, False, None
+                if process is None or process.returncode is not None:
+                    continue
+                ready = False
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with session.get(url) as response:
+                        ready = response.status == 200
+                now = time.monotonic()
+                if ready or not ready_once:
+                    ready_once, failing_since = ready_once or ready, None
+                    continue
+                failing_since = failing_since or now
+                if now - failing_since >= limit and not self._stopping:
+                    self._stuck = (process.pid, now - failing_since)
+                    process.kill()
+                    ready_once, failing_since = False, None
 
     async def wait_ready(self, session: aiohttp.ClientSession) -> None:
         """Until the ready URL answers 200 (a crash meanwhile restarts the child and the
@@ -167,10 +211,11 @@ class Child:
                 self.killed = True
                 process.kill()
                 await process.wait()
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        for task in (self._watcher, self._prober):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.exit_code = process.returncode if process is not None else None
 
     @property
