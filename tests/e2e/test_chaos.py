@@ -24,7 +24,7 @@ import pytest
 
 from streamlearn.kafka_local import free_port
 
-DURATION_S = 60
+DURATION_S = 70
 # The broker early, while the collector and the worker are up: they must answer through it.
 FAULTS = ("kill:label-join", "broker", "kill:collector", "kill:serve", "pause:preprocess")
 
@@ -46,7 +46,7 @@ def _chaos(data_dir: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, 
     faults = [argument for fault in FAULTS for argument in ("--chaos-fault", fault)]
     completed = subprocess.run(
         [sys.executable, "-m", "streamlearn", "up", "--simulate", "--chaos", "--json",
-         "--duration", str(DURATION_S), "--chaos-interval", "5", "--chaos-outage", "5",
+         "--duration", str(DURATION_S), "--chaos-interval", "3", "--chaos-outage", "3",
          *faults, "--port", ports[0], "--registry-port", ports[1], "--collector-port",
          ports[2], "--serve-port", ports[3], "--dashboard-port", ports[4]],
         env=env, capture_output=True, text=True, timeout=DURATION_S + 240,
