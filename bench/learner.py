@@ -11,7 +11,9 @@ broker, then, on the same examples:
   spec's default cadence, commit). Timed by the snapshots it publishes: examples learned
   between its first and its last snapshot over the time between their ``created_ts``,
   so process start-up and the first (partial) cadence are not counted, and the snapshots
-  in between are. Its last snapshot's payload must equal the in-process model's bytes.
+  in between are; and by CPU per example: every thread of the agent, from when it is
+  started and idle (then the examples are produced) to its last snapshot. Its last
+  snapshot's payload must equal the in-process model's bytes.
 
 ``--rounds`` repeats both (a fresh topic each time) and prints each round and the median
 ratio: the machine is shared, so the in-process limit is measured again beside every
@@ -34,6 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +84,7 @@ def in_process(settings: Settings, decoded: list[dict[str, Any]], topic: str) ->
 
 class SnapshotWatch:
     """The ``ctr`` snapshots published to ``model.state``, read as they come (one
-    consumer), each with the agent's CPU seconds when it was first seen."""
+    consumer)."""
 
     def __init__(self, bootstrap: str, topic: str, serde: AvroSerde) -> None:
         self.serde = serde
@@ -89,12 +92,12 @@ class SnapshotWatch:
                                   "group.id": f"bench-{uuid.uuid4().hex}"})  # fmt: skip
         partitions = self.consumer.list_topics(topic, timeout=30).topics[topic].partitions
         self.consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        self.seen: list[tuple[dict[str, Any], float]] = []
+        self.seen: list[dict[str, Any]] = []
 
-    def poll(self, cpu_s: float) -> None:
+    def poll(self) -> None:
         for message in self.consumer.consume(100, timeout=0.05):
             if message.error() is None and message.key() == b"ctr" and message.value():
-                self.seen.append((self.serde.decode(message.value()), cpu_s))
+                self.seen.append(self.serde.decode(message.value()))
 
     def close(self) -> None:
         self.consumer.close()
@@ -106,11 +109,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def settled(pid: int, quiet_s: float = 3.0) -> float:
+    """Wait until process ``pid`` has used under 2 % of a CPU for ``quiet_s`` (started,
+    joined its group, idle); its CPU seconds then."""
+    before = cpu_seconds(pid)
+    while True:
+        time.sleep(quiet_s)
+        now = cpu_seconds(pid)
+        if now - before < 0.02 * quiet_s:
+            return now
+        before = now
+
+
 def run_agent(
-    bootstrap: str, env: dict[str, str], prefix: str, total: int, profile: Path | None
-) -> tuple[list[tuple[dict[str, Any], float]], Path]:
-    """``agents run --only learner`` until it has published a snapshot of all ``total``
-    examples; its snapshots, each with the agent's CPU seconds when it was seen."""
+    bootstrap: str,
+    env: dict[str, str],
+    prefix: str,
+    feed: Callable[[], None],
+    total: int,
+    profile: Path | None,
+) -> tuple[list[dict[str, Any]], float, Path]:
+    """``agents run --only learner``, started and idle before ``feed()`` produces the
+    ``total`` examples, until it has published a snapshot of all of them: its snapshots
+    and the CPU seconds it used from ``feed()`` on (every thread)."""
     log_path = Path(tempfile.mkdtemp()) / "learner.log"
     registry = RegistryClient(env["STREAMLEARN_SCHEMA_REGISTRY_URL"])
     state_topic = prefix + "model.state"
@@ -130,14 +151,16 @@ def run_agent(
                  "-o", str(profile), "-p", str(worker.pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
+        idle_cpu = settled(worker.pid)
+        feed()
         deadline = time.monotonic() + AGENT_TIMEOUT_S
-        while not watch.seen or watch.seen[-1][0]["trained_examples"] < total:
+        while not watch.seen or watch.seen[-1]["trained_examples"] < total:
             if worker.poll() is not None:
                 raise SystemExit(f"the learner exited with {worker.returncode}; see {log_path}")
             if time.monotonic() > deadline:
                 raise SystemExit(f"the learner did not finish in time; see {log_path}")
-            watch.poll(cpu_seconds(worker.pid))
-        return watch.seen, log_path
+            watch.poll()
+        return watch.seen, cpu_seconds(worker.pid) - idle_cpu, log_path
     finally:
         watch.close()
         if spy is not None:
@@ -149,7 +172,7 @@ def run_agent(
 
 def run_round(
     args: argparse.Namespace, bootstrap: str, registry_url: str, examples: list[dict[str, Any]]
-) -> dict[str, float]:
+) -> dict[str, Any]:
     prefix = f"bench-{uuid.uuid4().hex[:6]}."
     settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix,
                         schema_registry_url=registry_url, model_signing_key=SecretStr(KEY))  # fmt: skip
@@ -162,7 +185,6 @@ def run_round(
     topic = prefix + "training.examples"
     serde = AvroSerde.for_topic(registry, topic, "TrainingExample")
     encoded = [serde.encode(e) for e in examples]
-    produce(bootstrap, topic, encoded)
     # Decoded once, in memory: the in-process learner reads no timestamp, so either form does.
     decoded = [serde.decode(v) for v in encoded]
 
@@ -171,8 +193,11 @@ def run_round(
     in_process_rate = len(decoded) / (time.perf_counter() - began)
     in_process_cpu = (time.process_time() - began_cpu) / len(decoded)
 
-    published, log_path = run_agent(bootstrap, env, prefix, len(examples), args.profile)
-    (first, first_cpu), (last, last_cpu) = published[0], published[-1]
+    published, agent_cpu, log_path = run_agent(
+        bootstrap, env, prefix, lambda: produce(bootstrap, topic, encoded), len(examples),
+        args.profile,
+    )  # fmt: skip
+    first, last = published[0], published[-1]
     learned = last["trained_examples"] - first["trained_examples"]
     span = (last["created_ts"] - first["created_ts"]).total_seconds()
     if last["payload"] != limit.snapshot(last["created_ts"])["payload"]:
@@ -181,8 +206,9 @@ def run_round(
         "in_process": in_process_rate,
         "agent": learned / span,
         "in_process_cpu_us": in_process_cpu * 1e6,
-        "agent_cpu_us": (last_cpu - first_cpu) / learned * 1e6,
+        "agent_cpu_us": agent_cpu / len(examples) * 1e6,
         "snapshots": float(len(published)),
+        "cadence": " ".join(str(p["trained_examples"]) for p in published),
         "measured_examples": float(learned),
         "load": os.getloadavg()[0],
     }
@@ -218,7 +244,7 @@ def main() -> int:
             print(f"| {number} | {r['in_process']:,.0f} | {r['agent']:,.0f} "
                   f"| {r['agent'] / r['in_process']:.2f} | {r['in_process_cpu_us']:.1f} µs / "
                   f"{r['agent_cpu_us']:.1f} µs | {r['in_process_cpu_us'] / r['agent_cpu_us']:.2f} "
-                  f"| {r['snapshots']:.0f} | {r['load']:.1f} |", flush=True)  # fmt: skip
+                  f"| {r['snapshots']:.0f} ({r['cadence']}) | {r['load']:.1f} |", flush=True)  # fmt: skip
     finally:
         registry_process.terminate()
         registry_process.wait(30)
