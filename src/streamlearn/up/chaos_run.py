@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from streamlearn.kafka_local import EmbeddedKafka
@@ -70,12 +70,12 @@ class ChaosRun:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
 
-    async def drain_and_check(self, figures: dict[str, Any]) -> None:
+    async def drain_and_check(self, figures: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         """After the traffic: the drain, then the invariants against the ground truth
-        (``figures``: the parts' counters then)."""
+        (``figures()``: the parts' counters after the drain)."""
         self.lag = await drain(self.settings, self.say)
         self.invariants = await asyncio.to_thread(
-            check_invariants, self.settings, self.ledger, figures, self.say
+            check_invariants, self.settings, self.ledger, await figures(), self.say
         )
         if any(self.lag.values()):
             self.invariants.append(

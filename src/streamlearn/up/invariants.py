@@ -149,10 +149,10 @@ def accepted_events_clean(topics: _Topics, ledger: Ledger, figures: dict[str, An
     events = figures["events"]
     detail = (
         f"{len(ledger.accepted):,} accepted: {len(ledger.accepted) - len(filtered) - len(lost):,} "
-        f"clean, {bots:,} bots, {len(filtered) - bots:,} duplicates (counted by preprocess: "
-        f"bots {events['bots']:,}, duplicates {events['duplicates']:,}); lost {len(lost)}"
-        f"{_some(lost)}; clean under two source records {len(twice)}{_some(twice)}; "
-        f"identical copies re-emitted after a crash {copies}"
+        f"clean, {bots:,} filtered as bots, {len(filtered) - bots:,} only as duplicates "
+        f"(preprocess counted {events['bots']:,} bot and {events['duplicates']:,} duplicate "
+        f"records); lost {len(lost)}{_some(lost)}; clean under two source records "
+        f"{len(twice)}{_some(twice)}; identical copies re-emitted after a crash {copies}"
     )
     return Check("accepted events in events.clean once (or filtered)", not lost and not twice,
                  detail)  # fmt: skip

@@ -307,7 +307,7 @@ async def run_up(
             return figures(probe, run.supervisor.children, summary, elapsed, final=True)
 
         if chaos is not None:
-            await chaos.drain_and_check(await polled())
+            await chaos.drain_and_check(polled)
         final = await polled()
         say("stopping")
     finally:
