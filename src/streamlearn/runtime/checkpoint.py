@@ -10,7 +10,8 @@ them) and returns a task that
 2. then writes the state changes to the changelog, after the previous checkpoint of the
    partition wrote its own (the changelog keeps the order of the state), and waits;
 3. then completes, which is when the batch consumer acknowledges the batch's offsets; Faust
-   commits acknowledged offsets (after flushing its producer) periodically and on revoke.
+   commits acknowledged offsets (after flushing its producer) periodically, on revoke,
+   and soon after a batch catches its partition up (runtime/commit_pacing.py).
 
 A crash between 1 and 2 re-runs the batch from the previous state: its outputs go out
 again, identical (steps are deterministic); between 2 and 3 likewise, with state that
