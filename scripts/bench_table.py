@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,12 +74,18 @@ def ingest(text: str, data: dict[str, Any] | None) -> Figures:
     if data is not None and "candidate" in data:
         agents = " + ".join(data["agents"])
         figures = data["candidate"]
-        rounds = sum(1 for r in data["rounds"] if r["src"] is None)
-        return [
+        ours = [r for r in data["rounds"] if r["src"] is None]
+        rows = [
             (f"{agents} until committed vs raw loop", f"{figures['committed_vs_raw']:.2f}"),
             (f"preprocess output span ({agents}) vs raw loop",
-             f"{figures['output_span_vs_raw']:.2f} (median of {rounds})"),
+             f"{figures['output_span_vs_raw']:.2f} (median of {len(ours)})"),
         ]  # fmt: skip
+        quix = [r["output_span_rate"] / r["quix_rate"] for r in ours if "quix_rate" in r]
+        if quix:
+            rows.append(
+                ("preprocess output span vs Quix Streams", f"{statistics.median(quix):.2f}")
+            )
+        return rows
     return [(row[0], row[-1]) for row in table_rows(text) if row[0].startswith("streamlearn")]
 
 

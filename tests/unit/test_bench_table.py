@@ -111,6 +111,14 @@ def test_the_ingest_figures_are_the_medians_its_json_gives() -> None:
         "rounds": [{"src": None}, {"src": None}, {"src": "/old/src"}],
         "candidate": {"committed_vs_raw": 0.8149, "output_span_vs_raw": 1.1},
     }
+    with_quix = {**data, "rounds": [
+        {"src": None, "output_span_rate": 2.0, "quix_rate": 1.0},
+        {"src": None, "output_span_rate": 3.0, "quix_rate": 1.0},
+    ]}  # fmt: skip
+    assert bench_table.ingest("", with_quix)[-1] == (
+        "preprocess output span vs Quix Streams",
+        "2.50",
+    )
     assert bench_table.ingest("", data) == [
         ("preprocess + sessionise until committed vs raw loop", "0.81"),
         ("preprocess output span (preprocess + sessionise) vs raw loop", "1.10 (median of 2)"),
