@@ -212,8 +212,8 @@ def test_offsets_other_models_and_invalid_examples() -> None:
     assert not learner.learn(ctr, TOPIC, 3, 10)  # redelivered
     assert not learner.learn(ctr, TOPIC, 3, 4)  # older still
     assert not learner.learn(other, TOPIC, 3, 11)  # consumed, not learned
-    assert not learner.learn({**ctr, "label": float("nan")}, TOPIC, 3, 12)
-    assert not learner.learn({**ctr, "weight": 0.0}, TOPIC, 3, 13)
+    assert not learner.learn({**ctr, "request_id": "r-nan", "label": float("nan")}, TOPIC, 3, 12)
+    assert not learner.learn({**ctr, "request_id": "r-w0", "weight": 0.0}, TOPIC, 3, 13)
     assert learner.learn(ctr, TOPIC, 4, 0)  # another partition has its own offsets
     assert learner.next_offsets == {(TOPIC, 3): 14, (TOPIC, 4): 1}
     counters = learner.counters

@@ -135,11 +135,14 @@ class LearnerStep(Step):
     def resume_offset(self, topic: str, partition: int) -> int | None:
         # A model without a snapshot has learned nothing that survives: from the start
         # (whatever the group committed, which may be past examples it learned and lost).
+        # The window before it is read again (skipped, not learned) so the learner knows
+        # the examples a re-emitted copy would repeat (models/recent_examples.py).
         expected = [
             self.learners[name].next_offsets.get((self.examples_topic, partition), 0)
+            - self.learners[name].recent.window
             for name in self._models_of(partition)
         ]
-        return min(expected, default=None)
+        return None if not expected else max(0, min(expected))
 
     def process(self, partition: int, records: Sequence[Record], emit: Emit) -> None:
         learners = [self.learners[name] for name in self._models_of(partition)]

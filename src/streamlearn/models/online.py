@@ -11,9 +11,11 @@ Exactly-once learning over an at-least-once stream. The learner keeps, per input
 the model that has learned everything before them. On restart, :meth:`OnlineLearner.resume`
 restores model, version, count and offsets from the newest verified snapshot; the agent
 seeks to those offsets, and anything delivered again below them is skipped by
-:meth:`OnlineLearner.learn`. Since learning is deterministic and prediction does not touch
-the model, the resumed model's payload equals, byte for byte, that of a model fed the same
-examples once, in-process.
+:meth:`OnlineLearner.learn`. A copy label-join re-emitted after a crash (same request id and
+label, a few offsets later) is learned once (:mod:`streamlearn.models.recent_examples`).
+Since learning is deterministic and prediction does not touch the model, the resumed
+model's payload equals, byte for byte, that of a model fed the same examples once,
+in-process.
 
 Prequential evaluation: each example is scored before it is learned (``auc`` and
 ``log_loss`` for binary specs, ``mae`` and ``rmse`` for regressors, River metrics). The
@@ -40,6 +42,7 @@ from streamlearn.models.exceptions import ModelError
 from streamlearn.models.features import model_input
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.promotion import PromotionGate
+from streamlearn.models.recent_examples import RecentExamples, example_identity
 from streamlearn.models.safe_pickle import loads
 from streamlearn.models.served_metrics import RecentServed, ServedAuc, ServedMae
 from streamlearn.models.snapshot import SigningKey, build_snapshot, key_bytes, load_model
@@ -64,6 +67,8 @@ class LearnerCounters:
     """Records for another model or arm: consumed without learning."""
     invalid: int = 0
     """Records with a non-finite label or a non-positive or non-finite weight: not learned."""
+    copies: int = 0
+    """Copies of an example read shortly before (same request id and label): not learned."""
     snapshots: int = 0
 
 
@@ -100,6 +105,8 @@ class OnlineLearner:
         self.trained_examples = 0
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.counters = LearnerCounters()
+        self.recent = RecentExamples()
+        """The examples of the last offsets, to learn a re-emitted copy once."""
         self._since_snapshot = 0
         self._last_snapshot_s: float | None = None
         self.warm_from: str | None = None
@@ -150,10 +157,19 @@ class OnlineLearner:
         already = self.next_offsets.get(position)
         if already is not None and offset < already:
             self.counters.replayed += 1
+            # Read again after a resume: what the window held there (recent_examples.py).
+            if offset >= already - self.recent.window and self.accepts(example):
+                identity = example_identity(example)
+                if identity is not None:
+                    self.recent.seen(position, offset, identity)
             return False
         self.next_offsets[position] = offset + 1
         if not self.accepts(example):
             self.counters.other_model += 1
+            return False
+        identity = example_identity(example)
+        if identity is not None and self.recent.seen(position, offset, identity):
+            self.counters.copies += 1  # label-join re-emitted it after a crash
             return False
         spec, model = self.spec, self.model
         x = model_input(example["features"])
@@ -298,6 +314,7 @@ class OnlineLearner:
         self.version = loaded.version
         self.trained_examples = loaded.trained_examples
         self.next_offsets = dict(loaded.offsets)
+        self.recent.clear()  # refilled from the window before the offsets, read again
         self._since_snapshot = 0
         self._reset_metrics()
 
@@ -315,6 +332,7 @@ class OnlineLearner:
         # with whatever was learned since) is promoted, as for a cold start.
         self.trained_examples = loaded.trained_examples
         self.next_offsets = dict(loaded.offsets) if offsets else {}
+        self.recent.clear()
         self.warm_from = f"{loaded.model_name} v{loaded.version}"
         self._reset_metrics()
 

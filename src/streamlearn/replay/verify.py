@@ -101,7 +101,13 @@ def verify_version(
             learner.resume(parent.snapshot)
         except SnapshotRejected as exc:
             return verdict(False, f"its parent v{parent_version} cannot be loaded: {exc}")
-        starts = {p: learner.next_offsets.get((topic, p), 0) for p in ends}
+        # From the window before the parent's offsets: read again, not learned, it tells
+        # the learner which examples a re-emitted copy would repeat, as it knew live.
+        window = learner.recent.window
+        starts = {
+            p: max(learner.next_offsets.get((topic, p), 0) - window, watermarks.get(p, (0, 0))[0])
+            for p in ends
+        }
         start = f"v{parent_version}"
     else:
         recorded = {

@@ -1,5 +1,7 @@
 """Invariant 2 of a chaos run: every prediction the simulated person saw, whose impression
-the collector accepted (202), became exactly one training example.
+the collector accepted (202), became exactly one training example, or one learned once:
+a copy label-join re-emitted after a crash (the same example, a few offsets later) is
+skipped by the learner, and counted apart here.
 
 Label-join's rules say when such a prediction may make none, and each is decided by the
 log alone, so each exception is checked record by record rather than counted:
@@ -25,6 +27,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from streamlearn.models.configured import configured_specs
+from streamlearn.models.recent_examples import WINDOW_OFFSETS
 from streamlearn.simulate.ledger import Ledger
 from streamlearn.up.report import Check
 
@@ -49,6 +52,28 @@ def _clocks(records: list[Located], field: str) -> dict[tuple[int, int], int]:
         before[(partition, offset)] = newest.get(partition, 0)
         newest[partition] = max(newest.get(partition, 0), _ms(value[field]))
     return before
+
+
+def _learned_once(examples: list[Located], repeated: set[str]) -> set[str]:
+    """The request ids of ``repeated`` whose every copy is the same example (request id and
+    label) within the learner's window of the first, in its partition: a label-join crash
+    re-emitted them, and the learner learns one (models/recent_examples.py)."""
+    found: dict[str, list[Located]] = {}
+    for partition, offset, value in examples:
+        request_id = str(value["request_id"])
+        if request_id in repeated:
+            found.setdefault(request_id, []).append((partition, offset, value))
+    once = set()
+    for request_id, records in found.items():
+        first_partition, first_offset, first = min(records, key=lambda r: r[1])
+        if all(
+            partition == first_partition
+            and offset - first_offset <= WINDOW_OFFSETS
+            and value["label"] == first["label"]
+            for partition, offset, value in records
+        ):
+            once.add(request_id)
+    return once
 
 
 def examples_once(
@@ -102,11 +127,14 @@ def examples_once(
             why["orphaned"].add(request_id)
         else:
             why["missing"].add(request_id)
-    twice = {r for r in expected if count.get(r, 0) > 1}
+    repeated = {r for r in expected if count.get(r, 0) > 1}
+    copies = _learned_once(located["training.examples"], repeated)
+    twice = repeated - copies
     dropped = int(figures["predictions"]["telemetry_dropped"])
-    once = len(expected) - sum(len(ids) for ids in why.values()) - len(twice)
+    once = len(expected) - sum(len(ids) for ids in why.values()) - len(repeated)
     detail = (
-        f"{len(expected):,} seen with an accepted impression: {once:,} once, {len(twice)} more "
+        f"{len(expected):,} seen with an accepted impression: {once:,} once, {len(copies)} "
+        f"re-emitted by label-join and learned once{_some(copies)}, {len(twice)} more "
         f"than once{_some(twice)}, {len(why['missing'])} missing{_some(why['missing'])}; "
         f"none by label-join's rules: impression after the horizon {len(why['late impression'])}"
         f", horizon closed before the impression was read {len(why['closed before'])}, "
