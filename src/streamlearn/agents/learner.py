@@ -77,6 +77,9 @@ class LearnerStep(Step):
         self.snapshots = snapshots
         self._window_start: dict[str, datetime] = {}
         self._models: dict[int, list[str]] = {}
+        self._rereading: set[int] = set()
+        """Partitions opened whose first batch (from the window before the learners'
+        offsets) is still to come."""
         self.figures = LearnerFigures(metrics.registry)
         for name, learner in self.learners.items():
             metrics.expose(
@@ -96,6 +99,7 @@ class LearnerStep(Step):
         return names
 
     def opened(self, partition: int) -> None:
+        self._rereading.add(partition)
         names = self._models_of(partition)
         baselines = [s for n in names if (s := self.learners[n].spec.warm_start) is not None]
         view = self.snapshots([*names, *baselines])
@@ -135,16 +139,20 @@ class LearnerStep(Step):
     def resume_offset(self, topic: str, partition: int) -> int | None:
         # A model without a snapshot has learned nothing that survives: from the start
         # (whatever the group committed, which may be past examples it learned and lost).
-        # The window before it is read again (skipped, not learned) so the learner knows
-        # the examples a re-emitted copy would repeat (models/recent_examples.py).
+        # Until the first batch after opening is handled, from the window before it: read
+        # again (skipped, not learned), it tells the learner which examples a re-emitted
+        # copy would repeat (models/recent_examples.py). Asked before every batch, so a
+        # fetch in flight from the committed offset is refused until the window's comes.
+        window = partition in self._rereading
         expected = [
             self.learners[name].next_offsets.get((self.examples_topic, partition), 0)
-            - self.learners[name].recent.window
+            - (self.learners[name].recent.window if window else 0)
             for name in self._models_of(partition)
         ]
         return None if not expected else max(0, min(expected))
 
     def process(self, partition: int, records: Sequence[Record], emit: Emit) -> None:
+        self._rereading.discard(partition)
         learners = [self.learners[name] for name in self._models_of(partition)]
         topic = self.examples_topic
         for record in records:
