@@ -77,12 +77,24 @@ def _fastavro(parsed: Any, record: Any) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("name", SCHEMAS)
+LEFT_TO_FASTAVRO = {"PredictionServed", "TrainingExample"}
+"""Schemas with a shape the generator declines (fastavro encodes them, as before)."""
+
+
+def test_the_schemas_it_declines_are_the_known_ones() -> None:
+    declined = {
+        name
+        for name in SCHEMAS
+        if compile_encoder(fastavro.parse_schema(load_schema(name)), b"") is None
+    }
+    assert declined == LEFT_TO_FASTAVRO
+
+
+@pytest.mark.parametrize("name", sorted(set(SCHEMAS) - LEFT_TO_FASTAVRO))
 def test_every_record_it_encodes_has_fastavros_bytes(name: str) -> None:
     parsed = fastavro.parse_schema(load_schema(name))
     encode = compile_encoder(parsed, b"\x00head")
-    if encode is None:
-        pytest.skip(f"{name}: no compiled encoder (a shape it leaves to fastavro)")
+    assert encode is not None
     rng = random.Random(name)
     encoded = 0
     for _ in range(300):
