@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from streamlearn.agents import AGENT_NAMES
 from streamlearn.cli import app as cli
 from streamlearn.topology import load_topology, parse_topology
-from streamlearn.topology.acl_admin import AclApplyError, apply_acls, binding
+from streamlearn.topology.acl_admin import AclApplyError, apply_acls, binding, wait_visible
 from streamlearn.topology.acl_parts import PART_NAMES, shipped_parts
 from streamlearn.topology.acls import (
     Acl,
@@ -161,12 +161,19 @@ class FakeAdmin:
     """What AdminClient answers: the ACLs it holds, or an error for every request."""
 
     def __init__(
-        self, held: list[Acl], error: int | None = None, may_describe: bool = True
+        self,
+        held: list[Acl],
+        error: int | None = None,
+        may_describe: bool = True,
+        listed_after: int | None = 0,
     ) -> None:
         self.held = [binding(acl) for acl in held]
         self.error = error
         self.may_describe = may_describe
         self.created: list[AclBinding] = []
+        self.listed_after = listed_after
+        """Listings before what was created is listed (a broker's metadata lagging the
+        controller); None: never."""
 
     def _future(self, value: Any) -> Future[Any]:
         future: Future[Any] = Future()
@@ -177,6 +184,11 @@ class FakeAdmin:
         return future
 
     def describe_acls(self, _filter: Any, request_timeout: float) -> Future[Any]:
+        if self.listed_after is not None:
+            if self.listed_after == 0:
+                self.held += [b for b in self.created if b not in self.held]
+            else:
+                self.listed_after -= 1
         return self._future(list(self.held))
 
     def describe_cluster(self, include_authorized_operations: bool, request_timeout: float) -> Any:
@@ -210,3 +222,16 @@ def test_an_empty_answer_is_checked_against_what_the_principal_may_do() -> None:
     with pytest.raises(AclApplyError, match="listing ACLs: this principal may not manage"):
         apply_acls(hidden, [one], dry_run=True)  # type: ignore[arg-type]
     assert apply_acls(FakeAdmin([]), [one], dry_run=True) == [one]  # type: ignore[arg-type]
+
+
+def test_apply_returns_once_the_cluster_lists_what_it_created() -> None:
+    """The controller takes ACLs before the brokers' metadata has them: the parts started
+    next, or an ``apply --dry-run`` at once, must find them."""
+    one = Acl("User:a", "TOPIC", "x", "LITERAL", "READ")
+    lagging = FakeAdmin([], listed_after=3)
+    assert apply_acls(lagging, [one]) == [one]  # type: ignore[arg-type]
+    assert apply_acls(lagging, [one], dry_run=True) == []  # type: ignore[arg-type]
+    lost = FakeAdmin([], listed_after=None)
+    lost.create_acls([binding(one)], request_timeout=1)
+    with pytest.raises(AclApplyError, match="created but not listed by the cluster"):
+        wait_visible(lost, [one], timeout_s=0.3)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ requests with ``SECURITY_DISABLED``: that becomes :class:`AclApplyError` saying 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from enum import Enum
 
@@ -146,4 +147,23 @@ def apply_acls(admin: AdminClient, desired: Iterable[Acl], *, dry_run: bool = Fa
     missing = missing_acls(admin, desired)
     if not dry_run:
         create_acls(admin, missing)
+        wait_visible(admin, missing)
     return missing
+
+
+def wait_visible(admin: AdminClient, entries: Sequence[Acl], timeout_s: float = 30.0) -> None:
+    """Return once the cluster lists every entry of ``entries``: the controller accepts
+    them before the brokers' metadata has them, so without this the parts started next
+    (or an ``apply --dry-run`` at once) may find them missing."""
+    deadline = time.monotonic() + timeout_s
+    wanted = set(entries)
+    while wanted:
+        wanted -= existing_acls(admin)
+        if not wanted:
+            return
+        if time.monotonic() >= deadline:
+            raise AclApplyError(
+                f"{len(wanted)} ACL(s) created but not listed by the cluster after "
+                f"{timeout_s:.0f} s (e.g. {min(wanted)})"
+            )
+        time.sleep(0.2)
