@@ -2,7 +2,7 @@
 after any pause, give the offline reference's sessions.
 
 Six hours of past telemetry from 60 browser users (sessions separated by more than the
-30-minute gap, arrival order shuffled within 45 s, allowed lateness a minute) are produced
+30-minute gap, arrival order shuffled within 15 s, allowed lateness 20 s) are produced
 to a running preprocess + sessionise whose partitions have been quiet for a few seconds;
 then the same records again into a fresh namespace, with a pause halfway longer than the
 allowed lateness. Nothing arrives later than the allowed lateness, so every session comes
@@ -34,9 +34,9 @@ T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 USERS = 60
 HOURS = 6
 GAP_S = 1800
-LATENESS_S = 60
-SHUFFLE_S = 45
-PAUSE_S = 90
+LATENESS_S = 20
+SHUFFLE_S = 15
+PAUSE_S = 30  # longer than the allowed lateness and than session_idle_s (10 s)
 BROWSERS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36",
@@ -51,7 +51,7 @@ def _ms(moment: datetime) -> datetime:
 
 
 def history(seed: int = 12) -> list[dict[str, Any]]:
-    """The events, in arrival order (received order shuffled within a minute)."""
+    """The events, in arrival order (received order shuffled within SHUFFLE_S)."""
     rng = random.Random(seed)
     arriving: list[tuple[datetime, dict[str, Any]]] = []
     end = T0 + timedelta(hours=HOURS)

@@ -195,7 +195,7 @@ def test_the_rendered_chart_runs_the_loop(
     collector, serve = by_name["collector"], by_name["serve"]
     simulation = subprocess.run(
         [sys.executable, "-m", "streamlearn", "simulate", "--rate", "40", "--users", "200",
-         "--duration", "40", "--seed", "5", "--json",
+         "--duration", "25", "--seed", "5", "--json",
          "--collector-url", f"http://127.0.0.1:{collector.port}",
          "--predict-url", f"http://127.0.0.1:{serve.port}"],
         capture_output=True, text=True, timeout=180, check=True,
