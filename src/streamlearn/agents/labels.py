@@ -36,12 +36,12 @@ and nothing is emitted twice; a prediction whose horizon closed before it arrive
 entry, is counted as ``late_predictions`` and dropped (it could only have been unseen, or
 already joined and forgotten).
 
-State values are JSON-able dicts (``pred``, ``imp``, ``pos``, ``val``, ``ids``, ``held``,
-``done``, ``due``; ``fake`` once a fake negative was sent), always written back with
-``state[key] = entry`` so the changelog sees every change. ``due`` is the entry's next
-deadline: on the feedback clock once its prediction is known (close, then forget), on the
-predictions clock while only feedback is held (orphaned). Two in-memory heaps of due
-times, rebuilt from the state when a partition is opened, find what is due.
+State values are JSON-able dicts (:mod:`streamlearn.agents.label_entries`), always
+written back with ``state[key] = entry`` so the changelog sees every change; a settled
+entry is cut down to what recognises a replay. ``due`` is the entry's next deadline: on
+the feedback clock once its prediction is known (close, then forget), on the predictions
+clock while only feedback is held (orphaned). Two in-memory heaps of due times, rebuilt
+from the state when a partition is opened, find what is due.
 
 Degraded predictions (a fallback served, ``model_version`` 0) are joined like any other:
 the user's reaction is still a label for the features served, and the version shows in the
@@ -54,62 +54,26 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping, MutableMapping
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from streamlearn.agents.label_entries import (
+    MAX_EVENT_IDS,
+    Entry,
+    Example,
+    JoinCounters,
+    millis,
+    new_entry,
+    settled,
+    training_example,
+)
 from streamlearn.models.features import with_context
 from streamlearn.models.specs import LabelDefinition, ModelSpec
 from streamlearn.runtime.event_time import EventClock, live_lag_ms
 
-MAX_EVENT_IDS = 256
-"""Feedback ids remembered per request for deduplication (beyond that, not deduplicated)."""
+__all__ = ["Example", "JoinCounters", "LabelJoiner"]
+
 IDLE_MS = 10_000
 """A live partition quiet this long lets its horizons close on the wall clock."""
-
-Entry = dict[str, Any]
-Example = dict[str, Any]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-
-
-def _millis(value: datetime | int) -> int:
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return (aware - _EPOCH) // _MS
-    return int(value)
-
-
-def _moment(ms: int | None) -> datetime | None:
-    return None if ms is None else _EPOCH + ms * _MS
-
-
-@dataclass
-class JoinCounters:
-    """Everything the join saw, by what became of it (plain ints; the agent exports them)."""
-
-    predictions: int = 0
-    duplicate_predictions: int = 0
-    late_predictions: int = 0
-    unknown_model: int = 0
-    feedback: int = 0
-    duplicate_feedback: int = 0
-    held_feedback: int = 0
-    orphaned_feedback: int = 0
-    late_feedback: int = 0
-    after_label: int = 0
-    positives: int = 0
-    negatives: int = 0
-    fake_negatives: int = 0
-    """Negatives sent at impression under the ``fake_negative`` strategy (``negatives``
-    counts the labels that stayed negative, once their horizon closed)."""
-    values: int = 0
-    unseen: int = 0
-    unseen_with_outcome: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 class LabelJoiner:
@@ -174,7 +138,7 @@ class LabelJoiner:
         if entry is not None and entry["pred"] is not None:
             self.counters.duplicate_predictions += 1
             return []
-        served_ms = _millis(prediction["served_ts"])
+        served_ms = millis(prediction["served_ts"])
         self.predictions_clock.observe(self.clock_state, served_ms)
         deadline = served_ms + label.horizon_ms
         if entry is None and deadline + self.lateness_ms <= self._feedback_time():
@@ -182,7 +146,7 @@ class LabelJoiner:
             return self._expire_orphans(self._predictions_time())
         # An entry that held only feedback moves to the other heap: always re-indexed.
         before = None
-        entry = entry if entry is not None else _new_entry()
+        entry = entry if entry is not None else new_entry()
         entry["pred"] = {
             "model_name": prediction["model_name"],
             "model_version": int(prediction["model_version"]),
@@ -211,7 +175,7 @@ class LabelJoiner:
         self.counters.feedback += 1
         request_id = str(feedback["request_id"])
         event_id = str(feedback["event_id"])
-        received_ms = _millis(feedback["received_ts"])
+        received_ms = millis(feedback["received_ts"])
         self.feedback_clock.observe(self.clock_state, received_ms)
         example = self._take_feedback(request_id, event_id, received_ms, feedback)
         emitted = [] if example is None else [example]
@@ -227,7 +191,7 @@ class LabelJoiner:
             if orphaned_at <= self._predictions_time():
                 self.counters.late_feedback += 1
                 return None
-            entry = _new_entry()
+            entry = new_entry()
             entry["due"] = orphaned_at
         if event_id in entry["ids"]:
             self.counters.duplicate_feedback += 1
@@ -236,7 +200,7 @@ class LabelJoiner:
             entry["ids"].append(event_id)
         kind = str(feedback["kind"])
         value = feedback.get("value")
-        client_ms = _millis(feedback["client_ts"])
+        client_ms = millis(feedback["client_ts"])
         example = None
         if entry["pred"] is None:
             if len(entry["held"]) < self.max_held:
@@ -319,6 +283,8 @@ class LabelJoiner:
     # -- internals ---------------------------------------------------------------------
 
     def _store(self, request_id: str, entry: Entry, due_before: int | None) -> None:
+        if entry["done"] is not None:
+            entry = settled(entry)  # what was served is not needed any more
         self.state[request_id] = entry
         if entry["due"] != due_before:
             heap = self._by_feedback if entry["pred"] is not None else self._by_predictions
@@ -362,7 +328,7 @@ class LabelJoiner:
             # positive, and the learner's importance weights undo the double count.
             entry["fake"] = True
             self.counters.fake_negatives += 1
-            return self._example(request_id, entry, label, 0.0, received_ms, outcome=False)
+            return training_example(request_id, entry, label, 0.0, received_ms, outcome=False)
         return None
 
     def _label_of(self, request_id: str, entry: Entry) -> LabelDefinition | None:
@@ -410,45 +376,4 @@ class LabelJoiner:
     ) -> Example:
         self._mark_done(entry, outcome)
         has_outcome = entry["pos"] is not None and outcome != "negative"
-        return self._example(request_id, entry, label, value, decided_ms, outcome=has_outcome)
-
-    def _example(
-        self,
-        request_id: str,
-        entry: Entry,
-        label: LabelDefinition,
-        value: float,
-        decided_ms: int,
-        *,
-        outcome: bool,
-    ) -> Example:
-        pred = entry["pred"]
-        return {
-            "request_id": request_id,
-            "model_name": pred["model_name"],
-            "model_version": pred["model_version"],
-            "arm": pred["arm"],
-            "user_id": pred["user_id"],
-            "features": pred["features"],
-            "label": value,
-            "label_definition": label.name,
-            "score": pred["score"],
-            "served_ts": _moment(pred["served_ms"]),
-            "impression_ts": _moment(entry["imp"][0]),
-            "outcome_ts": _moment(entry["pos"][0]) if outcome else None,
-            "labelled_ts": _moment(decided_ms),
-            "weight": 1.0,
-        }
-
-
-def _new_entry() -> Entry:
-    return {
-        "pred": None,
-        "imp": None,
-        "pos": None,
-        "val": 0.0,
-        "ids": [],
-        "held": [],
-        "done": None,
-        "due": 0,
-    }
+        return training_example(request_id, entry, label, value, decided_ms, outcome=has_outcome)
