@@ -3,15 +3,21 @@
 
 Runs `up --simulate --duration S --json` (a broker of its own, a fresh data directory) and,
 every ``--every`` seconds, reads each part's resident memory (``VmRSS`` of
-``/proc/PID/status``) and open file descriptors (``/proc/PID/fd``): `up` itself (it runs
-the simulator), the broker's JVM, and every supervised child, by its role (a restarted
-part is followed under its new pid). It prints the curve (one row per sample, MB and fds
-per part) and, per part, the least-squares slope after the warm-up (MB and fds per hour)
-beside the growth over that span: a part that leaks grows steadily; a flat one's slope is
-within its noise.
+``/proc/PID/status``) and open file descriptors (``/proc/PID/fd``, sockets among them):
+`up` itself (it runs the simulator), the broker's JVM, and every supervised child, by its
+role (a restarted part is followed under its new pid). It prints the curve (one row per
+sample, MB/fds per part) and, per part, the least-squares slope after the warm-up (MB and
+fds per hour), over the whole span and over each half of it: a part that leaks grows
+steadily; a part filling a window grows, then bends flat once the window is full (the
+second half's slope near 0); a flat one's slope is within its noise.
+
+The agents keep windowed state: label-join a request for ``STREAMLEARN_DEDUP_WINDOW_S``
+(1 h) after its horizon closed, preprocess each event id and sessionise each emitted
+session for that hour. With the default window a half-hour run is all warm-up for them;
+``--dedup-window`` shortens it, so the plateau shows within the run.
 
     .venv/bin/python bench/soak.py --duration 1800          # the issue's half hour
-    .venv/bin/python bench/soak.py --duration 600 --warmup 180
+    .venv/bin/python bench/soak.py --duration 720 --warmup 360 --dedup-window 120
 
 The machine runs everything: the curve includes whatever else the machine is doing.
 """
@@ -67,21 +73,36 @@ def _role(pid: int) -> str | None:
     return next((role for marker, role in ROLES if marker in command), None)
 
 
-def _usage(pid: int) -> tuple[float, int] | None:
-    """(resident MB, open fds) of ``pid``, or None if it is gone."""
+Usage = tuple[float, int, int]
+"""(resident MB, open fds, of which sockets)."""
+
+
+def _sockets(pid: int, fds: list[str]) -> int:
+    count = 0
+    for fd in fds:
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            continue  # closed meanwhile
+    return count
+
+
+def _usage(pid: int) -> Usage | None:
+    """(resident MB, open fds, sockets) of ``pid``, or None if it is gone."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         rss_kb = next(
             int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
         )
-        return rss_kb / 1024, len(os.listdir(f"/proc/{pid}/fd"))
+        fds = os.listdir(f"/proc/{pid}/fd")
+        return rss_kb / 1024, len(fds), _sockets(pid, fds)
     except (OSError, StopIteration, ValueError):
         return None
 
 
-def sample(up_pid: int) -> dict[str, tuple[float, int]]:
-    """Role → (MB, fds) of `up` and every process it started (the broker too)."""
-    parts: dict[str, tuple[float, int]] = {}
+def sample(up_pid: int) -> dict[str, Usage]:
+    """Role → (MB, fds, sockets) of `up` and every process it started (the broker too)."""
+    parts: dict[str, Usage] = {}
     own = _usage(up_pid)
     if own is not None:
         parts["up"] = own
@@ -110,10 +131,15 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=300.0, help="seconds left out of slopes")
     parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument(
+        "--dedup-window", type=float, help="STREAMLEARN_DEDUP_WINDOW_S (default: the setting's)"
+    )
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="soak-"))
     env = {**os.environ, "STREAMLEARN_DATA_DIR": str(data_dir)}
+    if args.dedup_window is not None:
+        env["STREAMLEARN_DEDUP_WINDOW_S"] = str(args.dedup_window)
     env.pop("STREAMLEARN_SCHEMA_REGISTRY_URL", None)
     env.pop("STREAMLEARN_KAFKA_BOOTSTRAP", None)
     ports = [str(_free_port()) for _ in range(5)]
@@ -125,9 +151,11 @@ def main() -> None:
     ]  # fmt: skip
     log = (data_dir / "up.err").open("w")
     up = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
-    print(f"soak: up pid {up.pid}, data in {data_dir}, load {os.getloadavg()[0]:.1f}")
+    window = env.get("STREAMLEARN_DEDUP_WINDOW_S", "the default")
+    print(f"soak: up pid {up.pid}, data in {data_dir}, dedup window {window}, "
+          f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     started = time.monotonic()
-    curve: list[tuple[float, dict[str, tuple[float, int]]]] = []
+    curve: list[tuple[float, dict[str, Usage]]] = []
     roles: list[str] = []
     while up.poll() is None:
         time.sleep(args.every)
@@ -140,22 +168,27 @@ def main() -> None:
         curve.append((at, parts))
         roles = roles or sorted(parts)
         print(f"{at:6.0f}s load {os.getloadavg()[0]:4.1f} " + " ".join(
-            f"{r} {parts[r][0]:.0f}MB/{parts[r][1]}" for r in roles if r in parts), flush=True)  # fmt: skip
+            f"{r} {parts[r][0]:.0f}MB/{parts[r][1]}/{parts[r][2]}" for r in roles if r in parts), flush=True)  # fmt: skip
     output, _ = up.communicate()
     summary = json.loads(output.strip().splitlines()[-1]) if output.strip() else {}
     print(f"up exited {up.returncode}; ok {summary.get('ok')}")
     steady = [(t, p) for t, p in curve if t >= args.warmup]
-    print(f"\nafter the warm-up ({args.warmup:.0f}s; {len(steady)} samples):")
-    print(f"{'part':12} {'MB first':>9} {'MB last':>8} {'MB/h':>8} {'fds first':>9} "
-          f"{'fds last':>8} {'fds/h':>7}")  # fmt: skip
+    print(f"\nafter the warm-up ({args.warmup:.0f}s; {len(steady)} samples; MB/fds/sockets "
+          f"per sample above); slopes per hour, over the span and its two halves:")  # fmt: skip
+    print(f"{'part':12} {'MB first':>9} {'MB last':>8} {'MB/h':>8} {'1st half':>8} "
+          f"{'2nd half':>8} {'fds first':>9} {'fds last':>8} {'fds/h':>7} {'sockets':>9}")  # fmt: skip
     for role in roles:
         points = [(t, p[role]) for t, p in steady if role in p]
         if not points:
             continue
         mb = [(t, u[0]) for t, u in points]
         fds = [(t, float(u[1])) for t, u in points]
+        middle = (mb[0][0] + mb[-1][0]) / 2
+        first, second = [p for p in mb if p[0] <= middle], [p for p in mb if p[0] >= middle]
+        sockets = f"{points[0][1][2]}->{points[-1][1][2]}"
         print(f"{role:12} {mb[0][1]:9.0f} {mb[-1][1]:8.0f} {slope(mb):8.1f} "
-              f"{fds[0][1]:9.0f} {fds[-1][1]:8.0f} {slope(fds):7.1f}")  # fmt: skip
+              f"{slope(first):8.1f} {slope(second):8.1f} {fds[0][1]:9.0f} {fds[-1][1]:8.0f} "
+              f"{slope(fds):7.1f} {sockets:>9}")  # fmt: skip
 
 
 if __name__ == "__main__":
