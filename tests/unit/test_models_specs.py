@@ -94,7 +94,13 @@ def test_description_is_canonical_and_complete() -> None:
     assert revised.describe() != text
     # Serving rules and cadence do not change what a payload means.
     retuned = ModelSpec(
-        spec.name, spec.task, spec.estimator, spec.build, spec.label, snapshot_every_s=99
+        spec.name,
+        spec.task,
+        spec.estimator,
+        spec.build,
+        spec.label,
+        revision=spec.revision,
+        snapshot_every_s=99,
     )
     assert retuned.describe() == text
 

@@ -1,4 +1,4 @@
-"""From served features to a River input, and the two small River components our specs need.
+"""From served features to a River input, and the small River components our specs need.
 
 A prediction carries ``features`` (``PredictionServed.features``: null, boolean, long, double or
 string values) and a request ``context`` (strings). :func:`model_input` turns both into the
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from river import base, proba
 from river.tree.splitter import GaussianSplitter
@@ -106,6 +106,63 @@ class FeatureEncoder(base.Transformer):
             else:
                 out[f"{key}={value}"] = 1.0
         return out
+
+
+class DerivedFeatures(base.Transformer):
+    """Fixed, stateless transforms of named numeric features, for effects that are not linear
+    in the raw value (a linear model on the raw value cannot express them):
+
+    - ``log``: ``name`` → ``log(value)`` (dropped, i.e. missing, unless ``value > 0``);
+    - ``log1p``: ``(name, scale)`` → ``log1p(value / scale)`` (dropped unless ``value >= 0``);
+    - ``cyclic``: ``(name, period)`` → ``name.sin`` and ``name.cos`` of ``2π value / period``
+      (the raw value is dropped: hour 23 is next to hour 0);
+    - ``known``: ``name`` → ``name.known``: ``"yes"`` or ``"no"``, a string, so that
+      :class:`FeatureEncoder` one-hot encodes it and a model can learn what an *absent*
+      value means (standardised, an absent number contributes as much as its mean);
+    - ``drop``: features removed (e.g. one that repeats another, which naive-Bayes leaves
+      would count twice).
+
+    Other features pass unchanged. Nothing is learned: the pickled state is the five
+    tuples, so a payload says exactly which transforms its model was trained with.
+    """
+
+    def __init__(
+        self,
+        log: tuple[str, ...] = (),
+        log1p: tuple[tuple[str, float], ...] = (),
+        cyclic: tuple[tuple[str, float], ...] = (),
+        known: tuple[str, ...] = (),
+        drop: tuple[str, ...] = (),
+    ) -> None:
+        self.log = tuple(log)
+        self.log1p = tuple(log1p)
+        self.cyclic = tuple(cyclic)
+        self.known = tuple(known)
+        self.drop = tuple(drop)
+
+    def transform_one(self, x: dict[Hashable, Any]) -> dict[Hashable, Any]:
+        out = dict(x)
+        for name in self.drop:
+            out.pop(name, None)
+        for name in self.known:
+            out[f"{name}.known"] = "yes" if name in x else "no"
+        for name in self.log:
+            value = out.pop(name, None)
+            if value.__class__ is float and value > 0:
+                out[name] = math.log(value)
+        for name, scale in self.log1p:
+            value = out.pop(name, None)
+            if value.__class__ is float and value >= 0:
+                out[name] = math.log1p(value / scale)
+        for name, period in self.cyclic:
+            value = out.pop(name, None)
+            if value.__class__ is float:
+                angle = 2 * math.pi * value / period
+                out[f"{name}.sin"] = math.sin(angle)
+                out[f"{name}.cos"] = math.cos(angle)
+        # Sorted like model_input's keys, so the encoder's dicts fill in one order.
+        # (model_input's keys are strings; mypy cannot know it of a River dict.)
+        return {key: out[key] for key in sorted(cast("dict[str, Any]", out))}
 
 
 class SeededGaussianSplitter(GaussianSplitter):

@@ -1,0 +1,72 @@
+"""DerivedFeatures: the click specs' fixed transforms of numeric features."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from streamlearn.models.features import DerivedFeatures, FeatureEncoder, model_input
+from streamlearn.models.safe_pickle import dumps, loads
+from streamlearn.models.specs import get_spec
+
+pytestmark = pytest.mark.unit
+
+CLICK = DerivedFeatures(
+    log=("price",),
+    log1p=(("recency_s", 600.0),),
+    cyclic=(("hour", 24.0),),
+    known=("recency_s",),
+    drop=("ctx.device",),
+)
+
+
+def test_transforms_replace_the_raw_values_and_keep_the_rest() -> None:
+    x = model_input(
+        {"price": 20.0, "hour": 6, "recency_s": 600.0, "category": "books", "is_mobile": True},
+        {"placement": "top", "device": "mobile"},
+    )
+    out = CLICK.transform_one(x)
+    assert list(out) == sorted(out)
+    assert out == {
+        "category": "books",
+        "ctx.placement": "top",
+        "hour.cos": pytest.approx(0.0),
+        "hour.sin": pytest.approx(1.0),
+        "is_mobile": 1.0,
+        "price": pytest.approx(math.log(20.0)),
+        "recency_s": pytest.approx(math.log(2.0)),
+        "recency_s.known": "yes",
+    }
+    assert x["price"] == 20.0  # the input is not modified
+
+
+def test_an_absent_or_impossible_value_is_missing_and_said_to_be_unknown() -> None:
+    out = CLICK.transform_one({"price": 0.0, "hour": 23.0, "recency_s": -1.0})
+    # log of 0 and log1p of a negative age are dropped; hour 23 sits next to hour 0.
+    assert "price" not in out
+    assert "recency_s" not in out
+    assert out["recency_s.known"] == "yes"
+    assert out["hour.cos"] == pytest.approx(math.cos(2 * math.pi * 23 / 24))
+    assert CLICK.transform_one({"hour": 1.0})["recency_s.known"] == "no"
+
+
+def test_an_unknown_visitor_gets_its_own_weight_after_the_encoder() -> None:
+    # Standardised, an absent number would read as its mean; the indicator is one-hot.
+    encoded = FeatureEncoder().transform_one(CLICK.transform_one({"hour": 1.0}))
+    assert encoded["recency_s.known=no"] == 1.0
+
+
+@pytest.mark.parametrize("name", ["ctr", "ctr_tree"])
+def test_the_click_specs_pickle_their_transforms_and_load_through_the_safe_unpickler(
+    name: str,
+) -> None:
+    spec = get_spec(name)
+    assert spec.revision == 2
+    assert "DerivedFeatures(log=price" in spec.describe()
+    model = spec.new_model(0)
+    x = model_input({"price": 12.5, "hour": 3, "category": "food"}, {"placement": "side"})
+    spec.learn(model, x, 1.0)
+    loaded = loads(dumps(model))
+    assert spec.predict(loaded, x) == spec.predict(model, x)
+    assert dumps(loaded) == dumps(model)
