@@ -16,7 +16,9 @@ the final table (:class:`~streamlearn.up.report.Check`):
    ``telemetry.predictions``, per model);
 5. nothing of a request the collector answered 503 ``written: none`` is in
    ``telemetry.events`` (``partial`` and unanswered requests: counted, not judged: the
-   API says some may be written).
+   API says some may be written);
+6. the sessions on ``events.sessions`` equal the sessionise agent's rules run again over
+   ``events.clean`` (:mod:`streamlearn.up.invariants_sessions` says what "equal" means).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from streamlearn.agents.sessions import SessionRules
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.specs import SPECS
@@ -42,6 +45,7 @@ from streamlearn.settings import Settings
 from streamlearn.simulate.ledger import Ledger
 from streamlearn.topology.catalogue import TopicCatalogue
 from streamlearn.up.invariants_examples import examples_once
+from streamlearn.up.invariants_sessions import sessions_equal
 from streamlearn.up.report import Check
 
 READ_TIMEOUT_S = 30.0
@@ -99,15 +103,17 @@ class _Topics:
         self.settings, self.registry = settings, registry
         self.catalogue = TopicCatalogue.from_settings(settings)
         self.source = CommittedSource(settings)
-        self._read: dict[str, list[Located]] = {}
+        self._read: dict[tuple[str, bool], list[Located]] = {}
 
     def name(self, logical: str) -> str:
         return self.catalogue.topic(logical).name
 
-    def located(self, logical: str) -> list[Located]:
-        if logical not in self._read:
+    def located(self, logical: str, *, plain: bool = False) -> list[Located]:
+        """``plain``: timestamps as epoch ms, UUIDs as strings (as an agent with
+        ``plain_inputs`` reads them)."""
+        if (logical, plain) not in self._read:
             name = self.name(logical)
-            serde = self.catalogue.topic(logical).serde(self.registry)
+            serde = self.catalogue.topic(logical).serde(self.registry, logical_types=not plain)
             ranges = {p: (low, end) for p, (low, end) in self.source.watermarks(name).items()}
             records = []
             for record in self.source.read(name, ranges):
@@ -117,8 +123,8 @@ class _Topics:
                         records.append((record.partition, record.offset, value))
                 except DecodeError:
                     continue  # malformed: the agents rejected it (counted there)
-            self._read[logical] = records
-        return self._read[logical]
+            self._read[(logical, plain)] = records
+        return self._read[(logical, plain)]
 
 
 def _ms(value: Any) -> int:
@@ -263,6 +269,13 @@ def check_invariants(
             lambda: payloads_replayed(topics),
             lambda: [versions_monotone(topics)],
             lambda: [refused_not_written(topics, ledger)],
+            lambda: [
+                sessions_equal(
+                    topics.located("events.clean", plain=True),
+                    topics.located("events.sessions", plain=True),
+                    SessionRules.from_settings(settings),
+                )
+            ],
         ]
         for step in steps:
             for check in step():
