@@ -107,9 +107,14 @@ class LearnerStep(Step):
             learner = self.learners[name]
             snapshot = view.newest.get(name)
             if snapshot is not None and int(snapshot["version"]) != learner.version:
-                learner.resume(snapshot)
-                log.info("learner %s resumed from version %d", name, learner.version)
-            elif snapshot is None and learner.trained_examples == 0:
+                try:
+                    learner.resume(snapshot)
+                    log.info("learner %s resumed from version %d", name, learner.version)
+                except SnapshotRejected as exc:  # verified, so another spec's: an upgrade
+                    self.metrics.rejected_snapshots.labels(model=name, reason=exc.reason).inc()
+                    log.error("cannot resume %s: %s; starting anew", name, exc)
+                    snapshot = None
+            if snapshot is None and learner.trained_examples == 0:
                 self._warm_start(name, view)
             # Numbered after anything on the topic, verified or not, so workers move on.
             learner.version = max(learner.version, view.highest_version.get(name, 0))
