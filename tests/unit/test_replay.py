@@ -14,7 +14,7 @@ from streamlearn.models.exceptions import BadSignature, UnknownSnapshotSpec
 from streamlearn.models.online import OnlineLearner
 from streamlearn.models.snapshot import recorded_spec
 from streamlearn.replay.diff import _compare, _shadow_verdicts, _why, diff_examples
-from streamlearn.replay.examples import Example, ReadCounts
+from streamlearn.replay.examples import Example, PreparedRecord, ReadCounts, prepared_records
 from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 from streamlearn.replay.history import ModelHistory, PublishedSnapshot
 from streamlearn.replay.positions import PartitionRange, check_retention, parse_position
@@ -59,18 +59,18 @@ def _live(versions: list[int]) -> ModelHistory:
     learner = OnlineLearner(SPECS["ctr"], signing_key=KEY)
     snapshots, position = [], 0
     for upto in versions:
-        learn(learner, EXAMPLES[position:upto], TOPIC)
+        learn(learner, prepared_records(EXAMPLES[position:upto]), TOPIC)
         snapshots.append(PublishedSnapshot(learner.snapshot(NOW), None))
         position = upto
     return ModelHistory("ctr", tuple(snapshots), 0)
 
 
 def _reader(examples: list[Example] = EXAMPLES) -> Any:
-    def read(ranges: list[PartitionRange], counts: ReadCounts) -> Iterable[Example]:
+    def read(ranges: list[PartitionRange], counts: ReadCounts) -> Iterable[PreparedRecord]:
         for partition_range in ranges:
             for example in examples[partition_range.start : partition_range.end]:
                 counts.read += 1
-                yield example
+                yield from prepared_records([example])
 
     return read
 
@@ -114,7 +114,7 @@ def test_a_snapshot_from_reordered_examples_differs_and_says_how() -> None:
     # The same records, the first hundred in another order (offsets still ascending).
     reordered = [(EXAMPLES[99 - n][0], 0, n) for n in range(100)] + EXAMPLES[100:200]
     learner = OnlineLearner(SPECS["ctr"], signing_key=KEY)
-    learn(learner, reordered, TOPIC)
+    learn(learner, prepared_records(reordered), TOPIC)
     history = ModelHistory("ctr", (PublishedSnapshot(learner.snapshot(NOW), None),), 0)
     verdict = _verify(history, 1)
     assert not verdict.identical
@@ -144,7 +144,7 @@ def test_missing_examples_show_as_a_different_count() -> None:
 def test_a_replayed_snapshot_carries_a_signed_manifest_and_verifies_from_its_start() -> None:
     target = ModelTarget(SPECS["ctr"], "ctr", None, "ctr@replayed")
     learner = target.learner(KEY, None)
-    learn(learner, EXAMPLES[300:600], TOPIC)
+    learn(learner, prepared_records(EXAMPLES[300:600]), TOPIC)
     ranges = (PartitionRange(0, 300, 600, 0, 600),)
     snapshot = replayed_snapshot(
         learner, target, TOPIC, ranges, version=1, created=NOW, key=KEY, key_id=None
@@ -168,7 +168,7 @@ def test_a_replayed_snapshot_carries_a_signed_manifest_and_verifies_from_its_sta
 def test_a_replay_is_the_same_model_as_river_trained_in_process() -> None:
     spec = SPECS["ctr"]
     target = ModelTarget(spec, "ctr", None, "ctr")
-    learner = learn(target.learner(KEY, None), EXAMPLES, TOPIC)
+    learner = learn(target.learner(KEY, None), prepared_records(EXAMPLES), TOPIC)
     river = spec.new_model(0)
 
     for example, _, _ in EXAMPLES:
@@ -187,7 +187,7 @@ def test_a_snapshot_is_recomputed_with_the_label_horizon_it_records() -> None:
     # `up --simulate` runs a 20 s horizon; the command verifying has the default.
     spec = replace(SPECS["ctr"], label=replace(SPECS["ctr"].label, horizon_s=20.0))
     learner = OnlineLearner(spec, signing_key=KEY)
-    learn(learner, EXAMPLES[:200], TOPIC)
+    learn(learner, prepared_records(EXAMPLES[:200]), TOPIC)
     history = ModelHistory("ctr", (PublishedSnapshot(learner.snapshot(NOW), None),), 0)
     assert recorded_spec(history.snapshots[0].snapshot) == spec
     assert _verify(history, 1).identical

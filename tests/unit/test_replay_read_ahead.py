@@ -13,7 +13,12 @@ from confluent_kafka import KafkaException
 from streamlearn.models.configured import configured_spec
 from streamlearn.models.online import OnlineLearner
 from streamlearn.models.synthetic import ClickWorld
-from streamlearn.replay.examples import Example, ReadCounts, decoded_examples
+from streamlearn.replay.examples import (
+    PreparedRecord,
+    ReadCounts,
+    decoded_examples,
+    prepared_records,
+)
 from streamlearn.replay.exceptions import PastRetentionError
 from streamlearn.replay.positions import PartitionRange, check_retention
 from streamlearn.replay.read_ahead import (
@@ -100,7 +105,7 @@ def test_the_examples_and_counts_are_those_read_in_process() -> None:
     source = ListSource(records)
     ranges = _ranges(records)
     serial_counts = ReadCounts()
-    serial = list(decoded_examples(source, serde, TOPIC, ranges, serial_counts))
+    serial = list(prepared_records(decoded_examples(source, serde, TOPIC, ranges, serial_counts)))
     ahead_counts = ReadCounts()
     with read_ahead(source, serde, TOPIC, ranges, ahead_counts, fork=True, batch=64) as examples:
         ahead = list(examples)
@@ -115,7 +120,7 @@ def test_a_model_learned_from_examples_read_ahead_is_byte_identical() -> None:
     spec = configured_spec("ctr", Settings())
     in_process = learn(
         OnlineLearner(spec, signing_key=KEY),
-        decoded_examples(source, serde, TOPIC, _ranges(records), ReadCounts()),
+        prepared_records(decoded_examples(source, serde, TOPIC, _ranges(records), ReadCounts())),
         TOPIC,
     )
     advanced: list[int] = []
@@ -133,14 +138,15 @@ def test_a_model_learned_from_examples_read_ahead_is_byte_identical() -> None:
 def test_a_failure_while_reading_reaches_the_learner_after_the_examples_before_it() -> None:
     serde, records = _log(600)
     source = ListSource(records, fail_at=(500, PastRetentionError("past retention: gone")))
-    seen: list[Example] = []
+    seen: list[PreparedRecord] = []
     with (
         read_ahead(source, serde, TOPIC, _ranges(records), ReadCounts(), fork=True, batch=50) as ex,
         pytest.raises(PastRetentionError, match="past retention: gone"),
     ):
         seen.extend(ex)
     before = ListSource(records[:500])
-    assert seen == list(decoded_examples(before, serde, TOPIC, _ranges(records), ReadCounts()))
+    read_before = decoded_examples(before, serde, TOPIC, _ranges(records), ReadCounts())
+    assert seen == list(prepared_records(read_before))
 
 
 def test_an_exception_that_is_not_the_replays_own_is_described() -> None:
@@ -153,14 +159,17 @@ def test_an_exception_that_is_not_the_replays_own_is_described() -> None:
         list(examples)
 
 
-def test_values_that_are_not_plain_data_are_refused_with_what_to_change() -> None:
-    serde, records = _log(100, logical_types=True)
-    source = ListSource(records)
-    with (
-        read_ahead(source, serde, TOPIC, _ranges(records), ReadCounts(), fork=True) as examples,
-        pytest.raises(ReadAheadError, match="logical_types=False"),
-    ):
-        list(examples)
+def test_timestamps_decoded_as_datetimes_stay_in_the_reading_process() -> None:
+    # Only what learning reads crosses the pipe (no timestamp): the same prepared records
+    # whichever way the serde decodes timestamps.
+    serde, records = _log(300, logical_types=True)
+    plain = AvroSerde(serde.registry, "TrainingExample", f"{TOPIC}-value", logical_types=False)
+    with read_ahead(
+        ListSource(records), serde, TOPIC, _ranges(records), ReadCounts(), fork=True
+    ) as examples:
+        ahead = list(examples)
+    serial = decoded_examples(ListSource(records), plain, TOPIC, _ranges(records), ReadCounts())
+    assert ahead == list(prepared_records(serial))
 
 
 def _children() -> set[int]:

@@ -28,7 +28,7 @@ from streamlearn.kafka_clients import key_partition
 from streamlearn.models import SnapshotRejected
 from streamlearn.models.configured import configured_specs
 from streamlearn.models.keyring import Keyring
-from streamlearn.models.online import OnlineLearner
+from streamlearn.models.online import OnlineLearner, prepared_example
 from streamlearn.models.snapshot import SigningKey
 from streamlearn.models.specs import ModelSpec
 from streamlearn.runtime.environment import StepEnvironment
@@ -151,7 +151,7 @@ class LearnerStep(Step):
         window = partition in self._rereading
         expected = [
             self.learners[name].next_offsets.get((self.examples_topic, partition), 0)
-            - (self.learners[name].recent.window if window else 0)
+            - (self.learners[name].recent_examples.window if window else 0)
             for name in self._models_of(partition)
         ]
         return None if not expected else max(0, min(expected))
@@ -161,8 +161,10 @@ class LearnerStep(Step):
         learners = [self.learners[name] for name in self._models_of(partition)]
         topic = self.examples_topic
         for record in records:
+            example = record.value
+            prepared = prepared_example(example)  # once, whichever learner takes it
             for learner in learners:
-                learner.learn(record.value, topic, partition, record.offset)
+                learner.learn_prepared(prepared, topic, partition, record.offset, example)
         self._publish_due(partition, emit)
 
     def tick(self, partition: int, now_ms: int, read_ms: int | None, emit: Emit) -> None:

@@ -39,10 +39,10 @@ from typing import Any
 from river import metrics as river_metrics
 
 from streamlearn.models.exceptions import ModelError
-from streamlearn.models.features import model_input
+from streamlearn.models.features import ModelInput, model_input
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.promotion import PromotionGate
-from streamlearn.models.recent_examples import RecentExamples, example_identity
+from streamlearn.models.recent_examples import Identity, RecentExamples, example_identity
 from streamlearn.models.safe_pickle import loads
 from streamlearn.models.served_metrics import RecentServed, ServedAuc, ServedMae
 from streamlearn.models.snapshot import SigningKey, build_snapshot, key_bytes, load_model
@@ -54,6 +54,29 @@ SOURCE = "learner"
 def snapshot_name(spec_name: str, arm: str | None) -> str:
     """The ``model.state`` key of a model learned per experiment arm: ``<name>@<arm>``."""
     return spec_name if arm is None else f"{spec_name}@{arm}"
+
+
+PreparedExample = tuple[
+    str, str | None, Identity | None, ModelInput, float, float, float | None, int | None
+]
+"""What learning reads of a ``TrainingExample``: (model name, arm, identity, River input,
+label, weight, served score, serving version). A plain tuple of plain data, so a replay's
+reading process hands it over with ``marshal``."""
+
+
+def prepared_example(example: Mapping[str, Any]) -> PreparedExample:
+    """The part of ``example`` that :meth:`OnlineLearner.learn_prepared` reads."""
+    served, served_by = example.get("score"), example.get("model_version")
+    return (
+        example["model_name"],
+        example.get("arm"),
+        example_identity(example),
+        model_input(example["features"]),
+        float(example["label"]),
+        float(example.get("weight", 1.0)),
+        None if served is None else float(served),
+        None if served_by is None else int(served_by),
+    )
 
 
 @dataclass
@@ -105,7 +128,7 @@ class OnlineLearner:
         self.trained_examples = 0
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.counters = LearnerCounters()
-        self.recent = RecentExamples()
+        self.recent_examples = RecentExamples()
         """The examples of the last offsets, to learn a re-emitted copy once."""
         self._since_snapshot = 0
         self._last_snapshot_s: float | None = None
@@ -142,9 +165,10 @@ class OnlineLearner:
 
     def accepts(self, example: Mapping[str, Any]) -> bool:
         """Whether ``example`` trains this learner's model (and arm)."""
-        return example["model_name"] == self.examples_of and (
-            self.arm is None or example.get("arm") == self.arm
-        )
+        return self._accepts(example["model_name"], example.get("arm"))
+
+    def _accepts(self, model_name: str, arm: str | None) -> bool:
+        return model_name == self.examples_of and (self.arm is None or arm == self.arm)
 
     def learn(self, example: Mapping[str, Any], topic: str, partition: int, offset: int) -> bool:
         """Score, then learn ``example`` read at (topic, partition, offset).
@@ -153,34 +177,48 @@ class OnlineLearner:
         learned), another model's example and an invalid one (their offsets still count
         as consumed).
         """
+        return self.learn_prepared(prepared_example(example), topic, partition, offset, example)
+
+    def learn_prepared(
+        self,
+        prepared: PreparedExample,
+        topic: str,
+        partition: int,
+        offset: int,
+        example: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """:meth:`learn` of an example already through :func:`prepared_example` (a replay
+        prepares examples in the process that reads them, while this one learns).
+        ``example``, the record it was prepared from, is only for :attr:`on_scored`."""
+        model_name, arm, identity, x, label, weight, served, served_by = prepared
         position = (topic, partition)
         already = self.next_offsets.get(position)
         if already is not None and offset < already:
             self.counters.replayed += 1
             # Read again after a resume: what the window held there (recent_examples.py).
-            if offset >= already - self.recent.window and self.accepts(example):
-                identity = example_identity(example)
-                if identity is not None:
-                    self.recent.seen(position, offset, identity)
+            if (
+                offset >= already - self.recent_examples.window
+                and identity is not None
+                and self._accepts(model_name, arm)
+            ):
+                self.recent_examples.seen(position, offset, identity)
             return False
         self.next_offsets[position] = offset + 1
-        if not self.accepts(example):
+        if not self._accepts(model_name, arm):
             self.counters.other_model += 1
             return False
-        identity = example_identity(example)
-        if identity is not None and self.recent.seen(position, offset, identity):
+        if identity is not None and self.recent_examples.seen(position, offset, identity):
             self.counters.copies += 1  # label-join re-emitted it after a crash
             return False
-        spec, model = self.spec, self.model
-        x = model_input(example["features"])
-        label = float(example["label"])
-        weight = float(example.get("weight", 1.0))
         if not (math.isfinite(label) and math.isfinite(weight) and weight > 0):
             self.counters.invalid += 1
             return False
+        spec, model = self.spec, self.model
         score = spec.predict(model, x)
         weight *= spec.importance(label, score)
         if self.on_scored is not None:
+            if example is None:
+                raise ModelError("on_scored needs the example: learn it with learn()")
             self.on_scored(example, score, weight)
         truth = spec.target(label)
         if self.gate is not None:
@@ -188,12 +226,11 @@ class OnlineLearner:
         self._first.update(truth, score, weight)
         self._second.update(truth, score, weight)
         self.evaluated += 1
-        served, served_by = example.get("score"), example.get("model_version")
         # What users got: the score a model (version ≥ 1, not a fallback) served.
         if served_by and served is not None and math.isfinite(served):
-            self._served.update(int(served_by), truth, float(served), weight)
+            self._served.update(served_by, truth, served, weight)
             if self._recent is not None:
-                self._recent.update(int(served_by), truth, float(served), weight)
+                self._recent.update(served_by, truth, served, weight)
         spec.learn(model, x, label, weight)
         self.trained_examples += 1
         self._since_snapshot += 1
@@ -314,7 +351,7 @@ class OnlineLearner:
         self.version = loaded.version
         self.trained_examples = loaded.trained_examples
         self.next_offsets = dict(loaded.offsets)
-        self.recent.clear()  # refilled from the window before the offsets, read again
+        self.recent_examples.clear()  # refilled from the window before the offsets, read again
         self._since_snapshot = 0
         self._reset_metrics()
 
@@ -332,7 +369,7 @@ class OnlineLearner:
         # with whatever was learned since) is promoted, as for a cold start.
         self.trained_examples = loaded.trained_examples
         self.next_offsets = dict(loaded.offsets) if offsets else {}
-        self.recent.clear()
+        self.recent_examples.clear()
         self.warm_from = f"{loaded.model_name} v{loaded.version}"
         self._reset_metrics()
 

@@ -11,12 +11,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from streamlearn.models.online import PreparedExample, prepared_example
 from streamlearn.replay.positions import PartitionRange
 from streamlearn.replay.sources import RecordSource
 from streamlearn.serde import AvroSerde, DecodeError
 
 Example = tuple[dict[str, Any], int, int]
 """(decoded ``TrainingExample``, partition, offset)."""
+PreparedRecord = tuple[PreparedExample, int, int]
+"""(what learning reads of a ``TrainingExample``, partition, offset)."""
 
 
 @dataclass
@@ -44,3 +47,9 @@ def decoded_examples(
             counts.undecodable += 1
             continue
         yield value, record.partition, record.offset
+
+
+def prepared_records(examples: Iterable[Example]) -> Iterator[PreparedRecord]:
+    """``examples`` as the learner reads them (:func:`prepared_example`), in order."""
+    for value, partition, offset in examples:
+        yield prepared_example(value), partition, offset

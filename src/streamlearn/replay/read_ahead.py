@@ -1,20 +1,22 @@
-"""Read and decode a replay's examples in a child process while this one learns.
+"""Read, decode and prepare a replay's examples in a child process while this one learns.
 
 Learning is the replay's one inherently serial step: an example can only be learned
 after the one before it. Reading and decoding are not, and at about 25 µs per example
 decoding costs nearly as much as learning (about 30 µs), so a replay that does both in
 one process runs at little more than half the speed of learning alone. On a machine with
-a second core, a child process forked for the purpose reads the ranges and decodes them
-with :func:`~streamlearn.replay.examples.decoded_examples` (the very code the serial
-path runs, so what is skipped and counted is the same), and hands the examples over in
-batches through a pipe while this process learns the previous batch.
+a second core, a child process forked for the purpose reads the ranges, decodes them
+with :func:`~streamlearn.replay.examples.decoded_examples` and prepares them for the
+learner with :func:`~streamlearn.models.online.prepared_example` (the very code the serial
+path runs, so what is skipped and counted is the same, and the River input is built
+there, not here), and hands them over in batches through a pipe while this process learns
+the previous batch.
 
-The hand-over is plain data: each batch is ``marshal``-ed ``(value, partition, offset)``
-tuples of decoded values (dicts of strings, numbers, booleans, None, lists and dicts:
-the decoder must return timestamps as longs, ``logical_types=False``), which ``marshal``
-rebuilds without running any code. An exception raised in the child crosses as its type's
-name, message and traceback text: the replay's own errors are raised again as the same
-type (:data:`_REBUILT`), any other as a :class:`ReadAheadError` that names it. Nothing is
+The hand-over is plain data: each batch is ``marshal``-ed ``(prepared, partition, offset)``
+tuples of strings, numbers, None, tuples and dicts (no timestamp crosses: the learner
+reads none), which ``marshal`` rebuilds without running any code. An exception raised in
+the child crosses as its type's name, message and traceback text: the replay's own errors
+are raised again as the same type (:data:`_REBUILT`), any other as a
+:class:`ReadAheadError` that names it. Nothing is
 ever unpickled.
 
 The pipe holds at most :data:`PIPE_BYTES` (a few thousand examples): however slow the
@@ -42,7 +44,12 @@ from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import NoReturn
 
-from streamlearn.replay.examples import Example, ReadCounts, decoded_examples
+from streamlearn.replay.examples import (
+    PreparedRecord,
+    ReadCounts,
+    decoded_examples,
+    prepared_records,
+)
 from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 from streamlearn.replay.positions import PartitionRange
 from streamlearn.replay.sources import KafkaSource, RecordSource
@@ -96,15 +103,16 @@ def read_ahead(
     *,
     fork: bool | None = None,
     batch: int = BATCH_RECORDS,
-) -> Iterator[Iterator[Example]]:
-    """The examples :func:`decoded_examples` gives (same order, same ``counts``), read and
-    decoded in a child process forked on entering (``fork`` None: when
-    :func:`worth_reading_ahead`), else in this process. Leaving stops the child."""
+) -> Iterator[Iterator[PreparedRecord]]:
+    """The examples :func:`decoded_examples` gives (same order, same ``counts``), prepared
+    for the learner (:func:`prepared_records`): read, decoded and prepared in a child
+    process forked on entering (``fork`` None: when :func:`worth_reading_ahead`), else in
+    this process. Leaving stops the child."""
     ranges = list(ranges)
     if fork is None:
         fork = worth_reading_ahead(source, ranges)
     if not fork:
-        yield decoded_examples(source, serde, topic, ranges, counts)
+        yield prepared_records(decoded_examples(source, serde, topic, ranges, counts))
         return
     receiver, sender = Pipe(duplex=False)
     _widen(sender)
@@ -119,7 +127,7 @@ def read_ahead(
     finished = False
     try:
 
-        def received() -> Iterator[Example]:
+        def received() -> Iterator[PreparedRecord]:
             nonlocal finished
             while True:
                 try:
@@ -171,13 +179,13 @@ def _child(
 ) -> NoReturn:  # pragma: no cover - runs in the forked child
     code = 0
     counts, sent = ReadCounts(), ReadCounts()
-    examples: list[Example] = []
+    examples: list[PreparedRecord] = []
     try:
         gc.freeze()  # nothing inherited is ever collected (finalised) here
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops us
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         size = min(FIRST_BATCH_RECORDS, batch)  # the learner starts at once, then batches grow
-        for example in decoded_examples(source, serde, topic, ranges, counts):
+        for example in prepared_records(decoded_examples(source, serde, topic, ranges, counts)):
             examples.append(example)
             if counts.read - sent.read >= size:
                 _send(out, _MORE, counts, sent, examples)
@@ -199,15 +207,18 @@ def _child(
 
 
 def _send(
-    out: Connection, kind: int, counts: ReadCounts, sent: ReadCounts, examples: list[Example]
+    out: Connection,
+    kind: int,
+    counts: ReadCounts,
+    sent: ReadCounts,
+    examples: list[PreparedRecord],
 ) -> None:  # pragma: no cover - runs in the forked child
     read, undecodable = counts.read - sent.read, counts.undecodable - sent.undecodable
     try:
         message = marshal.dumps((kind, read, undecodable, examples))
     except ValueError as exc:
         raise ReadAheadError(
-            "decoded examples are handed over as plain data: decode timestamps as longs "
-            f"(logical_types=False): {exc}"
+            f"prepared examples are handed over as plain data (marshal): {exc}"
         ) from exc
     out.send_bytes(message)
     sent.read, sent.undecodable = counts.read, counts.undecodable

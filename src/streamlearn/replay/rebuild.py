@@ -19,7 +19,7 @@ from streamlearn.models.keyring import Keyring
 from streamlearn.models.online import OnlineLearner
 from streamlearn.models.snapshot import SigningKey, build_snapshot
 from streamlearn.models.specs import ModelSpec
-from streamlearn.replay.examples import Example
+from streamlearn.replay.examples import PreparedRecord
 from streamlearn.replay.positions import PartitionRange
 from streamlearn.serving.experiments import base_model
 
@@ -74,13 +74,14 @@ learning a few examples; it redraws ten times a second anyway)."""
 
 def learn(
     learner: OnlineLearner,
-    examples: Iterable[Example],
+    examples: Iterable[PreparedRecord],
     topic: str,
     advance: Callable[[int], None] | None = None,
 ) -> OnlineLearner:
-    """Feed ``examples`` (read from Kafka topic ``topic``) to ``learner``, in order;
-    ``advance(n)`` as each :data:`ADVANCE_EVERY` (and finally the last few) are learned."""
-    step = learner.learn
+    """Feed ``examples`` (read from Kafka topic ``topic``, prepared) to ``learner``, in
+    order; ``advance(n)`` as each :data:`ADVANCE_EVERY` (and finally the last few) are
+    learned."""
+    step = learner.learn_prepared
     if advance is None:
         for value, partition, offset in examples:
             step(value, topic, partition, offset)

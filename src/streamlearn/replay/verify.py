@@ -12,7 +12,7 @@ difference, reported with the first thing that differs.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from streamlearn.models import SnapshotRejected, safe_pickle
@@ -20,18 +20,20 @@ from streamlearn.models.exceptions import UnknownSnapshotSpec
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.snapshot import SigningKey, recorded_spec
 from streamlearn.models.specs import SPECS, ModelSpec
-from streamlearn.replay.examples import Example, ReadCounts, decoded_examples
+from streamlearn.replay.examples import PreparedRecord, ReadCounts
 from streamlearn.replay.exceptions import ReplayError
 from streamlearn.replay.history import ModelHistory, PublishedSnapshot, model_history
 from streamlearn.replay.positions import PartitionRange, check_retention
+from streamlearn.replay.read_ahead import read_ahead
 from streamlearn.replay.rebuild import ModelTarget, learn, manifest_of
 from streamlearn.replay.sources import KafkaSource, RecordSource
 from streamlearn.serde import SchemaSource
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
 
-ExamplesReader = Callable[[list[PartitionRange], ReadCounts], Iterable[Example]]
-"""``read(ranges, counts)``: the examples of ``ranges`` (from Kafka or the archive)."""
+ExamplesReader = Callable[[list[PartitionRange], ReadCounts], Iterable[PreparedRecord]]
+"""``read(ranges, counts)``: the examples of ``ranges`` (from Kafka or the archive),
+prepared for the learner (:func:`~streamlearn.replay.examples.prepared_records`)."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def verify_version(
             return verdict(False, f"its parent v{parent_version} cannot be loaded: {exc}")
         # From the window before the parent's offsets: read again, not learned, it tells
         # the learner which examples a re-emitted copy would repeat, as it knew live.
-        window = learner.recent.window
+        window = learner.recent_examples.window
         starts = {
             p: max(learner.next_offsets.get((topic, p), 0) - window, watermarks.get(p, (0, 0))[0])
             for p in ends
@@ -192,8 +194,10 @@ def verify_published(
     serde = examples.serde(registry, logical_types=False)  # the learner reads no timestamp
     watermarks = source.watermarks(examples.name)
 
-    def read(ranges: list[PartitionRange], counts: ReadCounts) -> Iterable[Example]:
-        return decoded_examples(source, serde, examples.name, ranges, counts)
+    def read(ranges: list[PartitionRange], counts: ReadCounts) -> Iterator[PreparedRecord]:
+        # Read ahead in a child process (Kafka, enough records), as `replay model` does.
+        with read_ahead(source, serde, examples.name, ranges, counts) as prepared:
+            yield from prepared
 
     def check(ranges: list[PartitionRange]) -> None:
         source.check(examples.name, ranges)

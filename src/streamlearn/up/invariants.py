@@ -34,7 +34,7 @@ from streamlearn.kafka_clients import confluent_config
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.specs import SPECS
 from streamlearn.replay.diff import _shadow_verdicts
-from streamlearn.replay.examples import ReadCounts, decoded_examples
+from streamlearn.replay.examples import ReadCounts, decoded_examples, prepared_records
 from streamlearn.replay.history import ModelHistory, model_history
 from streamlearn.replay.positions import PartitionRange
 from streamlearn.replay.sources import KafkaSource
@@ -191,7 +191,7 @@ def payloads_replayed(topics: _Topics) -> list[Check]:
     watermarks = topics.source.watermarks(examples)
 
     def read(ranges: list[PartitionRange], counts: ReadCounts) -> Iterable[Any]:
-        return decoded_examples(topics.source, serde, examples, ranges, counts)
+        return prepared_records(decoded_examples(topics.source, serde, examples, ranges, counts))
 
     results = []
     for name in settings.models:
