@@ -138,3 +138,15 @@ def test_a_lost_event_is_a_violation_not_a_split() -> None:
     written = _agent([e for e in events if e is not lost])
     check = sessions_equal(_clean(events), _sessions(written), RULES)
     assert not check.passed, check.detail
+
+
+def test_an_event_lost_from_a_session_open_at_the_logs_end_is_a_violation() -> None:
+    events = _visits()
+    lost = next(e for e in events if e["user_id"] == "ann" and e["event_ts"] == T0 + 40_000)
+    sessioniser = Sessioniser(RULES, {}, {}, wall_clock=lambda: T0)
+    written = [s for e in events if e is not lost for s in sessioniser.take(e)]
+    last = max(e["event_ts"] for e in events)
+    written += sessioniser.advance_live(last + 60_000, last)  # the drain's quiet minute
+    check = sessions_equal(_clean(events), _sessions(written), RULES)
+    assert not check.passed, check.detail
+    assert "not in the reference 1" in check.detail

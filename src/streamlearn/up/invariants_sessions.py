@@ -106,21 +106,26 @@ def emitted_sessions(sessions: Iterable[Located]) -> tuple[dict[str, Counter[Sha
 
 def _split_by_timer(agent: Counter[Shape], closed: Counter[Shape], open_: Counter[Shape]) -> bool:
     """Whether the agent's sessions not in the reference are pieces of the reference's
-    sessions it misses: each within one of them, together all of its events (at most,
-    for one still open at the log's end)."""
+    sessions it misses: each within one of them, together all of its events; of one
+    still open at the log's end, the agent may still hold the last piece open (its pieces
+    then end before it does, and hold fewer events)."""
     pieces = agent - closed - open_
     wholes = (closed + open_) - agent
     if not pieces:
         return False
     held: Counter[Shape] = Counter()
+    last_held: set[Shape] = set()
     for piece, n in pieces.items():
         around = [w for w in wholes if w[0] <= piece[0] and piece[1] <= w[1]]
         if len(around) != 1:
             return False
         held[around[0]] += piece[2] * n
-    for whole in wholes:
-        complete = held[whole] == whole[2] * wholes[whole]
-        if not (complete or (whole in open_ and held[whole] <= whole[2] * wholes[whole])):
+        if piece[1] == around[0][1]:
+            last_held.add(around[0])
+    for whole, n in wholes.items():
+        complete = held[whole] == whole[2] * n
+        last_open = whole in open_ and whole not in last_held and held[whole] < whole[2] * n
+        if not (complete or last_open):
             return False
     return True
 
