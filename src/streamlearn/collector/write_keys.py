@@ -64,6 +64,14 @@ def _read_file(path: Path) -> dict[str, str]:
     return loaded
 
 
+def configured_write_keys(settings: Settings) -> dict[str, str]:
+    """Each write key of ``settings`` (the setting and the file together) with its app."""
+    keys = {k.get_secret_value(): app for k, app in settings.collector_write_keys.items()}
+    if settings.collector_write_keys_file is not None:
+        keys.update(_read_file(settings.collector_write_keys_file))
+    return keys
+
+
 class WriteKeys:
     """The configured keys, each with its app; compared in constant time."""
 
@@ -76,9 +84,7 @@ class WriteKeys:
     @classmethod
     def from_settings(cls, settings: Settings) -> WriteKeys | None:
         """The keys of ``settings`` (both settings together), or None when there are none."""
-        keys = {k.get_secret_value(): app for k, app in settings.collector_write_keys.items()}
-        if settings.collector_write_keys_file is not None:
-            keys.update(_read_file(settings.collector_write_keys_file))
+        keys = configured_write_keys(settings)
         return cls(keys) if keys else None
 
     @property

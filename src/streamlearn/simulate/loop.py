@@ -8,6 +8,10 @@ prediction worker (``POST /v1/models/{model}:predict``, one instance per slot); 
 request ids it answers, the slots that were seen get an impression, the clicked ones a click and
 the converted ones a conversion, each when it is due. Feedback of a tick goes in one request.
 
+Against servers with their doors on (`up` with the HTTP settings of docs/security.md), the
+options carry the TLS context to verify them with, the collector write key (its header,
+on event requests only) and the prediction API's bearer token (on predict requests only).
+
 A worker or collector that is down, slow or refusing never stops the simulator: the error is
 counted and that service is left alone for a back-off (0.5 s doubling to 10 s) during which
 its traffic is skipped (counted as ``slots_skipped`` or ``dropped``). At most
@@ -22,13 +26,15 @@ import heapq
 import itertools
 import json
 import logging
+import ssl
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from streamlearn.collector.write_keys import HEADER as WRITE_KEY
 from streamlearn.simulate.ledger import Ledger
 from streamlearn.simulate.summary import Summary
 from streamlearn.simulate.traffic import Hit, Slot, Traffic, TrafficConfig
@@ -50,6 +56,12 @@ class LoopOptions:
     max_backlog: int = 2000
     backoff_min_s: float = 0.5
     backoff_max_s: float = 10.0
+    ssl: ssl.SSLContext | None = None
+    """What https servers are verified with (None: the system's trust store)."""
+    write_key: str | None = field(default=None, repr=False)
+    """Sent to the collector as its write-key header (secrets stay out of reprs)."""
+    api_token: str | None = field(default=None, repr=False)
+    """Sent to the prediction API as a bearer token."""
 
 
 class _Backoff:
@@ -81,6 +93,10 @@ class Simulator:
         )
         self.events_url = options.collector_url.rstrip("/") + "/v1/events"
         self.predict_url = f"{options.predict_url.rstrip('/')}/v1/models/{options.model}:predict"
+        self.events_headers = {} if options.write_key is None else {WRITE_KEY: options.write_key}
+        self.predict_headers = (
+            {} if options.api_token is None else {"Authorization": f"Bearer {options.api_token}"}
+        )
         self.collector_backoff = _Backoff(options)
         self.worker_backoff = _Backoff(options)
         self.feedback: list[tuple[float, int, dict[str, Any]]] = []
@@ -159,7 +175,10 @@ class Simulator:
         if self.collector_backoff.blocked() and not malformed:
             self.summary.dropped += len(items)
             return
-        headers = {"X-App-Version": str(items[0].get("app_version", self.config.app_version))}
+        headers = {
+            **self.events_headers,
+            "X-App-Version": str(items[0].get("app_version", self.config.app_version)),
+        }
         if ip is not None:
             headers["X-Forwarded-For"] = ip
         if agent is not None:
@@ -222,7 +241,9 @@ class Simulator:
         try:
             async with self.limit:
                 sent = time.perf_counter()
-                async with self.session.post(self.predict_url, json=body) as response:
+                async with self.session.post(
+                    self.predict_url, json=body, headers=self.predict_headers
+                ) as response:
                     answer = await response.json() if response.status == 200 else None
                     status = response.status
                 self.summary.record_predict_latency(time.perf_counter() - sent)
@@ -291,7 +312,7 @@ async def run_simulator(simulator: Simulator, stop: asyncio.Event | None = None)
     readable (live) meanwhile."""
     options = simulator.options
     timeout = aiohttp.ClientTimeout(total=options.timeout_s)
-    connector = aiohttp.TCPConnector(limit=options.max_in_flight)
+    connector = aiohttp.TCPConnector(limit=options.max_in_flight, ssl=options.ssl or True)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         return await simulator.run(session, stop or asyncio.Event())
 

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import ssl
 import sys
 import time
 from collections import deque
@@ -28,6 +29,7 @@ import aiohttp
 
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.orphan_watch import SUPERVISOR_PID_ENV
+from streamlearn.up.doors import client_session
 
 RESTART_DELAY_MIN_S = 1.0
 RESTART_DELAY_MAX_S = 30.0
@@ -79,8 +81,16 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> tuple[str, ...]:
 class Child:
     """One supervised process (and the processes that replaced it after crashes)."""
 
-    def __init__(self, spec: ChildSpec, log_dir: Path, on_crash: Callable[[Crash], None]) -> None:
+    def __init__(
+        self,
+        spec: ChildSpec,
+        log_dir: Path,
+        on_crash: Callable[[Crash], None],
+        client_ssl: ssl.SSLContext | None = None,
+    ) -> None:
         self.spec = spec
+        self.client_ssl = client_ssl
+        """What an https ready URL is verified with (None: the system's trust store)."""
         self.log_path = log_dir / f"{spec.name}.log"
         self.on_crash = on_crash
         self.process: asyncio.subprocess.Process | None = None
@@ -158,7 +168,7 @@ class Child:
         assert url is not None
         assert limit is not None
         process, ready_once, failing_since = None, False, None
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        async with client_session(self.client_ssl) as session:
             while not self._stopping:
                 await asyncio.sleep(READY_POLL_S)
                 if self.process is not process:
@@ -226,19 +236,24 @@ class Child:
 class Supervisor:
     """The children of one ``up``, started in order and stopped in reverse order."""
 
-    def __init__(self, log_dir: Path, on_crash: Callable[[Crash], None]) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        on_crash: Callable[[Crash], None],
+        client_ssl: ssl.SSLContext | None = None,
+    ) -> None:
         self.log_dir = log_dir
         self.on_crash = on_crash
+        self.client_ssl = client_ssl
         self.children: list[Child] = []
 
     async def start(self, specs: Sequence[ChildSpec]) -> list[Child]:
         """Start ``specs`` together and wait until each is up."""
-        started = [Child(spec, self.log_dir, self.on_crash) for spec in specs]
+        started = [Child(spec, self.log_dir, self.on_crash, self.client_ssl) for spec in specs]
         self.children.extend(started)
         for child in started:
             await child.start()
-        timeout = aiohttp.ClientTimeout(total=2)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with client_session(self.client_ssl) as session:
             await asyncio.gather(*(child.wait_ready(session) for child in started))
         return started
 

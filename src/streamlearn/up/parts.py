@@ -9,6 +9,7 @@ from streamlearn.agents import AGENT_NAMES
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.settings import Settings
 from streamlearn.up.children import ChildSpec
+from streamlearn.up.doors import Doors
 from streamlearn.up.options import UpOptions
 
 
@@ -42,7 +43,7 @@ def check_ports_free(options: UpOptions) -> None:
                 ) from exc
 
 
-def part_specs(settings: Settings, options: UpOptions) -> list[ChildSpec]:
+def part_specs(settings: Settings, options: UpOptions, doors: Doors) -> list[ChildSpec]:
     env = {
         "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
@@ -80,8 +81,8 @@ def part_specs(settings: Settings, options: UpOptions) -> list[ChildSpec]:
     )
     scrape = [f"{spec.name}={spec.metrics_url}" for spec in specs if spec.metrics_url]
     scrape += [
-        f"collector=http://127.0.0.1:{options.collector_port}/metrics",
-        f"serve=http://127.0.0.1:{options.serve_port}/metrics",
+        f"collector={doors.url(options.collector_port, '/metrics')}",
+        f"serve={doors.url(options.serve_port, '/metrics')}",
     ]
     for name, args, port in (
         ("collector", ("collector", "serve"), options.collector_port),
@@ -94,14 +95,14 @@ def part_specs(settings: Settings, options: UpOptions) -> list[ChildSpec]:
                 name,
                 (*args, "--port", str(port)),
                 env,
-                ready_url=f"http://127.0.0.1:{port}/healthz",
-                metrics_url=f"http://127.0.0.1:{port}/metrics",
+                ready_url=doors.url(port, "/healthz"),
+                metrics_url=doors.url(port, "/metrics"),
             )
         )
     return specs
 
 
-def registry_spec(settings: Settings, port: int) -> ChildSpec:
+def registry_spec(settings: Settings, port: int, doors: Doors) -> ChildSpec:
     return ChildSpec(
         "registry",
         ("registry", "serve", "--port", str(port)),
@@ -109,5 +110,5 @@ def registry_spec(settings: Settings, port: int) -> ChildSpec:
             "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
             "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
         },
-        ready_url=f"http://127.0.0.1:{port}/healthz",
+        ready_url=doors.url(port, "/healthz"),
     )

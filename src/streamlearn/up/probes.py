@@ -107,9 +107,16 @@ def _finite(value: object) -> float | None:
 class SystemProbe:
     """Polls the parts' metrics endpoints and the worker's model list."""
 
-    def __init__(self, metrics_urls: Mapping[str, str], models_url: str | None) -> None:
+    def __init__(
+        self,
+        metrics_urls: Mapping[str, str],
+        models_url: str | None,
+        models_headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.metrics_urls = dict(metrics_urls)
         self.models_url = models_url
+        self.models_headers = dict(models_headers or {})
+        """Sent with the model list's request (a bearer token when the API has tokens)."""
         self.counters = {name: ResetSafeCounters() for name in self.metrics_urls}
         self.samples: dict[str, dict[SampleKey, float]] = {n: {} for n in self.metrics_urls}
         self.models: dict[str, ModelView] = {}
@@ -128,7 +135,7 @@ class SystemProbe:
                 self.samples[name] = self.counters[name].update(parse_metrics(text))
         self.polled_at = time.monotonic()
         if self.models_url is not None:
-            body = await self._get_json(session, self.models_url)
+            body = await self._get_json(session, self.models_url, self.models_headers)
             for info in (body or {}).get("models", []):
                 view = self.models.setdefault(info["name"], ModelView(info["name"]))
                 view.observe(info)
@@ -168,9 +175,11 @@ class SystemProbe:
         return None
 
     @staticmethod
-    async def _get_json(session: aiohttp.ClientSession, url: str) -> dict[str, Any] | None:
+    async def _get_json(
+        session: aiohttp.ClientSession, url: str, headers: Mapping[str, str]
+    ) -> dict[str, Any] | None:
         with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
-            async with session.get(url) as response:
+            async with session.get(url, headers=headers) as response:
                 if response.status == 200:
                     body = await response.json()
                     return body if isinstance(body, dict) else None

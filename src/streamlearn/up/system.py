@@ -20,7 +20,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import aiohttp
 from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.live import Live
@@ -41,6 +40,7 @@ from streamlearn.topology.registration import register_topology_schemas
 from streamlearn.up.broker import start_broker
 from streamlearn.up.chaos_run import ChaosRun
 from streamlearn.up.children import Crash, Supervisor
+from streamlearn.up.doors import Doors
 from streamlearn.up.options import UpOptions
 from streamlearn.up.parts import check_ports_free as _check_ports_free
 from streamlearn.up.parts import part_specs, registry_spec
@@ -105,6 +105,8 @@ class _Run:
         self.crashes: list[str] = []
         self.settings: Settings | None = None
         """The settings the parts run with (a started broker's, a made signing key)."""
+        self.doors = Doors()
+        """How `up` reaches its HTTP servers (https, tokens, a write key, when set)."""
 
     def crashed(self, crash: Crash) -> None:
         self.crashes.append(f"{time.strftime('%H:%M:%S')} {crash.name} crashed "
@@ -116,6 +118,7 @@ class _Run:
     ) -> Settings:
         options, say = self.options, self.say
         _check_ports_free(options)
+        self.doors = doors = Doors.from_settings(settings)
         if options.embedded_kafka:
             self.broker = await asyncio.to_thread(
                 embedded_kafka, settings, port=options.kafka_port, data_dir=options.data_dir,
@@ -132,15 +135,15 @@ class _Run:
             apply_topology, AdminClient(confluent_config(settings)), desired
         )
         say(f"topics: {plan.describe()}")
-        self.supervisor = Supervisor(settings.data_dir / "logs", self.crashed)
+        self.supervisor = Supervisor(settings.data_dir / "logs", self.crashed, doors.client_ssl)
         say(f"logs of every part in {self.supervisor.log_dir}")
 
         if options.start_registry:
             (registry,) = await self.supervisor.start(
-                [registry_spec(settings, options.registry_port)]
+                [registry_spec(settings, options.registry_port, doors)]
             )
             settings = settings.model_copy(
-                update={"schema_registry_url": f"http://127.0.0.1:{options.registry_port}"}
+                update={"schema_registry_url": doors.url(options.registry_port)}
             )
             say(f"schema registry at {settings.schema_registry_url} (pid {registry.pid})")
         registered = await asyncio.to_thread(
@@ -163,20 +166,22 @@ class _Run:
     async def start_parts(self, settings: Settings) -> SystemProbe:
         assert self.supervisor is not None
         self.settings = settings
-        specs = part_specs(settings, self.options)
+        doors = self.doors
+        specs = part_specs(settings, self.options, doors)
         children = await self.supervisor.start(specs)
         for child in children:
             self.say(f"{child.spec.name}: pid {child.pid}")
         self.say(f"agents: {', '.join(AGENT_NAMES)} (one process and consumer group each)")
         self.say(f"archive: files under {default_root(settings)} (`streamlearn archive ls`)")
-        self.say(f"collector at http://127.0.0.1:{self.options.collector_port}/v1/events")
+        self.say(f"collector at {doors.url(self.options.collector_port, '/v1/events')}")
         self.say(
-            f"prediction worker at http://127.0.0.1:{self.options.serve_port}"
+            f"prediction worker at {doors.url(self.options.serve_port)}"
             f"/v1/models/{{name}}:predict (models: {', '.join(settings.models)})"
         )
         return SystemProbe(
             {s.name: s.metrics_url for s in specs if s.metrics_url is not None},
-            f"http://127.0.0.1:{self.options.serve_port}/v1/models",
+            doors.url(self.options.serve_port, "/v1/models"),
+            doors.api_headers,
         )
 
     async def stop(self) -> None:
@@ -231,8 +236,7 @@ async def _watch(run: _Run, probe: SystemProbe, stop: asyncio.Event, started: fl
     def current() -> dict[str, Any]:
         return figures(probe, children, simulation, time.monotonic() - started)
 
-    timeout = aiohttp.ClientTimeout(total=2)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with run.doors.session() as session:
         with live if live is not None else contextlib.nullcontext():
             while not stop.is_set():
                 await probe.poll(session)
@@ -274,8 +278,11 @@ async def run_up(
             run.simulator = new_simulator(
                 options.simulate,
                 LoopOptions(
-                    collector_url=f"http://127.0.0.1:{options.collector_port}",
-                    predict_url=f"http://127.0.0.1:{options.serve_port}",
+                    collector_url=run.doors.url(options.collector_port),
+                    predict_url=run.doors.url(options.serve_port),
+                    ssl=run.doors.client_ssl,
+                    write_key=run.doors.write_key,
+                    api_token=run.doors.api_token,
                 ),
             )
             if options.chaos is not None and run.settings is not None:
@@ -301,7 +308,7 @@ async def run_up(
         summary = run.simulator.summary if run.simulator is not None else None
 
         async def polled() -> dict[str, Any]:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            async with run.doors.session() as session:
                 await probe.poll(session)
             assert run.supervisor is not None
             return figures(probe, run.supervisor.children, summary, elapsed, final=True)
