@@ -27,6 +27,8 @@ same impressions; the same seed gives the same figures.
     .venv/bin/python bench/learning.py                   # 3 strategies x 30 min: ~2.5 CPU minutes
     .venv/bin/python bench/learning.py --minutes 10 --strategies as_labelled --windows
     .venv/bin/python bench/learning.py --strategies as_labelled --no-river  # + warm start
+    .venv/bin/python bench/learning.py --strategies as_labelled --no-river --warm-history 0 \
+        --promotions    # each promoted version against its predecessor, same impressions
 
 Then the cold start against a warm start (``ModelSpec.warm_start``): a baseline trained on
 ``--warm-history`` minutes of the world, and a fresh deployment (another seed of the same
@@ -98,6 +100,30 @@ def _river(lab: LearningLab, name: str, start_s: float, delay: float | None) -> 
     assert bins is not None
     return Figures(start_s, lab.elapsed_s, int(chosen.sum()), auc(label, score), None,
                    bins.log_loss(), None, bins.ece(), None, None, 1)  # fmt: skip
+
+
+def _promotions(lab: LearningLab, name: str, window_s: float = 60.0) -> tuple[int, int, float]:
+    """Each promoted version against the one it replaced, on the same impressions: the
+    first ``window_s`` it served, scored by both (paired, so sampling noise mostly cancels).
+    Returns (versions compared, versions whose AUC there is > 0.005 below their
+    predecessor's, the largest such drop)."""
+    spec, models = lab.specs[name], lab.served_models[name]
+    judged, inputs = lab.judged(name), lab.inputs(name)
+    published = lab.published[name]
+    compared, worse, largest = 0, 0, 0.0
+    for (start, version), (_, previous) in zip(published[1:], published, strict=False):
+        chosen = np.flatnonzero((judged["at_s"] >= start) & (judged["at_s"] < start + window_s))
+        label = judged["label"][chosen]
+        new = np.array([spec.predict(models[version], inputs[i]) for i in chosen])
+        old = np.array([spec.predict(models[previous], inputs[i]) for i in chosen])
+        new_auc, old_auc = auc(label, new), auc(label, old)
+        if new_auc is None or old_auc is None:
+            continue
+        compared += 1
+        if new_auc < old_auc - 0.005:
+            worse += 1
+        largest = max(largest, old_auc - new_auc)
+    return compared, worse, largest
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -189,7 +215,7 @@ def _row(
     return (
         f"{label:<22} {name:<9} {_fmt(f.served_auc)} {_fmt(truth.ceiling_auc)} "
         f"{_fmt(gap):>7} {_fmt(f.log_loss)} {_fmt(truth.truth_log_loss)} "
-        f"{'-' if excess is None else f'{excess:+.1%}':>6} {_fmt(f.ece)} "
+        f"{'-' if excess is None else f'{excess:+.1%}':>6} {_fmt(f.ece)} {_fmt(truth.truth_ece)} "
         f"{_fmt(f.prequential_auc)} {_fmt(None if first is None else first.served_auc)} "
         f"{reached:>5} {' '.join(met)}"
     )
@@ -203,6 +229,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--strategies", default=",".join(FEEDBACK_STRATEGIES))
     parser.add_argument("--windows", action="store_true", help="served AUC per minute too")
     parser.add_argument("--no-river", action="store_true")
+    parser.add_argument(
+        "--promotions",
+        action="store_true",
+        help="each promoted version against its predecessor on the same impressions",
+    )
     parser.add_argument(
         "--gate",
         type=float,
@@ -229,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     header = (
         f"{'strategy':<22} {'model':<9} {'served':<6} {'ceil':<6} {'gap':>7} "
-        f"{'logloss':<6} {'truth':<6} {'excess':>6} {'ece':<6} {'preq':<6} {'1st min':<6} {'reach':>5} goals"
+        f"{'logloss':<6} {'truth':<6} {'excess':>6} {'ece':<6} {'t.ece':<6} {'preq':<6} {'1st min':<6} {'reach':>5} goals"
     )
     lines: list[str] = []
     for index, strategy in enumerate(strategies):
@@ -239,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
         began, cpu = time.perf_counter(), time.process_time()
         lab = LearningLab(learning_config(args.seed), settings=SETTINGS,
                           specs=_specs(strategy, args.gate, args.gate_window),
-                          keep_inputs=river)  # fmt: skip
+                          keep_inputs=river or args.promotions)  # fmt: skip
         lab.run(duration_s)
         wall, cpu = time.perf_counter() - began, time.process_time() - cpu
         print(
@@ -252,6 +283,12 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"    {name}: {len(lab.published[name])} versions promoted, "
                       f"{len(lab.withheld[name])} held back by the gate "
                       f"({lab.judged_worse.get(name, 0)} judged worse)")  # fmt: skip
+        if args.promotions:
+            for name in lab.specs:
+                compared, worse, largest = _promotions(lab, name)
+                print(f"    {name}: {compared} promoted versions against their predecessor "
+                      f"over their first minute: {worse} lower AUC by > 0.005 "
+                      f"(largest drop {largest:+.4f})")  # fmt: skip
         steady, first = lab.figures(start_s, duration_s), lab.figures(0, 60)
         for name, figures in steady.items():
             reached = _reached(lab, name)

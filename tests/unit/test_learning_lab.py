@@ -61,6 +61,9 @@ def test_the_learned_model_serves_better_than_chance_and_is_judged_against_the_t
         assert f.truth_log_loss is not None
         assert f.ece is not None
         assert 0 <= f.ece < 0.5
+        # The truth's own ECE on the same impressions: sampling noise, the floor of the goal.
+        assert f.truth_ece is not None
+        assert 0 < f.truth_ece < 0.1
         assert f.prequential_auc is not None
         assert f.versions >= 3
 
@@ -122,3 +125,19 @@ def test_versions_the_promotion_gate_holds_back_are_never_served() -> None:
     assert not served & withheld
     promoted = {(name, v) for name, pubs in lab.published.items() for _, v in pubs}
     assert {(n, v) for n, v in served if v} <= promoted
+
+
+def test_with_inputs_kept_every_served_version_is_kept_to_score_the_same_impressions() -> None:
+    lab = LearningLab(learning_config(1, rate=20.0, users=300),
+                      settings=learning_settings(models=["ctr"], snapshot_every_s=5),
+                      keep_inputs=True)  # fmt: skip
+    lab.run(20)
+    versions = [version for _, version in lab.published["ctr"]]
+    assert sorted(lab.served_models["ctr"]) == versions
+    judged, inputs = lab.judged("ctr"), lab.inputs("ctr")
+    assert len(inputs) == len(judged["score"])
+    spec = lab.specs["ctr"]
+    # The version kept is the one that served: it gives back the scores users got.
+    for index in np.flatnonzero(judged["version"] > 0)[:50]:
+        model = lab.served_models["ctr"][int(judged["version"][index])]
+        assert spec.rules.clamp(spec.predict(model, inputs[index])) == judged["score"][index]

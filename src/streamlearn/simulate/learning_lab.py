@@ -26,7 +26,7 @@ examples it makes. Per window of serving time (:meth:`LearningLab.figures`):
   better);
 - ``log_loss``, ``ece`` (reliability bins of
   :class:`~streamlearn.monitoring.calibration.ReliabilityBins`) of the served scores and
-  ``truth_log_loss`` of the true probabilities;
+  ``truth_log_loss``, ``truth_ece`` of the true probabilities;
 - ``prequential_auc``, ``prequential_log_loss``: the learner's own evaluation of the examples
   it learned (scored just before learning), grouped by the example's serving time.
 
@@ -118,6 +118,9 @@ class Figures:
     prequential_log_loss: float | None
     versions: int
     """Serving versions (≥ 1) that served in the span."""
+    truth_ece: float | None = None
+    """The true probabilities' ECE on the same impressions: what sampling noise alone gives
+    (an ECE goal below it cannot be judged on this many impressions)."""
 
 
 def auc(labels: np.ndarray[Any, Any], scores: np.ndarray[Any, Any]) -> float | None:
@@ -198,7 +201,10 @@ class LearningLab(Lab):
         version (the others came before a full window of evidence)."""
         self.keep_inputs = keep_inputs
         """Whether :meth:`judged` returns the model inputs too (another learner can then be
-        judged on the same impressions)."""
+        judged on the same impressions); then :attr:`served_models` keeps every version."""
+        self.served_models: dict[str, dict[int, Any]] = {name: {} for name in self.specs}
+        """Model name → version → the loaded model that served (with ``keep_inputs``), so
+        a version can be compared with the one before it on the same impressions."""
         self._served_rows = {name: _Columns() for name in self.specs}
         self._prequential_rows = {name: _Columns() for name in self.specs}
         self._log_read = 0
@@ -265,6 +271,8 @@ class LearningLab(Lab):
                     continue
                 loaded = load_model(snapshot, self._key, specs=self.specs)
                 self.current[loaded.model_name] = (loaded.version, loaded.model)
+                if self.keep_inputs:
+                    self.served_models[loaded.model_name][loaded.version] = loaded.model
                 self.published[loaded.model_name].append((self.elapsed_s, loaded.version))
         self._log_read = len(log)
 
@@ -326,6 +334,7 @@ class LearningLab(Lab):
             prequential_auc=auc(pre_label, pre_score),
             prequential_log_loss=None if pre_bins is None else pre_bins.log_loss(),
             versions=len(np.unique(version[version > 0])),
+            truth_ece=None if ideal is None else ideal.ece(),
         )
 
     def inputs(self, name: str) -> list[dict[str, Any]]:
