@@ -3,6 +3,7 @@
 - :mod:`~streamlearn.simulate.truth`: the true click model (``ClickWorld``'s) with optional drift;
 - :mod:`~streamlearn.simulate.world`: users, bots, devices, user agents;
 - :mod:`~streamlearn.simulate.traffic`: the deterministic stream of what happens, in time order;
+- :mod:`~streamlearn.simulate.traffic_types`: its configuration, hits, slots and seeded ids;
 - :mod:`~streamlearn.simulate.loop`: the asyncio driver (collector and prediction worker);
 - :mod:`~streamlearn.simulate.summary`: the counters printed at the end.
 """

@@ -26,7 +26,7 @@ import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -36,13 +36,20 @@ from streamlearn.simulate.changes import (
     BOT_WAVE_SHARE,
     FIELD_DROPPED_SUFFIX,
     PRICE_SHIFT,
-    Change,
     ChangeKind,
+)
+from streamlearn.simulate.traffic_types import (
+    Hit,
+    HitKind,
+    Slot,
+    TrafficConfig,
+    seeded_ids,
 )
 from streamlearn.simulate.truth import Truth
 from streamlearn.simulate.world import Actor, make_burst_bot, make_crawler, make_human
 
-HitKind = Literal["page_view", "duplicate", "malformed"]
+__all__ = ["Hit", "HitKind", "Slot", "Traffic", "TrafficConfig", "seeded_ids"]
+
 CATEGORY_NAMES = tuple(CATEGORIES)
 PLACEMENT_NAMES = tuple(PLACEMENTS)
 SEEN_BY_PLACEMENT = {"top": 0.95, "side": 0.7, "bottom": 0.45}
@@ -58,82 +65,6 @@ BOT_WAVE_STREAM = 23
 """Second word of the bot wave's own generator seed (``[seed, 23]``)."""
 
 
-@dataclass(frozen=True)
-class TrafficConfig:
-    rate: float = 50.0
-    users: int = 1000
-    bot_share: float = 0.05
-    duplicate_share: float = 0.02
-    late_share: float = 0.03
-    malformed_share: float = 0.01
-    slot_share: float = 0.6
-    drift_at_s: float | None = None
-    seed: int = 0
-    app_version: str = "simulator"
-    changes: tuple[Change, ...] = ()
-    """Changes of the world (at most one of each kind); ``drift_at_s`` is the older spelling
-    of a ``concept_drift`` change (give one or the other)."""
-
-    def __post_init__(self) -> None:
-        if self.rate <= 0 or self.users < 1:
-            raise ValueError("rate must be positive and users at least 1")
-        for name in ("bot_share", "duplicate_share", "late_share", "malformed_share", "slot_share"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be within [0, 1]")
-        object.__setattr__(self, "changes", tuple(self.changes))  # a list given: hashable
-        kinds = [change.kind for change in self.changes]
-        repeated = sorted({kind for kind in kinds if kinds.count(kind) > 1})
-        if repeated:
-            raise ValueError(f"at most one change of each kind: {', '.join(repeated)} repeated")
-        if self.drift_at_s is not None and "concept_drift" in kinds:
-            raise ValueError("give drift_at_s or a concept_drift change, not both")
-
-    def change_at(self, kind: ChangeKind) -> float | None:
-        """The second change ``kind`` starts (``drift_at_s`` for concept drift), or None."""
-        if kind == "concept_drift" and self.drift_at_s is not None:
-            return self.drift_at_s
-        return next((change.at_s for change in self.changes if change.kind == kind), None)
-
-    def changed(self, kind: ChangeKind, at_s: float) -> bool:
-        """Whether change ``kind`` is in effect at simulated second ``at_s``."""
-        start = self.change_at(kind)
-        return start is not None and at_s >= start
-
-    def app_version_at(self, at_s: float) -> str:
-        """The version the app sends at ``at_s`` (a new one once ``field_dropped`` started)."""
-        if self.changed("field_dropped", at_s):
-            return self.app_version + FIELD_DROPPED_SUFFIX
-        return self.app_version
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One recommended item on a page, with its true probability and outcome."""
-
-    features: dict[str, FeatureValue]
-    context: dict[str, str]
-    p_click: float
-    seen: bool
-    clicked: bool
-    converted: bool
-    value: float
-    impression_after_s: float
-    click_after_s: float
-    conversion_after_s: float
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One JSON item for the collector (sent from ``ip``), and the slots of its page."""
-
-    at_s: float
-    kind: HitKind
-    actor: Actor
-    item: dict[str, Any]
-    late: bool = False
-    slots: tuple[Slot, ...] = ()
-
-
 @dataclass
 class _State:
     """What the generator remembers of an actor between its page views."""
@@ -147,31 +78,6 @@ class _State:
 
 # (at_s, sequence, actor index, a scheduled duplicate or None): tuples, cheap to compare.
 _Due = tuple[float, int, int, "Hit | None"]
-
-
-ID_BATCH = 1024
-"""UUIDs drawn per generator call: one call per id was most of an id's cost."""
-
-
-def seeded_ids(seed: int, stream: int = 7) -> Callable[[], str]:
-    """A deterministic UUID generator (for tests and the lab); the simulator uses
-    :func:`uuid.uuid4`. Generators of other ``stream`` numbers draw other ids.
-
-    Ids are drawn :data:`ID_BATCH` at a time: the generator's bytes come out the same
-    whatever the batch, so the ids are those of a call per id."""
-    rng = np.random.default_rng([seed, stream])
-    ready: list[str] = []
-
-    def new_id() -> str:
-        if not ready:
-            raw = rng.bytes(16 * ID_BATCH)
-            ready.extend(
-                str(uuid.UUID(bytes=raw[i : i + 16], version=4)) for i in range(0, len(raw), 16)
-            )
-            ready.reverse()
-        return ready.pop()
-
-    return new_id
 
 
 class Traffic:
