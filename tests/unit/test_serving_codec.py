@@ -86,3 +86,25 @@ def test_cached_pairs_and_full_caches_write_the_same_bytes(monkeypatch: Any) -> 
         assert encoder.encode(record) == SERDE.encode(record)
     assert len(encoder._pairs) <= 2
     assert len(encoder._doubles) <= 2
+
+
+@settings(max_examples=100, database=None)
+@given(batch=st.lists(records(), min_size=1, max_size=6))
+def test_a_requests_records_encoded_together_are_those_encoded_one_by_one(
+    batch: list[dict[str, Any]],
+) -> None:
+    from streamlearn.serving.validation import Instance
+
+    # One request: its records share served_ts, worker version and latency.
+    shared = {k: batch[0][k] for k in ("served_ts", "worker_version", "latency_ms")}
+    batch = [{**record, **shared} for record in batch]
+    predictions = [
+        {**record, "model_version": record["model_version"] or None, "capped": False}
+        for record in batch
+    ]
+    instances = [Instance(r["user_id"], r["features"], r["context"], None) for r in batch]
+    encoder = PredictionEncoder(SERDE)
+    together = encoder.encode_request(
+        predictions, instances, shared["served_ts"], shared["latency_ms"], shared["worker_version"]
+    )
+    assert together == [SERDE.encode(record) for record in batch]

@@ -145,3 +145,26 @@ def test_records_refused_by_a_full_producer_queue_are_counted_per_chunk() -> Non
     assert sink.pending == 0
     text = generate_latest(metrics.registry).decode()
     assert 'streamlearn_serve_telemetry_dropped_total{reason="producer_queue_full"} 3.0' in text
+
+
+def test_a_request_is_one_entry_and_a_record_that_does_not_fit_is_dropped_alone() -> None:
+    from streamlearn.serving.validation import Instance
+
+    sink, fake, metrics = _sink(buffer=10)
+    asyncio.run(sink._ensure_schemas())
+    batch = [{**PREDICTION, "request_id": f"r-{i}"} for i in range(3)]
+    instances = [Instance(f"u-{i}", {"price": float(i)}, {}, None) for i in range(3)]
+    instances[1] = Instance("u-1", {"price": [1.0]}, {}, None)  # not a feature value
+    sink.offer_predictions(batch, instances, 2_000, 2.5, "w-1")
+    assert (sink.pending, len(sink._buffer)) == (3, 1)
+    sink._send_chunk()
+    assert sink.pending == 0
+    assert [key for _, _, key in fake.produced] == ["r-0", "r-2"]
+    serde: AvroSerde = sink.serdes["prediction"]
+    for (_, value, _), instance, prediction in zip(
+        fake.produced, [instances[0], instances[2]], [batch[0], batch[2]], strict=True
+    ):
+        record = prediction_record(prediction, instance.features, {}, 2_000, 2.5, "w-1")
+        assert value == serde.encode(record)
+    text = generate_latest(metrics.registry).decode()
+    assert 'streamlearn_serve_telemetry_dropped_total{reason="encode_error"} 1.0' in text

@@ -40,6 +40,7 @@ from streamlearn.serde import AvroSerde, SchemaSource, SerdeError
 from streamlearn.serving.exceptions import InvalidExperiment
 from streamlearn.serving.experiments import NEWEST, Experiment, ExperimentBook, base_model
 from streamlearn.serving.metrics import ServingMetrics
+from streamlearn.serving.scoring import Scorer, scorer_for
 from streamlearn.topology.catalogue import TopicCatalogue
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class Served:
     freshness_s: float | None = None
     """Published → served, for a snapshot published while this worker ran (None for one
     published before it started: its age says nothing about how fast workers follow)."""
+    score: Scorer | None = None
+    """(features, context) → the raw score, as ``spec.predict`` gives it
+    (:func:`~streamlearn.serving.scoring.scorer_for`, built once per version)."""
 
 
 class ModelStore:
@@ -116,6 +120,7 @@ class ModelStore:
             loaded.created_ts.timestamp(),
             published_s,
             max(0.0, now - published_s) if fresh and published_s is not None else None,
+            scorer_for(loaded.spec, loaded.model),
         )
         name, version = loaded.model_name, loaded.version
         if version > self.newest_version(name):

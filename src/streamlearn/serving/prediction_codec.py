@@ -22,8 +22,8 @@ with a zero count. ``PredictionServed.features`` values are the union
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
 
 from streamlearn.serde import AvroSerde, frame
 
@@ -70,6 +70,21 @@ def _cached_string(cache: dict[str, bytes], text: str) -> bytes:
         if len(cache) < CACHE_LIMIT:
             cache[text] = encoded
     return encoded
+
+
+class Answered(Protocol):
+    """What a prediction answered: its instance's features and context (``Instance``)."""
+
+    @property
+    def features(self) -> Mapping[str, Any]: ...
+
+    @property
+    def context(self) -> Mapping[str, str]: ...
+
+
+class _Answered(NamedTuple):
+    features: Mapping[str, Any]
+    context: Mapping[str, str]
 
 
 class PredictionEncoder:
@@ -138,85 +153,138 @@ class PredictionEncoder:
         latency_ms: float,
     ) -> bytes:
         """The fields of a ``PredictionServed`` in schema order, as framed Avro."""
-        route_key = (model_name, model_version, experiment, arm)
-        route = self._routes.get(route_key)
-        if route is None:
-            route = (
-                _string(model_name)
-                + _long(model_version)
-                + _optional_string(experiment)
-                + _optional_string(arm)
+        prediction = {
+            "request_id": request_id,
+            "user_id": user_id,
+            "model_name": model_name,
+            "model_version": model_version,
+            "experiment": experiment,
+            "arm": arm,
+            "score": score,
+            "decision": decision,
+            "degraded": degraded,
+            "degraded_reason": degraded_reason,
+        }
+        answered = _Answered(features, context)
+        [encoded] = self.encode_request(
+            [prediction], [answered], served_ts, latency_ms, worker_version
+        )
+        return encoded
+
+    def encode_request(
+        self,
+        predictions: Sequence[Mapping[str, Any]],
+        instances: Sequence[Answered],
+        served_ts: int,
+        latency_ms: float,
+        worker_version: str,
+    ) -> list[bytes]:
+        """The ``PredictionServed`` of each of a request's predictions (response entries,
+        with the instance each answered), as :meth:`encode_fields` writes them. What the
+        records of one request share (``served_ts``, worker version, latency: the last
+        three fields) is encoded once for all of them."""
+        tail = self._tail(served_ts, worker_version, latency_ms)
+        header, routes, outcomes = self.header, self._routes, self._outcomes
+        doubles, pairs, context_pairs = self._doubles, self._pairs, self._context_pairs
+        name = self._name
+        encoded: list[bytes] = []
+        for prediction, instance in zip(predictions, instances, strict=False):
+            route_key = (
+                prediction["model_name"],
+                prediction["model_version"] or 0,
+                prediction["experiment"],
+                prediction["arm"],
             )
-            if len(self._routes) < CACHE_LIMIT:
-                self._routes[route_key] = route
-        parts = [self.header, _string(request_id), _string(user_id), route]
-        append = parts.append
-        if features:
-            append(_long(len(features)))
-            # The common cases (a known name with a double, a known name with a known
-            # category) are a dict lookup and one concatenation each, no call: this loop was
-            # half of the encoder's time (measured: 4.0 → 2.6 µs per record).
-            doubles, pairs = self._doubles, self._pairs
-            for key, value in features.items():
-                cls = value.__class__
-                if cls is float:
-                    prefix = doubles.get(key)
-                    if prefix is None:
-                        prefix = self._name(key) + _DOUBLE_TAG
-                        if len(doubles) < CACHE_LIMIT:
-                            doubles[key] = prefix
-                    append(prefix + _pack_double(value))
-                elif cls is str:
-                    pair = pairs.get((key, value))
+            route = routes.get(route_key)
+            if route is None:
+                route = (
+                    _string(route_key[0])
+                    + _long(route_key[1])
+                    + _optional_string(route_key[2])
+                    + _optional_string(route_key[3])
+                )
+                if len(routes) < CACHE_LIMIT:
+                    routes[route_key] = route
+            parts = [
+                header,
+                _string(prediction["request_id"]),
+                _string(prediction["user_id"]),
+                route,
+            ]
+            append = parts.append
+            features = instance.features
+            if features:
+                append(_long(len(features)))
+                # The common cases (a known name with a double, a known name with a known
+                # category) are a dict lookup and one concatenation each, no call: this
+                # loop was half of the encoder's time (measured: 4.0 → 2.6 µs per record).
+                for key, value in features.items():
+                    cls = value.__class__
+                    if cls is float:
+                        prefix = doubles.get(key)
+                        if prefix is None:
+                            prefix = name(key) + _DOUBLE_TAG
+                            if len(doubles) < CACHE_LIMIT:
+                                doubles[key] = prefix
+                        append(prefix + _pack_double(value))
+                    elif cls is str:
+                        pair = pairs.get((key, value))
+                        if pair is None:
+                            pair = name(key) + _STRING_TAG + self._value(value)
+                            if len(pairs) < CACHE_LIMIT:
+                                pairs[key, value] = pair
+                        append(pair)
+                    elif cls is bool:
+                        append(name(key) + (_TRUE if value else _FALSE))
+                    elif cls is int:
+                        append(name(key) + _LONG_TAG + _long(value))
+                    elif value is None:
+                        append(name(key) + _NULL)
+                    else:
+                        raise TypeError(f"feature {key!r}: unsupported {cls.__name__}")
+            append(_EMPTY)
+            context = instance.context
+            if context:
+                append(_long(len(context)))
+                for key, text in context.items():
+                    pair = context_pairs.get((key, text))
                     if pair is None:
-                        pair = self._name(key) + _STRING_TAG + self._value(value)
-                        if len(pairs) < CACHE_LIMIT:
-                            pairs[key, value] = pair
+                        pair = name(key) + self._value(text)
+                        if len(context_pairs) < CACHE_LIMIT:
+                            context_pairs[key, text] = pair
                     append(pair)
-                elif cls is bool:
-                    append(self._name(key) + (_TRUE if value else _FALSE))
-                elif cls is int:
-                    append(self._name(key) + _LONG_TAG + _long(value))
-                elif value is None:
-                    append(self._name(key) + _NULL)
-                else:
-                    raise TypeError(f"feature {key!r}: unsupported {cls.__name__}")
-        append(_EMPTY)
-        if context:
-            append(_long(len(context)))
-            pairs = self._context_pairs
-            for key, text in context.items():
-                pair = pairs.get((key, text))
-                if pair is None:
-                    pair = self._name(key) + self._value(text)
-                    if len(pairs) < CACHE_LIMIT:
-                        pairs[key, text] = pair
-                append(pair)
-        append(_EMPTY)
-        append(_pack_double(score))
-        outcome_key = (decision, degraded, degraded_reason)
-        outcome = self._outcomes.get(outcome_key)
-        if outcome is None:
-            outcome = (
-                _optional_string(decision)
-                + (b"\x01" if degraded else b"\x00")
-                + _optional_string(degraded_reason)
+            append(_EMPTY)
+            append(_pack_double(prediction["score"]))
+            outcome_key = (
+                prediction["decision"],
+                prediction["degraded"],
+                prediction["degraded_reason"],
             )
-            if len(self._outcomes) < CACHE_LIMIT:
-                self._outcomes[outcome_key] = outcome
-        append(outcome)
+            outcome = outcomes.get(outcome_key)
+            if outcome is None:
+                outcome = (
+                    _optional_string(outcome_key[0])
+                    + (b"\x01" if outcome_key[1] else b"\x00")
+                    + _optional_string(outcome_key[2])
+                )
+                if len(outcomes) < CACHE_LIMIT:
+                    outcomes[outcome_key] = outcome
+            append(outcome)
+            append(tail)
+            encoded.append(b"".join(parts))
+        return encoded
+
+    def _tail(self, served_ts: int, worker_version: str, latency_ms: float) -> bytes:
+        """``served_ts``, ``worker_version`` and ``latency_ms``, encoded."""
         # One request's predictions share their served_ts: its varint is encoded once.
         if served_ts != self._served_ts:
             self._served_ts, self._served = served_ts, _long(served_ts)
-        append(self._served)
         worker = self._workers.get(worker_version)
         if worker is None:
             worker = _string(worker_version)
             if len(self._workers) < CACHE_LIMIT:
                 self._workers[worker_version] = worker
-        append(worker)
-        append(_pack_double(latency_ms))
-        return b"".join(parts)
+        return self._served + worker + _pack_double(latency_ms)
 
     def matches(self, serde: AvroSerde) -> bool:
         """Whether this encoder writes what ``serde`` writes (checked on a canary record)."""

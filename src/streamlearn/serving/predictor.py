@@ -22,11 +22,12 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from streamlearn.models import SPECS, BusinessRules, ModelSpec, model_input
+from streamlearn.models import SPECS, BusinessRules, ModelSpec
 from streamlearn.serving.experiments import ExperimentBook, base_model, served_model
 from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.serving.models import ModelStore, Served
-from streamlearn.serving.rules import RuleEngine, fallback
+from streamlearn.serving.rules import ActionCap, RuleEngine, fallback
+from streamlearn.serving.scoring import Scorer, scorer_for
 from streamlearn.serving.telemetry import TelemetrySink
 from streamlearn.serving.validation import Instance
 
@@ -34,6 +35,71 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RULES = BusinessRules()
 SOURCE = "serve"
+
+
+class Route:
+    """What every instance of a request routed to one model needs, looked up once per
+    request: the scorer (None when the model cannot answer, with the reason), the version,
+    the rules' fields and, with a positive-decision cap, the current window's cap."""
+
+    __slots__ = (
+        "cap",
+        "capped_decision",
+        "clamp_max",
+        "clamp_min",
+        "fallback_decision",
+        "fallback_score",
+        "label",
+        "limit",
+        "max_age",
+        "negative",
+        "positive",
+        "reason",
+        "rules",
+        "score",
+        "served",
+        "threshold",
+        "version",
+        "version_text",
+        "window_s",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        name: str,
+        rules: BusinessRules,
+        served: Served | None,
+        score: Scorer | None,
+        reason: str | None,
+        max_age: float | None,
+        engine: RuleEngine,
+        now: float,
+    ) -> None:
+        self.rules = rules
+        self.served = served
+        self.score: Scorer = score or _unused
+        self.reason = reason
+        self.max_age = max_age
+        version = 0 if served is None or reason is not None else served.loaded.version
+        self.version = version
+        self.version_text = str(version)
+        self.label = served_model(name)
+        self.clamp_min, self.clamp_max = rules.clamp_min, rules.clamp_max
+        self.threshold = rules.threshold
+        self.positive, self.negative = rules.positive_decision, rules.negative_decision
+        limit = rules.positive_cap_per_window
+        self.limit = 0 if limit is None else limit
+        self.window_s = rules.cap_window_s
+        self.cap: ActionCap | None = None
+        if limit is not None and rules.threshold is not None and reason is None:
+            self.cap = engine.cap(name, rules.cap_window_s, now)
+        self.capped_decision = rules.fallback_decision or rules.negative_decision
+        fallback_score, self.fallback_decision = fallback(rules)[:2]
+        self.fallback_score = fallback_score
+
+
+def _unused(features: Any, context: Any) -> float:
+    raise AssertionError("a route that cannot answer is never scored")
 
 
 class Predictor:
@@ -58,6 +124,7 @@ class Predictor:
         self.engine = RuleEngine()
         self.worker_id = f"{socket.gethostname()}:{uuid.uuid4().hex[:6]}"
         self._stale_alerted: set[tuple[str, int]] = set()
+        self._routes: dict[str, Route] = {}
         # Request ids: a random prefix per worker and a counter (unique, and ~10x cheaper
         # than a uuid4 per request).
         self._id_prefix = uuid.uuid4().hex[:16]
@@ -78,49 +145,64 @@ class Predictor:
         single = len(instances) == 1
         experiment = self.book.covering(endpoint)
         experiment_name = None if experiment is None else experiment.name
-        # Per served model, once per request: (served, rules, why degraded or None, version).
-        routes: dict[str, tuple[Served | None, BusinessRules, str | None, int]] = {}
+        # Per served model, once per request: everything an instance needs (Route).
+        routes: dict[str, Route] = {}
         predictions: list[dict[str, Any]] = []
         append = predictions.append
         served_counts = self.metrics.served.counts
-        decide = self.engine.decide
         arm_name: str | None = None
+        arm_key = ""
         name = endpoint
+        route = None if experiment is not None else self._route(name, now)
         for index, instance in enumerate(instances):
             if experiment is not None:
                 arm = experiment.assign(instance.user_id)
-                arm_name, name = arm.name, arm.model_name
-            route = routes.get(name)
-            if route is None:
-                route = routes[name] = self._route(name, now)
-            served, rules, reason, version = route
+                arm_name = arm_key = arm.name
+                name = arm.model_name
+                route = routes.get(name)
+                if route is None:
+                    route = routes[name] = self._route(name, now)
+            assert route is not None
+            reason = route.reason
+            version = route.version
+            capped = False
             if reason is None:
-                assert served is not None
-                loaded = served.loaded
                 try:
-                    raw = loaded.spec.predict(
-                        loaded.model, model_input(instance.features, instance.context)
-                    )
+                    raw = route.score(instance.features, instance.context)
                     if raw - raw != 0.0:  # nan or ±inf (cheaper than math.isfinite's call)
                         raise ValueError(f"non-finite score {raw}")
                 except Exception:
                     log.exception("model %s v%d failed", name, version)
                     reason, version = "model_error", 0
             if reason is None:
-                score, decision, capped, cap_reached = decide(name, rules, raw, now)
-                if capped:
-                    self._count_capped(name, version, rules, cap_reached)
+                # RuleEngine.decide, with the rules' fields looked up once per request.
+                score = min(max(raw, route.clamp_min), route.clamp_max)
+                threshold = route.threshold
+                if threshold is None:
+                    decision = None
+                elif score < threshold:
+                    decision = route.negative
+                elif route.cap is None:
+                    decision = route.positive
+                else:
+                    cap = route.cap
+                    cap.count += 1
+                    if cap.count <= route.limit:
+                        decision = route.positive
+                    else:
+                        decision, capped = route.capped_decision, True
+                        self._count_capped(name, version, route.rules, cap.count == route.limit + 1)
             else:
-                score, decision, capped, _ = fallback(rules)
+                score, decision = route.fallback_score, route.fallback_decision
                 self._count_degraded(name, reason)
-            key = (name, str(version), arm_name or "")
+            key = (name, route.version_text if version else "0", arm_key)
             served_counts[key] = served_counts.get(key, 0) + 1
             append(
                 {
                     "request_id": instance.request_id
                     or (base_id if single else f"{base_id}-{index}"),
                     "user_id": instance.user_id,
-                    "model_name": served_model(name),  # ctr~newest answers as ctr
+                    "model_name": route.label,  # ctr~newest answers as ctr
                     "model_version": version or None,
                     "experiment": experiment_name,
                     "arm": arm_name,
@@ -142,18 +224,38 @@ class Predictor:
             )
         return {"request_id": base_id, "model_name": endpoint, "predictions": predictions}
 
-    def _route(self, name: str, now: float) -> tuple[Served | None, BusinessRules, str | None, int]:
-        """The model serving ``name`` (read once per request), its rules, and whether it
-        cannot answer (``no_model``, ``stale_model``) or its version."""
+    def _route(self, name: str, now: float) -> Route:
+        """The route of ``name`` for a request at ``now``: the model serving it (read once
+        per request), its rules, and whether it cannot answer (``no_model``,
+        ``stale_model``) or its version. Kept between requests while the same model
+        serves and is not stale; its cap is moved to the window of ``now``."""
         served = self.store.get(name)
+        route = self._routes.get(name)
+        if route is not None and route.served is served:
+            if served is None:
+                return route  # no_model: the fallback until a model is put
+            max_age = route.max_age
+            if route.reason is None and (max_age is None or not now - served.created_s > max_age):
+                cap = route.cap
+                if cap is not None:
+                    window = int(now // route.window_s)
+                    if window != cap.window:
+                        cap.window, cap.count = window, 0
+                return route
+        route = self._routes[name] = self._new_route(name, served, now)
+        return route
+
+    def _new_route(self, name: str, served: Served | None, now: float) -> Route:
         rules = self.rules_for(name, served)
         if served is None:
-            return served, rules, "no_model", 0
+            return Route(name, rules, None, None, "no_model", None, self.engine, now)
         max_age = self.max_model_age_s or rules.max_model_age_s
         if max_age is not None and now - served.created_s > max_age:
             self._alert_stale(name, served, max_age, now)
-            return served, rules, "stale_model", 0
-        return served, rules, None, served.loaded.version
+            return Route(name, rules, served, None, "stale_model", max_age, self.engine, now)
+        loaded = served.loaded
+        score = served.score or scorer_for(loaded.spec, loaded.model)
+        return Route(name, rules, served, score, None, max_age, self.engine, now)
 
     def _count_capped(self, name: str, version: int, rules: BusinessRules, reached: bool) -> None:
         counts = self.metrics.capped_by.counts

@@ -53,18 +53,25 @@ class RuleEngine:
         limit = rules.positive_cap_per_window
         if limit is None:
             return Decision(score, rules.positive_decision)
-        cap = self._caps.get(model_name)
-        if cap is None:
-            cap = self._caps[model_name] = ActionCap()
-        window = int(now_s // rules.cap_window_s)
-        if window != cap.window:
-            cap.window, cap.count = window, 0
+        cap = self.cap(model_name, rules.cap_window_s, now_s)
         if cap.count < limit:
             cap.count += 1
             return Decision(score, rules.positive_decision)
         cap.count += 1
         fallback = rules.fallback_decision or rules.negative_decision
         return Decision(score, fallback, capped=True, cap_reached=cap.count == limit + 1)
+
+    def cap(self, model_name: str, window_s: float, now_s: float) -> ActionCap:
+        """The cap of ``model_name`` in the window of ``now_s`` (the count restarts with
+        every window). The predictor applies a request's decisions to it directly, as
+        :meth:`decide` does, with everything but the count looked up once per request."""
+        cap = self._caps.get(model_name)
+        if cap is None:
+            cap = self._caps[model_name] = ActionCap()
+        window = int(now_s // window_s)
+        if window != cap.window:
+            cap.window, cap.count = window, 0
+        return cap
 
     def used(self, model_name: str) -> int:
         """Positive decisions counted in the current window (capped ones included)."""

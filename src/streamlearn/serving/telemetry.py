@@ -1,11 +1,13 @@
 """Telemetry at logging time: ``PredictionServed`` and ``Alert`` records to Kafka, never
 in the way of a request.
 
-Request handlers call :meth:`TelemetrySink.offer_prediction` (or :meth:`TelemetrySink.offer`
-for alerts), which appends the record's parts to a bounded in-memory deque and returns (a few
-hundred ns; nothing is encoded or sent on the request path). A background task drains the
-deque every couple of milliseconds, encodes Avro (predictions with
-:mod:`~streamlearn.serving.prediction_codec`, ~5x faster than fastavro) and hands the bytes
+Request handlers call :meth:`TelemetrySink.offer_predictions` once per request (or
+:meth:`TelemetrySink.offer` for alerts), which appends the request's response entries and
+instances, as they are, to a bounded in-memory deque and returns (a few hundred ns; no
+record is built, nothing is encoded or sent on the request path). A background task drains
+the deque every couple of milliseconds, encodes Avro a request at a time (predictions with
+:mod:`~streamlearn.serving.prediction_codec`, ~5x faster than fastavro, the fields a
+request's records share encoded once) and hands the bytes
 to librdkafka's own bounded queue (``produce`` never blocks: a full queue raises
 ``BufferError``). Every record that cannot be kept is dropped and counted by reason:
 
@@ -53,6 +55,7 @@ has a fixed cost (a task step, ``poll``), so a turn every couple of milliseconds
 between tens of records instead of paying it on every turn of a busy event loop; and a
 turn stays short (tens of records, a few hundred µs), which keeps request latency flat."""
 DELIVERY_TIMEOUT_MS = 30_000
+ENCODE_ERRORS = (EncodeError, TypeError, ValueError, KeyError, OverflowError)
 
 
 class TelemetrySink:
@@ -80,9 +83,12 @@ class TelemetrySink:
         }
         self.capacity = settings.serve_telemetry_buffer
         self.metrics = metrics
-        # (kind, key, record): an alert's record is its dict, a prediction's the parts
-        # offer_prediction takes (no dict is built for it on the request path).
+        # (kind, key, entry): an alert's entry is its record (a dict); a request's
+        # predictions are one entry, (response entries, instances, served_ms, latency_ms,
+        # worker version): no record is built or encoded on the request path.
         self._buffer: deque[tuple[Kind, str, Any]] = deque()
+        self._waiting = 0
+        """Records in the buffer (the bound is in records, not entries)."""
         self._dropped = metrics.telemetry_dropped
         self._drop_full = metrics.telemetry_dropped.labels(reason="buffer_full")
         self._drop_queue_full = metrics.telemetry_dropped.labels(reason="producer_queue_full")
@@ -109,14 +115,16 @@ class TelemetrySink:
 
     @property
     def pending(self) -> int:
-        """Records waiting in the deque."""
-        return len(self._buffer)
+        """Records waiting in the deque (a request's predictions are one entry there, as
+        many records here)."""
+        return self._waiting
 
     def offer(self, kind: Kind, key: str, record: dict[str, Any]) -> None:
         """Queue ``record`` for Kafka, or drop it (counted) when the buffer is full."""
-        if len(self._buffer) >= self.capacity:
+        if self._waiting >= self.capacity:
             self._drop_full.inc()
             return
+        self._waiting += 1
         self._buffer.append((kind, key, record))
 
     def offer_prediction(
@@ -130,16 +138,8 @@ class TelemetrySink:
     ) -> None:
         """Queue the ``PredictionServed`` of ``prediction`` (a response entry), or drop it
         (counted) when the buffer is full. The record is built by the drain, not here."""
-        if len(self._buffer) >= self.capacity:
-            self._drop_full.inc()
-            return
-        self._buffer.append(
-            (
-                "prediction",
-                prediction["request_id"],
-                (prediction, features, context, served_ms, latency_ms, worker_version),
-            )
-        )
+        instance = Instance(prediction["user_id"], features, context, None)
+        self.offer_predictions([prediction], [instance], served_ms, latency_ms, worker_version)
 
     def offer_predictions(
         self,
@@ -149,29 +149,19 @@ class TelemetrySink:
         latency_ms: float,
         worker_version: str,
     ) -> None:
-        """:meth:`offer_prediction` for each of a request's predictions (one call per
-        request; what does not fit in the buffer is dropped and counted)."""
-        buffer = self._buffer
-        room = self.capacity - len(buffer)
+        """Queue the ``PredictionServed`` of each of a request's predictions (response
+        entries; ``instances[i]`` is what ``predictions[i]`` answered) as one entry: what
+        does not fit in the buffer is dropped and counted."""
+        room = self.capacity - self._waiting
         if room < len(predictions):
             self._drop_full.inc(len(predictions) - max(room, 0))
-            predictions = predictions[: max(room, 0)]
-        append = buffer.append
-        for prediction, instance in zip(predictions, instances, strict=False):
-            append(
-                (
-                    "prediction",
-                    prediction["request_id"],
-                    (
-                        prediction,
-                        instance.features,
-                        instance.context,
-                        served_ms,
-                        latency_ms,
-                        worker_version,
-                    ),
-                )
-            )
+            if room <= 0:
+                return
+            predictions = predictions[:room]
+        self._waiting += len(predictions)
+        self._buffer.append(
+            ("prediction", "", (predictions, instances, served_ms, latency_ms, worker_version))
+        )
 
     def _report(self, error: KafkaError | None, message: Message) -> None:
         # Called by librdkafka (through poll) once per message: count only.
@@ -206,59 +196,90 @@ class TelemetrySink:
             self._schemas_ready = True
         return True
 
-    def _encode(self, kind: Kind, record: Any) -> bytes:
-        if kind == "alert":
-            return self.serdes[kind].encode(record)
-        prediction, features, context, served_ms, latency_ms, worker_version = record
-        if self._fast is not None:
-            return self._fast.encode_fields(
-                prediction["request_id"],
-                prediction["user_id"],
-                prediction["model_name"],
-                prediction["model_version"] or 0,
-                prediction["experiment"],
-                prediction["arm"],
-                features,
-                context,
-                prediction["score"],
-                prediction["decision"],
-                prediction["degraded"],
-                prediction["degraded_reason"],
-                served_ms,
+    def _encode_each(self, entry: Any) -> tuple[list[str], list[bytes | None]]:
+        """The keys and values of a request's records encoded one by one (without the
+        specialised encoder, or when one of them does not fit): None for a record that
+        does not fit its schema (logged, counted as ``encode_error``)."""
+        predictions, instances, served_ms, latency_ms, worker_version = entry
+        encode = self.serdes["prediction"].encode if self._fast is None else self._fast.encode
+        keys: list[str] = []
+        values: list[bytes | None] = []
+        for prediction, instance in zip(predictions, instances, strict=False):
+            record = prediction_record(
+                prediction, instance.features, instance.context, served_ms, latency_ms,
                 worker_version,
-                latency_ms,
-            )
-        return self.serdes[kind].encode(
-            prediction_record(prediction, features, context, served_ms, latency_ms, worker_version)
-        )
+            )  # fmt: skip
+            try:
+                values.append(encode(record))
+            except ENCODE_ERRORS as exc:
+                log.error("telemetry record does not fit its schema: %s", exc)
+                self._dropped.labels(reason="encode_error").inc()
+                values.append(None)
+            keys.append(prediction["request_id"])
+        return keys, values
 
     def _send_chunk(self) -> None:
-        buffer, producer, encode, topics = self._buffer, self._producer, self._encode, self.topics
-        waiting = len(buffer)
+        buffer, produce, fast = self._buffer, self._producer.produce, self._fast
+        prediction_topic = self.topics["prediction"]
+        # Records per turn; a request's records are taken together (a batch of up to
+        # serve_max_instances can go over by that much).
+        budget = BACKLOG_CHUNK if self._waiting > 4 * CHUNK else CHUNK
         # Drops are counted per chunk: with the broker behind, every record of a chunk can
         # be refused, and a labelled inc per record (~2 µs) was CPU taken from requests.
         queue_full = 0
-        for _ in range(min(BACKLOG_CHUNK if waiting > 4 * CHUNK else CHUNK, waiting)):
-            kind, key, record = buffer.popleft()
-            try:
-                value = encode(kind, record)
-            except (EncodeError, TypeError, ValueError, KeyError, OverflowError) as exc:
-                log.error("telemetry record does not fit its schema: %s", exc)
-                self._dropped.labels(reason="encode_error").inc()
-                continue
-            try:
-                # A str key is encoded to UTF-8 by the client; the delivery callback is the
-                # producer's (config "on_delivery").
-                producer.produce(topics[kind], value, key)
-            except BufferError:
-                queue_full += 1
-            except KafkaException as exc:
-                # e.g. a record over message.max.bytes: this one is lost, the rest go on.
-                log.warning("telemetry record refused by the producer: %s", exc)
-                self._dropped.labels(reason="produce_error").inc()
+        while buffer and budget > 0:
+            kind, key, entry = buffer.popleft()
+            keys: list[str]
+            values: list[bytes | None]
+            if kind == "prediction":
+                predictions = entry[0]
+                self._waiting -= len(predictions)
+                budget -= len(predictions)
+                encoded = None
+                if fast is not None:
+                    try:
+                        encoded = fast.encode_request(*entry)
+                    except ENCODE_ERRORS:
+                        encoded = None  # one of them does not fit: which, one by one below
+                if encoded is not None:
+                    for prediction, value in zip(predictions, encoded, strict=True):
+                        try:
+                            # A str key is encoded to UTF-8 by the client; the delivery
+                            # callback is the producer's (config "on_delivery").
+                            produce(prediction_topic, value, prediction["request_id"])
+                        except BufferError:
+                            queue_full += 1
+                        except KafkaException as exc:
+                            self._refused(exc)
+                    continue
+                keys, values = self._encode_each(entry)
+            else:
+                self._waiting -= 1
+                budget -= 1
+                try:
+                    keys, values = [key], [self.serdes[kind].encode(entry)]
+                except ENCODE_ERRORS as exc:
+                    log.error("telemetry record does not fit its schema: %s", exc)
+                    self._dropped.labels(reason="encode_error").inc()
+                    continue
+            topic = self.topics[kind]
+            for key, maybe in zip(keys, values, strict=True):
+                if maybe is None:
+                    continue
+                try:
+                    produce(topic, maybe, key)
+                except BufferError:
+                    queue_full += 1
+                except KafkaException as exc:
+                    self._refused(exc)
         if queue_full:
             self._drop_queue_full.inc(queue_full)
         self._poll()
+
+    def _refused(self, exc: KafkaException) -> None:
+        # e.g. a record over message.max.bytes: this one is lost, the rest go on.
+        log.warning("telemetry record refused by the producer: %s", exc)
+        self._dropped.labels(reason="produce_error").inc()
 
     async def run(self) -> None:
         """Drain forever (cancel to stop); see :meth:`close` for the final flush."""
@@ -277,17 +298,18 @@ class TelemetrySink:
                 log.exception("telemetry drain failed")
                 await asyncio.sleep(1.0)
             # A backlog is drained turn after turn; otherwise records gather for a while.
-            await asyncio.sleep(0 if len(self._buffer) >= CHUNK else DRAIN_S)
+            await asyncio.sleep(0 if self._waiting >= CHUNK else DRAIN_S)
 
     async def close(self, timeout_s: float = 5.0) -> int:
         """Send what is buffered (if the schemas are known), flush; returns records lost."""
         if self._buffer and self._schemas_ready:
             while self._buffer:
                 self._send_chunk()
-        lost = len(self._buffer)
+        lost = self._waiting
         if lost:
             self._dropped.labels(reason="no_schema").inc(lost)
             self._buffer.clear()
+            self._waiting = 0
         remaining = int(await asyncio.to_thread(self._producer.flush, timeout_s))
         self._poll()
         if remaining:

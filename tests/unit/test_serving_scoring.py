@@ -1,0 +1,91 @@
+"""The worker's scorers answer exactly what ``spec.predict(model, model_input(...))`` answers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from river import linear_model, optim
+
+from streamlearn.models import SPECS, ModelSpec, model_input
+from streamlearn.models.checks import training_stream
+from streamlearn.models.features import FeatureEncoder
+from streamlearn.models.synthetic import ClickWorld
+from streamlearn.serving.scoring import scorer_for
+
+ODD: list[tuple[dict[str, Any], dict[str, str]]] = [
+    ({}, {}),
+    ({"price": float("nan"), "hour": 2**70, "is_mobile": True, "category": "unseen"}, {}),
+    ({"price": float("-inf"), "recency_s": None, "loyalty": "gold"}, {"placement": "x"}),
+    (
+        {"price": 3, "hour": -7, "is_mobile": False, "ctx.placement": "shadowed"},
+        {"placement": "top"},
+    ),
+    ({"price": 1e308, "new_number": 4.5, "new_flag": True}, {"device": "tv"}),
+]
+
+
+def _trained(spec: ModelSpec, n: int) -> Any:
+    model = spec.new_model()
+    for x, label in training_stream(spec, n):
+        spec.learn(model, x, label)
+    return model
+
+
+def _plain_linear() -> ModelSpec:
+    """The ``FeatureEncoder | LogisticRegression`` pipeline without anything before it."""
+    return replace(
+        SPECS["ctr"],
+        name="plain_linear",
+        estimator="FeatureEncoder | LogisticRegression(SGD(0.01))",
+        build=lambda seed: FeatureEncoder() | linear_model.LogisticRegression(optim.SGD(0.01)),
+    )
+
+
+@pytest.mark.parametrize("spec", [SPECS["ctr"], _plain_linear()], ids=["ctr", "plain_linear"])
+@pytest.mark.parametrize("examples", [0, 20, 3000])
+def test_the_fast_scorer_is_bit_identical_to_the_spec(spec: ModelSpec, examples: int) -> None:
+    model = _trained(spec, examples)
+    score = scorer_for(spec, model)
+    assert score.__name__ in ("fused", "transformed")  # not the generic fallback
+    requests = [(r.features, r.context) for r in ClickWorld(5).requests(2000)]
+    for features, context in requests + ODD:
+        expected = spec.predict(model, model_input(features, context))
+        assert score(features, context) == expected, (features, context)
+
+
+def test_values_of_other_classes_are_scored_by_the_spec() -> None:
+    class Label(str):
+        pass
+
+    spec = _plain_linear()
+    model = _trained(spec, 500)
+    score = scorer_for(spec, model)
+    features: dict[str, Any] = {"category": Label("books"), "price": 3.0}
+    assert score(features, {}) == spec.predict(model, model_input(features, {}))
+
+
+def test_other_models_get_the_specs_own_call() -> None:
+    spec = SPECS["ctr_tree"]
+    model = _trained(spec, 500)
+    score = scorer_for(spec, model)
+    assert score.__name__ == "score"
+    for request in ClickWorld(3).requests(200):
+        assert score(request.features, request.context) == spec.predict(
+            model, model_input(request.features, request.context)
+        )
+
+
+def test_a_pipeline_that_does_not_compute_what_it_seems_falls_back() -> None:
+    class Shifted(linear_model.LogisticRegression):
+        def predict_proba_one(self, x: Any, **kwargs: Any) -> Any:
+            p = super().predict_proba_one(x)[True] / 2  # type: ignore[no-untyped-call]
+            return {False: 1 - p, True: p}
+
+    spec = replace(_plain_linear(), build=lambda seed: FeatureEncoder() | Shifted())
+    model = _trained(spec, 200)
+    score = scorer_for(spec, model)
+    assert score.__name__ == "score"  # a subclass is not taken for the regression
+    features: dict[str, Any] = {"price": 5.0, "category": "books"}
+    assert score(features, {}) == spec.predict(model, model_input(features, {}))
