@@ -205,10 +205,17 @@ class PredictionEncoder:
                 )
                 if len(routes) < CACHE_LIMIT:
                     routes[route_key] = route
+            # _string's bytes, without its calls (two per record): a length under 64 is
+            # one zig-zag byte.
+            request_id = prediction["request_id"].encode("utf-8")
+            user_id = prediction["user_id"].encode("utf-8")
+            n, m = len(request_id), len(user_id)
             parts = [
                 header,
-                _string(prediction["request_id"]),
-                _string(prediction["user_id"]),
+                _SMALL[n + n] if n < 64 else _long(n),
+                request_id,
+                _SMALL[m + m] if m < 64 else _long(m),
+                user_id,
                 route,
             ]
             append = parts.append

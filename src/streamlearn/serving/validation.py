@@ -142,21 +142,22 @@ def _context(value: Any, field: str) -> dict[str, str]:
     return value
 
 
-def _instance(value: Any, where: str) -> Instance:
+def _instance(value: Any, index: int | None) -> Instance:
+    """The instance ``value``: the body itself (``index`` None) or ``instances[index]``."""
     if not isinstance(value, dict):
-        raise InvalidRequest(422, where or "body", f"must be an object, got {_kind(value)}")
-    # Field names (``instances[3].features``) are formatted only for an error: building them
-    # for every instance was a fifth of the validation's time.
+        raise InvalidRequest(422, _where(index) or "body", f"must be an object, got {_kind(value)}")
+    # Field names (``instances[3].features``), even the instance's, are formatted only for
+    # an error: building them for every instance was a fifth of the validation's time.
     if not _INSTANCE_FIELDS.issuperset(value):
         name = next(n for n in value if n not in _INSTANCE_FIELDS)
-        raise InvalidRequest(422, _at(where, name), "unknown field")
+        raise InvalidRequest(422, _at(_where(index), name), "unknown field")
     user_id = value.get("user_id")
     if user_id is None or user_id.__class__ is not str or not 1 <= len(user_id) <= MAX_ID_CHARS:
         if "user_id" not in value:
-            raise InvalidRequest(422, _at(where, "user_id"), "required")
-        _identifier(user_id, _at(where, "user_id"))
+            raise InvalidRequest(422, _at(_where(index), "user_id"), "required")
+        _identifier(user_id, _at(_where(index), "user_id"))
     if "features" not in value:
-        raise InvalidRequest(422, _at(where, "features"), "required")
+        raise InvalidRequest(422, _at(_where(index), "features"), "required")
     try:
         features = _features(value["features"], "features")
         context = value.get("context")
@@ -165,8 +166,12 @@ def _instance(value: Any, where: str) -> Instance:
         if request_id is not None:
             request_id = _identifier(request_id, "request_id")
     except InvalidRequest as exc:
-        raise InvalidRequest(exc.status, _at(where, exc.field), exc.problem) from None
+        raise InvalidRequest(exc.status, _at(_where(index), exc.field), exc.problem) from None
     return Instance(str(user_id), features, context, request_id)
+
+
+def _where(index: int | None) -> str:
+    return "" if index is None else f"instances[{index}]"
 
 
 def _at(where: str, field: str | None) -> str:
@@ -180,7 +185,7 @@ def parse_predict(raw: bytes, max_instances: int) -> tuple[list[Instance], str |
     if not isinstance(document, dict):
         raise InvalidRequest(422, "body", f"must be an object, got {_kind(document)}")
     if "instances" not in document:
-        instance = _instance(document, "")
+        instance = _instance(document, None)
         return [instance], instance.request_id
     for name in document:
         if name not in _BATCH_FIELDS:
@@ -197,4 +202,4 @@ def parse_predict(raw: bytes, max_instances: int) -> tuple[list[Instance], str |
     request_id = document.get("request_id")
     if request_id is not None:
         request_id = _identifier(request_id, "request_id")
-    return [_instance(item, f"instances[{i}]") for i, item in enumerate(items)], request_id
+    return [_instance(item, i) for i, item in enumerate(items)], request_id
