@@ -68,7 +68,7 @@ def test_a_resumed_learner_knows_the_examples_before_its_snapshot(cut: int) -> N
     snapshot = first.snapshot(T0)
     second = OnlineLearner(SPECS["ctr"], signing_key=KEY)
     second.resume(snapshot)
-    start = max(0, cut - second.recent.window)
+    start = max(0, cut - second.recent_examples.window)
     second.learn_many(records[start:])
     once = OnlineLearner(SPECS["ctr"], signing_key=KEY)
     once.learn_many(records)

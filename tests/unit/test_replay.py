@@ -191,7 +191,9 @@ def test_a_snapshot_is_recomputed_with_the_label_horizon_it_records() -> None:
     history = ModelHistory("ctr", (PublishedSnapshot(learner.snapshot(NOW), None),), 0)
     assert recorded_spec(history.snapshots[0].snapshot) == spec
     assert _verify(history, 1).identical
-    unknown = {**history.snapshots[0].snapshot, "spec": spec.describe().replace("SGD", "Adam")}
+    another = spec.describe().replace("LogisticRegression", "Perceptron")
+    assert another != spec.describe()
+    unknown = {**history.snapshots[0].snapshot, "spec": another}
     with pytest.raises(UnknownSnapshotSpec):
         recorded_spec(unknown)
 
