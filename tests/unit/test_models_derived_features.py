@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
+from typing import Any
 
 import pytest
 
@@ -22,12 +24,15 @@ CLICK = DerivedFeatures(
 
 
 def test_transforms_replace_the_raw_values_and_keep_the_rest() -> None:
-    x = model_input(
-        {"price": 20.0, "hour": 6, "recency_s": 600.0, "category": "books", "is_mobile": True},
-        {"placement": "top", "device": "mobile"},
+    x: dict[Hashable, Any] = {}
+    x.update(
+        model_input(
+            {"price": 20.0, "hour": 6, "recency_s": 600.0, "category": "books", "is_mobile": True},
+            {"placement": "top", "device": "mobile"},
+        )
     )
     out = CLICK.transform_one(x)
-    assert list(out) == sorted(out)
+    assert list(out) == sorted(str(key) for key in out)
     assert out == {
         "category": "books",
         "ctx.placement": "top",
