@@ -30,7 +30,7 @@ from streamlearn.runtime.faust_store import PartitionedStore
 from streamlearn.runtime.outputs import OutputBatches
 from streamlearn.runtime.records import StepOutputs, step_topics
 from streamlearn.runtime.state import PartitionState
-from streamlearn.runtime.step import Record, Step
+from streamlearn.runtime.step import Step
 
 log = logging.getLogger(__name__)
 
@@ -192,12 +192,7 @@ class StepBinding:
             return None
         emit, outputs = self._outputs()
         partition = tp.partition
-        decode = self.inputs.decode
-        records: list[Record] = []
-        for message in messages:
-            record = decode(topic, partition, message.offset, message.key, message.value, emit)
-            if record is not None:
-                records.append(record)
+        records = self.inputs.decode_many(topic, partition, messages, emit)
         self._read_ms[partition] = wall_ms()
         if records:
             self.step.process(partition, records, emit)

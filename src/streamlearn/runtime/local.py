@@ -199,13 +199,7 @@ class LocalWorker:
                 if not messages:
                     continue
                 outputs = self._outputs()
-                records = []
-                for m in messages:
-                    record = self._inputs.decode(
-                        topic, partition, m.offset, m.key, m.value, outputs
-                    )
-                    if record is not None:
-                        records.append(record)
+                records = self._inputs.decode_many(topic, partition, messages, outputs)
                 self._read_ms[partition] = self.now_ms
                 self.step.process(partition, records, outputs)
                 self._checkpoint(partition, {(topic, partition): messages[-1].offset + 1})

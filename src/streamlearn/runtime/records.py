@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Protocol
 
 import fastavro
 
@@ -164,6 +165,17 @@ class StepOutputs:
         self._sink(writer.name, where, key, writer.encode(record))
 
 
+class InputMessage(Protocol):
+    """A record as a consumer read it (Faust's messages, the local runner's)."""
+
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
 class StepInputs:
     """Decodes the records of a step's input topics."""
 
@@ -171,27 +183,30 @@ class StepInputs:
         self._decode = {topic: serde.decode for topic, serde in serdes.items()}
         self._names = dict(names)
 
-    def decode(
+    def decode_many(
         self,
         topic: str,
         partition: int,
-        offset: int,
-        key: bytes | None,
-        raw: bytes | None,
+        messages: Iterable[InputMessage],
         outputs: StepOutputs,
-    ) -> Record | None:
-        """The record, or None after rejecting it with the reason (poison never stops a
+    ) -> list[Record]:
+        """The records of ``messages`` (read from ``partition`` of ``topic``), in order; one
+        that does not decode is rejected with the reason instead (poison never stops a
         step)."""
-        try:
-            value = self._decode[topic](
-                raw, topic=self._names[topic], partition=partition, offset=offset
-            )
-        except DecodeError as exc:
-            outputs.reject_raw(
-                topic, partition, offset, key, raw, exc.reason, str(exc), exc.schema_id
-            )
-            return None
-        return Record(topic, partition, offset, key, value, raw)
+        decode, name = self._decode[topic], self._names[topic]
+        records: list[Record] = []
+        append = records.append
+        for message in messages:
+            offset, key, raw = message.offset, message.key, message.value
+            try:
+                value = decode(raw, topic=name, partition=partition, offset=offset)
+            except DecodeError as exc:
+                outputs.reject_raw(
+                    topic, partition, offset, key, raw, exc.reason, str(exc), exc.schema_id
+                )
+                continue
+            append(Record(topic, partition, offset, key, value, raw))
+        return records
 
 
 def step_topics(

@@ -28,17 +28,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, MutableMapping, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 Value = dict[str, Any]
 Send = Callable[[str, Value], None]
 """``send(key, value)``: one output record, keyed by a string (its UTF-8 bytes in Kafka)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One decoded input record."""
+class Record(NamedTuple):
+    """One decoded input record (a named tuple: immutable, and built for every record read
+    at a third of a frozen dataclass's cost)."""
 
     topic: str
     """The topic's name in the topology (without namespace)."""
