@@ -577,6 +577,14 @@ def test_serve_with_two_workers_answers_on_one_port_and_stops_as_one(
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         assert len(children) == 2  # the two workers; the command waits for them
         body = json.dumps({"instances": instances(1)}).encode()
+        # Ready is one worker's /readyz; the other may still be reading model.state (it
+        # answers with the fallback until then): wait until answers come with the model.
+        deadline, in_a_row = time.monotonic() + 60, 0
+        while in_a_row < 20:
+            assert time.monotonic() < deadline, "a worker never loaded the model"
+            _, _, answer = target.request("POST", "/v1/models/ctr:predict", body)
+            served = orjson.loads(answer).get("predictions", [{}])[0].get("model_version")
+            in_a_row = in_a_row + 1 if served == 1 else 0
         for _ in range(40):  # a connection each: the kernel spreads them over both
             status, _, answer = target.request("POST", "/v1/models/ctr:predict", body)
             assert status == 200, answer
