@@ -49,6 +49,11 @@ def owner_of(given: str, secrets: Iterable[tuple[bytes, T]]) -> T | None:
     return found
 
 
+def bearer_header(token: str | None) -> dict[str, str]:
+    """The header a client sends ``token`` in (none without a token)."""
+    return {} if token is None else {"Authorization": f"Bearer {token}"}
+
+
 def bearer_tokens(tokens: Iterable[SecretStr], guarded: Guarded) -> Middleware:
     """Requests ``guarded`` selects need ``Authorization: Bearer <one of tokens>``."""
     secrets = [t.get_secret_value().encode() for t in tokens]

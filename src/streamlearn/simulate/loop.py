@@ -35,6 +35,7 @@ from typing import Any
 import aiohttp
 
 from streamlearn.collector.write_keys import HEADER as WRITE_KEY
+from streamlearn.http_auth import bearer_header
 from streamlearn.simulate.ledger import Ledger
 from streamlearn.simulate.summary import Summary
 from streamlearn.simulate.traffic import Hit, Slot, Traffic, TrafficConfig
@@ -94,9 +95,7 @@ class Simulator:
         self.events_url = options.collector_url.rstrip("/") + "/v1/events"
         self.predict_url = f"{options.predict_url.rstrip('/')}/v1/models/{options.model}:predict"
         self.events_headers = {} if options.write_key is None else {WRITE_KEY: options.write_key}
-        self.predict_headers = (
-            {} if options.api_token is None else {"Authorization": f"Bearer {options.api_token}"}
-        )
+        self.predict_headers = bearer_header(options.api_token)
         self.collector_backoff = _Backoff(options)
         self.worker_backoff = _Backoff(options)
         self.feedback: list[tuple[float, int, dict[str, Any]]] = []

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from streamlearn.collector.write_keys import configured_write_keys
+from streamlearn.http_auth import bearer_header
 from streamlearn.http_tls import client_ssl_context, scheme
 from streamlearn.settings import Settings
 
@@ -56,7 +57,7 @@ class Doors:
 
     @property
     def api_headers(self) -> dict[str, str]:
-        return {} if self.api_token is None else {"Authorization": f"Bearer {self.api_token}"}
+        return bearer_header(self.api_token)
 
     def session(self, timeout_s: float = 2.0) -> aiohttp.ClientSession:
         return client_session(self.client_ssl, timeout_s)
