@@ -163,11 +163,8 @@ class OnlineLearner:
             self._recent = None
             self._names = ("mae", "rmse", "served_mae")
 
-    def accepts(self, example: Mapping[str, Any]) -> bool:
-        """Whether ``example`` trains this learner's model (and arm)."""
-        return self._accepts(example["model_name"], example.get("arm"))
-
-    def _accepts(self, model_name: str, arm: str | None) -> bool:
+    def accepts(self, model_name: str, arm: str | None) -> bool:
+        """Whether an example of ``model_name`` (and ``arm``) trains this learner's model."""
         return model_name == self.examples_of and (self.arm is None or arm == self.arm)
 
     def learn(self, example: Mapping[str, Any], topic: str, partition: int, offset: int) -> bool:
@@ -199,12 +196,12 @@ class OnlineLearner:
             if (
                 offset >= already - self.recent_examples.window
                 and identity is not None
-                and self._accepts(model_name, arm)
+                and self.accepts(model_name, arm)
             ):
                 self.recent_examples.seen(position, offset, identity)
             return False
         self.next_offsets[position] = offset + 1
-        if not self._accepts(model_name, arm):
+        if not self.accepts(model_name, arm):
             self.counters.other_model += 1
             return False
         if identity is not None and self.recent_examples.seen(position, offset, identity):
