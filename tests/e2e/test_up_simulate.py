@@ -108,7 +108,12 @@ def test_up_simulate_closes_the_loop(
     assert ctr["versions_published"] >= 10
     assert ctr["version"] >= 10
     assert ctr["auc"] >= 0.75
-    assert ctr["auc"] <= simulation["truth_auc_ceiling"] + 0.02
+    # No model ranks the clicks users got better than their true probabilities do (a label
+    # leaking into the features would). The bound is on the served scores, which were given
+    # before any label existed: the prequential AUC may pass the ceiling in a short run (CI:
+    # 0.847 against 0.818), because positives are scored early by a model that has seen
+    # mostly positives and the delayed negatives later by one that has learned them.
+    assert ctr["served_auc"] <= simulation["truth_auc_ceiling"] + 0.02
     # What users got, over the learner's last served examples (all of them in a short run):
     # the learning lab serves ctr 0.744 against a ceiling of 0.816 over the first 75 s at
     # this rate (cold start: positives arrive before negatives), so the margin is wide.
