@@ -37,7 +37,8 @@ from river import drift
 from streamlearn.agents import STEPS
 from streamlearn.settings import Settings
 from streamlearn.simulate.changes import CHANGE_KINDS, Change
-from streamlearn.simulate.lab import Lab, LabRecord, Serving
+from streamlearn.simulate.lab import Lab, Serving
+from streamlearn.simulate.lab_log import LabRecord
 from streamlearn.simulate.traffic import TrafficConfig
 
 GOAL_DELAY_S = 60.0

@@ -19,10 +19,10 @@ from streamlearn.simulate.lab import (
     DEFAULT_START_MS,
     TOPIC_ORDER,
     Lab,
-    LabRecord,
     Serving,
     lab_records,
 )
+from streamlearn.simulate.lab_log import LabRecord
 from streamlearn.simulate.traffic import Hit, Traffic, TrafficConfig, seeded_ids
 from streamlearn.simulate.truth import Truth
 

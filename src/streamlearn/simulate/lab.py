@@ -40,7 +40,6 @@ the same records (ids come from seeded generators).
 
 from __future__ import annotations
 
-import functools
 import heapq
 import math
 import zlib
@@ -55,13 +54,13 @@ from streamlearn.collector.mapping import RequestContext, map_item
 from streamlearn.kafka_clients import key_partition
 from streamlearn.models.features import FeatureValue
 from streamlearn.runtime.environment import StepEnvironment
-from streamlearn.runtime.local import LocalCluster, LocalWorker, Message
+from streamlearn.runtime.local import LocalCluster, LocalWorker
 from streamlearn.runtime.metrics import AgentMetrics
-from streamlearn.runtime.state import Change as StateChange
 from streamlearn.runtime.step import Step
-from streamlearn.serde import AvroSerde, EncodeError, InMemoryRegistry
+from streamlearn.serde import EncodeError, InMemoryRegistry
 from streamlearn.serving.prediction_codec import PredictionEncoder
 from streamlearn.settings import Settings
+from streamlearn.simulate.lab_log import LabRecord, StampedCluster
 from streamlearn.simulate.traffic import Hit, Slot, Traffic, TrafficConfig, seeded_ids
 from streamlearn.simulate.truth import Truth
 from streamlearn.topology.catalogue import TopicCatalogue
@@ -112,27 +111,6 @@ class Serving:
     worker_version: str = "lab"
 
 
-@dataclass(frozen=True)
-class LabRecord:
-    """One record of a topic with the virtual time it was produced; :attr:`value` is what a
-    consumer decodes, decoded when first read (decoding every record of a long run would
-    add about half the run's time, for records mostly never looked at)."""
-
-    at_ms: int
-    topic: str
-    key: str
-    partition: int
-    offset: int
-    raw: bytes | None
-    """The value's bytes as produced (framed Avro)."""
-    serde: AvroSerde = field(repr=False, compare=False)
-
-    @functools.cached_property
-    def value(self) -> dict[str, Any]:
-        """The decoded value (empty for a record without one)."""
-        return {} if self.raw is None else self.serde.decode(self.raw)
-
-
 @dataclass
 class LabCounts:
     """What the lab sent and what became of it (the live simulator's summary, in short)."""
@@ -148,34 +126,6 @@ class LabCounts:
     """Feedback items sent (to ``telemetry.feedback``)."""
     feedback_pending: int = 0
     """Feedback due after the last simulated second run, not sent yet."""
-
-
-class _Discarded(dict[tuple[str, str, int], list[StateChange]]):
-    """Changelogs that keep nothing: the lab never restores a partition, and a run's
-    changelog records (every state write, as JSON) would take gigabytes."""
-
-    def setdefault(
-        self, key: tuple[str, str, int], default: list[StateChange] | None = None, /
-    ) -> list[StateChange]:
-        return []
-
-
-class _StampedCluster(LocalCluster):
-    """A local cluster that remembers when (virtual ms) and in which order each record was
-    produced: ``log[i]`` is the i-th record produced, with its time. It keeps no
-    changelogs."""
-
-    def __init__(self, catalogue: TopicCatalogue, registry: InMemoryRegistry, partitions: int):
-        super().__init__(catalogue, registry, partitions, changelogs=_Discarded())
-        self.clock_ms = 0
-        self.log: list[tuple[int, Message]] = []
-
-    def produce(
-        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
-    ) -> Message:
-        message = super().produce(topic, key, value, partition)
-        self.log.append((self.clock_ms, message))
-        return message
 
 
 def _at(ms: int) -> datetime:
@@ -213,7 +163,7 @@ class Lab:
         self.serving = serving or Serving()
         self.traffic = Traffic(config, start_ms, seeded_ids(config.seed))
         self.registry = InMemoryRegistry()
-        self.cluster = _StampedCluster(
+        self.cluster = StampedCluster(
             TopicCatalogue.from_settings(self.settings), self.registry, partitions
         )
         self.cluster.clock_ms = start_ms
@@ -422,33 +372,12 @@ class Lab:
 
     def at_ms(self) -> dict[tuple[str, int, int], int]:
         """(topic, partition, offset) → the virtual ms each record was produced."""
-        return {(m.topic, m.partition, m.offset): ms for ms, m in self.cluster.log}
+        return self.cluster.at_ms()
 
     def records(self, topics: Sequence[str] = TOPIC_ORDER) -> list[LabRecord]:
         """Every record of ``topics``, ordered by (virtual ms produced, the topic's
         place in ``topics``, order produced)."""
-        order = {topic: index for index, topic in enumerate(topics)}
-        serdes: dict[str, AvroSerde] = {
-            topic: self.cluster.catalogue.topic(topic).serde(self.registry) for topic in topics
-        }
-        chosen = [
-            (ms, order[m.topic], sequence, m)
-            for sequence, (ms, m) in enumerate(self.cluster.log)
-            if m.topic in order
-        ]
-        chosen.sort(key=lambda item: item[:3])
-        return [
-            LabRecord(
-                ms,
-                m.topic,
-                m.key.decode() if m.key is not None else "",
-                m.partition,
-                m.offset,
-                m.value,
-                serdes[m.topic],
-            )
-            for ms, _, _, m in chosen
-        ]
+        return self.cluster.records(topics)
 
 
 def lab_records(
