@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from streamlearn.serving.telemetry import DELIVERY_TIMEOUT_MS
 from streamlearn.settings import Settings
 from streamlearn.simulate.ledger import Ledger
-from streamlearn.up.invariants_examples import examples_once
+from streamlearn.up.invariants_examples import LOST_WITH_WORKER_MARGIN_S, examples_once
 
 T0 = 1_800_000_000_000  # ms
 HORIZON_S, LATENESS_S = 10, 2
@@ -38,7 +39,12 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def _judge(
-    settings: Settings, examples: list[str | tuple[str, float, int]], dropped: int = 0
+    settings: Settings,
+    examples: list[str | tuple[str, float, int]],
+    dropped: int = 0,
+    *,
+    answered_at: float | None = None,
+    worker_kills: tuple[float, ...] = (),
 ) -> tuple[bool, str]:
     """``examples``: request ids at offsets 0, 1, ... of partition 0 (label 1), or
     (request id, label, offset)."""
@@ -67,8 +73,14 @@ def _judge(
     }
     seen = {"once", "late", "closed", "open", "unlogged"}
     ledger = Ledger(seen=seen, impressions=seen)
+    if answered_at is not None:
+        ledger.answered_at["unlogged"] = answered_at
     check = examples_once(
-        located, ledger, {"predictions": {"telemetry_dropped": dropped}}, settings
+        located,
+        ledger,
+        {"predictions": {"telemetry_dropped": dropped}},
+        settings,
+        worker_kills=worker_kills,
     )
     return check.passed, check.detail
 
@@ -98,3 +110,19 @@ def test_a_copy_or_an_unexplained_loss_is_a_violation(settings: Settings) -> Non
     assert not passed
     assert "1 missing (e.g. once)" in detail
     assert not _judge(settings, ["once"], dropped=0)[0]  # never logged, yet none dropped
+
+
+def test_a_prediction_lost_with_a_sigkilled_worker_is_explained_by_the_kill(
+    settings: Settings,
+) -> None:
+    """A worker's telemetry waits in memory (its buffer, then librdkafka's queue, for up to
+    the delivery timeout) after the answer went out: a SIGKILL loses it uncounted."""
+    kill = 1_000_000.0
+    before = kill - DELIVERY_TIMEOUT_MS / 1000 + 1
+    passed, detail = _judge(settings, ["once"], answered_at=before, worker_kills=(kill,))
+    assert passed, detail
+    assert "prediction never logged 1 (1 answered by a worker SIGKILLed" in detail
+    # Answered after the kill, or longer before it than a record can wait: not the kill's.
+    long_before = kill - DELIVERY_TIMEOUT_MS / 1000 - LOST_WITH_WORKER_MARGIN_S - 1
+    for answered in (kill + 1, long_before):
+        assert not _judge(settings, ["once"], answered_at=answered, worker_kills=(kill,))[0]

@@ -1,4 +1,5 @@
-"""Read a topic (or offset ranges of its partitions) without a consumer group (blocking)."""
+"""Read a topic (or offset ranges of its partitions) without a consumer group (blocking),
+as a ``read_committed`` consumer sees it."""
 
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ def _consumer(settings: Settings) -> Consumer:
             **{
                 "group.id": "streamlearn-topic-reader",  # assigned, never subscribes or commits
                 "enable.auto.commit": False,
+                # librdkafka's default, said out loud: what a transactional consumer
+                # downstream would see (a replay, the chaos invariants), never an aborted
+                # transaction's records.
+                "isolation.level": "read_committed",
                 "fetch.max.bytes": MAX_RECORD_BYTES * 2,
                 "max.partition.fetch.bytes": MAX_RECORD_BYTES,
             },

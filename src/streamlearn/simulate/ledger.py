@@ -30,6 +30,8 @@ class Ledger:
     retry_after: int = 0
     """503 answers that carried ``Retry-After``."""
     seen: set[str] = field(default_factory=set)
+    answered_at: dict[str, float] = field(default_factory=dict)
+    """Seen request id → when (wall clock, epoch s) the worker's answer came."""
     impressions: set[str] = field(default_factory=set)
 
     def answered(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -74,9 +75,15 @@ class ChaosRun:
         """After the traffic: the drain, then the invariants against the ground truth
         (``figures()``: the parts' counters after the drain)."""
         self.lag = await drain(self.settings, self.say)
+        worker_kills = [
+            f["ended"]
+            for f in self.chaos.faults
+            if f["kind"] == "kill" and f["target"] == "serve" and "pid" in f  # sent, not skipped
+        ]
         self.invariants = await asyncio.to_thread(
-            check_invariants, self.settings, self.ledger, await figures(), self.say
-        )
+            functools.partial(check_invariants, worker_kills=worker_kills),
+            self.settings, self.ledger, await figures(), self.say,
+        )  # fmt: skip
         if any(self.lag.values()):
             self.invariants.append(
                 Check("agents caught up after the drain", False, f"still behind: {self.lag}")

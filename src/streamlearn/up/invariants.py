@@ -23,14 +23,10 @@ the final table (:class:`~streamlearn.up.report.Check`):
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-
 from streamlearn.agents.sessions import SessionRules
-from streamlearn.kafka_clients import confluent_config
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.specs import SPECS
 from streamlearn.replay.diff import _shadow_verdicts
@@ -39,7 +35,6 @@ from streamlearn.replay.history import ModelHistory, model_history
 from streamlearn.replay.positions import PartitionRange
 from streamlearn.replay.sources import KafkaSource
 from streamlearn.replay.verify import verify_version
-from streamlearn.runtime.topic_reader import MAX_RECORD_BYTES, TopicRecord
 from streamlearn.serde import DecodeError, RegistryClient, SchemaSource
 from streamlearn.settings import Settings
 from streamlearn.simulate.ledger import Ledger
@@ -53,56 +48,13 @@ Located = tuple[int, int, dict[str, Any]]
 """(partition, offset, decoded value)."""
 
 
-class CommittedSource(KafkaSource):
-    """A topic's records as a ``read_committed`` consumer sees them (a replay source)."""
-
-    def read(self, topic: str, ranges: Mapping[int, tuple[int, int]]) -> Iterator[TopicRecord]:
-        remaining = {p: end for p, (start, end) in ranges.items() if end > max(start, 0)}
-        if not remaining:
-            return
-        consumer = Consumer(
-            confluent_config(
-                self.settings,
-                **{
-                    "group.id": "streamlearn-invariants",  # assigned: never commits
-                    "enable.auto.commit": False,
-                    "isolation.level": "read_committed",
-                    "max.partition.fetch.bytes": MAX_RECORD_BYTES,
-                    "fetch.max.bytes": MAX_RECORD_BYTES * 2,
-                },
-            )
-        )
-        try:
-            consumer.assign([TopicPartition(topic, p, ranges[p][0]) for p in remaining])
-            deadline = time.monotonic() + READ_TIMEOUT_S
-            while remaining:
-                messages = consumer.consume(1000, timeout=0.5)
-                if not messages and time.monotonic() > deadline:
-                    raise KafkaException(f"{topic}: no record for {READ_TIMEOUT_S:.0f}s")
-                for message in messages:
-                    if message.error() is not None:
-                        raise KafkaException(message.error())
-                    partition, offset = message.partition(), message.offset()
-                    end = None if partition is None else remaining.get(partition)
-                    if partition is None or end is None or offset is None or offset >= end:
-                        continue
-                    deadline = time.monotonic() + READ_TIMEOUT_S
-                    if offset + 1 >= end:
-                        del remaining[partition]
-                    yield TopicRecord(
-                        partition, offset, message.key(), message.value(), message.timestamp()[1]
-                    )
-        finally:
-            consumer.close()
-
-
 class _Topics:
     """Decoded records of the run's topics, read once each."""
 
     def __init__(self, settings: Settings, registry: SchemaSource) -> None:
         self.settings, self.registry = settings, registry
         self.catalogue = TopicCatalogue.from_settings(settings)
-        self.source = CommittedSource(settings)
+        self.source = KafkaSource(settings)  # read_committed (topic_reader)
         self._read: dict[tuple[str, bool], list[Located]] = {}
 
     def name(self, logical: str) -> str:
@@ -258,14 +210,21 @@ def check_invariants(
     ledger: Ledger,
     figures: dict[str, Any],
     progress: Callable[[str], None] = lambda _: None,
+    *,
+    worker_kills: Iterable[float] = (),
 ) -> list[Check]:
-    """Every invariant, read from the topics now (blocking: run it in a thread)."""
+    """Every invariant, read from the topics now (blocking: run it in a thread);
+    ``worker_kills``: when (epoch s) a prediction worker was SIGKILLed."""
     with RegistryClient.for_settings(settings) as registry:
         topics = _Topics(settings, registry)
         results = []
         steps: list[Callable[[], list[Check]]] = [
             lambda: [accepted_events_clean(topics, ledger, figures)],
-            lambda: [examples_once(examples_inputs(topics), ledger, figures, settings)],
+            lambda: [
+                examples_once(
+                    examples_inputs(topics), ledger, figures, settings, worker_kills=worker_kills
+                )
+            ],
             lambda: payloads_replayed(topics),
             lambda: [versions_monotone(topics)],
             lambda: [refused_not_written(topics, ledger)],

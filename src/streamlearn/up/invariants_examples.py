@@ -14,7 +14,10 @@ log alone, so each exception is checked record by record rather than counted:
 - the impression waited for a prediction that came after the partition's predictions
   clock had passed the impression + the longest horizon + lateness (``orphaned``);
 - the prediction was never written to ``telemetry.predictions``: the worker dropped its
-  telemetry (counted by the worker; a SIGKILLed worker's buffer is lost uncounted);
+  telemetry (counted by the worker), or the worker was SIGKILLed before it was delivered
+  (uncounted: a record waits in the worker's memory, at most the telemetry producer's
+  delivery timeout, after its answer went out; one answered that long before a SIGKILL of
+  a worker, or after it, is not the kill's);
 - its horizon is still open: no feedback in its partition reached the deadline plus the
   allowed lateness (after the traffic stopped, a partition read late is history, not live,
   and its clock waits for the next record instead of the wall clock).
@@ -28,10 +31,14 @@ from typing import Any
 
 from streamlearn.models.configured import configured_specs
 from streamlearn.models.recent_examples import WINDOW_OFFSETS
+from streamlearn.serving.telemetry import DELIVERY_TIMEOUT_MS
 from streamlearn.simulate.ledger import Ledger
 from streamlearn.up.report import Check
 
 Located = tuple[int, int, dict[str, Any]]
+LOST_WITH_WORKER_MARGIN_S = 5.0
+"""Beyond the delivery timeout: the worker's own buffer before librdkafka's queue (drained
+every turn of its event loop) and the simulator's clock against the kill's."""
 
 
 def _ms(value: Any) -> int:
@@ -76,11 +83,26 @@ def _learned_once(examples: list[Located], repeated: set[str]) -> set[str]:
     return once
 
 
+def _lost_with_worker(answered_at: float | None, worker_kills: Iterable[float]) -> bool:
+    """Answered at most a record's longest wait in memory before a SIGKILL of a worker."""
+    if answered_at is None:
+        return False
+    longest_s = DELIVERY_TIMEOUT_MS / 1000 + LOST_WITH_WORKER_MARGIN_S
+    return any(0 <= kill - answered_at <= longest_s for kill in worker_kills)
+
+
 def examples_once(
-    located: dict[str, list[Located]], ledger: Ledger, figures: dict[str, Any], settings: Any
+    located: dict[str, list[Located]],
+    ledger: Ledger,
+    figures: dict[str, Any],
+    settings: Any,
+    *,
+    worker_kills: Iterable[float] = (),
 ) -> Check:
     """``located``: the decoded records of ``telemetry.predictions``, ``telemetry.feedback``
-    and ``training.examples``."""
+    and ``training.examples``; ``worker_kills``: when (wall clock, epoch s) a prediction
+    worker was SIGKILLed."""
+    worker_kills = list(worker_kills)
     specs = configured_specs(settings)
     lateness_ms = round(settings.label_allowed_lateness_s * 1000)
     longest_ms = max((spec.label.horizon_ms for spec in specs.values()), default=0)
@@ -106,11 +128,15 @@ def examples_once(
         k: set()
         for k in ("never logged", "late impression", "closed before", "orphaned", "open", "missing")
     }
+    killed: set[str] = set()
+    """Never logged, answered shortly before a SIGKILL of a worker."""
     for request_id in expected - count.keys():
         found = predictions.get(request_id)
         impression = impressions.get(request_id)
         if found is None:
             why["never logged"].add(request_id)
+            if _lost_with_worker(ledger.answered_at.get(request_id), worker_kills):
+                killed.add(request_id)
             continue
         partition, offset, prediction = found
         spec = specs.get(str(prediction["model_name"]))
@@ -139,8 +165,10 @@ def examples_once(
         f"none by label-join's rules: impression after the horizon {len(why['late impression'])}"
         f", horizon closed before the impression was read {len(why['closed before'])}, "
         f"impression orphaned {len(why['orphaned'])}, horizon still open {len(why['open'])}, "
-        f"prediction never logged "
-        f"{len(why['never logged'])} (the worker counted {dropped:,} telemetry records dropped)"
+        f"prediction never logged {len(why['never logged'])} ({len(killed)} answered by a "
+        f"worker SIGKILLed before it could deliver their telemetry; the workers counted "
+        f"{dropped:,} telemetry records dropped)"
     )
-    ok = not twice and not why["missing"] and len(why["never logged"]) <= dropped
+    unexplained = len(why["never logged"]) - len(killed)
+    ok = not twice and not why["missing"] and unexplained <= dropped
     return Check("every seen prediction made one training example", ok, detail)
