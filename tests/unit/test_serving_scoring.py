@@ -10,7 +10,7 @@ from river import linear_model, optim
 
 from streamlearn.models import SPECS, ModelSpec, model_input
 from streamlearn.models.checks import training_stream
-from streamlearn.models.features import FeatureEncoder
+from streamlearn.models.features import DerivedFeatures, FeatureEncoder
 from streamlearn.models.synthetic import ClickWorld
 from streamlearn.serving.scoring import scorer_for
 
@@ -43,23 +43,40 @@ def _plain_linear() -> ModelSpec:
     )
 
 
-@pytest.mark.parametrize("spec", [SPECS["ctr"], _plain_linear()], ids=["ctr", "plain_linear"])
+def _derived_then_scaled() -> ModelSpec:
+    """``ctr`` with a second step of derived features (dropping one) before the encoder: the
+    general path (each step's own transform_one), not the derived features' fused one."""
+    spec = SPECS["ctr"]
+
+    def build(seed: int) -> Any:
+        derived, _, regression = list(spec.new_model().steps.values())
+        return derived | DerivedFeatures(drop=("hour.cos",)) | FeatureEncoder() | regression
+
+    return replace(spec, name="derived_scaled", build=build)
+
+
+FAST = {"ctr": "derived", "plain_linear": "fused", "derived_scaled": "transformed"}
+
+
+@pytest.mark.parametrize(
+    "spec", [SPECS["ctr"], _plain_linear(), _derived_then_scaled()], ids=list(FAST)
+)
 @pytest.mark.parametrize("examples", [0, 20, 3000])
 def test_the_fast_scorer_is_bit_identical_to_the_spec(spec: ModelSpec, examples: int) -> None:
     model = _trained(spec, examples)
     score = scorer_for(spec, model)
-    assert score.__name__ in ("fused", "transformed")  # not the generic fallback
+    assert score.__name__ == FAST[spec.name]  # not the generic fallback
     requests = [(r.features, r.context) for r in ClickWorld(5).requests(2000)]
     for features, context in requests + ODD:
         expected = spec.predict(model, model_input(features, context))
         assert score(features, context) == expected, (features, context)
 
 
-def test_values_of_other_classes_are_scored_by_the_spec() -> None:
+@pytest.mark.parametrize("spec", [SPECS["ctr"], _plain_linear()], ids=["ctr", "plain_linear"])
+def test_values_of_other_classes_are_scored_by_the_spec(spec: ModelSpec) -> None:
     class Label(str):
         pass
 
-    spec = _plain_linear()
     model = _trained(spec, 500)
     score = scorer_for(spec, model)
     features: dict[str, Any] = {"category": Label("books"), "price": 3.0}

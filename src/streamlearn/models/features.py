@@ -142,10 +142,19 @@ class DerivedFeatures(base.Transformer):
 
     def transform_one(self, x: dict[Hashable, Any]) -> dict[Hashable, Any]:
         out = dict(x)
+        self.derive(out)
+        # Sorted like model_input's keys, so the encoder's dicts fill in one order.
+        # (model_input's keys are strings; mypy cannot know it of a River dict.)
+        return {key: out[key] for key in sorted(cast("dict[str, Any]", out))}
+
+    def derive(self, out: dict[Hashable, Any]) -> None:
+        """The transforms, in place on ``out`` (keys left in no particular order): what
+        :meth:`transform_one` does before it sorts, and the worker's scorer runs on the
+        River input it has just built (serving/scoring.py)."""
+        known = [(f"{name}.known", "yes" if name in out else "no") for name in self.known]
         for name in self.drop:
             out.pop(name, None)
-        for name in self.known:
-            out[f"{name}.known"] = "yes" if name in x else "no"
+        out.update(known)
         for name in self.log:
             value = out.pop(name, None)
             if value.__class__ is float and value > 0:
@@ -160,9 +169,6 @@ class DerivedFeatures(base.Transformer):
                 angle = 2 * math.pi * value / period
                 out[f"{name}.sin"] = math.sin(angle)
                 out[f"{name}.cos"] = math.cos(angle)
-        # Sorted like model_input's keys, so the encoder's dicts fill in one order.
-        # (model_input's keys are strings; mypy cannot know it of a River dict.)
-        return {key: out[key] for key in sorted(cast("dict[str, Any]", out))}
 
 
 class SeededGaussianSplitter(GaussianSplitter):

@@ -14,6 +14,13 @@ ever changes what the pipeline computes. It costs about half of the pipeline cal
 instance (River's ``Pipeline`` walks its steps, builds an intermediate dict per step and a
 ``{False: 1 - p, True: p}`` per prediction).
 
+The ``ctr`` spec puts :class:`~streamlearn.models.features.DerivedFeatures` before the
+encoder: its scorer builds model_input's values unsorted, derives the features in place
+(``DerivedFeatures.derive``, what ``transform_one`` runs) and sorts once, where the
+pipeline sorts twice and copies the dict between (4.2 µs per instance against 5.5 for
+each step's own ``transform_one`` and 6.5 for the pipeline call, on 2,000 simulated
+requests). Any other steps before the encoder run their own ``transform_one``.
+
 Scores of a batch are computed instance by instance: a numpy matrix product would sum in
 another order (and round differently) and, for a few sparse rows, costs more than it saves.
 """
@@ -27,7 +34,13 @@ from typing import Any
 from river import base, compose, linear_model, optim
 
 from streamlearn.models import ModelSpec, model_input
-from streamlearn.models.features import CONTEXT_PREFIX, FeatureEncoder, FeatureValue
+from streamlearn.models.features import (
+    CONTEXT_PREFIX,
+    DerivedFeatures,
+    FeatureEncoder,
+    FeatureValue,
+    with_context,
+)
 
 Scorer = Callable[[Mapping[str, FeatureValue], Mapping[str, str]], float]
 """(features, context) → the raw score."""
@@ -80,6 +93,45 @@ def _linear_scorer(spec: ModelSpec, model: Any) -> Scorer | None:
     dot = regression._weights.dot
     intercept = regression.intercept
     generic = _generic(spec, model)
+    if len(before) == 1 and type(before[0]) is DerivedFeatures:
+        derive = before[0].derive
+
+        def derived(features: Mapping[str, FeatureValue], context: Mapping[str, str]) -> float:
+            # DerivedFeatures.transform_one and FeatureEncoder.transform_one in one pass:
+            # the derived features are added to model_input's fresh dict in place, and the
+            # encoder's dict is filled in the order transform_one would hand it over.
+            if compose.Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:
+                return generic(features, context)
+            # model_input's values, unsorted (the one sort is below, after the transforms).
+            items: Mapping[str, Any] = with_context(features, context) if context else features
+            x: dict[Any, Any] = {}
+            for key, value in items.items():
+                cls = value.__class__
+                if cls is str:
+                    x[key] = value
+                elif cls is float:
+                    if value - value == 0.0:  # not nan or ±inf: model_input drops those
+                        x[key] = value
+                elif cls is bool:
+                    x[key] = 1.0 if value else 0.0
+                elif cls is int:
+                    number = float(value)
+                    if number - number == 0.0:
+                        x[key] = number
+                elif value is not None:  # a subclass of a JSON type: model_input decides
+                    return generic(features, context)
+            derive(x)
+            z: dict[Any, float] = {}
+            for key in sorted(x):
+                value = x[key]
+                if value.__class__ is float:
+                    stats = spread.get(key)
+                    z[key] = 0.0 if stats is None else (value - stats[0]) / stats[1]
+                else:
+                    z[f"{key}={value}"] = 1.0
+            return _sigmoid(dot(z) + intercept)
+
+        return derived
     if before:
         transforms = tuple(step.transform_one for step in before)
 
