@@ -10,7 +10,7 @@ from prometheus_client import generate_latest
 
 from streamlearn.serde import AvroSerde, InMemoryRegistry
 from streamlearn.serving.metrics import ServingMetrics
-from streamlearn.serving.telemetry import TelemetrySink, prediction_record
+from streamlearn.serving.telemetry import PRODUCER_SETTINGS, TelemetrySink, prediction_record
 from streamlearn.settings import Settings
 
 
@@ -20,6 +20,11 @@ class FakeProducer:
     def __init__(self) -> None:
         self.produced: list[tuple[str, bytes, str]] = []
         self.polls = 0
+        self.queued = 0
+        """Records librdkafka would still hold (len(producer))."""
+
+    def __len__(self) -> int:
+        return self.queued
 
     def produce(self, topic: str, value: bytes, key: str) -> None:
         self.produced.append((topic, value, key))
@@ -76,15 +81,29 @@ def test_predictions_are_encoded_as_their_record() -> None:
 
 
 def test_deliveries_and_drops_are_counted() -> None:
-    sink, _, metrics = _sink(buffer=2)
-    for _ in range(3):
+    """librdkafka reports failed records only: delivered ones are those produced, less the
+    failed and those still in its queue."""
+    sink, fake, metrics = _sink(buffer=4)
+    asyncio.run(sink._ensure_schemas())
+    assert PRODUCER_SETTINGS["delivery.report.only.error"] is True
+    for _ in range(5):
         sink.offer_prediction(PREDICTION, FEATURES, {}, 1_000, 1.5, "w-1")
-    assert sink.pending == 2
-    for _ in range(3):
-        sink._report(None, None)  # type: ignore[arg-type]
+    assert sink.pending == 4
+    fake.queued = 4
+    sink._send_chunk()
+    assert len(fake.produced) == 4
+
+    def delivered() -> str:
+        return generate_latest(metrics.registry).decode()
+
+    assert "streamlearn_serve_telemetry_delivered_total 0.0" in delivered()
+    fake.queued = 1
     sink._report(KafkaError(KafkaError._MSG_TIMED_OUT), None)  # type: ignore[arg-type]
     sink._poll()
-    text = generate_latest(metrics.registry).decode()
+    assert "streamlearn_serve_telemetry_delivered_total 2.0" in delivered()
+    fake.queued = 0
+    sink._poll()
+    text = delivered()
     assert "streamlearn_serve_telemetry_delivered_total 3.0" in text
     assert 'streamlearn_serve_telemetry_dropped_total{reason="delivery_failed"} 1.0' in text
     assert 'streamlearn_serve_telemetry_dropped_total{reason="buffer_full"} 1.0' in text
