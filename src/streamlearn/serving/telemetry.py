@@ -181,7 +181,10 @@ class TelemetrySink:
     def _poll(self) -> None:
         """Serve delivery reports (failures only) and add the counts to the metrics in one
         step each: delivered is what librdkafka took, less what failed and what is still
-        in its queue."""
+        in its queue. The queue's length counts a report waiting to be served as one
+        however many records it holds, so failures reported between the poll and the
+        length would count as delivered for a moment; the count never goes back, and
+        simply waits for the deliveries to catch up (the drop counts are exact)."""
         self._producer.poll(0)
         if self._failed:
             self._dropped.labels(reason="delivery_failed").inc(self._failed)
