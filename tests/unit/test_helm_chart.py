@@ -227,6 +227,40 @@ def test_existing_secrets_are_referenced_never_inlined() -> None:
     assert config["data"]["STREAMLEARN_COLLECTOR_CORS_ORIGINS"] == '["https://shop.example.com"]'
 
 
+def test_parts_given_their_own_kafka_users_log_in_as_them() -> None:
+    """kafka.sasl.users: a Kafka user per part (collector, serve, registry, an agent set by
+    its name, ops for the hooks), each with the ACLs `streamlearn acls apply` gives it; a
+    part not listed logs in as kafka.sasl.username."""
+    users = {
+        "collector": {"username": "sl-collector", "existingSecret": "kafka-users"},
+        "preprocess": {
+            "username": "sl-preprocess",
+            "existingSecret": "kafka-users",
+            "passwordKey": "preprocess",
+        },
+        "ops": {"username": "sl-ops", "existingSecret": "kafka-ops"},
+    }
+    documents = render_chart(
+        CHART / "ci" / "external-sasl-ssl-values.yaml",
+        json_sets=(f"kafka.sasl.users={json.dumps(users)}",),
+    )
+    seen = {}
+    for owner, pod in _pod_specs(documents):
+        if owner["kind"] == "Pod":
+            continue
+        component = owner["metadata"]["labels"]["app.kubernetes.io/component"]
+        for container in pod["containers"]:
+            env = {e["name"]: e for e in container.get("env", [])}
+            username = env.get("STREAMLEARN_KAFKA_SASL_USERNAME", {}).get("value")
+            password = env["STREAMLEARN_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+            seen[component] = (username, password["name"], password["key"])
+    assert seen["collector"] == ("sl-collector", "kafka-users", "password")
+    assert seen["agents-preprocess"] == ("sl-preprocess", "kafka-users", "preprocess")
+    assert seen["topics-hook"] == seen["schemas-hook"] == ("sl-ops", "kafka-ops", "password")
+    # Not listed: the ConfigMap's username and the shared password.
+    assert seen["serve"] == seen["agents-learner"] == (None, "kafka-credentials", "password")
+
+
 def test_given_secrets_are_stored_in_the_charts_secret_only() -> None:
     documents = render_chart(
         sets=(

@@ -184,6 +184,22 @@ def values_schema() -> dict[str, Any]:
             "password": {**STRING, "description": "Created in the chart's Secret when set."},
             "existingSecret": STRING,
             "passwordKey": STRING,
+            "users": {
+                "type": "object",
+                "description": "A Kafka user per part, for least privilege with `streamlearn "
+                "acls apply`: collector, serve, registry, an agent set by its name, ops (the "
+                "hooks). A part not listed logs in as `username`.",
+                "additionalProperties": _object(
+                    {
+                        "username": {**STRING, "minLength": 1},
+                        "existingSecret": {**STRING, "minLength": 1},
+                        "passwordKey": STRING,
+                    },
+                    "The part's user; its password in an existing Secret (key passwordKey, "
+                    "default `password`).",
+                    required=["username", "existingSecret"],
+                ),
+            },
         },
         "SASL credentials (security protocol SASL_*).",
     )

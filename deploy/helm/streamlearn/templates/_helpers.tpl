@@ -109,10 +109,16 @@ model_previous_signing_key: [serve, agents]
 {{- if hasPrefix "agents-" . -}}agents{{- else -}}{{ trimSuffix "-hook" . }}{{- end -}}
 {{- end -}}
 
+{{/* The key of a component in kafka.sasl.users: agents-<set> is "<set>", a hook "ops". */}}
+{{- define "streamlearn.kafkaUserKey" -}}
+{{- if hasPrefix "agents-" . -}}{{ trimPrefix "agents-" . }}{{- else if hasSuffix "-hook" . -}}ops{{- else -}}{{ . }}{{- end -}}
+{{- end -}}
+
 {{/* Environment of a streamlearn container (.root, .component): the ConfigMap, then the
      secrets by reference. */}}
 {{- define "streamlearn.env" -}}
 {{- $kind := include "streamlearn.partKind" .component -}}
+{{- $kafkaUser := get (default dict .root.Values.kafka.sasl.users) (include "streamlearn.kafkaUserKey" .component) -}}
 {{- with .root }}
 envFrom:
   - configMapRef:
@@ -123,7 +129,16 @@ env:
       secretKeyRef:
         name: {{ default (include "streamlearn.secretName" .) .Values.signing.existingSecret }}
         key: {{ .Values.signing.existingSecretKey }}
-  {{- if include "streamlearn.needsSasl" . }}
+  {{- if and (include "streamlearn.needsSasl" .) $kafkaUser }}
+  {{- /* The part's own user (overrides the ConfigMap's username). */}}
+  - name: STREAMLEARN_KAFKA_SASL_USERNAME
+    value: {{ $kafkaUser.username | quote }}
+  - name: STREAMLEARN_KAFKA_SASL_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ $kafkaUser.existingSecret }}
+        key: {{ default "password" $kafkaUser.passwordKey }}
+  {{- else if include "streamlearn.needsSasl" . }}
   - name: STREAMLEARN_KAFKA_SASL_PASSWORD
     valueFrom:
       secretKeyRef:
