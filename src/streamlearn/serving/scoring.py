@@ -28,7 +28,7 @@ another order (and round differently) and, for a few sparse rows, costs more tha
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from river import base, compose, linear_model, optim
@@ -93,6 +93,20 @@ def _linear_scorer(spec: ModelSpec, model: Any) -> Scorer | None:
     dot = regression._weights.dot
     intercept = regression.intercept
     generic = _generic(spec, model)
+
+    def encoded_score(x: Mapping[Any, Any], keys: Iterable[Any]) -> float:
+        # FeatureEncoder.transform_one of x's items in the order of ``keys``, with each
+        # standard deviation computed once; then the regression.
+        z: dict[Any, float] = {}
+        for key in keys:
+            value = x[key]
+            if value.__class__ is float:
+                stats = spread.get(key)
+                z[key] = 0.0 if stats is None else (value - stats[0]) / stats[1]
+            else:
+                z[f"{key}={value}"] = 1.0
+        return _sigmoid(dot(z) + intercept)
+
     if len(before) == 1 and type(before[0]) is DerivedFeatures:
         derive = before[0].derive
 
@@ -121,15 +135,7 @@ def _linear_scorer(spec: ModelSpec, model: Any) -> Scorer | None:
                 elif value is not None:  # a subclass of a JSON type: model_input decides
                     return generic(features, context)
             derive(x)
-            z: dict[Any, float] = {}
-            for key in sorted(x):
-                value = x[key]
-                if value.__class__ is float:
-                    stats = spread.get(key)
-                    z[key] = 0.0 if stats is None else (value - stats[0]) / stats[1]
-                else:
-                    z[f"{key}={value}"] = 1.0
-            return _sigmoid(dot(z) + intercept)
+            return encoded_score(x, sorted(x))
 
         return derived
     if before:
@@ -141,15 +147,7 @@ def _linear_scorer(spec: ModelSpec, model: Any) -> Scorer | None:
             x: dict[Any, Any] = model_input(features, context)
             for transform in transforms:
                 x = transform(x)
-            # FeatureEncoder.transform_one, with each standard deviation computed once.
-            z: dict[Any, float] = {}
-            for key, value in x.items():
-                if value.__class__ is float:
-                    stats = spread.get(key)
-                    z[key] = 0.0 if stats is None else (value - stats[0]) / stats[1]
-                else:
-                    z[f"{key}={value}"] = 1.0
-            return _sigmoid(dot(z) + intercept)
+            return encoded_score(x, x)
 
         return transformed
 
