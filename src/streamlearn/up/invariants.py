@@ -43,7 +43,6 @@ from streamlearn.up.invariants_examples import examples_once
 from streamlearn.up.invariants_sessions import sessions_equal
 from streamlearn.up.report import Check
 
-READ_TIMEOUT_S = 30.0
 Located = tuple[int, int, dict[str, Any]]
 """(partition, offset, decoded value)."""
 
