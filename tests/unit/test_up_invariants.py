@@ -72,7 +72,8 @@ def _judge(
         ],
     }
     seen = {"once", "late", "closed", "open", "unlogged"}
-    ledger = Ledger(seen=seen, impressions=seen)
+    # Answered long before any kill, but "unlogged" when the test says.
+    ledger = Ledger(answered_at=dict.fromkeys(seen, 0.0), impressions=seen)
     if answered_at is not None:
         ledger.answered_at["unlogged"] = answered_at
     check = examples_once(

@@ -7,7 +7,7 @@ event id it ever sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, KeysView, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +19,10 @@ class Ledger:
     ``refused`` maps the collector's ``written`` field of a 503 (``none``: nothing of the
     request was written; ``partial``: some may be) to the event ids of those requests;
     ``unanswered`` holds the ids of requests that got no answer (timeout, connection
-    refused): whether they were written is unknown. ``seen`` holds the request id of each
-    prediction answered 200 whose slot the simulated person saw, and ``impressions``
-    holds the request ids whose impression feedback the collector accepted.
+    refused): whether they were written is unknown. ``answered_at`` maps the request id of
+    each prediction answered 200 whose slot the simulated person saw to when the answer
+    came (``seen``: those ids), and ``impressions`` holds the request ids whose impression
+    feedback the collector accepted.
     """
 
     accepted: set[str] = field(default_factory=set)
@@ -29,10 +30,14 @@ class Ledger:
     unanswered: set[str] = field(default_factory=set)
     retry_after: int = 0
     """503 answers that carried ``Retry-After``."""
-    seen: set[str] = field(default_factory=set)
     answered_at: dict[str, float] = field(default_factory=dict)
     """Seen request id → when (wall clock, epoch s) the worker's answer came."""
     impressions: set[str] = field(default_factory=set)
+
+    @property
+    def seen(self) -> KeysView[str]:
+        """The request ids of the predictions answered 200 whose slot was seen."""
+        return self.answered_at.keys()
 
     def answered(
         self, items: Iterable[Mapping[str, Any]], status: int, body: Mapping[str, Any] | None

@@ -271,7 +271,6 @@ class Simulator:
             return
         request_id = str(prediction["request_id"])
         if self.ledger is not None:
-            self.ledger.seen.add(request_id)
             self.ledger.answered_at[request_id] = time.time()
         self.summary.record_impression(
             slot.p_click, slot.clicked, self.traffic.truth.drifted(hit.at_s), prediction.get("arm")

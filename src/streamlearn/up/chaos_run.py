@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -81,9 +80,13 @@ class ChaosRun:
             if f["kind"] == "kill" and f["target"] == "serve" and "pid" in f  # sent, not skipped
         ]
         self.invariants = await asyncio.to_thread(
-            functools.partial(check_invariants, worker_kills=worker_kills),
-            self.settings, self.ledger, await figures(), self.say,
-        )  # fmt: skip
+            check_invariants,
+            self.settings,
+            self.ledger,
+            await figures(),
+            self.say,
+            worker_kills=worker_kills,
+        )
         if any(self.lag.values()):
             self.invariants.append(
                 Check("agents caught up after the drain", False, f"still behind: {self.lag}")
