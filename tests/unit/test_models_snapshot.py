@@ -250,6 +250,8 @@ def test_keys() -> None:
 def test_snapshots_of_a_tree_round_trip(serde: AvroSerde) -> None:
     snapshot = _snapshot("ctr_tree", trained_examples=6000)
     loaded = load_model(serde.decode(serde.encode(snapshot)), KEY)
-    # ctr_tree is DerivedFeatures | HoeffdingTreeClassifier: compare the trees.
-    tree, again = (list(m.steps.values())[-1] for m in (loaded.model, _model("ctr_tree")))
+    # ctr_tree is DerivedFeatures | HistogramCalibrated(HoeffdingTreeClassifier): the trees.
+    tree, again = (
+        list(m.steps.values())[-1].classifier for m in (loaded.model, _model("ctr_tree"))
+    )
     assert tree.n_nodes == again.n_nodes

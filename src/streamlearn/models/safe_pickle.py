@@ -68,6 +68,7 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
         ("collections", "Counter"),
         ("collections", "deque"),
         ("random", "Random"),
+        ("streamlearn.models.calibration", "HistogramCalibrated"),
         ("streamlearn.models.features", "DerivedFeatures"),
         ("streamlearn.models.features", "FeatureEncoder"),
         ("streamlearn.models.features", "SeededGaussianSplitter"),

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from river import linear_model, optim, tree
 
 from streamlearn.exceptions import ConfigurationError
+from streamlearn.models.calibration import HistogramCalibrated
 from streamlearn.models.exceptions import UnknownModelSpec
 from streamlearn.models.features import (
     DerivedFeatures,
@@ -268,9 +269,12 @@ def _ctr(seed: int) -> Any:
 
 def _ctr_tree(seed: int) -> Any:
     # Naive-Bayes leaves rank far better than the default's majority-class choice; ctx.device
-    # repeats is_mobile, which naive Bayes would count twice.
-    return _click_features(drop=("ctx.device",)) | tree.HoeffdingTreeClassifier(
-        grace_period=200, leaf_prediction="nb", splitter=SeededGaussianSplitter(seed=seed)
+    # repeats is_mobile, which naive Bayes would count twice. Their probabilities are still
+    # too extreme (other dependent features): recalibrated online (docs/learning.md).
+    return _click_features(drop=("ctx.device",)) | HistogramCalibrated(
+        tree.HoeffdingTreeClassifier(
+            grace_period=200, leaf_prediction="nb", splitter=SeededGaussianSplitter(seed=seed)
+        )
     )
 
 
@@ -313,10 +317,11 @@ SPECS: Mapping[str, ModelSpec] = MappingProxyType(
                 name="ctr_tree",
                 task="binary",
                 estimator=(
-                    f"{CLICK_FEATURES}(drop=ctx.device) | HoeffdingTreeClassifier("
-                    "grace_period=200, leaf_prediction=nb, SeededGaussianSplitter)"
+                    f"{CLICK_FEATURES}(drop=ctx.device) | HistogramCalibrated("
+                    "HoeffdingTreeClassifier(grace_period=200, leaf_prediction=nb, "
+                    "SeededGaussianSplitter), bins=64, low=-8, high=8, prior=20)"
                 ),
-                revision=2,
+                revision=3,
                 build=_ctr_tree,
                 label=CLICK_WITHIN_30M,
                 rules=_CTR_RULES,

@@ -1,0 +1,122 @@
+"""Online recalibration of a binary classifier's probabilities (histogram binning).
+
+A model can rank well and still say the wrong probabilities: naive Bayes leaves (the
+``ctr_tree`` spec's Hoeffding tree) count dependent features as independent evidence and
+push their scores towards 0 and 1, so a "0.4" there is not clicked four times in ten.
+Histogram binning (Zadrozny & Elkan, 2001) learns what each score means from the outcomes
+of the examples that got it: the wrapped model's probability is put in one of ``bins``
+equal-width bins on the logit scale between ``low`` and ``high``, and each bin keeps the
+(weighted) count of examples and of positives that scored there. The counts are taken
+*before* the wrapped model learns each example, so they measure its scores on examples it
+had not seen, which is what serving gives it.
+
+The calibrated probability interpolates linearly between the rates of the two bins whose
+centres surround the score (continuous in the score, so near-ties stay near-ties), each
+rate shrunk towards the raw score by ``prior`` pseudo-examples: ``(positives + prior * p)
+/ (count + prior)``. With no evidence that is the raw score itself; as a bin fills, its
+observed rate takes over. Everything is plain floats in lists: deterministic, and pickled
+in the allow-listed form snapshots need (models/safe_pickle.py).
+
+A learner scores each example just before it learns it (prequential metrics): the raw
+score of that last prediction is kept, with its input, and reused when the same input is
+learned next, instead of asking the wrapped model again (for the tree, a third of the
+cost of an example). The wrapped model changes only in :meth:`learn_one`, which forgets
+the kept score, so a reused score is exactly the one the model would give. It is not part
+of the model's state: snapshots pickle the same bytes whether or not a prediction came
+last.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from river import base
+from river.base.typing import ClfTarget
+
+_SCORED = ("_scored_input", "_scored_raw")
+"""The last prediction's input and raw score (module docstring): not the model's state."""
+
+
+class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
+    """``classifier`` with its probability of ``True`` recalibrated (module docstring)."""
+
+    _scored_input: dict[Any, Any] | None = None
+    _scored_raw = 0.0
+
+    def __init__(
+        self,
+        classifier: base.Classifier,
+        bins: int = 64,
+        low: float = -8.0,
+        high: float = 8.0,
+        prior: float = 20.0,
+    ) -> None:
+        if bins < 2 or not low < high or not prior > 0:
+            raise ValueError("HistogramCalibrated needs bins >= 2, low < high and prior > 0")
+        self.classifier = classifier
+        self.bins = bins
+        self.low = low
+        self.high = high
+        self.prior = prior
+        self._counts = [0.0] * bins
+        self._positives = [0.0] * bins
+
+    @property
+    def _wrapped_model(self) -> base.Classifier:
+        return self.classifier
+
+    @property
+    def _multiclass(self) -> bool:
+        return False
+
+    def _position(self, p: float) -> float:
+        """Where ``p``'s logit falls, in bin widths from ``low`` (clamped to the range)."""
+        if p <= 0.0:
+            z = self.low
+        elif p >= 1.0:
+            z = self.high
+        else:
+            z = min(max(math.log(p / (1.0 - p)), self.low), self.high)
+        return (z - self.low) / (self.high - self.low) * self.bins
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key not in _SCORED}
+
+    def _raw(self, x: dict[Any, Any]) -> float:
+        return float(self.classifier.predict_proba_one(x).get(True, 0.0))
+
+    def _rate(self, index: int, p: float) -> float:
+        return (self._positives[index] + self.prior * p) / (self._counts[index] + self.prior)
+
+    def calibrated(self, p: float) -> float:
+        """The calibrated probability of a raw score ``p``."""
+        # Bin i's centre is at position i + 0.5: interpolate between the two around p.
+        centre = self._position(p) - 0.5
+        left = math.floor(centre)
+        fraction = centre - left
+        last = self.bins - 1
+        below = self._rate(min(max(left, 0), last), p)
+        above = self._rate(min(max(left + 1, 0), last), p)
+        return (1.0 - fraction) * below + fraction * above
+
+    def predict_proba_one(self, x: dict[Any, Any], **kwargs: Any) -> dict[ClfTarget, float]:
+        raw = self._raw(x)
+        self._scored_input, self._scored_raw = x, raw
+        calibrated = self.calibrated(raw)
+        return {False: 1.0 - calibrated, True: calibrated}
+
+    def learn_one(self, x: dict[Any, Any], y: Any, w: float = 1.0, **kwargs: Any) -> None:
+        scored = self._scored_input
+        raw = self._scored_raw if scored is not None and scored == x else self._raw(x)
+        self._scored_input = None  # the wrapped model changes below
+        index = min(int(self._position(raw)), self.bins - 1)
+        self._counts[index] += w
+        if y:
+            self._positives[index] += w
+        # The weight only when it is not 1, as ModelSpec.learn passes it.
+        if w == 1.0:
+            self.classifier.learn_one(x, y, **kwargs)
+        else:
+            # River's signature says no weight; its trees and linear models take one.
+            self.classifier.learn_one(x, y, w=w, **kwargs)  # type: ignore[call-arg]
