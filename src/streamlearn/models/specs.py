@@ -21,7 +21,7 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Literal
 
-from river import linear_model, optim, tree
+from river import linear_model, optim
 
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.models.calibration import HistogramCalibrated
@@ -32,6 +32,7 @@ from streamlearn.models.features import (
     ModelInput,
     SeededGaussianSplitter,
 )
+from streamlearn.models.inheriting_tree import InheritingHoeffdingTreeClassifier
 
 Task = Literal["binary", "regression"]
 FeedbackStrategy = Literal["as_labelled", "in_order", "fake_negative"]
@@ -269,10 +270,12 @@ def _ctr(seed: int) -> Any:
 
 def _ctr_tree(seed: int) -> Any:
     # Naive-Bayes leaves rank far better than the default's majority-class choice; ctx.device
-    # repeats is_mobile, which naive Bayes would count twice. Their probabilities are still
-    # too extreme (other dependent features): recalibrated online (docs/learning.md).
+    # repeats is_mobile, which naive Bayes would count twice. A leaf made by a split ranks
+    # with its parent's likelihoods until it has its own (River's starts as the class prior
+    # alone), and the probabilities, still too extreme (other dependent features), are
+    # recalibrated online (docs/learning.md).
     return _click_features(drop=("ctx.device",)) | HistogramCalibrated(
-        tree.HoeffdingTreeClassifier(
+        InheritingHoeffdingTreeClassifier(
             grace_period=200, leaf_prediction="nb", splitter=SeededGaussianSplitter(seed=seed)
         )
     )
@@ -318,10 +321,11 @@ SPECS: Mapping[str, ModelSpec] = MappingProxyType(
                 task="binary",
                 estimator=(
                     f"{CLICK_FEATURES}(drop=ctx.device) | HistogramCalibrated("
-                    "HoeffdingTreeClassifier(grace_period=200, leaf_prediction=nb, "
-                    "SeededGaussianSplitter), bins=64, low=-8, high=8, prior=20)"
+                    "InheritingHoeffdingTreeClassifier(grace_period=200, leaf_prediction=nb, "
+                    "SeededGaussianSplitter, inherit_until=200), bins=64, low=-8, high=8, "
+                    "prior=20)"
                 ),
-                revision=3,
+                revision=4,
                 build=_ctr_tree,
                 label=CLICK_WITHIN_30M,
                 rules=_CTR_RULES,

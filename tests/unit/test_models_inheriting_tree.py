@@ -1,0 +1,104 @@
+"""InheritingHoeffdingTreeClassifier: new naive-Bayes leaves predict with their parent's
+likelihoods until they have their own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from river import tree
+
+from streamlearn.models.checks import training_stream
+from streamlearn.models.features import SeededGaussianSplitter
+from streamlearn.models.inheriting_tree import (
+    InheritingHoeffdingTreeClassifier,
+    InheritingNaiveBayesLeaf,
+)
+from streamlearn.models.safe_pickle import dumps, loads
+from streamlearn.models.specs import get_spec
+
+pytestmark = pytest.mark.unit
+
+
+def _stream(n: int, seed: int = 11) -> list[tuple[dict[Any, Any], bool]]:
+    # The ctr_tree spec's inputs as its tree sees them (after its feature transforms).
+    spec = get_spec("ctr_tree")
+    transform = next(iter(spec.new_model(0).steps.values()))
+    return [(transform.transform_one(x), y >= 0.5) for x, y in training_stream(spec, n, seed)]
+
+
+def _trees(**kwargs: Any) -> tuple[Any, Any]:
+    params = {"grace_period": 200, "leaf_prediction": "nb", **kwargs}
+    return (
+        tree.HoeffdingTreeClassifier(splitter=SeededGaussianSplitter(seed=0), **params),
+        InheritingHoeffdingTreeClassifier(splitter=SeededGaussianSplitter(seed=0), **params),
+    )
+
+
+def _leaf(model: Any, x: dict[Any, Any]) -> Any:
+    return list(model._root.walk(x))[-1]
+
+
+def test_a_new_leaf_ranks_with_its_parents_likelihoods_where_rivers_gives_one_score() -> None:
+    plain, inheriting = _trees()
+    for x, y in _stream(8000):
+        plain.learn_one(x, y)
+        inheriting.learn_one(x, y)
+        young = [
+            leaf for leaf in inheriting._root.iter_leaves() if leaf.inherited is not None
+        ] if inheriting.n_nodes > 1 else []  # fmt: skip
+        if young:
+            break
+    else:
+        pytest.fail("the tree never split")
+    probe = [x for x, _ in _stream(2000, seed=12) if _leaf(inheriting, x) is young[0]]
+    assert len(probe) > 10
+    rivers = {round(plain.predict_proba_one(x)[True], 12) for x in probe}
+    ours = {round(inheriting.predict_proba_one(x)[True], 12) for x in probe}
+    assert len(rivers) == 1  # the class counts alone: every input scores the same
+    assert len(ours) > len(probe) // 2
+
+
+def test_it_grows_the_same_tree_and_grown_leaves_predict_as_rivers() -> None:
+    plain, inheriting = _trees()
+    for x, y in _stream(8000):
+        plain.learn_one(x, y)
+        inheriting.learn_one(x, y)
+    assert inheriting.n_nodes > 3
+    assert inheriting.summary == plain.summary
+    grown = 0
+    for x, _ in _stream(500, seed=13):
+        if _leaf(inheriting, x).inherited is None:
+            grown += 1
+            assert inheriting.predict_proba_one(x) == plain.predict_proba_one(x)
+    assert grown > 100
+
+
+def test_a_leaf_stops_inheriting_after_its_own_grace_period() -> None:
+    _, inheriting = _trees(grace_period=100)
+    assert inheriting.inherit_until == 100
+    for x, y in _stream(6000):
+        inheriting.learn_one(x, y)
+        for leaf in inheriting._root.iter_leaves():
+            if isinstance(leaf, InheritingNaiveBayesLeaf) and leaf.inherited is not None:
+                assert leaf.total_weight - leaf.inherited_at < 100
+    assert any(
+        isinstance(leaf, InheritingNaiveBayesLeaf) for leaf in inheriting._root.iter_leaves()
+    )
+
+
+def test_it_round_trips_through_the_safe_unpickler_sharing_what_siblings_share() -> None:
+    _, inheriting = _trees()
+    stream = _stream(2600)
+    for x, y in stream:
+        inheriting.learn_one(x, y)
+    loaded = loads(dumps(inheriting))
+    assert dumps(loaded) == dumps(inheriting)
+    assert [loaded.predict_proba_one(x) for x, _ in stream[:200]] == [
+        inheriting.predict_proba_one(x) for x, _ in stream[:200]
+    ]
+
+
+def test_the_tree_spec_uses_it() -> None:
+    model = get_spec("ctr_tree").new_model(0)
+    assert isinstance(list(model.steps.values())[-1].classifier, InheritingHoeffdingTreeClassifier)
