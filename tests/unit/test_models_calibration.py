@@ -110,6 +110,30 @@ def test_the_score_of_the_input_just_predicted_is_not_asked_for_again() -> None:
     ]  # fmt: skip
 
 
+def test_a_score_is_not_reused_for_an_input_changed_since_or_another_model() -> None:
+    inner = Overconfident()
+    calibrated = HistogramCalibrated(inner)
+    x = {"z": 0.0}
+    calibrated.predict_proba_one(x)
+    x["z"] = 5.0  # the same dict, changed in place
+    calibrated.learn_one(x, True)
+    assert inner.calls[-2:] == [("predict", 5.0), ("learn", (5.0, True, 1.0))]
+    calibrated.predict_proba_one({"z": 1.0})
+    copy = calibrated.clone(include_attributes=True)  # a fresh wrapped model
+    copy.learn_one({"z": 1.0}, True)
+    assert copy.classifier.calls == [("predict", 1.0), ("learn", (1.0, True, 1.0))]
+
+
+def test_a_score_that_is_not_a_number_is_learned_without_failing_and_served_as_one() -> None:
+    class Broken(Overconfident):
+        def predict_proba_one(self, x: dict[str, float], **kwargs: Any) -> dict[bool, float]:
+            return {False: math.nan, True: math.nan}
+
+    calibrated = HistogramCalibrated(Broken())
+    calibrated.learn_one({"z": 0.0}, False)
+    assert math.isnan(calibrated.predict_proba_one({"z": 0.0})[True])
+
+
 def test_scores_are_continuous_across_bin_edges() -> None:
     calibrated = HistogramCalibrated(Overconfident())
     for x, y, _ in _stream(20_000, seed=3):
@@ -131,9 +155,10 @@ def test_the_tree_spec_is_calibrated_and_its_snapshots_load_in_the_safe_unpickle
     # Determinism, purity and resumption of every spec: test_models_specs (models/checks.py).
     spec = get_spec("ctr_tree")
     model = spec.new_model(0)
-    stream = training_stream(spec, n=1500, seed=5)
+    stream = training_stream(spec, n=6000, seed=5)
     for x, label in stream:
         spec.learn(model, x, label)
+    assert list(model.steps.values())[-1].classifier.n_nodes > 1  # it has split
     loaded = loads(dumps(model))
     assert isinstance(list(loaded.steps.values())[-1], HistogramCalibrated)
     assert [spec.predict(loaded, x) for x, _ in stream[:50]] == [
@@ -144,8 +169,9 @@ def test_the_tree_spec_is_calibrated_and_its_snapshots_load_in_the_safe_unpickle
 def test_a_learner_that_scores_before_learning_builds_the_same_bytes() -> None:
     spec = get_spec("ctr_tree")
     scored, unscored = spec.new_model(0), spec.new_model(0)
-    for x, label in training_stream(spec, n=3000, seed=7):
+    for x, label in training_stream(spec, n=6000, seed=7):
         spec.predict(scored, x)  # as OnlineLearner does: its score is then reused
         spec.learn(scored, x, label)
         spec.learn(unscored, x, label)
+    assert list(scored.steps.values())[-1].classifier.n_nodes > 1  # through splits
     assert dumps(scored) == dumps(unscored)

@@ -18,12 +18,12 @@ observed rate takes over. Everything is plain floats in lists: deterministic, an
 in the allow-listed form snapshots need (models/safe_pickle.py).
 
 A learner scores each example just before it learns it (prequential metrics): the raw
-score of that last prediction is kept, with its input, and reused when the same input is
-learned next, instead of asking the wrapped model again (for the tree, a third of the
-cost of an example). The wrapped model changes only in :meth:`learn_one`, which forgets
-the kept score, so a reused score is exactly the one the model would give. It is not part
-of the model's state: snapshots pickle the same bytes whether or not a prediction came
-last.
+score of that last prediction is kept, with a copy of its input and the wrapped model
+that gave it, and reused when an equal input is learned next by the same model, instead
+of asking it again (for the tree, a third of the cost of an example). The wrapped model
+changes only in :meth:`learn_one`, which forgets the kept score, so a reused score is
+exactly the one the model would give. It is not part of the model's state: snapshots
+pickle the same bytes whether or not a prediction came last.
 """
 
 from __future__ import annotations
@@ -34,15 +34,15 @@ from typing import Any
 from river import base
 from river.base.typing import ClfTarget
 
-_SCORED = ("_scored_input", "_scored_raw")
-"""The last prediction's input and raw score (module docstring): not the model's state."""
+_SCORED = ("_scored",)
+"""The last prediction (module docstring): not the model's state."""
 
 
 class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
     """``classifier`` with its probability of ``True`` recalibrated (module docstring)."""
 
-    _scored_input: dict[Any, Any] | None = None
-    _scored_raw = 0.0
+    _scored: tuple[dict[Any, Any], float, base.Classifier] | None = None
+    """The last prediction's input (a copy), raw score and the wrapped model that gave it."""
 
     def __init__(
         self,
@@ -72,12 +72,10 @@ class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
 
     def _position(self, p: float) -> float:
         """Where ``p``'s logit falls, in bin widths from ``low`` (clamped to the range)."""
-        if p <= 0.0:
-            z = self.low
-        elif p >= 1.0:
-            z = self.high
-        else:
+        if 0.0 < p < 1.0:
             z = min(max(math.log(p / (1.0 - p)), self.low), self.high)
+        else:  # 0, 1, or not a number (which the calibrated score then is too)
+            z = self.high if p >= 1.0 else self.low
         return (z - self.low) / (self.high - self.low) * self.bins
 
     def __getstate__(self) -> dict[str, Any]:
@@ -102,17 +100,20 @@ class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
 
     def predict_proba_one(self, x: dict[Any, Any], **kwargs: Any) -> dict[ClfTarget, float]:
         raw = self._raw(x)
-        self._scored_input, self._scored_raw = x, raw
+        self._scored = (dict(x), raw, self.classifier)
         calibrated = self.calibrated(raw)
         return {False: 1.0 - calibrated, True: calibrated}
 
     def learn_one(self, x: dict[Any, Any], y: Any, w: float = 1.0, **kwargs: Any) -> None:
-        scored = self._scored_input
-        raw = self._scored_raw if scored is not None and scored == x else self._raw(x)
-        self._scored_input = None  # the wrapped model changes below
+        scored = self._scored
+        if scored is not None and scored[2] is self.classifier and scored[0] == x:
+            raw = scored[1]
+        else:
+            raw = self._raw(x)
+        self._scored = None  # the wrapped model changes below
         index = min(int(self._position(raw)), self.bins - 1)
         self._counts[index] += w
-        if y:
+        if y is True or y == 1:
             self._positives[index] += w
         # The weight only when it is not 1, as ModelSpec.learn passes it.
         if w == 1.0:

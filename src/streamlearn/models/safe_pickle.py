@@ -23,7 +23,7 @@ Reading (:func:`loads`): ``find_class`` is the only way a pickle reaches code, s
 exactly:
 
 - the non-River globals in :data:`ALLOWED_GLOBALS` (containers, ``random.Random``, and
-  streamlearn's own two model components), found by pickling every shipped spec after
+  streamlearn's own model components), found by pickling every shipped spec after
   training (``tests/unit/test_models_safe_pickle.py`` re-derives the set and fails if a
   spec needs something new);
 - classes (never functions, modules or dotted attribute paths) *defined* in the River
@@ -50,7 +50,7 @@ PROTOCOL = 5
 ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     {
         # Used by the shipped specs' payloads today: builtins.dict, collections.OrderedDict,
-        # collections.defaultdict, random.Random and the two streamlearn classes. The other
+        # collections.defaultdict, random.Random and streamlearn's own classes. The other
         # entries are side-effect-free constructors River uses as defaultdict factories or
         # in reductions (Counter, deque, set...), allowed so a new spec or River release
         # using them does not make its snapshots unloadable.
