@@ -34,9 +34,6 @@ from typing import Any
 from river import base
 from river.base.typing import ClfTarget
 
-_SCORED = ("_scored",)
-"""The last prediction (module docstring): not the model's state."""
-
 
 class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
     """``classifier`` with its probability of ``True`` recalibrated (module docstring)."""
@@ -68,6 +65,7 @@ class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
 
     @property
     def _multiclass(self) -> bool:
+        # River's Wrapper would say the tree's (multiclass); the calibration is binary.
         return False
 
     def _position(self, p: float) -> float:
@@ -79,7 +77,9 @@ class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
         return (z - self.low) / (self.high - self.low) * self.bins
 
     def __getstate__(self) -> dict[str, Any]:
-        return {key: value for key, value in self.__dict__.items() if key not in _SCORED}
+        state = dict(self.__dict__)
+        state.pop("_scored", None)  # the last prediction is not the model's state
+        return state
 
     def _raw(self, x: dict[Any, Any]) -> float:
         return float(self.classifier.predict_proba_one(x).get(True, 0.0))

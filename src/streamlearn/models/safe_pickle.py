@@ -70,10 +70,10 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
         ("random", "Random"),
         ("streamlearn.models.calibration", "HistogramCalibrated"),
         ("streamlearn.models.features", "DerivedFeatures"),
-        ("streamlearn.models.inheriting_tree", "InheritingHoeffdingTreeClassifier"),
-        ("streamlearn.models.inheriting_tree", "InheritingNaiveBayesLeaf"),
         ("streamlearn.models.features", "FeatureEncoder"),
         ("streamlearn.models.features", "SeededGaussianSplitter"),
+        ("streamlearn.models.inheriting_tree", "InheritingHoeffdingTreeClassifier"),
+        ("streamlearn.models.inheriting_tree", "InheritingNaiveBayesLeaf"),
     }
 )
 """Exact (module, name) pairs allowed besides River classes."""
