@@ -283,6 +283,7 @@ def agents_run(
     import faust
 
     from streamlearn.agents import AGENT_NAMES, PIPELINE_AGENTS, STEPS
+    from streamlearn.garbage_collection import settle_long_lived_heap
     from streamlearn.runtime.exceptions import RuntimeConfigurationError
     from streamlearn.runtime.health import WorkerHealth, serve_health
     from streamlearn.runtime.worker import create_faust_app
@@ -306,6 +307,7 @@ def agents_run(
     # faust's Worker installs SIGINT/SIGTERM handlers that stop the app cleanly
     # (commit offsets, flush producers) and exits non-zero on a crash.
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    settle_long_lived_heap()
     worker.execute_from_commandline()
 
 
