@@ -9,7 +9,8 @@ partition's timer close sessions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 from streamlearn.agents.sessions import Sessioniser, SessionRules
 from streamlearn.runtime.metrics import AgentMetrics
@@ -28,6 +29,10 @@ class SessioniseStep(Step):
     stores = ("sessions", "clock")
     tick_every_s = 1.0
     plain_inputs = True  # event times as epoch ms, event ids as strings: what it computes with
+    # All it reads of a CleanEvent: the rest (two maps, a dozen strings) is read past.
+    input_fields: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "events.clean": ("event_id", "user_id", "event_ts", "url", "device_class")
+    }
 
     def __init__(self, settings: Settings, metrics: AgentMetrics) -> None:
         self.rules = SessionRules.from_settings(settings)

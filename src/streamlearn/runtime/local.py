@@ -143,6 +143,7 @@ class LocalWorker:
         inputs, writers, names = step_topics(
             cluster.catalogue, cluster.registry, step.inputs, step.outputs,
             lambda _: cluster.partitions, logical_types=not step.plain_inputs,
+            fields=step.input_fields,
         )  # fmt: skip
         self._inputs, self._writers, self._names = inputs, writers, names
         self._logical = {name: topic for topic, name in names.items()}

@@ -10,7 +10,7 @@ encoded records go and when.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -217,13 +217,17 @@ def step_topics(
     partitions_of: Callable[[str], int],
     *,
     logical_types: bool = True,
+    fields: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[StepInputs, dict[str, TopicWriter], dict[str, str]]:
-    """The decoder of a step's inputs, the writers of its outputs (with events.rejected)
-    and the Kafka name of every topic it touches, from the catalogue. Each serde's schema
-    id is resolved now, at start-up, not on the first record."""
+    """The decoder of a step's inputs (``fields``: the only fields read of some of them),
+    the writers of its outputs (with events.rejected) and the Kafka name of every topic it
+    touches, from the catalogue. Each serde's schema id is resolved now, at start-up, not
+    on the first record."""
     serdes = {}
     for topic in inputs:
-        serdes[topic] = catalogue.topic(topic).serde(registry, logical_types=logical_types)
+        serdes[topic] = catalogue.topic(topic).serde(
+            registry, logical_types=logical_types, fields=(fields or {}).get(topic)
+        )
         _ = serdes[topic].schema_id
     writers = {}
     for topic in {*outputs, REJECTED}:

@@ -27,7 +27,7 @@ offsets to acknowledge).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 Value = dict[str, Any]
@@ -99,6 +99,12 @@ class Step(ABC):
     milliseconds they are on the wire, UUIDs as strings. Converting every timestamp to a
     ``datetime`` is a large part of decoding; a step that only computes with the numbers
     says True (the values are the same in every runtime, so results do not change)."""
+    input_fields: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    """Per input topic, the only fields the step reads, when it reads few of many: its
+    records hold those (in schema order) and the others are read past, not decoded (Avro's
+    own reading of a record into a schema with fewer fields). A name the topic's schema
+    does not have stops the worker at start-up; a field read but not listed is a KeyError
+    (a test of the step with and without its projection catches it)."""
     publishes_rejections: ClassVar[bool] = True
     """Whether undecodable input goes to ``events.rejected`` (always counted). A step that
     only observes topics another agent reads (and rejects from) says False: one record,

@@ -22,7 +22,7 @@ written as ``repr`` literals, and numbers.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from fastavro.read import LOGICAL_READERS
@@ -94,6 +94,14 @@ def _long(data: bytes, pos: int) -> tuple[int, int]:
     return (r >> 1) ^ -(r & 1), pos
 
 
+def _skip_long(data: bytes, pos: int) -> int:
+    """The position after a varint of two bytes or more at ``pos`` (at most ten)."""
+    for end in range(pos + 1, pos + 10):
+        if data[end] < 0x80:
+            return end + 1
+    raise MalformedBodyError("varint longer than ten bytes")
+
+
 def _malformed() -> MalformedBodyError:
     return MalformedBodyError("not a plainly well-formed body")
 
@@ -104,6 +112,7 @@ class _Generator:
         self.names = 0
         self.constants: dict[str, Any] = {
             "_long": _long,
+            "_skip_long": _skip_long,
             "_malformed": _malformed,
             "_double": struct.Struct("<d").unpack_from,
             "_float": struct.Struct("<f").unpack_from,
@@ -212,13 +221,92 @@ class _Generator:
         self.emit(indent, "else:")
         self.emit(indent + 1, "raise _malformed()")
 
-    def record(self, indent: int, schema: dict[str, Any], target: str) -> None:
+    def record(
+        self, indent: int, schema: dict[str, Any], target: str, keep: Collection[str] | None = None
+    ) -> None:
+        """A record; with ``keep``, its other fields are skipped (read past, not built)."""
         fields = []
         for field in schema["fields"]:
+            if keep is not None and field["name"] not in keep:
+                self.skip(indent, field["type"])
+                continue
             local = self.fresh("f")
             self.value(indent, field["type"], local)
             fields.append(f"{field['name']!r}: {local}")
         self.emit(indent, f"{target} = {{{', '.join(fields)}}}")
+
+    def skip_long(self, indent: int) -> None:
+        """Past a varint (at most ten bytes, else declined), its value not computed."""
+        self.emit(indent, "if data[pos] < 128:")
+        self.emit(indent + 1, "pos += 1")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, "pos = _skip_long(data, pos)")
+
+    def skip(self, indent: int, schema: Any) -> None:
+        """Code reading past one value of ``schema``: what fastavro's reader does with a
+        writer's field the reader schema does not have (strings are not decoded, so not
+        checked as UTF-8, as there), at least as strict about the structure (lengths,
+        union indexes, the end of the body)."""
+        if isinstance(schema, list):
+            index = self.fresh("u")
+            self.emit(indent, f"{index} = data[pos]")
+            self.emit(indent, "pos += 1")
+            branches = schema[:64]
+            for position, branch in enumerate(branches):
+                self.emit(indent, f"{'if' if position == 0 else 'elif'} {index} == {2 * position}:")
+                before = len(self.lines)
+                self.skip(indent + 1, branch)
+                if len(self.lines) == before:
+                    self.emit(indent + 1, "pass")
+            self.emit(indent, "else:")
+            self.emit(indent + 1, "raise _malformed()")
+            return
+        kind = schema if isinstance(schema, str) else schema.get("type")
+        if kind == "null":
+            return
+        if kind == "boolean":
+            self.emit(indent, "if data[pos] > 1:")
+            self.emit(indent + 1, "raise _malformed()")
+            self.emit(indent, "pos += 1")
+        elif kind in ("long", "int", "enum"):
+            self.skip_long(indent)
+        elif kind in ("double", "float"):
+            self.emit(indent, f"pos += {8 if kind == 'double' else 4}")
+        elif kind in ("string", "bytes"):
+            self.skip_sized(indent)
+        elif kind == "record":
+            for field in schema["fields"]:
+                self.skip(indent, field["type"])
+        elif kind in ("map", "array"):
+            count = self.fresh("k")
+            self.emit(indent, "while True:")
+            self.long(indent + 1, count)
+            self.emit(indent + 1, f"if {count} == 0:")
+            self.emit(indent + 2, "break")
+            self.emit(indent + 1, f"if {count} < 0:")
+            self.emit(indent + 2, f"{count} = -{count}")
+            self.skip_long(indent + 2)  # the block's size in bytes: the items are walked
+            loop = len(self.lines)
+            if kind == "map":
+                self.skip_sized(indent + 2)
+                self.skip(indent + 2, schema["values"])
+            else:
+                self.skip(indent + 2, schema["items"])
+            if len(self.lines) > loop:  # items of no bytes (null) need no turn each
+                self.lines.insert(loop, "    " * (indent + 1) + f"for _ in range({count}):")
+        else:
+            raise UnsupportedSchemaError(f"type {kind!r}")
+
+    def skip_sized(self, indent: int) -> None:
+        size = self.fresh("n")
+        self.emit(indent, f"{size} = data[pos]")
+        self.emit(indent, f"if {size} < 128 and not {size} & 1:")
+        self.emit(indent + 1, f"pos += 1 + ({size} >> 1)")
+        self.emit(indent, "else:")
+        self.emit(indent + 1, f"{size}, pos = _long(data, pos)")
+        self.emit(indent + 1, f"if {size} < 0:")
+        self.emit(indent + 2, "raise _malformed()")
+        self.emit(indent + 1, f"pos += {size}")
 
     def container(self, indent: int, schema: dict[str, Any], target: str, kind: str) -> None:
         count, item, key = self.fresh("k"), self.fresh("v"), self.fresh("s")
@@ -240,12 +328,20 @@ class _Generator:
             self.emit(indent + 2, f"{target}.append({item})")
 
 
-def compile_decoder(parsed_schema: Any) -> Decoder | None:
+def compile_decoder(parsed_schema: Any, keep: Collection[str] | None = None) -> Decoder | None:
     """A decoder of bodies written with ``parsed_schema`` (as ``fastavro.parse_schema``
-    returns it), or None when the schema has a shape this module does not handle."""
+    returns it), or None when the schema has a shape this module does not handle.
+
+    ``keep``: the top-level record's fields to return (in writer order); the others are
+    read past, as fastavro does with a reader schema that has only those fields."""
     generator = _Generator()
     try:
-        generator.value(1, parsed_schema, "result")
+        if keep is None:
+            generator.value(1, parsed_schema, "result")
+        elif isinstance(parsed_schema, dict) and parsed_schema.get("type") == "record":
+            generator.record(1, parsed_schema, "result", keep)
+        else:
+            raise UnsupportedSchemaError("fields are only kept of a record")
     except UnsupportedSchemaError:
         return None
     source = "\n".join(

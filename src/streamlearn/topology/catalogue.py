@@ -11,7 +11,7 @@ streamlearn (the repository's ``topology/topics.yaml``, packaged as data).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -61,11 +61,17 @@ class CatalogueTopic:
             raise TopologyError(f"topic {self.logical} has no Avro value schema")
         return self.spec.value_schema
 
-    def serde(self, registry: SchemaSource, *, logical_types: bool = True) -> AvroSerde:
+    def serde(
+        self,
+        registry: SchemaSource,
+        *,
+        logical_types: bool = True,
+        fields: Collection[str] | None = None,
+    ) -> AvroSerde:
         """The Avro serde of this topic's values (subject ``<name>-value``); see
-        :meth:`AvroSerde.for_topic` for ``logical_types``."""
+        :meth:`AvroSerde.for_topic` for ``logical_types`` and ``fields``."""
         return AvroSerde.for_topic(
-            registry, self.name, self.value_schema, logical_types=logical_types
+            registry, self.name, self.value_schema, logical_types=logical_types, fields=fields
         )
 
     @staticmethod
