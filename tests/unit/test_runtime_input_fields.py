@@ -74,3 +74,26 @@ def test_sessionise_reads_five_fields_and_writes_what_it_writes_from_whole_event
         written[projected] = [(m.partition, m.key, m.value) for m in sessions]
     assert written[True] == written[False]
     assert written[True], "sessions closed within the run"
+
+
+def test_the_learner_prepares_the_same_examples_from_the_fields_it_reads() -> None:
+    from streamlearn.agents.learner import LearnerStep
+    from streamlearn.models.online import prepared_example
+    from streamlearn.models.synthetic import ClickWorld
+    from streamlearn.serde import AvroSerde, InMemoryRegistry
+
+    # process() reads a record only through prepared_example (models/online.py).
+    fields = LearnerStep.input_fields["training.examples"]
+    assert "served_ts" not in fields
+    assert "label_definition" not in fields
+    registry = InMemoryRegistry()
+    writer = AvroSerde(registry, "TrainingExample", "t-value")
+    whole = AvroSerde(registry, "TrainingExample", "t-value", logical_types=False)
+    projected = AvroSerde(
+        registry, "TrainingExample", "t-value", logical_types=False, fields=fields
+    )
+    examples = ClickWorld(seed=5).training_examples(300)
+    examples[7] = {**examples[7], "arm": "b", "weight": 2.5}
+    for example in examples:
+        data = writer.encode(example)
+        assert prepared_example(projected.decode(data)) == prepared_example(whole.decode(data))

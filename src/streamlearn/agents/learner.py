@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from streamlearn.agents.learner_figures import LearnerFigures
 from streamlearn.agents.model_state import ModelStateView, consider
@@ -50,6 +51,14 @@ class LearnerStep(Step):
     outputs = ("model.state", "model.metrics", "monitoring.alerts")
     tick_every_s = 0.5
     plain_inputs = True  # the learner reads no timestamp: decoding them as datetimes was waste
+    # What prepared_example reads of a TrainingExample: its four timestamps (multi-byte
+    # varints), user id and label definition are read past.
+    input_fields: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "training.examples": (
+            "request_id", "model_name", "model_version", "arm", "features", "label", "score",
+            "weight",
+        )
+    }  # fmt: skip
 
     def __init__(
         self,
