@@ -82,9 +82,10 @@ def test_the_learner_prepares_the_same_examples_from_the_fields_it_reads() -> No
     from streamlearn.models.synthetic import ClickWorld
     from streamlearn.serde import AvroSerde, InMemoryRegistry
 
-    # process() reads a record only through prepared_example (models/online.py).
+    # process() reads a record only through prepared_example (models/online.py); the
+    # learning lab's on_scored hook reads served_ts too (test_learning_lab.py runs it).
     fields = LearnerStep.input_fields["training.examples"]
-    assert "served_ts" not in fields
+    assert "labelled_ts" not in fields
     assert "label_definition" not in fields
     registry = InMemoryRegistry()
     writer = AvroSerde(registry, "TrainingExample", "t-value")

@@ -51,12 +51,13 @@ class LearnerStep(Step):
     outputs = ("model.state", "model.metrics", "monitoring.alerts")
     tick_every_s = 0.5
     plain_inputs = True  # the learner reads no timestamp: decoding them as datetimes was waste
-    # What prepared_example reads of a TrainingExample: its four timestamps (multi-byte
-    # varints), user id and label definition are read past.
+    # What prepared_example reads of a TrainingExample, and served_ts, which the learning
+    # lab's prequential hook reads (OnlineLearner.on_scored gets the record): three of its
+    # four timestamps (multi-byte varints), the user id and label definition are read past.
     input_fields: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "training.examples": (
             "request_id", "model_name", "model_version", "arm", "features", "label", "score",
-            "weight",
+            "served_ts", "weight",
         )
     }  # fmt: skip
 
