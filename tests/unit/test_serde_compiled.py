@@ -69,6 +69,17 @@ def encoded(serde: AvroSerde, name: str, records: list[dict[str, Any]]) -> list[
     return out
 
 
+def damaged(data: bytes, damage: random.Random) -> list[bytes]:
+    """``data`` itself, with a byte more or less, cut in half, and with one byte changed
+    (12 times) after the 5-byte frame header."""
+    variants = [data, data + b"\x00", data[:-1], data[: len(data) // 2]]
+    for _ in range(12):
+        flipped = bytearray(data)
+        flipped[damage.randrange(5, len(data))] = damage.randrange(256)
+        variants.append(bytes(flipped))
+    return variants
+
+
 @pytest.mark.parametrize("name", schema_names())
 def test_every_shipped_schema_compiles(name: str) -> None:
     for schema in (load_schema(name), _plain(load_schema(name))):
@@ -83,12 +94,7 @@ def test_well_formed_and_damaged_bodies_decode_as_fastavro_decodes_them(
     compiled, plain = serdes(name, logical_types)
     damage = random.Random(name)
     for data in encoded(compiled, name, random_records(name, 25)):
-        variants = [data, data + b"\x00", data[:-1], data[: len(data) // 2]]
-        for _ in range(12):
-            flipped = bytearray(data)
-            flipped[damage.randrange(5, len(data))] = damage.randrange(256)
-            variants.append(bytes(flipped))
-        for variant in variants:
+        for variant in damaged(data, damage):
             assert outcome(compiled.decode, variant) == outcome(plain.decode, variant)
 
 
@@ -161,12 +167,7 @@ def test_projections_decode_as_fastavro_reads_into_a_schema_of_those_fields(
                 assert typed(compiled.decode(data)) == typed({k: full[k] for k in fields})
                 (decoder,) = compiled._compiled.values()  # the fast path is taken
                 assert list(decoder(data, 5)) == list(fields)
-            variants = [data, data + b"\x00", data[:-1], data[: len(data) // 2]]
-            for _ in range(12):
-                flipped = bytearray(data)
-                flipped[damage.randrange(5, len(data))] = damage.randrange(256)
-                variants.append(bytes(flipped))
-            for variant in variants:
+            for variant in damaged(data, damage):
                 assert outcome(compiled.decode, variant) == outcome(plain.decode, variant)
 
 

@@ -279,13 +279,8 @@ class _Generator:
                 self.skip(indent, field["type"])
         elif kind in ("map", "array"):
             count = self.fresh("k")
-            self.emit(indent, "while True:")
-            self.long(indent + 1, count)
-            self.emit(indent + 1, f"if {count} == 0:")
-            self.emit(indent + 2, "break")
-            self.emit(indent + 1, f"if {count} < 0:")
-            self.emit(indent + 2, f"{count} = -{count}")
-            self.skip_long(indent + 2)  # the block's size in bytes: the items are walked
+            self.blocks(indent, count)
+            self.skip_long(indent + 2)  # the block's size in bytes
             loop = len(self.lines)
             if kind == "map":
                 self.skip_sized(indent + 2)
@@ -298,6 +293,8 @@ class _Generator:
             raise UnsupportedSchemaError(f"type {kind!r}")
 
     def skip_sized(self, indent: int) -> None:
+        """Past a length and that many bytes (an end past the body is caught by the next
+        read or by the final check that the body ends where the record does)."""
         size = self.fresh("n")
         self.emit(indent, f"{size} = data[pos]")
         self.emit(indent, f"if {size} < 128 and not {size} & 1:")
@@ -308,15 +305,22 @@ class _Generator:
         self.emit(indent + 2, "raise _malformed()")
         self.emit(indent + 1, f"pos += {size}")
 
-    def container(self, indent: int, schema: dict[str, Any], target: str, kind: str) -> None:
-        count, item, key = self.fresh("k"), self.fresh("v"), self.fresh("s")
-        self.emit(indent, f"{target} = {{}}" if kind == "map" else f"{target} = []")
+    def blocks(self, indent: int, count: str) -> None:
+        """The loop over a map's or array's blocks, up to its items: each block's item
+        count into local ``count``; a count of 0 ends it. A negative count is followed by
+        the block's size in bytes, which the caller reads at ``indent + 2`` (the items
+        are read one by one anyway)."""
         self.emit(indent, "while True:")
         self.long(indent + 1, count)
         self.emit(indent + 1, f"if {count} == 0:")
         self.emit(indent + 2, "break")
         self.emit(indent + 1, f"if {count} < 0:")
         self.emit(indent + 2, f"{count} = -{count}")
+
+    def container(self, indent: int, schema: dict[str, Any], target: str, kind: str) -> None:
+        count, item, key = self.fresh("k"), self.fresh("v"), self.fresh("s")
+        self.emit(indent, f"{target} = {{}}" if kind == "map" else f"{target} = []")
+        self.blocks(indent, count)
         self.long(indent + 2, self.fresh("z"))  # the block's size in bytes: not needed
         self.emit(indent + 1, f"for _ in range({count}):")
         if kind == "map":
