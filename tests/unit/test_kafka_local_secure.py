@@ -5,9 +5,11 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
 import yaml
 from cryptography import x509
 
+from streamlearn.kafka_local import EmbeddedKafkaError, broker_material
 from streamlearn.kafka_local.config import BrokerConfig, server_properties
 from streamlearn.kafka_local.secure import (
     BROKER_USER,
@@ -67,3 +69,30 @@ def test_secure_properties_replace_plaintext_and_keep_the_controller_local(
     assert f"SCRAM-SHA-512=[name={CLIENT_USER},password={material.password(CLIENT_USER)}]" in (
         arguments
     )
+
+
+def test_a_directory_formatted_plain_is_refused_before_any_material_is_made(
+    tmp_path: Path,
+) -> None:
+    """A broker formatted without SCRAM users cannot gain them: asking for the secure mode
+    there fails at once, naming the fix, and leaves the directory plain (material made
+    first would turn every later plain start of it into a secure one, which fails too)."""
+    log_dir = BrokerConfig(tmp_path).log_dir
+    log_dir.mkdir(parents=True)
+    (log_dir / "meta.properties").write_text("version=1\n")
+    assert broker_material(tmp_path, secure=False, acls=False) is None
+    for secure, acls in ((True, False), (False, True), (True, True)):
+        with pytest.raises(EmbeddedKafkaError, match="--data-dir"):
+            broker_material(tmp_path, secure=secure, acls=acls)
+    assert existing_secure_material(tmp_path) is None
+
+
+def test_a_secure_directory_stays_secure_and_gains_part_users_with_acls(tmp_path: Path) -> None:
+    made = broker_material(tmp_path, secure=True, acls=False)
+    assert made is not None
+    assert not made.authorizer
+    assert broker_material(tmp_path, secure=False, acls=False) == made, "stays secure"
+    with_acls = broker_material(tmp_path, secure=False, acls=True)
+    assert with_acls is not None
+    assert with_acls.authorizer
+    assert "streamlearn-learner" in with_acls.passwords

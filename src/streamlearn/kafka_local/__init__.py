@@ -17,6 +17,7 @@ from streamlearn.kafka_local.exceptions import (
 from streamlearn.kafka_local.jars import JarLock, PinnedJar, ensure_jars, load_lock
 from streamlearn.kafka_local.java import find_java
 from streamlearn.kafka_local.secure import (
+    SecureMaterial,
     enable_acls,
     ensure_secure_material,
     existing_secure_material,
@@ -35,6 +36,7 @@ __all__ = [
     "JavaNotFoundError",
     "PinnedJar",
     "answers_metadata",
+    "broker_material",
     "embedded_kafka",
     "ensure_jars",
     "free_port",
@@ -62,12 +64,30 @@ def embedded_kafka(
     find_java()
     classpath = ensure_jars(settings.cache_dir, settings.maven_repository, on_fetch=on_fetch)
     directory = data_dir or settings.data_dir / "kafka"
+    material = broker_material(directory, secure=secure, acls=acls)
+    config = BrokerConfig(data_dir=directory, port=port, controller_port=0, secure=material)
+    return EmbeddedKafka(config, classpath, heap=settings.kafka_heap)
+
+
+def broker_material(directory: Path, *, secure: bool, acls: bool) -> SecureMaterial | None:
+    """The secure material the broker of ``directory`` starts with (None: PLAINTEXT).
+
+    A directory made secure stays secure, and one with ACLs keeps them, whatever is asked
+    later. A broker already formatted without SCRAM users cannot gain them (users join the
+    metadata when the storage is formatted), so asking for the secure mode there fails
+    before any material is made: made first, it would turn every later start of that
+    directory into a secure one, which would fail the same way.
+    """
     material = existing_secure_material(directory)
     if (secure or acls) and material is None:
+        if (BrokerConfig(data_dir=directory).log_dir / "meta.properties").exists():
+            raise EmbeddedKafkaError(
+                f"{directory} holds a broker formatted without SCRAM users; start the "
+                "secure broker with another --data-dir"
+            )
         material = ensure_secure_material(directory, "127.0.0.1")
     if acls and material is not None:
         from streamlearn.topology.acl_parts import PART_NAMES
 
         material = enable_acls(material, PART_NAMES)
-    config = BrokerConfig(data_dir=directory, port=port, controller_port=0, secure=material)
-    return EmbeddedKafka(config, classpath, heap=settings.kafka_heap)
+    return material
