@@ -218,22 +218,25 @@ def step_topics(
     *,
     logical_types: bool = True,
     fields: Mapping[str, Collection[str]] | None = None,
+    rejections: bool = True,
 ) -> tuple[StepInputs, dict[str, TopicWriter], dict[str, str]]:
     """The decoder of a step's inputs (``fields``: the only fields read of some of them),
-    the writers of its outputs (with events.rejected) and the Kafka name of every topic it
-    touches, from the catalogue. Each serde's schema id is resolved now, at start-up, not
-    on the first record."""
+    the writers of its outputs (with events.rejected when it publishes ``rejections``)
+    and the Kafka name of every topic it touches, from the catalogue. Each serde's schema
+    id is resolved now, at start-up, not on the first record. Only those topics are looked
+    up: under ACLs a part may describe no other."""
     serdes = {}
     for topic in inputs:
         serdes[topic] = catalogue.topic(topic).serde(
             registry, logical_types=logical_types, fields=(fields or {}).get(topic)
         )
         _ = serdes[topic].schema_id
+    written = {*outputs, *((REJECTED,) if rejections else ())}
     writers = {}
-    for topic in {*outputs, REJECTED}:
+    for topic in written:
         entry = catalogue.topic(topic)
         serde = entry.serde(registry)
         _ = serde.schema_id
         writers[topic] = TopicWriter(entry.name, serde, partitions_of(entry.name))
-    names = {topic: catalogue.topic(topic).name for topic in {*inputs, *outputs, REJECTED}}
+    names = {topic: catalogue.topic(topic).name for topic in {*inputs, *written}}
     return StepInputs(serdes, names), writers, names

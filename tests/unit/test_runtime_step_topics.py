@@ -1,0 +1,41 @@
+"""What a step's worker looks up on Kafka at start-up: only the topics it touches.
+
+Under ACLs (docs/security.md) a part may describe only the topics `acls plan` lists for
+it, so a worker that looked up one more would be refused and stop at start-up: the
+monitor, which publishes no rejections, did so with ``events.rejected``.
+"""
+
+from __future__ import annotations
+
+from streamlearn.agents.monitor import MonitorStep
+from streamlearn.agents.preprocess import PreprocessStep
+from streamlearn.runtime.records import REJECTED, step_topics
+from streamlearn.serde import InMemoryRegistry
+from streamlearn.settings import Settings
+from streamlearn.topology.catalogue import TopicCatalogue
+
+
+def _looked_up(inputs: tuple[str, ...], outputs: tuple[str, ...], rejections: bool) -> list[str]:
+    catalogue = TopicCatalogue.from_settings(Settings(topic_prefix="p."))
+    registry = InMemoryRegistry()
+    asked: list[str] = []
+
+    def partitions_of(name: str) -> int:
+        asked.append(name)
+        return 3
+
+    _, writers, _ = step_topics(
+        catalogue, registry, inputs, outputs, partitions_of, rejections=rejections
+    )
+    assert sorted(writers) == sorted({*outputs, *((REJECTED,) if rejections else ())})
+    return sorted(asked)
+
+
+def test_a_step_without_rejections_never_looks_up_events_rejected() -> None:
+    asked = _looked_up(MonitorStep.inputs, MonitorStep.outputs, rejections=False)
+    assert asked == sorted(f"p.{topic}" for topic in MonitorStep.outputs)
+
+
+def test_a_step_with_rejections_looks_up_events_rejected_too() -> None:
+    asked = _looked_up(PreprocessStep.inputs, PreprocessStep.outputs, rejections=True)
+    assert asked == sorted(f"p.{topic}" for topic in (*PreprocessStep.outputs, REJECTED))
