@@ -69,6 +69,15 @@ def up(
     chaos_outage: Annotated[
         float, typer.Option(help="Seconds the broker stays down in a broker fault")
     ] = 30.0,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="Run the embedded broker in its secure mode (SASL_SSL, SCRAM) with ACLs: "
+            "each part connects as its own Kafka user, allowed only what `streamlearn acls "
+            "plan` lists (docs/security.md)",
+        ),
+    ] = False,
     dashboard_port: Annotated[int, typer.Option(help="Port of the web dashboard")] = 8080,
     bootstrap_servers: BootstrapOption = None,
     port: Annotated[int, typer.Option(help="Port of the embedded broker")] = 9092,
@@ -107,6 +116,9 @@ def up(
     if simulate:
         for name, value in apply_simulate_defaults(os.environ).items():
             say(f"simulation default: {name}={value}")
+    if secure and bootstrap_servers is not None:
+        fail("--secure runs the embedded broker in its secure mode; with --bootstrap-servers, "
+             "give your cluster's SASL settings (STREAMLEARN_CONFIG_FILE) instead")  # fmt: skip
     if chaos and not simulate:
         fail("--chaos needs --simulate: the invariants are checked against its ground truth")
     if chaos:
@@ -142,6 +154,7 @@ def up(
         duration_s=duration,
         live=console.is_terminal if live is None else live,
         chaos=chaos_options,
+        secure=secure,
     )
     outcome = asyncio.run(run_up(settings, options, say, on_fetch=fetch_progress, console=console))
     if outcome is None:

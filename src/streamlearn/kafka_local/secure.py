@@ -192,15 +192,19 @@ def ensure_secure_material(data_dir: Path, host: str) -> SecureMaterial:
     return material
 
 
-def _write_client_settings(material: SecureMaterial, path: Path, user: str) -> None:
-    client = {
+def client_settings(material: SecureMaterial, user: str) -> dict[str, str]:
+    """streamlearn's settings (field names) that connect as ``user``."""
+    return {
         "kafka_security_protocol": "SASL_SSL",
         "kafka_sasl_mechanism": MECHANISM,
         "kafka_sasl_username": user,
         "kafka_sasl_password": material.password(user),
         "kafka_ssl_cafile": str(material.ca_path),
     }
-    _private(path, yaml.safe_dump(client).encode())
+
+
+def _write_client_settings(material: SecureMaterial, path: Path, user: str) -> None:
+    _private(path, yaml.safe_dump(client_settings(material, user)).encode())
 
 
 def existing_secure_material(data_dir: Path) -> SecureMaterial | None:

@@ -45,7 +45,8 @@ class ChildSpec:
 
     name: str
     args: tuple[str, ...]
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Set over `up`'s environment; may hold the part's secrets, so never in a repr."""
     program: tuple[str, ...] = (sys.executable, "-m", "streamlearn")
     ready_url: str | None = None
     metrics_url: str | None = None

@@ -23,3 +23,5 @@ class UpOptions:
     duration_s: float | None = None
     live: bool = False
     chaos: ChaosOptions | None = None
+    secure: bool = False
+    """The embedded broker in its secure mode with ACLs: each part as its own Kafka user."""

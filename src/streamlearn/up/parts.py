@@ -10,6 +10,7 @@ from streamlearn.exceptions import StreamlearnError
 from streamlearn.settings import Settings
 from streamlearn.up.children import ChildSpec
 from streamlearn.up.doors import Doors
+from streamlearn.up.kafka_users import KafkaUsers
 from streamlearn.up.options import UpOptions
 
 
@@ -43,7 +44,10 @@ def check_ports_free(options: UpOptions) -> None:
                 ) from exc
 
 
-def part_specs(settings: Settings, options: UpOptions, doors: Doors) -> list[ChildSpec]:
+def part_specs(
+    settings: Settings, options: UpOptions, doors: Doors, users: KafkaUsers
+) -> list[ChildSpec]:
+    """Every part but the registry, each connecting to Kafka as ``users`` says."""
     env = {
         "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
@@ -62,7 +66,7 @@ def part_specs(settings: Settings, options: UpOptions, doors: Doors) -> list[Chi
                     *("agents", "run", "--only", agent, "--group", f"streamlearn-{agent}"),
                     *("--metrics-port", str(port)),
                 ),
-                env=env,
+                env={**env, **users.part_environment(agent)},
                 # Ready once it has joined its group and recovered its stores.
                 ready_url=f"http://127.0.0.1:{port}/readyz",
                 metrics_url=f"http://127.0.0.1:{port}/metrics",
@@ -73,7 +77,7 @@ def part_specs(settings: Settings, options: UpOptions, doors: Doors) -> list[Chi
         ChildSpec(
             "archive",
             args=("archive", "run", "--metrics-port", str(port)),
-            env=env,
+            env={**env, **users.part_environment("archive")},
             # Ready once it has joined its group (files go under <data dir>/archive).
             ready_url=f"http://127.0.0.1:{port}/readyz",
             metrics_url=f"http://127.0.0.1:{port}/metrics",
@@ -94,7 +98,7 @@ def part_specs(settings: Settings, options: UpOptions, doors: Doors) -> list[Chi
             ChildSpec(
                 name,
                 (*args, "--port", str(port)),
-                env,
+                {**env, **users.part_environment(name)},
                 ready_url=doors.url(port, "/healthz"),
                 metrics_url=doors.url(port, "/metrics"),
             )
@@ -102,13 +106,14 @@ def part_specs(settings: Settings, options: UpOptions, doors: Doors) -> list[Chi
     return specs
 
 
-def registry_spec(settings: Settings, port: int, doors: Doors) -> ChildSpec:
+def registry_spec(settings: Settings, port: int, doors: Doors, users: KafkaUsers) -> ChildSpec:
     return ChildSpec(
         "registry",
         ("registry", "serve", "--port", str(port)),
         {
             "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
             "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
+            **users.part_environment("registry"),
         },
         ready_url=doors.url(port, "/healthz"),
     )

@@ -41,6 +41,7 @@ from streamlearn.up.broker import start_broker
 from streamlearn.up.chaos_run import ChaosRun
 from streamlearn.up.children import Crash, Supervisor
 from streamlearn.up.doors import Doors
+from streamlearn.up.kafka_users import KafkaUsers
 from streamlearn.up.options import UpOptions
 from streamlearn.up.parts import check_ports_free as _check_ports_free
 from streamlearn.up.parts import part_specs, registry_spec
@@ -107,6 +108,8 @@ class _Run:
         """The settings the parts run with (a started broker's, a made signing key)."""
         self.doors = Doors()
         """How `up` reaches its HTTP servers (https, tokens, a write key, when set)."""
+        self.kafka_users = KafkaUsers()
+        """Which Kafka user `up` and each part connect as (a secure broker's users)."""
 
     def crashed(self, crash: Crash) -> None:
         self.crashes.append(f"{time.strftime('%H:%M:%S')} {crash.name} crashed "
@@ -122,12 +125,15 @@ class _Run:
         if options.embedded_kafka:
             self.broker = await asyncio.to_thread(
                 embedded_kafka, settings, port=options.kafka_port, data_dir=options.data_dir,
-                on_fetch=on_fetch,
+                on_fetch=on_fetch, secure=options.secure, acls=options.secure,
             )  # fmt: skip
             status = await start_broker(self.broker, settings.kafka_start_timeout_s)
             self.broker_pid = status.pid
+            self.kafka_users = users = KafkaUsers(self.broker.config.secure)
+            settings = users.operator(settings)
             settings = settings.model_copy(update={"kafka_bootstrap": status.bootstrap})
-            say(f"Kafka {load_lock().kafka_version} ready at {status.bootstrap}")
+            say(f"Kafka {load_lock().kafka_version} ready at {status.bootstrap}"
+                + ("" if users.material is None else " (SASL_SSL, SCRAM-SHA-512)"))  # fmt: skip
 
         topology = load_topology(topology_path(settings))
         desired = desired_topics(topology, settings.topic_prefix, settings.topic_replication_factor)
@@ -135,12 +141,16 @@ class _Run:
             apply_topology, AdminClient(confluent_config(settings)), desired
         )
         say(f"topics: {plan.describe()}")
+        if self.kafka_users.per_part:
+            added = await asyncio.to_thread(self.kafka_users.grant, settings, topology)
+            say(f"ACLs: {len(added)} added; each part connects as its own Kafka user "
+                "(streamlearn-<part>), allowed what `streamlearn acls plan` lists")  # fmt: skip
         self.supervisor = Supervisor(settings.data_dir / "logs", self.crashed, doors.client_ssl)
         say(f"logs of every part in {self.supervisor.log_dir}")
 
         if options.start_registry:
             (registry,) = await self.supervisor.start(
-                [registry_spec(settings, options.registry_port, doors)]
+                [registry_spec(settings, options.registry_port, doors, self.kafka_users)]
             )
             settings = settings.model_copy(
                 update={"schema_registry_url": doors.url(options.registry_port)}
@@ -167,7 +177,7 @@ class _Run:
         assert self.supervisor is not None
         self.settings = settings
         doors = self.doors
-        specs = part_specs(settings, self.options, doors)
+        specs = part_specs(settings, self.options, doors, self.kafka_users)
         children = await self.supervisor.start(specs)
         for child in children:
             self.say(f"{child.spec.name}: pid {child.pid}")
