@@ -89,3 +89,14 @@ def test_no_password_shows_in_a_part_spec_repr(tmp_path: Path) -> None:
     for password in material.passwords.values():
         assert password not in written
     assert "k" * 32 not in written
+
+
+def test_secure_with_a_cluster_of_your_own_is_refused_naming_what_to_do() -> None:
+    from typer.testing import CliRunner
+
+    from streamlearn.cli import app
+
+    result = CliRunner().invoke(app, ["up", "--secure", "--bootstrap-servers", "127.0.0.1:1"])
+    assert result.exit_code == 1
+    assert "--secure runs the embedded broker" in result.stderr
+    assert "STREAMLEARN_CONFIG_FILE" in result.stderr
