@@ -4,17 +4,25 @@
 Compares CrawlerDetect alone, streamlearn's own rules alone (``crawler_rule``) and both
 together (what ``analyse_user_agent`` flags, what the preprocess agent drops). The lists
 are public, pinned to exact releases, checked against the SHA-256 recorded below and
-cached (``--cache``, default ``~/.cache/streamlearn-bench/bots``); none of them is the
-source of streamlearn's rules, which are written from general knowledge of how
-crawlers, automation and HTTP libraries identify themselves:
+cached (``--cache``, default ``~/.cache/streamlearn-bench/bots``):
 
 - crawlers: every ``instances`` example of monperrus/crawler-user-agents (PyPI
   ``crawler-user-agents``), and the bot fixtures of Matomo's Device Detector, as shipped in
-  its Python port (PyPI ``device-detector``, ``tests/fixtures/upstream/bots.yml``).
+  its Python port (PyPI ``device-detector``, ``tests/fixtures/upstream/bots.yml``). The
+  own rules were generalised after reading these two lists' misses, so they are no longer
+  a held-out measure.
+- held-out crawlers, never read to write the rules, from the fixtures of the Rust crate
+  ``isbot`` (crates.io): myip.ms's list of live web bots
+  (``fixtures/myip-ms-live-bots.json``, labelled bots by myip.ms; the user agents of CUBOT
+  phones, listed there only because the brand contains "bot", are left out, as isbot's own
+  test does), and the ``family: Spider`` user agents of ua-parser's uap-core
+  ``tests/test_device.yaml`` (``fixtures/ua-parser-bots.json``). Few of them are in the two
+  lists above or in CrawlerDetect's own test fixtures.
 - browsers: intoli's ``user-agents`` (npm, ``dist/user-agents.json``: 10,000 weighted
   samples of real traffic) and ``fake-useragent`` (PyPI, ``data/browsers.jsonl``).
 
-Downloads go through pip (``pip download --no-deps``) and npm (``npm pack``).
+Downloads go through pip (``pip download --no-deps``), npm (``npm pack``) and crates.io's
+download host (``static.crates.io``, the file cargo itself fetches).
 
     .venv/bin/python bench/bots.py            # both rule sets, the table, misses, FPs
     .venv/bin/python bench/bots.py --show 50  # more of the misses
@@ -34,6 +42,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import urllib.request
 import zipfile
 from collections import Counter
 from collections.abc import Callable
@@ -48,7 +57,7 @@ from streamlearn.agents.user_agents import analyse_user_agent, crawler_rule
 
 @dataclass(frozen=True)
 class Package:
-    registry: str  # "pypi" or "npm"
+    registry: str  # "pypi", "npm" or "crates"
     name: str
     version: str
     filename: str
@@ -62,6 +71,10 @@ CRAWLER_USER_AGENTS = Package(
 DEVICE_DETECTOR = Package(
     "pypi", "device-detector", "6.5.1", "device_detector-6.5.1-py3-none-any.whl",
     "a753fc24f7bdd54edfc1d78d08072c639a553dea109227a5644b39e9eed22583",
+)  # fmt: skip
+ISBOT_CRATE = Package(
+    "crates", "isbot", "0.1.3", "isbot-0.1.3.crate",
+    "f98d665d8689fd01bd1572c10fd58cf38a811f56c2d00b5ec5c0c50dc1eee956",
 )  # fmt: skip
 INTOLI_USER_AGENTS = Package(
     "npm", "user-agents", "2.1.198", "user-agents-2.1.198.tgz",
@@ -83,7 +96,12 @@ def fetch(package: Package, cache: Path) -> Path:
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            if package.registry == "pypi":
+            command: list[str] | None = None
+            if package.registry == "crates":
+                url = f"https://static.crates.io/crates/{package.name}/{package.filename}"
+                with urllib.request.urlopen(url, timeout=120) as response:
+                    (Path(tmp) / package.filename).write_bytes(response.read())
+            elif package.registry == "pypi":
                 command = [
                     sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
                     "--only-binary=:all:", "--dest", tmp, f"{package.name}=={package.version}",
@@ -93,7 +111,8 @@ def fetch(package: Package, cache: Path) -> Path:
                 if npm is None:
                     raise SystemExit(f"npm is needed to fetch {package.name}@{package.version}")
                 command = [npm, "pack", "--silent", f"{package.name}@{package.version}"]
-            subprocess.run(command, check=True, cwd=tmp, stdout=subprocess.DEVNULL)
+            if command is not None:
+                subprocess.run(command, check=True, cwd=tmp, stdout=subprocess.DEVNULL)
             downloaded = Path(tmp) / package.filename
             if not downloaded.exists():
                 raise SystemExit(
@@ -133,6 +152,18 @@ def matomo_bots(cache: Path) -> list[str]:
         fetch(DEVICE_DETECTOR, cache), "device_detector/tests/fixtures/upstream/bots.yml"
     )
     return [entry["user_agent"] for entry in yaml.safe_load(data) if entry.get("user_agent")]
+
+
+def myip_ms_bots(cache: Path) -> list[str]:
+    """myip.ms's live web bots, less CUBOT phones (a brand, not a bot: isbot skips them too)."""
+    data = _tar_member(fetch(ISBOT_CRATE, cache), "isbot-0.1.3/fixtures/myip-ms-live-bots.json")
+    return [ua for ua in json.loads(data) if "CUBOT" not in ua]
+
+
+def uap_core_spiders(cache: Path) -> list[str]:
+    """uap-core's test_device.yaml user agents of family Spider, as isbot extracted them."""
+    data = _tar_member(fetch(ISBOT_CRATE, cache), "isbot-0.1.3/fixtures/ua-parser-bots.json")
+    return [str(ua) for ua in json.loads(data)]
 
 
 def intoli_browsers(cache: Path) -> list[str]:
@@ -243,6 +274,8 @@ def main() -> None:
     lists = [
         ("crawler-user-agents 1.67.0", "crawlers", crawler_user_agents(args.cache)),
         ("matomo bots.yml (device-detector 6.5.1)", "crawlers", matomo_bots(args.cache)),
+        ("myip.ms live bots (isbot crate 0.1.3)", "crawlers", myip_ms_bots(args.cache)),
+        ("uap-core Spider (isbot crate 0.1.3)", "crawlers", uap_core_spiders(args.cache)),
         ("intoli user-agents 2.1.198", "browsers", intoli_browsers(args.cache)),
         ("fake-useragent 2.2.0", "browsers", fake_useragent_browsers(args.cache)),
     ]
