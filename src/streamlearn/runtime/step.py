@@ -89,7 +89,7 @@ class Step(ABC):
     inputs: ClassVar[tuple[str, ...]]
     """Topics read, co-partitioned: partition ``p`` of each is handled with state ``p``."""
     outputs: ClassVar[tuple[str, ...]]
-    """Topics written (``events.rejected`` is implied)."""
+    """Topics written (``events.rejected`` is implied when :attr:`publishes_rejections`)."""
     stores: ClassVar[tuple[str, ...]] = ()
     """Names of the step's partition-scoped state stores."""
     tick_every_s: ClassVar[float | None] = None
