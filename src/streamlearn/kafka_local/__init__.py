@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from streamlearn.kafka_local.broker import BrokerStatus, EmbeddedKafka, answers_metadata, free_port
+from streamlearn.kafka_local.broker import BrokerStatus, EmbeddedKafka, answers_metadata
 from streamlearn.kafka_local.config import BrokerConfig
 from streamlearn.kafka_local.exceptions import (
     BrokerStartError,
@@ -22,6 +22,7 @@ from streamlearn.kafka_local.secure import (
     ensure_secure_material,
     existing_secure_material,
 )
+from streamlearn.ports import free_port
 from streamlearn.settings import Settings
 
 __all__ = [

@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient
 from streamlearn.kafka_local.config import BrokerConfig, log4j_properties, server_properties
 from streamlearn.kafka_local.exceptions import BrokerStartError, EmbeddedKafkaError
 from streamlearn.kafka_local.java import JavaRuntime, find_java
+from streamlearn.ports import free_port
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,6 @@ class BrokerStatus:
             return "not running"
         state = "answering metadata requests" if self.answering else "not answering yet"
         return f"running (pid {self.pid}) at {self.bootstrap}, {state}"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _port_in_use(host: str, port: int) -> bool:

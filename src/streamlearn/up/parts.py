@@ -7,17 +7,12 @@ import socket
 
 from streamlearn.agents import AGENT_NAMES
 from streamlearn.exceptions import StreamlearnError
+from streamlearn.ports import free_port
 from streamlearn.settings import Settings
 from streamlearn.up.children import ChildSpec
 from streamlearn.up.doors import Doors
 from streamlearn.up.kafka_users import KafkaUsers
 from streamlearn.up.options import UpOptions
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def check_ports_free(options: UpOptions) -> None:

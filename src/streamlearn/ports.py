@@ -1,0 +1,57 @@
+"""Free ports for the servers streamlearn starts (an embedded broker's controller, the
+agents' metrics in `up`, and the tests' servers).
+
+``bind(port 0)`` returns an *ephemeral* port: the range the kernel also hands to every
+outgoing connection. A port chosen that way and listened on by another process seconds
+later may meanwhile be the local end of some client's connection (a part's Kafka
+connection, say), and the server then fails with "address already in use". Ports are
+picked below that range instead, where only servers that ask for a port land, and checked
+free by binding them.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+DEFAULT_EPHEMERAL_RANGE = (32768, 60999)  # Linux's default
+LOWEST = 10_000
+"""Below this, ports are well known or registered often enough to be worth avoiding."""
+ATTEMPTS = 100
+
+
+def ephemeral_range(setting: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections."""
+    try:
+        low, high = (int(part) for part in setting.read_text().split())
+    except (OSError, ValueError):
+        return DEFAULT_EPHEMERAL_RANGE
+    return low, high
+
+
+def _candidate(low: int) -> int:
+    return random.randrange(LOWEST, low)  # noqa: S311 (spreads picks; not a secret)
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing holds on ``host``, outside the ephemeral range when there is room."""
+    low, _ = ephemeral_range()
+    if low - LOWEST >= ATTEMPTS:
+        for _ in range(ATTEMPTS):
+            port = _candidate(low)
+            if _bindable(host, port):
+                return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))  # no room below the range: the kernel's choice
+        return int(probe.getsockname()[1])

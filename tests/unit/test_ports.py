@@ -1,0 +1,51 @@
+"""Ports streamlearn picks for servers it starts: never where clients' sockets land.
+
+A port from ``bind(port 0)`` is an ephemeral one, the range the kernel also gives to every
+outgoing connection. A part told to listen on it some seconds later could find it taken
+by a client socket (another part's Kafka connection): `up --simulate` in CI saw label-join
+fail to bind its metrics port and crash on every restart with the same port.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from streamlearn import ports
+from streamlearn.kafka_local import free_port
+
+
+def test_a_free_port_is_below_the_ephemeral_range_and_bindable() -> None:
+    low, _ = ports.ephemeral_range()
+    for _ in range(50):
+        port = free_port()
+        assert 1024 <= port < low
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", port))
+
+
+def test_a_port_in_use_is_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        picks = iter([busy, busy, 20_000])
+        monkeypatch.setattr(ports, "_candidate", lambda low: next(picks))
+        monkeypatch.setattr(ports, "ephemeral_range", lambda: (busy + 1, 60_999))
+        assert ports.free_port() == 20_000
+
+
+def test_the_range_is_read_from_the_kernel_or_defaults(tmp_path: Path) -> None:
+    setting = tmp_path / "ip_local_port_range"
+    setting.write_text("40000\t50000\n")
+    assert ports.ephemeral_range(setting) == (40000, 50000)
+    assert ports.ephemeral_range(tmp_path / "absent") == (32768, 60999)
+
+
+def test_without_room_below_the_range_the_kernel_chooses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ports, "ephemeral_range", lambda: (1025, 65535))
+    port = ports.free_port()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", port))
