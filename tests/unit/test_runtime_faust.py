@@ -402,6 +402,40 @@ async def test_the_first_records_of_a_partition_dropped_at_a_rebalance_are_read_
     assert step.handed == [[0, 1, 2]]
 
 
+CHANGELOG = TP("streamlearn-agents-preprocess-event-ids-changelog", 3)
+
+
+class _ChangelogRouting(_Step):
+    """Batches for the step's topic; a changelog goes Faust's own way (table recovery)."""
+
+    def batch_handler_for(self, topic: str) -> Any:
+        return None if topic == CHANGELOG.topic else self.handle
+
+
+async def test_changelog_records_dropped_at_a_rebalance_are_read_again(
+    consumer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetch that began before a rebalance and returned after it, when table recovery had
+    sought a taken-over partition's changelog, is dropped as a whole. The changelog's
+    position had moved past what it returned: unless sought back, recovery never got
+    those records and waited for them for good ("No event received for active tp").
+    Found by an integration test of a worker taking over from one stopped with SIGTERM."""
+    monkeypatch.setattr(consumer, "assignment", lambda: {INPUT, CHANGELOG})
+    generation = consumer.app.consumer_generation_id
+    consumer._read_offset[CHANGELOG] = 40  # recovery sought the changelog to 40
+    consumer.app.consumer_generation_id = generation + 1  # the rebalance completed
+    stale = {
+        CHANGELOG: [
+            ConsumerRecord(CHANGELOG.topic, CHANGELOG.partition, offset, 0, 0, b"k", b"v",
+                           None, 1, 1, [])
+            for offset in (40, 41, 42)
+        ]
+    }  # fmt: skip
+    await consumer._process_fetch(_ChangelogRouting(consumer), stale, None, generation)
+    assert consumer.sought == [40], "the changelog is read again from what was dropped"
+    assert consumer._read_offset[CHANGELOG] == 40, "what recovery already had stays read"
+
+
 def test_two_steps_of_one_worker_may_not_read_the_same_topic() -> None:
     # One consumer group commits one offset per partition: two steps reading one topic
     # in one worker would commit for each other. The error names both and the way out.

@@ -63,6 +63,7 @@ FAUST_METHODS: tuple[tuple[type, str, str], ...] = (
     (FaustConsumer, "_wait_next_records", "coroutine(self, timeout)"),
     (FaustConsumer, "_to_message", "method(self, tp, record)"),
     (FaustConsumer, "_add_gap", "coroutine(self, tp, offset_from, offset_to)"),
+    (FaustConsumer, "_seek", "coroutine(self, partition, offset)"),
     (faust_aiokafka.Producer, "_ensure_producer", "method(self)"),
 )
 """(owner, private method, kind and parameters) used here."""
@@ -241,7 +242,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if self.app.consumer_generation_id != generation or not self.flow_active:
                 # A rebalance began or happened while this fetch was in flight: its records
                 # may be of partitions we no longer own. Drop them.
-                await self._rewind(records)
+                await self._rewind(records, routing)
                 return
             if not (
                 active_partitions is None
@@ -255,15 +256,26 @@ class BatchConsumer(faust_aiokafka.Consumer):
             else:
                 await self._deliver_batch(handler, tp, tp_records, generation)
 
-    async def _rewind(self, dropped: Mapping[TP, list[Any]]) -> None:
+    async def _rewind(
+        self, dropped: Mapping[TP, list[Any]], routing: BatchRouting | None = None
+    ) -> None:
         """Send the consumer back to the first dropped record of each batch partition it
-        still knows where to read; the others are sought after the rebalance."""
-        for tp in dropped:
-            start = self._positions.next(tp)
-            if start is None or tp not in self.assignment():
+        still knows where to read (the others are sought after the rebalance), and of each
+        other partition it still owns (per ``routing``; None: all are batch partitions): a
+        changelog that table recovery sought while this fetch was in flight would otherwise
+        be read on from past the dropped records, which recovery then waits for forever.
+        Faust's read offsets are left as they are there, so what was handed over before is
+        not handed over again."""
+        assignment = self.assignment()
+        for tp, records in dropped.items():
+            if tp not in assignment:
+                continue
+            batch = routing is None or routing.batch_handler_for(tp.topic) is not None
+            start = self._positions.next(tp) if batch else records[0].offset
+            if start is None:
                 continue
             try:
-                await self.seek(tp, start)
+                await (self.seek(tp, start) if batch else self._seek(tp, start))
             except Exception as exc:
                 # Mid-rebalance the assignment can change under the seek; the seek after
                 # the rebalance sets the position then, and admission checks it.
