@@ -31,10 +31,11 @@ def test_a_port_in_use_is_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
-        picks = iter([busy, busy, 20_000])
+        free = next(p for p in range(20_000, 32_000) if ports._bindable("127.0.0.1", p))
+        picks = iter([busy, busy, free])
         monkeypatch.setattr(ports, "_candidate", lambda low: next(picks))
         monkeypatch.setattr(ports, "ephemeral_range", lambda: (busy + 1, 60_999))
-        assert ports.free_port() == 20_000
+        assert ports.free_port() == free
 
 
 def test_the_range_is_read_from_the_kernel_or_defaults(tmp_path: Path) -> None:
@@ -45,7 +46,11 @@ def test_the_range_is_read_from_the_kernel_or_defaults(tmp_path: Path) -> None:
 
 
 def test_without_room_below_the_range_the_kernel_chooses(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_candidate(low: int) -> int:
+        raise AssertionError(f"no room below {low}: nothing to pick there")
+
     monkeypatch.setattr(ports, "ephemeral_range", lambda: (1025, 65535))
+    monkeypatch.setattr(ports, "_candidate", no_candidate)
     port = ports.free_port()
     with socket.socket() as server:
         server.bind(("127.0.0.1", port))
