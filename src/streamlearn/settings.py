@@ -195,6 +195,10 @@ class Settings(BaseSettings):
     consumer_session_timeout_s: float = Field(default=30.0, ge=6)
     """How long a silent agent worker keeps its partitions before the group moves them."""
 
+    agent_decoding_process: bool = True
+    """Whether preprocess, sessionise and the learner decode long batches in a second
+    process when they may use more than one core (false: in their own process)."""
+
     collector_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     """Largest request body the collector accepts (larger: 413)."""
 

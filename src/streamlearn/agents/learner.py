@@ -51,6 +51,9 @@ class LearnerStep(Step):
     outputs = ("model.state", "model.metrics", "monitoring.alerts")
     tick_every_s = 0.5
     plain_inputs = True  # the learner reads no timestamp: decoding them as datetimes was waste
+    # Scoring and learning an example is ~32 µs of Python; decoding it (~5 µs) moves to a
+    # second core. process() takes any run of records: learning is per example.
+    decodes_in_second_process = True
     # What prepared_example reads of a TrainingExample, and served_ts, which the learning
     # lab's prequential hook reads (OnlineLearner.on_scored gets the record): three of its
     # four timestamps (multi-byte varints), the user id and label definition are read past.

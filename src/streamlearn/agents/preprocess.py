@@ -184,6 +184,7 @@ class PreprocessStep(Step):
     # Timestamps stay the epoch ms they are on the wire, from the input to events.clean
     # (no datetime made and taken apart again per field), event ids strings.
     plain_inputs = True
+    decodes_in_second_process = True  # its decoding is a third of its work: on a second core
 
     def __init__(self, settings: Settings, metrics: AgentMetrics) -> None:
         self.preprocessor = Preprocessor(settings, metrics)

@@ -29,6 +29,7 @@ class SessioniseStep(Step):
     stores = ("sessions", "clock")
     tick_every_s = 1.0
     plain_inputs = True  # event times as epoch ms, event ids as strings: what it computes with
+    decodes_in_second_process = True  # its decoding is a third of its work: on a second core
     # All it reads of a CleanEvent: the rest (two maps, a dozen strings) is read past.
     input_fields: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "events.clean": ("event_id", "user_id", "event_ts", "url", "device_class")

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from faust.types import TP
@@ -37,6 +39,17 @@ log = logging.getLogger(__name__)
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def usable_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> float:
+    """The cores this process may use: those it may run on, fewer under a cgroup's CPU
+    quota (a Kubernetes CPU limit), where a second process would only share the same."""
+    cores = float(len(os.sched_getaffinity(0)))
+    try:
+        quota, period = cpu_max.read_text().split()
+        return cores if quota == "max" else min(cores, int(quota) / int(period))
+    except (OSError, ValueError):  # no cgroup v2 here
+        return cores
 
 
 class _TableStores:
@@ -94,6 +107,14 @@ class StepBinding:
             rejections=step.publishes_rejections,
         )  # fmt: skip
         self.logical = {name: topic for topic, name in self.names.items()}
+        if (
+            step.decodes_in_second_process
+            and runtime.settings.agent_decoding_process
+            and usable_cores() > 1
+        ):
+            process = self.inputs.start_decoding_process()
+            if process is not None:
+                log.info("%s decodes in a second process (pid %d)", step.name, process.pid)
         self.checkpoints = Checkpoints()
         self._opening = asyncio.Lock()
         self._generation: int | None = None
@@ -193,10 +214,10 @@ class StepBinding:
             return None
         emit, outputs = self._outputs()
         partition = tp.partition
-        records = self.inputs.decode_many(topic, partition, messages, emit)
         self._read_ms[partition] = wall_ms()
-        if records:
-            self.step.process(partition, records, emit)
+        for records in self.inputs.decoded_chunks(topic, partition, messages, emit):
+            if records:
+                self.step.process(partition, records, emit)
         return self._checkpoint(partition, outputs, acks=True)
 
     async def _sought_back(self, tp: TP, topic: str, first: int) -> bool:
@@ -243,5 +264,6 @@ def bind_step(runtime: WorkerRuntime, step: Step) -> StepBinding:
     @app.on_before_shutdown.connect
     async def close_all(sender: Any, /, *args: Any, **kwargs: Any) -> None:
         await binding.close(set(binding.stores.open))
+        binding.inputs.close()
 
     return binding

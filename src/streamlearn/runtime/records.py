@@ -10,8 +10,10 @@ encoded records go and when.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+import logging
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import pairwise, repeat
 from typing import Protocol
 
 import fastavro
@@ -22,10 +24,18 @@ from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Record, Send, Value
 from streamlearn.serde import AvroSerde, DecodeError, SchemaSource
 from streamlearn.serde.compiled_encoder import compile_encoder
+from streamlearn.serde.decoding_process import DecodingProcess, DecodingProcessError
 from streamlearn.serde.wire import frame
 from streamlearn.topology.catalogue import TopicCatalogue
 
+log = logging.getLogger(__name__)
+
 REJECTED = "events.rejected"
+FIRST_CHUNK = 32
+"""Records a long batch starts with, decoded in the step's process while the decoding
+process decodes the next chunk: the fewer, the sooner both run."""
+CHUNK = 256
+"""Records per chunk the decoding process decodes (one pipe round trip each)."""
 MAX_CACHED_KEYS = 200_000
 """Key → partition is cached per topic (a user's records repeat); bounded memory."""
 
@@ -177,11 +187,87 @@ class InputMessage(Protocol):
 
 
 class StepInputs:
-    """Decodes the records of a step's input topics."""
+    """Decodes the records of a step's input topics, in the step's own process or, for
+    long batches of inputs with a :class:`~streamlearn.serde.avro.DecodingPlan`, a chunk
+    at a time in a second process while the step handles the chunk before
+    (:meth:`start_decoding_process`, :meth:`decoded_chunks`)."""
 
     def __init__(self, serdes: Mapping[str, AvroSerde], names: Mapping[str, str]) -> None:
+        self._serdes = dict(serdes)
         self._decode = {topic: serde.decode for topic, serde in serdes.items()}
         self._names = dict(names)
+        self._process: DecodingProcess | None = None
+
+    def start_decoding_process(self) -> DecodingProcess | None:
+        """Start decoding the inputs that have a plan in a second process (None: no
+        input has one, so nothing is started)."""
+        plans = {
+            topic: plan
+            for topic, serde in self._serdes.items()
+            if (plan := serde.decoding_plan()) is not None
+        }
+        if plans and self._process is None:
+            self._process = DecodingProcess(plans)
+        return self._process
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.close()
+            self._process = None
+
+    def decoded_chunks(
+        self,
+        topic: str,
+        partition: int,
+        messages: Sequence[InputMessage],
+        outputs: StepOutputs,
+    ) -> Iterator[list[Record]]:
+        """The records of ``messages`` as :meth:`decode_many` gives them, in chunks.
+
+        With a decoding process and more than :data:`FIRST_CHUNK` messages, this process
+        decodes the first few itself while the child decodes the next chunk, and each
+        chunk the caller takes is handled while the child decodes the one after it. If
+        the child fails, the rest is decoded here (logged once; the step goes on without
+        it)."""
+        process = self._process
+        if process is None or len(messages) <= FIRST_CHUNK:
+            yield self.decode_many(topic, partition, messages, outputs)
+            return
+        bounds = [0, *range(FIRST_CHUNK, len(messages), CHUNK), len(messages)]
+        chunks = [messages[start:end] for start, end in pairwise(bounds)]
+        try:
+            process.discard_pending()
+            process.submit(topic, [message.value for message in chunks[1]])
+        except DecodingProcessError as exc:
+            yield from self._without_process(exc, topic, partition, messages, outputs)
+            return
+        yield self.decode_many(topic, partition, chunks[0], outputs)
+        for index in range(1, len(chunks)):
+            try:
+                if index + 1 < len(chunks):
+                    process.submit(topic, [message.value for message in chunks[index + 1]])
+                values = process.result()
+                if len(values) != len(chunks[index]):  # never: but never lose a record
+                    raise DecodingProcessError(f"{len(values)} answers to {len(chunks[index])}")
+            except DecodingProcessError as exc:
+                rest = [message for chunk in chunks[index:] for message in chunk]
+                yield from self._without_process(exc, topic, partition, rest, outputs)
+                return
+            yield self.decode_many(topic, partition, chunks[index], outputs, values)
+
+    def _without_process(
+        self,
+        error: DecodingProcessError,
+        topic: str,
+        partition: int,
+        messages: Sequence[InputMessage],
+        outputs: StepOutputs,
+    ) -> Iterator[list[Record]]:
+        log.error("decoding in this process from now on: %s", error)
+        if self._process is not None:
+            self._process.close()
+            self._process = None
+        yield self.decode_many(topic, partition, messages, outputs)
 
     def decode_many(
         self,
@@ -189,22 +275,26 @@ class StepInputs:
         partition: int,
         messages: Iterable[InputMessage],
         outputs: StepOutputs,
+        decoded: Sequence[Value | None] | None = None,
     ) -> list[Record]:
         """The records of ``messages`` (read from ``partition`` of ``topic``), in order; one
         that does not decode is rejected with the reason instead (poison never stops a
-        step)."""
+        step). ``decoded``: their records where another process decoded them already,
+        None where it left them to this one."""
         decode, name = self._decode[topic], self._names[topic]
         records: list[Record] = []
         append = records.append
-        for message in messages:
+        values = repeat(None) if decoded is None else decoded
+        for message, value in zip(messages, values, strict=False):
             offset, key, raw = message.offset, message.key, message.value
-            try:
-                value = decode(raw, topic=name, partition=partition, offset=offset)
-            except DecodeError as exc:
-                outputs.reject_raw(
-                    topic, partition, offset, key, raw, exc.reason, str(exc), exc.schema_id
-                )
-                continue
+            if value is None:
+                try:
+                    value = decode(raw, topic=name, partition=partition, offset=offset)
+                except DecodeError as exc:
+                    outputs.reject_raw(
+                        topic, partition, offset, key, raw, exc.reason, str(exc), exc.schema_id
+                    )
+                    continue
             append(Record(topic, partition, offset, key, value, raw))
         return records
 

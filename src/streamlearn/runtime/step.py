@@ -109,6 +109,12 @@ class Step(ABC):
     """Whether undecodable input goes to ``events.rejected`` (always counted). A step that
     only observes topics another agent reads (and rejects from) says False: one record,
     one rejection."""
+    decodes_in_second_process: ClassVar[bool] = False
+    """Whether a worker decodes the step's long batches in a second process while the
+    step handles the records before them (:mod:`streamlearn.serde.decoding_process`),
+    for plain inputs, with a second core and ``STREAMLEARN_AGENT_DECODING_PROCESS`` on.
+    For steps whose handling is mostly Python (the learner); a batch then reaches
+    :meth:`process` in several calls, which it must take as it takes smaller batches."""
 
     def bind(self, state: Stores, wall_clock: Callable[[], int]) -> None:
         """Called once, before anything else, with the step's state and the wall clock

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import fastavro
@@ -29,9 +29,7 @@ from streamlearn.serde.exceptions import (
 )
 from streamlearn.serde.resolution import parse_avro_schema, resolution_problems
 from streamlearn.serde.schemas import load_schema
-from streamlearn.serde.wire import HEADER, HEADER_SIZE, MAGIC_BYTE, unframe
-
-_SCHEMA_ID = struct.Struct(">I")
+from streamlearn.serde.wire import HEADER, HEADER_SIZE, MAGIC_BYTE, framed_schema_id, unframe
 
 
 class SchemaSource(Protocol):
@@ -133,6 +131,15 @@ class AvroSerde:
         if decoder is not None:
             self._compiled[schema_id] = decoder
 
+    def decoding_plan(self) -> DecodingPlan | None:
+        """What another process needs to decode this serde's records as :meth:`decode`'s
+        compiled path does (:mod:`streamlearn.serde.decoding_process`); None when there is
+        no compiled decoder, or its records hold values only pickle could carry
+        (timestamps as ``datetime``: logical types)."""
+        if self._logical_types or not self._compiled:
+            return None
+        return DecodingPlan(self.schema, self._projection, tuple(sorted(self._compiled)))
+
     def encode(self, record: dict[str, Any]) -> bytes:
         """Framed Avro bytes of ``record``; :class:`EncodeError` names the offending field."""
         if self._schema_id is None:
@@ -187,11 +194,12 @@ class AvroSerde:
         offset: int | None = None,
     ) -> dict[str, Any]:
         """The record in ``data``, read with this serde's schema (resolving older writers)."""
-        if type(data) is bytes and len(data) > HEADER_SIZE and data[0] == MAGIC_BYTE:
-            compiled = self._compiled.get(_SCHEMA_ID.unpack_from(data, 1)[0])
+        schema_id = framed_schema_id(data)
+        if schema_id is not None:
+            compiled = self._compiled.get(schema_id)
             if compiled is not None:
                 try:
-                    fast: dict[str, Any] = compiled(data, HEADER_SIZE)
+                    fast: dict[str, Any] = compiled(cast(bytes, data), HEADER_SIZE)
                     return fast
                 except Exception:  # noqa: S110 - it declined the body: fastavro below decides
                     pass
@@ -221,6 +229,20 @@ class AvroSerde:
         except SerdeError as exc:
             raise exc.at(topic, partition, offset) from exc.__cause__
         return record
+
+
+@dataclass(frozen=True)
+class DecodingPlan:
+    """A serde's compiled decoding without logical types, as plain data: the reader
+    schema, the fields kept (None: all) and the writer schema ids it is compiled for."""
+
+    schema: dict[str, Any]
+    fields: tuple[str, ...] | None
+    schema_ids: tuple[int, ...]
+
+    def decoder(self) -> Decoder | None:
+        """The decoder :class:`AvroSerde` compiles for this plan (the same code)."""
+        return compile_decoder(fastavro.parse_schema(_plain(self.schema)), self.fields)
 
 
 def _projection(schema: dict[str, Any], fields: Collection[str]) -> tuple[str, ...]:

@@ -9,10 +9,20 @@ from streamlearn.serde.exceptions import BadMagicByteError, TruncatedRecordError
 MAGIC_BYTE = 0
 HEADER = struct.Struct(">bI")
 HEADER_SIZE = HEADER.size
+_SCHEMA_ID = struct.Struct(">I")
 
 
 def frame(schema_id: int, body: bytes) -> bytes:
     return HEADER.pack(MAGIC_BYTE, schema_id) + body
+
+
+def framed_schema_id(data: object) -> int | None:
+    """The schema id of a framed record with a body; None for anything else, which
+    :func:`unframe` explains."""
+    if type(data) is bytes and len(data) > HEADER_SIZE and data[0] == MAGIC_BYTE:
+        schema_id: int = _SCHEMA_ID.unpack_from(data, 1)[0]
+        return schema_id
+    return None
 
 
 def unframe(data: bytes | None) -> tuple[int, memoryview]:
