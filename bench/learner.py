@@ -14,12 +14,16 @@ broker, then, on the same examples:
   in between are (a last snapshot of a partial cadence, published by the timer after the
   agent ran out of examples, is left out with the idle seconds before it); and by CPU
   per example: every thread of the agent, from when it is started and idle (then the
-  examples are produced) to its last snapshot. Its last
-  snapshot's payload must equal the in-process model's bytes.
+  examples are produced) to its last snapshot, the decoding process it starts included.
+  Its last snapshot's payload must equal the in-process model's bytes. The span starts at
+  the first snapshot after every example was produced (before, this process shared the
+  machine with the agent), and beside it is the median rate of its cadences (one stall
+  of the consumer weighs on the span, not on the median).
 
 ``--rounds`` repeats both (a fresh topic each time) and prints each round and the median
 ratio: the machine is shared, so the in-process limit is measured again beside every
-agent run. ``--profile FILE`` samples the agent with py-spy (speedscope format).
+agent run. ``--without-decoding-process`` also runs the agent with
+``STREAMLEARN_AGENT_DECODING_PROCESS=false`` in every round (an A/B). ``--profile FILE`` samples the agent with py-spy (speedscope format).
 
     .venv/bin/python bench/learner.py --examples 50000 --rounds 3
 
@@ -39,6 +43,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +112,14 @@ class SnapshotWatch:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid``, every thread (Linux /proc)."""
+    """User + system CPU time of process ``pid`` and its running children (the learner's
+    decoding process), every thread (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children.update(int(child) for child in (task / "children").read_text().split())
+    return own + sum(cpu_seconds(child) for child in children)
 
 
 def settled(pid: int, quiet_s: float = 3.0) -> float:
@@ -130,7 +141,7 @@ def run_agent(
     feed: Callable[[], None],
     total: int,
     profile: Path | None,
-) -> tuple[list[dict[str, Any]], float, Path]:
+) -> tuple[list[dict[str, Any]], float, datetime, Path]:
     """``agents run --only learner``, started and idle before ``feed()`` produces the
     ``total`` examples, until it has published a snapshot of all of them: its snapshots
     and the CPU seconds it used from ``feed()`` on (every thread)."""
@@ -155,6 +166,7 @@ def run_agent(
             )  # fmt: skip
         idle_cpu = settled(worker.pid)
         feed()
+        fed = datetime.now(UTC)
         deadline = time.monotonic() + AGENT_TIMEOUT_S
         while not watch.seen or watch.seen[-1]["trained_examples"] < total:
             if worker.poll() is not None:
@@ -162,7 +174,7 @@ def run_agent(
             if time.monotonic() > deadline:
                 raise SystemExit(f"the learner did not finish in time; see {log_path}")
             watch.poll()
-        return watch.seen, cpu_seconds(worker.pid) - idle_cpu, log_path
+        return watch.seen, cpu_seconds(worker.pid) - idle_cpu, fed, log_path
     finally:
         watch.close()
         if spy is not None:
@@ -173,14 +185,19 @@ def run_agent(
 
 
 def run_round(
-    args: argparse.Namespace, bootstrap: str, registry_url: str, examples: list[dict[str, Any]]
+    args: argparse.Namespace,
+    bootstrap: str,
+    registry_url: str,
+    examples: list[dict[str, Any]],
+    decoding_process: bool,
 ) -> dict[str, Any]:
     prefix = f"bench-{uuid.uuid4().hex[:6]}."
     settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix,
                         schema_registry_url=registry_url, model_signing_key=SecretStr(KEY))  # fmt: skip
     env = {**os.environ, "STREAMLEARN_KAFKA_BOOTSTRAP": bootstrap,
            "STREAMLEARN_TOPIC_PREFIX": prefix, "STREAMLEARN_SCHEMA_REGISTRY_URL": registry_url,
-           "STREAMLEARN_MODEL_SIGNING_KEY": KEY, "STREAMLEARN_MODELS": '["ctr"]'}  # fmt: skip
+           "STREAMLEARN_MODEL_SIGNING_KEY": KEY, "STREAMLEARN_MODELS": '["ctr"]',
+           "STREAMLEARN_AGENT_DECODING_PROCESS": str(decoding_process).lower()}  # fmt: skip
     admin = AdminClient({"bootstrap.servers": bootstrap})
     apply_topology(admin, desired_topics(load_topology(REPO / "topology" / "topics.yaml"), prefix))
     registry = RegistryClient(registry_url)
@@ -195,11 +212,14 @@ def run_round(
     in_process_rate = len(decoded) / (time.perf_counter() - began)
     in_process_cpu = (time.process_time() - began_cpu) / len(decoded)
 
-    published, agent_cpu, log_path = run_agent(
+    published, agent_cpu, fed, log_path = run_agent(
         bootstrap, env, prefix, lambda: produce(bootstrap, topic, encoded), len(examples),
         args.profile,
     )  # fmt: skip
-    first, last = published[0], published[-1]
+    last = published[-1]
+    # From the first snapshot after every example was produced: while this process
+    # produces, the agent shares the machine with it.
+    first = next((p for p in published[:-2] if p["created_ts"] >= fed), published[0])
     # A last snapshot of less than a cadence's examples waited for the timer
     # (snapshot_every_s) after the agent had learned everything: that idle time is not the
     # agent's. Measure to the snapshot before it, when it is not the first.
@@ -207,6 +227,14 @@ def run_round(
     end = last
     if len(published) >= 3 and last["trained_examples"] - published[-2]["trained_examples"] < every:
         end = published[-2]
+    # Each cadence's own rate too: a single stall (the consumer waiting ~0.6 s for a fetch,
+    # seen once in most runs whatever the agent does) weighs on the span, not the median.
+    measured = published[published.index(first) : published.index(end) + 1]
+    windows = [
+        (b["trained_examples"] - a["trained_examples"])
+        / (b["created_ts"] - a["created_ts"]).total_seconds()
+        for a, b in pairwise(measured)
+    ]
     learned = end["trained_examples"] - first["trained_examples"]
     span = (end["created_ts"] - first["created_ts"]).total_seconds()
     if last["payload"] != limit.snapshot(last["created_ts"])["payload"]:
@@ -219,7 +247,10 @@ def run_round(
         "snapshots": float(len(published)),
         "cadence": " ".join(str(p["trained_examples"]) for p in published),
         "measured_examples": float(learned),
+        "measured_from": first["trained_examples"],
+        "median_window": statistics.median(windows),
         "load": os.getloadavg()[0],
+        "decoding_process": decoding_process,
     }
 
 
@@ -228,7 +259,14 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--profile", type=Path, help="py-spy speedscope profile of the agent")
+    parser.add_argument(
+        "--without-decoding-process",
+        action="store_true",
+        help="in each round, also run the agent decoding in its own process (the A/B of "
+        "STREAMLEARN_AGENT_DECODING_PROCESS)",
+    )
     args = parser.parse_args()
+    variants = [True, False] if args.without_decoding_process else [True]
 
     bootstrap, broker = bench_broker()
     registry_port = free_port()
@@ -243,28 +281,40 @@ def main() -> int:
     try:
         time.sleep(3)
         print(
-            "| round | in-process examples/s | learner agent examples/s | ratio "
-            "| CPU per example: in-process / agent | CPU ratio | snapshots | load (1 min) |"
+            "| round | decoding process | in-process examples/s | learner agent examples/s "
+            "| ratio | median cadence ratio | CPU per example: in-process / agent | CPU ratio "
+            "| snapshots | load (1 min) |"
         )
-        print("|---|---|---|---|---|---|---|---|")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
         for number in range(1, args.rounds + 1):
-            r = run_round(args, bootstrap, registry_url, examples)
-            results.append(r)
-            print(f"| {number} | {r['in_process']:,.0f} | {r['agent']:,.0f} "
-                  f"| {r['agent'] / r['in_process']:.2f} | {r['in_process_cpu_us']:.1f} µs / "
-                  f"{r['agent_cpu_us']:.1f} µs | {r['in_process_cpu_us'] / r['agent_cpu_us']:.2f} "
-                  f"| {r['snapshots']:.0f} ({r['cadence']}) | {r['load']:.1f} |", flush=True)  # fmt: skip
+            for decoding_process in variants:
+                r = run_round(args, bootstrap, registry_url, examples, decoding_process)
+                results.append(r)
+                print(f"| {number} | {'yes' if decoding_process else 'no'} "
+                      f"| {r['in_process']:,.0f} | {r['agent']:,.0f} "
+                      f"| {r['agent'] / r['in_process']:.2f} "
+                      f"| {r['median_window'] / r['in_process']:.2f} "
+                      f"| {r['in_process_cpu_us']:.1f} µs / "
+                      f"{r['agent_cpu_us']:.1f} µs "
+                      f"| {r['in_process_cpu_us'] / r['agent_cpu_us']:.2f} "
+                      f"| {r['snapshots']:.0f} ({r['cadence']}; from {r['measured_from']}) "
+                      f"| {r['load']:.1f} |", flush=True)  # fmt: skip
     finally:
         registry_process.terminate()
         registry_process.wait(30)
         if broker is not None:
             broker.stop()
-    ratio = statistics.median(r["agent"] / r["in_process"] for r in results)
-    cpu = statistics.median(r["in_process_cpu_us"] / r["agent_cpu_us"] for r in results)
-    print(f"\nlearner agent {ratio:.2f}x in-process by examples/s, {cpu:.2f}x by CPU per "
-          f"example (median of {len(results)} rounds; "
-          f"{args.examples:,} examples, measured between snapshots: "
-          f"{results[-1]['measured_examples']:,.0f}); {os.cpu_count()} CPUs")  # fmt: skip
+    for decoding_process in variants:
+        runs = [r for r in results if r["decoding_process"] == decoding_process]
+        ratio = statistics.median(r["agent"] / r["in_process"] for r in runs)
+        cpu = statistics.median(r["in_process_cpu_us"] / r["agent_cpu_us"] for r in runs)
+        window = statistics.median(r["median_window"] / r["in_process"] for r in runs)
+        print(f"\nlearner agent ({'with' if decoding_process else 'without'} its decoding "
+              f"process) {ratio:.2f}x in-process by examples/s ({window:.2f}x by the median "
+              f"cadence), {cpu:.2f}x by CPU per "
+              f"example (median of {len(runs)} rounds; "
+              f"{args.examples:,} examples, measured between snapshots: "
+              f"{runs[-1]['measured_examples']:,.0f}); {os.cpu_count()} CPUs")  # fmt: skip
     return 0
 
 

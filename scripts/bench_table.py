@@ -144,15 +144,17 @@ def learning(text: str, data: dict[str, Any] | None) -> Figures:
 def learner(text: str, data: dict[str, Any] | None) -> Figures:
     """bench/learner.py's summary line: the agent against in-process learning."""
     found = re.search(
-        r"learner agent ([\d.]+)x in-process by examples/s, ([\d.]+)x by CPU per example "
+        r"learner agent \(with its decoding process\) ([\d.]+)x in-process by examples/s "
+        r"\(([\d.]+)x by the median cadence\), ([\d.]+)x by CPU per example "
         r"\(median of (\d+) rounds",
         text,
     )
     if found is None:
         return []
-    rate, cpu, rounds = found.groups()
+    rate, cadence, cpu, rounds = found.groups()
     return [
         ("learner agent vs in-process, examples/s", f"{rate} (median of {rounds})"),
+        ("learner agent vs in-process, examples/s, median cadence", cadence),
         ("learner agent vs in-process, CPU per example", cpu),
     ]
 

@@ -62,8 +62,9 @@ LEARNER_OUT = """\
 |---|---|---|---|---|---|
 | 1 | 30,000 | 25,000 | 0.83 | 30.0 µs / 42.0 µs | 0.71 |
 
-learner agent 0.84x in-process by examples/s, 0.71x by CPU per example (median of 3 rounds; \
-20,000 examples, measured between the first and last snapshot: 18,000); 2 CPUs
+learner agent (with its decoding process) 0.84x in-process by examples/s (0.86x by the median \
+cadence), 0.71x by CPU per example (median of 3 rounds; 20,000 examples, measured between \
+snapshots: 18,000); 2 CPUs
 """
 SERDE_OUT = """\
 TelemetryEvent, 2000 records, median of 3 runs
@@ -101,6 +102,7 @@ def test_each_benchmarks_headline_figures_are_read_from_its_output() -> None:
     assert [value for _, value in bench_table.serde(SERDE_OUT, None)] == ["1.02x", "1.11x"]
     assert bench_table.learner(LEARNER_OUT, None) == [
         ("learner agent vs in-process, examples/s", "0.84 (median of 3)"),
+        ("learner agent vs in-process, examples/s, median cadence", "0.86"),
         ("learner agent vs in-process, CPU per example", "0.71"),
     ]
 
