@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import ast
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.client import AIOKafkaClient
+from aiokafka.consumer.fetcher import Fetcher as AiokafkaFetcher
+from aiokafka.consumer.subscription_state import SubscriptionState
 from aiokafka.structs import ConsumerRecord
 from faust.stores import by_url as store_by_url
 from faust.transport import by_url as transport_by_url
@@ -57,12 +62,34 @@ def app() -> Iterator[BatchingApp]:
 # -- the guard ---------------------------------------------------------------------------
 
 
+@asynccontextmanager
+async def _holders(app: BatchingApp) -> AsyncIterator[dict[str, Any]]:
+    """A real object of each kind that holds private attributes the runtime uses."""
+    client = AIOKafkaClient(bootstrap_servers="127.0.0.1:9")
+    aiokafka_fetcher = AiokafkaFetcher(client, SubscriptionState())
+    aiokafka_consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9")
+    try:
+        yield {
+            "consumer": app.consumer,
+            "started consumer": app.consumer,
+            "fetcher": Fetcher(app=app),
+            "aiokafka consumer": aiokafka_consumer,
+            "aiokafka fetcher": aiokafka_fetcher,
+        }
+    finally:
+        await aiokafka_consumer.stop()
+        await aiokafka_fetcher.close()
+        await client.close()
+
+
 async def test_the_installed_faust_has_every_private_member_the_runtime_uses(
     app: BatchingApp,
 ) -> None:
     check_faust_methods()
-    assert attribute_problems("consumer", app.consumer) == []
-    assert attribute_problems("fetcher", Fetcher(app=app)) == []
+    async with _holders(app) as holders:
+        assert set(holders) == set(FAUST_ATTRIBUTES)
+        for holder, instance in holders.items():
+            assert attribute_problems(holder, instance) == []
 
 
 @pytest.mark.parametrize(("owner", "member", "kind"), FAUST_METHODS, ids=lambda v: str(v))
@@ -101,13 +128,14 @@ def test_the_guard_fails_for_a_method_whose_parameters_changed() -> None:
 async def test_the_guard_fails_for_each_attribute_it_lists(
     holder: str, name: str, app: BatchingApp
 ) -> None:
-    real: Any = app.consumer if holder == "consumer" else Fetcher(app=app)
-    # An object with every attribute of the real one the guard looks for but ``name``:
-    # what a Faust release without it would hand the runtime.
-    lacking = SimpleNamespace(
-        **{other: getattr(real, other) for other in FAUST_ATTRIBUTES[holder] if other != name}
-    )
-    assert attribute_problems(holder, real) == []
+    async with _holders(app) as holders:
+        real = holders[holder]
+        # An object with every attribute of the real one the guard looks for but ``name``:
+        # what a Faust release without it would hand the runtime.
+        lacking = SimpleNamespace(
+            **{other: getattr(real, other) for other in FAUST_ATTRIBUTES[holder] if other != name}
+        )
+        assert attribute_problems(holder, real) == []
     assert attribute_problems(holder, lacking) == [f"SimpleNamespace instances have no {name}"]
 
 
@@ -454,3 +482,21 @@ def test_two_steps_of_one_worker_may_not_read_the_same_topic() -> None:
     assert "preprocess and monitor both read telemetry.events" in message
     assert "agents run --only monitor" in message
     check_one_reader_per_topic(steps(PreprocessStep, SessioniseStep))
+
+
+async def test_a_fetch_that_finds_nothing_new_is_held_by_the_broker_200_ms_not_1500(
+    app: BatchingApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiokafka keeps one fetch in flight per broker: while one that found nothing is held,
+    # a partition whose records were just handed over waits for it to return.
+    consumer: Any = app.consumer
+    client = AIOKafkaClient(bootstrap_servers="127.0.0.1:9")
+    fetcher = AiokafkaFetcher(client, SubscriptionState(), fetch_max_wait_ms=1500)
+    aiokafka_consumer = SimpleNamespace(_fetcher=fetcher)
+    monkeypatch.setattr(consumer._thread, "_ensure_consumer", lambda: aiokafka_consumer)
+    try:
+        consumer._shorten_fetch_wait()
+        assert fetcher._fetch_max_wait_ms == faust_internals.FETCH_MAX_WAIT_MS == 200
+    finally:
+        await fetcher.close()
+        await client.close()
