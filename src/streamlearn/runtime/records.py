@@ -235,39 +235,27 @@ class StepInputs:
             return
         bounds = [0, *range(FIRST_CHUNK, len(messages), CHUNK), len(messages)]
         chunks = [messages[start:end] for start, end in pairwise(bounds)]
-        try:
-            process.discard_pending()
-            process.submit(topic, [message.value for message in chunks[1]])
-        except DecodingProcessError as exc:
-            yield from self._without_process(exc, topic, partition, messages, outputs)
-            return
-        yield self.decode_many(topic, partition, chunks[0], outputs)
-        for index in range(1, len(chunks)):
+        for index, chunk in enumerate(chunks):
+            values = None  # the first chunk: decoded here while the child takes the next
             try:
+                if index == 0:
+                    process.discard_pending()
                 if index + 1 < len(chunks):
                     process.submit(topic, [message.value for message in chunks[index + 1]])
-                values = process.result()
-                if len(values) != len(chunks[index]):  # never: but never lose a record
-                    raise DecodingProcessError(f"{len(values)} answers to {len(chunks[index])}")
+                if index > 0:
+                    values = process.result()
+                    if len(values) != len(chunk):  # never: but never lose a record
+                        raise DecodingProcessError(f"{len(values)} answers to {len(chunk)}")
             except DecodingProcessError as exc:
-                rest = [message for chunk in chunks[index:] for message in chunk]
-                yield from self._without_process(exc, topic, partition, rest, outputs)
+                self._stop_process(exc)
+                rest = [message for later in chunks[index:] for message in later]
+                yield self.decode_many(topic, partition, rest, outputs)
                 return
-            yield self.decode_many(topic, partition, chunks[index], outputs, values)
+            yield self.decode_many(topic, partition, chunk, outputs, values)
 
-    def _without_process(
-        self,
-        error: DecodingProcessError,
-        topic: str,
-        partition: int,
-        messages: Sequence[InputMessage],
-        outputs: StepOutputs,
-    ) -> Iterator[list[Record]]:
+    def _stop_process(self, error: DecodingProcessError) -> None:
         log.error("decoding in this process from now on: %s", error)
-        if self._process is not None:
-            self._process.close()
-            self._process = None
-        yield self.decode_many(topic, partition, messages, outputs)
+        self.close()
 
     def decode_many(
         self,

@@ -113,8 +113,9 @@ class Step(ABC):
     """Whether a worker decodes the step's long batches in a second process while the
     step handles the records before them (:mod:`streamlearn.serde.decoding_process`),
     for plain inputs, with a second core and ``STREAMLEARN_AGENT_DECODING_PROCESS`` on.
-    For steps whose handling is mostly Python (the learner); a batch then reaches
-    :meth:`process` in several calls, which it must take as it takes smaller batches."""
+    For steps whose decoding is a large share of their work (preprocess, sessionise, the
+    learner); a batch then reaches :meth:`process` in several calls, which it must take as
+    it takes smaller batches."""
 
     def bind(self, state: Stores, wall_clock: Callable[[], int]) -> None:
         """Called once, before anything else, with the step's state and the wall clock

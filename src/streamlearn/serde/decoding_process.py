@@ -207,21 +207,6 @@ def decode_chunk(decoders: Mapping[int, Decoder], values: Sequence[Any]) -> list
     return records
 
 
-def _answer(records: list[Any]) -> bytes:
-    try:
-        return marshal.dumps(records)
-    except ValueError:  # a value marshal cannot carry: those few go back undecoded
-        return marshal.dumps([_marshallable_or_none(record) for record in records])
-
-
-def _marshallable_or_none(record: Any) -> Any:
-    try:
-        marshal.dumps(record)
-    except ValueError:
-        return None
-    return record
-
-
 def child_main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
@@ -242,7 +227,9 @@ def child_main() -> int:
     threading.Thread(target=read_all, name="stdin", daemon=True).start()
     while (frame := frames.get()) is not None:
         key, values = marshal.loads(frame)  # noqa: S302 - our parent's plain data
-        payload = _answer(decode_chunk(decoders.get(key, {}), values))
+        # Plain decoders return what marshal carries; if not, this process fails and the
+        # parent decodes alone.
+        payload = marshal.dumps(decode_chunk(decoders.get(key, {}), values))
         try:
             stdout.write(_LENGTH.pack(len(payload)))
             stdout.write(payload)
