@@ -7,12 +7,17 @@ later may meanwhile be the local end of some client's connection (a part's Kafka
 connection, say), and the server then fails with "address already in use". Ports are
 picked below that range instead, where only servers that ask for a port land, and checked
 free by binding them.
+
+A port is free until its server listens, which may be seconds later: `up` picks every
+agent's metrics port before the first agent starts. So a process never hands out the same
+port twice, nor one its caller says is meant for another server (``avoid``).
 """
 
 from __future__ import annotations
 
 import random
 import socket
+from collections.abc import Collection
 from pathlib import Path
 
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
@@ -20,6 +25,8 @@ DEFAULT_EPHEMERAL_RANGE = (32768, 60999)  # Linux's default
 LOWEST = 10_000
 """Below this, ports are well known or registered often enough to be worth avoiding."""
 ATTEMPTS = 100
+_given: set[int] = set()
+"""Ports this process handed out (their servers may not listen yet)."""
 
 
 def ephemeral_range(setting: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int]:
@@ -44,13 +51,15 @@ def _bindable(host: str, port: int) -> bool:
     return True
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing holds on ``host``, outside the ephemeral range when there is room."""
+def free_port(host: str = "127.0.0.1", avoid: Collection[int] = ()) -> int:
+    """A port nothing holds on ``host``, outside the ephemeral range when there is room,
+    neither given before by this process nor in ``avoid``."""
     low, _ = ephemeral_range()
     if low - LOWEST >= ATTEMPTS:
         for _ in range(ATTEMPTS):
             port = _candidate(low)
-            if _bindable(host, port):
+            if port not in _given and port not in avoid and _bindable(host, port):
+                _given.add(port)
                 return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))  # no room below the range: the kernel's choice

@@ -54,3 +54,28 @@ def test_without_room_below_the_range_the_kernel_chooses(monkeypatch: pytest.Mon
     port = ports.free_port()
     with socket.socket() as server:
         server.bind(("127.0.0.1", port))
+
+
+def test_a_port_already_given_is_not_given_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`up` picks every agent's metrics port before any of them listens: the same pick twice
+    let two agents share one (CI saw sessionise crash on every restart, "address already
+    in use", while preprocess answered its readiness probe in its place)."""
+    first, second = _two_free_ports()
+    picks = iter([first, first, second])
+    monkeypatch.setattr(ports, "_candidate", lambda low: next(picks))
+    monkeypatch.setattr(ports, "_given", set())
+    assert ports.free_port() == first
+    assert ports.free_port() == second
+
+
+def test_ports_a_caller_names_are_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = _two_free_ports()
+    picks = iter([first, second])
+    monkeypatch.setattr(ports, "_candidate", lambda low: next(picks))
+    monkeypatch.setattr(ports, "_given", set())
+    assert ports.free_port(avoid={first}) == second
+
+
+def _two_free_ports() -> tuple[int, int]:
+    free = (p for p in range(20_000, 32_000) if ports._bindable("127.0.0.1", p))
+    return next(free), next(free)

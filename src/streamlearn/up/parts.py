@@ -51,9 +51,12 @@ def part_specs(
     }
     if settings.model_signing_key is not None:
         env["STREAMLEARN_MODEL_SIGNING_KEY"] = settings.model_signing_key.get_secret_value()
+    # Picked before any part listens: none may be a port meant for another server.
+    named = {options.kafka_port, options.registry_port, options.collector_port,
+             options.serve_port, options.dashboard_port}  # fmt: skip
     specs = []
     for agent in AGENT_NAMES:
-        port = free_port()
+        port = free_port(avoid=named)
         specs.append(
             ChildSpec(
                 agent,
@@ -67,7 +70,7 @@ def part_specs(
                 metrics_url=f"http://127.0.0.1:{port}/metrics",
             )
         )
-    port = free_port()
+    port = free_port(avoid=named)
     specs.append(
         ChildSpec(
             "archive",
