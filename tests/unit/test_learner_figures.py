@@ -4,16 +4,20 @@ by the promotion gate (counter by reason) and the alert that says why."""
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
+import pytest
 from fastavro import parse_schema
 from fastavro.validation import validate
 from prometheus_client import CollectorRegistry
 
 from streamlearn.agents.learner_figures import HELD_BACK_KIND, LearnerFigures
 from streamlearn.models.served_metrics import RecentServed
+from streamlearn.models.synthetic import exact_auc
+from streamlearn.monitoring.calibration import ReliabilityBins
 
 
 def _snapshot(version: int, metrics: dict[str, float]) -> dict[str, Any]:
@@ -91,3 +95,43 @@ def test_recent_served_auc_is_judged_within_each_version() -> None:
         for truth, score in ((True, 0.4), (False, 0.1)):
             recent.update(version, truth, score + shift, 1.0)
     assert recent.figures()["recent_served_auc"] == 1.0
+
+
+def _recent_figures_one_by_one(rows: list[tuple[int, bool, float, float]]) -> dict[str, float]:
+    """What the recent figures are by definition: every row of the window through the
+    reliability bins in order, then the exact AUC of each version in order of first
+    appearance, weighted by its rows."""
+    bins = ReliabilityBins()
+    by_version: dict[int, tuple[list[bool], list[float]]] = {}
+    for version, truth, score, weight in rows:
+        bins.add(score, float(truth), weight)
+        labels, scores = by_version.setdefault(version, ([], []))
+        labels.append(truth)
+        scores.append(score)
+    total = weighted = 0.0
+    for labels, scores in by_version.values():
+        if any(labels) and not all(labels):
+            weighted += exact_auc(labels, scores) * len(labels)
+            total += len(labels)
+    figures = {"recent_ece": bins.ece(), "recent_examples": float(len(rows))}
+    if total:
+        figures["recent_served_auc"] = weighted / total
+    return figures
+
+
+@pytest.mark.parametrize("size", [1, 7, 500])
+def test_recent_served_figures_are_those_of_the_window_one_row_at_a_time(size: int) -> None:
+    """Bit for bit, as the window rolls over: weights other than 1, scores out of [0, 1]
+    and on bin edges, ties, versions coming back, a version of one class only."""
+    rng = random.Random(size)
+    recent = RecentServed(size=size)
+    rows: list[tuple[int, bool, float, float]] = []
+    for step in range(3 * size + 11):
+        version = rng.choice([1, 2, 3, 2, 9]) if step % 50 else 4
+        score = rng.choice([rng.random(), 0.5, 1.0, 0.0, -0.2, 1.3, round(rng.random(), 1)])
+        truth = version != 9 and rng.random() < score
+        weight = rng.choice([1.0, 0.25, 3.0, rng.random()])
+        recent.update(version, truth, score, weight)
+        rows.append((version, truth, score, weight))
+        if step % 5 == 0 or step > 3 * size:
+            assert recent.figures() == _recent_figures_one_by_one(rows[-size:]), step

@@ -11,9 +11,10 @@ both classes (the newest versions' negatives are still inside the label horizon)
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import Any
 
+import numpy as np
 from river import metrics as river_metrics
 
 from streamlearn.models.synthetic import exact_auc
@@ -78,32 +79,89 @@ class RecentServed:
     *now* are. The AUC is exact (ranks, ties half) within each serving version and
     averaged weighted by examples, as the learning lab judges; the ECE comes from the
     reliability bins the monitor uses (10 equal-width bins).
+
+    The figures are asked for at every snapshot (twice: its metrics and the metrics
+    record), over the whole window. So each row keeps what it adds to the bins, computed
+    once when it arrives, in columns (numpy rings), and the figures add those up in the
+    window's order (the same sums, bit for bit, as adding the rows to the bins one by
+    one), and are kept until the next row.
     """
 
     def __init__(self, size: int = RECENT_EXAMPLES) -> None:
-        self._rows: deque[tuple[int, bool, float, float]] = deque(maxlen=size)
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        self._size = size
+        self._count = 0
+        self._next = 0
+        """Where the next row goes: once the window is full, its oldest row."""
+        self._versions = np.zeros(size, dtype=np.int64)
+        self._positives = np.zeros(size, dtype=bool)
+        self._scores = np.zeros(size)
+        # What each row adds to its reliability bin (ReliabilityBins.contribution).
+        self._bins = np.zeros(size, dtype=np.intp)
+        self._weights = np.zeros(size)
+        self._scored = np.zeros(size)
+        self._labelled = np.zeros(size)
+        self._losses = np.zeros(size)
+        self._reliability = ReliabilityBins()
+        """Only for :meth:`ReliabilityBins.contribution` (never added to)."""
+        self._figures: dict[str, float] | None = None
 
     def update(self, version: int, truth: bool | float, score: float, weight: float) -> None:
-        self._rows.append((version, bool(truth), score, weight))
+        positive = bool(truth)
+        at = self._next
+        (
+            self._bins[at],
+            self._scored[at],
+            self._labelled[at],
+            self._losses[at],
+        ) = self._reliability.contribution(score, positive, weight)
+        self._versions[at] = version
+        self._positives[at] = positive
+        self._scores[at] = score
+        self._weights[at] = weight
+        self._next = (at + 1) % self._size
+        self._count = min(self._count + 1, self._size)
+        self._figures = None
 
     def figures(self) -> dict[str, float]:
         """``recent_served_auc`` (when some version's examples hold both classes),
         ``recent_ece`` and ``recent_examples``; empty before the first example."""
-        if not self._rows:
+        if self._figures is None:
+            self._figures = self._window_figures()
+        return dict(self._figures)
+
+    def _window(self, column: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """``column``'s rows of the window, oldest first."""
+        if self._count < self._size:
+            return column[: self._count]
+        return np.concatenate((column[self._next :], column[: self._next]))
+
+    def _window_figures(self) -> dict[str, float]:
+        if not self._count:
             return {}
-        bins = ReliabilityBins()
-        by_version: dict[int, tuple[list[bool], list[float]]] = {}
-        for version, truth, score, weight in self._rows:
-            bins.add(score, float(truth), weight)
-            labels, scores = by_version.setdefault(version, ([], []))
-            labels.append(truth)
-            scores.append(score)
+        window = self._window
+        bins, count = window(self._bins), self._reliability.bins
+        reliability = ReliabilityBins(count)
+        # bincount adds each bin's values in the order given, as ReliabilityBins.add does.
+        reliability.weights = np.bincount(bins, window(self._weights), count).tolist()
+        reliability.score_sums = np.bincount(bins, window(self._scored), count).tolist()
+        reliability.label_sums = np.bincount(bins, window(self._labelled), count).tolist()
+        reliability.log_loss_sums = np.bincount(bins, window(self._losses), count).tolist()
+        versions, positives, scores = (
+            window(self._versions),
+            window(self._positives),
+            window(self._scores),
+        )
         total = weighted = 0.0
-        for labels, scores in by_version.values():
-            if any(labels) and not all(labels):
-                weighted += exact_auc(labels, scores) * len(labels)
-                total += len(labels)
-        figures = {"recent_ece": bins.ece(), "recent_examples": float(len(self._rows))}
+        distinct, first = np.unique(versions, return_index=True)
+        for version in distinct[np.argsort(first)]:  # in order of first appearance
+            chosen = versions == version
+            examples = int(chosen.sum())
+            if 0 < int(positives[chosen].sum()) < examples:
+                weighted += exact_auc(positives[chosen], scores[chosen]) * examples
+                total += examples
+        figures = {"recent_ece": reliability.ece(), "recent_examples": float(self._count)}
         if total:
             figures["recent_served_auc"] = weighted / total
         return figures

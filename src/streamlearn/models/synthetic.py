@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from streamlearn.models.features import FeatureValue
 
@@ -194,8 +195,9 @@ class ClickWorld:
         return predictions, feedback, requests
 
 
-def exact_auc(labels: list[bool], scores: list[float]) -> float:
-    """The exact ROC AUC (ties count one half), for reporting the ceiling."""
+def exact_auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
+    """The exact ROC AUC (ties count one half), for reporting the ceiling (labels and
+    scores as lists or arrays)."""
     y = np.asarray(labels, dtype=bool)
     s = np.asarray(scores, dtype=float)
     order = np.argsort(s, kind="mergesort")

@@ -41,6 +41,19 @@ class ReliabilityBins:
 
     def add(self, score: float, label: float, weight: float = 1.0) -> None:
         """One labelled prediction; ``score`` is clipped to [0, 1], ``label`` must be in it."""
+        index, weighted_score, weighted_label, weighted_loss = self.contribution(
+            score, label, weight
+        )
+        self.weights[index] += weight
+        self.score_sums[index] += weighted_score
+        self.label_sums[index] += weighted_label
+        self.log_loss_sums[index] += weighted_loss
+
+    def contribution(
+        self, score: float, label: float, weight: float = 1.0
+    ) -> tuple[int, float, float, float]:
+        """What :meth:`add` adds: the bin, then the weighted score, label and log loss
+        (added to the bin's sums in order, these give the same sums bit for bit)."""
         if math.isnan(score):
             raise ValueError("score is NaN")
         if not 0 <= label <= 1:
@@ -51,10 +64,7 @@ class ReliabilityBins:
         index = min(int(score * self.bins), self.bins - 1)
         clipped = min(max(score, LOG_LOSS_CLIP), 1 - LOG_LOSS_CLIP)
         loss = -(label * math.log(clipped) + (1 - label) * math.log(1 - clipped))
-        self.weights[index] += weight
-        self.score_sums[index] += weight * score
-        self.label_sums[index] += weight * label
-        self.log_loss_sums[index] += weight * loss
+        return index, weight * score, weight * label, weight * loss
 
     def merge(self, other: ReliabilityBins) -> None:
         """Add ``other``'s sums to these (in place); the number of bins must be equal."""
