@@ -15,7 +15,7 @@ from fastavro.validation import validate
 from prometheus_client import CollectorRegistry
 
 from streamlearn.agents.learner_figures import HELD_BACK_KIND, LearnerFigures
-from streamlearn.models.served_metrics import RecentServed
+from streamlearn.models.served_metrics import RecentServed, ServedAuc
 from streamlearn.models.synthetic import exact_auc
 from streamlearn.monitoring.calibration import ReliabilityBins
 
@@ -135,3 +135,22 @@ def test_recent_served_figures_are_those_of_the_window_one_row_at_a_time(size: i
         rows.append((version, truth, score, weight))
         if step % 5 == 0 or step > 3 * size:
             assert recent.figures() == _recent_figures_one_by_one(rows[-size:]), step
+
+
+def test_served_auc_asked_often_is_that_of_all_its_rows_asked_once() -> None:
+    """Each version's AUC is kept between asks: a version's new example must renew it,
+    old versions falling out of the kept ones must leave it."""
+    rng = random.Random(3)
+    asked_often = ServedAuc()
+    rows: list[tuple[int, bool, float]] = []
+    for step in range(1500):  # 75 versions: the oldest fall out of the 50 kept
+        version = min(step // 20 + 1, rng.choice([1, 2, step // 20 + 1, step // 20 + 1]))
+        score = rng.random()
+        truth = rng.random() < score
+        asked_often.update(version, truth, score, 1.0)
+        rows.append((version, truth, score))
+        if step % 23 == 0 or step > 1480:
+            asked_once = ServedAuc()
+            for row in rows:
+                asked_once.update(*row, 1.0)
+            assert asked_often.get() == asked_once.get(), step

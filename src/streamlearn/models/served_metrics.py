@@ -24,31 +24,49 @@ KEPT_VERSIONS = 50
 
 
 class ServedAuc:
-    """Weighted mean of per-version ROC AUC of served scores (last ``KEPT_VERSIONS``)."""
+    """Weighted mean of per-version ROC AUC of served scores (last ``KEPT_VERSIONS``).
+
+    Asked for at every snapshot, while most kept versions no longer serve: each version's
+    AUC is kept until that version's next example."""
 
     def __init__(self) -> None:
-        self._by_version: OrderedDict[int, tuple[Any, list[int]]] = OrderedDict()
+        self._by_version: OrderedDict[int, _VersionAuc] = OrderedDict()
         self.examples = 0
 
     def update(self, version: int, truth: bool | float, score: float, weight: float) -> None:
         positive = bool(truth)
         entry = self._by_version.get(version)
         if entry is None:
-            entry = (river_metrics.ROCAUC(), [0, 0])  # type: ignore[no-untyped-call]
-            self._by_version[version] = entry
+            entry = self._by_version[version] = _VersionAuc()
             while len(self._by_version) > KEPT_VERSIONS:
                 self._by_version.popitem(last=False)
-        entry[0].update(positive, score, weight)
-        entry[1][int(positive)] += 1
+        entry.auc.update(positive, score, weight)
+        entry.counts[int(positive)] += 1
+        entry.value = None
         self.examples += 1
 
     def get(self) -> float | None:
         total = weighted = 0.0
-        for auc, (negatives, positives) in self._by_version.values():
+        for entry in self._by_version.values():
+            negatives, positives = entry.counts
             if negatives and positives:
-                weighted += float(auc.get()) * (negatives + positives)
+                if entry.value is None:
+                    entry.value = float(entry.auc.get())
+                weighted += entry.value * (negatives + positives)
                 total += negatives + positives
         return weighted / total if total else None
+
+
+class _VersionAuc:
+    """One version's River ROC AUC, its [negatives, positives] and its AUC when asked
+    (None: changed since)."""
+
+    __slots__ = ("auc", "counts", "value")
+
+    def __init__(self) -> None:
+        self.auc: Any = river_metrics.ROCAUC()  # type: ignore[no-untyped-call]
+        self.counts = [0, 0]
+        self.value: float | None = None
 
 
 class ServedMae:

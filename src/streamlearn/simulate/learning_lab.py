@@ -52,6 +52,7 @@ from streamlearn.models.snapshot import load_model
 from streamlearn.models.specs import ModelSpec
 from streamlearn.models.synthetic import exact_auc
 from streamlearn.monitoring.calibration import ReliabilityBins
+from streamlearn.serving.scoring import Scorer, scorer_for
 from streamlearn.settings import Settings
 from streamlearn.simulate.lab import DEFAULT_START_MS, Lab, Serving
 from streamlearn.simulate.traffic import Hit, Slot, TrafficConfig
@@ -189,8 +190,10 @@ class LearningLab(Lab):
         )
         """The models served and learned (by default those the settings configure; a
         bench passes variants, e.g. another label strategy)."""
-        self.current: dict[str, tuple[int, Any]] = {}
-        """Model name → (version, model) served now: the newest snapshot loaded."""
+        self.current: dict[str, tuple[int, Scorer]] = {}
+        """Model name → (version, scorer) served now: the newest snapshot loaded, scored
+        as a prediction worker scores it (:func:`~streamlearn.serving.scoring.scorer_for`,
+        which answers exactly what ``spec.predict`` answers)."""
         self.published: dict[str, list[tuple[float, int]]] = {name: [] for name in self.specs}
         """Model name → (simulated second it started serving, version), in order."""
         self.withheld: dict[str, list[tuple[float, int]]] = {name: [] for name in self.specs}
@@ -235,9 +238,8 @@ class LearningLab(Lab):
         current = self.current.get(arm)
         if current is None:
             return arm, 0, spec.rules.fallback_score
-        version, model = current
-        score = spec.predict(model, model_input(slot.features, slot.context))
-        return arm, version, spec.rules.clamp(score)
+        version, score = current
+        return arm, version, spec.rules.clamp(score(slot.features, slot.context))
 
     def _served(
         self, request_id: str, hit: Hit, slot: Slot, model_name: str, version: int, score: float
@@ -270,7 +272,8 @@ class LearningLab(Lab):
                         self.judged_worse[name] = self.judged_worse.get(name, 0) + 1
                     continue
                 loaded = load_model(snapshot, self._key, specs=self.specs)
-                self.current[loaded.model_name] = (loaded.version, loaded.model)
+                scorer = scorer_for(loaded.spec, loaded.model)
+                self.current[loaded.model_name] = (loaded.version, scorer)
                 if self.keep_inputs:
                     self.served_models[loaded.model_name][loaded.version] = loaded.model
                 self.published[loaded.model_name].append((self.elapsed_s, loaded.version))
