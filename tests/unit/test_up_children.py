@@ -143,3 +143,38 @@ http.server.HTTPServer(("127.0.0.1", {port}), Ready).serve_forever()
     assert crashes[0].stuck_s is not None
     assert crashes[0].stuck_s >= 0.5
     assert "killed: not ready for" in crashes[0].describe()
+
+
+async def test_a_ready_url_answered_by_another_process_is_not_the_child_ready(
+    tmp_path: Path,
+) -> None:
+    """CI once saw two agents given one metrics port: the second crashed on every restart
+    ("address already in use") while the first answered its readiness probe, so `up`
+    took it for ready and ran without it. A part's probe answer names its pid."""
+    port = free_port()
+    impostor = f"""
+import json, os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({{"status": "ready", "pid": os.getpid()}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+print("impostor serving", flush=True)
+HTTPServer(("127.0.0.1", {port}), Handler).serve_forever()
+"""
+    supervisor = Supervisor(tmp_path / "logs", lambda crash: None)
+    (other,) = await supervisor.start([_spec("other", impostor)])
+    await _until(lambda: "impostor serving" in (tmp_path / "logs" / "other.log").read_text())
+    spec = ChildSpec(
+        "shadowed", (SERVES_UNTIL_SIGTERM,), program=PYTHON,
+        ready_url=f"http://127.0.0.1:{port}/readyz", ready_timeout_s=1.5,
+    )  # fmt: skip
+    with pytest.raises(StreamlearnError, match="shadowed did not come up") as raised:
+        await supervisor.start([spec])
+    assert f"answered by another process (pid {other.pid})" in str(raised.value)
+    await supervisor.stop([])

@@ -3,11 +3,16 @@ rebalancing or recovering."""
 
 from __future__ import annotations
 
+import json
+import os
+import urllib.request
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from streamlearn.ports import free_port
 from streamlearn.runtime import health as health_module
 from streamlearn.runtime.health import WorkerHealth
 
@@ -45,3 +50,20 @@ def test_a_worker_is_ready_once_started_and_not_while_rebalancing_or_recovering(
     health.app.rebalancing = False
     health.app.in_recovery = True
     assert not health.readiness()[0]
+
+
+def test_the_probes_answer_over_http_naming_the_process() -> None:
+    """`up` checks the pid: a port given to two parts is answered by the wrong one."""
+    health = _health()
+    health.last_beat = health_module.time.monotonic()
+    port = free_port()
+    server = health_module.serve_health(health, CollectorRegistry(), "127.0.0.1", port)
+    try:
+        for path in ("/readyz", "/healthz"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+                body = json.loads(answer.read())
+            assert body["pid"] == os.getpid(), path
+            assert body["status"] in ("ready", "ok"), path
+    finally:
+        server.shutdown()
+        server.server_close()

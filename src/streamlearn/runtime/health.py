@@ -3,14 +3,16 @@
 ``/healthz`` (liveness) answers 503 when the worker's event loop has not run its heartbeat
 for ``stale_after_s``: a loop blocked that long processes nothing and should be restarted.
 ``/readyz`` answers 503 until the worker has started and while a rebalance or table
-recovery is under way. The server runs in its own thread (like prometheus_client's), so it
-answers even when the loop does not: that is what makes the liveness check meaningful.
+recovery is under way. Both answers name the worker's pid. The server runs in its own
+thread (like prometheus_client's), so it answers even when the loop does not: that is what
+makes the liveness check meaningful.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -73,7 +75,10 @@ def serve_health(
                 self._send(404, b'{"error": "not found"}', "application/json")
                 return
             ok, body = checks[path]()
-            self._send(200 if ok else 503, json.dumps(body).encode(), "application/json")
+            # The pid lets a supervisor tell its own child's answer from another's (a port
+            # given to two processes: the second cannot listen, the first answers).
+            answer = {**body, "pid": os.getpid()}
+            self._send(200 if ok else 503, json.dumps(answer).encode(), "application/json")
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)

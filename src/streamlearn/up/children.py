@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import ssl
@@ -77,6 +78,16 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> tuple[str, ...]:
             return tuple(line.rstrip("\n") for line in deque(log, maxlen=lines))
     except OSError:
         return ()
+
+
+def _answering_pid(body: bytes) -> int | None:
+    """The pid a readiness answer names (the agents' and the archive's do), else None."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    pid = answer.get("pid") if isinstance(answer, dict) else None
+    return pid if isinstance(pid, int) else None
 
 
 class Child:
@@ -194,20 +205,31 @@ class Child:
         """Until the ready URL answers 200 (a crash meanwhile restarts the child and the
         wait goes on); a clear error with the log's last lines after the timeout."""
         deadline = time.monotonic() + self.spec.ready_timeout_s
+        impostor: int | None = None
         while time.monotonic() < deadline:
-            running = self.process is not None and self.process.returncode is None
+            process = self.process
+            running = process is not None and process.returncode is None
             if running and self.spec.ready_url is None:
                 return
-            if running and self.spec.ready_url is not None:
+            if running and process is not None and self.spec.ready_url is not None:
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                     async with session.get(self.spec.ready_url) as response:
                         if response.status == 200:
-                            return
+                            answered_by = _answering_pid(await response.read())
+                            if answered_by in (None, process.pid):
+                                return
+                            impostor = answered_by
             await asyncio.sleep(0.2)
         tail = "\n".join(_tail(self.log_path))
+        # A port given twice: another part listens where this one should, and answers.
+        shadowed = (
+            ""
+            if impostor is None
+            else f"; its port is answered by another process (pid {impostor})"
+        )
         raise StreamlearnError(
-            f"{self.spec.name} did not come up within {self.spec.ready_timeout_s:.0f}s "
-            f"(log {self.log_path}):\n{tail}"
+            f"{self.spec.name} did not come up within {self.spec.ready_timeout_s:.0f}s"
+            f"{shadowed} (log {self.log_path}):\n{tail}"
         )
 
     async def stop(self) -> None:
