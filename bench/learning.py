@@ -104,15 +104,20 @@ def _river(lab: LearningLab, name: str, start_s: float, delay: float | None) -> 
                    bins.log_loss(), None, bins.ece(), None, None, 1)  # fmt: skip
 
 
-def _promotions(lab: LearningLab, name: str, window_s: float = 60.0) -> tuple[int, int, float]:
+def _promotions(
+    lab: LearningLab, name: str, window_s: float = 60.0, resamples: int = 200
+) -> tuple[int, int, float, int]:
     """Each promoted version against the one it replaced, on the same impressions: the
     first ``window_s`` it served, scored by both (paired, so sampling noise mostly cancels).
     Returns (versions compared, versions whose AUC there is > 0.005 below their
-    predecessor's, the largest such drop)."""
+    predecessor's, the largest such drop, how many of those drops stay below -0.005 in
+    at least 95 % of ``resamples`` bootstrap resamples of the window's impressions: a drop
+    the window's own sampling could not have made up)."""
     spec, models = lab.specs[name], lab.served_models[name]
     judged, inputs = lab.judged(name), lab.inputs(name)
     published = lab.published[name]
-    compared, worse, largest = 0, 0, 0.0
+    rng = np.random.default_rng(0)
+    compared, worse, largest, beyond_noise = 0, 0, 0.0, 0
     for (start, version), (_, previous) in zip(published[1:], published, strict=False):
         chosen = np.flatnonzero((judged["at_s"] >= start) & (judged["at_s"] < start + window_s))
         label = judged["label"][chosen]
@@ -124,8 +129,16 @@ def _promotions(lab: LearningLab, name: str, window_s: float = 60.0) -> tuple[in
         compared += 1
         if new_auc < old_auc - 0.005:
             worse += 1
+            drops = []
+            for _ in range(resamples):
+                sample = rng.integers(0, len(label), len(label))
+                new_s, old_s = auc(label[sample], new[sample]), auc(label[sample], old[sample])
+                if new_s is not None and old_s is not None:
+                    drops.append(old_s - new_s)
+            if drops and np.mean(np.array(drops) > 0.005) >= 0.95:
+                beyond_noise += 1
         largest = max(largest, old_auc - new_auc)
-    return compared, worse, largest
+    return compared, worse, largest, beyond_noise
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -330,10 +343,11 @@ def main(argv: list[str] | None = None) -> None:
                       f"({lab.judged_worse.get(name, 0)} judged worse)")  # fmt: skip
         if args.promotions:
             for name in lab.specs:
-                compared, worse, largest = _promotions(lab, name)
+                compared, worse, largest, beyond = _promotions(lab, name)
                 print(f"    {name}: {compared} promoted versions against their predecessor "
                       f"over their first minute: {worse} lower AUC by > 0.005 "
-                      f"(largest drop {largest:+.4f})")  # fmt: skip
+                      f"(largest drop {largest:+.4f}; {beyond} of them in >= 95 % of "
+                      "bootstrap resamples)")  # fmt: skip
         steady, first = lab.figures(start_s, duration_s), lab.figures(0, 60)
         for name, figures in steady.items():
             reached = _reached(lab, name)
