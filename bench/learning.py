@@ -48,7 +48,13 @@ import numpy as np
 from river import evaluate, metrics
 
 from streamlearn.models.configured import configured_specs
-from streamlearn.models.specs import FEEDBACK_STRATEGIES, FeedbackStrategy, ModelSpec
+from streamlearn.models.specs import (
+    FEEDBACK_STRATEGIES,
+    PROMOTION_JUDGES,
+    FeedbackStrategy,
+    ModelSpec,
+    PromotionJudge,
+)
 from streamlearn.simulate.lab_baseline import history_baseline
 from streamlearn.simulate.learning_lab import (
     Figures,
@@ -68,7 +74,10 @@ ECE_GOAL = 0.01
 
 
 def _specs(
-    strategy: FeedbackStrategy, margin: float | None = None, window: int = 2000
+    strategy: FeedbackStrategy,
+    margin: float | None = None,
+    window: int = 2000,
+    judge: PromotionJudge = "trainee",
 ) -> dict[str, ModelSpec]:
     return {
         name: replace(
@@ -76,6 +85,7 @@ def _specs(
             label=replace(spec.label, strategy=strategy),
             promotion_margin=margin,
             promotion_window=window,
+            promotion_judge=judge,
         )
         for name, spec in configured_specs(SETTINGS).items()
     }
@@ -301,6 +311,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--gate-window", type=int, default=2000, metavar="EXAMPLES")
     parser.add_argument(
+        "--gate-judge",
+        choices=PROMOTION_JUDGES,
+        default="trainee",
+        help="what the gate judges (ModelSpec.promotion_judge)",
+    )
+    parser.add_argument(
         "--warm-history",
         type=float,
         default=30.0,
@@ -327,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
         river = index == 0 and not args.no_river
         began, cpu = time.perf_counter(), time.process_time()
         lab = LearningLab(learning_config(args.seed), settings=SETTINGS,
-                          specs=_specs(strategy, args.gate, args.gate_window),
+                          specs=_specs(strategy, args.gate, args.gate_window, args.gate_judge),
                           keep_inputs=river or args.promotions)  # fmt: skip
         lab.run(duration_s)
         wall, cpu = time.perf_counter() - began, time.process_time() - cpu

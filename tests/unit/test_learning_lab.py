@@ -141,3 +141,29 @@ def test_with_inputs_kept_every_served_version_is_kept_to_score_the_same_impress
     for index in np.flatnonzero(judged["version"] > 0)[:50]:
         model = lab.served_models["ctr"][int(judged["version"][index])]
         assert spec.rules.clamp(spec.predict(model, inputs[index])) == judged["score"][index]
+
+
+def test_with_candidates_judged_the_learner_publishes_each_a_window_after_its_cut() -> None:
+    settings = learning_settings(snapshot_every_s=2)
+    specs = {
+        name: replace(spec, promotion_margin=0.0, promotion_window=20,
+                      promotion_judge="candidate")
+        for name, spec in configured_specs(settings).items()
+    }  # fmt: skip
+    lab = LearningLab(learning_config(2, rate=20.0, users=300), settings=settings, specs=specs)
+    lab.run(60)
+    states = [
+        lab._state_serde.decode(m.value)
+        for _, m in lab.cluster.log
+        if m.topic == "model.state" and m.value is not None
+    ]
+    for name in specs:
+        mine = [s for s in states if s["model_name"] == name]
+        assert [s["version"] for s in mine] == list(range(1, len(mine) + 1))
+        assert len(mine) >= 3
+        # After the first, each was judged on at least a window of examples after its cut.
+        assert all(s["metrics"]["gate_examples"] >= 20 for s in mine[1:])
+    withheld = {(name, v) for name, pubs in lab.withheld.items() for _, v in pubs}
+    served = {(p.value["model_name"], p.value["model_version"])
+              for p in lab.records(("telemetry.predictions",))}  # fmt: skip
+    assert not served & withheld

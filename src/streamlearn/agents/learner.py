@@ -201,6 +201,8 @@ class LearnerStep(Step):
         learner = self.learners[name]
         created = self._now()
         snapshot = learner.snapshot(created, created.timestamp())
+        if snapshot is None:
+            return  # a candidate was cut, to be judged before it is published
         record = learner.metrics_record(self._window_start.get(name, created), created, created)
         self._window_start[name] = created
         emit.to("model.state")(name, snapshot)

@@ -41,9 +41,9 @@ from river import metrics as river_metrics
 from streamlearn.models.exceptions import ModelError
 from streamlearn.models.features import ModelInput, model_input
 from streamlearn.models.keyring import Keyring
-from streamlearn.models.promotion import PromotionGate
+from streamlearn.models.promotion import Candidate, CandidateGate, PromotionGate
 from streamlearn.models.recent_examples import Identity, RecentExamples, example_identity
-from streamlearn.models.safe_pickle import loads
+from streamlearn.models.safe_pickle import dumps, loads
 from streamlearn.models.served_metrics import RecentServed, ServedAuc, ServedMae
 from streamlearn.models.snapshot import SigningKey, build_snapshot, key_bytes, load_model
 from streamlearn.models.specs import ModelSpec
@@ -135,11 +135,10 @@ class OnlineLearner:
         self.warm_from: str | None = None
         """The baseline snapshot this learner started from (``name vN``), until its first
         snapshot is published (due at once)."""
-        self.gate = (
-            None
-            if spec.promotion_margin is None
-            else PromotionGate(spec.promotion_margin, spec.promotion_window)
-        )
+        self.gate: PromotionGate | CandidateGate | None = None
+        if spec.promotion_margin is not None:
+            judges = CandidateGate if spec.promotion_judge == "candidate" else PromotionGate
+            self.gate = judges(spec.promotion_margin, spec.promotion_window)
         """The promotion gate of the spec, if it has one (its state is not in snapshots:
         after a resume the resumed version counts as promoted)."""
         self.on_scored: Callable[[Mapping[str, Any], float, float], None] | None = None
@@ -285,6 +284,8 @@ class OnlineLearner:
             return True
         if self._since_snapshot == 0:
             return False
+        if isinstance(self.gate, CandidateGate) and self.gate.waiting:
+            return False  # the candidate has not seen its window of examples yet
         return (
             self._since_snapshot >= self.spec.snapshot_every_examples
             or now_s - self._last_snapshot_s >= self.spec.snapshot_every_s
@@ -295,13 +296,21 @@ class OnlineLearner:
         created: datetime,
         now_s: float | None = None,
         manifest: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
         """The next signed ``ModelSnapshot``: version + 1, parent = current version.
 
         The learner moves to the new version at once; if publishing fails the agent
         restarts from the last published snapshot, so a version lost that way is never a
         parent of a published one. ``now_s`` restarts the cadence clock.
+
+        With a gate that judges candidates (``promotion_judge`` "candidate", after the
+        first promotion), the snapshot is of the candidate cut at the previous call, with
+        its verdict, and the trainee is cut as the next candidate; None when no candidate
+        was cut yet (nothing to publish).
         """
+        gate = self.gate
+        if isinstance(gate, CandidateGate) and gate.serving is not None and not self.warm_from:
+            return self._judged_snapshot(gate, created, now_s, manifest)
         version = self.version + 1
         metrics = self.metrics()
         promote = True
@@ -334,6 +343,46 @@ class OnlineLearner:
             self._last_snapshot_s = now_s
         return snapshot
 
+    def _judged_snapshot(
+        self,
+        gate: CandidateGate,
+        created: datetime,
+        now_s: float | None,
+        manifest: Mapping[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """:meth:`snapshot` with a gate that judges candidates (see there)."""
+        judged = gate.pending
+        promote, figures = gate.decide() if judged is not None else (False, {})
+        payload = dumps(self.model)  # as build_snapshot pickles; frozen below as workers load it
+        gate.cut(Candidate(payload, self.trained_examples, dict(self.next_offsets), loads(payload)))
+        self._since_snapshot = 0
+        if now_s is not None:
+            self._last_snapshot_s = now_s
+        if judged is None:
+            return None
+        metrics = self.metrics()
+        metrics.update(figures, promoted=1.0 if promote else 0.0)
+        snapshot = build_snapshot(
+            self.spec,
+            None,
+            version=self.version + 1,
+            parent_version=self.version or None,
+            trained_examples=judged.trained_examples,
+            offsets=judged.offsets,
+            metrics=metrics,
+            created=created,
+            key=self._key,
+            key_id=self._key_id,
+            model_name=self.model_name,
+            payload=judged.payload,
+            manifest=manifest,
+        )
+        self.version += 1
+        if promote:
+            gate.promote(judged.model)
+        self.counters.snapshots += 1
+        return snapshot
+
     def resume(self, snapshot: Mapping[str, Any]) -> None:
         """Continue from a snapshot of this model: verified and safely loaded, or a
         :class:`~streamlearn.models.SnapshotRejected` leaves the learner as it was."""
@@ -345,6 +394,8 @@ class OnlineLearner:
         self.model = loaded.model
         if self.gate is not None:  # the resumed version counts as promoted (verified above)
             self.gate.promote(loads(bytes(snapshot["payload"])))
+            if isinstance(self.gate, CandidateGate):
+                self.gate.pending = None  # cut from another run's trainee
         self.version = loaded.version
         self.trained_examples = loaded.trained_examples
         self.next_offsets = dict(loaded.offsets)

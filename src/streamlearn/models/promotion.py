@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from streamlearn.models.specs import ModelSpec
@@ -56,3 +57,68 @@ class PromotionGate:
 def _log_loss(truth: bool, score: float) -> float:
     p = min(max(score, 1e-15), 1 - 1e-15)
     return -math.log(p if truth else 1 - p)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A version cut from the trainee, waiting for its verdict: what its snapshot will
+    record (its own pickle, examples and offsets at the cut) and a frozen copy to judge."""
+
+    payload: bytes
+    trained_examples: int
+    offsets: dict[tuple[str, int], int]
+    model: Any
+
+
+class CandidateGate:
+    """Judges each candidate itself (``ModelSpec.promotion_judge`` "candidate"): cut from
+    the trainee at one snapshot, frozen, and scored beside the promoted model on the
+    examples that arrive after the cut (held out for both, paired); published with its
+    verdict once it has ``window`` of them. So a published version lags the trainee by
+    that window, and a version cut just after a split is judged on its own record, not on
+    the trainee's (which :class:`PromotionGate` judges)."""
+
+    def __init__(self, margin: float, window: int) -> None:
+        self.margin = margin
+        self.window = window
+        self.serving: Any = None
+        """The promoted model (None before the first promotion: the first is promoted)."""
+        self.pending: Candidate | None = None
+        self._losses: list[tuple[float, float]] = []
+
+    def observe(self, spec: ModelSpec, x: Any, truth: bool, score: float) -> None:
+        """One example after the cut (``score``, the trainee's, is not the candidate's)."""
+        if self.pending is not None and self.serving is not None:
+            mine = spec.predict(self.pending.model, x)
+            served = spec.predict(self.serving, x)
+            self._losses.append((_log_loss(truth, mine), _log_loss(truth, served)))
+
+    @property
+    def waiting(self) -> bool:
+        """A candidate is cut and has fewer than ``window`` held-out examples."""
+        return self.pending is not None and len(self._losses) < self.window
+
+    def cut(self, candidate: Candidate) -> None:
+        self.pending = candidate
+        self._losses.clear()
+
+    def decide(self) -> tuple[bool, dict[str, float]]:
+        """(promote the pending candidate?, the figures it is decided on); the first
+        version (nothing promoted yet) is promoted."""
+        losses = self._losses
+        if self.serving is None:
+            return True, {}
+        if not losses:
+            return False, {"gate_examples": 0.0}
+        candidate = sum(c for c, _ in losses) / len(losses)
+        serving = sum(s for _, s in losses) / len(losses)
+        figures = {
+            "gate_examples": float(len(losses)),
+            "gate_log_loss": candidate,
+            "gate_promoted_log_loss": serving,
+            "gate_margin": self.margin,
+        }
+        return candidate <= serving + self.margin, figures
+
+    def promote(self, model: Any) -> None:
+        self.serving = model

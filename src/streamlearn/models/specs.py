@@ -125,6 +125,10 @@ class BusinessRules:
         return min(max(score, self.clamp_min), self.clamp_max)
 
 
+PromotionJudge = Literal["trainee", "candidate"]
+PROMOTION_JUDGES: tuple[PromotionJudge, ...] = ("trainee", "candidate")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A named model: estimator factory, task, label, snapshot cadence and serving rules."""
@@ -146,6 +150,13 @@ class ModelSpec:
     most the promoted version's on the same examples plus this margin; None: every
     version is promoted."""
     promotion_window: int = 2000
+    promotion_judge: PromotionJudge = "trainee"
+    """What the gate judges: "trainee", the prequential losses of the model being trained
+    since the last promotion (a version is published, promoted or not, when it is cut);
+    "candidate", each version itself, frozen when it is cut and scored beside the
+    promoted model on the next ``promotion_window`` examples (held out for both), then
+    published with its verdict: versions reach workers that window later
+    (models/promotion.py)."""
     warm_start: str | None = None
     """A ``model.state`` name (``ctr@history``: what ``streamlearn replay model ctr --shadow
     history --publish`` made from the history) whose newest verified snapshot a learner
@@ -161,6 +172,10 @@ class ModelSpec:
             )
         if self.snapshot_every_examples < 1 or self.snapshot_every_s <= 0:
             raise ConfigurationError(f"spec {self.name}: snapshot cadence must be positive")
+        if self.promotion_judge not in PROMOTION_JUDGES:
+            raise ConfigurationError(
+                f"spec {self.name}: promotion_judge must be one of {', '.join(PROMOTION_JUDGES)}"
+            )
         if self.promotion_margin is not None and (
             self.task != "binary" or self.promotion_margin < 0 or self.promotion_window < 1
         ):

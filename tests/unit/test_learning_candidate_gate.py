@@ -1,0 +1,105 @@
+"""The promotion gate that judges each candidate itself (``promotion_judge`` "candidate"):
+cut from the trainee at one snapshot, frozen, scored beside the promoted model on the
+examples after the cut, and published with its verdict a window later."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.models import SPECS
+from streamlearn.models.online import OnlineLearner
+from streamlearn.models.safe_pickle import dumps
+from tests.unit.test_learning import KEY, examples, positioned
+
+T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+WINDOW = 200
+
+
+def _judging(margin: float = 0.0) -> OnlineLearner:
+    spec = replace(
+        SPECS["ctr"], promotion_margin=margin, promotion_window=WINDOW,
+        promotion_judge="candidate",
+    )  # fmt: skip
+    return OnlineLearner(spec, signing_key=KEY)
+
+
+def _snapshot(learner: OnlineLearner) -> dict[str, Any]:
+    snapshot = learner.snapshot(T0)
+    assert snapshot is not None
+    return snapshot
+
+
+def test_a_candidate_is_published_a_window_after_its_cut_with_its_own_state() -> None:
+    stream = positioned(examples(1600, seed=7))
+    learner, plain = _judging(margin=0.05), OnlineLearner(SPECS["ctr"], signing_key=KEY)
+    learner.learn_many(stream[:1000])
+    first = _snapshot(learner)
+    assert first["version"] == 1
+    assert first["metrics"]["promoted"] == 1.0  # nothing to judge against: promoted
+    learner.learn_many(stream[1000:1300])
+    plain.learn_many(stream[:1300])
+    cut_state = dumps(plain.model)
+    cut_offsets = dict(learner.next_offsets)
+    assert learner.snapshot(T0) is None  # cut, not yet judged: nothing to publish
+    assert learner.version == 1
+    learner.learn_many(stream[1300:1450])
+    learner.snapshot_due(0.0)  # starts the cadence clock
+    assert not learner.snapshot_due(100.0)  # 150 held-out examples: short of the window
+    learner.learn_many(stream[1450:])
+    assert learner.snapshot_due(100.0)
+    second = _snapshot(learner)
+    assert second["version"] == 2
+    assert second["parent_version"] == 1
+    # The candidate as it was cut, not the trainee that learned 300 more since.
+    assert second["payload"] == cut_state
+    assert second["trained_examples"] == 1300
+    offsets = {(o["topic"], o["partition"]): o["offset"] for o in second["offsets"]}
+    assert offsets == cut_offsets
+    assert second["metrics"]["gate_examples"] == 300.0
+    assert second["metrics"]["promoted"] == 1.0
+    assert learner.counters.learned == 1600  # the trainee went on learning meanwhile
+
+
+def test_a_candidate_worse_after_its_cut_is_published_but_not_promoted() -> None:
+    records = examples(2200, seed=8)
+    # The stretch before the second cut teaches wrong labels (all positive): the candidate
+    # cut after it is judged on the honest examples that follow.
+    records[1000:1600] = [{**r, "label": 1.0} for r in records[1000:1600]]
+    stream = positioned(records)
+    learner = _judging()
+    learner.learn_many(stream[:1000])
+    _snapshot(learner)
+    learner.learn_many(stream[1000:1600])
+    assert learner.snapshot(T0) is None
+    learner.learn_many(stream[1600:])
+    judged = _snapshot(learner)["metrics"]
+    assert judged["promoted"] == 0.0
+    assert judged["gate_log_loss"] > judged["gate_promoted_log_loss"]
+
+
+def test_judging_is_a_function_of_the_examples() -> None:
+    stream = positioned(examples(2500, seed=9))
+    runs = []
+    for _ in range(2):
+        learner, published = _judging(margin=0.001), []
+        learner.snapshot_due(0.0)  # starts the cadence clock: due every 10 s
+        for start in range(0, 2500, 250):
+            learner.learn_many(stream[start : start + 250])
+            now_s = start / 10  # 25 s per batch
+            if learner.snapshot_due(now_s):
+                snapshot = learner.snapshot(T0, now_s)
+                if snapshot is not None:
+                    published.append(snapshot)
+        runs.append(published)
+    assert len(runs[0]) >= 3
+    assert runs[0] == runs[1]
+
+
+def test_an_unknown_judge_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="promotion_judge"):
+        replace(SPECS["ctr"], promotion_margin=0.0, promotion_judge="newest")  # type: ignore[arg-type]
