@@ -103,3 +103,20 @@ def test_judging_is_a_function_of_the_examples() -> None:
 def test_an_unknown_judge_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="promotion_judge"):
         replace(SPECS["ctr"], promotion_margin=0.0, promotion_judge="newest")  # type: ignore[arg-type]
+
+
+def test_asked_before_its_window_a_candidate_is_published_judged_on_what_it_has() -> None:
+    """What a learner does when its partition is taken away (``closing``): the candidate
+    goes out with the verdict of the examples it has, the trainee is learned again by the
+    next owner from the candidate's offsets."""
+    stream = positioned(examples(1400, seed=10))
+    learner = _judging(margin=1.0)
+    learner.learn_many(stream[:1000])
+    _snapshot(learner)
+    learner.learn_many(stream[1000:1300])
+    assert learner.snapshot(T0) is None
+    learner.learn_many(stream[1300:1350])
+    assert learner.unpublished == 50
+    early = _snapshot(learner)
+    assert early["trained_examples"] == 1300
+    assert early["metrics"]["gate_examples"] == 50.0
