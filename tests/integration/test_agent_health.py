@@ -41,10 +41,12 @@ def test_an_agent_worker_serves_probes_and_metrics(
             time.sleep(0.2)
         assert status == 200, f"never ready: {statuses[-5:]}"
         assert 503 in statuses or 0 in statuses, "not ready before it had joined"
-        assert json.loads(body) == {"status": "ready"}
+        # The pid: `up` tells its own child's answer from another process's on the port.
+        assert json.loads(body) == {"status": "ready", "pid": workers.started[0].pid}
         status, body = _get(f"{base}/healthz")
         assert status == 200
         assert json.loads(body)["status"] == "ok"
+        assert json.loads(body)["pid"] == workers.started[0].pid
         status, body = _get(f"{base}/metrics")
         assert status == 200
         assert b"streamlearn_preprocess_events_total" in body
