@@ -45,7 +45,13 @@ from streamlearn.models.promotion import Candidate, CandidateGate, PromotionGate
 from streamlearn.models.recent_examples import Identity, RecentExamples, example_identity
 from streamlearn.models.safe_pickle import dumps, loads
 from streamlearn.models.served_metrics import RecentServed, ServedAuc, ServedMae
-from streamlearn.models.snapshot import SigningKey, build_snapshot, key_bytes, load_model
+from streamlearn.models.snapshot import (
+    Offsets,
+    SigningKey,
+    build_snapshot,
+    key_bytes,
+    load_model,
+)
 from streamlearn.models.specs import ModelSpec
 
 SOURCE = "learner"
@@ -319,20 +325,10 @@ class OnlineLearner:
             # In the metrics map (the snapshot schema has no field for it): 1 promoted,
             # 0 published only, with the held-out log losses it was decided on.
             metrics.update(figures, promoted=1.0 if promote else 0.0)
-        snapshot = build_snapshot(
-            self.spec,
-            self.model,
-            version=version,
-            parent_version=self.version or None,
-            trained_examples=self.trained_examples,
-            offsets=self.next_offsets,
-            metrics=metrics,
-            created=created,
-            key=self._key,
-            key_id=self._key_id,
-            model_name=self.model_name,
-            manifest=manifest,
-        )
+        snapshot = self._signed(
+            dumps(self.model), self.trained_examples, self.next_offsets, metrics, created,
+            manifest,
+        )  # fmt: skip
         self.version = version
         if self.gate is not None and promote:
             self.gate.promote(loads(snapshot["payload"]))  # a frozen copy, as workers load it
@@ -362,26 +358,40 @@ class OnlineLearner:
             return None
         metrics = self.metrics()
         metrics.update(figures, promoted=1.0 if promote else 0.0)
-        snapshot = build_snapshot(
-            self.spec,
-            None,
-            version=self.version + 1,
-            parent_version=self.version or None,
-            trained_examples=judged.trained_examples,
-            offsets=judged.offsets,
-            metrics=metrics,
-            created=created,
-            key=self._key,
-            key_id=self._key_id,
-            model_name=self.model_name,
-            payload=judged.payload,
-            manifest=manifest,
+        snapshot = self._signed(
+            judged.payload, judged.trained_examples, judged.offsets, metrics, created, manifest
         )
         self.version += 1
         if promote:
             gate.promote(judged.model)
         self.counters.snapshots += 1
         return snapshot
+
+    def _signed(
+        self,
+        payload: bytes,
+        trained_examples: int,
+        offsets: Offsets,
+        metrics: Mapping[str, float],
+        created: datetime,
+        manifest: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """The signed snapshot of the next version (parent: the current one)."""
+        return build_snapshot(
+            self.spec,
+            None,
+            version=self.version + 1,
+            parent_version=self.version or None,
+            trained_examples=trained_examples,
+            offsets=offsets,
+            metrics=metrics,
+            created=created,
+            key=self._key,
+            key_id=self._key_id,
+            model_name=self.model_name,
+            payload=payload,
+            manifest=manifest,
+        )
 
     def resume(self, snapshot: Mapping[str, Any]) -> None:
         """Continue from a snapshot of this model: verified and safely loaded, or a

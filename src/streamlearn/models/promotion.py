@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,19 +40,27 @@ class PromotionGate:
             return True, {}
         if len(losses) < (losses.maxlen or 1):
             return False, {"gate_examples": float(len(losses))}
-        candidate = sum(c for c, _ in losses) / len(losses)
-        serving = sum(s for _, s in losses) / len(losses)
-        figures = {
-            "gate_examples": float(len(losses)),
-            "gate_log_loss": candidate,
-            "gate_promoted_log_loss": serving,
-            "gate_margin": self.margin,
-        }
-        return candidate <= serving + self.margin, figures
+        return _verdict(losses, self.margin)
 
     def promote(self, model: Any) -> None:
         self.serving = model
         self._losses.clear()
+
+
+def _verdict(
+    losses: Collection[tuple[float, float]], margin: float
+) -> tuple[bool, dict[str, float]]:
+    """Promote when the mean held-out log loss of the judged model (first of each pair)
+    is at most the promoted one's (second) plus ``margin``; with the figures."""
+    candidate = sum(c for c, _ in losses) / len(losses)
+    serving = sum(s for _, s in losses) / len(losses)
+    figures = {
+        "gate_examples": float(len(losses)),
+        "gate_log_loss": candidate,
+        "gate_promoted_log_loss": serving,
+        "gate_margin": margin,
+    }
+    return candidate <= serving + margin, figures
 
 
 def _log_loss(truth: bool, score: float) -> float:
@@ -110,15 +119,7 @@ class CandidateGate:
             return True, {}
         if not losses:
             return False, {"gate_examples": 0.0}
-        candidate = sum(c for c, _ in losses) / len(losses)
-        serving = sum(s for _, s in losses) / len(losses)
-        figures = {
-            "gate_examples": float(len(losses)),
-            "gate_log_loss": candidate,
-            "gate_promoted_log_loss": serving,
-            "gate_margin": self.margin,
-        }
-        return candidate <= serving + self.margin, figures
+        return _verdict(losses, self.margin)
 
     def promote(self, model: Any) -> None:
         self.serving = model
