@@ -186,10 +186,10 @@ def _reach_by_version(lab: LearningLab, name: str, within: float = 0.02) -> tupl
     Returns (the second the first version within ``within`` started serving, the second
     from which every version serving is within it), "never" when none is or stays.
 
-    A minute of served scores holds ~1,000 judged impressions of a model at the
-    simulator's rate, so a 60 s window can neither resolve a cold start under 60 s nor
-    separate a gap of 0.02 from its sampling noise for shorter windows; the whole run's
-    impressions (~10,000 in 10 minutes) can, at every version's first second."""
+    A minute of served scores holds ~1,200 judged impressions of a model at the
+    simulator's rate, so a 60 s window cannot resolve a cold start under 60 s, and a
+    shorter one cannot separate a gap of 0.02 from its sampling noise; the whole run's
+    impressions (~12,000 in 10 minutes) can, at every version's first second."""
     judged, inputs = lab.judged(name), lab.inputs(name)
     labels = judged["label"]
     ceiling = auc(labels, judged["truth"])
