@@ -206,7 +206,11 @@ def _reach_by_version(lab: LearningLab, name: str, within: float = 0.02) -> tupl
             stays = start_s if stays is None else stays
         else:
             stays = None
-    return tuple("never" if s is None else f"{s:.0f}" for s in (first, stays))  # type: ignore[return-value]
+    return _seconds(first), _seconds(stays)
+
+
+def _seconds(at_s: float | None) -> str:
+    return "never" if at_s is None else f"{at_s:.0f}"
 
 
 def _warm_start(seed: int, history_minutes: float, minutes: float) -> None:

@@ -142,11 +142,11 @@ class OnlineLearner:
         """The baseline snapshot this learner started from (``name vN``), until its first
         snapshot is published (due at once)."""
         self.gate: PromotionGate | CandidateGate | None = None
+        """The promotion gate of the spec, if it has one (its state is not in snapshots:
+        after a resume the resumed version counts as promoted)."""
         if spec.promotion_margin is not None:
             judges = CandidateGate if spec.promotion_judge == "candidate" else PromotionGate
             self.gate = judges(spec.promotion_margin, spec.promotion_window)
-        """The promotion gate of the spec, if it has one (its state is not in snapshots:
-        after a resume the resumed version counts as promoted)."""
         self.on_scored: Callable[[Mapping[str, Any], float, float], None] | None = None
         """Called as ``on_scored(example, score, weight)`` with each example's prequential
         score, before it is learned (the learning lab judges prequential figures per
