@@ -22,12 +22,15 @@ every present indicator to 0 (River counts only present keys, so their mean is 1
 :class:`SeededGaussianSplitter` exists because River's ``GaussianSplitter`` creates each
 ``proba.Gaussian`` without a seed, i.e. seeded from ``os.urandom``: the random generator is
 never used for learning, but its state is pickled, so two identically trained trees would
-never pickle to the same bytes.
+never pickle to the same bytes. Its Gaussians are :class:`SeededGaussian`, which leave the
+generator out of the pickle: its state (625 words, ~4 KB per Gaussian, one per feature, class
+and leaf) was 99 % of a trained ``ctr_tree`` snapshot (666 KB of 670).
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Hashable, Mapping
 from typing import Any, cast
 
@@ -171,6 +174,31 @@ class DerivedFeatures(base.Transformer):
                 out[f"{name}.cos"] = math.cos(angle)
 
 
+class SeededGaussian(proba.Gaussian):
+    """River's ``proba.Gaussian`` whose random generator (used only by :meth:`sample`) is
+    made from the seed when first asked for, and never pickled.
+
+    A sample after loading therefore starts the seed's sequence again instead of going on
+    from where the pickled model's generator was; nothing River's trees do draws from it."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__(seed)  # type: ignore[no-untyped-call]
+        del self._rng  # made again on first use (see __getattr__)
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only when normal lookup fails: for ``_rng`` before the first sample.
+        if name == "_rng":
+            # Not for cryptography: the distribution's own sampling, as River seeds it.
+            rng = self.__dict__["_rng"] = random.Random(self.seed)  # noqa: S311
+            return rng
+        raise AttributeError(name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_rng", None)
+        return state
+
+
 class SeededGaussianSplitter(GaussianSplitter):
     """River's ``GaussianSplitter`` whose per-class Gaussians get a fixed seed (see module doc)."""
 
@@ -180,7 +208,7 @@ class SeededGaussianSplitter(GaussianSplitter):
 
     def update(self, att_val: Any, target_val: Any, w: float) -> None:
         if att_val is not None and target_val not in self._att_dist_per_class:
-            self._att_dist_per_class[target_val] = proba.Gaussian(seed=self.seed)  # type: ignore[no-untyped-call]
+            self._att_dist_per_class[target_val] = SeededGaussian(seed=self.seed)
             self._min_per_class[target_val] = att_val
             self._max_per_class[target_val] = att_val
         super().update(att_val, target_val, w)  # type: ignore[no-untyped-call]
