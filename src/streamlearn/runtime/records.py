@@ -16,16 +16,12 @@ from datetime import UTC, datetime
 from itertools import pairwise, repeat
 from typing import Protocol
 
-import fastavro
-
 from streamlearn.kafka_clients import key_partition
 from streamlearn.runtime.exceptions import RuntimeConfigurationError
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Record, Send, Value
 from streamlearn.serde import AvroSerde, DecodeError, SchemaSource
-from streamlearn.serde.compiled_encoder import compile_encoder
 from streamlearn.serde.decoding_process import DecodingProcess, DecodingProcessError
-from streamlearn.serde.wire import frame
 from streamlearn.topology.catalogue import TopicCatalogue
 
 log = logging.getLogger(__name__)
@@ -62,33 +58,15 @@ class KeyPartitioner:
 
 
 class TopicWriter:
-    """Encodes and partitions the records of one output topic.
-
-    Records are encoded by an encoder compiled for the topic's schema when it has one
-    (:mod:`streamlearn.serde.compiled_encoder`: the same bytes as fastavro, for plainly
-    typed records), else, and for every record it declines, by the serde (fastavro),
-    which also explains an invalid record."""
+    """Encodes and partitions the records of one output topic (the serde encodes: an
+    encoder compiled for the schema, and fastavro for what it declines, which also explains
+    an invalid record)."""
 
     def __init__(self, name: str, serde: AvroSerde, partitions: int) -> None:
         self.name = name
         self.serde = serde
         self.partition_of = KeyPartitioner(partitions)
-        self.encode = self._compiled_or_serde()
-
-    def _compiled_or_serde(self) -> Callable[[Value], bytes]:
-        serde = self.serde
-        compiled = compile_encoder(fastavro.parse_schema(serde.schema), frame(serde.schema_id, b""))
-        if compiled is None:
-            return serde.encode
-        fallback = serde.encode
-
-        def encode(value: Value) -> bytes:
-            try:
-                return compiled(value)
-            except Exception:  # declined: the serde decides
-                return fallback(value)
-
-        return encode
+        self.encode = serde.encode
 
     def sender(self, sink: Sink) -> Send:
         name, encode, partition_of = self.name, self.encode, self.partition_of

