@@ -14,8 +14,12 @@ doubles, ``dict`` and ``list`` for maps, records and arrays, aware ``datetime`` 
 for timestamps, ``UUID`` or ``str`` for UUIDs. Anything else (a missing field fastavro
 would fill with its default, a naive datetime, a bool where a long is expected, a value
 fastavro rejects) raises, and the caller encodes the record with fastavro, which writes or
-explains it as it always has. Schemas with shapes it does not handle (named type
-references, unions other than null and one type, fixed, decimals, dates) get no encoder.
+explains it as it always has. A union of plain primitive types (a features map's values:
+null, boolean, long, double, string) is dispatched on the value's exact class, each class to
+the branch fastavro itself writes it to (asked of fastavro, with probe values, when the
+encoder is made; a class fastavro would split between branches by value, an int between
+``int`` and ``long``, is declined). Schemas with shapes it does not handle (named type
+references, other unions, fixed, decimals, dates) get no encoder.
 """
 
 from __future__ import annotations
@@ -217,7 +221,9 @@ class _Generator:
             self.emit(indent + 1, f"a({index << 1})")
             self.value(indent + 1, branches[index], v)
             keyword = "elif"
-        self.emit(indent, "else:" if keyword == "elif" else "if True:")
+        if keyword == "if":  # no class of value fastavro would write here
+            raise UnsupportedSchemaError(f"a union fastavro writes no probe to: {branches}")
+        self.emit(indent, "else:")
         self.emit(indent + 1, "raise _declined()")
 
     def record(self, indent: int, schema: dict[str, Any], v: str) -> None:
