@@ -23,10 +23,11 @@ about 1.6 kB per request for an hour (1 GB/h at 200 predictions/s).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from streamlearn.models.specs import LabelDefinition
+from streamlearn.serde.timestamps import from_epoch_millis
 
 MAX_EVENT_IDS = 256
 """Feedback ids remembered per request for deduplication (beyond that, not deduplicated)."""
@@ -34,19 +35,9 @@ MAX_EVENT_IDS = 256
 Entry = dict[str, Any]
 Example = dict[str, Any]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-
-
-def millis(value: datetime | int) -> int:
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return (aware - _EPOCH) // _MS
-    return int(value)
-
 
 def moment(ms: int | None) -> datetime | None:
-    return None if ms is None else _EPOCH + ms * _MS
+    return None if ms is None else from_epoch_millis(ms)
 
 
 @dataclass

@@ -61,7 +61,6 @@ from streamlearn.agents.label_entries import (
     Entry,
     Example,
     JoinCounters,
-    millis,
     new_entry,
     settled,
     training_example,
@@ -69,6 +68,7 @@ from streamlearn.agents.label_entries import (
 from streamlearn.models.features import with_context
 from streamlearn.models.specs import LabelDefinition, ModelSpec
 from streamlearn.runtime.event_time import EventClock, live_lag_ms
+from streamlearn.serde.timestamps import epoch_millis
 
 __all__ = ["Example", "JoinCounters", "LabelJoiner"]
 
@@ -138,7 +138,7 @@ class LabelJoiner:
         if entry is not None and entry["pred"] is not None:
             self.counters.duplicate_predictions += 1
             return []
-        served_ms = millis(prediction["served_ts"])
+        served_ms = epoch_millis(prediction["served_ts"])
         self.predictions_clock.observe(self.clock_state, served_ms)
         deadline = served_ms + label.horizon_ms
         if entry is None and deadline + self.lateness_ms <= self._feedback_time():
@@ -175,7 +175,7 @@ class LabelJoiner:
         self.counters.feedback += 1
         request_id = str(feedback["request_id"])
         event_id = str(feedback["event_id"])
-        received_ms = millis(feedback["received_ts"])
+        received_ms = epoch_millis(feedback["received_ts"])
         self.feedback_clock.observe(self.clock_state, received_ms)
         example = self._take_feedback(request_id, event_id, received_ms, feedback)
         emitted = [] if example is None else [example]
@@ -200,7 +200,7 @@ class LabelJoiner:
             entry["ids"].append(event_id)
         kind = str(feedback["kind"])
         value = feedback.get("value")
-        client_ms = millis(feedback["client_ts"])
+        client_ms = epoch_millis(feedback["client_ts"])
         example = None
         if entry["pred"] is None:
             if len(entry["held"]) < self.max_held:

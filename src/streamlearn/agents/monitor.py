@@ -35,7 +35,6 @@ partition is a label.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streamlearn.agents.monitor_calibration import CalibrationStream
@@ -53,6 +52,7 @@ from streamlearn.models.specs import ModelSpec
 from streamlearn.runtime.environment import StepEnvironment
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Emit, Record, Step
+from streamlearn.serde.timestamps import epoch_millis
 from streamlearn.settings import Settings
 
 AGENT = "monitor"
@@ -72,18 +72,8 @@ REQUIRED_CLEAN_FIELDS = frozenset(
     {"event_id", "event_type", "user_id", "client_ts", "received_ts", "event_ts",
      "app_version", "properties", "context", "source_partition", "source_offset"}
 )  # fmt: skip
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 
 Stream = HistogramStream | RateStream | CalibrationStream | PipelineShare
-
-
-def millis(value: datetime | int) -> int:
-    """Epoch milliseconds of a decoded ``timestamp-millis`` value."""
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return (aware - _EPOCH) // _MS
-    return int(value)
 
 
 class _Partition:
@@ -202,7 +192,7 @@ class MonitorStep(Step):
     def _prediction(self, state: _Partition, record: Record) -> list[ClosedWindow]:
         value = record.value
         model, arm, version = value["model_name"], value.get("arm"), value["model_version"]
-        at_ms = millis(value["served_ts"])
+        at_ms = epoch_millis(value["served_ts"])
         if (
             value["degraded"]
             and not self._histogram(
@@ -233,7 +223,10 @@ class MonitorStep(Step):
     def _example(self, state: _Partition, record: Record) -> list[ClosedWindow]:
         value = record.value
         model, arm, version = value["model_name"], value.get("arm"), value["model_version"]
-        served_ms, labelled_ms = millis(value["served_ts"]), millis(value["labelled_ts"])
+        served_ms, labelled_ms = (
+            epoch_millis(value["served_ts"]),
+            epoch_millis(value["labelled_ts"]),
+        )
         first_served = dict(state.store.get("first_served") or {})
         if model not in first_served:
             first_served[model] = served_ms
@@ -263,7 +256,7 @@ class MonitorStep(Step):
     def _clean_event(self, state: _Partition, record: Record) -> list[ClosedWindow]:
         value = record.value
         producer = str(value["app_version"])
-        at_ms = millis(value["received_ts"])
+        at_ms = epoch_millis(value["received_ts"])
         fields = {
             name: field_value
             for name, field_value in value.items()
@@ -304,7 +297,7 @@ class MonitorStep(Step):
         value = record.value
         if value["is_correction"]:
             return []
-        at_ms = millis(value["end_ts"])
+        at_ms = epoch_millis(value["end_ts"])
         closed = []
         for feature, observation in (
             ("duration_s", value["duration_ms"] / 1000),
@@ -319,7 +312,7 @@ class MonitorStep(Step):
         return closed
 
     def _raw_event(self, state: _Partition, record: Record) -> list[ClosedWindow]:
-        at_ms = millis(record.value["received_ts"])
+        at_ms = epoch_millis(record.value["received_ts"])
         return self._pipeline(state, record.topic).raw(record.offset, at_ms, self.config)
 
     def _pipeline(self, state: _Partition, topic: str) -> PipelineShare:
