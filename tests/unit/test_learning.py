@@ -314,15 +314,28 @@ def test_served_metrics_score_what_users_got_and_leave_fallbacks_out() -> None:
     assert metrics["auc"] < 0.99  # the model being trained is no oracle
 
 
+def test_on_scored_gets_the_served_time_in_epoch_ms_however_the_example_was_decoded() -> None:
+    records = examples(6)
+    served_ms = int(T0.timestamp() * 1000)
+    for n, record in enumerate(records):
+        record["served_ts"] = served_ms + n if n % 2 else T0 + timedelta(milliseconds=n)
+    records[5]["served_ts"] = None
+    seen: list[tuple[int | None, float]] = []
+    learner = OnlineLearner(SPECS["ctr"], signing_key=KEY)
+    learner.on_scored = lambda at_ms, label, score, weight: seen.append((at_ms, label))
+    for offset, record in enumerate(records):
+        learner.learn(record, "training.examples", 0, offset)
+    expected = [served_ms + n for n in range(5)] + [None]
+    assert seen == [(at, r["label"]) for at, r in zip(expected, records, strict=True)]
+
+
 def test_fake_negative_learners_weight_by_their_own_score_and_stay_deterministic() -> None:
     spec = SPECS["ctr"]
     fake = replace(spec, label=replace(spec.label, strategy="fake_negative"))
     records = examples(300, seed=4)
     seen: list[tuple[float, float, float]] = []
     learner = OnlineLearner(fake, signing_key=KEY)
-    learner.on_scored = lambda example, score, weight: seen.append(
-        (float(example["label"]), score, weight)
-    )
+    learner.on_scored = lambda served_ms, label, score, weight: seen.append((label, score, weight))
     learner.learn_many(positioned(records))
     assert len(seen) == 300
     for label, score, weight in seen:

@@ -14,11 +14,14 @@ from typing import Any
 import pytest
 
 from streamlearn.agents.learner import LearnerStep
+from streamlearn.models.online import prepared_example
 from streamlearn.models.synthetic import ClickWorld
+from streamlearn.runtime.exceptions import RuntimeConfigurationError
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.records import CHUNK, FIRST_CHUNK, StepInputs, StepOutputs, step_topics
-from streamlearn.serde import AvroSerde, InMemoryRegistry
+from streamlearn.serde import AvroSerde, DecodeError, InMemoryRegistry
 from streamlearn.serde.decoding_process import DecodingProcess, DecodingProcessError, decode_chunk
+from streamlearn.serde.wire import framed_schema_id
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
 
@@ -26,6 +29,7 @@ pytestmark = pytest.mark.unit
 
 TOPIC = "training.examples"
 FIELDS = LearnerStep.input_fields[TOPIC]
+PREPARE = LearnerStep.input_preparations[TOPIC]
 
 
 @dataclass(frozen=True)
@@ -63,11 +67,13 @@ class _Rejections:
         self.records.append((topic, partition, value))
 
 
-def _inputs(registry: InMemoryRegistry) -> tuple[StepInputs, StepOutputs, _Rejections]:
+def _inputs(
+    registry: InMemoryRegistry, preparations: dict[str, str] | None = None
+) -> tuple[StepInputs, StepOutputs, _Rejections]:
     catalogue = TopicCatalogue.from_settings(Settings())
     inputs, writers, names = step_topics(
         catalogue, registry, [TOPIC], [], lambda name: 3, logical_types=False,
-        fields={TOPIC: FIELDS},
+        fields={TOPIC: FIELDS}, preparations=preparations,
     )  # fmt: skip
     sink = _Rejections()
     outputs = StepOutputs(writers, sink, "learner", AgentMetrics(), lambda: 0, names)
@@ -220,3 +226,102 @@ def test_a_child_that_stops_reading_is_given_up_on_not_waited_for_forever() -> N
         process.close()
     with pytest.raises(DecodingProcessError, match="closed"):
         process.submit(TOPIC, [b""])
+
+
+def _plan(registry: InMemoryRegistry) -> tuple[AvroSerde, Any]:
+    serde = AvroSerde.for_topic(registry, TOPIC, "TrainingExample", logical_types=False,
+                                fields=FIELDS)  # fmt: skip
+    _ = serde.schema_id
+    plan = serde.decoding_plan()
+    assert plan is not None
+    return serde, plan
+
+
+def test_the_child_answers_each_record_prepared() -> None:
+    registry = InMemoryRegistry()
+    values = _values(300, registry)
+    serde, plan = _plan(registry)
+    process = DecodingProcess({TOPIC: plan}, preparations={TOPIC: PREPARE})
+    try:
+        process.submit(TOPIC, values)
+        answered = process.result()
+    finally:
+        process.close()
+    prepared = [(value, answer) for value, answer in zip(values, answered, strict=True) if answer]
+    assert len(prepared) >= 280
+    for value, answer in prepared:
+        assert answer == prepared_example(serde.decode(value))
+
+
+def test_a_record_its_preparation_raises_on_is_left_to_the_parent() -> None:
+    registry = InMemoryRegistry()
+    values = _values(60, registry)
+    serde, plan = _plan(registry)
+    decoder = plan.decoder()
+    assert decoder is not None
+
+    def prepare(record: dict[str, Any]) -> Any:
+        if record["request_id"].endswith("7"):
+            raise ValueError("not this one")
+        return prepared_example(record)
+
+    answered = decode_chunk(dict.fromkeys(plan.schema_ids, decoder), values, prepare)
+    for value, answer in zip(values, answered, strict=True):
+        if answer is not None:
+            assert answer == prepared_example(serde.decode(value))
+        elif value is not None and framed_schema_id(value) in plan.schema_ids:
+            try:
+                record = serde.decode(value)
+            except DecodeError:
+                continue  # poison: the parent rejects it
+            assert record["request_id"].endswith("7")
+
+
+def test_a_child_that_cannot_import_the_preparation_leaves_the_work_to_the_parent() -> None:
+    registry = InMemoryRegistry()
+    _, plan = _plan(registry)
+    process = DecodingProcess({TOPIC: plan}, preparations={TOPIC: "streamlearn.no_such:thing"})
+    try:
+        process.submit(TOPIC, [None])
+        with pytest.raises(DecodingProcessError, match="left"):
+            process.result()
+    finally:
+        process.close()
+
+
+@pytest.mark.parametrize("count", [FIRST_CHUNK, 3 * CHUNK + 50])
+def test_a_prepared_input_reaches_the_step_prepared_wherever_it_was_decoded(count: int) -> None:
+    registry = InMemoryRegistry()
+    messages = [_Message(100 + i, b"ctr", v) for i, v in enumerate(_values(count, registry))]
+    plain, plain_outputs, _ = _inputs(registry)
+    alone, alone_outputs, alone_rejected = _inputs(registry, {TOPIC: PREPARE})
+    helped, helped_outputs, helped_rejected = _inputs(registry, {TOPIC: PREPARE})
+    assert helped.start_decoding_process() is not None
+    try:
+        _, decoded = _decoded(plain, plain_outputs, messages, chunked=False)
+        _, expected = _decoded(alone, alone_outputs, messages, chunked=False)
+        _, records = _decoded(helped, helped_outputs, messages, chunked=True)
+    finally:
+        helped.close()
+    assert records == expected
+    assert [value for _, _, value, _ in expected] == [
+        prepared_example(value) for _, _, value, _ in decoded
+    ]
+    assert helped_rejected.records == alone_rejected.records
+    assert len(alone_rejected.records) >= 5
+
+
+@pytest.mark.parametrize(
+    ("preparations", "problem"),
+    [
+        ({TOPIC: "streamlearn.models.online:no_such_function"}, "not a function"),
+        ({TOPIC: "streamlearn.models.online.prepared_example"}, "package.module:function"),
+        ({TOPIC: "streamlearn.no_such_module:thing"}, "No module"),
+        ({"training.other": PREPARE}, "not read"),
+    ],
+)
+def test_a_preparation_that_cannot_be_found_stops_the_step_at_start_up(
+    preparations: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(RuntimeConfigurationError, match=problem):
+        _inputs(InMemoryRegistry(), preparations)

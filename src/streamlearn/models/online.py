@@ -53,6 +53,7 @@ from streamlearn.models.snapshot import (
     load_model,
 )
 from streamlearn.models.specs import ModelSpec
+from streamlearn.serde.timestamps import epoch_millis
 
 SOURCE = "learner"
 
@@ -63,16 +64,27 @@ def snapshot_name(spec_name: str, arm: str | None) -> str:
 
 
 PreparedExample = tuple[
-    str, str | None, Identity | None, ModelInput, float, float, float | None, int | None
+    str,
+    str | None,
+    Identity | None,
+    ModelInput,
+    float,
+    float,
+    float | None,
+    int | None,
+    int | None,
 ]
 """What learning reads of a ``TrainingExample``: (model name, arm, identity, River input,
-label, weight, served score, serving version). A plain tuple of plain data, so a replay's
-reading process hands it over with ``marshal``."""
+label, weight, served score, serving version, served time in epoch ms). A plain tuple of
+plain data, so the process that decodes examples (a replay's reader, the learner agent's
+decoding process) hands it over with ``marshal``."""
 
 
 def prepared_example(example: Mapping[str, Any]) -> PreparedExample:
-    """The part of ``example`` that :meth:`OnlineLearner.learn_prepared` reads."""
+    """The part of ``example`` that :meth:`OnlineLearner.learn_prepared` reads (the learner
+    agent's preparation of its input, ``LearnerStep.input_preparations``)."""
     served, served_by = example.get("score"), example.get("model_version")
+    served_ts = example.get("served_ts")
     return (
         example["model_name"],
         example.get("arm"),
@@ -82,6 +94,7 @@ def prepared_example(example: Mapping[str, Any]) -> PreparedExample:
         float(example.get("weight", 1.0)),
         None if served is None else float(served),
         None if served_by is None else int(served_by),
+        None if served_ts is None else epoch_millis(served_ts),
     )
 
 
@@ -147,10 +160,11 @@ class OnlineLearner:
         if spec.promotion_margin is not None:
             judges = CandidateGate if spec.promotion_judge == "candidate" else PromotionGate
             self.gate = judges(spec.promotion_margin, spec.promotion_window)
-        self.on_scored: Callable[[Mapping[str, Any], float, float], None] | None = None
-        """Called as ``on_scored(example, score, weight)`` with each example's prequential
-        score, before it is learned (the learning lab judges prequential figures per
-        window with it); never part of the model."""
+        self.on_scored: Callable[[int | None, float, float, float], None] | None = None
+        """Called as ``on_scored(served_ms, label, score, weight)`` with each example's
+        served time (epoch ms, None when it has none), label and prequential score, before
+        it is learned (the learning lab judges prequential figures per window with it);
+        never part of the model."""
         self._reset_metrics()
 
     def _reset_metrics(self) -> None:
@@ -179,20 +193,15 @@ class OnlineLearner:
         learned), another model's example and an invalid one (their offsets still count
         as consumed).
         """
-        return self.learn_prepared(prepared_example(example), topic, partition, offset, example)
+        return self.learn_prepared(prepared_example(example), topic, partition, offset)
 
     def learn_prepared(
-        self,
-        prepared: PreparedExample,
-        topic: str,
-        partition: int,
-        offset: int,
-        example: Mapping[str, Any] | None = None,
+        self, prepared: PreparedExample, topic: str, partition: int, offset: int
     ) -> bool:
-        """:meth:`learn` of an example already through :func:`prepared_example` (a replay
-        prepares examples in the process that reads them, while this one learns).
-        ``example``, the record it was prepared from, is only for :attr:`on_scored`."""
-        model_name, arm, identity, x, label, weight, served, served_by = prepared
+        """:meth:`learn` of an example already through :func:`prepared_example` (a replay,
+        and the learner agent, prepare examples in the process that decodes them, while
+        this one learns)."""
+        model_name, arm, identity, x, label, weight, served, served_by, served_ms = prepared
         position = (topic, partition)
         already = self.next_offsets.get(position)
         if already is not None and offset < already:
@@ -219,9 +228,7 @@ class OnlineLearner:
         score = spec.predict(model, x)
         weight *= spec.importance(label, score)
         if self.on_scored is not None:
-            if example is None:
-                raise ModelError("on_scored needs the example: learn it with learn()")
-            self.on_scored(example, score, weight)
+            self.on_scored(served_ms, label, score, weight)
         truth = spec.target(label)
         if self.gate is not None:
             self.gate.observe(spec, x, bool(truth), score)

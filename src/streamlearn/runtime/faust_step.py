@@ -104,7 +104,7 @@ class StepBinding:
         self.inputs, self.writers, self.names = step_topics(
             catalogue, runtime.registry, step.inputs, step.outputs, runtime.partitions_of,
             logical_types=not step.plain_inputs, fields=step.input_fields,
-            rejections=step.publishes_rejections,
+            preparations=step.input_preparations, rejections=step.publishes_rejections,
         )  # fmt: skip
         self.logical = {name: topic for topic, name in self.names.items()}
         if (

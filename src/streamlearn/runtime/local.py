@@ -143,7 +143,8 @@ class LocalWorker:
         inputs, writers, names = step_topics(
             cluster.catalogue, cluster.registry, step.inputs, step.outputs,
             lambda _: cluster.partitions, logical_types=not step.plain_inputs,
-            fields=step.input_fields, rejections=step.publishes_rejections,
+            fields=step.input_fields, preparations=step.input_preparations,
+            rejections=step.publishes_rejections,
         )  # fmt: skip
         self._inputs, self._writers, self._names = inputs, writers, names
         self._logical = {name: topic for topic, name in names.items()}

@@ -21,7 +21,12 @@ from streamlearn.runtime.exceptions import RuntimeConfigurationError
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Record, Send, Value
 from streamlearn.serde import AvroSerde, DecodeError, SchemaSource
-from streamlearn.serde.decoding_process import DecodingProcess, DecodingProcessError
+from streamlearn.serde.decoding_process import (
+    DecodingProcess,
+    DecodingProcessError,
+    Preparation,
+    import_preparation,
+)
 from streamlearn.topology.catalogue import TopicCatalogue
 
 log = logging.getLogger(__name__)
@@ -168,12 +173,29 @@ class StepInputs:
     """Decodes the records of a step's input topics, in the step's own process or, for
     long batches of inputs with a :class:`~streamlearn.serde.avro.DecodingPlan`, a chunk
     at a time in a second process while the step handles the chunk before
-    (:meth:`start_decoding_process`, :meth:`decoded_chunks`)."""
+    (:meth:`start_decoding_process`, :meth:`decoded_chunks`). An input with a preparation
+    (``Step.input_preparations``) reaches the step as the preparation's result, wherever
+    it was decoded."""
 
-    def __init__(self, serdes: Mapping[str, AvroSerde], names: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        serdes: Mapping[str, AvroSerde],
+        names: Mapping[str, str],
+        preparations: Mapping[str, str] | None = None,
+    ) -> None:
         self._serdes = dict(serdes)
         self._decode = {topic: serde.decode for topic, serde in serdes.items()}
         self._names = dict(names)
+        self._preparations = dict(preparations or {})
+        unknown = sorted(set(self._preparations) - set(serdes))
+        if unknown:
+            raise RuntimeConfigurationError(f"preparations of topics not read: {unknown}")
+        self._prepare: dict[str, Preparation] = {}
+        for topic, path in self._preparations.items():
+            try:
+                self._prepare[topic] = import_preparation(path)
+            except (ImportError, ValueError) as exc:
+                raise RuntimeConfigurationError(f"input {topic}: {exc}") from exc
         self._process: DecodingProcess | None = None
 
     def start_decoding_process(self) -> DecodingProcess | None:
@@ -185,7 +207,7 @@ class StepInputs:
             if (plan := serde.decoding_plan()) is not None
         }
         if plans and self._process is None:
-            self._process = DecodingProcess(plans)
+            self._process = DecodingProcess(plans, preparations=self._preparations)
         return self._process
 
     def close(self) -> None:
@@ -245,9 +267,10 @@ class StepInputs:
     ) -> list[Record]:
         """The records of ``messages`` (read from ``partition`` of ``topic``), in order; one
         that does not decode is rejected with the reason instead (poison never stops a
-        step). ``decoded``: their records where another process decoded them already,
-        None where it left them to this one."""
+        step). ``decoded``: their records (prepared) where another process decoded them
+        already, None where it left them to this one."""
         decode, name = self._decode[topic], self._names[topic]
+        prepare = self._prepare.get(topic)
         records: list[Record] = []
         append = records.append
         values = repeat(None) if decoded is None else decoded
@@ -261,6 +284,8 @@ class StepInputs:
                         topic, partition, offset, key, raw, exc.reason, str(exc), exc.schema_id
                     )
                     continue
+                if prepare is not None:
+                    value = prepare(value)
             append(Record(topic, partition, offset, key, value, raw))
         return records
 
@@ -274,9 +299,11 @@ def step_topics(
     *,
     logical_types: bool = True,
     fields: Mapping[str, Collection[str]] | None = None,
+    preparations: Mapping[str, str] | None = None,
     rejections: bool = True,
 ) -> tuple[StepInputs, dict[str, TopicWriter], dict[str, str]]:
-    """The decoder of a step's inputs (``fields``: the only fields read of some of them),
+    """The decoder of a step's inputs (``fields``: the only fields read of some of them;
+    ``preparations``: what some of them are turned into once decoded),
     the writers of its outputs (with events.rejected when it publishes ``rejections``)
     and the Kafka name of every topic it touches, from the catalogue. Each serde's schema
     id is resolved now, at start-up, not on the first record. Only those topics are looked
@@ -295,4 +322,4 @@ def step_topics(
         _ = serde.schema_id
         writers[topic] = TopicWriter(entry.name, serde, partitions_of(entry.name))
     names = {topic: catalogue.topic(topic).name for topic in {*inputs, *written}}
-    return StepInputs(serdes, names), writers, names
+    return StepInputs(serdes, names, preparations), writers, names

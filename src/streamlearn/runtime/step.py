@@ -44,7 +44,9 @@ class Record(NamedTuple):
     partition: int
     offset: int
     key: bytes | None
-    value: Value
+    value: Any
+    """The decoded record (a dict), or what the step's preparation of its input made of
+    it (:attr:`Step.input_preparations`)."""
     raw: bytes | None
     """The value's bytes as read (what a rejection keeps)."""
 
@@ -105,6 +107,14 @@ class Step(ABC):
     own reading of a record into a schema with fewer fields). A name the topic's schema
     does not have stops the worker at start-up; a field read but not listed is a KeyError
     (a test of the step with and without its projection catches it)."""
+    input_preparations: ClassVar[Mapping[str, str]] = {}
+    """Per input topic, a function (``package.module:function``) of a decoded record whose
+    result the step gets as :attr:`Record.value` instead of the record: what the step
+    would otherwise compute first thing from every record. It runs where the record is
+    decoded, in the decoding process when the step has one (so it runs on the second core
+    too; it must then return plain data: tuples, lists, dicts, str, numbers, None) and in
+    the step's process otherwise, the same function either way. Named, not passed: the
+    decoding process imports it."""
     publishes_rejections: ClassVar[bool] = True
     """Whether undecodable input goes to ``events.rejected`` (always counted). A step that
     only observes topics another agent reads (and rejects from) says False: one record,

@@ -283,12 +283,11 @@ class LearningLab(Lab):
         rows = self._prequential_rows[name]
         start_ms = self.start_ms
 
-        def scored(example: Mapping[str, Any], score: float, weight: float) -> None:
-            served = example["served_ts"]  # epoch ms where the runtime decodes plain inputs
-            at_ms = served if isinstance(served, int) else served.timestamp() * 1000
-            rows.at_s.append((at_ms - start_ms) / 1000)
+        def scored(served_ms: int | None, label: float, score: float, weight: float) -> None:
+            assert served_ms is not None  # label-join's examples always have one
+            rows.at_s.append((served_ms - start_ms) / 1000)
             rows.score.append(score)
-            rows.label.append(float(example["label"]) >= 0.5)
+            rows.label.append(label >= 0.5)
             rows.weight.append(weight)
 
         return scored
