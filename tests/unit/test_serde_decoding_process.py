@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -325,3 +327,16 @@ def test_a_preparation_that_cannot_be_found_stops_the_step_at_start_up(
 ) -> None:
     with pytest.raises(RuntimeConfigurationError, match=problem):
         _inputs(InMemoryRegistry(), preparations)
+
+
+def test_the_learners_preparation_does_not_load_river_into_the_child() -> None:
+    # River, numpy and scipy would add ~85 MB to the decoding process for nothing.
+    code = (
+        "import sys; from streamlearn.serde.decoding_process import import_preparation; "
+        f"import_preparation({PREPARE!r}); "
+        "print(sorted(m for m in ('river', 'numpy', 'scipy') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert loaded.stdout.strip() == "[]"

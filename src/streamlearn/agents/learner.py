@@ -66,7 +66,7 @@ class LearnerStep(Step):
     # Each example reaches process() as what learning reads of it, prepared where it was
     # decoded: in the decoding process, that is ~2.5 µs an example off this one's core.
     input_preparations: ClassVar[Mapping[str, str]] = {
-        "training.examples": "streamlearn.models.online:prepared_example"
+        "training.examples": "streamlearn.models.prepared:prepared_example"
     }
 
     def __init__(

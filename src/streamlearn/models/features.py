@@ -31,45 +31,20 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from typing import Any, cast
 
 from river import base, proba
 from river.tree.splitter import GaussianSplitter
 
-CONTEXT_PREFIX = "ctx."
-
-FeatureValue = None | bool | int | float | str
-ModelInput = dict[str, float | str]
-
-
-def with_context(
-    features: Mapping[str, FeatureValue], context: Mapping[str, str]
-) -> dict[str, FeatureValue]:
-    """The features with the context folded in as ``ctx.<key>`` (context wins on a clash)."""
-    merged: dict[str, FeatureValue] = dict(features)
-    for key, value in context.items():
-        merged[CONTEXT_PREFIX + key] = value
-    return merged
-
-
-def model_input(
-    features: Mapping[str, FeatureValue], context: Mapping[str, str] | None = None
-) -> ModelInput:
-    """The River input for served ``features`` and ``context`` (neither is modified)."""
-    items: Mapping[str, FeatureValue] = with_context(features, context) if context else features
-    x: ModelInput = {}
-    for key in sorted(items):
-        value = items[key]
-        if isinstance(value, str):
-            x[key] = value
-        elif isinstance(value, bool):
-            x[key] = 1.0 if value else 0.0
-        elif isinstance(value, int | float):
-            number = float(value)
-            if math.isfinite(number):
-                x[key] = number
-    return x
+# Defined without River (inputs.py), so that a process that only prepares inputs (the
+# learner's decoding process) need not import it; here for the modules that import them
+# from this one.
+from streamlearn.models.inputs import CONTEXT_PREFIX as CONTEXT_PREFIX
+from streamlearn.models.inputs import FeatureValue as FeatureValue
+from streamlearn.models.inputs import ModelInput as ModelInput
+from streamlearn.models.inputs import model_input as model_input
+from streamlearn.models.inputs import with_context as with_context
 
 
 class FeatureEncoder(base.Transformer):

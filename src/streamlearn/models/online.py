@@ -39,10 +39,11 @@ from typing import Any
 from river import metrics as river_metrics
 
 from streamlearn.models.exceptions import ModelError
-from streamlearn.models.features import ModelInput, model_input
 from streamlearn.models.keyring import Keyring
+from streamlearn.models.prepared import PreparedExample as PreparedExample
+from streamlearn.models.prepared import prepared_example as prepared_example
 from streamlearn.models.promotion import Candidate, CandidateGate, PromotionGate
-from streamlearn.models.recent_examples import Identity, RecentExamples, example_identity
+from streamlearn.models.recent_examples import RecentExamples
 from streamlearn.models.safe_pickle import dumps, loads
 from streamlearn.models.served_metrics import RecentServed, ServedAuc, ServedMae
 from streamlearn.models.snapshot import (
@@ -53,7 +54,6 @@ from streamlearn.models.snapshot import (
     load_model,
 )
 from streamlearn.models.specs import ModelSpec
-from streamlearn.serde.timestamps import epoch_millis
 
 SOURCE = "learner"
 
@@ -61,41 +61,6 @@ SOURCE = "learner"
 def snapshot_name(spec_name: str, arm: str | None) -> str:
     """The ``model.state`` key of a model learned per experiment arm: ``<name>@<arm>``."""
     return spec_name if arm is None else f"{spec_name}@{arm}"
-
-
-PreparedExample = tuple[
-    str,
-    str | None,
-    Identity | None,
-    ModelInput,
-    float,
-    float,
-    float | None,
-    int | None,
-    int | None,
-]
-"""What learning reads of a ``TrainingExample``: (model name, arm, identity, River input,
-label, weight, served score, serving version, served time in epoch ms). A plain tuple of
-plain data, so the process that decodes examples (a replay's reader, the learner agent's
-decoding process) hands it over with ``marshal``."""
-
-
-def prepared_example(example: Mapping[str, Any]) -> PreparedExample:
-    """The part of ``example`` that :meth:`OnlineLearner.learn_prepared` reads (the learner
-    agent's preparation of its input, ``LearnerStep.input_preparations``)."""
-    served, served_by = example.get("score"), example.get("model_version")
-    served_ts = example.get("served_ts")
-    return (
-        example["model_name"],
-        example.get("arm"),
-        example_identity(example),
-        model_input(example["features"]),
-        float(example["label"]),
-        float(example.get("weight", 1.0)),
-        None if served is None else float(served),
-        None if served_by is None else int(served_by),
-        None if served_ts is None else epoch_millis(served_ts),
-    )
 
 
 @dataclass
