@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from streamlearn.models.online import PreparedExample, prepared_example
+from streamlearn.models.prepared import PreparedExample, prepared_example
 from streamlearn.replay.positions import PartitionRange
 from streamlearn.replay.sources import RecordSource
 from streamlearn.serde import AvroSerde, DecodeError
