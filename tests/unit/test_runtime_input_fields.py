@@ -78,7 +78,7 @@ def test_sessionise_reads_five_fields_and_writes_what_it_writes_from_whole_event
 
 def test_the_learner_prepares_the_same_examples_from_the_fields_it_reads() -> None:
     from streamlearn.agents.learner import LearnerStep
-    from streamlearn.models.online import prepared_example
+    from streamlearn.models.prepared import prepared_example
     from streamlearn.models.synthetic import ClickWorld
     from streamlearn.serde import AvroSerde, InMemoryRegistry
 

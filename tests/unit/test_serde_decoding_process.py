@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from streamlearn.agents.learner import LearnerStep
-from streamlearn.models.online import prepared_example
+from streamlearn.models.prepared import prepared_example
 from streamlearn.models.synthetic import ClickWorld
 from streamlearn.runtime.exceptions import RuntimeConfigurationError
 from streamlearn.runtime.metrics import AgentMetrics
@@ -268,15 +268,20 @@ def test_a_record_its_preparation_raises_on_is_left_to_the_parent() -> None:
         return prepared_example(record)
 
     answered = decode_chunk(dict.fromkeys(plan.schema_ids, decoder), values, prepare)
+    prepared = raised = 0
     for value, answer in zip(values, answered, strict=True):
         if answer is not None:
             assert answer == prepared_example(serde.decode(value))
+            prepared += 1
         elif value is not None and framed_schema_id(value) in plan.schema_ids:
             try:
                 record = serde.decode(value)
             except DecodeError:
                 continue  # poison: the parent rejects it
             assert record["request_id"].endswith("7")
+            raised += 1
+    assert prepared >= 40
+    assert raised >= 4  # r-7, r-17, r-27, ... among the good records
 
 
 def test_a_child_that_cannot_import_the_preparation_leaves_the_work_to_the_parent() -> None:

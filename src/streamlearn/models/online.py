@@ -40,8 +40,7 @@ from river import metrics as river_metrics
 
 from streamlearn.models.exceptions import ModelError
 from streamlearn.models.keyring import Keyring
-from streamlearn.models.prepared import PreparedExample as PreparedExample
-from streamlearn.models.prepared import prepared_example as prepared_example
+from streamlearn.models.prepared import PreparedExample, prepared_example
 from streamlearn.models.promotion import Candidate, CandidateGate, PromotionGate
 from streamlearn.models.recent_examples import RecentExamples
 from streamlearn.models.safe_pickle import dumps, loads
