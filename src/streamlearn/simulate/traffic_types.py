@@ -7,7 +7,6 @@ tests read them.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -106,15 +105,23 @@ def seeded_ids(seed: int, stream: int = 7) -> Callable[[], str]:
     :func:`uuid.uuid4`. Generators of other ``stream`` numbers draw other ids.
 
     Ids are drawn :data:`ID_BATCH` at a time: the generator's bytes come out the same
-    whatever the batch, so the ids are those of a call per id."""
+    whatever the batch, so the ids are those of a call per id. Each is
+    ``str(uuid.UUID(bytes=..., version=4))`` of its 16 bytes, with the version and variant
+    bits set on the whole batch at once and formatted from one hex string (a sixth of
+    ``uuid.UUID``'s cost, which was 3 % of the learning lab's)."""
     rng = np.random.default_rng([seed, stream])
     ready: list[str] = []
 
     def new_id() -> str:
         if not ready:
-            raw = rng.bytes(16 * ID_BATCH)
+            raw = np.frombuffer(rng.bytes(16 * ID_BATCH), dtype=np.uint8).reshape(-1, 16).copy()
+            raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+            raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+            text = raw.tobytes().hex()
             ready.extend(
-                str(uuid.UUID(bytes=raw[i : i + 16], version=4)) for i in range(0, len(raw), 16)
+                f"{text[i : i + 8]}-{text[i + 8 : i + 12]}-{text[i + 12 : i + 16]}-"
+                f"{text[i + 16 : i + 20]}-{text[i + 20 : i + 32]}"
+                for i in range(0, len(text), 32)
             )
             ready.reverse()
         return ready.pop()
