@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import Any
 
@@ -11,7 +12,9 @@ from river import linear_model, optim
 from streamlearn.models import SPECS, ModelSpec, model_input
 from streamlearn.models.checks import training_stream
 from streamlearn.models.features import DerivedFeatures, FeatureEncoder
+from streamlearn.models.safe_pickle import dumps, loads
 from streamlearn.models.synthetic import ClickWorld
+from streamlearn.serving import tree_scoring
 from streamlearn.serving.scoring import scorer_for
 
 ODD: list[tuple[dict[str, Any], dict[str, str]]] = [
@@ -84,7 +87,7 @@ def test_values_of_other_classes_are_scored_by_the_spec(spec: ModelSpec) -> None
 
 
 def test_other_models_get_the_specs_own_call() -> None:
-    spec = SPECS["ctr_tree"]
+    spec = SPECS["conversion_value"]
     model = _trained(spec, 500)
     score = scorer_for(spec, model)
     assert score.__name__ == "score"
@@ -106,3 +109,67 @@ def test_a_pipeline_that_does_not_compute_what_it_seems_falls_back() -> None:
     assert score.__name__ == "score"  # a subclass is not taken for the regression
     features: dict[str, Any] = {"price": 5.0, "category": "books"}
     assert score(features, {}) == spec.predict(model, model_input(features, {}))
+
+
+@functools.cache
+def _served_tree(examples: int, nb_threshold: int = 0) -> Any:
+    """ctr_tree trained on ``examples``, as a worker has it: loaded from its payload."""
+    spec = SPECS["ctr_tree"]
+    model = spec.new_model()
+    if nb_threshold:
+        model.steps["HistogramCalibrated"].classifier.nb_threshold = nb_threshold
+    for x, label in training_stream(spec, examples):
+        spec.learn(model, x, label)
+    return loads(dumps(model))
+
+
+def _leaves(model: Any) -> list[Any]:
+    root = model.steps["HistogramCalibrated"].classifier._root
+    return [root] if not hasattr(root, "iter_leaves") else list(root.iter_leaves())
+
+
+# 0: no root; 60: a root leaf under the grace period; 5,000 and 30,000: grown trees whose
+# young leaves predict with their parent's statistics (InheritingNaiveBayesLeaf).
+@pytest.mark.parametrize("examples", [0, 60, 5000, 30000])
+def test_the_tree_scorer_is_bit_identical_to_the_spec(examples: int) -> None:
+    spec, model = SPECS["ctr_tree"], _served_tree(examples)
+    score = scorer_for(spec, model)
+    assert score.__name__ == "tree_score"
+    requests = [(r.features, r.context) for r in ClickWorld(5).requests(3000)]
+    for features, context in requests + ODD:
+        expected = spec.predict(model, model_input(features, context))
+        assert score(features, context) == expected, (features, context)
+
+
+def test_grown_tree_leaves_predict_with_their_compiled_naive_bayes() -> None:
+    model = _served_tree(5000)
+    tree = model.steps["HistogramCalibrated"].classifier
+    leaves = _leaves(model)
+    inheriting = [leaf for leaf in leaves if leaf.inherited is not None]
+    # Both sources of statistics are there to compile: a young leaf's parent's (5 of the
+    # 7 leaves of this tree) and a grown leaf's own.
+    assert 0 < len(inheriting) < len(leaves)
+    assert {tree_scoring._leaf_score(leaf, tree).__name__ for leaf in leaves} == {"naive_bayes"}
+
+
+def test_leaves_under_the_naive_bayes_threshold_answer_with_their_own_prediction() -> None:
+    spec, model = SPECS["ctr_tree"], _served_tree(5000, nb_threshold=10**9)
+    tree = model.steps["HistogramCalibrated"].classifier
+    assert {tree_scoring._leaf_score(leaf, tree).__name__ for leaf in _leaves(model)} == {"own"}
+    score = scorer_for(spec, model)
+    for request in ClickWorld(4).requests(500):
+        assert score(request.features, request.context) == spec.predict(
+            model, model_input(request.features, request.context)
+        )
+
+
+def test_a_leaf_with_a_splitter_it_does_not_know_is_asked_itself() -> None:
+    from river.tree.splitter import EBSTSplitter
+
+    spec, model = SPECS["ctr_tree"], loads(dumps(_served_tree(5000)))
+    tree = model.steps["HistogramCalibrated"].classifier
+    leaf = _leaves(model)[0]
+    splitters = leaf.inherited if getattr(leaf, "inherited", None) else leaf.splitters
+    name = next(iter(splitters))
+    splitters[name] = EBSTSplitter()  # River's regression splitter: not compiled
+    assert tree_scoring._leaf_score(leaf, tree).__name__ == "own"

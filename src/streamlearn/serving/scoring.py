@@ -41,6 +41,7 @@ from streamlearn.models.features import (
     FeatureValue,
     with_context,
 )
+from streamlearn.serving.tree_scoring import tree_scorer
 
 Scorer = Callable[[Mapping[str, FeatureValue], Mapping[str, str]], float]
 """(features, context) → the raw score."""
@@ -50,6 +51,9 @@ def scorer_for(spec: ModelSpec, model: Any) -> Scorer:
     """The fastest scorer of ``model`` that answers what ``spec.predict`` answers."""
     fast = _linear_scorer(spec, model)
     if fast is not None and _agrees(fast, spec, model):
+        return fast
+    fast = tree_scorer(spec, model)
+    if fast is not None and _agrees_on(fast, spec, model, TREE_CANARIES):
         return fast
     return _generic(spec, model)
 
@@ -212,6 +216,48 @@ CANARIES: tuple[tuple[dict[str, FeatureValue], dict[str, str]], ...] = (
 """Requests a fast scorer must answer as the spec does (with the model's own features)."""
 
 
+Canary = tuple[dict[str, FeatureValue], dict[str, str]]
+
+
+def _shaped(
+    price: float, hour: int, category: str, recency_s: float | None, loyalty: str, placement: str
+) -> Canary:
+    device = "mobile" if hour < 12 else "desktop"
+    features: dict[str, FeatureValue] = {
+        "price": price, "hour": hour, "is_mobile": device == "mobile", "category": category,
+        "recency_s": recency_s, "loyalty": loyalty,
+    }  # fmt: skip
+    return features, {"placement": placement, "device": device}
+
+
+TREE_CANARIES: tuple[Canary, ...] = (
+    *CANARIES,
+    _shaped(4.99, 3, "books", None, "none", "top"),
+    _shaped(19.5, 9, "games", 12.0, "gold", "side"),
+    _shaped(120.0, 14, "garden", 900.0, "silver", "bottom"),
+    _shaped(999.0, 20, "toys", 86400.0, "none", "top"),
+    _shaped(0.5, 23, "music", 3.5, "gold", "feed"),
+)
+"""Requests a fast tree scorer must answer as the spec does: the canaries, and inputs
+shaped like the simulated world's that reach other leaves."""
+
+
+def _agrees_on(
+    fast: Scorer,
+    spec: ModelSpec,
+    model: Any,
+    canaries: tuple[Canary, ...],
+) -> bool:
+    """Whether ``fast`` answers what ``spec.predict`` answers on every one of ``canaries``."""
+    try:
+        return all(
+            fast(features, context) == spec.predict(model, model_input(features, context))
+            for features, context in canaries
+        )
+    except Exception:
+        return False
+
+
 def _agrees(fast: Scorer, spec: ModelSpec, model: Any) -> bool:
     """Whether ``fast`` answers what ``spec.predict`` answers on canary inputs, the model's
     own feature names (numbers and known categories) among them."""
@@ -223,11 +269,5 @@ def _agrees(fast: Scorer, spec: ModelSpec, model: Any) -> bool:
         if equals and key not in numbers:
             categories.setdefault(key, value)
     own: dict[str, FeatureValue] = {**numbers, **categories}
-    canaries = [*CANARIES, (own, {}), ({**CANARIES[1][0], **own}, {"placement": "top"})]
-    try:
-        return all(
-            fast(features, context) == spec.predict(model, model_input(features, context))
-            for features, context in canaries
-        )
-    except Exception:
-        return False
+    canaries = (*CANARIES, (own, {}), ({**CANARIES[1][0], **own}, {"placement": "top"}))
+    return _agrees_on(fast, spec, model, canaries)
