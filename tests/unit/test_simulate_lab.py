@@ -300,7 +300,8 @@ def test_a_run_paces_the_collector_as_the_agents_do_and_restores_it() -> None:
     before = gc.get_threshold()
     during: list[tuple[int, int, int]] = []
     Lab(CONFIG, settings=SETTINGS).run(3.0, on_tick=lambda _: during.append(gc.get_threshold()))
-    assert during and set(during) == {
+    assert during
+    assert set(during) == {
         (garbage_collection.YOUNG_THRESHOLD, *garbage_collection.OLDER_THRESHOLDS)
     }
     assert gc.get_threshold() == before
