@@ -53,6 +53,7 @@ from streamlearn.models.snapshot import (
     load_model,
 )
 from streamlearn.models.specs import ModelSpec
+from streamlearn.models.threshold_auc import ThresholdAuc
 
 SOURCE = "learner"
 
@@ -134,7 +135,7 @@ class OnlineLearner:
     def _reset_metrics(self) -> None:
         self.evaluated = 0
         if self.spec.task == "binary":
-            self._first: Any = river_metrics.ROCAUC()  # type: ignore[no-untyped-call]
+            self._first: Any = ThresholdAuc()  # River's ROCAUC figure, faster
             self._second: Any = river_metrics.LogLoss()  # type: ignore[no-untyped-call]
             self._served: ServedAuc | ServedMae = ServedAuc()
             self._recent: RecentServed | None = RecentServed()
