@@ -75,7 +75,9 @@ def test_the_fast_scorer_is_bit_identical_to_the_spec(spec: ModelSpec, examples:
         assert score(features, context) == expected, (features, context)
 
 
-@pytest.mark.parametrize("spec", [SPECS["ctr"], _plain_linear()], ids=["ctr", "plain_linear"])
+@pytest.mark.parametrize(
+    "spec", [SPECS["ctr"], _plain_linear(), SPECS["ctr_tree"]], ids=["ctr", "plain", "tree"]
+)
 def test_values_of_other_classes_are_scored_by_the_spec(spec: ModelSpec) -> None:
     class Label(str):
         pass

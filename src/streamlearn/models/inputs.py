@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 CONTEXT_PREFIX = "ctx."
 
@@ -45,4 +46,30 @@ def model_input(
             number = float(value)
             if math.isfinite(number):
                 x[key] = number
+    return x
+
+
+def unsorted_model_input(
+    features: Mapping[str, FeatureValue], context: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
+    """:func:`model_input`'s items in no particular order (for a caller that adds to them
+    and sorts once after: the workers' scorers), or None when a value is of a subclass of
+    a JSON type, whose conversion :func:`model_input` itself must decide."""
+    items: Mapping[str, Any] = with_context(features, context) if context else features
+    x: dict[str, Any] = {}
+    for key, value in items.items():
+        cls = value.__class__
+        if cls is str:
+            x[key] = value
+        elif cls is float:
+            if value - value == 0.0:  # not NaN or ±inf: model_input drops those
+                x[key] = value
+        elif cls is bool:
+            x[key] = 1.0 if value else 0.0
+        elif cls is int:
+            number = float(value)
+            if number - number == 0.0:
+                x[key] = number
+        elif value is not None:
+            return None
     return x

@@ -39,8 +39,8 @@ from streamlearn.models.features import (
     DerivedFeatures,
     FeatureEncoder,
     FeatureValue,
-    with_context,
 )
+from streamlearn.models.inputs import unsorted_model_input
 from streamlearn.serving.tree_scoring import tree_scorer
 
 Scorer = Callable[[Mapping[str, FeatureValue], Mapping[str, str]], float]
@@ -121,23 +121,9 @@ def _linear_scorer(spec: ModelSpec, model: Any) -> Scorer | None:
             if compose.Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:
                 return generic(features, context)
             # model_input's values, unsorted (the one sort is below, after the transforms).
-            items: Mapping[str, Any] = with_context(features, context) if context else features
-            x: dict[Any, Any] = {}
-            for key, value in items.items():
-                cls = value.__class__
-                if cls is str:
-                    x[key] = value
-                elif cls is float:
-                    if value - value == 0.0:  # not nan or ±inf: model_input drops those
-                        x[key] = value
-                elif cls is bool:
-                    x[key] = 1.0 if value else 0.0
-                elif cls is int:
-                    number = float(value)
-                    if number - number == 0.0:
-                        x[key] = number
-                elif value is not None:  # a subclass of a JSON type: model_input decides
-                    return generic(features, context)
+            x: dict[Any, Any] | None = unsorted_model_input(features, context)
+            if x is None:  # a subclass of a JSON type: model_input decides
+                return generic(features, context)
             derive(x)
             return encoded_score(x, sorted(x))
 

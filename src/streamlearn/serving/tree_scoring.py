@@ -34,11 +34,12 @@ from river.tree.splitter.nominal_splitter_classif import NominalSplitterClassif
 
 from streamlearn.models import ModelSpec, model_input
 from streamlearn.models.calibration import HistogramCalibrated
-from streamlearn.models.features import FeatureValue
+from streamlearn.models.features import DerivedFeatures, FeatureValue
 from streamlearn.models.inheriting_tree import (
     InheritingHoeffdingTreeClassifier,
     InheritingNaiveBayesLeaf,
 )
+from streamlearn.models.inputs import unsorted_model_input
 
 HALF_LOG_TAU = 0.5 * math.log(math.tau)
 """``river.proba.gaussian._HALF_LOG_TAU``: the same expression, so the same double."""
@@ -73,13 +74,23 @@ def tree_scorer(spec: ModelSpec, model: Any) -> Scorer | None:
     raw = _tree_raw(last.classifier)
     calibrated = last.calibrated
     predict = spec.predict
+    derive = before[0].derive if len(before) == 1 and type(before[0]) is DerivedFeatures else None
 
     def tree_score(features: Mapping[str, FeatureValue], context: Mapping[str, str]) -> float:
-        x: Any = model_input(features, context)
         if compose.Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:
-            return predict(model, x)
-        for transform in transforms:
-            x = transform(x)
+            return predict(model, model_input(features, context))
+        x: Any = None
+        if derive is not None:
+            # DerivedFeatures.transform_one of model_input, with one sort instead of two
+            # and no copy between (the same keys, values and order).
+            x = unsorted_model_input(features, context)
+            if x is not None:
+                derive(x)
+                x = {key: x[key] for key in sorted(x)}
+        if x is None:
+            x = model_input(features, context)
+            for transform in transforms:
+                x = transform(x)
         return calibrated(raw(x))
 
     return tree_score
