@@ -41,6 +41,7 @@ them with ``asyncio.to_thread`` and does not learn while they run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -105,12 +106,19 @@ def key_bytes(key: SigningKey | None) -> bytes:
     return key
 
 
+@functools.cache
+def installed_version(distribution: str) -> str:
+    """The installed version of ``distribution``, read once per process (reading it parses
+    the distribution's metadata file: 0.8 ms, at every snapshot a learner makes)."""
+    return metadata.version(distribution)
+
+
 def libraries() -> dict[str, str]:
     """Versions of what made (and must read) a payload."""
     return {
         "numpy": numpy.__version__,
         "python": platform.python_version(),
-        "river": metadata.version("river"),
+        "river": installed_version("river"),
         "streamlearn": streamlearn.__version__,
     }
 
