@@ -103,7 +103,10 @@ class RecentServed:
     record), over the whole window. So each row keeps what it adds to the bins, computed
     once when it arrives, in columns (numpy rings), and the figures add those up in the
     window's order (the same sums, bit for bit, as adding the rows to the bins one by
-    one), and are kept until the next row.
+    one), and are kept until the next row. A version's exact AUC is kept too, for as long
+    as its rows in the window are the same: between two snapshots only the newest versions
+    gain rows and the oldest lose some, so most of the ~20 versions of a window are not
+    ranked again.
     """
 
     def __init__(self, size: int = RECENT_EXAMPLES) -> None:
@@ -114,6 +117,12 @@ class RecentServed:
         self._next = 0
         """Where the next row goes: once the window is full, its oldest row."""
         self._versions = np.zeros(size, dtype=np.int64)
+        self._serials = np.zeros(size, dtype=np.int64)
+        """Each row's place in the stream (0 for the first row ever)."""
+        self._written = 0
+        # (version, serial of its first row in the window, of its last) → its exact AUC:
+        # the window holds every row between those two, so the key fixes the rows.
+        self._version_aucs: dict[tuple[int, int, int], float] = {}
         self._positives = np.zeros(size, dtype=bool)
         self._scores = np.zeros(size)
         # What each row adds to its reliability bin (ReliabilityBins.contribution).
@@ -136,6 +145,8 @@ class RecentServed:
             self._losses[at],
         ) = self._reliability.contribution(score, positive, weight)
         self._versions[at] = version
+        self._serials[at] = self._written
+        self._written += 1
         self._positives[at] = positive
         self._scores[at] = score
         self._weights[at] = weight
@@ -167,19 +178,28 @@ class RecentServed:
         reliability.score_sums = np.bincount(bins, window(self._scored), count).tolist()
         reliability.label_sums = np.bincount(bins, window(self._labelled), count).tolist()
         reliability.log_loss_sums = np.bincount(bins, window(self._losses), count).tolist()
-        versions, positives, scores = (
+        versions, serials, positives, scores = (
             window(self._versions),
+            window(self._serials),
             window(self._positives),
             window(self._scores),
         )
         total = weighted = 0.0
+        known, kept = self._version_aucs, {}
         distinct, first = np.unique(versions, return_index=True)
         for version in distinct[np.argsort(first)]:  # in order of first appearance
             chosen = versions == version
             examples = int(chosen.sum())
             if 0 < int(positives[chosen].sum()) < examples:
-                weighted += exact_auc(positives[chosen], scores[chosen]) * examples
+                rows = serials[chosen]
+                key = (int(version), int(rows[0]), int(rows[-1]))
+                auc = known.get(key)
+                if auc is None:
+                    auc = exact_auc(positives[chosen], scores[chosen])
+                kept[key] = auc
+                weighted += auc * examples
                 total += examples
+        self._version_aucs = kept
         figures = {"recent_ece": reliability.ece(), "recent_examples": float(self._count)}
         if total:
             figures["recent_served_auc"] = weighted / total
