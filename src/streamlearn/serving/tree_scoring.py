@@ -59,7 +59,7 @@ class UncompiledLeafError(Exception):
 
 def tree_scorer(spec: ModelSpec, model: Any) -> Scorer | None:
     """The fused scorer of ``[transformers |] HistogramCalibrated(<Hoeffding tree>)``, else
-    None. Check it with :func:`agrees` before use."""
+    None. ``scoring.scorer_for`` checks it on canary requests before using it."""
     if spec.task != "binary" or type(model) is not compose.Pipeline:
         return None
     *before, last = model.steps.values()
