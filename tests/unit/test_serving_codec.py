@@ -86,6 +86,7 @@ def test_cached_pairs_and_full_caches_write_the_same_bytes(monkeypatch: Any) -> 
         assert encoder.encode(record) == SERDE.encode(record)
     assert len(encoder._pairs) <= 2
     assert len(encoder._doubles) <= 2
+    assert len(encoder._longs) <= 2
 
 
 @settings(max_examples=100, database=None)
@@ -108,3 +109,19 @@ def test_a_requests_records_encoded_together_are_those_encoded_one_by_one(
         predictions, instances, shared["served_ts"], shared["latency_ms"], shared["worker_version"]
     )
     assert together == [SERDE.encode(record) for record in batch]
+
+
+def test_equal_values_of_other_types_are_not_confused_by_the_caches() -> None:
+    # True == 1 == 1.0 and hash alike: a cache keyed by (name, value) alone would answer
+    # the entry of one type for another.
+    encoder = PredictionEncoder(SERDE)
+    base = {
+        "request_id": "r", "user_id": "u", "model_name": "m", "model_version": 1,
+        "experiment": None, "arm": None, "context": {}, "score": 0.5, "decision": None,
+        "degraded": False, "degraded_reason": None, "served_ts": 1, "worker_version": "w",
+        "latency_ms": 0.1,
+    }  # fmt: skip
+    for value in (1, True, 1.0, 0, False, 0.0, None, "1", 1, True):
+        record = {**base, "features": {"x": value, "y": value}}
+        assert encoder.encode(record) == SERDE.encode(record)
+        assert SERDE.decode(encoder.encode(record))["features"]["x"].__class__ is type(value)

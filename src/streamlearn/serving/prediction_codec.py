@@ -3,9 +3,10 @@
 Telemetry encodes one record per prediction in the worker's process, where fastavro's generic
 writer was the largest single cost per served instance (~25 µs per record). This encoder
 writes exactly the field order and unions of ``schemas/PredictionServed.avsc`` and caches
-what repeats from one prediction to the next: the encoded feature and context names and
-categorical values (and name-value pairs), the (model, version, experiment, arm) part, the
-(decision, degraded, reason) part, the worker version and the ``served_ts`` of the request.
+what repeats from one prediction to the next: the encoded feature and context names, the
+map entries of categories, integers, booleans and nulls (name and value), the (model,
+version, experiment, arm) part, the (decision, degraded, reason) part, the worker version
+and the ``served_ts`` of the request.
 Caches are bounded (client-chosen strings could otherwise grow them without end): once full,
 new strings are encoded each time.
 
@@ -98,6 +99,11 @@ class PredictionEncoder:
         """Feature name → its map key and the double branch tag."""
         self._pairs: dict[tuple[str, str], bytes] = {}
         """(feature name, category) → map key, string branch tag and value."""
+        self._longs: dict[tuple[str, int], bytes] = {}
+        self._flags: dict[tuple[str, bool], bytes] = {}
+        self._nulls: dict[str, bytes] = {}
+        """(feature name, integer), (feature name, boolean), feature name → the entry
+        (separate caches: ``(k, True)`` and ``(k, 1)`` are one dict key)."""
         self._context_pairs: dict[tuple[str, str], bytes] = {}
         """(context name, value) → map key and value."""
         self._routes: dict[tuple[str, int, str | None, str | None], bytes] = {}
@@ -186,6 +192,7 @@ class PredictionEncoder:
         tail = self._tail(served_ts, worker_version, latency_ms)
         header, routes, outcomes = self.header, self._routes, self._outcomes
         doubles, pairs, context_pairs = self._doubles, self._pairs, self._context_pairs
+        longs, flags, nulls = self._longs, self._flags, self._nulls
         name = self._name
         encoded: list[bytes] = []
         for prediction, instance in zip(predictions, instances, strict=False):
@@ -221,10 +228,13 @@ class PredictionEncoder:
             append = parts.append
             features = instance.features
             if features:
-                append(_long(len(features)))
-                # The common cases (a known name with a double, a known name with a known
-                # category) are a dict lookup and one concatenation each, no call: this
-                # loop was half of the encoder's time (measured: 4.0 → 2.6 µs per record).
+                count = len(features)
+                append(_SMALL[count + count] if count < 64 else _long(count))
+                # Each common case (a known name with a double; a known name with a known
+                # category, integer, boolean or null) is a dict lookup, no call: this loop
+                # was half of the encoder's time (measured: 4.0 → 2.6 µs per record with
+                # doubles and categories cached, 2.5 → 2.0 with the other three as well, on
+                # the simulated requests' six features).
                 for key, value in features.items():
                     cls = value.__class__
                     if cls is float:
@@ -241,18 +251,34 @@ class PredictionEncoder:
                             if len(pairs) < CACHE_LIMIT:
                                 pairs[key, value] = pair
                         append(pair)
-                    elif cls is bool:
-                        append(name(key) + (_TRUE if value else _FALSE))
                     elif cls is int:
-                        append(name(key) + _LONG_TAG + _long(value))
+                        pair = longs.get((key, value))
+                        if pair is None:
+                            pair = name(key) + _LONG_TAG + _long(value)
+                            if len(longs) < CACHE_LIMIT:
+                                longs[key, value] = pair
+                        append(pair)
+                    elif cls is bool:
+                        pair = flags.get((key, value))
+                        if pair is None:
+                            pair = name(key) + (_TRUE if value else _FALSE)
+                            if len(flags) < CACHE_LIMIT:
+                                flags[key, value] = pair
+                        append(pair)
                     elif value is None:
-                        append(name(key) + _NULL)
+                        pair = nulls.get(key)
+                        if pair is None:
+                            pair = name(key) + _NULL
+                            if len(nulls) < CACHE_LIMIT:
+                                nulls[key] = pair
+                        append(pair)
                     else:
                         raise TypeError(f"feature {key!r}: unsupported {cls.__name__}")
             append(_EMPTY)
             context = instance.context
             if context:
-                append(_long(len(context)))
+                count = len(context)
+                append(_SMALL[count + count] if count < 64 else _long(count))
                 for key, text in context.items():
                     pair = context_pairs.get((key, text))
                     if pair is None:
