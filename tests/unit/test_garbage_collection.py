@@ -72,3 +72,26 @@ def test_agents_run_settles_the_heap_before_the_worker_starts(
     assert result.exit_code == 0, result.output
     assert seen["threshold"] == garbage_collection.YOUNG_THRESHOLD
     assert seen["frozen"] > 0
+
+
+def test_a_prediction_worker_settles_the_heap_before_it_serves(
+    monkeypatch: pytest.MonkeyPatch, restored_collector: None
+) -> None:
+    # A batch request keeps a few hundred containers alive until its telemetry is drained:
+    # with Python's threshold (700) the collector scanned them over and over.
+    from aiohttp import web
+
+    from streamlearn.serving import runner
+
+    seen: dict[str, Any] = {}
+
+    def run_app(app: web.Application, **kwargs: Any) -> None:
+        seen["threshold"] = gc.get_threshold()[0]
+        seen["frozen"] = gc.get_freeze_count()
+        kwargs["loop"].close()
+
+    gc.unfreeze()
+    monkeypatch.setattr(runner.web, "run_app", run_app)
+    runner.run_worker(web.Application(), host="127.0.0.1", port=0)
+    assert seen["threshold"] == garbage_collection.YOUNG_THRESHOLD
+    assert seen["frozen"] > 0
