@@ -126,6 +126,42 @@ def test_model_input() -> None:
     assert model_input(with_context(features, {"placement": "top"})) == x
 
 
+class _Text(str):
+    """A subclass of a JSON type: model_input decides what it is."""
+
+
+@pytest.mark.parametrize(
+    ("features", "context"),
+    [
+        ({"z": 3, "a": True, "m": "books", "n": None, "nan": math.nan, "f": 2.5}, None),
+        ({"price": 1.5, "hour": 7}, {"placement": "top", "device": "mobile"}),
+        # A feature named like a folded context key: the context's value wins.
+        ({"ctx.device": 4.5, "ctx.placement": None, "x": -math.inf}, {"device": "mobile"}),
+        ({"ctx.device": "tablet"}, {"device": "mobile", "placement": "top"}),
+        # Context values that are not strings (not a validated request): model_input's rules.
+        ({"ctx.a": 1.5, "b": 2.0}, {"a": None}),  # type: ignore[dict-item]
+        ({"b": 2.0}, {"a": 3, "c": True, "d": math.nan}),  # type: ignore[dict-item]
+        ({}, {}),
+    ],
+)
+def test_unsorted_model_input_has_model_inputs_items(
+    features: dict[str, Any], context: dict[str, str] | None
+) -> None:
+    from streamlearn.models.inputs import unsorted_model_input
+
+    unsorted = unsorted_model_input(features, context)
+    assert unsorted is not None
+    assert {k: unsorted[k] for k in sorted(unsorted)} == model_input(features, context)
+    assert list(model_input(features, context)) == sorted(unsorted)
+
+
+def test_unsorted_model_input_leaves_subclasses_to_model_input() -> None:
+    from streamlearn.models.inputs import unsorted_model_input
+
+    assert unsorted_model_input({"m": _Text("books")}, {}) is None
+    assert unsorted_model_input({"m": 1.0}, {"c": _Text("top")}) is None
+
+
 def test_feature_encoder_matches_river_standard_scaler() -> None:
     encoder, scaler = FeatureEncoder(), preprocessing.StandardScaler()
     for value in (1.0, 4.0, 2.0, 8.0, 5.0):

@@ -55,7 +55,22 @@ def unsorted_model_input(
     """:func:`model_input`'s items in no particular order (for a caller that adds to them
     and sorts once after: the workers' scorers), or None when a value is of a subclass of
     a JSON type, whose conversion :func:`model_input` itself must decide."""
-    items: Mapping[str, Any] = with_context(features, context) if context else features
+    if not context:
+        return _unsorted(features)
+    x = _unsorted(features)
+    if x is None:
+        return None
+    # A worker's context is strings (validated): folded in after the features, without
+    # the merged copy with_context makes (a sixth of this function's time).
+    for key, text in context.items():
+        if text.__class__ is not str:
+            return _unsorted(with_context(features, context))
+        x[CONTEXT_PREFIX + key] = text
+    return x
+
+
+def _unsorted(items: Mapping[str, Any]) -> dict[str, Any] | None:
+    """:func:`unsorted_model_input` of items with the context already folded in."""
     x: dict[str, Any] = {}
     for key, value in items.items():
         cls = value.__class__
