@@ -59,17 +59,6 @@ KEY = "bench-signing-key"
 EXPERIMENT = Experiment(name="bench", salt="b", arms=(Arm("a", "ctr", 0.5), Arm("b", "ctr@b", 0.5)))
 
 
-MULTI = """
-import sys
-from streamlearn.serving import create_serving_app
-from streamlearn.serving.runner import run_workers
-from streamlearn.settings import Settings
-settings = Settings()
-sys.exit(run_workers(lambda: create_serving_app(settings), %d, host="127.0.0.1", port=%d))
-"""
-"""What ``streamlearn serve --workers N`` would run (the CLI has no such flag yet)."""
-
-
 def in_process(model: Any, requests: list[Any], seconds: float = 3.0) -> dict[str, float]:
     """The same model called in this process: wall-clock latencies per call, and CPU time
     per call (``cpu_us``, this thread's, over a second pass without the per-call clocks):
@@ -381,10 +370,11 @@ def main() -> int:
             wait_http(baseline_port, "/readyz")
         multi_port = free_port()
         if args.workers:
-            code = MULTI % (args.workers, multi_port)
             multi_process = subprocess.Popen(
-                [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr
-            )
+                [sys.executable, "-m", "streamlearn", "serve", "--workers", str(args.workers),
+                 "--port", str(multi_port)],
+                env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr,
+            )  # fmt: skip
             processes.append(multi_process)
             for _ in range(4 * args.workers):  # new connections: each worker answers some
                 wait_http(multi_port, "/readyz")
