@@ -7,6 +7,8 @@ from collections.abc import Hashable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamlearn.models.features import DerivedFeatures, FeatureEncoder, model_input
 from streamlearn.models.safe_pickle import dumps, loads
@@ -76,3 +78,57 @@ def test_the_click_specs_pickle_their_transforms_and_load_through_the_safe_unpic
     loaded = loads(dumps(model))
     assert spec.predict(loaded, x) == spec.predict(model, x)
     assert dumps(loaded) == dumps(model)
+
+
+def _derived_step_by_step(transforms: DerivedFeatures, x: dict[Hashable, Any]) -> dict:
+    """What ``derive`` is documented to do, one transform after another: every flag read
+    from the input, the drops, the flags set, then each log, log1p and cyclic in turn."""
+    out = dict(x)
+    flags = [(f"{name}.known", "yes" if name in out else "no") for name in transforms.known]
+    for name in transforms.drop:
+        out.pop(name, None)
+    out.update(flags)
+    for name in transforms.log:
+        value = out.pop(name, None)
+        if isinstance(value, float) and value > 0:
+            out[name] = math.log(value)
+    for name, scale in transforms.log1p:
+        value = out.pop(name, None)
+        if isinstance(value, float) and value >= 0:
+            out[name] = math.log1p(value / scale)
+    for name, period in transforms.cyclic:
+        value = out.pop(name, None)
+        if isinstance(value, float):
+            out[f"{name}.sin"] = math.sin(2 * math.pi * value / period)
+            out[f"{name}.cos"] = math.cos(2 * math.pi * value / period)
+    return out
+
+
+NAMES = st.sampled_from(["a", "b", "a.known", "b.known", "a.sin", "ctx.c"])
+
+
+@settings(max_examples=400, database=None)
+@given(
+    log=st.lists(NAMES, max_size=2),
+    log1p=st.lists(st.tuples(NAMES, st.sampled_from([1.0, 600.0])), max_size=2),
+    cyclic=st.lists(st.tuples(NAMES, st.sampled_from([24.0, 7.0])), max_size=2),
+    known=st.lists(NAMES, max_size=3),
+    drop=st.lists(NAMES, max_size=2),
+    x=st.dictionaries(NAMES, st.sampled_from([-1.0, 0.0, 0.5, 3.0, 1e9, "yes", "books"])),
+)
+def test_derive_is_its_transforms_one_after_another(
+    log: list[str],
+    log1p: list[tuple[str, float]],
+    cyclic: list[tuple[str, float]],
+    known: list[str],
+    drop: list[str],
+    x: dict[Hashable, Any],
+) -> None:
+    # Names shared between transforms, and flags named like inputs, included: however it
+    # is made faster, derive must keep the order the docstring gives.
+    transforms = DerivedFeatures(tuple(log), tuple(log1p), tuple(cyclic), tuple(known), tuple(drop))
+    out = dict(x)
+    transforms.derive(out)
+    expected = _derived_step_by_step(transforms, x)
+    assert out == expected
+    assert sorted(out) == sorted(expected)
