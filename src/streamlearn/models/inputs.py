@@ -55,24 +55,8 @@ def unsorted_model_input(
     """:func:`model_input`'s items in no particular order (for a caller that adds to them
     and sorts once after: the workers' scorers), or None when a value is of a subclass of
     a JSON type, whose conversion :func:`model_input` itself must decide."""
-    if not context:
-        return _unsorted(features)
-    x = _unsorted(features)
-    if x is None:
-        return None
-    # A worker's context is strings (validated): folded in after the features, without
-    # the merged copy with_context makes (a sixth of this function's time).
-    for key, text in context.items():
-        if text.__class__ is not str:
-            return _unsorted(with_context(features, context))
-        x[CONTEXT_PREFIX + key] = text
-    return x
-
-
-def _unsorted(items: Mapping[str, Any]) -> dict[str, Any] | None:
-    """:func:`unsorted_model_input` of items with the context already folded in."""
     x: dict[str, Any] = {}
-    for key, value in items.items():
+    for key, value in features.items():
         cls = value.__class__
         if cls is str:
             x[key] = value
@@ -87,4 +71,12 @@ def _unsorted(items: Mapping[str, Any]) -> dict[str, Any] | None:
                 x[key] = number
         elif value is not None:
             return None
+    if context:
+        # A worker's context is strings (validated): folded in after the features, without
+        # the merged copy with_context makes (a sixth of this function's time). Any other
+        # value: the merged items, converted as the features are.
+        for key, text in context.items():
+            if text.__class__ is not str:
+                return unsorted_model_input(with_context(features, context))
+            x[CONTEXT_PREFIX + key] = text
     return x
