@@ -55,8 +55,9 @@ def unsorted_model_input(
     """:func:`model_input`'s items in no particular order (for a caller that adds to them
     and sorts once after: the workers' scorers), or None when a value is of a subclass of
     a JSON type, whose conversion :func:`model_input` itself must decide."""
+    items: Mapping[str, Any] = features  # the values' classes are checked one by one
     x: dict[str, Any] = {}
-    for key, value in features.items():
+    for key, value in items.items():
         cls = value.__class__
         if cls is str:
             x[key] = value
