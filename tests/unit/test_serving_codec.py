@@ -20,6 +20,15 @@ FEATURE = (
 )  # NaN != NaN, so compared separately
 
 
+PLAIN: dict[str, Any] = {
+    "request_id": "r", "user_id": "u", "model_name": "m", "model_version": 1,
+    "experiment": None, "arm": None, "context": {}, "score": 0.5, "decision": None,
+    "degraded": False, "degraded_reason": None, "served_ts": 1, "worker_version": "w",
+    "latency_ms": 0.1,
+}  # fmt: skip
+"""A record without features, for tests that set them."""
+
+
 @st.composite
 def records(draw: st.DrawFn) -> dict[str, Any]:
     return {
@@ -71,18 +80,12 @@ def test_cached_pairs_and_full_caches_write_the_same_bytes(monkeypatch: Any) -> 
 
     monkeypatch.setattr(codec, "CACHE_LIMIT", 2)
     encoder = PredictionEncoder(SERDE)
-    base = {
-        "request_id": "r", "user_id": "u", "model_name": "m", "model_version": 1,
-        "experiment": None, "arm": None, "context": {}, "score": 0.5, "decision": None,
-        "degraded": False, "degraded_reason": None, "served_ts": 1, "worker_version": "w",
-        "latency_ms": 0.1,
-    }  # fmt: skip
     # The same names with other values and other types, past the (tiny) cache limit.
     for i in range(6):
         features = {"a": float(i), "b": f"cat-{i % 3}", "c": i, "d": i % 2 == 0, "e": None}
         if i % 2:
             features = {"a": f"now-a-string-{i}", "b": float(i)}
-        record = {**base, "features": features, "context": {"placement": f"p{i % 4}"}}
+        record = {**PLAIN, "features": features, "context": {"placement": f"p{i % 4}"}}
         assert encoder.encode(record) == SERDE.encode(record)
     assert len(encoder._pairs) <= 2
     assert len(encoder._doubles) <= 2
@@ -115,13 +118,7 @@ def test_equal_values_of_other_types_are_not_confused_by_the_caches() -> None:
     # True == 1 == 1.0 and hash alike: a cache keyed by (name, value) alone would answer
     # the entry of one type for another.
     encoder = PredictionEncoder(SERDE)
-    base = {
-        "request_id": "r", "user_id": "u", "model_name": "m", "model_version": 1,
-        "experiment": None, "arm": None, "context": {}, "score": 0.5, "decision": None,
-        "degraded": False, "degraded_reason": None, "served_ts": 1, "worker_version": "w",
-        "latency_ms": 0.1,
-    }  # fmt: skip
     for value in (1, True, 1.0, 0, False, 0.0, None, "1", 1, True):
-        record = {**base, "features": {"x": value, "y": value}}
+        record = {**PLAIN, "features": {"x": value, "y": value}}
         assert encoder.encode(record) == SERDE.encode(record)
         assert SERDE.decode(encoder.encode(record))["features"]["x"].__class__ is type(value)
