@@ -312,7 +312,13 @@ async def test_a_shadow_replay_is_served_through_an_experiment_arm(
     await asyncio.to_thread(publish_experiment, settings, registry, experiment)
     worker = await start_worker(settings.model_copy(update={"models": ["ctr"]}), registry)
     try:
-        await worker.wait(lambda: worker.serving.store.get("ctr@replayed") is not None)
+        # The model and the experiment come from two topics, read in either order: both.
+        await worker.wait(
+            lambda: (
+                worker.serving.store.get("ctr@replayed") is not None
+                and worker.serving.book.covering("ctr") is not None
+            )
+        )
         instance = {"user_id": "u-1", "features": examples[0]["features"]}
         status, body = await worker.predict({"instances": [instance]})
     finally:
