@@ -22,6 +22,7 @@ worker; then freshness p50/p99 over ``--snapshots`` snapshots.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import importlib.util
 import json
@@ -42,7 +43,15 @@ from confluent_kafka.admin import AdminClient
 
 # Siblings in bench/ (on sys.path when this file is run as a script).
 from predict_baselines import bare_server, minimal_server
-from predict_load import group_cpu_seconds, measured, run_aiohttp, run_wrk, wait_http
+from predict_load import (
+    core_split,
+    group_cpu_seconds,
+    measured,
+    pinned,
+    run_aiohttp,
+    run_wrk,
+    wait_http,
+)
 
 from streamlearn.kafka_local import free_port
 from streamlearn.models import SPECS, build_snapshot, model_input, safe_pickle
@@ -116,6 +125,48 @@ def profiled(load: Any, pid: int, output: str | None) -> Any:
             spy.wait(duration + 30)
 
     return run
+
+
+def goal_rounds(
+    rounds: int,
+    load: Any,
+    minimal: tuple[int, str],
+    worker: tuple[int, int, str],
+    bodies: tuple[dict[str, Any], dict[str, Any]],
+    model: Any,
+    requests: list[Any],
+    connections: int,
+    duration: int,
+) -> tuple[list[float], list[float]]:
+    """``rounds`` more runs of the goals' rows (the minimal handler, the worker with one
+    instance, the worker with a batch of ``len(bodies[1]["instances"])``, the in-process
+    call), which goes first alternating: the worker / minimal handler ratio by server CPU
+    per request, and the batch's CPU per prediction / the in-process call's, of each."""
+    (minimal_pid, minimal_url), (pid, port, url) = minimal, worker
+    one, batch = bodies
+    size = len(batch["instances"])
+    singles: list[float] = []
+    batches: list[float] = []
+    for index in range(rounds):
+        got: dict[str, dict[str, float]] = {}
+        for who in ("minimal", "worker") if index % 2 == 0 else ("worker", "minimal"):
+            if who == "minimal":
+                got[who] = measured(load, minimal_pid, minimal_url, one, connections, duration)
+            else:
+                got[who] = measured(counted(load, port), pid, url, one, connections, duration)
+        least, single = got["minimal"], got["worker"]
+        batched = measured(counted(load, port), pid, url, batch, connections, duration)
+        call_us = in_process(model, requests)["cpu_us"]
+        singles.append(least["cpu_us"] / single["cpu_us"])
+        batches.append(batched["cpu_us"] / size / call_us)
+        print(
+            f"  goal round {index + 1}: minimal handler {least['cpu_us']:.1f}, worker "
+            f"{single['cpu_us']:.1f} us/req ({singles[-1]:.2f}x); batch "
+            f"{batched['cpu_us'] / size:.1f} us per prediction, in-process call "
+            f"{call_us:.1f} us ({batches[-1]:.2f}x)",
+            flush=True,
+        )
+    return singles, batches
 
 
 def ab_rounds(
@@ -254,12 +305,27 @@ def main() -> int:
         "shared machine one pair of runs moves by ±15 %%)",
     )
     parser.add_argument(
+        "--goal-rounds",
+        type=int,
+        default=0,
+        help="that many more runs of the goals' rows (minimal handler, worker with 1 and "
+        "--batch instances, in-process call), then the goals' ratios as the median of every "
+        "run (one run on a shared machine moves by ±5 %%)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=0,
         help="also load N worker processes sharing one port (serving.runner.run_workers, "
         "SO_REUSEPORT) with 1 instance per request: req/s, per core, and their summed CPU "
         "per request (0: not run)",
+    )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let every process run on every core (by default, with two cores or more, the "
+        "servers run on all but the last core and the load generator, the broker and this "
+        "process on the last)",
     )
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bare-uvloop", action="store_true", help=argparse.SUPPRESS)
@@ -278,6 +344,20 @@ def main() -> int:
     load = run_wrk if shutil.which("wrk") else run_aiohttp
     print(f"load generator: {load_generator(setup.returncode == 0)}")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; cores: {os.cpu_count()}")
+    placement = None if args.no_pin else core_split()
+    server_cores = placement[0] if placement else set(os.sched_getaffinity(0))
+    if placement:
+        # The load generator on a core of its own, so that the servers' figures are not
+        # shared with it: this thread, and what it starts from here on (the broker, the
+        # registry, wrk), runs on the last core; the servers are started on the others.
+        os.sched_setaffinity(0, placement[1])
+        print(f"cores: servers on {sorted(placement[0])}; load generator, broker and this "
+              f"process on {sorted(placement[1])}")  # fmt: skip
+    else:
+        print("cores: not pinned (one core, or --no-pin): the load generator shares them")
+
+    def on_server_cores() -> contextlib.AbstractContextManager[None]:
+        return pinned(server_cores) if placement else contextlib.nullcontext()
 
     bootstrap, broker = bench_broker()
     prefix = f"bench-{uuid.uuid4().hex[:6]}."
@@ -334,50 +414,53 @@ def main() -> int:
             settings, registry,
             EXPERIMENT,
         )  # fmt: skip
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "streamlearn", "serve", "--port", str(worker_port)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=sys.stderr,
+        with on_server_cores():
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "streamlearn", "serve", "--port", str(worker_port)],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=sys.stderr,
+                )
             )
-        )
-        bare_process = subprocess.Popen([sys.executable, __file__, "--bare-server", str(bare_port)])
-        processes.append(bare_process)
-        uv_port = free_port()
-        if has_uvloop:
-            uv_process = subprocess.Popen(
-                [sys.executable, __file__, "--bare-server", str(uv_port), "--bare-uvloop"]
+            bare_process = subprocess.Popen(
+                [sys.executable, __file__, "--bare-server", str(bare_port)]
             )
-            processes.append(uv_process)
-            wait_http(uv_port, "")
-        minimal_port = free_port()
-        minimal_process = subprocess.Popen(
-            [sys.executable, __file__, "--minimal-server", str(minimal_port)]
-        )
-        processes.append(minimal_process)
-        wait_http(minimal_port, "/healthz")
-        worker_pid = processes[1].pid
-        wait_http(worker_port, "/readyz")
-        baseline_port = free_port()
-        if args.baseline_src:
-            baseline_env = {**env, "PYTHONPATH": str(Path(args.baseline_src).resolve())}
-            baseline_process = subprocess.Popen(
-                [sys.executable, "-m", "streamlearn", "serve", "--port", str(baseline_port)],
-                env=baseline_env, stdout=subprocess.DEVNULL, stderr=sys.stderr,
-            )  # fmt: skip
-            processes.append(baseline_process)
-            wait_http(baseline_port, "/readyz")
-        multi_port = free_port()
-        if args.workers:
-            multi_process = subprocess.Popen(
-                [sys.executable, "-m", "streamlearn", "serve", "--workers", str(args.workers),
-                 "--port", str(multi_port)],
-                env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr,
-            )  # fmt: skip
-            processes.append(multi_process)
-            for _ in range(4 * args.workers):  # new connections: each worker answers some
-                wait_http(multi_port, "/readyz")
+            processes.append(bare_process)
+            uv_port = free_port()
+            if has_uvloop:
+                uv_process = subprocess.Popen(
+                    [sys.executable, __file__, "--bare-server", str(uv_port), "--bare-uvloop"]
+                )
+                processes.append(uv_process)
+                wait_http(uv_port, "")
+            minimal_port = free_port()
+            minimal_process = subprocess.Popen(
+                [sys.executable, __file__, "--minimal-server", str(minimal_port)]
+            )
+            processes.append(minimal_process)
+            wait_http(minimal_port, "/healthz")
+            worker_pid = processes[1].pid
+            wait_http(worker_port, "/readyz")
+            baseline_port = free_port()
+            if args.baseline_src:
+                baseline_env = {**env, "PYTHONPATH": str(Path(args.baseline_src).resolve())}
+                baseline_process = subprocess.Popen(
+                    [sys.executable, "-m", "streamlearn", "serve", "--port", str(baseline_port)],
+                    env=baseline_env, stdout=subprocess.DEVNULL, stderr=sys.stderr,
+                )  # fmt: skip
+                processes.append(baseline_process)
+                wait_http(baseline_port, "/readyz")
+            multi_port = free_port()
+            if args.workers:
+                multi_process = subprocess.Popen(
+                    [sys.executable, "-m", "streamlearn", "serve", "--workers", str(args.workers),
+                     "--port", str(multi_port)],
+                    env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr,
+                )  # fmt: skip
+                processes.append(multi_process)
+                for _ in range(4 * args.workers):  # new connections: each worker answers some
+                    wait_http(multi_port, "/readyz")
         wait_http(bare_port, "")
 
         requests = ClickWorld(7).requests(1000)
@@ -511,17 +594,38 @@ def main() -> int:
             f"{batched['cpu_us'] / args.batch / call_us:.2f}x the in-process model call "
             f"({call_us:.1f} us of CPU per call; goal <= 2)"
         )
+        if args.goal_rounds:
+            print(f"\n{args.goal_rounds} more runs of the goals' rows:")
+            singles, batches = goal_rounds(
+                args.goal_rounds, load, (minimal_process.pid, f"http://127.0.0.1:{minimal_port}/p"),
+                (worker_pid, worker_port, worker_url), (one, batch), model, requests, c, d,
+            )  # fmt: skip
+            singles.insert(0, minimal["cpu_us"] / single["cpu_us"])
+            batches.insert(0, batched["cpu_us"] / args.batch / call_us)
+            runs = len(singles)
+            print(
+                f"median of {runs} runs: worker / minimal handler (by server CPU per request) "
+                f"{statistics.median(singles):.2f}x (goal >= 0.85; "
+                f"{', '.join(f'{r:.2f}' for r in singles)}); batched CPU per prediction "
+                f"{statistics.median(batches):.2f}x the in-process model call (goal <= 2; "
+                f"{', '.join(f'{r:.2f}' for r in batches)})"
+            )
         if has_uvloop:
             uv = rows["bare handler, uvloop"]
             print(f"worker / bare handler on uvloop (req/s): {single['rps'] / uv['rps']:.2f}x")
         if args.workers:
             multi = rows[f"{args.workers} workers (SO_REUSEPORT), 1 inst."]
-            cores = os.cpu_count() or 1
+            used = min(args.workers, len(server_cores))
+            where = (
+                f"on {len(server_cores)} server core(s), wrk on its own"
+                if placement
+                else f"wrk shares the {len(server_cores)} cores"
+            )
             print(
                 f"{args.workers} workers: {multi['rps']:.0f} req/s, "
-                f"{multi['rps'] / min(args.workers, cores):.0f} req/s per core used by workers "
-                f"(wrk shares the {cores} cores), {multi['cpu_us']:.1f} us of CPU per request "
-                f"summed over the workers (1 worker: {single['cpu_us']:.1f} us)"
+                f"{multi['rps'] / used:.0f} req/s per core used by workers ({where}), "
+                f"{multi['cpu_us']:.1f} us of CPU per request summed over the workers "
+                f"(1 worker: {single['cpu_us']:.1f} us)"
             )
         low = [int(n) for n in args.low_connections.split(",") if n.strip()]
         if low:

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,27 @@ request = function()
                     prefix .. counter .. suffix)
 end
 """
+
+
+def core_split() -> tuple[set[int], set[int]] | None:
+    """(the servers' cores, the load generator's core): the last core this process may run
+    on for the load, the others for the servers; None with a single core."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    return set(cores[:-1]), {cores[-1]}
+
+
+@contextmanager
+def pinned(cores: set[int]) -> Iterator[None]:
+    """Within the block this thread, and every process it starts (they inherit it), runs
+    only on ``cores``; the thread's affinity before is restored afterwards."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def wait_http(port: int, path: str, timeout_s: float = 60) -> None:

@@ -90,6 +90,19 @@ def ingest(text: str, data: dict[str, Any] | None) -> Figures:
 
 
 def predict(text: str, data: dict[str, Any] | None) -> Figures:
+    # With --goal-rounds: the medians of every run, one line.
+    median = re.search(
+        r"median of (\d+) runs: worker / minimal handler \(by server CPU per request\) "
+        r"([\d.]+)x.*batched CPU per prediction ([\d.]+)x",
+        text,
+    )
+    if median:
+        runs, cpu, batch = median.groups()
+        return [
+            ("worker vs minimal handler, server CPU per request", f"{cpu}x (median of {runs})"),
+            ("batched CPU per prediction vs in-process model call",
+             f"{batch}x (median of {runs})"),
+        ]  # fmt: skip
     figures = []
     cpu = _search(r"worker / minimal handler \(by server CPU per request\): ([\d.]+)x", text)
     if cpu:

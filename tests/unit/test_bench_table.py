@@ -57,6 +57,12 @@ PREDICT_OUT = """\
 worker / minimal handler (by server CPU per request): 0.58x (goal >= 0.85); p99 3.51x
 batched: server CPU per prediction 27.5 us, 4.04x the in-process model call (6.8 us; goal <= 2)
 """
+PREDICT_ROUNDS_OUT = (
+    PREDICT_OUT
+    + "median of 3 runs: worker / minimal handler (by server CPU per request) 0.61x (goal >= "
+    "0.85; 0.58, 0.61, 0.63); batched CPU per prediction 3.90x the in-process model call "
+    "(goal <= 2; 4.04, 3.90, 3.80)\n"
+)
 LEARNER_OUT = """\
 | round | in-process examples/s | learner agent examples/s | ratio | CPU | CPU ratio |
 |---|---|---|---|---|---|
@@ -100,6 +106,11 @@ def test_each_benchmarks_headline_figures_are_read_from_its_output() -> None:
         ("batched CPU per prediction vs in-process model call", "4.04x"),
     ]
     assert [value for _, value in bench_table.serde(SERDE_OUT, None)] == ["1.02x", "1.11x"]
+    # With --goal-rounds the goals' figures are the medians of every run, and say so.
+    assert bench_table.predict(PREDICT_ROUNDS_OUT, None) == [
+        ("worker vs minimal handler, server CPU per request", "0.61x (median of 3)"),
+        ("batched CPU per prediction vs in-process model call", "3.90x (median of 3)"),
+    ]
     assert bench_table.learner(LEARNER_OUT, None) == [
         ("learner agent vs in-process, examples/s", "0.84 (median of 3)"),
         ("learner agent vs in-process, examples/s, median cadence", "0.86"),
