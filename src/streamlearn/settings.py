@@ -288,6 +288,10 @@ class Settings(BaseSettings):
     serve_max_model_age_s: float | None = Field(default=None, gt=0)
     """A model older than this serves the fallback (degraded); unset: each spec's own limit."""
 
+    serve_startup_wait_s: float = Field(default=30.0, ge=0)
+    """How long a starting worker waits to have read model.state and experiments to their end
+    before it opens its port; then it opens anyway, answering with the fallback until then."""
+
     serve_api_tokens: list[SecretStr] = Field(default_factory=list)
     """Bearer tokens the prediction API (/v1/...) accepts; none: open (secrets)."""
 

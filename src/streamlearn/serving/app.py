@@ -92,6 +92,21 @@ def create_serving_app(
     return app
 
 
+async def _caught_up_or_late(follower: StateFollower, wait_s: float) -> None:
+    """Until ``follower`` has read its topics to where they ended at start, or ``wait_s``
+    (0: not at all)."""
+    if wait_s <= 0:
+        return
+    try:
+        await asyncio.wait_for(follower.caught_up.wait(), wait_s)
+    except TimeoutError:
+        log.warning(
+            "model.state and experiments not read to their end within %gs: opening the port "
+            "now; requests get the fallback until they are",
+            wait_s,
+        )
+
+
 def _kafka_lifecycle(
     registry: SchemaSource | None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -130,6 +145,12 @@ def _kafka_lifecycle(
             asyncio.create_task(follower.run(), name="serve-follower"),
         ]
         try:
+            # aiohttp opens the port after this startup step: a worker takes requests only
+            # once it has the models and experiments published before it started, so that
+            # one of several on a port (serve --workers) never answers with the fallback
+            # while the others answer with the model. Kafka may be away: then the port opens
+            # after the wait, and requests get the fallback until the follower catches up.
+            await _caught_up_or_late(follower, settings.serve_startup_wait_s)
             yield
         finally:
             for task in tasks:
