@@ -301,15 +301,18 @@ async def test_dead_broker_keeps_the_last_model_and_counts_telemetry_drops(
             assert not body["predictions"][0]["degraded"]
         latencies.sort()
         print(f"broker down: p50 {latencies[150] * 1000:.2f} ms, p99 {latencies[296] * 1000:.2f}")
-        # Generous for a loaded CI machine; a blocking produce would take seconds.
-        assert latencies[296] < 0.25
         status, metrics = await worker.get("/metrics")
-        dropped = [
-            float(line.rsplit(" ", 1)[1])
+        dropped = {
+            line.split('reason="', 1)[1].split('"', 1)[0]: float(line.rsplit(" ", 1)[1])
             for line in metrics.splitlines()
             if line.startswith("streamlearn_serve_telemetry_dropped_total{")
-        ]
-        assert sum(dropped) >= 200, metrics
+        }
+        # Records beyond the bounds were dropped, not waited for...
+        assert sum(dropped.values()) >= 200, metrics
+        # ...and no request waited on Kafka: the records queued when the broker went away
+        # time out after the producer's delivery timeout (30 s); every request was answered
+        # before any of them did. (Without asserting a latency: tests never time speed.)
+        assert dropped.get("delivery_failed", 0.0) == 0.0, metrics
         status, body = await worker.get("/readyz")
         assert status == 200, "a loaded model stays loaded while Kafka is away"
     finally:
