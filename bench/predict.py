@@ -8,7 +8,9 @@ a per-arm ``ctr@b`` one) on ``model.state``, an experiment splitting users betwe
 and ``streamlearn serve`` as its own process, so telemetry, routing and rules are all on.
 The load comes from another process at fixed concurrency: ``wrk`` when it is on PATH (a Lua
 script varies the user id per request), otherwise an aiohttp client (slower: it is then
-the client that limits the rates, which the output says).
+the client that limits the rates, which the output says). With two cores or more the
+servers run on all but the last core and the load generator, the broker and this process
+on the last (``--no-pin``: everything everywhere).
 
 Rows: the worker with one instance per request, the worker with ``--batch`` instances per
 request, a bare aiohttp handler returning a constant (same machine, same client), and the
