@@ -11,7 +11,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from streamlearn.collector.exceptions import InvalidEventError
@@ -25,6 +25,14 @@ FEEDBACK_FIELDS = frozenset(
 )
 FEEDBACK_KINDS = frozenset({"impression", "click", "conversion", "value", "dismiss"})
 MAX_STRING = 8192
+EARLIEST_MS = -62_135_596_800_000 + 86_400_000
+"""The earliest client time taken as epoch milliseconds: 0001-01-02 (a day clear of year 0
+in any zone)."""
+LATEST_MS = 253_402_300_799_999 - 86_400_000
+"""The latest: 9999-12-30 (a day clear of year 10000)."""
+EDGE_DAYS = frozenset({date(1, 1, 1), date(9999, 12, 31)})
+"""Days refused in ISO 8601 client times (as the document's pattern says): in some zones
+they are outside the years a timestamp can hold."""
 
 
 @dataclass(frozen=True)
@@ -67,10 +75,13 @@ def _timestamp(item: Mapping[str, Any], name: str, where: str, default: datetime
     if isinstance(value, bool):
         raise InvalidEventError(f"{where}.{name}", "must be ISO 8601 text or epoch milliseconds")
     if isinstance(value, int | float):
-        try:
-            return datetime.fromtimestamp(value / 1000, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise InvalidEventError(f"{where}.{name}", "is out of range") from None
+        # The range the collector's document declares (NaN is in no range).
+        if not EARLIEST_MS <= value <= LATEST_MS:
+            raise InvalidEventError(
+                f"{where}.{name}",
+                f"is out of range (epoch milliseconds from {EARLIEST_MS} to {LATEST_MS})",
+            )
+        return datetime.fromtimestamp(value / 1000, UTC)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -78,6 +89,10 @@ def _timestamp(item: Mapping[str, Any], name: str, where: str, default: datetime
             raise InvalidEventError(f"{where}.{name}", f"{value!r} is not ISO 8601") from None
         if parsed.tzinfo is None:
             raise InvalidEventError(f"{where}.{name}", "needs a time zone (e.g. Z)")
+        if parsed.date() in EDGE_DAYS:
+            # A zone can move these out of the years a timestamp holds (0001-01-01T00:00+01:00
+            # is in year 0 in UTC): their first and last day are refused, as documented.
+            raise InvalidEventError(f"{where}.{name}", "is out of range (0001-01-02 to 9999-12-30)")
         return parsed.astimezone(UTC)
     raise InvalidEventError(f"{where}.{name}", "must be ISO 8601 text or epoch milliseconds")
 

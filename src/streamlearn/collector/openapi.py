@@ -11,13 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import streamlearn
-from streamlearn.collector.mapping import FEEDBACK_KINDS, MAX_STRING
+from streamlearn.collector.mapping import EARLIEST_MS, FEEDBACK_KINDS, LATEST_MS, MAX_STRING
 from streamlearn.collector.write_keys import HEADER, QUERY
 from streamlearn.settings import Settings
 
 JSON = "application/json"
-EARLIEST_MS = -62_135_596_800_000 + 86_400_000  # 0001-01-02, clear of any zone
-LATEST_MS = 253_402_300_799_999 - 86_400_000  # 9999-12-30
+NOT_AN_EDGE_DAY = "^(?!0001-01-01|9999-12-31)"
 NOT_ONLY_SPACE = (
     "[^\\t\\n\\u000b\\u000c\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a"
     "\\u2028\\u2029\\u202f\\u205f\\u3000]"
@@ -44,18 +43,27 @@ def _retry_after(description: str) -> dict[str, Any]:
 
 
 def _schemas(settings: Settings) -> dict[str, Any]:
-    text = {"type": "string", "maxLength": MAX_STRING}
-    required_text = {**text, "minLength": 1, "pattern": NOT_ONLY_SPACE}
-    strings = {"type": "object", "additionalProperties": {"type": "string"}}
+    # An optional field sent as null is taken as absent, so optional fields allow null.
+    required_text = {
+        "type": "string", "maxLength": MAX_STRING, "minLength": 1, "pattern": NOT_ONLY_SPACE
+    }  # fmt: skip
+    text = {"type": ["string", "null"], "maxLength": MAX_STRING}
+    strings = {"type": ["object", "null"], "additionalProperties": {"type": "string"}}
     timestamp = {
         "description": "ISO 8601 with a zone, or epoch milliseconds [default: received].",
         "anyOf": [
-            {"type": "string", "format": "date-time"},
-            # Years 1 to 9999, what a timestamp record can hold.
-            {"type": "integer", "minimum": EARLIEST_MS, "maximum": LATEST_MS},
+            # Not on the first or the last day a timestamp holds: a zone can move those
+            # out of its years (mapping.EDGE_DAYS).
+            {"type": "string", "format": "date-time", "pattern": NOT_AN_EDGE_DAY},
+            # Years 1 to 9999, what a timestamp record can hold (fractions of a
+            # millisecond are taken, and dropped).
+            {"type": "number", "minimum": EARLIEST_MS, "maximum": LATEST_MS},
+            {"type": "null"},
         ],
     }
-    event_id = {"type": "string", "format": "uuid", "description": "[default: a new UUID]"}
+    event_id = {
+        "type": ["string", "null"], "format": "uuid", "description": "[default: a new UUID]"
+    }  # fmt: skip
     # Required in the body as far as this document can say; the collector also takes it
     # from an X-App-Version header for every item of a request (a rule across header and
     # body that a JSON schema cannot state).
