@@ -314,6 +314,22 @@ def test_served_metrics_score_what_users_got_and_leave_fallbacks_out() -> None:
     assert metrics["auc"] < 0.99  # the model being trained is no oracle
 
 
+def test_no_prequential_auc_until_both_classes_were_evaluated() -> None:
+    # Under as_labelled, positives reach a fresh (or resumed) learner first: River's figure
+    # over them alone is 0.0, which a chart drew as a model gone wrong. No figure is right.
+    learner = OnlineLearner(SPECS["ctr"], signing_key=KEY)
+    records = examples(2000)
+    positives = [record for record in records if record["label"] == 1.0]
+    negatives = [record for record in records if record["label"] == 0.0]
+    learner.learn_many(positioned(positives[:50]))
+    metrics = learner.metrics()
+    assert metrics["evaluated_examples"] == 50
+    assert "auc" not in metrics
+    assert metrics["log_loss"] > 0  # defined from the first example
+    learner.learn_many([(record, TOPIC, 2, offset) for offset, record in enumerate(negatives[:1])])
+    assert 0.0 <= learner.metrics()["auc"] <= 1.0
+
+
 def test_on_scored_gets_the_served_time_in_epoch_ms_however_the_example_was_decoded() -> None:
     records = examples(6)
     served_ms = int(T0.timestamp() * 1000)

@@ -49,3 +49,19 @@ def test_other_threshold_counts_and_one_class_only() -> None:
             river.update(True, score, weight)
             ours.update(True, score, weight)
         assert ours.get() == float(river.get())
+
+
+def test_both_classes_are_known_once_each_was_counted() -> None:
+    auc = ThresholdAuc()
+    assert not auc.has_both_classes()
+    for _ in range(5):
+        auc.update(True, 0.9, 1.0)
+        auc.update(1.0, 0.2, 0.5)  # River's pos_val test: 1.0 is a positive
+    assert not auc.has_both_classes()
+    assert auc.get() == 0.0  # River's figure over one class: no ranking in it
+    auc.update(False, 0.1, 1e-9)
+    assert auc.has_both_classes()
+    negatives_only = ThresholdAuc()
+    negatives_only.update(0.0, 0.7, 1.0)
+    negatives_only.update(False, {True: 0.3, False: 0.7}, 2.0)
+    assert not negatives_only.has_both_classes()

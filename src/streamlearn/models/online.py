@@ -239,6 +239,10 @@ class OnlineLearner:
             self._names[1]: float(self._second.get()),
             "evaluated_examples": float(self.evaluated),
         }
+        if isinstance(self._first, ThresholdAuc) and not self._first.has_both_classes():
+            # No AUC from one class (positives come first under as_labelled): absent, as
+            # the served AUC is, rather than River's 0.0.
+            del metrics[self._names[0]]
         served = self._served.get()
         if served is not None:
             metrics[self._names[2]] = served

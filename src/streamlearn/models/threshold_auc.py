@@ -25,7 +25,7 @@ _trapezoid: Any = river_roc_auc.integrate.trapezoid  # type: ignore[attr-defined
 class ThresholdAuc:
     """``river.metrics.ROCAUC(n_thresholds)`` with ``pos_val=True``: ``update`` and ``get``."""
 
-    __slots__ = ("_column", "_diagonal", "_row", "_thresholds", "_true_positives")
+    __slots__ = ("_classes", "_column", "_diagonal", "_row", "_thresholds", "_true_positives")
 
     def __init__(self, n_thresholds: int = 10) -> None:
         river: Any = river_metrics.ROCAUC(n_thresholds)  # type: ignore[no-untyped-call]
@@ -37,10 +37,13 @@ class ThresholdAuc:
         self._row = [0.0] * n
         self._column = [0.0] * n
         self._diagonal = [0.0] * n
+        self._classes = 0
+        """Bit 0: a negative was counted, bit 1: a positive."""
 
     def update(self, y_true: Any, y_pred: Any, w: float = 1.0) -> None:
         p_true = y_pred.get(True, 0.0) if isinstance(y_pred, dict) else y_pred
         if y_true == True:  # noqa: E712 (River's test: y_true == pos_val, 1.0 included)
+            self._classes |= 2
             true_positives, row, column, diagonal = (
                 self._true_positives, self._row, self._column, self._diagonal,
             )  # fmt: skip
@@ -51,12 +54,18 @@ class ThresholdAuc:
                     column[i] += w
                     diagonal[i] += w
         else:
+            self._classes |= 1
             column, diagonal = self._column, self._diagonal
             for i, threshold in enumerate(self._thresholds):
                 if p_true > threshold:
                     column[i] += w
                 else:
                     diagonal[i] += w
+
+    def has_both_classes(self) -> bool:
+        """Whether a positive and a negative were both counted: with one class only,
+        River's figure is 0.0, which says nothing about ranking."""
+        return self._classes == 3
 
     def get(self) -> float:
         tprs: list[float] = []
