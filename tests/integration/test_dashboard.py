@@ -184,6 +184,9 @@ def produce_system(settings: Settings, registry: RegistryClient) -> None:
         [("ctr", snapshot(v, ago(40 - 10 * v))) for v in (1, 2, 3)],
     )
     produce(settings, registry, "model.metrics", [
+        # From a run a quarter of an hour before this one: its line is not joined to this
+        # run's (a break in the chart).
+        ("ctr", metrics("learner", "logistic", ago(900), 500, auc=0.9, log_loss=0.5)),
         *(("ctr", metrics("learner", arm, ago(30 - 10 * i), 500, auc=0.7 + 0.02 * i,
                           served_auc=0.68 + 0.02 * i, log_loss=0.55)) for i in range(3)
           for arm in ("logistic", "tree")),
@@ -305,6 +308,9 @@ async def test_the_page_shows_the_system_live_in_a_browser(
         model = page.locator('#model-list [data-model="ctr"]')
         for kind in ("quality", "errors", "reliability"):
             assert int(await model.locator(f".chart.{kind}").get_attribute("data-points") or 0) > 0
+        # The earlier run's point stands apart: one break, and no line drawn across it.
+        assert await model.locator(".chart.quality").get_attribute("data-breaks") == "1"
+        assert await page.locator("#pipeline-chart").get_attribute("data-breaks") == "0"
         assert "v3" in await page.locator("#models-table").inner_text()
         arms = await page.locator("#arms-table").inner_text()
         assert "logistic" in arms

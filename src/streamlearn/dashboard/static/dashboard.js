@@ -10,6 +10,11 @@
   const STALE_AFTER_MS = 4000;
   const MAX_DRIFT_CARDS = 60;
   const CHART_HEIGHT = 220;
+  // A time chart's line breaks where its points are further apart than this many typical
+  // steps (and at least a minute): a part that was stopped, or the last run of `up`,
+  // is not joined to what came after it by a straight line.
+  const BREAK_STEPS = 10;
+  const BREAK_MIN_S = 60;
 
   const view = {
     state: null,
@@ -116,7 +121,9 @@
         stroke: s.color,
         width: s.width || 1.5,
         scale: s.scale || "y",
-        spanGaps: s.kind !== "bars",
+        // Time charts: undefined (no value at that moment) is spanned, null (a break,
+        // see withBreaks) is not. Other charts span their nulls.
+        spanGaps: s.kind !== "bars" && spec.time === false,
         points: { show: false },
         value: s.value || ((u, v) => (isNum(v) ? fmt(v, s.digits === undefined ? 3 : s.digits) : "–")),
       };
@@ -161,13 +168,42 @@
     return n;
   }
 
+  /* A time chart's columns with a null row (a break in every line) between two moments
+     further apart than BREAK_STEPS typical steps and BREAK_MIN_S; every other missing
+     value becomes undefined, which uPlot spans. Returns [data, breaks]. */
+  function withBreaks(data) {
+    const xs = data[0];
+    const steps = [];
+    for (let i = 1; i < xs.length; i++) steps.push(xs[i] - xs[i - 1]);
+    steps.sort((a, b) => a - b);
+    const limit = steps.length ? Math.max(BREAK_MIN_S, BREAK_STEPS * steps[steps.length >> 1]) : Infinity;
+    const out = data.map(() => []);
+    let breaks = 0;
+    for (let i = 0; i < xs.length; i++) {
+      if (i > 0 && xs[i] - xs[i - 1] > limit) {
+        out[0].push((xs[i - 1] + xs[i]) / 2);
+        for (let c = 1; c < data.length; c++) out[c].push(null);
+        breaks++;
+      }
+      out[0].push(xs[i]);
+      for (let c = 1; c < data.length; c++) {
+        const v = data[c][i];
+        out[c].push(v === null ? undefined : v);
+      }
+    }
+    return [out, breaks];
+  }
+
   /* Draw (or update) the chart `key` in `container`. A chart is rebuilt only when its
      series change (and on a theme change); new data otherwise goes to setData. */
   function chart(key, container, spec, data) {
+    let breaks = 0;
     if (spec.time !== false && data[0].length === 1) {
       // One moment has no extent (uPlot would span years): show the minute around it.
       const t = data[0][0];
-      data = [[t - 30, t, t + 30], ...data.slice(1).map((ys) => [null, ys[0], null])];
+      data = [[t - 30, t, t + 30], ...data.slice(1).map((ys) => [undefined, ys[0], undefined])];
+    } else if (spec.time !== false) {
+      [data, breaks] = withBreaks(data);
     }
     const signature = JSON.stringify([spec.series.map((s) => [s.label, s.kind, s.scale, s.color]), spec.time, spec.height, spec.signature]);
     let entry = view.charts.get(key);
@@ -189,6 +225,7 @@
     }
     const points = countPoints(data);
     container.setAttribute("data-points", String(points));
+    container.setAttribute("data-breaks", String(breaks));
     entry.caption.textContent = points + (points === 1 ? " point" : " points");
   }
 
