@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -33,6 +34,10 @@ class RegistryProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.output = ""
         """What it printed (after :meth:`stop`)."""
+        # A file, not a pipe: a pipe nobody reads until the end fills at 64 KiB and then
+        # hangs the registry on its next log line (at DEBUG within seconds).
+        # It lives as long as the process (closed by stop), hence no context manager.
+        self._log = tempfile.TemporaryFile(mode="w+", prefix="registry-")  # noqa: SIM115
         env = {
             **os.environ,
             "STREAMLEARN_KAFKA_BOOTSTRAP": bootstrap,
@@ -42,9 +47,8 @@ class RegistryProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamlearn", "registry", "serve", "--port", str(self.port)],
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=self._log,
             stderr=subprocess.STDOUT,
-            text=True,
         )
         self._wait_ready()
 
@@ -52,7 +56,7 @@ class RegistryProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                output = self.process.stdout.read() if self.process.stdout else ""
+                output = self._read_log()
                 raise RuntimeError(f"registry exited with {self.process.returncode}: {output}")
             try:
                 with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
@@ -73,10 +77,14 @@ class RegistryProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process.stdout is not None and not self.process.stdout.closed:
-            self.output = self.process.stdout.read()
-            self.process.stdout.close()
+        if not self._log.closed:
+            self.output = self._read_log()
+            self._log.close()
         return self.process.returncode
+
+    def _read_log(self) -> str:
+        self._log.seek(0)
+        return self._log.read()
 
 
 async def read_values(

@@ -369,3 +369,20 @@ def test_writes_need_a_configured_writer_and_reads_stay_open(kafka_bootstrap: st
         registry.stop()
     assert "registry on http" in registry.output
     assert "pw-7f3a91" not in registry.output
+
+
+def test_a_test_registry_that_logs_a_lot_keeps_answering(kafka_bootstrap: str) -> None:
+    """The tests' registry process logs to a file, not to a pipe read only when it stops:
+    at DEBUG it wrote past a pipe's 64 KiB within seconds and then hung on its next log
+    line, and every test of the session waited on the registry (found running a test
+    with ``STREAMLEARN_LOG_LEVEL=DEBUG``)."""
+    registry = RegistryProcess(
+        kafka_bootstrap, f"chatty-{uuid.uuid4().hex[:8]}.", env={"STREAMLEARN_LOG_LEVEL": "DEBUG"}
+    )
+    try:
+        for _ in range(400):  # each logged (aiohttp's access log at DEBUG), beside aiokafka's
+            assert http("GET", f"{registry.url}/subjects") == (200, [])
+    finally:
+        registry.stop()
+    assert len(registry.output) > 65_536, "all it logged is kept"
+    assert "GET /subjects" in registry.output
