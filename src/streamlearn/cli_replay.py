@@ -289,7 +289,8 @@ def replay_diff(
     into: Annotated[str, typer.Option("--into", help="The shadow namespace replayed into")],
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
-    """Compare a shadow replay's outputs with the live ones; exit 1 when they differ."""
+    """Compare a shadow replay's outputs with the live ones; exit 1 when they differ or
+    when a topic could not be compared (a range too short for its window)."""
     from streamlearn.replay.diff import diff_replay
     from streamlearn.replay.shadow import read_manifest
     from streamlearn.serde import RegistryClient
@@ -302,7 +303,11 @@ def replay_diff(
         for line in result.lines():
             typer.echo(line)
     differing = [r.topic for r in results if r.differs]
+    uncompared = [r.topic for r in results if r.not_compared is not None]
     if differing:
         typer.echo(f"differences in {', '.join(differing)}", err=True)
+    if uncompared:
+        typer.echo(f"not compared: {', '.join(uncompared)} (replay a longer range)", err=True)
+    if differing or uncompared:
         raise typer.Exit(1)
     typer.echo("no differences")

@@ -13,7 +13,7 @@ from streamlearn.models import SPECS, model_input, safe_pickle, verify_snapshot
 from streamlearn.models.exceptions import BadSignature, UnknownSnapshotSpec
 from streamlearn.models.online import OnlineLearner
 from streamlearn.models.snapshot import recorded_spec
-from streamlearn.replay.diff import _compare, _shadow_verdicts, _why, diff_examples
+from streamlearn.replay.diff import _compare, _shadow_verdicts, _why, diff_examples, diff_sessions
 from streamlearn.replay.examples import Example, PreparedRecord, ReadCounts, prepared_records
 from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 from streamlearn.replay.history import ModelHistory, PublishedSnapshot
@@ -276,3 +276,42 @@ def test_examples_are_compared_where_their_horizon_closed_inside_the_range() -> 
     result = diff_examples(sides, horizon_s=25.0, lateness_s=5.0)  # type: ignore[arg-type]
     assert (result.only_live, result.only_shadow, result.changed) == (["r3"], [], ["r1"])
     assert (result.shadow, result.live) == (4, 5)
+
+
+def test_a_range_too_short_for_any_session_is_not_compared_rather_than_equal() -> None:
+    """A 150 s `up --simulate` replayed printed "0 shadow, 0 live", a window ending before
+    it began, and "no differences": sessions are compared a gap away from the range's
+    edges, and 150 s of events leaves no such window (found by using `replay diff`)."""
+    from datetime import timedelta
+
+    events = [{"event_ts": NOW + timedelta(seconds=s)} for s in range(0, 150, 10)]
+    sides = _Sides({("events.clean", "shadow"): events})
+    result = diff_sessions(sides, gap_s=1800.0, lateness_s=60.0)  # type: ignore[arg-type]
+    assert result.not_compared is not None
+    assert result.lines() == [
+        "events.sessions: not compared: the range holds 2m20s of event time; sessions are "
+        "compared from a session gap (30m00s) after its first event to gap + lateness "
+        "(31m00s) before its last, which leaves no time"
+    ]
+    empty = diff_sessions(_Sides({}), gap_s=1800.0, lateness_s=60.0)  # type: ignore[arg-type]
+    assert empty.lines() == ["events.sessions: not compared: the shadow has no clean events"]
+
+
+def test_examples_none_of_whose_horizons_closed_in_the_range_are_not_compared() -> None:
+    from datetime import timedelta
+
+    predictions = [{"request_id": "r0", "served_ts": NOW}]
+    feedback = [{"received_ts": NOW + timedelta(seconds=10)}]
+    sides = _Sides(
+        {
+            ("telemetry.predictions", "shadow"): predictions,
+            ("telemetry.feedback", "shadow"): feedback,
+        }
+    )
+    result = diff_examples(sides, horizon_s=25.0, lateness_s=5.0)  # type: ignore[arg-type]
+    assert result.lines() == [
+        "training.examples: not compared: no prediction's label horizon (+ lateness, 30s) "
+        "closed within the range"
+    ]
+    none = diff_examples(_Sides({}), horizon_s=25.0, lateness_s=5.0)  # type: ignore[arg-type]
+    assert none.lines() == ["training.examples: not compared: the shadow has no predictions"]

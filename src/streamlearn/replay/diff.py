@@ -55,12 +55,18 @@ class TopicDiff:
     only_shadow: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    not_compared: str | None = None
+    """Why none of the topic's records could be compared (the range is too short for the
+    window they are compared in): a diff that compared nothing is not a diff without
+    differences."""
 
     @property
     def differs(self) -> bool:
         return bool(self.only_live or self.only_shadow or self.changed)
 
     def lines(self) -> list[str]:
+        if self.not_compared is not None:
+            return [f"{self.topic}: not compared: {self.not_compared}"]
         head = (f"{self.topic}: {self.shadow:,} shadow, {self.live:,} live ({self.identity}); "
                 f"only live {len(self.only_live):,}, only shadow {len(self.only_shadow):,}, "
                 f"changed {len(self.changed):,}")  # fmt: skip
@@ -222,12 +228,30 @@ def diff_clean(sides: _Sides, recorded: dict[str, Any]) -> TopicDiff:
     return result
 
 
+def _not_compared(topic: str, identity: str, why: str) -> TopicDiff:
+    return TopicDiff(topic, identity, 0, 0, not_compared=why)
+
+
+def _span(seconds: float) -> str:
+    """``2m20s``, ``31m00s``, ``30s``."""
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
+
+
 def diff_sessions(sides: _Sides, gap_s: float, lateness_s: float) -> TopicDiff:
     times = [e["event_ts"] for e in sides.records("events.clean", "shadow")]
     if not times:
-        return TopicDiff("events.sessions", "session_id", 0, 0)
+        return _not_compared("events.sessions", "session_id", "the shadow has no clean events")
     first = min(times) + timedelta(seconds=gap_s)
     last = max(times) - timedelta(seconds=gap_s + lateness_s)
+    if first > last:
+        held = (max(times) - min(times)).total_seconds()
+        return _not_compared(
+            "events.sessions", "session_id",
+            f"the range holds {_span(held)} of event time; sessions are compared from a "
+            f"session gap ({_span(gap_s)}) after its first event to gap + lateness "
+            f"({_span(gap_s + lateness_s)}) before its last, which leaves no time",
+        )  # fmt: skip
 
     def inside(session: dict[str, Any]) -> bool:
         start: datetime = session["start_ts"]
@@ -245,10 +269,16 @@ def diff_examples(sides: _Sides, horizon_s: float, lateness_s: float) -> TopicDi
     }
     feedback = [f["received_ts"] for f in sides.records("telemetry.feedback", "shadow")]
     if not served:
-        return TopicDiff("training.examples", "request_id", 0, 0)
+        return _not_compared("training.examples", "request_id", "the shadow has no predictions")
     newest = max([*served.values(), *feedback])
     last = newest - timedelta(seconds=horizon_s + lateness_s)
     decided = {i for i, at in served.items() if at <= last}
+    if not decided:
+        return _not_compared(
+            "training.examples", "request_id",
+            f"no prediction's label horizon (+ lateness, {_span(horizon_s + lateness_s)}) "
+            "closed within the range",
+        )  # fmt: skip
 
     def keep(example: dict[str, Any]) -> bool:
         return str(example["request_id"]) in decided
