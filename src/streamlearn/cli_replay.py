@@ -16,7 +16,11 @@ if TYPE_CHECKING:
     from streamlearn.replay.sources import RecordSource
 
 replay_app = typer.Typer(
-    help="Rebuild and verify models from the log; reset consumer groups.", no_args_is_help=True
+    help=(
+        "Rebuild and verify models from the log; replay agents into shadow namespaces "
+        "(and drop them); reset consumer groups."
+    ),
+    no_args_is_help=True,
 )
 
 FromOption = Annotated[
@@ -258,7 +262,13 @@ def replay_agents(
     """Run agents over a range of their live input into shadow topics; live is untouched."""
     from streamlearn.replay.positions import parse_position
     from streamlearn.replay.progress import progress
-    from streamlearn.replay.shadow import copy_inputs, plan_shadow, run_shadow, write_manifest
+    from streamlearn.replay.shadow import (
+        copy_inputs,
+        plan_shadow,
+        run_shadow,
+        worker_log_path,
+        write_manifest,
+    )
     from streamlearn.serde import RegistryClient
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
@@ -274,7 +284,7 @@ def replay_agents(
             return
         with progress(f"copy into {into}", plan.records) as advance:
             copy_inputs(settings, plan, advance)
-    log = settings.data_dir / "replays" / f"{into.rstrip('.') or 'shadow'}-worker.log"
+    log = worker_log_path(settings, into)
     typer.echo(f"running {', '.join(agents)} in {into!r} (worker log {log})")
     code = run_shadow(settings, plan, log)
     if code != 0:
@@ -289,8 +299,11 @@ def replay_diff(
     into: Annotated[str, typer.Option("--into", help="The shadow namespace replayed into")],
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
-    """Compare a shadow replay's outputs with the live ones; exit 1 when they differ or
-    when a topic could not be compared (a range too short for its window)."""
+    """Compare a shadow replay's outputs with live; exit 1 on a difference or gap.
+
+    A topic is not compared (a gap) when the range is too short for the window it is
+    compared in.
+    """
     from streamlearn.replay.diff import diff_replay
     from streamlearn.replay.shadow import read_manifest
     from streamlearn.serde import RegistryClient
@@ -311,3 +324,27 @@ def replay_diff(
     if differing or uncompared:
         raise typer.Exit(1)
     typer.echo("no differences")
+
+
+@replay_app.command("drop")
+def replay_drop(
+    into: Annotated[str, typer.Option("--into", help="The shadow namespace to delete")],
+    dry_run: DryRunOption = False,
+    bootstrap_servers: BootstrapOption = None,
+) -> None:
+    """Delete a shadow namespace: its topics, consumer group, manifest and worker log."""
+    from streamlearn.replay.drop import drop_namespace, plan_drop_on_cluster
+
+    settings = command_settings(kafka_bootstrap=bootstrap_servers)
+    plan = plan_drop_on_cluster(settings, into)
+    if plan.empty:
+        fail(f"nothing of namespace {into!r} here: no topic, consumer group or manifest")
+    for line in plan.lines():
+        typer.echo(line)
+    if dry_run:
+        return
+    drop_namespace(settings, plan)
+    typer.echo(
+        f"dropped {into!r}: {len(plan.topics)} topic(s), {len(plan.groups)} consumer "
+        f"group(s), {len(plan.files)} file(s)"
+    )

@@ -19,6 +19,7 @@ from streamlearn.archive import ArchiveAgent, ArchiveConfig, Limits
 from streamlearn.kafka_clients import key_partition
 from streamlearn.models import SPECS, model_input, safe_pickle
 from streamlearn.models.online import OnlineLearner
+from streamlearn.replay.exceptions import ReplayError
 from streamlearn.replay.shadow import read_manifest
 from streamlearn.runtime.topic_reader import end_offsets
 from streamlearn.serde import AvroSerde, RegistryClient
@@ -332,8 +333,12 @@ async def test_a_shadow_replay_is_served_through_an_experiment_arm(
     assert prediction["score"] == pytest.approx(spec.rules.clamp(expected))
 
 
+def _topics_under(admin: AdminClient, prefix: str) -> set[str]:
+    return {name for name in admin.list_topics(timeout=30).topics if name.startswith(prefix)}
+
+
 def test_agents_replayed_into_a_shadow_namespace_differ_only_by_a_changed_bot_rule(
-    settings: Settings, registry: RegistryClient
+    settings: Settings, registry: RegistryClient, admin: AdminClient
 ) -> None:
     settings = ingest_dataset.settings_for(settings)
     events = _serde(settings, registry, "telemetry.events", "TelemetryEvent")
@@ -384,3 +389,31 @@ def test_agents_replayed_into_a_shadow_namespace_differ_only_by_a_changed_bot_ru
     assert "differences in events.clean" in strict
     manifest = read_manifest(settings, settings.topic_prefix + "strict.")
     assert manifest["source"] == "archive"
+
+    # Dropping a shadow namespace deletes it and nothing else.
+    same, strict_prefix = settings.topic_prefix + "same.", settings.topic_prefix + "strict."
+    held = _topics_under(admin, same)
+    assert f"{same}events.sessions" in held
+    assert f"{same}streamlearn-replay-sessionise-sessions-changelog" in held
+    planned = _cli(settings, "drop", "--into", same, "--dry-run")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert f"delete consumer group {same}streamlearn-replay" in planned.stdout
+    assert f"delete topic {same}events.sessions" in planned.stdout
+    assert _topics_under(admin, same) == held, "a dry run deletes nothing"
+    live = _topics_under(admin, settings.topic_prefix) - held - _topics_under(admin, strict_prefix)
+    dropped = _cli(settings, "drop", "--into", same)
+    assert dropped.returncode == 0, dropped.stdout + dropped.stderr
+    assert f"dropped {same!r}: {len(held)} topic(s), 1 consumer group(s), 2 file(s)" in (
+        dropped.stdout
+    )
+    deadline = time.monotonic() + 30  # deleted once the controller has committed it
+    while _topics_under(admin, same):
+        assert time.monotonic() < deadline, _topics_under(admin, same)
+        time.sleep(0.2)
+    assert _topics_under(admin, strict_prefix), "another shadow namespace stays"
+    assert live <= _topics_under(admin, settings.topic_prefix), "every live topic stays"
+    with pytest.raises(ReplayError, match="no replay into"):
+        read_manifest(settings, same)
+    again = _cli(settings, "drop", "--into", same)
+    assert again.returncode == 1
+    assert "nothing of namespace" in again.stderr

@@ -73,12 +73,12 @@ class OffsetMove:
     target: int
 
 
-def refuse_if_active(settings: Settings, group: str) -> None:
+def refuse_if_active(settings: Settings, group: str, before: str = "moving its offsets") -> None:
     members = active_members(settings, group)
     if members.members:
         raise ReplayError(
             f"consumer group {group} has {len(members.members)} active member(s) "
-            f"({', '.join(members.members)}): stop them before moving its offsets"
+            f"({', '.join(members.members)}): stop them before {before}"
         )
 
 

@@ -109,6 +109,11 @@ def manifest_path(settings: Settings, shadow_prefix: str) -> Path:
     return settings.data_dir / "replays" / f"{shadow_prefix.rstrip('.') or 'shadow'}.json"
 
 
+def worker_log_path(settings: Settings, shadow_prefix: str) -> Path:
+    """Where the shadow worker of ``replay agents`` logs."""
+    return settings.data_dir / "replays" / f"{shadow_prefix.rstrip('.') or 'shadow'}-worker.log"
+
+
 def plan_shadow(
     settings: Settings,
     agents: Sequence[str],

@@ -1,0 +1,56 @@
+"""``replay drop`` without a broker: what dropping a shadow namespace deletes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamlearn.replay.drop import plan_drop
+from streamlearn.replay.exceptions import ReplayError
+from streamlearn.settings import Settings
+from streamlearn.topology.exceptions import TopologyError
+
+LIVE = ["telemetry.events", "events.clean", "streamlearn-preprocess-__assignor-__leader"]
+SHADOW = [
+    "try1.telemetry.events",
+    "try1.events.clean",
+    "try1.streamlearn-replay-__assignor-__leader",
+    "try1.streamlearn-replay-sessionise-sessions-changelog",
+]
+NEIGHBOURS = [
+    "try10.telemetry.events",  # another namespace whose prefix starts the same
+    "try1.x.events.clean",  # a namespace inside this one's prefix
+    "try1.x.streamlearn-replay-__assignor-__leader",
+    "try1.notes",  # under the prefix, but nothing replay agents makes
+]
+
+
+def test_only_what_replay_agents_makes_under_the_prefix_is_dropped(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    (tmp_path / "replays").mkdir()
+    manifest = tmp_path / "replays" / "try1.json"
+    manifest.write_text("{}")
+    plan = plan_drop(
+        settings,
+        "try1.",
+        LIVE + SHADOW + NEIGHBOURS,
+        ["streamlearn-preprocess", "try1.streamlearn-replay", "try10.streamlearn-replay"],
+    )
+    assert plan.topics == tuple(sorted(SHADOW))
+    assert plan.groups == ("try1.streamlearn-replay",)
+    assert plan.files == (manifest,), "the worker's log is only listed when it exists"
+    assert plan.lines()[0] == "delete topic try1.events.clean"
+    assert not plan.empty
+    assert plan_drop(settings, "try2.", LIVE + SHADOW, []).empty
+
+
+@pytest.mark.parametrize("prefix", ["", "live."])
+def test_the_live_namespace_is_never_dropped(prefix: str) -> None:
+    with pytest.raises(ReplayError, match="not the live one"):
+        plan_drop(Settings(topic_prefix="live."), prefix, ["live.events.clean"], [])
+
+
+def test_a_prefix_with_a_character_kafka_names_cannot_hold_is_refused() -> None:
+    with pytest.raises(TopologyError, match="may only hold"):
+        plan_drop(Settings(), "try 1.", [], [])
