@@ -85,9 +85,10 @@ def experiments_set(
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Create or replace an experiment on the compacted `experiments` topic."""
+    from streamlearn.models import SPECS
     from streamlearn.serde import RegistryClient
-    from streamlearn.serving.experiment_topic import publish_experiment
-    from streamlearn.serving.experiments import Arm, Experiment
+    from streamlearn.serving.experiment_topic import publish_experiment, read_experiments
+    from streamlearn.serving.experiments import Arm, Experiment, overlaps, unknown_models
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
     experiment = Experiment(
@@ -97,7 +98,12 @@ def experiments_set(
         enabled=not disable,
         description=description,
     )
+    unknown = unknown_models(experiment, SPECS)
+    if unknown:
+        fail(f"experiment {name}: {'; '.join(unknown)}")
     with RegistryClient.for_settings(settings) as registry:
+        for overlap in overlaps(experiment, read_experiments(settings, registry)):
+            typer.echo(f"warning: {overlap}", err=True)
         publish_experiment(settings, registry, experiment)
     typer.echo(f"experiment {name} set")
 

@@ -654,3 +654,20 @@ def test_experiments_set_and_list_from_the_command_line(settings: Settings) -> N
     invalid = cli("set", "x", "--arm", "a=ctr:0")
     assert invalid.returncode == 1
     assert invalid.stderr.startswith("streamlearn: error: experiment x: weights sum to 0")
+    # A typo in a model name would route its users to the fallback for good: refused.
+    typo = cli("set", "typo", "--arm", "a=ctr:0.5", "--arm", "b=ctr_tre@x:0.5")
+    assert typo.returncode == 1
+    assert "experiment typo: arm b: no model spec 'ctr_tre' (known: " in typo.stderr
+    assert [json.loads(line)["name"] for line in cli("list", "--json").stdout.splitlines()] == [
+        "split"
+    ], "nothing was published"
+    # Another enabled experiment covering ctr takes it over if its name sorts first: said.
+    other = cli("set", "another", "--arm", "a=ctr:1")
+    assert other.returncode == 0, other.stderr
+    assert (
+        "warning: experiment 'split' also covers ctr: 'another' routes it (of several "
+        "enabled experiments covering a model, the name that sorts first routes)"
+    ) in other.stderr
+    quiet = cli("set", "another", "--arm", "a=ctr:1", "--disable")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "warning" not in quiet.stderr, "a disabled experiment routes nothing"

@@ -5,13 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from streamlearn.serde import AvroSerde, InMemoryRegistry
 from streamlearn.serving.exceptions import InvalidExperiment
-from streamlearn.serving.experiments import Arm, Experiment, ExperimentBook, bucket
+from streamlearn.serving.experiments import (
+    Arm,
+    Experiment,
+    ExperimentBook,
+    bucket,
+    overlaps,
+    unknown_models,
+)
 
 
 def _experiment(weights: tuple[float, ...] = (0.5, 0.5), salt: str = "s1") -> Experiment:
@@ -127,3 +135,38 @@ def test_book_covers_arm_models_and_their_base_spec() -> None:
     assert book.covering("ctr").name == "ctr-vs-tree"  # type: ignore[union-attr]
     book.remove("ctr-vs-tree")
     assert book.covering("ctr") is None
+
+
+def test_an_arm_whose_model_belongs_to_no_spec_is_named() -> None:
+    experiment = Experiment(
+        name="e",
+        salt="e",
+        arms=(Arm("a", "ctr@x", 1.0), Arm("b", "ctr_tre", 1.0), Arm("c", "ctr~newest", 1.0)),
+    )
+    assert unknown_models(experiment, ["ctr", "ctr_tree"]) == [
+        "arm b: no model spec 'ctr_tre' (known: ctr, ctr_tree)"
+    ]
+
+
+def test_overlaps_name_the_other_enabled_experiments_and_which_one_routes() -> None:
+    ours = Experiment(name="b-test", salt="s", arms=(Arm("a", "ctr", 1.0),))
+    others = [
+        Experiment(name="a-test", salt="s", arms=(Arm("x", "ctr@t", 1.0), Arm("y", "ctr_tree", 1))),
+        Experiment(name="c-test", salt="s", arms=(Arm("x", "ctr~newest", 1.0),)),
+        Experiment(name="off", salt="s", arms=(Arm("x", "ctr", 1.0),), enabled=False),
+        Experiment(name="tree", salt="s", arms=(Arm("x", "ctr_tree", 1.0),)),
+        Experiment(name="b-test", salt="old", arms=(Arm("a", "ctr", 1.0),)),  # replaced
+    ]
+    assert overlaps(ours, others) == [
+        "experiment 'a-test' also covers ctr: 'a-test' routes it (of several enabled "
+        "experiments covering a model, the name that sorts first routes)",
+        "experiment 'c-test' also covers ctr: 'b-test' routes it (of several enabled "
+        "experiments covering a model, the name that sorts first routes)",
+    ]
+    book = ExperimentBook()
+    for experiment in [ours, *others[:4]]:
+        book.put(experiment)
+    covering = book.covering("ctr")
+    assert covering is not None
+    assert covering.name == "a-test", "what the warning says"
+    assert overlaps(replace(ours, enabled=False), others) == []

@@ -18,7 +18,7 @@ several enabled experiments cover one model, the one whose name sorts first rout
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from hashlib import blake2b
@@ -182,3 +182,34 @@ class ExperimentBook:
             )
             self._routes[model_name] = found
             return found
+
+
+def unknown_models(experiment: Experiment, specs: Iterable[str]) -> list[str]:
+    """The arms whose model belongs to no spec of ``specs``, described: a typo there would
+    send the arm's users the fallback for good (checked by ``experiments set``; a worker
+    reading such a record serves it as written)."""
+    known = sorted(specs)
+    return [
+        f"arm {arm.name}: no model spec {base_model(arm.model_name)!r} (known: {', '.join(known)})"
+        for arm in experiment.arms
+        if base_model(arm.model_name) not in known
+    ]
+
+
+def overlaps(experiment: Experiment, current: Iterable[Experiment]) -> list[str]:
+    """Other enabled experiments of ``current`` covering a model ``experiment`` covers,
+    described with which of the two routes it (:meth:`ExperimentBook.covering`)."""
+    if not experiment.enabled:
+        return []
+    found = []
+    for other in current:
+        shared = experiment.models & other.models
+        if other.name == experiment.name or not other.enabled or not shared:
+            continue
+        routing = min(experiment.name, other.name)
+        found.append(
+            f"experiment {other.name!r} also covers {', '.join(sorted(shared))}: {routing!r} "
+            f"routes {'them' if len(shared) > 1 else 'it'} (of several enabled experiments "
+            "covering a model, the name that sorts first routes)"
+        )
+    return found
