@@ -430,6 +430,28 @@ async def test_the_first_records_of_a_partition_dropped_at_a_rebalance_are_read_
     assert step.handed == [[0, 1, 2]]
 
 
+async def test_a_partition_whose_only_records_were_dropped_at_a_rebalance_reads_them_again(
+    consumer: Any,
+) -> None:
+    """Records fetched while a rebalance's recovery ran are dropped, and aiokafka's position
+    stays past them when nothing was committed. Admission (the test above) sends it back
+    only when later records arrive: when the dropped records were all the partition had,
+    none ever did and the partition was never read. Found in a CI run and then by running
+    `test_scaling.py` in a loop: one worker's three partitions of telemetry.events, 90
+    records each, fetched once during recovery, then polled at offset 90 for 3 minutes."""
+    step = _Step(consumer)
+    consumer.app.batch_agent(consumer.app.topic(INPUT.topic))(step.handle)
+    generation = consumer.app.consumer_generation_id
+    consumer.stop_flow()  # recovery: the partition's only records come back and are dropped
+    await consumer._process_fetch(step, _fetched(0, 1, 2), None, generation)
+    consumer.app.consumer_generation_id = generation + 1
+    await consumer.perform_seek()  # nothing committed: aiokafka leaves the position at 3
+    consumer.resume_flow()
+    assert consumer.sought == [0], "sent back to the first record, with none to follow"
+    await consumer._process_fetch(step, _fetched(0, 1, 2), None, generation + 1)
+    assert step.handed == [[0, 1, 2]]
+
+
 CHANGELOG = TP("streamlearn-agents-preprocess-event-ids-changelog", 3)
 
 

@@ -183,12 +183,21 @@ class BatchConsumer(faust_aiokafka.Consumer):
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Faust's seek after a rebalance (and on its own dropped fetches). aiokafka leaves
         a partition without a committed offset where it was, possibly past fetched records
-        that were dropped; the partition's records are handed over from offset 0 on then
-        (``auto.offset.reset=earliest``; retention's hole is admitted as a gap)."""
+        that were dropped (a fetch returned during recovery): a batch partition is sent
+        back to offset 0 then, and its records are handed over from there
+        (``auto.offset.reset=earliest``; retention's hole is admitted as a gap). Admission
+        alone would send it back only once later records arrived, and when the dropped
+        records were all the partition had, none did: it was never read."""
         committed = await super().seek_to_committed()
+        routing = self._routing()
         for tp, offset in committed.items():
-            start = offset if offset is not None and offset >= 0 else 0
-            self._positions.start_at(TP(tp.topic, tp.partition), start)
+            partition = TP(tp.topic, tp.partition)
+            if offset is not None and offset >= 0:
+                self._positions.start_at(partition, offset)
+            elif routing is not None and routing.batch_handler_for(tp.topic) is not None:
+                await self.seek(partition, 0)  # also starts the positions there
+            else:
+                self._positions.start_at(partition, 0)
         return committed
 
     def _routing(self) -> BatchRouting | None:
