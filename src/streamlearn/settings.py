@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     YamlConfigSettingsSource,
 )
 
@@ -325,12 +327,31 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigurationError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
     try:
         return Settings(**overrides)
+    except SettingsError as exc:
+        raise ConfigurationError(f"invalid settings: {_not_json(exc)}") from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
             for err in exc.errors()
         )
         raise ConfigurationError(f"invalid settings: {problems}") from exc
+
+
+def _not_json(exc: SettingsError) -> str:
+    """pydantic-settings' error for a list or map setting whose value is not JSON, as the
+    variable and how to write it (never the value: it may be a secret)."""
+    found = re.search(r'field "(\w+)"', str(exc))
+    if found is None or found.group(1) not in Settings.model_fields:
+        return str(exc)
+    name = found.group(1)
+    field = Settings.model_fields[name]
+    made = field.default_factory() if field.default_factory is not None else None  # type: ignore[call-arg]
+    if made:
+        example = json.dumps(made)
+    else:
+        example = '{"k": "v"}' if get_origin(field.annotation) is dict else '["a", "b"]'
+    variable = f"{ENV_PREFIX}{name.upper()}"
+    return f"{variable}: not JSON; this setting is written as JSON, e.g. {variable}='{example}'"
 
 
 def settings_table() -> str:

@@ -102,3 +102,34 @@ def test_each_setting_is_one_row_of_the_table_whatever_its_docstrings_lines() ->
     rows = settings_table().splitlines()
     assert len(rows) == 2 + len(Settings.model_fields) + 1
     assert all(row.startswith("| ") and row.endswith(" |") for row in rows[2:])
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "example"),
+    [
+        ("STREAMLEARN_MODELS", "ctr_tree,ctr", """STREAMLEARN_MODELS='["ctr"]'"""),
+        (
+            "STREAMLEARN_SERVE_API_TOKENS",
+            "tok-abc",
+            """STREAMLEARN_SERVE_API_TOKENS='["a", "b"]'""",
+        ),
+        (
+            "STREAMLEARN_COLLECTOR_WRITE_KEYS",
+            "k1",
+            """STREAMLEARN_COLLECTOR_WRITE_KEYS='{"k": "v"}'""",
+        ),
+    ],
+)
+def test_a_list_or_map_setting_that_is_not_json_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, example: str
+) -> None:
+    """``STREAMLEARN_MODELS=ctr`` printed pydantic-settings' traceback ("error parsing value
+    for field "models" from source "EnvSettingsSource"") instead of the one-line error
+    every other bad setting gets (found by trying ``config show``)."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings()
+    assert str(refused.value) == (
+        f"invalid settings: {variable}: not JSON; this setting is written as JSON, e.g. {example}"
+    )
+    assert value not in str(refused.value), "the value may be a secret: never repeated"
