@@ -37,11 +37,20 @@ def key_partition(key: bytes, partitions: int) -> int:
     return murmur2(key, partitions)
 
 
+LOG_NOTICE = 5
+"""syslog's level numbers, which librdkafka's ``log_level`` takes (6 is its default)."""
+
+
 def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """librdkafka configuration for a producer, consumer or admin client."""
     config: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap,
         "security.protocol": settings.kafka_security_protocol,
+        # librdkafka's notices, warnings and errors, not its informational lines: those
+        # went to the user's terminal as is, e.g. "Purging 1 unserved events from
+        # background queue" when an admin client is released right after its answer
+        # (1 in 30, a race in librdkafka, harmless).
+        "log_level": LOG_NOTICE,
     }
     if settings.kafka_sasl_mechanism:
         config["sasl.mechanism"] = settings.kafka_sasl_mechanism
