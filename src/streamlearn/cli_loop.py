@@ -159,9 +159,14 @@ def simulate(
     """Send seeded traffic with a known click model through the collector and a worker."""
     import asyncio
 
+    from streamlearn.http_tls import client_ssl_context
     from streamlearn.simulate import LoopOptions, TrafficConfig, run_simulation
+    from streamlearn.up.doors import Doors
 
-    command_settings()
+    settings = command_settings()
+    # The doors `up` opens its own servers with: a write key for the collector, a token
+    # for the prediction API, the configured CA for https URLs (all from the settings).
+    doors = Doors.from_settings(settings)
     try:
         config = TrafficConfig(
             rate=rate, users=users, bot_share=bot_share, duplicate_share=duplicate_share,
@@ -170,7 +175,13 @@ def simulate(
     except ValueError as exc:
         fail(str(exc))
     options = LoopOptions(
-        collector_url=collector_url, predict_url=predict_url, model=model, duration_s=duration
+        collector_url=collector_url,
+        predict_url=predict_url,
+        model=model,
+        duration_s=duration,
+        ssl=client_ssl_context(settings),
+        write_key=doors.write_key,
+        api_token=doors.api_token,
     )
 
     async def main() -> str:
@@ -179,6 +190,8 @@ def simulate(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         summary = await run_simulation(config, options, stop)
+        for problem in summary.unreached(collector_url, predict_url):
+            typer.echo(f"warning: {problem}", err=True)
         return summary.to_json() if as_json else summary.describe()
 
     typer.echo(asyncio.run(main()))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -95,3 +99,42 @@ async def test_simulated_traffic_reaches_kafka_and_the_summary_matches(
     )
     kinds = {feedback_serde.decode(value)["kind"] for value in feedback}
     assert {"impression", "click"} <= kinds
+
+
+async def test_the_simulate_command_passes_the_doors_it_finds_in_its_settings(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    """With a write key on the collector and a token on the prediction API, `streamlearn
+    simulate` run with the same settings got 401 for everything (it sent neither; only
+    `up` did) and still exited 0: found by running it against a secured pair."""
+    doors = {
+        "STREAMLEARN_COLLECTOR_WRITE_KEYS": '{"wk-sim-1": "shop"}',
+        "STREAMLEARN_SERVE_API_TOKENS": '["tok-sim-1"]',
+    }
+    secured = settings.model_copy(
+        update={
+            "collector_write_keys": {SecretStr("wk-sim-1"): "shop"},
+            "serve_api_tokens": [SecretStr("tok-sim-1")],
+        }
+    )
+    collector, collector_url = await serve_app(create_collector_app(secured, registry))
+    worker, worker_url = await serve_app(create_serving_app(secured, registry))
+    try:
+        command = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "streamlearn", "simulate", "--duration", "4", "--rate", "40",
+            "--users", "100", "--collector-url", collector_url, "--predict-url", worker_url,
+            "--json", env={**os.environ, **doors},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(command.communicate(), timeout=120)
+    finally:
+        await worker.cleanup()
+        await collector.cleanup()
+    assert command.returncode == 0, stderr.decode()
+    summary = json.loads(stdout)
+    assert summary["accepted"]["event"] > 50, summary
+    assert summary["predictions"] > 0, summary
+    assert "401" not in summary["refused"], summary
+    assert summary["predict_errors"] == 0, summary
+    for secret in ("wk-sim-1", "tok-sim-1"):
+        assert secret not in stdout.decode() + stderr.decode()

@@ -112,6 +112,25 @@ def test_the_command_survives_services_that_are_down_and_prints_json() -> None:
     assert summary["predict_errors"] > 0
     assert summary["generated"]["page_view"] > 20
     assert summary["accepted"] == {}
+    # Said plainly on stderr, not only counted (the JSON on stdout stays parseable).
+    assert f"warning: the collector at {dead} accepted nothing: " in result.stderr
+    assert f"warning: the prediction worker at {dead} answered none of " in result.stderr
+
+
+def test_a_run_refused_for_want_of_a_write_key_says_where_the_key_comes_from() -> None:
+    summary = Summary(refused={"401": 12}, predict_requests=3, predict_errors=3)
+    assert summary.unreached("http://c", "http://w") == [
+        "the collector at http://c accepted nothing: 0 request(s) got no answer; refused 12 "
+        "with 401 (401: the write key comes from STREAMLEARN_COLLECTOR_WRITE_KEYS)",
+        "the prediction worker at http://w answered none of 3 request(s) (not reachable, or "
+        "no 200: a token the API wants comes from STREAMLEARN_SERVE_API_TOKENS)",
+    ]
+    assert (
+        Summary(accepted={"event": 1}, refused={"400": 1}, predictions=1).unreached(
+            "http://c", "http://w"
+        )
+        == []
+    ), "a run that got through is not warned about"
 
 
 def test_sigterm_stops_the_command_cleanly_with_the_summary() -> None:

@@ -131,6 +131,27 @@ class Summary:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
+    def unreached(self, collector_url: str, predict_url: str) -> list[str]:
+        """What never got through, said plainly: a run against servers that are not
+        there, or that want a write key or a token, is otherwise only counts."""
+        problems = []
+        if not self.accepted and (self.collector_errors or self.refused):
+            refused = ", ".join(f"{n} with {status}" for status, n in sorted(self.refused.items()))
+            problems.append(
+                f"the collector at {collector_url} accepted nothing: "
+                f"{self.collector_errors} request(s) got no answer"
+                + (f"; refused {refused}" if refused else "")
+                + (" (401: the write key comes from STREAMLEARN_COLLECTOR_WRITE_KEYS)"
+                   if "401" in self.refused else "")
+            )  # fmt: skip
+        if not self.predictions and self.predict_errors:
+            problems.append(
+                f"the prediction worker at {predict_url} answered none of "
+                f"{self.predict_requests} request(s) (not reachable, or no 200: a token the "
+                "API wants comes from STREAMLEARN_SERVE_API_TOKENS)"
+            )
+        return problems
+
     def describe(self) -> str:
         return "\n".join(f"{key}: {value}" for key, value in sorted(self.to_dict().items()))
 
