@@ -11,6 +11,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from streamlearn.cli_acls import acls_app
@@ -343,6 +344,11 @@ def config_docs() -> None:
     typer.echo(settings_table(), nl=False)
 
 
+BROKER_HINT = (
+    "is the broker running, and STREAMLEARN_KAFKA_BOOTSTRAP (or --bootstrap-servers) its address?"
+)
+
+
 def main() -> None:
     from streamlearn.orphan_watch import stop_when_orphaned
 
@@ -351,6 +357,19 @@ def main() -> None:
         app()
     except StreamlearnError as exc:
         typer.echo(f"streamlearn: error: {exc}", err=True)
+        sys.exit(1)
+    # A broker that is not there (or not at that address) reaches the commands as the
+    # client's exception or as an answer that never came: one line, not a traceback.
+    except KafkaException as exc:
+        reason = exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else exc
+        typer.echo(f"streamlearn: error: Kafka: {reason} ({BROKER_HINT})", err=True)
+        sys.exit(1)
+    except TimeoutError:
+        typer.echo(
+            f"streamlearn: error: timed out waiting for an answer (from Kafka, usually: "
+            f"{BROKER_HINT})",
+            err=True,
+        )
         sys.exit(1)
 
 

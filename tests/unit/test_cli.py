@@ -5,8 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from confluent_kafka import KafkaError, KafkaException
 from typer.testing import CliRunner
 
+from streamlearn import cli
 from streamlearn.cli import app
 from streamlearn.settings import settings_table
 
@@ -78,3 +81,40 @@ def test_status_needs_neither_java_nor_jars(tmp_path: Path) -> None:
         )  # fmt: skip
         assert (result.returncode, result.stdout.strip()) == (code, output), result.stderr
     assert not (tmp_path / "cache").exists(), "nothing downloaded to read a pid file"
+
+
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        (
+            KafkaException(KafkaError(KafkaError._TRANSPORT, "Failed to get metadata")),
+            "streamlearn: error: Kafka: Failed to get metadata (is the broker running, and "
+            "STREAMLEARN_KAFKA_BOOTSTRAP (or --bootstrap-servers) its address?)\n",
+        ),
+        (
+            TimeoutError(),
+            "streamlearn: error: timed out waiting for an answer (from Kafka, usually: is the "
+            "broker running, and STREAMLEARN_KAFKA_BOOTSTRAP (or --bootstrap-servers) its "
+            "address?)\n",
+        ),
+    ],
+)
+def test_an_unreachable_broker_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    raised: Exception,
+    said: str,
+) -> None:
+    """`topics diff`, `topics apply`, `replay verify`, `replay reset` and `replay drop`
+    against a broker that is not there ended in a Python traceback after 30 s (found by
+    running each command with STREAMLEARN_KAFKA_BOOTSTRAP=127.0.0.1:9)."""
+
+    def command() -> None:
+        raise raised
+
+    monkeypatch.setattr(cli, "app", command)
+    monkeypatch.setattr("streamlearn.orphan_watch.stop_when_orphaned", lambda: None)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == said
