@@ -38,8 +38,12 @@ def keys_rotate(
     end of its grace, to a settings file (STREAMLEARN_CONFIG_FILE, or copy the values
     into your secret store). Roll it out to every worker and learner: from then on new
     snapshots are signed with the new key, and the old ones verify until the grace ends."""
+    from streamlearn.up.signing_key import command_signing_key
+
     settings = command_settings()
-    current = settings.model_signing_key
+    # The settings' key, else the one `up` made in the data directory (replay finds it
+    # there too).
+    current = command_signing_key(settings.model_signing_key, settings.data_dir)
     if current is None:
         fail("no STREAMLEARN_MODEL_SIGNING_KEY to rotate from (set it, or the config file)")
     now = datetime.now(UTC).replace(microsecond=0)
@@ -60,8 +64,13 @@ def keys_rotate(
         fail(f"{out} exists: choose a new file (a rotation never overwrites keys)")
     with os.fdopen(descriptor, "w") as file:
         file.write(yaml.safe_dump(rotated, sort_keys=False))
+    previous = (
+        "the key `up` made"
+        if settings.model_signing_key is None
+        else repr(settings.model_signing_key_id)
+    )
     typer.echo(
-        f"new key {new_id} written to {out} (with the previous key "
-        f"{settings.model_signing_key_id!r}, accepted until {until.isoformat()}); "
-        "roll it out to every prediction worker and learner before then"
+        f"new key {new_id} written to {out} (with the previous key {previous}, accepted "
+        f"until {until.isoformat()}); roll it out to every prediction worker and learner "
+        "before then"
     )

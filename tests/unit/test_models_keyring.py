@@ -19,6 +19,7 @@ from streamlearn.models.exceptions import BadSignature, RetiredKey
 from streamlearn.models.keyring import Keyring, PreviousKey
 from streamlearn.models.online import OnlineLearner
 from streamlearn.settings import Settings
+from streamlearn.up.signing_key import LOCAL_SIGNING_KEY_FILE
 
 OLD, NEW = b"old-signing-key", b"new-signing-key"
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -114,3 +115,23 @@ def test_keys_rotate_writes_a_private_settings_file_that_verifies_both_keys(
     again = CliRunner().invoke(app, ["keys", "rotate", "--out", str(out)])
     assert again.exit_code == 1
     assert "exists" in again.output
+
+
+def test_keys_rotate_after_up_rotates_the_key_up_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up` signs with a key it makes in the data directory when none is set, and the
+    replay commands find it there; `keys rotate` said "no STREAMLEARN_MODEL_SIGNING_KEY to
+    rotate from" (found by rotating after `up --simulate`)."""
+    (tmp_path / LOCAL_SIGNING_KEY_FILE).write_text("the-key-up-made\n")
+    monkeypatch.setenv("STREAMLEARN_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("STREAMLEARN_MODEL_SIGNING_KEY", raising=False)
+    out = tmp_path / "rotated.yaml"
+    result = CliRunner().invoke(app, ["keys", "rotate", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "the key `up` made" in result.output
+    rotated = yaml.safe_load(out.read_text())
+    assert rotated["model_previous_signing_key"] == "the-key-up-made"
+    monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(out))
+    keyring = Keyring.from_settings(Settings())
+    verify_snapshot(_snapshot(b"the-key-up-made", None), keyring)
