@@ -65,12 +65,12 @@ def keys_rotate(
     with os.fdopen(descriptor, "w") as file:
         file.write(yaml.safe_dump(rotated, sort_keys=False))
     previous = (
-        "the key `up` made"
+        ", the one `up` made,"
         if settings.model_signing_key is None
-        else repr(settings.model_signing_key_id)
+        else f" {settings.model_signing_key_id!r},"
     )
     typer.echo(
-        f"new key {new_id} written to {out} (with the previous key {previous}, accepted "
+        f"new key {new_id} written to {out} (with the previous key{previous} accepted "
         f"until {until.isoformat()}); roll it out to every prediction worker and learner "
         "before then"
     )

@@ -129,7 +129,7 @@ def test_keys_rotate_after_up_rotates_the_key_up_made(
     out = tmp_path / "rotated.yaml"
     result = CliRunner().invoke(app, ["keys", "rotate", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "the key `up` made" in result.output
+    assert "(with the previous key, the one `up` made, accepted until" in result.output
     rotated = yaml.safe_load(out.read_text())
     assert rotated["model_previous_signing_key"] == "the-key-up-made"
     monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(out))
