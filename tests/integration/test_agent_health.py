@@ -50,4 +50,14 @@ def test_an_agent_worker_serves_probes_and_metrics(
         status, body = _get(f"{base}/metrics")
         assert status == 200
         assert b"streamlearn_preprocess_events_total" in body
+        # Each input partition's position and lag (refreshed every 5 s): a partition
+        # that is not read shows there, while the worker stays ready.
+        wanted = [
+            f'streamlearn_agent_partition_lag{{partition="{p}",topic="telemetry.events"}} 0.0'
+            for p in range(6)
+        ]
+        while not all(line in body.decode() for line in wanted):
+            assert time.monotonic() < deadline + 30, body.decode()
+            time.sleep(0.5)
+            status, body = _get(f"{base}/metrics")
         assert _get(f"{base}/other")[0] == 404

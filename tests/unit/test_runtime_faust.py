@@ -452,6 +452,24 @@ async def test_a_partition_whose_only_records_were_dropped_at_a_rebalance_reads_
     assert step.handed == [[0, 1, 2]]
 
 
+async def test_partition_lags_show_a_partition_that_is_not_read(
+    consumer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Position and lag per batch partition: the partition stalled by the defect above
+    showed as position 0 with 90 records after it for minutes, while the worker was ready."""
+    step = _Step(consumer)
+    consumer.app.batch_agent(consumer.app.topic(INPUT.topic))(step.handle)
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 90)
+    assert consumer.partition_lags() == {}, "no position yet: not reported"
+    await consumer.perform_seek()
+    assert consumer.partition_lags() == {INPUT: (0, 90)}
+    generation = consumer.app.consumer_generation_id
+    await consumer._process_fetch(step, _fetched(0, 1, 2), None, generation)
+    assert consumer.partition_lags() == {INPUT: (3, 87)}
+    monkeypatch.setattr(consumer, "assignment", lambda: {INPUT, CHANGELOG})
+    assert set(consumer.partition_lags()) == {INPUT}, "changelogs are recovery's"
+
+
 CHANGELOG = TP("streamlearn-agents-preprocess-event-ids-changelog", 3)
 
 

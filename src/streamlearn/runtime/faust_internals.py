@@ -420,6 +420,27 @@ class BatchConsumer(faust_aiokafka.Consumer):
             return False
         return highwater is not None and offset + 1 >= highwater
 
+    def partition_lags(self) -> dict[TP, tuple[int, int]]:
+        """(next offset to hand over, records from it to the end offset the last fetch
+        reported) of each assigned batch partition where both are known. A partition that
+        is not being read keeps its position while its lag does not fall (the worker stays
+        ready meanwhile). Call on the app's loop."""
+        routing = self._routing()
+        if routing is None:
+            return {}
+        found: dict[TP, tuple[int, int]] = {}
+        for tp in self.assignment():
+            if routing.batch_handler_for(tp.topic) is None:
+                continue
+            position = self._positions.next(TP(tp.topic, tp.partition))
+            try:
+                end = self.highwater(tp)
+            except AssertionError:  # aiokafka's: no longer assigned
+                continue
+            if position is not None and end is not None:
+                found[tp] = (position, max(0, end - position))
+        return found
+
     async def _commit_caught_up(self) -> None:
         """A commit of the acknowledged offsets now (see runtime/commit_pacing.py)."""
         if self.should_stop or not self.flow_active:

@@ -28,8 +28,10 @@ from streamlearn.kafka_clients import aiokafka_config, confluent_config
 from streamlearn.runtime.environment import StepEnvironment
 from streamlearn.runtime.exceptions import RuntimeConfigurationError
 from streamlearn.runtime.faust_app import BatchingApp, WorkerRuntime
+from streamlearn.runtime.faust_internals import BatchConsumer
 from streamlearn.runtime.faust_step import bind_step
 from streamlearn.runtime.faust_store import STORE_URL
+from streamlearn.runtime.lag import REFRESH_S, PartitionLag
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Step
 from streamlearn.runtime.topic_reader import read_to_end
@@ -135,7 +137,22 @@ def create_faust_app(
         bind_step(runtime, step)
         runtime.steps.append(step)
     _declare_changelogs(app, settings)
+    _export_partition_lags(runtime)
     return runtime
+
+
+def _export_partition_lags(runtime: WorkerRuntime) -> None:
+    """Each input partition's position and lag on the worker's /metrics (runtime/lag.py)."""
+    lags = PartitionLag(runtime.catalogue.namespace)
+    runtime.metrics.registry.register(lags)
+    app = runtime.app
+
+    async def refresh() -> None:
+        consumer = app.consumer
+        if isinstance(consumer, BatchConsumer):
+            lags.refresh(consumer)
+
+    app.timer(REFRESH_S)(refresh)
 
 
 def check_one_reader_per_topic(steps: Iterable[tuple[str, Iterable[str]]]) -> None:
