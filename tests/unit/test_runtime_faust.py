@@ -28,15 +28,14 @@ from streamlearn.runtime import faust_internals
 from streamlearn.runtime.checkpoint import Checkpoints
 from streamlearn.runtime.exceptions import FaustMismatchError
 from streamlearn.runtime.faust_app import BatchingApp
-from streamlearn.runtime.faust_internals import (
+from streamlearn.runtime.faust_guard import (
     FAUST_ATTRIBUTES,
     FAUST_METHODS,
-    BatchConsumer,
-    BatchTransport,
     attribute_problems,
     check_faust_methods,
     method_problems,
 )
+from streamlearn.runtime.faust_internals import BatchConsumer, BatchTransport
 from streamlearn.runtime.faust_store import STORE_URL, PartitionedStore
 from streamlearn.runtime.outputs import OutputBatches
 from streamlearn.runtime.state import PartitionState

@@ -3,7 +3,7 @@
 A step (:class:`Step`) is an agent's logic over plain data; :mod:`.worker` runs steps in a
 Faust worker on Kafka, :mod:`.local` runs them in memory, and :mod:`.checks` holds the
 contract every step passes. Faust's private members are touched in
-:mod:`.faust_internals` only.
+:mod:`.faust_internals` only, and listed for the guard in :mod:`.faust_guard`.
 """
 
 from streamlearn.runtime.environment import StepEnvironment

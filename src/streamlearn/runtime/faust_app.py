@@ -11,7 +11,8 @@ from confluent_kafka.admin import AdminClient
 
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.runtime.exceptions import RuntimeConfigurationError
-from streamlearn.runtime.faust_internals import BatchHandler, check_faust_methods
+from streamlearn.runtime.faust_guard import check_faust_methods
+from streamlearn.runtime.faust_internals import BatchHandler
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.outputs import BatchProducer
 from streamlearn.runtime.step import Step

@@ -24,24 +24,22 @@ Selected through Faust's transport configuration: ``broker_consumer`` URLs with 
 ``streamlearn://`` scheme resolve, through the ``faust.transports`` entry point declared
 in pyproject.toml, to :class:`BatchTransport`.
 
-**The guard.** Private members change without notice between Faust releases, so every one
-used here is listed in :data:`FAUST_METHODS` (checked on the classes when an app is
-built) and :data:`FAUST_ATTRIBUTES` (checked on the live consumer, fetcher and producer
-when they are first used); a unit test checks that the lists are exactly what this module
-uses and that the guard fails for each member it lists. An upgrade of faust-streaming
-(pinned in pyproject.toml) that changes one fails loudly instead of silently. No other
-module of streamlearn touches a private member of Faust.
+**The guard** (:mod:`~streamlearn.runtime.faust_guard`). Private members change without
+notice between Faust releases, so every one used here is listed there and checked: the
+methods on the classes when an app is built, the attributes on the live consumer, fetcher
+and producer when they are first used. A unit test checks that the lists are exactly what
+this module uses and that the guard fails for each member it lists. An upgrade of
+faust-streaming (pinned in pyproject.toml) that changes one fails loudly instead of
+silently. No other module of streamlearn touches a private member of Faust.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import monotonic
 from typing import Any, Protocol
 
-from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import ack_lock
@@ -49,6 +47,7 @@ from mode.utils.futures import notify
 
 from streamlearn.runtime.commit_pacing import CaughtUpCommits
 from streamlearn.runtime.exceptions import FaustMismatchError
+from streamlearn.runtime.faust_guard import attribute_problems, raise_if
 from streamlearn.runtime.read_positions import ReadPositions
 
 FETCH_TIMEOUT_S = 1.0
@@ -64,79 +63,6 @@ one partition of three, stood idle ~0.6 s about once per 100,000 examples."""
 Deliveries = Sequence[Awaitable[Any]]
 BatchHandler = Callable[[TP, list[Any]], Awaitable[Deliveries | None]]
 """``handler(tp, records)``: aiokafka's records of one partition, in offset order."""
-
-FAUST_METHODS: tuple[tuple[type, str, str], ...] = (
-    (FaustConsumer, "_drain_messages", "coroutine(self, fetcher)"),
-    (FaustConsumer, "_wait_next_records", "coroutine(self, timeout)"),
-    (FaustConsumer, "_to_message", "method(self, tp, record)"),
-    (FaustConsumer, "_add_gap", "coroutine(self, tp, offset_from, offset_to)"),
-    (FaustConsumer, "_seek", "coroutine(self, partition, offset)"),
-    (faust_aiokafka.AIOKafkaConsumerThread, "_ensure_consumer", "method(self)"),
-    (faust_aiokafka.Producer, "_ensure_producer", "method(self)"),
-)
-"""(owner, private method, kind and parameters) used here."""
-
-FAUST_ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "consumer": (
-        "_read_offset",
-        "_committed_offset",
-        "_acked",
-        "_acked_index",
-        "_n_acked",
-        "_commit_every",
-        "_buffered_partitions",
-        "_waiting_for_ack",
-        "_stopped",
-    ),
-    "fetcher": ("_stopped",),
-    "started consumer": ("_thread",),
-    "aiokafka consumer": ("_fetcher",),
-    "aiokafka fetcher": ("_fetch_max_wait_ms",),
-}
-"""Private instance attributes used here, by the object that holds them."""
-
-
-def _parameters(function: Any) -> list[str]:
-    return list(inspect.signature(function).parameters)
-
-
-def method_problems(methods: Iterable[tuple[type, str, str]] = FAUST_METHODS) -> list[str]:
-    """What is missing or changed of the private methods used here."""
-    problems: list[str] = []
-    for owner, member, kind in methods:
-        found = getattr(owner, member, None)
-        name = f"{owner.__name__}.{member}"
-        if found is None:
-            problems.append(f"{name} is missing")
-            continue
-        if kind.startswith("coroutine") and not inspect.iscoroutinefunction(found):
-            problems.append(f"{name} is no longer a coroutine")
-        expected = kind[kind.index("(") + 1 : -1].split(", ")
-        if _parameters(found) != expected:
-            problems.append(f"{name} takes {_parameters(found)}, expected {expected}")
-    return problems
-
-
-def attribute_problems(holder: str, instance: object) -> list[str]:
-    """What is missing of the private attributes used here on a live ``holder``."""
-    return [
-        f"{type(instance).__name__} instances have no {name}"
-        for name in FAUST_ATTRIBUTES[holder]
-        if not hasattr(instance, name)
-    ]
-
-
-def _raise_if(problems: list[str]) -> None:
-    if problems:
-        raise FaustMismatchError(
-            "streamlearn's runtime does not match this faust-streaming version: "
-            + "; ".join(problems)
-        )
-
-
-def check_faust_methods() -> None:
-    """Fail with a clear message if a private method used here is missing or changed."""
-    _raise_if(method_problems())
 
 
 def aiokafka_producer(producer: Any) -> Any:
@@ -170,7 +96,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._batch_failure = None
         self._positions = ReadPositions()
         self._caught_up = CaughtUpCommits(self._commit_caught_up)
-        _raise_if(attribute_problems("consumer", self))
+        raise_if(attribute_problems("consumer", self))
 
     async def on_stop(self) -> None:
         await self._caught_up.stop()
@@ -209,7 +135,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         if routing is None:
             await super()._drain_messages(fetcher)
             return
-        _raise_if(attribute_problems("fetcher", fetcher))
+        raise_if(attribute_problems("fetcher", fetcher))
         self._shorten_fetch_wait()
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
@@ -246,10 +172,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
     def _shorten_fetch_wait(self) -> None:
         """:data:`FETCH_MAX_WAIT_MS` on aiokafka's fetcher (read for every fetch it sends;
         an int set from this thread is seen whole by the consumer thread)."""
-        _raise_if(attribute_problems("started consumer", self))
+        raise_if(attribute_problems("started consumer", self))
         consumer = self._thread._ensure_consumer()
-        _raise_if(attribute_problems("aiokafka consumer", consumer))
-        _raise_if(attribute_problems("aiokafka fetcher", consumer._fetcher))
+        raise_if(attribute_problems("aiokafka consumer", consumer))
+        raise_if(attribute_problems("aiokafka fetcher", consumer._fetcher))
         consumer._fetcher._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
 
     async def _fetch(self) -> tuple[Mapping[TP, list[Any]], set[TP] | None, int] | None:
