@@ -147,6 +147,19 @@ def test_checks_name_what_went_wrong() -> None:
     }
 
 
+def test_an_agent_that_did_not_read_its_input_to_the_end_fails_a_check() -> None:
+    """A partition the consumer stopped reading (docs/reliability.md) left every figure of
+    `up --simulate` normal: the agents' input still waiting after the drain now fails."""
+    final = figures(_probe(), [], _simulation(), 100.0, final=True)
+    final["agents_behind"] = {"preprocess": 0, "sessionise": 270, "label-join": 0, "learner": 0}
+    failed = {c.name: c.detail for c in checks(final) if not c.passed}
+    assert failed == {"every agent read its input to the end": "behind: sessionise 270 records"}
+    final["agents_behind"] = dict.fromkeys(final["agents_behind"], 0)
+    assert all(check.passed for check in checks(final))
+    names = [c.name for c in checks(final)]
+    assert names.count("every agent read its input to the end") == 1
+
+
 def test_without_a_simulation_only_process_health_is_checked() -> None:
     final = figures(_probe(), [], None, 10.0, final=True)
     assert [c.name for c in checks(final)] == ["no part crashed", "every process exited cleanly"]

@@ -1,5 +1,6 @@
 """The drain after a chaos run's traffic stops: long enough for every label horizon to
-close and the learner to publish, then until each agent group has committed all its input.
+close and the learner to publish, then until each agent group has committed all its input
+(:func:`caught_up`, which every `up --simulate` waits for too).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def lag(settings: Settings) -> dict[str, int]:
     return behind
 
 
-async def _caught_up(settings: Settings) -> dict[str, int]:
+async def caught_up(settings: Settings) -> dict[str, int]:
     """Until no agent lags (or :data:`LAG_TIMEOUT_S`); the lag left."""
     deadline = time.monotonic() + LAG_TIMEOUT_S
     while True:
@@ -68,9 +69,9 @@ async def drain(settings: Settings, say: Callable[[str], None]) -> dict[str, int
     caught up with what that closed; the lag left (all zero when caught up)."""
     seconds = drain_seconds(settings)
     say("chaos: traffic stopped; waiting for every agent to catch up")
-    await _caught_up(settings)
+    await caught_up(settings)
     say(f"chaos: draining {seconds:.0f}s (label horizons, the last snapshot)")
     await asyncio.sleep(seconds)
-    behind = await _caught_up(settings)
+    behind = await caught_up(settings)
     say("chaos: agents caught up" if not any(behind.values()) else f"chaos: still behind {behind}")
     return behind

@@ -190,6 +190,17 @@ def checks(final: dict[str, Any], model: str = "ctr") -> list[Check]:
         Check("no part crashed", not crashed, ", ".join(crashed) or "none"),
         Check("every process exited cleanly", not unclean, ", ".join(unclean) or "all"),
     ]
+    behind = final.get("agents_behind")
+    if behind is not None:
+        # A partition not being read leaves every other figure normal (docs/reliability.md).
+        late = ", ".join(f"{agent} {count} records" for agent, count in behind.items() if count)
+        result.append(
+            Check(
+                "every agent read its input to the end",
+                not late,
+                f"behind: {late}" if late else "all caught up",
+            )
+        )
     simulation = final.get("simulation")
     if simulation is None:
         return result

@@ -41,6 +41,7 @@ from streamlearn.up.broker import start_broker
 from streamlearn.up.chaos_run import ChaosRun
 from streamlearn.up.children import Crash, Supervisor
 from streamlearn.up.doors import Doors
+from streamlearn.up.drain import caught_up
 from streamlearn.up.kafka_users import KafkaUsers
 from streamlearn.up.options import UpOptions
 from streamlearn.up.parts import check_ports_free as _check_ports_free
@@ -274,6 +275,7 @@ async def run_up(
         loop.add_signal_handler(sig, stop.set)
     run = _Run(options, say, console or Console(stderr=True))
     simulation: asyncio.Task[Any] | None = None
+    behind: dict[str, int] | None = None
     simulation_stop = asyncio.Event()
     final: dict[str, Any] | None = None
     chaos: ChaosRun | None = None
@@ -314,6 +316,10 @@ async def run_up(
             await simulation
             # What the simulator sent last is still on its way through the agents.
             await asyncio.sleep(DRAIN_S)
+            if chaos is None and run.settings is not None:
+                # Until each agent committed all its input (chaos runs drain longer, below):
+                # a partition not being read shows nowhere else.
+                behind = await caught_up(run.settings)
         assert run.supervisor is not None
         summary = run.simulator.summary if run.simulator is not None else None
 
@@ -326,6 +332,8 @@ async def run_up(
         if chaos is not None:
             await chaos.drain_and_check(polled)
         final = await polled()
+        if behind is not None:
+            final["agents_behind"] = behind
         say("stopping")
     finally:
         if simulation is not None and not simulation.done():
