@@ -105,13 +105,17 @@ class ShadowPlan:
         return lines
 
 
+def _replay_file(settings: Settings, shadow_prefix: str, suffix: str) -> Path:
+    return settings.data_dir / "replays" / f"{shadow_prefix.rstrip('.') or 'shadow'}{suffix}"
+
+
 def manifest_path(settings: Settings, shadow_prefix: str) -> Path:
-    return settings.data_dir / "replays" / f"{shadow_prefix.rstrip('.') or 'shadow'}.json"
+    return _replay_file(settings, shadow_prefix, ".json")
 
 
 def worker_log_path(settings: Settings, shadow_prefix: str) -> Path:
     """Where the shadow worker of ``replay agents`` logs."""
-    return settings.data_dir / "replays" / f"{shadow_prefix.rstrip('.') or 'shadow'}-worker.log"
+    return _replay_file(settings, shadow_prefix, "-worker.log")
 
 
 def plan_shadow(
