@@ -206,9 +206,15 @@ def overlaps(experiment: Experiment, current: Iterable[Experiment]) -> list[str]
         shared = experiment.models & other.models
         if other.name == experiment.name or not other.enabled or not shared:
             continue
-        routing = min(experiment.name, other.name)
+        # Which one routes, by the workers' own rule (ExperimentBook.covering).
+        pair = ExperimentBook()
+        pair.put(experiment)
+        pair.put(other)
+        routing = pair.covering(min(shared))
+        assert routing is not None  # both are enabled and cover it
         found.append(
-            f"experiment {other.name!r} also covers {', '.join(sorted(shared))}: {routing!r} "
+            f"experiment {other.name!r} also covers {', '.join(sorted(shared))}: "
+            f"{routing.name!r} "
             f"routes {'them' if len(shared) > 1 else 'it'} (of several enabled experiments "
             "covering a model, the name that sorts first routes)"
         )
