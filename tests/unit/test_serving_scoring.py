@@ -48,7 +48,7 @@ def _plain_linear() -> ModelSpec:
 
 def _derived_then_scaled() -> ModelSpec:
     """``ctr`` with a second step of derived features (dropping one) before the encoder: the
-    general path (each step's own transform_one), not the derived features' fused one."""
+    general path (each step's own transform_one), not the one-pass plan."""
     spec = SPECS["ctr"]
 
     def build(seed: int) -> Any:
@@ -58,7 +58,7 @@ def _derived_then_scaled() -> ModelSpec:
     return replace(spec, name="derived_scaled", build=build)
 
 
-FAST = {"ctr": "derived", "plain_linear": "fused", "derived_scaled": "transformed"}
+FAST = {"ctr": "planned", "plain_linear": "planned", "derived_scaled": "transformed"}
 
 
 @pytest.mark.parametrize(
@@ -111,6 +111,64 @@ def test_a_pipeline_that_does_not_compute_what_it_seems_falls_back() -> None:
     assert score.__name__ == "score"  # a subclass is not taken for the regression
     features: dict[str, Any] = {"price": 5.0, "category": "books"}
     assert score(features, {}) == spec.predict(model, model_input(features, {}))
+
+
+# Inputs the one-pass plan of ``ctr`` hands to the spec's call, or must convert as
+# model_input and DerivedFeatures do: a raw feature named like a derived one, keys holding
+# ``=`` (the number ``a=b`` and the category ``a`` = ``b`` are one encoder key), a known
+# feature present but dropped by its transform, numbers of every JSON class.
+PLAN_EDGES: list[tuple[dict[str, Any], dict[str, str]]] = [
+    ({"hour": 3, "hour.sin": 0.5, "price": 2.0}, {}),
+    ({"recency_s.known": "no", "recency_s": 4.0}, {}),
+    ({"a=b": 1.5, "a": "b", "price": 2.0}, {"device": "tv"}),
+    ({"category=books": "x", "category": "books=x"}, {}),
+    ({"price": 2.0}, {"pla=cement": "top"}),
+    ({"recency_s": -5.0, "price": -1.0, "hour": "noon"}, {}),
+    ({"recency_s": "recent", "price": 0.0, "hour": True}, {}),
+    ({"recency_s": float("nan"), "price": 2**80, "hour": -(2**70)}, {}),
+    ({"recency_s": 0, "price": 1, "is_mobile": 1, "loyalty": ""}, {"device": ""}),
+    ({"ctx.device": 3.5, "ctx.placement": "feature"}, {"device": "mobile"}),
+]
+
+
+@pytest.mark.parametrize("examples", [0, 3000])
+def test_the_plan_answers_its_edge_cases_as_the_spec(examples: int) -> None:
+    spec = SPECS["ctr"]
+    model = _trained(spec, examples)
+    score = scorer_for(spec, model)
+    assert score.__name__ == "planned"
+    for features, context in PLAN_EDGES + PLAN_EDGES:  # twice: the second from its caches
+        expected = spec.predict(model, model_input(features, context))
+        assert score(features, context) == expected, (features, context)
+
+
+@pytest.mark.parametrize(
+    "derived",
+    [
+        DerivedFeatures(log=("price",), drop=("price",)),  # which comes first decides
+        DerivedFeatures(cyclic=(("hour", 24.0),), log=("hour.sin",)),  # a derived input
+        DerivedFeatures(known=("price",), log=("price.known",)),
+        DerivedFeatures(known=("ctx.device",)),
+        DerivedFeatures(log=("a=b",)),
+    ],
+    ids=["twice", "derived-input", "flag-input", "context", "equals"],
+)
+def test_transforms_the_plan_cannot_order_take_the_steps_own_path(
+    derived: DerivedFeatures,
+) -> None:
+    spec = SPECS["ctr"]
+
+    def build(seed: int) -> Any:
+        *_, regression = list(spec.new_model().steps.values())
+        return derived | FeatureEncoder() | regression
+
+    overlapping = replace(spec, name="overlapping", build=build)
+    model = _trained(overlapping, 500)
+    score = scorer_for(overlapping, model)
+    assert score.__name__ == "transformed"
+    for features, context in [(r.features, r.context) for r in ClickWorld(6).requests(300)]:
+        expected = overlapping.predict(model, model_input(features, context))
+        assert score(features, context) == expected
 
 
 @functools.cache

@@ -129,8 +129,8 @@ class DerivedFeatures(base.Transformer):
 
     def derive(self, out: dict[Hashable, Any]) -> None:
         """The transforms, in place on ``out`` (keys left in no particular order): what
-        :meth:`transform_one` does before it sorts, and the worker's scorer runs on the
-        River input it has just built (serving/scoring.py)."""
+        :meth:`transform_one` does before it sorts. (The workers' scorer compiles the same
+        transforms per model version: serving/linear_scoring.py.)"""
         pop = out.pop
         known = self.known
         if len(known) == 1:

@@ -45,6 +45,7 @@ class Route:
     __slots__ = (
         "cap",
         "capped_decision",
+        "capped_key",
         "clamp_max",
         "clamp_min",
         "fallback_decision",
@@ -94,6 +95,7 @@ class Route:
         if limit is not None and rules.threshold is not None and reason is None:
             self.cap = engine.cap(name, rules.cap_window_s, now)
         self.capped_decision = rules.fallback_decision or rules.negative_decision
+        self.capped_key = (name,)  # its key in the capped-decisions counter
         fallback_score, self.fallback_decision = fallback(rules)[:2]
         self.fallback_score = fallback_score
 
@@ -150,6 +152,7 @@ class Predictor:
         predictions: list[dict[str, Any]] = []
         append = predictions.append
         served_counts = self.metrics.served.counts
+        capped_counts = self.metrics.capped_by.counts
         arm_name: str | None = None
         arm_key = ""
         name = endpoint
@@ -190,8 +193,13 @@ class Predictor:
                     if cap.count <= route.limit:
                         decision = route.positive
                     else:
+                        # Counted inline (a call and a key per capped instance were 4 % of
+                        # a capped batch's CPU); the alert once, when the cap is reached.
                         decision, capped = route.capped_decision, True
-                        self._count_capped(name, version, route.rules, cap.count == route.limit + 1)
+                        capped_key = route.capped_key
+                        capped_counts[capped_key] = capped_counts.get(capped_key, 0) + 1
+                        if cap.count == route.limit + 1:
+                            self._alert_cap(name, version, route.rules)
             else:
                 score, decision = route.fallback_score, route.fallback_decision
                 self._count_degraded(name, reason)
@@ -256,12 +264,6 @@ class Predictor:
         loaded = served.loaded
         score = served.score or scorer_for(loaded.spec, loaded.model)
         return Route(name, rules, served, score, None, max_age, self.engine, now)
-
-    def _count_capped(self, name: str, version: int, rules: BusinessRules, reached: bool) -> None:
-        counts = self.metrics.capped_by.counts
-        counts[name,] = counts.get((name,), 0) + 1
-        if reached:
-            self._alert_cap(name, version, rules)
 
     def _count_degraded(self, name: str, reason: str) -> None:
         counts = self.metrics.degraded_by.counts

@@ -1,25 +1,21 @@
 """Scoring served features with a loaded model: the spec's own call, or, for a standardised
-logistic regression (``FeatureEncoder | LogisticRegression``, the ``ctr`` spec), the same
-arithmetic without River's pipeline machinery.
+logistic regression (``[DerivedFeatures |] FeatureEncoder | LogisticRegression``, the
+``ctr`` spec), the same arithmetic without River's pipeline machinery.
 
 :func:`scorer_for` returns a function of (features, context) giving exactly
-``spec.predict(model, model_input(features, context))``. The fast path for the linear
-pipeline builds, in one pass over the sorted keys, the very dict ``FeatureEncoder`` would
-hand the regression (same keys, same order, same values: each standardised number is
-``(value - mean) / sqrt(m2 / n)`` with ``sqrt(m2 / n)`` computed once per model, the same
-double), then calls the regression's own weight vector (``VectorDict.dot``), adds its
-intercept and applies River's sigmoid. So the score is bit-identical by construction, not
-merely close; a canary check at creation falls back to the spec's call if a River upgrade
-ever changes what the pipeline computes. It costs about half of the pipeline call per
-instance (River's ``Pipeline`` walks its steps, builds an intermediate dict per step and a
-``{False: 1 - p, True: p}`` per prediction).
-
-The ``ctr`` spec puts :class:`~streamlearn.models.features.DerivedFeatures` before the
-encoder: its scorer builds model_input's values unsorted, derives the features in place
-(``DerivedFeatures.derive``, what ``transform_one`` runs) and sorts once, where the
-pipeline sorts twice and copies the dict between (4.2 µs per instance against 5.5 for
-each step's own ``transform_one`` and 6.5 for the pipeline call, on 2,000 simulated
-requests). Any other steps before the encoder run their own ``transform_one``.
+``spec.predict(model, model_input(features, context))``. The linear pipelines' scorer
+(:mod:`streamlearn.serving.linear_scoring`) adds the regression's terms (a category's
+weight, a number's ``weight * ((value - mean) / sqrt(m2 / n))`` with ``sqrt(m2 / n)``
+computed once per model, the same doubles) in the order the regression's own
+``VectorDict.dot`` adds them, the sorted keys' order, adds the intercept and applies
+River's sigmoid. So the score is bit-identical by construction, not merely close; a canary
+check at creation falls back to the spec's call if a River upgrade ever changes what the
+pipeline computes. ``ctr``'s costs half of the pipeline call per instance (3.6 µs against
+7.4 on 1,000 simulated requests): River's ``Pipeline`` walks its steps, builds
+model_input's, the derived features' and the encoder's dicts (one-hot names formatted per
+request) and a ``{False: 1 - p, True: p}`` per prediction. Other transformers before the
+encoder run their own ``transform_one``, then the same standardisation and the
+regression's ``VectorDict.dot``.
 
 Scores of a batch are computed instance by instance: a numpy matrix product would sum in
 another order (and round differently) and, for a few sparse rows, costs more than it saves.
@@ -28,19 +24,18 @@ another order (and round differently) and, for a few sparse rows, costs more tha
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from river import base, compose, linear_model, optim
 
 from streamlearn.models import ModelSpec, model_input
 from streamlearn.models.features import (
-    CONTEXT_PREFIX,
     DerivedFeatures,
     FeatureEncoder,
     FeatureValue,
 )
-from streamlearn.models.inputs import unsorted_model_input
+from streamlearn.serving.linear_scoring import planned_scorer
 from streamlearn.serving.tree_scoring import tree_scorer
 
 Scorer = Callable[[Mapping[str, FeatureValue], Mapping[str, str]], float]
@@ -68,8 +63,9 @@ def _generic(spec: ModelSpec, model: Any) -> Scorer:
 
 
 def _linear_scorer(spec: ModelSpec, model: Any) -> Scorer | None:
-    """The fused scorer of ``[transformers... |] FeatureEncoder | LogisticRegression`` (log
-    loss), else None."""
+    """The scorer of ``[transformers... |] FeatureEncoder | LogisticRegression`` (log loss)
+    without River's pipeline machinery, else None: planned in one pass when nothing or
+    :class:`DerivedFeatures` comes before the encoder, else each step's own transform."""
     if spec.task != "binary" or type(model) is not compose.Pipeline:
         return None
     steps = list(model.steps.values())
@@ -94,16 +90,29 @@ def _linear_scorer(spec: ModelSpec, model: Any) -> Scorer | None:
         variance = encoder.m2[key] / n if n else 0.0
         if variance > 0:
             spread[key] = (encoder.means[key], math.sqrt(variance))
-    dot = regression._weights.dot
     intercept = regression.intercept
     generic = _generic(spec, model)
 
-    def encoded_score(x: Mapping[Any, Any], keys: Iterable[Any]) -> float:
-        # FeatureEncoder.transform_one of x's items in the order of ``keys``, with each
-        # standard deviation computed once; then the regression.
+    if not before or (len(before) == 1 and type(before[0]) is DerivedFeatures):
+        derived = before[0] if before else DerivedFeatures()
+        planned = planned_scorer(
+            derived, spread, regression._weights.to_dict(), intercept, _sigmoid, generic
+        )
+        if planned is not None:
+            return planned
+    dot = regression._weights.dot
+    transforms = tuple(step.transform_one for step in before)
+
+    def transformed(features: Mapping[str, FeatureValue], context: Mapping[str, str]) -> float:
+        # Each step's own transform_one, then FeatureEncoder.transform_one with each
+        # standard deviation computed once, then the regression.
+        if compose.Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:
+            return generic(features, context)
+        x: dict[Any, Any] = model_input(features, context)
+        for transform in transforms:
+            x = transform(x)
         z: dict[Any, float] = {}
-        for key in keys:
-            value = x[key]
+        for key, value in x.items():
             if value.__class__ is float:
                 stats = spread.get(key)
                 z[key] = 0.0 if stats is None else (value - stats[0]) / stats[1]
@@ -111,70 +120,7 @@ def _linear_scorer(spec: ModelSpec, model: Any) -> Scorer | None:
                 z[f"{key}={value}"] = 1.0
         return _sigmoid(dot(z) + intercept)
 
-    if len(before) == 1 and type(before[0]) is DerivedFeatures:
-        derive = before[0].derive
-
-        def derived(features: Mapping[str, FeatureValue], context: Mapping[str, str]) -> float:
-            # DerivedFeatures.transform_one and FeatureEncoder.transform_one in one pass:
-            # the derived features are added to model_input's fresh dict in place, and the
-            # encoder's dict is filled in the order transform_one would hand it over.
-            if compose.Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:
-                return generic(features, context)
-            # model_input's values, unsorted (the one sort is below, after the transforms).
-            x: dict[Any, Any] | None = unsorted_model_input(features, context)
-            if x is None:  # a subclass of a JSON type: model_input decides
-                return generic(features, context)
-            derive(x)
-            return encoded_score(x, sorted(x))
-
-        return derived
-    if before:
-        transforms = tuple(step.transform_one for step in before)
-
-        def transformed(features: Mapping[str, FeatureValue], context: Mapping[str, str]) -> float:
-            if compose.Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:
-                return generic(features, context)
-            x: dict[Any, Any] = model_input(features, context)
-            for transform in transforms:
-                x = transform(x)
-            return encoded_score(x, x)
-
-        return transformed
-
-    def fused(features: Mapping[str, FeatureValue], context: Mapping[str, str]) -> float:
-        # model_input and FeatureEncoder.transform_one in one pass over the sorted keys.
-        if compose.Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:
-            return generic(features, context)
-        items: Mapping[str, Any] = features
-        if context:
-            items = dict(features)
-            for key, text in context.items():
-                items[CONTEXT_PREFIX + key] = text
-        z: dict[Any, float] = {}
-        for key in sorted(items):
-            value = items[key]
-            cls = value.__class__
-            if cls is str:
-                z[f"{key}={value}"] = 1.0
-                continue
-            if cls is float:
-                if value - value != 0.0:  # nan or ±inf: model_input drops it
-                    continue
-            elif cls is bool:
-                value = 1.0 if value else 0.0
-            elif cls is int:
-                value = float(value)
-                if value - value != 0.0:
-                    continue
-            elif value is None:
-                continue
-            else:  # a subclass of a JSON type: let model_input decide what it is
-                return generic(features, context)
-            stats = spread.get(key)
-            z[key] = 0.0 if stats is None else (value - stats[0]) / stats[1]
-        return _sigmoid(dot(z) + intercept)
-
-    return fused
+    return transformed
 
 
 def _sigmoid(raw: float) -> float:
