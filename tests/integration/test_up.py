@@ -186,3 +186,38 @@ def test_a_sigkilled_up_stops_the_broker_it_started(
     # Stopped by SIGTERM (Kafka's clean shutdown), not killed.
     server_log = next(tmp_path.rglob("server.log")).read_text()
     assert "shut down completed" in server_log
+
+
+def test_a_broker_running_before_up_is_used_and_left_running(
+    unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    # The user's own `streamlearn kafka start`: `up` finds it in the data directory, uses it
+    # and, not having started it, leaves it running for whatever else uses it.
+    env = {
+        **os.environ,
+        "STREAMLEARN_TOPIC_PREFIX": unique_name("") + ".",
+        "STREAMLEARN_DATA_DIR": str(tmp_path),
+    }
+    for variable in ("STREAMLEARN_KAFKA_BOOTSTRAP", "STREAMLEARN_SCHEMA_REGISTRY_URL"):
+        env.pop(variable, None)
+    kafka_port = free_port()
+    streamlearn = [sys.executable, "-m", "streamlearn"]
+    subprocess.run([*streamlearn, "kafka", "start", "--port", str(kafka_port)],
+                   env=env, check=True, capture_output=True, timeout=120)  # fmt: skip
+    try:
+        [broker] = _brokers_of(tmp_path)
+        up = subprocess.run(
+            [*streamlearn, "up", "--port", str(kafka_port), "--registry-port", str(free_port()),
+             "--collector-port", str(free_port()), "--serve-port", str(free_port()),
+             "--dashboard-port", str(free_port()), "--duration", "2", "--json"],
+            env=env, capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+        assert up.returncode == 0, up.stderr
+        assert "Kafka stopped" not in up.stderr
+        assert "left running" in up.stderr
+        assert _running(broker)
+        summary = json.loads(up.stdout)
+        assert summary["processes"]["kafka"]["state"] == "left running"
+        assert summary["processes"]["kafka"]["pid"] == broker
+    finally:
+        subprocess.run([*streamlearn, "kafka", "stop"], env=env, check=False, timeout=120)

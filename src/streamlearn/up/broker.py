@@ -14,7 +14,7 @@ async def start_broker(broker: EmbeddedKafka, timeout_s: float) -> BrokerStatus:
     thread), which lives as long as `up`: the broker's parent-death signal is tied to the
     thread that forked it, not to the process. The slow parts run in threads."""
     current = await asyncio.to_thread(broker.status)
-    if current.running:  # left by an earlier run: reused, as `kafka start` would
+    if current.running:  # the user's own `kafka start`: used (and left running by `up`)
         return await asyncio.to_thread(broker.start, timeout_s)
     await asyncio.to_thread(broker.prepare)
     broker.launch(stop_with_parent=True)

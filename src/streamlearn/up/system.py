@@ -28,7 +28,13 @@ from rich.live import Live
 from streamlearn.agents import AGENT_NAMES
 from streamlearn.archive.config import default_root
 from streamlearn.kafka_clients import confluent_config
-from streamlearn.kafka_local import EmbeddedKafka, PinnedJar, embedded_kafka, load_lock
+from streamlearn.kafka_local import (
+    BrokerStatus,
+    EmbeddedKafka,
+    PinnedJar,
+    embedded_kafka,
+    load_lock,
+)
 from streamlearn.serde import RegistryClient
 from streamlearn.serving.experiment_topic import publish_experiment
 from streamlearn.serving.experiments import Arm, Experiment
@@ -103,6 +109,9 @@ class _Run:
         self.options, self.say, self.console = options, say, console
         self.broker: EmbeddedKafka | None = None
         self.broker_pid: int | None = None
+        self.borrowed_broker: BrokerStatus | None = None
+        """The embedded broker when it was running before `up` (the user's own
+        `streamlearn kafka start`): used, and left running."""
         self.supervisor: Supervisor | None = None
         self.simulator: Simulator | None = None
         self.crashes: list[str] = []
@@ -129,6 +138,9 @@ class _Run:
                 embedded_kafka, settings, port=options.kafka_port, data_dir=options.data_dir,
                 on_fetch=on_fetch, secure=options.secure, acls=options.secure,
             )  # fmt: skip
+            before = await asyncio.to_thread(self.broker.status)
+            if before.running:
+                self.borrowed_broker = before
             status = await start_broker(self.broker, settings.kafka_start_timeout_s)
             self.broker_pid = status.pid
             self.kafka_users = users = KafkaUsers(self.broker.config.secure)
@@ -203,8 +215,21 @@ class _Run:
                 [("collector", "serve"), AGENT_NAMES, ("archive",), ("registry",)]
             )
         if self.broker is not None:
+            if self.broker_left_running():
+                assert self.borrowed_broker is not None
+                self.say(f"Kafka left running at {self.borrowed_broker.bootstrap} (it was "
+                         "running before `up`; `streamlearn kafka stop` stops it)")  # fmt: skip
+                return
             await asyncio.to_thread(self.broker.stop)
             self.say("Kafka stopped" + ("" if self.broker.stopped_cleanly else " (killed)"))
+
+    def broker_left_running(self) -> bool:
+        """Whether the broker is the one that ran before `up` (not one `up` started, nor
+        one a chaos fault restarted, which dies with `up` anyway)."""
+        if self.broker is None or self.borrowed_broker is None:
+            return False
+        status = self.broker.status()
+        return status.running and status.pid == self.borrowed_broker.pid
 
 
 async def _start(
@@ -352,7 +377,12 @@ async def run_up(
     if final is None or run.supervisor is None:
         return None
     final["processes"] = figures(probe, run.supervisor.children, None, 0)["processes"]
-    if run.broker is not None:
+    if run.broker is not None and run.broker_left_running():
+        final["processes"]["kafka"] = {
+            "state": "left running", "pid": run.broker_pid, "starts": 0,
+            "crashes": 0, "exit_code": None, "killed": False, "clean": True,
+        }  # fmt: skip
+    elif run.broker is not None:
         clean = bool(run.broker.stopped_cleanly)
         final["processes"]["kafka"] = {
             "state": "stopped", "pid": run.broker_pid, "starts": 1, "crashes": 0,
