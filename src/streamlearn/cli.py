@@ -347,6 +347,27 @@ def config_docs() -> None:
 BROKER_HINT = (
     "is the broker running, and STREAMLEARN_KAFKA_BOOTSTRAP (or --bootstrap-servers) its address?"
 )
+S3_HINT = (
+    "credentials come from AWS's chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE "
+    "or an instance role; --s3-endpoint-url (AWS_ENDPOINT_URL_S3) for an S3-compatible server"
+)
+
+
+def object_store_refusal(exc: BaseException) -> str | None:
+    """One line for an S3 refusal (botocore's own error, or the OSError s3fs makes of the
+    server's answer: ``NoSuchBucket``, ``AccessDenied``), else None."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover - s3fs (a dependency) brings botocore
+        return None
+    if isinstance(exc, BotoCoreError):
+        # No credentials, no endpoint, a bad region: what to set.
+        return f"S3: {exc} ({S3_HINT})"
+    if isinstance(exc, ClientError):
+        return f"S3: {exc}"
+    if isinstance(exc, OSError) and isinstance(exc.__cause__, ClientError | BotoCoreError):
+        return f"S3: {exc.__cause__}"
+    return None
 
 
 def main() -> None:
@@ -370,6 +391,12 @@ def main() -> None:
             f"{BROKER_HINT})",
             err=True,
         )
+        sys.exit(1)
+    except Exception as exc:
+        refusal = object_store_refusal(exc)
+        if refusal is None:
+            raise
+        typer.echo(f"streamlearn: error: {refusal}", err=True)
         sys.exit(1)
 
 

@@ -469,3 +469,47 @@ def test_records_are_committed_only_after_their_file(
         thread.join(timeout=30)
     assert agent.metrics.value(agent.metrics.records, topic=TOPIC) == 0
     assert assert_archive_is_the_topic(settings, root) == 60
+
+
+def test_an_object_store_that_refuses_is_one_line_and_exit_1(
+    system_settings: Settings, tmp_path: Path, s3_endpoint: str
+) -> None:
+    """No credentials, no such bucket, no server at the endpoint: one line naming the
+    refusal, not a botocore traceback."""
+    produce(system_settings, datetime(2026, 11, 30, 9, 0, tzinfo=UTC), 20, seed=5)
+    nowhere = {
+        # Nothing for botocore's chain to find (no files, no instance metadata).
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_REGION": "us-east-1",
+    }
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "STREAMLEARN_KAFKA_BOOTSTRAP": system_settings.kafka_bootstrap,
+        "STREAMLEARN_TOPIC_PREFIX": system_settings.topic_prefix,
+        "STREAMLEARN_SCHEMA_REGISTRY_URL": system_settings.schema_registry_url,
+        "STREAMLEARN_DATA_DIR": str(tmp_path / "data"),
+        **nowhere,
+    }
+    down = f"http://127.0.0.1:{free_port()}"
+    cases = [
+        (["ls", "--root", "s3://archive-bucket/x", "--s3-endpoint-url", s3_endpoint], {},
+         "S3: Unable to locate credentials"),
+        (["ls", "--root", "s3://archive-bucket/x", "--s3-endpoint-url", down], S3_KEY,
+         "S3: Could not connect to the endpoint URL"),
+        (["run", "--topics", TOPIC, "--root", "s3://no-such-bucket/x", "--idle-close-s",
+          "0.5", "--staging-dir", str(tmp_path / "staging"), "--s3-endpoint-url", s3_endpoint,
+          "--group", "refused"], S3_KEY, "NoSuchBucket"),
+    ]  # fmt: skip
+    for args, credentials, expected in cases:
+        answer = subprocess.run(
+            archive_command(*args), env={**env, **credentials}, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert answer.returncode == 1, (args, answer.stderr[-2000:])
+        assert "Traceback" not in answer.stderr, (args, answer.stderr[-2000:])
+        last = answer.stderr.strip().splitlines()[-1]
+        assert last.startswith("streamlearn: error: "), (args, last)
+        assert expected in last, (args, last)
+        assert S3_KEY["AWS_SECRET_ACCESS_KEY"] not in answer.stderr
