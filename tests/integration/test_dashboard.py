@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from confluent_kafka import Producer
+from faust.types import TP
 from playwright.async_api import (
     Browser,
     ConsoleMessage,
@@ -41,9 +42,11 @@ from streamlearn.dashboard import create_dashboard_app, serve_dashboard
 from streamlearn.dashboard.security import CONTENT_SECURITY_POLICY
 from streamlearn.kafka_clients import producer_config
 from streamlearn.kafka_local import free_port
+from streamlearn.runtime.lag import PartitionLag
 from streamlearn.serde import RegistryClient
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
+from streamlearn.topology.namespace import Namespace
 from tests.support import fuzz_from_document, serve_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -226,9 +229,18 @@ def traffic(settings: Settings, registry: RegistryClient, seconds: float) -> Non
 
 
 async def metrics_endpoint() -> tuple[web.AppRunner, str, Counter]:
-    """A part's Prometheus endpoint (a preprocess worker's bot counter)."""
+    """A part's Prometheus endpoint (a preprocess worker's bot counter, and its input
+    partitions' positions and lag from the workers' own collector: 45 records waiting)."""
     prometheus = CollectorRegistry()
     events = Counter("streamlearn_preprocess_events", "", ["outcome"], registry=prometheus)
+
+    class Consumer:
+        def partition_lags(self) -> dict[TP, tuple[int, int]]:
+            return {TP("telemetry.events", 0): (120, 40), TP("telemetry.events", 1): (99, 5)}
+
+    lag = PartitionLag(Namespace(""))
+    lag.refresh(Consumer())
+    prometheus.register(lag)
 
     async def serve_metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(prometheus), content_type="text/plain")
@@ -336,6 +348,9 @@ async def test_the_page_shows_the_system_live_in_a_browser(
         processes = await page.locator("#processes-table").inner_text()
         assert "preprocess\tup" in processes
         assert "learner\tdown" in processes
+        headers = await page.locator("#processes-table th").all_inner_texts()
+        lag_cells = page.locator("#processes-table tr", has_text="preprocess").locator("td")
+        assert await lag_cells.nth(headers.index("input lag")).inner_text() == "45"
 
         # An alert raised now reaches the open page within seconds (server-sent events).
         message = f"price drifted {uuid.uuid4().hex[:8]}"

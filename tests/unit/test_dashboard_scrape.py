@@ -3,9 +3,12 @@ aiohttp), and what the processes section and the counters chart make of the answ
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import pytest
 from aiohttp import web
+from faust.types import TP
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from streamlearn.dashboard.exceptions import DashboardError
@@ -120,3 +123,47 @@ def test_scraped_counters_become_rates_per_target_without_restart_spikes() -> No
     assert board.counters.table.last("bots") == 1.0
     observe(4.0, 2, 111)
     assert board.counters.table.last("bots") == 2.0
+
+
+def lag_exposition(partitions: dict[int, tuple[int, int]]) -> str:
+    """An agent worker's ``/metrics`` with its input partitions' (position, lag), from the
+    worker's own collector."""
+    from streamlearn.runtime.lag import PartitionLag
+    from streamlearn.topology.namespace import Namespace
+
+    class Consumer:
+        def partition_lags(self) -> dict[Any, tuple[int, int]]:
+            return {TP("events.clean", p): pair for p, pair in partitions.items()}
+
+    registry = CollectorRegistry()
+    collector = PartitionLag(Namespace(""))
+    collector.refresh(Consumer())
+    registry.register(collector)
+    return generate_latest(registry).decode()
+
+
+def test_an_agents_input_lag_and_partitions_not_moving_are_shown() -> None:
+    agent = ScrapeTarget("sessionise", "http://s/metrics")
+    board = ProcessBoard([agent])
+
+    def observe(t: float, partitions: dict[int, tuple[int, int]]) -> dict[str, Any]:
+        board.observe(t, [ScrapeResult(agent, parse_samples(lag_exposition(partitions)))])
+        return board.state()[0]
+
+    first = observe(0.0, {0: (10, 5), 1: (7, 0), 2: (90, 40)})
+    assert first["input_lag"] == 45
+    assert first["stalled_partitions"] == 0
+    # Partition 2 keeps 40 records waiting at one position; 0 moves; 1 has nothing to read.
+    observe(30.0, {0: (12, 5), 1: (7, 0), 2: (90, 40)})
+    assert observe(59.0, {0: (14, 5), 1: (7, 0), 2: (90, 40)})["stalled_partitions"] == 0
+    later = observe(61.0, {0: (16, 5), 1: (7, 0), 2: (90, 40)})
+    assert later["stalled_partitions"] == 1
+    assert later["input_lag"] == 45
+    # It moves again: no longer stalled.
+    assert observe(62.0, {0: (16, 0), 1: (7, 0), 2: (95, 35)})["stalled_partitions"] == 0
+    # A process that exports no lag (not an agent): none, not zero.
+    other = ScrapeTarget("collector", "http://c/metrics")
+    board.observe(63.0, [ScrapeResult(other, parse_samples(exposition(0, 0)))])
+    collector = next(p for p in board.state() if p["name"] == "collector")
+    assert collector["input_lag"] is None
+    assert collector["stalled_partitions"] is None

@@ -1,21 +1,25 @@
 """The processes section and the scraped counters: what the ``--scrape`` targets say.
 
 Per target: up or down (did it answer this tick), since when, its resident memory and CPU
-use (the ``process_*`` metrics prometheus_client exports on Linux), and restarts (its
-``process_start_time_seconds`` changed). Summed over targets, the counters of
-:data:`COUNTERS` become rates per second (:class:`~streamlearn.dashboard.rates.RateTable`,
-each target a source, so one restarting does not make a spike).
+use (the ``process_*`` metrics prometheus_client exports on Linux), restarts (its
+``process_start_time_seconds`` changed) and, for an agent worker, its input lag (records
+waiting after its positions, ``streamlearn_agent_partition_lag`` summed) and how many of
+its partitions have records waiting at a position unchanged for :data:`STALL_S`: a
+partition a worker stopped reading leaves every other figure normal. Summed over targets,
+the counters of :data:`COUNTERS` become rates per second
+(:class:`~streamlearn.dashboard.rates.RateTable`, each target a source, so one restarting
+does not make a spike).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from streamlearn.dashboard.history import DEFAULT_MAX_POINTS, DEFAULT_WINDOW_S
 from streamlearn.dashboard.rates import RateTable, Source
-from streamlearn.dashboard.scrape import Labels, ScrapeResult, ScrapeTarget, total
+from streamlearn.dashboard.scrape import Labels, Samples, ScrapeResult, ScrapeTarget, total
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,15 @@ COUNTERS = (
 )
 
 
+STALL_S = 60.0
+"""A partition with records waiting at the same position this long is shown as not
+moving (the chart's Prometheus alert, ``StreamlearnPartitionNotRead``, waits 15 minutes
+before paging anyone; a live view can say it sooner)."""
+
+POSITION = "streamlearn_agent_partition_position"
+LAG = "streamlearn_agent_partition_lag"
+
+
 @dataclass
 class ProcessStatus:
     target: ScrapeTarget
@@ -56,7 +69,13 @@ class ProcessStatus:
     """CPU seconds per second since the previous scrape (1.0: one core busy)."""
     started: float | None = None
     restarts: int = 0
+    input_lag: float | None = None
+    """Records waiting after the agent's positions, over its input partitions (None: the
+    process exports no such metric)."""
+    stalled_partitions: int | None = None
     _cpu: tuple[float, float] | None = None
+    _positions: dict[Labels, tuple[float, float]] = field(default_factory=dict)
+    """Per input partition's labels: its position and since when it has been there."""
 
     def observe(self, t: float, result: ScrapeResult) -> None:
         up = result.samples is not None
@@ -80,6 +99,27 @@ class ProcessStatus:
         if cpu is not None and self._cpu is not None and t > self._cpu[0]:
             self.cpu_share = max(0.0, cpu - self._cpu[1]) / (t - self._cpu[0])
         self._cpu = None if cpu is None else (t, cpu)
+        self._observe_lag(t, samples)
+
+    def _observe_lag(self, t: float, samples: Samples) -> None:
+        lags = {labels: value for (name, labels), value in samples.items() if name == LAG}
+        if not lags:
+            self.input_lag = self.stalled_partitions = None
+            self._positions.clear()
+            return
+        positions: dict[Labels, tuple[float, float]] = {}
+        stalled = 0
+        for (name, labels), position in samples.items():
+            if name != POSITION:
+                continue
+            seen = self._positions.get(labels)
+            since = seen[1] if seen is not None and seen[0] == position else t
+            positions[labels] = (position, since)
+            if lags.get(labels, 0.0) > 0 and t - since >= STALL_S:
+                stalled += 1
+        self._positions = positions  # partitions no longer assigned are forgotten
+        self.input_lag = sum(lags.values())
+        self.stalled_partitions = stalled
 
     def state(self) -> dict[str, Any]:
         return {
@@ -94,6 +134,8 @@ class ProcessStatus:
             "cpu_share": self.cpu_share,
             "started": self.started,
             "restarts": self.restarts,
+            "input_lag": self.input_lag,
+            "stalled_partitions": self.stalled_partitions,
         }
 
 

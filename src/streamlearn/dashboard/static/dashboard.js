@@ -507,7 +507,7 @@
     const processes = view.state.processes;
     const scraping = view.state.config.scrape.length > 0;
     byId("processes-empty").hidden = scraping;
-    table(byId("processes-table"), scraping ? ["process", "state", "since", "CPU", "memory", "restarts", "detail"] : [],
+    table(byId("processes-table"), scraping ? ["process", "state", "since", "CPU", "memory", "restarts", "input lag", "detail"] : [],
       processes.map((p) => [
         p.name,
         el("td", { class: p.up ? "up" : "down", text: p.up === null ? "…" : p.up ? "up" : "down" }),
@@ -515,8 +515,19 @@
         isNum(p.cpu_share) ? fmt(100 * p.cpu_share, 0) + "%" : "–",
         isNum(p.rss_bytes) ? fmt(p.rss_bytes / 1048576, 0) + " MiB" : "–",
         fmtInt(p.restarts),
+        inputLag(p),
         el("td", { class: "text", text: p.error || p.url }),
       ]));
+  }
+
+  // An agent's records waiting after its positions; partitions with records waiting at a
+  // position that has not moved for a minute are named (a worker that stopped reading one
+  // leaves every other figure normal). "–" for a process that is not an agent.
+  function inputLag(p) {
+    if (!isNum(p.input_lag)) return "–";
+    const stalled = p.stalled_partitions || 0;
+    const text = fmtInt(p.input_lag) + (stalled ? " (" + fmtInt(stalled) + " not moving)" : "");
+    return el("td", { class: stalled ? "down" : null, title: stalled ? "partitions with records waiting at an unmoved position for 60 s or more" : null, text: text });
   }
 
   const RENDER = {
