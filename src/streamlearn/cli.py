@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import sys
@@ -353,6 +354,14 @@ S3_HINT = (
 )
 
 
+def port_in_use(exc: BaseException) -> str | None:
+    """One line for a server whose address another process holds, else None."""
+    if not isinstance(exc, OSError) or exc.errno != errno.EADDRINUSE:
+        return None
+    # asyncio's and uvloop's own words name the address and the port.
+    return f"{exc.strerror or exc} (another process listens there: stop it, or pass another --port)"
+
+
 def object_store_refusal(exc: BaseException) -> str | None:
     """One line for an S3 refusal (botocore's own error, or the OSError s3fs makes of the
     server's answer: ``NoSuchBucket``, ``AccessDenied``), else None."""
@@ -393,7 +402,7 @@ def main() -> None:
         )
         sys.exit(1)
     except Exception as exc:
-        refusal = object_store_refusal(exc)
+        refusal = object_store_refusal(exc) or port_in_use(exc)
         if refusal is None:
             raise
         typer.echo(f"streamlearn: error: {refusal}", err=True)

@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import ssl
 from collections.abc import Callable
 from multiprocessing.connection import wait
@@ -66,6 +67,22 @@ def run_worker(
     )  # fmt: skip
 
 
+def _check_bindable(host: str, port: int) -> None:
+    """Raise the OSError the workers would each meet (address in use: a process listening
+    there without ``SO_REUSEPORT``), here, once, before any is forked."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(
+                exc.errno,
+                f"error while attempting to bind on address {(host, port)!r}: "
+                f"{os.strerror(exc.errno or 0).lower()}",
+            ) from None
+
+
 def run_workers(
     make_app: Callable[[], web.Application],
     workers: int,
@@ -93,6 +110,7 @@ def run_workers(
             ssl_context=ssl_context,
         )  # fmt: skip
         return 0
+    _check_bindable(host, port)
     context = multiprocessing.get_context("fork")
     children = [
         context.Process(
