@@ -359,7 +359,7 @@ def port_in_use(exc: BaseException) -> str | None:
     if not isinstance(exc, OSError) or exc.errno != errno.EADDRINUSE:
         return None
     # asyncio's and uvloop's own words name the address and the port.
-    return f"{exc.strerror or exc} (another process listens there: stop it, or pass another --port)"
+    return f"{exc.strerror or exc} (another process listens there: stop it, or choose another port)"
 
 
 def object_store_refusal(exc: BaseException) -> str | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from streamlearn.listen_errors import bind_error
 from streamlearn.runtime.faust_app import BatchingApp
 
 HEARTBEAT_EVERY_S = 1.0
@@ -90,7 +91,10 @@ def serve_health(
         def log_message(self, format: str, *args: Any) -> None:
             """Probes every few seconds are not worth a log line each."""
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:
+        raise bind_error(exc, host, port) from None
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="health-http", daemon=True).start()
     return server

@@ -24,6 +24,7 @@ from types import FrameType
 from aiohttp import web
 
 from streamlearn.garbage_collection import settle_long_lived_heap
+from streamlearn.listen_errors import bind_error
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +77,7 @@ def _check_bindable(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise OSError(
-                exc.errno,
-                f"error while attempting to bind on address {(host, port)!r}: "
-                f"{os.strerror(exc.errno or 0).lower()}",
-            ) from None
+            raise bind_error(exc, host, port) from None
 
 
 def run_workers(
