@@ -119,6 +119,8 @@ def up(
     if secure and bootstrap_servers is not None:
         fail("--secure runs the embedded broker in its secure mode; with --bootstrap-servers, "
              "give your cluster's SASL settings (STREAMLEARN_CONFIG_FILE) instead")  # fmt: skip
+    if duration is not None and not duration > 0:
+        fail(f"--duration {duration:g}: a positive number of seconds expected (none: until Ctrl-C)")
     if chaos and not simulate:
         fail("--chaos needs --simulate: the invariants are checked against its ground truth")
     if chaos:
@@ -130,7 +132,7 @@ def up(
         kafka_bootstrap=bootstrap_servers, schema_registry_url=schema_registry_url
     )
     try:
-        changes = simulated_changes(drift_at, change or [])
+        changes = simulated_changes(drift_at, change or [], duration)
         traffic = TrafficConfig(
             rate=rate, users=users, bot_share=bot_share, seed=seed, changes=changes
         )

@@ -90,15 +90,26 @@ SIMULATED_EXPERIMENT = Experiment(
 )
 
 
-def simulated_changes(drift_at_s: float | None, changes: Sequence[str]) -> tuple[Change, ...]:
+def simulated_changes(
+    drift_at_s: float | None, changes: Sequence[str], duration_s: float | None = None
+) -> tuple[Change, ...]:
     """What ``--drift-at S`` (the world drifts: prices and what people like, at S) and
     ``--change KIND@S`` inject. A broken model is the lab's only (bench/drift.py): here
-    the prediction worker serves what the learner publishes."""
+    the prediction worker serves what the learner publishes. A change at or after the end
+    of a run of ``duration_s`` is refused: it would never happen, and the run would pass
+    its checks without it."""
     injected = [parse_change(text) for text in changes]
     if drift_at_s is not None:
         injected += [Change("feature_drift", drift_at_s), Change("concept_drift", drift_at_s)]
     if any(c.kind == "broken_model" for c in injected):
         raise ValueError("broken_model is injected by the lab only (bench/drift.py)")
+    if duration_s is not None:
+        late = [str(c) for c in injected if c.at_s >= duration_s]
+        if late:
+            raise ValueError(
+                f"{', '.join(late)}: after the run ends (--duration {duration_s:g}); "
+                "a change needs a second before the end"
+            )
     return tuple(injected)
 
 

@@ -1,0 +1,33 @@
+"""`streamlearn up`'s options that cannot work are refused before anything starts."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from streamlearn.cli import app
+from streamlearn.up.system import simulated_changes
+
+
+@pytest.mark.parametrize("duration", ["0", "-5"])
+def test_a_duration_that_is_not_positive_is_refused(duration: str) -> None:
+    result = CliRunner().invoke(app, ["up", "--simulate", "--duration", duration])
+    assert result.exit_code == 1
+    assert f"--duration {duration}: a positive number of seconds" in result.output
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["--drift-at", "500"], ["--change", "bot_wave@20"], ["--change", "field_dropped@45.5"]],
+)
+def test_a_change_after_the_run_ends_is_refused(arguments: list[str]) -> None:
+    # It would never happen: the run would pass its checks without the change it was for.
+    result = CliRunner().invoke(app, ["up", "--simulate", "--duration", "20", *arguments])
+    assert result.exit_code == 1
+    assert "after the run ends (--duration 20)" in result.output
+
+
+def test_changes_within_the_run_are_kept() -> None:
+    changes = simulated_changes(10.0, ["bot_wave@19.5"], duration_s=20.0)
+    assert [str(c) for c in changes] == ["bot_wave@19.5", "feature_drift@10", "concept_drift@10"]
+    assert len(simulated_changes(900.0, [], duration_s=None)) == 2  # until Ctrl-C: any time
