@@ -119,7 +119,9 @@ def kafka_fetch() -> None:
 
 @kafka_app.command("start")
 def kafka_start(
-    port: Annotated[int, typer.Option(help="Broker (client) port on 127.0.0.1")] = 9092,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Broker (client) port on 127.0.0.1")
+    ] = 9092,
     data_dir: DataDirOption = None,
     foreground: Annotated[bool, typer.Option("--foreground", help="Run until interrupted")] = False,
     secure: Annotated[
@@ -223,7 +225,7 @@ def topics_apply(
 
 @registry_app.command("serve")
 def registry_serve(
-    port: Annotated[int, typer.Option(help="HTTP port")] = 8081,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="HTTP port")] = 8081,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
@@ -315,7 +317,7 @@ def agents_run(
 
 @collector_app.command("serve")
 def collector_serve(
-    port: Annotated[int, typer.Option(help="HTTP port")] = 8001,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="HTTP port")] = 8001,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     bootstrap_servers: BootstrapOption = None,
 ) -> None:

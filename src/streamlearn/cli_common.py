@@ -23,7 +23,8 @@ BootstrapOption = Annotated[
     ),
 ]
 MetricsPortOption = Annotated[
-    int | None, typer.Option(help="Serve /metrics, /healthz and /readyz on this port")
+    int | None,
+    typer.Option(min=0, max=65535, help="Serve /metrics, /healthz and /readyz on this port"),
 ]
 MetricsHostOption = Annotated[
     str, typer.Option(help="Interface of the metrics and health endpoint")

@@ -12,7 +12,9 @@ from streamlearn.cli_common import BootstrapOption, command_settings, fail
 
 
 def dashboard(
-    port: Annotated[int, typer.Option(help="HTTP port (0: any free port)")] = 8080,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="HTTP port (0: any free port)")
+    ] = 8080,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     scrape: Annotated[
         list[str] | None,

@@ -21,7 +21,8 @@ experiments_app = typer.Typer(
 
 def serve(
     port: Annotated[
-        int | None, typer.Option(help="HTTP port [default: $STREAMLEARN_SERVE_PORT]")
+        int | None,
+        typer.Option(min=0, max=65535, help="HTTP port [default: $STREAMLEARN_SERVE_PORT]"),
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     bootstrap_servers: BootstrapOption = None,
@@ -163,6 +164,8 @@ def simulate(
     from streamlearn.simulate import LoopOptions, TrafficConfig, run_simulation
     from streamlearn.up.doors import Doors
 
+    if duration is not None and not duration > 0:
+        fail(f"--duration {duration:g}: a positive number of seconds expected (none: until Ctrl-C)")
     settings = command_settings()
     # The doors `up` opens its own servers with: a write key for the collector, a token
     # for the prediction API, the configured CA for https URLs (all from the settings).

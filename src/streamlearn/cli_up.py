@@ -78,13 +78,21 @@ def up(
             "plan` lists (docs/security.md)",
         ),
     ] = False,
-    dashboard_port: Annotated[int, typer.Option(help="Port of the web dashboard")] = 8080,
+    dashboard_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port of the web dashboard")
+    ] = 8080,
     bootstrap_servers: BootstrapOption = None,
-    port: Annotated[int, typer.Option(help="Port of the embedded broker")] = 9092,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the embedded broker")] = 9092,
     data_dir: DataDirOption = None,
-    registry_port: Annotated[int, typer.Option(help="Port of the schema registry")] = 8081,
-    collector_port: Annotated[int, typer.Option(help="Port of the collector")] = 8001,
-    serve_port: Annotated[int, typer.Option(help="Port of the prediction worker")] = 8000,
+    registry_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port of the schema registry")
+    ] = 8081,
+    collector_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port of the collector")
+    ] = 8001,
+    serve_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port of the prediction worker")
+    ] = 8000,
     schema_registry_url: Annotated[
         str | None,
         typer.Option("--schema-registry-url", help="Use this registry instead of starting one"),

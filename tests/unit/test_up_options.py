@@ -31,3 +31,32 @@ def test_changes_within_the_run_are_kept() -> None:
     changes = simulated_changes(10.0, ["bot_wave@19.5"], duration_s=20.0)
     assert [str(c) for c in changes] == ["bot_wave@19.5", "feature_drift@10", "concept_drift@10"]
     assert len(simulated_changes(900.0, [], duration_s=None)) == 2  # until Ctrl-C: any time
+
+
+def test_simulate_refuses_a_duration_that_is_not_positive() -> None:
+    result = CliRunner().invoke(app, ["simulate", "--duration", "-1"])
+    assert result.exit_code == 1
+    assert "--duration -1: a positive number of seconds" in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve", "--port"],
+        ["collector", "serve", "--port"],
+        ["registry", "serve", "--port"],
+        ["dashboard", "--port"],
+        ["agents", "run", "--metrics-port"],
+        ["archive", "run", "--metrics-port"],
+        ["kafka", "start", "--port"],
+        ["up", "--serve-port"],
+    ],
+    ids=lambda command: " ".join(command),
+)
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_a_port_out_of_range_is_a_usage_error(command: list[str], port: str) -> None:
+    # Found as `serve --port -1` (a socket.gaierror traceback), `dashboard --port 99999`
+    # (an OverflowError traceback) and `serve --port 70000` (served nothing, said nothing).
+    result = CliRunner().invoke(app, [*command, port])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value" in result.output
