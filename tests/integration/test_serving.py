@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
@@ -36,7 +37,7 @@ from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 from tests.conftest import REPO_ROOT
 from tests.serving_support import KEY, Worker, instances, snapshot, start_worker
-from tests.support import fuzz_from_document, read_values
+from tests.support import RegistryProcess, fuzz_from_document, read_values
 
 
 @pytest.fixture
@@ -671,3 +672,50 @@ def test_experiments_set_and_list_from_the_command_line(settings: Settings) -> N
     quiet = cli("set", "another", "--arm", "a=ctr:1", "--disable")
     assert quiet.returncode == 0, quiet.stderr
     assert "warning" not in quiet.stderr, "a disabled experiment routes nothing"
+
+
+def test_what_a_worker_read_while_the_registry_was_down_is_applied_once_it_is_back(
+    settings: Settings,
+) -> None:
+    """A registry that does not answer is not the record's fault: the worker reads the
+    model and the experiment again once it answers, instead of skipping them for good (the
+    experiment was ignored until someone set it again; the model until the next version)."""
+    experiment = Experiment(name="blip", salt="b", arms=(Arm("only", "ctr", 1.0),))
+    store_prefix = settings.topic_prefix + "registry."
+    first = RegistryProcess(settings.kafka_bootstrap, store_prefix)
+    port = first.port
+    own = settings.model_copy(update={"schema_registry_url": first.url})
+    try:
+        with RegistryClient(first.url) as registry:
+            publish(own, registry, snapshot(3))
+            publish_experiment(own, registry, experiment)
+    finally:
+        first.stop()
+    worker = ServeProcess(own)
+    lines: list[str] = []
+    assert worker.process.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(worker.process.stderr), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any("unreachable" in line for line in lines):
+            assert worker.process.poll() is None, lines
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.1)
+        # The registry back on its address, with its schemas (stored on Kafka).
+        back = RegistryProcess(settings.kafka_bootstrap, store_prefix, port=port)
+        try:
+            try:
+                worker.wait_ready(60)
+            except AssertionError:
+                raise AssertionError("".join(lines[-20:])) from None
+            body = json.dumps({"user_id": "u-1", "features": {"price": 2.0}}).encode()
+            status, _, answer = worker.request("POST", "/v1/models/ctr:predict", body)
+            assert status == 200, answer
+            [prediction] = json.loads(answer)["predictions"]
+            assert (prediction["experiment"], prediction["arm"]) == ("blip", "only")
+            assert prediction["model_version"] == 3
+        finally:
+            back.stop()
+    finally:
+        worker.stop()

@@ -36,7 +36,7 @@ from streamlearn.kafka_clients import aiokafka_config
 from streamlearn.models import LoadedModel, ModelSpec, SnapshotRejected, load_model
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.snapshot import SigningKey
-from streamlearn.serde import AvroSerde, SchemaSource, SerdeError
+from streamlearn.serde import AvroSerde, RegistryUnavailableError, SchemaSource, SerdeError
 from streamlearn.serving.exceptions import InvalidExperiment
 from streamlearn.serving.experiments import NEWEST, Experiment, ExperimentBook, base_model
 from streamlearn.serving.metrics import ServingMetrics
@@ -304,6 +304,8 @@ class StateFollower:
                 partition=record.partition,
                 offset=record.offset,
             )
+        except RegistryUnavailableError:
+            raise  # not the record's fault: run() reads the topics again once it answers
         except SerdeError as exc:
             self.metrics.snapshots_rejected.labels(reason="undecodable").inc()
             log.warning("undecodable snapshot at %s: %s", record.offset, exc)
@@ -348,6 +350,8 @@ class StateFollower:
             try:
                 value = await asyncio.to_thread(self.experiment_serde.decode, record.value)
                 experiment = Experiment.from_record(value)
+            except RegistryUnavailableError:
+                raise  # read again once the registry answers (see _snapshot)
             except (SerdeError, InvalidExperiment) as exc:
                 self.metrics.experiments_invalid.inc()
                 log.warning("experiment record at offset %d ignored: %s", record.offset, exc)
