@@ -159,16 +159,22 @@ def _brokers_of(data_dir: Path) -> list[int]:
     return found
 
 
-def test_a_sigkilled_up_stops_the_broker_it_started(
-    unique_name: Callable[[str], str], tmp_path: Path
-) -> None:
+def _embedded_env(name: str, data_dir: Path) -> dict[str, str]:
+    """The environment of an `up` that runs its embedded broker in ``data_dir``."""
     env = {
         **os.environ,
-        "STREAMLEARN_TOPIC_PREFIX": unique_name("") + ".",
-        "STREAMLEARN_DATA_DIR": str(tmp_path),
+        "STREAMLEARN_TOPIC_PREFIX": name + ".",
+        "STREAMLEARN_DATA_DIR": str(data_dir),
     }
     for variable in ("STREAMLEARN_KAFKA_BOOTSTRAP", "STREAMLEARN_SCHEMA_REGISTRY_URL"):
         env.pop(variable, None)
+    return env
+
+
+def test_a_sigkilled_up_stops_the_broker_it_started(
+    unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    env = _embedded_env(unique_name(""), tmp_path)
     with subprocess.Popen(
         [sys.executable, "-m", "streamlearn", "up", "--port", str(free_port()),
          "--registry-port", str(free_port()), "--collector-port", str(free_port()),
@@ -193,13 +199,7 @@ def test_a_broker_running_before_up_is_used_and_left_running(
 ) -> None:
     # The user's own `streamlearn kafka start`: `up` finds it in the data directory, uses it
     # and, not having started it, leaves it running for whatever else uses it.
-    env = {
-        **os.environ,
-        "STREAMLEARN_TOPIC_PREFIX": unique_name("") + ".",
-        "STREAMLEARN_DATA_DIR": str(tmp_path),
-    }
-    for variable in ("STREAMLEARN_KAFKA_BOOTSTRAP", "STREAMLEARN_SCHEMA_REGISTRY_URL"):
-        env.pop(variable, None)
+    env = _embedded_env(unique_name(""), tmp_path)
     kafka_port = free_port()
     streamlearn = [sys.executable, "-m", "streamlearn"]
     subprocess.run([*streamlearn, "kafka", "start", "--port", str(kafka_port)],
