@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pytest
 from typer.testing import CliRunner
 
 from streamlearn.cli import app
 from streamlearn.up.system import simulated_changes
+
+
+@pytest.fixture(autouse=True)
+def restored_environment() -> Iterator[None]:
+    """`up --simulate` sets its simulation defaults in this process's environment (for its
+    children): put the environment back, or the next tests in this process would run with
+    a 5 s snapshot cadence and the rest."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.mark.parametrize("duration", ["0", "-5"])
