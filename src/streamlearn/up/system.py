@@ -123,6 +123,8 @@ class _Run:
         self.borrowed_broker: BrokerStatus | None = None
         """The embedded broker when it was running before `up` (the user's own
         `streamlearn kafka start`): used, and left running."""
+        self.broker_left = False
+        """Whether :meth:`stop` left that broker running."""
         self.supervisor: Supervisor | None = None
         self.simulator: Simulator | None = None
         self.crashes: list[str] = []
@@ -226,7 +228,9 @@ class _Run:
                 [("collector", "serve"), AGENT_NAMES, ("archive",), ("registry",)]
             )
         if self.broker is not None:
-            if self.broker_left_running():
+            # status() asks the broker for metadata (up to 2 s): off the event loop.
+            self.broker_left = await asyncio.to_thread(self._borrowed_broker_running)
+            if self.broker_left:
                 assert self.borrowed_broker is not None
                 self.say(f"Kafka left running at {self.borrowed_broker.bootstrap} (it was "
                          "running before `up`; `streamlearn kafka stop` stops it)")  # fmt: skip
@@ -234,7 +238,7 @@ class _Run:
             await asyncio.to_thread(self.broker.stop)
             self.say("Kafka stopped" + ("" if self.broker.stopped_cleanly else " (killed)"))
 
-    def broker_left_running(self) -> bool:
+    def _borrowed_broker_running(self) -> bool:
         """Whether the broker is the one that ran before `up` (not one `up` started, nor
         one a chaos fault restarted, which dies with `up` anyway)."""
         if self.broker is None or self.borrowed_broker is None:
@@ -388,7 +392,7 @@ async def run_up(
     if final is None or run.supervisor is None:
         return None
     final["processes"] = figures(probe, run.supervisor.children, None, 0)["processes"]
-    if run.broker is not None and run.broker_left_running():
+    if run.broker is not None and run.broker_left:
         final["processes"]["kafka"] = {
             "state": "left running", "pid": run.broker_pid, "starts": 0,
             "crashes": 0, "exit_code": None, "killed": False, "clean": True,
