@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import signal
 import sys
@@ -12,7 +11,6 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from streamlearn.cli_acls import acls_app
@@ -28,11 +26,11 @@ from streamlearn.cli_common import (
     fetch_progress,
 )
 from streamlearn.cli_dashboard import dashboard
+from streamlearn.cli_errors import one_line_error
 from streamlearn.cli_keys import keys_app
 from streamlearn.cli_loop import experiments_app, serve, simulate
 from streamlearn.cli_replay import replay_app
 from streamlearn.cli_up import up
-from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.kafka_local import (
     BrokerConfig,
@@ -347,67 +345,17 @@ def config_docs() -> None:
     typer.echo(settings_table(), nl=False)
 
 
-BROKER_HINT = (
-    "is the broker running, and STREAMLEARN_KAFKA_BOOTSTRAP (or --bootstrap-servers) its address?"
-)
-S3_HINT = (
-    "credentials come from AWS's chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE "
-    "or an instance role; --s3-endpoint-url (AWS_ENDPOINT_URL_S3) for an S3-compatible server"
-)
-
-
-def port_in_use(exc: BaseException) -> str | None:
-    """One line for a server whose address another process holds, else None."""
-    if not isinstance(exc, OSError) or exc.errno != errno.EADDRINUSE:
-        return None
-    # asyncio's and uvloop's own words name the address and the port.
-    return f"{exc.strerror or exc} (another process listens there: stop it, or choose another port)"
-
-
-def object_store_refusal(exc: BaseException) -> str | None:
-    """One line for an S3 refusal (botocore's own error, or the OSError s3fs makes of the
-    server's answer: ``NoSuchBucket``, ``AccessDenied``), else None."""
-    try:
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError:  # pragma: no cover - s3fs (a dependency) brings botocore
-        return None
-    if isinstance(exc, BotoCoreError):
-        # No credentials, no endpoint, a bad region: what to set.
-        return f"S3: {exc} ({S3_HINT})"
-    if isinstance(exc, ClientError):
-        return f"S3: {exc}"
-    if isinstance(exc, OSError) and isinstance(exc.__cause__, ClientError | BotoCoreError):
-        return f"S3: {exc.__cause__}"
-    return None
-
-
 def main() -> None:
     from streamlearn.orphan_watch import stop_when_orphaned
 
     stop_when_orphaned()
     try:
         app()
-    except StreamlearnError as exc:
-        typer.echo(f"streamlearn: error: {exc}", err=True)
-        sys.exit(1)
-    # A broker that is not there (or not at that address) reaches the commands as the
-    # client's exception or as an answer that never came: one line, not a traceback.
-    except KafkaException as exc:
-        reason = exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else exc
-        typer.echo(f"streamlearn: error: Kafka: {reason} ({BROKER_HINT})", err=True)
-        sys.exit(1)
-    except TimeoutError:
-        typer.echo(
-            f"streamlearn: error: timed out waiting for an answer (from Kafka, usually: "
-            f"{BROKER_HINT})",
-            err=True,
-        )
-        sys.exit(1)
     except Exception as exc:
-        refusal = object_store_refusal(exc) or port_in_use(exc)
-        if refusal is None:
+        reason = one_line_error(exc)
+        if reason is None:
             raise
-        typer.echo(f"streamlearn: error: {refusal}", err=True)
+        typer.echo(f"streamlearn: error: {reason}", err=True)
         sys.exit(1)
 
 

@@ -1,0 +1,57 @@
+"""The command line's fatal errors as one line each: what happened and what to check."""
+
+from __future__ import annotations
+
+import errno
+
+from confluent_kafka import KafkaError, KafkaException
+
+from streamlearn.exceptions import StreamlearnError
+
+BROKER_HINT = (
+    "is the broker running, and STREAMLEARN_KAFKA_BOOTSTRAP (or --bootstrap-servers) its address?"
+)
+S3_HINT = (
+    "credentials come from AWS's chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE "
+    "or an instance role; --s3-endpoint-url (AWS_ENDPOINT_URL_S3) for an S3-compatible server"
+)
+
+
+def one_line_error(exc: BaseException) -> str | None:
+    """The line ``streamlearn: error:`` is followed by for ``exc``; None for an error that
+    keeps its traceback (a bug)."""
+    if isinstance(exc, StreamlearnError):
+        return str(exc)
+    # A broker that is not there (or not at that address) reaches the commands as the
+    # client's exception or as an answer that never came.
+    if isinstance(exc, KafkaException):
+        reason = exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else exc
+        return f"Kafka: {reason} ({BROKER_HINT})"
+    if isinstance(exc, TimeoutError):
+        return f"timed out waiting for an answer (from Kafka, usually: {BROKER_HINT})"
+    return _object_store_refusal(exc) or _port_in_use(exc)
+
+
+def _port_in_use(exc: BaseException) -> str | None:
+    """A server whose address another process holds."""
+    if not isinstance(exc, OSError) or exc.errno != errno.EADDRINUSE:
+        return None
+    # asyncio's and uvloop's own words (and listen_errors.bind_error's) name the address.
+    return f"{exc.strerror or exc} (another process listens there: stop it, or choose another port)"
+
+
+def _object_store_refusal(exc: BaseException) -> str | None:
+    """An S3 refusal: botocore's own error, or the OSError s3fs makes of the server's
+    answer (``NoSuchBucket``, ``AccessDenied``)."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover - s3fs (a dependency) brings botocore
+        return None
+    if isinstance(exc, BotoCoreError):
+        # No credentials, no endpoint, a bad region: what to set.
+        return f"S3: {exc} ({S3_HINT})"
+    if isinstance(exc, ClientError):
+        return f"S3: {exc}"
+    if isinstance(exc, OSError) and isinstance(exc.__cause__, ClientError | BotoCoreError):
+        return f"S3: {exc.__cause__}"
+    return None
