@@ -24,6 +24,7 @@ from streamlearn.cli_common import (
     command_settings,
     fail,
     fetch_progress,
+    port_option,
 )
 from streamlearn.cli_dashboard import dashboard
 from streamlearn.cli_errors import one_line_error
@@ -117,9 +118,7 @@ def kafka_fetch() -> None:
 
 @kafka_app.command("start")
 def kafka_start(
-    port: Annotated[
-        int, typer.Option(min=1, max=65535, help="Broker (client) port on 127.0.0.1")
-    ] = 9092,
+    port: Annotated[int, port_option("Broker (client) port on 127.0.0.1")] = 9092,
     data_dir: DataDirOption = None,
     foreground: Annotated[bool, typer.Option("--foreground", help="Run until interrupted")] = False,
     secure: Annotated[
@@ -223,7 +222,7 @@ def topics_apply(
 
 @registry_app.command("serve")
 def registry_serve(
-    port: Annotated[int, typer.Option(min=0, max=65535, help="HTTP port")] = 8081,
+    port: Annotated[int, port_option("HTTP port", any_port=True)] = 8081,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
@@ -315,7 +314,7 @@ def agents_run(
 
 @collector_app.command("serve")
 def collector_serve(
-    port: Annotated[int, typer.Option(min=0, max=65535, help="HTTP port")] = 8001,
+    port: Annotated[int, port_option("HTTP port", any_port=True)] = 8001,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     bootstrap_servers: BootstrapOption = None,
 ) -> None:

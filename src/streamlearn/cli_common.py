@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -22,9 +22,21 @@ BootstrapOption = Annotated[
         help="Kafka bootstrap servers [default: $STREAMLEARN_KAFKA_BOOTSTRAP]",
     ),
 ]
+
+
+def port_option(help: str, *, any_port: bool = False) -> Any:
+    """A TCP port option, checked to lie in 1-65535 (0 too with ``any_port``: any free one)."""
+    return typer.Option(min=0 if any_port else 1, max=65535, help=help)
+
+
+def check_duration(duration: float | None) -> None:
+    """``--duration``: none (until Ctrl-C) or a positive number of seconds."""
+    if duration is not None and not duration > 0:
+        fail(f"--duration {duration:g}: a positive number of seconds expected (none: until Ctrl-C)")
+
+
 MetricsPortOption = Annotated[
-    int | None,
-    typer.Option(min=0, max=65535, help="Serve /metrics, /healthz and /readyz on this port"),
+    int | None, port_option("Serve /metrics, /healthz and /readyz on this port", any_port=True)
 ]
 MetricsHostOption = Annotated[
     str, typer.Option(help="Interface of the metrics and health endpoint")

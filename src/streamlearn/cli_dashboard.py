@@ -8,13 +8,11 @@ from typing import Annotated
 
 import typer
 
-from streamlearn.cli_common import BootstrapOption, command_settings, fail
+from streamlearn.cli_common import BootstrapOption, command_settings, fail, port_option
 
 
 def dashboard(
-    port: Annotated[
-        int, typer.Option(min=0, max=65535, help="HTTP port (0: any free port)")
-    ] = 8080,
+    port: Annotated[int, port_option("HTTP port (0: any free port)", any_port=True)] = 8080,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     scrape: Annotated[
         list[str] | None,

@@ -11,7 +11,13 @@ from typing import Annotated
 
 import typer
 
-from streamlearn.cli_common import BootstrapOption, command_settings, fail
+from streamlearn.cli_common import (
+    BootstrapOption,
+    check_duration,
+    command_settings,
+    fail,
+    port_option,
+)
 
 experiments_app = typer.Typer(
     help="Experiments routing users between models (the `experiments` topic).",
@@ -22,7 +28,7 @@ experiments_app = typer.Typer(
 def serve(
     port: Annotated[
         int | None,
-        typer.Option(min=0, max=65535, help="HTTP port [default: $STREAMLEARN_SERVE_PORT]"),
+        port_option("HTTP port [default: $STREAMLEARN_SERVE_PORT]", any_port=True),
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     bootstrap_servers: BootstrapOption = None,
@@ -164,8 +170,7 @@ def simulate(
     from streamlearn.simulate import LoopOptions, TrafficConfig, run_simulation
     from streamlearn.up.doors import Doors
 
-    if duration is not None and not duration > 0:
-        fail(f"--duration {duration:g}: a positive number of seconds expected (none: until Ctrl-C)")
+    check_duration(duration)
     settings = command_settings()
     # The doors `up` opens its own servers with: a write key for the collector, a token
     # for the prediction API, the configured CA for https URLs (all from the settings).

@@ -11,9 +11,11 @@ import typer
 from streamlearn.cli_common import (
     BootstrapOption,
     DataDirOption,
+    check_duration,
     command_settings,
     fail,
     fetch_progress,
+    port_option,
 )
 
 
@@ -78,21 +80,13 @@ def up(
             "plan` lists (docs/security.md)",
         ),
     ] = False,
-    dashboard_port: Annotated[
-        int, typer.Option(min=1, max=65535, help="Port of the web dashboard")
-    ] = 8080,
+    dashboard_port: Annotated[int, port_option("Port of the web dashboard")] = 8080,
     bootstrap_servers: BootstrapOption = None,
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the embedded broker")] = 9092,
+    port: Annotated[int, port_option("Port of the embedded broker")] = 9092,
     data_dir: DataDirOption = None,
-    registry_port: Annotated[
-        int, typer.Option(min=1, max=65535, help="Port of the schema registry")
-    ] = 8081,
-    collector_port: Annotated[
-        int, typer.Option(min=1, max=65535, help="Port of the collector")
-    ] = 8001,
-    serve_port: Annotated[
-        int, typer.Option(min=1, max=65535, help="Port of the prediction worker")
-    ] = 8000,
+    registry_port: Annotated[int, port_option("Port of the schema registry")] = 8081,
+    collector_port: Annotated[int, port_option("Port of the collector")] = 8001,
+    serve_port: Annotated[int, port_option("Port of the prediction worker")] = 8000,
     schema_registry_url: Annotated[
         str | None,
         typer.Option("--schema-registry-url", help="Use this registry instead of starting one"),
@@ -127,8 +121,7 @@ def up(
     if secure and bootstrap_servers is not None:
         fail("--secure runs the embedded broker in its secure mode; with --bootstrap-servers, "
              "give your cluster's SASL settings (STREAMLEARN_CONFIG_FILE) instead")  # fmt: skip
-    if duration is not None and not duration > 0:
-        fail(f"--duration {duration:g}: a positive number of seconds expected (none: until Ctrl-C)")
+    check_duration(duration)
     if chaos and not simulate:
         fail("--chaos needs --simulate: the invariants are checked against its ground truth")
     if chaos:

@@ -193,8 +193,8 @@ class Predictor:
                     if cap.count <= route.limit:
                         decision = route.positive
                     else:
-                        # Counted inline (a call and a key per capped instance were 4 % of
-                        # a capped batch's CPU); the alert once, when the cap is reached.
+                        # Counted inline, with the route's key (no call and no key tuple
+                        # per capped instance); the alert once, when the cap is reached.
                         decision, capped = route.capped_decision, True
                         capped_key = route.capped_key
                         capped_counts[capped_key] = capped_counts.get(capped_key, 0) + 1
