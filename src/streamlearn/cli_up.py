@@ -108,7 +108,7 @@ def up(
     from streamlearn.up import UpOptions, run_up
     from streamlearn.up.chaos import ChaosOptions
     from streamlearn.up.chaos_run import CHAOS_DEFAULTS
-    from streamlearn.up.system import apply_simulate_defaults, simulated_changes
+    from streamlearn.up.simulation import apply_simulate_defaults, simulated_changes
 
     console = Console(stderr=as_json, highlight=False, soft_wrap=True)
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streamlearn.cli import app
-from streamlearn.up.system import simulated_changes
+from streamlearn.up.simulation import simulated_changes
 
 
 @pytest.fixture(autouse=True)

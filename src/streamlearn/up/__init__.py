@@ -12,7 +12,8 @@
 
 from streamlearn.up.options import UpOptions
 from streamlearn.up.signing_key import LOCAL_SIGNING_KEY_FILE, local_signing_key
-from streamlearn.up.system import SIMULATE_DEFAULTS, run_up
+from streamlearn.up.simulation import SIMULATE_DEFAULTS
+from streamlearn.up.system import run_up
 
 __all__ = [
     "LOCAL_SIGNING_KEY_FILE",

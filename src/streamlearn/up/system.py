@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -40,7 +39,6 @@ from streamlearn.serving.experiment_topic import publish_experiment
 from streamlearn.serving.experiments import Arm, Experiment
 from streamlearn.settings import Settings
 from streamlearn.simulate import LoopOptions, Simulator, new_simulator, run_simulator
-from streamlearn.simulate.changes import Change, parse_change
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 from streamlearn.topology.catalogue import topology_path
 from streamlearn.topology.registration import register_topology_schemas
@@ -61,26 +59,6 @@ from streamlearn.up.view import render
 POLL_INTERVAL_S = 1.0
 DRAIN_S = 3.0
 
-# What `up --simulate` changes unless the environment sets it: the simulated world lives
-# minutes, not days, so its sessions, label horizons and snapshots run on a short clock;
-# all its traffic comes through one local collector, so the collector must trust the
-# simulator's X-Forwarded-For (else the per-IP bot rule sees one very busy address); the
-# monitor's windows are sized for its rate.
-SIMULATE_DEFAULTS = {
-    "STREAMLEARN_MODELS": '["ctr", "ctr_tree"]',
-    "STREAMLEARN_LABEL_HORIZON_S": "20",
-    "STREAMLEARN_LABEL_ALLOWED_LATENESS_S": "5",
-    "STREAMLEARN_SNAPSHOT_EVERY_S": "5",
-    "STREAMLEARN_SESSION_GAP_S": "60",
-    "STREAMLEARN_SESSION_ALLOWED_LATENESS_S": "20",
-    "STREAMLEARN_COLLECTOR_TRUST_FORWARDED_FOR": "true",
-    # About 10 predictions a second per partition and arm: references of 300 records
-    # spread over a minute, windows of 10 s, so a change `--drift-at` injects after the
-    # first minute shows within a minute.
-    "STREAMLEARN_MONITOR_REFERENCE_RECORDS": "300",
-    "STREAMLEARN_MONITOR_REFERENCE_SPAN_S": "60",
-    "STREAMLEARN_MONITOR_WINDOW_RECORDS": "100",
-}
 # The experiment `up --simulate` routes: the logistic model against the Hoeffding tree.
 SIMULATED_EXPERIMENT = Experiment(
     name="ranking",
@@ -88,29 +66,6 @@ SIMULATED_EXPERIMENT = Experiment(
     arms=(Arm("logistic", "ctr", 0.5), Arm("tree", "ctr_tree", 0.5)),
     description="up --simulate: ctr (logistic regression) vs ctr_tree (Hoeffding tree)",
 )
-
-
-def simulated_changes(
-    drift_at_s: float | None, changes: Sequence[str], duration_s: float | None = None
-) -> tuple[Change, ...]:
-    """What ``--drift-at S`` (the world drifts: prices and what people like, at S) and
-    ``--change KIND@S`` inject. A broken model is the lab's only (bench/drift.py): here
-    the prediction worker serves what the learner publishes. A change at or after the end
-    of a run of ``duration_s`` is refused: it would never happen, and the run would pass
-    its checks without it."""
-    injected = [parse_change(text) for text in changes]
-    if drift_at_s is not None:
-        injected += [Change("feature_drift", drift_at_s), Change("concept_drift", drift_at_s)]
-    if any(c.kind == "broken_model" for c in injected):
-        raise ValueError("broken_model is injected by the lab only (bench/drift.py)")
-    if duration_s is not None:
-        late = [str(c) for c in injected if c.at_s >= duration_s]
-        if late:
-            raise ValueError(
-                f"{', '.join(late)}: after the run ends (--duration {duration_s:g}); "
-                "a change needs a second before the end"
-            )
-    return tuple(injected)
 
 
 class _Run:
@@ -407,10 +362,3 @@ async def run_up(
         final["simulator"] = run.simulator.summary.to_dict()
     results = checks(final)
     return final, results if chaos is None else chaos.report(final, results)
-
-
-def apply_simulate_defaults(environ: os._Environ[str] | dict[str, str]) -> dict[str, str]:
-    """Set ``SIMULATE_DEFAULTS`` that the environment does not set; returns those set."""
-    applied = {k: v for k, v in SIMULATE_DEFAULTS.items() if k not in environ}
-    environ.update(applied)
-    return applied
