@@ -7,6 +7,10 @@ monitor, which publishes no rejections, did so with ``events.rejected``.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from streamlearn.agents.monitor import MonitorStep
 from streamlearn.agents.preprocess import PreprocessStep
 from streamlearn.runtime.records import REJECTED, step_topics
@@ -39,3 +43,32 @@ def test_a_step_without_rejections_never_looks_up_events_rejected() -> None:
 def test_a_step_with_rejections_looks_up_events_rejected_too() -> None:
     asked = _looked_up(PreprocessStep.inputs, PreprocessStep.outputs, rejections=True)
     assert asked == sorted(f"p.{topic}" for topic in (*PreprocessStep.outputs, REJECTED))
+
+
+_SCHEMA_IDS = """
+from streamlearn.agents.label_join import LabelJoinStep
+from streamlearn.runtime.records import step_topics
+from streamlearn.serde import InMemoryRegistry
+from streamlearn.settings import Settings
+from streamlearn.topology.catalogue import TopicCatalogue
+
+registry = InMemoryRegistry()
+step_topics(TopicCatalogue.from_settings(Settings()), registry, LabelJoinStep.inputs,
+            LabelJoinStep.outputs, lambda _: 3)
+print(sorted(registry.subjects.items()))
+"""
+
+
+def test_a_fresh_registry_gets_the_same_schema_ids_whatever_the_hash_seed() -> None:
+    """A step registers its schemas in one order in every process: with a fresh registry
+    (the learning lab's, a replay's new environment) the records' bytes, which carry the
+    schema id, are then the same from run to run."""
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", _SCHEMA_IDS],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True, text=True, check=True,
+        ).stdout
+        for seed in range(1, 6)
+    }  # fmt: skip
+    assert len(seen) == 1, seen

@@ -316,7 +316,9 @@ def step_topics(
         _ = serdes[topic].schema_id
     written = {*outputs, *((REJECTED,) if rejections else ())}
     writers = {}
-    for topic in written:
+    # In a fixed order: a fresh registry numbers schemas in the order they are registered,
+    # and a set's order changes with the process's hash seed (the records' bytes hold the id).
+    for topic in sorted(written):
         entry = catalogue.topic(topic)
         serde = entry.serde(registry)
         _ = serde.schema_id
