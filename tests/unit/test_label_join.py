@@ -92,20 +92,23 @@ class Harness:
         self.state: dict[str, dict[str, Any]] = {}
         self.joiner = LabelJoiner.for_specs(specs, self.state, **options)
         registry = InMemoryRegistry()
-        self.serdes = {
-            name: AvroSerde.for_topic(registry, topic, name)
-            for topic, name in (
-                ("telemetry.predictions", "PredictionServed"),
-                ("telemetry.feedback", "Feedback"),
-                ("training.examples", "TrainingExample"),
-                ("model.metrics", "ModelMetrics"),
-            )
+        topics = (
+            ("telemetry.predictions", "PredictionServed"),
+            ("telemetry.feedback", "Feedback"),
+            ("training.examples", "TrainingExample"),
+            ("model.metrics", "ModelMetrics"),
+        )
+        self.serdes = {name: AvroSerde.for_topic(registry, topic, name) for topic, name in topics}
+        # Decoded as the agent decodes them (LabelJoinStep.plain_inputs): timestamps as
+        # epoch ms, event ids as strings.
+        self.plain = {
+            name: AvroSerde.for_topic(registry, topic, name, logical_types=False)
+            for topic, name in topics
         }
         self.examples: list[dict[str, Any]] = []
 
     def _through(self, name: str, record: dict[str, Any]) -> dict[str, Any]:
-        serde = self.serdes[name]
-        return serde.decode(serde.encode(record))
+        return self.plain[name].decode(self.serdes[name].encode(record))
 
     def _keep(self, examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # Every example must be a valid TrainingExample.
@@ -150,10 +153,10 @@ def test_impression_then_click_is_a_positive_at_once() -> None:
         "label": 1.0,
         "label_definition": "click_within_30m",
         "score": 0.25,
-        "served_ts": T0,
-        "impression_ts": _at(1) - timedelta(milliseconds=400),
-        "outcome_ts": _at(20) - timedelta(milliseconds=400),
-        "labelled_ts": _at(20),
+        "served_ts": _ms(T0),
+        "impression_ts": _ms(_at(1) - timedelta(milliseconds=400)),
+        "outcome_ts": _ms(_at(20) - timedelta(milliseconds=400)),
+        "labelled_ts": _ms(_at(20)),
         "weight": 1.0,
     }
     # Closing the horizon later emits nothing more.
@@ -167,7 +170,7 @@ def test_click_before_impression_is_a_positive_when_the_impression_arrives() -> 
     assert h.fb(feedback("r1", "click", 5)) == []
     [example] = h.fb(feedback("r1", "impression", 6))
     assert example["label"] == 1.0
-    assert example["labelled_ts"] == _at(6)
+    assert example["labelled_ts"] == _ms(_at(6))
 
 
 def test_impression_without_click_is_a_negative_once_the_horizon_closes() -> None:
@@ -180,7 +183,7 @@ def test_impression_without_click_is_a_negative_once_the_horizon_closes() -> Non
     [example] = h.advance(1800 + 60)
     assert example["label"] == 0.0
     assert example["outcome_ts"] is None
-    assert example["labelled_ts"] == T0 + HORIZON
+    assert example["labelled_ts"] == _ms(T0 + HORIZON)
     assert h.counts["negatives"] == 1
 
 
@@ -202,7 +205,7 @@ def test_feedback_before_its_prediction_is_held_and_applied() -> None:
     assert h.counts["held_feedback"] == 2
     [example] = h.pred(prediction("r1", 0.5))
     assert example["label"] == 1.0
-    assert example["served_ts"] == _at(0.5)
+    assert example["served_ts"] == _ms(_at(0.5))
 
 
 def test_held_feedback_is_bounded_by_the_horizon() -> None:
@@ -262,7 +265,7 @@ def test_regression_labels_sum_values_within_the_horizon() -> None:
     assert h.advance(3600) == []
     first, second = sorted(h.advance(3660), key=lambda e: e["request_id"])
     assert (first["label"], first["label_definition"]) == (42.5, "value_within_1h")
-    assert first["outcome_ts"] == _at(100) - timedelta(milliseconds=400)
+    assert first["outcome_ts"] == _ms(_at(100) - timedelta(milliseconds=400))
     assert (second["label"], second["outcome_ts"]) == (0.0, None)
     assert h.counts["values"] == 2
     assert h.counts["late_feedback"] == 1
@@ -415,8 +418,8 @@ def test_in_order_holds_positives_until_their_horizon_closes_in_serving_order() 
     assert [e["request_id"] for e in h.advance(1800 + 60)] == ["seen"]
     [positive] = h.advance(1810 + 60)
     assert positive["label"] == 1.0
-    assert positive["outcome_ts"] == _at(14) - timedelta(milliseconds=400)
-    assert positive["labelled_ts"] == _at(1810)
+    assert positive["outcome_ts"] == _ms(_at(14) - timedelta(milliseconds=400))
+    assert positive["labelled_ts"] == _ms(_at(1810))
     assert h.counts["positives"] == h.counts["negatives"] == 1
     assert h.advance(100_000) == []
 
@@ -426,7 +429,7 @@ def test_fake_negative_sends_a_negative_at_impression_and_the_positive_again() -
     h.pred(prediction("clicked", 0))
     h.pred(prediction("not", 0))
     [fake] = h.fb(feedback("clicked", "impression", 1))
-    assert (fake["label"], fake["outcome_ts"], fake["labelled_ts"]) == (0.0, None, _at(1))
+    assert (fake["label"], fake["outcome_ts"], fake["labelled_ts"]) == (0.0, None, _ms(_at(1)))
     assert [e["label"] for e in h.fb(feedback("not", "impression", 2))] == [0.0]
     [positive] = h.fb(feedback("clicked", "click", 5))
     assert (positive["request_id"], positive["label"]) == ("clicked", 1.0)

@@ -23,21 +23,17 @@ about 1.6 kB per request for an hour (1 GB/h at 200 predictions/s).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
 from streamlearn.models.specs import LabelDefinition
-from streamlearn.serde.timestamps import from_epoch_millis
 
 MAX_EVENT_IDS = 256
 """Feedback ids remembered per request for deduplication (beyond that, not deduplicated)."""
 
 Entry = dict[str, Any]
 Example = dict[str, Any]
-
-
-def moment(ms: int | None) -> datetime | None:
-    return None if ms is None else from_epoch_millis(ms)
+"""A ``TrainingExample`` record, its timestamps as epoch milliseconds (what Avro's
+``timestamp-millis`` writes; the encoders take them as they are)."""
 
 
 @dataclass
@@ -112,9 +108,9 @@ def training_example(
         "label": value,
         "label_definition": label.name,
         "score": pred["score"],
-        "served_ts": moment(pred["served_ms"]),
-        "impression_ts": moment(entry["imp"][0]),
-        "outcome_ts": moment(entry["pos"][0]) if outcome else None,
-        "labelled_ts": moment(decided_ms),
+        "served_ts": pred["served_ms"],
+        "impression_ts": entry["imp"][0],
+        "outcome_ts": entry["pos"][0] if outcome else None,
+        "labelled_ts": decided_ms,
         "weight": 1.0,
     }
