@@ -292,3 +292,52 @@ async def test_a_client_over_its_rate_gets_429_and_nothing_of_it_is_written(
         assert sum(end_offsets(consumer, name, range(6)).values()) == 3
     finally:
         consumer.close()
+
+
+def _refused_counts(text: str) -> dict[str, float]:
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("streamlearn_collector_refused_requests_total{"):
+            labels, _, value = line.rpartition(" ")
+            counts[labels.split('status="')[1].split('"')[0]] = float(value)
+    return counts
+
+
+async def test_every_malformed_body_is_a_400_naming_it_and_counted(
+    collector: Callable[..., Any],
+) -> None:
+    """Bodies that used to escape as 500s (a traceback in the log, nothing counted): nested
+    deeper than the parser recurses, non-finite or out-of-range numbers, a body that does
+    not decode as its Content-Encoding says, text that is not Unicode."""
+    session: aiohttp.ClientSession = collector.session  # type: ignore[attr-defined]
+    url = collector.url  # type: ignore[attr-defined]
+
+    async def refused() -> dict[str, float]:
+        async with session.get(f"{url}/metrics") as response:
+            return _refused_counts(await response.text())
+
+    before = await refused()
+    feedback = '{"request_id": "r1", "kind": "value", "app_version": "a", "value": %s}'
+    cases: list[tuple[bytes, dict[str, str], int, str]] = [
+        (b"[" * 5_000 + b"]" * 5_000, {}, 400, "body"),
+        (b"{\"a\":" * 5_000 + b"1" + b"}" * 5_000, {}, 400, "body"),
+        ((feedback % "NaN").encode(), {}, 400, "body"),
+        ((feedback % "-Infinity").encode(), {}, 400, "body"),
+        ((feedback % "1e999").encode(), {}, 400, "[0].value"),
+        ((feedback % ("1" + "0" * 400)).encode(), {}, 400, "[0].value"),
+        (b'{"event_type": "x", "user_id": "u", "app_version": "a"}',
+         {"Content-Encoding": "gzip"}, 400, "body"),
+        (b'{"event_type": "x", "user_id": "u", "url": "\\udfff", "app_version": "a"}',
+         {}, 400, "[0].url"),
+        (b'{"event_type": "x", "user_id": "u"}', {"X-App-Version": " "}, 400, "[0].app_version"),
+    ]  # fmt: skip
+    for raw, headers, status, field in cases:
+        got, (answer, _) = await collector(raw=raw, **headers)
+        assert (got, answer.get("field")) == (status, field), (raw[:60], answer)
+    async with session.put(f"{url}/v1/events", data=b"{}") as response:
+        assert response.status == 405
+    after = await refused()
+    assert after.get("400", 0) - before.get("400", 0) == len(cases)
+    assert after.get("405", 0) - before.get("405", 0) == 1
+    status, _ = await collector({"event_type": "x", "user_id": "u", "app_version": "a"})
+    assert status == 202, "the collector keeps running"

@@ -23,7 +23,7 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
 from streamlearn.collector.exceptions import InvalidEventError
-from streamlearn.collector.mapping import RequestContext, map_item
+from streamlearn.collector.mapping import RequestContext, map_item, unencodable_field
 from streamlearn.collector.openapi import openapi_document
 from streamlearn.collector.producer import AsyncProducer, DeliveryFailedError, QueueFullError
 from streamlearn.collector.tag import add_tag_routes
@@ -36,6 +36,7 @@ from streamlearn.collector.write_keys import (
     stamp_app,
 )
 from streamlearn.http_auth import RateLimiter, rate_limited
+from streamlearn.http_body import UnreadableBodyError, read_body
 from streamlearn.http_errors import kept_headers
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
 from streamlearn.serde import EncodeError, RegistryClient, SchemaSource
@@ -146,7 +147,16 @@ async def errors_as_json(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        # The router's 404s and 405s, the rate limit's 429s: refusals like the handler's.
+        counting = request.app.get(COLLECTOR)
+        if counting is not None:
+            counting.refused.labels(status=str(exc.status)).inc()
         return _error(exc.status, exc.reason, headers=kept_headers(exc))
+
+
+def _not_json(constant: str) -> None:
+    # Python's json reads NaN and ±Infinity, which JSON does not have.
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 def _origin_allowed(request: web.Request, settings: Settings) -> bool:
@@ -179,10 +189,18 @@ async def post_events(request: web.Request) -> web.Response:
             collector.refused.labels(status="401").inc()
             return _error(401, str(exc), HEADER, headers=challenge())
     try:
-        payload = json.loads(await request.read())
+        payload = json.loads(await read_body(request), parse_constant=_not_json)
+    except UnreadableBodyError as exc:
+        collector.refused.labels(status="400").inc()
+        unreadable = _error(400, str(exc), "body")
+        unreadable.force_close()
+        return unreadable
     except (ValueError, UnicodeDecodeError) as exc:
         collector.refused.labels(status="400").inc()
         return _error(400, f"body is not valid JSON: {exc}", "body")
+    except RecursionError:
+        collector.refused.labels(status="400").inc()
+        return _error(400, "body is nested deeper than the collector reads", "body")
     items = payload if isinstance(payload, list) else [payload]
     if not items:
         collector.refused.labels(status="400").inc()
@@ -211,7 +229,9 @@ async def post_events(request: web.Request) -> web.Response:
         return _error(403, exc.problem, exc.field)
     except EncodeError as exc:
         collector.refused.labels(status="400").inc()
-        return _error(400, str(exc), "body")
+        # The mapping checked every field's type; what Avro still refuses is text that is
+        # not Unicode (a lone surrogate from a \ud800 escape): named where it is.
+        return _error(400, str(exc), unencodable_field(items[index], index) or "body")
     accepted = collector.accepted_by_kind
 
     def confirmed(index: int) -> None:
@@ -274,10 +294,8 @@ def _doors(settings: Settings) -> list[Middleware]:
     def client_of(request: web.Request) -> str:
         return request.app[COLLECTOR].client_ip(request) or "unknown"
 
-    def count(request: web.Request) -> None:
-        request.app[COLLECTOR].refused.labels(status="429").inc()
-
-    return [rate_limited(limiter, client_of, _is_post_of_events, count)]
+    # Its 429 is counted by errors_as_json, as every refusal raised as an HTTP error.
+    return [rate_limited(limiter, client_of, _is_post_of_events)]
 
 
 def create_collector_app(

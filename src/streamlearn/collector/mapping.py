@@ -7,6 +7,7 @@ record dictionaries returned are ready for :class:`~streamlearn.serde.AvroSerde`
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -65,6 +66,45 @@ def _string(item: Mapping[str, Any], name: str, where: str, *, required: bool) -
     if len(value) > MAX_STRING:
         raise InvalidEventError(f"{where}.{name}", f"is longer than {MAX_STRING} characters")
     return value
+
+
+def _number(item: Mapping[str, Any], name: str, where: str) -> float | None:
+    """A finite number that fits a double (a label sums them: one inf or NaN would spoil
+    the label of every prediction it joins), or None when absent."""
+    value = item.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidEventError(f"{where}.{name}", "must be a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise InvalidEventError(f"{where}.{name}", "must be finite, within a double's range")
+    return number
+
+
+def unencodable_field(item: Any, index: int) -> str | None:
+    """The first field of ``item`` whose text is not Unicode (a lone surrogate, which
+    JSON's ``\\ud800`` escapes can write and UTF-8 cannot), or None."""
+    if not isinstance(item, dict):
+        return None
+    for name, value in item.items():
+        texts = value.items() if isinstance(value, dict) else [(None, value)]
+        for key, text in texts:
+            for part in (key, text):
+                if isinstance(part, str) and not _encodes(part):
+                    return f"[{index}].{name}" if key is None else f"[{index}].{name}.{key}"
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _timestamp(item: Mapping[str, Any], name: str, where: str, default: datetime) -> datetime:
@@ -144,7 +184,7 @@ def map_item(item: Any, index: int, context: RequestContext, *, reject_unknown: 
     if not isinstance(item, dict):
         raise InvalidEventError(where, "must be a JSON object")
     app_version = _string(item, "app_version", where, required=False) or context.app_version
-    if app_version is None:
+    if app_version is None or not app_version.strip():
         raise InvalidEventError(f"{where}.app_version", "is required (or send X-App-Version)")
     if "request_id" in item:
         _check_unknown(item, FEEDBACK_FIELDS, where, reject_unknown)
@@ -152,9 +192,7 @@ def map_item(item: Any, index: int, context: RequestContext, *, reject_unknown: 
         kind = _string(item, "kind", where, required=True)
         if kind not in FEEDBACK_KINDS:
             raise InvalidEventError(f"{where}.kind", f"must be one of {sorted(FEEDBACK_KINDS)}")
-        value = item.get("value")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise InvalidEventError(f"{where}.value", "must be a number")
+        value = _number(item, "value", where)
         assert request_id is not None
         return Mapped(
             "feedback",
@@ -163,7 +201,7 @@ def map_item(item: Any, index: int, context: RequestContext, *, reject_unknown: 
                 "request_id": request_id,
                 "event_id": _event_id(item, where),
                 "kind": kind,
-                "value": float(value) if value is not None else None,
+                "value": value,
                 "user_id": _string(item, "user_id", where, required=False),
                 "client_ts": _timestamp(item, "client_ts", where, context.received_ts),
                 "received_ts": context.received_ts,
