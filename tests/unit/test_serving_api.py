@@ -196,10 +196,47 @@ async def test_unknown_model_and_route(client: TestClient[Any, Any]) -> None:
     assert response.status == 405
     assert response.headers["Allow"] == "GET,HEAD"
     assert await response.json() == {"error": "Method Not Allowed", "field": None}
-    response = await client.put("/v1/models/ctr:predict")
-    assert response.status == 405
-    assert set(response.headers["Allow"].split(",")) == {"GET", "HEAD", "POST"}
+    for method in ("PUT", "GET"):  # GET was taken for /v1/models/{name} of 'ctr:predict'
+        response = await client.request(method, "/v1/models/ctr:predict")
+        assert response.status == 405, method
+        assert response.headers["Allow"] == "POST"
     assert (await client.post("/healthz")).status == 405
+
+
+async def test_bodies_that_used_to_be_500s_are_400s(client: TestClient[Any, Any]) -> None:
+    """Nested deeper than the parsers recurse; not the gzip its Content-Encoding says."""
+    for raw, headers in (
+        (b"[" * 2000 + b"]" * 2000, {}),
+        (b'{"user_id": "u", "features": {}}', {"Content-Encoding": "gzip"}),
+    ):
+        response = await client.post("/v1/models/ctr:predict", data=raw, headers=headers)
+        assert response.status == 400, raw[:40]
+        assert (await response.json())["field"] == "body"
+    status, _ = await _predict(client, instances(1)[0])
+    assert status == 200
+
+
+async def test_two_predictions_of_a_request_never_share_a_request_id(
+    client: TestClient[Any, Any],
+) -> None:
+    """Feedback joins a prediction by its request id: two with one id would have the second
+    dropped as a duplicate by label-join, and its feedback joined to the first."""
+    a, b, c = instances(3)
+    for body, field in (
+        ({"instances": [{**a, "request_id": "same"}, {**b, "request_id": "same"}]},
+         "instances[1].request_id"),
+        ({"instances": [a, {**b, "request_id": "r9-0"}], "request_id": "r9"},
+         "instances[1].request_id"),
+        ({"instances": [{**a, "request_id": "r9-2"}, b, c], "request_id": "r9"},
+         "instances[0].request_id"),
+    ):  # fmt: skip
+        status, error = await _predict(client, body)
+        assert (status, error["field"]) == (422, field), error
+    status, body = await _predict(
+        client, {"instances": [{**a, "request_id": "x"}, b], "request_id": "r9"}
+    )
+    assert status == 200
+    assert [p["request_id"] for p in body["predictions"]] == ["x", "r9-1"]
 
 
 def test_without_api_tokens_the_app_runs_no_middleware() -> None:

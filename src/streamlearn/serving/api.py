@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streamlearn.http_body import UnreadableBodyError, read_body
 from streamlearn.http_errors import kept_headers
 from streamlearn.serving.exceptions import InvalidRequest
 from streamlearn.serving.state import SERVING, Serving
@@ -38,6 +39,11 @@ def answer_error(request: web.Request, exc: Exception) -> web.Response:
     if isinstance(exc, InvalidRequest):
         request.app[SERVING].metrics.refused.labels(status=str(exc.status)).inc()
         return error_response(exc.status, exc.problem, exc.field)
+    if isinstance(exc, UnreadableBodyError):
+        request.app[SERVING].metrics.refused.labels(status="400").inc()
+        unreadable = error_response(400, str(exc), "body")
+        unreadable.force_close()
+        return unreadable
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         serving = request.app[SERVING]
         serving.metrics.refused.labels(status="413").inc()
@@ -107,7 +113,7 @@ async def predict(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         _known(serving, name)
         instances, request_id = parse_predict(
-            await request.read(), serving.settings.serve_max_instances
+            await read_body(request), serving.settings.serve_max_instances
         )
         body = serving.predictor.predict(name, instances, request_id, started)
         response = json_response(body)

@@ -80,7 +80,8 @@ def create_serving_app(
     app[SERVING] = serving
     app.router.add_post("/v1/models/{name}:predict", api.predict)
     app.router.add_get("/v1/models", api.json_errors(api.list_models))
-    app.router.add_get("/v1/models/{name}", api.json_errors(api.get_model))
+    # Not a name with ':': GET of /v1/models/ctr:predict is the predict route's 405.
+    app.router.add_get("/v1/models/{name:[^/:]+}", api.json_errors(api.get_model))
     app.router.add_get("/healthz", api.json_errors(api.healthz))
     app.router.add_get("/readyz", api.json_errors(api.readyz))
     app.router.add_get("/metrics", api.json_errors(api.metrics))

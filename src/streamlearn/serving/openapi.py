@@ -84,6 +84,9 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "minItems": 1,
                     "maxItems": settings.serve_max_instances,
                     "items": _ref("Instance"),
+                    "description": "Each instance's prediction gets its own request id (its "
+                    "own, or <request_id>-<i>): two that would share one are a 422 naming "
+                    "the second's request_id.",
                 },
                 "request_id": {
                     **identifier,
@@ -205,7 +208,9 @@ def _document(settings: Settings) -> dict[str, Any]:
         "name": "name",
         "in": "path",
         "required": True,
-        "schema": {"type": "string"},
+        # No '/' (one path segment) and no ':' (GET of a name with ':' is the predict
+        # route's 405): a spec's name, or a per-arm model's (ctr@treatment, ctr~newest).
+        "schema": {"type": "string", "pattern": "^[^/:]+$"},
         "description": "Model name (a configured spec, or a loaded per-arm model).",
     }
     return {

@@ -71,6 +71,8 @@ def parse_json(raw: bytes) -> Any:
             _check_text(document)
         except (ValueError, UnicodeError):
             raise InvalidRequest(400, "body", f"not valid JSON: {fast_error}") from None
+        except RecursionError:
+            raise InvalidRequest(400, "body", "nested deeper than the worker reads") from None
         return document
 
 
@@ -202,4 +204,34 @@ def parse_predict(raw: bytes, max_instances: int) -> tuple[list[Instance], str |
     request_id = document.get("request_id")
     if request_id is not None:
         request_id = _identifier(request_id, "request_id")
-    return [_instance(item, i) for i, item in enumerate(items)], request_id
+    instances = [_instance(item, i) for i, item in enumerate(items)]
+    if len(instances) > 1 and any(instance.request_id is not None for instance in instances):
+        _check_distinct_ids(instances, request_id)
+    return instances, request_id
+
+
+def _check_distinct_ids(instances: list[Instance], request_id: str | None) -> None:
+    """Each prediction of a batch gets its own request id (its own, or the request's with
+    ``-<index>``): feedback joins a prediction by it, and label-join drops the second
+    prediction of an id as a duplicate."""
+    derived = {} if request_id is None else {f"{request_id}-{i}": i for i in range(len(instances))}
+    first: dict[str, int] = {}
+    for index, instance in enumerate(instances):
+        own = instance.request_id
+        if own is None:
+            continue
+        if own in first:
+            raise InvalidRequest(
+                422, f"instances[{index}].request_id",
+                f"{own!r} is also instances[{first[own]}]'s: each prediction needs its own id",
+            )  # fmt: skip
+        first[own] = index
+    for index, instance in enumerate(instances):
+        own = instance.request_id
+        other = derived.get(own) if own is not None else None
+        if other is not None and other != index and instances[other].request_id is None:
+            raise InvalidRequest(
+                422, f"instances[{index}].request_id",
+                f"{own!r} is the id instances[{other}] gets (request_id-index): "
+                "each prediction needs its own id",
+            )  # fmt: skip
