@@ -277,6 +277,11 @@ def test_deletes_and_ids_are_never_reused(
     assert http("GET", f"{url}/subjects/a-value/versions")[1]["error_code"] == 40401
     assert http("DELETE", f"{url}/subjects/a-value")[1]["error_code"] == 40404
     assert http("DELETE", f"{url}/subjects/a-value?permanent=true") == (200, [1, 2])
+    http("POST", f"{url}/subjects/c-value/versions", {"schema": V1})
+    assert http("DELETE", f"{url}/subjects/c-value/versions/1") == (200, 1)
+    status, body = http("DELETE", f"{url}/subjects/c-value/versions/1")
+    assert (status, body["error_code"]) == (404, 40406), "soft deleted already"
+    assert http("DELETE", f"{url}/subjects/c-value/versions/1?permanent=true") == (200, 1)
     assert http("GET", f"{url}/schemas/ids/{second['id']}")[1]["error_code"] == 40403
 
     registry.stop()
@@ -284,6 +289,38 @@ def test_deletes_and_ids_are_never_reused(
     third = record(ID, name="Other")
     _, body = http("POST", f"{restarted.url}/subjects/b-value/versions", {"schema": third})
     assert body["id"] > second["id"] > first["id"], "a deleted id is never handed out again"
+
+
+def test_the_same_schema_written_differently_is_the_same_version(schema_registry_url: str) -> None:
+    """Key order and a primitive written as {"type": ...} do not make another schema (the
+    Java registry compares parsed schemas): no new version, the same id, found by lookup."""
+    url = f"{schema_registry_url}/subjects/same-value"
+    _, first = http("POST", f"{url}/versions", {"schema": V1})
+    reordered = json.dumps(
+        {
+            "fields": [
+                {"type": "string", "name": "id"},
+                {"name": "amount", "type": {"type": "double"}},
+            ],
+            "namespace": "test",
+            "name": "Order",
+            "type": "record",
+        }
+    )
+    assert http("POST", f"{url}/versions", {"schema": reordered}) == (200, first)
+    assert http("GET", f"{url}/versions")[1] == [1]
+    status, found = http("POST", url, {"schema": reordered})
+    assert (status, found["id"], found["version"]) == (200, first["id"], 1)
+    _, other = http(
+        "POST", f"{schema_registry_url}/subjects/same2-value/versions", {"schema": reordered}
+    )
+    assert other == first, "the same schema under another subject shares its id"
+    _, plain = http(
+        "POST", f"{schema_registry_url}/subjects/prim-value/versions", {"schema": '"int"'}
+    )
+    assert http(
+        "POST", f"{schema_registry_url}/subjects/prim-value/versions", {"schema": '{"type": "int"}'}
+    ) == (200, plain)
 
 
 @pytest.mark.parametrize(
@@ -295,6 +332,31 @@ def test_deletes_and_ids_are_never_reused(
         ("POST", "/subjects/x-value/versions", {"schema": "not json"}, 422, 42201),
         ("POST", "/subjects/x-value/versions", {}, 422, 42201),
         ("POST", "/subjects/x-value/versions", {"schema": V1, "schemaType": "JSON"}, 422, 42201),
+        # A default that does not fit its field's type (Avro's parsers refuse it).
+        (
+            "POST",
+            "/subjects/x-value/versions",
+            {"schema": record(ID, {"name": "n", "type": "int", "default": "oops"})},
+            422,
+            42201,
+        ),
+        (
+            "POST",
+            "/subjects/x-value/versions",
+            {"schema": record({"name": "u", "type": ["string", "null"], "default": None})},
+            422,
+            42201,
+        ),
+        # Nested deeper than a parser recurses: the body, a string in it, a schema.
+        ("POST", "/subjects/x-value/versions", b"[" * 50_000 + b"]" * 50_000, 400, 400),
+        ("POST", "/subjects/x-value/versions", {"schema": "[" * 50_000 + "]" * 50_000}, 422, 42201),
+        (
+            "POST",
+            "/subjects/x-value/versions",
+            {"schema": '{"type":"array","items":' * 2_000 + '"int"' + "}" * 2_000},
+            422,
+            42201,
+        ),
         ("GET", "/subjects/missing-value/versions", None, 404, 40401),
         ("GET", "/subjects/missing-value/versions/1", None, 404, 40401),
         ("GET", "/subjects/known-value/versions/7", None, 404, 40402),

@@ -46,6 +46,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
         body = json.loads(await request.read())
     except ValueError as exc:  # UnicodeDecodeError included: bytes that are not UTF-8
         raise errors.bad_request(f"request body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise errors.bad_request("request body is nested deeper than the registry reads") from None
     if not isinstance(body, dict):
         raise errors.bad_request("request body must be a JSON object")
     return body

@@ -13,6 +13,7 @@ from typing import Any
 
 from streamlearn.registry import exceptions as errors
 from streamlearn.registry.compatibility import Level, check, parse_schema
+from streamlearn.registry.equivalence import equivalence_key
 from streamlearn.registry.state import (
     RegistryState,
     SchemaVersion,
@@ -67,6 +68,8 @@ class RegistryService:
             text = canonical_json(schema)
         except ValueError as exc:
             raise errors.invalid_schema(f"not JSON: {exc}") from exc
+        except RecursionError:
+            raise errors.invalid_schema("nested deeper than the registry reads") from None
         parse_schema(text)
         return text
 
@@ -76,8 +79,9 @@ class RegistryService:
         versions = (
             self.state.all_versions(subject) if deleted else self.state.live_versions(subject)
         )
+        key = equivalence_key(schema)
         for entry in reversed(versions):
-            if entry.schema == schema:
+            if entry.schema == schema or equivalence_key(entry.schema) == key:
                 return entry
         return None
 
@@ -177,7 +181,12 @@ class RegistryService:
 
     async def delete_version(self, subject: str, version: str, permanent: bool) -> int:
         async with self._write_lock:
-            entry = self.version(subject, version, deleted=permanent)
+            # A numbered version is looked up among the soft-deleted ones too: deleting one
+            # again softly is Confluent's 40406, not "no such version".
+            numbered = version not in ("latest", "-1")
+            entry = self.version(subject, version, deleted=permanent or numbered)
+            if entry.deleted and not permanent:
+                raise errors.version_soft_deleted(subject, entry.version)
             if permanent:
                 if not entry.deleted:
                     raise errors.version_not_soft_deleted(subject, entry.version)

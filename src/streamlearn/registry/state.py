@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamlearn.registry.compatibility import DEFAULT_LEVEL, Level
+from streamlearn.registry.equivalence import equivalence_key
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class RegistryState:
     versions: dict[str, dict[int, SchemaVersion]] = field(default_factory=dict)
     schemas_by_id: dict[int, str] = field(default_factory=dict)
     ids_by_schema: dict[str, int] = field(default_factory=dict)
+    """A schema's id by its :func:`equivalence_key` (the first id it was given)."""
     max_id: int = 0
     max_version: dict[str, int] = field(default_factory=dict)
     ignored_records: int = 0
@@ -112,7 +114,11 @@ class RegistryState:
             self.ignored_records += 1
             return
         bound = self.schemas_by_id.get(schema_id)
-        if bound is not None and bound != schema:
+        if (
+            bound is not None
+            and bound != schema
+            and equivalence_key(bound) != equivalence_key(schema)
+        ):
             log.info("ignoring a record binding id %d to another schema (lost race)", schema_id)
             self.ignored_records += 1
             return
@@ -124,17 +130,19 @@ class RegistryState:
         self.versions.setdefault(subject, {})[version] = SchemaVersion(
             subject, version, schema_id, schema, bool(value.get("deleted", False))
         )
-        self.schemas_by_id[schema_id] = schema
-        self.ids_by_schema.setdefault(schema, schema_id)
+        # An id's text is the first registered: an equivalent text under another subject
+        # shares the id (registry/equivalence.py) without changing what the id answers.
+        self.schemas_by_id.setdefault(schema_id, schema)
+        self.ids_by_schema.setdefault(equivalence_key(schema), schema_id)
         self.max_id = max(self.max_id, schema_id)
         self.max_version[subject] = max(self.max_version.get(subject, 0), version)
 
     def _forget_unreferenced(self) -> None:
         referenced = {v.schema_id for versions in self.versions.values() for v in versions.values()}
         for schema_id in [i for i in self.schemas_by_id if i not in referenced]:
-            schema = self.schemas_by_id.pop(schema_id)
-            if self.ids_by_schema.get(schema) == schema_id:
-                del self.ids_by_schema[schema]
+            key = equivalence_key(self.schemas_by_id.pop(schema_id))
+            if self.ids_by_schema.get(key) == schema_id:
+                del self.ids_by_schema[key]
 
     # ---- queries ------------------------------------------------------------------------
 
@@ -161,7 +169,7 @@ class RegistryState:
 
     def next_id_for(self, schema: str) -> int:
         """The id a schema gets: its existing id anywhere in the registry, else a new one."""
-        return self.ids_by_schema.get(schema) or self.max_id + 1
+        return self.ids_by_schema.get(equivalence_key(schema)) or self.max_id + 1
 
     def next_version_for(self, subject: str) -> int:
         return self.max_version.get(subject, 0) + 1

@@ -25,6 +25,8 @@ def parse_avro_schema(schema_json: str) -> Schema:
         return parse_avro(schema_json)
     except (AvroException, ValueError, TypeError, KeyError) as exc:
         raise InvalidSchemaError(str(exc) or type(exc).__name__) from exc
+    except RecursionError:
+        raise InvalidSchemaError("nested deeper than the schema parser reads") from None
 
 
 def field_path(schema: Any, location: str) -> str:
