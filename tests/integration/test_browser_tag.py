@@ -238,6 +238,16 @@ async def test_the_collector_serves_the_tag_cacheable_and_versioned(collector: C
             assert "immutable" in answer.headers["Cache-Control"]
         async with session.get(f"{collector.url}/streamlearn-0.0.0-old.js") as answer:
             assert answer.status == 404
+        for refusing in ("gzip;q=0, identity", "identity", "br", "*;q=0"):
+            async with session.get(
+                f"{collector.url}/streamlearn.js", headers={"Accept-Encoding": refusing}
+            ) as answer:
+                assert "Content-Encoding" not in answer.headers, refusing
+                assert await answer.read() == TAG
+        async with session.get(
+            f"{collector.url}/streamlearn.js", headers={"Accept-Encoding": "br, *;q=0.5"}
+        ) as answer:
+            assert answer.headers["Content-Encoding"] == "gzip"
 
 
 async def test_page_views_impressions_clicks_and_custom_events_arrive_with_their_context(

@@ -208,6 +208,26 @@ async def test_cors_preflight_for_configured_origins(collector: Callable[..., An
         assert response.status == 403
 
 
+async def test_with_no_origin_listed_a_preflight_is_refused_as_an_unlisted_origins(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    runner, url = await _serve(settings.model_copy(update={"collector_cors_origins": []}), registry)
+    headers = {"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"}
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.options(f"{url}/v1/events", headers=headers) as response:
+                assert response.status == 403
+                assert (await response.json())["field"] == "Origin"
+            async with session.options(f"{url}/v1/events") as response:
+                assert response.status == 405
+                assert response.headers["Allow"] == "POST"
+            async with session.get(f"{url}/metrics") as response:
+                counts = _refused_counts(await response.text())
+            assert (counts.get("403"), counts.get("405")) == (1.0, 1.0)
+    finally:
+        await runner.cleanup()
+
+
 async def test_broker_down_is_503_with_retry_after(
     settings: Settings, registry: RegistryClient
 ) -> None:

@@ -122,3 +122,15 @@ def test_the_document_allows_null_exactly_where_the_collector_takes_it(record: s
             taken = False
         declared = jsonschema.Draft202012Validator(field_schema).is_valid(None)
         assert declared == taken, (record, name, "taken" if taken else "refused")
+
+
+def test_the_document_describes_every_route_the_collector_serves() -> None:
+    from streamlearn.collector.app import create_collector_app
+
+    app = create_collector_app(Settings())
+    served = {
+        resource.canonical
+        for resource in app.router.resources()
+        if resource.canonical != "/{tail:[\\s\\S]*}"
+    }
+    assert served == set(openapi_document(Settings())["paths"])

@@ -298,6 +298,19 @@ def _doors(settings: Settings) -> list[Middleware]:
     return [rate_limited(limiter, client_of, _is_post_of_events)]
 
 
+async def _no_origin_listed(request: web.Request) -> web.Response:
+    """A preflight when no origin is listed: refused as an unlisted origin's is (403)."""
+    if "Origin" not in request.headers:  # not a browser's preflight
+        raise web.HTTPMethodNotAllowed("OPTIONS", ["POST"])
+    request.app[COLLECTOR].refused.labels(status="403").inc()
+    return _error(
+        403,
+        f"origin {request.headers['Origin']} may not post events: "
+        "list it in STREAMLEARN_COLLECTOR_CORS_ORIGINS",
+        "Origin",
+    )
+
+
 def create_collector_app(
     settings: Settings, registry: SchemaSource | None = None
 ) -> web.Application:
@@ -336,6 +349,8 @@ def create_collector_app(
             },
         )
         cors.add(route)
+    else:
+        app.router.add_route("OPTIONS", "/v1/events", _no_origin_listed)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         owned = RegistryClient.for_settings(settings) if registry is None else None

@@ -247,6 +247,39 @@ def openapi_document(settings: Settings, *, write_keys: bool = False) -> dict[st
                     },
                 }
             },
+            "/streamlearn-{version}.js": {
+                "get": {
+                    "operationId": "pinnedBrowserTag",
+                    "parameters": [
+                        {
+                            "name": "version",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                            "description": "The collector's release; another is a 404.",
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The browser tag of this release, cached a year.",
+                            "content": {"text/javascript": {"schema": {"type": "string"}}},
+                        },
+                        "304": {"description": "Not modified (If-None-Match)."},
+                        "404": _json(_ref("Error"), "Not this collector's release."),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "responses": {
+                        "200": {
+                            "description": "This document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
         },
         "components": components,
     }

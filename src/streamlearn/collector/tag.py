@@ -49,12 +49,31 @@ class Tag:
         if self.etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers=headers)
         body = self.body
-        if "gzip" in request.headers.get("Accept-Encoding", ""):
+        if accepts_gzip(request.headers.get("Accept-Encoding", "")):
             body = self.gzipped
             headers["Content-Encoding"] = "gzip"
         return web.Response(
             body=body, headers=headers, content_type="text/javascript", charset="utf-8"
         )
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` header takes gzip (RFC 9110 section 12.5.3: by
+    name, or by ``*`` when gzip is not named; ``q=0`` refuses)."""
+    weights: dict[str, float] = {}
+    for part in accept_encoding.split(","):
+        coding, *parameters = (piece.strip() for piece in part.split(";"))
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if coding:
+            weights[coding.lower()] = weight
+    return weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0))) > 0
 
 
 TAG: web.AppKey[Tag] = web.AppKey("tag", Tag)
