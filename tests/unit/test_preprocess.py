@@ -235,3 +235,44 @@ def test_no_geo_database_no_country() -> None:
 def test_missing_geo_database_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot open geo database"):
         Harness(geoip_database=tmp_path / "absent.mmdb")
+
+
+def test_fields_standard_avro_readers_cannot_read_back_are_rejected_not_cleaned() -> None:
+    """What a producer other than the collector can write as plain Avro (a string that is
+    no UUID where the schema says uuid, a timestamp beyond what a datetime holds): passed
+    on, events.clean would hold records that fastavro and Java readers refuse."""
+    registry = InMemoryRegistry()
+    cluster = LocalCluster(TopicCatalogue.from_settings(Settings()), registry, partitions=6)
+    plain = AvroSerde.for_topic(registry, "telemetry.events", "TelemetryEvent", logical_types=False)
+    at_ms = int(T0.timestamp() * 1000)
+
+    def event(**overrides: Any) -> dict[str, Any]:
+        value = {
+            **_event(), "client_ts": at_ms, "received_ts": at_ms, "session_hint": None,
+            "referrer": None, "properties": {}, "context": {},
+        }  # fmt: skip
+        value.update(overrides)
+        return value
+
+    bad = [
+        event(event_id="not-a-uuid"),
+        event(client_ts=2**62),
+        event(client_ts=-(2**62)),
+        event(received_ts=2**62),
+    ]
+    for value in [event(), *bad, event(event_id=str(uuid.uuid4()).upper())]:
+        cluster.produce("telemetry.events", b"u-1", plain.encode(value), partition=3)
+    metrics = AgentMetrics()
+    worker = LocalWorker(cluster, PreprocessStep(Settings(), metrics), metrics=metrics)
+    worker.assign(range(6))
+    worker.run()
+    logical = cluster.catalogue.topic("events.clean").serde(registry)
+    clean = [logical.decode(m.value) for m in cluster.messages("events.clean")]
+    assert len(clean) == 2, "the valid event and the upper-case UUID"
+    rejected = cluster.decoded("events.rejected")
+    assert [r["reason"] for r in rejected] == ["invalid_field"] * len(bad)
+    details = [r["detail"] for r in rejected]
+    assert "event_id" in details[0]
+    assert "client_ts" in details[1]
+    assert "client_ts" in details[2]
+    assert "received_ts" in details[3]

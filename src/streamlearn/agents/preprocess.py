@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import uuid
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +25,10 @@ from streamlearn.agents.user_agents import UserAgentInfo, analyse_user_agent
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Emit, Record, Step
+from streamlearn.serde.timestamps import DATETIME_MAX_MS, DATETIME_MIN_MS
 from streamlearn.settings import Settings
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 AGENT = "preprocess"
 Outcome = Literal["clean", "duplicate", "bot", "invalid"]
@@ -123,6 +128,18 @@ class Preprocessor:
         for field in ("user_id", "event_type", "app_version"):
             if not str(event[field]).strip():
                 return f"field {field} is empty"
+        # What plain Avro lets another producer than the collector write, and readers with
+        # logical types (fastavro's, Java's) cannot read back from events.clean.
+        event_id = event["event_id"]
+        if type(event_id) is str and not _CANONICAL_UUID.fullmatch(event_id):
+            try:
+                uuid.UUID(event_id)
+            except ValueError:
+                return f"field event_id is not a UUID: {event_id[:64]!r}"
+        for field in ("client_ts", "received_ts"):
+            moment = event[field]
+            if type(moment) is int and not DATETIME_MIN_MS <= moment <= DATETIME_MAX_MS:
+                return f"field {field} is out of range ({moment} epoch ms)"
         return None
 
     def _clean(

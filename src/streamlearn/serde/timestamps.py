@@ -12,6 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MILLISECOND = timedelta(milliseconds=1)
+DATETIME_MIN_MS = -62_135_596_800_000
+"""0001-01-01T00:00Z in epoch ms: the earliest a reader decoding datetimes can read."""
+DATETIME_MAX_MS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z: the latest."""
 
 
 def epoch_millis(value: datetime | int) -> int:
