@@ -203,10 +203,11 @@ def test_existing_secrets_are_referenced_never_inlined() -> None:
             continue  # the helm test's pod only talks HTTP to the release
         for container in pod["containers"]:
             env = {e["name"]: e for e in container.get("env", [])}
-            assert env["STREAMLEARN_MODEL_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {
-                "name": "streamlearn-signing",
-                "key": "key",
-            }
+            if container["name"] in {"serve", "agents-learner"}:  # the parts that sign or verify
+                assert env["STREAMLEARN_MODEL_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {
+                    "name": "streamlearn-signing",
+                    "key": "key",
+                }
             assert env["STREAMLEARN_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
                 "name": "kafka-credentials",
                 "key": "password",
@@ -430,3 +431,25 @@ def test_the_helm_test_sends_a_token_when_the_api_has_tokens() -> None:
     assert '"Bearer " + tokens[0]' in container["args"][0]
     (pod,) = [d for d in render_chart() if d["kind"] == "Pod"]
     assert "env" not in pod["spec"]["containers"][0]
+
+
+def test_the_signing_and_pseudonymisation_keys_reach_only_the_parts_that_use_them() -> None:
+    """The current signing key can sign snapshots the workers load: only the learner (which
+    signs) and the workers (which verify) get it; the pseudonymisation key only preprocess.
+    An agent set gets a key when one of its agents uses it."""
+    documents = render_chart(
+        sets=(
+            "signing.key=k-s3cret",
+            "pseudonymisation.key=p-s3cret",
+            "agents.sets.mixed.agents={preprocess,learner}",
+        )
+    )
+    given: dict[str, set[str]] = {}
+    for part, container in _containers(documents):
+        for item in container.get("env", []):
+            if item["name"] in {"STREAMLEARN_MODEL_SIGNING_KEY", "STREAMLEARN_PSEUDONYMISATION_KEY"}:
+                given.setdefault(item["name"], set()).add(part)
+    assert given == {
+        "STREAMLEARN_MODEL_SIGNING_KEY": {"serve", "agents-learner", "agents-mixed"},
+        "STREAMLEARN_PSEUDONYMISATION_KEY": {"agents-preprocess", "agents-mixed"},
+    }

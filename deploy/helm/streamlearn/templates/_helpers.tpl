@@ -114,21 +114,34 @@ model_previous_signing_key: [serve, agents]
 {{- if hasPrefix "agents-" . -}}{{ trimPrefix "agents-" . }}{{- else if hasSuffix "-hook" . -}}ops{{- else -}}{{ . }}{{- end -}}
 {{- end -}}
 
-{{/* Environment of a streamlearn container (.root, .component): the ConfigMap, then the
-     secrets by reference. */}}
+{{/* Environment of a streamlearn container (.root, .component, .agents): the ConfigMap,
+     then the secrets it uses, by reference. */}}
 {{- define "streamlearn.env" -}}
-{{- $kind := include "streamlearn.partKind" .component -}}
-{{- $kafkaUser := get (default dict .root.Values.kafka.sasl.users) (include "streamlearn.kafkaUserKey" .component) -}}
-{{- with .root }}
+{{- $entries := include "streamlearn.envEntries" . -}}
 envFrom:
   - configMapRef:
-      name: {{ include "streamlearn.fullname" . }}-config
-env:
+      name: {{ include "streamlearn.fullname" .root }}-config
+{{- if trim $entries }}
+env:{{ $entries }}
+{{- end }}
+{{- end -}}
+
+{{/* The env entries of streamlearn.env, each indented by two (none for a part given no
+     secret). An agent set's agents (.agents): a key goes to the sets whose agents use it. */}}
+{{- define "streamlearn.envEntries" -}}
+{{- $kind := include "streamlearn.partKind" .component -}}
+{{- $kafkaUser := get (default dict .root.Values.kafka.sasl.users) (include "streamlearn.kafkaUserKey" .component) -}}
+{{- $agents := .agents | default list -}}
+{{- with .root }}
+  {{- /* Signs snapshots (the learner) and verifies what the workers load (serve): no
+       other part may hold it (least privilege). */}}
+  {{- if or (eq $kind "serve") (has "learner" $agents) }}
   - name: STREAMLEARN_MODEL_SIGNING_KEY
     valueFrom:
       secretKeyRef:
         name: {{ default (include "streamlearn.secretName" .) .Values.signing.existingSecret }}
         key: {{ .Values.signing.existingSecretKey }}
+  {{- end }}
   {{- if and (include "streamlearn.needsSasl" .) $kafkaUser }}
   {{- /* The part's own user (overrides the ConfigMap's username). */}}
   - name: STREAMLEARN_KAFKA_SASL_USERNAME
@@ -145,14 +158,16 @@ env:
         name: {{ default (include "streamlearn.secretName" .) .Values.kafka.sasl.existingSecret }}
         key: {{ if .Values.kafka.sasl.existingSecret }}{{ .Values.kafka.sasl.passwordKey }}{{ else }}kafka-sasl-password{{ end }}
   {{- end }}
-  {{- if or .Values.pseudonymisation.existingSecret .Values.pseudonymisation.key }}
+  {{- if and (or .Values.pseudonymisation.existingSecret .Values.pseudonymisation.key) (has "preprocess" $agents) }}
   - name: STREAMLEARN_PSEUDONYMISATION_KEY
     valueFrom:
       secretKeyRef:
         name: {{ default (include "streamlearn.secretName" .) .Values.pseudonymisation.existingSecret }}
         key: {{ .Values.pseudonymisation.existingSecretKey }}
   {{- end }}
-  {{- include "streamlearn.secretSettingsEnv" (dict "root" . "kind" $kind) | nindent 2 }}
+  {{- with include "streamlearn.secretSettingsEnv" (dict "root" . "kind" $kind) }}
+  {{- . | nindent 2 }}
+  {{- end }}
 {{- end }}
 {{- end -}}
 
@@ -236,7 +251,7 @@ args:
   {{- toYaml .args | nindent 2 }}
 securityContext:
   {{- toYaml $root.Values.containerSecurityContext | nindent 2 }}
-{{ include "streamlearn.env" (dict "root" $root "component" .component) }}
+{{ include "streamlearn.env" (dict "root" $root "component" .component "agents" .agents) }}
 {{ include "streamlearn.volumeMounts" $root }}
 {{- end -}}
 
