@@ -21,6 +21,7 @@ from streamlearn.cli_common import (
     MetricsHostOption,
     MetricsPortOption,
     TopologyOption,
+    chosen_agents,
     command_settings,
     fail,
     fetch_progress,
@@ -45,19 +46,34 @@ from streamlearn.topology.catalogue import topology_path
 from streamlearn.topology.plan import DesiredTopic
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="streamlearn",
     help="A production feedback loop for online models on Apache Kafka.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-kafka_app = typer.Typer(help="The embedded single-node Apache Kafka (KRaft).", no_args_is_help=True)
-topics_app = typer.Typer(help="Topics as code (topology/topics.yaml).", no_args_is_help=True)
-config_app = typer.Typer(help="Settings.", no_args_is_help=True)
-registry_app = typer.Typer(help="The Confluent-compatible schema registry.", no_args_is_help=True)
-schemas_app = typer.Typer(help="Record schemas (schemas/*.avsc).", no_args_is_help=True)
-agents_app = typer.Typer(help="The stream-processing agents (Faust).", no_args_is_help=True)
-collector_app = typer.Typer(help="The HTTP telemetry collector.", no_args_is_help=True)
+kafka_app = typer.Typer(
+    rich_markup_mode=None,
+    help="The embedded single-node Apache Kafka (KRaft).",
+    no_args_is_help=True,
+)
+topics_app = typer.Typer(
+    rich_markup_mode=None, help="Topics as code (topology/topics.yaml).", no_args_is_help=True
+)
+config_app = typer.Typer(rich_markup_mode=None, help="Settings.", no_args_is_help=True)
+registry_app = typer.Typer(
+    rich_markup_mode=None, help="The Confluent-compatible schema registry.", no_args_is_help=True
+)
+schemas_app = typer.Typer(
+    rich_markup_mode=None, help="Record schemas (schemas/*.avsc).", no_args_is_help=True
+)
+agents_app = typer.Typer(
+    rich_markup_mode=None, help="The stream-processing agents (Faust).", no_args_is_help=True
+)
+collector_app = typer.Typer(
+    rich_markup_mode=None, help="The HTTP telemetry collector.", no_args_is_help=True
+)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(registry_app, name="registry")
@@ -290,10 +306,7 @@ def agents_run(
     from streamlearn.runtime.worker import create_faust_app
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
-    chosen = tuple(a.strip() for a in only.split(",")) if only else PIPELINE_AGENTS
-    unknown = sorted(set(chosen) - set(AGENT_NAMES))
-    if unknown:
-        fail(f"unknown agents {unknown}; known: {list(AGENT_NAMES)}")
+    chosen = chosen_agents(only, AGENT_NAMES, PIPELINE_AGENTS)
     try:
         runtime = create_faust_app(settings, [STEPS[name] for name in chosen], group=group)
     except RuntimeConfigurationError as exc:

@@ -19,6 +19,7 @@ from streamlearn.topology.acls import (
 )
 
 acls_app = typer.Typer(
+    rich_markup_mode=None,
     help="Least-privilege Kafka ACLs derived from the topology, a principal per part.",
     no_args_is_help=True,
 )

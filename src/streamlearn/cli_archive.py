@@ -27,6 +27,7 @@ from streamlearn.cli_common import (
 from streamlearn.exceptions import StreamlearnError
 
 archive_app = typer.Typer(
+    rich_markup_mode=None,
     help="Archive topics to hourly Avro or Parquet files (local directory or S3), exactly once.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

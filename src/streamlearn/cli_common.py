@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -67,3 +68,19 @@ def command_settings(**overrides: object) -> Settings:
 def fetch_progress(jar: PinnedJar, index: int, total: int) -> None:
     """A line per broker jar downloaded (on stderr: stdout may carry `up --json`)."""
     typer.echo(f"fetching {jar.file_name} ({index}/{total}, {jar.size / 1e6:.1f} MB)", err=True)
+
+
+def chosen_agents(
+    only: str | None, known: Sequence[str], default: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The agents ``--only`` names (comma-separated; spaces and empty items, such as a
+    trailing comma's, ignored), ``default`` without it; an unknown name stops the command."""
+    if not only:
+        return default
+    chosen = tuple(name for name in (part.strip() for part in only.split(",")) if name)
+    if not chosen:
+        fail(f"--only names no agent; known: {', '.join(known)}")
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        fail(f"unknown agents {unknown}; known: {list(known)}")
+    return chosen

@@ -13,7 +13,7 @@ import yaml
 
 from streamlearn.cli_common import command_settings, fail
 
-keys_app = typer.Typer(help="Model-signing keys.", no_args_is_help=True)
+keys_app = typer.Typer(rich_markup_mode=None, help="Model-signing keys.", no_args_is_help=True)
 
 
 def _duration(text: str) -> timedelta:

@@ -20,6 +20,7 @@ from streamlearn.cli_common import (
 )
 
 experiments_app = typer.Typer(
+    rich_markup_mode=None,
     help="Experiments routing users between models (the `experiments` topic).",
     no_args_is_help=True,
 )

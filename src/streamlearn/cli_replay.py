@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from streamlearn.replay.sources import RecordSource
 
 replay_app = typer.Typer(
+    rich_markup_mode=None,
     help=(
         "Rebuild and verify models from the log; replay agents into shadow namespaces "
         "(and drop them); reset consumer groups."

@@ -444,10 +444,11 @@ def test_the_signing_and_pseudonymisation_keys_reach_only_the_parts_that_use_the
             "agents.sets.mixed.agents={preprocess,learner}",
         )
     )
+    keys = {"STREAMLEARN_MODEL_SIGNING_KEY", "STREAMLEARN_PSEUDONYMISATION_KEY"}
     given: dict[str, set[str]] = {}
     for part, container in _containers(documents):
         for item in container.get("env", []):
-            if item["name"] in {"STREAMLEARN_MODEL_SIGNING_KEY", "STREAMLEARN_PSEUDONYMISATION_KEY"}:
+            if item["name"] in keys:
                 given.setdefault(item["name"], set()).add(part)
     assert given == {
         "STREAMLEARN_MODEL_SIGNING_KEY": {"serve", "agents-learner", "agents-mixed"},
