@@ -8,14 +8,17 @@ variables, a ``.env`` file in the working directory, and an optional YAML file n
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import os
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, get_origin
+from typing import Annotated, Any, Literal, get_origin
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,6 +28,8 @@ from pydantic_settings import (
 )
 
 from streamlearn.exceptions import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "STREAMLEARN_"
 CONFIG_FILE_ENV = "STREAMLEARN_CONFIG_FILE"
@@ -38,6 +43,18 @@ def _default_cache_dir() -> Path:
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "streamlearn"
+
+
+def _http_url(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host (and a valid port), else why not."""
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL, e.g. http://127.0.0.1:8081")
+    return url
 
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -83,8 +100,8 @@ class Settings(BaseSettings):
     kafka_ssl_key_password: SecretStr | None = None
     """Password of the client private key (secret: never printed)."""
 
-    schema_registry_url: str = "http://127.0.0.1:8081"
-    """URL of the Confluent-compatible schema registry."""
+    schema_registry_url: Annotated[str, AfterValidator(_http_url)] = "http://127.0.0.1:8081"
+    """URL of the Confluent-compatible schema registry (http:// or https://)."""
 
     schema_registry_basic_auth: SecretStr | None = None
     """user:password the clients send to the registry (basic.auth.user.info; secret)."""
@@ -320,11 +337,33 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+NOT_SETTINGS = frozenset({CONFIG_FILE_ENV, "STREAMLEARN_SUPERVISOR_PID"})
+"""Variables with the settings' prefix that are not settings: the config file's path, and
+what ``up`` tells the parts it starts."""
+
+
+def unknown_variables(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """The ``STREAMLEARN_*`` variables of ``environ`` no setting reads (a typo, or another
+    tool's name such as ``..._BOOTSTRAP_SERVERS``: ignored, so the default applies),
+    described with the setting they are closest to."""
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    found = []
+    for variable in sorted(environ):
+        if variable.startswith(ENV_PREFIX) and variable not in known | NOT_SETTINGS:
+            close = difflib.get_close_matches(variable, sorted(known), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            found.append(f"{variable} is not a setting{hint}; it is ignored")
+    return found
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings, turning validation errors into one readable :class:`ConfigurationError`."""
+    """Build settings, turning validation errors into one readable :class:`ConfigurationError`
+    (and warning of ``STREAMLEARN_*`` variables that are no setting)."""
     config_file = os.environ.get(CONFIG_FILE_ENV)
     if config_file and not Path(config_file).is_file():
         raise ConfigurationError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
+    for problem in unknown_variables(os.environ):
+        log.warning("%s", problem)
     try:
         return Settings(**overrides)
     except SettingsError as exc:

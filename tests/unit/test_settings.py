@@ -134,3 +134,29 @@ def test_a_list_or_map_setting_that_is_not_json_is_a_clear_error(
         f"invalid settings: {variable}: not JSON; this setting is written as JSON, e.g. {example}"
     )
     assert value not in str(refused.value), "the value may be a secret: never repeated"
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://registry:8081", "http://", "http://h:99999"])
+def test_a_registry_url_that_is_no_http_url_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("STREAMLEARN_SCHEMA_REGISTRY_URL", url)
+    with pytest.raises(ConfigurationError, match="STREAMLEARN_SCHEMA_REGISTRY_URL.*http://"):
+        load_settings()
+
+
+def test_a_variable_that_is_no_setting_is_named_with_the_closest_setting(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS (Kafka's own word) used to be ignored without a
+    word, and the default broker used."""
+    monkeypatch.setenv("STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS", "10.0.0.7:9092")
+    monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", "")
+    with caplog.at_level("WARNING", logger="streamlearn.settings"):
+        settings = load_settings()
+    assert settings.kafka_bootstrap != "10.0.0.7:9092"
+    assert (
+        "STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS is not a setting (did you mean "
+        "STREAMLEARN_KAFKA_BOOTSTRAP?); it is ignored"
+    ) in [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if "STREAMLEARN_CONFIG_FILE" in r.getMessage()]
