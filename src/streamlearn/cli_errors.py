@@ -29,7 +29,25 @@ def one_line_error(exc: BaseException) -> str | None:
         return f"Kafka: {reason} ({BROKER_HINT})"
     if isinstance(exc, TimeoutError):
         return f"timed out waiting for an answer (from Kafka, usually: {BROKER_HINT})"
-    return _object_store_refusal(exc) or _port_in_use(exc)
+    return _object_store_refusal(exc) or _port_in_use(exc) or _unusable_path(exc)
+
+
+_PATH_HINTS = {
+    errno.EEXIST: "a directory is expected there, not a file",
+    errno.ENOTDIR: "a directory is expected there, not a file",
+    errno.EISDIR: "a file is expected there, not a directory",
+    errno.EACCES: "this user may not write there",
+    errno.EROFS: "that file system is read-only",
+    errno.ENOSPC: "the disk is full",
+}
+
+
+def _unusable_path(exc: BaseException) -> str | None:
+    """A file or directory the command cannot use as it must: a data directory that is a
+    file, one it may not write, a full disk."""
+    if not isinstance(exc, OSError) or exc.filename is None or exc.errno not in _PATH_HINTS:
+        return None
+    return f"{exc.strerror}: {exc.filename} ({_PATH_HINTS[exc.errno]})"
 
 
 def _port_in_use(exc: BaseException) -> str | None:

@@ -118,3 +118,19 @@ def test_an_unreachable_broker_is_one_line_not_a_traceback(
         cli.main()
     assert exited.value.code == 1
     assert capsys.readouterr().err == said
+
+
+@pytest.mark.parametrize("command", ["start", "stop"])
+def test_a_data_directory_that_is_a_file_is_one_line(tmp_path: Path, command: str) -> None:
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    args = ["--port", "39555"] if command == "start" else []
+    result = subprocess.run(
+        [sys.executable, "-m", "streamlearn", "kafka", command, "--data-dir", str(a_file), *args],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("streamlearn: error: ")
+    assert str(a_file) in lines[0]

@@ -141,7 +141,7 @@ def test_a_registry_url_that_is_no_http_url_is_refused_naming_it(
     monkeypatch: pytest.MonkeyPatch, url: str
 ) -> None:
     monkeypatch.setenv("STREAMLEARN_SCHEMA_REGISTRY_URL", url)
-    with pytest.raises(ConfigurationError, match="STREAMLEARN_SCHEMA_REGISTRY_URL.*http://"):
+    with pytest.raises(ConfigurationError, match=r"STREAMLEARN_SCHEMA_REGISTRY_URL.*http://"):
         load_settings()
 
 
