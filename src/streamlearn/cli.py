@@ -159,6 +159,12 @@ def kafka_start(
     broker = _broker(settings, port, data_dir, secure, acls)
     status = broker.start(timeout_s=settings.kafka_start_timeout_s)
     typer.echo(status.bootstrap)
+    if status.bootstrap is not None and not status.bootstrap.endswith(f":{port}"):
+        typer.echo(
+            f"warning: the broker of {broker.config.data_dir} was already running at "
+            f"{status.bootstrap}, not on --port {port}: `streamlearn kafka stop` first to move it",
+            err=True,
+        )
     material = broker.config.secure
     if material is not None:
         typer.echo(

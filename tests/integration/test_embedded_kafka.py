@@ -57,6 +57,12 @@ def test_start_status_stop(tmp_path: Path, cli_env: dict[str, str]) -> None:
     again = _cli("kafka", "start", "--port", str(port), "--data-dir", data_dir, env=cli_env)
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == f"127.0.0.1:{port}"
+    # Asked for another port, it says the running broker stays where it is.
+    other = free_port()
+    moved = _cli("kafka", "start", "--port", str(other), "--data-dir", data_dir, env=cli_env)
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.strip() == f"127.0.0.1:{port}"
+    assert f"already running at 127.0.0.1:{port}, not on --port {other}" in moved.stderr
 
     stopped = _cli("kafka", "stop", "--data-dir", data_dir, env=cli_env)
     assert stopped.returncode == 0, stopped
