@@ -254,7 +254,7 @@ def registry_serve(
     from streamlearn.http_tls import scheme, server_ssl_context
     from streamlearn.registry import create_registry_app, registry_topic
 
-    settings = command_settings(kafka_bootstrap=bootstrap_servers)
+    settings = command_settings(long_running=True, kafka_bootstrap=bootstrap_servers)
     topic = registry_topic(settings)
     ssl_context = server_ssl_context(settings)
 
@@ -311,7 +311,7 @@ def agents_run(
     from streamlearn.runtime.health import WorkerHealth, serve_health
     from streamlearn.runtime.worker import create_faust_app
 
-    settings = command_settings(kafka_bootstrap=bootstrap_servers)
+    settings = command_settings(long_running=True, kafka_bootstrap=bootstrap_servers)
     chosen = chosen_agents(only, AGENT_NAMES, PIPELINE_AGENTS)
     try:
         runtime = create_faust_app(settings, [STEPS[name] for name in chosen], group=group)
@@ -341,7 +341,7 @@ def collector_serve(
     from streamlearn.collector.runner import run_collector
     from streamlearn.http_tls import scheme
 
-    settings = command_settings(kafka_bootstrap=bootstrap_servers)
+    settings = command_settings(long_running=True, kafka_bootstrap=bootstrap_servers)
 
     def ready(message: str) -> None:
         typer.echo(f"collector on {scheme(settings)}://{host}:{port}/v1/events")

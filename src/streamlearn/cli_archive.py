@@ -132,7 +132,7 @@ def archive_run(
     from streamlearn.archive.config import default_root
     from streamlearn.archive.topics import DEFAULT_TOPICS
 
-    settings = command_settings(kafka_bootstrap=bootstrap_servers)
+    settings = command_settings(long_running=True, kafka_bootstrap=bootstrap_servers)
     chosen_root = root or default_root(settings)
     config = ArchiveConfig(
         root=chosen_root,

@@ -9,6 +9,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from streamlearn.kafka_clients import quiet_client_logs
 from streamlearn.kafka_local import PinnedJar
 from streamlearn.settings import Settings, load_settings
 
@@ -53,7 +54,13 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def command_settings(**overrides: object) -> Settings:
+def command_settings(*, long_running: bool = False, **overrides: object) -> Settings:
+    """The command's settings, logging set up. A command that answers and exits (not
+    ``long_running``: a server, the agents, ``up``) keeps librdkafka's own lines off the
+    terminal: with the broker away they were hundreds a minute before the one line that
+    says what is wrong."""
+    if not long_running:
+        quiet_client_logs()
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -43,7 +43,9 @@ def dashboard(
     from streamlearn.dashboard.exceptions import DashboardError
 
     settings = command_settings(
-        kafka_bootstrap=bootstrap_servers, schema_registry_url=schema_registry_url
+        long_running=True,
+        kafka_bootstrap=bootstrap_servers,
+        schema_registry_url=schema_registry_url,
     )
     try:
         targets = scrape_targets(scrape or [])

@@ -42,7 +42,7 @@ def serve(
     from streamlearn.serving import create_serving_app
     from streamlearn.serving.runner import run_workers
 
-    settings = command_settings(kafka_bootstrap=bootstrap_servers)
+    settings = command_settings(long_running=True, kafka_bootstrap=bootstrap_servers)
     listen = port or settings.serve_port
     ssl_context = server_ssl_context(settings)
 

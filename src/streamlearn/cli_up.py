@@ -130,7 +130,9 @@ def up(
                 os.environ[name] = value
                 say(f"chaos default: {name}={value}")
     settings = command_settings(
-        kafka_bootstrap=bootstrap_servers, schema_registry_url=schema_registry_url
+        long_running=True,
+        kafka_bootstrap=bootstrap_servers,
+        schema_registry_url=schema_registry_url,
     )
     try:
         changes = simulated_changes(drift_at, change or [], duration)

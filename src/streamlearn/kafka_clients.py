@@ -39,6 +39,17 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 LOG_NOTICE = 5
 """syslog's level numbers, which librdkafka's ``log_level`` takes (6 is its default)."""
+LOG_CRITICAL = 2
+_log_level = LOG_NOTICE
+
+
+def quiet_client_logs() -> None:
+    """librdkafka clients made from now on in this process log nothing below critical: for
+    commands that answer and exit, whose failures reach the user as one line anyway (an
+    admin client waiting for a broker that is not there logs each reconnection, ~20 a
+    second)."""
+    global _log_level
+    _log_level = LOG_CRITICAL
 
 
 def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
@@ -50,7 +61,7 @@ def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         # went to the user's terminal as is, e.g. "Purging 1 unserved events from
         # background queue" when an admin client is released right after its answer
         # (1 in 30, a race in librdkafka, harmless).
-        "log_level": LOG_NOTICE,
+        "log_level": _log_level,
     }
     if settings.kafka_sasl_mechanism:
         config["sasl.mechanism"] = settings.kafka_sasl_mechanism

@@ -134,3 +134,18 @@ def test_a_data_directory_that_is_a_file_is_one_line(tmp_path: Path, command: st
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("streamlearn: error: ")
     assert str(a_file) in lines[0]
+
+
+def test_commands_that_answer_and_exit_keep_librdkafkas_lines_off_the_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the broker away, `topics diff` printed ~580 librdkafka reconnection lines in its
+    30 s before the one line saying what is wrong; servers and agents keep them (a log)."""
+    from streamlearn import kafka_clients
+    from streamlearn.cli_common import command_settings
+
+    monkeypatch.setattr(kafka_clients, "_log_level", kafka_clients.LOG_NOTICE)
+    settings = command_settings(long_running=True)
+    assert kafka_clients.confluent_config(settings)["log_level"] == kafka_clients.LOG_NOTICE
+    settings = command_settings()
+    assert kafka_clients.confluent_config(settings)["log_level"] == kafka_clients.LOG_CRITICAL
