@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -90,6 +91,22 @@ def test_port_taken_by_someone_else_is_a_clear_error(
     result = _cli("kafka", "start", "--port", taken, "--data-dir", str(tmp_path / "k"), env=cli_env)
     assert result.returncode == 1
     assert f"port {taken} on 127.0.0.1 is already in use" in result.stderr
+
+
+def test_a_port_bound_but_not_listening_is_the_same_clear_error(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """A socket bound without listening answers no connection, so the check let the broker
+    start, fail to bind, and stop with 15 lines of its shutdown and no word of why."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        taken = str(holder.getsockname()[1])
+        result = _cli(
+            "kafka", "start", "--port", taken, "--data-dir", str(tmp_path / "k"), env=cli_env
+        )
+    assert result.returncode == 1
+    assert f"port {taken} on 127.0.0.1 is already in use" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def _wait_for_line(process: subprocess.Popen[str], text: str, timeout_s: float = 120) -> list[str]:

@@ -52,3 +52,33 @@ def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) ->
     cluster_id = _cluster_id()
     assert cluster_id.startswith("E")
     assert not cluster_id.startswith("-")
+
+
+def test_a_failed_starts_message_quotes_the_first_errors_not_the_shutdown(tmp_path: Path) -> None:
+    """The message quoted the last 15 lines of console.log: Kafka's orderly shutdown, never
+    the BindException that caused it (which is in server.log)."""
+    from streamlearn.kafka_local.broker import _cause
+
+    console = tmp_path / "console.log"
+    console.write_text("[2026-12-03 20:46:10,001] INFO Registered signal handlers (x)\n")
+    server = tmp_path / "server.log"
+    server.write_text(
+        "[2026-12-03 20:46:11,000] INFO starting (kafka.server.KafkaRaftServer)\n"
+        "[2026-12-03 20:46:12,129] ERROR Unable to start acceptor for PLAINTEXT (k.n.A)\n"
+        "org.apache.kafka.common.KafkaException: Socket server failed to bind to "
+        "127.0.0.1:39098: Address already in use.\n"
+        "\tat kafka.network.Acceptor.openServerSocket(SocketServer.scala:741)\n"
+        "Caused by: java.net.BindException: Address already in use\n"
+        "[2026-12-03 20:46:12,513] INFO [QuorumController id=1] electUnclean: event unable to "
+        "start processing because of RejectedExecutionException (k.c.QuorumController)\n"
+        "[2026-12-03 20:46:12,514] INFO Metrics reporters closed (o.a.k.c.m.Metrics)\n"
+    )
+    assert _cause(console, server).splitlines() == [
+        "Unable to start acceptor for PLAINTEXT (k.n.A)",
+        "org.apache.kafka.common.KafkaException: Socket server failed to bind to "
+        "127.0.0.1:39098: Address already in use.",
+        "Caused by: java.net.BindException: Address already in use",
+    ]
+    quiet = tmp_path / "quiet.log"
+    quiet.write_text("".join(f"line {i}\n" for i in range(30)))
+    assert _cause(quiet).splitlines() == [f"line {i}" for i in range(15, 30)]

@@ -8,6 +8,7 @@ import ctypes
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -49,6 +50,47 @@ def _port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+def _port_taken(host: str, port: int) -> bool:
+    """Whether the broker could not listen on ``port``: another process listens there, or
+    holds it bound without listening (which answers no connection)."""
+    if _port_in_use(host, port):
+        return True
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Kafka's sockets do
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+_LOG_LINE = re.compile(r"^\[[^]]+\] (?P<level>[A-Z]+) ")
+_EXCEPTION_LINE = re.compile(r"^(Caused by: )?[\w.$]+(Exception|Error)\b")
+
+
+def _cause(*paths: Path, lines: int = 6) -> str:
+    """The lines of a failed start's logs that say why: its first errors (log lines at
+    ERROR or FATAL, exception headlines and their causes, each once; the first comes
+    first, the shutdown's noise after), else the last lines of the first log."""
+    found: list[str] = []
+    for path in paths:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            logged = _LOG_LINE.match(line)
+            said = line[logged.end() :] if logged else line.strip()
+            wanted = (
+                logged.group("level") in ("ERROR", "FATAL")
+                if logged
+                else bool(_EXCEPTION_LINE.match(said))
+            )
+            if wanted and said not in found:
+                found.append(said)
+    return "\n".join(found[:lines]) if found else _tail(paths[0])
 
 
 def _cluster_id() -> str:
@@ -250,7 +292,7 @@ class EmbeddedKafka:
 
     def prepare(self) -> None:
         """Everything before the broker's launch: port checks, config, storage format."""
-        if _port_in_use(self.config.host, self.config.port):
+        if _port_taken(self.config.host, self.config.port):
             raise BrokerStartError(
                 f"port {self.config.port} on {self.config.host} is already in use by another "
                 "process; pass --port or stop it"
@@ -285,10 +327,11 @@ class EmbeddedKafka:
         deadline = started + timeout_s
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
+                server_log = self.config.server_log_dir / "server.log"
                 raise BrokerStartError(
-                    f"Kafka exited with code {self._process.returncode} while starting; "
-                    f"last lines of {self.config.console_path}:\n{_tail(self.config.console_path)}"
-                    f"\n{_tail(self.config.server_log_dir / 'server.log')}"
+                    f"Kafka exited with code {self._process.returncode} while starting "
+                    f"(logs: {self.config.console_path}, {server_log}):\n"
+                    f"{_cause(self.config.console_path, server_log)}"
                 )
             if answers_metadata(self.bootstrap, 2.0, self._client):
                 return time.monotonic() - started
