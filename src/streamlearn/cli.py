@@ -25,6 +25,7 @@ from streamlearn.cli_common import (
     command_settings,
     fail,
     fetch_progress,
+    listening_port,
     port_option,
 )
 from streamlearn.cli_dashboard import dashboard
@@ -259,7 +260,8 @@ def registry_serve(
     ssl_context = server_ssl_context(settings)
 
     def ready(message: str) -> None:
-        typer.echo(f"schema registry on {scheme(settings)}://{host}:{port} (state: {topic})")
+        bound = listening_port(message, port)
+        typer.echo(f"schema registry on {scheme(settings)}://{host}:{bound} (state: {topic})")
 
     web.run_app(
         create_registry_app(settings), host=host, port=port, print=ready, ssl_context=ssl_context
@@ -322,8 +324,9 @@ def agents_run(
     if metrics_port is not None:
         health = WorkerHealth(app)
         health.install()
-        serve_health(health, runtime.metrics.registry, metrics_host, metrics_port)
-        typer.echo(f"metrics and probes on http://{metrics_host}:{metrics_port}/metrics")
+        server = serve_health(health, runtime.metrics.registry, metrics_host, metrics_port)
+        bound = server.server_address[1]  # --metrics-port 0: the port the system chose
+        typer.echo(f"metrics and probes on http://{metrics_host}:{bound}/metrics")
     # faust's Worker installs SIGINT/SIGTERM handlers that stop the app cleanly
     # (commit offsets, flush producers) and exits non-zero on a crash.
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
@@ -344,7 +347,8 @@ def collector_serve(
     settings = command_settings(long_running=True, kafka_bootstrap=bootstrap_servers)
 
     def ready(message: str) -> None:
-        typer.echo(f"collector on {scheme(settings)}://{host}:{port}/v1/events")
+        bound = listening_port(message, port)
+        typer.echo(f"collector on {scheme(settings)}://{host}:{bound}/v1/events")
 
     run_collector(settings, host=host, port=port, print=ready)
 

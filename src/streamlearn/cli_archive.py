@@ -155,8 +155,9 @@ def archive_run(
         from streamlearn.archive.health import ArchiveHealth
         from streamlearn.runtime.health import serve_health
 
-        serve_health(ArchiveHealth(agent), metrics.registry, metrics_host, metrics_port)
-        typer.echo(f"metrics and probes on http://{metrics_host}:{metrics_port}/metrics")
+        server = serve_health(ArchiveHealth(agent), metrics.registry, metrics_host, metrics_port)
+        bound = server.server_address[1]  # --metrics-port 0: the port the system chose
+        typer.echo(f"metrics and probes on http://{metrics_host}:{bound}/metrics")
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -91,3 +92,13 @@ def chosen_agents(
     if unknown:
         fail(f"unknown agents {unknown}; known: {list(known)}")
     return chosen
+
+
+_RUNNING_ON = re.compile(r"Running on \S+?:(\d+)\b")
+
+
+def listening_port(message: str, requested: int) -> int:
+    """The port a server listens on, from aiohttp's start message (``======== Running on
+    http://127.0.0.1:41045 ========``): ``requested`` unless it was 0, "any port"."""
+    found = _RUNNING_ON.search(message)
+    return int(found.group(1)) if found else requested

@@ -16,6 +16,7 @@ from streamlearn.cli_common import (
     check_duration,
     command_settings,
     fail,
+    listening_port,
     port_option,
 )
 
@@ -49,7 +50,7 @@ def serve(
     def ready(message: str) -> None:
         processes = f", {workers} processes" if workers > 1 else ""
         typer.echo(
-            f"prediction worker on {scheme(settings)}://{host}:{listen} "
+            f"prediction worker on {scheme(settings)}://{host}:{listening_port(message, listen)} "
             f"(models: {settings.models}{processes})"
         )
 

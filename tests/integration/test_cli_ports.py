@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,40 @@ def test_a_port_in_use_is_one_line_and_exit_1(
     assert last.startswith("streamlearn: error: "), last
     assert f"('127.0.0.1', {port}): address already in use" in last
     assert "choose another port" in last
+
+
+SAID = {"collector": "collector on http://127.0.0.1:", "registry": "schema registry on http://127.0.0.1:",
+        "agents": "metrics and probes on http://127.0.0.1:"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SAID))
+def test_port_0_says_the_port_the_system_chose(
+    system_settings: Settings, name: str, tmp_path: Path
+) -> None:
+    """``--port 0`` (any free port) printed ``:0``: nobody could find the server."""
+    env = {
+        **os.environ,
+        "STREAMLEARN_KAFKA_BOOTSTRAP": system_settings.kafka_bootstrap,
+        "STREAMLEARN_SCHEMA_REGISTRY_URL": system_settings.schema_registry_url,
+        "STREAMLEARN_TOPIC_PREFIX": system_settings.topic_prefix,
+        "STREAMLEARN_DATA_DIR": str(tmp_path),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlearn", *SERVERS[name], "0"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        line = ""
+        for _ in range(5):
+            line = server.stdout.readline()
+            if SAID[name] in line:
+                break
+        assert SAID[name] in line, line
+        port = int(line.split(SAID[name])[1].split("/")[0].split(" ")[0])
+        assert port != 0
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as answer:
+            assert answer.status == 200
+    finally:
+        server.terminate()
+        server.communicate(timeout=60)
