@@ -23,7 +23,8 @@ class AgentMetrics:
         self.registry = registry or CollectorRegistry()
         self.events = Counter(
             "streamlearn_preprocess_events",
-            "Events read by preprocess, by outcome (clean, duplicate, bot, rejected).",
+            "Events read by preprocess, by outcome (clean, duplicate, bot; rejected ones are "
+            "in streamlearn_rejected_records).",
             ["outcome"],
             registry=self.registry,
         )
