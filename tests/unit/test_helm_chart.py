@@ -454,3 +454,43 @@ def test_the_signing_and_pseudonymisation_keys_reach_only_the_parts_that_use_the
         "STREAMLEARN_MODEL_SIGNING_KEY": {"serve", "agents-learner", "agents-mixed"},
         "STREAMLEARN_PSEUDONYMISATION_KEY": {"agents-preprocess", "agents-mixed"},
     }
+
+
+@pytest.mark.parametrize(
+    ("sets", "complaint"),
+    [
+        (("config.models={nosuch}",), "/config/models/0"),
+        (("config.model_previous_signing_key_until=garbage",), "model_previous_signing_key_until"),
+        (("config.ip_policy=pseudonymise",), "pseudonymisation.key"),
+        (("agents.sets.Big_Set.agents={preprocess}",), "Big_Set"),
+        (("serve.autoscaling.minReplicas=5", "serve.autoscaling.maxReplicas=2"), "maxReplicas"),
+    ],
+)
+def test_values_every_part_would_refuse_at_start_are_refused_by_helm(
+    sets: tuple[str, ...], complaint: str
+) -> None:
+    """These rendered, and every part (or Kubernetes, for a set name that is no DNS label)
+    refused them later: an unknown spec, a grace end that is no time, pseudonymising with no
+    key, fewer replicas allowed than required."""
+    args = ["template", "rel", str(CHART), "--kube-version", "1.30.0"]
+    for item in sets:
+        args += ["--set", item]
+    result = _helm(*args, check=False)
+    assert result.returncode != 0
+    assert complaint in result.stderr, result.stderr
+
+
+def test_a_client_certificate_with_its_key_inside_sets_no_key_file() -> None:
+    """kafka.tls.certKey without keyKey made the key file the TLS directory itself."""
+    documents = render_chart(
+        sets=(
+            "kafka.securityProtocol=SSL",
+            "kafka.tls.existingSecret=kafka-tls",
+            "kafka.tls.certKey=tls.pem",
+        )
+    )
+    (config,) = [
+        d for d in documents if d["kind"] == "ConfigMap" and "-config" in d["metadata"]["name"]
+    ]
+    assert config["data"]["STREAMLEARN_KAFKA_SSL_CERTFILE"] == "/etc/streamlearn/kafka-tls/tls.pem"
+    assert "STREAMLEARN_KAFKA_SSL_KEYFILE" not in config["data"]

@@ -15,6 +15,7 @@ from typing import Any, get_args
 
 from pydantic import SecretStr
 
+from streamlearn.models import SPECS
 from streamlearn.settings import Settings
 
 # Settings the chart sets itself (from dedicated values, secrets or the pod's layout), and
@@ -66,9 +67,16 @@ use them (the chart's ``streamlearn.secretSettingParts``)."""
 DROPPED_KEYWORDS = ("title", "format", "writeOnly")
 
 
+ISO_8601 = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$"
+"""What a datetime setting takes, as text (Helm's validator ignores ``format``)."""
+
+
 def _clean(schema: Any) -> Any:
     if isinstance(schema, dict):
-        return {k: _clean(v) for k, v in schema.items() if k not in DROPPED_KEYWORDS}
+        cleaned = {k: _clean(v) for k, v in schema.items() if k not in DROPPED_KEYWORDS}
+        if schema.get("format") == "date-time":
+            cleaned["pattern"] = ISO_8601
+        return cleaned
     if isinstance(schema, list):
         return [_clean(v) for v in schema]
     return schema
@@ -76,6 +84,8 @@ def _clean(schema: Any) -> Any:
 
 def _settings() -> dict[str, Any]:
     properties: dict[str, Any] = _clean(Settings.model_json_schema()["properties"])
+    # What the services check beyond the settings' types: a spec that exists.
+    properties["models"]["items"] = {"enum": sorted(SPECS)}
     return properties
 
 
@@ -317,6 +327,8 @@ def values_schema() -> dict[str, Any]:
                         "type": "object",
                         "description": "Deployments of agents, by name: each its own "
                         "consumer group (streamlearn-<name>).",
+                        # The name is in the Deployment's and container's names: a DNS label.
+                        "propertyNames": {"pattern": "^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$"},
                         "additionalProperties": _object(
                             {
                                 "enabled": BOOLEAN,

@@ -303,7 +303,10 @@ STREAMLEARN_KAFKA_SASL_USERNAME: {{ required "kafka.sasl.username is required wi
 STREAMLEARN_KAFKA_SSL_CAFILE: {{ printf "/etc/streamlearn/kafka-tls/%s" .Values.kafka.tls.caKey | quote }}
 {{- if .Values.kafka.tls.certKey }}
 STREAMLEARN_KAFKA_SSL_CERTFILE: {{ printf "/etc/streamlearn/kafka-tls/%s" .Values.kafka.tls.certKey | quote }}
+{{- /* Without keyKey the key is in the certificate's file. */}}
+{{- if .Values.kafka.tls.keyKey }}
 STREAMLEARN_KAFKA_SSL_KEYFILE: {{ printf "/etc/streamlearn/kafka-tls/%s" .Values.kafka.tls.keyKey | quote }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- with .Values.kafka.topicReplicationFactor }}
@@ -328,4 +331,16 @@ STREAMLEARN_CACHE_DIR: "/tmp/cache"
 {{- define "streamlearn.configChecksum" -}}
 checksum/config: {{ include "streamlearn.configData" . | sha256sum }}
 checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
+{{- end -}}
+
+{{/* What the values schema cannot say across values, refused as the parts would at start. */}}
+{{- define "streamlearn.validate" -}}
+{{- if and (eq (toString (default "drop" .Values.config.ip_policy)) "pseudonymise") (not (or .Values.pseudonymisation.key .Values.pseudonymisation.existingSecret)) }}
+{{- fail "config.ip_policy=pseudonymise needs pseudonymisation.key or pseudonymisation.existingSecret (preprocess would refuse to start)" }}
+{{- end }}
+{{- with .Values.serve.autoscaling }}
+{{- if and .enabled (gt (int .minReplicas) (int .maxReplicas)) }}
+{{- fail (printf "serve.autoscaling: minReplicas %d is more than maxReplicas %d" (int .minReplicas) (int .maxReplicas)) }}
+{{- end }}
+{{- end }}
 {{- end -}}
