@@ -74,6 +74,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(getattr(pytest.mark, tier))
 
 
+@pytest.fixture(autouse=True)
+def _client_log_level() -> Iterator[None]:
+    """Commands run in-process (CliRunner) quiet librdkafka for the rest of the process
+    (``kafka_clients.quiet_client_logs``, as a real command's process is): put it back."""
+    from streamlearn import kafka_clients
+
+    level = kafka_clients._log_level
+    yield
+    kafka_clients._log_level = level
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Bootstrap address of the session's real Kafka broker."""

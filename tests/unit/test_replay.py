@@ -229,12 +229,15 @@ def test_filter_reasons_come_from_the_preprocess_step_run_again_with_the_replay_
         "Gecko/20100101 Firefox/133.0", "ip": "203.0.113.9", "app_version": "1",
         "properties": {}, "context": {},
     }  # fmt: skip
-    events = {0: [(n, {**template, "event_id": f"e{n}"}) for n in range(3)]}
-    events[0].append((3, {**template, "event_id": "e0"}))  # the first one again
+    e0, e1, e2 = (f"00000000-0000-4000-8000-00000000000{n}" for n in range(3))
+    events = {
+        0: [(n, {**template, "event_id": event_id}) for n, event_id in enumerate([e0, e1, e2])]
+    }
+    events[0].append((3, {**template, "event_id": e0}))  # the first one again
     strict = Settings(bot_max_events_per_user=1, bot_min_interval_ms=0)
     verdicts = _shadow_verdicts(strict, events)
-    assert verdicts == {"e1": "user_rate", "e2": "user_rate", "e0": ""}
-    assert _why(["e1", "e2", "e0", "zz"], verdicts, "shadow") == (
+    assert verdicts == {e1: "user_rate", e2: "user_rate", e0: ""}
+    assert _why([e1, e2, e0, "zz"], verdicts, "shadow") == (
         "filtered in shadow: bot rule user_rate 2, duplicate 1, unknown 1"
     )
 
