@@ -309,6 +309,7 @@ def agents_run(
 
     from streamlearn.agents import AGENT_NAMES, PIPELINE_AGENTS, STEPS
     from streamlearn.garbage_collection import settle_long_lived_heap
+    from streamlearn.log_repeats import quiet_repeats
     from streamlearn.runtime.exceptions import RuntimeConfigurationError
     from streamlearn.runtime.health import WorkerHealth, serve_health
     from streamlearn.runtime.worker import create_faust_app
@@ -320,6 +321,8 @@ def agents_run(
     except RuntimeConfigurationError as exc:
         fail(str(exc))
     app = runtime.app
+    # With Kafka away, aiokafka logs each failed retry (~80 lines a second): once per 10 s.
+    quiet_repeats(("aiokafka", "faust"))
     typer.echo(f"agents {', '.join(chosen)} joining group {app.conf.id}")
     if metrics_port is not None:
         health = WorkerHealth(app)

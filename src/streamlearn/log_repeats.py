@@ -1,0 +1,62 @@
+"""Repeated log lines, once per interval: a client library that cannot reach Kafka logs the
+same error on every retry (aiokafka: ~80 lines a second per agent), which buries what else
+the log says and fills disks.
+
+:class:`RepeatedLines` passes a line, drops the same line (numbers aside) for ``every_s``
+seconds, and the first one after that says how many it dropped. Installed on the loggers of
+the Kafka client the agents use (:func:`quiet_repeats`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+_NUMBERS = re.compile(r"\d+")
+MAX_LINES = 1024
+"""Distinct lines remembered; the oldest is forgotten first."""
+
+
+class RepeatedLines(logging.Filter):
+    """A logging filter: the same line (its level, logger and text, numbers aside) passes
+    once per ``every_s`` seconds; the next one to pass counts the ones dropped."""
+
+    def __init__(self, every_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.every_s = every_s
+        self.clock = clock
+        self._seen: OrderedDict[tuple[str, int, str], list[float]] = OrderedDict()
+        """line → [when it last passed, lines dropped since]."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        key = (record.name, record.levelno, _NUMBERS.sub("#", text))
+        now = self.clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.every_s:
+            seen[1] += 1
+            return False
+        dropped = 0 if seen is None else int(seen[1])
+        self._seen[key] = [now, 0]
+        self._seen.move_to_end(key)
+        while len(self._seen) > MAX_LINES:
+            self._seen.popitem(last=False)
+        if dropped:
+            # As "%s" and one argument: every formatter formats msg % args (mode's always,
+            # logging's when there are args), and the text may hold a '%'.
+            record.msg = "%s"
+            record.args = (f"{text} (and {dropped} more like it in the last {self.every_s:g}s)",)
+        return True
+
+
+def quiet_repeats(prefixes: tuple[str, ...], every_s: float = 10.0) -> RepeatedLines:
+    """One :class:`RepeatedLines` on every logger already made whose name starts with one of
+    ``prefixes`` (a filter on a logger applies to its own lines only, so each gets it)."""
+    repeated = RepeatedLines(every_s)
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith(prefixes):
+            logging.getLogger(name).addFilter(repeated)
+    return repeated
