@@ -134,3 +134,20 @@ def test_the_document_describes_every_route_the_collector_serves() -> None:
         if resource.canonical != "/{tail:[\\s\\S]*}"
     }
     assert served == set(openapi_document(Settings())["paths"])
+
+
+@pytest.mark.parametrize(
+    ("item", "field", "said"),
+    [
+        ({"user_id": 7}, "[0].user_id", "must be a string, got a number"),
+        ({"user_id": "u", "url": {"a": 1}}, "[0].url", "must be a string, got an object"),
+        ({"user_id": "u", "properties": {"p": None}}, "[0].properties.p", "got null"),
+        ({"user_id": "u", "context": {"c": [1]}}, "[0].context.c", "got an array"),
+    ],
+)
+def test_a_wrong_type_is_named_in_jsons_words(item: dict[str, Any], field: str, said: str) -> None:
+    """The answers said `not NoneType`, `not dict`: Python's names, not the client's JSON."""
+    with pytest.raises(InvalidEventError) as refused:
+        map_item({"event_type": "view", **item}, 0, CONTEXT, reject_unknown=True)
+    assert refused.value.field == field
+    assert said in refused.value.problem

@@ -53,6 +53,19 @@ class Mapped:
     record: dict[str, Any]
 
 
+def json_kind(value: Any) -> str:
+    """What ``value`` is in JSON's words (the client wrote JSON, not Python)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
 def _string(item: Mapping[str, Any], name: str, where: str, *, required: bool) -> str | None:
     value = item.get(name)
     if value is None:
@@ -60,7 +73,7 @@ def _string(item: Mapping[str, Any], name: str, where: str, *, required: bool) -
             raise InvalidEventError(f"{where}.{name}", "is required")
         return None
     if not isinstance(value, str):
-        raise InvalidEventError(f"{where}.{name}", f"must be a string, not {type(value).__name__}")
+        raise InvalidEventError(f"{where}.{name}", f"must be a string, got {json_kind(value)}")
     if required and not value.strip():
         raise InvalidEventError(f"{where}.{name}", "must not be empty")
     if len(value) > MAX_STRING:
@@ -146,7 +159,7 @@ def _string_map(item: Mapping[str, Any], name: str, where: str) -> dict[str, str
     for key, entry in value.items():
         if not isinstance(entry, str):
             raise InvalidEventError(
-                f"{where}.{name}.{key}", f"must be a string, not {type(entry).__name__}"
+                f"{where}.{name}.{key}", f"must be a string, got {json_kind(entry)}"
             )
     return dict(value)
 
