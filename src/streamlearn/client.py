@@ -17,6 +17,7 @@ anything is sent. Browsers without Kafka access post the same events to the coll
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
-from streamlearn.serde import RegistryClient, SchemaSource
+from streamlearn.serde import EncodeError, RegistryClient, SchemaSource
 from streamlearn.settings import Settings, load_settings
 from streamlearn.topology.catalogue import TopicCatalogue
 
@@ -50,6 +51,17 @@ def _timestamp(value: Timestamp | None) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return datetime.fromtimestamp(value / 1000, UTC)
+
+
+def _event_id(given: str | None) -> str:
+    """A new event id, or ``given`` in canonical form; one that is no UUID is refused (the
+    schema says uuid: readers decoding it as one could not read the record)."""
+    if given is None:
+        return str(uuid.uuid4())
+    try:
+        return str(uuid.UUID(given))
+    except (ValueError, TypeError, AttributeError):
+        raise EncodeError(f"invalid record: event_id {given!r} is not a UUID") from None
 
 
 class TelemetryClient:
@@ -107,7 +119,7 @@ class TelemetryClient:
         context: Mapping[str, str] | None = None,
     ) -> str:
         """Queue one event for ``telemetry.events`` (keyed by user); returns its event id."""
-        event_id = event_id or str(uuid.uuid4())
+        event_id = _event_id(event_id)
         record = {
             "event_id": event_id,
             "event_type": event_type,
@@ -138,7 +150,9 @@ class TelemetryClient:
         properties: Mapping[str, str] | None = None,
     ) -> str:
         """Queue feedback on a served prediction for ``telemetry.feedback`` (keyed by request)."""
-        event_id = event_id or str(uuid.uuid4())
+        event_id = _event_id(event_id)
+        if value is not None and not (isinstance(value, int | float) and math.isfinite(value)):
+            raise EncodeError(f"invalid Feedback: value must be a finite number, got {value!r}")
         record = {
             "request_id": request_id,
             "event_id": event_id,

@@ -70,6 +70,15 @@ def test_invalid_event_is_refused_before_sending(settings: Settings) -> None:
             telemetry.feedback("req-2", "teleported")
         with pytest.raises(EncodeError, match="user_id"):
             telemetry.event("page_view", 42)  # type: ignore[arg-type]
+        # What Avro takes and the readers downstream could not: preprocess would reject
+        # the event, and one infinite value would spoil a regression label.
+        with pytest.raises(EncodeError, match="event_id"):
+            telemetry.event("page_view", "u-1", event_id="not-a-uuid")
+        with pytest.raises(EncodeError, match="event_id"):
+            telemetry.feedback("req-3", "click", event_id="not-a-uuid")
+        for value in (float("nan"), float("inf")):
+            with pytest.raises(EncodeError, match="value"):
+                telemetry.feedback("req-3", "value", value=value)
     assert telemetry.delivered == 0
 
 
