@@ -494,3 +494,51 @@ def test_a_client_certificate_with_its_key_inside_sets_no_key_file() -> None:
     ]
     assert config["data"]["STREAMLEARN_KAFKA_SSL_CERTFILE"] == "/etc/streamlearn/kafka-tls/tls.pem"
     assert "STREAMLEARN_KAFKA_SSL_KEYFILE" not in config["data"]
+
+
+def test_https_reaches_the_probes_the_registry_url_the_test_and_the_scrapes() -> None:
+    """With HTTPS (the servers refuse plain HTTP), the chart kept plain probes, an http://
+    registry URL, an http:// helm test and plain scrapes, and had no way to mount the
+    certificate: no server could become ready."""
+    documents = render_chart(
+        sets=(
+            "httpTls.existingSecret=web-tls",
+            "httpTls.caKey=ca.crt",
+            "metrics.serviceMonitor.enabled=true",
+        )
+    )
+    (config,) = [
+        d for d in documents if d["kind"] == "ConfigMap" and "-config" in d["metadata"]["name"]
+    ]
+    data = config["data"]
+    assert data["STREAMLEARN_HTTP_TLS_CERTFILE"] == "/etc/streamlearn/http-tls/tls.crt"
+    assert data["STREAMLEARN_HTTP_TLS_KEYFILE"] == "/etc/streamlearn/http-tls/tls.key"
+    assert data["STREAMLEARN_HTTP_TLS_CAFILE"] == "/etc/streamlearn/http-tls/ca.crt"
+    assert data["STREAMLEARN_SCHEMA_REGISTRY_URL"].startswith("https://")
+    servers = {"collector", "serve", "registry"}
+    for owner, pod in _pod_specs(documents):
+        name = owner["metadata"]["name"].removeprefix("rel-streamlearn-")
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "http-tls"]
+        # Group-readable (the pod's fsGroup), not others': the servers refuse a key others read.
+        assert volume["secret"] == {"secretName": "web-tls", "defaultMode": 0o440}, name
+        for container in pod["containers"]:
+            assert {
+                "name": "http-tls",
+                "mountPath": "/etc/streamlearn/http-tls",
+                "readOnly": True,
+            } in container["volumeMounts"]
+            if name in servers:
+                for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                    assert container[probe]["httpGet"]["scheme"] == "HTTPS", (name, probe)
+            elif "startupProbe" in container:  # the agents' metrics stay plain HTTP
+                assert "scheme" not in container["startupProbe"]["httpGet"], name
+    (test_pod,) = [d for d in documents if d["kind"] == "Pod"]
+    script = test_pod["spec"]["containers"][0]["args"][0]
+    assert 'scheme = "https"' in script
+    assert '"https://rel-streamlearn-registry:8081/subjects"' in script
+    assert 'cafile="/etc/streamlearn/http-tls/ca.crt"' in script
+    assert "http://" not in script
+    (monitor,) = [d for d in documents if d["kind"] == "ServiceMonitor"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": "web-tls", "key": "ca.crt"}

@@ -33,6 +33,9 @@ PATH_DESCRIPTIONS = {
     "kafka.tls.caKey": "Key of the brokers' CA certificate in `kafka.tls.existingSecret`.",
     "kafka.tls.certKey": "Key of the client certificate (mutual TLS); empty: none.",
     "kafka.tls.keyKey": "Key of the client key (mutual TLS).",
+    "httpTls.certKey": "Key of the certificate chain (PEM) in `httpTls.existingSecret`.",
+    "httpTls.keyKey": "Key of the private key; empty: in the certificate's file.",
+    "httpTls.caKey": "Key of the CA streamlearn's clients trust; empty: the system's.",
     "agents.metricsPort": "Port of every agent worker's /metrics, /healthz and /readyz.",
     "podSecurityContext": "Pod security context of every part (non-root uid 1001, seccomp).",
     "containerSecurityContext": "Container security context of every part (read-only root, "

@@ -259,6 +259,19 @@ def values_schema() -> dict[str, Any]:
                 "Strimzi, ...).",
                 required=["bootstrapServers"],
             ),
+            "httpTls": _object(
+                {
+                    "existingSecret": {
+                        **STRING,
+                        "description": "Secret with the servers' certificate chain and key; "
+                        "empty: plain HTTP.",
+                    },
+                    "certKey": STRING,
+                    "keyKey": STRING,
+                    "caKey": STRING,
+                },
+                "HTTPS for the collector, workers and registry (they then refuse plain HTTP).",
+            ),
             "schemaRegistry": _object(
                 {
                     "url": {

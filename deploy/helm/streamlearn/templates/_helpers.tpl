@@ -50,8 +50,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.schemaRegistry.url -}}
 {{- .Values.schemaRegistry.url -}}
 {{- else -}}
-{{- printf "http://%s-registry:%v" (include "streamlearn.fullname" .) .Values.schemaRegistry.port -}}
+{{- printf "%s://%s-registry:%v" (include "streamlearn.httpScheme" .) (include "streamlearn.fullname" .) .Values.schemaRegistry.port -}}
 {{- end -}}
+{{- end -}}
+
+{{/* "https" when the servers speak HTTPS only (httpTls, or a certificate given under
+     config), else "http". */}}
+{{- define "streamlearn.httpScheme" -}}
+{{- if or .Values.httpTls.existingSecret .Values.config.http_tls_certfile -}}https{{- else -}}http{{- end -}}
 {{- end -}}
 
 {{/* The chart's own Secret, when it holds anything. */}}
@@ -183,6 +189,11 @@ volumeMounts:
     mountPath: /etc/streamlearn/kafka-tls
     readOnly: true
   {{- end }}
+  {{- if .Values.httpTls.existingSecret }}
+  - name: http-tls
+    mountPath: /etc/streamlearn/http-tls
+    readOnly: true
+  {{- end }}
 {{- end -}}
 
 {{- define "streamlearn.volumes" -}}
@@ -196,6 +207,18 @@ volumes:
     secret:
       secretName: {{ .Values.kafka.tls.existingSecret }}
   {{- end }}
+  {{- include "streamlearn.httpTlsVolume" . }}
+{{- end -}}
+
+{{/* The HTTPS certificate's Secret as a volume: group-readable (the pods' fsGroup), not
+     others' (the servers refuse a key file others may read). */}}
+{{- define "streamlearn.httpTlsVolume" -}}
+{{- if .Values.httpTls.existingSecret }}
+  - name: http-tls
+    secret:
+      secretName: {{ .Values.httpTls.existingSecret }}
+      defaultMode: 0440
+{{- end }}
 {{- end -}}
 
 {{/* Pod-level settings shared by every part: service account, security, placement, spread. */}}
@@ -257,17 +280,18 @@ securityContext:
 
 {{/* Probes on an HTTP port: ready when /readyz says so, restarted when /healthz fails. */}}
 {{- define "streamlearn.probes" -}}
+{{- $scheme := ternary ", scheme: HTTPS" "" (eq (.scheme | default "http") "https") }}
 startupProbe:
-  httpGet: {path: /healthz, port: {{ .port }}}
+  httpGet: {path: /healthz, port: {{ .port }}{{ $scheme }}}
   periodSeconds: 2
   failureThreshold: 90
 livenessProbe:
-  httpGet: {path: /healthz, port: {{ .port }}}
+  httpGet: {path: /healthz, port: {{ .port }}{{ $scheme }}}
   periodSeconds: 10
   timeoutSeconds: 3
   failureThreshold: 3
 readinessProbe:
-  httpGet: {path: {{ .ready | default "/readyz" }}, port: {{ .port }}}
+  httpGet: {path: {{ .ready | default "/readyz" }}, port: {{ .port }}{{ $scheme }}}
   periodSeconds: 5
   timeoutSeconds: 3
   failureThreshold: 2
@@ -313,6 +337,17 @@ STREAMLEARN_KAFKA_SSL_KEYFILE: {{ printf "/etc/streamlearn/kafka-tls/%s" .Values
 STREAMLEARN_TOPIC_REPLICATION_FACTOR: {{ . | toJson | quote }}
 {{- end }}
 STREAMLEARN_SCHEMA_REGISTRY_URL: {{ include "streamlearn.registryUrl" . | quote }}
+{{- with .Values.httpTls }}
+{{- if .existingSecret }}
+STREAMLEARN_HTTP_TLS_CERTFILE: {{ printf "/etc/streamlearn/http-tls/%s" .certKey | quote }}
+{{- if .keyKey }}
+STREAMLEARN_HTTP_TLS_KEYFILE: {{ printf "/etc/streamlearn/http-tls/%s" .keyKey | quote }}
+{{- end }}
+{{- if .caKey }}
+STREAMLEARN_HTTP_TLS_CAFILE: {{ printf "/etc/streamlearn/http-tls/%s" .caKey | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
 STREAMLEARN_TOPIC_PREFIX: {{ .Values.topics.prefix | quote }}
 {{- with .Values.signing.keyId }}
 STREAMLEARN_MODEL_SIGNING_KEY_ID: {{ . | quote }}
@@ -337,6 +372,9 @@ checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
 {{- define "streamlearn.validate" -}}
 {{- if and (eq (toString (default "drop" .Values.config.ip_policy)) "pseudonymise") (not (or .Values.pseudonymisation.key .Values.pseudonymisation.existingSecret)) }}
 {{- fail "config.ip_policy=pseudonymise needs pseudonymisation.key or pseudonymisation.existingSecret (preprocess would refuse to start)" }}
+{{- end }}
+{{- if and .Values.httpTls.existingSecret (or .Values.config.http_tls_certfile .Values.config.http_tls_keyfile .Values.config.http_tls_cafile) }}
+{{- fail "give the HTTPS certificate either as httpTls.existingSecret or as config.http_tls_* files, not both" }}
 {{- end }}
 {{- with .Values.serve.autoscaling }}
 {{- if and .enabled (gt (int .minReplicas) (int .maxReplicas)) }}
