@@ -7,7 +7,7 @@ import asyncio
 import os
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +146,47 @@ async def test_every_agent_rejects_hostile_records_with_their_reason_and_goes_on
         for reason in {r["reason"] for r in got}:
             counted = metrics.value(metrics.rejected, agent=agent, reason=reason)
             assert counted >= sum(1 for r in got if r["reason"] == reason)
+
+
+async def test_an_event_from_a_host_whose_clock_runs_ahead_is_rejected_by_the_brokers_time(
+    settings: Settings, registry: RegistryClient, tmp_path: Path
+) -> None:
+    """telemetry.events is stamped by the broker (LogAppendTime, from the topology): an
+    event whose received_ts is 30 days after that is rejected naming why, and the events
+    after it are cleaned (taken as time, it made sessionise expire them all)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    prefix = settings.topic_prefix
+    topic = prefix + "telemetry.events"
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    [described] = admin.describe_configs(
+        [ConfigResource(ConfigResource.Type.TOPIC, topic)]
+    ).values()
+    assert described.result(timeout=30)["message.timestamp.type"].value == "LogAppendTime"
+
+    serde, event = _samples(registry, prefix)["telemetry.events"]
+    ahead = dict(event, event_id="0b5e7f4c-9a57-4d0e-b7c3-9f2c1d6b8a01", user_id="u-ahead",
+                 received_ts=datetime.now(UTC) + timedelta(days=30))  # fmt: skip
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    for value in (ahead, event):
+        producer.produce(topic, key=b"u", value=serde.encode(value), partition=1)
+    assert producer.flush(30) == 0
+    runtime = create_faust_app(
+        settings, [STEPS["preprocess"]], registry=registry, data_dir=tmp_path / "faust"
+    )
+    await runtime.app.start()
+    try:
+        rejected = await asyncio.to_thread(
+            read_topic, settings, "events.rejected", lambda m: len(m) >= 1, 120
+        )
+        clean = await asyncio.to_thread(
+            read_topic, settings, "events.clean", lambda m: len(m) >= 1, 120
+        )
+    finally:
+        await runtime.app.stop()
+    decode = AvroSerde.for_topic(registry, prefix + "events.rejected", "RejectedRecord").decode
+    [record] = [decode(m.value()) for m in rejected]
+    assert record["reason"] == "invalid_field"
+    assert "after Kafka received the record" in record["detail"]
+    clean_serde = AvroSerde.for_topic(registry, prefix + "events.clean", "CleanEvent")
+    assert [str(clean_serde.decode(m.value())["event_id"]) for m in clean] == [event["event_id"]]

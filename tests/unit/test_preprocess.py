@@ -276,3 +276,29 @@ def test_fields_standard_avro_readers_cannot_read_back_are_rejected_not_cleaned(
     assert "client_ts" in details[1]
     assert "client_ts" in details[2]
     assert "received_ts" in details[3]
+
+
+def test_an_event_stamped_far_after_kafka_received_it_is_rejected_not_taken_as_time() -> None:
+    """An app host whose clock ran 30 days ahead stamped received_ts 30 days late; its
+    events moved the partition's event time, and sessionise then dropped every later event
+    of the partition as expired. Where the broker stamps records (LogAppendTime, as the
+    topology sets for telemetry.events), a received_ts further after it than
+    max_clock_skew_s is the producer's clock, not the event's time: rejected."""
+    registry = InMemoryRegistry()
+    cluster = LocalCluster(TopicCatalogue.from_settings(Settings()), registry, partitions=6)
+    serde = cluster.catalogue.topic("telemetry.events").serde(registry)
+    appended_ms = int(T0.timestamp() * 1000)
+    ahead = _event(30 * 86400, user_id="u-ahead")
+    for event in (_event(0), ahead, _event(1, user_id="u-2")):
+        cluster.produce("telemetry.events", b"u", serde.encode(event), partition=3,
+                        timestamp_ms=appended_ms + 1000)  # fmt: skip
+    # Without a broker time (a record from before the topology said so), nothing to compare.
+    cluster.produce("telemetry.events", b"u", serde.encode(_event(2)), partition=3)
+    metrics = AgentMetrics()
+    worker = LocalWorker(cluster, PreprocessStep(Settings(), metrics), metrics=metrics)
+    worker.assign(range(6))
+    worker.run()
+    assert len(cluster.messages("events.clean")) == 3
+    [rejected] = cluster.decoded("events.rejected")
+    assert rejected["reason"] == "invalid_field"
+    assert "received_ts is 2591999 s after Kafka received the record" in rejected["detail"]

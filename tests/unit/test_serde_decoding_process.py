@@ -39,6 +39,7 @@ class _Message:
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int | None = None
 
 
 def _values(count: int, registry: InMemoryRegistry) -> list[bytes | None]:

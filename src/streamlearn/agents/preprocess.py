@@ -191,6 +191,18 @@ class Preprocessor:
         return len(old) + expire_bot_state(bot_state, self.rules, now_ms)
 
 
+def _ahead_of_kafka(received_ms: int, stamped_ms: int) -> str:
+    """Why an event stamped ``received_ms`` is refused when Kafka's own timestamp of it is
+    ``stamped_ms``: on a topic the broker stamps at append (the topology's telemetry.events),
+    ``received_ts`` that much later is the producing host's clock running ahead (a
+    ``TelemetryClient`` stamps it with its host's clock)."""
+    return (
+        f"field received_ts is {(received_ms - stamped_ms) // 1000} s after Kafka received "
+        "the record (more than STREAMLEARN_MAX_CLOCK_SKEW_S): the producing host's clock is "
+        "ahead"
+    )
+
+
 class PreprocessStep(Step):
     """The agent: a :class:`Preprocessor` over each partition's event ids and bot counters."""
 
@@ -214,11 +226,18 @@ class PreprocessStep(Step):
         last_expiry = expiry.get("last", 0)
         send_clean = emit.to("events.clean")
         process = self.preprocessor.process
+        max_ahead_ms = self.preprocessor.max_skew_ms
         for record in records:
             # Expiry runs on stream time, at the record that passes the interval since the
             # partition's last one (in the state): the same records expire the same ids,
             # however they are batched, replayed or moved.
             received_ms = _millis(record.value["received_ts"])
+            stamped = record.timestamp_ms
+            if stamped is not None and received_ms - stamped > max_ahead_ms:
+                # The producer's clock, not the event's time (see _ahead_of_kafka): taken,
+                # it would move the partition's time on and later events would expire.
+                emit.reject(record, "invalid_field", _ahead_of_kafka(received_ms, stamped))
+                continue
             if received_ms - last_expiry > self.expire_every_ms:
                 self.preprocessor.expire(received_ms, seen, bots)
                 last_expiry = expiry["last"] = received_ms

@@ -47,6 +47,8 @@ class Message(NamedTuple):
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int | None = None
+    """The broker's timestamp (epoch ms), as a Kafka consumer reads it; None: none given."""
 
 
 @dataclass
@@ -69,15 +71,21 @@ class LocalCluster:
         return logs
 
     def produce(
-        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
     ) -> Message:
-        """Append a record to ``topic`` (a topology name), in the partition its key gives."""
+        """Append a record to ``topic`` (a topology name), in the partition its key gives
+        (``timestamp_ms``: the broker's time of it, for steps that compare with it)."""
         logs = self._partitions(topic)
         if partition is None:
             if key is None:
                 raise ValueError("a keyless record needs a partition")
             partition = key_partition(key, self.partitions)
-        message = Message(topic, partition, len(logs[partition]), key, value)
+        message = Message(topic, partition, len(logs[partition]), key, value, timestamp_ms)
         logs[partition].append(message)
         return message
 

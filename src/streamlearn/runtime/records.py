@@ -167,6 +167,8 @@ class InputMessage(Protocol):
     def key(self) -> bytes | None: ...
     @property
     def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int | None: ...
 
 
 class StepInputs:
@@ -286,7 +288,7 @@ class StepInputs:
                     continue
                 if prepare is not None:
                     value = prepare(value)
-            append(Record(topic, partition, offset, key, value, raw))
+            append(Record(topic, partition, offset, key, value, raw, message.timestamp))
         return records
 
 

@@ -49,6 +49,9 @@ class Record(NamedTuple):
     it (:attr:`Step.input_preparations`)."""
     raw: bytes | None
     """The value's bytes as read (what a rejection keeps)."""
+    timestamp_ms: int | None = None
+    """The record's Kafka timestamp (epoch ms): the broker's clock on a topic stamped at
+    append (``message.timestamp.type=LogAppendTime``), else the producer's."""
 
 
 class Emit(Protocol):
