@@ -62,9 +62,14 @@ class StampedCluster(LocalCluster):
         self.log: list[tuple[int, Message]] = []
 
     def produce(
-        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
     ) -> Message:
-        message = super().produce(topic, key, value, partition)
+        message = super().produce(topic, key, value, partition, timestamp_ms)
         self.log.append((self.clock_ms, message))
         return message
 
