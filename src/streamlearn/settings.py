@@ -57,6 +57,23 @@ def _http_url(url: str) -> str:
     return url
 
 
+def _origin(origin: str) -> str:
+    """``origin`` if it is one as a browser sends it (``scheme://host[:port]``: no path, no
+    trailing slash, which no ``Origin`` header ever matches), else why not."""
+    try:
+        parts = urlsplit(origin)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    exact = f"{parts.scheme}://{parts.netloc}" == origin
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or not exact:
+        raise ValueError(
+            f"{origin!r} is not an origin as browsers send it: scheme://host[:port], "
+            "e.g. https://shop.example (no path, no trailing slash)"
+        )
+    return origin
+
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"]
 
@@ -230,7 +247,9 @@ class Settings(BaseSettings):
     collector_delivery_timeout_s: float = Field(default=10.0, gt=0)
     """How long the collector waits for Kafka to confirm a batch before answering 503."""
 
-    collector_cors_origins: list[str] = Field(default_factory=list)
+    collector_cors_origins: list[Annotated[str, AfterValidator(_origin)]] = Field(
+        default_factory=list
+    )
     """Origins whose pages may post events (CORS); a browser on any other origin gets 403."""
 
     collector_trust_forwarded_for: bool = False

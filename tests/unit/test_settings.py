@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -160,3 +162,20 @@ def test_a_variable_that_is_no_setting_is_named_with_the_closest_setting(
         "STREAMLEARN_KAFKA_BOOTSTRAP?); it is ignored"
     ) in [r.getMessage() for r in caplog.records]
     assert not [r for r in caplog.records if "STREAMLEARN_CONFIG_FILE" in r.getMessage()]
+
+
+@pytest.mark.parametrize("origin", ["https://shop.example/", "shop.example", "https://a/b"])
+def test_a_cors_origin_no_browser_sends_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, origin: str
+) -> None:
+    """``https://shop.example/`` was taken, and every post from that shop's pages refused:
+    a browser's Origin header never has the slash."""
+    monkeypatch.setenv("STREAMLEARN_COLLECTOR_CORS_ORIGINS", json.dumps([origin]))
+    with pytest.raises(ConfigurationError, match="STREAMLEARN_COLLECTOR_CORS_ORIGINS"):
+        load_settings()
+
+
+def test_origins_as_browsers_send_them_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    origins = ["https://shop.example", "http://127.0.0.1:8080", "https://[::1]:8443"]
+    monkeypatch.setenv("STREAMLEARN_COLLECTOR_CORS_ORIGINS", json.dumps(origins))
+    assert load_settings().collector_cors_origins == origins
