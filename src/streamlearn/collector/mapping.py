@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from streamlearn.collector.exceptions import InvalidEventError
+from streamlearn.json_kinds import json_kind
 
 EVENT_FIELDS = frozenset(
     {"event_id", "event_type", "user_id", "session_hint", "client_ts", "url", "referrer",
@@ -51,19 +52,6 @@ class Mapped:
     kind: str  # "event" or "feedback"
     key: str
     record: dict[str, Any]
-
-
-def json_kind(value: Any) -> str:
-    """What ``value`` is in JSON's words (the client wrote JSON, not Python)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
 
 
 def _string(item: Mapping[str, Any], name: str, where: str, *, required: bool) -> str | None:

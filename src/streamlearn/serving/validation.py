@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from streamlearn.json_kinds import json_kind
 from streamlearn.models.features import FeatureValue
 from streamlearn.serving.exceptions import InvalidRequest
 
@@ -78,29 +79,15 @@ def parse_json(raw: bytes) -> Any:
 
 def _identifier(value: Any, field: str) -> str:
     if not isinstance(value, str):
-        raise InvalidRequest(422, field, f"must be a string, got {_kind(value)}")
+        raise InvalidRequest(422, field, f"must be a string, got {json_kind(value)}")
     if not 1 <= len(value) <= MAX_ID_CHARS:
         raise InvalidRequest(422, field, f"must have 1 to {MAX_ID_CHARS} characters")
     return value
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 def _features(value: Any, field: str) -> dict[str, FeatureValue]:
     if not isinstance(value, dict):
-        raise InvalidRequest(422, field, f"must be an object, got {_kind(value)}")
+        raise InvalidRequest(422, field, f"must be an object, got {json_kind(value)}")
     widened: dict[str, float] | None = None
     for name, item in value.items():
         # Exact classes first (what the JSON parser returns), one comparison each: a finite
@@ -128,7 +115,9 @@ def _features(value: Any, field: str) -> dict[str, FeatureValue]:
                 widened[name] = number
             continue
         raise InvalidRequest(
-            422, f"{field}.{name}", f"must be null, boolean, number or string, got {_kind(item)}"
+            422,
+            f"{field}.{name}",
+            f"must be null, boolean, number or string, got {json_kind(item)}",
         )
     return value if widened is None else {**value, **widened}
 
@@ -137,17 +126,19 @@ def _context(value: Any, field: str) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InvalidRequest(422, field, f"must be an object, got {_kind(value)}")
+        raise InvalidRequest(422, field, f"must be an object, got {json_kind(value)}")
     for name, item in value.items():
         if not isinstance(item, str):
-            raise InvalidRequest(422, f"{field}.{name}", f"must be a string, got {_kind(item)}")
+            raise InvalidRequest(422, f"{field}.{name}", f"must be a string, got {json_kind(item)}")
     return value
 
 
 def _instance(value: Any, index: int | None) -> Instance:
     """The instance ``value``: the body itself (``index`` None) or ``instances[index]``."""
     if not isinstance(value, dict):
-        raise InvalidRequest(422, _where(index) or "body", f"must be an object, got {_kind(value)}")
+        raise InvalidRequest(
+            422, _where(index) or "body", f"must be an object, got {json_kind(value)}"
+        )
     # Field names (``instances[3].features``), even the instance's, are formatted only for
     # an error: building them for every instance was a fifth of the validation's time.
     if not _INSTANCE_FIELDS.issuperset(value):
@@ -185,7 +176,7 @@ def parse_predict(raw: bytes, max_instances: int) -> tuple[list[Instance], str |
     """The instances and the request id of a predict body (see module documentation)."""
     document = parse_json(raw)
     if not isinstance(document, dict):
-        raise InvalidRequest(422, "body", f"must be an object, got {_kind(document)}")
+        raise InvalidRequest(422, "body", f"must be an object, got {json_kind(document)}")
     if "instances" not in document:
         instance = _instance(document, None)
         return [instance], instance.request_id
@@ -194,7 +185,7 @@ def parse_predict(raw: bytes, max_instances: int) -> tuple[list[Instance], str |
             raise InvalidRequest(422, name, "unknown field")
     items = document["instances"]
     if not isinstance(items, list):
-        raise InvalidRequest(422, "instances", f"must be an array, got {_kind(items)}")
+        raise InvalidRequest(422, "instances", f"must be an array, got {json_kind(items)}")
     if not items:
         raise InvalidRequest(422, "instances", "must not be empty")
     if len(items) > max_instances:
