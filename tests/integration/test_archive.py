@@ -28,6 +28,7 @@ import fastavro
 import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from streamlearn.archive import ArchiveAgent, ArchiveConfig, Limits, list_archive, read_archive
 from streamlearn.archive.layout import overlaps
@@ -55,10 +56,34 @@ def _event(n: int, at: datetime) -> dict[str, Any]:
     }
 
 
+def _stamped_by_producer(settings: Settings, name: str) -> None:
+    """The topic keeps the timestamps the producer gives (CreateTime): the topology has the
+    broker stamp telemetry.events at append, and these tests cross hours in record time."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    entry = ConfigEntry(
+        "message.timestamp.type", "CreateTime", incremental_operation=AlterConfigOpType.SET
+    )
+    resource = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[entry])
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
+    # The brokers apply a topic's new config shortly after they acknowledge it.
+    deadline = time.monotonic() + 30
+    while True:
+        [described] = admin.describe_configs(
+            [ConfigResource(ConfigResource.Type.TOPIC, name)]
+        ).values()
+        if described.result(timeout=30)["message.timestamp.type"].value == "CreateTime":
+            break
+        assert time.monotonic() < deadline, "the topic kept the broker's timestamps"
+        time.sleep(0.2)
+    time.sleep(1.0)
+
+
 def produce(settings: Settings, start: datetime, count: int, seed: int) -> None:
     """``count`` events, one every 10 s of record time from ``start`` (with a few late
     ones and a few undecodable values), keyed by user."""
     name = settings.topic_prefix + TOPIC
+    _stamped_by_producer(settings, name)
     with RegistryClient(settings.schema_registry_url) as registry:
         serde = AvroSerde.for_topic(registry, name, "TelemetryEvent")
         rng = random.Random(seed)
