@@ -294,11 +294,13 @@ def test_an_event_stamped_far_after_kafka_received_it_is_rejected_not_taken_as_t
                         timestamp_ms=appended_ms + 1000)  # fmt: skip
     # Without a broker time (a record from before the topology said so), nothing to compare.
     cluster.produce("telemetry.events", b"u", serde.encode(_event(2)), partition=3)
+    cluster.produce("telemetry.events", b"u", serde.encode(_event(3)), partition=3,
+                    timestamp_ms=-1)  # fmt: skip
     metrics = AgentMetrics()
     worker = LocalWorker(cluster, PreprocessStep(Settings(), metrics), metrics=metrics)
     worker.assign(range(6))
     worker.run()
-    assert len(cluster.messages("events.clean")) == 3
+    assert len(cluster.messages("events.clean")) == 4
     [rejected] = cluster.decoded("events.rejected")
     assert rejected["reason"] == "invalid_field"
     assert "received_ts is 2591999 s after Kafka received the record" in rejected["detail"]

@@ -233,7 +233,8 @@ class PreprocessStep(Step):
             # however they are batched, replayed or moved.
             received_ms = _millis(record.value["received_ts"])
             stamped = record.timestamp_ms
-            if stamped is not None and received_ms - stamped > max_ahead_ms:
+            # (None or -1: no broker time, as a record of the oldest message format has.)
+            if stamped is not None and stamped >= 0 and received_ms - stamped > max_ahead_ms:
                 # The producer's clock, not the event's time (see _ahead_of_kafka): taken,
                 # it would move the partition's time on and later events would expire.
                 emit.reject(record, "invalid_field", _ahead_of_kafka(received_ms, stamped))
