@@ -64,18 +64,18 @@ DEFAULT_LEVEL = Level.BACKWARD
 def parse_schema(schema_str: str) -> Schema:
     """Parse (and validate) an Avro schema; an invalid one is a 422/42201 registry error."""
     try:
-        parsed = parse_avro_schema(schema_str)
+        return parse_avro_schema(schema_str)
     except InvalidSchemaError as exc:
         raise invalid_schema(str(exc)) from exc
-    _check_defaults(schema_str)
-    return parsed
 
 
 @lru_cache(maxsize=1024)
-def _check_defaults(schema_str: str) -> None:
+def check_defaults(schema_str: str) -> None:
     """Each field's default fits its type (a union's: its first branch), as the Java
     parser the Confluent registry uses checks and Apache Avro's Python parser does not:
-    a record written without such a field could not be read."""
+    a record written without such a field could not be read. Checked of a schema being
+    registered, not of the versions already stored (a subject whose old version has such
+    a default can still take a new one)."""
     try:
         schema = json.loads(schema_str)
         fastavro.parse_schema(schema)  # a default of the wrong type

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from streamlearn.registry import exceptions as errors
-from streamlearn.registry.compatibility import Level, check, parse_schema
+from streamlearn.registry.compatibility import Level, check, check_defaults, parse_schema
 from streamlearn.registry.equivalence import equivalence_key
 from streamlearn.registry.state import (
     RegistryState,
@@ -71,6 +71,7 @@ class RegistryService:
         except RecursionError:
             raise errors.invalid_schema("nested deeper than the registry reads") from None
         parse_schema(text)
+        check_defaults(text)
         return text
 
     def _live_match(
