@@ -94,7 +94,7 @@ def chosen_agents(
     return chosen
 
 
-_RUNNING_ON = re.compile(r"Running on \S+?:(\d+)\b")
+_RUNNING_ON = re.compile(r"Running on \S+:(\d+)\b")
 
 
 def listening_port(message: str, requested: int) -> int:

@@ -59,3 +59,12 @@ def test_only_takes_a_trailing_comma_and_spaces_and_names_what_is_unknown(
         with pytest.raises(typer.Exit):
             chosen_agents(bad, known, default)
         assert said in capsys.readouterr().err
+
+
+def test_the_port_a_server_listens_on_is_read_from_aiohttps_start_message() -> None:
+    from streamlearn.cli_common import listening_port
+
+    said = "======== Running on http://127.0.0.1:41045 ========\n(Press CTRL+C to quit)"
+    assert listening_port(said, 0) == 41045
+    assert listening_port("======== Running on https://[::1]:8443 ========", 0) == 8443
+    assert listening_port("something else", 8001) == 8001
