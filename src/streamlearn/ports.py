@@ -42,8 +42,12 @@ def _candidate(low: int) -> int:
     return random.randrange(LOWEST, low)  # noqa: S311 (spreads picks; not a secret)
 
 
-def _bindable(host: str, port: int) -> bool:
+def bindable(host: str, port: int, *, reuse_address: bool = False) -> bool:
+    """Whether a socket could bind ``port`` on ``host`` now (``reuse_address``: as servers
+    that set SO_REUSEADDR do, for which a port in TIME_WAIT is free)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if reuse_address:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
@@ -58,7 +62,7 @@ def free_port(host: str = "127.0.0.1", avoid: Collection[int] = ()) -> int:
     if low - LOWEST >= ATTEMPTS:
         for _ in range(ATTEMPTS):
             port = _candidate(low)
-            if port not in _given and port not in avoid and _bindable(host, port):
+            if port not in _given and port not in avoid and bindable(host, port):
                 _given.add(port)
                 return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

@@ -31,7 +31,7 @@ def test_a_port_in_use_is_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
-        free = next(p for p in range(20_000, 32_000) if ports._bindable("127.0.0.1", p))
+        free = next(p for p in range(20_000, 32_000) if ports.bindable("127.0.0.1", p))
         picks = iter([busy, busy, free])
         monkeypatch.setattr(ports, "_candidate", lambda low: next(picks))
         monkeypatch.setattr(ports, "ephemeral_range", lambda: (busy + 1, 60_999))
@@ -77,5 +77,5 @@ def test_ports_a_caller_names_are_not_given(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def _two_free_ports() -> tuple[int, int]:
-    free = (p for p in range(20_000, 32_000) if ports._bindable("127.0.0.1", p))
+    free = (p for p in range(20_000, 32_000) if ports.bindable("127.0.0.1", p))
     return next(free), next(free)

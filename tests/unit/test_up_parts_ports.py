@@ -18,7 +18,7 @@ from streamlearn.up.parts import part_specs
 
 
 def _free(count: int) -> list[int]:
-    free = (p for p in range(20_000, 32_000) if ports._bindable("127.0.0.1", p))
+    free = (p for p in range(20_000, 32_000) if ports.bindable("127.0.0.1", p))
     return [next(free) for _ in range(count)]
 
 

@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient
 from streamlearn.kafka_local.config import BrokerConfig, log4j_properties, server_properties
 from streamlearn.kafka_local.exceptions import BrokerStartError, EmbeddedKafkaError
 from streamlearn.kafka_local.java import JavaRuntime, find_java
-from streamlearn.ports import free_port
+from streamlearn.ports import bindable, free_port
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +55,8 @@ def _port_in_use(host: str, port: int) -> bool:
 def _port_taken(host: str, port: int) -> bool:
     """Whether the broker could not listen on ``port``: another process listens there, or
     holds it bound without listening (which answers no connection)."""
-    if _port_in_use(host, port):
-        return True
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Kafka's sockets do
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
+    # Kafka's server sockets set SO_REUSEADDR.
+    return _port_in_use(host, port) or not bindable(host, port, reuse_address=True)
 
 
 _LOG_LINE = re.compile(r"^\[[^]]+\] (?P<level>[A-Z]+) ")
