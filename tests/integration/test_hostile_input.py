@@ -190,3 +190,60 @@ async def test_an_event_from_a_host_whose_clock_runs_ahead_is_rejected_by_the_br
     assert "after Kafka received the record" in record["detail"]
     clean_serde = AvroSerde.for_topic(registry, prefix + "events.clean", "CleanEvent")
     assert [str(clean_serde.decode(m.value())["event_id"]) for m in clean] == [event["event_id"]]
+
+
+async def test_feedback_from_a_host_whose_clock_runs_ahead_is_placed_at_the_brokers_time(
+    settings: Settings, registry: RegistryClient, tmp_path: Path
+) -> None:
+    """telemetry.feedback is stamped by the broker too: a feedback whose received_ts is a
+    day after that (a TelemetryClient on a host whose clock runs ahead) no longer moves the
+    partition's time a day on, which closed every open horizon (impressions became
+    negatives) and made the clicks read after it late."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    prefix = settings.topic_prefix
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    [described] = admin.describe_configs(
+        [ConfigResource(ConfigResource.Type.TOPIC, prefix + "telemetry.feedback")]
+    ).values()
+    assert described.result(timeout=30)["message.timestamp.type"].value == "LogAppendTime"
+
+    samples = _samples(registry, prefix)
+    prediction_serde, prediction = samples["telemetry.predictions"]
+    feedback_serde, template = samples["telemetry.feedback"]
+    now = datetime.now(UTC)
+
+    def feedback(request_id: str, kind: str, number: int, received: datetime) -> dict[str, Any]:
+        event_id = f"6f1c2d3e-4b5a-4c6d-8e7f-{number:012d}"
+        return dict(template, request_id=request_id, kind=kind, value=None, client_ts=received,
+                    received_ts=received, event_id=event_id)  # fmt: skip
+
+    records = [
+        ("telemetry.predictions", prediction_serde.encode(dict(prediction, request_id=r,
+                                                               served_ts=now)))
+        for r in ("r-1", "r-2")
+    ] + [
+        ("telemetry.feedback", feedback_serde.encode(record))
+        for record in (
+            feedback("r-1", "impression", 1, now),
+            feedback("r-2", "impression", 2, now + timedelta(days=1)),
+            feedback("r-1", "click", 3, now + timedelta(seconds=1)),
+        )
+    ]  # fmt: skip
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    for topic, value in records:  # one partition: the same join clock
+        producer.produce(prefix + topic, key=b"r", value=value, partition=1)
+        producer.flush(30)
+    runtime = create_faust_app(
+        settings, [STEPS["label-join"]], registry=registry, data_dir=tmp_path / "faust"
+    )
+    await runtime.app.start()
+    try:
+        examples = await asyncio.to_thread(
+            read_topic, settings, "training.examples", lambda m: len(m) >= 1, 120
+        )
+    finally:
+        await runtime.app.stop()
+    serde = AvroSerde.for_topic(registry, prefix + "training.examples", "TrainingExample")
+    first = serde.decode(examples[0].value())
+    assert (first["request_id"], first["label"]) == ("r-1", 1.0)

@@ -120,8 +120,18 @@ class Harness:
     def pred(self, record: dict[str, Any]) -> list[dict[str, Any]]:
         return self._keep(self.joiner.on_prediction(self._through("PredictionServed", record)))
 
-    def fb(self, record: dict[str, Any]) -> list[dict[str, Any]]:
-        return self._keep(self.joiner.on_feedback(self._through("Feedback", record)))
+    def fb(
+        self,
+        record: dict[str, Any],
+        appended_s: float | None = None,
+        appended_ms: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """``record`` as read from Kafka, appended by the broker at ``appended_s`` (or
+        ``appended_ms`` as on the wire) if given (the topology's telemetry.feedback is
+        stamped at append: LogAppendTime)."""
+        if appended_s is not None:
+            appended_ms = _ms(_at(appended_s))
+        return self._keep(self.joiner.on_feedback(self._through("Feedback", record), appended_ms))
 
     def advance(self, seconds: float) -> list[dict[str, Any]]:
         return self._keep(self.joiner.advance(_ms(_at(seconds))))
@@ -241,6 +251,31 @@ def test_feedback_after_the_horizon_is_late() -> None:
     assert example["label"] == 0.0
     assert h.fb(feedback("r1", "click", 1901)) == []
     assert h.counts["late_feedback"] == 2
+
+
+def test_feedback_from_a_host_whose_clock_runs_ahead_is_placed_at_the_brokers_time() -> None:
+    """A TelemetryClient host whose clock ran a day ahead stamped its feedback's
+    received_ts a day late. Taken as the partition's time, it closed every open horizon at
+    once (the impressions became negatives) and the clicks read after it were late. Kafka
+    appended it at 3 s (LogAppendTime): that is when it was received."""
+    h = Harness()
+    h.pred(prediction("r1"))
+    h.pred(prediction("r2", served_s=1))
+    h.fb(feedback("r1", "impression", 1), appended_s=1)
+    assert h.fb(feedback("r2", "impression", 86400 + 2), appended_s=2) == []
+    [positive] = h.fb(feedback("r1", "click", 3), appended_s=3)
+    assert positive["request_id"] == "r1"
+    assert positive["label"] == 1.0
+    [other] = h.fb(feedback("r2", "click", 4), appended_s=4)
+    assert other["label"] == 1.0
+    assert h.counts["clock_ahead_feedback"] == 1
+    # Within a second of the broker's time, received_ts stands (hosts' clocks differ a
+    # little); without a broker time (-1 or none) there is nothing to compare with.
+    h.pred(prediction("r3", served_s=5))
+    h.fb(feedback("r3", "impression", 5.9), appended_s=5)
+    h.fb(feedback("r3", "click", 4000), appended_ms=-1)
+    assert h.counts["clock_ahead_feedback"] == 1
+    assert h.counts["late_feedback"] == 1  # the click of 4000 s: after r3's horizon
 
 
 def test_feedback_after_a_positive_changes_nothing() -> None:

@@ -49,6 +49,9 @@ class JoinCounters:
     held_feedback: int = 0
     orphaned_feedback: int = 0
     late_feedback: int = 0
+    clock_ahead_feedback: int = 0
+    """Feedback whose received_ts was more than a second after Kafka appended it (its
+    host's clock runs ahead), placed at the append time."""
     after_label: int = 0
     positives: int = 0
     negatives: int = 0

@@ -83,14 +83,15 @@ class LabelJoinStep(Step):
 
     def process(self, partition: int, records: Sequence[Record], emit: Emit) -> None:
         joiner = self._joiners[partition]
-        take = (
-            joiner.on_prediction
-            if records[0].topic == "telemetry.predictions"
-            else joiner.on_feedback
-        )
         send = emit.to("training.examples")
-        for record in records:
-            self._emit(take(record.value), send)
+        if records[0].topic == "telemetry.predictions":
+            for record in records:
+                self._emit(joiner.on_prediction(record.value), send)
+        else:
+            # With the broker's time of each (LogAppendTime in the topology): a feedback
+            # stamped far after it is placed at it (LabelJoiner.on_feedback).
+            for record in records:
+                self._emit(joiner.on_feedback(record.value, record.timestamp_ms), send)
 
     def tick(self, partition: int, now_ms: int, read_ms: int | None, emit: Emit) -> None:
         joiner = self._joiners[partition]

@@ -74,6 +74,9 @@ __all__ = ["Example", "JoinCounters", "LabelJoiner"]
 
 IDLE_MS = 10_000
 """A live partition quiet this long lets its horizons close on the wall clock."""
+AHEAD_TOLERANCE_MS = 1_000
+"""A feedback's ``received_ts`` further than this after Kafka appended the record is the
+producing host's clock running ahead: the feedback is placed at the append time instead."""
 
 
 class LabelJoiner:
@@ -170,12 +173,26 @@ class LabelJoiner:
         emitted += self._expire_orphans(self._predictions_time())
         return emitted
 
-    def on_feedback(self, feedback: Mapping[str, Any]) -> list[Example]:
-        """Take one decoded ``Feedback``; returns the positive example it completes, if any."""
+    def on_feedback(
+        self, feedback: Mapping[str, Any], appended_ms: int | None = None
+    ) -> list[Example]:
+        """Take one decoded ``Feedback``, appended to Kafka at ``appended_ms`` (the
+        record's timestamp: the broker's, as the topology stamps ``telemetry.feedback``;
+        None or -1 if unknown); returns the positive example it completes, if any."""
         self.counters.feedback += 1
         request_id = str(feedback["request_id"])
         event_id = str(feedback["event_id"])
         received_ms = epoch_millis(feedback["received_ts"])
+        if (
+            appended_ms is not None
+            and appended_ms >= 0
+            and received_ms - appended_ms > AHEAD_TOLERANCE_MS
+        ):
+            # A host whose clock runs ahead (a TelemetryClient's stamps received_ts): taken
+            # as the partition's time, it would close every open horizon early and make the
+            # feedback read after it late.
+            received_ms = appended_ms
+            self.counters.clock_ahead_feedback += 1
         self.feedback_clock.observe(self.clock_state, received_ms)
         example = self._take_feedback(request_id, event_id, received_ms, feedback)
         emitted = [] if example is None else [example]
