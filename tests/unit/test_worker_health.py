@@ -20,7 +20,7 @@ pytestmark = pytest.mark.unit
 
 
 def _health(**state: Any) -> WorkerHealth:
-    app = SimpleNamespace(rebalancing=False, in_recovery=False, **state)
+    app = SimpleNamespace(rebalancing=False, in_recovery=False, waiting_for=None, **state)
     return WorkerHealth(app, stale_after_s=30)  # type: ignore[arg-type]
 
 
@@ -50,6 +50,12 @@ def test_a_worker_is_ready_once_started_and_not_while_rebalancing_or_recovering(
     health.app.rebalancing = False
     health.app.in_recovery = True
     assert not health.readiness()[0]
+    health.app.in_recovery = False
+    health.app.waiting_for = "the schema registry, for writer schema id 7"
+    assert health.readiness() == (
+        False,
+        {"status": "waiting for the schema registry, for writer schema id 7"},
+    )
 
 
 def test_the_probes_answer_over_http_naming_the_process() -> None:

@@ -32,6 +32,8 @@ class BatchingApp(faust.App):
         self._batch_handlers: dict[str, BatchHandler] = {}
         self._revoke_listeners: list[RevokeListener] = []
         self.batch_producer = BatchProducer(self)
+        self.waiting_for: str | None = None
+        """What a batch waits for before it can be handled (the readiness probe says)."""
 
     def batch_agent(self, topic: faust.TopicT) -> Callable[[BatchHandler], BatchHandler]:
         """Register a batch handler for every partition of ``topic`` (one handler per topic)."""

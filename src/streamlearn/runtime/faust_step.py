@@ -31,6 +31,7 @@ from streamlearn.runtime.faust_internals import Deliveries
 from streamlearn.runtime.faust_store import PartitionedStore
 from streamlearn.runtime.outputs import OutputBatches
 from streamlearn.runtime.records import StepOutputs, step_topics
+from streamlearn.runtime.registry_wait import look_up_writers
 from streamlearn.runtime.state import PartitionState
 from streamlearn.runtime.step import Step
 
@@ -203,13 +204,17 @@ class StepBinding:
     # -- batches and ticks ---------------------------------------------------------------
 
     async def handle(self, tp: TP, messages: list[Any]) -> Deliveries | None:
+        topic = self.logical[tp.topic]
+        # Before anything of the batch reaches the step: with the registry away, a writer
+        # schema not seen yet is waited for (the worker stopping: read again after).
+        if not await look_up_writers(self.inputs, topic, messages, self.app):
+            return None
         if not await self._sync() or tp.partition not in self.stores.open:
             # Not ours yet (recovery or rebalance under way): read again later.
             log.warning("%s: a batch of a partition %s has not opened: reading it again",
                         tp, self.step.name)  # fmt: skip
             await self.app.consumer.seek(tp, messages[0].offset)
             return None
-        topic = self.logical[tp.topic]
         if await self._sought_back(tp, topic, messages[0].offset):
             return None
         emit, outputs = self._outputs()

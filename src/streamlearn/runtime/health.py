@@ -2,10 +2,10 @@
 
 ``/healthz`` (liveness) answers 503 when the worker's event loop has not run its heartbeat
 for ``stale_after_s``: a loop blocked that long processes nothing and should be restarted.
-``/readyz`` answers 503 until the worker has started and while a rebalance or table
-recovery is under way. Both answers name the worker's pid. The server runs in its own
-thread (like prometheus_client's), so it answers even when the loop does not: that is what
-makes the liveness check meaningful.
+``/readyz`` answers 503 until the worker has started, while a rebalance or table
+recovery is under way, and while a batch waits for the schema registry. Both answers name
+the worker's pid. The server runs in its own thread (like prometheus_client's), so it
+answers even when the loop does not: that is what makes the liveness check meaningful.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ class WorkerHealth:
             return False, {"status": "starting"}
         if self.app.rebalancing or self.app.in_recovery:
             return False, {"status": "rebalancing or recovering"}
+        waiting_for = self.app.waiting_for
+        if waiting_for is not None:
+            return False, {"status": f"waiting for {waiting_for}"}
         return True, {"status": "ready"}
 
 

@@ -27,6 +27,7 @@ from streamlearn.serde.decoding_process import (
     Preparation,
     import_preparation,
 )
+from streamlearn.serde.wire import HEADER_SIZE, MAGIC_BYTE
 from streamlearn.topology.catalogue import TopicCatalogue
 
 log = logging.getLogger(__name__)
@@ -216,6 +217,26 @@ class StepInputs:
         if self._process is not None:
             self._process.close()
             self._process = None
+
+    def unseen_writers(self, topic: str, messages: Sequence[InputMessage]) -> list[int]:
+        """The writer schema ids of ``messages`` that the input's serde would have to ask
+        the registry for (framed values only: the rest is rejected without asking)."""
+        serde = self._serdes[topic]
+        # The headers, deduplicated first: one slice per message is all a batch of known
+        # writers costs.
+        headers = {message.value[:HEADER_SIZE] for message in messages if message.value}
+        return sorted(
+            schema_id
+            for header in headers
+            if len(header) == HEADER_SIZE
+            and header[0] == MAGIC_BYTE
+            and not serde.knows_writer(schema_id := int.from_bytes(header[1:], "big"))
+        )
+
+    def look_up_writer(self, topic: str, schema_id: int) -> None:
+        """Fetch writer ``schema_id`` of ``topic``'s records (see
+        :meth:`AvroSerde.look_up_writer`)."""
+        self._serdes[topic].look_up_writer(schema_id)
 
     def decoded_chunks(
         self,

@@ -11,6 +11,7 @@ faster on a ``TrainingExample``) and by fastavro for whatever it declines.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Collection
@@ -176,6 +177,17 @@ class AvroSerde:
         except ValidationError as invalid:
             return f"invalid {self.schema.get('name')}: " + "; ".join(map(str, invalid.errors))
         return f"invalid {self.schema.get('name')}: {exc}"
+
+    def knows_writer(self, schema_id: int) -> bool:
+        """Whether records of writer ``schema_id`` decode without asking the registry."""
+        return schema_id in self._readers
+
+    def look_up_writer(self, schema_id: int) -> None:
+        """Fetch writer ``schema_id`` from the registry and prepare its reader now.
+        :class:`RegistryUnavailableError` if the registry cannot answer; an id that
+        :meth:`decode` rejects (not registered, not resolvable) is left to it."""
+        with contextlib.suppress(DecodeError):
+            self._reader_for(schema_id)
 
     def _reader_for(self, schema_id: int) -> tuple[Any, Any]:
         cached = self._readers.get(schema_id)
