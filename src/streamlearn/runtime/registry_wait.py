@@ -38,7 +38,8 @@ async def look_up_writers(
     unseen = inputs.unseen_writers(topic, messages)
     if not unseen:
         return True
-    delay, logged_at, waited = FIRST_RETRY_S, 0.0, False
+    delay, waited = FIRST_RETRY_S, False
+    logged_at: float | None = None
     for schema_id in unseen:
         while True:
             if app.should_stop:
@@ -50,7 +51,7 @@ async def look_up_writers(
             except RegistryUnavailableError as exc:
                 app.waiting_for = f"the schema registry, for writer schema id {schema_id}"
                 now = time.monotonic()
-                if now - logged_at >= LOG_EVERY_S:
+                if logged_at is None or now - logged_at >= LOG_EVERY_S:
                     log.warning(
                         "%s: waiting for the schema registry to read writer schema id %d "
                         "(nothing is skipped; retrying): %s",
