@@ -22,7 +22,7 @@ from confluent_kafka import Producer
 
 from streamlearn.client import TelemetryClient
 from streamlearn.collector.app import Collector
-from streamlearn.kafka_clients import key_partition
+from streamlearn.kafka_clients import java_key_partition, key_partition
 from streamlearn.kafka_local import load_lock
 from streamlearn.kafka_local.jars import jar_dir
 from streamlearn.kafka_local.java import find_java
@@ -139,6 +139,8 @@ def test_the_agents_and_the_learner_partition_keys_like_kafka(
     partition_of = KeyPartitioner(count)
     assert [partition_of(key) for key in KEYS] == kafka_partitions[count]
     assert [key_partition(key, count) for key in KEYS] == kafka_partitions[count]
+    # Where the client has no murmur2 of its own (confluent-kafka before 2.13).
+    assert [java_key_partition(key, count) for key in KEYS] == kafka_partitions[count]
 
 
 def test_a_producer_config_cannot_choose_another_partitioner() -> None:
