@@ -417,3 +417,46 @@ def test_agents_replayed_into_a_shadow_namespace_differ_only_by_a_changed_bot_ru
     again = _cli(settings, "drop", "--into", same)
     assert again.returncode == 1
     assert "nothing of namespace" in again.stderr
+
+
+def test_a_shadow_copy_keeps_the_live_records_timestamps(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    """The broker stamps telemetry.events and telemetry.feedback at append (LogAppendTime,
+    which preprocess and label-join compare received_ts with). Created from the topology,
+    the shadow topics did too, so every copied record got the time of the copy: a replay
+    a day later judged its events against another clock than live did."""
+    from streamlearn.replay.positions import parse_position
+    from streamlearn.replay.shadow import copy_inputs, plan_shadow
+
+    events = _serde(settings, registry, "telemetry.events", "TelemetryEvent")
+    data = ingest_dataset.build(events, seed=43, humans=3)
+    _produce(settings, "telemetry.events", [r for r in data.records[:20] if r[1]])
+    feedback = _serde(settings, registry, "telemetry.feedback", "Feedback")
+    now = datetime.now(UTC)
+    click = {"request_id": "r-1", "event_id": "5d0b8a34-1f2e-4c3d-9a8b-7c6d5e4f3a21",
+             "kind": "click", "value": None, "user_id": "u-1", "client_ts": now,
+             "received_ts": now, "app_version": "1", "properties": {}}  # fmt: skip
+    _produce(settings, "telemetry.feedback", [(b"r-1", feedback.encode(click))])
+    live = {
+        topic: {(m.partition(), m.offset()): m.timestamp() for m in read_topic(
+            settings, topic, lambda m: False, timeout_s=3)}
+        for topic in ("telemetry.events", "telemetry.feedback")
+    }  # fmt: skip
+    assert all(kind == 2 for stamped in live.values() for kind, _ in stamped.values()), (
+        "the live topics are stamped by the broker"
+    )
+    time.sleep(1.5)  # the copy comes later: another broker time
+    shadow = settings.topic_prefix + "copy."
+    plan = plan_shadow(settings, ["preprocess", "label-join"], shadow,
+                       parse_position("earliest"), parse_position("latest"))  # fmt: skip
+    copy_inputs(settings, plan)
+    for topic in ("telemetry.events", "telemetry.feedback"):
+        copied = {
+            (m.partition(), m.offset()): m.timestamp()
+            for m in read_topic(settings.model_copy(update={"topic_prefix": shadow}), topic,
+                                lambda m: False, timeout_s=3)
+        }  # fmt: skip
+        assert {k: ts for k, (_, ts) in copied.items()} == {
+            k: ts for k, (_, ts) in live[topic].items()
+        }, topic

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 from streamlearn.topology.catalogue import topology_path
 from streamlearn.topology.namespace import Namespace
+from streamlearn.topology.plan import DesiredTopic
 
 SHADOW_GROUP = "streamlearn-replay"
 WAIT_S = 600.0
@@ -147,12 +148,28 @@ def _admin(settings: Settings) -> AdminClient:
     return AdminClient(confluent_config(settings))
 
 
+def shadow_topics(desired: Sequence[DesiredTopic], plan: ShadowPlan) -> list[DesiredTopic]:
+    """The topology's topics in the shadow namespace, those the copy writes keeping the
+    timestamps they are given: where the topology has the broker stamp a topic at append
+    (``LogAppendTime``, e.g. telemetry.events, whose broker time preprocess compares
+    ``received_ts`` with), the copy would otherwise get the time of the copy, and a replay
+    would judge its records against another clock than live did."""
+    copied = {plan.shadow_prefix + topic for topic in plan.ranges}
+    return [
+        replace(topic, configs={**topic.configs, "message.timestamp.type": "CreateTime"})
+        if topic.name in copied
+        else topic
+        for topic in desired
+    ]
+
+
 def copy_inputs(
     settings: Settings, plan: ShadowPlan, advance: Callable[[int], None] | None = None
 ) -> None:
     """Create the shadow namespace's topics and copy the ranges into them."""
     topology = load_topology(topology_path(settings))
-    apply_topology(_admin(settings), desired_topics(topology, plan.shadow_prefix))
+    apply_topology(_admin(settings), shadow_topics(desired_topics(topology, plan.shadow_prefix),
+                                                   plan))  # fmt: skip
     for topic in plan.ranges:
         shadow = plan.shadow_prefix + topic
         if any(end for _, end in end_offsets(settings, shadow).values()):
