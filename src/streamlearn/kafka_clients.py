@@ -16,6 +16,7 @@ partition itself calls :func:`key_partition`.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from streamlearn.settings import Settings
@@ -35,10 +36,13 @@ def java_key_partition(key: bytes, partitions: int) -> int:
     return int(python_murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+key_partition: Callable[[bytes, int], int]
 try:
-    from confluent_kafka.cimpl import murmur2 as key_partition
+    from confluent_kafka.cimpl import murmur2 as c_murmur2
 except ImportError:  # confluent-kafka before 2.13, which pyproject.toml allows
-    key_partition = java_key_partition  # type: ignore[assignment]
+    key_partition = java_key_partition
+else:
+    key_partition = c_murmur2
 """``key_partition(key, partitions)``: :func:`java_key_partition`'s answer, by
 librdkafka's ``murmur2`` partitioner in C where the client has it (0.08 µs a key, paid for
 every output record with a new key: label-join's examples, the learning lab's
