@@ -107,7 +107,7 @@ def replay_model(
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Train a model on a range of training.examples with the learner's code."""
-    from streamlearn.replay.model import plan_model_replay, run_model_replay
+    from streamlearn.replay.model import nothing_learned, plan_model_replay, run_model_replay
     from streamlearn.replay.positions import parse_position
     from streamlearn.replay.progress import progress
     from streamlearn.serde import RegistryClient
@@ -135,6 +135,9 @@ def replay_model(
         with progress(f"replay {name}", plan.records) as advance:
             result = run_model_replay(settings, registry, plan, advance)
     snapshot = result.snapshot
+    unlearned = nothing_learned(plan, result.counts, result.learned)
+    if unlearned is not None:
+        typer.echo(f"warning: {unlearned}", err=True)
     typer.echo(
         f"learned {result.learned:,} examples ({result.counts.read:,} records read, "
         f"{result.counts.undecodable:,} undecodable); payload sha256 "

@@ -212,6 +212,19 @@ def test_replay_model_is_river_in_process_from_earliest_or_a_time_then_past_rete
     (replayed,) = _snapshots(settings, registry, "ctr@replayed")
     assert replayed["payload"] == _river(earlier + later), "byte-identical to River in-process"
 
+    # Nothing to learn is refused rather than published as an untrained version.
+    no_arm = _cli(settings, "model", "ctr@nosuch", "--shadow", "empty")
+    assert no_arm.returncode == 1
+    assert "learned no examples: none of the 5,000 records read is ctr@nosuch's" in no_arm.stderr
+    empty = _cli(settings, "model", "ctr", "--from", "latest", "--shadow", "empty")
+    assert empty.returncode == 1
+    examples_topic = settings.topic_prefix + "training.examples"
+    assert f"nothing to learn: {examples_topic}[{CTR_PARTITION}] offsets 5000..5000" in empty.stderr
+    assert not _snapshots(settings, registry, "ctr@empty"), "an untrained model is not published"
+    unpublished = _cli(settings, "model", "ctr@nosuch")
+    assert unpublished.returncode == 0, unpublished.stderr
+    assert "learned no examples" in unpublished.stderr
+
     since = (one_hour_ago - timedelta(minutes=1)).isoformat()
     plan = _cli(settings, "model", "ctr", "--from", since, "--shadow", "late", "--dry-run")
     assert plan.returncode == 0, plan.stderr

@@ -115,6 +115,11 @@ def plan_model_replay(
         Keyring.from_settings(settings),
     )  # fmt: skip
     publishing = publish or shadow is not None
+    if publishing and not any(r.count for r in ranges):
+        where = ", ".join(f"{topic}[{r.partition}] offsets {r.start}..{r.end}" for r in ranges)
+        raise ReplayError(
+            f"nothing to learn: {where} holds no records; an untrained model is not published"
+        )
     if publishing and shadow is None and not force:
         readers = consumers_of(settings, topic)
         if readers:
@@ -136,6 +141,15 @@ class ModelReplay:
     learned: int
     published_at: tuple[int, int] | None
     """(partition, offset) on ``model.state`` when published."""
+
+
+def nothing_learned(plan: ModelReplayPlan, counts: ReadCounts, learned: int) -> str | None:
+    """Why a replay that learned no example learned none (None: it learned some)."""
+    if learned:
+        return None
+    target = plan.target
+    whose = f"{target.examples_of}@{target.arm}" if target.arm else target.examples_of
+    return f"learned no examples: none of the {counts.read:,} records read is {whose}'s"
 
 
 def run_model_replay(
@@ -170,6 +184,9 @@ def run_model_replay(
         source=plan.source.name,
     )
     published_at = None
+    unlearned = nothing_learned(plan, counts, learner.trained_examples)
+    if publisher is not None and unlearned is not None:
+        raise ReplayError(f"{unlearned}; nothing published")
     if publisher is not None:
         state = catalogue.topic("model.state")
         value = state.serde(registry).encode(snapshot)
