@@ -115,3 +115,26 @@ def test_archive_ls_lists_ranges_and_flags_overlaps(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "overlap" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["avro", "parquet"])
+def test_an_unknown_compression_is_refused_before_anything_runs(fmt: str, tmp_path: Path) -> None:
+    with pytest.raises(ArchiveError, match=rf"--compression lz99: not a {fmt} codec; one of: "):
+        ArchiveConfig(root=str(tmp_path), format=fmt, compression="lz99")  # type: ignore[arg-type]
+    result = CliRunner().invoke(
+        archive_app,
+        ["run", "--root", str(tmp_path), "--format", fmt, "--compression", "lz99",
+         "--bootstrap-servers", "127.0.0.1:1"],
+    )  # fmt: skip
+    # The command line prints an ArchiveError as one line (cli_errors), before consuming.
+    assert isinstance(result.exception, ArchiveError), result.output
+    assert "--compression lz99: not a" in str(result.exception)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "codec"),
+    [("avro", "deflate"), ("avro", "null"), ("parquet", "zstd"), ("parquet", "none")],
+)
+def test_known_compressions_are_taken(fmt: str, codec: str, tmp_path: Path) -> None:
+    config = ArchiveConfig(root=str(tmp_path), format=fmt, compression=codec)  # type: ignore[arg-type]
+    assert config.compression == codec

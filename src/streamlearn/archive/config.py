@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from streamlearn.archive.formats import check_compression
 from streamlearn.archive.layout import Format
 from streamlearn.archive.partition import Limits
 from streamlearn.archive.storage import describe_root
@@ -47,6 +48,9 @@ class ArchiveConfig:
     has, or records produced from now on."""
     batch_size: int = 2000
     """Most records taken from the consumer at once."""
+
+    def __post_init__(self) -> None:
+        check_compression(self.format, self.compression)
 
     def __repr__(self) -> str:
         # storage_options may hold credentials: never in a repr, a log or a traceback.

@@ -13,6 +13,7 @@ Avro's form (:func:`read_rows`). The writers live in :mod:`.formats_avro` and
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from datetime import UTC
@@ -36,12 +37,14 @@ from streamlearn.archive.formats_parquet import (
 from streamlearn.archive.layout import Format
 
 __all__ = [
+    "CODECS",
     "DEFAULT_COMPRESSION",
     "PARQUET_ROW_GROUP_ROWS",
     "AvroFileWriter",
     "FileWriter",
     "Headers",
     "ParquetFileWriter",
+    "check_compression",
     "open_writer",
     "parquet_schema",
     "read_rows",
@@ -50,6 +53,34 @@ __all__ = [
 DEFAULT_COMPRESSION: dict[Format, str] = {"avro": "snappy", "parquet": "snappy"}
 """Snappy for both: cheap on CPU (the archive runs beside the agents) and read by every
 Avro and Parquet implementation."""
+
+
+CODECS: dict[Format, tuple[str, ...]] = {
+    "avro": ("null", "deflate", "snappy", "zstandard", "lz4", "bzip2", "xz"),
+    "parquet": ("none", "snappy", "gzip", "brotli", "lz4", "zstd"),
+}
+"""The codecs fastavro's writer and pyarrow's Parquet writer know by these names."""
+
+
+def check_compression(fmt: Format, compression: str | None) -> None:
+    """Raise :class:`ArchiveError` unless ``compression`` can write ``fmt`` files here (a
+    known name whose library is installed), before a consumer starts rather than at the
+    first file."""
+    if compression is None:
+        return
+    known = CODECS[fmt]
+    if compression not in known:
+        raise ArchiveError(
+            f"--compression {compression}: not a {fmt} codec; one of: {', '.join(known)}"
+        )
+    try:  # a known name can still lack its library (fastavro's zstandard, lz4)
+        if fmt == "avro":
+            schema = {"type": "record", "name": "probe", "fields": []}
+            fastavro.writer(io.BytesIO(), schema, [{}], codec=compression)
+        else:
+            pq.write_table(pa.table({"probe": [0]}), io.BytesIO(), compression=compression)
+    except Exception as exc:  # each library says "unavailable" its own way
+        raise ArchiveError(f"--compression {compression} cannot write {fmt} here: {exc}") from exc
 
 
 def open_writer(
