@@ -19,9 +19,14 @@ keys_app = typer.Typer(rich_markup_mode=None, help="Model-signing keys.", no_arg
 def _duration(text: str) -> timedelta:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
-        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+        duration = timedelta(seconds=float(text[:-1]) * units[text[-1]])
     except (KeyError, ValueError, IndexError):
         raise typer.BadParameter(f"{text!r}: a number and s, m, h or d (e.g. 2h)") from None
+    if duration < timedelta(0):
+        # A grace that ended before the file is rolled out refuses the old key's
+        # snapshots at once: zero is the way to say so on purpose.
+        raise typer.BadParameter(f"{text!r}: a grace of zero or more (e.g. 2h, or 0s)")
+    return duration
 
 
 @keys_app.command("rotate")
@@ -62,13 +67,16 @@ def keys_rotate(
         descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         fail(f"{out} exists: choose a new file (a rotation never overwrites keys)")
+    except FileNotFoundError:
+        fail(f"{out.parent} does not exist: create it (owner-only), or write elsewhere")
     with os.fdopen(descriptor, "w") as file:
         file.write(yaml.safe_dump(rotated, sort_keys=False))
-    previous = (
-        ", the one `up` made,"
-        if settings.model_signing_key is None
-        else f" {settings.model_signing_key_id!r},"
-    )
+    if settings.model_signing_key is None:
+        previous = ", the one `up` made,"
+    elif settings.model_signing_key_id is None:
+        previous = ", which has no key id,"
+    else:
+        previous = f" {settings.model_signing_key_id!r},"
     typer.echo(
         f"new key {new_id} written to {out} (with the previous key{previous} accepted "
         f"until {until.isoformat()}); roll it out to every prediction worker and learner "

@@ -135,3 +135,35 @@ def test_keys_rotate_after_up_rotates_the_key_up_made(
     monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(out))
     keyring = Keyring.from_settings(Settings())
     verify_snapshot(_snapshot(b"the-key-up-made", None), keyring)
+
+
+def test_keys_rotate_refuses_a_missing_directory_and_a_grace_in_the_past(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a new user: a missing directory was a FileNotFoundError traceback, and
+    ``--grace -5h`` wrote a grace that had already ended (the old key refused at once)."""
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "the-current-key")
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY_ID", "k-current")
+    missing = tmp_path / "nosuch" / "rotated.yaml"
+    result = CliRunner().invoke(app, ["keys", "rotate", "--out", str(missing)])
+    assert result.exit_code == 1
+    assert f"{missing.parent} does not exist" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    past = CliRunner().invoke(
+        app, ["keys", "rotate", "--out", str(tmp_path / "r.yaml"), "--grace", "-5h"]
+    )
+    assert past.exit_code == 2
+    assert "zero or more" in past.output
+    assert not (tmp_path / "r.yaml").exists()
+
+
+def test_keys_rotate_names_a_previous_key_without_an_id_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "the-current-key")
+    monkeypatch.delenv("STREAMLEARN_MODEL_SIGNING_KEY_ID", raising=False)
+    monkeypatch.setenv("STREAMLEARN_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["keys", "rotate", "--out", str(tmp_path / "r.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "None" not in result.output
+    assert "(with the previous key, which has no key id, accepted until" in result.output
