@@ -99,7 +99,8 @@ class TopicFollower:
                     missing = self._assign_new(consumer)
                     refresh_at = time.monotonic() + (MISSING_REFRESH_S if missing else REFRESH_S)
                 if not any(self._assigned.values()):
-                    self._stop.wait(POLL_S)
+                    # Nothing to read, but polled: it hands librdkafka's log lines over.
+                    consumer.poll(POLL_S)
                     continue
                 self._consume(consumer)
         except Exception:

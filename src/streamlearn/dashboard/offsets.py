@@ -71,6 +71,7 @@ class EndOffsetSampler:
         try:
             while not self._stop.wait(max(0.0, next_at - time.monotonic())):
                 next_at = max(next_at + self.interval_s, time.monotonic())
+                admin.poll(0)  # hands librdkafka's queued log lines to logging
                 try:
                     if time.monotonic() >= refresh_at or not self._partitions:
                         self._refresh(admin)
