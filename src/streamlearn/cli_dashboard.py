@@ -51,6 +51,12 @@ def dashboard(
         targets = scrape_targets(scrape or [])
     except DashboardError as exc:
         fail(str(exc))
+    if ready_file is not None:
+        # Written once the server listens: checked now, before anything starts.
+        if ready_file.is_dir():
+            fail(f"--ready-file {ready_file}: a directory; name a file in it")
+        if not ready_file.parent.is_dir():
+            fail(f"--ready-file {ready_file}: {ready_file.parent} is not a directory")
 
     def ready(url: str) -> None:
         typer.echo(f"dashboard on {url}/ (namespace: {settings.topic_prefix or '(none)'})")

@@ -25,7 +25,7 @@ from streamlearn.dashboard.openapi import openapi_document
 from streamlearn.dashboard.runner import serve_dashboard, write_ready_file
 from streamlearn.dashboard.security import SECURITY_HEADERS
 from streamlearn.dashboard.sse import sse_comment, sse_event, sse_json, sse_retry
-from streamlearn.dashboard.state import Decoded
+from streamlearn.dashboard.state import Decoded, FollowStatus
 from streamlearn.settings import Settings
 
 
@@ -86,6 +86,7 @@ def test_an_event_refuses_a_newline_in_its_name_and_nan_in_its_data() -> None:
         "/static/vendor/uPlot.iife.min.js",
         "/api/state",
         "/healthz",
+        "/readyz",
         "/metrics",
         "/no/such/page",
         "/static/no-such-file.js",
@@ -219,6 +220,36 @@ async def test_healthz_and_metrics(client: TestClient[web.Request, web.Applicati
     assert "streamlearn_dashboard_sse_clients" in await response.text()
 
 
+async def test_readyz_says_what_keeps_the_dashboard_from_its_topics(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    """Without a broker the dashboard's /healthz answered 200 and nothing else said so
+    but a field of /api/state; /readyz answers 503 with the reason (liveness stays 200:
+    restarting the dashboard brings no broker back)."""
+    state = client.app[DASHBOARD].state
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    assert (await ready.json()) == {"status": "ready"}
+    state.set_follow_status(FollowStatus(error="metadata: Broker transport failure"))
+    state.set_offsets_error("end offsets: Failed to get metadata")
+    unready = await client.get("/readyz")
+    assert unready.status == 503
+    assert unready.headers["Cache-Control"] == "no-store"
+    assert (await unready.json()) == {
+        "status": "not ready",
+        "errors": ["metadata: Broker transport failure", "end offsets: Failed to get metadata"],
+    }
+    alive = await client.get("/healthz")
+    assert alive.status == 200
+    assert (await alive.json())["errors"] == [
+        "metadata: Broker transport failure",
+        "end offsets: Failed to get metadata",
+    ]
+    state.set_follow_status(FollowStatus())
+    state.set_offsets_error(None)
+    assert (await client.get("/readyz")).status == 200
+
+
 async def _events(response: aiohttp.ClientResponse, count: int) -> list[tuple[str, Any]]:
     """The next ``count`` events of a stream: (name, decoded data)."""
     events: list[tuple[str, Any]] = []
@@ -302,6 +333,24 @@ def test_the_ready_file_is_written_whole(tmp_path: Path) -> None:
     write_ready_file(path, "http://127.0.0.1:8080")
     assert path.read_text() == "http://127.0.0.1:8080\n"
     assert [p.name for p in tmp_path.iterdir()] == ["ready"]
+
+
+@pytest.mark.parametrize("where", ["missing directory", "a directory"])
+def test_an_unusable_ready_file_is_refused_before_the_dashboard_starts(
+    tmp_path: Path, where: str
+) -> None:
+    """Found by a new user: a missing directory was a traceback after the server started,
+    a directory an error naming the dashboard's own temporary file."""
+    from typer.testing import CliRunner
+
+    from streamlearn.cli import app
+
+    path = tmp_path / "nosuch" / "ready" if where == "missing directory" else tmp_path
+    result = CliRunner().invoke(app, ["dashboard", "--port", "0", "--ready-file", str(path)])
+    assert result.exit_code == 1
+    assert f"--ready-file {path}: " in result.output
+    assert "Traceback" not in result.output
+    assert ".ready" not in result.output
 
 
 def test_the_document_names_every_route_and_only_those() -> None:

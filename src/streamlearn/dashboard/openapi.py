@@ -49,9 +49,15 @@ def openapi_document() -> dict[str, Any]:
         "required": ["error"],
         "properties": {"error": {"type": "string"}},
     }
+    errors = {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "What keeps the dashboard from reading its topics (the broker's "
+        "or the schema registry's error); empty when nothing does.",
+    }
     health = {
         "type": "object",
-        "required": ["status", "topics", "missing"],
+        "required": ["status", "topics", "missing", "errors"],
         "properties": {
             "status": {"const": "ok"},
             "topics": {
@@ -63,7 +69,13 @@ def openapi_document() -> dict[str, Any]:
                 "items": {"type": "string"},
                 "description": "Followed topics the cluster does not have (yet).",
             },
+            "errors": errors,
         },
+    }
+    readiness = {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"enum": ["ready", "not ready"]}, "errors": errors},
     }
 
     def get(summary: str, ok: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +102,15 @@ def openapi_document() -> dict[str, Any]:
                 },
             ),
             "/healthz": get("Liveness and the followed topics.", _json(health, "Healthy.")),
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: whether the topics can be read.",
+                    "responses": {
+                        "200": _json(readiness, "Ready."),
+                        "503": _json(readiness, "Not ready: the errors say why."),
+                    },
+                }
+            },
             "/metrics": get(
                 "The dashboard's own Prometheus metrics.",
                 {

@@ -3,7 +3,7 @@
 ``GET /`` the page; ``/static/...`` its script, style and the vendored chart library;
 ``GET /api/state`` the whole state as JSON; ``GET /api/events`` the same as server-sent
 events (the state, then a delta each tick, or a heartbeat when nothing changed);
-``/healthz``, ``/metrics`` and ``/openapi.json`` (what each answers).
+``/healthz``, ``/readyz``, ``/metrics`` and ``/openapi.json`` (what each answers).
 """
 
 from __future__ import annotations
@@ -82,12 +82,33 @@ async def api_events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _errors(status: dict[str, object]) -> list[str]:
+    """What keeps the dashboard from its topics: reading them, sampling their offsets."""
+    return [str(error) for error in (status["error"], status["offsets_error"]) if error]
+
+
 async def healthz(request: web.Request) -> web.Response:
-    state = request.app[DASHBOARD].state
-    status = state.section("status")
+    """Liveness: 200 while serving, broker or not (a restart brings no broker back)."""
+    status = request.app[DASHBOARD].state.section("status")
     return web.json_response(
-        {"status": "ok", "topics": status["assigned"], "missing": status["missing"]},
+        {
+            "status": "ok",
+            "topics": status["assigned"],
+            "missing": status["missing"],
+            "errors": _errors(status),
+        },
         headers={"Cache-Control": "no-store"},
+    )
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 503 with the reasons while the topics cannot be read."""
+    errors = _errors(request.app[DASHBOARD].state.section("status"))
+    body: dict[str, object] = (
+        {"status": "not ready", "errors": errors} if errors else {"status": "ready"}
+    )
+    return web.json_response(
+        body, status=503 if errors else 200, headers={"Cache-Control": "no-store"}
     )
 
 
@@ -105,6 +126,7 @@ def add_routes(app: web.Application, static_dir: str) -> None:
     app.router.add_get("/api/state", api_state)
     app.router.add_get("/api/events", api_events)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_static("/static/", static_dir, append_version=False)
