@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -248,6 +248,16 @@ def replay_reset(
     typer.echo(f"moved {len(moves)} partition offsets of {kafka_group}")
 
 
+def _interrupted(into: str) -> NoReturn:
+    typer.echo(
+        f"streamlearn: interrupted: the shadow namespace {into!r} holds part of the replay "
+        f"(no manifest: `replay diff` refuses it); delete it with "
+        f"`streamlearn replay drop --into {into}`",
+        err=True,
+    )
+    raise typer.Exit(130)  # a shell's code for a command stopped by SIGINT
+
+
 @replay_app.command("agents")
 def replay_agents(
     only: Annotated[str, typer.Option("--only", help="Comma-separated agents to run")],
@@ -286,11 +296,17 @@ def replay_agents(
             typer.echo(line)
         if dry_run:
             return
-        with progress(f"copy into {into}", plan.records) as advance:
-            copy_inputs(settings, plan, advance)
+        try:
+            with progress(f"copy into {into}", plan.records) as advance:
+                copy_inputs(settings, plan, advance)
+        except KeyboardInterrupt:
+            _interrupted(into)
     log = worker_log_path(settings, into)
     typer.echo(f"running {', '.join(agents)} in {into!r} (worker log {log})")
-    code = run_shadow(settings, plan, log)
+    try:
+        code = run_shadow(settings, plan, log)  # stops the worker however it ends
+    except KeyboardInterrupt:
+        _interrupted(into)
     if code != 0:
         fail(f"the shadow worker stopped with exit code {code}; see {log}")
     path = write_manifest(settings, plan)

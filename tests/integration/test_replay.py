@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -473,3 +475,47 @@ def test_a_shadow_copy_keeps_the_live_records_timestamps(
         assert {k: ts for k, (_, ts) in copied.items()} == {
             k: ts for k, (_, ts) in live[topic].items()
         }, topic
+
+
+@pytest.mark.parametrize("to", ["group", "command"])
+def test_ctrl_c_stops_a_shadow_replay_while_its_agents_run(
+    settings: Settings, registry: RegistryClient, to: str
+) -> None:
+    """Found by a new user: SIGINT during the worker phase of `replay agents` was ignored;
+    the replay ran to its end and exited 0. Ctrl-C reaches the terminal's whole process
+    group (the command and the shadow worker it started); `kill -INT` the command only."""
+    from streamlearn.replay.shadow import manifest_path
+
+    events = _serde(settings, registry, "telemetry.events", "TelemetryEvent")
+    data = ingest_dataset.build(events, seed=44, humans=3)
+    _produce(settings, "telemetry.events", [r for r in data.records[:30] if r[1]])
+    into = settings.topic_prefix + "interrupted."
+    with subprocess.Popen(
+        [sys.executable, "-m", "streamlearn", "replay", "agents",
+         "--only", "preprocess", "--into", into],
+        env=worker_environment(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,  # its own group: the test's Ctrl-C
+    ) as replay:  # fmt: skip
+        assert replay.stdout is not None
+        assert replay.stderr is not None
+        try:
+            for line in replay.stdout:
+                if line.startswith("running preprocess"):
+                    break
+            else:
+                pytest.fail(f"no worker phase: {replay.stderr.read()}")
+            time.sleep(1.0)  # the shadow worker is starting or consuming
+            if to == "group":
+                os.killpg(replay.pid, signal.SIGINT)
+            else:
+                replay.send_signal(signal.SIGINT)
+            code = replay.wait(timeout=60)
+        finally:
+            if replay.poll() is None:
+                os.killpg(replay.pid, signal.SIGKILL)
+        stderr = replay.stderr.read()
+    assert code == 130, stderr
+    assert "interrupted: the shadow namespace" in stderr
+    assert not manifest_path(settings, into).exists(), "an interrupted replay is not done"
+    dropped = _cli(settings, "drop", "--into", into)
+    assert dropped.returncode == 0, dropped.stdout + dropped.stderr
