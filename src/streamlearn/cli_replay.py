@@ -177,11 +177,10 @@ def replay_verify(
         reader = _record_source(settings, registry, source, root, s3_endpoint_url, s3_region)
         verdicts = verify_published(settings, registry, name, version, every, reader)
     for verdict in verdicts:
-        ranges = ", ".join(f"[{r.partition}] {r.start}..{r.end}" for r in verdict.ranges) or "-"
         state = "identical" if verdict.identical else "DIFFERS"
         typer.echo(
             f"{verdict.model_name} v{verdict.version}: {state}; from {verdict.start}, "
-            f"examples {ranges} ({verdict.examples:,} learned): {verdict.detail}"
+            f"examples {verdict.examples_read} ({verdict.examples:,} learned): {verdict.detail}"
         )
     differing = [v for v in verdicts if not v.identical]
     if differing:

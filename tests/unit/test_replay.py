@@ -97,6 +97,9 @@ def test_each_live_version_is_recomputed_from_its_parent_byte_for_byte() -> None
     # From the window before the parent's offsets (read again, not learned: which examples
     # a re-emitted copy would repeat), here the log's start.
     assert [(r.start, r.end) for r in verdicts[1].ranges] == [(0, 450)]
+    # Said as what was learned (the docs' "6..75"; it printed "0..75").
+    assert verdicts[1].examples_read == "[0] 200..450 (read from 0 for re-emitted copies)"
+    assert verdicts[0].examples_read == "[0] 0..200"
     assert [v.examples for v in verdicts] == [198, 250, 150], (
         "not the other model's, nor the invalid"
     )

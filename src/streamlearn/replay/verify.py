@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from streamlearn.models import SnapshotRejected, safe_pickle
 from streamlearn.models.exceptions import UnknownSnapshotSpec
@@ -48,8 +48,22 @@ class Verdict:
     start: str
     """Where the recomputation started: ``v<parent>`` or ``scratch``."""
     ranges: tuple[PartitionRange, ...] = ()
+    """What was read (from the window before the parent's offsets, see :attr:`learned_from`)."""
     examples: int = 0
     """Examples learned in the recomputation."""
+    learned_from: Mapping[int, int] = field(default_factory=dict)
+    """Partition → the offset learning started at (the parent's), where that is after the
+    range's start."""
+
+    @property
+    def examples_read(self) -> str:
+        """The ranges as learned, and from where they were read when that is earlier."""
+        said = []
+        for r in self.ranges:
+            learned = self.learned_from.get(r.partition, r.start)
+            read = f" (read from {r.start} for re-emitted copies)" if learned != r.start else ""
+            said.append(f"[{r.partition}] {learned}..{r.end}{read}")
+        return ", ".join(said) or "-"
 
 
 def _short(digest: str) -> str:
@@ -74,6 +88,7 @@ def verify_version(
     retention, by ``watermarks``)."""
     snapshot = published.snapshot
     name, version = str(snapshot["model_name"]), published.version
+    learned_from: dict[int, int] = {}  # filled below when resuming from the parent
 
     def verdict(
         identical: bool,
@@ -82,7 +97,7 @@ def verify_version(
         ranges: tuple[PartitionRange, ...] = (),
         examples: int = 0,
     ) -> Verdict:
-        return Verdict(name, version, identical, detail, start, ranges, examples)
+        return Verdict(name, version, identical, detail, start, ranges, examples, learned_from)
 
     if published.rejected is not None:
         return verdict(False, f"the published snapshot fails verification: {published.rejected}")
@@ -106,6 +121,7 @@ def verify_version(
         # From the window before the parent's offsets: read again, not learned, it tells
         # the learner which examples a re-emitted copy would repeat, as it knew live.
         window = learner.recent_examples.window
+        learned_from.update({p: learner.next_offsets.get((topic, p), 0) for p in ends})
         starts = {
             p: max(learner.next_offsets.get((topic, p), 0) - window, watermarks.get(p, (0, 0))[0])
             for p in ends
