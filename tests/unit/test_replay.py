@@ -41,6 +41,10 @@ def test_positions_parse_as_documented() -> None:
     assert parse_position("2026-11-30T10:00:00+01:00") == datetime(2026, 11, 30, 9, tzinfo=UTC)
     with pytest.raises(ReplayError, match="expected earliest, latest"):
         parse_position("yesterday")
+    with pytest.raises(ReplayError, match=r"position '2:-5': partitions and offsets are 0 or more"):
+        parse_position("2:-5")
+    with pytest.raises(ReplayError, match="partition 1 twice"):
+        parse_position("1:5,1:7")
 
 
 def test_a_range_past_retention_names_partitions_and_what_the_log_holds() -> None:

@@ -36,10 +36,11 @@ def parse_position(text: str) -> Position:
         return text  # type: ignore[return-value]
     if ":" in text and all(part.count(":") == 1 for part in text.split(",")):
         try:
-            pairs = [part.split(":") for part in text.split(",")]
-            return {int(p): int(o) for p, o in pairs}
+            pairs = [(int(p), int(o)) for p, o in (part.split(":") for part in text.split(","))]
         except ValueError:
             pass  # perhaps a time (hh:mm)
+        else:
+            return _explicit_offsets(text, pairs)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -47,6 +48,17 @@ def parse_position(text: str) -> Position:
             f"position {text!r}: expected earliest, latest, an ISO 8601 time or P:O,P:O offsets"
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _explicit_offsets(text: str, pairs: list[tuple[int, int]]) -> dict[int, int]:
+    if any(partition < 0 or offset < 0 for partition, offset in pairs):
+        raise ReplayError(f"position {text!r}: partitions and offsets are 0 or more")
+    offsets: dict[int, int] = {}
+    for partition, offset in pairs:
+        if partition in offsets:
+            raise ReplayError(f"position {text!r}: partition {partition} twice")
+        offsets[partition] = offset
+    return offsets
 
 
 @dataclass(frozen=True, slots=True)
