@@ -182,13 +182,18 @@ def archive_ls(
     from streamlearn.archive.config import default_root
     from streamlearn.archive.layout import bucket_directory, overlaps
     from streamlearn.archive.storage import ArchiveStore
+    from streamlearn.topology.catalogue import TopicCatalogue
 
     settings = command_settings()
     chosen_root = root or default_root(settings)
     store = ArchiveStore(
         chosen_root, storage_options=storage_options(chosen_root, s3_endpoint_url, s3_region)
     )
-    names = [settings.topic_prefix + t for t in topic] if topic else store.list_topics()
+    if topic:
+        catalogue = TopicCatalogue.from_settings(settings)
+        names = [catalogue.topic(t).name for t in topic]  # a name not declared: refused
+    else:
+        names = store.list_topics()
     found = []
     for name in names:
         files = store.list_files(name)

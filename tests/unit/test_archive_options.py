@@ -12,6 +12,7 @@ from streamlearn.archive.layout import ArchiveFile
 from streamlearn.archive.storage import ArchiveStore, describe_root
 from streamlearn.archive.topics import DEFAULT_TOPICS, select_topics
 from streamlearn.cli_archive import archive_app, storage_options
+from streamlearn.exceptions import StreamlearnError
 from streamlearn.serde import InMemoryRegistry
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
@@ -138,3 +139,22 @@ def test_an_unknown_compression_is_refused_before_anything_runs(fmt: str, tmp_pa
 def test_known_compressions_are_taken(fmt: str, codec: str, tmp_path: Path) -> None:
     config = ArchiveConfig(root=str(tmp_path), format=fmt, compression=codec)  # type: ignore[arg-type]
     assert config.compression == codec
+
+
+def test_archive_ls_refuses_a_root_that_is_a_file_and_a_topic_the_topology_lacks(
+    tmp_path: Path,
+) -> None:
+    """Found by a new user: both exited 0 with "no archive files"."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    result = CliRunner().invoke(archive_app, ["ls", "--root", str(a_file)])
+    assert isinstance(result.exception, ArchiveError)
+    assert f"archive root {a_file}: a file, not a directory" in str(result.exception)
+    result = CliRunner().invoke(archive_app, ["ls", "--root", str(tmp_path), "--topic", "nosuch"])
+    assert isinstance(result.exception, StreamlearnError)  # one line: streamlearn.cli
+    assert "topic 'nosuch' is not declared in the topology (declared: " in str(result.exception)
+    empty = CliRunner().invoke(
+        archive_app, ["ls", "--root", str(tmp_path), "--topic", "telemetry.events"]
+    )
+    assert empty.exit_code == 0, "a topic with nothing archived yet is not an error"
+    assert "no archive files" in empty.output

@@ -83,6 +83,8 @@ class ArchiveStore:
         self.is_local = isinstance(self.fs, LocalFileSystem)
         self._staging: Path | None = staging_dir
         if self.is_local:
+            if Path(self.base).is_file():
+                raise ArchiveError(f"archive root {self.describe()}: a file, not a directory")
             self._staging = Path(self.base) / PARTIAL_DIR
 
     @property
