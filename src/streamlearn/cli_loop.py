@@ -169,10 +169,16 @@ def simulate(
     import asyncio
 
     from streamlearn.http_tls import client_ssl_context
+    from streamlearn.settings import http_url
     from streamlearn.simulate import LoopOptions, TrafficConfig, run_simulation
     from streamlearn.up.doors import Doors
 
     check_duration(duration)
+    for option, url in (("--collector-url", collector_url), ("--predict-url", predict_url)):
+        try:
+            http_url(url)
+        except ValueError as exc:
+            fail(f"{option}: {exc}")
     settings = command_settings()
     # The doors `up` opens its own servers with: a write key for the collector, a token
     # for the prediction API, the configured CA for https URLs (all from the settings).

@@ -45,32 +45,34 @@ def _default_data_dir() -> Path:
     return Path(base) / "streamlearn"
 
 
-def _http_url(url: str) -> str:
+def http_url(url: str) -> str:
     """``url`` if it is an http(s) URL with a host (and a valid port), else why not."""
+    problem = f"{url!r} is not an http:// or https:// URL, e.g. http://127.0.0.1:8081"
     try:
         parts = urlsplit(url)
         port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        port_ok = False
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        raise ValueError(problem) from None
     if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        raise ValueError(f"{url!r} is not an http:// or https:// URL, e.g. http://127.0.0.1:8081")
+        raise ValueError(problem)
     return url
 
 
 def _origin(origin: str) -> str:
     """``origin`` if it is one as a browser sends it (``scheme://host[:port]``: no path, no
     trailing slash, which no ``Origin`` header ever matches), else why not."""
+    problem = (
+        f"{origin!r} is not an origin as browsers send it: scheme://host[:port], "
+        "e.g. https://shop.example (no path, no trailing slash)"
+    )
     try:
         parts = urlsplit(origin)
         port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        port_ok = False
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        raise ValueError(problem) from None
     exact = f"{parts.scheme}://{parts.netloc}" == origin
     if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or not exact:
-        raise ValueError(
-            f"{origin!r} is not an origin as browsers send it: scheme://host[:port], "
-            "e.g. https://shop.example (no path, no trailing slash)"
-        )
+        raise ValueError(problem)
     return origin
 
 
@@ -117,7 +119,7 @@ class Settings(BaseSettings):
     kafka_ssl_key_password: SecretStr | None = None
     """Password of the client private key (secret: never printed)."""
 
-    schema_registry_url: Annotated[str, AfterValidator(_http_url)] = "http://127.0.0.1:8081"
+    schema_registry_url: Annotated[str, AfterValidator(http_url)] = "http://127.0.0.1:8081"
     """URL of the Confluent-compatible schema registry (http:// or https://)."""
 
     schema_registry_basic_auth: SecretStr | None = None

@@ -5,7 +5,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from streamlearn import kafka_clients
 from streamlearn.cli import app
+from streamlearn.client_logs import CLIENT_LOG
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.kafka_clients import aiokafka_config, confluent_config
 from streamlearn.settings import Settings, load_settings, settings_table
@@ -66,7 +68,8 @@ def test_missing_config_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, t
         load_settings()
 
 
-def test_security_settings_reach_both_kafka_clients() -> None:
+def test_security_settings_reach_both_kafka_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kafka_clients, "_log_level", kafka_clients.LOG_NOTICE)  # long-running
     settings = Settings(
         kafka_bootstrap="b:9094",
         kafka_security_protocol="SASL_PLAINTEXT",
@@ -79,6 +82,7 @@ def test_security_settings_reach_both_kafka_clients() -> None:
         "bootstrap.servers": "b:9094",
         "security.protocol": "SASL_PLAINTEXT",
         "log_level": 5,  # not librdkafka's informational lines
+        "logger": CLIENT_LOG,  # each kind of line once per 30 s
         "sasl.mechanism": "SCRAM-SHA-512",
         "sasl.username": "learner",
         "sasl.password": "s3cret",
@@ -179,3 +183,20 @@ def test_origins_as_browsers_send_them_are_taken(monkeypatch: pytest.MonkeyPatch
     origins = ["https://shop.example", "http://127.0.0.1:8080", "https://[::1]:8443"]
     monkeypatch.setenv("STREAMLEARN_COLLECTOR_CORS_ORIGINS", json.dumps(origins))
     assert load_settings().collector_cors_origins == origins
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("STREAMLEARN_SCHEMA_REGISTRY_URL", "http://[::1"),
+        ("STREAMLEARN_COLLECTOR_CORS_ORIGINS", '["https://[::1"]'),
+    ],
+)
+def test_a_url_that_cannot_be_split_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """An unclosed IPv6 bracket made the validators fail with UnboundLocalError (a
+    traceback) instead of naming the setting."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=variable):
+        load_settings()

@@ -74,3 +74,11 @@ def test_a_port_out_of_range_is_a_usage_error(command: list[str], port: str) -> 
     result = CliRunner().invoke(app, [*command, port])
     assert result.exit_code == 2, result.output
     assert "Invalid value" in result.output
+
+
+@pytest.mark.parametrize("option", ["--collector-url", "--predict-url"])
+def test_simulate_refuses_a_url_that_is_not_one(option: str) -> None:
+    """Found by a new user: `--collector-url notaurl` was taken, and every request failed."""
+    result = CliRunner().invoke(app, ["simulate", "--duration", "1", option, "notaurl"])
+    assert result.exit_code == 1
+    assert f"{option}: 'notaurl' is not an http:// or https:// URL" in result.output
