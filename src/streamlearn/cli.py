@@ -321,8 +321,8 @@ def agents_run(
     except RuntimeConfigurationError as exc:
         fail(str(exc))
     app = runtime.app
-    # With Kafka away, aiokafka logs each failed retry (~80 lines a second): once per 10 s.
-    quiet_repeats(("aiokafka", "faust"))
+    # Faust's own lines about Kafka away, once per 10 s as aiokafka's (command_settings).
+    quiet_repeats(("faust",))
     typer.echo(f"agents {', '.join(chosen)} joining group {app.conf.id}")
     if metrics_port is not None:
         health = WorkerHealth(app)

@@ -12,6 +12,7 @@ import typer
 
 from streamlearn.kafka_clients import quiet_client_logs
 from streamlearn.kafka_local import PinnedJar
+from streamlearn.log_repeats import quiet_repeats
 from streamlearn.settings import Settings, load_settings
 
 DataDirOption = Annotated[
@@ -70,6 +71,11 @@ def command_settings(*, long_running: bool = False, **overrides: object) -> Sett
         # Client libraries log every request and rebalance at INFO; ours say what matters.
         for noisy in ("httpx", "httpx2", "aiokafka", "kafka", "faust", "mode", "aiohttp.access"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    if long_running:
+        import aiokafka  # noqa: F401 - its loggers exist once it is imported
+
+        # With Kafka away, aiokafka logs each failed retry (~80 lines a second): once per 10 s.
+        quiet_repeats(("aiokafka",))
     return settings
 
 

@@ -19,7 +19,7 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from streamlearn.client_logs import CLIENT_LOG
+from streamlearn.log_repeats import LIBRDKAFKA_LOG
 from streamlearn.settings import Settings
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     if _log_level != LOG_CRITICAL:
         # A long-running process: librdkafka's lines through logging, each kind once per
         # window (a client without its broker says the same thing twenty times a second).
-        config["logger"] = CLIENT_LOG
+        config["logger"] = LIBRDKAFKA_LOG
     if settings.kafka_sasl_mechanism:
         config["sasl.mechanism"] = settings.kafka_sasl_mechanism
     if settings.kafka_sasl_username:

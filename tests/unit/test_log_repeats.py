@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
+from confluent_kafka import Consumer, KafkaException
 
-from streamlearn.log_repeats import RepeatedLines, quiet_repeats
+from streamlearn import kafka_clients
+from streamlearn.cli_common import command_settings
+from streamlearn.log_repeats import LIBRDKAFKA_LOG, RepeatedLines, quiet_repeats
+from streamlearn.ports import free_port
+from streamlearn.settings import Settings
 
 
 def test_the_same_line_passes_once_per_interval_and_then_counts_the_dropped(
@@ -58,3 +64,59 @@ def test_a_counted_line_with_a_percent_sign_formats_under_any_formatter() -> Non
     assert repeated.filter(again)
     assert again.msg % again.args == "GET /a%20b failed (and 1 more like it in the last 1s)"
     assert again.getMessage() == again.msg % again.args
+
+
+def test_long_running_confluent_clients_log_through_the_filter_and_commands_not_at_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(kafka_clients, "_log_level", kafka_clients.LOG_NOTICE)
+    assert kafka_clients.confluent_config(Settings())["logger"] is LIBRDKAFKA_LOG
+    assert any(isinstance(f, RepeatedLines) for f in LIBRDKAFKA_LOG.filters)
+    monkeypatch.setattr(kafka_clients, "_log_level", kafka_clients.LOG_CRITICAL)
+    assert "logger" not in kafka_clients.confluent_config(Settings())
+
+
+def test_a_real_librdkafka_client_without_its_broker_says_so_once_not_twenty_times_a_second(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A dashboard without a broker printed ~400 "Connect ... failed" lines in 10 s."""
+    monkeypatch.setattr(kafka_clients, "_log_level", kafka_clients.LOG_NOTICE)
+    nobody = f"127.0.0.1:{free_port()}"  # nothing listens: every connection is refused
+    consumer = Consumer(
+        kafka_clients.confluent_config(Settings(kafka_bootstrap=nobody), **{"group.id": "g"})
+    )
+    caplog.set_level(logging.INFO, logger="librdkafka")
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 2:
+            with pytest.raises(KafkaException):
+                consumer.list_topics(timeout=0.5)
+            consumer.poll(0.05)  # librdkafka queues its lines for the thread that polls
+    finally:
+        consumer.close()
+    refused = [r for r in caplog.records if "Connection refused" in r.getMessage()]
+    assert len(refused) == 1, [r.getMessage() for r in caplog.records]
+
+
+def test_every_long_running_command_quiets_aiokafkas_repeats() -> None:
+    """The schema registry (aiokafka) logged 10,168 lines in the two minutes a write waited
+    for a stopped broker: only the agents' command had quieted aiokafka."""
+    import aiokafka  # noqa: F401 - its loggers exist once it is imported
+
+    loggers = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)
+               if n.startswith("aiokafka")]  # fmt: skip
+    saved = {logger.name: list(logger.filters) for logger in loggers}
+    for logger in loggers:  # as a fresh process has them
+        logger.filters = [f for f in logger.filters if not isinstance(f, RepeatedLines)]
+    fetcher = logging.getLogger("aiokafka.consumer.fetcher")
+    try:
+        command_settings()
+        assert not fetcher.filters, "a command that answers and exits logs as it is"
+        command_settings(long_running=True)
+        assert [type(f) for f in fetcher.filters] == [RepeatedLines]
+        command_settings(long_running=True)
+        assert len(fetcher.filters) == 1, "installed once"
+        assert all(logger.filters for logger in loggers), "on every aiokafka logger"
+    finally:
+        for logger in loggers:
+            logger.filters = saved[logger.name]

@@ -7,9 +7,9 @@ from typer.testing import CliRunner
 
 from streamlearn import kafka_clients
 from streamlearn.cli import app
-from streamlearn.client_logs import CLIENT_LOG
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.kafka_clients import aiokafka_config, confluent_config
+from streamlearn.log_repeats import LIBRDKAFKA_LOG
 from streamlearn.settings import Settings, load_settings, settings_table
 
 
@@ -82,7 +82,7 @@ def test_security_settings_reach_both_kafka_clients(monkeypatch: pytest.MonkeyPa
         "bootstrap.servers": "b:9094",
         "security.protocol": "SASL_PLAINTEXT",
         "log_level": 5,  # not librdkafka's informational lines
-        "logger": CLIENT_LOG,  # each kind of line once per 30 s
+        "logger": LIBRDKAFKA_LOG,  # each kind of line once per 10 s
         "sasl.mechanism": "SCRAM-SHA-512",
         "sasl.username": "learner",
         "sasl.password": "s3cret",
