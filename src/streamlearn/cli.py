@@ -280,8 +280,10 @@ def schemas_register(
     from streamlearn.topology.registration import register_topology_schemas
 
     settings = command_settings(schema_registry_url=registry_url)
+    # One retry: a registry that cannot write answers after its own write timeout, and
+    # confluent-kafka's three retries kept a user waiting two minutes without a word.
     for subject, schema, schema_id in register_topology_schemas(
-        settings, file or topology_path(settings)
+        settings, file or topology_path(settings), retries=1
     ):
         typer.echo(f"{subject}: {schema} id {schema_id}")
 

@@ -32,9 +32,13 @@ class RegistryClient:
         self._schemas: dict[int, dict[str, Any]] = {}
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> RegistryClient:
-        """The client of ``settings``' registry, with its basic auth and CA when set."""
-        config = {"url": settings.schema_registry_url}
+    def for_settings(cls, settings: Settings, *, retries: int | None = None) -> RegistryClient:
+        """The client of ``settings``' registry, with its basic auth and CA when set;
+        ``retries``: how often an answer of 5xx, 408 or 429 is asked again (None:
+        confluent-kafka's 3)."""
+        config: dict[str, Any] = {"url": settings.schema_registry_url}
+        if retries is not None:
+            config["max.retries"] = retries
         if settings.schema_registry_basic_auth is not None:
             config["basic.auth.user.info"] = settings.schema_registry_basic_auth.get_secret_value()
         if settings.http_tls_cafile is not None:  # a registry served over TLS by a private CA

@@ -12,13 +12,13 @@ from streamlearn.topology.namespace import Namespace
 
 
 def register_topology_schemas(
-    settings: Settings, topology_file: Path
+    settings: Settings, topology_file: Path, *, retries: int | None = None
 ) -> list[tuple[str, str, int]]:
     """Register each topic's value schema under ``<namespace><topic>-value``; returns
-    (subject, schema name, id) for each."""
+    (subject, schema name, id) for each. ``retries``: see :meth:`RegistryClient.for_settings`."""
     catalogue = TopicCatalogue(load_topology(topology_file), Namespace(settings.topic_prefix))
     registered = []
-    with RegistryClient.for_settings(settings) as registry:
+    with RegistryClient.for_settings(settings, retries=retries) as registry:
         for topic in catalogue:
             if topic.spec.value_schema is not None:
                 subject = value_subject(topic.name)
