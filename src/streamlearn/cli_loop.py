@@ -44,7 +44,12 @@ def serve(
     from streamlearn.serving.runner import run_workers
 
     settings = command_settings(long_running=True, kafka_bootstrap=bootstrap_servers)
-    listen = port or settings.serve_port
+    listen = settings.serve_port if port is None else port  # 0: a free port, not the default
+    if listen == 0 and workers > 1:
+        fail(
+            f"--port 0 with --workers {workers}: each process would get a port of its own; "
+            "choose the one port they share"
+        )
     ssl_context = server_ssl_context(settings)
 
     def ready(message: str) -> None:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from streamlearn.cli import app
+from streamlearn.ports import free_port
 from streamlearn.up.simulation import simulated_changes
 
 
@@ -82,3 +88,34 @@ def test_simulate_refuses_a_url_that_is_not_one(option: str) -> None:
     result = CliRunner().invoke(app, ["simulate", "--duration", "1", option, "notaurl"])
     assert result.exit_code == 1
     assert f"{option}: 'notaurl' is not an http:// or https:// URL" in result.output
+
+
+def test_serve_on_port_0_listens_on_a_free_port_not_the_default(tmp_path: Path) -> None:
+    """Found by a new user: `serve --port 0` bound 8000 (0 read as "not given"), where a
+    real worker may listen."""
+    environment = {
+        **os.environ,
+        "STREAMLEARN_DATA_DIR": str(tmp_path),
+        "STREAMLEARN_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",  # no broker: it serves anyway
+        "STREAMLEARN_MODEL_SIGNING_KEY": "unit-test-key",
+    }
+    with subprocess.Popen(
+        [sys.executable, "-m", "streamlearn", "serve", "--port", "0"],
+        env=environment, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    ) as worker:  # fmt: skip
+        assert worker.stdout is not None
+        try:
+            line = worker.stdout.readline()
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+    match = re.search(r"prediction worker on http://127\.0\.0\.1:(\d+)", line)
+    assert match, line
+    assert int(match.group(1)) not in (0, 8000)
+
+
+def test_serve_refuses_port_0_for_several_processes() -> None:
+    # Each process would get a port of its own: there would be no one address to serve.
+    result = CliRunner().invoke(app, ["serve", "--port", "0", "--workers", "2"])
+    assert result.exit_code == 1
+    assert "--port 0 with --workers 2" in result.output

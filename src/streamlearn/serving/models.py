@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streamlearn.kafka_clients import aiokafka_config
+from streamlearn.log_repeats import RepeatedLines
 from streamlearn.models import LoadedModel, ModelSpec, SnapshotRejected, load_model
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.snapshot import SigningKey
@@ -44,6 +45,8 @@ from streamlearn.serving.scoring import Scorer, scorer_for
 from streamlearn.topology.catalogue import TopicCatalogue
 
 log = logging.getLogger(__name__)
+# With Kafka away the follower retries every second, saying so: once per 10 s is enough.
+log.addFilter(RepeatedLines())
 
 FETCH_MAX_BYTES = 64 * 1024 * 1024
 """Above ``model.state``'s ``max.message.bytes`` (16 MiB), so any snapshot can be fetched."""
