@@ -58,6 +58,24 @@ def http_url(url: str) -> str:
     return url
 
 
+def _credential(secret: SecretStr) -> SecretStr:
+    """A token or write key a client can send: not empty, no whitespace (an empty one let
+    ``Authorization: Bearer`` with nothing after it through)."""
+    value = secret.get_secret_value()
+    if not value or any(c.isspace() for c in value):
+        raise ValueError("a token or key is at least one character and holds no whitespace")
+    return secret
+
+
+def _app_id(app: str) -> str:
+    if not app.strip():
+        raise ValueError("a write key's app id is not empty")
+    return app
+
+
+Credential = Annotated[SecretStr, AfterValidator(_credential)]
+
+
 def _origin(origin: str) -> str:
     """``origin`` if it is one as a browser sends it (``scheme://host[:port]``: no path, no
     trailing slash, which no ``Origin`` header ever matches), else why not."""
@@ -263,7 +281,9 @@ class Settings(BaseSettings):
     collector_rate_burst: int = Field(default=20, ge=1)
     """Posts one client IP may make at once before collector_rate_limit_per_ip applies."""
 
-    collector_write_keys: dict[SecretStr, str] = Field(default_factory=dict)
+    collector_write_keys: dict[Credential, Annotated[str, AfterValidator(_app_id)]] = Field(
+        default_factory=dict
+    )
     """Write keys (JSON {"key": "app id"}) the collector wants on each post; none: open (secret)."""
 
     collector_write_keys_file: Path | None = None
@@ -332,7 +352,7 @@ class Settings(BaseSettings):
     """How long a starting worker waits to have read model.state and experiments to their end
     before it opens its port; then it opens anyway, answering with the fallback until then."""
 
-    serve_api_tokens: list[SecretStr] = Field(default_factory=list)
+    serve_api_tokens: list[Credential] = Field(default_factory=list)
     """Bearer tokens the prediction API (/v1/...) accepts; none: open (secrets)."""
 
     serve_worker_version: str | None = None

@@ -135,6 +135,10 @@ def test_keys_from_a_private_file_join_those_of_the_environment(tmp_path: Path) 
     with pytest.raises(ConfigurationError) as broken:
         create_collector_app(keyed_settings(collector_write_keys_file=path))
     assert "wk-secret" not in str(broken.value)
+    for empty in ({"": "partner"}, {"wk key": "partner"}, {"wk-ok": " "}):
+        path.write_text(json.dumps(empty))
+        with pytest.raises(ConfigurationError, match="an empty key, one with whitespace"):
+            WriteKeys.from_settings(keyed_settings(collector_write_keys_file=path))
 
 
 def test_the_document_declares_the_key_and_its_refusals_only_when_keys_are_set() -> None:

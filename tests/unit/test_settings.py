@@ -200,3 +200,23 @@ def test_a_url_that_cannot_be_split_is_refused_by_name(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=variable):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("STREAMLEARN_SERVE_API_TOKENS", '[""]'),
+        ("STREAMLEARN_SERVE_API_TOKENS", '["tok1", "  "]'),
+        ("STREAMLEARN_SERVE_API_TOKENS", '["has space"]'),
+        ("STREAMLEARN_COLLECTOR_WRITE_KEYS", '{"": "app"}'),
+        ("STREAMLEARN_COLLECTOR_WRITE_KEYS", '{"key1": ""}'),
+    ],
+)
+def test_an_empty_token_or_write_key_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """Found by a new user: `[""]` was taken, and `Authorization: Bearer ` (empty) then
+    passed: a configured API that was open."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=variable):
+        load_settings()

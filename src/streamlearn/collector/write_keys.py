@@ -61,6 +61,11 @@ def _read_file(path: Path) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in loaded.items()
     ):
         raise ConfigurationError(f"{setting}={path}: must be a JSON object of strings")
+    if not all(k and not any(c.isspace() for c in k) and v.strip() for k, v in loaded.items()):
+        raise ConfigurationError(
+            f"{setting}={path}: an empty key, one with whitespace, or an empty app id "
+            "(a client could send none of them, or an empty one would pass)"
+        )
     return loaded
 
 
