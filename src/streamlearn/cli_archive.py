@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from streamlearn.archive.exceptions import ArchiveError
 from streamlearn.cli_common import (
     BootstrapOption,
     MetricsHostOption,
@@ -25,6 +26,7 @@ from streamlearn.cli_common import (
     command_settings,
 )
 from streamlearn.exceptions import StreamlearnError
+from streamlearn.settings import http_url
 
 archive_app = typer.Typer(
     rich_markup_mode=None,
@@ -73,6 +75,10 @@ def storage_options(root: str, endpoint_url: str | None, region: str | None) -> 
         return {}
     options: dict[str, Any] = {}
     if endpoint_url:
+        try:
+            http_url(endpoint_url)
+        except ValueError as exc:
+            raise ArchiveError(f"--s3-endpoint-url: {exc}") from None
         options["endpoint_url"] = endpoint_url
     if region:
         options["client_kwargs"] = {"region_name": region}

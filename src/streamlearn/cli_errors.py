@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import socket
 
 from confluent_kafka import KafkaError, KafkaException
 
@@ -29,7 +30,12 @@ def one_line_error(exc: BaseException) -> str | None:
         return f"Kafka: {reason} ({BROKER_HINT})"
     if isinstance(exc, TimeoutError):
         return f"timed out waiting for an answer (from Kafka, usually: {BROKER_HINT})"
-    return _object_store_refusal(exc) or _port_in_use(exc) or _unusable_path(exc)
+    return (
+        _object_store_refusal(exc)
+        or _port_in_use(exc)
+        or _unusable_path(exc)
+        or _unresolvable_host(exc)
+    )
 
 
 _PATH_HINTS = {
@@ -39,6 +45,7 @@ _PATH_HINTS = {
     errno.EACCES: "this user may not write there",
     errno.EROFS: "that file system is read-only",
     errno.ENOSPC: "the disk is full",
+    errno.ENOENT: "a directory on the way is missing",
 }
 
 
@@ -48,6 +55,17 @@ def _unusable_path(exc: BaseException) -> str | None:
     if not isinstance(exc, OSError) or exc.filename is None or exc.errno not in _PATH_HINTS:
         return None
     return f"{exc.strerror}: {exc.filename} ({_PATH_HINTS[exc.errno]})"
+
+
+def _unresolvable_host(exc: BaseException) -> str | None:
+    """An interface to listen on, or a server to reach, whose name or address does not
+    resolve (``--host 999.1.1.1``)."""
+    if not isinstance(exc, socket.gaierror):
+        return None
+    return (
+        f"{exc.strerror}: a host name or address that does not resolve "
+        "(--host, or an address setting)"
+    )
 
 
 def _port_in_use(exc: BaseException) -> str | None:

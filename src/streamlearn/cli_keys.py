@@ -21,11 +21,17 @@ def _duration(text: str) -> timedelta:
     try:
         duration = timedelta(seconds=float(text[:-1]) * units[text[-1]])
     except (KeyError, ValueError, IndexError):
-        raise typer.BadParameter(f"{text!r}: a number and s, m, h or d (e.g. 2h)") from None
+        raise typer.BadParameter(
+            f"{text!r}: a number and s, m, h or d (e.g. 2h)", param_hint="--grace"
+        ) from None
+    except OverflowError:  # more days than a timedelta holds
+        raise typer.BadParameter(f"{text!r}: too long", param_hint="--grace") from None
     if duration < timedelta(0):
         # A grace that ended before the file is rolled out refuses the old key's
         # snapshots at once: zero is the way to say so on purpose.
-        raise typer.BadParameter(f"{text!r}: a grace of zero or more (e.g. 2h, or 0s)")
+        raise typer.BadParameter(
+            f"{text!r}: a grace of zero or more (e.g. 2h, or 0s)", param_hint="--grace"
+        )
     return duration
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
 from urllib.parse import urlsplit
 
+import yaml
 from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -397,12 +398,46 @@ def unknown_variables(environ: dict[str, str] | os._Environ[str]) -> list[str]:
     return found
 
 
+def _check_config_file(path: Path) -> None:
+    """Refuse, naming the file, what pydantic-settings' YAML source would fail on with a
+    traceback (not UTF-8, not YAML, not a mapping) or report as an environment variable
+    (a key no setting has)."""
+    where = f"{CONFIG_FILE_ENV}={path}"
+    if path.is_dir():
+        raise ConfigurationError(f"{where}: a directory, not a file")
+    if not path.is_file():
+        raise ConfigurationError(f"{where}: no such file")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"{where}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"{where}: not UTF-8 (byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        # Never the parser's full message: it quotes the file, which may hold secrets.
+        raise ConfigurationError(f"{where}: not YAML{at}") from None
+    if loaded is None:
+        return
+    if not isinstance(loaded, dict):
+        raise ConfigurationError(
+            f"{where}: not a mapping of settings (e.g. serve_port: 8000), a YAML "
+            f"{type(loaded).__name__}"
+        )
+    for key in loaded:
+        if str(key) not in Settings.model_fields:
+            close = difflib.get_close_matches(str(key), list(Settings.model_fields), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigurationError(f"{where}: unknown setting {str(key)!r}{hint}")
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning validation errors into one readable :class:`ConfigurationError`
     (and warning of ``STREAMLEARN_*`` variables that are no setting)."""
     config_file = os.environ.get(CONFIG_FILE_ENV)
-    if config_file and not Path(config_file).is_file():
-        raise ConfigurationError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
+    if config_file:
+        _check_config_file(Path(config_file))
     for problem in unknown_variables(os.environ):
         log.warning("%s", problem)
     try:

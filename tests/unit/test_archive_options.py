@@ -158,3 +158,14 @@ def test_archive_ls_refuses_a_root_that_is_a_file_and_a_topic_the_topology_lacks
     )
     assert empty.exit_code == 0, "a topic with nothing archived yet is not an error"
     assert "no archive files" in empty.output
+
+
+def test_an_archive_root_of_another_scheme_or_an_endpoint_that_is_no_url_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Found by a new user: `archive ls --root ftp://x` tried to resolve host x (a
+    socket.gaierror traceback), `--s3-endpoint-url notaurl` was a ValueError traceback."""
+    with pytest.raises(ArchiveError, match=r"archive root ftp://x: a local directory or s3://"):
+        ArchiveStore("ftp://x")
+    with pytest.raises(ArchiveError, match="--s3-endpoint-url: 'notaurl' is not an http"):
+        storage_options("s3://bucket/archive", "notaurl", None)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -149,3 +150,37 @@ def test_commands_that_answer_and_exit_keep_librdkafkas_lines_off_the_terminal(
     assert kafka_clients.confluent_config(settings)["log_level"] == kafka_clients.LOG_NOTICE
     settings = command_settings()
     assert kafka_clients.confluent_config(settings)["log_level"] == kafka_clients.LOG_CRITICAL
+
+
+def test_a_topology_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    from streamlearn.topology.exceptions import TopologyError
+    from streamlearn.topology.loader import load_topology
+
+    path = tmp_path / "topics.yaml"
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(TopologyError, match=f"cannot read topology file {path}: not UTF-8"):
+        load_topology(path)
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (
+            socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+            "Name or service not known: a host name or address that does not resolve "
+            "(--host, or an address setting)",
+        ),
+        (
+            FileNotFoundError(2, "No such file or directory", "/proc/nope/kafka"),
+            "No such file or directory: /proc/nope/kafka (a directory on the way is missing)",
+        ),
+    ],
+)
+def test_a_host_that_does_not_resolve_and_a_missing_directory_are_one_line(
+    error: OSError, line: str
+) -> None:
+    """Found by a new user as tracebacks: `serve --host 999.1.1.1` (socket.gaierror),
+    `kafka start --data-dir /proc/nope` (FileNotFoundError)."""
+    from streamlearn.cli_errors import one_line_error
+
+    assert one_line_error(error) == line

@@ -154,6 +154,12 @@ def test_keys_rotate_refuses_a_missing_directory_and_a_grace_in_the_past(
     )
     assert past.exit_code == 2
     assert "zero or more" in past.output
+    assert "--grace" in past.output
+    huge = CliRunner().invoke(
+        app, ["keys", "rotate", "--out", str(tmp_path / "r.yaml"), "--grace", "99999999999d"]
+    )
+    assert huge.exit_code == 2, "an OverflowError traceback before"
+    assert "--grace" in huge.output
     assert not (tmp_path / "r.yaml").exists()
 
 

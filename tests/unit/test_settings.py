@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -219,4 +220,34 @@ def test_an_empty_token_or_write_key_is_refused(
     passed: a configured API that was open."""
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=variable):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"\xff\xfe", "not UTF-8"),
+        (b": : :", "not YAML"),
+        (b"- a\n- b\n", "not a mapping of settings"),
+        (b"sevre_port: 8000\n", "unknown setting 'sevre_port' (did you mean 'serve_port'?)"),
+    ],
+)
+def test_a_config_file_that_is_no_mapping_of_settings_is_refused_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes, problem: str
+) -> None:
+    """Found by a new user: non-UTF-8, malformed YAML and a list were tracebacks; a typo'd
+    key was reported as an environment variable."""
+    config = tmp_path / "settings.yaml"
+    config.write_bytes(content)
+    monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(config))
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings()
+    assert f"STREAMLEARN_CONFIG_FILE={config}: {problem}" in str(refused.value)
+
+
+def test_a_config_file_that_is_a_directory_is_said_to_be_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(tmp_path))
+    with pytest.raises(ConfigurationError, match="a directory, not a file"):
         load_settings()

@@ -64,6 +64,12 @@ def _fsync_directory(path: Path) -> None:
         os.close(descriptor)
 
 
+SUPPORTED_PROTOCOLS = frozenset({"file", "local", "s3", "s3a", "memory"})
+"""Where the archive is known to work: a local directory, S3's API (tested against a real
+S3 server), fsspec's in-memory file system (tests). Other fsspec URLs (ftp://, gs://) were
+taken and failed later, e.g. resolving ftp://x's host."""
+
+
 class ArchiveStore:
     """The archive root: final files, and the in-progress files of this process."""
 
@@ -75,6 +81,11 @@ class ArchiveStore:
         staging_dir: Path | None = None,
     ) -> None:
         self.root = root
+        # Before the file system is made: some connect when made (ftp://x resolved x).
+        if (fsspec.core.split_protocol(root)[0] or "file") not in SUPPORTED_PROTOCOLS:
+            raise ArchiveError(
+                f"archive root {describe_root(root)}: a local directory or s3://bucket/prefix"
+            )
         try:
             self.fs, path = fsspec.core.url_to_fs(root, **(storage_options or {}))
         except (ImportError, ValueError) as exc:

@@ -61,4 +61,8 @@ def load_topology(path: Path) -> Topology:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TopologyError(f"cannot read topology file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise TopologyError(
+            f"cannot read topology file {path}: not UTF-8 (byte {exc.start})"
+        ) from None
     return parse_topology(text, str(path))
