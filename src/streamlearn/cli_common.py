@@ -89,7 +89,7 @@ def chosen_agents(
 ) -> tuple[str, ...]:
     """The agents ``--only`` names (comma-separated; spaces and empty items, such as a
     trailing comma's, ignored), ``default`` without it; an unknown name stops the command."""
-    if not only:
+    if only is None:
         return default
     chosen = tuple(name for name in (part.strip() for part in only.split(",")) if name)
     if not chosen:

@@ -55,7 +55,12 @@ def test_only_takes_a_trailing_comma_and_spaces_and_names_what_is_unknown(
     assert chosen_agents(None, known, default) == default
     assert chosen_agents("preprocess,", known, default) == ("preprocess",)
     assert chosen_agents(" learner , preprocess ", known, default) == ("learner", "preprocess")
-    for bad, said in ((",", "names no agent"), ("preprocess,lerner", "['lerner']")):
+    # `--only ""` ran every default agent (found by a new user).
+    for bad, said in (
+        ("", "names no agent"),
+        (",", "names no agent"),
+        ("preprocess,lerner", "['lerner']"),
+    ):
         with pytest.raises(typer.Exit):
             chosen_agents(bad, known, default)
         assert said in capsys.readouterr().err
