@@ -102,7 +102,13 @@ def experiments_set(
     from streamlearn.models import SPECS
     from streamlearn.serde import RegistryClient
     from streamlearn.serving.experiment_topic import publish_experiment, read_experiments
-    from streamlearn.serving.experiments import Arm, Experiment, overlaps, unknown_models
+    from streamlearn.serving.experiments import (
+        Arm,
+        Experiment,
+        name_problems,
+        overlaps,
+        unknown_models,
+    )
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
     experiment = Experiment(
@@ -112,9 +118,9 @@ def experiments_set(
         enabled=not disable,
         description=description,
     )
-    unknown = unknown_models(experiment, SPECS)
-    if unknown:
-        fail(f"experiment {name}: {'; '.join(unknown)}")
+    problems = name_problems(experiment) + unknown_models(experiment, SPECS)
+    if problems:
+        fail(f"experiment {name!r}: {'; '.join(problems)}")
     with RegistryClient.for_settings(settings) as registry:
         for overlap in overlaps(experiment, read_experiments(settings, registry)):
             typer.echo(f"warning: {overlap}", err=True)

@@ -677,7 +677,7 @@ def test_experiments_set_and_list_from_the_command_line(settings: Settings) -> N
     # A typo in a model name would route its users to the fallback for good: refused.
     typo = cli("set", "typo", "--arm", "a=ctr:0.5", "--arm", "b=ctr_tre@x:0.5")
     assert typo.returncode == 1
-    assert "experiment typo: arm b: no model spec 'ctr_tre' (known: " in typo.stderr
+    assert "experiment 'typo': arm b: no model spec 'ctr_tre' (known: " in typo.stderr
     assert [json.loads(line)["name"] for line in cli("list", "--json").stdout.splitlines()] == [
         "split"
     ], "nothing was published"

@@ -17,6 +17,7 @@ from streamlearn.serving.experiments import (
     Experiment,
     ExperimentBook,
     bucket,
+    name_problems,
     overlaps,
     unknown_models,
 )
@@ -170,3 +171,29 @@ def test_overlaps_name_the_other_enabled_experiments_and_which_one_routes() -> N
     assert covering is not None
     assert covering.name == "a-test", "what the warning says"
     assert overlaps(replace(ours, enabled=False), others) == []
+
+
+def test_names_that_would_route_wrongly_are_named() -> None:
+    """Found by a new user: `experiments set "   "` was taken and, sorting first, routed
+    every ctr request; `ctr@` (an empty arm), a name with a space and a 100,000-character
+    name were taken too."""
+    experiment = Experiment(
+        name="   ",
+        salt="s",
+        arms=(Arm("a b", "ctr", 1.0), Arm("c", "ctr@", 1.0), Arm("d", "ctr", 1.0)),
+    )
+    assert name_problems(experiment) == [
+        "experiment name '   ': letters, digits, '.', '_' and '-', starting with a letter or "
+        "digit, at most 100",
+        "arm name 'a b': letters, digits, '.', '_' and '-', starting with a letter or digit, "
+        "at most 100",
+        "arm c: model 'ctr@' names no arm after '@'",
+    ]
+    long = Experiment(name="e" * 101, salt="s", arms=(Arm("a", "ctr", 1.0),))
+    assert len(name_problems(long)) == 1
+    assert name_problems(_experiment()) == []
+
+
+def test_duplicate_arm_names_are_named() -> None:
+    with pytest.raises(InvalidExperiment, match="arm names must be unique, non-empty: 'a' twice"):
+        Experiment(name="e", salt="s", arms=(Arm("a", "ctr", 1.0), Arm("a", "ctr", 1.0)))

@@ -18,6 +18,7 @@ several enabled experiments cover one model, the one whose name sorts first rout
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -88,7 +89,11 @@ class Experiment:
             raise InvalidExperiment(f"experiment {self.name}: no arms")
         names = [arm.name for arm in self.arms]
         if len(set(names)) != len(names) or not all(names):
-            raise InvalidExperiment(f"experiment {self.name}: arm names must be unique, non-empty")
+            twice = sorted({n for n in names if names.count(n) > 1})
+            said = ", ".join(f"{n!r} twice" for n in twice) or "an empty one"
+            raise InvalidExperiment(
+                f"experiment {self.name}: arm names must be unique, non-empty: {said}"
+            )
         for arm in self.arms:
             if not arm.model_name:
                 raise InvalidExperiment(f"experiment {self.name}: arm {arm.name} has no model")
@@ -194,6 +199,27 @@ def unknown_models(experiment: Experiment, specs: Iterable[str]) -> list[str]:
         for arm in experiment.arms
         if base_model(arm.model_name) not in known
     ]
+
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100"
+
+
+def name_problems(experiment: Experiment) -> list[str]:
+    """Names ``experiments set`` refuses although a record may hold them: a blank name
+    sorts first and covers its models before any other experiment; a name with spaces or
+    without an arm after ``@`` is a typo more often than a choice. (Workers serve what a
+    record says, so older records keep working.)"""
+    problems = []
+    if not NAME.fullmatch(experiment.name):
+        problems.append(f"experiment name {experiment.name!r}: {NAME_RULE}")
+    for arm in experiment.arms:
+        if not NAME.fullmatch(arm.name):
+            problems.append(f"arm name {arm.name!r}: {NAME_RULE}")
+        _, at, arm_model = arm.model_name.partition("@")
+        if at and not NAME.fullmatch(arm_model.removesuffix(NEWEST)):
+            problems.append(f"arm {arm.name}: model {arm.model_name!r} names no arm after '@'")
+    return problems
 
 
 def overlaps(experiment: Experiment, current: Iterable[Experiment]) -> list[str]:
