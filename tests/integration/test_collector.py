@@ -356,8 +356,13 @@ async def test_every_malformed_body_is_a_400_naming_it_and_counted(
         assert (got, answer.get("field")) == (status, field), (raw[:60], answer)
     async with session.put(f"{url}/v1/events", data=b"{}") as response:
         assert response.status == 405
+    # An encoding the server does not decode was read as identity (found by a new user).
+    foo: dict[str, str] = {"Content-Encoding": "foo"}
+    got, (answer, _) = await collector(raw=b'{"event_type": "x", "user_id": "u"}', **foo)
+    assert (got, answer.get("field")) == (415, "Content-Encoding"), answer
     after = await refused()
     assert after.get("400", 0) - before.get("400", 0) == len(cases)
     assert after.get("405", 0) - before.get("405", 0) == 1
+    assert after.get("415", 0) - before.get("415", 0) == 1
     status, _ = await collector({"event_type": "x", "user_id": "u", "app_version": "a"})
     assert status == 202, "the collector keeps running"

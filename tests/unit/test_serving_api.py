@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -214,6 +215,45 @@ async def test_bodies_that_used_to_be_500s_are_400s(client: TestClient[Any, Any]
         assert (await response.json())["field"] == "body"
     status, _ = await _predict(client, instances(1)[0])
     assert status == 200
+
+
+async def test_every_content_encoding_is_decoded_or_refused_as_json(
+    client: TestClient[Any, Any],
+) -> None:
+    """Found by a new user: `br` and `zstd` were 400s in text/plain from aiohttp's parser
+    (its libraries missing) with an ERROR traceback in the log; `foo` was read as identity;
+    a broken gzip body's message quoted aiohttp."""
+    import gzip
+
+    import brotli
+    from backports import zstd
+
+    body = orjson.dumps(instances(1)[0])
+    for encoding, encoded in (
+        ("gzip", gzip.compress(body)),
+        ("br", brotli.compress(body)),
+        ("zstd", zstd.compress(body)),
+    ):
+        response = await client.post(
+            "/v1/models/ctr:predict", data=encoded, headers={"Content-Encoding": encoding}
+        )
+        assert response.status == 200, (encoding, await response.text())
+    response = await client.post(
+        "/v1/models/ctr:predict", data=body, headers={"Content-Encoding": "foo"}
+    )
+    assert response.status == 415
+    assert await response.json() == {
+        "error": "Content-Encoding foo: not one of identity, gzip, deflate, br, zstd",
+        "field": "Content-Encoding",
+    }
+    response = await client.post(
+        "/v1/models/ctr:predict", data=body, headers={"Content-Encoding": "gzip"}
+    )
+    assert response.status == 400
+    assert await response.json() == {
+        "error": "the body does not decode as its Content-Encoding gzip says",
+        "field": "body",
+    }
 
 
 async def test_two_predictions_of_a_request_never_share_a_request_id(

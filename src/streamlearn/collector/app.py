@@ -191,8 +191,8 @@ async def post_events(request: web.Request) -> web.Response:
     try:
         payload = json.loads(await read_body(request), parse_constant=_not_json)
     except UnreadableBodyError as exc:
-        collector.refused.labels(status="400").inc()
-        unreadable = _error(400, str(exc), "body")
+        collector.refused.labels(status=str(exc.status)).inc()
+        unreadable = _error(exc.status, str(exc), exc.field)
         unreadable.force_close()
         return unreadable
     except (ValueError, UnicodeDecodeError) as exc:

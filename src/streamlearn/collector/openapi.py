@@ -209,6 +209,10 @@ def openapi_document(settings: Settings, *, write_keys: bool = False) -> dict[st
                             f"Body over {settings.collector_max_body_bytes} bytes or more "
                             f"than {settings.collector_max_batch} items.",
                         ),
+                        "415": _json(
+                            _ref("Error"),
+                            "A Content-Encoding other than identity, gzip, deflate, br, zstd.",
+                        ),
                         **(
                             {"429": _retry_after("Over this address's rate (nothing written).")}
                             if settings.collector_rate_limit_per_ip is not None

@@ -40,8 +40,8 @@ def answer_error(request: web.Request, exc: Exception) -> web.Response:
         request.app[SERVING].metrics.refused.labels(status=str(exc.status)).inc()
         return error_response(exc.status, exc.problem, exc.field)
     if isinstance(exc, UnreadableBodyError):
-        request.app[SERVING].metrics.refused.labels(status="400").inc()
-        unreadable = error_response(400, str(exc), "body")
+        request.app[SERVING].metrics.refused.labels(status=str(exc.status)).inc()
+        unreadable = error_response(exc.status, str(exc), exc.field)
         unreadable.force_close()
         return unreadable
     if isinstance(exc, web.HTTPRequestEntityTooLarge):

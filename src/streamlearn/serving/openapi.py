@@ -236,6 +236,9 @@ def _document(settings: Settings) -> dict[str, Any]:
                         "400": _error("The body is not JSON."),
                         "404": _error("No such model."),
                         "413": _error(f"Body over {settings.serve_max_body_bytes} bytes."),
+                        "415": _error(
+                            "A Content-Encoding other than identity, gzip, deflate, br, zstd."
+                        ),
                         "422": _error(
                             "The JSON does not fit the request schema (e.g. more than "
                             f"{settings.serve_max_instances} instances)."
