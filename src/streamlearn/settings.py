@@ -59,6 +59,25 @@ def http_url(url: str) -> str:
     return url
 
 
+_KAFKA_ADDRESS = re.compile(
+    r"(?:[A-Za-z_]+://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:,/\[\]]+):(?P<port>\d+)"
+)
+
+
+def _kafka_addresses(addresses: str) -> str:
+    """``addresses`` if each comma-separated item is ``[protocol://]host:port`` with a port
+    of 1 to 65535, as Kafka's clients take them; else why not (they were taken, and every
+    command then waited for a broker it could never reach)."""
+    for address in addresses.split(","):
+        match = _KAFKA_ADDRESS.fullmatch(address.strip())
+        if match is None or not 0 < int(match["port"]) < 65536:
+            raise ValueError(
+                f"{address.strip()!r} is not host:port (a port of 1 to 65535); "
+                "comma-separated for several brokers, e.g. 127.0.0.1:9092"
+            )
+    return addresses
+
+
 def _credential(secret: SecretStr) -> SecretStr:
     """A token or write key a client can send: not empty, no whitespace (an empty one let
     ``Authorization: Bearer`` with nothing after it through)."""
@@ -111,7 +130,7 @@ class Settings(BaseSettings):
         use_attribute_docstrings=True,
     )
 
-    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_bootstrap: Annotated[str, AfterValidator(_kafka_addresses)] = "127.0.0.1:9092"
     """Kafka bootstrap servers (comma separated host:port)."""
 
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"

@@ -197,3 +197,26 @@ def test_names_that_would_route_wrongly_are_named() -> None:
 def test_duplicate_arm_names_are_named() -> None:
     with pytest.raises(InvalidExperiment, match="arm names must be unique, non-empty: 'a' twice"):
         Experiment(name="e", salt="s", arms=(Arm("a", "ctr", 1.0), Arm("a", "ctr", 1.0)))
+
+
+def test_reading_experiments_without_a_broker_is_the_kafka_error_said_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by a new user: `experiments list` without a broker printed the client's repr
+    (`reading experiments: KafkaError{code=_TRANSPORT,...}`); the command line says a
+    KafkaException in one line with what to check."""
+    from confluent_kafka import KafkaException
+
+    from streamlearn.cli_errors import one_line_error
+    from streamlearn.ports import free_port
+    from streamlearn.serving import experiment_topic
+    from streamlearn.settings import Settings
+
+    monkeypatch.setattr(experiment_topic, "TIMEOUT_S", 0.5)
+    settings = Settings(kafka_bootstrap=f"127.0.0.1:{free_port()}")
+    with pytest.raises(KafkaException) as failed:
+        experiment_topic.read_experiments(settings, InMemoryRegistry())
+    said = one_line_error(failed.value)
+    assert said is not None
+    assert said.startswith("Kafka: Failed to get metadata: Local: Broker transport failure")
+    assert "KafkaError{" not in said

@@ -251,3 +251,23 @@ def test_a_config_file_that_is_a_directory_is_said_to_be_one(
     monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(tmp_path))
     with pytest.raises(ConfigurationError, match="a directory, not a file"):
         load_settings()
+
+
+@pytest.mark.parametrize("value", ["notaurl", "127.0.0.1:70000", "", "host:", ":9092", "a:1,b"])
+def test_a_kafka_address_that_is_not_host_port_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """Found by a new user: `notaurl`, port 70000 and an empty value were taken, and each
+    command then waited 30 s for a broker it could never reach."""
+    monkeypatch.setenv("STREAMLEARN_KAFKA_BOOTSTRAP", value)
+    with pytest.raises(ConfigurationError, match=r"STREAMLEARN_KAFKA_BOOTSTRAP: .*host:port"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "value", ["127.0.0.1:9092", "kafka-0.kafka:9092,kafka-1.kafka:9092", "[::1]:9092",
+              "SASL_SSL://broker.example:9094"],
+)  # fmt: skip
+def test_kafka_addresses_as_clients_take_them(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("STREAMLEARN_KAFKA_BOOTSTRAP", value)
+    assert load_settings().kafka_bootstrap == value

@@ -77,8 +77,6 @@ def read_experiments(settings: Settings, registry: SchemaSource) -> list[Experim
             partition, offset = message.partition(), message.offset()
             if partition is not None and offset is not None and offset + 1 >= ends[partition]:
                 pending.discard(partition)
-    except KafkaException as exc:
-        raise ServingError(f"reading {topic}: {exc}") from exc
-    finally:
+    finally:  # a KafkaException goes on as it is: the command line says it in one line
         consumer.close()
     return [e for _, e in sorted(current.items()) if e is not None]
