@@ -183,8 +183,13 @@ def simulate(
     from streamlearn.settings import http_url
     from streamlearn.simulate import LoopOptions, TrafficConfig, run_simulation
     from streamlearn.up.doors import Doors
+    from streamlearn.up.simulation import check_drift_at
 
     check_duration(duration)
+    try:
+        check_drift_at(drift_at)
+    except ValueError as exc:
+        fail(str(exc))
     for option, url in (("--collector-url", collector_url), ("--predict-url", predict_url)):
         try:
             http_url(url)

@@ -18,6 +18,11 @@ from streamlearn.cli_common import (
     port_option,
 )
 
+CHAOS_INTERVAL_S = 15.0
+"""``--chaos-interval``'s default: seconds between one fault's end and the next."""
+CHAOS_OUTAGE_S = 30.0
+"""``--chaos-outage``'s default: seconds the broker stays down in a broker fault."""
+
 
 def up(
     simulate: Annotated[
@@ -59,8 +64,9 @@ def up(
         ),
     ] = False,
     chaos_interval: Annotated[
-        float, typer.Option(help="Seconds between one fault's end and the next")
-    ] = 15.0,
+        float | None,
+        typer.Option(help="Seconds between one fault's end and the next [default: 15]"),
+    ] = None,
     chaos_fault: Annotated[
         list[str] | None,
         typer.Option(
@@ -69,8 +75,9 @@ def up(
         ),
     ] = None,
     chaos_outage: Annotated[
-        float, typer.Option(help="Seconds the broker stays down in a broker fault")
-    ] = 30.0,
+        float | None,
+        typer.Option(help="Seconds the broker stays down in a broker fault [default: 30]"),
+    ] = None,
     secure: Annotated[
         bool,
         typer.Option(
@@ -124,6 +131,17 @@ def up(
     check_duration(duration)
     if chaos and not simulate:
         fail("--chaos needs --simulate: the invariants are checked against its ground truth")
+    # Options that would be ignored: said, not run without (found as silently ignored).
+    given = {"--drift-at": drift_at is not None, "--change": bool(change)}
+    for option in (name for name, set_ in given.items() if set_ and not simulate):
+        fail(f"{option} needs --simulate: it changes the simulated world")
+    chaos_given = {
+        "--chaos-interval": chaos_interval is not None,
+        "--chaos-fault": bool(chaos_fault),
+        "--chaos-outage": chaos_outage is not None,
+    }
+    for option in (name for name, set_ in chaos_given.items() if set_ and not chaos):
+        fail(f"{option} needs --chaos")
     if chaos:
         for name, value in CHAOS_DEFAULTS.items():
             if name not in os.environ:
@@ -140,7 +158,12 @@ def up(
             rate=rate, users=users, bot_share=bot_share, seed=seed, changes=changes
         )
         chaos_options = (
-            ChaosOptions(seed, chaos_interval, tuple(chaos_fault or ()), chaos_outage)
+            ChaosOptions(
+                seed,
+                CHAOS_INTERVAL_S if chaos_interval is None else chaos_interval,
+                tuple(chaos_fault or ()),
+                CHAOS_OUTAGE_S if chaos_outage is None else chaos_outage,
+            )
             if chaos
             else None
         )

@@ -46,7 +46,7 @@ def test_changes_are_read_from_the_command_line_form() -> None:
             parse_change(text)
     with pytest.raises(ValueError, match="'soon' is not a number"):
         parse_change("bot_wave@soon")
-    with pytest.raises(ValueError, match="finite second >= 0"):
+    with pytest.raises(ValueError, match="a simulated second of 0 or more"):
         parse_change("bot_wave@-1")
     with pytest.raises(ValueError, match="unknown change"):
         Change("meteor", 1.0)  # type: ignore[arg-type]

@@ -119,3 +119,29 @@ def test_serve_refuses_port_0_for_several_processes() -> None:
     result = CliRunner().invoke(app, ["serve", "--port", "0", "--workers", "2"])
     assert result.exit_code == 1
     assert "--port 0 with --workers 2" in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["up", "--simulate", "--drift-at", "-3"],
+         "--drift-at -3: a simulated second of 0 or more"),
+        (["simulate", "--duration", "1", "--drift-at", "-5"],
+         "--drift-at -5: a simulated second of 0 or more"),
+        (["up", "--simulate", "--change", "feature_drift@-1"],
+         "change feature_drift@-1: a simulated second of 0 or more"),
+        (["up", "--simulate", "--chaos-fault", "kill:nope"], "--chaos-fault needs --chaos"),
+        (["up", "--simulate", "--chaos-interval", "-1"], "--chaos-interval needs --chaos"),
+        (["up", "--drift-at", "5"], "--drift-at needs --simulate"),
+        (["up", "--change", "bot_wave@5"], "--change needs --simulate"),
+    ],
+)  # fmt: skip
+def test_simulation_options_that_would_be_ignored_or_are_wrong_name_themselves(
+    arguments: list[str], said: str
+) -> None:
+    """Found by a new user: `up --simulate --drift-at -3` said `change feature_drift: at_s
+    must be ...` (an internal field, a change not given); `simulate --drift-at -5` was
+    taken; chaos options without --chaos were ignored."""
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 1, result.output
+    assert said in result.output

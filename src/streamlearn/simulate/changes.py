@@ -57,7 +57,7 @@ class Change:
                 f"unknown change {self.kind!r}: one of {', '.join(CHANGE_KINDS)} expected"
             )
         if not (math.isfinite(self.at_s) and self.at_s >= 0):
-            raise ValueError(f"change {self.kind}: at_s must be a finite second >= 0")
+            raise ValueError(f"change {self}: a simulated second of 0 or more")
 
     def __str__(self) -> str:
         return f"{self.kind}@{self.at_s:g}"

@@ -3,6 +3,7 @@ changes it injects into the simulated world."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 
@@ -37,6 +38,12 @@ def apply_simulate_defaults(environ: os._Environ[str] | dict[str, str]) -> dict[
     return applied
 
 
+def check_drift_at(drift_at_s: float | None) -> None:
+    """ValueError naming ``--drift-at`` unless it is a simulated second of 0 or more."""
+    if drift_at_s is not None and not (math.isfinite(drift_at_s) and drift_at_s >= 0):
+        raise ValueError(f"--drift-at {drift_at_s:g}: a simulated second of 0 or more")
+
+
 def simulated_changes(
     drift_at_s: float | None, changes: Sequence[str], duration_s: float | None = None
 ) -> tuple[Change, ...]:
@@ -46,6 +53,7 @@ def simulated_changes(
     of a run of ``duration_s`` is refused: it would never happen, and the run would pass
     its checks without it."""
     injected = [parse_change(text) for text in changes]
+    check_drift_at(drift_at_s)
     if drift_at_s is not None:
         injected += [Change("feature_drift", drift_at_s), Change("concept_drift", drift_at_s)]
     if any(c.kind == "broken_model" for c in injected):
