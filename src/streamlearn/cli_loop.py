@@ -180,6 +180,8 @@ def simulate(
     import asyncio
 
     from streamlearn.http_tls import client_ssl_context
+    from streamlearn.models import SPECS
+    from streamlearn.serving.experiments import base_model
     from streamlearn.settings import http_url
     from streamlearn.simulate import LoopOptions, TrafficConfig, run_simulation
     from streamlearn.up.doors import Doors
@@ -190,6 +192,8 @@ def simulate(
         check_drift_at(drift_at)
     except ValueError as exc:
         fail(str(exc))
+    if base_model(model) not in SPECS:  # every request would be a 404
+        fail(f"--model {model}: no model spec {base_model(model)!r} (known: {', '.join(SPECS)})")
     for option, url in (("--collector-url", collector_url), ("--predict-url", predict_url)):
         try:
             http_url(url)
@@ -216,14 +220,18 @@ def simulate(
         api_token=doors.api_token,
     )
 
-    async def main() -> str:
+    async def main() -> tuple[str, list[str]]:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         summary = await run_simulation(config, options, stop)
-        for problem in summary.unreached(collector_url, predict_url):
-            typer.echo(f"warning: {problem}", err=True)
-        return summary.to_json() if as_json else summary.describe()
+        said = summary.to_json() if as_json else summary.describe()
+        return said, summary.unreached(collector_url, predict_url)
 
-    typer.echo(asyncio.run(main()))
+    said, unreached = asyncio.run(main())
+    typer.echo(said)
+    for problem in unreached:
+        typer.echo(f"streamlearn: error: {problem}", err=True)
+    if unreached:  # the summary is printed; a script can still tell nothing got through
+        raise typer.Exit(1)

@@ -106,15 +106,17 @@ def test_the_command_survives_services_that_are_down_and_prints_json() -> None:
          "--users", "100", "--collector-url", dead, "--predict-url", dead, "--json"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    # Exit 1: nothing got through (found by a new user: a run that reached nothing exited
+    # 0, so a script could not tell); the summary is still printed.
+    assert result.returncode == 1, result.stderr
     summary = json.loads(result.stdout)
     assert summary["collector_errors"] > 0
     assert summary["predict_errors"] > 0
     assert summary["generated"]["page_view"] > 20
     assert summary["accepted"] == {}
     # Said plainly on stderr, not only counted (the JSON on stdout stays parseable).
-    assert f"warning: the collector at {dead} accepted nothing: " in result.stderr
-    assert f"warning: the prediction worker at {dead} answered none of " in result.stderr
+    assert f"error: the collector at {dead} accepted nothing: " in result.stderr
+    assert f"error: the prediction worker at {dead} answered none of " in result.stderr
 
 
 def test_a_run_refused_for_want_of_a_write_key_says_where_the_key_comes_from() -> None:
@@ -149,7 +151,8 @@ def test_sigterm_stops_the_command_cleanly_with_the_summary() -> None:
     time.sleep(0.6)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=30)
-    assert process.returncode == 0, stderr
+    # Stopped by its handler, not killed (-15): 1 as nothing got through the hang-up.
+    assert process.returncode == 1, stderr
     assert json.loads(stdout)["elapsed_s"] > 0.5
 
 
@@ -166,3 +169,15 @@ def test_summary_reports_the_ceiling_before_and_after_the_drift_as_json() -> Non
     assert data["events_per_s"] == 5.0
     assert "_truth" not in data
     assert "impressions: 8" in summary.describe()
+
+
+def test_a_model_no_spec_has_is_refused_before_any_traffic() -> None:
+    """Found by a new user: `simulate --model nope` ran, every request got a 404, and the
+    warning blamed reachability or a token."""
+    from typer.testing import CliRunner
+
+    from streamlearn.cli import app
+
+    result = CliRunner().invoke(app, ["simulate", "--duration", "1", "--model", "nope"])
+    assert result.exit_code == 1
+    assert "--model nope: no model spec 'nope' (known: " in result.output
