@@ -71,6 +71,19 @@ def test_shipped_topology_declares_every_topic_of_the_design() -> None:
         (MINIMAL + "    configs:\n      retention.ms: '5'\n", r"use the dedicated field"),
         ("version: 1\ntopics: [\n", r"t.yaml:3: invalid YAML"),
         ("- just a list\n", r"expected a mapping"),
+        # Found by a new user: `topics diff` took these and `apply` failed on them (or
+        # created something else: `true` made 1 partition).
+        (MINIMAL + "    partitions: true\n", r"t.yaml:8: topics.0.partitions: .*integer"),
+        (MINIMAL + "    partitions: '6'\n", r"t.yaml:8: topics.0.partitions: .*integer"),
+        (MINIMAL + "    partitions: 100000000\n", r"t.yaml:8: topics.0.partitions: .*100000"),
+        (
+            MINIMAL + "    partitions: 1\n    partitions: 2\n",
+            r"t.yaml:9: invalid YAML: key 'partitions' given twice",
+        ),
+        (
+            MINIMAL.replace("retention: 7d", "retention: 99999999999999999d"),
+            r"t.yaml:7: topics.0.retention: .*longer than Kafka",
+        ),
     ],
 )
 def test_invalid_topology_names_line_and_field(text: str, expected: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
 
 _DURATION = re.compile(r"^(\d+)\s*(ms|s|m|h|d)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -15,8 +15,20 @@ _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _MANAGED_KEYS = frozenset({"cleanup.policy", "retention.ms", "max.message.bytes"})
 
 
+JAVA_LONG_MAX = 2**63 - 1
+MAX_PARTITIONS = 100_000
+"""The most partitions Kafka's clients create a topic with (librdkafka refuses more)."""
+
+
 def parse_retention_ms(value: object) -> int:
     """``7d`` → 604800000; ``forever`` → -1 (Kafka's "no time limit")."""
+    retention = _retention_ms(value)
+    if retention > JAVA_LONG_MAX:
+        raise ValueError("retention is longer than Kafka's retention.ms can hold (a Java long)")
+    return retention
+
+
+def _retention_ms(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError("retention must be a duration like 7d, 12h, 30m or 'forever'")
     if isinstance(value, int):
@@ -40,8 +52,8 @@ CleanupPolicy = Literal["delete", "compact", "compact,delete"]
 class TopicDefaults(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    replication_factor: int = Field(default=1, ge=1)
-    partitions: int = Field(default=1, ge=1)
+    replication_factor: StrictInt = Field(default=1, ge=1)
+    partitions: StrictInt = Field(default=1, ge=1, le=MAX_PARTITIONS)
 
 
 class TopicSpec(BaseModel):
@@ -54,9 +66,10 @@ class TopicSpec(BaseModel):
     value_schema: str | None
     cleanup_policy: CleanupPolicy
     retention: RetentionMs
-    partitions: int | None = Field(default=None, ge=1)
-    replication_factor: int | None = Field(default=None, ge=1)
-    max_message_bytes: int | None = Field(default=None, ge=1024)
+    # Strict: YAML's `true` or "6" would be taken as 1 and 6 partitions.
+    partitions: StrictInt | None = Field(default=None, ge=1, le=MAX_PARTITIONS)
+    replication_factor: StrictInt | None = Field(default=None, ge=1)
+    max_message_bytes: StrictInt | None = Field(default=None, ge=1024)
     configs: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
