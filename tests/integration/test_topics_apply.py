@@ -109,6 +109,54 @@ def test_refused_changes_change_nothing(admin: AdminClient, kafka_settings: Sett
     )
 
 
+def test_what_the_brokers_would_refuse_is_refused_by_the_plan_before_anything_changes(
+    admin: AdminClient, kafka_settings: Settings
+) -> None:
+    """Found by a new user: `topics diff` passed an unknown config, a value Kafka refuses
+    and more replicas than brokers; `apply` then created the first topic and failed on the
+    next. The plan now asks the brokers (validate_only) and refuses it whole."""
+    text = """\
+version: 1
+topics:
+  - name: fine
+    key: k
+    value_schema: null
+    cleanup_policy: delete
+    retention: 1d
+  - name: unknown-config
+    key: k
+    value_schema: null
+    cleanup_policy: delete
+    retention: 1d
+    configs:
+      no.such.config: "1"
+  - name: bad-value
+    key: k
+    value_schema: null
+    cleanup_policy: delete
+    retention: 1d
+    configs:
+      min.insync.replicas: banana
+  - name: three-replicas
+    key: k
+    value_schema: null
+    cleanup_policy: delete
+    retention: 1d
+    replication_factor: 3
+"""
+    desired = desired_topics(parse_topology(text), kafka_settings.topic_prefix)
+    plan = plan_for_cluster(admin, desired)
+    prefix = kafka_settings.topic_prefix
+    said = "\n".join(plan.refusals)
+    assert f"{prefix}unknown-config: " in said
+    assert f"{prefix}bad-value: " in said
+    assert f"{prefix}three-replicas: " in said
+    assert f"{prefix}fine" not in said
+    with pytest.raises(RefusedChangeError):
+        apply_topology(admin, desired)
+    assert f"{prefix}fine" not in admin.list_topics(timeout=30).topics, "nothing was created"
+
+
 def test_config_drift_is_aligned_and_partitions_grow(
     admin: AdminClient, kafka_settings: Settings
 ) -> None:

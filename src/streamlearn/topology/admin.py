@@ -31,8 +31,10 @@ from streamlearn.topology.plan import (
 REQUEST_TIMEOUT_S = 30.0
 
 
-def _wait(futures: dict[Any, Future[Any]], action: str, tolerated: str | None = None) -> list[str]:
-    """Wait for every request; the names whose request failed with ``tolerated``."""
+def _outcomes(
+    futures: dict[Any, Future[Any]], action: str, tolerated: str | None = None
+) -> tuple[list[str], list[str]]:
+    """Wait for every request: (each failure said, the names that failed with ``tolerated``)."""
     failures = []
     tolerated_names = []
     for key, future in futures.items():
@@ -44,9 +46,65 @@ def _wait(futures: dict[Any, Future[Any]], action: str, tolerated: str | None = 
                 tolerated_names.append(name)
             else:
                 failures.append(f"{action} {name}: {exc.args[0].str()}")
+    return failures, tolerated_names
+
+
+def _wait(futures: dict[Any, Future[Any]], action: str, tolerated: str | None = None) -> list[str]:
+    """Wait for every request; the names whose request failed with ``tolerated``."""
+    failures, tolerated_names = _outcomes(futures, action, tolerated)
     if failures:
         raise TopologyApplyError("; ".join(failures))
     return tolerated_names
+
+
+def _new_topics(plan: Plan) -> list[NewTopic]:
+    return [
+        NewTopic(
+            c.topic.name,
+            num_partitions=c.topic.partitions,
+            replication_factor=c.topic.replication_factor,
+            config=c.topic.configs,
+        )
+        for c in plan.changes
+        if isinstance(c, CreateTopic)
+    ]
+
+
+def _config_changes(plan: Plan) -> list[ConfigResource]:
+    alters: dict[str, list[ConfigEntry]] = {}
+    for change in plan.changes:
+        if isinstance(change, AlterConfig):
+            alters.setdefault(change.name, []).append(
+                ConfigEntry(change.key, change.wanted, incremental_operation=AlterConfigOpType.SET)
+            )
+    return [
+        ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=entries)
+        for name, entries in alters.items()
+    ]
+
+
+def refused_by_cluster(admin: AdminClient, plan: Plan) -> list[str]:
+    """What the brokers would refuse of the plan's creations and config changes, asked
+    without changing anything (``validate_only``): a config Kafka does not know, a value it
+    does not take, more replicas than brokers. (Without asking, `topics diff` passed them
+    and `apply` created the topics before the first refused one.)"""
+    refusals = []
+    if new_topics := _new_topics(plan):
+        failures, _ = _outcomes(
+            admin.create_topics(new_topics, validate_only=True, request_timeout=REQUEST_TIMEOUT_S),
+            "create",
+            tolerated="TOPIC_ALREADY_EXISTS",  # created meanwhile: the next plan aligns it
+        )
+        refusals += failures
+    if resources := _config_changes(plan):
+        failures, _ = _outcomes(
+            admin.incremental_alter_configs(
+                resources, validate_only=True, request_timeout=REQUEST_TIMEOUT_S
+            ),
+            "alter configs of",
+        )
+        refusals += failures
+    return refusals
 
 
 def wait_until_visible(admin: AdminClient, names: Iterable[str], timeout_s: float) -> None:
@@ -96,7 +154,12 @@ def read_existing(admin: AdminClient, names: Iterable[str]) -> dict[str, Existin
 
 
 def plan_for_cluster(admin: AdminClient, desired: list[DesiredTopic]) -> Plan:
-    return plan_changes(desired, read_existing(admin, [t.name for t in desired]))
+    """The changes that bring the cluster to ``desired``, with what streamlearn refuses
+    (shrinking, un-compacting a state topic) and what the brokers would refuse."""
+    plan = plan_changes(desired, read_existing(admin, [t.name for t in desired]))
+    if not plan.refusals and plan.changes:
+        plan.refusals.extend(refused_by_cluster(admin, plan))
+    return plan
 
 
 def apply_plan(admin: AdminClient, plan: Plan) -> list[str]:
@@ -109,23 +172,13 @@ def apply_plan(admin: AdminClient, plan: Plan) -> list[str]:
     if plan.refusals:
         raise RefusedChangeError(plan.refusals)
     created_elsewhere: list[str] = []
-    creates = [c.topic for c in plan.changes if isinstance(c, CreateTopic)]
-    if creates:
-        new_topics = [
-            NewTopic(
-                t.name,
-                num_partitions=t.partitions,
-                replication_factor=t.replication_factor,
-                config=t.configs,
-            )
-            for t in creates
-        ]
+    if new_topics := _new_topics(plan):
         created_elsewhere = _wait(
             admin.create_topics(new_topics, request_timeout=REQUEST_TIMEOUT_S),
             "create",
             tolerated="TOPIC_ALREADY_EXISTS",
         )
-        wait_until_visible(admin, [t.name for t in creates], REQUEST_TIMEOUT_S)
+        wait_until_visible(admin, [t.topic for t in new_topics], REQUEST_TIMEOUT_S)
     grows = [c for c in plan.changes if isinstance(c, AddPartitions)]
     if grows:
         _wait(
@@ -134,17 +187,7 @@ def apply_plan(admin: AdminClient, plan: Plan) -> list[str]:
             ),
             "add partitions to",
         )
-    alters: dict[str, list[ConfigEntry]] = {}
-    for change in plan.changes:
-        if isinstance(change, AlterConfig):
-            alters.setdefault(change.name, []).append(
-                ConfigEntry(change.key, change.wanted, incremental_operation=AlterConfigOpType.SET)
-            )
-    if alters:
-        resources = [
-            ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=entries)
-            for name, entries in alters.items()
-        ]
+    if resources := _config_changes(plan):
         _wait(
             admin.incremental_alter_configs(resources, request_timeout=REQUEST_TIMEOUT_S),
             "alter configs of",
