@@ -30,6 +30,8 @@ def check_private_file(path: Path, setting: str) -> None:
         mode = path.stat().st_mode
     except OSError as exc:
         raise ConfigurationError(f"{setting}={path}: {exc.strerror}") from exc
+    if stat.S_ISDIR(mode):
+        raise ConfigurationError(f"{setting}={path}: a directory, not a file")
     if mode & NOT_PRIVATE:
         raise ConfigurationError(
             f"{setting}={path} is readable or writable by others (mode "

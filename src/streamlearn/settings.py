@@ -48,7 +48,10 @@ def _default_data_dir() -> Path:
 
 def http_url(url: str) -> str:
     """``url`` if it is an http(s) URL with a host (and a valid port), else why not."""
-    problem = f"{url!r} is not an http:// or https:// URL, e.g. http://127.0.0.1:8081"
+    problem = (
+        f"{url!r} is not an http:// or https:// URL with a host and, if any, a port of 1 to "
+        "65535, e.g. http://127.0.0.1:8081"
+    )
     try:
         parts = urlsplit(url)
         port_ok = parts.port is None or parts.port > 0
@@ -187,7 +190,7 @@ class Settings(BaseSettings):
     maven_repository: str = "https://repo1.maven.org/maven2"
     """Maven repository the embedded broker's jars are fetched from (a mirror works)."""
 
-    kafka_heap: str = "512m"
+    kafka_heap: Annotated[str, Field(pattern=r"^[1-9][0-9]*[kKmMgG]?$")] = "512m"
     """Maximum Java heap of the embedded broker (-Xmx)."""
 
     kafka_start_timeout_s: float = Field(default=60.0, gt=0)
@@ -333,7 +336,7 @@ class Settings(BaseSettings):
     model_previous_signing_key_until: datetime | None = None
     """End of the previous key's grace (ISO 8601); after it its snapshots are refused."""
 
-    models: list[str] = Field(default_factory=lambda: ["ctr"])
+    models: list[str] = Field(default_factory=lambda: ["ctr"], min_length=1)
     """Model specs (streamlearn.models.SPECS) the learner trains and workers serve."""
 
     label_horizon_s: float | None = Field(default=None, gt=0)
@@ -465,10 +468,17 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigurationError(f"invalid settings: {_not_json(exc)}") from None
     except ValidationError as exc:
         problems = "; ".join(
-            f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
+            f"{_where(err['loc'], overrides)}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigurationError(f"invalid settings: {problems}") from exc
+
+
+def _where(loc: tuple[int | str, ...], overrides: dict[str, Any]) -> str:
+    """A setting as the user gave it: its variable, or its name when a command's option
+    gave it (``--registry-url`` was reported as the environment variable)."""
+    if loc and loc[0] in overrides:
+        return f"{loc[0]} (given on the command line)"
+    return f"{ENV_PREFIX}{'_'.join(str(p) for p in loc).upper()}"
 
 
 def _not_json(exc: SettingsError) -> str:

@@ -21,6 +21,7 @@ from streamlearn.replay.positions import PartitionRange, check_retention, parse_
 from streamlearn.replay.rebuild import ModelTarget, learn, replayed_snapshot
 from streamlearn.replay.shadow import step_topics
 from streamlearn.replay.verify import Verdict, verify_version
+from streamlearn.settings import Settings
 from tests.support import click_examples
 
 KEY = "unit-test-key"
@@ -325,3 +326,13 @@ def test_examples_none_of_whose_horizons_closed_in_the_range_are_not_compared() 
     ]
     none = diff_examples(_Sides({}), horizon_s=25.0, lateness_s=5.0)  # type: ignore[arg-type]
     assert none.lines() == ["training.examples: not compared: the shadow has no predictions"]
+
+
+@pytest.mark.parametrize("shadow", ["a b", "", "x@y", "-lead"])
+def test_a_shadow_name_that_is_no_arm_name_is_refused(shadow: str) -> None:
+    """`--shadow "a b"` was taken: ctr@a b, a model name an experiment arm cannot route to
+    (`experiments set` refuses such names)."""
+    from streamlearn.replay.model import _target
+
+    with pytest.raises(ReplayError, match=f"shadow name {shadow!r}: letters, digits"):
+        _target(Settings(), "ctr", None, shadow)

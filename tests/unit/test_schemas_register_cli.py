@@ -56,3 +56,35 @@ def test_a_registry_that_cannot_write_is_asked_twice_not_four_times(registry_url
     assert result.exit_code == 1
     assert len(TimingOutRegistry.posts) == 2, TimingOutRegistry.posts
     assert "Operation timed out: writing to _schemas (50002)" in str(result.exception)
+
+
+class NotARegistry(BaseHTTPRequestHandler):
+    """A web server that is not a schema registry (the collector's port, say)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b"<html>not found</html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_server_that_is_no_registry_is_said_to_be_one() -> None:
+    """Found by a new user: `--registry-url` at the collector's port said
+    `refused telemetry.events-value: None (None)`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotARegistry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = CliRunner().invoke(app, ["schemas", "register", "--registry-url", url])
+    finally:
+        server.shutdown()
+        server.server_close()
+    said = str(result.exception)
+    assert "None" not in said
+    assert f"answered HTTP 404 without a schema registry's error: is {url} one?" in said

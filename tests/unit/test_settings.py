@@ -47,7 +47,7 @@ def test_invalid_value_names_the_environment_variable(monkeypatch: pytest.Monkey
 
 
 def test_unknown_setting_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="KAFKA_BOOTSTRAPP"):
+    with pytest.raises(ConfigurationError, match="kafka_bootstrapp"):
         load_settings(kafka_bootstrapp="typo:9092")
 
 
@@ -271,3 +271,37 @@ def test_a_kafka_address_that_is_not_host_port_is_refused(
 def test_kafka_addresses_as_clients_take_them(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("STREAMLEARN_KAFKA_BOOTSTRAP", value)
     assert load_settings().kafka_bootstrap == value
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("STREAMLEARN_MODELS", "[]", "STREAMLEARN_MODELS"),
+        ("STREAMLEARN_KAFKA_HEAP", "lots", "STREAMLEARN_KAFKA_HEAP"),
+    ],
+)
+def test_settings_that_start_something_useless_or_broken_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, said: str
+) -> None:
+    """Found by a new user: `[]` started a worker serving nothing; `lots` reached the JVM
+    as `-Xmxlots` (its error named no setting)."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=said):
+        load_settings()
+
+
+def test_a_value_given_on_the_command_line_is_said_to_be(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`schemas register --registry-url http://127.0.0.1:70000` named the environment
+    variable, and said the scheme was wrong when the port was."""
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings(schema_registry_url="http://127.0.0.1:70000")
+    said = str(refused.value)
+    assert "schema_registry_url (given on the command line)" in said
+    assert "a port of 1 to 65535" in said
+
+
+def test_a_secret_file_that_is_a_directory_is_said_to_be_one(tmp_path: Path) -> None:
+    from streamlearn.http_tls import check_private_file
+
+    with pytest.raises(ConfigurationError, match="a directory, not a file"):
+        check_private_file(tmp_path, "STREAMLEARN_COLLECTOR_WRITE_KEYS_FILE")

@@ -29,6 +29,7 @@ from streamlearn.replay.rebuild import ModelTarget, learn, replayed_snapshot
 from streamlearn.replay.sources import KafkaSource, RecordSource
 from streamlearn.runtime.topic_reader import MAX_RECORD_BYTES, end_offsets
 from streamlearn.serde import SchemaSource
+from streamlearn.serving.experiments import NAME, NAME_RULE
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
 
@@ -70,8 +71,9 @@ def _target(settings: Settings, name: str, spec: str | None, shadow: str | None)
     spec_name = spec or base
     if spec_name not in SPECS:
         raise ReplayError(f"no spec {spec_name!r}; known: {sorted(SPECS)}")
-    if shadow is not None and (not shadow or "@" in shadow):
-        raise ReplayError(f"shadow name {shadow!r}: non-empty, without '@'")
+    if shadow is not None and not NAME.fullmatch(shadow):
+        # <spec>@<shadow> must be a model an experiment arm can route to.
+        raise ReplayError(f"shadow name {shadow!r}: {NAME_RULE}")
     published = f"{spec_name}@{shadow}" if shadow else (f"{spec_name}@{arm}" if arm else spec_name)
     return ModelTarget(configured_spec(spec_name, settings), base, arm or None, published)
 

@@ -60,6 +60,16 @@ class RegistryClient:
         """The underlying confluent-kafka client (for admin calls the serde does not need)."""
         return self._client
 
+    def _said(self, exc: SchemaRegistryError) -> str:
+        """A registry's refusal: its message and code, or what answered instead (a web
+        server that is no registry answers without them: "None (None)")."""
+        if exc.error_message is None or exc.error_code in (None, -1):
+            return (
+                f"answered HTTP {exc.http_status_code} without a schema registry's error: "
+                f"is {self.url} one?"
+            )
+        return f"{exc.error_message} ({exc.error_code})"
+
     def register(self, subject: str, schema_str: str) -> int:
         """Register (idempotently) and return the schema id."""
         key = (subject, schema_str)
@@ -70,7 +80,7 @@ class RegistryClient:
             schema_id = int(self._client.register_schema(subject, Schema(schema_str, "AVRO")))
         except SchemaRegistryError as exc:
             raise RegistryUnavailableError(
-                f"registry {self.url} refused {subject}: {exc.error_message} ({exc.error_code})"
+                f"registry {self.url} refused {subject}: {self._said(exc)}"
             ) from exc
         except Exception as exc:
             raise RegistryUnavailableError(f"registry {self.url} unreachable: {exc}") from exc
@@ -84,8 +94,7 @@ class RegistryClient:
             registered = self._client.get_latest_version(subject)
         except SchemaRegistryError as exc:
             raise RegistryUnavailableError(
-                f"registry {self.url} has no latest version of {subject}: "
-                f"{exc.error_message} ({exc.error_code})"
+                f"registry {self.url} has no latest version of {subject}: {self._said(exc)}"
             ) from exc
         except Exception as exc:
             raise RegistryUnavailableError(f"registry {self.url} unreachable: {exc}") from exc
