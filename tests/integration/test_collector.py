@@ -350,6 +350,7 @@ async def test_every_malformed_body_is_a_400_naming_it_and_counted(
         (b'{"event_type": "x", "user_id": "u", "url": "\\udfff", "app_version": "a"}',
          {}, 400, "[0].url"),
         (b'{"event_type": "x", "user_id": "u"}', {"X-App-Version": " "}, 400, "[0].app_version"),
+        (b"5", {}, 400, "body"),  # was refused as an item "[0]", which there is not
     ]  # fmt: skip
     for raw, headers, status, field in cases:
         got, (answer, _) = await collector(raw=raw, **headers)

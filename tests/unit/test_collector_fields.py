@@ -151,3 +151,13 @@ def test_a_wrong_type_is_named_in_jsons_words(item: dict[str, Any], field: str, 
         map_item({"event_type": "view", **item}, 0, CONTEXT, reject_unknown=True)
     assert refused.value.field == field
     assert said in refused.value.problem
+
+
+def test_a_null_request_id_is_named_not_the_event_fields_beside_it() -> None:
+    """Found by a new user: `{"request_id": null, "event_type": "x", ...}` was refused as
+    `[0].event_type: is not a known field` (an item with request_id is feedback, whose
+    request_id the document requires as text)."""
+    item = {"request_id": None, "event_type": "x", "user_id": "u", "app_version": "w"}
+    with pytest.raises(InvalidEventError) as refused:
+        map_item(item, 0, CONTEXT, reject_unknown=True)
+    assert refused.value.field == "[0].request_id"

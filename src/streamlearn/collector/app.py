@@ -38,6 +38,7 @@ from streamlearn.collector.write_keys import (
 from streamlearn.http_auth import RateLimiter, rate_limited
 from streamlearn.http_body import UnreadableBodyError, read_body
 from streamlearn.http_errors import kept_headers
+from streamlearn.json_kinds import json_kind
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
 from streamlearn.serde import EncodeError, RegistryClient, SchemaSource
 from streamlearn.settings import Settings
@@ -201,6 +202,13 @@ async def post_events(request: web.Request) -> web.Response:
     except RecursionError:
         collector.refused.labels(status="400").inc()
         return _error(400, "body is nested deeper than the collector reads", "body")
+    if not isinstance(payload, list | dict):  # `5` was refused as item "[0]"
+        collector.refused.labels(status="400").inc()
+        return _error(
+            400,
+            f"body must be an event object or an array of them, got {json_kind(payload)}",
+            "body",
+        )
     items = payload if isinstance(payload, list) else [payload]
     if not items:
         collector.refused.labels(status="400").inc()

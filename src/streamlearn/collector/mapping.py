@@ -188,8 +188,9 @@ def map_item(item: Any, index: int, context: RequestContext, *, reject_unknown: 
     if app_version is None or not app_version.strip():
         raise InvalidEventError(f"{where}.app_version", "is required (or send X-App-Version)")
     if "request_id" in item:
-        _check_unknown(item, FEEDBACK_FIELDS, where, reject_unknown)
+        # Its own field first: a null request id is the mistake, not the fields beside it.
         request_id = _string(item, "request_id", where, required=True)
+        _check_unknown(item, FEEDBACK_FIELDS, where, reject_unknown)
         kind = _string(item, "kind", where, required=True)
         if kind not in FEEDBACK_KINDS:
             raise InvalidEventError(f"{where}.kind", f"must be one of {sorted(FEEDBACK_KINDS)}")
