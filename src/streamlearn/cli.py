@@ -41,7 +41,7 @@ from streamlearn.kafka_local import (
     embedded_kafka,
     load_lock,
 )
-from streamlearn.settings import Settings, settings_table
+from streamlearn.settings import Settings, settings_table, shown_setting
 from streamlearn.topology import apply_topology, desired_topics, load_topology, plan_for_cluster
 from streamlearn.topology.catalogue import topology_path
 from streamlearn.topology.plan import DesiredTopic
@@ -363,7 +363,7 @@ def config_show() -> None:
     """Print the effective settings (secrets masked)."""
     settings = command_settings()
     for name, value in settings:
-        typer.echo(f"{name} = {value}")
+        typer.echo(f"{name} = {shown_setting(value)}")
 
 
 @config_app.command("docs")

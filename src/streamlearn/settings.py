@@ -454,6 +454,24 @@ def _check_config_file(path: Path) -> None:
             raise ConfigurationError(f"{where}: unknown setting {str(key)!r}{hint}")
 
 
+def shown_setting(value: object) -> str:
+    """A setting's value as ``config show`` prints it: secrets masked, lists and maps as
+    the JSON the variables take (not Python's ``[SecretStr('**********')]``)."""
+
+    def plain(item: object) -> object:
+        if isinstance(item, SecretStr):
+            return str(item)  # pydantic's mask
+        if isinstance(item, list | tuple):
+            return [plain(i) for i in item]
+        if isinstance(item, dict):
+            return {str(plain(k)): plain(v) for k, v in item.items()}
+        return item
+
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(plain(value))
+    return str(plain(value))
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning validation errors into one readable :class:`ConfigurationError`
     (and warning of ``STREAMLEARN_*`` variables that are no setting)."""

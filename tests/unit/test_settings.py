@@ -40,6 +40,20 @@ def test_secrets_never_appear_in_repr_or_config_show(monkeypatch: pytest.MonkeyP
     assert "kafka_sasl_password = **********" in result.output
 
 
+def test_config_show_prints_values_not_python_reprs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a new user: `serve_api_tokens = [SecretStr('**********')]`."""
+    monkeypatch.setenv("STREAMLEARN_SERVE_API_TOKENS", '["tok-a", "tok-b"]')
+    monkeypatch.setenv("STREAMLEARN_COLLECTOR_WRITE_KEYS", '{"wk-1": "shop-web"}')
+    result = CliRunner().invoke(app, ["config", "show"])
+    assert result.exit_code == 0, result.output
+    assert "SecretStr" not in result.output
+    assert 'serve_api_tokens = ["**********", "**********"]' in result.output
+    assert 'collector_write_keys = {"**********": "shop-web"}' in result.output
+    assert 'models = ["ctr"]' in result.output
+    assert "tok-a" not in result.output
+    assert "wk-1" not in result.output
+
+
 def test_invalid_value_names_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMLEARN_KAFKA_SECURITY_PROTOCOL", "CARRIER_PIGEON")
     with pytest.raises(ConfigurationError, match="STREAMLEARN_KAFKA_SECURITY_PROTOCOL"):
