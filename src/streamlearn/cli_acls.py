@@ -54,6 +54,11 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
         part, sep, principal = pair.partition("=")
         if not sep or not part or not principal:
             raise typer.BadParameter(f"{pair!r} is not PART=PRINCIPAL", param_hint="--principal")
+        if part.strip() in overrides:
+            raise typer.BadParameter(
+                f"part {part.strip()!r} given twice: one principal per part",
+                param_hint="--principal",
+            )
         overrides[part.strip()] = principal.strip()
     return overrides
 

@@ -149,6 +149,12 @@ def test_the_plan_command_prints_a_table_or_json_without_a_cluster() -> None:
     unknown = CliRunner().invoke(cli, ["acls", "plan", "--part", "nope"])
     assert unknown.exit_code == 1
     assert "unknown parts ['nope']" in unknown.output
+    # Found by a new user: the second of two principals for one part won silently.
+    twice = CliRunner().invoke(
+        cli, ["acls", "plan", "--principal", "serve=User:a", "--principal", "serve=User:b"]
+    )
+    assert twice.exit_code == 2
+    assert "part 'serve' given twice" in twice.output
 
 
 def test_describe_table_aligns_columns() -> None:

@@ -45,7 +45,11 @@ def create_serving_app(
 ) -> web.Application:
     key = settings.model_signing_key
     if kafka and (key is None or not key.get_secret_value()):
-        raise ConfigurationError("a prediction worker needs STREAMLEARN_MODEL_SIGNING_KEY")
+        raise ConfigurationError(
+            "a prediction worker needs STREAMLEARN_MODEL_SIGNING_KEY, the learner's key "
+            "(a new one: `python -c 'import secrets; print(secrets.token_hex(32))'`; `up` "
+            "makes one in its data directory)"
+        )
     middlewares: list[Middleware] = []
     if settings.serve_api_tokens:
         # /v1 is the API; probes, metrics and the OpenAPI document stay open. The
