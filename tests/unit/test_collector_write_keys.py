@@ -73,7 +73,13 @@ async def test_a_post_without_a_key_or_with_an_unknown_one_is_401(
         assert "wk-guessed" not in body["error"]
     response = await collector.post("/v1/events?write_key=wk-guessed", json=EVENT)
     assert response.status == 401
-    assert 'status="401"} 3.0' in await _refused(collector)
+    assert (await response.json())["field"] == "write_key", "where the key was sent"
+    # Two keys in one request: which one counts was the first, silently.
+    response = await collector.post(f"/v1/events?write_key={KEY}&write_key=wk-2", json=EVENT)
+    assert response.status == 401
+    body = await response.json()
+    assert body == {"error": "send one write key: this request carries 2", "field": "write_key"}
+    assert 'status="401"} 4.0' in await _refused(collector)
 
 
 async def test_an_item_naming_another_app_than_its_key_is_403_naming_the_field(

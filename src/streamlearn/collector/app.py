@@ -188,7 +188,7 @@ async def post_events(request: web.Request) -> web.Response:
             key_app = collector.write_keys.app_of(request)
         except MissingWriteKeyError as exc:
             collector.refused.labels(status="401").inc()
-            return _error(401, str(exc), HEADER, headers=challenge())
+            return _error(401, str(exc), exc.field, headers=challenge())
     try:
         payload = json.loads(await read_body(request), parse_constant=_not_json)
     except UnreadableBodyError as exc:

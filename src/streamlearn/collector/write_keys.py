@@ -37,7 +37,11 @@ APP_FIELD = {"event": "context", "feedback": "properties"}
 
 
 class MissingWriteKeyError(Exception):
-    """A post without a known write key (401)."""
+    """A post without a known write key (401); ``field``: where the key was (or goes)."""
+
+    def __init__(self, message: str, field: str = "X-Streamlearn-Write-Key") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ForeignAppError(Exception):
@@ -98,7 +102,13 @@ class WriteKeys:
 
     def app_of(self, request: web.Request) -> str:
         """The app whose key the request carries (header, else query parameter)."""
-        given = request.headers.get(HEADER) or request.query.get(QUERY)
+        headers, queried = request.headers.getall(HEADER, []), request.query.getall(QUERY, [])
+        field = HEADER if headers else QUERY
+        if len(headers) + len(queried) > 1:
+            raise MissingWriteKeyError(
+                f"send one write key: this request carries {len(headers) + len(queried)}", field
+            )
+        given = (headers or queried or [""])[0]
         if not given:
             raise MissingWriteKeyError(
                 f"a write key is required: send it as the {HEADER} header "
@@ -106,7 +116,7 @@ class WriteKeys:
             )
         app = owner_of(given, self._keys)
         if app is None:
-            raise MissingWriteKeyError("this write key is not one the collector knows")
+            raise MissingWriteKeyError("this write key is not one the collector knows", field)
         return app
 
 
