@@ -160,7 +160,7 @@ async def test_valid_batch_is_accepted_and_produced(
         ({"event_type": "v", "user_id": "u"}, "[0].app_version"),
         ({"request_id": "r", "kind": "teleport", "app_version": "1"}, "[0].kind"),
         ({"request_id": "r", "kind": "value", "value": "12", "app_version": "1"}, "[0].value"),
-        ("just a string", "[0]"),
+        ("just a string", "body"),  # neither an object nor an array of them
     ],
 )
 async def test_invalid_events_name_the_field(
