@@ -242,6 +242,8 @@ async def test_every_content_encoding_is_decoded_or_refused_as_json(
         "foo": (415, "Content-Encoding foo: not one of identity, gzip, deflate, br, zstd",
                 "Content-Encoding"),
         "gzip": (400, "the body does not decode as its Content-Encoding gzip says", "body"),
+        "gzip, br": (415, "Content-Encoding gzip, br: not one of identity, gzip, deflate, br, "
+                     "zstd", "Content-Encoding"),  # aiohttp would read it as identity
     }  # fmt: skip
     for encoding, (status, error, field) in refusals.items():
         response = await client.post(
