@@ -26,7 +26,7 @@ from streamlearn.cli_common import (
     command_settings,
 )
 from streamlearn.exceptions import StreamlearnError
-from streamlearn.settings import http_url
+from streamlearn.settings_values import http_url
 
 archive_app = typer.Typer(
     rich_markup_mode=None,

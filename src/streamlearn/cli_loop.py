@@ -182,7 +182,7 @@ def simulate(
     from streamlearn.http_tls import client_ssl_context
     from streamlearn.models import SPECS
     from streamlearn.serving.experiments import base_model
-    from streamlearn.settings import http_url
+    from streamlearn.settings_values import http_url
     from streamlearn.simulate import LoopOptions, TrafficConfig, run_simulation
     from streamlearn.up.doors import Doors
     from streamlearn.up.simulation import check_drift_at

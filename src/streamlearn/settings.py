@@ -16,7 +16,6 @@ import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import AfterValidator, Field, SecretStr, ValidationError
@@ -29,6 +28,7 @@ from pydantic_settings import (
 )
 
 from streamlearn.exceptions import ConfigurationError
+from streamlearn.settings_values import Credential, app_id, http_url, kafka_addresses, origin
 
 log = logging.getLogger(__name__)
 
@@ -44,77 +44,6 @@ def _default_cache_dir() -> Path:
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "streamlearn"
-
-
-def http_url(url: str) -> str:
-    """``url`` if it is an http(s) URL with a host (and a valid port), else why not."""
-    problem = (
-        f"{url!r} is not an http:// or https:// URL with a host and, if any, a port of 1 to "
-        "65535, e.g. http://127.0.0.1:8081"
-    )
-    try:
-        parts = urlsplit(url)
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
-        raise ValueError(problem) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        raise ValueError(problem)
-    return url
-
-
-_KAFKA_ADDRESS = re.compile(
-    r"(?:[A-Za-z_]+://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:,/\[\]]+):(?P<port>\d+)"
-)
-
-
-def _kafka_addresses(addresses: str) -> str:
-    """``addresses`` if each comma-separated item is ``[protocol://]host:port`` with a port
-    of 1 to 65535, as Kafka's clients take them; else why not (they were taken, and every
-    command then waited for a broker it could never reach)."""
-    for address in addresses.split(","):
-        match = _KAFKA_ADDRESS.fullmatch(address.strip())
-        if match is None or not 0 < int(match["port"]) < 65536:
-            raise ValueError(
-                f"{address.strip()!r} is not host:port (a port of 1 to 65535); "
-                "comma-separated for several brokers, e.g. 127.0.0.1:9092"
-            )
-    return addresses
-
-
-def _credential(secret: SecretStr) -> SecretStr:
-    """A token or write key a client can send: not empty, no whitespace (an empty one let
-    ``Authorization: Bearer`` with nothing after it through)."""
-    value = secret.get_secret_value()
-    if not value or any(c.isspace() for c in value):
-        raise ValueError("a token or key is at least one character and holds no whitespace")
-    return secret
-
-
-def _app_id(app: str) -> str:
-    if not app.strip():
-        raise ValueError("a write key's app id is not empty")
-    return app
-
-
-Credential = Annotated[SecretStr, AfterValidator(_credential)]
-
-
-def _origin(origin: str) -> str:
-    """``origin`` if it is one as a browser sends it (``scheme://host[:port]``: no path, no
-    trailing slash, which no ``Origin`` header ever matches), else why not."""
-    problem = (
-        f"{origin!r} is not an origin as browsers send it: scheme://host[:port], "
-        "e.g. https://shop.example (no path, no trailing slash)"
-    )
-    try:
-        parts = urlsplit(origin)
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
-        raise ValueError(problem) from None
-    exact = f"{parts.scheme}://{parts.netloc}" == origin
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or not exact:
-        raise ValueError(problem)
-    return origin
 
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -133,7 +62,7 @@ class Settings(BaseSettings):
         use_attribute_docstrings=True,
     )
 
-    kafka_bootstrap: Annotated[str, AfterValidator(_kafka_addresses)] = "127.0.0.1:9092"
+    kafka_bootstrap: Annotated[str, AfterValidator(kafka_addresses)] = "127.0.0.1:9092"
     """Kafka bootstrap servers (comma separated host:port)."""
 
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
@@ -290,7 +219,7 @@ class Settings(BaseSettings):
     collector_delivery_timeout_s: float = Field(default=10.0, gt=0)
     """How long the collector waits for Kafka to confirm a batch before answering 503."""
 
-    collector_cors_origins: list[Annotated[str, AfterValidator(_origin)]] = Field(
+    collector_cors_origins: list[Annotated[str, AfterValidator(origin)]] = Field(
         default_factory=list
     )
     """Origins whose pages may post events (CORS); a browser on any other origin gets 403."""
@@ -304,7 +233,7 @@ class Settings(BaseSettings):
     collector_rate_burst: int = Field(default=20, ge=1)
     """Posts one client IP may make at once before collector_rate_limit_per_ip applies."""
 
-    collector_write_keys: dict[Credential, Annotated[str, AfterValidator(_app_id)]] = Field(
+    collector_write_keys: dict[Credential, Annotated[str, AfterValidator(app_id)]] = Field(
         default_factory=dict
     )
     """Write keys (JSON {"key": "app id"}) the collector wants on each post; none: open (secret)."""
@@ -452,24 +381,6 @@ def _check_config_file(path: Path) -> None:
             close = difflib.get_close_matches(str(key), list(Settings.model_fields), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigurationError(f"{where}: unknown setting {str(key)!r}{hint}")
-
-
-def shown_setting(value: object) -> str:
-    """A setting's value as ``config show`` prints it: secrets masked, lists and maps as
-    the JSON the variables take (not Python's ``[SecretStr('**********')]``)."""
-
-    def plain(item: object) -> object:
-        if isinstance(item, SecretStr):
-            return str(item)  # pydantic's mask
-        if isinstance(item, list | tuple):
-            return [plain(i) for i in item]
-        if isinstance(item, dict):
-            return {str(plain(k)): plain(v) for k, v in item.items()}
-        return item
-
-    if isinstance(value, list | tuple | dict):
-        return json.dumps(plain(value))
-    return str(plain(value))
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -1,0 +1,100 @@
+"""What a setting's value must be (the checks :class:`~streamlearn.settings.Settings`
+runs on URLs, Kafka addresses, origins and credentials), and how ``config show`` prints one."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, SecretStr
+
+
+def http_url(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host (and a valid port), else why not."""
+    problem = (
+        f"{url!r} is not an http:// or https:// URL with a host and, if any, a port of 1 to "
+        "65535, e.g. http://127.0.0.1:8081"
+    )
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        raise ValueError(problem) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError(problem)
+    return url
+
+
+_KAFKA_ADDRESS = re.compile(
+    r"(?:[A-Za-z_]+://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:,/\[\]]+):(?P<port>\d+)"
+)
+
+
+def kafka_addresses(addresses: str) -> str:
+    """``addresses`` if each comma-separated item is ``[protocol://]host:port`` with a port
+    of 1 to 65535, as Kafka's clients take them; else why not (they were taken, and every
+    command then waited for a broker it could never reach)."""
+    for address in addresses.split(","):
+        match = _KAFKA_ADDRESS.fullmatch(address.strip())
+        if match is None or not 0 < int(match["port"]) < 65536:
+            raise ValueError(
+                f"{address.strip()!r} is not host:port (a port of 1 to 65535); "
+                "comma-separated for several brokers, e.g. 127.0.0.1:9092"
+            )
+    return addresses
+
+
+def credential(secret: SecretStr) -> SecretStr:
+    """A token or write key a client can send: not empty, no whitespace (an empty one let
+    ``Authorization: Bearer`` with nothing after it through)."""
+    value = secret.get_secret_value()
+    if not value or any(c.isspace() for c in value):
+        raise ValueError("a token or key is at least one character and holds no whitespace")
+    return secret
+
+
+def app_id(app: str) -> str:
+    if not app.strip():
+        raise ValueError("a write key's app id is not empty")
+    return app
+
+
+Credential = Annotated[SecretStr, AfterValidator(credential)]
+
+
+def origin(origin: str) -> str:
+    """``origin`` if it is one as a browser sends it (``scheme://host[:port]``: no path, no
+    trailing slash, which no ``Origin`` header ever matches), else why not."""
+    problem = (
+        f"{origin!r} is not an origin as browsers send it: scheme://host[:port], "
+        "e.g. https://shop.example (no path, no trailing slash)"
+    )
+    try:
+        parts = urlsplit(origin)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        raise ValueError(problem) from None
+    exact = f"{parts.scheme}://{parts.netloc}" == origin
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or not exact:
+        raise ValueError(problem)
+    return origin
+
+
+def shown_setting(value: object) -> str:
+    """A setting's value as ``config show`` prints it: secrets masked, lists and maps as
+    the JSON the variables take (not Python's ``[SecretStr('**********')]``)."""
+
+    def plain(item: object) -> object:
+        if isinstance(item, SecretStr):
+            return str(item)  # pydantic's mask
+        if isinstance(item, list | tuple):
+            return [plain(i) for i in item]
+        if isinstance(item, dict):
+            return {str(plain(k)): plain(v) for k, v in item.items()}
+        return item
+
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(plain(value))
+    return str(plain(value))
