@@ -153,11 +153,14 @@ def read_existing(admin: AdminClient, names: Iterable[str]) -> dict[str, Existin
     return existing
 
 
-def plan_for_cluster(admin: AdminClient, desired: list[DesiredTopic]) -> Plan:
+def plan_for_cluster(
+    admin: AdminClient, desired: list[DesiredTopic], *, ask_brokers: bool = True
+) -> Plan:
     """The changes that bring the cluster to ``desired``, with what streamlearn refuses
-    (shrinking, un-compacting a state topic) and what the brokers would refuse."""
+    (shrinking, un-compacting a state topic) and, with ``ask_brokers``, what the brokers
+    would refuse."""
     plan = plan_changes(desired, read_existing(admin, [t.name for t in desired]))
-    if not plan.refusals and plan.changes:
+    if ask_brokers and not plan.refusals and plan.changes:
         plan.refusals.extend(refused_by_cluster(admin, plan))
     return plan
 
@@ -209,7 +212,8 @@ def apply_topology(
         # Another creator won the race; align what it made (once: the topics exist now).
         apply_plan(admin, plan_for_cluster(admin, desired))
     deadline = time.monotonic() + timeout_s
-    while not (remaining := plan_for_cluster(admin, desired)).empty:
+    # Waiting for changes already made: the brokers took them, nothing to ask again.
+    while not (remaining := plan_for_cluster(admin, desired, ask_brokers=False)).empty:
         if time.monotonic() > deadline:
             raise TopologyApplyError(
                 f"cluster did not converge within {timeout_s:.0f}s: {remaining.describe()}"
