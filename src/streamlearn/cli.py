@@ -313,6 +313,7 @@ def agents_run(
     from streamlearn.agents import AGENT_NAMES, PIPELINE_AGENTS, STEPS
     from streamlearn.garbage_collection import settle_long_lived_heap
     from streamlearn.log_repeats import quiet_repeats
+    from streamlearn.runtime.broker_probe import BrokerProbe
     from streamlearn.runtime.exceptions import RuntimeConfigurationError
     from streamlearn.runtime.health import WorkerHealth, serve_health
     from streamlearn.runtime.worker import create_faust_app
@@ -328,7 +329,7 @@ def agents_run(
     quiet_repeats(("faust",))
     typer.echo(f"agents {', '.join(chosen)} joining group {app.conf.id}")
     if metrics_port is not None:
-        health = WorkerHealth(app)
+        health = WorkerHealth(app, probe=BrokerProbe(settings).start())
         health.install()
         server = serve_health(health, runtime.metrics.registry, metrics_host, metrics_port)
         bound = server.server_address[1]  # --metrics-port 0: the port the system chose

@@ -159,9 +159,11 @@ def archive_run(
     )
     if metrics_port is not None:
         from streamlearn.archive.health import ArchiveHealth
+        from streamlearn.runtime.broker_probe import BrokerProbe
         from streamlearn.runtime.health import serve_health
 
-        server = serve_health(ArchiveHealth(agent), metrics.registry, metrics_host, metrics_port)
+        health = ArchiveHealth(agent, probe=BrokerProbe(settings).start())
+        server = serve_health(health, metrics.registry, metrics_host, metrics_port)
         bound = server.server_address[1]  # --metrics-port 0: the port the system chose
         typer.echo(f"metrics and probes on http://{metrics_host}:{bound}/metrics")
     stop = threading.Event()

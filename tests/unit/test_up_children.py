@@ -10,6 +10,7 @@ import pytest
 
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_local import free_port
+from streamlearn.runtime.broker_probe import KAFKA_UNREACHABLE
 from streamlearn.up import children as children_module
 from streamlearn.up.children import ChildSpec, Crash, Supervisor
 
@@ -143,6 +144,42 @@ http.server.HTTPServer(("127.0.0.1", {port}), Ready).serve_forever()
     assert crashes[0].stuck_s is not None
     assert crashes[0].stuck_s >= 0.5
     assert "killed: not ready for" in crashes[0].describe()
+
+
+async def test_a_child_waiting_for_kafka_is_not_stuck(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not ready because its probe cannot reach Kafka: a restart would not bring the
+    brokers back, so the supervisor leaves it running."""
+    monkeypatch.setattr(children_module, "READY_POLL_S", 0.1)
+    port = free_port()
+    program = f"""
+import http.server, json, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+started = time.monotonic()
+class Ready(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ready = time.monotonic() - started < 1.0
+        body = json.dumps({{"status": "ready" if ready else {KAFKA_UNREACHABLE!r}}}).encode()
+        self.send_response(200 if ready else 503)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", {port}), Ready).serve_forever()
+"""
+    crashes: list[Crash] = []
+    supervisor = Supervisor(tmp_path / "logs", crashes.append)
+    spec = ChildSpec(
+        "cut-off", (program,), program=PYTHON, ready_url=f"http://127.0.0.1:{port}/readyz",
+        stuck_after_s=0.5,
+    )  # fmt: skip
+    (child,) = await supervisor.start([spec])
+    await asyncio.sleep(3.0)  # 2 s of "kafka unreachable", four times stuck_after_s
+    assert child.starts == 1 and child.state == "running"
+    await supervisor.stop([("cut-off",)])
+    assert crashes == []
 
 
 async def test_a_ready_url_answered_by_another_process_is_not_the_child_ready(

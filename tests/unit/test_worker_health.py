@@ -10,11 +10,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from prometheus_client import CollectorRegistry
 
 from streamlearn.ports import free_port
 from streamlearn.runtime import health as health_module
+from streamlearn.runtime.broker_probe import BrokerProbe
 from streamlearn.runtime.health import WorkerHealth
+from streamlearn.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -56,6 +59,40 @@ def test_a_worker_is_ready_once_started_and_not_while_rebalancing_or_recovering(
         False,
         {"status": "waiting for the schema registry, for writer schema id 7"},
     )
+
+
+class _Admin:
+    """An admin client whose metadata request fails while ``down`` is set."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def list_topics(self, timeout: float) -> object:
+        if self.down:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "Broker transport failure"))
+        return object()
+
+
+def test_a_worker_is_not_ready_while_kafka_does_not_answer_and_stays_live() -> None:
+    probe = BrokerProbe(Settings())
+    health = _health()
+    health.probe = probe
+    health.last_beat = health_module.time.monotonic()
+    admin = _Admin()
+    probe.ask(admin)
+    assert health.readiness() == (True, {"status": "ready"})
+    admin.down = True
+    probe.ask(admin)
+    ready, body = health.readiness()
+    assert not ready
+    assert body == {
+        "status": "kafka unreachable",
+        "error": "Kafka unreachable: Broker transport failure",
+    }
+    assert health.liveness()[0], "a restart would not bring the brokers back"
+    admin.down = False
+    probe.ask(admin)
+    assert health.readiness() == (True, {"status": "ready"})
 
 
 def test_the_probes_answer_over_http_naming_the_process() -> None:

@@ -3,7 +3,8 @@
 ``/healthz`` (liveness) answers 503 when the worker's event loop has not run its heartbeat
 for ``stale_after_s``: a loop blocked that long processes nothing and should be restarted.
 ``/readyz`` answers 503 until the worker has started, while a rebalance or table
-recovery is under way, and while a batch waits for the schema registry. Both answers name
+recovery is under way, while a batch waits for the schema registry, and while Kafka does
+not answer (:mod:`~streamlearn.runtime.broker_probe`, when the worker has one). Both answers name
 the worker's pid. The server runs in its own thread (like prometheus_client's), so it
 answers even when the loop does not: that is what makes the liveness check meaningful.
 """
@@ -21,6 +22,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streamlearn.listen_errors import bind_error
+from streamlearn.runtime.broker_probe import KAFKA_UNREACHABLE, BrokerProbe
 from streamlearn.runtime.faust_app import BatchingApp
 
 HEARTBEAT_EVERY_S = 1.0
@@ -30,9 +32,15 @@ STALE_AFTER_S = 30.0
 class WorkerHealth:
     """The worker's liveness and readiness, read by the HTTP thread."""
 
-    def __init__(self, app: BatchingApp, stale_after_s: float = STALE_AFTER_S) -> None:
+    def __init__(
+        self,
+        app: BatchingApp,
+        stale_after_s: float = STALE_AFTER_S,
+        probe: BrokerProbe | None = None,
+    ) -> None:
         self.app = app
         self.stale_after_s = stale_after_s
+        self.probe = probe
         self.last_beat: float | None = None
 
     def install(self) -> None:
@@ -60,7 +68,12 @@ class WorkerHealth:
         waiting_for = self.app.waiting_for
         if waiting_for is not None:
             return False, {"status": f"waiting for {waiting_for}"}
-        return True, {"status": "ready"}
+        return self.reachable() or (True, {"status": "ready"})
+
+    def reachable(self) -> tuple[bool, dict[str, Any]] | None:
+        """Not ready while the probe's last request to Kafka failed (None: no objection)."""
+        error = None if self.probe is None else self.probe.error
+        return None if error is None else (False, {"status": KAFKA_UNREACHABLE, "error": error})
 
 
 def serve_health(

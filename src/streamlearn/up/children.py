@@ -8,7 +8,8 @@ crash (exit code and the last lines of its log) is reported and it is started ag
 a back-off that doubles up to 30 s and resets once a run lasted a minute. A child that was
 ready and then stops answering its ready URL for ``stuck_after_s`` is stuck (measured: an
 agent worker SIGSTOPped beyond its consumer session timeout, then let go, waited in its
-stores' recovery for good): it is SIGKILLed, reported, and restarted like a crash.
+stores' recovery for good): it is SIGKILLed, reported, and restarted like a crash. Not
+ready because Kafka does not answer is not stuck: a restart would not bring it back.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import aiohttp
 
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.orphan_watch import SUPERVISOR_PID_ENV
+from streamlearn.runtime.broker_probe import KAFKA_UNREACHABLE
 from streamlearn.up.doors import client_session
 
 RESTART_DELAY_MIN_S = 1.0
@@ -80,14 +82,25 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> tuple[str, ...]:
         return ()
 
 
-def _answering_pid(body: bytes) -> int | None:
-    """The pid a readiness answer names (the agents' and the archive's do), else None."""
+def _answer(body: bytes) -> dict[str, object]:
+    """A readiness answer's JSON object (empty when it is not one)."""
     try:
         answer = json.loads(body)
     except ValueError:
-        return None
-    pid = answer.get("pid") if isinstance(answer, dict) else None
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _answering_pid(body: bytes) -> int | None:
+    """The pid a readiness answer names (the agents' and the archive's do), else None."""
+    pid = _answer(body).get("pid")
     return pid if isinstance(pid, int) else None
+
+
+def _waits_for_kafka(body: bytes) -> bool:
+    """Whether a readiness answer blames Kafka (runtime/broker_probe.py): a restart would
+    not bring the brokers back, so it does not make a part stuck."""
+    return _answer(body).get("status") == KAFKA_UNREACHABLE
 
 
 class Child:
@@ -187,11 +200,15 @@ class Child:
                     process, ready_once, failing_since = self.process, False, None
                 if process is None or process.returncode is not None:
                     continue
-                ready = False
+                ready = waiting = False
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                     async with session.get(url) as response:
                         ready = response.status == 200
+                        waiting = not ready and _waits_for_kafka(await response.read())
                 now = time.monotonic()
+                if waiting:
+                    failing_since = None
+                    continue
                 if ready or not ready_once:
                     ready_once, failing_since = ready_once or ready, None
                     continue
