@@ -240,3 +240,6 @@ def test_a_cluster_without_an_authorizer_is_named_as_such(kafka_bootstrap: str) 
     more = Acl("User:streamlearn-serve", "TOPIC", "model.state", "LITERAL", "READ")
     with pytest.raises(AclApplyError, match="the cluster has no authorizer"):
         apply_acls(AdminClient(confluent_config(settings)), [more])
+    # A dry run asks for no change, but "would add 1" would be false: apply cannot.
+    with pytest.raises(AclApplyError, match="the cluster has no authorizer"):
+        apply_acls(AdminClient(confluent_config(settings)), [more], dry_run=True)

@@ -3,7 +3,9 @@
 Applying is additive and idempotent: the cluster's ALLOW entries are read first and only
 the planned entries missing from them are created; nothing is deleted (an entry another
 application or an operator made stays). A cluster without an authorizer answers ACL
-requests with ``SECURITY_DISABLED``: that becomes :class:`AclApplyError` saying so.
+requests with ``SECURITY_DISABLED`` (librdkafka's DescribeAcls answers it with an empty list:
+a broker whose ``authorizer.class.name`` is empty is asked then): that becomes
+:class:`AclApplyError` saying so.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from confluent_kafka.admin import (
     AclOperation,
     AclPermissionType,
     AdminClient,
+    ConfigResource,
     ResourcePatternType,
     ResourceType,
 )
@@ -102,7 +105,24 @@ def existing_acls(admin: AdminClient) -> set[Acl]:
         # "no ACLs yet" and "not allowed to see them" look alike until the cluster says
         # what this principal may do.
         raise _explain(KafkaError(KafkaError.CLUSTER_AUTHORIZATION_FAILED), "listing ACLs")
+    if not found and _without_authorizer(admin):
+        # Likewise "no ACLs yet" and "no authorizer": without this a dry run said "would
+        # add" what the real apply could not.
+        raise _explain(KafkaError(KafkaError.SECURITY_DISABLED), "listing ACLs")
     return {_from_binding(item) for item in found}
+
+
+def _without_authorizer(admin: AdminClient) -> bool:
+    """Whether a broker says its ``authorizer.class.name`` is empty (False when it cannot
+    be asked: a principal without DESCRIBE_CONFIGS learns it from creating ACLs)."""
+    try:
+        broker = min(admin.list_topics(timeout=REQUEST_TIMEOUT_S).brokers)
+        resource = ConfigResource(ResourceType.BROKER, str(broker))
+        configs = admin.describe_configs([resource], request_timeout=REQUEST_TIMEOUT_S)
+        entry = configs[resource].result(timeout=REQUEST_TIMEOUT_S).get("authorizer.class.name")
+    except (KafkaException, ValueError):
+        return False
+    return entry is not None and not entry.value
 
 
 def _may_describe_cluster(admin: AdminClient) -> bool:
