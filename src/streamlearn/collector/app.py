@@ -47,6 +47,10 @@ from streamlearn.topology.catalogue import TopicCatalogue
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
+UNENCODABLE = (
+    "must be Unicode text: a lone surrogate (a \\ud800-\\udfff escape without its pair) "
+    "has no UTF-8 form"
+)
 
 
 class Collector:
@@ -239,7 +243,10 @@ async def post_events(request: web.Request) -> web.Response:
         collector.refused.labels(status="400").inc()
         # The mapping checked every field's type; what Avro still refuses is text that is
         # not Unicode (a lone surrogate from a \ud800 escape): named where it is.
-        return _error(400, str(exc), unencodable_field(items[index], index) or "body")
+        field = unencodable_field(items[index], index)
+        if field is None:
+            return _error(400, str(exc), "body")
+        return _error(400, UNENCODABLE, field)
     accepted = collector.accepted_by_kind
 
     def confirmed(index: int) -> None:
