@@ -383,6 +383,33 @@ def test_bad_requests_get_the_registry_error_and_the_service_keeps_running(
     assert http("GET", f"{schema_registry_url}/subjects")[0] == 200
 
 
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ({"type": "record", "fields": []}, 'the schema: a record needs a "name"'),
+        ({"type": "record", "name": "X", "fields": [{"name": "a"}]}, 'record X, field a: "type"'),
+        ({"type": "enum", "name": "E"}, 'enum E: "symbols" is required'),
+        (
+            {
+                "type": "record",
+                "name": "X",
+                "fields": [{"name": "a", "type": ["null", {"type": "map"}]}],
+            },
+            'record X, field a, union branch 1: a map needs "values"',
+        ),
+    ],
+)
+def test_a_missing_attribute_is_named_where_it_is_missing(
+    schema_registry_url: str, schema: Any, message: str
+) -> None:
+    """Found by a new user: these were Apache Avro's own words ("Name None must be a
+    string, but it is <class 'NoneType'>")."""
+    url = f"{schema_registry_url}/subjects/shape-value/versions"
+    status, body = http("POST", url, {"schema": json.dumps(schema)})
+    assert (status, body["error_code"]) == (422, 42201), body
+    assert message in body["message"], body["message"]
+
+
 def test_oversized_request_is_413(schema_registry_url: str) -> None:
     huge = {"schema": V1, "padding": "x" * (9 * 1024 * 1024)}
     status, body = http("POST", f"{schema_registry_url}/subjects/big-value/versions", huge)

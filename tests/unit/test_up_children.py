@@ -177,7 +177,8 @@ http.server.HTTPServer(("127.0.0.1", {port}), Ready).serve_forever()
     )  # fmt: skip
     (child,) = await supervisor.start([spec])
     await asyncio.sleep(3.0)  # 2 s of "kafka unreachable", four times stuck_after_s
-    assert child.starts == 1 and child.state == "running"
+    assert child.starts == 1
+    assert child.state == "running"
     await supervisor.stop([("cut-off",)])
     assert crashes == []
 

@@ -7,6 +7,7 @@ once per schema id) and the registry (compatibility levels) use it through this 
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Any
 
@@ -16,6 +17,14 @@ from avro.schema import Schema
 from avro.schema import parse as parse_avro
 
 from streamlearn.serde.exceptions import InvalidSchemaError
+from streamlearn.serde.schema_shape import missing_attribute
+
+
+def _missing_attribute(schema_json: str) -> str | None:
+    try:
+        return missing_attribute(json.loads(schema_json))
+    except (ValueError, RecursionError):
+        return None
 
 
 @lru_cache(maxsize=1024)
@@ -24,7 +33,9 @@ def parse_avro_schema(schema_json: str) -> Schema:
     try:
         return parse_avro(schema_json)
     except (AvroException, ValueError, TypeError, KeyError) as exc:
-        raise InvalidSchemaError(str(exc) or type(exc).__name__) from exc
+        # A missing attribute, said in words rather than the parser's (schema_shape.py).
+        missing = _missing_attribute(schema_json)
+        raise InvalidSchemaError(missing or str(exc) or type(exc).__name__) from exc
     except RecursionError:
         raise InvalidSchemaError("nested deeper than the schema parser reads") from None
 
