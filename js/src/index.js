@@ -6,55 +6,12 @@
 import { uuid4 } from "./ids.js";
 import { watchClicks, watchImpressions } from "./observe.js";
 import { HEARTBEAT_MS, Outbox } from "./outbox.js";
+import { DEFAULTS, checkedOptions, optionsFromAttributes } from "./options.js";
 import { optedOut, pageContext, readCookie, strings, writeCookie } from "./page.js";
 import { Sender, withWriteKey } from "./sender.js";
 
 // __VERSION__ is replaced by the build (build.mjs) with the package version.
 const VERSION = typeof __VERSION__ === "string" ? __VERSION__ : "dev";
-
-export const DEFAULTS = {
-  endpoint: null, // default: /v1/events on the origin the tag was loaded from
-  writeKey: null, // the collector's write key for this site, sent as ?write_key=
-  appVersion: null, // required: the collector refuses events without one
-  userId: null, // the site's own id for a signed-in user; else the cookie's
-  userCookie: "sl_uid", // false: no cookie, a new id per page load
-  userCookieDays: 365,
-  sessionCookie: "sl_sid", // false: no session hint
-  sessionMinutes: 30,
-  cookieDomain: null,
-  consent: "not-required", // "required": nothing stored or sent before streamlearn('consent', true)
-  honorDoNotTrack: false, // true: a browser with DNT or GPC on is not tracked at all
-  pageView: true,
-  impressionThreshold: 0.5,
-  impressionMs: 1000,
-  batchSize: 20,
-  flushMs: 1000,
-  maxQueue: 500,
-  arms: {}, // experiment → arm the page was rendered with
-};
-
-function parseArms(text) {
-  try {
-    return JSON.parse(text);
-  } catch {
-    console.error(`streamlearn: data-arms is not JSON: ${text}`);
-    return {};
-  }
-}
-
-/** data-app-version="x" → {appVersion: "x"}, with numbers, booleans and JSON read as such. */
-export function optionsFromAttributes(dataset) {
-  const options = {};
-  for (const [name, text] of Object.entries(dataset || {})) {
-    if (!(name in DEFAULTS)) continue;
-    const kind = typeof DEFAULTS[name];
-    if (text === "false" || text === "true") options[name] = text === "true";
-    else if (kind === "number") options[name] = Number(text);
-    else if (name === "arms") options[name] = parseArms(text);
-    else options[name] = text;
-  }
-  return options;
-}
 
 function storageOf(win) {
   try {
@@ -68,7 +25,9 @@ function storageOf(win) {
 
 export function createTracker(win, script) {
   const doc = win.document;
-  const config = { ...DEFAULTS, ...optionsFromAttributes(script && script.dataset) };
+  const report = (message) => win.console && win.console.error(message);
+  const checked = (options) => checkedOptions(options, report);
+  const config = { ...DEFAULTS, ...checked(optionsFromAttributes(script && script.dataset)) };
   const pageId = uuid4();
   let consent = "unknown"; // "granted" | "denied"
   let started = false;
@@ -98,8 +57,14 @@ export function createTracker(win, script) {
     return hint;
   }
 
+  let versionMissingSaid = false;
+
   function enqueue(body) {
     if (consent === "denied") return;
+    if (!body.app_version && !versionMissingSaid) {
+      versionMissingSaid = true;
+      report("streamlearn: appVersion is not set (data-app-version, or 'init'): the collector refuses events without one");
+    }
     outbox.add({ id: body.event_id, body });
     sender.schedule();
   }
@@ -201,11 +166,12 @@ export function createTracker(win, script) {
 
   const commands = {
     init(options) {
-      Object.assign(config, options);
+      Object.assign(config, checked(options));
     },
     set(options) {
+      const changed = checked(options);
       for (const name of ["userId", "arms", "appVersion"]) {
-        if (options && name in options) config[name] = options[name];
+        if (name in changed) config[name] = changed[name];
       }
     },
     track(type, properties) {

@@ -422,6 +422,39 @@ async def test_nothing_is_stored_or_sent_before_consent(
     )
 
 
+async def test_a_consent_setting_the_tag_cannot_read_asks_for_consent_and_says_so(
+    browser: Browser, site: Site, collector: Collector
+) -> None:
+    """Found by a new user: `data-consent="Required"` (or "true") turned the gate off: the
+    page view was sent and the cookies written at once. Bad options are said on the console
+    and replaced by safe values; `data-arms="null"` stopped the tag."""
+    site.pages["typo"] = _page(
+        "Shop",
+        f"{collector.url}/streamlearn.js",
+        {"app-version": "w", "consent": "Required", "arms": "null", "batch-size": "0",
+         "flush-ms": "100", "impression-ms": "100"},
+    )  # fmt: skip
+    page = await _new_page(browser)
+    requests: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda r: requests.append(r.url) if "/v1/events" in r.url else None)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    await page.goto(f"{site.url}/pages/typo")
+    await page.wait_for_function("window.streamlearn && streamlearn.stats().queued >= 1")
+    await page.wait_for_timeout(800)
+    assert requests == []
+    assert await page.context.cookies() == []
+    assert await page.evaluate("Object.keys(localStorage).length") == 0
+    assert any(e.startswith('streamlearn: consent must be "required"') for e in errors), errors
+    assert any("arms must be a JSON object" in e for e in errors), errors
+    assert any("batchSize must be a whole number" in e for e in errors), errors
+
+    await page.evaluate("streamlearn('consent', true)")
+    await page.wait_for_function(
+        "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 1"
+    )
+
+
 async def test_consent_refused_and_global_privacy_control_send_nothing(
     browser: Browser, site: Site, collector: Collector
 ) -> None:

@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { DEFAULTS, checkedOptions, optionsFromAttributes } from "../src/options.js";
+
+function check(options) {
+  const said = [];
+  return [checkedOptions(options, (message) => said.push(message)), said];
+}
+
+test("a consent setting the tag cannot read asks for consent, and says so", () => {
+  for (const typo of ["Required", "true", "yes", "", null, true]) {
+    const [options, said] = check({ consent: typo });
+    assert.equal(options.consent, "required", String(typo));
+    assert.equal(said.length, 1);
+    assert.match(said[0], /^streamlearn: consent must be "required" or "not-required"/);
+  }
+  assert.deepEqual(check({ consent: "not-required" }), [{ consent: "not-required" }, []]);
+  assert.deepEqual(check({ consent: "required" }), [{ consent: "required" }, []]);
+});
+
+test("arms that are not an object of strings are refused, not used", () => {
+  for (const arms of [null, [], "b", { e: 1 }]) {
+    const [options, said] = check({ arms });
+    assert.deepEqual(options.arms, {});
+    assert.match(said[0], /arms must be a JSON object of strings/);
+  }
+  const [fromText, said] = check(optionsFromAttributes({ arms: "{not json" }));
+  assert.deepEqual(fromText.arms, {});
+  assert.match(said[0], /not "\{not json"/);
+  assert.deepEqual(check({ arms: { e: "b" } }), [{ arms: { e: "b" } }, []]);
+});
+
+test("numbers out of their range fall back to the default", () => {
+  const cases = [
+    ["batchSize", "0"], ["batchSize", "abc"], ["batchSize", "-1"], ["batchSize", "2.5"],
+    ["maxQueue", "0"], ["flushMs", "-5"], ["impressionThreshold", "0"],
+    ["impressionThreshold", "1.5"], ["sessionMinutes", "0"], ["userCookieDays", ""],
+  ];
+  for (const [name, text] of cases) {
+    const [options, said] = check(optionsFromAttributes({ [name]: text }));
+    assert.equal(options[name], DEFAULTS[name], `${name}=${text}`);
+    assert.equal(said.length, 1, `${name}=${text}`);
+  }
+  assert.deepEqual(check(optionsFromAttributes({ batchSize: "5", impressionThreshold: "1" })), [
+    { batchSize: 5, impressionThreshold: 1 },
+    [],
+  ]);
+});
+
+test("a switch takes true or false only", () => {
+  const [options, said] = check(optionsFromAttributes({ pageView: "0" }));
+  assert.equal(options.pageView, true);
+  assert.match(said[0], /pageView must be true or false/);
+  assert.deepEqual(check(optionsFromAttributes({ pageView: "false" })), [{ pageView: false }, []]);
+});
