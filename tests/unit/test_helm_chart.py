@@ -441,7 +441,9 @@ def test_the_signing_and_pseudonymisation_keys_reach_only_the_parts_that_use_the
         sets=(
             "signing.key=k-s3cret",
             "pseudonymisation.key=p-s3cret",
-            "agents.sets.mixed.agents={preprocess,learner}",
+            "agents.sets.mixed.agents={sessionise,learner}",
+            "agents.sets.sessionise.enabled=false",
+            "agents.sets.learner.enabled=false",
         )
     )
     keys = {"STREAMLEARN_MODEL_SIGNING_KEY", "STREAMLEARN_PSEUDONYMISATION_KEY"}
@@ -451,8 +453,8 @@ def test_the_signing_and_pseudonymisation_keys_reach_only_the_parts_that_use_the
             if item["name"] in keys:
                 given.setdefault(item["name"], set()).add(part)
     assert given == {
-        "STREAMLEARN_MODEL_SIGNING_KEY": {"serve", "agents-learner", "agents-mixed"},
-        "STREAMLEARN_PSEUDONYMISATION_KEY": {"agents-preprocess", "agents-mixed"},
+        "STREAMLEARN_MODEL_SIGNING_KEY": {"serve", "agents-mixed"},
+        "STREAMLEARN_PSEUDONYMISATION_KEY": {"agents-preprocess"},
     }
 
 
@@ -463,6 +465,16 @@ def test_the_signing_and_pseudonymisation_keys_reach_only_the_parts_that_use_the
         (("config.model_previous_signing_key_until=garbage",), "model_previous_signing_key_until"),
         (("config.ip_policy=pseudonymise",), "pseudonymisation.key"),
         (("agents.sets.Big_Set.agents={preprocess}",), "Big_Set"),
+        # Found by a new user following docs/deploy.md: the new set was merged into the
+        # default ones, and preprocess and sessionise ran in two groups each.
+        (
+            ("agents.sets.ingest.agents={preprocess,sessionise}",),
+            "preprocess is in set ingest and in set preprocess: two consumer groups",
+        ),
+        (("agents.sets.watch.agents={monitor,preprocess}",), "monitor runs in a set of its own"),
+        (("agents.sets.preprocess.agents={preprocess,preprocess}",), "items at 0 and 1 are equal"),
+        (("signing.existingSecret=s", "signing.existingSecretKey="), "existingSecretKey"),
+        (("networkPolicy.kafkaPorts={}",), "kafkaPorts"),
         (("serve.autoscaling.minReplicas=5", "serve.autoscaling.maxReplicas=2"), "maxReplicas"),
     ],
 )
@@ -478,6 +490,23 @@ def test_values_every_part_would_refuse_at_start_are_refused_by_helm(
     result = _helm(*args, check=False)
     assert result.returncode != 0
     assert complaint in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [
+        ("https://registry.example.com:8443", 8443),
+        ("https://registry.example.com", 443),
+        ("http://registry.example.com/base", 80),
+    ],
+)
+def test_the_network_policy_lets_the_parts_reach_an_external_registry(url: str, port: int) -> None:
+    """Found by a new user: egress allowed 443 and 8081 only, whatever the URL's port."""
+    documents = render_chart(sets=("networkPolicy.enabled=true", f"schemaRegistry.url={url}"))
+    (policy,) = [d for d in documents if d["kind"] == "NetworkPolicy"]
+    ports = [rule["ports"] for rule in policy["spec"]["egress"] if "to" not in rule]
+    assert [{"port": port}] in ports, ports
+    assert all(rule.get("ports") for rule in policy["spec"]["egress"] if "to" not in rule)
 
 
 def test_a_client_certificate_with_its_key_inside_sets_no_key_file() -> None:

@@ -158,7 +158,7 @@ def _keyed_secret(description: str, **extra: Any) -> dict[str, Any]:
                 **STRING,
                 "description": "Name of a Secret you manage; then `key` is not used.",
             },
-            "existingSecretKey": STRING,
+            "existingSecretKey": {**STRING, "minLength": 1},
             **extra,
         },
         description,
@@ -193,7 +193,7 @@ def values_schema() -> dict[str, Any]:
             "username": _setting("kafka_sasl_username"),
             "password": {**STRING, "description": "Created in the chart's Secret when set."},
             "existingSecret": STRING,
-            "passwordKey": STRING,
+            "passwordKey": {**STRING, "minLength": 1},
             "users": {
                 "type": "object",
                 "description": "A Kafka user per part, for least privilege with `streamlearn "
@@ -348,6 +348,7 @@ def values_schema() -> dict[str, Any]:
                                 "agents": {
                                     "type": "array",
                                     "minItems": 1,
+                                    "uniqueItems": True,
                                     "items": {
                                         "enum": [
                                             "preprocess",
@@ -372,7 +373,7 @@ def values_schema() -> dict[str, Any]:
             "networkPolicy": _object(
                 {
                     "enabled": BOOLEAN,
-                    "kafkaPorts": {"type": "array", "items": PORT},
+                    "kafkaPorts": {"type": "array", "items": PORT, "minItems": 1},
                     "ingressFrom": ANY_LIST,
                 }
             ),

@@ -381,4 +381,22 @@ checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
 {{- fail (printf "serve.autoscaling: minReplicas %d is more than maxReplicas %d" (int .minReplicas) (int .maxReplicas)) }}
 {{- end }}
 {{- end }}
+{{- /* Each agent in one enabled set: helm merges a new set into the default ones, and two
+     sets (two consumer groups) would each process the agent's input, every output twice. */}}
+{{- $setOf := dict }}
+{{- range $set, $spec := .Values.agents.sets }}
+{{- if ne $spec.enabled false }}
+{{- if and (has "monitor" $spec.agents) (gt (len $spec.agents) 1) }}
+{{- fail (printf "agents.sets.%s: monitor runs in a set of its own (it reads the other agents' input topics)" $set) }}
+{{- end }}
+{{- range $agent := $spec.agents }}
+{{- if hasKey $setOf $agent }}
+{{- $other := get $setOf $agent }}
+{{- $drop := ternary $set $other (eq $set $agent) }}
+{{- fail (printf "agents.sets: %s is in set %s and in set %s: two consumer groups would each process its input, every output twice; disable one (--set agents.sets.%s.enabled=false)" $agent $other $set $drop) }}
+{{- end }}
+{{- $_ := set $setOf $agent $set }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end -}}
