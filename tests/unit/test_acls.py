@@ -172,8 +172,10 @@ class FakeAdmin:
         error: int | None = None,
         may_describe: bool = True,
         listed_after: int | None = 0,
+        authorizer: str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
     ) -> None:
         self.held = [binding(acl) for acl in held]
+        self.authorizer = authorizer
         self.error = error
         self.may_describe = may_describe
         self.created: list[AclBinding] = []
@@ -200,6 +202,13 @@ class FakeAdmin:
     def describe_cluster(self, include_authorized_operations: bool, request_timeout: float) -> Any:
         operations = [AclOperation.DESCRIBE, AclOperation.ALTER] if self.may_describe else None
         return self._future(SimpleNamespace(authorized_operations=operations))
+
+    def list_topics(self, timeout: float) -> Any:
+        return SimpleNamespace(brokers={1: None})
+
+    def describe_configs(self, resources: list[Any], request_timeout: float) -> dict[Any, Any]:
+        entry = SimpleNamespace(value=self.authorizer)
+        return {resources[0]: self._future({"authorizer.class.name": entry})}
 
     def create_acls(self, bindings: list[AclBinding], request_timeout: float) -> dict[Any, Any]:
         self.created += bindings
@@ -228,6 +237,10 @@ def test_an_empty_answer_is_checked_against_what_the_principal_may_do() -> None:
     with pytest.raises(AclApplyError, match="listing ACLs: this principal may not manage"):
         apply_acls(hidden, [one], dry_run=True)  # type: ignore[arg-type]
     assert apply_acls(FakeAdmin([]), [one], dry_run=True) == [one]  # type: ignore[arg-type]
+    # No authorizer: also an empty list, and a dry run said "would add" what apply could not.
+    plain = FakeAdmin([], authorizer="")
+    with pytest.raises(AclApplyError, match="listing ACLs: the cluster has no authorizer"):
+        apply_acls(plain, [one], dry_run=True)  # type: ignore[arg-type]
 
 
 def test_apply_returns_once_the_cluster_lists_what_it_created() -> None:
