@@ -28,7 +28,14 @@ from pydantic_settings import (
 )
 
 from streamlearn.exceptions import ConfigurationError
-from streamlearn.settings_values import Credential, app_id, http_url, kafka_addresses, origin
+from streamlearn.settings_values import (
+    Credential,
+    SigningKey,
+    app_id,
+    http_url,
+    kafka_addresses,
+    origin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -250,8 +257,9 @@ class Settings(BaseSettings):
     http_tls_cafile: Path | None = None
     """CA bundle streamlearn's own HTTP clients trust (registry, probes); unset: the system's."""
 
-    model_signing_key: SecretStr | None = None
-    """Shared HMAC key that signs and verifies model snapshots (secret: never printed)."""
+    model_signing_key: SigningKey | None = None
+    """Shared HMAC key that signs and verifies model snapshots, at least 16 characters
+    (secret: never printed)."""
 
     model_signing_key_id: str | None = None
     """Name of the signing key, stored with each snapshot (for key rotation)."""

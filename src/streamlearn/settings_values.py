@@ -55,6 +55,25 @@ def credential(secret: SecretStr) -> SecretStr:
     return secret
 
 
+SIGNING_KEY_MIN_CHARS = 16
+
+
+def signing_key(secret: SecretStr) -> SecretStr:
+    """A key that signs model snapshots: the HMAC between ``model.state`` and the workers'
+    unpickler, so not a guessable one (a single character or ``" "`` was taken), and without
+    whitespace around it (a key read from a file with its newline on one side only would
+    verify nothing the other side signed)."""
+    value = secret.get_secret_value()
+    if len(value.strip()) < SIGNING_KEY_MIN_CHARS:
+        raise ValueError(
+            f"a signing key has at least {SIGNING_KEY_MIN_CHARS} characters (make one: "
+            "`openssl rand -base64 48`, or `streamlearn keys rotate`)"
+        )
+    if value != value.strip():
+        raise ValueError("a signing key has no whitespace before or after it")
+    return secret
+
+
 def app_id(app: str) -> str:
     if not app.strip():
         raise ValueError("a write key's app id is not empty")
@@ -62,6 +81,7 @@ def app_id(app: str) -> str:
 
 
 Credential = Annotated[SecretStr, AfterValidator(credential)]
+SigningKey = Annotated[SecretStr, AfterValidator(signing_key)]
 
 
 def origin(origin: str) -> str:

@@ -37,7 +37,7 @@ def test_a_port_in_use_is_one_line_and_exit_1(
             "STREAMLEARN_KAFKA_BOOTSTRAP": system_settings.kafka_bootstrap,
             "STREAMLEARN_SCHEMA_REGISTRY_URL": system_settings.schema_registry_url,
             "STREAMLEARN_TOPIC_PREFIX": system_settings.topic_prefix,
-            "STREAMLEARN_MODEL_SIGNING_KEY": "port-test-key",
+            "STREAMLEARN_MODEL_SIGNING_KEY": "port-test-signing-key",
             "STREAMLEARN_DATA_DIR": str(tmp_path),
         }
         answer = subprocess.run(

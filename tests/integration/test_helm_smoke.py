@@ -247,7 +247,7 @@ def _wait_ready(part: Part, tmp_path: Path, timeout_s: float = 120) -> None:
 
 def test_service_names_in_the_environment_are_the_rendered_services() -> None:
     """What the smoke test resolves like DNS is exactly what the chart renders."""
-    documents = render_chart(sets=("signing.key=k",))
+    documents = render_chart(sets=("signing.key=chart-test-signing-key",))
     config = next(d for d in documents if d["kind"] == "ConfigMap")["data"]
     url = config["STREAMLEARN_SCHEMA_REGISTRY_URL"]
     name, port = re.fullmatch(r"http://([a-z0-9-]+):(\d+)", url).groups()  # type: ignore[union-attr]

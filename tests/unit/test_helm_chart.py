@@ -265,7 +265,7 @@ def test_parts_given_their_own_kafka_users_log_in_as_them() -> None:
 def test_given_secrets_are_stored_in_the_charts_secret_only() -> None:
     documents = render_chart(
         sets=(
-            "signing.key=s3cret-signing",
+            "signing.key=s3cret-signing-key-0",
             "kafka.securityProtocol=SASL_PLAINTEXT",
             "kafka.sasl.mechanism=PLAIN",
             "kafka.sasl.username=u",
@@ -275,7 +275,7 @@ def test_given_secrets_are_stored_in_the_charts_secret_only() -> None:
     secrets = [d for d in documents if d["kind"] == "Secret"]
     assert len(secrets) == 1
     stored = {k: base64.b64decode(v).decode() for k, v in secrets[0]["data"].items()}
-    assert stored == {"model-signing-key": "s3cret-signing", "kafka-sasl-password": "s3cret-sasl"}
+    assert stored == {"model-signing-key": "s3cret-signing-key-0", "kafka-sasl-password": "s3cret-sasl"}
     others = yaml.safe_dump_all([d for d in documents if d["kind"] != "Secret"])
     assert "s3cret" not in others
 
@@ -439,7 +439,7 @@ def test_the_signing_and_pseudonymisation_keys_reach_only_the_parts_that_use_the
     An agent set gets a key when one of its agents uses it."""
     documents = render_chart(
         sets=(
-            "signing.key=k-s3cret",
+            "signing.key=k-s3cret-signing-key",
             "pseudonymisation.key=p-s3cret",
             "agents.sets.mixed.agents={sessionise,learner}",
             "agents.sets.sessionise.enabled=false",
@@ -474,6 +474,7 @@ def test_the_signing_and_pseudonymisation_keys_reach_only_the_parts_that_use_the
         (("agents.sets.watch.agents={monitor,preprocess}",), "monitor runs in a set of its own"),
         (("agents.sets.preprocess.agents={preprocess,preprocess}",), "items at 0 and 1 are equal"),
         (("signing.existingSecret=s", "signing.existingSecretKey="), "existingSecretKey"),
+        (("signing.key=short-key",), "/signing/key"),  # the settings refuse under 16 too
         (("networkPolicy.kafkaPorts={}",), "kafkaPorts"),
         (("serve.autoscaling.minReplicas=5", "serve.autoscaling.maxReplicas=2"), "maxReplicas"),
     ],

@@ -74,7 +74,7 @@ def test_a_learner_resumes_from_a_snapshot_of_the_previous_key_and_signs_with_th
 
 
 def test_a_previous_key_needs_the_end_of_its_grace_and_its_own_id() -> None:
-    base = {"model_signing_key": SecretStr("n"), "model_signing_key_id": "k-new"}
+    base = {"model_signing_key": SecretStr("new-signing-key-16"), "model_signing_key_id": "k-new"}
     with pytest.raises(ConfigurationError, match="UNTIL"):
         Keyring.from_settings(Settings(**base, model_previous_signing_key=SecretStr("o")))
     with pytest.raises(ConfigurationError, match="another id"):
@@ -90,15 +90,15 @@ def test_a_previous_key_needs_the_end_of_its_grace_and_its_own_id() -> None:
 def test_keys_rotate_writes_a_private_settings_file_that_verifies_both_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "the-current-key")
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "the-current-signing-key")
     monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY_ID", "k-current")
     out = tmp_path / "rotated.yaml"
     result = CliRunner().invoke(app, ["keys", "rotate", "--out", str(out), "--grace", "2h"])
     assert result.exit_code == 0, result.output
-    assert "the-current-key" not in result.output, "keys are written to the file only"
+    assert "the-current-signing-key" not in result.output, "keys are written to the file only"
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     rotated = yaml.safe_load(out.read_text())
-    assert rotated["model_previous_signing_key"] == "the-current-key"
+    assert rotated["model_previous_signing_key"] == "the-current-signing-key"
     assert rotated["model_previous_signing_key_id"] == "k-current"
     assert rotated["model_signing_key_id"].startswith("k-")
     assert len(rotated["model_signing_key"]) == 64
@@ -108,7 +108,7 @@ def test_keys_rotate_writes_a_private_settings_file_that_verifies_both_keys(
     monkeypatch.delenv("STREAMLEARN_MODEL_SIGNING_KEY_ID")
     monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(out))
     keyring = Keyring.from_settings(Settings())
-    verify_snapshot(_snapshot(b"the-current-key", "k-current"), keyring)
+    verify_snapshot(_snapshot(b"the-current-signing-key", "k-current"), keyring)
     verify_snapshot(
         _snapshot(rotated["model_signing_key"].encode(), rotated["model_signing_key_id"]), keyring
     )
@@ -123,7 +123,7 @@ def test_keys_rotate_after_up_rotates_the_key_up_made(
     """`up` signs with a key it makes in the data directory when none is set, and the
     replay commands find it there; `keys rotate` said "no STREAMLEARN_MODEL_SIGNING_KEY to
     rotate from" (found by rotating after `up --simulate`)."""
-    (tmp_path / LOCAL_SIGNING_KEY_FILE).write_text("the-key-up-made\n")
+    (tmp_path / LOCAL_SIGNING_KEY_FILE).write_text("the-key-up-made-for-signing\n")
     monkeypatch.setenv("STREAMLEARN_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("STREAMLEARN_MODEL_SIGNING_KEY", raising=False)
     out = tmp_path / "rotated.yaml"
@@ -131,10 +131,10 @@ def test_keys_rotate_after_up_rotates_the_key_up_made(
     assert result.exit_code == 0, result.output
     assert "(with the previous key, the one `up` made, accepted until" in result.output
     rotated = yaml.safe_load(out.read_text())
-    assert rotated["model_previous_signing_key"] == "the-key-up-made"
+    assert rotated["model_previous_signing_key"] == "the-key-up-made-for-signing"
     monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(out))
     keyring = Keyring.from_settings(Settings())
-    verify_snapshot(_snapshot(b"the-key-up-made", None), keyring)
+    verify_snapshot(_snapshot(b"the-key-up-made-for-signing", None), keyring)
 
 
 def test_keys_rotate_refuses_a_missing_directory_and_a_grace_in_the_past(
@@ -142,7 +142,7 @@ def test_keys_rotate_refuses_a_missing_directory_and_a_grace_in_the_past(
 ) -> None:
     """Found by a new user: a missing directory was a FileNotFoundError traceback, and
     ``--grace -5h`` wrote a grace that had already ended (the old key refused at once)."""
-    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "the-current-key")
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "the-current-signing-key")
     monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY_ID", "k-current")
     missing = tmp_path / "nosuch" / "rotated.yaml"
     result = CliRunner().invoke(app, ["keys", "rotate", "--out", str(missing)])
@@ -166,7 +166,7 @@ def test_keys_rotate_refuses_a_missing_directory_and_a_grace_in_the_past(
 def test_keys_rotate_names_a_previous_key_without_an_id_as_such(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "the-current-key")
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "the-current-signing-key")
     monkeypatch.delenv("STREAMLEARN_MODEL_SIGNING_KEY_ID", raising=False)
     monkeypatch.setenv("STREAMLEARN_DATA_DIR", str(tmp_path))
     result = CliRunner().invoke(app, ["keys", "rotate", "--out", str(tmp_path / "r.yaml")])

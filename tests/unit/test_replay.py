@@ -24,7 +24,7 @@ from streamlearn.replay.verify import Verdict, verify_version
 from streamlearn.settings import Settings
 from tests.support import click_examples
 
-KEY = "unit-test-key"
+KEY = "unit-test-signing-key"
 TOPIC = "training.examples"
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 

@@ -37,7 +37,7 @@ from streamlearn.settings import Settings
 pytestmark = pytest.mark.skipif(not read_ahead_available(), reason="needs os.fork")
 
 TOPIC = "ns.training.examples"
-KEY = "replay-key"
+KEY = "replay-test-signing-key"
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 UNDECODABLE = b"\x00\x00\x00\x00\x01not avro"
 

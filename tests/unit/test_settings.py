@@ -30,7 +30,7 @@ def test_settings_are_frozen() -> None:
 
 def test_secrets_never_appear_in_repr_or_config_show(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMLEARN_KAFKA_SASL_PASSWORD", "hunter2-sasl")
-    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "hunter2-hmac")
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "hunter2-hmac-signing")
     settings = load_settings()
     assert "hunter2" not in repr(settings)
     assert "hunter2" not in str(settings)
@@ -235,6 +235,18 @@ def test_an_empty_token_or_write_key_is_refused(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=variable):
         load_settings()
+
+
+@pytest.mark.parametrize("key", [" ", "x", "short-key-15chr", " a-long-enough-signing-key"])
+def test_a_guessable_or_padded_signing_key_is_refused(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    """Found by a new user: `" "` and one character were taken as the HMAC key between
+    `model.state` and the workers' unpickler."""
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", key)
+    with pytest.raises(ConfigurationError, match="STREAMLEARN_MODEL_SIGNING_KEY") as refused:
+        load_settings()
+    assert key.strip() not in str(refused.value) or not key.strip(), "the key is not shown"
 
 
 @pytest.mark.parametrize(

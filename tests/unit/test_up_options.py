@@ -97,7 +97,7 @@ def test_serve_on_port_0_listens_on_a_free_port_not_the_default(tmp_path: Path) 
         **os.environ,
         "STREAMLEARN_DATA_DIR": str(tmp_path),
         "STREAMLEARN_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",  # no broker: it serves anyway
-        "STREAMLEARN_MODEL_SIGNING_KEY": "unit-test-key",
+        "STREAMLEARN_MODEL_SIGNING_KEY": "unit-test-signing-key",
         "STREAMLEARN_SERVE_STARTUP_WAIT_S": "0",  # no broker to wait for: open at once
     }
     with subprocess.Popen(

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from streamlearn.models import SPECS
 from streamlearn.settings import Settings
+from streamlearn.settings_values import SIGNING_KEY_MIN_CHARS
 
 # Settings the chart sets itself (from dedicated values, secrets or the pod's layout), and
 # settings of the embedded broker, which has no place in a cluster.
@@ -148,12 +149,16 @@ def _part(extra: dict[str, Any], description: str) -> dict[str, Any]:
     )
 
 
-def _keyed_secret(description: str, **extra: Any) -> dict[str, Any]:
-    """A secret value: created in the chart's Secret from ``key``, or read from
-    ``existingSecret`` under ``existingSecretKey``."""
+def _keyed_secret(description: str, min_chars: int = 0, **extra: Any) -> dict[str, Any]:
+    """A secret value: created in the chart's Secret from ``key`` (empty: not given; else
+    at least ``min_chars`` long), or read from ``existingSecret`` under
+    ``existingSecretKey``."""
+    key: dict[str, Any] = {**STRING, "description": "The value (stored in the chart's Secret)."}
+    if min_chars:
+        key["anyOf"] = [{"const": ""}, {"minLength": min_chars}]
     return _object(
         {
-            "key": {**STRING, "description": "The value (stored in the chart's Secret)."},
+            "key": key,
             "existingSecret": {
                 **STRING,
                 "description": "Name of a Secret you manage; then `key` is not used.",
@@ -296,6 +301,7 @@ def values_schema() -> dict[str, Any]:
             ),
             "signing": _keyed_secret(
                 "The HMAC key that signs model snapshots (learner) and verifies them (workers).",
+                min_chars=SIGNING_KEY_MIN_CHARS,
                 keyId=_setting("model_signing_key_id"),
             ),
             "pseudonymisation": _keyed_secret(

@@ -57,7 +57,7 @@ from streamlearn.settings import Settings
 from streamlearn.simulate.lab import DEFAULT_START_MS, Lab, Serving
 from streamlearn.simulate.traffic import Hit, Slot, TrafficConfig
 
-LAB_SIGNING_KEY = SecretStr("learning-lab")
+LAB_SIGNING_KEY = SecretStr("learning-lab-signing-key")
 """Signs the lab's snapshots when the settings name no key."""
 BINS = 10
 """Reliability bins for the ECE (the monitor's calibration check uses 10 too)."""
