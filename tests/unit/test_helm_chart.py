@@ -275,7 +275,10 @@ def test_given_secrets_are_stored_in_the_charts_secret_only() -> None:
     secrets = [d for d in documents if d["kind"] == "Secret"]
     assert len(secrets) == 1
     stored = {k: base64.b64decode(v).decode() for k, v in secrets[0]["data"].items()}
-    assert stored == {"model-signing-key": "s3cret-signing-key-0", "kafka-sasl-password": "s3cret-sasl"}
+    assert stored == {
+        "model-signing-key": "s3cret-signing-key-0",
+        "kafka-sasl-password": "s3cret-sasl",
+    }
     others = yaml.safe_dump_all([d for d in documents if d["kind"] != "Secret"])
     assert "s3cret" not in others
 
