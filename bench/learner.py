@@ -63,7 +63,7 @@ from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 
 REPO = Path(__file__).resolve().parents[1]
-KEY = "bench-key"
+KEY = "bench-signing-key"
 AGENT_TIMEOUT_S = 600.0
 
 

@@ -56,7 +56,7 @@ def learn_in_process(
     spec: ModelSpec, decoded: list[dict[str, Any]], topic: str
 ) -> tuple[OnlineLearner, float, float]:
     """The limit: (learner, examples/s, CPU µs per example)."""
-    learner = OnlineLearner(spec, signing_key="bench-key")
+    learner = OnlineLearner(spec, signing_key="bench-signing-key")
     began, cpu = time.perf_counter(), time.process_time()
     for offset, example in enumerate(decoded):
         learner.learn(example, topic, 0, offset)
@@ -87,7 +87,7 @@ def main() -> int:
     settings = Settings(
         kafka_bootstrap=bootstrap, topic_prefix=prefix,
         schema_registry_url=f"http://127.0.0.1:{registry_port}",
-        model_signing_key=SecretStr("bench-key"),
+        model_signing_key=SecretStr("bench-signing-key"),
     )  # fmt: skip
     env = {**os.environ, "STREAMLEARN_KAFKA_BOOTSTRAP": bootstrap,
            "STREAMLEARN_TOPIC_PREFIX": prefix}  # fmt: skip
