@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 
 from streamlearn.agents import PIPELINE_AGENTS, STEPS
 from streamlearn.models.synthetic import ClickWorld
@@ -20,7 +19,7 @@ from streamlearn.runtime.worker import create_faust_app
 from streamlearn.serde import AvroSerde, RegistryClient, frame
 from streamlearn.settings import Settings
 from tests.agent_workers import read_topic
-from tests.support import committed_to_end
+from tests.support import committed_to_end, ordered_producer
 
 # Input topic → (its schema, the agent reading it).
 INPUTS = {
@@ -95,8 +94,7 @@ async def test_every_agent_rejects_hostile_records_with_their_reason_and_goes_on
 ) -> None:
     prefix = settings.topic_prefix
     samples = _samples(registry, prefix)
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap,
-                         "message.max.bytes": 2 * OVERSIZED})  # fmt: skip
+    producer = ordered_producer(settings.kafka_bootstrap, **{"message.max.bytes": 2 * OVERSIZED})
     sent: dict[str, list[tuple[str, bytes]]] = {}
     for topic in INPUTS:
         sent[topic] = _poison(topic, samples)
@@ -167,7 +165,7 @@ async def test_an_event_from_a_host_whose_clock_runs_ahead_is_rejected_by_the_br
     serde, event = _samples(registry, prefix)["telemetry.events"]
     ahead = dict(event, event_id="0b5e7f4c-9a57-4d0e-b7c3-9f2c1d6b8a01", user_id="u-ahead",
                  received_ts=datetime.now(UTC) + timedelta(days=30))  # fmt: skip
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer = ordered_producer(settings.kafka_bootstrap)
     for value in (ahead, event):
         producer.produce(topic, key=b"u", value=serde.encode(value), partition=1)
     assert producer.flush(30) == 0
@@ -230,7 +228,7 @@ async def test_feedback_from_a_host_whose_clock_runs_ahead_is_placed_at_the_brok
             feedback("r-1", "click", 3, now + timedelta(seconds=1)),
         )
     ]  # fmt: skip
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer = ordered_producer(settings.kafka_bootstrap)
     for topic, value in records:  # one partition: the same join clock
         producer.produce(prefix + topic, key=b"r", value=value, partition=1)
         producer.flush(30)

@@ -21,7 +21,13 @@ from streamlearn.settings import Settings
 from tests import ingest_dataset
 from tests.agent_workers import Workers, read_topic
 from tests.ingest_dataset import GAP_S, IngestDataset
-from tests.support import committed_to_end, flush_events, reference_sessions, session_tuple
+from tests.support import (
+    committed_to_end,
+    flush_events,
+    ordered_producer,
+    reference_sessions,
+    session_tuple,
+)
 
 
 @pytest.fixture
@@ -85,7 +91,7 @@ async def test_preprocess_and_sessionise_against_truth(
     flush = _flush(events, data)
     await asyncio.to_thread(_produce, settings, data.records + flush)
     # A poison record straight into events.clean: sessionise must reject it, not crash.
-    poison = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    poison = ordered_producer(settings.kafka_bootstrap)
     poison.produce(prefix + "events.clean", key=b"human-0", value=b"not avro")
     poison.flush(30)
 

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 
 from streamlearn.agents import STEPS
 from streamlearn.serde import RegistryClient
@@ -21,6 +20,7 @@ from streamlearn.simulate.lab import Lab, Serving
 from streamlearn.simulate.traffic import TrafficConfig
 from streamlearn.topology.catalogue import TopicCatalogue
 from tests.agent_workers import Workers, read_topic, running
+from tests.support import ordered_producer
 
 CHANGE_AT_S = 120.0
 DURATION_S = 200.0
@@ -51,7 +51,7 @@ def _through_the_broker(
 ) -> list[dict[str, Any]]:
     """The lab's inputs produced to the broker (same partitions and order, the real
     registry's ids), then a monitor worker over them: the alerts it raises."""
-    producer = Producer({"bootstrap.servers": system_settings.kafka_bootstrap})
+    producer = ordered_producer(system_settings.kafka_bootstrap)
     catalogue = TopicCatalogue.from_settings(system_settings)
     for topic in INPUTS:
         name, serde = catalogue.topic(topic).name, catalogue.topic(topic).serde(registry)

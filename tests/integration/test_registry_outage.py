@@ -15,7 +15,6 @@ from typing import Any
 
 import fastavro
 import pytest
-from confluent_kafka import Producer
 
 from streamlearn.agents import STEPS
 from streamlearn.runtime.worker import create_faust_app
@@ -24,7 +23,7 @@ from streamlearn.serde.avro import value_subject
 from streamlearn.serde.schemas import load_schema
 from streamlearn.settings import Settings
 from tests.agent_workers import read_topic
-from tests.support import RegistryProcess
+from tests.support import RegistryProcess, ordered_producer
 
 
 def _event(number: int) -> dict[str, Any]:
@@ -67,7 +66,7 @@ async def test_an_unseen_writer_schema_while_the_registry_is_away_waits_for_it(
             fastavro.schemaless_writer(body, parsed, dict(event, extra="x"))
             return frame(newer_id, body.getvalue())
 
-        producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+        producer = ordered_producer(settings.kafka_bootstrap)
         producer.produce(topic, key=b"u-1", value=first.encode(_event(1)))
         assert producer.flush(30) == 0
         runtime = create_faust_app(

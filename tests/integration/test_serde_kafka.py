@@ -10,11 +10,10 @@ from typing import Any
 
 import faust
 import pytest
-from confluent_kafka import Producer
 
 from streamlearn.serde import AvroSerde, RegistryClient, UnknownSchemaIdError, load_schema
 from streamlearn.serde.faust_codec import AvroCodec
-from tests.support import read_values
+from tests.support import ordered_producer, read_values
 
 
 @pytest.fixture
@@ -64,7 +63,7 @@ async def test_faust_agent_receives_decoded_records(
     try:
         for i in range(3):
             await source_topic.send(key=b"k", value=_event(i))
-        producer = Producer({"bootstrap.servers": kafka_bootstrap})
+        producer = ordered_producer(kafka_bootstrap)
         producer.produce(source, key=b"k", value=old_events.encode(_event(3)))
         producer.flush(30)
         received = await read_values(kafka_bootstrap, sink, 4)

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from streamlearn.settings import Settings
@@ -24,6 +24,7 @@ from streamlearn.topology import (
     plan_for_cluster,
 )
 from streamlearn.topology.plan import DesiredTopic
+from tests.support import ordered_producer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY = load_topology(REPO_ROOT / "topology" / "topics.yaml")
@@ -66,7 +67,7 @@ def test_model_state_is_compacted_and_takes_a_5_mb_snapshot(
     assert limit is not None
     payload = os.urandom(5 * 1024 * 1024)
     # Producer and consumer limits are raised together with the topic's.
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": limit})
+    producer = ordered_producer(kafka_bootstrap, **{"message.max.bytes": limit})
     producer.produce(topic, key=b"ctr", value=payload)
     assert producer.flush(30) == 0
     consumer = Consumer(
