@@ -25,6 +25,7 @@ from streamlearn.cli_common import (
     command_settings,
     fail,
     fetch_progress,
+    group_name,
     listening_port,
     port_option,
 )
@@ -301,7 +302,10 @@ def agents_run(
     ] = None,
     group: Annotated[
         str,
-        typer.Option(help="Consumer group (Faust app id); its workers must run the same agents"),
+        typer.Option(
+            help="Consumer group (Faust app id); its workers must run the same agents",
+            callback=group_name,
+        ),
     ] = "streamlearn-agents",
     metrics_port: MetricsPortOption = None,
     metrics_host: MetricsHostOption = "127.0.0.1",

@@ -24,6 +24,7 @@ from streamlearn.cli_common import (
     MetricsHostOption,
     MetricsPortOption,
     command_settings,
+    group_name,
 )
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.settings_values import http_url
@@ -104,7 +105,10 @@ def archive_run(
         typer.Option(help="Avro codec or Parquet compression [default: snappy]"),
     ] = None,
     group: Annotated[
-        str, typer.Option(help="Consumer group (namespace prefix added); workers share it")
+        str,
+        typer.Option(
+            help="Consumer group (namespace prefix added); workers share it", callback=group_name
+        ),
     ] = "streamlearn-archive",
     max_file_records: Annotated[
         int, typer.Option(min=1, help="A file closes at this many records")

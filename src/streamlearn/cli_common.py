@@ -51,6 +51,19 @@ TopologyOption = Annotated[
 ]
 
 
+_GROUP = re.compile(r"[A-Za-z0-9._-]{1,200}")
+
+
+def group_name(group: str) -> str:
+    """A consumer group as ``--group`` takes it: it also names topics (the stores'
+    changelogs), so a topic name's characters; an empty one was Faust's traceback."""
+    if _GROUP.fullmatch(group) is None:
+        raise typer.BadParameter(
+            f"{group!r} is not a group name: 1 to 200 letters, digits, '.', '_' or '-'"
+        )
+    return group
+
+
 def fail(message: str) -> NoReturn:
     typer.echo(f"streamlearn: error: {message}", err=True)
     raise typer.Exit(1)

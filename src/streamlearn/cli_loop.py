@@ -163,7 +163,7 @@ def simulate(
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds [default: on Ctrl-C]")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated world")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the simulated world")] = 0,
     collector_url: Annotated[
         str, typer.Option(help="Collector base URL")
     ] = "http://127.0.0.1:8001",

@@ -41,7 +41,7 @@ def up(
     rate: Annotated[float, typer.Option(help="Simulated page views per second")] = 100.0,
     users: Annotated[int, typer.Option(help="Simulated people")] = 5000,
     bot_share: Annotated[float, typer.Option(help="Share of page views made by bots")] = 0.05,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated world")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the simulated world")] = 0,
     drift_at: Annotated[
         float | None,
         typer.Option(

@@ -184,3 +184,38 @@ def test_a_host_that_does_not_resolve_and_a_missing_directory_are_one_line(
     from streamlearn.cli_errors import one_line_error
 
     assert one_line_error(error) == line
+
+
+def test_an_agents_metrics_host_that_does_not_resolve_is_named() -> None:
+    """Found by a new user: `agents run --metrics-host 999.1.1.1` ended in a traceback
+    saying "unknown error -2" (a resolver's code read as an errno)."""
+    from prometheus_client import CollectorRegistry
+
+    from streamlearn.ports import free_port
+    from streamlearn.runtime.health import WorkerHealth, serve_health
+
+    health = WorkerHealth(None)  # type: ignore[arg-type]
+    with pytest.raises(OSError, match="not an address of this machine") as refused:
+        serve_health(health, CollectorRegistry(), "999.1.1.1", free_port())
+    assert "unknown error" not in str(refused.value)
+    assert "'999.1.1.1'" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["agents", "run", "--only", "preprocess", "--group", ""],
+        ["agents", "run", "--group", "two words"],
+        ["archive", "run", "--group", ""],
+        ["up", "--simulate", "--seed", "-1"],
+        ["simulate", "--seed", "-1"],
+    ],
+)
+def test_a_group_or_seed_no_part_could_use_is_refused_before_anything_starts(
+    args: list[str],
+) -> None:
+    """Found by a new user: `--group ''` was Faust's traceback ("App requires an id!");
+    `up --simulate --seed -1` started the whole system, then failed in numpy."""
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--group'" in result.output or "'--seed'" in result.output
