@@ -84,6 +84,9 @@ def test_up_simulate_closes_the_loop(
     failed = [c for c in summary["checks"] if not c["passed"]]
     assert summary["ok"], (failed, completed.stderr[-5000:])
     assert completed.returncode == 0, completed.stderr[-5000:]
+    # A run with a duration does not ask for a Ctrl-C it will not need.
+    assert f"stopping after {DURATION_S:g}s" in completed.stderr
+    assert "press Ctrl-C to stop" not in completed.stderr
 
     events, simulation = summary["events"], summary["simulation"]
     # Every stage saw data: collector → preprocess → sessionise; worker → label-join → learner.

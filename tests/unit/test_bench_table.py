@@ -179,3 +179,27 @@ def test_a_cell_with_a_pipe_survives_the_round_trip() -> None:
 
 def test_the_machine_names_its_cores() -> None:
     assert " cores, " in bench_table.machine()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "said"),
+    [
+        (["--help"], 0, "scripts/bench --only ingest,serde"),
+        (["--only"], 2, "--only needs names"),
+        (["--only", ""], 2, "--only needs names"),
+        (["--nope"], 2, "unknown argument --nope"),
+    ],
+)
+def test_scripts_bench_answers_help_and_a_missing_value_before_running_anything(
+    args: list[str], code: int, said: str
+) -> None:
+    """Found by a new user: `--help` was an unknown argument; `--only` without names was
+    bash's "$2: unbound variable"."""
+    import subprocess
+
+    script = SCRIPT.parent / "bench"
+    result = subprocess.run(
+        ["bash", str(script), *args], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == code, result.stdout + result.stderr
+    assert said in result.stdout + result.stderr

@@ -301,7 +301,10 @@ async def run_up(
             simulation = asyncio.create_task(run_simulator(run.simulator, simulation_stop))
             say(f"simulating {options.simulate.rate:g} page views/s "
                 f"of {options.simulate.users} people (seed {options.simulate.seed})")  # fmt: skip
-        say("streamlearn is up; press Ctrl-C to stop")
+        if options.duration_s is None:
+            say("streamlearn is up; press Ctrl-C to stop")
+        else:
+            say(f"streamlearn is up; stopping after {options.duration_s:g}s (or Ctrl-C)")
         await _watch(run, probe, stop, started)
         elapsed = time.monotonic() - started
         if chaos is not None:
