@@ -339,8 +339,10 @@ def agents_run(
         bound = server.server_address[1]  # --metrics-port 0: the port the system chose
         typer.echo(f"metrics and probes on http://{metrics_host}:{bound}/metrics")
     # faust's Worker installs SIGINT/SIGTERM handlers that stop the app cleanly
-    # (commit offsets, flush producers) and exits non-zero on a crash.
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    # (commit offsets, flush producers) and exits non-zero on a crash. Its stdout/stderr
+    # stay the process's own: redirected, every write became a log line (a thread's
+    # traceback, one caret per WARNING line).
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     settle_long_lived_heap()
     worker.execute_from_commandline()
 

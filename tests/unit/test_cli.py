@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -219,3 +220,32 @@ def test_a_group_or_seed_no_part_could_use_is_refused_before_anything_starts(
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "Invalid value for '--group'" in result.output or "'--seed'" in result.output
+
+
+def test_an_agents_worker_keeps_its_own_stdout_and_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a new user: with Faust's redirect every write to stderr became a WARNING
+    log line, so a thread's traceback at shutdown came out one caret per line."""
+    import types
+
+    import faust
+
+    from streamlearn.runtime import worker as worker_module
+
+    made: dict[str, Any] = {}
+
+    class Worker:
+        def __init__(self, app: object, **options: Any) -> None:
+            made.update(options)
+
+        def execute_from_commandline(self) -> None:
+            made["ran"] = True
+
+    app_stub = types.SimpleNamespace(conf=types.SimpleNamespace(id="g"))
+    monkeypatch.setattr(faust, "Worker", Worker)
+    monkeypatch.setattr(
+        worker_module, "create_faust_app", lambda *a, **k: types.SimpleNamespace(app=app_stub)
+    )
+    result = CliRunner().invoke(app, ["agents", "run", "--only", "preprocess"])
+    assert result.exit_code == 0, result.output
+    assert made["ran"]
+    assert made["redirect_stdouts"] is False
