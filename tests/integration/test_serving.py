@@ -200,6 +200,42 @@ async def test_rejected_snapshot_leaves_the_old_version_serving(
         await worker.close()
 
 
+async def test_two_snapshots_of_one_version_are_said_to_be_two_writers(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    """Found by a new user: a second learner (in another consumer group) published ctr
+    v25..v30 beside the first, each version twice with different models, and nothing said
+    so. The worker keeps the one it has, counts the other and raises a critical alert."""
+    await asyncio.to_thread(publish, settings, registry, snapshot(5))
+    worker = await start_worker(settings, registry)
+    try:
+        await worker.wait(lambda: worker.serving.store.version("ctr") == 5)
+        served = worker.serving.store.get("ctr")
+        other = snapshot(5, n=400)  # another learner's v5: another model
+        await asyncio.to_thread(publish, settings, registry, other)
+        conflicts = worker.serving.metrics.snapshots_rejected.labels(reason="conflicting_version")
+        await worker.wait(lambda: conflicts._value.get() == 1)
+        assert worker.serving.store.get("ctr") is served, "the version it had still serves"
+        await asyncio.to_thread(publish, settings, registry, snapshot(5))  # the same again
+        await asyncio.to_thread(publish, settings, registry, snapshot(6))
+        await worker.wait(lambda: worker.serving.store.version("ctr") == 6)
+        assert conflicts._value.get() == 1, "a copy of the same snapshot is no conflict"
+        values = await read_values(
+            settings.kafka_bootstrap, settings.topic_prefix + "monitoring.alerts", 1, 20
+        )
+        serde = AvroSerde.for_topic(registry, settings.topic_prefix + "monitoring.alerts", "Alert")
+        (alert,) = [serde.decode(v) for v in values]
+        assert (alert["kind"], alert["model_version"], alert["severity"]) == (
+            "snapshot_rejected",
+            5,
+            "critical",
+        )
+        assert "conflicting_version" in alert["message"]
+        assert "two learners" in alert["message"]
+    finally:
+        await worker.close()
+
+
 async def test_snapshots_must_match_the_configured_spec(
     settings: Settings, registry: RegistryClient
 ) -> None:

@@ -92,6 +92,12 @@ class RetiredKey(SnapshotRejected):
     reason = "retired_key"
 
 
+class ConflictingVersion(SnapshotRejected):
+    """Another snapshot of the model was published with the same version before."""
+
+    reason = "conflicting_version"
+
+
 class UndecodableSnapshot(SnapshotRejected):
     """The snapshot is malformed: missing fields, an unknown content type, or a broken pickle."""
 

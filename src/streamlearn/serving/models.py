@@ -35,13 +35,15 @@ from aiokafka.errors import KafkaError
 from streamlearn.kafka_clients import aiokafka_config
 from streamlearn.log_repeats import RepeatedLines
 from streamlearn.models import LoadedModel, ModelSpec, SnapshotRejected, load_model
+from streamlearn.models.exceptions import ConflictingVersion
 from streamlearn.models.keyring import Keyring
-from streamlearn.models.snapshot import SigningKey
+from streamlearn.models.snapshot import SigningKey, verify_snapshot
 from streamlearn.serde import AvroSerde, RegistryUnavailableError, SchemaSource, SerdeError
 from streamlearn.serving.exceptions import InvalidExperiment
 from streamlearn.serving.experiments import NEWEST, Experiment, ExperimentBook, base_model
 from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.serving.scoring import Scorer, scorer_for
+from streamlearn.serving.version_ledger import VersionLedger
 from streamlearn.topology.catalogue import TopicCatalogue
 
 log = logging.getLogger(__name__)
@@ -186,6 +188,7 @@ class StateFollower:
         self.on_rejected = on_rejected
         self.caught_up = asyncio.Event()
         self._end: dict[TopicPartition, int] | None = None
+        self._versions = VersionLedger()
 
     @classmethod
     def from_settings(cls, settings: Any, registry: SchemaSource, **parts: Any) -> StateFollower:
@@ -319,6 +322,8 @@ class StateFollower:
             return None
         self.store.saw_snapshot(name)
         version = int(snapshot.get("version", 0))
+        if self._versions.conflicts(name, version, str(snapshot.get("payload_sha256"))):
+            self._two_writers(snapshot, name, version)
         promoted = is_promoted(snapshot)
         if version <= self.store.newest_version(name) and (
             not promoted or version <= self.store.version(name)
@@ -343,6 +348,24 @@ class StateFollower:
             return None
         log.info("%s v%d held back by its gate: serving it to %s arms only", name, version, NEWEST)
         return HELD_BACK
+
+    def _two_writers(self, snapshot: Mapping[str, Any], name: str, version: int) -> None:
+        """A second, different snapshot of ``name`` v``version``: two learners write the
+        model. The one read first keeps serving (this one is older or the same number).
+        Said only of a signed one: a forged record is no second writer."""
+        try:
+            verify_snapshot(snapshot, self.key)
+        except SnapshotRejected:
+            return
+        exc = ConflictingVersion(
+            "another snapshot was published with this version before: two learners write "
+            "this model (the learner agent running in two consumer groups?)",
+            model_name=name,
+            version=version,
+        )
+        self.metrics.snapshots_rejected.labels(reason=exc.reason).inc()
+        log.error("%s", exc)
+        self.on_rejected(exc)
 
     async def _experiments(self, records: list[Any]) -> None:
         for record in records:
