@@ -225,3 +225,26 @@ def test_freshness_counts_only_snapshots_published_while_the_worker_ran() -> Non
     view.observe({**base, "version": 2, "freshness_ms": 25.0, "loaded_at": "2026-11-30T10:01:05Z"})
     assert view.versions_seen == {1, 2}
     assert view.freshness_ms() == {"p50": 25.0, "p99": 25.0}
+
+
+def test_a_model_resumed_from_an_earlier_run_says_its_served_figures_include_it() -> None:
+    """Found by a new user: a second `up --simulate --duration 30` in the same data
+    directory showed served AUC 0.869 against a ceiling of 0.797. The served figure is
+    since the model's first version (the earlier run included); the ceiling is this run's."""
+    probe = _probe()
+    resumed = ModelView("ctr", since_s=2_000_000_000.0)
+    resumed.observe({"loaded": True, "version": 40, "created_ts": "2033-05-18T03:00:00Z",
+                     "metrics": {"auc": 0.85, "served_auc": 0.869}})  # fmt: skip
+    probe.models = {"ctr": resumed}
+    final = figures(probe, [], _simulation(), 100.0, final=True)
+    assert final["models"]["ctr"]["resumed"] is True
+    (check,) = [c for c in checks(final) if "prequential AUC" in c.name]
+    assert "served 0.869 since its first version, earlier runs included" in check.detail
+    console = Console(width=200, record=True)
+    console.print(render(final, None, []))
+    assert "resumed from an earlier run" in console.export_text()
+
+    fresh = ModelView("ctr", since_s=2_000_000_000.0)
+    fresh.observe({"loaded": True, "version": 1, "created_ts": "2033-05-18T03:33:21Z",
+                   "metrics": {"auc": 0.7}})  # fmt: skip
+    assert fresh.resumed is False

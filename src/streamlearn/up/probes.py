@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -73,10 +74,19 @@ class ModelView:
     trained_examples: int | None = None
     versions_seen: set[int] = field(default_factory=set)
     freshness_s: list[float] = field(default_factory=list)
+    since_s: float | None = None
+    """When this run began (epoch seconds): a model first seen created before it resumed."""
+    resumed: bool | None = None
+    """Whether the first version this run saw was made before it (an earlier run's, in the
+    same data directory): then its served figures, since its first version, include
+    earlier runs and are not comparable with this run's ceiling."""
 
     def observe(self, info: Mapping[str, Any]) -> None:
         if not info.get("loaded"):
             return
+        if self.resumed is None and self.since_s is not None:
+            created = _epoch_s(info.get("created_ts"))
+            self.resumed = created is not None and created < self.since_s
         version = int(info["version"])
         metrics = info.get("metrics") or {}
         self.auc = _finite(metrics.get("auc"))
@@ -98,6 +108,13 @@ class ModelView:
             return None
         p50, p99 = np.percentile(self.freshness_s, [50, 99])
         return {"p50": round(float(p50) * 1000, 1), "p99": round(float(p99) * 1000, 1)}
+
+
+def _epoch_s(iso: object) -> float | None:
+    try:
+        return datetime.fromisoformat(str(iso)).timestamp() if iso else None
+    except ValueError:
+        return None
 
 
 def _finite(value: object) -> float | None:
@@ -122,6 +139,7 @@ class SystemProbe:
         self.models: dict[str, ModelView] = {}
         self.polled_at = 0.0
         self.previous: tuple[float, dict[str, dict[SampleKey, float]]] | None = None
+        self.started_s = time.time()
 
     async def poll(self, session: aiohttp.ClientSession) -> None:
         names = list(self.metrics_urls)
@@ -137,7 +155,11 @@ class SystemProbe:
         if self.models_url is not None:
             body = await self._get_json(session, self.models_url, self.models_headers)
             for info in (body or {}).get("models", []):
-                view = self.models.setdefault(info["name"], ModelView(info["name"]))
+                view = self.models.get(info["name"])
+                if view is None:
+                    view = self.models[info["name"]] = ModelView(
+                        info["name"], since_s=self.started_s
+                    )
                 view.observe(info)
 
     def total(self, part: str, name: str, **labels: str) -> float:

@@ -85,6 +85,9 @@ def figures(
             ),
             "auc": None if view.auc is None else round(view.auc, 4),
             "served_auc": None if view.served_auc is None else round(view.served_auc, 4),
+            # Resumed from an earlier run: the served figures include it (not this run's
+            # ceiling's impressions).
+            "resumed": bool(view.resumed),
             # The scores users got lately (the learner's last RECENT_EXAMPLES served
             # examples): the steady state once the run is longer than the warm-up.
             "recent_served_auc": _learner_gauge(p, "streamlearn_learner_recent_served_auc", name),
@@ -232,7 +235,9 @@ def checks(final: dict[str, Any], model: str = "ctr") -> list[Check]:
         Check(
             f"{model} prequential AUC >= {MIN_AUC}",
             auc is not None and auc >= MIN_AUC,
-            f"{auc} (served {served.get('served_auc')}, ceiling {simulation['truth_auc_ceiling']})",
+            f"{auc} (served {served.get('served_auc')}"
+            f"{' since its first version, earlier runs included' if served.get('resumed') else ''}"
+            f", ceiling {simulation['truth_auc_ceiling']})",
         ),
         Check(
             "bots, duplicates and malformed events filtered and counted",

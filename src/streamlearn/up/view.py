@@ -68,15 +68,19 @@ def render(figures: dict[str, Any], duration_s: float | None, crashes: list[str]
         "ECE, last", "ceiling", "freshness",
     )  # fmt: skip
     ceiling = simulation.get("truth_auc_ceiling")
+    resumed = False
     for name, model in figures["models"].items():
         ece = model.get("recent_ece")
+        # A model resumed from an earlier run: its served figures include that run.
+        mark = "*" if model.get("resumed") else ""
+        resumed = resumed or bool(mark)
         models.add_row(
             name,
             _n(model["version"]),
             _n(model["versions_published"]),
             _auc(model["auc"]),
-            _auc(model["served_auc"]),
-            _auc(model.get("recent_served_auc")),
+            _auc(model["served_auc"]) + mark,
+            _auc(model.get("recent_served_auc")) + mark,
             "-" if ece is None else f"{ece:.4f}",
             _auc(ceiling),
             _ms(model["freshness_ms"]),
@@ -84,6 +88,11 @@ def render(figures: dict[str, Any], duration_s: float | None, crashes: list[str]
     arms = _table("experiment arms", "arm", "impressions", "CTR")
     for arm, ctr in (simulation.get("ctr_by_arm") or {}).items():
         arms.add_row(arm, _n(simulation["impressions_by_arm"].get(arm)), f"{ctr:.2%}")
+    if resumed:
+        models.caption = (
+            "* resumed from an earlier run in this data directory: served since its first "
+            "version, not comparable with this run's ceiling"
+        )
     parts.append(models)
 
     processes = _table("processes", "part", "state", "pid", "restarts")
