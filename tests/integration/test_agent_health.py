@@ -50,6 +50,9 @@ def test_an_agent_worker_serves_probes_and_metrics(
         status, body = _get(f"{base}/metrics")
         assert status == 200
         assert b"streamlearn_preprocess_events_total" in body
+        # Only its own agents' figures (a preprocess worker said "open sessions 0").
+        assert b"streamlearn_sessionise_open_sessions" not in body
+        assert b"streamlearn_learner_snapshots" not in body
         # Each input partition's position and lag (refreshed every 5 s): a partition
         # that is not read shows there, while the worker stays ready.
         wanted = [

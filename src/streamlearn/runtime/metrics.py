@@ -7,7 +7,7 @@ ints) are exported with :meth:`AgentMetrics.expose`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -77,6 +77,21 @@ class AgentMetrics:
             ["agent"],
             registry=self.registry,
         )
+
+    def keep_only(self, agents: Iterable[str]) -> None:
+        """Export only the metrics of ``agents`` (and the ones every agent shares): a
+        preprocess worker exported ``streamlearn_sessionise_open_sessions 0`` and the
+        learner's families, misleading when each pod is scraped on its own."""
+        own = {
+            "preprocess": (self.events, self.bots),
+            "sessionise": (self.sessions, self.open_sessions, self.late_events),
+            "learner": (self.snapshots, self.rejected_snapshots),
+        }
+        running = set(agents)
+        for agent, collectors in own.items():
+            if agent not in running:
+                for collector in collectors:
+                    self.registry.unregister(collector)
 
     def expose(self, name: str, documentation: str, counters: Callable[[], Any]) -> None:
         """Export a dataclass of plain int counters (the pure steps' counters) as one

@@ -133,6 +133,8 @@ def create_faust_app(
     if len(set(names)) != len(names):
         raise RuntimeConfigurationError(f"a step is listed twice: {names}")
     check_one_reader_per_topic((step.name, step.inputs) for step in made)
+    if metrics is None:  # a registry of its own: what this worker's agents count
+        runtime.metrics.keep_only(names)
     for step in made:
         bind_step(runtime, step)
         runtime.steps.append(step)
