@@ -50,6 +50,9 @@ from streamlearn.runtime.exceptions import FaustMismatchError
 from streamlearn.runtime.faust_guard import attribute_problems, raise_if
 from streamlearn.runtime.read_positions import ReadPositions
 
+CONSUMER_THREAD_STOP_S = 15.0
+"""How long a stopping worker waits for its consumer thread: with the broker up it stops in
+a second or two (offsets are committed before, by the consumer)."""
 FETCH_TIMEOUT_S = 1.0
 FETCH_MAX_WAIT_MS = 200
 """How long the broker may hold a fetch that finds nothing new (Faust asks aiokafka for
@@ -89,6 +92,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
     _batch_failure: BaseException | None = None
     _positions: ReadPositions[TP]
     _caught_up: CaughtUpCommits
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # mode waits up to 60 s for a service to stop; aiokafka's consumer thread dies while
+        # stopping when the broker is away (its fetcher's close raises CancelledError), so
+        # a SIGTERM then took 62 s, past a Kubernetes pod's 60 s grace.
+        raise_if(attribute_problems("started consumer", self))
+        self._thread.shutdown_timeout = CONSUMER_THREAD_STOP_S
 
     def on_init(self) -> None:
         super().on_init()
