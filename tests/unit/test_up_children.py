@@ -111,6 +111,26 @@ async def test_a_child_that_never_gets_ready_fails_with_its_log(tmp_path: Path) 
     await supervisor.stop([])
 
 
+def _ready_for_a_second(port: int, then: str) -> str:
+    """A child whose ready URL answers 200 for a second, then 503 with status ``then``."""
+    return f"""
+import http.server, json, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+started = time.monotonic()
+class Ready(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ready = time.monotonic() - started < 1.0
+        body = json.dumps({{"status": "ready" if ready else {then!r}}}).encode()
+        self.send_response(200 if ready else 503)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", {port}), Ready).serve_forever()
+"""
+
+
 async def test_a_child_that_stops_being_ready_is_killed_and_restarted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -119,18 +139,7 @@ async def test_a_child_that_stops_being_ready_is_killed_and_restarted(
     monkeypatch.setattr(children_module, "RESTART_DELAY_MIN_S", 0.05)
     monkeypatch.setattr(children_module, "READY_POLL_S", 0.1)
     port = free_port()
-    program = f"""
-import http.server, signal, sys, time
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-started = time.monotonic()
-class Ready(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200 if time.monotonic() - started < 1.0 else 503)
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("127.0.0.1", {port}), Ready).serve_forever()
-"""
+    program = _ready_for_a_second(port, "wedged")
     crashes: list[Crash] = []
     supervisor = Supervisor(tmp_path / "logs", crashes.append)
     spec = ChildSpec(
@@ -153,22 +162,7 @@ async def test_a_child_waiting_for_kafka_is_not_stuck(
     brokers back, so the supervisor leaves it running."""
     monkeypatch.setattr(children_module, "READY_POLL_S", 0.1)
     port = free_port()
-    program = f"""
-import http.server, json, signal, sys, time
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-started = time.monotonic()
-class Ready(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        ready = time.monotonic() - started < 1.0
-        body = json.dumps({{"status": "ready" if ready else {KAFKA_UNREACHABLE!r}}}).encode()
-        self.send_response(200 if ready else 503)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("127.0.0.1", {port}), Ready).serve_forever()
-"""
+    program = _ready_for_a_second(port, KAFKA_UNREACHABLE)
     crashes: list[Crash] = []
     supervisor = Supervisor(tmp_path / "logs", crashes.append)
     spec = ChildSpec(
