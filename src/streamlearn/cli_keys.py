@@ -12,6 +12,7 @@ import typer
 import yaml
 
 from streamlearn.cli_common import command_settings, fail
+from streamlearn.settings_values import ROTATING_AWAY, SIGNING_KEY_MIN_CHARS
 
 keys_app = typer.Typer(rich_markup_mode=None, help="Model-signing keys.", no_args_is_help=True)
 
@@ -51,12 +52,24 @@ def keys_rotate(
     snapshots are signed with the new key, and the old ones verify until the grace ends."""
     from streamlearn.up.signing_key import command_signing_key
 
-    settings = command_settings()
+    # A current key shorter than the settings accept is read here, to be replaced: every
+    # other command refuses it.
+    rotating = ROTATING_AWAY.set(True)
+    try:
+        settings = command_settings()
+    finally:
+        ROTATING_AWAY.reset(rotating)
     # The settings' key, else the one `up` made in the data directory (replay finds it
     # there too).
     current = command_signing_key(settings.model_signing_key, settings.data_dir)
     if current is None:
         fail("no STREAMLEARN_MODEL_SIGNING_KEY to rotate from (set it, or the config file)")
+    if len(current.get_secret_value().strip()) < SIGNING_KEY_MIN_CHARS:
+        typer.echo(
+            f"the current key is shorter than {SIGNING_KEY_MIN_CHARS} characters: the parts "
+            "refuse it as their signing key, and accept it as the previous one until the "
+            "grace ends"
+        )
     now = datetime.now(UTC).replace(microsecond=0)
     new_id = f"k-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
     if new_id == settings.model_signing_key_id:

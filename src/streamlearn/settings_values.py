@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextvars import ContextVar
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -56,6 +57,9 @@ def credential(secret: SecretStr) -> SecretStr:
 
 
 SIGNING_KEY_MIN_CHARS = 16
+ROTATING_AWAY: ContextVar[bool] = ContextVar("rotating_away", default=False)
+"""Set by ``keys rotate`` only: it reads a current key that is too short in order to
+replace it (the key becomes the previous one, which verifies until its grace ends)."""
 
 
 def signing_key(secret: SecretStr) -> SecretStr:
@@ -64,10 +68,12 @@ def signing_key(secret: SecretStr) -> SecretStr:
     whitespace around it (a key read from a file with its newline on one side only would
     verify nothing the other side signed)."""
     value = secret.get_secret_value()
+    if ROTATING_AWAY.get():
+        return secret
     if len(value.strip()) < SIGNING_KEY_MIN_CHARS:
         raise ValueError(
             f"a signing key has at least {SIGNING_KEY_MIN_CHARS} characters (make one: "
-            "`openssl rand -base64 48`, or `streamlearn keys rotate`)"
+            "`openssl rand -base64 48`; to replace a shorter one, `streamlearn keys rotate`)"
         )
     if value != value.strip():
         raise ValueError("a signing key has no whitespace before or after it")

@@ -18,7 +18,7 @@ from streamlearn.models import SPECS, build_snapshot, load_model, verify_snapsho
 from streamlearn.models.exceptions import BadSignature, RetiredKey
 from streamlearn.models.keyring import Keyring, PreviousKey
 from streamlearn.models.online import OnlineLearner
-from streamlearn.settings import Settings
+from streamlearn.settings import Settings, load_settings
 from streamlearn.up.signing_key import LOCAL_SIGNING_KEY_FILE
 
 OLD, NEW = b"old-signing-key", b"new-signing-key"
@@ -115,6 +115,29 @@ def test_keys_rotate_writes_a_private_settings_file_that_verifies_both_keys(
     again = CliRunner().invoke(app, ["keys", "rotate", "--out", str(out)])
     assert again.exit_code == 1
     assert "exists" in again.output
+
+
+def test_a_key_too_short_for_the_parts_can_still_be_rotated_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys under 16 characters are refused since 2026-12-04: a deployment that had one
+    must be able to replace it with the tool that replaces keys, and verify what the old
+    key signed until the grace ends."""
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "short-key")
+    with pytest.raises(ConfigurationError, match="keys rotate"):
+        load_settings()
+    out = tmp_path / "rotated.yaml"
+    result = CliRunner().invoke(app, ["keys", "rotate", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "shorter than 16 characters" in result.output
+    assert "short-key" not in result.output
+    monkeypatch.delenv("STREAMLEARN_MODEL_SIGNING_KEY")
+    monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(out))
+    keyring = Keyring.from_settings(load_settings())
+    verify_snapshot(_snapshot(b"short-key", None), keyring)
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "short-key")
+    with pytest.raises(ConfigurationError, match="at least 16"):  # nowhere else
+        load_settings()
 
 
 def test_keys_rotate_after_up_rotates_the_key_up_made(
