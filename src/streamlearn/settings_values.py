@@ -7,7 +7,7 @@ import json
 import re
 from contextvars import ContextVar
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import AfterValidator, SecretStr
 
@@ -18,14 +18,22 @@ def http_url(url: str) -> str:
         f"{url!r} is not an http:// or https:// URL with a host and, if any, a port of 1 to "
         "65535, e.g. http://127.0.0.1:8081"
     )
-    try:
-        parts = urlsplit(url)
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
-        raise ValueError(problem) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+    parts = _web_address(url, problem)
+    if parts is None:
         raise ValueError(problem)
     return url
+
+
+def _web_address(text: str, problem: str) -> SplitResult | None:
+    """``text`` split, when it is http(s) with a host and a valid port if any (None when
+    not; ``problem`` raised when it cannot be split: an unclosed IPv6 bracket, a port that
+    is not a number)."""
+    try:
+        parts = urlsplit(text)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        raise ValueError(problem) from None
+    return parts if parts.scheme in ("http", "https") and parts.hostname and port_ok else None
 
 
 _KAFKA_ADDRESS = re.compile(
@@ -97,13 +105,8 @@ def origin(origin: str) -> str:
         f"{origin!r} is not an origin as browsers send it: scheme://host[:port], "
         "e.g. https://shop.example (no path, no trailing slash)"
     )
-    try:
-        parts = urlsplit(origin)
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
-        raise ValueError(problem) from None
-    exact = f"{parts.scheme}://{parts.netloc}" == origin
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or not exact:
+    parts = _web_address(origin, problem)
+    if parts is None or f"{parts.scheme}://{parts.netloc}" != origin:
         raise ValueError(problem)
     return origin
 
