@@ -68,3 +68,55 @@ def free_port(host: str = "127.0.0.1", avoid: Collection[int] = ()) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))  # no room below the range: the kernel's choice
         return int(probe.getsockname()[1])
+
+
+TCP_TABLES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+
+
+def self_connected(port: int, tables: Collection[Path] = TCP_TABLES) -> bool:
+    """Whether a TCP socket of this machine has ``port`` at both of its ends.
+
+    A client retrying a server that is down, whose port lies in the ephemeral range, can be
+    given that very port for its own end and connect to itself. Its socket (without
+    SO_REUSEADDR, as clients' are) then keeps the server from listening there, even with
+    SO_REUSEADDR, while it is open and for a minute in TIME_WAIT. Read from the kernel's
+    tables (Linux); False where they cannot be read."""
+    wanted = f":{port:04X}"
+    for table in tables:
+        try:
+            lines = table.read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 2 and fields[1] == fields[2] and fields[1].endswith(wanted):
+                return True
+    return False
+
+
+class PortHold:
+    """``port`` on ``host`` bound without listening, while its server is down.
+
+    A connection to it is refused, as when nothing is bound there, but the kernel gives a
+    bound port to no outgoing connection: no client of the server, retrying meanwhile, can
+    connect to itself on it (:func:`self_connected`). Bound with SO_REUSEADDR, over the
+    server's own connections in TIME_WAIT; :attr:`held` is False when the port could not be
+    bound (taken already)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._socket: socket.socket | None = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._socket.bind((host, port))
+        except OSError:
+            self.release()
+
+    @property
+    def held(self) -> bool:
+        return self._socket is not None
+
+    def release(self) -> None:
+        """Let the port go (for its server to listen there)."""
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

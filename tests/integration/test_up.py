@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -221,3 +222,24 @@ def test_a_broker_running_before_up_is_used_and_left_running(
         assert summary["processes"]["kafka"]["pid"] == broker
     finally:
         subprocess.run([*streamlearn, "kafka", "stop"], env=env, check=False, timeout=120)
+
+
+def test_up_on_a_taken_port_says_why_and_not_that_it_stopped_a_broker(
+    unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    """`up` said "Kafka stopped (killed)" about a broker it never started."""
+    env = _embedded_env(unique_name(""), tmp_path)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        up = subprocess.run(
+            [sys.executable, "-m", "streamlearn", "up", "--port", str(taken),
+             "--registry-port", str(free_port()), "--collector-port", str(free_port()),
+             "--serve-port", str(free_port()), "--dashboard-port", str(free_port()),
+             "--duration", "2"],
+            env=env, capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+    assert up.returncode == 1, up.stderr
+    assert f"port {taken} on 127.0.0.1 is already in use" in up.stderr
+    assert "Kafka stopped" not in up.stdout + up.stderr

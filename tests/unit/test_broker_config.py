@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import base64
+import socket
 import uuid
 from pathlib import Path
 
 import pytest
 
+from streamlearn.kafka_local import EmbeddedKafka, free_port
 from streamlearn.kafka_local import broker as broker_module
 from streamlearn.kafka_local.broker import _cluster_id
 from streamlearn.kafka_local.config import BrokerConfig, log4j_properties, server_properties
+from streamlearn.kafka_local.exceptions import BrokerStartError
 
 
 def _props(text: str) -> dict[str, str]:
@@ -82,3 +85,20 @@ def test_a_failed_starts_message_quotes_the_first_errors_not_the_shutdown(tmp_pa
     quiet = tmp_path / "quiet.log"
     quiet.write_text("".join(f"line {i}\n" for i in range(30)))
     assert _cause(quiet).splitlines() == [f"line {i}" for i in range(15, 30)]
+
+
+def test_a_port_held_by_a_client_connected_to_itself_is_said_so(tmp_path: Path) -> None:
+    """A broker's port in the ephemeral range, after an outage: a client that retried took
+    the port as its own and connected to itself. "In use by another process" sent users
+    looking for a process that does not exist."""
+    port = free_port()
+    with socket.socket() as client:
+        client.bind(("127.0.0.1", port))
+        client.connect(("127.0.0.1", port))
+    broker = EmbeddedKafka(BrokerConfig(data_dir=tmp_path, port=port), classpath=[])
+    with pytest.raises(BrokerStartError) as raised:
+        broker.prepare()
+    message = str(raised.value)
+    assert f"port {port} on 127.0.0.1 is held by a client's connection to itself" in message
+    assert "within a minute" in message
+    assert "another process" not in message

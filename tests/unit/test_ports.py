@@ -79,3 +79,48 @@ def test_ports_a_caller_names_are_not_given(monkeypatch: pytest.MonkeyPatch) -> 
 def _two_free_ports() -> tuple[int, int]:
     free = (p for p in range(20_000, 32_000) if ports.bindable("127.0.0.1", p))
     return next(free), next(free)
+
+
+def _self_connected_then_closed(port: int) -> None:
+    """What a Kafka client retrying against a stopped broker can do when the broker's port
+    is in the ephemeral range: take that port as its own and connect to itself (a client's
+    socket sets no SO_REUSEADDR). Closed, it stays in TIME_WAIT for a minute."""
+    with socket.socket() as client:
+        client.bind(("127.0.0.1", port))
+        client.connect(("127.0.0.1", port))
+        assert client.getsockname() == client.getpeername()
+
+
+def test_a_port_held_by_a_connection_to_itself_is_found_and_cannot_be_bound() -> None:
+    port = free_port()
+    assert not ports.self_connected(port)
+    _self_connected_then_closed(port)
+    assert ports.self_connected(port)
+    # Even a server that sets SO_REUSEADDR (as Kafka's does) cannot listen there now.
+    assert not ports.bindable("127.0.0.1", port, reuse_address=True)
+
+
+def test_a_held_port_refuses_connections_and_is_given_to_no_client() -> None:
+    """While a server is down, a hold keeps its port: a connection is refused (as when
+    nothing listens), and no socket without SO_REUSEADDR, as a client's, can take it."""
+    port = free_port()
+    hold = ports.PortHold("127.0.0.1", port)
+    try:
+        assert hold.held
+        with socket.socket() as client, pytest.raises(ConnectionRefusedError):
+            client.connect(("127.0.0.1", port))
+        with socket.socket() as client, pytest.raises(OSError, match="in use"):
+            client.bind(("127.0.0.1", port))
+    finally:
+        hold.release()
+    assert ports.bindable("127.0.0.1", port)
+    assert not hold.held
+    hold.release()  # twice is harmless
+
+
+def test_a_hold_on_a_port_already_taken_holds_nothing() -> None:
+    port = free_port()
+    _self_connected_then_closed(port)
+    hold = ports.PortHold("127.0.0.1", port)
+    assert not hold.held
+    hold.release()

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
+from pathlib import Path
 
 import pytest
 
+from streamlearn import ports
+from streamlearn.kafka_local import BrokerStatus, free_port
+from streamlearn.kafka_local.config import BrokerConfig
+from streamlearn.kafka_local.exceptions import BrokerStartError
 from streamlearn.simulate.ledger import Ledger
+from streamlearn.up import chaos as chaos_module
 from streamlearn.up.chaos import (
     KILLABLE,
+    Chaos,
     ChaosOptions,
     Fault,
     classify_crashes,
@@ -115,3 +124,82 @@ def test_the_ledger_keeps_event_ids_by_answer_and_seen_impressions() -> None:
     assert ledger.impressions == {"r1"}
     assert ledger.refused == {"none": {"e2"}, "partial": {"e3"}}
     assert ledger.unanswered == {"e5"}
+
+
+class _StoppableBroker:
+    """What the broker fault needs of an embedded broker: its address and a clean stop."""
+
+    def __init__(self, port: int) -> None:
+        self.config = BrokerConfig(data_dir=Path("/nonexistent"), port=port)
+
+    def stop(self) -> bool:
+        return True
+
+
+def _broker_fault(outage_s: float) -> tuple[Chaos, list[str], int]:
+    port = free_port()
+    said: list[str] = []
+    chaos = Chaos(
+        [Fault("broker", "kafka", 0.0, outage_s)],
+        list,
+        _StoppableBroker(port),  # type: ignore[arg-type]
+        5.0,
+        said.append,
+        None,
+    )
+    return chaos, said, port
+
+
+async def test_a_broker_port_is_held_through_its_outage_and_a_failed_start_is_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the broker is down its clients retry; with the port in the ephemeral range one
+    of them could take it as its own port and connect to itself, and the broker could not
+    listen there again for a minute (`up --chaos` then left Kafka down for the rest of the
+    run without a word). The port is held through the outage; a start that fails anyway is
+    tried again, and said."""
+    chaos, said, port = _broker_fault(outage_s=0.3)
+    free_at_each_start: list[bool] = []
+
+    async def start(broker: object, timeout_s: float) -> BrokerStatus:
+        free_at_each_start.append(ports.bindable("127.0.0.1", port))
+        if len(free_at_each_start) < 3:
+            raise BrokerStartError(f"port {port} on 127.0.0.1 is held by …")
+        return BrokerStatus(True, 4242, f"127.0.0.1:{port}", True)
+
+    monkeypatch.setattr(chaos_module, "start_broker", start)
+    monkeypatch.setattr(chaos_module, "RESTART_RETRY_EVERY_S", 0.05)
+    running = asyncio.create_task(chaos.run(time.monotonic(), asyncio.Event()))
+    await asyncio.sleep(0.15)
+    assert not ports.bindable("127.0.0.1", port), "no client may take the port meanwhile"
+    await running
+    assert free_at_each_start == [True, True, True], "the hold is let go before each start"
+    assert chaos.broker_pid == 4242
+    assert not chaos.broker_down
+    assert [f.get("restart_failed") for f in chaos.faults] == [None]
+    assert sum("did not start again" in line and "retrying" in line for line in said) == 2
+
+
+async def test_a_broker_that_never_starts_again_is_reported_not_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The failure was raised only when the run ended, which cost the summary and blamed
+    "another process" for the port."""
+    chaos, said, port = _broker_fault(outage_s=0.0)
+
+    async def start(broker: object, timeout_s: float) -> BrokerStatus:
+        raise BrokerStartError("the JVM exited")
+
+    monkeypatch.setattr(chaos_module, "start_broker", start)
+    monkeypatch.setattr(chaos_module, "RESTART_RETRY_EVERY_S", 0.01)
+    monkeypatch.setattr(chaos_module, "RESTART_RETRY_S", 0.05)
+    await chaos.run(time.monotonic(), asyncio.Event())
+    assert chaos.broker_down
+    [fault] = chaos.faults
+    assert fault["restart_failed"] == "the JVM exited"
+    assert "Kafka did not start again after its outage: the JVM exited" in said[-1]
+    assert ports.bindable("127.0.0.1", port), "nothing is held once the fault gave up"
+    [check] = with_chaos([], [], chaos.faults)
+    assert not check.passed
+    assert check.name == "Kafka started again after its outage at 0s"
+    assert "the JVM exited" in check.detail

@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient
 from streamlearn.kafka_local.config import BrokerConfig, log4j_properties, server_properties
 from streamlearn.kafka_local.exceptions import BrokerStartError, EmbeddedKafkaError
 from streamlearn.kafka_local.java import JavaRuntime, find_java
-from streamlearn.ports import bindable, free_port
+from streamlearn.ports import bindable, ephemeral_range, free_port, self_connected
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,18 @@ def _port_taken(host: str, port: int) -> bool:
     holds it bound without listening (which answers no connection)."""
     # Kafka's server sockets set SO_REUSEADDR.
     return _port_in_use(host, port) or not bindable(host, port, reuse_address=True)
+
+
+def _port_taken_reason(host: str, port: int) -> str:
+    if self_connected(port):
+        low, high = ephemeral_range()
+        return (
+            f"port {port} on {host} is held by a client's connection to itself: the port is "
+            f"in this machine's ephemeral range ({low}-{high}), where clients take their own "
+            "ports, and one retrying while nothing listened there took it; it frees within a "
+            f"minute. Pass a --port below {low}"
+        )
+    return f"port {port} on {host} is already in use by another process; pass --port or stop it"
 
 
 _LOG_LINE = re.compile(r"^\[[^]]+\] (?P<level>[A-Z]+) ")
@@ -286,10 +298,7 @@ class EmbeddedKafka:
     def prepare(self) -> None:
         """Everything before the broker's launch: port checks, config, storage format."""
         if _port_taken(self.config.host, self.config.port):
-            raise BrokerStartError(
-                f"port {self.config.port} on {self.config.host} is already in use by another "
-                "process; pass --port or stop it"
-            )
+            raise BrokerStartError(_port_taken_reason(self.config.host, self.config.port))
         if self.config.controller_port == 0:
             self.config = replace(self.config, controller_port=free_port(self.config.host))
         self._write_config()

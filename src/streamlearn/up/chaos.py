@@ -29,7 +29,9 @@ from typing import Any
 import numpy as np
 
 from streamlearn.agents import AGENT_NAMES
-from streamlearn.kafka_local import EmbeddedKafka
+from streamlearn.kafka_local import BrokerStatus, EmbeddedKafka
+from streamlearn.kafka_local.exceptions import BrokerStartError
+from streamlearn.ports import PortHold
 from streamlearn.simulate import Simulator
 from streamlearn.up.broker import start_broker
 from streamlearn.up.children import Child
@@ -40,6 +42,10 @@ KILLABLE = (*AGENT_NAMES, "archive", "collector", "serve", "registry")
 PAUSABLE = AGENT_NAMES
 """Parts a ``pause`` may hit: members of consumer groups (the session timeout is theirs)."""
 PAUSE_BEYOND_SESSION_S = 4.0
+RESTART_RETRY_S = 90.0
+"""How long a broker that does not start again after its outage is tried again (a port
+held by a client's connection to itself frees within 60 s: TIME_WAIT)."""
+RESTART_RETRY_EVERY_S = 5.0
 CHAOS_STREAM = 31
 """Second word of the schedule's generator seed (``[seed, 31]``): the simulated world's
 draws (``[seed]``, ``[seed, 11]``, ...) are not shared with it."""
@@ -153,6 +159,8 @@ class Chaos:
         self.faults: list[dict[str, Any]] = []
         """What was injected, as it happened."""
         self.broker_pid: int | None = None
+        self.broker_down = False
+        """Whether a broker fault's restart failed: Kafka is down for the rest of the run."""
         self._paused: int | None = None
 
     def _child(self, name: str) -> Child | None:
@@ -206,6 +214,25 @@ class Chaos:
         self._let_go()
         self.say(f"chaos: SIGCONT {fault.target} (pid {pid})")
 
+    async def _start_again(self, broker: EmbeddedKafka, hold: PortHold) -> BrokerStatus:
+        """The stopped broker started again (``hold`` let go just before each start): a
+        start that fails is tried again, the port held meanwhile, for
+        :data:`RESTART_RETRY_S` (a port a client connected itself to frees within a
+        minute); then its error is raised."""
+        address = (broker.config.host, broker.config.port)
+        deadline = time.monotonic() + RESTART_RETRY_S
+        while True:
+            hold.release()
+            try:
+                return await start_broker(broker, self.broker_timeout_s)
+            except BrokerStartError as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                self.say(f"chaos: Kafka did not start again ({exc}); retrying in "
+                         f"{RESTART_RETRY_EVERY_S:g}s")  # fmt: skip
+                hold = PortHold(*address)
+                await asyncio.sleep(RESTART_RETRY_EVERY_S)
+
     def _let_go(self) -> None:
         if self._paused is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -220,10 +247,19 @@ class Chaos:
         before = _counters(self.simulator)
         await asyncio.to_thread(broker.stop)
         down = time.monotonic()
+        # Held through the outage, or a client retrying meanwhile may connect to itself on
+        # it (ports.self_connected), and the broker not listen there for a minute.
+        hold = PortHold(broker.config.host, broker.config.port)
         self.say(f"chaos {at_s:.0f}s: Kafka stopped; down for {fault.lasts_s:.0f}s")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), fault.lasts_s)
-        status = await start_broker(broker, self.broker_timeout_s)
+        try:
+            status = await self._start_again(broker, hold)
+        except BrokerStartError as exc:
+            self.broker_down = True
+            self._log(at_s, fault, f"Kafka did not start again after its outage: {exc}",
+                      restart_failed=str(exc))  # fmt: skip
+            return
         self.broker_pid = status.pid
         down_s = time.monotonic() - down
         after = _counters(self.simulator)
@@ -305,6 +341,14 @@ def with_chaos(
         if check.name in KEPT_CHECKS
     ]
     for fault in faults:
+        if "restart_failed" in fault:
+            replaced.append(
+                Check(
+                    f"Kafka started again after its outage at {fault['at_s']:.0f}s",
+                    False,
+                    fault["restart_failed"],
+                )
+            )
         if fault["kind"] != "broker" or "during" not in fault:
             continue
         during = fault["during"]

@@ -190,8 +190,8 @@ class _Run:
                 self.say(f"Kafka left running at {self.borrowed_broker.bootstrap} (it was "
                          "running before `up`; `streamlearn kafka stop` stops it)")  # fmt: skip
                 return
-            await asyncio.to_thread(self.broker.stop)
-            self.say("Kafka stopped" + ("" if self.broker.stopped_cleanly else " (killed)"))
+            if await asyncio.to_thread(self.broker.stop):  # False: none was running
+                self.say("Kafka stopped" + ("" if self.broker.stopped_cleanly else " (killed)"))
 
     def _borrowed_broker_running(self) -> bool:
         """Whether the broker is the one that ran before `up` (not one `up` started, nor
