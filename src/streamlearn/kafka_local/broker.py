@@ -65,8 +65,8 @@ def _port_taken_reason(host: str, port: int) -> str:
         return (
             f"port {port} on {host} is held by a client's connection to itself: the port is "
             f"in this machine's ephemeral range ({low}-{high}), where clients take their own "
-            "ports, and one retrying while nothing listened there took it; it frees within a "
-            f"minute. Pass a --port below {low}"
+            "ports, and one retrying while nothing listened there took it; it frees within "
+            f"about two minutes. Pass a --port below {low}"
         )
     return f"port {port} on {host} is already in use by another process; pass --port or stop it"
 

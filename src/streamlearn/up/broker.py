@@ -1,10 +1,16 @@
-"""The embedded broker `up` starts: stopped by the kernel when `up` dies, however it dies."""
+"""The embedded broker `up` starts: stopped by the kernel when `up` dies, however it dies;
+and stopped for a while (``--chaos``) with its port held, then started again."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from streamlearn.kafka_local import BrokerStartError, BrokerStatus, EmbeddedKafka
+from streamlearn.ports import PortHold
+
+HOLD_POLL_S = 0.01
+"""How often the port of a broker stopping is tried until it is held."""
 
 
 async def start_broker(broker: EmbeddedKafka, timeout_s: float) -> BrokerStatus:
@@ -24,3 +30,42 @@ async def start_broker(broker: EmbeddedKafka, timeout_s: float) -> BrokerStatus:
         await asyncio.to_thread(broker.stop)
         raise
     return await asyncio.to_thread(broker.status)
+
+
+async def stop_holding_port(broker: EmbeddedKafka) -> PortHold:
+    """Stop ``broker`` and hold its port from the moment it stops listening there.
+
+    While the broker is down its clients retry. With the port in the ephemeral range one
+    of them may be given that very port for its own end and connect to itself; its socket
+    then keeps the port from the broker until the client gives up on it (its request
+    timeout, a minute by default) and for a minute of TIME_WAIT after that. A held port
+    cannot be given to a client, and refuses connections as if nothing were there. The
+    port is tried every :data:`HOLD_POLL_S` while the broker stops (a socket cannot bind
+    it while the broker listens). The hold may come back not held (a client was faster):
+    :func:`start_holding_port` tries again."""
+    address = (broker.config.host, broker.config.port)
+    stopping = asyncio.ensure_future(asyncio.to_thread(broker.stop))
+    hold = PortHold(*address)
+    while not hold.held and not stopping.done():
+        await asyncio.sleep(HOLD_POLL_S)
+        hold = PortHold(*address)
+    await stopping
+    return hold if hold.held else PortHold(*address)
+
+
+async def start_holding_port(
+    broker: EmbeddedKafka, hold: PortHold, timeout_s: float, until: float
+) -> BrokerStatus:
+    """Start the stopped ``broker`` on the port ``hold`` holds, kept until the broker is up
+    (Kafka's listener sets SO_REUSEADDR, as the hold does, so it listens beside a socket
+    that is only bound, and no client can take the port in between). A port not held yet
+    is tried every :data:`HOLD_POLL_S` until it is or the monotonic clock reaches
+    ``until``; the hold is let go once the broker started or failed to."""
+    address = (broker.config.host, broker.config.port)
+    while not hold.held and time.monotonic() < until:
+        await asyncio.sleep(HOLD_POLL_S)
+        hold = PortHold(*address)
+    try:
+        return await start_broker(broker, timeout_s)
+    finally:
+        hold.release()

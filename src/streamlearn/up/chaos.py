@@ -33,7 +33,7 @@ from streamlearn.kafka_local import BrokerStatus, EmbeddedKafka
 from streamlearn.kafka_local.exceptions import BrokerStartError
 from streamlearn.ports import PortHold
 from streamlearn.simulate import Simulator
-from streamlearn.up.broker import start_broker
+from streamlearn.up.broker import start_holding_port, stop_holding_port
 from streamlearn.up.children import Child
 from streamlearn.up.report import Check
 
@@ -42,9 +42,9 @@ KILLABLE = (*AGENT_NAMES, "archive", "collector", "serve", "registry")
 PAUSABLE = AGENT_NAMES
 """Parts a ``pause`` may hit: members of consumer groups (the session timeout is theirs)."""
 PAUSE_BEYOND_SESSION_S = 4.0
-RESTART_RETRY_S = 90.0
-"""How long a broker that does not start again after its outage is tried again (a port
-held by a client's connection to itself frees within 60 s: TIME_WAIT)."""
+RESTART_RETRY_S = 150.0
+"""How long a broker that does not start again after its outage is tried again (a port a
+client connected itself to frees within two minutes: its request timeout, then TIME_WAIT)."""
 RESTART_RETRY_EVERY_S = 5.0
 CHAOS_STREAM = 31
 """Second word of the schedule's generator seed (``[seed, 31]``): the simulated world's
@@ -215,16 +215,14 @@ class Chaos:
         self.say(f"chaos: SIGCONT {fault.target} (pid {pid})")
 
     async def _start_again(self, broker: EmbeddedKafka, hold: PortHold) -> BrokerStatus:
-        """The stopped broker started again (``hold`` let go just before each start): a
-        start that fails is tried again, the port held meanwhile, for
-        :data:`RESTART_RETRY_S` (a port a client connected itself to frees within a
-        minute); then its error is raised."""
+        """The stopped broker started again on the port ``hold`` holds: a start that fails
+        is tried again every :data:`RESTART_RETRY_EVERY_S` for :data:`RESTART_RETRY_S`,
+        the port held meanwhile; then its error is raised."""
         address = (broker.config.host, broker.config.port)
         deadline = time.monotonic() + RESTART_RETRY_S
         while True:
-            hold.release()
             try:
-                return await start_broker(broker, self.broker_timeout_s)
+                return await start_holding_port(broker, hold, self.broker_timeout_s, deadline)
             except BrokerStartError as exc:
                 if time.monotonic() >= deadline:
                     raise
@@ -245,11 +243,8 @@ class Chaos:
             self._log(at_s, fault, "no embedded broker: restart skipped")
             return
         before = _counters(self.simulator)
-        await asyncio.to_thread(broker.stop)
+        hold = await stop_holding_port(broker)
         down = time.monotonic()
-        # Held through the outage, or a client retrying meanwhile may connect to itself on
-        # it (ports.self_connected), and the broker not listen there for a minute.
-        hold = PortHold(broker.config.host, broker.config.port)
         self.say(f"chaos {at_s:.0f}s: Kafka stopped; down for {fault.lasts_s:.0f}s")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), fault.lasts_s)
