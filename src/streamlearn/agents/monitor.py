@@ -148,6 +148,7 @@ class MonitorStep(Step):
 
     def closing(self, partition: int, emit: Emit) -> None:
         self._partitions.pop(partition, None)
+        self.metrics.forget(partition)
 
     def process(self, partition: int, records: Sequence[Record], emit: Emit) -> None:
         if not records:
@@ -328,7 +329,7 @@ class MonitorStep(Step):
     def _publish(self, state: _Partition, partition: int, window: ClosedWindow, emit: Emit) -> None:
         report = dict(window.report, partition=partition)
         emit.to("monitoring.drift")(report["report_key"], report)
-        self.metrics.closed(window)
+        self.metrics.closed(window, partition)
         if not window.alerting:
             return
         kind = ALERT_KINDS[window.stream.scope]

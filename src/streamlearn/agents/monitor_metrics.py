@@ -1,16 +1,37 @@
-"""The monitor's figures on ``/metrics``: the last closed window of each stream, alerts
-raised and held back, windows closed."""
+"""The monitor's figures on ``/metrics``: the last closed window of each stream (over the
+partitions this worker reads), alerts raised and held back, windows closed."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
 
 from streamlearn.agents.monitor_streams import ClosedWindow
 from streamlearn.runtime.metrics import AgentMetrics
 
+Labels = tuple[str, str, str, str, str]
+
+
+@dataclass(frozen=True)
+class _Newest:
+    """What a partition's newest closed window of a stream said."""
+
+    statistics: dict[str, float]
+    thresholds: dict[str, float]
+    drifted: bool
+
 
 class MonitorMetrics:
-    """The monitor's figures on ``/metrics`` (the last closed window of each stream)."""
+    """The monitor's figures on ``/metrics``.
+
+    The monitor judges each partition's windows on their own, but a gauge has no partition
+    label (a series per partition would multiply them by the partitions): each stream's
+    gauges say the newest window of every partition this worker reads, taken together.
+    ``drifted`` is 1 while any of them crossed a threshold, a statistic is the largest of
+    them (as the chart's rules take the largest over workers). Before, a gauge held
+    whichever partition closed a window last, and a drift seen in some partitions flipped
+    it between 0 and 1."""
 
     def __init__(self, metrics: AgentMetrics) -> None:
         labels = ["scope", "model", "arm", "producer", "feature"]
@@ -45,6 +66,7 @@ class MonitorMetrics:
             ["kind"],
             registry=registry,
         )
+        self._newest: dict[Labels, dict[int, _Newest]] = {}
         self.windows = Counter(
             "streamlearn_monitor_windows",
             "Windows closed, by scope.",
@@ -52,14 +74,42 @@ class MonitorMetrics:
             registry=registry,
         )
 
-    def closed(self, window: ClosedWindow) -> None:
+    def closed(self, window: ClosedWindow, partition: int) -> None:
         stream = window.stream
         labels = (stream.scope, stream.model or "", stream.arm or "", stream.producer or "",
                   stream.feature)  # fmt: skip
         report = window.report
-        for name, value in report["statistics"].items():
-            self.statistic.labels(*labels, name).set(value)
-        for name, value in report["thresholds"].items():
-            self.threshold.labels(*labels, name).set(value)
-        self.drifted.labels(*labels).set(1 if report["drifted"] else 0)
+        newest = self._newest.setdefault(labels, {})
+        newest[partition] = _Newest(
+            dict(report["statistics"]), dict(report["thresholds"]), bool(report["drifted"])
+        )
+        self._show(labels, newest)
         self.windows.labels(stream.scope).inc()
+
+    def forget(self, partition: int) -> None:
+        """``partition`` is no longer read here (handed to another worker): its windows no
+        longer count in this worker's gauges."""
+        for labels, newest in list(self._newest.items()):
+            gone = newest.pop(partition, None)
+            if gone is None:
+                continue
+            if newest:
+                self._show(labels, newest)
+                continue
+            del self._newest[labels]
+            for name in gone.statistics:
+                self.statistic.remove(*labels, name)
+            for name in gone.thresholds:
+                self.threshold.remove(*labels, name)
+            self.drifted.remove(*labels)
+
+    def _show(self, labels: Labels, newest: dict[int, _Newest]) -> None:
+        windows = newest.values()
+        for gauge, of in ((self.statistic, "statistics"), (self.threshold, "thresholds")):
+            largest: dict[str, float] = {}
+            for window in windows:
+                for name, value in getattr(window, of).items():
+                    largest[name] = max(value, largest.get(name, value))
+            for name, value in largest.items():
+                gauge.labels(*labels, name).set(value)
+        self.drifted.labels(*labels).set(1 if any(w.drifted for w in windows) else 0)

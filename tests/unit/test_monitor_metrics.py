@@ -1,0 +1,55 @@
+"""The monitor's gauges on /metrics: one series per stream, over every partition it reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamlearn.agents.monitor_metrics import MonitorMetrics
+from streamlearn.agents.monitor_streams import ClosedWindow, StreamId
+from streamlearn.runtime.metrics import AgentMetrics
+
+PRICE = StreamId("feature", "price", model="ctr", arm="a")
+LABELS = {"scope": "feature", "model": "ctr", "arm": "a", "producer": "", "feature": "price"}
+
+
+def _window(psi: float, drifted: bool, stream: StreamId = PRICE) -> ClosedWindow:
+    report: dict[str, Any] = {
+        "statistics": {"psi": psi},
+        "thresholds": {"psi": 0.2},
+        "drifted": drifted,
+    }
+    return ClosedWindow(stream, report)
+
+
+def _sample(metrics: AgentMetrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, {**LABELS, **labels})
+
+
+def test_a_drift_in_one_partition_is_not_hidden_by_the_next_partition_s_window() -> None:
+    """The gauges had no partition label and held whichever partition closed a window
+    last: a drift seen in 4 of 6 partitions read 0 half the time, and the chart's rules
+    (`for: 2m`) restarted at each flip."""
+    metrics = AgentMetrics()
+    monitor = MonitorMetrics(metrics)
+    monitor.closed(_window(0.9, True), partition=0)
+    monitor.closed(_window(0.05, False), partition=1)
+    assert _sample(metrics, "streamlearn_monitor_drifted") == 1.0
+    assert _sample(metrics, "streamlearn_monitor_statistic", statistic="psi") == 0.9
+    assert _sample(metrics, "streamlearn_monitor_threshold", statistic="psi") == 0.2
+    # Partition 0's next window is back to normal: nothing drifts any more.
+    monitor.closed(_window(0.1, False), partition=0)
+    assert _sample(metrics, "streamlearn_monitor_drifted") == 0.0
+    assert _sample(metrics, "streamlearn_monitor_statistic", statistic="psi") == 0.1
+
+
+def test_a_partition_handed_to_another_worker_no_longer_counts_here() -> None:
+    metrics = AgentMetrics()
+    monitor = MonitorMetrics(metrics)
+    monitor.closed(_window(0.9, True), partition=0)
+    monitor.closed(_window(0.05, False), partition=1)
+    monitor.forget(0)
+    assert _sample(metrics, "streamlearn_monitor_drifted") == 0.0
+    assert _sample(metrics, "streamlearn_monitor_statistic", statistic="psi") == 0.05
+    monitor.forget(1)
+    assert _sample(metrics, "streamlearn_monitor_drifted") is None
+    assert _sample(metrics, "streamlearn_monitor_statistic", statistic="psi") is None
