@@ -355,12 +355,20 @@ async def test_the_page_shows_the_system_live_in_a_browser(
         # An alert raised now reaches the open page within seconds (server-sent events).
         message = f"price drifted {uuid.uuid4().hex[:8]}"
         raised = time.monotonic()
-        live = [("k2", alert("k2", message, "critical"))]
-        await asyncio.to_thread(produce, settings, registry, "monitoring.alerts", live)
+        live = alert("k2", message, "critical")
+        live["labels"] = {"feature": "price", "partition": "0"}
+        await asyncio.to_thread(produce, settings, registry, "monitoring.alerts", [("k2", live)])
         await page.locator("#alert-list li.sev-critical", has_text=message).wait_for(timeout=5_000)
         assert time.monotonic() - raised < 5
         assert await page.locator("#alert-list li").first.get_attribute("data-key") == "k2"
         assert await page.get_attribute("#connection", "data-state") == "live"
+        # The same condition alerted by another partition joins its entry, counted.
+        again = dict(live, labels={"feature": "price", "partition": "1"})
+        await asyncio.to_thread(produce, settings, registry, "monitoring.alerts", [("k2", again)])
+        count = page.locator('#alert-list li[data-key="k2"] .count')
+        await count.wait_for(timeout=5_000)
+        assert await count.inner_text() == "\u00d72 (partitions 0, 1)"
+        assert await page.locator('#alert-list li[data-key="k2"]').count() == 1
 
         assert await page.evaluate("window.__csp") == []
         assert problems == []

@@ -322,6 +322,34 @@ def test_alerts_are_listed_newest_first_and_bounded() -> None:
     assert log.state()["items"][0]["offset"] == 2
 
 
+def test_one_condition_alerted_by_each_partition_is_one_entry_that_counts_them() -> None:
+    """The monitor judges each partition on its own, so one drift gives one alert per
+    partition under one key: a price change listed 12 entries (6 partitions, 2 arms)."""
+    log = AlertLog()
+    for partition, seconds in enumerate((10, 25, 12, 40, 31, 18)):
+        record = alert("drift/feature/ctr/a//price", seconds)
+        record["labels"] = {"feature": "price", "partition": str(partition)}
+        record["message"] = f"price: psi over its threshold (partition {partition})"
+        log.add(record, offset=partition)
+    log.add(alert("drift/feature/ctr/b//price", 20))
+    later = alert("drift/feature/ctr/a//price", 10 + 600)  # after a cooldown: news again
+    later["labels"] = {"feature": "price", "partition": "0"}
+    log.add(later, offset=9)
+    items = log.state()["items"]
+    assert [(a["key"], a["count"]) for a in items] == [
+        ("drift/feature/ctr/a//price", 1),
+        ("drift/feature/ctr/a//price", 6),
+        ("drift/feature/ctr/b//price", 1),
+    ]
+    grouped = items[1]
+    assert grouped["partitions"] == ["0", "1", "2", "3", "4", "5"]
+    assert grouped["raised_ts"] == at(40).timestamp()  # the newest of them
+    assert grouped["first_raised_ts"] == at(10).timestamp()
+    assert grouped["message"] == "price: psi over its threshold (partition 3)"
+    assert log.total == 8  # every alert read is still counted
+    assert log.by_severity["warning"] == 8
+
+
 def test_the_alert_timeline_counts_per_minute_and_severity_with_empty_minutes() -> None:
     log = AlertLog()
     log.add(alert("a", 1, "critical"))

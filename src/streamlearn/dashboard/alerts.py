@@ -18,6 +18,11 @@ from streamlearn.dashboard.values import epoch_s, finite
 SEVERITIES = ("info", "warning", "critical")
 MAX_ALERTS = 200
 BUCKET_S = 60.0
+GROUP_S = 120.0
+"""Alerts of one key raised within this of each other are one entry of the list: the
+monitor judges each partition on its own, so one condition is alerted once per partition
+(windows of different partitions close seconds apart); the cooldown (minutes) keeps the
+next occurrence apart."""
 
 
 def alert_view(record: Mapping[str, Any], offset: int | None = None) -> dict[str, Any]:
@@ -37,6 +42,9 @@ def alert_view(record: Mapping[str, Any], offset: int | None = None) -> dict[str
         "source": record.get("source"),
         "raised_ts": epoch_s(record.get("raised_ts")),
         "offset": offset,
+        "count": 1,
+        "first_raised_ts": epoch_s(record.get("raised_ts")),
+        "partitions": [str(labels["partition"])] if "partition" in labels else [],
     }
 
 
@@ -56,9 +64,7 @@ class AlertLog:
         self.total += 1
         self.by_severity[view["severity"]] += 1
         raised = view["raised_ts"] or 0.0
-        keys = [-(item["raised_ts"] or 0.0) for item in self.items]
-        self.items.insert(bisect.bisect_right(keys, -raised), view)
-        del self.items[self.keep :]
+        self._list(view, raised)
         bucket = raised - raised % BUCKET_S
         column = self.timeline.values[view["severity"]]
         index = bisect.bisect_left(self.timeline.times, bucket)
@@ -66,6 +72,28 @@ class AlertLog:
             column[index] = (column[index] or 0.0) + 1
         else:
             self.timeline.add(bucket, {s: float(s == view["severity"]) for s in SEVERITIES})
+
+    def _list(self, view: dict[str, Any], raised: float) -> None:
+        """``view`` into the list, newest first: as its own entry, or into the entry of the
+        same key raised within :data:`GROUP_S` (shown as the newest of them, with their
+        count and partitions)."""
+        for position, item in enumerate(self.items):
+            first, newest = item["first_raised_ts"] or 0.0, item["raised_ts"] or 0.0
+            if item["key"] == view["key"] and first - GROUP_S <= raised <= newest + GROUP_S:
+                del self.items[position]
+                partitions = sorted({*item["partitions"], *view["partitions"]}, key=_numeric)
+                if raised < newest:  # read out of order: the entry stays the newest one's
+                    view = dict(item)
+                view.update(
+                    count=item["count"] + 1,
+                    first_raised_ts=min(first, raised),
+                    partitions=partitions,
+                )
+                raised = max(raised, newest)
+                break
+        keys = [-(item["raised_ts"] or 0.0) for item in self.items]
+        self.items.insert(bisect.bisect_right(keys, -raised), view)
+        del self.items[self.keep :]
 
     def timeline_columns(self) -> dict[str, list[float | None]]:
         """Per-minute counts, every minute from the first to the last (0 when none)."""
@@ -90,3 +118,7 @@ class AlertLog:
             "timeline": self.timeline_columns(),
             "bucket_s": BUCKET_S,
         }
+
+
+def _numeric(partition: str) -> tuple[int, str]:
+    return (int(partition), "") if partition.isdigit() else (1 << 62, partition)

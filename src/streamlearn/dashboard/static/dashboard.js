@@ -488,13 +488,17 @@
       const id = alertIdentity(a);
       const fresh = !first && !seen.has(id);
       seen.add(id);
+      // One condition alerted by several partitions is one entry (dashboard/alerts.py).
+      const grouped = a.count > 1;
       const details = [a.source && "from " + a.source, a.model && "model " + a.model + (isNum(a.model_version) ? " v" + a.model_version : ""),
         isNum(a.value) && "value " + fmt(a.value, 4) + (isNum(a.threshold) ? " vs threshold " + fmt(a.threshold, 4) : ""),
-        ...Object.entries(a.labels).map(([k, v]) => k + "=" + v)].filter(Boolean).join(" · ");
+        ...Object.entries(a.labels).filter(([k]) => !(grouped && k === "partition")).map(([k, v]) => k + "=" + v)].filter(Boolean).join(" · ");
+      const partitions = a.partitions && a.partitions.length ? " (partitions " + a.partitions.join(", ") + ")" : "";
       return el("li", { class: "alert sev-" + a.severity + (fresh ? " fresh" : ""), "data-key": a.key, "data-severity": a.severity },
         el("div", { class: "line1" },
           el("span", { class: "sev", text: a.severity }),
           el("span", { class: "kind", text: a.kind }),
+          grouped ? el("span", { class: "count", title: a.count + " alerts of this key" + partitions, text: "×" + a.count + partitions }) : null,
           el("span", { class: "when", title: isNum(a.raised_ts) ? new Date(a.raised_ts * 1000).toISOString() : null, text: clock(a.raised_ts) + " · " + ago(a.raised_ts) })),
         el("div", { class: "message", text: a.message }),
         details ? el("div", { class: "details", text: details }) : null);
