@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -232,10 +233,14 @@ def replay_reset(
     if not names:
         fail(f"consumer group {kafka_group} has no committed offsets: name topics with --topic")
     position = parse_position(to)
+    # Offsets (P:O) move the partitions they name; the others keep their commits, as with
+    # Kafka's own reset tool.
+    named = set(position) if isinstance(position, Mapping) else None
     targets = {
         (name, r.partition): r.start
         for name in names
         for r in resolve(KafkaSource(settings), name, position)
+        if named is None or r.partition in named
     }
     moves = plan_moves(current, targets)
     for move in moves:

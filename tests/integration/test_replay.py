@@ -314,6 +314,15 @@ def test_reset_moves_a_stopped_group_and_refuses_a_running_one(
         check.close()
     assert committed.offset == 0
 
+    # Offsets move the partitions they name, and no other: the rest were sent to the
+    # earliest offset (every other partition re-read from the start).
+    named = _cli(settings, "reset", "--group", "backfill", "--to", f"{CTR_PARTITION}:10")
+    assert named.returncode == 0, named.stderr
+    assert named.stdout.splitlines() == [
+        f"{group} {topic}[{CTR_PARTITION}]: 0 -> 10",
+        f"moved 1 partition offsets of {group}",
+    ]
+
 
 async def test_a_shadow_replay_is_served_through_an_experiment_arm(
     settings: Settings, registry: RegistryClient
