@@ -174,3 +174,30 @@ def test_a_time_is_found_in_the_files_or_else_in_kafka(tmp_path: Path) -> None:
     later = datetime(2026, 11, 30, 10, 15, tzinfo=UTC)
     (after_files,) = resolve(source, TOPIC, later)
     assert after_files.start == 75, "past the files' newest record: Kafka's offsets-for-times"
+
+
+def test_records_before_the_archive_s_first_file_come_from_kafka(tmp_path: Path) -> None:
+    """An archive started later than the log (`archive run --start-at latest`, or its old
+    files expired by a lifecycle rule): Kafka's records before its first file were
+    skipped, and a model replayed from 1 record of 1,573 with nothing said."""
+    registry, records = _log(30)
+    _archive(tmp_path, registry, records[10:25])
+    kafka = FakeKafka(records, low=0)
+    source = _source(tmp_path, registry, kafka)
+    assert source.watermarks(TOPIC) == {0: (0, 30)}
+    assert _read(source, 0, 30) == records
+    assert kafka.reads == [(0, 10), (25, 30)]
+    kafka.reads = []
+    assert _read(source, 4, 12) == records[4:12]
+    assert kafka.reads == [(4, 10)]
+
+
+def test_a_time_before_the_archive_s_first_file_is_found_in_kafka(tmp_path: Path) -> None:
+    registry, records = _log(90)  # 09:00 to 10:29, one record a minute
+    _archive(tmp_path, registry, records[40:70])
+    source = _source(tmp_path, registry, FakeKafka(records, low=0))
+    at: Any = datetime(2026, 11, 30, 9, 12, 30, tzinfo=UTC)
+    (since,) = resolve(source, TOPIC, at)
+    assert since.start == 13, "the log's record of that time, not the archive's first"
+    (from_the_first,) = resolve(source, TOPIC, datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
+    assert from_the_first.start == 0

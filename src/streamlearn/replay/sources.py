@@ -163,6 +163,13 @@ class ArchiveSource:
                         break
             if offset is None:
                 in_kafka.append(partition)
+            elif offset == extents[partition].first:
+                # The archive's first record: the log may hold earlier ones of that time too
+                # (an archive started later than the log, or its old files expired).
+                in_log = self.kafka.offsets_for_time(topic, [partition], timestamp_ms)
+                earlier = in_log.get(partition)
+                if earlier is not None:
+                    offset = min(offset, earlier)
             found[partition] = offset
         if in_kafka:
             found.update(self.kafka.offsets_for_time(topic, in_kafka, timestamp_ms))
@@ -214,7 +221,13 @@ class ArchiveSource:
         rest: dict[int, tuple[int, int]] = {}
         for partition, (start, end) in sorted(ranges.items()):
             extent = extents.get(partition)
-            if extent is not None and start < extent.next:
+            if extent is not None and start < extent.first:
+                # Before the archive's first file (an archive started later than the log,
+                # or its old files expired): Kafka's records, when it has them (check()).
+                before_files = min(end, extent.first)
+                yield from self.kafka.read(topic, {partition: (start, before_files)})
+                start = before_files
+            if extent is not None and extent.first <= start < extent.next:
                 archived_end = min(end, extent.next)
                 for hole_start, hole_end in extent.holes:  # offset order
                     if hole_end <= start:
