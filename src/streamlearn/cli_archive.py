@@ -201,6 +201,7 @@ def archive_ls(
     store = ArchiveStore(
         chosen_root, storage_options=storage_options(chosen_root, s3_endpoint_url, s3_region)
     )
+    store.require_root()
     if topic:
         catalogue = TopicCatalogue.from_settings(settings)
         names = [catalogue.topic(t).name for t in topic]  # a name not declared: refused

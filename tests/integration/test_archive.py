@@ -525,7 +525,12 @@ def test_an_object_store_that_refuses_is_one_line_and_exit_1(
          "S3: Could not connect to the endpoint URL"),
         (["run", "--topics", TOPIC, "--root", "s3://no-such-bucket/x", "--idle-close-s",
           "0.5", "--staging-dir", str(tmp_path / "staging"), "--s3-endpoint-url", s3_endpoint,
-          "--group", "refused"], S3_KEY, "NoSuchBucket"),
+          "--group", "refused"], S3_KEY, "S3: no bucket no-such-bucket"),
+        # Listed as an empty archive: "no archive files", exit 0, and replays from Kafka.
+        (["ls", "--root", "s3://no-such-bucket/x", "--s3-endpoint-url", s3_endpoint], S3_KEY,
+         "S3: no bucket no-such-bucket"),
+        (["ls", "--root", str(tmp_path / "no-such-dir")], {},
+         f"archive root {tmp_path / 'no-such-dir'}: no such directory"),
     ]  # fmt: skip
     for args, credentials, expected in cases:
         answer = subprocess.run(

@@ -120,6 +120,8 @@ class ArchiveAgent:
     def run(self, stop: threading.Event) -> None:
         """Archive until ``stop`` is set, then make in-progress files final and leave the
         group. Raises what the agent cannot handle, after abandoning in-progress files."""
+        if not self.store.is_local:  # a local root is made; a bucket must be there already
+            self.store.require_root()
         consumer = Consumer(self.consumer_config())
         log.info(
             "archiving %s to %s as %s (group %s)",

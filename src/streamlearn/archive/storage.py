@@ -98,6 +98,28 @@ class ArchiveStore:
                 raise ArchiveError(f"archive root {self.describe()}: a file, not a directory")
             self._staging = Path(self.base) / PARTIAL_DIR
 
+    def require_root(self) -> None:
+        """Refuse a root that is not there: a bucket that does not exist (or a local
+        directory, for readers) lists as an empty archive, and a replay would read Kafka
+        alone without a word. The bucket's check is one request (HeadBucket)."""
+        if self.is_local:
+            if not Path(self.base).is_dir():
+                raise ArchiveError(f"archive root {self.describe()}: no such directory")
+            return
+        bucket = self.base.split("/", 1)[0]
+        try:
+            self.fs.call_s3("head_bucket", Bucket=bucket)
+        except FileNotFoundError:
+            raise ArchiveError(
+                f"S3: no bucket {bucket} at {self.describe()}'s endpoint (create it, or check "
+                "the root and --s3-endpoint-url)"
+            ) from None
+
+    def _nothing_listed(self) -> None:
+        """A listing found nothing: with S3, because the bucket is missing? (Raises.)"""
+        if not self.is_local:
+            self.require_root()
+
     @property
     def staging(self) -> Path:
         """The local directory of this root's in-progress files."""
@@ -122,6 +144,7 @@ class ArchiveStore:
         try:
             paths = self.fs.find(prefix)
         except FileNotFoundError:
+            self._nothing_listed()
             return []
         files = []
         base = self.base.rstrip("/") + "/"
@@ -138,6 +161,7 @@ class ArchiveStore:
         try:
             entries = self.fs.ls(self.base, detail=False)
         except FileNotFoundError:
+            self._nothing_listed()
             return []
         names = (str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries)
         return sorted(name for name in names if name != PARTIAL_DIR)

@@ -26,6 +26,7 @@ from streamlearn.archive import read_archive
 from streamlearn.archive.decode import WriterDecoder, WriterSchemaSource
 from streamlearn.archive.layout import HOUR_MS
 from streamlearn.archive.reader import ArchivedRecord, list_archive
+from streamlearn.archive.storage import ArchiveStore
 from streamlearn.replay.exceptions import PastRetentionError
 from streamlearn.replay.positions import PartitionRange, check_retention
 from streamlearn.runtime import topic_reader
@@ -107,6 +108,8 @@ class ArchiveSource:
     holder: str = "the archive's files and the log hold"
 
     def __post_init__(self) -> None:
+        # A root that is not there would read as an archive without files: Kafka alone.
+        ArchiveStore(self.root, storage_options=dict(self.storage_options)).require_root()
         self.kafka = KafkaSource(self.settings)
         self._decoder = WriterDecoder(self.registry)
         self._extents: dict[str, dict[int, Extent]] = {}
