@@ -402,6 +402,29 @@ def test_agents_replayed_into_a_shadow_namespace_differ_only_by_a_changed_bot_ru
     assert "events.clean: " in same
     assert "events.sessions: " in same
 
+    def refused(into: str, *more: str) -> str:
+        args = ["--only", "preprocess", "--into", settings.topic_prefix + into, *more]
+        run = subprocess.run(
+            [sys.executable, "-m", "streamlearn", "replay", "agents", *args],
+            env=worker_environment(settings), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert run.returncode == 1, run.stdout + run.stderr
+        return run.stderr
+
+    # A namespace that holds a replay is not replayed into again (its manifest was
+    # overwritten, its group shared); nor is an empty range (it created the namespace, then
+    # stopped with "exit code -15").
+    again = refused("same.")
+    assert f"{settings.topic_prefix}same. already holds a replay (of preprocess, sessionise)" in (
+        again
+    )
+    assert read_manifest(settings, settings.topic_prefix + "same.")["agents"] == [
+        "preprocess", "sessionise"
+    ]  # fmt: skip
+    nothing = refused("empty.", "--from", "latest")
+    assert "nothing to replay: " in nothing
+    assert not _topics_under(admin, settings.topic_prefix + "empty."), "nothing was created"
+
     # At most 3 events per user a minute: people who browse faster are now bots. The input
     # comes from the archive's files this time: the same records, the same differences.
     _archive(settings, "telemetry.events", max_records=100)

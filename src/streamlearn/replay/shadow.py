@@ -132,6 +132,14 @@ def plan_shadow(
     Namespace(shadow_prefix)  # validates the prefix
     if shadow_prefix == settings.topic_prefix or not shadow_prefix:
         raise ReplayError("--into must name another namespace than the live one")
+    earlier = manifest_path(settings, shadow_prefix)
+    if earlier.is_file():
+        agents_before = ", ".join(json.loads(earlier.read_text()).get("agents") or [])
+        raise ReplayError(
+            f"{shadow_prefix} already holds a replay (of {agents_before}): `replay diff` "
+            f"it, or delete it with `streamlearn replay drop --into {shadow_prefix}`; or "
+            "replay --into a fresh namespace"
+        )
     roots, inputs = step_topics(agents)
     ranges = {}
     for topic in roots:
@@ -139,6 +147,9 @@ def plan_shadow(
         resolved = resolve(source, kafka, start, end)
         source.check(kafka, resolved)
         ranges[topic] = resolved
+    if not any(r.count for resolved in ranges.values() for r in resolved):
+        held = ", ".join(settings.topic_prefix + topic for topic in ranges)
+        raise ReplayError(f"nothing to replay: {held} hold no records in that range")
     return ShadowPlan(
         tuple(agents), settings.topic_prefix, shadow_prefix, ranges, tuple(inputs), source
     )
@@ -170,10 +181,13 @@ def copy_inputs(
     topology = load_topology(topology_path(settings))
     apply_topology(_admin(settings), shadow_topics(desired_topics(topology, plan.shadow_prefix),
                                                    plan))  # fmt: skip
-    for topic in plan.ranges:
-        shadow = plan.shadow_prefix + topic
-        if any(end for _, end in end_offsets(settings, shadow).values()):
-            raise ReplayError(f"{shadow} already holds records: replay --into a fresh namespace")
+    # Any topic of the namespace, not only those copied into: an earlier replay of other
+    # agents (its manifest lost) left its outputs there.
+    for topic in desired_topics(topology, plan.shadow_prefix):
+        if any(end for _, end in end_offsets(settings, topic.name).values()):
+            raise ReplayError(
+                f"{topic.name} already holds records: replay --into a fresh namespace"
+            )
     producer = Producer(producer_config(settings, **{"linger.ms": 20, "enable.idempotence": True}))
     for topic, ranges in plan.ranges.items():
         wanted = {r.partition: (r.start, r.end) for r in ranges if r.count}
