@@ -232,7 +232,7 @@ class Settings(BaseSettings):
     """Origins whose pages may post events (CORS); a browser on any other origin gets 403."""
 
     collector_trust_forwarded_for: bool = False
-    """Take the client IP from X-Forwarded-For (only behind a proxy you run)."""
+    """Take the client IP from X-Forwarded-For's last entry (only behind a proxy you run)."""
 
     collector_rate_limit_per_ip: float | None = Field(default=None, gt=0)
     """Posts a second one client IP may make (bursts of collector_rate_burst); more: 429."""

@@ -10,6 +10,7 @@ produced; a body over the limit is 413; a broker that does not confirm in time i
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -104,10 +105,18 @@ class Collector:
         )
 
     def client_ip(self, request: web.Request) -> str | None:
-        """The client's address: the peer's, or the proxy's X-Forwarded-For when trusted."""
+        """The client's address: the peer's, or, when X-Forwarded-For is trusted, the
+        address the proxy added to it: the last entry. A client may send the header
+        itself, and a proxy appends to what it got, so the first entries are whatever the
+        client wrote (taking the first evaded the per-IP limit and stored any text as the
+        IP). An entry that is not an IP address leaves the peer's."""
         forwarded = request.headers.get("X-Forwarded-For")
         if self.settings.collector_trust_forwarded_for and forwarded:
-            return forwarded.split(",")[0].strip()
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            try:
+                return str(ipaddress.ip_address(last))
+            except ValueError:
+                pass
         return request.remote
 
     def context(self, request: web.Request) -> RequestContext:
