@@ -413,9 +413,17 @@ def load_settings(**overrides: Any) -> Settings:
 def _where(loc: tuple[int | str, ...], overrides: dict[str, Any]) -> str:
     """A setting as the user gave it: its variable, or its name when a command's option
     gave it (``--registry-url`` was reported as the environment variable)."""
-    if loc and loc[0] in overrides:
-        return f"{loc[0]} (given on the command line)"
-    return f"{ENV_PREFIX}{'_'.join(str(p) for p in loc).upper()}"
+    if not loc:
+        return "settings"
+    name, rest = str(loc[0]), loc[1:]
+    where = f"{name} (given on the command line)" if name in overrides else (
+        f"{ENV_PREFIX}{name.upper()}"
+    )  # fmt: skip
+    # Inside a list or a map: the item's position, never a map's key, which may be a
+    # secret (a write key); it was printed as part of a variable name that does not exist.
+    if rest:
+        where += f" (item {rest[0] + 1})" if isinstance(rest[0], int) else " (an entry)"
+    return where
 
 
 def _not_json(exc: SettingsError) -> str:

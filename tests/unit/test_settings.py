@@ -331,3 +331,27 @@ def test_a_secret_file_that_is_a_directory_is_said_to_be_one(tmp_path: Path) -> 
 
     with pytest.raises(ConfigurationError, match="a directory, not a file"):
         check_private_file(tmp_path, "STREAMLEARN_COLLECTOR_WRITE_KEYS_FILE")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        # A map's key is a write key: it was printed, upper-cased, as part of a variable
+        # name that does not exist (STREAMLEARN_COLLECTOR_WRITE_KEYS_WK-LIVE-7C1E9F0A2B).
+        ("STREAMLEARN_COLLECTOR_WRITE_KEYS", '{"wk-Live-7c1e9f0a2b": ""}',
+         "STREAMLEARN_COLLECTOR_WRITE_KEYS (an entry): "),
+        ("STREAMLEARN_COLLECTOR_WRITE_KEYS", '{"wk-Live-7c1e9f0a2b": 5}',
+         "STREAMLEARN_COLLECTOR_WRITE_KEYS (an entry): "),
+        ("STREAMLEARN_COLLECTOR_CORS_ORIGINS", '["https://a.example", "https://b.example/"]',
+         "STREAMLEARN_COLLECTOR_CORS_ORIGINS (item 2): "),
+    ],
+)
+def test_a_bad_entry_of_a_map_or_list_is_named_by_its_setting_never_by_its_key(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, said: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings()
+    message = str(refused.value)
+    assert said in message
+    assert "7c1e9f0a2b" not in message.lower()
