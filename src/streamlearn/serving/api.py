@@ -52,7 +52,10 @@ def answer_error(request: web.Request, exc: Exception) -> web.Response:
     if isinstance(exc, web.HTTPException):
         if exc.status < 400:
             raise exc
-        response = error_response(exc.status, exc.reason, None)
+        # The router's 404/405 and the token check's 401 (WWW-Authenticate kept below).
+        request.app[SERVING].metrics.refused.labels(status=str(exc.status)).inc()
+        field = "Authorization" if exc.status == 401 else None
+        response = error_response(exc.status, exc.reason, field)
         response.headers.update(kept_headers(exc))
         return response
     # A bug, not a client mistake: logged with its traceback, answered as JSON.
