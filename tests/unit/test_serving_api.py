@@ -366,3 +366,15 @@ async def test_cap_reached_switches_to_the_fallback_decision_and_alerts(
     assert 'streamlearn_serve_cap_reached_total{model="ctr"} 1.0' in metrics
     assert 'streamlearn_serve_capped_decisions_total{model="ctr"} 3.0' in metrics
     assert 'streamlearn_serve_alerts_total{kind="action_limit"} 1.0' in metrics
+
+
+async def test_the_newest_version_is_an_arm_s_route_not_an_endpoint(
+    client: TestClient[Any, Any], app: web.Application
+) -> None:
+    """`ctr~newest` answered 200 as an endpoint: any caller got versions the promotion gate
+    held back, outside any experiment, and its predictions trained `ctr`."""
+    app[SERVING].store.put(loaded(3))
+    status, body = await _predict(client, instances(1)[0], model="ctr~newest")
+    assert status == 404
+    assert body["field"] == "name"
+    assert "only an experiment arm" in body["error"]

@@ -338,12 +338,21 @@ def test_a_secret_file_that_is_a_directory_is_said_to_be_one(tmp_path: Path) -> 
     [
         # A map's key is a write key: it was printed, upper-cased, as part of a variable
         # name that does not exist (STREAMLEARN_COLLECTOR_WRITE_KEYS_WK-LIVE-7C1E9F0A2B).
-        ("STREAMLEARN_COLLECTOR_WRITE_KEYS", '{"wk-Live-7c1e9f0a2b": ""}',
-         "STREAMLEARN_COLLECTOR_WRITE_KEYS (an entry): "),
-        ("STREAMLEARN_COLLECTOR_WRITE_KEYS", '{"wk-Live-7c1e9f0a2b": 5}',
-         "STREAMLEARN_COLLECTOR_WRITE_KEYS (an entry): "),
-        ("STREAMLEARN_COLLECTOR_CORS_ORIGINS", '["https://a.example", "https://b.example/"]',
-         "STREAMLEARN_COLLECTOR_CORS_ORIGINS (item 2): "),
+        (
+            "STREAMLEARN_COLLECTOR_WRITE_KEYS",
+            '{"wk-Live-7c1e9f0a2b": ""}',
+            "STREAMLEARN_COLLECTOR_WRITE_KEYS (an entry): ",
+        ),
+        (
+            "STREAMLEARN_COLLECTOR_WRITE_KEYS",
+            '{"wk-Live-7c1e9f0a2b": 5}',
+            "STREAMLEARN_COLLECTOR_WRITE_KEYS (an entry): ",
+        ),
+        (
+            "STREAMLEARN_COLLECTOR_CORS_ORIGINS",
+            '["https://a.example", "https://b.example/"]',
+            "STREAMLEARN_COLLECTOR_CORS_ORIGINS (item 2): ",
+        ),
     ],
 )
 def test_a_bad_entry_of_a_map_or_list_is_named_by_its_setting_never_by_its_key(

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streamlearn.http_body import UnreadableBodyError, read_body
 from streamlearn.http_errors import kept_headers
 from streamlearn.serving.exceptions import InvalidRequest
+from streamlearn.serving.experiments import NEWEST
 from streamlearn.serving.state import SERVING, Serving
 from streamlearn.serving.validation import parse_predict
 
@@ -105,6 +106,11 @@ async def no_route(request: web.Request) -> web.Response:
 
 
 def _known(serving: Serving, name: str) -> None:
+    if name.endswith(NEWEST):  # what the gate held back: for experiments that ask for it
+        raise InvalidRequest(
+            404, "name", f"{name!r} is only an experiment arm's model, not an endpoint; known: "
+            f"{serving.store.names()}"
+        )  # fmt: skip
     if name not in serving.store.configured and serving.store.get(name) is None:
         raise InvalidRequest(404, "name", f"no model {name!r}; known: {serving.store.names()}")
 
