@@ -108,7 +108,15 @@ def origin(origin: str) -> str:
     parts = _web_address(origin, problem)
     if parts is None or f"{parts.scheme}://{parts.netloc}" != origin:
         raise ValueError(problem)
+    if parts.port == DEFAULT_PORTS[parts.scheme]:
+        raise ValueError(
+            f"{origin!r} names its scheme's default port, which browsers leave out of the "
+            f"Origin header: write {origin.rsplit(':', 1)[0]}"
+        )
     return origin
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def shown_setting(value: object) -> str:
@@ -121,7 +129,11 @@ def shown_setting(value: object) -> str:
         if isinstance(item, list | tuple):
             return [plain(i) for i in item]
         if isinstance(item, dict):
-            return {str(plain(k)): plain(v) for k, v in item.items()}
+            # Masked keys are numbered, or two secret keys would show as one entry.
+            return {
+                f"{plain(k)} ({n})" if isinstance(k, SecretStr) else str(plain(k)): plain(v)
+                for n, (k, v) in enumerate(item.items(), 1)
+            }
         return item
 
     if isinstance(value, list | tuple | dict):

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from streamlearn import kafka_clients
@@ -12,6 +13,7 @@ from streamlearn.exceptions import ConfigurationError
 from streamlearn.kafka_clients import aiokafka_config, confluent_config
 from streamlearn.log_repeats import LIBRDKAFKA_LOG
 from streamlearn.settings import Settings, load_settings, settings_table
+from streamlearn.settings_values import shown_setting
 
 
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,7 +50,7 @@ def test_config_show_prints_values_not_python_reprs(monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 0, result.output
     assert "SecretStr" not in result.output
     assert 'serve_api_tokens = ["**********", "**********"]' in result.output
-    assert 'collector_write_keys = {"**********": "shop-web"}' in result.output
+    assert 'collector_write_keys = {"********** (1)": "shop-web"}' in result.output
     assert 'models = ["ctr"]' in result.output
     assert "tok-a" not in result.output
     assert "wk-1" not in result.output
@@ -183,7 +185,17 @@ def test_a_variable_that_is_no_setting_is_named_with_the_closest_setting(
     assert not [r for r in caplog.records if "STREAMLEARN_CONFIG_FILE" in r.getMessage()]
 
 
-@pytest.mark.parametrize("origin", ["https://shop.example/", "shop.example", "https://a/b"])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://shop.example/",
+        "shop.example",
+        "https://a/b",
+        # Browsers leave the scheme's default port out: it was taken and never matched.
+        "https://shop.example:443",
+        "http://shop.example:80",
+    ],
+)
 def test_a_cors_origin_no_browser_sends_is_refused_naming_it(
     monkeypatch: pytest.MonkeyPatch, origin: str
 ) -> None:
@@ -364,3 +376,11 @@ def test_a_bad_entry_of_a_map_or_list_is_named_by_its_setting_never_by_its_key(
     message = str(refused.value)
     assert said in message
     assert "7c1e9f0a2b" not in message.lower()
+
+
+def test_config_show_masks_each_secret_key_of_a_map_apart() -> None:
+    """Two write keys were shown as one entry: masked, the keys were one dict key."""
+    keys = {SecretStr("wk-one-0123456789"): "shop-web", SecretStr("wk-two-9876543210"): "shop-ios"}
+    shown = json.loads(shown_setting(keys))
+    assert list(shown.values()) == ["shop-web", "shop-ios"]
+    assert all("wk-" not in key for key in shown)
