@@ -45,6 +45,14 @@ def keys_rotate(
         str,
         typer.Option(help="How long snapshots signed with the current key stay accepted"),
     ] = "24h",
+    drop_previous: Annotated[
+        bool,
+        typer.Option(
+            "--drop-previous",
+            help="Rotate although the previous key's grace has not ended (it is dropped: "
+            "snapshots signed with it are refused)",
+        ),
+    ] = False,
 ) -> None:
     """Make a new signing key; write it, with the current key as the previous one and the
     end of its grace, to a settings file (STREAMLEARN_CONFIG_FILE, or copy the values
@@ -71,6 +79,19 @@ def keys_rotate(
             "grace ends"
         )
     now = datetime.now(UTC).replace(microsecond=0)
+    # A rotation writes one previous key, the current one: a previous key still in its
+    # grace would be dropped, and a worker given the new file would refuse what it signed.
+    grace_ends = settings.model_previous_signing_key_until
+    if settings.model_previous_signing_key is not None and grace_ends and grace_ends > now:
+        named = repr(settings.model_previous_signing_key_id or "without an id")
+        if not drop_previous:
+            fail(
+                f"the previous key {named} is still accepted until {grace_ends.isoformat()}: "
+                "a rotation now would drop it, and workers given the new file would refuse "
+                "snapshots it signed. Rotate after that, or pass --drop-previous"
+            )
+        typer.echo(f"this rotation drops the previous key {named} (its grace ran until "
+                   f"{grace_ends.isoformat()})")  # fmt: skip
     new_id = f"k-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
     if new_id == settings.model_signing_key_id:
         fail("the new key id equals the current one; try again")

@@ -112,7 +112,7 @@ def test_keys_rotate_writes_a_private_settings_file_that_verifies_both_keys(
     verify_snapshot(
         _snapshot(rotated["model_signing_key"].encode(), rotated["model_signing_key_id"]), keyring
     )
-    again = CliRunner().invoke(app, ["keys", "rotate", "--out", str(out)])
+    again = CliRunner().invoke(app, ["keys", "rotate", "--out", str(out), "--drop-previous"])
     assert again.exit_code == 1
     assert "exists" in again.output
 
@@ -196,3 +196,27 @@ def test_keys_rotate_names_a_previous_key_without_an_id_as_such(
     assert result.exit_code == 0, result.output
     assert "None" not in result.output
     assert "(with the previous key, which has no key id, accepted until" in result.output
+
+
+def test_a_second_rotation_within_the_previous_key_s_grace_is_refused_unless_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second rotation dropped the first previous key without a word: a worker restarted
+    with the new file then refused every snapshot still signed with it."""
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "the-current-signing-key")
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY_ID", "k-current")
+    first = tmp_path / "r1.yaml"
+    assert CliRunner().invoke(app, ["keys", "rotate", "--out", str(first)]).exit_code == 0
+    for variable in ("STREAMLEARN_MODEL_SIGNING_KEY", "STREAMLEARN_MODEL_SIGNING_KEY_ID"):
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(first))
+    second = tmp_path / "r2.yaml"
+    refused = CliRunner().invoke(app, ["keys", "rotate", "--out", str(second)])
+    assert refused.exit_code == 1
+    assert "the previous key 'k-current' is still accepted until" in refused.output
+    assert "--drop-previous" in refused.output
+    assert not second.exists()
+    dropped = CliRunner().invoke(app, ["keys", "rotate", "--out", str(second), "--drop-previous"])
+    assert dropped.exit_code == 0, dropped.output
+    assert "drops the previous key 'k-current'" in dropped.output
+    assert "the-current-signing-key" not in second.read_text()
