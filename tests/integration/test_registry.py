@@ -34,6 +34,9 @@ AMOUNT = {"name": "amount", "type": "double"}
 CURRENCY_DEFAULT = {"name": "currency", "type": "string", "default": "EUR"}
 CURRENCY_REQUIRED = {"name": "currency", "type": "string"}
 V1 = record(ID, AMOUNT)
+NOT_JSON_DEFAULT = (
+    '{"type":"record","name":"N","fields":[{"name":"d","type":"double","default":?}]}'
+)
 V2 = record(ID, AMOUNT, CURRENCY_DEFAULT)
 
 
@@ -354,6 +357,22 @@ def test_the_same_schema_written_differently_is_the_same_version(schema_registry
             "POST",
             "/subjects/x-value/versions",
             {"schema": '{"type":"array","items":' * 2_000 + '"int"' + "}" * 2_000},
+            422,
+            42201,
+        ),
+        # JavaScript's NaN and Infinity are not JSON: stored, they were served back to
+        # clients that cannot parse them.
+        (
+            "POST",
+            "/subjects/x-value/versions",
+            {"schema": NOT_JSON_DEFAULT.replace("?", "NaN")},
+            422,
+            42201,
+        ),
+        (
+            "POST",
+            "/subjects/x-value/versions",
+            {"schema": NOT_JSON_DEFAULT.replace("?", "-Infinity")},
             422,
             42201,
         ),

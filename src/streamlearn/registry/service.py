@@ -7,6 +7,7 @@ Reads answer from this replica's :class:`RegistryState`; writes go through the
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from typing import Any
@@ -65,6 +66,9 @@ class RegistryService:
         if not isinstance(schema, str) or not schema.strip():
             raise errors.invalid_schema("'schema' must be a non-empty string")
         try:
+            # NaN and Infinity are Python's and JavaScript's, not JSON: a stored schema
+            # with one could not be parsed by the clients it is served to.
+            json.loads(schema, parse_constant=_not_json)
             text = canonical_json(schema)
         except ValueError as exc:
             raise errors.invalid_schema(f"not JSON: {exc}") from exc
@@ -284,3 +288,7 @@ def parse_version(version: str) -> int:
     if not 1 <= number <= 2**31 - 1:
         raise errors.invalid_version(version)
     return number
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not a JSON value")

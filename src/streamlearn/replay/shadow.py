@@ -183,10 +183,10 @@ def copy_inputs(
                                                    plan))  # fmt: skip
     # Any topic of the namespace, not only those copied into: an earlier replay of other
     # agents (its manifest lost) left its outputs there.
-    for topic in desired_topics(topology, plan.shadow_prefix):
-        if any(end for _, end in end_offsets(settings, topic.name).values()):
+    for shadow in desired_topics(topology, plan.shadow_prefix):
+        if any(end for _, end in end_offsets(settings, shadow.name).values()):
             raise ReplayError(
-                f"{topic.name} already holds records: replay --into a fresh namespace"
+                f"{shadow.name} already holds records: replay --into a fresh namespace"
             )
     producer = Producer(producer_config(settings, **{"linger.ms": 20, "enable.idempotence": True}))
     for topic, ranges in plan.ranges.items():
