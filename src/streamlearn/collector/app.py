@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
+from streamlearn import strict_json
 from streamlearn.collector.exceptions import InvalidEventError
 from streamlearn.collector.mapping import RequestContext, map_item, unencodable_field
 from streamlearn.collector.openapi import openapi_document
@@ -168,11 +168,6 @@ async def errors_as_json(
         return _error(exc.status, exc.reason, headers=kept_headers(exc))
 
 
-def _not_json(constant: str) -> None:
-    # Python's json reads NaN and ±Infinity, which JSON does not have.
-    raise ValueError(f"{constant} is not a JSON value")
-
-
 def _origin_allowed(request: web.Request, settings: Settings) -> bool:
     """A browser's post is from a listed origin or the collector's own (no Origin: not a
     browser's cross-origin request)."""
@@ -203,7 +198,7 @@ async def post_events(request: web.Request) -> web.Response:
             collector.refused.labels(status="401").inc()
             return _error(401, str(exc), exc.field, headers=challenge())
     try:
-        payload = json.loads(await read_body(request), parse_constant=_not_json)
+        payload = strict_json.loads(await read_body(request))
     except UnreadableBodyError as exc:
         collector.refused.labels(status=str(exc.status)).inc()
         unreadable = _error(exc.status, str(exc), exc.field)

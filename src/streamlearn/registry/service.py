@@ -7,11 +7,11 @@ Reads answer from this replica's :class:`RegistryState`; writes go through the
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import uuid
 from typing import Any
 
+from streamlearn import strict_json
 from streamlearn.registry import exceptions as errors
 from streamlearn.registry.compatibility import Level, check, check_defaults, parse_schema
 from streamlearn.registry.equivalence import equivalence_key
@@ -68,7 +68,7 @@ class RegistryService:
         try:
             # NaN and Infinity are Python's and JavaScript's, not JSON: a stored schema
             # with one could not be parsed by the clients it is served to.
-            json.loads(schema, parse_constant=_not_json)
+            strict_json.loads(schema)
             text = canonical_json(schema)
         except ValueError as exc:
             raise errors.invalid_schema(f"not JSON: {exc}") from exc
@@ -288,7 +288,3 @@ def parse_version(version: str) -> int:
     if not 1 <= number <= 2**31 - 1:
         raise errors.invalid_version(version)
     return number
-
-
-def _not_json(constant: str) -> None:
-    raise ValueError(f"{constant} is not a JSON value")

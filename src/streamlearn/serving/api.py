@@ -54,7 +54,9 @@ def answer_error(request: web.Request, exc: Exception) -> web.Response:
         if exc.status < 400:
             raise exc
         # The router's 404/405 and the token check's 401 (WWW-Authenticate kept below).
-        request.app[SERVING].metrics.refused.labels(status=str(exc.status)).inc()
+        counting = request.app.get(SERVING)
+        if counting is not None:
+            counting.metrics.refused.labels(status=str(exc.status)).inc()
         field = "Authorization" if exc.status == 401 else None
         response = error_response(exc.status, exc.reason, field)
         response.headers.update(kept_headers(exc))

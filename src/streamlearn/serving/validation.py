@@ -16,13 +16,13 @@ status and the field, e.g. ``instances[3].features.price``.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from streamlearn import strict_json
 from streamlearn.json_kinds import json_kind
 from streamlearn.models.features import FeatureValue
 from streamlearn.serving.exceptions import InvalidRequest
@@ -41,10 +41,6 @@ class Instance:
     features: dict[str, FeatureValue]
     context: dict[str, str]
     request_id: str | None
-
-
-def _reject_constant(value: str) -> Any:
-    raise ValueError(f"{value} is not valid JSON")
 
 
 def _check_text(value: Any) -> None:
@@ -68,7 +64,7 @@ def parse_json(raw: bytes) -> Any:
         # orjson refuses integers beyond 64 bits, which are valid JSON: the slow path reads
         # them (validation then names the field) and still refuses NaN and bad UTF-8.
         try:
-            document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            document = strict_json.loads(raw.decode("utf-8"))
             _check_text(document)
         except (ValueError, UnicodeError):
             raise InvalidRequest(400, "body", f"not valid JSON: {fast_error}") from None
