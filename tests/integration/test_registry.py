@@ -20,7 +20,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import StringDeserializer, StringSerializer
 from pydantic import SecretStr
 
-from streamlearn.serde import RegistryClient
+from streamlearn.serde import RegistryClient, RegistryUnavailableError
 from streamlearn.settings import Settings
 from tests.support import RegistryProcess
 
@@ -471,6 +471,14 @@ def test_writes_need_a_configured_writer_and_reads_stay_open(kafka_bootstrap: st
         status, found = http("POST", f"{registry.url}/subjects/a-value", {"schema": schema})
         assert status == 200, "a lookup only reads"
         assert found["id"] == first
+        # The parts (collector, workers, agents) need no writer's password for schemas
+        # `schemas register` put there: they look them up. They registered each one, so
+        # every part, the internet-facing collector too, needed a writer's rights.
+        reader = RegistryClient.for_settings(Settings(schema_registry_url=registry.url))
+        with reader:
+            assert reader.register("a-value", schema) == first
+            with pytest.raises(RegistryUnavailableError, match="401"):
+                reader.register("c-value", record({"name": "x", "type": "int"}, name="New"))
         for client in (wrong, writer):
             client.close()
     finally:

@@ -71,13 +71,28 @@ class RegistryClient:
         return f"{exc.error_message} ({exc.error_code})"
 
     def register(self, subject: str, schema_str: str) -> int:
-        """Register (idempotently) and return the schema id."""
+        """The schema's id under ``subject``: looked up (a read), registered only when the
+        subject does not have it. A registry that lets only writers register then needs
+        no writer's password in the parts that use schemas `schemas register` put there
+        (the internet-facing collector among them)."""
         key = (subject, schema_str)
         cached = self._ids.get(key)
         if cached is not None:
             return cached
+        schema = Schema(schema_str, "AVRO")
         try:
-            schema_id = int(self._client.register_schema(subject, Schema(schema_str, "AVRO")))
+            schema_id = int(self._client.lookup_schema(subject, schema).schema_id or 0)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code != 404:  # 40401 no such subject, 40403 not under it
+                raise RegistryUnavailableError(
+                    f"registry {self.url} refused a lookup in {subject}: {self._said(exc)}"
+                ) from exc
+            schema_id = 0
+        except Exception as exc:
+            raise RegistryUnavailableError(f"registry {self.url} unreachable: {exc}") from exc
+        try:
+            if not schema_id:
+                schema_id = int(self._client.register_schema(subject, schema))
         except SchemaRegistryError as exc:
             raise RegistryUnavailableError(
                 f"registry {self.url} refused {subject}: {self._said(exc)}"
