@@ -8,6 +8,7 @@ import socket
 from confluent_kafka import KafkaError, KafkaException
 
 from streamlearn.exceptions import StreamlearnError
+from streamlearn.kafka_clients import login_failure
 
 BROKER_HINT = (
     "is the broker running, and STREAMLEARN_KAFKA_BOOTSTRAP (or --bootstrap-servers) its address?"
@@ -26,16 +27,47 @@ def one_line_error(exc: BaseException) -> str | None:
     # A broker that is not there (or not at that address) reaches the commands as the
     # client's exception or as an answer that never came.
     if isinstance(exc, KafkaException):
-        reason = exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else exc
-        return f"Kafka: {reason} ({BROKER_HINT})"
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if error is not None and error.code() == KafkaError._INVALID_ARG:
+            return f"Kafka: {error.str()} ({_refused_setting(error.str())})"
+        return _login_refused() or f"Kafka: {exc if error is None else error.str()} ({BROKER_HINT})"
     if isinstance(exc, TimeoutError):
-        return f"timed out waiting for an answer (from Kafka, usually: {BROKER_HINT})"
+        return _login_refused() or (
+            f"timed out waiting for an answer (from Kafka, usually: {BROKER_HINT})"
+        )
     return (
         _object_store_refusal(exc)
         or _port_in_use(exc)
         or _unusable_path(exc)
         or _unresolvable_host(exc)
     )
+
+
+SASL_HINT = (
+    "check STREAMLEARN_KAFKA_SASL_USERNAME, STREAMLEARN_KAFKA_SASL_PASSWORD and "
+    "STREAMLEARN_KAFKA_SASL_MECHANISM"
+)
+_CLIENT_SETTINGS = {
+    "ssl.ca.location": "STREAMLEARN_KAFKA_SSL_CAFILE: a file of PEM certificates",
+    "ssl.certificate.location": "STREAMLEARN_KAFKA_SSL_CERTFILE: a PEM certificate file",
+    "ssl.key.location": "STREAMLEARN_KAFKA_SSL_KEYFILE: a PEM key file",
+    "sasl.username": "STREAMLEARN_KAFKA_SASL_USERNAME and STREAMLEARN_KAFKA_SASL_PASSWORD",
+}
+
+
+def _login_refused() -> str | None:
+    """A broker that answers but refuses the login (a wrong SASL password) fails a call as
+    "Broker transport failure", as one that is not there does: asked once more, to tell."""
+    failure = login_failure()
+    return None if failure is None else f"Kafka: authentication failed: {failure} ({SASL_HINT})"
+
+
+def _refused_setting(message: str) -> str:
+    """Which setting a Kafka client's refusal of its configuration is about."""
+    for option, setting in _CLIENT_SETTINGS.items():
+        if option in message:
+            return f"check {setting}"
+    return "a Kafka client setting was refused: check the STREAMLEARN_KAFKA_* settings"
 
 
 _PATH_HINTS = {

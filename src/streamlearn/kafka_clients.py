@@ -16,6 +16,7 @@ partition itself calls :func:`key_partition`.
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,7 @@ def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         # A long-running process: librdkafka's lines through logging, each kind once per
         # window (a client without its broker says the same thing twenty times a second).
         config["logger"] = LIBRDKAFKA_LOG
+    _last_settings[:] = [settings]
     if settings.kafka_sasl_mechanism:
         config["sasl.mechanism"] = settings.kafka_sasl_mechanism
     if settings.kafka_sasl_username:
@@ -96,6 +98,37 @@ def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         config["ssl.key.password"] = settings.kafka_ssl_key_password.get_secret_value()
     config.update(extra)
     return config
+
+
+_last_settings: list[Settings] = []
+"""The settings this process's latest Kafka client was configured from."""
+LOGIN_PROBE_S = 5.0
+
+
+def login_failure(wait_s: float = LOGIN_PROBE_S) -> str | None:
+    """Why this process's Kafka clients cannot log in (SASL), asked of the brokers by a
+    client of its own: librdkafka says so only to a client's error callback, which a
+    waiting admin call never serves, and the call then fails as "Broker transport
+    failure". None when SASL is not used, the login works, or no broker answers within
+    ``wait_s``."""
+    if not _last_settings or not _last_settings[0].kafka_security_protocol.startswith("SASL"):
+        return None
+    from confluent_kafka import KafkaError, KafkaException, Producer
+
+    failures: list[str] = []
+
+    def noted(error: KafkaError) -> None:
+        if error.code() == KafkaError._AUTHENTICATION:
+            failures.append(error.str())
+
+    try:
+        probe = Producer(confluent_config(_last_settings[0], error_cb=noted))
+    except KafkaException:
+        return None
+    deadline = time.monotonic() + wait_s
+    while not failures and time.monotonic() < deadline:
+        probe.poll(0.1)
+    return failures[0] if failures else None
 
 
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:

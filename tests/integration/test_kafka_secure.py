@@ -227,3 +227,29 @@ def _read_ids(settings: Settings, topic: str, serde: AvroSerde, count: int) -> l
     finally:
         consumer.close()
     return found
+
+
+def test_a_command_with_wrong_credentials_says_what_is_wrong(
+    secure_broker: tuple[str, SecureMaterial], tmp_path: Path
+) -> None:
+    """Each said "Broker transport failure (is the broker running, and
+    STREAMLEARN_KAFKA_BOOTSTRAP … its address?)", or librdkafka's own words, after 30 s."""
+    bootstrap, material = secure_broker
+    base = _environment(bootstrap, material, tmp_path)
+    cases = [
+        ({"STREAMLEARN_KAFKA_SASL_PASSWORD": "not-the-password-at-all"},
+         "Kafka: authentication failed"),
+        ({"STREAMLEARN_KAFKA_SSL_CAFILE": str(tmp_path / "missing-ca.pem")},
+         "STREAMLEARN_KAFKA_SSL_CAFILE"),
+        ({"STREAMLEARN_KAFKA_SASL_USERNAME": ""}, "STREAMLEARN_KAFKA_SASL_USERNAME"),
+    ]  # fmt: skip
+    for extra, said in cases:
+        result = subprocess.run(
+            [sys.executable, "-m", "streamlearn", "topics", "diff"],
+            env={**base, **extra}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 1, (extra, result.stderr)
+        last = result.stderr.strip().splitlines()[-1]
+        assert said in last, (extra, last)
+        assert "is the broker running" not in last, (extra, last)
+        assert "not-the-password-at-all" not in result.stderr
