@@ -183,6 +183,16 @@ async def test_cors_preflight_allows_the_write_key_header_for_listed_origins_onl
     assert response.status == 403
     assert "Access-Control-Allow-Origin" not in response.headers
     assert "Origin" in response.headers.get("Vary", "")
+    # Said, naming what is refused: it was a bare {"error": "Forbidden"}.
+    refused = await response.json()
+    assert refused["field"] == "Origin"
+    assert "origin 'https://evil.example' is not allowed" in refused["error"]
+    unlisted_header = {**preflight, "Access-Control-Request-Headers": "authorization"}
+    response = await collector.options("/v1/events", headers=unlisted_header)
+    assert response.status == 403
+    refused = await response.json()
+    assert refused["field"] == "Access-Control-Request-Headers"
+    assert "headers are not allowed: authorization" in refused["error"].lower()
 
 
 async def test_every_answer_to_a_post_varies_by_origin(collector: TestClient[Any, Any]) -> None:

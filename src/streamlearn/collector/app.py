@@ -165,6 +165,10 @@ async def errors_as_json(
         counting = request.app.get(COLLECTOR)
         if counting is not None:
             counting.refused.labels(status=str(exc.status)).inc()
+        if request.method == "OPTIONS" and exc.status == 403 and exc.text:
+            # aiohttp_cors says why in the body's text: an origin or a header not listed.
+            field = "Access-Control-Request-Headers" if "headers" in exc.text else "Origin"
+            return _error(403, exc.text, field, headers=kept_headers(exc))
         return _error(exc.status, exc.reason, headers=kept_headers(exc))
 
 
