@@ -419,10 +419,14 @@ def _where(loc: tuple[int | str, ...], overrides: dict[str, Any]) -> str:
     where = f"{name} (given on the command line)" if name in overrides else (
         f"{ENV_PREFIX}{name.upper()}"
     )  # fmt: skip
-    # Inside a list or a map: the item's position, never a map's key, which may be a
-    # secret (a write key); it was printed as part of a variable name that does not exist.
-    if rest:
-        where += f" (item {rest[0] + 1})" if isinstance(rest[0], int) else " (an entry)"
+    # Inside a list or a map: the item's position, or the map's key unless keys are
+    # secrets (write keys: one was printed, as part of a variable name that does not exist).
+    if rest and isinstance(rest[0], int):
+        where += f" (item {rest[0] + 1})"
+    elif rest:
+        field = Settings.model_fields.get(name)
+        secret_keys = field is not None and "SecretStr" in str(field.annotation)
+        where += " (an entry)" if secret_keys else f" (entry {rest[0]!r})"
     return where
 
 
