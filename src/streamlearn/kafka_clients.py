@@ -105,13 +105,14 @@ _last_settings: list[Settings] = []
 LOGIN_PROBE_S = 5.0
 
 
-def login_failure(wait_s: float = LOGIN_PROBE_S) -> str | None:
-    """Why this process's Kafka clients cannot log in (SASL), asked of the brokers by a
-    client of its own: librdkafka says so only to a client's error callback, which a
-    waiting admin call never serves, and the call then fails as "Broker transport
-    failure". None when SASL is not used, the login works, or no broker answers within
-    ``wait_s``."""
-    if not _last_settings or not _last_settings[0].kafka_security_protocol.startswith("SASL"):
+def login_failure(settings: Settings | None = None, wait_s: float = LOGIN_PROBE_S) -> str | None:
+    """Why Kafka clients with ``settings`` (default: this process's latest client's)
+    cannot log in (SASL), asked of the brokers by a client of its own: librdkafka says so
+    only to a client's error callback, which a waiting admin call never serves, and the
+    call then fails as "Broker transport failure". None when SASL is not used, the login
+    works (known as soon as metadata comes back), or no broker answers within ``wait_s``."""
+    chosen = settings or (_last_settings[0] if _last_settings else None)
+    if chosen is None or not chosen.kafka_security_protocol.startswith("SASL"):
         return None
     from confluent_kafka import KafkaError, KafkaException, Producer
 
@@ -122,12 +123,16 @@ def login_failure(wait_s: float = LOGIN_PROBE_S) -> str | None:
             failures.append(error.str())
 
     try:
-        probe = Producer(confluent_config(_last_settings[0], error_cb=noted))
+        probe = Producer(confluent_config(chosen, error_cb=noted))
     except KafkaException:
         return None
     deadline = time.monotonic() + wait_s
     while not failures and time.monotonic() < deadline:
-        probe.poll(0.1)
+        try:
+            probe.list_topics(timeout=0.5)
+            return None  # logged in
+        except KafkaException:
+            probe.poll(0)  # serves the error callback
     return failures[0] if failures else None
 
 

@@ -253,3 +253,12 @@ def test_a_command_with_wrong_credentials_says_what_is_wrong(
         assert said in last, (extra, last)
         assert "is the broker running" not in last, (extra, last)
         assert "not-the-password-at-all" not in result.stderr
+    # A collector the brokers refuse does not start: it answered every post 503 while its
+    # /healthz said ok.
+    collector = subprocess.run(
+        [sys.executable, "-m", "streamlearn", "collector", "serve", "--port", str(free_port())],
+        env={**base, "STREAMLEARN_KAFKA_SASL_PASSWORD": "not-the-password-at-all"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert collector.returncode == 1, collector.stderr
+    assert "Kafka: authentication failed" in collector.stderr.strip().splitlines()[-1]
