@@ -55,6 +55,18 @@ def _validator(document: dict[str, Any], name: str) -> jsonschema.Draft202012Val
         ("PredictRequest", {"instances": []}, False),
         ("PredictRequest", {"user_id": "u"}, False),
         ("PredictRequest", {"user_id": "u", "features": {"a": [1]}}, False),
+        # The worker reads an optional field sent as null as absent: so does the document.
+        (
+            "PredictRequest",
+            {"user_id": "u", "features": {}, "context": None, "request_id": None},
+            True,
+        ),
+        (
+            "PredictRequest",
+            {"instances": [{"user_id": "u", "features": {}}], "request_id": None},
+            True,
+        ),
+        ("PredictRequest", {"user_id": None, "features": {}}, False),
         ("Error", {"error": "x", "field": None}, True),
         ("Error", {"error": "x"}, False),
     ],

@@ -67,11 +67,16 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "description": "Features as the model should see them (and telemetry logs).",
                 },
                 "context": {
-                    "type": "object",
+                    "type": ["object", "null"],
                     "additionalProperties": {"type": "string"},
-                    "description": "Request context (placement, device...): ctx.<key> features.",
+                    "description": "Request context (placement, device...): ctx.<key> "
+                    "features; null: none.",
                 },
-                "request_id": {**identifier, "description": "Id of this prediction."},
+                "request_id": {
+                    **identifier,
+                    "type": ["string", "null"],
+                    "description": "Id of this prediction; null: as if absent.",
+                },
             },
         },
         "BatchRequest": {
@@ -90,8 +95,9 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 },
                 "request_id": {
                     **identifier,
+                    "type": ["string", "null"],
                     "description": "Id of the request; instance i without its own id gets "
-                    "<request_id>-<i>.",
+                    "<request_id>-<i>; null: as if absent.",
                 },
             },
         },
