@@ -254,3 +254,15 @@ def test_apply_returns_once_the_cluster_lists_what_it_created() -> None:
     lost.create_acls([binding(one)], request_timeout=1)
     with pytest.raises(AclApplyError, match="created but not listed by the cluster"):
         wait_visible(lost, [one], timeout_s=0.3)  # type: ignore[arg-type]
+
+
+def test_a_prefix_without_a_principal_type_is_named_as_the_prefix() -> None:
+    """`acls plan --principal-prefix team- --part collector` blamed the principal of
+    another part (team-preprocess), not the prefix given."""
+    with pytest.raises(TopologyError) as refused:
+        principals(["preprocess", "collector"], "team-")
+    message = str(refused.value)
+    assert "--principal-prefix 'team-'" in message
+    assert "User:team-" in message
+    with pytest.raises(TopologyError, match="principal 'ops' of part collector"):
+        principals(["preprocess", "collector"], overrides={"collector": "ops"})

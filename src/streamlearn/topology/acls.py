@@ -102,6 +102,11 @@ def principals(
     chosen = {part: overrides.get(part, prefix + part) for part in names}
     for part, principal in chosen.items():
         kind, _, name = principal.partition(":")
+        if (not kind or not name) and part not in overrides:
+            raise TopologyError(
+                f"--principal-prefix {prefix!r} makes principals such as {principal!r}, not of "
+                f"the form Type:name: give the type too (e.g. User:{prefix})"
+            )
         if not kind or not name:
             raise TopologyError(
                 f"principal {principal!r} of part {part} is not of the form Type:name "
