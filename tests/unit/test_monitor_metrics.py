@@ -53,3 +53,20 @@ def test_a_partition_handed_to_another_worker_no_longer_counts_here() -> None:
     monitor.forget(1)
     assert _sample(metrics, "streamlearn_monitor_drifted") is None
     assert _sample(metrics, "streamlearn_monitor_statistic", statistic="psi") is None
+
+
+def test_a_statistic_and_its_threshold_come_from_the_same_partition() -> None:
+    """Thresholds differ by window (a null rate's or a calibration's depends on its count):
+    the largest statistic beside the largest threshold of another partition hid a crossing
+    from the chart's `statistic > threshold` rules."""
+    metrics = AgentMetrics()
+    monitor = MonitorMetrics(metrics)
+    crossed: dict[str, Any] = {"statistics": {"psi": 0.3}, "thresholds": {"psi": 0.2},
+                               "drifted": True}  # fmt: skip
+    loose: dict[str, Any] = {"statistics": {"psi": 0.1}, "thresholds": {"psi": 0.35},
+                             "drifted": False}  # fmt: skip
+    monitor.closed(ClosedWindow(PRICE, crossed), partition=0)
+    monitor.closed(ClosedWindow(PRICE, loose), partition=1)
+    statistic = _sample(metrics, "streamlearn_monitor_statistic", statistic="psi")
+    threshold = _sample(metrics, "streamlearn_monitor_threshold", statistic="psi")
+    assert (statistic, threshold) == (0.3, 0.2)

@@ -28,10 +28,11 @@ class MonitorMetrics:
     The monitor judges each partition's windows on their own, but a gauge has no partition
     label (a series per partition would multiply them by the partitions): each stream's
     gauges say the newest window of every partition this worker reads, taken together.
-    ``drifted`` is 1 while any of them crossed a threshold, a statistic is the largest of
-    them (as the chart's rules take the largest over workers). Before, a gauge held
-    whichever partition closed a window last, and a drift seen in some partitions flipped
-    it between 0 and 1."""
+    ``drifted`` is 1 while any of them crossed a threshold; a statistic and its threshold
+    are those of the partition furthest over it, so ``statistic > threshold`` whenever
+    any partition's is (what the chart's rules ask). Before, a gauge held whichever
+    partition closed a window last, and a drift seen in some partitions flipped it
+    between 0 and 1."""
 
     def __init__(self, metrics: AgentMetrics) -> None:
         labels = ["scope", "model", "arm", "producer", "feature"]
@@ -104,12 +105,25 @@ class MonitorMetrics:
             self.drifted.remove(*labels)
 
     def _show(self, labels: Labels, newest: dict[int, _Newest]) -> None:
-        windows = newest.values()
-        for gauge, of in ((self.statistic, "statistics"), (self.threshold, "thresholds")):
-            largest: dict[str, float] = {}
-            for window in windows:
-                for name, value in getattr(window, of).items():
-                    largest[name] = max(value, largest.get(name, value))
-            for name, value in largest.items():
-                gauge.labels(*labels, name).set(value)
+        windows = list(newest.values())
+        names = {name for window in windows for name in (*window.statistics, *window.thresholds)}
+        for name in names:
+            # The partition furthest over (or nearest to) its threshold speaks for both
+            # figures: thresholds differ by window, and the largest statistic beside
+            # another partition's threshold could hide a crossing from the rules.
+            speaker = max(windows, key=lambda w: _over(w, name))
+            if name in speaker.statistics:
+                self.statistic.labels(*labels, name).set(speaker.statistics[name])
+            if name in speaker.thresholds:
+                self.threshold.labels(*labels, name).set(speaker.thresholds[name])
         self.drifted.labels(*labels).set(1 if any(w.drifted for w in windows) else 0)
+
+
+def _over(window: _Newest, name: str) -> float:
+    """How far the window's statistic ``name`` is over its threshold (a ratio; -inf when
+    it has no such statistic)."""
+    value = window.statistics.get(name)
+    if value is None:
+        return float("-inf")
+    threshold = window.thresholds.get(name)
+    return value if threshold is None else value / max(threshold, 1e-12)
