@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from streamlearn.kafka_local import BrokerStartError, BrokerStatus, EmbeddedKafka
 from streamlearn.ports import PortHold
@@ -43,14 +44,10 @@ async def stop_holding_port(broker: EmbeddedKafka) -> PortHold:
     port is tried every :data:`HOLD_POLL_S` while the broker stops (a socket cannot bind
     it while the broker listens). The hold may come back not held (a client was faster):
     :func:`start_holding_port` tries again."""
-    address = (broker.config.host, broker.config.port)
     stopping = asyncio.ensure_future(asyncio.to_thread(broker.stop))
-    hold = PortHold(*address)
-    while not hold.held and not stopping.done():
-        await asyncio.sleep(HOLD_POLL_S)
-        hold = PortHold(*address)
+    hold = await _held(broker, PortHold(broker.config.host, broker.config.port), stopping.done)
     await stopping
-    return hold if hold.held else PortHold(*address)
+    return hold if hold.held else PortHold(broker.config.host, broker.config.port)
 
 
 async def start_holding_port(
@@ -61,11 +58,17 @@ async def start_holding_port(
     that is only bound, and no client can take the port in between). A port not held yet
     is tried every :data:`HOLD_POLL_S` until it is or the monotonic clock reaches
     ``until``; the hold is let go once the broker started or failed to."""
-    address = (broker.config.host, broker.config.port)
-    while not hold.held and time.monotonic() < until:
-        await asyncio.sleep(HOLD_POLL_S)
-        hold = PortHold(*address)
+    hold = await _held(broker, hold, lambda: time.monotonic() >= until)
     try:
         return await start_broker(broker, timeout_s)
     finally:
         hold.release()
+
+
+async def _held(broker: EmbeddedKafka, hold: PortHold, give_up: Callable[[], bool]) -> PortHold:
+    """``hold``, or the broker's port tried again every :data:`HOLD_POLL_S` until it is
+    held or ``give_up()``."""
+    while not hold.held and not give_up():
+        await asyncio.sleep(HOLD_POLL_S)
+        hold = PortHold(broker.config.host, broker.config.port)
+    return hold
