@@ -5,6 +5,7 @@
 
 import { uuid4 } from "./ids.js";
 import { watchClicks, watchImpressions } from "./observe.js";
+import { MAX_STRING, problemOf, truncated } from "./items.js";
 import { HEARTBEAT_MS, Outbox } from "./outbox.js";
 import { DEFAULTS, checkedOptions, optionsFromAttributes } from "./options.js";
 import { optedOut, pageContext, readCookie, strings, writeCookie } from "./page.js";
@@ -58,12 +59,21 @@ export function createTracker(win, script) {
   }
 
   let versionMissingSaid = false;
+  let refusedHere = 0; // items refused before they were queued (said on the console)
 
   function enqueue(body) {
     if (consent === "denied") return;
     if (!body.app_version && !versionMissingSaid) {
       versionMissingSaid = true;
       report("streamlearn: appVersion is not set (data-app-version, or 'init'): the collector refuses events without one");
+    }
+    // What the collector would refuse is refused here, where the caller hears why: sent, it
+    // would be refused with every event of its request, and a beacon cannot say which.
+    const problem = problemOf(body);
+    if (problem) {
+      refusedHere += 1;
+      report(`streamlearn: not sent: ${problem}`);
+      return;
     }
     outbox.add({ id: body.event_id, body });
     sender.schedule();
@@ -72,21 +82,26 @@ export function createTracker(win, script) {
   function event(type, properties) {
     if (disabled) return;
     const context = pageContext(win, config.arms, VERSION);
-    if (outbox.dropped > 0) {
-      // Events the bounded queue had to give up, so the pipeline can count them.
-      context.dropped = String(outbox.dropped);
-      outbox.dropped = 0;
-    }
+    // Events the bounded queue gave up on this page so far (those this one pushes out
+    // included), on every later event: one carrying it may be given up too, so the count
+    // rides on each, and the largest value that arrives is the page's count.
+    const dropped = outbox.droppedTotal + Math.max(0, outbox.size + 1 - outbox.max);
+    if (dropped > 0) context.dropped = String(dropped);
+    const url = win.location.href;
+    const referrer = doc.referrer || null;
+    // Over the collector's limit, the page's own addresses are cut (said in the context),
+    // not refused: the site cannot choose them, and its events must still arrive.
+    if (url.length > MAX_STRING || (referrer && referrer.length > MAX_STRING)) context.truncated = "url";
     enqueue({
       event_id: uuid4(),
       event_type: String(type),
       user_id: userId(),
       session_hint: sessionHint(),
       client_ts: Date.now(),
-      url: win.location.href,
-      referrer: doc.referrer || null,
+      url: truncated(url),
+      referrer: referrer && truncated(referrer),
       app_version: config.appVersion,
-      properties: strings(properties),
+      properties: strings(properties, report),
       context,
     });
   }
@@ -101,7 +116,18 @@ export function createTracker(win, script) {
       user_id: userId(),
       client_ts: Date.now(),
       app_version: config.appVersion,
-      properties: strings(properties),
+      properties: strings(properties, report),
+    });
+  }
+
+  /** Consent given: events held before it carry the page's temporary ids; they take the
+   * cookies' now (a returning visitor's cookie id, not a throwaway one). */
+  function restampHeld(temporaryUserId) {
+    const user = userId();
+    const hint = sessionHint();
+    outbox.update((body) => {
+      if (body.user_id === temporaryUserId) body.user_id = user;
+      if ("session_hint" in body && body.session_hint === pageId) body.session_hint = hint;
     });
   }
 
@@ -191,10 +217,11 @@ export function createTracker(win, script) {
         sender.enabled = false;
         return;
       }
+      const temporaryUserId = pageUserId;
+      restampHeld(temporaryUserId); // a new visitor's page id becomes the cookie's
       const storage = storageOf(win);
       if (storage) outbox.attach(storage);
       sender.enabled = true;
-      userId(); // the page's id becomes the cookie's
       sender.schedule(0);
     },
     flush() {
@@ -220,8 +247,8 @@ export function createTracker(win, script) {
     stats: () => ({
       queued: outbox ? outbox.size : 0,
       sent: sender ? sender.sent : 0,
-      refused: sender ? sender.refused : 0,
-      dropped: outbox ? outbox.dropped : 0,
+      refused: (sender ? sender.refused : 0) + refusedHere,
+      dropped: outbox ? outbox.droppedTotal : 0,
       disabled,
       version: VERSION,
     }),

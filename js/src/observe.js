@@ -42,11 +42,30 @@ export function watchImpressions(doc, win, { threshold, dwellMs, onImpression })
     for (const element of root.querySelectorAll(`[${ATTRIBUTE}]`)) observer.observe(element);
   };
   observeUnder(doc.documentElement);
-  // Pages that render predictions after load (single-page apps, lazy lists).
+  // Pages that render predictions after load (single-page apps, lazy lists), and elements
+  // given a new prediction in place (frameworks reuse nodes): the element is watched again
+  // for the new request id, and a dwell begun for the old one does not count.
   const mutations = new win.MutationObserver((records) => {
-    for (const record of records) for (const node of record.addedNodes) observeUnder(node);
+    for (const record of records) {
+      if (record.type === "attributes") {
+        const element = record.target;
+        if (timers.has(element)) {
+          win.clearTimeout(timers.get(element));
+          timers.delete(element);
+        }
+        observer.unobserve(element);
+        if (element.hasAttribute(ATTRIBUTE)) observer.observe(element);
+      } else {
+        for (const node of record.addedNodes) observeUnder(node);
+      }
+    }
   });
-  mutations.observe(doc.documentElement, { childList: true, subtree: true });
+  mutations.observe(doc.documentElement, {
+    childList: true,
+    subtree: true,
+    attributes: true,
+    attributeFilter: [ATTRIBUTE],
+  });
   return () => {
     observer.disconnect();
     mutations.disconnect();

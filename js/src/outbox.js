@@ -17,7 +17,7 @@ export class Outbox {
     this.max = max;
     this.now = now;
     this.items = []; // {id, body}
-    this.dropped = 0; // events pushed out by the bound, reported with the next event
+    this.droppedTotal = 0; // events pushed out by the bound on this page so far
   }
 
   get size() {
@@ -63,6 +63,12 @@ export class Outbox {
     return adopted;
   }
 
+  /** Change every queued body in place with `change` (consent given: new ids), and save. */
+  update(change) {
+    for (const item of this.items) change(item.body);
+    this.save();
+  }
+
   /** Start mirroring (consent given later): what is in memory is written now. */
   attach(storage) {
     this.storage = storage;
@@ -79,7 +85,7 @@ export class Outbox {
     const over = this.items.length - this.max;
     if (over > 0) {
       this.items.splice(0, over);
-      this.dropped += over;
+      this.droppedTotal += over;
     }
   }
 

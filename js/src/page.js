@@ -16,12 +16,24 @@ export function pageContext(win, arms, version) {
   return context;
 }
 
-/** Properties as the collector accepts them: an object of strings. */
-export function strings(properties) {
+/** Properties as the collector accepts them: an object of strings. Numbers, booleans and
+ * big integers as their text (NaN as "NaN", not JSON's "null"), objects as JSON; functions
+ * and symbols are left out, said on the console (`report`). Never throws into the page. */
+export function strings(properties, report = () => {}) {
   const out = {};
   for (const [key, value] of Object.entries(properties || {})) {
     if (value === undefined || value === null) continue;
-    out[key] = typeof value === "string" ? value : JSON.stringify(value);
+    const kind = typeof value;
+    if (kind === "string") out[key] = value;
+    else if (kind === "number" || kind === "boolean" || kind === "bigint") out[key] = String(value);
+    else if (kind === "function" || kind === "symbol") report(`streamlearn: property ${key} left out: a ${kind} has no text`);
+    else {
+      try {
+        out[key] = JSON.stringify(value);
+      } catch {
+        out[key] = String(value); // a cycle, a big integer inside
+      }
+    }
   }
   return out;
 }

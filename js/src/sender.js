@@ -4,9 +4,11 @@
 // The body is JSON sent as text/plain: a "simple" cross-origin request (no preflight), and
 // the only type navigator.sendBeacon can send to another origin.
 
+import { byteLength } from "./items.js";
 import { retryDelayMs } from "./retry.js";
 
-// Browsers refuse keepalive requests and beacons whose bodies add up to more than 64 KiB.
+// Browsers refuse keepalive requests and beacons whose bodies add up to more than 64 KiB
+// of bytes (UTF-8), not of characters: 45,000 characters of CJK text are 120 KB.
 export const BEACON_LIMIT = 60000;
 const ITEM_FIELD = /^\[(\d+)\]/;
 
@@ -33,6 +35,9 @@ export class Sender {
     this.timer = null;
     this.sent = 0;
     this.refused = 0; // events the collector refused for good (400 naming them)
+    // A keepalive fetch the browser refused (its in-flight budget is shared by the page's
+    // keepalive requests) fails like an unreachable collector: the retry goes without it.
+    this.keepaliveFailed = false;
   }
 
   /** Flush soon: now when a batch is full, else after the flush interval. */
@@ -58,6 +63,7 @@ export class Sender {
     if (batch.length === 0) return;
     this.inFlight = true;
     const body = JSON.stringify(batch.map((item) => item.body));
+    const keepalive = !this.keepaliveFailed && byteLength(body) < BEACON_LIMIT;
     let status = 0;
     let retryAfter = null;
     let answer = null;
@@ -66,7 +72,7 @@ export class Sender {
         method: "POST",
         body,
         headers: { "Content-Type": "text/plain;charset=UTF-8" },
-        keepalive: body.length < BEACON_LIMIT,
+        keepalive,
         credentials: "omit",
       });
       status = response.status;
@@ -74,6 +80,7 @@ export class Sender {
       if (status === 400 || status === 403) answer = await response.json().catch(() => null);
     } catch {
       status = 0; // offline, refused connection, CORS: try again later
+      if (keepalive) this.keepaliveFailed = true;
     }
     this.inFlight = false;
     this.settle(batch, status, retryAfter, answer);
@@ -82,6 +89,7 @@ export class Sender {
   settle(batch, status, retryAfter, answer) {
     if (status >= 200 && status < 300) {
       this.failures = 0;
+      this.keepaliveFailed = false;
       this.sent += batch.length;
       this.outbox.remove(batch.map((item) => item.id));
       this.schedule(this.outbox.size > 0 ? 0 : undefined);
@@ -117,13 +125,16 @@ export class Sender {
     this.schedule(0);
   }
 
-  /** The page is being hidden or closed: hand what fits to the browser as a beacon. */
+  /** The page is being hidden or closed: hand what fits to the browser as a beacon, unless
+   * the collector is known to be failing (the last attempt failed and none has succeeded
+   * since, back-off over or not): then the events stay in storage for the next page. */
   beacon() {
-    if (!this.enabled || this.env.now() < this.notBefore || !this.env.beacon) return;
+    if (!this.enabled || this.failures > 0 || this.env.now() < this.notBefore) return;
+    if (!this.env.beacon) return;
     const batch = [];
     let size = 2;
     for (const item of this.outbox.peek(this.outbox.size)) {
-      const length = JSON.stringify(item.body).length + 1;
+      const length = byteLength(JSON.stringify(item.body)) + 1;
       if (size + length > BEACON_LIMIT) break;
       batch.push(item);
       size += length;

@@ -32,7 +32,7 @@ test("the bound drops the oldest and counts them", () => {
     box.peek(10).map((i) => i.id),
     ["c", "d", "e"],
   );
-  assert.equal(box.dropped, 2);
+  assert.equal(box.droppedTotal, 2);
 });
 
 test("events stay until removed, and storage mirrors memory", () => {

@@ -96,3 +96,63 @@ test("a write key goes on the endpoint as the write_key query parameter", () => 
     "https://c.example/v1/events?x=1&write_key=wk+1%2F2",
   );
 });
+
+function keepaliveHarness(bodyText, answers) {
+  const outbox = new Outbox({ storage: null, pageId: "p", max: 100 });
+  const inits = [];
+  const beacons = [];
+  const env = {
+    fetch: async (url, init) => {
+      inits.push(init);
+      const [status] = answers.shift() ?? [202];
+      if (status === 0) throw new TypeError("Failed to fetch");
+      return { status, headers: new Map(), json: async () => ({}) };
+    },
+    beacon: (url, data) => beacons.push(JSON.parse(data)) > 0,
+    setTimeout: () => {},
+    clearTimeout: () => {},
+    now: () => 1e9,
+    random: () => 1,
+  };
+  const sender = new Sender({ endpoint: "http://c/v1/events", outbox, batchSize: 20, flushMs: 1000, env });
+  sender.enabled = true;
+  for (let i = 0; i < 10; i++) outbox.add({ id: `e${i}`, body: { event_id: `e${i}`, text: bodyText } });
+  return { outbox, sender, inits, beacons };
+}
+
+test("keepalive and the beacon are sized in UTF-8 bytes, not characters", async () => {
+  // 10 events of 4,000 CJK characters: ~40,000 characters, ~120,000 bytes. Sent as a
+  // keepalive request, Chromium refused it every time and the queue never moved.
+  const cjk = "漢".repeat(4000);
+  const h = keepaliveHarness(cjk, []);
+  await h.sender.flush();
+  assert.equal(h.inits[0].keepalive, false);
+  assert.equal(h.outbox.size, 0);
+
+  const b = keepaliveHarness(cjk, []);
+  b.sender.beacon();
+  assert.equal(b.beacons[0].length, 4, "what fits in 60,000 bytes: 4 events of 12,000");
+  assert.equal(b.outbox.size, 6);
+});
+
+test("after a keepalive request fails, the retry goes without keepalive", async () => {
+  const h = keepaliveHarness("x", [[0]]);
+  await h.sender.flush();
+  assert.equal(h.inits[0].keepalive, true);
+  h.sender.notBefore = 0;
+  await h.sender.flush();
+  assert.equal(h.inits[1].keepalive, false);
+  assert.equal(h.outbox.size, 0);
+  h.outbox.add({ id: "z", body: { event_id: "z" } });
+  await h.sender.flush();
+  assert.equal(h.inits[2].keepalive, true, "after a success, keepalive again");
+});
+
+test("no beacon while the collector is known to be failing, back-off over or not", async () => {
+  const h = keepaliveHarness("x", [[503]]);
+  await h.sender.flush();
+  h.sender.notBefore = 0; // the back-off is over, a retry may be in flight
+  h.sender.beacon();
+  assert.deepEqual(h.beacons, []);
+  assert.equal(h.outbox.size, 10, "kept for the next page");
+});

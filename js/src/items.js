@@ -1,0 +1,67 @@
+// What the collector accepts, checked before an item is queued: it refuses a whole request
+// for one bad item, and a beacon (the page closing) cannot read that answer, so one item it
+// would refuse lost every event sent with it. Mirrors src/streamlearn/collector/mapping.py.
+
+export const MAX_STRING = 8192; // characters of any text field (the collector's MAX_STRING)
+export const FEEDBACK_KINDS = ["impression", "click", "conversion", "value", "dismiss"];
+
+const encoder = typeof TextEncoder === "function" ? new TextEncoder() : null;
+
+/** UTF-8 bytes of `text`: what browsers count against their 64 KiB keepalive budget. */
+export function byteLength(text) {
+  if (encoder) return encoder.encode(text).length;
+  return unescape(encodeURIComponent(text)).length;
+}
+
+/** `text` cut to MAX_STRING UTF-16 units (never more code points than the collector
+ * counts), without splitting a surrogate pair (a lone half is text UTF-8 cannot hold). */
+export function truncated(text) {
+  if (text.length <= MAX_STRING) return text;
+  let end = MAX_STRING;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return text.slice(0, end);
+}
+
+/** Text with no lone surrogate (the collector refuses it: UTF-8 cannot hold one). */
+function wellFormed(text) {
+  return !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(text);
+}
+
+function checkText(value, field, { required, bounded = true }) {
+  if (value === null || value === undefined) return required ? `${field} is required` : null;
+  if (typeof value !== "string") return `${field} must be a string`;
+  if (required && !value.trim()) return `${field} must not be empty`;
+  if (bounded && value.length > MAX_STRING) return `${field} is longer than ${MAX_STRING} characters`;
+  if (!wellFormed(value)) return `${field} holds a lone surrogate (not Unicode text)`;
+  return null;
+}
+
+/** A map of strings (properties, context): only the request's size bounds its entries. */
+function checkStrings(map, field) {
+  for (const [key, value] of Object.entries(map || {})) {
+    const problem = checkText(key, `${field} key`, { required: false, bounded: false })
+      || checkText(value, `${field}.${key}`, { required: false, bounded: false });
+    if (problem) return problem;
+  }
+  return null;
+}
+
+/** Why the collector would refuse an event or feedback body the tag made, or null. */
+export function problemOf(body) {
+  if ("request_id" in body) {
+    if (!FEEDBACK_KINDS.includes(body.kind)) {
+      return `feedback kind must be one of ${FEEDBACK_KINDS.join(", ")}, got ${JSON.stringify(body.kind)}`;
+    }
+    if (body.value !== null && !Number.isFinite(body.value)) return "feedback value must be a finite number";
+    return checkText(body.request_id, "request_id", { required: true })
+      || checkText(body.user_id, "user_id", { required: false })
+      || checkStrings(body.properties, "properties");
+  }
+  return checkText(body.event_type, "event_type", { required: true })
+    || checkText(body.user_id, "user_id", { required: true })
+    || checkText(body.session_hint, "session_hint", { required: false })
+    || checkText(body.app_version, "app_version", { required: false })
+    || checkStrings(body.properties, "properties")
+    || checkStrings(body.context, "context");
+}
