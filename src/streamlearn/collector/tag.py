@@ -24,37 +24,53 @@ class Tag:
     body: bytes
     gzipped: bytes
     etag: str
+    """The identity body's strong ETag; the gzipped body's is another (RFC 9110 8.8.3: a
+    strong validator names one representation, byte for byte)."""
+    gzip_etag: str
     version: str
 
     @classmethod
     def load(cls) -> Tag:
         body = files("streamlearn.collector").joinpath("static/streamlearn.js").read_bytes()
+        digest = hashlib.sha256(body).hexdigest()[:32]
         return cls(
             body=body,
             gzipped=gzip.compress(body, compresslevel=9, mtime=0),
-            etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+            etag=f'"{digest}"',
+            gzip_etag=f'"{digest}-gzip"',
             version=version("streamlearn"),
         )
 
     def response(self, request: web.Request, max_age_s: int, immutable: bool) -> web.Response:
+        gzipped = accepts_gzip(request.headers.get("Accept-Encoding", ""))
+        etag = self.gzip_etag if gzipped else self.etag
         headers = {
             "Cache-Control": f"public, max-age={max_age_s}" + (", immutable" if immutable else ""),
-            "ETag": self.etag,
+            "ETag": etag,
             "Vary": "Accept-Encoding",
             # Any site may load the tag; it reads nothing of the collector's origin.
             "Access-Control-Allow-Origin": "*",
             "Cross-Origin-Resource-Policy": "cross-origin",
             "X-Content-Type-Options": "nosniff",
         }
-        if self.etag in request.headers.get("If-None-Match", ""):
+        if none_match(request.headers.get("If-None-Match"), etag):
             return web.Response(status=304, headers=headers)
         body = self.body
-        if accepts_gzip(request.headers.get("Accept-Encoding", "")):
+        if gzipped:
             body = self.gzipped
             headers["Content-Encoding"] = "gzip"
         return web.Response(
             body=body, headers=headers, content_type="text/javascript", charset="utf-8"
         )
+
+
+def none_match(if_none_match: str | None, etag: str) -> bool:
+    """Whether ``If-None-Match`` matches ``etag`` (RFC 9110 13.1.2: ``*`` matches any current
+    representation; otherwise a listed tag equal by the weak comparison, ``W/`` ignored)."""
+    if if_none_match is None:
+        return False
+    tags = [tag.strip() for tag in if_none_match.split(",")]
+    return "*" in tags or etag in (tag.removeprefix("W/") for tag in tags)
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
