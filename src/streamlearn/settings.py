@@ -30,11 +30,11 @@ from pydantic_settings import (
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.settings_values import (
     Credential,
+    HttpUrl,
+    KafkaAddresses,
+    Origin,
     SigningKey,
     app_id,
-    http_url,
-    kafka_addresses,
-    origin,
 )
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         use_attribute_docstrings=True,
     )
 
-    kafka_bootstrap: Annotated[str, AfterValidator(kafka_addresses)] = "127.0.0.1:9092"
+    kafka_bootstrap: KafkaAddresses = "127.0.0.1:9092"
     """Kafka bootstrap servers (comma separated host:port)."""
 
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     kafka_ssl_key_password: SecretStr | None = None
     """Password of the client private key (secret: never printed)."""
 
-    schema_registry_url: Annotated[str, AfterValidator(http_url)] = "http://127.0.0.1:8081"
+    schema_registry_url: HttpUrl = "http://127.0.0.1:8081"
     """URL of the Confluent-compatible schema registry (http:// or https://)."""
 
     schema_registry_basic_auth: SecretStr | None = None
@@ -226,9 +226,7 @@ class Settings(BaseSettings):
     collector_delivery_timeout_s: float = Field(default=10.0, gt=0)
     """How long the collector waits for Kafka to confirm a batch before answering 503."""
 
-    collector_cors_origins: list[Annotated[str, AfterValidator(origin)]] = Field(
-        default_factory=list
-    )
+    collector_cors_origins: list[Origin] = Field(default_factory=list)
     """Origins whose pages may post events (CORS); a browser on any other origin gets 403."""
 
     collector_trust_forwarded_for: bool = False

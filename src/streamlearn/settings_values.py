@@ -6,10 +6,42 @@ from __future__ import annotations
 import json
 import re
 from contextvars import ContextVar
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 from urllib.parse import SplitResult, urlsplit
 
-from pydantic import AfterValidator, SecretStr
+from pydantic import AfterValidator, GetJsonSchemaHandler, SecretStr
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+
+@dataclass(frozen=True)
+class JsonPattern:
+    """A setting's check as a JSON-schema ``pattern`` (RE2: Helm validates the chart's values
+    with Go's regexp), so ``helm install`` refuses what the setting's validator would refuse
+    at start; the validator stays the rule, the pattern at most as strict.
+
+    ``refused=True`` states it as ``not: {pattern}`` (what a value must not match), for
+    secrets: Helm's message for a failed ``pattern`` quotes the value, for a failed ``not``
+    it does not."""
+
+    pattern: str
+    refused: bool = False
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema: dict[str, Any] = handler(core_schema)
+        if self.refused:
+            schema["not"] = {"pattern": self.pattern}
+        else:
+            schema["pattern"] = self.pattern
+        return schema
+
+
+_PORT = r"0*([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+"""1 to 65535, as text."""
+_KAFKA_ITEM = rf"\s*([A-Za-z_]+://)?(\[[0-9A-Fa-f:.]+\]|[^\s:,/\[\]]+):{_PORT}\s*"
 
 
 def http_url(url: str) -> str:
@@ -55,6 +87,14 @@ def kafka_addresses(addresses: str) -> str:
     return addresses
 
 
+KafkaAddresses = Annotated[
+    str, AfterValidator(kafka_addresses), JsonPattern(rf"^{_KAFKA_ITEM}(,{_KAFKA_ITEM})*$")
+]
+HttpUrl = Annotated[
+    str, AfterValidator(http_url), JsonPattern(r"^https?://[^\s/?#]+([/?#][^\s]*)?$")
+]
+
+
 def credential(secret: SecretStr) -> SecretStr:
     """A token or write key a client can send: not empty, no whitespace (an empty one let
     ``Authorization: Bearer`` with nothing after it through)."""
@@ -94,8 +134,10 @@ def app_id(app: str) -> str:
     return app
 
 
-Credential = Annotated[SecretStr, AfterValidator(credential)]
-SigningKey = Annotated[SecretStr, AfterValidator(signing_key)]
+Credential = Annotated[SecretStr, AfterValidator(credential), JsonPattern(r"^$|\s", refused=True)]
+SigningKey = Annotated[
+    SecretStr, AfterValidator(signing_key), JsonPattern(r"^\s|\s$", refused=True)
+]
 
 
 def origin(origin: str) -> str:
@@ -117,6 +159,7 @@ def origin(origin: str) -> str:
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+Origin = Annotated[str, AfterValidator(origin), JsonPattern(r"^https?://[^\s/?#]+$")]
 
 
 def shown_setting(value: object) -> str:

@@ -273,12 +273,17 @@ def test_given_secrets_are_stored_in_the_charts_secret_only() -> None:
         )
     )
     secrets = [d for d in documents if d["kind"] == "Secret"]
-    assert len(secrets) == 1
-    stored = {k: base64.b64decode(v).decode() for k, v in secrets[0]["data"].items()}
-    assert stored == {
-        "model-signing-key": "s3cret-signing-key-0",
-        "kafka-sasl-password": "s3cret-sasl",
-    }
+    # The parts' Secret and the hooks' copy (test_helm_chart_operations), the same data.
+    assert sorted(s["metadata"]["name"] for s in secrets) == [
+        "rel-streamlearn-secrets",
+        "rel-streamlearn-settings",
+    ]
+    for secret in secrets:
+        stored = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+        assert stored == {
+            "model-signing-key": "s3cret-signing-key-0",
+            "kafka-sasl-password": "s3cret-sasl",
+        }
     others = yaml.safe_dump_all([d for d in documents if d["kind"] != "Secret"])
     assert "s3cret" not in others
 
@@ -373,13 +378,15 @@ def test_secret_settings_are_stored_in_the_secret_and_given_only_to_their_parts(
     documents = render_chart(json_sets=(f"secretConfig.values={json.dumps(SECRET_VALUES)}",))
     others = yaml.safe_dump_all([d for d in documents if d["kind"] != "Secret"])
     assert "s3cret" not in others
-    (secret,) = [d for d in documents if d["kind"] == "Secret"]
-    stored = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    secrets = [d for d in documents if d["kind"] == "Secret"]  # the parts' and the hooks'
+    assert len({json.dumps(s["data"], sort_keys=True) for s in secrets}) == 1
+    stored = {k: base64.b64decode(v).decode() for k, v in secrets[0]["data"].items()}
+    names = {s["metadata"]["name"] for s in secrets}
     given: dict[str, set[str]] = {}
     for part, container in _containers(documents):
         for item in container.get("env", []):
             reference = item.get("valueFrom", {}).get("secretKeyRef", {})
-            if reference.get("name") == secret["metadata"]["name"] and item["name"] in stored:
+            if reference.get("name") in names and item["name"] in stored:
                 given.setdefault(item["name"], set()).add(part.split("-")[0])
     assert given == {
         "STREAMLEARN_SERVE_API_TOKENS": {"serve", "test"},
@@ -425,7 +432,7 @@ def test_the_helm_test_sends_a_token_when_the_api_has_tokens() -> None:
             "name": "STREAMLEARN_SERVE_API_TOKENS",
             "valueFrom": {
                 "secretKeyRef": {
-                    "name": "rel-streamlearn-secrets",
+                    "name": "rel-streamlearn-settings",
                     "key": "STREAMLEARN_SERVE_API_TOKENS",
                 }
             },
@@ -571,7 +578,9 @@ def test_https_reaches_the_probes_the_registry_url_the_test_and_the_scrapes() ->
     assert '"https://rel-streamlearn-registry:8081/subjects"' in script
     assert 'cafile="/etc/streamlearn/http-tls/ca.crt"' in script
     assert "http://" not in script
-    (monitor,) = [d for d in documents if d["kind"] == "ServiceMonitor"]
-    (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint["scheme"] == "https"
-    assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": "web-tls", "key": "ca.crt"}
+    monitors = [d for d in documents if d["kind"] == "ServiceMonitor"]
+    assert len(monitors) == 2  # the collector's and the workers'
+    for monitor in monitors:
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["scheme"] == "https"
+        assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": "web-tls", "key": "ca.crt"}

@@ -37,15 +37,24 @@ PATH_DESCRIPTIONS = {
     "httpTls.keyKey": "Key of the private key; empty: in the certificate's file.",
     "httpTls.caKey": "Key of the CA streamlearn's clients trust; empty: the system's.",
     "agents.metricsPort": "Port of every agent worker's /metrics, /healthz and /readyz.",
+    "kafka.tls.keyPasswordKey": "The key in `existingSecret` holding the client key's "
+    "password (an encrypted key).",
+    "extraVolumes": "Volumes of every part and hook, for settings that name files "
+    "(`config.geoip_database`, `config.topology_file`).",
+    "extraVolumeMounts": "Where every container mounts them.",
     "podSecurityContext": "Pod security context of every part (non-root uid 1001, seccomp).",
     "containerSecurityContext": "Container security context of every part (read-only root, "
     "no privilege escalation, all capabilities dropped).",
     "serviceAccount.create": "Create a service account (its token is never mounted).",
     "serviceAccount.name": "Its name; empty: the release's full name.",
     "networkPolicy.enabled": "Restrict ingress and egress of every part.",
-    "networkPolicy.kafkaPorts": "Broker ports egress is allowed to.",
-    "networkPolicy.ingressFrom": "NetworkPolicy peers allowed to reach the collector, the "
-    "workers and /metrics (empty: anyone reaches the collector and workers).",
+    "networkPolicy.kafkaPorts": "Broker ports egress is allowed to, besides every port of "
+    "`kafka.bootstrapServers`.",
+    "networkPolicy.ingressFrom": "NetworkPolicy peers allowed to reach the collector and the "
+    "workers (empty: anyone; else these and the release's own pods), the registry and the "
+    "agents' metrics port.",
+    "networkPolicy.metricsFrom": "Peers allowed to reach every part's metrics port only "
+    "(Prometheus' namespace), without opening the API to them.",
     "metrics.serviceMonitor.interval": "Scrape interval.",
     "tests.model": "The model `helm test`'s prediction asks for.",
 }

@@ -35,7 +35,6 @@ CHART_MANAGED = frozenset(
         "schema_registry_url",
         "topic_prefix",
         "topic_replication_factor",
-        "topology_file",
         "model_signing_key",
         "model_signing_key_id",
         "pseudonymisation_key",
@@ -45,7 +44,6 @@ CHART_MANAGED = frozenset(
         "kafka_heap",
         "kafka_start_timeout_s",
         "serve_port",
-        "geoip_database",
         "log_level",
     }
 )
@@ -77,6 +75,12 @@ def _clean(schema: Any) -> Any:
         cleaned = {k: _clean(v) for k, v in schema.items() if k not in DROPPED_KEYWORDS}
         if schema.get("format") == "date-time":
             cleaned["pattern"] = ISO_8601
+        if "not" in cleaned.get("propertyNames", {}):
+            # Keys that are secrets (write keys): Helm's message for a key it refuses quotes
+            # the key, so they are left to the collector, whose message does not.
+            del cleaned["propertyNames"]["not"]
+        if cleaned.get("propertyNames") == {}:
+            del cleaned["propertyNames"]
         return cleaned
     if isinstance(schema, list):
         return [_clean(v) for v in schema]
@@ -149,13 +153,18 @@ def _part(extra: dict[str, Any], description: str) -> dict[str, Any]:
     )
 
 
-def _keyed_secret(description: str, min_chars: int = 0, **extra: Any) -> dict[str, Any]:
+def _keyed_secret(
+    description: str,
+    min_chars: int = 0,
+    refused: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """A secret value: created in the chart's Secret from ``key`` (empty: not given; else
-    at least ``min_chars`` long), or read from ``existingSecret`` under
-    ``existingSecretKey``."""
+    at least ``min_chars`` long and not matching ``refused``'s ``not``), or read from
+    ``existingSecret`` under ``existingSecretKey``."""
     key: dict[str, Any] = {**STRING, "description": "The value (stored in the chart's Secret)."}
     if min_chars:
-        key["anyOf"] = [{"const": ""}, {"minLength": min_chars}]
+        key["anyOf"] = [{"const": ""}, {"minLength": min_chars, **(refused or {})}]
     return _object(
         {
             "key": key,
@@ -168,6 +177,18 @@ def _keyed_secret(description: str, min_chars: int = 0, **extra: Any) -> dict[st
         },
         description,
     )
+
+
+def settings_url_pattern() -> str:
+    """The registry URL's pattern, as the setting's (http:// or https:// with a host)."""
+    return str(_settings()["schema_registry_url"]["pattern"])
+
+
+def _signing_key_refused() -> dict[str, Any]:
+    """What a signing key must not match, as the setting says (whitespace around it)."""
+    schema = _settings()["model_signing_key"]
+    (refused,) = [choice["not"] for choice in schema["anyOf"] if "not" in choice]
+    return {"not": refused}
 
 
 def values_schema() -> dict[str, Any]:
@@ -227,6 +248,7 @@ def values_schema() -> dict[str, Any]:
             "caKey": STRING,
             "certKey": STRING,
             "keyKey": STRING,
+            "keyPasswordKey": STRING,
         },
         "TLS to the brokers (security protocol SSL or SASL_SSL).",
     )
@@ -281,6 +303,7 @@ def values_schema() -> dict[str, Any]:
                 {
                     "url": {
                         **STRING,
+                        "anyOf": [{"const": ""}, {"pattern": settings_url_pattern()}],
                         "description": "An existing Confluent-compatible registry; empty: the "
                         "chart runs streamlearn's.",
                     },
@@ -302,6 +325,7 @@ def values_schema() -> dict[str, Any]:
             "signing": _keyed_secret(
                 "The HMAC key that signs model snapshots (learner) and verifies them (workers).",
                 min_chars=SIGNING_KEY_MIN_CHARS,
+                refused=_signing_key_refused(),
                 keyId=_setting("model_signing_key_id"),
             ),
             "pseudonymisation": _keyed_secret(
@@ -347,32 +371,38 @@ def values_schema() -> dict[str, Any]:
                         "description": "Deployments of agents, by name: each its own "
                         "consumer group (streamlearn-<name>).",
                         # The name is in the Deployment's and container's names: a DNS label.
-                        "propertyNames": {"pattern": "^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$"},
-                        "additionalProperties": _object(
-                            {
-                                "enabled": BOOLEAN,
-                                "agents": {
-                                    "type": "array",
-                                    "minItems": 1,
-                                    "uniqueItems": True,
-                                    "items": {
-                                        "enum": [
-                                            "preprocess",
-                                            "sessionise",
-                                            "label-join",
-                                            "learner",
-                                            "monitor",
-                                        ]
+                        # (patternProperties, not propertyNames, which Helm's validator
+                        # reports at another value's path.)
+                        "additionalProperties": False,
+                        "patternProperties": {
+                            "^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$": _object(
+                                {
+                                    "enabled": BOOLEAN,
+                                    "agents": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "uniqueItems": True,
+                                        "items": {
+                                            "enum": [
+                                                "preprocess",
+                                                "sessionise",
+                                                "label-join",
+                                                "learner",
+                                                "monitor",
+                                            ]
+                                        },
                                     },
+                                    "replicas": REPLICAS,
+                                    "resources": RESOURCES,
                                 },
-                                "replicas": REPLICAS,
-                                "resources": RESOURCES,
-                            },
-                            required=["agents"],
-                        ),
+                                required=["agents"],
+                            )
+                        },
                     },
                 }
             ),
+            "extraVolumes": ANY_LIST,
+            "extraVolumeMounts": ANY_LIST,
             "podSecurityContext": ANY_OBJECT,
             "containerSecurityContext": ANY_OBJECT,
             "serviceAccount": _object({"create": BOOLEAN, "name": STRING}),
@@ -381,6 +411,7 @@ def values_schema() -> dict[str, Any]:
                     "enabled": BOOLEAN,
                     "kafkaPorts": {"type": "array", "items": PORT, "minItems": 1},
                     "ingressFrom": ANY_LIST,
+                    "metricsFrom": ANY_LIST,
                 }
             ),
             "metrics": _object(

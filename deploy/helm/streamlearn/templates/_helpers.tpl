@@ -60,9 +60,36 @@ app.kubernetes.io/component: {{ .component }}
 {{- if or .Values.httpTls.existingSecret .Values.config.http_tls_certfile -}}https{{- else -}}http{{- end -}}
 {{- end -}}
 
-{{/* The chart's own Secret, when it holds anything. */}}
+{{/* The chart's own Secret, when it holds anything: the hooks' copy (a hook resource, made
+     before the topics and schemas hooks run). */}}
 {{- define "streamlearn.secretName" -}}
 {{- printf "%s-secrets" (include "streamlearn.fullname" .) -}}
+{{- end -}}
+
+{{/* What the parts run with: a regular ConfigMap and Secret, "<fullname>-settings", applied
+     only once the hooks have passed and restored by `helm rollback`; the hooks read their own
+     copies ("-config", "-secrets"), made before them. With one object for both, a refused
+     upgrade left its settings live for every pod started after it, and a rollback never
+     restored them. */}}
+{{- define "streamlearn.settingsName" -}}
+{{- printf "%s-settings" (include "streamlearn.fullname" .) -}}
+{{- end -}}
+
+{{/* The ConfigMap and Secret a container reads (.root, .component): the hooks' or the parts'. */}}
+{{- define "streamlearn.configFor" -}}
+{{- if hasSuffix "-hook" .component -}}
+{{- printf "%s-config" (include "streamlearn.fullname" .root) -}}
+{{- else -}}
+{{- include "streamlearn.settingsName" .root -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "streamlearn.secretFor" -}}
+{{- if hasSuffix "-hook" .component -}}
+{{- include "streamlearn.secretName" .root -}}
+{{- else -}}
+{{- include "streamlearn.settingsName" .root -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "streamlearn.needsSasl" -}}
@@ -80,7 +107,7 @@ serve_api_tokens: [serve, test]
 collector_write_keys: [collector]
 registry_writers: [registry]
 schema_registry_basic_auth: [collector, serve, agents, schemas]
-model_previous_signing_key: [serve, agents]
+model_previous_signing_key: [serve, learner]
 {{- end -}}
 
 {{/* The secret settings a part (kind, see above) uses, as env entries referencing the
@@ -88,15 +115,24 @@ model_previous_signing_key: [serve, agents]
 {{- define "streamlearn.secretSettingsEnv" -}}
 {{- $root := .root -}}
 {{- $kind := .kind -}}
+{{- $agents := .agents | default list -}}
+{{- $secretName := .secretName | default (include "streamlearn.settingsName" $root) -}}
 {{- $given := $root.Values.secretConfig.values | default dict -}}
 {{- range $name, $parts := fromYaml (include "streamlearn.secretSettingParts" $root) }}
-{{- if has $kind $parts }}
+{{- /* An agent set gets what "agents" get, and what one of its agents is named for. */}}
+{{- $uses := has $kind $parts }}
+{{- if eq $kind "agents" }}
+{{- range $agent := $agents }}
+{{- if has $agent $parts }}{{- $uses = true }}{{- end }}
+{{- end }}
+{{- end }}
+{{- if $uses }}
 {{- $variable := printf "STREAMLEARN_%s" (upper $name) }}
 {{- if and (hasKey $given $name) (not (kindIs "invalid" (get $given $name))) }}
 - name: {{ $variable }}
   valueFrom:
     secretKeyRef:
-      name: {{ include "streamlearn.secretName" $root }}
+      name: {{ $secretName }}
       key: {{ $variable }}
 {{- else if $root.Values.secretConfig.existingSecret }}
 - name: {{ $variable }}
@@ -116,6 +152,25 @@ model_previous_signing_key: [serve, agents]
 {{- end -}}
 
 {{/* The key of a component in kafka.sasl.users: agents-<set> is "<set>", a hook "ops". */}}
+{{/* The kafka.sasl.users keys of the parts that log in to Kafka in this release. */}}
+{{- define "streamlearn.kafkaParts" -}}
+{{- $parts := list "collector" "serve" -}}
+{{- if not .Values.schemaRegistry.url -}}{{- $parts = append $parts "registry" -}}{{- end -}}
+{{- if or .Values.topics.apply .Values.schemas.register -}}{{- $parts = append $parts "ops" -}}{{- end -}}
+{{- range $set, $spec := .Values.agents.sets -}}
+{{- if ne $spec.enabled false -}}{{- $parts = append $parts $set -}}{{- end -}}
+{{- end -}}
+{{- toYaml $parts -}}
+{{- end -}}
+
+{{/* "true" when some part logs in as the shared kafka.sasl user (it has no user of its own). */}}
+{{- define "streamlearn.sharedKafkaUser" -}}
+{{- $users := .Values.kafka.sasl.users | default dict -}}
+{{- range $part := fromYamlArray (include "streamlearn.kafkaParts" .) -}}
+{{- if not (hasKey $users $part) -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "streamlearn.kafkaUserKey" -}}
 {{- if hasPrefix "agents-" . -}}{{ trimPrefix "agents-" . }}{{- else if hasSuffix "-hook" . -}}ops{{- else -}}{{ . }}{{- end -}}
 {{- end -}}
@@ -126,7 +181,7 @@ model_previous_signing_key: [serve, agents]
 {{- $entries := include "streamlearn.envEntries" . -}}
 envFrom:
   - configMapRef:
-      name: {{ include "streamlearn.fullname" .root }}-config
+      name: {{ include "streamlearn.configFor" . }}
 {{- if trim $entries }}
 env:{{ $entries }}
 {{- end }}
@@ -138,6 +193,7 @@ env:{{ $entries }}
 {{- $kind := include "streamlearn.partKind" .component -}}
 {{- $kafkaUser := get (default dict .root.Values.kafka.sasl.users) (include "streamlearn.kafkaUserKey" .component) -}}
 {{- $agents := .agents | default list -}}
+{{- $secretName := include "streamlearn.secretFor" . -}}
 {{- with .root }}
   {{- /* Signs snapshots (the learner) and verifies what the workers load (serve): no
        other part may hold it (least privilege). */}}
@@ -145,7 +201,7 @@ env:{{ $entries }}
   - name: STREAMLEARN_MODEL_SIGNING_KEY
     valueFrom:
       secretKeyRef:
-        name: {{ default (include "streamlearn.secretName" .) .Values.signing.existingSecret }}
+        name: {{ default $secretName .Values.signing.existingSecret }}
         key: {{ .Values.signing.existingSecretKey }}
   {{- end }}
   {{- if and (include "streamlearn.needsSasl" .) $kafkaUser }}
@@ -161,17 +217,24 @@ env:{{ $entries }}
   - name: STREAMLEARN_KAFKA_SASL_PASSWORD
     valueFrom:
       secretKeyRef:
-        name: {{ default (include "streamlearn.secretName" .) .Values.kafka.sasl.existingSecret }}
+        name: {{ default $secretName .Values.kafka.sasl.existingSecret }}
         key: {{ if .Values.kafka.sasl.existingSecret }}{{ .Values.kafka.sasl.passwordKey }}{{ else }}kafka-sasl-password{{ end }}
+  {{- end }}
+  {{- if and (include "streamlearn.needsTls" .) .Values.kafka.tls.existingSecret .Values.kafka.tls.keyPasswordKey }}
+  - name: STREAMLEARN_KAFKA_SSL_KEY_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ .Values.kafka.tls.existingSecret }}
+        key: {{ .Values.kafka.tls.keyPasswordKey }}
   {{- end }}
   {{- if and (or .Values.pseudonymisation.existingSecret .Values.pseudonymisation.key) (has "preprocess" $agents) }}
   - name: STREAMLEARN_PSEUDONYMISATION_KEY
     valueFrom:
       secretKeyRef:
-        name: {{ default (include "streamlearn.secretName" .) .Values.pseudonymisation.existingSecret }}
+        name: {{ default $secretName .Values.pseudonymisation.existingSecret }}
         key: {{ .Values.pseudonymisation.existingSecretKey }}
   {{- end }}
-  {{- with include "streamlearn.secretSettingsEnv" (dict "root" . "kind" $kind) }}
+  {{- with include "streamlearn.secretSettingsEnv" (dict "root" . "kind" $kind "agents" $agents "secretName" $secretName) }}
   {{- . | nindent 2 }}
   {{- end }}
 {{- end }}
@@ -194,6 +257,9 @@ volumeMounts:
     mountPath: /etc/streamlearn/http-tls
     readOnly: true
   {{- end }}
+  {{- with .Values.extraVolumeMounts }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- end -}}
 
 {{- define "streamlearn.volumes" -}}
@@ -208,6 +274,9 @@ volumes:
       secretName: {{ .Values.kafka.tls.existingSecret }}
   {{- end }}
   {{- include "streamlearn.httpTlsVolume" . }}
+  {{- with .Values.extraVolumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- end -}}
 
 {{/* The HTTPS certificate's Secret as a volume: group-readable (the pods' fsGroup), not
@@ -284,7 +353,8 @@ securityContext:
 startupProbe:
   httpGet: {path: /healthz, port: {{ .port }}{{ $scheme }}}
   periodSeconds: 2
-  failureThreshold: 90
+  {{- /* 180 s to start, plus what the part waits before it opens its port (.waitS). */}}
+  failureThreshold: {{ add 90 (divf (.waitS | default 0) 2 | ceil) }}
 livenessProbe:
   httpGet: {path: /healthz, port: {{ .port }}{{ $scheme }}}
   periodSeconds: 10
@@ -321,7 +391,9 @@ STREAMLEARN_KAFKA_BOOTSTRAP: {{ .Values.kafka.bootstrapServers | quote }}
 STREAMLEARN_KAFKA_SECURITY_PROTOCOL: {{ .Values.kafka.securityProtocol | quote }}
 {{- if include "streamlearn.needsSasl" . }}
 STREAMLEARN_KAFKA_SASL_MECHANISM: {{ required "kafka.sasl.mechanism is required with SASL" .Values.kafka.sasl.mechanism | quote }}
-STREAMLEARN_KAFKA_SASL_USERNAME: {{ required "kafka.sasl.username is required with SASL" .Values.kafka.sasl.username | quote }}
+{{- if include "streamlearn.sharedKafkaUser" . }}
+STREAMLEARN_KAFKA_SASL_USERNAME: {{ required "kafka.sasl.username is required with SASL (or a user per part under kafka.sasl.users)" .Values.kafka.sasl.username | quote }}
+{{- end }}
 {{- end }}
 {{- if and (include "streamlearn.needsTls" .) .Values.kafka.tls.existingSecret }}
 STREAMLEARN_KAFKA_SSL_CAFILE: {{ printf "/etc/streamlearn/kafka-tls/%s" .Values.kafka.tls.caKey | quote }}
@@ -362,10 +434,38 @@ STREAMLEARN_CACHE_DIR: "/tmp/cache"
 {{- end }}
 {{- end -}}
 
-{{/* Pod annotations that roll the pods when their configuration changes. */}}
+{{/* Pod annotations that roll the pods when their configuration changes. The secret values'
+     hash is salted with the signing key (given, or read from the cluster): a plain hash of
+     a token in a pod's annotations can be checked against guesses by anyone who may read
+     pods. Without a key to salt with (`helm template`, or the install that generates the
+     key) the annotation says so, and a change of secretConfig.values needs a restart. */}}
 {{- define "streamlearn.configChecksum" -}}
 checksum/config: {{ include "streamlearn.configData" . | sha256sum }}
+{{- if .Values.secretConfig.values }}
+{{- $salt := include "streamlearn.secretSalt" . }}
+checksum/secret-config: {{ if $salt }}{{ printf "%s\n%s" $salt (toJson .Values.secretConfig) | sha256sum }}{{ else }}{{ "no key to salt the secrets' hash with: restart the parts after changing secretConfig.values" | quote }}{{ end }}
+{{- else }}
 checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
+{{- end }}
+{{- end -}}
+
+{{/* The signing key, as a salt: from the values, else from the cluster (the release's Secrets,
+     or signing.existingSecret); empty when none can be read. */}}
+{{- define "streamlearn.secretSalt" -}}
+{{- if .Values.signing.key -}}
+{{- .Values.signing.key -}}
+{{- else -}}
+{{- $names := list (include "streamlearn.settingsName" .) (include "streamlearn.secretName" .) -}}
+{{- with .Values.signing.existingSecret }}{{ $names = list . }}{{ end -}}
+{{- $salt := "" -}}
+{{- range $name := $names -}}
+{{- $secret := lookup "v1" "Secret" $.Release.Namespace $name -}}
+{{- if and (not $salt) $secret -}}
+{{- $salt = index ($secret.data | default dict) $.Values.signing.existingSecretKey | default "" -}}
+{{- end -}}
+{{- end -}}
+{{- $salt -}}
+{{- end -}}
 {{- end -}}
 
 {{/* What the values schema cannot say across values, refused as the parts would at start. */}}
@@ -379,6 +479,14 @@ checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
 {{- with .Values.serve.autoscaling }}
 {{- if and .enabled (gt (int .minReplicas) (int .maxReplicas)) }}
 {{- fail (printf "serve.autoscaling: minReplicas %d is more than maxReplicas %d" (int .minReplicas) (int .maxReplicas)) }}
+{{- end }}
+{{- end }}
+{{- /* A user for a part the release does not have (a typo) would leave the part logging in
+     as the shared user without a word. */}}
+{{- $known := concat (list "collector" "serve" "registry" "ops") (keys .Values.agents.sets) }}
+{{- range $part, $_ := .Values.kafka.sasl.users | default dict }}
+{{- if not (has $part $known) }}
+{{- fail (printf "kafka.sasl.users.%s: no such part; the keys are collector, serve, registry, ops (the hooks) and the agent sets (%s)" $part (join ", " (keys $.Values.agents.sets | sortAlpha))) }}
 {{- end }}
 {{- end }}
 {{- /* Each agent in one enabled set: helm merges a new set into the default ones, and two
@@ -399,4 +507,11 @@ checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* How long a starting worker may wait before it opens its port: config's, else the
+     setting's default (STREAMLEARN_SERVE_STARTUP_WAIT_S, 30 s). */}}
+{{- define "streamlearn.serveStartupWaitS" -}}
+{{- $wait := .Values.config.serve_startup_wait_s -}}
+{{- if kindIs "invalid" $wait -}}30{{- else -}}{{ $wait }}{{- end -}}
 {{- end -}}
