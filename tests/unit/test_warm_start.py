@@ -21,7 +21,7 @@ WARM = replace(SPECS["ctr"], warm_start="ctr@history")
 
 
 def _baseline(cut: int, records: list[tuple[dict, str, int, int]]) -> dict:  # type: ignore[type-arg]
-    """What ``replay model ctr --shadow history --publish`` makes of the first ``cut``."""
+    """What ``replay model ctr --shadow history`` makes of the first ``cut``."""
     history = OnlineLearner(SPECS["ctr"], signing_key=KEY, model_name="ctr@history")
     history.learn_many(records[:cut])
     return history.snapshot(T0)

@@ -1,7 +1,7 @@
 """Warm starts in the learning lab: a baseline trained on one lab's history, for another.
 
 A fresh deployment with ``ModelSpec.warm_start`` starts from a snapshot trained on the
-history (``streamlearn replay model NAME --shadow history --publish``). In the lab, the
+history (``streamlearn replay model NAME --shadow history``). In the lab, the
 history is a first lab run; :func:`history_baseline` re-publishes its model's newest
 snapshot under the shadow name, signed with the lab's key, with its offsets cleared: the
 fresh deployment is a second lab (another seed of the same world) whose log starts empty,
