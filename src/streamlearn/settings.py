@@ -40,6 +40,9 @@ from streamlearn.settings_values import (
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "STREAMLEARN_"
+LONGEST_LABEL_WAIT_S = 30 * 86400
+"""The longest label horizon and lateness: label-join holds every prediction that long
+(1e300 s passed and overflowed a timestamp)."""
 CONFIG_FILE_ENV = "STREAMLEARN_CONFIG_FILE"
 
 
@@ -67,6 +70,9 @@ class Settings(BaseSettings):
         extra="forbid",
         frozen=True,
         use_attribute_docstrings=True,
+        # No setting means infinity: `inf` passed `gt=0` and crashed label-join (a horizon
+        # in milliseconds is an integer).
+        allow_inf_nan=False,
     )
 
     kafka_bootstrap: KafkaAddresses = "127.0.0.1:9092"
@@ -274,10 +280,11 @@ class Settings(BaseSettings):
     models: list[str] = Field(default_factory=lambda: ["ctr"], min_length=1)
     """Model specs (streamlearn.models.SPECS) the learner trains and workers serve."""
 
-    label_horizon_s: float | None = Field(default=None, gt=0)
-    """Overrides every model's label horizon (seconds); learner and workers must agree."""
+    label_horizon_s: float | None = Field(default=None, gt=0, le=LONGEST_LABEL_WAIT_S)
+    """Overrides every model's label horizon (seconds, at most 30 days); learner and workers
+    must agree."""
 
-    label_allowed_lateness_s: float = Field(default=60.0, ge=0)
+    label_allowed_lateness_s: float = Field(default=60.0, ge=0, le=LONGEST_LABEL_WAIT_S)
     """How long after a label's horizon late feedback is still waited for."""
 
     snapshot_every_examples: int | None = Field(default=None, ge=1)

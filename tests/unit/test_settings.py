@@ -62,6 +62,26 @@ def test_invalid_value_names_the_environment_variable(monkeypatch: pytest.Monkey
         load_settings()
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("STREAMLEARN_LABEL_HORIZON_S", "inf", "finite"),
+        ("STREAMLEARN_LABEL_HORIZON_S", "1e300", "less than or equal to 2592000"),
+        ("STREAMLEARN_LABEL_ALLOWED_LATENESS_S", "inf", "finite"),
+        ("STREAMLEARN_SESSION_GAP_S", "inf", "finite"),
+    ],
+)
+def test_an_infinite_or_overlong_duration_is_refused_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, complaint: str
+) -> None:
+    """`inf` passed `gt=0`, and label-join crashed with a traceback turning the horizon into
+    milliseconds (1e300: a timestamp beyond 64 bits); the learner published a spec whose
+    horizon was inf, which the workers then refused."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=f"{variable}.*{complaint}"):
+        load_settings()
+
+
 def test_unknown_setting_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="kafka_bootstrapp"):
         load_settings(kafka_bootstrapp="typo:9092")
