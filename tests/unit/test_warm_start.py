@@ -90,3 +90,22 @@ def test_the_settings_name_a_models_baseline() -> None:
     for wrong in ("ctr", "ctr_tree@history"):
         with pytest.raises(ConfigurationError, match="model_warm_start"):
             configured_specs(learning_settings(model_warm_start={"ctr": wrong}))
+
+
+def test_a_warm_start_for_a_model_not_configured_is_refused() -> None:
+    """A misspelt model name (`ctrr`) was taken by every part without a word."""
+    settings = learning_settings(models=["ctr"], model_warm_start={"ctrr": "ctrr@history"})
+    with pytest.raises(ConfigurationError, match="'ctrr' is not a configured model"):
+        configured_specs(settings)
+
+
+def test_a_model_whose_baseline_is_missing_starts_cold_and_is_counted() -> None:
+    """It started cold with a warning line only: nothing a dashboard or alert could see."""
+    settings = learning_settings(models=["ctr"])
+    specs = {"ctr": replace(configured_specs(settings)["ctr"], warm_start="ctr@nothere")}
+    lab = LearningLab(learning_config(1, rate=10.0), settings=settings, specs=specs)
+    lab.run(12)
+    counted = lab.metrics.registry.get_sample_value(
+        "streamlearn_learner_cold_starts_total", {"model": "ctr", "reason": "no_baseline"}
+    )
+    assert counted is not None and counted >= 1

@@ -149,12 +149,14 @@ class LearnerStep(Step):
             return
         baseline = view.newest.get(baseline_name)
         if baseline is None:
+            self.figures.cold_starts.labels(model=name, reason="no_baseline").inc()
             log.warning("no verified snapshot of %s to warm-start %s: cold", baseline_name, name)
             return
         try:
             learner.warm_start(baseline)
         except SnapshotRejected as exc:  # verified by the view, so: another spec's
             self.metrics.rejected_snapshots.labels(model=baseline_name, reason=exc.reason).inc()
+            self.figures.cold_starts.labels(model=name, reason="baseline_rejected").inc()
             log.error("cannot warm-start %s from %s: %s; cold", name, baseline_name, exc)
             return
         log.info("learner %s warm-starts from %s", name, learner.warm_from)

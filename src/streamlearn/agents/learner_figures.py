@@ -34,7 +34,7 @@ _GAUGES = {
 
 
 class LearnerFigures:
-    """The learner's gauges and held-back counter, in its worker's registry."""
+    """The learner's gauges, held-back and cold-start counters, in its worker's registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.gauges = {
@@ -46,6 +46,15 @@ class LearnerFigures:
             "Versions published but not promoted by the model's gate, by reason "
             "(judged_worse: its held-out log loss was over the promoted one's plus the "
             "margin; short_window: not yet a full window of examples since the promotion).",
+            ["model", "reason"],
+            registry=registry,
+        )
+
+        self.cold_starts = Counter(
+            "streamlearn_learner_cold_starts",
+            "Models that started cold although their spec names a warm-start baseline, by "
+            "reason (no_baseline: no verified snapshot of it on model.state; "
+            "baseline_rejected: it is another spec's).",
             ["model", "reason"],
             registry=registry,
         )

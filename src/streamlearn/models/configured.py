@@ -40,5 +40,12 @@ def base_model_name(snapshot_name: str) -> str:
 
 
 def configured_specs(settings: Settings) -> Mapping[str, ModelSpec]:
-    """``settings.models`` → their specs with the settings' overrides applied."""
+    """``settings.models`` → their specs with the settings' overrides applied. A warm start
+    for a model not among them is refused (a misspelt name was taken without a word)."""
+    unknown = sorted(set(settings.model_warm_start) - set(settings.models))
+    if unknown:
+        raise ConfigurationError(
+            f"model_warm_start: {unknown[0]!r} is not a configured model "
+            f"(STREAMLEARN_MODELS: {', '.join(settings.models)})"
+        )
     return {name: configured_spec(name, settings) for name in settings.models}
