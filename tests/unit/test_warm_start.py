@@ -108,4 +108,5 @@ def test_a_model_whose_baseline_is_missing_starts_cold_and_is_counted() -> None:
     counted = lab.metrics.registry.get_sample_value(
         "streamlearn_learner_cold_starts_total", {"model": "ctr", "reason": "no_baseline"}
     )
-    assert counted is not None and counted >= 1
+    assert counted is not None
+    assert counted >= 1
