@@ -118,6 +118,41 @@ def test_a_version_whose_parent_was_compacted_away_is_recomputed_from_scratch() 
     assert verdict.start == "scratch"
 
 
+def test_a_warm_started_first_version_is_recomputed_from_the_baseline_it_records() -> None:
+    """A new user's honest warm start verified as DIFFERS (exit 1): v1 has no parent, so it
+    was recomputed from a fresh model from offset 0, not from its baseline."""
+    replayed = OnlineLearner(SPECS["ctr"], signing_key=KEY, model_name="ctr@h2")
+    learn(replayed, prepared_records(EXAMPLES[300:450]), TOPIC)  # a baseline of a range
+    baseline = PublishedSnapshot(replayed.snapshot(NOW), None)
+    live = OnlineLearner(SPECS["ctr"], signing_key=KEY)
+    live.warm_start(baseline.snapshot)
+    learn(live, prepared_records(EXAMPLES[450:600]), TOPIC)
+    first = live.snapshot(NOW)
+    assert first is not None
+    history = ModelHistory("ctr", (PublishedSnapshot(first, None),), 0)
+    found: list[tuple[str, int]] = []
+
+    def baseline_of(name: str, version: int) -> PublishedSnapshot | None:
+        found.append((name, version))
+        return baseline if (name, version) == ("ctr@h2", 1) else None
+
+    verdict = verify_version(
+        history, history.snapshots[0], topic=TOPIC, watermarks={0: (0, len(EXAMPLES))},
+        specs=SPECS, key=KEY, read_examples=_reader(), baseline_of=baseline_of,
+    )  # fmt: skip
+    assert verdict.identical, verdict.detail
+    assert verdict.start == "ctr@h2 v1"
+    assert found == [("ctr@h2", 1)]
+    assert verdict.examples == 150
+    # A baseline compacted away: said, not recomputed from scratch into a false difference.
+    gone = verify_version(
+        history, history.snapshots[0], topic=TOPIC, watermarks={0: (0, len(EXAMPLES))},
+        specs=SPECS, key=KEY, read_examples=_reader(), baseline_of=lambda name, version: None,
+    )  # fmt: skip
+    assert not gone.identical
+    assert gone.detail == "cannot recompute: its baseline ctr@h2 v1 is no longer on model.state"
+
+
 def test_a_snapshot_from_reordered_examples_differs_and_says_how() -> None:
     # The same records, the first hundred in another order (offsets still ascending).
     reordered = [(EXAMPLES[99 - n][0], 0, n) for n in range(100)] + EXAMPLES[100:200]

@@ -117,6 +117,7 @@ class OnlineLearner:
         self._since_snapshot = 0
         self._last_snapshot_s: float | None = None
         self.warm_from: str | None = None
+        self._warm_manifest: dict[str, Any] | None = None
         """The baseline snapshot this learner started from (``name vN``), until its first
         snapshot is published (due at once)."""
         self.gate: PromotionGate | CandidateGate | None = None
@@ -301,6 +302,8 @@ class OnlineLearner:
             # In the metrics map (the snapshot schema has no field for it): 1 promoted,
             # 0 published only, with the held-out log losses it was decided on.
             metrics.update(figures, promoted=1.0 if promote else 0.0)
+        if manifest is None and self.warm_from is not None:
+            manifest = self._warm_manifest
         snapshot = self._signed(
             dumps(self.model), self.trained_examples, self.next_offsets, metrics, created,
             manifest,
@@ -405,6 +408,14 @@ class OnlineLearner:
         self.next_offsets = dict(loaded.offsets) if offsets else {}
         self.recent_examples.clear()
         self.warm_from = f"{loaded.model_name} v{loaded.version}"
+        # Recorded in the first version's manifest: `replay verify` recomputes it from this
+        # baseline, not from a fresh model (which gave another payload: a false "DIFFERS").
+        # (What a replay's manifest says too: whose examples, which arm.)
+        self._warm_manifest = {
+            "examples_of": self.examples_of,
+            "arm": self.arm,
+            "warm_start": {"model_name": loaded.model_name, "version": loaded.version},
+        }
         self._reset_metrics()
 
     def metrics_record(

@@ -14,10 +14,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from streamlearn.models import SnapshotRejected, safe_pickle
 from streamlearn.models.exceptions import UnknownSnapshotSpec
 from streamlearn.models.keyring import Keyring
+from streamlearn.models.online import OnlineLearner
 from streamlearn.models.snapshot import SigningKey, recorded_spec
 from streamlearn.models.specs import SPECS, ModelSpec
 from streamlearn.replay.examples import PreparedRecord, ReadCounts
@@ -70,6 +72,37 @@ def _short(digest: str) -> str:
     return digest[:12]
 
 
+def _started_from(
+    learner: OnlineLearner,
+    parent: PublishedSnapshot | None,
+    manifest: Mapping[str, Any] | None,
+    baseline_of: Callable[[str, int], PublishedSnapshot | None] | None,
+) -> tuple[str | None, str | None]:
+    """Load into ``learner`` what the version started from: its parent (``v3``) or, for a
+    first version warm-started, the baseline its manifest names (``ctr@history v2``); (that,
+    None), or (None, what went wrong), or (None, None) for a start from scratch."""
+    warm = (manifest or {}).get("warm_start")
+    if parent is not None and parent.rejected is None:
+        try:
+            learner.resume(parent.snapshot)
+        except SnapshotRejected as exc:
+            return None, f"its parent v{parent.version} cannot be loaded: {exc}"
+        return f"v{parent.version}", None
+    if warm is None:
+        return None, None
+    named = f"{warm['model_name']} v{warm['version']}"
+    baseline = baseline_of(warm["model_name"], int(warm["version"])) if baseline_of else None
+    if baseline is None:
+        return None, f"cannot recompute: its baseline {named} is no longer on model.state"
+    if baseline.rejected is not None:
+        return None, f"its baseline {named} fails verification: {baseline.rejected}"
+    try:
+        learner.warm_start(baseline.snapshot)
+    except SnapshotRejected as exc:
+        return None, f"its baseline {named} cannot be loaded: {exc}"
+    return named, None
+
+
 def verify_version(
     history: ModelHistory,
     published: PublishedSnapshot,
@@ -81,11 +114,13 @@ def verify_version(
     read_examples: ExamplesReader,
     check_ranges: Callable[[list[PartitionRange]], None] | None = None,
     keyring: Keyring | None = None,
+    baseline_of: Callable[[str, int], PublishedSnapshot | None] | None = None,
 ) -> Verdict:
-    """Recompute ``published`` from its parent (or from scratch) over Kafka topic ``topic``
-    (``training.examples``, whose partitions hold ``watermarks``: first and end offsets).
-    ``check_ranges`` refuses ranges the examples' source does not hold (default: Kafka's
-    retention, by ``watermarks``)."""
+    """Recompute ``published`` from its parent, its warm start's baseline (``baseline_of``
+    finds a published snapshot by name and version) or from scratch, over Kafka topic
+    ``topic`` (``training.examples``, whose partitions hold ``watermarks``: first and end
+    offsets). ``check_ranges`` refuses ranges the examples' source does not hold (default:
+    Kafka's retention, by ``watermarks``)."""
     snapshot = published.snapshot
     name, version = str(snapshot["model_name"]), published.version
     learned_from: dict[int, int] = {}  # filled below when resuming from the parent
@@ -113,11 +148,11 @@ def verify_version(
     parent_version = snapshot["parent_version"]
     parent = history.version(int(parent_version)) if parent_version else None
     manifest = manifest_of(snapshot)
-    if parent is not None and parent.rejected is None:
-        try:
-            learner.resume(parent.snapshot)
-        except SnapshotRejected as exc:
-            return verdict(False, f"its parent v{parent_version} cannot be loaded: {exc}")
+    started, problem = _started_from(learner, parent, manifest, baseline_of)
+    if problem is not None:
+        return verdict(False, problem)
+    if started is not None:
+        start = started
         # From the window before the parent's offsets: read again, not learned, it tells
         # the learner which examples a re-emitted copy would repeat, as it knew live.
         window = learner.recent_examples.window
@@ -126,7 +161,6 @@ def verify_version(
             p: max(learner.next_offsets.get((topic, p), 0) - window, watermarks.get(p, (0, 0))[0])
             for p in ends
         }
-        start = f"v{parent_version}"
     else:
         recorded = {
             int(i["partition"]): int(i["start"]) for i in (manifest or {}).get("inputs", [])
@@ -218,6 +252,15 @@ def verify_published(
     def check(ranges: list[PartitionRange]) -> None:
         source.check(examples.name, ranges)
 
+    baselines: dict[str, ModelHistory] = {}
+
+    def baseline_of(baseline: str, baseline_version: int) -> PublishedSnapshot | None:
+        if baseline not in baselines:
+            baselines[baseline] = model_history(
+                settings, state.serde(registry), state.name, baseline, keyring
+            )
+        return baselines[baseline].version(baseline_version)
+
     return [
         verify_version(
             history,
@@ -229,6 +272,7 @@ def verify_published(
             read_examples=read,
             check_ranges=check,
             keyring=keyring,
+            baseline_of=baseline_of,
         )
         for published in chosen
     ]
