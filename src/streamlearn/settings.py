@@ -33,6 +33,7 @@ from streamlearn.settings_values import (
     HttpUrl,
     KafkaAddresses,
     Origin,
+    PromotionGate,
     SigningKey,
     app_id,
 )
@@ -293,6 +294,12 @@ class Settings(BaseSettings):
     snapshot_every_s: float | None = Field(default=None, gt=0)
     """Overrides every model's snapshot cadence in seconds."""
 
+    model_promotion: dict[str, PromotionGate] = Field(default_factory=dict)
+    """Model → its promotion gate (JSON, e.g. `{"ctr": {"margin": 0.0, "window": 500,
+    "judge": "candidate"}}`): a version serves only once its held-out log loss is at most
+    the promoted version's plus `margin` (docs/learning.md, Promotion gate); none: every
+    version serves."""
+
     model_warm_start: dict[str, str] = Field(default_factory=dict)
     """Model → the model.state name (e.g. `ctr@history`, from `replay model ctr --shadow
     history`) whose newest verified snapshot a learner with no snapshot of the model starts
@@ -432,6 +439,8 @@ def _where(loc: tuple[int | str, ...], overrides: dict[str, Any]) -> str:
         field = Settings.model_fields.get(name)
         secret_keys = field is not None and "SecretStr" in str(field.annotation)
         where += " (an entry)" if secret_keys else f" (entry {rest[0]!r})"
+        if len(rest) > 1:  # a field of the entry (a gate's judge)
+            where += f" {'.'.join(str(part) for part in rest[1:])}"
     return where
 
 

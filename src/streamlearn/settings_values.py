@@ -7,10 +7,10 @@ import json
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
-from pydantic import AfterValidator, GetJsonSchemaHandler, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler, SecretStr
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -95,6 +95,22 @@ HttpUrl = Annotated[
 ]
 
 
+class PromotionGate(BaseModel):
+    """A model's promotion gate, as ``STREAMLEARN_MODEL_PROMOTION`` gives it (the spec's
+    ``promotion_margin``, ``promotion_window`` and ``promotion_judge``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    margin: float = Field(ge=0)
+    """A version is promoted when its held-out log loss is at most the promoted one's plus
+    this."""
+    window: int = Field(default=2000, ge=1)
+    """Examples it is judged on."""
+    judge: Literal["trainee", "candidate"] = "trainee"
+    """"trainee": the model being trained since the last promotion; "candidate": each
+    version itself, frozen when cut and published once judged."""
+
+
 def credential(secret: SecretStr) -> SecretStr:
     """A token or write key a client can send: not empty, no whitespace (an empty one let
     ``Authorization: Bearer`` with nothing after it through)."""
@@ -177,6 +193,8 @@ def shown_setting(value: object) -> str:
                 f"{plain(k)} ({n})" if isinstance(k, SecretStr) else str(plain(k)): plain(v)
                 for n, (k, v) in enumerate(item.items(), 1)
             }
+        if isinstance(item, BaseModel):  # a gate: its fields, as the variable takes them
+            return item.model_dump(mode="json")
         return item
 
     if isinstance(value, list | tuple | dict):

@@ -120,3 +120,26 @@ def test_asked_before_its_window_a_candidate_is_published_judged_on_what_it_has(
     early = _snapshot(learner)
     assert early["trained_examples"] == 1300
     assert early["metrics"]["gate_examples"] == 50.0
+
+
+def test_a_deployment_sets_a_models_gate_in_its_settings() -> None:
+    """The docs told a deployment to set the gate on the spec, but no setting did: only an
+    edit of models/specs.py could, so the shipped held-back alert could never fire."""
+    from streamlearn.models.configured import configured_specs
+    from streamlearn.settings import load_settings
+
+    gate = {"ctr": {"margin": 0.0, "window": 500, "judge": "candidate"}}
+    settings = load_settings(models=["ctr", "ctr_tree"], model_promotion=gate)
+    specs = configured_specs(settings)
+    assert (specs["ctr"].promotion_margin, specs["ctr"].promotion_window) == (0.0, 500)
+    assert specs["ctr"].promotion_judge == "candidate"
+    assert specs["ctr_tree"].promotion_margin is None
+    assert specs["ctr"].description == SPECS["ctr"].description, "the same model"
+    assert OnlineLearner(specs["ctr"], signing_key=KEY).gate is not None
+    with pytest.raises(ConfigurationError, match="'ctrr' is not a configured model"):
+        configured_specs(load_settings(models=["ctr"], model_promotion={"ctrr": gate["ctr"]}))
+    for wrong, complaint in (({"margin": -1}, "greater than or equal to 0"),
+                             ({"margin": 0, "judge": "oracle"}, "judge"),
+                             ({"window": 5}, "margin")):  # fmt: skip
+        with pytest.raises(ConfigurationError, match=complaint):
+            load_settings(models=["ctr"], model_promotion={"ctr": wrong})

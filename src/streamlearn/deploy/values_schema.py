@@ -87,8 +87,22 @@ def _clean(schema: Any) -> Any:
     return schema
 
 
+def _inline(schema: Any, definitions: dict[str, Any]) -> Any:
+    """``schema`` with each ``$ref`` to the settings' ``$defs`` replaced by the definition
+    (the chart's schema holds the settings' properties, not their ``$defs``)."""
+    if isinstance(schema, dict):
+        reference = schema.get("$ref", "")
+        if reference.startswith("#/$defs/"):
+            return _inline(definitions[reference.removeprefix("#/$defs/")], definitions)
+        return {k: _inline(v, definitions) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_inline(v, definitions) for v in schema]
+    return schema
+
+
 def _settings() -> dict[str, Any]:
-    properties: dict[str, Any] = _clean(Settings.model_json_schema()["properties"])
+    full = Settings.model_json_schema()
+    properties: dict[str, Any] = _clean(_inline(full["properties"], full.get("$defs", {})))
     # What the services check beyond the settings' types: a spec that exists.
     properties["models"]["items"] = {"enum": sorted(SPECS)}
     return properties

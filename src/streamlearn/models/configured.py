@@ -23,6 +23,14 @@ def configured_spec(name: str, settings: Settings) -> ModelSpec:
         spec = replace(spec, snapshot_every_examples=settings.snapshot_every_examples)
     if settings.snapshot_every_s is not None:
         spec = replace(spec, snapshot_every_s=settings.snapshot_every_s)
+    gate = settings.model_promotion.get(name)
+    if gate is not None:
+        spec = replace(
+            spec,
+            promotion_margin=gate.margin,
+            promotion_window=gate.window,
+            promotion_judge=gate.judge,
+        )
     warm_start = settings.model_warm_start.get(name)
     if warm_start:
         if base_model_name(warm_start) != name or warm_start == name:
@@ -41,11 +49,16 @@ def base_model_name(snapshot_name: str) -> str:
 
 def configured_specs(settings: Settings) -> Mapping[str, ModelSpec]:
     """``settings.models`` → their specs with the settings' overrides applied. A warm start
-    for a model not among them is refused (a misspelt name was taken without a word)."""
-    unknown = sorted(set(settings.model_warm_start) - set(settings.models))
-    if unknown:
-        raise ConfigurationError(
-            f"model_warm_start: {unknown[0]!r} is not a configured model "
-            f"(STREAMLEARN_MODELS: {', '.join(settings.models)})"
-        )
+    or a gate for a model not among them is refused (a misspelt name was taken without a
+    word)."""
+    for setting, by_model in (
+        ("model_warm_start", settings.model_warm_start),
+        ("model_promotion", settings.model_promotion),
+    ):
+        unknown = sorted(set(by_model) - set(settings.models))
+        if unknown:
+            raise ConfigurationError(
+                f"{setting}: {unknown[0]!r} is not a configured model "
+                f"(STREAMLEARN_MODELS: {', '.join(settings.models)})"
+            )
     return {name: configured_spec(name, settings) for name in settings.models}
