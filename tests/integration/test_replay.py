@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -551,3 +552,43 @@ def test_ctrl_c_stops_a_shadow_replay_while_its_agents_run(
     assert not manifest_path(settings, into).exists(), "an interrupted replay is not done"
     dropped = _cli(settings, "drop", "--into", into)
     assert dropped.returncode == 0, dropped.stdout + dropped.stderr
+
+
+def test_a_warm_started_learner_publishes_versions_replay_verify_proves(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    """A warm start as docs/learning.md gives it: a baseline made with `replay model ctr
+    --shadow history`, a learner told to start from it, and `replay verify` proving every
+    version it published, the first from the baseline (it said DIFFERS, exit 1)."""
+    serde = _serde(settings, registry, "training.examples", "TrainingExample")
+    records = [(b"ctr", serde.encode(e)) for e in click_examples(3000, seed=3)]
+    _produce(settings, "training.examples", records[:1500])
+    made = _cli(settings, "model", "ctr", "--to", f"{CTR_PARTITION}:1200", "--shadow", "history")
+    assert made.returncode == 0, made.stdout + made.stderr
+    (baseline,) = _snapshots(settings, registry, "ctr@history")
+    assert baseline["trained_examples"] == 1200
+
+    learner = Workers(
+        settings,
+        only="learner",
+        group="learner",
+        STREAMLEARN_MODEL_WARM_START=json.dumps({"ctr": "ctr@history"}),
+        STREAMLEARN_SNAPSHOT_EVERY_EXAMPLES="600",
+        STREAMLEARN_SNAPSHOT_EVERY_S="600",
+    )
+    with running(learner, 1):
+        _produce(settings, "training.examples", records[1500:])
+        deadline = time.monotonic() + 120
+        while not committed_to_end(settings, "training.examples", learner.group_id):
+            assert time.monotonic() < deadline, "the learner did not consume every example"
+            time.sleep(0.5)
+    live = _snapshots(settings, registry, "ctr")
+    assert live[0]["version"] == 1
+    assert json.loads(live[0]["manifest"])["warm_start"] == {
+        "model_name": "ctr@history",
+        "version": 1,
+    }
+    verified = _cli(settings, "verify", "ctr", "--all")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "ctr v1: identical; from ctr@history v1" in verified.stdout
+    assert f"{len(live)} version(s) verified" in verified.stdout
