@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka import DeserializingConsumer, SerializingProducer
+from confluent_kafka import Consumer, DeserializingConsumer, SerializingProducer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import StringDeserializer, StringSerializer
 from pydantic import SecretStr
 
+from streamlearn.registry.state import RegistryState
 from streamlearn.serde import RegistryClient, RegistryUnavailableError
 from streamlearn.settings import Settings
 from tests.support import RegistryProcess
@@ -260,6 +261,67 @@ def test_racing_replicas_never_share_an_id(
                     break
                 time.sleep(0.1)
             assert (status, body["id"], body["version"]) == (200, schema_id, 1)
+
+
+def _compacted(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    """``topic`` as Kafka's log cleaner leaves it: each key's last record, in log order."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4()}",
+         "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    )  # fmt: skip
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    _low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    records: list[tuple[int, bytes | None, bytes | None]] = []
+    while not records or records[-1][0] < high - 1:
+        message = consumer.poll(5)
+        assert message is not None, f"{topic} ended before offset {high}"
+        records.append((message.offset(), message.key(), message.value()))
+    consumer.close()
+    last = {key: offset for offset, key, _ in records}
+    return [(key, value) for offset, key, value in records if last[key] == offset]
+
+
+def test_racing_replicas_leave_a_log_that_compacts_to_what_they_acknowledged(
+    start_registry: Callable[[str], RegistryProcess],
+    unique_name: Callable[..., str],
+    kafka_bootstrap: str,
+) -> None:
+    """Two replicas registering in one subject race for the same next version: the loser's
+    record followed the winner's under the same key, and compaction keeps a key's last
+    record, so a replica rebuilt from the compacted topic answered acknowledged ids, and
+    versions, with the losing schemas (7 of 40 ids for a new user)."""
+    prefix = unique_name("compact") + "."
+    replicas = [start_registry(prefix), start_registry(prefix)]
+    subject = "race-value"
+    assert http("PUT", f"{replicas[0].url}/config/{subject}", {"compatibility": "NONE"})[0] == 200
+    acknowledged: dict[int, str] = {}
+    lock = threading.Lock()
+
+    def register(index: int) -> None:
+        schema = record(ID, name=f"R{index}")
+        status, body = http(
+            "POST", f"{replicas[index % 2].url}/subjects/{subject}/versions", {"schema": schema}
+        )
+        assert status == 200, body
+        with lock:
+            acknowledged[body["id"]] = f"R{index}"
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(acknowledged) == 40
+    rebuilt = RegistryState()
+    for key, value in _compacted(kafka_bootstrap, f"{prefix}_schemas"):
+        rebuilt.apply(key, value)
+    versions = rebuilt.all_versions(subject)
+    assert {v.schema_id: json.loads(v.schema)["name"] for v in versions} == acknowledged
+    for version in versions:  # and each version as the live replicas answer it
+        status, body = http(
+            "GET", f"{replicas[1].url}/subjects/{subject}/versions/{version.version}"
+        )
+        assert (status, body["id"]) == (200, version.schema_id)
 
 
 def test_deletes_and_ids_are_never_reused(

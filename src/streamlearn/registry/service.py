@@ -121,6 +121,14 @@ class RegistryService:
                     and stored.schema == text
                 ):
                     return version_body(stored)
+                if stored is not None:
+                    # Another replica's record won this version, and ours came after it
+                    # under the same key. Compaction keeps a key's last record: write the
+                    # winner again (a no-op for every replica), or a replica rebuilt from
+                    # the compacted topic would give this version, and its id, our schema.
+                    await self.log.write(
+                        [(schema_key(subject, stored.version), schema_value(stored))]
+                    )
                 # Another replica wrote first; the state now includes its record: try again.
         raise errors.store_error(f"could not register under {subject}: too many concurrent writers")
 
