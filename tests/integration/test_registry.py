@@ -263,6 +263,28 @@ def test_racing_replicas_never_share_an_id(
             assert (status, body["id"], body["version"]) == (200, schema_id, 1)
 
 
+def test_latest_is_tested_alone_under_a_transitive_level(
+    schema_registry_url: str,
+    registry_client: Callable[[], SchemaRegistryClient],
+    unique_name: Callable[..., str],
+) -> None:
+    """`versions/latest` was tested against every version under BACKWARD_TRANSITIVE, unlike
+    `versions/2` (the same version) and Confluent's registry; confluent-kafka's
+    test_compatibility asks for `latest` by default."""
+    subject = unique_name("transitive")
+    client = registry_client()
+    client.set_compatibility(subject, "NONE")
+    client.register_schema(subject, Schema(record({"name": "x", "type": "int"}), "AVRO"))
+    client.register_schema(subject, Schema(record(), "AVRO"))
+    client.set_compatibility(subject, "BACKWARD_TRANSITIVE")
+    candidate = record({"name": "x", "type": "string", "default": "a"})
+    url = f"{schema_registry_url}/compatibility/subjects/{subject}/versions"
+    for path, compatible in (("/latest", True), ("/2", True), ("/1", False), ("", False)):
+        status, body = http("POST", url + path, {"schema": candidate})
+        assert (status, body["is_compatible"]) == (200, compatible), path
+    assert client.test_compatibility(subject, Schema(candidate, "AVRO")) is True
+
+
 def _compacted(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
     """``topic`` as Kafka's log cleaner leaves it: each key's last record, in log order."""
     consumer = Consumer(

@@ -273,8 +273,10 @@ class RegistryService:
             return check(text, [v.schema for v in live], level)
         if not self.state.all_versions(subject):
             raise errors.subject_not_found(subject)
-        if version in ("latest", "-1"):
-            return check(text, [v.schema for v in live], level)
+        # A version, `latest` included, is tested against that version alone, as Confluent's
+        # registry does (a transitive level checked every version for `latest`, which
+        # confluent-kafka's test_compatibility sends by default); against every version the
+        # level asks for is the request without a version.
         target = self.version(subject, version, deleted=False)
         single = {
             Level.BACKWARD_TRANSITIVE: Level.BACKWARD,
