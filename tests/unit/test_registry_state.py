@@ -91,3 +91,29 @@ def test_garbage_records_are_skipped() -> None:
         [(b"not json", b"{"), (b'{"keytype":"MODE"}', b"{}"), _schema("a-value", 1, 1, A)]
     )
     assert state.subjects() == ["a-value"]
+
+
+def test_a_name_written_whole_or_with_its_namespace_is_one_schema() -> None:
+    """`com.x.User` and `User` in namespace `com.x` got two ids and two versions; Java's
+    registry parses both to one schema. A nested type inheriting its namespace, and a
+    reference to it by its short name, are the same as written whole."""
+    whole = json.dumps(
+        {"type": "record", "name": "com.x.User", "fields": [
+            {"name": "home", "type": {"type": "record", "name": "com.x.Address", "fields": []}},
+            {"name": "work", "type": "com.x.Address"},
+            {"name": "past", "type": {"type": "array", "items": "com.x.Address"}},
+        ]}
+    )  # fmt: skip
+    parts = json.dumps(
+        {"type": "record", "name": "User", "namespace": "com.x", "fields": [
+            {"name": "home", "type": {"type": "record", "name": "Address", "fields": []}},
+            {"name": "work", "type": "Address"},
+            {"name": "past", "type": {"type": "array", "items": "Address"}},
+        ]}
+    )  # fmt: skip
+    elsewhere = parts.replace('"com.x"', '"com.y"')
+    state = _replay([_schema("user-value", 1, 1, whole)])
+    assert state.next_id_for(parts) == 1
+    assert state.next_id_for(elsewhere) == 2, "another namespace is another schema"
+    unnamespaced = _replay([_schema("a-value", 1, 1, A)])
+    assert unnamespaced.next_id_for(A.replace('"A"', '"A","namespace":""')) == 1
