@@ -285,6 +285,27 @@ def test_latest_is_tested_alone_under_a_transitive_level(
     assert client.test_compatibility(subject, Schema(candidate, "AVRO")) is True
 
 
+def test_answers_are_in_the_registry_media_type(schema_registry_url: str) -> None:
+    """Confluent's registry answers its API as application/vnd.schemaregistry.v1+json; this
+    one answered application/json (its constant for the other was never used)."""
+    registry = "application/vnd.schemaregistry.v1+json"
+    for path, media in (
+        ("/subjects", registry),
+        ("/config", registry),
+        ("/schemas/ids/999999", registry),  # an error too
+        ("/healthz", "application/json"),
+        ("/openapi.json", "application/json"),
+    ):
+        request = urllib.request.Request(schema_registry_url + path)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                content_type = response.headers["Content-Type"]
+        except urllib.error.HTTPError as error:
+            with error:
+                content_type = error.headers["Content-Type"]
+        assert content_type.split(";")[0] == media, path
+
+
 def _compacted(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
     """``topic`` as Kafka's log cleaner leaves it: each key's last record, in log order."""
     consumer = Consumer(

@@ -19,20 +19,22 @@ from aiohttp import web
 from streamlearn.http_errors import kept_headers
 from streamlearn.registry import exceptions as errors
 from streamlearn.registry.exceptions import RegistryError
-from streamlearn.registry.openapi import openapi_document
+from streamlearn.registry.openapi import JSON, REGISTRY_JSON, openapi_document
 from streamlearn.registry.service import RegistryService, version_body
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+CONTENT_TYPE = REGISTRY_JSON
+"""Every answer of the registry's API (Confluent's); /healthz and /openapi.json answer
+plain JSON."""
 SERVICE: web.AppKey[RegistryService] = web.AppKey("registry_service", RegistryService)
 
 routes = web.RouteTableDef()
 DOCUMENT = openapi_document()
 
 
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(body), status=status, content_type="application/json")
+def _json(body: Any, status: int = 200, content_type: str = CONTENT_TYPE) -> web.Response:
+    return web.Response(text=json.dumps(body), status=status, content_type=content_type)
 
 
 def _flag(request: web.Request, name: str, default: bool = False) -> bool:
@@ -95,13 +97,15 @@ async def root(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     failure = _service(request).log.failure
     if failure is not None:
-        return _json({"status": "failing", "reason": f"not following _schemas: {failure}"}, 503)
-    return _json({"status": "ok"})
+        return _json(
+            {"status": "failing", "reason": f"not following _schemas: {failure}"}, 503, JSON
+        )
+    return _json({"status": "ok"}, content_type=JSON)
 
 
 @routes.get("/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return _json(DOCUMENT)
+    return _json(DOCUMENT, content_type=JSON)
 
 
 @routes.get("/schemas/types")
@@ -117,7 +121,7 @@ async def schema_by_id(request: web.Request) -> web.Response:
 @routes.get("/schemas/ids/{id}/schema")
 async def raw_schema_by_id(request: web.Request) -> web.Response:
     schema = _service(request).schema_by_id(_schema_id(request))["schema"]
-    return web.Response(text=schema, content_type="application/json")
+    return web.Response(text=schema, content_type=CONTENT_TYPE)
 
 
 @routes.get("/schemas/ids/{id}/subjects")
@@ -188,7 +192,7 @@ async def get_version_schema(request: web.Request) -> web.Response:
     entry = _service(request).version(
         request.match_info["subject"], request.match_info["version"], _flag(request, "deleted")
     )
-    return web.Response(text=entry.schema, content_type="application/json")
+    return web.Response(text=entry.schema, content_type=CONTENT_TYPE)
 
 
 @routes.get("/subjects/{subject}/versions/{version}/referencedby")

@@ -14,6 +14,8 @@ from typing import Any
 import streamlearn
 
 JSON = "application/json"
+REGISTRY_JSON = "application/vnd.schemaregistry.v1+json"
+"""What Confluent's registry answers its API with (and what clients send)."""
 VERSION_PATTERN = "^(latest|-1|[1-9][0-9]{0,8})$"
 
 _ERRORS = {
@@ -24,8 +26,8 @@ _ERRORS = {
 }
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": schema}}}
+def _json(schema: dict[str, Any], description: str, media: str = REGISTRY_JSON) -> dict[str, Any]:
+    return {"description": description, "content": {media: {"schema": schema}}}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -70,9 +72,10 @@ def _operation(
     errors: tuple[int, ...] = (),
     parameters: list[dict[str, Any]] | None = None,
     body: str | None = None,
+    media: str = REGISTRY_JSON,
 ) -> dict[str, Any]:
-    responses = {"200": _json(ok, "Done.")} | {
-        str(status): _json(_ref("Error"), _ERRORS[status]) for status in errors
+    responses = {"200": _json(ok, "Done.", media)} | {
+        str(status): _json(_ref("Error"), _ERRORS[status], media) for status in errors
     }
     operation: dict[str, Any] = {"operationId": operation_id, "responses": responses}
     if parameters:
@@ -80,10 +83,7 @@ def _operation(
     if body is not None:
         operation["requestBody"] = {
             "required": True,
-            "content": {
-                media: {"schema": _ref(body)}
-                for media in (JSON, "application/vnd.schemaregistry.v1+json")
-            },
+            "content": {media: {"schema": _ref(body)} for media in (JSON, REGISTRY_JSON)},
         }
     return operation
 
@@ -257,7 +257,7 @@ def openapi_document() -> dict[str, Any]:
         "/mode": {"get": _operation("globalMode", _ref("Mode"))},
         "/mode/{subject}": {"get": _operation("subjectMode", _ref("Mode"), (), [SUBJECT])},
         "/contexts": {"get": _operation("contexts", _ref("Strings"))},
-        "/healthz": {"get": _operation("health", _ref("Status"))},
+        "/healthz": {"get": _operation("health", _ref("Status"), media=JSON)},
     }
     for path, methods in paths.items():
         for method, operation in methods.items():
