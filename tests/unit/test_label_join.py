@@ -117,8 +117,12 @@ class Harness:
         self.examples.extend(examples)
         return examples
 
-    def pred(self, record: dict[str, Any]) -> list[dict[str, Any]]:
-        return self._keep(self.joiner.on_prediction(self._through("PredictionServed", record)))
+    def pred(self, record: dict[str, Any], appended_s: float | None = None) -> list[dict[str, Any]]:
+        """``record`` as read from Kafka, appended by the broker at ``appended_s`` if given
+        (the topology's telemetry.predictions is LogAppendTime)."""
+        appended = None if appended_s is None else _ms(_at(appended_s))
+        decoded = self._through("PredictionServed", record)
+        return self._keep(self.joiner.on_prediction(decoded, appended))
 
     def fb(
         self,
@@ -276,6 +280,26 @@ def test_feedback_from_a_host_whose_clock_runs_ahead_is_placed_at_the_brokers_ti
     h.fb(feedback("r3", "click", 4000), appended_ms=-1)
     assert h.counts["clock_ahead_feedback"] == 1
     assert h.counts["late_feedback"] == 1  # the click of 4000 s: after r3's horizon
+
+
+def test_a_prediction_from_a_worker_whose_clock_runs_ahead_is_placed_at_the_brokers_time() -> None:
+    """One prediction stamped two hours ahead (a worker's fast clock) moved its partition's
+    predictions time on by two hours: every feedback waiting for its prediction was
+    orphaned, and the predictions read after it were late (0 examples for a new user)."""
+    h = Harness()
+    h.fb(feedback("r1", "impression", 1), appended_s=1)  # waits for its prediction
+    h.fb(feedback("r2", "impression", 2), appended_s=2)
+    h.fb(feedback("r2", "click", 3), appended_s=3)
+    assert h.pred(prediction("fast", served_s=7200), appended_s=4) == []
+    assert h.counts["clock_ahead_predictions"] == 1
+    assert "orphaned_feedback" not in h.counts
+    [positive] = h.pred(prediction("r2", served_s=1), appended_s=5)
+    assert (positive["request_id"], positive["label"]) == ("r2", 1.0)
+    h.pred(prediction("r1", served_s=0.5), appended_s=5)
+    assert "late_predictions" not in h.counts
+    # Within a second of the broker's time, served_ts stands.
+    h.pred(prediction("r3", served_s=5.9), appended_s=5)
+    assert h.counts["clock_ahead_predictions"] == 1
 
 
 def test_feedback_after_a_positive_changes_nothing() -> None:

@@ -52,6 +52,8 @@ class JoinCounters:
     clock_ahead_feedback: int = 0
     """Feedback whose received_ts was more than a second after Kafka appended it (its
     host's clock runs ahead), placed at the append time."""
+    clock_ahead_predictions: int = 0
+    """Predictions whose served_ts was, likewise (a worker's clock runs ahead)."""
     after_label: int = 0
     positives: int = 0
     negatives: int = 0

@@ -84,12 +84,12 @@ class LabelJoinStep(Step):
     def process(self, partition: int, records: Sequence[Record], emit: Emit) -> None:
         joiner = self._joiners[partition]
         send = emit.to("training.examples")
+        # With the broker's time of each (LogAppendTime in the topology): a prediction or
+        # a feedback stamped far after it is placed at it (LabelJoiner).
         if records[0].topic == "telemetry.predictions":
             for record in records:
-                self._emit(joiner.on_prediction(record.value), send)
+                self._emit(joiner.on_prediction(record.value, record.timestamp_ms), send)
         else:
-            # With the broker's time of each (LogAppendTime in the topology): a feedback
-            # stamped far after it is placed at it (LabelJoiner.on_feedback).
             for record in records:
                 self._emit(joiner.on_feedback(record.value, record.timestamp_ms), send)
 

@@ -75,8 +75,21 @@ __all__ = ["Example", "JoinCounters", "LabelJoiner"]
 IDLE_MS = 10_000
 """A live partition quiet this long lets its horizons close on the wall clock."""
 AHEAD_TOLERANCE_MS = 1_000
-"""A feedback's ``received_ts`` further than this after Kafka appended the record is the
-producing host's clock running ahead: the feedback is placed at the append time instead."""
+"""A feedback's ``received_ts`` or a prediction's ``served_ts`` further than this after Kafka
+appended the record is the producing host's clock running ahead: the record is placed at
+the append time instead."""
+
+
+def _not_ahead(stamped_ms: int, appended_ms: int | None) -> int:
+    """``stamped_ms``, or the broker's ``appended_ms`` when the stamp is further ahead of it
+    than :data:`AHEAD_TOLERANCE_MS` (unknown append times, None or -1, change nothing)."""
+    if (
+        appended_ms is not None
+        and appended_ms >= 0
+        and stamped_ms - appended_ms > AHEAD_TOLERANCE_MS
+    ):
+        return appended_ms
+    return stamped_ms
 
 
 class LabelJoiner:
@@ -128,9 +141,12 @@ class LabelJoiner:
 
     # -- input -------------------------------------------------------------------------
 
-    def on_prediction(self, prediction: Mapping[str, Any]) -> list[Example]:
-        """Take one decoded ``PredictionServed``; returns examples completed by feedback
-        that was waiting for it."""
+    def on_prediction(
+        self, prediction: Mapping[str, Any], appended_ms: int | None = None
+    ) -> list[Example]:
+        """Take one decoded ``PredictionServed``, appended to Kafka at ``appended_ms`` (the
+        broker's time, as the topology stamps ``telemetry.predictions``; None or -1 if
+        unknown); returns examples completed by feedback that was waiting for it."""
         self.counters.predictions += 1
         label = self.labels.get(prediction["model_name"])
         if label is None:
@@ -141,7 +157,11 @@ class LabelJoiner:
         if entry is not None and entry["pred"] is not None:
             self.counters.duplicate_predictions += 1
             return []
-        served_ms = epoch_millis(prediction["served_ts"])
+        served_ms = _not_ahead(epoch_millis(prediction["served_ts"]), appended_ms)
+        if served_ms != epoch_millis(prediction["served_ts"]):
+            # A worker whose clock runs ahead: taken as the partition's time, it would
+            # orphan every feedback waiting for its prediction, and make the next late.
+            self.counters.clock_ahead_predictions += 1
         self.predictions_clock.observe(self.clock_state, served_ms)
         deadline = served_ms + label.horizon_ms
         if entry is None and deadline + self.lateness_ms <= self._feedback_time():
@@ -182,16 +202,12 @@ class LabelJoiner:
         self.counters.feedback += 1
         request_id = str(feedback["request_id"])
         event_id = str(feedback["event_id"])
-        received_ms = epoch_millis(feedback["received_ts"])
-        if (
-            appended_ms is not None
-            and appended_ms >= 0
-            and received_ms - appended_ms > AHEAD_TOLERANCE_MS
-        ):
+        stamped_ms = epoch_millis(feedback["received_ts"])
+        received_ms = _not_ahead(stamped_ms, appended_ms)
+        if received_ms != stamped_ms:
             # A host whose clock runs ahead (a TelemetryClient's stamps received_ts): taken
             # as the partition's time, it would close every open horizon early and make the
             # feedback read after it late.
-            received_ms = appended_ms
             self.counters.clock_ahead_feedback += 1
         self.feedback_clock.observe(self.clock_state, received_ms)
         example = self._take_feedback(request_id, event_id, received_ms, feedback)
