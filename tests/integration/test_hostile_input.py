@@ -245,3 +245,59 @@ async def test_feedback_from_a_host_whose_clock_runs_ahead_is_placed_at_the_brok
     serde = AvroSerde.for_topic(registry, prefix + "training.examples", "TrainingExample")
     first = serde.decode(examples[0].value())
     assert (first["request_id"], first["label"]) == ("r-1", 1.0)
+
+
+async def test_a_prediction_from_a_worker_whose_clock_runs_ahead_is_placed_at_the_brokers_time(
+    settings: Settings, registry: RegistryClient, tmp_path: Path
+) -> None:
+    """telemetry.predictions is stamped by the broker: one prediction whose served_ts is two
+    hours after that (a worker whose clock runs ahead) no longer moves its partition's
+    predictions time two hours on, which orphaned every feedback waiting for its
+    prediction (a new user got no training example at all)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    prefix = settings.topic_prefix
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    [described] = admin.describe_configs(
+        [ConfigResource(ConfigResource.Type.TOPIC, prefix + "telemetry.predictions")]
+    ).values()
+    assert described.result(timeout=30)["message.timestamp.type"].value == "LogAppendTime"
+
+    samples = _samples(registry, prefix)
+    prediction_serde, prediction = samples["telemetry.predictions"]
+    feedback_serde, template = samples["telemetry.feedback"]
+    now = datetime.now(UTC)
+
+    def served(request_id: str, at: datetime) -> bytes:
+        return prediction_serde.encode(dict(prediction, request_id=request_id, served_ts=at))
+
+    def feedback(request_id: str, kind: str, number: int) -> bytes:
+        event_id = f"7a1c2d3e-4b5a-4c6d-8e7f-{number:012d}"
+        return feedback_serde.encode(dict(template, request_id=request_id, kind=kind,
+                                          value=None, client_ts=now, received_ts=now,
+                                          event_id=event_id))  # fmt: skip
+
+    records = [
+        # The feedback first: its prediction is still in the worker's telemetry buffer.
+        ("telemetry.feedback", feedback("r-1", "impression", 1)),
+        ("telemetry.feedback", feedback("r-1", "click", 2)),
+        ("telemetry.predictions", served("r-fast", now + timedelta(hours=2))),
+        ("telemetry.predictions", served("r-1", now)),
+    ]
+    producer = ordered_producer(settings.kafka_bootstrap)
+    for topic, value in records:  # one partition: the same join clock
+        producer.produce(prefix + topic, key=b"r", value=value, partition=1)
+        producer.flush(30)
+    runtime = create_faust_app(
+        settings, [STEPS["label-join"]], registry=registry, data_dir=tmp_path / "faust"
+    )
+    await runtime.app.start()
+    try:
+        examples = await asyncio.to_thread(
+            read_topic, settings, "training.examples", lambda m: len(m) >= 1, 120
+        )
+    finally:
+        await runtime.app.stop()
+    serde = AvroSerde.for_topic(registry, prefix + "training.examples", "TrainingExample")
+    first = serde.decode(examples[0].value())
+    assert (first["request_id"], first["label"]) == ("r-1", 1.0)
