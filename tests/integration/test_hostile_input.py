@@ -277,22 +277,27 @@ async def test_a_prediction_from_a_worker_whose_clock_runs_ahead_is_placed_at_th
                                           value=None, client_ts=now, received_ts=now,
                                           event_id=event_id))  # fmt: skip
 
-    records = [
-        # The feedback first: its prediction is still in the worker's telemetry buffer.
-        ("telemetry.feedback", feedback("r-1", "impression", 1)),
-        ("telemetry.feedback", feedback("r-1", "click", 2)),
-        ("telemetry.predictions", served("r-fast", now + timedelta(hours=2))),
-        ("telemetry.predictions", served("r-1", now)),
-    ]
     producer = ordered_producer(settings.kafka_bootstrap)
-    for topic, value in records:  # one partition: the same join clock
-        producer.produce(prefix + topic, key=b"r", value=value, partition=1)
+
+    def send(topic: str, *values: bytes) -> None:  # one partition: the same join clock
+        for value in values:
+            producer.produce(prefix + topic, key=b"r", value=value, partition=1)
         producer.flush(30)
+
     runtime = create_faust_app(
         settings, [STEPS["label-join"]], registry=registry, data_dir=tmp_path / "faust"
     )
     await runtime.app.start()
     try:
+        # The feedback is read first, and waits: its prediction is still in the worker's
+        # telemetry buffer when a worker two hours fast sends one.
+        send("telemetry.feedback", feedback("r-1", "impression", 1), feedback("r-1", "click", 2))
+        deadline = time.monotonic() + 60
+        while not await asyncio.to_thread(committed_to_end, settings, "telemetry.feedback"):
+            assert time.monotonic() < deadline, "label-join did not read the feedback"
+            await asyncio.sleep(0.2)
+        send("telemetry.predictions", served("r-fast", now + timedelta(hours=2)))
+        send("telemetry.predictions", served("r-1", now))
         examples = await asyncio.to_thread(
             read_topic, settings, "training.examples", lambda m: len(m) >= 1, 120
         )
