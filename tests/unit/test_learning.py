@@ -214,14 +214,16 @@ def test_offsets_other_models_and_invalid_examples() -> None:
     assert not learner.learn(other, TOPIC, 3, 11)  # consumed, not learned
     assert not learner.learn({**ctr, "request_id": "r-nan", "label": float("nan")}, TOPIC, 3, 12)
     assert not learner.learn({**ctr, "request_id": "r-w0", "weight": 0.0}, TOPIC, 3, 13)
+    # A binary model's label is 0 or 1: 7.0 was learned as a click (found by a new user).
+    assert not learner.learn({**ctr, "request_id": "r-7", "label": 7.0}, TOPIC, 3, 14)
     assert learner.learn(ctr, TOPIC, 4, 0)  # another partition has its own offsets
-    assert learner.next_offsets == {(TOPIC, 3): 14, (TOPIC, 4): 1}
+    assert learner.next_offsets == {(TOPIC, 3): 15, (TOPIC, 4): 1}
     counters = learner.counters
     assert (counters.learned, counters.replayed, counters.other_model, counters.invalid) == (
         2,
         2,
         1,
-        2,
+        3,
     )
     assert learner.trained_examples == 2
 

@@ -187,10 +187,15 @@ class OnlineLearner:
         if identity is not None and self.recent_examples.seen(position, offset, identity):
             self.counters.copies += 1  # label-join re-emitted it after a crash
             return False
-        if not (math.isfinite(label) and math.isfinite(weight) and weight > 0):
+        spec, model = self.spec, self.model
+        if not (
+            math.isfinite(label)
+            and math.isfinite(weight)
+            and weight > 0
+            and (label in (0.0, 1.0) or spec.task != "binary")  # 7.0 was learned as a click
+        ):
             self.counters.invalid += 1
             return False
-        spec, model = self.spec, self.model
         score = spec.predict(model, x)
         weight *= spec.importance(label, score)
         if self.on_scored is not None:
