@@ -8,16 +8,15 @@ The ``_TRANSITIVE`` forms check against every earlier version instead of the lat
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
 
 import fastavro
 from avro.schema import Schema
 from fastavro.schema import SchemaParseException
 
 from streamlearn.registry.exceptions import invalid_compatibility_level, invalid_schema
+from streamlearn.registry.java_rules import java_problem
 from streamlearn.serde.exceptions import InvalidSchemaError
 from streamlearn.serde.resolution import parse_avro_schema, resolution_problems
 
@@ -71,66 +70,24 @@ def parse_schema(schema_str: str) -> Schema:
 
 @lru_cache(maxsize=1024)
 def check_defaults(schema_str: str) -> None:
-    """Each field's default fits its type (a union's: its first branch), as the Java
-    parser the Confluent registry uses checks and Apache Avro's Python parser does not:
-    a record written without such a field could not be read. Checked of a schema being
+    """Each field's default fits its type (a union's: its first branch) and every name is
+    an Avro name, as the Java parser the Confluent registry uses checks and Apache Avro's
+    Python parser does not (registry/java_rules.py): a record written without such a field
+    could not be read, and Java clients could not parse the schema. Checked of a schema being
     registered, not of the versions already stored (a subject whose old version has such
     a default can still take a new one)."""
     try:
         schema = json.loads(schema_str)
         fastavro.parse_schema(schema)  # a default of the wrong type
-        problem = _union_default_problem(schema)  # fastavro takes any branch's value
+        # Java's rules beyond fastavro's: a union's default fits its first branch, an
+        # int's fits 32 bits, items, values and record fields fit theirs, names are names.
+        problem = java_problem(schema)
     except SchemaParseException as exc:
         raise invalid_schema(str(exc)) from exc
     except RecursionError:
         raise invalid_schema("nested deeper than the schema parser reads") from None
     if problem is not None:
         raise invalid_schema(problem)
-
-
-_FITS: dict[str, Callable[[Any], bool]] = {
-    "null": lambda v: v is None,
-    "boolean": lambda v: isinstance(v, bool),
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "long": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "double": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "string": lambda v: isinstance(v, str),
-    "bytes": lambda v: isinstance(v, str),
-    "fixed": lambda v: isinstance(v, str),
-    "enum": lambda v: isinstance(v, str),
-    "array": lambda v: isinstance(v, list),
-    "map": lambda v: isinstance(v, dict),
-    "record": lambda v: isinstance(v, dict),
-}
-
-
-def _union_default_problem(schema: Any) -> str | None:
-    """The first field whose default does not fit its union's first branch (the Avro
-    specification's rule), described; None when every one does."""
-    if isinstance(schema, list):
-        for branch in schema:
-            if (problem := _union_default_problem(branch)) is not None:
-                return problem
-        return None
-    if not isinstance(schema, dict):
-        return None
-    for field in schema.get("fields", []) if schema.get("type") == "record" else []:
-        kind = field.get("type")
-        if isinstance(kind, list) and kind and "default" in field:
-            first = kind[0] if isinstance(kind[0], str) else kind[0].get("type")
-            fits = _FITS.get(first) if isinstance(first, str) else None
-            if fits is not None and not fits(field["default"]):
-                return (
-                    f"field {field.get('name')!r}: default {json.dumps(field['default'])} "
-                    f"does not fit the union's first type ({first}): list that type first"
-                )
-        if (problem := _union_default_problem(kind)) is not None:
-            return problem
-    for key in ("items", "values"):
-        if (problem := _union_default_problem(schema.get(key))) is not None:
-            return problem
-    return None
 
 
 def _problems(reader: Schema, writer: Schema, direction: str) -> list[str]:
