@@ -157,8 +157,9 @@ class LabelJoiner:
         if entry is not None and entry["pred"] is not None:
             self.counters.duplicate_predictions += 1
             return []
-        served_ms = _not_ahead(epoch_millis(prediction["served_ts"]), appended_ms)
-        if served_ms != epoch_millis(prediction["served_ts"]):
+        stamped_ms = epoch_millis(prediction["served_ts"])
+        served_ms = _not_ahead(stamped_ms, appended_ms)
+        if served_ms != stamped_ms:
             # A worker whose clock runs ahead: taken as the partition's time, it would
             # orphan every feedback waiting for its prediction, and make the next late.
             self.counters.clock_ahead_predictions += 1

@@ -117,9 +117,10 @@ class OnlineLearner:
         self._since_snapshot = 0
         self._last_snapshot_s: float | None = None
         self.warm_from: str | None = None
-        self._warm_manifest: dict[str, Any] | None = None
         """The baseline snapshot this learner started from (``name vN``), until its first
         snapshot is published (due at once)."""
+        self._warm_manifest: dict[str, Any] | None = None
+        """That first snapshot's manifest, naming the baseline (``replay verify`` reads it)."""
         self.gate: PromotionGate | CandidateGate | None = None
         """The promotion gate of the spec, if it has one (its state is not in snapshots:
         after a resume the resumed version counts as promoted)."""
