@@ -90,8 +90,11 @@ def kafka_addresses(addresses: str) -> str:
 KafkaAddresses = Annotated[
     str, AfterValidator(kafka_addresses), JsonPattern(rf"^{_KAFKA_ITEM}(,{_KAFKA_ITEM})*$")
 ]
+# The scheme in any case: urlsplit (the validator's) lowercases it.
 HttpUrl = Annotated[
-    str, AfterValidator(http_url), JsonPattern(r"^https?://[^\s/?#]+([/?#][^\s]*)?$")
+    str,
+    AfterValidator(http_url),
+    JsonPattern(r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+([/?#][^\s]*)?$"),
 ]
 
 

@@ -151,7 +151,6 @@ model_previous_signing_key: [serve, learner]
 {{- if hasPrefix "agents-" . -}}agents{{- else -}}{{ trimSuffix "-hook" . }}{{- end -}}
 {{- end -}}
 
-{{/* The key of a component in kafka.sasl.users: agents-<set> is "<set>", a hook "ops". */}}
 {{/* The kafka.sasl.users keys of the parts that log in to Kafka in this release. */}}
 {{- define "streamlearn.kafkaParts" -}}
 {{- $parts := list "collector" "serve" -}}
@@ -171,6 +170,7 @@ model_previous_signing_key: [serve, learner]
 {{- end -}}
 {{- end -}}
 
+{{/* The key of a component in kafka.sasl.users: agents-<set> is "<set>", a hook "ops". */}}
 {{- define "streamlearn.kafkaUserKey" -}}
 {{- if hasPrefix "agents-" . -}}{{ trimPrefix "agents-" . }}{{- else if hasSuffix "-hook" . -}}ops{{- else -}}{{ . }}{{- end -}}
 {{- end -}}
