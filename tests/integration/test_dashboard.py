@@ -34,7 +34,6 @@ from playwright.async_api import (
     ConsoleMessage,
     Page,
     Request,
-    async_playwright,
 )
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
@@ -47,9 +46,9 @@ from streamlearn.serde import RegistryClient
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
 from streamlearn.topology.namespace import Namespace
+from tests.integration.browser.support import chromium
 from tests.support import fuzz_from_document, serve_app
 
-CHROMIUM = Path("/usr/bin/chromium")
 DRIFTED_KEY = "feature/ctr/logistic//price"
 STEADY_KEY = "feature/ctr/logistic//device"
 CALIBRATION_KEY = "calibration/ctr/logistic//score"
@@ -69,12 +68,8 @@ def registry(system_settings: Settings) -> Iterator[RegistryClient]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run ./scripts/bootstrap (apt-get install chromium)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM))
-        yield browser
-        await browser.close()
+    async with chromium() as launched:
+        yield launched
 
 
 def produce(

@@ -146,21 +146,25 @@ async def test_every_agent_rejects_hostile_records_with_their_reason_and_goes_on
             assert counted >= sum(1 for r in got if r["reason"] == reason)
 
 
+def _assert_stamped_by_the_broker(settings: Settings, topic: str) -> None:
+    """The topology's ``topic`` has the broker stamp each record (LogAppendTime)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, settings.topic_prefix + topic)
+    [described] = admin.describe_configs([resource]).values()
+    assert described.result(timeout=30)["message.timestamp.type"].value == "LogAppendTime"
+
+
 async def test_an_event_from_a_host_whose_clock_runs_ahead_is_rejected_by_the_brokers_time(
     settings: Settings, registry: RegistryClient, tmp_path: Path
 ) -> None:
     """telemetry.events is stamped by the broker (LogAppendTime, from the topology): an
     event whose received_ts is 30 days after that is rejected naming why, and the events
     after it are cleaned (taken as time, it made sessionise expire them all)."""
-    from confluent_kafka.admin import AdminClient, ConfigResource
-
     prefix = settings.topic_prefix
     topic = prefix + "telemetry.events"
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    [described] = admin.describe_configs(
-        [ConfigResource(ConfigResource.Type.TOPIC, topic)]
-    ).values()
-    assert described.result(timeout=30)["message.timestamp.type"].value == "LogAppendTime"
+    _assert_stamped_by_the_broker(settings, "telemetry.events")
 
     serde, event = _samples(registry, prefix)["telemetry.events"]
     ahead = dict(event, event_id="0b5e7f4c-9a57-4d0e-b7c3-9f2c1d6b8a01", user_id="u-ahead",
@@ -197,14 +201,8 @@ async def test_feedback_from_a_host_whose_clock_runs_ahead_is_placed_at_the_brok
     day after that (a TelemetryClient on a host whose clock runs ahead) no longer moves the
     partition's time a day on, which closed every open horizon (impressions became
     negatives) and made the clicks read after it late."""
-    from confluent_kafka.admin import AdminClient, ConfigResource
-
     prefix = settings.topic_prefix
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    [described] = admin.describe_configs(
-        [ConfigResource(ConfigResource.Type.TOPIC, prefix + "telemetry.feedback")]
-    ).values()
-    assert described.result(timeout=30)["message.timestamp.type"].value == "LogAppendTime"
+    _assert_stamped_by_the_broker(settings, "telemetry.feedback")
 
     samples = _samples(registry, prefix)
     prediction_serde, prediction = samples["telemetry.predictions"]
@@ -254,14 +252,8 @@ async def test_a_prediction_from_a_worker_whose_clock_runs_ahead_is_placed_at_th
     hours after that (a worker whose clock runs ahead) no longer moves its partition's
     predictions time two hours on, which orphaned every feedback waiting for its
     prediction (a new user got no training example at all)."""
-    from confluent_kafka.admin import AdminClient, ConfigResource
-
     prefix = settings.topic_prefix
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    [described] = admin.describe_configs(
-        [ConfigResource(ConfigResource.Type.TOPIC, prefix + "telemetry.predictions")]
-    ).values()
-    assert described.result(timeout=30)["message.timestamp.type"].value == "LogAppendTime"
+    _assert_stamped_by_the_broker(settings, "telemetry.predictions")
 
     samples = _samples(registry, prefix)
     prediction_serde, prediction = samples["telemetry.predictions"]

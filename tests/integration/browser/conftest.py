@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from streamlearn.serde import RegistryClient
 from streamlearn.settings import Settings
-from tests.integration.browser.support import CHROMIUM, Collector, Site
+from tests.integration.browser.support import Collector, Site, chromium
 from tests.support import serve_app
 
 
@@ -49,9 +49,5 @@ async def collector(
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run ./scripts/bootstrap (apt-get install chromium)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM))
-        yield browser
-        await browser.close()
+    async with chromium() as launched:
+        yield launched

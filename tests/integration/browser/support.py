@@ -8,17 +8,19 @@ request the tag makes is a cross-origin one, as on a customer's site.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, async_playwright
 
 from streamlearn.collector.app import create_collector_app
 from streamlearn.kafka_local import free_port
@@ -182,3 +184,15 @@ async def clean_event_ids(settings: Settings, registry: RegistryClient, count: i
         )
     serde = AvroSerde.for_topic(registry, settings.topic_prefix + "events.clean", "CleanEvent")
     return [str(serde.decode(m.value())["event_id"]) for m in clean]
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (its own download cannot work
+    here); a clear failure naming the install step when it is missing."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run ./scripts/bootstrap (apt-get install chromium)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield browser
+        await browser.close()

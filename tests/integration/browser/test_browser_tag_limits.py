@@ -42,7 +42,7 @@ async def test_a_batch_of_non_ascii_text_is_sent_by_its_bytes_and_arrives(
         "streamlearn('flush')"
     )
     await page.wait_for_function(
-        "streamlearn.stats().queued === 0 && streamlearn.stats().sent === 11", timeout=20000
+        "streamlearn.stats().queued === 0 && streamlearn.stats().sent === 11", timeout=60000
     )
     events = await read_events(settings, registry, lambda r: len(r) >= 11)
     reviews = [e for e in events if e["event_type"] == "review"]
@@ -93,7 +93,7 @@ async def test_a_page_address_over_the_collectors_limit_is_cut_and_the_events_ar
     await page.wait_for_function("window.streamlearn && streamlearn.stats")
     await page.evaluate("streamlearn('track', 'search', {q: 'shoes'})")
     await page.wait_for_function(
-        "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 2", timeout=20000
+        "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 2", timeout=60000
     )
     assert await page.evaluate("streamlearn.stats().refused") == 0
     events = await read_events(settings, registry, lambda r: len(r) >= 2)
