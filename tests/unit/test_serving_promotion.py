@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from streamlearn.models import SPECS, build_snapshot, load_model
+from streamlearn.serde import SerdeError
 from streamlearn.serving.experiments import (
     Arm,
     Experiment,
@@ -127,6 +128,35 @@ def test_catching_up_loads_the_newest_and_the_newest_promoted_of_a_batch() -> No
     assert (store.version("ctr"), store.newest_version("ctr")) == (2, 4)
     loaded = follower.metrics.snapshots_loaded.labels(model="ctr")._value.get()
     assert loaded == 2  # v4 and v2; v3 (older than v4, held back) skipped, v1 never read
+
+
+def test_a_rejected_newest_snapshot_leaves_the_one_before_it_serving_a_new_worker() -> None:
+    """A worker that starts after a bad snapshot (wrong key, undecodable) was published
+    reads it as the newest of its batch: it must fall back to the verified one before it,
+    as a running worker keeps serving it, not serve no model and never become ready."""
+    forged = {**gated(2, True), "signature": "00" * 32}
+    for bad in (forged, b"not a snapshot"):
+        store = ModelStore(["ctr"])
+        follower = _follower(store)
+        rejected: list[Any] = []
+        follower.on_rejected = rejected.append
+        serde = _Serde() if isinstance(bad, dict) else _Undecodable()
+        follower.snapshot_serde = serde  # type: ignore[assignment]
+        asyncio.run(follower._snapshots(_records(gated(1, True), bad)))
+        served = store.get("ctr")
+        assert served is not None, bad
+        assert served.loaded.version == 1
+        assert store.missing() == []
+        assert len(rejected) == (1 if isinstance(bad, dict) else 0)
+
+
+class _Undecodable(_Serde):
+    """Decodes snapshots; a record of raw bytes does not decode (as a corrupt record)."""
+
+    def decode(self, value: Any, **_where: Any) -> dict[str, Any]:
+        if isinstance(value, bytes):
+            raise SerdeError("not Avro")
+        return super().decode(value)
 
 
 def test_a_newer_held_back_version_leaves_the_promoted_one_serving() -> None:

@@ -138,6 +138,10 @@ class ModelStore:
         """A snapshot of ``name`` (or one of its arms) was read, whether accepted or not."""
         self._published.add(base_model(name))
 
+    def not_loaded(self) -> list[str]:
+        """Configured models with no verified snapshot loaded (published or not)."""
+        return [n for n in self.configured if self.get(n) is None]
+
     def missing(self) -> list[str]:
         """Published models not loaded: nothing verified was read for them (yet)."""
         return [n for n in self.configured if self.get(n) is None and n in self._published]
@@ -149,6 +153,7 @@ class ModelStore:
 
 AlertHook = Callable[[SnapshotRejected], None]
 HELD_BACK = "held_back"
+REJECTED = "rejected"
 
 
 def is_promoted(snapshot: Mapping[str, Any]) -> bool:
@@ -281,18 +286,21 @@ class StateFollower:
     async def _snapshots(self, records: list[Any]) -> None:
         # Per key, only the newest record of a batch matters, and the newest promoted one
         # when that one was held back by the gate (catching up on a topic that is not
-        # compacted yet loads one or two snapshots per model, not every version).
+        # compacted yet loads one or two snapshots per model, not every version), and the
+        # newest one before it when it was rejected: a worker started after a bad snapshot
+        # serves the verified one before it, as the workers that were running keep doing.
         by_key: dict[bytes | None, list[Any]] = {}
         for record in records:
             by_key.setdefault(record.key, []).append(record)
         for keyed in by_key.values():
             for record in reversed(keyed):
-                if await self._snapshot(record) != HELD_BACK:
+                if await self._snapshot(record) not in (HELD_BACK, REJECTED):
                     break
 
     async def _snapshot(self, record: Any) -> str | None:
         """Load one record's snapshot if it is newer than what it would replace; returns
-        :data:`HELD_BACK` when it was a verified version its gate did not promote."""
+        :data:`HELD_BACK` when it was a verified version its gate did not promote, and
+        :data:`REJECTED` when it does not decode or verify."""
         name = record.key.decode("utf-8", "replace") if record.key else ""
         if record.value is None:
             self.metrics.snapshots_skipped.labels(reason="tombstone").inc()
@@ -315,7 +323,7 @@ class StateFollower:
         except SerdeError as exc:
             self.metrics.snapshots_rejected.labels(reason="undecodable").inc()
             log.warning("undecodable snapshot at %s: %s", record.offset, exc)
-            return None
+            return REJECTED
         name = str(snapshot.get("model_name", name))
         if not self.store.wants(name):
             self.metrics.snapshots_skipped.labels(reason="not_served").inc()
@@ -336,7 +344,7 @@ class StateFollower:
             self.metrics.snapshots_rejected.labels(reason=exc.reason).inc()
             log.warning("%s; still serving v%d", exc, self.store.version(name))
             self.on_rejected(exc)
-            return None
+            return REJECTED
         # put() checks the versions again: another snapshot may have been swapped in.
         served = self.store.put(loaded, published_s=record.timestamp / 1000, promoted=promoted)
         self.metrics.snapshots_loaded.labels(model=name).inc()
