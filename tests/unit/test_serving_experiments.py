@@ -98,6 +98,7 @@ def test_salt_reshuffles_and_weight_change_moves_few() -> None:
         (Arm("a", "ctr", -1.0),),
         (Arm("a", "ctr", 0.0),),
         (Arm("a", "ctr", float("nan")),),
+        (Arm("a", "ctr", 1e308), Arm("b", "ctr@b", 1e308)),  # their sum overflows to inf
         (Arm("a", "", 1.0),),
     ],
 )

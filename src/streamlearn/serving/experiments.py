@@ -1,8 +1,9 @@
 """Experiments: deterministic assignment of users to arms, and the book of live experiments.
 
-A user's arm is a pure function of the experiment's salt and the user id: the first 8 bytes
-of ``blake2b(salt + "\\x00" + user_id)`` read as a big-endian integer and divided by 2**64
-give a point in [0, 1), and the arms' weights, normalised, cut [0, 1) into consecutive
+A user's arm is a pure function of the experiment's salt and the user id: the 8-byte BLAKE2b
+digest (``blake2b(data, digest_size=8)``, not a prefix of the 64-byte one) of
+``salt + "\\x00" + user_id`` in UTF-8, read as a big-endian integer and divided by 2**64,
+gives a point in [0, 1), and the arms' weights, normalised, cut [0, 1) into consecutive
 intervals in the order the arms are listed. No process state takes part (not Python's
 randomised ``hash``), so every replica and every restart assigns the same arm; changing the
 salt reshuffles everybody, changing a weight moves only users near the moved boundaries.
@@ -104,6 +105,12 @@ class Experiment:
         total = sum(arm.weight for arm in self.arms)
         if total <= 0:
             raise InvalidExperiment(f"experiment {self.name}: weights sum to 0")
+        if not math.isfinite(total):
+            # Every weight over the sum would be 0: all users in the last arm.
+            raise InvalidExperiment(
+                f"experiment {self.name}: weights sum to {total} (give relative weights, "
+                "e.g. 0.5 and 0.5)"
+            )
         bounds = list(accumulate(arm.weight / total for arm in self.arms))
         bounds[-1] = 1.0
         object.__setattr__(self, "bounds", tuple(bounds))
