@@ -13,6 +13,7 @@ import typer
 
 from streamlearn.cli_common import (
     BootstrapOption,
+    MetricsHostOption,
     check_duration,
     command_settings,
     fail,
@@ -37,11 +38,23 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes sharing the port (SO_REUSEPORT)")
     ] = 1,
+    metrics_port: Annotated[
+        int | None,
+        port_option(
+            "Also serve each process's own /metrics, /healthz and /readyz, plain HTTP: "
+            "process i of --workers on this port + i (the shared port answers for "
+            "whichever process takes the connection)"
+        ),
+    ] = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
     """Run a prediction worker: follow model.state, serve `POST /v1/models/{name}:predict`."""
+    from aiohttp import web
+
     from streamlearn.http_tls import scheme, server_ssl_context
+    from streamlearn.listen_errors import bind_error
     from streamlearn.serving import create_serving_app
-    from streamlearn.serving.runner import run_workers
+    from streamlearn.serving.runner import check_bindable, run_workers
 
     settings = command_settings(long_running=True, kafka_bootstrap=bootstrap_servers)
     listen = settings.serve_port if port is None else port  # 0: a free port, not the default
@@ -51,12 +64,31 @@ def serve(
             "choose the one port they share"
         )
     ssl_context = server_ssl_context(settings)
+    own_ports = [] if metrics_port is None else [metrics_port + i for i in range(workers)]
+    if own_ports and own_ports[-1] > 65535:
+        fail(f"--metrics-port {metrics_port} with --workers {workers}: ports over 65535")
+    for own in own_ports:
+        try:
+            check_bindable(metrics_host, own, reuse_port=False)
+        except OSError as exc:
+            fail(str(bind_error(exc, metrics_host, own)))
 
     def ready(message: str) -> None:
         processes = f", {workers} processes" if workers > 1 else ""
         typer.echo(
             f"prediction worker on {scheme(settings)}://{host}:{listening_port(message, listen)} "
             f"(models: {settings.models}{processes})"
+        )
+        for index, own in enumerate(own_ports):
+            typer.echo(
+                f"process {index}: metrics and probes on http://{metrics_host}:{own}/metrics"
+            )
+
+    def make_app(index: int) -> web.Application:
+        return create_serving_app(
+            settings,
+            metrics_port=own_ports[index] if own_ports else None,
+            metrics_host=metrics_host,
         )
 
     # run_app turns SIGINT and SIGTERM into a graceful exit: the cleanup context stops the
@@ -65,8 +97,8 @@ def serve(
     access_log = logging.getLogger("aiohttp.access") if settings.log_level == "DEBUG" else None
     # Each process builds its own app (its own follower of model.state and producer).
     code = run_workers(
-        lambda: create_serving_app(settings), workers, host=host, port=listen, print=ready,
-        access_log=access_log, ssl_context=ssl_context,
+        make_app, workers, host=host, port=listen, print=ready, access_log=access_log,
+        ssl_context=ssl_context,
     )  # fmt: skip
     if code:
         raise typer.Exit(code)

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from streamlearn.models.configured import configured_spec
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.serving.experiment_topic import publish_experiment, read_experiments
 from streamlearn.serving.experiments import Arm, Experiment
+from streamlearn.serving.runner import check_bindable
 from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 from tests.conftest import REPO_ROOT
@@ -653,7 +655,10 @@ def test_serve_with_two_workers_answers_on_one_port_and_stops_as_one(
     settings: Settings, registry: RegistryClient
 ) -> None:
     publish(settings, registry, snapshot(1))
-    target = ServeProcess(settings, "--workers", "2")
+    metrics_port = free_port()
+    while not _bindable(metrics_port + 1):
+        metrics_port = free_port()
+    target = ServeProcess(settings, "--workers", "2", "--metrics-port", str(metrics_port))
     try:
         target.wait_ready()
         pid = target.process.pid
@@ -666,6 +671,10 @@ def test_serve_with_two_workers_answers_on_one_port_and_stops_as_one(
             status, _, answer = target.request("POST", "/v1/models/ctr:predict", body)
             assert status == 200, answer
             assert orjson.loads(answer)["predictions"][0]["model_version"] == 1
+        # Each process's own metrics port: the two add up to what was served.
+        served = [_predictions_served(metrics_port + i) for i in range(2)]
+        assert sum(served) == 40, served
+        assert all(served), served
     finally:
         code, _, stderr = target.stop()
     assert code == 0, stderr
@@ -673,6 +682,23 @@ def test_serve_with_two_workers_answers_on_one_port_and_stops_as_one(
     while any(Path(f"/proc/{child}").exists() for child in children):
         assert time.monotonic() < deadline, "a worker outlived the command"
         time.sleep(0.1)
+
+
+def _bindable(port: int) -> bool:
+    try:
+        check_bindable("127.0.0.1", port, reuse_port=False)
+    except OSError:
+        return False
+    return True
+
+
+def _predictions_served(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    prefix = "streamlearn_serve_predictions_total{"
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
+    )
 
 
 def test_experiments_set_and_list_from_the_command_line(settings: Settings) -> None:

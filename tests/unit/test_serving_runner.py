@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
 import multiprocessing
 import os
 import signal
 import time
 
+import orjson
 from aiohttp import web
 
 from streamlearn.kafka_local import free_port
 from streamlearn.serving import create_serving_app
-from streamlearn.serving.runner import run_workers
+from streamlearn.serving.runner import check_bindable, run_workers
 from streamlearn.settings import Settings
 
 
-def _app() -> web.Application:
-    app = create_serving_app(Settings(models=["ctr"]), kafka=False)
+def _app(index: int = 0, metrics_port: int | None = None) -> web.Application:
+    own = None if metrics_port is None else metrics_port + index
+    app = create_serving_app(Settings(models=["ctr"]), kafka=False, metrics_port=own)
 
     async def pid(request: web.Request) -> web.Response:
         return web.Response(text=str(os.getpid()))
@@ -71,7 +74,7 @@ def test_two_workers_share_the_port_and_stop_on_one_sigterm() -> None:
             runner.kill()
 
 
-def _broken() -> web.Application:
+def _broken(index: int) -> web.Application:
     raise RuntimeError("no app")
 
 
@@ -84,3 +87,79 @@ def test_a_worker_that_dies_stops_the_rest_with_its_code() -> None:
     runner.start()
     runner.join(30)
     assert runner.exitcode == 1
+
+
+def _run_with_metrics_ports(port: int, metrics_port: int) -> None:
+    make_app = functools.partial(_app, metrics_port=metrics_port)
+    raise SystemExit(run_workers(make_app, 2, host="127.0.0.1", port=port))
+
+
+def _get(port: int, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        if body is None:
+            connection.request("GET", path)
+        else:
+            connection.request("POST", path, body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _served(metrics: bytes) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.decode().splitlines()
+        if line.startswith("streamlearn_serve_predictions_total{")
+    )
+
+
+def test_each_worker_process_has_its_own_metrics_port() -> None:
+    """On the shared port, /metrics comes from whichever process takes the connection:
+    Prometheus saw counts jump between the two. Each process's own port (--metrics-port,
+    + its index) answers for that process alone, and the two add up to what was served."""
+    port, metrics_port = free_port(), free_port()
+    while True:  # two free ports in a row
+        try:
+            check_bindable("127.0.0.1", metrics_port + 1, reuse_port=False)
+            break
+        except OSError:
+            metrics_port = free_port()
+    runner = multiprocessing.get_context("fork").Process(
+        target=_run_with_metrics_ports, args=(port, metrics_port)
+    )
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not all(_ready(metrics_port + i) for i in range(2)):
+            assert time.monotonic() < deadline, "a process's own port never answered"
+            time.sleep(0.05)
+        body = orjson.dumps({"user_id": "u-1", "features": {"price": 1.0}})
+        pids = set()
+        for _ in range(40):  # a connection each: the kernel spreads them over both
+            status, _ = _get(port, "/v1/models/ctr:predict", body)
+            assert status == 200
+            pids.add(_pid(port))
+        assert len(pids) == 2
+        counts = []
+        for own in (metrics_port, metrics_port + 1):
+            first, again = _get(own, "/metrics")[1], _get(own, "/metrics")[1]
+            assert _served(first) == _served(again)  # one process, every scrape
+            counts.append(_served(first))
+        assert sum(counts) == 40, counts
+        assert all(count > 0 for count in counts), counts
+        assert _get(metrics_port, "/v1/models/ctr:predict", body)[0] == 404  # probes only
+    finally:
+        if runner.pid is not None and runner.is_alive():
+            os.kill(runner.pid, signal.SIGTERM)
+        runner.join(20)
+        if runner.is_alive():
+            runner.kill()
+
+
+def _ready(port: int) -> bool:
+    try:
+        return _get(port, "/readyz")[0] == 200
+    except OSError:
+        return False

@@ -41,7 +41,12 @@ def _is_api(request: web.Request) -> bool:
 
 
 def create_serving_app(
-    settings: Settings, registry: SchemaSource | None = None, *, kafka: bool = True
+    settings: Settings,
+    registry: SchemaSource | None = None,
+    *,
+    kafka: bool = True,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> web.Application:
     key = settings.model_signing_key
     if kafka and (key is None or not key.get_secret_value()):
@@ -92,9 +97,36 @@ def create_serving_app(
     app.router.add_get("/openapi.json", api.json_errors(api.openapi))
     # Last: whatever nothing else matched (any character: "." would not match a newline).
     app.router.add_route("*", r"/{tail:[\s\S]*}", api.no_route)
+    if metrics_port is not None:
+        # First: the process's probes answer (not ready) while it reads model.state.
+        app.cleanup_ctx.append(_own_metrics_port(serving, metrics_host, metrics_port))
     if kafka:
         app.cleanup_ctx.append(_kafka_lifecycle(registry))
     return app
+
+
+def _own_metrics_port(
+    serving: Serving, host: str, port: int
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """``/metrics``, ``/healthz`` and ``/readyz`` of this process alone on ``host:port``:
+    with ``serve --workers N`` the shared port's answers come from whichever process the
+    kernel hands the connection, so Prometheus scrapes each process on its own port."""
+
+    async def door(app: web.Application) -> AsyncIterator[None]:
+        own = web.Application()
+        own[SERVING] = serving
+        own.router.add_get("/metrics", api.json_errors(api.metrics))
+        own.router.add_get("/healthz", api.json_errors(api.healthz))
+        own.router.add_get("/readyz", api.json_errors(api.readyz))
+        runner = web.AppRunner(own, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            yield
+        finally:
+            await runner.cleanup()
+
+    return door
 
 
 async def _caught_up_or_late(follower: StateFollower, wait_s: float) -> None:

@@ -68,12 +68,13 @@ def run_worker(
     )  # fmt: skip
 
 
-def _check_bindable(host: str, port: int) -> None:
+def check_bindable(host: str, port: int, *, reuse_port: bool = True) -> None:
     """Raise the OSError the workers would each meet (address in use: a process listening
     there without ``SO_REUSEPORT``), here, once, before any is forked."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuse_port:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
@@ -81,7 +82,7 @@ def _check_bindable(host: str, port: int) -> None:
 
 
 def run_workers(
-    make_app: Callable[[], web.Application],
+    make_app: Callable[[int], web.Application],
     workers: int,
     *,
     host: str,
@@ -91,7 +92,8 @@ def run_workers(
     ssl_context: ssl.SSLContext | None = None,
 ) -> int:
     """Run ``workers`` worker processes on one port (``SO_REUSEPORT``), each with its own
-    app from ``make_app`` (so its own follower of ``model.state`` and telemetry producer),
+    app from ``make_app(index)``, ``index`` 0 to ``workers - 1`` (so its own follower of
+    ``model.state`` and telemetry producer, and its own metrics port if it has one),
     until SIGINT or SIGTERM, which are passed on to every worker (each stops gracefully).
     One worker is :func:`run_worker` in this process. Returns the exit code: 0, or the
     first non-zero code of a worker (a worker that dies stops the others: restarting is the
@@ -103,16 +105,24 @@ def run_workers(
     """
     if workers <= 1:
         run_worker(
-            make_app(), host=host, port=port, print=print, access_log=access_log,
+            make_app(0), host=host, port=port, print=print, access_log=access_log,
             ssl_context=ssl_context,
         )  # fmt: skip
         return 0
-    _check_bindable(host, port)
+    check_bindable(host, port)
     context = multiprocessing.get_context("fork")
     children = [
         context.Process(
             target=_worker_process,
-            args=(make_app, host, port, print if index == 0 else None, access_log, ssl_context),
+            args=(
+                make_app,
+                index,
+                host,
+                port,
+                print if index == 0 else None,
+                access_log,
+                ssl_context,
+            ),
             name=f"serve-worker-{index}",
         )
         for index in range(workers)
@@ -149,7 +159,8 @@ def run_workers(
 
 
 def _worker_process(
-    make_app: Callable[[], web.Application],
+    make_app: Callable[[int], web.Application],
+    index: int,
     host: str,
     port: int,
     print: Callable[..., None] | None,
@@ -163,6 +174,6 @@ def _worker_process(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     run_worker(
-        make_app(), host=host, port=port, print=print, access_log=access_log, reuse_port=True,
-        ssl_context=ssl_context,
+        make_app(index), host=host, port=port, print=print, access_log=access_log,
+        reuse_port=True, ssl_context=ssl_context,
     )  # fmt: skip
