@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -59,6 +60,28 @@ async def test_no_model_yet_is_a_degraded_fallback(client: TestClient[Any, Any])
     assert (await response.json())["unpublished"] == ["ctr", "conversion_value"]
 
 
+async def test_before_model_state_is_read_no_model_is_said_to_be_unpublished(
+    client: TestClient[Any, Any], app: web.Application
+) -> None:
+    """Whether a model was published is known only once model.state is read: before, a
+    worker whose Kafka is away said every model was `unpublished`."""
+    import asyncio
+    from types import SimpleNamespace
+
+    app[SERVING].follower = SimpleNamespace(caught_up=asyncio.Event())  # type: ignore[assignment]
+    response = await client.get("/readyz")
+    assert response.status == 503
+    assert await response.json() == {
+        "status": "not_ready", "missing": ["ctr", "conversion_value"], "unpublished": [],
+        "caught_up": False,
+    }  # fmt: skip
+    app[SERVING].follower.caught_up.set()  # type: ignore[union-attr]
+    response = await client.get("/readyz")
+    assert (response.status, (await response.json())["unpublished"]) == (
+        200, ["ctr", "conversion_value"],
+    )  # fmt: skip
+
+
 async def test_loaded_models_serve_and_ready_flips(
     client: TestClient[Any, Any], app: web.Application
 ) -> None:
@@ -114,6 +137,34 @@ async def test_model_error_is_degraded(client: TestClient[Any, Any], app: web.Ap
     status, body = await _predict(client, instances(1)[0])
     assert status == 200
     assert body["predictions"][0]["degraded_reason"] == "model_error"
+
+
+async def test_a_model_failing_on_every_instance_logs_one_traceback_per_interval(
+    client: TestClient[Any, Any], app: web.Application, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any client could make the worker write a traceback per instance (a feature value
+    the model cannot take): batches of 256 wrote ~150 KB of log each."""
+    model = loaded(2)
+
+    class Broken:
+        def predict_proba_one(self, x: Any) -> Any:
+            raise RuntimeError("boom")
+
+    object.__setattr__(model, "model", Broken())
+    app[SERVING].store.put(model)
+    with caplog.at_level(logging.ERROR, logger="streamlearn.serving.predictor"):
+        for _ in range(3):
+            status, body = await _predict(client, {"instances": instances(8)})
+            assert status == 200
+            assert {p["degraded_reason"] for p in body["predictions"]} == {"model_error"}
+    failures = [r for r in caplog.records if r.name == "streamlearn.serving.predictor"]
+    assert len(failures) == 1
+    assert failures[0].exc_info is not None  # the first keeps its traceback
+    metrics = await (await client.get("/metrics")).text()
+    assert (
+        'streamlearn_serve_degraded_predictions_total{model="ctr",reason="model_error"} 24.0'
+        in metrics
+    )
 
 
 async def test_experiment_routes_users_to_arm_models(
@@ -275,6 +326,24 @@ async def test_two_predictions_of_a_request_never_share_a_request_id(
     assert [p["request_id"] for p in body["predictions"]] == ["x", "r9-1"]
 
 
+async def test_a_batch_of_one_names_its_prediction_as_every_batch_does(
+    client: TestClient[Any, Any],
+) -> None:
+    """Instance *i* of a batch is ``<request_id>-<i>`` however many the batch holds: a
+    client sending feedback for ``solo-0`` must find the prediction it got."""
+    [a] = instances(1)
+    status, body = await _predict(client, {"instances": [a], "request_id": "solo"})
+    assert status == 200
+    assert (body["request_id"], [p["request_id"] for p in body["predictions"]]) == (
+        "solo", ["solo-0"],
+    )  # fmt: skip
+    status, body = await _predict(client, {**a, "request_id": "one"})
+    assert [p["request_id"] for p in body["predictions"]] == ["one"]
+    status, body = await _predict(client, {"instances": [a]})
+    made = body["request_id"]
+    assert [p["request_id"] for p in body["predictions"]] == [f"{made}-0"]
+
+
 def test_without_api_tokens_the_app_runs_no_middleware() -> None:
     # aiohttp's middleware chain cost ~6 µs of CPU per request: handlers answer their own
     # errors as JSON instead (the tests above), so the open API has no middleware.
@@ -366,6 +435,32 @@ async def test_cap_reached_switches_to_the_fallback_decision_and_alerts(
     assert 'streamlearn_serve_cap_reached_total{model="ctr"} 1.0' in metrics
     assert 'streamlearn_serve_capped_decisions_total{model="ctr"} 3.0' in metrics
     assert 'streamlearn_serve_alerts_total{kind="action_limit"} 1.0' in metrics
+
+
+async def test_a_newest_arm_spends_its_model_s_cap_not_a_cap_of_its_own(
+    client: TestClient[Any, Any], app: web.Application
+) -> None:
+    """A `ctr~newest` arm's predictions are ctr's (recorded and trained as ctr): its
+    positive decisions count against ctr's cap, or the arms together act twice the cap."""
+    rules = BusinessRules(threshold=0.0, positive_cap_per_window=2, fallback_decision="hold")
+    for version, promoted in ((1, True), (2, False)):
+        model = loaded(version)
+        object.__setattr__(model, "spec", replace(model.spec, rules=rules))
+        app[SERVING].store.put(model, promoted=promoted)
+    app[SERVING].book.put(
+        Experiment("gate", "s", (Arm("promoted", "ctr", 1.0), Arm("newest", "ctr~newest", 1.0)))
+    )
+    _, body = await _predict(client, {"instances": instances(8)})
+    predictions = body["predictions"]
+    assert {p["model_version"] for p in predictions} == {1, 2}  # both arms answered
+    assert [p["decision"] for p in predictions].count("show") == 2
+    assert sum(p["capped"] for p in predictions) == 6
+    metrics = await (await client.get("/metrics")).text()
+    assert 'streamlearn_serve_cap_reached_total{model="ctr"} 1.0' in metrics
+    assert 'streamlearn_serve_capped_decisions_total{model="ctr"} 6.0' in metrics
+    assert "ctr~newest" not in "".join(
+        line for line in metrics.splitlines() if "cap" in line and not line.startswith("#")
+    )
 
 
 async def test_the_newest_version_is_an_arm_s_route_not_an_endpoint(

@@ -123,10 +123,10 @@ async def predict(request: web.Request) -> web.Response:
         serving = request.app[SERVING]
         name = request.match_info["name"]
         _known(serving, name)
-        instances, request_id = parse_predict(
+        instances, request_id, batch = parse_predict(
             await read_body(request), serving.settings.serve_max_instances
         )
-        body = serving.predictor.predict(name, instances, request_id, started)
+        body = serving.predictor.predict(name, instances, request_id, started, batch=batch)
         response = json_response(body)
         serving.latency(name).observe(time.perf_counter() - started)
         return response
@@ -184,14 +184,19 @@ async def readyz(request: web.Request) -> web.Response:
     serving = request.app[SERVING]
     # Never published models do not count: a fresh install's fallback answers are what
     # produce the examples the first model is trained on (docs/serving.md).
-    missing = serving.store.missing()
     caught_up = serving.caught_up()
+    if caught_up:
+        missing, unpublished = serving.store.missing(), serving.store.unpublished()
+    else:
+        # Whether a model was published is known once model.state is read: until then
+        # every model not loaded is missing.
+        missing, unpublished = serving.store.not_loaded(), []
     ready = caught_up and not missing
     return json_response(
         {
             "status": "ready" if ready else "not_ready",
             "missing": missing,
-            "unpublished": serving.store.unpublished(),
+            "unpublished": unpublished,
             "caught_up": caught_up,
         },
         status=200 if ready else 503,

@@ -17,11 +17,13 @@ from __future__ import annotations
 import itertools
 import logging
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from streamlearn.log_repeats import RepeatedLines
 from streamlearn.models import SPECS, BusinessRules, ModelSpec
 from streamlearn.serving.experiments import ExperimentBook, base_model, served_model
 from streamlearn.serving.metrics import ServingMetrics
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RULES = BusinessRules()
 SOURCE = "serve"
+FAILURE_LOG_EVERY_S = 10.0
+"""A model's failures on instances are logged (with a traceback) once per this interval."""
 
 
 class Route:
@@ -92,10 +96,12 @@ class Route:
         self.limit = 0 if limit is None else limit
         self.window_s = rules.cap_window_s
         self.cap: ActionCap | None = None
+        # The cap is the served model's: a `ctr~newest` arm's decisions are ctr's, and the
+        # arms of one model together act at most its cap (not a cap per route).
         if limit is not None and rules.threshold is not None and reason is None:
-            self.cap = engine.cap(name, rules.cap_window_s, now)
+            self.cap = engine.cap(self.label, rules.cap_window_s, now)
         self.capped_decision = rules.fallback_decision or rules.negative_decision
-        self.capped_key = (name,)  # its key in the capped-decisions counter
+        self.capped_key = (self.label,)  # its key in the capped-decisions counter
         fallback_score, self.fallback_decision = fallback(rules)[:2]
         self.fallback_score = fallback_score
 
@@ -126,6 +132,7 @@ class Predictor:
         self.engine = RuleEngine()
         self.worker_id = f"{socket.gethostname()}:{uuid.uuid4().hex[:6]}"
         self._stale_alerted: set[tuple[str, int]] = set()
+        self._failure_lines = RepeatedLines(FAILURE_LOG_EVERY_S)
         self._routes: dict[str, Route] = {}
         # Request ids: a random prefix per worker and a counter (unique, and ~10x cheaper
         # than a uuid4 per request).
@@ -139,12 +146,19 @@ class Predictor:
         return DEFAULT_RULES if spec is None else spec.rules
 
     def predict(
-        self, endpoint: str, instances: list[Instance], request_id: str | None, started: float
+        self,
+        endpoint: str,
+        instances: list[Instance],
+        request_id: str | None,
+        started: float,
+        *,
+        batch: bool,
     ) -> dict[str, Any]:
-        """The response body of a predict request (telemetry offered as a side effect)."""
+        """The response body of a predict request (telemetry offered as a side effect);
+        ``batch``: the body was a batch, whose instance *i* is ``<request_id>-<i>``."""
         now = time.time()
         base_id = request_id or f"{self._id_prefix}{next(self._ids):x}"
-        single = len(instances) == 1
+        single = not batch
         experiment = self.book.covering(endpoint)
         experiment_name = None if experiment is None else experiment.name
         # Per served model, once per request: everything an instance needs (Route).
@@ -175,7 +189,7 @@ class Predictor:
                     if raw - raw != 0.0:  # nan or ±inf (cheaper than math.isfinite's call)
                         raise ValueError(f"non-finite score {raw}")
                 except Exception:
-                    log.exception("model %s v%d failed", name, version)
+                    self._log_failure(name, version)
                     reason, version = "model_error", 0
             if reason is None:
                 # RuleEngine.decide, with the rules' fields looked up once per request.
@@ -199,7 +213,7 @@ class Predictor:
                         capped_key = route.capped_key
                         capped_counts[capped_key] = capped_counts.get(capped_key, 0) + 1
                         if cap.count == route.limit + 1:
-                            self._alert_cap(name, version, route.rules)
+                            self._alert_cap(route.label, version, route.rules)
             else:
                 score, decision = route.fallback_score, route.fallback_decision
                 self._count_degraded(name, reason)
@@ -264,6 +278,20 @@ class Predictor:
         loaded = served.loaded
         score = served.score or scorer_for(loaded.spec, loaded.model)
         return Route(name, rules, served, score, None, max_age, self.engine, now)
+
+    def _log_failure(self, name: str, version: int) -> None:
+        """Log the exception being handled, a model's failure on an instance, with its
+        traceback: once per interval for one model, then with how many were left out (a
+        client sending what the model cannot take would otherwise fill the log, a
+        traceback per instance; each is counted in ``degraded``)."""
+        if not log.isEnabledFor(logging.ERROR):
+            return
+        record = log.makeRecord(
+            log.name, logging.ERROR, __file__, sys._getframe(1).f_lineno,
+            "model %s v%d failed", (name, version), sys.exc_info(),
+        )  # fmt: skip
+        if self._failure_lines.filter(record):
+            log.handle(record)
 
     def _count_degraded(self, name: str, reason: str) -> None:
         counts = self.metrics.degraded_by.counts

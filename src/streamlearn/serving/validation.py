@@ -168,14 +168,16 @@ def _at(where: str, field: str | None) -> str:
     return f"{where}.{field}" if where else str(field)
 
 
-def parse_predict(raw: bytes, max_instances: int) -> tuple[list[Instance], str | None]:
-    """The instances and the request id of a predict body (see module documentation)."""
+def parse_predict(raw: bytes, max_instances: int) -> tuple[list[Instance], str | None, bool]:
+    """The instances and the request id of a predict body (see module documentation), and
+    whether it is a batch (``instances``: its predictions are ``<request_id>-<i>``, even
+    for a batch of one)."""
     document = parse_json(raw)
     if not isinstance(document, dict):
         raise InvalidRequest(422, "body", f"must be an object, got {json_kind(document)}")
     if "instances" not in document:
         instance = _instance(document, None)
-        return [instance], instance.request_id
+        return [instance], instance.request_id, False
     for name in document:
         if name not in _BATCH_FIELDS:
             raise InvalidRequest(422, name, "unknown field")
@@ -194,7 +196,7 @@ def parse_predict(raw: bytes, max_instances: int) -> tuple[list[Instance], str |
     instances = [_instance(item, i) for i, item in enumerate(items)]
     if len(instances) > 1 and any(instance.request_id is not None for instance in instances):
         _check_distinct_ids(instances, request_id)
-    return instances, request_id
+    return instances, request_id, True
 
 
 def _check_distinct_ids(instances: list[Instance], request_id: str | None) -> None:
