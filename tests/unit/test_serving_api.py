@@ -18,6 +18,7 @@ from streamlearn.exceptions import ConfigurationError
 from streamlearn.models import BusinessRules
 from streamlearn.serving import SERVING, create_serving_app
 from streamlearn.serving.experiments import Arm, Experiment
+from streamlearn.serving.validation import MAX_INSTANCE_BYTES
 from streamlearn.settings import Settings
 from tests.serving_support import instances, loaded
 
@@ -301,6 +302,24 @@ async def test_every_content_encoding_is_decoded_or_refused_as_json(
         )
         assert response.status == status
         assert await response.json() == {"error": error, "field": field}
+
+
+async def test_an_instance_whose_record_kafka_would_refuse_is_a_413_not_a_lost_record() -> None:
+    """A 1,040,067-byte instance under the 1 MiB body limit was answered 200, and its
+    PredictionServed record, over the producer's 1,000,000-byte message limit, was
+    dropped: a prediction never logged nor learned from."""
+    settings = Settings(models=["ctr"], serve_max_body_bytes=4 * 1024 * 1024)
+    async with TestClient(TestServer(create_serving_app(settings, kafka=False))) as client:
+        [small] = instances(1)
+        big = {**small, "features": {**small["features"], "note": "x" * MAX_INSTANCE_BYTES}}
+        status, body = await _predict(client, big)
+        assert (status, body["field"]) == (413, "body"), body
+        assert f"at most {MAX_INSTANCE_BYTES:,} bytes" in body["error"]
+        status, body = await _predict(client, {"instances": [small, big]})
+        assert (status, body["field"]) == (413, "instances[1]"), body
+        fits = {**small, "features": {"note": "x" * (MAX_INSTANCE_BYTES - 200)}}
+        status, body = await _predict(client, {"instances": [fits, small]})
+        assert status == 200, body
 
 
 async def test_two_predictions_of_a_request_never_share_a_request_id(

@@ -187,3 +187,31 @@ def test_a_request_is_one_entry_and_a_record_that_does_not_fit_is_dropped_alone(
         assert value == serde.encode(record)
     text = generate_latest(metrics.registry).decode()
     assert 'streamlearn_serve_telemetry_dropped_total{reason="encode_error"} 1.0' in text
+
+
+def test_the_largest_instance_a_worker_takes_makes_a_record_kafka_takes() -> None:
+    """The validation's bound on an instance (its JSON) keeps its record under Kafka's
+    1,000,000-byte message limit, in the worst case: doubles under short names, which Avro
+    writes in 8 bytes each (``"abc":1.0,`` is 10 bytes of JSON, 13 of Avro), and ids of
+    the longest kind."""
+    import itertools
+    import string
+
+    import orjson
+
+    from streamlearn.serving.validation import MAX_ID_CHARS, MAX_INSTANCE_BYTES
+
+    sink, _, _ = _sink()
+    asyncio.run(sink._ensure_schemas())
+    assert sink._fast is not None
+    names = ("".join(n) for n in itertools.product(string.ascii_letters + string.digits, repeat=3))
+    entries = (MAX_INSTANCE_BYTES - 4 * MAX_ID_CHARS - 64) // len('"abc":1.0,')
+    features: dict[str, Any] = dict(zip(names, itertools.repeat(1.0, entries), strict=False))
+    wide = "\U0001f600" * MAX_ID_CHARS  # 4 bytes each in UTF-8
+    prediction = {**PREDICTION, "request_id": wide, "user_id": wide, "arm": "a" * 100}
+    size = len(orjson.dumps({"user_id": wide, "features": features}))
+    assert MAX_INSTANCE_BYTES - 100 <= size <= MAX_INSTANCE_BYTES
+    record = prediction_record(prediction, features, {}, 1_000, 1.5, "w" * 100)
+    fast = sink._fast.encode(record)
+    assert fast == sink.serdes["prediction"].encode(record)
+    assert len(fast) < 1_000_000 - 1_000, len(fast)  # room for the batch's own bytes

@@ -9,8 +9,9 @@ Numbers must be finite doubles; integers within 64 bits stay integers (Avro long
 ones are read as doubles.
 
 Statuses: 400 for a body that is not JSON (or not UTF-8), 413 for a body over the size
-limit (enforced by aiohttp before parsing), 422 for JSON that does not fit the request
-schema, more instances than its ``maxItems`` included. :class:`InvalidRequest` carries the
+limit (enforced by aiohttp before parsing) or an instance over :data:`MAX_INSTANCE_BYTES`,
+422 for JSON that does not fit the request schema, more instances than its ``maxItems``
+included. :class:`InvalidRequest` carries the
 status and the field, e.g. ``instances[3].features.price``.
 """
 
@@ -29,6 +30,11 @@ from streamlearn.serving.exceptions import InvalidRequest
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_ID_CHARS = 256
+MAX_INSTANCE_BYTES = 600_000
+"""An instance's size as JSON at most: its ``PredictionServed`` record (features and
+context in Avro, at most ~1.6x their JSON: a double with a one-character name is 11 bytes
+against ``"k":1.0,``'s 8; plus the ids and names, a few KB) must fit Kafka's 1,000,000-byte
+message limit, or the prediction would be answered and never logged nor learned from."""
 _INSTANCE_FIELDS = frozenset({"user_id", "features", "context", "request_id"})
 _BATCH_FIELDS = frozenset({"instances", "request_id"})
 _SIMPLE = frozenset({str, bool, type(None)})
@@ -175,8 +181,11 @@ def parse_predict(raw: bytes, max_instances: int) -> tuple[list[Instance], str |
     document = parse_json(raw)
     if not isinstance(document, dict):
         raise InvalidRequest(422, "body", f"must be an object, got {json_kind(document)}")
+    large = len(raw) > MAX_INSTANCE_BYTES  # only then can an instance be too large
     if "instances" not in document:
         instance = _instance(document, None)
+        if large:
+            _check_size(document, "body")
         return [instance], instance.request_id, False
     for name in document:
         if name not in _BATCH_FIELDS:
@@ -194,9 +203,21 @@ def parse_predict(raw: bytes, max_instances: int) -> tuple[list[Instance], str |
     if request_id is not None:
         request_id = _identifier(request_id, "request_id")
     instances = [_instance(item, i) for i, item in enumerate(items)]
+    if large:
+        for index, item in enumerate(items):
+            _check_size(item, _where(index))
     if len(instances) > 1 and any(instance.request_id is not None for instance in instances):
         _check_distinct_ids(instances, request_id)
     return instances, request_id, True
+
+
+def _check_size(instance: dict[str, Any], field: str) -> None:
+    size = len(orjson.dumps(instance))
+    if size > MAX_INSTANCE_BYTES:
+        raise InvalidRequest(
+            413, field, f"instance of {size:,} bytes as JSON, at most {MAX_INSTANCE_BYTES:,} bytes "
+            "(its PredictionServed record must fit one Kafka message)",
+        )  # fmt: skip
 
 
 def _check_distinct_ids(instances: list[Instance], request_id: str | None) -> None:
