@@ -2,14 +2,16 @@
 in the way of a request.
 
 Request handlers call :meth:`TelemetrySink.offer_predictions` once per request (or
-:meth:`TelemetrySink.offer` for alerts), which appends the request's response entries and
-instances, as they are, to a bounded in-memory deque and returns (a few hundred ns; no
-record is built, nothing is encoded or sent on the request path). A background task drains
-the deque every couple of milliseconds, encodes Avro a request at a time (predictions with
-:mod:`~streamlearn.serving.prediction_codec`, ~5x faster than fastavro, the fields a
-request's records share encoded once) and hands the bytes
-to librdkafka's own bounded queue (``produce`` never blocks: a full queue raises
-``BufferError``). Every record that cannot be kept is dropped and counted by reason:
+:meth:`TelemetrySink.offer` for alerts). Once the schemas are known, a request's records are
+encoded there, a request at a time (with :mod:`~streamlearn.serving.prediction_codec`, ~5x
+faster than fastavro, the fields a request's records share encoded once; no record dict is
+built), and handed to librdkafka's own bounded queue (``produce`` never blocks: a full queue
+raises ``BufferError``): while the request's data is in the CPU's caches, which made a batch
+of 32 cost 1.15-1.2x less CPU than encoding it in a later task (bench/predict.py A/B). What
+cannot be encoded then (schemas not known yet, a record that does not fit), and every request
+while such entries wait (records keep their order), is appended as it is to a bounded deque
+that a background task drains every couple of milliseconds. Every record that cannot be kept
+is dropped and counted by reason:
 
 - ``buffer_full``: the deque held ``serve_telemetry_buffer`` records (the drain is behind);
 - ``producer_queue_full``: librdkafka's queue is full (the broker is slow or unreachable);
@@ -150,8 +152,8 @@ class TelemetrySink:
         latency_ms: float,
         worker_version: str,
     ) -> None:
-        """Queue the ``PredictionServed`` of ``prediction`` (a response entry), or drop it
-        (counted) when the buffer is full. The record is built by the drain, not here."""
+        """Send the ``PredictionServed`` of ``prediction`` (a response entry) as
+        :meth:`offer_predictions` does."""
         instance = Instance(prediction["user_id"], features, context, None)
         self.offer_predictions([prediction], [instance], served_ms, latency_ms, worker_version)
 
@@ -163,9 +165,23 @@ class TelemetrySink:
         latency_ms: float,
         worker_version: str,
     ) -> None:
-        """Queue the ``PredictionServed`` of each of a request's predictions (response
-        entries; ``instances[i]`` is what ``predictions[i]`` answered) as one entry: what
-        does not fit in the buffer is dropped and counted."""
+        """Hand the ``PredictionServed`` of each of a request's predictions (response
+        entries; ``instances[i]`` is what ``predictions[i]`` answered) to the producer, or
+        queue them as one entry for the drain (see the module's documentation): what does
+        not fit in the producer's queue or the buffer is dropped and counted."""
+        fast = self._fast
+        if fast is not None and not self._buffer:
+            # Encoded and handed to librdkafka now, while the request's data is in the
+            # caches (see the module's documentation); what cannot be is buffered below.
+            try:
+                encoded = fast.encode_request(
+                    predictions, instances, served_ms, latency_ms, worker_version
+                )
+            except ENCODE_ERRORS:
+                encoded = None  # one of them does not fit: the drain finds which
+            if encoded is not None:
+                self._produce_encoded(predictions, encoded)
+                return
         room = self.capacity - self._waiting
         if room < len(predictions):
             self._drop_full.inc(len(predictions) - max(room, 0))
@@ -239,7 +255,6 @@ class TelemetrySink:
 
     def _send_chunk(self) -> None:
         buffer, produce, fast = self._buffer, self._producer.produce, self._fast
-        prediction_topic = self.topics["prediction"]
         # Records per turn; a request's records are taken together (a batch of up to
         # serve_max_instances can go over by that much).
         budget = BACKLOG_CHUNK if self._waiting > 4 * CHUNK else CHUNK
@@ -261,16 +276,7 @@ class TelemetrySink:
                     except ENCODE_ERRORS:
                         encoded = None  # one of them does not fit: which, one by one below
                 if encoded is not None:
-                    for prediction, value in zip(predictions, encoded, strict=True):
-                        try:
-                            # A str key is encoded to UTF-8 by the client; the delivery
-                            # callback is the producer's (config "on_delivery").
-                            produce(prediction_topic, value, prediction["request_id"])
-                            produced += 1
-                        except BufferError:
-                            queue_full += 1
-                        except KafkaException as exc:
-                            self._refused(exc)
+                    self._produce_encoded(predictions, encoded)
                     continue
                 keys, values = self._encode_each(entry)
             else:
@@ -297,6 +303,25 @@ class TelemetrySink:
         if queue_full:
             self._drop_queue_full.inc(queue_full)
         self._poll()
+
+    def _produce_encoded(self, predictions: list[dict[str, Any]], encoded: list[bytes]) -> None:
+        """Hand a request's encoded records to librdkafka (keyed by request id); what its
+        full queue refuses is dropped and counted."""
+        produce, topic = self._producer.produce, self.topics["prediction"]
+        produced = queue_full = 0
+        for prediction, value in zip(predictions, encoded, strict=True):
+            try:
+                # A str key is encoded to UTF-8 by the client; the delivery callback is
+                # the producer's (config "on_delivery").
+                produce(topic, value, prediction["request_id"])
+                produced += 1
+            except BufferError:
+                queue_full += 1
+            except KafkaException as exc:
+                self._refused(exc)
+        self._produced += produced
+        if queue_full:
+            self._drop_queue_full.inc(queue_full)
 
     def _refused(self, exc: KafkaException) -> None:
         # e.g. a record over message.max.bytes: this one is lost, the rest go on.
