@@ -54,3 +54,28 @@ def test_the_live_namespace_is_never_dropped(prefix: str) -> None:
 def test_a_prefix_with_a_character_kafka_names_cannot_hold_is_refused() -> None:
     with pytest.raises(TopologyError, match="may only hold"):
         plan_drop(Settings(), "try 1.", [], [])
+
+
+def test_a_namespace_without_its_dot_neither_drops_nor_reads_the_replay_with_it(
+    tmp_path: Path,
+) -> None:
+    """`strict` and `strict.` are two namespaces whose replay files share a name: `replay
+    drop --into strict` deleted the manifest of the replay into `strict.` (its topics and
+    group left behind, undroppable by name), and `replay diff --into ns.` read the
+    manifest of `ns` as its own."""
+    import json
+
+    from streamlearn.replay.shadow import manifest_path, read_manifest
+
+    settings = Settings(data_dir=tmp_path)
+    manifest = manifest_path(settings, "strict.")
+    manifest.parent.mkdir()
+    manifest.write_text(json.dumps({"shadow_prefix": "strict.", "agents": ["preprocess"]}))
+    (tmp_path / "replays" / "strict-worker.log").write_text("log\n")
+    assert plan_drop(settings, "strict", SHADOW, []).empty
+    assert plan_drop(settings, "strict.", [], []).files == (
+        manifest, tmp_path / "replays" / "strict-worker.log",
+    )  # fmt: skip
+    assert read_manifest(settings, "strict.")["agents"] == ["preprocess"]
+    with pytest.raises(ReplayError, match=r"no replay into 'strict' here .* into 'strict\.'"):
+        read_manifest(settings, "strict")

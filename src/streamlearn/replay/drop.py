@@ -22,7 +22,12 @@ from confluent_kafka.admin import AdminClient
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.replay.exceptions import ReplayError
 from streamlearn.replay.groups import TIMEOUT_S, refuse_if_active
-from streamlearn.replay.shadow import SHADOW_GROUP, manifest_path, worker_log_path
+from streamlearn.replay.shadow import (
+    SHADOW_GROUP,
+    files_owner,
+    manifest_path,
+    worker_log_path,
+)
 from streamlearn.settings import Settings
 from streamlearn.topology import desired_topics, load_topology
 from streamlearn.topology.catalogue import topology_path
@@ -65,7 +70,11 @@ def plan_drop(
     ours = {topic.name for topic in desired_topics(topology, prefix)}
     existing = set(topics)
     chosen = (ours & existing) | {name for name in existing if name.startswith(group + "-")}
-    files = (manifest_path(settings, prefix), worker_log_path(settings, prefix))
+    # The files are another namespace's when its manifest says so (`try1.` for `try1`).
+    owner = files_owner(settings, prefix)
+    files = () if owner not in (None, prefix) else (
+        manifest_path(settings, prefix), worker_log_path(settings, prefix),
+    )  # fmt: skip
     return DropPlan(
         prefix,
         tuple(sorted(chosen)),

@@ -107,7 +107,22 @@ class ShadowPlan:
 
 
 def _replay_file(settings: Settings, shadow_prefix: str, suffix: str) -> Path:
+    # `try1` and `try1.` share these names (files made before kept theirs): whose they are
+    # is the manifest's `shadow_prefix` (files_owner).
     return settings.data_dir / "replays" / f"{shadow_prefix.rstrip('.') or 'shadow'}{suffix}"
+
+
+def files_owner(settings: Settings, shadow_prefix: str) -> str | None:
+    """The namespace whose replay the manifest at ``shadow_prefix``'s file name records
+    (None: no manifest), e.g. ``strict.`` for ``strict``, whose files share its name."""
+    path = manifest_path(settings, shadow_prefix)
+    if not path.is_file():
+        return None
+    try:
+        recorded = json.loads(path.read_text()).get("shadow_prefix")
+    except (ValueError, AttributeError):
+        return shadow_prefix  # unreadable: not someone else's as far as anyone can tell
+    return shadow_prefix if recorded is None else str(recorded)
 
 
 def manifest_path(settings: Settings, shadow_prefix: str) -> Path:
@@ -133,6 +148,13 @@ def plan_shadow(
     if shadow_prefix == settings.topic_prefix or not shadow_prefix:
         raise ReplayError("--into must name another namespace than the live one")
     earlier = manifest_path(settings, shadow_prefix)
+    owner = files_owner(settings, shadow_prefix)
+    if owner is not None and owner != shadow_prefix:
+        raise ReplayError(
+            f"{earlier} records the replay into {owner!r}, whose files {shadow_prefix!r} would "
+            f"share: replay --into another namespace, or drop that one first (`streamlearn "
+            f"replay drop --into {owner}`)"
+        )
     if earlier.is_file():
         agents_before = ", ".join(json.loads(earlier.read_text()).get("agents") or [])
         raise ReplayError(
@@ -275,4 +297,9 @@ def read_manifest(settings: Settings, shadow_prefix: str) -> dict[str, Any]:
     if not path.is_file():
         raise ReplayError(f"no replay into {shadow_prefix!r} here ({path} is missing)")
     manifest: dict[str, Any] = json.loads(path.read_text())
+    owner = manifest.get("shadow_prefix", shadow_prefix)
+    if owner != shadow_prefix:
+        raise ReplayError(
+            f"no replay into {shadow_prefix!r} here ({path} is the replay into {owner!r})"
+        )
     return manifest
