@@ -58,18 +58,19 @@ def keys_rotate(
     end of its grace, to a settings file (STREAMLEARN_CONFIG_FILE, or copy the values
     into your secret store). Roll it out to every worker and learner: from then on new
     snapshots are signed with the new key, and the old ones verify until the grace ends."""
-    from streamlearn.up.signing_key import command_signing_key
+    from streamlearn.up.signing_key import keep_local_rotation, with_local_key
 
     # A current key shorter than the settings accept is read here, to be replaced: every
     # other command refuses it.
     rotating = ROTATING_AWAY.set(True)
     try:
-        settings = command_settings()
+        given = command_settings()
     finally:
         ROTATING_AWAY.reset(rotating)
-    # The settings' key, else the one `up` made in the data directory (replay finds it
-    # there too).
-    current = command_signing_key(settings.model_signing_key, settings.data_dir)
+    # The settings' key, else the data directory's: the last rotation recorded there, or
+    # the key `up` made (replay finds them there too).
+    settings = with_local_key(given)
+    current = settings.model_signing_key
     if current is None:
         fail("no STREAMLEARN_MODEL_SIGNING_KEY to rotate from (set it, or the config file)")
     if len(current.get_secret_value().strip()) < SIGNING_KEY_MIN_CHARS:
@@ -109,9 +110,10 @@ def keys_rotate(
         fail(f"{out} exists: choose a new file (a rotation never overwrites keys)")
     except FileNotFoundError:
         fail(f"{out.parent} does not exist: create it (owner-only), or write elsewhere")
+    text = yaml.safe_dump(rotated, sort_keys=False)
     with os.fdopen(descriptor, "w") as file:
-        file.write(yaml.safe_dump(rotated, sort_keys=False))
-    if settings.model_signing_key is None:
+        file.write(text)
+    if given.model_signing_key is None and settings.model_signing_key_id is None:
         previous = ", the one `up` made,"
     elif settings.model_signing_key_id is None:
         previous = ", which has no key id,"
@@ -122,3 +124,7 @@ def keys_rotate(
         f"until {until.isoformat()}); roll it out to every prediction worker and learner "
         "before then"
     )
+    if given.model_signing_key is None:
+        # The data directory's key was rotated: `up` there must not go back to it.
+        keep_local_rotation(settings.data_dir, text)
+        typer.echo(f"`up` and the replay commands in {settings.data_dir} sign with it from now on")

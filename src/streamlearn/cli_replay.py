@@ -72,12 +72,11 @@ def _record_source(
 
 
 def _replay_settings(bootstrap_servers: str | None) -> Settings:
-    """The command's settings, signing with the key ``up`` made when none is set."""
-    from streamlearn.up.signing_key import command_signing_key
+    """The command's settings, signing with the data directory's key (``up``'s, or its
+    last rotation) when none is set."""
+    from streamlearn.up.signing_key import with_local_key
 
-    settings = command_settings(kafka_bootstrap=bootstrap_servers)
-    key = command_signing_key(settings.model_signing_key, settings.data_dir)
-    return settings.model_copy(update={"model_signing_key": key})
+    return with_local_key(command_settings(kafka_bootstrap=bootstrap_servers))
 
 
 @replay_app.command("model")

@@ -160,6 +160,53 @@ def test_keys_rotate_after_up_rotates_the_key_up_made(
     verify_snapshot(_snapshot(b"the-key-up-made-for-signing", None), keyring)
 
 
+def test_after_rotating_the_key_up_made_up_and_replay_sign_with_the_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain `up` in the same data directory after `keys rotate` signed with the old key
+    again: its learner refused the versions the new key had signed and published from an
+    older one (a roll-back), and `replay verify` called the new versions bad signatures."""
+    from streamlearn.up.signing_key import LOCAL_ROTATION_FILE, with_local_key
+
+    (tmp_path / LOCAL_SIGNING_KEY_FILE).write_text("the-key-up-made-for-signing\n")
+    monkeypatch.setenv("STREAMLEARN_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("STREAMLEARN_MODEL_SIGNING_KEY", raising=False)
+    out = tmp_path / "rotated.yaml"
+    result = CliRunner().invoke(app, ["keys", "rotate", "--out", str(out), "--grace", "1h"])
+    assert result.exit_code == 0, result.output
+    assert f"`up` and the replay commands in {tmp_path} sign with it from now on" in result.output
+    rotated = yaml.safe_load(out.read_text())
+    assert stat.S_IMODE((tmp_path / LOCAL_ROTATION_FILE).stat().st_mode) == 0o600
+    settings = with_local_key(Settings())  # what `up` and `replay` run with, no file given
+    assert settings.model_signing_key is not None
+    assert settings.model_signing_key.get_secret_value() == rotated["model_signing_key"]
+    assert settings.model_signing_key_id == rotated["model_signing_key_id"]
+    keyring = Keyring.from_settings(settings)
+    verify_snapshot(_snapshot(b"the-key-up-made-for-signing", None), keyring)
+    verify_snapshot(
+        _snapshot(rotated["model_signing_key"].encode(), rotated["model_signing_key_id"]), keyring
+    )
+    # The parts `up` starts get the rotation's settings, the previous key included.
+    from streamlearn.up.parts import signing_environment
+
+    for name, value in signing_environment(settings).items():
+        monkeypatch.setenv(name, value)
+    part = Keyring.from_settings(Settings())
+    verify_snapshot(_snapshot(b"the-key-up-made-for-signing", None), part)
+    for name in signing_environment(settings):
+        monkeypatch.delenv(name)
+    # A second rotation from the data directory sees the first one's grace.
+    again = CliRunner().invoke(app, ["keys", "rotate", "--out", str(tmp_path / "again.yaml")])
+    assert again.exit_code == 1
+    assert "is still accepted until" in again.output
+    # A key given in the settings is theirs: the data directory's rotation does not apply.
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "a-deployment-s-own-key")
+    own = with_local_key(Settings())
+    assert own.model_signing_key is not None
+    assert own.model_signing_key.get_secret_value() == "a-deployment-s-own-key"
+    assert own.model_previous_signing_key is None
+
+
 def test_keys_rotate_refuses_a_missing_directory_and_a_grace_in_the_past(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

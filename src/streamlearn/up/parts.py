@@ -4,6 +4,9 @@ the prediction worker, the dashboard and the registry; and the ports they need."
 from __future__ import annotations
 
 import socket
+from datetime import datetime
+
+from pydantic import SecretStr
 
 from streamlearn.agents import AGENT_NAMES
 from streamlearn.exceptions import StreamlearnError
@@ -39,6 +42,27 @@ def check_ports_free(options: UpOptions) -> None:
                 ) from exc
 
 
+def signing_environment(settings: Settings) -> dict[str, str]:
+    """The signing settings ``up`` resolved (the data directory's key or its rotation:
+    the previous key too, until its grace ends), for its parts' environment."""
+    values = {
+        "MODEL_SIGNING_KEY": settings.model_signing_key,
+        "MODEL_SIGNING_KEY_ID": settings.model_signing_key_id,
+        "MODEL_PREVIOUS_SIGNING_KEY": settings.model_previous_signing_key,
+        "MODEL_PREVIOUS_SIGNING_KEY_ID": settings.model_previous_signing_key_id,
+        "MODEL_PREVIOUS_SIGNING_KEY_UNTIL": settings.model_previous_signing_key_until,
+    }
+    env = {}
+    for name, value in values.items():
+        if isinstance(value, SecretStr):
+            env[f"STREAMLEARN_{name}"] = value.get_secret_value()
+        elif isinstance(value, datetime):
+            env[f"STREAMLEARN_{name}"] = value.isoformat()
+        elif value is not None:
+            env[f"STREAMLEARN_{name}"] = str(value)
+    return env
+
+
 def part_specs(
     settings: Settings, options: UpOptions, doors: Doors, users: KafkaUsers
 ) -> list[ChildSpec]:
@@ -49,8 +73,7 @@ def part_specs(
         "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
         "STREAMLEARN_DATA_DIR": str(settings.data_dir),
     }
-    if settings.model_signing_key is not None:
-        env["STREAMLEARN_MODEL_SIGNING_KEY"] = settings.model_signing_key.get_secret_value()
+    env.update(signing_environment(settings))
     # Picked before any part listens: none may be a port meant for another server.
     named = {options.kafka_port, options.registry_port, options.collector_port,
              options.serve_port, options.dashboard_port}  # fmt: skip

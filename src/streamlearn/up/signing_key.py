@@ -1,14 +1,28 @@
-"""The embedded default's model-signing key."""
+"""The embedded default's model-signing key, and its rotation.
+
+Without ``STREAMLEARN_MODEL_SIGNING_KEY``, ``up`` signs with a key it makes in the data
+directory (``model-signing.key``), and the replay commands verify with it. ``keys rotate``
+from that key writes its settings file, and also the data directory's rotation
+(``model-signing.rotation.yaml``, the same settings): from then on ``up`` and the replay
+commands there sign with the new key and verify the old one until its grace ends, as every
+process given the file does; a plain ``up`` no longer goes back to the old key.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import yaml
 from pydantic import SecretStr
 
+from streamlearn.settings import Settings
+
 LOCAL_SIGNING_KEY_FILE = "model-signing.key"
+LOCAL_ROTATION_FILE = "model-signing.rotation.yaml"
 
 
 def local_signing_key(path: Path) -> SecretStr:
@@ -23,10 +37,44 @@ def local_signing_key(path: Path) -> SecretStr:
     return SecretStr(path.read_text().strip())
 
 
-def command_signing_key(settings_key: SecretStr | None, data_dir: Path) -> SecretStr | None:
-    """The key a command verifies or signs with: the settings' own, else the key ``up``
-    made in ``data_dir`` (so ``replay verify`` after ``up`` needs no setting), else None."""
-    if settings_key is not None:
-        return settings_key
-    path = data_dir / LOCAL_SIGNING_KEY_FILE
-    return SecretStr(path.read_text().strip()) if path.is_file() else None
+def with_local_key(settings: Settings, *, make: bool = False) -> Settings:
+    """``settings`` signing with the data directory's key when they name none: its newest
+    rotation (the new key, and the previous one until its grace ends), else the key ``up``
+    made there (made now with ``make``), else unchanged (no key)."""
+    if settings.model_signing_key is not None:
+        return settings
+    rotation = settings.data_dir / LOCAL_ROTATION_FILE
+    if rotation.is_file():
+        return settings.model_copy(update=_rotation_settings(yaml.safe_load(rotation.read_text())))
+    key_file = settings.data_dir / LOCAL_SIGNING_KEY_FILE
+    if not make and not key_file.is_file():
+        return settings
+    return settings.model_copy(update={"model_signing_key": local_signing_key(key_file)})
+
+
+def _rotation_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """A rotation's file as settings values (what ``Settings`` makes of the same file)."""
+    until = values.get("model_previous_signing_key_until")
+    previous = values.get("model_previous_signing_key")
+    return {
+        "model_signing_key": SecretStr(str(values["model_signing_key"])),
+        "model_signing_key_id": values.get("model_signing_key_id"),
+        "model_previous_signing_key": None if previous is None else SecretStr(str(previous)),
+        "model_previous_signing_key_id": values.get("model_previous_signing_key_id"),
+        "model_previous_signing_key_until": (
+            None if until is None else datetime.fromisoformat(str(until))
+        ),
+    }
+
+
+def keep_local_rotation(data_dir: Path, rotated: str) -> Path:
+    """Record ``rotated`` (a rotation's settings file) as the data directory's rotation,
+    owner-only, replacing the one before it in one step."""
+    path = data_dir / LOCAL_ROTATION_FILE
+    staged = path.with_suffix(".tmp")
+    staged.unlink(missing_ok=True)
+    descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(rotated)
+    os.replace(staged, path)
+    return path

@@ -53,7 +53,11 @@ from streamlearn.up.parts import check_ports_free as _check_ports_free
 from streamlearn.up.parts import part_specs, registry_spec
 from streamlearn.up.probes import SystemProbe
 from streamlearn.up.report import Check, checks, figures
-from streamlearn.up.signing_key import LOCAL_SIGNING_KEY_FILE, local_signing_key
+from streamlearn.up.signing_key import (
+    LOCAL_ROTATION_FILE,
+    LOCAL_SIGNING_KEY_FILE,
+    with_local_key,
+)
 from streamlearn.up.view import render
 
 POLL_INTERVAL_S = 1.0
@@ -144,9 +148,10 @@ class _Run:
         say(f"schemas: {len(registered)} registered")
 
         if settings.model_signing_key is None:
-            key_file = settings.data_dir / LOCAL_SIGNING_KEY_FILE
-            settings = settings.model_copy(
-                update={"model_signing_key": local_signing_key(key_file)}
+            settings = with_local_key(settings, make=True)
+            rotation = settings.data_dir / LOCAL_ROTATION_FILE
+            key_file = (
+                rotation if rotation.is_file() else settings.data_dir / LOCAL_SIGNING_KEY_FILE
             )
             say(f"model snapshots signed with this machine's key in {key_file} "
                 "(STREAMLEARN_MODEL_SIGNING_KEY sets your own)")  # fmt: skip
