@@ -9,6 +9,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import login_failure
+from streamlearn.serde import RegistryUnavailableError
 
 BROKER_HINT = (
     "is the broker running, and STREAMLEARN_KAFKA_BOOTSTRAP (or --bootstrap-servers) its address?"
@@ -19,9 +20,18 @@ S3_HINT = (
 )
 
 
+REGISTRY_HINT = (
+    "is a schema registry running there? `streamlearn registry serve` runs one (it rebuilds "
+    "from the broker's _schemas; `up` stops the one it started when it stops); "
+    "STREAMLEARN_SCHEMA_REGISTRY_URL names another"
+)
+
+
 def one_line_error(exc: BaseException) -> str | None:
     """The line ``streamlearn: error:`` is followed by for ``exc``; None for an error that
     keeps its traceback (a bug)."""
+    if isinstance(exc, RegistryUnavailableError) and " unreachable: " in str(exc):
+        return f"{exc} ({REGISTRY_HINT})"
     if isinstance(exc, StreamlearnError):
         return str(exc)
     # A broker that is not there (or not at that address) reaches the commands as the

@@ -101,7 +101,12 @@ def replay_model(
     s3_endpoint_url: EndpointOption = None,
     s3_region: RegionOption = None,
     force: Annotated[
-        bool, typer.Option("--force", help="--publish although a learner is consuming examples")
+        bool,
+        typer.Option(
+            "--force",
+            help="Publish although a learner is consuming examples (--publish), or although "
+            "the served model's spec text differs from this one's (workers would refuse it)",
+        ),
     ] = False,
     dry_run: DryRunOption = False,
     bootstrap_servers: BootstrapOption = None,

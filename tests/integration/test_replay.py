@@ -592,3 +592,36 @@ def test_a_warm_started_learner_publishes_versions_replay_verify_proves(
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "ctr v1: identical; from ctr@history v1" in verified.stdout
     assert f"{len(live)} version(s) verified" in verified.stdout
+
+
+def test_a_shadow_trained_with_settings_its_workers_refuse_is_not_published(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    """The README's `replay model ctr --shadow replayed`, run without the horizon `up
+    --simulate` gives its learner (20 s), published a snapshot whose spec text every worker
+    refuses (unknown_spec), raising the alert again on every worker start for as long as
+    model.state keeps it. The live model's spec text says which settings the workers run."""
+    examples_serde = _serde(settings, registry, "training.examples", "TrainingExample")
+    encode = examples_serde.encode
+    _produce(settings, "training.examples",
+             [(b"ctr", encode(e)) for e in click_examples(300, seed=21)])  # fmt: skip
+
+    def replay(horizon: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "streamlearn", "replay", "model", "ctr", *args],
+            env=worker_environment(settings, STREAMLEARN_LABEL_HORIZON_S=horizon),
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+
+    live = replay("20", "--publish")  # the learner's version, with up --simulate's horizon
+    assert live.returncode == 0, live.stderr
+    refused = replay("1800", "--shadow", "replayed")
+    assert refused.returncode == 1
+    assert "STREAMLEARN_LABEL_HORIZON_S=20" in refused.stderr, refused.stderr
+    assert "unknown_spec" in refused.stderr
+    assert not _snapshots(settings, registry, "ctr@replayed")
+    served = replay("20", "--shadow", "replayed")
+    assert served.returncode == 0, served.stderr
+    assert len(_snapshots(settings, registry, "ctr@replayed")) == 1
+    forced = replay("1800", "--shadow", "other", "--force")
+    assert forced.returncode == 0, forced.stderr

@@ -249,3 +249,19 @@ def test_an_agents_worker_keeps_its_own_stdout_and_stderr(monkeypatch: pytest.Mo
     assert result.exit_code == 0, result.output
     assert made["ran"]
     assert made["redirect_stdouts"] is False
+
+
+def test_a_registry_that_is_not_there_says_how_to_start_one() -> None:
+    """Found by a new user following the replay docs after `up` had stopped: "registry
+    http://127.0.0.1:8081 unreachable: [Errno 111] Connection refused", and nothing said
+    that `up` had stopped its registry or how to run one."""
+    from streamlearn.cli_errors import one_line_error
+    from streamlearn.serde import RegistryUnavailableError
+
+    line = one_line_error(
+        RegistryUnavailableError("registry http://127.0.0.1:8081 unreachable: [Errno 111] ...")
+    )
+    assert line is not None
+    assert line.startswith("registry http://127.0.0.1:8081 unreachable: [Errno 111] ... (")
+    assert "`streamlearn registry serve`" in line
+    assert "STREAMLEARN_SCHEMA_REGISTRY_URL" in line

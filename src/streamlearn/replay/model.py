@@ -10,6 +10,7 @@ prediction workers load and an experiment arm can route to.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from streamlearn.models.specs import SPECS
 from streamlearn.replay.examples import ReadCounts
 from streamlearn.replay.exceptions import ReplayError
 from streamlearn.replay.groups import consumers_of
-from streamlearn.replay.history import model_history
+from streamlearn.replay.history import ModelHistory, model_history
 from streamlearn.replay.positions import PartitionRange, Position, resolve
 from streamlearn.replay.read_ahead import read_ahead
 from streamlearn.replay.rebuild import ModelTarget, learn, replayed_snapshot
@@ -117,6 +118,12 @@ def plan_model_replay(
         Keyring.from_settings(settings),
     )  # fmt: skip
     publishing = publish or shadow is not None
+    if publishing and not force:
+        served = history if target.published_as == target.spec.name else model_history(
+            settings, state.serde(registry), state.name, target.spec.name,
+            Keyring.from_settings(settings),
+        )  # fmt: skip
+        _check_servable(target, served)
     if publishing and not any(r.count for r in ranges):
         where = ", ".join(f"{topic}[{r.partition}] offsets {r.start}..{r.end}" for r in ranges)
         raise ReplayError(
@@ -133,6 +140,30 @@ def plan_model_replay(
                 "under --shadow, or pass --force"
             )
     return ModelReplayPlan(target, topic, ranges, history.highest_version + 1, publishing, source)
+
+
+def _check_servable(target: ModelTarget, served: ModelHistory) -> None:
+    """Refuse to publish a model whose spec text differs from the served model's newest
+    verified snapshot: workers configured as the model's learner would refuse it
+    (``unknown_spec``) for as long as ``model.state`` keeps it. The text differs by a
+    setting, mostly the label horizon, which this command then names."""
+    newest = next((s for s in reversed(served.snapshots) if s.rejected is None), None)
+    if newest is None:
+        return
+    theirs, ours = str(newest.snapshot.get("spec")), target.spec.describe()
+    if theirs == ours:
+        return
+    try:
+        horizon = json.loads(theirs)["label"]["horizon_s"]
+        hint = f"run with the learner's settings (STREAMLEARN_LABEL_HORIZON_S={horizon:g}?)"
+    except (ValueError, TypeError, KeyError):
+        hint = "run with the learner's settings"
+    raise ReplayError(
+        f"{served.name} v{newest.version} was trained with the spec {theirs}, and this "
+        f"command's settings give {ours}: workers configured as its learner would refuse "
+        f"{target.published_as} (unknown_spec) for as long as model.state keeps it. "
+        f"{hint[0].upper()}{hint[1:]}, or pass --force"
+    )
 
 
 @dataclass(frozen=True)
