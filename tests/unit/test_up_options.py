@@ -146,3 +146,20 @@ def test_simulation_options_that_would_be_ignored_or_are_wrong_name_themselves(
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 1, result.output
     assert said in result.output
+
+
+def test_an_unknown_change_lists_only_what_up_injects_and_rate_errors_name_the_option() -> None:
+    """Found by a new user: the list of kinds offered `broken_model`, which `up` then
+    refused as the lab's only; `--rate 0` said "rate must be positive and users at least
+    1", naming neither option."""
+    wrong = CliRunner().invoke(app, ["up", "--simulate", "--change", "nope@10"])
+    assert wrong.exit_code == 1
+    assert "KIND one of" in wrong.output
+    assert "broken_model" not in wrong.output
+    lab = CliRunner().invoke(app, ["up", "--simulate", "--change", "broken_model@10"])
+    assert lab.exit_code == 1
+    assert "injected by the lab only" in lab.output
+    for option in ("--rate", "--users"):
+        zero = CliRunner().invoke(app, ["up", "--simulate", option, "0"])
+        assert zero.exit_code == 1
+        assert f"{option} 0:" in zero.output, zero.output

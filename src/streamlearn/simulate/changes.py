@@ -63,15 +63,14 @@ class Change:
         return f"{self.kind}@{self.at_s:g}"
 
 
-def parse_change(text: str) -> Change:
+def parse_change(text: str, kinds: tuple[str, ...] = CHANGE_KINDS) -> Change:
     """``"KIND@SECONDS"`` (e.g. ``"bot_wave@120"``) → :class:`Change`; ValueError naming the
-    allowed kinds if it is not one."""
+    allowed ``kinds`` if it is not one."""
     kind, at, seconds = text.strip().partition("@")
     kind = kind.strip()
-    if kind not in CHANGE_KINDS or not at:
+    if kind not in kinds or not at:
         raise ValueError(
-            f"cannot read change {text!r}: KIND@SECONDS expected, KIND one of "
-            f"{', '.join(CHANGE_KINDS)}"
+            f"cannot read change {text!r}: KIND@SECONDS expected, KIND one of {', '.join(kinds)}"
         )
     try:
         at_s = float(seconds)

@@ -37,8 +37,10 @@ class TrafficConfig:
     of a ``concept_drift`` change (give one or the other)."""
 
     def __post_init__(self) -> None:
-        if self.rate <= 0 or self.users < 1:
-            raise ValueError("rate must be positive and users at least 1")
+        if not self.rate > 0:
+            raise ValueError(f"--rate {self.rate:g}: requests a second, more than 0")
+        if self.users < 1:
+            raise ValueError(f"--users {self.users}: at least 1")
         for name in ("bot_share", "duplicate_share", "late_share", "malformed_share", "slot_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1]")

@@ -7,7 +7,7 @@ import math
 import os
 from collections.abc import Sequence
 
-from streamlearn.simulate.changes import Change, parse_change
+from streamlearn.simulate.changes import CHANGE_KINDS, Change, parse_change
 
 # What `up --simulate` changes unless the environment sets it: the simulated world lives
 # minutes, not days, so its sessions, label horizons and snapshots run on a short clock;
@@ -38,6 +38,11 @@ def apply_simulate_defaults(environ: os._Environ[str] | dict[str, str]) -> dict[
     return applied
 
 
+UP_CHANGE_KINDS = tuple(kind for kind in CHANGE_KINDS if kind != "broken_model")
+"""What ``up --change`` injects (a broken model is the lab's: here the worker serves what
+the learner publishes)."""
+
+
 def check_drift_at(drift_at_s: float | None) -> None:
     """ValueError naming ``--drift-at`` unless it is a simulated second of 0 or more."""
     if drift_at_s is not None and not (math.isfinite(drift_at_s) and drift_at_s >= 0):
@@ -52,12 +57,14 @@ def simulated_changes(
     the prediction worker serves what the learner publishes. A change at or after the end
     of a run of ``duration_s`` is refused: it would never happen, and the run would pass
     its checks without it."""
-    injected = [parse_change(text) for text in changes]
+    injected = []
+    for text in changes:
+        if text.strip().partition("@")[0].strip() == "broken_model":
+            raise ValueError("broken_model is injected by the lab only (bench/drift.py)")
+        injected.append(parse_change(text, UP_CHANGE_KINDS))
     check_drift_at(drift_at_s)
     if drift_at_s is not None:
         injected += [Change("feature_drift", drift_at_s), Change("concept_drift", drift_at_s)]
-    if any(c.kind == "broken_model" for c in injected):
-        raise ValueError("broken_model is injected by the lab only (bench/drift.py)")
     if duration_s is not None:
         late = [str(c) for c in injected if c.at_s >= duration_s]
         if late:
