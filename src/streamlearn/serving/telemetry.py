@@ -2,16 +2,20 @@
 in the way of a request.
 
 Request handlers call :meth:`TelemetrySink.offer_predictions` once per request (or
-:meth:`TelemetrySink.offer` for alerts). Once the schemas are known, a request's records are
-encoded there, a request at a time (with :mod:`~streamlearn.serving.prediction_codec`, ~5x
-faster than fastavro, the fields a request's records share encoded once; no record dict is
-built), and handed to librdkafka's own bounded queue (``produce`` never blocks: a full queue
-raises ``BufferError``): while the request's data is in the CPU's caches, which made a batch
-of 32 cost 1.15-1.2x less CPU than encoding it in a later task (bench/predict.py A/B). What
-cannot be encoded then (schemas not known yet, a record that does not fit), and every request
-while such entries wait (records keep their order), is appended as it is to a bounded deque
-that a background task drains every couple of milliseconds. Every record that cannot be kept
-is dropped and counted by reason:
+:meth:`TelemetrySink.offer` for alerts). A single prediction's request is appended, as it is
+(response entry and instance), to a bounded deque, which a background task drains every
+couple of milliseconds: it encodes Avro a request at a time (with
+:mod:`~streamlearn.serving.prediction_codec`, ~5x faster than fastavro, the fields a
+request's records share encoded once; no record dict is built) and hands the bytes to
+librdkafka's own bounded queue (``produce`` never blocks: a full queue raises
+``BufferError``). A batch's records are encoded and handed over in the request's own call,
+while its data is in the CPU's caches: a batch of 32 cost 1.15-1.2x less CPU that way, a
+single prediction 0.97-0.98x (bench/predict.py A/Bs), so singles keep the drain, which
+shares its fixed costs between tens of requests. A batch's records may therefore reach
+Kafka before those of single requests answered up to a drain's turn before it (records of
+one request keep their order). What cannot be encoded in the call (schemas not known yet,
+a record that does not fit) goes to the deque. Every record that cannot be kept is dropped
+and counted by reason:
 
 - ``buffer_full``: the deque held ``serve_telemetry_buffer`` records (the drain is behind);
 - ``producer_queue_full``: librdkafka's queue is full (the broker is slow or unreachable);
@@ -170,8 +174,8 @@ class TelemetrySink:
         queue them as one entry for the drain (see the module's documentation): what does
         not fit in the producer's queue or the buffer is dropped and counted."""
         fast = self._fast
-        if fast is not None and not self._buffer:
-            # Encoded and handed to librdkafka now, while the request's data is in the
+        if fast is not None and len(predictions) > 1:
+            # A batch: encoded and handed to librdkafka now, while its data is in the
             # caches (see the module's documentation); what cannot be is buffered below.
             try:
                 encoded = fast.encode_request(
