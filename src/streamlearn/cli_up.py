@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated
+import sys
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 from streamlearn.cli_common import (
     BootstrapOption,
@@ -22,6 +26,23 @@ CHAOS_INTERVAL_S = 15.0
 """``--chaos-interval``'s default: seconds between one fault's end and the next."""
 CHAOS_OUTAGE_S = 30.0
 """``--chaos-outage``'s default: seconds the broker stays down in a broker fault."""
+
+
+WIDE_COLUMNS = 200
+"""Columns of ``up``'s output to a file or a CI log: rich's default there, 80, cut the
+summary's tables (``versi…``, ``ctr_tr…``)."""
+
+
+def up_console(to_stderr: bool) -> Console:
+    """The console ``up`` reports on: a terminal's width, or ``WIDE_COLUMNS`` when the output
+    goes elsewhere (``COLUMNS`` still decides when set)."""
+    from rich.console import Console
+
+    stream = sys.stderr if to_stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(
+        stderr=to_stderr, highlight=False, soft_wrap=True, width=WIDE_COLUMNS if wide else None
+    )
 
 
 def up(
@@ -109,15 +130,13 @@ def up(
     """
     import asyncio
 
-    from rich.console import Console
-
     from streamlearn.simulate import TrafficConfig
     from streamlearn.up import UpOptions, run_up
     from streamlearn.up.chaos import ChaosOptions
     from streamlearn.up.chaos_run import CHAOS_DEFAULTS
     from streamlearn.up.simulation import apply_simulate_defaults, simulated_changes
 
-    console = Console(stderr=as_json, highlight=False, soft_wrap=True)
+    console = up_console(as_json)
 
     def say(message: str) -> None:
         console.print(message, markup=False)

@@ -163,3 +163,16 @@ def test_an_unknown_change_lists_only_what_up_injects_and_rate_errors_name_the_o
         zero = CliRunner().invoke(app, ["up", "--simulate", option, "0"])
         assert zero.exit_code == 1
         assert f"{option} 0:" in zero.output, zero.output
+
+
+def test_up_reports_to_a_file_at_a_width_that_keeps_its_tables_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by a new user: with up's output in a CI log the summary's tables were cut to
+    rich's 80 columns (`versi…`, `ctr_tr…`)."""
+    from streamlearn.cli_up import WIDE_COLUMNS, up_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert up_console(False).width == WIDE_COLUMNS  # pytest's stdout is not a terminal
+    monkeypatch.setenv("COLUMNS", "100")
+    assert up_console(False).width == 100
