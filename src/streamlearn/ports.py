@@ -15,6 +15,7 @@ port twice, nor one its caller says is meant for another server (``avoid``).
 
 from __future__ import annotations
 
+import errno
 import random
 import socket
 from collections.abc import Collection
@@ -55,9 +56,23 @@ def bindable(host: str, port: int, *, reuse_address: bool = False) -> bool:
     return True
 
 
-def free_port(host: str = "127.0.0.1", avoid: Collection[int] = ()) -> int:
+def free_port(
+    host: str = "127.0.0.1", avoid: Collection[int] = (), within: tuple[int, int] | None = None
+) -> int:
     """A port nothing holds on ``host``, outside the ephemeral range when there is room,
-    neither given before by this process nor in ``avoid``."""
+    neither given before by this process nor in ``avoid``; ``within`` (LOW, HIGH), the
+    ``STREAMLEARN_PORT_RANGE`` setting: from those ports only (OSError when none is free)."""
+    if within is not None:
+        ports = list(range(within[0], within[1] + 1))
+        random.shuffle(ports)  # spreads picks of several processes, as below
+        for port in ports:
+            if port not in _given and port not in avoid and bindable(host, port):
+                _given.add(port)
+                return port
+        raise OSError(
+            errno.EADDRINUSE,
+            f"no free port in {within[0]}-{within[1]} (STREAMLEARN_PORT_RANGE) on {host}",
+        )
     low, _ = ephemeral_range()
     if low - LOWEST >= ATTEMPTS:
         for _ in range(ATTEMPTS):

@@ -33,6 +33,7 @@ from streamlearn.settings_values import (
     HttpUrl,
     KafkaAddresses,
     Origin,
+    PortRange,
     PromotionGate,
     SigningKey,
     app_id,
@@ -132,6 +133,11 @@ class Settings(BaseSettings):
 
     maven_repository: str = "https://repo1.maven.org/maven2"
     """Maven repository the embedded broker's jars are fetched from (a mirror works)."""
+
+    port_range: PortRange | None = None
+    """Ports the servers streamlearn picks itself come from, as LOW-HIGH (e.g. 22700-22799):
+    the embedded broker's controller, and the agents' and the archive's metrics ports under
+    `up`; unset, any free port from 10000 to below the kernel's ephemeral range."""
 
     kafka_heap: Annotated[str, Field(pattern=r"^[1-9][0-9]*[kKmMgG]?$")] = "512m"
     """Maximum Java heap of the embedded broker (-Xmx)."""

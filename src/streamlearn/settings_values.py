@@ -87,6 +87,29 @@ def kafka_addresses(addresses: str) -> str:
     return addresses
 
 
+def port_range(text: str) -> str:
+    """``text`` if it is ``LOW-HIGH``, two ports of 1024 to 65535 with LOW <= HIGH; else
+    why not."""
+    problem = f"{text!r} is not LOW-HIGH, two ports of 1024 to 65535, e.g. 22700-22799"
+    low, sep, high = text.partition("-")
+    if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+        raise ValueError(problem)
+    bounds = int(low), int(high)
+    if not 1024 <= bounds[0] <= bounds[1] <= 65535:
+        raise ValueError(problem)
+    return text
+
+
+def port_bounds(text: str | None) -> tuple[int, int] | None:
+    """A :data:`PortRange` setting's (LOW, HIGH), or None when unset."""
+    if text is None:
+        return None
+    low, _, high = text.partition("-")
+    return int(low), int(high)
+
+
+PortRange = Annotated[str, AfterValidator(port_range), JsonPattern(r"^\s*[0-9]+\s*-\s*[0-9]+\s*$")]
+
 KafkaAddresses = Annotated[
     str, AfterValidator(kafka_addresses), JsonPattern(rf"^{_KAFKA_ITEM}(,{_KAFKA_ITEM})*$")
 ]

@@ -24,6 +24,7 @@ from streamlearn.kafka_local.secure import (
 )
 from streamlearn.ports import free_port
 from streamlearn.settings import Settings
+from streamlearn.settings_values import port_bounds
 
 __all__ = [
     "BrokerConfig",
@@ -66,7 +67,10 @@ def embedded_kafka(
     classpath = ensure_jars(settings.cache_dir, settings.maven_repository, on_fetch=on_fetch)
     directory = data_dir or settings.data_dir / "kafka"
     material = broker_material(directory, secure=secure, acls=acls)
-    config = BrokerConfig(data_dir=directory, port=port, controller_port=0, secure=material)
+    config = BrokerConfig(
+        data_dir=directory, port=port, controller_port=0, secure=material,
+        port_range=port_bounds(settings.port_range),
+    )  # fmt: skip
     return EmbeddedKafka(config, classpath, heap=settings.kafka_heap)
 
 

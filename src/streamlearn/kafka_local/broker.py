@@ -300,7 +300,8 @@ class EmbeddedKafka:
         if _port_taken(self.config.host, self.config.port):
             raise BrokerStartError(_port_taken_reason(self.config.host, self.config.port))
         if self.config.controller_port == 0:
-            self.config = replace(self.config, controller_port=free_port(self.config.host))
+            controller = free_port(self.config.host, within=self.config.port_range)
+            self.config = replace(self.config, controller_port=controller)
         self._write_config()
         self._format_storage(find_java())
 

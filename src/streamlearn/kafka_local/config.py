@@ -33,6 +33,8 @@ class BrokerConfig:
     node_id: int = 1
     secure: SecureMaterial | None = None
     """SASL_SSL with SCRAM users instead of PLAINTEXT (``kafka start --secure``)."""
+    port_range: tuple[int, int] | None = None
+    """Where a controller port of 0 is picked from (``STREAMLEARN_PORT_RANGE``)."""
 
     @property
     def bootstrap(self) -> str:

@@ -12,6 +12,7 @@ from streamlearn.agents import AGENT_NAMES
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.ports import free_port
 from streamlearn.settings import Settings
+from streamlearn.settings_values import port_bounds
 from streamlearn.up.children import ChildSpec
 from streamlearn.up.doors import Doors
 from streamlearn.up.kafka_users import KafkaUsers
@@ -79,7 +80,7 @@ def part_specs(
              options.serve_port, options.dashboard_port}  # fmt: skip
     specs = []
     for agent in AGENT_NAMES:
-        port = free_port(avoid=named)
+        port = free_port(avoid=named, within=port_bounds(settings.port_range))
         specs.append(
             ChildSpec(
                 agent,
@@ -93,7 +94,7 @@ def part_specs(
                 metrics_url=f"http://127.0.0.1:{port}/metrics",
             )
         )
-    port = free_port(avoid=named)
+    port = free_port(avoid=named, within=port_bounds(settings.port_range))
     specs.append(
         ChildSpec(
             "archive",
