@@ -63,12 +63,12 @@ class Change:
         return f"{self.kind}@{self.at_s:g}"
 
 
-def parse_change(text: str, kinds: tuple[str, ...] = CHANGE_KINDS) -> Change:
+def parse_change(text: str, kinds: tuple[ChangeKind, ...] = CHANGE_KINDS) -> Change:
     """``"KIND@SECONDS"`` (e.g. ``"bot_wave@120"``) → :class:`Change`; ValueError naming the
     allowed ``kinds`` if it is not one."""
-    kind, at, seconds = text.strip().partition("@")
-    kind = kind.strip()
-    if kind not in kinds or not at:
+    name, at, seconds = text.strip().partition("@")
+    kind = next((k for k in kinds if k == name.strip()), None)
+    if kind is None or not at:
         raise ValueError(
             f"cannot read change {text!r}: KIND@SECONDS expected, KIND one of {', '.join(kinds)}"
         )
