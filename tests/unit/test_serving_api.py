@@ -126,15 +126,21 @@ async def test_stale_model_is_degraded(client: TestClient[Any, Any], app: web.Ap
     assert 'streamlearn_serve_alerts_total{kind="stale_model"} 1.0' in metrics
 
 
-async def test_model_error_is_degraded(client: TestClient[Any, Any], app: web.Application) -> None:
+class _Broken:
+    """A model that raises on every prediction."""
+
+    def predict_proba_one(self, x: Any) -> Any:
+        raise RuntimeError("boom")
+
+
+def _serve_broken_model(app: web.Application) -> None:
     model = loaded(2)
-
-    class Broken:
-        def predict_proba_one(self, x: Any) -> Any:
-            raise RuntimeError("boom")
-
-    object.__setattr__(model, "model", Broken())
+    object.__setattr__(model, "model", _Broken())
     app[SERVING].store.put(model)
+
+
+async def test_model_error_is_degraded(client: TestClient[Any, Any], app: web.Application) -> None:
+    _serve_broken_model(app)
     status, body = await _predict(client, instances(1)[0])
     assert status == 200
     assert body["predictions"][0]["degraded_reason"] == "model_error"
@@ -145,14 +151,7 @@ async def test_a_model_failing_on_every_instance_logs_one_traceback_per_interval
 ) -> None:
     """Any client could make the worker write a traceback per instance (a feature value
     the model cannot take): batches of 256 wrote ~150 KB of log each."""
-    model = loaded(2)
-
-    class Broken:
-        def predict_proba_one(self, x: Any) -> Any:
-            raise RuntimeError("boom")
-
-    object.__setattr__(model, "model", Broken())
-    app[SERVING].store.put(model)
+    _serve_broken_model(app)
     with caplog.at_level(logging.ERROR, logger="streamlearn.serving.predictor"):
         for _ in range(3):
             status, body = await _predict(client, {"instances": instances(8)})

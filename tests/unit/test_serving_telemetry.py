@@ -170,7 +170,7 @@ def test_once_the_schemas_are_known_a_batch_is_produced_in_its_call() -> None:
     assert [key for _, _, key in fake.produced][3:] == ["early", "single"]
 
 
-def test_records_refused_by_a_full_producer_queue_are_counted_per_chunk() -> None:
+def test_records_refused_by_a_full_producer_queue_are_counted() -> None:
     class FullProducer(FakeProducer):
         def produce(self, topic: str, value: bytes, key: str) -> None:
             if len(self.produced) >= 2:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -184,7 +184,8 @@ class TelemetrySink:
             except ENCODE_ERRORS:
                 encoded = None  # one of them does not fit: the drain finds which
             if encoded is not None:
-                self._produce_encoded(predictions, encoded)
+                keys = (prediction["request_id"] for prediction in predictions)
+                self._produce(self.topics["prediction"], keys, encoded)
                 return
         room = self.capacity - self._waiting
         if room < len(predictions):
@@ -258,17 +259,14 @@ class TelemetrySink:
         return keys, values
 
     def _send_chunk(self) -> None:
-        buffer, produce, fast = self._buffer, self._producer.produce, self._fast
+        buffer, fast = self._buffer, self._fast
         # Records per turn; a request's records are taken together (a batch of up to
         # serve_max_instances can go over by that much).
         budget = BACKLOG_CHUNK if self._waiting > 4 * CHUNK else CHUNK
-        # Drops are counted per chunk: with the broker behind, every record of a chunk can
-        # be refused, and a labelled inc per record (~2 µs) was CPU taken from requests.
-        queue_full = produced = 0
         while buffer and budget > 0:
             kind, key, entry = buffer.popleft()
-            keys: list[str]
-            values: list[bytes | None]
+            keys: Iterable[str]
+            values: list[bytes | None] | list[bytes]
             if kind == "prediction":
                 predictions = entry[0]
                 self._waiting -= len(predictions)
@@ -280,9 +278,9 @@ class TelemetrySink:
                     except ENCODE_ERRORS:
                         encoded = None  # one of them does not fit: which, one by one below
                 if encoded is not None:
-                    self._produce_encoded(predictions, encoded)
-                    continue
-                keys, values = self._encode_each(entry)
+                    keys, values = (p["request_id"] for p in predictions), encoded
+                else:
+                    keys, values = self._encode_each(entry)
             else:
                 self._waiting -= 1
                 budget -= 1
@@ -292,32 +290,25 @@ class TelemetrySink:
                     log.error("telemetry record does not fit its schema: %s", exc)
                     self._dropped.labels(reason="encode_error").inc()
                     continue
-            topic = self.topics[kind]
-            for key, maybe in zip(keys, values, strict=True):
-                if maybe is None:
-                    continue
-                try:
-                    produce(topic, maybe, key)
-                    produced += 1
-                except BufferError:
-                    queue_full += 1
-                except KafkaException as exc:
-                    self._refused(exc)
-        self._produced += produced
-        if queue_full:
-            self._drop_queue_full.inc(queue_full)
+            self._produce(self.topics[kind], keys, values)
         self._poll()
 
-    def _produce_encoded(self, predictions: list[dict[str, Any]], encoded: list[bytes]) -> None:
-        """Hand a request's encoded records to librdkafka (keyed by request id); what its
-        full queue refuses is dropped and counted."""
-        produce, topic = self._producer.produce, self.topics["prediction"]
+    def _produce(
+        self, topic: str, keys: Iterable[str], values: list[bytes | None] | list[bytes]
+    ) -> None:
+        """Hand records to librdkafka (None: a record that was not encoded, skipped); what
+        its full queue refuses is dropped and counted, once per call: with the broker
+        behind, every record can be refused, and a count per record was CPU taken from
+        requests."""
+        produce = self._producer.produce
         produced = queue_full = 0
-        for prediction, value in zip(predictions, encoded, strict=True):
+        for key, value in zip(keys, values, strict=True):
+            if value is None:
+                continue
             try:
                 # A str key is encoded to UTF-8 by the client; the delivery callback is
                 # the producer's (config "on_delivery").
-                produce(topic, value, prediction["request_id"])
+                produce(topic, value, key)
                 produced += 1
             except BufferError:
                 queue_full += 1
