@@ -36,6 +36,7 @@ from streamlearn.settings_values import (
     PortRange,
     PromotionGate,
     SigningKey,
+    UserPassword,
     app_id,
 )
 
@@ -107,17 +108,18 @@ class Settings(BaseSettings):
     schema_registry_url: HttpUrl = "http://127.0.0.1:8081"
     """URL of the Confluent-compatible schema registry (http:// or https://)."""
 
-    schema_registry_basic_auth: SecretStr | None = None
+    schema_registry_basic_auth: UserPassword | None = None
     """user:password the clients send to the registry (basic.auth.user.info; secret)."""
 
-    registry_writers: list[SecretStr] = Field(default_factory=list)
+    registry_writers: list[UserPassword] = Field(default_factory=list)
     """user:password pairs `registry serve` lets register, delete and configure; none: open."""
 
     topology_file: Path | None = None
     """Topics every part uses and `topics apply` creates; unset: the shipped topics.yaml."""
 
-    topic_prefix: str = ""
-    """Namespace: prefix of every topic, consumer group and changelog (tenants, replays, tests)."""
+    topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]*$", max_length=100)] = ""
+    """Namespace: prefix of every topic, consumer group and changelog (tenants, replays, tests);
+    letters, digits, '.', '_' and '-' (what Kafka names hold)."""
 
     topic_replication_factor: int | None = Field(default=None, ge=1)
     """Overrides the topology's replication factor (e.g. 3 on a production cluster)."""
@@ -348,12 +350,31 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings, env_settings, _OwnSettingsOnly(dotenv_settings),
+        ]  # fmt: skip
         config_file = os.environ.get(CONFIG_FILE_ENV)
         if config_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         sources.append(file_secret_settings)
         return tuple(sources)
+
+
+class _OwnSettingsOnly(PydanticBaseSettingsSource):
+    """A source's values for settings only: a `.env` file is shared with other tools
+    (``COMPOSE_PROJECT_NAME``), whose variables pydantic-settings would hand on as unknown
+    settings and stop every command; ``STREAMLEARN_*`` names no setting has are warned of
+    by :func:`load_settings`, as in the environment."""
+
+    def __init__(self, source: PydanticBaseSettingsSource) -> None:
+        super().__init__(source.settings_cls)
+        self.source = source
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.source.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.source().items() if k in self.settings_cls.model_fields}
 
 
 NOT_SETTINGS = frozenset({CONFIG_FILE_ENV, "STREAMLEARN_SUPERVISOR_PID"})
@@ -373,6 +394,16 @@ def unknown_variables(environ: dict[str, str] | os._Environ[str]) -> list[str]:
             hint = f" (did you mean {close[0]}?)" if close else ""
             found.append(f"{variable} is not a setting{hint}; it is ignored")
     return found
+
+
+def _dotenv_names(path: Path) -> dict[str, str]:
+    """The variables a `.env` file sets, as names only (values may be secrets)."""
+    from dotenv import dotenv_values
+
+    try:
+        return {name: "" for name in dotenv_values(path)}
+    except (OSError, UnicodeDecodeError):
+        return {}
 
 
 def _check_config_file(path: Path) -> None:
@@ -417,6 +448,10 @@ def load_settings(**overrides: Any) -> Settings:
         _check_config_file(Path(config_file))
     for problem in unknown_variables(os.environ):
         log.warning("%s", problem)
+    dotenv = Path(".env")
+    if dotenv.is_file():
+        for problem in unknown_variables(_dotenv_names(dotenv)):
+            log.warning("%s", problem.replace(" is not a setting", " (in .env) is not a setting"))
     try:
         return Settings(**overrides)
     except SettingsError as exc:

@@ -146,6 +146,33 @@ def credential(secret: SecretStr) -> SecretStr:
     return secret
 
 
+def user_password(secret: SecretStr) -> SecretStr:
+    """A ``user:password`` pair (HTTP basic auth): a user without whitespace, a colon, a
+    password that is not empty, nothing around them (``alice:`` let an empty password in,
+    ``nocolon`` locked every writer out, and a client given one crashed)."""
+    value = secret.get_secret_value()
+    user, colon, password = value.partition(":")
+    if (
+        not colon
+        or not user
+        or not password
+        or any(c.isspace() for c in user)
+        or value != value.strip()
+    ):
+        raise ValueError(
+            "not user:password (a user without whitespace, a colon, a password that is not "
+            "empty, nothing before or after)"
+        )
+    return secret
+
+
+UserPassword = Annotated[
+    SecretStr,
+    AfterValidator(user_password),
+    JsonPattern(r"^[^:]*$|^:|:$|^\s|\s$|^[^:]*\s[^:]*:", refused=True),
+]
+
+
 SIGNING_KEY_MIN_CHARS = 16
 ROTATING_AWAY: ContextVar[bool] = ContextVar("rotating_away", default=False)
 """Set by ``keys rotate`` only: it reads a current key that is too short in order to

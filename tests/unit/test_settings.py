@@ -404,3 +404,54 @@ def test_config_show_masks_each_secret_key_of_a_map_apart() -> None:
     shown = json.loads(shown_setting(keys))
     assert list(shown.values()) == ["shop-web", "shop-ios"]
     assert all("wk-" not in key for key in shown)
+
+
+@pytest.mark.parametrize("pair", ["alice:", ":pw", "nocolon", " alice:pw", "alice:pw\n"])
+def test_user_password_settings_must_be_a_user_and_a_password(
+    pair: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a new user: registry writers `alice:` let `curl -u alice:` (an empty
+    password) write, `:pw` had no user, `nocolon` locked every writer out; a registry
+    basic-auth value without a colon crashed every client with a traceback."""
+    monkeypatch.setenv("STREAMLEARN_REGISTRY_WRITERS", json.dumps([pair]))
+    with pytest.raises(ConfigurationError, match="STREAMLEARN_REGISTRY_WRITERS") as refused:
+        load_settings()
+    assert "user:password" in str(refused.value)
+    assert "pw" not in str(refused.value)  # never the secret
+    monkeypatch.delenv("STREAMLEARN_REGISTRY_WRITERS")
+    monkeypatch.setenv("STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH", pair)
+    with pytest.raises(ConfigurationError, match="STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH"):
+        load_settings()
+    monkeypatch.setenv("STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH", "alice:a:b")  # ':' in a password
+    assert load_settings().schema_registry_basic_auth is not None
+
+
+@pytest.mark.parametrize("prefix", ["bad prefix.", "tenant/a.", "caf\u00e9.", "x" * 101])
+def test_a_topic_prefix_kafka_cannot_name_is_refused_at_start(
+    prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a new user: an invalid prefix passed, and `topics diff` then printed one
+    refusal per topic without naming the setting."""
+    monkeypatch.setenv("STREAMLEARN_TOPIC_PREFIX", prefix)
+    with pytest.raises(ConfigurationError, match="STREAMLEARN_TOPIC_PREFIX"):
+        load_settings()
+
+
+def test_a_dotenv_file_shared_with_other_tools_is_read_for_our_settings_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by a new user: a `.env` holding COMPOSE_PROJECT_NAME stopped every command
+    ("STREAMLEARN_COMPOSE_PROJECT_NAME: Extra inputs are not permitted"), and a typo in it
+    was fatal under a doubled name, while the same typo in the environment is a warning."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        "COMPOSE_PROJECT_NAME=shop\nSTREAMLEARN_SERVE_PORT=8123\nSTREAMLEARN_SERVE_PORTT=1\n"
+    )
+    with caplog.at_level("WARNING"):
+        settings = load_settings()
+    assert settings.serve_port == 8123
+    assert any(
+        "STREAMLEARN_SERVE_PORTT (in .env) is not a setting (did you mean STREAMLEARN_SERVE_PORT?)"
+        in r.getMessage()
+        for r in caplog.records
+    ), caplog.text

@@ -21,7 +21,7 @@ class Namespace:
     prefix: str = ""
 
     def __post_init__(self) -> None:
-        if any(not (c.isalnum() or c in "._-") for c in self.prefix):
+        if any(not (c.isascii() and (c.isalnum() or c in "._-")) for c in self.prefix):
             raise TopologyError(
                 f"namespace prefix {self.prefix!r} may only hold letters, digits, '.', '_', '-'"
             )
