@@ -53,7 +53,15 @@ def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = MINIMUM_VERSION
     try:
-        context.load_cert_chain(certfile, keyfile)
+        # A password callback, so that an encrypted key fails here instead of OpenSSL
+        # prompting for a pass phrase on the terminal (and blocking the start).
+        context.load_cert_chain(certfile, keyfile, password=_encrypted_key)
+    except _EncryptedKey:
+        raise ConfigurationError(
+            f"{key_setting}={keyfile or certfile}: the private key is encrypted; the HTTP "
+            "servers take an unencrypted key in an owner-only file (decrypt it with "
+            "`openssl pkey -in KEY -out KEY.plain`, then chmod 600)"
+        ) from None
     except (OSError, ssl.SSLError) as exc:
         # The message names the files, never their contents.
         raise ConfigurationError(
@@ -61,6 +69,14 @@ def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
             f"chain and its private key ({exc})"
         ) from exc
     return context
+
+
+class _EncryptedKey(Exception):
+    """The key file asks for a pass phrase."""
+
+
+def _encrypted_key() -> bytes:
+    raise _EncryptedKey
 
 
 def client_ssl_context(settings: Settings) -> ssl.SSLContext:

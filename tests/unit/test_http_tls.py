@@ -75,3 +75,31 @@ def test_clients_trust_the_configured_ca(material: tuple[Path, Path], tmp_path: 
     )
     with pytest.raises(ConfigurationError, match="STREAMLEARN_HTTP_TLS_CAFILE"):
         client_ssl_context(Settings(http_tls_cafile=tmp_path / "missing.pem"))
+
+
+def test_an_encrypted_key_is_refused_at_once_naming_the_setting(
+    material: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Found by a new user: an encrypted key made OpenSSL prompt "Enter PEM pass phrase:"
+    on the terminal, blocking the start, and without a terminal the error was "[Errno 22]
+    Invalid argument"."""
+    from cryptography.hazmat.primitives import serialization
+
+    _, chain = material
+    pem = chain.read_bytes()
+    key = serialization.load_pem_private_key(pem, password=None)
+    certificates = pem[pem.index(b"-----BEGIN CERTIFICATE-----") :]
+    encrypted = tmp_path / "encrypted.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"a-pass-phrase"),
+        )
+        + certificates
+    )
+    encrypted.chmod(0o600)
+    with pytest.raises(ConfigurationError, match="encrypted") as refused:
+        server_ssl_context(Settings(http_tls_certfile=encrypted))
+    assert "STREAMLEARN_HTTP_TLS_CERTFILE" in str(refused.value)
+    assert "openssl pkey" in str(refused.value)
