@@ -342,7 +342,9 @@ def agents_run(
     # (commit offsets, flush producers) and exits non-zero on a crash. Its stdout/stderr
     # stay the process's own: redirected, every write became a log line (a thread's
     # traceback, one caret per WARNING line).
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    # Faust sets the root logger's level: DEBUG stays streamlearn's own (command_settings).
+    root_level = "INFO" if settings.log_level == "DEBUG" else settings.log_level
+    worker = faust.Worker(app, loglevel=root_level, quiet=True, redirect_stdouts=False)
     settle_long_lived_heap()
     worker.execute_from_commandline()
 

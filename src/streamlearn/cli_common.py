@@ -77,10 +77,15 @@ def command_settings(*, long_running: bool = False, **overrides: object) -> Sett
     if not long_running:
         quiet_client_logs()
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    # DEBUG is streamlearn's own loggers': the libraries' debug lines (Kafka protocol dumps,
+    # every HTTP connection) stay at INFO.
+    level = settings.log_level
     logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level="INFO" if level == "DEBUG" else level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if settings.log_level != "DEBUG":
+    logging.getLogger("streamlearn").setLevel(level)
+    if level != "DEBUG":
         # Client libraries log every request and rebalance at INFO; ours say what matters.
         for noisy in ("httpx", "httpx2", "aiokafka", "kafka", "faust", "mode", "aiohttp.access"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -56,7 +56,7 @@ def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
         # A password callback, so that an encrypted key fails here instead of OpenSSL
         # prompting for a pass phrase on the terminal (and blocking the start).
         context.load_cert_chain(certfile, keyfile, password=_encrypted_key)
-    except _EncryptedKey:
+    except _EncryptedKeyError:
         raise ConfigurationError(
             f"{key_setting}={keyfile or certfile}: the private key is encrypted; the HTTP "
             "servers take an unencrypted key in an owner-only file (decrypt it with "
@@ -71,12 +71,12 @@ def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-class _EncryptedKey(Exception):
+class _EncryptedKeyError(Exception):
     """The key file asks for a pass phrase."""
 
 
 def _encrypted_key() -> bytes:
-    raise _EncryptedKey
+    raise _EncryptedKeyError
 
 
 def client_ssl_context(settings: Settings) -> ssl.SSLContext:

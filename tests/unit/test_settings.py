@@ -455,3 +455,24 @@ def test_a_dotenv_file_shared_with_other_tools_is_read_for_our_settings_only(
         in r.getMessage()
         for r in caplog.records
     ), caplog.text
+
+
+def test_debug_is_streamlearn_s_own_loggers_not_every_library_s() -> None:
+    """Found by a new user: STREAMLEARN_LOG_LEVEL=DEBUG also turned on aiokafka's, httpcore's
+    and asyncio's debug lines (Kafka protocol dumps), though the setting is documented as
+    the level of streamlearn's own loggers."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import logging; from streamlearn.cli_common import command_settings; "
+        "command_settings(); "
+        "print(*(logging.getLogger(n).isEnabledFor(logging.DEBUG) "
+        "for n in ('streamlearn.serving', 'aiokafka.conn', 'httpcore', 'asyncio')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True,
+        env={**os.environ, "STREAMLEARN_LOG_LEVEL": "DEBUG"},
+    )  # fmt: skip
+    assert done.stdout.split() == ["True", "False", "False", "False"], done.stdout
