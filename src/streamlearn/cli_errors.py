@@ -60,7 +60,10 @@ SASL_HINT = (
 _CLIENT_SETTINGS = {
     "ssl.ca.location": "STREAMLEARN_KAFKA_SSL_CAFILE: a file of PEM certificates",
     "ssl.certificate.location": "STREAMLEARN_KAFKA_SSL_CERTFILE: a PEM certificate file",
-    "ssl.key.location": "STREAMLEARN_KAFKA_SSL_KEYFILE: a PEM key file",
+    "ssl.key.location": (
+        "STREAMLEARN_KAFKA_SSL_KEYFILE: a PEM key file, and STREAMLEARN_KAFKA_SSL_KEY_PASSWORD "
+        "when the key is encrypted (a wrong or missing password fails the same way)"
+    ),
     "sasl.username": "STREAMLEARN_KAFKA_SASL_USERNAME and STREAMLEARN_KAFKA_SASL_PASSWORD",
 }
 

@@ -265,3 +265,23 @@ def test_a_registry_that_is_not_there_says_how_to_start_one() -> None:
     assert line.startswith("registry http://127.0.0.1:8081 unreachable: [Errno 111] ... (")
     assert "`streamlearn registry serve`" in line
     assert "STREAMLEARN_SCHEMA_REGISTRY_URL" in line
+
+
+def test_a_key_file_kafka_cannot_load_names_its_password_setting_too() -> None:
+    """Found by a new user: a wrong or missing STREAMLEARN_KAFKA_SSL_KEY_PASSWORD was blamed
+    on the key file alone (librdkafka says "PEM lib" for both)."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    from streamlearn.cli_errors import one_line_error
+
+    error = KafkaException(
+        KafkaError(
+            KafkaError._INVALID_ARG,
+            "Failed to create admin client: ssl.key.location failed: error:0A080009:SSL "
+            "routines::PEM lib",
+        )
+    )
+    line = one_line_error(error)
+    assert line is not None
+    assert "STREAMLEARN_KAFKA_SSL_KEYFILE" in line
+    assert "STREAMLEARN_KAFKA_SSL_KEY_PASSWORD" in line
