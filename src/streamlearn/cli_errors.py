@@ -8,7 +8,7 @@ import socket
 from confluent_kafka import KafkaError, KafkaException
 
 from streamlearn.exceptions import StreamlearnError
-from streamlearn.kafka_clients import login_failure
+from streamlearn.kafka_clients import SASL_HINT, login_failure
 from streamlearn.serde import RegistryUnavailableError
 
 BROKER_HINT = (
@@ -53,10 +53,6 @@ def one_line_error(exc: BaseException) -> str | None:
     )
 
 
-SASL_HINT = (
-    "check STREAMLEARN_KAFKA_SASL_USERNAME, STREAMLEARN_KAFKA_SASL_PASSWORD and "
-    "STREAMLEARN_KAFKA_SASL_MECHANISM"
-)
 _CLIENT_SETTINGS = {
     "ssl.ca.location": "STREAMLEARN_KAFKA_SSL_CAFILE: a file of PEM certificates",
     "ssl.certificate.location": "STREAMLEARN_KAFKA_SSL_CERTFILE: a PEM certificate file",

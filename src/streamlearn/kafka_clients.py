@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from streamlearn.exceptions import ConfigurationError
 from streamlearn.log_repeats import LIBRDKAFKA_LOG
 from streamlearn.settings import Settings
 
@@ -102,7 +103,21 @@ def confluent_config(settings: Settings, **extra: Any) -> dict[str, Any]:
 
 _last_settings: list[Settings] = []
 """The settings this process's latest Kafka client was configured from."""
+SASL_HINT = (
+    "check STREAMLEARN_KAFKA_SASL_USERNAME, STREAMLEARN_KAFKA_SASL_PASSWORD and "
+    "STREAMLEARN_KAFKA_SASL_MECHANISM"
+)
+"""What to check when the brokers refuse the login."""
 LOGIN_PROBE_S = 5.0
+
+
+def refuse_a_refused_login(settings: Settings) -> None:
+    """Raise :class:`ConfigurationError` when the brokers refuse ``settings``' login (SASL):
+    a setting to fix, not an outage to wait out. A server would otherwise start, say ok on
+    /healthz and fail every request; a broker that is away is not refused (None below)."""
+    refused = login_failure(settings)
+    if refused is not None:
+        raise ConfigurationError(f"Kafka: authentication failed: {refused} ({SASL_HINT})")
 
 
 def login_failure(settings: Settings | None = None, wait_s: float = LOGIN_PROBE_S) -> str | None:

@@ -262,3 +262,16 @@ def test_a_command_with_wrong_credentials_says_what_is_wrong(
     )  # fmt: skip
     assert collector.returncode == 1, collector.stderr
     assert "Kafka: authentication failed" in collector.stderr.strip().splitlines()[-1]
+    # Nor does a prediction worker: it opened its port after the startup wait, said ok on
+    # /healthz and answered every user the fallback, its log repeating aiokafka's errors.
+    worker = subprocess.run(
+        [sys.executable, "-m", "streamlearn", "serve", "--port", str(free_port())],
+        env={**base, "STREAMLEARN_KAFKA_SASL_PASSWORD": "not-the-password-at-all",
+             "STREAMLEARN_MODEL_SIGNING_KEY": "a-signing-key-of-some-length"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert worker.returncode == 1, worker.stderr
+    last = worker.stderr.strip().splitlines()[-1]
+    assert "Kafka: authentication failed" in last, last
+    assert "STREAMLEARN_KAFKA_SASL_PASSWORD" in last
+    assert "not-the-password-at-all" not in worker.stderr

@@ -7,12 +7,10 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from streamlearn.cli_errors import SASL_HINT
 from streamlearn.collector.app import create_collector_app
 from streamlearn.collector.write_keys import RedactingAccessLogger
-from streamlearn.exceptions import ConfigurationError
 from streamlearn.http_tls import server_ssl_context
-from streamlearn.kafka_clients import login_failure
+from streamlearn.kafka_clients import refuse_a_refused_login
 from streamlearn.settings import Settings
 
 
@@ -23,9 +21,7 @@ def run_collector(
     ssl_context = server_ssl_context(settings)  # before the app: a bad file stops the start
     # Credentials the brokers refuse would have every post answered 503 while /healthz
     # says ok; a broker that is away is another matter (503s with Retry-After until back).
-    refused = login_failure(settings)
-    if refused is not None:
-        raise ConfigurationError(f"Kafka: authentication failed: {refused} ({SASL_HINT})")
+    refuse_a_refused_login(settings)
     web.run_app(
         create_collector_app(settings), host=host, port=port, print=print,
         ssl_context=ssl_context, access_log_class=RedactingAccessLogger,

@@ -19,6 +19,7 @@ from aiohttp.typedefs import Middleware
 import streamlearn
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.http_auth import bearer_tokens
+from streamlearn.kafka_clients import refuse_a_refused_login
 from streamlearn.models.configured import configured_specs
 from streamlearn.models.exceptions import SnapshotRejected
 from streamlearn.models.keyring import Keyring
@@ -150,6 +151,9 @@ def _kafka_lifecycle(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         serving = app[SERVING]
         settings = serving.settings
+        # Refused credentials: the worker would open its port after the startup wait and
+        # answer every user the fallback.
+        await asyncio.to_thread(refuse_a_refused_login, settings)
         own_registry = registry is None
         source: SchemaSource = registry or RegistryClient.for_settings(settings)
         sink = TelemetrySink(settings, source, serving.metrics)
