@@ -102,3 +102,30 @@ def test_a_port_held_by_a_client_connected_to_itself_is_said_so(tmp_path: Path) 
     assert f"port {port} on 127.0.0.1 is held by a client's connection to itself" in message
     assert "within about two minutes" in message
     assert "another process" not in message
+
+
+def test_a_broker_stopped_while_starting_ends_the_wait_at_once(tmp_path: Path) -> None:
+    """Found by a new user: Ctrl-C while the embedded broker started stopped it at once,
+    but `up` returned a minute later: the wait went on polling a port nothing would answer
+    until its timeout (stop() forgets the process the wait was watching)."""
+    import subprocess
+    import threading
+    import time
+
+    from streamlearn.kafka_local import free_port
+
+    broker = EmbeddedKafka(BrokerConfig(data_dir=tmp_path, port=free_port()), classpath=[])
+    jvm = broker._process = subprocess.Popen(["sleep", "60"])  # stands in for the JVM
+
+    def stop() -> None:  # what stop() does to a broker it started
+        jvm.terminate()
+        jvm.wait()
+        broker._process = None
+
+    stopping = threading.Timer(0.5, stop)
+    stopping.start()
+    started = time.monotonic()
+    with pytest.raises(BrokerStartError, match="exited"):
+        broker.wait_ready(60)
+    assert time.monotonic() - started < 10
+    stopping.join()

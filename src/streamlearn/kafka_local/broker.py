@@ -328,11 +328,14 @@ class EmbeddedKafka:
         """Block until the broker answers metadata requests; returns the seconds waited."""
         started = time.monotonic()
         deadline = started + timeout_s
+        # The process launched, kept here: stop() (Ctrl-C while starting) forgets it, and
+        # the wait would poll a port nothing answers until its timeout.
+        process = self._process
         while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
+            if process is not None and process.poll() is not None:
                 server_log = self.config.server_log_dir / "server.log"
                 raise BrokerStartError(
-                    f"Kafka exited with code {self._process.returncode} while starting "
+                    f"Kafka exited with code {process.returncode} while starting "
                     f"(logs: {self.config.console_path}, {server_log}):\n"
                     f"{_cause(self.config.console_path, server_log)}"
                 )

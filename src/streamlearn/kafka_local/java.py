@@ -14,8 +14,8 @@ from streamlearn.kafka_local.exceptions import JavaNotFoundError
 MIN_JAVA_MAJOR = 17
 
 HOW_TO_FIX = (
-    "install a Java 17+ runtime (e.g. `sudo apt-get install openjdk-17-jre-headless`) and put it on "
-    "PATH or set JAVA_HOME, or run Kafka with Docker "
+    "install a Java 17+ runtime (e.g. `sudo apt-get install openjdk-17-jre-headless`) and put "
+    "it on PATH or set JAVA_HOME, or run Kafka with Docker "
     "(`docker compose -f docker-compose.kafka.yml up -d`) and give its address (`up "
     "--bootstrap-servers`, or STREAMLEARN_KAFKA_BOOTSTRAP for the other commands)"
 )
