@@ -267,3 +267,30 @@ def test_a_second_rotation_within_the_previous_key_s_grace_is_refused_unless_ask
     assert dropped.exit_code == 0, dropped.output
     assert "drops the previous key 'k-current'" in dropped.output
     assert "the-current-signing-key" not in second.read_text()
+
+
+def test_an_old_key_left_in_the_environment_beside_the_rotated_file_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a new user: the environment outranks STREAMLEARN_CONFIG_FILE, so with the
+    old key still in it a process given the rotated file signed with the old key (under
+    the new id, without an error), or refused to start saying only that the previous key
+    needs another id."""
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "the-current-signing-key")
+    out = tmp_path / "rotated.yaml"
+    assert CliRunner().invoke(app, ["keys", "rotate", "--out", str(out)]).exit_code == 0
+    monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(out))
+    for with_id in (False, True):
+        if with_id:
+            monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY_ID", "k-current")
+            rotated = yaml.safe_load(out.read_text())
+            out2 = tmp_path / "rotated-with-id.yaml"
+            out2.write_text(
+                yaml.safe_dump({**rotated, "model_previous_signing_key_id": "k-current"})
+            )
+            out2.chmod(0o600)
+            monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(out2))
+        with pytest.raises(ConfigurationError, match="STREAMLEARN_MODEL_SIGNING_KEY") as refused:
+            Keyring.from_settings(Settings())
+        assert "environment" in str(refused.value)
+        assert "the-current-signing-key" not in str(refused.value)

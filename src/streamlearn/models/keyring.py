@@ -68,6 +68,18 @@ class Keyring:
             raise ConfigurationError("snapshots are verified: set STREAMLEARN_MODEL_SIGNING_KEY")
         previous: tuple[PreviousKey, ...] = ()
         if settings.model_previous_signing_key is not None:
+            if (
+                settings.model_previous_signing_key.get_secret_value()
+                == settings.model_signing_key.get_secret_value()
+            ):
+                # A rotation's file given while the old key is still in the environment,
+                # which outranks the file: the old key would go on signing.
+                raise ConfigurationError(
+                    "STREAMLEARN_MODEL_SIGNING_KEY is the key being retired "
+                    "(model_previous_signing_key): the environment outranks "
+                    "STREAMLEARN_CONFIG_FILE, so unset STREAMLEARN_MODEL_SIGNING_KEY and "
+                    "STREAMLEARN_MODEL_SIGNING_KEY_ID there for the rotated file's key to sign"
+                )
             until = settings.model_previous_signing_key_until
             if until is None:
                 raise ConfigurationError(
@@ -76,7 +88,9 @@ class Keyring:
                 )
             if settings.model_previous_signing_key_id == settings.model_signing_key_id:
                 raise ConfigurationError(
-                    "the previous signing key needs another id than the current one"
+                    "the previous signing key needs another id than the current one (an "
+                    "old STREAMLEARN_MODEL_SIGNING_KEY_ID left in the environment, which "
+                    "outranks STREAMLEARN_CONFIG_FILE?)"
                 )
             until = until if until.tzinfo is not None else until.replace(tzinfo=UTC)
             previous = (
