@@ -470,7 +470,7 @@ def _where(loc: tuple[int | str, ...], overrides: dict[str, Any]) -> str:
         return "settings"
     name, rest = str(loc[0]), loc[1:]
     where = f"{name} (given on the command line)" if name in overrides else (
-        f"{ENV_PREFIX}{name.upper()}"
+        _source_of(name)
     )  # fmt: skip
     # Inside a list or a map: the item's position, or the map's key unless keys are
     # secrets (write keys: one was printed, as part of a variable name that does not exist).
@@ -483,6 +483,19 @@ def _where(loc: tuple[int | str, ...], overrides: dict[str, Any]) -> str:
         if len(rest) > 1:  # a field of the entry (a gate's judge)
             where += f" {'.'.join(str(part) for part in rest[1:])}"
     return where
+
+
+def _source_of(name: str) -> str:
+    """Setting ``name`` as the user gave it: its environment variable, or its key in the
+    `.env` file or the settings file when the environment does not set it."""
+    variable = f"{ENV_PREFIX}{name.upper()}"
+    if variable in os.environ:
+        return variable
+    dotenv = Path(".env")
+    if dotenv.is_file() and variable in _dotenv_names(dotenv):
+        return f"{variable} (in .env)"
+    config_file = os.environ.get(CONFIG_FILE_ENV)
+    return f"{name} (in {config_file})" if config_file else variable
 
 
 def _not_json(exc: SettingsError) -> str:

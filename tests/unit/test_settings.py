@@ -476,3 +476,19 @@ def test_debug_is_streamlearn_s_own_loggers_not_every_library_s() -> None:
         env={**os.environ, "STREAMLEARN_LOG_LEVEL": "DEBUG"},
     )  # fmt: skip
     assert done.stdout.split() == ["True", "False", "False", "False"], done.stdout
+
+
+def test_a_bad_value_in_the_settings_file_is_named_as_the_file_s_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a new user: `serve_port: eighty` in STREAMLEARN_CONFIG_FILE was reported as
+    STREAMLEARN_SERVE_PORT, a variable nobody had set."""
+    config = tmp_path / "settings.yaml"
+    config.write_text("serve_port: eighty\n")
+    monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(config))
+    monkeypatch.delenv("STREAMLEARN_SERVE_PORT", raising=False)
+    with pytest.raises(ConfigurationError, match=f"serve_port \\(in {config}\\)"):
+        load_settings()
+    monkeypatch.setenv("STREAMLEARN_SERVE_PORT", "eighty")  # the environment's, named so
+    with pytest.raises(ConfigurationError, match="STREAMLEARN_SERVE_PORT: "):
+        load_settings()
