@@ -319,6 +319,15 @@ async def test_an_instance_whose_record_kafka_would_refuse_is_a_413_not_a_lost_r
         fits = {**small, "features": {"note": "x" * (MAX_INSTANCE_BYTES - 200)}}
         status, body = await _predict(client, {"instances": [fits, small]})
         assert status == 200, body
+        # An integer beyond 64 bits (read as a double) in a large body: measured, not a 500.
+        wide = {**small, "features": {"note": "x" * (MAX_INSTANCE_BYTES - 150), "big": 2**70}}
+        assert (
+            len(orjson.dumps({"instances": [{**wide, "features": {}}, small]}))
+            + len(wide["features"]["note"])
+            > MAX_INSTANCE_BYTES
+        )  # a large body: its instances are measured
+        status, body = await _predict(client, {"instances": [wide, small]})
+        assert status == 200, body
 
 
 async def test_two_predictions_of_a_request_never_share_a_request_id(
