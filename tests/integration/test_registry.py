@@ -612,7 +612,8 @@ def test_a_test_registry_that_logs_a_lot_keeps_answering(kafka_bootstrap: str) -
         kafka_bootstrap, f"chatty-{uuid.uuid4().hex[:8]}.", env={"STREAMLEARN_LOG_LEVEL": "DEBUG"}
     )
     try:
-        for _ in range(400):  # each logged (aiohttp's access log at DEBUG), beside aiokafka's
+        # Each logged (aiohttp's access log at DEBUG, ~145 bytes a line): past 64 KiB.
+        for _ in range(800):
             assert http("GET", f"{registry.url}/subjects") == (200, [])
     finally:
         registry.stop()

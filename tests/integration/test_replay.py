@@ -528,6 +528,9 @@ def test_ctrl_c_stops_a_shadow_replay_while_its_agents_run(
          "--only", "preprocess", "--into", into],
         env=worker_environment(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, start_new_session=True,  # its own group: the test's Ctrl-C
+        # As from a terminal: a suite started as a background job ignores SIGINT, and its
+        # children would inherit that (then nothing here could be interrupted).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     ) as replay:  # fmt: skip
         assert replay.stdout is not None
         assert replay.stderr is not None
