@@ -169,7 +169,7 @@ def user_password(secret: SecretStr) -> SecretStr:
 UserPassword = Annotated[
     SecretStr,
     AfterValidator(user_password),
-    JsonPattern(r"^[^:]*$|^:|:$|^\s|\s$|^[^:]*\s[^:]*:", refused=True),
+    JsonPattern(r"^[^:]*$|^:|^[^:]*:$|^\s|\s$|^[^:]*\s[^:]*:", refused=True),
 ]
 
 

@@ -492,3 +492,23 @@ def test_a_bad_value_in_the_settings_file_is_named_as_the_file_s_key(
     monkeypatch.setenv("STREAMLEARN_SERVE_PORT", "eighty")  # the environment's, named so
     with pytest.raises(ConfigurationError, match="STREAMLEARN_SERVE_PORT: "):
         load_settings()
+
+
+def test_the_chart_s_check_of_user_password_pairs_is_the_validator_s() -> None:
+    """The values schema's pattern refuses what the setting refuses, and no more (a
+    password ending in ':' is a password)."""
+    import re
+    import typing
+
+    from streamlearn.settings_values import JsonPattern, UserPassword, user_password
+
+    [check] = [m for m in typing.get_args(UserPassword)[1:] if isinstance(m, JsonPattern)]
+    assert check.refused
+    for value in ("alice:", ":pw", "nocolon", " alice:pw", "alice:pw\n", "al ice:pw",
+                  "alice:pa:", "alice:a b", "alice:pw", "a:b:c"):  # fmt: skip
+        try:
+            user_password(SecretStr(value))
+            taken = True
+        except ValueError:
+            taken = False
+        assert taken == (re.search(check.pattern, value) is None), value
