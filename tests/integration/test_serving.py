@@ -666,7 +666,13 @@ def test_serve_with_two_workers_answers_on_one_port_and_stops_as_one(
         assert len(children) == 2  # the two workers; the command waits for them
         body = json.dumps({"instances": instances(1)}).encode()
         # Ready is one worker's /readyz; the other may still be reading model.state, but it
-        # opens the port only once it has: every answer comes from the model.
+        # opens the port only once it has: every answer comes from the model. Each one's
+        # own port says when both are (then the kernel spreads connections over both).
+        deadline = time.monotonic() + 60
+        while not all(_own_ready(metrics_port + i) for i in range(2)):
+            assert time.monotonic() < deadline, "a worker's own /readyz never said ready"
+            time.sleep(0.1)
+        time.sleep(0.5)  # its shared port opens right after its startup step
         for _ in range(40):  # a connection each: the kernel spreads them over both
             status, _, answer = target.request("POST", "/v1/models/ctr:predict", body)
             assert status == 200, answer
@@ -690,6 +696,14 @@ def _bindable(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _own_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 def _predictions_served(port: int) -> float:
