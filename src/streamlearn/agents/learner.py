@@ -183,7 +183,10 @@ class LearnerStep(Step):
         for record in records:
             prepared = record.value  # prepared_example's (input_preparations)
             for learner in learners:
-                learner.learn_prepared(prepared, topic, partition, record.offset)
+                if not learner.learn_prepared(prepared, topic, partition, record.offset):
+                    problem = learner.last_invalid
+                    if problem is not None:  # the bytes as read, with the reason
+                        emit.reject(record, "invalid_example", f"{learner.model_name}: {problem}")
         self._publish_due(partition, emit)
 
     def tick(self, partition: int, now_ms: int, read_ms: int | None, emit: Emit) -> None:

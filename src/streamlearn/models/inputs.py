@@ -15,6 +15,13 @@ from collections.abc import Mapping
 from typing import Any
 
 CONTEXT_PREFIX = "ctx."
+NUMBER_LIMIT = 2.0**63
+"""Feature numbers (and labels) models are given are within ±2^63, what a 64-bit integer
+holds. Beyond it the models' arithmetic breaks (measured: a cyclic transform of ``hour``
+1e308 raises, a Gaussian's statistics of ``price`` 1e300 overflow for good), and no
+measurement a feature carries comes near it. Prediction workers refuse such a number (a
+422 naming the feature); learners refuse an example holding one (``events.rejected``)."""
+NUMBER_LIMIT_TEXT = "±2^63 (what a 64-bit integer holds)"
 
 FeatureValue = None | bool | int | float | str
 ModelInput = dict[str, float | str]

@@ -38,6 +38,7 @@ from typing import Any
 
 from river import metrics as river_metrics
 
+from streamlearn.models.example_checks import example_problem
 from streamlearn.models.exceptions import ModelError
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.prepared import PreparedExample, prepared_example
@@ -73,7 +74,8 @@ class LearnerCounters:
     other_model: int = 0
     """Records for another model or arm: consumed without learning."""
     invalid: int = 0
-    """Records with a non-finite label or a non-positive or non-finite weight: not learned."""
+    """Examples the model cannot learn from (:func:`~.example_checks.example_problem`: a
+    label or weight out of its range, a number beyond ±2^63): not learned."""
     copies: int = 0
     """Copies of an example read shortly before (same request id and label): not learned."""
     snapshots: int = 0
@@ -95,6 +97,11 @@ class OnlineLearner:
         verification: Keyring | None = None,
     ) -> None:
         self.spec = spec
+        self._binary = spec.task == "binary"
+        self.last_invalid: str | None = None
+        """Why the last example offered was not learned when the model cannot learn from
+        it (``<field>: <why>``; the learner agent sends it to ``events.rejected``), else
+        None."""
         self.arm = arm
         self.model_name = model_name or snapshot_name(spec.name, arm)
         """The name snapshots are published under (a replay may choose a shadow name)."""
@@ -169,6 +176,7 @@ class OnlineLearner:
         and the learner agent, prepare examples in the process that decodes them, while
         this one learns)."""
         model_name, arm, identity, x, label, weight, served, served_by, served_ms = prepared
+        self.last_invalid = None
         position = (topic, partition)
         already = self.next_offsets.get(position)
         if already is not None and offset < already:
@@ -189,13 +197,10 @@ class OnlineLearner:
             self.counters.copies += 1  # label-join re-emitted it after a crash
             return False
         spec, model = self.spec, self.model
-        if not (
-            math.isfinite(label)
-            and math.isfinite(weight)
-            and weight > 0
-            and (label in (0.0, 1.0) or spec.task != "binary")  # 7.0 was learned as a click
-        ):
+        problem = example_problem(self._binary, x, label, weight)
+        if problem is not None:
             self.counters.invalid += 1
+            self.last_invalid = problem
             return False
         score = spec.predict(model, x)
         weight *= spec.importance(label, score)

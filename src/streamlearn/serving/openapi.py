@@ -8,15 +8,14 @@ document declares, with a body that validates against its schema.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import streamlearn
+from streamlearn.models.inputs import NUMBER_LIMIT
 from streamlearn.serving.validation import MAX_ID_CHARS
 from streamlearn.settings import Settings
 
 JSON = "application/json"
-MAX_DOUBLE = sys.float_info.max
 PREDICTION_FIELDS = [
     "request_id",
     "user_id",
@@ -48,11 +47,11 @@ def _schemas(settings: Settings) -> dict[str, Any]:
     identifier = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS}
     return {
         "FeatureValue": {
-            "description": "A feature: null, boolean, string or a finite number (integers "
-            "beyond 64 bits are read as doubles).",
+            "description": "A feature: null, boolean, string or a number within ±2^63 (what "
+            "a 64-bit integer holds; beyond it models cannot learn from it).",
             "anyOf": [
                 {"type": ["null", "boolean", "string"]},
-                {"type": "number", "minimum": -MAX_DOUBLE, "maximum": MAX_DOUBLE},
+                {"type": "number", "minimum": -NUMBER_LIMIT, "maximum": NUMBER_LIMIT},
             ],
         },
         "Instance": {

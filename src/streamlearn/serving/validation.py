@@ -5,8 +5,8 @@ where an instance is ``{"user_id": str, "features": {name: null|bool|int|float|s
 "context"?: {name: str}, "request_id"?: str}``. Unknown fields are refused, so a typo
 (``"feature"``) is an error and not a silently featureless prediction.
 
-Numbers must be finite doubles; integers within 64 bits stay integers (Avro longs), larger
-ones are read as doubles.
+Numbers must be within ±2^63 (``NUMBER_LIMIT``: what a 64-bit integer holds, and what models
+can learn from); integers stay integers (Avro longs).
 
 Statuses: 400 for a body that is not JSON (or not UTF-8), 413 for a body over the size
 limit (enforced by aiohttp before parsing) or an instance over :data:`MAX_INSTANCE_BYTES`,
@@ -26,6 +26,7 @@ import orjson
 from streamlearn import strict_json
 from streamlearn.json_kinds import json_kind
 from streamlearn.models.features import FeatureValue
+from streamlearn.models.inputs import NUMBER_LIMIT, NUMBER_LIMIT_TEXT
 from streamlearn.serving.exceptions import InvalidRequest
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -90,13 +91,13 @@ def _identifier(value: Any, field: str) -> str:
 def _features(value: Any, field: str) -> dict[str, FeatureValue]:
     if not isinstance(value, dict):
         raise InvalidRequest(422, field, f"must be an object, got {json_kind(value)}")
-    widened: dict[str, float] | None = None
     for name, item in value.items():
-        # Exact classes first (what the JSON parser returns), one comparison each: a finite
-        # double, a string, a boolean, null or a 64-bit integer needs nothing more.
+        # Exact classes first (what the JSON parser returns), one comparison each: a double
+        # within ±2^63 (NaN and ±inf are not), a string, a boolean, null or a 64-bit
+        # integer needs nothing more.
         cls = item.__class__
         if cls is float:
-            if item - item == 0.0:  # finite (inf - inf and nan - nan are nan)
+            if -NUMBER_LIMIT <= item <= NUMBER_LIMIT:
                 continue
         elif cls in _SIMPLE or (cls is int and INT64_MIN <= item <= INT64_MAX):
             continue
@@ -104,24 +105,22 @@ def _features(value: Any, field: str) -> dict[str, FeatureValue]:
             continue
         if isinstance(item, int) and INT64_MIN <= item <= INT64_MAX:
             continue
-        if isinstance(item, int | float):
-            # Integers beyond 64 bits are read as doubles (Avro longs cannot hold them).
-            try:
-                number = float(item)
-            except OverflowError:
-                number = math.inf
-            if not math.isfinite(number):
-                raise InvalidRequest(422, f"{field}.{name}", "number out of the double range")
-            if isinstance(item, int):
-                widened = widened or {}
-                widened[name] = number
+        if isinstance(item, float) and -NUMBER_LIMIT <= item <= NUMBER_LIMIT:
             continue
+        if isinstance(item, int | float):
+            # What a worker serves is learned from: models cannot take such a number
+            # (models/inputs.py). Not echoed: an integer may have thousands of digits.
+            finite = isinstance(item, int) or math.isfinite(item)
+            problem = (
+                f"number beyond {NUMBER_LIMIT_TEXT}" if finite else "number out of the double range"
+            )
+            raise InvalidRequest(422, f"{field}.{name}", problem)
         raise InvalidRequest(
             422,
             f"{field}.{name}",
             f"must be null, boolean, number or string, got {json_kind(item)}",
         )
-    return value if widened is None else {**value, **widened}
+    return value
 
 
 def _context(value: Any, field: str) -> dict[str, str]:

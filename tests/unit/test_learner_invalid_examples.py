@@ -1,0 +1,104 @@
+"""Examples the models cannot learn from are refused, said in ``events.rejected`` with the
+reason, and the learner goes on: a served prediction's features become an example, and
+before this, one with ``hour`` 1e308 made the learner's ``learn`` raise (the cyclic
+transform's angle is infinite: a record that would stop the agent at every restart), and
+one with ``price`` 1e300 overflowed ``ctr_tree``'s Gaussian statistics for good."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from streamlearn.agents.learner import make_learner
+from streamlearn.models import SPECS
+from streamlearn.models.online import OnlineLearner
+from streamlearn.runtime.local import LocalCluster, LocalWorker
+from streamlearn.runtime.metrics import AgentMetrics
+from streamlearn.serde import InMemoryRegistry
+from streamlearn.simulate.learning_lab import learning_settings
+from streamlearn.topology.catalogue import TopicCatalogue
+from tests.unit.test_learning import KEY, T0, TOPIC, examples, in_process_payload
+
+BAD_FEATURES = [
+    ("hour", 1e308, "features.hour"),
+    ("price", 1e300, "features.price"),
+    ("recency_s", -1e19, "features.recency_s"),
+    ("price", float(2**64), "features.price"),
+]
+
+
+def _with_bad_ones(name: str, n: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``n`` good examples of ``name`` with the bad ones among them, and the good ones."""
+    good = examples(n, model_name=name, seed=4)
+    mixed = list(good)
+    for i, (feature, value, _field) in enumerate(BAD_FEATURES):
+        bad = {**good[10 * i], "request_id": f"bad-{i}"}
+        bad["features"] = {**bad["features"], feature: value}
+        mixed.insert(10 * i + 5, bad)
+    return mixed, good
+
+
+@pytest.mark.parametrize("name", ["ctr", "ctr_tree"])
+def test_numbers_beyond_a_64_bit_integer_are_not_learned(name: str) -> None:
+    mixed, good = _with_bad_ones(name, 200)
+    learner = OnlineLearner(SPECS[name], signing_key=KEY)
+    problems = []
+    for offset, record in enumerate(mixed):
+        learned = learner.learn(record, TOPIC, 0, offset)
+        problems.append(learner.last_invalid)
+        assert learned == (learner.last_invalid is None)
+    named = [p for p in problems if p is not None]
+    assert len(named) == len(BAD_FEATURES)
+    for problem, (_feature, _value, field) in zip(named, BAD_FEATURES, strict=True):
+        assert problem.startswith(field), problem
+        assert "2^63" in problem
+    assert (learner.counters.learned, learner.counters.invalid) == (200, len(BAD_FEATURES))
+    # Exactly the model of the good examples: nothing of the bad ones was learned.
+    assert learner.snapshot(T0)["payload"] == in_process_payload(name, good)
+
+
+def test_a_label_or_weight_that_cannot_be_learned_is_named() -> None:
+    [record] = examples(1)
+    learner = OnlineLearner(SPECS["ctr"], signing_key=KEY)
+    for offset, (change, field) in enumerate(
+        [({"label": 7.0}, "label"), ({"label": float("nan")}, "label"),
+         ({"weight": 0.0}, "weight"), ({"weight": float("inf")}, "weight")]
+    ):  # fmt: skip
+        changed = {**record, "request_id": f"r-{offset}", **change}
+        assert not learner.learn(changed, TOPIC, 0, offset)
+        assert learner.last_invalid is not None
+        assert learner.last_invalid.startswith(field)
+    assert learner.learn(record, TOPIC, 0, 9)
+    assert learner.last_invalid is None
+
+
+def test_the_learner_agent_sends_what_it_cannot_learn_to_events_rejected_and_goes_on() -> None:
+    settings = learning_settings(models=["ctr_tree"])
+    catalogue = TopicCatalogue.from_settings(settings)
+    registry = InMemoryRegistry()
+    cluster = LocalCluster(catalogue, registry, partitions=1)
+    serde = catalogue.topic("training.examples").serde(registry)
+    mixed, good = _with_bad_ones("ctr_tree", 120)
+    for record in mixed:
+        cluster.produce("training.examples", record["request_id"].encode(), serde.encode(record),
+                        partition=0)  # fmt: skip
+    metrics = AgentMetrics()
+    step = make_learner(cluster.environment(settings, metrics))
+    worker = LocalWorker(cluster, step, now_ms=1_000, metrics=metrics)
+    worker.assign([0])
+    worker.run(50)
+    rejected = cluster.decoded("events.rejected")
+    assert [r["key"] for r in rejected] == [f"bad-{i}".encode() for i in range(len(BAD_FEATURES))]
+    for record, (_feature, _value, field) in zip(rejected, BAD_FEATURES, strict=True):
+        assert (record["reason"], record["agent"]) == ("invalid_example", "learner")
+        assert record["detail"].startswith(f"ctr_tree: {field}")
+        assert record["source_topic"] == "training.examples"
+        # The bytes as read: the example can be mended and sent again.
+        assert serde.decode(record["value"])["request_id"] == record["key"].decode()
+    learner = step.learners["ctr_tree"]
+    assert learner.counters.learned == len(good)
+    worker.now_ms += 60_000
+    worker.tick()
+    [snapshot] = cluster.decoded("model.state")
+    assert bytes(snapshot["payload"]) == in_process_payload("ctr_tree", good)
