@@ -11,7 +11,10 @@ lateness 5 s) and the specs' own snapshot cadence. The steady state is the last
 ``--steady`` minutes:
 
 - served AUC (within each serving version) against the ceiling (the true probabilities'
-  AUC on the same impressions), log loss against the truth's, ECE (10 reliability bins);
+  AUC on the same impressions), log loss against the truth's, ECE (10 reliability bins),
+  ``t.ece`` the true probabilities' own ECE there (what the clicks' sampling alone gives)
+  and ``ece/p`` the served scores' ECE with each impression's true probability in place of
+  its click (the same quantity without that sampling noise; the truth's own is 0);
 - the learner's prequential AUC on the examples it learned;
 - the served AUC of the first simulated minute (cold start: fallbacks, then the first
   snapshots), and ``reach``: the first minute whose served AUC is at least its ceiling
@@ -110,9 +113,12 @@ def _river(lab: LearningLab, name: str, start_s: float, delay: float | None) -> 
     chosen = judged["at_s"] >= start_s
     label, score = judged["label"][chosen], scores[chosen]
     bins = reliability(score, label, np.ones(len(score)))
+    by_truth = reliability(score, judged["truth"][chosen], np.ones(len(score)))
     assert bins is not None
+    assert by_truth is not None
     return Figures(start_s, lab.elapsed_s, int(chosen.sum()), auc(label, score), None,
-                   bins.log_loss(), None, bins.ece(), None, None, 1)  # fmt: skip
+                   bins.log_loss(), None, bins.ece(), None, None, 1,
+                   ece_by_truth=by_truth.ece())  # fmt: skip
 
 
 def _promotions(
@@ -289,6 +295,7 @@ def _row(
         f"{label:<22} {name:<9} {_fmt(f.served_auc)} {_fmt(truth.ceiling_auc)} "
         f"{_fmt(gap):>7} {_fmt(f.log_loss)} {_fmt(truth.truth_log_loss)} "
         f"{'-' if excess is None else f'{excess:+.1%}':>6} {_fmt(f.ece)} {_fmt(truth.truth_ece)} "
+        f"{_fmt(f.ece_by_truth)} "
         f"{_fmt(f.prequential_auc)} {_fmt(None if first is None else first.served_auc)} "
         f"{reached:>5} {' '.join(met)}"
     )
@@ -347,7 +354,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     header = (
         f"{'strategy':<22} {'model':<9} {'served':<6} {'ceil':<6} {'gap':>7} "
-        f"{'logloss':<6} {'truth':<6} {'excess':>6} {'ece':<6} {'t.ece':<6} {'preq':<6} {'1st min':<6} {'reach':>5} goals"
+        f"{'logloss':<6} {'truth':<6} {'excess':>6} {'ece':<6} {'t.ece':<6} {'ece/p':<6} {'preq':<6} "
+        f"{'1st min':<6} {'reach':>5} goals"
     )
     lines: list[str] = []
     for index, strategy in enumerate(strategies):

@@ -6,12 +6,14 @@ import functools
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from streamlearn.models.configured import configured_specs
 from streamlearn.simulate.learning_lab import (
     LearningLab,
     learning_config,
     learning_settings,
+    reliability,
     served_auc,
     steady_state,
 )
@@ -66,6 +68,30 @@ def test_the_learned_model_serves_better_than_chance_and_is_judged_against_the_t
         assert 0 < f.truth_ece < 0.1
         assert f.prequential_auc is not None
         assert f.versions >= 3
+
+
+def test_calibration_is_also_judged_by_the_true_probabilities() -> None:
+    """``ece_by_truth``: each judged impression's true click probability stands in for its
+    sampled click, in the same bins of served scores (the same quantity, without the
+    clicks' sampling noise: the truth's own is 0, where its ECE by clicks is not)."""
+    lab = _lab()
+    for name, f in steady_state(lab, last_s=30).items():
+        rows = lab.judged(name)
+        chosen = rows["at_s"] >= lab.elapsed_s - 30
+        score, truth, label = rows["score"][chosen], rows["truth"][chosen], rows["label"][chosen]
+        bins = np.minimum((score * 10).astype(int), 9)
+        gaps = [abs(truth[bins == b].sum() - score[bins == b].sum()) for b in range(10)]
+        assert f.ece_by_truth == pytest.approx(sum(gaps) / len(score), abs=1e-12), name
+        ones = np.ones(len(truth))
+        truth_by_truth, truth_by_clicks = (
+            reliability(truth, truth, ones),
+            reliability(truth, label, ones),
+        )
+        assert truth_by_truth is not None
+        assert truth_by_clicks is not None
+        assert truth_by_truth.ece() == 0.0
+        assert truth_by_clicks.ece() == pytest.approx(f.truth_ece)
+        assert truth_by_clicks.ece() > 0.0
 
 
 def test_the_same_seed_gives_the_same_figures() -> None:

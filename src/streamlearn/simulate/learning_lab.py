@@ -122,6 +122,12 @@ class Figures:
     truth_ece: float | None = None
     """The true probabilities' ECE on the same impressions: what sampling noise alone gives
     (an ECE goal below it cannot be judged on this many impressions)."""
+    ece_by_truth: float | None = None
+    """The served scores' ECE with each impression's true click probability in place of its
+    sampled click: the same bins and the same quantity (how far the click rate of a score
+    bin is from its mean score), without the clicks' sampling noise, since the mean true
+    probability of a bin estimates its click rate with far less variance than its mean
+    click does. The truth's own is 0."""
 
 
 def auc(labels: np.ndarray[Any, Any], scores: np.ndarray[Any, Any]) -> float | None:
@@ -150,7 +156,8 @@ def served_auc(
 def reliability(
     scores: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], weights: np.ndarray[Any, Any]
 ) -> ReliabilityBins | None:
-    """The reliability bins (ECE, log loss) of labelled scores; None when there are none."""
+    """The reliability bins (ECE, log loss) of labelled scores (a label may be a probability:
+    the truth's); None when there are none."""
     if not len(scores):
         return None
     bins = ReliabilityBins(BINS)
@@ -316,6 +323,7 @@ class LearningLab(Lab):
         weight = np.ones(len(score))
         served = reliability(score, label, weight)
         ideal = reliability(truth, label, weight)
+        by_truth = reliability(score, truth, weight)
         pre = self._prequential_rows[name]
         pre_at = np.asarray(pre.at_s, dtype=float)
         pre_chosen = (pre_at >= start_s) & (pre_at < end_s)
@@ -337,6 +345,7 @@ class LearningLab(Lab):
             prequential_log_loss=None if pre_bins is None else pre_bins.log_loss(),
             versions=len(np.unique(version[version > 0])),
             truth_ece=None if ideal is None else ideal.ece(),
+            ece_by_truth=None if by_truth is None else by_truth.ece(),
         )
 
     def inputs(self, name: str) -> list[dict[str, Any]]:
