@@ -18,7 +18,7 @@ from streamlearn.exceptions import ConfigurationError
 from streamlearn.models import BusinessRules
 from streamlearn.serving import SERVING, create_serving_app
 from streamlearn.serving.experiments import Arm, Experiment
-from streamlearn.serving.validation import MAX_INSTANCE_BYTES
+from streamlearn.serving.validation import MAX_FEATURES, MAX_INSTANCE_BYTES, MAX_TEXT_CHARS
 from streamlearn.settings import Settings
 from tests.serving_support import instances, loaded
 
@@ -303,6 +303,14 @@ async def test_every_content_encoding_is_decoded_or_refused_as_json(
         assert await response.json() == {"error": error, "field": field}
 
 
+def _notes(chars: int) -> dict[str, str]:
+    """String features of ``chars`` characters in all, each at most ``MAX_TEXT_CHARS``."""
+    return {
+        f"note{i}": "x" * min(MAX_TEXT_CHARS, chars - start)
+        for i, start in enumerate(range(0, chars, MAX_TEXT_CHARS))
+    }
+
+
 async def test_an_instance_whose_record_kafka_would_refuse_is_a_413_not_a_lost_record() -> None:
     """A 1,040,067-byte instance under the 1 MiB body limit was answered 200, and its
     PredictionServed record, over the producer's 1,000,000-byte message limit, was
@@ -310,21 +318,25 @@ async def test_an_instance_whose_record_kafka_would_refuse_is_a_413_not_a_lost_r
     settings = Settings(models=["ctr"], serve_max_body_bytes=4 * 1024 * 1024)
     async with TestClient(TestServer(create_serving_app(settings, kafka=False))) as client:
         [small] = instances(1)
-        big = {**small, "features": {**small["features"], "note": "x" * MAX_INSTANCE_BYTES}}
+        big = {**small, "features": {**small["features"], **_notes(MAX_INSTANCE_BYTES)}}
         status, body = await _predict(client, big)
         assert (status, body["field"]) == (413, "body"), body
         assert f"at most {MAX_INSTANCE_BYTES:,} bytes" in body["error"]
         status, body = await _predict(client, {"instances": [small, big]})
         assert (status, body["field"]) == (413, "instances[1]"), body
-        fits = {**small, "features": {"note": "x" * (MAX_INSTANCE_BYTES - 200)}}
+        fits = {**small, "features": _notes(MAX_INSTANCE_BYTES - 5_000)}
+        short = MAX_INSTANCE_BYTES - 100 - len(orjson.dumps(fits)) - len(',"pad":""')
+        fits["features"]["pad"] = "x" * short  # 100 bytes under the bound
+        assert len(orjson.dumps(fits)) == MAX_INSTANCE_BYTES - 100
+        assert len(orjson.dumps({"instances": [fits, small]})) > MAX_INSTANCE_BYTES
         status, body = await _predict(client, {"instances": [fits, small]})
         assert status == 200, body
         # An integer beyond 64 bits in a large body (which orjson cannot measure): named,
         # not a 500.
-        wide = {**small, "features": {"note": "x" * (MAX_INSTANCE_BYTES - 150), "big": 2**70}}
+        notes = fits["features"]
+        wide = {**small, "features": {**notes, "big": 2**70}}
         assert (
-            len(orjson.dumps({"instances": [{**wide, "features": {}}, small]}))
-            + len(wide["features"]["note"])
+            len(orjson.dumps({"instances": [{**wide, "features": notes}, small]}))
             > MAX_INSTANCE_BYTES
         )  # a large body: its instances are measured
         status, body = await _predict(client, {"instances": [wide, small]})
@@ -514,3 +526,40 @@ async def test_the_newest_version_is_an_arm_s_route_not_an_endpoint(
     assert status == 404
     assert body["field"] == "name"
     assert "only an experiment arm" in body["error"]
+
+
+async def test_what_a_client_could_grow_models_and_monitors_with_is_422_naming_it() -> None:
+    """Found by sending hostile predictions through the whole loop: 20 requests of ~28,000
+    made-up feature names grew ``ctr``'s snapshot past model.state's message limit (the
+    learner then crashed at every restart), a 440 KB category overflowed the monitor's
+    store record, and a number named ``category=books`` overwrote the one-hot input of the
+    category "books" that every user's score reads."""
+    settings = Settings(models=["ctr"], serve_max_body_bytes=4 * 1024 * 1024)
+    app = create_serving_app(settings, kafka=False)
+    app[SERVING].store.put(loaded(1))
+    async with TestClient(TestServer(app)) as client:
+        await _grown_inputs_are_refused(client)
+
+
+async def _grown_inputs_are_refused(client: TestClient[Any, Any]) -> None:
+    wide = {f"f{i}": 1.0 for i in range(MAX_FEATURES + 1)}
+    cases = [
+        ({"features": wide}, "features", f"{MAX_FEATURES + 1} features"),
+        ({"features": {"category": "x" * (MAX_TEXT_CHARS + 1)}}, "features.category", "string"),
+        ({"features": {}, "context": {"placement": "y" * (MAX_TEXT_CHARS + 1)}},
+         "context.placement", "string"),
+        ({"features": {"category=books": 9.8}}, "features.category=books", "'='"),
+        ({"features": {"ctx.placement": "top"}}, "features.ctx.placement", "context"),
+        ({"features": {"": 1.0}}, "features.", "name"),
+        ({"features": {"n" * 300: 1.0}}, "features." + "n" * 64, "name"),
+        ({"features": {}, "context": {"a=b": "c"}}, "context.a=b", "'='"),
+    ]  # fmt: skip
+    for instance, field, says in cases:
+        status, body = await _predict(client, {"user_id": "u", **instance})
+        assert (status, body["field"]) == (422, field), body
+        assert says in body["error"]
+    fits: dict[str, Any] = {f"f{i}": 1.0 for i in range(MAX_FEATURES - 1)}
+    fits["category"] = "x" * MAX_TEXT_CHARS
+    status, body = await _predict(client, {"user_id": "u", "features": fits,
+                                           "context": {"ctx": "ok"}})  # fmt: skip
+    assert status == 200, body

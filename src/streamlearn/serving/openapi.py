@@ -8,11 +8,17 @@ document declares, with a body that validates against its schema.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import streamlearn
 from streamlearn.models.inputs import NUMBER_LIMIT
-from streamlearn.serving.validation import MAX_ID_CHARS
+from streamlearn.serving.validation import (
+    MAX_FEATURES,
+    MAX_ID_CHARS,
+    MAX_TEXT_CHARS,
+    RESERVED_PREFIX,
+)
 from streamlearn.settings import Settings
 
 JSON = "application/json"
@@ -45,12 +51,17 @@ def _error(description: str) -> dict[str, Any]:
 
 def _schemas(settings: Settings) -> dict[str, Any]:
     identifier = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS}
+    text = {"type": "string", "maxLength": MAX_TEXT_CHARS}
+    # A name models can tell from any other input: no "=" (one-hot inputs are name=value).
+    name = {**identifier, "pattern": "^[^=]*$"}
     return {
         "FeatureValue": {
-            "description": "A feature: null, boolean, string or a number within ±2^63 (what "
-            "a 64-bit integer holds; beyond it models cannot learn from it).",
+            "description": "A feature: null, boolean, a string of at most "
+            f"{MAX_TEXT_CHARS} characters or a number within ±2^63 (what a 64-bit integer "
+            "holds; beyond it models cannot learn from it).",
             "anyOf": [
-                {"type": ["null", "boolean", "string"]},
+                {"type": ["null", "boolean"]},
+                text,
                 {"type": "number", "minimum": -NUMBER_LIMIT, "maximum": NUMBER_LIMIT},
             ],
         },
@@ -62,12 +73,17 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "user_id": {**identifier, "description": "Routes the user to an arm."},
                 "features": {
                     "type": "object",
+                    "maxProperties": MAX_FEATURES,
+                    "propertyNames": {**name, "not": {"pattern": "^" + re.escape(RESERVED_PREFIX)}},
                     "additionalProperties": _ref("FeatureValue"),
-                    "description": "Features as the model should see them (and telemetry logs).",
+                    "description": "Features as the model should see them (and telemetry "
+                    f"logs); names without '=' and not starting with '{RESERVED_PREFIX}' "
+                    "(the context's).",
                 },
                 "context": {
                     "type": ["object", "null"],
-                    "additionalProperties": {"type": "string"},
+                    "propertyNames": name,
+                    "additionalProperties": text,
                     "description": "Request context (placement, device...): ctx.<key> "
                     "features; null: none.",
                 },
