@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from streamlearn.agents.learner import make_learner
 from streamlearn.models import SPECS
@@ -102,3 +103,58 @@ def test_the_learner_agent_sends_what_it_cannot_learn_to_events_rejected_and_goe
     worker.tick()
     [snapshot] = cluster.decoded("model.state")
     assert bytes(snapshot["payload"]) == in_process_payload("ctr_tree", good)
+
+
+def test_a_snapshot_too_large_for_model_state_is_not_published_and_the_learner_goes_on() -> None:
+    """A model grown past model.state's message limit (made-up feature names, found by a
+    probe) failed at the broker, and the learner crashed at that snapshot again after
+    every restart: no model learned on."""
+    settings = learning_settings(models=["ctr"])
+    catalogue = TopicCatalogue.from_settings(settings)
+    registry = InMemoryRegistry()
+    cluster = LocalCluster(catalogue, registry, partitions=1)
+    serde = catalogue.topic("training.examples").serde(registry)
+
+    def produce(records: list[dict[str, Any]]) -> None:
+        for record in records:
+            key = record["request_id"].encode()
+            cluster.produce("training.examples", key, serde.encode(record), partition=0)
+
+    first, later = examples(300, seed=5), examples(300, seed=6)
+    for i, record in enumerate(later):
+        record["request_id"] = f"later-{i}"
+    produce(first)
+    metrics = AgentMetrics()
+    step = make_learner(cluster.environment(settings, metrics))
+    learner = step.learners["ctr"]
+    assert learner.max_payload_bytes == 16 * 1024 * 1024 - 64 * 1024  # the topic's, less room
+    learner.max_payload_bytes = 1000  # ctr's payload is ~3 KB
+    worker = LocalWorker(cluster, step, now_ms=1_000, metrics=metrics)
+    worker.assign([0])
+    worker.run(50)
+    for _ in range(3):
+        worker.now_ms += 60_000
+        worker.tick()
+    assert cluster.decoded("model.state") == []
+    [alert] = cluster.decoded("monitoring.alerts")  # once, not at every try
+    assert (alert["kind"], alert["severity"], alert["model_name"]) == (
+        "snapshot_too_large", "critical", "ctr")  # fmt: skip
+    assert alert["threshold"] == 1000
+    assert alert["value"] > 1000
+    assert learner.counters.learned == 300
+    # Tried once: not again until there is something new to publish.
+    text = generate_latest(metrics.registry).decode()
+    counted = 'streamlearn_learner_unpublished_snapshots_total{model="ctr",reason="too_large"}'
+    assert f"{counted} 1.0" in text
+    # It learns on, and publishes once a snapshot fits: version 1, no lost parent.
+    learner.max_payload_bytes = None
+    produce(later)
+    worker.run(50)
+    worker.now_ms += 60_000
+    worker.tick()
+    published = cluster.decoded("model.state")
+    assert [(s["version"], s["parent_version"]) for s in published][:2] == [(1, None), (2, 1)][
+        : len(published)
+    ]
+    assert published[-1]["trained_examples"] == 600
+    assert bytes(published[-1]["payload"]) == in_process_payload("ctr", first + later)

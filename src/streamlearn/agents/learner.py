@@ -22,12 +22,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from streamlearn.agents.learner_figures import LearnerFigures
+from streamlearn.agents.learner_figures import TOO_LARGE_KIND, LearnerFigures, too_large_alert
 from streamlearn.agents.model_state import ModelStateView, consider
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.kafka_clients import key_partition
 from streamlearn.models import SnapshotRejected
 from streamlearn.models.configured import configured_specs
+from streamlearn.models.exceptions import SnapshotTooLarge
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.online import OnlineLearner
 from streamlearn.models.snapshot import SigningKey
@@ -38,6 +39,11 @@ from streamlearn.runtime.step import Emit, Record, Step
 
 AGENT = "learner"
 log = logging.getLogger(__name__)
+DEFAULT_MESSAGE_BYTES = 1_048_588
+"""Kafka's default ``max.message.bytes``, for a topology that sets none on model.state."""
+SNAPSHOT_RECORD_HEADROOM = 64 * 1024
+"""What a snapshot record holds besides its payload (spec text, signature, offsets,
+metrics, Avro framing) is far under this."""
 
 SnapshotSource = Callable[[Iterable[str]], ModelStateView]
 """``read(names)``: what ``model.state`` holds for these models (read to its end)."""
@@ -79,6 +85,7 @@ class LearnerStep(Step):
         examples_topic: str,
         snapshots: SnapshotSource,
         verification: Keyring | None = None,
+        max_snapshot_bytes: int | None = None,
     ) -> None:
         self.learners = {
             name: OnlineLearner(
@@ -89,6 +96,10 @@ class LearnerStep(Step):
             )
             for name, spec in specs.items()
         }
+        for learner in self.learners.values():
+            learner.max_payload_bytes = max_snapshot_bytes
+        self._too_large: set[str] = set()
+        """Models whose last snapshot did not fit model.state (logged and alerted once)."""
         self.metrics = metrics
         self.examples_topic = examples_topic
         """The Kafka name of ``training.examples``: snapshots record offsets under it."""
@@ -209,7 +220,20 @@ class LearnerStep(Step):
     def _publish(self, name: str, emit: Emit) -> None:
         learner = self.learners[name]
         created = self._now()
-        snapshot = learner.snapshot(created, created.timestamp())
+        try:
+            snapshot = learner.snapshot(created, created.timestamp())
+        except SnapshotTooLarge as exc:
+            # Published, it would fail at the broker and stop the agent, again at every
+            # restart: the model keeps learning, unpublished, and an operator is told.
+            self.figures.unpublished.labels(model=name, reason="too_large").inc()
+            if name not in self._too_large:
+                self._too_large.add(name)
+                log.error("%s; not published (workers keep the version they have)", exc)
+                emit.to("monitoring.alerts")(
+                    f"{TOO_LARGE_KIND}/{name}", too_large_alert(exc, learner.version, created)
+                )
+            return
+        self._too_large.discard(name)
         if snapshot is None:
             return  # a candidate was cut, to be judged before it is published
         record = learner.metrics_record(self._window_start.get(name, created), created, created)
@@ -243,6 +267,7 @@ def make_learner(env: StepEnvironment, specs: Mapping[str, ModelSpec] | None = N
                 consider(view, snapshots_serde, record_key, value, wanted, keyring)
         return view
 
+    limit = env.catalogue.topic("model.state").spec.max_message_bytes or DEFAULT_MESSAGE_BYTES
     return LearnerStep(
         configured_specs(settings) if specs is None else specs,
         env.metrics,
@@ -251,4 +276,5 @@ def make_learner(env: StepEnvironment, specs: Mapping[str, ModelSpec] | None = N
         examples_topic=env.catalogue.topic("training.examples").name,
         snapshots=snapshots,
         verification=keyring,
+        max_snapshot_bytes=limit - SNAPSHOT_RECORD_HEADROOM,
     )

@@ -1,7 +1,7 @@
 """What the learner tells operators besides its snapshots: the served figures over the
-last window as gauges, and versions its promotion gate held back (a counter by reason,
-and an ``Alert`` on ``monitoring.alerts`` when a version was judged worse than the one
-serving).
+last window as gauges, versions its promotion gate held back (a counter by reason, and
+an ``Alert`` on ``monitoring.alerts`` when a version was judged worse than the one serving)
+and snapshots too large for ``model.state`` (a counter, and a critical ``Alert``).
 
 Gauges are set when a snapshot is published (every ``snapshot_every_s``), from the
 figures the snapshot carries, so a scrape costs nothing.
@@ -10,12 +10,16 @@ figures the snapshot carries, so a scrape costs nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from streamlearn.models.exceptions import SnapshotTooLarge
+
 AGENT = "learner"
 HELD_BACK_KIND = "version_held_back"
+TOO_LARGE_KIND = "snapshot_too_large"
 
 _GAUGES = {
     "recent_served_auc": (
@@ -46,6 +50,15 @@ class LearnerFigures:
             "Versions published but not promoted by the model's gate, by reason "
             "(judged_worse: its held-out log loss was over the promoted one's plus the "
             "margin; short_window: not yet a full window of examples since the promotion).",
+            ["model", "reason"],
+            registry=registry,
+        )
+
+        self.unpublished = Counter(
+            "streamlearn_learner_unpublished_snapshots",
+            "Snapshots the learner made but could not publish, by reason (too_large: over "
+            "model.state's message limit; the model keeps learning and is tried again at "
+            "its next cadence).",
             ["model", "reason"],
             registry=registry,
         )
@@ -101,4 +114,25 @@ def held_back_alert(snapshot: Mapping[str, Any]) -> dict[str, Any]:
         "labels": {"examples": str(examples)},
         "source": AGENT,
         "raised_ts": created if isinstance(created, int) else int(created.timestamp() * 1000),
+    }
+
+
+def too_large_alert(exc: SnapshotTooLarge, version: int, created: datetime) -> dict[str, Any]:
+    """The ``Alert`` of a model whose snapshots no longer fit ``model.state``."""
+    return {
+        "alert_key": f"{TOO_LARGE_KIND}/{exc.model_name}",
+        "kind": TOO_LARGE_KIND,
+        "severity": "critical",
+        "message": (
+            f"{exc}; not published: workers keep serving v{version} or older while the model "
+            "learns on (a model grows with every feature name and category it learns: see "
+            "docs/agents.md)"
+        ),
+        "model_name": exc.model_name,
+        "model_version": version or None,
+        "value": float(exc.size),
+        "threshold": float(exc.limit),
+        "labels": {},
+        "source": AGENT,
+        "raised_ts": int(created.timestamp() * 1000),
     }

@@ -106,3 +106,17 @@ class UndecodableSnapshot(SnapshotRejected):
 
 class ContractViolation(ModelError):  # noqa: N818 (reads as what it is)
     """A model spec breaks one of the contracts every shipped spec must keep."""
+
+
+class SnapshotTooLarge(ModelError):  # noqa: N818 (says what it is, as SnapshotRejected)
+    """A model's snapshot would not fit ``model.state``'s message limit: not published (the
+    learner keeps learning and tries again at its next cadence)."""
+
+    def __init__(self, model_name: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{model_name}: a snapshot of {size:,} bytes does not fit model.state's "
+            f"{limit:,}-byte records"
+        )
+        self.model_name = model_name
+        self.size = size
+        self.limit = limit

@@ -39,7 +39,7 @@ from typing import Any
 from river import metrics as river_metrics
 
 from streamlearn.models.example_checks import example_problem
-from streamlearn.models.exceptions import ModelError
+from streamlearn.models.exceptions import ModelError, SnapshotTooLarge
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.prepared import PreparedExample, prepared_example
 from streamlearn.models.promotion import Candidate, CandidateGate, PromotionGate
@@ -97,6 +97,9 @@ class OnlineLearner:
         verification: Keyring | None = None,
     ) -> None:
         self.spec = spec
+        self.max_payload_bytes: int | None = None
+        """A snapshot whose payload is larger is not made (:class:`SnapshotTooLarge`): it
+        would not fit ``model.state`` (the learner agent sets it from the topic's limit)."""
         self._binary = spec.task == "binary"
         self.last_invalid: str | None = None
         """Why the last example offered was not learned when the model cannot learn from
@@ -306,6 +309,8 @@ class OnlineLearner:
         if isinstance(gate, CandidateGate) and gate.serving is not None and not self.warm_from:
             return self._judged_snapshot(gate, created, now_s, manifest)
         version = self.version + 1
+        payload = dumps(self.model)
+        self._check_size(payload, now_s)
         metrics = self.metrics()
         promote = True
         if self.gate is not None:
@@ -316,9 +321,8 @@ class OnlineLearner:
         if manifest is None and self.warm_from is not None:
             manifest = self._warm_manifest
         snapshot = self._signed(
-            dumps(self.model), self.trained_examples, self.next_offsets, metrics, created,
-            manifest,
-        )  # fmt: skip
+            payload, self.trained_examples, self.next_offsets, metrics, created, manifest
+        )
         self.version = version
         if self.gate is not None and promote:
             self.gate.promote(loads(snapshot["payload"]))  # a frozen copy, as workers load it
@@ -338,6 +342,8 @@ class OnlineLearner:
     ) -> dict[str, Any] | None:
         """:meth:`snapshot` with a gate that judges candidates (see there)."""
         judged = gate.pending
+        if judged is not None:
+            self._check_size(judged.payload, now_s)
         promote, figures = gate.decide() if judged is not None else (False, {})
         payload = dumps(self.model)  # as build_snapshot pickles; frozen below as workers load it
         gate.cut(Candidate(payload, self.trained_examples, dict(self.next_offsets), loads(payload)))
@@ -356,6 +362,17 @@ class OnlineLearner:
             gate.promote(judged.model)
         self.counters.snapshots += 1
         return snapshot
+
+    def _check_size(self, payload: bytes, now_s: float | None) -> None:
+        """Raise :class:`SnapshotTooLarge`, the learner unchanged but for its cadence (the
+        next try is a cadence away: pickling a model that large on every batch would
+        starve learning), when ``payload`` is over :attr:`max_payload_bytes`."""
+        limit = self.max_payload_bytes
+        if limit is not None and len(payload) > limit:
+            self._since_snapshot = 0
+            if now_s is not None:
+                self._last_snapshot_s = now_s
+            raise SnapshotTooLarge(self.model_name, len(payload), limit)
 
     def _signed(
         self,
