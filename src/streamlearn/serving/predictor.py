@@ -14,8 +14,8 @@ prediction, degraded or not, is offered to telemetry as a ``PredictionServed``.
 
 from __future__ import annotations
 
-import itertools
 import logging
+import os
 import socket
 import sys
 import time
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RULES = BusinessRules()
 SOURCE = "serve"
+ID_BYTES = 12
+"""Random bytes of a request id the worker makes (96 bits: unique and unguessable)."""
 FAILURE_LOG_EVERY_S = 10.0
 """A model's failures on instances are logged (with a traceback) once per this interval."""
 
@@ -134,10 +136,13 @@ class Predictor:
         self._stale_alerted: set[tuple[str, int]] = set()
         self._failure_lines = RepeatedLines(FAILURE_LOG_EVERY_S)
         self._routes: dict[str, Route] = {}
-        # Request ids: a random prefix per worker and a counter (unique, and ~10x cheaper
-        # than a uuid4 per request).
-        self._id_prefix = uuid.uuid4().hex[:16]
-        self._ids = itertools.count(1)
+        # Request ids: 96 random bits each, cut from one read of the OS's random source
+        # per 341 ids (0.12 µs an id, as cheap as the counter they replace). A prediction's
+        # feedback is joined by its id, so an id must not be guessable: with a per-worker
+        # prefix and a counter, one answer told anyone the next ids, and a probe sent
+        # clicks for other users' predictions (and took their ids for its own).
+        self._random = b""
+        self._random_at = 0
 
     def rules_for(self, model_name: str, served: Served | None) -> BusinessRules:
         if served is not None:
@@ -157,7 +162,7 @@ class Predictor:
         """The response body of a predict request (telemetry offered as a side effect);
         ``batch``: the body was a batch, whose instance *i* is ``<request_id>-<i>``."""
         now = time.time()
-        base_id = request_id or f"{self._id_prefix}{next(self._ids):x}"
+        base_id = request_id or self._new_id()
         single = not batch
         experiment = self.book.covering(endpoint)
         experiment_name = None if experiment is None else experiment.name
@@ -245,6 +250,14 @@ class Predictor:
                 self.worker_version,
             )
         return {"request_id": base_id, "model_name": endpoint, "predictions": predictions}
+
+    def _new_id(self) -> str:
+        """A request id no client can guess: 96 random bits as 24 hex digits."""
+        at = self._random_at
+        if at + ID_BYTES > len(self._random):
+            self._random, at = os.urandom(ID_BYTES * 341), 0
+        self._random_at = at + ID_BYTES
+        return self._random[at : at + ID_BYTES].hex()
 
     def _route(self, name: str, now: float) -> Route:
         """The route of ``name`` for a request at ``now``: the model serving it (read once
