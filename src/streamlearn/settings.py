@@ -166,7 +166,8 @@ class Settings(BaseSettings):
     """This many consecutive too-close events of one user mark them as a bot."""
 
     max_clock_skew_s: float = Field(default=86400.0, gt=0)
-    """A client time further than this from the received time is replaced by the received time."""
+    """A client time further than this behind the received time is replaced by the received
+    time (one more than 60 s ahead of it always is: an event cannot follow its receipt)."""
 
     ip_policy: Literal["drop", "pseudonymise"] = "drop"
     """What preprocess does with full IPs: drop them, or keep a keyed hash (needs the key)."""

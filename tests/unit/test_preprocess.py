@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from streamlearn.agents.preprocess import Preprocessor, PreprocessStep
+from streamlearn.agents.preprocess import MAX_CLIENT_AHEAD_S, Preprocessor, PreprocessStep
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.runtime.local import LocalCluster, LocalWorker
 from streamlearn.runtime.metrics import AgentMetrics
@@ -104,6 +104,24 @@ def test_implausible_client_time_falls_back_to_received_time() -> None:
     assert clean is not None
     assert clean["event_ts"] == event["received_ts"]
     assert clean["client_ts"] == event["client_ts"], "the client's time is kept as sent"
+
+
+def test_a_client_time_after_the_event_was_received_is_not_its_event_time() -> None:
+    """An event cannot happen after it reached the collector. One event with a client_ts
+    23 h ahead (within the 24 h skew allowed for clocks behind, e.g. events an app sent
+    late) moved its partition's session clock 23 h on: sessionise closed the partition's
+    386 open sessions at once and dropped its next 979 events as expired."""
+    harness = Harness()
+    cases = [(23 * 3600, False), (MAX_CLIENT_AHEAD_S + 1, False), (MAX_CLIENT_AHEAD_S, True),
+             (5, True), (-23 * 3600, True)]  # fmt: skip
+    for i, (ahead_s, kept) in enumerate(cases):
+        received_s = 60.0 * i  # a minute apart: a person, not a burst
+        event = _event(received_s, client_ts=T0 + timedelta(seconds=received_s + ahead_s))
+        clean = harness.run(event).clean
+        assert clean is not None
+        expected = event["client_ts"] if kept else event["received_ts"]
+        assert clean["event_ts"] == expected, ahead_s
+        assert clean["client_ts"] == event["client_ts"]
 
 
 def test_duplicates_are_dropped_and_counted() -> None:

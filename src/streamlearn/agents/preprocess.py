@@ -31,6 +31,12 @@ from streamlearn.settings import Settings
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 AGENT = "preprocess"
+MAX_CLIENT_AHEAD_S = 60.0
+"""A ``client_ts`` more than this after ``received_ts`` is a wrong clock (an event cannot
+happen after the collector received it): the received time is the event time instead.
+Sessions follow event time per partition, so one event 23 h ahead (within the 24 h
+``max_clock_skew_s`` allowed behind) closed every open session of its partition and had
+the next minute of its events dropped as expired."""
 Outcome = Literal["clean", "duplicate", "bot", "invalid"]
 # Expiry scans the partition's ids; once per tenth of the window amortises the scan.
 MIN_EXPIRE_EVERY_MS = 10_000
@@ -76,6 +82,8 @@ class Preprocessor:
         self.dedup_window_ms = int(settings.dedup_window_s * 1000)
         self.max_skew = timedelta(seconds=settings.max_clock_skew_s)
         self.max_skew_ms = settings.max_clock_skew_s * 1000
+        self.max_ahead = timedelta(seconds=MAX_CLIENT_AHEAD_S)
+        self.max_ahead_ms = MAX_CLIENT_AHEAD_S * 1000
         key = settings.pseudonymisation_key
         self.ip_key = key.get_secret_value().encode() if key else None
         self.ip_policy = settings.ip_policy
@@ -147,8 +155,13 @@ class Preprocessor:
     ) -> dict[str, Any]:
         client_ts, received_ts = event["client_ts"], event["received_ts"]
         # Epoch ms as decoded by the agent, datetimes from other callers: the same verdict.
-        skew = self.max_skew_ms if type(client_ts) is int else self.max_skew
-        plausible = abs(client_ts - received_ts) <= skew
+        # A client time behind the received one may be an app sending late; ahead of it by
+        # more than clocks drift, it is a wrong clock (MAX_CLIENT_AHEAD_S).
+        if type(client_ts) is int:
+            behind, ahead = self.max_skew_ms, self.max_ahead_ms
+        else:
+            behind, ahead = self.max_skew, self.max_ahead
+        plausible = -behind <= client_ts - received_ts <= ahead
         return {
             "event_id": event["event_id"],
             "event_type": event["event_type"],
