@@ -158,10 +158,9 @@ class Preprocessor:
         # A client time behind the received one may be an app sending late; ahead of it by
         # more than clocks drift, it is a wrong clock (MAX_CLIENT_AHEAD_S).
         if type(client_ts) is int:
-            behind, ahead = self.max_skew_ms, self.max_ahead_ms
+            plausible = -self.max_skew_ms <= client_ts - received_ts <= self.max_ahead_ms
         else:
-            behind, ahead = self.max_skew, self.max_ahead
-        plausible = -behind <= client_ts - received_ts <= ahead
+            plausible = -self.max_skew <= client_ts - received_ts <= self.max_ahead
         return {
             "event_id": event["event_id"],
             "event_type": event["event_type"],
