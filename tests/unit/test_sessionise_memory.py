@@ -13,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streamlearn.agents.sessionise import SessioniseStep
+from streamlearn.agents.sessions import MAX_PAGE_CHARS
 from streamlearn.runtime.metrics import AgentMetrics
+from streamlearn.runtime.state import encode_value
 from streamlearn.settings import Settings
 from tests.step_harness import StepHarness
 
@@ -57,3 +59,23 @@ def test_scheduled_times_stay_bounded_over_many_windows() -> None:
     # After the first windows filled, it stays where it was (500 events per 1000 s: a leak
     # would have grown by that much per window).
     assert max(pending[3:]) <= pending[2] + 100, pending
+
+
+def test_a_user_of_long_urls_fits_the_changelog_record() -> None:
+    """One visitor under every bot rule, 200 page views of 8,192-character URLs: the user's
+    state (one changelog record, 1 MB by default) was 1.6 MB, and sessionise stopped at
+    that batch after every restart."""
+    settings = Settings(session_gap_s=GAP_S, session_allowed_lateness_s=LATENESS_S)
+    h = StepHarness(SessioniseStep(settings, AgentMetrics()))
+    for i in range(200):
+        event = _event("reader", T0 + timedelta(seconds=i))
+        event["url"] = f"https://shop.example/{i:03d}/" + "a" * 8170
+        h.feed(0, [event])
+    [state] = h.store("sessions").values()
+    assert len(encode_value(state)) < 400_000  # the changelog record's bytes
+    later = T0 + timedelta(seconds=200 + 2 * GAP_S + LATENESS_S)
+    emitted = h.feed(0, [_event("other", later)])
+    emitted += h.tick(0, int(later.timestamp() * 1000) + 60_000, None)
+    [session] = [v for topic, _, v in emitted if topic == "events.sessions"]
+    assert session["page_count"] == 200  # each page kept, by its first 1,000 characters
+    assert {len(url) for url in session["pages"]} == {MAX_PAGE_CHARS}

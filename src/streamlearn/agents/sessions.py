@@ -43,6 +43,11 @@ from streamlearn.runtime.event_time import EventClock, live_lag_ms
 from streamlearn.settings import Settings
 
 MAX_PAGES = 200
+MAX_PAGE_CHARS = 1000
+"""A session keeps each page's URL to this many characters. A user's state is one record
+of the store's changelog (Kafka's default 1 MB message limit): 200 pages of the 8,192
+characters the collector takes made it 1.6 MB, and sessionise stopped at that user's
+batch at every restart (found by a probe: no session of anybody was emitted)."""
 MAX_REMEMBERED_IDS = 10_000
 CLOCK = "event_time"
 
@@ -124,6 +129,8 @@ def _add(session: Session, event: dict[str, Any], ts: int) -> None:
         session["last"] = [ts, event_id]
     url = event.get("url")
     if url is not None:
+        if len(url) > MAX_PAGE_CHARS:
+            url = url[:MAX_PAGE_CHARS]
         pages = session["pages"]
         if url in pages:
             pages[url] = min(pages[url], ts)
