@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 import yaml
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from typer.testing import CliRunner
 
 from streamlearn.cli import app as cli
@@ -159,6 +159,9 @@ async def test_each_part_works_under_its_own_principal(
         await asyncio.to_thread(register_topology_schemas, operator, SHIPPED_TOPOLOGY)
         preprocess = _as("preprocess", bootstrap, material, schema_registry_url=registry_url,
                          data_dir=tmp_path)  # fmt: skip
+        # One changelog as an older version made it (the broker's segment settings): the
+        # agent sets its own on it, which its ACLs must allow.
+        await asyncio.to_thread(_create_topic_as_before, operator, EXISTING_CHANGELOG)
         env = worker_environment(preprocess, STREAMLEARN_CONFIG_FILE=str(
             material.part_settings_path("preprocess")))  # fmt: skip
         log = tmp_path / "preprocess.log"
@@ -194,6 +197,11 @@ async def test_each_part_works_under_its_own_principal(
         found = await asyncio.to_thread(_read_clean, operator, registry_url)
         assert found == [event_id], log.read_text()[-3000:]
         assert process.poll() is None, log.read_text()[-3000:]
+        # Its changelogs roll a segment every 10 minutes (so compaction can reach what
+        # they hold), the one made before too.
+        segments = await asyncio.to_thread(_changelog_segments, operator)
+        assert EXISTING_CHANGELOG in segments
+        assert set(segments.values()) == {"600000"}, segments
     finally:
         if worker is not None:
             await worker.close()
@@ -204,6 +212,31 @@ async def test_each_part_works_under_its_own_principal(
             assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
     denied = [line for line in broker_log.read_text()[seen:].splitlines() if "Denied" in line]
     assert denied == [], "a part needed more than its plan"
+
+
+EXISTING_CHANGELOG = PREFIX + "streamlearn-preprocess-preprocess-event-ids-changelog"
+
+
+def _create_topic_as_before(operator: Settings, name: str) -> None:
+    admin = AdminClient(confluent_config(operator))
+    source = PREFIX + "telemetry.events"
+    partitions = len(admin.list_topics(source, timeout=30).topics[source].partitions)
+    topic = NewTopic(name, partitions, 1, config={"cleanup.policy": "compact"})
+    admin.create_topics([topic])[name].result(30)
+
+
+def _changelog_segments(operator: Settings) -> dict[str, str]:
+    """``segment.ms`` of each of preprocess's changelogs."""
+    admin = AdminClient(confluent_config(operator))
+    prefix = PREFIX + "streamlearn-preprocess-"
+    topics = admin.list_topics(timeout=30).topics
+    names = [n for n in topics if n.startswith(prefix) and n.endswith("-changelog")]
+    found = {}
+    for name in names:
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+        [configs] = admin.describe_configs([resource]).values()
+        found[name] = configs.result(30)["segment.ms"].value
+    return found
 
 
 def _publish_snapshot(bootstrap: str, material: SecureMaterial, registry_url: str) -> None:

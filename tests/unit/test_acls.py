@@ -61,7 +61,7 @@ def test_each_kind_of_access_becomes_its_operations_in_the_namespace() -> None:
         ("GROUP", "ns.app", "LITERAL", "READ"),
         *(
             ("TOPIC", "ns.app-", "PREFIXED", op)
-            for op in ("CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "READ", "WRITE")
+            for op in ("CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "READ", "WRITE")
         ),
         ("GROUP", "reader", "LITERAL", "READ"),
         ("GROUP", "fresh-", "PREFIXED", "READ"),

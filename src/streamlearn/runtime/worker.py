@@ -29,7 +29,7 @@ from streamlearn.runtime.environment import StepEnvironment
 from streamlearn.runtime.exceptions import RuntimeConfigurationError
 from streamlearn.runtime.faust_app import BatchingApp, WorkerRuntime
 from streamlearn.runtime.faust_internals import BatchConsumer
-from streamlearn.runtime.faust_step import bind_step
+from streamlearn.runtime.faust_step import CHANGELOG_SEGMENTS, bind_step
 from streamlearn.runtime.faust_store import STORE_URL
 from streamlearn.runtime.lag import REFRESH_S, PartitionLag
 from streamlearn.runtime.metrics import AgentMetrics
@@ -188,7 +188,7 @@ def _declare_changelogs(app: BatchingApp, settings: Settings) -> None:
             name=table.changelog_topic.get_topic_name(),
             partitions=table.partitions or app.conf.topic_partitions,
             replication_factor=settings.topic_replication_factor or 1,
-            configs={"cleanup.policy": "compact"},
+            configs={"cleanup.policy": "compact", **CHANGELOG_SEGMENTS},
         )
         for table in app.tables.values()
     ]

@@ -45,7 +45,10 @@ ALLOW = "ALLOW"
 DEFAULT_PRINCIPAL_PREFIX = "User:streamlearn-"
 """Principal of part ``P`` by default: ``User:streamlearn-P`` (a SASL user of that name)."""
 
-_INTERNAL_TOPIC_OPERATIONS = ("CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "READ", "WRITE")
+# ALTER_CONFIGS: an agent keeps its changelogs' segment settings (runtime/faust_step.py).
+_INTERNAL_TOPIC_OPERATIONS = (
+    "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "READ", "WRITE",
+)  # fmt: skip
 _MANAGED_TOPIC_OPERATIONS = ("CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "ALTER")
 
 
