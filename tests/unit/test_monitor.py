@@ -13,6 +13,7 @@ from streamlearn.agents.monitor import MonitorStep
 from streamlearn.agents.monitor_streams import HistogramStream, StreamId, WindowConfig
 from streamlearn.models.configured import configured_specs
 from streamlearn.monitoring import drift_thresholds
+from streamlearn.monitoring.sketches import NumericHistogram
 from streamlearn.runtime.local import LocalCluster, LocalWorker
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.serde import InMemoryRegistry
@@ -325,3 +326,26 @@ def test_a_reference_spans_its_time_and_samples_its_values_evenly() -> None:
             sampled._sample(100.0 if offset < 25 else float(offset), config)
         kept += sampled.pending
     assert 0.18 < sum(v == 100.0 for v in kept) / len(kept) < 0.32
+
+
+def test_one_string_in_a_numeric_features_reference_does_not_blind_it() -> None:
+    """Found by a probe: one ``"price": "n/a"`` among the reference's values made the
+    reference categorical (every sampled value had to be a number), so tripled prices,
+    which all fell in its "other" bin, drifted in 0 windows of 10, for good."""
+    config = WindowConfig(window=200, reference=1000)
+    rng = np.random.default_rng(3)
+    alerts = {}
+    for poisoned in (False, True):
+        stream = HistogramStream(StreamId("feature", "price", "ctr"), "telemetry.predictions")
+        for offset in range(1000):
+            value: Any = float(rng.lognormal(3.0, 0.8))
+            if poisoned and offset == 500:
+                value = "n/a"
+            stream.add(value, offset, offset, 1, config)
+        assert isinstance(stream.reference, NumericHistogram), poisoned
+        closed = [
+            stream.add(3 * float(rng.lognormal(3.0, 0.8)), offset, offset, 1, config)
+            for offset in range(1000, 3000)
+        ]
+        alerts[poisoned] = sum(bool(w.alerting) for w in closed if w is not None)
+    assert alerts[True] == alerts[False] > 0

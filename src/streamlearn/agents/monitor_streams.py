@@ -166,6 +166,12 @@ class Streaks:
         return alerting
 
 
+NUMERIC_SHARE = 0.95
+"""A feature whose reference values are numbers at least this often is numeric. Every one
+of them had to be: one ``"n/a"`` a client sent made ``price``'s reference categorical,
+and tripled prices then drifted in no window at all (found by a probe)."""
+
+
 def _as_number(value: Any) -> float | None:
     if isinstance(value, bool):
         return 1.0 if value else 0.0
@@ -261,11 +267,12 @@ class HistogramStream:
             self.pending[slot] = value
 
     def _fix_reference(self, config: WindowConfig) -> None:
-        numbers = [_as_number(v) for v in self.pending]
-        if self.pending and all(n is not None for n in numbers):
-            self.reference = NumericHistogram.from_reference(
-                [n for n in numbers if n is not None], config.bins
-            )
+        numbers = [n for v in self.pending if (n := _as_number(v)) is not None]
+        if self.pending and len(numbers) >= NUMERIC_SHARE * len(self.pending):
+            self.reference = NumericHistogram.from_reference(numbers, config.bins)
+            # What is no number counts as missing, as it does in the windows after it.
+            others = (len(self.pending) - len(numbers)) / len(self.pending)
+            self.ref_nulls += round(others * (self.ref_n - self.ref_nulls))
         elif self.pending:
             self.reference = CategoricalHistogram.from_reference(
                 [str(v) for v in self.pending], config.top_k
