@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from streamlearn.agents.monitor import MonitorStep
+from streamlearn.agents.monitor import MAX_FEATURE_STREAMS, MonitorStep
 from streamlearn.agents.monitor_streams import HistogramStream, StreamId, WindowConfig
 from streamlearn.models.configured import configured_specs
 from streamlearn.monitoring import drift_thresholds
@@ -349,3 +349,31 @@ def test_one_string_in_a_numeric_features_reference_does_not_blind_it() -> None:
         ]
         alerts[poisoned] = sum(bool(w.alerting) for w in closed if w is not None)
     assert alerts[True] == alerts[False] > 0
+
+
+def test_made_up_feature_names_stop_growing_the_monitor_at_its_bound() -> None:
+    """A stream per feature name served, kept for good: a probe's made-up names grew a
+    monitor to 2.9 GB, with a changelog it was still reading back 6 minutes after a
+    restart. The first MAX_FEATURE_STREAMS names of a model are tracked, the rest counted."""
+    rng = np.random.default_rng(8)
+    records = []
+    for i in range(400):
+        prediction = _prediction(i, rng)
+        prediction["features"][f"made-up-{i}"] = 1.0
+        records.append(("telemetry.predictions", prediction))
+    registry = InMemoryRegistry()
+    cluster = LocalCluster(CATALOGUE, registry, partitions=1)
+    for topic, value in records:
+        cluster.produce(topic, b"k", CATALOGUE.topic(topic).serde(registry).encode(value), 0)
+    metrics = AgentMetrics()
+    step = MonitorStep(SETTINGS, metrics, configured_specs(SETTINGS))
+    worker = LocalWorker(cluster, step)
+    worker.assign([0])
+    worker.run(50)
+    store = worker.state.of("monitor", 0)
+    features = [k for k in store if k.startswith("feature/ctr/")]
+    assert len(features) == MAX_FEATURE_STREAMS
+    for name in ("price", "category", "is_mobile", "recency_s"):  # the first ones seen
+        assert f"feature/ctr///{name}" in store
+    untracked = metrics.value(step.metrics.untracked, model="ctr")
+    assert untracked == 400 - (MAX_FEATURE_STREAMS - 4)

@@ -61,6 +61,13 @@ class MonitorMetrics:
             ["kind"],
             registry=registry,
         )
+        self.untracked = Counter(
+            "streamlearn_monitor_untracked_features",
+            "Feature values served that no stream tracks: their model already has "
+            "MAX_FEATURE_STREAMS feature streams in the partition.",
+            ["model"],
+            registry=registry,
+        )
         self.suppressed = Counter(
             "streamlearn_monitor_alerts_suppressed",
             "Alerts held back by the cooldown, by kind.",
