@@ -294,3 +294,35 @@ def test_an_old_key_left_in_the_environment_beside_the_rotated_file_is_named(
             Keyring.from_settings(Settings())
         assert "environment" in str(refused.value)
         assert "the-current-signing-key" not in str(refused.value)
+
+
+def test_a_model_resumed_from_the_previous_keys_snapshot_is_published_again_with_the_new() -> None:
+    """A model that learned nothing during a rotation's grace kept its old signature: once
+    the grace ended, a worker that (re)started refused it and served the fallback, and the
+    learner itself could no longer resume from it (found by a probe reading the code)."""
+    from tests.unit.test_learning import T0, examples, positioned
+
+    clock = [NOW]
+    keyring = _keyring(clock)
+    before = OnlineLearner(SPECS["ctr"], signing_key=OLD, signing_key_id="k-old")
+    before.learn_many(positioned(examples(50)))
+    first = before.snapshot(T0)
+    learner = OnlineLearner(SPECS["ctr"], signing_key=NEW, signing_key_id="k-new",
+                            verification=keyring)  # fmt: skip
+    learner.resume(first)
+    assert learner.snapshot_due(0.0)  # with no new example
+    again = learner.snapshot(T0, 0.0)
+    assert again is not None
+    assert (again["version"], again["parent_version"], again["signing_key_id"]) == (2, 1, "k-new")
+    assert bytes(again["payload"]) == bytes(first["payload"])
+    assert again["trained_examples"] == first["trained_examples"] == 50
+    assert not learner.snapshot_due(1.0)
+    clock[0] = NOW + timedelta(hours=2)  # the grace is over
+    with pytest.raises(RetiredKey):
+        load_model(first, keyring)
+    assert load_model(again, keyring).version == 2
+    # Resumed from the current key's snapshot: nothing to publish until it learns.
+    resumed = OnlineLearner(SPECS["ctr"], signing_key=NEW, signing_key_id="k-new",
+                            verification=keyring)  # fmt: skip
+    resumed.resume(again)
+    assert not resumed.snapshot_due(0.0)

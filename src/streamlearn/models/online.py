@@ -115,6 +115,8 @@ class OnlineLearner:
         self._key = key_bytes(signing_key)
         self._key_id = signing_key_id
         self._verification: Keyring | bytes = verification or self._key
+        self._resign = False
+        """The version resumed from was signed with the previous key: publish it again."""
         """What :meth:`resume` verifies with (during a rotation: the previous key too)."""
         self.model: Any = spec.new_model(seed)
         self.version = 0
@@ -277,7 +279,7 @@ class OnlineLearner:
         starts the clock; ``now_s`` is any monotonic seconds the caller chooses."""
         if self._last_snapshot_s is None:
             self._last_snapshot_s = now_s
-        if self.warm_from is not None:
+        if self.warm_from is not None or self._resign:
             return True
         if self._since_snapshot == 0:
             return False
@@ -306,6 +308,7 @@ class OnlineLearner:
         was cut yet (nothing to publish).
         """
         gate = self.gate
+        self._resign = False  # the next one is signed with the current key, whatever it is
         if isinstance(gate, CandidateGate) and gate.serving is not None and not self.warm_from:
             return self._judged_snapshot(gate, created, now_s, manifest)
         version = self.version + 1
@@ -416,6 +419,14 @@ class OnlineLearner:
         self.version = loaded.version
         self.trained_examples = loaded.trained_examples
         self.next_offsets = dict(loaded.offsets)
+        # Signed with the previous key (during a rotation's grace): published again, as the
+        # next version, signed with the current one. Otherwise a model with no new examples
+        # in the grace kept its old signature, and once the grace ended a worker that
+        # (re)started refused it and served the fallback.
+        verification = self._verification
+        self._resign = isinstance(verification, Keyring) and key_bytes(
+            verification.key_for(snapshot)
+        ) != key_bytes(self._key)
         self.recent_examples.clear()  # refilled from the window before the offsets, read again
         self._since_snapshot = 0
         self._reset_metrics()
