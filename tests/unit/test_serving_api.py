@@ -111,7 +111,7 @@ async def test_loaded_models_serve_and_ready_flips(
     listed = await (await client.get("/v1/models")).json()
     assert [m["name"] for m in listed["models"]] == ["conversion_value", "ctr"]
     metrics = await (await client.get("/metrics")).text()
-    assert 'streamlearn_serve_predictions_total{arm="",model="ctr",version="3"} 6.0' in metrics
+    assert 'streamlearn_serve_predictions_total{arm="",model="ctr"} 6.0' in metrics
     assert "streamlearn_serve_model_age_seconds" in metrics
 
 
@@ -559,6 +559,12 @@ async def _grown_inputs_are_refused(client: TestClient[Any, Any]) -> None:
         status, body = await _predict(client, {"user_id": "u", **instance})
         assert (status, body["field"]) == (422, field), body
         assert says in body["error"]
+    # A valid context key "ctx.placement" does not make the feature name valid after it
+    # (the names that passed were cached, the context's with the features').
+    for body in ({"features": {}, "context": {"ctx.placement": "x"}},
+                 {"features": {"ctx.placement": "evil"}}):  # fmt: skip
+        status, answer = await _predict(client, {"user_id": "u", **body})
+        assert status == (200 if not body["features"] else 422), answer
     fits: dict[str, Any] = {f"f{i}": 1.0 for i in range(MAX_FEATURES - 1)}
     fits["category"] = "x" * MAX_TEXT_CHARS
     status, body = await _predict(client, {"user_id": "u", "features": fits,

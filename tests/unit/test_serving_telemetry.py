@@ -111,11 +111,11 @@ def test_deliveries_and_drops_are_counted() -> None:
 
 def test_tallied_predictions_are_in_every_rendering() -> None:
     metrics = ServingMetrics()
-    metrics.served.counts[("ctr", "3", "")] = 5
+    metrics.served.counts[("ctr", "")] = 5
     first = generate_latest(metrics.registry).decode()
-    metrics.served.counts[("ctr", "3", "")] = 2
+    metrics.served.counts[("ctr", "")] = 2
     second = generate_latest(metrics.registry).decode()
-    line = 'streamlearn_serve_predictions_total{arm="",model="ctr",version="3"}'
+    line = 'streamlearn_serve_predictions_total{arm="",model="ctr"}'
     assert f"{line} 5.0" in first
     assert f"{line} 7.0" in second
 

@@ -41,43 +41,6 @@ class Tally:
             self.counter.labels(*labels).inc(n)
 
 
-KEPT_VERSIONS = 8
-"""Versions of a model whose served counts ``/metrics`` keeps (besides 0, the fallback)."""
-
-
-OLDER = "older"
-"""The ``version`` label of what older versions than the kept ones served, together."""
-
-
-class VersionTally(Tally):
-    """A tally of a counter labelled (model, version, ...): once a model has served more
-    than :data:`KEPT_VERSIONS` versions, the series of the older ones are folded into the
-    model's ``version="older"`` series. Every version made new series for good (a probe:
-    1,944 series after 38 minutes, ~2,800 an hour; after a day of 10 s versions a scrape
-    took 3.9 s, and predictions waited for it). Folded, the sum over a model's series still
-    only grows, so rates and totals summed by model are unchanged."""
-
-    def __init__(self, counter: Counter) -> None:
-        super().__init__(counter)
-        self._series: dict[str, dict[int, dict[tuple[str, ...], int]]] = {}
-        """model → version → label values → the count rendered for them."""
-
-    def flush(self) -> None:
-        counts = self.counts
-        super().flush()
-        for labels, n in counts.items():
-            model, version = labels[0], int(labels[1])
-            if version:
-                series = self._series.setdefault(model, {}).setdefault(version, {})
-                series[labels] = series.get(labels, 0) + n
-        for versions in self._series.values():
-            if len(versions) > KEPT_VERSIONS:
-                for old in sorted(versions)[:-KEPT_VERSIONS]:
-                    for labels, total in versions.pop(old).items():
-                        self.counter.labels(labels[0], OLDER, *labels[2:]).inc(total)
-                        self.counter.remove(*labels)
-
-
 class Latency:
     """One label value's observations: counts per bucket (not cumulative) and their sum."""
 
@@ -156,12 +119,14 @@ class ServingMetrics:
             LATENCY_BUCKETS,
         )
         r.register(self.request_seconds)
+        # No version label: a series per version, kept for good, grew /metrics by ~2,800
+        # series an hour (a probe; after a day a scrape took 3.9 s on the predictions'
+        # event loop). streamlearn_serve_model_version says the version; fallbacks are in
+        # streamlearn_serve_degraded_predictions.
         self.predictions = Counter(
             "streamlearn_serve_predictions",
-            "Predictions served, by served model, version (0: fallback; the newest "
-            f"{KEPT_VERSIONS} versions of each model, the others together as '{OLDER}') "
-            "and arm.",
-            ["model", "version", "arm"],
+            "Predictions served, by served model and arm.",
+            ["model", "arm"],
             registry=r,
         )
         self.degraded = Counter(
@@ -245,10 +210,8 @@ class ServingMetrics:
             "Errors of the model.state/experiments follower (it retries).",
             registry=r,
         )
-        self.served = VersionTally(self.predictions)
-        """``predictions`` by (model, version, arm), counted per prediction (the series of
-        the newest :data:`KEPT_VERSIONS` versions of each model)."""
-        self.tallies.append(self.served)
+        self.served = self.tally(self.predictions)
+        """``predictions`` by (model, arm), counted per prediction."""
         self.capped_by = self.tally(self.capped)
         """``capped`` by (model,): once the cap is reached most decisions are capped."""
         self.degraded_by = self.tally(self.degraded)

@@ -67,7 +67,6 @@ class Route:
         "served",
         "threshold",
         "version",
-        "version_text",
         "window_s",
     )  # fmt: skip
 
@@ -89,7 +88,6 @@ class Route:
         self.max_age = max_age
         version = 0 if served is None or reason is not None else served.loaded.version
         self.version = version
-        self.version_text = str(version)
         self.label = served_model(name)
         self.clamp_min, self.clamp_max = rules.clamp_min, rules.clamp_max
         self.threshold = rules.threshold
@@ -222,7 +220,7 @@ class Predictor:
             else:
                 score, decision = route.fallback_score, route.fallback_decision
                 self._count_degraded(name, reason)
-            key = (name, route.version_text if version else "0", arm_key)
+            key = (name, arm_key)
             served_counts[key] = served_counts.get(key, 0) + 1
             append(
                 {

@@ -47,12 +47,14 @@ learns the prediction's example: before this bound, 20 requests of ~28,000 made-
 message limit, and each new version stalled every worker's event loop for seconds."""
 MAX_TEXT_CHARS = 2048
 """Characters a string feature or context value may have: a category, not a document (a
-440 KB one overflowed the monitor's store record)."""
+440 KB one overflowed the monitor's store record; the monitor keeps its own shorter cut of
+the values it samples, ``monitor_streams.MONITORED_CHARS``)."""
 RESERVED_PREFIX = "ctx."
 """Context keys reach models as ``ctx.<key>`` (``models.inputs.with_context``): a feature
 named so would be overwritten by, or pass for, the context."""
 _KNOWN_NAMES: set[str] = set()
-"""Feature and context names that passed :func:`_check_name` (bounded: client-chosen)."""
+"""Names that pass :func:`_check_name` as a feature's and as a context key's (bounded:
+client-chosen)."""
 _KNOWN_NAMES_LIMIT = 4096
 
 
@@ -120,7 +122,9 @@ def _check_name(name: Any, field: str, *, feature: bool) -> None:
         raise InvalidRequest(
             422, where, f"'{RESERVED_PREFIX}' names are the context's: send it in 'context'"
         )
-    if len(_KNOWN_NAMES) < _KNOWN_NAMES_LIMIT:
+    # Only names every rule lets through: a context key "ctx.x" is valid, and cached it
+    # would let a feature of that name skip the reserved-prefix check.
+    if len(_KNOWN_NAMES) < _KNOWN_NAMES_LIMIT and not name.startswith(RESERVED_PREFIX):
         _KNOWN_NAMES.add(name)
 
 
