@@ -13,6 +13,7 @@ from prometheus_client import generate_latest
 
 from streamlearn.agents.learner import make_learner
 from streamlearn.models import SPECS
+from streamlearn.models.exceptions import SnapshotTooLarge
 from streamlearn.models.online import OnlineLearner
 from streamlearn.runtime.local import LocalCluster, LocalWorker
 from streamlearn.runtime.metrics import AgentMetrics
@@ -158,3 +159,44 @@ def test_a_snapshot_too_large_for_model_state_is_not_published_and_the_learner_g
     ]
     assert published[-1]["trained_examples"] == 600
     assert bytes(published[-1]["payload"]) == in_process_payload("ctr", first + later)
+
+
+def test_a_candidate_too_large_is_dropped_not_judged_for_good() -> None:
+    """With the candidate gate, a too-large candidate stayed pending: every example was
+    scored by it and its loss kept (2,800 after 2,700 examples), and every cadence failed
+    on it again."""
+    from dataclasses import replace
+
+    from streamlearn.models.promotion import CandidateGate
+
+    spec = replace(SPECS["ctr"], promotion_margin=0.0, promotion_window=100,
+                   promotion_judge="candidate")  # fmt: skip
+    learner = OnlineLearner(spec, signing_key=KEY)
+    records = examples(3000, seed=7)
+    learner.learn_many((r, TOPIC, 0, i) for i, r in enumerate(records[:200]))
+    assert learner.snapshot(T0, 0.0) is not None  # the first version, promoted at once
+    learner.learn_many((r, TOPIC, 0, 200 + i) for i, r in enumerate(records[200:300]))
+    assert learner.snapshot(T0, 1.0) is None  # a candidate cut
+    learner.max_payload_bytes = 1000
+    failures = 0
+    for start in range(300, 3000, 100):
+        learner.learn_many((r, TOPIC, 0, start + i)
+                           for i, r in enumerate(records[start:start + 100]))  # fmt: skip
+        try:
+            learner.snapshot(T0, float(start))
+        except SnapshotTooLarge:
+            failures += 1
+    gate = learner.gate
+    assert isinstance(gate, CandidateGate)
+    assert len(gate._losses) <= 100
+    assert failures <= 14  # about every other window: a cut, then its verdict
+
+
+def test_a_warm_start_too_large_is_not_pickled_again_at_every_batch() -> None:
+    learner = OnlineLearner(SPECS["ctr"], signing_key=KEY)
+    learner.warm_from = "ctr@history v1"  # as warm_start leaves it
+    learner.max_payload_bytes = 100
+    assert learner.snapshot_due(0.0)
+    with pytest.raises(SnapshotTooLarge):
+        learner.snapshot(T0, 0.0)
+    assert not learner.snapshot_due(1.0)  # nothing new: not due again

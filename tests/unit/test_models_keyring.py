@@ -326,3 +326,30 @@ def test_a_model_resumed_from_the_previous_keys_snapshot_is_published_again_with
                             verification=keyring)  # fmt: skip
     resumed.resume(again)
     assert not resumed.snapshot_due(0.0)
+
+
+@pytest.mark.parametrize("judge", ["trainee", "candidate"])
+def test_a_gated_model_resumed_from_the_previous_key_is_published_again_promoted(
+    judge: str,
+) -> None:
+    """With a promotion gate the re-signed version was published held back (trainee) or
+    not at all (candidate: a cut, then nothing to publish without new examples)."""
+    from dataclasses import replace
+
+    from tests.unit.test_learning import T0, examples, positioned
+
+    spec = replace(SPECS["ctr"], promotion_margin=0.0, promotion_window=50,
+                   promotion_judge=judge)  # fmt: skip
+    keyring = _keyring([NOW])
+    before = OnlineLearner(spec, signing_key=OLD, signing_key_id="k-old")
+    before.learn_many(positioned(examples(80)))
+    first = before.snapshot(T0)
+    assert first is not None
+    learner = OnlineLearner(spec, signing_key=NEW, signing_key_id="k-new", verification=keyring)
+    learner.resume(first)
+    assert learner.snapshot_due(0.0)
+    again = learner.snapshot(T0, 0.0)
+    assert again is not None
+    assert (again["version"], again["signing_key_id"]) == (2, "k-new")
+    assert again["metrics"].get("promoted", 1.0) == 1.0
+    assert bytes(again["payload"]) == bytes(first["payload"])

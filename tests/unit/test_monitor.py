@@ -16,6 +16,7 @@ from streamlearn.monitoring import drift_thresholds
 from streamlearn.monitoring.sketches import NumericHistogram
 from streamlearn.runtime.local import LocalCluster, LocalWorker
 from streamlearn.runtime.metrics import AgentMetrics
+from streamlearn.runtime.state import encode_value
 from streamlearn.serde import InMemoryRegistry
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
@@ -377,3 +378,16 @@ def test_made_up_feature_names_stop_growing_the_monitor_at_its_bound() -> None:
         assert f"feature/ctr///{name}" in store
     untracked = metrics.value(step.metrics.untracked, model="ctr")
     assert untracked == 400 - (MAX_FEATURE_STREAMS - 4)
+
+
+def test_a_streams_record_stays_small_with_the_longest_strings_a_worker_takes() -> None:
+    """A reference sample of 1,000 values of 2,048 characters was a 2 MB store record,
+    over the changelog's 1 MB limit (found by a review)."""
+    config = WindowConfig(window=200, reference=1000)
+    stream = HistogramStream(StreamId("feature", "note", "ctr"), "telemetry.predictions")
+    for offset in range(999):
+        stream.add(f"{offset:04d}" + "\U0001f600" * 2044, offset, offset, 1, config)
+    assert not stream.ready
+    assert len(encode_value(stream.to_json())) < 300_000
+    stream.add("last", 999, 999, 1, config)
+    assert stream.ready

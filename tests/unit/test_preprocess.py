@@ -122,6 +122,12 @@ def test_a_client_time_after_the_event_was_received_is_not_its_event_time() -> N
         expected = event["client_ts"] if kept else event["received_ts"]
         assert clean["event_ts"] == expected, ahead_s
         assert clean["client_ts"] == event["client_ts"]
+    # A skew set tighter than 60 s bounds a clock ahead too, as it did before.
+    tight = Harness(max_clock_skew_s=10)
+    event = _event(0, client_ts=T0 + timedelta(seconds=30))
+    clean = tight.run(event).clean
+    assert clean is not None
+    assert clean["event_ts"] == event["received_ts"]
 
 
 def test_duplicates_are_dropped_and_counted() -> None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streamlearn.agents.sessionise import SessioniseStep
-from streamlearn.agents.sessions import MAX_PAGE_CHARS
+from streamlearn.agents.sessions import MAX_PAGE_BYTES
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.state import encode_value
 from streamlearn.settings import Settings
@@ -64,18 +64,24 @@ def test_scheduled_times_stay_bounded_over_many_windows() -> None:
 def test_a_user_of_long_urls_fits_the_changelog_record() -> None:
     """One visitor under every bot rule, 200 page views of 8,192-character URLs: the user's
     state (one changelog record, 1 MB by default) was 1.6 MB, and sessionise stopped at
-    that batch after every restart."""
+    that batch after every restart. Characters of four bytes (emoji) and a user with
+    several sessions remembered at once are the worst case."""
     settings = Settings(session_gap_s=GAP_S, session_allowed_lateness_s=LATENESS_S)
     h = StepHarness(SessioniseStep(settings, AgentMetrics()))
-    for i in range(200):
-        event = _event("reader", T0 + timedelta(seconds=i))
-        event["url"] = f"https://shop.example/{i:03d}/" + "a" * 8170
-        h.feed(0, [event])
+    at = T0
+    for session in range(3):  # a gap between each: three sessions, the last still open
+        for i in range(200):
+            event = _event("reader", at)
+            event["url"] = f"https://shop.example/{session}/{i:03d}/" + "\U0001f600" * 2040
+            h.feed(0, [event])
+            at += timedelta(seconds=1)
+        at += timedelta(seconds=GAP_S + 1)
     [state] = h.store("sessions").values()
-    assert len(encode_value(state)) < 400_000  # the changelog record's bytes
-    later = T0 + timedelta(seconds=200 + 2 * GAP_S + LATENESS_S)
+    assert len(state["open"]) + len(state["closed"]) == 3
+    assert len(encode_value(state)) < 500_000  # the changelog record's bytes
+    later = at + timedelta(seconds=2 * GAP_S + LATENESS_S)
     emitted = h.feed(0, [_event("other", later)])
     emitted += h.tick(0, int(later.timestamp() * 1000) + 60_000, None)
-    [session] = [v for topic, _, v in emitted if topic == "events.sessions"]
-    assert session["page_count"] == 200  # each page kept, by its first 1,000 characters
-    assert {len(url) for url in session["pages"]} == {MAX_PAGE_CHARS}
+    pages = [v["pages"] for topic, _, v in emitted if topic == "events.sessions"]
+    assert len(pages[-1]) == 200  # each page kept, by its first 512 bytes
+    assert {len(url.encode()) for url in pages[-1]} <= set(range(509, MAX_PAGE_BYTES + 1))

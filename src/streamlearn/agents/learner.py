@@ -36,6 +36,7 @@ from streamlearn.models.specs import ModelSpec
 from streamlearn.runtime.environment import StepEnvironment
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Emit, Record, Step
+from streamlearn.runtime.worker import MAX_REQUEST_BYTES
 
 AGENT = "learner"
 log = logging.getLogger(__name__)
@@ -267,7 +268,10 @@ def make_learner(env: StepEnvironment, specs: Mapping[str, ModelSpec] | None = N
                 consider(view, snapshots_serde, record_key, value, wanted, keyring)
         return view
 
-    limit = env.catalogue.topic("model.state").spec.max_message_bytes or DEFAULT_MESSAGE_BYTES
+    # What both the topic and the agents' producer take (a larger topic limit alone would
+    # still fail at the producer).
+    topic_limit = env.catalogue.topic("model.state").spec.max_message_bytes
+    limit = min(topic_limit or DEFAULT_MESSAGE_BYTES, MAX_REQUEST_BYTES)
     return LearnerStep(
         configured_specs(settings) if specs is None else specs,
         env.metrics,
@@ -276,5 +280,5 @@ def make_learner(env: StepEnvironment, specs: Mapping[str, ModelSpec] | None = N
         examples_topic=env.catalogue.topic("training.examples").name,
         snapshots=snapshots,
         verification=keyring,
-        max_snapshot_bytes=limit - SNAPSHOT_RECORD_HEADROOM,
+        max_snapshot_bytes=max(limit - SNAPSHOT_RECORD_HEADROOM, limit // 2),
     )

@@ -234,11 +234,14 @@ class MonitorStep(Step):
             # turns positive decisions into the fallback one, which shifts this mix.
             ("score", "decision", value["decision"]),
         ]
+        untracked = 0
         for name, feature_value in sorted(value["features"].items()):
             if state.tracks(model, arm, name):
                 observed.append(("feature", name, feature_value))
             else:
-                self.metrics.untracked.labels(model=model).inc()
+                untracked += 1
+        if untracked:
+            self.metrics.untracked.labels(model=model).inc(untracked)
         closed = []
         for scope, feature, observation in observed:
             stream = StreamId(scope, feature, model=model, arm=arm)

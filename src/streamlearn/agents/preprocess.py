@@ -82,8 +82,9 @@ class Preprocessor:
         self.dedup_window_ms = int(settings.dedup_window_s * 1000)
         self.max_skew = timedelta(seconds=settings.max_clock_skew_s)
         self.max_skew_ms = settings.max_clock_skew_s * 1000
-        self.max_ahead = timedelta(seconds=MAX_CLIENT_AHEAD_S)
-        self.max_ahead_ms = MAX_CLIENT_AHEAD_S * 1000
+        ahead_s = min(settings.max_clock_skew_s, MAX_CLIENT_AHEAD_S)  # a tighter skew wins
+        self.max_ahead = timedelta(seconds=ahead_s)
+        self.max_ahead_ms = ahead_s * 1000
         key = settings.pseudonymisation_key
         self.ip_key = key.get_secret_value().encode() if key else None
         self.ip_policy = settings.ip_policy

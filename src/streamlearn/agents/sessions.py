@@ -43,11 +43,12 @@ from streamlearn.runtime.event_time import EventClock, live_lag_ms
 from streamlearn.settings import Settings
 
 MAX_PAGES = 200
-MAX_PAGE_CHARS = 1000
-"""A session keeps each page's URL to this many characters. A user's state is one record
-of the store's changelog (Kafka's default 1 MB message limit): 200 pages of the 8,192
-characters the collector takes made it 1.6 MB, and sessionise stopped at that user's
-batch at every restart (found by a probe: no session of anybody was emitted)."""
+MAX_PAGE_BYTES = 512
+"""A session keeps each page's URL to this many bytes of UTF-8 (cut at a character). A
+user's state is one record of the store's changelog (Kafka's default 1 MB message
+limit): 200 pages of the 8,192 characters the collector takes made it 1.6 MB, and
+sessionise stopped at that user's batch at every restart (found by a probe: no session of
+anybody was emitted). 200 pages of 512 bytes leave room for a few sessions of a user."""
 MAX_REMEMBERED_IDS = 10_000
 CLOCK = "event_time"
 
@@ -129,13 +130,21 @@ def _add(session: Session, event: dict[str, Any], ts: int) -> None:
         session["last"] = [ts, event_id]
     url = event.get("url")
     if url is not None:
-        if len(url) > MAX_PAGE_CHARS:
-            url = url[:MAX_PAGE_CHARS]
+        if len(url) > MAX_PAGE_BYTES // 4:  # shorter, it fits whatever its characters
+            url = _cut(url)
         pages = session["pages"]
         if url in pages:
             pages[url] = min(pages[url], ts)
         elif len(pages) < MAX_PAGES:
             pages[url] = ts
+
+
+def _cut(url: str) -> str:
+    """``url`` in at most :data:`MAX_PAGE_BYTES` of UTF-8, cut at a character."""
+    data = url.encode("utf-8", "surrogatepass")
+    if len(data) <= MAX_PAGE_BYTES:
+        return url
+    return data[:MAX_PAGE_BYTES].decode("utf-8", "ignore")
 
 
 def _seen(state: UserState, event_id: str) -> bool:

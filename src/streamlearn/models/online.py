@@ -114,9 +114,9 @@ class OnlineLearner:
         self.seed = seed
         self._key = key_bytes(signing_key)
         self._key_id = signing_key_id
-        self._verification: Keyring | bytes = verification or self._key
         self._resign = False
         """The version resumed from was signed with the previous key: publish it again."""
+        self._verification: Keyring | bytes = verification or self._key
         """What :meth:`resume` verifies with (during a rotation: the previous key too)."""
         self.model: Any = spec.new_model(seed)
         self.version = 0
@@ -308,15 +308,19 @@ class OnlineLearner:
         was cut yet (nothing to publish).
         """
         gate = self.gate
-        self._resign = False  # the next one is signed with the current key, whatever it is
-        if isinstance(gate, CandidateGate) and gate.serving is not None and not self.warm_from:
+        # A re-signed version is the one resumed from, which counts as promoted: it is
+        # published as it is, not judged (nor cut as a candidate).
+        resign, self._resign = self._resign, False
+        judged = isinstance(gate, CandidateGate) and gate.serving is not None
+        if judged and not self.warm_from and not resign:
+            assert isinstance(gate, CandidateGate)
             return self._judged_snapshot(gate, created, now_s, manifest)
         version = self.version + 1
         payload = dumps(self.model)
         self._check_size(payload, now_s)
         metrics = self.metrics()
         promote = True
-        if self.gate is not None:
+        if self.gate is not None and not resign:
             promote, figures = self.gate.decide()
             # In the metrics map (the snapshot schema has no field for it): 1 promoted,
             # 0 published only, with the held-out log losses it was decided on.
@@ -345,7 +349,8 @@ class OnlineLearner:
     ) -> dict[str, Any] | None:
         """:meth:`snapshot` with a gate that judges candidates (see there)."""
         judged = gate.pending
-        if judged is not None:
+        if judged is not None and self._too_large(judged.payload):
+            gate.drop()  # or it would be judged, and its losses kept, for good
             self._check_size(judged.payload, now_s)
         promote, figures = gate.decide() if judged is not None else (False, {})
         payload = dumps(self.model)  # as build_snapshot pickles; frozen below as workers load it
@@ -373,9 +378,15 @@ class OnlineLearner:
         limit = self.max_payload_bytes
         if limit is not None and len(payload) > limit:
             self._since_snapshot = 0
+            # A warm start's baseline is published at once (snapshot_due): too large, it
+            # would be pickled again at every batch.
+            self.warm_from = None
             if now_s is not None:
                 self._last_snapshot_s = now_s
             raise SnapshotTooLarge(self.model_name, len(payload), limit)
+
+    def _too_large(self, payload: bytes) -> bool:
+        return self.max_payload_bytes is not None and len(payload) > self.max_payload_bytes
 
     def _signed(
         self,
@@ -411,6 +422,14 @@ class OnlineLearner:
             raise ModelError(
                 f"a snapshot of {loaded.model_name} cannot resume the learner of {self.model_name}"
             )
+        # Signed with the previous key (during a rotation's grace): published again, as the
+        # next version, signed with the current one. Otherwise a model with no new examples
+        # in the grace kept its old signature, and once the grace ended a worker that
+        # (re)started refused it and served the fallback. Asked before anything changes.
+        verification = self._verification
+        resign = isinstance(verification, Keyring) and key_bytes(
+            verification.key_for(snapshot)
+        ) != key_bytes(self._key)
         self.model = loaded.model
         if self.gate is not None:  # the resumed version counts as promoted (verified above)
             self.gate.promote(loads(bytes(snapshot["payload"])))
@@ -419,14 +438,7 @@ class OnlineLearner:
         self.version = loaded.version
         self.trained_examples = loaded.trained_examples
         self.next_offsets = dict(loaded.offsets)
-        # Signed with the previous key (during a rotation's grace): published again, as the
-        # next version, signed with the current one. Otherwise a model with no new examples
-        # in the grace kept its old signature, and once the grace ended a worker that
-        # (re)started refused it and served the fallback.
-        verification = self._verification
-        self._resign = isinstance(verification, Keyring) and key_bytes(
-            verification.key_for(snapshot)
-        ) != key_bytes(self._key)
+        self._resign = resign
         self.recent_examples.clear()  # refilled from the window before the offsets, read again
         self._since_snapshot = 0
         self._reset_metrics()

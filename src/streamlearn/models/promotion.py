@@ -111,6 +111,12 @@ class CandidateGate:
         self.pending = candidate
         self._losses.clear()
 
+    def drop(self) -> None:
+        """Forget the pending candidate (it cannot be published: too large) and its
+        losses, so nothing is judged or kept until the next cut."""
+        self.pending = None
+        self._losses.clear()
+
     def decide(self) -> tuple[bool, dict[str, float]]:
         """(promote the pending candidate?, the figures it is decided on); the first
         version (nothing promoted yet) is promoted."""
