@@ -497,12 +497,15 @@ JSON_VALUES = st.recursive(
     max_leaves=12,
 )
 IDENTIFIERS = st.text(min_size=1, max_size=20)
+# What the document allows: names of 1-256 characters without "=", numbers within ±2^63
+# (what models can learn from), strings of at most MAX_TEXT_CHARS.
+NAMES = st.text(min_size=1, max_size=8).filter(lambda name: "=" not in name)
 FEATURES = st.dictionaries(
-    st.text(max_size=8),
+    NAMES,
     st.none()
     | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(min_value=-(2.0**63), max_value=2.0**63)
     | st.text(max_size=10),
     max_size=6,
 )
@@ -512,7 +515,7 @@ FEATURES = st.dictionaries(
 def instance(draw: st.DrawFn) -> dict[str, Any]:
     value: dict[str, Any] = {"user_id": draw(IDENTIFIERS), "features": draw(FEATURES)}
     if draw(st.booleans()):
-        value["context"] = draw(st.dictionaries(st.text(max_size=8), st.text(max_size=8)))
+        value["context"] = draw(st.dictionaries(NAMES, st.text(max_size=8)))
     if draw(st.booleans()):
         value["request_id"] = draw(IDENTIFIERS)
     return value

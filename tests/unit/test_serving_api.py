@@ -550,7 +550,6 @@ async def _grown_inputs_are_refused(client: TestClient[Any, Any]) -> None:
         ({"features": {}, "context": {"placement": "y" * (MAX_TEXT_CHARS + 1)}},
          "context.placement", "string"),
         ({"features": {"category=books": 9.8}}, "features.category=books", "'='"),
-        ({"features": {"ctx.placement": "top"}}, "features.ctx.placement", "context"),
         ({"features": {"": 1.0}}, "features.", "name"),
         ({"features": {"n" * 300: 1.0}}, "features." + "n" * 64, "name"),
         ({"features": {}, "context": {"a=b": "c"}}, "context.a=b", "'='"),
@@ -559,12 +558,6 @@ async def _grown_inputs_are_refused(client: TestClient[Any, Any]) -> None:
         status, body = await _predict(client, {"user_id": "u", **instance})
         assert (status, body["field"]) == (422, field), body
         assert says in body["error"]
-    # A valid context key "ctx.placement" does not make the feature name valid after it
-    # (the names that passed were cached, the context's with the features').
-    for body in ({"features": {}, "context": {"ctx.placement": "x"}},
-                 {"features": {"ctx.placement": "evil"}}):  # fmt: skip
-        status, answer = await _predict(client, {"user_id": "u", **body})
-        assert status == (200 if not body["features"] else 422), answer
     fits: dict[str, Any] = {f"f{i}": 1.0 for i in range(MAX_FEATURES - 1)}
     fits["category"] = "x" * MAX_TEXT_CHARS
     status, body = await _predict(client, {"user_id": "u", "features": fits,

@@ -8,7 +8,6 @@ document declares, with a body that validates against its schema.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import streamlearn
@@ -17,7 +16,6 @@ from streamlearn.serving.validation import (
     MAX_FEATURES,
     MAX_ID_CHARS,
     MAX_TEXT_CHARS,
-    RESERVED_PREFIX,
 )
 from streamlearn.settings import Settings
 
@@ -74,11 +72,10 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "features": {
                     "type": "object",
                     "maxProperties": MAX_FEATURES,
-                    "propertyNames": {**name, "not": {"pattern": "^" + re.escape(RESERVED_PREFIX)}},
+                    "propertyNames": name,
                     "additionalProperties": _ref("FeatureValue"),
                     "description": "Features as the model should see them (and telemetry "
-                    f"logs); names without '=' and not starting with '{RESERVED_PREFIX}' "
-                    "(the context's).",
+                    "logs); names without '='.",
                 },
                 "context": {
                     "type": ["object", "null"],

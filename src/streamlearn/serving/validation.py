@@ -49,12 +49,8 @@ MAX_TEXT_CHARS = 2048
 """Characters a string feature or context value may have: a category, not a document (a
 440 KB one overflowed the monitor's store record; the monitor keeps its own shorter cut of
 the values it samples, ``monitor_streams.MONITORED_CHARS``)."""
-RESERVED_PREFIX = "ctx."
-"""Context keys reach models as ``ctx.<key>`` (``models.inputs.with_context``): a feature
-named so would be overwritten by, or pass for, the context."""
 _KNOWN_NAMES: set[str] = set()
-"""Names that pass :func:`_check_name` as a feature's and as a context key's (bounded:
-client-chosen)."""
+"""Feature and context names that passed :func:`_check_name` (bounded: client-chosen)."""
 _KNOWN_NAMES_LIMIT = 4096
 
 
@@ -104,27 +100,24 @@ def _identifier(value: Any, field: str) -> str:
     return value
 
 
-def _check_name(name: Any, field: str, *, feature: bool) -> None:
+def _check_name(name: Any, field: str) -> None:
     """Refuse a feature or context name models cannot tell apart from another input:
-    empty or over ``MAX_ID_CHARS``, holding ``=`` (a category's one-hot input is
-    ``<name>=<value>``: a number named ``category=books`` would overwrite it), or, for a
-    feature, starting with :data:`RESERVED_PREFIX`. Names that pass are remembered."""
+    empty or over ``MAX_ID_CHARS``, or holding ``=`` (a category's one-hot input is
+    ``<name>=<value>``: a number named ``category=books`` would overwrite it). Names that
+    pass are remembered. (A feature named ``ctx.<key>`` is the model's input of that name,
+    as the context key ``<key>`` is, which wins when both are sent: a training example's
+    features, context folded in, can be scored as they are.)"""
     if name in _KNOWN_NAMES:
         return
-    where = f"{field}.{name}"
     if not 1 <= len(name) <= MAX_ID_CHARS:
         raise InvalidRequest(
             422, f"{field}.{name[:64]}", f"a name has 1 to {MAX_ID_CHARS} characters"
         )
     if "=" in name:
-        raise InvalidRequest(422, where, "a name cannot hold '=' (models read it as name=value)")
-    if feature and name.startswith(RESERVED_PREFIX):
         raise InvalidRequest(
-            422, where, f"'{RESERVED_PREFIX}' names are the context's: send it in 'context'"
+            422, f"{field}.{name}", "a name cannot hold '=' (models read it as name=value)"
         )
-    # Only names every rule lets through: a context key "ctx.x" is valid, and cached it
-    # would let a feature of that name skip the reserved-prefix check.
-    if len(_KNOWN_NAMES) < _KNOWN_NAMES_LIMIT and not name.startswith(RESERVED_PREFIX):
+    if len(_KNOWN_NAMES) < _KNOWN_NAMES_LIMIT:
         _KNOWN_NAMES.add(name)
 
 
@@ -140,7 +133,7 @@ def _features(value: Any, field: str) -> dict[str, FeatureValue]:
     known = _KNOWN_NAMES
     for name, item in value.items():
         if name not in known:
-            _check_name(name, field, feature=True)
+            _check_name(name, field)
         # Exact classes first (what the JSON parser returns), one comparison each: a double
         # within ±2^63 (NaN and ±inf are not), a string of at most MAX_TEXT_CHARS, a
         # boolean, null or a 64-bit integer needs nothing more.
@@ -188,7 +181,7 @@ def _context(value: Any, field: str) -> dict[str, str]:
     known = _KNOWN_NAMES
     for name, item in value.items():
         if name not in known:
-            _check_name(name, field, feature=False)
+            _check_name(name, field)
         if not isinstance(item, str):
             raise InvalidRequest(422, f"{field}.{name}", f"must be a string, got {json_kind(item)}")
         if len(item) > MAX_TEXT_CHARS:
