@@ -27,6 +27,9 @@ from streamlearn.settings import Settings
 if TYPE_CHECKING:
     from confluent_kafka import Producer
 
+AGENT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+"""What an agent's producer sends at most: model.state's ``max.message.bytes`` (snapshots
+of MBs)."""
 KEY_PARTITIONER = "murmur2_random"
 """librdkafka's name for the Java client's partitioner (murmur2; keyless records spread)."""
 

@@ -25,7 +25,7 @@ from typing import ClassVar
 from streamlearn.agents.learner_figures import TOO_LARGE_KIND, LearnerFigures, too_large_alert
 from streamlearn.agents.model_state import ModelStateView, consider
 from streamlearn.exceptions import ConfigurationError
-from streamlearn.kafka_clients import key_partition
+from streamlearn.kafka_clients import AGENT_MAX_REQUEST_BYTES, key_partition
 from streamlearn.models import SnapshotRejected
 from streamlearn.models.configured import configured_specs
 from streamlearn.models.exceptions import SnapshotTooLarge
@@ -36,7 +36,6 @@ from streamlearn.models.specs import ModelSpec
 from streamlearn.runtime.environment import StepEnvironment
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Emit, Record, Step
-from streamlearn.runtime.worker import MAX_REQUEST_BYTES
 
 AGENT = "learner"
 log = logging.getLogger(__name__)
@@ -271,7 +270,7 @@ def make_learner(env: StepEnvironment, specs: Mapping[str, ModelSpec] | None = N
     # What both the topic and the agents' producer take (a larger topic limit alone would
     # still fail at the producer).
     topic_limit = env.catalogue.topic("model.state").spec.max_message_bytes
-    limit = min(topic_limit or DEFAULT_MESSAGE_BYTES, MAX_REQUEST_BYTES)
+    limit = min(topic_limit or DEFAULT_MESSAGE_BYTES, AGENT_MAX_REQUEST_BYTES)
     return LearnerStep(
         configured_specs(settings) if specs is None else specs,
         env.metrics,

@@ -24,7 +24,7 @@ from pathlib import Path
 import faust
 from confluent_kafka.admin import AdminClient
 
-from streamlearn.kafka_clients import aiokafka_config, confluent_config
+from streamlearn.kafka_clients import AGENT_MAX_REQUEST_BYTES, aiokafka_config, confluent_config
 from streamlearn.runtime.environment import StepEnvironment
 from streamlearn.runtime.exceptions import RuntimeConfigurationError
 from streamlearn.runtime.faust_app import BatchingApp, WorkerRuntime
@@ -44,8 +44,9 @@ from streamlearn.topology.plan import DesiredTopic
 DEFAULT_GROUP = "streamlearn-agents"
 BATCH_TRANSPORT_SCHEME = "streamlearn"
 # A rejected record carries the original bytes, which may be up to the source's limit;
-# a snapshot on model.state may be several MB.
-MAX_REQUEST_BYTES = 16 * 1024 * 1024  # model.state's max.message.bytes: snapshots of MBs
+# a snapshot on model.state may be several MB (AGENT_MAX_REQUEST_BYTES, in kafka_clients
+# so that the learner's step reads it without loading Faust).
+MAX_REQUEST_BYTES = AGENT_MAX_REQUEST_BYTES
 MAX_BATCH_BYTES = 512 * 1024
 
 StepFactory = Callable[[StepEnvironment], Step]
