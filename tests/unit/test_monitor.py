@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pytest
 
+from streamlearn.agents import monitor_streams
 from streamlearn.agents.monitor import MAX_FEATURE_STREAMS, MonitorStep
 from streamlearn.agents.monitor_streams import HistogramStream, StreamId, WindowConfig
 from streamlearn.models.configured import configured_specs
@@ -391,3 +393,23 @@ def test_a_streams_record_stays_small_with_the_longest_strings_a_worker_takes() 
     assert len(encode_value(stream.to_json())) < 300_000
     stream.add("last", 999, 999, 1, config)
     assert stream.ready
+
+
+def test_a_reference_made_before_strings_were_cut_still_counts_its_long_categories(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """References are fixed once and kept in the store: one made with a category longer
+    than MONITORED_CHARS must not see that value as "other" after an upgrade."""
+    config = WindowConfig(window=100, reference=100)
+    stream = HistogramStream(StreamId("feature", "page", "ctr"), "telemetry.predictions")
+    long_a, long_b = "a" * 100, "b" * 100
+    monkeypatch.setattr(monitor_streams, "MONITORED_CHARS", 10_000)  # as before the cut
+    for offset in range(100):
+        stream.add(long_a if offset < 60 else long_b, offset, offset, 1, config)
+    monkeypatch.undo()
+    assert stream.ready
+    for offset in range(100, 199):
+        stream.add(long_a if offset % 2 else long_b, offset, offset, 1, config)
+    assert stream.current is not None
+    assert stream.current.counts[-1] == 0  # nothing in "other"
+    assert sum(stream.current.counts) == 99

@@ -232,7 +232,11 @@ class HistogramStream:
         self, value: Any, offset: int, at_ms: int, version: int | None, config: WindowConfig
     ) -> ClosedWindow | None:
         if value.__class__ is str and len(value) > MONITORED_CHARS:
-            value = value[:MONITORED_CHARS]
+            current = self.current
+            # A reference made before strings were cut keeps its full categories: a value
+            # that is one of them still counts as it.
+            if not (isinstance(current, CategoricalHistogram) and value in current.categories):
+                value = value[:MONITORED_CHARS]
         if not self.ready:
             if self.ref_start is None:
                 self.ref_start = at_ms
