@@ -375,15 +375,14 @@ class OnlineLearner:
         """Raise :class:`SnapshotTooLarge`, the learner unchanged but for its cadence (the
         next try is a cadence away: pickling a model that large on every batch would
         starve learning), when ``payload`` is over :attr:`max_payload_bytes`."""
-        limit = self.max_payload_bytes
-        if limit is not None and len(payload) > limit:
+        if self._too_large(payload):
             self._since_snapshot = 0
             # A warm start's baseline is published at once (snapshot_due): too large, it
             # would be pickled again at every batch.
             self.warm_from = None
             if now_s is not None:
                 self._last_snapshot_s = now_s
-            raise SnapshotTooLarge(self.model_name, len(payload), limit)
+            raise SnapshotTooLarge(self.model_name, len(payload), self.max_payload_bytes or 0)
 
     def _too_large(self, payload: bytes) -> bool:
         return self.max_payload_bytes is not None and len(payload) > self.max_payload_bytes
