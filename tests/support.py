@@ -126,8 +126,11 @@ def ordered_producer(bootstrap: str, **config: Any) -> Producer:
     return Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, **config})
 
 
-def reference_sessions(events: list[dict[str, Any]], gap_s: float) -> set[tuple[Any, ...]]:
-    """Offline: per user, sort by time, cut where consecutive events are ≥ gap apart."""
+def reference_sessions(
+    events: list[dict[str, Any]], gap_s: float, cut_s: float = 86400.0
+) -> set[tuple[Any, ...]]:
+    """Offline: per user, sort by time, cut where consecutive events are ≥ gap apart or
+    either side of a multiple of ``cut_s`` since the epoch (UTC midnight by default)."""
     by_user: dict[str, list[dict[str, Any]]] = {}
     for event in events:
         by_user.setdefault(event["user_id"], []).append(event)
@@ -136,7 +139,9 @@ def reference_sessions(events: list[dict[str, Any]], gap_s: float) -> set[tuple[
         user_events.sort(key=lambda e: e["event_ts"])
         groups: list[list[dict[str, Any]]] = [[user_events[0]]]
         for previous, event in itertools.pairwise(user_events):
-            if (event["event_ts"] - previous["event_ts"]).total_seconds() >= gap_s:
+            apart = (event["event_ts"] - previous["event_ts"]).total_seconds()
+            period = event["event_ts"].timestamp() // cut_s
+            if apart >= gap_s or period != previous["event_ts"].timestamp() // cut_s:
                 groups.append([])
             groups[-1].append(event)
         for group in groups:

@@ -181,6 +181,11 @@ class Settings(BaseSettings):
     session_gap_s: float = Field(default=1800.0, gt=0)
     """Inactivity gap that ends a session (event time)."""
 
+    session_cut_s: float = Field(default=86400.0, gt=0)
+    """Sessions never span a multiple of this many seconds of event time since the epoch
+    (86400: UTC midnight, where web analytics cut them), so a user who never pauses still
+    has sessions that close."""
+
     session_allowed_lateness_s: float = Field(default=300.0, ge=0)
     """How far behind the newest event time an event may arrive and be sessionised normally."""
 

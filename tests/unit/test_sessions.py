@@ -206,3 +206,46 @@ def test_a_restart_anywhere_gives_the_same_sessions(seed: int) -> None:
     assert {session_tuple(s) for s in final.values()} == {
         session_tuple(s) for s in expected.values()
     }
+
+
+MIDNIGHT = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def test_a_user_who_never_pauses_gets_a_session_per_day() -> None:
+    """A probe's monitor hit the site every minute for good: its one session never closed,
+    so nothing of it was ever emitted. Sessions are cut at UTC midnight (event time)."""
+    h = _harness()
+    minutes = int((MIDNIGHT - T0).total_seconds() // 60) + 24 * 60
+    events = [_event("monitor", T0 + timedelta(minutes=m)) for m in range(minutes)]
+    emitted = []
+    for event in events:
+        if out := sessions(h.feed(0, [event])):
+            emitted += [(event["event_ts"], s) for s in out]
+    [(closed_by, day)] = emitted
+    assert (day["start_ts"], day["end_ts"]) == (T0, MIDNIGHT - timedelta(minutes=1))
+    assert day["event_count"] == (MIDNIGHT - T0).total_seconds() // 60
+    # It closes as the watermark passes midnight, not a gap after its last event.
+    assert closed_by == MIDNIGHT + timedelta(seconds=LATENESS_S)
+    [open_] = h.store("sessions")["monitor"]["open"]
+    assert open_["start"] == _ms(MIDNIGHT)
+
+
+def test_a_late_event_before_midnight_joins_the_day_it_happened_in() -> None:
+    h = _harness()
+    h.feed(0, [_event("a", MIDNIGHT - timedelta(seconds=30))])
+    h.feed(0, [_event("a", MIDNIGHT + timedelta(seconds=30))])
+    h.feed(0, [_event("a", MIDNIGHT - timedelta(seconds=10))])  # late, still in lateness
+    emitted = _flush(h, MIDNIGHT)
+    days = sorted((s["start_ts"], s["event_count"]) for s in emitted if s["user_id"] == "a")
+    assert days == [
+        (MIDNIGHT - timedelta(seconds=30), 2),
+        (MIDNIGHT + timedelta(seconds=30), 1),
+    ]
+
+
+def test_the_cut_is_a_setting() -> None:
+    h = _harness(session_cut_s=3600)
+    events = [_event("a", T0 + timedelta(minutes=m)) for m in range(0, 150, 5)]
+    emitted = sessions(h.feed(0, events)) + _flush(h, T0)
+    starts = sorted(s["start_ts"] for s in emitted if s["user_id"] == "a")
+    assert starts == [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2)]

@@ -1,15 +1,17 @@
 """Inactivity-gap sessions of one partition: the rules, apart from the agent that runs them.
 
 Two events of a user belong to one session when their event times are less than the gap
-apart. A partition's event time is the newest its records carried (a
-:class:`~streamlearn.runtime.event_time.EventClock` in the partition's ``clock`` state);
-its watermark is that minus the allowed lateness. A session closes, and is emitted, as
-soon as a record moves the watermark past its end plus the gap: no event that is not late
-can extend it any more. So which sessions come out, and when in the stream, depends on
-the records alone: the same log read at any speed, after any pause, gives the same
-sessions. Only a *live* partition that has gone quiet lets the timer
-(:meth:`Sessioniser.advance_live`) close sessions on the wall clock (event time advancing
-at the wall clock's rate from the newest record).
+apart, and no session spans a multiple of the cut (``session_cut_s``, UTC midnight by
+default) since the epoch: a user who never pauses still has sessions that close, cut at
+the same instants whichever record a reader starts from. A partition's event time is the
+newest its records carried (a :class:`~streamlearn.runtime.event_time.EventClock` in the
+partition's ``clock`` state); its watermark is that minus the allowed lateness. A session
+closes, and is emitted, as soon as a record moves the watermark past its end plus the gap,
+or past the cut after its start: no event that is not late can extend it any more. So
+which sessions come out, and when in the stream, depends on the records alone: the same
+log read at any speed, after any pause, gives the same sessions. Only a *live* partition
+that has gone quiet lets the timer (:meth:`Sessioniser.advance_live`) close sessions on the
+wall clock (event time advancing at the wall clock's rate from the newest record).
 
 An event older than the watermark is *late*. It is counted, and then, per the late
 policy: attached to the user's still-open session it falls into; merged into the user's
@@ -81,6 +83,8 @@ class SessionRules:
     dedup_ms: int
     late_policy: Literal["correction", "drop"]
     idle_ms: int
+    cut_ms: int = 86_400_000
+    """Sessions never span a multiple of this since the epoch (event time)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionRules:
@@ -90,12 +94,23 @@ class SessionRules:
             dedup_ms=int(settings.dedup_window_s * 1000),
             late_policy=settings.session_late_policy,
             idle_ms=int(settings.session_idle_s * 1000),
+            cut_ms=int(settings.session_cut_s * 1000),
         )
 
     @property
     def remembered_ms(self) -> int:
         """How far behind the watermark an emitted session is still kept."""
         return 2 * self.gap_ms + self.lateness_ms + self.dedup_ms
+
+    def closes_at(self, session: Session) -> int:
+        """The watermark that closes ``session``: a gap after its end, or the cut after its
+        start, whichever comes first (events from the cut on make a new session)."""
+        end: int = session["end"]
+        return min(end + self.gap_ms, self.cut_after(session["start"]))
+
+    def cut_after(self, ts: int) -> int:
+        """The first cut after event time ``ts``."""
+        return (ts // self.cut_ms + 1) * self.cut_ms
 
     def clock(self) -> EventClock:
         return EventClock(CLOCK, idle_ms=self.idle_ms, live_lag_ms=live_lag_ms(self.lateness_ms))
@@ -219,7 +234,7 @@ class Sessioniser:
         """Rebuild the in-memory schedule from the state."""
         due, self._forget = [], {}
         for user_id, state in self.users.items():
-            due += [(session["end"] + self.rules.gap_ms, user_id) for session in state["open"]]
+            due += [(self.rules.closes_at(session), user_id) for session in state["open"]]
             if state["closed"]:
                 self._forget[user_id] = self._forget_at(state)
                 due.append((self._forget[user_id], user_id))
@@ -280,7 +295,7 @@ class Sessioniser:
                 self.count("late_events", "correction")
         else:
             session = self._place(state, event, ts)
-            heapq.heappush(self._due, (session["end"] + self.rules.gap_ms, user_id))
+            heapq.heappush(self._due, (self.rules.closes_at(session), user_id))
             if late:
                 session["late"] += 1
                 self.count("late_events", "attached" if session["count"] > 1 else "new_session")
@@ -288,8 +303,13 @@ class Sessioniser:
         return emitted
 
     def _touching(self, sessions: list[Session], ts: int) -> list[Session]:
-        gap = self.rules.gap_ms
-        return [s for s in sessions if s["start"] - gap < ts < s["end"] + gap]
+        gap, cut = self.rules.gap_ms, self.rules.cut_ms
+        period = ts // cut
+        return [
+            s
+            for s in sessions
+            if s["start"] - gap < ts < s["end"] + gap and s["start"] // cut == period
+        ]
 
     def _place(self, state: UserState, event: dict[str, Any], ts: int) -> Session:
         touching = self._touching(state["open"], ts)
@@ -316,7 +336,8 @@ class Sessioniser:
     # -- time ------------------------------------------------------------------------------
 
     def _close_due(self, watermark: int) -> list[Session]:
-        """Every session whose end plus the gap the watermark passed."""
+        """Every session whose close time (:meth:`SessionRules.closes_at`) the watermark
+        passed."""
         due, emitted = self._due, []
         while due and due[0][0] <= watermark:
             _, user_id = heapq.heappop(due)
@@ -334,7 +355,7 @@ class Sessioniser:
         emitted = []
         still_open = []
         for session in state["open"]:
-            if watermark >= session["end"] + self.rules.gap_ms:
+            if watermark >= self.rules.closes_at(session):
                 session["id"] = f"{user_id}:{session['start']}"
                 session["closed_at"] = self.wall_clock()
                 emitted.append(session_record(user_id, session, correction=False))

@@ -44,8 +44,8 @@ WAIT_S = 600.0
 AGENT_SETTINGS = (
     "dedup_window_s", "bot_rate_window_s", "bot_max_events_per_user", "bot_max_events_per_ip",
     "bot_min_interval_ms", "bot_burst_length", "max_clock_skew_s", "ip_policy",
-    "geoip_database", "session_gap_s", "session_allowed_lateness_s", "session_late_policy",
-    "label_horizon_s", "label_allowed_lateness_s", "models",
+    "geoip_database", "session_gap_s", "session_cut_s", "session_allowed_lateness_s",
+    "session_late_policy", "label_horizon_s", "label_allowed_lateness_s", "models",
 )  # fmt: skip
 """Settings that change what the agents output (recorded in the manifest)."""
 
