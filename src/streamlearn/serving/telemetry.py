@@ -73,8 +73,11 @@ PRODUCER_SETTINGS: dict[str, Any] = {
     # each (3 % of a batch's CPU); delivered records are those produced, less the failed
     # and those still in librdkafka's queue (see TelemetrySink._poll).
     "delivery.report.only.error": True,
-    "enable.idempotence": False,
-    "acks": 1,
+    # Counted as delivered only once every in-sync replica has it (with acks=1 a record the
+    # leader lost in a failover was counted delivered), and written once however often
+    # librdkafka retries it. Neither costs the worker's CPU: the wait is the broker's.
+    "enable.idempotence": True,
+    "acks": "all",
 }
 """The telemetry producer's librdkafka settings (besides the connection's and its queue's
 bound)."""
