@@ -191,8 +191,13 @@ def test_a_concept_change_raises_a_calibration_alert() -> None:
     rng = np.random.default_rng(3)
     records = [("training.examples", _example(i, rng)) for i in range(800)]
     records += [("training.examples", _example(i, rng, flipped=True)) for i in range(800, 1100)]
-    kinds = {(a["kind"], a["labels"]["statistic"]) for a in _alerts(_run(records))}
+    alerts = _alerts(_run(records))
+    kinds = {(a["kind"], a["labels"]["statistic"]) for a in alerts}
     assert ("calibration", "ece") in kinds or ("calibration", "abs_residual_shift") in kinds
+    # The key says the kind once (it read "calibration/calibration/ctr/...").
+    keys = {a["alert_key"] for a in alerts if a["kind"] == "calibration"}
+    assert keys
+    assert all(k.startswith("calibration/ctr/") for k in keys), keys
 
 
 def test_calibration_alerts_after_its_own_count_of_windows_in_a_row() -> None:

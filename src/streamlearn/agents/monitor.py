@@ -364,7 +364,9 @@ class MonitorStep(Step):
         if not window.alerting:
             return
         kind = ALERT_KINDS[window.stream.scope]
-        alert_key = f"{kind}/{window.stream.key}"
+        # The kind, then the stream; once where the stream's scope is the kind.
+        key = window.stream.key
+        alert_key = key if window.stream.scope == kind else f"{kind}/{key}"
         cooldowns = dict(state.store.get("cooldown") or {})
         now = int(report["window_end_ts"])
         last = cooldowns.get(alert_key)
