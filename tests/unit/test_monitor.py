@@ -9,9 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 
 from streamlearn.agents import monitor_streams
-from streamlearn.agents.monitor import MAX_FEATURE_STREAMS, MonitorStep
+from streamlearn.agents.monitor import MonitorStep
+from streamlearn.agents.monitor_partition import MAX_FEATURE_STREAMS, MAX_PRODUCERS
 from streamlearn.agents.monitor_streams import HistogramStream, StreamId, WindowConfig
 from streamlearn.models.configured import configured_specs
 from streamlearn.monitoring import drift_thresholds
@@ -418,3 +420,37 @@ def test_a_reference_made_before_strings_were_cut_still_counts_its_long_categori
     assert stream.current is not None
     assert stream.current.counts[-1] == 0  # nothing in "other"
     assert sum(stream.current.counts) == 99
+
+
+def test_app_versions_past_the_bound_retire_the_least_recently_seen() -> None:
+    """A set of streams per ``app_version``, kept for good: a client sending made-up
+    versions grew the monitor without bound (a probe's long run). Past MAX_PRODUCERS a
+    partition retires the producer it heard from least recently: its streams leave the
+    store and its gauges leave /metrics; a producer still sending is never retired."""
+    records = [("events.clean", _clean(i)) for i in range(400)]  # the null-rate reference
+    records += [("events.clean", _clean(i, producer="old-app")) for i in range(400, 700)]
+    i = 700
+    for n in range(3 * MAX_PRODUCERS):
+        records.append(("events.clean", _clean(i, producer="app-1")))
+        records.append(("events.clean", _clean(i + 1, producer=f"made-up-{n}")))
+        i += 2
+    registry = InMemoryRegistry()
+    cluster = LocalCluster(CATALOGUE, registry, partitions=1)
+    for topic, value in records:
+        cluster.produce(topic, b"k", CATALOGUE.topic(topic).serde(registry).encode(value), 0)
+    metrics = AgentMetrics()
+    step = MonitorStep(SETTINGS, metrics, configured_specs(SETTINGS))
+    worker = LocalWorker(cluster, step)
+    worker.assign([0])
+    worker.run(50)
+    store = worker.state.of("monitor", 0)
+    mixes = sorted(k for k in store if k.startswith("events///"))
+    assert len(mixes) == MAX_PRODUCERS
+    assert "events///app-1/event_type" in store
+    assert "events///made-up-0/event_type" not in store
+    assert not [k for k in store if "///old-app/" in k]
+    retired = metrics.registry.get_sample_value("streamlearn_monitor_retired_producers_total")
+    assert retired == 3 * MAX_PRODUCERS + 2 - MAX_PRODUCERS
+    scrape = generate_latest(metrics.registry).decode()
+    assert 'producer="app-1"' in scrape
+    assert 'producer="old-app"' not in scrape

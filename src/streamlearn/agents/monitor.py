@@ -34,11 +34,12 @@ partition is a label.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from streamlearn.agents.monitor_calibration import CalibrationStream
 from streamlearn.agents.monitor_metrics import MonitorMetrics
+from streamlearn.agents.monitor_partition import PartitionStreams
 from streamlearn.agents.monitor_share import PipelineShare
 from streamlearn.agents.monitor_streams import (
     ClosedWindow,
@@ -74,52 +75,6 @@ REQUIRED_CLEAN_FIELDS = frozenset(
 )  # fmt: skip
 
 Stream = HistogramStream | RateStream | CalibrationStream | PipelineShare
-
-
-MAX_FEATURE_STREAMS = 256
-"""Feature streams per model and arm in a partition. A stream per feature name served, kept
-for good, let any client grow the monitor with made-up names (a probe: 2.9 GB, and a
-changelog it was still reading back 6 minutes after a restart); names past the bound are
-counted (``streamlearn_monitor_untracked_features_total``), not tracked."""
-
-
-class _Partition:
-    """The streams of one partition, kept as objects and written back to the store after
-    each batch (only those a batch touched)."""
-
-    def __init__(self, store: MutableMapping[str, Any]) -> None:
-        self.store = store
-        self.streams: dict[str, Stream] = {}
-        self.touched: set[str] = set()
-        self.features: dict[str, set[str]] = {}
-        """(model, arm) → the feature names it tracks (kept in the store as well)."""
-
-    def tracks(self, model: str, arm: str | None, name: str) -> bool:
-        """Whether the feature ``name`` of (``model``, ``arm``) has a stream: the first
-        :data:`MAX_FEATURE_STREAMS` names the partition saw do, in log order."""
-        key = f"features/{model}/{arm or ''}"
-        names = self.features.get(key)
-        if names is None:
-            names = self.features[key] = set(self.store.get(key) or ())
-        if name in names:
-            return True
-        if len(names) >= MAX_FEATURE_STREAMS:
-            return False
-        names.add(name)
-        self.store[key] = sorted(names)
-        return True
-
-    def get(self, key: str, make: Callable[[Mapping[str, Any] | None], Stream]) -> Any:
-        stream = self.streams.get(key)
-        if stream is None:
-            stream = self.streams[key] = make(self.store.get(key))
-        self.touched.add(key)
-        return stream
-
-    def write_back(self) -> None:
-        for key in self.touched:
-            self.store[key] = self.streams[key].to_json()
-        self.touched.clear()
 
 
 class MonitorStep(Step):
@@ -165,10 +120,10 @@ class MonitorStep(Step):
         self.bucket_ms = int(settings.monitor_bucket_s * 1000)
         self.cooldown_ms = int(settings.monitor_cooldown_s * 1000)
         self.metrics = MonitorMetrics(metrics)
-        self._partitions: dict[int, _Partition] = {}
+        self._partitions: dict[int, PartitionStreams] = {}
 
     def opened(self, partition: int) -> None:
-        self._partitions[partition] = _Partition(self.state.of(STORE, partition))
+        self._partitions[partition] = PartitionStreams(self.state.of(STORE, partition))
 
     def closing(self, partition: int, emit: Emit) -> None:
         self._partitions.pop(partition, None)
@@ -198,23 +153,25 @@ class MonitorStep(Step):
         state.store["taken"] = taken
         for window in closed:
             self._publish(state, partition, window, emit)
+        for producer in state.take_retired():
+            self.metrics.forget_producer(partition, producer)
         state.write_back()
 
     # -- inputs ----------------------------------------------------------------------
 
-    def _histogram(self, state: _Partition, stream: StreamId, topic: str) -> HistogramStream:
+    def _histogram(self, state: PartitionStreams, stream: StreamId, topic: str) -> HistogramStream:
         stream_value: HistogramStream = state.get(
             stream.key, lambda data: HistogramStream(stream, topic, data)
         )
         return stream_value
 
-    def _rate(self, state: _Partition, stream: StreamId, topic: str) -> RateStream:
+    def _rate(self, state: PartitionStreams, stream: StreamId, topic: str) -> RateStream:
         stream_value: RateStream = state.get(
             stream.key, lambda data: RateStream(stream, topic, data)
         )
         return stream_value
 
-    def _prediction(self, state: _Partition, record: Record) -> list[ClosedWindow]:
+    def _prediction(self, state: PartitionStreams, record: Record) -> list[ClosedWindow]:
         value = record.value
         model, arm, version = value["model_name"], value.get("arm"), value["model_version"]
         at_ms = epoch_millis(value["served_ts"])
@@ -252,7 +209,7 @@ class MonitorStep(Step):
                 closed.append(window)
         return closed
 
-    def _example(self, state: _Partition, record: Record) -> list[ClosedWindow]:
+    def _example(self, state: PartitionStreams, record: Record) -> list[ClosedWindow]:
         value = record.value
         model, arm, version = value["model_name"], value.get("arm"), value["model_version"]
         served_ms, labelled_ms = (
@@ -285,9 +242,13 @@ class MonitorStep(Step):
             )
         return [window for window in closed if window is not None]
 
-    def _clean_event(self, state: _Partition, record: Record) -> list[ClosedWindow]:
+    def _clean_event(self, state: PartitionStreams, record: Record) -> list[ClosedWindow]:
         value = record.value
         producer = str(value["app_version"])
+        retired = state.heard_from(producer, record.offset)
+        if retired is not None:
+            state.drop(self._producer_streams(state, retired))
+            self.metrics.retired_producers.inc()
         at_ms = epoch_millis(value["received_ts"])
         fields = {
             name: field_value
@@ -325,7 +286,16 @@ class MonitorStep(Step):
                 closed.append(window)
         return closed
 
-    def _session(self, state: _Partition, record: Record) -> list[ClosedWindow]:
+    @staticmethod
+    def _producer_streams(state: PartitionStreams, producer: str) -> list[str]:
+        """The keys of every stream of ``producer``."""
+        reference = state.store.get("nullref") or {"present": {}}
+        return [
+            StreamId("events", "event_type", producer=producer).key,
+            *(StreamId("null_rate", name, producer=producer).key for name in reference["present"]),
+        ]
+
+    def _session(self, state: PartitionStreams, record: Record) -> list[ClosedWindow]:
         value = record.value
         if value["is_correction"]:
             return []
@@ -343,11 +313,11 @@ class MonitorStep(Step):
                 closed.append(window)
         return closed
 
-    def _raw_event(self, state: _Partition, record: Record) -> list[ClosedWindow]:
+    def _raw_event(self, state: PartitionStreams, record: Record) -> list[ClosedWindow]:
         at_ms = epoch_millis(record.value["received_ts"])
         return self._pipeline(state, record.topic).raw(record.offset, at_ms, self.config)
 
-    def _pipeline(self, state: _Partition, topic: str) -> PipelineShare:
+    def _pipeline(self, state: PartitionStreams, topic: str) -> PipelineShare:
         stream = StreamId("pipeline", "filtered_share")
         share: PipelineShare = state.get(
             stream.key,
@@ -357,7 +327,9 @@ class MonitorStep(Step):
 
     # -- outputs ---------------------------------------------------------------------
 
-    def _publish(self, state: _Partition, partition: int, window: ClosedWindow, emit: Emit) -> None:
+    def _publish(
+        self, state: PartitionStreams, partition: int, window: ClosedWindow, emit: Emit
+    ) -> None:
         report = dict(window.report, partition=partition)
         emit.to("monitoring.drift")(report["report_key"], report)
         self.metrics.closed(window, partition)

@@ -3,6 +3,7 @@ partitions this worker reads), alerts raised and held back, windows closed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
@@ -68,6 +69,12 @@ class MonitorMetrics:
             ["model"],
             registry=registry,
         )
+        self.retired_producers = Counter(
+            "streamlearn_monitor_retired_producers",
+            "Producers (app_version) whose streams a partition dropped to take a new one: "
+            "it already had MAX_PRODUCERS; the least recently heard from goes.",
+            registry=registry,
+        )
         self.suppressed = Counter(
             "streamlearn_monitor_alerts_suppressed",
             "Alerts held back by the cooldown, by kind.",
@@ -97,7 +104,16 @@ class MonitorMetrics:
     def forget(self, partition: int) -> None:
         """``partition`` is no longer read here (handed to another worker): its windows no
         longer count in this worker's gauges."""
+        self._forget(partition, lambda labels: True)
+
+    def forget_producer(self, partition: int, producer: str) -> None:
+        """``partition`` retired ``producer``'s streams: their windows no longer count."""
+        self._forget(partition, lambda labels: labels[3] == producer)
+
+    def _forget(self, partition: int, which: Callable[[Labels], bool]) -> None:
         for labels, newest in list(self._newest.items()):
+            if not which(labels):
+                continue
             gone = newest.pop(partition, None)
             if gone is None:
                 continue
