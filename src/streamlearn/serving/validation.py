@@ -50,7 +50,8 @@ MAX_TEXT_CHARS = 2048
 440 KB one overflowed the monitor's store record; the monitor keeps its own shorter cut of
 the values it samples, ``monitor_streams.MONITORED_CHARS``)."""
 _KNOWN_NAMES: set[str] = set()
-"""Feature and context names that passed :func:`_check_name` (bounded: client-chosen)."""
+"""Feature and context names that passed :func:`_check_name` (bounded: client-chosen;
+cleared when full)."""
 _KNOWN_NAMES_LIMIT = 4096
 
 
@@ -115,8 +116,11 @@ def _check_name(name: Any, field: str) -> None:
         raise InvalidRequest(
             422, f"{field}.{name}", "a name cannot hold '=' (models read it as name=value)"
         )
-    if len(_KNOWN_NAMES) < _KNOWN_NAMES_LIMIT:
-        _KNOWN_NAMES.add(name)
+    if len(_KNOWN_NAMES) >= _KNOWN_NAMES_LIMIT:
+        # Full (made-up names, most likely): start anew rather than keep the first ones
+        # for good; the names requests really use are back after their next request.
+        _KNOWN_NAMES.clear()
+    _KNOWN_NAMES.add(name)
 
 
 def _long_text(field: str) -> InvalidRequest:
