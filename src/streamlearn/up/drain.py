@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from streamlearn.agents.monitor import MonitorStep
 from streamlearn.models.configured import configured_specs
 from streamlearn.replay.groups import committed_offsets
 from streamlearn.runtime.topic_reader import end_offsets
@@ -20,8 +21,10 @@ INPUTS = {
     "sessionise": ("events.clean",),
     "label-join": ("telemetry.predictions", "telemetry.feedback"),
     "learner": ("training.examples",),
+    "monitor": MonitorStep.inputs,
 }
-"""The agents the invariants read the outputs of, and their inputs."""
+"""Every agent `up` runs, and its inputs (the invariants read the outputs of the first four;
+the monitor's lag shows nowhere else)."""
 LAG_TIMEOUT_S = 90.0
 MARGIN_S = 5.0
 
