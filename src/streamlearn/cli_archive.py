@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
@@ -131,6 +132,14 @@ def archive_run(
             help="In-progress files for an S3 root [default: $STREAMLEARN_DATA_DIR/archive-staging]"
         ),
     ] = None,
+    retention_hours: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Delete files whose hour ended longer ago, but each partition's newest "
+            "[default: STREAMLEARN_ARCHIVE_RETENTION_HOURS; unset: keep them]",
+        ),
+    ] = None,
     s3_endpoint_url: EndpointOption = None,
     s3_region: RegionOption = None,
     metrics_port: MetricsPortOption = None,
@@ -154,6 +163,9 @@ def archive_run(
         staging_dir=staging_dir,
         storage_options=storage_options(chosen_root, s3_endpoint_url, s3_region),
         start_at="earliest" if start_at is StartAt.earliest else "latest",
+        retention_hours=(
+            retention_hours if retention_hours is not None else settings.archive_retention_hours
+        ),
     )
     metrics = ArchiveMetrics()
     agent = ArchiveAgent(settings, config, metrics=metrics)
@@ -223,6 +235,53 @@ def archive_ls(
         typer.echo(f"overlap: {before.path} and {after.path}", err=True)
     if problems:
         raise typer.Exit(1)
+
+
+@archive_app.command("expire")
+def archive_expire(
+    older_than_hours: Annotated[
+        float,
+        typer.Option(min=0.0, help="Delete files whose hour ended more than this many hours ago"),
+    ],
+    topic: Annotated[
+        list[str] | None,
+        typer.Option(help="Topology name of a topic to expire (repeat) [default: every topic]"),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be deleted; delete nothing")
+    ] = False,
+    root: RootOption = None,
+    s3_endpoint_url: EndpointOption = None,
+    s3_region: RegionOption = None,
+) -> None:
+    """Delete archive files past a retention; each partition's newest file stays (it says
+    where the archive continues)."""
+    from streamlearn.archive.config import default_root
+    from streamlearn.archive.retention import past_retention
+    from streamlearn.archive.storage import ArchiveStore
+    from streamlearn.topology.catalogue import TopicCatalogue
+
+    settings = command_settings()
+    chosen_root = root or default_root(settings)
+    store = ArchiveStore(
+        chosen_root, storage_options=storage_options(chosen_root, s3_endpoint_url, s3_region)
+    )
+    store.require_root()
+    if topic:
+        catalogue = TopicCatalogue.from_settings(settings)
+        names = [catalogue.topic(t).name for t in topic]  # a name not declared: refused
+    else:
+        names = store.list_topics()
+    cutoff_ms = int((time.time() - older_than_hours * 3600) * 1000)
+    count = size = 0
+    for name in names:
+        for file in past_retention(store.list_files(name), cutoff_ms):
+            size += store.size(file)
+            count += 1
+            typer.echo(file.path)
+            if not dry_run:
+                store.delete(file)
+    typer.echo(f"{count} file(s), {size} bytes, {'would be deleted' if dry_run else 'deleted'}")
 
 
 def main() -> None:

@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     archive_root: str | None = None
     """Where `archive run` writes and `replay --source archive` reads: directory or s3://b/p."""
 
+    archive_retention_hours: float | None = Field(default=None, gt=0)
+    """`archive run` deletes files whose hour ended longer ago, but each partition's newest;
+    unset: kept for good (an S3 bucket's lifecycle rule can expire them instead)."""
+
     maven_repository: str = "https://repo1.maven.org/maven2"
     """Maven repository the embedded broker's jars are fetched from (a mirror works)."""
 

@@ -496,6 +496,61 @@ def test_records_are_committed_only_after_their_file(
     assert assert_archive_is_the_topic(settings, root) == 60
 
 
+def test_files_past_the_retention_are_deleted_but_each_partitions_newest(
+    system_settings: Settings, tmp_path: Path
+) -> None:
+    """The archive kept every file for good (a probe's `up`: ~4.4 GB a day on its disk).
+    With a retention, a worker deletes its partitions' files whose hour ended longer ago,
+    and keeps each partition's newest, which says where the partition continues."""
+    root = str(tmp_path / "archive")
+    settings = system_settings.model_copy(update={"data_dir": tmp_path})
+    produce(settings, datetime(2026, 11, 30, 8, 0, tzinfo=UTC), 120, seed=7)
+    name = settings.topic_prefix + TOPIC
+    config = ArchiveConfig(
+        root=root,
+        topics=(TOPIC,),
+        limits=Limits(max_records=5, idle_close_s=1),
+        retention_hours=1,
+        retention_every_s=0.5,
+    )
+    agent = ArchiveAgent(settings, config)
+    stop_event = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop_event,))
+    thread.start()
+    ends = {p: records[-1][0] + 1 for p, records in topic_records(settings).items() if records}
+
+    def only_the_newest_left() -> bool:
+        files = list_archive(root, name)
+        return sorted((f.partition, f.next_offset) for f in files) == sorted(ends.items())
+
+    try:
+        wait_for("only each partition's newest file left", only_the_newest_left, 60, tmp_path / "x")
+    finally:
+        stop_event.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    deleted = agent.metrics.value(agent.metrics.deleted, topic=TOPIC)
+    written = sum(
+        sample.value
+        for metric in agent.metrics.files.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels["topic"] == TOPIC
+    )
+    assert deleted == written - len(ends) > 0
+    # The next worker continues after the newest files: it archives nothing again.
+    agent = ArchiveAgent(settings, config)
+    stop_event = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop_event,))
+    thread.start()
+    try:
+        wait_for("the group joined", lambda: agent.started, 30, tmp_path / "none")
+        time.sleep(1.0)
+    finally:
+        stop_event.set()
+        thread.join(timeout=30)
+    assert agent.metrics.value(agent.metrics.records, topic=TOPIC) == 0
+
+
 def test_an_object_store_that_refuses_is_one_line_and_exit_1(
     system_settings: Settings, tmp_path: Path, s3_endpoint: str
 ) -> None:

@@ -52,6 +52,7 @@ from streamlearn.archive.decode import WriterDecoder, WriterSchemaSource
 from streamlearn.archive.layout import ResumePoint, resume_points
 from streamlearn.archive.metrics import ArchiveMetrics
 from streamlearn.archive.partition import Completed, PartitionArchiver
+from streamlearn.archive.retention import past_retention
 from streamlearn.archive.storage import ArchiveStore
 from streamlearn.archive.topics import select_topics
 from streamlearn.kafka_clients import confluent_config
@@ -137,6 +138,7 @@ class ArchiveAgent:
             on_lost=self._on_lost,
         )
         next_idle_check = time.monotonic() + IDLE_CHECK_EVERY_S
+        next_expiry = time.monotonic()
         stopped = False
         try:
             while not stop.is_set():
@@ -150,6 +152,9 @@ class ArchiveAgent:
                         done = archiver.close_if_idle()
                         if done is not None:
                             self._completed(consumer, archiver, done)
+                if self.config.retention_hours is not None and self.last_beat >= next_expiry:
+                    next_expiry = self.last_beat + self.config.retention_every_s
+                    self._expire(self.config.retention_hours)
             self._finish_all(consumer)
             stopped = True
         finally:
@@ -159,6 +164,20 @@ class ArchiveAgent:
             consumer.close()
             if self._registry is None and isinstance(self.decoder.registry, RegistryClient):
                 self.decoder.registry.close()
+
+    def _expire(self, retention_hours: float) -> None:
+        """Delete the files of this worker's partitions past the retention (one listing per
+        topic). A failure is logged and tried again at the next turn: retention waits."""
+        owned = set(self.archivers)
+        cutoff_ms = int((time.time() - retention_hours * 3600) * 1000)
+        for topic in sorted({topic for topic, _ in owned}):
+            try:
+                files = [f for f in self.store.list_files(topic) if (f.topic, f.partition) in owned]
+                for file in past_retention(files, cutoff_ms):
+                    self.store.delete(file)
+                    self.metrics.deleted.labels(self.topics[topic]).inc()
+            except OSError as exc:
+                log.warning("archive: deleting %s's files past retention failed: %s", topic, exc)
 
     def _finish_all(self, consumer: Consumer) -> None:
         """A graceful stop: every open file final, then committed (an error leaves the

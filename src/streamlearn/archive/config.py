@@ -48,6 +48,11 @@ class ArchiveConfig:
     has, or records produced from now on."""
     batch_size: int = 2000
     """Most records taken from the consumer at once."""
+    retention_hours: float | None = None
+    """Files whose hour ended longer ago than this are deleted, but each partition's newest
+    (:mod:`streamlearn.archive.retention`); None: kept for good."""
+    retention_every_s: float = 600.0
+    """How often a worker deletes what passed the retention, for the partitions it owns."""
 
     def __post_init__(self) -> None:
         check_compression(self.format, self.compression)

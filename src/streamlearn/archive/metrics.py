@@ -62,6 +62,12 @@ class ArchiveMetrics:
             ["topic"],
             registry=self.registry,
         )
+        self.deleted = Counter(
+            "streamlearn_archive_deleted_files",
+            "Final files deleted past the archive's retention (--retention-hours), by topic.",
+            ["topic"],
+            registry=self.registry,
+        )
         self.partitions = Gauge(
             "streamlearn_archive_partitions",
             "Partitions this worker archives.",

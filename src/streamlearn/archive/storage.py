@@ -26,7 +26,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -174,6 +174,19 @@ class ArchiveStore:
         """A final file, for reading."""
         with self.fs.open(self._remote(file.path), "rb") as handle:
             yield handle
+
+    def delete(self, file: ArchiveFile) -> None:
+        """Delete a final file (one already gone is no error: two workers may expire the
+        same); on a local root, its hour and date directories too once they are empty."""
+        with suppress(FileNotFoundError):
+            self.fs.rm_file(self._remote(file.path))
+        if self.is_local:
+            hour = (Path(self.base) / file.path).parent
+            for directory in (hour, hour.parent):
+                try:
+                    directory.rmdir()
+                except OSError:  # not empty (or gone)
+                    break
 
     def partial_path(self, topic: str, partition: int, first_offset: int, fmt: Format) -> Path:
         """A fresh in-progress path for a file starting at ``first_offset``. The random
