@@ -40,6 +40,7 @@ from river import metrics as river_metrics
 
 from streamlearn.models.example_checks import example_problem
 from streamlearn.models.exceptions import ModelError, SnapshotTooLarge
+from streamlearn.models.inputs import NUMBER_LIMIT
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.prepared import PreparedExample, prepared_example
 from streamlearn.models.promotion import Candidate, CandidateGate, PromotionGate
@@ -101,6 +102,11 @@ class OnlineLearner:
         """A snapshot whose payload is larger is not made (:class:`SnapshotTooLarge`): it
         would not fit ``model.state`` (the learner agent sets it from the topic's limit)."""
         self._binary = spec.task == "binary"
+        self._label_range = (
+            max(spec.rules.clamp_min, -NUMBER_LIMIT),
+            min(spec.rules.clamp_max, NUMBER_LIMIT),
+        )
+        """Regression labels a model learns: what its rules let it serve."""
         self.last_invalid: str | None = None
         """Why the last example offered was not learned when the model cannot learn from
         it (``<field>: <why>``; the learner agent sends it to ``events.rejected``), else
@@ -202,7 +208,7 @@ class OnlineLearner:
             self.counters.copies += 1  # label-join re-emitted it after a crash
             return False
         spec, model = self.spec, self.model
-        problem = example_problem(self._binary, x, label, weight)
+        problem = example_problem(self._binary, x, label, weight, self._label_range)
         if problem is not None:
             self.counters.invalid += 1
             self.last_invalid = problem
