@@ -161,3 +161,14 @@ def test_a_null_request_id_is_named_not_the_event_fields_beside_it() -> None:
     with pytest.raises(InvalidEventError) as refused:
         map_item(item, 0, CONTEXT, reject_unknown=True)
     assert refused.value.field == "[0].request_id"
+
+
+def test_feedback_carries_the_user_agent_of_who_sent_it() -> None:
+    """Fixed at logging time, as events' is: label-join can then tell a crawler's
+    impressions and clicks from a person's (agents/labels.py)."""
+    item = {"request_id": "r1", "kind": "impression"}
+    mapped = map_item(item, 0, CONTEXT, reject_unknown=True)
+    assert mapped.record["user_agent"] == "test"  # the request's header
+    forwarded = {**item, "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"}
+    record = map_item(forwarded, 0, CONTEXT, reject_unknown=True).record
+    assert record["user_agent"] == forwarded["user_agent"]  # a server's, for a person

@@ -514,3 +514,26 @@ def test_a_fake_negative_is_remembered_in_the_state() -> None:
     resumed = LabelJoiner.for_specs(specs, state, clock=dict(h.joiner.clock_state))
     assert resumed.advance(_ms(_at(100_000))) == []
     assert resumed.counters.negatives == 1
+
+
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+
+def test_a_crawlers_impressions_and_clicks_are_not_learned_from() -> None:
+    """Bots were filtered from events only: a crawler that renders pages (the tag's
+    impressions) or a script that predicts and clicks was learned from like a person.
+    Impressions and clicks a crawler's user agent sent are counted and left out: its
+    prediction stays unseen. Other kinds, and feedback without a user agent, count."""
+    h = Harness()
+    h.pred(prediction("r1"))
+    assert h.fb(feedback("r1", "impression", 1, user_agent=GOOGLEBOT)) == []
+    assert h.fb(feedback("r1", "click", 2, user_agent=GOOGLEBOT)) == []
+    h.pred(prediction("r2"))
+    h.fb(feedback("r2", "impression", 1, user_agent=BROWSER))
+    [positive] = h.fb(feedback("r2", "click", 2))
+    assert (positive["request_id"], positive["label"]) == ("r2", 1.0)
+    assert h.counts["crawler_feedback"] == 2
+    h.advance(2000)
+    assert [e["request_id"] for e in h.examples] == ["r2"]
+    assert h.counts["unseen"] >= 1

@@ -49,6 +49,8 @@ class JoinCounters:
     held_feedback: int = 0
     orphaned_feedback: int = 0
     late_feedback: int = 0
+    crawler_feedback: int = 0
+    """Impressions and clicks a crawler's user agent sent: not labels (agents/labels.py)."""
     clock_ahead_feedback: int = 0
     """Feedback whose received_ts was more than a second after Kafka appended it (its
     host's clock runs ahead), placed at the append time."""

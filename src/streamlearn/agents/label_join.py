@@ -47,6 +47,7 @@ class LabelJoinStep(Step):
         ),
         "telemetry.feedback": (
             "request_id", "event_id", "kind", "value", "client_ts", "received_ts",
+            "user_agent",
         ),
     }  # fmt: skip
 

@@ -65,6 +65,7 @@ from streamlearn.agents.label_entries import (
     settled,
     training_example,
 )
+from streamlearn.agents.user_agents import crawler_of
 from streamlearn.models.features import with_context
 from streamlearn.models.specs import LabelDefinition, ModelSpec
 from streamlearn.runtime.event_time import EventClock, live_lag_ms
@@ -72,6 +73,10 @@ from streamlearn.serde.timestamps import epoch_millis
 
 __all__ = ["Example", "JoinCounters", "LabelJoiner"]
 
+BROWSER_KINDS = frozenset({"impression", "click"})
+"""Feedback a person's browser sends (the tag): left out when a crawler's user agent sent
+it. Conversions and values often come from servers (payments), whose user agents are
+HTTP libraries', and are kept."""
 IDLE_MS = 10_000
 """A live partition quiet this long lets its horizons close on the wall clock."""
 AHEAD_TOLERANCE_MS = 1_000
@@ -211,6 +216,12 @@ class LabelJoiner:
             # feedback read after it late.
             self.counters.clock_ahead_feedback += 1
         self.feedback_clock.observe(self.clock_state, received_ms)
+        if feedback["kind"] in BROWSER_KINDS and crawler_of(feedback.get("user_agent")):
+            # Preprocess filters crawlers from events; feedback reaches label-join without
+            # it. A crawler rendering pages (the tag's impressions) or a script clicking
+            # is not a person: its prediction stays unseen, as if nobody saw it.
+            self.counters.crawler_feedback += 1
+            return self._close_due(self._feedback_time())
         example = self._take_feedback(request_id, event_id, received_ms, feedback)
         emitted = [] if example is None else [example]
         return emitted + self._close_due(self._feedback_time())

@@ -212,15 +212,25 @@ def crawler_rule(user_agent: str) -> str | None:
 
 
 @lru_cache(maxsize=20_000)
-def analyse_user_agent(user_agent: str | None) -> UserAgentInfo:
-    """Crawler rule that fired (None for humans) and the parsed browser, OS and device class."""
+def crawler_of(user_agent: str | None) -> str | None:
+    """The crawler rule a user agent fires (CrawlerDetect's, then streamlearn's own), or
+    None for a person's browser, an app, or no user agent at all."""
     if not user_agent:
-        return UserAgentInfo(None, None, None, None, "other")
+        return None
     crawler = _oversized(user_agent)
     if crawler is None and _detector.isCrawler(user_agent):
         crawler = f"crawlerdetect:{_detector.getMatches()}"[: len("crawlerdetect:") + _NAME_LENGTH]
     elif crawler is None:
         crawler = crawler_rule(user_agent)
+    return crawler
+
+
+@lru_cache(maxsize=20_000)
+def analyse_user_agent(user_agent: str | None) -> UserAgentInfo:
+    """Crawler rule that fired (None for humans) and the parsed browser, OS and device class."""
+    if not user_agent:
+        return UserAgentInfo(None, None, None, None, "other")
+    crawler = crawler_of(user_agent)
     parsed = ua_parser.parse(user_agent).with_defaults()
     browser = parsed.user_agent.family
     os_family = parsed.os.family

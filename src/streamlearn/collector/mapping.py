@@ -23,8 +23,9 @@ EVENT_FIELDS = frozenset(
      "user_agent", "app_version", "properties", "context"}
 )  # fmt: skip
 FEEDBACK_FIELDS = frozenset(
-    {"request_id", "event_id", "kind", "value", "user_id", "client_ts", "app_version", "properties"}
-)
+    {"request_id", "event_id", "kind", "value", "user_id", "client_ts", "app_version",
+     "properties", "user_agent"}
+)  # fmt: skip
 FEEDBACK_KINDS = frozenset({"impression", "click", "conversion", "value", "dismiss"})
 MAX_STRING = 8192
 EARLIEST_MS = -62_135_596_800_000 + 86_400_000
@@ -209,6 +210,8 @@ def map_item(item: Any, index: int, context: RequestContext, *, reject_unknown: 
                 "received_ts": context.received_ts,
                 "app_version": app_version,
                 "properties": _string_map(item, "properties", where),
+                "user_agent": _string(item, "user_agent", where, required=False)
+                or context.user_agent,
             },
         )
     _check_unknown(item, EVENT_FIELDS, where, reject_unknown)

@@ -107,6 +107,12 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "client_ts": timestamp,
                 "app_version": app_version,
                 "properties": strings,
+                "user_agent": {
+                    **text,
+                    "description": "[default: the User-Agent header] A server sending feedback "
+                    "for a person puts the person's: impressions and clicks a crawler's user "
+                    "agent sent are not learned from.",
+                },
             },
         },
         "Item": {"oneOf": [_ref("Event"), _ref("Feedback")]},
