@@ -185,7 +185,7 @@ class Settings(BaseSettings):
     session_gap_s: float = Field(default=1800.0, gt=0)
     """Inactivity gap that ends a session (event time)."""
 
-    session_cut_s: float = Field(default=86400.0, gt=0)
+    session_cut_s: float = Field(default=86400.0, ge=1)
     """Sessions never span a multiple of this many seconds of event time since the epoch
     (86400: UTC midnight, where web analytics cut them), so a user who never pauses still
     has sessions that close."""

@@ -24,6 +24,7 @@ from streamlearn.runtime.state import encode_value
 from streamlearn.serde import InMemoryRegistry
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
+from tests.step_harness import StepHarness
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 # Examples are monitored once the label horizon (+ lateness) passed since the first.
@@ -425,8 +426,9 @@ def test_a_reference_made_before_strings_were_cut_still_counts_its_long_categori
 def test_app_versions_past_the_bound_retire_the_least_recently_seen() -> None:
     """A set of streams per ``app_version``, kept for good: a client sending made-up
     versions grew the monitor without bound (a probe's long run). Past MAX_PRODUCERS a
-    partition retires the producer it heard from least recently: its streams leave the
-    store and its gauges leave /metrics; a producer still sending is never retired."""
+    partition retires the producer it heard from least recently: its streams and their
+    alerts' cooldowns leave the store and its gauges leave /metrics; a producer heard from
+    since the last MAX_PRODUCERS - 1 others keeps its streams."""
     records = [("events.clean", _clean(i)) for i in range(400)]  # the null-rate reference
     records += [("events.clean", _clean(i, producer="old-app")) for i in range(400, 700)]
     i = 700
@@ -449,8 +451,45 @@ def test_app_versions_past_the_bound_retire_the_least_recently_seen() -> None:
     assert "events///app-1/event_type" in store
     assert "events///made-up-0/event_type" not in store
     assert not [k for k in store if "///old-app/" in k]
+    cooldowns = store.get("cooldown") or {}
+    tracked = {k.split("/")[3] for k in mixes}
+    assert {key.split("/")[-2] for key in cooldowns} <= tracked, sorted(cooldowns)[:5]
     retired = metrics.registry.get_sample_value("streamlearn_monitor_retired_producers_total")
     assert retired == 3 * MAX_PRODUCERS + 2 - MAX_PRODUCERS
     scrape = generate_latest(metrics.registry).decode()
     assert 'producer="app-1"' in scrape
     assert 'producer="old-app"' not in scrape
+
+
+def _monitor_harness(**extra: Any) -> tuple[StepHarness, AgentMetrics]:
+    settings = SETTINGS.model_copy(update=extra)
+    metrics = AgentMetrics()
+    return StepHarness(MonitorStep(settings, metrics, configured_specs(settings))), metrics
+
+
+def _cleans(start: int, n: int, producer: str, *, hint: bool = True) -> list[dict[str, Any]]:
+    return [_clean(start + k, producer=producer, hint=hint) for k in range(n)]
+
+
+def test_a_retired_producers_alert_cooldowns_leave_the_store() -> None:
+    """The cooldown map (one store record) kept every retired producer's alert keys: 192
+    keys for 64 producers tracked, in a review's run, growing for good."""
+    h, _ = _monitor_harness(monitor_consecutive_windows=1)
+    h.feed(0, _cleans(0, 400, "app-1"), topic="events.clean")
+    for p in range(3 * MAX_PRODUCERS):
+        h.feed(0, _cleans(400 + 100 * p, 100, f"fake-{p}", hint=False), topic="events.clean")
+    store = h.store("monitor")
+    cooldowns = store.get("cooldown") or {}
+    assert len(cooldowns) > 0
+    assert {key.split("/")[-2] for key in cooldowns} <= set(store["producers"])
+
+
+def test_a_producer_retired_and_back_in_one_batch_leaves_no_gauge_of_its_dropped_streams() -> None:
+    h, metrics = _monitor_harness()
+    h.feed(0, _cleans(0, 400, "app-1"), topic="events.clean")
+    h.feed(0, _cleans(400, 100, "P", hint=False), topic="events.clean")  # a window of P
+    assert 'producer="P"' in generate_latest(metrics.registry).decode()
+    batch = [_clean(500 + n, producer=f"made-up-{n}") for n in range(MAX_PRODUCERS)]
+    batch.append(_clean(500 + MAX_PRODUCERS, producer="P"))  # retired, then back
+    h.feed(0, batch, topic="events.clean")
+    assert 'producer="P"' not in generate_latest(metrics.registry).decode()

@@ -243,6 +243,12 @@ def test_a_late_event_before_midnight_joins_the_day_it_happened_in() -> None:
     ]
 
 
+def test_a_cut_under_a_second_is_refused() -> None:
+    # 0.0001 s made the cut 0 ms: every record then raised ZeroDivisionError (a review).
+    with pytest.raises(ValueError, match="session_cut_s"):
+        Settings(session_cut_s=0.0001)
+
+
 def test_the_cut_is_a_setting() -> None:
     h = _harness(session_cut_s=3600)
     events = [_event("a", T0 + timedelta(minutes=m)) for m in range(0, 150, 5)]

@@ -247,7 +247,9 @@ class MonitorStep(Step):
         producer = str(value["app_version"])
         retired = state.heard_from(producer, record.offset)
         if retired is not None:
-            state.drop(self._producer_streams(state, retired))
+            streams = self._producer_streams(state, retired)
+            state.drop(stream.key for stream in streams)
+            state.forget_alerts(alert_key_of(stream) for stream in streams)
             self.metrics.retired_producers.inc()
         at_ms = epoch_millis(value["received_ts"])
         fields = {
@@ -287,12 +289,12 @@ class MonitorStep(Step):
         return closed
 
     @staticmethod
-    def _producer_streams(state: PartitionStreams, producer: str) -> list[str]:
-        """The keys of every stream of ``producer``."""
+    def _producer_streams(state: PartitionStreams, producer: str) -> list[StreamId]:
+        """Every stream of ``producer``."""
         reference = state.store.get("nullref") or {"present": {}}
         return [
-            StreamId("events", "event_type", producer=producer).key,
-            *(StreamId("null_rate", name, producer=producer).key for name in reference["present"]),
+            StreamId("events", "event_type", producer=producer),
+            *(StreamId("null_rate", name, producer=producer) for name in reference["present"]),
         ]
 
     def _session(self, state: PartitionStreams, record: Record) -> list[ClosedWindow]:
@@ -336,19 +338,26 @@ class MonitorStep(Step):
         if not window.alerting:
             return
         kind = ALERT_KINDS[window.stream.scope]
-        # The kind, then the stream; once where the stream's scope is the kind.
-        key = window.stream.key
-        alert_key = key if window.stream.scope == kind else f"{kind}/{key}"
+        alert_key = alert_key_of(window.stream)
         cooldowns = dict(state.store.get("cooldown") or {})
         now = int(report["window_end_ts"])
         last = cooldowns.get(alert_key)
         if last is not None and now - last < self.cooldown_ms:
             self.metrics.suppressed.labels(kind).inc()
             return
+        # Keys whose cooldown ended long ago suppress nothing: kept, the map (one store
+        # record) grew with every alert key ever raised.
+        cooldowns = {k: t for k, t in cooldowns.items() if now - t < 2 * self.cooldown_ms}
         cooldowns[alert_key] = now
         state.store["cooldown"] = cooldowns
         self.metrics.alerts.labels(kind).inc()
         emit.to("monitoring.alerts")(alert_key, _alert(alert_key, kind, report, window))
+
+
+def alert_key_of(stream: StreamId) -> str:
+    """The kind, then the stream; the scope once where it is the kind."""
+    kind = ALERT_KINDS[stream.scope]
+    return stream.key if stream.scope == kind else f"{kind}/{stream.key}"
 
 
 def _alert(

@@ -21,8 +21,11 @@ a partition saw keep their streams, as the model's inputs are those served first
 MAX_PRODUCERS = 64
 """Producers (``app_version``) with streams in a partition. Versions come and go (every
 release is a new one), so past the bound the producer heard from least recently is
-retired: its streams leave the store (a later record of it starts them anew) and
-``streamlearn_monitor_retired_producers_total`` counts it."""
+retired: its streams and their alert cooldowns leave the store (a later record of it
+starts them anew) and ``streamlearn_monitor_retired_producers_total`` counts it. A client
+sending made-up versions faster than a real one sends records can keep retiring it: the
+bound protects memory, not the monitoring of a version under such a flood (the counter
+shows it)."""
 
 PRODUCERS = "producers"
 """Store key: producer → the ``events.clean`` offset it was last heard from."""
@@ -78,10 +81,9 @@ class PartitionStreams:
         return retired
 
     def take_retired(self) -> list[str]:
-        """The producers retired since the last call that have not come back since."""
+        """The producers retired since the last call (some may have come back since)."""
         retired, self.retired = self.retired, []
-        tracked = self._producers or {}
-        return [producer for producer in dict.fromkeys(retired) if producer not in tracked]
+        return list(dict.fromkeys(retired))
 
     def get(self, key: str, make: Callable[[Mapping[str, Any] | None], Stream]) -> Any:
         stream = self.streams.get(key)
@@ -97,6 +99,17 @@ class PartitionStreams:
             self.touched.discard(key)
             if key in self.store:
                 del self.store[key]
+
+    def forget_alerts(self, alert_keys: Iterable[str]) -> None:
+        """Drop these alert keys' cooldowns (of streams that are gone)."""
+        cooldowns = self.store.get("cooldown")
+        if not cooldowns:
+            return
+        kept = dict(cooldowns)
+        for key in alert_keys:
+            kept.pop(key, None)
+        if len(kept) != len(cooldowns):
+            self.store["cooldown"] = kept
 
     def write_back(self) -> None:
         for key in self.touched:

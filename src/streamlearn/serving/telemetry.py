@@ -73,10 +73,12 @@ PRODUCER_SETTINGS: dict[str, Any] = {
     # each (3 % of a batch's CPU); delivered records are those produced, less the failed
     # and those still in librdkafka's queue (see TelemetrySink._poll).
     "delivery.report.only.error": True,
-    # Counted as delivered only once every in-sync replica has it (with acks=1 a record the
-    # leader lost in a failover was counted delivered), and written once however often
-    # librdkafka retries it. Neither costs the worker's CPU: the wait is the broker's.
-    "enable.idempotence": True,
+    # Counted as delivered only once every in-sync replica has it: with acks=1 a record the
+    # leader lost in a failover was counted delivered. The wait is the broker's, not the
+    # worker's CPU. Not idempotent: an idempotent producer can fail fatally (a sequence
+    # gap after a broker restart or a long idle) and then refuses every record until the
+    # worker restarts; a record retried twice is one prediction to label-join (request id).
+    "enable.idempotence": False,
     "acks": "all",
 }
 """The telemetry producer's librdkafka settings (besides the connection's and its queue's
