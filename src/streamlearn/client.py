@@ -148,8 +148,11 @@ class TelemetryClient:
         event_id: str | None = None,
         client_ts: Timestamp | None = None,
         properties: Mapping[str, str] | None = None,
+        user_agent: str | None = None,
     ) -> str:
-        """Queue feedback on a served prediction for ``telemetry.feedback`` (keyed by request)."""
+        """Queue feedback on a served prediction for ``telemetry.feedback`` (keyed by
+        request). ``user_agent``: the person's browser's, for impressions and clicks sent on
+        their behalf (label-join leaves out those a crawler's user agent sent)."""
         event_id = _event_id(event_id)
         if value is not None and not (isinstance(value, int | float) and math.isfinite(value)):
             raise EncodeError(f"invalid Feedback: value must be a finite number, got {value!r}")
@@ -163,6 +166,7 @@ class TelemetryClient:
             "received_ts": datetime.now(UTC),
             "app_version": self.app_version,
             "properties": dict(properties or {}),
+            "user_agent": user_agent,
         }
         self._send(self._feedback_topic, request_id, self._feedback.encode(record))
         return event_id

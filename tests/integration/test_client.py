@@ -49,7 +49,8 @@ def _read_all(settings: Settings, topic: str, schema: str) -> list[tuple[bytes, 
 def test_events_and_feedback_arrive_as_registered_avro(settings: Settings) -> None:
     with TelemetryClient(settings, app_version="test-app 1.0") as telemetry:
         ids = [telemetry.event("page_view", f"u-{i}", url=f"/p/{i}") for i in range(5)]
-        telemetry.feedback("req-1", "impression", user_id="u-1")
+        browser = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+        telemetry.feedback("req-1", "impression", user_id="u-1", user_agent=browser)
         telemetry.feedback("req-1", "value", value=12.5)
     assert telemetry.delivered == 7
     events = _read_all(settings, settings.topic_prefix + "telemetry.events", "TelemetryEvent")
@@ -58,9 +59,9 @@ def test_events_and_feedback_arrive_as_registered_avro(settings: Settings) -> No
     assert all(e["app_version"] == "test-app 1.0" for _, e in events)
     assert all(e["received_ts"] >= e["client_ts"] for _, e in events)
     feedback = _read_all(settings, settings.topic_prefix + "telemetry.feedback", "Feedback")
-    assert [(k, f["kind"], f["value"]) for k, f in feedback] == [
-        (b"req-1", "impression", None),
-        (b"req-1", "value", 12.5),
+    assert [(k, f["kind"], f["value"], f["user_agent"]) for k, f in feedback] == [
+        (b"req-1", "impression", None, browser),
+        (b"req-1", "value", 12.5, None),
     ]
 
 
