@@ -151,8 +151,8 @@ class TelemetryClient:
         user_agent: str | None = None,
     ) -> str:
         """Queue feedback on a served prediction for ``telemetry.feedback`` (keyed by
-        request). ``user_agent``: the person's browser's, for impressions and clicks sent on
-        their behalf (label-join leaves out those a crawler's user agent sent)."""
+        request). ``user_agent``: the person's browser's, when known (label-join leaves out
+        impressions and clicks a declared crawler's user agent sent)."""
         event_id = _event_id(event_id)
         if value is not None and not (isinstance(value, int | float) and math.isfinite(value)):
             raise EncodeError(f"invalid Feedback: value must be a finite number, got {value!r}")

@@ -522,9 +522,10 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.
 
 def test_a_crawlers_impressions_and_clicks_are_not_learned_from() -> None:
     """Bots were filtered from events only: a crawler that renders pages (the tag's
-    impressions) or a script that predicts and clicks was learned from like a person.
-    Impressions and clicks a crawler's user agent sent are counted and left out: its
-    prediction stays unseen. Other kinds, and feedback without a user agent, count."""
+    impressions) was learned from like a person. Impressions and clicks a declared
+    crawler's user agent sent are counted and left out: its prediction stays unseen.
+    Other kinds, feedback without a user agent, and HTTP libraries' (servers forward
+    feedback with them) count."""
     h = Harness()
     h.pred(prediction("r1"))
     assert h.fb(feedback("r1", "impression", 1, user_agent=GOOGLEBOT)) == []
@@ -533,7 +534,11 @@ def test_a_crawlers_impressions_and_clicks_are_not_learned_from() -> None:
     h.fb(feedback("r2", "impression", 1, user_agent=BROWSER))
     [positive] = h.fb(feedback("r2", "click", 2))
     assert (positive["request_id"], positive["label"]) == ("r2", 1.0)
+    # A server forwarding a person's impression with its HTTP library's user agent (the
+    # simulator does): not a crawler here, though preprocess takes it for one.
+    h.pred(prediction("r3"))
+    h.fb(feedback("r3", "impression", 1, user_agent="Python/3.11 aiohttp/3.11.7"))
     assert h.counts["crawler_feedback"] == 2
     h.advance(2000)
-    assert [e["request_id"] for e in h.examples] == ["r2"]
+    assert sorted(e["request_id"] for e in h.examples) == ["r2", "r3"]
     assert h.counts["unseen"] >= 1

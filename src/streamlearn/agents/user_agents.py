@@ -225,6 +225,24 @@ def crawler_of(user_agent: str | None) -> str | None:
     return crawler
 
 
+SERVER_RULES = frozenset({"http_client", "not_browser"})
+"""Rules that fire for a server's own HTTP stack as much as for a script's."""
+
+
+@lru_cache(maxsize=20_000)
+def declared_crawler(user_agent: str | None) -> str | None:
+    """The rule a user agent fires that says crawler whoever sends it (a crawler's own name,
+    an AI crawler, a headless browser, a contact URL...), or None. Unlike
+    :func:`crawler_of`, an HTTP library's or a bare product's user agent is not one: a
+    server forwarding feedback for people sends those (label-join's use)."""
+    if not user_agent:
+        return None
+    rule = crawler_rule(user_agent)
+    if rule is None or rule.split(":", 1)[0] in SERVER_RULES:
+        return None
+    return rule
+
+
 @lru_cache(maxsize=20_000)
 def analyse_user_agent(user_agent: str | None) -> UserAgentInfo:
     """Crawler rule that fired (None for humans) and the parsed browser, OS and device class."""

@@ -109,9 +109,9 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "properties": strings,
                 "user_agent": {
                     **text,
-                    "description": "[default: the User-Agent header] A server sending feedback "
-                    "for a person puts the person's: impressions and clicks a crawler's user "
-                    "agent sent are not learned from.",
+                    "description": "[default: the User-Agent header] Impressions and clicks "
+                    "a declared crawler's user agent sent (Googlebot, a headless browser...) "
+                    "are not learned from.",
                 },
             },
         },
