@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 import random
 from typing import Any
 
@@ -145,8 +146,42 @@ def test_scores_are_continuous_across_bin_edges() -> None:
         assert above == pytest.approx(below, abs=1e-6)
 
 
+class Drifting(Overconfident):
+    """Overconfident, and from ``shift_after`` examples learned on its scores mean a click
+    rate 1.0 lower on the logit scale than before (a model whose scores change meaning)."""
+
+    def __init__(self, shift_after: int) -> None:
+        super().__init__()
+        self.learned, self.shift_after = 0, shift_after
+
+    def learn_one(self, x: dict[str, float], y: bool, **kwargs: Any) -> None:
+        self.learned += 1
+
+    def predict_proba_one(self, x: dict[str, float], **kwargs: Any) -> dict[bool, float]:
+        shift = 1.0 if self.learned >= self.shift_after else 0.0
+        p = _sigmoid(3.0 * (x["z"] + shift))
+        return {False: 1.0 - p, True: p}
+
+
+def test_the_platt_map_follows_scores_that_change_meaning_which_the_bins_lag() -> None:
+    models = {
+        memory: HistogramCalibrated(Drifting(shift_after=40_000), platt_memory=memory)
+        for memory in (None, 3000.0)
+    }
+    for x, y, _ in _stream(50_000, seed=1):
+        for model in models.values():
+            model.learn_one(x, y)
+    held_out = _stream(20_000, seed=2)
+    bins_only, with_map = (_judged(models[m], held_out) for m in (None, 3000.0))
+    assert bins_only.ece() > 0.03
+    assert with_map.ece() < 0.02
+    assert with_map.log_loss() < bins_only.log_loss()
+    loaded = pickle.loads(pickle.dumps(models[3000.0]))  # the spec's: the test below
+    assert loaded.predict_proba_one({"z": 0.3}) == models[3000.0].predict_proba_one({"z": 0.3})
+
+
 def test_bad_parameters_are_refused() -> None:
-    for kwargs in ({"bins": 1}, {"low": 2.0, "high": 1.0}, {"prior": 0.0}):
+    for kwargs in ({"bins": 1}, {"low": 2.0, "high": 1.0}, {"prior": 0.0}, {"platt_memory": 1.0}):
         with pytest.raises(ValueError, match="HistogramCalibrated needs"):
             HistogramCalibrated(Overconfident(), **kwargs)
 

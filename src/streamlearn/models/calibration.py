@@ -17,6 +17,13 @@ rate shrunk towards the raw score by ``prior`` pseudo-examples: ``(positives + p
 observed rate takes over. Everything is plain floats in lists: deterministic, and pickled
 in the allow-listed form snapshots need (models/safe_pickle.py).
 
+With ``platt_memory``, a logistic map ``sigmoid(a * logit(q) + b)`` (Platt scaling) is put
+on top of the histogram's probability ``q``, learned from the same out-of-sample outcomes
+(``q`` before the bins count the example) by one Newton step per example, on a Hessian that
+forgets ``1 / platt_memory`` of itself per example. The bins keep every example they saw
+and so lag behind a wrapped model whose scores change meaning as it grows (a tree's
+splits); two parameters that forget follow that drift at little variance (docs/learning.md).
+
 A learner scores each example just before it learns it (prequential metrics): the raw
 score of that last prediction is kept, with a copy of its input and the wrapped model
 that gave it, and reused when an equal input is learned next by the same model, instead
@@ -41,6 +48,9 @@ class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
     _scored: tuple[dict[Any, Any], float, base.Classifier] | None = None
     """The last prediction's input (a copy), raw score and the wrapped model that gave it."""
 
+    platt_memory: float | None = None
+    """Examples the Platt map on top remembers (None: no map; snapshots from before it)."""
+
     def __init__(
         self,
         classifier: base.Classifier,
@@ -48,9 +58,12 @@ class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
         low: float = -8.0,
         high: float = 8.0,
         prior: float = 20.0,
+        platt_memory: float | None = None,
     ) -> None:
         if bins < 2 or not low < high or not prior > 0:
             raise ValueError("HistogramCalibrated needs bins >= 2, low < high and prior > 0")
+        if platt_memory is not None and not platt_memory > 1:
+            raise ValueError("HistogramCalibrated needs platt_memory > 1 (or None)")
         self.classifier = classifier
         self.bins = bins
         self.low = low
@@ -58,6 +71,10 @@ class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
         self.prior = prior
         self._counts = [0.0] * bins
         self._positives = [0.0] * bins
+        self.platt_memory = platt_memory
+        if platt_memory is not None:
+            self._platt = [1.0, 0.0]  # a, b: the identity map to start with
+            self._hessian = [1.0, 0.0, 1.0]  # (a, a), (a, b), (b, b)
 
     @property
     def _wrapped_model(self) -> base.Classifier:
@@ -89,6 +106,46 @@ class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
 
     def calibrated(self, p: float) -> float:
         """The calibrated probability of a raw score ``p``."""
+        q = self._binned(p)
+        return q if self.platt_memory is None else self._mapped(q)
+
+    @staticmethod
+    def _logit(q: float) -> float:
+        if 0.0 < q < 1.0:
+            return min(max(math.log(q / (1.0 - q)), -15.0), 15.0)
+        return 15.0 if q >= 1.0 else -15.0
+
+    def _mapped(self, q: float) -> float:
+        """The Platt map of the histogram's probability ``q``."""
+        a, b = self._platt
+        t = a * self._logit(q) + b
+        if t >= 0.0:
+            return 1.0 / (1.0 + math.exp(-t))
+        e = math.exp(t)
+        return e / (1.0 + e)
+
+    def _learn_map(self, q: float, positive: float, w: float) -> None:
+        """One Newton step of the Platt map's log loss at ``q`` with outcome ``positive``."""
+        assert self.platt_memory is not None
+        z = self._logit(q)
+        mapped = self._mapped(q)
+        g = w * (mapped - positive)
+        v = w * max(mapped * (1.0 - mapped), 1e-6)
+        h = self._hessian
+        keep = 1.0 - 1.0 / self.platt_memory
+        h[0] = h[0] * keep + v * z * z
+        h[1] = h[1] * keep + v * z
+        h[2] = h[2] * keep + v
+        det = h[0] * h[2] - h[1] * h[1]
+        if not det > 1e-12:
+            # Scores that all sat at one logit for a long time (the prior forgotten): no
+            # direction to tell the two parameters apart; a step would be unbounded.
+            return
+        self._platt[0] -= (h[2] * g * z - h[1] * g) / det
+        self._platt[1] -= (h[0] * g - h[1] * g * z) / det
+
+    def _binned(self, p: float) -> float:
+        """The histogram's probability of a raw score ``p``."""
         # Bin i's centre is at position i + 0.5: interpolate between the two around p.
         centre = self._position(p) - 0.5
         left = math.floor(centre)
@@ -111,9 +168,12 @@ class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
         else:
             raw = self._raw(x)
         self._scored = None  # the wrapped model changes below
+        positive = y is True or y == 1
+        if self.platt_memory is not None:
+            self._learn_map(self._binned(raw), 1.0 if positive else 0.0, w)
         index = min(int(self._position(raw)), self.bins - 1)
         self._counts[index] += w
-        if y is True or y == 1:
+        if positive:
             self._positives[index] += w
         # The weight only when it is not 1, as ModelSpec.learn passes it.
         if w == 1.0:
