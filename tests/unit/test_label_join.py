@@ -534,11 +534,13 @@ def test_a_crawlers_impressions_and_clicks_are_not_learned_from() -> None:
     h.fb(feedback("r2", "impression", 1, user_agent=BROWSER))
     [positive] = h.fb(feedback("r2", "click", 2))
     assert (positive["request_id"], positive["label"]) == ("r2", 1.0)
-    # A server forwarding a person's impression with its HTTP library's user agent (the
-    # simulator does): not a crawler here, though preprocess takes it for one.
-    h.pred(prediction("r3"))
-    h.fb(feedback("r3", "impression", 1, user_agent="Python/3.11 aiohttp/3.11.7"))
+    # Servers forwarding a person's impression with their own user agents (the simulator
+    # does, with aiohttp's): not crawlers here, though preprocess takes them for some.
+    for n, server in enumerate(("Python/3.11 aiohttp/3.11.7", "feedback-relay/1.0",
+                                "shop-backend/2.3 (+https://shop.example)")):  # fmt: skip
+        h.pred(prediction(f"s{n}"))
+        h.fb(feedback(f"s{n}", "impression", 1, user_agent=server))
     assert h.counts["crawler_feedback"] == 2
     h.advance(2000)
-    assert sorted(e["request_id"] for e in h.examples) == ["r2", "r3"]
+    assert sorted(e["request_id"] for e in h.examples) == ["r2", "s0", "s1", "s2"]
     assert h.counts["unseen"] >= 1

@@ -14,6 +14,7 @@ from prometheus_client import generate_latest
 from streamlearn.agents.learner import make_learner
 from streamlearn.models import SPECS
 from streamlearn.models.exceptions import SnapshotTooLarge
+from streamlearn.models.features import model_input
 from streamlearn.models.online import OnlineLearner
 from streamlearn.runtime.local import LocalCluster, LocalWorker
 from streamlearn.runtime.metrics import AgentMetrics
@@ -75,27 +76,28 @@ def test_a_label_or_weight_that_cannot_be_learned_is_named() -> None:
     assert learner.last_invalid is None
 
 
-def test_a_value_beyond_what_the_model_may_serve_is_not_learned() -> None:
+def test_a_value_beyond_what_the_model_may_serve_is_learned_as_its_bound() -> None:
     """One ``value`` feedback of 1e15 (the collector takes any double) made
     ``conversion_value``'s prediction 12,130,682,426 for everybody, and 22,319,264 still
     after 5,000 normal examples (a probe). Its rules clamp what it serves to [0, 10000]:
-    a label outside that is not learned, and says why."""
+    a label outside that is learned as the nearest bound (a real total past it, or a
+    refund, still counts) and counted."""
     name = "conversion_value"
     good = examples(300, model_name=name, seed=5)
     learner = OnlineLearner(SPECS[name], signing_key=KEY)
-    for offset, record in enumerate(good[:150]):
-        learner.learn(record, TOPIC, 0, offset)
-    for offset, label in enumerate((1e15, -3.0, 10_000.5), start=150):
-        assert not learner.learn({**good[0], "request_id": f"big-{offset}", "label": label},
-                                 TOPIC, 0, offset)  # fmt: skip
-        assert learner.last_invalid is not None
-        assert learner.last_invalid.startswith("label: ")
-        assert "[0.0, 10000.0]" in learner.last_invalid
-    for offset, record in enumerate(good[150:], start=153):
-        learner.learn(record, TOPIC, 0, offset)
-    assert learner.counters.invalid == 3
-    assert learner.snapshot(T0)["payload"] == in_process_payload(name, good)
-    assert learner.learn({**good[0], "request_id": "edge", "label": 10_000.0}, TOPIC, 0, 999)
+    outside = [
+        {**good[0], "request_id": f"big-{n}", "label": label}
+        for n, label in enumerate((1e15, -3.0, 10_000.5))
+    ]
+    for offset, record in enumerate([*good[:150], *outside, *good[150:]]):
+        assert learner.learn(record, TOPIC, 0, offset)
+    assert (learner.counters.clipped, learner.counters.invalid) == (3, 0)
+    clipped = [{**r, "label": min(max(r["label"], 0.0), 10_000.0)} for r in outside]
+    expected = in_process_payload(name, [*good[:150], *clipped, *good[150:]])
+    assert learner.snapshot(T0)["payload"] == expected
+    spec = SPECS[name]
+    score = spec.predict(learner.model, model_input(good[1]["features"]))
+    assert 0.0 <= score < 10_000.0
 
 
 def test_the_learner_agent_sends_what_it_cannot_learn_to_events_rejected_and_goes_on() -> None:

@@ -11,9 +11,13 @@ import numpy as np
 import pytest
 from prometheus_client import generate_latest
 
-from streamlearn.agents import monitor_streams
+from streamlearn.agents import monitor, monitor_streams
 from streamlearn.agents.monitor import MonitorStep
-from streamlearn.agents.monitor_partition import MAX_FEATURE_STREAMS, MAX_PRODUCERS
+from streamlearn.agents.monitor_partition import (
+    MAX_FEATURE_STREAMS,
+    MAX_PRODUCERS,
+    PartitionStreams,
+)
 from streamlearn.agents.monitor_streams import HistogramStream, StreamId, WindowConfig
 from streamlearn.models.configured import configured_specs
 from streamlearn.monitoring import drift_thresholds
@@ -493,3 +497,30 @@ def test_a_producer_retired_and_back_in_one_batch_leaves_no_gauge_of_its_dropped
     batch.append(_clean(500 + MAX_PRODUCERS, producer="P"))  # retired, then back
     h.feed(0, batch, topic="events.clean")
     assert 'producer="P"' not in generate_latest(metrics.registry).decode()
+
+
+def test_an_alert_of_a_stream_far_ahead_does_not_end_another_streams_cooldown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pruning the cooldowns by one window's time dropped the running cooldown of a stream
+    whose time lags (sessions lag predictions by half an hour and more): its condition
+    alerted again two minutes later (a review). Only a full map loses its oldest keys."""
+    step = MonitorStep(SETTINGS, AgentMetrics(), configured_specs(SETTINGS))
+    monkeypatch.setattr(step.metrics, "closed", lambda *args: None)
+    monkeypatch.setattr(monitor, "_alert", lambda *args: {})
+    sent: list[str] = []
+
+    class Emit:
+        def to(self, topic: str) -> Any:
+            return lambda key, value: sent.append(key) if topic == "monitoring.alerts" else None
+
+    def window(stream: StreamId, end_ms: int) -> monitor_streams.ClosedWindow:
+        report = {"report_key": stream.key, "window_end_ts": end_ms}
+        return monitor_streams.ClosedWindow(stream, report, {"psi": (1.0, 0.5)})
+
+    state = PartitionStreams({})
+    sessions, prices = StreamId("sessions", "is_bot"), StreamId("feature", "price", "ctr")
+    t, minute = 10**12, 60_000
+    for stream, at in ((sessions, t), (prices, t + 40 * minute), (sessions, t + 2 * minute)):
+        step._publish(state, 0, window(stream, at), Emit())  # type: ignore[arg-type]
+    assert sent == ["drift/sessions////is_bot", "drift/feature/ctr///price"]

@@ -65,7 +65,7 @@ from streamlearn.agents.label_entries import (
     settled,
     training_example,
 )
-from streamlearn.agents.user_agents import declared_crawler
+from streamlearn.agents.user_agents import rendering_crawler
 from streamlearn.models.features import with_context
 from streamlearn.models.specs import LabelDefinition, ModelSpec
 from streamlearn.runtime.event_time import EventClock, live_lag_ms
@@ -74,8 +74,8 @@ from streamlearn.serde.timestamps import epoch_millis
 __all__ = ["Example", "JoinCounters", "LabelJoiner"]
 
 BROWSER_KINDS = frozenset({"impression", "click"})
-"""Feedback a person's browser sends (the tag): left out when a declared crawler's user
-agent sent it. Conversions and values, often a server's (payments), are kept."""
+"""Feedback a person's browser sends (the tag): left out when a crawler that renders pages
+sent it. Conversions and values, often a server's (payments), are kept."""
 IDLE_MS = 10_000
 """A live partition quiet this long lets its horizons close on the wall clock."""
 AHEAD_TOLERANCE_MS = 1_000
@@ -215,11 +215,11 @@ class LabelJoiner:
             # feedback read after it late.
             self.counters.clock_ahead_feedback += 1
         self.feedback_clock.observe(self.clock_state, received_ms)
-        if feedback["kind"] in BROWSER_KINDS and declared_crawler(feedback.get("user_agent")):
+        if feedback["kind"] in BROWSER_KINDS and rendering_crawler(feedback.get("user_agent")):
             # Preprocess filters crawlers from events; feedback reaches label-join without
             # it. A crawler rendering pages (the tag's impressions) is not a person: its
-            # prediction stays unseen, as if nobody saw it. HTTP libraries' user agents are
-            # not taken for crawlers here: servers forward feedback with them.
+            # prediction stays unseen, as if nobody saw it. Only browser-like user agents:
+            # servers forward feedback with their own HTTP stack's.
             self.counters.crawler_feedback += 1
             return self._close_due(self._feedback_time())
         example = self._take_feedback(request_id, event_id, received_ms, feedback)

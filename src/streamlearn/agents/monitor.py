@@ -345,13 +345,21 @@ class MonitorStep(Step):
         if last is not None and now - last < self.cooldown_ms:
             self.metrics.suppressed.labels(kind).inc()
             return
-        # Keys whose cooldown ended long ago suppress nothing: kept, the map (one store
-        # record) grew with every alert key ever raised.
-        cooldowns = {k: t for k, t in cooldowns.items() if now - t < 2 * self.cooldown_ms}
         cooldowns[alert_key] = now
+        if len(cooldowns) > MAX_COOLDOWNS:
+            # The map is one store record: past the bound the keys raised longest ago go.
+            # Not by this window's time: streams' times differ by the label horizon and
+            # more (sessions lag predictions), and pruning by one stream's time dropped
+            # another's running cooldown (a review).
+            kept = sorted(cooldowns.items(), key=lambda kv: (kv[1], kv[0]))[-MAX_COOLDOWNS:]
+            cooldowns = dict(kept)
         state.store["cooldown"] = cooldowns
         self.metrics.alerts.labels(kind).inc()
         emit.to("monitoring.alerts")(alert_key, _alert(alert_key, kind, report, window))
+
+
+MAX_COOLDOWNS = 4096
+"""Alert keys whose last alert time a partition keeps (about 60 bytes each)."""
 
 
 def alert_key_of(stream: StreamId) -> str:

@@ -230,14 +230,15 @@ SERVER_RULES = frozenset({"http_client", "not_browser"})
 
 
 @lru_cache(maxsize=20_000)
-def declared_crawler(user_agent: str | None) -> str | None:
-    """The rule a user agent fires that says crawler whoever sends it (a crawler's own name,
-    an AI crawler, a headless browser, a contact URL...), or None. Unlike
-    :func:`crawler_of`, an HTTP library's or a bare product's user agent is not one: a
-    server forwarding feedback for people sends those (label-join's use)."""
-    if not user_agent:
+def rendering_crawler(user_agent: str | None) -> str | None:
+    """The crawler rule a browser-like user agent (``Mozilla/...``) fires: a crawler that
+    renders pages and runs their scripts (Googlebot's renderer, GPTBot, a headless
+    browser), or None. Servers forwarding feedback for people send their own HTTP stack's
+    user agent (``python-requests``, ``feedback-relay/1.0 (+https://...)``), which is
+    never browser-like, so those are never one (label-join's use)."""
+    if not user_agent or not user_agent.startswith("Mozilla/"):
         return None
-    rule = crawler_rule(user_agent)
+    rule = crawler_of(user_agent)
     if rule is None or rule.split(":", 1)[0] in SERVER_RULES:
         return None
     return rule

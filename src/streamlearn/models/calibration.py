@@ -41,6 +41,9 @@ from typing import Any
 from river import base
 from river.base.typing import ClfTarget
 
+MIN_SLOPE = 0.05
+"""The Platt map's least slope on the logit scale."""
+
 
 class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
     """``classifier`` with its probability of ``True`` recalibrated (module docstring)."""
@@ -74,7 +77,9 @@ class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
         self.platt_memory = platt_memory
         if platt_memory is not None:
             self._platt = [1.0, 0.0]  # a, b: the identity map to start with
-            self._hessian = [1.0, 0.0, 1.0]  # (a, a), (a, b), (b, b)
+            # (a, a), (a, b), (b, b): ``prior`` pseudo-examples at logit ±1 behind the
+            # identity, so the first outcomes move the map by steps, not leaps.
+            self._hessian = [prior, 0.0, prior]
 
     @property
     def _wrapped_model(self) -> base.Classifier:
@@ -141,7 +146,10 @@ class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
             # Scores that all sat at one logit for a long time (the prior forgotten): no
             # direction to tell the two parameters apart; a step would be unbounded.
             return
-        self._platt[0] -= (h[2] * g * z - h[1] * g) / det
+        # The slope stays positive: the map then keeps the histogram's order. A full step
+        # from a weak start (a fresh tree's first click, one heavily weighted example) set
+        # it to -14, and the first versions served scores that fell as the model's rose.
+        self._platt[0] = max(self._platt[0] - (h[2] * g * z - h[1] * g) / det, MIN_SLOPE)
         self._platt[1] -= (h[0] * g - h[1] * g * z) / det
 
     def _binned(self, p: float) -> float:

@@ -17,29 +17,16 @@ from streamlearn.models.inputs import NUMBER_LIMIT, NUMBER_LIMIT_TEXT
 
 
 def example_problem(
-    binary: bool,
-    x: Mapping[str, float | str],
-    label: float,
-    weight: float,
-    label_range: tuple[float, float] = (-NUMBER_LIMIT, NUMBER_LIMIT),
+    binary: bool, x: Mapping[str, float | str], label: float, weight: float
 ) -> str | None:
     """What a model cannot learn from in an example (its River input ``x``, whose keys are
     the example's feature names, its label and weight), as ``<field>: <why>``; None when it
-    can learn from all of it. ``binary``: the model's labels are 0 or 1; otherwise within
-    ``label_range`` (a regression model's: what its rules let it serve)."""
+    can learn from all of it. ``binary``: the model's labels are 0 or 1."""
     if binary:
         if label != 0.0 and label != 1.0:
             return f"label: {label!r} is not 0 or 1 (a click model's label)"
-    elif not label_range[0] <= label <= label_range[1]:  # NaN fails both comparisons
-        if not -NUMBER_LIMIT <= label <= NUMBER_LIMIT:
-            return f"label: {label!r} is not a number within {NUMBER_LIMIT_TEXT}"
-        # One value of 1e15 made a value model predict 1.2e10 for everybody, and 2.2e7
-        # after 5,000 normal examples: a model learns nothing useful from what it would
-        # never serve, and much harm.
-        return (
-            f"label: {label!r} is outside [{label_range[0]}, {label_range[1]}], what the "
-            "model's rules let it serve"
-        )
+    elif not -NUMBER_LIMIT <= label <= NUMBER_LIMIT:  # NaN fails both comparisons
+        return f"label: {label!r} is not a number within {NUMBER_LIMIT_TEXT}"
     if not 0.0 < weight < math.inf:
         return f"weight: {weight!r} is not a positive finite number"
     for key, value in x.items():

@@ -77,6 +77,9 @@ class LearnerCounters:
     invalid: int = 0
     """Examples the model cannot learn from (:func:`~.example_checks.example_problem`: a
     label or weight out of its range, a number beyond ±2^63): not learned."""
+    clipped: int = 0
+    """Regression labels outside what the spec's rules let it serve (``clamp_min`` to
+    ``clamp_max``), learned as the nearest bound."""
     copies: int = 0
     """Copies of an example read shortly before (same request id and label): not learned."""
     snapshots: int = 0
@@ -208,7 +211,16 @@ class OnlineLearner:
             self.counters.copies += 1  # label-join re-emitted it after a crash
             return False
         spec, model = self.spec, self.model
-        problem = example_problem(self._binary, x, label, weight, self._label_range)
+        if not self._binary:
+            low, high = self._label_range
+            if not low <= label <= high and -NUMBER_LIMIT <= label <= NUMBER_LIMIT:
+                # Learned as the nearest bound of what the rules let the model serve: one
+                # value of 1e15 made conversion_value predict 1.2e10 for everybody, and
+                # 2.2e7 after 5,000 normal examples. A real total past the bound (or a
+                # refund below it) still counts, as the most the model can say.
+                label = min(max(label, low), high)
+                self.counters.clipped += 1
+        problem = example_problem(self._binary, x, label, weight)
         if problem is not None:
             self.counters.invalid += 1
             self.last_invalid = problem

@@ -95,7 +95,8 @@ class LabelDefinition:
 
 @dataclass(frozen=True)
 class BusinessRules:
-    """Limits prediction workers apply to a model's scores (the learner ignores them).
+    """Limits prediction workers apply to a model's scores (the learner reads only the
+    clamp: a regression label outside it is learned as its nearest bound).
 
     Scores are clamped to [``clamp_min``, ``clamp_max``]; a score at or above ``threshold``
     is a positive decision; at most ``positive_cap_per_window`` positive decisions per

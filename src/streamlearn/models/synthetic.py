@@ -188,6 +188,7 @@ class ClickWorld:
                             "received_ts": at + timedelta(milliseconds=50),
                             "app_version": "synthetic",
                             "properties": {},
+                            "user_agent": None,
                         }
                     )
             requests.append(request)

@@ -18,6 +18,7 @@ log alone, so each exception is checked record by record rather than counted:
   (uncounted: a record waits in the worker's memory, at most the telemetry producer's
   delivery timeout, after its answer went out; one answered that long before a SIGKILL of
   a worker, or after it, is not the kill's);
+- its only impressions came from a crawler that renders pages (``crawler_feedback``);
 - its horizon is still open: no feedback in its partition reached the deadline plus the
   allowed lateness (after the traffic stopped, a partition read late is history, not live,
   and its clock waits for the next record instead of the wall clock).
@@ -29,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from streamlearn.agents.user_agents import rendering_crawler
 from streamlearn.models.configured import configured_specs
 from streamlearn.models.recent_examples import WINDOW_OFFSETS
 from streamlearn.serving.telemetry import DELIVERY_TIMEOUT_MS
@@ -117,13 +119,17 @@ def examples_once(
     predictions = {str(v["request_id"]): (p, o, v) for p, o, v in predictions_log}
     impressions: dict[str, tuple[int, int]] = {}
     """request id → (received, the feedback clock when it was read)."""
+    by_crawler: set[str] = set()
     for partition, offset, value in feedback_log:
-        if value["kind"] == "impression":
+        if value["kind"] == "impression" and rendering_crawler(value.get("user_agent")):
+            by_crawler.add(str(value["request_id"]))
+        elif value["kind"] == "impression":
             request_id = str(value["request_id"])
             seen = (_ms(value["received_ts"]), feedback_clock[(partition, offset)])
             impressions[request_id] = min(seen, impressions.get(request_id, seen))
     count = Counter(str(v["request_id"]) for _, _, v in located["training.examples"])
-    expected = ledger.seen & ledger.impressions
+    # Seen by a crawler only: label-join leaves its impressions out (agents/labels.py).
+    expected = (ledger.seen & ledger.impressions) - (by_crawler - impressions.keys())
     why: dict[str, set[str]] = {
         k: set()
         for k in ("never logged", "late impression", "closed before", "orphaned", "open", "missing")
