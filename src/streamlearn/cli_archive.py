@@ -15,7 +15,7 @@ import time
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -29,6 +29,9 @@ from streamlearn.cli_common import (
 )
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.settings_values import http_url
+
+if TYPE_CHECKING:
+    from streamlearn.archive.storage import ArchiveStore
 
 archive_app = typer.Typer(
     rich_markup_mode=None,
@@ -192,6 +195,27 @@ def archive_run(
     agent.run(stop)
 
 
+def _store_and_topics(
+    topic: list[str] | None, root: str | None, endpoint_url: str | None, region: str | None
+) -> tuple[ArchiveStore, list[str]]:
+    """The archive root (refused when missing) and the Kafka names of the topics asked for
+    (every topic under the root by default; a topology name not declared is refused)."""
+    from streamlearn.archive.config import default_root
+    from streamlearn.archive.storage import ArchiveStore
+    from streamlearn.topology.catalogue import TopicCatalogue
+
+    settings = command_settings()
+    chosen_root = root or default_root(settings)
+    store = ArchiveStore(
+        chosen_root, storage_options=storage_options(chosen_root, endpoint_url, region)
+    )
+    store.require_root()
+    if topic:
+        catalogue = TopicCatalogue.from_settings(settings)
+        return store, [catalogue.topic(t).name for t in topic]
+    return store, store.list_topics()
+
+
 @archive_app.command("ls")
 def archive_ls(
     topic: Annotated[
@@ -203,22 +227,9 @@ def archive_ls(
     s3_region: RegionOption = None,
 ) -> None:
     """List the archive's final files with their offset ranges; exit 1 if ranges overlap."""
-    from streamlearn.archive.config import default_root
     from streamlearn.archive.layout import bucket_directory, overlaps
-    from streamlearn.archive.storage import ArchiveStore
-    from streamlearn.topology.catalogue import TopicCatalogue
 
-    settings = command_settings()
-    chosen_root = root or default_root(settings)
-    store = ArchiveStore(
-        chosen_root, storage_options=storage_options(chosen_root, s3_endpoint_url, s3_region)
-    )
-    store.require_root()
-    if topic:
-        catalogue = TopicCatalogue.from_settings(settings)
-        names = [catalogue.topic(t).name for t in topic]  # a name not declared: refused
-    else:
-        names = store.list_topics()
+    store, names = _store_and_topics(topic, root, s3_endpoint_url, s3_region)
     found = []
     for name in names:
         files = store.list_files(name)
@@ -256,22 +267,9 @@ def archive_expire(
 ) -> None:
     """Delete archive files past a retention; each partition's newest file stays (it says
     where the archive continues)."""
-    from streamlearn.archive.config import default_root
     from streamlearn.archive.retention import past_retention
-    from streamlearn.archive.storage import ArchiveStore
-    from streamlearn.topology.catalogue import TopicCatalogue
 
-    settings = command_settings()
-    chosen_root = root or default_root(settings)
-    store = ArchiveStore(
-        chosen_root, storage_options=storage_options(chosen_root, s3_endpoint_url, s3_region)
-    )
-    store.require_root()
-    if topic:
-        catalogue = TopicCatalogue.from_settings(settings)
-        names = [catalogue.topic(t).name for t in topic]  # a name not declared: refused
-    else:
-        names = store.list_topics()
+    store, names = _store_and_topics(topic, root, s3_endpoint_url, s3_region)
     cutoff_ms = int((time.time() - older_than_hours * 3600) * 1000)
     count = size = 0
     for name in names:

@@ -482,18 +482,23 @@ def test_records_are_committed_only_after_their_file(
     )
     assert undecodable == sum(1 for r in read_archive(root, name) if r.error)
     # The next worker resumes after the files: it writes nothing.
-    agent = ArchiveAgent(settings, long_idle)
+    assert _records_a_new_worker_archives(settings, long_idle, tmp_path) == 0
+    assert assert_archive_is_the_topic(settings, root) == 60
+
+
+def _records_a_new_worker_archives(settings: Settings, config: ArchiveConfig, tmp: Path) -> float:
+    """A worker that joins the group, runs a second and stops: the records it archived."""
+    agent = ArchiveAgent(settings, config)
     stop_event = threading.Event()
     thread = threading.Thread(target=agent.run, args=(stop_event,))
     thread.start()
     try:
-        wait_for("the group joined", lambda: agent.started, 30, tmp_path / "none")
+        wait_for("the group joined", lambda: agent.started, 30, tmp / "none")
         time.sleep(1.0)
     finally:
         stop_event.set()
         thread.join(timeout=30)
-    assert agent.metrics.value(agent.metrics.records, topic=TOPIC) == 0
-    assert assert_archive_is_the_topic(settings, root) == 60
+    return agent.metrics.value(agent.metrics.records, topic=TOPIC)
 
 
 def test_files_past_the_retention_are_deleted_but_each_partitions_newest(
@@ -538,17 +543,7 @@ def test_files_past_the_retention_are_deleted_but_each_partitions_newest(
     )
     assert deleted == written - len(ends) > 0
     # The next worker continues after the newest files: it archives nothing again.
-    agent = ArchiveAgent(settings, config)
-    stop_event = threading.Event()
-    thread = threading.Thread(target=agent.run, args=(stop_event,))
-    thread.start()
-    try:
-        wait_for("the group joined", lambda: agent.started, 30, tmp_path / "none")
-        time.sleep(1.0)
-    finally:
-        stop_event.set()
-        thread.join(timeout=30)
-    assert agent.metrics.value(agent.metrics.records, topic=TOPIC) == 0
+    assert _records_a_new_worker_archives(settings, config, tmp_path) == 0
 
 
 def test_an_object_store_that_refuses_is_one_line_and_exit_1(

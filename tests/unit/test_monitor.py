@@ -127,17 +127,25 @@ def _session(i: int, rng: np.random.Generator, *, pages_mean: float = 4.0,
     }  # fmt: skip
 
 
-def _run(records: list[tuple[str, dict[str, Any]]], settings: Settings = SETTINGS) -> LocalCluster:
+def _worker(
+    records: list[tuple[str, dict[str, Any]]], settings: Settings = SETTINGS
+) -> tuple[LocalCluster, LocalWorker, MonitorStep, AgentMetrics]:
     """Every record into partition 0 of its topic, then one monitor worker over it."""
     registry = InMemoryRegistry()
     cluster = LocalCluster(CATALOGUE, registry, partitions=1)
     for topic, value in records:
         serde = CATALOGUE.topic(topic).serde(registry)
         cluster.produce(topic, b"k", serde.encode(value), partition=0)
-    worker = LocalWorker(cluster, MonitorStep(settings, AgentMetrics(), configured_specs(settings)))
+    metrics = AgentMetrics()
+    step = MonitorStep(settings, metrics, configured_specs(settings))
+    worker = LocalWorker(cluster, step)
     worker.assign([0])
     worker.run(50)
-    return cluster
+    return cluster, worker, step, metrics
+
+
+def _run(records: list[tuple[str, dict[str, Any]]], settings: Settings = SETTINGS) -> LocalCluster:
+    return _worker(records, settings)[0]
 
 
 def _alerts(cluster: LocalCluster) -> list[dict[str, Any]]:
@@ -376,15 +384,7 @@ def test_made_up_feature_names_stop_growing_the_monitor_at_its_bound() -> None:
         prediction = _prediction(i, rng)
         prediction["features"][f"made-up-{i}"] = 1.0
         records.append(("telemetry.predictions", prediction))
-    registry = InMemoryRegistry()
-    cluster = LocalCluster(CATALOGUE, registry, partitions=1)
-    for topic, value in records:
-        cluster.produce(topic, b"k", CATALOGUE.topic(topic).serde(registry).encode(value), 0)
-    metrics = AgentMetrics()
-    step = MonitorStep(SETTINGS, metrics, configured_specs(SETTINGS))
-    worker = LocalWorker(cluster, step)
-    worker.assign([0])
-    worker.run(50)
+    _, worker, step, metrics = _worker(records)
     store = worker.state.of("monitor", 0)
     features = [k for k in store if k.startswith("feature/ctr/")]
     assert len(features) == MAX_FEATURE_STREAMS
@@ -440,15 +440,7 @@ def test_app_versions_past_the_bound_retire_the_least_recently_seen() -> None:
         records.append(("events.clean", _clean(i, producer="app-1")))
         records.append(("events.clean", _clean(i + 1, producer=f"made-up-{n}")))
         i += 2
-    registry = InMemoryRegistry()
-    cluster = LocalCluster(CATALOGUE, registry, partitions=1)
-    for topic, value in records:
-        cluster.produce(topic, b"k", CATALOGUE.topic(topic).serde(registry).encode(value), 0)
-    metrics = AgentMetrics()
-    step = MonitorStep(SETTINGS, metrics, configured_specs(SETTINGS))
-    worker = LocalWorker(cluster, step)
-    worker.assign([0])
-    worker.run(50)
+    _, worker, _, metrics = _worker(records)
     store = worker.state.of("monitor", 0)
     mixes = sorted(k for k in store if k.startswith("events///"))
     assert len(mixes) == MAX_PRODUCERS
