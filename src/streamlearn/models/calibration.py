@@ -122,8 +122,12 @@ class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
 
     def _mapped(self, q: float) -> float:
         """The Platt map of the histogram's probability ``q``."""
+        return self._mapped_logit(self._logit(q))
+
+    def _mapped_logit(self, z: float) -> float:
+        """The Platt map of a probability whose (clamped) logit is ``z``."""
         a, b = self._platt
-        t = a * self._logit(q) + b
+        t = a * z + b
         if t >= 0.0:
             return 1.0 / (1.0 + math.exp(-t))
         e = math.exp(t)
@@ -133,7 +137,7 @@ class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
         """One Newton step of the Platt map's log loss at ``q`` with outcome ``positive``."""
         assert self.platt_memory is not None
         z = self._logit(q)
-        mapped = self._mapped(q)
+        mapped = self._mapped_logit(z)  # the logit once per example
         g = w * (mapped - positive)
         v = w * max(mapped * (1.0 - mapped), 1e-6)
         h = self._hessian
