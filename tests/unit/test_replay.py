@@ -13,7 +13,15 @@ from streamlearn.models import SPECS, model_input, safe_pickle, verify_snapshot
 from streamlearn.models.exceptions import BadSignature, UnknownSnapshotSpec
 from streamlearn.models.online import OnlineLearner
 from streamlearn.models.snapshot import recorded_spec
-from streamlearn.replay.diff import _compare, _shadow_verdicts, _why, diff_examples, diff_sessions
+from streamlearn.replay.diff import (
+    RangeStart,
+    _compare,
+    _shadow_verdicts,
+    _why,
+    diff_clean,
+    diff_examples,
+    diff_sessions,
+)
 from streamlearn.replay.examples import Example, PreparedRecord, ReadCounts, prepared_records
 from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 from streamlearn.replay.history import ModelHistory, PublishedSnapshot
@@ -286,13 +294,16 @@ def test_filter_reasons_come_from_the_preprocess_step_run_again_with_the_replay_
 
 
 class _Sides:
-    """Both namespaces' decoded records, in memory."""
+    """Both namespaces' decoded records, in memory (all in partition 0)."""
 
     def __init__(self, records: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
         self.held = records
 
     def records(self, topic: str, side: str) -> list[dict[str, Any]]:
         return self.held.get((topic, side), [])
+
+    def located(self, topic: str, side: str) -> list[tuple[int, int, dict[str, Any]]]:
+        return [(0, offset, record) for offset, record in enumerate(self.records(topic, side))]
 
 
 def test_examples_are_compared_where_their_horizon_closed_inside_the_range() -> None:
@@ -371,3 +382,95 @@ def test_a_shadow_name_that_is_no_arm_name_is_refused(shadow: str) -> None:
 
     with pytest.raises(ReplayError, match=f"shadow name {shadow!r}: letters, digits"):
         _target(Settings(), "ctr", None, shadow)
+
+
+def _clean_event(n: int, at_s: float, offset: int) -> dict[str, Any]:
+    from datetime import timedelta
+
+    return {
+        "event_id": f"e{n}", "user_id": f"u{n}", "url": "/p", "event_ts": NOW,
+        "received_ts": NOW + timedelta(seconds=at_s), "source_partition": 0,
+        "source_offset": offset,
+    }  # fmt: skip
+
+
+def test_a_range_past_the_first_record_leaves_out_what_live_judged_with_earlier_input() -> None:
+    """Replayed from offset 100 (``--from 0:100``), the shadow took for a first copy what
+    live had seen at offset 40, and a user's first events in the range for all there was
+    of them (live also counted their earlier ones for the bot rules): both came out as
+    differences of the same records with the same settings (found by using `replay diff`)."""
+    from datetime import timedelta
+
+    shadow_clean = [_clean_event(1, 0.0, 0), _clean_event(2, 30.0, 30), _clean_event(3, 90.0, 90)]
+    live_clean = [
+        {**_clean_event(1, -5.0, 40), "url": "/first-copy"},  # its first copy, before the range
+        _clean_event(3, 90.0, 190),
+    ]
+    inputs = [{"event_id": f"e{n}", "received_ts": NOW + timedelta(seconds=s)}
+              for n, s in ((1, 0.0), (2, 30.0), (3, 90.0))]  # fmt: skip
+    sides = _Sides(
+        {
+            ("telemetry.events", "shadow"): inputs,
+            ("events.clean", "shadow"): shadow_clean,
+            ("events.clean", "live"): live_clean,
+        }
+    )
+    recorded = {"bot_rate_window_s": 60.0, "bot_burst_length": 5, "bot_min_interval_ms": 50.0}
+    start = RangeStart(offsets={0: 100}, received={0: NOW})
+    result = diff_clean(sides, recorded, start)  # type: ignore[arg-type]
+    assert (result.only_live, result.only_shadow, result.changed) == ([], [], [])
+    assert (result.shadow, result.live) == (1, 1)
+    assert result.notes == [
+        "left out near the range's start (offsets 0:100): 1 duplicate whose first copy is "
+        "before it, 1 event received within the bot rules' window (1m00s) of its first record"
+    ]
+    # From the first record of every partition nothing is left out: what differs, differs.
+    whole = diff_clean(sides, recorded, None)  # type: ignore[arg-type]
+    assert whole.changed == ["e1"]
+
+
+def test_a_late_event_does_not_pull_the_sessions_edge_back_past_the_ranges_start() -> None:
+    """The edge was the shadow's earliest event time plus a gap: one old-stamped event
+    in a range starting past the first record compared sessions whose earlier events live
+    had read before the range."""
+    from datetime import timedelta
+
+    def at(minutes: float) -> datetime:
+        return NOW + timedelta(minutes=minutes)
+
+    events = [{"event_ts": at(m)} for m in range(0, 240, 5)]
+    events.append({"event_ts": at(-600)})  # a phone back online with yesterday's events
+    sessions = {
+        ("events.sessions", "shadow"): [
+            {"session_id": "u1:a", "start_ts": at(20), "end_ts": at(30), "events": 3},
+            {"session_id": "u2:b", "start_ts": at(100), "end_ts": at(120), "events": 2},
+        ],
+        ("events.sessions", "live"): [
+            {"session_id": "u1:a", "start_ts": at(20), "end_ts": at(30), "events": 5},
+            {"session_id": "u2:b", "start_ts": at(100), "end_ts": at(120), "events": 2},
+        ],
+    }
+    sides = _Sides({("events.clean", "shadow"): events, **sessions})
+    result = diff_sessions(sides, 1800.0, 60.0, start=NOW)  # type: ignore[arg-type]
+    assert (result.only_live, result.only_shadow, result.changed) == ([], [], [])
+    assert (result.shadow, result.live) == (1, 1)
+    # From the first record, the same sessions are compared from the earliest event.
+    whole = diff_sessions(sides, 1800.0, 60.0)  # type: ignore[arg-type]
+    assert whole.changed == ["u1:a"]
+
+
+def test_where_a_range_starts_is_read_from_its_offsets_and_first_records() -> None:
+    from datetime import timedelta
+
+    from streamlearn.replay.diff import range_start
+
+    ranges = [
+        {"partition": 0, "start": 0, "end": 10, "log_start": 0, "log_end": 10},
+        {"partition": 1, "start": 7, "end": 9, "log_start": 5, "log_end": 9},
+        {"partition": 2, "start": 3, "end": 3, "log_start": 3, "log_end": 3},
+    ]
+    firsts = [(0, 0, {"received_ts": NOW}), (1, 7, {"received_ts": NOW + timedelta(seconds=5)})]
+    assert range_start(ranges, firsts) == RangeStart(
+        offsets={1: 7}, received={1: NOW + timedelta(seconds=5)}
+    )
+    assert range_start(ranges[:1], firsts[:1]) is None  # from the first record ever

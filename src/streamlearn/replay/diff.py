@@ -7,7 +7,13 @@ out processing-time fields and source offsets, which differ by construction: the
 input is a copy). Records near the range's edges are left out on both sides, because the
 replay starts and stops there and live processing did not: sessions that start within a
 session gap of the range's first event or end within gap + lateness of its last, and
-predictions whose label horizon (+ lateness) reaches past the last feedback.
+predictions whose label horizon (+ lateness) reaches past the last feedback. A range that
+starts past its partitions' first records (``--from``, or after retention) has a start
+live processing did not: there, live had read earlier records the shadow never saw, so
+sessions are compared from a gap after the range's first record was received (not after
+its earliest event time, which one old-stamped event pulls back), and clean events are
+left out where earlier input decided them live: a duplicate whose first copy is before the
+range, and what arrived within the bot rules' window of its start.
 
 For preprocess, events clean live but not in the shadow are broken down by the bot rule
 (or duplicate) that filtered them: the preprocess step runs again in memory over the
@@ -20,12 +26,17 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from streamlearn.agents.preprocess import Preprocessor, PreprocessStep, Processed
+from streamlearn.agents.preprocess import (
+    MAX_CLIENT_AHEAD_S,
+    Preprocessor,
+    PreprocessStep,
+    Processed,
+)
 from streamlearn.models.specs import get_spec
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Record
@@ -79,6 +90,38 @@ class TopicDiff:
         return lines + [f"  {note}" for note in self.notes]
 
 
+@dataclass(frozen=True)
+class RangeStart:
+    """Where a replayed range starts past its partitions' first records: live processing
+    had read records before it that the shadow did not."""
+
+    offsets: dict[int, int]
+    """Partition → the range's first live offset there (only partitions it starts past
+    offset 0 in)."""
+    received: dict[int, datetime]
+    """Partition → the ``received_ts`` of the range's first record there."""
+
+    def where(self) -> str:
+        return ",".join(f"{p}:{o}" for p, o in sorted(self.offsets.items()))
+
+
+def range_start(
+    ranges: Iterable[Mapping[str, int]], firsts: Iterable[tuple[int, int, dict[str, Any]]]
+) -> RangeStart | None:
+    """The :class:`RangeStart` of a manifest's ``ranges`` of a topic, given the first
+    records of the shadow's copy ((partition, offset, value), the earliest per partition
+    counts); None when each partition's range starts at offset 0 (nothing came before it,
+    ever) or holds nothing."""
+    offsets = {int(r["partition"]): int(r["start"]) for r in ranges if r["end"] > r["start"] > 0}
+    if not offsets:
+        return None
+    received: dict[int, tuple[int, datetime]] = {}
+    for partition, offset, value in firsts:
+        if partition in offsets and (partition not in received or offset < received[partition][0]):
+            received[partition] = (offset, value["received_ts"])
+    return RangeStart(offsets, {p: at for p, (_, at) in received.items()})
+
+
 class _Sides:
     """Decoded records of a topic in the shadow and the live namespace."""
 
@@ -100,6 +143,21 @@ class _Sides:
 
     def records(self, topic: str, side: str) -> Iterable[dict[str, Any]]:
         return (value for _, _, value in self.located(topic, side))
+
+    def firsts(self, topic: str) -> Iterable[tuple[int, int, dict[str, Any]]]:
+        """(partition, offset, decoded value) of the first record of each partition of the
+        shadow's ``topic``."""
+        name = self.shadow.topic(topic)
+        serde = self.catalogue.topic(topic).serde(self.registry)
+        ranges = {
+            p: (low, min(low + 1, end))
+            for p, (low, end) in end_offsets(self.settings, name).items()
+        }
+        for record in read_ranges(self.settings, name, ranges):
+            try:
+                yield record.partition, record.offset, serde.decode(record.value)
+            except DecodeError:
+                continue
 
 
 def _newest(
@@ -210,7 +268,9 @@ def _why(ids: Iterable[str], verdicts: dict[str, str], side: str) -> str:
     return f"filtered in {side}: {listed}"
 
 
-def diff_clean(sides: _Sides, recorded: dict[str, Any]) -> TopicDiff:
+def diff_clean(
+    sides: _Sides, recorded: dict[str, Any], start: RangeStart | None = None
+) -> TopicDiff:
     events: dict[int, list[tuple[int, dict[str, Any]]]] = {}
     for partition, offset, event in sides.located("telemetry.events", "shadow"):
         events.setdefault(partition, []).append((offset, event))
@@ -219,13 +279,53 @@ def diff_clean(sides: _Sides, recorded: dict[str, Any]) -> TopicDiff:
     live = _newest(
         sides.records("events.clean", "live"), "event_id", lambda r: str(r["event_id"]) in ids
     )
+    left_out = None if start is None else _judged_with_earlier_input(shadow, live, start, recorded)
     result = _compare("events.clean", "event_id", shadow, live)
     if result.only_live:
         replayed = Settings(**{k: v for k, v in recorded.items() if v is not None})
         result.notes.append(_why(result.only_live, _shadow_verdicts(replayed, events), "shadow"))
     if result.only_shadow:
         result.notes.append(f"filtered in live: {len(result.only_shadow):,} (clean in shadow)")
+    if left_out is not None:
+        result.notes.append(left_out)
     return result
+
+
+def _judged_with_earlier_input(
+    shadow: dict[str, dict[str, Any]],
+    live: dict[str, dict[str, Any]],
+    start: RangeStart,
+    recorded: dict[str, Any],
+) -> str:
+    """Take out of both sides the clean events live judged with input from before the
+    range: a duplicate whose first copy live saw before it (live's clean record is that
+    copy), and an event received within the bot rules' window of the range's first record
+    in its partition (live counted the user's and the address's earlier events). Returns
+    the note saying how many."""
+    window_s = max(
+        float(recorded["bot_rate_window_s"]),
+        int(recorded["bot_burst_length"]) * float(recorded["bot_min_interval_ms"]) / 1000,
+    )
+    window = timedelta(seconds=window_s)
+    duplicates = {
+        i for i, r in live.items()
+        if r["source_offset"] < start.offsets.get(r["source_partition"], 0)
+    }  # fmt: skip
+
+    def early(record: dict[str, Any]) -> bool:
+        first = start.received.get(record["source_partition"])
+        return first is not None and record["received_ts"] < first + window
+
+    near = {i for side in (shadow, live) for i, r in side.items() if early(r)} - duplicates
+    for side in (shadow, live):
+        for i in duplicates | near:
+            side.pop(i, None)
+    return (
+        f"left out near the range's start (offsets {start.where()}): {len(duplicates):,} "
+        f"duplicate{'s' if len(duplicates) != 1 else ''} whose first copy is before it, "
+        f"{len(near):,} event{'s' if len(near) != 1 else ''} received within the bot rules' "
+        f"window ({_span(window_s)}) of its first record"
+    )
 
 
 def _not_compared(topic: str, identity: str, why: str) -> TopicDiff:
@@ -238,11 +338,18 @@ def _span(seconds: float) -> str:
     return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
 
 
-def diff_sessions(sides: _Sides, gap_s: float, lateness_s: float) -> TopicDiff:
+def diff_sessions(
+    sides: _Sides, gap_s: float, lateness_s: float, start: datetime | None = None
+) -> TopicDiff:
+    """``start``: when the range's first record was received, for a range that starts past
+    its partitions' first records (the latest over its partitions): live had events before
+    it, whose event times are at most that plus ``MAX_CLIENT_AHEAD_S``."""
     times = [e["event_ts"] for e in sides.records("events.clean", "shadow")]
     if not times:
         return _not_compared("events.sessions", "session_id", "the shadow has no clean events")
     first = min(times) + timedelta(seconds=gap_s)
+    if start is not None:
+        first = max(first, start + timedelta(seconds=MAX_CLIENT_AHEAD_S + gap_s))
     last = max(times) - timedelta(seconds=gap_s + lateness_s)
     if first > last:
         held = (max(times) - min(times)).total_seconds()
@@ -294,13 +401,22 @@ def diff_replay(
     sides = _Sides(settings, registry, manifest["live_prefix"], manifest["shadow_prefix"])
     agents = set(manifest["agents"])
     recorded = manifest["settings"]
+    # The events' root: telemetry.events when preprocess was replayed, else events.clean.
+    events_root = next(
+        (t for t in ("telemetry.events", "events.clean") if t in manifest["inputs"]), None
+    )
+    start = None
+    if events_root is not None:
+        ranges = manifest["inputs"][events_root]
+        if any(r["end"] > r["start"] > 0 for r in ranges):
+            start = range_start(ranges, sides.firsts(events_root))
+    received = None if start is None or not start.received else max(start.received.values())
     results = []
     if "preprocess" in agents:
-        results.append(diff_clean(sides, recorded))
+        results.append(diff_clean(sides, recorded, start))
     if "sessionise" in agents:
-        results.append(
-            diff_sessions(sides, recorded["session_gap_s"], recorded["session_allowed_lateness_s"])
-        )
+        gap_s, lateness_s = recorded["session_gap_s"], recorded["session_allowed_lateness_s"]
+        results.append(diff_sessions(sides, gap_s, lateness_s, received))
     if "label-join" in agents:
         horizon = recorded["label_horizon_s"] or max(
             get_spec(model).label.horizon_s for model in recorded["models"]
