@@ -82,6 +82,7 @@ def _specs(
     margin: float | None = None,
     window: int = 2000,
     judge: PromotionJudge = "trainee",
+    after_examples: int = 0,
 ) -> dict[str, ModelSpec]:
     return {
         name: replace(
@@ -90,6 +91,7 @@ def _specs(
             promotion_margin=margin,
             promotion_window=window,
             promotion_judge=judge,
+            promotion_after_examples=after_examples,
         )
         for name, spec in configured_specs(SETTINGS).items()
     }
@@ -334,6 +336,14 @@ def main(argv: list[str] | None = None) -> None:
         help="what the gate judges (ModelSpec.promotion_judge)",
     )
     parser.add_argument(
+        "--gate-after",
+        type=int,
+        default=0,
+        metavar="EXAMPLES",
+        help="the gate judges once the promoted version has learned this many examples "
+        "(ModelSpec.promotion_after_examples)",
+    )
+    parser.add_argument(
         "--warm-history",
         type=float,
         default=30.0,
@@ -363,8 +373,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"unknown strategy {strategy!r}")
         river = index == 0 and not args.no_river
         began, cpu = time.perf_counter(), time.process_time()
-        lab = LearningLab(learning_config(args.seed), settings=SETTINGS,
-                          specs=_specs(strategy, args.gate, args.gate_window, args.gate_judge),
+        specs = _specs(strategy, args.gate, args.gate_window, args.gate_judge, args.gate_after)
+        lab = LearningLab(learning_config(args.seed), settings=SETTINGS, specs=specs,
                           keep_inputs=river or args.promotions)  # fmt: skip
         lab.run(duration_s)
         wall, cpu = time.perf_counter() - began, time.process_time() - cpu

@@ -314,9 +314,10 @@ class Settings(BaseSettings):
 
     model_promotion: dict[str, PromotionGate] = Field(default_factory=dict)
     """Model → its promotion gate (JSON, e.g. `{"ctr": {"margin": 0.0, "window": 500,
-    "judge": "candidate"}}`): a version serves only once its held-out log loss is at most
-    the promoted version's plus `margin` (docs/learning.md, Promotion gate); none: every
-    version serves."""
+    "judge": "candidate", "after_examples": 3000}}`): a version serves only once its
+    held-out log loss is at most the promoted version's plus `margin`, judged once the
+    promoted version has learned `after_examples` (docs/learning.md, Promotion gate); none:
+    every version serves."""
 
     model_warm_start: dict[str, str] = Field(default_factory=dict)
     """Model → the model.state name (e.g. `ctr@history`, from `replay model ctr --shadow

@@ -123,7 +123,8 @@ HttpUrl = Annotated[
 
 class PromotionGate(BaseModel):
     """A model's promotion gate, as ``STREAMLEARN_MODEL_PROMOTION`` gives it (the spec's
-    ``promotion_margin``, ``promotion_window`` and ``promotion_judge``)."""
+    ``promotion_margin``, ``promotion_window``, ``promotion_judge`` and
+    ``promotion_after_examples``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -135,6 +136,9 @@ class PromotionGate(BaseModel):
     judge: Literal["trainee", "candidate"] = "trainee"
     """"trainee": the model being trained since the last promotion; "candidate": each
     version itself, frozen when cut and published once judged."""
+    after_examples: int = Field(default=0, ge=0)
+    """Versions are judged once the promoted one has learned this many examples (before,
+    each is promoted as it is cut)."""
 
 
 def credential(secret: SecretStr) -> SecretStr:

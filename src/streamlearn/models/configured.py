@@ -30,6 +30,7 @@ def configured_spec(name: str, settings: Settings) -> ModelSpec:
             promotion_margin=gate.margin,
             promotion_window=gate.window,
             promotion_judge=gate.judge,
+            promotion_after_examples=gate.after_examples,
         )
     warm_start = settings.model_warm_start.get(name)
     if warm_start:

@@ -147,7 +147,9 @@ class OnlineLearner:
         after a resume the resumed version counts as promoted)."""
         if spec.promotion_margin is not None:
             judges = CandidateGate if spec.promotion_judge == "candidate" else PromotionGate
-            self.gate = judges(spec.promotion_margin, spec.promotion_window)
+            self.gate = judges(
+                spec.promotion_margin, spec.promotion_window, spec.promotion_after_examples
+            )
         self.on_scored: Callable[[int | None, float, float, float], None] | None = None
         """Called as ``on_scored(served_ms, label, score, weight)`` with each example's
         served time (epoch ms, None when it has none), label and prequential score, before
@@ -329,7 +331,7 @@ class OnlineLearner:
         # A re-signed version is the one resumed from, which counts as promoted: it is
         # published as it is, not judged (nor cut as a candidate).
         resign, self._resign = self._resign, False
-        judged = isinstance(gate, CandidateGate) and gate.serving is not None
+        judged = isinstance(gate, CandidateGate) and not gate.young
         if judged and not self.warm_from and not resign:
             assert isinstance(gate, CandidateGate)
             return self._judged_snapshot(gate, created, now_s, manifest)
@@ -350,7 +352,8 @@ class OnlineLearner:
         )
         self.version = version
         if self.gate is not None and promote:
-            self.gate.promote(loads(snapshot["payload"]))  # a frozen copy, as workers load it
+            # A frozen copy, as workers load it.
+            self.gate.promote(loads(snapshot["payload"]), self.trained_examples)
         self._since_snapshot = 0
         self.warm_from = None
         self.counters.snapshots += 1
@@ -385,7 +388,7 @@ class OnlineLearner:
         )
         self.version += 1
         if promote:
-            gate.promote(judged.model)
+            gate.promote(judged.model, judged.trained_examples)
         self.counters.snapshots += 1
         return snapshot
 
@@ -449,7 +452,7 @@ class OnlineLearner:
         ) != key_bytes(self._key)
         self.model = loaded.model
         if self.gate is not None:  # the resumed version counts as promoted (verified above)
-            self.gate.promote(loads(bytes(snapshot["payload"])))
+            self.gate.promote(loads(bytes(snapshot["payload"])), loaded.trained_examples)
             if isinstance(self.gate, CandidateGate):
                 self.gate.pending = None  # cut from another run's trainee
         self.version = loaded.version

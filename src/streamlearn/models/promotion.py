@@ -20,11 +20,21 @@ class PromotionGate:
     same last ``window`` examples since the promotion (the trainee scores each before it
     learns it, and the promoted model never learns: held out for both)."""
 
-    def __init__(self, margin: float, window: int) -> None:
+    def __init__(self, margin: float, window: int, after_examples: int = 0) -> None:
         self.margin = margin
         self.serving: Any = None
         """The promoted model (None before the first promotion: the first is promoted)."""
+        self.after_examples = after_examples
+        self.promoted_examples = 0
+        """Examples the promoted model has learned."""
         self._losses: deque[tuple[float, float]] = deque(maxlen=window)
+
+    @property
+    def young(self) -> bool:
+        """Nothing promoted yet, or a promoted model that has learned fewer than
+        ``after_examples``: every version is promoted as it is cut (see
+        :attr:`~streamlearn.models.specs.ModelSpec.promotion_after_examples`)."""
+        return self.serving is None or self.promoted_examples < self.after_examples
 
     def observe(self, spec: ModelSpec, x: Any, truth: bool, score: float) -> None:
         if self.serving is not None:
@@ -36,14 +46,14 @@ class PromotionGate:
         ones need a full window of examples since the last promotion (held back until
         then: ``gate_examples`` says how many there were)."""
         losses = self._losses
-        if self.serving is None:
+        if self.young:
             return True, {}
         if len(losses) < (losses.maxlen or 1):
             return False, {"gate_examples": float(len(losses))}
         return _verdict(losses, self.margin)
 
-    def promote(self, model: Any) -> None:
-        self.serving = model
+    def promote(self, model: Any, trained_examples: int) -> None:
+        self.serving, self.promoted_examples = model, trained_examples
         self._losses.clear()
 
 
@@ -87,13 +97,22 @@ class CandidateGate:
     that window, and a version cut just after a split is judged on its own record, not on
     the trainee's (which :class:`PromotionGate` judges)."""
 
-    def __init__(self, margin: float, window: int) -> None:
+    def __init__(self, margin: float, window: int, after_examples: int = 0) -> None:
         self.margin = margin
         self.window = window
         self.serving: Any = None
         """The promoted model (None before the first promotion: the first is promoted)."""
+        self.after_examples = after_examples
+        self.promoted_examples = 0
+        """Examples the promoted model has learned."""
         self.pending: Candidate | None = None
         self._losses: list[tuple[float, float]] = []
+
+    @property
+    def young(self) -> bool:
+        """As :attr:`PromotionGate.young`: until then the learner publishes and promotes
+        its trainee at each snapshot, and cuts no candidate."""
+        return self.serving is None or self.promoted_examples < self.after_examples
 
     def observe(self, spec: ModelSpec, x: Any, truth: bool, score: float) -> None:
         """One example after the cut (``score``, the trainee's, is not the candidate's)."""
@@ -121,11 +140,11 @@ class CandidateGate:
         """(promote the pending candidate?, the figures it is decided on); the first
         version (nothing promoted yet) is promoted."""
         losses = self._losses
-        if self.serving is None:
+        if self.young:
             return True, {}
         if not losses:
             return False, {"gate_examples": 0.0}
         return _verdict(losses, self.margin)
 
-    def promote(self, model: Any) -> None:
-        self.serving = model
+    def promote(self, model: Any, trained_examples: int) -> None:
+        self.serving, self.promoted_examples = model, trained_examples

@@ -158,6 +158,11 @@ class ModelSpec:
     promoted model on the next ``promotion_window`` examples (held out for both), then
     published with its verdict: versions reach workers that window later
     (models/promotion.py)."""
+    promotion_after_examples: int = 0
+    """The gate judges versions once the promoted one has learned this many examples;
+    before that every version is promoted as it is cut, as without a gate: a young model
+    gains with each version, and judging it only delays that (with "candidate", by a
+    window per version)."""
     warm_start: str | None = None
     """A ``model.state`` name (``ctr@history``: what ``streamlearn replay model ctr --shadow
     history --publish`` made from the history) whose newest verified snapshot a learner
@@ -178,11 +183,14 @@ class ModelSpec:
                 f"spec {self.name}: promotion_judge must be one of {', '.join(PROMOTION_JUDGES)}"
             )
         if self.promotion_margin is not None and (
-            self.task != "binary" or self.promotion_margin < 0 or self.promotion_window < 1
+            self.task != "binary"
+            or self.promotion_margin < 0
+            or self.promotion_window < 1
+            or self.promotion_after_examples < 0
         ):
             raise ConfigurationError(
-                f"spec {self.name}: a promotion gate needs a binary task, a margin >= 0 "
-                "and a window >= 1"
+                f"spec {self.name}: a promotion gate needs a binary task, a margin >= 0, "
+                "a window >= 1 and after_examples >= 0"
             )
 
     def new_model(self, seed: int = 0) -> Any:
