@@ -222,20 +222,28 @@ def _seconds(at_s: float | None) -> str:
     return "never" if at_s is None else f"{at_s:.0f}"
 
 
-def _warm_start(seed: int, history_minutes: float, minutes: float) -> None:
+def _warm_start(
+    seed: int,
+    history_minutes: float,
+    minutes: float,
+    specs: dict[str, ModelSpec] | None = None,
+    promotions: bool = False,
+) -> None:
     """Cold start against a warm start from a baseline trained on ``history_minutes`` of
     the world (seed ``seed``): a fresh deployment (seed ``seed + 1``, same world) served
     for ``minutes`` by models learned from nothing, then by models whose spec's
-    ``warm_start`` names the history's baseline (simulate/lab_baseline.py)."""
+    ``warm_start`` names the history's baseline (simulate/lab_baseline.py). ``specs``:
+    the deployment's (a gate's settings; the history is learned without one); with
+    ``promotions``, each promoted version of both against its predecessor."""
     history = LearningLab(learning_config(seed), settings=SETTINGS)
     history.run(history_minutes * 60)
     baselines = [history_baseline(history, name) for name in history.specs]
+    deployed = specs or dict(configured_specs(SETTINGS))
     warm_specs = {
-        name: replace(spec, warm_start=f"{name}@history")
-        for name, spec in configured_specs(SETTINGS).items()
+        name: replace(spec, warm_start=f"{name}@history") for name, spec in deployed.items()
     }
     labs = {}
-    for what, specs, given in (("cold", None, ()), ("warm", warm_specs, baselines)):
+    for what, specs, given in (("cold", deployed, ()), ("warm", warm_specs, baselines)):
         lab = LearningLab(learning_config(seed + 1), settings=SETTINGS, specs=specs,
                           baselines=given, keep_inputs=True)  # fmt: skip
         lab.run(minutes * 60)
@@ -272,6 +280,13 @@ def _warm_start(seed: int, history_minutes: float, minutes: float) -> None:
     for name in SETTINGS.models:
         cold, warm = (_reach_by_version(labs[what], name) for what in ("cold", "warm"))
         print(f"{name:<9} {cold[0]:>10} {warm[0]:>10} {cold[1]:>10} {warm[1]:>10}")
+    if promotions:
+        for what, lab in labs.items():
+            for name in SETTINGS.models:
+                compared, worse, largest, beyond = _promotions(lab, name)
+                print(f"{what} {name}: {compared} promoted versions against their predecessor: "
+                      f"{worse} lower AUC by > 0.005 (largest drop {largest:+.4f}; {beyond} "
+                      "beyond the noise)")  # fmt: skip
 
 
 def _row(
@@ -412,7 +427,8 @@ def main(argv: list[str] | None = None) -> None:
     print(header)
     print("\n".join(lines))
     if args.warm_history > 0:
-        _warm_start(args.seed, args.warm_history, args.warm_minutes)
+        gated = _specs("as_labelled", args.gate, args.gate_window, args.gate_judge, args.gate_after)
+        _warm_start(args.seed, args.warm_history, args.warm_minutes, gated, args.promotions)
 
 
 if __name__ == "__main__":
