@@ -348,8 +348,11 @@ def test_a_range_too_short_for_any_session_is_not_compared_rather_than_equal() -
     assert result.lines() == [
         "events.sessions: not compared: the range holds 2m20s of event time; sessions are "
         "compared from a session gap (30m00s) after its first event to gap + lateness "
-        "(31m00s) before its last, which leaves no time"
+        "(31m00s) before its last event, which leaves no time"
     ]
+    # Past the first record, the edge is said as it is taken.
+    late = diff_sessions(sides, gap_s=1800.0, lateness_s=60.0, start=NOW)  # type: ignore[arg-type]
+    assert "after its first record's receipt (+1m00s a clock may run ahead)" in late.lines()[0]
     empty = diff_sessions(_Sides({}), gap_s=1800.0, lateness_s=60.0)  # type: ignore[arg-type]
     assert empty.lines() == ["events.sessions: not compared: the shadow has no clean events"]
 

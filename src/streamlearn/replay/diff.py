@@ -348,16 +348,18 @@ def diff_sessions(
     if not times:
         return _not_compared("events.sessions", "session_id", "the shadow has no clean events")
     first = min(times) + timedelta(seconds=gap_s)
-    if start is not None:
-        first = max(first, start + timedelta(seconds=MAX_CLIENT_AHEAD_S + gap_s))
+    after = "its first event"
+    if start is not None and start + timedelta(seconds=MAX_CLIENT_AHEAD_S) > min(times):
+        first = start + timedelta(seconds=MAX_CLIENT_AHEAD_S + gap_s)
+        after = f"its first record's receipt (+{_span(MAX_CLIENT_AHEAD_S)} a clock may run ahead)"
     last = max(times) - timedelta(seconds=gap_s + lateness_s)
     if first > last:
         held = (max(times) - min(times)).total_seconds()
         return _not_compared(
             "events.sessions", "session_id",
             f"the range holds {_span(held)} of event time; sessions are compared from a "
-            f"session gap ({_span(gap_s)}) after its first event to gap + lateness "
-            f"({_span(gap_s + lateness_s)}) before its last, which leaves no time",
+            f"session gap ({_span(gap_s)}) after {after} to gap + lateness "
+            f"({_span(gap_s + lateness_s)}) before its last event, which leaves no time",
         )  # fmt: skip
 
     def inside(session: dict[str, Any]) -> bool:
