@@ -21,6 +21,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 _NUMBERS = re.compile(r"\d+")
+_LIBRDKAFKA_COUNT = re.compile(r", # identical error\(s\) suppressed")
+"""What librdkafka adds to an error it repeats after suppressing identical ones itself
+(numbers already replaced): the same line."""
 MAX_LINES = 1024
 """Distinct lines remembered; the oldest is forgotten first."""
 
@@ -40,7 +43,7 @@ class RepeatedLines(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        key = (record.name, record.levelno, _NUMBERS.sub("#", text))
+        key = (record.name, record.levelno, _LIBRDKAFKA_COUNT.sub("", _NUMBERS.sub("#", text)))
         with self._lock:
             now = self.clock()
             seen = self._seen.get(key)

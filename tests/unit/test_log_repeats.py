@@ -52,6 +52,21 @@ def test_quiet_repeats_reaches_every_logger_of_the_client() -> None:
             logging.getLogger(name).removeFilter(repeated)
 
 
+def test_librdkafkas_own_count_of_suppressed_lines_is_the_same_line() -> None:
+    """librdkafka suppresses identical errors itself and says so in the next one: that
+    line, "(after 0ms in state CONNECT, 1 identical error(s) suppressed)", passed as a new
+    line beside the plain one (a loaded CI machine's run of the test below got both)."""
+    repeated = RepeatedLines(10.0, clock=lambda: 0.0)
+    text = "FAIL [rdkafka#consumer-9] [thrd:127.0.0.1:24510/bootstrap]: Connection refused "
+    lines = (text + "(after 0ms in state CONNECT)",
+             text + "(after 0ms in state CONNECT, 1 identical error(s) suppressed)")  # fmt: skip
+    plain, counted = (
+        logging.LogRecord("librdkafka", logging.ERROR, "", 0, line, None, None) for line in lines
+    )
+    assert repeated.filter(plain)
+    assert not repeated.filter(counted)
+
+
 def test_a_counted_line_with_a_percent_sign_formats_under_any_formatter() -> None:
     """mode's formatter (Faust's) formats msg % args even without args."""
     now = [0.0]
