@@ -404,9 +404,9 @@ def test_agents_replayed_into_a_shadow_namespace_differ_only_by_a_changed_bot_ru
     assert "events.sessions: " in same
 
     # From the middle of each partition, with the same settings: live had read the records
-    # before the range and the shadow had not. The first copy of a duplicate, a user's
-    # earlier events for the bot rules and one old-stamped event no longer come out as
-    # differences (they did, before the diff knew where the range starts).
+    # before the range and the shadow had not. Sessions whose earlier events live had read
+    # no longer come out as differences (13 did, before the diff knew where the range
+    # starts); the duplicates' rule is the unit tests'.
     middle = ",".join(
         f"{p}:{end // 2}"
         for p, (_, end) in end_offsets(settings, settings.topic_prefix + "telemetry.events").items()

@@ -425,7 +425,7 @@ def test_a_range_past_the_first_record_leaves_out_what_live_judged_with_earlier_
     assert (result.shadow, result.live) == (1, 1)
     assert result.notes == [
         "left out near the range's start (offsets 0:100): 1 duplicate whose first copy is "
-        "before it, 1 event received within the bot rules' window (1m00s) of its first record"
+        "before it, 1 event received within the bot rules' window (1m00s) of its first records"
     ]
     # From the first record of every partition nothing is left out: what differs, differs.
     whole = diff_clean(sides, recorded, None)  # type: ignore[arg-type]
@@ -477,3 +477,13 @@ def test_where_a_range_starts_is_read_from_its_offsets_and_first_records() -> No
         offsets={1: 7}, received={1: NOW + timedelta(seconds=5)}
     )
     assert range_start(ranges[:1], firsts[:1]) is None  # from the first record ever
+    # One record from a host whose clock runs six hours ahead does not move the start (the
+    # median of the first ones does not), and epoch ms (a writer schema without the logical
+    # type) read as the same moment.
+    ahead = NOW + timedelta(hours=6)
+    millis = int((NOW + timedelta(seconds=2)).timestamp() * 1000)
+    several = [(1, 7, {"received_ts": ahead}), (1, 8, {"received_ts": NOW}),
+               (1, 9, {"received_ts": millis})]  # fmt: skip
+    assert range_start(ranges, several) == RangeStart(
+        offsets={1: 7}, received={1: NOW + timedelta(seconds=2)}
+    )

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from statistics import median_low
 from typing import Any
 
 from streamlearn.agents.preprocess import (
@@ -42,6 +43,7 @@ from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Record
 from streamlearn.runtime.topic_reader import end_offsets, read_ranges
 from streamlearn.serde import DecodeError, SchemaSource
+from streamlearn.serde.timestamps import epoch_millis, from_epoch_millis
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
 from streamlearn.topology.namespace import Namespace
@@ -53,6 +55,11 @@ IGNORED = {
 }
 """Fields that differ between a shadow and live by construction."""
 SHOWN = 5
+FIRST_RECORDS = 5
+"""Records read from the start of each partition of a range that starts past the first
+record: the median of their receipts is where the range starts there (two of them from a
+host whose clock is off do not move it; more records would move it later where traffic is
+sparse)."""
 log = logging.getLogger(__name__)
 
 
@@ -99,27 +106,35 @@ class RangeStart:
     """Partition → the range's first live offset there (only partitions it starts past
     offset 0 in)."""
     received: dict[int, datetime]
-    """Partition → the ``received_ts`` of the range's first record there."""
+    """Partition → when the range's first records there were received: the median of the
+    first :data:`FIRST_RECORDS` that decode, so that one record from a host whose clock is
+    off (or one that does not decode) does not move it."""
 
     def where(self) -> str:
         return ",".join(f"{p}:{o}" for p, o in sorted(self.offsets.items()))
+
+
+def _moment(value: datetime | int) -> datetime:
+    """A decoded ``timestamp-millis`` as a UTC datetime (a writer schema without the
+    logical type decodes as epoch ms)."""
+    return value if isinstance(value, datetime) else from_epoch_millis(epoch_millis(value))
 
 
 def range_start(
     ranges: Iterable[Mapping[str, int]], firsts: Iterable[tuple[int, int, dict[str, Any]]]
 ) -> RangeStart | None:
     """The :class:`RangeStart` of a manifest's ``ranges`` of a topic, given the first
-    records of the shadow's copy ((partition, offset, value), the earliest per partition
-    counts); None when each partition's range starts at offset 0 (nothing came before it,
-    ever) or holds nothing."""
+    records of the shadow's copy ((partition, offset, decoded value), each partition's in
+    offset order); None when each partition's range starts at offset 0 (nothing came
+    before it, ever) or holds nothing."""
     offsets = {int(r["partition"]): int(r["start"]) for r in ranges if r["end"] > r["start"] > 0}
     if not offsets:
         return None
-    received: dict[int, tuple[int, datetime]] = {}
-    for partition, offset, value in firsts:
-        if partition in offsets and (partition not in received or offset < received[partition][0]):
-            received[partition] = (offset, value["received_ts"])
-    return RangeStart(offsets, {p: at for p, (_, at) in received.items()})
+    times: dict[int, list[datetime]] = {}
+    for partition, _offset, value in firsts:
+        if partition in offsets:
+            times.setdefault(partition, []).append(_moment(value["received_ts"]))
+    return RangeStart(offsets, {p: median_low(at) for p, at in times.items() if at})
 
 
 class _Sides:
@@ -145,12 +160,12 @@ class _Sides:
         return (value for _, _, value in self.located(topic, side))
 
     def firsts(self, topic: str) -> Iterable[tuple[int, int, dict[str, Any]]]:
-        """(partition, offset, decoded value) of the first record of each partition of the
-        shadow's ``topic``."""
+        """(partition, offset, decoded value) of the first :data:`FIRST_RECORDS` records of
+        each partition of the shadow's ``topic`` (those that decode)."""
         name = self.shadow.topic(topic)
         serde = self.catalogue.topic(topic).serde(self.registry)
         ranges = {
-            p: (low, min(low + 1, end))
+            p: (low, min(low + FIRST_RECORDS, end))
             for p, (low, end) in end_offsets(self.settings, name).items()
         }
         for record in read_ranges(self.settings, name, ranges):
@@ -314,7 +329,7 @@ def _judged_with_earlier_input(
 
     def early(record: dict[str, Any]) -> bool:
         first = start.received.get(record["source_partition"])
-        return first is not None and record["received_ts"] < first + window
+        return first is not None and _moment(record["received_ts"]) < first + window
 
     near = {i for side in (shadow, live) for i, r in side.items() if early(r)} - duplicates
     for side in (shadow, live):
@@ -324,7 +339,7 @@ def _judged_with_earlier_input(
         f"left out near the range's start (offsets {start.where()}): {len(duplicates):,} "
         f"duplicate{'s' if len(duplicates) != 1 else ''} whose first copy is before it, "
         f"{len(near):,} event{'s' if len(near) != 1 else ''} received within the bot rules' "
-        f"window ({_span(window_s)}) of its first record"
+        f"window ({_span(window_s)}) of its first records"
     )
 
 
@@ -344,7 +359,7 @@ def diff_sessions(
     """``start``: when the range's first record was received, for a range that starts past
     its partitions' first records (the latest over its partitions): live had events before
     it, whose event times are at most that plus ``MAX_CLIENT_AHEAD_S``."""
-    times = [e["event_ts"] for e in sides.records("events.clean", "shadow")]
+    times = [_moment(e["event_ts"]) for e in sides.records("events.clean", "shadow")]
     if not times:
         return _not_compared("events.sessions", "session_id", "the shadow has no clean events")
     first = min(times) + timedelta(seconds=gap_s)
@@ -363,9 +378,7 @@ def diff_sessions(
         )  # fmt: skip
 
     def inside(session: dict[str, Any]) -> bool:
-        start: datetime = session["start_ts"]
-        end: datetime = session["end_ts"]
-        return bool(first <= start and end <= last)
+        return first <= _moment(session["start_ts"]) and _moment(session["end_ts"]) <= last
 
     note = f"sessions from {first.isoformat()} to {last.isoformat()} (away from the range's edges)"
     return _matched(sides, "events.sessions", "session_id", inside, note)
