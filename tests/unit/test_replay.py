@@ -14,7 +14,6 @@ from streamlearn.models.exceptions import BadSignature, UnknownSnapshotSpec
 from streamlearn.models.online import OnlineLearner
 from streamlearn.models.snapshot import recorded_spec
 from streamlearn.replay.diff import (
-    RangeStart,
     _compare,
     _shadow_verdicts,
     _why,
@@ -26,6 +25,7 @@ from streamlearn.replay.examples import Example, PreparedRecord, ReadCounts, pre
 from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 from streamlearn.replay.history import ModelHistory, PublishedSnapshot
 from streamlearn.replay.positions import PartitionRange, check_retention, parse_position
+from streamlearn.replay.range_start import RangeStart
 from streamlearn.replay.rebuild import ModelTarget, learn, replayed_snapshot
 from streamlearn.replay.shadow import step_topics
 from streamlearn.replay.verify import Verdict, verify_version
@@ -465,7 +465,7 @@ def test_a_late_event_does_not_pull_the_sessions_edge_back_past_the_ranges_start
 def test_where_a_range_starts_is_read_from_its_offsets_and_first_records() -> None:
     from datetime import timedelta
 
-    from streamlearn.replay.diff import range_start
+    from streamlearn.replay.range_start import range_start
 
     ranges = [
         {"partition": 0, "start": 0, "end": 10, "log_start": 0, "log_end": 10},

@@ -10,10 +10,10 @@ session gap of the range's first event or end within gap + lateness of its last,
 predictions whose label horizon (+ lateness) reaches past the last feedback. A range that
 starts past its partitions' first records (``--from``, or after retention) has a start
 live processing did not: there, live had read earlier records the shadow never saw, so
-sessions are compared from a gap after the range's first record was received (not after
+sessions are compared from a gap after the range's first records were received (not after
 its earliest event time, which one old-stamped event pulls back), and clean events are
 left out where earlier input decided them live: a duplicate whose first copy is before the
-range, and what arrived within the bot rules' window of its start.
+range, and what arrived within the bot rules' window of its start (replay/range_start.py).
 
 For preprocess, events clean live but not in the shadow are broken down by the bot rule
 (or duplicate) that filtered them: the preprocess step runs again in memory over the
@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from statistics import median_low
 from typing import Any
 
 from streamlearn.agents.preprocess import (
@@ -39,11 +38,17 @@ from streamlearn.agents.preprocess import (
     Processed,
 )
 from streamlearn.models.specs import get_spec
+from streamlearn.replay.range_start import (
+    FIRST_RECORDS,
+    RangeStart,
+    leave_out_earlier_verdicts,
+    moment,
+    range_start,
+)
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Record
 from streamlearn.runtime.topic_reader import end_offsets, read_ranges
 from streamlearn.serde import DecodeError, SchemaSource
-from streamlearn.serde.timestamps import epoch_millis, from_epoch_millis
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
 from streamlearn.topology.namespace import Namespace
@@ -55,11 +60,6 @@ IGNORED = {
 }
 """Fields that differ between a shadow and live by construction."""
 SHOWN = 5
-FIRST_RECORDS = 5
-"""Records read from the start of each partition of a range that starts past the first
-record: the median of their receipts is where the range starts there (two of them from a
-host whose clock is off do not move it; more records would move it later where traffic is
-sparse)."""
 log = logging.getLogger(__name__)
 
 
@@ -95,46 +95,6 @@ class TopicDiff:
                 more = f" (+{len(ids) - SHOWN:,} more)" if len(ids) > SHOWN else ""
                 lines.append(f"  {label}: {', '.join(sorted(ids)[:SHOWN])}{more}")
         return lines + [f"  {note}" for note in self.notes]
-
-
-@dataclass(frozen=True)
-class RangeStart:
-    """Where a replayed range starts past its partitions' first records: live processing
-    had read records before it that the shadow did not."""
-
-    offsets: dict[int, int]
-    """Partition → the range's first live offset there (only partitions it starts past
-    offset 0 in)."""
-    received: dict[int, datetime]
-    """Partition → when the range's first records there were received: the median of the
-    first :data:`FIRST_RECORDS` that decode, so that one record from a host whose clock is
-    off (or one that does not decode) does not move it."""
-
-    def where(self) -> str:
-        return ",".join(f"{p}:{o}" for p, o in sorted(self.offsets.items()))
-
-
-def _moment(value: datetime | int) -> datetime:
-    """A decoded ``timestamp-millis`` as a UTC datetime (a writer schema without the
-    logical type decodes as epoch ms)."""
-    return value if isinstance(value, datetime) else from_epoch_millis(epoch_millis(value))
-
-
-def range_start(
-    ranges: Iterable[Mapping[str, int]], firsts: Iterable[tuple[int, int, dict[str, Any]]]
-) -> RangeStart | None:
-    """The :class:`RangeStart` of a manifest's ``ranges`` of a topic, given the first
-    records of the shadow's copy ((partition, offset, decoded value), each partition's in
-    offset order); None when each partition's range starts at offset 0 (nothing came
-    before it, ever) or holds nothing."""
-    offsets = {int(r["partition"]): int(r["start"]) for r in ranges if r["end"] > r["start"] > 0}
-    if not offsets:
-        return None
-    times: dict[int, list[datetime]] = {}
-    for partition, _offset, value in firsts:
-        if partition in offsets:
-            times.setdefault(partition, []).append(_moment(value["received_ts"]))
-    return RangeStart(offsets, {p: median_low(at) for p, at in times.items() if at})
 
 
 class _Sides:
@@ -294,7 +254,7 @@ def diff_clean(
     live = _newest(
         sides.records("events.clean", "live"), "event_id", lambda r: str(r["event_id"]) in ids
     )
-    left_out = None if start is None else _judged_with_earlier_input(shadow, live, start, recorded)
+    left_out = None if start is None else _left_out_note(shadow, live, start, recorded)
     result = _compare("events.clean", "event_id", shadow, live)
     if result.only_live:
         replayed = Settings(**{k: v for k, v in recorded.items() if v is not None})
@@ -306,39 +266,19 @@ def diff_clean(
     return result
 
 
-def _judged_with_earlier_input(
+def _left_out_note(
     shadow: dict[str, dict[str, Any]],
     live: dict[str, dict[str, Any]],
     start: RangeStart,
     recorded: dict[str, Any],
 ) -> str:
-    """Take out of both sides the clean events live judged with input from before the
-    range: a duplicate whose first copy live saw before it (live's clean record is that
-    copy), and an event received within the bot rules' window of the range's first record
-    in its partition (live counted the user's and the address's earlier events). Returns
-    the note saying how many."""
-    window_s = max(
-        float(recorded["bot_rate_window_s"]),
-        int(recorded["bot_burst_length"]) * float(recorded["bot_min_interval_ms"]) / 1000,
-    )
-    window = timedelta(seconds=window_s)
-    duplicates = {
-        i for i, r in live.items()
-        if r["source_offset"] < start.offsets.get(r["source_partition"], 0)
-    }  # fmt: skip
-
-    def early(record: dict[str, Any]) -> bool:
-        first = start.received.get(record["source_partition"])
-        return first is not None and _moment(record["received_ts"]) < first + window
-
-    near = {i for side in (shadow, live) for i, r in side.items() if early(r)} - duplicates
-    for side in (shadow, live):
-        for i in duplicates | near:
-            side.pop(i, None)
+    """:func:`~streamlearn.replay.range_start.leave_out_earlier_verdicts`, and the note
+    saying what it left out."""
+    duplicates, near, window_s = leave_out_earlier_verdicts(shadow, live, start, recorded)
     return (
-        f"left out near the range's start (offsets {start.where()}): {len(duplicates):,} "
-        f"duplicate{'s' if len(duplicates) != 1 else ''} whose first copy is before it, "
-        f"{len(near):,} event{'s' if len(near) != 1 else ''} received within the bot rules' "
+        f"left out near the range's start (offsets {start.where()}): {duplicates:,} "
+        f"duplicate{'s' if duplicates != 1 else ''} whose first copy is before it, "
+        f"{near:,} event{'s' if near != 1 else ''} received within the bot rules' "
         f"window ({_span(window_s)}) of its first records"
     )
 
@@ -359,7 +299,7 @@ def diff_sessions(
     """``start``: when the range's first record was received, for a range that starts past
     its partitions' first records (the latest over its partitions): live had events before
     it, whose event times are at most that plus ``MAX_CLIENT_AHEAD_S``."""
-    times = [_moment(e["event_ts"]) for e in sides.records("events.clean", "shadow")]
+    times = [moment(e["event_ts"]) for e in sides.records("events.clean", "shadow")]
     if not times:
         return _not_compared("events.sessions", "session_id", "the shadow has no clean events")
     first = min(times) + timedelta(seconds=gap_s)
@@ -378,7 +318,7 @@ def diff_sessions(
         )  # fmt: skip
 
     def inside(session: dict[str, Any]) -> bool:
-        return first <= _moment(session["start_ts"]) and _moment(session["end_ts"]) <= last
+        return first <= moment(session["start_ts"]) and moment(session["end_ts"]) <= last
 
     note = f"sessions from {first.isoformat()} to {last.isoformat()} (away from the range's edges)"
     return _matched(sides, "events.sessions", "session_id", inside, note)
