@@ -165,6 +165,9 @@ def test_a_young_model_is_promoted_at_each_snapshot_until_it_has_learned_enough(
     published = []
     for start in range(0, 1400, 100):
         learner.learn_many(stream[start : start + 100])
+        if judge == "trainee" and start < 600:
+            # Young: the promoted model is not scored beside the trainee (nothing judges it).
+            assert not learner.gate._losses  # type: ignore[union-attr]
         snapshot = learner.snapshot(T0)
         if snapshot is not None:
             published.append((snapshot["trained_examples"], snapshot["metrics"]))

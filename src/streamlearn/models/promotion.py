@@ -37,7 +37,8 @@ class PromotionGate:
         return self.serving is None or self.promoted_examples < self.after_examples
 
     def observe(self, spec: ModelSpec, x: Any, truth: bool, score: float) -> None:
-        if self.serving is not None:
+        # Young, each snapshot promotes the trainee and clears the losses: none are needed.
+        if not self.young:
             served = spec.predict(self.serving, x)
             self._losses.append((_log_loss(truth, score), _log_loss(truth, served)))
 
