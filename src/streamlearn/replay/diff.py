@@ -105,11 +105,17 @@ class _Sides:
         self.live, self.shadow = Namespace(live), Namespace(shadow)
         self.catalogue = TopicCatalogue.from_settings(settings)
 
-    def located(self, topic: str, side: str) -> Iterable[tuple[int, int, dict[str, Any]]]:
-        """(partition, offset, decoded value) of every record of ``topic`` on ``side``."""
+    def located(
+        self, topic: str, side: str, first: int | None = None
+    ) -> Iterable[tuple[int, int, dict[str, Any]]]:
+        """(partition, offset, decoded value) of every record of ``topic`` on ``side`` (of
+        each partition's ``first`` records only, when given) that decodes."""
         name = (self.live if side == "live" else self.shadow).topic(topic)
         serde = self.catalogue.topic(topic).serde(self.registry)
-        ranges = {p: (low, end) for p, (low, end) in end_offsets(self.settings, name).items()}
+        ranges = {
+            p: (low, end if first is None else min(low + first, end))
+            for p, (low, end) in end_offsets(self.settings, name).items()
+        }
         for record in read_ranges(self.settings, name, ranges):
             try:
                 yield record.partition, record.offset, serde.decode(record.value)
@@ -118,21 +124,6 @@ class _Sides:
 
     def records(self, topic: str, side: str) -> Iterable[dict[str, Any]]:
         return (value for _, _, value in self.located(topic, side))
-
-    def firsts(self, topic: str) -> Iterable[tuple[int, int, dict[str, Any]]]:
-        """(partition, offset, decoded value) of the first :data:`FIRST_RECORDS` records of
-        each partition of the shadow's ``topic`` (those that decode)."""
-        name = self.shadow.topic(topic)
-        serde = self.catalogue.topic(topic).serde(self.registry)
-        ranges = {
-            p: (low, min(low + FIRST_RECORDS, end))
-            for p, (low, end) in end_offsets(self.settings, name).items()
-        }
-        for record in read_ranges(self.settings, name, ranges):
-            try:
-                yield record.partition, record.offset, serde.decode(record.value)
-            except DecodeError:
-                continue
 
 
 def _newest(
@@ -362,9 +353,9 @@ def diff_replay(
     )
     start = None
     if events_root is not None:
-        ranges = manifest["inputs"][events_root]
-        if any(r["end"] > r["start"] > 0 for r in ranges):
-            start = range_start(ranges, sides.firsts(events_root))
+        # Read only when the range starts past a first record (range_start looks first).
+        firsts = sides.located(events_root, "shadow", first=FIRST_RECORDS)
+        start = range_start(manifest["inputs"][events_root], firsts)
     received = None if start is None or not start.received else max(start.received.values())
     results = []
     if "preprocess" in agents:
