@@ -18,7 +18,8 @@ model's payload equals, byte for byte, that of a model fed the same examples onc
 in-process.
 
 Prequential evaluation: each example is scored before it is learned (``auc`` and
-``log_loss`` for binary specs, ``mae`` and ``rmse`` for regressors, River metrics). The
+``log_loss`` for binary specs, ``mae`` and ``rmse`` for regressors, River metrics;
+:mod:`streamlearn.models.prequential`). The
 metrics are *not* in the payload, so the payload stays exactly the model; they describe the
 examples evaluated since this learner started or resumed (``evaluated_examples`` says how
 many) and restart from zero on resume. A snapshot's ``metrics`` are therefore always
@@ -30,23 +31,20 @@ thread (``asyncio.to_thread``) and does not call :meth:`learn` until it returns.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from river import metrics as river_metrics
 
 from streamlearn.models.example_checks import example_problem
 from streamlearn.models.exceptions import ModelError, SnapshotTooLarge
 from streamlearn.models.inputs import NUMBER_LIMIT
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.prepared import PreparedExample, prepared_example
+from streamlearn.models.prequential import PrequentialMetrics
 from streamlearn.models.promotion import Candidate, CandidateGate, PromotionGate
 from streamlearn.models.recent_examples import RecentExamples
 from streamlearn.models.safe_pickle import dumps, loads
-from streamlearn.models.served_metrics import RecentServed, ServedAuc, ServedMae
 from streamlearn.models.snapshot import (
     Offsets,
     SigningKey,
@@ -55,7 +53,6 @@ from streamlearn.models.snapshot import (
     load_model,
 )
 from streamlearn.models.specs import ModelSpec
-from streamlearn.models.threshold_auc import ThresholdAuc
 
 SOURCE = "learner"
 
@@ -158,19 +155,7 @@ class OnlineLearner:
         self._reset_metrics()
 
     def _reset_metrics(self) -> None:
-        self.evaluated = 0
-        if self.spec.task == "binary":
-            self._first: Any = ThresholdAuc()  # River's ROCAUC figure, faster
-            self._second: Any = river_metrics.LogLoss()  # type: ignore[no-untyped-call]
-            self._served: ServedAuc | ServedMae = ServedAuc()
-            self._recent: RecentServed | None = RecentServed()
-            self._names = ("auc", "log_loss", "served_auc")
-        else:
-            self._first = river_metrics.MAE()  # type: ignore[no-untyped-call]
-            self._second = river_metrics.RMSE()  # type: ignore[no-untyped-call]
-            self._served = ServedMae()
-            self._recent = None
-            self._names = ("mae", "rmse", "served_mae")
+        self.prequential = PrequentialMetrics(self._binary)
 
     def accepts(self, model_name: str, arm: str | None) -> bool:
         """Whether an example of ``model_name`` (and ``arm``) trains this learner's model."""
@@ -234,14 +219,7 @@ class OnlineLearner:
         truth = spec.target(label)
         if self.gate is not None:
             self.gate.observe(spec, x, bool(truth), score)
-        self._first.update(truth, score, weight)
-        self._second.update(truth, score, weight)
-        self.evaluated += 1
-        # What users got: the score a model (version ≥ 1, not a fallback) served.
-        if served_by and served is not None and math.isfinite(served):
-            self._served.update(served_by, truth, served, weight)
-            if self._recent is not None:
-                self._recent.update(served_by, truth, served, weight)
+        self.prequential.update(truth, score, weight, served_by, served)
         spec.learn(model, x, label, weight)
         self.trained_examples += 1
         self._since_snapshot += 1
@@ -257,36 +235,9 @@ class OnlineLearner:
         return learned
 
     def metrics(self) -> dict[str, float]:
-        """Metrics since this learner started or resumed: prequential (scored by the model
-        being trained, just before it learns the example) and served (the score the
-        request got from the model version that answered it, judged per version:
-        models/served_metrics.py; fallbacks left out).
-
-        With delayed labels, prequential figures can run optimistic: a positive arrives
-        seconds after its prediction, a negative only after the label horizon, so a
-        positive is scored right after the model learned its neighbours (same user,
-        same moment) and a negative much later (measured: the Hoeffding tree's
-        prequential AUC above the simulated truth's ceiling). Served figures have no
-        such leak: the score was fixed before any label existed.
-        """
-        if not self.evaluated:
-            return {"evaluated_examples": 0.0}
-        metrics = {
-            self._names[0]: float(self._first.get()),
-            self._names[1]: float(self._second.get()),
-            "evaluated_examples": float(self.evaluated),
-        }
-        if isinstance(self._first, ThresholdAuc) and not self._first.has_both_classes():
-            # No AUC from one class (positives come first under as_labelled): absent, as
-            # the served AUC is, rather than River's 0.0.
-            del metrics[self._names[0]]
-        served = self._served.get()
-        if served is not None:
-            metrics[self._names[2]] = served
-            metrics["served_examples"] = float(self._served.examples)
-        if self._recent is not None:
-            metrics.update(self._recent.figures())
-        return metrics
+        """Metrics since this learner started or resumed: prequential and served
+        (:class:`~streamlearn.models.prequential.PrequentialMetrics`)."""
+        return self.prequential.figures()
 
     @property
     def unpublished(self) -> int:
@@ -501,7 +452,7 @@ class OnlineLearner:
             "source": SOURCE,
             "window_start_ts": window_start,
             "window_end_ts": window_end,
-            "example_count": self.evaluated,
+            "example_count": self.prequential.evaluated,
             "metrics": self.metrics(),
             "emitted_ts": emitted,
         }

@@ -15,26 +15,36 @@ from typing import Any
 from streamlearn.models.specs import ModelSpec
 
 
-class PromotionGate:
-    """Held-out log loss of the version being trained against the promoted one, over the
-    same last ``window`` examples since the promotion (the trainee scores each before it
-    learns it, and the promoted model never learns: held out for both)."""
+class _Gate:
+    """What both judges share: the promoted model and whether it is still young."""
 
-    def __init__(self, margin: float, window: int, after_examples: int = 0) -> None:
+    def __init__(self, margin: float, after_examples: int) -> None:
         self.margin = margin
         self.serving: Any = None
         """The promoted model (None before the first promotion: the first is promoted)."""
         self.after_examples = after_examples
         self.promoted_examples = 0
         """Examples the promoted model has learned."""
-        self._losses: deque[tuple[float, float]] = deque(maxlen=window)
 
     @property
     def young(self) -> bool:
         """Nothing promoted yet, or a promoted model that has learned fewer than
-        ``after_examples``: every version is promoted as it is cut (see
-        :attr:`~streamlearn.models.specs.ModelSpec.promotion_after_examples`)."""
+        ``after_examples``: every version is promoted as it is cut, and no candidate is
+        cut (see :attr:`~streamlearn.models.specs.ModelSpec.promotion_after_examples`)."""
         return self.serving is None or self.promoted_examples < self.after_examples
+
+    def promote(self, model: Any, trained_examples: int) -> None:
+        self.serving, self.promoted_examples = model, trained_examples
+
+
+class PromotionGate(_Gate):
+    """Held-out log loss of the version being trained against the promoted one, over the
+    same last ``window`` examples since the promotion (the trainee scores each before it
+    learns it, and the promoted model never learns: held out for both)."""
+
+    def __init__(self, margin: float, window: int, after_examples: int = 0) -> None:
+        super().__init__(margin, after_examples)
+        self._losses: deque[tuple[float, float]] = deque(maxlen=window)
 
     def observe(self, spec: ModelSpec, x: Any, truth: bool, score: float) -> None:
         # Young, each snapshot promotes the trainee and clears the losses: none are needed.
@@ -54,7 +64,7 @@ class PromotionGate:
         return _verdict(losses, self.margin)
 
     def promote(self, model: Any, trained_examples: int) -> None:
-        self.serving, self.promoted_examples = model, trained_examples
+        super().promote(model, trained_examples)
         self._losses.clear()
 
 
@@ -90,7 +100,7 @@ class Candidate:
     model: Any
 
 
-class CandidateGate:
+class CandidateGate(_Gate):
     """Judges each candidate itself (``ModelSpec.promotion_judge`` "candidate"): cut from
     the trainee at one snapshot, frozen, and scored beside the promoted model on the
     examples that arrive after the cut (held out for both, paired); published with its
@@ -99,21 +109,10 @@ class CandidateGate:
     the trainee's (which :class:`PromotionGate` judges)."""
 
     def __init__(self, margin: float, window: int, after_examples: int = 0) -> None:
-        self.margin = margin
+        super().__init__(margin, after_examples)
         self.window = window
-        self.serving: Any = None
-        """The promoted model (None before the first promotion: the first is promoted)."""
-        self.after_examples = after_examples
-        self.promoted_examples = 0
-        """Examples the promoted model has learned."""
         self.pending: Candidate | None = None
         self._losses: list[tuple[float, float]] = []
-
-    @property
-    def young(self) -> bool:
-        """As :attr:`PromotionGate.young`: until then the learner publishes and promotes
-        its trainee at each snapshot, and cuts no candidate."""
-        return self.serving is None or self.promoted_examples < self.after_examples
 
     def observe(self, spec: ModelSpec, x: Any, truth: bool, score: float) -> None:
         """One example after the cut (``score``, the trainee's, is not the candidate's)."""
@@ -146,6 +145,3 @@ class CandidateGate:
         if not losses:
             return False, {"gate_examples": 0.0}
         return _verdict(losses, self.margin)
-
-    def promote(self, model: Any, trained_examples: int) -> None:
-        self.serving, self.promoted_examples = model, trained_examples
