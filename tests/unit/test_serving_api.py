@@ -583,3 +583,52 @@ async def test_the_request_ids_a_worker_makes_cannot_be_guessed_from_one_another
     # digits between neighbours is what chance gives, ~1/16 for the first).
     assert len({i[:4] for i in ids}) > 180
     assert sum(a < b for a, b in itertools.pairwise(ids)) < 130
+
+
+async def test_a_number_the_model_reads_sent_as_a_string_is_422_naming_it(
+    client: TestClient[Any, Any], app: web.Application
+) -> None:
+    """Found by a user's review: ``"price": "12.5"`` (what a form field gives) was served as
+    if price were missing (the click specs take its logarithm, of numbers only), and
+    ``"is_mobile": "1"`` was learned as a new category, silently. A feature the spec
+    declares numeric (``ModelSpec.numeric_features``) refuses a string, naming it; null
+    still means missing, and a boolean counts as a number."""
+    serving = app[SERVING]
+    serving.store.put(loaded(3))
+    one = instances(1)[0]
+    for name, text in (("price", "12.5"), ("is_mobile", "1"), ("hour", "noon")):
+        body = {**one, "features": {**one["features"], name: text}}
+        status, answer = await _predict(client, body)
+        assert (status, answer["field"]) == (422, f"features.{name}"), answer
+        assert f"ctr reads {name} as a number" in answer["error"]
+        assert repr(text) in answer["error"]
+    batch = instances(3)
+    batch[2]["features"]["price"] = "cheap"
+    status, answer = await _predict(client, {"instances": batch})
+    assert (status, answer["field"]) == (422, "instances[2].features.price"), answer
+    # Refused whole: nothing was served, so nothing was counted or offered to telemetry.
+    assert "streamlearn_serve_predictions_total{" not in await (await client.get("/metrics")).text()
+    fine = {**one, "features": {**one["features"], "price": None, "is_mobile": True}}
+    assert (await _predict(client, fine))[0] == 200
+    # Strings in features the spec does not declare numeric are categories, as before.
+    assert (await _predict(client, {**one, "features": {"colour": "12"}}))[0] == 200
+    # Said where a client looks for what a model takes.
+    info = await (await client.get("/v1/models/ctr")).json()
+    assert info["numeric_features"] == ["hour", "is_mobile", "price", "recency_s"]
+
+
+async def test_an_experiment_arm_of_another_spec_refuses_what_that_spec_reads_as_numbers(
+    client: TestClient[Any, Any], app: web.Application
+) -> None:
+    from streamlearn.models import SPECS
+
+    serving = app[SERVING]
+    serving.predictor.specs = {
+        **SPECS, "wide": replace(SPECS["ctr"], name="wide", numeric_features=("age",)),
+    }  # fmt: skip
+    serving.store.put(loaded(2))
+    serving.book.put(Experiment("e", "s", (Arm("a", "ctr", 1.0), Arm("b", "wide", 1.0))))
+    one = instances(1)[0]
+    status, answer = await _predict(client, {**one, "features": {"age": "40"}})
+    assert (status, answer["field"]) == (422, "features.age"), answer
+    assert "wide reads age as a number" in answer["error"]

@@ -163,6 +163,12 @@ class ModelSpec:
     before that every version is promoted as it is cut, as without a gate: a young model
     gains with each version, and judging it only delays that (with "candidate", by a
     window per version)."""
+    numeric_features: tuple[str, ...] = ()
+    """Features this model reads as numbers: a prediction request sending one of them as a
+    string is refused (422, naming it). Otherwise ``"price": "12.5"`` would be served as if
+    price were missing (a derived feature takes numbers only) and ``"is_mobile": "1"``
+    learned as a category. Null still means missing; a boolean is a number. Not part of the
+    description: it checks requests, and changes nothing a payload means."""
     warm_start: str | None = None
     """A ``model.state`` name (``ctr@history``: what ``streamlearn replay model ctr --shadow
     history --publish`` made from the history) whose newest verified snapshot a learner
@@ -319,6 +325,9 @@ VALUE_WITHIN_1H = LabelDefinition(
     "value_within_1h", horizon_s=3600, value_kinds=("conversion", "value")
 )
 
+CLICK_NUMBERS = ("hour", "is_mobile", "price", "recency_s")
+"""What the click world's apps send as numbers (:mod:`streamlearn.models.synthetic`)."""
+
 CLICK_FEATURES = "DerivedFeatures(log=price, log1p=recency_s/600, cyclic=hour/24, known=recency_s)"
 """The canonical text of :func:`_click_features` in the click specs' descriptions."""
 
@@ -343,6 +352,7 @@ SPECS: Mapping[str, ModelSpec] = MappingProxyType(
                 build=_ctr,
                 label=CLICK_WITHIN_30M,
                 rules=_CTR_RULES,
+                numeric_features=CLICK_NUMBERS,
             ),
             ModelSpec(
                 name="ctr_tree",
@@ -357,6 +367,7 @@ SPECS: Mapping[str, ModelSpec] = MappingProxyType(
                 build=_ctr_tree,
                 label=CLICK_WITHIN_30M,
                 rules=_CTR_RULES,
+                numeric_features=CLICK_NUMBERS,
             ),
             ModelSpec(
                 name="conversion_value",
@@ -364,6 +375,7 @@ SPECS: Mapping[str, ModelSpec] = MappingProxyType(
                 estimator="FeatureEncoder | LinearRegression(SGD(0.001))",
                 build=_conversion_value,
                 label=VALUE_WITHIN_1H,
+                numeric_features=CLICK_NUMBERS,
                 rules=BusinessRules(
                     clamp_min=0.0,
                     clamp_max=10_000.0,

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streamlearn.http_body import UnreadableBodyError, read_body
 from streamlearn.http_errors import kept_headers
 from streamlearn.serving.exceptions import InvalidRequest
-from streamlearn.serving.experiments import NEWEST
+from streamlearn.serving.experiments import NEWEST, base_model
 from streamlearn.serving.state import SERVING, Serving
 from streamlearn.serving.validation import parse_predict
 
@@ -145,6 +145,9 @@ def model_info(serving: Serving, name: str) -> dict[str, Any]:
         "loaded": served is not None,
         "configured": name in serving.store.configured,
     }
+    spec = serving.predictor.specs.get(base_model(name))
+    if spec is not None:
+        info["numeric_features"] = list(spec.numeric_features)
     if served is not None:
         loaded = served.loaded
         info.update(

@@ -75,7 +75,8 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                     "propertyNames": name,
                     "additionalProperties": _ref("FeatureValue"),
                     "description": "Features as the model should see them (and telemetry "
-                    "logs); names without '='.",
+                    "logs); names without '='. A feature the model reads as a number "
+                    "(numeric_features of GET /v1/models/{name}) refuses a string (422).",
                 },
                 "context": {
                     "type": ["object", "null"],
@@ -172,6 +173,12 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "trained_examples": {"type": "integer"},
                 "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
                 "spec": {"type": "string"},
+                "numeric_features": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Features the model reads as numbers: a string sent for "
+                    "one is refused (422); null means missing.",
+                },
             },
         },
         "ModelList": {

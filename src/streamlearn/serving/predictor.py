@@ -25,13 +25,18 @@ from typing import Any
 
 from streamlearn.log_repeats import RepeatedLines
 from streamlearn.models import SPECS, BusinessRules, ModelSpec
-from streamlearn.serving.experiments import ExperimentBook, base_model, served_model
+from streamlearn.serving.experiments import (
+    Experiment,
+    ExperimentBook,
+    base_model,
+    served_model,
+)
 from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.serving.models import ModelStore, Served
 from streamlearn.serving.rules import ActionCap, RuleEngine, fallback
 from streamlearn.serving.scoring import Scorer, scorer_for
 from streamlearn.serving.telemetry import TelemetrySink
-from streamlearn.serving.validation import Instance
+from streamlearn.serving.validation import Instance, check_numbers
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +139,8 @@ class Predictor:
         self._stale_alerted: set[tuple[str, int]] = set()
         self._failure_lines = RepeatedLines(FAILURE_LOG_EVERY_S)
         self._routes: dict[str, Route] = {}
+        self._numbers: dict[tuple[str, Experiment | None], tuple[tuple[str, str], ...]] = {}
+        """What :meth:`_numeric_features` found per endpoint and experiment covering it."""
         # Request ids: 96 random bits each, cut from one read of the OS's random source
         # per 341 ids (0.12 µs an id, as cheap as the counter they replace). A prediction's
         # feedback is joined by its id, so an id must not be guessable: with a per-worker
@@ -163,6 +170,11 @@ class Predictor:
         base_id = request_id or self._new_id()
         single = not batch
         experiment = self.book.covering(endpoint)
+        numeric = self._numbers.get((endpoint, experiment))
+        if numeric is None:
+            numeric = self._numeric_features(endpoint, experiment)
+        if numeric:
+            check_numbers(instances, numeric, batch)
         experiment_name = None if experiment is None else experiment.name
         # Per served model, once per request: everything an instance needs (Route).
         routes: dict[str, Route] = {}
@@ -248,6 +260,23 @@ class Predictor:
                 self.worker_version,
             )
         return {"request_id": base_id, "model_name": endpoint, "predictions": predictions}
+
+    def _numeric_features(
+        self, endpoint: str, experiment: Experiment | None
+    ) -> tuple[tuple[str, str], ...]:
+        """(feature, spec) for each feature a model answering ``endpoint`` (under
+        ``experiment``, any of its arms') reads as a number, the endpoint's spec first."""
+        names = [endpoint] + ([] if experiment is None else [a.model_name for a in experiment.arms])
+        numeric: dict[str, str] = {}
+        for name in names:
+            spec = self.specs.get(base_model(name))
+            if spec is not None:
+                for feature in spec.numeric_features:
+                    numeric.setdefault(feature, spec.name)
+        if len(self._numbers) >= 256:  # experiments come and go: keep the newest ones
+            self._numbers.clear()
+        found = self._numbers[endpoint, experiment] = tuple(numeric.items())
+        return found
 
     def _new_id(self) -> str:
         """A request id no client can guess: 96 random bits as 24 hex digits."""

@@ -300,3 +300,22 @@ def _check_distinct_ids(instances: list[Instance], request_id: str | None) -> No
                 f"{own!r} is the id instances[{other}] gets (request_id-index): "
                 "each prediction needs its own id",
             )  # fmt: skip
+
+
+def check_numbers(
+    instances: list[Instance], numeric: tuple[tuple[str, str], ...], batch: bool
+) -> None:
+    """Refuse (422, naming it) a string sent for a feature a model reads as a number:
+    ``numeric`` holds (feature, the spec that reads it) pairs
+    (:attr:`~streamlearn.models.specs.ModelSpec.numeric_features`)."""
+    for index, instance in enumerate(instances):
+        features = instance.features
+        for name, spec in numeric:
+            value = features.get(name)
+            if value.__class__ is str or isinstance(value, str):
+                shown = value if len(value) <= 64 else value[:64] + "..."
+                raise InvalidRequest(
+                    422, _at(_where(index if batch else None), f"features.{name}"),
+                    f"{spec} reads {name} as a number: got the string {shown!r} (send a "
+                    "number, or null when it is missing)",
+                )  # fmt: skip
