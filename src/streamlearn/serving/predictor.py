@@ -139,8 +139,9 @@ class Predictor:
         self._stale_alerted: set[tuple[str, int]] = set()
         self._failure_lines = RepeatedLines(FAILURE_LOG_EVERY_S)
         self._routes: dict[str, Route] = {}
-        self._numbers: dict[tuple[str, Experiment | None], tuple[tuple[str, str], ...]] = {}
-        """What :meth:`_numeric_features` found per endpoint and experiment covering it."""
+        self._numbers: dict[str, tuple[Experiment | None, dict[str, str]]] = {}
+        """What :meth:`_numeric_features` found per endpoint, with the experiment that
+        covered it then."""
         # Request ids: 96 random bits each, cut from one read of the OS's random source
         # per 341 ids (0.12 µs an id, as cheap as the counter they replace). A prediction's
         # feedback is joined by its id, so an id must not be guessable: with a per-worker
@@ -170,8 +171,11 @@ class Predictor:
         base_id = request_id or self._new_id()
         single = not batch
         experiment = self.book.covering(endpoint)
-        numeric = self._numbers.get((endpoint, experiment))
-        if numeric is None:
+        known = self._numbers.get(endpoint)
+        # By identity: a new experiment record is a new object (and hashing one is slow).
+        if known is not None and known[0] is experiment:
+            numeric = known[1]
+        else:
             numeric = self._numeric_features(endpoint, experiment)
         if numeric:
             check_numbers(instances, numeric, batch)
@@ -261,11 +265,9 @@ class Predictor:
             )
         return {"request_id": base_id, "model_name": endpoint, "predictions": predictions}
 
-    def _numeric_features(
-        self, endpoint: str, experiment: Experiment | None
-    ) -> tuple[tuple[str, str], ...]:
-        """(feature, spec) for each feature a model answering ``endpoint`` (under
-        ``experiment``, any of its arms') reads as a number, the endpoint's spec first."""
+    def _numeric_features(self, endpoint: str, experiment: Experiment | None) -> dict[str, str]:
+        """Each feature a model answering ``endpoint`` (under ``experiment``, any of its
+        arms') reads as a number → the spec that does (the endpoint's first); kept."""
         names = [endpoint] + ([] if experiment is None else [a.model_name for a in experiment.arms])
         numeric: dict[str, str] = {}
         for name in names:
@@ -273,10 +275,10 @@ class Predictor:
             if spec is not None:
                 for feature in spec.numeric_features:
                     numeric.setdefault(feature, spec.name)
-        if len(self._numbers) >= 256:  # experiments come and go: keep the newest ones
+        if len(self._numbers) >= 256:  # endpoints are client-chosen: bounded
             self._numbers.clear()
-        found = self._numbers[endpoint, experiment] = tuple(numeric.items())
-        return found
+        self._numbers[endpoint] = (experiment, numeric)
+        return numeric
 
     def _new_id(self) -> str:
         """A request id no client can guess: 96 random bits as 24 hex digits."""

@@ -302,20 +302,19 @@ def _check_distinct_ids(instances: list[Instance], request_id: str | None) -> No
             )  # fmt: skip
 
 
-def check_numbers(
-    instances: list[Instance], numeric: tuple[tuple[str, str], ...], batch: bool
-) -> None:
+def check_numbers(instances: list[Instance], numeric: dict[str, str], batch: bool) -> None:
     """Refuse (422, naming it) a string sent for a feature a model reads as a number:
-    ``numeric`` holds (feature, the spec that reads it) pairs
+    ``numeric`` maps each such feature to the spec that reads it
     (:attr:`~streamlearn.models.specs.ModelSpec.numeric_features`)."""
     for index, instance in enumerate(instances):
-        features = instance.features
-        for name, spec in numeric:
-            value = features.get(name)
-            if value.__class__ is str or isinstance(value, str):
+        get = instance.features.get
+        for name in numeric:
+            value = get(name)
+            # The exact class: a JSON parser makes no subclass of str.
+            if value.__class__ is str:
                 shown = value if len(value) <= 64 else value[:64] + "..."
                 raise InvalidRequest(
                     422, _at(_where(index if batch else None), f"features.{name}"),
-                    f"{spec} reads {name} as a number: got the string {shown!r} (send a "
-                    "number, or null when it is missing)",
+                    f"{numeric[name]} reads {name} as a number: got the string {shown!r} "
+                    "(send a number, or null when it is missing)",
                 )  # fmt: skip
