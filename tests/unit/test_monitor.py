@@ -128,9 +128,10 @@ def _session(i: int, rng: np.random.Generator, *, pages_mean: float = 4.0,
 
 
 def _worker(
-    records: list[tuple[str, dict[str, Any]]], settings: Settings = SETTINGS
+    records: list[tuple[str, dict[str, Any]]], settings: Settings = SETTINGS, batch: int = 50
 ) -> tuple[LocalCluster, LocalWorker, MonitorStep, AgentMetrics]:
-    """Every record into partition 0 of its topic, then one monitor worker over it."""
+    """Every record into partition 0 of its topic, then one monitor worker over it, in
+    batches of at most ``batch`` records."""
     registry = InMemoryRegistry()
     cluster = LocalCluster(CATALOGUE, registry, partitions=1)
     for topic, value in records:
@@ -140,7 +141,7 @@ def _worker(
     step = MonitorStep(settings, metrics, configured_specs(settings))
     worker = LocalWorker(cluster, step)
     worker.assign([0])
-    worker.run(50)
+    worker.run(batch)
     return cluster, worker, step, metrics
 
 
@@ -302,6 +303,27 @@ def test_reports_are_a_function_of_the_log() -> None:
     assert [m.value for m in first.messages("monitoring.drift")] == [
         m.value for m in second.messages("monitoring.drift")
     ]
+
+
+def test_reports_and_alerts_do_not_depend_on_how_the_log_was_batched() -> None:
+    """The monitor lets the broker hold its fetches (``fetch_hold_ms``): caught up, it got a
+    record or two a batch; held, it gets hundreds. Its outputs must not change with that."""
+    rng = np.random.default_rng(8)
+    records = [("telemetry.predictions", _prediction(i, rng)) for i in range(1200)]
+    records += [
+        ("telemetry.predictions", _prediction(i, rng, price_shift=1.5)) for i in range(1200, 2400)
+    ]
+    outputs = []
+    for batch in (1, 7, 500):
+        cluster = _worker(records, batch=batch)[0]
+        outputs.append(
+            [
+                [m.value for m in cluster.messages(t)]
+                for t in ("monitoring.drift", "monitoring.alerts")
+            ]
+        )
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0][1], "the shift raised alerts"
 
 
 def test_drift_thresholds_are_for_the_values_a_window_holds_not_its_nulls() -> None:

@@ -94,6 +94,10 @@ class MonitorStep(Step):
     # sessionise, label-join, learner): the monitor counts such records, one rejection
     # record per bad record is theirs to write.
     publishes_rejections = False
+    # Alerts half a second later are no loss; caught up, its five streams arrived a record
+    # or two per batch, and the batches' fixed costs (bookkeeping, a state write, commits)
+    # were 27-31 % of a core in `up --simulate`, its own work ~3 % (docs/agents.md).
+    fetch_hold_ms = 500
 
     def __init__(
         self, settings: Settings, metrics: AgentMetrics, specs: Mapping[str, ModelSpec]

@@ -34,6 +34,9 @@ class BatchingApp(faust.App):
         self.batch_producer = BatchProducer(self)
         self.waiting_for: str | None = None
         """What a batch waits for before it can be handled (the readiness probe says)."""
+        self.fetch_hold_ms: int | None = None
+        """How long the broker may hold a fetch to gather a batch (the steps'
+        :attr:`~streamlearn.runtime.step.Step.fetch_hold_ms`; None: 200 ms, for nothing)."""
 
     def batch_agent(self, topic: faust.TopicT) -> Callable[[BatchHandler], BatchHandler]:
         """Register a batch handler for every partition of ``topic`` (one handler per topic)."""

@@ -44,7 +44,7 @@ FAUST_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "fetcher": ("_stopped",),
     "started consumer": ("_thread",),
     "aiokafka consumer": ("_fetcher",),
-    "aiokafka fetcher": ("_fetch_max_wait_ms",),
+    "aiokafka fetcher": ("_fetch_max_wait_ms", "_fetch_min_bytes"),
 }
 """Private instance attributes faust_internals uses, by the object that holds them."""
 

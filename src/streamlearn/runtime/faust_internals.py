@@ -60,6 +60,9 @@ FETCH_MAX_WAIT_MS = 200
 partition still had records to hand over covers only the idle partitions, and the busy one
 is not fetched again until that fetch returns. With 1,500 ms the learner agent, reading
 one partition of three, stood idle ~0.6 s about once per 100,000 examples."""
+FETCH_HOLD_MIN_BYTES = 1024 * 1024
+"""What a held fetch gathers at most before its hold ends (``fetch.min.bytes``): for a worker
+whose steps let the broker hold their fetches (``Step.fetch_hold_ms``)."""
 
 # Pending checkpoints of a batch; the batch is acknowledged once all completed. A handler
 # returning None instead leaves its batch unacknowledged and unread (it seeked).
@@ -147,7 +150,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             await super()._drain_messages(fetcher)
             return
         raise_if(attribute_problems("fetcher", fetcher))
-        self._shorten_fetch_wait()
+        self._set_fetch_wait()
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
         next_fetch: asyncio.Task[Any] | None = None
@@ -180,14 +183,23 @@ class BatchConsumer(faust_aiokafka.Consumer):
             if next_fetch is not None:
                 next_fetch.cancel()
 
-    def _shorten_fetch_wait(self) -> None:
-        """:data:`FETCH_MAX_WAIT_MS` on aiokafka's fetcher (read for every fetch it sends;
-        an int set from this thread is seen whole by the consumer thread)."""
+    def _set_fetch_wait(self) -> None:
+        """How long the broker may hold a fetch, on aiokafka's fetcher (read for every
+        fetch it sends; ints set from this thread are seen whole by the consumer thread):
+        :data:`FETCH_MAX_WAIT_MS` when it finds nothing new; or, when the worker's steps
+        let it (``BatchingApp.fetch_hold_ms``), that long or until
+        :data:`FETCH_HOLD_MIN_BYTES` are there."""
         raise_if(attribute_problems("started consumer", self))
         consumer = self._thread._ensure_consumer()
         raise_if(attribute_problems("aiokafka consumer", consumer))
-        raise_if(attribute_problems("aiokafka fetcher", consumer._fetcher))
-        consumer._fetcher._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        fetcher = consumer._fetcher
+        raise_if(attribute_problems("aiokafka fetcher", fetcher))
+        hold_ms = getattr(self.app, "fetch_hold_ms", None)
+        if hold_ms is None:
+            fetcher._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        else:
+            fetcher._fetch_min_bytes = FETCH_HOLD_MIN_BYTES
+            fetcher._fetch_max_wait_ms = hold_ms
 
     async def _fetch(self) -> tuple[Mapping[TP, list[Any]], set[TP] | None, int] | None:
         # The generation the fetch began in: records fetched while a rebalance completed

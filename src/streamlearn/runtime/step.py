@@ -122,6 +122,14 @@ class Step(ABC):
     """Whether undecodable input goes to ``events.rejected`` (always counted). A step that
     only observes topics another agent reads (and rejects from) says False: one record,
     one rejection."""
+    fetch_hold_ms: ClassVar[int | None] = None
+    """How long the broker may hold the step's fetches to gather a batch (up to
+    ``FETCH_HOLD_MIN_BYTES``; None: a fetch returns as soon as anything is there). For a
+    step whose outputs need no sub-second latency and whose work per batch is small
+    beside the batch's fixed cost: caught up, a stream arrives a record or two at a time,
+    and every batch pays the runtime's bookkeeping, a state write and a commit. A worker
+    running several steps holds its fetches only when each of them lets it, for the
+    shortest of their holds (its one consumer fetches for all)."""
     decodes_in_second_process: ClassVar[bool] = False
     """Whether a worker decodes the step's long batches in a second process while the
     step handles the records before them (:mod:`streamlearn.serde.decoding_process`),

@@ -139,6 +139,7 @@ def create_faust_app(
     for step in made:
         bind_step(runtime, step)
         runtime.steps.append(step)
+    app.fetch_hold_ms = fetch_hold_ms(type(step) for step in made)
     _declare_changelogs(app, settings)
     _export_partition_lags(runtime)
     return runtime
@@ -156,6 +157,16 @@ def _export_partition_lags(runtime: WorkerRuntime) -> None:
             lags.refresh(consumer)
 
     app.timer(REFRESH_S)(refresh)
+
+
+def fetch_hold_ms(steps: Iterable[type[Step]]) -> int | None:
+    """How long the broker may hold the fetches of a worker running ``steps``: the
+    shortest of their :attr:`~streamlearn.runtime.step.Step.fetch_hold_ms`, and None
+    (no hold) when one of them has none."""
+    holds = [step.fetch_hold_ms for step in steps]
+    if not holds or any(hold is None for hold in holds):
+        return None
+    return min(hold for hold in holds if hold is not None)
 
 
 def check_one_reader_per_topic(steps: Iterable[tuple[str, Iterable[str]]]) -> None:
