@@ -560,11 +560,14 @@ def test_a_worker_holds_fetches_only_as_long_as_each_of_its_steps_lets_it() -> N
 
     assert MonitorStep.fetch_hold_ms == 500
     assert fetch_hold_ms([MonitorStep]) == 500
-    # A step that wants its records at once (preprocess) is not held for another's sake.
-    assert fetch_hold_ms([MonitorStep, PreprocessStep]) is None
-    assert fetch_hold_ms([PreprocessStep]) is None
+    # The pipeline's agents hold their fetches a tenth of a second; a worker running one
+    # beside the monitor holds as long as the shorter of the two.
+    assert PreprocessStep.fetch_hold_ms == 100
+    assert fetch_hold_ms([MonitorStep, PreprocessStep]) == 100
 
-    class Patient(MonitorStep):
-        fetch_hold_ms = 300
+    class Eager(MonitorStep):
+        fetch_hold_ms = None
 
-    assert fetch_hold_ms([MonitorStep, Patient]) == 300
+    # A step that wants its records at once is not held for another's sake.
+    assert fetch_hold_ms([MonitorStep, Eager]) is None
+    assert fetch_hold_ms([]) is None

@@ -16,7 +16,7 @@ from streamlearn.agents.labels import Example, JoinCounters, LabelJoiner
 from streamlearn.agents.residuals import ResidualAggregator
 from streamlearn.models.specs import ModelSpec
 from streamlearn.runtime.metrics import AgentMetrics
-from streamlearn.runtime.step import Emit, Record, Step
+from streamlearn.runtime.step import FETCH_HOLD_MS, Emit, Record, Step
 from streamlearn.settings import Settings
 
 AGENT = "label-join"
@@ -39,6 +39,7 @@ class LabelJoinStep(Step):
     # computes in ms, and examples carry ms (a datetime per timestamp, decoded and
     # encoded back, was ~7 % of the learning lab's CPU).
     plain_inputs = True
+    fetch_hold_ms = FETCH_HOLD_MS
     # What the joiner reads of each input; the rest is read past, not built.
     input_fields: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "telemetry.predictions": (

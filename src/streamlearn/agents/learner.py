@@ -35,7 +35,7 @@ from streamlearn.models.snapshot import SigningKey
 from streamlearn.models.specs import ModelSpec
 from streamlearn.runtime.environment import StepEnvironment
 from streamlearn.runtime.metrics import AgentMetrics
-from streamlearn.runtime.step import Emit, Record, Step
+from streamlearn.runtime.step import FETCH_HOLD_MS, Emit, Record, Step
 
 AGENT = "learner"
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class LearnerStep(Step):
     outputs = ("model.state", "model.metrics", "monitoring.alerts")
     tick_every_s = 0.5
     plain_inputs = True  # the learner reads no timestamp: decoding them as datetimes was waste
+    fetch_hold_ms = FETCH_HOLD_MS
     # Scoring and learning an example is ~32 µs of Python; decoding it (~5 µs) moves to a
     # second core. process() takes any run of records: learning is per example.
     decodes_in_second_process = True

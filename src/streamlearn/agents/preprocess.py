@@ -24,7 +24,7 @@ from streamlearn.agents.geo import CountryLookup
 from streamlearn.agents.user_agents import UserAgentInfo, analyse_user_agent
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.runtime.metrics import AgentMetrics
-from streamlearn.runtime.step import Emit, Record, Step
+from streamlearn.runtime.step import FETCH_HOLD_MS, Emit, Record, Step
 from streamlearn.serde.timestamps import DATETIME_MAX_MS, DATETIME_MIN_MS
 from streamlearn.settings import Settings
 
@@ -226,6 +226,7 @@ class PreprocessStep(Step):
     # Timestamps stay the epoch ms they are on the wire, from the input to events.clean
     # (no datetime made and taken apart again per field), event ids strings.
     plain_inputs = True
+    fetch_hold_ms = FETCH_HOLD_MS
     decodes_in_second_process = True  # its decoding is a third of its work: on a second core
 
     def __init__(self, settings: Settings, metrics: AgentMetrics) -> None:

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from streamlearn.agents.sessions import Sessioniser, SessionRules
 from streamlearn.runtime.metrics import AgentMetrics
-from streamlearn.runtime.step import Emit, Record, Send, Step
+from streamlearn.runtime.step import FETCH_HOLD_MS, Emit, Record, Send, Step
 from streamlearn.settings import Settings
 
 AGENT = "sessionise"
@@ -29,6 +29,7 @@ class SessioniseStep(Step):
     stores = ("sessions", "clock")
     tick_every_s = 1.0
     plain_inputs = True  # event times as epoch ms, event ids as strings: what it computes with
+    fetch_hold_ms = FETCH_HOLD_MS
     decodes_in_second_process = True  # its decoding is a third of its work: on a second core
     # All it reads of a CleanEvent: the rest (two maps, a dozen strings) is read past.
     input_fields: ClassVar[Mapping[str, tuple[str, ...]]] = {

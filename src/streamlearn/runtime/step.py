@@ -86,6 +86,13 @@ class Stores(Protocol):
         ...
 
 
+FETCH_HOLD_MS = 100
+"""The pipeline's agents' :attr:`Step.fetch_hold_ms` (preprocess, sessionise, label-join,
+the learner): a tenth of a second more per stage, for batches of tens of records where a
+caught-up stream gave one or two. In ``up --simulate`` the agents and the broker together
+took 55 % of a core where they took 90 % (docs/agents.md, "The agents' batches")."""
+
+
 class Step(ABC):
     """One agent. Subclasses set the class attributes and implement :meth:`process`."""
 
