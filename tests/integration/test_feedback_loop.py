@@ -22,6 +22,7 @@ from streamlearn.models import get_spec, load_model
 from streamlearn.models.configured import configured_spec
 from streamlearn.models.online import OnlineLearner
 from streamlearn.models.synthetic import ClickWorld, exact_auc
+from streamlearn.runtime.step import FETCH_HOLD_MS
 from streamlearn.runtime.worker import create_faust_app
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
@@ -166,6 +167,8 @@ async def test_the_learner_learns_the_click_model_from_joined_feedback(
         data_dir=settings.data_dir / "f",
     )
     app = runtime.app
+    # The broker may hold this worker's fetches as long as both its steps let it.
+    assert app.fetch_hold_ms == FETCH_HOLD_MS == 100
     await app.start()
     try:
         timeline = [

@@ -571,3 +571,9 @@ def test_a_worker_holds_fetches_only_as_long_as_each_of_its_steps_lets_it() -> N
     # A step that wants its records at once is not held for another's sake.
     assert fetch_hold_ms([MonitorStep, Eager]) is None
     assert fetch_hold_ms([]) is None
+
+    class Zero(MonitorStep):
+        fetch_hold_ms = 0
+
+    # Held 0 ms for 1 MiB, an idle worker would fetch in a tight loop: no hold instead.
+    assert fetch_hold_ms([Zero]) is None

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -595,6 +596,10 @@ async def test_a_number_the_model_reads_sent_as_a_string_is_422_naming_it(
     still means missing, and a boolean counts as a number."""
     serving = app[SERVING]
     serving.store.put(loaded(3))
+    offered: list[Any] = []
+    serving.predictor.telemetry = SimpleNamespace(  # type: ignore[assignment]
+        offer_predictions=lambda predictions, *rest: offered.append(predictions)
+    )
     one = instances(1)[0]
     for name, text in (("price", "12.5"), ("is_mobile", "1"), ("hour", "noon")):
         body = {**one, "features": {**one["features"], name: text}}
@@ -608,8 +613,10 @@ async def test_a_number_the_model_reads_sent_as_a_string_is_422_naming_it(
     assert (status, answer["field"]) == (422, "instances[2].features.price"), answer
     # Refused whole: nothing was served, so nothing was counted or offered to telemetry.
     assert "streamlearn_serve_predictions_total{" not in await (await client.get("/metrics")).text()
+    assert offered == []
     fine = {**one, "features": {**one["features"], "price": None, "is_mobile": True}}
     assert (await _predict(client, fine))[0] == 200
+    assert len(offered) == 1
     # Strings in features the spec does not declare numeric are categories, as before.
     assert (await _predict(client, {**one, "features": {"colour": "12"}}))[0] == 200
     # Said where a client looks for what a model takes.
@@ -632,3 +639,11 @@ async def test_an_experiment_arm_of_another_spec_refuses_what_that_spec_reads_as
     status, answer = await _predict(client, {**one, "features": {"age": "40"}})
     assert (status, answer["field"]) == (422, "features.age"), answer
     assert "wide reads age as a number" in answer["error"]
+    # Listed where a client looks, with the arms' models' features; and back to the
+    # endpoint's own once the experiment ends.
+    info = await (await client.get("/v1/models/ctr")).json()
+    assert info["numeric_features"] == ["age", "hour", "is_mobile", "price", "recency_s"]
+    serving.book.remove("e")
+    assert (await _predict(client, {**one, "features": {"age": "40"}}))[0] == 200
+    info = await (await client.get("/v1/models/ctr")).json()
+    assert info["numeric_features"] == ["hour", "is_mobile", "price", "recency_s"]

@@ -198,8 +198,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
         if hold_ms is None:
             fetcher._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
         else:
-            fetcher._fetch_min_bytes = FETCH_HOLD_MIN_BYTES
+            # The wait first: a request built between the two writes is held at most this
+            # long (the other way round, it could be held Faust's 1,500 ms for 1 MiB).
             fetcher._fetch_max_wait_ms = hold_ms
+            fetcher._fetch_min_bytes = FETCH_HOLD_MIN_BYTES
 
     async def _fetch(self) -> tuple[Mapping[TP, list[Any]], set[TP] | None, int] | None:
         # The generation the fetch began in: records fetched while a rebalance completed

@@ -89,8 +89,9 @@ class Stores(Protocol):
 FETCH_HOLD_MS = 100
 """The pipeline's agents' :attr:`Step.fetch_hold_ms` (preprocess, sessionise, label-join,
 the learner): a tenth of a second more per stage, for batches of tens of records where a
-caught-up stream gave one or two. In ``up --simulate`` the agents and the broker together
-took 55 % of a core where they took 90 % (docs/agents.md, "The agents' batches")."""
+caught-up stream gave one or two. In ``up --simulate``, with the monitor's 500 ms, the
+agents and the broker together took 34 % of a core where they took 92-95 %, and
+everything 53-54 % where it took 113-117 % (docs/agents.md, "The agents' batches")."""
 
 
 class Step(ABC):

@@ -139,7 +139,7 @@ def create_faust_app(
     for step in made:
         bind_step(runtime, step)
         runtime.steps.append(step)
-    app.fetch_hold_ms = fetch_hold_ms(type(step) for step in made)
+    app.fetch_hold_ms = fetch_hold_ms(made)
     _declare_changelogs(app, settings)
     _export_partition_lags(runtime)
     return runtime
@@ -159,12 +159,13 @@ def _export_partition_lags(runtime: WorkerRuntime) -> None:
     app.timer(REFRESH_S)(refresh)
 
 
-def fetch_hold_ms(steps: Iterable[type[Step]]) -> int | None:
+def fetch_hold_ms(steps: Iterable[Step | type[Step]]) -> int | None:
     """How long the broker may hold the fetches of a worker running ``steps``: the
     shortest of their :attr:`~streamlearn.runtime.step.Step.fetch_hold_ms`, and None
-    (no hold) when one of them has none."""
+    (no hold) when one of them has none, or one that is not positive (held 0 ms for
+    1 MiB, an idle worker would fetch in a tight loop)."""
     holds = [step.fetch_hold_ms for step in steps]
-    if not holds or any(hold is None for hold in holds):
+    if not holds or any(hold is None or hold <= 0 for hold in holds):
         return None
     return min(hold for hold in holds if hold is not None)
 

@@ -145,9 +145,10 @@ def model_info(serving: Serving, name: str) -> dict[str, Any]:
         "loaded": served is not None,
         "configured": name in serving.store.configured,
     }
-    spec = serving.predictor.specs.get(base_model(name))
-    if spec is not None:
-        info["numeric_features"] = list(spec.numeric_features)
+    if serving.predictor.specs.get(base_model(name)) is not None:
+        # What a predict request refuses as a string, under the experiment covering it too.
+        numeric = serving.predictor.numeric_features(name, serving.book.covering(name))
+        info["numeric_features"] = sorted(numeric)
     if served is not None:
         loaded = served.loaded
         info.update(

@@ -176,8 +176,9 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "numeric_features": {
                     "type": "array",
                     "items": {"type": "string"},
-                    "description": "Features the model reads as numbers: a string sent for "
-                    "one is refused (422); null means missing.",
+                    "description": "Features the model reads as numbers (and, under an "
+                    "experiment, its arms' models): a string sent for one is refused (422); "
+                    "null means missing.",
                 },
             },
         },

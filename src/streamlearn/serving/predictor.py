@@ -140,7 +140,7 @@ class Predictor:
         self._failure_lines = RepeatedLines(FAILURE_LOG_EVERY_S)
         self._routes: dict[str, Route] = {}
         self._numbers: dict[str, tuple[Experiment | None, dict[str, str]]] = {}
-        """What :meth:`_numeric_features` found per endpoint, with the experiment that
+        """What :meth:`numeric_features` found per endpoint, with the experiment that
         covered it then."""
         # Request ids: 96 random bits each, cut from one read of the OS's random source
         # per 341 ids (0.12 µs an id, as cheap as the counter they replace). A prediction's
@@ -171,12 +171,7 @@ class Predictor:
         base_id = request_id or self._new_id()
         single = not batch
         experiment = self.book.covering(endpoint)
-        known = self._numbers.get(endpoint)
-        # By identity: a new experiment record is a new object (and hashing one is slow).
-        if known is not None and known[0] is experiment:
-            numeric = known[1]
-        else:
-            numeric = self._numeric_features(endpoint, experiment)
+        numeric = self.numeric_features(endpoint, experiment)
         if numeric:
             check_numbers(instances, numeric, batch)
         experiment_name = None if experiment is None else experiment.name
@@ -265,9 +260,16 @@ class Predictor:
             )
         return {"request_id": base_id, "model_name": endpoint, "predictions": predictions}
 
-    def _numeric_features(self, endpoint: str, experiment: Experiment | None) -> dict[str, str]:
-        """Each feature a model answering ``endpoint`` (under ``experiment``, any of its
-        arms') reads as a number → the spec that does (the endpoint's first); kept."""
+    def numeric_features(
+        self, endpoint: str, experiment: Experiment | None = None
+    ) -> dict[str, str]:
+        """Each feature a model answering ``endpoint`` reads as a number → the spec that
+        does (the endpoint's first, then, under ``experiment``, its arms'): what a predict
+        request refuses as a string. ``experiment``: the one covering the endpoint."""
+        known = self._numbers.get(endpoint)
+        # By identity: a new experiment record is a new object (and hashing one is slow).
+        if known is not None and known[0] is experiment:
+            return known[1]
         names = [endpoint] + ([] if experiment is None else [a.model_name for a in experiment.arms])
         numeric: dict[str, str] = {}
         for name in names:

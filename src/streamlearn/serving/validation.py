@@ -310,8 +310,7 @@ def check_numbers(instances: list[Instance], numeric: dict[str, str], batch: boo
         get = instance.features.get
         for name in numeric:
             value = get(name)
-            # The exact class: a JSON parser makes no subclass of str.
-            if value.__class__ is str:
+            if isinstance(value, str):
                 shown = value if len(value) <= 64 else value[:64] + "..."
                 raise InvalidRequest(
                     422, _at(_where(index if batch else None), f"features.{name}"),
