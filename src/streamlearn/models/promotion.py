@@ -29,8 +29,9 @@ class _Gate:
     @property
     def young(self) -> bool:
         """Nothing promoted yet, or a promoted model that has learned fewer than
-        ``after_examples``: every version is promoted as it is cut, and no candidate is
-        cut (see :attr:`~streamlearn.models.specs.ModelSpec.promotion_after_examples`)."""
+        ``after_examples``: every version is promoted as it is cut (and the candidate
+        judge cuts no candidate; see
+        :attr:`~streamlearn.models.specs.ModelSpec.promotion_after_examples`)."""
         return self.serving is None or self.promoted_examples < self.after_examples
 
     def promote(self, model: Any, trained_examples: int) -> None:

@@ -11,8 +11,9 @@ can learn from); integers stay integers (Avro longs).
 Statuses: 400 for a body that is not JSON (or not UTF-8), 413 for a body over the size
 limit (enforced by aiohttp before parsing) or an instance over :data:`MAX_INSTANCE_BYTES`,
 422 for JSON that does not fit the request schema, more instances than its ``maxItems``
-included. :class:`InvalidRequest` carries the
-status and the field, e.g. ``instances[3].features.price``.
+included, or a string for a feature the model reads as a number (:func:`check_numbers`).
+:class:`InvalidRequest` carries the status and the field, e.g.
+``instances[3].features.price``.
 """
 
 from __future__ import annotations
