@@ -48,6 +48,11 @@ BATCH_TRANSPORT_SCHEME = "streamlearn"
 # so that the learner's step reads it without loading Faust).
 MAX_REQUEST_BYTES = AGENT_MAX_REQUEST_BYTES
 MAX_BATCH_BYTES = 512 * 1024
+METADATA_MAX_AGE_MS = 10_000
+"""How often an agent's consumer refreshes its topics' metadata. aiokafka rebalances when
+a refresh shows a subscribed topic the last assignment left out (Faust's assignor skips a
+topic the leader's metadata did not list, e.g. right after a broker restart); at
+aiokafka's default of 5 minutes, such a worker was assigned nothing for minutes."""
 
 StepFactory = Callable[[StepEnvironment], Step]
 
@@ -86,35 +91,7 @@ def create_faust_app(
     app_id = catalogue.namespace.group(group)
     datadir = data_dir or settings.data_dir / "faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
-    servers = settings.kafka_bootstrap.split(",")
-    app = BatchingApp(
-        app_id,
-        broker=[f"kafka://{server}" for server in servers],
-        # The `streamlearn` transport is Faust's aiokafka transport with the batch consumer
-        # (runtime/faust_internals.py, registered as a `faust.transports` entry point).
-        broker_consumer=[f"{BATCH_TRANSPORT_SCHEME}://{server}" for server in servers],
-        broker_credentials=_credentials(settings),
-        store=STORE_URL,
-        processing_guarantee="at_least_once",
-        topic_replication_factor=settings.topic_replication_factor or 1,
-        consumer_auto_offset_reset="earliest",
-        producer_max_request_size=MAX_REQUEST_BYTES,
-        # The runtime fills record batches itself (runtime/outputs.py): larger batches
-        # mean fewer produce requests per fetched batch.
-        producer_max_batch_size=MAX_BATCH_BYTES,
-        # Faust sends every message in its own request by default (linger 0): one broker
-        # round trip per output and per table write. Lingering a few milliseconds batches
-        # them (preprocess alone: 867 → 1,064 events/s, docs/agents.md "Performance").
-        producer_linger=0.005,
-        consumer_max_fetch_size=4 * 1024 * 1024,
-        broker_session_timeout=settings.consumer_session_timeout_s,
-        broker_heartbeat_interval=settings.consumer_session_timeout_s / 10,
-        # Faust's default of one standby copy per table partition stays (with 0, a worker
-        # running preprocess and sessionise alone never finished its first recovery).
-        table_standby_replicas=1,
-        web_enabled=False,
-        datadir=str(datadir),
-    )
+    app = agent_app(settings, app_id, datadir)
     runtime = WorkerRuntime(
         app=app,
         settings=settings,
@@ -143,6 +120,41 @@ def create_faust_app(
     _declare_changelogs(app, settings)
     _export_partition_lags(runtime)
     return runtime
+
+
+def agent_app(settings: Settings, app_id: str, datadir: Path) -> BatchingApp:
+    """The Faust app of an agent worker named ``app_id`` (its consumer group), with no
+    steps yet: the runtime's transport, producer batching and consumer settings."""
+    servers = settings.kafka_bootstrap.split(",")
+    return BatchingApp(
+        app_id,
+        broker=[f"kafka://{server}" for server in servers],
+        # The `streamlearn` transport is Faust's aiokafka transport with the batch consumer
+        # (runtime/faust_internals.py, registered as a `faust.transports` entry point).
+        broker_consumer=[f"{BATCH_TRANSPORT_SCHEME}://{server}" for server in servers],
+        broker_credentials=_credentials(settings),
+        store=STORE_URL,
+        processing_guarantee="at_least_once",
+        topic_replication_factor=settings.topic_replication_factor or 1,
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=MAX_REQUEST_BYTES,
+        # The runtime fills record batches itself (runtime/outputs.py): larger batches
+        # mean fewer produce requests per fetched batch.
+        producer_max_batch_size=MAX_BATCH_BYTES,
+        # Faust sends every message in its own request by default (linger 0): one broker
+        # round trip per output and per table write. Lingering a few milliseconds batches
+        # them (preprocess alone: 867 → 1,064 events/s, docs/agents.md "Performance").
+        producer_linger=0.005,
+        consumer_max_fetch_size=4 * 1024 * 1024,
+        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
+        broker_session_timeout=settings.consumer_session_timeout_s,
+        broker_heartbeat_interval=settings.consumer_session_timeout_s / 10,
+        # Faust's default of one standby copy per table partition stays (with 0, a worker
+        # running preprocess and sessionise alone never finished its first recovery).
+        table_standby_replicas=1,
+        web_enabled=False,
+        datadir=str(datadir),
+    )
 
 
 def _export_partition_lags(runtime: WorkerRuntime) -> None:
@@ -194,7 +206,8 @@ def _declare_changelogs(app: BatchingApp, settings: Settings) -> None:
     Faust declares them itself at start, just before subscribing; when the group leader's
     metadata does not show a just-created changelog yet, its assignor leaves the topic
     out ("Ignoring missing topic") and table recovery waits for it until the next
-    metadata refresh, minutes later (measured: a fresh worker stalled about 5 minutes).
+    metadata refresh (:data:`METADATA_MAX_AGE_MS`; at aiokafka's default a fresh worker
+    stalled about 5 minutes).
     """
     desired = [
         DesiredTopic(
