@@ -138,6 +138,7 @@ def experiments_set(
         Arm,
         Experiment,
         name_problems,
+        numeric_differences,
         overlaps,
         unknown_models,
     )
@@ -153,6 +154,8 @@ def experiments_set(
     problems = name_problems(experiment) + unknown_models(experiment, SPECS)
     if problems:
         fail(f"experiment {name!r}: {'; '.join(problems)}")
+    for difference in numeric_differences(experiment, SPECS):
+        typer.echo(f"warning: {difference}", err=True)
     with RegistryClient.for_settings(settings) as registry:
         for overlap in overlaps(experiment, read_experiments(settings, registry)):
             typer.echo(f"warning: {overlap}", err=True)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from streamlearn.models import SPECS
 from streamlearn.serde import AvroSerde, InMemoryRegistry
 from streamlearn.serving.exceptions import InvalidExperiment
 from streamlearn.serving.experiments import (
@@ -18,6 +19,7 @@ from streamlearn.serving.experiments import (
     ExperimentBook,
     bucket,
     name_problems,
+    numeric_differences,
     overlaps,
     unknown_models,
 )
@@ -221,3 +223,24 @@ def test_reading_experiments_without_a_broker_is_the_kafka_error_said_once(
     assert said is not None
     assert said.startswith("Kafka: Failed to get metadata: Local: Broker transport failure")
     assert "KafkaError{" not in said
+
+
+def test_arms_reading_other_features_as_numbers_are_named() -> None:
+    """While an experiment is on, a predict request is refused (422) for a string in any
+    feature one of its arms reads as a number: an arm whose spec reads more features so
+    turns away requests its endpoint accepted before. ``experiments set`` warns."""
+    specs = {**SPECS, "wide": replace(SPECS["ctr"], name="wide", numeric_features=("age",))}
+    mixed = Experiment(name="e", salt="e", arms=(Arm("a", "ctr", 1.0), Arm("b", "wide@x", 1.0)))
+    assert numeric_differences(mixed, specs) == [
+        "arm a (ctr) does not read age as a number and arm b (wide) does: while the "
+        "experiment is on, a predict request sending a string there is refused (422) "
+        "whichever arm it is routed to",
+        "arm b (wide) does not read hour, is_mobile, price, recency_s as numbers and arm a "
+        "(ctr) does: while the experiment is on, a predict request sending a string there "
+        "is refused (422) whichever arm it is routed to",
+    ]
+    same = Experiment(name="e", salt="e", arms=(Arm("a", "ctr", 1.0), Arm("b", "ctr_tree", 1.0)))
+    assert numeric_differences(same, specs) == []
+    assert numeric_differences(replace(mixed, enabled=False), specs) == []
+    unknown = Experiment(name="e", salt="e", arms=(Arm("a", "ctr", 1), Arm("b", "nope", 1)))
+    assert numeric_differences(unknown, specs) == []  # unknown_models names that one

@@ -25,9 +25,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from hashlib import blake2b
 from itertools import accumulate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamlearn.serving.exceptions import InvalidExperiment
+
+if TYPE_CHECKING:
+    from streamlearn.models.specs import ModelSpec
 
 _SCALE = float(2**64)
 
@@ -206,6 +209,35 @@ def unknown_models(experiment: Experiment, specs: Iterable[str]) -> list[str]:
         for arm in experiment.arms
         if base_model(arm.model_name) not in known
     ]
+
+
+def numeric_differences(experiment: Experiment, specs: Mapping[str, ModelSpec]) -> list[str]:
+    """The arms whose spec does not read as numbers features another arm's spec reads so,
+    described. A worker refuses a string for any feature one of the routing experiment's
+    arms reads as a number (``Predictor.numeric_features``), so such an experiment turns
+    away requests its endpoint accepted before (``experiments set`` warns)."""
+    if not experiment.enabled:
+        return []
+    numbers = {
+        arm.name: (spec.name, frozenset(spec.numeric_features))
+        for arm in experiment.arms
+        if (spec := specs.get(base_model(arm.model_name))) is not None
+    }
+    found = []
+    for name, (spec_name, own) in numbers.items():
+        others = {other: entry for other, entry in numbers.items() if entry[1] - own}
+        if not others:
+            continue
+        missing = sorted(frozenset().union(*(entry[1] for entry in others.values())) - own)
+        readers = ", ".join(f"{other} ({entry[0]})" for other, entry in others.items())
+        found.append(
+            f"arm {name} ({spec_name}) does not read {', '.join(missing)} as "
+            f"{'a number' if len(missing) == 1 else 'numbers'} and "
+            f"{'arm' if len(others) == 1 else 'arms'} {readers} "
+            f"{'does' if len(others) == 1 else 'do'}: while the experiment is on, a predict "
+            "request sending a string there is refused (422) whichever arm it is routed to"
+        )
+    return found
 
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
