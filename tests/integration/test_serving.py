@@ -59,13 +59,16 @@ def registry(settings: Settings) -> Iterator[RegistryClient]:
         yield client
 
 
-def publish(settings: Settings, registry: RegistryClient, record: dict[str, Any]) -> None:
+def publish(
+    settings: Settings, registry: RegistryClient, record: dict[str, Any], key: str | None = None
+) -> None:
+    """``record`` on model.state, keyed by its model's name unless ``key`` is given."""
     topic = settings.topic_prefix + "model.state"
     value = AvroSerde.for_topic(registry, topic, "ModelSnapshot").encode(record)
     producer = Producer(
         {"bootstrap.servers": settings.kafka_bootstrap, "message.max.bytes": 16 * 1024 * 1024}
     )
-    producer.produce(topic, key=record["model_name"].encode(), value=value)
+    producer.produce(topic, key=(key or record["model_name"]).encode(), value=value)
     assert producer.flush(30) == 0
 
 

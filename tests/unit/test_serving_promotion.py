@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from streamlearn.models import SPECS, build_snapshot, load_model
+from streamlearn.models.snapshot import is_promoted
 from streamlearn.serde import SerdeError
 from streamlearn.serving.experiments import (
     Arm,
@@ -18,7 +19,7 @@ from streamlearn.serving.experiments import (
     served_model,
 )
 from streamlearn.serving.metrics import ServingMetrics
-from streamlearn.serving.models import HELD_BACK, ModelStore, StateFollower, is_promoted
+from streamlearn.serving.models import HELD_BACK, ModelStore, StateFollower
 from tests.serving_support import KEY, _payload
 
 

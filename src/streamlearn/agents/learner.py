@@ -31,7 +31,7 @@ from streamlearn.models.configured import configured_specs
 from streamlearn.models.exceptions import SnapshotTooLarge
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.online import OnlineLearner
-from streamlearn.models.snapshot import SigningKey
+from streamlearn.models.snapshot import SigningKey, state_key, state_keys
 from streamlearn.models.specs import ModelSpec
 from streamlearn.runtime.environment import StepEnvironment
 from streamlearn.runtime.metrics import AgentMetrics
@@ -239,7 +239,7 @@ class LearnerStep(Step):
             return  # a candidate was cut, to be judged before it is published
         record = learner.metrics_record(self._window_start.get(name, created), created, created)
         self._window_start[name] = created
-        emit.to("model.state")(name, snapshot)
+        emit.to("model.state")(state_key(snapshot), snapshot)
         emit.to("model.metrics")(name, record)
         self.metrics.snapshots.labels(model=name).inc()
         alert = self.figures.published(snapshot, record["metrics"])
@@ -261,7 +261,7 @@ def make_learner(env: StepEnvironment, specs: Mapping[str, ModelSpec] | None = N
     snapshots_serde = env.catalogue.topic("model.state").serde(env.registry)
 
     def snapshots(names: Iterable[str]) -> ModelStateView:
-        wanted = set(names)
+        wanted = state_keys(names)
         view = ModelStateView()
         if wanted:
             for record_key, value in env.read_topic("model.state"):

@@ -46,7 +46,7 @@ import hashlib
 import hmac
 import json
 import platform
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
@@ -90,6 +90,31 @@ and ``manifest`` when present."""
 SigningKey = SecretStr | str | bytes
 Offsets = Mapping[tuple[str, int], int]
 """(topic, partition) → next offset to read."""
+
+NEWEST = "~newest"
+"""Suffix of the ``model.state`` key of a version its promotion gate held back
+(``ctr~newest``), and of an experiment arm's model routed to the newest version."""
+
+
+def is_promoted(snapshot: Mapping[str, Any]) -> bool:
+    """Whether the learner promoted this snapshot (``metrics.promoted``, written only by a
+    spec with a promotion gate: a snapshot without it is promoted)."""
+    return float((snapshot.get("metrics") or {}).get("promoted", 1.0)) != 0.0
+
+
+def state_key(snapshot: Mapping[str, Any]) -> str:
+    """The ``model.state`` key a snapshot is published under: its model's name, or, for a
+    version its gate held back, that name and :data:`NEWEST`. The topic is compacted by
+    key, so a held-back version does not replace the newest promoted one there (a worker
+    started later would find no promoted version to serve)."""
+    name = str(snapshot["model_name"])
+    return name if is_promoted(snapshot) else name + NEWEST
+
+
+def state_keys(names: Iterable[str]) -> set[str]:
+    """Every ``model.state`` key the snapshots of models ``names`` may be under."""
+    return {key for name in names for key in (name, name + NEWEST)}
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)

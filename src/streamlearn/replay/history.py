@@ -12,7 +12,7 @@ from typing import Any
 
 from streamlearn.models import SnapshotRejected, verify_snapshot
 from streamlearn.models.keyring import Keyring
-from streamlearn.models.snapshot import SigningKey
+from streamlearn.models.snapshot import SigningKey, state_keys
 from streamlearn.runtime.topic_reader import read_to_end
 from streamlearn.serde import AvroSerde, DecodeError
 from streamlearn.settings import Settings
@@ -52,8 +52,9 @@ def model_history(
     """Every snapshot of model ``name`` on Kafka topic ``topic`` (``model.state``)."""
     by_version: dict[int, PublishedSnapshot] = {}
     undecodable = 0
+    keys = state_keys([name])  # versions its gate held back are under a key of their own
     for record_key, value in read_to_end(settings, topic):
-        if value is None or (record_key or b"").decode("utf-8", "replace") != name:
+        if value is None or (record_key or b"").decode("utf-8", "replace") not in keys:
             continue
         try:
             snapshot = serde.decode(value)

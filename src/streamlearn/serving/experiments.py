@@ -27,6 +27,7 @@ from hashlib import blake2b
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
+from streamlearn.models.snapshot import NEWEST as NEWEST
 from streamlearn.serving.exceptions import InvalidExperiment
 
 if TYPE_CHECKING:
@@ -46,9 +47,8 @@ def _point(prefix: bytes, user_id: str) -> float:
     return int.from_bytes(digest, "big") / _SCALE
 
 
-NEWEST = "~newest"
-"""An arm's model name ending so (``ctr~newest``) is routed to the newest published version
-of the model, promoted by its gate or not; a plain name gets the promoted one."""
+# An arm's model name ending in NEWEST (``ctr~newest``) is routed to the newest published
+# version of the model, promoted by its gate or not; a plain name gets the promoted one.
 
 
 def base_model(model_name: str) -> str:

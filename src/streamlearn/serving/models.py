@@ -37,7 +37,7 @@ from streamlearn.log_repeats import RepeatedLines
 from streamlearn.models import LoadedModel, ModelSpec, SnapshotRejected, load_model
 from streamlearn.models.exceptions import ConflictingVersion
 from streamlearn.models.keyring import Keyring
-from streamlearn.models.snapshot import SigningKey, verify_snapshot
+from streamlearn.models.snapshot import SigningKey, is_promoted, verify_snapshot
 from streamlearn.serde import AvroSerde, RegistryUnavailableError, SchemaSource, SerdeError
 from streamlearn.serving.exceptions import InvalidExperiment
 from streamlearn.serving.experiments import NEWEST, Experiment, ExperimentBook, base_model
@@ -154,12 +154,6 @@ class ModelStore:
 AlertHook = Callable[[SnapshotRejected], None]
 HELD_BACK = "held_back"
 REJECTED = "rejected"
-
-
-def is_promoted(snapshot: Mapping[str, Any]) -> bool:
-    """Whether the learner promoted this snapshot (``metrics.promoted``, written only by a
-    spec with a promotion gate: a snapshot without it is promoted)."""
-    return float((snapshot.get("metrics") or {}).get("promoted", 1.0)) != 0.0
 
 
 class StateFollower:

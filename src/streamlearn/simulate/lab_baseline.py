@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from streamlearn.models.snapshot import build_snapshot, key_bytes
+from streamlearn.models.snapshot import build_snapshot, key_bytes, state_keys
 from streamlearn.simulate.learning_lab import LearningLab
 
 
@@ -24,8 +24,9 @@ def history_baseline(history: LearningLab, name: str, shadow: str = "history") -
     trained on that history (offsets cleared: module docstring)."""
     serde = history.cluster.catalogue.topic("model.state").serde(history.registry)
     newest: dict[str, Any] | None = None
+    keys = {key.encode() for key in state_keys([name])}
     for _, message in history.cluster.log:
-        if message.topic == "model.state" and message.key == name.encode() and message.value:
+        if message.topic == "model.state" and message.key in keys and message.value:
             newest = serde.decode(message.value)
     if newest is None:
         raise ValueError(f"the history lab published no snapshot of {name}")
