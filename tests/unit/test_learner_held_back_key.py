@@ -15,7 +15,7 @@ from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.serde import InMemoryRegistry
 from streamlearn.simulate.learning_lab import learning_settings
 from streamlearn.topology.catalogue import TopicCatalogue
-from tests.unit.test_learning import examples
+from tests.unit.test_learning import T0, _gated, examples, positioned
 
 GATE = {"ctr": {"margin": 0.0, "window": 200}}
 
@@ -56,9 +56,66 @@ def test_a_held_back_version_is_keyed_apart_and_a_resumed_learner_goes_on_from_i
         )
     ]
     assert published == [(b"ctr", 1, 1.0), (b"ctr~newest", 2, 0.0)]
-    # A learner started anew resumes from v2, the newest, and publishes v3 after it.
+    # A learner started anew resumes from v2, the newest, and publishes v3 after it. Its
+    # gate judges against v1, the version workers serve, not against v2, which the gate
+    # held back (before, a resumed learner took the version it resumed from as promoted).
     second = start()
+    second.run(100)
+    gate = second.step.learners["ctr"].gate
+    assert gate is not None
+    assert gate.promoted_examples == 2000  # v1's, not v2's 3000
     learn(records[3000:], second)
     newest = cluster.decoded("model.state")[-1]
     assert (newest["version"], newest["parent_version"]) == (3, 2)
     assert newest["trained_examples"] == 3400
+
+
+def test_a_promoted_version_that_does_not_load_leaves_the_resumed_one_to_judge_against() -> None:
+    """A promoted version another spec made (before an upgrade) or that does not verify
+    does not stop the learner resuming: it judges against the version it resumed from."""
+    stream = positioned(examples(600, seed=5))
+    learner = _gated()
+    learner.learn_many(stream[:300])
+    first = learner.snapshot(T0)
+    learner.learn_many(stream[300:])
+    second = learner.snapshot(T0)
+    tampered = {**first, "payload": bytes(first["payload"]) + b"x"}
+    resumed = _gated()
+    resumed.resume(second, tampered)
+    assert resumed.version == second["version"]
+    assert resumed.gate is not None
+    assert resumed.gate.promoted_examples == 600  # the resumed version's
+    again = _gated()
+    again.resume(second, first)
+    assert again.gate is not None
+    assert again.gate.promoted_examples == 300  # the promoted version's
+
+
+def test_a_held_back_version_published_again_with_a_new_key_stays_held_back() -> None:
+    """After a key rotation the learner publishes the version it resumed from again, signed
+    with the new key, promoted: for a version the gate had held back, that made workers
+    serve it to everybody."""
+    from dataclasses import replace
+
+    from streamlearn.models import SPECS
+    from streamlearn.models.online import OnlineLearner
+    from tests.unit.test_models_keyring import NEW, NOW, OLD, _keyring
+
+    spec = replace(SPECS["ctr"], promotion_margin=0.0, promotion_window=200)
+    records = examples(3000, seed=5)
+    records[2000:2800] = [{**r, "label": 1.0} for r in records[2000:2800]]
+    before = OnlineLearner(spec, signing_key=OLD, signing_key_id="k-old")
+    before.learn_many(positioned(records[:2000]))
+    promoted = before.snapshot(T0)
+    before.learn_many(positioned(records)[2000:])
+    held = before.snapshot(T0)
+    assert held["metrics"]["promoted"] == 0.0
+    learner = OnlineLearner(spec, signing_key=NEW, signing_key_id="k-new",
+                            verification=_keyring([NOW]))  # fmt: skip
+    learner.resume(held, promoted)
+    again = learner.snapshot(T0, 0.0)
+    assert again is not None
+    assert (again["version"], again["signing_key_id"]) == (3, "k-new")
+    assert again["metrics"]["promoted"] == 0.0
+    assert learner.gate is not None
+    assert learner.gate.promoted_examples == 2000  # still judged against v1

@@ -138,7 +138,7 @@ class LearnerStep(Step):
             snapshot = view.newest.get(name)
             if snapshot is not None and int(snapshot["version"]) != learner.version:
                 try:
-                    learner.resume(snapshot)
+                    learner.resume(snapshot, view.promoted.get(name))
                     log.info("learner %s resumed from version %d", name, learner.version)
                 except SnapshotRejected as exc:  # verified, so another spec's: an upgrade
                     self.metrics.rejected_snapshots.labels(model=name, reason=exc.reason).inc()

@@ -18,7 +18,7 @@ from typing import Any
 
 from streamlearn.models import SnapshotRejected, verify_snapshot
 from streamlearn.models.keyring import Keyring
-from streamlearn.models.snapshot import SigningKey
+from streamlearn.models.snapshot import SigningKey, is_promoted
 from streamlearn.serde import AvroSerde, DecodeError
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ class ModelStateView:
 
     newest: dict[str, dict[str, Any]] = field(default_factory=dict)
     """model name → newest snapshot that verified."""
+    promoted: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """model name → newest snapshot that verified and its promotion gate promoted."""
     highest_version: dict[str, int] = field(default_factory=dict)
     """model name → highest version seen, verified or not."""
     rejected: list[tuple[str, int, str]] = field(default_factory=list)
@@ -60,6 +62,7 @@ def consider(
         view.rejected.append((name, version, exc.reason))
         log.error("snapshot %s v%d on model.state rejected: %s", name, version, exc)
         return
-    current = view.newest.get(name)
-    if current is None or version > int(current["version"]):
-        view.newest[name] = snapshot
+    for newest in (view.newest, view.promoted) if is_promoted(snapshot) else (view.newest,):
+        current = newest.get(name)
+        if current is None or version > int(current["version"]):
+            newest[name] = snapshot

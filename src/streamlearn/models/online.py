@@ -31,13 +31,14 @@ thread (``asyncio.to_thread``) and does not call :meth:`learn` until it returns.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from streamlearn.models.example_checks import example_problem
-from streamlearn.models.exceptions import ModelError, SnapshotTooLarge
+from streamlearn.models.exceptions import ModelError, SnapshotRejected, SnapshotTooLarge
 from streamlearn.models.inputs import NUMBER_LIMIT
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.prepared import PreparedExample, prepared_example
@@ -49,10 +50,13 @@ from streamlearn.models.snapshot import (
     Offsets,
     SigningKey,
     build_snapshot,
+    is_promoted,
     key_bytes,
     load_model,
 )
 from streamlearn.models.specs import ModelSpec
+
+log = logging.getLogger(__name__)
 
 SOURCE = "learner"
 
@@ -122,6 +126,8 @@ class OnlineLearner:
         self._key_id = signing_key_id
         self._resign = False
         """The version resumed from was signed with the previous key: publish it again."""
+        self._resumed_held_back = False
+        """The version resumed from was held back by the gate (kept so if published again)."""
         self._verification: Keyring | bytes = verification or self._key
         """What :meth:`resume` verifies with (during a rotation: the previous key too)."""
         self.model: Any = spec.new_model(seed)
@@ -140,8 +146,8 @@ class OnlineLearner:
         self._warm_manifest: dict[str, Any] | None = None
         """That first snapshot's manifest, naming the baseline (``replay verify`` reads it)."""
         self.gate: PromotionGate | CandidateGate | None = None
-        """The promotion gate of the spec, if it has one (its state is not in snapshots:
-        after a resume the resumed version counts as promoted)."""
+        """The promotion gate of the spec, if it has one (its window of losses is not in
+        snapshots; after a resume it judges against the newest promoted version)."""
         if spec.promotion_margin is not None:
             judges = CandidateGate if spec.promotion_judge == "candidate" else PromotionGate
             self.gate = judges(
@@ -279,8 +285,8 @@ class OnlineLearner:
         was cut yet (nothing to publish).
         """
         gate = self.gate
-        # A re-signed version is the one resumed from, which counts as promoted: it is
-        # published as it is, not judged (nor cut as a candidate).
+        # A re-signed version is the one resumed from: it is published as it is, not
+        # judged (nor cut as a candidate), promoted unless the gate had held it back.
         resign, self._resign = self._resign, False
         judged = isinstance(gate, CandidateGate) and not gate.young
         if judged and not self.warm_from and not resign:
@@ -296,6 +302,9 @@ class OnlineLearner:
             # In the metrics map (the snapshot schema has no field for it): 1 promoted,
             # 0 published only, with the held-out log losses it was decided on.
             metrics.update(figures, promoted=1.0 if promote else 0.0)
+        elif self.gate is not None and self._resumed_held_back:
+            promote = False  # the version published again was held back: it stays so
+            metrics.update(promoted=0.0)
         if manifest is None and self.warm_from is not None:
             manifest = self._warm_manifest
         snapshot = self._signed(
@@ -385,14 +394,26 @@ class OnlineLearner:
             manifest=manifest,
         )
 
-    def resume(self, snapshot: Mapping[str, Any]) -> None:
+    def resume(
+        self, snapshot: Mapping[str, Any], promoted: Mapping[str, Any] | None = None
+    ) -> None:
         """Continue from a snapshot of this model: verified and safely loaded, or a
-        :class:`~streamlearn.models.SnapshotRejected` leaves the learner as it was."""
-        loaded = load_model(snapshot, self._verification, specs={self.spec.name: self.spec})
+        :class:`~streamlearn.models.SnapshotRejected` leaves the learner as it was. With a
+        gate, ``promoted`` is the newest version it promoted (None: ``snapshot`` itself),
+        which it judges the next versions against, as workers serve it."""
+        specs = {self.spec.name: self.spec}
+        loaded = load_model(snapshot, self._verification, specs=specs)
         if loaded.model_name != self.model_name:
             raise ModelError(
                 f"a snapshot of {loaded.model_name} cannot resume the learner of {self.model_name}"
             )
+        serving = None
+        if self.gate is not None and promoted is not None and promoted is not snapshot:
+            try:
+                serving = load_model(promoted, self._verification, specs=specs)
+            except SnapshotRejected as exc:  # e.g. of the spec before an upgrade
+                log.warning("%s: judging against v%d instead: %s", self.model_name,
+                            loaded.version, exc)  # fmt: skip
         # Signed with the previous key (during a rotation's grace): published again, as the
         # next version, signed with the current one. Otherwise a model with no new examples
         # in the grace kept its old signature, and once the grace ended a worker that
@@ -402,14 +423,18 @@ class OnlineLearner:
             verification.key_for(snapshot)
         ) != key_bytes(self._key)
         self.model = loaded.model
-        if self.gate is not None:  # the resumed version counts as promoted (verified above)
-            self.gate.promote(loads(bytes(snapshot["payload"])), loaded.trained_examples)
+        if self.gate is not None:  # a model of its own: the promoted one never learns
+            if serving is None:  # the resumed version counts as promoted (verified above)
+                self.gate.promote(loads(bytes(snapshot["payload"])), loaded.trained_examples)
+            else:
+                self.gate.promote(serving.model, serving.trained_examples)
             if isinstance(self.gate, CandidateGate):
                 self.gate.pending = None  # cut from another run's trainee
         self.version = loaded.version
         self.trained_examples = loaded.trained_examples
         self.next_offsets = dict(loaded.offsets)
         self._resign = resign
+        self._resumed_held_back = not is_promoted(snapshot)
         self.recent_examples.clear()  # refilled from the window before the offsets, read again
         self._since_snapshot = 0
         self._reset_metrics()
