@@ -19,7 +19,11 @@ def _client_ip(forwarded: str | None, trusted: bool = True) -> str | None:
     )
     headers = {} if forwarded is None else {"X-Forwarded-For": forwarded}
     request = make_mocked_request("POST", "/v1/events", headers=headers)
-    return Collector(settings, InMemoryRegistry()).client_ip(request)
+    collector = Collector(settings, InMemoryRegistry())
+    try:
+        return collector.client_ip(request)
+    finally:
+        collector.producer.close(0)  # its poller thread would keep the Kafka client alive
 
 
 @pytest.mark.parametrize(
