@@ -47,6 +47,17 @@ def test_bucket_is_a_fixed_function_of_salt_and_user() -> None:
     )
 
 
+def test_an_arm_is_the_cut_of_the_weights_that_holds_the_users_bucket() -> None:
+    """``assign`` hashes with the salt's state copied (faster); the point is ``bucket``'s."""
+    experiment = _experiment((1.0, 2.0, 1.0))
+    cuts = list(zip(experiment.arms, experiment.bounds, strict=True))
+    for i in range(2000):
+        user = f"user-{i}" if i % 3 else f"ü-{i}\udc80"  # a lone surrogate is hashed as sent
+        point = bucket(experiment.salt, user)
+        expected = next(arm for arm, bound in cuts if point < bound)
+        assert experiment.assign(user) == expected
+
+
 def test_same_arm_in_another_process() -> None:
     users = [f"user-{i}" for i in range(2000)]
     experiment = _experiment((1.0, 2.0, 1.0))

@@ -123,10 +123,17 @@ async def predict(request: web.Request) -> web.Response:
         serving = request.app[SERVING]
         name = request.match_info["name"]
         _known(serving, name)
+        raw = await read_body(request)
+        # Strings for features read as numbers are refused while parsing (one pass); no
+        # await between here and predict(), so the experiment cannot change in between.
+        predictor = serving.predictor
+        numeric = predictor.numeric_features(name, serving.book.covering(name))
         instances, request_id, batch = parse_predict(
-            await read_body(request), serving.settings.serve_max_instances
+            raw, serving.settings.serve_max_instances, numeric
         )
-        body = serving.predictor.predict(name, instances, request_id, started, batch=batch)
+        body = predictor.predict(
+            name, instances, request_id, started, batch=batch, numbers_checked=True
+        )
         response = json_response(body)
         serving.latency(name).observe(time.perf_counter() - started)
         return response

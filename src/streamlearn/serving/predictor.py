@@ -147,7 +147,8 @@ class Predictor:
         # feedback is joined by its id, so an id must not be guessable: with a per-worker
         # prefix and a counter, one answer told anyone the next ids, and a probe sent
         # clicks for other users' predictions (and took their ids for its own).
-        self._random = b""
+        self._random = ""
+        """Random bits as hex digits, :data:`ID_BYTES` of them per id (refilled)."""
         self._random_at = 0
 
     def rules_for(self, model_name: str, served: Served | None) -> BusinessRules:
@@ -164,16 +165,20 @@ class Predictor:
         started: float,
         *,
         batch: bool,
+        numbers_checked: bool = False,
     ) -> dict[str, Any]:
         """The response body of a predict request (telemetry offered as a side effect);
-        ``batch``: the body was a batch, whose instance *i* is ``<request_id>-<i>``."""
+        ``batch``: the body was a batch, whose instance *i* is ``<request_id>-<i>``;
+        ``numbers_checked``: the instances were parsed with this endpoint's
+        :meth:`numeric_features` (the HTTP handler's one pass), else they are checked here."""
         now = time.time()
         base_id = request_id or self._new_id()
         single = not batch
         experiment = self.book.covering(endpoint)
-        numeric = self.numeric_features(endpoint, experiment)
-        if numeric:
-            check_numbers(instances, numeric, batch)
+        if not numbers_checked:
+            numeric = self.numeric_features(endpoint, experiment)
+            if numeric:
+                check_numbers(instances, numeric, batch)
         experiment_name = None if experiment is None else experiment.name
         # Per served model, once per request: everything an instance needs (Route).
         routes: dict[str, Route] = {}
@@ -285,10 +290,11 @@ class Predictor:
     def _new_id(self) -> str:
         """A request id no client can guess: 96 random bits as 24 hex digits."""
         at = self._random_at
-        if at + ID_BYTES > len(self._random):
-            self._random, at = os.urandom(ID_BYTES * 341), 0
-        self._random_at = at + ID_BYTES
-        return self._random[at : at + ID_BYTES].hex()
+        end = at + 2 * ID_BYTES
+        if end > len(self._random):
+            self._random, at, end = os.urandom(ID_BYTES * 341).hex(), 0, 2 * ID_BYTES
+        self._random_at = end
+        return self._random[at:end]
 
     def _route(self, name: str, now: float) -> Route:
         """The route of ``name`` for a request at ``now``: the model serving it (read once

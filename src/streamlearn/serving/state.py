@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -25,10 +25,16 @@ class Serving:
     openapi: dict[str, Any]
     telemetry: TelemetrySink | None = None
     follower: StateFollower | None = None
+    _latencies: dict[str, Latency] = field(default_factory=dict, init=False, repr=False)
+    """The histogram of each model asked for (only known models' requests are timed)."""
 
     def latency(self, model: str) -> Latency:
-        """The request-latency histogram of ``model``."""
-        return self.metrics.request_seconds.labels(model)
+        """The request-latency histogram of ``model`` (its child looked up once: a
+        label lookup takes a lock and builds a key at every call)."""
+        latency = self._latencies.get(model)
+        if latency is None:
+            latency = self._latencies[model] = self.metrics.request_seconds.labels(model)
+        return latency
 
     def caught_up(self) -> bool:
         """Whether the follower has read ``model.state`` to where it was at start (always

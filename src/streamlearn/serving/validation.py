@@ -19,7 +19,9 @@ included, or a string for a feature the model reads as a number (:func:`check_nu
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -54,6 +56,8 @@ _KNOWN_NAMES: set[str] = set()
 """Feature and context names that passed :func:`_check_name` (bounded: client-chosen;
 cleared when full)."""
 _KNOWN_NAMES_LIMIT = 4096
+NO_NUMBERS: Mapping[str, str] = MappingProxyType({})
+"""No feature read as a number (a string for any feature is taken)."""
 
 
 @dataclass(slots=True)
@@ -124,11 +128,19 @@ def _check_name(name: Any, field: str) -> None:
     _KNOWN_NAMES.add(name)
 
 
+def _string_for_number(field: str, name: str, value: str, spec: str) -> InvalidRequest:
+    shown = value if len(value) <= 64 else value[:64] + "..."
+    return InvalidRequest(
+        422, field, f"{spec} reads {name} as a number: got the string {shown!r} "
+        "(send a number, or null when it is missing)",
+    )  # fmt: skip
+
+
 def _long_text(field: str) -> InvalidRequest:
     return InvalidRequest(422, field, f"a string has at most {MAX_TEXT_CHARS} characters")
 
 
-def _features(value: Any, field: str) -> dict[str, FeatureValue]:
+def _features(value: Any, field: str, numeric: Mapping[str, str]) -> dict[str, FeatureValue]:
     if not isinstance(value, dict):
         raise InvalidRequest(422, field, f"must be an object, got {json_kind(value)}")
     if len(value) > MAX_FEATURES:
@@ -145,11 +157,13 @@ def _features(value: Any, field: str) -> dict[str, FeatureValue]:
             if -NUMBER_LIMIT <= item <= NUMBER_LIMIT:
                 continue
         elif cls is str:
-            if len(item) <= MAX_TEXT_CHARS:
-                continue  # a longer one is refused below, with str's subclasses
+            if len(item) <= MAX_TEXT_CHARS and name not in numeric:
+                continue  # refused below: a longer one, with str's subclasses, or a number's
         elif cls in _SIMPLE or (cls is int and INT64_MIN <= item <= INT64_MAX):
             continue
         if isinstance(item, str):
+            if name in numeric:
+                raise _string_for_number(f"{field}.{name}", name, item, numeric[name])
             if len(item) <= MAX_TEXT_CHARS:
                 continue
             raise _long_text(f"{field}.{name}")
@@ -191,7 +205,7 @@ def _context(value: Any, field: str) -> dict[str, str]:
     return value
 
 
-def _instance(value: Any, index: int | None) -> Instance:
+def _instance(value: Any, index: int | None, numeric: Mapping[str, str]) -> Instance:
     """The instance ``value``: the body itself (``index`` None) or ``instances[index]``."""
     if not isinstance(value, dict):
         raise InvalidRequest(
@@ -210,7 +224,7 @@ def _instance(value: Any, index: int | None) -> Instance:
     if "features" not in value:
         raise InvalidRequest(422, _at(_where(index), "features"), "required")
     try:
-        features = _features(value["features"], "features")
+        features = _features(value["features"], "features", numeric)
         context = value.get("context")
         context = {} if context is None else _context(context, "context")
         request_id = value.get("request_id")
@@ -218,7 +232,10 @@ def _instance(value: Any, index: int | None) -> Instance:
             request_id = _identifier(request_id, "request_id")
     except InvalidRequest as exc:
         raise InvalidRequest(exc.status, _at(_where(index), exc.field), exc.problem) from None
-    return Instance(str(user_id), features, context, request_id)
+    # A str subclass passes _identifier: stored as a plain str (exact ones as they are).
+    if user_id.__class__ is not str:
+        user_id = str(user_id)
+    return Instance(user_id, features, context, request_id)
 
 
 def _where(index: int | None) -> str:
@@ -230,16 +247,19 @@ def _at(where: str, field: str | None) -> str:
     return f"{where}.{field}" if where else str(field)
 
 
-def parse_predict(raw: bytes, max_instances: int) -> tuple[list[Instance], str | None, bool]:
+def parse_predict(
+    raw: bytes, max_instances: int, numeric: Mapping[str, str] = NO_NUMBERS
+) -> tuple[list[Instance], str | None, bool]:
     """The instances and the request id of a predict body (see module documentation), and
     whether it is a batch (``instances``: its predictions are ``<request_id>-<i>``, even
-    for a batch of one)."""
+    for a batch of one). ``numeric``: features the models answering it read as numbers →
+    the spec that does (``Predictor.numeric_features``), for which a string is refused."""
     document = parse_json(raw)
     if not isinstance(document, dict):
         raise InvalidRequest(422, "body", f"must be an object, got {json_kind(document)}")
     large = len(raw) > MAX_INSTANCE_BYTES  # only then can an instance be too large
     if "instances" not in document:
-        instance = _instance(document, None)
+        instance = _instance(document, None, numeric)
         if large:
             _check_size(document, "body")
         return [instance], instance.request_id, False
@@ -258,7 +278,7 @@ def parse_predict(raw: bytes, max_instances: int) -> tuple[list[Instance], str |
     request_id = document.get("request_id")
     if request_id is not None:
         request_id = _identifier(request_id, "request_id")
-    instances = [_instance(item, i) for i, item in enumerate(items)]
+    instances = [_instance(item, i, numeric) for i, item in enumerate(items)]
     if large:
         for index, item in enumerate(items):
             _check_size(item, _where(index))
@@ -312,9 +332,5 @@ def check_numbers(instances: list[Instance], numeric: dict[str, str], batch: boo
         for name in numeric:
             value = get(name)
             if isinstance(value, str):
-                shown = value if len(value) <= 64 else value[:64] + "..."
-                raise InvalidRequest(
-                    422, _at(_where(index if batch else None), f"features.{name}"),
-                    f"{numeric[name]} reads {name} as a number: got the string {shown!r} "
-                    "(send a number, or null when it is missing)",
-                )  # fmt: skip
+                where = _at(_where(index if batch else None), f"features.{name}")
+                raise _string_for_number(where, name, value, numeric[name])
