@@ -36,7 +36,7 @@ class _Emit:
         self.rejected = rejected
 
     def to(self, topic: str) -> Send:
-        def send(key: str, value: dict[str, Any]) -> None:
+        def send(key: str, value: dict[str, Any] | None) -> None:
             self.into.append((topic, key, value))
 
         return send

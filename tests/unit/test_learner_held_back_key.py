@@ -26,7 +26,7 @@ def test_a_held_back_version_is_keyed_apart_and_a_resumed_learner_goes_on_from_i
     registry = InMemoryRegistry()
     cluster = LocalCluster(catalogue, registry, partitions=1)
     serde = catalogue.topic("training.examples").serde(registry)
-    records = examples(3400, seed=5)
+    records = examples(6000, seed=5)
     # A burst of wrong labels (all positive) makes the trainee over-confident; the honest
     # examples after it judge it worse than the promoted version (as in test_learning).
     records[2000:2800] = [{**r, "label": 1.0} for r in records[2000:2800]]
@@ -64,10 +64,20 @@ def test_a_held_back_version_is_keyed_apart_and_a_resumed_learner_goes_on_from_i
     gate = second.step.learners["ctr"].gate
     assert gate is not None
     assert gate.promoted_examples == 2000  # v1's, not v2's 3000
-    learn(records[3000:], second)
-    newest = cluster.decoded("model.state")[-1]
-    assert (newest["version"], newest["parent_version"]) == (3, 2)
-    assert newest["trained_examples"] == 3400
+    learn(records[3000:3400], second)
+    v3 = cluster.decoded("model.state")[-1]
+    assert (v3["version"], v3["parent_version"], v3["trained_examples"]) == (3, 2, 3400)
+    # Honest examples until a version is promoted: then the held-back key is deleted (a
+    # tombstone), or its last version would stay on the compacted topic for good.
+    for start_at in range(3400, 6000, 400):
+        learn(records[start_at : start_at + 400], second)
+        if cluster.decoded("model.state")[-1]["metrics"]["promoted"] == 1.0:
+            break
+    *_, promoted, tombstone = cluster.messages("model.state")
+    assert promoted.key == b"ctr"
+    assert (tombstone.key, tombstone.value) == (b"ctr~newest", None)
+    compacted = {m.key: m.value for m in cluster.messages("model.state")}
+    assert compacted == {b"ctr": promoted.value, b"ctr~newest": None}
 
 
 def test_a_promoted_version_that_does_not_load_leaves_the_resumed_one_to_judge_against() -> None:

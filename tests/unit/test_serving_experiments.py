@@ -255,3 +255,15 @@ def test_arms_reading_other_features_as_numbers_are_named() -> None:
     assert numeric_differences(replace(mixed, enabled=False), specs) == []
     unknown = Experiment(name="e", salt="e", arms=(Arm("a", "ctr", 1), Arm("b", "nope", 1)))
     assert numeric_differences(unknown, specs) == []  # unknown_models names that one
+
+
+def test_an_experiment_survives_pickling_and_copying() -> None:
+    import copy
+    import pickle
+
+    experiment = _experiment((1.0, 2.0, 1.0))
+    for again in (pickle.loads(pickle.dumps(experiment)), copy.deepcopy(experiment)):
+        assert again == experiment
+        assert [again.assign(f"u{i}") for i in range(50)] == [
+            experiment.assign(f"u{i}") for i in range(50)
+        ]

@@ -171,3 +171,48 @@ def test_a_newer_held_back_version_leaves_the_promoted_one_serving() -> None:
     assert follower.metrics.model_version.labels(model="ctr")._value.get() == 1
     asyncio.run(follower._snapshot(_records(gated(3, True))[0]))
     assert store.get("ctr").loaded.version == 3  # type: ignore[union-attr]
+
+
+class _Counting(_Serde):
+    def __init__(self) -> None:
+        self.decoded: list[int] = []
+
+    def decode(self, value: dict[str, Any], **_where: Any) -> dict[str, Any]:
+        self.decoded.append(int(value["version"]))
+        return value
+
+
+def _keyed(*records: tuple[bytes, dict[str, Any] | None]) -> list[Any]:
+    return [
+        SimpleNamespace(key=key, value=value, topic="model.state", partition=0, offset=i,
+                        timestamp=1_800_000_000_000 + i)
+        for i, (key, value) in enumerate(records)
+    ]  # fmt: skip
+
+
+def test_of_the_held_back_key_only_the_newest_record_of_a_batch_is_decoded() -> None:
+    """Every version under ``ctr~newest`` is a held-back one: catching up on a topic not
+    compacted yet decoded each of them (snapshots of several MB) before this."""
+    store = ModelStore(["ctr"])
+    follower = _follower(store)
+    serde = follower.snapshot_serde = _Counting()  # type: ignore[assignment]
+    batch = _keyed((b"ctr", gated(1, True)), (b"ctr~newest", gated(2, False)),
+                   (b"ctr~newest", gated(3, False)), (b"ctr~newest", gated(4, False)))  # fmt: skip
+    asyncio.run(follower._snapshots(batch))
+    assert (store.version("ctr"), store.newest_version("ctr")) == (1, 4)
+    assert sorted(serde.decoded) == [1, 4]
+
+
+def test_a_deleted_held_back_key_is_not_verified_again() -> None:
+    """The learner deletes ``ctr~newest`` (a tombstone) once a promoted version is newer:
+    its last held-back version, which no longer verifies after a key rotation's grace,
+    is then not refused (and alerted) at every worker start."""
+    store = ModelStore(["ctr"])
+    follower = _follower(store)
+    rejected: list[Any] = []
+    follower.on_rejected = rejected.append
+    stale = {**gated(5, False), "signature": "00" * 32}
+    batch = _keyed((b"ctr~newest", stale), (b"ctr", gated(6, True)), (b"ctr~newest", None))
+    asyncio.run(follower._snapshots(batch))
+    assert (store.version("ctr"), store.newest_version("ctr")) == (6, 6)
+    assert rejected == []

@@ -31,7 +31,7 @@ from streamlearn.models.configured import configured_specs
 from streamlearn.models.exceptions import SnapshotTooLarge
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.online import OnlineLearner
-from streamlearn.models.snapshot import SigningKey, state_key, state_keys
+from streamlearn.models.snapshot import NEWEST, SigningKey, is_promoted, state_key, state_keys
 from streamlearn.models.specs import ModelSpec
 from streamlearn.runtime.environment import StepEnvironment
 from streamlearn.runtime.metrics import AgentMetrics
@@ -101,6 +101,9 @@ class LearnerStep(Step):
             learner.max_payload_bytes = max_snapshot_bytes
         self._too_large: set[str] = set()
         """Models whose last snapshot did not fit model.state (logged and alerted once)."""
+        self._held_back_out: set[str] = set()
+        """Models whose newest version on model.state is one their gate held back (under
+        ``<model>~newest``): the next promoted version deletes that key (a tombstone)."""
         self.metrics = metrics
         self.examples_topic = examples_topic
         """The Kafka name of ``training.examples``: snapshots record offsets under it."""
@@ -136,6 +139,8 @@ class LearnerStep(Step):
         for name in names:
             learner = self.learners[name]
             snapshot = view.newest.get(name)
+            if snapshot is not None and not is_promoted(snapshot):
+                self._held_back_out.add(name)
             if snapshot is not None and int(snapshot["version"]) != learner.version:
                 try:
                     learner.resume(snapshot, view.promoted.get(name))
@@ -239,7 +244,16 @@ class LearnerStep(Step):
             return  # a candidate was cut, to be judged before it is published
         record = learner.metrics_record(self._window_start.get(name, created), created, created)
         self._window_start[name] = created
-        emit.to("model.state")(state_key(snapshot), snapshot)
+        key = state_key(snapshot)
+        emit.to("model.state")(key, snapshot)
+        if key != name:
+            self._held_back_out.add(name)
+        elif name in self._held_back_out:
+            # A promoted version is the newest: the held-back one under <model>~newest
+            # would otherwise stay on the compacted topic for good, and once it no longer
+            # verified (a retired key, another spec), be refused at every start.
+            emit.to("model.state")(name + NEWEST, None)
+            self._held_back_out.discard(name)
         emit.to("model.metrics")(name, record)
         self.metrics.snapshots.labels(model=name).inc()
         alert = self.figures.published(snapshot, record["metrics"])

@@ -3,11 +3,13 @@
 :func:`consider` folds one record into a :class:`ModelStateView`; the learner folds every
 record of the topic, read from its start to its end by whichever runtime runs it.
 
-The learner resumes from it after a start or a rebalance. The topic is compacted by model
-name, so it holds the latest snapshot per model (and, until compaction, older ones); the
-newest one that verifies wins. A newer one that fails verification is counted and
-reported: the learner resumes from the last good one but numbers its next version after
-the highest version seen, so workers, which keep the highest verified version, move on.
+The learner resumes from it after a start or a rebalance. The topic is compacted by key:
+the model's name for promoted versions, ``<model>~newest`` for versions a promotion gate
+held back (:func:`~streamlearn.models.snapshot.state_key`), so it holds the latest snapshot
+of each (and, until compaction, older ones); the newest one that verifies wins. A newer
+one that fails verification is counted and reported: the learner resumes from the last
+good one but numbers its next version after the highest version seen, so workers, which
+keep the highest verified version, move on.
 """
 
 from __future__ import annotations

@@ -173,7 +173,7 @@ def _matched(
 class _Discard:
     """An :class:`~streamlearn.runtime.step.Emit` that keeps nothing."""
 
-    def to(self, topic: str) -> Callable[[str, dict[str, Any]], None]:
+    def to(self, topic: str) -> Callable[[str, dict[str, Any] | None], None]:
         return lambda key, value: None
 
     def reject(self, record: Record, reason: str, detail: str) -> None:

@@ -1,6 +1,7 @@
 """What ``model.state`` holds of a model: every snapshot still on the topic, verified or not.
 
-The topic is compacted by model name, so old versions disappear over time; until then
+The topic is compacted by key (the model's name, or ``<model>~newest`` for the versions a
+promotion gate held back), so old versions disappear over time; until then
 each is there with the offsets it was trained up to, which is what ``replay verify``
 recomputes.
 """

@@ -162,7 +162,7 @@ class LocalWorker:
         step.bind(self.state, lambda: self.now_ms)
 
     def _outputs(self) -> StepOutputs:
-        def sink(topic: str, partition: int, key: bytes | None, value: bytes) -> None:
+        def sink(topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
             self._pending.append(Message(self._logical[topic], partition, -1, key, value))
 
         return StepOutputs(self._writers, sink, self.step.name, self.metrics,

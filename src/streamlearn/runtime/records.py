@@ -41,7 +41,7 @@ CHUNK = 256
 MAX_CACHED_KEYS = 200_000
 """Key → partition is cached per topic (a user's records repeat); bounded memory."""
 
-Sink = Callable[[str, int, bytes | None, bytes], None]
+Sink = Callable[[str, int, bytes | None, bytes | None], None]
 """``sink(topic name, partition, key, value)``: where a runtime takes encoded outputs."""
 WallClock = Callable[[], int]
 """Wall time in epoch milliseconds (a virtual one in the local runner)."""
@@ -77,9 +77,10 @@ class TopicWriter:
     def sender(self, sink: Sink) -> Send:
         name, encode, partition_of = self.name, self.encode, self.partition_of
 
-        def send(key: str, value: Value) -> None:
+        def send(key: str, value: Value | None) -> None:
             key_bytes = key.encode()
-            sink(name, partition_of(key_bytes), key_bytes, encode(value))
+            encoded = None if value is None else encode(value)  # None: a tombstone
+            sink(name, partition_of(key_bytes), key_bytes, encoded)
 
         return send
 

@@ -31,8 +31,9 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 Value = dict[str, Any]
-Send = Callable[[str, Value], None]
-"""``send(key, value)``: one output record, keyed by a string (its UTF-8 bytes in Kafka)."""
+Send = Callable[[str, Value | None], None]
+"""``send(key, value)``: one output record, keyed by a string (its UTF-8 bytes in Kafka);
+a value of None is a tombstone (a compacted topic then drops the key's records)."""
 
 
 class Record(NamedTuple):

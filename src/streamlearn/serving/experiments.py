@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from hashlib import blake2b
 from itertools import accumulate
@@ -125,6 +125,10 @@ class Experiment:
         return frozenset(
             name for arm in self.arms for name in {arm.model_name, base_model(arm.model_name)}
         )
+
+    def __reduce__(self) -> tuple[type[Experiment], tuple[Any, ...]]:
+        # Built again from its fields (pickle, copy): a BLAKE2b state cannot be pickled.
+        return type(self), tuple(getattr(self, f.name) for f in fields(self) if f.init)
 
     def assign(self, user_id: str) -> Arm:
         # bucket()'s point: the salt's state copied, then the user id hashed after it

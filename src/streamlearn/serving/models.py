@@ -79,8 +79,9 @@ class ModelStore:
 
     A version the learner's promotion gate held back (``metrics.promoted`` 0) is loaded
     and verified like any other but serves only arms routed to the newest; until a
-    promoted version of a model is known (a compacted ``model.state`` may keep only the
-    latest, held-back, snapshot) the newest serves everybody: better than the fallback.
+    promoted version of a model is known (a ``model.state`` written before held-back
+    versions were keyed ``<model>~newest`` may keep only a held-back one once compacted)
+    the newest serves everybody: better than the fallback.
     """
 
     def __init__(self, names: Iterable[str]) -> None:
@@ -152,6 +153,7 @@ class ModelStore:
 
 
 AlertHook = Callable[[SnapshotRejected], None]
+NEWEST_KEY_SUFFIX = NEWEST.encode()
 HELD_BACK = "held_back"
 REJECTED = "rejected"
 
@@ -283,12 +285,15 @@ class StateFollower:
         # compacted yet loads one or two snapshots per model, not every version), and the
         # newest one before it when it was rejected: a worker started after a bad snapshot
         # serves the verified one before it, as the workers that were running keep doing.
+        # Under <model>~newest every version is a held-back one: only its newest matters.
         by_key: dict[bytes | None, list[Any]] = {}
         for record in records:
             by_key.setdefault(record.key, []).append(record)
-        for keyed in by_key.values():
+        for key, keyed in by_key.items():
+            held_back_key = key is not None and key.endswith(NEWEST_KEY_SUFFIX)
             for record in reversed(keyed):
-                if await self._snapshot(record) not in (HELD_BACK, REJECTED):
+                loaded = await self._snapshot(record)
+                if loaded != REJECTED and (held_back_key or loaded != HELD_BACK):
                     break
 
     async def _snapshot(self, record: Any) -> str | None:

@@ -140,7 +140,12 @@ def _long_text(field: str) -> InvalidRequest:
     return InvalidRequest(422, field, f"a string has at most {MAX_TEXT_CHARS} characters")
 
 
-def _features(value: Any, field: str, numeric: Mapping[str, str]) -> dict[str, FeatureValue]:
+def _features(
+    value: Any, field: str, numeric: Mapping[str, str], strings: list[str]
+) -> dict[str, FeatureValue]:
+    """The features ``value``, checked; the names of those ``numeric`` lists that hold a
+    string are appended to ``strings`` (refused once the whole body is parsed, so that
+    other problems keep their precedence)."""
     if not isinstance(value, dict):
         raise InvalidRequest(422, field, f"must be an object, got {json_kind(value)}")
     if len(value) > MAX_FEATURES:
@@ -157,14 +162,16 @@ def _features(value: Any, field: str, numeric: Mapping[str, str]) -> dict[str, F
             if -NUMBER_LIMIT <= item <= NUMBER_LIMIT:
                 continue
         elif cls is str:
-            if len(item) <= MAX_TEXT_CHARS and name not in numeric:
-                continue  # refused below: a longer one, with str's subclasses, or a number's
+            if len(item) <= MAX_TEXT_CHARS:
+                if name in numeric:
+                    strings.append(name)
+                continue  # a longer one is refused below, with str's subclasses
         elif cls in _SIMPLE or (cls is int and INT64_MIN <= item <= INT64_MAX):
             continue
         if isinstance(item, str):
-            if name in numeric:
-                raise _string_for_number(f"{field}.{name}", name, item, numeric[name])
             if len(item) <= MAX_TEXT_CHARS:
+                if name in numeric:
+                    strings.append(name)
                 continue
             raise _long_text(f"{field}.{name}")
         if isinstance(item, bool):
@@ -205,7 +212,9 @@ def _context(value: Any, field: str) -> dict[str, str]:
     return value
 
 
-def _instance(value: Any, index: int | None, numeric: Mapping[str, str]) -> Instance:
+def _instance(
+    value: Any, index: int | None, numeric: Mapping[str, str], strings: list[str]
+) -> Instance:
     """The instance ``value``: the body itself (``index`` None) or ``instances[index]``."""
     if not isinstance(value, dict):
         raise InvalidRequest(
@@ -224,7 +233,7 @@ def _instance(value: Any, index: int | None, numeric: Mapping[str, str]) -> Inst
     if "features" not in value:
         raise InvalidRequest(422, _at(_where(index), "features"), "required")
     try:
-        features = _features(value["features"], "features", numeric)
+        features = _features(value["features"], "features", numeric, strings)
         context = value.get("context")
         context = {} if context is None else _context(context, "context")
         request_id = value.get("request_id")
@@ -259,9 +268,12 @@ def parse_predict(
         raise InvalidRequest(422, "body", f"must be an object, got {json_kind(document)}")
     large = len(raw) > MAX_INSTANCE_BYTES  # only then can an instance be too large
     if "instances" not in document:
-        instance = _instance(document, None, numeric)
+        strings: list[str] = []
+        instance = _instance(document, None, numeric, strings)
         if large:
             _check_size(document, "body")
+        if strings:
+            check_numbers([instance], numeric, False)
         return [instance], instance.request_id, False
     for name in document:
         if name not in _BATCH_FIELDS:
@@ -278,12 +290,15 @@ def parse_predict(
     request_id = document.get("request_id")
     if request_id is not None:
         request_id = _identifier(request_id, "request_id")
-    instances = [_instance(item, i, numeric) for i, item in enumerate(items)]
+    strings = []
+    instances = [_instance(item, i, numeric, strings) for i, item in enumerate(items)]
     if large:
         for index, item in enumerate(items):
             _check_size(item, _where(index))
     if len(instances) > 1 and any(instance.request_id is not None for instance in instances):
         _check_distinct_ids(instances, request_id)
+    if strings:  # last, as when the models' check ran after parsing
+        check_numbers(instances, numeric, True)
     return instances, request_id, True
 
 
@@ -323,7 +338,7 @@ def _check_distinct_ids(instances: list[Instance], request_id: str | None) -> No
             )  # fmt: skip
 
 
-def check_numbers(instances: list[Instance], numeric: dict[str, str], batch: bool) -> None:
+def check_numbers(instances: list[Instance], numeric: Mapping[str, str], batch: bool) -> None:
     """Refuse (422, naming it) a string sent for a feature a model reads as a number:
     ``numeric`` maps each such feature to the spec that reads it
     (:attr:`~streamlearn.models.specs.ModelSpec.numeric_features`)."""
