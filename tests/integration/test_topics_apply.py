@@ -93,7 +93,11 @@ def test_model_state_is_compacted_and_takes_a_5_mb_snapshot(
 def test_refused_changes_change_nothing(admin: AdminClient, kafka_settings: Settings) -> None:
     _apply(admin, kafka_settings)
     text = (REPO_ROOT / "topology" / "topics.yaml").read_text()
-    state = "  - name: model.state\n    key: model name\n    value_schema: ModelSnapshot\n"
+    state = (
+        "  - name: model.state\n"
+        '    key: model name (a version its promotion gate held back, model name + "~newest")\n'
+        "    value_schema: ModelSnapshot\n"
+    )
     as_delete = text.replace(
         state + "    cleanup_policy: compact", state + "    cleanup_policy: delete"
     )
