@@ -1,0 +1,183 @@
+"""A learner with a promotion gate, run as `streamlearn agents run --only learner` on the
+broker: a version it holds back goes under ``ctr~newest``, a restarted learner resumes
+from it and still judges against the promoted version, and the next promotion deletes
+``ctr~newest`` (a tombstone through the agents' own output path). A worker started
+afterwards serves the promoted version."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from pydantic import SecretStr
+
+from streamlearn.serde import AvroSerde, RegistryClient
+from streamlearn.settings import Settings
+from tests.integration.test_feedback_loop import _produce, _wait_for
+from tests.serving_support import start_worker
+from tests.support import click_examples, committed_to_end, end_offsets
+
+KEY = "integration-test-signing-key"
+EVERY = 1000
+"""Examples per snapshot. Each chunk produced is EVERY examples and is consumed before the
+next is sent, so every version is cut after the same examples whatever the batching."""
+
+
+@pytest.fixture
+def settings(system_settings: Settings, tmp_path: Path) -> Settings:
+    return system_settings.model_copy(
+        update={"data_dir": tmp_path, "model_signing_key": SecretStr(KEY), "models": ["ctr"]}
+    )
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[RegistryClient]:
+    with RegistryClient(settings.schema_registry_url) as client:
+        yield client
+
+
+def _state(settings: Settings, serde: AvroSerde) -> list[tuple[str, dict[str, Any] | None]]:
+    """Every record of model.state now, as (key, snapshot or None for a tombstone)."""
+    name = settings.topic_prefix + "model.state"
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"check-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+            "max.partition.fetch.bytes": 16 * 1024 * 1024,
+        }
+    )
+    try:
+        partitions = list(consumer.list_topics(name, timeout=30).topics[name].partitions)
+        ends = end_offsets(consumer, name, partitions)
+        remaining = {p for p in partitions if ends[p] > 0}
+        consumer.assign([TopicPartition(name, p, 0) for p in remaining])
+        records: list[tuple[int, int, str, dict[str, Any] | None]] = []
+        deadline = time.monotonic() + 60
+        while remaining and time.monotonic() < deadline:
+            for message in consumer.consume(500, timeout=0.5):
+                assert message.error() is None
+                value = message.value()
+                snapshot = None if value is None else serde.decode(value)
+                key = (message.key() or b"").decode()
+                records.append((message.partition(), message.offset(), key, snapshot))
+                if message.offset() + 1 >= ends[message.partition()]:
+                    remaining.discard(message.partition())
+        assert not remaining, f"{name} not read to its end"
+    finally:
+        consumer.close()
+    return [(key, snapshot) for *_, key, snapshot in sorted(records, key=lambda r: r[:2])]
+
+
+def _published(
+    records: list[tuple[str, dict[str, Any] | None]],
+) -> list[tuple[str, int, int | None, float] | tuple[str, None]]:
+    """(key, version, parent, promoted) per snapshot and (key, None) per tombstone."""
+    return [
+        (key, None)
+        if s is None
+        else (key, s["version"], s["parent_version"], s["metrics"]["promoted"])
+        for key, s in records
+    ]
+
+
+async def test_a_gated_learner_keys_held_back_versions_apart_and_deletes_them_on_promotion(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    prefix = settings.topic_prefix
+    examples_serde = AvroSerde.for_topic(registry, prefix + "training.examples", "TrainingExample")
+    state_serde = AvroSerde.for_topic(registry, prefix + "model.state", "ModelSnapshot")
+    examples = click_examples(3 * EVERY, seed=3)
+    # Wrong labels (every one a click) make the trainee over-confident: judged on the
+    # honest examples after them, it is worse than v1 and held back. With this seed the
+    # gate (margin 0, window 200) holds v2 back and promotes v3 (as an in-process
+    # OnlineLearner over the same examples decides).
+    examples[EVERY : EVERY + 800] = [{**e, "label": 1.0} for e in examples[EVERY : EVERY + 800]]
+    # One key: one partition, so the examples are learned in the order produced.
+    records = [(b"ctr", examples_serde.encode(e)) for e in examples]
+    env = {
+        **os.environ,
+        "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+        "STREAMLEARN_TOPIC_PREFIX": prefix,
+        "STREAMLEARN_MODEL_SIGNING_KEY": KEY,
+        "STREAMLEARN_MODELS": json.dumps(["ctr"]),
+        "STREAMLEARN_MODEL_PROMOTION": json.dumps({"ctr": {"margin": 0.0, "window": 200}}),
+        "STREAMLEARN_SNAPSHOT_EVERY_EXAMPLES": str(EVERY),
+        "STREAMLEARN_SNAPSHOT_EVERY_S": "600",
+        "STREAMLEARN_CONSUMER_SESSION_TIMEOUT_S": "6",
+        "STREAMLEARN_DATA_DIR": str(settings.data_dir),
+    }
+
+    def learner(log: str) -> subprocess.Popen[bytes]:
+        with (settings.data_dir / log).open("wb") as output:
+            return subprocess.Popen(
+                [sys.executable, "-m", "streamlearn", "agents", "run", "--only", "learner"],
+                env=env, stdout=output, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def stop(process: subprocess.Popen[bytes]) -> None:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, "SIGTERM stops the learner cleanly"
+
+    def published() -> list[Any]:
+        return _published(_state(settings, state_serde))
+
+    def newest_version() -> int:
+        return max((s["version"] for _, s in _state(settings, state_serde) if s), default=0)
+
+    def learn_chunk(chunk: int) -> None:
+        """Version chunk + 1 cut from the chunk's examples, and its offsets committed: what
+        the learner writes with a version (a tombstone) is on the topic before then."""
+        _produce(settings, "training.examples", records[chunk * EVERY : (chunk + 1) * EVERY])
+        _wait_for(lambda: newest_version() > chunk, 120, f"version {chunk + 1}")
+        _wait_for(lambda: committed_to_end(settings, "training.examples"), 60, "offsets")
+
+    first = learner("learner-1.log")
+    try:
+        learn_chunk(0)
+        learn_chunk(1)
+    finally:
+        stop(first)
+    assert published() == [("ctr", 1, None, 1.0), ("ctr~newest", 2, 1, 0.0)]
+
+    # A new learner resumes from v2, found under ctr~newest, and goes on judging against
+    # v1 (the version workers serve). It promotes v3, and so deletes ctr~newest (it knows
+    # from model.state that v2 is there), or v2 would stay on the compacted topic for good.
+    second = learner("learner-2.log")
+    try:
+        learn_chunk(2)
+    finally:
+        stop(second)
+    log = (settings.data_dir / "learner-2.log").read_text()
+    assert "learner ctr resumed from version 2" in log, log[-2000:]
+    assert published() == [
+        ("ctr", 1, None, 1.0),
+        ("ctr~newest", 2, 1, 0.0),
+        ("ctr", 3, 2, 1.0),
+        ("ctr~newest", None),
+    ]
+
+    # A worker started now knows v3 alone: promoted, and the newest (the tombstone is
+    # skipped, not an error).
+    worker = await start_worker(settings, registry)
+    try:
+        store = worker.serving.store
+        await worker.wait(lambda: store.version("ctr") == 3, timeout_s=60)
+        assert store.newest_version("ctr") == 3
+        status, answer = await worker.predict({"instances": [{"user_id": "u", "features": {}}]})
+        assert status == 200, answer
+        assert answer["predictions"][0]["model_version"] == 3
+    finally:
+        await worker.close()
