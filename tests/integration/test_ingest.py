@@ -69,12 +69,13 @@ def _flush(serde: AvroSerde, data: IngestDataset) -> list[tuple[bytes, bytes]]:
 
 
 def _final_sessions(serde: AvroSerde, messages: list[Any]) -> dict[str, dict[str, Any]]:
-    """The newest version of each session (a correction replaces what it corrects)."""
+    """The newest version of each session (a correction replaces what it corrects, a
+    retraction, ``merged_into`` set, removes it)."""
     final: dict[str, dict[str, Any]] = {}
     for message in messages:
         session = serde.decode(message.value())
         final[session["session_id"]] = session
-    return final
+    return {k: s for k, s in final.items() if s["merged_into"] is None}
 
 
 async def test_preprocess_and_sessionise_against_truth(

@@ -183,6 +183,37 @@ def test_an_event_bridging_two_open_sessions_merges_them() -> None:
     assert session["count"] == 3
 
 
+def test_a_late_event_bridging_two_emitted_sessions_merges_them_and_retracts_the_second() -> None:
+    """Before, the late event corrected the first session only: the second stayed on
+    events.sessions as a session of its own, and the user had two sessions where the
+    events make one (as the offline reference says)."""
+    h = _harness()
+    far = T0 + timedelta(seconds=GAP_S * 1.5)
+    events = [_event("a", T0, "/1"), _event("a", far, "/2")]
+    # Another user's event moves the watermark past both of a's sessions.
+    flush = _event("b", far + timedelta(seconds=GAP_S + LATENESS_S + 60))
+    first, second = sessions(h.feed(0, events) + h.feed(0, [flush]))
+    assert (first["event_count"], second["event_count"]) == (1, 1)
+    bridge = _event("a", T0 + timedelta(seconds=GAP_S * 0.75), "/3")
+    corrected, retracted = sessions(h.feed(0, [bridge]))
+    assert corrected["session_id"] == first["session_id"]
+    assert (corrected["event_count"], corrected["late_events"]) == (3, 1)
+    assert corrected["is_correction"] is True
+    assert corrected["merged_into"] is None
+    assert corrected["pages"] == ["/1", "/3", "/2"]
+    assert retracted["session_id"] == second["session_id"]
+    assert retracted["is_correction"] is True
+    assert retracted["merged_into"] == first["session_id"]
+    # What is left (the newest record of each session id, less the retracted ones) is the
+    # offline reference's one session.
+    newest = {s["session_id"]: s for s in [first, second, corrected, retracted]}
+    left = {session_tuple(s) for s in newest.values() if s["merged_into"] is None}
+    assert left == {t for t in reference_sessions([*events, bridge], GAP_S) if t[0] == "a"}
+    # The merged session is one from now on: another late event of it corrects it alone.
+    [again] = sessions(h.feed(0, [_event("a", far + timedelta(seconds=60), "/4")]))
+    assert (again["session_id"], again["event_count"]) == (first["session_id"], 4)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_a_restart_anywhere_gives_the_same_sessions(seed: int) -> None:
     """The state as written after some record, the records after it read by a new step."""

@@ -103,15 +103,21 @@ def test_a_timer_closed_session_corrected_by_a_late_event_is_equal() -> None:
     assert "corrections 1" in check.detail
 
 
-def test_a_late_event_bridging_two_timer_closed_sessions_is_a_split_not_a_violation() -> None:
+def test_a_late_event_bridging_two_timer_closed_sessions_merges_them_into_the_reference() -> None:
     # ann's visits at 0 and 18 s are one session by the log (the event at 9 s, read last,
-    # bridges them) but the timer closed both before it came: it corrects one.
+    # bridges them) but the timer closed both before it came: it corrects the first and
+    # retracts the second (merged_into), which leaves the reference's one session.
     bridge = _event("ann", 9)
     events = [_event("ann", 0), _event("ann", 18), bridge, _event("ann", 90)]
     written = _agent(events, quiet_before={1: 40, 2: 40})
+    assert [s["merged_into"] for s in written if s["is_correction"]] == [
+        None,
+        written[0]["session_id"],
+    ]
     check = sessions_equal(_clean(events), _sessions(written), RULES)
     assert check.passed, check.detail
-    assert "split 1 (e.g. ann)" in check.detail
+    assert "1 equal" in check.detail
+    assert "split 0" in check.detail
 
 
 def test_a_missing_session_is_a_violation() -> None:

@@ -181,8 +181,11 @@ def _merge(into: Session, other: Session) -> None:
             into["pages"][url] = min(ts, into["pages"].get(url, ts))
 
 
-def session_record(user_id: str, session: Session, *, correction: bool) -> Session:
-    """The ``Session`` record of a closed session."""
+def session_record(
+    user_id: str, session: Session, *, correction: bool, merged_into: str | None = None
+) -> Session:
+    """The ``Session`` record of a closed session; with ``merged_into``, its retraction
+    (the session is now part of that one)."""
     pages = [url for url, _ in sorted(session["pages"].items(), key=lambda item: item[1])]
     return {
         "session_id": session["id"],
@@ -200,6 +203,7 @@ def session_record(user_id: str, session: Session, *, correction: bool) -> Sessi
         "late_events": session["late"],
         "is_correction": correction,
         "closed_ts": datetime.fromtimestamp(session["closed_at"] / 1000, UTC),
+        "merged_into": merged_into,
     }
 
 
@@ -290,7 +294,7 @@ class Sessioniser:
         if closed:
             # The event belongs to a session already emitted (late, or closed by a quiet
             # live stream's timer): the emitted session is corrected.
-            emitted.append(self._correct(user_id, state, closed[0], event, ts))
+            emitted += self._correct(user_id, state, closed, event, ts)
             if late:
                 self.count("late_events", "correction")
         else:
@@ -322,16 +326,33 @@ class Sessioniser:
         return session
 
     def _correct(
-        self, user_id: str, state: UserState, closed: Session, event: dict[str, Any], ts: int
-    ) -> Session:
+        self,
+        user_id: str,
+        state: UserState,
+        touched: list[Session],
+        event: dict[str, Any],
+        ts: int,
+    ) -> list[Session]:
+        """The records that ``event`` changes, touching the emitted sessions ``touched``:
+        the first of them corrected, and a retraction of each other one it bridges to."""
+        closed, *bridged = sorted(touched, key=lambda s: s["start"])
         _add(closed, event, ts)
         closed["late"] += 1
         # Open sessions the event now bridges to belong to the emitted one too.
         for other in self._touching(state["open"], ts):
             _merge(closed, other)
             state["open"].remove(other)
+        # So do emitted ones: each is retracted (merged_into), or the user kept two
+        # sessions where the events make one (what reading them in order gives).
+        retractions = []
+        for other in bridged:
+            _merge(closed, other)
+            state["closed"].remove(other)
+            retractions.append(
+                session_record(user_id, other, correction=True, merged_into=closed["id"])
+            )
         self.count("sessions", "correction")
-        return session_record(user_id, closed, correction=True)
+        return [session_record(user_id, closed, correction=True), *retractions]
 
     # -- time ------------------------------------------------------------------------------
 

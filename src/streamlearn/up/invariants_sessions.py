@@ -13,20 +13,23 @@ What "equal" means, given how sessionise writes:
   sessionise re-emits the sessions of the batch it re-runs, the same records but for
   ``closed_ts`` (processing time): such copies are counted, not judged. A late event
   re-emits its session as a correction (same ``session_id``), which supersedes it. So
-  per ``session_id`` the newest record (in its partition's offsets) is the session, and
-  it is compared by user, start, end, event count, page count and first and last event
-  id (``closed_ts``, ``late_events`` and ``is_correction`` depend on when the records
-  were read, not on what they say).
+  per ``session_id`` the newest record (in its partition's offsets) is the session (none
+  when that record is a retraction, ``merged_into`` set: a late event bridged it and an
+  earlier session, which now holds its events), and it is compared by user, start, end,
+  event count, page count and first and last event id (``closed_ts``, ``late_events``
+  and ``is_correction`` depend on when the records were read, not on what they say).
 - **Every session the log closes is there, equal, and nothing else but** the reference's
   sessions still open at the log's end: the agent closes those by its idle timer once
   the traffic stopped, or still holds them when the drain ends (counted apart).
 - **Except where a quiet live partition's timer decided.** A partition quiet for the idle
   time (an agent upstream paused, the broker away) lets the agent's event time move on
   the wall clock and close sessions earlier than the log alone would; an event then read
-  late corrects the session it touches, but one bridging two such emitted sessions
-  cannot merge them. A user whose sessions differ only so, each of the agent's lying
-  within one reference session and together holding its events (all of them, once the
-  log closed it), is counted as split by the timer, not as a violation.
+  late corrects the session it touches and merges two it bridges (retracting the
+  second), which gives back what the log says once the agent has read its events. A
+  user whose sessions still differ only so, each of the agent's lying within one
+  reference session and together holding its events (all of them, once the log closed
+  it), is counted as split by the timer, not as a violation: before the merges, a
+  bridging event left such splits.
 """
 
 from __future__ import annotations
@@ -100,6 +103,8 @@ def emitted_sessions(sessions: Iterable[Located]) -> tuple[dict[str, Counter[Sha
         newest[session_id] = record
     by_user: dict[str, Counter[Shape]] = {}
     for record in newest.values():
+        if record.get("merged_into") is not None:
+            continue  # retracted: its events are in the session it was merged into
         by_user.setdefault(str(record["user_id"]), Counter())[shape(record)] += 1
     return by_user, copies, corrections
 
