@@ -134,9 +134,9 @@ def _worker(
     batches of at most ``batch`` records."""
     registry = InMemoryRegistry()
     cluster = LocalCluster(CATALOGUE, registry, partitions=1)
+    serdes = {topic: CATALOGUE.topic(topic).serde(registry) for topic, _ in records}
     for topic, value in records:
-        serde = CATALOGUE.topic(topic).serde(registry)
-        cluster.produce(topic, b"k", serde.encode(value), partition=0)
+        cluster.produce(topic, b"k", serdes[topic].encode(value), partition=0)
     metrics = AgentMetrics()
     step = MonitorStep(settings, metrics, configured_specs(settings))
     worker = LocalWorker(cluster, step)

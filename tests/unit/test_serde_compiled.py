@@ -190,3 +190,29 @@ def test_a_projection_reads_past_what_it_skips_without_running_through_it() -> N
     # A block of 2**60 items that take no bytes: nothing to walk, so no 2**60 turns.
     huge = b"\x00" + b"\x80\x80\x80\x80\x80\x80\x80\x80\x20" + b"\x00" + b"\x0e"
     assert decoder(b"\x00" * 5 + huge, 5) == {"kept": 7}
+
+
+def test_serdes_of_one_schema_share_its_compiled_code_and_others_do_not() -> None:
+    """Compiling costs milliseconds: a serde per record (as a test once made) spent most
+    of its time compiling. Serdes of the same schema, header and options share the
+    functions; another option (logical types, a projection) compiles its own."""
+
+    def made(**options: Any) -> tuple[Any, Any]:
+        serde = AvroSerde(registry, "TrainingExample", "t-value", **options)
+        assert serde.schema_id == 1  # registered: the encoder is compiled
+        serde.decode(data)
+        (decoder,) = serde._compiled.values()
+        return serde._encoder, decoder
+
+    registry = InMemoryRegistry()
+    example = ClickWorld(seed=3).training_examples(1)[0]
+    data = AvroSerde(registry, "TrainingExample", "t-value").encode(example)
+    first, second = made(), made()
+    assert first[0] is second[0]
+    assert first[1] is second[1]
+    plain = made(logical_types=False)
+    assert plain[0] is not first[0]
+    assert plain[1] is not first[1]
+    projected = made(fields=["request_id"])
+    assert projected[1] is not first[1]
+    assert projected[0] is first[0], "a projection only changes what is decoded"
