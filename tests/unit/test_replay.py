@@ -487,3 +487,31 @@ def test_where_a_range_starts_is_read_from_its_offsets_and_first_records() -> No
     assert range_start(ranges, several) == RangeStart(
         offsets={1: 7}, received={1: NOW + timedelta(seconds=2)}
     )
+
+
+def test_a_session_retracted_live_is_not_one_the_shadow_misses() -> None:
+    """Live, a late event merged session s2 into s1 (s2's newest record a retraction,
+    ``merged_into`` s1); the shadow, reading the events in order, made s1 whole at once.
+    The two sides hold the same sessions."""
+    from datetime import timedelta
+
+    def session(name: str, merged_into: str | None = None) -> dict[str, Any]:
+        return {
+            "session_id": name,
+            "start_ts": NOW + timedelta(hours=1),
+            "end_ts": NOW + timedelta(hours=2),
+            "event_count": 3,
+            "merged_into": merged_into,
+        }
+
+    events = [{"event_ts": NOW + timedelta(hours=h)} for h in range(5)]
+    sides = _Sides(
+        {
+            ("events.clean", "shadow"): events,
+            ("events.sessions", "shadow"): [session("s1")],
+            ("events.sessions", "live"): [session("s1"), session("s2"), session("s2", "s1")],
+        }
+    )
+    result = diff_sessions(sides, 1800.0, 60.0)  # type: ignore[arg-type]
+    assert (result.only_live, result.only_shadow, result.changed) == ([], [], [])
+    assert (result.shadow, result.live) == (1, 1)

@@ -129,12 +129,14 @@ class _Sides:
 def _newest(
     records: Iterable[dict[str, Any]], key: str, keep: Callable[[dict[str, Any]], bool]
 ) -> dict[str, dict[str, Any]]:
-    """Identity → its last record (a correction replaces a session), if ``keep`` says so."""
+    """Identity → its last record (a correction replaces a session), if ``keep`` says so;
+    none for a session whose last record retracts it (``merged_into``: a late event merged
+    it into an earlier one, which holds its events)."""
     found: dict[str, dict[str, Any]] = {}
     for record in records:
         if keep(record):
             found[str(record[key])] = record
-    return found
+    return {k: r for k, r in found.items() if r.get("merged_into") is None}
 
 
 def _compare(topic: str, identity: str, shadow: dict[str, Any], live: dict[str, Any]) -> TopicDiff:
