@@ -68,6 +68,14 @@ def _produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes]])
 
 def _read_all(settings: Settings, topic: str, serde: AvroSerde) -> list[tuple[int, int, Any]]:
     """Every record of ``topic`` now: (partition, offset, decoded value), in offset order."""
+    return [(p, o, value) for p, o, _, value in _read_keyed(settings, topic, serde)]
+
+
+def _read_keyed(
+    settings: Settings, topic: str, serde: AvroSerde
+) -> list[tuple[int, int, bytes | None, Any]]:
+    """Every record of ``topic`` now: (partition, offset, key, decoded value or None for a
+    tombstone), in offset order."""
     name = settings.topic_prefix + topic
     consumer = Consumer(
         {
@@ -82,15 +90,15 @@ def _read_all(settings: Settings, topic: str, serde: AvroSerde) -> list[tuple[in
         partitions = list(consumer.list_topics(name, timeout=30).topics[name].partitions)
         ends = end_offsets(consumer, name, partitions)
         consumer.assign([TopicPartition(name, p, 0) for p in partitions if ends[p] > 0])
-        records: list[tuple[int, int, Any]] = []
+        records: list[tuple[int, int, bytes | None, Any]] = []
         remaining = {p for p in partitions if ends[p] > 0}
         deadline = time.monotonic() + 60
         while remaining and time.monotonic() < deadline:
             for message in consumer.consume(500, timeout=0.5):
                 assert message.error() is None
-                records.append(
-                    (message.partition(), message.offset(), serde.decode(message.value()))
-                )
+                value = message.value()
+                decoded = None if value is None else serde.decode(value)
+                records.append((message.partition(), message.offset(), message.key(), decoded))
                 if message.offset() + 1 >= ends[message.partition()]:
                     remaining.discard(message.partition())
         assert not remaining, f"{name} not read to its end"

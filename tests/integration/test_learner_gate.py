@@ -11,21 +11,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from pydantic import SecretStr
 
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
-from tests.integration.test_feedback_loop import _produce, _wait_for
+from tests.integration.test_feedback_loop import _produce, _read_keyed, _wait_for
 from tests.serving_support import start_worker
-from tests.support import click_examples, committed_to_end, end_offsets
+from tests.support import click_examples, committed_to_end
 
 KEY = "integration-test-signing-key"
 EVERY = 1000
@@ -48,36 +45,8 @@ def registry(settings: Settings) -> Iterator[RegistryClient]:
 
 def _state(settings: Settings, serde: AvroSerde) -> list[tuple[str, dict[str, Any] | None]]:
     """Every record of model.state now, as (key, snapshot or None for a tombstone)."""
-    name = settings.topic_prefix + "model.state"
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"check-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "fetch.max.bytes": 64 * 1024 * 1024,
-            "max.partition.fetch.bytes": 16 * 1024 * 1024,
-        }
-    )
-    try:
-        partitions = list(consumer.list_topics(name, timeout=30).topics[name].partitions)
-        ends = end_offsets(consumer, name, partitions)
-        remaining = {p for p in partitions if ends[p] > 0}
-        consumer.assign([TopicPartition(name, p, 0) for p in remaining])
-        records: list[tuple[int, int, str, dict[str, Any] | None]] = []
-        deadline = time.monotonic() + 60
-        while remaining and time.monotonic() < deadline:
-            for message in consumer.consume(500, timeout=0.5):
-                assert message.error() is None
-                value = message.value()
-                snapshot = None if value is None else serde.decode(value)
-                key = (message.key() or b"").decode()
-                records.append((message.partition(), message.offset(), key, snapshot))
-                if message.offset() + 1 >= ends[message.partition()]:
-                    remaining.discard(message.partition())
-        assert not remaining, f"{name} not read to its end"
-    finally:
-        consumer.close()
-    return [(key, snapshot) for *_, key, snapshot in sorted(records, key=lambda r: r[:2])]
+    records = _read_keyed(settings, "model.state", serde)
+    return [((key or b"").decode(), snapshot) for _, _, key, snapshot in records]
 
 
 def _published(
