@@ -107,6 +107,27 @@ def _read_keyed(
     return sorted(records, key=lambda r: (r[0], r[1]))
 
 
+def start_learner(settings: Settings, log: str, **env: str) -> subprocess.Popen[bytes]:
+    """`streamlearn agents run --only learner` on ``settings``' broker, its output in
+    ``log`` under the data directory; ``env``: more settings (``STREAMLEARN_...``)."""
+    environment = {
+        **os.environ,
+        "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+        "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
+        "STREAMLEARN_MODEL_SIGNING_KEY": "integration-test-signing-key",
+        "STREAMLEARN_SNAPSHOT_EVERY_S": "600",
+        "STREAMLEARN_CONSUMER_SESSION_TIMEOUT_S": "6",
+        "STREAMLEARN_DATA_DIR": str(settings.data_dir),
+        **env,
+    }
+    with (settings.data_dir / log).open("wb") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streamlearn", "agents", "run", "--only", "learner"],
+            env=environment, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
 def _wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -256,24 +277,9 @@ def test_a_sigkilled_learner_resumes_to_the_model_trained_once(
     records = [(b"ctr", examples_serde.encode(e)) for e in examples]
     half = len(records) // 2
     _produce(settings, "training.examples", records[:7000])
-    env = {
-        **os.environ,
-        "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
-        "STREAMLEARN_TOPIC_PREFIX": prefix,
-        "STREAMLEARN_MODEL_SIGNING_KEY": "integration-test-signing-key",
-        "STREAMLEARN_SNAPSHOT_EVERY_EXAMPLES": "6000",
-        "STREAMLEARN_SNAPSHOT_EVERY_S": "600",
-        "STREAMLEARN_CONSUMER_SESSION_TIMEOUT_S": "6",
-        "STREAMLEARN_DATA_DIR": str(settings.data_dir),
-    }
 
     def learner(log: str) -> subprocess.Popen[bytes]:
-        with (settings.data_dir / log).open("wb") as output:
-            return subprocess.Popen(
-                [sys.executable, "-m", "streamlearn", "agents", "run", "--only", "learner"],
-                env=env, stdout=output, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+        return start_learner(settings, log, STREAMLEARN_SNAPSHOT_EVERY_EXAMPLES="6000")
 
     def snapshots() -> list[Any]:
         return [s for _, _, s in _read_all(settings, "model.state", snapshot_serde)]

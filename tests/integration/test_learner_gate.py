@@ -7,10 +7,8 @@ afterwards serves the promoted version."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from pydantic import SecretStr
 
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
-from tests.integration.test_feedback_loop import _produce, _read_keyed, _wait_for
+from tests.integration.test_feedback_loop import _produce, _read_keyed, _wait_for, start_learner
 from tests.serving_support import start_worker
 from tests.support import click_examples, committed_to_end
 
@@ -75,26 +73,16 @@ async def test_a_gated_learner_keys_held_back_versions_apart_and_deletes_them_on
     examples[EVERY : EVERY + 800] = [{**e, "label": 1.0} for e in examples[EVERY : EVERY + 800]]
     # One key: one partition, so the examples are learned in the order produced.
     records = [(b"ctr", examples_serde.encode(e)) for e in examples]
-    env = {
-        **os.environ,
-        "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
-        "STREAMLEARN_TOPIC_PREFIX": prefix,
-        "STREAMLEARN_MODEL_SIGNING_KEY": KEY,
-        "STREAMLEARN_MODELS": json.dumps(["ctr"]),
-        "STREAMLEARN_MODEL_PROMOTION": json.dumps({"ctr": {"margin": 0.0, "window": 200}}),
-        "STREAMLEARN_SNAPSHOT_EVERY_EXAMPLES": str(EVERY),
-        "STREAMLEARN_SNAPSHOT_EVERY_S": "600",
-        "STREAMLEARN_CONSUMER_SESSION_TIMEOUT_S": "6",
-        "STREAMLEARN_DATA_DIR": str(settings.data_dir),
-    }
 
     def learner(log: str) -> subprocess.Popen[bytes]:
-        with (settings.data_dir / log).open("wb") as output:
-            return subprocess.Popen(
-                [sys.executable, "-m", "streamlearn", "agents", "run", "--only", "learner"],
-                env=env, stdout=output, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+        return start_learner(
+            settings,
+            log,
+            STREAMLEARN_MODEL_SIGNING_KEY=KEY,
+            STREAMLEARN_MODELS=json.dumps(["ctr"]),
+            STREAMLEARN_MODEL_PROMOTION=json.dumps({"ctr": {"margin": 0.0, "window": 200}}),
+            STREAMLEARN_SNAPSHOT_EVERY_EXAMPLES=str(EVERY),
+        )
 
     def stop(process: subprocess.Popen[bytes]) -> None:
         process.send_signal(signal.SIGTERM)
