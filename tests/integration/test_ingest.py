@@ -15,6 +15,7 @@ import pytest
 from confluent_kafka import Producer
 
 from streamlearn.agents import PIPELINE_AGENTS, STEPS
+from streamlearn.agents.sessions import retracted
 from streamlearn.runtime.worker import create_faust_app
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
@@ -75,7 +76,7 @@ def _final_sessions(serde: AvroSerde, messages: list[Any]) -> dict[str, dict[str
     for message in messages:
         session = serde.decode(message.value())
         final[session["session_id"]] = session
-    return {k: s for k, s in final.items() if s["merged_into"] is None}
+    return {k: s for k, s in final.items() if not retracted(s)}
 
 
 async def test_preprocess_and_sessionise_against_truth(

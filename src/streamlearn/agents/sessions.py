@@ -207,6 +207,13 @@ def session_record(
     }
 
 
+def retracted(record: Session) -> bool:
+    """Whether a ``Session`` record retracts its session (``merged_into`` set; records
+    written before the field existed have none): a consumer keeping the newest record per
+    ``session_id`` drops that session."""
+    return record.get("merged_into") is not None
+
+
 class Sessioniser:
     """One partition's sessions over its state: ``users`` (user id → state) and ``clock``
     (the event time). :meth:`take` and :meth:`advance_live` return the session records

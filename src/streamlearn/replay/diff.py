@@ -37,6 +37,7 @@ from streamlearn.agents.preprocess import (
     PreprocessStep,
     Processed,
 )
+from streamlearn.agents.sessions import retracted
 from streamlearn.models.specs import get_spec
 from streamlearn.replay.range_start import (
     FIRST_RECORDS,
@@ -136,7 +137,7 @@ def _newest(
     for record in records:
         if keep(record):
             found[str(record[key])] = record
-    return {k: r for k, r in found.items() if r.get("merged_into") is None}
+    return {k: r for k, r in found.items() if not retracted(r)}
 
 
 def _compare(topic: str, identity: str, shadow: dict[str, Any], live: dict[str, Any]) -> TopicDiff:

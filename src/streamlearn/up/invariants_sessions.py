@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from streamlearn.agents.sessions import Sessioniser, SessionRules
+from streamlearn.agents.sessions import Sessioniser, SessionRules, retracted
 from streamlearn.up.report import Check
 
 Located = tuple[int, int, dict[str, Any]]
@@ -103,7 +103,7 @@ def emitted_sessions(sessions: Iterable[Located]) -> tuple[dict[str, Counter[Sha
         newest[session_id] = record
     by_user: dict[str, Counter[Shape]] = {}
     for record in newest.values():
-        if record.get("merged_into") is not None:
+        if retracted(record):
             continue  # retracted: its events are in the session it was merged into
         by_user.setdefault(str(record["user_id"]), Counter())[shape(record)] += 1
     return by_user, copies, corrections
