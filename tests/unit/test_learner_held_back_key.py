@@ -129,3 +129,81 @@ def test_a_held_back_version_published_again_with_a_new_key_stays_held_back() ->
     assert again["metrics"]["promoted"] == 0.0
     assert learner.gate is not None
     assert learner.gate.promoted_examples == 2000  # still judged against v1
+
+
+def test_after_a_rotation_the_promoted_version_behind_a_held_back_one_is_signed_again() -> None:
+    """A key rotation while the newest version is held back: the learner resumed from the
+    held-back version and published it again with the new key, but the promoted version
+    workers serve (under the model's own key) kept the old signature. Once the grace
+    ended, a worker that started refused it (``retired_key``) and served the fallback to
+    everybody. The learner now publishes the promoted version again as it was (same
+    version, same payload), signed with the new key."""
+    from datetime import UTC, datetime, timedelta
+
+    from streamlearn.models import verify_snapshot
+    from streamlearn.models.keyring import Keyring
+
+    old = learning_settings(models=["ctr"], model_promotion=GATE, model_signing_key_id="k-old")
+    new = learning_settings(
+        models=["ctr"],
+        model_promotion=GATE,
+        model_signing_key="a-new-key-of-the-rotation-0123456789",
+        model_signing_key_id="k-new",
+        model_previous_signing_key=old.model_signing_key,
+        model_previous_signing_key_id="k-old",
+        model_previous_signing_key_until=datetime.now(UTC) + timedelta(hours=1),
+    )
+    catalogue = TopicCatalogue.from_settings(old)
+    registry = InMemoryRegistry()
+    cluster = LocalCluster(catalogue, registry, partitions=1)
+    serde = catalogue.topic("training.examples").serde(registry)
+    records = examples(3000, seed=5)
+    records[2000:2800] = [{**r, "label": 1.0} for r in records[2000:2800]]
+
+    def start(settings: Any) -> LocalWorker:
+        metrics = AgentMetrics()
+        worker = LocalWorker(cluster, make_learner(cluster.environment(settings, metrics)),
+                             now_ms=1_000, metrics=metrics)  # fmt: skip
+        worker.assign([0])
+        return worker
+
+    first = start(old)
+    for chunk in (records[:2000], records[2000:]):
+        for record in chunk:
+            key = record["request_id"].encode()
+            cluster.produce("training.examples", key, serde.encode(record), partition=0)
+        first.run(100)
+        first.now_ms += 60_000
+        first.tick()
+    before = {m.key: s for m, s in zip(cluster.messages("model.state"),
+                                       cluster.decoded("model.state"), strict=True)}  # fmt: skip
+    assert {k: s["version"] for k, s in before.items()} == {b"ctr": 1, b"ctr~newest": 2}
+
+    rotated = start(new)
+    rotated.run(100)
+    rotated.tick()
+    compacted = {m.key: s for m, s in zip(cluster.messages("model.state"),
+                                          cluster.decoded("model.state"), strict=True)}  # fmt: skip
+    # The grace has ended: only the new key verifies.
+    after_grace = Keyring.from_settings(new.model_copy(update={"model_previous_signing_key": None}))
+    for key in (b"ctr", b"ctr~newest"):
+        verify_snapshot(compacted[key], after_grace)
+        assert compacted[key]["signing_key_id"] == "k-new"
+    promoted = compacted[b"ctr"]
+    assert promoted["version"] == 1  # the same version, payload and figures as before
+    assert promoted["payload"] == before[b"ctr"]["payload"]
+    assert promoted["metrics"] == before[b"ctr"]["metrics"]
+    assert (
+        compacted[b"ctr~newest"]["version"],
+        compacted[b"ctr~newest"]["metrics"]["promoted"],
+    ) == (3, 0.0)
+    # Signed again once, not at every tick.
+    rotated.now_ms += 1_000
+    rotated.tick()
+    assert sum(m.key == b"ctr" for m in cluster.messages("model.state")) == 2
+    # A learner started again within the grace resumes from what the new key signed: the
+    # later record of a version is the one compaction keeps, and the one the view reads.
+    again = start(new)
+    again.run(100)
+    again.tick()
+    assert sum(m.key == b"ctr" for m in cluster.messages("model.state")) == 2

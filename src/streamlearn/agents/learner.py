@@ -220,7 +220,13 @@ class LearnerStep(Step):
     def _publish_due(self, partition: int, emit: Emit) -> None:
         now_s = self.wall_clock() / 1000
         for name in self._models_of(partition):
-            if self.learners[name].snapshot_due(now_s):
+            learner = self.learners[name]
+            again = learner.take_signed_again()
+            if again is not None:  # after a key rotation (OnlineLearner.resume)
+                emit.to("model.state")(state_key(again), again)
+                log.info("learner %s: v%d signed again with the current key", name,
+                         again["version"])  # fmt: skip
+            if learner.snapshot_due(now_s):
                 self._publish(name, emit)
 
     def _publish(self, name: str, emit: Emit) -> None:

@@ -66,5 +66,7 @@ def consider(
         return
     for newest in (view.newest, view.promoted) if is_promoted(snapshot) else (view.newest,):
         current = newest.get(name)
-        if current is None or version > int(current["version"]):
+        # Of one version published twice (signed again after a key rotation), the later
+        # record: the one compaction keeps.
+        if current is None or version >= int(current["version"]):
             newest[name] = snapshot

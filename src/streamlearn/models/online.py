@@ -53,6 +53,7 @@ from streamlearn.models.snapshot import (
     is_promoted,
     key_bytes,
     load_model,
+    signed_again,
 )
 from streamlearn.models.specs import ModelSpec
 
@@ -128,6 +129,9 @@ class OnlineLearner:
         """The version resumed from was signed with the previous key: publish it again."""
         self._resumed_held_back = False
         """The version resumed from was held back by the gate (kept so if published again)."""
+        self._promoted_signed_again: dict[str, Any] | None = None
+        """The promoted version behind the held-back one resumed from, signed with the
+        current key when it was signed with the previous one (:meth:`take_signed_again`)."""
         self._verification: Keyring | bytes = verification or self._key
         """What :meth:`resume` verifies with (during a rotation: the previous key too)."""
         self.model: Any = spec.new_model(seed)
@@ -419,9 +423,20 @@ class OnlineLearner:
         # in the grace kept its old signature, and once the grace ended a worker that
         # (re)started refused it and served the fallback. Asked before anything changes.
         verification = self._verification
-        resign = isinstance(verification, Keyring) and key_bytes(
-            verification.key_for(snapshot)
-        ) != key_bytes(self._key)
+
+        def signed_by_previous_key(record: Mapping[str, Any]) -> bool:
+            return isinstance(verification, Keyring) and key_bytes(
+                verification.key_for(record)
+            ) != key_bytes(self._key)
+
+        resign = signed_by_previous_key(snapshot)
+        # Likewise the promoted version behind a held-back one: it keeps its place on
+        # model.state (under the model's own key) until a version is promoted, and signed
+        # only with the previous key, every worker started after the grace refused it and
+        # served the fallback. Signed again as it is (the same version and payload).
+        promoted_again = None
+        if serving is not None and promoted is not None and signed_by_previous_key(promoted):
+            promoted_again = signed_again(promoted, self._key, self._key_id)
         self.model = loaded.model
         if self.gate is not None:  # a model of its own: the promoted one never learns
             if serving is None:  # the resumed version counts as promoted (verified above)
@@ -435,9 +450,17 @@ class OnlineLearner:
         self.next_offsets = dict(loaded.offsets)
         self._resign = resign
         self._resumed_held_back = not is_promoted(snapshot)
+        self._promoted_signed_again = promoted_again
         self.recent_examples.clear()  # refilled from the window before the offsets, read again
         self._since_snapshot = 0
         self._reset_metrics()
+
+    def take_signed_again(self) -> dict[str, Any] | None:
+        """Once after a resume during a key rotation's grace: the promoted version behind
+        the held-back one resumed from, signed with the current key, to publish as it is
+        (None when there is nothing to sign again)."""
+        again, self._promoted_signed_again = self._promoted_signed_again, None
+        return again
 
     def warm_start(self, snapshot: Mapping[str, Any], *, offsets: bool = True) -> None:
         """Start from a baseline snapshot of this spec published under another name (the

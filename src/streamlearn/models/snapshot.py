@@ -242,6 +242,17 @@ def build_snapshot(
     return snapshot
 
 
+def signed_again(
+    snapshot: Mapping[str, Any], key: SigningKey, key_id: str | None
+) -> dict[str, Any]:
+    """``snapshot`` as it is (version, payload, figures), signed with ``key`` as ``key_id``:
+    after a key rotation, a version that must stay on ``model.state`` past the previous
+    key's grace."""
+    again = {**snapshot, "signing_key_id": key_id, "signature": ""}
+    again["signature"] = sign(again, key)
+    return again
+
+
 def verify_snapshot(snapshot: Mapping[str, Any], key: SigningKey | Keyring) -> None:
     """Raise :class:`BadSignature` or :class:`PayloadDigestMismatch` unless ``snapshot`` is
     exactly what the holder of ``key`` signed; :class:`UndecodableSnapshot` if malformed.
