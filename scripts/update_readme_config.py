@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from streamlearn.settings import settings_table
+from streamlearn.settings_table import settings_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -42,7 +42,8 @@ from streamlearn.kafka_local import (
     embedded_kafka,
     load_lock,
 )
-from streamlearn.settings import Settings, settings_table
+from streamlearn.settings import Settings
+from streamlearn.settings_table import settings_table
 from streamlearn.settings_values import shown_setting
 from streamlearn.topology import apply_topology, desired_topics, load_topology, plan_for_cluster
 from streamlearn.topology.catalogue import topology_path

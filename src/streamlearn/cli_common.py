@@ -13,7 +13,8 @@ import typer
 from streamlearn.kafka_clients import quiet_client_logs
 from streamlearn.kafka_local import PinnedJar
 from streamlearn.log_repeats import quiet_repeats
-from streamlearn.settings import Settings, load_settings
+from streamlearn.settings import Settings
+from streamlearn.settings_loading import load_settings
 
 DataDirOption = Annotated[
     Path | None,

@@ -29,7 +29,8 @@ from confluent_kafka import KafkaError, Message, Producer
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
 from streamlearn.serde import EncodeError, RegistryClient, SchemaSource
-from streamlearn.settings import Settings, load_settings
+from streamlearn.settings import Settings
+from streamlearn.settings_loading import load_settings
 from streamlearn.topology.catalogue import TopicCatalogue
 
 log = logging.getLogger(__name__)

@@ -3,31 +3,26 @@
 Values come, highest priority first, from keyword arguments, ``STREAMLEARN_*`` environment
 variables, a ``.env`` file in the working directory, and an optional YAML file named by
 ``STREAMLEARN_CONFIG_FILE``. Secrets are :class:`~pydantic.SecretStr`, so they print as
-``**********`` in reprs, logs and ``streamlearn config show``.
+``**********`` in reprs, logs and ``streamlearn config show``. Commands read them with
+:func:`~streamlearn.settings_loading.load_settings` (readable errors, unknown variables
+named); the values' own checks are in :mod:`streamlearn.settings_values`.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
-import logging
 import os
-import re
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_origin
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import AfterValidator, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    SettingsError,
     YamlConfigSettingsSource,
 )
 
-from streamlearn.exceptions import ConfigurationError
 from streamlearn.settings_values import (
     Credential,
     HttpUrl,
@@ -39,8 +34,6 @@ from streamlearn.settings_values import (
     UserPassword,
     app_id,
 )
-
-log = logging.getLogger(__name__)
 
 ENV_PREFIX = "STREAMLEARN_"
 LONGEST_LABEL_WAIT_S = 30 * 86400
@@ -386,166 +379,3 @@ class _OwnSettingsOnly(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return {k: v for k, v in self.source().items() if k in self.settings_cls.model_fields}
-
-
-NOT_SETTINGS = frozenset({CONFIG_FILE_ENV, "STREAMLEARN_SUPERVISOR_PID"})
-"""Variables with the settings' prefix that are not settings: the config file's path, and
-what ``up`` tells the parts it starts."""
-
-
-def unknown_variables(environ: dict[str, str] | os._Environ[str]) -> list[str]:
-    """The ``STREAMLEARN_*`` variables of ``environ`` no setting reads (a typo, or another
-    tool's name such as ``..._BOOTSTRAP_SERVERS``: ignored, so the default applies),
-    described with the setting they are closest to."""
-    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
-    found = []
-    for variable in sorted(environ):
-        if variable.startswith(ENV_PREFIX) and variable not in known | NOT_SETTINGS:
-            close = difflib.get_close_matches(variable, sorted(known), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            found.append(f"{variable} is not a setting{hint}; it is ignored")
-    return found
-
-
-def _dotenv_names(path: Path) -> dict[str, str]:
-    """The variables a `.env` file sets, as names only (values may be secrets)."""
-    from dotenv import dotenv_values
-
-    try:
-        return {name: "" for name in dotenv_values(path)}
-    except (OSError, UnicodeDecodeError):
-        return {}
-
-
-def _check_config_file(path: Path) -> None:
-    """Refuse, naming the file, what pydantic-settings' YAML source would fail on with a
-    traceback (not UTF-8, not YAML, not a mapping) or report as an environment variable
-    (a key no setting has)."""
-    where = f"{CONFIG_FILE_ENV}={path}"
-    if path.is_dir():
-        raise ConfigurationError(f"{where}: a directory, not a file")
-    if not path.is_file():
-        raise ConfigurationError(f"{where}: no such file")
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigurationError(f"{where}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigurationError(f"{where}: not UTF-8 (byte {exc.start})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark is not None else ""
-        # Never the parser's full message: it quotes the file, which may hold secrets.
-        raise ConfigurationError(f"{where}: not YAML{at}") from None
-    if loaded is None:
-        return
-    if not isinstance(loaded, dict):
-        raise ConfigurationError(
-            f"{where}: not a mapping of settings (e.g. serve_port: 8000), a YAML "
-            f"{type(loaded).__name__}"
-        )
-    for key in loaded:
-        if str(key) not in Settings.model_fields:
-            close = difflib.get_close_matches(str(key), list(Settings.model_fields), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigurationError(f"{where}: unknown setting {str(key)!r}{hint}")
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Build settings, turning validation errors into one readable :class:`ConfigurationError`
-    (and warning of ``STREAMLEARN_*`` variables that are no setting)."""
-    config_file = os.environ.get(CONFIG_FILE_ENV)
-    if config_file:
-        _check_config_file(Path(config_file))
-    for problem in unknown_variables(os.environ):
-        log.warning("%s", problem)
-    dotenv = Path(".env")
-    if dotenv.is_file():
-        for problem in unknown_variables(_dotenv_names(dotenv)):
-            log.warning("%s", problem.replace(" is not a setting", " (in .env) is not a setting"))
-    try:
-        return Settings(**overrides)
-    except SettingsError as exc:
-        raise ConfigurationError(f"invalid settings: {_not_json(exc)}") from None
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{_where(err['loc'], overrides)}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigurationError(f"invalid settings: {problems}") from exc
-
-
-def _where(loc: tuple[int | str, ...], overrides: dict[str, Any]) -> str:
-    """A setting as the user gave it: its variable, or its name when a command's option
-    gave it (``--registry-url`` was reported as the environment variable)."""
-    if not loc:
-        return "settings"
-    name, rest = str(loc[0]), loc[1:]
-    where = f"{name} (given on the command line)" if name in overrides else (
-        _source_of(name)
-    )  # fmt: skip
-    # Inside a list or a map: the item's position, or the map's key unless keys are
-    # secrets (write keys: one was printed, as part of a variable name that does not exist).
-    if rest and isinstance(rest[0], int):
-        where += f" (item {rest[0] + 1})"
-    elif rest:
-        field = Settings.model_fields.get(name)
-        secret_keys = field is not None and "SecretStr" in str(field.annotation)
-        where += " (an entry)" if secret_keys else f" (entry {rest[0]!r})"
-        if len(rest) > 1:  # a field of the entry (a gate's judge)
-            where += f" {'.'.join(str(part) for part in rest[1:])}"
-    return where
-
-
-def _source_of(name: str) -> str:
-    """Setting ``name`` as the user gave it: its environment variable, or its key in the
-    `.env` file or the settings file when the environment does not set it."""
-    variable = f"{ENV_PREFIX}{name.upper()}"
-    if variable in os.environ:
-        return variable
-    dotenv = Path(".env")
-    if dotenv.is_file() and variable in _dotenv_names(dotenv):
-        return f"{variable} (in .env)"
-    config_file = os.environ.get(CONFIG_FILE_ENV)
-    return f"{name} (in {config_file})" if config_file else variable
-
-
-def _not_json(exc: SettingsError) -> str:
-    """pydantic-settings' error for a list or map setting whose value is not JSON, as the
-    variable and how to write it (never the value: it may be a secret)."""
-    found = re.search(r'field "(\w+)"', str(exc))
-    if found is None or found.group(1) not in Settings.model_fields:
-        return str(exc)
-    name = found.group(1)
-    field = Settings.model_fields[name]
-    made = field.default_factory() if field.default_factory is not None else None  # type: ignore[call-arg]
-    if made:
-        example = json.dumps(made)
-    else:
-        example = '{"k": "v"}' if get_origin(field.annotation) is dict else '["a", "b"]'
-    variable = f"{ENV_PREFIX}{name.upper()}"
-    return f"{variable}: not JSON; this setting is written as JSON, e.g. {variable}='{example}'"
-
-
-def settings_table() -> str:
-    """The configuration table of the README, generated from the settings' docstrings."""
-    rows = ["| environment variable | default | description |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        if field.default_factory is not None:
-            made = field.default_factory()  # type: ignore[call-arg]
-            if isinstance(made, Path):  # under the user's home or cache
-                default = "(per user, see description)"
-            else:
-                default = "(empty)" if not made else f"`{json.dumps(made)}`"
-        elif field.default is None:
-            default = "(unset)"
-        elif field.default == "":
-            default = "(empty)"
-        else:
-            default = f"`{field.default}`"
-        description = " ".join((field.description or "").split())  # one table row
-        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {default} | {description} |")
-    rows.append(
-        f"| `{CONFIG_FILE_ENV}` | (unset) | Optional YAML file with any of the settings above "
-        "(lower priority than the environment). |"
-    )
-    return "\n".join(rows) + "\n"

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from streamlearn import cli
 from streamlearn.cli import app
-from streamlearn.settings import settings_table
+from streamlearn.settings_table import settings_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

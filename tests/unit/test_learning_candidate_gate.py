@@ -126,7 +126,7 @@ def test_a_deployment_sets_a_models_gate_in_its_settings() -> None:
     """The docs told a deployment to set the gate on the spec, but no setting did: only an
     edit of models/specs.py could, so the shipped held-back alert could never fire."""
     from streamlearn.models.configured import configured_specs
-    from streamlearn.settings import load_settings
+    from streamlearn.settings_loading import load_settings
 
     gate = {"ctr": {"margin": 0.0, "window": 500, "judge": "candidate", "after_examples": 30}}
     settings = load_settings(models=["ctr", "ctr_tree"], model_promotion=gate)

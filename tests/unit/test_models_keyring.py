@@ -18,7 +18,8 @@ from streamlearn.models import SPECS, build_snapshot, load_model, verify_snapsho
 from streamlearn.models.exceptions import BadSignature, RetiredKey
 from streamlearn.models.keyring import Keyring, PreviousKey
 from streamlearn.models.online import OnlineLearner
-from streamlearn.settings import Settings, load_settings
+from streamlearn.settings import Settings
+from streamlearn.settings_loading import load_settings
 from streamlearn.up.signing_key import LOCAL_SIGNING_KEY_FILE
 
 OLD, NEW = b"old-signing-key", b"new-signing-key"

@@ -12,7 +12,9 @@ from streamlearn.cli import app
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.kafka_clients import aiokafka_config, confluent_config
 from streamlearn.log_repeats import LIBRDKAFKA_LOG
-from streamlearn.settings import Settings, load_settings, settings_table
+from streamlearn.settings import Settings
+from streamlearn.settings_loading import load_settings
+from streamlearn.settings_table import settings_table
 from streamlearn.settings_values import shown_setting
 
 
@@ -195,7 +197,7 @@ def test_a_variable_that_is_no_setting_is_named_with_the_closest_setting(
     word, and the default broker used."""
     monkeypatch.setenv("STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS", "10.0.0.7:9092")
     monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", "")
-    with caplog.at_level("WARNING", logger="streamlearn.settings"):
+    with caplog.at_level("WARNING", logger="streamlearn.settings_loading"):
         settings = load_settings()
     assert settings.kafka_bootstrap != "10.0.0.7:9092"
     assert (
