@@ -13,6 +13,7 @@ from streamlearn.agents.learner import make_learner
 from streamlearn.runtime.local import LocalCluster, LocalWorker
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.serde import InMemoryRegistry
+from streamlearn.settings import Settings
 from streamlearn.simulate.learning_lab import learning_settings
 from streamlearn.topology.catalogue import TopicCatalogue
 from tests.unit.test_learning import T0, _gated, examples, positioned
@@ -20,31 +21,52 @@ from tests.unit.test_learning import T0, _gated, examples, positioned
 GATE = {"ctr": {"margin": 0.0, "window": 200}}
 
 
-def test_a_held_back_version_is_keyed_apart_and_a_resumed_learner_goes_on_from_it() -> None:
-    settings = learning_settings(models=["ctr"], model_promotion=GATE)
-    catalogue = TopicCatalogue.from_settings(settings)
-    registry = InMemoryRegistry()
-    cluster = LocalCluster(catalogue, registry, partitions=1)
-    serde = catalogue.topic("training.examples").serde(registry)
-    records = examples(6000, seed=5)
-    # A burst of wrong labels (all positive) makes the trainee over-confident; the honest
-    # examples after it judge it worse than the promoted version (as in test_learning).
-    records[2000:2800] = [{**r, "label": 1.0} for r in records[2000:2800]]
+class _Model:
+    """``model.state`` and ``training.examples`` of one gated ``ctr`` on an in-memory
+    cluster (one partition), with examples of seed 5 whose 2,000-2,799 are all labelled
+    positive: that burst makes the trainee over-confident, and the honest examples after
+    it judge it worse than the promoted version (as in test_learning)."""
 
-    def learn(chunk: list[dict[str, Any]], worker: LocalWorker) -> None:
+    def __init__(self, settings: Settings, count: int) -> None:
+        catalogue = TopicCatalogue.from_settings(settings)
+        registry = InMemoryRegistry()
+        self.cluster = LocalCluster(catalogue, registry, partitions=1)
+        self.serde = catalogue.topic("training.examples").serde(registry)
+        self.records = examples(count, seed=5)
+        self.records[2000:2800] = [{**r, "label": 1.0} for r in self.records[2000:2800]]
+
+    def start(self, settings: Settings) -> LocalWorker:
+        """A learner agent with ``settings``, assigned the partition."""
+        metrics = AgentMetrics()
+        environment = self.cluster.environment(settings, metrics)
+        worker = LocalWorker(self.cluster, make_learner(environment), now_ms=1_000,
+                             metrics=metrics)  # fmt: skip
+        worker.assign([0])
+        return worker
+
+    def learn(self, chunk: list[dict[str, Any]], worker: LocalWorker) -> None:
+        """Produce ``chunk``, let ``worker`` read it, then a minute later tick it."""
         for record in chunk:
             key = record["request_id"].encode()
-            cluster.produce("training.examples", key, serde.encode(record), partition=0)
+            self.cluster.produce("training.examples", key, self.serde.encode(record), partition=0)
         worker.run(100)
         worker.now_ms += 60_000
         worker.tick()
 
+    def state(self) -> dict[bytes, dict[str, Any] | None]:
+        """``model.state`` compacted: the last record of each key (None: a tombstone)."""
+        messages = self.cluster.messages("model.state")
+        decoded = self.cluster.decoded("model.state")
+        return {m.key: s for m, s in zip(messages, decoded, strict=True)}
+
+
+def test_a_held_back_version_is_keyed_apart_and_a_resumed_learner_goes_on_from_it() -> None:
+    settings = learning_settings(models=["ctr"], model_promotion=GATE)
+    model = _Model(settings, 6000)
+    cluster, records, learn = model.cluster, model.records, model.learn
+
     def start() -> LocalWorker:
-        metrics = AgentMetrics()
-        worker = LocalWorker(cluster, make_learner(cluster.environment(settings, metrics)),
-                             now_ms=1_000, metrics=metrics)  # fmt: skip
-        worker.assign([0])
-        return worker
+        return model.start(settings)
 
     first = start()
     learn(records[:2000], first)
@@ -153,57 +175,41 @@ def test_after_a_rotation_the_promoted_version_behind_a_held_back_one_is_signed_
         model_previous_signing_key_id="k-old",
         model_previous_signing_key_until=datetime.now(UTC) + timedelta(hours=1),
     )
-    catalogue = TopicCatalogue.from_settings(old)
-    registry = InMemoryRegistry()
-    cluster = LocalCluster(catalogue, registry, partitions=1)
-    serde = catalogue.topic("training.examples").serde(registry)
-    records = examples(3000, seed=5)
-    records[2000:2800] = [{**r, "label": 1.0} for r in records[2000:2800]]
+    model = _Model(old, 3000)
+    first = model.start(old)
+    model.learn(model.records[:2000], first)
+    model.learn(model.records[2000:], first)
+    before = model.state()
+    assert {k: s and s["version"] for k, s in before.items()} == {b"ctr": 1, b"ctr~newest": 2}
 
-    def start(settings: Any) -> LocalWorker:
-        metrics = AgentMetrics()
-        worker = LocalWorker(cluster, make_learner(cluster.environment(settings, metrics)),
-                             now_ms=1_000, metrics=metrics)  # fmt: skip
-        worker.assign([0])
-        return worker
-
-    first = start(old)
-    for chunk in (records[:2000], records[2000:]):
-        for record in chunk:
-            key = record["request_id"].encode()
-            cluster.produce("training.examples", key, serde.encode(record), partition=0)
-        first.run(100)
-        first.now_ms += 60_000
-        first.tick()
-    before = {m.key: s for m, s in zip(cluster.messages("model.state"),
-                                       cluster.decoded("model.state"), strict=True)}  # fmt: skip
-    assert {k: s["version"] for k, s in before.items()} == {b"ctr": 1, b"ctr~newest": 2}
-
-    rotated = start(new)
+    rotated = model.start(new)
     rotated.run(100)
     rotated.tick()
-    compacted = {m.key: s for m, s in zip(cluster.messages("model.state"),
-                                          cluster.decoded("model.state"), strict=True)}  # fmt: skip
+    compacted = model.state()
     # The grace has ended: only the new key verifies.
     after_grace = Keyring.from_settings(new.model_copy(update={"model_previous_signing_key": None}))
-    for key in (b"ctr", b"ctr~newest"):
-        verify_snapshot(compacted[key], after_grace)
-        assert compacted[key]["signing_key_id"] == "k-new"
-    promoted = compacted[b"ctr"]
+    promoted, held_back, promoted_before = (
+        compacted[b"ctr"],
+        compacted[b"ctr~newest"],
+        before[b"ctr"],
+    )
+    assert promoted is not None
+    assert held_back is not None
+    assert promoted_before is not None
+    for snapshot in (promoted, held_back):
+        verify_snapshot(snapshot, after_grace)
+        assert snapshot["signing_key_id"] == "k-new"
     assert promoted["version"] == 1  # the same version, payload and figures as before
-    assert promoted["payload"] == before[b"ctr"]["payload"]
-    assert promoted["metrics"] == before[b"ctr"]["metrics"]
-    assert (
-        compacted[b"ctr~newest"]["version"],
-        compacted[b"ctr~newest"]["metrics"]["promoted"],
-    ) == (3, 0.0)
+    assert promoted["payload"] == promoted_before["payload"]
+    assert promoted["metrics"] == promoted_before["metrics"]
+    assert (held_back["version"], held_back["metrics"]["promoted"]) == (3, 0.0)
     # Signed again once, not at every tick.
     rotated.now_ms += 1_000
     rotated.tick()
-    assert sum(m.key == b"ctr" for m in cluster.messages("model.state")) == 2
+    assert sum(m.key == b"ctr" for m in model.cluster.messages("model.state")) == 2
     # A learner started again within the grace resumes from what the new key signed: the
     # later record of a version is the one compaction keeps, and the one the view reads.
-    again = start(new)
+    again = model.start(new)
     again.run(100)
     again.tick()
-    assert sum(m.key == b"ctr" for m in cluster.messages("model.state")) == 2
+    assert sum(m.key == b"ctr" for m in model.cluster.messages("model.state")) == 2
