@@ -8,16 +8,53 @@ named and cut, and why a restart at any point neither loses nor repeats a record
 Arrow types), ``formats`` (Avro and Parquet files), ``storage`` (local or fsspec root),
 ``partition`` (one partition's file cutting), ``agent`` (the consumer), ``metrics``,
 ``health`` (probes), ``reader``.
+
+The package's names load their module when first used: ``streamlearn.archive.exceptions``
+is imported by every command line, which would otherwise load pyarrow and the registry
+client (half a second of each command's start).
 """
 
-from streamlearn.archive.agent import ArchiveAgent
-from streamlearn.archive.config import DEFAULT_GROUP, ArchiveConfig
-from streamlearn.archive.exceptions import ArchiveError
-from streamlearn.archive.layout import ArchiveFile, ResumePoint, resume_points
-from streamlearn.archive.metrics import ArchiveMetrics
-from streamlearn.archive.partition import CloseReason, Limits
-from streamlearn.archive.reader import ArchivedRecord, list_archive, read_archive
-from streamlearn.archive.topics import DEFAULT_TOPICS
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streamlearn.archive.agent import ArchiveAgent
+    from streamlearn.archive.config import DEFAULT_GROUP, ArchiveConfig
+    from streamlearn.archive.exceptions import ArchiveError
+    from streamlearn.archive.layout import ArchiveFile, ResumePoint, resume_points
+    from streamlearn.archive.metrics import ArchiveMetrics
+    from streamlearn.archive.partition import CloseReason, Limits
+    from streamlearn.archive.reader import ArchivedRecord, list_archive, read_archive
+    from streamlearn.archive.topics import DEFAULT_TOPICS
+
+_MODULE_OF = {
+    "ArchiveAgent": "streamlearn.archive.agent",
+    "DEFAULT_GROUP": "streamlearn.archive.config",
+    "ArchiveConfig": "streamlearn.archive.config",
+    "ArchiveError": "streamlearn.archive.exceptions",
+    "ArchiveFile": "streamlearn.archive.layout",
+    "ResumePoint": "streamlearn.archive.layout",
+    "resume_points": "streamlearn.archive.layout",
+    "ArchiveMetrics": "streamlearn.archive.metrics",
+    "CloseReason": "streamlearn.archive.partition",
+    "Limits": "streamlearn.archive.partition",
+    "ArchivedRecord": "streamlearn.archive.reader",
+    "list_archive": "streamlearn.archive.reader",
+    "read_archive": "streamlearn.archive.reader",
+    "DEFAULT_TOPICS": "streamlearn.archive.topics",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_GROUP",
