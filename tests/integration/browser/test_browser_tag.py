@@ -78,10 +78,16 @@ async def test_page_views_impressions_clicks_and_custom_events_arrive_with_their
     await page.goto(f"{site.url}/pages/shop?from=test", referer="https://search.example/")
     await page.wait_for_function("window.streamlearn && window.streamlearn.stats")
     await page.wait_for_timeout(800)  # the first slot has been visible for the dwell time
-    # Scrolled past before the dwell time: not an impression.
-    await page.evaluate("document.getElementById('never').scrollIntoView()")
-    await page.wait_for_timeout(100)
-    await page.evaluate("document.getElementById('below').scrollIntoView()")
+    # Scrolled past before the dwell time: not an impression. Both scrolls happen in the
+    # page, 100 ms apart on its own clock: one scroll per call from here, a loaded machine's
+    # round trip to the browser once took longer than the dwell time, and the slot was
+    # (rightly) an impression.
+    await page.evaluate(
+        "() => new Promise((done) => {"
+        " document.getElementById('never').scrollIntoView();"
+        " setTimeout(() => { document.getElementById('below').scrollIntoView(); done(); }, 100);"
+        " })"
+    )
     await page.wait_for_timeout(800)
     await page.evaluate("window.scrollTo(0, 0)")
     await page.click("#top")
