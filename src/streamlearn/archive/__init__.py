@@ -16,8 +16,9 @@ client (half a second of each command's start).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from streamlearn.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from streamlearn.archive.agent import ArchiveAgent
@@ -29,31 +30,25 @@ if TYPE_CHECKING:
     from streamlearn.archive.reader import ArchivedRecord, list_archive, read_archive
     from streamlearn.archive.topics import DEFAULT_TOPICS
 
-_MODULE_OF = {
-    "ArchiveAgent": "streamlearn.archive.agent",
-    "DEFAULT_GROUP": "streamlearn.archive.config",
-    "ArchiveConfig": "streamlearn.archive.config",
-    "ArchiveError": "streamlearn.archive.exceptions",
-    "ArchiveFile": "streamlearn.archive.layout",
-    "ResumePoint": "streamlearn.archive.layout",
-    "resume_points": "streamlearn.archive.layout",
-    "ArchiveMetrics": "streamlearn.archive.metrics",
-    "CloseReason": "streamlearn.archive.partition",
-    "Limits": "streamlearn.archive.partition",
-    "ArchivedRecord": "streamlearn.archive.reader",
-    "list_archive": "streamlearn.archive.reader",
-    "read_archive": "streamlearn.archive.reader",
-    "DEFAULT_TOPICS": "streamlearn.archive.topics",
+_HOMES = {
+    "ArchiveAgent": "agent",
+    "DEFAULT_GROUP": "config",
+    "ArchiveConfig": "config",
+    "ArchiveError": "exceptions",
+    "ArchiveFile": "layout",
+    "ResumePoint": "layout",
+    "resume_points": "layout",
+    "ArchiveMetrics": "metrics",
+    "CloseReason": "partition",
+    "Limits": "partition",
+    "ArchivedRecord": "reader",
+    "list_archive": "reader",
+    "read_archive": "reader",
+    "DEFAULT_TOPICS": "topics",
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOMES, globals())
 
 
 __all__ = [

@@ -9,8 +9,9 @@ and scipy, which the learner agent's decoding process would otherwise carry for 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from streamlearn.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from streamlearn.models.exceptions import ModelError, SnapshotRejected, UnknownModelSpec
@@ -47,13 +48,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value  # looked up once
-    return value
+__getattr__ = lazy_names(__name__, _HOMES, globals())
 
 
 __all__ = [
