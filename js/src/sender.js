@@ -58,7 +58,13 @@ export class Sender {
   }
 
   async flush() {
-    if (!this.enabled || this.inFlight || this.env.now() < this.notBefore) return;
+    if (!this.enabled || this.inFlight) return;
+    if (this.env.now() < this.notBefore) {
+      // Early by the page's clock (its timers run on another, or a caller flushed during a
+      // back-off): wait for the rest, or nothing would send until the page tracks again.
+      this.schedule(0);
+      return;
+    }
     const batch = this.outbox.peek(this.batchSize);
     if (batch.length === 0) return;
     this.inFlight = true;

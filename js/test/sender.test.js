@@ -156,3 +156,25 @@ test("no beacon while the collector is known to be failing, back-off over or not
   assert.deepEqual(h.beacons, []);
   assert.equal(h.outbox.size, 10, "kept for the next page");
 });
+
+test("a retry timer that fires before the page's clock reaches the back-off still sends", async () => {
+  // setTimeout runs on the monotonic clock, Date.now() on the wall clock: a wall clock
+  // slewed by NTP runs slower, and the timer set for the end of a back-off fires while
+  // now() is still a millisecond short of it. The flush it runs must wait again, not
+  // return and leave the queue with no timer until the page tracks something else.
+  const h = harness([[0]]);
+  await h.sender.flush();
+  assert.equal(h.timers.at(-1).ms, 1000);
+  h.advance(999);
+  const timersBefore = h.timers.length;
+  h.timers.at(-1).fn();
+  await Promise.resolve();
+  assert.equal(h.requests.length, 1, "no attempt before the back-off ends");
+  assert.equal(h.timers.length, timersBefore + 1, "a timer for the rest of the back-off");
+  assert.equal(h.timers.at(-1).ms, 1);
+  h.advance(1);
+  h.timers.at(-1).fn();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(h.requests.length, 2);
+  assert.equal(h.outbox.size, 1);
+});

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -20,7 +21,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, Request, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from streamlearn.collector.app import create_collector_app
 from streamlearn.kafka_local import free_port
@@ -142,7 +144,43 @@ async def new_page(browser: Browser, init_script: str | None = None) -> Page:
     )
     if init_script:
         await context.add_init_script(init_script)
-    return await context.new_page()
+    page = await context.new_page()
+    _watch_posts(page)
+    return page
+
+
+# What each page's posts of events came to, for the message of a wait that times out: a
+# tag that stops sending under load is otherwise one line, "Timeout 60000ms exceeded".
+_POSTS: weakref.WeakKeyDictionary[Page, list[str]] = weakref.WeakKeyDictionary()
+
+
+def _watch_posts(page: Page) -> None:
+    posts = _POSTS.setdefault(page, [])
+    started = time.monotonic()
+
+    def said(request: Request, outcome: str) -> None:
+        if request.method == "POST":
+            body = len(request.post_data_buffer or b"")
+            at = time.monotonic() - started
+            posts.append(f"{at:7.2f} s  {request.url}  {body} bytes: {outcome}")
+
+    page.on("response", lambda response: said(response.request, str(response.status)))
+    page.on("requestfailed", lambda request: said(request, f"failed, {request.failure}"))
+
+
+async def wait_for_tag(page: Page, expression: str, timeout_ms: float = 60000) -> None:
+    """Wait until the expression holds in the page, checked every 100 ms (not on
+    animation frames, which a busy headless browser may hold back); on a timeout, fail
+    with the tag's counters and what each post of events came to."""
+    try:
+        await page.wait_for_function(expression, polling=100, timeout=timeout_ms)
+    except PlaywrightTimeoutError:
+        stats = await page.evaluate("window.streamlearn ? streamlearn.stats() : null")
+        posts = "\n".join(_POSTS.get(page, [])) or "(none)"
+        pytest.fail(
+            f"{expression!r} did not hold within {timeout_ms / 1000:.0f} s; "
+            f"the tag's stats: {stats}; its posts:\n{posts}"
+        )
 
 
 def read_records(

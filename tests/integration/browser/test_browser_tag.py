@@ -25,6 +25,7 @@ from tests.integration.browser.support import (
     read_events,
     read_feedback,
     shop_page,
+    wait_for_tag,
 )
 
 
@@ -76,7 +77,7 @@ async def test_page_views_impressions_clicks_and_custom_events_arrive_with_their
     )
     page = await new_page(browser)
     await page.goto(f"{site.url}/pages/shop?from=test", referer="https://search.example/")
-    await page.wait_for_function("window.streamlearn && window.streamlearn.stats")
+    await wait_for_tag(page, "window.streamlearn && window.streamlearn.stats")
     await page.wait_for_timeout(800)  # the first slot has been visible for the dwell time
     # Scrolled past before the dwell time: not an impression. Both scrolls happen in the
     # page, 100 ms apart on its own clock: one scroll per call from here, a loaded machine's
@@ -96,9 +97,7 @@ async def test_page_views_impressions_clicks_and_custom_events_arrive_with_their
         "streamlearn('set', {userId: 'customer-42'});"
         "streamlearn('feedback', 'req-top', 'conversion', 12.5)"
     )
-    await page.wait_for_function(
-        "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 6"
-    )
+    await wait_for_tag(page, "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 6")
 
     events = await read_events(settings, registry, lambda r: len(r) >= 2)
     feedback = await read_feedback(settings, registry, lambda r: len(r) >= 4)
@@ -152,12 +151,12 @@ async def test_events_queued_while_the_collector_is_down_arrive_once_it_returns(
         site.pages[name] = shop_page(name, f"{site.url}/tag.js", attributes)
     page = await new_page(browser)
     await page.goto(f"{site.url}/pages/one")
-    await page.wait_for_function("window.streamlearn && streamlearn.stats")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats")
     await page.evaluate("streamlearn('track', 'search', {q: 'shoes'})")
-    await page.wait_for_function("streamlearn.stats().queued >= 3")  # view, search, impression
+    await wait_for_tag(page, "streamlearn.stats().queued >= 3")  # view, search, impression
     # A new page load: the first page's queue survives in localStorage and is adopted.
     await page.goto(f"{site.url}/pages/two")
-    await page.wait_for_function("window.streamlearn && streamlearn.stats().queued >= 4")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats().queued >= 4")
     stored = await page.evaluate(
         "Object.keys(localStorage).filter(k => k.startsWith('streamlearn.outbox.')).length"
     )
@@ -165,7 +164,7 @@ async def test_events_queued_while_the_collector_is_down_arrive_once_it_returns(
     assert (await page.evaluate("streamlearn.stats().sent")) == 0
 
     await collector.start()
-    await page.wait_for_function("streamlearn.stats().queued === 0", timeout=90000)
+    await wait_for_tag(page, "streamlearn.stats().queued === 0", timeout_ms=90000)
     events = await read_events(settings, registry, lambda r: len(r) >= 3)
     assert sorted(e["event_type"] for e in events) == ["page_view", "page_view", "search"]
     # Each page load showed the first slot long enough: two impressions, two event ids.
@@ -193,9 +192,10 @@ async def test_a_lost_answer_is_retried_after_retry_after_and_preprocess_keeps_o
     )
     page = await new_page(browser)
     await page.goto(f"{site.url}/pages/shop")
-    await page.wait_for_function(
+    await wait_for_tag(
+        page,
         "window.streamlearn && streamlearn.stats().sent >= 1 && streamlearn.stats().queued === 0",
-        timeout=30000,
+        timeout_ms=30000,
     )
     (first_at, first_ids), (second_at, second_ids) = site.seen[:2]
     # The retry carries the same events with the same ids (and what was queued since).
@@ -221,16 +221,14 @@ async def test_nothing_is_stored_or_sent_before_consent(
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url) if "/v1/events" in r.url else None)
     await page.goto(f"{site.url}/pages/shop")
-    await page.wait_for_function("window.streamlearn && streamlearn.stats().queued >= 2")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats().queued >= 2")
     await page.wait_for_timeout(1000)
     assert requests == []
     assert await page.evaluate("Object.keys(localStorage).length") == 0
     assert await page.context.cookies() == []
 
     await page.evaluate("streamlearn('consent', true)")
-    await page.wait_for_function(
-        "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 2"
-    )
+    await wait_for_tag(page, "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 2")
     events = await read_events(settings, registry, lambda r: len(r) >= 1)
     cookies = {c["name"]: c["value"] for c in await page.context.cookies()}
     assert [e["user_id"] for e in events] == [cookies["sl_uid"]], (
@@ -256,7 +254,7 @@ async def test_a_consent_setting_the_tag_cannot_read_asks_for_consent_and_says_s
     page.on("request", lambda r: requests.append(r.url) if "/v1/events" in r.url else None)
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     await page.goto(f"{site.url}/pages/typo")
-    await page.wait_for_function("window.streamlearn && streamlearn.stats().queued >= 1")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats().queued >= 1")
     await page.wait_for_timeout(800)
     assert requests == []
     assert await page.context.cookies() == []
@@ -266,9 +264,7 @@ async def test_a_consent_setting_the_tag_cannot_read_asks_for_consent_and_says_s
     assert any("batchSize must be a whole number" in e for e in errors), errors
 
     await page.evaluate("streamlearn('consent', true)")
-    await page.wait_for_function(
-        "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 1"
-    )
+    await wait_for_tag(page, "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 1")
 
 
 async def test_consent_refused_and_global_privacy_control_send_nothing(
@@ -291,7 +287,7 @@ async def test_consent_refused_and_global_privacy_control_send_nothing(
         page = await new_page(browser, init)
         page.on("request", lambda r: requests.append(r.url) if "/v1/events" in r.url else None)
         await page.goto(f"{site.url}/pages/{name}")
-        await page.wait_for_function("window.streamlearn && streamlearn.stats")
+        await wait_for_tag(page, "window.streamlearn && streamlearn.stats")
         await page.evaluate("streamlearn('track', 'search', {q: 'x'})")
         await page.wait_for_timeout(800)
         assert await page.evaluate("streamlearn.stats().queued") == 0
@@ -310,7 +306,7 @@ async def test_a_page_closed_before_the_flush_hands_its_events_to_a_beacon(
     site.pages["away"] = "<!doctype html><title>elsewhere</title>"
     page = await new_page(browser)
     await page.goto(f"{site.url}/pages/shop")
-    await page.wait_for_function("window.streamlearn && streamlearn.stats().queued >= 1")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats().queued >= 1")
     await page.evaluate("streamlearn('track', 'checkout', {})")
     # Ten minutes to the next flush: nothing was sent while the page was open.
     assert await page.evaluate("streamlearn.stats().sent") == 0
@@ -338,9 +334,9 @@ async def test_the_write_key_goes_with_every_post_and_the_beacon(
         site.pages["away"] = "<!doctype html><title>elsewhere</title>"
         page = await new_page(browser)
         await page.goto(f"{site.url}/pages/shop")
-        await page.wait_for_function("window.streamlearn && streamlearn.stats().queued >= 1")
+        await wait_for_tag(page, "window.streamlearn && streamlearn.stats().queued >= 1")
         await page.evaluate("streamlearn('flush')")  # the page view, by fetch
-        await page.wait_for_function("streamlearn.stats().sent >= 1")
+        await wait_for_tag(page, "streamlearn.stats().sent >= 1")
         await page.evaluate("streamlearn('track', 'checkout', {})")
         await page.goto(f"{site.url}/pages/away")  # the checkout, by beacon
         events = await read_events(settings, registry, lambda r: len(r) >= 2)

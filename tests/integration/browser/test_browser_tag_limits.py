@@ -20,6 +20,7 @@ from tests.integration.browser.support import (
     read_events,
     read_feedback,
     shop_page,
+    wait_for_tag,
 )
 
 VERSION = {"app-version": "shop-web-2.3"}
@@ -36,13 +37,15 @@ async def test_a_batch_of_non_ascii_text_is_sent_by_its_bytes_and_arrives(
     )
     page = await new_page(browser)
     await page.goto(f"{site.url}/pages/shop")
-    await page.wait_for_function("window.streamlearn && streamlearn.stats().queued >= 1")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats().queued >= 1")
     await page.evaluate(
         "for (let i = 0; i < 10; i++) streamlearn('track', 'review', {text: '漢'.repeat(4000)});"
         "streamlearn('flush')"
     )
-    await page.wait_for_function(
-        "streamlearn.stats().queued === 0 && streamlearn.stats().sent === 11", timeout=60000
+    await wait_for_tag(
+        page,
+        "streamlearn.stats().queued === 0 && streamlearn.stats().sent === 11",
+        timeout_ms=60000,
     )
     events = await read_events(settings, registry, lambda r: len(r) >= 11)
     reviews = [e for e in events if e["event_type"] == "review"]
@@ -64,7 +67,7 @@ async def test_an_item_the_collector_would_refuse_is_refused_at_the_call_not_in_
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     await page.goto(f"{site.url}/pages/shop")
-    await page.wait_for_function("window.streamlearn && streamlearn.stats().queued >= 1")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats().queued >= 1")
     await page.evaluate(
         "streamlearn('track', 'add_to_cart', {sku: 'X-1'});"
         "streamlearn('feedback', 'req-1', 'purchase', 9.99);"
@@ -90,10 +93,10 @@ async def test_a_page_address_over_the_collectors_limit_is_cut_and_the_events_ar
     )
     page = await new_page(browser)
     await page.goto(f"{site.url}/pages/shop#" + "f" * 9000)
-    await page.wait_for_function("window.streamlearn && streamlearn.stats")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats")
     await page.evaluate("streamlearn('track', 'search', {q: 'shoes'})")
-    await page.wait_for_function(
-        "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 2", timeout=60000
+    await wait_for_tag(
+        page, "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 2", timeout_ms=60000
     )
     assert await page.evaluate("streamlearn.stats().refused") == 0
     events = await read_events(settings, registry, lambda r: len(r) >= 2)
@@ -123,11 +126,9 @@ async def test_consent_given_to_a_returning_visitor_stamps_the_held_events_with_
         ]
     )
     await page.goto(f"{site.url}/pages/shop")
-    await page.wait_for_function("window.streamlearn && streamlearn.stats().sent >= 1")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats().sent >= 1")
     await page.evaluate("streamlearn('track', 'search', {q: 'shoes'})")
-    await page.wait_for_function(
-        "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 2"
-    )
+    await wait_for_tag(page, "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 2")
     events = await read_events(settings, registry, lambda r: len(r) >= 2)
     assert {(e["event_type"], e["user_id"], e["session_hint"]) for e in events} == {
         ("page_view", "returning-42", "session-7"),
@@ -148,7 +149,7 @@ async def test_no_beacon_while_the_collector_is_failing_the_next_page_sends_the_
     page = await new_page(browser)
     try:
         await page.goto(f"{site.url}/pages/shop")
-        await page.wait_for_function("window.streamlearn && streamlearn.stats")
+        await wait_for_tag(page, "window.streamlearn && streamlearn.stats")
         await page.evaluate("streamlearn('track', 'checkout', {})")
         for _ in range(100):  # the 503, then the retry (held) after Retry-After
             if len(site.seen) >= 2:
@@ -166,7 +167,7 @@ async def test_no_beacon_while_the_collector_is_failing_the_next_page_sends_the_
         site.held.set()
     # The next page adopts them (the held retry may deliver them too: copies, not losses).
     await page.goto(f"{site.url}/pages/shop")
-    await page.wait_for_function("window.streamlearn && streamlearn.stats().queued === 0")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats().queued === 0")
     events = await read_events(settings, registry, lambda r: {"checkout"} <= _types(r))
     assert {"checkout", "page_view"} <= _types(events)
 
@@ -187,7 +188,7 @@ async def test_an_element_given_a_new_prediction_in_place_gets_its_impression(
     )
     page = await new_page(browser)
     await page.goto(f"{site.url}/pages/shop")
-    await page.wait_for_function("window.streamlearn && streamlearn.stats().sent >= 2")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats().sent >= 2")
     await page.evaluate(
         "document.getElementById('top').setAttribute('data-streamlearn-request-id', 'req-new')"
     )
@@ -211,7 +212,7 @@ async def test_events_the_full_queue_gave_up_are_counted_on_every_later_event(
     site.pages["shop"] = shop_page("Shop", f"{collector.url}/streamlearn.js", attributes)
     page = await new_page(browser)
     await page.goto(f"{site.url}/pages/shop")
-    await page.wait_for_function("window.streamlearn && streamlearn.stats")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats")
     await page.evaluate("for (let i = 0; i < 20; i++) streamlearn('track', 'search', {})")
     assert await page.evaluate("streamlearn.stats().dropped") == 16  # 21 made, 5 kept
     queued = await page.evaluate(
