@@ -2,29 +2,57 @@
 
 A new agent is a :class:`~streamlearn.runtime.step.Step` subclass in its own module and a
 line in :data:`STEPS`; ``streamlearn agents run --only NAME`` and ``streamlearn up`` run it.
+
+Each factory imports its agent's module when it is called: a process runs one agent (``up``
+starts one per agent), and importing them all cost every process the learner's River and
+SciPy (~2 s of CPU each here) whether it learns or not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from streamlearn.agents.label_join import LabelJoinStep
-from streamlearn.agents.learner import make_learner
-from streamlearn.agents.monitor import make_monitor
-from streamlearn.agents.preprocess import PreprocessStep
-from streamlearn.agents.sessionise import SessioniseStep
-from streamlearn.models.configured import configured_specs
 from streamlearn.runtime.environment import StepEnvironment
 from streamlearn.runtime.step import Step
 
+
+def _preprocess(env: StepEnvironment) -> Step:
+    from streamlearn.agents.preprocess import PreprocessStep
+
+    return PreprocessStep(env.settings, env.metrics)
+
+
+def _sessionise(env: StepEnvironment) -> Step:
+    from streamlearn.agents.sessionise import SessioniseStep
+
+    return SessioniseStep(env.settings, env.metrics)
+
+
+def _label_join(env: StepEnvironment) -> Step:
+    from streamlearn.agents.label_join import LabelJoinStep
+    from streamlearn.models.configured import configured_specs
+
+    return LabelJoinStep(env.settings, env.metrics, configured_specs(env.settings))
+
+
+def _learner(env: StepEnvironment) -> Step:
+    from streamlearn.agents.learner import make_learner
+
+    return make_learner(env)
+
+
+def _monitor(env: StepEnvironment) -> Step:
+    from streamlearn.agents.monitor import make_monitor
+
+    return make_monitor(env)
+
+
 STEPS: dict[str, Callable[[StepEnvironment], Step]] = {
-    "preprocess": lambda env: PreprocessStep(env.settings, env.metrics),
-    "sessionise": lambda env: SessioniseStep(env.settings, env.metrics),
-    "label-join": lambda env: LabelJoinStep(
-        env.settings, env.metrics, configured_specs(env.settings)
-    ),
-    "learner": make_learner,
-    "monitor": make_monitor,
+    "preprocess": _preprocess,
+    "sessionise": _sessionise,
+    "label-join": _label_join,
+    "learner": _learner,
+    "monitor": _monitor,
 }
 AGENT_NAMES = tuple(STEPS)
 PIPELINE_AGENTS = ("preprocess", "sessionise", "label-join", "learner")

@@ -66,7 +66,7 @@ from streamlearn.agents.label_entries import (
     training_example,
 )
 from streamlearn.agents.user_agents import rendering_crawler
-from streamlearn.models.features import with_context
+from streamlearn.models.inputs import with_context
 from streamlearn.models.specs import LabelDefinition, ModelSpec
 from streamlearn.runtime.event_time import EventClock, live_lag_ms
 from streamlearn.serde.timestamps import epoch_millis

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from streamlearn.models import safe_pickle
 from streamlearn.models.exceptions import ContractViolation
-from streamlearn.models.features import ModelInput, model_input
+from streamlearn.models.inputs import ModelInput, model_input
 from streamlearn.models.specs import ModelSpec
 from streamlearn.models.synthetic import ClickWorld
 

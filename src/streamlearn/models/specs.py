@@ -21,18 +21,9 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Literal
 
-from river import linear_model, optim
-
 from streamlearn.exceptions import ConfigurationError
-from streamlearn.models.calibration import HistogramCalibrated
 from streamlearn.models.exceptions import UnknownModelSpec
-from streamlearn.models.features import (
-    DerivedFeatures,
-    FeatureEncoder,
-    ModelInput,
-    SeededGaussianSplitter,
-)
-from streamlearn.models.inheriting_tree import InheritingHoeffdingTreeClassifier
+from streamlearn.models.inputs import ModelInput
 
 Task = Literal["binary", "regression"]
 FeedbackStrategy = Literal["as_labelled", "in_order", "fake_negative"]
@@ -272,52 +263,23 @@ class ModelSpec:
             model.learn_one(x, self.target(label), w=weight)
 
 
-def _click_features(drop: tuple[str, ...] = ()) -> DerivedFeatures:
-    # The click effects that are not linear in the raw value (docs/learning.md, "Features"):
-    # price acts through its logarithm, the hour of day cyclically, the time since the last
-    # visit through log1p in 10-minute units, and an unknown visitor (no recency) is not an
-    # average one.
-    return DerivedFeatures(
-        log=("price",),
-        log1p=(("recency_s", 600.0),),
-        cyclic=(("hour", 24.0),),
-        known=("recency_s",),
-        drop=drop,
-    )
-
-
+# Each factory imports the estimators when it builds one (see models/estimators.py).
 def _ctr(seed: int) -> Any:
-    # Nothing in it is random: the seed is accepted for a uniform factory signature.
-    # AdaGrad: per-weight steps that shrink as evidence accumulates (rare categories keep
-    # larger steps); measured best of SGD/Adam/RMSProp/AdaGrad at the start and in the
-    # steady state (docs/learning.md).
-    return (
-        _click_features()
-        | FeatureEncoder()
-        | linear_model.LogisticRegression(optimizer=optim.AdaGrad(0.1))
-    )
+    from streamlearn.models.estimators import ctr
+
+    return ctr(seed)
 
 
 def _ctr_tree(seed: int) -> Any:
-    # Naive-Bayes leaves rank far better than the default's majority-class choice; ctx.device
-    # repeats is_mobile, which naive Bayes would count twice. A leaf made by a split ranks
-    # with its parent's likelihoods until it has its own (River's starts as the class prior
-    # alone), and the probabilities, still too extreme (other dependent features), are
-    # recalibrated online (docs/learning.md): histogram bins, then a Platt map that forgets
-    # (the bins alone lag behind the growing tree and under-predict by ~0.015).
-    return _click_features(drop=("ctx.device",)) | HistogramCalibrated(
-        InheritingHoeffdingTreeClassifier(
-            grace_period=200, leaf_prediction="nb", splitter=SeededGaussianSplitter(seed=seed)
-        ),
-        low=-5.0,
-        high=5.0,
-        platt_memory=5000.0,
-    )
+    from streamlearn.models.estimators import ctr_tree
+
+    return ctr_tree(seed)
 
 
 def _conversion_value(seed: int) -> Any:
-    # Values are zero-inflated (most requests do not convert): a small step keeps SGD stable.
-    return FeatureEncoder() | linear_model.LinearRegression(optimizer=optim.SGD(0.001))
+    from streamlearn.models.estimators import conversion_value
+
+    return conversion_value(seed)
 
 
 CLICK_WITHIN_30M = LabelDefinition("click_within_30m", horizon_s=1800, positive_kinds=("click",))
@@ -329,7 +291,8 @@ CLICK_NUMBERS = ("hour", "is_mobile", "price", "recency_s")
 """What the click world's apps send as numbers (:mod:`streamlearn.models.synthetic`)."""
 
 CLICK_FEATURES = "DerivedFeatures(log=price, log1p=recency_s/600, cyclic=hour/24, known=recency_s)"
-"""The canonical text of :func:`_click_features` in the click specs' descriptions."""
+"""The canonical text of :func:`streamlearn.models.estimators.click_features` in the click
+specs' descriptions."""
 
 _CTR_RULES = BusinessRules(
     threshold=0.05,

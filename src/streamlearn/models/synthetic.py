@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from streamlearn.models.features import FeatureValue
+from streamlearn.models.inputs import FeatureValue
 
 CATEGORIES = {"books": 0.4, "games": 0.9, "food": -0.6, "toys": 0.0, "garden": -1.0}
 PLACEMENTS = {"top": 1.0, "side": -0.4, "bottom": -1.2}

@@ -28,8 +28,7 @@ import orjson
 
 from streamlearn import strict_json
 from streamlearn.json_kinds import json_kind
-from streamlearn.models.features import FeatureValue
-from streamlearn.models.inputs import NUMBER_LIMIT, NUMBER_LIMIT_TEXT
+from streamlearn.models.inputs import NUMBER_LIMIT, NUMBER_LIMIT_TEXT, FeatureValue
 from streamlearn.serving.exceptions import InvalidRequest
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

@@ -53,7 +53,7 @@ from streamlearn.collector.exceptions import InvalidEventError
 from streamlearn.collector.mapping import RequestContext, map_item
 from streamlearn.garbage_collection import paced_collections
 from streamlearn.kafka_clients import key_partition
-from streamlearn.models.features import FeatureValue
+from streamlearn.models.inputs import FeatureValue
 from streamlearn.runtime.environment import StepEnvironment
 from streamlearn.runtime.local import LocalCluster, LocalWorker
 from streamlearn.runtime.metrics import AgentMetrics

@@ -47,7 +47,7 @@ from pydantic import SecretStr
 from streamlearn.agents.label_join import LabelJoinStep
 from streamlearn.agents.learner import make_learner
 from streamlearn.models.configured import configured_specs
-from streamlearn.models.features import model_input
+from streamlearn.models.inputs import model_input
 from streamlearn.models.snapshot import load_model
 from streamlearn.models.specs import ModelSpec
 from streamlearn.models.synthetic import exact_auc

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from streamlearn.models.features import FeatureValue
+from streamlearn.models.inputs import FeatureValue
 from streamlearn.models.synthetic import CATEGORIES, PLACEMENTS, VALUE_MEANS
 from streamlearn.simulate.changes import (
     BOT_WAVE_SHARE,

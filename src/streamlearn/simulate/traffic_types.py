@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from streamlearn.models.features import FeatureValue
+from streamlearn.models.inputs import FeatureValue
 from streamlearn.simulate.changes import FIELD_DROPPED_SUFFIX, Change, ChangeKind
 from streamlearn.simulate.world import Actor
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from streamlearn.models.features import FeatureValue
+from streamlearn.models.inputs import FeatureValue
 from streamlearn.models.synthetic import CATEGORIES, ClickWorld
 
 MOBILE_EFFECT = 0.9
