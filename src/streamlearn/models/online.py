@@ -31,33 +31,22 @@ thread (``asyncio.to_thread``) and does not call :meth:`learn` until it returns.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from streamlearn.models.example_checks import example_problem
-from streamlearn.models.exceptions import ModelError, SnapshotRejected, SnapshotTooLarge
+from streamlearn.models.exceptions import SnapshotTooLarge
 from streamlearn.models.inputs import NUMBER_LIMIT
 from streamlearn.models.keyring import Keyring
+from streamlearn.models.learner_start import LearnerStart
 from streamlearn.models.prepared import PreparedExample, prepared_example
-from streamlearn.models.prequential import PrequentialMetrics
 from streamlearn.models.promotion import Candidate, CandidateGate, PromotionGate
 from streamlearn.models.recent_examples import RecentExamples
 from streamlearn.models.safe_pickle import dumps, loads
-from streamlearn.models.snapshot import (
-    Offsets,
-    SigningKey,
-    build_snapshot,
-    is_promoted,
-    key_bytes,
-    load_model,
-    signed_again,
-)
+from streamlearn.models.snapshot import Offsets, SigningKey, build_snapshot, key_bytes
 from streamlearn.models.specs import ModelSpec
-
-log = logging.getLogger(__name__)
 
 SOURCE = "learner"
 
@@ -87,7 +76,7 @@ class LearnerCounters:
     snapshots: int = 0
 
 
-class OnlineLearner:
+class OnlineLearner(LearnerStart):
     """One online model (of ``spec``, optionally for one experiment arm)."""
 
     def __init__(
@@ -163,9 +152,6 @@ class OnlineLearner:
         it is learned (the learning lab judges prequential figures per window with it);
         never part of the model."""
         self._reset_metrics()
-
-    def _reset_metrics(self) -> None:
-        self.prequential = PrequentialMetrics(self._binary)
 
     def accepts(self, model_name: str, arm: str | None) -> bool:
         """Whether an example of ``model_name`` (and ``arm``) trains this learner's model."""
@@ -397,96 +383,6 @@ class OnlineLearner:
             payload=payload,
             manifest=manifest,
         )
-
-    def resume(
-        self, snapshot: Mapping[str, Any], promoted: Mapping[str, Any] | None = None
-    ) -> None:
-        """Continue from a snapshot of this model: verified and safely loaded, or a
-        :class:`~streamlearn.models.SnapshotRejected` leaves the learner as it was. With a
-        gate, ``promoted`` is the newest version it promoted (None: ``snapshot`` itself),
-        which it judges the next versions against, as workers serve it."""
-        specs = {self.spec.name: self.spec}
-        loaded = load_model(snapshot, self._verification, specs=specs)
-        if loaded.model_name != self.model_name:
-            raise ModelError(
-                f"a snapshot of {loaded.model_name} cannot resume the learner of {self.model_name}"
-            )
-        serving = None
-        if self.gate is not None and promoted is not None and promoted is not snapshot:
-            try:
-                serving = load_model(promoted, self._verification, specs=specs)
-            except SnapshotRejected as exc:  # e.g. of the spec before an upgrade
-                log.warning("%s: judging against v%d instead: %s", self.model_name,
-                            loaded.version, exc)  # fmt: skip
-        # Signed with the previous key (during a rotation's grace): published again, as the
-        # next version, signed with the current one. Otherwise a model with no new examples
-        # in the grace kept its old signature, and once the grace ended a worker that
-        # (re)started refused it and served the fallback. Asked before anything changes.
-        verification = self._verification
-
-        def signed_by_previous_key(record: Mapping[str, Any]) -> bool:
-            return isinstance(verification, Keyring) and key_bytes(
-                verification.key_for(record)
-            ) != key_bytes(self._key)
-
-        resign = signed_by_previous_key(snapshot)
-        # Likewise the promoted version behind a held-back one: it keeps its place on
-        # model.state (under the model's own key) until a version is promoted, and signed
-        # only with the previous key, every worker started after the grace refused it and
-        # served the fallback. Signed again as it is (the same version and payload).
-        promoted_again = None
-        if serving is not None and promoted is not None and signed_by_previous_key(promoted):
-            promoted_again = signed_again(promoted, self._key, self._key_id)
-        self.model = loaded.model
-        if self.gate is not None:  # a model of its own: the promoted one never learns
-            if serving is None:  # the resumed version counts as promoted (verified above)
-                self.gate.promote(loads(bytes(snapshot["payload"])), loaded.trained_examples)
-            else:
-                self.gate.promote(serving.model, serving.trained_examples)
-            if isinstance(self.gate, CandidateGate):
-                self.gate.pending = None  # cut from another run's trainee
-        self.version = loaded.version
-        self.trained_examples = loaded.trained_examples
-        self.next_offsets = dict(loaded.offsets)
-        self._resign = resign
-        self._resumed_held_back = not is_promoted(snapshot)
-        self._promoted_signed_again = promoted_again
-        self.recent_examples.clear()  # refilled from the window before the offsets, read again
-        self._since_snapshot = 0
-        self._reset_metrics()
-
-    def take_signed_again(self) -> dict[str, Any] | None:
-        """Once after a resume during a key rotation's grace: the promoted version behind
-        the held-back one resumed from, signed with the current key, to publish as it is
-        (None when there is nothing to sign again)."""
-        again, self._promoted_signed_again = self._promoted_signed_again, None
-        return again
-
-    def warm_start(self, snapshot: Mapping[str, Any], *, offsets: bool = True) -> None:
-        """Start from a baseline snapshot of this spec published under another name (the
-        spec's ``warm_start``, trained on the history by ``replay model``): verified and
-        safely loaded, or a :class:`~streamlearn.models.SnapshotRejected` leaves the
-        learner as it was. The learner goes on online from the snapshot's offsets (with
-        ``offsets=False`` from the start of its input: a fresh log, as in the learning
-        lab) and publishes its first version at once, so workers serve the baseline
-        instead of the fallback. Its own versions are numbered as before (from 1)."""
-        loaded = load_model(snapshot, self._verification, specs={self.spec.name: self.spec})
-        self.model = loaded.model
-        # The gate has no promoted version yet: the first one published (the baseline
-        # with whatever was learned since) is promoted, as for a cold start.
-        self.trained_examples = loaded.trained_examples
-        self.next_offsets = dict(loaded.offsets) if offsets else {}
-        self.recent_examples.clear()
-        self.warm_from = f"{loaded.model_name} v{loaded.version}"
-        # Recorded in the first version's manifest: `replay verify` recomputes it from this
-        # baseline, not from a fresh model (which gave another payload: a false "DIFFERS").
-        # (What a replay's manifest says too: whose examples, which arm.)
-        self._warm_manifest = {
-            "examples_of": self.examples_of,
-            "arm": self.arm,
-            "warm_start": {"model_name": loaded.model_name, "version": loaded.version},
-        }
-        self._reset_metrics()
 
     def metrics_record(
         self, window_start: datetime, window_end: datetime, emitted: datetime
