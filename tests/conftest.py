@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from streamlearn.kafka_local import embedded_kafka, free_port
 from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
+from tests.file_order import file_order
 from tests.support import RegistryProcess
 
 TESTS_DIR = Path(__file__).parent
@@ -69,44 +70,20 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-# The longest files, longest first (seconds each on 2 cores, both workers busy: the run of
-# 2026-12-05, `pytest -n 2 --dist loadfile --durations=0 tests/integration
-# tests/e2e`, 2,473 s in all). `scripts/test` runs the integration and e2e tiers on two
-# workers, which take whole files in collection order: a long file taken last would keep
-# one worker busy for minutes while the other sat idle. Longest first, the short files
-# even out the end.
-SLOWEST_FILES_FIRST = (
-    "integration/test_replay.py",  # 397
-    "integration/test_up.py",  # 191
-    "e2e/test_chaos.py",  # 156
-    "integration/test_serving.py",  # 144
-    "e2e/test_up_simulate.py",  # 113
-    "e2e/test_up_secure.py",  # 106
-    "integration/test_kafka_secure.py",  # 99
-    "integration/test_embedded_kafka.py",  # 98
-    "integration/test_archive.py",  # 92
-    "integration/test_event_time.py",  # 84
-    "integration/test_feedback_loop.py",  # 78
-    "integration/test_monitor.py",  # 76
-    "integration/test_registry_outage.py",  # 71
-    "integration/test_ingest.py",  # 71
-    "integration/test_fuzz_http.py",  # 65
-)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test with its tier from its directory, so `-m unit` etc. select a layer;
-    put the longest files first (a stable sort: a file's tests keep their order)."""
-    rank = {name: index for index, name in enumerate(SLOWEST_FILES_FIRST)}
+    order the files as :func:`tests.file_order.file_order` says (a stable sort: a file's
+    tests keep their order)."""
 
-    def relative(item: pytest.Item) -> Path:
-        return Path(str(item.fspath)).relative_to(TESTS_DIR)
+    def relative(item: pytest.Item) -> str:
+        return Path(str(item.fspath)).relative_to(TESTS_DIR).as_posix()
 
     for item in items:
-        tier = relative(item).parts[0]
+        tier = relative(item).split("/")[0]
         if tier in _TIERS:
             item.add_marker(getattr(pytest.mark, tier))
-    items.sort(key=lambda item: rank.get(relative(item).as_posix(), len(rank)))
+    rank = {name: index for index, name in enumerate(file_order(map(relative, items)))}
+    items.sort(key=lambda item: rank[relative(item)])
 
 
 @pytest.fixture(autouse=True)
