@@ -383,12 +383,14 @@ def config_docs() -> None:
     typer.echo(settings_table(), nl=False)
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
+    """The console script: ``args`` (default: the process's) run as a command line, a
+    known failure printed as one line with exit status 1."""
     from streamlearn.orphan_watch import stop_when_orphaned
 
     stop_when_orphaned()
     try:
-        app()
+        app(args=args)
     except Exception as exc:
         reason = one_line_error(exc)
         if reason is None:

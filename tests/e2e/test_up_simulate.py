@@ -1,16 +1,26 @@
-"""The README's first command, CI-sized: `streamlearn up --simulate --duration N --json`.
+"""The README's first command, CI-sized and with every door shut:
+`streamlearn up --simulate --secure --duration N --json`.
 
 The whole system runs as it does for a user (registry, one process per agent, collector,
 prediction worker, all supervised by `up`, with simulated people calling the real HTTP
-APIs) against the session's broker under a topic prefix of its own; the summary it prints
-must show the loop closed: data through every stage, noise filtered and counted, no part
-crashed, every process exited cleanly, and the `ctr` model learned the simulated world.
+APIs); the summary it prints must show the loop closed: data through every stage, noise
+filtered and counted, no part crashed or restarted, every process exited cleanly, and the
+`ctr` model learned the simulated world.
 
-It runs with every HTTP door on (docs/security.md): the servers speak HTTPS only, the
-prediction API wants a bearer token, the collector a write key, the registry basic auth
-on writes; `up` and its simulator get through them with the settings, and no secret
-appears in what `up` printed or in any part's log. (`test_chaos` runs `up` with the
-doors off, as the README's first command does.)
+It runs as production would (docs/security.md), which the loop must survive unchanged:
+- Kafka's doors: `up` starts its own embedded broker in the secure mode (SASL_SSL,
+  SCRAM-SHA-512) with Kafka's StandardAuthorizer, applies the ACLs `streamlearn acls plan`
+  derives and runs each part as its own user. The broker denies what no ACL allows, so a
+  part that needed more than its plan would be refused and stop; the broker's log must
+  hold no denial.
+- HTTP's doors: the servers speak HTTPS only, the prediction API wants a bearer token,
+  the collector a write key, the registry basic auth on writes; `up` and its simulator get
+  through them with the settings.
+No password of the broker's users and no HTTP secret may appear in what `up` printed or in
+any log. (`test_chaos` runs `up --simulate` with every door open, as the README's first
+command does; `tests/integration/test_up.py` runs `up` against a broker it did not start,
+under a topic prefix.) One run checks both sets of doors: each run of the whole system
+costs about two minutes of the suite's two cores.
 """
 
 from __future__ import annotations
@@ -19,14 +29,17 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from streamlearn.kafka_local import free_port
-from streamlearn.kafka_local.secure import ensure_secure_material
+from streamlearn.kafka_local.secure import (
+    AUTHORIZER,
+    ensure_secure_material,
+    existing_secure_material,
+)
 
 DURATION_S = 75
 
@@ -52,33 +65,29 @@ def _doors(tls_dir: Path) -> dict[str, str]:
 
 
 def _up(
-    kafka_bootstrap: str, prefix: str, data_dir: Path, *arguments: str, timeout_s: float
+    data_dir: Path, *arguments: str, timeout_s: float
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    env = {
-        **os.environ,
-        "STREAMLEARN_TOPIC_PREFIX": prefix,
-        "STREAMLEARN_DATA_DIR": str(data_dir),
-        **_doors(data_dir.parent / "tls"),
-    }
-    env.pop("STREAMLEARN_SCHEMA_REGISTRY_URL", None)
-    ports = [str(free_port()) for _ in range(4)]
+    env = {**os.environ, "STREAMLEARN_DATA_DIR": str(data_dir), **_doors(data_dir.parent / "tls")}
+    # Its own broker (the secure mode), no prefix: the session's broker is left alone.
+    for name in ("STREAMLEARN_SCHEMA_REGISTRY_URL", "STREAMLEARN_KAFKA_BOOTSTRAP",
+                 "STREAMLEARN_TOPIC_PREFIX"):  # fmt: skip
+        env.pop(name, None)
+    ports = [str(free_port()) for _ in range(5)]
     completed = subprocess.run(
-        [sys.executable, "-m", "streamlearn", "up", "--bootstrap-servers", kafka_bootstrap,
-         "--registry-port", ports[0], "--collector-port", ports[1], "--serve-port", ports[2],
-         "--dashboard-port", ports[3], "--json", *arguments],
+        [sys.executable, "-m", "streamlearn", "up", "--port", ports[0],
+         "--registry-port", ports[1], "--collector-port", ports[2], "--serve-port", ports[3],
+         "--dashboard-port", ports[4], "--json", *arguments],
         env=env, capture_output=True, text=True, timeout=timeout_s,
     )  # fmt: skip
     assert completed.stdout.strip(), completed.stderr[-5000:]
     return completed, json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def test_up_simulate_closes_the_loop(
-    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
-) -> None:
+def test_up_simulate_closes_the_loop_with_every_door_shut(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     completed, summary = _up(
-        kafka_bootstrap, unique_name("") + ".", data_dir, "--simulate",
-        "--duration", str(DURATION_S), timeout_s=DURATION_S + 180,
+        data_dir, "--simulate", "--secure", "--duration", str(DURATION_S),
+        timeout_s=DURATION_S + 240,
     )  # fmt: skip
     print(json.dumps({k: v for k, v in summary.items() if k != "simulator"}, indent=1))
     failed = [c for c in summary["checks"] if not c["passed"]]
@@ -86,6 +95,8 @@ def test_up_simulate_closes_the_loop(
     assert completed.returncode == 0, completed.stderr[-5000:]
     # A run with a duration does not ask for a Ctrl-C it will not need.
     assert f"stopping after {DURATION_S:g}s" in completed.stderr
+    assert "(SASL_SSL, SCRAM-SHA-512)" in completed.stderr
+    assert "each part connects as its own Kafka user" in completed.stderr
     assert "press Ctrl-C to stop" not in completed.stderr
 
     events, simulation = summary["events"], summary["simulation"]
@@ -127,13 +138,24 @@ def test_up_simulate_closes_the_loop(
     processes = summary["processes"]
     assert set(processes) == {
         "registry", "preprocess", "sessionise", "label-join", "learner", "monitor", "archive",
-        "collector", "serve", "dashboard",
+        "collector", "serve", "dashboard", "kafka",
     }  # fmt: skip
-    assert all(p["exit_code"] == 0 and p["clean"] and not p["crashes"] for p in processes.values())
+    assert all(p["clean"] and not p["crashes"] for p in processes.values()), processes
+    assert all(p["exit_code"] == 0 for name, p in processes.items() if name != "kafka")
+    # Kafka's doors: every part worked under its own user and was refused nothing.
+    broker_log = (data_dir / "kafka" / "logs" / "server.log").read_text(errors="replace")
+    assert f"authorizer.class.name = {AUTHORIZER}" in broker_log
+    denied = [line for line in broker_log.splitlines() if " is Denied " in line]
+    assert not denied, denied[:5]
+    material = existing_secure_material(data_dir / "kafka")
+    assert material is not None
+    assert material.authorizer
     # Through the doors: the simulator's events were accepted with its write key and its
     # predictions answered with its token (counted above), and no secret was written out.
     written = completed.stdout + completed.stderr
     written += "".join(log.read_text(errors="replace") for log in data_dir.rglob("*.log"))
     for secret in (API_TOKEN, WRITE_KEY, REGISTRY_WRITER.split(":")[1]):
         assert secret not in written
+    for password in material.passwords.values():
+        assert password not in written
     assert "https://127.0.0.1" in completed.stderr

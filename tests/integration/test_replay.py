@@ -31,6 +31,7 @@ from streamlearn.serving.experiments import Arm, Experiment
 from streamlearn.settings import Settings
 from tests import ingest_dataset
 from tests.agent_workers import Workers, read_topic, running, worker_environment
+from tests.cli_in_process import run_command
 from tests.serving_support import start_worker
 from tests.support import click_examples, committed_to_end, flush_events
 
@@ -49,14 +50,10 @@ def registry(settings: Settings) -> Any:
         yield client
 
 
-def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streamlearn", "replay", *args],
-        env=worker_environment(settings),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+def _cli(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``streamlearn replay *args`` in this process (tests/cli_in_process.py says why);
+    `replay agents` and Ctrl-C run the console script in a process of its own below."""
+    return run_command(worker_environment(settings, **env), "replay", *args)
 
 
 def _serde(settings: Settings, registry: RegistryClient, topic: str, schema: str) -> AvroSerde:
@@ -389,11 +386,7 @@ def test_agents_replayed_into_a_shadow_namespace_differ_only_by_a_changed_bot_ru
             env=environment, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert run.returncode == 0, run.stdout + run.stderr
-        diff = subprocess.run(
-            [sys.executable, "-m", "streamlearn", "replay", "diff", "--into",
-             settings.topic_prefix + into],
-            env=environment, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        diff = run_command(environment, "replay", "diff", "--into", settings.topic_prefix + into)
         return str(diff.returncode), diff.stdout + diff.stderr
 
     code, same = replay("same.")
@@ -419,10 +412,7 @@ def test_agents_replayed_into_a_shadow_namespace_differ_only_by_a_changed_bot_ru
 
     def refused(into: str, *more: str) -> str:
         args = ["--only", "preprocess", "--into", settings.topic_prefix + into, *more]
-        run = subprocess.run(
-            [sys.executable, "-m", "streamlearn", "replay", "agents", *args],
-            env=worker_environment(settings), capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        run = _cli(settings, "agents", *args)
         assert run.returncode == 1, run.stdout + run.stderr
         return run.stderr
 
@@ -624,11 +614,7 @@ def test_a_shadow_trained_with_settings_its_workers_refuse_is_not_published(
              [(b"ctr", encode(e)) for e in click_examples(300, seed=21)])  # fmt: skip
 
     def replay(horizon: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "streamlearn", "replay", "model", "ctr", *args],
-            env=worker_environment(settings, STREAMLEARN_LABEL_HORIZON_S=horizon),
-            capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
+        return _cli(settings, "model", "ctr", *args, STREAMLEARN_LABEL_HORIZON_S=horizon)
 
     live = replay("20", "--publish")  # the learner's version, with up --simulate's horizon
     assert live.returncode == 0, live.stderr

@@ -111,7 +111,7 @@ def test_an_unreachable_broker_is_one_line_not_a_traceback(
     against a broker that is not there ended in a Python traceback after 30 s (found by
     running each command with STREAMLEARN_KAFKA_BOOTSTRAP=127.0.0.1:9)."""
 
-    def command() -> None:
+    def command(args: list[str] | None = None) -> None:
         raise raised
 
     monkeypatch.setattr(cli, "app", command)
