@@ -1,6 +1,7 @@
 """What an agent's process loads: ``streamlearn up`` starts one process per agent, and each
 paid for River and SciPy (~2 s of CPU on a 2-core machine, with nine parts starting at once)
-whether it learns or not."""
+whether it learns or not. `up`'s own process loaded them too, for the invariants that only
+`--chaos` checks."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ RIVER_FREE = (
     "streamlearn.agents.monitor",
     "streamlearn.models.specs",
     "streamlearn.serving.experiment_topic",
+    # `up` itself, and the parts that neither learn nor serve a model.
+    "streamlearn.cli_up",
+    "streamlearn.up.system",
+    "streamlearn.collector.app",
+    "streamlearn.dashboard.app",
+    "streamlearn.registry.app",
 )
 
 

@@ -15,7 +15,6 @@ from streamlearn.simulate.ledger import Ledger
 from streamlearn.up.chaos import PAUSE_BEYOND_SESSION_S, Chaos, ChaosOptions, plan, with_chaos
 from streamlearn.up.children import Child
 from streamlearn.up.drain import drain
-from streamlearn.up.invariants import check_invariants
 from streamlearn.up.report import Check
 
 CHAOS_DEFAULTS = {
@@ -78,6 +77,10 @@ class ChaosRun:
         if self.chaos.broker_down:
             self.say("Kafka is down: no drain, invariants not checked")
             return
+        # Here, not at the top: the invariants replay the models' histories, which loads
+        # River and SciPy (~1.5 s of CPU), and `up` without --chaos checks none of them.
+        from streamlearn.up.invariants import check_invariants
+
         self.lag = await drain(self.settings, self.say)
         worker_kills = [
             f["ended"]
