@@ -9,7 +9,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from streamlearn.models import SPECS, build_snapshot, load_model
-from streamlearn.models.snapshot import is_promoted
+from streamlearn.models.keyring import Keyring, PreviousKey
+from streamlearn.models.snapshot import is_promoted, signed_again
 from streamlearn.serde import SerdeError
 from streamlearn.serving.experiments import (
     Arm,
@@ -113,11 +114,11 @@ def _follower(store: ModelStore) -> StateFollower:
     )
 
 
-def _records(*snapshots: dict[str, Any]) -> list[Any]:
+def _records(*snapshots: dict[str, Any], first: int = 0) -> list[Any]:
     return [
         SimpleNamespace(key=b"ctr", value=s, topic="model.state", partition=0, offset=i,
                         timestamp=1_800_000_000_000 + i)
-        for i, s in enumerate(snapshots)
+        for i, s in enumerate(snapshots, start=first)
     ]  # fmt: skip
 
 
@@ -144,6 +145,7 @@ def test_a_rejected_newest_snapshot_leaves_the_one_before_it_serving_a_new_worke
         serde = _Serde() if isinstance(bad, dict) else _Undecodable()
         follower.snapshot_serde = serde  # type: ignore[assignment]
         asyncio.run(follower._snapshots(_records(gated(1, True), bad)))
+        follower._now_caught_up()  # said once caught up: nothing newer replaced it
         served = store.get("ctr")
         assert served is not None, bad
         assert served.loaded.version == 1
@@ -216,3 +218,50 @@ def test_a_deleted_held_back_key_is_not_verified_again() -> None:
     asyncio.run(follower._snapshots(batch))
     assert (store.version("ctr"), store.newest_version("ctr")) == (6, 6)
     assert rejected == []
+
+
+def _retired_keyring() -> Keyring:
+    """The keys after a rotation whose grace is over: ``old`` signed what came before it."""
+    return Keyring(
+        current=KEY,
+        current_id="new",
+        previous=(PreviousKey("old", "the-old-key", datetime(2026, 1, 1, tzinfo=UTC)),),
+    )
+
+
+def test_a_retired_keys_version_superseded_while_catching_up_raises_no_alert() -> None:
+    """After a rotation the learner publishes its model again with the new key; until
+    compaction, model.state also holds the versions the old key signed. A worker that
+    started then read them in an earlier batch than the new one and alerted `retired_key`
+    for a version nobody serves (one per model, per worker start). Refused and counted,
+    it is said only if nothing newer of the same key has loaded once the worker is caught
+    up, as when the newest version is the refused one."""
+    old = signed_again(gated(4, True), "the-old-key", "old")
+    new = signed_again(gated(4, True), KEY, "new")
+    for batches, alerts in (([[old], [new]], 0), ([[gated(3, True)], [old]], 1)):
+        store = ModelStore(["ctr"])
+        follower = _follower(store)
+        follower.key = _retired_keyring()
+        rejected: list[Any] = []
+        follower.on_rejected = rejected.append
+        for first, batch in enumerate(batches):
+            asyncio.run(follower._snapshots(_records(*batch, first=first)))
+        assert rejected == [], "nothing is said before the worker has caught up"
+        follower._now_caught_up()
+        assert [exc.reason for exc in rejected] == ["retired_key"] * alerts
+        refused = follower.metrics.snapshots_rejected.labels(reason="retired_key")
+        assert refused._value.get() == 1
+        served = store.get("ctr")
+        assert served is not None
+        assert served.loaded.version == (4 if alerts == 0 else 3)
+
+
+def test_once_caught_up_a_refused_version_is_alerted_at_once() -> None:
+    store = ModelStore(["ctr"])
+    follower = _follower(store)
+    follower.key = _retired_keyring()
+    rejected: list[Any] = []
+    follower.on_rejected = rejected.append
+    follower._now_caught_up()
+    asyncio.run(follower._snapshots(_records(signed_again(gated(4, True), "the-old-key", "old"))))
+    assert [exc.reason for exc in rejected] == ["retired_key"]

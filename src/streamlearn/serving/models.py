@@ -190,6 +190,11 @@ class StateFollower:
         self.caught_up = asyncio.Event()
         self._end: dict[TopicPartition, int] | None = None
         self._versions = VersionLedger()
+        # Refusals read while catching up, by record key, not yet said: a later version of
+        # the same key may replace them (after a key rotation model.state holds the old
+        # key's versions until compaction, and those are no one's concern once the new
+        # key's version is read). Said once caught up, if none did.
+        self._unsaid: dict[bytes | None, tuple[int, SnapshotRejected]] = {}
 
     @classmethod
     def from_settings(cls, settings: Any, registry: SchemaSource, **parts: Any) -> StateFollower:
@@ -267,7 +272,22 @@ class StateFollower:
         for tp, end in self._end.items():
             if await consumer.position(tp) < end:
                 return
+        self._now_caught_up()
+
+    def _now_caught_up(self) -> None:
+        """Read to the ends the topics had at start: ready, and the refusals that nothing
+        newer replaced while catching up are said."""
         self.caught_up.set()
+        unsaid, self._unsaid = list(self._unsaid.values()), {}
+        for _, exc in unsaid:
+            self.on_rejected(exc)
+
+    def _replaces_unsaid(self, record: Any) -> None:
+        """``record`` (loaded, or a tombstone) replaces a refusal of its key read before it
+        (a batch is read newest first: an older record loaded after a refusal does not)."""
+        refused = self._unsaid.get(record.key)
+        if refused is not None and record.offset > refused[0]:
+            del self._unsaid[record.key]
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         while True:
@@ -303,6 +323,7 @@ class StateFollower:
         name = record.key.decode("utf-8", "replace") if record.key else ""
         if record.value is None:
             self.metrics.snapshots_skipped.labels(reason="tombstone").inc()
+            self._replaces_unsaid(record)  # the key was deleted: nothing to serve
             return None
         if name and not self.store.wants(name):
             self.metrics.snapshots_skipped.labels(reason="not_served").inc()
@@ -342,10 +363,14 @@ class StateFollower:
         except SnapshotRejected as exc:
             self.metrics.snapshots_rejected.labels(reason=exc.reason).inc()
             log.warning("%s; still serving v%d", exc, self.store.version(name))
-            self.on_rejected(exc)
+            if self.caught_up.is_set():
+                self.on_rejected(exc)
+            else:
+                self._unsaid[record.key] = (record.offset, exc)
             return REJECTED
         # put() checks the versions again: another snapshot may have been swapped in.
         served = self.store.put(loaded, published_s=record.timestamp / 1000, promoted=promoted)
+        self._replaces_unsaid(record)
         self.metrics.snapshots_loaded.labels(model=name).inc()
         if served.freshness_s is not None:
             self.metrics.snapshot_freshness.observe(served.freshness_s)
