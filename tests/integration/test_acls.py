@@ -147,6 +147,13 @@ async def test_each_part_works_under_its_own_principal(
     acl_broker: tuple[str, SecureMaterial], tmp_path: Path
 ) -> None:
     bootstrap, material = acl_broker
+    # The topics and the plan's ACLs, as the operator (both idempotent: after the test
+    # above, nothing to add). Without this, the test passed only after that one.
+    operator = _as(None, bootstrap, material)
+    topology = load_topology(SHIPPED_TOPOLOGY)
+    apply_topology(AdminClient(confluent_config(operator)), desired_topics(topology, PREFIX, 1))
+    applied = _cli(material.client_settings_path, bootstrap, "apply")
+    assert applied.exit_code == 0, applied.output
     broker_log = material.directory.parent / "logs" / "server.log"
     seen = len(broker_log.read_text())  # the other test's refusals are before this
     registry_runner, registry_url = await serve_app(
