@@ -51,8 +51,9 @@ def registry(settings: Settings) -> Any:
 
 
 def _cli(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """``streamlearn replay *args`` in this process (tests/cli_in_process.py says why);
-    `replay agents` and Ctrl-C run the console script in a process of its own below."""
+    """``streamlearn replay *args`` in this process (tests/cli_in_process.py says why).
+    A `replay agents` that starts agents, and Ctrl-C, run the console script in a process
+    of its own below."""
     return run_command(worker_environment(settings, **env), "replay", *args)
 
 

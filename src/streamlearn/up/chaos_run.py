@@ -25,6 +25,15 @@ CHAOS_DEFAULTS = {
 """What ``up --chaos`` changes unless the environment sets it."""
 
 
+def _check_invariants(*args: Any, **options: Any) -> list[Check]:
+    """:func:`streamlearn.up.invariants.check_invariants`, imported here (off the event
+    loop, in the thread that runs it): the invariants replay the models' histories, which
+    loads River and SciPy (~1.5 s of CPU), and `up` without --chaos checks none of them."""
+    from streamlearn.up.invariants import check_invariants
+
+    return check_invariants(*args, **options)
+
+
 class ChaosRun:
     """The faults of one ``up``, and what is checked after them."""
 
@@ -77,10 +86,6 @@ class ChaosRun:
         if self.chaos.broker_down:
             self.say("Kafka is down: no drain, invariants not checked")
             return
-        # Here, not at the top: the invariants replay the models' histories, which loads
-        # River and SciPy (~1.5 s of CPU), and `up` without --chaos checks none of them.
-        from streamlearn.up.invariants import check_invariants
-
         self.lag = await drain(self.settings, self.say)
         worker_kills = [
             f["ended"]
@@ -88,7 +93,7 @@ class ChaosRun:
             if f["kind"] == "kill" and f["target"] == "serve" and "pid" in f  # sent, not skipped
         ]
         self.invariants = await asyncio.to_thread(
-            check_invariants,
+            _check_invariants,
             self.settings,
             self.ledger,
             await figures(),
