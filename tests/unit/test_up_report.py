@@ -248,3 +248,25 @@ def test_a_model_resumed_from_an_earlier_run_says_its_served_figures_include_it(
     fresh.observe({"loaded": True, "version": 1, "created_ts": "2033-05-18T03:33:21Z",
                    "metrics": {"auc": 0.7}})  # fmt: skip
     assert fresh.resumed is False
+
+
+def test_a_run_too_short_to_learn_in_is_not_failed_for_it() -> None:
+    """Found running `./scripts/up --simulate --duration 30`: every part ran and stopped
+    cleanly, and `up` exited 1 on "ctr reached 10 versions" (at the simulation's 5 s
+    cadence, 30 s cannot make 10) and on its AUC. A run shorter than a minute says that
+    the model was not judged, and why."""
+    final = figures(_probe(), [], _simulation(), 30.0, final=True)
+    final["models"]["ctr"].update(versions_published=5, auc=0.7)
+    results = checks(final)
+    assert all(c.passed for c in results), results
+    (check,) = [c for c in results if c.name.startswith("ctr")]
+    assert check.name == "ctr learned the simulated world: not judged in a 30 s run"
+    assert check.detail == (
+        "60 s or more judges its versions (>= 10) and prequential AUC (>= 0.75); "
+        "5 published, AUC 0.7"
+    )
+    # A minute or more is judged as before.
+    final = figures(_probe(), [], _simulation(), 60.0, final=True)
+    final["models"]["ctr"].update(versions_published=5, auc=0.7)
+    failed = [c.name for c in checks(final) if not c.passed]
+    assert failed == ["ctr reached 10 versions", "ctr prequential AUC >= 0.75"]
