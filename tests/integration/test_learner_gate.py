@@ -6,6 +6,7 @@ afterwards serves the promoted version."""
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from streamlearn.models.gate_state import opened
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
 from tests.integration.test_feedback_loop import _produce, _read_keyed, _wait_for, start_learner
@@ -108,6 +110,13 @@ async def test_a_gated_learner_keys_held_back_versions_apart_and_deletes_them_on
     finally:
         stop(first)
     assert published() == [("ctr", 1, None, 1.0), ("ctr~newest", 2, 1, 0.0)]
+    # v2 carries the gate's window (200 pairs of held-out losses), sealed under the key,
+    # so the learner below goes on from it (tests/unit/test_learning_gate_resume.py).
+    held = dict(_state(settings, state_serde))["ctr~newest"]
+    assert held is not None
+    state = opened(held, KEY)
+    assert state is not None
+    assert len(base64.b64decode(state["losses"])) == 200 * 16
 
     # A new learner resumes from v2, found under ctr~newest, and goes on judging against
     # v1 (the version workers serve). It promotes v3, and so deletes ctr~newest (it knows

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamlearn.models.exceptions import ModelError, SnapshotRejected
+from streamlearn.models.gate_state import GateStateRefusedError, opened, sealed
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.prequential import PrequentialMetrics
 from streamlearn.models.promotion import CandidateGate, PromotionGate
@@ -50,6 +51,7 @@ class LearnerStart:
     _promoted_signed_again: dict[str, Any] | None
     _warm_manifest: dict[str, Any] | None
     _since_snapshot: int
+    _cut_at: int | None
 
     def _reset_metrics(self) -> None:
         self.prequential = PrequentialMetrics(self._binary)
@@ -92,15 +94,22 @@ class LearnerStart:
         # served the fallback. Signed again as it is (the same version and payload).
         promoted_again = None
         if serving is not None and promoted is not None and signed_by_previous_key(promoted):
-            promoted_again = signed_again(promoted, self._key, self._key_id)
+            promoted_again = self._signed_again(promoted)
+        gate_state = self._gate_state(snapshot) if self.gate is not None else None
         self.model = loaded.model
+        self._cut_at = None
         if self.gate is not None:  # a model of its own: the promoted one never learns
             if serving is None:  # the resumed version counts as promoted (verified above)
                 self.gate.promote(loads(bytes(snapshot["payload"])), loaded.trained_examples)
             else:
                 self.gate.promote(serving.model, serving.trained_examples)
             if isinstance(self.gate, CandidateGate):
-                self.gate.pending = None  # cut from another run's trainee
+                self.gate.pending = self.gate.cut_at = None  # cut from another run's trainee
+            # The held-out losses were of the promoted version the snapshot names: of no use
+            # against another (the resumed one stands in when that one does not load).
+            usable = serving is not None or promoted is None or promoted is snapshot
+            if gate_state is not None and usable:
+                self._restore_gate(gate_state, loaded.trained_examples)
         self.version = loaded.version
         self.trained_examples = loaded.trained_examples
         self.next_offsets = dict(loaded.offsets)
@@ -110,6 +119,43 @@ class LearnerStart:
         self.recent_examples.clear()  # refilled from the window before the offsets, read again
         self._since_snapshot = 0
         self._reset_metrics()
+
+    def _gate_state(self, snapshot: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The gate state ``snapshot`` carries, opened; None when it has none, or one that
+        cannot be used (said: the gate then starts anew, as before states were kept)."""
+        try:
+            return opened(snapshot, self._verification)
+        except (GateStateRefusedError, SnapshotRejected) as exc:
+            log.error("%s v%s: gate state not used (%s); the gate's window starts anew",
+                      self.model_name, snapshot.get("version"), exc)  # fmt: skip
+            return None
+
+    def _restore_gate(self, state: Mapping[str, Any], trained_examples: int) -> None:
+        gate = self.gate
+        assert gate is not None
+        try:
+            gate.restore(state)
+        except (ValueError, KeyError, TypeError) as exc:  # e.g. the judge was changed since
+            log.warning("%s: gate state of another judge or shape not used: %s",
+                        self.model_name, exc)  # fmt: skip
+            return
+        if isinstance(gate, CandidateGate) and gate.cut_at is not None:
+            if gate.cut_at > trained_examples and not gate.young:
+                self._cut_at = gate.cut_at  # cut when relearning reaches it (online.py)
+            else:
+                # The cut is behind the resumed version (a version published again after a
+                # rotation), or the gate judges nothing yet (its settings changed): the
+                # next snapshot cuts, as before states were kept.
+                gate.cut_at = None
+
+    def _signed_again(self, snapshot: Mapping[str, Any]) -> dict[str, Any]:
+        """:func:`signed_again` with the current key, its gate state sealed again (or left
+        out when it cannot be opened)."""
+        again = signed_again(snapshot, self._key, self._key_id)
+        state = self._gate_state(snapshot) if snapshot.get("gate_state") is not None else None
+        key, signature = self._key, again["signature"]
+        again["gate_state"] = None if state is None else sealed(state, signature, key)
+        return again
 
     def take_signed_again(self) -> dict[str, Any] | None:
         """Once after a resume during a key rotation's grace: the promoted version behind

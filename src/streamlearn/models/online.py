@@ -38,6 +38,7 @@ from typing import Any
 
 from streamlearn.models.example_checks import example_problem
 from streamlearn.models.exceptions import SnapshotTooLarge
+from streamlearn.models.gate_state import sealed
 from streamlearn.models.inputs import NUMBER_LIMIT
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.learner_start import LearnerStart
@@ -45,7 +46,13 @@ from streamlearn.models.prepared import PreparedExample, prepared_example
 from streamlearn.models.promotion import Candidate, CandidateGate, PromotionGate
 from streamlearn.models.recent_examples import RecentExamples
 from streamlearn.models.safe_pickle import dumps, loads
-from streamlearn.models.snapshot import Offsets, SigningKey, build_snapshot, key_bytes
+from streamlearn.models.snapshot import (
+    Offsets,
+    SigningKey,
+    build_snapshot,
+    canonical_json,
+    key_bytes,
+)
 from streamlearn.models.specs import ModelSpec
 
 SOURCE = "learner"
@@ -139,8 +146,12 @@ class OnlineLearner(LearnerStart):
         self._warm_manifest: dict[str, Any] | None = None
         """That first snapshot's manifest, naming the baseline (``replay verify`` reads it)."""
         self.gate: PromotionGate | CandidateGate | None = None
-        """The promotion gate of the spec, if it has one (its window of losses is not in
-        snapshots; after a resume it judges against the newest promoted version)."""
+        """The promotion gate of the spec, if it has one (what it holds besides the
+        promoted model is in each snapshot's ``gate_state``; after a resume it judges
+        against the newest promoted version)."""
+        self._cut_at: int | None = None
+        """Resumed with the candidate judge: the trained-example count at which to cut the
+        next candidate (:attr:`CandidateGate.cut_at`); None otherwise."""
         if spec.promotion_margin is not None:
             judges = CandidateGate if spec.promotion_judge == "candidate" else PromotionGate
             self.gate = judges(
@@ -220,6 +231,11 @@ class OnlineLearner(LearnerStart):
         self.trained_examples += 1
         self._since_snapshot += 1
         self.counters.learned += 1
+        if self.trained_examples == self._cut_at:
+            # Resumed: where the learner that published the resumed version cut its next
+            # candidate, the same trainee is cut again (gate_state.py).
+            assert isinstance(self.gate, CandidateGate)
+            self._cut(self.gate)
         return True
 
     def learn_many(self, records: Iterable[tuple[Mapping[str, Any], str, int, int]]) -> int:
@@ -248,8 +264,8 @@ class OnlineLearner(LearnerStart):
             self._last_snapshot_s = now_s
         if self.warm_from is not None or self._resign:
             return True
-        if self._since_snapshot == 0:
-            return False
+        if self._since_snapshot == 0 or self._cut_at is not None:
+            return False  # nothing new, or the candidate is still to be cut (after a resume)
         if isinstance(self.gate, CandidateGate) and self.gate.waiting:
             return False  # the candidate has not seen its window of examples yet
         return (
@@ -284,7 +300,6 @@ class OnlineLearner(LearnerStart):
             return self._judged_snapshot(gate, created, now_s, manifest)
         version = self.version + 1
         payload = dumps(self.model)
-        self._check_size(payload, now_s)
         metrics = self.metrics()
         promote = True
         if self.gate is not None and not resign:
@@ -295,11 +310,16 @@ class OnlineLearner(LearnerStart):
         elif self.gate is not None and self._resumed_held_back:
             promote = False  # the version published again was held back: it stays so
             metrics.update(promoted=0.0)
+        # What the gate holds once this decision is taken: a learner resuming from this
+        # version goes on from it.
+        gate_state = None if self.gate is None else self.gate.state(promoting=promote)
+        self._check_size(payload, now_s, gate_state)
         if manifest is None and self.warm_from is not None:
             manifest = self._warm_manifest
         snapshot = self._signed(
-            payload, self.trained_examples, self.next_offsets, metrics, created, manifest
-        )
+            payload, self.trained_examples, self.next_offsets, metrics, created, manifest,
+            gate_state,
+        )  # fmt: skip
         self.version = version
         if self.gate is not None and promote:
             # A frozen copy, as workers load it.
@@ -324,9 +344,7 @@ class OnlineLearner(LearnerStart):
             gate.drop()  # or it would be judged, and its losses kept, for good
             self._check_size(judged.payload, now_s)
         promote, figures = gate.decide() if judged is not None else (False, {})
-        payload = dumps(self.model)  # as build_snapshot pickles; frozen below as workers load it
-        gate.cut(Candidate(payload, self.trained_examples, dict(self.next_offsets), loads(payload)))
-        self._since_snapshot = 0
+        self._cut(gate)
         if now_s is not None:
             self._last_snapshot_s = now_s
         if judged is None:
@@ -334,19 +352,30 @@ class OnlineLearner(LearnerStart):
         metrics = self.metrics()
         metrics.update(figures, promoted=1.0 if promote else 0.0)
         snapshot = self._signed(
-            judged.payload, judged.trained_examples, judged.offsets, metrics, created, manifest
-        )
+            judged.payload, judged.trained_examples, judged.offsets, metrics, created, manifest,
+            gate.state(),  # where the next candidate was cut: a resumed learner cuts there
+        )  # fmt: skip
         self.version += 1
         if promote:
             gate.promote(judged.model, judged.trained_examples)
         self.counters.snapshots += 1
         return snapshot
 
-    def _check_size(self, payload: bytes, now_s: float | None) -> None:
+    def _cut(self, gate: CandidateGate) -> None:
+        """Cut the trainee as the candidate the gate judges next."""
+        payload = dumps(self.model)  # as build_snapshot pickles; frozen as workers load it
+        gate.cut(Candidate(payload, self.trained_examples, dict(self.next_offsets), loads(payload)))
+        self._cut_at = None
+        self._since_snapshot = 0
+
+    def _check_size(
+        self, payload: bytes, now_s: float | None, gate_state: Mapping[str, Any] | None = None
+    ) -> None:
         """Raise :class:`SnapshotTooLarge`, the learner unchanged but for its cadence (the
         next try is a cadence away: pickling a model that large on every batch would
-        starve learning), when ``payload`` is over :attr:`max_payload_bytes`."""
-        if self._too_large(payload):
+        starve learning), when ``payload`` (with the gate's state, which the record holds
+        too) is over :attr:`max_payload_bytes`."""
+        if self._too_large(payload, gate_state):
             self._since_snapshot = 0
             # A warm start's baseline is published at once (snapshot_due): too large, it
             # would be pickled again at every batch.
@@ -355,8 +384,12 @@ class OnlineLearner(LearnerStart):
                 self._last_snapshot_s = now_s
             raise SnapshotTooLarge(self.model_name, len(payload), self.max_payload_bytes or 0)
 
-    def _too_large(self, payload: bytes) -> bool:
-        return self.max_payload_bytes is not None and len(payload) > self.max_payload_bytes
+    def _too_large(self, payload: bytes, gate_state: Mapping[str, Any] | None = None) -> bool:
+        if self.max_payload_bytes is None:
+            return False
+        # The sealed state is its JSON, a MAC and a few bytes of framing.
+        extra = 0 if gate_state is None else len(canonical_json(gate_state)) + 128
+        return len(payload) + extra > self.max_payload_bytes
 
     def _signed(
         self,
@@ -366,9 +399,11 @@ class OnlineLearner(LearnerStart):
         metrics: Mapping[str, float],
         created: datetime,
         manifest: Mapping[str, Any] | None,
+        gate_state: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The signed snapshot of the next version (parent: the current one)."""
-        return build_snapshot(
+        """The signed snapshot of the next version (parent: the current one), with the
+        gate's state sealed beside it (:mod:`streamlearn.models.gate_state`)."""
+        snapshot = build_snapshot(
             self.spec,
             None,
             version=self.version + 1,
@@ -383,6 +418,9 @@ class OnlineLearner(LearnerStart):
             payload=payload,
             manifest=manifest,
         )
+        if gate_state is not None:
+            snapshot["gate_state"] = sealed(gate_state, snapshot["signature"], self._key)
+        return snapshot
 
     def metrics_record(
         self, window_start: datetime, window_end: datetime, emitted: datetime

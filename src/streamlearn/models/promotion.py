@@ -2,11 +2,19 @@
 should serve. The learner decides at each snapshot and writes the decision into the
 snapshot's ``metrics`` (``promoted`` 1 or 0, with the figures it was decided on);
 prediction workers serve the newest promoted version (:mod:`streamlearn.serving.models`).
+
+What a gate holds beyond the promoted model (which ``model.state`` keeps) is written into
+each snapshot as its :meth:`~PromotionGate.state` after that snapshot's decision, so a
+learner that resumes from the snapshot decides the next versions as one that ran through
+(:mod:`streamlearn.models.gate_state` seals it): the held-out losses of a held-back
+version's window, or where the candidate judge cut its next candidate.
 """
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -38,6 +46,10 @@ class _Gate:
         self.serving, self.promoted_examples = model, trained_examples
 
 
+_PAIR = struct.Struct("<dd")
+"""A pair of held-out losses in a state: two little-endian doubles (exact)."""
+
+
 class PromotionGate(_Gate):
     """Held-out log loss of the version being trained against the promoted one, over the
     same last ``window`` examples since the promotion (the trainee scores each before it
@@ -67,6 +79,29 @@ class PromotionGate(_Gate):
     def promote(self, model: Any, trained_examples: int) -> None:
         super().promote(model, trained_examples)
         self._losses.clear()
+
+    def state(self, promoting: bool = False) -> dict[str, Any] | None:
+        """What a learner resuming after this snapshot needs to decide as this one will:
+        the window of losses (kept when the version is held back; ``promoting`` clears
+        it), None when there is none."""
+        if promoting or not self._losses:
+            return None
+        packed = b"".join(_PAIR.pack(c, s) for c, s in self._losses)
+        return {"judge": "trainee", "losses": base64.b64encode(packed).decode("ascii")}
+
+    def restore(self, state: Any) -> None:
+        """Take back the window of a :meth:`state` (its newest ``window`` pairs, should
+        the window be smaller now); :class:`ValueError` for one this gate cannot use."""
+        if not isinstance(state, dict) or state.get("judge") != "trainee":
+            raise ValueError("not a state of the trainee judge")
+        packed = base64.b64decode(str(state["losses"]), validate=True)
+        if len(packed) % _PAIR.size:
+            raise ValueError(f"{len(packed)} bytes of losses are not whole pairs")
+        pairs: list[tuple[float, float]] = list(_PAIR.iter_unpack(packed))
+        if not all(math.isfinite(c) and math.isfinite(s) for c, s in pairs):
+            raise ValueError("a loss is not a finite number")
+        self._losses.clear()
+        self._losses.extend(pairs)
 
 
 def _verdict(
@@ -113,6 +148,9 @@ class CandidateGate(_Gate):
         super().__init__(margin, after_examples)
         self.window = window
         self.pending: Candidate | None = None
+        self.cut_at: int | None = None
+        """After a resume: the trained-example count at which the learner that published
+        the resumed version cut the candidate after it (the learner cuts there again)."""
         self._losses: list[tuple[float, float]] = []
 
     def observe(self, spec: ModelSpec, x: Any, truth: bool, score: float) -> None:
@@ -129,12 +167,31 @@ class CandidateGate(_Gate):
 
     def cut(self, candidate: Candidate) -> None:
         self.pending = candidate
+        self.cut_at = None
         self._losses.clear()
+
+    def state(self, promoting: bool = False) -> dict[str, Any] | None:
+        """Where the next candidate is (or is to be) cut, by the trained-example count;
+        None when none is. A resumed learner relearns from the published candidate's
+        offsets and cuts there: the same candidate, judged on the same examples (its
+        losses are scored again as they are relearned). ``promoting`` changes nothing."""
+        cut = self.pending.trained_examples if self.pending is not None else self.cut_at
+        return None if cut is None else {"judge": "candidate", "cut_at": cut}
+
+    def restore(self, state: Any) -> None:
+        """Take back a :meth:`state`: the learner cuts the next candidate at ``cut_at``;
+        :class:`ValueError` for one this gate cannot use."""
+        if not isinstance(state, dict) or state.get("judge") != "candidate":
+            raise ValueError("not a state of the candidate judge")
+        cut = state.get("cut_at")
+        if not isinstance(cut, int) or isinstance(cut, bool) or cut < 0:
+            raise ValueError(f"cut_at is {cut!r}, not a count of examples")
+        self.pending, self.cut_at = None, cut
 
     def drop(self) -> None:
         """Forget the pending candidate (it cannot be published: too large) and its
         losses, so nothing is judged or kept until the next cut."""
-        self.pending = None
+        self.pending = self.cut_at = None
         self._losses.clear()
 
     def decide(self) -> tuple[bool, dict[str, float]]:

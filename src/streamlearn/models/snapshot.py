@@ -26,7 +26,10 @@ separators=(",", ":"), ensure_ascii=True)`` of every field of the record except
                      sign exactly what they signed before the field existed)
 ===================  ===================================================================
 
-so changing any of them, or a single payload byte, invalidates the signature. A
+so changing any of them, or a single payload byte, invalidates the signature. The
+``gate_state`` field (a promotion gate's state after the version's decision) is not
+covered: it has a MAC of its own, bound to the signature
+(:mod:`streamlearn.models.gate_state`), so workers of releases before it still verify. A
 snapshot made by ``streamlearn replay model`` carries a ``manifest``: canonical JSON of
 what was replayed (input offset ranges, spec, source, code version).
 :func:`verify_snapshot` checks the signature first (constant-time compare), then the
@@ -237,6 +240,7 @@ def build_snapshot(
         "signing_key_id": key_id,
         "signature": "",
         "manifest": None if manifest is None else canonical_json(manifest),
+        "gate_state": None,  # sealed by the learner after signing (gate_state.py)
     }
     snapshot["signature"] = sign(snapshot, key)
     return snapshot
