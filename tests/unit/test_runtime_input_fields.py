@@ -82,7 +82,7 @@ def test_the_learner_prepares_the_same_examples_from_the_fields_it_reads() -> No
     from streamlearn.models.synthetic import ClickWorld
     from streamlearn.serde import AvroSerde, InMemoryRegistry
 
-    # process() reads a record only through prepared_example (models/online.py); the
+    # process() reads a record only through prepared_example (models/prepared.py); the
     # learning lab's on_scored hook reads served_ts too (test_learning_lab.py runs it).
     fields = LearnerStep.input_fields["training.examples"]
     assert "labelled_ts" not in fields

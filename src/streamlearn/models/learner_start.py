@@ -141,7 +141,7 @@ class LearnerStart:
             return
         if isinstance(gate, CandidateGate) and gate.cut_at is not None:
             if gate.cut_at > trained_examples and not gate.young:
-                self._cut_at = gate.cut_at  # cut when relearning reaches it (online.py)
+                self._cut_at = gate.cut_at  # cut as relearning reaches it (learn_prepared)
             else:
                 # The cut is behind the resumed version (a version published again after a
                 # rotation), or the gate judges nothing yet (its settings changed): the

@@ -4,7 +4,8 @@ Pure logic, no Kafka: the learner agent (:mod:`streamlearn.agents.learner`) feed
 ``training.examples`` records with their topic, partition and offset, asks
 :meth:`OnlineLearner.snapshot_due` after each batch, and publishes what
 :meth:`OnlineLearner.snapshot` returns to ``model.state``. Replay and the benchmarks run
-the same code.
+the same code. How versions are made is in :mod:`streamlearn.models.learner_versions`, where
+a learner starts from in :mod:`streamlearn.models.learner_start`.
 
 Exactly-once learning over an at-least-once stream. The learner keeps, per input
 (topic, partition), the next offset to read; every snapshot records those offsets next to
@@ -37,22 +38,13 @@ from datetime import datetime
 from typing import Any
 
 from streamlearn.models.example_checks import example_problem
-from streamlearn.models.exceptions import SnapshotTooLarge
-from streamlearn.models.gate_state import sealed
 from streamlearn.models.inputs import NUMBER_LIMIT
 from streamlearn.models.keyring import Keyring
-from streamlearn.models.learner_start import LearnerStart
+from streamlearn.models.learner_versions import LearnerVersions
 from streamlearn.models.prepared import PreparedExample, prepared_example
-from streamlearn.models.promotion import Candidate, CandidateGate, PromotionGate
+from streamlearn.models.promotion import CandidateGate, PromotionGate
 from streamlearn.models.recent_examples import RecentExamples
-from streamlearn.models.safe_pickle import dumps, loads
-from streamlearn.models.snapshot import (
-    Offsets,
-    SigningKey,
-    build_snapshot,
-    canonical_json,
-    key_bytes,
-)
+from streamlearn.models.snapshot import SigningKey, key_bytes
 from streamlearn.models.specs import ModelSpec
 
 SOURCE = "learner"
@@ -83,7 +75,7 @@ class LearnerCounters:
     snapshots: int = 0
 
 
-class OnlineLearner(LearnerStart):
+class OnlineLearner(LearnerVersions):
     """One online model (of ``spec``, optionally for one experiment arm)."""
 
     def __init__(
@@ -245,182 +237,6 @@ class OnlineLearner(LearnerStart):
         for example, topic, partition, offset in records:
             learned += self.learn(example, topic, partition, offset)
         return learned
-
-    def metrics(self) -> dict[str, float]:
-        """Metrics since this learner started or resumed: prequential and served
-        (:class:`~streamlearn.models.prequential.PrequentialMetrics`)."""
-        return self.prequential.figures()
-
-    @property
-    def unpublished(self) -> int:
-        """Examples learned since the last snapshot."""
-        return self._since_snapshot
-
-    def snapshot_due(self, now_s: float) -> bool:
-        """True once ``snapshot_every_examples`` examples were learned since the last
-        snapshot, or ``snapshot_every_s`` seconds passed with at least one. The first call
-        starts the clock; ``now_s`` is any monotonic seconds the caller chooses."""
-        if self._last_snapshot_s is None:
-            self._last_snapshot_s = now_s
-        if self.warm_from is not None or self._resign:
-            return True
-        if self._since_snapshot == 0 or self._cut_at is not None:
-            return False  # nothing new, or the candidate is still to be cut (after a resume)
-        if isinstance(self.gate, CandidateGate) and self.gate.waiting:
-            return False  # the candidate has not seen its window of examples yet
-        return (
-            self._since_snapshot >= self.spec.snapshot_every_examples
-            or now_s - self._last_snapshot_s >= self.spec.snapshot_every_s
-        )
-
-    def snapshot(
-        self,
-        created: datetime,
-        now_s: float | None = None,
-        manifest: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any] | None:
-        """The next signed ``ModelSnapshot``: version + 1, parent = current version.
-
-        The learner moves to the new version at once; if publishing fails the agent
-        restarts from the last published snapshot, so a version lost that way is never a
-        parent of a published one. ``now_s`` restarts the cadence clock.
-
-        With a gate that judges candidates (``promotion_judge`` "candidate", after the
-        first promotion), the snapshot is of the candidate cut at the previous call, with
-        its verdict, and the trainee is cut as the next candidate; None when no candidate
-        was cut yet (nothing to publish).
-        """
-        gate = self.gate
-        # A re-signed version is the one resumed from: it is published as it is, not
-        # judged (nor cut as a candidate), promoted unless the gate had held it back.
-        resign, self._resign = self._resign, False
-        judged = isinstance(gate, CandidateGate) and not gate.young
-        if judged and not self.warm_from and not resign:
-            assert isinstance(gate, CandidateGate)
-            return self._judged_snapshot(gate, created, now_s, manifest)
-        version = self.version + 1
-        payload = dumps(self.model)
-        metrics = self.metrics()
-        promote = True
-        if self.gate is not None and not resign:
-            promote, figures = self.gate.decide()
-            # In the metrics map (the snapshot schema has no field for it): 1 promoted,
-            # 0 published only, with the held-out log losses it was decided on.
-            metrics.update(figures, promoted=1.0 if promote else 0.0)
-        elif self.gate is not None and self._resumed_held_back:
-            promote = False  # the version published again was held back: it stays so
-            metrics.update(promoted=0.0)
-        # What the gate holds once this decision is taken: a learner resuming from this
-        # version goes on from it.
-        gate_state = None if self.gate is None else self.gate.state(promoting=promote)
-        self._check_size(payload, now_s, gate_state)
-        if manifest is None and self.warm_from is not None:
-            manifest = self._warm_manifest
-        snapshot = self._signed(
-            payload, self.trained_examples, self.next_offsets, metrics, created, manifest,
-            gate_state,
-        )  # fmt: skip
-        self.version = version
-        if self.gate is not None and promote:
-            # A frozen copy, as workers load it.
-            self.gate.promote(loads(snapshot["payload"]), self.trained_examples)
-        self._since_snapshot = 0
-        self.warm_from = None
-        self.counters.snapshots += 1
-        if now_s is not None:
-            self._last_snapshot_s = now_s
-        return snapshot
-
-    def _judged_snapshot(
-        self,
-        gate: CandidateGate,
-        created: datetime,
-        now_s: float | None,
-        manifest: Mapping[str, Any] | None,
-    ) -> dict[str, Any] | None:
-        """:meth:`snapshot` with a gate that judges candidates (see there)."""
-        judged = gate.pending
-        if judged is not None and self._too_large(judged.payload):
-            gate.drop()  # or it would be judged, and its losses kept, for good
-            self._check_size(judged.payload, now_s)
-        promote, figures = gate.decide() if judged is not None else (False, {})
-        self._cut(gate)
-        if now_s is not None:
-            self._last_snapshot_s = now_s
-        if judged is None:
-            return None
-        metrics = self.metrics()
-        metrics.update(figures, promoted=1.0 if promote else 0.0)
-        snapshot = self._signed(
-            judged.payload, judged.trained_examples, judged.offsets, metrics, created, manifest,
-            gate.state(),  # where the next candidate was cut: a resumed learner cuts there
-        )  # fmt: skip
-        self.version += 1
-        if promote:
-            gate.promote(judged.model, judged.trained_examples)
-        self.counters.snapshots += 1
-        return snapshot
-
-    def _cut(self, gate: CandidateGate) -> None:
-        """Cut the trainee as the candidate the gate judges next."""
-        payload = dumps(self.model)  # as build_snapshot pickles; frozen as workers load it
-        gate.cut(Candidate(payload, self.trained_examples, dict(self.next_offsets), loads(payload)))
-        self._cut_at = None
-        self._since_snapshot = 0
-
-    def _check_size(
-        self, payload: bytes, now_s: float | None, gate_state: Mapping[str, Any] | None = None
-    ) -> None:
-        """Raise :class:`SnapshotTooLarge`, the learner unchanged but for its cadence (the
-        next try is a cadence away: pickling a model that large on every batch would
-        starve learning), when ``payload`` (with the gate's state, which the record holds
-        too) is over :attr:`max_payload_bytes`."""
-        if self._too_large(payload, gate_state):
-            self._since_snapshot = 0
-            # A warm start's baseline is published at once (snapshot_due): too large, it
-            # would be pickled again at every batch.
-            self.warm_from = None
-            if now_s is not None:
-                self._last_snapshot_s = now_s
-            raise SnapshotTooLarge(self.model_name, len(payload), self.max_payload_bytes or 0)
-
-    def _too_large(self, payload: bytes, gate_state: Mapping[str, Any] | None = None) -> bool:
-        if self.max_payload_bytes is None:
-            return False
-        # The sealed state is its JSON, a MAC and a few bytes of framing.
-        extra = 0 if gate_state is None else len(canonical_json(gate_state)) + 128
-        return len(payload) + extra > self.max_payload_bytes
-
-    def _signed(
-        self,
-        payload: bytes,
-        trained_examples: int,
-        offsets: Offsets,
-        metrics: Mapping[str, float],
-        created: datetime,
-        manifest: Mapping[str, Any] | None,
-        gate_state: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """The signed snapshot of the next version (parent: the current one), with the
-        gate's state sealed beside it (:mod:`streamlearn.models.gate_state`)."""
-        snapshot = build_snapshot(
-            self.spec,
-            None,
-            version=self.version + 1,
-            parent_version=self.version or None,
-            trained_examples=trained_examples,
-            offsets=offsets,
-            metrics=metrics,
-            created=created,
-            key=self._key,
-            key_id=self._key_id,
-            model_name=self.model_name,
-            payload=payload,
-            manifest=manifest,
-        )
-        if gate_state is not None:
-            snapshot["gate_state"] = sealed(gate_state, snapshot["signature"], self._key)
-        return snapshot
 
     def metrics_record(
         self, window_start: datetime, window_end: datetime, emitted: datetime
