@@ -46,7 +46,8 @@ def _mac(signature: str, state_json: str, key: SigningKey) -> str:
 def sealed(state: Mapping[str, Any], signature: str, key: SigningKey) -> str:
     """The ``gate_state`` field of a snapshot signed ``signature``, holding ``state``."""
     state_json = canonical_json(state)
-    return canonical_json({"mac": _mac(signature, state_json, key), "state": state})
+    # canonical_json of {"mac": ..., "state": state}, without writing the state twice.
+    return f'{{"mac":"{_mac(signature, state_json, key)}","state":{state_json}}}'
 
 
 def opened(snapshot: Mapping[str, Any], key: SigningKey | Keyring) -> dict[str, Any] | None:

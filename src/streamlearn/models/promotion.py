@@ -13,6 +13,7 @@ version's window, or where the candidate judge cut its next candidate.
 from __future__ import annotations
 
 import base64
+import itertools
 import math
 import struct
 from collections import deque
@@ -86,7 +87,8 @@ class PromotionGate(_Gate):
         it), None when there is none."""
         if promoting or not self._losses:
             return None
-        packed = b"".join(_PAIR.pack(c, s) for c, s in self._losses)
+        losses = self._losses
+        packed = struct.pack(f"<{2 * len(losses)}d", *itertools.chain.from_iterable(losses))
         return {"judge": "trainee", "losses": base64.b64encode(packed).decode("ascii")}
 
     def restore(self, state: Any) -> None:
