@@ -309,8 +309,9 @@ class Settings(BaseSettings):
     """Model → its promotion gate (JSON, e.g. `{"ctr": {"margin": 0.0, "window": 500,
     "judge": "candidate", "after_examples": 3000}}`): a version serves only once its
     held-out log loss is at most the promoted version's plus `margin`, judged once the
-    promoted version has learned `after_examples` (docs/learning.md, Promotion gate); none:
-    every version serves."""
+    promoted version has learned `after_examples` (docs/learning.md, Promotion gate); the
+    gate's state is in each snapshot, so a restarted learner decides as one that ran through;
+    none: every version serves."""
 
     model_warm_start: dict[str, str] = Field(default_factory=dict)
     """Model → the model.state name (e.g. `ctr@history`, from `replay model ctr --shadow
