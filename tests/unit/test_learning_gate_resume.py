@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -210,5 +211,41 @@ def test_the_gate_state_counts_toward_the_largest_snapshot_a_learner_makes() -> 
     payload_bytes = len(learner.snapshot(T0)["payload"])  # type: ignore[index]
     learner.learn_many(stream[1500:2000])
     learner.max_payload_bytes = payload_bytes + 1000  # the payload fits, with its window not
-    with pytest.raises(SnapshotTooLarge):
+    with pytest.raises(SnapshotTooLarge) as refused:
         learner.snapshot(T0)
+    size, limit = (int(n.replace(",", "")) for n in re.findall(r"[\d,]{4,}", str(refused.value)))
+    assert size > limit == payload_bytes + 1000, "the size said is the record's, state included"
+
+
+def test_a_learner_asked_for_a_version_before_its_cut_publishes_nothing_and_cuts_there() -> None:
+    """The agent asks for a version when a rebalance takes the partition away. A resumed
+    learner that had not reached its cut then cut the trainee at once, at an example the
+    learner that ran through did not cut at; given the partition back (nothing newer on
+    model.state, so no resume) it published a version that run never made."""
+    spec, stream = _spec("candidate"), _stream(5)
+    through = _run(OnlineLearner(spec, signing_key=KEY), stream)
+    index = next(i for i, s in enumerate(through) if opened(s, KEY) is not None)
+    snapshot = through[index]
+    resumed = OnlineLearner(spec, signing_key=KEY)
+    resumed.resume(snapshot, _promoted_before(through, snapshot["version"] + 1))
+    start = snapshot["trained_examples"]
+    resumed.learn_many(stream[start : start + 30])
+    assert resumed.unpublished == 30
+    assert resumed.snapshot(T0, 0.0) is None  # closing: nothing to publish yet
+    resumed.learn_many(stream[start + 30 : start + EVERY])  # the partition is back
+    assert not resumed.snapshot_due(0.0)
+    expected = through[index + 1 : index + 1 + AHEAD]
+    later = _run(resumed, stream[: _published_at(expected[-1])], start + EVERY)
+    assert [_decided(s) for s in later[:AHEAD]] == [_decided(s) for s in expected]
+
+
+def test_without_its_promoted_version_a_held_back_versions_window_is_not_used() -> None:
+    """The losses were scored against the promoted version behind it; judged against the
+    resumed version instead (the promoted one not given, or refused), they would be
+    averaged with losses against another model."""
+    spec, _, carrying = _held_back()
+    held = next(s for s in carrying if not is_promoted(s))
+    learner = OnlineLearner(spec, signing_key=KEY)
+    learner.resume(held, None)
+    assert learner.gate is not None
+    assert learner.gate.state() is None

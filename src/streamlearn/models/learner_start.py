@@ -105,9 +105,10 @@ class LearnerStart:
                 self.gate.promote(serving.model, serving.trained_examples)
             if isinstance(self.gate, CandidateGate):
                 self.gate.pending = self.gate.cut_at = None  # cut from another run's trainee
-            # The held-out losses were of the promoted version the snapshot names: of no use
-            # against another (the resumed one stands in when that one does not load).
-            usable = serving is not None or promoted is None or promoted is snapshot
+            # The held-out losses were of the promoted version behind the snapshot: of no
+            # use against another (the resumed one stands in when that one is not given or
+            # does not load).
+            usable = serving is not None or is_promoted(snapshot)
             if gate_state is not None and usable:
                 self._restore_gate(gate_state, loaded.trained_examples)
         self.version = loaded.version

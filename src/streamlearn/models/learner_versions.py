@@ -75,9 +75,14 @@ class LearnerVersions(LearnerStart):
         With a gate that judges candidates (``promotion_judge`` "candidate", after the
         first promotion), the snapshot is of the candidate cut at the previous call, with
         its verdict, and the trainee is cut as the next candidate; None when no candidate
-        was cut yet (nothing to publish).
+        was cut yet (nothing to publish), or when a resumed learner has not yet reached the
+        example its candidate is to be cut at (asked when its partition is taken away:
+        what it relearned is in the resumed version already, and a cut here would be at
+        another example than the learner that published that version cut at).
         """
         gate = self.gate
+        if self._cut_at is not None and not self._resign and self.warm_from is None:
+            return None
         # A re-signed version is the one resumed from: it is published as it is, not
         # judged (nor cut as a candidate), promoted unless the gate had held it back.
         resign, self._resign = self._resign, False
@@ -169,15 +174,12 @@ class LearnerVersions(LearnerStart):
             self.warm_from = None
             if now_s is not None:
                 self._last_snapshot_s = now_s
-            raise SnapshotTooLarge(self.model_name, len(payload), self.max_payload_bytes or 0)
+            size = _record_bytes(payload, gate_state)
+            raise SnapshotTooLarge(self.model_name, size, self.max_payload_bytes or 0)
 
     def _too_large(self, payload: bytes, gate_state: Mapping[str, Any] | None = None) -> bool:
-        if self.max_payload_bytes is None:
-            return False
-        # The sealed state is its values (short but for the losses' base64), a MAC and
-        # less than 200 bytes of names and framing.
-        extra = 0 if gate_state is None else sum(len(str(v)) for v in gate_state.values()) + 200
-        return len(payload) + extra > self.max_payload_bytes
+        limit = self.max_payload_bytes
+        return limit is not None and _record_bytes(payload, gate_state) > limit
 
     def _signed(
         self,
@@ -209,3 +211,10 @@ class LearnerVersions(LearnerStart):
         if gate_state is not None:
             snapshot["gate_state"] = sealed(gate_state, snapshot["signature"], self._key)
         return snapshot
+
+
+def _record_bytes(payload: bytes, gate_state: Mapping[str, Any] | None) -> int:
+    """What the payload and the gate's state take in a snapshot record (the sealed state
+    is its values, short but for the losses' base64, a MAC and under 200 bytes more)."""
+    extra = 0 if gate_state is None else sum(len(str(v)) for v in gate_state.values()) + 200
+    return len(payload) + extra
