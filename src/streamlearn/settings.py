@@ -228,6 +228,12 @@ class Settings(BaseSettings):
     consumer_session_timeout_s: float = Field(default=30.0, ge=6)
     """How long a silent agent worker keeps its partitions before the group moves them."""
 
+    agent_fetch_hold_ms: int | None = Field(default=None, ge=0, le=60_000)
+    """How long the broker may hold an agent worker's fetch while less than 1 MiB is there
+    (ms): unset, what the worker's agents let (100 for the pipeline's agents, 500 for the
+    monitor alone); 0, no hold (each record handled as it comes, at more CPU per record
+    when caught up); more, larger batches and less CPU for that much more latency."""
+
     agent_decoding_process: bool = True
     """Whether preprocess, sessionise and the learner decode long batches in a second
     process when they may use more than one core (false: in their own process)."""

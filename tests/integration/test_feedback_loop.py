@@ -196,8 +196,16 @@ async def test_the_learner_learns_the_click_model_from_joined_feedback(
         data_dir=settings.data_dir / "f",
     )
     app = runtime.app
-    # The broker may hold this worker's fetches as long as both its steps let it.
+    # The broker may hold this worker's fetches as long as both its steps let it, or as
+    # long as a deployment's setting says (a worker made, not started).
     assert app.fetch_hold_ms == FETCH_HOLD_MS == 100
+    unheld = create_faust_app(
+        settings.model_copy(update={"agent_fetch_hold_ms": 0}),
+        [STEPS["label-join"], STEPS["learner"]],
+        registry=registry,
+        data_dir=settings.data_dir / "unheld",
+    )
+    assert unheld.app.fetch_hold_ms is None
     await app.start()
     try:
         timeline = [

@@ -577,3 +577,23 @@ def test_a_worker_holds_fetches_only_as_long_as_each_of_its_steps_lets_it() -> N
 
     # Held 0 ms for 1 MiB, an idle worker would fetch in a tight loop: no hold instead.
     assert fetch_hold_ms([Zero]) is None
+
+
+def test_a_deployment_sets_how_long_its_agent_workers_fetches_are_held() -> None:
+    """No setting changed the holds: a deployment that wanted each record handled as it
+    came (or larger batches on a busy cluster) had to edit the agents' code. The worker
+    passes ``agent_fetch_hold_ms`` (test_feedback_loop.py checks it on a started app)."""
+    from streamlearn.agents.monitor import MonitorStep
+    from streamlearn.agents.preprocess import PreprocessStep
+    from streamlearn.exceptions import ConfigurationError
+    from streamlearn.runtime.worker import fetch_hold_ms
+    from streamlearn.settings_loading import load_settings
+
+    assert fetch_hold_ms([MonitorStep, PreprocessStep], 250) == 250
+    assert fetch_hold_ms([MonitorStep], 0) is None  # no hold at all
+    assert fetch_hold_ms([MonitorStep], None) == 500
+    assert load_settings(agent_fetch_hold_ms=40).agent_fetch_hold_ms == 40
+    assert load_settings().agent_fetch_hold_ms is None
+    for wrong in (-1, 60_001):
+        with pytest.raises(ConfigurationError, match="agent_fetch_hold_ms"):
+            load_settings(agent_fetch_hold_ms=wrong)

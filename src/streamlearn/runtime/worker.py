@@ -116,7 +116,7 @@ def create_faust_app(
     for step in made:
         bind_step(runtime, step)
         runtime.steps.append(step)
-    app.fetch_hold_ms = fetch_hold_ms(made)
+    app.fetch_hold_ms = fetch_hold_ms(made, settings.agent_fetch_hold_ms)
     _declare_changelogs(app, settings)
     _export_partition_lags(runtime)
     return runtime
@@ -171,11 +171,14 @@ def _export_partition_lags(runtime: WorkerRuntime) -> None:
     app.timer(REFRESH_S)(refresh)
 
 
-def fetch_hold_ms(steps: Iterable[Step | type[Step]]) -> int | None:
+def fetch_hold_ms(steps: Iterable[Step | type[Step]], setting: int | None = None) -> int | None:
     """How long the broker may hold the fetches of a worker running ``steps``: the
-    shortest of their :attr:`~streamlearn.runtime.step.Step.fetch_hold_ms`, and None
-    (no hold) when one of them has none, or one that is not positive (held 0 ms for
-    1 MiB, an idle worker would fetch in a tight loop)."""
+    ``setting`` (``agent_fetch_hold_ms``) when set, else the shortest of their
+    :attr:`~streamlearn.runtime.step.Step.fetch_hold_ms`; None (no hold) when one of them
+    has none, or for a hold that is not positive (held 0 ms for 1 MiB, an idle worker
+    would fetch in a tight loop)."""
+    if setting is not None:
+        return setting if setting > 0 else None
     holds = [step.fetch_hold_ms for step in steps]
     if not holds or any(hold is None or hold <= 0 for hold in holds):
         return None
