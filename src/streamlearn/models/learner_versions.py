@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from streamlearn.models.exceptions import SnapshotTooLarge
 from streamlearn.models.gate_state import sealed
@@ -21,15 +21,18 @@ from streamlearn.models.promotion import Candidate, CandidateGate
 from streamlearn.models.safe_pickle import dumps, loads
 from streamlearn.models.snapshot import Offsets, build_snapshot
 
-if TYPE_CHECKING:
-    from streamlearn.models.online import LearnerCounters
+
+class SnapshotCount(Protocol):
+    """What making a version counts (``LearnerCounters`` has it, among its counts)."""
+
+    snapshots: int
 
 
 class LearnerVersions(LearnerStart):
     """The versions of :class:`~streamlearn.models.online.OnlineLearner`, which holds the
     state they read (declared here for the type checker)."""
 
-    counters: LearnerCounters
+    counters: SnapshotCount
     max_payload_bytes: int | None
     _last_snapshot_s: float | None
 

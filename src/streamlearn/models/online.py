@@ -78,6 +78,8 @@ class LearnerCounters:
 class OnlineLearner(LearnerVersions):
     """One online model (of ``spec``, optionally for one experiment arm)."""
 
+    counters: LearnerCounters
+
     def __init__(
         self,
         spec: ModelSpec,
