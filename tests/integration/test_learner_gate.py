@@ -127,7 +127,10 @@ async def test_a_gated_learner_keys_held_back_versions_apart_and_deletes_them_on
     finally:
         stop(second)
     log = (settings.data_dir / "learner-2.log").read_text()
-    assert "learner ctr resumed from version 2" in log, log[-2000:]
+    # It says what it took back of the gate: v2's window (it goes on from there).
+    assert (
+        "learner ctr resumed from version 2, with the gate's window of 200 held-out losses"
+    ) in log, log[-2000:]
     assert published() == [
         ("ctr", 1, None, 1.0),
         ("ctr~newest", 2, 1, 0.0),

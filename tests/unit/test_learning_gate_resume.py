@@ -10,6 +10,7 @@ the candidate judge it cut its next candidate elsewhere, so every later version 
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -173,6 +174,8 @@ def test_the_gate_state_goes_through_avro_and_the_schema_change_is_compatible() 
     assert decoded["gate_state"] == held["gate_state"]
     learner = OnlineLearner(spec, signing_key=KEY)
     learner.resume(decoded, promoted)
+    pairs = len(base64.b64decode(opened(held, KEY)["losses"])) // 16  # type: ignore[index]
+    assert learner.gate_resumed == f"the gate's window of {pairs:,} held-out losses"
     assert learner.gate is not None
     assert learner.gate.state() == opened(held, KEY)
     new = schema_text("ModelSnapshot")
@@ -230,6 +233,8 @@ def test_a_learner_asked_for_a_version_before_its_cut_publishes_nothing_and_cuts
     resumed.resume(snapshot, _promoted_before(through, snapshot["version"] + 1))
     start = snapshot["trained_examples"]
     resumed.learn_many(stream[start : start + 30])
+    cut_at = opened(snapshot, KEY)["cut_at"]  # type: ignore[index]
+    assert resumed.gate_resumed == f"its next candidate to be cut at {cut_at:,} examples"
     assert resumed.unpublished == 30
     assert resumed.snapshot(T0, 0.0) is None  # closing: nothing to publish yet
     resumed.learn_many(stream[start + 30 : start + EVERY])  # the partition is back

@@ -144,7 +144,8 @@ class LearnerStep(Step):
             if snapshot is not None and int(snapshot["version"]) != learner.version:
                 try:
                     learner.resume(snapshot, view.promoted.get(name))
-                    log.info("learner %s resumed from version %d", name, learner.version)
+                    gate = f", with {learner.gate_resumed}" if learner.gate_resumed else ""
+                    log.info("learner %s resumed from version %d%s", name, learner.version, gate)
                 except SnapshotRejected as exc:  # verified, so another spec's: an upgrade
                     self.metrics.rejected_snapshots.labels(model=name, reason=exc.reason).inc()
                     log.error("cannot resume %s: %s; starting anew", name, exc)

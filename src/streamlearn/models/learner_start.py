@@ -52,6 +52,8 @@ class LearnerStart:
     _warm_manifest: dict[str, Any] | None
     _since_snapshot: int
     _cut_at: int | None
+    gate_resumed: str | None
+    """What the last resume took back of the gate's state, said (None: nothing)."""
 
     def _reset_metrics(self) -> None:
         self.prequential = PrequentialMetrics(self._binary)
@@ -97,7 +99,7 @@ class LearnerStart:
             promoted_again = self._signed_again(promoted)
         gate_state = self._gate_state(snapshot) if self.gate is not None else None
         self.model = loaded.model
-        self._cut_at = None
+        self._cut_at = self.gate_resumed = None
         if self.gate is not None:  # a model of its own: the promoted one never learns
             if serving is None:  # the resumed version counts as promoted (verified above)
                 self.gate.promote(loads(bytes(snapshot["payload"])), loaded.trained_examples)
@@ -140,9 +142,12 @@ class LearnerStart:
             log.warning("%s: gate state of another judge or shape not used: %s",
                         self.model_name, exc)  # fmt: skip
             return
-        if isinstance(gate, CandidateGate) and gate.cut_at is not None:
+        if isinstance(gate, PromotionGate):
+            self.gate_resumed = f"the gate's window of {gate.held_out:,} held-out losses"
+        elif gate.cut_at is not None:
             if gate.cut_at > trained_examples and not gate.young:
                 self._cut_at = gate.cut_at  # cut as relearning reaches it (learn_prepared)
+                self.gate_resumed = f"its next candidate to be cut at {gate.cut_at:,} examples"
             else:
                 # The cut is behind the resumed version (a version published again after a
                 # rotation), or the gate judges nothing yet (its settings changed): the

@@ -81,6 +81,11 @@ class PromotionGate(_Gate):
         super().promote(model, trained_examples)
         self._losses.clear()
 
+    @property
+    def held_out(self) -> int:
+        """Pairs of held-out losses in the window now."""
+        return len(self._losses)
+
     def state(self, promoting: bool = False) -> dict[str, Any] | None:
         """What a learner resuming after this snapshot needs to decide as this one will:
         the window of losses (kept when the version is held back; ``promoting`` clears
