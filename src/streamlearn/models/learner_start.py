@@ -125,12 +125,13 @@ class LearnerStart:
 
     def _gate_state(self, snapshot: Mapping[str, Any]) -> dict[str, Any] | None:
         """The gate state ``snapshot`` carries, opened; None when it has none, or one that
-        cannot be used (said: the gate then starts anew, as before states were kept)."""
+        cannot be used (said: resumed from, the gate then starts anew, as before states
+        were kept; signed again, the version goes out without one)."""
         try:
             return opened(snapshot, self._verification)
         except (GateStateRefusedError, SnapshotRejected) as exc:
-            log.error("%s v%s: gate state not used (%s); the gate's window starts anew",
-                      self.model_name, snapshot.get("version"), exc)  # fmt: skip
+            log.error("%s v%s: gate state not used (%s)", self.model_name,
+                      snapshot.get("version"), exc)  # fmt: skip
             return None
 
     def _restore_gate(self, state: Mapping[str, Any], trained_examples: int) -> None:

@@ -144,9 +144,9 @@ class OnlineLearner(LearnerVersions):
         promoted model is in each snapshot's ``gate_state``; after a resume it judges
         against the newest promoted version)."""
         self._cut_at: int | None = None
-        self.gate_resumed: str | None = None
         """Resumed with the candidate judge: the trained-example count at which to cut the
         next candidate (:attr:`CandidateGate.cut_at`); None otherwise."""
+        self.gate_resumed: str | None = None
         if spec.promotion_margin is not None:
             judges = CandidateGate if spec.promotion_judge == "candidate" else PromotionGate
             self.gate = judges(
