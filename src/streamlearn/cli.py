@@ -387,7 +387,9 @@ def main(args: list[str] | None = None) -> None:
     """The console script: ``args`` (default: the process's) run as a command line, a
     known failure printed as one line with exit status 1."""
     from streamlearn.orphan_watch import stop_when_orphaned
+    from streamlearn.stacks_on_signal import write_stacks_on_signal
 
+    write_stacks_on_signal()
     stop_when_orphaned()
     try:
         app(args=args)

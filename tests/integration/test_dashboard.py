@@ -384,7 +384,7 @@ EVENT_STREAM = frozenset({"/api/events"})
 
 def test_the_command_serves_until_sigterm(system_settings: Settings, tmp_path: Path) -> None:
     """``streamlearn dashboard`` as ``up`` would run it: ready file, health, answers as
-    its OpenAPI document says (schemathesis), clean stop."""
+    its OpenAPI document says (schemathesis), its stacks on SIGQUIT, clean stop."""
     settings = system_settings
     ready = tmp_path / "dashboard.url"
     env = {
@@ -418,10 +418,18 @@ def test_the_command_serves_until_sigterm(system_settings: Settings, tmp_path: P
         # never ends, so it is left to the browser test above).
         checked = fuzz_from_document(f"{url}/openapi.json", streaming_paths=EVENT_STREAM)
         assert {"GET /api/state", "GET /healthz", "GET /metrics", "GET /"} <= checked
+        # SIGQUIT: where each thread is goes to stderr, and it goes on answering (what `up`
+        # sends a part that does not stop in time, before it kills it).
+        process.send_signal(signal.SIGQUIT)
+        time.sleep(0.5)
+        with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
+            assert response.status == 200
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=15)
         assert process.returncode == 0, output
         assert f"dashboard on {url}/" in output
+        assert "(most recent call first):" in output
+        assert 'File "' in output.split("(most recent call first):", 1)[1]
     finally:
         if process.poll() is None:
             process.kill()

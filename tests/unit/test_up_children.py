@@ -11,6 +11,7 @@ import pytest
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_local import free_port
 from streamlearn.runtime.broker_probe import KAFKA_UNREACHABLE
+from streamlearn.stacks_on_signal import STACKS_SIGNAL
 from streamlearn.up import children as children_module
 from streamlearn.up.children import ChildSpec, Crash, Supervisor
 
@@ -31,8 +32,13 @@ while True:
 """
 
 
-def _spec(name: str, program: str, stop_timeout_s: float = 20.0) -> ChildSpec:
-    return ChildSpec(name, (program,), program=PYTHON, stop_timeout_s=stop_timeout_s)
+def _spec(
+    name: str, program: str, stop_timeout_s: float = 20.0, stacks_signal: int | None = None
+) -> ChildSpec:
+    return ChildSpec(
+        name, (program,), program=PYTHON, stop_timeout_s=stop_timeout_s,
+        stacks_signal=stacks_signal,
+    )  # fmt: skip
 
 
 async def _until(condition: object, timeout_s: float = 10.0) -> None:
@@ -95,8 +101,61 @@ async def test_stop_goes_group_by_group_and_kills_what_ignores_sigterm(tmp_path:
     assert stubborn.killed
     assert stubborn.exit_code == -9
     assert not stubborn.exited_cleanly
+    assert stubborn.unclean_stop == "did not stop within 0.5s: killed"
+    assert polite.unclean_stop is None
     assert last.exit_code == 0
     assert crashes == []
+
+
+HANGS_IN_ITS_STOP = """
+import signal, sys, time
+from streamlearn.stacks_on_signal import write_stacks_on_signal
+write_stacks_on_signal()
+def waits_for_a_flush_that_never_ends():
+    while True:
+        time.sleep(0.05)
+signal.signal(signal.SIGTERM, lambda *_: waits_for_a_flush_that_never_ends())
+print("serving", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+async def test_a_child_stuck_in_its_stop_leaves_where_it_was_in_its_log(tmp_path: Path) -> None:
+    # What a part was doing when it did not stop in time: the supervisor's SIGQUIT makes
+    # its faulthandler (every command registers it) write each thread's stack.
+    supervisor = Supervisor(tmp_path / "logs", lambda crash: None)
+    spec = _spec("stuck", HANGS_IN_ITS_STOP, stop_timeout_s=0.5, stacks_signal=STACKS_SIGNAL)
+    (stuck,) = await supervisor.start([spec])
+    log = tmp_path / "logs" / "stuck.log"
+    await _until(lambda: "serving" in log.read_text())
+    await supervisor.stop([])
+    assert stuck.killed
+    assert stuck.exit_code == -9  # it went on after writing them
+    assert stuck.unclean_stop == "did not stop within 0.5s: killed; where it was is in stuck.log"
+    assert "in waits_for_a_flush_that_never_ends" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("on_sigterm", "said"),
+    [("sys.exit(4)", "exit code 4"), ("os.kill(os.getpid(), signal.SIGUSR1)", "ended by SIGUSR1")],
+)
+async def test_a_child_that_fails_as_it_stops_says_how(
+    tmp_path: Path, on_sigterm: str, said: str
+) -> None:
+    program = f"""
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: {on_sigterm})
+print("serving", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+    supervisor = Supervisor(tmp_path / "logs", lambda crash: None)
+    (failing,) = await supervisor.start([_spec("failing", program)])
+    await _until(lambda: "serving" in (tmp_path / "logs" / "failing.log").read_text())
+    await supervisor.stop([])
+    assert not failing.killed
+    assert failing.unclean_stop == said
 
 
 async def test_a_child_that_never_gets_ready_fails_with_its_log(tmp_path: Path) -> None:

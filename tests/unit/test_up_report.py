@@ -135,13 +135,21 @@ def test_checks_name_what_went_wrong() -> None:
     final["models"]["ctr"].update(versions_published=3, auc=0.61)
     final["processes"] = {
         "learner": {"state": "stopped", "crashes": 1, "exit_code": 0, "clean": True},
-        "serve": {"state": "stopped", "crashes": 0, "exit_code": -9, "clean": False},
+        "serve": {
+            "state": "stopped", "crashes": 0, "exit_code": -9, "clean": False,
+            "unclean": "did not stop within 20s: killed; where it was is in serve.log",
+        },
+        "archive": {
+            "state": "stopped", "crashes": 0, "exit_code": 1, "clean": False,
+            "unclean": "exit code 1",
+        },
         "kafka": {"state": "stopped", "crashes": 0, "exit_code": None, "clean": True},
-    }
+    }  # fmt: skip
     failed = {c.name: c.detail for c in checks(final) if not c.passed}
     assert failed == {
         "no part crashed": "learner",
-        "every process exited cleanly": "serve",
+        "every process exited cleanly": "archive (exit code 1), serve (did not stop within "
+        "20s: killed; where it was is in serve.log)",
         "ctr reached 10 versions": "3 published",
         "ctr prequential AUC >= 0.75": "0.61 (served None, ceiling 1.0)",
     }

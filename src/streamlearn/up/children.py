@@ -32,6 +32,7 @@ import aiohttp
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.orphan_watch import SUPERVISOR_PID_ENV
 from streamlearn.runtime.broker_probe import KAFKA_UNREACHABLE
+from streamlearn.stacks_on_signal import STACKS_SIGNAL
 from streamlearn.up.doors import client_session
 
 RESTART_DELAY_MIN_S = 1.0
@@ -39,6 +40,9 @@ RESTART_DELAY_MAX_S = 30.0
 STABLE_AFTER_S = 60.0
 LOG_TAIL_LINES = 12
 READY_POLL_S = 5.0
+STACKS_WRITTEN_S = 0.5
+"""How long a part that did not stop in time has to write its stacks before SIGKILL
+(faulthandler writes from the signal handler: milliseconds)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,9 @@ class ChildSpec:
     stop_timeout_s: float = 20.0
     stuck_after_s: float | None = 120.0
     """Not ready for this long after being ready: killed and restarted (None: never)."""
+    stacks_signal: int | None = STACKS_SIGNAL
+    """On which it writes its threads' stacks to its log and goes on
+    (:mod:`streamlearn.stacks_on_signal`; None: a program that does not)."""
 
 
 @dataclass(frozen=True)
@@ -250,7 +257,8 @@ class Child:
         )
 
     async def stop(self) -> None:
-        """SIGTERM, then SIGKILL after the stop timeout; records the exit code."""
+        """SIGTERM, then after the stop timeout the stacks signal (what it was waiting for
+        goes to its log) and SIGKILL; records the exit code."""
         self._stopping = True
         process = self.process
         if process is not None and process.returncode is None:
@@ -259,7 +267,13 @@ class Child:
                 await asyncio.wait_for(process.wait(), self.spec.stop_timeout_s)
             except TimeoutError:
                 self.killed = True
-                process.kill()
+                if self.spec.stacks_signal is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.send_signal(self.spec.stacks_signal)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(process.wait(), STACKS_WRITTEN_S)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
                 await process.wait()
         for task in (self._watcher, self._prober):
             if task is not None:
@@ -271,6 +285,23 @@ class Child:
     @property
     def exited_cleanly(self) -> bool:
         return self.exit_code == 0 and not self.killed
+
+    @property
+    def unclean_stop(self) -> str | None:
+        """Why its stop was not clean, in a few words (None: it was, or it has not
+        stopped)."""
+        code = self.exit_code
+        if self.killed:
+            told = f"did not stop within {self.spec.stop_timeout_s:g}s: killed"
+            if self.spec.stacks_signal is None:
+                return told
+            return f"{told}; where it was is in {self.log_path.name}"
+        if not code:
+            return None
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                return f"ended by {signal.Signals(-code).name}"
+        return f"exit code {code}"
 
 
 class Supervisor:

@@ -152,6 +152,7 @@ def figures(
                 "exit_code": child.exit_code,
                 "killed": child.killed,
                 "clean": child.exited_cleanly,
+                "unclean": child.unclean_stop,
             }
             for child in children
         },
@@ -223,7 +224,11 @@ def checks(final: dict[str, Any], model: str = "ctr") -> list[Check]:
     events, examples = final["events"], final["examples"]
     processes = final["processes"]
     crashed = sorted(n for n, p in processes.items() if p["crashes"])
-    unclean = sorted(n for n, p in processes.items() if p["state"] == "stopped" and not p["clean"])
+    unclean = sorted(
+        f"{n} ({p['unclean']})" if p.get("unclean") else n
+        for n, p in processes.items()
+        if p["state"] == "stopped" and not p["clean"]
+    )
     result = [
         Check("no part crashed", not crashed, ", ".join(crashed) or "none"),
         Check("every process exited cleanly", not unclean, ", ".join(unclean) or "all"),

@@ -187,6 +187,9 @@ class _Run:
             await self.supervisor.stop(
                 [("collector", "serve"), AGENT_NAMES, ("archive",), ("registry",)]
             )
+            for child in self.supervisor.children:
+                if child.unclean_stop is not None:
+                    self.say(f"{child.spec.name}: {child.unclean_stop}")
         if self.broker is not None:
             # status() asks the broker for metadata (up to 2 s): off the event loop.
             self.broker_left = await asyncio.to_thread(self._borrowed_broker_running)
@@ -358,13 +361,14 @@ async def run_up(
     if run.broker is not None and run.broker_left:
         final["processes"]["kafka"] = {
             "state": "left running", "pid": run.broker_pid, "starts": 0,
-            "crashes": 0, "exit_code": None, "killed": False, "clean": True,
+            "crashes": 0, "exit_code": None, "killed": False, "clean": True, "unclean": None,
         }  # fmt: skip
     elif run.broker is not None:
         clean = bool(run.broker.stopped_cleanly)
         final["processes"]["kafka"] = {
             "state": "stopped", "pid": run.broker_pid, "starts": 1, "crashes": 0,
             "exit_code": None, "killed": not clean, "clean": clean,
+            "unclean": None if clean else "did not stop after SIGTERM: killed",
         }  # fmt: skip
     if run.simulator is not None:
         final["simulator"] = run.simulator.summary.to_dict()
