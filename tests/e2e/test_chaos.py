@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from streamlearn.kafka_local import free_port
+from tests.e2e.part_logs import unclean_logs
 
 DURATION_S = 70
 # The broker early, while the collector and the worker are up: they must answer through it.
@@ -65,6 +66,8 @@ def test_chaos_keeps_every_invariant(tmp_path: Path) -> None:
     completed, summary = _chaos(tmp_path)
     chaos = summary["chaos"]
     print(json.dumps({"faults": chaos["faults"], "checks": summary["checks"]}, indent=1))
+    for name, tail in unclean_logs(summary, tmp_path).items():
+        print(f"--- the end of {name}.log (it did not stop cleanly)\n{tail}")
     injected = [(f["kind"], f["target"]) for f in chaos["faults"] if "pid" in f or "down_s" in f]
     assert injected == [tuple(f.split(":")) if ":" in f else (f, "kafka") for f in FAULTS]
     # Each killed part was started again, and ran to the end. A part restarted just before

@@ -40,6 +40,7 @@ from streamlearn.kafka_local.secure import (
     ensure_secure_material,
     existing_secure_material,
 )
+from tests.e2e.part_logs import unclean_logs
 
 DURATION_S = 75
 
@@ -91,6 +92,8 @@ def test_up_simulate_closes_the_loop_with_every_door_shut(tmp_path: Path) -> Non
     )  # fmt: skip
     print(json.dumps({k: v for k, v in summary.items() if k != "simulator"}, indent=1))
     failed = [c for c in summary["checks"] if not c["passed"]]
+    for name, tail in unclean_logs(summary, data_dir).items():
+        print(f"--- the end of {name}.log (it did not stop cleanly)\n{tail}")
     assert summary["ok"], (failed, completed.stderr[-5000:])
     assert completed.returncode == 0, completed.stderr[-5000:]
     # A run with a duration does not ask for a Ctrl-C it will not need.
