@@ -393,15 +393,19 @@ def test_the_command_serves_until_sigterm(system_settings: Settings, tmp_path: P
         "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
         "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlearn", "dashboard", "--port", "0",
-         "--ready-file", str(ready), "--scrape", "http://127.0.0.1:9/metrics"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    # Its output to a file, not a pipe nobody reads until the end: a full pipe would block
+    # the process on its next line (and its stacks, written from a signal handler).
+    log_path = tmp_path / "dashboard.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlearn", "dashboard", "--port", "0",
+             "--ready-file", str(ready), "--scrape", "http://127.0.0.1:9/metrics"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
         while not ready.exists():
-            assert process.poll() is None, process.communicate()[0]
+            assert process.poll() is None, log_path.read_text()
             assert time.monotonic() < deadline, "no ready file"
             time.sleep(0.05)
         url = ready.read_text().strip()
@@ -425,7 +429,8 @@ def test_the_command_serves_until_sigterm(system_settings: Settings, tmp_path: P
         with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
             assert response.status == 200
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=15)
+        process.wait(timeout=15)
+        output = log_path.read_text()
         assert process.returncode == 0, output
         assert f"dashboard on {url}/" in output
         assert "(most recent call first):" in output
@@ -433,4 +438,4 @@ def test_the_command_serves_until_sigterm(system_settings: Settings, tmp_path: P
     finally:
         if process.poll() is None:
             process.kill()
-            process.communicate()
+            process.wait()
