@@ -171,9 +171,12 @@ async def test_a_child_that_never_gets_ready_fails_with_its_log(tmp_path: Path) 
 
 
 def _ready_for_a_second(port: int, then: str) -> str:
-    """A child whose ready URL answers 200 for a second, then 503 with status ``then``."""
+    """A child whose ready URL answers 200 for a second, then 503 with status ``then``
+    (it writes its stacks on SIGQUIT, as every streamlearn command does)."""
     return f"""
 import http.server, json, signal, sys, time
+from streamlearn.stacks_on_signal import write_stacks_on_signal
+write_stacks_on_signal()
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 started = time.monotonic()
 class Ready(http.server.BaseHTTPRequestHandler):
@@ -212,6 +215,10 @@ async def test_a_child_that_stops_being_ready_is_killed_and_restarted(
     assert crashes[0].stuck_s is not None
     assert crashes[0].stuck_s >= 0.5
     assert "killed: not ready for" in crashes[0].describe()
+    # Where it was wedged went to its log before the kill.
+    first_life = (tmp_path / "logs" / "wedged.log").read_text().split("--- start 2")[0]
+    assert "(most recent call first):" in first_life
+    assert "in serve_forever" in first_life
 
 
 async def test_a_child_waiting_for_kafka_is_not_stuck(

@@ -10,6 +10,9 @@ ready and then stops answering its ready URL for ``stuck_after_s`` is stuck (mea
 agent worker SIGSTOPped beyond its consumer session timeout, then let go, waited in its
 stores' recovery for good): it is SIGKILLed, reported, and restarted like a crash. Not
 ready because Kafka does not answer is not stuck: a restart would not bring it back.
+Before any SIGKILL (stuck, or not stopped within its grace after SIGTERM) it gets SIGQUIT,
+on which every streamlearn command writes its threads' stacks to its log
+(:mod:`streamlearn.stacks_on_signal`).
 """
 
 from __future__ import annotations
@@ -222,7 +225,7 @@ class Child:
                 failing_since = failing_since or now
                 if now - failing_since >= limit and not self._stopping:
                     self._stuck = (process.pid, now - failing_since)
-                    process.kill()
+                    await self._kill_writing_stacks(process)
                     ready_once, failing_since = False, None
 
     async def wait_ready(self, session: aiohttp.ClientSession) -> None:
@@ -267,13 +270,7 @@ class Child:
                 await asyncio.wait_for(process.wait(), self.spec.stop_timeout_s)
             except TimeoutError:
                 self.killed = True
-                if self.spec.stacks_signal is not None:
-                    with contextlib.suppress(ProcessLookupError):
-                        process.send_signal(self.spec.stacks_signal)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(process.wait(), STACKS_WRITTEN_S)
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
+                await self._kill_writing_stacks(process)
                 await process.wait()
         for task in (self._watcher, self._prober):
             if task is not None:
@@ -281,6 +278,17 @@ class Child:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self.exit_code = process.returncode if process is not None else None
+
+    async def _kill_writing_stacks(self, process: asyncio.subprocess.Process) -> None:
+        """SIGKILL, after the stacks signal and a moment to write them (a process that
+        exits meanwhile is left as it ended)."""
+        if self.spec.stacks_signal is not None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(self.spec.stacks_signal)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), STACKS_WRITTEN_S)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
 
     @property
     def exited_cleanly(self) -> bool:
