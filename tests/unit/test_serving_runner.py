@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.client
 import multiprocessing
 import os
 import signal
+import sys
 import time
+from pathlib import Path
 
 import orjson
 from aiohttp import web
@@ -72,6 +75,50 @@ def test_two_workers_share_the_port_and_stop_on_one_sigterm() -> None:
     finally:
         if runner.is_alive():
             runner.kill()
+
+
+def _run_logged(port: int, log: str) -> None:
+    # Its stderr (and its workers') to a file, as a part's log under `up`; open for the
+    # process's lifetime.
+    os.dup2(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND), 2)
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    raise SystemExit(run_workers(_app, 2, host="127.0.0.1", port=port))
+
+
+def test_sigquit_writes_the_stacks_of_every_worker_and_stops_none(tmp_path: Path) -> None:
+    """`up` sends SIGQUIT to the process it started, the parent of the workers: each
+    worker writes its threads' stacks too (streamlearn/stacks_on_signal.py), and all go on."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    runner = multiprocessing.get_context("fork").Process(target=_run_logged, args=(port, str(log)))
+    runner.start()
+    pids: set[int] = set()
+    try:
+        deadline = time.monotonic() + 30
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pid = _pid(port)
+            if pid is not None:
+                pids.add(pid)
+            else:
+                time.sleep(0.05)
+        assert len(pids) == 2, pids
+        assert runner.pid is not None
+        os.kill(runner.pid, signal.SIGQUIT)
+        deadline = time.monotonic() + 10
+        while log.read_text().count("Current thread 0x") < 3:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert runner.is_alive()
+        assert {_pid(port) for _ in range(20)} <= pids  # both still answer
+        os.kill(runner.pid, signal.SIGTERM)
+        runner.join(20)
+        assert runner.exitcode == 0
+    finally:
+        if runner.is_alive():
+            runner.kill()
+        for pid in pids:  # workers a failed test left behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _broken(index: int) -> web.Application:

@@ -10,6 +10,7 @@ asyncio's loop otherwise, with the same behaviour: handlers, signals and shutdow
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import importlib.util
 import logging
 import multiprocessing
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from streamlearn.garbage_collection import settle_long_lived_heap
 from streamlearn.listen_errors import bind_error
+from streamlearn.stacks_on_signal import STACKS_SIGNAL, write_stacks_on_signal
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,8 @@ def run_workers(
     """Run ``workers`` worker processes on one port (``SO_REUSEPORT``), each with its own
     app from ``make_app(index)``, ``index`` 0 to ``workers - 1`` (so its own follower of
     ``model.state`` and telemetry producer, and its own metrics port if it has one),
-    until SIGINT or SIGTERM, which are passed on to every worker (each stops gracefully).
+    until SIGINT or SIGTERM, which are passed on to every worker (each stops gracefully);
+    SIGQUIT writes this process's stacks and is passed on too (each worker writes its own).
     One worker is :func:`run_worker` in this process. Returns the exit code: 0, or the
     first non-zero code of a worker (a worker that dies stops the others: restarting is the
     supervisor's job, as for one worker).
@@ -136,7 +139,15 @@ def run_workers(
             if child.pid is not None and child.exitcode is None:
                 os.kill(child.pid, signal.SIGTERM)
 
+    def stacks(signum: int, frame: FrameType | None) -> None:
+        # Its own stacks, and each worker's: `up` (or an operator) signals this process.
+        faulthandler.dump_traceback(all_threads=True)
+        for child in children:
+            if child.pid is not None and child.exitcode is None:
+                os.kill(child.pid, STACKS_SIGNAL)
+
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous[STACKS_SIGNAL] = signal.signal(STACKS_SIGNAL, stacks)
     try:
         for child in children:
             child.start()
@@ -173,6 +184,8 @@ def _worker_process(
     os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(STACKS_SIGNAL, signal.SIG_DFL)
+    write_stacks_on_signal()
     run_worker(
         make_app(index), host=host, port=port, print=print, access_log=access_log,
         reuse_port=True, ssl_context=ssl_context,
