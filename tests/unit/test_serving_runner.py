@@ -47,20 +47,26 @@ def _pid(port: int) -> int | None:
         connection.close()
 
 
+def _both_workers(port: int) -> set[int]:
+    """The pids of the two workers on ``port``, each met by a new connection."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + 30
+    while len(pids) < 2 and time.monotonic() < deadline:
+        pid = _pid(port)
+        if pid is not None:
+            pids.add(pid)
+        else:
+            time.sleep(0.05)
+    assert len(pids) == 2, pids
+    return pids
+
+
 def test_two_workers_share_the_port_and_stop_on_one_sigterm() -> None:
     port = free_port()
     runner = multiprocessing.get_context("fork").Process(target=_run, args=(port,))
     runner.start()
     try:
-        pids: set[int] = set()
-        deadline = time.monotonic() + 30
-        while len(pids) < 2 and time.monotonic() < deadline:
-            pid = _pid(port)
-            if pid is not None:
-                pids.add(pid)
-            else:
-                time.sleep(0.05)
-        assert len(pids) == 2, pids  # connections spread over both processes
+        pids = _both_workers(port)  # connections spread over both processes
         assert runner.pid not in pids
         assert runner.pid is not None
         os.kill(runner.pid, signal.SIGTERM)
@@ -94,14 +100,7 @@ def test_sigquit_writes_the_stacks_of_every_worker_and_stops_none(tmp_path: Path
     runner.start()
     pids: set[int] = set()
     try:
-        deadline = time.monotonic() + 30
-        while len(pids) < 2 and time.monotonic() < deadline:
-            pid = _pid(port)
-            if pid is not None:
-                pids.add(pid)
-            else:
-                time.sleep(0.05)
-        assert len(pids) == 2, pids
+        pids = _both_workers(port)
         assert runner.pid is not None
         os.kill(runner.pid, signal.SIGQUIT)
         deadline = time.monotonic() + 10
