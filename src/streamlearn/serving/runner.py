@@ -10,6 +10,7 @@ asyncio's loop otherwise, with the same behaviour: handlers, signals and shutdow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import faulthandler
 import importlib.util
 import logging
@@ -141,10 +142,14 @@ def run_workers(
 
     def stacks(signum: int, frame: FrameType | None) -> None:
         # Its own stacks, and each worker's: `up` (or an operator) signals this process.
-        faulthandler.dump_traceback(all_threads=True)
+        # A stderr that is not a file (captured in-process) or a worker that just ended
+        # must not make a signal handler raise.
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            faulthandler.dump_traceback(all_threads=True)
         for child in children:
             if child.pid is not None and child.exitcode is None:
-                os.kill(child.pid, STACKS_SIGNAL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, STACKS_SIGNAL)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     previous[STACKS_SIGNAL] = signal.signal(STACKS_SIGNAL, stacks)
