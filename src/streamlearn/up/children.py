@@ -292,7 +292,8 @@ class Child:
 
     @property
     def exited_cleanly(self) -> bool:
-        return self.exit_code == 0 and not self.killed
+        """Stopped, and with no reason for :attr:`unclean_stop` to give."""
+        return self.exit_code is not None and self.unclean_stop is None
 
     @property
     def unclean_stop(self) -> str | None:
