@@ -83,6 +83,7 @@ def _specs(
     window: int = 2000,
     judge: PromotionJudge = "trainee",
     after_examples: int = 0,
+    auc_margin: float | None = None,
 ) -> dict[str, ModelSpec]:
     return {
         name: replace(
@@ -92,6 +93,7 @@ def _specs(
             promotion_window=window,
             promotion_judge=judge,
             promotion_after_examples=after_examples,
+            promotion_auc_margin=auc_margin,
         )
         for name, spec in configured_specs(SETTINGS).items()
     }
@@ -125,18 +127,20 @@ def _river(lab: LearningLab, name: str, start_s: float, delay: float | None) -> 
 
 def _promotions(
     lab: LearningLab, name: str, window_s: float = 60.0, resamples: int = 200
-) -> tuple[int, int, float, int]:
+) -> tuple[int, int, float, int, list[str]]:
     """Each promoted version against the one it replaced, on the same impressions: the
     first ``window_s`` it served, scored by both (paired, so sampling noise mostly cancels).
     Returns (versions compared, versions whose AUC there is > 0.005 below their
     predecessor's, the largest such drop, how many of those drops stay below -0.005 in
     at least 95 % of ``resamples`` bootstrap resamples of the window's impressions: a drop
-    the window's own sampling could not have made up)."""
+    the window's own sampling could not have made up, and each such version as
+    ``v<version>@<second it began serving>`` with its drop)."""
     spec, models = lab.specs[name], lab.served_models[name]
     judged, inputs = lab.judged(name), lab.inputs(name)
     published = lab.published[name]
     rng = np.random.default_rng(0)
     compared, worse, largest, beyond_noise = 0, 0, 0.0, 0
+    flagged: list[str] = []
     for (start, version), (_, previous) in zip(published[1:], published, strict=False):
         chosen = np.flatnonzero((judged["at_s"] >= start) & (judged["at_s"] < start + window_s))
         label = judged["label"][chosen]
@@ -148,6 +152,7 @@ def _promotions(
         compared += 1
         if new_auc < old_auc - 0.005:
             worse += 1
+            flagged.append(f"v{version}@{start:.0f}s {new_auc - old_auc:+.4f}")
             drops = []
             for _ in range(resamples):
                 sample = rng.integers(0, len(label), len(label))
@@ -157,7 +162,11 @@ def _promotions(
             if drops and np.mean(np.array(drops) > 0.005) >= 0.95:
                 beyond_noise += 1
         largest = max(largest, old_auc - new_auc)
-    return compared, worse, largest, beyond_noise
+    return compared, worse, largest, beyond_noise, flagged
+
+
+def _listed(flagged: list[str]) -> str:
+    return f": {', '.join(flagged)}" if flagged else ""
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -283,10 +292,10 @@ def _warm_start(
     if promotions:
         for what, lab in labs.items():
             for name in SETTINGS.models:
-                compared, worse, largest, beyond = _promotions(lab, name)
+                compared, worse, largest, beyond, flagged = _promotions(lab, name)
                 print(f"{what} {name}: {compared} promoted versions against their predecessor: "
                       f"{worse} lower AUC by > 0.005 (largest drop {largest:+.4f}; {beyond} "
-                      "beyond the noise)")  # fmt: skip
+                      f"beyond the noise){_listed(flagged)}")  # fmt: skip
 
 
 def _row(
@@ -359,6 +368,14 @@ def main(argv: list[str] | None = None) -> None:
         "(ModelSpec.promotion_after_examples)",
     )
     parser.add_argument(
+        "--gate-auc",
+        type=float,
+        default=None,
+        metavar="MARGIN",
+        help="with --gate-judge candidate: its AUC must also be at least the promoted one's "
+        "less this (ModelSpec.promotion_auc_margin)",
+    )
+    parser.add_argument(
         "--warm-history",
         type=float,
         default=30.0,
@@ -388,7 +405,9 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"unknown strategy {strategy!r}")
         river = index == 0 and not args.no_river
         began, cpu = time.perf_counter(), time.process_time()
-        specs = _specs(strategy, args.gate, args.gate_window, args.gate_judge, args.gate_after)
+        specs = _specs(
+            strategy, args.gate, args.gate_window, args.gate_judge, args.gate_after, args.gate_auc
+        )
         lab = LearningLab(learning_config(args.seed), settings=SETTINGS, specs=specs,
                           keep_inputs=river or args.promotions)  # fmt: skip
         lab.run(duration_s)
@@ -405,11 +424,11 @@ def main(argv: list[str] | None = None) -> None:
                       f"({lab.judged_worse.get(name, 0)} judged worse)")  # fmt: skip
         if args.promotions:
             for name in lab.specs:
-                compared, worse, largest, beyond = _promotions(lab, name)
+                compared, worse, largest, beyond, flagged = _promotions(lab, name)
                 print(f"    {name}: {compared} promoted versions against their predecessor "
                       f"over their first minute: {worse} lower AUC by > 0.005 "
                       f"(largest drop {largest:+.4f}; {beyond} of them in >= 95 % of "
-                      "bootstrap resamples)")  # fmt: skip
+                      f"bootstrap resamples){_listed(flagged)}")  # fmt: skip
         steady, first = lab.figures(start_s, duration_s), lab.figures(0, 60)
         for name, figures in steady.items():
             reached = _reached(lab, name)
@@ -427,7 +446,10 @@ def main(argv: list[str] | None = None) -> None:
     print(header)
     print("\n".join(lines))
     if args.warm_history > 0:
-        gated = _specs("as_labelled", args.gate, args.gate_window, args.gate_judge, args.gate_after)
+        gated = _specs(
+            "as_labelled", args.gate, args.gate_window, args.gate_judge, args.gate_after,
+            args.gate_auc,
+        )  # fmt: skip
         _warm_start(args.seed, args.warm_history, args.warm_minutes, gated, args.promotions)
 
 

@@ -317,7 +317,8 @@ class Settings(BaseSettings):
     held-out log loss is at most the promoted version's plus `margin`, judged once the
     promoted version has learned `after_examples` (docs/learning.md, Promotion gate); the
     gate's state is in each snapshot, so a restarted learner decides as one that ran through;
-    none: every version serves."""
+    with `"judge": "candidate"`, `auc_margin` also asks its held-out AUC to be at least the
+    promoted version's less that (negative: better by that); none: every version serves."""
 
     model_warm_start: dict[str, str] = Field(default_factory=dict)
     """Model → the model.state name (e.g. `ctr@history`, from `replay model ctr --shadow

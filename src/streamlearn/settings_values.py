@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    SecretStr,
+    model_validator,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -123,8 +131,8 @@ HttpUrl = Annotated[
 
 class PromotionGate(BaseModel):
     """A model's promotion gate, as ``STREAMLEARN_MODEL_PROMOTION`` gives it (the spec's
-    ``promotion_margin``, ``promotion_window``, ``promotion_judge`` and
-    ``promotion_after_examples``)."""
+    ``promotion_margin``, ``promotion_window``, ``promotion_judge``,
+    ``promotion_after_examples`` and ``promotion_auc_margin``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -139,6 +147,17 @@ class PromotionGate(BaseModel):
     after_examples: int = Field(default=0, ge=0)
     """Versions are judged once the promoted one has learned this many examples (before,
     each is promoted as it is cut)."""
+    auc_margin: float | None = Field(default=None, ge=-1, le=1)
+    """With judge "candidate": its AUC over the window must also be at least the promoted
+    one's less this (none: log loss alone decides)."""
+
+    @model_validator(mode="after")
+    def _auc_needs_candidate(self) -> PromotionGate:
+        if self.auc_margin is not None and self.judge != "candidate":
+            raise ValueError(
+                'auc_margin needs judge "candidate" (the trainee judge keeps losses only)'
+            )
+        return self
 
 
 def credential(secret: SecretStr) -> SecretStr:

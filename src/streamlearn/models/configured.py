@@ -31,6 +31,7 @@ def configured_spec(name: str, settings: Settings) -> ModelSpec:
             promotion_window=gate.window,
             promotion_judge=gate.judge,
             promotion_after_examples=gate.after_examples,
+            promotion_auc_margin=gate.auc_margin,
         )
     warm_start = settings.model_warm_start.get(name)
     if warm_start:

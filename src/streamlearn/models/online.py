@@ -148,10 +148,12 @@ class OnlineLearner(LearnerVersions):
         next candidate (:attr:`CandidateGate.cut_at`); None otherwise."""
         self.gate_resumed: str | None = None
         if spec.promotion_margin is not None:
-            judges = CandidateGate if spec.promotion_judge == "candidate" else PromotionGate
-            self.gate = judges(
-                spec.promotion_margin, spec.promotion_window, spec.promotion_after_examples
-            )
+            margin, window = spec.promotion_margin, spec.promotion_window
+            after = spec.promotion_after_examples
+            if spec.promotion_judge == "candidate":
+                self.gate = CandidateGate(margin, window, after, spec.promotion_auc_margin)
+            else:
+                self.gate = PromotionGate(margin, window, after)
         self.on_scored: Callable[[int | None, float, float, float], None] | None = None
         """Called as ``on_scored(served_ms, label, score, weight)`` with each example's
         served time (epoch ms, None when it has none), label and prequential score, before

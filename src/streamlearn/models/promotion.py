@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamlearn.models.specs import ModelSpec
+from streamlearn.models.synthetic import exact_auc
 
 
 class _Gate:
@@ -149,16 +150,30 @@ class CandidateGate(_Gate):
     examples that arrive after the cut (held out for both, paired); published with its
     verdict once it has ``window`` of them. So a published version lags the trainee by
     that window, and a version cut just after a split is judged on its own record, not on
-    the trainee's (which :class:`PromotionGate` judges)."""
+    the trainee's (which :class:`PromotionGate` judges).
 
-    def __init__(self, margin: float, window: int, after_examples: int = 0) -> None:
+    With ``auc_margin`` the candidate must also rank the window's examples about as well as
+    the promoted model: its AUC there at least the promoted one's less ``auc_margin``
+    (paired, on the same examples). Log loss alone lets through a version that is better
+    calibrated and ranks worse, and ranking is what a served list is judged by."""
+
+    def __init__(
+        self,
+        margin: float,
+        window: int,
+        after_examples: int = 0,
+        auc_margin: float | None = None,
+    ) -> None:
         super().__init__(margin, after_examples)
         self.window = window
+        self.auc_margin = auc_margin
         self.pending: Candidate | None = None
         self.cut_at: int | None = None
         """After a resume: the trained-example count at which the learner that published
         the resumed version cut the candidate after it (the learner cuts there again)."""
         self._losses: list[tuple[float, float]] = []
+        self._scored: list[tuple[bool, float, float]] = []
+        """With ``auc_margin``: (label, candidate's score, promoted one's) per example."""
 
     def observe(self, spec: ModelSpec, x: Any, truth: bool, score: float) -> None:
         """One example after the cut (``score``, the trainee's, is not the candidate's)."""
@@ -166,6 +181,8 @@ class CandidateGate(_Gate):
             mine = spec.predict(self.pending.model, x)
             served = spec.predict(self.serving, x)
             self._losses.append((_log_loss(truth, mine), _log_loss(truth, served)))
+            if self.auc_margin is not None:
+                self._scored.append((truth, mine, served))
 
     @property
     def waiting(self) -> bool:
@@ -176,6 +193,7 @@ class CandidateGate(_Gate):
         self.pending = candidate
         self.cut_at = None
         self._losses.clear()
+        self._scored.clear()
 
     def state(self, promoting: bool = False) -> dict[str, Any] | None:
         """Where the next candidate is (or is to be) cut, by the trained-example count;
@@ -200,6 +218,7 @@ class CandidateGate(_Gate):
         losses, so nothing is judged or kept until the next cut."""
         self.pending = self.cut_at = None
         self._losses.clear()
+        self._scored.clear()
 
     def decide(self) -> tuple[bool, dict[str, float]]:
         """(promote the pending candidate?, the figures it is decided on); the first
@@ -209,4 +228,23 @@ class CandidateGate(_Gate):
             return True, {}
         if not losses:
             return False, {"gate_examples": 0.0}
-        return _verdict(losses, self.margin)
+        promote, figures = _verdict(losses, self.margin)
+        if self.auc_margin is not None:
+            promote = _ranks_as_well(self._scored, self.auc_margin, figures) and promote
+        return promote, figures
+
+
+def _ranks_as_well(
+    scored: list[tuple[bool, float, float]], margin: float, figures: dict[str, float]
+) -> bool:
+    """Whether the candidate's AUC over ``scored`` (label, candidate's score, promoted
+    one's) is at least the promoted model's less ``margin``; both go into ``figures``. A
+    window with one class only has no AUC: it does not hold the candidate back."""
+    labels = [truth for truth, _, _ in scored]
+    positives = sum(labels)
+    if positives == 0 or positives == len(labels):
+        return True
+    candidate = exact_auc(labels, [mine for _, mine, _ in scored])
+    serving = exact_auc(labels, [served for _, _, served in scored])
+    figures.update(gate_auc=candidate, gate_promoted_auc=serving, gate_auc_margin=margin)
+    return candidate >= serving - margin

@@ -154,6 +154,10 @@ class ModelSpec:
     before that every version is promoted as it is cut, as without a gate: a young model
     gains with each version, and judging it only delays that (with "candidate", by a
     window per version)."""
+    promotion_auc_margin: float | None = None
+    """With the "candidate" judge: a candidate is promoted only if its AUC over the
+    window is also at least the promoted version's there less this margin (paired, on the
+    same held-out examples); None: log loss alone decides."""
     numeric_features: tuple[str, ...] = ()
     """Features this model reads as numbers: a prediction request sending one of them as a
     string is refused (422, naming it). Otherwise ``"price": "12.5"`` would be served as if
@@ -188,6 +192,15 @@ class ModelSpec:
             raise ConfigurationError(
                 f"spec {self.name}: a promotion gate needs a binary task, a margin >= 0, "
                 "a window >= 1 and after_examples >= 0"
+            )
+        if self.promotion_auc_margin is not None and (
+            self.promotion_margin is None
+            or self.promotion_judge != "candidate"
+            or not -1 <= self.promotion_auc_margin <= 1
+        ):
+            raise ConfigurationError(
+                f"spec {self.name}: an AUC margin (-1 to 1) needs a promotion gate whose "
+                'judge is "candidate" (the trainee judge keeps losses only)'
             )
 
     def new_model(self, seed: int = 0) -> Any:
