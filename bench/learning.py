@@ -52,6 +52,7 @@ import numpy as np
 from river import evaluate, metrics
 
 from streamlearn.models.configured import configured_specs
+from streamlearn.models.served_metrics import RECENT_EXAMPLES
 from streamlearn.models.specs import (
     FEEDBACK_STRATEGIES,
     PROMOTION_JUDGES,
@@ -126,10 +127,15 @@ def _river(lab: LearningLab, name: str, start_s: float, delay: float | None) -> 
 
 
 def _promotions(
-    lab: LearningLab, name: str, window_s: float = 60.0, resamples: int = 200
+    lab: LearningLab,
+    name: str,
+    window_s: float | None = 60.0,
+    window_examples: int | None = None,
+    resamples: int = 200,
 ) -> tuple[int, int, float, int, list[str]]:
     """Each promoted version against the one it replaced, on the same impressions: the
-    first ``window_s`` it served, scored by both (paired, so sampling noise mostly cancels).
+    first ``window_s`` it served, or its first ``window_examples`` judged impressions,
+    scored by both (paired, so sampling noise mostly cancels).
     Returns (versions compared, versions whose AUC there is > 0.005 below their
     predecessor's, the largest such drop, how many of those drops stay below -0.005 in
     at least 95 % of ``resamples`` bootstrap resamples of the window's impressions: a drop
@@ -142,7 +148,13 @@ def _promotions(
     compared, worse, largest, beyond_noise = 0, 0, 0.0, 0
     flagged: list[str] = []
     for (start, version), (_, previous) in zip(published[1:], published, strict=False):
-        chosen = np.flatnonzero((judged["at_s"] >= start) & (judged["at_s"] < start + window_s))
+        at_s = judged["at_s"]
+        if window_examples is not None:
+            after = np.flatnonzero(at_s >= start)
+            chosen = after[np.argsort(at_s[after], kind="stable")][:window_examples]
+        else:
+            assert window_s is not None
+            chosen = np.flatnonzero((at_s >= start) & (at_s < start + window_s))
         label = judged["label"][chosen]
         new = np.array([spec.predict(models[version], inputs[i]) for i in chosen])
         old = np.array([spec.predict(models[previous], inputs[i]) for i in chosen])
@@ -165,8 +177,22 @@ def _promotions(
     return compared, worse, largest, beyond_noise, flagged
 
 
-def _listed(flagged: list[str]) -> str:
-    return f": {', '.join(flagged)}" if flagged else ""
+def _promotion_lines(lab: LearningLab, name: str) -> list[str]:
+    """What :func:`_promotions` finds over each promoted version's first minute, and over
+    its first ``RECENT_EXAMPLES`` judged impressions: the window whose served AUC the
+    learner reports (``recent_served_auc``, the view's *served, last*)."""
+    lines = []
+    for window, kwargs in (
+        ("first minute", {"window_s": 60.0}),
+        (f"first {RECENT_EXAMPLES:,} judged impressions (the learner's last window)",
+         {"window_s": None, "window_examples": RECENT_EXAMPLES}),
+    ):  # fmt: skip
+        compared, worse, largest, beyond, flagged = _promotions(lab, name, **kwargs)
+        listed = f": {', '.join(flagged)}" if flagged else ""
+        lines.append(f"{name}: {compared} promoted versions against their predecessor over "
+                     f"their {window}: {worse} lower AUC by > 0.005 (largest drop "
+                     f"{largest:+.4f}; {beyond} beyond the noise){listed}")  # fmt: skip
+    return lines
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -292,10 +318,8 @@ def _warm_start(
     if promotions:
         for what, lab in labs.items():
             for name in SETTINGS.models:
-                compared, worse, largest, beyond, flagged = _promotions(lab, name)
-                print(f"{what} {name}: {compared} promoted versions against their predecessor: "
-                      f"{worse} lower AUC by > 0.005 (largest drop {largest:+.4f}; {beyond} "
-                      f"beyond the noise){_listed(flagged)}")  # fmt: skip
+                for line in _promotion_lines(lab, name):
+                    print(f"{what} {line}")
 
 
 def _row(
@@ -424,11 +448,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"({lab.judged_worse.get(name, 0)} judged worse)")  # fmt: skip
         if args.promotions:
             for name in lab.specs:
-                compared, worse, largest, beyond, flagged = _promotions(lab, name)
-                print(f"    {name}: {compared} promoted versions against their predecessor "
-                      f"over their first minute: {worse} lower AUC by > 0.005 "
-                      f"(largest drop {largest:+.4f}; {beyond} of them in >= 95 % of "
-                      f"bootstrap resamples){_listed(flagged)}")  # fmt: skip
+                for line in _promotion_lines(lab, name):
+                    print(f"    {line}")
         steady, first = lab.figures(start_s, duration_s), lab.figures(0, 60)
         for name, figures in steady.items():
             reached = _reached(lab, name)

@@ -61,6 +61,27 @@ def test_a_version_judged_worse_is_counted_and_raises_an_alert_saying_why() -> N
     )
 
 
+def test_a_version_held_back_for_its_ranking_says_so_not_that_its_log_loss_was_worse() -> None:
+    """With ``auc_margin`` a candidate whose log loss passed is held back for its AUC: the
+    alert said "held-out log loss 0.5100 against 0.5200", which reads as a pass."""
+    ranks_worse = {
+        **JUDGED_WORSE, "gate_log_loss": 0.51, "gate_auc": 0.781, "gate_promoted_auc": 0.79,
+        "gate_auc_margin": 0.0,
+    }  # fmt: skip
+    alert = LearnerFigures(CollectorRegistry()).published(_snapshot(8, ranks_worse), {})
+    assert alert is not None
+    assert "held-out AUC 0.7810" in alert["message"]
+    assert "0.7900" in alert["message"]
+    assert "log loss" not in alert["message"]
+    assert (alert["value"], alert["threshold"]) == (0.781, 0.79)
+    both = {**ranks_worse, "gate_log_loss": 0.61}
+    alert = LearnerFigures(CollectorRegistry()).published(_snapshot(9, both), {})
+    assert alert is not None
+    assert "held-out log loss 0.6100" in alert["message"]
+    assert "held-out AUC 0.7810" in alert["message"]
+    assert alert["value"] == 0.61  # the log loss's, as without the AUC criterion
+
+
 def test_versions_held_for_a_short_window_are_counted_without_an_alert() -> None:
     registry = CollectorRegistry()
     figures = LearnerFigures(registry)

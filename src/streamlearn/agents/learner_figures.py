@@ -90,27 +90,46 @@ class LearnerFigures:
 
 
 def held_back_alert(snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``Alert`` of a version the gate judged worse: its held-out log loss against the
-    promoted version's over the same examples, and the margin it was allowed."""
+    """The ``Alert`` of a version the gate judged worse: what failed, over the same
+    examples as the promoted version: its held-out log loss (against the promoted one's
+    plus the margin), its held-out AUC (against the promoted one's less the AUC margin,
+    when the gate judges ranking too), or both. ``value`` and ``threshold`` are the log
+    loss's when it failed, else the AUC's."""
     name, version = str(snapshot["model_name"]), int(snapshot["version"])
     decided = snapshot["metrics"]
-    loss, promoted = decided["gate_log_loss"], decided["gate_promoted_log_loss"]
     examples = int(decided.get("gate_examples", 0))
+    loss, promoted = decided["gate_log_loss"], decided["gate_promoted_log_loss"]
+    loss_limit = promoted + decided.get("gate_margin", 0.0)
+    failed: list[tuple[str, float, float]] = []
+    if loss > loss_limit:
+        failed.append((
+            f"held-out log loss {loss:.4f} against {promoted:.4f} for the promoted version "
+            f"(allowed: {decided.get('gate_margin', 0.0):g} more)", loss, loss_limit,
+        ))  # fmt: skip
+    if "gate_auc" in decided:
+        auc, promoted_auc = decided["gate_auc"], decided["gate_promoted_auc"]
+        auc_limit = promoted_auc - decided.get("gate_auc_margin", 0.0)
+        if auc < auc_limit:
+            failed.append((
+                f"held-out AUC {auc:.4f} against {promoted_auc:.4f} for the promoted version "
+                f"(allowed: {decided.get('gate_auc_margin', 0.0):g} less)", auc, auc_limit,
+            ))  # fmt: skip
+    if not failed:  # a decision taken by other rules than these: the log loss says most
+        failed.append((f"held-out log loss {loss:.4f} against {promoted:.4f}", loss, loss_limit))
     created = snapshot["created_ts"]
     return {
         "alert_key": f"{HELD_BACK_KIND}/{name}",
         "kind": HELD_BACK_KIND,
         "severity": "warning",
         "message": (
-            f"{name} v{version} published, not promoted: held-out log loss {loss:.4f} over "
-            f"the last {examples} examples against {promoted:.4f} for the promoted version "
-            f"(allowed: {decided.get('gate_margin', 0.0):g} more); workers keep serving the "
-            "promoted version"
+            f"{name} v{version} published, not promoted: "
+            f"{' and '.join(reason for reason, _, _ in failed)} over the last {examples} "
+            "examples; workers keep serving the promoted version"
         ),
         "model_name": name,
         "model_version": version,
-        "value": loss,
-        "threshold": promoted + decided.get("gate_margin", 0.0),
+        "value": failed[0][1],
+        "threshold": failed[0][2],
         "labels": {"examples": str(examples)},
         "source": AGENT,
         "raised_ts": created if isinstance(created, int) else int(created.timestamp() * 1000),
