@@ -37,10 +37,12 @@ AHEAD = 7  # versions compared after each resume
 Stream = list[tuple[dict[str, Any], str, int, int]]
 
 
-def _spec(judge: str, window: int = 300, margin: float = 0.0) -> Any:
+def _spec(
+    judge: str, window: int = 300, margin: float = 0.0, auc_margin: float | None = None
+) -> Any:
     return replace(
         SPECS["ctr"], promotion_margin=margin, promotion_window=window, promotion_judge=judge,
-        snapshot_every_examples=EVERY, snapshot_every_s=10**9,
+        snapshot_every_examples=EVERY, snapshot_every_s=10**9, promotion_auc_margin=auc_margin,
     )  # fmt: skip
 
 
@@ -82,10 +84,12 @@ def _published_at(snapshot: dict[str, Any]) -> int:
     return max(int(snapshot["trained_examples"]), int(state.get("cut_at", 0)))
 
 
-def _resumed_runs(judge: str, seed: int) -> tuple[list[dict[str, Any]], int]:
+def _resumed_runs(
+    judge: str, seed: int, auc_margin: float | None = None
+) -> tuple[list[dict[str, Any]], int]:
     """Every version of a run through, checked against a learner resumed from it; returns
     the run's versions and how many were held back."""
-    spec, stream = _spec(judge), _stream(seed)
+    spec, stream = _spec(judge, auc_margin=auc_margin), _stream(seed)
     through = _run(OnlineLearner(spec, signing_key=KEY), stream)
     for index, snapshot in enumerate(through[:-1]):
         promoted = [s for s in through[: index + 1] if is_promoted(s)][-1]
@@ -127,6 +131,14 @@ def test_with_the_candidate_judge_a_resumed_learner_cuts_where_the_other_did(see
         state = opened(snapshot, KEY)
         assert state is not None
         assert state["cut_at"] > snapshot["trained_examples"]
+
+
+def test_judging_the_ranking_too_a_resumed_learner_decides_as_the_one_that_ran_through() -> None:
+    """The candidate's AUC is scored again from the examples it is relearned on, as its
+    losses are: nothing more in the gate's state."""
+    through, held_back = _resumed_runs("candidate", 5, auc_margin=0.0)
+    assert held_back >= 1
+    assert any("gate_auc" in s["metrics"] for s in through)
 
 
 def _held_back() -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
