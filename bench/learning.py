@@ -139,8 +139,8 @@ def _promotions(
     Returns (versions compared, versions whose AUC there is > 0.005 below their
     predecessor's, the largest such drop, how many of those drops stay below -0.005 in
     at least 95 % of ``resamples`` bootstrap resamples of the window's impressions: a drop
-    the window's own sampling could not have made up, and each such version as
-    ``v<version>@<second it began serving>`` with its drop)."""
+    the window's own sampling could not have made up, and every version lowering it by
+    more than 0.005 as ``v<version>@<second it began serving>`` with its change)."""
     spec, models = lab.specs[name], lab.served_models[name]
     judged, inputs = lab.judged(name), lab.inputs(name)
     published = lab.published[name]
@@ -408,6 +408,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--warm-minutes", type=float, default=10.0, metavar="MINUTES")
     args = parser.parse_args(argv)
+    if args.gate_auc is not None and (args.gate is None or args.gate_judge != "candidate"):
+        parser.error("--gate-auc judges candidates: it needs --gate and --gate-judge candidate")
     # A gate holds back dozens of versions per run, each with the learner's warning (what
     # an operator sees): the table's "held back by the gate" line counts them instead.
     logging.getLogger("streamlearn.agents.learner").addFilter(_NotHeldBackWarnings())
