@@ -125,7 +125,19 @@ def _verdict(
         "gate_promoted_log_loss": serving,
         "gate_margin": margin,
     }
-    return candidate <= serving + margin, figures
+    return log_loss_passes(candidate, serving, margin), figures
+
+
+def log_loss_passes(candidate: float, promoted: float, margin: float) -> bool:
+    """The gate's log-loss test: the judged version's held-out log loss is at most the
+    promoted one's plus ``margin`` (what the held-back alert reports as failed, too)."""
+    return candidate <= promoted + margin
+
+
+def auc_passes(candidate: float, promoted: float, margin: float) -> bool:
+    """The candidate judge's ranking test: its held-out AUC is at least the promoted
+    one's less ``margin``."""
+    return candidate >= promoted - margin
 
 
 def _log_loss(truth: bool, score: float) -> float:
@@ -247,4 +259,4 @@ def _ranks_as_well(
     candidate = exact_auc(labels, [mine for _, mine, _ in scored])
     serving = exact_auc(labels, [served for _, _, served in scored])
     figures.update(gate_auc=candidate, gate_promoted_auc=serving, gate_auc_margin=margin)
-    return candidate >= serving - margin
+    return auc_passes(candidate, serving, margin)
