@@ -147,8 +147,8 @@ def _promotions(
     rng = np.random.default_rng(0)
     compared, worse, largest, beyond_noise = 0, 0, 0.0, 0
     flagged: list[str] = []
+    at_s = judged["at_s"]
     for (start, version), (_, previous) in zip(published[1:], published, strict=False):
-        at_s = judged["at_s"]
         if window_examples is not None:
             after = np.flatnonzero(at_s >= start)
             chosen = after[np.argsort(at_s[after], kind="stable")][:window_examples]
