@@ -60,6 +60,7 @@ from streamlearn.models.specs import (
     ModelSpec,
     PromotionJudge,
 )
+from streamlearn.serving.scoring import scorer_for
 from streamlearn.simulate.lab_baseline import history_baseline
 from streamlearn.simulate.learning_lab import (
     Figures,
@@ -126,12 +127,19 @@ def _river(lab: LearningLab, name: str, start_s: float, delay: float | None) -> 
                    ece_by_truth=by_truth.ece())  # fmt: skip
 
 
+NO_CONTEXT: dict[str, str] = {}
+"""A version scores a kept model input ``x`` as ``scorer_for(spec, model)(x, NO_CONTEXT)``:
+the worker's compiled scorer, bit-identical to ``spec.predict(model, x)`` (``model_input``
+of a model input is that input: keys sorted, values converted) and faster."""
+
+
 def _promotions(
     lab: LearningLab,
     name: str,
     window_s: float | None = 60.0,
     window_examples: int | None = None,
     resamples: int = 200,
+    scored: dict[int, dict[int, float]] | None = None,
 ) -> tuple[int, int, float, int, list[str]]:
     """Each promoted version against the one it replaced, on the same impressions: the
     first ``window_s`` it served, or its first ``window_examples`` judged impressions,
@@ -140,8 +148,20 @@ def _promotions(
     predecessor's, the largest such drop, how many of those drops stay below -0.005 in
     at least 95 % of ``resamples`` bootstrap resamples of the window's impressions: a drop
     the window's own sampling could not have made up, and every version lowering it by
-    more than 0.005 as ``v<version>@<second it began serving>`` with its change)."""
+    more than 0.005 as ``v<version>@<second it began serving>`` with its change).
+    ``scored`` keeps each version's score of each impression (version → index → score)
+    across calls: a version is judged on its own window and, as the predecessor, on the
+    next one's, which mostly overlap."""
     spec, models = lab.specs[name], lab.served_models[name]
+    scored = {} if scored is None else scored
+
+    def scores(version: int, chosen: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        known, score = scored.setdefault(version, {}), scorer_for(spec, models[version])
+        for i in chosen:
+            if i not in known:
+                known[i] = score(inputs[i], NO_CONTEXT)
+        return np.array([known[i] for i in chosen])
+
     judged, inputs = lab.judged(name), lab.inputs(name)
     published = lab.published[name]
     rng = np.random.default_rng(0)
@@ -156,8 +176,7 @@ def _promotions(
             assert window_s is not None
             chosen = np.flatnonzero((at_s >= start) & (at_s < start + window_s))
         label = judged["label"][chosen]
-        new = np.array([spec.predict(models[version], inputs[i]) for i in chosen])
-        old = np.array([spec.predict(models[previous], inputs[i]) for i in chosen])
+        new, old = scores(version, chosen), scores(previous, chosen)
         new_auc, old_auc = auc(label, new), auc(label, old)
         if new_auc is None or old_auc is None:
             continue
@@ -181,13 +200,14 @@ def _promotion_lines(lab: LearningLab, name: str) -> list[str]:
     """What :func:`_promotions` finds over each promoted version's first minute, and over
     its first ``RECENT_EXAMPLES`` judged impressions: the window whose served AUC the
     learner reports (``recent_served_auc``, the view's *served, last*)."""
-    lines = []
+    lines: list[str] = []
+    scored: dict[int, dict[int, float]] = {}
     for window, kwargs in (
         ("first minute", {"window_s": 60.0}),
         (f"first {RECENT_EXAMPLES:,} judged impressions (the learner's last window)",
          {"window_s": None, "window_examples": RECENT_EXAMPLES}),
     ):  # fmt: skip
-        compared, worse, largest, beyond, flagged = _promotions(lab, name, **kwargs)
+        compared, worse, largest, beyond, flagged = _promotions(lab, name, scored=scored, **kwargs)
         listed = f": {', '.join(flagged)}" if flagged else ""
         lines.append(f"{name}: {compared} promoted versions against their predecessor over "
                      f"their {window}: {worse} lower AUC by > 0.005 (largest drop "
@@ -242,8 +262,8 @@ def _reach_by_version(lab: LearningLab, name: str, within: float = 0.02) -> tupl
     models = lab.served_models[name]
     first = stays = None
     for start_s, version in lab.published[name]:
-        model = models[version]
-        scores = np.array([spec.predict(model, x) for x in inputs])
+        score = scorer_for(spec, models[version])
+        scores = np.array([score(x, NO_CONTEXT) for x in inputs])
         value = auc(labels, scores)
         if value is not None and value >= ceiling - within:
             first = start_s if first is None else first
