@@ -193,7 +193,7 @@ def test_the_tree_spec_is_calibrated_and_its_snapshots_load_in_the_safe_unpickle
     stream = training_stream(spec, n=6000, seed=5)
     for x, label in stream:
         spec.learn(model, x, label)
-    assert list(model.steps.values())[-1].classifier.n_nodes > 1  # it has split
+    assert list(model.steps.values())[-1].classifier.classifier.n_nodes > 1  # it has split
     loaded = loads(dumps(model))
     assert isinstance(list(loaded.steps.values())[-1], HistogramCalibrated)
     assert [spec.predict(loaded, x) for x, _ in stream[:50]] == [
@@ -208,7 +208,7 @@ def test_a_learner_that_scores_before_learning_builds_the_same_bytes() -> None:
         spec.predict(scored, x)  # as OnlineLearner does: its score is then reused
         spec.learn(scored, x, label)
         spec.learn(unscored, x, label)
-    assert list(scored.steps.values())[-1].classifier.n_nodes > 1  # through splits
+    assert list(scored.steps.values())[-1].classifier.classifier.n_nodes > 1  # through splits
     assert dumps(scored) == dumps(unscored)
 
 

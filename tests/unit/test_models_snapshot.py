@@ -42,7 +42,7 @@ def _model(name: str = "ctr", n: int = 300) -> Any:
     return model
 
 
-def _snapshot(name: str = "ctr", **overrides: Any) -> dict[str, Any]:
+def _snapshot(name: str = "ctr", examples: int = 300, **overrides: Any) -> dict[str, Any]:
     options: dict[str, Any] = {
         "version": 3,
         "parent_version": 2,
@@ -54,7 +54,7 @@ def _snapshot(name: str = "ctr", **overrides: Any) -> dict[str, Any]:
         "key_id": "k1",
     }
     options.update(overrides)
-    return build_snapshot(SPECS[name], _model(name), **options)
+    return build_snapshot(SPECS[name], _model(name, examples), **options)
 
 
 def _resigned(snapshot: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -248,13 +248,16 @@ def test_keys() -> None:
 
 
 def test_snapshots_of_a_tree_round_trip(serde: AvroSerde) -> None:
-    snapshot = _snapshot("ctr_tree", trained_examples=6000)
+    # ctr_tree is DerivedFeatures | HistogramCalibrated(TrailingAverage(<tree>)): the
+    # trees, the live one and the copies taken every 500 examples.
+    snapshot = _snapshot("ctr_tree", examples=1200, trained_examples=1200)
     loaded = load_model(serde.decode(serde.encode(snapshot)), KEY)
-    # ctr_tree is DerivedFeatures | HistogramCalibrated(HoeffdingTreeClassifier): the trees.
-    tree, again = (
-        list(m.steps.values())[-1].classifier for m in (loaded.model, _model("ctr_tree"))
+    trees, again = (
+        list(m.steps.values())[-1].classifier.members
+        for m in (loaded.model, _model("ctr_tree", 1200))
     )
-    assert tree.n_nodes == again.n_nodes
+    assert len(trees) == len(again) > 1
+    assert [t.n_nodes for t in trees] == [t.n_nodes for t in again]
 
 
 def test_the_installed_river_version_is_read_once_per_process(

@@ -11,10 +11,10 @@ from river import linear_model, optim
 
 from streamlearn.models import SPECS, ModelSpec, model_input
 from streamlearn.models.checks import training_stream
+from streamlearn.models.compiled_tree import leaf_score
 from streamlearn.models.features import DerivedFeatures, FeatureEncoder
 from streamlearn.models.safe_pickle import dumps, loads
 from streamlearn.models.synthetic import ClickWorld
-from streamlearn.serving import tree_scoring
 from streamlearn.serving.scoring import scorer_for
 
 ODD: list[tuple[dict[str, Any], dict[str, str]]] = [
@@ -177,20 +177,25 @@ def _served_tree(examples: int, nb_threshold: int = 0) -> Any:
     spec = SPECS["ctr_tree"]
     model = spec.new_model()
     if nb_threshold:
-        model.steps["HistogramCalibrated"].classifier.nb_threshold = nb_threshold
+        _tree(model).nb_threshold = nb_threshold  # the copies it averages are of it
     for x, label in training_stream(spec, examples):
         spec.learn(model, x, label)
     return loads(dumps(model))
 
 
+def _tree(model: Any) -> Any:
+    """The live tree of ctr_tree's average (the one that learns)."""
+    return model.steps["HistogramCalibrated"].classifier.classifier
+
+
 def _leaves(model: Any) -> list[Any]:
-    root = model.steps["HistogramCalibrated"].classifier._root
+    root = _tree(model)._root
     return [root] if not hasattr(root, "iter_leaves") else list(root.iter_leaves())
 
 
 # 0: no root; 60: a root leaf under the grace period; 5,000 and 30,000: grown trees whose
 # young leaves predict with their parent's statistics (InheritingNaiveBayesLeaf).
-@pytest.mark.parametrize("examples", [0, 60, 5000, 30000])
+@pytest.mark.parametrize("examples", [0, 60, 1200, 5000, 30000])
 def test_the_tree_scorer_is_bit_identical_to_the_spec(examples: int) -> None:
     spec, model = SPECS["ctr_tree"], _served_tree(examples)
     score = scorer_for(spec, model)
@@ -203,19 +208,19 @@ def test_the_tree_scorer_is_bit_identical_to_the_spec(examples: int) -> None:
 
 def test_grown_tree_leaves_predict_with_their_compiled_naive_bayes() -> None:
     model = _served_tree(5000)
-    tree = model.steps["HistogramCalibrated"].classifier
+    tree = _tree(model)
     leaves = _leaves(model)
     inheriting = [leaf for leaf in leaves if leaf.inherited is not None]
     # Both sources of statistics are there to compile: a young leaf's parent's (5 of the
     # 7 leaves of this tree) and a grown leaf's own.
     assert 0 < len(inheriting) < len(leaves)
-    assert {tree_scoring._leaf_score(leaf, tree).__name__ for leaf in leaves} == {"naive_bayes"}
+    assert {leaf_score(leaf, tree).__name__ for leaf in leaves} == {"naive_bayes"}
 
 
 def test_leaves_under_the_naive_bayes_threshold_answer_with_their_own_prediction() -> None:
     spec, model = SPECS["ctr_tree"], _served_tree(5000, nb_threshold=10**9)
-    tree = model.steps["HistogramCalibrated"].classifier
-    assert {tree_scoring._leaf_score(leaf, tree).__name__ for leaf in _leaves(model)} == {"own"}
+    tree = _tree(model)
+    assert {leaf_score(leaf, tree).__name__ for leaf in _leaves(model)} == {"own"}
     score = scorer_for(spec, model)
     for request in ClickWorld(4).requests(500):
         assert score(request.features, request.context) == spec.predict(
@@ -227,9 +232,9 @@ def test_a_leaf_with_a_splitter_it_does_not_know_is_asked_itself() -> None:
     from river.tree.splitter import EBSTSplitter
 
     model = loads(dumps(_served_tree(5000)))  # a copy: the cached tree stays as it was
-    tree = model.steps["HistogramCalibrated"].classifier
+    tree = _tree(model)
     leaf = _leaves(model)[0]
     splitters = leaf.inherited if getattr(leaf, "inherited", None) else leaf.splitters
     name = next(iter(splitters))
     splitters[name] = EBSTSplitter()  # River's regression splitter: not compiled
-    assert tree_scoring._leaf_score(leaf, tree).__name__ == "own"
+    assert leaf_score(leaf, tree).__name__ == "own"

@@ -41,11 +41,13 @@ from typing import Any
 from river import base
 from river.base.typing import ClfTarget
 
+from streamlearn.models.binary_wrapper import BinaryWrapper
+
 MIN_SLOPE = 0.05
 """The Platt map's least slope on the logit scale."""
 
 
-class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
+class HistogramCalibrated(BinaryWrapper):
     """``classifier`` with its probability of ``True`` recalibrated (module docstring)."""
 
     _scored: tuple[dict[Any, Any], float, base.Classifier] | None = None
@@ -80,15 +82,6 @@ class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
             # (a, a), (a, b), (b, b): ``prior`` pseudo-examples at logit ±1 behind the
             # identity, so the first outcomes move the map by steps, not leaps.
             self._hessian = [prior, 0.0, prior]
-
-    @property
-    def _wrapped_model(self) -> base.Classifier:
-        return self.classifier
-
-    @property
-    def _multiclass(self) -> bool:
-        # River's Wrapper would say the tree's (multiclass); the calibration is binary.
-        return False
 
     def _position(self, p: float) -> float:
         """Where ``p``'s logit falls, in bin widths from ``low`` (clamped to the range)."""
@@ -187,9 +180,4 @@ class HistogramCalibrated(base.Wrapper[base.Classifier], base.Classifier):
         self._counts[index] += w
         if positive:
             self._positives[index] += w
-        # The weight only when it is not 1, as ModelSpec.learn passes it.
-        if w == 1.0:
-            self.classifier.learn_one(x, y, **kwargs)
-        else:
-            # River's signature says no weight; its trees and linear models take one.
-            self.classifier.learn_one(x, y, w=w, **kwargs)  # type: ignore[call-arg]
+        self._learn_wrapped(x, y, w, **kwargs)

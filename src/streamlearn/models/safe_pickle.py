@@ -76,6 +76,7 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
         ("streamlearn.models.features", "SeededGaussianSplitter"),
         ("streamlearn.models.inheriting_tree", "InheritingHoeffdingTreeClassifier"),
         ("streamlearn.models.inheriting_tree", "InheritingNaiveBayesLeaf"),
+        ("streamlearn.models.trailing_average", "TrailingAverage"),
     }
 )
 """Exact (module, name) pairs allowed besides River classes."""

@@ -335,11 +335,11 @@ SPECS: Mapping[str, ModelSpec] = MappingProxyType(
                 task="binary",
                 estimator=(
                     f"{CLICK_FEATURES}(drop=ctx.device) | HistogramCalibrated("
-                    "InheritingHoeffdingTreeClassifier(grace_period=200, leaf_prediction=nb, "
-                    "SeededGaussianSplitter, inherit_until=200), bins=64, low=-5, high=5, "
-                    "prior=20, platt_memory=5000)"
+                    "TrailingAverage(InheritingHoeffdingTreeClassifier(grace_period=200, "
+                    "leaf_prediction=nb, SeededGaussianSplitter, inherit_until=200), "
+                    "every=500, keep=6), bins=64, low=-5, high=5, prior=20, platt_memory=5000)"
                 ),
-                revision=5,
+                revision=6,
                 build=_ctr_tree,
                 label=CLICK_WITHIN_30M,
                 rules=_CTR_RULES,

@@ -1,0 +1,119 @@
+"""TrailingAverage: a classifier's probability averaged with frozen copies of itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from streamlearn.models.checks import training_stream
+from streamlearn.models.features import SeededGaussianSplitter
+from streamlearn.models.inheriting_tree import InheritingHoeffdingTreeClassifier
+from streamlearn.models.safe_pickle import dumps, loads
+from streamlearn.models.specs import get_spec
+from streamlearn.models.trailing_average import TrailingAverage
+
+pytestmark = pytest.mark.unit
+
+
+def _stream(n: int, seed: int = 11) -> list[tuple[dict[Any, Any], bool]]:
+    # The ctr_tree spec's inputs as its tree sees them (after its feature transforms).
+    spec = get_spec("ctr_tree")
+    transform = next(iter(spec.new_model(0).steps.values()))
+    return [(transform.transform_one(x), y >= 0.5) for x, y in training_stream(spec, n, seed)]
+
+
+def _tree() -> InheritingHoeffdingTreeClassifier:
+    return InheritingHoeffdingTreeClassifier(
+        grace_period=200, leaf_prediction="nb", splitter=SeededGaussianSplitter(seed=0)
+    )
+
+
+def _p(model: Any, x: dict[Any, Any]) -> float:
+    return float(model.predict_proba_one(x).get(True, 0.0))
+
+
+def test_a_copy_is_frozen_every_n_examples_and_only_the_last_ones_are_kept() -> None:
+    averaged = TrailingAverage(_tree(), every=500, keep=2)
+    alone = _tree()
+    taken: list[int] = []
+    for n, (x, y) in enumerate(_stream(3000), start=1):
+        averaged.learn_one(x, y)
+        alone.learn_one(x, y)
+        if n % 500 == 0:
+            taken.append(n)
+            # The newest copy is the live model as it is now, and a copy, not the model.
+            assert dumps(averaged.members[-1]) == dumps(alone)
+            assert averaged.members[-1] is not averaged.classifier
+        assert len(averaged.members) == 1 + min(n // 500, 2)
+    assert taken == [500, 1000, 1500, 2000, 2500, 3000]
+    # The live model learns every example exactly as it would alone.
+    assert dumps(averaged.classifier) == dumps(alone)
+
+
+def test_frozen_copies_do_not_learn_and_the_probability_is_the_members_mean() -> None:
+    averaged = TrailingAverage(_tree(), every=1000, keep=3)
+    stream = _stream(5000)
+    for x, y in stream[:3000]:
+        averaged.learn_one(x, y)
+    oldest = dumps(averaged.members[1])
+    for x, y in stream[3000:3999]:
+        averaged.learn_one(x, y)
+    assert dumps(averaged.members[1]) == oldest  # not taken yet: nothing moved it
+    probes = [x for x, _ in _stream(200, seed=12)]
+    spread = 0.0
+    for x in probes:
+        members = [_p(member, x) for member in averaged.members]
+        assert len(members) == 4
+        assert _p(averaged, x) == pytest.approx(sum(members) / 4, abs=1e-15)
+        spread = max(spread, max(members) - min(members))
+    assert spread > 0.01  # the states averaged do differ: the test can tell them apart
+
+
+def test_a_version_moves_less_than_the_tree_alone_between_two_snapshots() -> None:
+    # ctr_tree's setting, with a snapshot every 150 examples (about one every 10 s in the
+    # simulated world): between two snapshots the average changes by the live tree's step
+    # spread over its members, and by a copy replacing the oldest every 500, not by the
+    # whole of the tree's step.
+    averaged = TrailingAverage(_tree(), every=500, keep=6)
+    alone = _tree()
+    probes = [x for x, _ in _stream(300, seed=13)]
+    moved_alone = moved_averaged = 0.0
+    before: tuple[list[float], list[float]] | None = None
+    for n, (x, y) in enumerate(_stream(12_000), start=1):
+        averaged.learn_one(x, y)
+        alone.learn_one(x, y)
+        if n % 150 == 0:
+            now = ([_p(alone, p) for p in probes], [_p(averaged, p) for p in probes])
+            if before is not None and n > 3000:
+                moved_alone += sum(abs(a - b) for a, b in zip(now[0], before[0], strict=True))
+                moved_averaged += sum(abs(a - b) for a, b in zip(now[1], before[1], strict=True))
+            before = now
+    assert moved_averaged < 0.6 * moved_alone
+
+
+def test_it_pickles_in_the_safe_form_and_replaying_the_examples_gives_the_same_bytes() -> None:
+    first, second = TrailingAverage(_tree(), every=700, keep=3), TrailingAverage(_tree(), 700, 3)
+    for x, y in _stream(4000):
+        first.learn_one(x, y)
+        second.learn_one(x, y)
+    payload = dumps(first)
+    assert payload == dumps(second)
+    loaded = loads(payload)
+    assert type(loaded) is TrailingAverage
+    for x, _ in _stream(100, seed=14):
+        assert _p(loaded, x) == _p(first, x)
+
+
+def test_weights_pass_on_to_the_live_model() -> None:
+    weighted, plain = TrailingAverage(_tree(), every=300, keep=1), _tree()
+    for x, y in _stream(1200):
+        weighted.learn_one(x, y, w=2.0)
+        plain.learn_one(x, y, w=2.0)
+    assert dumps(weighted.classifier) == dumps(plain)
+
+
+@pytest.mark.parametrize(("every", "keep"), [(0, 3), (100, 0)])
+def test_bad_parameters_are_refused(every: int, keep: int) -> None:
+    with pytest.raises(ValueError, match="every >= 1 and keep >= 1"):
+        TrailingAverage(_tree(), every=every, keep=keep)
