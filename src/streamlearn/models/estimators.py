@@ -49,8 +49,9 @@ def ctr_tree(seed: int) -> Any:
     # with its parent's likelihoods until it has its own (River's starts as the class prior
     # alone). The tree's probability is averaged with six copies of itself taken every 500
     # examples, so a split reaches the served score one part in seven at a time instead of
-    # all at once (versions that ranked worse than the one before them: 11 / 7 in 30
-    # minutes without it, 2 / 2 with it, seeds 0 / 1). The probabilities, still too extreme
+    # all at once (versions that ranked worse than the one before them over their first
+    # minute, in 30 minutes: 11 / 7 without it, 2 / 2 with it, seeds 0 / 1; it costs seven
+    # trees scored per example and per prediction). The probabilities, still too extreme
     # (other dependent features), are recalibrated online (docs/learning.md): histogram
     # bins, then a Platt map that forgets (the bins alone lag behind the growing tree and
     # under-predict by ~0.015).

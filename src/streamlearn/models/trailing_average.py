@@ -19,8 +19,9 @@ the average is ``every * keep / 2`` examples older on average than the live tree
 
 A copy never learns, so a copy that is a Hoeffding tree predicts through its compiled form
 (:mod:`streamlearn.models.compiled_tree`, River's answer to the last bit): measured on
-``ctr_tree``, learning and scoring an example cost 257 µs with six copies asked through
-River, against 77 µs for the tree alone.
+``ctr_tree`` (20,000 examples, in one sitting), learning and scoring an example cost 173 µs
+with six compiled copies, 257 µs with the copies asked through River, and 85 µs for the
+tree alone.
 
 The copies are taken at counts of learned examples, so which states are averaged is a
 function of the examples learned, not of time: replaying the same examples builds the
@@ -75,7 +76,7 @@ class TrailingAverage(BinaryWrapper):
     def predict_proba_one(self, x: dict[Any, Any], **kwargs: Any) -> dict[ClfTarget, float]:
         scores = self._frozen_scores
         if scores is None:
-            scores = self._frozen_scores = [_probability(copy) for copy in self._frozen]
+            scores = self._frozen_scores = [_probability(frozen) for frozen in self._frozen]
         # The live model first, then the copies oldest first, from 0.0: the order a
         # served scorer adds them in (serving/tree_scoring.py), so the same double.
         total = 0.0
