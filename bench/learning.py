@@ -60,7 +60,7 @@ from streamlearn.models.specs import (
     ModelSpec,
     PromotionJudge,
 )
-from streamlearn.serving.scoring import scorer_for
+from streamlearn.serving.scoring import Scorer, scorer_for
 from streamlearn.simulate.lab_baseline import history_baseline
 from streamlearn.simulate.learning_lab import (
     Figures,
@@ -155,8 +155,13 @@ def _promotions(
     spec, models = lab.specs[name], lab.served_models[name]
     scored = {} if scored is None else scored
 
+    scorers: dict[int, Scorer] = {}
+
     def scores(version: int, chosen: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        known, score = scored.setdefault(version, {}), scorer_for(spec, models[version])
+        known = scored.setdefault(version, {})
+        score = scorers.get(version)
+        if score is None:
+            score = scorers[version] = scorer_for(spec, models[version])
         for i in chosen:
             if i not in known:
                 known[i] = score(inputs[i], NO_CONTEXT)
