@@ -31,6 +31,7 @@ same average, byte for byte.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from river import base
@@ -47,12 +48,22 @@ def _probability(model: base.Classifier) -> LeafScore:
     return lambda x: float(model.predict_proba_one(dict(x)).get(True, 0.0))
 
 
+def mean_probability(scores: Sequence[LeafScore], x: Mapping[Any, Any]) -> float:
+    """The members' probabilities added in the given order from 0.0, over their number:
+    the one sum the learner and the worker's scorer both use, so the same double."""
+    total = 0.0
+    for score in scores:
+        total += score(x)
+    return total / len(scores)
+
+
 class TrailingAverage(BinaryWrapper):
     """``classifier``'s probability of ``True`` averaged with its last ``keep`` frozen
     copies, one taken every ``every`` learned examples (module docstring)."""
 
-    _frozen_scores: list[LeafScore] | None = None
-    """The copies' probabilities, compiled on first use; not part of the model's state."""
+    _scores: list[LeafScore] | None = None
+    """The live model's probability, then the copies' compiled, built on first use; not
+    part of the model's state."""
 
     def __init__(self, classifier: base.Classifier, every: int = 1000, keep: int = 3) -> None:
         if every < 1 or keep < 1:
@@ -70,20 +81,19 @@ class TrailingAverage(BinaryWrapper):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.pop("_frozen_scores", None)  # rebuilt from the copies
+        state.pop("_scores", None)  # rebuilt from the members
         return state
 
     def predict_proba_one(self, x: dict[Any, Any], **kwargs: Any) -> dict[ClfTarget, float]:
-        scores = self._frozen_scores
+        scores = self._scores
         if scores is None:
-            scores = self._frozen_scores = [_probability(frozen) for frozen in self._frozen]
-        # The live model first, then the copies oldest first, from 0.0: the order a
-        # served scorer adds them in (serving/tree_scoring.py), so the same double.
-        total = 0.0
-        total += float(self.classifier.predict_proba_one(x).get(True, 0.0))
-        for score in scores:
-            total += score(x)
-        p = total / (1 + len(scores))
+            live = self.classifier
+
+            def live_score(x: Any) -> float:  # asked through River: it learns on
+                return float(live.predict_proba_one(x).get(True, 0.0))
+
+            scores = self._scores = [live_score, *map(_probability, self._frozen)]
+        p = mean_probability(scores, x)
         return {False: 1.0 - p, True: p}
 
     def learn_one(self, x: dict[Any, Any], y: Any, w: float = 1.0, **kwargs: Any) -> None:
@@ -93,4 +103,4 @@ class TrailingAverage(BinaryWrapper):
             self._frozen.append(copy.deepcopy(self.classifier))
             if len(self._frozen) > self.keep:
                 del self._frozen[0]
-            self._frozen_scores = None
+            self._scores = None

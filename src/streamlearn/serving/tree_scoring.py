@@ -24,7 +24,7 @@ from streamlearn.models.calibration import HistogramCalibrated
 from streamlearn.models.compiled_tree import TREES, LeafScore, compiled_tree
 from streamlearn.models.features import DerivedFeatures, FeatureValue
 from streamlearn.models.inputs import unsorted_model_input
-from streamlearn.models.trailing_average import TrailingAverage
+from streamlearn.models.trailing_average import TrailingAverage, mean_probability
 
 Scorer = Callable[[Mapping[str, FeatureValue], Mapping[str, str]], float]
 
@@ -79,13 +79,9 @@ def _raw_score(classifier: Any) -> LeafScore | None:
     ):
         return None
     members = tuple(compiled_tree(member) for member in classifier.members)
-    count = len(members)
 
     def average(x: Mapping[Any, Any]) -> float:
-        # TrailingAverage.predict_proba_one's sum, in its order: the same double.
-        total = 0.0
-        for member in members:
-            total += member(x)
-        return total / count
+        # TrailingAverage's own sum, members in its order: the same double.
+        return mean_probability(members, x)
 
     return average
