@@ -9,9 +9,10 @@ import pytest
 from streamlearn.models.checks import training_stream
 from streamlearn.models.features import SeededGaussianSplitter
 from streamlearn.models.inheriting_tree import InheritingHoeffdingTreeClassifier
+from streamlearn.models.log_odds_tree import log_odds_tree
 from streamlearn.models.safe_pickle import dumps, loads
 from streamlearn.models.specs import get_spec
-from streamlearn.models.trailing_average import TrailingAverage
+from streamlearn.models.trailing_average import TrailingAverage, mean_probability
 
 pytestmark = pytest.mark.unit
 
@@ -68,6 +69,19 @@ def test_frozen_copies_do_not_learn_and_the_probability_is_the_members_mean() ->
         assert _p(averaged, x) == pytest.approx(sum(members) / 4, abs=1e-15)
         spread = max(spread, max(members) - min(members))
     assert spread > 0.01  # the states averaged do differ: the test can tell them apart
+
+
+def test_the_live_tree_is_asked_through_river_and_the_copies_through_their_log_odds() -> None:
+    # The worker's scorer asks the copies the same way (tests/unit/test_serving_scoring.py),
+    # so a served score is the learner's to the bit.
+    averaged = TrailingAverage(_tree(), every=1000, keep=3)
+    for x, y in _stream(4000):
+        averaged.learn_one(x, y)
+    live = averaged.classifier
+    members = [lambda x: _p(live, x), *map(log_odds_tree, averaged.copies)]
+    assert len(members) == 4
+    for x, _ in _stream(500, seed=15):
+        assert _p(averaged, x) == mean_probability(members, x)
 
 
 def test_a_version_moves_less_than_the_tree_alone_between_two_snapshots() -> None:

@@ -25,7 +25,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from river import proba, tree
-from river.tree.nodes.branch import DTBranch
+from river.tree.nodes.branch import (
+    DTBranch,
+    NominalBinaryBranch,
+    NominalMultiwayBranch,
+    NumericBinaryBranch,
+    NumericMultiwayBranch,
+)
 from river.tree.nodes.htc_nodes import LeafNaiveBayes
 from river.tree.splitter import GaussianSplitter
 from river.tree.splitter.nominal_splitter_classif import NominalSplitterClassif
@@ -44,46 +50,125 @@ LeafScore = Callable[[Mapping[Any, Any]], float]
 TREES = (tree.HoeffdingTreeClassifier, InheritingHoeffdingTreeClassifier)
 """The tree types :func:`compiled_tree` compiles."""
 
-_GAUSSIAN = 0
-_NOMINAL = 1
+GAUSSIAN = 0
+"""A :func:`likelihood_term` kind: numbers (mean, -2 variance, 0.5 log variance) or None."""
+NOMINAL = 1
+"""A :func:`likelihood_term` kind: numbers {value: log probability}."""
 
 
 class UncompiledLeafError(Exception):
-    """A leaf whose naive Bayes this module does not reproduce (River's call answers)."""
+    """A leaf whose naive Bayes, or a branch whose test, this module does not reproduce
+    (River's call answers)."""
 
 
-def compiled_tree(model: Any) -> LeafScore:
-    """``float(model.predict_proba_one(x).get(True, 0.0))``, leaves compiled on first use."""
+LeafCompiler = Callable[[Any, Any], LeafScore]
+"""(leaf, its tree) → the leaf's probability of True."""
+
+
+def compiled_tree(model: Any, compile_leaf: LeafCompiler | None = None) -> LeafScore:
+    """``float(model.predict_proba_one(x).get(True, 0.0))``, leaves compiled on first use
+    (by :func:`leaf_score`, or by ``compile_leaf``: :mod:`.log_odds_tree`'s)."""
+    root = model._root
+    if root is None:
+        return lambda x: 0.0
+    path = compiled_path(root)
     leaves: dict[int, LeafScore] = {}
+    compile_leaf = compile_leaf or leaf_score
 
     def raw(x: Mapping[Any, Any]) -> float:
-        root = model._root
-        if root is None:
-            return 0.0
-        leaf = root.traverse(x, until_leaf=True) if isinstance(root, DTBranch) else root
+        leaf = path(x)
         score = leaves.get(id(leaf))
         if score is None:
-            score = leaves[id(leaf)] = leaf_score(leaf, model)
+            score = leaves[id(leaf)] = compile_leaf(leaf, model)
         return score(x)
 
     return raw
 
 
-def leaf_score(leaf: Any, model: Any) -> LeafScore:
-    """The compiled naive Bayes ``leaf`` predicts with, or its own ``prediction``."""
-    splitters = None
+_NUMERIC_BINARY, _NOMINAL_BINARY, _NUMERIC_MULTIWAY, _NOMINAL_MULTIWAY = range(4)
+
+
+def compiled_path(root: Any) -> Callable[[Mapping[Any, Any]], Any]:
+    """``root.traverse(x, until_leaf=True)`` of a tree that no longer changes: its branches
+    as tuples (kind, feature, threshold or value or slots, children, the most common child)
+    walked in one loop, instead of River's generator per level. The same tests as River's
+    ``branch_no``, and its rule for a missing feature or an unseen value: the most common
+    path. A branch type it does not know leaves the walk to River."""
+    if not isinstance(root, DTBranch):
+        return lambda x: root
+    try:
+        compiled = _compiled_branch(root)
+    except UncompiledLeafError:
+        return lambda x: root.traverse(x, until_leaf=True)
+    floor = math.floor
+
+    def path(x: Mapping[Any, Any]) -> Any:
+        node = compiled
+        while type(node) is tuple:
+            kind, feature, test, children, common = node
+            if feature not in x:
+                node = common
+            elif kind == _NUMERIC_BINARY:
+                node = children[0] if x[feature] <= test else children[1]
+            elif kind == _NOMINAL_BINARY:
+                node = children[0] if x[feature] == test else children[1]
+            elif kind == _NOMINAL_MULTIWAY:
+                node = children.get(x[feature], common)
+            else:
+                radius = test
+                node = children.get(floor(x[feature] / radius), common)
+        return node
+
+    return path
+
+
+def _compiled_branch(node: Any) -> Any:
+    """A branch as :func:`compiled_path` walks it (a leaf as itself)."""
+    if not isinstance(node, DTBranch):
+        return node
+    branch: Any = node  # the attributes read below are its subclass's
+    children = [_compiled_branch(child) for child in branch.children]
+    common = children[branch.most_common_path()[0]]
+    kind = type(branch)
+    if kind is NumericBinaryBranch:
+        return (_NUMERIC_BINARY, branch.feature, branch.threshold, children, common)
+    if kind is NominalBinaryBranch:
+        return (_NOMINAL_BINARY, branch.feature, branch.value, children, common)
+    if kind is NominalMultiwayBranch:
+        slots = {value: children[index] for value, index in branch._mapping.items()}
+        return (_NOMINAL_MULTIWAY, branch.feature, None, slots, common)
+    if kind is NumericMultiwayBranch:
+        slots = {slot: children[index] for slot, index in branch._mapping.items()}
+        return (_NUMERIC_MULTIWAY, branch.feature, branch.radius, slots, common)
+    raise UncompiledLeafError(kind.__name__)
+
+
+def naive_bayes_splitters(leaf: Any, model: Any) -> Mapping[Any, Any] | None:
+    """The splitters whose likelihoods ``leaf`` predicts with (its own, or those it
+    inherited), or None when it does not predict with naive Bayes."""
     kind = type(leaf)
     if kind is InheritingNaiveBayesLeaf or kind is LeafNaiveBayes:
-        weight_enough = leaf.is_active() and leaf.total_weight >= model.nb_threshold
-        if kind is InheritingNaiveBayesLeaf and leaf.inherited is not None and weight_enough:
-            splitters = leaf.inherited
-        elif weight_enough:
-            splitters = leaf.splitters
+        if not (leaf.is_active() and leaf.total_weight >= model.nb_threshold):
+            return None
+        if kind is InheritingNaiveBayesLeaf and leaf.inherited is not None:
+            return leaf.inherited  # type: ignore[no-any-return]
+        return leaf.splitters  # type: ignore[no-any-return]
+    return None
+
+
+def leaf_score(leaf: Any, model: Any) -> LeafScore:
+    """The compiled naive Bayes ``leaf`` predicts with, or its own ``prediction``."""
+    splitters = naive_bayes_splitters(leaf, model)
     if splitters is not None:
         try:
             return _naive_bayes(leaf.stats, splitters)
         except UncompiledLeafError:
             pass
+    return own_prediction(leaf, model)
+
+
+def own_prediction(leaf: Any, model: Any) -> LeafScore:
+    """The leaf's own ``prediction``, as River's tree asks it."""
     classes = sorted(model.classes)
 
     def own(x: Mapping[Any, Any]) -> float:
@@ -109,7 +194,10 @@ def _naive_bayes(stats: Mapping[Any, float], splitters: Mapping[Any, Any]) -> Le
         if not class_weight > 0:
             classes.append((label, None, []))
             continue
-        terms = [(attribute, *_term(splitter, label)) for attribute, splitter in splitters.items()]
+        terms = [
+            (attribute, *likelihood_term(splitter, label))
+            for attribute, splitter in splitters.items()
+        ]
         classes.append((label, math.log(class_weight / total_weight), terms))
     if True not in stats:  # River's answer has no True: the tree's probability is 0.0
         return lambda x: 0.0
@@ -125,7 +213,7 @@ def _naive_bayes(stats: Mapping[Any, float], splitters: Mapping[Any, Any]) -> Le
             for attribute, kind, numbers in terms:
                 if attribute not in x:
                     continue
-                if kind == _GAUSSIAN:
+                if kind == GAUSSIAN:
                     if numbers is None:
                         continue
                     mu, minus_two_variance, half_log_variance = numbers
@@ -143,7 +231,7 @@ def _naive_bayes(stats: Mapping[Any, float], splitters: Mapping[Any, Any]) -> Le
     return naive_bayes
 
 
-def _term(splitter: Any, label: Any) -> tuple[int, Any]:
+def likelihood_term(splitter: Any, label: Any) -> tuple[int, Any]:
     """(kind, numbers) of ``splitter``'s likelihood of class ``label``."""
     kind = type(splitter)
     if isinstance(splitter, GaussianSplitter) and (
@@ -151,7 +239,7 @@ def _term(splitter: Any, label: Any) -> tuple[int, Any]:
     ):
         distribution = splitter._att_dist_per_class.get(label)
         if distribution is None:
-            return _GAUSSIAN, None
+            return GAUSSIAN, None
         if not isinstance(distribution, proba.Gaussian) or (
             type(distribution).log_pdf is not proba.Gaussian.log_pdf
         ):
@@ -161,8 +249,8 @@ def _term(splitter: Any, label: Any) -> tuple[int, Any]:
         if n > var.ddof:
             variance = var._S / (n - var.ddof)
             if variance > 0.0:
-                return _GAUSSIAN, (var.mean._mean, -2.0 * variance, 0.5 * math.log(variance))
-        return _GAUSSIAN, None
+                return GAUSSIAN, (var.mean._mean, -2.0 * variance, 0.5 * math.log(variance))
+        return GAUSSIAN, None
     if kind is NominalSplitterClassif:
         counts = splitter._att_dist_per_class.get(label, {})
         logs: dict[Any, float] = {}
@@ -172,5 +260,5 @@ def _term(splitter: Any, label: Any) -> tuple[int, Any]:
             except ZeroDivisionError:
                 p = 0.0
             logs[value] = math.log(p) if p > 0 else 0.0
-        return _NOMINAL, logs
+        return NOMINAL, logs
     raise UncompiledLeafError(kind.__name__)

@@ -339,7 +339,7 @@ SPECS: Mapping[str, ModelSpec] = MappingProxyType(
                     "leaf_prediction=nb, SeededGaussianSplitter, inherit_until=200), "
                     "every=500, keep=6), bins=64, low=-5, high=5, prior=20, platt_memory=5000)"
                 ),
-                revision=6,
+                revision=7,
                 build=_ctr_tree,
                 label=CLICK_WITHIN_30M,
                 rules=_CTR_RULES,

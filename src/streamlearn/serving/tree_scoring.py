@@ -2,11 +2,11 @@
 ``[transformers |] HistogramCalibrated(<tree or TrailingAverage of trees>)``) without
 River's per-prediction machinery, bit-identical to ``spec.predict``.
 
-The feature transforms run as the pipeline runs them, each tree's probability is its
+The feature transforms run as the pipeline runs them, the tree's probability is its
 compiled form (:mod:`streamlearn.models.compiled_tree`: River's answer to the last bit),
-an average of trees adds them in ``TrailingAverage``'s order, and the calibration is the
-model's own. A canary check at creation (``scoring.scorer_for``) falls back to the spec's
-call otherwise.
+an average of trees adds the live tree's and its copies' (each as ``TrailingAverage``
+asks a copy) in ``TrailingAverage``'s order, and the calibration is the model's own. A
+canary check at creation (``scoring.scorer_for``) falls back to the spec's call otherwise.
 
 It is only for models that no longer learn (what workers and the learning lab serve):
 the compiled leaves would not see what a model learned after.
@@ -24,7 +24,11 @@ from streamlearn.models.calibration import HistogramCalibrated
 from streamlearn.models.compiled_tree import TREES, LeafScore, compiled_tree
 from streamlearn.models.features import DerivedFeatures, FeatureValue
 from streamlearn.models.inputs import unsorted_model_input
-from streamlearn.models.trailing_average import TrailingAverage, mean_probability
+from streamlearn.models.trailing_average import (
+    TrailingAverage,
+    copy_probability,
+    mean_probability,
+)
 
 Scorer = Callable[[Mapping[str, FeatureValue], Mapping[str, str]], float]
 
@@ -78,7 +82,10 @@ def _raw_score(classifier: Any) -> LeafScore | None:
         type(member) not in TREES for member in classifier.members
     ):
         return None
-    members = tuple(compiled_tree(member) for member in classifier.members)
+    # The live tree as River answers it (the learner asks it through River), the copies as
+    # the learner asks them.
+    live, copies = classifier.classifier, classifier.copies
+    members = (compiled_tree(live), *map(copy_probability, copies))
 
     def average(x: Mapping[Any, Any]) -> float:
         # TrailingAverage's own sum, members in its order: the same double.
