@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 from typing import Any
 
 import pytest
 
+from streamlearn.models import frozen_copy
 from streamlearn.models.checks import training_stream
+from streamlearn.models.exceptions import ForbiddenClass, UndecodableSnapshot
 from streamlearn.models.features import SeededGaussianSplitter
+from streamlearn.models.frozen_copy import LOADED_COPIES_KEPT, FrozenCopy, loaded_copy
 from streamlearn.models.inheriting_tree import InheritingHoeffdingTreeClassifier
 from streamlearn.models.log_odds_tree import log_odds_tree
 from streamlearn.models.safe_pickle import dumps, loads
@@ -131,3 +136,78 @@ def test_weights_pass_on_to_the_live_model() -> None:
 def test_bad_parameters_are_refused(every: int, keep: int) -> None:
     with pytest.raises(ValueError, match="every >= 1 and keep >= 1"):
         TrailingAverage(_tree(), every=every, keep=keep)
+
+
+def test_a_snapshot_holds_each_copy_pickled_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    averaged = TrailingAverage(_tree(), every=500, keep=3)
+    for x, y in _stream(2000):
+        averaged.learn_one(x, y)
+    pickled: list[Any] = []
+    real = frozen_copy.dumps
+
+    def counting(model: Any) -> bytes:
+        pickled.append(model)
+        return real(model)
+
+    monkeypatch.setattr(frozen_copy, "dumps", counting)
+    first = dumps(averaged)
+    assert len(pickled) == 3  # each copy, on its own
+    for x, y in _stream(600, seed=16):
+        averaged.learn_one(x, y)  # one copy more: the oldest goes
+    second = dumps(averaged)
+    assert len(pickled) == 4  # only the new copy is pickled again
+    assert first != second
+    for copy_payload in (frozen.payload for frozen in averaged._frozen[:2]):
+        assert copy_payload in first
+        assert copy_payload in second
+
+
+def test_versions_loaded_share_their_common_copies_and_compiled_probabilities() -> None:
+    averaged = TrailingAverage(_tree(), every=500, keep=3)
+    stream = _stream(2400)
+    for x, y in stream[:2000]:
+        averaged.learn_one(x, y)
+    older = loads(dumps(averaged))
+    for x, y in stream[2000:2400]:
+        averaged.learn_one(x, y)  # no copy taken: the live tree alone moved
+    newer = loads(dumps(averaged))
+    assert older.classifier is not newer.classifier
+    for old, new in zip(older.copies, newer.copies, strict=True):
+        assert old is new
+    assert older.copy_probabilities == newer.copy_probabilities  # the same functions
+    for x, _ in _stream(100, seed=17):
+        assert _p(newer, x) == _p(averaged, x)
+
+
+def test_a_copys_bytes_go_through_the_restricted_unpickler() -> None:
+    averaged = TrailingAverage(_tree(), every=100, keep=1)
+    for x, y in _stream(100):
+        averaged.learn_one(x, y)
+    # A copy whose bytes would run os.system(...) when unpickled by pickle.loads.
+    averaged._frozen[0] = FrozenCopy(averaged.copies[0], pickle.dumps(os.system))
+    with pytest.raises(ForbiddenClass):
+        loads(dumps(averaged))
+    averaged._frozen[0] = FrozenCopy(averaged.copies[0], b"not a pickle")
+    with pytest.raises(UndecodableSnapshot):
+        loads(dumps(averaged))
+
+
+def test_a_frozen_copy_is_never_pickled_as_an_object() -> None:
+    with pytest.raises(TypeError, match="pickled as its payload"):
+        pickle.dumps(FrozenCopy(_tree()))
+
+
+def test_a_process_keeps_a_bounded_number_of_loaded_copies() -> None:
+    payloads = [dumps(_tree_with_grace(n)) for n in range(LOADED_COPIES_KEPT + 5)]
+    first = loaded_copy(payloads[0])
+    assert loaded_copy(payloads[0]) is first
+    for payload in payloads[1:]:
+        loaded_copy(payload)
+    assert len(frozen_copy._loaded) <= LOADED_COPIES_KEPT
+    assert loaded_copy(payloads[0]) is not first  # evicted, loaded again
+    with pytest.raises(UndecodableSnapshot, match="bytes, not str"):
+        loaded_copy("a string")
+
+
+def _tree_with_grace(grace_period: int) -> InheritingHoeffdingTreeClassifier:
+    return InheritingHoeffdingTreeClassifier(grace_period=grace_period + 1)

@@ -21,7 +21,7 @@ A copy never learns, so a copy that is a Hoeffding tree predicts through its log
 (:mod:`streamlearn.models.log_odds_tree`: River's naive Bayes compiled into one pass per
 leaf, the same probability up to rounding), and the learner and the workers both ask it
 that way. Measured on ``ctr_tree`` (20,000 examples, in one sitting), learning and scoring
-an example cost 123–141 µs with six such copies, 168–173 µs with the copies compiled
+an example cost 123 to 141 µs with six such copies, 168 to 173 µs with the copies compiled
 bit for bit to River's answer, 257 µs with the copies asked through River, and 85 µs for
 the tree alone.
 
@@ -40,17 +40,8 @@ from river import base
 from river.base.typing import ClfTarget
 
 from streamlearn.models.binary_wrapper import BinaryWrapper
-from streamlearn.models.compiled_tree import TREES, LeafScore
-from streamlearn.models.log_odds_tree import log_odds_tree
-
-
-def copy_probability(model: base.Classifier) -> LeafScore:
-    """A frozen copy's probability of True: a tree's log-odds form (it no longer learns),
-    else the copy's own ``predict_proba_one``. The learner and the worker's scorer both ask
-    copies through this function."""
-    if type(model) in TREES:
-        return log_odds_tree(model)
-    return lambda x: float(model.predict_proba_one(dict(x)).get(True, 0.0))
+from streamlearn.models.compiled_tree import LeafScore
+from streamlearn.models.frozen_copy import FrozenCopy, loaded_copy
 
 
 def mean_probability(scores: Sequence[LeafScore], x: Mapping[Any, Any]) -> float:
@@ -77,22 +68,34 @@ class TrailingAverage(BinaryWrapper):
         self.every = every
         self.keep = keep
         self._learned = 0
-        self._frozen: list[base.Classifier] = []
+        self._frozen: list[FrozenCopy] = []
 
     @property
     def members(self) -> tuple[base.Classifier, ...]:
         """The averaged models, the live one first, then the copies oldest first."""
-        return (self.classifier, *self._frozen)
+        return (self.classifier, *self.copies)
 
     @property
     def copies(self) -> tuple[base.Classifier, ...]:
         """The frozen copies, oldest first."""
-        return tuple(self._frozen)
+        return tuple(frozen.model for frozen in self._frozen)
+
+    @property
+    def copy_probabilities(self) -> list[LeafScore]:
+        """The copies' probabilities of True, oldest first, as the average asks them (the
+        worker's scorer asks them here too)."""
+        return [frozen.probability for frozen in self._frozen]
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_scores", None)  # rebuilt from the members
+        # Each copy as its own canonical payload, pickled once (models/frozen_copy.py).
+        state["_frozen"] = [frozen.payload for frozen in self._frozen]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._frozen = [loaded_copy(payload) for payload in state["_frozen"]]
 
     def predict_proba_one(self, x: dict[Any, Any], **kwargs: Any) -> dict[ClfTarget, float]:
         scores = self._scores
@@ -102,7 +105,7 @@ class TrailingAverage(BinaryWrapper):
             def live_score(x: Any) -> float:  # asked through River: it learns on
                 return float(live.predict_proba_one(x).get(True, 0.0))
 
-            scores = self._scores = [live_score, *map(copy_probability, self.copies)]
+            scores = self._scores = [live_score, *self.copy_probabilities]
         p = mean_probability(scores, x)
         return {False: 1.0 - p, True: p}
 
@@ -110,7 +113,7 @@ class TrailingAverage(BinaryWrapper):
         self._learn_wrapped(x, y, w, **kwargs)
         self._learned += 1
         if self._learned % self.every == 0:
-            self._frozen.append(copy.deepcopy(self.classifier))
+            self._frozen.append(FrozenCopy(copy.deepcopy(self.classifier)))
             if len(self._frozen) > self.keep:
                 del self._frozen[0]
             self._scores = None

@@ -24,11 +24,7 @@ from streamlearn.models.calibration import HistogramCalibrated
 from streamlearn.models.compiled_tree import TREES, LeafScore, compiled_tree
 from streamlearn.models.features import DerivedFeatures, FeatureValue
 from streamlearn.models.inputs import unsorted_model_input
-from streamlearn.models.trailing_average import (
-    TrailingAverage,
-    copy_probability,
-    mean_probability,
-)
+from streamlearn.models.trailing_average import TrailingAverage, mean_probability
 
 Scorer = Callable[[Mapping[str, FeatureValue], Mapping[str, str]], float]
 
@@ -84,8 +80,7 @@ def _raw_score(classifier: Any) -> LeafScore | None:
         return None
     # The live tree as River answers it (the learner asks it through River), the copies as
     # the learner asks them.
-    live, copies = classifier.classifier, classifier.copies
-    members = (compiled_tree(live), *map(copy_probability, copies))
+    members = (compiled_tree(classifier.classifier), *classifier.copy_probabilities)
 
     def average(x: Mapping[Any, Any]) -> float:
         # TrailingAverage's own sum, members in its order: the same double.
