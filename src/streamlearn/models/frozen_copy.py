@@ -17,6 +17,7 @@ because nothing changes a frozen copy.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -73,6 +74,7 @@ class FrozenCopy:
 
 
 _loaded: OrderedDict[bytes, FrozenCopy] = OrderedDict()
+_loaded_lock = threading.Lock()  # snapshots may be loaded off the event loop's thread
 
 
 def loaded_copy(payload: Any) -> FrozenCopy:
@@ -80,12 +82,14 @@ def loaded_copy(payload: Any) -> FrozenCopy:
     time these bytes were loaded in this process if it is still kept."""
     if type(payload) is not bytes:
         raise UndecodableSnapshot(f"a frozen copy is bytes, not {type(payload).__name__}")
-    known = _loaded.get(payload)
-    if known is not None:
-        _loaded.move_to_end(payload)
-        return known
+    with _loaded_lock:
+        known = _loaded.get(payload)
+        if known is not None:
+            _loaded.move_to_end(payload)
+            return known
     frozen = FrozenCopy(loads(payload), payload)
-    _loaded[payload] = frozen
-    if len(_loaded) > LOADED_COPIES_KEPT:
-        _loaded.popitem(last=False)
-    return frozen
+    with _loaded_lock:
+        known = _loaded.setdefault(payload, frozen)  # another thread's, if it was first
+        while len(_loaded) > LOADED_COPIES_KEPT:
+            _loaded.popitem(last=False)
+    return known

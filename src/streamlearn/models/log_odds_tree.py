@@ -18,11 +18,12 @@ state (replays and the worker's scorer give the same double). The live tree, whi
 is asked through River and served through :mod:`.compiled_tree`, River's answer to the bit.
 
 River's rules are kept: an attribute missing from ``x`` adds nothing; a class whose
-Gaussian has no variance yet adds nothing for that attribute; a value far enough out that
-its square overflows is taken through River's own expression (which skips a ``-inf`` and
-raises on an overflow, as River does). A leaf that is not a naive-Bayes leaf of both classes
-with weight (a young leaf under ``nb_threshold``, one that has seen one class, another leaf
-type or splitter) is compiled by :func:`.compiled_tree.leaf_score`, River's answer.
+Gaussian has no variance yet adds nothing for that attribute; an attribute whose term is
+not finite here (a value so far out that a square overflows) is taken through River's own
+expression, which skips a ``-inf`` and raises where River's square raises. A leaf that is
+not a naive-Bayes leaf of both classes with weight (a young leaf under ``nb_threshold``, one
+that has seen one class, another leaf type or splitter) is compiled by
+:func:`.compiled_tree.leaf_score`, River's answer.
 """
 
 from __future__ import annotations
@@ -41,9 +42,6 @@ from streamlearn.models.compiled_tree import (
     likelihood_term,
     naive_bayes_splitters,
 )
-
-SQUARE_SAFE = 1e150
-"""Values within ±this have a finite square after centring (River's means are far smaller)."""
 
 GaussianNumbers = tuple[float, float, float] | None
 """A class's Gaussian as :func:`.compiled_tree.likelihood_term` gives it."""
@@ -105,12 +103,13 @@ def _log_odds(stats: Mapping[Any, float], splitters: Mapping[Any, Any]) -> LeafS
         for attribute, mu_1, inverse_1, mu_0, inverse_0, constant, positive, negative in gaussians:
             if attribute in x:
                 value = x[attribute]
-                if -SQUARE_SAFE < value < SQUARE_SAFE:
-                    d_1 = value - mu_1
-                    d_0 = value - mu_0
-                    margin += d_1 * d_1 * inverse_1 - d_0 * d_0 * inverse_0 + constant
-                else:
-                    margin += _far(value, positive) - _far(value, negative)
+                d_1 = value - mu_1
+                d_0 = value - mu_0
+                term = d_1 * d_1 * inverse_1 - d_0 * d_0 * inverse_0 + constant
+                if term - term == 0.0:  # finite
+                    margin += term
+                else:  # a square or a product overflowed: River's expression decides
+                    margin += _rivers_term(value, positive) - _rivers_term(value, negative)
         for attribute, differences in nominals:
             if attribute in x:
                 margin += differences.get(x[attribute], 0.0)
@@ -130,9 +129,10 @@ def _quadratic(numbers: GaussianNumbers) -> tuple[float, float, float]:
     return mu, 1.0 / minus_two_variance, -HALF_LOG_TAU - half_log_variance
 
 
-def _far(value: float, numbers: GaussianNumbers) -> float:
-    """A class's term for a value whose square may overflow, by River's expression: ``0``
-    for none or ``-inf``, an ``OverflowError`` where River raises one."""
+def _rivers_term(value: float, numbers: GaussianNumbers) -> float:
+    """A class's term by River's expression, for a value whose term is not finite here:
+    ``0`` for no Gaussian or a ``-inf`` (River skips it), an ``OverflowError`` where
+    River's square raises one."""
     if numbers is None:
         return 0.0
     mu, minus_two_variance, half_log_variance = numbers
