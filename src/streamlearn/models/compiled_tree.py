@@ -9,13 +9,15 @@ needs (a Gaussian's mean, ``-2 variance`` and ``0.5 log variance``; a nominal at
 log-probability per value). A prediction then adds the same terms in the same order with
 the same operations (``(x - mu) ** 2 / (-2 variance) - HALF_LOG_TAU - 0.5 log variance``,
 each intermediate the same double), so the score is River's to the last bit. The path to
-the leaf is River's own ``traverse``; a leaf that does not predict with naive Bayes (a
-young one under ``nb_threshold``, a deactivated one, another leaf type) is asked for its
-own ``prediction``.
+the leaf is compiled too (:func:`compiled_path`: River's branch tests and its rule for a
+missing feature, walked in one loop instead of a generator per level); a leaf that does
+not predict with naive Bayes (a young one under ``nb_threshold``, a deactivated one,
+another leaf type) is asked for its own ``prediction``.
 
-Only for trees that no longer learn (what workers serve, and the copies a
-``TrailingAverage`` keeps): the compiled leaves would not see what a tree learned after.
-Measured on a grown ``ctr_tree`` tree: 9.0 µs per prediction against River's 24.9 µs.
+Only for trees that no longer learn (what workers serve): the compiled path and leaves
+would not see what a tree learned after. Measured on a grown ``ctr_tree`` tree: 9.0 µs
+per prediction against River's 24.9 µs with River's path; the compiled path takes
+0.6-1.1 µs where River's takes 1.9-3.5 µs (four levels).
 """
 
 from __future__ import annotations
