@@ -16,15 +16,9 @@ from streamlearn.models.inheriting_tree import (
 )
 from streamlearn.models.safe_pickle import dumps, loads
 from streamlearn.models.specs import get_spec
+from tests.tree_inputs import tree_stream
 
 pytestmark = pytest.mark.unit
-
-
-def _stream(n: int, seed: int = 11) -> list[tuple[dict[Any, Any], bool]]:
-    # The ctr_tree spec's inputs as its tree sees them (after its feature transforms).
-    spec = get_spec("ctr_tree")
-    transform = next(iter(spec.new_model(0).steps.values()))
-    return [(transform.transform_one(x), y >= 0.5) for x, y in training_stream(spec, n, seed)]
 
 
 def _trees(**kwargs: Any) -> tuple[Any, Any]:
@@ -41,7 +35,7 @@ def _leaf(model: Any, x: dict[Any, Any]) -> Any:
 
 def test_a_new_leaf_ranks_with_its_parents_likelihoods_where_rivers_gives_one_score() -> None:
     plain, inheriting = _trees()
-    for x, y in _stream(8000):
+    for x, y in tree_stream(8000):
         plain.learn_one(x, y)
         inheriting.learn_one(x, y)
         young = [
@@ -51,7 +45,7 @@ def test_a_new_leaf_ranks_with_its_parents_likelihoods_where_rivers_gives_one_sc
             break
     else:
         pytest.fail("the tree never split")
-    probe = [x for x, _ in _stream(2000, seed=12) if _leaf(inheriting, x) is young[0]]
+    probe = [x for x, _ in tree_stream(2000, seed=12) if _leaf(inheriting, x) is young[0]]
     assert len(probe) > 10
     rivers = {round(plain.predict_proba_one(x)[True], 12) for x in probe}
     ours = {round(inheriting.predict_proba_one(x)[True], 12) for x in probe}
@@ -69,13 +63,13 @@ def _structure(model: Any) -> list[tuple[Any, ...]]:
 
 def test_it_grows_the_same_tree_and_grown_leaves_predict_as_rivers() -> None:
     plain, inheriting = _trees()
-    for x, y in _stream(8000):
+    for x, y in tree_stream(8000):
         plain.learn_one(x, y)
         inheriting.learn_one(x, y)
     assert inheriting.n_nodes > 3
     assert _structure(inheriting) == _structure(plain)
     grown = 0
-    for x, _ in _stream(500, seed=13):
+    for x, _ in tree_stream(500, seed=13):
         if getattr(_leaf(inheriting, x), "inherited", None) is None:
             grown += 1
             assert inheriting.predict_proba_one(x) == plain.predict_proba_one(x)
@@ -84,7 +78,7 @@ def test_it_grows_the_same_tree_and_grown_leaves_predict_as_rivers() -> None:
 
 def test_a_leaf_stops_inheriting_after_its_own_grace_period() -> None:
     _, inheriting = _trees(grace_period=100)
-    for x, y in _stream(6000):
+    for x, y in tree_stream(6000):
         inheriting.learn_one(x, y)
         for leaf in inheriting._root.iter_leaves():
             if isinstance(leaf, InheritingNaiveBayesLeaf):
@@ -108,7 +102,7 @@ def _young(model: Any) -> list[InheritingNaiveBayesLeaf]:
 
 def test_it_round_trips_through_the_safe_unpickler_sharing_what_siblings_share() -> None:
     _, inheriting = _trees()
-    for x, y in _stream(8000):
+    for x, y in tree_stream(8000):
         inheriting.learn_one(x, y)
         if len(_young(inheriting)) >= 2:
             break
@@ -120,7 +114,7 @@ def test_it_round_trips_through_the_safe_unpickler_sharing_what_siblings_share()
     assert len(again) == len(young)
     assert again[0].inherited is again[1].inherited
     assert dumps(loaded) == dumps(inheriting)
-    probe = [x for x, _ in _stream(500, seed=14)]
+    probe = [x for x, _ in tree_stream(500, seed=14)]
     assert [loaded.predict_proba_one(x) for x in probe] == [
         inheriting.predict_proba_one(x) for x in probe
     ]

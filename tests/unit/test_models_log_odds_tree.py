@@ -16,22 +16,14 @@ from river.tree.nodes.branch import (
 )
 from river.tree.nodes.htc_nodes import LeafMajorityClass
 
-from streamlearn.models.checks import training_stream
 from streamlearn.models.compiled_tree import compiled_path
 from streamlearn.models.features import SeededGaussianSplitter
 from streamlearn.models.inheriting_tree import InheritingHoeffdingTreeClassifier
 from streamlearn.models.log_odds_tree import log_odds_leaf, log_odds_tree
 from streamlearn.models.safe_pickle import dumps, loads
-from streamlearn.models.specs import get_spec
+from tests.tree_inputs import tree_stream
 
 pytestmark = pytest.mark.unit
-
-
-def _stream(n: int, seed: int = 11) -> list[tuple[dict[Any, Any], bool]]:
-    # The ctr_tree spec's inputs as its tree sees them (after its feature transforms).
-    spec = get_spec("ctr_tree")
-    transform = next(iter(spec.new_model(0).steps.values()))
-    return [(transform.transform_one(x), y >= 0.5) for x, y in training_stream(spec, n, seed)]
 
 
 @functools.cache
@@ -39,7 +31,7 @@ def _grown(examples: int) -> InheritingHoeffdingTreeClassifier:
     tree = InheritingHoeffdingTreeClassifier(
         grace_period=200, leaf_prediction="nb", splitter=SeededGaussianSplitter(seed=0)
     )
-    for x, y in _stream(examples):
+    for x, y in tree_stream(examples):
         tree.learn_one(x, y)
     return tree
 
@@ -47,7 +39,7 @@ def _grown(examples: int) -> InheritingHoeffdingTreeClassifier:
 def _probes() -> list[dict[Any, Any]]:
     """The world's inputs, the same with features left out, and unseen categories."""
     rng = random.Random(5)
-    probes = [x for x, _ in _stream(1500, seed=12)]
+    probes = [x for x, _ in tree_stream(1500, seed=12)]
     for x in probes[:500]:
         probes.append({key: value for key, value in x.items() if rng.random() < 0.6})
         probes.append({**x, "category": "never seen", "loyalty": "platinum"})
@@ -93,7 +85,7 @@ def test_a_leaf_it_does_not_cover_gets_rivers_answer() -> None:
 def test_extreme_values_neither_overflow_nor_differ_from_river() -> None:
     tree = _grown(5000)
     score = log_odds_tree(tree)
-    base = _stream(1, seed=12)[0][0]
+    base = tree_stream(1, seed=12)[0][0]
     # (model_input drops NaN and infinities before a model sees them; River skips them.)
     for value in (1e100, -1e100, 1e149, float("nan"), float("inf"), float("-inf")):
         x = {**base, "price": value}

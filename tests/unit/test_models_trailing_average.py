@@ -9,24 +9,16 @@ from typing import Any
 import pytest
 
 from streamlearn.models import frozen_copy
-from streamlearn.models.checks import training_stream
 from streamlearn.models.exceptions import ForbiddenClass, UndecodableSnapshot
 from streamlearn.models.features import SeededGaussianSplitter
 from streamlearn.models.frozen_copy import LOADED_COPIES_KEPT, FrozenCopy, loaded_copy
 from streamlearn.models.inheriting_tree import InheritingHoeffdingTreeClassifier
 from streamlearn.models.log_odds_tree import log_odds_tree
 from streamlearn.models.safe_pickle import dumps, loads
-from streamlearn.models.specs import get_spec
 from streamlearn.models.trailing_average import TrailingAverage, mean_probability
+from tests.tree_inputs import tree_stream
 
 pytestmark = pytest.mark.unit
-
-
-def _stream(n: int, seed: int = 11) -> list[tuple[dict[Any, Any], bool]]:
-    # The ctr_tree spec's inputs as its tree sees them (after its feature transforms).
-    spec = get_spec("ctr_tree")
-    transform = next(iter(spec.new_model(0).steps.values()))
-    return [(transform.transform_one(x), y >= 0.5) for x, y in training_stream(spec, n, seed)]
 
 
 def _tree() -> InheritingHoeffdingTreeClassifier:
@@ -43,7 +35,7 @@ def test_a_copy_is_frozen_every_n_examples_and_only_the_last_ones_are_kept() -> 
     averaged = TrailingAverage(_tree(), every=500, keep=2)
     alone = _tree()
     taken: list[int] = []
-    for n, (x, y) in enumerate(_stream(3000), start=1):
+    for n, (x, y) in enumerate(tree_stream(3000), start=1):
         averaged.learn_one(x, y)
         alone.learn_one(x, y)
         if n % 500 == 0:
@@ -59,14 +51,14 @@ def test_a_copy_is_frozen_every_n_examples_and_only_the_last_ones_are_kept() -> 
 
 def test_frozen_copies_do_not_learn_and_the_probability_is_the_members_mean() -> None:
     averaged = TrailingAverage(_tree(), every=1000, keep=3)
-    stream = _stream(5000)
+    stream = tree_stream(5000)
     for x, y in stream[:3000]:
         averaged.learn_one(x, y)
     oldest = dumps(averaged.members[1])
     for x, y in stream[3000:3999]:
         averaged.learn_one(x, y)
     assert dumps(averaged.members[1]) == oldest  # not taken yet: nothing moved it
-    probes = [x for x, _ in _stream(200, seed=12)]
+    probes = [x for x, _ in tree_stream(200, seed=12)]
     spread = 0.0
     for x in probes:
         members = [_p(member, x) for member in averaged.members]
@@ -80,12 +72,12 @@ def test_the_live_tree_is_asked_through_river_and_the_copies_through_their_log_o
     # The worker's scorer asks the copies the same way (tests/unit/test_serving_scoring.py),
     # so a served score is the learner's to the bit.
     averaged = TrailingAverage(_tree(), every=1000, keep=3)
-    for x, y in _stream(4000):
+    for x, y in tree_stream(4000):
         averaged.learn_one(x, y)
     live = averaged.classifier
     members = [lambda x: _p(live, x), *map(log_odds_tree, averaged.copies)]
     assert len(members) == 4
-    for x, _ in _stream(500, seed=15):
+    for x, _ in tree_stream(500, seed=15):
         assert _p(averaged, x) == mean_probability(members, x)
 
 
@@ -96,10 +88,10 @@ def test_a_version_moves_less_than_the_tree_alone_between_two_snapshots() -> Non
     # whole of the tree's step.
     averaged = TrailingAverage(_tree(), every=500, keep=6)
     alone = _tree()
-    probes = [x for x, _ in _stream(300, seed=13)]
+    probes = [x for x, _ in tree_stream(300, seed=13)]
     moved_alone = moved_averaged = 0.0
     before: tuple[list[float], list[float]] | None = None
-    for n, (x, y) in enumerate(_stream(12_000), start=1):
+    for n, (x, y) in enumerate(tree_stream(12_000), start=1):
         averaged.learn_one(x, y)
         alone.learn_one(x, y)
         if n % 150 == 0:
@@ -113,20 +105,20 @@ def test_a_version_moves_less_than_the_tree_alone_between_two_snapshots() -> Non
 
 def test_it_pickles_in_the_safe_form_and_replaying_the_examples_gives_the_same_bytes() -> None:
     first, second = TrailingAverage(_tree(), every=700, keep=3), TrailingAverage(_tree(), 700, 3)
-    for x, y in _stream(4000):
+    for x, y in tree_stream(4000):
         first.learn_one(x, y)
         second.learn_one(x, y)
     payload = dumps(first)
     assert payload == dumps(second)
     loaded = loads(payload)
     assert type(loaded) is TrailingAverage
-    for x, _ in _stream(100, seed=14):
+    for x, _ in tree_stream(100, seed=14):
         assert _p(loaded, x) == _p(first, x)
 
 
 def test_weights_pass_on_to_the_live_model() -> None:
     weighted, plain = TrailingAverage(_tree(), every=300, keep=1), _tree()
-    for x, y in _stream(1200):
+    for x, y in tree_stream(1200):
         weighted.learn_one(x, y, w=2.0)
         plain.learn_one(x, y, w=2.0)
     assert dumps(weighted.classifier) == dumps(plain)
@@ -140,7 +132,7 @@ def test_bad_parameters_are_refused(every: int, keep: int) -> None:
 
 def test_a_snapshot_holds_each_copy_pickled_once(monkeypatch: pytest.MonkeyPatch) -> None:
     averaged = TrailingAverage(_tree(), every=500, keep=3)
-    for x, y in _stream(2000):
+    for x, y in tree_stream(2000):
         averaged.learn_one(x, y)
     pickled: list[Any] = []
     real = frozen_copy.dumps
@@ -152,7 +144,7 @@ def test_a_snapshot_holds_each_copy_pickled_once(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(frozen_copy, "dumps", counting)
     first = dumps(averaged)
     assert len(pickled) == 3  # each copy, on its own
-    for x, y in _stream(600, seed=16):
+    for x, y in tree_stream(600, seed=16):
         averaged.learn_one(x, y)  # one copy more: the oldest goes
     second = dumps(averaged)
     assert len(pickled) == 4  # only the new copy is pickled again
@@ -164,7 +156,7 @@ def test_a_snapshot_holds_each_copy_pickled_once(monkeypatch: pytest.MonkeyPatch
 
 def test_versions_loaded_share_their_common_copies_and_compiled_probabilities() -> None:
     averaged = TrailingAverage(_tree(), every=500, keep=3)
-    stream = _stream(2400)
+    stream = tree_stream(2400)
     for x, y in stream[:2000]:
         averaged.learn_one(x, y)
     older = loads(dumps(averaged))
@@ -175,13 +167,13 @@ def test_versions_loaded_share_their_common_copies_and_compiled_probabilities() 
     for old, new in zip(older.copies, newer.copies, strict=True):
         assert old is new
     assert older.copy_probabilities == newer.copy_probabilities  # the same functions
-    for x, _ in _stream(100, seed=17):
+    for x, _ in tree_stream(100, seed=17):
         assert _p(newer, x) == _p(averaged, x)
 
 
 def test_a_copys_bytes_go_through_the_restricted_unpickler() -> None:
     averaged = TrailingAverage(_tree(), every=100, keep=1)
-    for x, y in _stream(100):
+    for x, y in tree_stream(100):
         averaged.learn_one(x, y)
     # A copy whose bytes would run os.system(...) when unpickled by pickle.loads.
     averaged._frozen[0] = FrozenCopy(averaged.copies[0], pickle.dumps(os.system))
