@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 from typing import Any
@@ -203,3 +204,15 @@ def test_a_process_keeps_a_bounded_number_of_loaded_copies() -> None:
 
 def _tree_with_grace(grace_period: int) -> InheritingHoeffdingTreeClassifier:
     return InheritingHoeffdingTreeClassifier(grace_period=grace_period + 1)
+
+
+def test_a_deepcopy_goes_through_the_payloads_and_is_the_same_model() -> None:
+    averaged = TrailingAverage(_tree(), every=100, keep=2)
+    for x, y in tree_stream(300):
+        averaged.learn_one(x, y)
+    twin = copy.deepcopy(averaged)
+    assert twin.classifier is not averaged.classifier
+    assert [type(member) for member in twin.copies] == [type(m) for m in averaged.copies]
+    assert dumps(twin) == dumps(averaged)
+    for x, _ in tree_stream(50, seed=18):
+        assert _p(twin, x) == _p(averaged, x)

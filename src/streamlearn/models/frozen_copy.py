@@ -65,12 +65,9 @@ class FrozenCopy:
         return self._probability
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Never pickled as an object (a TrailingAverage writes its copies' payloads); a
-        # deepcopy of one shares the frozen model.
+        # Never pickled as an object: a TrailingAverage writes its copies' payloads (and a
+        # deepcopy of one goes through that state too).
         raise TypeError("a FrozenCopy is pickled as its payload")
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenCopy:
-        return self
 
 
 _loaded: OrderedDict[bytes, FrozenCopy] = OrderedDict()

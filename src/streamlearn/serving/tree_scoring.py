@@ -71,15 +71,13 @@ def tree_scorer(spec: ModelSpec, model: Any) -> Scorer | None:
 
 
 def _raw_score(classifier: Any) -> LeafScore | None:
-    """The compiled probability of a Hoeffding tree or of a TrailingAverage of them."""
+    """The compiled probability of a Hoeffding tree or of a TrailingAverage of one."""
     if type(classifier) in TREES:
         return compiled_tree(classifier)
-    if type(classifier) is not TrailingAverage or any(
-        type(member) not in TREES for member in classifier.members
-    ):
+    if type(classifier) is not TrailingAverage or type(classifier.classifier) not in TREES:
         return None
     # The live tree as River answers it (the learner asks it through River), the copies as
-    # the learner asks them.
+    # the learner asks them (whatever model they are).
     members = (compiled_tree(classifier.classifier), *classifier.copy_probabilities)
 
     def average(x: Mapping[Any, Any]) -> float:
