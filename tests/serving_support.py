@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from streamlearn.kafka_local import free_port
 from streamlearn.models import SPECS, ModelSpec, build_snapshot, load_model
@@ -19,9 +20,18 @@ from streamlearn.models.snapshot import LoadedModel
 from streamlearn.models.synthetic import ClickWorld
 from streamlearn.serde import RegistryClient
 from streamlearn.serving import SERVING, create_serving_app
+from streamlearn.serving.shortcut import ServingRunner
 from streamlearn.settings import Settings
 
 KEY = "serving-test-key"
+
+
+class WorkerTestServer(TestServer):
+    """aiohttp's ``TestServer`` running the app as ``streamlearn serve`` does: with a
+    :class:`ServingRunner`, whose server answers predictions before the router."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        return ServingRunner(self.app, **kwargs)
 
 
 @functools.cache

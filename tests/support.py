@@ -241,10 +241,13 @@ def flush_events(
 
 async def serve_app(app: Any) -> tuple[Any, str]:
     """An aiohttp application served on a free loopback port: (runner, base URL); the
-    caller cleans the runner up."""
+    caller cleans the runner up. A prediction worker's app is served as ``serve`` serves
+    it (predictions before the router); any other app as ``web.AppRunner`` serves it."""
     from aiohttp import web
 
-    runner = web.AppRunner(app)
+    from streamlearn.serving.shortcut import ServingRunner
+
+    runner = ServingRunner(app)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -54,19 +54,28 @@ def bearer_header(token: str | None) -> dict[str, str]:
     return {} if token is None else {"Authorization": f"Bearer {token}"}
 
 
+def token_secrets(tokens: Iterable[SecretStr]) -> list[bytes]:
+    """What :func:`bearer_accepted` compares a request's token with."""
+    return [t.get_secret_value().encode() for t in tokens]
+
+
+def bearer_accepted(request: web.BaseRequest, secrets: Iterable[bytes]) -> bool:
+    """Whether ``request`` carries ``Authorization: Bearer <one of secrets>``."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and _matches(token.strip(), secrets)
+
+
 def bearer_tokens(tokens: Iterable[SecretStr], guarded: Guarded) -> Middleware:
     """Requests ``guarded`` selects need ``Authorization: Bearer <one of tokens>``."""
-    secrets = [t.get_secret_value().encode() for t in tokens]
+    secrets = token_secrets(tokens)
 
     @web.middleware
     async def require_bearer(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if guarded(request):
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not _matches(token.strip(), secrets):
-                raise web.HTTPUnauthorized(
-                    reason="a valid bearer token is required (Authorization: Bearer <token>)",
-                    headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
-                )
+        if guarded(request) and not bearer_accepted(request, secrets):
+            raise web.HTTPUnauthorized(
+                reason="a valid bearer token is required (Authorization: Bearer <token>)",
+                headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
+            )
         return await handler(request)
 
     return require_bearer

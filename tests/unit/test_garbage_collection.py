@@ -85,13 +85,13 @@ def test_a_prediction_worker_settles_the_heap_before_it_serves(
 
     seen: dict[str, Any] = {}
 
-    def run_app(app: web.Application, **kwargs: Any) -> None:
+    def serve(app: web.Application, **kwargs: Any) -> None:
         seen["threshold"] = gc.get_threshold()[0]
         seen["frozen"] = gc.get_freeze_count()
         kwargs["loop"].close()
 
     gc.unfreeze()
-    monkeypatch.setattr(runner.web, "run_app", run_app)
+    monkeypatch.setattr(runner, "serve_until_stopped", serve)
     runner.run_worker(web.Application(), host="127.0.0.1", port=0)
     assert seen["threshold"] == garbage_collection.YOUNG_THRESHOLD
     assert seen["frozen"] > 0

@@ -22,7 +22,7 @@ from streamlearn.serving import SERVING, create_serving_app
 from streamlearn.serving.experiments import Arm, Experiment
 from streamlearn.serving.validation import MAX_FEATURES, MAX_INSTANCE_BYTES, MAX_TEXT_CHARS
 from streamlearn.settings import Settings
-from tests.serving_support import instances, loaded
+from tests.serving_support import WorkerTestServer, instances, loaded
 
 
 @pytest.fixture
@@ -37,9 +37,14 @@ def app(settings: Settings) -> web.Application:
     return create_serving_app(settings, kafka=False)
 
 
-@pytest.fixture
-async def client(app: web.Application) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(app)) as client:
+@pytest.fixture(params=["router", "shortcut"])
+async def client(
+    app: web.Application, request: pytest.FixtureRequest
+) -> AsyncIterator[TestClient[Any, Any]]:
+    """The app behind aiohttp's own runner (every request through the router) and behind
+    the worker's (``serve``: predictions answered before the router): the same answers."""
+    server = TestServer(app) if request.param == "router" else WorkerTestServer(app)
+    async with TestClient(server) as client:
         yield client
 
 
@@ -318,7 +323,7 @@ async def test_an_instance_whose_record_kafka_would_refuse_is_a_413_not_a_lost_r
     PredictionServed record, over the producer's 1,000,000-byte message limit, was
     dropped: a prediction never logged nor learned from."""
     settings = Settings(models=["ctr"], serve_max_body_bytes=4 * 1024 * 1024)
-    async with TestClient(TestServer(create_serving_app(settings, kafka=False))) as client:
+    async with TestClient(WorkerTestServer(create_serving_app(settings, kafka=False))) as client:
         [small] = instances(1)
         big = {**small, "features": {**small["features"], **_notes(MAX_INSTANCE_BYTES)}}
         status, body = await _predict(client, big)
@@ -396,7 +401,7 @@ def test_without_api_tokens_the_app_runs_no_middleware() -> None:
 
 async def test_with_api_tokens_refusals_and_unknown_paths_are_json() -> None:
     app = create_serving_app(Settings(serve_api_tokens=[SecretStr("t")]), kafka=False)
-    async with TestClient(TestServer(app)) as client:
+    async with TestClient(WorkerTestServer(app)) as client:
         refused = await client.post("/v1/models/ctr:predict", json=instances(1)[0])
         assert refused.status == 401
         assert "Bearer" in refused.headers["WWW-Authenticate"]
@@ -415,7 +420,7 @@ async def test_every_refusal_is_counted_by_its_status() -> None:
     authentication could be neither seen nor alerted on."""
     app = create_serving_app(Settings(serve_api_tokens=[SecretStr("t")]), kafka=False)
     headers = {"Authorization": "Bearer t"}
-    async with TestClient(TestServer(app)) as client:
+    async with TestClient(WorkerTestServer(app)) as client:
         assert (await client.post("/v1/models/ctr:predict", json={})).status == 401
         assert (await client.get("/v1/models/ctr:predict", headers=headers)).status == 405
         assert (await client.get("/nowhere", headers=headers)).status == 404
@@ -539,7 +544,7 @@ async def test_what_a_client_could_grow_models_and_monitors_with_is_422_naming_i
     settings = Settings(models=["ctr"], serve_max_body_bytes=4 * 1024 * 1024)
     app = create_serving_app(settings, kafka=False)
     app[SERVING].store.put(loaded(1))
-    async with TestClient(TestServer(app)) as client:
+    async with TestClient(WorkerTestServer(app)) as client:
         await _grown_inputs_are_refused(client)
 
 

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -17,7 +18,7 @@ from aiohttp import web
 
 from streamlearn.kafka_local import free_port
 from streamlearn.serving import create_serving_app
-from streamlearn.serving.runner import check_bindable, run_workers
+from streamlearn.serving.runner import check_bindable, run_worker, run_workers
 from streamlearn.settings import Settings
 
 
@@ -209,3 +210,45 @@ def _ready(port: int) -> bool:
         return _get(port, "/readyz")[0] == 200
     except OSError:
         return False
+
+
+def _run_one(port: int, stopped: str) -> None:
+    app = _app()
+
+    async def mark_stopped(app: web.Application) -> AsyncIterator[None]:
+        yield
+        Path(stopped).write_text("cleaned up")  # what a worker's telemetry flush is
+
+    app.cleanup_ctx.append(mark_stopped)
+    run_worker(app, host="127.0.0.1", port=port, print=Path(f"{stopped}.said").write_text)
+
+
+def test_one_worker_answers_through_its_shortcut_and_stops_gracefully_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    port, stopped = free_port(), tmp_path / "stopped"
+    worker = multiprocessing.get_context("fork").Process(target=_run_one, args=(port, stopped))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while _pid(port) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        body = orjson.dumps({"instances": [{"user_id": "u", "features": {}}]})
+        connection.request("POST", "/v1/models/ctr:predict", body=body)
+        answer = connection.getresponse()
+        assert answer.status == 200
+        assert orjson.loads(answer.read())["predictions"][0]["degraded_reason"] == "no_model"
+        connection.close()
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGTERM)
+        worker.join(20)
+        assert worker.exitcode == 0
+        assert stopped.read_text() == "cleaned up"
+        # aiohttp's start message, which `serve`'s caller reads the port from.
+        said = Path(f"{stopped}.said").read_text()
+        url = f"http://127.0.0.1:{port}"
+        assert said == f"======== Running on {url} ========\n(Press CTRL+C to quit)"
+    finally:
+        if worker.is_alive():
+            worker.kill()

@@ -33,20 +33,23 @@ def error_response(status: int, problem: str, field: str | None) -> web.Response
     return json_response({"error": problem, "field": field}, status=status)
 
 
-def answer_error(request: web.Request, exc: Exception) -> web.Response:
+def answer_error(
+    request: web.Request, exc: Exception, serving: Serving | None = None
+) -> web.Response:
     """``exc``, raised while handling ``request``, as a JSON error response (a client
     mistake named by its field; anything else a logged 500). An HTTP exception under 400 (a
-    redirect) is raised again."""
+    redirect) is raised again. ``serving``: the worker's state, for a request the router
+    did not see (``request.app`` is the router's answer); else the request's app's."""
     if isinstance(exc, InvalidRequest):
-        request.app[SERVING].metrics.refused.labels(status=str(exc.status)).inc()
+        (serving or request.app[SERVING]).metrics.refused.labels(status=str(exc.status)).inc()
         return error_response(exc.status, exc.problem, exc.field)
     if isinstance(exc, UnreadableBodyError):
-        request.app[SERVING].metrics.refused.labels(status=str(exc.status)).inc()
+        (serving or request.app[SERVING]).metrics.refused.labels(status=str(exc.status)).inc()
         unreadable = error_response(exc.status, str(exc), exc.field)
         unreadable.force_close()
         return unreadable
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        serving = request.app[SERVING]
+        serving = serving or request.app[SERVING]
         serving.metrics.refused.labels(status="413").inc()
         limit = serving.settings.serve_max_body_bytes
         return error_response(413, f"request body over {limit} bytes", "body")
@@ -54,7 +57,7 @@ def answer_error(request: web.Request, exc: Exception) -> web.Response:
         if exc.status < 400:
             raise exc
         # The router's 404/405 and the token check's 401 (WWW-Authenticate kept below).
-        counting = request.app.get(SERVING)
+        counting = serving or request.app.get(SERVING)
         if counting is not None:
             counting.metrics.refused.labels(status=str(exc.status)).inc()
         field = "Authorization" if exc.status == 401 else None
@@ -118,10 +121,15 @@ def _known(serving: Serving, name: str) -> None:
 
 
 async def predict(request: web.Request) -> web.Response:
+    """The predict route, when the Application's router found it (see
+    :mod:`streamlearn.serving.shortcut` for the way most predictions come)."""
+    return await answer_predict(request.app[SERVING], request, request.match_info["name"])
+
+
+async def answer_predict(serving: Serving, request: web.Request, name: str) -> web.Response:
+    """``POST /v1/models/{name}:predict``: the answer, errors included (as JSON)."""
     started = time.perf_counter()
     try:
-        serving = request.app[SERVING]
-        name = request.match_info["name"]
         _known(serving, name)
         raw = await read_body(request)
         # Strings for features read as numbers are refused while parsing (one pass); no
@@ -138,7 +146,7 @@ async def predict(request: web.Request) -> web.Response:
         serving.latency(name).observe(time.perf_counter() - started)
         return response
     except Exception as exc:  # answered here: the predict path runs no middleware
-        return answer_error(request, exc)
+        return answer_error(request, exc, serving)
 
 
 def _iso(ts: float) -> str:

@@ -18,7 +18,7 @@ from aiohttp.typedefs import Middleware
 
 import streamlearn
 from streamlearn.exceptions import ConfigurationError
-from streamlearn.http_auth import bearer_tokens
+from streamlearn.http_auth import bearer_tokens, token_secrets
 from streamlearn.kafka_clients import refuse_a_refused_login
 from streamlearn.models.configured import configured_specs
 from streamlearn.models.exceptions import SnapshotRejected
@@ -30,6 +30,7 @@ from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.serving.models import ModelStore, StateFollower
 from streamlearn.serving.openapi import openapi_document
 from streamlearn.serving.predictor import Predictor
+from streamlearn.serving.shortcut import PREDICT_SHORTCUT, PredictShortcut
 from streamlearn.serving.state import SERVING, Serving
 from streamlearn.serving.telemetry import TelemetrySink
 from streamlearn.settings import Settings
@@ -88,6 +89,10 @@ def create_serving_app(
         openapi=openapi_document(settings),
     )
     app[SERVING] = serving
+    # Run by ServingRunner (`serve`), predictions skip the router; the route stays for
+    # other servers (tests' TestServer) and for paths the shortcut leaves to the router.
+    secrets = token_secrets(settings.serve_api_tokens) if settings.serve_api_tokens else None
+    app[PREDICT_SHORTCUT] = PredictShortcut(serving, secrets, tuple(middlewares))
     app.router.add_post("/v1/models/{name}:predict", api.predict)
     app.router.add_get("/v1/models", api.json_errors(api.list_models))
     # Not a name with ':': GET of /v1/models/ctr:predict is the predict route's 405.

@@ -4,7 +4,9 @@
 processes on one port. It runs the app on uvloop when uvloop is
 installed (about 20 µs less CPU per request than asyncio's default loop for a handler answering
 a constant on the benchmark machine, a third of aiohttp's own cost for a small request) and on
-asyncio's loop otherwise, with the same behaviour: handlers, signals and shutdown are aiohttp's.
+asyncio's loop otherwise, with the same behaviour: handlers, signals and shutdown are aiohttp's
+(``web.run_app``'s, with :class:`~streamlearn.serving.shortcut.ServingRunner` as the runner:
+its server answers predictions before the Application's router).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import signal
 import socket
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 from types import FrameType
 
@@ -27,6 +30,7 @@ from aiohttp import web
 
 from streamlearn.garbage_collection import settle_long_lived_heap
 from streamlearn.listen_errors import bind_error
+from streamlearn.serving.shortcut import ServingRunner
 from streamlearn.stacks_on_signal import STACKS_SIGNAL, write_stacks_on_signal
 
 log = logging.getLogger(__name__)
@@ -65,10 +69,79 @@ def run_worker(
     # telemetry drain has encoded them, and with Python's threshold (700) the collector
     # scanned them over and over (batches of 32: 16.5 -> 15.9 us of CPU per prediction).
     settle_long_lived_heap()
-    web.run_app(
-        app, host=host, port=port, print=print, access_log=access_log, loop=loop,
-        reuse_port=reuse_port or None, ssl_context=ssl_context,
-    )  # fmt: skip
+    listener = Listener(host, port, print, access_log, reuse_port or None, ssl_context)
+    serve_until_stopped(app, loop=loop, listener=listener)
+
+
+@dataclass(frozen=True)
+class Listener:
+    """Where and how a worker listens, and what it says once it does."""
+
+    host: str
+    port: int
+    print: Callable[..., None] | None
+    access_log: logging.Logger | None
+    reuse_port: bool | None
+    ssl_context: ssl.SSLContext | None
+
+
+def serve_until_stopped(
+    app: web.Application, *, loop: asyncio.AbstractEventLoop, listener: Listener
+) -> None:
+    """What ``web.run_app`` does (SIGINT and SIGTERM end it gracefully: the app's cleanup
+    runs; then the loop's other tasks are cancelled and the loop closed), run by a
+    :class:`~streamlearn.serving.shortcut.ServingRunner`, whose server answers predictions
+    before the router (``run_app`` takes no runner of another class)."""
+    asyncio.set_event_loop(loop)
+    main = loop.create_task(_serve(app, listener))
+    try:
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        try:
+            if not main.done():
+                main.cancel()  # its cleanup (the app's shutdown) runs to the end
+                with contextlib.suppress(asyncio.CancelledError):
+                    loop.run_until_complete(main)
+        finally:
+            _cancel_left_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+
+async def _serve(app: web.Application, listener: Listener) -> None:
+    # run_app's defaults: signals handled, idle connections closed after 75 s.
+    runner = ServingRunner(
+        app, handle_signals=True, access_log=listener.access_log, keepalive_timeout=75.0
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(
+            runner, listener.host, listener.port, ssl_context=listener.ssl_context,
+            reuse_port=listener.reuse_port,
+        )  # fmt: skip
+        await site.start()
+        if listener.print:  # aiohttp's message: `serve`'s caller reads the port in it
+            names = ", ".join(sorted(str(s.name) for s in runner.sites))
+            listener.print(f"======== Running on {names} ========\n(Press CTRL+C to quit)")
+        await asyncio.Event().wait()  # until a signal raises GracefulExit
+    finally:
+        await runner.cleanup()
+
+
+def _cancel_left_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still on ``loop`` and let them finish; report any that failed."""
+    left = asyncio.all_tasks(loop)
+    for task in left:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+    for task in left:
+        if not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler(
+                {"message": "unhandled exception while stopping", "exception": task.exception(),
+                 "task": task}
+            )  # fmt: skip
 
 
 def check_bindable(host: str, port: int, *, reuse_port: bool = True) -> None:
