@@ -544,3 +544,23 @@ def test_a_crawlers_impressions_and_clicks_are_not_learned_from() -> None:
     h.advance(2000)
     assert sorted(e["request_id"] for e in h.examples) == ["r2", "s0", "s1", "s2"]
     assert h.counts["unseen"] >= 1
+
+
+def test_a_crawler_s_feedback_delivered_twice_counts_once() -> None:
+    """Kafka delivers at least once: a crawler's impression read twice (a redelivery after
+    a restart) was counted twice as crawler_feedback, whether its prediction came first
+    or not. Its event id is remembered as any feedback's is."""
+    h = Harness()
+    h.pred(prediction("r1"))
+    seen = feedback("r1", "impression", 1, user_agent=GOOGLEBOT)
+    assert h.fb(seen) == []
+    assert h.fb(seen) == []
+    early = feedback("r2", "impression", 2, user_agent=GOOGLEBOT)
+    assert h.fb(early) == []
+    assert h.fb(early) == []
+    h.pred(prediction("r2", 1))
+    assert h.counts["crawler_feedback"] == 2
+    assert h.counts["duplicate_feedback"] == 2
+    h.advance(5000)
+    assert h.examples == []  # both predictions stay unseen
+    assert h.counts["unseen"] == 2

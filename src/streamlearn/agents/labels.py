@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, Literal
 
 from streamlearn.agents.label_entries import (
     MAX_EVENT_IDS,
@@ -220,29 +220,55 @@ class LabelJoiner:
             # it. A crawler rendering pages (the tag's impressions) is not a person: its
             # prediction stays unseen, as if nobody saw it. Only browser-like user agents:
             # servers forward feedback with their own HTTP stack's.
-            self.counters.crawler_feedback += 1
+            self._take_crawler_feedback(request_id, event_id, received_ms)
             return self._close_due(self._feedback_time())
         example = self._take_feedback(request_id, event_id, received_ms, feedback)
         emitted = [] if example is None else [example]
         return emitted + self._close_due(self._feedback_time())
 
-    def _take_feedback(
-        self, request_id: str, event_id: str, received_ms: int, feedback: Mapping[str, Any]
-    ) -> Example | None:
+    def _noted(
+        self, request_id: str, event_id: str, received_ms: int
+    ) -> tuple[Entry, int | None] | Literal["late", "duplicate"]:
+        """The entry feedback ``event_id`` of ``request_id`` goes to (a new one, held for
+        its prediction, if there is none yet) with its due time before, the id noted in
+        it; or why there is none: too late for any prediction, or a redelivery (counted)."""
         entry = self.state.get(request_id)
         before = None if entry is None else entry["due"]
         if entry is None:
             orphaned_at = received_ms + self.max_horizon_ms + self.lateness_ms
             if orphaned_at <= self._predictions_time():
-                self.counters.late_feedback += 1
-                return None
+                return "late"
             entry = new_entry()
             entry["due"] = orphaned_at
         if event_id in entry["ids"]:
             self.counters.duplicate_feedback += 1
-            return None
+            return "duplicate"
         if len(entry["ids"]) < MAX_EVENT_IDS:
             entry["ids"].append(event_id)
+        return entry, before
+
+    def _take_crawler_feedback(self, request_id: str, event_id: str, received_ms: int) -> None:
+        """Count a crawler's feedback once per event id: its id is remembered like any
+        feedback's, so a redelivery is a duplicate (only a late one, which has no entry to
+        remember it in, could count twice)."""
+        noted = self._noted(request_id, event_id, received_ms)
+        if noted == "duplicate":
+            return
+        self.counters.crawler_feedback += 1
+        if noted != "late":
+            entry, before = noted
+            self._store(request_id, entry, before)
+
+    def _take_feedback(
+        self, request_id: str, event_id: str, received_ms: int, feedback: Mapping[str, Any]
+    ) -> Example | None:
+        noted = self._noted(request_id, event_id, received_ms)
+        if noted == "late":
+            self.counters.late_feedback += 1
+            return None
+        if noted == "duplicate":
+            return None
+        entry, before = noted
         kind = str(feedback["kind"])
         value = feedback.get("value")
         client_ms = epoch_millis(feedback["client_ts"])
