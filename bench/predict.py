@@ -269,6 +269,7 @@ def freshness(
             if time.perf_counter() - began > 10:
                 raise SystemExit(f"v{version} not served after 10 s")
             time.sleep(0.002)
+    producer.close()
     return took
 
 
@@ -412,6 +413,9 @@ def main() -> int:
             )  # fmt: skip
             producer.produce(prefix + "model.state", key=name.encode(), value=serde.encode(record))
         producer.flush(10)
+        # Closed now: a client left open kept trying the broker once the bench stopped it
+        # (librdkafka's "Connection refused" lines after the last figures).
+        producer.close()
         publish_experiment(
             settings, registry,
             EXPERIMENT,
