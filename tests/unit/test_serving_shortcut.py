@@ -213,3 +213,10 @@ async def test_the_runner_installs_it_only_on_an_app_as_it_was_made() -> None:
     signalled.on_response_prepare.append(prepare)
     assert not await _installed(signalled)
     assert not await _installed(web.Application())
+
+
+def test_the_api_s_tokens_are_not_in_what_it_shows_of_itself() -> None:
+    settings = Settings(models=["ctr"], serve_api_tokens=[SecretStr("s3cret-token")])
+    shortcut = create_serving_app(settings, kafka=False)[PREDICT_SHORTCUT]
+    assert shortcut.secrets == [b"s3cret-token"]
+    assert "s3cret" not in repr(shortcut)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from aiohttp import hdrs, web
@@ -48,7 +48,7 @@ class PredictShortcut:
     they would have: the tokens)."""
 
     serving: Serving
-    secrets: list[bytes] | None
+    secrets: list[bytes] | None = field(repr=False)  # never in a log line
     middlewares: tuple[Middleware, ...]
 
     def handler(self, through_app: ServerHandler) -> ServerHandler:
