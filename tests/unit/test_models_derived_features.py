@@ -72,7 +72,7 @@ def test_the_click_specs_pickle_their_transforms_and_load_through_the_safe_unpic
     # 2: the derived features came; ctr_tree 3: its calibration, 4: its inheriting leaves,
     # 5: the forgetting Platt map on its calibration, 6: the average over its recent
     # states, 7: those copies asked through their log-odds form.
-    assert spec.revision == {"ctr": 2, "ctr_tree": 7}[name]
+    assert spec.revision == {"ctr": 2, "ctr_tree": 8}[name]
     assert "DerivedFeatures(log=price" in spec.describe()
     model = spec.new_model(0)
     x = model_input({"price": 12.5, "hour": 3, "category": "food"}, {"placement": "side"})

@@ -160,3 +160,50 @@ def test_a_snapshot_written_before_seeded_gaussians_still_loads() -> None:
     assert type(old) is proba.Gaussian
     assert old.mu == 1.5
     assert old._rng.getstate() == state
+
+
+def _young_by_split(model: Any) -> set[tuple[str, Any, frozenset[Any]]]:
+    """(the split's kind, its feature, what the leaf inherited) of each young leaf right
+    under a split."""
+    return {
+        (
+            "category" if type(parent).__name__.startswith("Nominal") else "number",
+            parent.feature,
+            frozenset(child.inherited),
+        )
+        for parent, child in model._root.iter_edges()
+        if isinstance(child, InheritingNaiveBayesLeaf) and child.inherited is not None
+    }
+
+
+def test_under_a_split_on_a_category_a_young_leaf_does_not_inherit_that_feature() -> None:
+    """Its class counts already hold the category (one branch per value): the parent's
+    likelihood of it counted its evidence twice. Under a split on a number every
+    likelihood is inherited (each side still spans values); the tree grows as River's.
+    By default (and in a tree pickled before the choice existed) every likelihood is."""
+    plain, default = _trees()
+    leaner = InheritingHoeffdingTreeClassifier(
+        grace_period=200, leaf_prediction="nb", splitter=SeededGaussianSplitter(seed=0),
+        nominal_split_inherited=False,
+    )  # fmt: skip
+    older = InheritingHoeffdingTreeClassifier(
+        grace_period=200, leaf_prediction="nb", splitter=SeededGaussianSplitter(seed=0)
+    )
+    del older.__dict__["nominal_split_inherited"]  # as unpickled from before it existed
+    trees = {"leaner": leaner, "default": default, "older": older}
+    seen: dict[str, set[tuple[str, Any, frozenset[Any]]]] = {name: set() for name in trees}
+    for x, y in tree_stream(20000):
+        plain.learn_one(x, y)
+        for name, model in trees.items():
+            model.learn_one(x, y)
+            seen[name] |= _young_by_split(model)
+    features = frozenset(tree_stream(1)[0][0])
+    assert {kind for kind, _, _ in seen["leaner"]} == {"category", "number"}
+    for kind, feature, inherited in seen["leaner"]:
+        assert inherited == (features - {feature} if kind == "category" else features)
+    for kind, _, inherited in seen["default"] | seen["older"]:
+        assert inherited == features, kind
+    assert seen["default"] == seen["older"]
+    for model in trees.values():
+        assert _structure(model) == _structure(plain)
+    assert leaner.clone().nominal_split_inherited is False

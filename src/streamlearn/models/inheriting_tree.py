@@ -18,7 +18,10 @@ splits, same cost per example), and a grown leaf predicts exactly as River's.
 It is an approximation: the parent's likelihood of the feature it split on is applied on
 top of class counts already conditioned on that split, so that feature's evidence counts
 twice in a young leaf. Measured (docs/learning.md), it ranks far better than the class
-counts alone.
+counts alone. With ``nominal_split_inherited=False`` a leaf made by a split on a category
+inherits every likelihood but that feature's: within the leaf the feature has one value
+(River's nominal splits have a branch per value), which its class counts already hold.
+A split on a number keeps the feature's likelihood (each side still spans values).
 """
 
 from __future__ import annotations
@@ -75,7 +78,9 @@ class InheritingNaiveBayesLeaf(LeafNaiveBayes):
 class InheritingHoeffdingTreeClassifier(tree.HoeffdingTreeClassifier):
     """River's Hoeffding tree with :class:`InheritingNaiveBayesLeaf` leaves after splits
     (module docstring). The parameters are River's (named, so River can clone it), plus
-    ``inherit_until`` (None: the grace period, whatever it is set to)."""
+    ``inherit_until`` (None: the grace period, whatever it is set to) and
+    ``nominal_split_inherited`` (False: a leaf made by a split on a category does not
+    inherit that feature's likelihood)."""
 
     def __init__(
         self,
@@ -97,6 +102,7 @@ class InheritingHoeffdingTreeClassifier(tree.HoeffdingTreeClassifier):
         remove_poor_attrs: bool = False,
         merit_preprune: bool = True,
         inherit_until: int | None = None,
+        nominal_split_inherited: bool = True,
     ) -> None:
         super().__init__(
             grace_period=grace_period,
@@ -118,6 +124,7 @@ class InheritingHoeffdingTreeClassifier(tree.HoeffdingTreeClassifier):
             merit_preprune=merit_preprune,
         )
         self.inherit_until = inherit_until
+        self.nominal_split_inherited = nominal_split_inherited
 
     def _new_leaf(self, initial_stats: dict[Any, float] | None = None, parent: Any = None) -> Any:
         leaf = super()._new_leaf(initial_stats, parent)  # type: ignore[no-untyped-call]
@@ -129,5 +136,21 @@ class InheritingHoeffdingTreeClassifier(tree.HoeffdingTreeClassifier):
             if isinstance(parent, InheritingNaiveBayesLeaf)
             else parent.splitters
         )
+        # Trees pickled before the parameter existed inherited every likelihood.
+        if not getattr(self, "nominal_split_inherited", True):
+            split_on = self._nominal_split_feature(parent)
+            if split_on is not None:
+                inherited = {f: s for f, s in inherited.items() if f != split_on}
         until = self.grace_period if self.inherit_until is None else self.inherit_until
         return InheritingNaiveBayesLeaf(leaf.stats, leaf.depth, self.splitter, inherited, until)
+
+    def _nominal_split_feature(self, leaf: LeafNaiveBayes) -> Any | None:
+        """The feature ``leaf`` is being split on, if it is a category's (else None): the
+        split River's ``_attempt_to_split`` chose, found again the way it found it (its
+        best suggestion, computed from the leaf's statistics, which the split has not
+        changed). Computed per child made; splits are rare."""
+        criterion = self._new_split_criterion()  # type: ignore[no-untyped-call]
+        suggestions = leaf.best_split_suggestions(criterion, self)
+        suggestions.sort()
+        chosen = suggestions[-1]
+        return None if chosen.numerical_feature else chosen.feature

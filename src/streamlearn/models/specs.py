@@ -336,10 +336,11 @@ SPECS: Mapping[str, ModelSpec] = MappingProxyType(
                 estimator=(
                     f"{CLICK_FEATURES}(drop=ctx.device) | HistogramCalibrated("
                     "TrailingAverage(InheritingHoeffdingTreeClassifier(grace_period=200, "
-                    "leaf_prediction=nb, SeededGaussianSplitter, inherit_until=200), "
-                    "every=500, keep=6), bins=64, low=-5, high=5, prior=20, platt_memory=5000)"
+                    "leaf_prediction=nb, SeededGaussianSplitter, inherit_until=200, "
+                    "nominal_split_inherited=False), every=500, keep=6), bins=64, low=-5, "
+                    "high=5, prior=20, platt_memory=5000)"
                 ),
-                revision=7,
+                revision=8,
                 build=_ctr_tree,
                 label=CLICK_WITHIN_30M,
                 rules=_CTR_RULES,
