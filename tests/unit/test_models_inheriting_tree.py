@@ -207,3 +207,19 @@ def test_under_a_split_on_a_category_a_young_leaf_does_not_inherit_that_feature(
     for model in trees.values():
         assert _structure(model) == _structure(plain)
     assert leaner.clone().nominal_split_inherited is False
+
+
+def test_with_binary_splits_a_young_leaf_inherits_every_likelihood() -> None:
+    """A binary split on a category is a value or the rest: the second branch still spans
+    values, so the category's likelihood is kept there as under a split on a number."""
+    binary = InheritingHoeffdingTreeClassifier(
+        grace_period=200, leaf_prediction="nb", splitter=SeededGaussianSplitter(seed=0),
+        nominal_split_inherited=False, binary_split=True,
+    )  # fmt: skip
+    seen: set[tuple[str, Any, frozenset[Any]]] = set()
+    for x, y in tree_stream(20000):
+        binary.learn_one(x, y)
+        seen |= _young_by_split(binary)
+    features = frozenset(tree_stream(1)[0][0])
+    assert {kind for kind, _, _ in seen} == {"category", "number"}
+    assert {inherited for _, _, inherited in seen} == {features}

@@ -20,8 +20,9 @@ top of class counts already conditioned on that split, so that feature's evidenc
 twice in a young leaf. Measured (docs/learning.md), it ranks far better than the class
 counts alone. With ``nominal_split_inherited=False`` a leaf made by a split on a category
 inherits every likelihood but that feature's: within the leaf the feature has one value
-(River's nominal splits have a branch per value), which its class counts already hold.
-A split on a number keeps the feature's likelihood (each side still spans values).
+(River's nominal splits have a branch per value unless ``binary_split``), which its
+class counts already hold. A split on a number, or a binary one, keeps the feature's
+likelihood (a side spans values).
 """
 
 from __future__ import annotations
@@ -145,12 +146,15 @@ class InheritingHoeffdingTreeClassifier(tree.HoeffdingTreeClassifier):
         return InheritingNaiveBayesLeaf(leaf.stats, leaf.depth, self.splitter, inherited, until)
 
     def _nominal_split_feature(self, leaf: LeafNaiveBayes) -> Any | None:
-        """The feature ``leaf`` is being split on, if it is a category's (else None): the
-        split River's ``_attempt_to_split`` chose, found again the way it found it (its
-        best suggestion, computed from the leaf's statistics, which the split has not
-        changed). Computed per child made; splits are rare."""
+        """The feature ``leaf`` is being split on, if it is a category's with a branch per
+        value (else None: a number's, or ``binary_split``'s value-or-not, whose second
+        branch spans values): the split River's ``_attempt_to_split`` chose, found again
+        the way it found it (its best suggestion, computed from the leaf's statistics,
+        which the split has not changed). Computed per child made; splits are rare."""
         criterion = self._new_split_criterion()  # type: ignore[no-untyped-call]
         suggestions = leaf.best_split_suggestions(criterion, self)
         suggestions.sort()
         chosen = suggestions[-1]
-        return None if chosen.numerical_feature else chosen.feature
+        if chosen.numerical_feature or not chosen.multiway_split:
+            return None
+        return chosen.feature
