@@ -223,7 +223,7 @@ def _run_one(port: int, stopped: str) -> None:
     run_worker(app, host="127.0.0.1", port=port, print=Path(f"{stopped}.said").write_text)
 
 
-def test_one_worker_answers_through_its_shortcut_and_stops_gracefully_on_sigterm(
+def test_one_worker_answers_a_prediction_and_stops_gracefully_on_sigterm(
     tmp_path: Path,
 ) -> None:
     port, stopped = free_port(), tmp_path / "stopped"
