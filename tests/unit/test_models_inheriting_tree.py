@@ -192,15 +192,21 @@ def test_under_a_split_on_a_category_a_young_leaf_does_not_inherit_that_feature(
     del older.__dict__["nominal_split_inherited"]  # as unpickled from before it existed
     trees = {"leaner": leaner, "default": default, "older": older}
     seen: dict[str, set[tuple[str, Any, frozenset[Any]]]] = {name: set() for name in trees}
+    shared = 0
     for x, y in tree_stream(20000):
         plain.learn_one(x, y)
         for name, model in trees.items():
             model.learn_one(x, y)
             seen[name] |= _young_by_split(model)
+        for branch in leaner._root.iter_branches() if leaner.n_nodes > 1 else ():
+            young = [c.inherited for c in branch.children if getattr(c, "inherited", None)]
+            assert all(inherited is young[0] for inherited in young)
+            shared += len(young) > 1
     features = frozenset(tree_stream(1)[0][0])
     assert {kind for kind, _, _ in seen["leaner"]} == {"category", "number"}
     for kind, feature, inherited in seen["leaner"]:
         assert inherited == (features - {feature} if kind == "category" else features)
+    assert shared > 0  # siblings share one dict of what they inherited
     for kind, _, inherited in seen["default"] | seen["older"]:
         assert inherited == features, kind
     assert seen["default"] == seen["older"]

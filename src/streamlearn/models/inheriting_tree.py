@@ -139,18 +139,30 @@ class InheritingHoeffdingTreeClassifier(tree.HoeffdingTreeClassifier):
         )
         # Trees pickled before the parameter existed inherited every likelihood.
         if not getattr(self, "nominal_split_inherited", True):
-            split_on = self._nominal_split_feature(parent)
-            if split_on is not None:
-                inherited = {f: s for f, s in inherited.items() if f != split_on}
+            inherited = self._children_inherit(parent, inherited)
         until = self.grace_period if self.inherit_until is None else self.inherit_until
         return InheritingNaiveBayesLeaf(leaf.stats, leaf.depth, self.splitter, inherited, until)
+
+    def _children_inherit(self, parent: LeafNaiveBayes, splitters: dict[Any, Any]) -> Any:
+        """What the leaves a split of ``parent`` makes inherit of its ``splitters``: found
+        for the first child and kept on the parent for its siblings (one computation per
+        split, one dict they share, as the whole dict is shared otherwise). The parent is
+        dropped once the split is made, and what is kept on it with it."""
+        kept = parent.__dict__.get("_children_inherit")
+        if kept is None:
+            split_on = self._nominal_split_feature(parent)
+            kept = splitters
+            if split_on is not None:
+                kept = {f: s for f, s in splitters.items() if f != split_on}
+            parent.__dict__["_children_inherit"] = kept
+        return kept
 
     def _nominal_split_feature(self, leaf: LeafNaiveBayes) -> Any | None:
         """The feature ``leaf`` is being split on, if it is a category's with a branch per
         value (else None: a number's, or ``binary_split``'s value-or-not, whose second
         branch spans values): the split River's ``_attempt_to_split`` chose, found again
         the way it found it (its best suggestion, computed from the leaf's statistics,
-        which the split has not changed). Computed per child made; splits are rare."""
+        which the split has not changed)."""
         criterion = self._new_split_criterion()  # type: ignore[no-untyped-call]
         suggestions = leaf.best_split_suggestions(criterion, self)
         suggestions.sort()
