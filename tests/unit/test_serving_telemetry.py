@@ -263,8 +263,9 @@ def test_an_idle_drain_polls_the_producer_a_few_times_a_second() -> None:
         drain.cancel()
 
     asyncio.run(idle_for(1.0))
-    # Every 5 ms for the first 100 ms, then every 100 ms: ~29 (every 5 ms: ~190).
-    assert telemetry.QUIET_TURNS <= fake.polls <= 40
+    # Every 5 ms for the first 100 ms, then every 100 ms: ~29 (every 5 ms: ~190); fewer on
+    # a busy machine, whose sleeps overrun, but never none.
+    assert 2 <= fake.polls <= 40
 
 
 def test_an_offer_wakes_an_idle_drain_at_once(monkeypatch: Any) -> None:
