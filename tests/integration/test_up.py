@@ -77,11 +77,12 @@ def test_a_killed_part_is_reported_and_restarted(
     assert "serve exited with code -9" in "".join(lines) + errors
     serve = summary["processes"]["serve"]
     assert serve["crashes"] == 1
+    assert serve["crashed_with"] == ["ended by SIGKILL"]
     assert serve["starts"] == 2
     assert serve["exit_code"] == 0  # ...and the restarted worker stopped cleanly
     assert serve["pid"] != pids["serve"]
     failed = {c["name"]: c["detail"] for c in summary["checks"] if not c["passed"]}
-    assert failed == {"no part crashed": "serve"}, errors  # the crashes' log tails
+    assert failed == {"no part crashed": "serve (ended by SIGKILL)"}, errors  # log tails
     assert (tmp_path / "logs" / "serve.log").read_text().count("--- start") == 2
 
 

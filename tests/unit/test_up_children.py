@@ -276,3 +276,20 @@ HTTPServer(("127.0.0.1", {port}), Handler).serve_forever()
         await supervisor.start([spec])
     assert f"answered by another process (pid {other.pid})" in str(raised.value)
     await supervisor.stop([])
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "stuck_s", "ended"),
+    [
+        (1, None, "exit code 1"),
+        (-9, None, "ended by SIGKILL"),
+        (-9, 131.0, "ended by SIGKILL, not ready for 131s"),
+        (-200, None, "exit code -200"),  # not a signal's number
+    ],
+)
+def test_a_crash_says_how_the_process_ended(
+    exit_code: int, stuck_s: float | None, ended: str
+) -> None:
+    """`up`'s summary lists it beside the part (the "no part crashed" check's detail), so
+    a crash in CI says how without its log."""
+    assert Crash("sessionise", exit_code, 0.0, (), stuck_s).ended == ended

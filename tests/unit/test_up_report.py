@@ -134,7 +134,10 @@ def test_checks_name_what_went_wrong() -> None:
     final = figures(_probe(), [], _simulation(), 100.0, final=True)
     final["models"]["ctr"].update(versions_published=3, auc=0.61)
     final["processes"] = {
-        "learner": {"state": "stopped", "crashes": 1, "exit_code": 0, "clean": True},
+        "learner": {
+            "state": "stopped", "crashes": 2, "crashed_with": ["exit code 1", "ended by SIGKILL"],
+            "exit_code": 0, "clean": True,
+        },
         "serve": {
             "state": "stopped", "crashes": 0, "exit_code": -9, "clean": False,
             "unclean": "did not stop within 20s: killed; where it was is in serve.log",
@@ -147,7 +150,7 @@ def test_checks_name_what_went_wrong() -> None:
     }  # fmt: skip
     failed = {c.name: c.detail for c in checks(final) if not c.passed}
     assert failed == {
-        "no part crashed": "learner",
+        "no part crashed": "learner (exit code 1; ended by SIGKILL)",
         "every process exited cleanly": "archive (exit code 1), serve (did not stop within "
         "20s: killed; where it was is in serve.log)",
         "ctr reached 10 versions": "3 published",

@@ -78,10 +78,25 @@ class Crash:
     stuck_s: float | None = None
     """Set when the supervisor killed it for not being ready this long."""
 
+    @property
+    def ended(self) -> str:
+        """How the process ended: ``exit code 1``, ``ended by SIGKILL``; with the
+        supervisor's reason when it killed the process for not being ready."""
+        stuck = "" if self.stuck_s is None else f", not ready for {self.stuck_s:.0f}s"
+        return how_it_ended(self.exit_code) + stuck
+
     def describe(self) -> str:
         lines = "\n".join(f"    {line}" for line in self.log_tail)
         why = "" if self.stuck_s is None else f" (killed: not ready for {self.stuck_s:.0f}s)"
         return f"{self.name} exited with code {self.exit_code}{why}; its last lines:\n{lines}"
+
+
+def how_it_ended(code: int) -> str:
+    """``exit code N``, or ``ended by SIGNAME`` for a process a signal ended."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"ended by {signal.Signals(-code).name}"
+    return f"exit code {code}"
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> tuple[str, ...]:
@@ -307,10 +322,7 @@ class Child:
             return f"{told}; where it was is in {self.log_path.name}"
         if not code:
             return None
-        if code < 0:
-            with contextlib.suppress(ValueError):
-                return f"ended by {signal.Signals(-code).name}"
-        return f"exit code {code}"
+        return how_it_ended(code)
 
 
 class Supervisor:

@@ -149,6 +149,7 @@ def figures(
                 "pid": child.pid,
                 "starts": child.starts,
                 "crashes": len(child.crashes),
+                "crashed_with": [crash.ended for crash in child.crashes],
                 "exit_code": child.exit_code,
                 "killed": child.killed,
                 "clean": child.exited_cleanly,
@@ -223,7 +224,11 @@ def checks(final: dict[str, Any], model: str = "ctr") -> list[Check]:
     through every stage, filtered noise, and a model that learned the simulated world."""
     events, examples = final["events"], final["examples"]
     processes = final["processes"]
-    crashed = sorted(n for n, p in processes.items() if p["crashes"])
+    crashed = sorted(
+        f"{n} ({'; '.join(p['crashed_with'])})" if p.get("crashed_with") else n
+        for n, p in processes.items()
+        if p["crashes"]
+    )
     unclean = sorted(
         f"{n} ({p['unclean']})" if p.get("unclean") else n
         for n, p in processes.items()

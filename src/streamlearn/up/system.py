@@ -361,13 +361,14 @@ async def run_up(
     if run.broker is not None and run.broker_left:
         final["processes"]["kafka"] = {
             "state": "left running", "pid": run.broker_pid, "starts": 0,
-            "crashes": 0, "exit_code": None, "killed": False, "clean": True, "unclean": None,
+            "crashes": 0, "crashed_with": [], "exit_code": None, "killed": False, "clean": True,
+            "unclean": None,
         }  # fmt: skip
     elif run.broker is not None:
         clean = bool(run.broker.stopped_cleanly)
         final["processes"]["kafka"] = {
             "state": "stopped", "pid": run.broker_pid, "starts": 1, "crashes": 0,
-            "exit_code": None, "killed": not clean, "clean": clean,
+            "crashed_with": [], "exit_code": None, "killed": not clean, "clean": clean,
             "unclean": None if clean else "did not stop after SIGTERM: killed",
         }  # fmt: skip
     if run.simulator is not None:
