@@ -2,21 +2,20 @@
 in the way of a request.
 
 Request handlers call :meth:`TelemetrySink.offer_predictions` once per request (or
-:meth:`TelemetrySink.offer` for alerts). A single prediction's request is appended, as it is
-(response entry and instance), to a bounded deque, which a background task drains every
-couple of milliseconds while requests come (after 100 ms without one, it waits for the
-next record instead, polling the producer every ``IDLE_POLL_S``): it encodes Avro a
-request at a time (with :mod:`~streamlearn.serving.prediction_codec`, ~5x faster than
-fastavro, the fields a request's records share encoded once; no record dict is built)
-and hands the bytes to
-librdkafka's own bounded queue (``produce`` never blocks: a full queue raises
+:meth:`TelemetrySink.offer` for alerts). A single prediction's request is appended, as it
+is (response entry and instance), to a bounded deque, which a background task drains every
+couple of milliseconds while requests come (after 100 ms without one, it waits for the next
+record instead, polling the producer every ``IDLE_POLL_S``): it encodes Avro a request at a
+time (with :mod:`~streamlearn.serving.prediction_codec`, ~5x faster than fastavro, the
+fields a request's records share encoded once; no record dict is built) and hands the bytes
+to librdkafka's own bounded queue (``produce`` never blocks: a full queue raises
 ``BufferError``). A batch's records are encoded and handed over in the request's own call,
 while its data is in the CPU's caches: a batch of 32 cost 1.15-1.2x less CPU that way, a
 single prediction 0.97-0.98x (bench/predict.py A/Bs), so singles keep the drain, which
 shares its fixed costs between tens of requests. A batch's records may therefore reach
 Kafka before those of single requests answered up to a drain's turn before it (records of
-one request keep their order). What cannot be encoded in the call (schemas not known yet,
-a record that does not fit) goes to the deque. Every record that cannot be kept is dropped
+one request keep their order). What cannot be encoded in the call (schemas not known yet, a
+record that does not fit) goes to the deque. Every record that cannot be kept is dropped
 and counted by reason:
 
 - ``buffer_full``: the deque held ``serve_telemetry_buffer`` records (the drain is behind);
