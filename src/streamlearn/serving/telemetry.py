@@ -224,8 +224,8 @@ class TelemetrySink:
         """End the drain's idle wait (records were just buffered; every offer is made on
         the event loop's thread, as the drain runs)."""
         idle, self._idle = self._idle, None
-        if idle is not None and not idle.done():
-            idle.set_result(None)
+        if idle is not None:
+            _resolve(idle)
 
     async def _until_offered(self, timeout_s: float) -> None:
         """Wait until a record is buffered or ``timeout_s`` has passed."""
@@ -409,6 +409,7 @@ class TelemetrySink:
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
+    """End an idle wait (an offer, or the poll's timer: whichever comes first)."""
     if not future.done():
         future.set_result(None)
 
