@@ -193,3 +193,20 @@ def test_with_candidates_judged_the_learner_publishes_each_a_window_after_its_cu
     served = {(p.value["model_name"], p.value["model_version"])
               for p in lab.records(("telemetry.predictions",))}  # fmt: skip
     assert not served & withheld
+
+
+def test_figures_follow_rows_added_after_an_earlier_ask() -> None:
+    # The arrays behind the figures are made once per length: a lab run on after figures
+    # were asked must not be judged on the rows it had then.
+    lab = LearningLab(learning_config(2, rate=20.0, users=300),
+                      settings=learning_settings(snapshot_every_s=5))  # fmt: skip
+    lab.run(30.0)
+    early = lab.figures(0.0, 60.0)["ctr"]
+    judged = lab.judged("ctr")
+    assert lab.judged("ctr")["at_s"] is judged["at_s"]  # nothing added: the same arrays
+    with pytest.raises(ValueError, match="read-only"):
+        judged["score"][0] = 0.5  # shared: no caller may change them
+    lab.run(30.0)
+    later = lab.figures(0.0, 60.0)["ctr"]
+    assert later.impressions > early.impressions
+    assert len(lab.judged("ctr")["at_s"]) == later.impressions

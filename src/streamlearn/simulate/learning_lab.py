@@ -101,6 +101,27 @@ class _Columns:
     weight: list[float] = field(default_factory=list)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     """The model inputs, when the lab keeps them (:attr:`LearningLab.keep_inputs`)."""
+    _arrays: tuple[int, dict[str, np.ndarray[Any, Any]]] | None = field(default=None, repr=False)
+
+    def arrays(self) -> dict[str, np.ndarray[Any, Any]]:
+        """The columns as arrays (inputs aside), made once per length: a run's windows ask
+        for them once each, and converting every list again per window was a tenth of
+        ``bench/learning.py``'s CPU time."""
+        made = self._arrays
+        if made is not None and made[0] == len(self.at_s):
+            return made[1]
+        arrays = {
+            "at_s": np.asarray(self.at_s, dtype=float),
+            "version": np.asarray(self.version, dtype=np.int64),
+            "score": np.asarray(self.score, dtype=float),
+            "truth": np.asarray(self.truth, dtype=float),
+            "label": np.asarray(self.label, dtype=bool),
+            "weight": np.asarray(self.weight, dtype=float),
+        }
+        for array in arrays.values():
+            array.flags.writeable = False  # shared by every caller until the next row
+        self._arrays = (len(self.at_s), arrays)
+        return arrays
 
 
 @dataclass(frozen=True)
@@ -313,25 +334,23 @@ class LearningLab(Lab):
                 for i in range(count)]  # fmt: skip
 
     def _figures(self, name: str, start_s: float, end_s: float) -> Figures:
-        rows = self._served_rows[name]
-        at = np.asarray(rows.at_s, dtype=float)
+        rows = self._served_rows[name].arrays()
+        at = rows["at_s"]
         chosen = (at >= start_s) & (at < end_s)
-        version = np.asarray(rows.version, dtype=np.int64)[chosen]
-        score = np.asarray(rows.score, dtype=float)[chosen]
-        truth = np.asarray(rows.truth, dtype=float)[chosen]
-        label = np.asarray(rows.label, dtype=bool)[chosen]
+        version = rows["version"][chosen]
+        score = rows["score"][chosen]
+        truth = rows["truth"][chosen]
+        label = rows["label"][chosen]
         weight = np.ones(len(score))
         served = reliability(score, label, weight)
         ideal = reliability(truth, label, weight)
         by_truth = reliability(score, truth, weight)
-        pre = self._prequential_rows[name]
-        pre_at = np.asarray(pre.at_s, dtype=float)
+        pre = self._prequential_rows[name].arrays()
+        pre_at = pre["at_s"]
         pre_chosen = (pre_at >= start_s) & (pre_at < end_s)
-        pre_score = np.asarray(pre.score, dtype=float)[pre_chosen]
-        pre_label = np.asarray(pre.label, dtype=bool)[pre_chosen]
-        pre_bins = reliability(
-            pre_score, pre_label, np.asarray(pre.weight, dtype=float)[pre_chosen]
-        )
+        pre_score = pre["score"][pre_chosen]
+        pre_label = pre["label"][pre_chosen]
+        pre_bins = reliability(pre_score, pre_label, pre["weight"][pre_chosen])
         return Figures(
             start_s=start_s,
             end_s=end_s,
@@ -355,14 +374,8 @@ class LearningLab(Lab):
     def judged(self, name: str) -> dict[str, np.ndarray[Any, Any]]:
         """One model's judged impressions as arrays (serving second, version, served score,
         true probability, label), in serving order."""
-        rows = self._served_rows[name]
-        return {
-            "at_s": np.asarray(rows.at_s, dtype=float),
-            "version": np.asarray(rows.version, dtype=np.int64),
-            "score": np.asarray(rows.score, dtype=float),
-            "truth": np.asarray(rows.truth, dtype=float),
-            "label": np.asarray(rows.label, dtype=bool),
-        }
+        arrays = self._served_rows[name].arrays()
+        return {key: arrays[key] for key in ("at_s", "version", "score", "truth", "label")}
 
 
 def steady_state(lab: LearningLab, last_s: float = 300.0) -> dict[str, Figures]:
