@@ -104,9 +104,9 @@ class _Columns:
     _arrays: tuple[int, dict[str, np.ndarray[Any, Any]]] | None = field(default=None, repr=False)
 
     def arrays(self) -> dict[str, np.ndarray[Any, Any]]:
-        """The columns as arrays (inputs aside), made once per length: a run's windows ask
-        for them once each, and converting every list again per window was a tenth of
-        ``bench/learning.py``'s CPU time."""
+        """The columns as arrays (inputs aside), made once per length rather than once per
+        window asked: ``bench/learning.py`` asks for every minute of a 30-minute run, and
+        each ask converted every list again."""
         made = self._arrays
         if made is not None and made[0] == len(self.at_s):
             return made[1]
