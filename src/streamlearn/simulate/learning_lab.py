@@ -101,7 +101,9 @@ class _Columns:
     weight: list[float] = field(default_factory=list)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     """The model inputs, when the lab keeps them (:attr:`LearningLab.keep_inputs`)."""
-    _arrays: tuple[int, dict[str, np.ndarray[Any, Any]]] | None = field(default=None, repr=False)
+    _arrays: tuple[int, dict[str, np.ndarray[Any, Any]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def arrays(self) -> dict[str, np.ndarray[Any, Any]]:
         """The columns as arrays (inputs aside), made once per length rather than once per
