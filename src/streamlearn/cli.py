@@ -372,9 +372,14 @@ def collector_serve(
 @config_app.command("show")
 def config_show() -> None:
     """Print the effective settings (secrets masked)."""
+    from streamlearn.models.configured import configured_specs  # River: only here
+
     settings = command_settings()
     for name, value in settings:
         typer.echo(f"{name} = {shown_setting(value)}")
+    # What every part refuses at its start, said here too: the model settings are checked
+    # where the specs are built from them, not when the settings load.
+    configured_specs(settings)
 
 
 @config_app.command("docs")

@@ -136,7 +136,7 @@ class PromotionGate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    margin: float = Field(ge=0)
+    margin: float = Field(ge=0, strict=True)  # strict: `true` is not a margin of 1.0
     """A version is promoted when its held-out log loss is at most the promoted one's plus
     this."""
     window: int = Field(default=2000, ge=1)
@@ -147,7 +147,7 @@ class PromotionGate(BaseModel):
     after_examples: int = Field(default=0, ge=0)
     """Versions are judged once the promoted one has learned this many examples (before,
     each is promoted as it is cut)."""
-    auc_margin: float | None = Field(default=None, ge=-1, le=1)
+    auc_margin: float | None = Field(default=None, ge=-1, le=1, strict=True)
     """With judge "candidate": its AUC over the window must also be at least the promoted
     one's less this (none: log loss alone decides)."""
 

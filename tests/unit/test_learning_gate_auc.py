@@ -113,7 +113,7 @@ def test_an_auc_margin_needs_the_candidate_judge() -> None:
         replace(SPECS["ctr"], promotion_margin=0.0, promotion_auc_margin=0.0)
     with pytest.raises(ConfigurationError, match="AUC margin"):
         replace(SPECS["ctr"], promotion_judge="candidate", promotion_auc_margin=0.0)
-    with pytest.raises(ConfigurationError, match="AUC margin"):
+    with pytest.raises(ConfigurationError, match=r"promotion_auc_margin 1\.5 must be from -1 to 1"):
         replace(
             SPECS["ctr"], promotion_margin=0.0, promotion_judge="candidate",
             promotion_auc_margin=1.5,

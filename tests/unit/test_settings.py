@@ -7,7 +7,7 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from streamlearn import kafka_clients
+from streamlearn import cli, kafka_clients
 from streamlearn.cli import app
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.kafka_clients import aiokafka_config, confluent_config
@@ -514,3 +514,41 @@ def test_the_chart_s_check_of_user_password_pairs_is_the_validator_s() -> None:
         except ValueError:
             taken = False
         assert taken == (re.search(check.pattern, value) is None), value
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("STREAMLEARN_MODELS", '["ctr", "nope"]', "models: unknown model spec 'nope'"),
+        ("STREAMLEARN_MODEL_WARM_START", '{"ctr": "/tmp/nope/ctr.snapshot"}', "model_warm_start"),
+        ("STREAMLEARN_MODEL_WARM_START", '{"ctr": "ctr"}', "model_warm_start"),
+        ("STREAMLEARN_MODEL_WARM_START", '{"ctr": ""}', "model_warm_start"),
+        ("STREAMLEARN_MODEL_WARM_START", '{"ctr": "ctr@"}', "model_warm_start"),
+        ("STREAMLEARN_MODEL_PROMOTION", '{"ctrr": {"margin": 0.0}}', "'ctrr' is not a configured"),
+    ],
+)
+def test_config_show_refuses_the_model_settings_every_part_refuses(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    variable: str, value: str, named: str,
+) -> None:  # fmt: skip
+    """Found by a new user: `config show` exited 0 for each of these, which every part
+    refuses at its start (the specs are built from them there, not when the settings load);
+    an empty warm start was shown as set and taken as none, and `ctr@` as a name."""
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setattr("streamlearn.orphan_watch.stop_when_orphaned", lambda: None)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["config", "show"])
+    assert exited.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith("streamlearn: error: "), error
+    assert named in error
+    assert len(error.strip().splitlines()) == 1
+
+
+def test_a_promotion_margin_is_a_number_not_a_boolean(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`{"margin": true}` was taken as a margin of 1.0 (found by a new user)."""
+    monkeypatch.setenv("STREAMLEARN_MODEL_PROMOTION", '{"ctr": {"margin": true}}')
+    with pytest.raises(ConfigurationError, match="margin"):
+        load_settings()
+    monkeypatch.setenv("STREAMLEARN_MODEL_PROMOTION", '{"ctr": {"margin": 0, "window": 200}}')
+    assert load_settings().model_promotion["ctr"].margin == 0.0

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from streamlearn.exceptions import ConfigurationError
-from streamlearn.models.specs import ModelSpec, get_spec
+from streamlearn.models.specs import SPECS, ModelSpec, get_spec
 from streamlearn.settings import Settings
 
 
@@ -34,8 +34,10 @@ def configured_spec(name: str, settings: Settings) -> ModelSpec:
             promotion_auc_margin=gate.auc_margin,
         )
     warm_start = settings.model_warm_start.get(name)
-    if warm_start:
-        if base_model_name(warm_start) != name or warm_start == name:
+    if warm_start is not None:
+        # An empty name was shown as set and taken as none; `ctr@` names no shadow.
+        base, _, shadow = warm_start.partition("@")
+        if base != name or not shadow:
             raise ConfigurationError(
                 f"model_warm_start: {name} can start from a snapshot of its own spec "
                 f"published under another name ({name}@<shadow>), not {warm_start!r}"
@@ -52,7 +54,7 @@ def base_model_name(snapshot_name: str) -> str:
 def configured_specs(settings: Settings) -> Mapping[str, ModelSpec]:
     """``settings.models`` → their specs with the settings' overrides applied. A warm start
     or a gate for a model not among them is refused (a misspelt name was taken without a
-    word)."""
+    word), and so is a model no shipped spec has."""
     for setting, by_model in (
         ("model_warm_start", settings.model_warm_start),
         ("model_promotion", settings.model_promotion),
@@ -62,5 +64,10 @@ def configured_specs(settings: Settings) -> Mapping[str, ModelSpec]:
             raise ConfigurationError(
                 f"{setting}: {unknown[0]!r} is not a configured model "
                 f"(STREAMLEARN_MODELS: {', '.join(settings.models)})"
+            )
+    for name in settings.models:
+        if name not in SPECS:
+            raise ConfigurationError(
+                f"models: unknown model spec {name!r}; known: {', '.join(sorted(SPECS))}"
             )
     return {name: configured_spec(name, settings) for name in settings.models}

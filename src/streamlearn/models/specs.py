@@ -15,6 +15,7 @@ pickled bytes, in any process (checked by :mod:`streamlearn.models.checks`).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -65,7 +66,10 @@ class LabelDefinition:
         if self.horizon_s <= 0:
             raise ConfigurationError(f"label {self.name}: horizon_s must be > 0")
         if self.strategy not in FEEDBACK_STRATEGIES:
-            raise ConfigurationError(f"label {self.name}: unknown strategy {self.strategy!r}")
+            raise ConfigurationError(
+                f"label {self.name}: unknown strategy {self.strategy!r}; known: "
+                f"{', '.join(FEEDBACK_STRATEGIES)}"
+            )
         if self.strategy != "as_labelled" and self.value_kinds:
             raise ConfigurationError(
                 f"label {self.name}: strategy {self.strategy} needs a binary label"
@@ -183,25 +187,32 @@ class ModelSpec:
             raise ConfigurationError(
                 f"spec {self.name}: promotion_judge must be one of {', '.join(PROMOTION_JUDGES)}"
             )
-        if self.promotion_margin is not None and (
-            self.task != "binary"
-            or self.promotion_margin < 0
-            or self.promotion_window < 1
-            or self.promotion_after_examples < 0
-        ):
-            raise ConfigurationError(
-                f"spec {self.name}: a promotion gate needs a binary task, a margin >= 0, "
-                "a window >= 1 and after_examples >= 0"
-            )
         if self.promotion_auc_margin is not None and (
-            self.promotion_margin is None
-            or self.promotion_judge != "candidate"
-            or not -1 <= self.promotion_auc_margin <= 1
+            self.promotion_margin is None or self.promotion_judge != "candidate"
         ):
             raise ConfigurationError(
-                f"spec {self.name}: an AUC margin (-1 to 1) needs a promotion gate whose "
-                'judge is "candidate" (the trainee judge keeps losses only)'
+                f"spec {self.name}: an AUC margin needs a promotion gate whose judge is "
+                '"candidate" (the trainee judge keeps losses only)'
             )
+        if self.promotion_margin is not None:
+            self._check_gate()
+
+    def _check_gate(self) -> None:
+        """The promotion gate's values, each named when wrong (a NaN margin was taken: every
+        comparison with it is false, so the gate held back every version after the first)."""
+        problem, margin = None, self.promotion_margin
+        if self.task != "binary":
+            problem = f"a promotion gate needs a binary task, not {self.task}"
+        elif margin is None or not 0 <= margin < math.inf:
+            problem = f"promotion_margin {margin} must be a finite number >= 0"
+        elif self.promotion_window < 1:
+            problem = f"promotion_window {self.promotion_window} must be >= 1"
+        elif self.promotion_after_examples < 0:
+            problem = f"promotion_after_examples {self.promotion_after_examples} must be >= 0"
+        elif self.promotion_auc_margin is not None and not -1 <= self.promotion_auc_margin <= 1:
+            problem = f"promotion_auc_margin {self.promotion_auc_margin} must be from -1 to 1"
+        if problem is not None:
+            raise ConfigurationError(f"spec {self.name}: {problem}")
 
     def new_model(self, seed: int = 0) -> Any:
         """A fresh, untrained estimator."""
