@@ -35,7 +35,7 @@ from typing import Any
 from river import drift
 
 from streamlearn.agents import STEPS
-from streamlearn.settings import Settings
+from streamlearn.settings import ExplicitSettings
 from streamlearn.simulate.changes import CHANGE_KINDS, Change
 from streamlearn.simulate.lab import Lab, Serving
 from streamlearn.simulate.lab_log import LabRecord
@@ -43,7 +43,7 @@ from streamlearn.simulate.traffic import TrafficConfig
 
 GOAL_DELAY_S = 60.0
 # As `up --simulate` sets them (up/system.py SIMULATE_DEFAULTS).
-SETTINGS = Settings(
+SETTINGS = ExplicitSettings(  # the shell's settings do not change the world
     models=["ctr", "ctr_tree"],
     label_horizon_s=20,
     label_allowed_lateness_s=5,

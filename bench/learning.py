@@ -44,13 +44,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from river import evaluate, metrics
 
+from streamlearn.exceptions import ConfigurationError
 from streamlearn.models.configured import configured_specs
 from streamlearn.models.served_metrics import RECENT_EXAMPLES
 from streamlearn.models.specs import (
@@ -77,6 +79,15 @@ GOALS = {"ctr": 0.005, "ctr_tree": 0.02}
 LOG_LOSS_GOAL = 0.02
 """ctr's log loss within 2 % of the truth's."""
 ECE_GOAL = 0.01
+
+
+def strategies_of(text: str) -> list[FeedbackStrategy]:
+    """``--strategies``: names separated by commas (spaces around them allowed)."""
+    names = [name.strip() for name in text.split(",")]
+    for name in names:
+        if name not in FEEDBACK_STRATEGIES:
+            raise ValueError(f"unknown strategy {name!r}; known: {', '.join(FEEDBACK_STRATEGIES)}")
+    return cast(list[FeedbackStrategy], names)
 
 
 def _specs(
@@ -140,7 +151,7 @@ def _promotions(
     window_examples: int | None = None,
     resamples: int = 200,
     scored: dict[int, dict[int, float]] | None = None,
-) -> tuple[int, int, float, int, list[str]]:
+) -> tuple[int, int, float, int, list[str], int]:
     """Each promoted version against the one it replaced, on the same impressions: the
     first ``window_s`` it served, or its first ``window_examples`` judged impressions,
     scored by both (paired, so sampling noise mostly cancels).
@@ -148,7 +159,8 @@ def _promotions(
     predecessor's, the largest such drop, how many of those drops stay below -0.005 in
     at least 95 % of ``resamples`` bootstrap resamples of the window's impressions: a drop
     the window's own sampling could not have made up, and every version lowering it by
-    more than 0.005 as ``v<version>@<second it began serving>`` with its change).
+    more than 0.005 as ``v<version>@<second it began serving>`` with its change, and how
+    many windows the run's end cut short).
     ``scored`` keeps each version's score of each impression (version → index → score)
     across calls: a version is judged on its own window and, as the predecessor, on the
     next one's, which mostly overlap."""
@@ -170,22 +182,25 @@ def _promotions(
     judged, inputs = lab.judged(name), lab.inputs(name)
     published = lab.published[name]
     rng = np.random.default_rng(0)
-    compared, worse, largest, beyond_noise = 0, 0, 0.0, 0
+    compared, worse, largest, beyond_noise, short = 0, 0, 0.0, 0, 0
     flagged: list[str] = []
     at_s = judged["at_s"]
     for (start, version), (_, previous) in zip(published[1:], published, strict=False):
         if window_examples is not None:
             after = np.flatnonzero(at_s >= start)
             chosen = after[np.argsort(at_s[after], kind="stable")][:window_examples]
+            cut_short = len(chosen) < window_examples
         else:
             assert window_s is not None
             chosen = np.flatnonzero((at_s >= start) & (at_s < start + window_s))
+            cut_short = start + window_s > lab.elapsed_s
         label = judged["label"][chosen]
         new, old = scores(version, chosen), scores(previous, chosen)
         new_auc, old_auc = auc(label, new), auc(label, old)
         if new_auc is None or old_auc is None:
             continue
         compared += 1
+        short += cut_short
         if new_auc < old_auc - 0.005:
             worse += 1
             flagged.append(f"v{version}@{start:.0f}s {new_auc - old_auc:+.4f}")
@@ -198,7 +213,7 @@ def _promotions(
             if drops and np.mean(np.array(drops) > 0.005) >= 0.95:
                 beyond_noise += 1
         largest = max(largest, old_auc - new_auc)
-    return compared, worse, largest, beyond_noise, flagged
+    return compared, worse, largest, beyond_noise, flagged, short
 
 
 def _promotion_lines(lab: LearningLab, name: str) -> list[str]:
@@ -212,11 +227,15 @@ def _promotion_lines(lab: LearningLab, name: str) -> list[str]:
         (f"first {RECENT_EXAMPLES:,} judged impressions (the learner's last window)",
          {"window_s": None, "window_examples": RECENT_EXAMPLES}),
     ):  # fmt: skip
-        compared, worse, largest, beyond, flagged = _promotions(lab, name, scored=scored, **kwargs)
+        compared, worse, largest, beyond, flagged, short = _promotions(
+            lab, name, scored=scored, **kwargs
+        )
+        # Each flagged version with its AUC's change (negative); the largest drop as a size.
         listed = f": {', '.join(flagged)}" if flagged else ""
+        cut = f", {short} of them cut short by the run's end" if short else ""
         lines.append(f"{name}: {compared} promoted versions against their predecessor over "
-                     f"their {window}: {worse} lower AUC by > 0.005 (largest drop "
-                     f"{largest:+.4f}; {beyond} beyond the noise){listed}")  # fmt: skip
+                     f"their {window}{cut}: {worse} lower AUC by > 0.005 (largest drop "
+                     f"{largest:.4f}; {beyond} beyond the noise){listed}")  # fmt: skip
     return lines
 
 
@@ -438,8 +457,22 @@ def main(argv: list[str] | None = None) -> None:
     # A gate holds back dozens of versions per run, each with the learner's warning (what
     # an operator sees): the table's "held back by the gate" line counts them instead.
     logging.getLogger("streamlearn.agents.learner").addFilter(_NotHeldBackWarnings())
+    # Every mistake refused before the first run (a run of the first strategy was made
+    # before an unknown second one was refused).
+    if not 0 < args.minutes < math.inf:
+        parser.error(f"--minutes must be > 0, not {args.minutes:g}")
+    if not 0 < args.steady <= args.minutes:
+        parser.error(f"--steady {args.steady:g} must be > 0 and at most --minutes {args.minutes:g}")
+    if not 0 <= args.warm_history < math.inf or not 0 < args.warm_minutes < math.inf:
+        parser.error("--warm-history must be >= 0 (0: skip) and --warm-minutes > 0")
+    try:
+        strategies = strategies_of(args.strategies)
+        for strategy in strategies:
+            _specs(strategy, args.gate, args.gate_window, args.gate_judge, args.gate_after,
+                   args.gate_auc)  # fmt: skip
+    except (ConfigurationError, ValueError) as exc:
+        parser.error(str(exc))
     duration_s, start_s = args.minutes * 60, (args.minutes - args.steady) * 60
-    strategies: list[Any] = args.strategies.split(",")
     print(
         f"learning lab: {args.minutes:g} simulated minutes, seed {args.seed}, steady state = "
         f"last {args.steady:g} min; horizon {SETTINGS.label_horizon_s:g} s, lateness "
@@ -452,8 +485,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     lines: list[str] = []
     for index, strategy in enumerate(strategies):
-        if strategy not in FEEDBACK_STRATEGIES:
-            parser.error(f"unknown strategy {strategy!r}")
         river = index == 0 and not args.no_river
         began, cpu = time.perf_counter(), time.process_time()
         specs = _specs(

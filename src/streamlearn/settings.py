@@ -387,3 +387,21 @@ class _OwnSettingsOnly(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return {k: v for k, v in self.source().items() if k in self.settings_cls.model_fields}
+
+
+class ExplicitSettings(Settings):
+    """Settings of the values given and the defaults alone: no environment variable, `.env`
+    file or config file reaches them. For worlds a user's shell must not change, such as
+    the learning lab's, whose seed promises the same figures wherever it runs (a
+    ``STREAMLEARN_SNAPSHOT_EVERY_S`` in the shell changed them)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)

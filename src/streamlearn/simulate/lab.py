@@ -60,7 +60,7 @@ from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Step
 from streamlearn.serde import EncodeError, InMemoryRegistry
 from streamlearn.serving.prediction_codec import PredictionEncoder
-from streamlearn.settings import Settings
+from streamlearn.settings import ExplicitSettings, Settings
 from streamlearn.simulate.lab_log import LabRecord, StampedCluster
 from streamlearn.simulate.traffic import Hit, Slot, Traffic, TrafficConfig, seeded_ids
 from streamlearn.simulate.truth import Truth
@@ -160,7 +160,7 @@ class Lab:
     ) -> None:
         self.config = config
         self.start_ms = start_ms
-        self.settings = settings or Settings()
+        self.settings = settings or ExplicitSettings()  # the shell's are not the world's
         self.serving = serving or Serving()
         self.traffic = Traffic(config, start_ms, seeded_ids(config.seed))
         self.registry = InMemoryRegistry()
@@ -231,6 +231,8 @@ class Lab:
         """Simulate ``duration_s`` more seconds, one virtual second at a time: produce what
         is due, poll every step (in the order added), tick those whose ``tick_every_s`` has
         passed, then call ``on_tick(lab)``. Returns the cluster."""
+        if not 0 <= duration_s < math.inf:  # -10 and NaN ran nothing without a word
+            raise ValueError(f"duration_s must be a finite number >= 0, not {duration_s}")
         for make in extra_steps:
             self.add_step(make)
         end_s = self.elapsed_s + duration_s

@@ -28,7 +28,10 @@ examples it makes. Per window of serving time (:meth:`LearningLab.figures`):
   :class:`~streamlearn.monitoring.calibration.ReliabilityBins`) of the served scores and
   ``truth_log_loss``, ``truth_ece`` of the true probabilities;
 - ``prequential_auc``, ``prequential_log_loss``: the learner's own evaluation of the examples
-  it learned (scored just before learning), grouped by the example's serving time.
+  it learned (scored just before learning), grouped by the example's serving time; only
+  serving times at least a label horizon, the allowed lateness and :data:`SETTLE_S`
+  before the lab's present, whose examples are all learned (of later ones, as labelled,
+  the positives are and the negatives not yet: a biased sample).
 
 Deterministic: the same config and settings give the same figures (everything is seeded
 and run in virtual time).
@@ -53,7 +56,7 @@ from streamlearn.models.specs import ModelSpec
 from streamlearn.models.synthetic import exact_auc
 from streamlearn.monitoring.calibration import ReliabilityBins
 from streamlearn.serving.scoring import Scorer, scorer_for
-from streamlearn.settings import Settings
+from streamlearn.settings import ExplicitSettings, Settings
 from streamlearn.simulate.lab import DEFAULT_START_MS, Lab, Serving
 from streamlearn.simulate.traffic import Hit, Slot, TrafficConfig
 
@@ -63,9 +66,17 @@ BINS = 10
 """Reliability bins for the ECE (the monitor's calibration check uses 10 too)."""
 
 
+SETTLE_S = 10.0
+"""Beyond a label's horizon and lateness, until its example is learned: the impression
+comes up to 1.5 s after serving (the world's), and label-join closes a horizon when a later
+feedback record of the partition passes it (measured at 20 page views a second: at most
+27.8 s after serving with a 20 s horizon and 5 s of lateness)."""
+
+
 def learning_settings(**overrides: Any) -> Settings:
     """The settings of ``streamlearn up --simulate`` that matter to learning (both models,
-    a 20 s label horizon, 5 s of lateness), the spec's own snapshot cadence, a lab key."""
+    a 20 s label horizon, 5 s of lateness), the spec's own snapshot cadence, a lab key;
+    nothing from the environment (:class:`~streamlearn.settings.ExplicitSettings`)."""
     values: dict[str, Any] = {
         "models": ["ctr", "ctr_tree"],
         "label_horizon_s": 20,
@@ -73,7 +84,7 @@ def learning_settings(**overrides: Any) -> Settings:
         "model_signing_key": LAB_SIGNING_KEY,
     }
     values.update(overrides)
-    return Settings(**values)
+    return ExplicitSettings(**values)
 
 
 def learning_config(seed: int = 0, **overrides: Any) -> TrafficConfig:
@@ -330,10 +341,12 @@ class LearningLab(Lab):
         return {name: self._figures(name, start_s, end) for name in self.specs}
 
     def windows(self, window_s: float = 60.0) -> list[dict[str, Figures]]:
-        """:meth:`figures` of each window of ``window_s`` from the start."""
-        count = math.ceil(self.elapsed_s / window_s - 1e-9)
-        return [self.figures(i * window_s, min((i + 1) * window_s, self.elapsed_s))
-                for i in range(count)]  # fmt: skip
+        """:meth:`figures` of each whole window of ``window_s`` from the start (a last one
+        cut short by the run's end is not one: 3 s of data printed as a minute)."""
+        if not window_s > 0:
+            raise ValueError(f"window_s must be > 0, not {window_s}")
+        count = math.floor(self.elapsed_s / window_s + 1e-9)
+        return [self.figures(i * window_s, (i + 1) * window_s) for i in range(count)]
 
     def _figures(self, name: str, start_s: float, end_s: float) -> Figures:
         rows = self._served_rows[name].arrays()
@@ -349,7 +362,10 @@ class LearningLab(Lab):
         by_truth = reliability(score, truth, weight)
         pre = self._prequential_rows[name].arrays()
         pre_at = pre["at_s"]
-        pre_chosen = (pre_at >= start_s) & (pre_at < end_s)
+        # Examples served in the last horizon and lateness are not all learned yet (as
+        # labelled: their positives are, their negatives not): left out, or they bias it.
+        labelled_s = self.elapsed_s - self._label_delay_s(name)
+        pre_chosen = (pre_at >= start_s) & (pre_at < min(end_s, labelled_s))
         pre_score = pre["score"][pre_chosen]
         pre_label = pre["label"][pre_chosen]
         pre_bins = reliability(pre_score, pre_label, pre["weight"][pre_chosen])
@@ -368,6 +384,12 @@ class LearningLab(Lab):
             truth_ece=None if ideal is None else ideal.ece(),
             ece_by_truth=None if by_truth is None else by_truth.ece(),
         )
+
+    def _label_delay_s(self, name: str) -> float:
+        """How long after serving an example is learned, at the latest: its label's
+        horizon (from the impression) and the allowed lateness, and :data:`SETTLE_S`."""
+        horizon_s = self.specs[name].label.horizon_s
+        return horizon_s + self.settings.label_allowed_lateness_s + SETTLE_S
 
     def inputs(self, name: str) -> list[dict[str, Any]]:
         """One model's judged impressions' model inputs (with ``keep_inputs``)."""

@@ -1,0 +1,90 @@
+"""bench/learning.py's command line: mistakes refused before anything runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.models.specs import FEEDBACK_STRATEGIES, LabelDefinition
+from streamlearn.simulate.learning_lab import LearningLab, learning_config, learning_settings
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "learning.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_learning", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_learning"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench_learning = _load()
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        # A 30-minute run of the first strategy was made before the unknown one was refused.
+        (["--strategies", "as_labelled,bogus"], "unknown strategy 'bogus'"),
+        (["--strategies", "in_order,bogus"], "as_labelled, in_order, fake_negative"),
+        (["--minutes", "-1"], "--minutes must be > 0"),
+        (["--minutes", "nan"], "--minutes must be > 0"),
+        (["--minutes", "2"], "--steady 5 must be > 0 and at most --minutes 2"),
+        (["--steady", "0"], "--steady 0 must be > 0"),
+        (["--gate", "nan"], "spec ctr: promotion_margin nan must be a finite number >= 0"),
+        (["--gate", "0", "--gate-window", "0"], "promotion_window 0 must be >= 1"),
+    ],
+)
+def test_mistakes_are_refused_before_any_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
+) -> None:
+    """Found by a new user, each ran (or ran a first strategy) before failing, or printed a
+    table of nothing (`--minutes -1`: -257x real time)."""
+
+    def no_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a lab ran")
+
+    monkeypatch.setattr(bench_learning.LearningLab, "run", no_run)
+    with pytest.raises(SystemExit) as exited:
+        bench_learning.main(argv)
+    assert exited.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_strategies_may_be_written_with_spaces() -> None:
+    assert bench_learning.strategies_of("as_labelled, in_order") == ["as_labelled", "in_order"]
+
+
+def test_an_unknown_label_strategy_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigurationError, match=", ".join(FEEDBACK_STRATEGIES)):
+        LabelDefinition(
+            name="click_within_30m", horizon_s=1800, positive_kinds=frozenset({"click"}),
+            strategy="In_Order",  # type: ignore[arg-type]
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("duration_s", [-10.0, math.nan, math.inf])
+def test_a_lab_refuses_a_duration_it_cannot_run(duration_s: float) -> None:
+    """`run(-10)` and `run(nan)` did nothing without a word; `run(inf)` never returned."""
+    lab = LearningLab(learning_config(), settings=learning_settings())
+    with pytest.raises(ValueError, match="duration_s"):
+        lab.run(duration_s)
+
+
+def test_windows_are_whole_and_of_a_positive_length() -> None:
+    """`windows(0)` divided by zero; a run of 3.05 minutes printed a fourth "minute" of 3 s,
+    which could count as the minute the model reached its ceiling."""
+    lab = LearningLab(learning_config(rate=5.0, users=50), settings=learning_settings())
+    lab.run(125)
+    assert [w["ctr"].end_s for w in lab.windows(60)] == [60, 120]
+    with pytest.raises(ValueError, match="window_s"):
+        lab.windows(0)
