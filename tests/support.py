@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import signal
@@ -12,12 +13,25 @@ import time
 import urllib.request
 import uuid
 from datetime import datetime
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from streamlearn.kafka_clients import key_partition
 from streamlearn.kafka_local import free_port
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A script of the repository (``scripts/``, ``bench/``: not packages) as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 class RegistryProcess:

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.models.specs import FEEDBACK_STRATEGIES, LabelDefinition
 from streamlearn.simulate.learning_lab import LearningLab, learning_config, learning_settings
+from tests.support import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "learning.py"
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_learning", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_learning"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_learning = _load()
+bench_learning = load_script(SCRIPT, "bench_learning")
 
 
 @pytest.mark.parametrize(

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.support import load_script
 
 pytestmark = pytest.mark.unit
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_table.py"
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_table", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_table"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_table = _load()
+bench_table = load_script(SCRIPT, "bench_table")
 
 REPLAY_OUT = """\
 | path | examples | examples/s | vs in-process |
