@@ -71,12 +71,17 @@ def _record_source(
     return ArchiveSource(settings, registry, chosen, options)
 
 
-def _replay_settings(bootstrap_servers: str | None) -> Settings:
+def _replay_settings(bootstrap_servers: str | None) -> tuple[Settings, str]:
     """The command's settings, signing with the data directory's key (``up``'s, or its
-    last rotation) when none is set."""
-    from streamlearn.up.signing_key import with_local_key
+    last rotation) when none is set, and where the key came from; refused without one
+    (the hint names the data directory too, where `up` keeps its key)."""
+    from streamlearn.up.signing_key import key_source, missing_key_hint, with_local_key
 
-    return with_local_key(command_settings(kafka_bootstrap=bootstrap_servers))
+    given = command_settings(kafka_bootstrap=bootstrap_servers)
+    source = key_source(given)
+    if source is None:
+        fail(f"snapshots are verified and signed with a key: {missing_key_hint(given)}")
+    return with_local_key(given), source
 
 
 @replay_app.command("model")
@@ -119,7 +124,7 @@ def replay_model(
 
     if publish and shadow is not None:
         fail("--publish and --shadow: choose one")
-    settings = _replay_settings(bootstrap_servers)
+    settings, _ = _replay_settings(bootstrap_servers)
     with RegistryClient.for_settings(settings) as registry:
         plan = plan_model_replay(
             settings,
@@ -177,7 +182,7 @@ def replay_verify(
 
     if every and version is not None:
         fail("--version and --all: choose one")
-    settings = _replay_settings(bootstrap_servers)
+    settings, key_from = _replay_settings(bootstrap_servers)
     with RegistryClient.for_settings(settings) as registry:
         reader = _record_source(settings, registry, source, root, s3_endpoint_url, s3_region)
         verdicts = verify_published(settings, registry, name, version, every, reader)
@@ -195,6 +200,14 @@ def replay_verify(
             f"{first.detail}",
             err=True,
         )
+        if any("bad_signature" in v.detail for v in differing):
+            # Every version of another run's key fails so, as tampered ones do.
+            typer.echo(
+                f"signatures were checked with the key from {key_from}: if another key "
+                "signed these snapshots (`up` run with another STREAMLEARN_DATA_DIR, say), "
+                "give that one",
+                err=True,
+            )
         raise typer.Exit(1)
     typer.echo(f"{len(verdicts)} version(s) verified: each is exactly what its inputs produce")
 
@@ -217,6 +230,7 @@ def replay_reset(
     """Move a stopped consumer group's committed offsets (refused while it has members)."""
     from streamlearn.replay.groups import (
         committed_offsets,
+        group_ids,
         move_offsets,
         plan_moves,
         refuse_if_active,
@@ -228,6 +242,12 @@ def replay_reset(
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
     catalogue = TopicCatalogue.from_settings(settings)
     kafka_group = catalogue.namespace.group(group)
+    known = group_ids(settings)
+    if kafka_group not in known:
+        # A misspelt group was taken as a new one, and offsets committed under the typo.
+        ours = [g for g in known if g.startswith(settings.topic_prefix)] or known
+        fail(f"no consumer group {kafka_group!r} on this cluster (it has: "
+             f"{', '.join(ours) or 'none'}); `agents run --group G` names them")  # fmt: skip
     refuse_if_active(settings, kafka_group)
     current = committed_offsets(settings, kafka_group)
     if topics:

@@ -149,6 +149,13 @@ def test_live_versions_verify_and_doctored_ones_do_not(
     assert "ctr v6: DIFFERS" in differs.stdout
     assert "fails verification" in differs.stdout
 
+    # Another run's key (found by a new user: the default data directory's) makes every
+    # version a bad signature, as tampering does: the command says which key it used.
+    other = _cli(settings, "verify", "ctr", STREAMLEARN_MODEL_SIGNING_KEY="another-runs-key")
+    assert other.returncode == 1
+    assert "bad_signature" in other.stdout
+    assert "checked with the key from STREAMLEARN_MODEL_SIGNING_KEY" in other.stderr
+
 
 def _resign(snapshot: dict[str, Any], like: dict[str, Any]) -> dict[str, Any]:
     """``snapshot`` with ``like``'s offsets and count, no parent, signed again."""
@@ -225,6 +232,9 @@ def test_replay_model_is_river_in_process_from_earliest_or_a_time_then_past_rete
     unpublished = _cli(settings, "model", "ctr@nosuch")
     assert unpublished.returncode == 0, unpublished.stderr
     assert "learned no examples" in unpublished.stderr
+    nothing = _cli(settings, "model", "ctr", "--from", "latest")  # a warning, as documented
+    assert nothing.returncode == 0, nothing.stderr
+    assert "learned no examples: the range holds no records" in nothing.stderr
 
     since = (one_hour_ago - timedelta(minutes=1)).isoformat()
     plan = _cli(settings, "model", "ctr", "--from", since, "--shadow", "late", "--dry-run")
@@ -321,6 +331,23 @@ def test_reset_moves_a_stopped_group_and_refuses_a_running_one(
         f"{group} {topic}[{CTR_PARTITION}]: 0 -> 10",
         f"moved 1 partition offsets of {group}",
     ]
+
+    # Found by a new user: a misspelt group was "a group with no committed offsets: name
+    # topics with --topic", and with --topic its offsets were committed under the typo.
+    for args in ([], ["--topic", "training.examples"]):
+        typo = _cli(settings, "reset", "--group", "backfil", "--to", "earliest", *args)
+        assert typo.returncode == 1
+        assert f"no consumer group '{settings.topic_prefix}backfil' on this cluster" in (
+            typo.stderr
+        )
+        assert group in typo.stderr  # the groups it has
+    check = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
+                      "group.id": settings.topic_prefix + "backfil"})  # fmt: skip
+    try:
+        (committed,) = check.committed([TopicPartition(topic, CTR_PARTITION)], timeout=30)
+    finally:
+        check.close()
+    assert committed.offset < 0  # nothing committed under the typo
 
 
 async def test_a_shadow_replay_is_served_through_an_experiment_arm(
@@ -504,6 +531,13 @@ def test_a_shadow_copy_keeps_the_live_records_timestamps(
     plan = plan_shadow(settings, ["preprocess", "label-join"], shadow,
                        parse_position("earliest"), parse_position("latest"))  # fmt: skip
     copy_inputs(settings, plan)
+    # As a replay interrupted after its copy leaves it (no manifest): a dry run said yes to
+    # it, then the run refused it (found by a new user); both refuse it now.
+    for dry_run in (["--dry-run"], []):
+        again = _cli(settings, "agents", "--only", "preprocess", "--into", shadow, *dry_run)
+        assert again.returncode == 1, again.stdout
+        assert "already holds records" in again.stderr
+        assert f"replay drop --into {shadow}" in again.stderr
     for topic in ("telemetry.events", "telemetry.feedback"):
         copied = {
             (m.partition(), m.offset()): m.timestamp()

@@ -354,3 +354,30 @@ def test_a_gated_model_resumed_from_the_previous_key_is_published_again_promoted
     assert (again["version"], again["signing_key_id"]) == (2, "k-new")
     assert again["metrics"].get("promoted", 1.0) == 1.0
     assert bytes(again["payload"]) == bytes(first["payload"])
+
+
+def test_the_replay_commands_say_which_key_they_verify_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a new user: with STREAMLEARN_DATA_DIR left unset, `replay verify` took the
+    key of the default data directory (another run's) and called every version a bad
+    signature, with nothing saying which key it had used; with no key anywhere, the error
+    named only STREAMLEARN_MODEL_SIGNING_KEY, not the data directory `up` keeps its key in."""
+    from streamlearn.up.signing_key import LOCAL_ROTATION_FILE, key_source
+
+    monkeypatch.delenv("STREAMLEARN_MODEL_SIGNING_KEY", raising=False)
+    monkeypatch.setenv("STREAMLEARN_DATA_DIR", str(tmp_path))
+    assert key_source(Settings()) is None
+    for command in (["verify", "ctr"], ["model", "ctr", "--dry-run"]):
+        result = CliRunner().invoke(app, ["replay", *command])
+        assert result.exit_code == 1
+        assert "set STREAMLEARN_MODEL_SIGNING_KEY, or STREAMLEARN_DATA_DIR to the directory " in (
+            result.output
+        )
+        assert f"(now {tmp_path})" in result.output
+    (tmp_path / LOCAL_SIGNING_KEY_FILE).write_text("the-key-up-made-for-signing\n")
+    assert key_source(Settings()) == str(tmp_path / LOCAL_SIGNING_KEY_FILE)
+    (tmp_path / LOCAL_ROTATION_FILE).write_text("model_signing_key: rotated-key-of-this-dir\n")
+    assert key_source(Settings()) == str(tmp_path / LOCAL_ROTATION_FILE)
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "a-deployment-s-own-key")
+    assert key_source(Settings()) == "STREAMLEARN_MODEL_SIGNING_KEY"

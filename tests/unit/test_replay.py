@@ -24,10 +24,16 @@ from streamlearn.replay.diff import (
 from streamlearn.replay.examples import Example, PreparedRecord, ReadCounts, prepared_records
 from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 from streamlearn.replay.history import ModelHistory, PublishedSnapshot
-from streamlearn.replay.positions import PartitionRange, check_retention, parse_position
+from streamlearn.replay.positions import (
+    PartitionNotRead,
+    PartitionRange,
+    check_retention,
+    parse_position,
+    resolve,
+)
 from streamlearn.replay.range_start import RangeStart
 from streamlearn.replay.rebuild import ModelTarget, learn, replayed_snapshot
-from streamlearn.replay.shadow import step_topics
+from streamlearn.replay.shadow import plan_shadow, step_topics
 from streamlearn.replay.verify import Verdict, verify_version
 from streamlearn.settings import Settings
 from tests.support import click_examples
@@ -54,6 +60,47 @@ def test_positions_parse_as_documented() -> None:
         parse_position("2:-5")
     with pytest.raises(ReplayError, match="partition 1 twice"):
         parse_position("1:5,1:7")
+
+
+class _Log:
+    """An offset index of one topic: partition → (first offset, end offset)."""
+
+    def __init__(self, watermarks: dict[int, tuple[int, int]]) -> None:
+        self._watermarks = watermarks
+
+    def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
+        return dict(self._watermarks)
+
+    def offsets_for_time(
+        self, topic: str, partitions: Iterable[int], timestamp_ms: int
+    ) -> dict[int, int | None]:
+        return {}
+
+
+def test_a_position_past_the_logs_end_says_so() -> None:
+    """Found by a new user: `--from 2:99999` was "the range starts at 99999, after its end
+    4582", with no `--to` given (and `replay reset`, which has no range, said the same)."""
+    log = _Log({0: (0, 2251), 1: (0, 10)})
+    with pytest.raises(ReplayError, match=r"^t\[0\]: offset 99999 is past the log's end 2251$"):
+        resolve(log, "t", {0: 99999})
+    with pytest.raises(ReplayError, match=r"^t\[0\]: the range starts at 20, after its end 10$"):
+        resolve(log, "t", {0: 20}, {0: 10})
+    with pytest.raises(PartitionNotRead, match="only t partition"):
+        resolve(log, "t", {1: 5}, partitions=[0])
+
+
+def test_a_time_out_of_range_says_what_is_wrong() -> None:
+    """`2026-13-01T00:00:00Z` got the generic "expected earliest, latest, ..."."""
+    with pytest.raises(ReplayError, match=r"month must be in 1\.\.12"):
+        parse_position("2026-13-01T00:00:00Z")
+
+
+@pytest.mark.parametrize("into", [".", "-", "._"])
+def test_a_shadow_namespace_needs_a_letter_or_digit(into: str) -> None:
+    """`--into .` was taken: topics `.telemetry.events`, and the manifest file of `--into
+    shadow` (replays/shadow.json)."""
+    with pytest.raises(ReplayError, match="a letter or digit"):
+        plan_shadow(Settings(), ["preprocess"], into, "earliest", "latest", source=_Log({}))  # type: ignore[arg-type]
 
 
 def test_a_range_past_retention_names_partitions_and_what_the_log_holds() -> None:

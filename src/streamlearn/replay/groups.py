@@ -37,11 +37,10 @@ def active_members(settings: Settings, group: str) -> GroupMembers:
 
 def consumers_of(settings: Settings, topic: str) -> list[GroupMembers]:
     """Groups with active members assigned a partition of Kafka topic ``topic``."""
-    admin = _admin(settings)
-    listed = admin.list_consumer_groups(request_timeout=TIMEOUT_S).result(timeout=TIMEOUT_S)
-    ids = [g.group_id for g in listed.valid]
+    ids = group_ids(settings)
     if not ids:
         return []
+    admin = _admin(settings)
     found = []
     for group, future in admin.describe_consumer_groups(ids, request_timeout=TIMEOUT_S).items():
         members = future.result(timeout=TIMEOUT_S).members
@@ -54,6 +53,13 @@ def consumers_of(settings: Settings, topic: str) -> list[GroupMembers]:
         if reading:
             found.append(GroupMembers(group, tuple(sorted(reading))))
     return sorted(found, key=lambda g: g.group)
+
+
+def group_ids(settings: Settings) -> list[str]:
+    """The consumer groups the cluster knows (a group is known once it joined or committed)."""
+    admin = _admin(settings)
+    listed = admin.list_consumer_groups(request_timeout=TIMEOUT_S).result(timeout=TIMEOUT_S)
+    return sorted(g.group_id for g in listed.valid)
 
 
 def committed_offsets(settings: Settings, group: str) -> dict[tuple[str, int], int]:

@@ -24,7 +24,7 @@ from streamlearn.replay.examples import ReadCounts
 from streamlearn.replay.exceptions import ReplayError
 from streamlearn.replay.groups import consumers_of
 from streamlearn.replay.history import ModelHistory, model_history
-from streamlearn.replay.positions import PartitionRange, Position, resolve
+from streamlearn.replay.positions import PartitionNotRead, PartitionRange, Position, resolve
 from streamlearn.replay.read_ahead import read_ahead
 from streamlearn.replay.rebuild import ModelTarget, learn, replayed_snapshot
 from streamlearn.replay.sources import KafkaSource, RecordSource
@@ -107,7 +107,7 @@ def plan_model_replay(
     partition = key_partition(target.examples_of.encode(), partitions)
     try:
         ranges = resolve(source, topic, start, end, partitions=[partition])
-    except ReplayError as exc:
+    except PartitionNotRead as exc:
         raise ReplayError(
             f"{target.examples_of}'s examples are all in one partition: {exc}"
         ) from exc
@@ -180,6 +180,8 @@ def nothing_learned(plan: ModelReplayPlan, counts: ReadCounts, learned: int) -> 
     """Why a replay that learned no example learned none (None: it learned some)."""
     if learned:
         return None
+    if not counts.read:  # was "none of the 0 records read is ctr's"
+        return "learned no examples: the range holds no records"
     target = plan.target
     whose = f"{target.examples_of}@{target.arm}" if target.arm else target.examples_of
     return f"learned no examples: none of the {counts.read:,} records read is {whose}'s"

@@ -18,6 +18,10 @@ from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 Position = Literal["earliest", "latest"] | datetime | Mapping[int, int]
 
 
+class PartitionNotRead(ReplayError):  # noqa: N818 (says what it is, as ReplayError's others)
+    """Offsets given for a partition the caller does not read (e.g. another model's)."""
+
+
 class OffsetIndex(Protocol):
     """What positions are resolved against: a source of the topic's records
     (``replay.sources``: Kafka, or the archive then Kafka)."""
@@ -43,9 +47,12 @@ def parse_position(text: str) -> Position:
             return _explicit_offsets(text, pairs)
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+    except ValueError as exc:
+        # A date's own fault (month 13) is said; anything else is no position at all.
+        reason = "" if str(exc).startswith("Invalid isoformat") else f"{exc}; "
         raise ReplayError(
-            f"position {text!r}: expected earliest, latest, an ISO 8601 time or P:O,P:O offsets"
+            f"position {text!r}: {reason}expected earliest, latest, an ISO 8601 time or "
+            "P:O,P:O offsets"
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
@@ -118,7 +125,7 @@ def resolve(
         wanted = set(partitions)
         named = {p for position in (start, end) if isinstance(position, Mapping) for p in position}
         if named - wanted:
-            raise ReplayError(
+            raise PartitionNotRead(
                 f"only {topic} partition(s) {sorted(wanted)} are read here; the offsets given "
                 f"name {sorted(named - wanted)}"
             )
@@ -128,6 +135,8 @@ def resolve(
     ranges = []
     for p, (low, high) in sorted(watermarks.items()):
         first, last = starts[p], min(ends[p], high)
+        if first > high:
+            raise ReplayError(f"{topic}[{p}]: offset {first} is past the log's end {high}")
         if first > last:
             raise ReplayError(f"{topic}[{p}]: the range starts at {first}, after its end {last}")
         ranges.append(PartitionRange(p, first, last, low, high))

@@ -29,7 +29,7 @@ from confluent_kafka.admin import AdminClient
 import streamlearn
 from streamlearn.kafka_clients import PRODUCE_TIMEOUT_S, confluent_config, producer_config
 from streamlearn.replay.exceptions import ReplayError
-from streamlearn.replay.groups import committed_offsets
+from streamlearn.replay.groups import TIMEOUT_S, committed_offsets
 from streamlearn.replay.positions import PartitionRange, Position, resolve
 from streamlearn.replay.sources import KafkaSource, RecordSource
 from streamlearn.runtime.topic_reader import end_offsets
@@ -147,6 +147,9 @@ def plan_shadow(
     Namespace(shadow_prefix)  # validates the prefix
     if shadow_prefix == settings.topic_prefix or not shadow_prefix:
         raise ReplayError("--into must name another namespace than the live one")
+    if not any(c.isalnum() for c in shadow_prefix):
+        # `.` made topics `.telemetry.events` and shared the files of `--into shadow`.
+        raise ReplayError(f"--into {shadow_prefix!r}: a namespace holds a letter or digit (try1.)")
     earlier = manifest_path(settings, shadow_prefix)
     owner = files_owner(settings, shadow_prefix)
     if owner is not None and owner != shadow_prefix:
@@ -162,6 +165,7 @@ def plan_shadow(
             f"it, or delete it with `streamlearn replay drop --into {shadow_prefix}`; or "
             "replay --into a fresh namespace"
         )
+    _refuse_records_there(settings, shadow_prefix, existing_only=True)
     roots, inputs = step_topics(agents)
     ranges = {}
     for topic in roots:
@@ -196,6 +200,27 @@ def shadow_topics(desired: Sequence[DesiredTopic], plan: ShadowPlan) -> list[Des
     ]
 
 
+def _refuse_records_there(
+    settings: Settings, shadow_prefix: str, existing_only: bool = False
+) -> None:
+    """Refuse a namespace any topic of which holds records: an earlier replay (interrupted,
+    or its manifest lost) left them there. Any topic of the namespace, not only those the
+    copy writes; ``existing_only``: of the topics that exist (the plan's check, before any
+    is created: a dry run said yes to a namespace the run then refused)."""
+    topology = load_topology(topology_path(settings))
+    shadows = [topic.name for topic in desired_topics(topology, shadow_prefix)]
+    if existing_only:
+        there = set(_admin(settings).list_topics(timeout=TIMEOUT_S).topics)
+        shadows = [name for name in shadows if name in there]
+    for name in shadows:
+        if any(end for _, end in end_offsets(settings, name).values()):
+            raise ReplayError(
+                f"{name} already holds records (a replay interrupted, or its manifest "
+                f"lost): replay --into a fresh namespace, or delete this one with "
+                f"`streamlearn replay drop --into {shadow_prefix}`"
+            )
+
+
 def copy_inputs(
     settings: Settings, plan: ShadowPlan, advance: Callable[[int], None] | None = None
 ) -> None:
@@ -203,13 +228,7 @@ def copy_inputs(
     topology = load_topology(topology_path(settings))
     apply_topology(_admin(settings), shadow_topics(desired_topics(topology, plan.shadow_prefix),
                                                    plan))  # fmt: skip
-    # Any topic of the namespace, not only those copied into: an earlier replay of other
-    # agents (its manifest lost) left its outputs there.
-    for shadow in desired_topics(topology, plan.shadow_prefix):
-        if any(end for _, end in end_offsets(settings, shadow.name).values()):
-            raise ReplayError(
-                f"{shadow.name} already holds records: replay --into a fresh namespace"
-            )
+    _refuse_records_there(settings, plan.shadow_prefix)
     producer = Producer(producer_config(settings, **{"linger.ms": 20, "enable.idempotence": True}))
     for topic, ranges in plan.ranges.items():
         wanted = {r.partition: (r.start, r.end) for r in ranges if r.count}

@@ -52,6 +52,25 @@ def with_local_key(settings: Settings, *, make: bool = False) -> Settings:
     return settings.model_copy(update={"model_signing_key": local_signing_key(key_file)})
 
 
+def key_source(settings: Settings) -> str | None:
+    """Where :func:`with_local_key` takes the key ``settings`` (as given) sign with: the
+    setting, the data directory's rotation or key file; None: no key anywhere."""
+    if settings.model_signing_key is not None:
+        return "STREAMLEARN_MODEL_SIGNING_KEY"
+    for name in (LOCAL_ROTATION_FILE, LOCAL_SIGNING_KEY_FILE):
+        if (settings.data_dir / name).is_file():
+            return str(settings.data_dir / name)
+    return None
+
+
+def missing_key_hint(settings: Settings) -> str:
+    """What to set when no key signs: either key source :func:`with_local_key` reads."""
+    return (
+        f"set STREAMLEARN_MODEL_SIGNING_KEY, or STREAMLEARN_DATA_DIR to the directory `up` "
+        f"ran with, whose {LOCAL_SIGNING_KEY_FILE} it reads (now {settings.data_dir})"
+    )
+
+
 def _rotation_settings(values: dict[str, Any]) -> dict[str, Any]:
     """A rotation's file as settings values (what ``Settings`` makes of the same file)."""
     until = values.get("model_previous_signing_key_until")
