@@ -71,6 +71,10 @@ def _record_source(
     return ArchiveSource(settings, registry, chosen, options)
 
 
+SHOWN_GROUPS = 12
+"""Groups a refused `replay reset` lists (a shared cluster may have hundreds)."""
+
+
 def _replay_settings(bootstrap_servers: str | None) -> tuple[Settings, str]:
     """The command's settings, signing with the data directory's key (``up``'s, or its
     last rotation) when none is set, and where the key came from; refused without one
@@ -246,8 +250,9 @@ def replay_reset(
     if kafka_group not in known:
         # A misspelt group was taken as a new one, and offsets committed under the typo.
         ours = [g for g in known if g.startswith(settings.topic_prefix)] or known
+        listed = ", ".join(ours[:SHOWN_GROUPS]) + (", ..." if len(ours) > SHOWN_GROUPS else "")
         fail(f"no consumer group {kafka_group!r} on this cluster (it has: "
-             f"{', '.join(ours) or 'none'}); `agents run --group G` names them")  # fmt: skip
+             f"{listed or 'none'}); `agents run --group G` names them")  # fmt: skip
     refuse_if_active(settings, kafka_group)
     current = committed_offsets(settings, kafka_group)
     if topics:
