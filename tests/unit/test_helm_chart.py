@@ -392,7 +392,14 @@ def test_secret_settings_are_stored_in_the_secret_and_given_only_to_their_parts(
         "STREAMLEARN_SERVE_API_TOKENS": {"serve", "test"},
         "STREAMLEARN_COLLECTOR_WRITE_KEYS": {"collector"},
         "STREAMLEARN_REGISTRY_WRITERS": {"registry"},
-        "STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH": {"collector", "serve", "agents", "schemas"},
+        # The test pod asks the registry too.
+        "STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH": {
+            "collector",
+            "serve",
+            "agents",
+            "schemas",
+            "test",
+        },
         "STREAMLEARN_MODEL_PREVIOUS_SIGNING_KEY": {"serve", "agents"},
     }
     for name in given:

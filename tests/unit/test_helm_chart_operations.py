@@ -272,7 +272,7 @@ def test_a_kafka_user_for_a_part_the_release_has_not_is_refused() -> None:
         "--set-json", _users(["colector"]), check=False,
     )  # fmt: skip
     assert result.returncode != 0
-    assert "kafka.sasl.users.colector: no such part" in result.stderr
+    assert "kafka.sasl.users.colector: this release runs no such part" in result.stderr
 
 
 def test_the_secrets_hash_in_pod_annotations_is_salted() -> None:

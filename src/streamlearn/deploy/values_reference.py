@@ -11,7 +11,7 @@ from streamlearn.deploy.values_schema import values_schema
 def _type_of(schema: dict[str, Any]) -> str:
     if "enum" in schema:
         return " \\| ".join(f"`{v}`" for v in schema["enum"])
-    if "anyOf" in schema:
+    if "anyOf" in schema and "type" not in schema:  # with a type, anyOf only refines it
         return " \\| ".join(_type_of(s) for s in schema["anyOf"])
     kind = schema.get("type", "any")
     return " \\| ".join(kind) if isinstance(kind, list) else str(kind)
@@ -53,10 +53,10 @@ PATH_DESCRIPTIONS = {
     "networkPolicy.ingressFrom": "NetworkPolicy peers allowed to reach the collector and the "
     "workers (empty: anyone; else these and the release's own pods), the registry and the "
     "agents' metrics port.",
-    "networkPolicy.metricsFrom": "Peers allowed to reach every part's metrics port only "
-    "(Prometheus' namespace), without opening the API to them.",
+    "networkPolicy.metricsFrom": "Peers allowed to reach every part's metrics port "
+    "(Prometheus' namespace): the agents' and the registry's metrics port, and the collector's "
+    "and the workers' API port, which serves their /metrics.",
     "metrics.serviceMonitor.interval": "Scrape interval.",
-    "tests.model": "The model `helm test`'s prediction asks for.",
 }
 LEAF_DESCRIPTIONS = {
     "port": "Container and Service port.",

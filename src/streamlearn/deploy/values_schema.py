@@ -437,7 +437,15 @@ def values_schema() -> dict[str, Any]:
                     "grafanaDashboard": _object({"enabled": BOOLEAN, "labels": ANY_OBJECT}),
                 }
             ),
-            "tests": _object({"model": STRING}),
+            "tests": _object(
+                {
+                    "model": {
+                        "enum": sorted(SPECS),
+                        "description": "The model `helm test` asks for a prediction: one of "
+                        "config.models.",
+                    }
+                }
+            ),
         },
     }
 

@@ -106,7 +106,7 @@ app.kubernetes.io/component: {{ .component }}
 serve_api_tokens: [serve, test]
 collector_write_keys: [collector]
 registry_writers: [registry]
-schema_registry_basic_auth: [collector, serve, agents, schemas]
+schema_registry_basic_auth: [collector, serve, agents, schemas, test]
 model_previous_signing_key: [serve, learner]
 {{- end -}}
 
@@ -470,6 +470,17 @@ checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
 
 {{/* What the values schema cannot say across values, refused as the parts would at start. */}}
 {{- define "streamlearn.validate" -}}
+{{- /* The longest Service name is <fullname>-collector: a longer one rendered and was refused
+     by the API server at install. */}}
+{{- $fullname := include "streamlearn.fullname" . }}
+{{- if gt (len $fullname) 53 }}
+{{- fail (printf "the release's Service names (%s-collector, ...) would be %d characters; Service names are at most 63 characters: use a release name of at most %d characters, or fullnameOverride (at most 53)" $fullname (add (len $fullname) 10) (sub 52 (len (include "streamlearn.name" .)))) }}
+{{- end }}
+{{- /* `helm test` asks a worker for this model: one it does not serve answers 404. */}}
+{{- $models := .Values.config.models | default (list "ctr") }}
+{{- if not (has .Values.tests.model $models) }}
+{{- fail (printf "tests.model %s is not among config.models (%s): `helm test` would ask the workers for a model they do not serve" .Values.tests.model (join ", " $models)) }}
+{{- end }}
 {{- if and (eq (toString (default "drop" .Values.config.ip_policy)) "pseudonymise") (not (or .Values.pseudonymisation.key .Values.pseudonymisation.existingSecret)) }}
 {{- fail "config.ip_policy=pseudonymise needs pseudonymisation.key or pseudonymisation.existingSecret (preprocess would refuse to start)" }}
 {{- end }}
@@ -483,10 +494,12 @@ checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
 {{- end }}
 {{- /* A user for a part the release does not have (a typo) would leave the part logging in
      as the shared user without a word. */}}
-{{- $known := concat (list "collector" "serve" "registry" "ops") (keys .Values.agents.sets) }}
+{{- /* Only the parts this release runs: a user for a disabled set, for the registry of a
+     release using an external one or for the hooks of one running none went unused. */}}
+{{- $known := fromYamlArray (include "streamlearn.kafkaParts" .) }}
 {{- range $part, $_ := .Values.kafka.sasl.users | default dict }}
 {{- if not (has $part $known) }}
-{{- fail (printf "kafka.sasl.users.%s: no such part; the keys are collector, serve, registry, ops (the hooks) and the agent sets (%s)" $part (join ", " (keys $.Values.agents.sets | sortAlpha))) }}
+{{- fail (printf "kafka.sasl.users.%s: this release runs no such part; its parts are %s (ops: the hooks; the others: collector, serve, registry and the enabled agent sets)" $part (join ", " $known)) }}
 {{- end }}
 {{- end }}
 {{- /* Each agent in one enabled set: helm merges a new set into the default ones, and two

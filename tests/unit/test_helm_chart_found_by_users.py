@@ -1,0 +1,133 @@
+"""The Helm chart where a second new user found it wrong (rendered with helm, no cluster):
+names the API server would refuse, a `helm test` that could not pass, Kafka users for
+parts the release does not run, monitors whose alert could not fire or whose scrape could
+not verify its server, and a test file packaged with the chart."""
+
+from __future__ import annotations
+
+import tarfile
+from typing import Any
+
+import pytest
+
+from tests.unit.test_helm_chart import CHART, _helm, render_chart
+from tests.unit.test_helm_chart_operations import SASL, _users
+
+pytestmark = pytest.mark.unit
+
+BOOTSTRAP = "kafka.bootstrapServers=kafka:9092"
+
+
+def _template(*args: str, release: str = "rel") -> Any:
+    return _helm("template", release, str(CHART), "--kube-version", "1.30.0", *args, check=False)
+
+
+def test_a_release_name_too_long_for_its_service_names_is_refused() -> None:
+    """`recommendations-production-europe-west1-blue` rendered and validated, and its
+    Services (`...-streamlearn-collector`, 66 characters) were refused at install."""
+    long_name = "recommendations-production-europe-west1-blue"
+    result = _template("--set", BOOTSTRAP, release=long_name)
+    assert result.returncode != 0
+    assert "Service names are at most 63 characters" in result.stderr
+    assert "fullnameOverride" in result.stderr
+    # fullnameOverride is the way out, and is checked the same way.
+    fine = _template("--set", BOOTSTRAP, "--set", "fullnameOverride=recs", release=long_name)
+    assert fine.returncode == 0, fine.stderr
+    assert _template("--set", BOOTSTRAP, "--set", "fullnameOverride=" + "r" * 60).returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("sets", "complaint"),
+    [
+        (("tests.model=nosuch",), "/tests/model"),
+        (("config.models={ctr_tree}",), "tests.model ctr is not among config.models (ctr_tree)"),
+    ],
+)
+def test_helm_tests_model_must_be_one_the_workers_serve(
+    sets: tuple[str, ...], complaint: str
+) -> None:
+    """`tests.model` was never checked: `helm test` then failed after the install (404)."""
+    result = _template("--set", BOOTSTRAP, *[a for s in sets for a in ("--set", s)])
+    assert result.returncode != 0
+    assert complaint in result.stderr
+    assert _template("--set", BOOTSTRAP, "--set", "config.models={ctr_tree}",
+                     "--set", "tests.model=ctr_tree").returncode == 0  # fmt: skip
+
+
+def test_the_helm_test_logs_in_to_a_registry_that_asks_for_a_password() -> None:
+    documents = render_chart(
+        sets=(BOOTSTRAP, "secretConfig.values.schema_registry_basic_auth=u:p-s3cret")
+    )
+    (test,) = [d for d in documents if d["metadata"]["name"].endswith("-test-predict")]
+    (container,) = test["spec"]["containers"]
+    names = {entry["name"] for entry in container.get("env", [])}
+    assert "STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH" in names
+    assert "STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH" in container["args"][0]
+
+
+@pytest.mark.parametrize(
+    ("sets", "part"),
+    [
+        (("agents.sets.preprocess.enabled=false", "agents.sets.ingest.agents={preprocess}"),
+         "preprocess"),
+        (("schemaRegistry.url=https://registry.example.com",), "registry"),
+        (("topics.apply=false", "schemas.register=false"), "ops"),
+    ],
+)  # fmt: skip
+def test_a_kafka_user_for_a_part_this_release_does_not_run_is_refused(
+    sets: tuple[str, ...], part: str
+) -> None:
+    """docs/deploy.md: "a key that names no part of the release is refused"; a user for a
+    disabled set, for the registry of a release using an external one, or for the hooks
+    of a release that runs none was taken and never used."""
+    result = _template(
+        *[a for s in (*SASL, *sets) for a in ("--set", s)],
+        "--set", "kafka.sasl.username=shared", "--set", "kafka.sasl.password=p",
+        "--set-json", _users([part]),
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert f"kafka.sasl.users.{part}: this release runs no such part" in result.stderr
+
+
+def test_every_monitors_targets_carry_their_part_for_the_down_alert() -> None:
+    """StreamlearnPartDown matched `job=~".*streamlearn.*"`: with fullnameOverride the jobs
+    are `recs-collector`, ..., and the alert could never fire. Every target now carries
+    `streamlearn_part`, which the rule matches too (promtool checks it)."""
+    documents = render_chart(
+        sets=(BOOTSTRAP, "fullnameOverride=recs", "metrics.serviceMonitor.enabled=true")
+    )
+    monitors = [d for d in documents if d["kind"] in ("ServiceMonitor", "PodMonitor")]
+    assert len(monitors) == 3
+    for monitor in monitors:
+        spec = monitor["spec"]
+        (endpoint,) = spec.get("endpoints") or spec["podMetricsEndpoints"]
+        labels = {r["targetLabel"] for r in endpoint["relabelings"]}
+        assert "streamlearn_part" in labels, monitor["metadata"]["name"]
+    rules = (CHART / "files" / "prometheus-rules.yaml").read_text()
+    assert 'streamlearn_part!=""' in rules
+
+
+@pytest.mark.parametrize(
+    "tls", [("httpTls.existingSecret=web-tls",), ("config.http_tls_certfile=/tls/c.pem",
+                                                   "config.http_tls_keyfile=/tls/k.pem")]
+)  # fmt: skip
+def test_a_monitor_checks_its_services_name_without_a_ca_of_the_charts(
+    tls: tuple[str, ...],
+) -> None:
+    """Without httpTls.caKey the monitors scraped https with no serverName: Prometheus
+    connects to pod IPs, and checked the certificate against the IP."""
+    documents = render_chart(sets=(BOOTSTRAP, "metrics.serviceMonitor.enabled=true", *tls))
+    for monitor in [d for d in documents if d["kind"] == "ServiceMonitor"]:
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["scheme"] == "https"
+        assert endpoint["tlsConfig"]["serverName"] == monitor["metadata"]["name"]
+
+
+def test_the_rules_test_file_is_not_packaged(tmp_path: Any) -> None:
+    """files/prometheus-rules.test.yaml says "not shipped"; `helm package` shipped it."""
+    _helm("package", str(CHART), "--destination", str(tmp_path))
+    (package,) = tmp_path.glob("*.tgz")
+    with tarfile.open(package) as archive:
+        names = archive.getnames()
+    assert not [n for n in names if n.endswith("prometheus-rules.test.yaml")]
+    assert [n for n in names if n.endswith("prometheus-rules.yaml")]
