@@ -131,3 +131,13 @@ def test_the_rules_test_file_is_not_packaged(tmp_path: Any) -> None:
         names = archive.getnames()
     assert not [n for n in names if n.endswith("prometheus-rules.test.yaml")]
     assert [n for n in names if n.endswith("prometheus-rules.yaml")]
+
+
+def test_the_values_reference_lists_each_agent_sets_values() -> None:
+    """`agents.sets.<set>.agents / replicas / enabled / resources` were in the schema (and
+    ci/production-values.yaml) but not in docs/deploy.md's values table."""
+    from streamlearn.deploy.values_reference import values_reference
+
+    table = values_reference()
+    for value in ("enabled", "agents", "replicas", "resources"):
+        assert f"| `agents.sets.<name>.{value}` |" in table

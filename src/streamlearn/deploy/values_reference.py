@@ -57,6 +57,8 @@ PATH_DESCRIPTIONS = {
     "(Prometheus' namespace): the agents' and the registry's metrics port, and the collector's "
     "and the workers' API port, which serves their /metrics.",
     "metrics.serviceMonitor.interval": "Scrape interval.",
+    "agents.sets.<name>.agents": "The agents this set's workers run (each agent in one "
+    "enabled set; monitor in a set of its own).",
 }
 LEAF_DESCRIPTIONS = {
     "port": "Container and Service port.",
@@ -92,6 +94,10 @@ def _rows(schema: dict[str, Any], path: str) -> list[tuple[str, str, str]]:
             if _describe(where, child):
                 rows.append((where, "object", _describe(where, child)))
             rows.extend(_rows(child, where))
+        elif "patternProperties" in child:  # keyed by names of yours: each key's values
+            rows.append((where, "object", _describe(where, child)))
+            for entry in child["patternProperties"].values():
+                rows.extend(_rows(entry, f"{where}.<name>"))
         elif where == "config":
             rows.append((where, "object", child["description"]))
             for setting, spec in child["properties"].items():
