@@ -141,3 +141,64 @@ def test_the_values_reference_lists_each_agent_sets_values() -> None:
     table = values_reference()
     for value in ("enabled", "agents", "replicas", "resources"):
         assert f"| `agents.sets.<name>.{value}` |" in table
+
+
+def test_the_helm_test_script_passes_against_a_registry_that_asks_for_a_password(
+    tmp_path: Any,
+) -> None:
+    """The rendered test pod's own script, run against local HTTP servers standing in for
+    the Services (their names pointed at 127.0.0.1): the registry answers 401 without the
+    password, as one that asks for it does."""
+    import base64
+    import http.server
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    documents = render_chart(
+        sets=(BOOTSTRAP, "secretConfig.values.schema_registry_basic_auth=u:pw")
+    )
+    (test,) = [d for d in documents if d["metadata"]["name"].endswith("-test-predict")]
+    script = test["spec"]["containers"][0]["args"][0]
+    asked: list[tuple[str, str | None]] = []
+
+    class Stand(http.server.BaseHTTPRequestHandler):
+        def _answer(self, status: int, body: bytes = b"{}") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            asked.append((self.path, self.headers.get("Authorization")))
+            wanted = "Basic " + base64.b64encode(b"u:pw").decode()
+            if self.path == "/subjects" and self.headers.get("Authorization") != wanted:
+                self._answer(401)
+            else:
+                self._answer(200, b"[]")
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._answer(200, b'{"predictions": [{"score": 0.5}]}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stand)
+    port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for host in ("rel-streamlearn-collector:8001", "rel-streamlearn-serve:8000",
+                     "rel-streamlearn-registry:8081"):  # fmt: skip
+            script = script.replace(host, f"127.0.0.1:{port}")
+        environment = {**os.environ, "STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH": "u:pw"}
+        result = subprocess.run(
+            [sys.executable, "-c", script], env=environment, capture_output=True, text=True,
+            timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stderr
+    assert ("/subjects", "Basic " + base64.b64encode(b"u:pw").decode()) in asked
