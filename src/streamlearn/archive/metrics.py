@@ -11,11 +11,12 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streamlearn.archive.partition import Completed
+from streamlearn.process_metrics import part_registry
 
 
 class ArchiveMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        self.registry = registry or part_registry()
         self.records = Counter(
             "streamlearn_archive_records",
             "Records in archive files made final, by topic.",

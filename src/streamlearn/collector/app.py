@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp_cors
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from streamlearn import strict_json
 from streamlearn.collector.exceptions import InvalidEventError
@@ -41,6 +41,7 @@ from streamlearn.http_body import UnreadableBodyError, read_body
 from streamlearn.http_errors import kept_headers
 from streamlearn.json_kinds import json_kind
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
+from streamlearn.process_metrics import part_registry
 from streamlearn.serde import EncodeError, RegistryClient, SchemaSource
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
@@ -87,7 +88,7 @@ class Collector:
                 },
             )
         )
-        self.metrics = CollectorRegistry()
+        self.metrics = part_registry()
         self.accepted = Counter(
             "streamlearn_collector_accepted",
             "Records confirmed by Kafka (also those of a request answered 503 or abandoned by "

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from streamlearn.process_metrics import part_registry
+
 
 class DashboardMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        self.registry = registry or part_registry()
         r = self.registry
         self.records = Counter(
             "streamlearn_dashboard_records",

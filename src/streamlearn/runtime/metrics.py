@@ -15,12 +15,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from streamlearn.process_metrics import part_registry
+
 
 class AgentMetrics:
     """Every event an agent does not forward is counted here, with why."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        self.registry = registry or part_registry()
         self.events = Counter(
             "streamlearn_preprocess_events",
             "Events read by preprocess, by outcome (clean, duplicate, bot; rejected ones are "

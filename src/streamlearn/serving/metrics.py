@@ -15,9 +15,11 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics_core import HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
+
+from streamlearn.process_metrics import part_registry
 
 _le: Callable[[float], str] = floatToGoString  # untyped in prometheus_client
 
@@ -108,7 +110,7 @@ class ServingMetrics:
     """Every metric a worker exports; ``registry`` is what ``/metrics`` renders."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = part_registry()
         r = self.registry
         self.tallies: list[Tally] = []
         r.register(_FlushTallies(self.tallies))
