@@ -193,6 +193,22 @@ async def test_cors_preflight_allows_the_write_key_header_for_listed_origins_onl
     refused = await response.json()
     assert refused["field"] == "Access-Control-Request-Headers"
     assert "headers are not allowed: authorization" in refused["error"].lower()
+    # Found by a new user: a method not allowed, and an OPTIONS without an Origin, were
+    # both said to be the Origin's fault ("origin header is not specified").
+    response = await collector.options(
+        "/v1/events", headers={**preflight, "Access-Control-Request-Method": "PUT"}
+    )
+    assert response.status == 403
+    refused = await response.json()
+    assert refused["field"] == "Access-Control-Request-Method"
+    assert "'PUT'" in refused["error"]
+    response = await collector.options("/v1/events")
+    assert response.status == 403
+    refused = await response.json()
+    assert refused["field"] == "Origin"
+    assert refused["error"] == (
+        "OPTIONS is a browser's CORS preflight and needs an Origin header; events are posted"
+    )
 
 
 async def test_every_answer_to_a_post_varies_by_origin(collector: TestClient[Any, Any]) -> None:

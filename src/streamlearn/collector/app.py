@@ -167,9 +167,19 @@ async def errors_as_json(
         if counting is not None:
             counting.refused.labels(status=str(exc.status)).inc()
         if request.method == "OPTIONS" and exc.status == 403 and exc.text:
-            # aiohttp_cors says why in the body's text: an origin or a header not listed.
-            field = "Access-Control-Request-Headers" if "headers" in exc.text else "Origin"
-            return _error(403, exc.text, field, headers=kept_headers(exc))
+            # aiohttp_cors says why in the body's text: an origin, a method or a header not
+            # listed, or no Origin at all (every OPTIONS is a preflight to it).
+            text, field = exc.text, "Origin"
+            if "headers" in text:
+                field = "Access-Control-Request-Headers"
+            elif "request method" in text.lower():
+                field = "Access-Control-Request-Method"
+            elif "origin header is not specified" in text.lower():
+                text = (
+                    "OPTIONS is a browser's CORS preflight and needs an Origin header; "
+                    "events are posted"
+                )
+            return _error(403, text, field, headers=kept_headers(exc))
         return _error(exc.status, exc.reason, headers=kept_headers(exc))
 
 
