@@ -140,7 +140,9 @@ def experiments_set(
         name_problems,
         numeric_differences,
         overlaps,
+        task_mismatches,
         unknown_models,
+        unserved_models,
     )
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
@@ -152,10 +154,13 @@ def experiments_set(
         description=description,
     )
     problems = name_problems(experiment) + unknown_models(experiment, SPECS)
+    problems += task_mismatches(experiment, SPECS)
     if problems:
         fail(f"experiment {name!r}: {'; '.join(problems)}")
     for difference in numeric_differences(experiment, SPECS):
         typer.echo(f"warning: {difference}", err=True)
+    for unserved in unserved_models(experiment, settings.models):
+        typer.echo(f"warning: {unserved}", err=True)
     with RegistryClient.for_settings(settings) as registry:
         for overlap in overlaps(experiment, read_experiments(settings, registry)):
             typer.echo(f"warning: {overlap}", err=True)

@@ -559,12 +559,21 @@ async def _grown_inputs_are_refused(client: TestClient[Any, Any]) -> None:
         ({"features": {"": 1.0}}, "features.", "name"),
         ({"features": {"n" * 300: 1.0}}, "features." + "n" * 64, "name"),
         ({"features": {}, "context": {"a=b": "c"}}, "context.a=b", "'='"),
+        # Context keys are inputs too (ctx.<key>): found by a new user, 20 requests of
+        # 30,000 made-up keys grew both models past model.state's record size, and
+        # learning stopped.
+        ({"features": {}, "context": {f"k{i}": "v" for i in range(MAX_FEATURES + 1)}},
+         "context", f"{MAX_FEATURES + 1} context keys"),
+        ({"features": dict(list(wide.items())[:1000]),
+          "context": {f"k{i}": "v" for i in range(100)}},
+         "context", f"1000 features and 100 context keys, at most {MAX_FEATURES} together"),
     ]  # fmt: skip
     for instance, field, says in cases:
         status, body = await _predict(client, {"user_id": "u", **instance})
         assert (status, body["field"]) == (422, field), body
         assert says in body["error"]
-    fits: dict[str, Any] = {f"f{i}": 1.0 for i in range(MAX_FEATURES - 1)}
+    # 1,024 inputs: 1,023 features and a context key.
+    fits: dict[str, Any] = {f"f{i}": 1.0 for i in range(MAX_FEATURES - 2)}
     fits["category"] = "x" * MAX_TEXT_CHARS
     status, body = await _predict(client, {"user_id": "u", "features": fits,
                                            "context": {"ctx": "ok"}})  # fmt: skip

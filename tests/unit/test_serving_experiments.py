@@ -21,7 +21,9 @@ from streamlearn.serving.experiments import (
     name_problems,
     numeric_differences,
     overlaps,
+    task_mismatches,
     unknown_models,
+    unserved_models,
 )
 
 
@@ -267,3 +269,31 @@ def test_an_experiment_survives_pickling_and_copying() -> None:
         assert [again.assign(f"u{i}") for i in range(50)] == [
             experiment.assign(f"u{i}") for i in range(50)
         ]
+
+
+def test_arms_of_models_of_another_task_are_refused_and_unserved_ones_warned_of() -> None:
+    """Found by a new user: `experiments set aa --arm control=ctr:0.5 --arm
+    cv=conversion_value:0.5` was taken without a word: half of ctr's users got
+    `conversion_value`'s fallback (no worker served it), and a published regression model
+    would have answered a click split with values up to 10,000."""
+    mixed = Experiment(
+        name="aa", salt="aa", arms=(Arm("control", "ctr", 0.5), Arm("cv", "conversion_value", 0.5))
+    )
+    assert task_mismatches(mixed, SPECS) == [
+        "arms of models of different tasks: control: ctr (binary), cv: conversion_value "
+        "(regression); one endpoint's users would get scores that mean different things"
+    ]
+    assert task_mismatches(_experiment(), SPECS) == []
+    assert unserved_models(mixed, ["ctr", "ctr_tree"]) == [
+        "arm cv: conversion_value is not in STREAMLEARN_MODELS here (ctr, ctr_tree): workers "
+        "that do not serve it answer the arm's users with the fallback"
+    ]
+    assert unserved_models(_experiment(), ["ctr", "ctr_tree"]) == []
+
+
+def test_an_empty_salt_is_refused() -> None:
+    """`--salt ''` was taken: every experiment with it splits the same users the same way."""
+    assert name_problems(_experiment(salt="")) == [
+        "salt '': empty (every experiment with it would split users the same way); leave "
+        "--salt out for the experiment's name"
+    ]

@@ -217,6 +217,37 @@ def unknown_models(experiment: Experiment, specs: Iterable[str]) -> list[str]:
     ]
 
 
+def task_mismatches(experiment: Experiment, specs: Mapping[str, ModelSpec]) -> list[str]:
+    """Arms of models of different tasks (a click model beside a regression), described:
+    one endpoint's users would get scores that mean different things (refused by
+    ``experiments set``)."""
+    tasks = [
+        (arm.name, spec.name, spec.task)
+        for arm in experiment.arms
+        if (spec := specs.get(base_model(arm.model_name))) is not None
+    ]
+    if len({task for _, _, task in tasks}) <= 1:
+        return []
+    listed = ", ".join(f"{arm}: {spec} ({task})" for arm, spec, task in tasks)
+    return [
+        f"arms of models of different tasks: {listed}; one endpoint's users would get "
+        "scores that mean different things"
+    ]
+
+
+def unserved_models(experiment: Experiment, served: Iterable[str]) -> list[str]:
+    """The arms whose model is not among ``served`` (the settings' models where
+    ``experiments set`` runs, which may not be the workers': a warning, not a refusal)."""
+    names = list(served)
+    return [
+        f"arm {arm.name}: {base_model(arm.model_name)} is not in STREAMLEARN_MODELS here "
+        f"({', '.join(names)}): workers that do not serve it answer the arm's users with "
+        "the fallback"
+        for arm in experiment.arms
+        if base_model(arm.model_name) not in names
+    ]
+
+
 def numeric_differences(experiment: Experiment, specs: Mapping[str, ModelSpec]) -> list[str]:
     """The arms whose spec does not read as numbers features another arm's spec reads so,
     described. A worker refuses a string for any feature one of the routing experiment's
@@ -251,13 +282,19 @@ NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit,
 
 
 def name_problems(experiment: Experiment) -> list[str]:
-    """Names ``experiments set`` refuses although a record may hold them: a blank name
+    """Names ``experiments set`` refuses although a record may hold them (and an empty
+    salt): a blank name
     sorts first and covers its models before any other experiment; a name with spaces or
     without an arm after ``@`` is a typo more often than a choice. (Workers serve what a
     record says, so older records keep working.)"""
     problems = []
     if not NAME.fullmatch(experiment.name):
         problems.append(f"experiment name {experiment.name!r}: {NAME_RULE}")
+    if not experiment.salt:
+        problems.append(
+            "salt '': empty (every experiment with it would split users the same way); "
+            "leave --salt out for the experiment's name"
+        )
     for arm in experiment.arms:
         if not NAME.fullmatch(arm.name):
             problems.append(f"arm name {arm.name!r}: {NAME_RULE}")

@@ -80,10 +80,11 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 },
                 "context": {
                     "type": ["object", "null"],
+                    "maxProperties": MAX_FEATURES,
                     "propertyNames": name,
                     "additionalProperties": text,
                     "description": "Request context (placement, device...): ctx.<key> "
-                    "features; null: none.",
+                    f"features, at most {MAX_FEATURES} with the features; null: none.",
                 },
                 "request_id": {
                     **identifier,

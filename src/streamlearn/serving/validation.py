@@ -43,7 +43,8 @@ _BATCH_FIELDS = frozenset({"instances", "request_id"})
 _SIMPLE = frozenset({bool, type(None)})
 """Feature value classes valid whatever their value."""
 MAX_FEATURES = 1024
-"""Features an instance may have. Every name a model is served becomes part of it when it
+"""Features and context keys an instance may have together (a context key is the model's
+input ``ctx.<key>``). Every name a model is served becomes part of it when it
 learns the prediction's example: before this bound, 20 requests of ~28,000 made-up names
 (and their clicks) grew ``ctr``'s snapshot from 3 KB to 15 MB, past ``model.state``'s
 message limit, and each new version stalled every worker's event loop for seconds."""
@@ -200,6 +201,8 @@ def _context(value: Any, field: str) -> dict[str, str]:
         return {}
     if not isinstance(value, dict):
         raise InvalidRequest(422, field, f"must be an object, got {json_kind(value)}")
+    if len(value) > MAX_FEATURES:  # each key is an input (ctx.<key>), as a feature is
+        raise InvalidRequest(422, field, f"{len(value)} context keys, at most {MAX_FEATURES}")
     known = _KNOWN_NAMES
     for name, item in value.items():
         if name not in known:
@@ -235,6 +238,13 @@ def _instance(
         features = _features(value["features"], "features", numeric, strings)
         context = value.get("context")
         context = {} if context is None else _context(context, "context")
+        if context and len(features) + len(context) > MAX_FEATURES:
+            # The model's inputs are both (context keys as ctx.<key>): 20 requests of
+            # 30,000 made-up context keys grew both models past model.state's record size.
+            raise InvalidRequest(
+                422, "context", f"{len(features)} features and {len(context)} context keys, "
+                f"at most {MAX_FEATURES} together",
+            )  # fmt: skip
         request_id = value.get("request_id")
         if request_id is not None:
             request_id = _identifier(request_id, "request_id")
