@@ -282,10 +282,10 @@ NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit,
 
 
 def name_problems(experiment: Experiment) -> list[str]:
-    """Names ``experiments set`` refuses although a record may hold them (and an empty
-    salt): a blank name
-    sorts first and covers its models before any other experiment; a name with spaces or
-    without an arm after ``@`` is a typo more often than a choice. (Workers serve what a
+    """Names ``experiments set`` refuses although a record may hold them, and an empty
+    salt: a blank name sorts first and covers its models before any other experiment; a
+    name with spaces or without an arm after ``@`` is a typo more often than a choice; an
+    empty salt splits users as every other experiment with one does. (Workers serve what a
     record says, so older records keep working.)"""
     problems = []
     if not NAME.fullmatch(experiment.name):
