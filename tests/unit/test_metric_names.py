@@ -26,6 +26,9 @@ CONSTRUCTORS = frozenset(
 SUFFIXES = ("_total", "_created", "_bucket", "_sum", "_count")
 NAME = re.compile(r"\bstreamlearn_[a-z0-9_]*[a-z0-9](?![a-z0-9_*{])")
 """A metric name as read (not a family's prefix: ``streamlearn_learner_*``)."""
+TARGET_LABELS = frozenset({"streamlearn_part"})
+"""Labels the chart's monitors put on every target (templates/monitoring.yaml), read by the
+alert rules beside metric names: no metric."""
 READERS = ("up", "dashboard")
 """Packages that read metrics back: their literals are names read, never declarations."""
 
@@ -105,7 +108,8 @@ def read_names() -> dict[str, set[str]]:
     read: dict[str, set[str]] = {}
     for path in files:
         for name in _read_in(path):
-            read.setdefault(name, set()).add(str(path.relative_to(ROOT)))
+            if name not in TARGET_LABELS:
+                read.setdefault(name, set()).add(str(path.relative_to(ROOT)))
     return read
 
 
