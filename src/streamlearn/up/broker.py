@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from streamlearn.kafka_local import BrokerStartError, BrokerStatus, EmbeddedKafka
+from streamlearn.kafka_local import BrokerConfig, BrokerStartError, BrokerStatus, EmbeddedKafka
 from streamlearn.ports import PortHold
 
 HOLD_POLL_S = 0.01
@@ -72,3 +72,15 @@ async def _held(broker: EmbeddedKafka, hold: PortHold, give_up: Callable[[], boo
         await asyncio.sleep(HOLD_POLL_S)
         hold = PortHold(broker.config.host, broker.config.port)
     return hold
+
+
+def restart_hint(config: BrokerConfig) -> str:
+    """How to bring back the broker `up` started and stopped, records and all: the replay
+    commands read them (said when `up` stops it; a user of the quickstart did not know)."""
+    options = "" if config.port == BrokerConfig.port else f" --port {config.port}"
+    options += " --secure" if config.secure is not None else ""
+    return (
+        f"its records stay in {config.data_dir}: `streamlearn kafka start --data-dir "
+        f"{config.data_dir}{options}` brings it back, then `streamlearn registry serve`, for "
+        "`streamlearn replay` (docs/replay.md)"
+    )

@@ -42,7 +42,7 @@ from streamlearn.simulate import LoopOptions, Simulator, new_simulator, run_simu
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 from streamlearn.topology.catalogue import topology_path
 from streamlearn.topology.registration import register_topology_schemas
-from streamlearn.up.broker import start_broker
+from streamlearn.up.broker import restart_hint, start_broker
 from streamlearn.up.chaos_run import ChaosRun
 from streamlearn.up.children import Crash, Supervisor
 from streamlearn.up.doors import Doors
@@ -199,7 +199,8 @@ class _Run:
                          "running before `up`; `streamlearn kafka stop` stops it)")  # fmt: skip
                 return
             if await asyncio.to_thread(self.broker.stop):  # False: none was running
-                self.say("Kafka stopped" + ("" if self.broker.stopped_cleanly else " (killed)"))
+                stopped = "" if self.broker.stopped_cleanly else " (killed)"
+                self.say(f"Kafka stopped{stopped}; {restart_hint(self.broker.config)}")
 
     def _borrowed_broker_running(self) -> bool:
         """Whether the broker is the one that ran before `up` (not one `up` started, nor
