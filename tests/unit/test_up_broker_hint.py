@@ -19,3 +19,4 @@ def test_up_says_how_to_bring_its_broker_back_with_its_records() -> None:
     )
     hint = restart_hint(BrokerConfig(data_dir=data, port=29092))
     assert "`streamlearn kafka start --data-dir /tmp/d/kafka --port 29092`" in hint
+    assert "`streamlearn replay` with STREAMLEARN_KAFKA_BOOTSTRAP=127.0.0.1:29092" in hint

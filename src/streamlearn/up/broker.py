@@ -77,10 +77,13 @@ async def _held(broker: EmbeddedKafka, hold: PortHold, give_up: Callable[[], boo
 def restart_hint(config: BrokerConfig) -> str:
     """How to bring back the broker `up` started and stopped, records and all: the replay
     commands read them (said when `up` stops it; a user of the quickstart did not know)."""
-    options = "" if config.port == BrokerConfig.port else f" --port {config.port}"
+    default_port = config.port == BrokerConfig.port
+    options = "" if default_port else f" --port {config.port}"
     options += " --secure" if config.secure is not None else ""
+    # Another port is the replay commands' to be told, as the registry's is.
+    bootstrap = "" if default_port else f" with STREAMLEARN_KAFKA_BOOTSTRAP={config.bootstrap}"
     return (
         f"its records stay in {config.data_dir}: `streamlearn kafka start --data-dir "
         f"{config.data_dir}{options}` brings it back, then `streamlearn registry serve`, for "
-        "`streamlearn replay` (docs/replay.md)"
+        f"`streamlearn replay`{bootstrap} (docs/replay.md)"
     )
