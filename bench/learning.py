@@ -467,9 +467,17 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--warm-history must be >= 0 (0: skip) and --warm-minutes > 0")
     try:
         strategies = strategies_of(args.strategies)
-        for strategy in strategies:
-            _specs(strategy, args.gate, args.gate_window, args.gate_judge, args.gate_after,
-                   args.gate_auc)  # fmt: skip
+        specs_of = {
+            strategy: _specs(
+                strategy,
+                args.gate,
+                args.gate_window,
+                args.gate_judge,
+                args.gate_after,
+                args.gate_auc,
+            )
+            for strategy in strategies
+        }
     except (ConfigurationError, ValueError) as exc:
         parser.error(str(exc))
     duration_s, start_s = args.minutes * 60, (args.minutes - args.steady) * 60
@@ -487,9 +495,7 @@ def main(argv: list[str] | None = None) -> None:
     for index, strategy in enumerate(strategies):
         river = index == 0 and not args.no_river
         began, cpu = time.perf_counter(), time.process_time()
-        specs = _specs(
-            strategy, args.gate, args.gate_window, args.gate_judge, args.gate_after, args.gate_auc
-        )
+        specs = specs_of[strategy]
         lab = LearningLab(learning_config(args.seed), settings=SETTINGS, specs=specs,
                           keep_inputs=river or args.promotions)  # fmt: skip
         lab.run(duration_s)

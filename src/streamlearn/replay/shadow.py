@@ -165,7 +165,12 @@ def plan_shadow(
             f"it, or delete it with `streamlearn replay drop --into {shadow_prefix}`; or "
             "replay --into a fresh namespace"
         )
-    _refuse_records_there(settings, shadow_prefix, existing_only=True)
+    # The run's check, made by the plan on the topics that exist already: a dry run said
+    # yes to a namespace the run then refused.
+    topology = load_topology(topology_path(settings))
+    there = set(_admin(settings).list_topics(timeout=TIMEOUT_S).topics)
+    existing = [t.name for t in desired_topics(topology, shadow_prefix) if t.name in there]
+    _refuse_records_in(settings, existing, shadow_prefix)
     roots, inputs = step_topics(agents)
     ranges = {}
     for topic in roots:
@@ -200,19 +205,11 @@ def shadow_topics(desired: Sequence[DesiredTopic], plan: ShadowPlan) -> list[Des
     ]
 
 
-def _refuse_records_there(
-    settings: Settings, shadow_prefix: str, existing_only: bool = False
-) -> None:
-    """Refuse a namespace any topic of which holds records: an earlier replay (interrupted,
-    or its manifest lost) left them there. Any topic of the namespace, not only those the
-    copy writes; ``existing_only``: of the topics that exist (the plan's check, before any
-    is created: a dry run said yes to a namespace the run then refused)."""
-    topology = load_topology(topology_path(settings))
-    shadows = [topic.name for topic in desired_topics(topology, shadow_prefix)]
-    if existing_only:
-        there = set(_admin(settings).list_topics(timeout=TIMEOUT_S).topics)
-        shadows = [name for name in shadows if name in there]
-    for name in shadows:
+def _refuse_records_in(settings: Settings, names: Sequence[str], shadow_prefix: str) -> None:
+    """Refuse the namespace when one of its topics ``names`` holds records: an earlier
+    replay (interrupted, or its manifest lost) left them there. Any topic of the namespace,
+    not only those the copy writes."""
+    for name in names:
         if any(end for _, end in end_offsets(settings, name).values()):
             raise ReplayError(
                 f"{name} already holds records (a replay interrupted, or its manifest "
@@ -226,9 +223,9 @@ def copy_inputs(
 ) -> None:
     """Create the shadow namespace's topics and copy the ranges into them."""
     topology = load_topology(topology_path(settings))
-    apply_topology(_admin(settings), shadow_topics(desired_topics(topology, plan.shadow_prefix),
-                                                   plan))  # fmt: skip
-    _refuse_records_there(settings, plan.shadow_prefix)
+    desired = desired_topics(topology, plan.shadow_prefix)
+    apply_topology(_admin(settings), shadow_topics(desired, plan))
+    _refuse_records_in(settings, [topic.name for topic in desired], plan.shadow_prefix)
     producer = Producer(producer_config(settings, **{"linger.ms": 20, "enable.idempotence": True}))
     for topic, ranges in plan.ranges.items():
         wanted = {r.partition: (r.start, r.end) for r in ranges if r.count}
