@@ -64,13 +64,12 @@ from streamlearn.models.specs import (
 )
 from streamlearn.serving.scoring import Scorer, scorer_for
 from streamlearn.simulate.lab_baseline import history_baseline
+from streamlearn.simulate.lab_figures import Figures, auc, reliability
 from streamlearn.simulate.learning_lab import (
-    Figures,
     LearningLab,
-    auc,
+    label_delay_s,
     learning_config,
     learning_settings,
-    reliability,
 )
 
 SETTINGS = learning_settings()
@@ -486,6 +485,16 @@ def main(argv: list[str] | None = None) -> None:
         f"last {args.steady:g} min; horizon {SETTINGS.label_horizon_s:g} s, lateness "
         f"{SETTINGS.label_allowed_lateness_s:g} s, snapshots per spec cadence"
     )
+    # Judged within seconds of the end, the prequential figures would hold positives
+    # without their negatives (as labelled): they stop the label delay before it.
+    delay_s = max(label_delay_s(spec, SETTINGS) for spec in specs_of[strategies[0]].values())
+    print(f"preq: serving times up to {delay_s:g} s before the end (later labels not all in)")
+    covered_s = max(0.0, args.steady * 60 - delay_s)
+    if covered_s < args.steady * 30:
+        print(
+            f"note: preq covers {covered_s:g} of the {args.steady * 60:g} steady seconds; "
+            "a longer --steady (and --minutes) judges more"
+        )
     header = (
         f"{'strategy':<22} {'model':<9} {'served':<6} {'ceil':<6} {'gap':>7} "
         f"{'logloss':<6} {'truth':<6} {'excess':>6} {'ece':<6} {'t.ece':<6} {'ece/p':<6} {'preq':<6} "

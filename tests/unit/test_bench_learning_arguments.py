@@ -75,3 +75,16 @@ def test_windows_are_whole_and_of_a_positive_length() -> None:
     assert [w["ctr"].end_s for w in lab.windows(60)] == [60, 120]
     with pytest.raises(ValueError, match="window_s"):
         lab.windows(0)
+
+
+def test_a_steady_window_mostly_unlabelled_is_said(capsys: pytest.CaptureFixture[str]) -> None:
+    """Found by a new user: a 1-minute run printed a `preq` figure of the first 25 s only,
+    since the last horizon and lateness of serving times are not all learned, and nothing
+    said so."""
+    bench_learning.main(
+        ["--minutes", "1", "--steady", "1", "--strategies", "as_labelled", "--no-river",
+         "--warm-history", "0"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "preq: serving times up to 35 s before the end" in out
+    assert "covers 25 of the 60 steady seconds" in out

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 from streamlearn.models.configured import configured_specs
+from streamlearn.simulate.lab_figures import reliability, served_auc
 from streamlearn.simulate.learning_lab import (
     SETTLE_S,
     LearningLab,
     learning_config,
     learning_settings,
-    reliability,
-    served_auc,
     steady_state,
 )
 from streamlearn.simulate.traffic import TrafficConfig

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,17 +52,20 @@ from streamlearn.models.configured import configured_specs
 from streamlearn.models.inputs import model_input
 from streamlearn.models.snapshot import load_model
 from streamlearn.models.specs import ModelSpec
-from streamlearn.models.synthetic import exact_auc
-from streamlearn.monitoring.calibration import ReliabilityBins
 from streamlearn.serving.scoring import Scorer, scorer_for
 from streamlearn.settings import ExplicitSettings, Settings
 from streamlearn.simulate.lab import DEFAULT_START_MS, Lab, Serving
+from streamlearn.simulate.lab_figures import (
+    Figures,
+    JudgedColumns,
+    auc,
+    reliability,
+    served_auc,
+)
 from streamlearn.simulate.traffic import Hit, Slot, TrafficConfig
 
 LAB_SIGNING_KEY = SecretStr("learning-lab-signing-key")
 """Signs the lab's snapshots when the settings name no key."""
-BINS = 10
-"""Reliability bins for the ECE (the monitor's calibration check uses 10 too)."""
 
 
 SETTLE_S = 10.0
@@ -98,107 +100,6 @@ def learning_config(seed: int = 0, **overrides: Any) -> TrafficConfig:
     }
     values.update(overrides)
     return TrafficConfig(**values)
-
-
-@dataclass
-class _Columns:
-    """Growing columns of one model's judged rows (numpy arrays when figures are asked)."""
-
-    at_s: list[float] = field(default_factory=list)
-    version: list[int] = field(default_factory=list)
-    score: list[float] = field(default_factory=list)
-    truth: list[float] = field(default_factory=list)
-    label: list[bool] = field(default_factory=list)
-    weight: list[float] = field(default_factory=list)
-    inputs: list[dict[str, Any]] = field(default_factory=list)
-    """The model inputs, when the lab keeps them (:attr:`LearningLab.keep_inputs`)."""
-    _arrays: tuple[int, dict[str, np.ndarray[Any, Any]]] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
-
-    def arrays(self) -> dict[str, np.ndarray[Any, Any]]:
-        """The columns as arrays (inputs aside), made once per length rather than once per
-        window asked: ``bench/learning.py`` asks for every minute of a 30-minute run, and
-        each ask converted every list again."""
-        made = self._arrays
-        if made is not None and made[0] == len(self.at_s):
-            return made[1]
-        arrays = {
-            "at_s": np.asarray(self.at_s, dtype=float),
-            "version": np.asarray(self.version, dtype=np.int64),
-            "score": np.asarray(self.score, dtype=float),
-            "truth": np.asarray(self.truth, dtype=float),
-            "label": np.asarray(self.label, dtype=bool),
-            "weight": np.asarray(self.weight, dtype=float),
-        }
-        for array in arrays.values():
-            array.flags.writeable = False  # shared by every caller until the next row
-        self._arrays = (len(self.at_s), arrays)
-        return arrays
-
-
-@dataclass(frozen=True)
-class Figures:
-    """One model over one span of serving time (None: not enough data to say)."""
-
-    start_s: float
-    end_s: float
-    impressions: int
-    served_auc: float | None
-    ceiling_auc: float | None
-    log_loss: float | None
-    truth_log_loss: float | None
-    ece: float | None
-    prequential_auc: float | None
-    prequential_log_loss: float | None
-    versions: int
-    """Serving versions (≥ 1) that served in the span."""
-    truth_ece: float | None = None
-    """The true probabilities' ECE on the same impressions: what sampling noise alone gives
-    (an ECE goal below it cannot be judged on this many impressions)."""
-    ece_by_truth: float | None = None
-    """The served scores' ECE with each impression's true click probability in place of its
-    sampled click: the same bins and the same quantity (how far the click rate of a score
-    bin is from its mean score), without the clicks' sampling noise, since the mean true
-    probability of a bin estimates its click rate with far less variance than its mean
-    click does. The truth's own is 0."""
-
-
-def auc(labels: np.ndarray[Any, Any], scores: np.ndarray[Any, Any]) -> float | None:
-    """Exact ROC AUC (ties count half); None without both classes."""
-    positives = int(labels.sum())
-    if positives == 0 or positives == len(labels):
-        return None
-    return exact_auc(labels.tolist(), scores.tolist())
-
-
-def served_auc(
-    versions: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], scores: np.ndarray[Any, Any]
-) -> float | None:
-    """Per-version exact AUC, weighted by examples, over versions ≥ 1 with both classes."""
-    total = weighted = 0.0
-    for version in np.unique(versions[versions > 0]):
-        chosen = versions == version
-        value = auc(labels[chosen], scores[chosen])
-        if value is not None:
-            count = float(chosen.sum())
-            weighted += value * count
-            total += count
-    return weighted / total if total else None
-
-
-def reliability(
-    scores: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], weights: np.ndarray[Any, Any]
-) -> ReliabilityBins | None:
-    """The reliability bins (ECE, log loss) of labelled scores (a label may be a probability:
-    the truth's); None when there are none."""
-    if not len(scores):
-        return None
-    bins = ReliabilityBins(BINS)
-    rows = zip(scores.tolist(), labels.tolist(), weights.tolist(), strict=True)
-    for score, label, weight in rows:
-        bins.add(score, float(label), weight)
-    return bins
 
 
 class LearningLab(Lab):
@@ -249,8 +150,8 @@ class LearningLab(Lab):
         self.served_models: dict[str, dict[int, Any]] = {name: {} for name in self.specs}
         """Model name → version → the loaded model that served (with ``keep_inputs``), so
         a version can be compared with the one before it on the same impressions."""
-        self._served_rows = {name: _Columns() for name in self.specs}
-        self._prequential_rows = {name: _Columns() for name in self.specs}
+        self._served_rows = {name: JudgedColumns() for name in self.specs}
+        self._prequential_rows = {name: JudgedColumns() for name in self.specs}
         self._log_read = 0
         serving = Serving(model_name=next(iter(self.specs)), arms=tuple(self.specs))
         super().__init__(
@@ -364,7 +265,7 @@ class LearningLab(Lab):
         pre_at = pre["at_s"]
         # Examples served in the last horizon and lateness are not all learned yet (as
         # labelled: their positives are, their negatives not): left out, or they bias it.
-        labelled_s = self.elapsed_s - self._label_delay_s(name)
+        labelled_s = self.elapsed_s - self.label_delay_s(name)
         pre_chosen = (pre_at >= start_s) & (pre_at < min(end_s, labelled_s))
         pre_score = pre["score"][pre_chosen]
         pre_label = pre["label"][pre_chosen]
@@ -385,11 +286,9 @@ class LearningLab(Lab):
             ece_by_truth=None if by_truth is None else by_truth.ece(),
         )
 
-    def _label_delay_s(self, name: str) -> float:
-        """How long after serving an example is learned, at the latest: its label's
-        horizon (from the impression) and the allowed lateness, and :data:`SETTLE_S`."""
-        horizon_s = self.specs[name].label.horizon_s
-        return horizon_s + self.settings.label_allowed_lateness_s + SETTLE_S
+    def label_delay_s(self, name: str) -> float:
+        """:func:`label_delay_s` of one of the lab's models."""
+        return label_delay_s(self.specs[name], self.settings)
 
     def inputs(self, name: str) -> list[dict[str, Any]]:
         """One model's judged impressions' model inputs (with ``keep_inputs``)."""
@@ -402,26 +301,22 @@ class LearningLab(Lab):
         return {key: arrays[key] for key in ("at_s", "version", "score", "truth", "label")}
 
 
+def label_delay_s(spec: ModelSpec, settings: Settings) -> float:
+    """How long after serving an example is learned, at the latest: its label's horizon
+    (from the impression) and the allowed lateness, and :data:`SETTLE_S`. The prequential
+    figures leave out the serving times this close to the lab's present."""
+    return spec.label.horizon_s + settings.label_allowed_lateness_s + SETTLE_S
+
+
 def steady_state(lab: LearningLab, last_s: float = 300.0) -> dict[str, Figures]:
     """Each model's figures over the last ``last_s`` simulated seconds run."""
     return lab.figures(max(0.0, lab.elapsed_s - last_s), lab.elapsed_s)
 
 
-def figures_row(figures: Figures) -> dict[str, float | int | None]:
-    """A figures' numbers as a flat dict (for tables and JSON)."""
-    return {
-        key: value for key, value in figures.__dict__.items() if key not in ("start_s", "end_s")
-    }
-
-
 __all__: Sequence[str] = (
-    "Figures",
     "LearningLab",
-    "auc",
-    "figures_row",
+    "label_delay_s",
     "learning_config",
     "learning_settings",
-    "reliability",
-    "served_auc",
     "steady_state",
 )
