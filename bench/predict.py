@@ -261,7 +261,12 @@ def freshness(
         producer.produce(topic, key=b"ctr", value=value)
         producer.flush(10)
         while True:
-            connection.request("POST", "/v1/models/ctr:predict", body=body)
+            connection.request(
+                "POST",
+                "/v1/models/ctr:predict",
+                body=body,
+                headers={"Content-Type": "application/json"},
+            )
             answer = json.loads(connection.getresponse().read())
             if answer["predictions"][0]["model_version"] == version:
                 took.append(time.perf_counter() - began)

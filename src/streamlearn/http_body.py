@@ -11,6 +11,9 @@ ENCODINGS = ("identity", "gzip", "deflate", "br", "zstd")
 dependencies); it reads any other ``Content-Encoding`` as identity."""
 
 
+JSON_TYPE = "application/json"
+
+
 class UnreadableBodyError(Exception):
     """The body does not decode as its ``Content-Encoding`` says (or was cut short: a 400
     naming ``body``), or is in an encoding the server does not decode (a 415 naming
@@ -45,3 +48,21 @@ async def read_body(request: web.Request) -> bytes:
         raise UnreadableBodyError(
             f"the body does not decode as its Content-Encoding {encoding} says"
         ) from None
+
+
+def require_json(request: web.Request) -> None:
+    """Refuse (415, naming ``Content-Type``) a body not declared JSON: ``application/json``
+    or a ``+json`` type, with any parameters. Besides saying what went wrong to a client
+    that sent a form (curl's default), it keeps browsers out: a page may post a form,
+    ``text/plain`` or an untyped body to another origin without asking it first (no CORS
+    preflight), so a handler taking those as JSON acts on any site's say-so."""
+    declared = request.headers.get("Content-Type")
+    if declared == JSON_TYPE:
+        return
+    media = "" if declared is None else declared.partition(";")[0].strip().lower()
+    if media == JSON_TYPE or (media.startswith("application/") and media.endswith("+json")):
+        return
+    request.content.feed_eof()  # unread: the answer closes the connection
+    raise UnreadableBodyError(
+        f"Content-Type {declared or '(none)'}: send application/json", 415, "Content-Type"
+    )

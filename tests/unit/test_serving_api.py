@@ -24,6 +24,8 @@ from streamlearn.serving.validation import MAX_FEATURES, MAX_INSTANCE_BYTES, MAX
 from streamlearn.settings import Settings
 from tests.serving_support import WorkerTestServer, instances, loaded
 
+JSON_TYPE = {"Content-Type": "application/json"}
+
 
 @pytest.fixture
 def settings() -> Settings:
@@ -228,13 +230,13 @@ async def test_client_mistakes_name_the_field(
     [b"", b"{", b"\xff\xfe", b'{"user_id": NaN}', b'{"user_id": "\\ud800", "features": {}}'],
 )
 async def test_malformed_json_is_400(client: TestClient[Any, Any], raw: bytes) -> None:
-    response = await client.post("/v1/models/ctr:predict", data=raw)
+    response = await client.post("/v1/models/ctr:predict", data=raw, headers=JSON_TYPE)
     assert response.status == 400
     assert (await response.json())["field"] == "body"
 
 
 async def test_body_over_the_limit_is_413(client: TestClient[Any, Any]) -> None:
-    response = await client.post("/v1/models/ctr:predict", data=b" " * 5000)
+    response = await client.post("/v1/models/ctr:predict", data=b" " * 5000, headers=JSON_TYPE)
     assert response.status == 413
     assert (await response.json()) == {"error": "request body over 4096 bytes", "field": "body"}
 
@@ -267,7 +269,9 @@ async def test_bodies_that_used_to_be_500s_are_400s(client: TestClient[Any, Any]
         (b"[" * 2000 + b"]" * 2000, {}),
         (b'{"user_id": "u", "features": {}}', {"Content-Encoding": "gzip"}),
     ):
-        response = await client.post("/v1/models/ctr:predict", data=raw, headers=headers)
+        response = await client.post(
+            "/v1/models/ctr:predict", data=raw, headers={**JSON_TYPE, **headers}
+        )
         assert response.status == 400, raw[:40]
         assert (await response.json())["field"] == "body"
     status, _ = await _predict(client, instances(1)[0])
@@ -292,7 +296,9 @@ async def test_every_content_encoding_is_decoded_or_refused_as_json(
         ("zstd", zstd.compress(body)),
     ):
         response = await client.post(
-            "/v1/models/ctr:predict", data=encoded, headers={"Content-Encoding": encoding}
+            "/v1/models/ctr:predict",
+            data=encoded,
+            headers={**JSON_TYPE, "Content-Encoding": encoding},
         )
         assert response.status == 200, (encoding, await response.text())
     refusals = {
@@ -304,7 +310,7 @@ async def test_every_content_encoding_is_decoded_or_refused_as_json(
     }  # fmt: skip
     for encoding, (status, error, field) in refusals.items():
         response = await client.post(
-            "/v1/models/ctr:predict", data=body, headers={"Content-Encoding": encoding}
+            "/v1/models/ctr:predict", data=body, headers={**JSON_TYPE, "Content-Encoding": encoding}
         )
         assert response.status == status
         assert await response.json() == {"error": error, "field": field}
@@ -411,7 +417,9 @@ async def test_with_api_tokens_refusals_and_unknown_paths_are_json() -> None:
         assert ok.status == 200
         missing = await client.get("/nowhere")
         assert (missing.status, (await missing.json())["field"]) == (404, None)
-        bad = await client.post("/v1/models/ctr:predict", data=b"{", headers=headers)
+        bad = await client.post(
+            "/v1/models/ctr:predict", data=b"{", headers={**JSON_TYPE, **headers}
+        )
         assert (bad.status, (await bad.json())["field"]) == (400, "body")
 
 
@@ -436,7 +444,7 @@ async def test_every_refusal_is_counted_by_its_status() -> None:
 
 async def test_huge_float_literal_is_422(client: TestClient[Any, Any]) -> None:
     raw = b'{"user_id": "u", "features": {"a": 1e400}}'
-    response = await client.post("/v1/models/ctr:predict", data=raw)
+    response = await client.post("/v1/models/ctr:predict", data=raw, headers=JSON_TYPE)
     assert (response.status, (await response.json())["field"]) == (422, "features.a")
 
 
@@ -661,3 +669,34 @@ async def test_an_experiment_arm_of_another_spec_refuses_what_that_spec_reads_as
     assert (await _predict(client, {**one, "features": {"age": "40"}}))[0] == 200
     info = await (await client.get("/v1/models/ctr")).json()
     assert info["numeric_features"] == ["hour", "is_mobile", "price", "recency_s"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
+     "multipart/form-data; boundary=x", "application/octet-stream", "application/jsonp"],
+)  # fmt: skip
+async def test_a_prediction_is_json_by_its_content_type(
+    client: TestClient[Any, Any], content_type: str | None
+) -> None:
+    """Found by a new user: curl's default form type was read as JSON. A browser posts the
+    first four across origins without asking the worker (no preflight): any page could
+    spend the rules' caps and write telemetry through its visitors' browsers."""
+    body = orjson.dumps(instances(1)[0])
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    # aiohttp's client would add application/octet-stream to bytes sent without a type.
+    response = await client.post(
+        "/v1/models/ctr:predict", data=body, headers=headers, skip_auto_headers=["Content-Type"]
+    )
+    assert response.status == 415
+    answer = await response.json()
+    assert answer["field"] == "Content-Type"
+    assert answer["error"].startswith(
+        f"Content-Type {content_type or '(none)'}: send application/json"
+    )
+    for accepted in ("application/json", "application/json; charset=utf-8", "Application/JSON",
+                     "application/vnd.example+json"):  # fmt: skip
+        response = await client.post(
+            "/v1/models/ctr:predict", data=body, headers={"Content-Type": accepted}
+        )
+        assert response.status == 200, (accepted, await response.text())

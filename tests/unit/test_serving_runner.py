@@ -235,7 +235,12 @@ def test_one_worker_answers_a_prediction_and_stops_gracefully_on_sigterm(
             time.sleep(0.1)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         body = orjson.dumps({"instances": [{"user_id": "u", "features": {}}]})
-        connection.request("POST", "/v1/models/ctr:predict", body=body)
+        connection.request(
+            "POST",
+            "/v1/models/ctr:predict",
+            body=body,
+            headers={"Content-Type": "application/json"},
+        )
         answer = connection.getresponse()
         assert answer.status == 200
         assert orjson.loads(answer.read())["predictions"][0]["degraded_reason"] == "no_model"

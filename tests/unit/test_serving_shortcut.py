@@ -70,6 +70,7 @@ def _posted(path: str, body: bytes, headers: dict[str, str] | None = None) -> we
     payload = StreamReader(mock.Mock(), 2**16, loop=asyncio.get_running_loop())
     payload.feed_data(body)
     payload.feed_eof()
+    headers = {"Content-Type": "application/json", **(headers or {})}
     return make_mocked_request("POST", path, headers, payload=payload)
 
 

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streamlearn.http_body import UnreadableBodyError, read_body
+from streamlearn.http_body import UnreadableBodyError, read_body, require_json
 from streamlearn.http_errors import kept_headers
 from streamlearn.serving.exceptions import InvalidRequest
 from streamlearn.serving.experiments import NEWEST, base_model
@@ -131,6 +131,7 @@ async def answer_predict(serving: Serving, request: web.Request, name: str) -> w
     started = time.perf_counter()
     try:
         _known(serving, name)
+        require_json(request)
         raw = await read_body(request)
         # Strings for features read as numbers are refused while parsing (one pass); no
         # await between here and predict(), so the experiment cannot change in between.

@@ -264,7 +264,9 @@ def _document(settings: Settings) -> dict[str, Any]:
                         "404": _error("No such model."),
                         "413": _error(f"Body over {settings.serve_max_body_bytes} bytes."),
                         "415": _error(
-                            "A Content-Encoding other than identity, gzip, deflate, br, zstd."
+                            "A Content-Type other than application/json (or a +json type; "
+                            "field Content-Type), or a Content-Encoding other than identity, "
+                            "gzip, deflate, br, zstd (field Content-Encoding)."
                         ),
                         "422": _error(
                             "The JSON does not fit the request schema (e.g. more than "
