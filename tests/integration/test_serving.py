@@ -332,7 +332,14 @@ async def test_dead_broker_keeps_the_last_model_and_counts_telemetry_drops(
             assert (await worker.predict(instances(1)[0]))[0] == 200
         sent = worker.serving.metrics.telemetry_sent
         await worker.wait(lambda: sent._value.get() >= 10)
+        # The follower is answered by the broker (records or not) and has read everything...
+        progress = worker.serving.follower.progress
+        healthy_age = progress.answer_age_s("model.state")
+        assert progress.lag_records("model.state") == 0
         await asyncio.to_thread(broker.stop)
+        # ...and, the broker gone, the age of its last answer grows (aiokafka retries inside
+        # getmany without an error the follower would count: this is what says it).
+        await worker.wait(lambda: progress.answer_age_s("model.state") > healthy_age + 3)
         latencies = []
         for request in instances(300):
             began = time.perf_counter()
@@ -357,6 +364,7 @@ async def test_dead_broker_keeps_the_last_model_and_counts_telemetry_drops(
         assert dropped.get("delivery_failed", 0.0) == 0.0, metrics
         status, body = await worker.get("/readyz")
         assert status == 200, "a loaded model stays loaded while Kafka is away"
+        assert 'streamlearn_serve_follower_fetch_age_seconds{topic="model.state"}' in metrics
     finally:
         began = time.monotonic()
         await worker.close()

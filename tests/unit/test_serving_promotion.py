@@ -265,3 +265,45 @@ def test_once_caught_up_a_refused_version_is_alerted_at_once() -> None:
     follower._now_caught_up()
     asyncio.run(follower._snapshots(_records(signed_again(gated(4, True), "the-old-key", "old"))))
     assert [exc.reason for exc in rejected] == ["retired_key"]
+
+
+class _Consumer:
+    """What the follower reads of aiokafka's consumer after a fetch: per partition, when
+    the broker last answered (ms), the partition's end as answered, and the position."""
+
+    def __init__(self, partitions: dict[Any, tuple[int | None, int | None, int]]) -> None:
+        self.partitions = partitions
+
+    def assignment(self) -> set[Any]:
+        return set(self.partitions)
+
+    def last_poll_timestamp(self, tp: Any) -> int | None:
+        return self.partitions[tp][0]
+
+    def highwater(self, tp: Any) -> int | None:
+        return self.partitions[tp][1]
+
+    async def position(self, tp: Any) -> int:
+        return self.partitions[tp][2]
+
+
+def test_the_follower_says_when_the_broker_last_answered_and_how_far_behind_it_is() -> None:
+    """Found by a new user: with the broker away, aiokafka retries inside getmany, which
+    returns nothing, as with nothing published; nothing a worker exported told the two
+    apart (the follower's errors stayed 0; the model's age grows in both)."""
+    from aiokafka import TopicPartition
+    from prometheus_client import generate_latest
+
+    follower = _follower(ModelStore(["ctr"]))
+    follower.progress.started_s, follower.progress.clock = 990.0, lambda: 1000.0
+    consumer = _Consumer({
+        TopicPartition("model.state", 0): (998_000, 10, 7),
+        TopicPartition("model.state", 1): (997_500, 4, 4),
+        TopicPartition("experiments", 0): (None, None, 0),  # never answered
+    })  # fmt: skip
+    asyncio.run(follower._note_progress(consumer))  # type: ignore[arg-type]
+    text = generate_latest(follower.metrics.registry).decode()
+    assert 'streamlearn_serve_follower_fetch_age_seconds{topic="model.state"} 2.0' in text
+    assert 'streamlearn_serve_follower_fetch_age_seconds{topic="experiments"} 10.0' in text
+    assert 'streamlearn_serve_follower_lag_records{topic="model.state"} 3.0' in text
+    assert 'streamlearn_serve_follower_lag_records{topic="experiments"} NaN' in text

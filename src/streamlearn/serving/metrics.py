@@ -212,6 +212,20 @@ class ServingMetrics:
             "Errors of the model.state/experiments follower (it retries).",
             registry=r,
         )
+        self.follower_fetch_age = Gauge(
+            "streamlearn_serve_follower_fetch_age_seconds",
+            "Seconds since the broker last answered the follower's fetch of a topic (a healthy "
+            "follower is answered at least every 0.5 s, records or not), by topic.",
+            ["topic"],
+            registry=r,
+        )
+        self.follower_lag = Gauge(
+            "streamlearn_serve_follower_lag_records",
+            "Records of a topic the follower has still to read, as of the broker's last answer, "
+            "by topic.",
+            ["topic"],
+            registry=r,
+        )
         self.served = self.tally(self.predictions)
         """``predictions`` by (model, arm), counted per prediction."""
         self.capped_by = self.tally(self.capped)

@@ -23,6 +23,7 @@ when caught up with every configured model loaded.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -41,6 +42,7 @@ from streamlearn.models.snapshot import SigningKey, is_promoted, verify_snapshot
 from streamlearn.serde import AvroSerde, RegistryUnavailableError, SchemaSource, SerdeError
 from streamlearn.serving.exceptions import InvalidExperiment
 from streamlearn.serving.experiments import NEWEST, Experiment, ExperimentBook, base_model
+from streamlearn.serving.follower_progress import FollowerProgress
 from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.serving.scoring import Scorer, scorer_for
 from streamlearn.serving.version_ledger import VersionLedger
@@ -188,6 +190,16 @@ class StateFollower:
         self.metrics = metrics
         self.on_rejected = on_rejected
         self.caught_up = asyncio.Event()
+        self.progress = FollowerProgress()
+        self._labels = {model_topic: "model.state", experiment_topic: "experiments"}
+        """Each topic's Kafka name → the catalogue's (the metrics' label, namespace or not)."""
+        for label in self._labels.values():
+            metrics.follower_fetch_age.labels(topic=label).set_function(
+                functools.partial(self.progress.answer_age_s, label)
+            )
+            metrics.follower_lag.labels(topic=label).set_function(
+                functools.partial(self.progress.lag_records, label)
+            )
         self._end: dict[TopicPartition, int] | None = None
         self._versions = VersionLedger()
         # Refusals read while catching up, by record key, not yet said: a later version of
@@ -298,6 +310,20 @@ class StateFollower:
                 else:
                     await self._experiments(records)
             await self._check_caught_up(consumer)
+            await self._note_progress(consumer)
+
+    async def _note_progress(self, consumer: AIOKafkaConsumer) -> None:
+        """What the broker's last answers say (:class:`FollowerProgress`): when each topic
+        was last answered, and how far the positions are from its partitions' ends."""
+        behind: dict[str, int] = {}
+        for tp in consumer.assignment():
+            label = self._labels[tp.topic]
+            self.progress.answered(label, consumer.last_poll_timestamp(tp))
+            end = consumer.highwater(tp)
+            if end is not None:
+                behind[label] = behind.get(label, 0) + end - await consumer.position(tp)
+        for label, records in behind.items():
+            self.progress.behind(label, records)
 
     async def _snapshots(self, records: list[Any]) -> None:
         # Per key, only the newest record of a batch matters, and the newest promoted one
