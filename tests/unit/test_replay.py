@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from streamlearn.models import SPECS, model_input, safe_pickle, verify_snapshot
+from streamlearn.models.configured import configured_specs
 from streamlearn.models.exceptions import BadSignature, UnknownSnapshotSpec
 from streamlearn.models.online import OnlineLearner
 from streamlearn.models.snapshot import recorded_spec
@@ -24,6 +26,7 @@ from streamlearn.replay.diff import (
 from streamlearn.replay.examples import Example, PreparedRecord, ReadCounts, prepared_records
 from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 from streamlearn.replay.history import ModelHistory, PublishedSnapshot
+from streamlearn.replay.model import spec_differences
 from streamlearn.replay.positions import (
     PartitionNotRead,
     PartitionRange,
@@ -35,7 +38,7 @@ from streamlearn.replay.range_start import RangeStart
 from streamlearn.replay.rebuild import ModelTarget, learn, replayed_snapshot
 from streamlearn.replay.shadow import plan_shadow, step_topics
 from streamlearn.replay.verify import Verdict, verify_version
-from streamlearn.settings import Settings
+from streamlearn.settings import ExplicitSettings, Settings
 from tests.support import click_examples
 
 KEY = "unit-test-signing-key"
@@ -562,3 +565,19 @@ def test_a_session_retracted_live_is_not_one_the_shadow_misses() -> None:
     result = diff_sessions(sides, 1800.0, 60.0)  # type: ignore[arg-type]
     assert (result.only_live, result.only_shadow, result.changed) == ([], [], [])
     assert (result.shadow, result.live) == (1, 1)
+
+
+def test_a_spec_refusal_names_what_differs_not_both_whole_texts() -> None:
+    """Found by a new user: the refusal printed both spec texts whole (~900 characters) and
+    left the reader to find the one setting that differed."""
+    live = configured_specs(ExplicitSettings(models=["ctr"], label_horizon_s=20))["ctr"].describe()
+    ours = configured_specs(ExplicitSettings(models=["ctr"], label_horizon_s=1800))[
+        "ctr"
+    ].describe()
+    assert spec_differences(live, ours) == ["label.horizon_s 20 there, 1800 here"]
+    assert spec_differences(live, "not json") == ["the spec text (not JSON)"]
+    wider = json.dumps({**json.loads(live), "revision": 9, "extra": 1})
+    assert spec_differences(live, wider) == [
+        "extra absent there, 1 here",
+        "revision 2 there, 9 here",
+    ]
