@@ -202,3 +202,26 @@ def test_the_helm_test_script_passes_against_a_registry_that_asks_for_a_password
         server.server_close()
     assert result.returncode == 0, result.stderr
     assert ("/subjects", "Basic " + base64.b64encode(b"u:pw").decode()) in asked
+
+
+@pytest.mark.parametrize(
+    ("setting", "where"),
+    [
+        ("config.serve_api_tokens={t}", "secretConfig.values.serve_api_tokens"),
+        ("config.model_signing_key=k", "signing.key or signing.existingSecret"),
+        ("config.topic_prefix=x", "topics.prefix"),
+        ("config.kafka_bootstrap=k:9092", "kafka.bootstrapServers"),
+        ("config.data_dir=/d", "set by the chart from the pod layout"),
+        ("config.kafka_heap=1g", "a setting of the embedded broker"),
+    ],
+)
+def test_a_setting_put_under_config_that_goes_elsewhere_says_where(
+    setting: str, where: str
+) -> None:
+    """A secret (or a setting the chart makes) put under `config` was refused with Helm's
+    "additional properties 'serve_api_tokens' not allowed", which says neither that it is
+    a known setting nor where it goes."""
+    result = _template("--set", BOOTSTRAP, "--set", setting)
+    assert result.returncode != 0
+    assert where in result.stderr, result.stderr
+    assert "additional properties" not in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamlearn.deploy.placed_elsewhere import is_refusal
 from streamlearn.deploy.values_schema import values_schema
 
 
@@ -101,6 +102,8 @@ def _rows(schema: dict[str, Any], path: str) -> list[tuple[str, str, str]]:
         elif where == "config":
             rows.append((where, "object", child["description"]))
             for setting, spec in child["properties"].items():
+                if is_refusal(spec):  # a setting set elsewhere: not one to set here
+                    continue
                 text = spec.get("description", "")
                 rows.append((f"config.{setting}", _type_of(spec), text))
         else:

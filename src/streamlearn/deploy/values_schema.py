@@ -15,38 +15,14 @@ from typing import Any, get_args
 
 from pydantic import SecretStr
 
+from streamlearn.deploy.placed_elsewhere import CHART_VALUE_OF, refusals
 from streamlearn.models import SPECS
 from streamlearn.settings import Settings
 from streamlearn.settings_values import SIGNING_KEY_MIN_CHARS
 
 # Settings the chart sets itself (from dedicated values, secrets or the pod's layout), and
 # settings of the embedded broker, which has no place in a cluster.
-CHART_MANAGED = frozenset(
-    {
-        "kafka_bootstrap",
-        "kafka_security_protocol",
-        "kafka_sasl_mechanism",
-        "kafka_sasl_username",
-        "kafka_sasl_password",
-        "kafka_ssl_cafile",
-        "kafka_ssl_certfile",
-        "kafka_ssl_keyfile",
-        "kafka_ssl_key_password",
-        "schema_registry_url",
-        "topic_prefix",
-        "topic_replication_factor",
-        "model_signing_key",
-        "model_signing_key_id",
-        "pseudonymisation_key",
-        "cache_dir",
-        "data_dir",
-        "maven_repository",
-        "kafka_heap",
-        "kafka_start_timeout_s",
-        "serve_port",
-        "log_level",
-    }
-)
+CHART_MANAGED = frozenset(CHART_VALUE_OF)
 
 
 def _is_secret(annotation: Any) -> bool:
@@ -212,6 +188,8 @@ def values_schema() -> dict[str, Any]:
         for name, schema in settings.items()
         if name not in CHART_MANAGED and name not in SECRET_SETTINGS
     }
+    # The others are refused, each saying where it goes (placed_elsewhere).
+    config = {**config, **refusals(SECRET_SETTINGS)}
     secret_config = _object(
         {
             "existingSecret": {
