@@ -19,8 +19,9 @@ from streamlearn.serving.experiments import (
     base_model,
     served_model,
 )
+from streamlearn.serving.follower import HELD_BACK, StateFollower
 from streamlearn.serving.metrics import ServingMetrics
-from streamlearn.serving.models import HELD_BACK, ModelStore, StateFollower
+from streamlearn.serving.models import ModelStore
 from tests.serving_support import KEY, _payload
 
 

@@ -9,7 +9,7 @@ from typing import Any, cast
 import pytest
 
 from streamlearn.serving.app import _caught_up_or_late
-from streamlearn.serving.models import StateFollower
+from streamlearn.serving.follower import StateFollower
 
 
 class _Follower:

@@ -26,8 +26,9 @@ from streamlearn.models.keyring import Keyring
 from streamlearn.serde import RegistryClient, SchemaSource
 from streamlearn.serving import api
 from streamlearn.serving.experiments import ExperimentBook
+from streamlearn.serving.follower import StateFollower
 from streamlearn.serving.metrics import ServingMetrics
-from streamlearn.serving.models import ModelStore, StateFollower
+from streamlearn.serving.models import ModelStore
 from streamlearn.serving.openapi import openapi_document
 from streamlearn.serving.predictor import Predictor
 from streamlearn.serving.shortcut import PREDICT_SHORTCUT, PredictShortcut

@@ -1,6 +1,6 @@
 """Writing and reading ``Experiment`` records on the compacted ``experiments`` topic (what
 ``streamlearn experiments set|list`` do; workers follow the topic in
-:mod:`streamlearn.serving.models`)."""
+:mod:`streamlearn.serving.follower`)."""
 
 from __future__ import annotations
 

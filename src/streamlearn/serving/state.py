@@ -8,8 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from streamlearn.serving.experiments import ExperimentBook
+from streamlearn.serving.follower import StateFollower
 from streamlearn.serving.metrics import Latency, ServingMetrics
-from streamlearn.serving.models import ModelStore, StateFollower
+from streamlearn.serving.models import ModelStore
 from streamlearn.serving.predictor import Predictor
 from streamlearn.serving.telemetry import TelemetrySink
 from streamlearn.settings import Settings
