@@ -40,6 +40,10 @@ LONGEST_LABEL_WAIT_S = 30 * 86400
 """The longest label horizon and lateness: label-join holds every prediction that long
 (1e300 s passed and overflowed a timestamp)."""
 CONFIG_FILE_ENV = "STREAMLEARN_CONFIG_FILE"
+WITHHELD_ENV = "STREAMLEARN_WITHHELD_SETTINGS"
+"""Settings (names, comma-separated) this process reads from no source: what ``up`` gives a
+part for each secret it does not use, so that neither the environment it inherits nor a
+``.env`` or config file hands it one (:mod:`streamlearn.up.parts`)."""
 
 
 def _default_cache_dir() -> Path:
@@ -362,31 +366,36 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # A `.env` file is shared with other tools (``COMPOSE_PROJECT_NAME``), whose
+        # variables pydantic-settings would hand on as unknown settings and stop every
+        # command; ``STREAMLEARN_*`` names no setting has are warned of by load_settings.
         sources: list[PydanticBaseSettingsSource] = [
-            init_settings, env_settings, _OwnSettingsOnly(dotenv_settings),
+            env_settings, _Only(dotenv_settings, frozenset(cls.model_fields)),
         ]  # fmt: skip
         config_file = os.environ.get(CONFIG_FILE_ENV)
         if config_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         sources.append(file_secret_settings)
-        return tuple(sources)
+        withheld = {n.strip() for n in os.environ.get(WITHHELD_ENV, "").split(",")} - {""}
+        if withheld:
+            readable = frozenset(cls.model_fields) - withheld
+            sources = [_Only(source, readable) for source in sources]
+        return (init_settings, *sources)
 
 
-class _OwnSettingsOnly(PydanticBaseSettingsSource):
-    """A source's values for settings only: a `.env` file is shared with other tools
-    (``COMPOSE_PROJECT_NAME``), whose variables pydantic-settings would hand on as unknown
-    settings and stop every command; ``STREAMLEARN_*`` names no setting has are warned of
-    by :func:`load_settings`, as in the environment."""
+class _Only(PydanticBaseSettingsSource):
+    """A source's values for the ``readable`` settings only (see ``settings_customise_sources``)."""
 
-    def __init__(self, source: PydanticBaseSettingsSource) -> None:
+    def __init__(self, source: PydanticBaseSettingsSource, readable: frozenset[str]) -> None:
         super().__init__(source.settings_cls)
         self.source = source
+        self.readable = readable
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return self.source.get_field_value(field, field_name)
 
     def __call__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.source().items() if k in self.settings_cls.model_fields}
+        return {k: v for k, v in self.source().items() if k in self.readable}
 
 
 class ExplicitSettings(Settings):

@@ -19,11 +19,11 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from streamlearn.exceptions import ConfigurationError
-from streamlearn.settings import CONFIG_FILE_ENV, ENV_PREFIX, Settings
+from streamlearn.settings import CONFIG_FILE_ENV, ENV_PREFIX, WITHHELD_ENV, Settings
 
 log = logging.getLogger(__name__)
 
-NOT_SETTINGS = frozenset({CONFIG_FILE_ENV, "STREAMLEARN_SUPERVISOR_PID"})
+NOT_SETTINGS = frozenset({CONFIG_FILE_ENV, "STREAMLEARN_SUPERVISOR_PID", WITHHELD_ENV})
 """Variables with the settings' prefix that are not settings: the config file's path, and
 what ``up`` tells the parts it starts."""
 

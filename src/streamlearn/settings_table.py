@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from streamlearn.settings import CONFIG_FILE_ENV, ENV_PREFIX, Settings
+from streamlearn.settings import CONFIG_FILE_ENV, ENV_PREFIX, WITHHELD_ENV, Settings
 
 
 def settings_table() -> str:
@@ -30,5 +30,10 @@ def settings_table() -> str:
     rows.append(
         f"| `{CONFIG_FILE_ENV}` | (unset) | Optional YAML file with any of the settings above "
         "(lower priority than the environment). |"
+    )
+    rows.append(
+        f"| `{WITHHELD_ENV}` | (unset) | Settings (names, comma-separated) read from no source "
+        "(environment, `.env`, config file): what `up` gives each part for the secrets it does "
+        "not use. |"
     )
     return "\n".join(rows) + "\n"

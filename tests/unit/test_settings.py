@@ -12,8 +12,8 @@ from streamlearn.cli import app
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.kafka_clients import aiokafka_config, confluent_config
 from streamlearn.log_repeats import LIBRDKAFKA_LOG
-from streamlearn.settings import Settings
-from streamlearn.settings_loading import load_settings
+from streamlearn.settings import WITHHELD_ENV, Settings
+from streamlearn.settings_loading import load_settings, unknown_variables
 from streamlearn.settings_table import settings_table
 from streamlearn.settings_values import shown_setting
 
@@ -146,7 +146,7 @@ def test_each_setting_is_one_row_of_the_table_whatever_its_docstrings_lines() ->
     # A Markdown table row cannot span lines: a docstring wrapped over several lines
     # must still give one row.
     rows = settings_table().splitlines()
-    assert len(rows) == 2 + len(Settings.model_fields) + 1
+    assert len(rows) == 2 + len(Settings.model_fields) + 2  # + the config file, the withheld
     assert all(row.startswith("| ") and row.endswith(" |") for row in rows[2:])
 
 
@@ -552,3 +552,27 @@ def test_a_promotion_margin_is_a_number_not_a_boolean(monkeypatch: pytest.Monkey
         load_settings()
     monkeypatch.setenv("STREAMLEARN_MODEL_PROMOTION", '{"ctr": {"margin": 0, "window": 200}}')
     assert load_settings().model_promotion["ctr"].margin == 0.0
+
+
+def test_a_withheld_setting_is_read_from_no_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `up` gives a part that does not use a secret: neither the environment, `.env`
+    nor the config file reaches it (all three would have)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text('STREAMLEARN_SERVE_API_TOKENS=["from-dotenv-aaaaaaaa"]\n')
+    config = tmp_path / "config.yaml"
+    config.write_text("collector_write_keys: {wk-from-config-bbbbbbbb: shop}\nsession_gap_s: 60\n")
+    monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(config))
+    monkeypatch.setenv("STREAMLEARN_PSEUDONYMISATION_KEY", "from-env-cccccccccccc")
+    given = Settings()
+    assert given.serve_api_tokens
+    assert given.collector_write_keys
+    assert given.pseudonymisation_key
+    monkeypatch.setenv(WITHHELD_ENV, "serve_api_tokens,collector_write_keys,pseudonymisation_key")
+    withheld = Settings()
+    assert withheld.serve_api_tokens == []
+    assert withheld.collector_write_keys == {}
+    assert withheld.pseudonymisation_key is None
+    assert withheld.session_gap_s == 60  # the rest of the file is read as before
+    assert WITHHELD_ENV not in " ".join(unknown_variables({WITHHELD_ENV: "x"}))

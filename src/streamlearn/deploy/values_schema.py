@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 from copy import deepcopy
-from typing import Any, get_args
-
-from pydantic import SecretStr
+from typing import Any
 
 from streamlearn.deploy.placed_elsewhere import CHART_VALUE_OF, refusals
 from streamlearn.models import SPECS
+from streamlearn.secret_settings import SECRET_SETTING_NAMES
 from streamlearn.settings import Settings
 from streamlearn.settings_values import SIGNING_KEY_MIN_CHARS
 
@@ -25,16 +24,7 @@ from streamlearn.settings_values import SIGNING_KEY_MIN_CHARS
 CHART_MANAGED = frozenset(CHART_VALUE_OF)
 
 
-def _is_secret(annotation: Any) -> bool:
-    """Whether a setting's type holds a :class:`~pydantic.SecretStr` anywhere."""
-    return annotation is SecretStr or any(_is_secret(a) for a in get_args(annotation))
-
-
-SECRET_SETTINGS = frozenset(
-    name
-    for name, field in Settings.model_fields.items()
-    if _is_secret(field.annotation) and name not in CHART_MANAGED
-)
+SECRET_SETTINGS = SECRET_SETTING_NAMES - CHART_MANAGED
 """Secret settings the chart has no value of its own for: never in ``config`` (which goes
 into a ConfigMap), only in ``secretConfig``, stored in a Secret and given to the parts that
 use them (the chart's ``streamlearn.secretSettingParts``)."""

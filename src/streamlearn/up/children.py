@@ -57,6 +57,8 @@ class ChildSpec:
     args: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Set over `up`'s environment; may hold the part's secrets, so never in a repr."""
+    unset: frozenset[str] = frozenset()
+    """Variables of `up`'s environment the part does not get (secrets it does not use)."""
     program: tuple[str, ...] = (sys.executable, "-m", "streamlearn")
     ready_url: str | None = None
     metrics_url: str | None = None
@@ -67,6 +69,17 @@ class ChildSpec:
     stacks_signal: int | None = STACKS_SIGNAL
     """On which it writes its threads' stacks to its log and goes on
     (:mod:`streamlearn.stacks_on_signal`; None: a program that does not)."""
+
+
+def child_environment(spec: ChildSpec) -> dict[str, str]:
+    """What a part runs with: `up`'s environment without ``spec.unset``, and its own."""
+    inherited = {k: v for k, v in os.environ.items() if k not in spec.unset}
+    return {
+        **inherited,
+        "PYTHONUNBUFFERED": "1",
+        SUPERVISOR_PID_ENV: str(os.getpid()),
+        **spec.env,
+    }
 
 
 @dataclass(frozen=True)
@@ -168,12 +181,7 @@ class Child:
 
     async def _spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            SUPERVISOR_PID_ENV: str(os.getpid()),
-            **self.spec.env,
-        }
+        env = child_environment(self.spec)
         with self.log_path.open("ab") as log:
             log.write(f"--- start {self.starts + 1} at {time.ctime()}\n".encode())
             log.flush()

@@ -4,6 +4,7 @@ the prediction worker, the dashboard and the registry; and the ports they need."
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from datetime import datetime
 
 from pydantic import SecretStr
@@ -11,7 +12,8 @@ from pydantic import SecretStr
 from streamlearn.agents import AGENT_NAMES
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.ports import free_port
-from streamlearn.settings import Settings
+from streamlearn.secret_settings import SECRET_SETTING_NAMES
+from streamlearn.settings import ENV_PREFIX, WITHHELD_ENV, Settings
 from streamlearn.settings_values import port_bounds
 from streamlearn.up.children import ChildSpec
 from streamlearn.up.doors import Doors
@@ -64,6 +66,36 @@ def signing_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+SIGNING_SECRETS = frozenset({"model_signing_key", "model_previous_signing_key"})
+REGISTRY_CLIENT = frozenset({"schema_registry_basic_auth"})
+"""What a part that registers its output schemas logs in to the registry with."""
+PART_SECRETS: Mapping[str, frozenset[str]] = {
+    "serve": frozenset({"serve_api_tokens"}) | REGISTRY_CLIENT | SIGNING_SECRETS,
+    "collector": frozenset({"collector_write_keys"}) | REGISTRY_CLIENT,
+    "registry": frozenset({"registry_writers"}),
+    "learner": REGISTRY_CLIENT | SIGNING_SECRETS,
+    "preprocess": frozenset({"pseudonymisation_key"}) | REGISTRY_CLIENT,
+    "dashboard": frozenset(),  # reads topics and /metrics: the registry's reads are open
+}
+"""The secret settings each part uses (the others: :data:`REGISTRY_CLIENT`), as the Helm
+chart gives them; every part gets its own Kafka login (:class:`KafkaUsers`)."""
+KAFKA_LOGIN = frozenset({"kafka_sasl_password", "kafka_ssl_key_password"})
+
+
+def secrets_of(part: str, settings: Settings) -> tuple[dict[str, str], frozenset[str]]:
+    """What ``part`` is given beyond the environment's other variables: the signing
+    settings ``up`` resolved (to the parts that sign or verify), and the variables of
+    the secrets it does not use, which it neither inherits nor reads from any source
+    (:data:`~streamlearn.settings.WITHHELD_ENV`)."""
+    uses = PART_SECRETS.get(part, REGISTRY_CLIENT)
+    withheld = sorted(SECRET_SETTING_NAMES - uses - KAFKA_LOGIN)
+    env = {WITHHELD_ENV: ",".join(withheld)}
+    if uses & SIGNING_SECRETS:
+        env.update(signing_environment(settings))
+    unset = frozenset(f"{ENV_PREFIX}{name.upper()}" for name in withheld)
+    return env, unset
+
+
 def part_specs(
     settings: Settings, options: UpOptions, doors: Doors, users: KafkaUsers
 ) -> list[ChildSpec]:
@@ -74,13 +106,13 @@ def part_specs(
         "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
         "STREAMLEARN_DATA_DIR": str(settings.data_dir),
     }
-    env.update(signing_environment(settings))
     # Picked before any part listens: none may be a port meant for another server.
     named = {options.kafka_port, options.registry_port, options.collector_port,
              options.serve_port, options.dashboard_port}  # fmt: skip
     specs = []
     for agent in AGENT_NAMES:
         port = free_port(avoid=named, within=port_bounds(settings.port_range))
+        secret_env, unset = secrets_of(agent, settings)
         specs.append(
             ChildSpec(
                 agent,
@@ -88,18 +120,21 @@ def part_specs(
                     *("agents", "run", "--only", agent, "--group", f"streamlearn-{agent}"),
                     *("--metrics-port", str(port)),
                 ),
-                env={**env, **users.part_environment(agent)},
+                env={**env, **secret_env, **users.part_environment(agent)},
+                unset=unset,
                 # Ready once it has joined its group and recovered its stores.
                 ready_url=f"http://127.0.0.1:{port}/readyz",
                 metrics_url=f"http://127.0.0.1:{port}/metrics",
             )
         )
     port = free_port(avoid=named, within=port_bounds(settings.port_range))
+    secret_env, unset = secrets_of("archive", settings)
     specs.append(
         ChildSpec(
             "archive",
             args=("archive", "run", "--metrics-port", str(port)),
-            env={**env, **users.part_environment("archive")},
+            env={**env, **secret_env, **users.part_environment("archive")},
+            unset=unset,
             # Ready once it has joined its group (files go under <data dir>/archive).
             ready_url=f"http://127.0.0.1:{port}/readyz",
             metrics_url=f"http://127.0.0.1:{port}/metrics",
@@ -116,11 +151,13 @@ def part_specs(
         ("dashboard", ("dashboard", *(f"--scrape={url}" for url in scrape)),
          options.dashboard_port),
     ):  # fmt: skip
+        secret_env, unset = secrets_of(name, settings)
         specs.append(
             ChildSpec(
                 name,
                 (*args, "--port", str(port)),
-                {**env, **users.part_environment(name)},
+                {**env, **secret_env, **users.part_environment(name)},
+                unset=unset,
                 ready_url=doors.url(port, "/healthz"),
                 metrics_url=doors.url(port, "/metrics"),
             )
@@ -129,13 +166,16 @@ def part_specs(
 
 
 def registry_spec(settings: Settings, port: int, doors: Doors, users: KafkaUsers) -> ChildSpec:
+    secret_env, unset = secrets_of("registry", settings)
     return ChildSpec(
         "registry",
         ("registry", "serve", "--port", str(port)),
         {
             "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
             "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
+            **secret_env,
             **users.part_environment("registry"),
         },
+        unset=unset,
         ready_url=doors.url(port, "/healthz"),
     )
