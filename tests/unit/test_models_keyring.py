@@ -381,3 +381,29 @@ def test_the_replay_commands_say_which_key_they_verify_with(
     assert key_source(Settings()) == str(tmp_path / LOCAL_ROTATION_FILE)
     monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "a-deployment-s-own-key")
     assert key_source(Settings()) == "STREAMLEARN_MODEL_SIGNING_KEY"
+
+
+def test_a_bad_signature_says_which_key_it_was_checked_with() -> None:
+    """Found by a new user: a worker given only the old key refused the new key's snapshots
+    with "signature does not match the metadata and payload", as it refuses a tampered
+    one: nothing told "the new key is not rolled out here yet" from an attack."""
+    keyring = _keyring([NOW])
+    with pytest.raises(BadSignature) as unknown:
+        verify_snapshot(_snapshot(b"x", "k-attacker"), keyring)
+    assert str(unknown.value).endswith(
+        "signature does not match the metadata and payload: it names key 'k-attacker', "
+        "which this process does not hold (it holds 'k-new', and 'k-old' until "
+        "2026-12-01T13:00:00+00:00); checked with 'k-new'"
+    )
+    with pytest.raises(BadSignature) as tampered:
+        verify_snapshot(_snapshot(OLD, "k-new"), keyring)
+    assert str(tampered.value).endswith(
+        "signature does not match the metadata and payload: checked with key 'k-new', the "
+        "one it names"
+    )
+    with pytest.raises(BadSignature) as plain:
+        verify_snapshot(_snapshot(OLD, None), Keyring(NEW))
+    assert str(plain.value).endswith(
+        "signature does not match the metadata and payload: it names no key; checked with "
+        "this process's key (no id)"
+    )

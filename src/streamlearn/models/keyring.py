@@ -61,6 +61,27 @@ class Keyring:
                 raise RetiredKey(f"signed with key {key_id!r}, retired at {old.until.isoformat()}")
         return self.current
 
+    def checked_with(self, snapshot: Mapping[str, Any]) -> str:
+        """Which key :meth:`key_for` checks ``snapshot`` with, and whether it is the one
+        the snapshot names: what a bad signature's message says, so that a key not rolled
+        out to this process yet is told from a forged snapshot."""
+        key_id = snapshot.get("signing_key_id")
+        if key_id is not None and key_id == self.current_id:
+            return f"checked with key {key_id!r}, the one it names"
+        for old in self.previous:
+            if old.key_id is not None and old.key_id == key_id:
+                return f"checked with key {key_id!r} (the previous one), the one it names"
+        current = "this process's key (no id)" if self.current_id is None else (
+            repr(self.current_id))  # fmt: skip
+        if key_id is None:
+            return f"it names no key; checked with {current}"
+        held = [repr(self.current_id)] if self.current_id is not None else []
+        held += [f"{old.key_id!r} until {old.until.isoformat()}" for old in self.previous
+                 if old.key_id is not None]  # fmt: skip
+        holds = " (it holds " + ", and ".join(held) + ")" if held else ""
+        return f"it names key {key_id!r}, which this process does not hold{holds}; " + (
+            f"checked with {current}")  # fmt: skip
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Keyring:
         """The current key (``STREAMLEARN_MODEL_SIGNING_KEY``) and the previous one, if set."""

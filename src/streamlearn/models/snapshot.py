@@ -263,8 +263,10 @@ def verify_snapshot(snapshot: Mapping[str, Any], key: SigningKey | Keyring) -> N
     With a :class:`Keyring`, the key its ``signing_key_id`` names (:class:`RetiredKey`
     for a previous key past its grace)."""
     name, version = snapshot.get("model_name"), snapshot.get("version")
+    checked_with = ""
     if isinstance(key, Keyring):
         try:
+            checked_with = ": " + key.checked_with(snapshot)
             key = key.key_for(snapshot)
         except SnapshotRejected as exc:
             raise exc.at(_str_or_none(name), _int_or_none(version)) from None
@@ -278,7 +280,7 @@ def verify_snapshot(snapshot: Mapping[str, Any], key: SigningKey | Keyring) -> N
             _str_or_none(name), _int_or_none(version)
         ) from exc
     if not hmac.compare_digest(expected.encode(), claimed.encode()):
-        raise BadSignature("signature does not match the metadata and payload").at(
+        raise BadSignature(f"signature does not match the metadata and payload{checked_with}").at(
             _str_or_none(name), _int_or_none(version)
         )
     if not hmac.compare_digest(
