@@ -476,3 +476,42 @@ def test_other_topics_decode_with_their_own_schema() -> None:
     decoded = decoders.decode("t.monitoring.alerts", value, 0, 0)
     assert decoded.value["alert_key"] == "a"
     assert decoded.value["severity"] == "warning"
+
+
+def test_a_label_join_window_is_one_figure_over_every_version_it_labelled() -> None:
+    """Found by a new user: label-join writes one record per version each window; positives
+    reach the newest versions at once and negatives the older ones a horizon later, and
+    the row of a window kept the last record's (the newest version's: mostly positives).
+    `ctr`'s mean residual read 0.446 where its examples' was -0.06, and the reliability
+    points sat at labels 0 and 1."""
+    board = ModelBoard()
+    newest = model_metrics("label-join", 10, count=10, mean_residual=0.7, mean_abs_residual=0.7,
+                           rmse_residual=0.7, mean_score=0.3, mean_label=1.0)  # fmt: skip
+    older = model_metrics("label-join", 10, count=30, mean_residual=-0.3, mean_abs_residual=0.3,
+                          rmse_residual=0.3, mean_score=0.3, mean_label=0.0)  # fmt: skip
+    board.add_metrics({**older, "model_version": 4})
+    board.add_metrics({**newest, "model_version": 5})
+    [model] = board.models_state()
+    assert model["latest"]["mean_residual"] == pytest.approx(-0.05)
+    assert model["latest"]["mean_abs_residual"] == pytest.approx(0.4)
+    assert model["latest"]["rmse_residual"] == pytest.approx(((0.49 * 10 + 0.09 * 30) / 40) ** 0.5)
+    assert model["columns"]["mean_residual"] == [pytest.approx(-0.05)]
+    windows = model["reliability"]["windows"]
+    assert windows["score"] == [pytest.approx(0.3)]
+    assert windows["label"] == [pytest.approx(0.25)]
+    assert windows["examples"] == [40]
+    board.add_metrics(model_metrics("label-join", 20, count=5, mean_residual=0.1,
+                                    mean_score=0.4, mean_label=0.5))  # fmt: skip
+    [model] = board.models_state()
+    assert model["columns"]["mean_residual"] == [pytest.approx(-0.05), pytest.approx(0.1)]
+
+
+def test_an_arm_shows_the_learner_figures_of_its_model() -> None:
+    """Found by a new user: the arms table's AUC columns were always "-": the learner's
+    records carry no arm (one learner per model), so none was ever an arm's."""
+    board = ModelBoard()
+    board.add_metrics(model_metrics("label-join", 10, "ctr", count=10, mean_label=0.2,
+                                    mean_score=0.2))  # fmt: skip
+    board.add_metrics(model_metrics("learner", 10, None, auc=0.81, served_auc=0.79))
+    [arm] = board.arms_state()
+    assert arm["metrics"] == {"auc": 0.81, "served_auc": 0.79}

@@ -37,6 +37,38 @@ def _charted(name: str) -> bool:
     return not name.endswith("_examples")
 
 
+POOLED_WINDOWS = 8
+"""Label-join windows kept open to more of their records (workers flush at one moment)."""
+
+
+@dataclass
+class LabelledWindow:
+    """Label-join's records of one window pooled: each figure weighted by its examples
+    (a root mean square through its square)."""
+
+    examples: float = 0.0
+    sums: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def add(self, values: Mapping[str, float | None], count: float) -> None:
+        self.examples += count
+        for name, value in values.items():
+            if value is None:
+                continue
+            squared = name.startswith("rmse")
+            self.sums[name] = (
+                self.sums.get(name, 0.0) + (value * value if squared else value) * count
+            )
+            self.weights[name] = self.weights.get(name, 0.0) + count
+
+    def means(self) -> dict[str, float | None]:
+        means: dict[str, float | None] = {}
+        for name, total in self.sums.items():
+            mean = total / self.weights[name]
+            means[name] = mean**0.5 if name.startswith("rmse") else mean
+        return means
+
+
 @dataclass
 class ModelHistory:
     """One model: its newest snapshot's metadata and its metrics over time."""
@@ -59,6 +91,10 @@ class ModelHistory:
     """(window end, mean score, mean label, examples) of label-join windows."""
     calibration: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Arm ("" without one) → the newest calibration report's reliability curve."""
+    learner: dict[str, float] = field(default_factory=dict)
+    """The learner's newest figures (its records carry no arm: one learner per model)."""
+    _pools: dict[float, LabelledWindow] = field(default_factory=dict)
+    """Label-join's windows by their end (the newest few), pooled over versions and arms."""
 
     def __post_init__(self) -> None:
         self.table = Table(("version",), window_s=self.window_s, max_points=self.max_points)
@@ -94,11 +130,31 @@ class ModelHistory:
             return
         source = str(record.get("source") or "")
         values = finite_map(record.get("metrics"))
-        self._row(t, values, source)
-        score, label = values.get("mean_score"), values.get("mean_label")
+        if source != LABEL_JOIN:
+            self._row(t, values, source)
+            if source == LEARNER:
+                self.learner.update({k: v for k, v in values.items() if v is not None})
+            return
+        # One record per version (and arm) each window: the window's figure is of all of
+        # them, weighted by examples. Positives reach the newest versions at once and
+        # negatives the older ones a horizon later, so one version's record alone is a
+        # biased sample (the last one read, the newest version's, mostly positives).
         count = finite(record.get("example_count")) or 0.0
-        if source == LABEL_JOIN and score is not None and label is not None and count > 0:
-            self.reliability.append((t, score, label, count))
+        if count <= 0:
+            return
+        pool = self._pools.get(t)
+        if pool is None:
+            pool = self._pools[t] = LabelledWindow()
+            while len(self._pools) > POOLED_WINDOWS:
+                del self._pools[min(self._pools)]
+        pool.add(values, count)
+        pooled = pool.means()
+        self._row(t, pooled, source)
+        score, label = pooled.get("mean_score"), pooled.get("mean_label")
+        if score is not None and label is not None:
+            if self.reliability and self.reliability[-1][0] == t:
+                self.reliability.pop()  # the same window, now with more of its records
+            self.reliability.append((t, score, label, pool.examples))
 
     def calibrated(self, view: Mapping[str, Any]) -> None:
         """A ``calibration`` drift report (its view): score bins' mean score and label rate."""
@@ -165,8 +221,11 @@ class ArmStats:
         else:
             self.learner.update({k: v for k, v in values.items() if v is not None})
 
-    def state(self) -> dict[str, Any]:
+    def state(self, model_learner: Mapping[str, float] | None = None) -> dict[str, Any]:
+        """``model_learner``: the figures of the arm's model's learner, shown when the
+        arm has no learner of its own (the learner of a model learns all its arms)."""
         seen = self.examples > 0
+        learner = self.learner or dict(model_learner or {})
         return {
             "model": self.model,
             "arm": self.arm,
@@ -174,7 +233,7 @@ class ArmStats:
             "examples": self.examples,
             "label_rate": self.label_sum / self.examples if seen else None,
             "mean_score": self.score_sum / self.examples if seen else None,
-            "metrics": dict(sorted(self.learner.items())),
+            "metrics": dict(sorted(learner.items())),
         }
 
 
@@ -214,4 +273,8 @@ class ModelBoard:
         return [m.state() for _, m in sorted(self.models.items())]
 
     def arms_state(self) -> list[dict[str, Any]]:
-        return [a.state() for _, a in sorted(self.arms.items())]
+        states = []
+        for _, arm in sorted(self.arms.items()):
+            model = self.models.get(arm.model)
+            states.append(arm.state(None if model is None else model.learner))
+        return states
