@@ -167,3 +167,22 @@ def test_an_agents_input_lag_and_partitions_not_moving_are_shown() -> None:
     collector = next(p for p in board.state() if p["name"] == "collector")
     assert collector["input_lag"] is None
     assert collector["stalled_partitions"] is None
+
+
+async def test_a_target_that_answers_no_metrics_says_what_it_answered() -> None:
+    """Found by a new user: a target that was not a metrics endpoint (the registry's `/`,
+    answering `{}`) showed "unparsable metrics: " and nothing after it."""
+
+    async def json_list(_: web.Request) -> web.Response:
+        return web.Response(text="{}", content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/", json_list)
+    runner, url = await serve_app(app)
+    try:
+        async with aiohttp.ClientSession() as session:
+            (result,) = await scrape_all(session, [ScrapeTarget("registry", f"{url}/")], 2)
+    finally:
+        await runner.cleanup()
+    assert result.samples is None
+    assert result.error == "not Prometheus metrics (application/json, begins '{}')"

@@ -515,3 +515,14 @@ def test_an_arm_shows_the_learner_figures_of_its_model() -> None:
     board.add_metrics(model_metrics("learner", 10, None, auc=0.81, served_auc=0.79))
     [arm] = board.arms_state()
     assert arm["metrics"] == {"auc": 0.81, "served_auc": 0.79}
+
+
+def test_no_rate_is_taken_over_a_fraction_of_a_second() -> None:
+    """Found by a new user: the first two samples of the parts' counters were 0.1 s apart,
+    and "predictions served" read 928/s (about 100/s in fact), scaling the chart so that
+    every later point lay flat at its bottom."""
+    rates = RateTable(["served"])
+    rates.sample(36.2, {("served", "serve"): 3600})
+    assert rates.sample(36.3, {("served", "serve"): 3693}) == {}
+    assert rates.totals == {"served": 3693.0}
+    assert rates.sample(37.2, {("served", "serve"): 3700}) == {"served": pytest.approx(100.0)}

@@ -17,6 +17,9 @@ from collections.abc import Mapping, Sequence
 
 from streamlearn.dashboard.history import DEFAULT_MAX_POINTS, DEFAULT_WINDOW_S, Table
 
+MIN_INTERVAL_S = 0.5
+"""The shortest span a rate is taken over (samples come about once a second)."""
+
 Source = tuple[str, str]
 """(series name, where the count comes from: a partition, a process)."""
 
@@ -39,13 +42,18 @@ class RateTable:
 
     def sample(self, t: float, counts: Mapping[Source, float]) -> dict[str, float | None]:
         """Record the cumulative ``counts`` read at time ``t``; the rates added (none for
-        the first sample, or one not after the previous)."""
+        the first sample, or one less than :data:`MIN_INTERVAL_S` after the previous)."""
         totals: dict[str, float] = {}
         for (name, _), value in counts.items():
             totals[name] = totals.get(name, 0.0) + value
         self.totals.update(totals)
-        previous, self._previous = self._previous, (t, dict(counts))
-        if previous is None or t <= previous[0]:
+        previous = self._previous
+        if previous is not None and t - previous[0] < MIN_INTERVAL_S:
+            # Over a fraction of a second a count that moves in steps (a process's
+            # counters, scraped) reads as a spike: the rate waits for a longer span.
+            return {}
+        self._previous = (t, dict(counts))
+        if previous is None:
             return {}
         before_t, before = previous
         increases: dict[str, float] = {}

@@ -83,13 +83,19 @@ async def scrape_one(
             if response.status != 200:
                 return ScrapeResult(target, None, f"HTTP {response.status}")
             body = await response.content.read(MAX_BODY_BYTES)
-        return ScrapeResult(target, parse_samples(body.decode("utf-8", "replace")))
+            kind = response.content_type
+        text = body.decode("utf-8", "replace")
+        try:
+            return ScrapeResult(target, parse_samples(text))
+        except ValueError as exc:  # the text parser's error for a malformed exposition
+            said = f": {exc}" if str(exc) else ""
+            return ScrapeResult(
+                target, None, f"not Prometheus metrics ({kind}, begins {text[:40]!r}){said}"
+            )
     except TimeoutError:
         return ScrapeResult(target, None, f"no answer in {timeout_s:g}s")
     except aiohttp.ClientError as exc:
         return ScrapeResult(target, None, str(exc) or type(exc).__name__)
-    except ValueError as exc:  # the text parser's error for a malformed exposition
-        return ScrapeResult(target, None, f"unparsable metrics: {exc}")
 
 
 async def scrape_all(
