@@ -538,3 +538,16 @@ def test_an_alert_of_a_stream_far_ahead_does_not_end_another_streams_cooldown(
     for stream, at in ((sessions, t), (prices, t + 40 * minute), (sessions, t + 2 * minute)):
         step._publish(state, 0, window(stream, at), Emit())  # type: ignore[arg-type]
     assert sent == ["drift/sessions////is_bot", "drift/feature/ctr///price"]
+
+
+def test_a_window_ends_at_the_newest_event_time_it_read_not_at_its_last_records() -> None:
+    """Found by a new user: an alert's raised_ts was 05:26:01 though Kafka stamped its
+    record at 05:34:13 (before the simulator's first event): the window's last record was
+    a late session, and the window ended at its event time."""
+    from streamlearn.agents.monitor_streams import Position
+
+    window = Position("events.sessions")
+    for offset, at_ms in enumerate((1_000, 9_000, 3_000, 8_000)):
+        window.take(offset, at_ms)
+    assert (window.first_offset, window.last_offset) == (0, 3)
+    assert (window.start_ms, window.end_ms) == (1_000, 9_000)

@@ -88,9 +88,12 @@ class Position:
     end_ms: int = 0
 
     def take(self, offset: int, at_ms: int) -> None:
+        """A record at ``offset`` of event time ``at_ms``: the window spans its records'
+        offsets, and in event time from its first record to the newest time read (a late
+        record last would date the window, and an alert raised at its end, back to it)."""
         if self.first_offset < 0:
-            self.first_offset, self.start_ms = offset, at_ms
-        self.last_offset, self.end_ms = offset, at_ms
+            self.first_offset, self.start_ms, self.end_ms = offset, at_ms, at_ms
+        self.last_offset, self.end_ms = offset, max(self.end_ms, at_ms)
 
     def to_json(self) -> list[Any]:
         return [self.topic, self.first_offset, self.last_offset, self.start_ms, self.end_ms]
