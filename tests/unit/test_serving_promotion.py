@@ -4,11 +4,14 @@ the newest promoted one, while an arm routed to ``<name>~newest`` gets the newes
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from streamlearn.models import SPECS, build_snapshot, load_model
+import pytest
+
+from streamlearn.models import SPECS, SnapshotRejected, build_snapshot, load_model
 from streamlearn.models.keyring import Keyring, PreviousKey
 from streamlearn.models.snapshot import is_promoted, signed_again
 from streamlearn.serde import SerdeError
@@ -308,3 +311,25 @@ def test_the_follower_says_when_the_broker_last_answered_and_how_far_behind_it_i
     assert 'streamlearn_serve_follower_fetch_age_seconds{topic="experiments"} 10.0' in text
     assert 'streamlearn_serve_follower_lag_records{topic="model.state"} 3.0' in text
     assert 'streamlearn_serve_follower_lag_records{topic="experiments"} NaN' in text
+
+
+def test_a_worker_catching_up_alerts_the_newest_refused_version_and_says_none_is_loaded(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a new user: a worker started over v1 (good) and v2..v5 (refused) logged
+    "still serving v0" and, once caught up, alerted v2 (read last, being oldest) instead
+    of v5, the newest refused version."""
+    # Without the filter of repeated lines, which other tests' refusals have primed.
+    monkeypatch.setattr(logging.getLogger("streamlearn.serving.follower"), "filters", [])
+    alerted: list[SnapshotRejected] = []
+    follower = _follower(ModelStore(["ctr"]))
+    follower.on_rejected = alerted.append
+    forged = [{**gated(v, None), "signature": "0" * 64} for v in (2, 3, 4, 5)]
+    with caplog.at_level("WARNING", logger="streamlearn.serving.follower"):
+        asyncio.run(follower._snapshots(_records(gated(1, None), *forged)))
+    assert follower.store.version("ctr") == 1
+    assert "still serving v0" not in caplog.text
+    assert "ctr v5 rejected (bad_signature)" in caplog.text
+    assert "nothing loaded yet" in caplog.text
+    follower._now_caught_up()
+    assert [(exc.model_name, exc.version) for exc in alerted] == [("ctr", 5)]

@@ -285,10 +285,14 @@ class StateFollower:
             loaded = await asyncio.to_thread(load_model, snapshot, self.key, specs=self.specs)
         except SnapshotRejected as exc:
             self.metrics.snapshots_rejected.labels(reason=exc.reason).inc()
-            log.warning("%s; still serving v%d", exc, self.store.version(name))
+            serving = self.store.version(name)
+            log.warning("%s; %s", exc, f"still serving v{serving}" if serving else
+                        "nothing loaded yet (the fallback answers)")  # fmt: skip
             if self.caught_up.is_set():
                 self.on_rejected(exc)
-            else:
+            elif record.offset > self._unsaid.get(record.key, (-1, exc))[0]:
+                # A batch is read newest first: the newest refusal of a key is the one
+                # to say (an older one read after it was said instead).
                 self._unsaid[record.key] = (record.offset, exc)
             return REJECTED
         # put() checks the versions again: another snapshot may have been swapped in.
