@@ -17,6 +17,10 @@ from streamlearn.settings_values import ROTATING_AWAY, SIGNING_KEY_MIN_CHARS
 keys_app = typer.Typer(rich_markup_mode=None, help="Model-signing keys.", no_args_is_help=True)
 
 
+MAX_GRACE = timedelta(days=30)
+"""Longer is a typo (`1000000d`) or a key that is never retired."""
+
+
 def _duration(text: str) -> timedelta:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
@@ -27,6 +31,12 @@ def _duration(text: str) -> timedelta:
         ) from None
     except OverflowError:  # more days than a timedelta holds
         raise typer.BadParameter(f"{text!r}: too long", param_hint="--grace") from None
+    if duration > MAX_GRACE:
+        raise typer.BadParameter(
+            f"{text!r}: a grace of at most 30 days (the old key signs what every worker "
+            "accepts until it ends)",
+            param_hint="--grace",
+        )
     if duration < timedelta(0):
         # A grace that ended before the file is rolled out refuses the old key's
         # snapshots at once: zero is the way to say so on purpose.

@@ -407,3 +407,16 @@ def test_a_bad_signature_says_which_key_it_was_checked_with() -> None:
         "signature does not match the metadata and payload: it names no key; checked with "
         "this process's key (no id)"
     )
+
+
+@pytest.mark.parametrize("grace", ["31d", "1000000d", "745h"])
+def test_a_grace_longer_than_a_month_is_refused(tmp_path: Path, grace: str) -> None:
+    """Found by a new user: `--grace 1000000d` kept the old key valid until the year 4764
+    without a word: a typo, and a leaked key is never retired."""
+    result = CliRunner().invoke(
+        app, ["keys", "rotate", "--out", str(tmp_path / "r.yaml"), "--grace", grace],
+        env={"STREAMLEARN_MODEL_SIGNING_KEY": "the-current-signing-key"},
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "at most 30 days" in result.output
+    assert not (tmp_path / "r.yaml").exists()
