@@ -181,3 +181,31 @@ def test_a_decoder_without_logical_types_reads_timestamps_as_the_longs_on_the_wi
     assert {k: v for k, v in plain_decoded.items() if not k.endswith("_ts")} == {
         k: v for k, v in decoded.items() if not k.endswith("_ts")
     }
+
+
+@pytest.mark.parametrize(
+    ("login", "said"),
+    [(None, "none is set"), ("ops:wrong-password", "the one set is refused")],
+)
+def test_a_registry_that_asks_for_a_login_names_the_setting(login: str | None, said: str) -> None:
+    """Found by a new user: `schemas register` without a login, or with a wrong one, said
+    "HTTP 401 this request needs HTTP basic auth as a registry writer" and named no setting
+    (Kafka's refusals name theirs)."""
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    from streamlearn.serde import RegistryClient, RegistryUnavailableError
+
+    class Refusing:
+        def lookup_schema(self, *args: object) -> None:
+            raise SchemaRegistryError(404, 40401, "no such subject")
+
+        def register_schema(self, *args: object) -> None:
+            raise SchemaRegistryError(401, 401, "this request needs HTTP basic auth")
+
+    client = RegistryClient("http://r:8081", client=Refusing(), logged_in=login is not None)  # type: ignore[arg-type]
+    with pytest.raises(RegistryUnavailableError) as refused:
+        client.register("t-value", '{"type": "string"}')
+    assert (
+        f"check STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH, a registry writer's user:password ({said})"
+        in str(refused.value)
+    )

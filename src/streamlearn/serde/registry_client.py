@@ -25,9 +25,13 @@ _SCHEMA_NOT_FOUND = 40403
 class RegistryClient:
     """Register schemas and fetch writer schemas by id, each at most once per process."""
 
-    def __init__(self, url: str, *, client: SchemaRegistryClient | None = None) -> None:
+    def __init__(
+        self, url: str, *, client: SchemaRegistryClient | None = None, logged_in: bool = False
+    ) -> None:
         self.url = url
         self._client = client or SchemaRegistryClient({"url": url})
+        self.logged_in = logged_in
+        """Whether it sends a login (``STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH``)."""
         self._ids: dict[tuple[str, str], int] = {}
         self._schemas: dict[int, dict[str, Any]] = {}
 
@@ -43,7 +47,11 @@ class RegistryClient:
             config["basic.auth.user.info"] = settings.schema_registry_basic_auth.get_secret_value()
         if settings.http_tls_cafile is not None:  # a registry served over TLS by a private CA
             config["ssl.ca.location"] = str(settings.http_tls_cafile)
-        return cls(settings.schema_registry_url, client=SchemaRegistryClient(config))
+        return cls(
+            settings.schema_registry_url,
+            client=SchemaRegistryClient(config),
+            logged_in=settings.schema_registry_basic_auth is not None,
+        )
 
     def close(self) -> None:
         """Close the HTTP connections (the caches stay usable)."""
@@ -68,7 +76,14 @@ class RegistryClient:
                 f"answered HTTP {exc.http_status_code} without a schema registry's error: "
                 f"is {self.url} one?"
             )
-        return f"{exc.error_message} ({exc.error_code})"
+        said = f"{exc.error_message} ({exc.error_code})"
+        if exc.http_status_code in (401, 403):
+            given = "the one set is refused" if self.logged_in else "none is set"
+            said += (
+                "; check STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH, a registry writer's "
+                f"user:password ({given})"
+            )
+        return said
 
     def register(self, subject: str, schema_str: str) -> int:
         """The schema's id under ``subject``: looked up (a read), registered only when the
