@@ -49,6 +49,12 @@ def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
             )
         return None
     key_setting = "STREAMLEARN_HTTP_TLS_KEYFILE" if keyfile else "STREAMLEARN_HTTP_TLS_CERTFILE"
+    if keyfile is None and not _holds_a_key(certfile):
+        # A certificate alone is public (0644 is fine): it is the key that is missing.
+        raise ConfigurationError(
+            f"STREAMLEARN_HTTP_TLS_CERTFILE={certfile} holds no private key: set "
+            "STREAMLEARN_HTTP_TLS_KEYFILE to the key's file (owner-only)"
+        )
     check_private_file(keyfile or certfile, key_setting)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = MINIMUM_VERSION
@@ -69,6 +75,16 @@ def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
             f"chain and its private key ({exc})"
         ) from exc
     return context
+
+
+def _holds_a_key(path: Path) -> bool:
+    """Whether a PEM file holds a private key (any kind: ``-----BEGIN ... PRIVATE KEY``);
+    an unreadable file is left to the checks after (which name why)."""
+    try:
+        text = path.read_bytes()
+    except OSError:
+        return True
+    return b"PRIVATE KEY-----" in text
 
 
 class _EncryptedKeyError(Exception):

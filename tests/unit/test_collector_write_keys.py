@@ -221,7 +221,12 @@ async def test_every_answer_to_a_post_varies_by_origin(collector: TestClient[Any
         assert "Origin" in response.headers.get("Vary", ""), origin
 
 
-async def test_the_access_log_leaves_the_key_out(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("name", ["write_key", "Write_Key", "WRITE-KEY"])
+async def test_the_access_log_leaves_the_key_out(
+    caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    """(Found by a new user: `?Write_Key=<key>`, a client's slip of case, was logged whole.)"""
+
     async def read_body(request: web.Request) -> web.Response:
         await request.read()  # a request whose body was read can no longer be cloned
         return web.Response(status=202)
@@ -241,13 +246,13 @@ async def test_the_access_log_leaves_the_key_out(caplog: pytest.LogCaptureFixtur
     try:
         with caplog.at_level(logging.INFO, logger="test.access"):
             async with aiohttp.ClientSession() as session:
-                url = f"http://127.0.0.1:{port}/v1/events?write_key={KEY}&x=1"
+                url = f"http://127.0.0.1:{port}/v1/events?{name}={KEY}&x=1"
                 async with session.post(url, data=b"[]") as response:
                     assert response.status == 202
             await runner.cleanup()
     finally:
         await runner.cleanup()
-    assert "POST /v1/events?write_key=redacted&x=1 HTTP/1.1 202" in caplog.text
+    assert f"POST /v1/events?{name}=redacted&x=1 HTTP/1.1 202" in caplog.text
     assert KEY not in caplog.text
 
 

@@ -103,3 +103,22 @@ def test_an_encrypted_key_is_refused_at_once_naming_the_setting(
         server_ssl_context(Settings(http_tls_certfile=encrypted))
     assert "STREAMLEARN_HTTP_TLS_CERTFILE" in str(refused.value)
     assert "openssl pkey" in str(refused.value)
+
+
+def test_a_certificate_without_its_key_asks_for_the_key_file(
+    material: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Found by a new user: a certificate alone (mode 0644, as certificates are) was refused
+    as "readable or writable by others: make it 0600"; made 0600, as "not a PEM certificate
+    chain and its private key", naming the certificate's setting twice and not the key's."""
+    _, chain = material
+    text = chain.read_text()
+    certificate_only = tmp_path / "server.crt"
+    certificate_only.write_text(text[text.index("-----BEGIN CERTIFICATE-----"):])
+    certificate_only.chmod(0o644)
+    with pytest.raises(ConfigurationError) as refused:
+        server_ssl_context(Settings(http_tls_certfile=certificate_only))
+    assert str(refused.value) == (
+        f"STREAMLEARN_HTTP_TLS_CERTFILE={certificate_only} holds no private key: set "
+        "STREAMLEARN_HTTP_TLS_KEYFILE to the key's file (owner-only)"
+    )

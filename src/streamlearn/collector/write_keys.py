@@ -150,14 +150,21 @@ class _RedactedQuery:
 
     @property
     def path_qs(self) -> str:
-        query = {k: ("redacted" if k == QUERY else v) for k, v in self._request.query.items()}
+        query = [(k, "redacted" if names_the_key(k) else v) for k, v in self._request.query.items()]
         return str(self._request.rel_url.with_query(query))
+
+
+def names_the_key(name: str) -> bool:
+    """Whether a query parameter is the write key, whatever its case (``Write_Key``) or
+    separator (``write-key``): the collector reads only ``write_key``, but a client's slip
+    still puts a real key in the URL, and the log must not keep it."""
+    return name.casefold().replace("-", "_") == QUERY
 
 
 class RedactingAccessLogger(AccessLogger):
     """aiohttp's access log with the ``write_key`` query parameter's value left out."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        if QUERY in request.query:
+        if any(names_the_key(name) for name in request.query):
             request = cast(web.BaseRequest, _RedactedQuery(request))
         super().log(request, response, time)
