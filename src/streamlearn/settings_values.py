@@ -239,6 +239,11 @@ def origin(origin: str) -> str:
         f"{origin!r} is not an origin as browsers send it: scheme://host[:port], "
         "e.g. https://shop.example (no path, no trailing slash)"
     )
+    if "*" in origin:
+        raise ValueError(
+            f"{origin!r} has a wildcard, and origins are matched exactly: list each origin "
+            "whose pages post events (e.g. https://shop.example)"
+        )
     parts = _web_address(origin, problem)
     if parts is None or f"{parts.scheme}://{parts.netloc}" != origin:
         raise ValueError(problem)
@@ -251,7 +256,7 @@ def origin(origin: str) -> str:
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
-Origin = Annotated[str, AfterValidator(origin), JsonPattern(r"^https?://[^\s/?#]+$")]
+Origin = Annotated[str, AfterValidator(origin), JsonPattern(r"^https?://[^\s/?#*]+$")]
 
 
 def shown_setting(value: object) -> str:

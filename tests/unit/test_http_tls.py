@@ -114,7 +114,7 @@ def test_a_certificate_without_its_key_asks_for_the_key_file(
     _, chain = material
     text = chain.read_text()
     certificate_only = tmp_path / "server.crt"
-    certificate_only.write_text(text[text.index("-----BEGIN CERTIFICATE-----"):])
+    certificate_only.write_text(text[text.index("-----BEGIN CERTIFICATE-----") :])
     certificate_only.chmod(0o644)
     with pytest.raises(ConfigurationError) as refused:
         server_ssl_context(Settings(http_tls_certfile=certificate_only))

@@ -228,6 +228,17 @@ def test_a_cors_origin_no_browser_sends_is_refused_naming_it(
         load_settings()
 
 
+@pytest.mark.parametrize("origin", ["http://*.example", "https://*", "https://shop*.example"])
+def test_a_wildcard_origin_is_refused_as_matching_nothing(
+    monkeypatch: pytest.MonkeyPatch, origin: str
+) -> None:
+    """Found by a new user: `http://*.example` was taken (`*` and `null` are refused):
+    origins are matched exactly, so it allowed no page and looked as if it allowed all."""
+    monkeypatch.setenv("STREAMLEARN_COLLECTOR_CORS_ORIGINS", json.dumps([origin]))
+    with pytest.raises(ConfigurationError, match="matched exactly: list each origin"):
+        load_settings()
+
+
 def test_origins_as_browsers_send_them_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     origins = ["https://shop.example", "http://127.0.0.1:8080", "https://[::1]:8443"]
     monkeypatch.setenv("STREAMLEARN_COLLECTOR_CORS_ORIGINS", json.dumps(origins))
