@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import re
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, get_origin
 
@@ -19,6 +21,8 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from streamlearn.exceptions import ConfigurationError
+from streamlearn.http_tls import NOT_PRIVATE
+from streamlearn.secret_settings import SECRET_SETTING_NAMES
 from streamlearn.settings import CONFIG_FILE_ENV, ENV_PREFIX, WITHHELD_ENV, Settings
 
 log = logging.getLogger(__name__)
@@ -52,7 +56,24 @@ def _dotenv_names(path: Path) -> dict[str, str]:
         return {}
 
 
-def _check_config_file(path: Path) -> None:
+def _check_private(path: Path, settings: Iterable[str]) -> None:
+    """Refuse a settings file holding secrets that others may read or change, as the key
+    files are refused: a secret that leaked is one to replace."""
+    secrets = sorted(set(settings) & SECRET_SETTING_NAMES)
+    if not secrets:
+        return
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return  # the loaders say why they cannot read it
+    if mode & NOT_PRIVATE:
+        raise ConfigurationError(
+            f"{path.resolve()} holds secret settings ({', '.join(secrets)}) and others may "
+            f"read or change it (mode {mode:04o}): make it 0600 (chmod 600 {path.resolve()})"
+        )
+
+
+def _check_config_file(path: Path) -> list[str]:
     """Refuse, naming the file, what pydantic-settings' YAML source would fail on with a
     traceback (not UTF-8, not YAML, not a mapping) or report as an environment variable
     (a key no setting has)."""
@@ -73,7 +94,7 @@ def _check_config_file(path: Path) -> None:
         # Never the parser's full message: it quotes the file, which may hold secrets.
         raise ConfigurationError(f"{where}: not YAML{at}") from None
     if loaded is None:
-        return
+        return []
     if not isinstance(loaded, dict):
         raise ConfigurationError(
             f"{where}: not a mapping of settings (e.g. serve_port: 8000), a YAML "
@@ -84,6 +105,7 @@ def _check_config_file(path: Path) -> None:
             close = difflib.get_close_matches(str(key), list(Settings.model_fields), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigurationError(f"{where}: unknown setting {str(key)!r}{hint}")
+    return [str(key) for key in loaded]
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -91,13 +113,16 @@ def load_settings(**overrides: Any) -> Settings:
     (and warning of ``STREAMLEARN_*`` variables that are no setting)."""
     config_file = os.environ.get(CONFIG_FILE_ENV)
     if config_file:
-        _check_config_file(Path(config_file))
+        _check_private(Path(config_file), _check_config_file(Path(config_file)))
     for problem in unknown_variables(os.environ):
         log.warning("%s", problem)
     dotenv = Path(".env")
     if dotenv.is_file():
-        for problem in unknown_variables(_dotenv_names(dotenv)):
+        names = _dotenv_names(dotenv)
+        for problem in unknown_variables(names):
             log.warning("%s", problem.replace(" is not a setting", " (in .env) is not a setting"))
+        prefix = len(ENV_PREFIX)
+        _check_private(dotenv, [n[prefix:].lower() for n in names if n.startswith(ENV_PREFIX)])
     try:
         return Settings(**overrides)
     except SettingsError as exc:

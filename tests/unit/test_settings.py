@@ -587,3 +587,40 @@ def test_a_withheld_setting_is_read_from_no_source(
     assert withheld.pseudonymisation_key is None
     assert withheld.session_gap_s == 60  # the rest of the file is read as before
     assert WITHHELD_ENV not in " ".join(unknown_variables({WITHHELD_ENV: "x"}))
+
+
+@pytest.mark.parametrize("where", ["config file", ".env"])
+def test_a_settings_file_holding_secrets_that_others_may_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Found by a new user: a TLS key file, a certificate holding its key and the write-keys
+    file are refused at 0644, but the config file and `.env`, the documented places for
+    SASL passwords, the signing key and tokens, were taken at 0644 without a word."""
+    monkeypatch.chdir(tmp_path)
+    if where == ".env":
+        path = tmp_path / ".env"
+        path.write_text(
+            "STREAMLEARN_KAFKA_SASL_PASSWORD=s3cret-value\nSTREAMLEARN_SERVE_PORT=8000\n"
+        )
+    else:
+        path = tmp_path / "settings.yaml"
+        path.write_text("kafka_sasl_password: s3cret-value\nserve_port: 8000\n")
+        monkeypatch.setenv("STREAMLEARN_CONFIG_FILE", str(path))
+    path.chmod(0o644)
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings()
+    assert str(refused.value) == (
+        f"{path} holds secret settings (kafka_sasl_password) and others may read or change "
+        f"it (mode 0644): make it 0600 (chmod 600 {path})"
+    )
+    assert "s3cret" not in str(refused.value)
+    path.chmod(0o640)  # shared with the process's group: fine, as for key files
+    assert load_settings().kafka_sasl_password is not None
+    path.write_text(
+        path.read_text()
+        .replace("s3cret-value", "")
+        .replace("kafka_sasl_password:", "log_level: INFO #")
+        .replace("STREAMLEARN_KAFKA_SASL_PASSWORD=", "#")
+    )
+    path.chmod(0o644)  # no secret in it: anyone may read it
+    load_settings()
