@@ -361,3 +361,22 @@ def test_the_document_names_every_route_and_only_those() -> None:
         if not resource.canonical.startswith("/static")
     }
     assert routed == set(openapi_document()["paths"])
+
+
+async def test_readyz_is_503_while_none_of_the_followed_topics_exists(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    """Found by a new user: with a topic prefix of another namespace (`nope.`) /readyz said
+    ready though every topic it follows was missing, and /healthz named them without the
+    prefix (`model.state`), not as the topics it looked for."""
+    state = client.app[DASHBOARD].state
+    missing = ["nope.model.state", "nope.model.metrics"]
+    state.set_follow_status(FollowStatus(missing=missing))
+    unready = await client.get("/readyz")
+    assert unready.status == 503
+    assert (await unready.json())["errors"] == [
+        "none of the topics it follows exists (nope.model.state, nope.model.metrics): is the "
+        "topic prefix right, and were the topics applied (streamlearn topics apply)?"
+    ]
+    state.set_follow_status(FollowStatus(assigned={"model.state": 1}, missing=missing[1:]))
+    assert (await client.get("/readyz")).status == 200  # one is there: the page shows it

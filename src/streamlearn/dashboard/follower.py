@@ -122,7 +122,7 @@ class TopicFollower:
         for name in self.decoders.topics:
             metadata = topics.get(name)
             if metadata is None or metadata.error is not None or not metadata.partitions:
-                missing.append(self.decoders.logical[name])
+                missing.append(name)  # as Kafka names it: another prefix shows
                 continue
             have = self._assigned.setdefault(name, set())
             for partition in sorted(set(metadata.partitions) - have):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -82,9 +83,16 @@ async def api_events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _errors(status: dict[str, object]) -> list[str]:
-    """What keeps the dashboard from its topics: reading them, sampling their offsets."""
-    return [str(error) for error in (status["error"], status["offsets_error"]) if error]
+def _errors(status: dict[str, Any]) -> list[str]:
+    """What keeps the dashboard from its topics: reading them, sampling their offsets, or
+    none of them existing (another namespace's prefix, topics never applied)."""
+    errors = [str(error) for error in (status["error"], status["offsets_error"]) if error]
+    if status["missing"] and not status["assigned"]:
+        errors.append(
+            f"none of the topics it follows exists ({', '.join(status['missing'])}): is the "
+            "topic prefix right, and were the topics applied (streamlearn topics apply)?"
+        )
+    return errors
 
 
 async def healthz(request: web.Request) -> web.Response:
