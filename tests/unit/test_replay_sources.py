@@ -201,3 +201,19 @@ def test_a_time_before_the_archive_s_first_file_is_found_in_kafka(tmp_path: Path
     assert since.start == 13, "the log's record of that time, not the archive's first"
     (from_the_first,) = resolve(source, TOPIC, datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
     assert from_the_first.start == 0
+
+
+def test_a_time_is_the_earliest_of_the_files_and_the_log_whatever_the_order_of_times(
+    tmp_path: Path,
+) -> None:
+    """Found by a new user: timestamps of CreateTime topics are not in offset order, and
+    with an archive starting after the log's start, the files' first record at or after a
+    time (not their first record) was taken, Kafka never asked: the log's earlier records
+    of that time were left out of the range without a word (offsets 366..406 of 315)."""
+    registry, records = _log(90)  # 09:00 to 10:29, one record a minute
+    late = records[35]
+    records[35] = TopicRecord(0, 35, late.key, late.value, START_MS + 44 * MINUTE_MS + 30_000)
+    _archive(tmp_path, registry, records[40:70])
+    source = _source(tmp_path, registry, FakeKafka(records, low=30))
+    (since,) = resolve(source, TOPIC, datetime(2026, 11, 30, 9, 44, tzinfo=UTC))
+    assert since.start == 35, "Kafka's record of 09:44:30, before the archive's of 09:44"

@@ -149,6 +149,7 @@ class ArchiveSource:
         files = list_archive(self.root, topic, self.storage_options)
         found: dict[int, int | None] = {}
         in_kafka = []
+        log_starts: dict[int, int] | None = None
         for partition in partitions:
             if partition not in extents:
                 in_kafka.append(partition)
@@ -166,13 +167,19 @@ class ArchiveSource:
                         break
             if offset is None:
                 in_kafka.append(partition)
-            elif offset == extents[partition].first:
-                # The archive's first record: the log may hold earlier ones of that time too
-                # (an archive started later than the log, or its old files expired).
-                in_log = self.kafka.offsets_for_time(topic, [partition], timestamp_ms)
-                earlier = in_log.get(partition)
-                if earlier is not None:
-                    offset = min(offset, earlier)
+                continue
+            if log_starts is None:
+                log_starts = {p: low for p, (low, _) in self.kafka.watermarks(topic).items()}
+            if log_starts.get(partition, offset) < offset:
+                # The log holds records before the one found: one of them may be of that
+                # time too, whether the archive starts later than the log (its old files
+                # expired, or `--start-at latest`) or record times are not in offset order
+                # (CreateTime: each producer's clock), which makes the files' answer later
+                # than their first record without any of theirs being earlier.
+                earlier = self.kafka.offsets_for_time(topic, [partition], timestamp_ms)
+                in_log = earlier.get(partition)
+                if in_log is not None:
+                    offset = min(offset, in_log)
             found[partition] = offset
         if in_kafka:
             found.update(self.kafka.offsets_for_time(topic, in_kafka, timestamp_ms))
