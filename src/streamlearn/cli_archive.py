@@ -132,7 +132,8 @@ def archive_run(
     staging_dir: Annotated[
         Path | None,
         typer.Option(
-            help="In-progress files for an S3 root [default: $STREAMLEARN_DATA_DIR/archive-staging]"
+            help="In-progress files for an S3 root "
+            "[default: $STREAMLEARN_DATA_DIR/archive-staging/<group>-<root's hash>]"
         ),
     ] = None,
     retention_hours: Annotated[

@@ -169,3 +169,21 @@ def test_an_archive_root_of_another_scheme_or_an_endpoint_that_is_no_url_is_refu
         ArchiveStore("ftp://x")
     with pytest.raises(ArchiveError, match="--s3-endpoint-url: 'notaurl' is not an http"):
         storage_options("s3://bucket/archive", "notaurl", None)
+
+
+def test_archivers_of_other_roots_or_groups_stage_their_files_apart(tmp_path: Path) -> None:
+    """Found by a new user: two S3 archivers on one machine (other buckets, other groups)
+    shared `$STREAMLEARN_DATA_DIR/archive-staging`; each deleted the other's in-progress
+    files as stale when it took a partition, and the other stopped on the missing file,
+    both in turn under a supervisor."""
+    from streamlearn.archive.config import default_staging_dir
+
+    settings = Settings(data_dir=tmp_path)
+    one = default_staging_dir(settings, "s3://arch/sl", "ua-s3p")
+    assert one.parent == tmp_path / "archive-staging"
+    assert one == default_staging_dir(settings, "s3://arch/sl", "ua-s3p")  # a restart's
+    assert one != default_staging_dir(settings, "s3://bkt2/y", "ua-s3p")
+    assert one != default_staging_dir(settings, "s3://arch/sl", "ua-m2b")
+    secret = default_staging_dir(settings, "s3://AKIAUSER:SUPERSECRET2@arch/sl", "g")
+    assert "SUPERSECRET2" not in str(secret)
+    assert "AKIAUSER" not in str(secret)

@@ -88,7 +88,10 @@ class ArchiveAgent:
         self.store = ArchiveStore(
             config.root,
             storage_options=config.storage_options,
-            staging_dir=config.staging_dir or default_staging_dir(settings),
+            staging_dir=config.staging_dir
+            or default_staging_dir(
+                settings, config.root, Namespace(settings.topic_prefix).group(config.group)
+            ),
         )
         self._registry = registry
         self.decoder = WriterDecoder(registry or RegistryClient.for_settings(settings))

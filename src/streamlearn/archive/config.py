@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,9 +24,15 @@ def default_root(settings: Settings) -> str:
     return settings.archive_root or str(settings.data_dir / "archive")
 
 
-def default_staging_dir(settings: Settings) -> Path:
-    """Where in-progress files wait for their upload when the root is object storage."""
-    return settings.data_dir / "archive-staging"
+def default_staging_dir(settings: Settings, root: str, group: str) -> Path:
+    """Where in-progress files wait for their upload when the root is object storage: a
+    directory per root and consumer group (``<group>-<hash of the root>``; the root's
+    text may hold credentials). A worker that takes a partition deletes the in-progress
+    files it finds there as a dead worker's: archivers of other roots or groups on one
+    machine must not find each other's."""
+    digest = hashlib.sha256(root.encode()).hexdigest()[:12]
+    safe_group = re.sub(r"[^A-Za-z0-9._-]", "_", group)
+    return settings.data_dir / "archive-staging" / f"{safe_group}-{digest}"
 
 
 @dataclass(frozen=True)
