@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import socket
 
 from confluent_kafka import KafkaError, KafkaException
@@ -126,9 +127,18 @@ def _object_store_refusal(exc: BaseException) -> str | None:
         return None
     if isinstance(exc, BotoCoreError):
         # No credentials, no endpoint, a bad region: what to set.
-        return f"S3: {exc} ({S3_HINT})"
+        return f"S3: {_without_credentials(str(exc))} ({S3_HINT})"
     if isinstance(exc, ClientError):
-        return f"S3: {exc}"
+        return f"S3: {_without_credentials(str(exc))}"
     if isinstance(exc, OSError) and isinstance(exc.__cause__, ClientError | BotoCoreError):
-        return f"S3: {exc.__cause__}"
+        return f"S3: {_without_credentials(str(exc.__cause__))}"
     return None
+
+
+_USER_INFO = re.compile(r"[^\s\"'/@:]+:[^\s\"'/@]+@")
+"""``key:secret@`` of a URL (``s3://key:secret@bucket``), which botocore quotes back as
+part of a bucket name it refuses."""
+
+
+def _without_credentials(text: str) -> str:
+    return _USER_INFO.sub("***@", text)

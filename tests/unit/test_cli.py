@@ -285,3 +285,20 @@ def test_a_key_file_kafka_cannot_load_names_its_password_setting_too() -> None:
     assert line is not None
     assert "STREAMLEARN_KAFKA_SSL_KEYFILE" in line
     assert "STREAMLEARN_KAFKA_SSL_KEY_PASSWORD" in line
+
+
+def test_an_object_store_refusal_leaves_out_credentials_written_into_the_root() -> None:
+    """Found by a new user: `archive ls --root s3://AKIAUSER:SUPERSECRET2@nobkt/sl` printed
+    botocore's `Invalid bucket name "AKIAUSER:SUPERSECRET2@nobkt"`, though the docs promise
+    credentials are never logged."""
+    from botocore.exceptions import ParamValidationError
+
+    from streamlearn.cli_errors import one_line_error
+
+    line = one_line_error(
+        ParamValidationError(report='Invalid bucket name "AKIAUSER:SUPERSECRET2@nobkt": ...')
+    )
+    assert line is not None
+    assert "SUPERSECRET2" not in line
+    assert "AKIAUSER" not in line
+    assert 'Invalid bucket name "***@nobkt"' in line
