@@ -75,7 +75,11 @@ RegionOption = Annotated[
 
 
 def storage_options(root: str, endpoint_url: str | None, region: str | None) -> dict[str, Any]:
-    """fsspec options of ``root`` from the S3 options (credentials: the AWS chain)."""
+    """fsspec options of ``root`` from the S3 options (credentials: the AWS chain). A
+    command's root is a local directory or S3: fsspec's in-memory file system (which the
+    archive's own tests use) lives and dies with one process."""
+    if root.startswith("memory://"):
+        raise ArchiveError(f"archive root {root}: a local directory or s3://bucket/prefix")
     if not root.startswith(("s3://", "s3a://")):
         return {}
     options: dict[str, Any] = {}

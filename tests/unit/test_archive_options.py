@@ -169,6 +169,9 @@ def test_an_archive_root_of_another_scheme_or_an_endpoint_that_is_no_url_is_refu
         ArchiveStore("ftp://x")
     with pytest.raises(ArchiveError, match="--s3-endpoint-url: 'notaurl' is not an http"):
         storage_options("s3://bucket/archive", "notaurl", None)
+    # memory:// (the tests' file system) was taken by `archive run`, then a traceback.
+    with pytest.raises(ArchiveError, match=r"archive root memory://x: a local directory or s3://"):
+        storage_options("memory://x", None, None)
 
 
 def test_archivers_of_other_roots_or_groups_stage_their_files_apart(tmp_path: Path) -> None:

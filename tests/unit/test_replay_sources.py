@@ -13,7 +13,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 from streamlearn.archive.decode import WriterDecoder
 from streamlearn.archive.partition import Limits, PartitionArchiver
 from streamlearn.archive.storage import ArchiveStore
-from streamlearn.replay.exceptions import PastRetentionError
+from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 from streamlearn.replay.positions import PartitionRange, check_retention, resolve
 from streamlearn.replay.sources import ArchiveSource
 from streamlearn.runtime.topic_reader import TopicRecord
@@ -217,3 +217,13 @@ def test_a_time_is_the_earliest_of_the_files_and_the_log_whatever_the_order_of_t
     source = _source(tmp_path, registry, FakeKafka(records, low=30))
     (since,) = resolve(source, TOPIC, datetime(2026, 11, 30, 9, 44, tzinfo=UTC))
     assert since.start == 35, "Kafka's record of 09:44:30, before the archive's of 09:44"
+
+
+def test_an_archive_without_files_of_the_topic_is_refused(tmp_path: Path) -> None:
+    """Found by a new user: `--source archive --root` an empty directory, or a bucket with a
+    mistyped prefix, replayed from Kafka alone without a word (a missing bucket or
+    directory is refused for that very reason)."""
+    registry, records = _log(10)
+    source = _source(tmp_path, registry, FakeKafka(records, low=0))
+    with pytest.raises(ReplayError, match=f"holds no file of {TOPIC}: a replay from it would"):
+        source.watermarks(TOPIC)

@@ -26,8 +26,8 @@ from streamlearn.archive import read_archive
 from streamlearn.archive.decode import WriterDecoder, WriterSchemaSource
 from streamlearn.archive.layout import HOUR_MS
 from streamlearn.archive.reader import ArchivedRecord, list_archive
-from streamlearn.archive.storage import ArchiveStore
-from streamlearn.replay.exceptions import PastRetentionError
+from streamlearn.archive.storage import ArchiveStore, describe_root
+from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 from streamlearn.replay.positions import PartitionRange, check_retention
 from streamlearn.runtime import topic_reader
 from streamlearn.runtime.topic_reader import TopicRecord
@@ -129,6 +129,13 @@ class ArchiveSource:
             if file.first_offset > seen.next:
                 holes += ((seen.next, file.first_offset),)
             extents[file.partition] = Extent(seen.first, max(seen.next, file.next_offset), holes)
+        if not extents:
+            # As a missing root is refused: the replay would read Kafka alone.
+            raise ReplayError(
+                f"the archive at {describe_root(self.root)} holds no file of {topic}: a "
+                "replay from it would read Kafka alone (is the root right? Without "
+                "--source archive a replay reads Kafka)"
+            )
         self._extents[topic] = extents
         return extents
 
