@@ -105,6 +105,30 @@ async def test_stop_cancels_a_commit_not_made_yet() -> None:
     assert made == [1]
 
 
+async def test_stop_abandons_a_commit_that_does_not_finish(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by a new user: a worker told to stop (SIGTERM) while Kafka was away waited
+    for the commit under way, which waits for the broker: 11.5 minutes, until the broker
+    came back, where the documents promise about 20 s."""
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def commit() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()  # the coordinator never answers
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    commits = CaughtUpCommits(commit, gap_s=0.0, stop_wait_s=0.05)
+    commits.request()
+    await started.wait()
+    await asyncio.wait_for(commits.stop(), timeout=30)
+    assert cancelled.is_set()
+    assert "did not finish in 0.05 s" in caplog.text
+
+
 # -- in the batch consumer ---------------------------------------------------------------
 
 
