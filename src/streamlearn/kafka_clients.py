@@ -27,6 +27,8 @@ from streamlearn.settings import Settings
 if TYPE_CHECKING:
     from confluent_kafka import Producer
 
+DEFAULT_MESSAGE_BYTES = 1_048_588
+"""Kafka's default ``max.message.bytes``, for a topic the topology sets none on."""
 AGENT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 """What an agent's producer sends at most: model.state's ``max.message.bytes`` (snapshots
 of MBs)."""

@@ -25,7 +25,11 @@ from typing import ClassVar
 from streamlearn.agents.learner_figures import TOO_LARGE_KIND, LearnerFigures, too_large_alert
 from streamlearn.agents.model_state import ModelStateView, consider
 from streamlearn.exceptions import ConfigurationError
-from streamlearn.kafka_clients import AGENT_MAX_REQUEST_BYTES, key_partition
+from streamlearn.kafka_clients import (
+    AGENT_MAX_REQUEST_BYTES,
+    DEFAULT_MESSAGE_BYTES,
+    key_partition,
+)
 from streamlearn.models import SnapshotRejected
 from streamlearn.models.configured import configured_specs
 from streamlearn.models.exceptions import SnapshotTooLarge
@@ -39,8 +43,6 @@ from streamlearn.runtime.step import FETCH_HOLD_MS, Emit, Record, Step
 
 AGENT = "learner"
 log = logging.getLogger(__name__)
-DEFAULT_MESSAGE_BYTES = 1_048_588
-"""Kafka's default ``max.message.bytes``, for a topology that sets none on model.state."""
 SNAPSHOT_RECORD_HEADROOM = 64 * 1024
 """What a snapshot record holds besides its payload (spec text, signature, offsets,
 metrics, Avro framing) is far under this."""

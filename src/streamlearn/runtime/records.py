@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from itertools import pairwise, repeat
 from typing import Protocol
 
-from streamlearn.kafka_clients import key_partition
+from streamlearn.kafka_clients import AGENT_MAX_REQUEST_BYTES, DEFAULT_MESSAGE_BYTES, key_partition
 from streamlearn.runtime.exceptions import RuntimeConfigurationError
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Record, Send, Value
@@ -63,23 +63,46 @@ class KeyPartitioner:
         return partition
 
 
+RECORD_OVERHEAD_BYTES = 256
+"""What a record batch of one record adds to its key and value (61 bytes of batch header,
+a record's varints), with room to spare: a broker compares the batch with the topic's
+``max.message.bytes``."""
+
+
 class TopicWriter:
     """Encodes and partitions the records of one output topic (the serde encodes: an
     encoder compiled for the schema, and fastavro for what it declines, which also explains
-    an invalid record)."""
+    an invalid record). ``max_message_bytes``: the topic's limit, which a record over it
+    is not sent past (the broker would refuse it, and the worker stop at every restart)."""
 
-    def __init__(self, name: str, serde: AvroSerde, partitions: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        serde: AvroSerde,
+        partitions: int,
+        max_message_bytes: int = DEFAULT_MESSAGE_BYTES,
+    ) -> None:
         self.name = name
         self.serde = serde
         self.partition_of = KeyPartitioner(partitions)
         self.encode = serde.encode
+        self.max_message_bytes = min(max_message_bytes, AGENT_MAX_REQUEST_BYTES)
 
-    def sender(self, sink: Sink) -> Send:
+    def fits(self, key: bytes | None, value: bytes | None) -> bool:
+        size = len(key or b"") + len(value or b"") + RECORD_OVERHEAD_BYTES
+        return size <= self.max_message_bytes
+
+    def sender(self, sink: Sink, too_large: Sink) -> Send:
+        """``too_large`` takes a record over the topic's limit instead of ``sink``."""
         name, encode, partition_of = self.name, self.encode, self.partition_of
+        limit = self.max_message_bytes - RECORD_OVERHEAD_BYTES
 
         def send(key: str, value: Value | None) -> None:
             key_bytes = key.encode()
             encoded = None if value is None else encode(value)  # None: a tombstone
+            if encoded is not None and len(encoded) + len(key_bytes) > limit:
+                too_large(name, partition_of(key_bytes), key_bytes, encoded)
+                return
             sink(name, partition_of(key_bytes), key_bytes, encoded)
 
         return send
@@ -107,6 +130,7 @@ class StepOutputs:
         self._clock = clock
         self._source_names = source_names
         self._senders: dict[str, Send] = {}
+        self._writers_by_name = {writer.name: writer for writer in writers.values()}
 
     def to(self, topic: str) -> Send:
         send = self._senders.get(topic)
@@ -116,8 +140,21 @@ class StepOutputs:
                 raise RuntimeConfigurationError(
                     f"agent {self._agent} does not declare output topic {topic}"
                 )
-            send = self._senders[topic] = writer.sender(self._sink)
+            send = self._senders[topic] = writer.sender(self._sink, self._too_large)
         return send
+
+    def _too_large(
+        self, topic: str, partition: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        """An output over its topic's limit: to ``events.rejected`` with its bytes (where
+        they fit: that topic takes larger records), counted, and the step goes on."""
+        limit = self._writers_by_name[topic].max_message_bytes
+        self.reject_raw(
+            topic, partition, -1, key, value, "output_too_large",
+            f"{self._agent}'s record for {topic}[{partition}] is {len(value or b'')} bytes, "
+            f"over the topic's limit of {limit} bytes (max.message.bytes): not sent",
+            None,
+        )  # fmt: skip
 
     def reject(self, record: Record, reason: str, detail: str) -> None:
         self.reject_raw(record.topic, record.partition, record.offset, record.key, record.raw,
@@ -157,7 +194,16 @@ class StepOutputs:
             if key is not None
             else partition % writer.partition_of.partitions
         )
-        self._sink(writer.name, where, key, writer.encode(record))
+        encoded = writer.encode(record)
+        if not writer.fits(key, encoded):
+            # Not even events.rejected takes its bytes: said and counted, not kept.
+            record["value"] = None
+            record["detail"] = (
+                f"{detail} (its {len(value or b'')} bytes: over {writer.name}'s limit too, "
+                "not kept)"
+            )
+            encoded = writer.encode(record)
+        self._sink(writer.name, where, key, encoded)
 
 
 class InputMessage(Protocol):
@@ -346,6 +392,11 @@ def step_topics(
         entry = catalogue.topic(topic)
         serde = entry.serde(registry)
         _ = serde.schema_id
-        writers[topic] = TopicWriter(entry.name, serde, partitions_of(entry.name))
+        writers[topic] = TopicWriter(
+            entry.name,
+            serde,
+            partitions_of(entry.name),
+            entry.spec.max_message_bytes or DEFAULT_MESSAGE_BYTES,
+        )
     names = {topic: catalogue.topic(topic).name for topic in {*inputs, *written}}
     return StepInputs(serdes, names, preparations), writers, names
