@@ -298,3 +298,60 @@ async def test_a_prediction_from_a_worker_whose_clock_runs_ahead_is_placed_at_th
     serde = AvroSerde.for_topic(registry, prefix + "training.examples", "TrainingExample")
     first = serde.decode(examples[0].value())
     assert (first["request_id"], first["label"]) == ("r-1", 1.0)
+
+
+async def test_a_valid_event_whose_clean_copy_is_over_the_limit_is_rejected_not_a_stop(
+    settings: Settings, registry: RegistryClient, tmp_path: Path
+) -> None:
+    """Found by a new user: a valid event of 1,048,408 bytes (under telemetry.events'
+    limit) made a clean copy a few bytes larger, which the broker refused: preprocess
+    stopped, and again at every restart, the partition read no further."""
+    import base64
+
+    prefix = settings.topic_prefix
+    serde, event = _samples(registry, prefix)["telemetry.events"]
+    event = {
+        **event,
+        "user_agent": None,
+        "ip": None,
+        "event_id": "0c1b7a52-52a9-4a5e-8d61-3a1f0a6b2c12",
+    }
+    base = len(serde.encode(event))
+    big = {**event, "url": "https://shop.example/" + base64.b64encode(os.urandom(800_000)).decode()}
+    big["url"] = big["url"][: len(big["url"]) - (len(serde.encode(big)) - 1_048_400)]
+    value = serde.encode(big)
+    assert 1_048_390 <= len(value) <= 1_048_400  # (the length varint may take a byte less)
+    assert len(value) > base
+    producer = ordered_producer(settings.kafka_bootstrap, **{"message.max.bytes": 2 * 1024 * 1024})
+    producer.produce(prefix + "telemetry.events", key=b"big", value=value, partition=0)
+    after = {**event, "event_id": "1c1b7a52-52a9-4a5e-8d61-3a1f0a6b2c13", "user_id": "u-after"}
+    producer.produce(
+        prefix + "telemetry.events", key=b"big", value=serde.encode(after), partition=0
+    )
+    assert producer.flush(30) == 0
+
+    runtime = create_faust_app(settings, [STEPS["preprocess"]], registry=registry,
+                               data_dir=tmp_path / "faust")  # fmt: skip
+    await runtime.app.start()
+    try:
+        rejected = await asyncio.to_thread(read_topic, settings, "events.rejected",
+                                           lambda m: len(m) >= 1, 120)  # fmt: skip
+        clean = await asyncio.to_thread(
+            read_topic, settings, "events.clean",
+            lambda m: any(b"u-after" in (r.value() or b"") for r in m), 120,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not await asyncio.to_thread(committed_to_end, settings, "telemetry.events"):
+            assert time.monotonic() < deadline, "preprocess did not go on past the record"
+            await asyncio.sleep(0.5)
+        assert not runtime.app.should_stop, "the worker is still running"
+    finally:
+        await runtime.app.stop()
+    rejected_serde = AvroSerde.for_topic(registry, prefix + "events.rejected", "RejectedRecord")
+    [record] = [rejected_serde.decode(m.value()) for m in rejected]
+    assert record["reason"] == "output_too_large"
+    assert record["source_topic"] == prefix + "events.clean"
+    assert "over the topic's limit" in record["detail"]
+    assert record["value"] is not None
+    assert len(record["value"]) > len(value)
+    assert not [m for m in clean if m.key() == b"big" and b"u-after" not in m.value()]
