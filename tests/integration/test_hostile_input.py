@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,18 @@ def _poison(
     return records
 
 
+async def _gone_past(settings: Settings, topics: Iterable[str], failure: str) -> None:
+    """Until every partition of ``topics`` is committed to its end (at most a minute)."""
+    deadline = time.monotonic() + 60
+
+    def all_committed() -> bool:
+        return all(committed_to_end(settings, topic) for topic in topics)
+
+    while not await asyncio.to_thread(all_committed):
+        assert time.monotonic() < deadline, failure
+        await asyncio.sleep(0.5)
+
+
 async def test_every_agent_rejects_hostile_records_with_their_reason_and_goes_on(
     settings: Settings, registry: RegistryClient, tmp_path: Path
 ) -> None:
@@ -117,14 +129,7 @@ async def test_every_agent_rejects_hostile_records_with_their_reason_and_goes_on
         rejected = await asyncio.to_thread(
             read_topic, settings, "events.rejected", lambda m: len(m) >= expected, 120
         )
-        deadline = time.monotonic() + 60
-
-        def all_committed() -> bool:
-            return all(committed_to_end(settings, topic) for topic in INPUTS)
-
-        while not await asyncio.to_thread(all_committed):
-            assert time.monotonic() < deadline, "the agents did not go on past the records"
-            await asyncio.sleep(0.5)
+        await _gone_past(settings, INPUTS, "the agents did not go on past the records")
         assert not runtime.app.should_stop, "the worker is still running"
     finally:
         await runtime.app.stop()
@@ -340,10 +345,7 @@ async def test_a_valid_event_whose_clean_copy_is_over_the_limit_is_rejected_not_
             read_topic, settings, "events.clean",
             lambda m: any(b"u-after" in (r.value() or b"") for r in m), 120,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while not await asyncio.to_thread(committed_to_end, settings, "telemetry.events"):
-            assert time.monotonic() < deadline, "preprocess did not go on past the record"
-            await asyncio.sleep(0.5)
+        await _gone_past(settings, ["telemetry.events"], "preprocess did not go on past it")
         assert not runtime.app.should_stop, "the worker is still running"
     finally:
         await runtime.app.stop()
