@@ -154,7 +154,7 @@ async def test_preprocess_and_sessionise_against_truth(
             by_sessionise.append(record)
             continue
         assert record["source_topic"] == prefix + "telemetry.events"
-        assert record["value"] is not None or record["reason"] == "truncated_body"
+        assert record["value"] is not None or record["reason"] == "null_value"
         reasons[record["reason"]] = reasons.get(record["reason"], 0) + 1
     assert reasons == data.malformed
     for reason, count in data.malformed.items():  # counted once each

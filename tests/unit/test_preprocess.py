@@ -179,7 +179,7 @@ def test_humans_at_human_speed_pass() -> None:
     [
         (b"not avro at all", "bad_magic_byte"),
         (b"\x00\x00", "truncated_body"),
-        (None, "truncated_body"),
+        (None, "null_value"),
         (frame(424242, b"\x02\x04"), "unknown_schema_id"),
     ],
 )

@@ -16,6 +16,7 @@ from streamlearn.serde import (
     DecodeError,
     EncodeError,
     InMemoryRegistry,
+    NullValueError,
     TruncatedRecordError,
     UnknownSchemaIdError,
     UnresolvableSchemaError,
@@ -110,7 +111,8 @@ def test_unresolvable_writer_is_a_typed_error(registry: InMemoryRegistry) -> Non
     ("data", "error", "reason"),
     [
         (b"", TruncatedRecordError, "truncated_body"),
-        (None, TruncatedRecordError, "truncated_body"),
+        # A tombstone: no bytes at all, not a body cut short (found by a new user).
+        (None, NullValueError, "null_value"),
         (b"\x00\x00\x01", TruncatedRecordError, "truncated_body"),
         (b'{"event_id": "json, not avro"}', BadMagicByteError, "bad_magic_byte"),
         (b"\x00\x00\x00\x03\x99" + b"\x02" * 20, UnknownSchemaIdError, "unknown_schema_id"),

@@ -62,6 +62,13 @@ class TruncatedRecordError(DecodeError):
     reason = "truncated_body"
 
 
+class NullValueError(TruncatedRecordError):
+    """A record without a value (a tombstone) on a topic of values: no bytes at all, not a
+    body cut short (it was reported as ``truncated_body``)."""
+
+    reason = "null_value"
+
+
 class UnknownSchemaIdError(DecodeError):
     reason = "unknown_schema_id"
 

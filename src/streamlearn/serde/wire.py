@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from streamlearn.serde.exceptions import BadMagicByteError, TruncatedRecordError
+from streamlearn.serde.exceptions import BadMagicByteError, NullValueError, TruncatedRecordError
 
 MAGIC_BYTE = 0
 HEADER = struct.Struct(">bI")
@@ -28,7 +28,7 @@ def framed_schema_id(data: object) -> int | None:
 def unframe(data: bytes | None) -> tuple[int, memoryview]:
     """Split a framed record into its schema id and Avro body (no copy)."""
     if data is None:
-        raise TruncatedRecordError("record has no value (null)")
+        raise NullValueError("record has no value (null): a tombstone on a topic of values")
     if len(data) < HEADER_SIZE:
         raise TruncatedRecordError(
             f"record of {len(data)} bytes is shorter than the {HEADER_SIZE}-byte wire-format header"
