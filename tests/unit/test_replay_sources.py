@@ -142,6 +142,7 @@ def test_an_offset_between_two_files_comes_from_kafka_or_is_refused(tmp_path: Pa
     with pytest.raises(PastRetentionError) as refused:
         _read(source, 0, 30)
     assert f"{TOPIC}[0] offsets 10..14: between two archive files" in str(refused.value)
+    assert "before the log's start 12" in str(refused.value)  # (found by a new user)
     assert _read(source, 15, 30) == records[15:], "a range after the hole needs nothing of it"
     kafka.low, kafka.reads = 10, []
     assert _read(source, 2, 30) == records[2:]

@@ -71,7 +71,8 @@ def check_compression(fmt: Format, compression: str | None) -> None:
     known = CODECS[fmt]
     if compression not in known:
         raise ArchiveError(
-            f"--compression {compression}: not a {fmt} codec; one of: {', '.join(known)}"
+            f"--compression {compression}: not a codec of {fmt} files; one of: "
+            f"{', '.join(known)}"
         )
     try:  # a known name can still lack its library (fastavro's zstandard, lz4)
         if fmt == "avro":

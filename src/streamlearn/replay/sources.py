@@ -217,7 +217,7 @@ class ArchiveSource:
             # transaction markers, which would leave such gaps too).
             missing += [
                 f"{topic}[{r.partition}] offsets {a}..{b - 1}: between two archive files "
-                "(`streamlearn archive ls` lists them) and before the log's start"
+                f"(`streamlearn archive ls` lists them) and before the log's start {low}"
                 for a, b in extent.holes
                 if a < r.end and b > r.start and a < low
             ]
