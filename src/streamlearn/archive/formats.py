@@ -71,8 +71,7 @@ def check_compression(fmt: Format, compression: str | None) -> None:
     known = CODECS[fmt]
     if compression not in known:
         raise ArchiveError(
-            f"--compression {compression}: not a codec of {fmt} files; one of: "
-            f"{', '.join(known)}"
+            f"--compression {compression}: not a codec of {fmt} files; one of: {', '.join(known)}"
         )
     try:  # a known name can still lack its library (fastavro's zstandard, lz4)
         if fmt == "avro":
