@@ -171,6 +171,7 @@ class _Run:
         self.say(f"agents: {', '.join(AGENT_NAMES)} (one process and consumer group each)")
         self.say(f"archive: files under {default_root(settings)} (`streamlearn archive ls`)")
         self.say(f"collector at {doors.url(self.options.collector_port, '/v1/events')}")
+        self.say(f"dashboard at {doors.url(self.options.dashboard_port)}")
         self.say(
             f"prediction worker at {doors.url(self.options.serve_port)}"
             f"/v1/models/{{name}}:predict (models: {', '.join(settings.models)})"
