@@ -40,7 +40,9 @@ USES = {
     "label-join": {"schema_registry_basic_auth"},
     "monitor": {"schema_registry_basic_auth"},
     "archive": {"schema_registry_basic_auth"},
-    "dashboard": set(),
+    # It reads schemas only, but a registry of `up --schema-registry-url` may ask a login
+    # for reads too.
+    "dashboard": {"schema_registry_basic_auth"},
 }
 
 

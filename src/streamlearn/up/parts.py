@@ -75,10 +75,11 @@ PART_SECRETS: Mapping[str, frozenset[str]] = {
     "registry": frozenset({"registry_writers"}),
     "learner": REGISTRY_CLIENT | SIGNING_SECRETS,
     "preprocess": frozenset({"pseudonymisation_key"}) | REGISTRY_CLIENT,
-    "dashboard": frozenset(),  # reads topics and /metrics: the registry's reads are open
 }
-"""The secret settings each part uses (the others: :data:`REGISTRY_CLIENT`), as the Helm
-chart gives them; every part gets its own Kafka login (:class:`KafkaUsers`)."""
+"""The secret settings each part uses beyond :data:`REGISTRY_CLIENT`, which every other part
+gets (each reads schemas, and a registry of `up --schema-registry-url` may ask a login
+for reads too), as the Helm chart gives them; every part gets its own Kafka login
+(:class:`KafkaUsers`)."""
 KAFKA_LOGIN = frozenset({"kafka_sasl_password", "kafka_ssl_key_password"})
 
 
