@@ -13,7 +13,8 @@ import fastavro
 import pytest
 
 from streamlearn.runtime.metrics import AgentMetrics
-from streamlearn.runtime.records import StepOutputs, TopicWriter
+from streamlearn.runtime.records import StepOutputs
+from streamlearn.runtime.topic_writer import TopicWriter
 from streamlearn.serde import AvroSerde, EncodeError, InMemoryRegistry, load_schema
 from streamlearn.serde.compiled_encoder import DeclinedRecordError, compile_encoder
 

@@ -26,7 +26,7 @@ from streamlearn.kafka_clients import java_key_partition, key_partition
 from streamlearn.kafka_local import load_lock
 from streamlearn.kafka_local.jars import jar_dir
 from streamlearn.kafka_local.java import find_java
-from streamlearn.runtime.records import KeyPartitioner
+from streamlearn.runtime.topic_writer import KeyPartitioner
 from streamlearn.serde import InMemoryRegistry
 from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.serving.telemetry import TelemetrySink
@@ -135,7 +135,7 @@ def test_the_agents_and_the_learner_partition_keys_like_kafka(
     count: int, kafka_partitions: dict[int, list[int]]
 ) -> None:
     # Every agent output, the learner's snapshots included, is placed by the runtime's
-    # KeyPartitioner (runtime/records.py: TopicWriter).
+    # KeyPartitioner (runtime/topic_writer.py: TopicWriter).
     partition_of = KeyPartitioner(count)
     assert [partition_of(key) for key in KEYS] == kafka_partitions[count]
     assert [key_partition(key, count) for key in KEYS] == kafka_partitions[count]
