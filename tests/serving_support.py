@@ -116,8 +116,10 @@ class Worker:
         await self.runner.cleanup()
 
 
-async def start_worker(settings: Settings, registry: RegistryClient | None = None) -> Worker:
-    app = create_serving_app(settings, registry)
+async def start_worker(
+    settings: Settings, registry: RegistryClient | None = None, **app_options: Any
+) -> Worker:
+    app = create_serving_app(settings, registry, **app_options)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     kafka_ssl_key_password: SecretStr | None = None
     """Password of the client private key (secret: never printed)."""
 
+    kafka_producer_stall_s: float = Field(default=60.0, gt=0, le=3600)
+    """A collector's or prediction worker's producer that gets no word from a broker this
+    long while a new client reaches them is stuck: its /healthz fails, to be restarted."""
+
     schema_registry_url: HttpUrl = "http://127.0.0.1:8081"
     """URL of the Confluent-compatible schema registry (http:// or https://)."""
 

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from confluent_kafka import Consumer, TopicPartition
 
-from streamlearn.collector.app import create_collector_app
+from streamlearn.collector.app import COLLECTOR, create_collector_app
 from streamlearn.kafka_local import free_port
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
@@ -245,6 +245,83 @@ async def test_broker_down_is_503_with_retry_after(
             assert response.status == 503
             assert response.headers["Retry-After"] == "5"
             assert "retry" in (await response.json())["error"]
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_producer_that_cannot_get_through_while_kafka_answers_fails_liveness(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    """A producer that confirms nothing while a new client reaches the brokers is stuck
+    (seen once after a broker outage, in librdkafka): /healthz fails so the process is
+    restarted. Here the producer is sent to a port where no broker listens, which is what
+    that producer looked like from outside; the brokers themselves answer."""
+    quick = settings.model_copy(
+        update={"kafka_producer_stall_s": 1.0, "collector_delivery_timeout_s": 0.5}
+    )
+    app = create_collector_app(
+        quick, registry, producer_config={"bootstrap.servers": f"127.0.0.1:{free_port()}"}
+    )
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}"
+    event = {"event_type": "v", "user_id": "u", "app_version": "1"}
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{url}/healthz") as response:
+                assert response.status == 200
+            deadline = asyncio.get_running_loop().time() + 60
+            while True:
+                async with session.post(f"{url}/v1/events", json=event) as response:
+                    assert response.status == 503  # nothing is confirmed
+                async with session.get(f"{url}/healthz") as response:
+                    if response.status == 503:
+                        body = await response.json()
+                        break
+                assert asyncio.get_running_loop().time() < deadline, "never said stalled"
+                await asyncio.sleep(0.5)
+            assert body["status"] == "stalled"
+            assert "no word from a broker" in body["reason"]
+            async with session.get(f"{url}/metrics") as response:
+                text = await response.text()
+            unheard = next(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("streamlearn_collector_producer_unheard_seconds ")
+            )
+            assert unheard >= 1.0
+    finally:
+        await runner.cleanup()
+
+
+async def test_brokers_that_are_away_do_not_fail_liveness(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    """With every broker away a restart would not help: the collector answers 503 to posts
+    and stays live."""
+    down = settings.model_copy(
+        update={
+            "kafka_bootstrap": f"127.0.0.1:{free_port()}",
+            "collector_delivery_timeout_s": 0.5,
+            "kafka_producer_stall_s": 1.0,
+        }
+    )
+    runner, url = await _serve(down, registry)
+    event = {"event_type": "v", "user_id": "u", "app_version": "1"}
+    try:
+        async with aiohttp.ClientSession() as session:
+            watch = runner.app[COLLECTOR].watch
+            deadline = asyncio.get_running_loop().time() + 60
+            while watch.asked < 2:  # each ask waits up to 5 s for the brokers
+                async with session.post(f"{url}/v1/events", json=event) as response:
+                    assert response.status == 503
+                assert asyncio.get_running_loop().time() < deadline, "the watch never asked"
+                await asyncio.sleep(0.5)
+            assert watch.waited_s() >= 1.0
+            async with session.get(f"{url}/healthz") as response:
+                assert response.status == 200, await response.text()
     finally:
         await runner.cleanup()
 

@@ -317,7 +317,11 @@ async def test_dead_broker_keeps_the_last_model_and_counts_telemetry_drops(
 ) -> None:
     broker, bootstrap = own_broker
     isolated = settings.model_copy(
-        update={"kafka_bootstrap": bootstrap, "serve_telemetry_buffer": 50}
+        update={
+            "kafka_bootstrap": bootstrap,
+            "serve_telemetry_buffer": 50,
+            "kafka_producer_stall_s": 1.0,
+        }
     )
     topology = load_topology(REPO_ROOT / "topology" / "topics.yaml")
     apply_topology(
@@ -364,11 +368,48 @@ async def test_dead_broker_keeps_the_last_model_and_counts_telemetry_drops(
         assert dropped.get("delivery_failed", 0.0) == 0.0, metrics
         status, body = await worker.get("/readyz")
         assert status == 200, "a loaded model stays loaded while Kafka is away"
+        # The telemetry watch asked the brokers, which are away: a restart would not help.
+        assert worker.serving.telemetry is not None
+        watch = worker.serving.telemetry.watch
+        await worker.wait(lambda: watch.asked >= 1)
+        assert (await worker.get("/healthz"))[0] == 200, "brokers away: still live"
         assert 'streamlearn_serve_follower_fetch_age_seconds{topic="model.state"}' in metrics
     finally:
         began = time.monotonic()
         await worker.close()
         print(f"shutdown with the broker down took {time.monotonic() - began:.1f}s")
+
+
+async def test_a_telemetry_producer_that_cannot_get_through_fails_liveness(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    """Predictions answered while the telemetry producer confirms nothing, and a new client
+    reaches the brokers: every record is lost until a restart, so /healthz fails (see
+    test_collector for the same watch). Its producer is sent where no broker listens."""
+    quick = settings.model_copy(update={"kafka_producer_stall_s": 1.0})
+    await asyncio.to_thread(publish, quick, registry, snapshot(3))
+    worker = await start_worker(
+        quick,
+        registry,
+        telemetry_producer_config={
+            "bootstrap.servers": f"127.0.0.1:{free_port()}",
+            "message.timeout.ms": 500,
+        },
+    )
+    try:
+        await worker.wait(lambda: worker.serving.store.version("ctr") == 3)
+        assert (await worker.get("/healthz"))[0] == 200
+        deadline = time.monotonic() + 60
+        while (health := await worker.get("/healthz"))[0] == 200:
+            assert (await worker.predict(instances(1)[0]))[0] == 200
+            assert time.monotonic() < deadline, "never said stalled"
+            await asyncio.sleep(0.3)
+        status, body = health
+        assert status == 503
+        assert "no word from a broker" in body["reason"]
+        assert (await worker.get("/readyz"))[0] == 200, "it still serves: readiness holds"
+    finally:
+        await worker.close()
 
 
 # --- Schema-driven fuzzing against /openapi.json -------------------------------------------

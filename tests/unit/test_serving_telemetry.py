@@ -287,3 +287,32 @@ def test_an_offer_wakes_an_idle_drain_at_once(monkeypatch: Any) -> None:
     waited = asyncio.run(offer_to_an_idle_drain())
     assert [key for _, _, key in fake.produced] == ["r-1"]
     assert waited < 10  # not after the idle poll's 60 s
+
+
+def test_the_sink_tells_its_watch_what_it_hands_over_and_what_a_broker_said() -> None:
+    """Records handed over start the watch's wait; a delivery (or a broker's error) ends
+    it, a record that timed out in the client does not (see producer_watch)."""
+    sink, fake, metrics = _sink()
+    asyncio.run(sink._ensure_schemas())
+    sink.offer_prediction(PREDICTION, FEATURES, {}, 1_000, 1.5, "w-1")
+    fake.queued = 1
+    sink._send_chunk()
+    assert sink.watch._waiting_since is not None
+    fake.queued = 0
+    sink._report(KafkaError(KafkaError._MSG_TIMED_OUT), None)  # type: ignore[arg-type]
+    sink._poll()
+    assert sink.watch._waiting_since is not None, "a time-out in the client is no word"
+    sink.offer_prediction(PREDICTION, FEATURES, {}, 1_000, 1.5, "w-1")
+    sink._send_chunk()  # the poll after it counts it delivered (nothing left queued)
+    assert sink.watch._waiting_since is None
+    sink.offer_prediction(PREDICTION, FEATURES, {}, 1_000, 1.5, "w-1")
+    fake.queued = 1
+    sink._send_chunk()
+    fake.queued = 0
+    sink._report(KafkaError(KafkaError.NOT_ENOUGH_REPLICAS), None)  # type: ignore[arg-type]
+    sink._poll()
+    assert sink.watch._waiting_since is None, "a broker's error is word from it"
+    assert (
+        "streamlearn_serve_telemetry_unheard_seconds 0.0"
+        in generate_latest(metrics.registry).decode()
+    )

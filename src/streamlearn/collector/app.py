@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp_cors
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
 from streamlearn import strict_json
 from streamlearn.collector.exceptions import InvalidEventError
@@ -42,6 +42,7 @@ from streamlearn.http_errors import kept_headers
 from streamlearn.json_kinds import json_kind
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
 from streamlearn.process_metrics import part_registry
+from streamlearn.producer_watch import ProducerWatch
 from streamlearn.serde import EncodeError, RegistryClient, SchemaSource
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
@@ -75,6 +76,7 @@ class Collector:
             kind: catalogue.topic(topic).serde(registry) for kind, topic in destinations.items()
         }
         timeout_ms = int(settings.collector_delivery_timeout_s * 1000)
+        self.watch = ProducerWatch(settings)
         self.producer = AsyncProducer(
             kafka_producer_config(
                 settings,
@@ -86,7 +88,8 @@ class Collector:
                     "delivery.timeout.ms": timeout_ms,
                     **(producer_config or {}),
                 },
-            )
+            ),
+            self.watch,
         )
         self.metrics = part_registry()
         self.accepted = Counter(
@@ -97,6 +100,13 @@ class Collector:
             registry=self.metrics,
         )
         self.accepted_by_kind = {kind: self.accepted.labels(kind=kind) for kind in self.topics}
+        Gauge(
+            "streamlearn_collector_producer_unheard_seconds",
+            "How long records have waited with no word from a broker (0: none wait); "
+            "/healthz fails once it passes STREAMLEARN_KAFKA_PRODUCER_STALL_S while a new "
+            "client reaches the brokers.",
+            registry=self.metrics,
+        ).set_function(self.watch.waited_s)
         self.refused = Counter(
             "streamlearn_collector_refused_requests",
             "Requests refused, by HTTP status (4xx and a full queue's 503: nothing of them was "
@@ -299,6 +309,10 @@ async def post_events(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: 503 once the producer is stuck (:mod:`streamlearn.producer_watch`)."""
+    stalled = request.app[COLLECTOR].watch.stalled
+    if stalled is not None:
+        return web.json_response({"status": "stalled", "reason": stalled}, status=503)
     return web.json_response({"status": "ok"})
 
 
@@ -346,8 +360,12 @@ async def _no_origin_listed(request: web.Request) -> web.Response:
 
 
 def create_collector_app(
-    settings: Settings, registry: SchemaSource | None = None
+    settings: Settings,
+    registry: SchemaSource | None = None,
+    *,
+    producer_config: dict[str, Any] | None = None,
 ) -> web.Application:
+    """The collector's app; ``producer_config``: librdkafka settings over its producer's."""
     app = web.Application(
         middlewares=[errors_as_json, *_doors(settings)],
         client_max_size=settings.collector_max_body_bytes,
@@ -390,14 +408,18 @@ def create_collector_app(
         owned = RegistryClient.for_settings(settings) if registry is None else None
         client = registry if registry is not None else owned
         assert client is not None
-        collector = Collector(settings, client, write_keys=write_keys)
+        collector = Collector(
+            settings, client, write_keys=write_keys, producer_config=producer_config
+        )
         # Register (or look up) both schemas before the first request, off the loop.
         for serde in collector.serdes.values():
             await asyncio.to_thread(getattr, serde, "schema_id")
         app[COLLECTOR] = collector
+        watching = asyncio.create_task(collector.watch.run(), name="producer-watch")
         try:
             yield
         finally:
+            watching.cancel()
             left = await asyncio.to_thread(collector.producer.close)
             if left:
                 log.error("%d accepted records were not flushed at shutdown", left)

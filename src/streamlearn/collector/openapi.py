@@ -231,7 +231,14 @@ def openapi_document(settings: Settings, *, write_keys: bool = False) -> dict[st
             "/healthz": {
                 "get": {
                     "operationId": "health",
-                    "responses": {"200": _json(_ref("Status"), "The process is up.")},
+                    "responses": {
+                        "200": _json(_ref("Status"), "The process is up."),
+                        "503": _json(
+                            _ref("Status"),
+                            "`stalled`: its Kafka producer gets no word from a broker while a "
+                            "new client reaches them (`reason` says how long); restart it.",
+                        ),
+                    },
                 }
             },
             "/metrics": {

@@ -27,6 +27,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from streamlearn.exceptions import StreamlearnError
+from streamlearn.producer_watch import ProducerWatch, from_a_broker
 
 DEFAULT_QUEUE_MESSAGES = 100_000  # librdkafka's default queue.buffering.max.messages
 
@@ -43,9 +44,14 @@ class _BatchDelivery:
     """Delivery reports of one batch, settled on the event loop's thread."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, on_confirmed: Callable[[int], None] | None
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_confirmed: Callable[[int], None] | None,
+        on_word: Callable[[], None] | None = None,
     ) -> None:
         self.loop = loop
+        self.on_word = on_word
+        """Called (on the loop) for each report that is word from a broker."""
         self.done: asyncio.Future[None] = loop.create_future()
         self.on_confirmed = on_confirmed
         self.expected = 0
@@ -58,12 +64,14 @@ class _BatchDelivery:
 
         def report(error: KafkaError | None, message: Message) -> None:
             problem = None if error is None else f"{message.topic()}: {error.str()}"
-            self.loop.call_soon_threadsafe(self._settle, index, problem)
+            self.loop.call_soon_threadsafe(self._settle, index, problem, from_a_broker(error))
 
         return report
 
-    def _settle(self, index: int, problem: str | None) -> None:
+    def _settle(self, index: int, problem: str | None, heard: bool) -> None:
         self.settled += 1
+        if heard and self.on_word is not None:
+            self.on_word()
         if problem is None:
             if self.on_confirmed is not None:
                 self.on_confirmed(index)
@@ -82,7 +90,13 @@ class _BatchDelivery:
 
 
 class AsyncProducer:
-    def __init__(self, config: dict[str, Any]) -> None:
+    """``config``'s producer; ``watch``, when given, is told what it hands over and hears
+    (and its fatal errors), for the process's liveness."""
+
+    def __init__(self, config: dict[str, Any], watch: ProducerWatch | None = None) -> None:
+        self.watch = watch
+        if watch is not None:
+            config = {**config, "error_cb": watch.fatal}
         self._producer = Producer(config)
         self._capacity = int(config.get("queue.buffering.max.messages", DEFAULT_QUEUE_MESSAGES))
         self._stop = threading.Event()
@@ -110,7 +124,7 @@ class AsyncProducer:
                 f"the producer queue holds {queued} of {self._capacity} records: "
                 f"no room for {len(records)}"
             )
-        batch = _BatchDelivery(asyncio.get_running_loop(), on_confirmed)
+        batch = _BatchDelivery(asyncio.get_running_loop(), on_confirmed, self._heard)
         for index, (topic, key, value) in enumerate(records):
             try:
                 self._producer.produce(
@@ -123,6 +137,8 @@ class AsyncProducer:
                 batch.failures += ["the producer queue is full (not sent)"] * unsent
                 break
             batch.expected += 1
+        if batch.expected and self.watch is not None:
+            self.watch.handed()
         batch.seal()
         # Shielded: a cancelled caller must not cancel what librdkafka still delivers.
         await asyncio.shield(batch.done)
@@ -130,6 +146,11 @@ class AsyncProducer:
             raise DeliveryFailedError(
                 f"{len(batch.failures)} of {len(records)} not confirmed: {batch.failures[0]}"
             )
+
+    def _heard(self) -> None:
+        producer = getattr(self, "_producer", None)  # None once closed
+        if self.watch is not None and producer is not None:
+            self.watch.heard(waiting=len(producer) > 0)
 
     def close(self, timeout_s: float = 10.0) -> int:
         """Flush what is queued and stop polling; returns how many records were left."""

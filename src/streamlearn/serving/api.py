@@ -197,6 +197,11 @@ async def get_model(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: 503 once the telemetry producer is stuck (:mod:`streamlearn.producer_watch`:
+    every prediction's record would be lost until the process is restarted)."""
+    sink = request.app[SERVING].telemetry
+    if sink is not None and sink.watch.stalled is not None:
+        return json_response({"status": "stalled", "reason": sink.watch.stalled}, status=503)
     return json_response({"status": "ok"})
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -50,7 +51,10 @@ def create_serving_app(
     kafka: bool = True,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
+    telemetry_producer_config: dict[str, Any] | None = None,
 ) -> web.Application:
+    """A prediction worker's app; ``telemetry_producer_config``: librdkafka settings over
+    its telemetry producer's."""
     key = settings.model_signing_key
     if kafka and (key is None or not key.get_secret_value()):
         raise ConfigurationError(
@@ -108,7 +112,7 @@ def create_serving_app(
         # First: the process's probes answer (not ready) while it reads model.state.
         app.cleanup_ctx.append(_own_metrics_port(serving, metrics_host, metrics_port))
     if kafka:
-        app.cleanup_ctx.append(_kafka_lifecycle(registry))
+        app.cleanup_ctx.append(_kafka_lifecycle(registry, telemetry_producer_config))
     return app
 
 
@@ -152,7 +156,7 @@ async def _caught_up_or_late(follower: StateFollower, wait_s: float) -> None:
 
 
 def _kafka_lifecycle(
-    registry: SchemaSource | None,
+    registry: SchemaSource | None, producer_config: dict[str, Any] | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         serving = app[SERVING]
@@ -162,7 +166,7 @@ def _kafka_lifecycle(
         await asyncio.to_thread(refuse_a_refused_login, settings)
         own_registry = registry is None
         source: SchemaSource = registry or RegistryClient.for_settings(settings)
-        sink = TelemetrySink(settings, source, serving.metrics)
+        sink = TelemetrySink(settings, source, serving.metrics, producer_config=producer_config)
         serving.telemetry = sink
         serving.predictor.telemetry = sink
 
@@ -190,6 +194,7 @@ def _kafka_lifecycle(
         tasks = [
             asyncio.create_task(sink.run(), name="serve-telemetry"),
             asyncio.create_task(follower.run(), name="serve-follower"),
+            asyncio.create_task(sink.watch.run(), name="serve-telemetry-watch"),
         ]
         try:
             # aiohttp opens the port after this startup step: a worker takes requests only

@@ -203,6 +203,13 @@ class ServingMetrics:
             ["reason"],
             registry=r,
         )
+        self.telemetry_unheard = Gauge(
+            "streamlearn_serve_telemetry_unheard_seconds",
+            "How long telemetry records have waited with no word from a broker (0: none "
+            "wait); /healthz fails once it passes STREAMLEARN_KAFKA_PRODUCER_STALL_S while a "
+            "new client reaches the brokers.",
+            registry=r,
+        )
         self.alerts = Counter(
             "streamlearn_serve_alerts", "Alerts raised by this worker, by kind.", ["kind"],
             registry=r,

@@ -193,7 +193,8 @@ def _schemas(settings: Settings) -> dict[str, Any]:
             "type": "object",
             "required": ["status"],
             "properties": {
-                "status": {"enum": ["ok", "ready", "not_ready"]},
+                "status": {"enum": ["ok", "stalled", "ready", "not_ready"]},
+                "reason": {"type": "string"},
                 "missing": {"type": "array", "items": {"type": "string"}},
                 "unpublished": {"type": "array", "items": {"type": "string"}},
                 "caught_up": {"type": "boolean"},
@@ -297,7 +298,15 @@ def _document(settings: Settings) -> dict[str, Any]:
                 "get": {
                     "operationId": "healthz",
                     "summary": "Liveness.",
-                    "responses": {"200": _json(_ref("Status"), "The process is alive.")},
+                    "responses": {
+                        "200": _json(_ref("Status"), "The process is alive."),
+                        "503": _json(
+                            _ref("Status"),
+                            "`stalled`: its telemetry producer gets no word from a broker "
+                            "while a new client reaches them (`reason` says how long); every "
+                            "prediction's record is lost until it is restarted.",
+                        ),
+                    },
                 }
             },
             "/readyz": {

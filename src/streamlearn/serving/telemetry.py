@@ -39,6 +39,7 @@ from typing import Any, Literal
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
+from streamlearn.producer_watch import ProducerWatch, from_a_broker
 from streamlearn.serde import AvroSerde, EncodeError, SchemaSource, SerdeError
 from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.serving.prediction_codec import PredictionEncoder
@@ -137,8 +138,13 @@ class TelemetrySink:
         # One delivery callback for every failed message (set here, not per produce call);
         # it only counts, and the counts reach Prometheus once per poll (see _poll).
         config["on_delivery"] = self._report
+        self.watch = ProducerWatch(settings)
+        config["error_cb"] = self.watch.fatal
         config.update({k: v for k, v in (producer_config or {}).items() if k != "partitioner"})
         self._producer = Producer(config)
+        metrics.telemetry_unheard.set_function(self.watch.waited_s)
+        self._broker_answered = False
+        """A failure report since the last poll was a broker's answer (word from it)."""
         self._schemas_ready = False
         self._idle: asyncio.Future[None] | None = None
         """What the drain awaits while nothing is buffered (None: it is not waiting)."""
@@ -242,6 +248,7 @@ class TelemetrySink:
         # Called by librdkafka (through poll) once per failed message: count only.
         if error is not None:
             self._failed += 1
+            self._broker_answered = self._broker_answered or from_a_broker(error)
 
     def _poll(self) -> None:
         """Serve delivery reports (failures only) and add the counts to the metrics in one
@@ -255,10 +262,15 @@ class TelemetrySink:
             self._dropped.labels(reason="delivery_failed").inc(self._failed)
             self._failed_total += self._failed
             self._failed = 0
-        delivered = self._produced - self._failed_total - len(self._producer)
+        queued = len(self._producer)
+        delivered = self._produced - self._failed_total - queued
+        heard, self._broker_answered = self._broker_answered, False
         if delivered > self._delivered_total:
             self.metrics.telemetry_sent.inc(delivered - self._delivered_total)
             self._delivered_total = delivered
+            heard = True
+        if heard:
+            self.watch.heard(waiting=queued > 0)
 
     async def _ensure_schemas(self) -> bool:
         if not self._schemas_ready:
@@ -355,6 +367,8 @@ class TelemetrySink:
             except KafkaException as exc:
                 self._refused(exc)
         self._produced += produced
+        if produced:
+            self.watch.handed()
         if queue_full:
             self._drop_queue_full.inc(queue_full)
 
