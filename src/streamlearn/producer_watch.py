@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -41,13 +41,16 @@ or a quarter of ``kafka_producer_stall_s`` when that is shorter."""
 ASK_TIMEOUT_S = 5.0
 
 
-def brokers_unanswered(settings: Settings) -> str | None:
-    """Why a new client with ``settings`` got no metadata from the brokers; None when they
-    answered. A client of its own each time: the producer's may be what is stuck."""
+def brokers_unanswered(settings: Settings, topics: Collection[str]) -> str | None:
+    """Why a new client with ``settings`` got no metadata from the brokers, or metadata
+    without one of ``topics`` (the producer's: its records to a missing topic time out in
+    the client, and a restart would not create it); None when they answered with them. A
+    client of its own each time: the producer's may be what is stuck."""
     admin = AdminClient(confluent_config(settings))
     try:
-        admin.list_topics(timeout=ASK_TIMEOUT_S)
-        return None
+        known = admin.list_topics(timeout=ASK_TIMEOUT_S).topics
+        missing = sorted(topic for topic in topics if topic not in known)
+        return f"the brokers have no topic {', '.join(missing)}" if missing else None
     except KafkaException as exc:
         reason = exc.args[0] if exc.args else exc
         return reason.str() if isinstance(reason, KafkaError) else str(reason)
@@ -55,10 +58,15 @@ def brokers_unanswered(settings: Settings) -> str | None:
         del admin  # its threads and connections end with it
 
 
+FROM_METADATA = frozenset({KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION})
+"""librdkafka's own errors that say what the brokers' metadata said: a topic (or its
+partition) they do not have. A restart would not create it, so it is word from them."""
+
+
 def from_a_broker(error: KafkaError | None) -> bool:
-    """Whether a delivery report is word from a broker: a confirmation, or an error code
-    the broker answered (librdkafka's own errors, a time-out among them, are negative)."""
-    return error is None or error.code() > 0
+    """Whether a delivery report is word from a broker: a confirmation, or an error the
+    broker answered (librdkafka's own errors, a time-out among them, are negative)."""
+    return error is None or error.code() > 0 or error.code() in FROM_METADATA
 
 
 class ProducerWatch:
@@ -67,13 +75,16 @@ class ProducerWatch:
     def __init__(
         self,
         settings: Settings,
+        topics: Collection[str],
         *,
         clock: Callable[[], float] = time.monotonic,
         ask: Callable[[], str | None] | None = None,
     ) -> None:
+        """``topics``: those the producer writes to (Kafka's names)."""
         self.stall_s = settings.kafka_producer_stall_s
         self._clock = clock
-        self._ask = ask if ask is not None else lambda: brokers_unanswered(settings)
+        self._ask = ask if ask is not None else lambda: brokers_unanswered(settings, topics)
+        self._unanswered: str | None = None
         self._waiting_since: float | None = None
         """Since when records have waited with no word from a broker (None: none wait)."""
         self._answered_since: float | None = None
@@ -119,9 +130,13 @@ class ProducerWatch:
         self.asked += 1
         now = self._clock()
         if unanswered is not None:
-            # Kafka is away for everyone: not this process's fault, and not a restart's cure.
-            self._answered_since = None
+            # Kafka is away for everyone (or has no such topic): not this process's fault,
+            # and not a restart's cure.
+            if unanswered != self._unanswered:
+                log.warning("records wait for Kafka: %s", unanswered)
+            self._unanswered, self._answered_since = unanswered, None
             return
+        self._unanswered = None
         if self._answered_since is None:
             self._answered_since = now
         since = max(self._answered_since, self._waiting_since or now)

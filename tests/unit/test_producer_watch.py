@@ -39,7 +39,7 @@ class Brokers:
 def _watch() -> tuple[ProducerWatch, Clock, Brokers]:
     clock, brokers = Clock(), Brokers()
     settings = Settings(kafka_producer_stall_s=STALL_S)
-    return ProducerWatch(settings, clock=clock, ask=brokers), clock, brokers
+    return ProducerWatch(settings, ["t"], clock=clock, ask=brokers), clock, brokers
 
 
 def _check(watch: ProducerWatch) -> None:
@@ -128,6 +128,7 @@ def test_a_fatal_error_stalls_the_producer_for_good() -> None:
         (None, True),
         (KafkaError(KafkaError.NOT_ENOUGH_REPLICAS), True),
         (KafkaError(KafkaError.MSG_SIZE_TOO_LARGE), True),
+        (KafkaError(KafkaError._UNKNOWN_TOPIC), True),
         (KafkaError(KafkaError._MSG_TIMED_OUT), False),
         (KafkaError(KafkaError._TRANSPORT), False),
     ],

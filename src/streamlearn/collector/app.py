@@ -76,7 +76,7 @@ class Collector:
             kind: catalogue.topic(topic).serde(registry) for kind, topic in destinations.items()
         }
         timeout_ms = int(settings.collector_delivery_timeout_s * 1000)
-        self.watch = ProducerWatch(settings)
+        self.watch = ProducerWatch(settings, self.topics.values())
         self.producer = AsyncProducer(
             kafka_producer_config(
                 settings,

@@ -138,7 +138,7 @@ class TelemetrySink:
         # One delivery callback for every failed message (set here, not per produce call);
         # it only counts, and the counts reach Prometheus once per poll (see _poll).
         config["on_delivery"] = self._report
-        self.watch = ProducerWatch(settings)
+        self.watch = ProducerWatch(settings, self.topics.values())
         config["error_cb"] = self.watch.fatal
         config.update({k: v for k, v in (producer_config or {}).items() if k != "partitioner"})
         self._producer = Producer(config)
