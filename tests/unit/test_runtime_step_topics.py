@@ -120,3 +120,29 @@ def test_an_output_over_its_topics_limit_goes_to_events_rejected_and_the_step_go
     assert rejected["value"] is None
     assert "over events.rejected's limit too, not kept" in rejected["detail"]
     assert metrics.rejected.labels(agent="monitor", reason="output_too_large")._value.get() == 2
+
+
+def test_a_decoded_record_rejected_by_its_step_names_its_writers_schema() -> None:
+    """Found by a new user: preprocess's ``invalid_field`` rejections had no ``schema_id``,
+    though the record was decoded with a schema its bytes name (an older writer's field
+    may be what was invalid)."""
+    from prometheus_client import CollectorRegistry
+
+    from streamlearn.runtime.metrics import AgentMetrics
+    from streamlearn.runtime.records import StepOutputs
+    from streamlearn.runtime.step import Record
+    from streamlearn.serde.wire import frame
+
+    catalogue = TopicCatalogue.from_settings(Settings())
+    _, writers, names = step_topics(
+        catalogue, InMemoryRegistry(), ("telemetry.events",), ("events.clean",), lambda _: 3
+    )
+    sent: list[tuple[str, int, bytes | None, bytes | None]] = []
+    outputs = StepOutputs(writers, lambda *record: sent.append(record), "preprocess",
+                          AgentMetrics(CollectorRegistry()), lambda: 1_800_000_000_000,
+                          names)  # fmt: skip
+    for raw, schema_id in ((frame(7, b"\x02"), 7), (b"not framed", None)):
+        record = Record("telemetry.events", 1, 10, b"u", {"x": 1}, raw)
+        outputs.reject(record, "invalid_field", "received_ts: ahead of Kafka's")
+        rejected = writers[REJECTED].serde.decode(sent.pop()[3])
+        assert (rejected["schema_id"], rejected["value"]) == (schema_id, raw)

@@ -28,7 +28,7 @@ from streamlearn.serde.decoding_process import (
     Preparation,
     import_preparation,
 )
-from streamlearn.serde.wire import HEADER_SIZE, MAGIC_BYTE
+from streamlearn.serde.wire import HEADER_SIZE, MAGIC_BYTE, framed_schema_id
 from streamlearn.topology.catalogue import TopicCatalogue
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,9 @@ class StepOutputs:
         )  # fmt: skip
 
     def reject(self, record: Record, reason: str, detail: str) -> None:
+        # A decoded record: its bytes name the writer's schema it was decoded with.
         self.reject_raw(record.topic, record.partition, record.offset, record.key, record.raw,
-                        reason, detail, None)  # fmt: skip
+                        reason, detail, framed_schema_id(record.raw))  # fmt: skip
 
     def reject_raw(
         self,
