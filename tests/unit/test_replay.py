@@ -581,3 +581,39 @@ def test_a_spec_refusal_names_what_differs_not_both_whole_texts() -> None:
         "extra absent there, 1 here",
         "revision 2 there, 9 here",
     ]
+
+
+def test_a_replays_progress_reaches_every_record_read_undecodable_ones_too() -> None:
+    """Found by a new user: `replay model` over a range with undecodable records ended its
+    progress line at 99 %: only the examples handed to the learner advanced it."""
+    from streamlearn.replay.model import ModelReplayPlan, run_model_replay
+    from streamlearn.runtime.topic_reader import TopicRecord
+    from streamlearn.serde import InMemoryRegistry
+    from streamlearn.topology.catalogue import TopicCatalogue
+
+    settings = Settings(model_signing_key=KEY)
+    registry = InMemoryRegistry()
+    serde = TopicCatalogue.from_settings(settings).topic("training.examples").serde(registry)
+    records = [
+        TopicRecord(0, offset, None, b"\x00garbage" if offset % 50 == 7 else serde.encode(e), 0)
+        for e, _, offset in EXAMPLES[:200]
+    ]
+
+    class Source:
+        name, holder = "archive", "the archive holds"
+
+        def read(self, topic: str, ranges: Any) -> Iterable[TopicRecord]:
+            return iter(records)
+
+    plan = ModelReplayPlan(
+        target=ModelTarget(SPECS["ctr"], "ctr", None, "ctr@replayed"),
+        topic=TOPIC,
+        ranges=(PartitionRange(0, 0, 200, 0, 200),),
+        version=1,
+        publish=False,
+        source=Source(),  # type: ignore[arg-type]
+    )
+    advanced: list[int] = []
+    result = run_model_replay(settings, registry, plan, advanced.append)
+    assert result.counts.undecodable == 4
+    assert sum(advanced) == plan.records == 200

@@ -235,11 +235,21 @@ def run_model_replay(
     counts = ReadCounts()
     learner = plan.target.learner(key, settings.model_signing_key_id)
     publisher = None
+    advanced = 0
+
+    def counted(n: int) -> None:
+        nonlocal advanced
+        advanced += n
+        if advance is not None:
+            advance(n)
+
     # Read and decode in a child process while this one learns (Kafka, enough records).
     with read_ahead(plan.source, serde, plan.topic, plan.ranges, counts) as examples:
         if plan.publish:  # ready by the end of learning; created after the fork
             publisher = confirming_producer(settings, **{"message.max.bytes": MAX_RECORD_BYTES})
-        learn(learner, examples, plan.topic, advance)
+        learn(learner, examples, plan.topic, None if advance is None else counted)
+    if advance is not None and counts.read > advanced:
+        advance(counts.read - advanced)  # records read and not learned: the undecodable
     snapshot = replayed_snapshot(
         learner,
         plan.target,
