@@ -160,12 +160,29 @@ class PromotionGate(BaseModel):
         return self
 
 
+CREDENTIAL_MIN_CHARS = 16
+"""The shortest API token or write key taken: a signing key's floor (a one-character token
+opened the prediction API to a guess)."""
+MAKE_A_CREDENTIAL = "python -c 'import secrets; print(secrets.token_urlsafe(24))'"
+
+
+def credential_problem(value: str) -> str | None:
+    """Why ``value`` is no token or write key a client can send and no one can guess; None
+    when it is one (an empty one let ``Authorization: Bearer`` with nothing after it
+    through). Never says the value."""
+    if len(value) < CREDENTIAL_MIN_CHARS or any(c.isspace() for c in value):
+        return (
+            f"a token or write key has at least {CREDENTIAL_MIN_CHARS} characters and no "
+            f"whitespace (make one: `{MAKE_A_CREDENTIAL}`)"
+        )
+    return None
+
+
 def credential(secret: SecretStr) -> SecretStr:
-    """A token or write key a client can send: not empty, no whitespace (an empty one let
-    ``Authorization: Bearer`` with nothing after it through)."""
-    value = secret.get_secret_value()
-    if not value or any(c.isspace() for c in value):
-        raise ValueError("a token or key is at least one character and holds no whitespace")
+    """A token or write key (:func:`credential_problem`)."""
+    problem = credential_problem(secret.get_secret_value())
+    if problem is not None:
+        raise ValueError(problem)
     return secret
 
 
@@ -226,7 +243,11 @@ def app_id(app: str) -> str:
     return app
 
 
-Credential = Annotated[SecretStr, AfterValidator(credential), JsonPattern(r"^$|\s", refused=True)]
+Credential = Annotated[
+    SecretStr,
+    AfterValidator(credential),
+    JsonPattern(rf"^.{{0,{CREDENTIAL_MIN_CHARS - 1}}}$|\s", refused=True),
+]
 SigningKey = Annotated[
     SecretStr, AfterValidator(signing_key), JsonPattern(r"^\s|\s$", refused=True)
 ]

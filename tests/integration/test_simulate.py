@@ -108,13 +108,13 @@ async def test_the_simulate_command_passes_the_doors_it_finds_in_its_settings(
     simulate` run with the same settings got 401 for everything (it sent neither; only
     `up` did) and still exited 0: found by running it against a secured pair."""
     doors = {
-        "STREAMLEARN_COLLECTOR_WRITE_KEYS": '{"wk-sim-1": "shop"}',
-        "STREAMLEARN_SERVE_API_TOKENS": '["tok-sim-1"]',
+        "STREAMLEARN_COLLECTOR_WRITE_KEYS": '{"wk-sim-1-0123456789": "shop"}',
+        "STREAMLEARN_SERVE_API_TOKENS": '["tok-sim-1-0123456789"]',
     }
     secured = settings.model_copy(
         update={
-            "collector_write_keys": {SecretStr("wk-sim-1"): "shop"},
-            "serve_api_tokens": [SecretStr("tok-sim-1")],
+            "collector_write_keys": {SecretStr("wk-sim-1-0123456789"): "shop"},
+            "serve_api_tokens": [SecretStr("tok-sim-1-0123456789")],
         }
     )
     collector, collector_url = await serve_app(create_collector_app(secured, registry))
@@ -136,5 +136,5 @@ async def test_the_simulate_command_passes_the_doors_it_finds_in_its_settings(
     assert summary["predictions"] > 0, summary
     assert "401" not in summary["refused"], summary
     assert summary["predict_errors"] == 0, summary
-    for secret in ("wk-sim-1", "tok-sim-1"):
+    for secret in ("wk-sim-1-0123456789", "tok-sim-1-0123456789"):
         assert secret not in stdout.decode() + stderr.decode()

@@ -127,7 +127,7 @@ def test_a_key_is_found_by_comparing_it_with_every_key() -> None:
 
 def test_keys_from_a_private_file_join_those_of_the_environment(tmp_path: Path) -> None:
     path = tmp_path / "write-keys.json"
-    path.write_text(json.dumps({"wk-from-file": "partner"}))
+    path.write_text(json.dumps({"wk-from-file-0123": "partner"}))
     path.chmod(0o600)
     keys = WriteKeys.from_settings(keyed_settings(collector_write_keys_file=path))
     assert keys is not None
@@ -141,10 +141,16 @@ def test_keys_from_a_private_file_join_those_of_the_environment(tmp_path: Path) 
     with pytest.raises(ConfigurationError) as broken:
         create_collector_app(keyed_settings(collector_write_keys_file=path))
     assert "wk-secret" not in str(broken.value)
-    for empty in ({"": "partner"}, {"wk key": "partner"}, {"wk-ok": " "}):
-        path.write_text(json.dumps(empty))
-        with pytest.raises(ConfigurationError, match="an empty key, one with whitespace"):
+    for bad, problem in (
+        ({"": "partner"}, "at least 16 characters"),
+        ({"wk-has a-space-in-it": "partner"}, "no whitespace"),
+        ({"wk-short": "partner"}, "at least 16 characters"),
+        ({"wk-long-enough-key": " "}, "an app id is not empty"),
+    ):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(ConfigurationError, match=problem) as refused:
             WriteKeys.from_settings(keyed_settings(collector_write_keys_file=path))
+        assert "wk-" not in str(refused.value), "the key is not shown"
 
 
 def test_the_document_declares_the_key_and_its_refusals_only_when_keys_are_set() -> None:

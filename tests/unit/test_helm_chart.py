@@ -348,8 +348,8 @@ def test_alerting_rules_pass_promtool() -> None:
 
 
 SECRET_VALUES = {
-    "serve_api_tokens": ["tok-s3cret"],
-    "collector_write_keys": {"wk-s3cret": "shop"},
+    "serve_api_tokens": ["tok-s3cret-012345"],
+    "collector_write_keys": {"wk-s3cret-0123456": "shop"},
     "registry_writers": ["ops:pw-s3cret"],
     "schema_registry_basic_auth": "ops:pw-s3cret",
     "model_previous_signing_key": "old-s3cret",
@@ -408,9 +408,9 @@ def test_secret_settings_are_stored_in_the_secret_and_given_only_to_their_parts(
     for name in given:
         monkeypatch.setenv(name, stored[name])
     settings = Settings()
-    assert [t.get_secret_value() for t in settings.serve_api_tokens] == ["tok-s3cret"]
+    assert [t.get_secret_value() for t in settings.serve_api_tokens] == ["tok-s3cret-012345"]
     assert {k.get_secret_value(): v for k, v in settings.collector_write_keys.items()} == {
-        "wk-s3cret": "shop"
+        "wk-s3cret-0123456": "shop"
     }
     assert [w.get_secret_value() for w in settings.registry_writers] == ["ops:pw-s3cret"]
 
@@ -434,7 +434,9 @@ def test_secret_settings_from_an_existing_secret_are_referenced_by_name() -> Non
 
 
 def test_the_helm_test_sends_a_token_when_the_api_has_tokens() -> None:
-    documents = render_chart(json_sets=('secretConfig.values={"serve_api_tokens": ["t1"]}',))
+    documents = render_chart(
+        json_sets=('secretConfig.values={"serve_api_tokens": ["t1-0123456789abcd"]}',)
+    )
     (pod,) = [d for d in documents if d["kind"] == "Pod"]
     (container,) = pod["spec"]["containers"]
     assert container["env"] == [

@@ -92,7 +92,7 @@ def test_a_refused_upgrade_leaves_what_the_parts_read_untouched() -> None:
     after), and `helm rollback` never restored them."""
     documents = render_chart(
         sets=(BOOTSTRAP, "signing.key=k-s3cret-signing-key-0123"),
-        json_sets=('secretConfig.values.serve_api_tokens=["t0ken"]',),
+        json_sets=('secretConfig.values.serve_api_tokens=["t0ken-0123456789ab"]',),
     )
     by_name = {(d["kind"], d["metadata"]["name"]): d for d in documents}
     parts_config = by_name["ConfigMap", "rel-streamlearn-settings"]
@@ -279,12 +279,12 @@ def test_the_secrets_hash_in_pod_annotations_is_salted() -> None:
     """An unsalted SHA-256 of the secret values' JSON: anyone who may read pods could test
     guesses of a token against it offline."""
     # What the annotation held: the SHA-256 of helm's toJson of secretConfig (keys sorted).
-    secret_config = {"existingSecret": "", "values": {"serve_api_tokens": ["letmein"]}}
+    secret_config = {"existingSecret": "", "values": {"serve_api_tokens": ["letmein-0123456789"]}}
     plain_json = json.dumps(secret_config, separators=(",", ":"), sort_keys=True)
     plain = hashlib.sha256(plain_json.encode()).hexdigest()
     for sets in ((BOOTSTRAP,), (BOOTSTRAP, "signing.key=k-s3cret-signing-key-0123")):
         documents = render_chart(
-            sets=sets, json_sets=('secretConfig.values.serve_api_tokens=["letmein"]',)
+            sets=sets, json_sets=('secretConfig.values.serve_api_tokens=["letmein-0123456789"]',)
         )
         annotations = {
             d["spec"]["template"]["metadata"]["annotations"]["checksum/secret-config"]
@@ -292,7 +292,7 @@ def test_the_secrets_hash_in_pod_annotations_is_salted() -> None:
         }
         (annotation,) = annotations
         assert annotation != plain
-        assert "letmein" not in annotation
+        assert "letmein-0123456789" not in annotation
 
 
 def test_the_workers_startup_probe_outlasts_their_startup_wait() -> None:

@@ -146,13 +146,15 @@ def test_the_registry_guards_registering_deleting_and_configuring_only() -> None
 
 
 async def test_the_prediction_api_wants_a_token_when_tokens_are_set() -> None:
-    settings = Settings(models=["ctr"], serve_api_tokens=[SecretStr("serve-token")])
+    settings = Settings(models=["ctr"], serve_api_tokens=[SecretStr("serve-token-abcdef")])
     async with TestClient(TestServer(create_serving_app(settings, kafka=False))) as client:
         refused = await client.get("/v1/models")
         assert refused.status == 401
         assert refused.headers["WWW-Authenticate"].startswith("Bearer")
         assert set(await refused.json()) == {"error", "field"}
-        allowed = await client.get("/v1/models", headers={"Authorization": "Bearer serve-token"})
+        allowed = await client.get(
+            "/v1/models", headers={"Authorization": "Bearer serve-token-abcdef"}
+        )
         assert allowed.status == 200
         for open_path in ("/healthz", "/metrics", "/openapi.json"):
             assert (await client.get(open_path)).status == 200, open_path

@@ -401,18 +401,22 @@ def test_without_api_tokens_the_app_runs_no_middleware() -> None:
     # aiohttp's middleware chain cost ~6 µs of CPU per request: handlers answer their own
     # errors as JSON instead (the tests above), so the open API has no middleware.
     assert not create_serving_app(Settings(), kafka=False).middlewares
-    guarded = create_serving_app(Settings(serve_api_tokens=[SecretStr("t")]), kafka=False)
+    guarded = create_serving_app(
+        Settings(serve_api_tokens=[SecretStr("token-0123456789ab")]), kafka=False
+    )
     assert len(guarded.middlewares) == 2
 
 
 async def test_with_api_tokens_refusals_and_unknown_paths_are_json() -> None:
-    app = create_serving_app(Settings(serve_api_tokens=[SecretStr("t")]), kafka=False)
+    app = create_serving_app(
+        Settings(serve_api_tokens=[SecretStr("token-0123456789ab")]), kafka=False
+    )
     async with TestClient(WorkerTestServer(app)) as client:
         refused = await client.post("/v1/models/ctr:predict", json=instances(1)[0])
         assert refused.status == 401
         assert "Bearer" in refused.headers["WWW-Authenticate"]
         assert (await refused.json())["field"] == "Authorization"
-        headers = {"Authorization": "Bearer t"}
+        headers = {"Authorization": "Bearer token-0123456789ab"}
         ok = await client.post("/v1/models/ctr:predict", json=instances(1)[0], headers=headers)
         assert ok.status == 200
         missing = await client.get("/nowhere")
@@ -426,8 +430,10 @@ async def test_with_api_tokens_refusals_and_unknown_paths_are_json() -> None:
 async def test_every_refusal_is_counted_by_its_status() -> None:
     """401 (no token), 405 and an unknown path's 404 were answered but not counted: failed
     authentication could be neither seen nor alerted on."""
-    app = create_serving_app(Settings(serve_api_tokens=[SecretStr("t")]), kafka=False)
-    headers = {"Authorization": "Bearer t"}
+    app = create_serving_app(
+        Settings(serve_api_tokens=[SecretStr("token-0123456789ab")]), kafka=False
+    )
+    headers = {"Authorization": "Bearer token-0123456789ab"}
     async with TestClient(WorkerTestServer(app)) as client:
         assert (await client.post("/v1/models/ctr:predict", json={})).status == 401
         assert (await client.get("/v1/models/ctr:predict", headers=headers)).status == 405

@@ -142,20 +142,20 @@ async def test_other_methods_go_to_the_application() -> None:
 
 async def test_with_api_tokens_only_requests_carrying_one_are_answered_by_it() -> None:
     through_app = _Application()
-    settings = Settings(models=["ctr"], serve_api_tokens=[SecretStr("right")])
+    settings = Settings(models=["ctr"], serve_api_tokens=[SecretStr("right-token-01234")])
     answer = _served(settings)[PREDICT_SHORTCUT].handler(through_app)
     body = orjson.dumps({"instances": instances(1)})
     path = "/v1/models/ctr:predict"
-    for given_token in (None, "Bearer wrong", "Basic right", "Bearer"):
+    for given_token in (None, "Bearer wrong", "Basic right-token-01234", "Bearer"):
         headers = {} if given_token is None else {"Authorization": given_token}
         assert (await answer(_posted(path, body, headers))).status == 299
-    accepted = await answer(_posted(path, body, {"Authorization": "Bearer right"}))
+    accepted = await answer(_posted(path, body, {"Authorization": "Bearer right-token-01234"}))
     assert accepted.status == 200
     assert len(through_app.paths) == 4
 
 
 async def test_with_api_tokens_the_refusals_are_the_application_s() -> None:
-    settings = Settings(models=["ctr"], serve_api_tokens=[SecretStr("right")])
+    settings = Settings(models=["ctr"], serve_api_tokens=[SecretStr("right-token-01234")])
     async with TestClient(WorkerTestServer(_served(settings))) as client:
         body = {"instances": instances(1)}
         refused = await client.post("/v1/models/ctr:predict", json=body)
@@ -163,7 +163,9 @@ async def test_with_api_tokens_the_refusals_are_the_application_s() -> None:
         assert refused.headers["WWW-Authenticate"].startswith("Bearer")
         assert (await refused.json())["field"] == "Authorization"
         accepted = await client.post(
-            "/v1/models/ctr:predict", json=body, headers={"Authorization": "Bearer right"}
+            "/v1/models/ctr:predict",
+            json=body,
+            headers={"Authorization": "Bearer right-token-01234"},
         )
         assert accepted.status == 200
         assert (await accepted.json())["predictions"][0]["model_version"] == 3
@@ -196,7 +198,7 @@ async def _installed(app: web.Application) -> bool:
 
 async def test_the_runner_installs_it_only_on_an_app_as_it_was_made() -> None:
     assert await _installed(create_serving_app(Settings(models=["ctr"]), kafka=False))
-    tokens = Settings(models=["ctr"], serve_api_tokens=[SecretStr("t")])
+    tokens = Settings(models=["ctr"], serve_api_tokens=[SecretStr("token-0123456789ab")])
     assert await _installed(create_serving_app(tokens, kafka=False))
 
     @web.middleware
@@ -217,7 +219,7 @@ async def test_the_runner_installs_it_only_on_an_app_as_it_was_made() -> None:
 
 
 def test_the_api_s_tokens_are_not_in_what_it_shows_of_itself() -> None:
-    settings = Settings(models=["ctr"], serve_api_tokens=[SecretStr("s3cret-token")])
+    settings = Settings(models=["ctr"], serve_api_tokens=[SecretStr("s3cret-token-0123")])
     shortcut = create_serving_app(settings, kafka=False)[PREDICT_SHORTCUT]
-    assert shortcut.secrets == [b"s3cret-token"]
+    assert shortcut.secrets == [b"s3cret-token-0123"]
     assert "s3cret" not in repr(shortcut)

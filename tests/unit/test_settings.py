@@ -46,15 +46,15 @@ def test_secrets_never_appear_in_repr_or_config_show(monkeypatch: pytest.MonkeyP
 
 def test_config_show_prints_values_not_python_reprs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Found by a new user: `serve_api_tokens = [SecretStr('**********')]`."""
-    monkeypatch.setenv("STREAMLEARN_SERVE_API_TOKENS", '["tok-a", "tok-b"]')
-    monkeypatch.setenv("STREAMLEARN_COLLECTOR_WRITE_KEYS", '{"wk-1": "shop-web"}')
+    monkeypatch.setenv("STREAMLEARN_SERVE_API_TOKENS", '["tok-a-0123456789", "tok-b-0123456789"]')
+    monkeypatch.setenv("STREAMLEARN_COLLECTOR_WRITE_KEYS", '{"wk-1-0123456789ab": "shop-web"}')
     result = CliRunner().invoke(app, ["config", "show"])
     assert result.exit_code == 0, result.output
     assert "SecretStr" not in result.output
     assert 'serve_api_tokens = ["**********", "**********"]' in result.output
     assert 'collector_write_keys = {"********** (1)": "shop-web"}' in result.output
     assert 'models = ["ctr"]' in result.output
-    assert "tok-a" not in result.output
+    assert "tok-a-0123456789" not in result.output
     assert "wk-1" not in result.output
 
 
@@ -282,6 +282,34 @@ def test_an_empty_token_or_write_key_is_refused(
         load_settings()
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("STREAMLEARN_SERVE_API_TOKENS", '["t"]'),
+        ("STREAMLEARN_SERVE_API_TOKENS", '["a-long-enough-token", "letmein"]'),
+        ("STREAMLEARN_COLLECTOR_WRITE_KEYS", '{"short-key-15ch": "shop"}'),
+    ],
+)
+def test_a_guessable_token_or_write_key_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """Found by a new user: a one-character API token was taken (the signing key needs 16
+    characters; a token opens the prediction API, a write key the collector)."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=variable) as refused:
+        load_settings()
+    assert "at least 16 characters" in str(refused.value)
+    assert "letmein" not in str(refused.value), "the token is not shown"
+
+
+def test_a_token_or_write_key_of_16_characters_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (len("exactly-16-chars"), len("wk-exactly-16chr")) == (16, 16)
+    monkeypatch.setenv("STREAMLEARN_SERVE_API_TOKENS", '["exactly-16-chars"]')
+    monkeypatch.setenv("STREAMLEARN_COLLECTOR_WRITE_KEYS", '{"wk-exactly-16chr": "shop"}')
+    settings = load_settings()
+    assert [t.get_secret_value() for t in settings.serve_api_tokens] == ["exactly-16-chars"]
+
+
 @pytest.mark.parametrize("key", [" ", "x", "short-key-15chr", " a-long-enough-signing-key"])
 def test_a_guessable_or_padded_signing_key_is_refused(
     monkeypatch: pytest.MonkeyPatch, key: str
@@ -507,20 +535,35 @@ def test_a_bad_value_in_the_settings_file_is_named_as_the_file_s_key(
         load_settings()
 
 
-def test_the_chart_s_check_of_user_password_pairs_is_the_validator_s() -> None:
+@pytest.mark.parametrize(
+    ("setting_type", "values"),
+    [
+        ("UserPassword", ("alice:", ":pw", "nocolon", " alice:pw", "alice:pw\n", "al ice:pw",
+                          "alice:pa:", "alice:a b", "alice:pw", "a:b:c")),
+        ("Credential", ("", "x", "short-key-15chr", "exactly-16-chars", "has a space in it!",
+                        "a-long-enough-token\n", "a-long-enough\ttoken")),
+    ],
+)  # fmt: skip
+def test_the_chart_s_check_of_a_secret_is_the_validator_s(
+    setting_type: str, values: tuple[str, ...]
+) -> None:
     """The values schema's pattern refuses what the setting refuses, and no more (a
-    password ending in ':' is a password)."""
+    password ending in ':' is a password; a token of 16 characters is a token)."""
     import re
     import typing
 
-    from streamlearn.settings_values import JsonPattern, UserPassword, user_password
+    from pydantic.functional_validators import AfterValidator
 
-    [check] = [m for m in typing.get_args(UserPassword)[1:] if isinstance(m, JsonPattern)]
+    from streamlearn import settings_values
+    from streamlearn.settings_values import JsonPattern
+
+    metadata = typing.get_args(getattr(settings_values, setting_type))[1:]
+    [check] = [m for m in metadata if isinstance(m, JsonPattern)]
+    [validator] = [m for m in metadata if isinstance(m, AfterValidator)]
     assert check.refused
-    for value in ("alice:", ":pw", "nocolon", " alice:pw", "alice:pw\n", "al ice:pw",
-                  "alice:pa:", "alice:a b", "alice:pw", "a:b:c"):  # fmt: skip
+    for value in values:
         try:
-            user_password(SecretStr(value))
+            validator.func(SecretStr(value))  # type: ignore[call-arg]
             taken = True
         except ValueError:
             taken = False

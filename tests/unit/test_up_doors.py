@@ -28,17 +28,20 @@ def test_doors_on_is_https_verified_with_the_ca_and_the_first_credentials(
     settings = Settings(
         http_tls_certfile=material.broker_pem_path,
         http_tls_cafile=material.ca_path,
-        serve_api_tokens=[SecretStr("token-one"), SecretStr("token-two")],
-        collector_write_keys={SecretStr("key-of-shop"): "shop", SecretStr("key-of-app"): "app"},
+        serve_api_tokens=[SecretStr("token-one-0123456"), SecretStr("token-two-0123456")],
+        collector_write_keys={
+            SecretStr("key-of-shop-01234"): "shop",
+            SecretStr("key-of-app-012345"): "app",
+        },
     )
     doors = Doors.from_settings(settings)
     assert doors.url(8001) == "https://127.0.0.1:8001"
     assert doors.client_ssl is not None
     assert doors.client_ssl.get_ca_certs()  # the configured CA, not only the system's
-    assert doors.api_headers == {"Authorization": "Bearer token-one"}
-    assert doors.write_key == "key-of-app"  # the first app by name, the same every run
-    assert "token-one" not in repr(doors)
-    assert "key-of-app" not in repr(doors)
+    assert doors.api_headers == {"Authorization": "Bearer token-one-0123456"}
+    assert doors.write_key == "key-of-app-012345"  # the first app by name, the same every run
+    assert "token-one-0123456" not in repr(doors)
+    assert "key-of-app-012345" not in repr(doors)
 
 
 def test_the_simulator_sends_each_secret_only_to_the_server_that_wants_it() -> None:

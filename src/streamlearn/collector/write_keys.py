@@ -29,6 +29,7 @@ from streamlearn.exceptions import ConfigurationError
 from streamlearn.http_auth import REALM, owner_of
 from streamlearn.http_tls import check_private_file
 from streamlearn.settings import Settings
+from streamlearn.settings_values import credential_problem
 
 HEADER = "X-Streamlearn-Write-Key"
 QUERY = "write_key"
@@ -65,11 +66,11 @@ def _read_file(path: Path) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in loaded.items()
     ):
         raise ConfigurationError(f"{setting}={path}: must be a JSON object of strings")
-    if not all(k and not any(c.isspace() for c in k) and v.strip() for k, v in loaded.items()):
-        raise ConfigurationError(
-            f"{setting}={path}: an empty key, one with whitespace, or an empty app id "
-            "(a client could send none of them, or an empty one would pass)"
-        )
+    for key, app in loaded.items():
+        problem = credential_problem(key) or (None if app.strip() else "an app id is not empty")
+        if problem is not None:
+            # Never the key itself: the app it is for says which entry.
+            raise ConfigurationError(f"{setting}={path}: the entry of app {app!r}: {problem}")
     return loaded
 
 
