@@ -111,6 +111,11 @@ async def test_valid_batch_is_accepted_and_produced(
     status, (body, _) = await collector(batch, **{"X-App-Version": "web-7"})
     assert status == 202
     assert body["accepted"] == 3
+    async with collector.session.get(f"{collector.url}/metrics") as response:
+        text = await response.text()
+    # Requests and records apart: the refusal alert compares requests with requests.
+    assert "streamlearn_collector_accepted_requests_total 1.0" in text
+    assert 'streamlearn_collector_accepted_total{kind="event"} 2.0' in text
     events = await asyncio.to_thread(_read, settings, "telemetry.events", 2)
     serde = AvroSerde.for_topic(
         registry, settings.topic_prefix + "telemetry.events", "TelemetryEvent"

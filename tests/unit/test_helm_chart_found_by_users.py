@@ -65,6 +65,25 @@ def test_the_helm_test_logs_in_to_a_registry_that_asks_for_a_password() -> None:
     assert "STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH" in container["args"][0]
 
 
+def test_the_helm_test_trusts_the_ca_of_certificate_files_given_under_config() -> None:
+    """Found by a new user: with the certificate files under config.http_tls_* (from a
+    Secret in extraVolumes), the test pod checked the servers' certificates against the
+    system's CAs only, and had no such volume: `helm test` failed against a private CA."""
+    documents = render_chart(
+        sets=(BOOTSTRAP, "config.http_tls_certfile=/etc/certs/tls.crt",
+              "config.http_tls_keyfile=/etc/certs/tls.key",
+              "config.http_tls_cafile=/etc/certs/ca.crt"),
+        json_sets=('extraVolumes=[{"name": "certs", "secret": {"secretName": "my-certs"}}]',
+                   'extraVolumeMounts=[{"name": "certs", "mountPath": "/etc/certs"}]'),
+    )  # fmt: skip
+    (test,) = [d for d in documents if d["metadata"]["name"].endswith("-test-predict")]
+    (container,) = test["spec"]["containers"]
+    assert 'create_default_context(cafile="/etc/certs/ca.crt")' in container["args"][0]
+    assert 'scheme = "https"' in container["args"][0]
+    assert {"name": "certs", "mountPath": "/etc/certs"} in container["volumeMounts"]
+    assert {"name": "certs", "secret": {"secretName": "my-certs"}} in test["spec"]["volumes"]
+
+
 @pytest.mark.parametrize(
     ("sets", "part"),
     [

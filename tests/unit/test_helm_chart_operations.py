@@ -295,6 +295,35 @@ def test_the_secrets_hash_in_pod_annotations_is_salted() -> None:
         assert "letmein-0123456789" not in annotation
 
 
+@pytest.mark.parametrize(
+    "secret_value",
+    ["signing.key=k-s3cret-signing-key-{}", "kafka.sasl.password=pw-{}",
+     "pseudonymisation.key=pseudonymisation-key-{}"],
+)  # fmt: skip
+def test_changing_a_secret_the_chart_keeps_rolls_the_pods_that_use_it(secret_value: str) -> None:
+    """Found by a new user: the pods' secret checksum covered secretConfig only, so a new
+    signing key, SASL password or pseudonymisation key (kept in the chart's own Secret)
+    left the running pods on the old value, and pods started later (a scale-up) on the
+    new one."""
+    sets = (BOOTSTRAP, "signing.key=k-s3cret-signing-key-0123", *SASL,
+            "kafka.sasl.username=u", "kafka.sasl.password=pw-0",
+            "pseudonymisation.key=pseudonymisation-key-0")  # fmt: skip
+
+    def checksums(value: str) -> dict[str, str]:
+        documents = render_chart(sets=(*sets, secret_value.format(value)))
+        return {
+            d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"][
+                "checksum/secret-config"
+            ]
+            for d in _kind(documents, "Deployment")
+        }
+
+    before, after = checksums("a"), checksums("b")
+    assert before.keys() == after.keys()
+    assert all(before[name] != after[name] for name in before), (before, after)
+    assert not any("pw-" in c or "key-" in c for c in after.values())
+
+
 def test_the_workers_startup_probe_outlasts_their_startup_wait() -> None:
     """serve_startup_wait_s 600 was taken, but the probe gave up after 180 s: the workers
     were restarted before they opened their port, again and again."""

@@ -393,7 +393,7 @@ def test_a_bad_signature_says_which_key_it_was_checked_with() -> None:
     assert str(unknown.value).endswith(
         "signature does not match the metadata and payload: it names key 'k-attacker', "
         "which this process does not hold (it holds 'k-new', and 'k-old' until "
-        "2026-12-01T13:00:00+00:00); checked with 'k-new'"
+        "2026-12-01T13:00:00+00:00); checked with 'k-new' and the previous key 'k-old'"
     )
     with pytest.raises(BadSignature) as tampered:
         verify_snapshot(_snapshot(OLD, "k-new"), keyring)
@@ -420,3 +420,30 @@ def test_a_grace_longer_than_a_month_is_refused(tmp_path: Path, grace: str) -> N
     assert result.exit_code == 2
     assert "at most 30 days" in result.output
     assert not (tmp_path / "r.yaml").exists()
+
+
+def test_a_previous_key_given_without_its_id_verifies_what_it_signed_during_the_grace() -> None:
+    """Found by a new user of the chart: its rotation steps set the new key, its id, the
+    previous key and the grace, but not the previous key's id. The old key's snapshots
+    name '2026-11', which this process did not know, so they were checked with the new key
+    and refused: every worker and the learner refused the old key's snapshots during the
+    grace, and a worker started then served the fallback."""
+    settings = Settings(
+        model_signing_key=SecretStr("the-new-signing-key-2026-12"),
+        model_signing_key_id="2026-12",
+        model_previous_signing_key=SecretStr("the-old-signing-key-2026-11"),
+        model_previous_signing_key_until=datetime.now(UTC) + timedelta(hours=1),
+    )
+    keyring = Keyring.from_settings(settings)
+    old = _snapshot(b"the-old-signing-key-2026-11", "2026-11")
+    verify_snapshot(old, keyring)
+    assert load_model(old, keyring).version == 1
+    verify_snapshot(_snapshot(b"the-new-signing-key-2026-12", "2026-12"), keyring)
+    with pytest.raises(BadSignature) as forged:
+        verify_snapshot(_snapshot(b"x" * 20, "2026-11"), keyring)
+    assert str(forged.value).endswith("checked with '2026-12' and the previous key (no id)")
+    # Once the grace is over the previous key verifies nothing.
+    over = Keyring(keyring.current, keyring.current_id, keyring.previous,
+                   lambda: datetime.now(UTC) + timedelta(hours=2))  # fmt: skip
+    with pytest.raises(BadSignature, match="checked with '2026-12'$"):
+        verify_snapshot(old, over)

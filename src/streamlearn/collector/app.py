@@ -100,6 +100,12 @@ class Collector:
             registry=self.metrics,
         )
         self.accepted_by_kind = {kind: self.accepted.labels(kind=kind) for kind in self.topics}
+        self.accepted_requests = Counter(
+            "streamlearn_collector_accepted_requests",
+            "Requests answered 202: Kafka confirmed every record of them (a request's "
+            "records are counted in streamlearn_collector_accepted).",
+            registry=self.metrics,
+        )
         Gauge(
             "streamlearn_collector_producer_unheard_seconds",
             "How long records have waited with no word from a broker (0: none wait); "
@@ -302,6 +308,7 @@ async def post_events(request: web.Request) -> web.Response:
             written="partial",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
+    collector.accepted_requests.inc()
     return web.json_response(
         {"accepted": len(records), "event_ids": [str(m.record["event_id"]) for *_, m in records]},
         status=202,

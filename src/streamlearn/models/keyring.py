@@ -5,8 +5,9 @@ A snapshot names the key that signed it (``signing_key_id``). The keyring picks 
 the previous one while ``until`` is in the future, else the current one. A snapshot of a
 retired key (grace over) is refused as ``retired_key``, a
 :class:`~streamlearn.models.SnapshotRejected` counted and alerted like a bad signature,
-and the worker keeps the model it has; one naming any other id is checked against the
-current key (a wrong key fails as ``bad_signature``). Signing always uses
+and the worker keeps the model it has; one naming any other id is checked with a previous
+key in its grace and the current key, and a wrong key fails as ``bad_signature``. Signing
+always uses
 the current key. ``streamlearn keys rotate`` writes the settings of a rotation.
 """
 
@@ -49,8 +50,12 @@ class Keyring:
 
     def key_for(self, snapshot: Mapping[str, Any]) -> Key:
         """The key that must have signed ``snapshot``, by the id it names: the previous
-        key's id picks it (or refuses it once retired); any other id, the current key (ids
-        are labels: the signature decides, so a process without ids keeps verifying)."""
+        key's id picks it (or refuses it once retired). Any other id is a label this
+        process does not know, and the signature decides: a previous key still in its grace
+        that signed it, else the current key (so a process without ids keeps verifying, and
+        a previous key given without its id still verifies what it signed: the chart's
+        rotation steps once left that id out, and every worker then refused the old key's
+        snapshots during the grace)."""
         key_id = snapshot.get("signing_key_id")
         if key_id == self.current_id:
             return self.current
@@ -59,7 +64,14 @@ class Keyring:
                 if self.clock() < old.until:
                     return old.key
                 raise RetiredKey(f"signed with key {key_id!r}, retired at {old.until.isoformat()}")
+        for old in self._in_grace():
+            if _signed_by(snapshot, old.key):
+                return old.key
         return self.current
+
+    def _in_grace(self) -> list[PreviousKey]:
+        now = self.clock()
+        return [old for old in self.previous if now < old.until]
 
     def checked_with(self, snapshot: Mapping[str, Any]) -> str:
         """Which key :meth:`key_for` checks ``snapshot`` with, and whether it is the one
@@ -79,8 +91,13 @@ class Keyring:
         held += [f"{old.key_id!r} until {old.until.isoformat()}" for old in self.previous
                  if old.key_id is not None]  # fmt: skip
         holds = " (it holds " + ", and ".join(held) + ")" if held else ""
+        tried = current + "".join(
+            f" and the previous key {old.key_id!r}" if old.key_id is not None
+            else " and the previous key (no id)"
+            for old in self._in_grace()
+        )  # fmt: skip
         return f"it names key {key_id!r}, which this process does not hold{holds}; " + (
-            f"checked with {current}")  # fmt: skip
+            f"checked with {tried}")  # fmt: skip
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Keyring:
@@ -122,3 +139,18 @@ class Keyring:
                 ),
             )
         return cls(settings.model_signing_key, settings.model_signing_key_id, previous)
+
+
+def _signed_by(snapshot: Mapping[str, Any], key: Key) -> bool:
+    """Whether ``key`` made ``snapshot``'s signature (False for a malformed snapshot, which
+    verification refuses for what it is)."""
+    import hmac
+
+    from streamlearn.models.snapshot import sign  # snapshot.py imports this module
+
+    try:
+        return hmac.compare_digest(
+            sign(snapshot, key).encode(), str(snapshot["signature"]).encode()
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False

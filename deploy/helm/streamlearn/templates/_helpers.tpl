@@ -441,9 +441,12 @@ STREAMLEARN_CACHE_DIR: "/tmp/cache"
      key) the annotation says so, and a change of secretConfig.values needs a restart. */}}
 {{- define "streamlearn.configChecksum" -}}
 checksum/config: {{ include "streamlearn.configData" . | sha256sum }}
-{{- if .Values.secretConfig.values }}
+{{- /* Every secret the chart keeps in its own Secret, not secretConfig alone: a new signing
+     key, SASL password or pseudonymisation key left the running pods on the old one. */}}
+{{- $given := dict "secretConfig" .Values.secretConfig "signingKey" (.Values.signing.key | default "") "saslPassword" (.Values.kafka.sasl.password | default "") "pseudonymisationKey" (.Values.pseudonymisation.key | default "") }}
+{{- if or .Values.secretConfig.values .Values.signing.key .Values.kafka.sasl.password .Values.pseudonymisation.key }}
 {{- $salt := include "streamlearn.secretSalt" . }}
-checksum/secret-config: {{ if $salt }}{{ printf "%s\n%s" $salt (toJson .Values.secretConfig) | sha256sum }}{{ else }}{{ "no key to salt the secrets' hash with: restart the parts after changing secretConfig.values" | quote }}{{ end }}
+checksum/secret-config: {{ if $salt }}{{ printf "%s\n%s" $salt (toJson $given) | sha256sum }}{{ else }}{{ "no key to salt the secrets' hash with: restart the parts after changing a secret" | quote }}{{ end }}
 {{- else }}
 checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
 {{- end }}
