@@ -521,6 +521,7 @@ def test_values_every_part_would_refuse_at_start_are_refused_by_helm(
         ("https://registry.example.com:8443", 8443),
         ("https://registry.example.com", 443),
         ("http://registry.example.com/base", 80),
+        ("https://registry.example.com:08443", 8443),  # not octal (it read 08443 as 0)
     ],
 )
 def test_the_network_policy_lets_the_parts_reach_an_external_registry(url: str, port: int) -> None:
@@ -530,6 +531,17 @@ def test_the_network_policy_lets_the_parts_reach_an_external_registry(url: str, 
     ports = [rule["ports"] for rule in policy["spec"]["egress"] if "to" not in rule]
     assert [{"port": port}] in ports, ports
     assert all(rule.get("ports") for rule in policy["spec"]["egress"] if "to" not in rule)
+
+
+@pytest.mark.parametrize(("bootstrap", "port"), [("kafka:09092", 9092), ("kafka:010", 10)])
+def test_a_bootstrap_port_with_leading_zeros_is_read_as_decimal(bootstrap: str, port: int) -> None:
+    """Found by a new user: `kafka:09092` opened egress port 0, `kafka:010` port 8."""
+    documents = render_chart(
+        sets=("networkPolicy.enabled=true", f"kafka.bootstrapServers={bootstrap}")
+    )
+    (policy,) = [d for d in documents if d["kind"] == "NetworkPolicy"]
+    opened = [p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])]
+    assert port in opened, opened
 
 
 def test_a_client_certificate_with_its_key_inside_sets_no_key_file() -> None:

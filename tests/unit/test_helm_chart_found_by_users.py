@@ -37,6 +37,24 @@ def test_a_release_name_too_long_for_its_service_names_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
+    ("release", "sets"),
+    [("my.rel", ()), ("1ml", ()), ("rel", ("fullnameOverride=My_Name",)),
+     ("rel", ("nameOverride=stream.learn",))],
+)  # fmt: skip
+def test_a_release_whose_service_names_kubernetes_refuses_is_refused(
+    release: str, sets: tuple[str, ...]
+) -> None:
+    """Found by a new user: `helm template my.rel` (and `1ml`, `fullnameOverride=My_Name`)
+    rendered Services such as `my.rel-streamlearn-collector`, which the API server refuses
+    (a Service name is a DNS-1035 label: lower case, a letter first, no dots)."""
+    result = _template("--set", BOOTSTRAP, *(a for s in sets for a in ("--set", s)),
+                       release=release)  # fmt: skip
+    assert result.returncode != 0, result.stdout[:300]
+    assert "not a Service name Kubernetes takes" in result.stderr, result.stderr
+    assert _template("--set", BOOTSTRAP, release="ml-1").returncode == 0
+
+
+@pytest.mark.parametrize(
     ("sets", "complaint"),
     [
         (("tests.model=nosuch",), "/tests/model"),
@@ -244,3 +262,58 @@ def test_a_setting_put_under_config_that_goes_elsewhere_says_where(
     assert result.returncode != 0
     assert where in result.stderr, result.stderr
     assert "additional properties" not in result.stderr
+
+
+def test_a_kafka_tls_secret_without_a_ca_leaves_the_system_s_cas() -> None:
+    """Found by a new user: `kafka.tls.caKey=` (mutual TLS against a publicly signed
+    broker) set STREAMLEARN_KAFKA_SSL_CAFILE to the mount's directory."""
+    documents = render_chart(
+        sets=("kafka.bootstrapServers=kafka:9093", "kafka.securityProtocol=SSL",
+              "kafka.tls.existingSecret=kt", "kafka.tls.certKey=tls.crt", "kafka.tls.caKey="),
+    )  # fmt: skip
+    (config,) = [d for d in documents if d["kind"] == "ConfigMap"
+                 and d["metadata"]["name"].endswith("-settings")]  # fmt: skip
+    assert "STREAMLEARN_KAFKA_SSL_CAFILE" not in config["data"]
+    assert config["data"]["STREAMLEARN_KAFKA_SSL_CERTFILE"] == "/etc/streamlearn/kafka-tls/tls.crt"
+
+
+def _notes(tmp_path: Any, *sets: str, json_sets: tuple[str, ...] = ()) -> str:
+    """NOTES.txt as `helm install` prints it (helm template does not render it): the chart
+    copied with a ConfigMap that renders the notes' text."""
+    import shutil
+
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    (chart / "notes.txt").write_text((chart / "templates" / "NOTES.txt").read_text())
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\ndata:\n"
+        '  notes: |\n    {{- tpl (.Files.Get "notes.txt") . | nindent 4 }}\n'
+    )
+    args = [a for s in sets for a in ("--set", s)]
+    args += [a for s in json_sets for a in ("--set-json", s)]
+    result = _helm("template", "rel", str(chart), "--kube-version", "1.30.0", *args,
+                   "--show-only", "templates/zz-notes.yaml")  # fmt: skip
+    import yaml
+
+    return str(yaml.safe_load(result.stdout)["data"]["notes"])
+
+
+def test_the_notes_say_how_to_reach_the_release_as_it_is_deployed(tmp_path: Any) -> None:
+    """Found by a new user: the notes listed agent sets that were disabled, and their curls
+    were plain HTTP without a token or write key, whatever the release asked for."""
+    notes = _notes(
+        tmp_path, BOOTSTRAP, "agents.sets.preprocess.enabled=false",
+        "agents.sets.sessionise.enabled=false", "httpTls.existingSecret=certs",
+        json_sets=('agents.sets.ingest={"agents": ["preprocess", "sessionise"]}',
+                   'secretConfig.values={"serve_api_tokens": ["0123456789abcdefgh"],'
+                   ' "collector_write_keys": {"wk-0123456789abcdef": "shop"}}'),
+    )  # fmt: skip
+    assert "Agent sets: ingest, label-join, learner, monitor (" in notes
+    assert "curl -k -X POST https://localhost:8001/v1/events" in notes
+    assert "curl -k -X POST https://localhost:8000/v1/models/ctr:predict" in notes
+    assert "Authorization: Bearer <one of serve_api_tokens>" in notes
+    assert "X-Streamlearn-Write-Key: <one of collector_write_keys>" in notes
+    assert "0123456789abcdefgh" not in notes
+    plain = _notes(tmp_path / "plain", BOOTSTRAP)
+    assert "curl -X POST http://localhost:8001/v1/events" in plain
+    assert "Bearer" not in plain

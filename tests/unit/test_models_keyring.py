@@ -445,5 +445,5 @@ def test_a_previous_key_given_without_its_id_verifies_what_it_signed_during_the_
     # Once the grace is over the previous key verifies nothing.
     over = Keyring(keyring.current, keyring.current_id, keyring.previous,
                    lambda: datetime.now(UTC) + timedelta(hours=2))  # fmt: skip
-    with pytest.raises(BadSignature, match="checked with '2026-12'$"):
+    with pytest.raises(BadSignature, match=r"checked with '2026-12'$"):
         verify_snapshot(old, over)

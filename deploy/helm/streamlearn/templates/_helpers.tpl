@@ -396,7 +396,11 @@ STREAMLEARN_KAFKA_SASL_USERNAME: {{ required "kafka.sasl.username is required wi
 {{- end }}
 {{- end }}
 {{- if and (include "streamlearn.needsTls" .) .Values.kafka.tls.existingSecret }}
+{{- /* No caKey: the system's CAs (mutual TLS against a publicly signed broker); the
+     directory itself was given as the CA file. */}}
+{{- if .Values.kafka.tls.caKey }}
 STREAMLEARN_KAFKA_SSL_CAFILE: {{ printf "/etc/streamlearn/kafka-tls/%s" .Values.kafka.tls.caKey | quote }}
+{{- end }}
 {{- if .Values.kafka.tls.certKey }}
 STREAMLEARN_KAFKA_SSL_CERTFILE: {{ printf "/etc/streamlearn/kafka-tls/%s" .Values.kafka.tls.certKey | quote }}
 {{- /* Without keyKey the key is in the certificate's file. */}}
@@ -478,6 +482,11 @@ checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
 {{- $fullname := include "streamlearn.fullname" . }}
 {{- if gt (len $fullname) 53 }}
 {{- fail (printf "the release's Service names (%s-collector, ...) would be %d characters; Service names are at most 63 characters: use a release name of at most %d characters, or fullnameOverride (at most 53)" $fullname (add (len $fullname) 10) (sub 52 (len (include "streamlearn.name" .)))) }}
+{{- end }}
+{{- /* Helm takes release names Services cannot have (dots, a digit first), and the
+     overrides are free text: Kubernetes refused them at install. */}}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $fullname) }}
+{{- fail (printf "%s-collector (and the release's other Services) is not a Service name Kubernetes takes: lower-case letters, digits and '-', a letter first; use another release name, or fullnameOverride" $fullname) }}
 {{- end }}
 {{- /* `helm test` asks a worker for this model: one it does not serve answers 404. */}}
 {{- $models := .Values.config.models | default (list "ctr") }}
