@@ -112,7 +112,8 @@ export function createTracker(win, script) {
       request_id: String(requestId),
       event_id: uuid4(),
       kind,
-      value: typeof value === "number" ? value : null,
+      // Anything but a number is refused (said on the console), not sent as null.
+      value: value === undefined || value === null ? null : value,
       user_id: userId(),
       client_ts: Date.now(),
       app_version: config.appVersion,
@@ -192,6 +193,12 @@ export function createTracker(win, script) {
 
   const commands = {
     init(options) {
+      if (started) {
+        // Half of it would apply (appVersion), half not (batchSize, the consent gate):
+        // events could go before the consent the late init asked for.
+        report("streamlearn: 'init' after load is ignored: use 'set'");
+        return;
+      }
       Object.assign(config, checked(options));
     },
     set(options) {
@@ -211,6 +218,11 @@ export function createTracker(win, script) {
     },
     consent(granted) {
       if (disabled) return;
+      if (typeof granted !== "boolean") {
+        // 'false' or 'no' granted consent (a non-empty string is truthy).
+        report(`streamlearn: consent takes true or false, not ${JSON.stringify(granted)}`);
+        return;
+      }
       consent = granted ? "granted" : "denied";
       if (!granted) {
         outbox.clear();
@@ -229,11 +241,23 @@ export function createTracker(win, script) {
     },
   };
 
+  /** One command; what goes wrong is said on the console, never thrown into the site's
+   * code (an unknown command queued before the tag loaded lost every command after it). */
   function run(name, ...args) {
-    const command = commands[name];
-    if (!command) throw new Error(`streamlearn: unknown command ${JSON.stringify(name)}`);
-    if (!started && name !== "init") throw new Error("streamlearn: not started");
-    command(...args);
+    const command = Object.prototype.hasOwnProperty.call(commands, name) ? commands[name] : null;
+    if (!command) {
+      report(`streamlearn: unknown command ${JSON.stringify(name)}`);
+      return;
+    }
+    if (!started && name !== "init") {
+      report("streamlearn: not started");
+      return;
+    }
+    try {
+      command(...args);
+    } catch (error) {
+      report(`streamlearn: ${name} failed: ${error}`);
+    }
   }
 
   return {

@@ -28,10 +28,15 @@ function wellFormed(text) {
   return !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(text);
 }
 
+// What the collector's Python calls white space (str.isspace), which is not JavaScript's
+// trim(): that keeps U+001C..U+001F and U+0085 and removes U+FEFF. An event type of one
+// U+0085 was queued, and the collector refused the beacon's whole request for it.
+const BLANK = /^[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/;
+
 function checkText(value, field, { required, bounded = true }) {
   if (value === null || value === undefined) return required ? `${field} is required` : null;
   if (typeof value !== "string") return `${field} must be a string`;
-  if (required && !value.trim()) return `${field} must not be empty`;
+  if (required && BLANK.test(value)) return `${field} must not be empty`;
   if (bounded && value.length > MAX_STRING) return `${field} is longer than ${MAX_STRING} characters`;
   if (!wellFormed(value)) return `${field} holds a lone surrogate (not Unicode text)`;
   return null;

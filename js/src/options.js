@@ -51,7 +51,11 @@ export function optionsFromAttributes(dataset) {
     if (!(name in DEFAULTS)) continue;
     const kind = typeof DEFAULTS[name];
     if (text === "false" || text === "true") options[name] = text === "true";
-    else if (kind === "number") options[name] = text.trim() === "" ? Number.NaN : Number(text);
+    else if (kind === "number") {
+      // Text that is no number stays text: the console then says what was written.
+      const number = text.trim() === "" ? Number.NaN : Number(text);
+      options[name] = Number.isNaN(number) ? text : number;
+    }
     else if (name === "arms") options[name] = parseArms(text);
     else options[name] = text;
   }
@@ -89,12 +93,28 @@ function problem(name, value) {
   if (name === "honorDoNotTrack" || name === "pageView") {
     return typeof value === "boolean" ? null : 'must be true or false ("true" or "false")';
   }
+  if (name === "endpoint" && value !== null && !isHttpUrl(value)) {
+    return "must be an http(s) URL, or a path on the tag's origin";
+  }
   return null;
 }
 
+function isHttpUrl(value) {
+  if (typeof value !== "string") return false;
+  try {
+    const url = new URL(value, "https://page.invalid/");
+    return url.protocol === "https:" || url.protocol === "http:";
+  } catch {
+    return false; // "http://[collector/v1/events" stopped the tag
+  }
+}
+
 function safeValue(name) {
-  // An unreadable consent setting means the site wanted one: ask for consent.
-  return name === "consent" ? "required" : DEFAULTS[name];
+  // An unreadable consent or do-not-track setting means the site wanted one: ask for
+  // consent, honour the browser's signal.
+  if (name === "consent") return "required";
+  if (name === "honorDoNotTrack") return true;
+  return DEFAULTS[name];
 }
 
 /**

@@ -41,7 +41,12 @@ export function strings(properties, report = () => {}) {
 export function readCookie(doc, name) {
   for (const part of doc.cookie.split(";")) {
     const [key, ...value] = part.trim().split("=");
-    if (key === name) return decodeURIComponent(value.join("="));
+    if (key !== name) continue;
+    try {
+      return decodeURIComponent(value.join("="));
+    } catch {
+      return null; // not one the tag wrote (a bad escape): a new one replaces it
+    }
   }
   return null;
 }

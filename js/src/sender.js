@@ -11,6 +11,10 @@ import { retryDelayMs } from "./retry.js";
 // of bytes (UTF-8), not of characters: 45,000 characters of CJK text are 120 KB.
 export const BEACON_LIMIT = 60000;
 const ITEM_FIELD = /^\[(\d+)\]/;
+// Where a page says the collector failed it, for the pages after it (and other tabs):
+// removed by the next post that succeeds. Older than a day, it says nothing.
+export const FAILING_KEY = "streamlearn.failing";
+const FAILING_FOR_MS = 86400000;
 
 /** The endpoint with the write key as its write_key query parameter: a beacon cannot carry
  * headers, and a header on fetch would make every post wait for a CORS preflight. */
@@ -96,6 +100,7 @@ export class Sender {
     if (status >= 200 && status < 300) {
       this.failures = 0;
       this.keepaliveFailed = false;
+      this.note(null);
       this.sent += batch.length;
       this.outbox.remove(batch.map((item) => item.id));
       this.schedule(this.outbox.size > 0 ? 0 : undefined);
@@ -128,14 +133,44 @@ export class Sender {
     this.failures += 1;
     const now = this.env.now();
     this.notBefore = now + retryDelayMs(this.failures, retryAfter, now, this.env.random);
+    this.note(now);
     this.schedule(0);
   }
 
+  /** Keep (a time) or clear (null) the word that the collector is failing, in storage. */
+  note(failedAt) {
+    const storage = this.outbox.storage;
+    if (!storage) return;
+    try {
+      if (failedAt === null) storage.removeItem(FAILING_KEY);
+      else storage.setItem(FAILING_KEY, JSON.stringify({ at: failedAt }));
+    } catch {
+      // Storage full or refused: this page still knows.
+    }
+  }
+
+  /** Whether this page, or one before it (or another tab), found the collector failing
+   * and no post has succeeded since. */
+  knownFailing() {
+    if (this.failures > 0 || this.env.now() < this.notBefore) return true;
+    const storage = this.outbox.storage;
+    if (!storage) return false;
+    try {
+      const saved = JSON.parse(storage.getItem(FAILING_KEY));
+      return Boolean(saved) && this.env.now() - Number(saved.at) < FAILING_FOR_MS;
+    } catch {
+      return false;
+    }
+  }
+
   /** The page is being hidden or closed: hand what fits to the browser as a beacon, unless
-   * the collector is known to be failing (the last attempt failed and none has succeeded
-   * since, back-off over or not): then the events stay in storage for the next page. */
+   * the collector is known to be failing (an attempt of this page, or of one before it,
+   * failed and none has succeeded since, back-off over or not): then the events stay in
+   * storage for the next page. A page left before its first attempt knew nothing and gave
+   * its own events, and those it took over from a failed page, to a beacon that went
+   * nowhere. */
   beacon() {
-    if (!this.enabled || this.failures > 0 || this.env.now() < this.notBefore) return;
+    if (!this.enabled || this.knownFailing()) return;
     if (!this.env.beacon) return;
     const batch = [];
     let size = 2;

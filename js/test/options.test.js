@@ -53,3 +53,30 @@ test("a switch takes true or false only", () => {
   assert.match(said[0], /pageView must be true or false/);
   assert.deepEqual(check(optionsFromAttributes({ pageView: "false" })), [{ pageView: false }, []]);
 });
+
+test("an endpoint that is no http(s) URL is said and the default used", () => {
+  // Found by a new user: data-endpoint="http://[collector/v1/events" stopped the tag, and
+  // every later call threw into the site's code.
+  for (const endpoint of ["http://[collector/v1/events", "javascript:alert(1)", 42]) {
+    const [options, said] = check({ endpoint });
+    assert.equal(options.endpoint, null, String(endpoint));
+    assert.match(said[0], /endpoint must be an http\(s\) URL/);
+  }
+  for (const endpoint of ["https://c.example/v1/events", "/v1/events", "//c.example/v1/events"]) {
+    assert.deepEqual(check({ endpoint }), [{ endpoint }, []]);
+  }
+});
+
+test("a do-not-track setting the tag cannot read honours the browser's signal", () => {
+  // "yes" fell back to false: the site that meant to ask had its visitors tracked.
+  const [options, said] = check(optionsFromAttributes({ honorDoNotTrack: "yes" }));
+  assert.equal(options.honorDoNotTrack, true);
+  assert.match(said[0], /honorDoNotTrack must be true or false/);
+});
+
+test("a number attribute that is no number is said as written", () => {
+  // It said `not null` (JSON of NaN) for data-flush-ms="abc".
+  const [options, said] = check(optionsFromAttributes({ flushMs: "abc" }));
+  assert.equal(options.flushMs, DEFAULTS.flushMs);
+  assert.match(said[0], /flushMs must be a number at least 0, not "abc"/);
+});

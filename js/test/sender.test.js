@@ -97,8 +97,10 @@ test("a write key goes on the endpoint as the write_key query parameter", () => 
   );
 });
 
-function keepaliveHarness(bodyText, answers) {
-  const outbox = new Outbox({ storage: null, pageId: "p", max: 100 });
+/** A sender over `storage` (null: memory only) whose posts get `answers` ([status], 202
+ * once they run out), with the requests' inits and the beacons' bodies recorded. */
+function beaconHarness(answers, storage = null, pageId = "p") {
+  const outbox = new Outbox({ storage, pageId, max: 100, now: () => 1e9 });
   const inits = [];
   const beacons = [];
   const env = {
@@ -116,8 +118,13 @@ function keepaliveHarness(bodyText, answers) {
   };
   const sender = new Sender({ endpoint: "http://c/v1/events", outbox, batchSize: 20, flushMs: 1000, env });
   sender.enabled = true;
-  for (let i = 0; i < 10; i++) outbox.add({ id: `e${i}`, body: { event_id: `e${i}`, text: bodyText } });
   return { outbox, sender, inits, beacons };
+}
+
+function keepaliveHarness(bodyText, answers) {
+  const h = beaconHarness(answers);
+  for (let i = 0; i < 10; i++) h.outbox.add({ id: `e${i}`, body: { event_id: `e${i}`, text: bodyText } });
+  return h;
 }
 
 test("keepalive and the beacon are sized in UTF-8 bytes, not characters", async () => {
@@ -177,4 +184,37 @@ test("a retry timer that fires before the page's clock reaches the back-off stil
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(h.requests.length, 2);
   assert.equal(h.outbox.size, 1);
+});
+
+test("a page after one that found the collector failing sends no beacon either", async () => {
+  // Found by a new user: page A failed and left its events in storage; page B, left after
+  // 400 ms (before its own first attempt), adopted them and handed all of them to a beacon
+  // that went nowhere. What a page learns of the collector's failure is kept with the
+  // queue, for the pages after it, until a post succeeds.
+  const storage = new Map();
+  const local = {
+    getItem: (k) => (storage.has(k) ? storage.get(k) : null),
+    setItem: (k, v) => storage.set(k, String(v)),
+    removeItem: (k) => storage.delete(k),
+    key: (i) => [...storage.keys()][i] ?? null,
+    get length() {
+      return storage.size;
+    },
+  };
+  const page = (answers) => beaconHarness(answers, local, `p${storage.size}`);
+  const a = page([[0]]);
+  a.outbox.add({ id: "a1", body: { event_id: "a1" } });
+  await a.sender.flush();
+  a.sender.beacon();
+  assert.deepEqual(a.beacons, []);
+  const b = page([]);
+  b.outbox.add({ id: "b1", body: { event_id: "b1" } });
+  b.sender.beacon(); // left before its first attempt
+  assert.deepEqual(b.beacons, [], "the collector was failing for the page before");
+  await b.sender.flush(); // later, a post of this site succeeds...
+  assert.equal(b.outbox.size, 0);
+  const c = page([]);
+  c.outbox.add({ id: "c1", body: { event_id: "c1" } });
+  c.sender.beacon();
+  assert.deepEqual(c.beacons, [[{ event_id: "c1" }]], "...and pages beacon again");
 });

@@ -273,11 +273,27 @@ def origin(origin: str) -> str:
             f"{origin!r} names its scheme's default port, which browsers leave out of the "
             f"Origin header: write {origin.rsplit(':', 1)[0]}"
         )
+    port = "" if parts.port is None else f":{parts.port}"
+    written = parts.netloc[: len(parts.netloc) - len(port)]
+    sent = written.lower() if written.startswith("[") else _host_as_sent(written)
+    if sent != written:
+        raise ValueError(
+            f"{origin!r} is not how browsers send its host (lower case, a name in other "
+            f"scripts in punycode): write {parts.scheme}://{sent}{port}"
+        )
     return origin
 
 
+def _host_as_sent(host: str) -> str:
+    """``host`` as a browser's Origin header has it: lower case, punycode."""
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return host.lower()
+
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
-Origin = Annotated[str, AfterValidator(origin), JsonPattern(r"^https?://[^\s/?#*]+$")]
+Origin = Annotated[str, AfterValidator(origin), JsonPattern(r"^https?://[a-z0-9._~%:\[\]-]+$")]
 
 
 def shown_setting(value: object) -> str:

@@ -51,3 +51,32 @@ def test_docs_say_the_tags_size() -> None:
     served = files("streamlearn.collector").joinpath("static/streamlearn.js").read_bytes()
     for stated, actual in ((said[1], len(served)), (said[2], len(gzip.compress(served, 9)))):
         assert abs(float(stated) * 1000 - actual) <= actual / 10, (stated, actual)
+
+
+def test_the_tag_calls_empty_the_text_the_collector_calls_empty() -> None:
+    """Found by a new user: `streamlearn('track', '\\u0085')` was queued (JavaScript's trim
+    keeps U+0085 and U+001C..U+001F, Python's strip removes them), the collector refused
+    the beacon's whole request for it, and every event sent with it was lost."""
+    import json
+    import sys
+
+    candidates = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    candidates += ["\ufeff", "\u200b", "x", " x "]
+    script = (
+        "import('./src/items.js').then(({problemOf}) => {"
+        "const texts = JSON.parse(process.argv[1]);"
+        "console.log(JSON.stringify(texts.map((t) => problemOf("
+        "{event_type: t, user_id: 'u', properties: {}, context: {}}))));})"
+    )
+    result = subprocess.run(
+        [_node(), "-e", script, json.dumps(candidates)],
+        cwd=JS, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    verdicts = json.loads(result.stdout)
+    for text, verdict in zip(candidates, verdicts, strict=True):
+        refused_by_collector = not text.strip()  # collector/mapping.py's rule
+        assert (verdict == "event_type must not be empty") == refused_by_collector, (
+            f"U+{ord(text[0]):04X}",
+            verdict,
+        )

@@ -228,6 +228,26 @@ def test_a_cors_origin_no_browser_sends_is_refused_naming_it(
         load_settings()
 
 
+@pytest.mark.parametrize(
+    ("origin", "written"),
+    [
+        ("http://LocalHost:19310", "http://localhost:19310"),
+        ("HTTPS://shop.example", None),
+        ("https://b\u00fccher.example", "https://xn--bcher-kva.example"),
+    ],
+)
+def test_an_origin_host_as_no_browser_sends_it_is_refused_saying_how_it_is_sent(
+    monkeypatch: pytest.MonkeyPatch, origin: str, written: str | None
+) -> None:
+    """Found by a new user: `http://LocalHost:19310` and `https://bücher.example` were
+    taken and matched no page: browsers send the host in lower case, and in punycode."""
+    monkeypatch.setenv("STREAMLEARN_COLLECTOR_CORS_ORIGINS", json.dumps([origin]))
+    with pytest.raises(ConfigurationError, match="STREAMLEARN_COLLECTOR_CORS_ORIGINS") as refused:
+        load_settings()
+    if written is not None:
+        assert f"write {written}" in str(refused.value)
+
+
 @pytest.mark.parametrize("origin", ["http://*.example", "https://*", "https://shop*.example"])
 def test_a_wildcard_origin_is_refused_as_matching_nothing(
     monkeypatch: pytest.MonkeyPatch, origin: str

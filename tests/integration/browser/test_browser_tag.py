@@ -346,3 +346,56 @@ async def test_the_write_key_goes_with_every_post_and_the_beacon(
         "page_view": "shop-web",
         "checkout": "shop-web",
     }
+
+
+async def test_what_a_site_gets_wrong_is_said_and_never_breaks_it(
+    browser: Browser, site: Site, collector: Collector, settings: Settings, registry: RegistryClient
+) -> None:
+    """Found by a new user, each on a real page: `consent('false')` granted consent; an
+    unknown command queued before the tag loaded lost every command after it (and threw
+    into the page); an `init` after load was half applied; a bad `data-endpoint` stopped
+    the tag and made every later call throw; a cookie `sl_sid=abc%zz` stopped page views;
+    a `value` feedback of '3.5' was sent as null. Each is now said on the console."""
+    queued = (
+        "<script>streamlearn('track', 'q_first', {}); streamlearn('identify', 'u');"
+        " streamlearn('track', 'q_after', {});</script>"
+    )
+    site.pages["wrong"] = shop_page(
+        "Shop",
+        f"{collector.url}/streamlearn.js",
+        {"app-version": "w", "consent": "required", "endpoint": "http://[collector/v1/events",
+         "flush-ms": "100", "impression-ms": "100000"},
+        queued,
+    )  # fmt: skip
+    page = await new_page(browser, "document.cookie = 'sl_sid=abc%zz; path=/'")
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    await page.goto(f"{site.url}/pages/wrong")
+    await wait_for_tag(
+        page, "window.streamlearn && streamlearn.stats && streamlearn.stats().queued >= 3"
+    )
+    for call in ("streamlearn('consent', 'false')", "streamlearn('consent', 'no')",
+                 "streamlearn('init', {consent: 'not-required', batchSize: 1})",
+                 "streamlearn('feedback', 'req-top', 'value', '3.5')"):  # fmt: skip
+        assert await page.evaluate(f"(() => {{ {call}; return true; }})()")
+    await page.wait_for_timeout(500)
+    cookies = {c["name"]: c["value"] for c in await page.context.cookies()}
+    assert cookies == {"sl_sid": "abc%zz"}, "the tag wrote none: consent was not given"
+    assert await page.evaluate("streamlearn.stats().sent") == 0
+    said = "\n".join(errors)
+    assert "page error" not in said, said
+    assert (
+        "endpoint must be an http(s) URL, or a path on the tag's origin, not \"http://[collector"
+        in said
+    )
+    assert 'unknown command "identify"' in said
+    assert 'consent takes true or false, not "false"' in said
+    assert "'init' after load is ignored" in said
+    assert "feedback value must be a finite number" in said
+    # Consent given for real: the page view and both queued events (the one after the
+    # unknown command too) reach the collector at the default endpoint.
+    await page.evaluate("streamlearn('consent', true)")
+    await wait_for_tag(page, "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 3")
+    events = await read_events(settings, registry, lambda r: len(r) >= 3)
+    assert sorted(e["event_type"] for e in events) == ["page_view", "q_after", "q_first"]
