@@ -69,9 +69,9 @@ def serve(
         fail(f"--metrics-port {metrics_port} with --workers {workers}: ports over 65535")
     for own in own_ports:
         try:
-            check_bindable(metrics_host, own, reuse_port=False)
-        except OSError as exc:
-            fail(str(bind_error(exc, metrics_host, own)))
+            check_bindable(metrics_host, own)
+        except OSError as exc:  # said as the main port's is (which port, and what to do)
+            raise bind_error(exc, metrics_host, own) from None
 
     def ready(message: str) -> None:
         processes = f", {workers} processes" if workers > 1 else ""

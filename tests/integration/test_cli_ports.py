@@ -17,6 +17,7 @@ SERVERS = {
     "collector": ["collector", "serve", "--port"],
     "worker": ["serve", "--port"],
     "workers": ["serve", "--workers", "2", "--port"],
+    "worker-metrics": ["serve", "--port", "0", "--metrics-port"],
     "registry": ["registry", "serve", "--port"],
     "dashboard": ["dashboard", "--port"],
     "agents": ["agents", "run", "--only", "preprocess", "--metrics-port"],

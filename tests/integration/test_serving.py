@@ -747,7 +747,7 @@ def test_serve_with_two_workers_answers_on_one_port_and_stops_as_one(
 
 def _bindable(port: int) -> bool:
     try:
-        check_bindable("127.0.0.1", port, reuse_port=False)
+        check_bindable("127.0.0.1", port)
     except OSError:
         return False
     return True

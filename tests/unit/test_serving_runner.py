@@ -169,7 +169,7 @@ def test_each_worker_process_has_its_own_metrics_port() -> None:
     port, metrics_port = free_port(), free_port()
     while True:  # two free ports in a row
         try:
-            check_bindable("127.0.0.1", metrics_port + 1, reuse_port=False)
+            check_bindable("127.0.0.1", metrics_port + 1)
             break
         except OSError:
             metrics_port = free_port()
@@ -257,3 +257,21 @@ def test_one_worker_answers_a_prediction_and_stops_gracefully_on_sigterm(
     finally:
         if worker.is_alive():
             worker.kill()
+
+
+def test_workers_do_not_join_a_port_another_fleet_listens_on() -> None:
+    """Found by a new user: a second `serve --workers 2` on the port of a first one
+    started, and the kernel split the connections between the two fleets (one of them
+    configured otherwise: half the answers were stale). The check bound with SO_REUSEPORT,
+    as the workers do, which any other SO_REUSEPORT listener lets in."""
+    import socket
+
+    import pytest
+
+    port = free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as fleet:
+        fleet.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        fleet.bind(("127.0.0.1", port))
+        fleet.listen()
+        with pytest.raises(OSError, match="address already in use"):
+            run_workers(lambda index: web.Application(), 2, host="127.0.0.1", port=port)

@@ -144,13 +144,15 @@ def _cancel_left_tasks(loop: asyncio.AbstractEventLoop) -> None:
             )  # fmt: skip
 
 
-def check_bindable(host: str, port: int, *, reuse_port: bool = True) -> None:
-    """Raise the OSError the workers would each meet (address in use: a process listening
-    there without ``SO_REUSEPORT``), here, once, before any is forked."""
+def check_bindable(host: str, port: int) -> None:
+    """Raise an OSError (address in use) when any process listens on ``host:port``, here,
+    once, before any worker is forked. The probe binds without ``SO_REUSEPORT``: with it,
+    as the workers bind, it was let in beside another ``serve --workers`` fleet, and the
+    kernel split the connections between the two. ``SO_REUSEADDR``, as aiohttp binds: a
+    port whose last server just stopped (connections in TIME_WAIT) is free."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
-        if reuse_port:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
