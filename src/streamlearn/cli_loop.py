@@ -168,6 +168,25 @@ def experiments_set(
     typer.echo(f"experiment {name} set")
 
 
+@experiments_app.command("delete")
+def experiments_delete(
+    name: Annotated[str, typer.Argument(help="Experiment name")],
+    bootstrap_servers: BootstrapOption = None,
+) -> None:
+    """Delete an experiment (a tombstone on `experiments`): workers stop routing by it, and
+    `list` no longer shows it (a disabled one stays listed)."""
+    from streamlearn.serde import RegistryClient
+    from streamlearn.serving.experiment_topic import delete_experiment, read_experiments
+
+    settings = command_settings(kafka_bootstrap=bootstrap_servers)
+    with RegistryClient.for_settings(settings) as registry:
+        known = [e.name for e in read_experiments(settings, registry)]
+    if name not in known:
+        fail(f"no experiment {name!r}; there are: {', '.join(known) or 'none'}")
+    delete_experiment(settings, name)
+    typer.echo(f"experiment {name} deleted")
+
+
 @experiments_app.command("list")
 def experiments_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
@@ -180,8 +199,11 @@ def experiments_list(
     from streamlearn.serving.experiment_topic import read_experiments
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
+    ignored: list[str] = []
     with RegistryClient.for_settings(settings) as registry:
-        experiments = read_experiments(settings, registry)
+        experiments = read_experiments(settings, registry, ignored)
+    for problem in ignored:
+        typer.echo(f"warning: {problem}", err=True)
     for experiment in experiments:
         if as_json:
             record = experiment.to_record()

@@ -212,9 +212,10 @@ def confirming_producer(settings: Settings, **extra: Any) -> Producer:
 
 
 def produce_one_confirmed(
-    producer: Producer, topic: str, key: bytes, value: bytes
+    producer: Producer, topic: str, key: bytes, value: bytes | None
 ) -> tuple[int, int]:
-    """Produce one record and wait until Kafka confirmed it; its (partition, offset)."""
+    """Produce one record (None: a tombstone) and wait until Kafka confirmed it; its
+    (partition, offset)."""
     from confluent_kafka import KafkaException
 
     outcome: list[Any] = []
@@ -232,7 +233,7 @@ def produce_one_confirmed(
 
 
 def produce_confirmed(
-    settings: Settings, topic: str, key: bytes, value: bytes, **extra: Any
+    settings: Settings, topic: str, key: bytes, value: bytes | None, **extra: Any
 ) -> tuple[int, int]:
     """Produce one record (idempotent, ``acks=all``) and wait until Kafka confirmed it;
     returns its (partition, offset). For commands that write a single record (an

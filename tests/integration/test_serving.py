@@ -29,6 +29,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from streamlearn.kafka_clients import produce_confirmed
 from streamlearn.kafka_local import embedded_kafka, free_port
 from streamlearn.models.configured import configured_spec
 from streamlearn.serde import AvroSerde, RegistryClient
@@ -109,6 +110,33 @@ async def test_new_snapshot_is_served_within_a_second(
     assert first["worker_version"] == "0.1.0"
     assert first["latency_ms"] > 0
     assert set(first["features"]) == set(instances(1)[0]["features"])
+
+
+def test_listing_experiments_says_what_it_ignored_and_fails_without_the_registry(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    """Found by a new user: `experiments list` with the registry away printed nothing and
+    exited 0 (as if there were no experiments), and an invalid newest record (weight -1)
+    was left out without a word while the workers logged and counted it."""
+    from streamlearn.serde import RegistryUnavailableError
+    from streamlearn.serving.experiment_topic import experiment_topic
+
+    name = f"listed-{os.getpid()}-{time.monotonic_ns()}"
+    good = Experiment(name=name, salt="s", arms=(Arm("a", "ctr", 1.0),))
+    publish_experiment(settings, registry, good)
+    bad = {**good.to_record(), "arms": [{"name": "a", "model_name": "ctr", "weight": -1.0}]}
+    entry = experiment_topic(settings)
+    produce_confirmed(settings, entry.name, name.encode(), entry.serde(registry).encode(bad))
+    ignored: list[str] = []
+    listed = read_experiments(settings, registry, ignored)
+    [kept] = [e for e in listed if e.name == name]
+    assert kept.arms == good.arms, "the workers keep the valid one"
+    assert any(f"experiment {name}: record at offset" in i and "weight" in i for i in ignored)
+    with (
+        RegistryClient(f"http://127.0.0.1:{free_port()}") as away,
+        pytest.raises(RegistryUnavailableError),
+    ):
+        read_experiments(settings, away)
 
 
 async def test_two_replicas_give_the_same_arm_for_10000_users(
@@ -822,6 +850,15 @@ def test_experiments_set_and_list_from_the_command_line(settings: Settings) -> N
     quiet = cli("set", "another", "--arm", "a=ctr:1", "--disable")
     assert quiet.returncode == 0, quiet.stderr
     assert "warning" not in quiet.stderr, "a disabled experiment routes nothing"
+    # Found by a new user: nothing deleted one; a disabled one stays listed for good.
+    deleted = cli("delete", "another")
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.strip() == "experiment another deleted"
+    names = [json.loads(line)["name"] for line in cli("list", "--json").stdout.splitlines()]
+    assert names == ["split"]
+    unknown = cli("delete", "nosuch")
+    assert unknown.returncode == 1
+    assert "no experiment 'nosuch'; there are: split" in unknown.stderr
 
 
 def test_what_a_worker_read_while_the_registry_was_down_is_applied_once_it_is_back(

@@ -4,13 +4,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from streamlearn.kafka_clients import confluent_config, produce_confirmed
-from streamlearn.serde import SchemaSource, SerdeError
+from streamlearn.serde import RegistryUnavailableError, SchemaSource, SerdeError
 from streamlearn.serving.exceptions import InvalidExperiment, ServingError
 from streamlearn.serving.experiments import Experiment
 from streamlearn.settings import Settings
@@ -34,8 +33,25 @@ def publish_experiment(settings: Settings, registry: SchemaSource, experiment: E
         raise ServingError(f"experiment {experiment.name} not confirmed by Kafka: {exc}") from exc
 
 
-def read_experiments(settings: Settings, registry: SchemaSource) -> list[Experiment]:
-    """The current experiments: the newest record of each name, read to the end now."""
+def delete_experiment(settings: Settings, name: str) -> None:
+    """Produce the tombstone of experiment ``name`` and wait until Kafka confirmed it: the
+    workers drop the experiment (their follower removes it from their book) and compaction
+    removes its records."""
+    topic = experiment_topic(settings).name
+    try:
+        produce_confirmed(settings, topic, name.encode(), None)
+    except KafkaException as exc:
+        raise ServingError(f"deleting experiment {name} not confirmed by Kafka: {exc}") from exc
+
+
+def read_experiments(
+    settings: Settings, registry: SchemaSource, ignored: list[str] | None = None
+) -> list[Experiment]:
+    """The current experiments, as the workers have them: the newest valid record of each
+    name, read to the end now. A record the workers ignore (not an experiment) is left out
+    as they leave it out, and said in ``ignored``; a registry that does not answer raises
+    :class:`~streamlearn.serde.RegistryUnavailableError` (it was taken for "no
+    experiments")."""
     entry = experiment_topic(settings)
     topic, serde = entry.name, entry.serde(registry)
     consumer = Consumer(
@@ -72,8 +88,17 @@ def read_experiments(settings: Settings, registry: SchemaSource) -> list[Experim
             if value is None:
                 current[key] = None
             else:
-                with contextlib.suppress(SerdeError, InvalidExperiment):
+                try:
                     current[key] = Experiment.from_record(serde.decode(value))
+                except RegistryUnavailableError:
+                    raise
+                except (SerdeError, InvalidExperiment) as exc:
+                    if ignored is not None:
+                        ignored.append(
+                            f"experiment {key}: record at offset {message.offset()} of "
+                            f"partition {message.partition()} ignored (as the workers "
+                            f"ignore it): {exc}"
+                        )
             partition, offset = message.partition(), message.offset()
             if partition is not None and offset is not None and offset + 1 >= ends[partition]:
                 pending.discard(partition)
