@@ -463,7 +463,7 @@ async def test_numbers_beyond_a_64_bit_integer_are_422_naming_the_feature(
     lower for good (its Gaussian statistics overflow). Numbers are held to what a 64-bit
     integer holds; integers beyond 64 bits were read as doubles, and are refused too."""
     app[SERVING].store.put(loaded(1))
-    for big in (2**63, 2**64, 2**70, -(2**64), 1e19, -1e300, 1e308):
+    for big in (2**63, 2**64, 2**70, -(2**64), -(2**63), -(2**63) - 1, 1e19, -1e300, 1e308):
         status, body = await _predict(client, {"user_id": "u", "features": {"price": big}})
         assert (status, body["field"]) == (422, "features.price"), (big, body)
         assert "2^63" in body["error"]
@@ -471,9 +471,29 @@ async def test_numbers_beyond_a_64_bit_integer_are_422_naming_the_feature(
                            {"user_id": "v", "features": {"hour": 1e308}}]}  # fmt: skip
     status, body = await _predict(client, batch)
     assert (status, body["field"]) == (422, "instances[1].features.hour")
-    for fine in (2**63 - 1, -(2**63), 9.2e18, -9.2e18, 1e15, 0.5):
+    for fine in (2**63 - 1, -(2**63) + 1, 9.2e18, -9.2e18, 1e15, 0.5):
         status, body = await _predict(client, {"user_id": "u", "features": {"price": fine}})
         assert status == 200, (fine, body)
+
+
+async def test_an_identifier_of_only_white_space_is_422_naming_it(
+    client: TestClient[Any, Any], app: web.Application
+) -> None:
+    """Found by a new user: `user_id` and `request_id` "   " were answered 200, and the
+    collector refuses feedback whose request_id is only white space (as Python sees it,
+    U+0085 too): such a prediction could never be labelled."""
+    app[SERVING].store.put(loaded(1))
+    for blank in ("   ", "\u0085", "\t\n"):
+        for body, field in (
+            ({"user_id": blank, "features": {}}, "user_id"),
+            ({"user_id": "u", "features": {}, "request_id": blank}, "request_id"),
+            ({"instances": [{"user_id": "u", "features": {}}], "request_id": blank}, "request_id"),
+            ({"instances": [{"user_id": blank, "features": {}}]}, "instances[0].user_id"),
+        ):
+            status, answer = await _predict(client, body)
+            assert (status, answer["field"]) == (422, field), (blank, body, answer)
+            assert "white space" in answer["error"]
+    assert (await _predict(client, {"user_id": " u ", "features": {}}))[0] == 200
 
 
 async def test_a_bug_is_a_logged_json_500(

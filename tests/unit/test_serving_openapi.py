@@ -93,3 +93,54 @@ async def test_served_document_is_the_built_one() -> None:
             response = await client.get(path)
             assert response.status == status
             _validator(openapi_document(settings), name).validate(await response.json())
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "-9223372036854775809",  # one below a long: orjson reads it as the double -2^63
+        "-9223372036854776808",
+        "-9223372036854775808",  # the least long
+        "9223372036854775807",  # the greatest
+        "9223372036854775808",
+        "-9.223372036854776e18",  # the double -2^63 itself
+        "9.2e18",
+        "-1e300",
+    ],
+)
+def test_a_number_the_document_refuses_is_refused_and_one_it_takes_is_taken(
+    document: dict[str, Any], number: str
+) -> None:
+    """Found by a new user: integers just below -2^63 were answered 200, while the worker's
+    own document refused them (orjson reads such an integer as the double -2^63, which the
+    float range took)."""
+    import json
+
+    from streamlearn.serving.exceptions import InvalidRequest
+    from streamlearn.serving.validation import parse_predict
+
+    body = f'{{"user_id": "u", "features": {{"x": {number}}}}}'
+    documented = _validator(document, "PredictRequest").is_valid(json.loads(body))
+    refused: InvalidRequest | None = None
+    try:
+        parse_predict(body.encode(), 256, frozenset())
+    except InvalidRequest as exc:
+        refused = exc
+    assert (refused is None) == documented, (number, refused, documented)
+    assert refused is None or refused.status == 422
+
+
+def test_the_documents_white_space_is_pythons() -> None:
+    """The identifiers' pattern refuses a string of only white space exactly as the worker
+    and the collector do (str.isspace), whatever a JSON Schema regex calls white space."""
+    import re
+    import sys
+
+    from streamlearn.serving.openapi import NOT_ONLY_WHITE_SPACE
+
+    differing = [
+        f"U+{code:04X}"
+        for code in range(sys.maxunicode + 1)
+        if (re.search(NOT_ONLY_WHITE_SPACE, chr(code)) is None) != chr(code).isspace()
+    ]
+    assert differing == []

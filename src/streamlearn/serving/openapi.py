@@ -35,6 +35,13 @@ PREDICTION_FIELDS = [
 ]
 
 
+NOT_ONLY_WHITE_SPACE = (
+    "[^\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+)
+"""A pattern a string matches when it holds a character that is not white space as
+Python's ``str.isspace`` sees it."""
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -48,19 +55,30 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def _schemas(settings: Settings) -> dict[str, Any]:
-    identifier = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS}
+    # Not only white space as Python sees it (str.isspace), which the collector refuses in
+    # feedback's ids: a character outside that set.
+    identifier = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_ID_CHARS,
+        "pattern": NOT_ONLY_WHITE_SPACE,
+    }
     text = {"type": "string", "maxLength": MAX_TEXT_CHARS}
     # A name models can tell from any other input: no "=" (one-hot inputs are name=value).
     name = {**identifier, "pattern": "^[^=]*$"}
     return {
         "FeatureValue": {
             "description": "A feature: null, boolean, a string of at most "
-            f"{MAX_TEXT_CHARS} characters or a number within ±2^63 (what a 64-bit integer "
-            "holds; beyond it models cannot learn from it).",
+            f"{MAX_TEXT_CHARS} characters or a number strictly within ±2^63 (what a 64-bit "
+            "integer holds; beyond it models cannot learn from it).",
             "anyOf": [
                 {"type": ["null", "boolean"]},
                 text,
-                {"type": "number", "minimum": -NUMBER_LIMIT, "maximum": NUMBER_LIMIT},
+                {
+                    "type": "number",
+                    "exclusiveMinimum": -NUMBER_LIMIT,
+                    "exclusiveMaximum": NUMBER_LIMIT,
+                },
             ],
         },
         "Instance": {

@@ -5,8 +5,10 @@ where an instance is ``{"user_id": str, "features": {name: null|bool|int|float|s
 "context"?: {name: str}, "request_id"?: str}``. Unknown fields are refused, so a typo
 (``"feature"``) is an error and not a silently featureless prediction.
 
-Numbers must be within ±2^63 (``NUMBER_LIMIT``: what a 64-bit integer holds, and what models
-can learn from); integers stay integers (Avro longs).
+Numbers must be strictly within ±2^63 (``NUMBER_LIMIT``: what a 64-bit integer holds, and
+what models can learn from); integers stay integers (Avro longs). Strictly: orjson reads an
+integer below the least long as a double, and -9223372036854775809 became the double
+-2^63, which an inclusive range took while the OpenAPI document refused it.
 
 Statuses: 400 for a body that is not JSON (or not UTF-8), 413 for a body over the size
 limit (enforced by aiohttp before parsing) or an instance over :data:`MAX_INSTANCE_BYTES`,
@@ -103,6 +105,10 @@ def _identifier(value: Any, field: str) -> str:
         raise InvalidRequest(422, field, f"must be a string, got {json_kind(value)}")
     if not 1 <= len(value) <= MAX_ID_CHARS:
         raise InvalidRequest(422, field, f"must have 1 to {MAX_ID_CHARS} characters")
+    if value.isspace():
+        # The collector refuses feedback whose ids are only white space (as Python sees
+        # it): a prediction answered with one could never be labelled.
+        raise InvalidRequest(422, field, "must not be only white space")
     return value
 
 
@@ -159,14 +165,14 @@ def _features(
         # boolean, null or a 64-bit integer needs nothing more.
         cls = item.__class__
         if cls is float:
-            if -NUMBER_LIMIT <= item <= NUMBER_LIMIT:
+            if -NUMBER_LIMIT < item < NUMBER_LIMIT:
                 continue
         elif cls is str:
             if len(item) <= MAX_TEXT_CHARS:
                 if name in numeric:
                     strings.append(name)
                 continue  # a longer one is refused below, with str's subclasses
-        elif cls in _SIMPLE or (cls is int and INT64_MIN <= item <= INT64_MAX):
+        elif cls in _SIMPLE or (cls is int and INT64_MIN < item <= INT64_MAX):
             continue
         if isinstance(item, str):
             if len(item) <= MAX_TEXT_CHARS:
@@ -176,9 +182,9 @@ def _features(
             raise _long_text(f"{field}.{name}")
         if isinstance(item, bool):
             continue
-        if isinstance(item, int) and INT64_MIN <= item <= INT64_MAX:
+        if isinstance(item, int) and INT64_MIN < item <= INT64_MAX:
             continue
-        if isinstance(item, float) and -NUMBER_LIMIT <= item <= NUMBER_LIMIT:
+        if isinstance(item, float) and -NUMBER_LIMIT < item < NUMBER_LIMIT:
             continue
         if isinstance(item, int | float):
             # What a worker serves is learned from: models cannot take such a number
@@ -228,7 +234,12 @@ def _instance(
         name = next(n for n in value if n not in _INSTANCE_FIELDS)
         raise InvalidRequest(422, _at(_where(index), name), "unknown field")
     user_id = value.get("user_id")
-    if user_id is None or user_id.__class__ is not str or not 1 <= len(user_id) <= MAX_ID_CHARS:
+    if (
+        user_id is None
+        or user_id.__class__ is not str
+        or not 1 <= len(user_id) <= MAX_ID_CHARS
+        or user_id.isspace()
+    ):
         if "user_id" not in value:
             raise InvalidRequest(422, _at(_where(index), "user_id"), "required")
         _identifier(user_id, _at(_where(index), "user_id"))
