@@ -20,12 +20,14 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from streamlearn.collector.exceptions import InvalidEventError
+from streamlearn.collector.mapping import checked_client_time, checked_text
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
 from streamlearn.serde import EncodeError, RegistryClient, SchemaSource
@@ -42,16 +44,32 @@ class DeliveryError(StreamlearnError):
     """Events were accepted by the client but Kafka did not confirm them in time."""
 
 
-Timestamp = datetime | int | float
+Timestamp = datetime | int | float | str
+_T = TypeVar("_T")
 
 
 def _timestamp(value: Timestamp | None) -> datetime:
-    """A UTC datetime from a datetime, epoch milliseconds, or now."""
-    if value is None:
-        return datetime.now(UTC)
+    """A UTC datetime from a datetime, epoch milliseconds or ISO 8601 text (as the
+    collector takes them), or now."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromtimestamp(value / 1000, UTC)
+    return _checked(lambda: checked_client_time(value, datetime.now(UTC)))
+
+
+def _text(value: object, field: str, *, required: bool = True) -> str | None:
+    """``value`` if the collector would take it as text field ``field``."""
+    return _checked(lambda: checked_text(value, field, required=required))
+
+
+def _checked(check: Callable[[], _T]) -> _T:
+    # A text client_ts raised TypeError, 1e30 OverflowError, and an empty user id was
+    # sent: the collector's own checks, said as the EncodeError the SDK promises.
+    try:
+        return check()
+    except InvalidEventError as exc:
+        raise EncodeError(
+            f"invalid record: {exc.field.removeprefix('item.')}: {exc.problem}"
+        ) from None
 
 
 def _event_id(given: str | None) -> str:
@@ -123,8 +141,8 @@ class TelemetryClient:
         event_id = _event_id(event_id)
         record = {
             "event_id": event_id,
-            "event_type": event_type,
-            "user_id": user_id,
+            "event_type": _text(event_type, "event_type"),
+            "user_id": _text(user_id, "user_id"),
             "session_hint": session_hint,
             "client_ts": _timestamp(client_ts),
             "received_ts": datetime.now(UTC),
@@ -158,7 +176,7 @@ class TelemetryClient:
         if value is not None and not (isinstance(value, int | float) and math.isfinite(value)):
             raise EncodeError(f"invalid Feedback: value must be a finite number, got {value!r}")
         record = {
-            "request_id": request_id,
+            "request_id": _text(request_id, "request_id"),
             "event_id": event_id,
             "kind": kind,
             "value": value,

@@ -236,3 +236,16 @@ def map_item(item: Any, index: int, context: RequestContext, *, reject_unknown: 
             "context": _string_map(item, "context", where),
         },
     )
+
+
+def checked_text(value: object, field: str, *, required: bool) -> str | None:
+    """``value`` as the collector takes text field ``field`` (not empty or only white space
+    when required, at most :data:`MAX_STRING` characters); :class:`InvalidEventError`
+    naming ``field`` otherwise. For the app SDK, which refuses what the collector would."""
+    return _string({field: value}, field, "item", required=required)
+
+
+def checked_client_time(value: object, default: datetime) -> datetime:
+    """``value`` as the collector takes ``client_ts``: ISO 8601 text with a zone or epoch
+    milliseconds, within the years a timestamp holds; ``default`` when None."""
+    return _timestamp({"client_ts": value}, "client_ts", "item", default)
