@@ -195,6 +195,21 @@ def test_unknown_spec_and_content_type_are_rejected_before_unpickling() -> None:
         load_model(snapshot, KEY, specs={"ctr_tree": SPECS["ctr_tree"]})
 
 
+def test_a_spec_refusal_names_what_differs_and_the_setting_not_both_whole_texts() -> None:
+    """Found by a new user: a worker without STREAMLEARN_LABEL_HORIZON_S=20 logged, for
+    every version of both models, both whole spec texts (~900 characters each) to compare by
+    eye; `replay model` names the difference and the setting for the same mismatch."""
+    snapshot = _snapshot()
+    theirs = json.loads(snapshot["spec"])
+    theirs["label"]["horizon_s"] = 20.0
+    with pytest.raises(UnknownSnapshotSpec) as caught:
+        load_model(_resigned(snapshot, spec=json.dumps(theirs)), KEY)
+    said = str(caught.value)
+    assert "label.horizon_s 20 there, 1800 here" in said, said
+    assert "STREAMLEARN_LABEL_HORIZON_S=20" in said
+    assert len(said) < 400, said
+
+
 def test_a_signed_payload_with_a_forbidden_class_never_runs(tmp_path: Path) -> None:
     target = tmp_path / "pwned"
 

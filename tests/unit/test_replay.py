@@ -15,6 +15,7 @@ from streamlearn.models.configured import configured_specs
 from streamlearn.models.exceptions import BadSignature, UnknownSnapshotSpec
 from streamlearn.models.online import OnlineLearner
 from streamlearn.models.snapshot import recorded_spec
+from streamlearn.models.spec_text import spec_differences
 from streamlearn.replay.diff import (
     _compare,
     _shadow_verdicts,
@@ -26,7 +27,6 @@ from streamlearn.replay.diff import (
 from streamlearn.replay.examples import Example, PreparedRecord, ReadCounts, prepared_records
 from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 from streamlearn.replay.history import ModelHistory, PublishedSnapshot
-from streamlearn.replay.model import spec_differences
 from streamlearn.replay.positions import (
     PartitionNotRead,
     PartitionRange,

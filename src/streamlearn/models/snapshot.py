@@ -69,6 +69,7 @@ from streamlearn.models.exceptions import (
     UnknownSnapshotSpec,
 )
 from streamlearn.models.keyring import Keyring
+from streamlearn.models.spec_text import setting_hint, spec_differences
 from streamlearn.models.specs import SPECS, ModelSpec
 
 CONTENT_TYPE = "application/x-streamlearn-river-pickle; protocol=5; sets=sorted"
@@ -315,9 +316,17 @@ def spec_of(snapshot: Mapping[str, Any], specs: Mapping[str, ModelSpec] = SPECS)
     except (ValueError, TypeError, KeyError):
         name = None
     spec = specs.get(name) if isinstance(name, str) else None
-    if spec is None or spec.describe() != text:
-        known = "no spec of that name" if spec is None else f"ours is {spec.describe()}"
-        raise UnknownSnapshotSpec(f"spec {text!r} is not one this process ships ({known})")
+    if spec is None:
+        raise UnknownSnapshotSpec(
+            f"spec {str(text)[:200]!r} is not one this process ships (no spec of that name)"
+        )
+    ours = spec.describe()
+    if ours != text:
+        differences = "; ".join(spec_differences(str(text), ours))
+        raise UnknownSnapshotSpec(
+            f"spec {name} differs from this process's ({differences}): run with the "
+            f"learner's settings{setting_hint(str(text))}"
+        )
     return spec
 
 

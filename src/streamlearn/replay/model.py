@@ -10,7 +10,6 @@ prediction workers load and an experiment arm can route to.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from typing import Any
 from streamlearn.kafka_clients import confirming_producer, key_partition, produce_one_confirmed
 from streamlearn.models.configured import configured_spec
 from streamlearn.models.keyring import Keyring
+from streamlearn.models.spec_text import setting_hint, spec_differences
 from streamlearn.models.specs import SPECS
 from streamlearn.replay.examples import ReadCounts
 from streamlearn.replay.exceptions import ReplayError
@@ -153,50 +153,13 @@ def _check_servable(target: ModelTarget, served: ModelHistory) -> None:
     theirs, ours = str(newest.snapshot.get("spec")), target.spec.describe()
     if theirs == ours:
         return
-    try:
-        horizon = json.loads(theirs)["label"]["horizon_s"]
-        hint = f"run with the learner's settings (STREAMLEARN_LABEL_HORIZON_S={horizon:g}?)"
-    except (ValueError, TypeError, KeyError):
-        hint = "run with the learner's settings"
+    hint = f"run with the learner's settings{setting_hint(theirs)}"
     raise ReplayError(
         f"{served.name} v{newest.version} was trained with another spec than this command's "
         f"settings give ({'; '.join(spec_differences(theirs, ours))}): workers configured as "
         f"its learner would refuse {target.published_as} (unknown_spec) for as long as "
         f"model.state keeps it. {hint[0].upper()}{hint[1:]}, or pass --force"
     )
-
-
-def spec_differences(theirs: str, ours: str) -> list[str]:
-    """What differs between two spec texts (JSON objects), by dotted path, sorted: ``label.
-    horizon_s 20 there, 1800 here``. Both texts whole were ~900 characters to compare by eye."""
-    try:
-        there, here = _leaves(json.loads(theirs)), _leaves(json.loads(ours))
-    except ValueError:
-        return ["the spec text (not JSON)"]
-    return [
-        f"{path} {_shown(there, path)} there, {_shown(here, path)} here"
-        for path in sorted(there.keys() | here.keys())
-        if there.get(path, _ABSENT) != here.get(path, _ABSENT)
-    ]
-
-
-_ABSENT = object()
-
-
-def _leaves(value: Any, path: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        leaves: dict[str, Any] = {}
-        for key, inner in value.items():
-            leaves.update(_leaves(inner, f"{path}.{key}" if path else str(key)))
-        return leaves
-    return {path: value}
-
-
-def _shown(leaves: dict[str, Any], path: str) -> str:
-    if path not in leaves:
-        return "absent"
-    value = leaves[path]
-    return f"{value:g}" if isinstance(value, float) else json.dumps(value)
 
 
 @dataclass(frozen=True)
