@@ -140,7 +140,7 @@ def test_listing_experiments_says_what_it_ignored_and_fails_without_the_registry
 
 
 async def test_two_replicas_give_the_same_arm_for_10000_users(
-    settings: Settings, registry: RegistryClient
+    settings: Settings, registry: RegistryClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     experiment = Experiment(
         name="ctr-split",
@@ -153,6 +153,7 @@ async def test_two_replicas_give_the_same_arm_for_10000_users(
     assert await asyncio.to_thread(read_experiments, settings, registry) == [
         await asyncio.to_thread(lambda: read_experiments(settings, registry)[0])
     ]
+    caplog.set_level("INFO", logger="streamlearn.serving.follower")
     replicas = [await start_worker(settings, registry) for _ in range(2)]
     try:
         for replica in replicas:
@@ -162,6 +163,10 @@ async def test_two_replicas_give_the_same_arm_for_10000_users(
                     and r.serving.store.get("ctr@treatment") is not None
                 )
             )
+        # Found by a new user: nothing said a worker had picked the experiment up.
+        picked = "experiment ctr-split: enabled, salt 2026-11, arms control=ctr:0.7 "
+        said = [r.getMessage() for r in caplog.records]
+        assert any(m.startswith(picked) for m in said), said
         users = [f"user-{i}" for i in range(10_000)]
         arms: list[list[tuple[str, int]]] = []
         for replica in replicas:

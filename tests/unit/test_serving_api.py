@@ -496,6 +496,21 @@ async def test_an_identifier_of_only_white_space_is_422_naming_it(
     assert (await _predict(client, {"user_id": " u ", "features": {}}))[0] == 200
 
 
+async def test_an_unknown_model_s_404_shows_a_long_name_cut(client: TestClient[Any, Any]) -> None:
+    """Found by a new user: a 5,000-character model name came back whole in the 404."""
+    name = "a" * 5000
+    response = await client.post(
+        f"/v1/models/{name}:predict", json={"user_id": "u", "features": {}}
+    )
+    assert response.status == 404
+    error = (await response.json())["error"]
+    assert len(error) < 300, len(error)
+    assert error.startswith("no model 'aaaa")
+    assert "(5000 characters)" in error
+    short = await client.post("/v1/models/nosuch:predict", json={"user_id": "u", "features": {}})
+    assert (await short.json())["error"].startswith("no model 'nosuch'; known: ")
+
+
 async def test_a_bug_is_a_logged_json_500(
     client: TestClient[Any, Any], app: web.Application, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -208,6 +208,12 @@ def test_names_that_would_route_wrongly_are_named() -> None:
     long = Experiment(name="e" * 101, salt="s", arms=(Arm("a", "ctr", 1.0),))
     assert len(name_problems(long)) == 1
     assert name_problems(_experiment()) == []
+    # Found by a new user: `ctr@x@y` was said to name no arm after its '@'.
+    twice = Experiment(name="e", salt="s", arms=(Arm("a", "ctr@x@y", 1.0),))
+    assert name_problems(twice) == [
+        "arm a: model 'ctr@x@y': the arm after '@' is 'x@y'; letters, digits, '.', '_' and "
+        "'-', starting with a letter or digit, at most 100"
+    ]
 
 
 def test_duplicate_arm_names_are_named() -> None:

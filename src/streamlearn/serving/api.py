@@ -113,11 +113,24 @@ async def no_route(request: web.Request) -> web.Response:
 def _known(serving: Serving, name: str) -> None:
     if name.endswith(NEWEST):  # what the gate held back: for experiments that ask for it
         raise InvalidRequest(
-            404, "name", f"{name!r} is only an experiment arm's model, not an endpoint; known: "
-            f"{serving.store.names()}"
+            404, "name", f"{_shown(name)} is only an experiment arm's model, not an endpoint; "
+            f"known: {serving.store.names()}"
         )  # fmt: skip
     if name not in serving.store.configured and serving.store.get(name) is None:
-        raise InvalidRequest(404, "name", f"no model {name!r}; known: {serving.store.names()}")
+        raise InvalidRequest(
+            404, "name", f"no model {_shown(name)}; known: {serving.store.names()}"
+        )
+
+
+SHOWN_NAME_CHARS = 64
+
+
+def _shown(name: str) -> str:
+    """A name from the path as an error says it: a long one cut (one of 5,000 characters
+    came back whole)."""
+    if len(name) <= SHOWN_NAME_CHARS:
+        return repr(name)
+    return f"{name[:SHOWN_NAME_CHARS]!r}... ({len(name)} characters)"
 
 
 async def predict(request: web.Request) -> web.Response:

@@ -161,6 +161,20 @@ class Experiment:
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidExperiment(f"malformed Experiment record: {exc!r}") from exc
 
+    def same_routing_as(self, other: Experiment | None) -> bool:
+        """Whether ``other`` routes every user as this one does (its description and time
+        aside)."""
+        return other is not None and (self.salt, self.arms, self.enabled) == (
+            other.salt,
+            other.arms,
+            other.enabled,
+        )
+
+    def routing_text(self) -> str:
+        """``enabled, salt s, arms a=ctr:0.7 b=ctr@b:0.3``: what it routes, for a log line."""
+        arms = " ".join(f"{a.name}={a.model_name}:{a.weight:g}" for a in self.arms)
+        return f"{'enabled' if self.enabled else 'disabled'}, salt {self.salt}, arms {arms}"
+
     def to_record(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -184,6 +198,9 @@ class ExperimentBook:
     def put(self, experiment: Experiment) -> None:
         self._experiments[experiment.name] = experiment
         self._routes = {}
+
+    def get(self, name: str) -> Experiment | None:
+        return self._experiments.get(name)
 
     def remove(self, name: str) -> None:
         self._experiments.pop(name, None)
@@ -300,7 +317,13 @@ def name_problems(experiment: Experiment) -> list[str]:
             problems.append(f"arm name {arm.name!r}: {NAME_RULE}")
         _, at, arm_model = arm.model_name.partition("@")
         if at and not NAME.fullmatch(arm_model.removesuffix(NEWEST)):
-            problems.append(f"arm {arm.name}: model {arm.model_name!r} names no arm after '@'")
+            # "ctr@x@y" was said to name no arm after its '@'.
+            problems.append(
+                f"arm {arm.name}: model {arm.model_name!r}: the arm after '@' is "
+                f"{arm_model!r}; {NAME_RULE}"
+                if arm_model
+                else f"arm {arm.name}: model {arm.model_name!r} names no arm after '@'"
+            )
     return problems
 
 

@@ -330,6 +330,8 @@ class StateFollower:
         for record in records:
             name = record.key.decode("utf-8", "replace") if record.key else ""
             if record.value is None:
+                if self.book.get(name) is not None:
+                    log.info("experiment %s deleted", name)
                 self.book.remove(name)
                 continue
             try:
@@ -341,4 +343,7 @@ class StateFollower:
                 self.metrics.experiments_invalid.inc()
                 log.warning("experiment record at offset %d ignored: %s", record.offset, exc)
                 continue
+            # Said when it changes what is routed: nothing said a worker had picked one up.
+            if not experiment.same_routing_as(self.book.get(experiment.name)):
+                log.info("experiment %s: %s", experiment.name, experiment.routing_text())
             self.book.put(experiment)
