@@ -53,7 +53,19 @@ _KAFKA_ITEM = rf"\s*([A-Za-z_]+://)?(\[[0-9A-Fa-f:.]+\]|[^\s:,/\[\]]+):{_PORT}\s
 
 
 def http_url(url: str) -> str:
-    """``url`` if it is an http(s) URL with a host (and a valid port), else why not."""
+    """``url`` if it is an http(s) URL with a host (and a valid port), and no user or
+    password in it, else why not."""
+    try:
+        authority = urlsplit(url).netloc
+    except ValueError:
+        authority = ""  # refused below, saying why
+    if "@" in authority:
+        # Never echoed: what is before the '@' may be a password. A URL is configuration
+        # (a ConfigMap, `config show`, the notes); a password is a secret setting.
+        raise ValueError(
+            "holds a user or password before '@': give them as "
+            "STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH (user:password, a secret), not in the URL"
+        )
     problem = (
         f"{url!r} is not an http:// or https:// URL with a host and, if any, a port of 1 to "
         "65535, e.g. http://127.0.0.1:8081"
@@ -125,7 +137,7 @@ KafkaAddresses = Annotated[
 HttpUrl = Annotated[
     str,
     AfterValidator(http_url),
-    JsonPattern(r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+([/?#][^\s]*)?$"),
+    JsonPattern(r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+([/?#][^\s]*)?$"),
 ]
 
 

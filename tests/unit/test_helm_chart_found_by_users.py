@@ -317,3 +317,42 @@ def test_the_notes_say_how_to_reach_the_release_as_it_is_deployed(tmp_path: Any)
     plain = _notes(tmp_path / "plain", BOOTSTRAP)
     assert "curl -X POST http://localhost:8001/v1/events" in plain
     assert "Bearer" not in plain
+
+
+def test_a_registry_url_with_a_password_is_refused_and_a_trailing_slash_is_dropped() -> None:
+    """Found by a new user: `schemaRegistry.url=https://user:pw@reg.example.com` rendered,
+    its password in the ConfigMap, the helm test's arguments and the notes; and a trailing
+    slash made the test ask `.../v7//subjects`."""
+    result = _template(
+        "--set", BOOTSTRAP, "--set", "schemaRegistry.url=https://user:pw@reg.example"
+    )
+    assert result.returncode != 0
+    assert "/schemaRegistry/url" in result.stderr
+    documents = render_chart(sets=(BOOTSTRAP, "schemaRegistry.url=https://reg.example/v7/"))
+    (test,) = [d for d in documents if d["metadata"]["name"].endswith("-test-predict")]
+    assert (
+        'registry = "https://reg.example/v7/subjects"' in test["spec"]["containers"][0]["args"][0]
+    )
+
+
+def test_two_releases_dashboards_do_not_replace_each_other() -> None:
+    """Found by a new user: the Grafana dashboard's uid was "streamlearn" in every release
+    (and its sidecar file `streamlearn.json`), so a second release's replaced the first's."""
+    import json
+
+    import yaml
+
+    seen = []
+    for release in ("ml", "ml-eu"):
+        result = _template("--set", BOOTSTRAP, "--set", "metrics.grafanaDashboard.enabled=true",
+                           release=release)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        (config,) = [d for d in yaml.safe_load_all(result.stdout)
+                     if d and d["metadata"]["name"].endswith("-dashboard")]  # fmt: skip
+        ((key, text),) = config["data"].items()
+        dashboard = json.loads(text)
+        seen.append((key, dashboard["uid"], dashboard["title"]))
+        assert len(dashboard["uid"]) <= 40  # Grafana's limit
+        assert release in dashboard["title"]
+    (key_a, uid_a, title_a), (key_b, uid_b, title_b) = seen
+    assert (key_a != key_b, uid_a != uid_b, title_a != title_b) == (True, True, True), seen

@@ -228,6 +228,19 @@ def test_a_cors_origin_no_browser_sends_is_refused_naming_it(
         load_settings()
 
 
+def test_a_registry_url_holding_a_password_is_refused_naming_the_secret_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by a new user of the chart: `https://user:pw@reg.example.com` was taken, and
+    the password went into the ConfigMap, `config show`, the helm test's arguments and the
+    notes. A password goes in STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH, a secret."""
+    monkeypatch.setenv("STREAMLEARN_SCHEMA_REGISTRY_URL", "https://user:pw-s3cret@reg.example")
+    with pytest.raises(ConfigurationError, match="STREAMLEARN_SCHEMA_REGISTRY_URL") as refused:
+        load_settings()
+    assert "STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH" in str(refused.value)
+    assert "pw-s3cret" not in str(refused.value)
+
+
 @pytest.mark.parametrize(
     ("origin", "written"),
     [

@@ -206,7 +206,7 @@ def values_schema() -> dict[str, Any]:
                 "type": "object",
                 "description": "A Kafka user per part, for least privilege with `streamlearn "
                 "acls apply`: collector, serve, registry, an agent set by its name, ops (the "
-                "hooks). A part not listed logs in as `username`.",
+                "topics hook). A part not listed logs in as `username`.",
                 "additionalProperties": _object(
                     {
                         "username": {**STRING, "minLength": 1},

@@ -48,7 +48,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "streamlearn.registryUrl" -}}
 {{- if .Values.schemaRegistry.url -}}
-{{- .Values.schemaRegistry.url -}}
+{{- .Values.schemaRegistry.url | trimSuffix "/" -}}
 {{- else -}}
 {{- printf "%s://%s-registry:%v" (include "streamlearn.httpScheme" .) (include "streamlearn.fullname" .) .Values.schemaRegistry.port -}}
 {{- end -}}
@@ -191,6 +191,7 @@ env:{{ $entries }}
      secret). An agent set's agents (.agents): a key goes to the sets whose agents use it. */}}
 {{- define "streamlearn.envEntries" -}}
 {{- $kind := include "streamlearn.partKind" .component -}}
+{{- $component := .component -}}
 {{- $kafkaUser := get (default dict .root.Values.kafka.sasl.users) (include "streamlearn.kafkaUserKey" .component) -}}
 {{- $agents := .agents | default list -}}
 {{- $secretName := include "streamlearn.secretFor" . -}}
@@ -204,7 +205,9 @@ env:{{ $entries }}
         name: {{ default $secretName .Values.signing.existingSecret }}
         key: {{ .Values.signing.existingSecretKey }}
   {{- end }}
-  {{- if and (include "streamlearn.needsSasl" .) $kafkaUser }}
+  {{- /* `schemas register` talks to the registry only: no Kafka password (least privilege). */}}
+  {{- if eq $component "schemas-hook" }}
+  {{- else if and (include "streamlearn.needsSasl" .) $kafkaUser }}
   {{- /* The part's own user (overrides the ConfigMap's username). */}}
   - name: STREAMLEARN_KAFKA_SASL_USERNAME
     value: {{ $kafkaUser.username | quote }}
