@@ -65,7 +65,7 @@ export function createTracker(win, script) {
     if (consent === "denied") return;
     if (!body.app_version && !versionMissingSaid) {
       versionMissingSaid = true;
-      report("streamlearn: appVersion is not set (data-app-version, or 'init'): the collector refuses events without one");
+      report("streamlearn: appVersion is not set: the collector refuses events without one");
     }
     // What the collector would refuse is refused here, where the caller hears why: sent, it
     // would be refused with every event of its request, and a beacon cannot say which.
@@ -158,6 +158,7 @@ export function createTracker(win, script) {
       batchSize: config.batchSize,
       flushMs: config.flushMs,
       env: {
+        report,
         fetch: (...args) => win.fetch(...args),
         beacon: win.navigator.sendBeacon ? (url, data) => win.navigator.sendBeacon(url, data) : null,
         setTimeout: (fn, ms) => win.setTimeout(fn, ms),
@@ -196,7 +197,7 @@ export function createTracker(win, script) {
       if (started) {
         // Half of it would apply (appVersion), half not (batchSize, the consent gate):
         // events could go before the consent the late init asked for.
-        report("streamlearn: 'init' after load is ignored: use 'set'");
+        report("streamlearn: 'init' after load ignored: use 'set'");
         return;
       }
       Object.assign(config, checked(options));
@@ -225,7 +226,12 @@ export function createTracker(win, script) {
       }
       consent = granted ? "granted" : "denied";
       if (!granted) {
-        outbox.clear();
+        // Withdrawn: what the tag wrote goes too (its cookies, and the queues of this
+        // site's other pages), not only this page's queue.
+        outbox.clear(true);
+        for (const name of [config.userCookie, config.sessionCookie]) {
+          if (name) writeCookie(doc, name, "", 0, config.cookieDomain);
+        }
         sender.enabled = false;
         return;
       }

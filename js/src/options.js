@@ -94,7 +94,7 @@ function problem(name, value) {
     return typeof value === "boolean" ? null : 'must be true or false ("true" or "false")';
   }
   if (name === "endpoint" && value !== null && !isHttpUrl(value)) {
-    return "must be an http(s) URL, or a path on the tag's origin";
+    return "must be an http(s) URL or path";
   }
   return null;
 }

@@ -7,6 +7,8 @@
 // pipeline's dedup drops the copies. Nothing is lost either way.
 
 export const KEY_PREFIX = "streamlearn.outbox.";
+// Where a page says the collector failed it (sender.js), kept beside the queues.
+export const FAILING_KEY = "streamlearn.failing";
 // A page rewrites its key on every change and at least this often while it has events.
 export const HEARTBEAT_MS = 5000;
 
@@ -75,10 +77,14 @@ export class Outbox {
     this.save();
   }
 
-  /** Forget everything, in memory and in storage (consent refused). */
-  clear() {
+  /** Forget everything, in memory and in storage (consent refused); `all`: every page's
+   * queue and what the tag keeps beside them (consent withdrawn). */
+  clear(all = false) {
     this.items = [];
-    if (this.storage) this.storage.removeItem(this.key);
+    if (!this.storage) return;
+    const keys = all ? this.keys() : [this.key];
+    if (all) keys.push(FAILING_KEY);
+    for (const key of keys) this.storage.removeItem(key);
   }
 
   trim() {

@@ -5,15 +5,15 @@
 // the only type navigator.sendBeacon can send to another origin.
 
 import { byteLength } from "./items.js";
+import { FAILING_KEY } from "./outbox.js";
 import { retryDelayMs } from "./retry.js";
 
 // Browsers refuse keepalive requests and beacons whose bodies add up to more than 64 KiB
 // of bytes (UTF-8), not of characters: 45,000 characters of CJK text are 120 KB.
 export const BEACON_LIMIT = 60000;
 const ITEM_FIELD = /^\[(\d+)\]/;
-// Where a page says the collector failed it, for the pages after it (and other tabs):
-// removed by the next post that succeeds. Older than a day, it says nothing.
-export const FAILING_KEY = "streamlearn.failing";
+// Where a page says the collector failed it (FAILING_KEY), for the pages after it (and
+// other tabs): removed by the next post that succeeds. Older than a day, it says nothing.
 const FAILING_FOR_MS = 86400000;
 
 /** The endpoint with the write key as its write_key query parameter: a beacon cannot carry
@@ -129,7 +129,11 @@ export class Sender {
       return;
     }
     // Unreachable, busy (503, 429) or misconfigured (401: no or an unknown write key; 403:
-    // an origin not listed): keep everything, wait, try again.
+    // an origin not listed): keep everything, wait, try again. A misconfiguration is said
+    // (once): the console showed only the browser's "Failed to load resource".
+    if ((status === 401 || status === 403) && this.failures === 0 && this.env.report) {
+      this.env.report(`streamlearn: collector answered ${status}; kept`);
+    }
     this.failures += 1;
     const now = this.env.now();
     this.notBefore = now + retryDelayMs(this.failures, retryAfter, now, this.env.random);

@@ -82,3 +82,18 @@ test("storage that refuses writes keeps the queue in memory", () => {
   box.add(item("a"));
   assert.equal(box.size, 1);
 });
+
+test("consent withdrawn forgets every page's queue and the collector's failure", () => {
+  // Found by a new user: consent(false) after consent(true) removed this page's queue
+  // only; other pages' queues (and the tag's cookies) stayed.
+  const storage = new MemoryStorage();
+  const other = new Outbox({ storage, pageId: "other", max: 10, now: () => 1000 });
+  other.add(item("o1"));
+  storage.setItem("streamlearn.failing", JSON.stringify({ at: 1 }));
+  storage.setItem("site.own", "kept");
+  const box = new Outbox({ storage, pageId: "p", max: 10, now: () => 1000 });
+  box.add(item("p1"));
+  box.clear(true);
+  assert.equal(box.size, 0);
+  assert.deepEqual([...storage.map.keys()], ["site.own"], "only the site's own key is left");
+});

@@ -218,3 +218,14 @@ test("a page after one that found the collector failing sends no beacon either",
   c.sender.beacon();
   assert.deepEqual(c.beacons, [[{ event_id: "c1" }]], "...and pages beacon again");
 });
+
+test("a 401 or 403 is said on the console once, and everything is kept", async () => {
+  const h = harness([[401, {}, {}], [401, {}, {}]]);
+  const said = [];
+  h.sender.env.report = (message) => said.push(message);
+  await h.sender.flush();
+  h.advance(60000);
+  await h.sender.flush();
+  assert.equal(h.outbox.size, 4);
+  assert.deepEqual(said, ["streamlearn: collector answered 401; kept"]);
+});
