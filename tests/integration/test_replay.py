@@ -159,7 +159,7 @@ def test_live_versions_verify_and_doctored_ones_do_not(
 
 def _resign(snapshot: dict[str, Any], like: dict[str, Any]) -> dict[str, Any]:
     """``snapshot`` with ``like``'s offsets and count, no parent, signed again."""
-    from streamlearn.models.snapshot import sign
+    from streamlearn.models.signature import sign
 
     changed = {
         **snapshot,

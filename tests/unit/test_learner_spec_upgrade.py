@@ -12,7 +12,8 @@ from river import linear_model, optim
 
 from streamlearn.models.configured import configured_specs
 from streamlearn.models.features import FeatureEncoder
-from streamlearn.models.snapshot import build_snapshot, key_bytes
+from streamlearn.models.signature import key_bytes
+from streamlearn.models.snapshot import build_snapshot
 from streamlearn.simulate.learning_lab import (
     LAB_SIGNING_KEY,
     LearningLab,

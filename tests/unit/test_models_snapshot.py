@@ -26,7 +26,8 @@ from streamlearn.models.exceptions import (
     UndecodableSnapshot,
     UnknownSnapshotSpec,
 )
-from streamlearn.models.snapshot import CONTENT_TYPE, SIGNED_FIELDS, sign
+from streamlearn.models.signature import SIGNED_FIELDS, sign
+from streamlearn.models.snapshot import CONTENT_TYPE
 from streamlearn.serde import AvroSerde, InMemoryRegistry, load_schema
 
 KEY = b"test-signing-key"

@@ -35,7 +35,8 @@ from streamlearn.models.configured import configured_specs
 from streamlearn.models.exceptions import SnapshotTooLarge
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.online import OnlineLearner
-from streamlearn.models.snapshot import NEWEST, SigningKey, is_promoted, state_key, state_keys
+from streamlearn.models.signature import SigningKey
+from streamlearn.models.snapshot import NEWEST, is_promoted, state_key, state_keys
 from streamlearn.models.specs import ModelSpec
 from streamlearn.runtime.environment import StepEnvironment
 from streamlearn.runtime.metrics import AgentMetrics

@@ -20,7 +20,8 @@ from typing import Any
 
 from streamlearn.models import SnapshotRejected, verify_snapshot
 from streamlearn.models.keyring import Keyring
-from streamlearn.models.snapshot import SigningKey, is_promoted
+from streamlearn.models.signature import SigningKey
+from streamlearn.models.snapshot import is_promoted
 from streamlearn.serde import AvroSerde, DecodeError
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamlearn.models.keyring import Keyring
-from streamlearn.models.snapshot import SigningKey, canonical_json, key_bytes
+from streamlearn.models.signature import SigningKey, canonical_json, key_bytes
 
 DOMAIN = b"streamlearn.GateState/1\n"
 

@@ -13,6 +13,7 @@ the current key. ``streamlearn keys rotate`` writes the settings of a rotation.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from pydantic import SecretStr
 
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.models.exceptions import RetiredKey
+from streamlearn.models.signature import sign
 
 if TYPE_CHECKING:
     from streamlearn.settings import Settings
@@ -144,10 +146,6 @@ class Keyring:
 def _signed_by(snapshot: Mapping[str, Any], key: Key) -> bool:
     """Whether ``key`` made ``snapshot``'s signature (False for a malformed snapshot, which
     verification refuses for what it is)."""
-    import hmac
-
-    from streamlearn.models.snapshot import sign  # snapshot.py imports this module
-
     try:
         return hmac.compare_digest(
             sign(snapshot, key).encode(), str(snapshot["signature"]).encode()

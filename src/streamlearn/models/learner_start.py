@@ -20,7 +20,8 @@ from streamlearn.models.prequential import PrequentialMetrics
 from streamlearn.models.promotion import CandidateGate, PromotionGate
 from streamlearn.models.recent_examples import RecentExamples
 from streamlearn.models.safe_pickle import loads
-from streamlearn.models.snapshot import is_promoted, key_bytes, load_model, signed_again
+from streamlearn.models.signature import key_bytes
+from streamlearn.models.snapshot import is_promoted, load_model, signed_again
 from streamlearn.models.specs import ModelSpec
 
 log = logging.getLogger(__name__)

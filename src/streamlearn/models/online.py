@@ -44,7 +44,7 @@ from streamlearn.models.learner_versions import LearnerVersions
 from streamlearn.models.prepared import PreparedExample, prepared_example
 from streamlearn.models.promotion import CandidateGate, PromotionGate
 from streamlearn.models.recent_examples import RecentExamples
-from streamlearn.models.snapshot import SigningKey, key_bytes
+from streamlearn.models.signature import SigningKey, key_bytes
 from streamlearn.models.specs import ModelSpec
 
 SOURCE = "learner"

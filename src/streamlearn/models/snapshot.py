@@ -51,12 +51,11 @@ import json
 import platform
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from importlib import metadata
 from typing import Any
 
 import numpy
-from pydantic import SecretStr
 
 import streamlearn
 from streamlearn.exceptions import ConfigurationError
@@ -69,29 +68,19 @@ from streamlearn.models.exceptions import (
     UnknownSnapshotSpec,
 )
 from streamlearn.models.keyring import Keyring
+from streamlearn.models.signature import (
+    EPOCH,
+    MILLISECOND,
+    SigningKey,
+    canonical_json,
+    millis,
+    sign,
+)
 from streamlearn.models.spec_text import setting_hint, spec_differences
 from streamlearn.models.specs import SPECS, ModelSpec
 
 CONTENT_TYPE = "application/x-streamlearn-river-pickle; protocol=5; sets=sorted"
-SIGNATURE_DOMAIN = b"streamlearn.ModelSnapshot/1\n"
-SIGNED_FIELDS = (
-    "model_name",
-    "version",
-    "parent_version",
-    "created_ts",
-    "trained_examples",
-    "offsets",
-    "metrics",
-    "libraries",
-    "spec",
-    "content_type",
-    "payload_sha256",
-    "signing_key_id",
-)
-"""Every field the signature covers besides the payload (all but payload and signature),
-and ``manifest`` when present."""
 
-SigningKey = SecretStr | str | bytes
 Offsets = Mapping[tuple[str, int], int]
 """(topic, partition) → next offset to read."""
 
@@ -120,21 +109,6 @@ def state_keys(names: Iterable[str]) -> set[str]:
     return {key for name in names for key in (name, name + NEWEST)}
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-
-
-def key_bytes(key: SigningKey | None) -> bytes:
-    """The raw HMAC key; a missing or empty key is a configuration error, not a skip."""
-    if isinstance(key, SecretStr):
-        key = key.get_secret_value()
-    if isinstance(key, str):
-        key = key.encode()
-    if not key:
-        raise ConfigurationError("model snapshots need STREAMLEARN_MODEL_SIGNING_KEY")
-    return key
-
-
 @functools.cache
 def installed_version(distribution: str) -> str:
     """The installed version of ``distribution``, read once per process (reading it parses
@@ -150,53 +124,6 @@ def libraries() -> dict[str, str]:
         "river": installed_version("river"),
         "streamlearn": streamlearn.__version__,
     }
-
-
-def _millis(value: datetime | int) -> int:
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return (aware - _EPOCH) // _MS
-    return int(value)
-
-
-def _signed_metadata(snapshot: Mapping[str, Any]) -> bytes:
-    meta = {
-        "model_name": str(snapshot["model_name"]),
-        "version": int(snapshot["version"]),
-        "parent_version": (
-            None if snapshot["parent_version"] is None else int(snapshot["parent_version"])
-        ),
-        "created_ts": _millis(snapshot["created_ts"]),
-        "trained_examples": int(snapshot["trained_examples"]),
-        "offsets": [
-            [str(o["topic"]), int(o["partition"]), int(o["offset"])] for o in snapshot["offsets"]
-        ],
-        "metrics": {str(k): float(v).hex() for k, v in snapshot["metrics"].items()},
-        "libraries": {str(k): str(v) for k, v in snapshot["libraries"].items()},
-        "spec": str(snapshot["spec"]),
-        "content_type": str(snapshot["content_type"]),
-        "payload_sha256": str(snapshot["payload_sha256"]),
-        "signing_key_id": (
-            None if snapshot["signing_key_id"] is None else str(snapshot["signing_key_id"])
-        ),
-    }
-    if snapshot.get("manifest") is not None:
-        meta["manifest"] = str(snapshot["manifest"])
-    return canonical_json(meta).encode("ascii")
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces, ASCII: the same text for the same data, in any language."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def sign(snapshot: Mapping[str, Any], key: SigningKey) -> str:
-    """The hex signature of ``snapshot`` (its ``signature`` field is ignored)."""
-    mac = hmac.new(key_bytes(key), SIGNATURE_DOMAIN, hashlib.sha256)
-    mac.update(_signed_metadata(snapshot))
-    mac.update(b"\n")
-    mac.update(snapshot["payload"])
-    return mac.hexdigest()
 
 
 def build_snapshot(
@@ -221,12 +148,12 @@ def build_snapshot(
     ``manifest`` is stored (and signed) as canonical JSON."""
     if payload is None:
         payload = safe_pickle.dumps(model)
-    created_ms = _millis(created)
+    created_ms = millis(created)
     snapshot: dict[str, Any] = {
         "model_name": model_name or spec.name,
         "version": version,
         "parent_version": parent_version,
-        "created_ts": _EPOCH + created_ms * _MS,
+        "created_ts": EPOCH + created_ms * MILLISECOND,
         "trained_examples": trained_examples,
         "offsets": [
             {"topic": topic, "partition": partition, "offset": offset}
@@ -376,7 +303,7 @@ def load_model(
         model_name=name,
         version=version,
         parent_version=snapshot["parent_version"],
-        created_ts=created if isinstance(created, datetime) else _EPOCH + int(created) * _MS,
+        created_ts=created if isinstance(created, datetime) else EPOCH + int(created) * MILLISECOND,
         trained_examples=int(snapshot["trained_examples"]),
         offsets={(o["topic"], int(o["partition"])): int(o["offset"]) for o in snapshot["offsets"]},
         metrics={str(k): float(v) for k, v in snapshot["metrics"].items()},

@@ -13,7 +13,8 @@ from typing import Any
 
 from streamlearn.models import SnapshotRejected, verify_snapshot
 from streamlearn.models.keyring import Keyring
-from streamlearn.models.snapshot import SigningKey, state_keys
+from streamlearn.models.signature import SigningKey
+from streamlearn.models.snapshot import state_keys
 from streamlearn.runtime.topic_reader import read_to_end
 from streamlearn.serde import AvroSerde, DecodeError
 from streamlearn.settings import Settings

@@ -17,7 +17,8 @@ from typing import Any
 import streamlearn
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.online import OnlineLearner
-from streamlearn.models.snapshot import SigningKey, build_snapshot
+from streamlearn.models.signature import SigningKey
+from streamlearn.models.snapshot import build_snapshot
 from streamlearn.models.specs import ModelSpec
 from streamlearn.replay.examples import PreparedRecord
 from streamlearn.replay.positions import PartitionRange

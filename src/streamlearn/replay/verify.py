@@ -20,7 +20,8 @@ from streamlearn.models import SnapshotRejected, safe_pickle
 from streamlearn.models.exceptions import UnknownSnapshotSpec
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.online import OnlineLearner
-from streamlearn.models.snapshot import SigningKey, recorded_spec
+from streamlearn.models.signature import SigningKey
+from streamlearn.models.snapshot import recorded_spec
 from streamlearn.models.specs import SPECS, ModelSpec
 from streamlearn.replay.examples import PreparedRecord, ReadCounts
 from streamlearn.replay.exceptions import ReplayError

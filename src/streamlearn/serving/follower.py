@@ -32,7 +32,8 @@ from streamlearn.log_repeats import RepeatedLines
 from streamlearn.models import ModelSpec, SnapshotRejected, load_model
 from streamlearn.models.exceptions import ConflictingVersion
 from streamlearn.models.keyring import Keyring
-from streamlearn.models.snapshot import SigningKey, is_promoted, verify_snapshot
+from streamlearn.models.signature import SigningKey
+from streamlearn.models.snapshot import is_promoted, verify_snapshot
 from streamlearn.serde import AvroSerde, RegistryUnavailableError, SchemaSource, SerdeError
 from streamlearn.serving.exceptions import InvalidExperiment
 from streamlearn.serving.experiments import NEWEST, Experiment, ExperimentBook

@@ -15,7 +15,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from streamlearn.models.snapshot import build_snapshot, key_bytes, state_keys
+from streamlearn.models.signature import key_bytes
+from streamlearn.models.snapshot import build_snapshot, state_keys
 from streamlearn.simulate.learning_lab import LearningLab
 
 
