@@ -581,16 +581,17 @@ JSON_VALUES = st.recursive(
     ),
     max_leaves=12,
 )
-IDENTIFIERS = st.text(min_size=1, max_size=20)
-# What the document allows: names of 1-256 characters without "=", numbers within ±2^63
-# (what models can learn from), strings of at most MAX_TEXT_CHARS.
+IDENTIFIERS = st.text(min_size=1, max_size=20).filter(lambda text: not text.isspace())
+# What the document allows: ids not only white space, names of 1-256 characters without
+# "=", numbers strictly within ±2^63 (what models can learn from), strings of at most
+# MAX_TEXT_CHARS.
 NAMES = st.text(min_size=1, max_size=8).filter(lambda name: "=" not in name)
 FEATURES = st.dictionaries(
     NAMES,
     st.none()
     | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(min_value=-(2.0**63), max_value=2.0**63)
+    | st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1)
+    | st.floats(min_value=-(2.0**63), max_value=2.0**63, exclude_min=True, exclude_max=True)
     | st.text(max_size=10),
     max_size=6,
 )
