@@ -14,7 +14,8 @@ import pytest
 from aiohttp import web
 from confluent_kafka import Consumer, TopicPartition
 
-from streamlearn.collector.app import COLLECTOR, create_collector_app
+from streamlearn.collector.app import create_collector_app
+from streamlearn.collector.state import COLLECTOR
 from streamlearn.kafka_local import free_port
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from streamlearn.collector.app import Collector
+from streamlearn.collector.state import Collector
 from streamlearn.kafka_local import free_port
 from streamlearn.serde.memory import InMemoryRegistry
 from streamlearn.settings import Settings

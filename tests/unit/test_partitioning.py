@@ -21,7 +21,7 @@ import pytest
 from confluent_kafka import Producer
 
 from streamlearn.client import TelemetryClient
-from streamlearn.collector.app import Collector
+from streamlearn.collector.state import Collector
 from streamlearn.kafka_clients import java_key_partition, key_partition
 from streamlearn.kafka_local import load_lock
 from streamlearn.kafka_local.jars import jar_dir

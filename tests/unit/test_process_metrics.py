@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streamlearn.archive.metrics import ArchiveMetrics
-from streamlearn.collector.app import Collector
+from streamlearn.collector.state import Collector
 from streamlearn.dashboard.metrics import DashboardMetrics
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.serde import InMemoryRegistry
