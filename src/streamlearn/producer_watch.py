@@ -31,6 +31,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from streamlearn.kafka_clients import confluent_config
+from streamlearn.log_repeats import LIBRDKAFKA_LOG
 from streamlearn.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,9 +110,14 @@ class ProducerWatch:
             log.warning("the Kafka producer gets through again")
             self.stalled = None
 
-    def fatal(self, error: KafkaError) -> None:
-        """librdkafka's error callback: a fatal error stalls the producer for good."""
-        if error.fatal() and self._fatal is None:
+    def on_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback: a fatal error stalls the producer for good. Others
+        are logged, as librdkafka logs them without a callback ("1/1 brokers are down"),
+        through its rate-limited logger."""
+        if not error.fatal():
+            LIBRDKAFKA_LOG.error("%s", error.str())
+            return
+        if self._fatal is None:
             self._fatal = (
                 f"the Kafka producer hit a fatal error and sends nothing more: {error.str()}"
             )

@@ -111,11 +111,13 @@ def test_an_idle_producer_is_never_asked_about() -> None:
     assert watch.waited_s() == 1.0
 
 
-def test_a_fatal_error_stalls_the_producer_for_good() -> None:
+def test_a_fatal_error_stalls_the_producer_for_good(caplog: pytest.LogCaptureFixture) -> None:
     watch, _clock, _brokers = _watch()
-    watch.fatal(KafkaError(KafkaError.NOT_ENOUGH_REPLICAS, "not fatal", fatal=False))
+    watch.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
     assert watch.stalled is None
-    watch.fatal(KafkaError(KafkaError._FATAL, "out of order sequence", fatal=True))
+    # Logged, as librdkafka logs its errors when no callback takes them.
+    assert "1/1 brokers are down" in caplog.text
+    watch.on_error(KafkaError(KafkaError._FATAL, "out of order sequence", fatal=True))
     assert watch.stalled is not None
     assert "out of order sequence" in watch.stalled
     watch.heard(waiting=False)

@@ -96,7 +96,7 @@ class AsyncProducer:
     def __init__(self, config: dict[str, Any], watch: ProducerWatch | None = None) -> None:
         self.watch = watch
         if watch is not None:
-            config = {**config, "error_cb": watch.fatal}
+            config = {**config, "error_cb": watch.on_error}
         self._producer = Producer(config)
         self._capacity = int(config.get("queue.buffering.max.messages", DEFAULT_QUEUE_MESSAGES))
         self._stop = threading.Event()

@@ -139,7 +139,7 @@ class TelemetrySink:
         # it only counts, and the counts reach Prometheus once per poll (see _poll).
         config["on_delivery"] = self._report
         self.watch = ProducerWatch(settings, self.topics.values())
-        config["error_cb"] = self.watch.fatal
+        config["error_cb"] = self.watch.on_error
         config.update({k: v for k, v in (producer_config or {}).items() if k != "partitioner"})
         self._producer = Producer(config)
         metrics.telemetry_unheard.set_function(self.watch.waited_s)
