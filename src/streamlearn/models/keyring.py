@@ -7,8 +7,7 @@ retired key (grace over) is refused as ``retired_key``, a
 :class:`~streamlearn.models.SnapshotRejected` counted and alerted like a bad signature,
 and the worker keeps the model it has; one naming any other id is checked with a previous
 key in its grace and the current key, and a wrong key fails as ``bad_signature``. Signing
-always uses
-the current key. ``streamlearn keys rotate`` writes the settings of a rotation.
+always uses the current key. ``streamlearn keys rotate`` writes the settings of a rotation.
 """
 
 from __future__ import annotations
