@@ -56,9 +56,9 @@ def _timestamp(value: Timestamp | None) -> datetime:
     return _checked(lambda: checked_client_time(value, datetime.now(UTC)))
 
 
-def _text(value: object, field: str, *, required: bool = True) -> str | None:
-    """``value`` if the collector would take it as text field ``field``."""
-    return _checked(lambda: checked_text(value, field, required=required))
+def _text(value: object, field: str) -> str | None:
+    """``value`` if the collector would take it as required text field ``field``."""
+    return _checked(lambda: checked_text(value, field, required=True))
 
 
 def _checked(check: Callable[[], _T]) -> _T:

@@ -206,8 +206,8 @@ env:{{ $entries }}
         key: {{ .Values.signing.existingSecretKey }}
   {{- end }}
   {{- /* `schemas register` talks to the registry only: no Kafka password (least privilege). */}}
-  {{- if eq $component "schemas-hook" }}
-  {{- else if and (include "streamlearn.needsSasl" .) $kafkaUser }}
+  {{- $sasl := and (include "streamlearn.needsSasl" .) (ne $component "schemas-hook") }}
+  {{- if and $sasl $kafkaUser }}
   {{- /* The part's own user (overrides the ConfigMap's username). */}}
   - name: STREAMLEARN_KAFKA_SASL_USERNAME
     value: {{ $kafkaUser.username | quote }}
@@ -216,7 +216,7 @@ env:{{ $entries }}
       secretKeyRef:
         name: {{ $kafkaUser.existingSecret }}
         key: {{ default "password" $kafkaUser.passwordKey }}
-  {{- else if include "streamlearn.needsSasl" . }}
+  {{- else if $sasl }}
   - name: STREAMLEARN_KAFKA_SASL_PASSWORD
     valueFrom:
       secretKeyRef:
