@@ -8,7 +8,7 @@ from typing import Any
 from confluent_kafka import KafkaError
 from prometheus_client import generate_latest
 
-from streamlearn.serde import AvroSerde, InMemoryRegistry
+from streamlearn.serde import AvroSerde, InMemoryRegistry, SerdeError
 from streamlearn.serving import telemetry
 from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.serving.telemetry import PRODUCER_SETTINGS, TelemetrySink, prediction_record
@@ -154,6 +154,46 @@ def test_a_requests_predictions_are_offered_in_one_call_within_the_bound() -> No
     assert second["latency_ms"] == 2.5
     text = generate_latest(metrics.registry).decode()
     assert 'streamlearn_serve_telemetry_dropped_total{reason="buffer_full"} 2.0' in text
+
+
+class RegistryAway(InMemoryRegistry):
+    """A schema registry that cannot be reached."""
+
+    def register(self, subject: str, schema_str: str) -> int:
+        raise SerdeError("schema registry unreachable: connection refused")
+
+    def latest(self, subject: str) -> tuple[int, str]:
+        raise SerdeError("schema registry unreachable: connection refused")
+
+
+def test_records_dropped_while_the_registry_is_away_are_counted_as_no_schema() -> None:
+    """A new user's worker started while the schema registry was down: the records of
+    its first requests waited for their schemas, and those over the buffer's bound were
+    counted as ``buffer_full`` ("the drain is behind"): the dashboard sent them looking at
+    the worker's CPU instead of the registry. They are ``no_schema``, as the ones a
+    stopping worker loses for the same reason; once the registry answers, a full buffer
+    is ``buffer_full`` again."""
+    from streamlearn.serving.validation import Instance
+
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", serve_telemetry_buffer=2)
+    metrics = ServingMetrics()
+    registry = RegistryAway()
+    sink = TelemetrySink(settings, registry, metrics)
+    sink._producer = FakeProducer()  # type: ignore[assignment]
+    assert asyncio.run(sink._ensure_schemas()) is False
+    batch = [{**PREDICTION, "request_id": f"r-{i}"} for i in range(3)]
+    instances = [Instance(f"u-{i}", {"price": 1.0}, {}, None) for i in range(3)]
+    sink.offer_predictions(batch, instances, 2_000, 2.5, "w-1")
+    sink.offer("alert", "a-1", {"kind": "x"})
+    text = generate_latest(metrics.registry).decode()
+    assert 'streamlearn_serve_telemetry_dropped_total{reason="no_schema"} 2.0' in text
+    assert 'streamlearn_serve_telemetry_dropped_total{reason="buffer_full"} 0.0' in text
+    # The registry answers: the buffer drains, and a full one is the drain's again.
+    registry.__class__ = InMemoryRegistry
+    assert asyncio.run(sink._ensure_schemas()) is True
+    sink.offer("alert", "a-2", {"kind": "x"})
+    text = generate_latest(metrics.registry).decode()
+    assert 'streamlearn_serve_telemetry_dropped_total{reason="buffer_full"} 1.0' in text
 
 
 def test_once_the_schemas_are_known_a_batch_is_produced_in_its_call() -> None:

@@ -405,6 +405,15 @@ def values_schema() -> dict[str, Any]:
                     "grafanaDashboard": _object({"enabled": BOOLEAN, "labels": ANY_OBJECT}),
                 }
             ),
+            "jobs": _object(
+                {
+                    "nodeSelector": ANY_OBJECT,
+                    "tolerations": ANY_LIST,
+                    "affinity": ANY_OBJECT,
+                },
+                "Where the one-off pods run: the topics and schemas hooks and the `helm "
+                "test` pod (the parts' placement is their own).",
+            ),
             "tests": _object(
                 {
                     "model": {

@@ -19,6 +19,7 @@ record that does not fit) goes to the deque. Every record that cannot be kept is
 and counted by reason:
 
 - ``buffer_full``: the deque held ``serve_telemetry_buffer`` records (the drain is behind);
+  while the schema registry cannot be reached, these drops are ``no_schema``;
 - ``producer_queue_full``: librdkafka's queue is full (the broker is slow or unreachable);
 - ``delivery_failed``: Kafka did not confirm it within the delivery timeout;
 - ``encode_error``: the record does not fit its schema (a bug; logged);
@@ -37,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from prometheus_client import Counter
 
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
 from streamlearn.producer_watch import ProducerWatch, from_a_broker
@@ -149,6 +151,10 @@ class TelemetrySink:
         self._idle: asyncio.Future[None] | None = None
         """What the drain awaits while nothing is buffered (None: it is not waiting)."""
         self._fast: PredictionEncoder | None = None
+        self._registry_away: Counter | None = None
+        """While the schema registry cannot be reached (the drain waits for it), the
+        ``no_schema`` counter: a full buffer is then the registry's doing, not a drain
+        behind, and its drops are counted as such."""
         self._produced = 0
         """Records librdkafka took (produce returned)."""
         self._failed = 0
@@ -166,7 +172,7 @@ class TelemetrySink:
     def offer(self, kind: Kind, key: str, record: dict[str, Any]) -> None:
         """Queue ``record`` for Kafka, or drop it (counted) when the buffer is full."""
         if self._waiting >= self.capacity:
-            self._drop_full.inc()
+            (self._drop_full if self._registry_away is None else self._registry_away).inc()
             return
         self._waiting += 1
         self._buffer.append((kind, key, record))
@@ -215,7 +221,8 @@ class TelemetrySink:
                 return
         room = self.capacity - self._waiting
         if room < len(predictions):
-            self._drop_full.inc(len(predictions) - max(room, 0))
+            dropped = self._drop_full if self._registry_away is None else self._registry_away
+            dropped.inc(len(predictions) - max(room, 0))
             if room <= 0:
                 return
             predictions = predictions[:room]
@@ -279,7 +286,9 @@ class TelemetrySink:
                     await asyncio.to_thread(getattr, serde, "schema_id")
             except SerdeError as exc:
                 log.warning("telemetry waits for the schema registry: %s", exc)
+                self._registry_away = self._dropped.labels(reason="no_schema")
                 return False
+            self._registry_away = None
             fast = PredictionEncoder(self.serdes["prediction"])
             if fast.matches(self.serdes["prediction"]):
                 self._fast = fast

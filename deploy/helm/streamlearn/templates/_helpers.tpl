@@ -293,6 +293,22 @@ volumes:
 {{- end }}
 {{- end -}}
 
+{{/* The placement of the one-off pods (hook Jobs, the test pod): jobs.*. */}}
+{{- define "streamlearn.jobPlacement" -}}
+{{- with .Values.jobs.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.jobs.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.jobs.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
 {{/* Pod-level settings shared by every part: service account, security, placement, spread. */}}
 {{- define "streamlearn.podSpec" -}}
 {{- $root := .root -}}
@@ -498,6 +514,13 @@ checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
 {{- end }}
 {{- if and (eq (toString (default "drop" .Values.config.ip_policy)) "pseudonymise") (not (or .Values.pseudonymisation.key .Values.pseudonymisation.existingSecret)) }}
 {{- fail "config.ip_policy=pseudonymise needs pseudonymisation.key or pseudonymisation.existingSecret (preprocess would refuse to start)" }}
+{{- end }}
+{{- /* A secret given inline and as an existing Secret: the existing Secret was used and the
+     inline one stored nowhere, without a word. */}}
+{{- range $pair := list (list "signing.key" .Values.signing.key "signing.existingSecret" .Values.signing.existingSecret) (list "pseudonymisation.key" .Values.pseudonymisation.key "pseudonymisation.existingSecret" .Values.pseudonymisation.existingSecret) (list "kafka.sasl.password" .Values.kafka.sasl.password "kafka.sasl.existingSecret" .Values.kafka.sasl.existingSecret) }}
+{{- if and (index $pair 1) (index $pair 3) }}
+{{- fail (printf "%s and %s are both given: give the secret one way, not both (the release would use %s and ignore %s)" (index $pair 0) (index $pair 2) (index $pair 2) (index $pair 0)) }}
+{{- end }}
 {{- end }}
 {{- if and .Values.httpTls.existingSecret (or .Values.config.http_tls_certfile .Values.config.http_tls_keyfile .Values.config.http_tls_cafile) }}
 {{- fail "give the HTTPS certificate either as httpTls.existingSecret or as config.http_tls_* files, not both" }}
