@@ -260,6 +260,60 @@ def test_a_retired_keys_version_superseded_while_catching_up_raises_no_alert() -
         assert served.loaded.version == (4 if alerts == 0 else 3)
 
 
+def test_a_version_served_when_its_keys_grace_ends_is_no_longer_served() -> None:
+    """A worker that loaded a version of the previous key during the grace kept serving it
+    after the grace ended, while a worker started then refused that very snapshot
+    (`retired_key`) and served the fallback: what a fleet served depended on when each
+    worker had started, and a snapshot signed with a key being retired (perhaps for
+    having leaked) kept being served by the older workers. At the grace's end a running
+    worker drops it as a worker started then would refuse it: counted, alerted once,
+    and served by what is left (a held-back version of the current key, else the
+    fallback). A version of the current key is never touched."""
+    now = [datetime(2026, 6, 1, tzinfo=UTC)]
+    keyring = Keyring(
+        current=KEY,
+        current_id="new",
+        previous=(PreviousKey("old", "the-old-key", datetime(2026, 6, 2, tzinfo=UTC)),),
+        clock=lambda: now[0],
+    )
+    store = ModelStore(["ctr"])
+    follower = _follower(store)
+    follower.key = keyring
+    rejected: list[Any] = []
+    follower.on_rejected = rejected.append
+    follower._now_caught_up()
+    old_promoted = signed_again(gated(4, True), "the-old-key", "old")
+    new_held_back = signed_again(gated(5, False), KEY, "new")
+    asyncio.run(follower._snapshots(_records(old_promoted)))
+    asyncio.run(follower._snapshots(_keyed((b"ctr~newest", new_held_back))))
+    assert (store.version("ctr"), store.newest_version("ctr")) == (4, 5)
+    follower._retire_expired()  # within the grace: nothing changes
+    assert store.version("ctr") == 4
+    assert rejected == []
+    now[0] = datetime(2026, 6, 2, 0, 0, 1, tzinfo=UTC)
+    follower._retire_expired()
+    follower._retire_expired()  # said once
+    assert store.version("ctr") == 0
+    served = store.get("ctr")
+    assert served is not None
+    assert served.loaded.version == 5  # the current key's, held back
+    assert [exc.reason for exc in rejected] == ["retired_key"]
+    assert "ctr v4" in str(rejected[0])
+    refused = follower.metrics.snapshots_rejected.labels(reason="retired_key")
+    assert refused._value.get() == 1
+    assert follower.metrics.model_version.labels(model="ctr")._value.get() == 0
+    # Only the previous key's version was in the store: nothing is left but the fallback.
+    alone = ModelStore(["ctr"])
+    follower = _follower(alone)
+    follower.key = keyring
+    now[0] = datetime(2026, 6, 1, tzinfo=UTC)
+    asyncio.run(follower._snapshots(_records(old_promoted)))
+    now[0] = datetime(2026, 6, 3, tzinfo=UTC)
+    follower._retire_expired()
+    assert alone.get("ctr") is None
+    assert alone.missing() == ["ctr"]
+
+
 def test_once_caught_up_a_refused_version_is_alerted_at_once() -> None:
     store = ModelStore(["ctr"])
     follower = _follower(store)

@@ -57,18 +57,32 @@ class Keyring:
         a previous key given without its id still verifies what it signed: the chart's
         rotation steps once left that id out, and every worker then refused the old key's
         snapshots during the grace)."""
+        signer = self._previous_signer(snapshot)
+        return self.current if signer is None else signer.key
+
+    def valid_until(self, snapshot: Mapping[str, Any]) -> datetime | None:
+        """Until when ``snapshot``, verified, is accepted: the end of the grace of the
+        previous key that signed it, or None for the current key's (no end)."""
+        try:
+            signer = self._previous_signer(snapshot)
+        except RetiredKey:
+            return self.clock()  # retired since it was verified: at once
+        return None if signer is None else signer.until
+
+    def _previous_signer(self, snapshot: Mapping[str, Any]) -> PreviousKey | None:
+        """The previous key :meth:`key_for` checks ``snapshot`` with (None: the current)."""
         key_id = snapshot.get("signing_key_id")
         if key_id == self.current_id:
-            return self.current
+            return None
         for old in self.previous:
             if old.key_id == key_id:
                 if self.clock() < old.until:
-                    return old.key
+                    return old
                 raise RetiredKey(f"signed with key {key_id!r}, retired at {old.until.isoformat()}")
         for old in self._in_grace():
             if _signed_by(snapshot, old.key):
-                return old.key
-        return self.current
+                return old
+        return None
 
     def _in_grace(self) -> list[PreviousKey]:
         now = self.clock()

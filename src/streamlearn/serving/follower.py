@@ -22,6 +22,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -30,7 +31,7 @@ from aiokafka.errors import KafkaError
 from streamlearn.kafka_clients import aiokafka_config
 from streamlearn.log_repeats import RepeatedLines
 from streamlearn.models import ModelSpec, SnapshotRejected, load_model
-from streamlearn.models.exceptions import ConflictingVersion
+from streamlearn.models.exceptions import ConflictingVersion, RetiredKey
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.signature import SigningKey
 from streamlearn.models.snapshot import is_promoted, verify_snapshot
@@ -209,6 +210,34 @@ class StateFollower:
                     await self._experiments(records)
             await self._check_caught_up(consumer)
             await self._note_progress(consumer)
+            self._retire_expired()
+
+    def _retire_expired(self) -> None:
+        """Stop serving the versions whose signing key's grace has ended: a worker started
+        now would refuse them (``retired_key``), and what a fleet serves must not depend on
+        when each worker started. Counted and alerted as that refusal; the model is then
+        served by what is left of it (a held-back version, else the fallback) until a
+        version signed with the current key arrives."""
+        if not isinstance(self.key, Keyring):
+            return
+        previous = self.key.previous
+        for served in self.store.retire(self.key.clock().timestamp()):
+            loaded = served.loaded
+            ended = [o.key_id for o in previous if o.until.timestamp() == served.retires_s]
+            exc = RetiredKey(
+                f"signed with the previous key {ended[0] if ended else None!r}, whose grace "
+                f"ended at {datetime.fromtimestamp(served.retires_s or 0, UTC).isoformat()}; "
+                "no longer served",
+                model_name=loaded.model_name,
+                version=loaded.version,
+            )
+            self.metrics.snapshots_rejected.labels(reason=exc.reason).inc()
+            name = loaded.model_name
+            self.metrics.model_version.labels(model=name).set(self.store.version(name))
+            left = self.store.get(name)
+            log.warning("%s; %s", exc, "the fallback answers" if left is None else
+                        f"serving v{left.loaded.version}")  # fmt: skip
+            self.on_rejected(exc)
 
     async def _note_progress(self, consumer: AIOKafkaConsumer) -> None:
         """What the broker's last answers say (:class:`FollowerProgress`): when each topic
@@ -297,7 +326,13 @@ class StateFollower:
                 self._unsaid[record.key] = (record.offset, exc)
             return REJECTED
         # put() checks the versions again: another snapshot may have been swapped in.
-        served = self.store.put(loaded, published_s=record.timestamp / 1000, promoted=promoted)
+        until = self.key.valid_until(snapshot) if isinstance(self.key, Keyring) else None
+        served = self.store.put(
+            loaded,
+            published_s=record.timestamp / 1000,
+            promoted=promoted,
+            retires_s=None if until is None else until.timestamp(),
+        )
         self._replaces_unsaid(record)
         self.metrics.snapshots_loaded.labels(model=name).inc()
         if served.freshness_s is not None:

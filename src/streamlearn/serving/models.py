@@ -34,6 +34,10 @@ class Served:
     score: Scorer | None = None
     """(features, context) → the raw score, as ``spec.predict`` gives it
     (:func:`~streamlearn.serving.scoring.scorer_for`, built once per version)."""
+    retires_s: float | None = None
+    """When the grace of the previous signing key that signed it ends (epoch seconds):
+    from then on a worker would refuse it, so this one stops serving it. None: signed
+    with the current key."""
 
 
 class ModelStore:
@@ -77,10 +81,16 @@ class ModelStore:
         return 0 if served is None else served.loaded.version
 
     def put(
-        self, loaded: LoadedModel, published_s: float | None = None, *, promoted: bool = True
+        self,
+        loaded: LoadedModel,
+        published_s: float | None = None,
+        *,
+        promoted: bool = True,
+        retires_s: float | None = None,
     ) -> Served:
         """Serve ``loaded``: as the newest version if it is newer than the newest, and as
-        the promoted one if ``promoted`` and newer than the promoted one."""
+        the promoted one if ``promoted`` and newer than the promoted one (until
+        ``retires_s``, see :meth:`retire`)."""
         now = time.time()
         fresh = published_s is not None and published_s >= self.started_s
         served = Served(
@@ -90,6 +100,7 @@ class ModelStore:
             published_s,
             max(0.0, now - published_s) if fresh and published_s is not None else None,
             scorer_for(loaded.spec, loaded.model),
+            retires_s,
         )
         name, version = loaded.model_name, loaded.version
         if version > self.newest_version(name):
@@ -97,6 +108,17 @@ class ModelStore:
         if promoted and version > self.version(name):
             self._models[name] = served
         return served
+
+    def retire(self, now_s: float) -> list[Served]:
+        """Stop serving every version whose signing key's grace ended by ``now_s`` (each
+        returned once, even when it was both the promoted and the newest version)."""
+        retired: dict[int, Served] = {}
+        for entries in (self._models, self._newest):
+            for name, served in list(entries.items()):
+                if served.retires_s is not None and served.retires_s <= now_s:
+                    del entries[name]
+                    retired[id(served)] = served
+        return list(retired.values())
 
     def saw_snapshot(self, name: str) -> None:
         """A snapshot of ``name`` (or one of its arms) was read, whether accepted or not."""
