@@ -35,11 +35,16 @@ class JsonPattern:
 
     pattern: str
     refused: bool = False
+    min_length: int | None = None
+    """Also a ``minLength``: Helm says what a short value lacks (``minLength: got 8, want
+    16``) without quoting it, where a refused pattern says only ``'not' failed``."""
 
     def __get_pydantic_json_schema__(
         self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         schema: dict[str, Any] = handler(core_schema)
+        if self.min_length is not None:
+            schema["minLength"] = self.min_length
         if self.refused:
             schema["not"] = {"pattern": self.pattern}
         else:
@@ -258,7 +263,7 @@ def app_id(app: str) -> str:
 Credential = Annotated[
     SecretStr,
     AfterValidator(credential),
-    JsonPattern(rf"^.{{0,{CREDENTIAL_MIN_CHARS - 1}}}$|\s", refused=True),
+    JsonPattern(r"\s", refused=True, min_length=CREDENTIAL_MIN_CHARS),
 ]
 SigningKey = Annotated[
     SecretStr, AfterValidator(signing_key), JsonPattern(r"^\s|\s$", refused=True)

@@ -72,6 +72,23 @@ def test_helm_tests_model_must_be_one_the_workers_serve(
                      "--set", "tests.model=ctr_tree").returncode == 0  # fmt: skip
 
 
+def test_a_short_token_is_refused_saying_it_is_short() -> None:
+    """Found by a new user: a token of 8 characters was refused with `'not' failed` and
+    nothing else (the check was one pattern, short or with white space, stated as what a
+    token must not match so that Helm does not quote the secret). The length is now its
+    own check, which Helm states as such, still without quoting the value. (Write keys
+    are the keys of a map, whose refusal Helm quotes: the collector checks them.)"""
+    setting = 'secretConfig.values.serve_api_tokens=["tok-0123"]'
+    result = _template("--set", BOOTSTRAP, "--set-json", setting)
+    assert result.returncode != 0
+    assert "minLength: got 8, want 16" in result.stderr, result.stderr
+    assert "0123" not in result.stderr
+    spaced = setting.replace("0123", "0123 with a space")
+    result = _template("--set", BOOTSTRAP, "--set-json", spaced)
+    assert result.returncode != 0
+    assert "with a space" not in result.stderr
+
+
 def test_the_helm_test_logs_in_to_a_registry_that_asks_for_a_password() -> None:
     documents = render_chart(
         sets=(BOOTSTRAP, "secretConfig.values.schema_registry_basic_auth=u:p-s3cret")
