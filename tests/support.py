@@ -70,8 +70,8 @@ class RegistryProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                output = self._read_log()
-                raise RuntimeError(f"registry exited with {self.process.returncode}: {output}")
+                self.stop()  # closes the log (a registry that refused to start)
+                raise RuntimeError(f"registry exited with {self.process.returncode}: {self.output}")
             try:
                 with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
                     if response.status == 200:

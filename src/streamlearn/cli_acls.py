@@ -28,7 +28,8 @@ PartOption = Annotated[
     list[str] | None,
     typer.Option(
         "--part",
-        help="Only this part (repeatable): preprocess, sessionise, label-join, learner, "
+        help="Only these parts (comma-separated or repeated): preprocess, sessionise, "
+        "label-join, learner, "
         "monitor, collector, serve, registry, archive, dashboard, ops [default: all]",
     ),
 ]
@@ -77,6 +78,8 @@ def _plan(
 
     topology = load_topology(file or topology_path(settings))
     shipped = shipped_parts(topology)
+    if parts:
+        parts = [name.strip() for given in parts for name in given.split(",") if name.strip()]
     names = [access.part for access in shipped]
     unknown = sorted(set(parts or ()) - set(names))
     if unknown:

@@ -15,6 +15,19 @@ from streamlearn.serde import RegistryUnavailableError
 BROKER_HINT = (
     "is the broker running, and STREAMLEARN_KAFKA_BOOTSTRAP (or --bootstrap-servers) its address?"
 )
+ACL_HINT = (
+    "the broker answered and refused this Kafka user: it lacks the ACLs this command needs; "
+    "`streamlearn acls plan` lists each part's, and `topics apply` runs as the ops user"
+)
+AUTHORIZATION_FAILURES = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        KafkaError.DELEGATION_TOKEN_AUTHORIZATION_FAILED,
+    }
+)
 S3_HINT = (
     "credentials come from AWS's chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE "
     "or an instance role; --s3-endpoint-url (AWS_ENDPOINT_URL_S3) for an S3-compatible server"
@@ -41,6 +54,8 @@ def one_line_error(exc: BaseException) -> str | None:
         error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
         if error is not None and error.code() == KafkaError._INVALID_ARG:
             return f"Kafka: {error.str()} ({_refused_setting(error.str())})"
+        if error is not None and error.code() in AUTHORIZATION_FAILURES:
+            return f"Kafka: {error.str()} ({ACL_HINT})"
         return _login_refused() or f"Kafka: {exc if error is None else error.str()} ({BROKER_HINT})"
     if isinstance(exc, TimeoutError):
         return _login_refused() or (

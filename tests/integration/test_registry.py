@@ -184,6 +184,29 @@ def test_compatibility_config_and_checks(
     assert client.get_versions(subject) == [1, 2]
 
 
+def test_a_schema_for_a_new_subject_is_compatible_with_its_latest_version(
+    schema_registry_url: str,
+    registry_client: Callable[[], SchemaRegistryClient],
+    unique_name: Callable[..., str],
+) -> None:
+    """Found by a new user: confluent-kafka's `test_compatibility` (which asks against
+    `latest`) raised 404 40401 for a subject with no version yet, where Confluent's
+    registry answers `is_compatible: true` (nothing to be incompatible with): a CI step
+    checking a new topic's schema before its first deployment failed here only. A given
+    version number of such a subject is still 404, as there."""
+    subject = unique_name("subject")
+    client = registry_client()
+    assert client.test_compatibility(subject, Schema(V1, "AVRO")) is True
+    base = f"{schema_registry_url}/compatibility/subjects/{subject}/versions"
+    assert http("POST", f"{base}/-1", {"schema": V1}) == (200, {"is_compatible": True})
+    assert http("POST", f"{base}/1", {"schema": V1})[1]["error_code"] == 40401
+    # Every version soft-deleted: as new.
+    client.register_schema(subject, Schema(V1, "AVRO"))
+    client.delete_subject(subject)
+    required = record(ID, CURRENCY_REQUIRED)
+    assert client.test_compatibility(subject, Schema(required, "AVRO")) is True
+
+
 def _snapshot(url: str, subjects: list[str]) -> dict[str, Any]:
     state: dict[str, Any] = {}
     for subject in subjects:
@@ -519,6 +542,43 @@ def test_bad_requests_get_the_registry_error_and_the_service_keeps_running(
 
 
 @pytest.mark.parametrize(
+    ("path", "body", "error_code", "named"),
+    [
+        ("/subjects/f-value/versions", {"schema": V1, "ruleSet": {"domainRules": [
+            {"name": "encrypt", "kind": "TRANSFORM", "type": "ENCRYPT"}]}}, 42201, "ruleSet"),
+        ("/subjects/f-value/versions", {"schema": V1, "metadata": {"properties": {"o": "x"}}},
+         42201, "metadata"),
+        ("/subjects/f-value/versions", {"schema": V1, "id": 500}, 42205, "id"),
+        ("/subjects/f-value/versions", {"schema": V1, "version": 5}, 42205, "version"),
+        ("/config/f-value", {"compatibility": "NONE", "alias": "other-value"}, 42203, "alias"),
+        ("/config", {"compatibility": "NONE", "normalize": True}, 42203, "normalize"),
+    ],
+)  # fmt: skip
+def test_what_this_registry_does_not_keep_is_refused_not_dropped(
+    schema_registry_url: str, path: str, body: dict[str, Any], error_code: int, named: str
+) -> None:
+    """Found by a new user: a register carrying a `ruleSet` (field encryption) or
+    `metadata`, or asking for an `id` or `version`, answered 200 with an id of the
+    registry's choosing, the rest dropped without a word (a client thought its encryption
+    rule stored); `PUT /config` with `alias` or `normalize` answered 200 the same way.
+    Each is refused, naming the field; the same fields given as null (clients send
+    unset ones so) are taken."""
+    method = "PUT" if path.startswith("/config") else "POST"
+    subject = f"f-{uuid.uuid4().hex[:8]}-value"
+    path = path.replace("f-value", subject)
+    status, answer = http(method, schema_registry_url + path, body)
+    assert (status, answer["error_code"]) == (422, error_code), answer
+    assert named in answer["message"]
+    if path.startswith("/subjects"):
+        assert http("GET", f"{schema_registry_url}/subjects/{subject}/versions")[0] == 404
+    nulls = {key: (None if key not in ("schema", "compatibility") else value)
+             for key, value in body.items()}  # fmt: skip
+    assert http(method, schema_registry_url + path, nulls)[0] == 200
+    if path.startswith("/config"):
+        http("DELETE", schema_registry_url + path)
+
+
+@pytest.mark.parametrize(
     ("schema", "message"),
     [
         ({"type": "record", "fields": []}, 'the schema: a record needs a "name"'),
@@ -619,3 +679,34 @@ def test_a_test_registry_that_logs_a_lot_keeps_answering(kafka_bootstrap: str) -
         registry.stop()
     assert len(registry.output) > 65_536, "all it logged is kept"
     assert "GET /subjects" in registry.output
+
+
+@pytest.mark.parametrize(
+    ("partitions", "configs", "complaint"),
+    [
+        (3, {"cleanup.policy": "compact"}, "has 3 partitions"),
+        (1, {"cleanup.policy": "delete", "retention.ms": "60000"}, "cleanup.policy=delete"),
+        (1, {"cleanup.policy": "compact,delete"}, "cleanup.policy=compact,delete"),
+    ],
+)
+def test_a_registry_refuses_a_schemas_topic_that_would_lose_its_state(
+    kafka_bootstrap: str, partitions: int, configs: dict[str, str], complaint: str
+) -> None:
+    """Found by a new user: `registry serve` started on a `_schemas` made by hand with
+    three partitions and `cleanup.policy=delete` (a minute's retention) without a word:
+    it reads partition 0 only, and the broker deleted the schemas after the retention,
+    after which their ids were unknown to every consumer and could be handed out again.
+    Confluent's registry refuses such a topic at start; so does this one, saying why."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    prefix = f"bad-{uuid.uuid4().hex[:8]}."
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    topic = NewTopic(f"{prefix}_schemas", num_partitions=partitions, replication_factor=1,
+                     config=configs)  # fmt: skip
+    admin.create_topics([topic])[topic.topic].result(timeout=30)
+    with pytest.raises(RuntimeError, match="registry exited") as refused:
+        RegistryProcess(kafka_bootstrap, prefix)
+    message = str(refused.value)
+    assert complaint in message, message
+    assert f"{prefix}_schemas" in message
+    assert "Traceback" not in message

@@ -157,6 +157,19 @@ def test_the_plan_command_prints_a_table_or_json_without_a_cluster() -> None:
     assert "part 'serve' given twice" in twice.output
 
 
+def test_parts_are_taken_as_a_comma_list_as_other_commands_take_them() -> None:
+    """Found by a new user: `acls plan --part serve,collector` was "unknown parts
+    ['serve,collector']" (`agents run --only` and `replay agents --only` take lists)."""
+    listed = CliRunner().invoke(cli, ["acls", "plan", "--json", "--part", "serve,collector"])
+    repeated = CliRunner().invoke(
+        cli, ["acls", "plan", "--json", "--part", "serve", "--part", "collector"]
+    )
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.output) == json.loads(repeated.output)
+    assert {e["principal"] for e in json.loads(listed.output)} == {
+        "User:streamlearn-serve", "User:streamlearn-collector"}  # fmt: skip
+
+
 def test_describe_table_aligns_columns() -> None:
     rows = describe_table([Acl("User:a", "TOPIC", "t", "LITERAL", "READ")]).splitlines()
     assert rows[1].split() == ["User:a", "TOPIC", "t", "LITERAL", "READ", "ALLOW"]

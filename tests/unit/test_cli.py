@@ -267,6 +267,27 @@ def test_a_registry_that_is_not_there_says_how_to_start_one() -> None:
     assert "STREAMLEARN_SCHEMA_REGISTRY_URL" in line
 
 
+@pytest.mark.parametrize(
+    "code",
+    ["TOPIC_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED"],
+)
+def test_a_refusal_by_the_brokers_acls_is_said_as_one(code: str) -> None:
+    """Found by a new user: `topics apply` as a part's Kafka user said "Topic authorization
+    failed. (is the broker running, and STREAMLEARN_KAFKA_BOOTSTRAP ... its address?)":
+    the broker was running, and had answered; the user lacked the ACLs."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    from streamlearn.cli_errors import BROKER_HINT, one_line_error
+
+    error = KafkaError(getattr(KafkaError, code), "Topic authorization failed.")
+    line = one_line_error(KafkaException(error))
+    assert line is not None
+    assert BROKER_HINT not in line
+    assert line.startswith("Kafka: Topic authorization failed. (")
+    assert "ACLs" in line
+    assert "streamlearn acls plan" in line
+
+
 def test_a_key_file_kafka_cannot_load_names_its_password_setting_too() -> None:
     """Found by a new user: a wrong or missing STREAMLEARN_KAFKA_SSL_KEY_PASSWORD was blamed
     on the key file alone (librdkafka says "PEM lib" for both)."""

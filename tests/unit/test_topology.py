@@ -157,6 +157,45 @@ def test_compacted_state_topic_is_never_switched_to_delete() -> None:
     assert "compacted (state topic)" in plan.refusals[0]
 
 
+def test_a_compacted_state_topic_never_gains_a_retention_either() -> None:
+    """Found by a new user: `model.state` declared `compact,delete` with a retention of an
+    hour was planned and applied (only the word `compact` was looked for): the broker
+    then deletes the segments past the retention, the only copy of state with them."""
+    text = MINIMAL.replace("cleanup_policy: delete", "cleanup_policy: compact,delete")
+    plan = plan_changes(
+        _desired(text), _existing(configs={"cleanup.policy": "compact", "retention.ms": "-1"})
+    )
+    assert [c for c in plan.changes if getattr(c, "key", "") == "cleanup.policy"] == []
+    assert "compacted (state topic)" in plan.refusals[0]
+    assert "compact,delete" in plan.refusals[0]
+
+
+def test_values_the_broker_normalises_are_the_same_value() -> None:
+    """Found by a new user: `preallocate: "TRUE"`, `min.compaction.lag.ms: "060000"` and a
+    trailing space were compared with the broker's `true`, `60000` and the trimmed text as
+    they were written: apply altered them, waited 30 s for a cluster that reports the
+    normalised values, failed, and every later apply did the same."""
+    text = MINIMAL + (
+        "    configs:\n"
+        '      preallocate: "TRUE"\n'
+        '      min.compaction.lag.ms: "060000"\n'
+        '      message.timestamp.type: "LogAppendTime "\n'
+        '      min.cleanable.dirty.ratio: "0.50"\n'
+    )
+    broker_says = {
+        "cleanup.policy": "delete",
+        "retention.ms": "604800000",
+        "preallocate": "true",
+        "min.compaction.lag.ms": "60000",
+        "message.timestamp.type": "LogAppendTime",
+        "min.cleanable.dirty.ratio": "0.5",
+    }
+    assert plan_changes(_desired(text), _existing(configs=broker_says)).empty
+    other = {**broker_says, "preallocate": "false"}
+    differs = plan_changes(_desired(text), _existing(configs=other))
+    assert [getattr(c, "key", None) for c in differs.changes] == ["preallocate"]
+
+
 def test_compact_delete_order_does_not_matter() -> None:
     text = MINIMAL.replace("cleanup_policy: delete", "cleanup_policy: compact,delete")
     plan = plan_changes(

@@ -151,6 +151,17 @@ async def register(request: web.Request) -> web.Response:
     body = await _body(request)
     if body.get("references"):
         raise errors.invalid_schema("schema references are not supported by this registry")
+    # What a register may carry that this registry would not keep: refused, never dropped
+    # (a client would believe its rule set, say field encryption, stored). Null is unset.
+    for field in ("metadata", "ruleSet"):
+        if body.get(field) is not None:
+            raise errors.invalid_schema(f"{field} is not supported by this registry")
+    for field in ("id", "version"):
+        if body.get(field) is not None:
+            raise errors.operation_not_permitted(
+                f"a register naming its {field}: this registry assigns ids and versions "
+                "itself (it has no IMPORT mode)"
+            )
     result = await _service(request).register(
         request.match_info["subject"], body.get("schema"), body.get("schemaType")
     )
@@ -222,9 +233,19 @@ async def get_global_config(request: web.Request) -> web.Response:
     return _json({"compatibilityLevel": _service(request).get_level(None, True).value})
 
 
+def _level_of(body: dict[str, Any]) -> object:
+    """The compatibility level a ``PUT /config`` body sets; any other field Confluent's
+    registry takes (``alias``, ``normalize``, default and override rule sets...) refused,
+    not dropped. Null is unset."""
+    for field, value in body.items():
+        if field != "compatibility" and value is not None:
+            raise errors.unsupported_config(field)
+    return body.get("compatibility")
+
+
 @routes.put("/config")
 async def put_global_config(request: web.Request) -> web.Response:
-    level = await _service(request).set_level(None, (await _body(request)).get("compatibility"))
+    level = await _service(request).set_level(None, _level_of(await _body(request)))
     return _json({"compatibility": level.value})
 
 
@@ -244,9 +265,8 @@ async def get_subject_config(request: web.Request) -> web.Response:
 
 @routes.put("/config/{subject}")
 async def put_subject_config(request: web.Request) -> web.Response:
-    body = await _body(request)
     level = await _service(request).set_level(
-        request.match_info["subject"], body.get("compatibility")
+        request.match_info["subject"], _level_of(await _body(request))
     )
     return _json({"compatibility": level.value})
 

@@ -96,6 +96,17 @@ def invalid_compatibility_level(level: object) -> RegistryError:
     )
 
 
+def unsupported_config(field: str) -> RegistryError:
+    return RegistryError(
+        422, 42203, f"Invalid config: {field!r} is not supported by this registry "
+        "(it keeps a compatibility level per subject, nothing else)"
+    )  # fmt: skip
+
+
+def operation_not_permitted(detail: str) -> RegistryError:
+    return RegistryError(422, 42205, f"Operation not permitted: {detail}")
+
+
 def bad_request(detail: str) -> RegistryError:
     return RegistryError(400, 400, detail)
 

@@ -271,6 +271,10 @@ class RegistryService:
         live = self.state.live_versions(subject)
         if version is None:
             return check(text, [v.schema for v in live], level)
+        if version in ("latest", "-1") and not live:
+            # Nothing to be incompatible with: Confluent's registry answers true too (a
+            # check before a subject's first version, confluent-kafka's default `latest`).
+            return []
         if not self.state.all_versions(subject):
             raise errors.subject_not_found(subject)
         # A version, `latest` included, is tested against that version alone, as Confluent's

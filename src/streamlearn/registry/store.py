@@ -14,8 +14,9 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
+from streamlearn.exceptions import ConfigurationError
 from streamlearn.kafka_clients import aiokafka_config, confluent_config
 from streamlearn.registry.exceptions import store_error, store_timeout
 from streamlearn.registry.state import RegistryState
@@ -30,9 +31,12 @@ WRITE_TIMEOUT_S = 10.0
 
 
 def ensure_topic(settings: Settings, topic: str) -> None:
-    """Create the compacted single-partition topic if it does not exist (blocking)."""
+    """Create the compacted single-partition topic if it does not exist, or check the one
+    that does (blocking): :class:`ConfigurationError` for one that would lose the state."""
     admin = AdminClient(confluent_config(settings))
-    if topic in admin.list_topics(timeout=30).topics:
+    existing = admin.list_topics(timeout=30).topics.get(topic)
+    if existing is not None:
+        _check_topic(admin, topic, len(existing.partitions))
         return
     spec = NewTopic(
         topic,
@@ -45,6 +49,30 @@ def ensure_topic(settings: Settings, topic: str) -> None:
     except KafkaException as exc:
         if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
             raise
+
+
+def _check_topic(admin: AdminClient, topic: str, partitions: int) -> None:
+    """Refuse a registry topic made otherwise (by hand, another tool): with more than one
+    partition the registry reads only partition 0, and one the broker deletes from (any
+    cleanup policy but ``compact``) loses the schemas past its retention, after which
+    their ids are unknown to every consumer and can be handed out again. Confluent's
+    registry refuses both at start too."""
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    configs = admin.describe_configs([resource])[resource].result(timeout=30)
+    policy = configs["cleanup.policy"].value if "cleanup.policy" in configs else "delete"
+    problems = []
+    if partitions != 1:
+        problems.append(f"has {partitions} partitions (the registry reads only partition 0)")
+    if {part.strip() for part in str(policy).split(",")} != {"compact"}:
+        problems.append(
+            f"has cleanup.policy={policy} (the broker would delete schemas past its retention)"
+        )
+    if problems:
+        raise ConfigurationError(
+            f"the registry's topic {topic} " + " and ".join(problems) + ": its state needs a "
+            "compacted topic of one partition. Set cleanup.policy=compact (kafka-configs.sh "
+            "--alter), or, if it holds nothing yet, delete it and let the registry create it"
+        )
 
 
 class SchemaLog:
@@ -144,9 +172,13 @@ class SchemaLog:
                 )
                 last_offset = metadata.offset
         except TimeoutError as exc:
+            # The producer keeps the record and sends it once the broker answers: not a
+            # failed write, an unconfirmed one. Every write is one a client may repeat (a
+            # schema registered again gets its id; a level set again is that level).
             raise store_timeout(
                 f"writing to {self.topic}: Kafka did not confirm within {WRITE_TIMEOUT_S:.0f}s "
-                "(is the registry's broker up?)"
+                "(is the registry's broker up?); the write may still be applied once it "
+                "answers, and repeating the request is safe"
             ) from exc
         except Exception as exc:
             raise store_error(f"writing to {self.topic}: {exc}") from exc

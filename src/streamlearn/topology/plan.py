@@ -104,8 +104,29 @@ def _same_value(key: str, current: str | None, wanted: str) -> bool:
     if current is None:
         return False
     if key == "cleanup.policy":
-        return set(current.replace(" ", "").split(",")) == set(wanted.split(","))
-    return current == wanted
+        return _policy(current) == _policy(wanted)
+    return _as_the_broker_reports(current) == _as_the_broker_reports(wanted)
+
+
+def _policy(value: str) -> set[str]:
+    return {part.strip() for part in value.split(",")}
+
+
+def _as_the_broker_reports(value: str) -> str:
+    """``value`` as the broker reports it back once set: trimmed, a boolean in lower case,
+    a number without leading zeros (``"TRUE"``, ``"060000"`` and ``"0.50"`` are stored as
+    ``true``, ``60000`` and ``0.5``; compared as written, apply never converged)."""
+    text = value.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower()
+    try:
+        return str(int(text))
+    except ValueError:
+        pass
+    try:
+        return repr(float(text))
+    except ValueError:
+        return text
 
 
 def plan_changes(desired: list[DesiredTopic], existing: dict[str, ExistingTopic]) -> Plan:
@@ -128,16 +149,19 @@ def plan_changes(desired: list[DesiredTopic], existing: dict[str, ExistingTopic]
                 f"{topic.replication_factor}: changing it needs a partition reassignment "
                 "(kafka-reassign-partitions), which apply does not do"
             )
-        current_policy = current.configs.get("cleanup.policy", "delete")
+        current_policy = _policy(current.configs.get("cleanup.policy", "delete"))
         wanted_policy = topic.configs.get("cleanup.policy", "delete")
-        if "compact" in current_policy and "compact" not in wanted_policy:
+        # A topic compacted only (state) must neither stop compacting nor start deleting:
+        # with "compact,delete" the broker also drops what is past the retention.
+        unsafe = current_policy == {"compact"} and _policy(wanted_policy) != {"compact"}
+        if unsafe:
             plan.refusals.append(
                 f"{topic.name} is compacted (state topic) and would become "
                 f"cleanup.policy={wanted_policy}, letting the broker delete the only copy of its "
                 "state; change it by hand if you really mean it"
             )
         for key, wanted in sorted(topic.configs.items()):
-            if key == "cleanup.policy" and "compact" in current_policy and "compact" not in wanted:
+            if key == "cleanup.policy" and unsafe:
                 continue
             if not _same_value(key, current.configs.get(key), wanted):
                 plan.changes.append(AlterConfig(topic.name, key, current.configs.get(key), wanted))
