@@ -146,7 +146,7 @@ def main() -> int:
                            os.getloadavg()[0]))  # fmt: skip
 
         began = time.perf_counter()
-        (verdict,) = verify_published(settings, registry, "ctr@bench", None, False)
+        (verdict,) = verify_published(settings, registry, "ctr@bench", None, False).verdicts
         verify_s = time.perf_counter() - began
         assert verdict.identical, verdict.detail
 

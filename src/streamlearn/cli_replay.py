@@ -121,7 +121,12 @@ def replay_model(
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Train a model on a range of training.examples with the learner's code."""
-    from streamlearn.replay.model import nothing_learned, plan_model_replay, run_model_replay
+    from streamlearn.replay.model import (
+        nothing_learned,
+        plan_model_replay,
+        records_read,
+        run_model_replay,
+    )
     from streamlearn.replay.positions import parse_position
     from streamlearn.replay.progress import progress
     from streamlearn.serde import RegistryClient
@@ -153,8 +158,8 @@ def replay_model(
     if unlearned is not None:
         typer.echo(f"warning: {unlearned}", err=True)
     typer.echo(
-        f"learned {result.learned:,} examples ({result.counts.read:,} records read, "
-        f"{result.counts.undecodable:,} undecodable); payload sha256 "
+        f"learned {result.learned:,} examples "
+        f"({records_read(result.counts, result.learner_counts)}); payload sha256 "
         f"{snapshot['payload_sha256'][:12]}"
     )
     if result.published_at is not None:
@@ -189,7 +194,8 @@ def replay_verify(
     settings, key_from = _replay_settings(bootstrap_servers)
     with RegistryClient.for_settings(settings) as registry:
         reader = _record_source(settings, registry, source, root, s3_endpoint_url, s3_region)
-        verdicts = verify_published(settings, registry, name, version, every, reader)
+        verification = verify_published(settings, registry, name, version, every, reader)
+    verdicts = verification.verdicts
     for verdict in verdicts:
         state = "identical" if verdict.identical else "DIFFERS"
         typer.echo(
@@ -212,6 +218,15 @@ def replay_verify(
                 "give that one",
                 err=True,
             )
+        raise typer.Exit(1)
+    if verification.unusable:
+        # Not a version's difference, and no version is what it should be while these are
+        # there: a record that is no snapshot, or the model's key deleted after them.
+        problems = "; ".join(verification.unusable)
+        typer.echo(
+            f"{len(verdicts)} version(s) identical, but model.state holds {problems}",
+            err=True,
+        )
         raise typer.Exit(1)
     typer.echo(f"{len(verdicts)} version(s) verified: each is exactly what its inputs produce")
 

@@ -663,3 +663,15 @@ def test_a_shadow_trained_with_settings_its_workers_refuse_is_not_published(
     assert len(_snapshots(settings, registry, "ctr@replayed")) == 1
     forced = replay("1800", "--shadow", "other", "--force")
     assert forced.returncode == 0, forced.stderr
+    # Found by a new user: with another signing key (no live version verifies with it) the
+    # spec check was skipped, and a model no worker could verify, of the wrong horizon
+    # too, was published; `--publish --dry-run` planned it as the live model's next version.
+    other_key = "another-key-0123456789"
+    for args in (("--shadow", "otherkey"), ("--publish", "--dry-run")):
+        wrong = _cli(settings, "model", "ctr", *args, STREAMLEARN_LABEL_HORIZON_S="1800",
+                     STREAMLEARN_MODEL_SIGNING_KEY=other_key)  # fmt: skip
+        assert wrong.returncode == 1, wrong.stdout
+        assert "fails verification with this command's signing key" in wrong.stderr
+        assert "bad_signature" in wrong.stderr
+        assert other_key not in wrong.stderr + wrong.stdout
+    assert not _snapshots(settings, registry, "ctr@otherkey")

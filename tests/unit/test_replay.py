@@ -168,6 +168,23 @@ def test_each_live_version_is_recomputed_from_its_parent_byte_for_byte() -> None
     )
 
 
+def test_a_version_whose_examples_are_past_retention_fails_as_such_not_as_a_difference() -> None:
+    """Found by a new user: with `training.examples[2]` starting at 2000, `replay verify ctr
+    --version 5` (parent v4 at 198) said "DIFFERS ... examples [2] 198..231 (read from 2000
+    ...) (0 learned): trained_examples: 198 recomputed, 231 published" and exited 1: the
+    window read again before the parent's offsets was clamped to the log's start, which
+    then passed the retention check while the examples to learn were gone. An untampered
+    version was called different; it is the documented past-retention error."""
+    history = _live([200, 450, 600])
+    published = history.version(3)
+    assert published is not None
+    with pytest.raises(PastRetentionError, match=r"from offset 450, the log starts at 500"):
+        verify_version(
+            history, published, topic=TOPIC, watermarks={0: (500, len(EXAMPLES))},
+            specs=SPECS, key=KEY, read_examples=_reader(),
+        )  # fmt: skip
+
+
 def test_a_version_whose_parent_was_compacted_away_is_recomputed_from_scratch() -> None:
     full = _live([200, 450, 600])
     history = ModelHistory("ctr", full.snapshots[2:], 0)
@@ -617,3 +634,51 @@ def test_a_replays_progress_reaches_every_record_read_undecodable_ones_too() -> 
     result = run_model_replay(settings, registry, plan, advanced.append)
     assert result.counts.undecodable == 4
     assert sum(advanced) == plan.records == 200
+
+
+def test_records_under_a_models_key_that_are_no_snapshot_are_said(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by a new user: bytes that decode to no snapshot, and a tombstone, under `ctr`
+    on model.state, and `replay verify ctr --all` said "each is exactly what its inputs
+    produce" (exit 0): the undecodable ones were counted and never said, and a newest
+    record that is a tombstone (or garbage) is one after which compaction removes every
+    version of the model. The history says both."""
+    from streamlearn.replay import history as history_module
+    from streamlearn.serde import InMemoryRegistry
+    from streamlearn.topology.catalogue import TopicCatalogue
+
+    serde = TopicCatalogue.from_settings(Settings()).topic("model.state").serde(InMemoryRegistry())
+    snapshots = _live([200, 450])
+    good = [serde.encode(s.snapshot) for s in snapshots.snapshots]
+    # A tombstone under ctr~newest is the gate's routine (a promoted version deletes it).
+    records = [(b"ctr", good[0]), (b"ctr", b"\x00\x00\x00\x00\x07garbage"), (b"ctr", good[1]),
+               (b"ctr~newest", None), (b"ctr", None)]  # fmt: skip
+    monkeypatch.setattr(history_module, "read_to_end", lambda settings, topic: iter(records))
+    found = history_module.model_history(Settings(), serde, "model.state", "ctr", KEY)
+    assert [s.version for s in found.snapshots] == [1, 2]
+    assert found.undecodable == 1
+    assert found.unusable == (
+        "1 record under 'ctr' that decodes to no snapshot",
+        "the newest record under 'ctr' is a tombstone: compaction removes every version before it",
+    )
+    records[-1:] = []
+    clean = history_module.model_history(Settings(), serde, "model.state", "ctr", KEY)
+    assert clean.unusable == ("1 record under 'ctr' that decodes to no snapshot",)
+
+
+def test_a_replays_summary_accounts_for_every_record_read() -> None:
+    """Found by a new user: "learned 1,030 examples (1,101 records read, 1 undecodable)":
+    70 records, 50 re-emitted copies and 20 invalid examples, went unsaid."""
+    from streamlearn.models.online import LearnerCounters
+    from streamlearn.replay.model import records_read
+
+    counts = ReadCounts()
+    counts.read, counts.undecodable = 1_101, 1
+    learner = LearnerCounters(learned=1_030, copies=50, invalid=20)
+    line = records_read(counts, learner)
+    assert line == (
+        "1,101 records read: 1,030 learned, 50 copies of an example read before, "
+        "20 invalid (a label or weight out of range), 1 undecodable"
+    )
+    assert records_read(ReadCounts(), LearnerCounters()) == "0 records read: 0 learned"

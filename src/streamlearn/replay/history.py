@@ -39,6 +39,10 @@ class ModelHistory:
     snapshots: tuple[PublishedSnapshot, ...]
     """By version (the last record of a version when one was published twice)."""
     undecodable: int
+    unusable: tuple[str, ...] = ()
+    """What else is under the model's keys: records that decode to no snapshot, and a
+    newest record under its name that is a tombstone (compaction then removes every
+    version before it), said as such."""
 
     @property
     def highest_version(self) -> int:
@@ -55,9 +59,15 @@ def model_history(
     by_version: dict[int, PublishedSnapshot] = {}
     undecodable = 0
     keys = state_keys([name])  # versions its gate held back are under a key of their own
+    newest_deleted = False
     for record_key, value in read_to_end(settings, topic):
-        if value is None or (record_key or b"").decode("utf-8", "replace") not in keys:
+        record_name = (record_key or b"").decode("utf-8", "replace")
+        if record_name not in keys:
             continue
+        if record_name == name:
+            newest_deleted = value is None
+        if value is None:
+            continue  # under <model>~newest, the gate's routine: a promotion deletes it
         try:
             snapshot = serde.decode(value)
         except DecodeError:
@@ -70,4 +80,15 @@ def model_history(
             rejected = str(exc)
         published = PublishedSnapshot(snapshot, rejected)
         by_version[published.version] = published
-    return ModelHistory(name, tuple(by_version[v] for v in sorted(by_version)), undecodable)
+    unusable = []
+    if undecodable:
+        records = "record" if undecodable == 1 else "records"
+        decode = "decodes" if undecodable == 1 else "decode"
+        unusable.append(f"{undecodable} {records} under {name!r} that {decode} to no snapshot")
+    if newest_deleted:
+        unusable.append(
+            f"the newest record under {name!r} is a tombstone: compaction removes every "
+            "version before it"
+        )
+    snapshots = tuple(by_version[v] for v in sorted(by_version))
+    return ModelHistory(name, snapshots, undecodable, tuple(unusable))

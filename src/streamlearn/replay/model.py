@@ -11,13 +11,14 @@ prediction workers load and an experiment arm can route to.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from streamlearn.kafka_clients import confirming_producer, key_partition, produce_one_confirmed
 from streamlearn.models.configured import configured_spec
 from streamlearn.models.keyring import Keyring
+from streamlearn.models.online import LearnerCounters
 from streamlearn.models.spec_text import setting_hint, spec_differences
 from streamlearn.models.specs import SPECS
 from streamlearn.replay.examples import ReadCounts
@@ -148,6 +149,16 @@ def _check_servable(target: ModelTarget, served: ModelHistory) -> None:
     (``unknown_spec``) for as long as ``model.state`` keeps it. The text differs by a
     setting, mostly the label horizon, which this command then names."""
     newest = next((s for s in reversed(served.snapshots) if s.rejected is None), None)
+    if newest is None and served.snapshots:
+        # Nothing served verifies with this command's key: what it signs, workers holding
+        # the deployment's key would refuse too (and its spec cannot be compared).
+        last = served.snapshots[-1]
+        raise ReplayError(
+            f"every snapshot of {served.name} on model.state fails verification with this "
+            f"command's signing key (v{last.version}: {last.rejected}): workers would refuse "
+            f"what it signs. Run with the learner's STREAMLEARN_MODEL_SIGNING_KEY (and "
+            "_ID), or pass --force"
+        )
     if newest is None:
         return
     theirs, ours = str(newest.snapshot.get("spec")), target.spec.describe()
@@ -170,6 +181,24 @@ class ModelReplay:
     learned: int
     published_at: tuple[int, int] | None
     """(partition, offset) on ``model.state`` when published."""
+    learner_counts: LearnerCounters = field(default_factory=LearnerCounters)
+    """What the learner did with each example read (:func:`records_read`)."""
+
+
+def records_read(counts: ReadCounts, learner: LearnerCounters) -> str:
+    """What became of the records read, every one accounted for: ``1,101 records read: 1,030
+    learned, 50 copies of an example read before, 20 invalid, 1 undecodable`` (a summary
+    of learned and read alone left the user to guess where 70 went)."""
+    parts = [
+        (learner.learned, "learned"),
+        (learner.copies, "copies of an example read before"),
+        (learner.invalid, "invalid (a label or weight out of range)"),
+        (learner.other_model, "of another model or arm"),
+        (learner.replayed, "already learned (below a resumed model's offsets)"),
+        (counts.undecodable, "undecodable"),
+    ]
+    said = ", ".join(f"{n:,} {what}" for n, what in parts if n or what == "learned")
+    return f"{counts.read:,} records read: {said}"
 
 
 def nothing_learned(plan: ModelReplayPlan, counts: ReadCounts, learned: int) -> str | None:
@@ -234,4 +263,6 @@ def run_model_replay(
         published_at = produce_one_confirmed(
             publisher, state.name, plan.target.published_as.encode(), value
         )
-    return ModelReplay(plan, snapshot, counts, learner.trained_examples, published_at)
+    return ModelReplay(
+        plan, snapshot, counts, learner.trained_examples, published_at, learner.counters
+    )
