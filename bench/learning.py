@@ -419,17 +419,20 @@ def main(argv: list[str] | None = None) -> None:
         metavar="MARGIN",
         help="promotion gate: log-loss margin (ModelSpec.promotion_margin)",
     )
-    parser.add_argument("--gate-window", type=int, default=2000, metavar="EXAMPLES")
+    # Defaults filled in after parsing: given without --gate, each was ignored unsaid.
+    parser.add_argument(
+        "--gate-window", type=int, default=None, metavar="EXAMPLES", help="[default: 2000]"
+    )
     parser.add_argument(
         "--gate-judge",
         choices=PROMOTION_JUDGES,
-        default="trainee",
-        help="what the gate judges (ModelSpec.promotion_judge)",
+        default=None,
+        help="what the gate judges (ModelSpec.promotion_judge) [default: trainee]",
     )
     parser.add_argument(
         "--gate-after",
         type=int,
-        default=0,
+        default=None,
         metavar="EXAMPLES",
         help="the gate judges once the promoted version has learned this many examples "
         "(ModelSpec.promotion_after_examples)",
@@ -451,6 +454,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--warm-minutes", type=float, default=10.0, metavar="MINUTES")
     args = parser.parse_args(argv)
+    gate_options = {"--gate-window": args.gate_window, "--gate-judge": args.gate_judge,
+                    "--gate-after": args.gate_after}  # fmt: skip
+    given = [name for name, value in gate_options.items() if value is not None]
+    if given and args.gate is None:
+        parser.error(f"{', '.join(given)} shape the promotion gate: they need --gate MARGIN")
+    args.gate_window = 2000 if args.gate_window is None else args.gate_window
+    args.gate_judge = args.gate_judge or "trainee"
+    args.gate_after = 0 if args.gate_after is None else args.gate_after
     if args.gate_auc is not None and (args.gate is None or args.gate_judge != "candidate"):
         parser.error("--gate-auc judges candidates: it needs --gate and --gate-judge candidate")
     # A gate holds back dozens of versions per run, each with the learner's warning (what

@@ -254,7 +254,7 @@ def replay_reset(
         plan_moves,
         refuse_if_active,
     )
-    from streamlearn.replay.positions import parse_position, resolve
+    from streamlearn.replay.positions import check_retention, parse_position, resolve
     from streamlearn.replay.sources import KafkaSource
     from streamlearn.topology.catalogue import TopicCatalogue
 
@@ -280,12 +280,16 @@ def replay_reset(
     # Offsets (P:O) move the partitions they name; the others keep their commits, as with
     # Kafka's own reset tool.
     named = set(position) if isinstance(position, Mapping) else None
-    targets = {
-        (name, r.partition): r.start
-        for name in names
-        for r in resolve(KafkaSource(settings), name, position)
-        if named is None or r.partition in named
-    }
+    targets = {}
+    for name in names:
+        ranges = [
+            r for r in resolve(KafkaSource(settings), name, position)
+            if named is None or r.partition in named
+        ]  # fmt: skip
+        # As a replay's range: offsets before the log's start are gone (a group sent
+        # there reads from wherever its auto.offset.reset says, not from them).
+        check_retention(name, ranges)
+        targets.update({(name, r.partition): r.start for r in ranges})
     moves = plan_moves(current, targets)
     for move in moves:
         before = "-" if move.current is None else str(move.current)
@@ -300,7 +304,7 @@ def _interrupted(into: str) -> NoReturn:
     typer.echo(
         f"streamlearn: interrupted: the shadow namespace {into!r} holds part of the replay "
         f"(no manifest: `replay diff` refuses it); delete it with "
-        f"`streamlearn replay drop --into {into}`",
+        f"`streamlearn replay drop --into {into} --force`",
         err=True,
     )
     raise typer.Exit(130)  # a shell's code for a command stopped by SIGINT
@@ -398,13 +402,19 @@ def replay_diff(
 def replay_drop(
     into: Annotated[str, typer.Option("--into", help="The shadow namespace to delete")],
     dry_run: DryRunOption = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Also a namespace with no replay recorded (a replay's lost manifest)"
+        ),
+    ] = False,
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Delete a shadow namespace: its topics, consumer group, manifest and worker log."""
     from streamlearn.replay.drop import drop_namespace, plan_drop_on_cluster
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
-    plan = plan_drop_on_cluster(settings, into)
+    plan = plan_drop_on_cluster(settings, into, force)
     if plan.empty:
         fail(f"nothing of namespace {into!r} here: no topic, consumer group or manifest")
     for line in plan.lines():

@@ -349,6 +349,17 @@ def test_reset_moves_a_stopped_group_and_refuses_a_running_one(
         check.close()
     assert committed.offset < 0  # nothing committed under the typo
 
+    # Found by a new user: with the log starting later (retention), `--to P:O` before it
+    # was planned and committed without a word; what the group then reads depends on its
+    # auto.offset.reset. It is refused as a replay range past retention is.
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    gone = admin.delete_records([TopicPartition(topic, CTR_PARTITION, 20)])
+    for future in gone.values():
+        future.result(timeout=30)
+    past = _cli(settings, "reset", "--group", "backfill", "--to", f"{CTR_PARTITION}:5")
+    assert past.returncode == 1
+    assert "from offset 5, the log starts at 20" in past.stderr, past.stderr
+
 
 async def test_a_shadow_replay_is_served_through_an_experiment_arm(
     settings: Settings, registry: RegistryClient

@@ -29,8 +29,12 @@ bench_learning = load_script(SCRIPT, "bench_learning")
         (["--steady", "0"], "--steady 0 must be > 0"),
         (["--gate", "nan"], "spec ctr: promotion_margin nan must be a finite number >= 0"),
         (["--gate", "0", "--gate-window", "0"], "promotion_window 0 must be >= 1"),
+        # Found by a new user: taken and ignored without --gate (the run was ungated).
+        (["--gate-window", "500"], "--gate-window shape the promotion gate: they need --gate"),
+        (["--gate-after", "10", "--gate-judge", "candidate"],
+         "--gate-judge, --gate-after shape the promotion gate"),
     ],
-)
+)  # fmt: skip
 def test_mistakes_are_refused_before_any_run(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
 ) -> None:

@@ -79,3 +79,41 @@ def test_a_namespace_without_its_dot_neither_drops_nor_reads_the_replay_with_it(
     assert read_manifest(settings, "strict.")["agents"] == ["preprocess"]
     with pytest.raises(ReplayError, match=r"no replay into 'strict' here .* into 'strict\.'"):
         read_manifest(settings, "strict")
+
+
+def test_a_namespace_no_replay_made_is_not_dropped_without_force(tmp_path: Path) -> None:
+    """Found by a new user: `replay drop --into p66.` deleted all 13 topics of a namespace
+    no replay had made (another deployment's: a tenant's prefix), `model.state` and
+    `training.examples` with them. Only a namespace with a replay's marks (its manifest,
+    its consumer group or its agents' changelogs) is dropped; another needs --force."""
+    settings = Settings(data_dir=tmp_path)
+    tenant = ["p66.telemetry.events", "p66.model.state", "p66.training.examples"]
+    with pytest.raises(ReplayError, match=r"no replay into 'p66\.' is recorded here.*--force"):
+        plan_drop(settings, "p66.", LIVE + tenant, ["p66.streamlearn-learner"])
+    forced = plan_drop(settings, "p66.", LIVE + tenant, [], force=True)
+    assert forced.topics == tuple(sorted(tenant))
+    # A replay interrupted before its manifest: its group or changelogs mark it.
+    assert plan_drop(settings, "try1.", SHADOW, []).topics == tuple(sorted(SHADOW))
+    assert plan_drop(settings, "try1.", SHADOW[:2], ["try1.streamlearn-replay"]).topics
+
+
+def test_a_namespace_whose_topics_are_being_read_is_not_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same namespace had a learner reading it (group `p66.lw3`, one member): it then
+    logged "Topic p66.training.examples not found". Any group with members assigned one
+    of the topics refuses the drop, --force or not."""
+    from streamlearn.replay import drop
+    from streamlearn.replay.drop import DropPlan, drop_namespace
+    from streamlearn.replay.groups import GroupMembers
+
+    monkeypatch.setattr(drop, "refuse_if_active", lambda *args: None)
+    monkeypatch.setattr(
+        drop, "consumers_of", lambda settings, *topics: [GroupMembers("p66.lw3", ("w-1",))]
+    )
+    deleted: list[str] = []
+    monkeypatch.setattr(drop, "_admin", lambda settings: deleted.append("admin"))
+    plan = DropPlan("p66.", ("p66.training.examples",), (), ())
+    with pytest.raises(ReplayError, match=r"being read by p66\.lw3 \(1 member"):
+        drop_namespace(Settings(), plan)
+    assert deleted == []

@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.replay.exceptions import ReplayError
-from streamlearn.replay.groups import TIMEOUT_S, refuse_if_active
+from streamlearn.replay.groups import TIMEOUT_S, consumers_of, refuse_if_active
 from streamlearn.replay.shadow import (
     SHADOW_GROUP,
     files_owner,
@@ -56,10 +56,16 @@ class DropPlan:
 
 
 def plan_drop(
-    settings: Settings, prefix: str, topics: Iterable[str], groups: Iterable[str]
+    settings: Settings,
+    prefix: str,
+    topics: Iterable[str],
+    groups: Iterable[str],
+    force: bool = False,
 ) -> DropPlan:
     """What of namespace ``prefix`` to delete, given the cluster's ``topics`` and consumer
-    ``groups`` (their Kafka names)."""
+    ``groups`` (their Kafka names). A namespace without a replay's marks (its manifest, its
+    consumer group or its agents' changelogs) is refused unless ``force``: a prefix is
+    also how deployments share a cluster, and one was dropped whole."""
     Namespace(prefix)  # validates the prefix
     if not prefix or prefix == settings.topic_prefix:
         raise ReplayError(
@@ -75,10 +81,23 @@ def plan_drop(
     files = () if owner not in (None, prefix) else (
         manifest_path(settings, prefix), worker_log_path(settings, prefix),
     )  # fmt: skip
+    known_groups = set(groups)
+    marked = (
+        owner == prefix
+        or group in known_groups
+        or any(name.startswith(group + "-") for name in existing)
+    )
+    if chosen and not marked and not force:
+        raise ReplayError(
+            f"no replay into {prefix!r} is recorded here ({manifest_path(settings, prefix)}, "
+            f"nor its consumer group {group}): it may be another deployment's namespace, "
+            "which `replay drop` would delete whole. If it is a replay whose manifest was "
+            "lost, pass --force"
+        )
     return DropPlan(
         prefix,
         tuple(sorted(chosen)),
-        (group,) if group in set(groups) else (),
+        (group,) if group in known_groups else (),
         tuple(path for path in files if path.exists()),
     )
 
@@ -87,19 +106,28 @@ def _admin(settings: Settings) -> AdminClient:
     return AdminClient(confluent_config(settings))
 
 
-def plan_drop_on_cluster(settings: Settings, prefix: str) -> DropPlan:
+def plan_drop_on_cluster(settings: Settings, prefix: str, force: bool = False) -> DropPlan:
     """:func:`plan_drop` against the topics and groups the cluster has now."""
     admin = _admin(settings)
     topics = admin.list_topics(timeout=TIMEOUT_S).topics
     listed = admin.list_consumer_groups(request_timeout=TIMEOUT_S).result(timeout=TIMEOUT_S)
-    return plan_drop(settings, prefix, topics, (group.group_id for group in listed.valid))
+    groups = (group.group_id for group in listed.valid)
+    return plan_drop(settings, prefix, topics, groups, force)
 
 
 def drop_namespace(settings: Settings, plan: DropPlan) -> None:
     """Delete what ``plan`` lists: refused while the shadow's group has members (a replay
-    still running), so no worker is left reading deleted topics."""
+    still running), or while any group's members are assigned one of its topics, so no
+    worker is left reading deleted topics."""
     group = plan.prefix + SHADOW_GROUP
     refuse_if_active(settings, group, "dropping its namespace")
+    readers = consumers_of(settings, *plan.topics) if plan.topics else []
+    if readers:
+        said = ", ".join(
+            f"{r.group} ({len(r.members)} member{'s' if len(r.members) > 1 else ''})"
+            for r in readers
+        )
+        raise ReplayError(f"{plan.prefix!r} is being read by {said}: stop them before dropping it")
     admin = _admin(settings)
     if plan.groups:
         for name, future in admin.delete_consumer_groups(

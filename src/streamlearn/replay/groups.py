@@ -35,8 +35,8 @@ def active_members(settings: Settings, group: str) -> GroupMembers:
     return GroupMembers(group, tuple(sorted(m.client_id for m in members)))
 
 
-def consumers_of(settings: Settings, topic: str) -> list[GroupMembers]:
-    """Groups with active members assigned a partition of Kafka topic ``topic``."""
+def consumers_of(settings: Settings, *topics: str) -> list[GroupMembers]:
+    """Groups with active members assigned a partition of one of Kafka topics ``topics``."""
     ids = group_ids(settings)
     if not ids:
         return []
@@ -48,7 +48,7 @@ def consumers_of(settings: Settings, topic: str) -> list[GroupMembers]:
             m.client_id
             for m in members
             if m.assignment is not None
-            and any(tp.topic == topic for tp in m.assignment.topic_partitions)
+            and any(tp.topic in topics for tp in m.assignment.topic_partitions)
         ]
         if reading:
             found.append(GroupMembers(group, tuple(sorted(reading))))

@@ -214,7 +214,8 @@ def _refuse_records_in(settings: Settings, names: Sequence[str], shadow_prefix: 
             raise ReplayError(
                 f"{name} already holds records (a replay interrupted, or its manifest "
                 f"lost): replay --into a fresh namespace, or delete this one with "
-                f"`streamlearn replay drop --into {shadow_prefix}`"
+                f"`streamlearn replay drop --into {shadow_prefix}` (--force if no replay "
+                "is recorded for it)"
             )
 
 
