@@ -337,8 +337,13 @@ def replay_agents(
     )
     from streamlearn.serde import RegistryClient
 
-    settings = command_settings(kafka_bootstrap=bootstrap_servers)
     agents = [a.strip() for a in only.split(",") if a.strip()]
+    if "learner" in agents:
+        # The learner signs: with up's key in the data directory when none is set, as
+        # `replay model` does (the worker died for want of a key after the copy).
+        settings, _ = _replay_settings(bootstrap_servers)
+    else:
+        settings = command_settings(kafka_bootstrap=bootstrap_servers)
     with RegistryClient.for_settings(settings) as registry:
         reader = _record_source(settings, registry, source, root, s3_endpoint_url, s3_region)
         plan = plan_shadow(
@@ -360,7 +365,10 @@ def replay_agents(
     except KeyboardInterrupt:
         _interrupted(into)
     if code != 0:
-        fail(f"the shadow worker stopped with exit code {code}; see {log}")
+        fail(
+            f"the shadow worker stopped with exit code {code}; see {log}. {into!r} holds "
+            f"part of the replay: delete it with `streamlearn replay drop --into {into}`"
+        )
     path = write_manifest(settings, plan)
     typer.echo(f"done: every input committed; manifest {path}")
     typer.echo(f"compare with: streamlearn replay diff --into {into}")

@@ -603,7 +603,9 @@ def test_ctrl_c_stops_a_shadow_replay_while_its_agents_run(
     assert code == 130, stderr
     assert "interrupted: the shadow namespace" in stderr
     assert not manifest_path(settings, into).exists(), "an interrupted replay is not done"
-    dropped = _cli(settings, "drop", "--into", into)
+    # As the message says: no manifest marks it as a replay's, so drop needs --force.
+    assert f"`streamlearn replay drop --into {into} --force`" in stderr
+    dropped = _cli(settings, "drop", "--into", into, "--force")
     assert dropped.returncode == 0, dropped.stdout + dropped.stderr
 
 

@@ -188,7 +188,7 @@ def test_after_rotating_the_key_up_made_up_and_replay_sign_with_the_new_one(
         _snapshot(rotated["model_signing_key"].encode(), rotated["model_signing_key_id"]), keyring
     )
     # The parts `up` starts get the rotation's settings, the previous key included.
-    from streamlearn.up.parts import signing_environment
+    from streamlearn.secret_settings import signing_environment
 
     for name, value in signing_environment(settings).items():
         monkeypatch.setenv(name, value)

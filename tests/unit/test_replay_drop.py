@@ -117,3 +117,27 @@ def test_a_namespace_whose_topics_are_being_read_is_not_dropped(
     with pytest.raises(ReplayError, match=r"being read by p66\.lw3 \(1 member"):
         drop_namespace(Settings(), plan)
     assert deleted == []
+
+
+def test_a_replay_of_the_learner_without_a_signing_key_fails_before_copying(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a new user: `replay agents --only learner --into t3.` planned, passed
+    `--dry-run`, copied 5,250 records, and then its worker died with "the learner signs
+    snapshots: set STREAMLEARN_MODEL_SIGNING_KEY", leaving a half-made namespace; `replay
+    model` and `verify` sign and verify with `up`'s key in the data directory, this did
+    not. It now takes that key as they do, and without any key it stops before Kafka is
+    asked anything."""
+    from typer.testing import CliRunner
+
+    from streamlearn.cli import app
+
+    monkeypatch.delenv("STREAMLEARN_MODEL_SIGNING_KEY", raising=False)
+    result = CliRunner().invoke(
+        app,
+        ["replay", "agents", "--only", "learner", "--into", "t3.", "--dry-run",
+         "--bootstrap-servers", "127.0.0.1:1"],
+        env={"STREAMLEARN_DATA_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "snapshots are verified and signed with a key" in result.output, result.output

@@ -33,6 +33,7 @@ from streamlearn.replay.groups import TIMEOUT_S, committed_offsets
 from streamlearn.replay.positions import PartitionRange, Position, resolve
 from streamlearn.replay.sources import KafkaSource, RecordSource
 from streamlearn.runtime.topic_reader import end_offsets
+from streamlearn.secret_settings import signing_environment
 from streamlearn.settings import Settings
 from streamlearn.topology import apply_topology, desired_topics, load_topology
 from streamlearn.topology.catalogue import topology_path
@@ -259,7 +260,8 @@ def _consumed(settings: Settings, plan: ShadowPlan) -> bool:
 def run_shadow(settings: Settings, plan: ShadowPlan, log: Path) -> int:
     """Run the agents in the shadow namespace until every input is committed; returns the
     worker's exit code (0 after a clean stop)."""
-    env = {**os.environ, "STREAMLEARN_TOPIC_PREFIX": plan.shadow_prefix}
+    env = {**os.environ, **signing_environment(settings)}
+    env["STREAMLEARN_TOPIC_PREFIX"] = plan.shadow_prefix
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as output:
         worker = subprocess.Popen(

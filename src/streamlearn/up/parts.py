@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from datetime import datetime
-
-from pydantic import SecretStr
 
 from streamlearn.agents import AGENT_NAMES
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.ports import free_port
-from streamlearn.secret_settings import SECRET_SETTING_NAMES
+from streamlearn.secret_settings import SECRET_SETTING_NAMES, signing_environment
 from streamlearn.settings import ENV_PREFIX, WITHHELD_ENV, Settings
 from streamlearn.settings_values import port_bounds
 from streamlearn.up.children import ChildSpec
@@ -43,27 +40,6 @@ def check_ports_free(options: UpOptions) -> None:
                     f"port {port} is taken ({exc.strerror}); is another `streamlearn up` "
                     f"running? Stop it or choose another {option}"
                 ) from exc
-
-
-def signing_environment(settings: Settings) -> dict[str, str]:
-    """The signing settings ``up`` resolved (the data directory's key or its rotation:
-    the previous key too, until its grace ends), for its parts' environment."""
-    values = {
-        "MODEL_SIGNING_KEY": settings.model_signing_key,
-        "MODEL_SIGNING_KEY_ID": settings.model_signing_key_id,
-        "MODEL_PREVIOUS_SIGNING_KEY": settings.model_previous_signing_key,
-        "MODEL_PREVIOUS_SIGNING_KEY_ID": settings.model_previous_signing_key_id,
-        "MODEL_PREVIOUS_SIGNING_KEY_UNTIL": settings.model_previous_signing_key_until,
-    }
-    env = {}
-    for name, value in values.items():
-        if isinstance(value, SecretStr):
-            env[f"STREAMLEARN_{name}"] = value.get_secret_value()
-        elif isinstance(value, datetime):
-            env[f"STREAMLEARN_{name}"] = value.isoformat()
-        elif value is not None:
-            env[f"STREAMLEARN_{name}"] = str(value)
-    return env
 
 
 SIGNING_SECRETS = frozenset({"model_signing_key", "model_previous_signing_key"})
