@@ -59,10 +59,16 @@ def up(
     live: Annotated[
         bool | None, typer.Option("--live/--no-live", help="Live view [default: on a terminal]")
     ] = None,
-    rate: Annotated[float, typer.Option(help="Simulated page views per second")] = 100.0,
-    users: Annotated[int, typer.Option(help="Simulated people")] = 5000,
-    bot_share: Annotated[float, typer.Option(help="Share of page views made by bots")] = 0.05,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the simulated world")] = 0,
+    rate: Annotated[
+        float | None, typer.Option(help="Simulated page views per second [default: 100]")
+    ] = None,
+    users: Annotated[int | None, typer.Option(help="Simulated people [default: 5000]")] = None,
+    bot_share: Annotated[
+        float | None, typer.Option(help="Share of page views made by bots [default: 0.05]")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Seed of the simulated world [default: 0]")
+    ] = None,
     drift_at: Annotated[
         float | None,
         typer.Option(
@@ -114,7 +120,10 @@ def up(
     data_dir: DataDirOption = None,
     registry_port: Annotated[int, port_option("Port of the schema registry")] = 8081,
     collector_port: Annotated[int, port_option("Port of the collector")] = 8001,
-    serve_port: Annotated[int, port_option("Port of the prediction worker")] = 8000,
+    serve_port: Annotated[
+        int | None,
+        port_option("Port of the prediction worker [default: STREAMLEARN_SERVE_PORT, 8000]"),
+    ] = None,
     schema_registry_url: Annotated[
         str | None,
         typer.Option("--schema-registry-url", help="Use this registry instead of starting one"),
@@ -134,6 +143,7 @@ def up(
     from streamlearn.up import UpOptions, run_up
     from streamlearn.up.chaos import ChaosOptions
     from streamlearn.up.chaos_run import CHAOS_DEFAULTS
+    from streamlearn.up.data_dir_lock import one_up_per_data_dir
     from streamlearn.up.simulation import apply_simulate_defaults, simulated_changes
 
     console = up_console(as_json)
@@ -151,9 +161,16 @@ def up(
     if chaos and not simulate:
         fail("--chaos needs --simulate: the invariants are checked against its ground truth")
     # Options that would be ignored: said, not run without (found as silently ignored).
-    given = {"--drift-at": drift_at is not None, "--change": bool(change)}
+    given = {
+        "--drift-at": drift_at is not None,
+        "--change": bool(change),
+        "--rate": rate is not None,
+        "--users": users is not None,
+        "--bot-share": bot_share is not None,
+        "--seed": seed is not None,
+    }
     for option in (name for name, set_ in given.items() if set_ and not simulate):
-        fail(f"{option} needs --simulate: it changes the simulated world")
+        fail(f"{option} needs --simulate: it shapes the simulated world")
     chaos_given = {
         "--chaos-interval": chaos_interval is not None,
         "--chaos-fault": bool(chaos_fault),
@@ -174,11 +191,15 @@ def up(
     try:
         changes = simulated_changes(drift_at, change or [], duration)
         traffic = TrafficConfig(
-            rate=rate, users=users, bot_share=bot_share, seed=seed, changes=changes
+            rate=100.0 if rate is None else rate,
+            users=5000 if users is None else users,
+            bot_share=0.05 if bot_share is None else bot_share,
+            seed=seed or 0,
+            changes=changes,
         )
         chaos_options = (
             ChaosOptions(
-                seed,
+                seed or 0,
                 CHAOS_INTERVAL_S if chaos_interval is None else chaos_interval,
                 tuple(chaos_fault or ()),
                 CHAOS_OUTAGE_S if chaos_outage is None else chaos_outage,
@@ -195,7 +216,7 @@ def up(
         start_registry=schema_registry_url is None,
         registry_port=registry_port,
         collector_port=collector_port,
-        serve_port=serve_port,
+        serve_port=settings.serve_port if serve_port is None else serve_port,
         dashboard_port=dashboard_port,
         simulate=traffic if simulate else None,
         duration_s=duration,
@@ -203,7 +224,10 @@ def up(
         chaos=chaos_options,
         secure=secure,
     )
-    outcome = asyncio.run(run_up(settings, options, say, on_fetch=fetch_progress, console=console))
+    with one_up_per_data_dir(settings.data_dir):
+        outcome = asyncio.run(
+            run_up(settings, options, say, on_fetch=fetch_progress, console=console)
+        )
     if outcome is None:
         return
     final, results = outcome

@@ -4,8 +4,9 @@
 itself in ``STREAMLEARN_SUPERVISOR_PID``. If `up` dies without stopping them (SIGKILL, a
 crash of the interpreter), the parts are re-parented; each notices within a second and
 sends itself SIGTERM, which every long-running command handles as a clean stop (offsets
-committed, producers flushed). Without this, a killed `up` left them running and holding
-their ports.
+committed, producers flushed); one still alive ``CLEAN_STOP_S`` later (its broker went
+with `up`, and its shutdown waits for it) ends itself with SIGKILL. Without this, a killed
+`up` left them running and holding their ports.
 """
 
 from __future__ import annotations
@@ -17,12 +18,20 @@ import time
 
 SUPERVISOR_PID_ENV = "STREAMLEARN_SUPERVISOR_PID"
 CHECK_INTERVAL_S = 1.0
+CLEAN_STOP_S = 20.0
+"""How long an orphan may take to stop cleanly before it ends itself with SIGKILL: a
+killed `up` takes its embedded broker with it, and Faust's shutdown then waited for that
+broker for good (agents alive minutes later, a second SIGTERM ignored). A clean stop with
+a broker there takes a few seconds."""
 
 
 def _watch(supervisor_pid: int) -> None:
     while os.getppid() == supervisor_pid:
         time.sleep(CHECK_INTERVAL_S)
     os.kill(os.getpid(), signal.SIGTERM)
+    # A daemon thread: a process that stops cleanly takes it along before this wakes.
+    time.sleep(CLEAN_STOP_S)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def stop_when_orphaned() -> None:

@@ -135,6 +135,12 @@ def test_serve_refuses_port_0_for_several_processes() -> None:
         (["up", "--simulate", "--chaos-interval", "-1"], "--chaos-interval needs --chaos"),
         (["up", "--drift-at", "5"], "--drift-at needs --simulate"),
         (["up", "--change", "bot_wave@5"], "--change needs --simulate"),
+        # Found by a new user: taken and ignored without --simulate, where --drift-at and
+        # --change were refused.
+        (["up", "--rate", "50"], "--rate needs --simulate"),
+        (["up", "--users", "10"], "--users needs --simulate"),
+        (["up", "--bot-share", "0.5"], "--bot-share needs --simulate"),
+        (["up", "--seed", "3"], "--seed needs --simulate"),
     ],
 )  # fmt: skip
 def test_simulation_options_that_would_be_ignored_or_are_wrong_name_themselves(

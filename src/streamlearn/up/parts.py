@@ -29,6 +29,17 @@ def check_ports_free(options: UpOptions) -> None:
     }
     if options.start_registry:
         ports["--registry-port"] = options.registry_port
+    # Two parts on one port: the second crashed and restarted until its readiness wait
+    # gave up minutes later. (The broker's port is its own check: a running broker of the
+    # data directory holds it.)
+    ours = {"--port": options.kafka_port} if options.embedded_kafka else {}
+    seen: dict[int, str] = {}
+    for option, port in {**ours, **ports}.items():
+        if port and port in seen:
+            raise StreamlearnError(
+                f"{seen[port]} and {option} are both {port}: each part needs a port of its own"
+            )
+        seen[port] = option
     for option, port in ports.items():
         with socket.socket() as probe:
             # As the servers do: a port in TIME_WAIT from a previous run is free to them.

@@ -188,6 +188,11 @@ class Check:
     detail: str
 
 
+def _said(figure: object) -> str:
+    """A figure in a check's detail: one not there yet said so, not as Python's None."""
+    return "not measured yet" if figure is None else str(figure)
+
+
 def _learned(
     model: str, served: dict[str, Any], elapsed_s: float, ceiling: float | None
 ) -> list[Check]:
@@ -201,7 +206,7 @@ def _learned(
                 f"{model} learned the simulated world: not judged in a {elapsed_s:.0f} s run",
                 True,
                 f"{JUDGED_AFTER_S:.0f} s or more judges its versions (>= {MIN_VERSIONS}) and "
-                f"prequential AUC (>= {MIN_AUC}); {versions} published, AUC {auc}",
+                f"prequential AUC (>= {MIN_AUC}); {versions} published, AUC {_said(auc)}",
             )
         ]
     resumed = " since its first version, earlier runs included" if served.get("resumed") else ""
@@ -214,7 +219,8 @@ def _learned(
         Check(
             f"{model} prequential AUC >= {MIN_AUC}",
             auc is not None and auc >= MIN_AUC,
-            f"{auc} (served {served.get('served_auc')}{resumed}, ceiling {ceiling})",
+            f"{_said(auc)} (served {_said(served.get('served_auc'))}{resumed}, "
+            f"ceiling {_said(ceiling)})",
         ),
     ]
 

@@ -7,6 +7,8 @@ import math
 import os
 from collections.abc import Sequence
 
+from streamlearn.settings import ENV_PREFIX
+from streamlearn.settings_loading import load_settings
 from streamlearn.simulate.changes import CHANGE_KINDS, Change, parse_change
 
 # What `up --simulate` changes unless the environment sets it: the simulated world lives
@@ -32,10 +34,26 @@ SIMULATE_DEFAULTS = {
 
 
 def apply_simulate_defaults(environ: os._Environ[str] | dict[str, str]) -> dict[str, str]:
-    """Set ``SIMULATE_DEFAULTS`` that the environment does not set; returns those set."""
-    applied = {k: v for k, v in SIMULATE_DEFAULTS.items() if k not in environ}
+    """Set ``SIMULATE_DEFAULTS`` that no settings source sets (the environment, a `.env`
+    file, ``STREAMLEARN_CONFIG_FILE``); returns those set. Put in the environment, a
+    default outranks both files: one they set was overridden, without a word."""
+    given = _given_by_files()
+    applied = {
+        name: value
+        for name, value in SIMULATE_DEFAULTS.items()
+        if name not in environ and name.removeprefix(ENV_PREFIX).lower() not in given
+    }
     environ.update(applied)
     return applied
+
+
+def _given_by_files() -> set[str]:
+    """The settings a source sets, by field name; none when the settings do not load
+    (the command then refuses them, saying why)."""
+    try:
+        return set(load_settings().model_fields_set)
+    except Exception:
+        return set()
 
 
 UP_CHANGE_KINDS = tuple(kind for kind in CHANGE_KINDS if kind != "broken_model")
