@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import re
 import socket
+from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException
 
@@ -111,6 +112,14 @@ def _unusable_path(exc: BaseException) -> str | None:
     file, one it may not write, a full disk."""
     if not isinstance(exc, OSError) or exc.filename is None or exc.errno not in _PATH_HINTS:
         return None
+    if exc.errno == errno.ENOTDIR:
+        # The path named is under the file in the way (`afile/kafka/kafka.pid`): name it.
+        in_the_way = next((p for p in Path(str(exc.filename)).parents if p.is_file()), None)
+        if in_the_way is not None:
+            return (
+                f"{exc.strerror}: {in_the_way} is a file, where a directory is expected "
+                f"(for {exc.filename})"
+            )
     return f"{exc.strerror}: {exc.filename} ({_PATH_HINTS[exc.errno]})"
 
 

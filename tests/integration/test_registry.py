@@ -541,6 +541,30 @@ def test_bad_requests_get_the_registry_error_and_the_service_keeps_running(
     assert http("GET", f"{schema_registry_url}/subjects")[0] == 200
 
 
+def test_a_body_of_another_media_type_is_415(schema_registry_url: str) -> None:
+    """Found by a new user: a register sent as `text/plain` or a form
+    (`application/x-www-form-urlencoded`, curl's `-d` without `-H`) was taken; Confluent's
+    registry answers 415, and a client sending a form is one that means something else."""
+    body = json.dumps({"schema": V1}).encode()
+    url = f"{schema_registry_url}/subjects/media-value/versions"
+    for media_type in ("text/plain", "application/x-www-form-urlencoded"):
+        request = urllib.request.Request(url, data=body, method="POST")
+        request.add_header("Content-Type", media_type)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        with refused.value as error:
+            assert error.code == 415
+            answer = json.loads(error.read())
+        assert answer["error_code"] == 415
+        assert media_type in answer["message"]
+    for media_type in ("application/json", "application/vnd.schemaregistry+json",
+                       "application/octet-stream"):  # fmt: skip
+        request = urllib.request.Request(url, data=body, method="POST")
+        request.add_header("Content-Type", media_type)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+
+
 @pytest.mark.parametrize(
     ("path", "body", "error_code", "named"),
     [

@@ -288,6 +288,21 @@ def test_a_refusal_by_the_brokers_acls_is_said_as_one(code: str) -> None:
     assert "streamlearn acls plan" in line
 
 
+def test_a_data_directory_that_is_a_file_is_named_not_a_path_under_it(tmp_path: Path) -> None:
+    """Found by a new user: with STREAMLEARN_DATA_DIR a file, `up` said "Not a directory:
+    .../afile/kafka/kafka.pid (a directory is expected there, not a file)": the path in
+    the way is `afile`."""
+    from streamlearn.cli_errors import one_line_error
+
+    in_the_way = tmp_path / "afile"
+    in_the_way.write_text("")
+    error = NotADirectoryError(20, "Not a directory", str(in_the_way / "kafka" / "kafka.pid"))
+    assert one_line_error(error) == (
+        f"Not a directory: {in_the_way} is a file, where a directory is expected "
+        f"(for {in_the_way / 'kafka' / 'kafka.pid'})"
+    )
+
+
 def test_a_key_file_kafka_cannot_load_names_its_password_setting_too() -> None:
     """Found by a new user: a wrong or missing STREAMLEARN_KAFKA_SSL_KEY_PASSWORD was blamed
     on the key file alone (librdkafka says "PEM lib" for both)."""

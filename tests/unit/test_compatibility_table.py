@@ -446,3 +446,19 @@ def test_table_is_well_formed() -> None:
     assert len(PAIRS) >= 30
     assert {pair_id for pair_id, _ in DISAGREEMENTS} <= set(ids)
     assert {name for name, _ in TRANSITIVE_DISAGREEMENTS} <= {row[0] for row in TRANSITIVE}
+
+
+def test_a_refusal_names_each_kind_once_and_each_field_once() -> None:
+    """Found by a new user: a 409 read "reader_field_missing_default_value,
+    reader_field_missing_default_value, ... (six times) at app_version, client_ts, ...:
+    app_version; client_ts; ..." (the kind once per field, and the fields twice)."""
+    import json
+
+    old = json.dumps({"type": "record", "name": "E", "fields": [{"name": "x", "type": "int"}]})
+    new = json.dumps({"type": "record", "name": "E", "fields": [
+        {"name": "x", "type": "int"}, {"name": "a", "type": "string"},
+        {"name": "b", "type": "long"}]})  # fmt: skip
+    (problem,) = check(new, [old], Level.BACKWARD)
+    assert problem == (
+        "new schema cannot read old data: reader_field_missing_default_value at a, b"
+    ), problem

@@ -72,7 +72,7 @@ while True:
     assert [c.exit_code for c in crashes] == [3]
     assert crashes[0].name == "flaky"
     assert "about to fail: the disk is full" in crashes[0].log_tail
-    assert "exited with code 3" in crashes[0].describe()
+    assert "flaky stopped: exit code 3;" in crashes[0].describe()
     await _until(lambda: "second life" in (tmp_path / "logs" / "flaky.log").read_text())
 
     await supervisor.stop([])

@@ -43,7 +43,24 @@ def _flag(request: web.Request, name: str, default: bool = False) -> bool:
     return default if value is None else value.strip().lower() == "true"
 
 
+ACCEPTED_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.schemaregistry.v1+json",
+        "application/vnd.schemaregistry+json",
+        "application/json",
+        # What aiohttp reports for a request without Content-Type; Confluent takes it too.
+        "application/octet-stream",
+    }
+)
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
+    if request.content_type not in ACCEPTED_MEDIA_TYPES:
+        # As Confluent's registry answers a form or text (curl's -d without -H).
+        raise errors.RegistryError(
+            415, 415, f"HTTP 415 Unsupported Media Type: {request.content_type}; send "
+            "application/vnd.schemaregistry.v1+json or application/json"
+        )  # fmt: skip
     try:
         body = json.loads(await request.read())
     except ValueError as exc:  # UnicodeDecodeError included: bytes that are not UTF-8

@@ -135,10 +135,12 @@ def plan_model_replay(
         if readers:
             groups = ", ".join(f"{g.group} ({len(g.members)} members)" for g in readers)
             raise ReplayError(
-                f"{topic} is being consumed by {groups}: a running learner of "
-                f"{target.published_as} would publish versions of its own beside the replayed "
-                "one. Stop the learner (it resumes from the replayed snapshot), publish "
-                "under --shadow, or pass --force"
+                f"{topic} is being consumed by {groups}: if one of them is a learner of "
+                f"{target.published_as}, it would publish versions of its own beside the "
+                "replayed one (groups that only read it, an archive or a monitor, do not). "
+                "Stop the learner (it resumes from the replayed snapshot), publish under "
+                "--shadow, or, when none of them learns, pass --force (which also skips "
+                "the check that workers accept its spec)"
             )
     return ModelReplayPlan(target, topic, ranges, history.highest_version + 1, publishing, source)
 

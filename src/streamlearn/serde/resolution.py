@@ -66,8 +66,11 @@ def resolution_problems(reader: Schema, writer: Schema) -> list[str]:
     if result.compatibility is SchemaCompatibilityType.compatible:
         return []
     reader_json = reader.to_json()
-    kinds = sorted(i.name.lower() for i in result.incompatibilities) or ["incompatible"]
+    # Each kind and field once: a kind per field and the fields again as the messages
+    # (Avro's are often the field's name alone) made a 409 hard to read.
+    kinds = sorted({i.name.lower() for i in result.incompatibilities}) or ["incompatible"]
     fields = sorted({field_path(reader_json, loc) for loc in result.locations if loc != "/"})
     where = ", ".join(fields) or "(top level)"
-    details = "; ".join(sorted(result.messages))
-    return [f"{', '.join(kinds)} at {where}: {details}"]
+    named = set(fields) | {field.rsplit(".", 1)[-1] for field in fields}
+    details = "; ".join(sorted(m for m in result.messages if m not in named))
+    return [f"{', '.join(kinds)} at {where}" + (f": {details}" if details else "")]

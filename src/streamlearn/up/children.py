@@ -101,7 +101,8 @@ class Crash:
     def describe(self) -> str:
         lines = "\n".join(f"    {line}" for line in self.log_tail)
         why = "" if self.stuck_s is None else f" (killed: not ready for {self.stuck_s:.0f}s)"
-        return f"{self.name} exited with code {self.exit_code}{why}; its last lines:\n{lines}"
+        # In the summary's words (`ended by SIGKILL`, not `exited with code -9`).
+        return f"{self.name} stopped: {how_it_ended(self.exit_code)}{why}; its last lines:\n{lines}"
 
 
 def how_it_ended(code: int) -> str:
