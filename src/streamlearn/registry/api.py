@@ -171,10 +171,12 @@ async def register(request: web.Request) -> web.Response:
     # What a register may carry that this registry would not keep: refused, never dropped
     # (a client would believe its rule set, say field encryption, stored). Null is unset.
     for field in ("metadata", "ruleSet"):
-        if body.get(field) is not None:
+        if body.get(field):  # none or empty: nothing to keep
             raise errors.invalid_schema(f"{field} is not supported by this registry")
     for field in ("id", "version"):
-        if body.get(field) is not None:
+        value = body.get(field)
+        # Clients that leave them unset send null, or -1 / 0 (Java's defaults).
+        if value is not None and not (isinstance(value, int) and value <= 0):
             raise errors.operation_not_permitted(
                 f"a register naming its {field}: this registry assigns ids and versions "
                 "itself (it has no IMPORT mode)"
@@ -253,9 +255,9 @@ async def get_global_config(request: web.Request) -> web.Response:
 def _level_of(body: dict[str, Any]) -> object:
     """The compatibility level a ``PUT /config`` body sets; any other field Confluent's
     registry takes (``alias``, ``normalize``, default and override rule sets...) refused,
-    not dropped. Null is unset."""
+    not dropped. Null, false or empty is unset."""
     for field, value in body.items():
-        if field != "compatibility" and value is not None:
+        if field != "compatibility" and value:
             raise errors.unsupported_config(field)
     return body.get("compatibility")
 
