@@ -35,7 +35,7 @@ def one_up_per_data_dir(data_dir: Path) -> Iterator[None]:
             holder = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip()
             raise StreamlearnError(
                 f"another `streamlearn up` runs in {data_dir} (pid {holder or 'unknown'}): "
-                "stop it, or give this one another STREAMLEARN_DATA_DIR (--data-dir)"
+                "stop it, or give this one another STREAMLEARN_DATA_DIR"
             ) from None
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
