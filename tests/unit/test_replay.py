@@ -90,6 +90,14 @@ def test_a_position_past_the_logs_end_says_so() -> None:
         resolve(log, "t", {0: 20}, {0: 10})
     with pytest.raises(PartitionNotRead, match="only t partition"):
         resolve(log, "t", {1: 5}, partitions=[0])
+    # Found by a new user: `--from 10:58` (a time of day) named "partition [10]" and no
+    # more; a time is read as one only with its date.
+    with pytest.raises(
+        PartitionNotRead,
+        match=r"name \[10\] \(P:O offsets; a time is given "
+        r"with its date, e\.g\. 2026-12-07T10:58\)",
+    ):
+        resolve(log, "t", {10: 58}, partitions=[0])
 
 
 def test_a_time_out_of_range_says_what_is_wrong() -> None:

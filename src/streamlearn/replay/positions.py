@@ -127,7 +127,8 @@ def resolve(
         if named - wanted:
             raise PartitionNotRead(
                 f"only {topic} partition(s) {sorted(wanted)} are read here; the offsets given "
-                f"name {sorted(named - wanted)}"
+                f"name {sorted(named - wanted)} (P:O offsets; a time is given with its date, "
+                "e.g. 2026-12-07T10:58)"
             )
         watermarks = {p: w for p, w in watermarks.items() if p in wanted}
     starts = _offsets(source, topic, start, watermarks, "earliest")
