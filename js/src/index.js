@@ -26,7 +26,8 @@ function storageOf(win) {
 
 export function createTracker(win, script) {
   const doc = win.document;
-  const report = (message) => win.console && win.console.error(message);
+  // Every message the tag says starts so (one prefix here, not one per message).
+  const report = (message) => win.console && win.console.error(`streamlearn: ${message}`);
   const checked = (options) => checkedOptions(options, report);
   const config = { ...DEFAULTS, ...checked(optionsFromAttributes(script && script.dataset)) };
   const pageId = uuid4();
@@ -65,14 +66,14 @@ export function createTracker(win, script) {
     if (consent === "denied") return;
     if (!body.app_version && !versionMissingSaid) {
       versionMissingSaid = true;
-      report("streamlearn: appVersion is not set: the collector refuses events without one");
+      report("appVersion is not set: the collector refuses events without one");
     }
     // What the collector would refuse is refused here, where the caller hears why: sent, it
     // would be refused with every event of its request, and a beacon cannot say which.
     const problem = problemOf(body);
     if (problem) {
       refusedHere += 1;
-      report(`streamlearn: not sent: ${problem}`);
+      report(`not sent: ${problem}`);
       return;
     }
     outbox.add({ id: body.event_id, body });
@@ -197,7 +198,7 @@ export function createTracker(win, script) {
       if (started) {
         // Half of it would apply (appVersion), half not (batchSize, the consent gate):
         // events could go before the consent the late init asked for.
-        report("streamlearn: 'init' after load ignored: use 'set'");
+        report("'init' after load ignored: use 'set'");
         return;
       }
       Object.assign(config, checked(options));
@@ -221,7 +222,7 @@ export function createTracker(win, script) {
       if (disabled) return;
       if (typeof granted !== "boolean") {
         // 'false' or 'no' granted consent (a non-empty string is truthy).
-        report(`streamlearn: consent takes true or false, not ${JSON.stringify(granted)}`);
+        report(`consent takes true or false, not ${JSON.stringify(granted)}`);
         return;
       }
       consent = granted ? "granted" : "denied";
@@ -252,17 +253,17 @@ export function createTracker(win, script) {
   function run(name, ...args) {
     const command = Object.prototype.hasOwnProperty.call(commands, name) ? commands[name] : null;
     if (!command) {
-      report(`streamlearn: unknown command ${JSON.stringify(name)}`);
+      report(`unknown command ${JSON.stringify(name)}`);
       return;
     }
     if (!started && name !== "init") {
-      report("streamlearn: not started");
+      report("not started");
       return;
     }
     try {
       command(...args);
     } catch (error) {
-      report(`streamlearn: ${name} failed: ${error}`);
+      report(`${name} failed: ${error}`);
     }
   }
 

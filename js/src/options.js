@@ -131,7 +131,7 @@ export function checkedOptions(options, report) {
       continue;
     }
     const safe = safeValue(name);
-    report(`streamlearn: ${name} ${wrong}, not ${JSON.stringify(value)}; using ${JSON.stringify(safe)}`);
+    report(`${name} ${wrong}, not ${JSON.stringify(value)}; using ${JSON.stringify(safe)}`);
     checked[name] = safe;
   }
   return checked;

@@ -26,7 +26,7 @@ export function strings(properties, report = () => {}) {
     const kind = typeof value;
     if (kind === "string") out[key] = value;
     else if (kind === "number" || kind === "boolean" || kind === "bigint") out[key] = String(value);
-    else if (kind === "function" || kind === "symbol") report(`streamlearn: property ${key} left out: a ${kind} has no text`);
+    else if (kind === "function" || kind === "symbol") report(`property ${key} left out: a ${kind} has no text`);
     else {
       try {
         out[key] = JSON.stringify(value);

@@ -12,6 +12,7 @@ import { retryDelayMs } from "./retry.js";
 // of bytes (UTF-8), not of characters: 45,000 characters of CJK text are 120 KB.
 export const BEACON_LIMIT = 60000;
 const ITEM_FIELD = /^\[(\d+)\]/;
+const FETCH_TIMEOUT_MS = 30000;
 // Where a page says the collector failed it (FAILING_KEY), for the pages after it (and
 // other tabs): removed by the next post that succeeds. Older than a day, it says nothing.
 const FAILING_FOR_MS = 86400000;
@@ -84,6 +85,10 @@ export class Sender {
         headers: { "Content-Type": "text/plain;charset=UTF-8" },
         keepalive,
         credentials: "omit",
+        // A request nobody answers (a proxy that holds it) is given up after a while, or
+        // the page would send nothing more: retried as an unreachable collector's. (No
+        // timeout where the browser has no AbortSignal.timeout: Safari before 16.)
+        signal: AbortSignal.timeout?.(FETCH_TIMEOUT_MS),
       });
       status = response.status;
       retryAfter = response.headers.get("Retry-After");
@@ -132,7 +137,7 @@ export class Sender {
     // an origin not listed): keep everything, wait, try again. A misconfiguration is said
     // (once): the console showed only the browser's "Failed to load resource".
     if ((status === 401 || status === 403) && this.failures === 0 && this.env.report) {
-      this.env.report(`streamlearn: collector answered ${status}; kept`);
+      this.env.report(`collector answered ${status}; kept`);
     }
     this.failures += 1;
     const now = this.env.now();

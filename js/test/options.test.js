@@ -12,7 +12,7 @@ test("a consent setting the tag cannot read asks for consent, and says so", () =
     const [options, said] = check({ consent: typo });
     assert.equal(options.consent, "required", String(typo));
     assert.equal(said.length, 1);
-    assert.match(said[0], /^streamlearn: consent must be "required" or "not-required"/);
+    assert.match(said[0], /^consent must be "required" or "not-required"/); // the page prefixes it
   }
   assert.deepEqual(check({ consent: "not-required" }), [{ consent: "not-required" }, []]);
   assert.deepEqual(check({ consent: "required" }), [{ consent: "required" }, []]);

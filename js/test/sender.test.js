@@ -227,5 +227,38 @@ test("a 401 or 403 is said on the console once, and everything is kept", async (
   h.advance(60000);
   await h.sender.flush();
   assert.equal(h.outbox.size, 4);
-  assert.deepEqual(said, ["streamlearn: collector answered 401; kept"]);
+  // The page's report starts every message with "streamlearn: " (index.js).
+  assert.deepEqual(said, ["collector answered 401; kept"]);
+});
+
+test("a request nobody answers is given up after 30 s and retried as an unreachable one", async () => {
+  // Found by review: a collector (or a proxy) that accepted the request and never answered
+  // left the page's only request in flight for good: nothing more was sent from that page.
+  const asked = [];
+  const timeout = AbortSignal.timeout;
+  AbortSignal.timeout = (ms) => {
+    asked.push(ms);
+    return timeout.call(AbortSignal, ms);
+  };
+  try {
+    const h = harness([]);
+    const fetch = h.sender.env.fetch;
+    let signal = null;
+    h.sender.env.fetch = async (url, init) => {
+      signal = init.signal;
+      throw new DOMException("The operation timed out.", "TimeoutError"); // what its abort gives
+    };
+    await h.sender.flush();
+    assert.deepEqual(asked, [30000]);
+    assert.ok(signal instanceof AbortSignal);
+    assert.equal(h.sender.inFlight, false);
+    assert.equal(h.outbox.size, 4, "kept");
+    assert.equal(h.timers.at(-1).ms, 1000, "retried as an unreachable collector is");
+    h.sender.env.fetch = fetch;
+    h.advance(1000);
+    await h.sender.flush();
+    assert.equal(h.outbox.size, 1);
+  } finally {
+    AbortSignal.timeout = timeout;
+  }
 });
