@@ -300,13 +300,16 @@ def replay_reset(
     typer.echo(f"moved {len(moves)} partition offsets of {kafka_group}")
 
 
-def _interrupted(into: str) -> NoReturn:
-    typer.echo(
-        f"streamlearn: interrupted: the shadow namespace {into!r} holds part of the replay "
-        f"(no manifest: `replay diff` refuses it); delete it with "
-        f"`streamlearn replay drop --into {into} --force`",
-        err=True,
+def _partly_made(into: str) -> str:
+    """What a replay that did not finish left: said alike however it ended."""
+    return (
+        f"the shadow namespace {into!r} holds part of the replay (no manifest: `replay "
+        f"diff` refuses it); delete it with `streamlearn replay drop --into {into} --force`"
     )
+
+
+def _interrupted(into: str) -> NoReturn:
+    typer.echo(f"streamlearn: interrupted: {_partly_made(into)}", err=True)
     raise typer.Exit(130)  # a shell's code for a command stopped by SIGINT
 
 
@@ -365,10 +368,7 @@ def replay_agents(
     except KeyboardInterrupt:
         _interrupted(into)
     if code != 0:
-        fail(
-            f"the shadow worker stopped with exit code {code}; see {log}. {into!r} holds "
-            f"part of the replay: delete it with `streamlearn replay drop --into {into}`"
-        )
+        fail(f"the shadow worker stopped with exit code {code}; see {log}. {_partly_made(into)}")
     path = write_manifest(settings, plan)
     typer.echo(f"done: every input committed; manifest {path}")
     typer.echo(f"compare with: streamlearn replay diff --into {into}")

@@ -57,10 +57,7 @@ ACCEPTED_MEDIA_TYPES = frozenset(
 async def _body(request: web.Request) -> dict[str, Any]:
     if request.content_type not in ACCEPTED_MEDIA_TYPES:
         # As Confluent's registry answers a form or text (curl's -d without -H).
-        raise errors.RegistryError(
-            415, 415, f"HTTP 415 Unsupported Media Type: {request.content_type}; send "
-            "application/vnd.schemaregistry.v1+json or application/json"
-        )  # fmt: skip
+        raise errors.unsupported_media_type(request.content_type)
     try:
         body = json.loads(await request.read())
     except ValueError as exc:  # UnicodeDecodeError included: bytes that are not UTF-8

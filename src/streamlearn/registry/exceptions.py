@@ -107,6 +107,13 @@ def operation_not_permitted(detail: str) -> RegistryError:
     return RegistryError(422, 42205, f"Operation not permitted: {detail}")
 
 
+def unsupported_media_type(media_type: str) -> RegistryError:
+    return RegistryError(
+        415, 415, f"HTTP 415 Unsupported Media Type: {media_type}; send "
+        "application/vnd.schemaregistry.v1+json or application/json"
+    )  # fmt: skip
+
+
 def bad_request(detail: str) -> RegistryError:
     return RegistryError(400, 400, detail)
 

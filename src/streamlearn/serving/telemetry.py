@@ -132,7 +132,11 @@ class TelemetrySink:
         self._waiting = 0
         """Records in the buffer (the bound is in records, not entries)."""
         self._dropped = metrics.telemetry_dropped
-        self._drop_full = metrics.telemetry_dropped.labels(reason="buffer_full")
+        self._drop_buffer_full = metrics.telemetry_dropped.labels(reason="buffer_full")
+        self._drop_full: Counter = self._drop_buffer_full
+        """Where a full buffer's drops are counted: ``buffer_full`` (the drain is behind),
+        or ``no_schema`` while the schema registry cannot be reached (the drain waits for
+        it: the registry's doing, not the drain's)."""
         self._drop_queue_full = metrics.telemetry_dropped.labels(reason="producer_queue_full")
         config = kafka_producer_config(
             settings, **PRODUCER_SETTINGS, **{"queue.buffering.max.messages": self.capacity}
@@ -151,10 +155,6 @@ class TelemetrySink:
         self._idle: asyncio.Future[None] | None = None
         """What the drain awaits while nothing is buffered (None: it is not waiting)."""
         self._fast: PredictionEncoder | None = None
-        self._registry_away: Counter | None = None
-        """While the schema registry cannot be reached (the drain waits for it), the
-        ``no_schema`` counter: a full buffer is then the registry's doing, not a drain
-        behind, and its drops are counted as such."""
         self._produced = 0
         """Records librdkafka took (produce returned)."""
         self._failed = 0
@@ -172,7 +172,7 @@ class TelemetrySink:
     def offer(self, kind: Kind, key: str, record: dict[str, Any]) -> None:
         """Queue ``record`` for Kafka, or drop it (counted) when the buffer is full."""
         if self._waiting >= self.capacity:
-            (self._drop_full if self._registry_away is None else self._registry_away).inc()
+            self._drop_full.inc()
             return
         self._waiting += 1
         self._buffer.append((kind, key, record))
@@ -221,8 +221,7 @@ class TelemetrySink:
                 return
         room = self.capacity - self._waiting
         if room < len(predictions):
-            dropped = self._drop_full if self._registry_away is None else self._registry_away
-            dropped.inc(len(predictions) - max(room, 0))
+            self._drop_full.inc(len(predictions) - max(room, 0))
             if room <= 0:
                 return
             predictions = predictions[:room]
@@ -286,9 +285,9 @@ class TelemetrySink:
                     await asyncio.to_thread(getattr, serde, "schema_id")
             except SerdeError as exc:
                 log.warning("telemetry waits for the schema registry: %s", exc)
-                self._registry_away = self._dropped.labels(reason="no_schema")
+                self._drop_full = self._dropped.labels(reason="no_schema")
                 return False
-            self._registry_away = None
+            self._drop_full = self._drop_buffer_full
             fast = PredictionEncoder(self.serdes["prediction"])
             if fast.matches(self.serdes["prediction"]):
                 self._fast = fast

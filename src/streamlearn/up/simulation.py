@@ -37,7 +37,7 @@ def apply_simulate_defaults(environ: os._Environ[str] | dict[str, str]) -> dict[
     """Set ``SIMULATE_DEFAULTS`` that no settings source sets (the environment, a `.env`
     file, ``STREAMLEARN_CONFIG_FILE``); returns those set. Put in the environment, a
     default outranks both files: one they set was overridden, without a word."""
-    given = _given_by_files()
+    given = _settings_given()
     applied = {
         name: value
         for name, value in SIMULATE_DEFAULTS.items()
@@ -47,7 +47,7 @@ def apply_simulate_defaults(environ: os._Environ[str] | dict[str, str]) -> dict[
     return applied
 
 
-def _given_by_files() -> set[str]:
+def _settings_given() -> set[str]:
     """The settings a source sets, by field name; none when the settings do not load
     (the command then refuses them, saying why)."""
     try:
