@@ -122,3 +122,19 @@ def test_equal_values_of_other_types_are_not_confused_by_the_caches() -> None:
         record = {**PLAIN, "features": {"x": value, "y": value}}
         assert encoder.encode(record) == SERDE.encode(record)
         assert SERDE.decode(encoder.encode(record))["features"]["x"].__class__ is type(value)
+
+
+def test_served_times_in_the_order_a_worker_sees_them_write_the_same_bytes() -> None:
+    # Milliseconds one after another, across the points where the bytes after a varint's
+    # first change (every 64 ms, every 8,192, ...), back in time (another worker's clock),
+    # and the small values whose varint is a single byte.
+    encoder = PredictionEncoder(SERDE)
+    now = 1_796_649_629_795
+    times = [
+        *range(now - 70, now + 70),
+        *range(2**13 - 3, 2**13 + 3),
+        now - 64, now, now - 1, 0, 1, 63, 64, 65, 127, 128, 2**42, now,
+    ]  # fmt: skip
+    for served_ts in times:
+        record = {**PLAIN, "features": {"x": 1.5}, "served_ts": served_ts}
+        assert encoder.encode(record) == SERDE.encode(record), served_ts

@@ -42,8 +42,18 @@ CACHE_LIMIT = 4096
 """Entries per cache: far above the feature names and categories of real models."""
 
 
+_FIRST = [bytes(((i << 1) | 0x80,)) for i in range(64)]
+"""The first byte of the long ``n`` when ``n >= 64``: its low 6 bits zig-zagged (shifted
+left: ``n`` is positive), with the continuation bit. The bytes after it are the varint
+of ``n >> 6``."""
+
+
 def _long(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
+    return _varint((n << 1) ^ (n >> 63))
+
+
+def _varint(n: int) -> bytes:
+    """The unsigned ``n`` as a varint (what a long is once zig-zag encoded)."""
     if n < 0x80:
         return _SMALL[n]
     out = bytearray()
@@ -111,6 +121,10 @@ class PredictionEncoder:
         self._workers: dict[str, bytes] = {}
         self._served_ts = -1
         self._served = b""
+        self._served_high = -1
+        self._served_rest = b""
+        """``served_ts >> 6`` and its varint: the bytes after the first of ``served_ts``,
+        which change once every 64 ms."""
 
     def _name(self, text: str) -> bytes:
         """A map key (cached)."""
@@ -309,9 +323,18 @@ class PredictionEncoder:
 
     def _tail(self, served_ts: int, worker_version: str, latency_ms: float) -> bytes:
         """``served_ts``, ``worker_version`` and ``latency_ms``, encoded."""
-        # One request's predictions share their served_ts: its varint is encoded once.
+        # One request's predictions share their served_ts: its varint is encoded once,
+        # and only its first byte anew while the rest stays (a 42-bit varint's loop cost
+        # 0.6 µs, most of a new millisecond's encoding).
         if served_ts != self._served_ts:
-            self._served_ts, self._served = served_ts, _long(served_ts)
+            self._served_ts = served_ts
+            if served_ts >= 64:
+                high = served_ts >> 6
+                if high != self._served_high:
+                    self._served_high, self._served_rest = high, _varint(high)
+                self._served = _FIRST[served_ts & 0x3F] + self._served_rest
+            else:
+                self._served = _long(served_ts)
         worker = self._workers.get(worker_version)
         if worker is None:
             worker = _string(worker_version)
