@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from confluent_kafka import KafkaError
 from prometheus_client import generate_latest
 
@@ -261,6 +262,34 @@ def test_a_request_is_one_entry_and_a_record_that_does_not_fit_is_dropped_alone(
         assert value == serde.encode(record)
     text = generate_latest(metrics.registry).decode()
     assert 'streamlearn_serve_telemetry_dropped_total{reason="encode_error"} 1.0' in text
+
+
+def test_a_turn_that_fails_midway_hands_over_what_it_encoded_and_keeps_count(
+    monkeypatch: Any,
+) -> None:
+    """A drain turn gathers its predictions and hands them over at its end: a bug in the
+    middle of it (here, an alert's encoding raising what no schema check raises) must not
+    take the requests encoded before it along, nor leave their records counted as still
+    waiting (a count that only grows turns into ``buffer_full`` drops for good)."""
+    from streamlearn.serving.validation import Instance
+
+    sink, fake, _ = _sink(buffer=10)
+    asyncio.run(sink._ensure_schemas())
+    for i in range(2):
+        instance = Instance(f"u-{i}", {"price": float(i)}, {}, None)
+        sink.offer_predictions(
+            [{**PREDICTION, "request_id": f"r-{i}"}], [instance], 2_000, 2.5, "w-1"
+        )
+    sink.offer("alert", "k", {"alert_key": "k"})
+
+    def broken(record: Any) -> bytes:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(sink.serdes["alert"], "encode", broken)
+    with pytest.raises(RuntimeError):  # the drain's loop logs it and goes on
+        sink._send_chunk()
+    assert [key for _, _, key in fake.produced] == ["r-0", "r-1"]
+    assert sink.pending == 0
 
 
 def test_the_largest_instance_a_worker_takes_makes_a_record_kafka_takes() -> None:

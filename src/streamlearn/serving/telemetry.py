@@ -319,7 +319,7 @@ class TelemetrySink:
         return keys, values
 
     def _send_chunk(self) -> None:
-        buffer, fast = self._buffer, self._fast
+        buffer = self._buffer
         # Records per turn; a request's records are taken together (a batch of up to
         # serve_max_instances can go over by that much).
         budget = BACKLOG_CHUNK if self._waiting > 4 * CHUNK else CHUNK
@@ -328,40 +328,51 @@ class TelemetrySink:
         # order they were offered): a call per request cost ~1 µs of CPU a request.
         keys: list[str] = []
         values: list[bytes | None] = []
-        while buffer and taken < budget:
-            kind, key, entry = buffer.popleft()
-            if kind == "prediction":
-                predictions = entry[0]
-                taken += len(predictions)
-                encoded = None
-                if fast is not None:
-                    try:
-                        encoded = fast.encode_request(*entry)
-                    except ENCODE_ERRORS:
-                        encoded = None  # one of them does not fit: which, one by one below
-                if encoded is None:
-                    each_keys, each_values = self._encode_each(entry)
-                    keys += each_keys
-                    values += each_values
-                    continue
-                if len(predictions) == 1:
-                    keys.append(predictions[0]["request_id"])
+        try:
+            while buffer and taken < budget:
+                kind, key, entry = buffer.popleft()
+                if kind == "prediction":
+                    taken += len(entry[0])
+                    self._gather(entry, keys, values)
                 else:
-                    keys += [p["request_id"] for p in predictions]
-                values += encoded
-            else:
-                taken += 1
-                try:
-                    value = self.serdes[kind].encode(entry)
-                except ENCODE_ERRORS as exc:
-                    log.error("telemetry record does not fit its schema: %s", exc)
-                    self._dropped.labels(reason="encode_error").inc()
-                    continue
-                self._produce(self.topics[kind], [key], [value])
-        self._waiting -= taken
-        if values:
-            self._produce(self.topics["prediction"], keys, values)
+                    taken += 1
+                    self._send_alert(kind, key, entry)
+        finally:
+            # Also when a bug ends the turn early (the run loop logs it): what was
+            # encoded is handed over, and what was taken is no longer waiting.
+            self._waiting -= taken
+            if values:
+                self._produce(self.topics["prediction"], keys, values)
         self._poll()
+
+    def _gather(self, entry: Any, keys: list[str], values: list[bytes | None]) -> None:
+        """Append a request's records (its buffer entry) to ``keys`` and ``values``."""
+        predictions = entry[0]
+        encoded = None
+        if self._fast is not None:
+            try:
+                encoded = self._fast.encode_request(*entry)
+            except ENCODE_ERRORS:
+                encoded = None  # one of them does not fit: which, one by one below
+        if encoded is None:
+            each_keys, each_values = self._encode_each(entry)
+            keys += each_keys
+            values += each_values
+        else:
+            if len(predictions) == 1:
+                keys.append(predictions[0]["request_id"])
+            else:
+                keys += [p["request_id"] for p in predictions]
+            values += encoded
+
+    def _send_alert(self, kind: Kind, key: str, record: dict[str, Any]) -> None:
+        try:
+            value = self.serdes[kind].encode(record)
+        except ENCODE_ERRORS as exc:
+            log.error("telemetry record does not fit its schema: %s", exc)
+            self._dropped.labels(reason="encode_error").inc()
+            return
+        self._produce(self.topics[kind], [key], [value])
 
     def _produce(
         self, topic: str, keys: Iterable[str], values: list[bytes | None] | list[bytes]
