@@ -566,6 +566,29 @@ def test_a_body_of_another_media_type_is_415(schema_registry_url: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "subject",
+    ["tab\there-value", "nul\x00-value", "del\x7f-value", "c1\x85-value", "__GLOBAL", "__EMPTY"],
+)
+def test_a_subject_confluents_registry_refuses_is_refused(
+    schema_registry_url: str, subject: str
+) -> None:
+    """Found by a new user: a subject holding a control character (a tab pasted with the
+    name, a NUL) was registered, listed under /subjects with it, and then matched no
+    topic's `<topic>-value`; Confluent's registry refuses such a subject, and the two names
+    it keeps for its global settings, as 422 with error code 42208, on a register and on a
+    subject's config."""
+    from urllib.parse import quote
+
+    path = quote(subject, safe="")
+    status, answer = http("POST", f"{schema_registry_url}/subjects/{path}/versions", {"schema": V1})
+    assert (status, answer["error_code"]) == (422, 42208), answer
+    assert "subject" in answer["message"]
+    assert subject not in http("GET", f"{schema_registry_url}/subjects")[1]
+    status, answer = http("PUT", f"{schema_registry_url}/config/{path}", {"compatibility": "NONE"})
+    assert (status, answer["error_code"]) == (422, 42208), answer
+
+
+@pytest.mark.parametrize(
     ("path", "body", "error_code", "named"),
     [
         ("/subjects/f-value/versions", {"schema": V1, "ruleSet": {"domainRules": [

@@ -103,6 +103,10 @@ def unsupported_config(field: str) -> RegistryError:
     )  # fmt: skip
 
 
+def invalid_subject(subject: str, why: str) -> RegistryError:
+    return RegistryError(422, 42208, f"The specified subject {subject!r} is not valid: {why}")
+
+
 def operation_not_permitted(detail: str) -> RegistryError:
     return RegistryError(422, 42205, f"Operation not permitted: {detail}")
 

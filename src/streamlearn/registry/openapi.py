@@ -22,7 +22,8 @@ _ERRORS = {
     400: "The body is not a JSON object.",
     404: "No such subject, version or schema (error_code 40401, 40402, 40403).",
     409: "The schema is incompatible with the subject's versions (error_code 409).",
-    422: "Invalid schema, version or compatibility level (error_code 42201-42203).",
+    422: "Invalid schema, version, compatibility level, operation or subject "
+    "(error_code 42201-42203, 42205, 42208).",
 }
 
 

@@ -29,6 +29,8 @@ from streamlearn.registry.store import SchemaLog
 from streamlearn.serde.schemas import canonical_json
 
 SUPPORTED_TYPES = ("AVRO",)
+RESERVED_SUBJECTS = ("__GLOBAL", "__EMPTY")
+"""Names Confluent's registry keeps for its global settings, and refuses as subjects."""
 MAX_REGISTER_ATTEMPTS = 12
 _GUID_NAMESPACE = uuid.UUID("6f1c1f1e-7d0a-4c55-9a39-5e1e6b1c0a11")
 
@@ -36,6 +38,17 @@ _GUID_NAMESPACE = uuid.UUID("6f1c1f1e-7d0a-4c55-9a39-5e1e6b1c0a11")
 def schema_guid(schema: str) -> str:
     """A stable GUID per schema text (newer clients accept one beside the numeric id)."""
     return str(uuid.uuid5(_GUID_NAMESPACE, schema))
+
+
+def check_subject(subject: str) -> None:
+    """Refuse what Confluent's registry refuses to write under (42208): a subject holding
+    a control character (a tab pasted with the name, a NUL: registered, it would match no
+    topic's ``<topic>-value`` and be listed with it) or one of its reserved names."""
+    control = next((c for c in subject if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F), None)
+    if control is not None:
+        raise errors.invalid_subject(subject, f"it holds the control character {control!r}")
+    if subject in RESERVED_SUBJECTS:
+        raise errors.invalid_subject(subject, "the name is reserved for global settings")
 
 
 def version_body(entry: SchemaVersion) -> dict[str, Any]:
@@ -93,6 +106,7 @@ class RegistryService:
     async def register(
         self, subject: str, schema: object, schema_type: object = None
     ) -> dict[str, Any]:
+        check_subject(subject)
         text = self._validated(schema, schema_type)
         async with self._write_lock:
             for attempt in range(MAX_REGISTER_ATTEMPTS):
@@ -250,6 +264,8 @@ class RegistryService:
         return self.state.level_for(subject)
 
     async def set_level(self, subject: str | None, level: object) -> Level:
+        if subject is not None:
+            check_subject(subject)
         parsed = Level.parse(level)
         async with self._write_lock:
             await self.log.write([(config_key(subject), config_value(parsed))])
