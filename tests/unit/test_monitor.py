@@ -569,3 +569,18 @@ def test_a_window_ends_at_the_newest_event_time_it_read_not_at_its_last_records(
         window.take(offset, at_ms)
     assert (window.first_offset, window.last_offset) == (0, 3)
     assert (window.start_ms, window.end_ms) == (1_000, 9_000)
+
+
+def test_a_monitor_that_closed_no_window_yet_shows_its_counters_at_zero() -> None:
+    """The chart's StreamlearnMonitorStuck asks `sum(increase(windows_total[30m])) == 0`:
+    a monitor that never closed a window (stuck from its start, or since a restart) had no
+    `windows_total` series at all, the sum was empty rather than 0, and the rule never
+    fired; an alert kind's first alert made its series at 1, which `increase()` misses."""
+    metrics = AgentMetrics()
+    MonitorStep(SETTINGS, metrics, configured_specs(SETTINGS))
+    sample = metrics.registry.get_sample_value
+    for scope in monitor.ALERT_KINDS:
+        assert sample("streamlearn_monitor_windows_total", {"scope": scope}) == 0.0
+    for kind in set(monitor.ALERT_KINDS.values()):
+        assert sample("streamlearn_monitor_alerts_total", {"kind": kind}) == 0.0
+        assert sample("streamlearn_monitor_alerts_suppressed_total", {"kind": kind}) == 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamlearn.agents.monitor import ALERT_KINDS
 from streamlearn.agents.monitor_metrics import MonitorMetrics
 from streamlearn.agents.monitor_streams import ClosedWindow, StreamId
 from streamlearn.runtime.metrics import AgentMetrics
@@ -30,7 +31,7 @@ def test_a_drift_in_one_partition_is_not_hidden_by_the_next_partition_s_window()
     last: a drift seen in 4 of 6 partitions read 0 half the time, and the chart's rules
     (`for: 2m`) restarted at each flip."""
     metrics = AgentMetrics()
-    monitor = MonitorMetrics(metrics)
+    monitor = MonitorMetrics(metrics, ALERT_KINDS)
     monitor.closed(_window(0.9, True), partition=0)
     monitor.closed(_window(0.05, False), partition=1)
     assert _sample(metrics, "streamlearn_monitor_drifted") == 1.0
@@ -44,7 +45,7 @@ def test_a_drift_in_one_partition_is_not_hidden_by_the_next_partition_s_window()
 
 def test_a_partition_handed_to_another_worker_no_longer_counts_here() -> None:
     metrics = AgentMetrics()
-    monitor = MonitorMetrics(metrics)
+    monitor = MonitorMetrics(metrics, ALERT_KINDS)
     monitor.closed(_window(0.9, True), partition=0)
     monitor.closed(_window(0.05, False), partition=1)
     monitor.forget(0)
@@ -60,7 +61,7 @@ def test_a_statistic_and_its_threshold_come_from_the_same_partition() -> None:
     the largest statistic beside the largest threshold of another partition hid a crossing
     from the chart's `statistic > threshold` rules."""
     metrics = AgentMetrics()
-    monitor = MonitorMetrics(metrics)
+    monitor = MonitorMetrics(metrics, ALERT_KINDS)
     crossed: dict[str, Any] = {"statistics": {"psi": 0.3}, "thresholds": {"psi": 0.2},
                                "drifted": True}  # fmt: skip
     loose: dict[str, Any] = {"statistics": {"psi": 0.1}, "thresholds": {"psi": 0.35},

@@ -301,3 +301,18 @@ def test_a_run_too_short_to_learn_in_is_not_failed_for_it() -> None:
     final["models"]["ctr"].update(versions_published=5, auc=0.7)
     failed = [c.name for c in checks(final) if not c.passed]
     assert failed == ["ctr reached 10 versions", "ctr prequential AUC >= 0.75"]
+
+
+def test_the_monitor_s_alerts_name_only_the_kinds_it_raised() -> None:
+    """The monitor shows each kind's counter from its start, at 0 (the chart's rules need
+    the series): the summary and the live view still list only the kinds raised."""
+    probe = _probe()
+    probe.samples["monitor"] = parse_metrics(
+        'streamlearn_monitor_windows_total{scope="feature"} 40\n'
+        'streamlearn_monitor_windows_total{scope="sessions"} 0\n'
+        'streamlearn_monitor_alerts_total{kind="drift"} 3\n'
+        'streamlearn_monitor_alerts_total{kind="null_rate"} 0\n'
+    )
+    monitoring = figures(probe, [], _simulation(), 100.0, final=True)["monitoring"]
+    assert monitoring["windows"] == 40
+    assert monitoring["alerts"] == {"drift": 3}

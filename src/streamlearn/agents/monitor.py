@@ -129,7 +129,7 @@ class MonitorStep(Step):
         self.bucket_ms = int(settings.monitor_bucket_s * 1000)
         self.session_warm_up_ms = int(SESSION_WARM_UP_GAPS * settings.session_gap_s * 1000)
         self.cooldown_ms = int(settings.monitor_cooldown_s * 1000)
-        self.metrics = MonitorMetrics(metrics)
+        self.metrics = MonitorMetrics(metrics, ALERT_KINDS)
         self._partitions: dict[int, PartitionStreams] = {}
 
     def opened(self, partition: int) -> None:

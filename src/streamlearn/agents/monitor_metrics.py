@@ -3,7 +3,7 @@ partitions this worker reads), alerts raised and held back, windows closed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
@@ -35,7 +35,8 @@ class MonitorMetrics:
     partition closed a window last, and a drift seen in some partitions flipped it
     between 0 and 1."""
 
-    def __init__(self, metrics: AgentMetrics) -> None:
+    def __init__(self, metrics: AgentMetrics, alert_kinds: Mapping[str, str]) -> None:
+        """``alert_kinds``: each scope the monitor judges, and the kind of its alerts."""
         labels = ["scope", "model", "arm", "producer", "feature"]
         registry = metrics.registry
         self.statistic = Gauge(
@@ -88,6 +89,19 @@ class MonitorMetrics:
             ["scope"],
             registry=registry,
         )
+        self._show_zeros(alert_kinds)
+
+    def _show_zeros(self, alert_kinds: Mapping[str, str]) -> None:
+        """Every scope's and kind's counter from the start, at 0: a labelled counter has no
+        series until its first increment, so a monitor that never closed a window had no
+        ``windows_total`` at all, and the chart's StreamlearnMonitorStuck (``sum(increase(
+        ...)) == 0``) saw an empty sum, not 0, and never fired; a kind's first alert made its
+        series at 1, which ``increase()`` does not count."""
+        for scope in alert_kinds:
+            self.windows.labels(scope)
+        for kind in set(alert_kinds.values()):
+            self.alerts.labels(kind)
+            self.suppressed.labels(kind)
 
     def closed(self, window: ClosedWindow, partition: int) -> None:
         stream = window.stream

@@ -105,9 +105,11 @@ def figures(
     alerts_name = "streamlearn_monitor_alerts_total"
     monitoring = {
         "windows": int(p.total("monitor", "streamlearn_monitor_windows_total")),
+        # The monitor shows every kind's counter from its start: only those raised count.
         "alerts": {
-            kind: int(p.total("monitor", alerts_name, kind=kind))
+            kind: count
             for kind in p.label_values("monitor", alerts_name, "kind")
+            if (count := int(p.total("monitor", alerts_name, kind=kind)))
         },
         "drifting": [
             "/".join(v for v in (labels.get("scope"), labels.get("model"), labels.get("arm"),
