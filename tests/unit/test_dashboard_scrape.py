@@ -47,6 +47,22 @@ def test_a_target_is_a_url_optionally_named() -> None:
             ScrapeTarget.parse(bad)
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "a=http://[::1/metrics",  # urlsplit's ValueError ended the command with a traceback
+        "http://127.0.0.1:abc/metrics",
+        "http://127.0.0.1:99999/metrics",
+        "http://:9101/metrics",
+    ],
+)
+def test_a_url_no_scrape_could_reach_is_refused_at_the_start(bad: str) -> None:
+    """These were accepted: the dashboard started, and its processes table showed the
+    target down for good with the URL itself as the only error."""
+    with pytest.raises(DashboardError, match="expected"):
+        ScrapeTarget.parse(bad)
+
+
 def test_samples_are_summed_over_matching_labels() -> None:
     samples = parse_samples(exposition(bots=3, clean=7))
     assert total(samples, "streamlearn_preprocess_events_total") == 10

@@ -39,10 +39,21 @@ class ScrapeTarget:
         name, sep, url = text.partition("=")
         if not sep or "://" in name:
             name, url = "", text
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if not _reachable_url(url):
             raise DashboardError(f"--scrape {text!r}: expected [NAME=]http(s)://host:port/metrics")
-        return cls(name or parts.netloc, url)
+        return cls(name or urlsplit(url).netloc, url)
+
+
+def _reachable_url(url: str) -> bool:
+    """An http(s) URL with a host and a valid port, if any. Checked at the start: a typo
+    in the port (``:abc``, ``:99999``) or a host left out was a target down for good, its
+    only error the URL itself, and an unclosed ``[`` ended the command with a traceback."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is no number in range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def parse_samples(text: str) -> Samples:
