@@ -164,7 +164,7 @@ export function createTracker(win, script) {
         beacon: win.navigator.sendBeacon ? (url, data) => win.navigator.sendBeacon(url, data) : null,
         setTimeout: (fn, ms) => win.setTimeout(fn, ms),
         clearTimeout: (id) => win.clearTimeout(id),
-        now: () => Date.now(),
+        now: Date.now,
         random: Math.random,
       },
     });
@@ -185,8 +185,8 @@ export function createTracker(win, script) {
       else outbox.save();
     });
     win.addEventListener("pageshow", () => outbox.save());
+    // The heartbeat: adopting orphans rewrites this page's key (one write of the queue).
     win.setInterval(() => {
-      outbox.save();
       if (outbox.adoptOrphans() > 0) sender.schedule();
     }, HEARTBEAT_MS);
     if (config.pageView) event("page_view", { title: doc.title });
@@ -251,7 +251,7 @@ export function createTracker(win, script) {
   /** One command; what goes wrong is said on the console, never thrown into the site's
    * code (an unknown command queued before the tag loaded lost every command after it). */
   function run(name, ...args) {
-    const command = Object.prototype.hasOwnProperty.call(commands, name) ? commands[name] : null;
+    const command = {}.hasOwnProperty.call(commands, name) ? commands[name] : null;
     if (!command) {
       report(`unknown command ${JSON.stringify(name)}`);
       return;

@@ -3,6 +3,9 @@
 //
 // An impression is sent once per request id, when at least `threshold` of the element has
 // been visible for `dwellMs` without interruption; scrolled away earlier, it is not seen.
+// An element taller than the viewport needs `threshold` of what of it fits: half
+// of a list twice the window's height can never show at once, and one filling the window
+// was seen.
 
 export const ATTRIBUTE = "data-streamlearn-request-id";
 
@@ -16,7 +19,9 @@ export function watchImpressions(doc, win, { threshold, dwellMs, onImpression })
         const element = entry.target;
         const requestId = element.getAttribute(ATTRIBUTE);
         if (!requestId || seen.has(requestId)) continue;
-        if (entry.isIntersecting && entry.intersectionRatio >= threshold) {
+        // (No root bounds in some cross-origin frames, no height: the share is `threshold`.)
+        const fits = entry.rootBounds?.height / entry.boundingClientRect.height || 1;
+        if (entry.isIntersecting && entry.intersectionRatio >= threshold * Math.min(1, fits)) {
           if (timers.has(element)) continue;
           timers.set(
             element,
@@ -34,7 +39,8 @@ export function watchImpressions(doc, win, { threshold, dwellMs, onImpression })
         }
       }
     },
-    { threshold: [0, threshold] },
+    // Told at every hundredth of the element, so it is told when a tall one's share shows.
+    { threshold: Array.from(Array(101), (_, i) => i / 100) },
   );
   const observeUnder = (root) => {
     if (root.nodeType !== 1) return;

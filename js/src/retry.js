@@ -9,8 +9,7 @@ export const MAX_RETRY_AFTER_MS = 600000;
 
 /** Milliseconds a Retry-After header asks to wait; null when absent or unreadable. */
 export function retryAfterMs(header, nowMs) {
-  if (header == null || header === "") return null;
-  const text = String(header).trim();
+  const text = String(header ?? "").trim(); // absent or empty: Date.parse says NaN
   if (/^\d+$/.test(text)) return Math.min(Number(text) * 1000, MAX_RETRY_AFTER_MS);
   const at = Date.parse(text);
   if (Number.isNaN(at)) return null;

@@ -111,25 +111,20 @@ export class Sender {
       this.schedule(this.outbox.size > 0 ? 0 : undefined);
       return;
     }
-    const match = ITEM_FIELD.exec((answer && answer.field) || "");
-    // A 403 naming an item: it names another app than the write key's, for good.
-    if (status === 400 || (status === 403 && match)) {
-      // The collector refuses a whole request for its first bad item and names it; the
-      // item can never be accepted, the others can.
-      const bad = match && batch[Number(match[1])] ? [batch[Number(match[1])]] : batch;
-      this.refused += bad.length;
-      this.outbox.remove(bad.map((item) => item.id));
-      this.schedule(0);
-      return;
-    }
     if (status === 413 && batch.length > 1) {
       this.batchSize = Math.max(1, Math.floor(batch.length / 2));
       this.schedule(0);
       return;
     }
-    if (status === 413) {
-      this.refused += 1;
-      this.outbox.remove([batch[0].id]);
+    const match = ITEM_FIELD.exec(answer?.field); // none: "undefined", which names no item
+    // A 403 naming an item: it names another app than the write key's, for good. A 413 of
+    // a lone item: it is over the size limit on its own.
+    if (status === 400 || status === 413 || (status === 403 && match)) {
+      // The collector refuses a whole request for its first bad item and names it; the
+      // item can never be accepted, the others can.
+      const bad = match && batch[Number(match[1])] ? [batch[Number(match[1])]] : batch;
+      this.refused += bad.length;
+      this.outbox.remove(bad.map((item) => item.id));
       this.schedule(0);
       return;
     }
@@ -183,7 +178,7 @@ export class Sender {
     if (!this.env.beacon) return;
     const batch = [];
     let size = 2;
-    for (const item of this.outbox.peek(this.outbox.size)) {
+    for (const item of this.outbox.items) {
       const length = byteLength(JSON.stringify(item.body)) + 1;
       if (size + length > BEACON_LIMIT) break;
       batch.push(item);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { HEARTBEAT_MS, KEY_PREFIX, Outbox } from "../src/outbox.js";
+import { HEARTBEAT_MS, KEY_PREFIX, Outbox, SAVE_MS } from "../src/outbox.js";
 
 class MemoryStorage {
   constructor() {
@@ -35,11 +35,13 @@ test("the bound drops the oldest and counts them", () => {
   assert.equal(box.droppedTotal, 2);
 });
 
-test("events stay until removed, and storage mirrors memory", () => {
+test("events stay until removed, and storage mirrors memory", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
   const storage = new MemoryStorage();
   const box = new Outbox({ storage, pageId: "p", max: 10, now: () => 1000 });
   box.add(item("a"));
   box.add(item("b"));
+  t.mock.timers.tick(SAVE_MS);
   assert.deepEqual(
     box.peek(1).map((i) => i.id),
     ["a"],
@@ -53,7 +55,8 @@ test("events stay until removed, and storage mirrors memory", () => {
   assert.equal(storage.getItem(`${KEY_PREFIX}p`), null, "an empty queue leaves no key");
 });
 
-test("a page adopts closed pages' events, not a live page's", () => {
+test("a page adopts closed pages' events, not a live page's", (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
   const storage = new MemoryStorage();
   let now = 100000;
   const closed = new Outbox({ storage, pageId: "closed", max: 10, now: () => now });
@@ -61,6 +64,7 @@ test("a page adopts closed pages' events, not a live page's", () => {
   closed.release();
   const live = new Outbox({ storage, pageId: "live", max: 10, now: () => now });
   live.add(item("y"));
+  t.mock.timers.tick(SAVE_MS);
   const next = new Outbox({ storage, pageId: "next", max: 10, now: () => now });
   assert.equal(next.adoptOrphans(), 1);
   assert.deepEqual(
@@ -96,4 +100,30 @@ test("consent withdrawn forgets every page's queue and the collector's failure",
   box.clear(true);
   assert.equal(box.size, 0);
   assert.deepEqual([...storage.map.keys()], ["site.own"], "only the site's own key is left");
+});
+
+test("events that come together share one write of the queue", (t) => {
+  // Found by a new user: each event rewrote the whole queue to localStorage; with the
+  // collector unreachable and 500 events queued, that was 12 ms of the page's main thread
+  // per click or impression in Chromium (365,000 characters each time).
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  const storage = new MemoryStorage();
+  let writes = 0;
+  const setItem = storage.setItem.bind(storage);
+  storage.setItem = (k, v) => {
+    writes += 1;
+    setItem(k, v);
+  };
+  const box = new Outbox({ storage, pageId: "p", max: 500, now: () => 1000 });
+  for (let i = 0; i < 100; i++) box.add(item(`e${i}`));
+  assert.equal(writes, 0, "not written at each event");
+  t.mock.timers.tick(SAVE_MS);
+  assert.equal(writes, 1, "written once, within SAVE_MS");
+  assert.equal(JSON.parse(storage.getItem(`${KEY_PREFIX}p`)).items.length, 100);
+  box.add(item("late"));
+  box.release(); // the page is hidden or closed: what is pending is written now
+  assert.equal(writes, 2);
+  assert.equal(JSON.parse(storage.getItem(`${KEY_PREFIX}p`)).items.length, 101);
+  t.mock.timers.tick(SAVE_MS);
+  assert.equal(writes, 2, "the release took the pending write's place");
 });

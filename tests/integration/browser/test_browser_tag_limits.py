@@ -1,8 +1,8 @@
 """streamlearn.js at its limits, in Chromium against a real collector and broker: text the
 browser measures in bytes, items the collector would refuse, addresses over its limit,
 consent given to a returning visitor, a page closed while the collector fails, elements a
-framework reuses, and a full queue. Each was found by a new user; every event must arrive
-or be refused where the caller hears why."""
+framework reuses, elements taller than the window, and a full queue. Each was found by a
+new user; every event must arrive or be refused where the caller hears why."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from playwright.async_api import Browser
 from streamlearn.serde import RegistryClient
 from streamlearn.settings import Settings
 from tests.integration.browser.support import (
+    QUEUE_STUB,
     Collector,
     Site,
     new_page,
@@ -209,6 +210,34 @@ async def test_an_element_given_a_new_prediction_in_place_gets_its_impression(
     ]
 
 
+async def test_an_element_taller_than_twice_the_viewport_gets_its_impression(
+    browser: Browser, site: Site, collector: Collector, settings: Settings, registry: RegistryClient
+) -> None:
+    """Half of an element over twice the viewport's height can never be visible at once: a
+    list of recommendations 1,500 px tall in a 700 px window filled it for seconds and got
+    no impression. It counts once it covers half the viewport; a tall element only peeking
+    in at the bottom edge still does not."""
+    site.pages["tall"] = f"""<!doctype html><html><body style="margin:0">
+<div style="height:200px">header</div>
+<div id="list" data-streamlearn-request-id="req-list" style="height:1500px">the list</div>
+<div style="height:3000px"></div>
+<div id="peek" data-streamlearn-request-id="req-peek" style="height:1500px">more</div>
+{QUEUE_STUB}<script async src="{collector.url}/streamlearn.js"
+  data-app-version="shop-web-2.3" data-impression-ms="300" data-flush-ms="100"></script>
+</body></html>"""
+    page = await new_page(browser)
+    await page.goto(f"{site.url}/pages/tall")
+    # The page view and the first list's impression: it fills 500 px of the 700.
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats().sent === 2", 10000)
+    # The second list's top 200 px show at the bottom of the window: not half of it.
+    await page.evaluate("window.scrollTo(0, document.getElementById('peek').offsetTop - 500)")
+    await page.wait_for_timeout(1000)
+    stats = await page.evaluate("streamlearn.stats()")
+    assert (stats["queued"], stats["sent"]) == (0, 2), "the peeking list is no impression"
+    feedback = await read_feedback(settings, registry, lambda r: len(r) >= 1)
+    assert [(f["kind"], f["request_id"]) for f in feedback] == [("impression", "req-list")]
+
+
 async def test_events_the_full_queue_gave_up_are_counted_on_every_later_event(
     browser: Browser, site: Site, collector: Collector
 ) -> None:
@@ -227,10 +256,13 @@ async def test_events_the_full_queue_gave_up_are_counted_on_every_later_event(
     await wait_for_tag(page, "window.streamlearn && streamlearn.stats")
     await page.evaluate("for (let i = 0; i < 20; i++) streamlearn('track', 'search', {})")
     assert await page.evaluate("streamlearn.stats().dropped") == 16  # 21 made, 5 kept
-    queued = await page.evaluate(
+    stored = (
         "JSON.parse(localStorage.getItem(Object.keys(localStorage)"
         ".find(k => k.startsWith('streamlearn.outbox.')))).items.map(i => i.body.context.dropped)"
     )
+    # Events made within a second share one write of the queue.
+    await wait_for_tag(page, f"{stored}.includes('16')", timeout_ms=5000)
+    queued = await page.evaluate(stored)
     assert queued == ["12", "13", "14", "15", "16"]
 
 
