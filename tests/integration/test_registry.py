@@ -118,6 +118,49 @@ def test_confluent_serdes_auto_register_and_deserialize_by_id(
     assert value == {"id": "o-1", "amount": 12.5, "currency": "EUR"}
 
 
+def test_a_schema_written_by_its_guid_is_read_by_it(
+    kafka_bootstrap: str,
+    registry_client: Callable[[], SchemaRegistryClient],
+    new_topic: Callable[..., str],
+    schema_registry_url: str,
+) -> None:
+    """Found by a new user: this registry hands out a schema's `guid` (on a register, on
+    `/schemas/ids/{id}`), and confluent-kafka's serializer can write that guid into a
+    record's header instead of the id before its body (`header_schema_id_serializer`);
+    the deserializer then asks `GET /schemas/guids/{guid}`, which was a 404 here, so no
+    record written that way could be read. Served as Confluent's registry serves it,
+    with `/schemas/guids/{guid}/ids`."""
+    from confluent_kafka.schema_registry import header_schema_id_serializer
+
+    topic = new_topic()
+    producer = SerializingProducer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "key.serializer": StringSerializer(),
+            "value.serializer": AvroSerializer(
+                registry_client(), V1, conf={"schema.id.serializer": header_schema_id_serializer}
+            ),
+        }
+    )
+    # The serializer puts the guid in the headers it is given.
+    producer.produce(topic, key="o-1", value={"id": "o-1", "amount": 12.5}, headers=[])
+    assert producer.flush(30) == 0
+    value = _consume_one(kafka_bootstrap, topic, AvroDeserializer(registry_client()))
+    assert value == {"id": "o-1", "amount": 12.5}
+
+    registered = registry_client().get_latest_version(f"{topic}-value")
+    status, by_id = http("GET", f"{schema_registry_url}/schemas/ids/{registered.schema_id}")
+    assert status == 200
+    status, by_guid = http("GET", f"{schema_registry_url}/schemas/guids/{by_id['guid']}")
+    assert (status, by_guid) == (200, by_id)
+    status, ids = http("GET", f"{schema_registry_url}/schemas/guids/{by_id['guid']}/ids")
+    assert (status, ids) == (200, [{"context": ".", "id": registered.schema_id}])
+    unknown = "00000000-0000-0000-0000-000000000000"
+    status, answer = http("GET", f"{schema_registry_url}/schemas/guids/{unknown}")
+    assert (status, answer["error_code"]) == (404, 40403)
+    assert http("GET", f"{schema_registry_url}/schemas/guids/{unknown}/ids") == (200, [])
+
+
 def test_use_latest_version(
     kafka_bootstrap: str,
     registry_client: Callable[[], SchemaRegistryClient],

@@ -25,6 +25,8 @@ from streamlearn.registry.service import RegistryService, version_body
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = REGISTRY_JSON
+DEFAULT_CONTEXT = "."
+"""The one context this registry has (Confluent's name for the default one)."""
 """Every answer of the registry's API (Confluent's); /healthz and /openapi.json answer
 plain JSON."""
 SERVICE: web.AppKey[RegistryService] = web.AppKey("registry_service", RegistryService)
@@ -138,6 +140,17 @@ async def raw_schema_by_id(request: web.Request) -> web.Response:
     return web.Response(text=schema, content_type=CONTENT_TYPE)
 
 
+@routes.get("/schemas/guids/{guid}")
+async def schema_by_guid(request: web.Request) -> web.Response:
+    return _json(_service(request).schema_by_guid(request.match_info["guid"]))
+
+
+@routes.get("/schemas/guids/{guid}/ids")
+async def ids_of_guid(request: web.Request) -> web.Response:
+    ids = _service(request).ids_of_guid(request.match_info["guid"])
+    return _json([{"context": DEFAULT_CONTEXT, "id": schema_id} for schema_id in ids])
+
+
 @routes.get("/schemas/ids/{id}/subjects")
 async def subjects_of_id(request: web.Request) -> web.Response:
     pairs = _service(request).subjects_of_id(_schema_id(request), _flag(request, "deleted"))
@@ -181,7 +194,9 @@ async def register(request: web.Request) -> web.Response:
     result = await _service(request).register(
         request.match_info["subject"], body.get("schema"), body.get("schemaType")
     )
-    return _json({"id": result["id"]})
+    # What Confluent's registry answers since it gives schemas a guid: a client that
+    # writes the guid into a record's headers takes it from here.
+    return _json({"id": result["id"], "version": result["version"], "guid": result["guid"]})
 
 
 @routes.post("/subjects/{subject}")
@@ -326,4 +341,4 @@ async def subject_mode(request: web.Request) -> web.Response:
 
 @routes.get("/contexts")
 async def contexts(request: web.Request) -> web.Response:
-    return _json(["."])
+    return _json([DEFAULT_CONTEXT])

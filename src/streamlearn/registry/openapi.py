@@ -65,6 +65,7 @@ VERSION = _path(
     {"type": "string", "pattern": VERSION_PATTERN},
 )
 ID = _path("id", "Global schema id.", {"type": "integer", "minimum": 0})
+GUID = _path("guid", "A schema's guid (a UUID, derived from its text).")
 
 
 def _operation(
@@ -118,7 +119,11 @@ def _schemas() -> dict[str, Any]:
         "Schema": {
             "type": "object",
             "required": ["schema"],
-            "properties": {"schema": {"type": "string"}, "schemaType": {"type": "string"}},
+            "properties": {
+                "schema": {"type": "string"},
+                "schemaType": {"type": "string"},
+                "guid": {"type": "string"},
+            },
         },
         "Version": {
             "type": "object",
@@ -136,7 +141,20 @@ def _schemas() -> dict[str, Any]:
             "required": ["subject", "version"],
             "properties": {"subject": {"type": "string"}, "version": {"type": "integer"}},
         },
-        "Id": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
+        "Id": {
+            "type": "object",
+            "required": ["id"],
+            "properties": {
+                "id": {"type": "integer"},
+                "version": {"type": "integer"},
+                "guid": {"type": "string"},
+            },
+        },
+        "ContextId": {
+            "type": "object",
+            "required": ["context", "id"],
+            "properties": {"context": {"type": "string"}, "id": {"type": "integer"}},
+        },
         "Level": {
             "type": "object",
             "required": ["compatibilityLevel"],
@@ -169,6 +187,14 @@ def openapi_document() -> dict[str, Any]:
         "/": {"get": _operation("root", {"type": "object"})},
         "/schemas/types": {"get": _operation("schemaTypes", _ref("Strings"))},
         "/schemas/ids/{id}": {"get": _operation("schemaById", _ref("Schema"), (404,), [ID])},
+        "/schemas/guids/{guid}": {
+            "get": _operation("schemaByGuid", _ref("Schema"), (404,), [GUID])
+        },
+        "/schemas/guids/{guid}/ids": {
+            "get": _operation(
+                "idsOfGuid", {"type": "array", "items": _ref("ContextId")}, (), [GUID]
+            )
+        },
         "/schemas/ids/{id}/subjects": {
             "get": _operation("subjectsOfId", _ref("Strings"), (404,), [ID, *_flags("deleted")])
         },

@@ -36,8 +36,11 @@ _GUID_NAMESPACE = uuid.UUID("6f1c1f1e-7d0a-4c55-9a39-5e1e6b1c0a11")
 
 
 def schema_guid(schema: str) -> str:
-    """A stable GUID per schema text (newer clients accept one beside the numeric id)."""
-    return str(uuid.uuid5(_GUID_NAMESPACE, schema))
+    """A stable GUID per schema (newer clients accept one beside the numeric id): derived
+    from its equivalence key, as its id is given, so that texts sharing an id (keys in
+    another order, under two subjects) share a guid too (one per text, a subject's version
+    written differently answered another guid than its id's)."""
+    return str(uuid.uuid5(_GUID_NAMESPACE, equivalence_key(schema)))
 
 
 def check_subject(subject: str) -> None:
@@ -65,6 +68,8 @@ class RegistryService:
     def __init__(self, schema_log: SchemaLog) -> None:
         self.log = schema_log
         self._write_lock = asyncio.Lock()
+        self._guids: dict[int, str] = {}
+        """Each schema id's guid, once asked for."""
 
     @property
     def state(self) -> RegistryState:
@@ -162,6 +167,24 @@ class RegistryService:
         if schema is None:
             raise errors.schema_not_found(f"Schema {schema_id} not found")
         return {"schema": schema, "guid": schema_guid(schema)}
+
+    def ids_of_guid(self, guid: str) -> list[int]:
+        """The ids of the schema whose guid is ``guid`` (one, or none: a guid is derived
+        from a schema's text, as an id is given to one text)."""
+        guids = self._guids
+        found = []
+        for schema_id, schema in self.state.schemas_by_id.items():
+            known = guids.get(schema_id)
+            if known is None:  # an id names one text for good: its guid is kept
+                known = guids[schema_id] = schema_guid(schema)
+            if known == guid:
+                found.append(schema_id)
+        return sorted(found)
+
+    def schema_by_guid(self, guid: str) -> dict[str, Any]:
+        for schema_id in self.ids_of_guid(guid):
+            return self.schema_by_id(schema_id)
+        raise errors.schema_not_found(f"Schema {guid} not found")
 
     def subjects_of_id(self, schema_id: int, deleted: bool) -> list[dict[str, Any]]:
         self.schema_by_id(schema_id)
