@@ -1,5 +1,6 @@
 // Impressions and clicks of the elements a prediction filled: marked with
-// data-streamlearn-request-id (the id the prediction worker answered with).
+// data-streamlearn-request-id (the id the prediction worker answered with). Watched for the
+// page's life (the tag never stops watching, so nothing here is undone).
 //
 // An impression is sent once per request id, when at least `threshold` of the element has
 // been visible for `dwellMs` without interruption; scrolled away earlier, it is not seen.
@@ -10,7 +11,7 @@
 export const ATTRIBUTE = "data-streamlearn-request-id";
 
 export function watchImpressions(doc, win, { threshold, dwellMs, onImpression }) {
-  if (typeof win.IntersectionObserver !== "function") return () => {};
+  if (typeof win.IntersectionObserver !== "function") return;
   const seen = new Set();
   const timers = new Map();
   const observer = new win.IntersectionObserver(
@@ -72,18 +73,17 @@ export function watchImpressions(doc, win, { threshold, dwellMs, onImpression })
     attributes: true,
     attributeFilter: [ATTRIBUTE],
   });
-  return () => {
-    observer.disconnect();
-    mutations.disconnect();
-  };
 }
 
 export function watchClicks(doc, onClick) {
   const listener = (event) => {
+    // A middle click (auxclick, button 1) opens a link in a new tab: the shopper chose it.
+    // A right click (button 2) opens the context menu, not the recommendation.
+    if (event.button > 1) return;
     const element = event.target && event.target.closest && event.target.closest(`[${ATTRIBUTE}]`);
     if (element) onClick(element, element.getAttribute(ATTRIBUTE));
   };
   // Capture: a click handler that stops propagation must not hide the click.
   doc.addEventListener("click", listener, true);
-  return () => doc.removeEventListener("click", listener, true);
+  doc.addEventListener("auxclick", listener, true);
 }

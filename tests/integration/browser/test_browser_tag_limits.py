@@ -1,8 +1,8 @@
 """streamlearn.js at its limits, in Chromium against a real collector and broker: text the
 browser measures in bytes, items the collector would refuse, addresses over its limit,
 consent given to a returning visitor, a page closed while the collector fails, elements a
-framework reuses, elements taller than the window, and a full queue. Each was found by a
-new user; every event must arrive or be refused where the caller hears why."""
+framework reuses, elements taller than the window, a middle click, and a full queue. Each
+was found by a new user; every event must arrive or be refused where the caller hears why."""
 
 from __future__ import annotations
 
@@ -236,6 +236,30 @@ async def test_an_element_taller_than_twice_the_viewport_gets_its_impression(
     assert (stats["queued"], stats["sent"]) == (0, 2), "the peeking list is no impression"
     feedback = await read_feedback(settings, registry, lambda r: len(r) >= 1)
     assert [(f["kind"], f["request_id"]) for f in feedback] == [("impression", "req-list")]
+
+
+async def test_a_recommendation_opened_in_a_new_tab_by_a_middle_click_is_a_click(
+    browser: Browser, site: Site, collector: Collector, settings: Settings, registry: RegistryClient
+) -> None:
+    """A middle click opens a link in a new tab and fires `auxclick`, not `click`: the
+    shopper who opened a recommendation so was recorded as not clicking it, a negative
+    label for what they chose. A right click (the context menu) is still no click."""
+    site.pages["links"] = f"""<!doctype html><html><body>
+<a id="rec" href="/pages/links" data-streamlearn-request-id="req-rec"
+   style="display:block;height:100px">recommended product</a>
+{QUEUE_STUB}<script async src="{collector.url}/streamlearn.js" data-app-version="shop-web-2.3"
+  data-flush-ms="100" data-impression-ms="3600000"></script>
+</body></html>"""
+    page = await new_page(browser)
+    await page.goto(f"{site.url}/pages/links")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats().sent === 1")
+    await page.click("#rec", button="right")
+    await page.click("#rec", button="middle")
+    await wait_for_tag(page, "streamlearn.stats().sent >= 2", 10000)
+    await page.wait_for_timeout(500)
+    assert await page.evaluate("streamlearn.stats().sent") == 2, "the right click is no click"
+    feedback = await read_feedback(settings, registry, lambda r: len(r) >= 1)
+    assert [(f["kind"], f["request_id"]) for f in feedback] == [("click", "req-rec")]
 
 
 async def test_events_the_full_queue_gave_up_are_counted_on_every_later_event(
