@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr, ValidationError
 
 from streamlearn.exceptions import ConfigurationError
-from streamlearn.models import BusinessRules
+from streamlearn.models import SPECS, BusinessRules
 from streamlearn.serving import SERVING, create_serving_app
 from streamlearn.serving.experiments import Arm, Experiment
 from streamlearn.serving.validation import MAX_FEATURES, MAX_INSTANCE_BYTES, MAX_TEXT_CHARS
@@ -195,6 +195,25 @@ async def test_experiment_routes_users_to_arm_models(
     assert {p["experiment"] for p in body["predictions"]} == {"e1"}
     again = await _predict(client, {"instances": instances(8)})
     assert [p["arm"] for p in again[1]["predictions"]] == [p["arm"] for p in body["predictions"]]
+
+
+async def test_an_arm_of_a_model_this_worker_does_not_serve_answers_its_spec_s_fallback(
+    client: TestClient[Any, Any], app: web.Application
+) -> None:
+    """Found by a new user: an arm served by `ctr_tree` on a worker whose
+    STREAMLEARN_MODELS is only `ctr` (`experiments set` warns of it) answered score 0.0 and
+    decision null, rules of no spec, while `ctr_tree`'s own fallback is 0.02 and `skip`: an
+    app acting on the decision got nothing to act on for that arm's users."""
+    arms = (Arm("control", "ctr", 0.0), Arm("tree", "ctr_tree", 1.0))  # everyone: tree
+    app[SERVING].book.put(Experiment(name="e1", salt="x", arms=arms))
+    _, body = await _predict(client, {"user_id": "u", "features": {"price": 3.0}})
+    [prediction] = body["predictions"]
+    rules = SPECS["ctr_tree"].rules
+    assert (prediction["model_name"], prediction["degraded_reason"]) == ("ctr_tree", "no_model")
+    assert (prediction["score"], prediction["decision"]) == (
+        rules.fallback_score,
+        rules.fallback_decision,
+    )
 
 
 @pytest.mark.parametrize(

@@ -154,7 +154,10 @@ class Predictor:
     def rules_for(self, model_name: str, served: Served | None) -> BusinessRules:
         if served is not None:
             return served.loaded.spec.rules
-        spec = self.specs.get(base_model(model_name))
+        base = base_model(model_name)
+        # A model this worker does not serve (an experiment's arm, `experiments set`
+        # warns of it) answers its shipped spec's fallback, not rules of no spec.
+        spec = self.specs.get(base) or SPECS.get(base)
         return DEFAULT_RULES if spec is None else spec.rules
 
     def predict(
