@@ -27,7 +27,7 @@ function storageOf(win) {
 export function createTracker(win, script) {
   const doc = win.document;
   // Every message the tag says starts so (one prefix here, not one per message).
-  const report = (message) => win.console && win.console.error(`streamlearn: ${message}`);
+  const report = (message) => win.console?.error(`streamlearn: ${message}`);
   const checked = (options) => checkedOptions(options, report);
   const config = { ...DEFAULTS, ...checked(optionsFromAttributes(script && script.dataset)) };
   const pageId = uuid4();

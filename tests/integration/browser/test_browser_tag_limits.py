@@ -1,8 +1,9 @@
 """streamlearn.js at its limits, in Chromium against a real collector and broker: text the
 browser measures in bytes, items the collector would refuse, addresses over its limit,
 consent given to a returning visitor, a page closed while the collector fails, elements a
-framework reuses, elements taller than the window, a middle click, and a full queue. Each
-was found by a new user; every event must arrive or be refused where the caller hears why."""
+framework reuses, elements taller than the window, a page hidden during a dwell, a middle
+click, and a full queue. Each was found by a new user; every event must arrive or be
+refused where the caller hears why."""
 
 from __future__ import annotations
 
@@ -236,6 +237,46 @@ async def test_an_element_taller_than_twice_the_viewport_gets_its_impression(
     assert (stats["queued"], stats["sent"]) == (0, 2), "the peeking list is no impression"
     feedback = await read_feedback(settings, registry, lambda r: len(r) >= 1)
     assert [(f["kind"], f["request_id"]) for f in feedback] == [("impression", "req-list")]
+
+
+# Headless Chromium keeps every page visible; these make the page hidden as far as its
+# scripts can tell, and say so, as the browser does for another tab or a locked screen.
+PAGE_VISIBILITY = """
+let hidden = false;
+Object.defineProperty(document, "hidden", { get: () => hidden });
+Object.defineProperty(document, "visibilityState", {
+  get: () => (hidden ? "hidden" : "visible"),
+});
+window.setHidden = (value) => {
+  hidden = value;
+  document.dispatchEvent(new Event("visibilitychange"));
+};
+"""
+
+
+async def test_a_dwell_does_not_go_on_while_the_page_is_hidden(
+    browser: Browser, site: Site, collector: Collector, settings: Settings, registry: RegistryClient
+) -> None:
+    """A shopper who saw a recommendation for a moment and went to another tab got its
+    impression when the dwell ran out: hidden, the page is not redrawn, so the observer
+    never said the element had gone. The dwell begins again when the page is shown."""
+    site.pages["shop"] = shop_page(
+        "Shop",
+        f"{collector.url}/streamlearn.js",
+        {**VERSION, "flush-ms": "100", "impression-ms": "3000"},
+    )
+    page = await new_page(browser, PAGE_VISIBILITY)
+    await page.goto(f"{site.url}/pages/shop")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats().sent === 1")
+    # Hidden within the dwell (the impression not yet made), for longer than the dwell.
+    assert await page.evaluate("() => [streamlearn.stats().sent, setHidden(true)][0]") == 1
+    await page.wait_for_timeout(4000)
+    stats = await page.evaluate("streamlearn.stats()")
+    assert (stats["queued"], stats["sent"]) == (0, 1), "no impression while hidden"
+    await page.evaluate("setHidden(false)")
+    await wait_for_tag(page, "streamlearn.stats().sent === 2", 10000)
+    feedback = await read_feedback(settings, registry, lambda r: len(r) >= 1)
+    assert [(f["kind"], f["request_id"]) for f in feedback] == [("impression", "req-top")]
 
 
 async def test_a_recommendation_opened_in_a_new_tab_by_a_middle_click_is_a_click(
