@@ -57,8 +57,8 @@ class Workers:
         self.settings = settings
         self.args = ["--only", only] if only else []
         self.group = group
-        if group is not None:
-            self.args += ["--group", group]
+        # Always named: `agents run --only X` refuses the default group without it.
+        self.args += ["--group", group or "streamlearn-agents"]
         self.env = worker_environment(settings, **env)
         self.started: list[subprocess.Popen[bytes]] = []
 

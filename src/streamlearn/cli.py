@@ -23,10 +23,11 @@ from streamlearn.cli_common import (
     TopologyOption,
     chosen_agents,
     command_settings,
+    default_agents_group,
     fail,
     fetch_progress,
-    group_name,
     listening_port,
+    optional_group_name,
     port_option,
 )
 from streamlearn.cli_dashboard import dashboard
@@ -302,12 +303,14 @@ def agents_run(
         ),
     ] = None,
     group: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Consumer group (Faust app id); its workers must run the same agents",
-            callback=group_name,
+            help="Consumer group (Faust app id); its workers must run the same agents "
+            "[default: streamlearn-agents, for the default agents only]",
+            callback=optional_group_name,
+            show_default=False,
         ),
-    ] = "streamlearn-agents",
+    ] = None,
     metrics_port: MetricsPortOption = None,
     metrics_host: MetricsHostOption = "127.0.0.1",
     bootstrap_servers: BootstrapOption = None,
@@ -325,6 +328,7 @@ def agents_run(
 
     settings = command_settings(long_running=True, kafka_bootstrap=bootstrap_servers)
     chosen = chosen_agents(only, AGENT_NAMES, PIPELINE_AGENTS)
+    group = group or default_agents_group(chosen, PIPELINE_AGENTS)
     try:
         runtime = create_faust_app(settings, [STEPS[name] for name in chosen], group=group)
     except RuntimeConfigurationError as exc:

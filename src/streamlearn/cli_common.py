@@ -65,6 +65,35 @@ def group_name(group: str) -> str:
     return group
 
 
+def optional_group_name(group: str | None) -> str | None:
+    """``--group`` when given (:func:`group_name`), None when not."""
+    return None if group is None else group_name(group)
+
+
+DEFAULT_AGENTS_GROUP = "streamlearn-agents"
+
+
+def default_agents_group(chosen: Sequence[str], default: Sequence[str]) -> str:
+    """The group of a worker started without ``--group``: ``streamlearn-agents`` for the
+    default agents; other agents are refused, since the default group is theirs. Faust's
+    assignor hands any member of a group any partition of the group's topics: `agents run`
+    beside `agents run --only monitor`, both in the default group, left 3 of the 6
+    partitions of telemetry.events to the monitor's worker, which committed offsets there
+    for a preprocess it does not run (those events were never cleaned), and the monitor
+    judged half the traffic."""
+    if set(chosen) == set(default):
+        return DEFAULT_AGENTS_GROUP
+    own = "streamlearn-" + "-".join(chosen)
+    fail(
+        f"--only {','.join(chosen)} needs a consumer group of its own: the default "
+        f"({DEFAULT_AGENTS_GROUP}) is the default agents' ({', '.join(default)}), and "
+        f"workers of one group must run the same agents (each would read only some "
+        f"partitions of its inputs); add --group {own} (what `streamlearn up` and the "
+        f"Helm chart use), the same for every worker of these agents, or --group "
+        f"{DEFAULT_AGENTS_GROUP} where they already run there and nothing else does"
+    )
+
+
 def fail(message: str) -> NoReturn:
     typer.echo(f"streamlearn: error: {message}", err=True)
     raise typer.Exit(1)

@@ -20,7 +20,15 @@ SERVERS = {
     "worker-metrics": ["serve", "--port", "0", "--metrics-port"],
     "registry": ["registry", "serve", "--port"],
     "dashboard": ["dashboard", "--port"],
-    "agents": ["agents", "run", "--only", "preprocess", "--metrics-port"],
+    "agents": [
+        "agents",
+        "run",
+        "--only",
+        "preprocess",
+        "--group",
+        "streamlearn-preprocess",
+        "--metrics-port",
+    ],
     "archive": ["archive", "run", "--metrics-port"],
 }
 

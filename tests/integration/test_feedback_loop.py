@@ -123,7 +123,8 @@ def start_learner(settings: Settings, log: str, **env: str) -> subprocess.Popen[
     }
     with (settings.data_dir / log).open("wb") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "streamlearn", "agents", "run", "--only", "learner"],
+            [sys.executable, "-m", "streamlearn", "agents", "run", "--only", "learner",
+             "--group", "streamlearn-agents"],
             env=environment, stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
 

@@ -146,7 +146,11 @@ def test_every_part_works_over_sasl_ssl_and_logs_no_password(
             env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert registered.returncode == 0, registered.stdout + registered.stderr
-        agents = _start(["agents", "run", "--only", "preprocess"], env, logs["agents"])
+        agents = _start(
+            ["agents", "run", "--only", "preprocess", "--group", "streamlearn-agents"],
+            env,
+            logs["agents"],
+        )
         started.append(agents)
         archive = _start(
             ["archive", "run", "--topics", "events.clean", "--idle-close-s", "1",

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from streamlearn import cli
 from streamlearn.cli import app
+from streamlearn.runtime.exceptions import RuntimeConfigurationError
 from streamlearn.settings_table import settings_table
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -222,6 +223,37 @@ def test_a_group_or_seed_no_part_could_use_is_refused_before_anything_starts(
     assert "Invalid value for '--group'" in result.output or "'--seed'" in result.output
 
 
+@pytest.mark.parametrize("only", ["monitor", "preprocess", "learner,monitor"])
+def test_other_agents_than_the_default_ones_need_a_group_of_their_own(only: str) -> None:
+    """Found by a new user following docs/monitoring.md: `agents run` and `agents run
+    --only monitor` both joined `streamlearn-agents`; Faust's assignor gave the monitor's
+    worker 3 of the 6 partitions of telemetry.events (and the pipeline worker half of the
+    monitor's inputs), and each committed offsets there for agents it does not run:
+    preprocess never read those events, the monitor judged half the traffic."""
+    result = CliRunner().invoke(app, ["agents", "run", "--only", only])
+    assert result.exit_code == 1, result.output
+    assert "--group streamlearn-" in result.output
+    assert "must run the same agents" in result.output
+
+
+def test_the_default_agents_named_in_any_order_keep_the_default_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streamlearn.runtime import worker as worker_module
+
+    groups: list[str] = []
+
+    def refuse(settings: object, steps: object, *, group: str) -> None:
+        groups.append(group)
+        raise RuntimeConfigurationError("stop here")
+
+    monkeypatch.setattr(worker_module, "create_faust_app", refuse)
+    only = "learner,preprocess,label-join,sessionise"
+    for args in (["agents", "run"], ["agents", "run", "--only", only]):
+        CliRunner().invoke(app, args)
+    assert groups == ["streamlearn-agents", "streamlearn-agents"]
+
+
 def test_an_agents_worker_keeps_its_own_stdout_and_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
     """Found by a new user: with Faust's redirect every write to stderr became a WARNING
     log line, so a thread's traceback at shutdown came out one caret per line."""
@@ -245,7 +277,9 @@ def test_an_agents_worker_keeps_its_own_stdout_and_stderr(monkeypatch: pytest.Mo
     monkeypatch.setattr(
         worker_module, "create_faust_app", lambda *a, **k: types.SimpleNamespace(app=app_stub)
     )
-    result = CliRunner().invoke(app, ["agents", "run", "--only", "preprocess"])
+    result = CliRunner().invoke(
+        app, ["agents", "run", "--only", "preprocess", "--group", "streamlearn-preprocess"]
+    )
     assert result.exit_code == 0, result.output
     assert made["ran"]
     assert made["redirect_stdouts"] is False
