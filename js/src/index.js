@@ -59,6 +59,9 @@ export function createTracker(win, script) {
     return hint;
   }
 
+  // A number is the id's text; undefined stays so, and is refused as missing (an id of
+  // "undefined" was sent, which label-join can never join).
+  const text = (value) => (value == null ? value : String(value));
   let versionMissingSaid = false;
   let refusedHere = 0; // items refused before they were queued (said on the console)
 
@@ -95,7 +98,7 @@ export function createTracker(win, script) {
     if (url.length > MAX_STRING || (referrer && referrer.length > MAX_STRING)) context.truncated = "url";
     enqueue({
       event_id: uuid4(),
-      event_type: String(type),
+      event_type: text(type),
       user_id: userId(),
       session_hint: sessionHint(),
       client_ts: Date.now(),
@@ -110,7 +113,7 @@ export function createTracker(win, script) {
   function feedback(requestId, kind, value, properties) {
     if (disabled) return;
     enqueue({
-      request_id: String(requestId),
+      request_id: text(requestId),
       event_id: uuid4(),
       kind,
       // Anything but a number is refused (said on the console), not sent as null.

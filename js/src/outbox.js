@@ -110,7 +110,7 @@ export class Outbox {
     this.saving = clearTimeout(this.saving);
     if (!this.storage) return;
     try {
-      if (this.items.length === 0) this.storage.removeItem(this.key);
+      if (!this.items.length) this.storage.removeItem(this.key);
       else this.storage.setItem(this.key, JSON.stringify({ at, items: this.items }));
     } catch {
       // Storage full or refused (private mode): the queue stays in memory.

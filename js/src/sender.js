@@ -37,7 +37,7 @@ export class Sender {
     this.inFlight = false;
     this.failures = 0;
     this.notBefore = 0; // no attempt before this time (back-off, Retry-After)
-    this.timer = null;
+    this.timer = 0; // none pending (timer ids are above 0)
     this.sent = 0;
     this.refused = 0; // events the collector refused for good (400 naming them)
     // A keepalive fetch the browser refused (its in-flight budget is shared by the page's
@@ -47,17 +47,17 @@ export class Sender {
 
   /** Flush soon: now when a batch is full, else after the flush interval. */
   schedule(delayMs) {
-    if (!this.enabled || this.outbox.size === 0) return;
+    if (!this.enabled || !this.outbox.size) return;
     const wait = Math.max(
       delayMs ?? (this.outbox.size >= this.batchSize ? 0 : this.flushMs),
       this.notBefore - this.env.now(),
     );
-    if (this.timer !== null) {
+    if (this.timer) {
       if (delayMs === undefined && wait > 0) return; // the pending timer is soon enough
       this.env.clearTimeout(this.timer);
     }
     this.timer = this.env.setTimeout(() => {
-      this.timer = null;
+      this.timer = 0;
       this.flush();
     }, wait);
   }
@@ -71,7 +71,7 @@ export class Sender {
       return;
     }
     const batch = this.outbox.peek(this.batchSize);
-    if (batch.length === 0) return;
+    if (!batch.length) return;
     this.inFlight = true;
     const body = JSON.stringify(batch.map((item) => item.body));
     const keepalive = !this.keepaliveFailed && byteLength(body) < BEACON_LIMIT;
@@ -108,7 +108,7 @@ export class Sender {
       this.note(null);
       this.sent += batch.length;
       this.outbox.remove(batch.map((item) => item.id));
-      this.schedule(this.outbox.size > 0 ? 0 : undefined);
+      this.schedule(this.outbox.size ? 0 : undefined);
       return;
     }
     if (status === 413 && batch.length > 1) {
@@ -184,7 +184,7 @@ export class Sender {
       batch.push(item);
       size += length;
     }
-    if (batch.length === 0) return;
+    if (!batch.length) return;
     // A queued beacon is the browser's to deliver; if it does not, the next page cannot
     // know, so this is the one hand-over the tag does not confirm (docs/browser.md).
     if (this.env.beacon(this.endpoint, JSON.stringify(batch.map((item) => item.body)))) {

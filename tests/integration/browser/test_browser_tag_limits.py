@@ -92,6 +92,41 @@ async def test_an_item_the_collector_would_refuse_is_refused_at_the_call_not_in_
     assert sorted(e["event_type"] for e in events) == ["add_to_cart", "checkout", "page_view"]
 
 
+async def test_a_missing_request_id_or_event_type_is_refused_at_the_call_not_sent_as_text(
+    browser: Browser, site: Site, collector: Collector, settings: Settings, registry: RegistryClient
+) -> None:
+    """`streamlearn('feedback', prediction.requestId, 'conversion', 12.5)` with a property
+    the site's prediction does not have sent the request id "undefined": the collector took
+    it and label-join could never join it, so the conversion was lost without a word. A
+    `track` of an undefined type was a "undefined" event."""
+    site.pages["shop"] = shop_page(
+        "Shop",
+        f"{collector.url}/streamlearn.js",
+        {**VERSION, **NO_IMPRESSION, "flush-ms": "100"},
+    )
+    page = await new_page(browser)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    await page.goto(f"{site.url}/pages/shop")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats().sent === 1")
+    await page.evaluate(
+        "const prediction = {request_id: 'req-7'};"
+        "streamlearn('feedback', prediction.requestId, 'conversion', 12.5);"
+        "streamlearn('track', prediction.eventName, {});"
+        "streamlearn('feedback', 42, 'click');"  # a number is the id's text, as before
+        "streamlearn('track', 'checkout', {})"
+    )
+    await wait_for_tag(page, "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 3")
+    stats = await page.evaluate("streamlearn.stats()")
+    assert (stats["sent"], stats["refused"]) == (3, 2)
+    assert any("not sent: request_id is required" in e for e in errors), errors
+    assert any("not sent: event_type is required" in e for e in errors), errors
+    events = await read_events(settings, registry, lambda r: len(r) >= 2)
+    assert sorted(e["event_type"] for e in events) == ["checkout", "page_view"]
+    feedback = await read_feedback(settings, registry, lambda r: len(r) >= 1)
+    assert [(f["kind"], f["request_id"]) for f in feedback] == [("click", "42")]
+
+
 async def test_a_page_address_over_the_collectors_limit_is_cut_and_the_events_arrive(
     browser: Browser, site: Site, collector: Collector, settings: Settings, registry: RegistryClient
 ) -> None:
