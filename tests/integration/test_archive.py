@@ -603,3 +603,46 @@ def test_an_object_store_that_refuses_is_one_line_and_exit_1(
         assert expected in last, (args, last)
         assert S3_KEY["AWS_SECRET_ACCESS_KEY"] not in answer.stderr
 
+
+def test_start_at_latest_is_where_the_group_first_took_a_partition(
+    system_settings: Settings, tmp_path: Path
+) -> None:
+    """`--start-at latest` means from when the group first took the partition: a worker
+    killed before its first file of a partition was final, and its successor, archive
+    every record produced since (the successor started at the log's end again, and the
+    records of the killed worker's in-progress files were never archived)."""
+    root = tmp_path / "archive"
+    archiver = Archiver(
+        system_settings, ["--root", str(root), "--start-at", "latest"], {}, tmp_path / "a.log"
+    )
+    name = system_settings.topic_prefix + TOPIC
+
+    def took_all(count: int) -> Callable[[], bool]:
+        return lambda: archiver.log.read_text().count(f"took {name}[") >= 6 * count
+
+    first = archiver.start("--idle-close-s", "600")
+    try:
+        wait_for("the partitions taken", took_all(1), 45, archiver.log)
+        produce(system_settings, BASE + timedelta(minutes=30), 120, seed=6)
+        wait_for("files in progress", lambda: bool(_partials(root / "_partial")), 30, archiver.log)
+        assert _count(str(root), system_settings) == 0  # nothing final yet
+    finally:
+        first.kill()  # SIGKILL: its in-progress files are abandoned
+        first.wait()
+    second = archiver.start("--idle-close-s", "1")
+    try:
+        wait_for("the partitions taken again", took_all(2), 45, archiver.log)
+        produce(system_settings, BASE + timedelta(minutes=50), 60, seed=7)
+        group = system_settings.topic_prefix + "streamlearn-archive"
+        wait_for(
+            "the topic read to its end",
+            lambda: (
+                committed_to_end(system_settings, TOPIC, group=group)
+                and not _partials(root / "_partial")
+            ),
+            30,
+            archiver.log,
+        )
+    finally:
+        assert stop(second) == 0, archiver.log.read_text()[-3000:]
+    assert assert_archive_is_the_topic(system_settings, str(root)) == 180

@@ -68,6 +68,11 @@ POLL_TIMEOUT_S = 0.2
 REQUEST_TIMEOUT_S = 10.0
 
 
+def _start_label(start_at: str, tp: TopicPartition) -> str:
+    """How a partition without files starts, for the log line."""
+    return start_at if tp.offset < 0 else f"{tp.offset} ({start_at})"
+
+
 class ArchiveAgent:
     """A worker of the archive group. :meth:`run` until ``stop`` is set."""
 
@@ -243,18 +248,20 @@ class ArchiveAgent:
             for topic in sorted({tp.topic for tp in partitions}):
                 points.update(resume_points(self.store.list_files(topic)))
             committed = self._committed(consumer, partitions)
+            pinned: list[TopicPartition] = []
             for tp in partitions:
                 key = (tp.topic, tp.partition)
                 removed = self.store.discard_partials(tp.topic, tp.partition)
                 point = points.get(key)
+                known = committed.get(key)
                 if point is not None:
                     tp.offset = point.next_offset
                     self._check_retention(consumer, tp, point.next_offset)
+                elif self.config.start_at == "earliest":
+                    tp.offset = OFFSET_BEGINNING
                 else:
-                    tp.offset = (
-                        OFFSET_BEGINNING if self.config.start_at == "earliest" else OFFSET_END
-                    )
-                known = committed.get(key)
+                    tp.offset = self._latest_start(consumer, tp, known, pinned)
+                    known = None  # followed: no disagreement with the files to warn about
                 resume_at = point.next_offset if point is not None else 0
                 if known is not None and known > resume_at:
                     log.warning(
@@ -280,14 +287,60 @@ class ArchiveAgent:
                     "archive: took %s[%d] at %s%s",
                     tp.topic,
                     tp.partition,
-                    point.next_offset if point else self.config.start_at,
+                    point.next_offset if point else _start_label(self.config.start_at, tp),
                     f" ({removed} stale in-progress file(s) deleted)" if removed else "",
                 )
             consumer.incremental_assign(partitions)
+            self._pin(consumer, pinned)
             self.metrics.partitions.set(len(self.archivers))
             self.started = True
         finally:
             self.rebalancing = False
+
+    def _latest_start(
+        self,
+        consumer: Consumer,
+        tp: TopicPartition,
+        committed: int | None,
+        pinned: list[TopicPartition],
+    ) -> int:
+        """Where a partition without files starts with ``--start-at latest``: where the
+        group first took it. Its first owner commits the log's end as it takes it (added
+        to ``pinned``), and a later owner (after a crash, a rebalance) starts at that
+        committed offset: starting at the end again would skip the records a previous
+        owner had only in in-progress files, and everything produced in between."""
+        if committed is not None:
+            self._check_retention(consumer, tp, committed)
+            return committed
+        try:
+            _, high = consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=REQUEST_TIMEOUT_S, cached=False
+            )
+        except KafkaException as exc:
+            log.warning(
+                "archive: %s[%d]: the log's end is unknown (%s): starting at its end when "
+                "the consumer finds it, not pinned for the next owner",
+                tp.topic,
+                tp.partition,
+                exc,
+            )
+            return int(OFFSET_END)
+        pinned.append(TopicPartition(tp.topic, tp.partition, high))
+        return int(high)
+
+    def _pin(self, consumer: Consumer, pinned: list[TopicPartition]) -> None:
+        """Commit where partitions without files started (see :meth:`_latest_start`)."""
+        if not pinned:
+            return
+        try:
+            consumer.commit(offsets=pinned, asynchronous=False)
+        except KafkaException as exc:
+            log.warning(
+                "archive: committing the start of %d partition(s) failed: %s (a next "
+                "owner before their first file would start at the log's end)",
+                len(pinned),
+                exc,
+            )
 
     def _committed(
         self, consumer: Consumer, partitions: list[TopicPartition]
