@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
 
+from streamlearn.agents.monitor_partition import MAX_FEATURE_STREAMS, MAX_PRODUCERS
 from streamlearn.agents.monitor_streams import ClosedWindow
 from streamlearn.runtime.metrics import AgentMetrics
 
@@ -41,19 +42,20 @@ class MonitorMetrics:
         registry = metrics.registry
         self.statistic = Gauge(
             "streamlearn_monitor_statistic",
-            "A monitored statistic over the last closed window.",
+            "A monitored statistic over the newest closed window of each partition read: the "
+            "value of the one furthest over its threshold.",
             [*labels, "statistic"],
             registry=registry,
         )
         self.threshold = Gauge(
             "streamlearn_monitor_threshold",
-            "The threshold of a monitored statistic.",
+            "The threshold of streamlearn_monitor_statistic's window (the same partition's).",
             [*labels, "statistic"],
             registry=registry,
         )
         self.drifted = Gauge(
             "streamlearn_monitor_drifted",
-            "1 when the last closed window crossed a threshold.",
+            "1 while the newest closed window of any partition read crossed a threshold.",
             labels,
             registry=registry,
         )
@@ -66,14 +68,14 @@ class MonitorMetrics:
         self.untracked = Counter(
             "streamlearn_monitor_untracked_features",
             "Feature values served that no stream tracks: their model already has "
-            "MAX_FEATURE_STREAMS feature streams in the partition.",
+            f"{MAX_FEATURE_STREAMS} feature streams in the partition.",
             ["model"],
             registry=registry,
         )
         self.retired_producers = Counter(
             "streamlearn_monitor_retired_producers",
             "Producers (app_version) whose streams a partition dropped to take a new one: "
-            "it already had MAX_PRODUCERS; the least recently heard from goes.",
+            f"it already had {MAX_PRODUCERS}; the least recently heard from goes.",
             registry=registry,
         )
         self.suppressed = Counter(
