@@ -197,6 +197,30 @@ async def test_malformed_and_oversized_requests(collector: Callable[..., Any]) -
     assert "at most 20" in answer["error"]
 
 
+async def test_an_item_over_what_kafka_takes_is_refused_naming_it_and_nothing_written(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    """An event under the body limit but over the 1,000,000 bytes librdkafka produces (a
+    big property) was a 500 "Server got itself in trouble", the items before it written:
+    the browser tag kept the batch and retried it for good, and nothing after it was sent."""
+    roomy = settings.model_copy(update={"collector_max_body_bytes": 2 * 1024 * 1024})
+    runner, url = await _serve(roomy, registry)
+    good = {"event_type": "v", "user_id": "written-only-if-all-fit", "app_version": "1"}
+    big = {**good, "properties": {"review": "x" * 1_010_000}}
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{url}/v1/events", json=[good, big]) as response,
+        ):
+            assert response.status == 400
+            answer = await response.json()
+    finally:
+        await runner.cleanup()
+    assert answer["field"] == "[1]", answer
+    assert "over the 999,744 a record of" in answer["error"], answer  # librdkafka's 1,000,000
+    assert await asyncio.to_thread(_read, settings, "telemetry.events", 1) == []
+
+
 async def test_cors_preflight_for_configured_origins(collector: Callable[..., Any]) -> None:
     session: aiohttp.ClientSession = collector.session  # type: ignore[attr-defined]
     headers = {

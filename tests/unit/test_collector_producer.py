@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from streamlearn.collector.producer import AsyncProducer, QueueFullError
+from streamlearn.collector.producer import AsyncProducer, DeliveryFailedError, QueueFullError
 
 TOPIC = "collector-producer"
 
@@ -92,3 +92,16 @@ async def test_a_cancelled_request_leaves_its_records_to_kafka_without_loop_erro
     assert sorted(confirmed) == [0, 1, 2, 3], "each record that reached Kafka is counted"
     assert _written(producer) == 4
     assert errors == [], "no delivery report lands on a cancelled future"
+
+
+async def test_a_record_librdkafka_refuses_to_take_is_a_delivery_failure_not_a_crash(
+    producer: AsyncProducer,
+) -> None:
+    """librdkafka refuses at once a record over its ``message.max.bytes``: the exception
+    went out of the handler as a 500, with the records before it already handed over.
+    (The collector refuses such an item before producing anything; this is the backstop.)"""
+    batch = [*_batch(2, "d"), (TOPIC, b"big", b"x" * 1_100_000)]
+    with pytest.raises(DeliveryFailedError, match="1 of 3 not confirmed"):
+        await producer.produce(batch)
+    await asyncio.sleep(0.2)
+    assert _written(producer) == 2, "the records before it are Kafka's"

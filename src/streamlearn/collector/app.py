@@ -111,6 +111,19 @@ def _origin_allowed(request: web.Request, settings: Settings) -> bool:
     return urlsplit(origin).netloc == request.host
 
 
+def _check_record_size(collector: Collector, kind: str, size: int, index: int) -> None:
+    """An item whose record Kafka would not take is refused, naming it, before anything of
+    the request is produced (librdkafka refused it mid-request: a 500, the items before it
+    written, and a browser retrying the batch for good)."""
+    limit = collector.record_limits[kind]
+    if size > limit:
+        raise InvalidEventError(
+            f"[{index}]",
+            f"is {size:,} bytes as a Kafka record, over the {limit:,} a record of "
+            f"{collector.topics[kind]} may have (its properties and context are the bulk)",
+        )
+
+
 async def post_events(request: web.Request) -> web.Response:
     collector = request.app[COLLECTOR]
     settings = collector.settings
@@ -170,7 +183,9 @@ async def post_events(request: web.Request) -> web.Response:
             if key_app is not None:
                 stamp_app(mapped, key_app, index)
             value = collector.serdes[mapped.kind].encode(mapped.record)
-            records.append((collector.topics[mapped.kind], mapped.key.encode(), value, mapped))
+            key = mapped.key.encode()
+            _check_record_size(collector, mapped.kind, len(key) + len(value), index)
+            records.append((collector.topics[mapped.kind], key, value, mapped))
     except InvalidEventError as exc:
         collector.refused.labels(status="400").inc()
         return _error(400, exc.problem, exc.field)

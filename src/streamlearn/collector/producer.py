@@ -9,9 +9,10 @@ What a failure means for the batch's records, which is what the collector's 503 
 - :class:`QueueFullError`: the local queue could not take the whole batch, so none of it
   was handed to librdkafka (the check and the produce calls run on the event loop's
   thread, the only one that adds to the queue). Nothing was written.
-- :class:`DeliveryFailedError`: Kafka did not confirm every record in time. Those it
-  confirmed are written; the others may or may not be. Retrying with the same event ids
-  is safe, because the pipeline deduplicates by event id.
+- :class:`DeliveryFailedError`: Kafka did not confirm every record in time, or librdkafka
+  refused one at once (over its ``message.max.bytes``: it and those after it were not
+  sent). Those confirmed are written; the others may or may not be. Retrying with the same
+  event ids is safe, because the pipeline deduplicates by event id.
 
 Once a record is handed to librdkafka it is Kafka's: cancelling the caller (a client that
 went away) does not cancel its delivery, and its report still arrives and is counted.
@@ -24,12 +25,13 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.producer_watch import ProducerWatch, from_a_broker
 
 DEFAULT_QUEUE_MESSAGES = 100_000  # librdkafka's default queue.buffering.max.messages
+DEFAULT_MAX_MESSAGE_BYTES = 1_000_000  # librdkafka's default message.max.bytes
 
 
 class DeliveryFailedError(StreamlearnError):
@@ -99,6 +101,8 @@ class AsyncProducer:
             config = {**config, "error_cb": watch.on_error}
         self._producer = Producer(config)
         self._capacity = int(config.get("queue.buffering.max.messages", DEFAULT_QUEUE_MESSAGES))
+        self.max_message_bytes = int(config.get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES))
+        """The largest record (key and value) librdkafka takes: a larger one is refused."""
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="collector-producer", daemon=True)
         self._poller.start()
@@ -135,6 +139,13 @@ class AsyncProducer:
                 # this one are librdkafka's and are still awaited; the rest are not sent.
                 unsent = len(records) - index
                 batch.failures += ["the producer queue is full (not sent)"] * unsent
+                break
+            except KafkaException as exc:
+                # Refused at once (a record over message.max.bytes): as above, the records
+                # before it are awaited, this one and the rest are not sent. Raised, it was
+                # a 500 with the records before it written.
+                unsent = len(records) - index
+                batch.failures += [f"{topic}: {exc.args[0].str()} (not sent)"] * unsent
                 break
             batch.expected += 1
         if batch.expected and self.watch is not None:

@@ -13,9 +13,11 @@ from prometheus_client import Counter, Gauge
 from streamlearn.collector.mapping import RequestContext
 from streamlearn.collector.producer import AsyncProducer
 from streamlearn.collector.write_keys import WriteKeys
+from streamlearn.kafka_clients import DEFAULT_MESSAGE_BYTES
 from streamlearn.kafka_clients import producer_config as kafka_producer_config
 from streamlearn.process_metrics import part_registry
 from streamlearn.producer_watch import ProducerWatch
+from streamlearn.runtime.topic_writer import RECORD_OVERHEAD_BYTES
 from streamlearn.serde import SchemaSource
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
@@ -56,6 +58,16 @@ class Collector:
             ),
             self.watch,
         )
+        # The largest key and value of each kind's record that librdkafka takes and the
+        # topic keeps (a batch's overhead spared): a larger one is refused as an item.
+        self.record_limits = {
+            kind: min(
+                self.producer.max_message_bytes,
+                catalogue.topic(topic).spec.max_message_bytes or DEFAULT_MESSAGE_BYTES,
+            )
+            - RECORD_OVERHEAD_BYTES
+            for kind, topic in destinations.items()
+        }
         self.metrics = part_registry()
         self.accepted = Counter(
             "streamlearn_collector_accepted",
