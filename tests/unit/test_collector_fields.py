@@ -172,3 +172,17 @@ def test_feedback_carries_the_user_agent_of_who_sent_it() -> None:
     forwarded = {**item, "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"}
     record = map_item(forwarded, 0, CONTEXT, reject_unknown=True).record
     assert record["user_agent"] == forwarded["user_agent"]  # a server's, for a person
+
+
+@pytest.mark.parametrize("blank", ["", "  ", "\t"])
+def test_a_blank_app_version_in_the_item_is_taken_from_the_header_as_an_empty_one_was(
+    blank: str,
+) -> None:
+    """An empty item `app_version` was taken from `X-App-Version`, one of spaces refused
+    with "is required (or send X-App-Version)" although the request sent the header."""
+    item = {"event_type": "page_view", "user_id": "u1", "app_version": blank}
+    assert map_item(item, 0, CONTEXT, reject_unknown=True).record["app_version"] == "1.0"
+    without_header = RequestContext(CONTEXT.received_ts, None, None, None)
+    with pytest.raises(InvalidEventError) as refused:
+        map_item(item, 0, without_header, reject_unknown=True)
+    assert refused.value.field == "[0].app_version"

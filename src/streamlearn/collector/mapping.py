@@ -185,7 +185,10 @@ def map_item(item: Any, index: int, context: RequestContext, *, reject_unknown: 
     where = f"[{index}]"
     if not isinstance(item, dict):
         raise InvalidEventError(where, "must be a JSON object")
-    app_version = _string(item, "app_version", where, required=False) or context.app_version
+    given = _string(item, "app_version", where, required=False)
+    # Blank is absent, as empty always was: the header's then (one of spaces was refused
+    # with "send X-App-Version" from a request that sent it).
+    app_version = given if given and given.strip() else context.app_version
     if app_version is None or not app_version.strip():
         raise InvalidEventError(f"{where}.app_version", "is required (or send X-App-Version)")
     if "request_id" in item:
