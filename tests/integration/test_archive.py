@@ -233,6 +233,8 @@ def _partials(folder: Path) -> list[Path]:
 
 def _count(root: str, settings: Settings, options: dict[str, Any] | None = None) -> int:
     """Records in final files, from their names (the topic has no offset gaps)."""
+    if "://" not in root and not Path(root).is_dir():
+        return 0  # a local root is made when its first record is read
     files = list_archive(root, settings.topic_prefix + TOPIC, options)
     return sum(f.last_offset - f.first_offset + 1 for f in files)
 

@@ -26,9 +26,10 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 
 from streamlearn.archive.decode import WriterDecoder
 from streamlearn.archive.envelope import TIMESTAMP_TYPES, UNDECODED_ENVELOPE, WriterSchema
+from streamlearn.archive.exceptions import ArchiveError
 from streamlearn.archive.formats import AvroFileWriter, read_rows
 from streamlearn.archive.partition import Limits, PartitionArchiver
-from streamlearn.archive.reader import read_archive
+from streamlearn.archive.reader import list_archive, read_archive
 from streamlearn.archive.storage import ArchiveStore
 from streamlearn.serde import InMemoryRegistry, frame, load_schema
 from streamlearn.serde.exceptions import DecodeError
@@ -395,3 +396,14 @@ def test_archiver_files_read_back_through_read_archive(tmp_path: Path) -> None:
     assert [r.offset for r in records] == list(range(40))
     assert [r.value for r in records] == [make(n) for n in range(40)]
     assert {r.schema_id for r in records} == {schema_id}
+
+
+def test_read_archive_refuses_a_local_root_that_is_not_there(tmp_path: Path) -> None:
+    """A mistyped local root read as an archive without files (an offline job got nothing,
+    without a word), where a missing bucket was already refused."""
+    missing = str(tmp_path / "no-such-archive")
+    with pytest.raises(ArchiveError, match="no-such-archive: no such directory"):
+        list(read_archive(missing, TOPIC))
+    with pytest.raises(ArchiveError, match="no-such-archive: no such directory"):
+        list_archive(missing, TOPIC)
+    assert list(read_archive(str(tmp_path), TOPIC)) == []  # there, without files: empty

@@ -129,7 +129,9 @@ class ArchiveAgent:
     def run(self, stop: threading.Event) -> None:
         """Archive until ``stop`` is set, then make in-progress files final and leave the
         group. Raises what the agent cannot handle, after abandoning in-progress files."""
-        if not self.store.is_local:  # a local root is made; a bucket must be there already
+        if self.store.is_local:  # made at once: readers refuse a root that is not there
+            self.store.make_root()
+        else:  # a bucket must be there already
             self.store.require_root()
         consumer = Consumer(self.consumer_config())
         log.info(

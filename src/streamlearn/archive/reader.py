@@ -70,11 +70,21 @@ class ArchivedRecord:
         )
 
 
+def _existing_store(root: str, storage_options: Mapping[str, Any] | None) -> ArchiveStore:
+    """The archive at ``root``, refused when it is not there: a mistyped local root would
+    read as an archive without files (a bucket that does not exist is refused by the
+    listing itself, which asks whether the bucket is there when it finds nothing)."""
+    store = ArchiveStore(root, storage_options=dict(storage_options or {}))
+    if store.is_local:
+        store.require_root()
+    return store
+
+
 def list_archive(
     root: str, topic: str, storage_options: Mapping[str, Any] | None = None
 ) -> list[ArchiveFile]:
     """The final files of ``topic`` (Kafka name) under ``root``, by partition and offset."""
-    return ArchiveStore(root, storage_options=dict(storage_options or {})).list_files(topic)
+    return _existing_store(root, storage_options).list_files(topic)
 
 
 def read_archive(
@@ -93,7 +103,7 @@ def read_archive(
     like a high watermark). ``storage_options`` go to fsspec (e.g. s3fs' ``endpoint_url``,
     ``key``, ``secret``).
     """
-    store = ArchiveStore(root, storage_options=dict(storage_options or {}))
+    store = _existing_store(root, storage_options)
     wanted = None if partitions is None else set(partitions)
     starts = dict(start_offsets or {})
     ends = dict(end_offsets or {})

@@ -115,6 +115,11 @@ class ArchiveStore:
                 "the root and --s3-endpoint-url)"
             ) from None
 
+    def make_root(self) -> None:
+        """Make a local root's directory (an object store's bucket is not made)."""
+        if self.is_local:
+            Path(self.base).mkdir(parents=True, exist_ok=True)
+
     def _nothing_listed(self) -> None:
         """A listing found nothing: with S3, because the bucket is missing? (Raises.)"""
         if not self.is_local:
