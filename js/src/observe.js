@@ -4,9 +4,9 @@
 //
 // An impression is sent once per request id, when at least `threshold` of the element has
 // been visible for `dwellMs` without interruption; scrolled away earlier, it is not seen.
-// An element taller than the viewport needs `threshold` of what of it fits: half
-// of a list twice the window's height can never show at once, and one filling the window
-// was seen.
+// An element taller than the viewport needs `threshold` of what of it fits (half of a list
+// twice the window's height can never show at once, and one filling the window was seen);
+// nothing counts while the page is hidden.
 
 export const ATTRIBUTE = "data-streamlearn-request-id";
 
