@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from confluent_kafka import OFFSET_END, KafkaError, KafkaException, TopicPartition
 from typer.testing import CliRunner
 
 from streamlearn.archive import ArchiveAgent, ArchiveConfig, ArchiveError
@@ -191,3 +192,53 @@ def test_archivers_of_other_roots_or_groups_stage_their_files_apart(tmp_path: Pa
     secret = default_staging_dir(settings, "s3://AKIAUSER:SUPERSECRET2@arch/sl", "g")
     assert "SUPERSECRET2" not in str(secret)
     assert "AKIAUSER" not in str(secret)
+
+
+class _GroupConsumer:
+    """What ``_on_assign`` asks of confluent-kafka's consumer: the group's committed
+    offsets (or a failure to read them), the log's end, and the commits it makes."""
+
+    def __init__(self, committed: dict[int, int] | None, high: int) -> None:
+        self._committed = committed
+        self.high = high
+        self.commits: list[list[TopicPartition]] = []
+        self.assigned: list[TopicPartition] = []
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        if self._committed is None:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
+        return [
+            TopicPartition(tp.topic, tp.partition, self._committed.get(tp.partition, -1001))
+            for tp in partitions
+        ]
+
+    def get_watermark_offsets(
+        self, tp: TopicPartition, timeout: float, cached: bool
+    ) -> tuple[int, int]:
+        return 0, self.high
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        self.commits.append(offsets)
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned += partitions
+
+
+@pytest.mark.parametrize(
+    ("committed", "starts", "pinned"),
+    [
+        ({}, 500, [500]),  # the group's first owner: the log's end, committed at once
+        ({0: 320}, 320, []),  # a later owner: where the first started
+        (None, OFFSET_END, []),  # offsets unknown: the end, an earlier pin not overwritten
+    ],
+)
+def test_start_at_latest_starts_where_the_group_first_took_the_partition(
+    tmp_path: Path, committed: dict[int, int] | None, starts: int, pinned: list[int]
+) -> None:
+    settings = Settings(topic_prefix="ns.", data_dir=tmp_path)
+    config = ArchiveConfig(root=str(tmp_path / "a"), topics=("events.clean",), start_at="latest")
+    agent = ArchiveAgent(settings, config, registry=InMemoryRegistry())
+    consumer = _GroupConsumer(committed, high=500)
+    agent._on_assign(consumer, [TopicPartition("ns.events.clean", 0)])  # type: ignore[arg-type]
+    assert [tp.offset for tp in consumer.assigned] == [starts]
+    assert [tp.offset for offsets in consumer.commits for tp in offsets] == pinned

@@ -255,14 +255,14 @@ class ArchiveAgent:
                 key = (tp.topic, tp.partition)
                 removed = self.store.discard_partials(tp.topic, tp.partition)
                 point = points.get(key)
-                known = committed.get(key)
+                known = None if committed is None else committed.get(key)
                 if point is not None:
                     tp.offset = point.next_offset
                     self._check_retention(consumer, tp, point.next_offset)
                 elif self.config.start_at == "earliest":
                     tp.offset = OFFSET_BEGINNING
                 else:
-                    tp.offset = self._latest_start(consumer, tp, known, pinned)
+                    tp.offset = self._latest_start(consumer, tp, committed, pinned)
                     known = None  # followed: no disagreement with the files to warn about
                 resume_at = point.next_offset if point is not None else 0
                 if known is not None and known > resume_at:
@@ -303,17 +303,28 @@ class ArchiveAgent:
         self,
         consumer: Consumer,
         tp: TopicPartition,
-        committed: int | None,
+        committed: dict[tuple[str, int], int] | None,
         pinned: list[TopicPartition],
     ) -> int:
         """Where a partition without files starts with ``--start-at latest``: where the
         group first took it. Its first owner commits the log's end as it takes it (added
         to ``pinned``), and a later owner (after a crash, a rebalance) starts at that
         committed offset: starting at the end again would skip the records a previous
-        owner had only in in-progress files, and everything produced in between."""
-        if committed is not None:
-            self._check_retention(consumer, tp, committed)
-            return committed
+        owner had only in in-progress files, and everything produced in between.
+        ``committed`` is None when the group's offsets could not be read: the partition
+        then starts at the end, unpinned (pinning would overwrite an earlier owner's)."""
+        if committed is None:
+            log.warning(
+                "archive: %s[%d]: the group's committed offsets are unknown: starting at "
+                "the log's end, not pinned",
+                tp.topic,
+                tp.partition,
+            )
+            return int(OFFSET_END)
+        start = committed.get((tp.topic, tp.partition))
+        if start is not None:
+            self._check_retention(consumer, tp, start)
+            return start
         try:
             _, high = consumer.get_watermark_offsets(
                 TopicPartition(tp.topic, tp.partition), timeout=REQUEST_TIMEOUT_S, cached=False
@@ -346,8 +357,9 @@ class ArchiveAgent:
 
     def _committed(
         self, consumer: Consumer, partitions: list[TopicPartition]
-    ) -> dict[tuple[str, int], int]:
-        """The group's committed offsets (only to warn when they disagree with the files)."""
+    ) -> dict[tuple[str, int], int] | None:
+        """The group's committed offsets (None: unavailable): where ``--start-at latest``
+        started, else only to warn when they disagree with the files."""
         try:
             found = consumer.committed(
                 [TopicPartition(tp.topic, tp.partition) for tp in partitions],
@@ -355,7 +367,7 @@ class ArchiveAgent:
             )
         except KafkaException as exc:
             log.debug("archive: committed offsets unavailable: %s", exc)
-            return {}
+            return None
         return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
 
     def _check_retention(self, consumer: Consumer, tp: TopicPartition, resume_at: int) -> None:
