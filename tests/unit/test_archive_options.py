@@ -242,3 +242,24 @@ def test_start_at_latest_starts_where_the_group_first_took_the_partition(
     agent._on_assign(consumer, [TopicPartition("ns.events.clean", 0)])  # type: ignore[arg-type]
     assert [tp.offset for tp in consumer.assigned] == [starts]
     assert [tp.offset for offsets in consumer.commits for tp in offsets] == pinned
+
+
+def test_a_retention_pass_the_object_store_does_not_answer_waits_for_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With S3 away, the listing raises botocore's own error (not an OSError): it stopped
+    the worker, abandoning every in-progress file, over a deletion that can wait."""
+    from botocore.exceptions import EndpointConnectionError
+
+    settings = Settings(topic_prefix="ns.", data_dir=tmp_path)
+    config = ArchiveConfig(root=str(tmp_path / "a"), topics=("events.clean",))
+    agent = ArchiveAgent(settings, config, registry=InMemoryRegistry())
+    agent.archivers[("ns.events.clean", 0)] = None  # type: ignore[assignment]
+
+    def unreachable(topic: str) -> list[ArchiveFile]:
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9/arch")
+
+    monkeypatch.setattr(agent.store, "list_files", unreachable)
+    agent._expire(retention_hours=1)
+    assert "deleting ns.events.clean's files past retention failed" in caplog.text
+    assert "Could not connect to the endpoint URL" in caplog.text

@@ -68,6 +68,15 @@ POLL_TIMEOUT_S = 0.2
 REQUEST_TIMEOUT_S = 10.0
 
 
+def _storage_errors() -> tuple[type[Exception], ...]:
+    """What a store that refuses or does not answer raises: s3fs makes an OSError of the
+    server's refusals and leaves botocore's own errors (no connection, no credentials) as
+    they are. Imported when an error is being matched: a local root needs no botocore."""
+    from botocore.exceptions import BotoCoreError
+
+    return (OSError, BotoCoreError)
+
+
 def _start_label(start_at: str, tp: TopicPartition) -> str:
     """How a partition without files starts, for the log line."""
     return start_at if tp.offset < 0 else f"{tp.offset} ({start_at})"
@@ -186,7 +195,7 @@ class ArchiveAgent:
                 for file in past_retention(files, cutoff_ms):
                     self.store.delete(file)
                     self.metrics.deleted.labels(self.topics[topic]).inc()
-            except OSError as exc:
+            except _storage_errors() as exc:
                 log.warning("archive: deleting %s's files past retention failed: %s", topic, exc)
 
     def _finish_all(self, consumer: Consumer) -> None:
