@@ -217,7 +217,9 @@ def _store_and_topics(
     store.require_root()
     if topic:
         catalogue = TopicCatalogue.from_settings(settings)
-        return store, [catalogue.topic(t).name for t in topic]
+        # Each once: a topic named twice would list its files twice, each "overlapping"
+        # itself, and be expired twice.
+        return store, list(dict.fromkeys(catalogue.topic(t).name for t in topic))
     return store, store.list_topics()
 
 

@@ -119,6 +119,26 @@ def test_archive_ls_lists_ranges_and_flags_overlaps(tmp_path: Path) -> None:
     assert "overlap" in result.output
 
 
+def test_a_topic_named_twice_is_listed_and_expired_once(tmp_path: Path) -> None:
+    """`--topic T --topic T` listed each file twice and reported it as overlapping itself
+    (exit 1: an archive written exactly once said to be corrupt); expire counted twice."""
+    bucket = 1_764_504_000_000 - 1_764_504_000_000 % 3_600_000
+    files = [
+        ArchiveFile("telemetry.events", 0, 0, 9, bucket, "avro"),
+        ArchiveFile("telemetry.events", 0, 10, 19, bucket, "avro"),
+    ]
+    for file in files:
+        (tmp_path / file.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / file.path).write_bytes(b"x" * 5)
+    twice = ["--root", str(tmp_path), "--topic", "telemetry.events", "--topic", "telemetry.events"]
+    listed = CliRunner().invoke(archive_app, ["ls", *twice])
+    assert listed.exit_code == 0, listed.output
+    assert len(listed.stdout.splitlines()) == 2
+    expired = CliRunner().invoke(archive_app, ["expire", "--older-than-hours", "1", *twice])
+    assert expired.exit_code == 0, expired.output
+    assert expired.stdout.splitlines()[-1] == "1 file(s), 5 bytes, deleted"
+
+
 @pytest.mark.parametrize("fmt", ["avro", "parquet"])
 def test_an_unknown_compression_is_refused_before_anything_runs(fmt: str, tmp_path: Path) -> None:
     refused = rf"--compression lz99: not a codec of {fmt} files; one of: "
