@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from streamlearn.agents import PIPELINE_AGENTS, STEPS
+from streamlearn.kafka_clients import key_partition
 from streamlearn.models.synthetic import ClickWorld
 from streamlearn.runtime.worker import create_faust_app
 from streamlearn.serde import AvroSerde, RegistryClient, frame
@@ -357,3 +358,45 @@ async def test_a_valid_event_whose_clean_copy_is_over_the_limit_is_rejected_not_
     assert record["value"] is not None
     assert len(record["value"]) > len(value)
     assert not [m for m in clean if m.key() == b"big" and b"u-after" not in m.value()]
+
+
+async def test_a_run_of_undecodable_examples_longer_than_a_fetch_is_rejected_once_each(
+    settings: Settings, registry: RegistryClient, tmp_path: Path
+) -> None:
+    """The learner sought back to the first example the runtime had rejected (it never
+    reached the learner, whose state still needed it) before every later batch: each such
+    record was rejected twice, and a run of them longer than one fetch (4 MiB) forever (a
+    probe: 8,000 records of 1 KB of garbage on ctr's partition gave 323,000 rejections in
+    30 s, and ctr learned nothing after them)."""
+    prefix = settings.topic_prefix
+    serde, example = _samples(registry, prefix)["training.examples"]
+    topic = prefix + "training.examples"
+    producer = ordered_producer(settings.kafka_bootstrap)
+    partitions = len(producer.list_topics(topic, timeout=30).topics[topic].partitions)
+    partition = key_partition(b"ctr", partitions)  # where the learner reads ctr's examples
+    garbage = 6_000  # 6 MB: more than one fetch
+    for n in range(garbage):
+        producer.produce(topic, key=b"ctr", value=b"garbage %05d " % n + b"x" * 1_000,
+                         partition=partition)  # fmt: skip
+        producer.poll(0)
+    after = {**example, "model_name": "ctr", "request_id": "r-after"}
+    producer.produce(topic, key=b"ctr", value=serde.encode(after), partition=partition)
+    assert producer.flush(60) == 0
+
+    runtime = create_faust_app(settings, [STEPS["learner"]], registry=registry,
+                               data_dir=tmp_path / "faust")  # fmt: skip
+    await runtime.app.start()
+    try:
+        await _gone_past(settings, ["training.examples"], "the learner did not go past them")
+        await asyncio.sleep(3)  # a learner seeking back would be rejecting them again
+        rejected = await asyncio.to_thread(read_topic, settings, "events.rejected",
+                                           lambda m: len(m) >= garbage, 60)  # fmt: skip
+        metrics = runtime.metrics
+        counted = metrics.value(metrics.rejected, agent="learner", reason="bad_magic_byte")
+        seeks = metrics.value(metrics.resume_seeks, agent="learner")
+        stopped = runtime.app.should_stop
+    finally:
+        await runtime.app.stop()
+    assert not stopped, "the worker is still running"
+    assert (len(rejected), counted) == (garbage, garbage), "each rejected once"
+    assert seeks == 0

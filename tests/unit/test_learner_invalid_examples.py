@@ -225,3 +225,31 @@ def test_a_warm_start_too_large_is_not_pickled_again_at_every_batch() -> None:
     with pytest.raises(SnapshotTooLarge):
         learner.snapshot(T0, 0.0)
     assert not learner.snapshot_due(1.0)  # nothing new: not due again
+
+
+def test_records_that_do_not_decode_count_as_read_for_where_the_learner_resumes() -> None:
+    """The runtime rejects a record that does not decode before the learner sees it. The
+    learner's ``resume_offset`` stayed at the first of them, and a worker seeks back to it
+    before any batch that starts later: every such record was rejected twice, and a run
+    of them longer than one fetch was read again forever (a probe: 8,000 records of 1 KB
+    of garbage on ctr's partition, 323,000 rejections in 30 s, ctr learned nothing more)."""
+    settings = learning_settings(models=["ctr"])
+    catalogue = TopicCatalogue.from_settings(settings)
+    registry = InMemoryRegistry()
+    cluster = LocalCluster(catalogue, registry, partitions=1)
+    serde = catalogue.topic("training.examples").serde(registry)
+    good = examples(30, seed=7)
+    for record in good:
+        cluster.produce("training.examples", record["request_id"].encode(), serde.encode(record),
+                        partition=0)  # fmt: skip
+    for n in range(40):  # after the last example: nothing the learner takes in comes after
+        cluster.produce("training.examples", b"ctr", b"garbage %d" % n, partition=0)
+    metrics = AgentMetrics()
+    step = make_learner(cluster.environment(settings, metrics))
+    worker = LocalWorker(cluster, step, now_ms=1_000, metrics=metrics)
+    worker.assign([0])
+    worker.run(25)
+    assert len(cluster.decoded("events.rejected")) == 40
+    assert step.learners["ctr"].counters.learned == len(good)
+    # Read through the garbage: a worker has nothing to seek back to.
+    assert step.resume_offset("training.examples", 0) == len(good) + 40

@@ -233,6 +233,7 @@ class StepBinding:
         for records in self.inputs.decoded_chunks(topic, partition, messages, emit):
             if records:
                 self.step.process(partition, records, emit)
+        self.step.read_through(topic, partition, messages[-1].offset + 1)
         return self._checkpoint(partition, outputs, acks=True)
 
     async def _sought_back(self, tp: TP, topic: str, first: int) -> bool:

@@ -215,6 +215,7 @@ class LocalWorker:
                 records = self._inputs.decode_many(topic, partition, messages, outputs)
                 self._read_ms[partition] = self.now_ms
                 self.step.process(partition, records, outputs)
+                self.step.read_through(topic, partition, messages[-1].offset + 1)
                 self._checkpoint(partition, {(topic, partition): messages[-1].offset + 1})
                 handled += len(messages)
         return handled

@@ -179,3 +179,9 @@ class Step(ABC):
         before each batch: a batch that starts beyond it makes the runtime seek back to it
         (unless retention removed those records); earlier records are the step's to skip."""
         return None
+
+    def read_through(self, topic: str, partition: int, next_offset: int) -> None:  # noqa: B027
+        """Every record of ``topic``/``partition`` before ``next_offset`` was read: handed
+        to :meth:`process` or, not decoding, rejected by the runtime (such a record never
+        reaches the step). Called after each batch. A step with a :meth:`resume_offset`
+        counts those records as taken in here, or it asks for them again."""
