@@ -199,25 +199,28 @@ class _Dicts:
 
 
 class _Judging(Preprocessor):
-    """The preprocess logic, keeping the verdict on every event it filters."""
+    """The preprocess logic, keeping the verdict on every event it filters and the ids of
+    the events it passed clean."""
 
     def __init__(self, settings: Settings, metrics: AgentMetrics) -> None:
         super().__init__(settings, metrics)
         self.verdicts: dict[str, str] = {}
+        self.clean: set[str] = set()
 
     def process(self, event: dict[str, Any], *args: Any, **kwargs: Any) -> Processed:
         result = super().process(event, *args, **kwargs)
         if result.outcome in ("bot", "duplicate"):
             self.verdicts[str(event["event_id"])] = result.bot_rule or ""
+        elif result.outcome == "clean":
+            self.clean.add(str(event["event_id"]))
         return result
 
 
-def _shadow_verdicts(
+def _shadow_judged(
     settings: Settings, events: dict[int, list[tuple[int, dict[str, Any]]]]
-) -> dict[str, str]:
-    """event id → the rule that filtered it in the shadow ("" : a duplicate), from the
-    preprocess step run again in memory over the shadow's input with its settings
-    (deterministic: the same verdicts the shadow worker reached)."""
+) -> _Judging:
+    """The preprocess step run again in memory over ``events`` with ``settings``
+    (deterministic: the same verdicts a worker reached), holding what it judged."""
     metrics = AgentMetrics()
     step = PreprocessStep(settings, metrics)
     judging = step.preprocessor = _Judging(settings, metrics)
@@ -225,7 +228,17 @@ def _shadow_verdicts(
     for partition, records in sorted(events.items()):
         batch = [Record("telemetry.events", partition, o, None, v, None) for o, v in records]
         step.process(partition, batch, _Discard())
-    return judging.verdicts
+    return judging
+
+
+def _shadow_verdicts(
+    settings: Settings, events: dict[int, list[tuple[int, dict[str, Any]]]]
+) -> dict[str, str]:
+    """event id → the rule that filtered it in the shadow ("" : a duplicate), from the
+    preprocess step run again in memory over the shadow's input with its settings. An
+    event sent twice has the second copy's verdict, a duplicate, though its first was
+    clean (:func:`_shadow_judged` says which were)."""
+    return _shadow_judged(settings, events).verdicts
 
 
 def _why(ids: Iterable[str], verdicts: dict[str, str], side: str) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 from streamlearn.agents.sessions import SessionRules
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.specs import SPECS
-from streamlearn.replay.diff import _shadow_verdicts
+from streamlearn.replay.diff import _shadow_judged
 from streamlearn.replay.examples import ReadCounts, decoded_examples, prepared_records
 from streamlearn.replay.history import ModelHistory, model_history
 from streamlearn.replay.positions import PartitionRange
@@ -91,7 +91,11 @@ def accepted_events_clean(topics: _Topics, ledger: Ledger, figures: dict[str, An
     raw: dict[int, list[tuple[int, dict[str, Any]]]] = {}
     for partition, offset, value in topics.located("telemetry.events"):
         raw.setdefault(partition, []).append((offset, value))
-    verdicts = _shadow_verdicts(topics.settings, raw)
+    judged = _shadow_judged(topics.settings, raw)
+    # An event preprocess passed clean must be in events.clean, whatever a later copy of it
+    # was judged (a resent event's second copy is a duplicate): only one never passed clean
+    # was filtered.
+    verdicts = {i: rule for i, rule in judged.verdicts.items() if i not in judged.clean}
     sources: dict[str, set[tuple[int, int]]] = {}
     copies = 0
     for _, _, value in topics.located("events.clean"):
