@@ -283,3 +283,22 @@ def test_a_retention_pass_the_object_store_does_not_answer_waits_for_the_next(
     agent._expire(retention_hours=1)
     assert "deleting ns.events.clean's files past retention failed" in caplog.text
     assert "Could not connect to the endpoint URL" in caplog.text
+
+
+def test_archive_ls_sizes_come_from_the_listing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sizes `archive ls` and `expire` print come from the one listing: on S3 each
+    file's own request (a HEAD) made 119 files take 8 s against a local server."""
+    bucket = 1_764_504_000_000 - 1_764_504_000_000 % 3_600_000
+    file = ArchiveFile("telemetry.events", 0, 0, 9, bucket, "avro")
+    (tmp_path / file.path).parent.mkdir(parents=True)
+    (tmp_path / file.path).write_bytes(b"x" * 7)
+    store = ArchiveStore(str(tmp_path))
+
+    def one_request_per_file(path: str) -> int:
+        raise AssertionError(f"a request for {path}'s size")
+
+    monkeypatch.setattr(store.fs, "size", one_request_per_file)
+    [listed] = store.list_files("telemetry.events")
+    assert store.size(listed) == 7

@@ -92,6 +92,9 @@ class ArchiveStore:
             raise ArchiveError(f"archive root {describe_root(root)}: {exc}") from exc
         self.base = path.rstrip("/") or "/"
         self.is_local = isinstance(self.fs, LocalFileSystem)
+        self._sizes: dict[str, int] = {}
+        """Bytes of the final files listed (path relative to the root → size): the listing
+        gives them, so asking each file (a HEAD per file on S3) is not needed."""
         self._staging: Path | None = staging_dir
         if self.is_local:
             if Path(self.base).is_file():
@@ -147,17 +150,21 @@ class ArchiveStore:
         # All of it: s3fs drops a path's own listing but keeps its subdirectories'.
         self.fs.invalidate_cache()
         try:
-            paths = self.fs.find(prefix)
+            found: dict[str, dict[str, Any]] = self.fs.find(prefix, detail=True)
         except FileNotFoundError:
             self._nothing_listed()
             return []
         files = []
         base = self.base.rstrip("/") + "/"
-        for path in paths:
+        # The topic's sizes as this listing has them (files gone since are forgotten).
+        self._sizes = {k: v for k, v in self._sizes.items() if not k.startswith(f"{topic}/")}
+        for path, info in found.items():
             relative = path[len(base) :] if path.startswith(base) else path
             parsed = parse_path(relative)
             if parsed is not None and parsed.topic == topic and relative == parsed.path:
                 files.append(parsed)
+                if isinstance(info.get("size"), int):
+                    self._sizes[relative] = info["size"]
         return sorted(files, key=lambda f: (f.partition, f.first_offset, f.last_offset))
 
     def list_topics(self) -> list[str]:
@@ -172,7 +179,9 @@ class ArchiveStore:
         return sorted(name for name in names if name != PARTIAL_DIR)
 
     def size(self, file: ArchiveFile) -> int:
-        return int(self.fs.size(self._remote(file.path)))
+        """Bytes of a final file: as listed, else asked."""
+        listed = self._sizes.get(file.path)
+        return listed if listed is not None else int(self.fs.size(self._remote(file.path)))
 
     @contextmanager
     def open(self, file: ArchiveFile) -> Iterator[IO[bytes]]:
@@ -185,6 +194,7 @@ class ArchiveStore:
         same); on a local root, its hour and date directories too once they are empty."""
         with suppress(FileNotFoundError):
             self.fs.rm_file(self._remote(file.path))
+        self._sizes.pop(file.path, None)
         if self.is_local:
             hour = (Path(self.base) / file.path).parent
             for directory in (hour, hour.parent):
