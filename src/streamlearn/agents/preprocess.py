@@ -36,7 +36,8 @@ MAX_CLIENT_AHEAD_S = 60.0
 happen after the collector received it): the received time is the event time instead.
 Sessions follow event time per partition, so one event 23 h ahead (within the 24 h
 ``max_clock_skew_s`` allowed behind) closed every open session of its partition and had
-the next minute of its events dropped as expired."""
+the next minute of its events dropped as expired. A ``received_ts`` more than this after
+the broker appended the record is refused for the same reason (the producing host's clock)."""
 Outcome = Literal["clean", "duplicate", "bot", "invalid"]
 # Expiry scans the partition's ids; once per tenth of the window amortises the scan.
 MIN_EXPIRE_EVERY_MS = 10_000
@@ -204,15 +205,14 @@ class Preprocessor:
         return len(old) + expire_bot_state(bot_state, self.rules, now_ms)
 
 
-def _ahead_of_kafka(received_ms: int, stamped_ms: int) -> str:
+def _ahead_of_kafka(received_ms: int, stamped_ms: int, limit_ms: float) -> str:
     """Why an event stamped ``received_ms`` is refused when Kafka's own timestamp of it is
     ``stamped_ms``: on a topic the broker stamps at append (the topology's telemetry.events),
     ``received_ts`` that much later is the producing host's clock running ahead (a
     ``TelemetryClient`` stamps it with its host's clock)."""
     return (
         f"field received_ts is {(received_ms - stamped_ms) // 1000} s after Kafka received "
-        "the record (more than STREAMLEARN_MAX_CLOCK_SKEW_S): the producing host's clock is "
-        "ahead"
+        f"the record (more than {limit_ms / 1000:g} s): the producing host's clock is ahead"
     )
 
 
@@ -240,7 +240,9 @@ class PreprocessStep(Step):
         last_expiry = expiry.get("last", 0)
         send_clean = emit.to("events.clean")
         process = self.preprocessor.process
-        max_ahead_ms = self.preprocessor.max_skew_ms
+        # As far as a client_ts may be after received_ts (60 s): the 24 h skew allowed a
+        # clock behind let one event 23 h ahead move sessionise's time on by 23 h.
+        max_ahead_ms = self.preprocessor.max_ahead_ms
         for record in records:
             # Expiry runs on stream time, at the record that passes the interval since the
             # partition's last one (in the state): the same records expire the same ids,
@@ -251,7 +253,9 @@ class PreprocessStep(Step):
             if stamped is not None and stamped >= 0 and received_ms - stamped > max_ahead_ms:
                 # The producer's clock, not the event's time (see _ahead_of_kafka): taken,
                 # it would move the partition's time on and later events would expire.
-                emit.reject(record, "invalid_field", _ahead_of_kafka(received_ms, stamped))
+                emit.reject(
+                    record, "invalid_field", _ahead_of_kafka(received_ms, stamped, max_ahead_ms)
+                )
                 continue
             if received_ms - last_expiry > self.expire_every_ms:
                 self.preprocessor.expire(received_ms, seen, bots)
