@@ -172,7 +172,9 @@ class Settings(BaseSettings):
 
     max_clock_skew_s: float = Field(default=86400.0, gt=0)
     """A client time further than this behind the received time is replaced by the received
-    time (one more than 60 s ahead of it always is: an event cannot follow its receipt)."""
+    time (one more than 60 s ahead of it always is: an event cannot follow its receipt).
+    An event whose received time is more than 60 s (or this, if smaller) after Kafka appended
+    it is rejected: the producing host's clock is ahead, and would move sessions' time."""
 
     ip_policy: Literal["drop", "pseudonymise"] = "drop"
     """What preprocess does with full IPs: drop them, or keep a keyed hash (needs the key)."""
