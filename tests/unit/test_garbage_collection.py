@@ -68,7 +68,9 @@ def test_agents_run_settles_the_heap_before_the_worker_starts(
     gc.unfreeze()
     monkeypatch.setattr(worker, "create_faust_app", lambda *a, **k: Runtime())
     monkeypatch.setattr(faust, "Worker", Worker)
-    result = CliRunner().invoke(app, ["agents", "run", "--only", "learner"])
+    result = CliRunner().invoke(
+        app, ["agents", "run", "--only", "learner", "--group", "streamlearn-learner"]
+    )
     assert result.exit_code == 0, result.output
     assert seen["threshold"] == garbage_collection.YOUNG_THRESHOLD
     assert seen["frozen"] > 0
