@@ -30,6 +30,7 @@ from streamlearn.settings_values import (
     Origin,
     PortRange,
     PromotionGate,
+    PseudonymisationKey,
     SigningKey,
     UserPassword,
     app_id,
@@ -179,8 +180,8 @@ class Settings(BaseSettings):
     ip_policy: Literal["drop", "pseudonymise"] = "drop"
     """What preprocess does with full IPs: drop them, or keep a keyed hash (needs the key)."""
 
-    pseudonymisation_key: SecretStr | None = None
-    """HMAC key of IP pseudonyms (secret: never printed)."""
+    pseudonymisation_key: PseudonymisationKey | None = None
+    """HMAC key of IP pseudonyms, at least 16 characters (secret: never printed)."""
 
     geoip_database: Path | None = None
     """MaxMind DB file (GeoLite2/GeoIP2 Country or City); when set, events get a country."""

@@ -241,16 +241,28 @@ def signing_key(secret: SecretStr) -> SecretStr:
     unpickler, so not a guessable one (a single character or ``" "`` was taken), and without
     whitespace around it (a key read from a file with its newline on one side only would
     verify nothing the other side signed)."""
-    value = secret.get_secret_value()
     if ROTATING_AWAY.get():
         return secret
+    return _hmac_key(secret, "signing key", "; to replace a shorter one, `streamlearn keys rotate`")
+
+
+def pseudonymisation_key(secret: SecretStr) -> SecretStr:
+    """The HMAC key of IP pseudonyms: not a guessable one either (``x`` was taken, and
+    trying every short key turns each pseudonym in events.clean back into its IP)."""
+    return _hmac_key(secret, "pseudonymisation key", "")
+
+
+def _hmac_key(secret: SecretStr, what: str, hint: str) -> SecretStr:
+    """``secret`` if it is an HMAC key of at least :data:`SIGNING_KEY_MIN_CHARS` characters
+    without whitespace around it (never says the value)."""
+    value = secret.get_secret_value()
     if len(value.strip()) < SIGNING_KEY_MIN_CHARS:
         raise ValueError(
-            f"a signing key has at least {SIGNING_KEY_MIN_CHARS} characters (make one: "
-            "`openssl rand -base64 48`; to replace a shorter one, `streamlearn keys rotate`)"
+            f"a {what} has at least {SIGNING_KEY_MIN_CHARS} characters (make one: "
+            f"`openssl rand -base64 48`{hint})"
         )
     if value != value.strip():
-        raise ValueError("a signing key has no whitespace before or after it")
+        raise ValueError(f"a {what} has no whitespace before or after it")
     return secret
 
 
@@ -267,6 +279,9 @@ Credential = Annotated[
 ]
 SigningKey = Annotated[
     SecretStr, AfterValidator(signing_key), JsonPattern(r"^\s|\s$", refused=True)
+]
+PseudonymisationKey = Annotated[
+    SecretStr, AfterValidator(pseudonymisation_key), JsonPattern(r"^\s|\s$", refused=True)
 ]
 
 

@@ -469,7 +469,7 @@ def test_the_signing_and_pseudonymisation_keys_reach_only_the_parts_that_use_the
     documents = render_chart(
         sets=(
             "signing.key=k-s3cret-signing-key",
-            "pseudonymisation.key=p-s3cret",
+            "pseudonymisation.key=p-s3cret-pseudonym-key",
             "agents.sets.mixed.agents={sessionise,learner}",
             "agents.sets.sessionise.enabled=false",
             "agents.sets.learner.enabled=false",

@@ -89,6 +89,20 @@ def test_a_short_token_is_refused_saying_it_is_short() -> None:
     assert "with a space" not in result.stderr
 
 
+def test_a_short_pseudonymisation_key_is_refused_as_the_setting_refuses_it() -> None:
+    """Found by a new user: `pseudonymisation.key=x` rendered (and the worker took it) while
+    `signing.key` has at least 16 characters; a key that short makes the IP pseudonyms
+    reversible by trying keys."""
+    result = _template("--set", BOOTSTRAP, "--set", "pseudonymisation.key=short-key")
+    assert result.returncode != 0
+    assert "minLength: got 9, want 16" in result.stderr, result.stderr
+    assert "short-key" not in result.stderr
+    assert (
+        _template("--set", BOOTSTRAP, "--set", "pseudonymisation.key=exactly-16-chars").returncode
+        == 0
+    )
+
+
 def test_the_helm_test_logs_in_to_a_registry_that_asks_for_a_password() -> None:
     documents = render_chart(
         sets=(BOOTSTRAP, "secretConfig.values.schema_registry_basic_auth=u:p-s3cret")

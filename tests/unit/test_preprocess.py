@@ -80,14 +80,18 @@ def test_clean_event_is_enriched_and_compliant() -> None:
 
 
 def test_ip_pseudonym_is_keyed_and_stable() -> None:
-    harness = Harness(ip_policy="pseudonymise", pseudonymisation_key="k1")
+    harness = Harness(ip_policy="pseudonymise", pseudonymisation_key="pseudonym-key-one-16")
     first = harness.run(_event()).clean
     second = harness.run(_event(1)).clean
     assert first is not None
     assert second is not None
     assert first["ip_pseudonym"] == second["ip_pseudonym"]
     assert "203.0.113.9" not in first["ip_pseudonym"]
-    other_key = Harness(ip_policy="pseudonymise", pseudonymisation_key="k2").run(_event()).clean
+    other_key = (
+        Harness(ip_policy="pseudonymise", pseudonymisation_key="pseudonym-key-two-16")
+        .run(_event())
+        .clean
+    )
     assert other_key is not None
     assert other_key["ip_pseudonym"] != first["ip_pseudonym"]
 

@@ -355,6 +355,22 @@ def test_a_guessable_or_padded_signing_key_is_refused(
     assert key.strip() not in str(refused.value) or not key.strip(), "the key is not shown"
 
 
+@pytest.mark.parametrize("key", ["x", "short-key-15chr", " a-long-enough-pseudonym-key"])
+def test_a_guessable_or_padded_pseudonymisation_key_is_refused(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    """Found by a new user: `x` was taken as the HMAC key of the IP pseudonyms in
+    events.clean, where trying every short key turns each pseudonym back into its IP; the
+    signing key, tokens and write keys have at least 16 characters."""
+    monkeypatch.setenv("STREAMLEARN_PSEUDONYMISATION_KEY", key)
+    with pytest.raises(ConfigurationError, match="STREAMLEARN_PSEUDONYMISATION_KEY") as refused:
+        load_settings()
+    assert "16 characters" in str(refused.value) or key != key.strip()
+    assert key.strip() not in str(refused.value), "the key is not shown"
+    monkeypatch.setenv("STREAMLEARN_PSEUDONYMISATION_KEY", "exactly-16-chars")
+    assert load_settings().pseudonymisation_key is not None
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [

@@ -164,9 +164,9 @@ def settings_url_pattern() -> str:
     return str(_settings()["schema_registry_url"]["pattern"])
 
 
-def _signing_key_refused() -> dict[str, Any]:
-    """What a signing key must not match, as the setting says (whitespace around it)."""
-    schema = _settings()["model_signing_key"]
+def _key_refused(setting: str) -> dict[str, Any]:
+    """What an HMAC key must not match, as ``setting`` says (whitespace around it)."""
+    schema = _settings()[setting]
     (refused,) = [choice["not"] for choice in schema["anyOf"] if "not" in choice]
     return {"not": refused}
 
@@ -307,11 +307,13 @@ def values_schema() -> dict[str, Any]:
             "signing": _keyed_secret(
                 "The HMAC key that signs model snapshots (learner) and verifies them (workers).",
                 min_chars=SIGNING_KEY_MIN_CHARS,
-                refused=_signing_key_refused(),
+                refused=_key_refused("model_signing_key"),
                 keyId=_setting("model_signing_key_id"),
             ),
             "pseudonymisation": _keyed_secret(
                 "The key of config.ip_policy=pseudonymise.",
+                min_chars=SIGNING_KEY_MIN_CHARS,
+                refused=_key_refused("pseudonymisation_key"),
             ),
             "secretConfig": secret_config,
             "config": _object(
