@@ -129,3 +129,18 @@ def test_a_broker_stopped_while_starting_ends_the_wait_at_once(tmp_path: Path) -
         broker.wait_ready(60)
     assert time.monotonic() - started < 10
     stopping.join()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_the_brokers_data_is_readable_by_its_owner_only(tmp_path: Path, existing: bool) -> None:
+    """Found by a new user: the embedded broker's data directory was created with the
+    umask's mode (0755), so every local user could read kraft-logs, where telemetry.events
+    keeps end users' raw IPs and user agents. It is the owner's alone, made so at each
+    start (a directory made before this was fixed included)."""
+    data_dir = tmp_path / "kafka"
+    if existing:
+        data_dir.mkdir(mode=0o755)
+        data_dir.chmod(0o755)
+    kafka = EmbeddedKafka(BrokerConfig(data_dir, port=9092, controller_port=9093), classpath=[])
+    kafka._write_config()
+    assert data_dir.stat().st_mode & 0o777 == 0o700

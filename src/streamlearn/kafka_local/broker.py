@@ -270,6 +270,9 @@ class EmbeddedKafka:
 
     def _write_config(self) -> None:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        # Owner only: kraft-logs holds the topics, telemetry.events with end users' raw IPs
+        # and user agents (made with the umask's 0755, every local user could read them).
+        self.config.data_dir.chmod(0o700)
         self.config.server_log_dir.mkdir(parents=True, exist_ok=True)
         # The secure broker's properties hold its SCRAM password: owner only.
         path = self.config.properties_path
