@@ -25,10 +25,10 @@ from streamlearn.registry.service import RegistryService, version_body
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = REGISTRY_JSON
-DEFAULT_CONTEXT = "."
-"""The one context this registry has (Confluent's name for the default one)."""
 """Every answer of the registry's API (Confluent's); /healthz and /openapi.json answer
 plain JSON."""
+DEFAULT_CONTEXT = "."
+"""The one context this registry has (Confluent's name for the default one)."""
 SERVICE: web.AppKey[RegistryService] = web.AppKey("registry_service", RegistryService)
 
 routes = web.RouteTableDef()

@@ -65,7 +65,7 @@ VERSION = _path(
     {"type": "string", "pattern": VERSION_PATTERN},
 )
 ID = _path("id", "Global schema id.", {"type": "integer", "minimum": 0})
-GUID = _path("guid", "A schema's guid (a UUID, derived from its text).")
+GUID = _path("guid", "A schema's guid (a UUID, derived from the schema).")
 
 
 def _operation(

@@ -38,8 +38,8 @@ _GUID_NAMESPACE = uuid.UUID("6f1c1f1e-7d0a-4c55-9a39-5e1e6b1c0a11")
 def schema_guid(schema: str) -> str:
     """A stable GUID per schema (newer clients accept one beside the numeric id): derived
     from its equivalence key, as its id is given, so that texts sharing an id (keys in
-    another order, under two subjects) share a guid too (one per text, a subject's version
-    written differently answered another guid than its id's)."""
+    another order, under two subjects) share a guid too (derived from each text, a version
+    written differently had another guid than its id)."""
     return str(uuid.uuid5(_GUID_NAMESPACE, equivalence_key(schema)))
 
 
@@ -169,8 +169,8 @@ class RegistryService:
         return {"schema": schema, "guid": schema_guid(schema)}
 
     def ids_of_guid(self, guid: str) -> list[int]:
-        """The ids of the schema whose guid is ``guid`` (one, or none: a guid is derived
-        from a schema's text, as an id is given to one text)."""
+        """The ids of the schema whose guid is ``guid``: one, or none (a guid and an id
+        are both given by a schema's equivalence key)."""
         guids = self._guids
         found = []
         for schema_id, schema in self.state.schemas_by_id.items():
