@@ -387,3 +387,22 @@ def test_a_worker_catching_up_alerts_the_newest_refused_version_and_says_none_is
     assert "nothing loaded yet" in caplog.text
     follower._now_caught_up()
     assert [(exc.model_name, exc.version) for exc in alerted] == [("ctr", 5)]
+
+
+def test_a_forged_snapshot_read_first_does_not_make_the_real_one_a_second_writer() -> None:
+    """Found by a security pass: the worker noted each version's payload digest before
+    verifying it, so a forged record of v2 (not signed with the key) read before the real
+    v2 made the real one look like a second learner's: a critical `conflicting_version`
+    alert, while only one learner writes. A snapshot that does not verify is no version."""
+    store = ModelStore(["ctr"])
+    said: list[SnapshotRejected] = []
+    follower = _follower(store)
+    follower.on_rejected = said.append
+    follower.caught_up.set()
+    forged = {**gated(2, True), "payload_sha256": "0" * 64, "signature": "forged"}
+    assert asyncio.run(follower._snapshot(_records(forged)[0])) == "rejected"
+    asyncio.run(follower._snapshot(_records(gated(2, True), first=1)[0]))
+    assert store.version("ctr") == 2
+    conflicts = follower.metrics.snapshots_rejected.labels(reason="conflicting_version")
+    assert conflicts._value.get() == 0
+    assert [exc.reason for exc in said] == ["bad_signature"]

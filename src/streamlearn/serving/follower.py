@@ -31,7 +31,12 @@ from aiokafka.errors import KafkaError
 from streamlearn.kafka_clients import aiokafka_config
 from streamlearn.log_repeats import RepeatedLines
 from streamlearn.models import ModelSpec, SnapshotRejected, load_model
-from streamlearn.models.exceptions import ConflictingVersion, RetiredKey
+from streamlearn.models.exceptions import (
+    BadSignature,
+    ConflictingVersion,
+    PayloadDigestMismatch,
+    RetiredKey,
+)
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.signature import SigningKey
 from streamlearn.models.snapshot import is_promoted, verify_snapshot
@@ -303,7 +308,8 @@ class StateFollower:
             return None
         self.store.saw_snapshot(name)
         version = int(snapshot.get("version", 0))
-        if self._versions.conflicts(name, version, str(snapshot.get("payload_sha256"))):
+        digest = str(snapshot.get("payload_sha256"))
+        if self._versions.conflicts(name, version, digest):
             self._two_writers(snapshot, name, version)
         promoted = is_promoted(snapshot)
         if version <= self.store.newest_version(name) and (
@@ -315,6 +321,8 @@ class StateFollower:
             loaded = await asyncio.to_thread(load_model, snapshot, self.key, specs=self.specs)
         except SnapshotRejected as exc:
             self.metrics.snapshots_rejected.labels(reason=exc.reason).inc()
+            if isinstance(exc, BadSignature | PayloadDigestMismatch):
+                self._versions.forget(name, version, digest)  # not the key's: no version
             serving = self.store.version(name)
             log.warning("%s; %s", exc, f"still serving v{serving}" if serving else
                         "nothing loaded yet (the fallback answers)")  # fmt: skip

@@ -37,3 +37,11 @@ class VersionLedger:
             return False
         self._said.add((name, version))
         return True
+
+    def forget(self, name: str, version: int, digest: str) -> None:
+        """``name`` v``version`` read as ``digest`` did not verify: no version of the
+        model's (a forged record read first would make the real one look like a second
+        writer's)."""
+        digests = self._digests.get(name)
+        if digests is not None and digests.get(version) == digest:
+            del digests[version]
