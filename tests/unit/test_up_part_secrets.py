@@ -67,3 +67,26 @@ def test_each_part_holds_only_the_secrets_it_uses(
         # Nor read from a `.env` or config file: the part withholds the others.
         withheld = set(env.get(WITHHELD_ENV, "").split(",")) - {""}
         assert withheld == SECRET_SETTING_NAMES - USES[spec.name] - KAFKA, spec.name
+
+
+def test_only_the_archive_holds_the_object_store_s_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a security pass: every part `up` started inherited `AWS_*` credentials
+    from its shell (the collector, which faces the internet, included), while only the
+    archive writes to an object store."""
+    credentials = {
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEEXAMPLE00",
+        "AWS_SECRET_ACCESS_KEY": "secret-eeeeeeeeeeeeeeee",
+        "AWS_SESSION_TOKEN": "session-ffffffffffffffff",
+    }
+    for variable, value in credentials.items():
+        monkeypatch.setenv(variable, value)
+    settings = Settings(data_dir=tmp_path, model_signing_key=SecretStr("k" * 32))
+    users = KafkaUsers(None)
+    specs = [*part_specs(settings, OPTIONS, Doors(), users), registry_spec(settings, 8081,
+             Doors(), users)]  # fmt: skip
+    for spec in specs:
+        env = child_environment(spec)
+        held = {variable for variable in credentials if variable in env}
+        assert held == (set(credentials) if spec.name == "archive" else set()), spec.name

@@ -68,6 +68,11 @@ gets (each reads schemas, and a registry of `up --schema-registry-url` may ask a
 for reads too), as the Helm chart gives them; every part gets its own Kafka login
 (:class:`KafkaUsers`)."""
 KAFKA_LOGIN = frozenset({"kafka_sasl_password", "kafka_ssl_key_password"})
+OBJECT_STORE_CREDENTIALS = frozenset(
+    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"}
+)
+"""The object store's credentials (botocore's variables), which only the archive uses: the
+other parts do not inherit them from `up`'s environment."""
 
 
 def secrets_of(part: str, settings: Settings) -> tuple[dict[str, str], frozenset[str]]:
@@ -81,6 +86,8 @@ def secrets_of(part: str, settings: Settings) -> tuple[dict[str, str], frozenset
     if uses & SIGNING_SECRETS:
         env.update(signing_environment(settings))
     unset = frozenset(f"{ENV_PREFIX}{name.upper()}" for name in withheld)
+    if part != "archive":
+        unset |= OBJECT_STORE_CREDENTIALS
     return env, unset
 
 
