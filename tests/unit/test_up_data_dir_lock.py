@@ -29,3 +29,13 @@ def test_a_second_up_in_the_same_data_directory_is_refused(tmp_path: Path) -> No
             pass
     with one_up_per_data_dir(tmp_path):
         pass
+
+
+def test_a_data_directory_up_makes_is_its_owner_s_alone(tmp_path: Path) -> None:
+    """Found by a security pass: `up` made its data directory with the umask's 0755, and
+    under it the archive's files keep telemetry as it came (end users' raw IPs and user
+    agents), readable by every local user."""
+    data_dir = tmp_path / "new" / "streamlearn"
+    with one_up_per_data_dir(data_dir):
+        pass
+    assert data_dir.stat().st_mode & 0o777 == 0o700

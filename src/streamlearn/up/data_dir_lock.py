@@ -25,7 +25,10 @@ LOCK_FILE = "up.lock"
 def one_up_per_data_dir(data_dir: Path) -> Iterator[None]:
     """Hold the data directory's lock while the block runs; :class:`StreamlearnError`
     naming the running `up`'s pid when another holds it."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    if not data_dir.exists():
+        # Owner only: the archive's files under it keep telemetry as it came (raw IPs).
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, exist_ok=True)
     path = data_dir / LOCK_FILE
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
