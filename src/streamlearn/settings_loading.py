@@ -102,10 +102,26 @@ def _check_config_file(path: Path) -> list[str]:
         )
     for key in loaded:
         if str(key) not in Settings.model_fields:
-            close = difflib.get_close_matches(str(key), list(Settings.model_fields), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigurationError(f"{where}: unknown setting {str(key)!r}{hint}")
+            raise ConfigurationError(f"{where}: unknown setting {str(key)!r}{_file_key_hint(key)}")
     return [str(key) for key in loaded]
+
+
+def _file_key_hint(key: object) -> str:
+    """The setting an unknown key of the settings file may mean. A key written as its
+    environment variable (how the README's table names every setting) gets the setting's
+    name and why: across the prefix no close match is found, and the refusal said nothing."""
+    name, as_variable = str(key), str(key).upper().startswith(ENV_PREFIX)
+    if as_variable:
+        name = name[len(ENV_PREFIX) :].lower()
+    close = difflib.get_close_matches(name, list(Settings.model_fields), n=1)
+    if not close:
+        return ""
+    if as_variable:
+        return (
+            f" (did you mean {close[0]!r}? a file's keys are setting names, without the"
+            f" variables' {ENV_PREFIX} prefix)"
+        )
+    return f" (did you mean {close[0]!r}?)"
 
 
 def load_settings(**overrides: Any) -> Settings:

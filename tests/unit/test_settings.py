@@ -378,6 +378,18 @@ def test_a_guessable_or_padded_pseudonymisation_key_is_refused(
         (b": : :", "not YAML"),
         (b"- a\n- b\n", "not a mapping of settings"),
         (b"sevre_port: 8000\n", "unknown setting 'sevre_port' (did you mean 'serve_port'?)"),
+        # The README's table names every setting by its variable: a file keyed so was
+        # refused with no hint, since difflib finds no close match across the prefix.
+        (
+            b"STREAMLEARN_SERVE_PORT: 8000\n",
+            "unknown setting 'STREAMLEARN_SERVE_PORT' (did you mean 'serve_port'? a file's"
+            " keys are setting names, without the variables' STREAMLEARN_ prefix)",
+        ),
+        (
+            b"STREAMLEARN_SEVRE_PORT: 8000\n",
+            "unknown setting 'STREAMLEARN_SEVRE_PORT' (did you mean 'serve_port'? a file's"
+            " keys are setting names, without the variables' STREAMLEARN_ prefix)",
+        ),
     ],
 )
 def test_a_config_file_that_is_no_mapping_of_settings_is_refused_naming_the_file(
