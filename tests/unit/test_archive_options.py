@@ -94,15 +94,18 @@ def test_consumer_commits_only_by_hand(tmp_path: Path) -> None:
     assert sorted(agent.topics) == sorted("ns." + t for t in agent.topics.values())
 
 
-def test_archive_ls_lists_ranges_and_flags_overlaps(tmp_path: Path) -> None:
+def _two_adjacent_files(root: Path) -> int:
+    """Offsets 0-9 and 10-19 of telemetry.events[0] in one hour under ``root``; the hour."""
     bucket = 1_764_504_000_000 - 1_764_504_000_000 % 3_600_000
-    files = [
-        ArchiveFile("telemetry.events", 0, 0, 9, bucket, "avro"),
-        ArchiveFile("telemetry.events", 0, 10, 19, bucket, "avro"),
-    ]
-    for file in files:
-        (tmp_path / file.path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / file.path).write_bytes(b"x" * 5)
+    for first, last in ((0, 9), (10, 19)):
+        file = ArchiveFile("telemetry.events", 0, first, last, bucket, "avro")
+        (root / file.path).parent.mkdir(parents=True, exist_ok=True)
+        (root / file.path).write_bytes(b"x" * 5)
+    return bucket
+
+
+def test_archive_ls_lists_ranges_and_flags_overlaps(tmp_path: Path) -> None:
+    bucket = _two_adjacent_files(tmp_path)
     result = CliRunner().invoke(archive_app, ["ls", "--root", str(tmp_path)])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -122,14 +125,7 @@ def test_archive_ls_lists_ranges_and_flags_overlaps(tmp_path: Path) -> None:
 def test_a_topic_named_twice_is_listed_and_expired_once(tmp_path: Path) -> None:
     """`--topic T --topic T` listed each file twice and reported it as overlapping itself
     (exit 1: an archive written exactly once said to be corrupt); expire counted twice."""
-    bucket = 1_764_504_000_000 - 1_764_504_000_000 % 3_600_000
-    files = [
-        ArchiveFile("telemetry.events", 0, 0, 9, bucket, "avro"),
-        ArchiveFile("telemetry.events", 0, 10, 19, bucket, "avro"),
-    ]
-    for file in files:
-        (tmp_path / file.path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / file.path).write_bytes(b"x" * 5)
+    _two_adjacent_files(tmp_path)
     twice = ["--root", str(tmp_path), "--topic", "telemetry.events", "--topic", "telemetry.events"]
     listed = CliRunner().invoke(archive_app, ["ls", *twice])
     assert listed.exit_code == 0, listed.output

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from streamlearn.secret_settings import SECRET_SETTING_NAMES
 from streamlearn.settings import WITHHELD_ENV, Settings
-from streamlearn.up.children import child_environment
+from streamlearn.up.children import ChildSpec, child_environment
 from streamlearn.up.doors import Doors
 from streamlearn.up.kafka_users import KafkaUsers
 from streamlearn.up.options import UpOptions
@@ -46,6 +46,16 @@ USES = {
 }
 
 
+def _every_part(data_dir: Path) -> list[ChildSpec]:
+    """Every part `up` starts, with the environment's secrets as `up` hands them on."""
+    settings = Settings(data_dir=data_dir, model_signing_key=SecretStr("k" * 32))
+    users = KafkaUsers(None)
+    return [
+        *part_specs(settings, OPTIONS, Doors(), users),
+        registry_spec(settings, 8081, Doors(), users),
+    ]
+
+
 def test_each_part_holds_only_the_secrets_it_uses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -54,10 +64,7 @@ def test_each_part_holds_only_the_secrets_it_uses(
     every worker trusts, the API tokens and the registry writers' passwords."""
     for variable, value in SHELL.items():
         monkeypatch.setenv(variable, value)
-    settings = Settings(data_dir=tmp_path, model_signing_key=SecretStr("k" * 32))
-    users = KafkaUsers(None)
-    specs = [*part_specs(settings, OPTIONS, Doors(), users), registry_spec(settings, 8081,
-             Doors(), users)]  # fmt: skip
+    specs = _every_part(tmp_path)
     assert {spec.name for spec in specs} == set(USES)
     for spec in specs:
         env = child_environment(spec)
@@ -82,10 +89,7 @@ def test_only_the_archive_holds_the_object_store_s_credentials(
     }
     for variable, value in credentials.items():
         monkeypatch.setenv(variable, value)
-    settings = Settings(data_dir=tmp_path, model_signing_key=SecretStr("k" * 32))
-    users = KafkaUsers(None)
-    specs = [*part_specs(settings, OPTIONS, Doors(), users), registry_spec(settings, 8081,
-             Doors(), users)]  # fmt: skip
+    specs = _every_part(tmp_path)
     for spec in specs:
         env = child_environment(spec)
         held = {variable for variable in credentials if variable in env}
