@@ -12,7 +12,8 @@ from prometheus_client import generate_latest
 from streamlearn.serde import AvroSerde, InMemoryRegistry, SerdeError
 from streamlearn.serving import telemetry
 from streamlearn.serving.metrics import ServingMetrics
-from streamlearn.serving.telemetry import PRODUCER_SETTINGS, TelemetrySink, prediction_record
+from streamlearn.serving.prediction_codec import prediction_record
+from streamlearn.serving.telemetry import PRODUCER_SETTINGS, TelemetrySink
 from streamlearn.settings import Settings
 
 

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,8 +23,8 @@ from confluent_kafka.admin import AdminClient
 from streamlearn.kafka_local.config import BrokerConfig, log4j_properties, server_properties
 from streamlearn.kafka_local.exceptions import BrokerStartError, EmbeddedKafkaError
 from streamlearn.kafka_local.java import JavaRuntime, find_java
+from streamlearn.kafka_local.java_arguments import argument_file, java_environment
 from streamlearn.ports import bindable, ephemeral_range, free_port, self_connected
-from streamlearn.settings import ENV_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -126,41 +125,6 @@ def _stop_with_parent(parent: int) -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
-
-
-def _java_environment() -> dict[str, str]:
-    """This process's environment without streamlearn's settings, for the broker's JVMs.
-
-    They read none of them, and under ``up`` that environment holds every secret given to
-    it (API tokens, write keys, the signing and pseudonymisation keys): a process's
-    environment is readable in ``/proc/<pid>/environ``, and the docs promise each secret
-    only to the parts that use it.
-    """
-    return {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
-
-
-def _argument_file_line(argument: str) -> str:
-    """``argument`` as one line of a Java ``@file``: quoted, its quotes and backslashes
-    escaped (the launcher unescapes them inside quotes)."""
-    return '"' + argument.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-@contextlib.contextmanager
-def _argument_file(directory: Path, main_class: str, args: list[str]) -> Iterator[str]:
-    """A private Java ``@file`` holding ``main_class`` and ``args``, removed afterwards.
-
-    What follows the main class on a JVM's command line is in ``/proc/<pid>/cmdline`` for
-    every local user to read (``ps -ef``); the launcher reads the rest of an argument file
-    that names the main class as the program's arguments, so secrets go there instead.
-    """
-    path = directory / f"java-arguments-{uuid.uuid4().hex}"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write("\n".join(_argument_file_line(a) for a in [main_class, *args]) + "\n")
-    try:
-        yield f"@{path}"
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -303,14 +267,14 @@ class EmbeddedKafka:
             *([] if secure is None else secure.scram_arguments()),
         ]
         directory = self.config.data_dir if secure is None else secure.directory
-        with _argument_file(directory, "kafka.tools.StorageTool", arguments) as argument_file:
+        with argument_file(directory, "kafka.tools.StorageTool", arguments) as arguments_path:
             result = subprocess.run(
-                self._java_command(java, argument_file),
+                self._java_command(java, arguments_path),
                 capture_output=True,
                 text=True,
                 timeout=120,
                 check=False,
-                env=_java_environment(),
+                env=java_environment(),
             )
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip()[-2000:]
@@ -365,7 +329,7 @@ class EmbeddedKafka:
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env=_java_environment(),
+                env=java_environment(),
                 preexec_fn=(lambda: _stop_with_parent(parent)) if stop_with_parent else None,
             )
         self.config.pid_path.write_text(

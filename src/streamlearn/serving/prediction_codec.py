@@ -365,3 +365,31 @@ class PredictionEncoder:
             return self.encode(canary) == serde.encode(canary)
         except Exception:
             return False
+
+
+def prediction_record(
+    prediction: dict[str, Any],
+    features: dict[str, Any],
+    context: dict[str, str],
+    served_ms: int,
+    latency_ms: float,
+    worker_version: str,
+) -> dict[str, Any]:
+    """The ``PredictionServed`` record of a response entry (for the generic encoder)."""
+    return {
+        "request_id": prediction["request_id"],
+        "user_id": prediction["user_id"],
+        "model_name": prediction["model_name"],
+        "model_version": prediction["model_version"] or 0,
+        "experiment": prediction["experiment"],
+        "arm": prediction["arm"],
+        "features": features,
+        "context": context,
+        "score": prediction["score"],
+        "decision": prediction["decision"],
+        "degraded": prediction["degraded"],
+        "degraded_reason": prediction["degraded_reason"],
+        "served_ts": served_ms,
+        "worker_version": worker_version,
+        "latency_ms": latency_ms,
+    }

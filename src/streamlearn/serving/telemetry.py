@@ -44,7 +44,7 @@ from streamlearn.kafka_clients import producer_config as kafka_producer_config
 from streamlearn.producer_watch import ProducerWatch, from_a_broker
 from streamlearn.serde import AvroSerde, EncodeError, SchemaSource, SerdeError
 from streamlearn.serving.metrics import ServingMetrics
-from streamlearn.serving.prediction_codec import PredictionEncoder
+from streamlearn.serving.prediction_codec import PredictionEncoder, prediction_record
 from streamlearn.serving.validation import Instance
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import TopicCatalogue
@@ -455,31 +455,3 @@ def _resolve(future: asyncio.Future[None]) -> None:
     """End an idle wait (an offer, or the poll's timer: whichever comes first)."""
     if not future.done():
         future.set_result(None)
-
-
-def prediction_record(
-    prediction: dict[str, Any],
-    features: dict[str, Any],
-    context: dict[str, str],
-    served_ms: int,
-    latency_ms: float,
-    worker_version: str,
-) -> dict[str, Any]:
-    """The ``PredictionServed`` record of a response entry (for the generic encoder)."""
-    return {
-        "request_id": prediction["request_id"],
-        "user_id": prediction["user_id"],
-        "model_name": prediction["model_name"],
-        "model_version": prediction["model_version"] or 0,
-        "experiment": prediction["experiment"],
-        "arm": prediction["arm"],
-        "features": features,
-        "context": context,
-        "score": prediction["score"],
-        "decision": prediction["decision"],
-        "degraded": prediction["degraded"],
-        "degraded_reason": prediction["degraded_reason"],
-        "served_ts": served_ms,
-        "worker_version": worker_version,
-        "latency_ms": latency_ms,
-    }
