@@ -206,3 +206,21 @@ async def test_a_broker_that_never_starts_again_is_reported_not_raised(
     assert not check.passed
     assert check.name == "Kafka started again after its outage at 0s"
     assert "the JVM exited" in check.detail
+
+
+def test_a_part_that_fails_while_the_broker_is_being_stopped_exited_for_the_outage() -> None:
+    """Found in CI: label-join, restarted after its SIGKILL, failed to get metadata while
+    the broker was shutting down for the next fault (15:42:36-39), a few seconds before
+    the outage's recorded start (the time its stop returned), and the run failed 'no crash
+    but from the injected faults' with `other: label-join (exit 1)`. The outage begins
+    when its stop begins."""
+    faults = [
+        {"kind": "broker", "target": "kafka", "down_s": 15.0, "began": 180.0, "ended": 200.0},
+    ]
+    crashes = [("label-join", 1, 182.0, False), ("learner", 1, 170.0, False)]
+    assert classify_crashes(crashes, faults) == {
+        "injected": [],
+        "dependency": ["label-join (exit 1)"],
+        "stuck": [],
+        "other": ["learner (exit 1)"],
+    }

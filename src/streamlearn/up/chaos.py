@@ -243,6 +243,8 @@ class Chaos:
             self._log(at_s, fault, "no embedded broker: restart skipped")
             return
         before = _counters(self.simulator)
+        # The outage begins with the stop: clients lose the broker while it shuts down.
+        began = time.time()
         hold = await stop_holding_port(broker)
         down = time.monotonic()
         self.say(f"chaos {at_s:.0f}s: Kafka stopped; down for {fault.lasts_s:.0f}s")
@@ -265,7 +267,7 @@ class Chaos:
             f"200: {during.get('predictions_200', 0)}, collector 503: "
             f"{during.get('collector_503', 0)} (Retry-After on "
             f"{during.get('collector_503_retry_after', 0)})",
-            down_s=round(down_s, 1), during=during,
+            down_s=round(down_s, 1), began=began, during=during,
         )  # fmt: skip
 
 
@@ -295,8 +297,12 @@ def classify_crashes(
     for fault in faults:
         if fault["kind"] == "kill" and "pid" in fault:
             kills[fault["target"]] = kills.get(fault["target"], 0) + 1
+    # From when its stop began (``began``; before, from when it was down), as clients lost it.
     outages = [
-        (float(f["ended"]) - float(f.get("down_s", 0.0)), float(f["ended"]) + DEPENDENCY_GRACE_S)
+        (
+            float(f.get("began", float(f["ended"]) - float(f.get("down_s", 0.0)))),
+            float(f["ended"]) + DEPENDENCY_GRACE_S,
+        )
         for f in faults
         if f["target"] in ("kafka", "registry") and ("pid" in f or "down_s" in f)
     ]
