@@ -24,7 +24,7 @@ def dashboard(
     ] = None,
     ready_file: Annotated[
         Path | None,
-        typer.Option(help="Write the dashboard's URL to this file once it listens"),
+        typer.Option(help="Write the dashboard's URL here once it listens (removed at stop)"),
     ] = None,
     bootstrap_servers: BootstrapOption = None,
     schema_registry_url: Annotated[

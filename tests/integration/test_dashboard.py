@@ -432,6 +432,9 @@ def test_the_command_serves_until_sigterm(system_settings: Settings, tmp_path: P
         process.wait(timeout=15)
         output = log_path.read_text()
         assert process.returncode == 0, output
+        # Found by a new user: the stopped dashboard's URL stayed, and a script waiting
+        # for the file at the next start read the old, closed port at once.
+        assert not ready.exists()
         assert f"dashboard on {url}/" in output
         assert "(most recent call first):" in output
         assert 'File "' in output.split("(most recent call first):", 1)[1]

@@ -22,7 +22,7 @@ from streamlearn.dashboard.app import STATIC_DIR, create_dashboard_app, scrape_t
 from streamlearn.dashboard.context import DASHBOARD
 from streamlearn.dashboard.exceptions import DashboardError
 from streamlearn.dashboard.openapi import openapi_document
-from streamlearn.dashboard.runner import serve_dashboard, write_ready_file
+from streamlearn.dashboard.runner import remove_ready_file, serve_dashboard, write_ready_file
 from streamlearn.dashboard.security import SECURITY_HEADERS
 from streamlearn.dashboard.sse import sse_comment, sse_event, sse_json, sse_retry
 from streamlearn.dashboard.state import Decoded, FollowStatus
@@ -333,6 +333,18 @@ def test_the_ready_file_is_written_whole(tmp_path: Path) -> None:
     write_ready_file(path, "http://127.0.0.1:8080")
     assert path.read_text() == "http://127.0.0.1:8080\n"
     assert [p.name for p in tmp_path.iterdir()] == ["ready"]
+
+
+def test_a_stopped_dashboard_removes_its_ready_file_only(tmp_path: Path) -> None:
+    """What a stopped dashboard leaves: nothing of its own, and another's file as it is."""
+    path = tmp_path / "ready"
+    write_ready_file(path, "http://127.0.0.1:8080")
+    remove_ready_file(path, "http://127.0.0.1:8080")
+    assert list(tmp_path.iterdir()) == []
+    remove_ready_file(path, "http://127.0.0.1:8080")  # gone already: nothing to do
+    write_ready_file(path, "http://127.0.0.1:9090")  # a dashboard started since
+    remove_ready_file(path, "http://127.0.0.1:8080")
+    assert path.read_text() == "http://127.0.0.1:9090\n"
 
 
 @pytest.mark.parametrize("where", ["missing directory", "a directory"])

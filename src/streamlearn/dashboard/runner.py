@@ -4,7 +4,8 @@
 (port 0 picks a free port; the address is the one bound). :func:`run_dashboard` is the
 process's main: its own event loop, SIGTERM and SIGINT set the stop event, and the app's
 cleanup then stops the readers and ends the open event streams before the process exits.
-With ``ready_file``, the URL is written there (atomically) once the dashboard listens.
+With ``ready_file``, the URL is written there (atomically) once the dashboard listens, and
+removed when it stops.
 """
 
 from __future__ import annotations
@@ -59,6 +60,17 @@ def write_ready_file(path: Path, url: str) -> None:
     temporary.replace(path)
 
 
+def remove_ready_file(path: Path, url: str) -> None:
+    """Remove ``path`` if it still holds ``url``. A stopped dashboard's file read like a
+    live one's: a script waiting for it at the next start took the old, closed address.
+    A file another dashboard wrote since is left alone."""
+    try:
+        if path.read_text(encoding="utf-8").strip() == url:
+            path.unlink()
+    except FileNotFoundError:
+        pass
+
+
 def run_dashboard(
     settings: Settings,
     *,
@@ -74,9 +86,12 @@ def run_dashboard(
     ssl_context = server_ssl_context(settings)  # first: a bad key file stops the start
     app = create_dashboard_app(settings, registry, scrape=scrape)
 
+    written: list[str] = []
+
     def ready(url: str) -> None:
         if ready_file is not None:
             write_ready_file(ready_file, url)
+            written.append(url)
         if on_ready is not None:
             on_ready(url)
 
@@ -89,4 +104,8 @@ def run_dashboard(
             app, host=host, port=port, stop=stop, ready=ready, ssl_context=ssl_context
         )
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        if ready_file is not None and written:
+            remove_ready_file(ready_file, written[-1])
