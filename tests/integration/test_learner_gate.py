@@ -18,8 +18,10 @@ import pytest
 from pydantic import SecretStr
 
 from streamlearn.models.gate_state import opened
+from streamlearn.replay.verify import verify_published
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
+from streamlearn.settings_values import PromotionGate
 from tests.integration.test_feedback_loop import _produce, _read_keyed, _wait_for, start_learner
 from tests.serving_support import start_worker
 from tests.support import click_examples, committed_to_end
@@ -137,6 +139,20 @@ async def test_a_gated_learner_keys_held_back_versions_apart_and_deletes_them_on
         ("ctr", 3, 2, 1.0),
         ("ctr~newest", None),
     ]
+
+    # Each version, and its verdict, is what the log gives: decided again from its
+    # parent on the broker's examples (v3's by a learner that resumed from v2 live).
+    gated = settings.model_copy(
+        update={"model_promotion": {"ctr": PromotionGate(margin=0.0, window=200)}}
+    )
+    verification = verify_published(gated, registry, "ctr", None, every=True)
+    said = [(v.version, v.identical, v.detail.split("; gate: ")[1]) for v in verification.verdicts]
+    assert [(v, same, text.split(" (")[0]) for v, same, text in said] == [
+        (1, True, "promoted as published"),
+        (2, True, "held back"),
+        (3, True, "promoted"),
+    ], said
+    assert all(text.endswith(" as published") for _, _, text in said), said
 
     # A worker started now knows v3 alone: promoted, and the newest (the tombstone is
     # skipped, not an error).

@@ -23,16 +23,7 @@ def configured_spec(name: str, settings: Settings) -> ModelSpec:
         spec = replace(spec, snapshot_every_examples=settings.snapshot_every_examples)
     if settings.snapshot_every_s is not None:
         spec = replace(spec, snapshot_every_s=settings.snapshot_every_s)
-    gate = settings.model_promotion.get(name)
-    if gate is not None:
-        spec = replace(
-            spec,
-            promotion_margin=gate.margin,
-            promotion_window=gate.window,
-            promotion_judge=gate.judge,
-            promotion_after_examples=gate.after_examples,
-            promotion_auc_margin=gate.auc_margin,
-        )
+    spec = gated_spec(spec, settings)
     warm_start = settings.model_warm_start.get(name)
     if warm_start is not None:
         # An empty name was shown as set and taken as none; `ctr@` names no shadow.
@@ -44,6 +35,21 @@ def configured_spec(name: str, settings: Settings) -> ModelSpec:
             )
         spec = replace(spec, warm_start=warm_start)
     return spec
+
+
+def gated_spec(spec: ModelSpec, settings: Settings) -> ModelSpec:
+    """``spec`` with the promotion gate the settings give its model (as it is without one)."""
+    gate = settings.model_promotion.get(spec.name)
+    if gate is None:
+        return spec
+    return replace(
+        spec,
+        promotion_margin=gate.margin,
+        promotion_window=gate.window,
+        promotion_judge=gate.judge,
+        promotion_after_examples=gate.after_examples,
+        promotion_auc_margin=gate.auc_margin,
+    )
 
 
 def base_model_name(snapshot_name: str) -> str:

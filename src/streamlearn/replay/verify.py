@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streamlearn.models import SnapshotRejected, safe_pickle
+from streamlearn.models.configured import gated_spec
 from streamlearn.models.exceptions import UnknownSnapshotSpec
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.online import OnlineLearner
@@ -25,6 +26,7 @@ from streamlearn.models.snapshot import recorded_spec
 from streamlearn.models.specs import SPECS, ModelSpec
 from streamlearn.replay.examples import PreparedRecord, ReadCounts
 from streamlearn.replay.exceptions import ReplayError
+from streamlearn.replay.gate_verdict import GateVerdict, judge_again, promoted_before
 from streamlearn.replay.history import ModelHistory, PublishedSnapshot, model_history
 from streamlearn.replay.positions import PartitionRange, check_retention
 from streamlearn.replay.read_ahead import read_ahead
@@ -78,14 +80,17 @@ def _started_from(
     parent: PublishedSnapshot | None,
     manifest: Mapping[str, Any] | None,
     baseline_of: Callable[[str, int], PublishedSnapshot | None] | None,
+    promoted: Mapping[str, Any] | None = None,
 ) -> tuple[str | None, str | None]:
-    """Load into ``learner`` what the version started from: its parent (``v3``) or, for a
-    first version warm-started, the baseline its manifest names (``ctr@history v2``); (that,
-    None), or (None, what went wrong), or (None, None) for a start from scratch."""
+    """Load into ``learner`` what the version started from: its parent (``v3``; a gate
+    judges against ``promoted``, see :func:`~streamlearn.replay.gate_verdict.promoted_before`)
+    or, for a first version warm-started, the baseline its manifest names (``ctr@history
+    v2``); (that, None), or (None, what went wrong), or (None, None) for a start from
+    scratch."""
     warm = (manifest or {}).get("warm_start")
     if parent is not None and parent.rejected is None:
         try:
-            learner.resume(parent.snapshot)
+            learner.resume(parent.snapshot, promoted)
         except SnapshotRejected as exc:
             return None, f"its parent v{parent.version} cannot be loaded: {exc}"
         return f"v{parent.version}", None
@@ -149,7 +154,10 @@ def verify_version(
     parent_version = snapshot["parent_version"]
     parent = history.version(int(parent_version)) if parent_version else None
     manifest = manifest_of(snapshot)
-    started, problem = _started_from(learner, parent, manifest, baseline_of)
+    promoted, unjudged = None, None
+    if learner.gate is not None and parent is not None:
+        promoted, unjudged = promoted_before(history, parent)
+    started, problem = _started_from(learner, parent, manifest, baseline_of, promoted)
     if problem is not None:
         return verdict(False, problem)
     if started is not None:
@@ -212,7 +220,22 @@ def verify_version(
             start,
             *more,
         )
-    return verdict(True, f"payload sha256 {_short(payload_digest)} identical", start, *more)
+    identical = f"payload sha256 {_short(payload_digest)} identical"
+    if learner.gate is None and "promoted" not in (snapshot.get("metrics") or {}):
+        return verdict(True, identical, start, *more)  # no gate, then or now
+    resumed = parent is not None and parent.rejected is None
+    if (parent_version and not resumed) or manifest is not None:
+        unjudged = unjudged or "recomputed from scratch, not from its parent"
+    if unjudged is not None:
+        gate = GateVerdict(True, f"verdict not compared: {unjudged}")
+    else:
+        further = [
+            PartitionRange(p, end, watermarks[p][1], *watermarks[p]) for p, end in ends.items()
+        ]
+        gate = judge_again(
+            learner, snapshot, keyring or key, lambda: read_examples(further, counts), topic
+        )
+    return verdict(gate.same, f"{identical}; gate: {gate.said}", start, *more)
 
 
 @dataclass(frozen=True)
@@ -268,6 +291,9 @@ def verify_published(
     def check(ranges: list[PartitionRange]) -> None:
         source.check(examples.name, ranges)
 
+    # With the promotion gates the settings give, as the learner runs: each version's
+    # verdict is decided again (replay/gate_verdict.py).
+    specs = {name: gated_spec(spec, settings) for name, spec in SPECS.items()}
     baselines: dict[str, ModelHistory] = {}
 
     def baseline_of(baseline: str, baseline_version: int) -> PublishedSnapshot | None:
@@ -283,7 +309,7 @@ def verify_published(
             published,
             topic=examples.name,
             watermarks=watermarks,
-            specs=SPECS,
+            specs=specs,
             key=key,
             read_examples=read,
             check_ranges=check,
