@@ -6,7 +6,8 @@ crash of the interpreter), the parts are re-parented; each notices within a seco
 sends itself SIGTERM, which every long-running command handles as a clean stop (offsets
 committed, producers flushed); one still alive ``CLEAN_STOP_S`` later (its broker went
 with `up`, and its shutdown waits for it) ends itself with SIGKILL. Without this, a killed
-`up` left them running and holding their ports.
+`up` left them running and holding their ports. The workers of `serve --workers N` watch
+the `serve` that forked them the same way (:func:`stop_when_parent_gone`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def _watch(supervisor_pid: int) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def stop_when_parent_gone(parent_pid: int) -> None:
+    """Start the watch on ``parent_pid``, this process's parent when it was started (a
+    ``serve --workers`` worker on the ``serve`` that forked it: a killed ``serve`` left its
+    workers answering on the port, with nothing left to stop them)."""
+    threading.Thread(target=_watch, args=(parent_pid,), name="orphan-watch", daemon=True).start()
+
+
 def stop_when_orphaned() -> None:
     """Start the watch if this process was started by `up` (no-op otherwise)."""
     value = os.environ.get(SUPERVISOR_PID_ENV)
@@ -42,6 +50,4 @@ def stop_when_orphaned() -> None:
     supervisor_pid = int(value)
     if os.getppid() != supervisor_pid:
         return  # started by something else that kept the variable: not ours to watch
-    threading.Thread(
-        target=_watch, args=(supervisor_pid,), name="orphan-watch", daemon=True
-    ).start()
+    stop_when_parent_gone(supervisor_pid)

@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
+import pytest
 from aiohttp import web
 
+from streamlearn.exceptions import ConfigurationError
 from streamlearn.kafka_local import free_port
 from streamlearn.serving import create_serving_app
 from streamlearn.serving.runner import check_bindable, run_worker, run_workers
@@ -275,3 +277,51 @@ def test_workers_do_not_join_a_port_another_fleet_listens_on() -> None:
         fleet.listen()
         with pytest.raises(OSError, match="address already in use"):
             run_workers(lambda index: web.Application(), 2, host="127.0.0.1", port=port)
+
+
+def _alive(pid: int) -> bool:
+    """Running: not gone, and not a zombie an init that does not reap keeps listed."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_workers_stop_when_their_parent_is_killed() -> None:
+    """Found by a new user: `kill -KILL` of a `serve --workers 2` parent (what the OOM
+    killer or a supervisor's stop timeout does) left both workers running, re-parented,
+    each in a process group of its own, answering on the port: the next `serve` on it was
+    refused (address in use) and nothing would ever stop them. They now notice within a
+    second that their parent is gone and stop as on SIGTERM."""
+    port = free_port()
+    runner = multiprocessing.get_context("fork").Process(target=_run, args=(port,))
+    runner.start()
+    pids: set[int] = set()
+    try:
+        pids = _both_workers(port)
+        runner.kill()
+        runner.join(10)
+        deadline = time.monotonic() + 15
+        while any(_alive(pid) for pid in pids):
+            assert time.monotonic() < deadline, "a worker outlived its killed parent"
+            time.sleep(0.1)
+        assert _pid(port) is None  # nothing answers on the port any more
+    finally:
+        for pid in pids:  # workers a failed test left behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _misconfigured(index: int) -> web.Application:
+    raise ConfigurationError("a prediction worker needs STREAMLEARN_MODEL_SIGNING_KEY")
+
+
+def test_a_configuration_mistake_is_raised_once_before_any_worker_starts() -> None:
+    """Found by a new user: `serve --workers 2` without STREAMLEARN_MODEL_SIGNING_KEY
+    printed a traceback per worker process and "serve-worker-0 exited with 1: stopping the
+    others", where `serve` alone says `streamlearn: error: <why>` on one line. The apps
+    are built here, before the workers are forked, so the mistake reaches the command as
+    with one worker."""
+    with pytest.raises(ConfigurationError, match="STREAMLEARN_MODEL_SIGNING_KEY"):
+        run_workers(_misconfigured, 2, host="127.0.0.1", port=free_port())

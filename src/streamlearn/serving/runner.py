@@ -30,6 +30,7 @@ from aiohttp import web
 
 from streamlearn.garbage_collection import settle_long_lived_heap
 from streamlearn.listen_errors import bind_error
+from streamlearn.orphan_watch import stop_when_parent_gone
 from streamlearn.serving.shortcut import ServingRunner
 from streamlearn.stacks_on_signal import STACKS_SIGNAL, write_stacks_on_signal
 
@@ -178,9 +179,11 @@ def run_workers(
     first non-zero code of a worker (a worker that dies stops the others: restarting is the
     supervisor's job, as for one worker).
 
-    The workers are forked before any event loop, thread or Kafka client exists in this
+    The apps are built here first (a configuration mistake is raised here, once); the
+    workers are forked before any event loop, thread or Kafka client exists in this
     process (so nothing is inherited half-initialised); ``print`` is passed to the first,
-    ``ssl_context`` (TLS, loaded once here) to each.
+    ``ssl_context`` (TLS, loaded once here) to each. A worker whose parent is gone (killed
+    outright) stops itself.
     """
     if workers <= 1:
         run_worker(
@@ -188,17 +191,21 @@ def run_workers(
             ssl_context=ssl_context,
         )  # fmt: skip
         return 0
+    # Built here, before any worker is forked: a configuration mistake (no signing key, an
+    # unknown model) is raised to the command once, as with one worker, not as a traceback
+    # per worker. Building an app starts no thread, loop or Kafka client (its lifecycle
+    # does, in the worker).
+    apps = [make_app(index) for index in range(workers)]
     check_bindable(host, port)
     context = multiprocessing.get_context("fork")
+    parent = os.getpid()
     children = [
         context.Process(
             target=_worker_process,
             args=(
-                make_app,
-                index,
+                WorkerStart(apps[index], parent, print if index == 0 else None),
                 host,
                 port,
-                print if index == 0 else None,
                 access_log,
                 ssl_context,
             ),
@@ -249,12 +256,20 @@ def run_workers(
             signal.signal(sig, handler)
 
 
+@dataclass(frozen=True)
+class WorkerStart:
+    """What one forked worker starts from: its app, built by the parent, the parent's pid,
+    and what it says once it listens (the first worker only)."""
+
+    app: web.Application
+    parent_pid: int
+    print: Callable[..., None] | None
+
+
 def _worker_process(
-    make_app: Callable[[int], web.Application],
-    index: int,
+    start: WorkerStart,
     host: str,
     port: int,
-    print: Callable[..., None] | None,
     access_log: logging.Logger | None,
     ssl_context: ssl.SSLContext | None,
 ) -> None:
@@ -266,7 +281,11 @@ def _worker_process(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(STACKS_SIGNAL, signal.SIG_DFL)
     write_stacks_on_signal()
+    # Its own process group keeps it out of a kill of the parent's group, so a parent
+    # killed outright (SIGKILL, the OOM killer) left it serving on the port for good: it
+    # stops itself (SIGTERM, a clean stop) once the parent is gone.
+    stop_when_parent_gone(start.parent_pid)
     run_worker(
-        make_app(index), host=host, port=port, print=print, access_log=access_log,
+        start.app, host=host, port=port, print=start.print, access_log=access_log,
         reuse_port=True, ssl_context=ssl_context,
     )  # fmt: skip
