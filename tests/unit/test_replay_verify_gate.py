@@ -179,3 +179,16 @@ def test_a_gate_state_that_does_not_open_differs_and_says_why() -> None:
         r"does not match the snapshot and key\) published$",
         verdict.detail,
     ), verdict.detail
+
+
+def test_a_version_recomputed_from_scratch_is_not_judged() -> None:
+    """Its parent compacted away, a version is recomputed from offset 0 by a learner whose
+    gate never saw what the live one had promoted: no verdict to compare."""
+    spec, stream = _spec("trainee"), _stream(3)
+    history = _live(spec, stream)
+    kept = tuple(s for s in history.snapshots if s.version != 3)
+    verdict = _verify(ModelHistory("ctr", kept, 0), 4, spec, stream)
+    assert verdict.start == "scratch"
+    assert verdict.detail.endswith(
+        "gate: verdict not compared: recomputed from scratch, not from its parent"
+    ), verdict.detail

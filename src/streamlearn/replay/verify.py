@@ -225,7 +225,7 @@ def verify_version(
         return verdict(True, identical, start, *more)  # no gate, then or now
     resumed = parent is not None and parent.rejected is None
     if (parent_version and not resumed) or manifest is not None:
-        unjudged = unjudged or "recomputed from scratch, not from its parent"
+        unjudged = unjudged or f"recomputed from {start}, not from its parent"
     if unjudged is not None:
         gate = GateVerdict(True, f"verdict not compared: {unjudged}")
     else:
