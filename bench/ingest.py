@@ -157,18 +157,18 @@ def run_worker(
         else [(agents, "streamlearn-agents")]
     )
     workers, watches = [], []
-    for chosen, group in groups:
-        worker_log = Path(tempfile.mkdtemp()) / "worker.log"
-        with worker_log.open("w") as log:
-            workers.append(subprocess.Popen(
-                [sys.executable, "-m", "streamlearn", "agents", "run", "--only",
-                 ",".join(chosen), "--group", group],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
-            ))  # fmt: skip
-        print(f"worker log ({src or 'this checkout'}, {group}): {worker_log}", file=sys.stderr)
-        watches.append(CommitWatch(bootstrap, prefix + group, [inputs[a] for a in chosen]))
     spy = None
-    try:
+    try:  # from the first worker on: one that failed to start must not leave the rest running
+        for chosen, group in groups:
+            worker_log = Path(tempfile.mkdtemp()) / "worker.log"
+            with worker_log.open("w") as log:
+                workers.append(subprocess.Popen(
+                    [sys.executable, "-m", "streamlearn", "agents", "run", "--only",
+                     ",".join(chosen), "--group", group],
+                    env=env, stdout=log, stderr=subprocess.STDOUT,
+                ))  # fmt: skip
+            print(f"worker log ({src or 'this checkout'}, {group}): {worker_log}", file=sys.stderr)
+            watches.append(CommitWatch(bootstrap, prefix + group, [inputs[a] for a in chosen]))
         if profile is not None:
             # Sampled from the first output on, so start-up (imports, recovery) is left out.
             while not any(end_offsets(bootstrap, clean_topic).values()):
@@ -296,13 +296,31 @@ def summary(results: list[dict[str, Any]], agents: list[str], separate: bool) ->
     return out
 
 
-def main() -> int:
+MEASURED_AGENTS = ("preprocess", "sessionise")
+"""The agents whose commits it watches (their inputs are known); preprocess writes what
+sessionise reads."""
+
+
+def refuse_what_it_cannot_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Before the broker starts: another agent ran the whole round, then failed (KeyError)
+    and left its worker running; sessionise alone waited for input no one wrote; no round
+    at all printed nothing and exited 0."""
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, not {args.rounds}")
+    if args.events < 1:
+        parser.error(f"--events must be >= 1, not {args.events}")
+    if "preprocess" not in args.agents or not set(args.agents) <= set(MEASURED_AGENTS):
+        parser.error(f"--agents {','.join(args.agents)}: preprocess, or preprocess,sessionise")
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--quix", action="store_true", help="also run the Quix Streams baseline")
     parser.add_argument(
         "--agents", default="preprocess,sessionise", type=lambda v: v.split(","),
-        help="agents the worker runs (to see each one's cost)",
+        help="agents the worker runs (to see each one's cost): preprocess, or "
+        "preprocess,sessionise",
     )  # fmt: skip
     parser.add_argument(
         "--rounds", type=int, default=1, help="rounds (alternating with --baseline-src)"
@@ -315,7 +333,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     parser.add_argument("--separate", action="store_true",
                         help="one worker process per agent, each in its own group (as `up`)")  # fmt: skip
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    refuse_what_it_cannot_run(parser, args)
 
     bootstrap, broker = bench_broker()
     registry_port = free_port()
