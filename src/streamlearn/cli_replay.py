@@ -329,6 +329,7 @@ def replay_agents(
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Run agents over a range of their live input into shadow topics; live is untouched."""
+    from streamlearn.replay.exceptions import ReplayError
     from streamlearn.replay.positions import parse_position
     from streamlearn.replay.progress import progress
     from streamlearn.replay.shadow import (
@@ -367,6 +368,9 @@ def replay_agents(
         code = run_shadow(settings, plan, log)  # stops the worker however it ends
     except KeyboardInterrupt:
         _interrupted(into)
+    except ReplayError as exc:
+        # The worker ended early or stopped committing: the copy is there all the same.
+        fail(f"{exc}. {_partly_made(into)}")
     if code != 0:
         fail(f"the shadow worker stopped with exit code {code}; see {log}. {_partly_made(into)}")
     path = write_manifest(settings, plan)

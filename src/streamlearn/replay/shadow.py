@@ -41,7 +41,8 @@ from streamlearn.topology.namespace import Namespace
 from streamlearn.topology.plan import DesiredTopic
 
 SHADOW_GROUP = "streamlearn-replay"
-WAIT_S = 600.0
+STALL_S = 600.0
+"""How long the shadow worker may commit nothing before `replay agents` gives up on it."""
 AGENT_SETTINGS = (
     "dedup_window_s", "bot_rate_window_s", "bot_max_events_per_user", "bot_max_events_per_ip",
     "bot_min_interval_ms", "bot_burst_length", "max_clock_skew_s", "ip_policy",
@@ -246,15 +247,29 @@ def copy_inputs(
         raise ReplayError("the copy into the shadow namespace was not confirmed by Kafka")
 
 
-def _consumed(settings: Settings, plan: ShadowPlan) -> bool:
+@dataclass(frozen=True)
+class _Progress:
+    """How far the shadow worker has committed its inputs (root and intermediate)."""
+
+    committed: int
+    """Records committed, over every input partition."""
+    total: int
+    """Records the input partitions hold now."""
+    done: bool
+    """Every input partition committed to its end."""
+
+
+def _progress(settings: Settings, plan: ShadowPlan) -> _Progress:
     group = plan.shadow_prefix + SHADOW_GROUP
     committed = committed_offsets(settings, group)
+    done_so_far, total, done = 0, 0, True
     for topic in plan.inputs:
         name = plan.shadow_prefix + topic
         for partition, (_, end) in end_offsets(settings, name).items():
-            if end and committed.get((name, partition), 0) < end:
-                return False
-    return True
+            at = min(committed.get((name, partition), 0), end)
+            done_so_far, total = done_so_far + at, total + end
+            done = done and at >= end
+    return _Progress(done_so_far, total, done)
 
 
 def run_shadow(settings: Settings, plan: ShadowPlan, log: Path) -> int:
@@ -262,6 +277,9 @@ def run_shadow(settings: Settings, plan: ShadowPlan, log: Path) -> int:
     worker's exit code (0 after a clean stop)."""
     env = {**os.environ, **signing_environment(settings)}
     env["STREAMLEARN_TOPIC_PREFIX"] = plan.shadow_prefix
+    # The cluster the copy went to: `--bootstrap-servers` is no variable the worker would
+    # inherit, and it started on the environment's cluster (or 127.0.0.1:9092) instead.
+    env["STREAMLEARN_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as output:
         worker = subprocess.Popen(
@@ -270,15 +288,25 @@ def run_shadow(settings: Settings, plan: ShadowPlan, log: Path) -> int:
             env=env, stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + WAIT_S
+        last, since = -1, time.monotonic()
         settled = 0
         # Twice in a row: an intermediate topic (events.clean) may still be growing.
         while settled < 2:
             if worker.poll() is not None:
                 raise ReplayError(f"the shadow worker exited with {worker.returncode}; see {log}")
-            if time.monotonic() > deadline:
-                raise ReplayError(f"the shadow worker did not finish in {WAIT_S:.0f}s; see {log}")
-            settled = settled + 1 if _consumed(settings, plan) else 0
+            progress = _progress(settings, plan)
+            now = time.monotonic()
+            # Given up on only when it stops committing: a replay of days of input takes
+            # as long as it takes (a fixed 600 s stopped any longer one while it worked).
+            if progress.committed != last:
+                last, since = progress.committed, now
+            elif now - since > STALL_S:
+                raise ReplayError(
+                    f"the shadow worker committed nothing for {STALL_S:.0f}s "
+                    f"({progress.committed:,} of {progress.total:,} input records "
+                    f"committed); see {log}"
+                )
+            settled = settled + 1 if progress.done else 0
             time.sleep(1.0)
     finally:
         if worker.poll() is None:
