@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import socket
+import time
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
 from streamlearn.exceptions import StreamlearnError
+from streamlearn.settings import Settings
 from streamlearn.simulate import Summary
 from streamlearn.up.probes import ModelView, ResetSafeCounters, SystemProbe, parse_metrics
 from streamlearn.up.report import checks, figures
-from streamlearn.up.system import UpOptions, _check_ports_free
+from streamlearn.up.system import UpOptions, _check_ports_free, _Run
 from streamlearn.up.view import render
 
 PREPROCESS_METRICS = """
@@ -316,3 +322,39 @@ def test_the_monitor_s_alerts_name_only_the_kinds_it_raised() -> None:
     monitoring = figures(probe, [], _simulation(), 100.0, final=True)["monitoring"]
     assert monitoring["windows"] == 40
     assert monitoring["alerts"] == {"drift": 3}
+
+
+class _PublishingSupervisor:
+    """Starts no process: records when a part "published" a version while it started
+    (a warm-started learner publishes its first version at once, before it is ready)."""
+
+    def __init__(self) -> None:
+        self.published_s = 0.0
+
+    async def start(self, specs: object) -> list[object]:
+        await asyncio.sleep(0.01)
+        self.published_s = time.time()
+        await asyncio.sleep(0.01)
+        return []
+
+
+def test_a_version_published_while_up_started_its_parts_is_not_an_earlier_run_s(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Found by a new user: `up --simulate` with STREAMLEARN_MODEL_WARM_START marked both
+    warm-started models resumed (`*`, "served 0.7899 since its first version, earlier
+    runs included"): the learner published its first version while `up` waited for the
+    parts to be ready, and the run's start was taken after that. A warm start resets the
+    served figures: they were this run's alone."""
+    monkeypatch.setattr("streamlearn.up.system.part_specs", lambda *args: [])
+    options = UpOptions(embedded_kafka=False, kafka_port=9092, data_dir=None,
+                        start_registry=False, registry_port=0, collector_port=0,
+                        serve_port=0, dashboard_port=0)  # fmt: skip
+    run = _Run(options, lambda said: None, Console(file=io.StringIO()))
+    supervisor = run.supervisor = _PublishingSupervisor()  # type: ignore[assignment]
+    probe = asyncio.run(run.start_parts(Settings(data_dir=tmp_path)))
+    assert probe.started_s < supervisor.published_s
+    view = ModelView("ctr", since_s=probe.started_s)
+    created = datetime.fromtimestamp(supervisor.published_s, UTC).isoformat()
+    view.observe({"loaded": True, "version": 82, "created_ts": created, "metrics": {}})
+    assert view.resumed is False

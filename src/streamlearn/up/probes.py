@@ -129,6 +129,7 @@ class SystemProbe:
         metrics_urls: Mapping[str, str],
         models_url: str | None,
         models_headers: Mapping[str, str] | None = None,
+        started_s: float | None = None,
     ) -> None:
         self.metrics_urls = dict(metrics_urls)
         self.models_url = models_url
@@ -139,7 +140,9 @@ class SystemProbe:
         self.models: dict[str, ModelView] = {}
         self.polled_at = 0.0
         self.previous: tuple[float, dict[str, dict[SampleKey, float]]] | None = None
-        self.started_s = time.time()
+        self.started_s = time.time() if started_s is None else started_s
+        """When this run began (epoch seconds; None: now): a model whose first version seen
+        was created before it is an earlier run's (``ModelView.resumed``)."""
 
     async def poll(self, session: aiohttp.ClientSession) -> None:
         names = list(self.metrics_urls)

@@ -165,6 +165,10 @@ class _Run:
         self.settings = settings
         doors = self.doors
         specs = part_specs(settings, self.options, doors, self.kafka_users)
+        # The run begins before its parts start, not once they are ready: a warm-started
+        # learner publishes its first version while `up` waits, and that version is this
+        # run's (the probe marks a model first seen created before this as resumed).
+        began_s = time.time()
         children = await self.supervisor.start(specs)
         for child in children:
             self.say(f"{child.spec.name}: pid {child.pid}")
@@ -180,6 +184,7 @@ class _Run:
             {s.name: s.metrics_url for s in specs if s.metrics_url is not None},
             doors.url(self.options.serve_port, "/v1/models"),
             doors.api_headers,
+            started_s=began_s,
         )
 
     async def stop(self) -> None:
