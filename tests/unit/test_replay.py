@@ -507,6 +507,33 @@ def test_a_range_past_the_first_record_leaves_out_what_live_judged_with_earlier_
     assert whole.changed == ["e1"]
 
 
+def test_a_range_whose_clean_events_are_all_left_out_is_not_compared() -> None:
+    """Found by a new user: `replay agents --only preprocess --from <40 s before the end>`,
+    then `replay diff` said "events.clean: 0 shadow, 0 live ... no differences" and exit 0:
+    all 3,309 events were within the bot rules' window of the range's start, so nothing
+    had been compared."""
+    from datetime import timedelta
+
+    clean = [_clean_event(1, 10.0, 100), _clean_event(2, 50.0, 101)]
+    inputs = [{"event_id": f"e{n}", "received_ts": NOW + timedelta(seconds=s)}
+              for n, s in ((1, 10.0), (2, 50.0))]  # fmt: skip
+    sides = _Sides(
+        {
+            ("telemetry.events", "shadow"): inputs,
+            ("events.clean", "shadow"): clean,
+            ("events.clean", "live"): clean,
+        }
+    )
+    recorded = {"bot_rate_window_s": 60.0, "bot_burst_length": 5, "bot_min_interval_ms": 50.0}
+    start = RangeStart(offsets={0: 100}, received={0: NOW})
+    result = diff_clean(sides, recorded, start)  # type: ignore[arg-type]
+    assert result.not_compared == (
+        "left out near the range's start (offsets 0:100): 0 duplicates whose first copy is "
+        "before it, 2 events received within the bot rules' window (1m00s) of its first "
+        "records, which leaves none"
+    )
+
+
 def test_a_late_event_does_not_pull_the_sessions_edge_back_past_the_ranges_start() -> None:
     """The edge was the shadow's earliest event time plus a gap: one old-stamped event
     in a range starting past the first record compared sessions whose earlier events live
