@@ -15,6 +15,8 @@ lateness 5 s) and the specs' own snapshot cadence. The steady state is the last
   ``t.ece`` the true probabilities' own ECE there (what the clicks' sampling alone gives)
   and ``ece/p`` the served scores' ECE with each impression's true probability in place of
   its click (the same quantity without that sampling noise; the truth's own is 0);
+  ``goals`` marks issue 15's: the AUC gap, ``ctr``'s log loss excess, and ECE <= 0.01
+  judged by ``ece/p`` (by clicks the truth itself often misses it);
 - the learner's prequential AUC on the examples it learned;
 - the served AUC of the first simulated minute (cold start: fallbacks, then the first
   snapshots), and ``reach``: the first minute whose served AUC is at least its ceiling
@@ -78,6 +80,8 @@ GOALS = {"ctr": 0.005, "ctr_tree": 0.02}
 LOG_LOSS_GOAL = 0.02
 """ctr's log loss within 2 % of the truth's."""
 ECE_GOAL = 0.01
+"""Judged by ``ece/p`` (the served scores' ECE by true probabilities), as docs/learning.md
+judges it."""
 
 
 def strategies_of(text: str) -> list[FeedbackStrategy]:
@@ -382,8 +386,12 @@ def _row(
         met.append("auc✓" if gap >= -GOALS[name] else "auc✗")
     if name == "ctr" and excess is not None:
         met.append("ll✓" if excess <= LOG_LOSS_GOAL else "ll✗")
-    if f.ece is not None:
-        met.append("ece✓" if f.ece <= ECE_GOAL else "ece✗")
+    # By the true probabilities where the lab knows them: the ECE by clicks carries their
+    # sampling noise, as large as the goal on 5 minutes of one arm (the truth itself
+    # scores 0.009-0.018 by clicks there), so it marked calibrated models failing.
+    ece = f.ece if f.ece_by_truth is None else f.ece_by_truth
+    if ece is not None:
+        met.append("ece✓" if ece <= ECE_GOAL else "ece✗")
     return (
         f"{label:<22} {name:<9} {_fmt(f.served_auc)} {_fmt(truth.ceiling_auc)} "
         f"{_fmt(gap):>7} {_fmt(f.log_loss)} {_fmt(truth.truth_log_loss)} "
