@@ -304,22 +304,29 @@ def _seconds(at_s: float | None) -> str:
     return "never" if at_s is None else f"{at_s:.0f}"
 
 
+def _baselines(seed: int, history_minutes: float) -> list[dict[str, Any]]:
+    """Each model's baseline trained on ``history_minutes`` of the world (seed ``seed``),
+    learned without a gate (simulate/lab_baseline.py); ValueError when the history is too
+    short for a model to have published a snapshot."""
+    history = LearningLab(learning_config(seed), settings=SETTINGS)
+    history.run(history_minutes * 60)
+    return [history_baseline(history, name) for name in history.specs]
+
+
 def _warm_start(
     seed: int,
     history_minutes: float,
     minutes: float,
+    baselines: list[dict[str, Any]],
     specs: dict[str, ModelSpec] | None = None,
     promotions: bool = False,
 ) -> None:
-    """Cold start against a warm start from a baseline trained on ``history_minutes`` of
-    the world (seed ``seed``): a fresh deployment (seed ``seed + 1``, same world) served
-    for ``minutes`` by models learned from nothing, then by models whose spec's
-    ``warm_start`` names the history's baseline (simulate/lab_baseline.py). ``specs``:
-    the deployment's (a gate's settings; the history is learned without one); with
-    ``promotions``, each promoted version of both against its predecessor."""
-    history = LearningLab(learning_config(seed), settings=SETTINGS)
-    history.run(history_minutes * 60)
-    baselines = [history_baseline(history, name) for name in history.specs]
+    """Cold start against a warm start from ``baselines`` (:func:`_baselines` of
+    ``history_minutes`` of the world, seed ``seed``): a fresh deployment (seed
+    ``seed + 1``, same world) served for ``minutes`` by models learned from nothing, then
+    by models whose spec's ``warm_start`` names the history's baseline. ``specs``: the
+    deployment's (a gate's settings); with ``promotions``, each promoted version of both
+    against its predecessor."""
     deployed = specs or dict(configured_specs(SETTINGS))
     warm_specs = {
         name: replace(spec, warm_start=f"{name}@history") for name, spec in deployed.items()
@@ -483,6 +490,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--steady {args.steady:g} must be > 0 and at most --minutes {args.minutes:g}")
     if not 0 <= args.warm_history < math.inf or not 0 < args.warm_minutes < math.inf:
         parser.error("--warm-history must be >= 0 (0: skip) and --warm-minutes > 0")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, not {args.seed}")
     try:
         strategies = strategies_of(args.strategies)
         specs_of = {
@@ -498,6 +507,13 @@ def main(argv: list[str] | None = None) -> None:
         }
     except (ConfigurationError, ValueError) as exc:
         parser.error(str(exc))
+    # The history first: one too short for a baseline was found after every strategy ran.
+    baselines: list[dict[str, Any]] = []
+    if args.warm_history > 0:
+        try:
+            baselines = _baselines(args.seed, args.warm_history)
+        except ValueError as exc:
+            parser.error(f"--warm-history {args.warm_history:g}: {exc}; give a longer history")
     duration_s, start_s = args.minutes * 60, (args.minutes - args.steady) * 60
     print(
         f"learning lab: {args.minutes:g} simulated minutes, seed {args.seed}, steady state = "
@@ -563,7 +579,8 @@ def main(argv: list[str] | None = None) -> None:
             "as_labelled", args.gate, args.gate_window, args.gate_judge, args.gate_after,
             args.gate_auc,
         )  # fmt: skip
-        _warm_start(args.seed, args.warm_history, args.warm_minutes, gated, args.promotions)
+        _warm_start(args.seed, args.warm_history, args.warm_minutes, baselines, gated,
+                    args.promotions)  # fmt: skip
 
 
 if __name__ == "__main__":

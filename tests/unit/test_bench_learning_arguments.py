@@ -34,6 +34,8 @@ bench_learning = load_script(SCRIPT, "bench_learning")
         (["--gate-window", "500"], "--gate-window shape the promotion gate: they need --gate"),
         (["--gate-after", "10", "--gate-judge", "candidate"],
          "--gate-judge, --gate-after shape the promotion gate"),
+        # Found by a new user: numpy's traceback (expected non-negative integer).
+        (["--seed", "-1"], "--seed must be >= 0"),
     ],
 )  # fmt: skip
 def test_mistakes_are_refused_before_any_run(
@@ -107,3 +109,17 @@ def test_the_ece_goal_is_judged_by_the_true_probabilities() -> None:
     assert row.endswith("auc✓ ece✓")
     miscalibrated = replace(figures, ece=0.0090, ece_by_truth=0.0167)
     assert "ece✗" in bench_learning._row("as_labelled", "ctr_tree", miscalibrated, figures)
+
+
+def test_a_history_too_short_for_a_baseline_is_refused_before_the_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by a new user: `--warm-history 0.1` ran every strategy, printed their table,
+    then ended in a traceback (ValueError: the history lab published no snapshot of ctr)."""
+    with pytest.raises(SystemExit) as exited:
+        bench_learning.main(["--minutes", "1", "--steady", "1", "--strategies", "as_labelled",
+                             "--no-river", "--warm-history", "0.1"])  # fmt: skip
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert "strategy" not in out  # no table: refused before the strategies ran
+    assert "--warm-history 0.1: the history lab published no snapshot of ctr" in err
