@@ -239,13 +239,11 @@ def run_round(
                               "src": str(src) if src else None,
                               "load": os.getloadavg()[0]}  # fmt: skip
     if args.quix:
-        quix_python = REPO / "bench" / ".venv-quix" / "bin" / "python"
-        if not quix_python.exists():
-            subprocess.run([str(REPO / "bench" / "setup-quix-venv")], check=True)
         quix_sink = prefix + "quix.out"
         admin.create_topics([NewTopic(quix_sink, 6, 1, config=APPEND_TIME)])[quix_sink].result()
         quix = subprocess.run(
-            [str(quix_python), str(REPO / "bench" / "quix_preprocess.py"), bootstrap,
+            # QUIX_PYTHON: made ready by ready_quix_environment before the broker started
+            [str(QUIX_PYTHON), str(REPO / "bench" / "quix_preprocess.py"), bootstrap,
              registry_url, source, quix_sink, str(total)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False,
         )  # fmt: skip
@@ -296,6 +294,9 @@ def summary(results: list[dict[str, Any]], agents: list[str], separate: bool) ->
     return out
 
 
+QUIX_PYTHON = REPO / "bench" / ".venv-quix" / "bin" / "python"
+SETUP_QUIX = REPO / "bench" / "setup-quix-venv"
+
 MEASURED_AGENTS = ("preprocess", "sessionise")
 """The agents whose commits it watches (their inputs are known); preprocess writes what
 sessionise reads."""
@@ -311,6 +312,23 @@ def refuse_what_it_cannot_run(parser: argparse.ArgumentParser, args: argparse.Na
         parser.error(f"--events must be >= 1, not {args.events}")
     if "preprocess" not in args.agents or not set(args.agents) <= set(MEASURED_AGENTS):
         parser.error(f"--agents {','.join(args.agents)}: preprocess, or preprocess,sessionise")
+
+
+def ready_quix_environment() -> None:
+    """Before the broker starts: the Quix Streams baseline's virtualenv imports quixstreams
+    and streamlearn, or is made by bench/setup-quix-venv. Its python existing was taken
+    for ready: a setup that failed (no package index) left one without quixstreams, and
+    every later run failed at the end of its round."""
+    imports = [str(QUIX_PYTHON), "-c", "import quixstreams, streamlearn"]
+    if QUIX_PYTHON.exists() and subprocess.run(imports, capture_output=True).returncode == 0:
+        return
+    print(f"bench: making the Quix Streams baseline's environment ({SETUP_QUIX})", file=sys.stderr)
+    setup = subprocess.run([str(SETUP_QUIX)], check=False)  # its output says why it fails
+    if setup.returncode != 0:
+        raise SystemExit(
+            f"bench/setup-quix-venv failed (exit {setup.returncode}; its output is above): "
+            "run it again once pip can reach the package index, or leave out --quix"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="one worker process per agent, each in its own group (as `up`)")  # fmt: skip
     args = parser.parse_args(argv)
     refuse_what_it_cannot_run(parser, args)
+    if args.quix:
+        ready_quix_environment()
 
     bootstrap, broker = bench_broker()
     registry_port = free_port()

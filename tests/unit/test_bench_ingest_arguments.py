@@ -50,3 +50,55 @@ def test_the_agents_it_measures_are_taken(monkeypatch: pytest.MonkeyPatch, agent
     monkeypatch.setattr(bench_ingest, "bench_broker", no_broker)
     with pytest.raises(AssertionError, match="a broker was started"):
         bench_ingest.main(["--agents", agents])
+
+
+def _script(path: Path, body: str) -> Path:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_a_quix_environment_that_cannot_be_made_is_said_before_any_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Found by a new user, without access to the package index: `--quix` ran the broker,
+    the events and the raw loop, then bench/setup-quix-venv failed (a CalledProcessError
+    traceback), leaving a virtualenv without quixstreams; every later `--quix` run took
+    its python for a ready baseline and failed at the end of the round with
+    "ModuleNotFoundError: No module named 'quixstreams'". The environment is now checked
+    by importing quixstreams (and made if it cannot) before the broker starts."""
+
+    def no_broker() -> None:
+        raise AssertionError("a broker was started")
+
+    broken = _script(tmp_path / "python", "exit 1")  # a venv whose import of quixstreams fails
+    setup_ran = tmp_path / "setup-ran"
+    setup = _script(
+        tmp_path / "setup-quix-venv", f"touch {setup_ran}\necho 'pip: no index' >&2\nexit 1"
+    )
+    monkeypatch.setattr(bench_ingest, "QUIX_PYTHON", broken)
+    monkeypatch.setattr(bench_ingest, "SETUP_QUIX", setup)
+    monkeypatch.setattr(bench_ingest, "bench_broker", no_broker)
+    with pytest.raises(SystemExit) as exited:
+        bench_ingest.main(["--quix"])
+    assert setup_ran.exists()  # the broken environment was set up again
+    said = str(exited.value.code)
+    assert "bench/setup-quix-venv failed (exit 1;" in said
+    assert "leave out --quix" in said
+
+
+def test_a_quix_environment_that_imports_is_used_as_it_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def no_broker() -> None:
+        raise AssertionError("a broker was started")
+
+    setup_ran = tmp_path / "setup-ran"
+    monkeypatch.setattr(bench_ingest, "QUIX_PYTHON", _script(tmp_path / "python", "exit 0"))
+    monkeypatch.setattr(
+        bench_ingest, "SETUP_QUIX", _script(tmp_path / "setup", f"touch {setup_ran}")
+    )
+    monkeypatch.setattr(bench_ingest, "bench_broker", no_broker)
+    with pytest.raises(AssertionError, match="a broker was started"):
+        bench_ingest.main(["--quix"])
+    assert not setup_ran.exists()
