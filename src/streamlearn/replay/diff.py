@@ -39,6 +39,7 @@ from streamlearn.agents.preprocess import (
 )
 from streamlearn.agents.sessions import retracted
 from streamlearn.models.specs import get_spec
+from streamlearn.replay.range_end import RangeEnd, range_end, users_read_after
 from streamlearn.replay.range_start import (
     FIRST_RECORDS,
     RangeStart,
@@ -305,11 +306,16 @@ def _span(seconds: float) -> str:
 
 
 def diff_sessions(
-    sides: _Sides, gap_s: float, lateness_s: float, start: datetime | None = None
+    sides: _Sides,
+    gap_s: float,
+    lateness_s: float,
+    start: datetime | None = None,
+    end: RangeEnd | None = None,
 ) -> TopicDiff:
     """``start``: when the range's first record was received, for a range that starts past
     its partitions' first records (the latest over its partitions): live had events before
-    it, whose event times are at most that plus ``MAX_CLIENT_AHEAD_S``."""
+    it, whose event times are at most that plus ``MAX_CLIENT_AHEAD_S``. ``end``: where the
+    range ends, past which live read events the shadow never saw."""
     times = [moment(e["event_ts"]) for e in sides.records("events.clean", "shadow")]
     if not times:
         return _not_compared("events.sessions", "session_id", "the shadow has no clean events")
@@ -328,11 +334,28 @@ def diff_sessions(
             f"({_span(gap_s + lateness_s)}) before its last event, which leaves no time",
         )  # fmt: skip
 
+    # Late events live read after the range (stamped within it) made or changed sessions
+    # the shadow cannot have: `--to` gave 67 sessions only live with the same settings.
+    late = set()
+    if end is not None:
+        until = last + timedelta(seconds=gap_s)
+        late = users_read_after(sides.located("events.clean", "live"), end, until)
+
     def inside(session: dict[str, Any]) -> bool:
-        return first <= moment(session["start_ts"]) and moment(session["end_ts"]) <= last
+        return (
+            first <= moment(session["start_ts"])
+            and moment(session["end_ts"]) <= last
+            and (not late or str(session["user_id"]) not in late)
+        )
 
     note = f"sessions from {first.isoformat()} to {last.isoformat()} (away from the range's edges)"
-    return _matched(sides, "events.sessions", "session_id", inside, note)
+    result = _matched(sides, "events.sessions", "session_id", inside, note)
+    if late:
+        result.notes.append(
+            f"left out near the range's end: sessions of {len(late):,} user(s) with events "
+            "live read after it (received after the range, stamped within it)"
+        )
+    return result
 
 
 def diff_examples(sides: _Sides, horizon_s: float, lateness_s: float) -> TopicDiff:
@@ -377,12 +400,13 @@ def diff_replay(
         firsts = sides.located(events_root, "shadow", first=FIRST_RECORDS)
         start = range_start(manifest["inputs"][events_root], firsts)
     received = None if start is None or not start.received else max(start.received.values())
+    end = None if events_root is None else range_end(events_root, manifest["inputs"][events_root])
     results = []
     if "preprocess" in agents:
         results.append(diff_clean(sides, recorded, start))
     if "sessionise" in agents:
         gap_s, lateness_s = recorded["session_gap_s"], recorded["session_allowed_lateness_s"]
-        results.append(diff_sessions(sides, gap_s, lateness_s, received))
+        results.append(diff_sessions(sides, gap_s, lateness_s, received, end))
     if "label-join" in agents:
         horizon = recorded["label_horizon_s"] or max(
             get_spec(model).label.horizon_s for model in recorded["models"]
