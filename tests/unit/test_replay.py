@@ -381,6 +381,30 @@ class _Sides:
         return [(0, offset, record) for offset, record in enumerate(self.records(topic, side))]
 
 
+def test_a_replay_of_outputs_the_diff_does_not_compare_is_not_said_to_have_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by a new user: `replay agents --only learner --into le1.` then `replay diff
+    --into le1.` printed only "no differences" (exit 0), having compared nothing: the
+    learner's snapshots are no output `replay diff` compares."""
+    from streamlearn.replay import diff
+    from streamlearn.replay.diff import diff_replay
+
+    monkeypatch.setattr(diff, "_Sides", lambda *arguments: _Sides({}))
+    manifest = {
+        "agents": ["learner"],
+        "live_prefix": "",
+        "shadow_prefix": "le1.",
+        "inputs": {"training.examples": [
+            {"partition": 2, "start": 0, "end": 2447, "log_start": 0, "log_end": 2447}
+        ]},
+        "settings": {},
+    }  # fmt: skip
+    checked_with = r"ran learner; .*STREAMLEARN_TOPIC_PREFIX=le1\. streamlearn replay verify"
+    with pytest.raises(ReplayError, match=rf"nothing to compare: .*{checked_with}"):
+        diff_replay(ExplicitSettings(), None, manifest)  # type: ignore[arg-type]
+
+
 def test_examples_are_compared_where_their_horizon_closed_inside_the_range() -> None:
     from datetime import timedelta
 

@@ -39,6 +39,7 @@ from streamlearn.agents.preprocess import (
 )
 from streamlearn.agents.sessions import retracted
 from streamlearn.models.specs import get_spec
+from streamlearn.replay.exceptions import ReplayError
 from streamlearn.replay.range_end import RangeEnd, range_end, users_read_after
 from streamlearn.replay.range_start import (
     FIRST_RECORDS,
@@ -62,6 +63,8 @@ IGNORED = {
 }
 """Fields that differ between a shadow and live by construction."""
 SHOWN = 5
+COMPARED = frozenset({"preprocess", "sessionise", "label-join"})
+"""The agents whose outputs `replay diff` compares (not the learner's snapshots)."""
 log = logging.getLogger(__name__)
 
 
@@ -387,6 +390,15 @@ def diff_replay(
     settings: Settings, registry: SchemaSource, manifest: dict[str, Any]
 ) -> list[TopicDiff]:
     """Per output topic of the replayed agents, what the shadow changes."""
+    if not set(manifest["agents"]) & COMPARED:
+        # Only the learner: an empty list of topics said "no differences", exit 0.
+        raise ReplayError(
+            f"nothing to compare: replay diff compares the outputs of "
+            f"{', '.join(sorted(COMPARED))}, and the replay into {manifest['shadow_prefix']!r} "
+            f"ran {', '.join(manifest['agents'])}; its learner's snapshots are checked with "
+            f"`STREAMLEARN_TOPIC_PREFIX={manifest['shadow_prefix']} streamlearn replay verify "
+            "MODEL --all`"
+        )
     sides = _Sides(settings, registry, manifest["live_prefix"], manifest["shadow_prefix"])
     agents = set(manifest["agents"])
     recorded = manifest["settings"]
