@@ -92,6 +92,16 @@ def test_the_settings_name_a_models_baseline() -> None:
             configured_specs(learning_settings(model_warm_start={"ctr": wrong}))
 
 
+@pytest.mark.parametrize("wrong", ["ctr@history ", "ctr@his tory", "ctr@history~newest"])
+def test_a_baseline_no_replay_can_publish_is_refused(wrong: str) -> None:
+    """Found by a new user: `{"ctr": "ctr@history "}` (a space from a settings file) was
+    taken, and every learner start looked for it, found nothing and started cold with a
+    warning. `replay model --shadow` publishes only names of letters, digits, '.', '_' and
+    '-' (what an experiment arm names), so such a baseline can never exist."""
+    with pytest.raises(ConfigurationError, match="letters, digits"):
+        configured_specs(learning_settings(model_warm_start={"ctr": wrong}))
+
+
 def test_a_warm_start_for_a_model_not_configured_is_refused() -> None:
     """A misspelt model name (`ctrr`) was taken by every part without a word."""
     settings = learning_settings(models=["ctr"], model_warm_start={"ctrr": "ctrr@history"})

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.models.specs import SPECS, ModelSpec, get_spec
+from streamlearn.serving.experiments import NAME, NAME_RULE
 from streamlearn.settings import Settings
 
 
@@ -32,6 +33,13 @@ def configured_spec(name: str, settings: Settings) -> ModelSpec:
             raise ConfigurationError(
                 f"model_warm_start: {name} can start from a snapshot of its own spec "
                 f"published under another name ({name}@<shadow>), not {warm_start!r}"
+            )
+        if not NAME.fullmatch(shadow):
+            # `replay model --shadow` publishes no other name: the learner would look for
+            # it at every start and start cold (a space from a settings file, `~newest`).
+            raise ConfigurationError(
+                f"model_warm_start: {name}'s baseline {warm_start!r} names no shadow "
+                f"`replay model --shadow` can publish ({NAME_RULE} after the @)"
             )
         spec = replace(spec, warm_start=warm_start)
     return spec
