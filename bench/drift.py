@@ -167,7 +167,7 @@ def _cell(found: Detection, change: bool) -> str:
     return f"{delay}, {found.false_alarms} FA"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=CHANGE_KINDS, action="append")
     parser.add_argument("--change-at", type=float, default=300.0, help="simulated second")
@@ -175,7 +175,16 @@ def main() -> None:
     parser.add_argument("--quiet-s", type=float, default=1800.0, help="drift-free run (0: none)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--verbose", action="store_true", help="print every alert")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # Before any scenario runs: a negative second was a traceback from the change itself,
+    # no time after the change reported every change "missed", and a negative drift-free
+    # run was taken for none.
+    if args.change_at < 0:
+        parser.error(f"--change-at must be >= 0, not {args.change_at:g}")
+    if args.after_s <= 0:
+        parser.error(f"--after-s must be > 0, not {args.after_s:g}")
+    if args.quiet_s < 0:
+        parser.error(f"--quiet-s must be >= 0 (0: none), not {args.quiet_s:g}")
     kinds: list[str | None] = list(args.only or CHANGE_KINDS)
     if args.quiet_s > 0:
         kinds.append(None)
