@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from streamlearn.kafka_local import BrokerConfig, BrokerStartError, BrokerStatus, EmbeddedKafka
 from streamlearn.ports import PortHold
@@ -74,16 +75,23 @@ async def _held(broker: EmbeddedKafka, hold: PortHold, give_up: Callable[[], boo
     return hold
 
 
-def restart_hint(config: BrokerConfig) -> str:
+def restart_hint(config: BrokerConfig, key_dir: Path | None = None) -> str:
     """How to bring back the broker `up` started and stopped, records and all: the replay
-    commands read them (said when `up` stops it; a user of the quickstart did not know)."""
+    commands read them (said when `up` stops it; a user of the quickstart did not know).
+    ``key_dir``: the data directory holding the signing key `up` made, named when the
+    broker's data is elsewhere than its ``kafka`` directory (``up --data-dir``)."""
     default_port = config.port == BrokerConfig.port
     options = "" if default_port else f" --port {config.port}"
     options += " --secure" if config.secure is not None else ""
-    # Another port is the replay commands' to be told, as the registry's is.
-    bootstrap = "" if default_port else f" with STREAMLEARN_KAFKA_BOOTSTRAP={config.bootstrap}"
+    # Another port is the replay commands' to be told, as the registry's is; and so is
+    # where the key is when `--data-dir` put the broker's data apart from it (the replay
+    # commands find the key in STREAMLEARN_DATA_DIR, which that option does not set).
+    told = [] if default_port else [f"STREAMLEARN_KAFKA_BOOTSTRAP={config.bootstrap}"]
+    if key_dir is not None and config.data_dir != key_dir / "kafka":
+        told.append(f"STREAMLEARN_DATA_DIR={key_dir} (its signing key is there)")
+    with_ = f" with {' and '.join(told)}" if told else ""
     return (
         f"its records stay in {config.data_dir}: `streamlearn kafka start --data-dir "
         f"{config.data_dir}{options}` brings it back, then `streamlearn registry serve`, for "
-        f"`streamlearn replay`{bootstrap} (docs/replay.md)"
+        f"`streamlearn replay`{with_} (docs/replay.md)"
     )

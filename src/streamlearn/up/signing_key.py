@@ -67,7 +67,8 @@ def missing_key_hint(settings: Settings) -> str:
     """What to set when no key signs: either key source :func:`with_local_key` reads."""
     return (
         f"set STREAMLEARN_MODEL_SIGNING_KEY, or STREAMLEARN_DATA_DIR to the directory `up` "
-        f"ran with, whose {LOCAL_SIGNING_KEY_FILE} it reads (now {settings.data_dir})"
+        f"ran with, whose {LOCAL_SIGNING_KEY_FILE} it reads (now {settings.data_dir}; "
+        f"`up --data-dir` names only where the broker's data goes)"
     )
 
 

@@ -17,6 +17,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -89,6 +90,8 @@ class _Run:
         self.crashes: list[str] = []
         self.settings: Settings | None = None
         """The settings the parts run with (a started broker's, a made signing key)."""
+        self.local_key_dir: Path | None = None
+        """The data directory whose signing key `up` signs with (None: the setting's key)."""
         self.doors = Doors()
         """How `up` reaches its HTTP servers (https, tokens, a write key, when set)."""
         self.kafka_users = KafkaUsers()
@@ -149,6 +152,7 @@ class _Run:
 
         if settings.model_signing_key is None:
             settings = with_local_key(settings, make=True)
+            self.local_key_dir = settings.data_dir
             rotation = settings.data_dir / LOCAL_ROTATION_FILE
             key_file = (
                 rotation if rotation.is_file() else settings.data_dir / LOCAL_SIGNING_KEY_FILE
@@ -206,7 +210,8 @@ class _Run:
                 return
             if await asyncio.to_thread(self.broker.stop):  # False: none was running
                 stopped = "" if self.broker.stopped_cleanly else " (killed)"
-                self.say(f"Kafka stopped{stopped}; {restart_hint(self.broker.config)}")
+                hint = restart_hint(self.broker.config, self.local_key_dir)
+                self.say(f"Kafka stopped{stopped}; {hint}")
 
     def _borrowed_broker_running(self) -> bool:
         """Whether the broker is the one that ran before `up` (not one `up` started, nor
