@@ -467,7 +467,9 @@ def main(argv: list[str] | None = None) -> None:
         metavar="MINUTES",
         help="warm start from a baseline trained on this much history (0: skip)",
     )
-    parser.add_argument("--warm-minutes", type=float, default=10.0, metavar="MINUTES")
+    parser.add_argument(
+        "--warm-minutes", type=float, default=None, metavar="MINUTES", help="[default: 10]"
+    )
     args = parser.parse_args(argv)
     gate_options = {"--gate-window": args.gate_window, "--gate-judge": args.gate_judge,
                     "--gate-after": args.gate_after}  # fmt: skip
@@ -488,6 +490,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--minutes must be > 0, not {args.minutes:g}")
     if not 0 < args.steady <= args.minutes:
         parser.error(f"--steady {args.steady:g} must be > 0 and at most --minutes {args.minutes:g}")
+    # Filled in after parsing, as the gate's: given with --warm-history 0 it was ignored.
+    if args.warm_minutes is not None and args.warm_history == 0:
+        parser.error("--warm-minutes shapes the warm start: it needs --warm-history > 0")
+    args.warm_minutes = 10.0 if args.warm_minutes is None else args.warm_minutes
     if not 0 <= args.warm_history < math.inf or not 0 < args.warm_minutes < math.inf:
         parser.error("--warm-history must be >= 0 (0: skip) and --warm-minutes > 0")
     if args.seed < 0:

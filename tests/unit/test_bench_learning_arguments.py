@@ -36,6 +36,9 @@ bench_learning = load_script(SCRIPT, "bench_learning")
          "--gate-judge, --gate-after shape the promotion gate"),
         # Found by a new user: numpy's traceback (expected non-negative integer).
         (["--seed", "-1"], "--seed must be >= 0"),
+        # Found by a new user: taken and ignored (no warm start ran), as --gate-window was.
+        (["--warm-history", "0", "--warm-minutes", "5"],
+         "--warm-minutes shapes the warm start: it needs --warm-history > 0"),
     ],
 )  # fmt: skip
 def test_mistakes_are_refused_before_any_run(
