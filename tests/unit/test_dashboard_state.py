@@ -212,6 +212,23 @@ def test_an_older_snapshot_read_later_does_not_replace_the_newest() -> None:
     assert model["columns"]["version"] == [4.0, 5.0]
 
 
+def test_a_model_says_which_version_its_promotion_gate_lets_serve() -> None:
+    """Found by a new user: with STREAMLEARN_MODEL_PROMOTION set, the models table showed
+    `ctr` v5 just published, a version the gate held back (workers served v4), and nothing
+    on the page said which version users got."""
+    board = ModelBoard()
+    board.add_snapshot(snapshot(3, 30))  # no gate: no `promoted` figure, promoted
+    [model] = board.models_state()
+    assert (model["version"], model["promoted_version"]) == (3, 3)
+    board.add_snapshot(snapshot(4, 40, promoted=1.0, gate_log_loss=0.50))
+    board.add_snapshot(snapshot(5, 50, promoted=0.0, gate_log_loss=0.58))
+    [model] = board.models_state()
+    assert (model["version"], model["promoted_version"]) == (5, 4)
+    # Read out of order (several partitions' records interleave): the newest promoted.
+    board.add_snapshot(snapshot(2, 20, promoted=1.0))
+    assert board.models_state()[0]["promoted_version"] == 4
+
+
 def test_non_finite_metrics_become_gaps_so_the_state_is_valid_json() -> None:
     board = ModelBoard()
     board.add_metrics(model_metrics("learner", 0, auc=float("nan"), log_loss=float("inf")))

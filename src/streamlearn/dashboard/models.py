@@ -79,6 +79,9 @@ class ModelHistory:
     version: int | None = None
     created_s: float | None = None
     trained_examples: int | None = None
+    promoted_version: int | None = None
+    """The newest version its promotion gate promoted: the one workers serve (a version
+    the gate held back is published too, under ``<model>~newest``, and is the newest)."""
     versions_seen: int = 0
     latest: dict[str, float | None] = field(default_factory=dict)
     """Newest value of each metric, whichever record carried it."""
@@ -120,6 +123,11 @@ class ModelHistory:
             self.version = version
             self.created_s = created
             self.trained_examples = int(record.get("trained_examples") or 0)
+        # `promoted` 0 is a version the gate held back; without the figure (no gate), or
+        # 1, it serves (models/snapshot.py's is_promoted, without importing the models).
+        promoted = (record.get("metrics") or {}).get("promoted", 1.0) != 0.0
+        if promoted and (self.promoted_version is None or version >= self.promoted_version):
+            self.promoted_version = version
         if created is not None:
             self.table.add(created, {"version": float(version)}, merge=True)
             self._row(created, finite_map(record.get("metrics")), "snapshot")
@@ -179,6 +187,7 @@ class ModelHistory:
             "version": self.version,
             "created_ts": self.created_s,
             "trained_examples": self.trained_examples,
+            "promoted_version": self.promoted_version,
             "versions_seen": self.versions_seen,
             "latest": dict(sorted(self.latest.items())),
             "sources": dict(sorted(self.sources.items())),

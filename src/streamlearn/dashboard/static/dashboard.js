@@ -289,13 +289,20 @@
   const QUALITY = (name) => /(^|_)(auc|accuracy)$/.test(name);
   const NOT_ERRORS = new Set(["version", "mean_label", "mean_score"]);
 
+  // The newest version, and the one workers serve when a promotion gate held it back.
+  function versionText(m) {
+    if (m.version === null) return "–";
+    const serving = m.promoted_version;
+    return "v" + m.version + (isNum(serving) && serving !== m.version ? " (held back; v" + serving + " serves)" : "");
+  }
+
   function renderModels() {
     const models = view.state.models;
     byId("models-empty").hidden = models.length > 0;
     table(byId("models-table"),
       ["model", "version", "published", "trained examples", "AUC", "served AUC", "served AUC, last examples", "ECE, last examples", "log loss", "mean residual", "versions read"],
       models.map((m) => [
-        m.name, m.version === null ? "–" : "v" + m.version, ago(m.created_ts), fmtInt(m.trained_examples),
+        m.name, versionText(m), ago(m.created_ts), fmtInt(m.trained_examples),
         fmt(m.latest.auc), fmt(m.latest.served_auc), fmt(m.latest.recent_served_auc), fmt(m.latest.recent_ece, 4), fmt(m.latest.log_loss), fmt(m.latest.mean_residual), fmtInt(m.versions_seen),
       ]));
     const list = byId("model-list");
@@ -317,7 +324,7 @@
           el("div", null, el("p", { class: "chart-title", text: "reliability: mean label vs mean score per label-join window" }), el("div", { class: "chart reliability", "data-points": 0 }))));
     }
     card.querySelector("h3").replaceChildren(m.name, el("span", { class: "meta", text:
-      (m.version === null ? "no snapshot yet" : "v" + m.version + ", published " + ago(m.created_ts)) +
+      (m.version === null ? "no snapshot yet" : versionText(m) + ", published " + ago(m.created_ts)) +
       (isNum(m.trained_examples) ? " · " + fmtInt(m.trained_examples) + " examples learned" : "") }));
     const colors = palette().series;
     const columns = m.columns;
