@@ -334,6 +334,17 @@ def test_shadow_roots_are_the_inputs_no_replayed_agent_produces() -> None:
         step_topics(["monitor"])
 
 
+def test_agents_named_twice_or_none_are_refused_before_anything_is_copied() -> None:
+    """Found by a new user: `replay agents --only preprocess,preprocess` copied 7,904
+    records into the namespace, then its worker refused the list ("a step is listed
+    twice"), leaving a partial namespace to drop; `--only ,` said "nothing to replay:  hold
+    no records in that range"."""
+    with pytest.raises(ReplayError, match=r"--only names preprocess twice"):
+        step_topics(["preprocess", "sessionise", "preprocess"])
+    with pytest.raises(ReplayError, match=r"--only names no agent; it runs \['preprocess'"):
+        step_topics([])
+
+
 def test_a_diff_matches_by_identity_and_ignores_what_differs_by_construction() -> None:
     shadow = {"a": {"event_id": "a", "url": "/x", "source_offset": 1}, "b": {"event_id": "b"}}
     live = {"a": {"event_id": "a", "url": "/x", "source_offset": 901}, "c": {"event_id": "c"}}

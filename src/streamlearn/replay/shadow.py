@@ -61,6 +61,12 @@ def step_topics(agents: Sequence[str]) -> tuple[list[str], list[str]]:
     unknown = sorted(set(agents) - set(REPLAYABLE))
     if unknown:
         raise ReplayError(f"unknown agents {unknown} for replay agents; it runs {list(REPLAYABLE)}")
+    # Refused here, before the copy: the worker refuses both after it (a partial namespace).
+    if not agents:
+        raise ReplayError(f"--only names no agent; it runs {list(REPLAYABLE)}")
+    twice = sorted({name for name in agents if agents.count(name) > 1})
+    if twice:
+        raise ReplayError(f"--only names {', '.join(twice)} twice: each agent runs once")
     classes = {name: _step_class(name) for name in agents}
     inputs = [t for c in classes.values() for t in c.inputs]
     outputs = {t for c in classes.values() for t in c.outputs}
