@@ -67,6 +67,12 @@ def serve(
     own_ports = [] if metrics_port is None else [metrics_port + i for i in range(workers)]
     if own_ports and own_ports[-1] > 65535:
         fail(f"--metrics-port {metrics_port} with --workers {workers}: ports over 65535")
+    if metrics_port is not None and listen in own_ports:
+        # Free when checked: a process's own port then took the shared one (or it them),
+        # and a worker failed to bind with a traceback after both were announced. Refused
+        # whatever --host and --metrics-host are: one number for both is a slip.
+        fail(f"{_metrics_ports_taken(metrics_port, workers)}, --port {listen} among them: "
+             "choose ports apart")  # fmt: skip
     for own in own_ports:
         try:
             check_bindable(metrics_host, own)
@@ -102,6 +108,16 @@ def serve(
     )  # fmt: skip
     if code:
         raise typer.Exit(code)
+
+
+def _metrics_ports_taken(metrics_port: int, workers: int) -> str:
+    """What ``--metrics-port`` takes, said as its refusal starts."""
+    if workers == 1:
+        return f"--metrics-port {metrics_port} takes port {metrics_port}"
+    last = metrics_port + workers - 1
+    return (
+        f"--metrics-port {metrics_port} with --workers {workers} takes ports {metrics_port}-{last}"
+    )
 
 
 def _parse_arm(text: str) -> tuple[str, str, float]:
