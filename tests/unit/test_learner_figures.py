@@ -175,3 +175,15 @@ def test_served_auc_asked_often_is_that_of_all_its_rows_asked_once() -> None:
             for row in rows:
                 asked_once.update(*row, 1.0)
             assert asked_often.get() == asked_once.get(), step
+
+
+def test_the_prequential_auc_is_a_gauge_too() -> None:
+    """`up` judges a model by it: the version workers serve may be one a gate promoted long
+    before, with the figures of then."""
+    registry = CollectorRegistry()
+    figures = LearnerFigures(registry)
+    figures.published(_snapshot(8, {"promoted": 0.0, "gate_log_loss": 0.6,
+                                    "gate_promoted_log_loss": 0.5}),
+                      {"auc": 0.81, "served_auc": 0.79})  # fmt: skip
+    assert registry.get_sample_value("streamlearn_learner_auc", {"model": "ctr"}) == 0.81
+    assert registry.get_sample_value("streamlearn_learner_served_auc", {"model": "ctr"}) == 0.79

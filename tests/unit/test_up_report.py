@@ -358,3 +358,29 @@ def test_a_version_published_while_up_started_its_parts_is_not_an_earlier_run_s(
     created = datetime.fromtimestamp(supervisor.published_s, UTC).isoformat()
     view.observe({"loaded": True, "version": 82, "created_ts": created, "metrics": {}})
     assert view.resumed is False
+
+
+def test_a_gated_model_is_judged_by_the_learner_s_figures_not_the_promoted_version_s() -> None:
+    """Found by a new user: `up --simulate --duration 90` with a candidate gate on `ctr`
+    failed "ctr prequential AUC >= 0.75" with "0.7278 (served not measured yet ...)": the
+    worker's model list gives the figures of the version it serves, the one promoted at
+    the run's start (a few examples in), and the gate held back every later one. The
+    learner's gauges, set at every version it publishes, said 0.80."""
+    probe = _probe()
+    probe.samples["learner"] = parse_metrics(
+        'streamlearn_learner_snapshots_total{model="ctr"} 12\n'
+        'streamlearn_learner_auc{model="ctr"} 0.8012\n'
+        'streamlearn_learner_served_auc{model="ctr"} 0.7961\n'
+    )
+    promoted_at_the_start = ModelView("ctr")
+    promoted_at_the_start.observe({"loaded": True, "version": 121, "metrics": {"auc": 0.7278}})
+    probe.models = {"ctr": promoted_at_the_start}
+    final = figures(probe, [], _simulation(), 90.0, final=True)
+    assert (final["models"]["ctr"]["auc"], final["models"]["ctr"]["served_auc"]) == (
+        0.8012, 0.7961)  # fmt: skip
+    (check,) = [c for c in checks(final) if "prequential AUC" in c.name]
+    assert check.passed, check.detail
+    # Before the learner's first snapshot of this run: the version the worker serves.
+    probe.samples["learner"] = {}
+    final = figures(probe, [], _simulation(), 90.0, final=True)
+    assert (final["models"]["ctr"]["auc"], final["models"]["ctr"]["served_auc"]) == (0.7278, None)

@@ -35,6 +35,12 @@ _GAUGES = {
         "streamlearn_learner_served_auc",
         "Served AUC since the learner started or resumed (its last versions).",
     ),
+    # The figures of the version workers serve are of when it was published: with a gate,
+    # possibly long ago (`up` judged a model by a version promoted at its start).
+    "auc": (
+        "streamlearn_learner_auc",
+        "Prequential AUC (each example scored before it is learned) at the newest version.",
+    ),
 }
 
 

@@ -87,8 +87,13 @@ def figures(
             "versions_published": int(
                 p.total("learner", "streamlearn_learner_snapshots_total", model=name)
             ),
-            "auc": None if view.auc is None else round(view.auc, 4),
-            "served_auc": None if view.served_auc is None else round(view.served_auc, 4),
+            # The learner's, set at each version it publishes: the version the worker
+            # serves may be one a promotion gate promoted long before, with the figures of
+            # then (before the learner's first version, those are all there is).
+            "auc": _learner_figure(p, "streamlearn_learner_auc", name, view.auc),
+            "served_auc": _learner_figure(
+                p, "streamlearn_learner_served_auc", name, view.served_auc
+            ),
             # Resumed from an earlier run: the served figures include it (not this run's
             # ceiling's impressions).
             "resumed": bool(view.resumed),
@@ -173,6 +178,16 @@ def figures(
             "predict_errors": simulation.predict_errors,
         }
     return result
+
+
+def _learner_figure(
+    probe: SystemProbe, metric: str, model: str, served_version_s: float | None
+) -> float | None:
+    """A learner gauge of ``model``, else the figure of the version the worker serves."""
+    gauge = _learner_gauge(probe, metric, model)
+    if gauge is not None:
+        return gauge
+    return None if served_version_s is None else round(served_version_s, 4)
 
 
 def _learner_gauge(probe: SystemProbe, metric: str, model: str) -> float | None:
