@@ -3,12 +3,14 @@ process is a stand-in that records how it was started."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
 
+from streamlearn.orphan_watch import SUPERVISOR_PID_ENV
 from streamlearn.replay import shadow
 from streamlearn.replay.exceptions import ReplayError
 from streamlearn.replay.shadow import ShadowPlan, run_shadow
@@ -147,3 +149,15 @@ def test_a_worker_that_ends_early_says_the_namespace_holds_part_of_the_replay(
     assert "holds part of the replay" in result.output
     assert "streamlearn replay drop --into try1. --force" in result.output
     assert not (tmp_path / "replays" / "try1.json").exists()
+
+
+def test_the_worker_stops_itself_when_the_replay_is_killed(
+    worker: type[_Worker], tmp_path: Path
+) -> None:
+    # `kill <replay agents>` (a CI job's timeout, `timeout 600 streamlearn replay agents`)
+    # left its worker running for good, re-parented, a member of the shadow's group, so
+    # that `replay drop` refused the namespace as one whose worker still runs.
+    settings = ExplicitSettings(data_dir=tmp_path)
+    run_shadow(settings, _plan(), tmp_path / "worker.log")
+    env = worker.started[0]["env"]
+    assert env[SUPERVISOR_PID_ENV] == str(os.getpid())

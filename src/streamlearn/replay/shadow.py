@@ -28,6 +28,7 @@ from confluent_kafka.admin import AdminClient
 
 import streamlearn
 from streamlearn.kafka_clients import PRODUCE_TIMEOUT_S, confluent_config, producer_config
+from streamlearn.orphan_watch import SUPERVISOR_PID_ENV
 from streamlearn.replay.exceptions import ReplayError
 from streamlearn.replay.groups import TIMEOUT_S, committed_offsets
 from streamlearn.replay.positions import PartitionRange, Position, resolve
@@ -286,6 +287,9 @@ def run_shadow(settings: Settings, plan: ShadowPlan, log: Path) -> int:
     # The cluster the copy went to: `--bootstrap-servers` is no variable the worker would
     # inherit, and it started on the environment's cluster (or 127.0.0.1:9092) instead.
     env["STREAMLEARN_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
+    # The worker stops itself when this process is gone (killed: `timeout`, a CI job's
+    # end), as `up`'s parts do; it ran on for good, a member of the shadow's group.
+    env[SUPERVISOR_PID_ENV] = str(os.getpid())
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as output:
         worker = subprocess.Popen(
