@@ -325,3 +325,26 @@ def test_a_configuration_mistake_is_raised_once_before_any_worker_starts() -> No
     with one worker."""
     with pytest.raises(ConfigurationError, match="STREAMLEARN_MODEL_SIGNING_KEY"):
         run_workers(_misconfigured, 2, host="127.0.0.1", port=free_port())
+
+
+def test_a_worker_stopped_on_its_own_stops_the_fleet_as_a_failure() -> None:
+    """Found by a new user: SIGTERM to one worker (an operator stopping a stuck one found on
+    its own port) stopped the whole fleet without a word and `serve` exited 0, a clean stop
+    to a supervisor that restarts on failure: the service stayed down. A worker that ends
+    when `serve` did not ask it to is now said, and `serve` exits 1."""
+    port = free_port()
+    runner = multiprocessing.get_context("fork").Process(target=_run, args=(port,))
+    runner.start()
+    pids: set[int] = set()
+    try:
+        pids = _both_workers(port)
+        os.kill(min(pids), signal.SIGTERM)  # stops cleanly: exit 0
+        runner.join(30)
+        assert runner.exitcode == 1
+        assert not any(_alive(pid) for pid in pids)
+    finally:
+        if runner.is_alive():
+            runner.kill()
+        for pid in pids:  # workers a failed test left behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -177,7 +177,8 @@ def run_workers(
     SIGQUIT writes this process's stacks and is passed on too (each worker writes its own).
     One worker is :func:`run_worker` in this process. Returns the exit code: 0, or the
     first non-zero code of a worker (a worker that dies stops the others: restarting is the
-    supervisor's job, as for one worker).
+    supervisor's job, as for one worker), or 1 when a worker stopped cleanly without this
+    process asking it to.
 
     The apps are built here first (a configuration mistake is raised here, once); the
     workers are forked before any event loop, thread or Kafka client exists in this
@@ -245,15 +246,33 @@ def run_workers(
                 child = next(c for c in running if c.sentinel == sentinel)
                 child.join()
                 running.remove(child)
-                if child.exitcode and not code:
-                    code = child.exitcode if child.exitcode > 0 else 128 - child.exitcode
-                    log.error("%s exited with %s: stopping the others", child.name, code)
+                # Once stopping, a worker's clean exit is what was asked; a failure still counts.
+                if not code and (child.exitcode or not stopping):
+                    code = _fleet_exit_code(child.exitcode)
+                    log.error(
+                        "%s exited with %s: stopping the others", child.name,
+                        _shell_exit_code(child.exitcode),
+                    )  # fmt: skip
                 if not stopping:
                     stop(signal.SIGTERM, None)
         return code
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _shell_exit_code(exit_code: int | None) -> int:
+    """A process's exit code as a shell says it: a signal's is 128 + its number."""
+    if exit_code is None:
+        return 0
+    return exit_code if exit_code >= 0 else 128 - exit_code
+
+
+def _fleet_exit_code(worker_exit_code: int | None) -> int:
+    """The exit code of a fleet stopped because one worker ended: the worker's, and 1 for a
+    worker that stopped cleanly unasked (someone sent it SIGTERM): the fleet no longer
+    serves, and its 0 read as a clean stop to a supervisor restarting on failure."""
+    return _shell_exit_code(worker_exit_code) or 1
 
 
 @dataclass(frozen=True)
