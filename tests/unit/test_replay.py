@@ -98,6 +98,14 @@ def test_a_position_past_the_logs_end_says_so() -> None:
         r"with its date, e\.g\. 2026-12-07T10:58\)",
     ):
         resolve(log, "t", {10: 58}, partitions=[0])
+    # The same with every partition read (`replay agents`, `replay reset`): only "t has
+    # no partitions [10] (it has [0, 1])".
+    with pytest.raises(
+        ReplayError,
+        match=r"^t has no partitions \[10\] \(it has \[0, 1\]; P:O offsets; a time is given "
+        r"with its date, e\.g\. 2026-12-07T10:58\)$",
+    ):
+        resolve(log, "t", {10: 58})
 
 
 def test_a_time_out_of_range_says_what_is_wrong() -> None:

@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 
 Position = Literal["earliest", "latest"] | datetime | Mapping[int, int]
+OFFSETS_NOT_TIME = "P:O offsets; a time is given with its date, e.g. 2026-12-07T10:58"
 
 
 class PartitionNotRead(ReplayError):  # noqa: N818 (says what it is, as ReplayError's others)
@@ -105,7 +106,10 @@ def _offsets(
     assert isinstance(position, Mapping)
     unknown = sorted(set(position) - set(watermarks))
     if unknown:
-        raise ReplayError(f"{topic} has no partitions {unknown} (it has {sorted(watermarks)})")
+        # `--from 10:58` is partition 10 (said) and `--from 5:30` partition 5 (taken).
+        raise ReplayError(
+            f"{topic} has no partitions {unknown} (it has {sorted(watermarks)}; {OFFSETS_NOT_TIME})"
+        )
     default = _offsets(source, topic, unlisted, watermarks, unlisted)
     return {p: position.get(p, default[p]) for p in watermarks}
 
@@ -127,8 +131,7 @@ def resolve(
         if named - wanted:
             raise PartitionNotRead(
                 f"only {topic} partition(s) {sorted(wanted)} are read here; the offsets given "
-                f"name {sorted(named - wanted)} (P:O offsets; a time is given with its date, "
-                "e.g. 2026-12-07T10:58)"
+                f"name {sorted(named - wanted)} ({OFFSETS_NOT_TIME})"
             )
         watermarks = {p: w for p, w in watermarks.items() if p in wanted}
     starts = _offsets(source, topic, start, watermarks, "earliest")
