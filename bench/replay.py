@@ -74,12 +74,18 @@ def _cpu() -> tuple[float, float]:
     return me.ru_utime + me.ru_stime, children.ru_utime + children.ru_stime
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=1,
                         help="in-process and replay model again, alternating (median ratio)")  # fmt: skip
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # Before the broker starts: no examples divided by zero after it had, and no round ran
+    # one anyway ("median of 1 rounds").
+    if args.examples < 1:
+        parser.error(f"--examples must be >= 1, not {args.examples}")
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, not {args.rounds}")
 
     bootstrap, broker = bench_broker()
     prefix = f"bench-{uuid.uuid4().hex[:6]}."
