@@ -58,11 +58,17 @@ def best_of(repeat: int, run: Callable[[], None], count: int) -> float:
     return statistics.median(timings)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # No records divided by zero, fewer printed a table of negative microseconds, and no
+    # repeat failed on the median of nothing.
+    if args.records < 1:
+        parser.error(f"--records must be >= 1, not {args.records}")
+    if args.repeat < 1:
+        parser.error(f"--repeat must be >= 1, not {args.repeat}")
 
     events = make_events(args.records)
     registry = InMemoryRegistry()
