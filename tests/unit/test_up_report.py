@@ -384,3 +384,22 @@ def test_a_gated_model_is_judged_by_the_learner_s_figures_not_the_promoted_versi
     probe.samples["learner"] = {}
     final = figures(probe, [], _simulation(), 90.0, final=True)
     assert (final["models"]["ctr"]["auc"], final["models"]["ctr"]["served_auc"]) == (0.7278, None)
+
+
+def test_a_candidate_gate_s_pace_of_versions_is_not_failed_for_it() -> None:
+    """Found by a new user: `up --simulate --duration 90` with the gate docs/learning.md
+    recommends (`"judge": "candidate"`) failed "ctr reached 10 versions" with 9: a
+    candidate judge publishes one version per window of examples, by design, not one per
+    5 s snapshot, which the count assumes."""
+    probe = _probe()
+    probe.samples["learner"] = parse_metrics('streamlearn_learner_snapshots_total{model="ctr"} 9\n')
+    final = figures(probe, [], _simulation(), 90.0, final=True)
+    (count,) = [c for c in checks(final) if "versions" in c.name]
+    assert not count.passed  # without a gate, 9 in 90 s is too few
+    (count,) = [c for c in checks(final, candidate_windows={"ctr": 300}) if "versions" in c.name]
+    assert count.passed, count.detail
+    assert "one per window of 300 examples" in count.detail
+    none = figures(_probe(), [], _simulation(), 90.0, final=True)
+    none["models"]["ctr"]["versions_published"] = 0
+    (count,) = [c for c in checks(none, candidate_windows={"ctr": 300}) if "versions" in c.name]
+    assert not count.passed  # a learner that publishes nothing fails with a gate too

@@ -7,10 +7,11 @@ process records, and (with ``--simulate``) the simulator's own counts and ground
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streamlearn.settings import Settings
 from streamlearn.simulate import Summary
 from streamlearn.up.children import Child
 from streamlearn.up.probes import SystemProbe
@@ -211,7 +212,11 @@ def _said(figure: object) -> str:
 
 
 def _learned(
-    model: str, served: dict[str, Any], elapsed_s: float, ceiling: float | None
+    model: str,
+    served: dict[str, Any],
+    elapsed_s: float,
+    ceiling: float | None,
+    candidate_window: int | None = None,
 ) -> list[Check]:
     """Whether ``model`` learned the simulated world: enough versions and its prequential
     AUC, in a run long enough to judge them by."""
@@ -228,11 +233,7 @@ def _learned(
         ]
     resumed = " since its first version, earlier runs included" if served.get("resumed") else ""
     return [
-        Check(
-            f"{model} reached {MIN_VERSIONS} versions",
-            versions >= MIN_VERSIONS,
-            f"{versions} published",
-        ),
+        _versions_check(model, versions, candidate_window),
         Check(
             f"{model} prequential AUC >= {MIN_AUC}",
             auc is not None and auc >= MIN_AUC,
@@ -242,9 +243,36 @@ def _learned(
     ]
 
 
-def checks(final: dict[str, Any], model: str = "ctr") -> list[Check]:
+def candidate_gate_windows(settings: Settings) -> dict[str, int]:
+    """Model → the window of its promotion gate, for the models whose gate judges
+    candidates (``STREAMLEARN_MODEL_PROMOTION``)."""
+    return {
+        name: gate.window
+        for name, gate in settings.model_promotion.items()
+        if gate.judge == "candidate"
+    }
+
+
+def _versions_check(model: str, versions: int, candidate_window: int | None) -> Check:
+    """Enough versions for the snapshot cadence; with a gate that judges candidates, one
+    is published per window of examples (docs/learning.md), so any counts."""
+    if candidate_window is None:
+        return Check(f"{model} reached {MIN_VERSIONS} versions", versions >= MIN_VERSIONS,
+                     f"{versions} published")  # fmt: skip
+    return Check(
+        f"{model} published versions",
+        versions >= 1,
+        f"{versions} published (its gate judges candidates: one per window of "
+        f"{candidate_window:,} examples, not one per snapshot)",
+    )
+
+
+def checks(
+    final: dict[str, Any], model: str = "ctr", candidate_windows: Mapping[str, int] | None = None
+) -> list[Check]:
     """What a healthy run shows: no crash and clean exits; with a simulation also data
-    through every stage, filtered noise, and a model that learned the simulated world."""
+    through every stage, filtered noise, and a model that learned the simulated world.
+    ``candidate_windows``: model → the window of its gate, if it judges candidates."""
     events, examples = final["events"], final["examples"]
     processes = final["processes"]
     crashed = sorted(
@@ -293,7 +321,13 @@ def checks(final: dict[str, Any], model: str = "ctr") -> list[Check]:
             f"{final['predictions']['served']}, examples {examples['total']}",
         ),
         *result,
-        *_learned(model, served, final["elapsed_s"], simulation["truth_auc_ceiling"]),
+        *_learned(
+            model,
+            served,
+            final["elapsed_s"],
+            simulation["truth_auc_ceiling"],
+            (candidate_windows or {}).get(model),
+        ),
         Check(
             "bots, duplicates and malformed events filtered and counted",
             events["bots"] > 0 and events["duplicates"] > 0 and simulation["malformed_refused"] > 0,

@@ -53,7 +53,7 @@ from streamlearn.up.options import UpOptions
 from streamlearn.up.parts import check_ports_free as _check_ports_free
 from streamlearn.up.parts import part_specs, registry_spec
 from streamlearn.up.probes import SystemProbe
-from streamlearn.up.report import Check, checks, figures
+from streamlearn.up.report import Check, candidate_gate_windows, checks, figures
 from streamlearn.up.signing_key import (
     LOCAL_ROTATION_FILE,
     LOCAL_SIGNING_KEY_FILE,
@@ -385,5 +385,6 @@ async def run_up(
         }  # fmt: skip
     if run.simulator is not None:
         final["simulator"] = run.simulator.summary.to_dict()
-    results = checks(final)
+    assert run.settings is not None
+    results = checks(final, candidate_windows=candidate_gate_windows(run.settings))
     return final, results if chaos is None else chaos.report(final, results)
