@@ -403,3 +403,24 @@ def test_a_candidate_gate_s_pace_of_versions_is_not_failed_for_it() -> None:
     none["models"]["ctr"]["versions_published"] = 0
     (count,) = [c for c in checks(none, candidate_windows={"ctr": 300}) if "versions" in c.name]
     assert not count.passed  # a learner that publishes nothing fails with a gate too
+
+
+def test_a_resumed_model_s_figures_from_this_run_s_learner_are_not_marked() -> None:
+    """Found by a new user: "served 0.7963 since its first version, earlier runs included"
+    for a model the learner resumed: a resumed learner starts its figures anew (its gauges
+    are this run's), so only the figures of the version the worker loaded from the earlier
+    run, shown before the learner's first snapshot, include that run."""
+    probe = _probe()
+    probe.samples["learner"] = parse_metrics(
+        'streamlearn_learner_snapshots_total{model="ctr"} 9\n'
+        'streamlearn_learner_auc{model="ctr"} 0.8077\n'
+        'streamlearn_learner_served_auc{model="ctr"} 0.7963\n'
+    )
+    resumed = ModelView("ctr", since_s=2_000_000_000.0)
+    resumed.observe({"loaded": True, "version": 140, "created_ts": "2033-05-18T03:00:00Z",
+                     "metrics": {"auc": 0.85, "served_auc": 0.869}})  # fmt: skip
+    probe.models = {"ctr": resumed}
+    final = figures(probe, [], _simulation(), 90.0, final=True)
+    assert final["models"]["ctr"]["resumed"] is False
+    (check,) = [c for c in checks(final) if "prequential AUC" in c.name]
+    assert "earlier runs" not in check.detail

@@ -96,8 +96,10 @@ def figures(
                 p, "streamlearn_learner_served_auc", name, view.served_auc
             ),
             # Resumed from an earlier run: the served figures include it (not this run's
-            # ceiling's impressions).
-            "resumed": bool(view.resumed),
+            # ceiling's impressions). Only those of the version the worker loaded from it:
+            # a resumed learner starts its figures (its gauges) anew.
+            "resumed": bool(view.resumed)
+            and _learner_gauge(p, "streamlearn_learner_served_auc", name) is None,
             # The scores users got lately (the learner's last RECENT_EXAMPLES served
             # examples): the steady state once the run is longer than the warm-up.
             "recent_served_auc": _learner_gauge(p, "streamlearn_learner_recent_served_auc", name),
