@@ -333,8 +333,9 @@ class Settings(BaseSettings):
 
     model_warm_start: dict[str, str] = Field(default_factory=dict)
     """Model → the model.state name (e.g. `ctr@history`, from `replay model ctr --shadow
-    history`) whose newest verified snapshot a learner with no snapshot of the model starts
-    from (JSON, e.g. `{"ctr": "ctr@history"}`)."""
+    history`; `ctr@<shadow>`, a shadow of letters, digits, `.`, `_` and `-`) whose newest
+    verified snapshot a learner with no snapshot of the model starts from (JSON, e.g.
+    `{"ctr": "ctr@history"}`)."""
 
     serve_port: int = Field(default=8000, ge=1, le=65535)
     """HTTP port of a prediction worker (`streamlearn serve`)."""
