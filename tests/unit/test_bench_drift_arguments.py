@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench_support import refusal
 from tests.support import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "drift.py"
@@ -31,7 +32,4 @@ def test_runs_that_measure_nothing_are_refused_before_any_run(
         raise AssertionError("a scenario ran")
 
     monkeypatch.setattr(bench_drift, "run", no_run)
-    with pytest.raises(SystemExit) as exited:
-        bench_drift.main(argv)
-    assert exited.value.code == 2
-    assert said in capsys.readouterr().err
+    assert said in refusal(bench_drift.main, argv, capsys)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench_support import no_broker, refusal
 from tests.support import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "ingest.py"
@@ -32,21 +33,12 @@ bench_ingest = load_script(SCRIPT, "bench_ingest")
 def test_what_it_cannot_run_is_refused_before_any_run(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
 ) -> None:
-    def no_broker() -> None:
-        raise AssertionError("a broker was started")
-
     monkeypatch.setattr(bench_ingest, "bench_broker", no_broker)
-    with pytest.raises(SystemExit) as exited:
-        bench_ingest.main(argv)
-    assert exited.value.code == 2
-    assert said in capsys.readouterr().err
+    assert said in refusal(bench_ingest.main, argv, capsys)
 
 
 @pytest.mark.parametrize("agents", ["preprocess", "preprocess,sessionise", "sessionise,preprocess"])
 def test_the_agents_it_measures_are_taken(monkeypatch: pytest.MonkeyPatch, agents: str) -> None:
-    def no_broker() -> None:
-        raise AssertionError("a broker was started")
-
     monkeypatch.setattr(bench_ingest, "bench_broker", no_broker)
     with pytest.raises(AssertionError, match="a broker was started"):
         bench_ingest.main(["--agents", agents])
@@ -68,9 +60,6 @@ def test_a_quix_environment_that_cannot_be_made_is_said_before_any_run(
     "ModuleNotFoundError: No module named 'quixstreams'". The environment is now checked
     by importing quixstreams (and made if it cannot) before the broker starts."""
 
-    def no_broker() -> None:
-        raise AssertionError("a broker was started")
-
     broken = _script(tmp_path / "python", "exit 1")  # a venv whose import of quixstreams fails
     setup_ran = tmp_path / "setup-ran"
     setup = _script(
@@ -90,9 +79,6 @@ def test_a_quix_environment_that_cannot_be_made_is_said_before_any_run(
 def test_a_quix_environment_that_imports_is_used_as_it_is(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    def no_broker() -> None:
-        raise AssertionError("a broker was started")
-
     setup_ran = tmp_path / "setup-ran"
     monkeypatch.setattr(bench_ingest, "QUIX_PYTHON", _script(tmp_path / "python", "exit 0"))
     monkeypatch.setattr(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench_support import no_broker, refusal
 from tests.support import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "learner.py"
@@ -32,25 +33,15 @@ bench_learner = load_script(SCRIPT, "bench_learner")
 def test_sizes_it_cannot_time_are_refused_before_any_run(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
 ) -> None:
-    def no_broker() -> None:
-        raise AssertionError("a broker was started")
-
     monkeypatch.delenv("STREAMLEARN_SNAPSHOT_EVERY_EXAMPLES", raising=False)
     monkeypatch.setattr(bench_learner, "bench_broker", no_broker)
-    with pytest.raises(SystemExit) as exited:
-        bench_learner.main(argv)
-    assert exited.value.code == 2
-    assert said in capsys.readouterr().err
+    assert said in refusal(bench_learner.main, argv, capsys)
 
 
 def test_the_minimum_follows_the_configured_cadence(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The agent snapshots at the configured cadence: a smaller one allows fewer examples."""
-
-    def no_broker() -> None:
-        raise AssertionError("a broker was started")
-
     monkeypatch.setenv("STREAMLEARN_SNAPSHOT_EVERY_EXAMPLES", "1000")
     monkeypatch.setattr(bench_learner, "bench_broker", no_broker)
     with pytest.raises(SystemExit):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench_support import no_broker, refusal
 from tests.support import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "replay.py"
@@ -28,11 +29,5 @@ bench_replay = load_script(SCRIPT, "bench_replay")
 def test_sizes_it_cannot_measure_are_refused_before_any_run(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], said: str
 ) -> None:
-    def no_broker() -> None:
-        raise AssertionError("a broker was started")
-
     monkeypatch.setattr(bench_replay, "bench_broker", no_broker)
-    with pytest.raises(SystemExit) as exited:
-        bench_replay.main(argv)
-    assert exited.value.code == 2
-    assert said in capsys.readouterr().err
+    assert said in refusal(bench_replay.main, argv, capsys)
