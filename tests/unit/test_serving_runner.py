@@ -10,7 +10,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import orjson
@@ -288,6 +289,24 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@contextlib.contextmanager
+def _fleet(port: int) -> Iterator[tuple[BaseProcess, set[int]]]:
+    """A `serve --workers 2` on ``port`` in a forked process, and its two workers' pids;
+    whatever a failed test left running is killed after."""
+    runner = multiprocessing.get_context("fork").Process(target=_run, args=(port,))
+    runner.start()
+    pids: set[int] = set()
+    try:
+        pids = _both_workers(port)
+        yield runner, pids
+    finally:
+        if runner.is_alive():
+            runner.kill()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_workers_stop_when_their_parent_is_killed() -> None:
     """Found by a new user: `kill -KILL` of a `serve --workers 2` parent (what the OOM
     killer or a supervisor's stop timeout does) left both workers running, re-parented,
@@ -295,11 +314,7 @@ def test_workers_stop_when_their_parent_is_killed() -> None:
     refused (address in use) and nothing would ever stop them. They now notice within a
     second that their parent is gone and stop as on SIGTERM."""
     port = free_port()
-    runner = multiprocessing.get_context("fork").Process(target=_run, args=(port,))
-    runner.start()
-    pids: set[int] = set()
-    try:
-        pids = _both_workers(port)
+    with _fleet(port) as (runner, pids):
         runner.kill()
         runner.join(10)
         deadline = time.monotonic() + 15
@@ -307,10 +322,6 @@ def test_workers_stop_when_their_parent_is_killed() -> None:
             assert time.monotonic() < deadline, "a worker outlived its killed parent"
             time.sleep(0.1)
         assert _pid(port) is None  # nothing answers on the port any more
-    finally:
-        for pid in pids:  # workers a failed test left behind
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 def _misconfigured(index: int) -> web.Application:
@@ -332,19 +343,8 @@ def test_a_worker_stopped_on_its_own_stops_the_fleet_as_a_failure() -> None:
     its own port) stopped the whole fleet without a word and `serve` exited 0, a clean stop
     to a supervisor that restarts on failure: the service stayed down. A worker that ends
     when `serve` did not ask it to is now said, and `serve` exits 1."""
-    port = free_port()
-    runner = multiprocessing.get_context("fork").Process(target=_run, args=(port,))
-    runner.start()
-    pids: set[int] = set()
-    try:
-        pids = _both_workers(port)
+    with _fleet(free_port()) as (runner, pids):
         os.kill(min(pids), signal.SIGTERM)  # stops cleanly: exit 0
         runner.join(30)
         assert runner.exitcode == 1
         assert not any(_alive(pid) for pid in pids)
-    finally:
-        if runner.is_alive():
-            runner.kill()
-        for pid in pids:  # workers a failed test left behind
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
