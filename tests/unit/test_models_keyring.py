@@ -374,7 +374,7 @@ def test_the_replay_commands_say_which_key_they_verify_with(
         assert "set STREAMLEARN_MODEL_SIGNING_KEY, or STREAMLEARN_DATA_DIR to the directory " in (
             result.output
         )
-        assert f"(now {tmp_path})" in result.output
+        assert f"(now {tmp_path}; " in result.output
     (tmp_path / LOCAL_SIGNING_KEY_FILE).write_text("the-key-up-made-for-signing\n")
     assert key_source(Settings()) == str(tmp_path / LOCAL_SIGNING_KEY_FILE)
     (tmp_path / LOCAL_ROTATION_FILE).write_text("model_signing_key: rotated-key-of-this-dir\n")
