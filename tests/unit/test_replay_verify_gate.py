@@ -192,3 +192,42 @@ def test_a_version_recomputed_from_scratch_is_not_judged() -> None:
     assert verdict.detail.endswith(
         "gate: verdict not compared: recomputed from scratch, not from its parent"
     ), verdict.detail
+
+
+def _judged_candidate(history: ModelHistory) -> tuple[PublishedSnapshot, int]:
+    """A version the candidate judge judged, and where it cut the next candidate."""
+    for published in history.snapshots:
+        state = opened(published.snapshot, KEY) or {}
+        if "gate_log_loss" in published.snapshot["metrics"] and "cut_at" in state:
+            return published, int(state["cut_at"])
+    raise AssertionError("no judged candidate")
+
+
+def test_a_candidate_whose_judging_examples_are_not_all_in_the_log_is_not_judged() -> None:
+    spec, stream = _spec("candidate"), _stream(3)
+    history = _live(spec, stream)
+    judged, cut = _judged_candidate(history)
+    short = stream[: (judged.snapshot["trained_examples"] + cut) // 2]
+    verdict = _verify(history, judged.version, spec, short)
+    assert verdict.identical, verdict.detail
+    assert f"verdict not compared: the log holds {len(short):,} of the {cut:,} examples" in (
+        verdict.detail
+    )
+
+
+def test_a_candidate_whose_gate_state_does_not_open_differs() -> None:
+    spec, stream = _spec("candidate"), _stream(3)
+    history = _live(spec, stream)
+    judged, cut = _judged_candidate(history)
+    resealed = {
+        **judged.snapshot,
+        "gate_state": sealed({"judge": "candidate", "cut_at": cut}, "another", KEY),
+    }
+    snapshots = tuple(
+        PublishedSnapshot(resealed, None) if s is judged else s for s in history.snapshots
+    )
+    verdict = _verify(ModelHistory("ctr", snapshots, 0), judged.version, spec, stream)
+    assert not verdict.identical
+    assert "gate: the gate's state does not open (gate_state's MAC does not match" in (
+        verdict.detail
+    )

@@ -109,7 +109,10 @@ def judge_again(
     if "promoted" not in (published.get("metrics") or {}):
         return GateVerdict(True, "verdict not compared: published without one")
     if isinstance(gate, CandidateGate) and not gate.young:
-        cut = (opened(published, key) or {}).get("cut_at")
+        try:
+            cut = (opened(published, key) or {}).get("cut_at")
+        except GateStateRefusedError as exc:
+            return GateVerdict(False, f"the gate's state does not open ({exc})")
         if not isinstance(cut, int):
             return GateVerdict(True, "verdict not compared: no next cut recorded")
         if gate.pending is None:
@@ -117,10 +120,24 @@ def judge_again(
             # the live learner cut this version at a snapshot that published nothing, as
             # this call does (nothing judged yet: it cuts and returns None).
             learner.snapshot(datetime.now(UTC))
-        for value, partition, offset in read_on():
-            if learner.trained_examples >= cut:
-                break
-            learner.learn_prepared(value, topic, partition, offset)
+        examples = iter(read_on())
+        try:
+            for value, partition, offset in examples:
+                if learner.trained_examples >= cut:
+                    break
+                learner.learn_prepared(value, topic, partition, offset)
+        finally:
+            # Left before the end: a generator reading ahead in a child process stops now,
+            # not whenever it is collected.
+            close = getattr(examples, "close", None)
+            if close is not None:
+                close()
+        if learner.trained_examples < cut:
+            return GateVerdict(
+                True,
+                f"verdict not compared: the log holds {learner.trained_examples:,} of the "
+                f"{cut:,} examples its judge had learned when it published it",
+            )
     again = learner.snapshot(datetime.now(UTC))
     if again is None:
         return GateVerdict(False, f"gate verdict: none recomputed, {decision(published)} published")
