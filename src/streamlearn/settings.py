@@ -58,7 +58,10 @@ def _default_data_dir() -> Path:
 
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"]
+# The mechanisms both Kafka clients log in with from a user name and password. OAUTHBEARER
+# and GSSAPI were taken too, and every part failed at its first connection: aiokafka wants a
+# token provider for one and the gssapi library for the other, and streamlearn has neither.
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class Settings(BaseSettings):
@@ -83,7 +86,7 @@ class Settings(BaseSettings):
     """Kafka security protocol, passed to both Kafka clients."""
 
     kafka_sasl_mechanism: SaslMechanism | None = None
-    """SASL mechanism when the security protocol is SASL_*."""
+    """SASL mechanism when the security protocol is SASL_* (user name and password)."""
 
     kafka_sasl_username: str | None = None
     """SASL user name."""
