@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,32 @@ def test_partitions_grow_but_never_shrink() -> None:
     shrunk = plan_changes(_desired(), _existing(partitions=3))
     assert shrunk.changes == []
     assert "cannot remove partitions" in shrunk.refusals[0]
+
+
+def test_a_compacted_topic_never_gains_partitions() -> None:
+    """Found by a new user: `_schemas` declared with 2 partitions was planned (`diff` exit
+    0) and applied, and the registry then refused to start on it for good (Kafka cannot
+    remove partitions). Compaction keeps a key's newest value per partition: with more
+    partitions a key's next value lands beside, not over, its old one, so every reader
+    rebuilding state from the topic (`model.state`, `experiments`) may end on either."""
+    text = MINIMAL.replace("cleanup_policy: delete", "cleanup_policy: compact") + (
+        "    partitions: 2\n"
+    )
+    compacted = {"cleanup.policy": "compact", "retention.ms": "604800000"}
+    plan = plan_changes(_desired(text), _existing(configs=compacted))
+    assert plan.changes == []
+    assert plan.refusals == [
+        "orders is compacted (state topic) and has 1 partition(s), declared 2: a key's next "
+        "value would land in another partition than its old one, which compaction then "
+        "never removes, so readers rebuilding its state could end on either; move its "
+        "state to a new topic instead (or grow it by hand if you really mean it)"
+    ]
+    # A table's changelog (compacted, declared by a worker, not the topology) follows its
+    # source topic's partitions.
+    changelog = replace(_desired(text)[0], compacted_state=False)
+    assert plan_changes([changelog], _existing(configs=compacted)).changes == [
+        AddPartitions("orders", 1, 2)
+    ]
 
 
 def test_compacted_state_topic_is_never_switched_to_delete() -> None:

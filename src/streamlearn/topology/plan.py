@@ -18,6 +18,10 @@ class DesiredTopic:
     partitions: int
     replication_factor: int
     configs: dict[str, str]
+    compacted_state: bool = False
+    """A declared compacted topic, whose readers rebuild state per key from every
+    partition: its partitions never grow. (A table's changelog is compacted too, but it
+    must follow its source topic's partitions, so it is not one.)"""
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ def desired_topics(
                 or topology.defaults.replication_factor
             ),
             configs=spec.kafka_configs(),
+            compacted_state=spec.compacted,
         )
         for spec in topology.topics
     ]
@@ -129,6 +134,27 @@ def _as_the_broker_reports(value: str) -> str:
         return text
 
 
+def _plan_partitions(plan: Plan, topic: DesiredTopic, current: ExistingTopic) -> None:
+    if topic.partitions < current.partitions:
+        plan.refusals.append(
+            f"{topic.name} has {current.partitions} partitions and Kafka cannot remove "
+            f"partitions; declare {current.partitions} or more (declared {topic.partitions})"
+        )
+    elif topic.partitions > current.partitions and topic.compacted_state:
+        # Compaction keeps a key's newest value per partition: grown, the topic holds a
+        # key's old value in one partition and its next one (or its tombstone) in another
+        # for good, and `_schemas` (read as one partition) stops the registry from starting.
+        plan.refusals.append(
+            f"{topic.name} is compacted (state topic) and has {current.partitions} "
+            f"partition(s), declared {topic.partitions}: a key's next value would land in "
+            "another partition than its old one, which compaction then never removes, so "
+            "readers rebuilding its state could end on either; move its state to a new "
+            "topic instead (or grow it by hand if you really mean it)"
+        )
+    elif topic.partitions > current.partitions:
+        plan.changes.append(AddPartitions(topic.name, current.partitions, topic.partitions))
+
+
 def plan_changes(desired: list[DesiredTopic], existing: dict[str, ExistingTopic]) -> Plan:
     plan = Plan()
     for topic in desired:
@@ -136,13 +162,7 @@ def plan_changes(desired: list[DesiredTopic], existing: dict[str, ExistingTopic]
         if current is None:
             plan.changes.append(CreateTopic(topic))
             continue
-        if topic.partitions < current.partitions:
-            plan.refusals.append(
-                f"{topic.name} has {current.partitions} partitions and Kafka cannot remove "
-                f"partitions; declare {current.partitions} or more (declared {topic.partitions})"
-            )
-        elif topic.partitions > current.partitions:
-            plan.changes.append(AddPartitions(topic.name, current.partitions, topic.partitions))
+        _plan_partitions(plan, topic, current)
         if topic.replication_factor != current.replication_factor:
             plan.refusals.append(
                 f"{topic.name} has replication factor {current.replication_factor}, declared "
