@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import uuid
 from dataclasses import asdict
 
@@ -166,6 +167,14 @@ def test_invalid_options_are_refused() -> None:
         TrafficConfig(bot_share=1.5)
     with pytest.raises(ValueError, match="rate"):
         TrafficConfig(rate=0)
+
+
+@pytest.mark.parametrize("rate", [math.inf, math.nan])
+def test_a_rate_that_is_not_a_number_of_requests_is_refused(rate: float) -> None:
+    """`--rate inf` passed the check and crashed later with an OverflowError traceback
+    (`up --simulate`: once the broker and every part had started)."""
+    with pytest.raises(ValueError, match="--rate"):
+        TrafficConfig(rate=rate)
 
 
 def _digest(config: TrafficConfig, seconds: float) -> tuple[int, str]:

@@ -7,6 +7,7 @@ tests read them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -37,8 +38,10 @@ class TrafficConfig:
     of a ``concept_drift`` change (give one or the other)."""
 
     def __post_init__(self) -> None:
-        if not self.rate > 0:
-            raise ValueError(f"--rate {self.rate:g}: requests a second, more than 0")
+        # Finite too: an infinite rate sizes an infinite crowd of crawlers (an OverflowError
+        # in the middle of `up`, once every part had started).
+        if not (math.isfinite(self.rate) and self.rate > 0):
+            raise ValueError(f"--rate {self.rate:g}: requests a second, more than 0 and finite")
         if self.users < 1:
             raise ValueError(f"--users {self.users}: at least 1")
         for name in ("bot_share", "duplicate_share", "late_share", "malformed_share", "slot_share"):
