@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -86,3 +87,26 @@ def test_a_server_that_is_no_registry_is_said_to_be_one(
     said = str(result.exception)
     assert "None" not in said
     assert f"answered HTTP 404 without a schema registry's error: is {url} one?" in said
+
+
+def test_a_schema_name_no_schema_has_is_said_with_its_line_before_anything_is_registered(
+    server: Callable[[tuple[int, str, str]], str], tmp_path: Path
+) -> None:
+    """Found by a new user: `value_schema: CleanEvnt` in a copy of topics.yaml registered
+    the schemas of the topics above it, then failed with `no schema named 'CleanEvnt'`,
+    naming neither the file, its line nor the topic."""
+    shipped = (Path(__file__).resolve().parents[2] / "topology" / "topics.yaml").read_text()
+    typo = shipped.replace("value_schema: CleanEvent", "value_schema: CleanEvnt")
+    assert typo != shipped
+    topology = tmp_path / "topics.yaml"
+    topology.write_text(typo)
+    line = typo.splitlines().index("    value_schema: CleanEvnt") + 1
+    url = server(TIMED_OUT)
+    result = CliRunner().invoke(
+        app, ["schemas", "register", "--registry-url", url, "--file", str(topology)]
+    )
+    assert result.exit_code == 1
+    assert Answering.posts == [], "nothing is registered"
+    assert f"{topology}:{line}: topics.3.value_schema: no schema named 'CleanEvnt'" in str(
+        result.exception
+    )

@@ -72,6 +72,13 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
         raise TopologyError("\n".join(problems)) from exc
 
 
+def field_location(path: Path, loc: tuple[int | str, ...]) -> str:
+    """``file:line`` of the field at ``loc`` (e.g. ``("topics", 3, "value_schema")``) of a
+    topology file that loaded, for a problem found after loading, said as a load error is."""
+    line = _line_of(yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader), loc)
+    return f"{path}:{line}" if line is not None else str(path)
+
+
 def load_topology(path: Path) -> Topology:
     try:
         text = path.read_text(encoding="utf-8")
