@@ -522,6 +522,18 @@ checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
 {{- fail (printf "%s and %s are both given: give the secret one way, not both (the release would use %s and ignore %s)" (index $pair 0) (index $pair 2) (index $pair 2) (index $pair 0)) }}
 {{- end }}
 {{- end }}
+{{- /* Credentials the security protocol leaves unused: the SASL_SSL example with the
+     protocol left at PLAINTEXT rendered, and every part spoke plain Kafka to the brokers'
+     SASL_SSL port, failing at its first connection with nothing naming the cause. */}}
+{{- $protocol := .Values.kafka.securityProtocol }}
+{{- with .Values.kafka.sasl }}
+{{- if and (not (include "streamlearn.needsSasl" $)) (or .mechanism .username .password .existingSecret .users) }}
+{{- fail (printf "kafka.sasl is given but kafka.securityProtocol is %s, which logs in with no SASL user: set kafka.securityProtocol to SASL_SSL (or SASL_PLAINTEXT), or remove kafka.sasl" $protocol) }}
+{{- end }}
+{{- end }}
+{{- if and (not (include "streamlearn.needsTls" .)) .Values.kafka.tls.existingSecret }}
+{{- fail (printf "kafka.tls.existingSecret is given but kafka.securityProtocol is %s, which speaks no TLS to the brokers: set kafka.securityProtocol to SSL or SASL_SSL, or remove kafka.tls.existingSecret" $protocol) }}
+{{- end }}
 {{- if and .Values.httpTls.existingSecret (or .Values.config.http_tls_certfile .Values.config.http_tls_keyfile .Values.config.http_tls_cafile) }}
 {{- fail "give the HTTPS certificate either as httpTls.existingSecret or as config.http_tls_* files, not both" }}
 {{- end }}
