@@ -127,6 +127,19 @@ def _terminate_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
+def _refuse_a_running_broker(broker: EmbeddedKafka) -> None:
+    """``--foreground`` owns the broker it runs; one another command started is not its own
+    to wait for or stop, so say whose it is and how to run it in the foreground instead."""
+    running = broker.status()
+    if running.running:
+        directory = broker.config.data_dir
+        fail(
+            f"the broker of {directory} is already running at {running.bootstrap} (pid "
+            f"{running.pid}), started by another command; --foreground runs only a broker "
+            f"it starts: `streamlearn kafka stop --data-dir {directory}` first, or use it as it is"
+        )
+
+
 @kafka_app.command("fetch")
 def kafka_fetch() -> None:
     """Download and verify the broker's pinned jars into the cache (no broker is started)."""
@@ -162,7 +175,22 @@ def kafka_start(
     """Start the embedded broker and print its bootstrap address."""
     settings = command_settings()
     broker = _broker(settings, port, data_dir, secure, acls)
-    status = broker.start(timeout_s=settings.kafka_start_timeout_s)
+    if foreground:
+        _refuse_a_running_broker(broker)
+        # Before the start, not after it: a signal while the broker is still starting must
+        # stop it too (it runs in its own session, so nothing else would).
+        _terminate_on_sigterm()
+    try:
+        status = broker.start(timeout_s=settings.kafka_start_timeout_s)
+    except KeyboardInterrupt:
+        if not foreground:
+            raise
+        broker.stop()
+        typer.echo(
+            f"interrupted while starting: the broker of {broker.config.data_dir} stopped",
+            err=True,
+        )
+        return
     typer.echo(status.bootstrap)
     if status.bootstrap is not None and not status.bootstrap.endswith(f":{port}"):
         typer.echo(
@@ -186,7 +214,6 @@ def kafka_start(
             )
     if not foreground:
         return
-    _terminate_on_sigterm()
     try:
         code = broker.wait()
     except KeyboardInterrupt:

@@ -181,3 +181,66 @@ def test_foreground_commands_stop_everything_on_sigterm(
             if process.poll() is None:
                 process.kill()
     assert _cli("kafka", "status", "--data-dir", data_dir, env=cli_env).returncode == 3
+
+
+def _launched_pid(pid_path: Path, process: subprocess.Popen[str], timeout_s: float = 60) -> int:
+    """The broker's pid once the command launched it (before it answers: the start goes on)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            return int(json.loads(pid_path.read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.02)
+    raise AssertionError(f"no broker launched; the command ended with {process.returncode}")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_foreground_start_interrupted_while_starting_stops_its_broker(
+    tmp_path: Path, cli_env: dict[str, str], stop_signal: signal.Signals
+) -> None:
+    """Ctrl-C (or SIGTERM) on `kafka start --foreground` before the broker answered left the
+    broker running in its own session, with no word: the foreground command is meant to own
+    its broker, and the next `start --foreground` then refused it."""
+    data_dir = tmp_path / "kafka"
+    port = str(free_port())
+    command = ["kafka", "start", "--foreground", "--port", port, "--data-dir", str(data_dir)]
+    with subprocess.Popen(
+        [sys.executable, "-m", "streamlearn", *command],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        try:
+            broker = _launched_pid(data_dir / "kafka.pid", process)
+            process.send_signal(stop_signal)
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+    status = _cli("kafka", "status", "--data-dir", str(data_dir), env=cli_env)
+    assert status.returncode == 3, status.stdout
+    with pytest.raises(ProcessLookupError):
+        os.kill(broker, 0)
+
+
+def test_foreground_start_of_a_running_broker_says_what_to_do(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """It said only "this broker was not started by this process"."""
+    data_dir = str(tmp_path / "kafka")
+    port = str(free_port())
+    started = _cli("kafka", "start", "--port", port, "--data-dir", data_dir, env=cli_env)
+    assert started.returncode == 0, started.stderr
+    try:
+        again = _cli(
+            "kafka", "start", "--foreground", "--port", port, "--data-dir", data_dir, env=cli_env
+        )
+        assert again.returncode == 1
+        error = again.stderr.strip().splitlines()[-1]
+        assert f"already running at 127.0.0.1:{port}" in error, error
+        assert f"streamlearn kafka stop --data-dir {data_dir}" in error, error
+        # The broker someone else started is left as it was.
+        assert _cli("kafka", "status", "--data-dir", data_dir, env=cli_env).returncode == 0
+    finally:
+        _cli("kafka", "stop", "--data-dir", data_dir, env=cli_env)
