@@ -18,7 +18,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -60,6 +60,8 @@ from streamlearn.up.signing_key import (
     with_local_key,
 )
 from streamlearn.up.view import render
+
+_T = TypeVar("_T")
 
 POLL_INTERVAL_S = 1.0
 DRAIN_S = 3.0
@@ -228,9 +230,7 @@ async def _start(
     return await run.start_parts(await run.prepare(settings, on_fetch))
 
 
-async def _unless_stopped(
-    stop: asyncio.Event, starting: Awaitable[SystemProbe]
-) -> SystemProbe | None:
+async def _unless_stopped(stop: asyncio.Event, starting: Awaitable[_T]) -> _T | None:
     """``starting``'s result, or None as soon as ``stop`` is set (starting is cancelled:
     whatever it started is stopped by the caller's clean-up, not waited for)."""
     task = asyncio.ensure_future(starting)
@@ -276,6 +276,49 @@ async def _watch(run: _Run, probe: SystemProbe, stop: asyncio.Event, started: fl
                     await asyncio.wait_for(stop.wait(), POLL_INTERVAL_S)
 
 
+async def _drain_and_take_figures(
+    run: _Run,
+    probe: SystemProbe,
+    elapsed: float,
+    chaos: ChaosRun | None,
+    simulation: asyncio.Task[Any] | None,
+    simulation_stop: asyncio.Event,
+) -> dict[str, Any]:
+    """After the run: the faults ended, the simulator stopped, the pipeline drained; then
+    the final figures (with ``agents_behind`` when the agents' lag was read)."""
+    say = run.say
+    behind: dict[str, int] | None = None
+    if chaos is not None:
+        await chaos.end_faults()
+    if simulation is not None:
+        say("stopping the simulator; waiting for the pipeline to drain (Ctrl-C stops at once)")
+        simulation_stop.set()
+        await simulation
+        # What the simulator sent last is still on its way through the agents.
+        await asyncio.sleep(DRAIN_S)
+        if chaos is None and run.settings is not None:
+            # Until each agent committed all its input (chaos runs drain longer, below):
+            # a partition not being read shows nowhere else.
+            try:
+                behind = await caught_up(run.settings)
+            except (KafkaException, TimeoutError) as exc:  # e.g. no right to describe groups
+                say(f"could not read the agents' committed offsets: {exc}")
+    summary = run.simulator.summary if run.simulator is not None else None
+
+    async def polled() -> dict[str, Any]:
+        async with run.doors.session() as session:
+            await probe.poll(session)
+        assert run.supervisor is not None
+        return figures(probe, run.supervisor.children, summary, elapsed, final=True)
+
+    if chaos is not None:
+        await chaos.drain_and_check(polled)
+    final = await polled()
+    if behind is not None:
+        final["agents_behind"] = behind
+    return final
+
+
 async def run_up(
     settings: Settings,
     options: UpOptions,
@@ -291,7 +334,6 @@ async def run_up(
         loop.add_signal_handler(sig, stop.set)
     run = _Run(options, say, console or Console(stderr=True))
     simulation: asyncio.Task[Any] | None = None
-    behind: dict[str, int] | None = None
     simulation_stop = asyncio.Event()
     final: dict[str, Any] | None = None
     chaos: ChaosRun | None = None
@@ -327,35 +369,16 @@ async def run_up(
             say(f"streamlearn is up; stopping after {options.duration_s:g}s (or Ctrl-C)")
         await _watch(run, probe, stop, started)
         elapsed = time.monotonic() - started
-        if chaos is not None:
-            await chaos.end_faults()
-        if simulation is not None:
-            say("stopping the simulator; waiting for the pipeline to drain")
-            simulation_stop.set()
-            await simulation
-            # What the simulator sent last is still on its way through the agents.
-            await asyncio.sleep(DRAIN_S)
-            if chaos is None and run.settings is not None:
-                # Until each agent committed all its input (chaos runs drain longer, below):
-                # a partition not being read shows nowhere else.
-                try:
-                    behind = await caught_up(run.settings)
-                except (KafkaException, TimeoutError) as exc:  # e.g. no right to describe groups
-                    say(f"could not read the agents' committed offsets: {exc}")
-        assert run.supervisor is not None
-        summary = run.simulator.summary if run.simulator is not None else None
-
-        async def polled() -> dict[str, Any]:
-            async with run.doors.session() as session:
-                await probe.poll(session)
-            assert run.supervisor is not None
-            return figures(probe, run.supervisor.children, summary, elapsed, final=True)
-
-        if chaos is not None:
-            await chaos.drain_and_check(polled)
-        final = await polled()
-        if behind is not None:
-            final["agents_behind"] = behind
+        # A Ctrl-C that ended the run asked for its summary, drain and all; one from here
+        # on (the drain of a chaos run lasts minutes) asks to stop now, and is heard.
+        stop.clear()
+        final = await _unless_stopped(
+            stop, _drain_and_take_figures(run, probe, elapsed, chaos, simulation, simulation_stop)
+        )
+        if final is None:
+            say("Ctrl-C during the drain: stopping without the summary (its figures and checks "
+                "would judge a drain cut short)")  # fmt: skip
+            return None
         say("stopping")
     finally:
         if simulation is not None and not simulation.done():
