@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from pathlib import Path
 
@@ -60,6 +61,23 @@ def test_a_schedule_ends_within_the_duration_and_skips_a_broker_it_does_not_own(
 def test_unknown_faults_are_refused_with_the_choices(fault: str) -> None:
     with pytest.raises(ValueError, match="kill:PART"):
         ChaosOptions(faults=(fault,))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"interval_s": math.nan},
+        {"interval_s": math.inf},
+        {"outage_s": math.nan},
+        {"outage_s": math.inf},
+    ],
+)
+def test_seconds_that_are_not_a_number_are_refused(options: dict[str, float]) -> None:
+    """`--chaos-interval nan` passed the check (nan <= 0 is false) and `up` started every
+    part to run a schedule of faults at second nan; `--chaos-outage inf`, a broker down
+    for good."""
+    with pytest.raises(ValueError, match="--chaos-interval"):
+        ChaosOptions(**options)
 
 
 def test_crashes_are_the_injected_kills_a_missing_dependency_or_a_failure() -> None:

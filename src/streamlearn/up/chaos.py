@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import time
@@ -67,8 +68,14 @@ class ChaosOptions:
     """How long a pause lasts (default: the consumer session timeout + 4 s)."""
 
     def __post_init__(self) -> None:
-        if self.interval_s <= 0 or self.outage_s < 0:
-            raise ValueError("--chaos-interval must be positive and the outage at least 0")
+        # Finite, and not nan (nan <= 0 is false): a fault at second nan, or a broker
+        # down for good, would be run with every part started.
+        finite = math.isfinite(self.interval_s) and math.isfinite(self.outage_s)
+        if not (finite and self.interval_s > 0 and self.outage_s >= 0):
+            raise ValueError(
+                f"--chaos-interval {self.interval_s:g}, --chaos-outage {self.outage_s:g}: the "
+                "interval must be a positive number of seconds, the outage 0 or more"
+            )
         for fault in self.faults:
             kind, _, part = fault.partition(":")
             if not (
