@@ -12,7 +12,6 @@ from dataclasses import replace
 
 from streamlearn.exceptions import ConfigurationError
 from streamlearn.models.specs import SPECS, ModelSpec, get_spec
-from streamlearn.serving.experiments import NAME, NAME_RULE
 from streamlearn.settings import Settings
 
 
@@ -27,6 +26,10 @@ def configured_spec(name: str, settings: Settings) -> ModelSpec:
     spec = gated_spec(spec, settings)
     warm_start = settings.model_warm_start.get(name)
     if warm_start is not None:
+        # Here, not at the top: the experiments module loads the snapshot's (and numpy),
+        # which the agents that read specs but learn nothing do not need at start.
+        from streamlearn.serving.experiments import NAME, NAME_RULE
+
         # An empty name was shown as set and taken as none; `ctr@` names no shadow.
         base, _, shadow = warm_start.partition("@")
         if base != name or not shadow:
