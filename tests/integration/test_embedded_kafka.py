@@ -210,6 +210,9 @@ def test_foreground_start_interrupted_while_starting_stops_its_broker(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # As from a terminal: a suite started as a background job ignores SIGINT, and its
+        # children inherit that (CI116: the command never heard the Ctrl-C).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     ) as process:
         try:
             broker = _launched_pid(data_dir / "kafka.pid", process)
