@@ -83,23 +83,22 @@ def figures(
     served = p.total("serve", served_name)
     models: dict[str, Any] = {}
     for name, view in sorted(p.models.items()):
+        # The learner's, set at each version it publishes: the version the worker serves
+        # may be one a promotion gate promoted long before, with the figures of then
+        # (before the learner's first version, those are all there is).
+        learner_auc = _learner_gauge(p, "streamlearn_learner_auc", name)
+        learner_served = _learner_gauge(p, "streamlearn_learner_served_auc", name)
         models[name] = {
             "version": view.version,
             "versions_published": int(
                 p.total("learner", "streamlearn_learner_snapshots_total", model=name)
             ),
-            # The learner's, set at each version it publishes: the version the worker
-            # serves may be one a promotion gate promoted long before, with the figures of
-            # then (before the learner's first version, those are all there is).
-            "auc": _learner_figure(p, "streamlearn_learner_auc", name, view.auc),
-            "served_auc": _learner_figure(
-                p, "streamlearn_learner_served_auc", name, view.served_auc
-            ),
+            "auc": _or_served_version(learner_auc, view.auc),
+            "served_auc": _or_served_version(learner_served, view.served_auc),
             # Resumed from an earlier run: the served figures include it (not this run's
             # ceiling's impressions). Only those of the version the worker loaded from it:
             # a resumed learner starts its figures (its gauges) anew.
-            "resumed": bool(view.resumed)
-            and _learner_gauge(p, "streamlearn_learner_served_auc", name) is None,
+            "resumed": bool(view.resumed) and learner_served is None,
             # The scores users got lately (the learner's last RECENT_EXAMPLES served
             # examples): the steady state once the run is longer than the warm-up.
             "recent_served_auc": _learner_gauge(p, "streamlearn_learner_recent_served_auc", name),
@@ -183,11 +182,8 @@ def figures(
     return result
 
 
-def _learner_figure(
-    probe: SystemProbe, metric: str, model: str, served_version_s: float | None
-) -> float | None:
-    """A learner gauge of ``model``, else the figure of the version the worker serves."""
-    gauge = _learner_gauge(probe, metric, model)
+def _or_served_version(gauge: float | None, served_version_s: float | None) -> float | None:
+    """A learner's gauge, else the figure of the version the worker serves (rounded)."""
     if gauge is not None:
         return gauge
     return None if served_version_s is None else round(served_version_s, 4)
