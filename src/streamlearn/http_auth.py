@@ -29,9 +29,16 @@ REALM = "streamlearn"
 T = TypeVar("T")
 
 
+def _as_sent(given: str) -> bytes:
+    """The bytes of a secret as the request carried them. aiohttp hands a header's bytes
+    that are not UTF-8 on as lone surrogates, which ``str.encode()`` refuses: a stray byte
+    in a key or token was a 500 (and a traceback in the log), not the 401 of a wrong one."""
+    return given.encode("utf-8", "surrogateescape")
+
+
 def _matches(given: str, secrets: Iterable[bytes]) -> bool:
     """Whether ``given`` is one of ``secrets``, comparing each in constant time."""
-    candidate = given.encode()
+    candidate = _as_sent(given)
     found = False
     for secret in secrets:
         found |= hmac.compare_digest(candidate, secret)
@@ -41,7 +48,7 @@ def _matches(given: str, secrets: Iterable[bytes]) -> bool:
 def owner_of(given: str, secrets: Iterable[tuple[bytes, T]]) -> T | None:
     """What the secret ``given`` is (its owner), comparing it with every secret in constant
     time (a dictionary lookup would stop early on a near miss); None: not one of them."""
-    candidate = given.encode()
+    candidate = _as_sent(given)
     found: T | None = None
     for secret, owner in secrets:
         if hmac.compare_digest(candidate, secret):

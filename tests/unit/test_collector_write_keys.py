@@ -4,6 +4,7 @@ on the broker, is tests/integration/test_collector_write_keys.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -80,6 +81,35 @@ async def test_a_post_without_a_key_or_with_an_unknown_one_is_401(
     body = await response.json()
     assert body == {"error": "send one write key: this request carries 2", "field": "write_key"}
     assert 'status="401"} 4.0' in await _refused(collector)
+
+
+async def _raw_post(client: TestClient[Any, Any], header: bytes) -> tuple[int, bytes]:
+    """A post with ``header`` sent as these bytes: aiohttp's client sends text headers only,
+    and a header that is not UTF-8 is what a misbehaving client or proxy may send."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    body = json.dumps(EVENT).encode()
+    writer.write(
+        b"POST /v1/events HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n"
+        + header
+        + b"\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+    answer = await reader.read()
+    writer.close()
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), rest
+
+
+async def test_a_key_that_is_not_utf8_is_401_not_a_server_error(
+    collector: TestClient[Any, Any],
+) -> None:
+    # aiohttp hands such bytes on as lone surrogates, which str.encode() refused: a 500.
+    status, body = await _raw_post(collector, b"X-Streamlearn-Write-Key: " + KEY.encode() + b"\xff")
+    assert status == 401
+    assert json.loads(body)["field"] == "X-Streamlearn-Write-Key"
+    assert 'status="401"} 1.0' in await _refused(collector)
 
 
 async def test_an_item_naming_another_app_than_its_key_is_403_naming_the_field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from typing import Any
@@ -94,6 +95,21 @@ async def test_bearer_tokens_guard_what_they_are_asked_to(
     for token in ("t-one", "t-two"):
         answer = await guarded.get("/v1/x", headers={"Authorization": f"Bearer {token}"})
         assert answer.status == 200
+
+
+async def test_a_token_that_is_not_utf8_is_refused_not_a_server_error(
+    guarded: TestClient[Any, Any],
+) -> None:
+    # aiohttp's client sends text headers only: these bytes go out on a socket of their own.
+    # The server hands them on as lone surrogates, which str.encode() refused: a 500.
+    reader, writer = await asyncio.open_connection(guarded.host, guarded.port)
+    writer.write(
+        b"GET /v1/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Authorization: Bearer t-one\xff\r\n\r\n"
+    )
+    answer = await reader.read()
+    writer.close()
+    assert answer.split()[1] == b"401"
 
 
 async def test_basic_auth_wants_a_configured_writer(guarded: TestClient[Any, Any]) -> None:
