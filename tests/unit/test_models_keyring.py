@@ -141,13 +141,20 @@ def test_a_key_too_short_for_the_parts_can_still_be_rotated_away(
         load_settings()
 
 
+def _write_key_up_made(data_dir: Path) -> None:
+    """The key file as `up` makes it: owner-only (one others may read is refused)."""
+    key_file = data_dir / LOCAL_SIGNING_KEY_FILE
+    key_file.write_text("the-key-up-made-for-signing\n")
+    key_file.chmod(0o600)
+
+
 def test_keys_rotate_after_up_rotates_the_key_up_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`up` signs with a key it makes in the data directory when none is set, and the
     replay commands find it there; `keys rotate` said "no STREAMLEARN_MODEL_SIGNING_KEY to
     rotate from" (found by rotating after `up --simulate`)."""
-    (tmp_path / LOCAL_SIGNING_KEY_FILE).write_text("the-key-up-made-for-signing\n")
+    _write_key_up_made(tmp_path)
     monkeypatch.setenv("STREAMLEARN_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("STREAMLEARN_MODEL_SIGNING_KEY", raising=False)
     out = tmp_path / "rotated.yaml"
@@ -169,7 +176,7 @@ def test_after_rotating_the_key_up_made_up_and_replay_sign_with_the_new_one(
     older one (a roll-back), and `replay verify` called the new versions bad signatures."""
     from streamlearn.up.signing_key import LOCAL_ROTATION_FILE, with_local_key
 
-    (tmp_path / LOCAL_SIGNING_KEY_FILE).write_text("the-key-up-made-for-signing\n")
+    _write_key_up_made(tmp_path)
     monkeypatch.setenv("STREAMLEARN_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("STREAMLEARN_MODEL_SIGNING_KEY", raising=False)
     out = tmp_path / "rotated.yaml"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from typing import Any
 import yaml
 from pydantic import SecretStr
 
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.http_tls import NOT_PRIVATE
 from streamlearn.settings import Settings
 
 LOCAL_SIGNING_KEY_FILE = "model-signing.key"
@@ -34,7 +37,22 @@ def local_signing_key(path: Path) -> SecretStr:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as key_file:
             key_file.write(secrets.token_hex(32))
-    return SecretStr(path.read_text().strip())
+    return SecretStr(_read_private(path).strip())
+
+
+def _read_private(path: Path) -> str:
+    """The text of a key file of the data directory, refused when others may read or change
+    it: whoever reads the key signs snapshots every worker serves, and a data directory that
+    was copied, restored or unpacked may hold it at the umask's 0644. The settings files and
+    the TLS key files are refused the same way."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & NOT_PRIVATE:
+        raise ConfigurationError(
+            f"{path} holds the model-signing key and others may read or change it (mode "
+            f"{mode:04o}): make it 0600 (chmod 600 {path}); if others did read it, replace "
+            "it (`streamlearn keys rotate`)"
+        )
+    return path.read_text()
 
 
 def with_local_key(settings: Settings, *, make: bool = False) -> Settings:
@@ -45,7 +63,8 @@ def with_local_key(settings: Settings, *, make: bool = False) -> Settings:
         return settings
     rotation = settings.data_dir / LOCAL_ROTATION_FILE
     if rotation.is_file():
-        return settings.model_copy(update=_rotation_settings(yaml.safe_load(rotation.read_text())))
+        rotated = yaml.safe_load(_read_private(rotation))
+        return settings.model_copy(update=_rotation_settings(rotated))
     key_file = settings.data_dir / LOCAL_SIGNING_KEY_FILE
     if not make and not key_file.is_file():
         return settings
