@@ -117,9 +117,24 @@ class Collector:
         return RequestContext(
             received_ts=datetime.now(UTC),
             ip=self.client_ip(request),
-            user_agent=request.headers.get("User-Agent"),
-            app_version=request.headers.get("X-App-Version"),
+            user_agent=header_text(request, "User-Agent"),
+            app_version=header_text(request, "X-App-Version"),
         )
+
+
+def header_text(request: web.Request, name: str) -> str | None:
+    """Header ``name`` as text: UTF-8, or else ISO-8859-1, the charset HTTP allowed in
+    headers (RFC 9110, 5.5), which devices and old stacks still send their names in.
+    aiohttp hands bytes that are not UTF-8 on as lone surrogates, which Avro cannot write:
+    the event was refused, naming the body, although its body was fine."""
+    value = request.headers.get(name)
+    if value is None:
+        return None
+    raw = value.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 COLLECTOR: web.AppKey[Collector] = web.AppKey("collector", Collector)
