@@ -8,8 +8,14 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-# Every dependency has wheels for linux/amd64 and arm64: no compiler is installed. The
-# final stage uses the same base, so the venv's interpreter path is valid there.
+# Every dependency has wheels for linux/amd64 and arm64. A C compiler builds streamlearn's
+# one extension, the prediction workers' telemetry encoder (optional: without it the
+# install still succeeds, with the same encoder in Python, ~3 µs more CPU per prediction);
+# it stays in this stage. The final stage uses the same base, so the venv's interpreter
+# path is valid there.
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/streamlearn
 WORKDIR /src
 COPY pyproject.toml README.md ./

@@ -4,10 +4,11 @@ and says so to its process's liveness; brokers that are away are not its fault."
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from streamlearn.collector.producer import AsyncProducer, DeliveryFailedError
 from streamlearn.producer_watch import ProducerWatch, from_a_broker
@@ -163,3 +164,52 @@ def test_the_collectors_producer_tells_its_watch_what_it_hands_over_and_hears() 
         assert watch.waited_s() == 5.0
     finally:
         nowhere.close()
+
+
+class FatalOnPoll:
+    """A producer whose ``poll`` raises the fatal error, as confluent-kafka does: an
+    idempotent producer refused its producer id (a principal with WRITE on none of the
+    cluster's topics) answers ``poll`` with KafkaException, and never calls error_cb."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.polls = 0
+
+    def poll(self, timeout: float) -> int:
+        self.polls += 1
+        if self.polls == 1:
+            raise KafkaException(
+                KafkaError(
+                    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                    "Failed to acquire idempotence PID from broker",
+                    fatal=True,
+                )
+            )
+        time.sleep(timeout)
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+    def __len__(self) -> int:
+        return 0
+
+
+def test_a_fatal_error_poll_raises_stalls_the_producer_and_polling_goes_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found under ACLs: the collector run as a user without WRITE. The exception ended the
+    poll thread with a traceback, ``/healthz`` said ok for good, and every post was a 503:
+    the watch never heard of the fatal error, so nothing restarted the collector."""
+    monkeypatch.setattr("streamlearn.collector.producer.Producer", FatalOnPoll)
+    watch, _clock, _brokers = _watch()
+    producer = _producer(watch)
+    try:
+        deadline = time.monotonic() + 5
+        while watch.stalled is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert watch.stalled is not None
+        assert "Failed to acquire idempotence PID" in watch.stalled
+        assert producer._poller.is_alive(), "reports of records queued before still arrive"
+    finally:
+        producer.close()
+    assert "Traceback" not in caplog.text

@@ -21,6 +21,7 @@ went away) does not cancel its delivery, and its report still arrives and is cou
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,6 +30,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.producer_watch import ProducerWatch, from_a_broker
+
+log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_MESSAGES = 100_000  # librdkafka's default queue.buffering.max.messages
 DEFAULT_MAX_MESSAGE_BYTES = 1_000_000  # librdkafka's default message.max.bytes
@@ -109,7 +112,23 @@ class AsyncProducer:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(0.1)
+            try:
+                self._producer.poll(0.1)
+            except KafkaException as exc:
+                # confluent-kafka raises a fatal error (an idempotent producer refused its
+                # producer id, a lost sequence) from poll, not through error_cb. Uncaught it
+                # ended this thread: no report arrived again, and /healthz said ok for good.
+                # Polling goes on, for the reports librdkafka fails queued records with.
+                self._fatal(exc)
+
+    def _fatal(self, exc: KafkaException) -> None:
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if error is None:
+            error = KafkaError(KafkaError._FATAL, str(exc), fatal=True)
+        if self.watch is not None:
+            self.watch.on_error(error)
+        else:
+            log.error("the Kafka producer: %s", error.str())
 
     async def produce(
         self,

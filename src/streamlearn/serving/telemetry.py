@@ -291,6 +291,12 @@ class TelemetrySink:
             fast = PredictionEncoder(self.serdes["prediction"])
             if fast.matches(self.serdes["prediction"]):
                 self._fast = fast
+                if not fast.compiled:
+                    # The same bytes, ~3 µs more CPU per prediction (prediction_codec).
+                    log.info(
+                        "telemetry encodes PredictionServed in Python: the compiled "
+                        "encoder was not built (no C compiler when streamlearn was installed)"
+                    )
             else:
                 log.warning("PredictionServed changed: telemetry encodes with fastavro")
             self._schemas_ready = True
