@@ -172,9 +172,17 @@ static int write_feature(Output *out, PyObject *name, PyObject *value) {
     return -1;
 }
 
-/* The features map: its entries in the dict's order, then the closing zero count. */
-static int write_features(Output *out, PyObject *features) {
-    PyObject *entries = as_dict(features);
+static int write_context_value(Output *out, PyObject *name, PyObject *text) {
+    (void)name;
+    return write_string(out, text);
+}
+
+typedef int (*ValueWriter)(Output *, PyObject *, PyObject *);
+
+/* A map with string keys (features or context): its entries in the order the mapping
+ * iterates them, each value written by `write_value`, then the closing zero count. */
+static int write_map(Output *out, PyObject *mapping, ValueWriter write_value) {
+    PyObject *entries = as_dict(mapping);
     if (entries == NULL) {
         return -1;
     }
@@ -187,40 +195,12 @@ static int write_features(Output *out, PyObject *features) {
         while (status == 0 && PyDict_Next(entries, &position, &name, &value)) {
             Py_INCREF(name);
             Py_INCREF(value);
-            status = write_string(out, name) < 0 ? -1 : write_feature(out, name, value);
+            status = write_string(out, name) < 0 ? -1 : write_value(out, name, value);
             Py_DECREF(name);
             Py_DECREF(value);
         }
         if (status == 0 && PyDict_GET_SIZE(entries) != count) {
-            PyErr_SetString(PyExc_RuntimeError, "features changed size while encoded");
-            status = -1;
-        }
-    }
-    Py_DECREF(entries);
-    return status < 0 ? -1 : write_raw(out, "\x00", 1);
-}
-
-/* The context map (string to string), then the closing zero count. */
-static int write_context(Output *out, PyObject *context) {
-    PyObject *entries = as_dict(context);
-    if (entries == NULL) {
-        return -1;
-    }
-    int status = 0;
-    Py_ssize_t count = PyDict_GET_SIZE(entries);
-    if (count > 0) {
-        status = write_long(out, (long long)count);
-        Py_ssize_t position = 0;
-        PyObject *name, *text;
-        while (status == 0 && PyDict_Next(entries, &position, &name, &text)) {
-            Py_INCREF(name);
-            Py_INCREF(text);
-            status = write_string(out, name) < 0 ? -1 : write_string(out, text);
-            Py_DECREF(name);
-            Py_DECREF(text);
-        }
-        if (status == 0 && PyDict_GET_SIZE(entries) != count) {
-            PyErr_SetString(PyExc_RuntimeError, "context changed size while encoded");
+            PyErr_SetString(PyExc_RuntimeError, "a map changed size while it was encoded");
             status = -1;
         }
     }
@@ -251,8 +231,8 @@ static PyObject *encode_record(PyObject *module, PyObject *const *args, Py_ssize
         && write_string(&out, args[1]) == 0
         && write_string(&out, args[2]) == 0
         && write_bytes(&out, args[3], "route") == 0
-        && write_features(&out, args[4]) == 0
-        && write_context(&out, args[5]) == 0
+        && write_map(&out, args[4], write_feature) == 0
+        && write_map(&out, args[5], write_context_value) == 0
         && write_double(&out, score) == 0
         && write_bytes(&out, args[7], "outcome") == 0
         && write_bytes(&out, args[8], "tail") == 0) {
