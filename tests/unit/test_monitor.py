@@ -203,6 +203,58 @@ def test_a_new_producer_that_stops_populating_a_field_raises_a_null_rate_alert()
     assert alerts[0]["value"] == 1.0
 
 
+def test_a_feature_clients_stop_sending_raises_a_null_rate_alert() -> None:
+    """Found by a new user: a served feature left out of the requests (an app release that
+    stops sending it, the first failure the docs name) was absent from the predictions'
+    features, so its stream got no record at all: no window closed after it, no alert, and
+    the dashboard kept its last window, undrifted. A feature absent is a feature missing,
+    as an explicit null is: both raise the same alert."""
+    alerts = {}
+    for how in ("null", "absent"):
+        rng = np.random.default_rng(1)
+        records = [("telemetry.predictions", _prediction(i, rng)) for i in range(1000)]
+        for i in range(1000, 2000):
+            prediction = _prediction(i, rng)
+            if how == "null":
+                prediction["features"]["category"] = None
+            else:
+                del prediction["features"]["category"]
+            records.append(("telemetry.predictions", prediction))
+        cluster = _run(records)
+        alerts[how] = [
+            (
+                a["kind"],
+                a["labels"]["feature"],
+                a["labels"]["statistic"],
+                a["labels"]["last_offset"],
+            )
+            for a in _alerts(cluster)
+        ]
+        category = [r for r in cluster.decoded("monitoring.drift") if r["feature"] == "category"]
+        assert category[-1]["last_offset"] > 1900, how
+    assert alerts["absent"] == alerts["null"] == [("drift", "category", "null_rate", "1399")]
+
+
+def test_a_made_up_feature_sent_once_is_not_filled_with_absences_for_good() -> None:
+    """Absences count where they can change a judgement: a name whose reference is nearly
+    all missing (a probe's made-up name, sent once) cannot cross its null-rate threshold
+    (capped at 1), and filling its stream on every later record would make one probe a
+    cost for good: its stream is left alone after its reference."""
+    h, _ = _monitor_harness()
+    rng = np.random.default_rng(4)
+    first = _prediction(0, rng)
+    first["features"]["made-up"] = 1.0
+    h.feed(0, [first, *(_prediction(i, rng) for i in range(1, 400))],
+           topic="telemetry.predictions")  # fmt: skip
+    made_up = h.store("monitor")["feature/ctr///made-up"]
+    assert made_up["ready"]
+    assert made_up["thr"]["null_rate"] == 1.0
+    emitted = h.feed(0, [_prediction(i, rng) for i in range(400, 800)],
+                     topic="telemetry.predictions")  # fmt: skip
+    assert h.store("monitor")["feature/ctr///made-up"] == made_up
+    assert not [v for t, _, v in emitted if t == "monitoring.drift" and v["feature"] == "made-up"]
+
+
 def test_a_concept_change_raises_a_calibration_alert() -> None:
     rng = np.random.default_rng(3)
     records = [("training.examples", _example(i, rng)) for i in range(800)]

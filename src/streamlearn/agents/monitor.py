@@ -201,10 +201,13 @@ class MonitorStep(Step):
             # turns positive decisions into the fallback one, which shifts this mix.
             ("score", "decision", value["decision"]),
         ]
+        features = value["features"]
         untracked = 0
-        for name, feature_value in sorted(value["features"].items()):
-            if state.tracks(model, arm, name):
-                observed.append(("feature", name, feature_value))
+        for name in sorted(features.keys() | self._absent(state, model, arm, features)):
+            if name not in features:
+                observed.append(("feature", name, None))
+            elif state.tracks(model, arm, name):
+                observed.append(("feature", name, features[name]))
             else:
                 untracked += 1
         if untracked:
@@ -218,6 +221,21 @@ class MonitorStep(Step):
             if window is not None:
                 closed.append(window)
         return closed
+
+    @staticmethod
+    def _absent(
+        state: PartitionStreams, model: str, arm: str | None, features: Mapping[str, Any]
+    ) -> set[str]:
+        """The tracked features of (``model``, ``arm``) this prediction was served without,
+        where that counts as missing: a client that stops sending a feature leaves its key
+        out, and its stream, getting no record at all, closed no window and raised no
+        alert (found by a new user; an explicit null did raise one)."""
+        absent = set()
+        for name in state.tracked(model, arm) - features.keys():
+            # Read without taking it: a stream that does not count it is not written back.
+            if _held_feature(state, StreamId("feature", name, model=model, arm=arm)).counts_absence:
+                absent.add(name)
+        return absent
 
     def _example(self, state: PartitionStreams, record: Record) -> list[ClosedWindow]:
         value = record.value
@@ -383,6 +401,14 @@ class MonitorStep(Step):
 
 MAX_COOLDOWNS = 4096
 """Alert keys whose last alert time a partition keeps (about 60 bytes each)."""
+
+
+def _held_feature(state: PartitionStreams, stream: StreamId) -> HistogramStream:
+    """A feature's stream as the partition holds it, to read (not written back for it)."""
+    held: HistogramStream = state.peek(
+        stream.key, lambda data: HistogramStream(stream, "telemetry.predictions", data)
+    )
+    return held
 
 
 def alert_key_of(stream: StreamId) -> str:

@@ -50,13 +50,19 @@ class PartitionStreams:
         self.retired: list[str] = []
         """Producers retired since the runtime last took them (:meth:`take_retired`)."""
 
-    def tracks(self, model: str, arm: str | None, name: str) -> bool:
-        """Whether the feature ``name`` of (``model``, ``arm``) has a stream: the first
-        :data:`MAX_FEATURE_STREAMS` names the partition saw do, in log order."""
+    def tracked(self, model: str, arm: str | None) -> set[str]:
+        """The feature names of (``model``, ``arm``) that have a stream (do not change it)."""
         key = f"features/{model}/{arm or ''}"
         names = self.features.get(key)
         if names is None:
             names = self.features[key] = set(self.store.get(key) or ())
+        return names
+
+    def tracks(self, model: str, arm: str | None, name: str) -> bool:
+        """Whether the feature ``name`` of (``model``, ``arm``) has a stream: the first
+        :data:`MAX_FEATURE_STREAMS` names the partition saw do, in log order."""
+        key = f"features/{model}/{arm or ''}"
+        names = self.tracked(model, arm)
         if name in names:
             return True
         if len(names) >= MAX_FEATURE_STREAMS:
@@ -86,10 +92,15 @@ class PartitionStreams:
         return list(dict.fromkeys(retired))
 
     def get(self, key: str, make: Callable[[Mapping[str, Any] | None], Stream]) -> Any:
+        stream = self.peek(key, make)
+        self.touched.add(key)
+        return stream
+
+    def peek(self, key: str, make: Callable[[Mapping[str, Any] | None], Stream]) -> Any:
+        """The stream, to read: unless :meth:`get` takes it too, it is not written back."""
         stream = self.streams.get(key)
         if stream is None:
             stream = self.streams[key] = make(self.store.get(key))
-        self.touched.add(key)
         return stream
 
     def drop(self, keys: Iterable[str]) -> None:

@@ -231,6 +231,16 @@ class HistogramStream:
             "streak": self.streaks.counts,
         }
 
+    @property
+    def counts_absence(self) -> bool:
+        """Whether a record without this feature counts in it (as missing): while its
+        reference is taken, so the reference's null rate is the feature's, then wherever a
+        missing value can cross the null-rate threshold. A name nearly always missing in
+        its reference (a probe's made-up name, sent once) has a threshold capped at 1
+        that no window crosses; filling its stream on every record would be work for
+        good, for no judgement."""
+        return not self.ready or self.thresholds.get("null_rate", 1.0) < 1.0
+
     def add(
         self, value: Any, offset: int, at_ms: int, version: int | None, config: WindowConfig
     ) -> ClosedWindow | None:
