@@ -176,6 +176,7 @@ def test_the_machine_names_its_cores() -> None:
         (["--only"], 2, "--only needs names"),
         (["--only", ""], 2, "--only needs names"),
         (["--nope"], 2, "unknown argument --nope"),
+        (["--only", "serde,predcit"], 2, "unknown benchmark 'predcit' in --only; known: ingest,"),
     ],
 )
 def test_scripts_bench_answers_help_and_a_missing_value_before_running_anything(
