@@ -71,3 +71,25 @@ def test_a_statistic_and_its_threshold_come_from_the_same_partition() -> None:
     statistic = _sample(metrics, "streamlearn_monitor_statistic", statistic="psi")
     threshold = _sample(metrics, "streamlearn_monitor_threshold", statistic="psi")
     assert (statistic, threshold) == (0.3, 0.2)
+
+
+def test_a_statistic_the_newest_window_has_not_leaves_no_old_value_behind() -> None:
+    """Found by a new user: a window whose values were all missing (a feature clients
+    stopped sending) has a null rate but no PSI, and the PSI gauge kept the previous
+    window's 0.9, over its threshold, for good: the chart's rule on it fired on a window
+    long gone. The newest windows say no PSI, so there is no PSI series."""
+    metrics = AgentMetrics()
+    monitor = MonitorMetrics(metrics, ALERT_KINDS)
+    monitor.closed(_window(0.9, True), partition=0)
+    all_missing: dict[str, Any] = {
+        "statistics": {"null_rate": 1.0},
+        "thresholds": {"psi": 0.2, "null_rate": 0.1},
+        "drifted": True,
+    }
+    monitor.closed(ClosedWindow(PRICE, all_missing), partition=0)
+    assert _sample(metrics, "streamlearn_monitor_statistic", statistic="null_rate") == 1.0
+    assert _sample(metrics, "streamlearn_monitor_statistic", statistic="psi") is None
+    assert _sample(metrics, "streamlearn_monitor_threshold", statistic="psi") == 0.2
+    # Values again: the PSI is back.
+    monitor.closed(_window(0.05, False), partition=0)
+    assert _sample(metrics, "streamlearn_monitor_statistic", statistic="psi") == 0.05

@@ -3,6 +3,7 @@ partitions this worker reads), alerts raised and held back, windows closed."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -153,9 +154,20 @@ class MonitorMetrics:
             speaker = max(windows, key=lambda w: _over(w, name))
             if name in speaker.statistics:
                 self.statistic.labels(*labels, name).set(speaker.statistics[name])
+            else:
+                # No newest window has it (its values were all missing): a value kept from
+                # an older window, over its threshold, held the chart's rule firing for good.
+                _remove(self.statistic, labels, name)
             if name in speaker.thresholds:
                 self.threshold.labels(*labels, name).set(speaker.thresholds[name])
         self.drifted.labels(*labels).set(1 if any(w.drifted for w in windows) else 0)
+
+
+def _remove(gauge: Gauge, labels: Labels, name: str) -> None:
+    """Drop the series of ``labels`` and statistic ``name`` if there is one (some
+    prometheus_client versions raise KeyError for a series that is not there)."""
+    with contextlib.suppress(KeyError):
+        gauge.remove(*labels, name)
 
 
 def _over(window: _Newest, name: str) -> float:
