@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 
 from streamlearn.kafka_clients import confluent_config
@@ -79,10 +80,33 @@ class WorkerRuntime:
 
     def partitions_of(self, name: str) -> int:
         """Partition count of an existing topic (Kafka name)."""
-        metadata = AdminClient(confluent_config(self.settings)).list_topics(name, timeout=30)
-        found = metadata.topics.get(name)
-        if found is None or found.error is not None or not found.partitions:
-            raise RuntimeConfigurationError(
-                f"topic {name} does not exist: run `streamlearn topics apply` first"
-            )
-        return len(found.partitions)
+        return topic_partitions(self.settings, name)
+
+
+def topic_partitions(settings: Settings, name: str) -> int:
+    """Partition count of the existing topic ``name`` (Kafka's name)."""
+    metadata = AdminClient(confluent_config(settings)).list_topics(name, timeout=30)
+    found = metadata.topics.get(name)
+    refused = KafkaError.TOPIC_AUTHORIZATION_FAILED
+    if found is not None and found.error is not None and found.error.code() == refused:
+        raise RuntimeConfigurationError(_not_described(settings, name))
+    if found is None or found.error is not None or not found.partitions:
+        raise RuntimeConfigurationError(
+            f"topic {name} does not exist: run `streamlearn topics apply` first"
+        )
+    return len(found.partitions)
+
+
+def _not_described(settings: Settings, name: str) -> str:
+    """Why a topic's metadata was refused. Kafka answers a user without DESCRIBE on a
+    topic TOPIC_AUTHORIZATION_FAILED whether or not it exists (so as not to tell), and a
+    part run as another part's user, or without its ACLs, was told to apply the topology
+    of a cluster that had it."""
+    user = settings.kafka_sasl_username
+    who = f"Kafka user {user!r}" if user else "this Kafka principal"
+    return (
+        f"{who} may not describe topic {name} (topic authorization failed): give this "
+        "part its own user (STREAMLEARN_KAFKA_SASL_USERNAME and _PASSWORD) and the ACLs "
+        "`streamlearn acls plan` lists for it (`streamlearn acls apply`, as the operator); "
+        "Kafka answers so for a missing topic too: `streamlearn topics apply` creates it"
+    )
