@@ -15,6 +15,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from streamlearn.collector.producer import AsyncProducer, DeliveryFailedError, QueueFullError
+from streamlearn.producer_watch import ProducerWatch
+from streamlearn.settings import Settings
 
 TOPIC = "collector-producer"
 
@@ -105,3 +107,24 @@ async def test_a_record_librdkafka_refuses_to_take_is_a_delivery_failure_not_a_c
         await producer.produce(batch)
     await asyncio.sleep(0.2)
     assert _written(producer) == 2, "the records before it are Kafka's"
+
+
+async def test_once_every_record_is_confirmed_the_watch_sees_none_waiting() -> None:
+    # librdkafka still counts a record in len(producer) until its delivery callback has
+    # returned, and the loop may settle the report before then: the watch was told records
+    # still waited, with no report to come, and after kafka_producer_stall_s of no traffic
+    # /healthz failed and `up` killed the idle collector ("not ready for 120s").
+    watch = ProducerWatch(Settings(kafka_producer_stall_s=60.0), [TOPIC], ask=lambda: None)
+    producer = AsyncProducer(
+        {"bootstrap.servers": "", "test.mock.num.brokers": 1, "log_level": 3, "linger.ms": 0},
+        watch,
+    )
+    try:
+        left_waiting = 0
+        for index in range(200):
+            await producer.produce(_batch(1, str(index)))
+            await asyncio.sleep(0)  # the reports still on their way to the loop settle
+            left_waiting += watch.waited_s() > 0
+        assert left_waiting == 0, f"{left_waiting} of 200 confirmed requests left records waiting"
+    finally:
+        producer.close()

@@ -52,11 +52,11 @@ class _BatchDelivery:
         self,
         loop: asyncio.AbstractEventLoop,
         on_confirmed: Callable[[int], None] | None,
-        on_word: Callable[[], None] | None = None,
+        on_report: Callable[[bool], None] | None = None,
     ) -> None:
         self.loop = loop
-        self.on_word = on_word
-        """Called (on the loop) for each report that is word from a broker."""
+        self.on_report = on_report
+        """Called (on the loop) for each report, with whether it is word from a broker."""
         self.done: asyncio.Future[None] = loop.create_future()
         self.on_confirmed = on_confirmed
         self.expected = 0
@@ -75,8 +75,8 @@ class _BatchDelivery:
 
     def _settle(self, index: int, problem: str | None, heard: bool) -> None:
         self.settled += 1
-        if heard and self.on_word is not None:
-            self.on_word()
+        if self.on_report is not None:
+            self.on_report(heard)
         if problem is None:
             if self.on_confirmed is not None:
                 self.on_confirmed(index)
@@ -104,6 +104,8 @@ class AsyncProducer:
             config = {**config, "error_cb": watch.on_error}
         self._producer = Producer(config)
         self._capacity = int(config.get("queue.buffering.max.messages", DEFAULT_QUEUE_MESSAGES))
+        self._unreported = 0
+        """Records handed over whose report has not been settled (counted on the loop)."""
         self.max_message_bytes = int(config.get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES))
         """The largest record (key and value) librdkafka takes: a larger one is refused."""
         self._stop = threading.Event()
@@ -147,7 +149,7 @@ class AsyncProducer:
                 f"the producer queue holds {queued} of {self._capacity} records: "
                 f"no room for {len(records)}"
             )
-        batch = _BatchDelivery(asyncio.get_running_loop(), on_confirmed, self._heard)
+        batch = _BatchDelivery(asyncio.get_running_loop(), on_confirmed, self._reported)
         for index, (topic, key, value) in enumerate(records):
             try:
                 self._producer.produce(
@@ -167,6 +169,7 @@ class AsyncProducer:
                 batch.failures += [f"{topic}: {exc.args[0].str()} (not sent)"] * unsent
                 break
             batch.expected += 1
+            self._unreported += 1
         if batch.expected and self.watch is not None:
             self.watch.handed()
         batch.seal()
@@ -177,10 +180,15 @@ class AsyncProducer:
                 f"{len(batch.failures)} of {len(records)} not confirmed: {batch.failures[0]}"
             )
 
-    def _heard(self) -> None:
-        producer = getattr(self, "_producer", None)  # None once closed
-        if self.watch is not None and producer is not None:
-            self.watch.heard(waiting=len(producer) > 0)
+    def _reported(self, heard: bool) -> None:
+        """A record's report was settled; ``heard``: it is word from a broker. Whether
+        others still wait is this count, not ``len(producer)``: librdkafka counts a record
+        until its delivery callback has returned, and the loop may settle the report before
+        that, so the last report of a quiet spell said records still waited: /healthz
+        failed kafka_producer_stall_s later and the idle collector was restarted."""
+        self._unreported -= 1
+        if heard and self.watch is not None:
+            self.watch.heard(waiting=self._unreported > 0)
 
     def close(self, timeout_s: float = 10.0) -> int:
         """Flush what is queued and stop polling; returns how many records were left."""
