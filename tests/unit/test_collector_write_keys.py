@@ -183,6 +183,19 @@ def test_keys_from_a_private_file_join_those_of_the_environment(tmp_path: Path) 
         assert "wk-" not in str(refused.value), "the key is not shown"
 
 
+def test_a_key_file_with_no_key_stops_the_start_rather_than_open_the_collector(
+    tmp_path: Path,
+) -> None:
+    # Revoking the last key (removing it from the file) left "{}": the collector started
+    # with no keys, saying "anyone may post events", and took every post without a key.
+    path = tmp_path / "write-keys.json"
+    path.write_text("{}")
+    path.chmod(0o600)
+    with pytest.raises(ConfigurationError, match="holds no write key") as refused:
+        WriteKeys.from_settings(Settings(collector_write_keys_file=path))
+    assert "STREAMLEARN_COLLECTOR_WRITE_KEYS_FILE" in str(refused.value)
+
+
 def test_the_document_declares_the_key_and_its_refusals_only_when_keys_are_set() -> None:
     from streamlearn.collector.openapi import openapi_document
 

@@ -66,6 +66,13 @@ def _read_file(path: Path) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in loaded.items()
     ):
         raise ConfigurationError(f"{setting}={path}: must be a JSON object of strings")
+    if not loaded:
+        # The file was set for keys to be required; the last one removed (revoked) left it
+        # empty, and the collector then took every post without a key.
+        raise ConfigurationError(
+            f"{setting}={path}: holds no write key, and without one anyone may post events: "
+            f"add a key, or unset {setting} to run the collector without keys"
+        )
     for key, app in loaded.items():
         problem = credential_problem(key) or (None if app.strip() else "an app id is not empty")
         if problem is not None:
