@@ -466,6 +466,35 @@ def test_one_string_in_a_numeric_features_reference_does_not_blind_it() -> None:
     assert alerts[True] == alerts[False] > 0
 
 
+def test_a_feature_of_the_largest_doubles_neither_fails_the_monitor_nor_blinds_it() -> None:
+    """Found by a new user: a made-up feature of -1.7e308 and 1.7e308 (finite doubles,
+    served like any) failed the monitor when its reference was fixed (a quantile between
+    the two overflowed), and the worker failed again on the same batch after each
+    restart; with edges near that double, the Wasserstein distance and its threshold
+    were NaN, and NaN is over no threshold."""
+    largest = float(np.finfo(float).max)
+    h, _ = _monitor_harness()
+    rng = np.random.default_rng(5)
+    batch = []
+    for i in range(800):
+        prediction = _prediction(i, rng)
+        prediction["features"]["x"] = largest if i % 2 else -largest
+        batch.append(prediction)
+    emitted = h.feed(0, batch, topic="telemetry.predictions")
+    reports = [v for t, _, v in emitted if t == "monitoring.drift" and v["feature"] == "x"]
+    assert reports
+    for report in reports:
+        values = [*report["statistics"].values(), *report["thresholds"].values()]
+        assert all(np.isfinite(values)), report
+    # Only the large positive values: the window moved, and the distance says so.
+    shifted = [_prediction(i, rng) for i in range(800, 1200)]
+    for prediction in shifted:
+        prediction["features"]["x"] = largest
+    emitted = h.feed(0, shifted, topic="telemetry.predictions")
+    moved = [v for t, _, v in emitted if t == "monitoring.drift" and v["feature"] == "x"]
+    assert all(r["statistics"]["wasserstein"] > r["thresholds"]["wasserstein"] for r in moved)
+
+
 def test_made_up_feature_names_stop_growing_the_monitor_at_its_bound() -> None:
     """A stream per feature name served, kept for good: a probe's made-up names grew a
     monitor to 2.9 GB, with a changelog it was still reading back 6 minutes after a

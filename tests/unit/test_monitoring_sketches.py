@@ -82,6 +82,22 @@ def test_a_discrete_feature_gets_fewer_bins() -> None:
     assert flags.counts == [70.0, 0.0, 30.0, 0.0]
 
 
+def test_a_reference_of_the_largest_doubles_gets_finite_edges() -> None:
+    """Found by a new user: a served feature of -1.7e308 and 1.7e308 (finite doubles any
+    client may send) made a quantile between the two overflow (1.7e308 - -1.7e308 is
+    inf), and ``from_reference`` raised "edges must be finite" inside the monitor: its
+    worker failed, read the batch again after the restart, and failed again, for good."""
+    largest = float(np.finfo(float).max)
+    values = [largest, -largest] * 500
+    histogram = NumericHistogram.from_reference(values)
+    assert all(np.isfinite(histogram.edges))
+    assert histogram.total == 1000
+    # The edges of ordinary values are the same as before, bit for bit.
+    ordinary = np.random.default_rng(0).lognormal(3.0, 0.8, 1000).tolist()
+    expected = np.unique(np.quantile(ordinary, np.arange(1, 10) / 10, method="linear"))
+    assert NumericHistogram.from_reference(ordinary).edges == tuple(expected.tolist())
+
+
 def test_all_equal_values_give_one_edge() -> None:
     histogram = NumericHistogram.from_reference([3.0] * 5)
     assert histogram.edges == (3.0,)

@@ -19,6 +19,7 @@ value and its threshold can never disagree on a definition.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -76,9 +77,19 @@ def _jensen_shannon(reference: Floats, currents: Floats) -> Floats:
     return np.asarray(np.sqrt(np.maximum(divergence, 0.0)), dtype=float)
 
 
+SAFE_POSITION = 2.0**500
+"""Bin centres beyond this are scaled down before the distance: their gaps and squares
+overflowed to inf (centres near the largest double, from a client's feature values), and
+the statistic and its thresholds were NaN. A power of two: the normed distance is a ratio,
+and the scaling is exact."""
+
+
 def _normed_wasserstein(reference: Floats, currents: Floats, centres: Floats) -> Floats:
     order = np.argsort(centres, kind="stable")
     positions, reference, currents = centres[order], reference[order], currents[:, order]
+    largest = float(np.abs(positions).max())
+    if largest > SAFE_POSITION:
+        positions = np.ldexp(positions, -math.frexp(largest)[1])
     gaps = np.diff(positions)
     cdf_gaps = np.abs(np.cumsum(currents - reference, axis=1)[:, :-1])
     distance = cdf_gaps @ gaps

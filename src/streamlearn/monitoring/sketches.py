@@ -21,6 +21,7 @@ from itertools import pairwise
 from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 OTHER = "__other__"
 """The categorical bin of every value that was not among the reference's most frequent."""
@@ -35,6 +36,27 @@ def _checked_counts(counts: Sequence[float] | None, size: int) -> list[float]:
     if not all(math.isfinite(count) and count >= 0 for count in checked):
         raise ValueError("counts must be finite and non-negative")
     return checked
+
+
+def _quantiles(array: npt.NDArray[np.float64], levels: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
+    """Linear quantiles, finite for any finite values: between two values of opposite
+    sign near the largest double (which a client may send as a feature) the step
+    ``b - a`` overflows to inf, and "edges must be finite" failed the monitor, again
+    on every restart. Such quantiles are taken of the halved values, then doubled (exact
+    in binary: the same edges wherever the direct ones are finite)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        quantiles = np.quantile(array, levels, method="linear")
+    if np.isfinite(quantiles).all():
+        return quantiles
+    return np.quantile(array / 2, levels, method="linear") * 2
+
+
+_LARGEST = float(np.finfo(float).max)
+
+
+def _clipped(value: float) -> float:
+    """``value`` within the finite doubles (an overflow to inf becomes the largest)."""
+    return min(max(value, -_LARGEST), _LARGEST)
 
 
 def _g(value: float) -> str:
@@ -73,8 +95,7 @@ class NumericHistogram:
             raise ValueError("an empty reference has no quantiles")
         if not np.isfinite(array).all():
             raise ValueError("reference values must be finite")
-        levels = np.arange(1, bins) / bins
-        edges = np.unique(np.quantile(array, levels, method="linear"))
+        edges = np.unique(_quantiles(array, np.arange(1, bins) / bins))
         histogram = cls(edges.tolist())
         indices = np.searchsorted(edges, array, side="left")
         histogram.counts = np.bincount(indices, minlength=len(edges) + 1).astype(float).tolist()
@@ -118,10 +139,14 @@ class NumericHistogram:
         """
         edges = self.edges
         if len(edges) == 1:
-            return [edges[0] - 0.5, edges[0] + 0.5]
-        inner = [(low + high) / 2 for low, high in pairwise(edges)]
-        first = edges[0] - (edges[1] - edges[0]) / 2
-        last = edges[-1] + (edges[-1] - edges[-2]) / 2
+            return [_clipped(edges[0] - 0.5), _clipped(edges[0] + 0.5)]
+        # Halves first (exact in binary above 2e-308, so the centres ``(low + high) / 2``
+        # gave): sums of edges near the largest double overflowed to inf, and the
+        # Wasserstein distance and its thresholds were NaN. An end bin's centre is at most
+        # that double.
+        inner = [low / 2 + high / 2 for low, high in pairwise(edges)]
+        first = _clipped(edges[0] - (edges[1] / 2 - edges[0] / 2))
+        last = _clipped(edges[-1] + (edges[-1] / 2 - edges[-2] / 2))
         return [first, *inner, last]
 
     def to_json(self) -> dict[str, Any]:
