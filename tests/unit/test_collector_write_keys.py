@@ -305,6 +305,24 @@ async def test_the_access_log_leaves_the_key_out(
     assert KEY not in caplog.text
 
 
+async def test_a_request_line_aiohttp_cannot_parse_is_logged_without_its_key(
+    collector: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # aiohttp logs such a line whole, at ERROR, with its traceback: the key was in the log.
+    reader, writer = await asyncio.open_connection(collector.host, collector.port)
+    writer.write(
+        b"POST /v1/events?write_key=" + KEY.encode() + b"&x=\xff HTTP/1.1\r\nHost: c\r\n"
+        b"Connection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    with caplog.at_level(logging.ERROR, logger="aiohttp.server"):
+        answer = await reader.read()
+    writer.close()
+    assert answer.split()[1] == b"400"
+    assert "Invalid char in url query" in caplog.text, "the parser's complaint is kept"
+    assert "write_key=redacted" in caplog.text
+    assert KEY not in caplog.text
+
+
 def test_the_keys_never_print_with_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys are the mapping's keys, so each must be a secret itself (config show, reprs)."""
     monkeypatch.setenv("STREAMLEARN_COLLECTOR_WRITE_KEYS", json.dumps({KEY: "shop-web"}))

@@ -33,6 +33,7 @@ from streamlearn.collector.write_keys import (
     MissingWriteKeyError,
     WriteKeys,
     challenge,
+    redact_keys_in_server_log,
     stamp_app,
 )
 from streamlearn.http_auth import RateLimiter, rate_limited
@@ -304,6 +305,7 @@ def create_collector_app(
         log.warning("collector: no write keys set; anyone may post events")
     else:
         log.info("collector: write keys required (apps: %s)", ", ".join(write_keys.apps))
+        redact_keys_in_server_log()
     document = openapi_document(settings, write_keys=write_keys is not None)
 
     async def openapi(request: web.Request) -> web.Response:

@@ -17,6 +17,8 @@ app hears about it.
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -167,6 +169,34 @@ def names_the_key(name: str) -> bool:
     separator (``write-key``): the collector reads only ``write_key``, but a client's slip
     still puts a real key in the URL, and the log must not keep it."""
     return name.casefold().replace("-", "_") == QUERY
+
+
+_KEY_IN_TEXT = re.compile(r"(write[_-]key=)[^&\s'\"]+", re.IGNORECASE)
+"""A write key as a query parameter in logged text (a request line aiohttp quotes)."""
+
+
+class RedactingServerLogFilter(logging.Filter):
+    """Leaves the write key out of aiohttp's server log: a request line its parser refuses
+    (a byte not allowed in a URL after the key) is logged whole, at ERROR, in the
+    exception's text, so ``?write_key=<key>`` was in the collector's log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = _KEY_IN_TEXT.sub(r"\1redacted", record.exc_text)
+        message = record.getMessage()
+        redacted = _KEY_IN_TEXT.sub(r"\1redacted", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def redact_keys_in_server_log() -> None:
+    """Install :class:`RedactingServerLogFilter` on aiohttp's server log (once)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, RedactingServerLogFilter) for f in server_log.filters):
+        server_log.addFilter(RedactingServerLogFilter())
 
 
 class RedactingAccessLogger(AccessLogger):
