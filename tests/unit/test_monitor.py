@@ -467,11 +467,11 @@ def test_one_string_in_a_numeric_features_reference_does_not_blind_it() -> None:
 
 
 def test_a_feature_of_the_largest_doubles_neither_fails_the_monitor_nor_blinds_it() -> None:
-    """Found by a new user: a made-up feature of -1.7e308 and 1.7e308 (finite doubles,
-    served like any) failed the monitor when its reference was fixed (a quantile between
-    the two overflowed), and the worker failed again on the same batch after each
-    restart; with edges near that double, the Wasserstein distance and its threshold
-    were NaN, and NaN is over no threshold."""
+    """Found by a new user: a made-up feature of -1.7e308 and 1.7e308 (finite doubles a
+    PredictionServed holds, if not from streamlearn's workers) failed the monitor when
+    its reference was fixed (a quantile between the two overflowed), and the worker
+    failed again on the same batch after each restart; with edges near that double, the
+    Wasserstein distance and its threshold were NaN, and NaN is over no threshold."""
     largest = float(np.finfo(float).max)
     h, _ = _monitor_harness()
     rng = np.random.default_rng(5)

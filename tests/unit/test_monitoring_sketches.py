@@ -83,10 +83,11 @@ def test_a_discrete_feature_gets_fewer_bins() -> None:
 
 
 def test_a_reference_of_the_largest_doubles_gets_finite_edges() -> None:
-    """Found by a new user: a served feature of -1.7e308 and 1.7e308 (finite doubles any
-    client may send) made a quantile between the two overflow (1.7e308 - -1.7e308 is
-    inf), and ``from_reference`` raised "edges must be finite" inside the monitor: its
-    worker failed, read the batch again after the restart, and failed again, for good."""
+    """Found by a new user: a feature of -1.7e308 and 1.7e308 in predictions another
+    producer wrote (Avro doubles; streamlearn's workers refuse numbers beyond 2^63) made
+    a quantile between the two overflow (1.7e308 - -1.7e308 is inf), and
+    ``from_reference`` raised "edges must be finite" inside the monitor: its worker
+    failed, read the batch again after the restart, and failed again, for good."""
     largest = float(np.finfo(float).max)
     values = [largest, -largest] * 500
     histogram = NumericHistogram.from_reference(values)

@@ -79,7 +79,7 @@ def _jensen_shannon(reference: Floats, currents: Floats) -> Floats:
 
 SAFE_POSITION = 2.0**500
 """Bin centres beyond this are scaled down before the distance: their gaps and squares
-overflowed to inf (centres near the largest double, from a client's feature values), and
+overflowed to inf (centres near the largest double, from a record's feature values), and
 the statistic and its thresholds were NaN. A power of two: the normed distance is a ratio,
 and the scaling is exact."""
 

@@ -40,9 +40,10 @@ def _checked_counts(counts: Sequence[float] | None, size: int) -> list[float]:
 
 def _quantiles(array: npt.NDArray[np.float64], levels: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
     """Linear quantiles, finite for any finite values: between two values of opposite
-    sign near the largest double (which a client may send as a feature) the step
-    ``b - a`` overflows to inf, and "edges must be finite" failed the monitor, again
-    on every restart. Such quantiles are taken of the halved values, then doubled (exact
+    sign near the largest double (a feature of a record some producer wrote: Avro doubles
+    allow it, though streamlearn's workers refuse numbers beyond 2^63) the step ``b - a``
+    overflows to inf, and "edges must be finite" failed the monitor, again on every
+    restart. Such quantiles are taken of the halved values, then doubled (exact
     in binary: the same edges wherever the direct ones are finite)."""
     with np.errstate(over="ignore", invalid="ignore"):
         quantiles = np.quantile(array, levels, method="linear")
