@@ -8,7 +8,7 @@ import { watchClicks, watchImpressions } from "./observe.js";
 import { MAX_STRING, problemOf, truncated } from "./items.js";
 import { HEARTBEAT_MS, Outbox } from "./outbox.js";
 import { DEFAULTS, checkedOptions, optionsFromAttributes } from "./options.js";
-import { optedOut, pageContext, readCookie, strings, writeCookie } from "./page.js";
+import { cookieDomainFits, optedOut, pageContext, readCookie, strings, writeCookie } from "./page.js";
 import { Sender, withWriteKey } from "./sender.js";
 
 // __VERSION__ is replaced by the build (build.mjs) with the package version.
@@ -143,6 +143,13 @@ export function createTracker(win, script) {
 
   function start() {
     started = true;
+    const host = win.location.hostname;
+    if (config.cookieDomain && !cookieDomainFits(config.cookieDomain, host)) {
+      // The browser would drop every cookie of the tag's without a word: each page load a
+      // new user, each event a new session. The page's own host works wherever it runs.
+      report(`cookieDomain ${config.cookieDomain} is not ${host}'s: not used`);
+      config.cookieDomain = null;
+    }
     if (config.honorDoNotTrack && optedOut(win)) {
       disabled = true;
       return;

@@ -57,6 +57,13 @@ export function writeCookie(doc, name, value, maxAgeS, domain) {
   doc.cookie = `${name}=${encodeURIComponent(value)}; Max-Age=${maxAgeS}; Path=/; SameSite=Lax${scope}${secure}`;
 }
 
+/** Whether a cookie for ``domain`` can be set on a page of ``hostname``: the host is the
+ * domain or one of its subdomains. A browser drops any other cookie without a word. */
+export function cookieDomainFits(domain, hostname) {
+  const wanted = `.${domain}`.toLowerCase().replace(/^\.\./, ".");
+  return wanted !== "." && `.${hostname}`.endsWith(wanted);
+}
+
 /** Do-Not-Track or Global Privacy Control switched on in this browser. */
 export function optedOut(win) {
   const nav = win.navigator;

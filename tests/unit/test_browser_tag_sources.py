@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 JS = Path(__file__).resolve().parents[2] / "js"
-SIZE_GOAL_BYTES = 6 * 1024  # minified + gzipped
+# Minified + gzipped. 6 KiB until 2026-12-07; the check that a cookieDomain covers the
+# page's host (a cookie for another domain is dropped without a word: a new user on every
+# page load) took the tag from 6,136 bytes to 6,237.
+SIZE_GOAL_BYTES = 6400
 
 
 def _node() -> str:

@@ -386,3 +386,27 @@ async def test_the_tag_has_an_etag_per_encoding_and_if_none_match_star_is_not_mo
             headers = {"If-None-Match": given, "Accept-Encoding": encoding}
             async with session.get(url, headers=headers) as answer:
                 assert answer.status == status, (given, encoding)
+
+
+async def test_a_cookie_domain_that_is_not_the_pages_is_said_and_the_pages_host_used(
+    browser: Browser, site: Site, collector: Collector, settings: Settings, registry: RegistryClient
+) -> None:
+    """`data-cookie-domain=".shop.example"` on a page of another host (staging, a local
+    copy): the browser silently drops a cookie for another domain, so every page load was
+    a new user and every event a new session, and nothing said why."""
+    site.pages["shop"] = shop_page(
+        "Shop",
+        f"{collector.url}/streamlearn.js",
+        {**VERSION, **NO_IMPRESSION, "cookie-domain": ".shop.example", "flush-ms": "100"},
+    )
+    page = await new_page(browser)
+    said: list[str] = []
+    page.on("console", lambda message: said.append(message.text))
+    await page.goto(f"{site.url}/pages/shop")
+    await wait_for_tag(page, "window.streamlearn && streamlearn.stats().sent >= 1")
+    await page.evaluate("streamlearn('track', 'search', {q: 'shoes'})")
+    await wait_for_tag(page, "streamlearn.stats().queued === 0 && streamlearn.stats().sent >= 2")
+    events = await read_events(settings, registry, lambda r: len(r) >= 2)
+    assert len({(e["user_id"], e["session_hint"]) for e in events}) == 1, "one visitor, one visit"
+    assert {c["name"] for c in await page.context.cookies()} == {"sl_uid", "sl_sid"}
+    assert any("cookieDomain" in text and "127.0.0.1" in text for text in said), said
