@@ -68,7 +68,7 @@ def keys_rotate(
     end of its grace, to a settings file (STREAMLEARN_CONFIG_FILE, or copy the values
     into your secret store). Roll it out to every worker and learner: from then on new
     snapshots are signed with the new key, and the old ones verify until the grace ends."""
-    from streamlearn.up.signing_key import keep_local_rotation, with_local_key
+    from streamlearn.up.signing_key import keep_local_rotation, missing_key_hint, with_local_key
 
     # A current key shorter than the settings accept is read here, to be replaced: every
     # other command refuses it.
@@ -82,7 +82,9 @@ def keys_rotate(
     settings = with_local_key(given)
     current = settings.model_signing_key
     if current is None:
-        fail("no STREAMLEARN_MODEL_SIGNING_KEY to rotate from (set it, or the config file)")
+        # Where it looked, as the replay commands say: `up --data-dir` names only the
+        # broker's directory, and the key `up` made is in STREAMLEARN_DATA_DIR.
+        fail(f"no key to rotate from: {missing_key_hint(given)}")
     if len(current.get_secret_value().strip()) < SIGNING_KEY_MIN_CHARS:
         typer.echo(
             f"the current key is shorter than {SIGNING_KEY_MIN_CHARS} characters: the parts "

@@ -454,3 +454,20 @@ def test_a_previous_key_given_without_its_id_verifies_what_it_signed_during_the_
                    lambda: datetime.now(UTC) + timedelta(hours=2))  # fmt: skip
     with pytest.raises(BadSignature, match=r"checked with '2026-12'$"):
         verify_snapshot(old, over)
+
+
+def test_keys_rotate_without_a_key_names_the_data_directory_it_looked_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found after `up --data-dir`: `keys rotate` rotates the key `up` made in
+    STREAMLEARN_DATA_DIR, but said only "no STREAMLEARN_MODEL_SIGNING_KEY to rotate from",
+    not where it had looked for that key (`up --data-dir` names the broker's directory)."""
+    monkeypatch.setenv("STREAMLEARN_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("STREAMLEARN_MODEL_SIGNING_KEY", raising=False)
+    monkeypatch.delenv("STREAMLEARN_CONFIG_FILE", raising=False)
+    result = CliRunner().invoke(app, ["keys", "rotate", "--out", str(tmp_path / "r.yaml")])
+    assert result.exit_code == 1
+    assert "no key to rotate from" in result.output
+    assert f"(now {tmp_path}; " in result.output
+    assert "model-signing.key" in result.output
+    assert not (tmp_path / "r.yaml").exists()
