@@ -283,3 +283,41 @@ def test_a_cluster_without_an_authorizer_is_named_as_such(kafka_bootstrap: str) 
     # A dry run asks for no change, but "would add 1" would be false: apply cannot.
     with pytest.raises(AclApplyError, match="the cluster has no authorizer"):
         apply_acls(AdminClient(confluent_config(settings)), [more], dry_run=True)
+
+
+async def test_a_collector_whose_user_may_write_to_no_topic_fails_its_liveness(
+    acl_broker: tuple[str, SecureMaterial],
+) -> None:
+    """The collector run as the dashboard's user (or before `acls apply`): its idempotent
+    producer is refused a producer id, a fatal error that confluent-kafka raises from
+    poll. It ended the collector's poll thread, and /healthz said ok for good while every
+    post was a 503; now the process fails its liveness, saying why."""
+    bootstrap, material = acl_broker
+    operator = _as(None, bootstrap, material)
+    topology = load_topology(SHIPPED_TOPOLOGY)
+    apply_topology(AdminClient(confluent_config(operator)), desired_topics(topology, PREFIX, 1))
+    applied = _cli(material.client_settings_path, bootstrap, "apply")
+    assert applied.exit_code == 0, applied.output
+    registry_runner, registry_url = await serve_app(
+        create_registry_app(_as("registry", bootstrap, material))
+    )
+    runners = [registry_runner]
+    try:
+        operator = _as(None, bootstrap, material, schema_registry_url=registry_url)
+        await asyncio.to_thread(register_topology_schemas, operator, SHIPPED_TOPOLOGY)
+        runner, url = await serve_app(create_collector_app(
+            _as("dashboard", bootstrap, material, schema_registry_url=registry_url)))  # fmt: skip
+        runners.append(runner)
+        status, answer = 0, {}
+        async with aiohttp.ClientSession() as session:
+            deadline = time.monotonic() + 30
+            while status != 503 and time.monotonic() < deadline:
+                async with session.get(f"{url}/healthz") as response:
+                    status, answer = response.status, await response.json()
+                await asyncio.sleep(0.5)
+        assert status == 503, answer
+        assert answer["status"] == "stalled"
+        assert "Cluster authorization failed" in answer["reason"], answer
+    finally:
+        for each in reversed(runners):
+            await each.cleanup()
