@@ -29,7 +29,7 @@ export function createTracker(win, script) {
   // Every message the tag says starts so (one prefix here, not one per message).
   const report = (message) => win.console?.error(`streamlearn: ${message}`);
   const checked = (options) => checkedOptions(options, report);
-  const config = { ...DEFAULTS, ...checked(optionsFromAttributes(script && script.dataset)) };
+  const config = { ...DEFAULTS, ...checked(optionsFromAttributes(script?.dataset)) };
   const pageId = uuid4();
   let consent = "unknown"; // "granted" | "denied"
   let started = false;
@@ -157,7 +157,7 @@ export function createTracker(win, script) {
     const endpoint = withWriteKey(
       config.endpoint
         ? new URL(config.endpoint, win.location.href).href
-        : new URL("/v1/events", (script && script.src) || win.location.href).href,
+        : new URL("/v1/events", script?.src || win.location.href).href,
       config.writeKey,
     );
     const storage = allowedToStore() ? storageOf(win) : null;
@@ -297,9 +297,9 @@ export function createTracker(win, script) {
 }
 
 // Loaded as a classic script (async or not): find ourselves and take over the stub.
-if (typeof window !== "undefined" && !(window.streamlearn && window.streamlearn.tracker)) {
+if (typeof window !== "undefined" && !window.streamlearn?.tracker) {
   const stub = window.streamlearn;
-  const queued = (stub && stub.q) || [];
+  const queued = stub?.q || [];
   const tracker = createTracker(window, document.currentScript);
   const api = (...args) => tracker.run(...args);
   api.tracker = tracker;

@@ -34,7 +34,9 @@ function wellFormed(text) {
 // U+0085 was queued, and the collector refused the beacon's whole request for it.
 const BLANK = /^[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/;
 
-function checkText(value, field, { required, bounded = true }) {
+// (Positional flags, not an options object, and `required` left out when false: the tag's
+// size goal counts their bytes.)
+function checkText(value, field, required, bounded = true) {
   if (value === null || value === undefined) return required ? `${field} is required` : null;
   if (typeof value !== "string") return `${field} must be a string`;
   if (required && BLANK.test(value)) return `${field} must not be empty`;
@@ -43,11 +45,12 @@ function checkText(value, field, { required, bounded = true }) {
   return null;
 }
 
-/** A map of strings (properties, context): only the request's size bounds its entries. */
-function checkStrings(map, field) {
-  for (const [key, value] of Object.entries(map || {})) {
-    const problem = checkText(key, `${field} key`, { required: false, bounded: false })
-      || checkText(value, `${field}.${key}`, { required: false, bounded: false });
+/** ``body``'s map of strings ``field`` (properties, context): only the request's size
+ * bounds its entries. */
+function checkStrings(body, field) {
+  for (const [key, value] of Object.entries(body[field] || {})) {
+    const problem = checkText(key, `${field} key`, false, false)
+      || checkText(value, `${field}.${key}`, false, false);
     if (problem) return problem;
   }
   return null;
@@ -55,19 +58,20 @@ function checkStrings(map, field) {
 
 /** Why the collector would refuse an event or feedback body the tag made, or null. */
 export function problemOf(body) {
+  const field = (name, required) => checkText(body[name], name, required);
   if ("request_id" in body) {
     if (!FEEDBACK_KINDS.includes(body.kind)) {
       return `feedback kind must be one of ${FEEDBACK_KINDS.join(", ")}, got ${JSON.stringify(body.kind)}`;
     }
     if (body.value !== null && !Number.isFinite(body.value)) return "feedback value must be a finite number";
-    return checkText(body.request_id, "request_id", { required: true })
-      || checkText(body.user_id, "user_id", { required: false })
-      || checkStrings(body.properties, "properties");
+    return field("request_id", true)
+      || field("user_id")
+      || checkStrings(body, "properties");
   }
-  return checkText(body.event_type, "event_type", { required: true })
-    || checkText(body.user_id, "user_id", { required: true })
-    || checkText(body.session_hint, "session_hint", { required: false })
-    || checkText(body.app_version, "app_version", { required: false })
-    || checkStrings(body.properties, "properties")
-    || checkStrings(body.context, "context");
+  return field("event_type", true)
+    || field("user_id", true)
+    || field("session_hint")
+    || field("app_version")
+    || checkStrings(body, "properties")
+    || checkStrings(body, "context");
 }

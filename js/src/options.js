@@ -53,7 +53,7 @@ export function optionsFromAttributes(dataset) {
     if (text === "false" || text === "true") options[name] = text === "true";
     else if (kind === "number") {
       // Text that is no number stays text: the console then says what was written.
-      const number = text.trim() === "" ? Number.NaN : Number(text);
+      const number = text.trim() === "" ? NaN : Number(text);
       options[name] = Number.isNaN(number) ? text : number;
     }
     else if (name === "arms") options[name] = parseArms(text);
@@ -79,7 +79,7 @@ function problem(name, value) {
   if (name === "arms") return isArms(value) ? null : "must be a JSON object of strings";
   if (name in NUMBERS) {
     const [least, orEqual, whole] = NUMBERS[name];
-    const most = name === "impressionThreshold" ? 1 : Number.POSITIVE_INFINITY;
+    const most = name === "impressionThreshold" ? 1 : Infinity;
     const fits =
       typeof value === "number" &&
       Number.isFinite(value) &&
@@ -90,7 +90,8 @@ function problem(name, value) {
     const range = `${orEqual ? "at least" : "above"} ${least}${most < 1 / 0 ? ` and at most ${most}` : ""}`;
     return `must be ${whole ? "a whole number" : "a number"} ${range}`;
   }
-  if (name === "honorDoNotTrack" || name === "pageView") {
+  if (typeof DEFAULTS[name] === "boolean") {
+    // honorDoNotTrack, pageView
     return typeof value === "boolean" ? null : 'must be true or false ("true" or "false")';
   }
   if (name === "endpoint" && value !== null && !isHttpUrl(value)) {

@@ -11,7 +11,7 @@ export function pageContext(win, arms, version) {
     tag: version,
   };
   const connection = win.navigator.connection;
-  if (connection && connection.effectiveType) context.connection = connection.effectiveType;
+  if (connection?.effectiveType) context.connection = connection.effectiveType;
   for (const [experiment, arm] of Object.entries(arms)) context[`arm.${experiment}`] = String(arm);
   return context;
 }
@@ -52,7 +52,7 @@ export function readCookie(doc, name) {
 }
 
 export function writeCookie(doc, name, value, maxAgeS, domain) {
-  const secure = doc.location && doc.location.protocol === "https:" ? "; Secure" : "";
+  const secure = doc.location?.protocol === "https:" ? "; Secure" : "";
   const scope = domain ? `; Domain=${domain}` : "";
   doc.cookie = `${name}=${encodeURIComponent(value)}; Max-Age=${maxAgeS}; Path=/; SameSite=Lax${scope}${secure}`;
 }

@@ -27,12 +27,10 @@ export function withWriteKey(endpoint, writeKey) {
 }
 
 export class Sender {
-  constructor({ endpoint, outbox, batchSize, flushMs, env }) {
-    this.endpoint = endpoint;
-    this.outbox = outbox;
-    this.batchSize = batchSize;
-    this.flushMs = flushMs;
-    this.env = env; // {fetch, beacon, setTimeout, clearTimeout, now, random}
+  /** ``settings``: {endpoint, outbox, batchSize, flushMs, env}; env: {fetch, beacon,
+   * setTimeout, clearTimeout, now, random, report}. */
+  constructor(settings) {
+    Object.assign(this, settings);
     this.enabled = false; // false until consent (when required)
     this.inFlight = false;
     this.failures = 0;
@@ -131,8 +129,8 @@ export class Sender {
     // Unreachable, busy (503, 429) or misconfigured (401: no or an unknown write key; 403:
     // an origin not listed): keep everything, wait, try again. A misconfiguration is said
     // (once): the console showed only the browser's "Failed to load resource".
-    if ((status === 401 || status === 403) && this.failures === 0 && this.env.report) {
-      this.env.report(`collector answered ${status}; kept`);
+    if ((status === 401 || status === 403) && !this.failures) {
+      this.env.report?.(`collector answered ${status}; kept`);
     }
     this.failures += 1;
     const now = this.env.now();

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 JS = Path(__file__).resolve().parents[2] / "js"
-# Minified + gzipped. 6 KiB until 2026-12-07; the check that a cookieDomain covers the
-# page's host (a cookie for another domain is dropped without a word: a new user on every
-# page load) took the tag from 6,136 bytes to 6,237.
-SIZE_GOAL_BYTES = 6400
+# Minified + gzipped (level 9): 6 KiB, the tag's stated goal. The check that a cookieDomain
+# covers the page's host took it from 6,136 bytes to 6,237 (and the goal to 6,400 for a
+# day); shorter code, no behaviour lost, brought it back to 6,129 (2026-12-07).
+SIZE_GOAL_BYTES = 6144
 
 
 def _node() -> str:
