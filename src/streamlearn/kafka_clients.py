@@ -195,6 +195,22 @@ def aiokafka_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     return config
 
 
+def may_not_describe(user: str | None, topic: str, answer: str = "") -> str:
+    """Why Kafka would not tell a client of ``topic``: a user without DESCRIBE on a topic is
+    answered as if it did not exist (TOPIC_AUTHORIZATION_FAILED, or left out of a full
+    metadata answer), and a part run as another part's user, or without its ACLs, was told
+    to apply the topology of a cluster that had it. ``answer``: what Kafka said, if it
+    said anything."""
+    who = f"Kafka user {user!r}" if user else "this Kafka principal"
+    said = f" ({answer})" if answer else ""
+    return (
+        f"{who} may not describe topic {topic}{said}: give this part its own user "
+        "(STREAMLEARN_KAFKA_SASL_USERNAME and _PASSWORD) and the ACLs `streamlearn acls "
+        "plan` lists for it (`streamlearn acls apply`, as the operator); Kafka answers so "
+        "for a missing topic too: `streamlearn topics apply` creates it"
+    )
+
+
 PRODUCE_TIMEOUT_S = 30.0
 
 

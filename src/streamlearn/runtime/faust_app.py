@@ -10,7 +10,7 @@ import faust
 from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
 
-from streamlearn.kafka_clients import confluent_config
+from streamlearn.kafka_clients import confluent_config, may_not_describe
 from streamlearn.runtime.exceptions import RuntimeConfigurationError
 from streamlearn.runtime.faust_guard import check_faust_methods
 from streamlearn.runtime.faust_internals import BatchHandler
@@ -89,24 +89,11 @@ def topic_partitions(settings: Settings, name: str) -> int:
     found = metadata.topics.get(name)
     refused = KafkaError.TOPIC_AUTHORIZATION_FAILED
     if found is not None and found.error is not None and found.error.code() == refused:
-        raise RuntimeConfigurationError(_not_described(settings, name))
+        raise RuntimeConfigurationError(
+            may_not_describe(settings.kafka_sasl_username, name, "topic authorization failed")
+        )
     if found is None or found.error is not None or not found.partitions:
         raise RuntimeConfigurationError(
             f"topic {name} does not exist: run `streamlearn topics apply` first"
         )
     return len(found.partitions)
-
-
-def _not_described(settings: Settings, name: str) -> str:
-    """Why a topic's metadata was refused. Kafka answers a user without DESCRIBE on a
-    topic TOPIC_AUTHORIZATION_FAILED whether or not it exists (so as not to tell), and a
-    part run as another part's user, or without its ACLs, was told to apply the topology
-    of a cluster that had it."""
-    user = settings.kafka_sasl_username
-    who = f"Kafka user {user!r}" if user else "this Kafka principal"
-    return (
-        f"{who} may not describe topic {name} (topic authorization failed): give this "
-        "part its own user (STREAMLEARN_KAFKA_SASL_USERNAME and _PASSWORD) and the ACLs "
-        "`streamlearn acls plan` lists for it (`streamlearn acls apply`, as the operator); "
-        "Kafka answers so for a missing topic too: `streamlearn topics apply` creates it"
-    )

@@ -28,7 +28,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from streamlearn.kafka_clients import aiokafka_config
+from streamlearn.kafka_clients import aiokafka_config, may_not_describe
 from streamlearn.log_repeats import RepeatedLines
 from streamlearn.models import ModelSpec, SnapshotRejected, load_model
 from streamlearn.models.exceptions import (
@@ -56,6 +56,10 @@ log.addFilter(RepeatedLines())
 FETCH_MAX_BYTES = 64 * 1024 * 1024
 """Above ``model.state``'s ``max.message.bytes`` (16 MiB), so any snapshot can be fetched."""
 RETRY_S = 1.0
+METADATA_TRIES = 50
+METADATA_WAIT_S = 0.1
+"""A topic not in the cluster's metadata is looked for again that many times, that far
+apart (a topic just created reaches every broker's metadata within moments)."""
 
 
 AlertHook = Callable[[SnapshotRejected], None]
@@ -164,16 +168,18 @@ class StateFollower:
         partitions: list[TopicPartition] = []
         for topic in (self.model_topic, self.experiment_topic):
             found: set[int] | None = None
-            for _ in range(50):
+            for _ in range(METADATA_TRIES):
                 # aiokafka has no public call for the partitions of a topic it is not
                 # subscribed to: read them from a full metadata fetch.
                 cluster = await consumer._client.fetch_all_metadata()
                 found = cluster.partitions_for_topic(topic)
                 if found:
                     break
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(METADATA_WAIT_S)
             if not found:
-                raise KafkaError(f"topic {topic} not found")
+                # A full metadata answer leaves out the topics the user may not describe.
+                user = self.consumer_config.get("sasl_plain_username")
+                raise KafkaError(f"topic {topic} not found, or {may_not_describe(user, topic)}")
             partitions += [TopicPartition(topic, p) for p in sorted(found)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
