@@ -1,4 +1,4 @@
-"""The Helm chart, without a cluster: lint, render with the defaults and three values files,
+"""The Helm chart, without a cluster: lint, render with the defaults and four values files,
 validate every manifest against two Kubernetes versions' schemas, and check what every part
 must have (non-root read-only containers with probes and resources, labels, secrets only by
 reference when existing ones are named). The values schema is the settings' own."""
@@ -81,8 +81,9 @@ def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]
     return request.param, render_chart(*RENDERINGS[request.param])
 
 
-def test_three_values_files_besides_the_defaults() -> None:
+def test_four_values_files_besides_the_defaults() -> None:
     assert [p.stem for p in VALUES_FILES] == [
+        "archive-values",
         "external-sasl-ssl-values",
         "minimal-values",
         "production-values",
@@ -184,6 +185,8 @@ def test_parts_and_their_companions(rendered: tuple[str, list[dict[str, Any]]]) 
     ]
     if name == "external-sasl-ssl-values":
         expected.remove("rel-streamlearn-registry")  # an existing registry
+    if name == "archive-values":
+        expected.insert(5, "rel-streamlearn-archive")  # off by default
     assert deployments == expected
     jobs = {n for k, n in kinds if k == "Job"}
     assert jobs == {"rel-streamlearn-topics", "rel-streamlearn-schemas"}
@@ -192,6 +195,7 @@ def test_parts_and_their_companions(rendered: tuple[str, list[dict[str, Any]]]) 
         name != "minimal-values"
     )
     assert (("NetworkPolicy", "rel-streamlearn") in kinds) == (name != "minimal-values")
+    assert (("NetworkPolicy", "rel-streamlearn-archive") in kinds) == (name == "archive-values")
     monitoring = {k for k, _ in kinds} & OPERATOR_KINDS
     assert monitoring == (OPERATOR_KINDS if name == "production-values" else set())
     budgets = {n for k, n in kinds if k == "PodDisruptionBudget"}

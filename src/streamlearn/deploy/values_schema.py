@@ -171,6 +171,85 @@ def _key_refused(setting: str) -> dict[str, Any]:
     return {"not": refused}
 
 
+def _archive() -> dict[str, Any]:
+    """The archive agent (``archive run``): what the templates cannot check across values
+    (a local root needs a claim) they refuse with ``fail``."""
+    return _part(
+        {
+            "enabled": {**BOOLEAN, "description": "Run `archive run` (default: off)."},
+            "root": {
+                **STRING,
+                "description": "Where the files go: `s3://bucket/prefix`, or a local path "
+                "with `archive.persistence.existingClaim` mounted there. Required when enabled.",
+            },
+            "format": {"enum": ["avro", "parquet"], "description": "File format."},
+            "topics": {
+                "type": "array",
+                "uniqueItems": True,
+                "items": {"type": "string", "pattern": r"^[^,\s]+$"},
+                "description": "Topology names or shell patterns (`--topics`); empty: the "
+                "agent's defaults (telemetry.*, events.clean, events.sessions, "
+                "training.examples).",
+            },
+            "s3": _object(
+                {
+                    "endpointUrl": {
+                        **STRING,
+                        "anyOf": [{"const": ""}, {"pattern": settings_url_pattern()}],
+                        "description": "An S3-compatible endpoint (MinIO, Ceph, R2); empty: AWS.",
+                    },
+                    "region": {**STRING, "description": "The bucket's region."},
+                    "existingSecret": {
+                        **STRING,
+                        "description": "A Secret of yours with the store's access key, given to "
+                        "the archive's pod alone (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); "
+                        "empty: the AWS SDK's own chain (a node's role).",
+                    },
+                    "accessKeyIdKey": {
+                        **STRING,
+                        "description": "Key of the access key id in `existingSecret`.",
+                    },
+                    "secretAccessKeyKey": {
+                        **STRING,
+                        "description": "Key of the secret access key in `existingSecret`.",
+                    },
+                },
+                "The object store of an s3:// root.",
+            ),
+            "persistence": _object(
+                {
+                    "existingClaim": {
+                        **STRING,
+                        "description": "A PersistentVolumeClaim of yours mounted at a local "
+                        "root (ReadWriteMany for more than one replica).",
+                    }
+                },
+                "A local root's volume.",
+            ),
+            "metricsPort": {**PORT, "description": "Port of /metrics, /healthz and /readyz."},
+            "networkPolicy": _object(
+                {
+                    "egressPorts": {
+                        "type": "array",
+                        "items": PORT,
+                        "description": "Ports the archive's pods may reach the object store "
+                        "on, besides the port of `s3.endpointUrl`.",
+                    },
+                    "egressTo": {
+                        **ANY_LIST,
+                        "description": "NetworkPolicy peers of the object store (e.g. an "
+                        "ipBlock's CIDR); empty: anywhere.",
+                    },
+                },
+                "Egress of the archive's pods alone to the object store (with "
+                "networkPolicy.enabled).",
+            ),
+        },
+        "The archive agent: topics to hourly Avro or Parquet files, exactly once "
+        "(docs/archive.md).",
+    )
+
+
 def values_schema() -> dict[str, Any]:
     settings = _settings()
     config = {
@@ -205,8 +284,8 @@ def values_schema() -> dict[str, Any]:
             "users": {
                 "type": "object",
                 "description": "A Kafka user per part, for least privilege with `streamlearn "
-                "acls apply`: collector, serve, registry, an agent set by its name, ops (the "
-                "topics hook). A part not listed logs in as `username`.",
+                "acls apply`: collector, serve, registry, an agent set by its name, archive, ops "
+                "(the topics hook). A part not listed logs in as `username`.",
                 "additionalProperties": _object(
                     {
                         "username": {**STRING, "minLength": 1},
@@ -385,6 +464,7 @@ def values_schema() -> dict[str, Any]:
                     },
                 }
             ),
+            "archive": _archive(),
             "extraVolumes": ANY_LIST,
             "extraVolumeMounts": ANY_LIST,
             "podSecurityContext": ANY_OBJECT,

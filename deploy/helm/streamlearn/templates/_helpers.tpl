@@ -106,7 +106,7 @@ app.kubernetes.io/component: {{ .component }}
 serve_api_tokens: [serve, test]
 collector_write_keys: [collector]
 registry_writers: [registry]
-schema_registry_basic_auth: [collector, serve, agents, schemas, test]
+schema_registry_basic_auth: [collector, serve, agents, schemas, test, archive]
 model_previous_signing_key: [serve, learner]
 {{- end -}}
 
@@ -159,6 +159,7 @@ model_previous_signing_key: [serve, learner]
 {{- range $set, $spec := .Values.agents.sets -}}
 {{- if ne $spec.enabled false -}}{{- $parts = append $parts $set -}}{{- end -}}
 {{- end -}}
+{{- if .Values.archive.enabled -}}{{- $parts = append $parts "archive" -}}{{- end -}}
 {{- toYaml $parts -}}
 {{- end -}}
 
@@ -176,14 +177,18 @@ model_previous_signing_key: [serve, learner]
 {{- end -}}
 
 {{/* Environment of a streamlearn container (.root, .component, .agents): the ConfigMap,
-     then the secrets it uses, by reference. */}}
+     then the secrets it uses, by reference, then the part's own entries (.extraEnv: the
+     archive's object store credentials). */}}
 {{- define "streamlearn.env" -}}
 {{- $entries := include "streamlearn.envEntries" . -}}
 envFrom:
   - configMapRef:
       name: {{ include "streamlearn.configFor" . }}
-{{- if trim $entries }}
+{{- if or (trim $entries) .extraEnv }}
 env:{{ $entries }}
+{{- with .extraEnv }}
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
@@ -362,8 +367,12 @@ args:
   {{- toYaml .args | nindent 2 }}
 securityContext:
   {{- toYaml $root.Values.containerSecurityContext | nindent 2 }}
-{{ include "streamlearn.env" (dict "root" $root "component" .component "agents" .agents) }}
+{{ include "streamlearn.env" (dict "root" $root "component" .component "agents" .agents "extraEnv" .extraEnv) }}
 {{ include "streamlearn.volumeMounts" $root }}
+{{- with .archiveMount }}
+  - name: archive
+    mountPath: {{ . }}
+{{- end }}
 {{- end -}}
 
 {{/* Probes on an HTTP port: ready when /readyz says so, restarted when /healthz fails. */}}
@@ -549,9 +558,10 @@ checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
 {{- $known := fromYamlArray (include "streamlearn.kafkaParts" .) }}
 {{- range $part, $_ := .Values.kafka.sasl.users | default dict }}
 {{- if not (has $part $known) }}
-{{- fail (printf "kafka.sasl.users.%s: this release runs no such part; its parts are %s (ops: the hooks; the others: collector, serve, registry and the enabled agent sets)" $part (join ", " $known)) }}
+{{- fail (printf "kafka.sasl.users.%s: this release runs no such part; its parts are %s (ops: the hooks; the others: collector, serve, registry, the enabled agent sets and archive when archive.enabled)" $part (join ", " $known)) }}
 {{- end }}
 {{- end }}
+{{- include "streamlearn.validateArchive" . }}
 {{- /* Each agent in one enabled set: helm merges a new set into the default ones, and two
      sets (two consumer groups) would each process the agent's input, every output twice. */}}
 {{- $setOf := dict }}
@@ -577,4 +587,40 @@ checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
 {{- define "streamlearn.serveStartupWaitS" -}}
 {{- $wait := .Values.config.serve_startup_wait_s -}}
 {{- if kindIs "invalid" $wait -}}30{{- else -}}{{ $wait }}{{- end -}}
+{{- end -}}
+
+{{/* The archive's values (archive.*), when it runs. Its files are the only copy of what
+     Kafka's retention has dropped: a root that would lose them with the pod is refused. */}}
+{{- define "streamlearn.validateArchive" -}}
+{{- with .Values.archive }}
+{{- if .enabled }}
+{{- $claim := .persistence.existingClaim }}
+{{- if not .root }}
+{{- fail "archive.root is required when archive.enabled is true: s3://bucket/prefix, or a local path with archive.persistence.existingClaim" }}
+{{- else if hasPrefix "s3://" .root }}
+{{- if not (regexMatch "^s3://[^/]+(/.*)?$" .root) }}
+{{- fail (printf "archive.root %s: s3://bucket/prefix names a bucket" .root) }}
+{{- end }}
+{{- if $claim }}
+{{- fail (printf "archive.persistence.existingClaim %s is given but archive.root %s is in object storage: the claim would go unused; remove it, or give a local root" $claim .root) }}
+{{- end }}
+{{- else if not (hasPrefix "/" .root) }}
+{{- fail (printf "archive.root %s: s3://bucket/prefix, or an absolute local path with archive.persistence.existingClaim (other URLs are refused by archive run)" .root) }}
+{{- else if not $claim }}
+{{- fail (printf "archive.root %s is a local path but archive.persistence.existingClaim is not given: the path would be on the pod's own disk and the archive lost with the pod; give a PersistentVolumeClaim of yours (mounted at %s), or an s3:// root" .root .root) }}
+{{- else if has (trimSuffix "/" .root) (list "" "/tmp" "/data") }}
+{{- fail (printf "archive.root %s: the claim cannot be mounted at / , /tmp or /data (the pod's own writable places); use a path of its own, e.g. /archive" .root) }}
+{{- end }}
+{{- with .s3.existingSecret }}
+{{- if not (and $.Values.archive.s3.accessKeyIdKey $.Values.archive.s3.secretAccessKeyKey) }}
+{{- fail "archive.s3.existingSecret needs archive.s3.accessKeyIdKey and archive.s3.secretAccessKeyKey (the keys of the access key id and secret in it)" }}
+{{- end }}
+{{- end }}
+{{- with $.Values.config.archive_root }}
+{{- if ne . $.Values.archive.root }}
+{{- fail (printf "config.archive_root %s differs from archive.root %s: the archive would write to one and replays read the other; leave config.archive_root out (or give it the same value)" . $.Values.archive.root) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end -}}
