@@ -246,6 +246,22 @@ def test_duplicate_feedback_counts_once() -> None:
     assert h.counts["duplicate_feedback"] == 2
 
 
+def test_feedback_redelivered_with_its_event_id_in_another_uuid_form_counts_once() -> None:
+    """A producer writing Kafka directly (the collector writes the canonical form) may
+    retry with the id in another form ``uuid.UUID`` reads. Noted as written, the upper-case
+    copy of a value was summed a second time: the label was 25.0 for one value of 12.5."""
+    h = Harness()
+    h.pred(prediction("r1", model_name="conversion_value", score=4.0))
+    h.fb(feedback("r1", "impression", 1))
+    event_id = str(uuid.uuid4())
+    h.fb(feedback("r1", "value", 100, value=12.5, event_id=event_id))
+    h.fb(feedback("r1", "value", 101, value=12.5, event_id=event_id.upper()))
+    h.fb(feedback("r1", "value", 102, value=12.5, event_id=f"urn:uuid:{event_id}"))
+    (example,) = h.advance(3660)
+    assert example["label"] == 12.5
+    assert h.counts["duplicate_feedback"] == 2
+
+
 def test_feedback_after_the_horizon_is_late() -> None:
     h = Harness()
     h.pred(prediction("r1"))

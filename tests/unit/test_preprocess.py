@@ -360,3 +360,33 @@ def test_an_event_stamped_hours_after_kafka_received_it_is_rejected_too() -> Non
     rejected = cluster.decoded("events.rejected")
     assert [r["reason"] for r in rejected] == ["invalid_field"] * 2
     assert "received_ts is 82800 s after Kafka received the record" in rejected[0]["detail"]
+
+
+def test_one_event_id_written_in_several_uuid_forms_is_one_event_in_canonical_form() -> None:
+    """A producer other than the collector (which writes the canonical form) may write an
+    id in any form ``uuid.UUID`` reads, and a retry need not use the same one. Deduplicated
+    on the string as written, the upper-case and ``urn:uuid:`` copies of one event were
+    each cleaned (a probe: three records of one event id in events.clean, one session of
+    three events), and non-canonical strings reached events.clean, where Java's
+    ``UUID.fromString`` does not read ``urn:uuid:`` or braces."""
+    registry = InMemoryRegistry()
+    cluster = LocalCluster(TopicCatalogue.from_settings(Settings()), registry, partitions=6)
+    plain = AvroSerde.for_topic(registry, "telemetry.events", "TelemetryEvent", logical_types=False)
+    at_ms = int(T0.timestamp() * 1000)
+    event_id = str(uuid.uuid4())
+    forms = [event_id.upper(), event_id, f"urn:uuid:{event_id}", "{" + event_id + "}"]
+    for offset_ms, form in enumerate(forms):
+        value = {
+            **_event(), "event_id": form, "client_ts": at_ms + offset_ms,
+            "received_ts": at_ms + offset_ms, "session_hint": None, "referrer": None,
+            "properties": {}, "context": {},
+        }  # fmt: skip
+        cluster.produce("telemetry.events", b"u-1", plain.encode(value), partition=3)
+    metrics = AgentMetrics()
+    worker = LocalWorker(cluster, PreprocessStep(Settings(), metrics), metrics=metrics)
+    worker.assign(range(6))
+    worker.run()
+    clean = AvroSerde.for_topic(registry, "events.clean", "CleanEvent", logical_types=False)
+    written = [clean.decode(m.value)["event_id"] for m in cluster.messages("events.clean")]
+    assert written == [event_id]
+    assert metrics.value(metrics.events, outcome="duplicate") == 3

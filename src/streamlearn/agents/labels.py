@@ -56,6 +56,7 @@ import heapq
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Literal
 
+from streamlearn.agents.event_ids import canonical_uuid
 from streamlearn.agents.label_entries import (
     MAX_EVENT_IDS,
     Entry,
@@ -206,7 +207,8 @@ class LabelJoiner:
         None or -1 if unknown); returns the positive example it completes, if any."""
         self.counters.feedback += 1
         request_id = str(feedback["request_id"])
-        event_id = str(feedback["event_id"])
+        # Redeliveries are told by event id: one written in another UUID form is the same.
+        event_id = canonical_uuid(str(feedback["event_id"])) or str(feedback["event_id"])
         stamped_ms = epoch_millis(feedback["received_ts"])
         received_ms = _not_ahead(stamped_ms, appended_ms)
         if received_ms != stamped_ms:

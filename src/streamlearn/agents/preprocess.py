@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
-import uuid
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from streamlearn.agents.bots import BotRules, bot_rule, expire_bot_state
+from streamlearn.agents.event_ids import canonical_uuid
 from streamlearn.agents.geo import CountryLookup
 from streamlearn.agents.user_agents import UserAgentInfo, analyse_user_agent
 from streamlearn.exceptions import ConfigurationError
@@ -27,8 +26,6 @@ from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import FETCH_HOLD_MS, Emit, Record, Step
 from streamlearn.serde.timestamps import DATETIME_MAX_MS, DATETIME_MIN_MS
 from streamlearn.settings import Settings
-
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 AGENT = "preprocess"
 MAX_CLIENT_AHEAD_S = 60.0
@@ -108,7 +105,12 @@ class Preprocessor:
         if problem is not None:
             return Processed("invalid", problem=problem)
 
-        event_id = str(event["event_id"])
+        event_id = canonical_uuid(str(event["event_id"]))
+        assert event_id is not None  # checked by _invalid_field
+        if event_id != event["event_id"] and type(event["event_id"]) is str:
+            # One event written in two forms (upper case, urn:uuid:, braces) is one event,
+            # and events.clean holds the form every UUID reader reads.
+            event = {**event, "event_id": event_id}
         received_ms = _millis(event["received_ts"])
         first = seen.get(event_id)
         if first is not None and first[1] != offset:
@@ -141,11 +143,8 @@ class Preprocessor:
         # What plain Avro lets another producer than the collector write, and readers with
         # logical types (fastavro's, Java's) cannot read back from events.clean.
         event_id = event["event_id"]
-        if type(event_id) is str and not _CANONICAL_UUID.fullmatch(event_id):
-            try:
-                uuid.UUID(event_id)
-            except ValueError:
-                return f"field event_id is not a UUID: {event_id[:64]!r}"
+        if type(event_id) is str and canonical_uuid(event_id) is None:
+            return f"field event_id is not a UUID: {event_id[:64]!r}"
         for field in ("client_ts", "received_ts"):
             moment = event[field]
             if type(moment) is int and not DATETIME_MIN_MS <= moment <= DATETIME_MAX_MS:
