@@ -216,6 +216,20 @@ def test_names_that_would_route_wrongly_are_named() -> None:
     ]
 
 
+def test_newest_before_the_arm_is_named() -> None:
+    """Found by a new user: `--arm a=ctr~newest@x:1` was set. No snapshot is ever named
+    ``ctr~newest@x`` (the newest of the per-arm model is ``ctr@x~newest``), so the arm's
+    users got the fallback for good while `experiments set` said nothing."""
+    misplaced = Experiment(name="e", salt="s", arms=(Arm("a", "ctr~newest@x", 1.0),))
+    assert name_problems(misplaced) == [
+        "arm a: model 'ctr~newest@x': '~newest' goes last (ctr@x~newest: the newest "
+        "version of ctr@x); no model is ever named 'ctr~newest@x', so the arm's users "
+        "would get the fallback for good"
+    ]
+    newest_of_arm = Experiment(name="e", salt="s", arms=(Arm("a", "ctr@x~newest", 1.0),))
+    assert name_problems(newest_of_arm) == []
+
+
 def test_duplicate_arm_names_are_named() -> None:
     with pytest.raises(InvalidExperiment, match="arm names must be unique, non-empty: 'a' twice"):
         Experiment(name="e", salt="s", arms=(Arm("a", "ctr", 1.0), Arm("a", "ctr", 1.0)))

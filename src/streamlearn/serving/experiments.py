@@ -315,8 +315,13 @@ def name_problems(experiment: Experiment) -> list[str]:
     for arm in experiment.arms:
         if not NAME.fullmatch(arm.name):
             problems.append(f"arm name {arm.name!r}: {NAME_RULE}")
-        _, at, arm_model = arm.model_name.partition("@")
-        if at and not NAME.fullmatch(arm_model.removesuffix(NEWEST)):
+        spec_name, at, arm_model = arm.model_name.partition("@")
+        if at and spec_name.endswith(NEWEST):
+            # base_model() reads "ctr~newest@x" as ctr, so the spec check passed; but no
+            # snapshot is ever named so (the newest of ctr@x is ctr@x~newest): the arm's
+            # users got the fallback for good.
+            problems.append(_misplaced_newest(arm.name, arm.model_name, spec_name, arm_model))
+        elif at and not NAME.fullmatch(arm_model.removesuffix(NEWEST)):
             # "ctr@x@y" was said to name no arm after its '@'.
             problems.append(
                 f"arm {arm.name}: model {arm.model_name!r}: the arm after '@' is "
@@ -325,6 +330,15 @@ def name_problems(experiment: Experiment) -> list[str]:
                 else f"arm {arm.name}: model {arm.model_name!r} names no arm after '@'"
             )
     return problems
+
+
+def _misplaced_newest(arm: str, model: str, spec_name: str, arm_model: str) -> str:
+    per_arm = f"{spec_name.removesuffix(NEWEST)}@{arm_model}"
+    return (
+        f"arm {arm}: model {model!r}: '{NEWEST}' goes last ({per_arm}{NEWEST}: the newest "
+        f"version of {per_arm}); no model is ever named {model!r}, so the arm's users would "
+        "get the fallback for good"
+    )
 
 
 def overlaps(experiment: Experiment, current: Iterable[Experiment]) -> list[str]:
