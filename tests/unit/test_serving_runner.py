@@ -348,3 +348,44 @@ def test_a_worker_stopped_on_its_own_stops_the_fleet_as_a_failure() -> None:
         runner.join(30)
         assert runner.exitcode == 1
         assert not any(_alive(pid) for pid in pids)
+
+
+def _one_worker_on(port: int, started: str) -> None:
+    """`serve` with one worker on ``port``; its app's startup (where a worker reads
+    model.state, up to STREAMLEARN_SERVE_STARTUP_WAIT_S) writes ``started``."""
+
+    async def startup(app: web.Application) -> AsyncIterator[None]:
+        Path(started).write_text("started")
+        yield
+
+    def make_app(index: int) -> web.Application:
+        app = web.Application()
+        app.cleanup_ctx.append(startup)
+        return app
+
+    try:
+        run_workers(make_app, 1, host="127.0.0.1", port=port)
+    except OSError:
+        raise SystemExit(3) from None
+    raise SystemExit(0)
+
+
+def test_one_worker_is_refused_a_taken_port_before_it_starts(tmp_path: Path) -> None:
+    """Found by a new user: `serve --port 8000` with 8000 taken read model.state, raised
+    its snapshots' alerts and, with the broker away, waited the whole startup wait (30 s)
+    before it said the address was in use; `serve --workers 2` said it at once. One
+    worker's port is now checked as a fleet's is, before the app starts."""
+    import socket
+
+    port = free_port()
+    started = tmp_path / "started"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        worker = multiprocessing.get_context("fork").Process(
+            target=_one_worker_on, args=(port, str(started))
+        )
+        worker.start()
+        worker.join(30)
+    assert worker.exitcode == 3, "address in use, said as an OSError"
+    assert not started.exists(), "the worker started before it found its port taken"

@@ -187,8 +187,13 @@ def run_workers(
     outright) stops itself.
     """
     if workers <= 1:
+        app = make_app(0)
+        # Here, as for a fleet: the worker binds only after its startup (model.state read,
+        # up to STREAMLEARN_SERVE_STARTUP_WAIT_S with the broker away), and a taken port was
+        # said after all that, its snapshots' alerts raised on the way.
+        check_bindable(host, port)
         run_worker(
-            make_app(0), host=host, port=port, print=print, access_log=access_log,
+            app, host=host, port=port, print=print, access_log=access_log,
             ssl_context=ssl_context,
         )  # fmt: skip
         return 0
