@@ -174,3 +174,45 @@ def test_sessions_of_history_equal_the_offline_reference_whatever_the_timing(
     first, replay = ({s["session_id"]: dict(s, closed_ts=None) for s in run} for run in runs)
     assert first == replay, "the replay gives the same session records"
     print(f"{len(events)} events, {len(reference)} sessions, identical in both runs")
+
+
+def test_a_quiet_live_partition_closes_its_sessions_after_a_restart(
+    system_settings: Settings, tmp_path: Any
+) -> None:
+    """A live stream gone quiet closes its sessions on the timer, also when the worker
+    that read its last event stopped before they closed (a deploy, a crash) and another
+    took the partition over. Until 2026-12-07 a worker gave the timer no read time for a
+    partition it had not read a batch of itself, so such a session stayed open until the
+    partition's next event: a probe's user session was still open 100 s after its only
+    event (gap 5 s, lateness 2 s, idle 3 s)."""
+    settings = system_settings.model_copy(
+        update={
+            "data_dir": tmp_path,
+            "session_gap_s": 15,
+            "session_allowed_lateness_s": 2,
+            "session_idle_s": 2,
+        }
+    )
+    registry = RegistryClient(settings.schema_registry_url)
+    serde = AvroSerde.for_topic(
+        registry, settings.topic_prefix + "telemetry.events", "TelemetryEvent"
+    )
+    now = _ms(datetime.now(UTC))
+    event = {
+        "event_id": str(uuid.uuid4()), "event_type": "page_view", "user_id": "quiet",
+        "client_ts": now, "received_ts": now, "url": "https://shop.example/",
+        "user_agent": BROWSERS[0], "ip": "198.51.100.7", "app_version": "shop-web 4.2.0",
+    }  # fmt: skip
+    workers = Workers(settings, only="preprocess,sessionise", group="quiet")
+    try:
+        with running(workers, 1):
+            workers.wait_for_members(1)
+            _produce(settings, serde, [event])
+            # Read by the first worker (its clean copy out), which stops before the gap.
+            read_topic(settings, "events.clean", lambda messages: bool(messages), 60)
+        with running(workers, 1):
+            workers.wait_for_members(1)
+            sessions = read_topic(settings, "events.sessions", lambda m: bool(m), 90)
+    finally:
+        registry.close()
+    assert len(sessions) == 1, "the session closed by the timer of the worker that took over"

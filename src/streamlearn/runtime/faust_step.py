@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from faust.types import TP
 from streamlearn.runtime.checkpoint import Checkpoints
 from streamlearn.runtime.exceptions import RuntimeConfigurationError
 from streamlearn.runtime.faust_app import WorkerRuntime
-from streamlearn.runtime.faust_internals import Deliveries
+from streamlearn.runtime.faust_internals import BatchConsumer, Deliveries
 from streamlearn.runtime.faust_store import PartitionedStore
 from streamlearn.runtime.outputs import OutputBatches
 from streamlearn.runtime.records import StepOutputs, step_topics
@@ -259,10 +260,35 @@ class StepBinding:
         if not await self._sync():
             return
         now = wall_ms()
+        consumer = self.app.consumer
+        lags = consumer.partition_lags() if isinstance(consumer, BatchConsumer) else {}
         for partition in sorted(self.stores.open):
             emit, outputs = self._outputs()
-            self.step.tick(partition, now, self._read_ms.get(partition), emit)
+            self.step.tick(partition, now, self._read_at(partition, now, lags), emit)
             self._checkpoint(partition, outputs, acks=False)
+
+    def _read_at(self, partition: int, now: int, lags: Mapping[TP, tuple[int, int]]) -> int | None:
+        """When ``partition`` was last read, for the step's timer (None: not known yet).
+
+        A partition taken over (a restart, a rebalance) and found with nothing to read is
+        at the head of its log: read now, as far as liveness goes. Without this, the timer
+        of a partition gone quiet before the worker took it never moved (no batch came to
+        set a read time), and its sessions and label horizons stayed open until its next
+        record. Whether it is live is still the event clock's verdict (its newest record
+        within the live lag of now), so a backfill's partition is not made live."""
+        read_ms = self._read_ms.get(partition)
+        if read_ms is None and self._at_the_head(partition, lags):
+            read_ms = self._read_ms[partition] = now
+        return read_ms
+
+    def _at_the_head(self, partition: int, lags: Mapping[TP, tuple[int, int]]) -> bool:
+        """Whether every input of the step is read to the end offset the last fetch saw
+        in ``partition`` (position and end known, nothing after the position)."""
+        for topic in self.step.inputs:
+            known = lags.get(TP(self.names[topic], partition))
+            if known is None or known[1] > 0:
+                return False
+        return True
 
 
 def bind_step(runtime: WorkerRuntime, step: Step) -> StepBinding:

@@ -162,7 +162,8 @@ class Step(ABC):
         self, partition: int, now_ms: int, read_ms: int | None, emit: Emit
     ) -> None:
         """Wall-clock work for an owned partition at wall time ``now_ms``; ``read_ms`` is
-        when its last batch was read (None: not since this worker took it). See
+        when its last batch was read, or when the worker found the partition it took over
+        read to its end (None: neither yet). See
         :class:`~streamlearn.runtime.event_time.EventClock`."""
 
     def opened(self, partition: int) -> None:  # noqa: B027
