@@ -195,10 +195,13 @@ def experiments_delete(
     from streamlearn.serving.experiment_topic import delete_experiment, read_experiments
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
+    # Names whose newest record the workers ignore count: their tombstone is what ends
+    # `list`'s warning of them (refused as "no experiment", nothing could).
+    named: set[str] = set()
     with RegistryClient.for_settings(settings) as registry:
-        known = [e.name for e in read_experiments(settings, registry)]
-    if name not in known:
-        fail(f"no experiment {name!r}; there are: {', '.join(known) or 'none'}")
+        read_experiments(settings, registry, named=named)
+    if name not in named:
+        fail(f"no experiment {name!r}; there are: {', '.join(sorted(named)) or 'none'}")
     delete_experiment(settings, name)
     typer.echo(f"experiment {name} deleted")
 

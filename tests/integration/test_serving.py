@@ -139,6 +139,40 @@ def test_listing_experiments_says_what_it_ignored_and_fails_without_the_registry
         read_experiments(settings, away)
 
 
+def test_an_experiment_the_workers_ignore_can_be_deleted(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    """Found by a new user: an experiment whose only record the workers ignore (weight -1,
+    written by another tool) was warned of by every `experiments list`, and `experiments
+    delete` refused it ("no experiment"): nothing could end the warning. Its tombstone is
+    now written, and `list` warns only of a name's newest record."""
+    from streamlearn.serving.experiment_topic import experiment_topic
+
+    name = f"ignored-{os.getpid()}-{time.monotonic_ns()}"
+    record = Experiment(name=name, salt="s", arms=(Arm("a", "ctr", 1.0),)).to_record()
+    bad = {**record, "arms": [{"name": "a", "model_name": "ctr", "weight": -1.0}]}
+    entry = experiment_topic(settings)
+    produce_confirmed(settings, entry.name, name.encode(), entry.serde(registry).encode(bad))
+    before: list[str] = []
+    read_experiments(settings, registry, before)
+    assert any(f"experiment {name}: record at offset" in i for i in before), before
+    deleted = subprocess.run(
+        [sys.executable, "-m", "streamlearn", "experiments", "delete", name],
+        env={
+            **os.environ,
+            "STREAMLEARN_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "STREAMLEARN_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+            "STREAMLEARN_TOPIC_PREFIX": settings.topic_prefix,
+        },
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout == f"experiment {name} deleted\n"
+    after: list[str] = []
+    read_experiments(settings, registry, after)
+    assert not any(f"experiment {name}:" in i for i in after), after
+
+
 async def test_two_replicas_give_the_same_arm_for_10000_users(
     settings: Settings, registry: RegistryClient, caplog: pytest.LogCaptureFixture
 ) -> None:

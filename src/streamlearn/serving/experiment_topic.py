@@ -45,12 +45,18 @@ def delete_experiment(settings: Settings, name: str) -> None:
 
 
 def read_experiments(
-    settings: Settings, registry: SchemaSource, ignored: list[str] | None = None
+    settings: Settings,
+    registry: SchemaSource,
+    ignored: list[str] | None = None,
+    named: set[str] | None = None,
 ) -> list[Experiment]:
     """The current experiments, as the workers have them: the newest valid record of each
-    name, read to the end now. A record the workers ignore (not an experiment) is left out
-    as they leave it out, and said in ``ignored``; a registry that does not answer raises
-    :class:`~streamlearn.serde.RegistryUnavailableError` (it was taken for "no
+    name, read to the end now. A name's newest record that the workers ignore (not an
+    experiment) is left out as they leave it out, and said in ``ignored`` (an older one a
+    later record replaced is not: nothing can end that warning before compaction);
+    ``named`` gets every name whose newest record is not a tombstone, ignored ones
+    included (what ``experiments delete`` can delete). A registry that does not answer
+    raises :class:`~streamlearn.serde.RegistryUnavailableError` (it was taken for "no
     experiments")."""
     entry = experiment_topic(settings)
     topic, serde = entry.name, entry.serde(registry)
@@ -65,6 +71,8 @@ def read_experiments(
         )
     )
     current: dict[str, Experiment | None] = {}
+    refused: dict[str, str] = {}
+    """Name → why its newest record was ignored."""
     try:
         metadata = consumer.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
         if metadata is None or metadata.error is not None:
@@ -87,21 +95,26 @@ def read_experiments(
             value = message.value()
             if value is None:
                 current[key] = None
+                refused.pop(key, None)
             else:
                 try:
                     current[key] = Experiment.from_record(serde.decode(value))
+                    refused.pop(key, None)
                 except RegistryUnavailableError:
                     raise
                 except (SerdeError, InvalidExperiment) as exc:
-                    if ignored is not None:
-                        ignored.append(
-                            f"experiment {key}: record at offset {message.offset()} of "
-                            f"partition {message.partition()} ignored (as the workers "
-                            f"ignore it): {exc}"
-                        )
+                    refused[key] = (
+                        f"experiment {key}: record at offset {message.offset()} of "
+                        f"partition {message.partition()} ignored (as the workers "
+                        f"ignore it): {exc}"
+                    )
             partition, offset = message.partition(), message.offset()
             if partition is not None and offset is not None and offset + 1 >= ends[partition]:
                 pending.discard(partition)
     finally:  # a KafkaException goes on as it is: the command line says it in one line
         consumer.close()
+    if ignored is not None:
+        ignored += [refused[key] for key in sorted(refused)]
+    if named is not None:
+        named.update(refused, (key for key, e in current.items() if e is not None))
     return [e for _, e in sorted(current.items()) if e is not None]
