@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from streamlearn.archive import ArchiveAgent, ArchiveConfig, Limits, list_archive, read_archive
+from streamlearn.archive.exceptions import ArchiveError
 from streamlearn.archive.layout import bucket_directory, overlaps
 from streamlearn.kafka_clients import producer_config
 from streamlearn.kafka_local import free_port
@@ -648,3 +649,66 @@ def test_start_at_latest_is_where_the_group_first_took_a_partition(
     finally:
         assert stop(second) == 0, archiver.log.read_text()[-3000:]
     assert assert_archive_is_the_topic(system_settings, str(root)) == 180
+
+
+def test_a_worker_of_another_root_in_the_group_is_refused(
+    system_settings: Settings, tmp_path: Path
+) -> None:
+    """Workers of one group share the partitions: a second worker archiving another root in
+    the group (`archive run --root s3://...` beside `up`'s own archiver, both in the default
+    group) would take some partitions from the first, and each root would get only part of
+    the topics, without a word (seen: `up`'s local archive lost three topics whole to an S3
+    archiver started beside it). It is refused before it joins; the first keeps them all."""
+    settings = system_settings.model_copy(update={"data_dir": tmp_path})
+    produce(settings, BASE, 30, seed=7)
+    first = ArchiveAgent(settings, ArchiveConfig(root=str(tmp_path / "first"), topics=(TOPIC,)))
+    stop_event = threading.Event()
+    thread = threading.Thread(target=first.run, args=(stop_event,))
+    thread.start()
+    try:
+        wait_for(
+            "the first worker joined", lambda: len(first.archivers) == 6, 30, tmp_path / "none"
+        )
+        other = ArchiveAgent(settings, ArchiveConfig(root=str(tmp_path / "other"), topics=(TOPIC,)))
+        errors: list[BaseException] = []
+        other_stop = threading.Event()
+
+        def run_other() -> None:
+            try:
+                other.run(other_stop)
+            except BaseException as exc:
+                errors.append(exc)
+
+        other_thread = threading.Thread(target=run_other)
+        other_thread.start()
+        try:
+            # Joined, a rebalance would move partitions to it within seconds.
+            wait_for(
+                "the other root's worker refused or given partitions",
+                lambda: bool(errors or other.archivers),
+                30,
+                tmp_path / "none",
+            )
+            time.sleep(2.0)
+        finally:
+            other_stop.set()
+            other_thread.join(timeout=30)
+        assert [type(e) for e in errors] == [ArchiveError], errors
+        assert "archiving another root" in str(errors[0])
+        assert "--group" in str(errors[0])
+        assert len(first.archivers) == 6
+        # A second worker of the same root joins as before.
+        same = ArchiveAgent(settings, ArchiveConfig(root=str(tmp_path / "first"), topics=(TOPIC,)))
+        same_stop = threading.Event()
+        same_thread = threading.Thread(target=same.run, args=(same_stop,))
+        same_thread.start()
+        try:
+            wait_for(
+                "the same root's worker joined", lambda: bool(same.archivers), 30, tmp_path / "none"
+            )
+        finally:
+            same_stop.set()
+            same_thread.join(timeout=30)
+    finally:
+        stop_event.set()
+        thread.join(timeout=30)

@@ -49,6 +49,7 @@ from confluent_kafka import (
 
 from streamlearn.archive.config import ArchiveConfig, default_staging_dir
 from streamlearn.archive.decode import WriterDecoder, WriterSchemaSource
+from streamlearn.archive.group_roots import archive_client_id, refuse_other_roots
 from streamlearn.archive.layout import ResumePoint, resume_points
 from streamlearn.archive.metrics import ArchiveMetrics
 from streamlearn.archive.partition import Completed, PartitionArchiver
@@ -110,6 +111,8 @@ class ArchiveAgent:
         self._registry = registry
         self.decoder = WriterDecoder(registry or RegistryClient.for_settings(settings))
         self.group = Namespace(settings.topic_prefix).group(config.group)
+        self.client_id = archive_client_id(config.root, config.storage_options)
+        """Names the root: a worker of another root in the group is refused (group_roots)."""
         self.archivers: dict[tuple[str, int], PartitionArchiver] = {}
         self.last_beat: float | None = None
         """When the consume loop last went round (monotonic; the liveness probe)."""
@@ -123,7 +126,7 @@ class ArchiveAgent:
             self.settings,
             **{
                 "group.id": self.group,
-                "client.id": "streamlearn-archive",
+                "client.id": self.client_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 # Only for a position Kafka no longer has (retention removed records that
@@ -142,6 +145,7 @@ class ArchiveAgent:
             self.store.make_root()
         else:  # a bucket must be there already
             self.store.require_root()
+        refuse_other_roots(self.settings, self.group, self.client_id)
         consumer = Consumer(self.consumer_config())
         log.info(
             "archiving %s to %s as %s (group %s)",
