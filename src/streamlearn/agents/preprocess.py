@@ -101,13 +101,14 @@ class Preprocessor:
         bot_state: MutableMapping[str, list[int]],
     ) -> Processed:
         """One event read at ``offset`` of ``partition``, with that partition's state."""
-        problem = self._invalid_field(event)
-        if problem is not None:
+        written_id = event["event_id"]
+        # None: not a UUID (refused below); one parse per event, for the check and the id.
+        event_id = canonical_uuid(written_id) if type(written_id) is str else str(written_id)
+        problem = self._invalid_field(event, event_id)
+        if problem is not None or event_id is None:
             return Processed("invalid", problem=problem)
 
-        event_id = canonical_uuid(str(event["event_id"]))
-        assert event_id is not None  # checked by _invalid_field
-        if event_id != event["event_id"] and type(event["event_id"]) is str:
+        if event_id != written_id and type(written_id) is str:
             # One event written in two forms (upper case, urn:uuid:, braces) is one event,
             # and events.clean holds the form every UUID reader reads.
             event = {**event, "event_id": event_id}
@@ -136,15 +137,16 @@ class Preprocessor:
         return Processed("clean", clean=self._clean(event, agent, partition, offset))
 
     @staticmethod
-    def _invalid_field(event: dict[str, Any]) -> str | None:
+    def _invalid_field(event: dict[str, Any], event_id: str | None) -> str | None:
+        """Why ``event`` is refused (None: it is not); ``event_id`` is its id in canonical
+        form, None when it is no UUID."""
         for field in ("user_id", "event_type", "app_version"):
             if not str(event[field]).strip():
                 return f"field {field} is empty"
         # What plain Avro lets another producer than the collector write, and readers with
         # logical types (fastavro's, Java's) cannot read back from events.clean.
-        event_id = event["event_id"]
-        if type(event_id) is str and canonical_uuid(event_id) is None:
-            return f"field event_id is not a UUID: {event_id[:64]!r}"
+        if event_id is None:
+            return f"field event_id is not a UUID: {str(event['event_id'])[:64]!r}"
         for field in ("client_ts", "received_ts"):
             moment = event[field]
             if type(moment) is int and not DATETIME_MIN_MS <= moment <= DATETIME_MAX_MS:
