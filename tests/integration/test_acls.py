@@ -101,13 +101,26 @@ def _refusal_writing(settings: Settings, topic: str) -> KafkaError | None:
     return errors[0] if errors else None
 
 
+def _topics_applied(bootstrap: str, material: SecureMaterial) -> None:
+    """The topology's topics, created as the operator (idempotent)."""
+    operator = _as(None, bootstrap, material)
+    topology = load_topology(SHIPPED_TOPOLOGY)
+    apply_topology(AdminClient(confluent_config(operator)), desired_topics(topology, PREFIX, 1))
+
+
+def _topics_and_acls_applied(bootstrap: str, material: SecureMaterial) -> None:
+    """The topics and the plan's ACLs, as the operator (both idempotent: after another test
+    that applied them, nothing to add)."""
+    _topics_applied(bootstrap, material)
+    applied = _cli(material.client_settings_path, bootstrap, "apply")
+    assert applied.exit_code == 0, applied.output
+
+
 def test_the_plan_is_applied_once_and_nothing_else_is_allowed(
     acl_broker: tuple[str, SecureMaterial],
 ) -> None:
     bootstrap, material = acl_broker
-    operator = _as(None, bootstrap, material)
-    topology = load_topology(SHIPPED_TOPOLOGY)
-    apply_topology(AdminClient(confluent_config(operator)), desired_topics(topology, PREFIX, 1))
+    _topics_applied(bootstrap, material)
 
     refused = _cli(material.part_settings_path("ops"), bootstrap, "apply")
     assert refused.exit_code == 1
@@ -147,13 +160,8 @@ async def test_each_part_works_under_its_own_principal(
     acl_broker: tuple[str, SecureMaterial], tmp_path: Path
 ) -> None:
     bootstrap, material = acl_broker
-    # The topics and the plan's ACLs, as the operator (both idempotent: after the test
-    # above, nothing to add). Without this, the test passed only after that one.
-    operator = _as(None, bootstrap, material)
-    topology = load_topology(SHIPPED_TOPOLOGY)
-    apply_topology(AdminClient(confluent_config(operator)), desired_topics(topology, PREFIX, 1))
-    applied = _cli(material.client_settings_path, bootstrap, "apply")
-    assert applied.exit_code == 0, applied.output
+    # Without this, the test passed only after the one above.
+    _topics_and_acls_applied(bootstrap, material)
     broker_log = material.directory.parent / "logs" / "server.log"
     seen = len(broker_log.read_text())  # the other test's refusals are before this
     registry_runner, registry_url = await serve_app(
@@ -293,11 +301,7 @@ async def test_a_collector_whose_user_may_write_to_no_topic_fails_its_liveness(
     poll. It ended the collector's poll thread, and /healthz said ok for good while every
     post was a 503; now the process fails its liveness, saying why."""
     bootstrap, material = acl_broker
-    operator = _as(None, bootstrap, material)
-    topology = load_topology(SHIPPED_TOPOLOGY)
-    apply_topology(AdminClient(confluent_config(operator)), desired_topics(topology, PREFIX, 1))
-    applied = _cli(material.client_settings_path, bootstrap, "apply")
-    assert applied.exit_code == 0, applied.output
+    _topics_and_acls_applied(bootstrap, material)
     registry_runner, registry_url = await serve_app(
         create_registry_app(_as("registry", bootstrap, material))
     )

@@ -19,6 +19,7 @@ from streamlearn.collector.state import COLLECTOR
 from streamlearn.kafka_local import free_port
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
+from tests.raw_http import post_raw
 from tests.support import end_offsets
 
 
@@ -136,37 +137,21 @@ async def test_valid_batch_is_accepted_and_produced(
     assert feedback[0][0] == b"req-9"
 
 
-async def _post_raw_headers(url: str, headers: bytes, body: bytes) -> tuple[int, Any]:
-    """A post with ``headers`` sent as these bytes (aiohttp's client sends text only)."""
-    address = url.removeprefix("http://")
-    host, port = address.rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(
-        b"POST /v1/events HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n"
-        + headers
-        + b"Content-Type: application/json\r\nContent-Length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
-    )
-    answer = await reader.read()
-    writer.close()
-    head, _, rest = answer.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(rest)
-
-
 async def test_headers_in_latin1_are_read_as_latin1_not_refused_as_the_body(
     collector: Callable[..., Any], settings: Settings, registry: RegistryClient
 ) -> None:
     # Devices and old stacks send their names in ISO-8859-1, which HTTP allowed: the event
     # was refused (400, field "body", although the body was fine) and so lost.
     user_agent = "Mozilla/5.0 (Linux; Android 4.4; Gerät) AppleWebKit/537.36 Chrome/44.0"
-    status, answer = await _post_raw_headers(
-        collector.url,
+    host, port = collector.url.removeprefix("http://").rsplit(":", 1)
+    status, answer = await post_raw(
+        host,
+        int(port),
+        "/v1/events",
         b"User-Agent: " + user_agent.encode("latin-1") + b"\r\nX-App-Version: caf\xe9-1\r\n",
         json.dumps({"event_type": "page_view", "user_id": "u-latin"}).encode(),
     )
-    assert status == 202, answer
+    assert status == 202, json.loads(answer)
     events = await asyncio.to_thread(_read, settings, "telemetry.events", 1)
     serde = AvroSerde.for_topic(
         registry, settings.topic_prefix + "telemetry.events", "TelemetryEvent"

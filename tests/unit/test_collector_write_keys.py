@@ -30,6 +30,7 @@ from streamlearn.http_auth import owner_of
 from streamlearn.kafka_local import free_port
 from streamlearn.serde.memory import InMemoryRegistry
 from streamlearn.settings import Settings
+from tests.raw_http import post_raw
 
 KEY = "wk-shop-0123456789abcdef"
 OTHER_KEY = "wk-app-fedcba9876543210"
@@ -84,22 +85,10 @@ async def test_a_post_without_a_key_or_with_an_unknown_one_is_401(
 
 
 async def _raw_post(client: TestClient[Any, Any], header: bytes) -> tuple[int, bytes]:
-    """A post with ``header`` sent as these bytes: aiohttp's client sends text headers only,
-    and a header that is not UTF-8 is what a misbehaving client or proxy may send."""
-    reader, writer = await asyncio.open_connection(client.host, client.port)
+    """A post of ``EVENT`` with one header line sent as these bytes."""
+    assert client.port is not None
     body = json.dumps(EVENT).encode()
-    writer.write(
-        b"POST /v1/events HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n"
-        + header
-        + b"\r\nContent-Type: application/json\r\nContent-Length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
-    )
-    answer = await reader.read()
-    writer.close()
-    head, _, rest = answer.partition(b"\r\n\r\n")
-    return int(head.split()[1]), rest
+    return await post_raw(client.host, client.port, "/v1/events", header + b"\r\n", body)
 
 
 async def test_a_key_that_is_not_utf8_is_401_not_a_server_error(
