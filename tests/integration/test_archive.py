@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -661,27 +662,17 @@ def test_a_worker_of_another_root_in_the_group_is_refused(
     archiver started beside it). It is refused before it joins; the first keeps them all."""
     settings = system_settings.model_copy(update={"data_dir": tmp_path})
     produce(settings, BASE, 30, seed=7)
-    first = ArchiveAgent(settings, ArchiveConfig(root=str(tmp_path / "first"), topics=(TOPIC,)))
-    stop_event = threading.Event()
-    thread = threading.Thread(target=first.run, args=(stop_event,))
-    thread.start()
-    try:
+
+    def worker(root: str) -> ArchiveAgent:
+        return ArchiveAgent(settings, ArchiveConfig(root=str(tmp_path / root), topics=(TOPIC,)))
+
+    first = worker("first")
+    with _running(first) as first_errors:
         wait_for(
             "the first worker joined", lambda: len(first.archivers) == 6, 30, tmp_path / "none"
         )
-        other = ArchiveAgent(settings, ArchiveConfig(root=str(tmp_path / "other"), topics=(TOPIC,)))
-        errors: list[BaseException] = []
-        other_stop = threading.Event()
-
-        def run_other() -> None:
-            try:
-                other.run(other_stop)
-            except BaseException as exc:
-                errors.append(exc)
-
-        other_thread = threading.Thread(target=run_other)
-        other_thread.start()
-        try:
+        other = worker("other")
+        with _running(other) as errors:
             # Joined, a rebalance would move partitions to it within seconds.
             wait_for(
                 "the other root's worker refused or given partitions",
@@ -689,26 +680,36 @@ def test_a_worker_of_another_root_in_the_group_is_refused(
                 30,
                 tmp_path / "none",
             )
-            time.sleep(2.0)
-        finally:
-            other_stop.set()
-            other_thread.join(timeout=30)
         assert [type(e) for e in errors] == [ArchiveError], errors
         assert "archiving another root" in str(errors[0])
         assert "--group" in str(errors[0])
         assert len(first.archivers) == 6
         # A second worker of the same root joins as before.
-        same = ArchiveAgent(settings, ArchiveConfig(root=str(tmp_path / "first"), topics=(TOPIC,)))
-        same_stop = threading.Event()
-        same_thread = threading.Thread(target=same.run, args=(same_stop,))
-        same_thread.start()
-        try:
+        same = worker("first")
+        with _running(same) as same_errors:
             wait_for(
                 "the same root's worker joined", lambda: bool(same.archivers), 30, tmp_path / "none"
             )
-        finally:
-            same_stop.set()
-            same_thread.join(timeout=30)
+        assert same_errors == []
+    assert first_errors == []
+
+
+@contextmanager
+def _running(agent: ArchiveAgent) -> Iterator[list[BaseException]]:
+    """``agent`` run in a thread until the block ends; what it raised, in the list given."""
+    errors: list[BaseException] = []
+    stop_event = threading.Event()
+
+    def run() -> None:
+        try:
+            agent.run(stop_event)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        yield errors
     finally:
         stop_event.set()
         thread.join(timeout=30)
