@@ -1,11 +1,12 @@
 """`streamlearn up`: the whole system on this machine, stopped cleanly on SIGINT/SIGTERM.
 
-Start order: the embedded broker (unless a cluster is given), the topology, the schema
-registry (unless an external one is given), the schemas, then the parts as supervised
-child processes: one Faust worker per agent (each its own consumer group), the collector
-and a prediction worker; with a simulation, the simulator runs in this process and
-sends its traffic through the collector and the worker's HTTP API. Stop order is the
-reverse, front doors first, so nothing accepted is left unprocessed by a stopped stage:
+Start order, after the checks that need no broker (ports, TLS files, the topology file,
+the data directory's signing key): the embedded broker (unless a cluster is given), the
+topology, the schema registry (unless an external one is given), the schemas, then the
+parts as supervised child processes: one Faust worker per agent (each its own consumer
+group), the collector and a prediction worker; with a simulation, the simulator runs in
+this process and sends its traffic through the collector and the worker's HTTP API. Stop
+order is the reverse, front doors first, so nothing accepted is left unprocessed by a stopped stage:
 simulator → collector and worker → agents (the learner publishes what it learned) →
 registry → broker.
 """
@@ -108,8 +109,12 @@ class _Run:
         self, settings: Settings, on_fetch: Callable[[PinnedJar, int, int], None] | None
     ) -> Settings:
         options, say = self.options, self.say
+        # Everything refusable without a broker is checked before one starts: a user told
+        # to chmod a key file should not first wait for a broker to start and stop again.
         _check_ports_free(options)
         self.doors = doors = Doors.from_settings(settings)
+        topology = load_topology(topology_path(settings))
+        settings = self._with_signing_key(settings)
         if options.embedded_kafka:
             self.broker = await asyncio.to_thread(
                 embedded_kafka, settings, port=options.kafka_port, data_dir=options.data_dir,
@@ -126,7 +131,6 @@ class _Run:
             say(f"Kafka {load_lock().kafka_version} ready at {status.bootstrap}"
                 + ("" if users.material is None else " (SASL_SSL, SCRAM-SHA-512)"))  # fmt: skip
 
-        topology = load_topology(topology_path(settings))
         desired = desired_topics(topology, settings.topic_prefix, settings.topic_replication_factor)
         plan = await asyncio.to_thread(
             apply_topology, AdminClient(confluent_config(settings)), desired
@@ -152,18 +156,22 @@ class _Run:
         )
         say(f"schemas: {len(registered)} registered")
 
-        if settings.model_signing_key is None:
-            settings = with_local_key(settings, make=True)
-            self.local_key_dir = settings.data_dir
-            rotation = settings.data_dir / LOCAL_ROTATION_FILE
-            key_file = (
-                rotation if rotation.is_file() else settings.data_dir / LOCAL_SIGNING_KEY_FILE
-            )
-            say(f"model snapshots signed with this machine's key in {key_file} "
-                "(STREAMLEARN_MODEL_SIGNING_KEY sets your own)")  # fmt: skip
         if options.simulate is not None and {"ctr", "ctr_tree"} <= set(settings.models):
             await asyncio.to_thread(_publish_simulated_experiment, settings)
             say(f"experiment {SIMULATED_EXPERIMENT.name}: logistic → ctr, tree → ctr_tree")
+        return settings
+
+    def _with_signing_key(self, settings: Settings) -> Settings:
+        """``settings`` signing with the data directory's key when they name none (made
+        now if there is none yet), refused when others may read that key's file."""
+        if settings.model_signing_key is not None:
+            return settings
+        settings = with_local_key(settings, make=True)
+        self.local_key_dir = settings.data_dir
+        rotation = settings.data_dir / LOCAL_ROTATION_FILE
+        key_file = rotation if rotation.is_file() else settings.data_dir / LOCAL_SIGNING_KEY_FILE
+        self.say(f"model snapshots signed with this machine's key in {key_file} "
+                 "(STREAMLEARN_MODEL_SIGNING_KEY sets your own)")  # fmt: skip
         return settings
 
     async def start_parts(self, settings: Settings) -> SystemProbe:
