@@ -13,6 +13,7 @@ import json
 from copy import deepcopy
 from typing import Any
 
+from streamlearn.archive.formats import CODECS
 from streamlearn.deploy.placed_elsewhere import CHART_VALUE_OF, refusals
 from streamlearn.models import SPECS
 from streamlearn.secret_settings import SECRET_SETTING_NAMES
@@ -171,6 +172,44 @@ def _key_refused(setting: str) -> dict[str, Any]:
     return {"not": refused}
 
 
+def _archive_file_options() -> dict[str, Any]:
+    """``archive run``'s options of its files, with the CLI's bounds (null or empty: the
+    CLI's default); a codec's fit to ``format`` and a staging directory's fit to the pod
+    are checked by the templates."""
+    return {
+        "compression": {
+            **STRING,
+            "description": f"Avro codec ({', '.join(CODECS['avro'])}) or Parquet compression "
+            f"({', '.join(CODECS['parquet'])}) of `format` (`--compression`); empty: snappy.",
+        },
+        "maxFileRecords": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "description": "A file closes at this many records; null: 100000.",
+        },
+        "maxFileBytes": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "description": "A file closes at this many bytes of Kafka keys and values; "
+            "null: 64 MiB.",
+        },
+        "idleCloseSeconds": {
+            "type": ["number", "null"],
+            "minimum": 0.001,
+            "description": "A file that got no record for this long closes; null: 60.",
+        },
+        "startAt": {
+            "enum": ["earliest", "latest"],
+            "description": "Where a partition without archived files starts.",
+        },
+        "stagingDir": {
+            **STRING,
+            "description": "In-progress files of an s3:// root, an absolute path under /data, "
+            "/tmp or an `extraVolumeMounts` path; empty: under /data (the pod's emptyDir).",
+        },
+    }
+
+
 def _archive() -> dict[str, Any]:
     """The archive agent (``archive run``): what the templates cannot check across values
     (a local root needs a claim) they refuse with ``fail``."""
@@ -183,6 +222,7 @@ def _archive() -> dict[str, Any]:
                 "with `archive.persistence.existingClaim` mounted there. Required when enabled.",
             },
             "format": {"enum": ["avro", "parquet"], "description": "File format."},
+            **_archive_file_options(),
             "topics": {
                 "type": "array",
                 "uniqueItems": True,

@@ -589,6 +589,35 @@ checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
 {{- if kindIs "invalid" $wait -}}30{{- else -}}{{ $wait }}{{- end -}}
 {{- end -}}
 
+{{/* The archive's file options that the schema cannot check alone: a codec of the chosen
+     format (the lists of streamlearn.archive.formats.CODECS, which archive run would refuse
+     otherwise, in a crash loop), and a staging directory the read-only pod can write. */}}
+{{- define "streamlearn.validateArchiveFiles" -}}
+{{- with .Values.archive }}
+{{- $codecs := dict "avro" (list "null" "deflate" "snappy" "zstandard" "lz4" "bzip2" "xz") "parquet" (list "none" "snappy" "gzip" "brotli" "lz4" "zstd") }}
+{{- $known := get $codecs .format }}
+{{- if and .compression (not (has .compression $known)) }}
+{{- fail (printf "archive.compression %s: not a codec of %s files; one of: %s" .compression .format (join ", " $known)) }}
+{{- end }}
+{{- with .stagingDir }}
+{{- if not (hasPrefix "s3://" $.Values.archive.root) }}
+{{- fail (printf "archive.stagingDir %s is given but archive.root %s is local: files are written in the root itself, the staging directory would go unused; remove it" . $.Values.archive.root) }}
+{{- end }}
+{{- if not (hasPrefix "/" .) }}
+{{- fail (printf "archive.stagingDir %s: an absolute path under /data, /tmp or an extraVolumeMounts path" .) }}
+{{- end }}
+{{- $writable := list "/data" "/tmp" }}
+{{- range $.Values.extraVolumeMounts }}{{ if not .readOnly }}{{ $writable = append $writable (trimSuffix "/" .mountPath) }}{{ end }}{{ end }}
+{{- $dir := . }}
+{{- $inside := false }}
+{{- range $writable }}{{ if or (eq $dir .) (hasPrefix (printf "%s/" .) $dir) }}{{ $inside = true }}{{ end }}{{ end }}
+{{- if not $inside }}
+{{- fail (printf "archive.stagingDir %s: the pod writes only under /data, /tmp and extraVolumeMounts (its root filesystem is read-only); use a path under one of %s" . (join ", " $writable)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* The archive's values (archive.*), when it runs. Its files are the only copy of what
      Kafka's retention has dropped: a root that would lose them with the pod is refused. */}}
 {{- define "streamlearn.validateArchive" -}}
@@ -611,6 +640,7 @@ checksum/secret-config: {{ toJson .Values.secretConfig | sha256sum }}
 {{- else if has (trimSuffix "/" .root) (list "" "/tmp" "/data") }}
 {{- fail (printf "archive.root %s: the claim cannot be mounted at / , /tmp or /data (the pod's own writable places); use a path of its own, e.g. /archive" .root) }}
 {{- end }}
+{{- include "streamlearn.validateArchiveFiles" $ }}
 {{- with .s3.existingSecret }}
 {{- if not (and $.Values.archive.s3.accessKeyIdKey $.Values.archive.s3.secretAccessKeyKey) }}
 {{- fail "archive.s3.existingSecret needs archive.s3.accessKeyIdKey and archive.s3.secretAccessKeyKey (the keys of the access key id and secret in it)" }}
