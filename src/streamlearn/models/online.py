@@ -37,7 +37,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from streamlearn.exceptions import ConfigurationError
+from streamlearn.models import safe_pickle
 from streamlearn.models.example_checks import example_problem
+from streamlearn.models.exceptions import ForbiddenClass
 from streamlearn.models.inputs import NUMBER_LIMIT
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.learner_versions import LearnerVersions
@@ -73,6 +76,27 @@ class LearnerCounters:
     copies: int = 0
     """Copies of an example read shortly before (same request id and label): not learned."""
     snapshots: int = 0
+
+
+def _check_loadable(spec: ModelSpec, model: Any) -> None:
+    """Refuses a spec whose fresh model holds a class workers will not unpickle.
+
+    The restricted unpickler (:mod:`streamlearn.models.safe_pickle`) builds only classes of
+    the River subpackages it allows: a pipeline with, say, ``naive_bayes.GaussianNB``
+    pickled fine, so its learner published snapshots that every worker rejected (the
+    fallback served for good) and that it could not resume from itself (a cold start at
+    each restart), all without a word at start. A fresh model already holds the class of
+    every step, so one round trip of it (a few ms, once per learner) finds those.
+    """
+    try:
+        safe_pickle.loads(safe_pickle.dumps(model))
+    except ForbiddenClass as exc:
+        allowed = ", ".join(safe_pickle.ALLOWED_RIVER_PACKAGES)
+        raise ConfigurationError(
+            f"spec {spec.name}: its estimator holds {exc.module}.{exc.name}, which prediction "
+            f"workers will not load from a snapshot (allowed: classes of {allowed}, and the "
+            "globals in streamlearn.models.safe_pickle.ALLOWED_GLOBALS)"
+        ) from None
 
 
 class OnlineLearner(LearnerVersions):
@@ -125,6 +149,7 @@ class OnlineLearner(LearnerVersions):
         self._verification: Keyring | bytes = verification or self._key
         """What :meth:`resume` verifies with (during a rotation: the previous key too)."""
         self.model: Any = spec.new_model(seed)
+        _check_loadable(spec, self.model)
         self.version = 0
         """Version of the last snapshot made or resumed from; 0 before the first."""
         self.trained_examples = 0
