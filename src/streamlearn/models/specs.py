@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -40,6 +41,12 @@ FeedbackStrategy = Literal["as_labelled", "in_order", "fake_negative"]
   ``1 + p``, negatives ``(1 - p)(1 + p)``, ``p`` its own current score).
 """
 FEEDBACK_STRATEGIES: tuple[FeedbackStrategy, ...] = ("as_labelled", "in_order", "fake_negative")
+
+SPEC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+"""What a spec may be called: its name is a path segment of the workers' routes
+(``/v1/models/{name}:predict``, where ``/``, ``:`` and spaces do not route), and ``@`` and
+``~`` are taken (``ctr@history`` a shadow or an arm, ``ctr~newest`` the newest version)."""
+SPEC_NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100"
 
 FEATURES_FORMAT = "streamlearn.models.features.model_input/1"
 """Version of :func:`~streamlearn.models.features.model_input`, part of every description."""
@@ -176,6 +183,8 @@ class ModelSpec:
     means the same either way (the snapshot must be of this spec)."""
 
     def __post_init__(self) -> None:
+        if not SPEC_NAME.fullmatch(self.name):
+            raise ConfigurationError(f"spec name {self.name!r}: {SPEC_NAME_RULE}")
         if self.label.task != self.task:
             raise ConfigurationError(
                 f"spec {self.name}: task {self.task} but label {self.label.name} is "
