@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from streamlearn.collector.producer import AsyncProducer, DeliveryFailedError, QueueFullError
+from streamlearn.collector.producer import (
+    AsyncProducer,
+    DeliveryFailedError,
+    NotSentError,
+    QueueFullError,
+)
 from streamlearn.producer_watch import ProducerWatch
 from streamlearn.settings import Settings
 
@@ -128,3 +133,33 @@ async def test_once_every_record_is_confirmed_the_watch_sees_none_waiting() -> N
         assert left_waiting == 0, f"{left_waiting} of 200 confirmed requests left records waiting"
     finally:
         producer.close()
+
+
+async def test_a_first_record_over_the_queues_bytes_is_refused_as_nothing_sent() -> None:
+    """The queue's byte limit (``queue.buffering.max.kbytes``) refusing the first record: no
+    record was handed to librdkafka, so none can be written; it was a DeliveryFailedError,
+    and the collector's 503 said "partial" ("some may be written")."""
+    producer = AsyncProducer(
+        {"bootstrap.servers": "", "test.mock.num.brokers": 1, "log_level": 3,
+         "linger.ms": 500, "queue.buffering.max.kbytes": 1}
+    )  # fmt: skip
+    try:
+        with pytest.raises(QueueFullError, match="none of 2 sent"):
+            await producer.produce([(TOPIC, b"k1", b"x" * 4096), (TOPIC, b"k2", b"x" * 4096)])
+        await asyncio.sleep(0.2)
+        assert _written(producer) == 0
+    finally:
+        producer.close()
+
+
+async def test_a_first_record_librdkafka_refuses_at_once_is_refused_as_nothing_sent(
+    producer: AsyncProducer,
+) -> None:
+    """Every record refused at once (the first over ``message.max.bytes``): nothing was
+    handed over, which the collector can say for certain ("written": "none")."""
+    batch = [(TOPIC, b"big", b"x" * 1_100_000), *_batch(2, "e")]
+    with pytest.raises(NotSentError, match="none of 3 sent") as refused:
+        await producer.produce(batch)
+    assert not isinstance(refused.value, QueueFullError), "not the queue: Kafka refused it"
+    await asyncio.sleep(0.2)
+    assert _written(producer) == 0

@@ -24,7 +24,7 @@ from streamlearn import strict_json
 from streamlearn.collector.exceptions import InvalidEventError
 from streamlearn.collector.mapping import map_item, unencodable_field
 from streamlearn.collector.openapi import openapi_document
-from streamlearn.collector.producer import DeliveryFailedError, QueueFullError
+from streamlearn.collector.producer import DeliveryFailedError, NotSentError, QueueFullError
 from streamlearn.collector.state import COLLECTOR, Collector
 from streamlearn.collector.tag import add_tag_routes
 from streamlearn.collector.write_keys import (
@@ -214,6 +214,16 @@ async def post_events(request: web.Request) -> web.Response:
         return _error(
             503,
             "the collector is busy; nothing of the request was written, retry later",
+            written="none",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    except NotSentError as exc:
+        collector.refused.labels(status="503").inc()
+        log.warning("a batch of %d was refused before any was sent: %s", len(records), exc)
+        return _error(
+            503,
+            f"Kafka's client refused the events before sending any ({exc}); nothing of the "
+            "request was written, retry later",
             written="none",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )

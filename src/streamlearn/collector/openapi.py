@@ -140,7 +140,10 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "field": {"type": "string", "description": "Where, e.g. [2].user_id, or body."},
                 "written": {
                     "enum": ["none", "partial"],
-                    "description": "503 only: whether any event of the request was written.",
+                    "description": "503 only: none: nothing of the request was written (the "
+                    "producer's queue was full, or its client refused the first event at once); "
+                    "partial: handed to Kafka and not every event confirmed, so any may be "
+                    "written.",
                 },
             },
         },
@@ -224,7 +227,10 @@ def openapi_document(settings: Settings, *, write_keys: bool = False) -> dict[st
                             if settings.collector_rate_limit_per_ip is not None
                             else {}
                         ),
-                        "503": _retry_after("Kafka did not confirm in time (see written)."),
+                        "503": _retry_after(
+                            "Not handed to Kafka (written: none), or Kafka did not confirm "
+                            "every event in time (written: partial)."
+                        ),
                     },
                 }
             },

@@ -6,13 +6,18 @@ blocking the loop. Delivery is bounded by ``message.timeout.ms``.
 
 What a failure means for the batch's records, which is what the collector's 503 says:
 
-- :class:`QueueFullError`: the local queue could not take the whole batch, so none of it
-  was handed to librdkafka (the check and the produce calls run on the event loop's
-  thread, the only one that adds to the queue). Nothing was written.
-- :class:`DeliveryFailedError`: Kafka did not confirm every record in time, or librdkafka
-  refused one at once (over its ``message.max.bytes``: it and those after it were not
-  sent). Those confirmed are written; the others may or may not be. Retrying with the same
-  event ids is safe, because the pipeline deduplicates by event id.
+- :class:`QueueFullError`: the local queue could not take the whole batch (its record
+  count, checked first) or its first record (its bytes), so none of it was handed to
+  librdkafka (the check and the produce calls run on the event loop's thread, the only one
+  that adds to the queue). Nothing was written.
+- :class:`NotSentError`: librdkafka refused the first record at once (e.g. over its
+  ``message.max.bytes``), so none was handed over. Nothing was written.
+- :class:`DeliveryFailedError` (any other): Kafka did not confirm every record in time, or
+  librdkafka refused one after the first at once (it and those after it were not sent).
+  Those confirmed are written; the others may or may not be: a delivery report's error
+  does not say whether the record reached a broker (a timed-out one may have, in flight),
+  and confluent-kafka does not expose librdkafka's per-message persistence status.
+  Retrying with the same event ids is safe, because the pipeline deduplicates by event id.
 
 Once a record is handed to librdkafka it is Kafka's: cancelling the caller (a client that
 went away) does not cancel its delivery, and its report still arrives and is counted.
@@ -41,7 +46,12 @@ class DeliveryFailedError(StreamlearnError):
     """Kafka did not confirm every record of a batch (some may have been written)."""
 
 
-class QueueFullError(DeliveryFailedError):
+class NotSentError(DeliveryFailedError):
+    """No record of the batch was handed to librdkafka (each refused at once): none of it
+    can be written."""
+
+
+class QueueFullError(NotSentError):
     """The producer's local queue cannot take the batch; none of it was produced."""
 
 
@@ -140,8 +150,9 @@ class AsyncProducer:
         """Produce ``(topic, key, value)`` records; returns once Kafka confirmed all.
 
         ``on_confirmed(i)`` is called (on the loop) for each record Kafka confirmed, also
-        after the caller was cancelled. Raises :class:`QueueFullError` (nothing produced)
-        or :class:`DeliveryFailedError` (see the module docstring).
+        after the caller was cancelled. Raises :class:`NotSentError` (nothing produced;
+        :class:`QueueFullError` when the queue was full) or :class:`DeliveryFailedError`
+        (see the module docstring).
         """
         queued = len(self._producer)
         if queued + len(records) > self._capacity:
@@ -150,6 +161,7 @@ class AsyncProducer:
                 f"no room for {len(records)}"
             )
         batch = _BatchDelivery(asyncio.get_running_loop(), on_confirmed, self._reported)
+        queue_full = False
         for index, (topic, key, value) in enumerate(records):
             try:
                 self._producer.produce(
@@ -160,6 +172,7 @@ class AsyncProducer:
                 # this one are librdkafka's and are still awaited; the rest are not sent.
                 unsent = len(records) - index
                 batch.failures += ["the producer queue is full (not sent)"] * unsent
+                queue_full = True
                 break
             except KafkaException as exc:
                 # Refused at once (a record over message.max.bytes): as above, the records
@@ -170,6 +183,11 @@ class AsyncProducer:
                 break
             batch.expected += 1
             self._unreported += 1
+        if batch.failures and not batch.expected:
+            # Nothing was handed over, so nothing can be written: said for certain, where
+            # a report's error cannot say it (a timed-out record may have been written).
+            refused = QueueFullError if queue_full else NotSentError
+            raise refused(f"none of {len(records)} sent: {batch.failures[0]}")
         if batch.expected and self.watch is not None:
             self.watch.handed()
         batch.seal()
