@@ -52,9 +52,15 @@ class Workers:
     """Starts ``streamlearn agents run`` processes of one group."""
 
     def __init__(
-        self, settings: Settings, only: str | None = None, group: str | None = None, **env: str
+        self,
+        settings: Settings,
+        only: str | None = None,
+        group: str | None = None,
+        label: str = "",
+        **env: str,
     ) -> None:
         self.settings = settings
+        self.label = label  # tells the logs of two Workers of one group apart
         self.args = ["--only", only] if only else []
         self.group = group
         # Always named: `agents run --only X` refuses the default group without it.
@@ -67,7 +73,8 @@ class Workers:
         return f"{self.settings.topic_prefix}{self.group or 'streamlearn-agents'}"
 
     def start(self) -> subprocess.Popen[bytes]:
-        name = f"{self.settings.topic_prefix}{self.group or 'agents'}-{len(self.started) + 1}"
+        group = self.group or "agents"
+        name = f"{self.settings.topic_prefix}{group}{self.label}-{len(self.started) + 1}"
         log = self.settings.data_dir / f"worker-{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as output:

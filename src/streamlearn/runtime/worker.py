@@ -31,6 +31,7 @@ from streamlearn.runtime.faust_app import BatchingApp, WorkerRuntime
 from streamlearn.runtime.faust_internals import BatchConsumer
 from streamlearn.runtime.faust_step import CHANGELOG_SEGMENTS, bind_step
 from streamlearn.runtime.faust_store import STORE_URL
+from streamlearn.runtime.group_settings import agent_client_id, settings_fingerprint
 from streamlearn.runtime.lag import REFRESH_S, PartitionLag
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import Step
@@ -111,6 +112,9 @@ def create_faust_app(
     if len(set(names)) != len(names):
         raise RuntimeConfigurationError(f"a step is listed twice: {names}")
     check_one_reader_per_topic((step.name, step.inputs) for step in made)
+    # The group's description lists each member's client id: naming the settings there
+    # lets a joining worker see that its group runs others (runtime/group_settings.py).
+    app.conf.broker_client_id = agent_client_id(settings_fingerprint(settings, names))
     if metrics is None:  # a registry of its own: what this worker's agents count
         runtime.metrics.keep_only(names)
     for step in made:

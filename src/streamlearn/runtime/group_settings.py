@@ -1,0 +1,109 @@
+"""The settings a worker's outputs depend on, compared with those of its group's members.
+
+Every partition's outputs follow the settings of the worker that owns it: a worker with
+another session gap beside the group's others makes other sessions in the partitions it
+takes, with nothing wrong to see (a new-user pass: 21 sessions fewer, one changed, in the 3
+partitions of 6 it took). Each worker therefore names a fingerprint of its agents and of
+the settings that change their outputs in its Kafka client id, which the group's
+description lists for every member; a worker joining a group with another fingerprint in it
+says so, with its own settings (the line of each worker that joins such a group names its
+own, so two such lines tell which setting differs).
+
+It warns, it does not refuse: a rolling change of a setting (the Helm chart rolls the
+agents when the settings change) has both kinds of worker in the group until it ends, and a
+refused new worker would stop that roll halfway for good.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from streamlearn.kafka_clients import confluent_config
+from streamlearn.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_SETTINGS = (
+    "dedup_window_s", "bot_rate_window_s", "bot_max_events_per_user", "bot_max_events_per_ip",
+    "bot_min_interval_ms", "bot_burst_length", "max_clock_skew_s", "ip_policy",
+    "geoip_database", "session_gap_s", "session_cut_s", "session_allowed_lateness_s",
+    "session_late_policy", "label_horizon_s", "label_allowed_lateness_s", "models",
+)  # fmt: skip
+"""Settings that change what the agents output (those `replay agents` records too)."""
+
+CLIENT_ID_PREFIX = "streamlearn-agents-settings-"
+DESCRIBE_TIMEOUT_S = 10.0
+
+
+def output_settings_text(settings: Settings, agents: Sequence[str]) -> str:
+    """The agents and the settings their outputs depend on, as ``name=value`` pairs."""
+    values = [f"{name}={getattr(settings, name)}" for name in OUTPUT_SETTINGS]
+    return f"agents={','.join(sorted(agents))} " + " ".join(values)
+
+
+def settings_fingerprint(settings: Settings, agents: Sequence[str]) -> str:
+    """12 hex digits that differ when the agents or an output setting differ."""
+    canonical = json.dumps(
+        [sorted(agents), {name: str(getattr(settings, name)) for name in OUTPUT_SETTINGS}]
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def agent_client_id(fingerprint: str) -> str:
+    """The Kafka client id of a worker whose settings have ``fingerprint``."""
+    return CLIENT_ID_PREFIX + fingerprint
+
+
+def fingerprint_of(client_id: str) -> str | None:
+    """The fingerprint a member's client id names (None: not a streamlearn agent's, or
+    one of a release before the fingerprint)."""
+    if not client_id.startswith(CLIENT_ID_PREFIX):
+        return None
+    return client_id[len(CLIENT_ID_PREFIX) :]
+
+
+def other_fingerprints(client_ids: Iterable[str], fingerprint: str) -> list[str]:
+    """The fingerprints among members' ``client_ids`` that are not ``fingerprint``."""
+    found = {fingerprint_of(client_id) for client_id in client_ids}
+    return sorted(f for f in found if f is not None and f != fingerprint)
+
+
+def member_client_ids(settings: Settings, group_id: str) -> list[str]:
+    """The client ids of the group's current members (none when the group cannot be
+    described: checking is advice, never a reason not to start)."""
+    admin = AdminClient(confluent_config(settings))
+    try:
+        description = admin.describe_consumer_groups([group_id])[group_id].result(
+            timeout=DESCRIBE_TIMEOUT_S
+        )
+    except (KafkaException, TimeoutError) as exc:
+        logger.debug("could not describe group %s to compare settings: %s", group_id, exc)
+        return []
+    return [member.client_id for member in description.members]
+
+
+def warn_if_group_runs_other_settings(
+    settings: Settings, group_id: str, agents: Sequence[str]
+) -> list[str]:
+    """Log a warning when members of ``group_id`` run other agents or output settings than
+    this worker's; returns their fingerprints."""
+    fingerprint = settings_fingerprint(settings, agents)
+    others = other_fingerprints(member_client_ids(settings, group_id), fingerprint)
+    if others:
+        logger.warning(
+            "members of group %s run other settings (fingerprint %s; this worker's is %s: "
+            "%s): each partition's outputs follow its owner's settings, so the group's "
+            "outputs are mixed until every worker runs the same ones (expected during a "
+            "rolling change of a setting; otherwise compare this line with theirs)",
+            group_id,
+            ", ".join(others),
+            fingerprint,
+            output_settings_text(settings, agents),
+        )
+    return others

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from streamlearn.runtime.group_settings import (
+    agent_client_id,
+    fingerprint_of,
+    other_fingerprints,
+    output_settings_text,
+    settings_fingerprint,
+)
+from streamlearn.settings import Settings
+
+
+def test_the_fingerprint_follows_output_settings_and_agents_not_their_order() -> None:
+    settings = Settings()
+    same = settings_fingerprint(settings, ["preprocess", "sessionise"])
+    assert settings_fingerprint(settings, ["sessionise", "preprocess"]) == same
+    other_gap = settings.model_copy(update={"session_gap_s": 120.0})
+    assert settings_fingerprint(other_gap, ["preprocess", "sessionise"]) != same
+    assert settings_fingerprint(settings, ["preprocess"]) != same
+
+
+def test_settings_that_do_not_change_outputs_leave_the_fingerprint() -> None:
+    settings = Settings()
+    quieter = settings.model_copy(update={"log_level": "WARNING", "topic_prefix": "x."})
+    assert settings_fingerprint(quieter, ["learner"]) == settings_fingerprint(settings, ["learner"])
+
+
+def test_other_fingerprints_ignores_this_one_and_clients_without_one() -> None:
+    ours, theirs = "aaaaaaaaaaaa", "bbbbbbbbbbbb"
+    members = [agent_client_id(ours), agent_client_id(theirs), "faust-0.11.3", "rdkafka"]
+    assert fingerprint_of(agent_client_id(theirs)) == theirs
+    assert fingerprint_of("faust-0.11.3") is None
+    assert other_fingerprints(members, ours) == [theirs]
+    assert other_fingerprints([agent_client_id(ours)], ours) == []
+
+
+def test_the_settings_text_names_each_value() -> None:
+    text = output_settings_text(Settings(session_gap_s=120.0), ["sessionise"])
+    assert text.startswith("agents=sessionise ")
+    assert "session_gap_s=120.0" in text
