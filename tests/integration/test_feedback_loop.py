@@ -276,6 +276,39 @@ async def test_the_learner_learns_the_click_model_from_joined_feedback(
     assert loaded.trained_examples == len(seen)
 
 
+def _trained_once(settings: Settings, examples_serde: AvroSerde) -> dict[str, Any]:
+    """The snapshot of a ``ctr`` model trained once on every example in the topic."""
+    once = OnlineLearner(configured_spec("ctr", settings), signing_key="unused")
+    topic = settings.topic_prefix + "training.examples"
+    for partition, offset, example in _read_all(settings, "training.examples", examples_serde):
+        once.learn(example, topic, partition, offset)
+    return once.snapshot(datetime.now(UTC))
+
+
+def _snapshot_every_6000(settings: Settings, log: str) -> subprocess.Popen[bytes]:
+    return start_learner(settings, log, STREAMLEARN_SNAPSHOT_EVERY_EXAMPLES="6000")
+
+
+def _learned_and_lost(
+    settings: Settings, records: list[tuple[bytes, bytes]], snapshots: Callable[[], list[Any]]
+) -> None:
+    """A learner learns ``records`` (over 7,000) and is SIGKILLed: a snapshot every 6,000
+    examples, so the first 7,000 make one and the rest are learned but in no snapshot
+    when the process dies, their offsets committed."""
+    _produce(settings, "training.examples", records[:7000])
+    first = _snapshot_every_6000(settings, "learner-1.log")
+    try:
+        _wait_for(snapshots, 120, "the first snapshot")
+        _produce(settings, "training.examples", records[7000:])
+        _wait_for(
+            lambda: committed_to_end(settings, "training.examples"), 60, "the offsets committed"
+        )
+        assert snapshots()[-1]["trained_examples"] < len(records), "learned, in no snapshot"
+    finally:
+        first.kill()
+        first.wait()
+
+
 def test_a_sigkilled_learner_resumes_to_the_model_trained_once(
     settings: Settings, registry: RegistryClient
 ) -> None:
@@ -285,10 +318,6 @@ def test_a_sigkilled_learner_resumes_to_the_model_trained_once(
     examples = click_examples(20_000, seed=3)
     records = [(b"ctr", examples_serde.encode(e)) for e in examples]
     half = len(records) // 2
-    _produce(settings, "training.examples", records[:7000])
-
-    def learner(log: str) -> subprocess.Popen[bytes]:
-        return start_learner(settings, log, STREAMLEARN_SNAPSHOT_EVERY_EXAMPLES="6000")
 
     def snapshots() -> list[Any]:
         return [s for _, _, s in _read_all(settings, "model.state", snapshot_serde)]
@@ -296,20 +325,9 @@ def test_a_sigkilled_learner_resumes_to_the_model_trained_once(
     def all_committed() -> bool:
         return committed_to_end(settings, "training.examples")
 
-    first = learner("learner-1.log")
-    try:
-        # A snapshot every 6,000 examples: the first 7,000 make one; the next 3,000 are
-        # learned but in no snapshot when the process dies, their offsets committed.
-        _wait_for(snapshots, 120, "the first snapshot")
-        _produce(settings, "training.examples", records[7000:half])
-        _wait_for(all_committed, 60, "the first half's offsets committed")
-        assert snapshots()[-1]["trained_examples"] < half, "learned examples not in a snapshot"
-    finally:
-        first.kill()
-        first.wait()
-
+    _learned_and_lost(settings, records[:half], snapshots)
     _produce(settings, "training.examples", records[half:])
-    second = learner("learner-2.log")
+    second = _snapshot_every_6000(settings, "learner-2.log")
     try:
         _wait_for(all_committed, 180, "every example consumed after the restart")
     finally:
@@ -324,9 +342,41 @@ def test_a_sigkilled_learner_resumes_to_the_model_trained_once(
     assert all_versions == sorted(set(all_versions)), "no version published twice"
     assert final["parent_version"] == final["version"] - 1
 
-    once = OnlineLearner(configured_spec("ctr", settings), signing_key="unused")
-    for partition, offset, example in _read_all(settings, "training.examples", examples_serde):
-        once.learn(example, prefix + "training.examples", partition, offset)
-    reference = once.snapshot(datetime.now(UTC))
+    reference = _trained_once(settings, examples_serde)
     assert final["payload"] == reference["payload"], "byte-identical to a model trained once"
     assert get_spec("ctr").name == final["model_name"]
+
+
+def test_a_learner_resumed_on_a_quiet_topic_learns_again_what_it_lost(
+    settings: Settings, registry: RegistryClient
+) -> None:
+    """Killed after learning examples no snapshot holds, then restarted with no new
+    example coming: it seeks back to the snapshot's offsets at once, and its model is
+    again the one trained on every example. It used to seek back only when a batch came,
+    so on a quiet topic it sat on the older model (and a graceful stop published nothing
+    newer) until the next example."""
+    prefix = settings.topic_prefix
+    examples_serde = AvroSerde.for_topic(registry, prefix + "training.examples", "TrainingExample")
+    snapshot_serde = AvroSerde.for_topic(registry, prefix + "model.state", "ModelSnapshot")
+    examples = click_examples(9_000, seed=4)
+    records = [(b"ctr", examples_serde.encode(e)) for e in examples]
+
+    def snapshots() -> list[Any]:
+        return [s for _, _, s in _read_all(settings, "model.state", snapshot_serde)]
+
+    _learned_and_lost(settings, records, snapshots)
+    lost = snapshots()[-1]
+    second = start_learner(settings, "learner-2.log", STREAMLEARN_SNAPSHOT_EVERY_EXAMPLES="1000")
+    try:
+        # Every 1,000 examples: relearning what was lost publishes at least once.
+        _wait_for(lambda: snapshots()[-1]["version"] > lost["version"], 120, "a snapshot, none new")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=60) == 0, "SIGTERM stops the learner cleanly"
+    log = (settings.data_dir / "learner-2.log").read_text()
+    assert "reading from 9000, learner needs" in log, log[-2000:]
+    relearned = [s for s in snapshots() if s["version"] > lost["version"]]
+    assert relearned[0]["parent_version"] == lost["version"]
+    final = relearned[-1]  # what a graceful stop publishes of what was learned since
+    assert final["trained_examples"] == len(examples)
+    assert final["payload"] == _trained_once(settings, examples_serde)["payload"]

@@ -131,6 +131,8 @@ class StepBinding:
         self._opening = asyncio.Lock()
         self._generation: int | None = None
         self._read_ms: dict[int, int] = {}
+        self._quiet_checked: dict[TP, int] = {}
+        """The position :meth:`_seek_back_quiet` last checked, per input partition."""
         step.bind(self.stores, wall_ms)
 
     # -- outputs -------------------------------------------------------------------------
@@ -196,6 +198,7 @@ class StepBinding:
                 await asyncio.to_thread(self.step.opened, partition)
                 self.stores.open.add(partition)
             self._generation = generation
+            self._quiet_checked.clear()  # partitions reopened: their state says anew
             return True
 
     async def close(self, partitions: set[int]) -> None:
@@ -237,11 +240,14 @@ class StepBinding:
         self.step.read_through(topic, partition, messages[-1].offset + 1)
         return self._checkpoint(partition, outputs, acks=True)
 
-    async def _sought_back(self, tp: TP, topic: str, first: int) -> bool:
+    async def _sought_back(
+        self, tp: TP, topic: str, first: int, what: str = "batch starts at"
+    ) -> bool:
         """Whether the step's state needs records before ``first`` (e.g. examples learned
         after the learner's last snapshot, lost with the process, their offsets already
         committed): then the consumer seeks back to them and the batch is not handled.
-        Checked on every batch, so a fetch already in flight when it seeked is refused too;
+        Checked on every batch, so a fetch already in flight when it seeked is refused too,
+        and at every tick for a partition no batch comes to (:meth:`_seek_back_quiet`);
         records retention removed are not waited for."""
         resume = self.step.resume_offset(topic, tp.partition)
         if resume is None or first <= resume:
@@ -250,18 +256,42 @@ class StepBinding:
         start = max(resume, earliest)
         if first <= start:
             return False
-        log.warning("%s: batch starts at %d, %s needs %d: seeking back",
-                    tp, first, self.step.name, start)  # fmt: skip
+        log.warning("%s: %s %d, %s needs %d: seeking back",
+                    tp, what, first, self.step.name, start)  # fmt: skip
         self.runtime.metrics.resume_seeks.labels(agent=self.step.name).inc()
         await self.app.consumer.seek(tp, start)
         return True
 
+    async def _seek_back_quiet(self, lags: Mapping[TP, tuple[int, int]]) -> bool:
+        """:meth:`_sought_back` for each open partition from the consumer's position: a
+        partition with nothing new to read gets no batch to ask it. A learner restarted
+        after examples it learned and lost (their offsets committed) sat on the older
+        model until the next example came, however long the topic stayed quiet. A
+        position already checked is not asked again (a seek moves it). True when it
+        sought back."""
+        sought = False
+        for tp, (position, _lag) in lags.items():
+            topic = self.logical.get(tp.topic)
+            if topic is None or topic not in self.step.inputs:
+                continue
+            if tp.partition not in self.stores.open:
+                continue
+            partition = TP(tp.topic, tp.partition)
+            if self._quiet_checked.get(partition) == position:
+                continue
+            self._quiet_checked[partition] = position
+            sought = await self._sought_back(partition, topic, position, "reading from") or sought
+        return sought
+
     async def tick(self) -> None:
         if not await self._sync():
             return
-        now = wall_ms()
         consumer = self.app.consumer
-        lags = consumer.partition_lags() if isinstance(consumer, BatchConsumer) else {}
+        batches = consumer if isinstance(consumer, BatchConsumer) else None
+        lags = {} if batches is None else batches.partition_lags()
+        if batches is not None and await self._seek_back_quiet(lags):
+            lags = batches.partition_lags()  # positions moved: none is at the head now
+        now = wall_ms()
         for partition in sorted(self.stores.open):
             emit, outputs = self._outputs()
             self.step.tick(partition, now, self._read_at(partition, now, lags), emit)
