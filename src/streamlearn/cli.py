@@ -350,7 +350,7 @@ def agents_run(
     from streamlearn.log_repeats import quiet_repeats
     from streamlearn.runtime.broker_probe import BrokerProbe
     from streamlearn.runtime.exceptions import RuntimeConfigurationError
-    from streamlearn.runtime.group_settings import warn_if_group_runs_other_settings
+    from streamlearn.runtime.group_settings import GroupSettingsWatch, watch_group_settings
     from streamlearn.runtime.health import WorkerHealth, serve_health
     from streamlearn.runtime.worker import create_faust_app
 
@@ -365,7 +365,7 @@ def agents_run(
     # Faust's own lines about Kafka away, once per 10 s as aiokafka's (command_settings).
     quiet_repeats(("faust",))
     typer.echo(f"agents {', '.join(chosen)} joining group {app.conf.id}")
-    warn_if_group_runs_other_settings(settings, app.conf.id, chosen)
+    watch_group_settings(app, GroupSettingsWatch(settings, app.conf.id, chosen))
     if metrics_port is not None:
         health = WorkerHealth(app, probe=BrokerProbe(settings).start())
         health.install()

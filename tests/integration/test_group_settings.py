@@ -67,3 +67,25 @@ def test_workers_of_the_same_settings_say_nothing(settings: Settings) -> None:
     finally:
         codes = workers.stop()
     assert codes == [0, 0]
+
+
+def test_workers_started_together_with_other_settings_both_say_so(settings: Settings) -> None:
+    # Started at once (a Deployment scaled up, a roll), neither is a member when the other
+    # starts: a check at start alone saw nothing (a new-user pass, 2026-12-07).
+    first = Workers(settings, only="sessionise", group="g")
+    other = Workers(
+        settings, only="sessionise", group="g", label="-gap120", STREAMLEARN_SESSION_GAP_S="120"
+    )
+    try:
+        first.start()
+        other.start()
+        first.wait_for_members(2)
+        logs = sorted(settings.data_dir.glob("worker-*.log"))
+        assert len(logs) == 2
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(WARNING in log.read_text() for log in logs):
+            time.sleep(0.5)
+        assert all(WARNING in log.read_text() for log in logs), _log_text(settings)[-3000:]
+    finally:
+        codes = first.stop() + other.stop()
+    assert codes == [0, 0]

@@ -261,6 +261,7 @@ def test_an_agents_worker_keeps_its_own_stdout_and_stderr(monkeypatch: pytest.Mo
 
     import faust
 
+    from streamlearn.runtime import group_settings
     from streamlearn.runtime import worker as worker_module
 
     made: dict[str, Any] = {}
@@ -277,6 +278,8 @@ def test_an_agents_worker_keeps_its_own_stdout_and_stderr(monkeypatch: pytest.Mo
     monkeypatch.setattr(
         worker_module, "create_faust_app", lambda *a, **k: types.SimpleNamespace(app=app_stub)
     )
+    # No broker here to describe the group at (runtime/group_settings.py).
+    monkeypatch.setattr(group_settings, "watch_group_settings", lambda *a: None)
     result = CliRunner().invoke(
         app, ["agents", "run", "--only", "preprocess", "--group", "streamlearn-preprocess"]
     )

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import logging
+
+import pytest
+
+from streamlearn.runtime import group_settings
 from streamlearn.runtime.group_settings import (
+    GroupSettingsWatch,
     agent_client_id,
     fingerprint_of,
     other_fingerprints,
@@ -38,3 +44,24 @@ def test_the_settings_text_names_each_value() -> None:
     text = output_settings_text(Settings(session_gap_s=120.0), ["sessionise"])
     assert text.startswith("agents=sessionise ")
     assert "session_gap_s=120.0" in text
+
+
+def test_the_watch_says_each_new_set_of_other_settings_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings()
+    watch = GroupSettingsWatch(settings, "g", ["sessionise"])
+    members = [agent_client_id(watch.fingerprint)]
+    monkeypatch.setattr(group_settings, "member_client_ids", lambda *_: list(members))
+    with caplog.at_level(logging.WARNING, logger=group_settings.__name__):
+        assert watch.check() == []
+        members.append(agent_client_id("bbbbbbbbbbbb"))
+        assert watch.check() == ["bbbbbbbbbbbb"]
+        assert watch.check() == ["bbbbbbbbbbbb"]
+        members.pop()
+        assert watch.check() == []
+        members.append(agent_client_id("bbbbbbbbbbbb"))
+        watch.check()
+    said = [r.getMessage() for r in caplog.records if "run other settings" in r.getMessage()]
+    assert len(said) == 2
+    assert "session_gap_s=1800.0" in said[0]

@@ -6,8 +6,9 @@ takes, with nothing wrong to see (a new-user pass: 21 sessions fewer, one change
 partitions of 6 it took). Each worker therefore names a fingerprint of its agents and of
 the settings that change their outputs in its Kafka client id, which the group's
 description lists for every member; a worker joining a group with another fingerprint in it
-says so, with its own settings (the line of each worker that joins such a group names its
-own, so two such lines tell which setting differs).
+says so, with its own settings, at start and whenever the group's other fingerprints change
+(checked every 15 s): each worker's line names its own settings, so two such lines tell
+which setting differs.
 
 It warns, it does not refuse: a rolling change of a setting (the Helm chart rolls the
 agents when the settings change) has both kinds of worker in the group until it ends, and a
@@ -16,11 +17,13 @@ refused new worker would stop that roll halfway for good.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
 
+import faust
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
@@ -39,6 +42,8 @@ OUTPUT_SETTINGS = (
 
 CLIENT_ID_PREFIX = "streamlearn-agents-settings-"
 DESCRIBE_TIMEOUT_S = 10.0
+GROUP_CHECK_S = 15.0
+"""How often a worker compares its group's members with its settings again."""
 
 
 def output_settings_text(settings: Settings, agents: Sequence[str]) -> str:
@@ -88,22 +93,47 @@ def member_client_ids(settings: Settings, group_id: str) -> list[str]:
     return [member.client_id for member in description.members]
 
 
-def warn_if_group_runs_other_settings(
-    settings: Settings, group_id: str, agents: Sequence[str]
-) -> list[str]:
-    """Log a warning when members of ``group_id`` run other agents or output settings than
-    this worker's; returns their fingerprints."""
-    fingerprint = settings_fingerprint(settings, agents)
-    others = other_fingerprints(member_client_ids(settings, group_id), fingerprint)
-    if others:
-        logger.warning(
-            "members of group %s run other settings (fingerprint %s; this worker's is %s: "
-            "%s): each partition's outputs follow its owner's settings, so the group's "
-            "outputs are mixed until every worker runs the same ones (expected during a "
-            "rolling change of a setting; otherwise compare this line with theirs)",
-            group_id,
-            ", ".join(others),
-            fingerprint,
-            output_settings_text(settings, agents),
+class GroupSettingsWatch:
+    """Compares the members of ``group_id`` with this worker's agents and output settings,
+    saying each new set of other fingerprints once (a check every
+    :data:`GROUP_CHECK_S` repeats nothing while the group stays as it was)."""
+
+    def __init__(self, settings: Settings, group_id: str, agents: Sequence[str]) -> None:
+        self.settings = settings
+        self.group_id = group_id
+        self.agents = list(agents)
+        self.fingerprint = settings_fingerprint(settings, agents)
+        self._said: list[str] = []
+
+    def check(self) -> list[str]:
+        """The other fingerprints in the group now, warned about when new."""
+        others = other_fingerprints(
+            member_client_ids(self.settings, self.group_id), self.fingerprint
         )
-    return others
+        if others and others != self._said:
+            logger.warning(
+                "members of group %s run other settings (fingerprint %s; this worker's is "
+                "%s: %s): each partition's outputs follow its owner's settings, so the "
+                "group's outputs are mixed until every worker runs the same ones (expected "
+                "during a rolling change of a setting; otherwise compare this line with "
+                "theirs)",
+                self.group_id,
+                ", ".join(others),
+                self.fingerprint,
+                output_settings_text(self.settings, self.agents),
+            )
+        self._said = others
+        return others
+
+
+def watch_group_settings(app: faust.App, watch: GroupSettingsWatch) -> None:
+    """Check ``watch`` now and every :data:`GROUP_CHECK_S` while ``app`` runs: workers
+    started together are not members yet when each starts, so a check at start alone
+    missed them (both started with other settings, neither said a word)."""
+    watch.check()
+
+    async def check_again() -> None:
+        # describe_consumer_groups blocks: off the event loop, as the broker probe is.
+        await asyncio.get_running_loop().run_in_executor(None, watch.check)
+
+    app.timer(GROUP_CHECK_S)(check_again)
