@@ -33,6 +33,7 @@ from streamlearn.replay.exceptions import ReplayError
 from streamlearn.replay.groups import TIMEOUT_S, committed_offsets
 from streamlearn.replay.positions import PartitionRange, Position, resolve
 from streamlearn.replay.sources import KafkaSource, RecordSource
+from streamlearn.runtime.group_settings import OUTPUT_SETTINGS
 from streamlearn.runtime.topic_reader import end_offsets
 from streamlearn.secret_settings import signing_environment
 from streamlearn.settings import Settings
@@ -44,13 +45,9 @@ from streamlearn.topology.plan import DesiredTopic
 SHADOW_GROUP = "streamlearn-replay"
 STALL_S = 600.0
 """How long the shadow worker may commit nothing before `replay agents` gives up on it."""
-AGENT_SETTINGS = (
-    "dedup_window_s", "bot_rate_window_s", "bot_max_events_per_user", "bot_max_events_per_ip",
-    "bot_min_interval_ms", "bot_burst_length", "max_clock_skew_s", "ip_policy",
-    "geoip_database", "session_gap_s", "session_cut_s", "session_allowed_lateness_s",
-    "session_late_policy", "label_horizon_s", "label_allowed_lateness_s", "models",
-)  # fmt: skip
-"""Settings that change what the agents output (recorded in the manifest)."""
+AGENT_SETTINGS = OUTPUT_SETTINGS
+"""Settings that change what the agents output (recorded in the manifest; the workers of a
+group compare the same ones, runtime/group_settings.py)."""
 
 
 REPLAYABLE = ("preprocess", "sessionise", "label-join", "learner")

@@ -22,13 +22,16 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import faust
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.settings import Settings
+
+if TYPE_CHECKING:  # `replay` reads OUTPUT_SETTINGS and needs no Faust
+    import faust
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ OUTPUT_SETTINGS = (
     "geoip_database", "session_gap_s", "session_cut_s", "session_allowed_lateness_s",
     "session_late_policy", "label_horizon_s", "label_allowed_lateness_s", "models",
 )  # fmt: skip
-"""Settings that change what the agents output (those `replay agents` records too)."""
+"""Settings that change what the agents output (a `replay agents` manifest records them)."""
 
 CLIENT_ID_PREFIX = "streamlearn-agents-settings-"
 DESCRIBE_TIMEOUT_S = 10.0
