@@ -52,7 +52,7 @@ def test_the_watch_says_each_new_set_of_other_settings_once(
     settings = Settings()
     watch = GroupSettingsWatch(settings, "g", ["sessionise"])
     members = [agent_client_id(watch.fingerprint)]
-    monkeypatch.setattr(group_settings, "member_client_ids", lambda *_: list(members))
+    monkeypatch.setattr(watch, "members", lambda: list(members))
     with caplog.at_level(logging.WARNING, logger=group_settings.__name__):
         assert watch.check() == []
         members.append(agent_client_id("bbbbbbbbbbbb"))

@@ -22,13 +22,13 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from streamlearn.archive.exceptions import ArchiveError
+from streamlearn.consumer_groups import member_client_ids
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.settings import Settings
 
 log = logging.getLogger(__name__)
 
 CLIENT_ID_PREFIX = "streamlearn-archive.root-"
-DESCRIBE_TIMEOUT_S = 10.0
 
 
 def root_fingerprint(root: str, storage_options: Mapping[str, Any]) -> str:
@@ -61,14 +61,12 @@ def refuse_other_roots(settings: Settings, group: str, own_client_id: str) -> No
     """Raise :class:`ArchiveError` when a live member of ``group`` archives another root.
     A group Kafka cannot describe now is let through (logged): the check guards a
     mistake, it does not make the archive depend on one more request."""
-    admin = AdminClient(confluent_config(settings))
     try:
-        future = admin.describe_consumer_groups([group], request_timeout=DESCRIBE_TIMEOUT_S)[group]
-        members = future.result(timeout=DESCRIBE_TIMEOUT_S).members
+        members = member_client_ids(AdminClient(confluent_config(settings)), group)
     except (KafkaException, TimeoutError) as exc:
         log.warning("archive: could not describe group %s to check its roots: %s", group, exc)
         return
-    others = other_roots((m.client_id for m in members), own_client_id)
+    others = other_roots(members, own_client_id)
     if others:
         raise ArchiveError(
             f"consumer group {group} has a worker archiving another root (client id "

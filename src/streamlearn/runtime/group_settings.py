@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from streamlearn.consumer_groups import member_client_ids
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.settings import Settings
 
@@ -44,7 +45,6 @@ OUTPUT_SETTINGS = (
 """Settings that change what the agents output (a `replay agents` manifest records them)."""
 
 CLIENT_ID_PREFIX = "streamlearn-agents-settings-"
-DESCRIBE_TIMEOUT_S = 10.0
 GROUP_CHECK_S = 15.0
 """How often a worker compares its group's members with its settings again."""
 
@@ -82,20 +82,6 @@ def other_fingerprints(client_ids: Iterable[str], fingerprint: str) -> list[str]
     return sorted(f for f in found if f is not None and f != fingerprint)
 
 
-def member_client_ids(settings: Settings, group_id: str) -> list[str]:
-    """The client ids of the group's current members (none when the group cannot be
-    described: checking is advice, never a reason not to start)."""
-    admin = AdminClient(confluent_config(settings))
-    try:
-        description = admin.describe_consumer_groups([group_id])[group_id].result(
-            timeout=DESCRIBE_TIMEOUT_S
-        )
-    except (KafkaException, TimeoutError) as exc:
-        logger.debug("could not describe group %s to compare settings: %s", group_id, exc)
-        return []
-    return [member.client_id for member in description.members]
-
-
 class GroupSettingsWatch:
     """Compares the members of ``group_id`` with this worker's agents and output settings,
     saying each new set of other fingerprints once (a check every
@@ -107,12 +93,24 @@ class GroupSettingsWatch:
         self.agents = list(agents)
         self.fingerprint = settings_fingerprint(settings, agents)
         self._said: list[str] = []
+        self._admin: AdminClient | None = None
+        """One client for every check (a new one each time was a connection, and with
+        SASL_SSL a handshake, every :data:`GROUP_CHECK_S`)."""
+
+    def members(self) -> list[str]:
+        """The client ids of the group's members now (none when the group cannot be
+        described: checking is advice, never a reason to stop)."""
+        if self._admin is None:
+            self._admin = AdminClient(confluent_config(self.settings))
+        try:
+            return member_client_ids(self._admin, self.group_id)
+        except (KafkaException, TimeoutError) as exc:
+            logger.debug("could not describe group %s to compare settings: %s", self.group_id, exc)
+            return []
 
     def check(self) -> list[str]:
         """The other fingerprints in the group now, warned about when new."""
-        others = other_fingerprints(
-            member_client_ids(self.settings, self.group_id), self.fingerprint
-        )
+        others = other_fingerprints(self.members(), self.fingerprint)
         if others and others != self._said:
             logger.warning(
                 "members of group %s run other settings (fingerprint %s; this worker's is "
