@@ -162,6 +162,13 @@ def replay_model(
         f"({records_read(result.counts, result.learner_counts)}); payload sha256 "
         f"{snapshot['payload_sha256'][:12]}"
     )
+    if result.first_failure is not None:
+        failed = result.learner_counts.model_error
+        typer.echo(
+            f"warning: the model failed on {failed:,} example{'s' if failed > 1 else ''}, "
+            f"not learned; the first at {result.first_failure}",
+            err=True,
+        )
     if result.published_at is not None:
         partition, offset = result.published_at
         typer.echo(

@@ -30,6 +30,7 @@ from streamlearn.kafka_clients import (
     DEFAULT_MESSAGE_BYTES,
     key_partition,
 )
+from streamlearn.log_repeats import RepeatedLines
 from streamlearn.models import SnapshotRejected
 from streamlearn.models.configured import configured_specs
 from streamlearn.models.exceptions import SnapshotTooLarge
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 SNAPSHOT_RECORD_HEADROOM = 64 * 1024
 """What a snapshot record holds besides its payload (spec text, signature, offsets,
 metrics, Avro framing) is far under this."""
+FAILURE_LOG_EVERY_S = 60.0
+"""How often one model's failures on examples are logged (each is in events.rejected)."""
 
 SnapshotSource = Callable[[Iterable[str]], ModelStateView]
 """``read(names)``: what ``model.state`` holds for these models (read to its end)."""
@@ -102,6 +105,8 @@ class LearnerStep(Step):
         }
         for learner in self.learners.values():
             learner.max_payload_bytes = max_snapshot_bytes
+        self._failure_lines = RepeatedLines(FAILURE_LOG_EVERY_S)
+        """A model's failures on examples, logged once per interval (numbers aside)."""
         self._too_large: set[str] = set()
         """Models whose last snapshot did not fit model.state (logged and alerted once)."""
         self._held_back_out: set[str] = set()
@@ -220,7 +225,27 @@ class LearnerStep(Step):
                     problem = learner.last_invalid
                     if problem is not None:  # the bytes as read, with the reason
                         emit.reject(record, "invalid_example", f"{learner.model_name}: {problem}")
+                    elif learner.last_failure is not None:
+                        self._model_failed(learner, record, emit)
         self._publish_due(partition, emit)
+
+    def _model_failed(self, learner: OnlineLearner, record: Record, emit: Emit) -> None:
+        """An example the model raised on (or scored non-finite): to ``events.rejected``,
+        and logged once per interval per model (a pipeline that fails on a feature every
+        tenth example would otherwise log a line per example)."""
+        failure = learner.last_failure
+        emit.reject(record, "model_error", f"{learner.model_name}: {failure}")
+        if not log.isEnabledFor(logging.ERROR):
+            return
+        error = learner.failed_with
+        line = log.makeRecord(
+            log.name, logging.ERROR, __file__, 0,
+            "model %s did not learn the example at offset %d: %s (each is in events.rejected, "
+            "counted as model_error)", (learner.model_name, record.offset, failure),
+            None if error is None else (type(error), error, error.__traceback__),
+        )  # fmt: skip
+        if self._failure_lines.filter(line):
+            log.handle(line)
 
     def tick(self, partition: int, now_ms: int, read_ms: int | None, emit: Emit) -> None:
         self._publish_due(partition, emit)

@@ -32,6 +32,7 @@ thread (``asyncio.to_thread``) and does not call :meth:`learn` until it returns.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,7 +42,7 @@ from streamlearn.exceptions import ConfigurationError
 from streamlearn.models import safe_pickle
 from streamlearn.models.example_checks import example_problem
 from streamlearn.models.exceptions import ForbiddenClass
-from streamlearn.models.inputs import NUMBER_LIMIT
+from streamlearn.models.inputs import NUMBER_LIMIT, ModelInput
 from streamlearn.models.keyring import Keyring
 from streamlearn.models.learner_versions import LearnerVersions
 from streamlearn.models.prepared import PreparedExample, prepared_example
@@ -75,7 +76,20 @@ class LearnerCounters:
     ``clamp_max``), learned as the nearest bound."""
     copies: int = 0
     """Copies of an example read shortly before (same request id and label): not learned."""
+    model_error: int = 0
+    """Examples the spec's model raised on (predicting or learning) or scored with a
+    non-finite number: not learned (see :attr:`OnlineLearner.last_failure`)."""
     snapshots: int = 0
+
+
+class _NonFiniteScoreError(ValueError):
+    """The model scored an example NaN or infinite (a worker serves its fallback then)."""
+
+
+def _described(exc: Exception) -> str:
+    """``KeyError: 'price'``: the exception a model raised on an example, for its rejection
+    (a non-finite score says itself)."""
+    return str(exc) if isinstance(exc, _NonFiniteScoreError) else f"{type(exc).__name__}: {exc}"
 
 
 def _check_loadable(spec: ModelSpec, model: Any) -> None:
@@ -130,6 +144,16 @@ class OnlineLearner(LearnerVersions):
         """Why the last example offered was not learned when the model cannot learn from
         it (``<field>: <why>``; the learner agent sends it to ``events.rejected``), else
         None."""
+        self.last_failure: str | None = None
+        """What the model did with the last example offered when it raised on it or scored
+        it non-finite (``KeyError: 'price'``; the learner agent sends it to
+        ``events.rejected`` as ``model_error``), else None."""
+        self.failed_with: Exception | None = None
+        """The exception behind :attr:`last_failure` (its traceback for the log)."""
+        self.first_failure: str | None = None
+        """The first :attr:`last_failure` of this learner, with where
+        (``training.examples[0] offset 3: KeyError: 'price'``): what ``replay model``
+        reports, having no ``events.rejected`` to write to."""
         self.arm = arm
         self.model_name = model_name or snapshot_name(spec.name, arm)
         """The name snapshots are published under (a replay may choose a shadow name)."""
@@ -206,7 +230,7 @@ class OnlineLearner(LearnerVersions):
         and the learner agent, prepare examples in the process that decodes them, while
         this one learns)."""
         model_name, arm, identity, x, label, weight, served, served_by, served_ms = prepared
-        self.last_invalid = None
+        self.last_invalid = self.last_failure = self.failed_with = None
         position = (topic, partition)
         already = self.next_offsets.get(position)
         if already is not None and offset < already:
@@ -226,7 +250,7 @@ class OnlineLearner(LearnerVersions):
         if identity is not None and self.recent_examples.seen(position, offset, identity):
             self.counters.copies += 1  # label-join re-emitted it after a crash
             return False
-        spec, model = self.spec, self.model
+        spec = self.spec
         if not self._binary:
             low, high = self._label_range
             if not low <= label <= high and -NUMBER_LIMIT <= label <= NUMBER_LIMIT:
@@ -241,15 +265,22 @@ class OnlineLearner(LearnerVersions):
             self.counters.invalid += 1
             self.last_invalid = problem
             return False
-        score = spec.predict(model, x)
-        weight *= spec.importance(label, score)
+        truth = spec.target(label)
+        try:
+            score, weight = self._score_and_learn(x, label, truth, weight)
+        except Exception as exc:
+            # A user's pipeline fails on real data (River's Select on a missing key, a
+            # division by a feature that is 0): raised out of the learner step, it stopped
+            # the agent at this record, and again after every restart, so no model of the
+            # partition learned on. Not learned, named, counted; the learner goes on.
+            self.counters.model_error += 1
+            self.last_failure, self.failed_with = _described(exc), exc
+            if self.first_failure is None:
+                self.first_failure = f"{topic}[{partition}] offset {offset}: {self.last_failure}"
+            return False
         if self.on_scored is not None:
             self.on_scored(served_ms, label, score, weight)
-        truth = spec.target(label)
-        if self.gate is not None:
-            self.gate.observe(spec, x, bool(truth), score)
         self.prequential.update(truth, score, weight, served_by, served)
-        spec.learn(model, x, label, weight)
         self.trained_examples += 1
         self._since_snapshot += 1
         self.counters.learned += 1
@@ -259,6 +290,26 @@ class OnlineLearner(LearnerVersions):
             assert isinstance(self.gate, CandidateGate)
             self._cut(self.gate)
         return True
+
+    def _score_and_learn(
+        self, x: ModelInput, label: float, truth: bool | float, weight: float
+    ) -> tuple[float, float]:
+        """Score ``x`` (prequential), let the gate see it, then learn it; returns the score
+        and the weight learned with. Raises what the spec's model raised, or
+        :class:`_NonFiniteScoreError` (nothing learned then: one NaN score made the
+        prequential log loss NaN for good)."""
+        spec, model = self.spec, self.model
+        score = spec.predict(model, x)
+        if not math.isfinite(score):
+            raise _NonFiniteScoreError(f"non-finite score {score}")
+        weight *= spec.importance(label, score)
+        if self.gate is not None:
+            self.gate.observe(spec, x, bool(truth), score)
+        # River's Pipeline learns its steps in order: one that raises may leave the steps
+        # before it updated. Whatever it leaves, a restart or a replay of the same examples
+        # leaves too (the model stays a function of the log).
+        spec.learn(model, x, label, weight)
+        return score, weight
 
     def learn_many(self, records: Iterable[tuple[Mapping[str, Any], str, int, int]]) -> int:
         """:meth:`learn` over (example, topic, partition, offset) records, in order; returns

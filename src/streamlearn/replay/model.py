@@ -185,6 +185,9 @@ class ModelReplay:
     """(partition, offset) on ``model.state`` when published."""
     learner_counts: LearnerCounters = field(default_factory=LearnerCounters)
     """What the learner did with each example read (:func:`records_read`)."""
+    first_failure: str | None = None
+    """Where the model first failed on an example, and how (:attr:`OnlineLearner.first_failure`):
+    a replay has no ``events.rejected`` to name each."""
 
 
 def records_read(counts: ReadCounts, learner: LearnerCounters) -> str:
@@ -195,6 +198,7 @@ def records_read(counts: ReadCounts, learner: LearnerCounters) -> str:
         (learner.learned, "learned"),
         (learner.copies, "copies of an example read before"),
         (learner.invalid, "invalid (a label or weight out of range)"),
+        (learner.model_error, "the model failed on (raised, or scored non-finite)"),
         (learner.other_model, "of another model or arm"),
         (learner.replayed, "already learned (below a resumed model's offsets)"),
         (counts.undecodable, "undecodable"),
@@ -266,5 +270,11 @@ def run_model_replay(
             publisher, state.name, plan.target.published_as.encode(), value
         )
     return ModelReplay(
-        plan, snapshot, counts, learner.trained_examples, published_at, learner.counters
+        plan,
+        snapshot,
+        counts,
+        learner.trained_examples,
+        published_at,
+        learner.counters,
+        learner.first_failure,
     )
