@@ -12,11 +12,14 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+import pytest
 from prometheus_client import generate_latest
 from river import compose, linear_model, optim, preprocessing
 
 from streamlearn.agents.learner import make_learner
 from streamlearn.models import SPECS, ModelSpec
+from streamlearn.models.checks import check_spec
+from streamlearn.models.exceptions import ContractViolation
 from streamlearn.models.inputs import ModelInput, model_input
 from streamlearn.models.online import OnlineLearner
 from streamlearn.models.safe_pickle import dumps
@@ -179,3 +182,16 @@ def test_a_replays_summary_names_the_examples_the_model_raised_on() -> None:
     assert line == (
         "100 records read: 90 learned, 10 the model failed on (raised, or scored non-finite)"
     )
+
+
+def test_check_spec_names_the_spec_and_the_input_a_pipeline_raises_on() -> None:
+    """docs/learning.md has users run ``check_spec`` on their spec before deploying it, and
+    each check is said to raise ContractViolation naming the spec: ``picky`` got a bare
+    ``KeyError: 'price'`` from inside River, naming neither the spec nor the input."""
+    with pytest.raises(ContractViolation) as raised:
+        check_spec(PICKY, n=600)
+    message = str(raised.value)
+    assert message.startswith("spec picky: ")
+    assert "KeyError: 'price'" in message
+    assert "{}" in message  # the input it raised on: the empty one
+    assert isinstance(raised.value.__cause__, KeyError)

@@ -15,7 +15,9 @@ In the spirit of ``river.checks``: generic properties, not per-model tests.
 - **missing and unseen features**: an empty input, nulls, NaN, new numeric keys and new
   categories neither raise nor give a non-finite score, before and after training.
 
-Each check raises :class:`~streamlearn.models.exceptions.ContractViolation` naming the spec.
+Each check raises :class:`~streamlearn.models.exceptions.ContractViolation` naming the spec
+(:func:`check_spec` also turns anything else the spec's model raises into one, with the
+exception as its cause).
 """
 
 from __future__ import annotations
@@ -114,10 +116,20 @@ def check_missing_and_unseen(spec: ModelSpec, stream: Stream) -> None:
     for trained in (False, True):
         model = _trained(spec, stream) if trained else spec.new_model()
         for x in odd_inputs:
-            score = spec.predict(model, x)
+            try:
+                score = spec.predict(model, x)
+                spec.learn(model, x, stream[0][1])
+            except Exception as exc:
+                # Named with the input: River's bare KeyError: 'price' from a Select said
+                # neither which spec nor what it was given.
+                raise _fail(
+                    spec,
+                    f"raised {type(exc).__name__}: {exc} for {x!r} (trained={trained}); a "
+                    "feature can be missing from any request, and the learner leaves out "
+                    "(model_error) every example the model raises on",
+                ) from exc
             if not math.isfinite(score):
                 raise _fail(spec, f"non-finite score {score!r} for {x!r} (trained={trained})")
-            spec.learn(model, x, stream[0][1])
 
 
 CHECKS: tuple[Callable[[ModelSpec, Stream], None], ...] = (
@@ -134,4 +146,9 @@ def check_spec(spec: ModelSpec, n: int = 5000) -> None:
     """Run every contract check on ``spec`` (5000 examples: enough for a tree to split)."""
     stream = training_stream(spec, n)
     for check in CHECKS:
-        check(spec, stream)
+        try:
+            check(spec, stream)
+        except ContractViolation:
+            raise
+        except Exception as exc:  # the spec's model raised: named, as a violation
+            raise _fail(spec, f"{check.__name__}: raised {type(exc).__name__}: {exc}") from exc
