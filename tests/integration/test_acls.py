@@ -12,6 +12,7 @@ A part reaching beyond its plan is refused by the broker.
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from typer.testing import CliRunner
 
@@ -127,7 +128,7 @@ def test_the_plan_is_applied_once_and_nothing_else_is_allowed(
     assert "may not manage ACLs" in str(refused.exception or refused.output)
     first = _cli(material.client_settings_path, bootstrap, "apply")
     assert first.exit_code == 0, first.output
-    assert "acl.streamlearn-preprocess-  PREFIXED" in first.output
+    assert re.search(r"acl\.streamlearn-preprocess-\s+PREFIXED", first.output), first.output
     added = int(first.output.rsplit("added ", 1)[1].split()[0])
     assert added > 100, first.output
     again = _cli(material.client_settings_path, bootstrap, "apply", "--dry-run")
@@ -325,3 +326,75 @@ async def test_a_collector_whose_user_may_write_to_no_topic_fails_its_liveness(
     finally:
         for each in reversed(runners):
             await each.cleanup()
+
+
+OTHER_TEAM = "team-b."
+"""A second deployment's namespace on the same cluster, with its own principals."""
+
+
+def _groups_granted(prefix: str, principal_prefix: str) -> list[str]:
+    """A group name each GROUP entry of a deployment's plan covers (a prefixed entry: a name
+    it matches, as a part names its fresh groups)."""
+    from streamlearn.topology.acl_parts import PART_NAMES, shipped_parts
+    from streamlearn.topology.acls import GROUP, PREFIXED, plan_acls, principals
+    from streamlearn.topology.namespace import Namespace
+
+    topology = load_topology(SHIPPED_TOPOLOGY)
+    entries = plan_acls(
+        shipped_parts(topology), topology, Namespace(prefix),
+        principals(PART_NAMES, principal_prefix),
+    )  # fmt: skip
+    return sorted(
+        {acl.name + ("x1" if acl.pattern_type == PREFIXED else "") for acl in entries
+         if acl.resource_type == GROUP}
+    )  # fmt: skip
+
+
+def test_one_deployments_users_cannot_reach_another_deployments_groups(
+    acl_broker: tuple[str, SecureMaterial],
+) -> None:
+    """Two deployments on one cluster, each in its namespace with its own users: no part of
+    one may describe (so neither join, commit nor read the offsets of) a group of the other.
+    The learner's topic reader, the workers' experiments readers and the dashboard's groups
+    were named outside the namespace, so one team's learner held READ on the group the other
+    team's learner uses."""
+    from streamlearn.runtime.topic_reader import read_ranges
+    from streamlearn.topology.acl_parts import PART_NAMES
+
+    bootstrap, material = acl_broker
+    _topics_and_acls_applied(bootstrap, material)
+    env = {
+        "STREAMLEARN_CONFIG_FILE": str(material.client_settings_path),
+        "STREAMLEARN_KAFKA_BOOTSTRAP": bootstrap,
+        "STREAMLEARN_TOPIC_PREFIX": OTHER_TEAM,
+    }
+    other = CliRunner().invoke(
+        cli, ["acls", "apply", "--principal-prefix", "User:team-b-"], env=env
+    )
+    assert other.exit_code == 0, other.output
+
+    theirs = _groups_granted(OTHER_TEAM, "User:team-b-")
+    reachable = {}
+    for part in PART_NAMES:
+        admin = AdminClient(confluent_config(_as(part, bootstrap, material)))
+        for group, future in admin.describe_consumer_groups(theirs, request_timeout=15).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if exc.args[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+                    continue
+            reachable.setdefault(part, []).append(group)
+    assert reachable == {}, f"parts of {PREFIX!r} reach groups of {OTHER_TEAM!r}: {reachable}"
+
+    # The learner's own topic reader still reads its model.state under its own user.
+    learner = _as("learner", bootstrap, material)
+    producer = Producer(producer_config(_as("learner", bootstrap, material)))
+    producer.produce(PREFIX + "model.state", b"x", key=b"namespaced-reader")
+    assert producer.flush(20) == 0
+    end = Consumer(confluent_config(learner, **{"group.id": PREFIX + "streamlearn-topic-reader"}))
+    try:
+        _, high = end.get_watermark_offsets(TopicPartition(PREFIX + "model.state", 0), timeout=15)
+    finally:
+        end.close()
+    read = list(read_ranges(learner, PREFIX + "model.state", {0: (high - 1, high)}))
+    assert [record.key for record in read] == [b"namespaced-reader"]

@@ -50,7 +50,7 @@ def _entries(access: PartAccess, prefix: str = "") -> set[tuple[str, ...]]:
 def test_each_kind_of_access_becomes_its_operations_in_the_namespace() -> None:
     access = PartAccess(
         "p", reads=("in",), writes=("out",), groups=("g",), faust_groups=("app",),
-        global_groups=("reader",), global_group_prefixes=("fresh-",),
+        group_prefixes=("fresh-",),
     )  # fmt: skip
     assert _entries(access, "ns.") == {
         ("TOPIC", "ns.in", "LITERAL", "READ"),
@@ -63,8 +63,7 @@ def test_each_kind_of_access_becomes_its_operations_in_the_namespace() -> None:
             ("TOPIC", "ns.app-", "PREFIXED", op)
             for op in ("CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "READ", "WRITE")
         ),
-        ("GROUP", "reader", "LITERAL", "READ"),
-        ("GROUP", "fresh-", "PREFIXED", "READ"),
+        ("GROUP", "ns.fresh-", "PREFIXED", "READ"),
     }
     assert all(a.permission == "ALLOW" and a.host == "*" for a in acls_for(
         access, "User:p", TOPOLOGY, Namespace()))  # fmt: skip

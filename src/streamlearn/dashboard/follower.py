@@ -29,6 +29,7 @@ from streamlearn.dashboard.state import Decoded, FollowStatus
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.serde import RegistryUnavailableError, SerdeError
 from streamlearn.settings import Settings
+from streamlearn.topology.namespace import Namespace
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ REFRESH_S = 10.0
 """How often partitions are looked up again once every followed topic was found."""
 MISSING_REFRESH_S = 1.0
 """... and while one is still missing."""
+GROUP_PREFIX = "streamlearn-dashboard-"
+"""The never-joined group id is this and a random suffix, in the namespace (as the topics:
+the ACL for these groups of one deployment does not reach another's on the same cluster)."""
 METADATA_TIMEOUT_S = 5.0
 REGISTRY_RETRY_S = 1.0
 
@@ -79,7 +83,9 @@ class TopicFollower:
             confluent_config(
                 self.settings,
                 **{
-                    "group.id": f"streamlearn-dashboard-{uuid.uuid4().hex}",
+                    "group.id": Namespace(self.settings.topic_prefix).group(
+                        f"{GROUP_PREFIX}{uuid.uuid4().hex}"
+                    ),
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,
                     "auto.offset.reset": "earliest",

@@ -11,6 +11,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.settings import Settings
+from streamlearn.topology.namespace import Namespace
 
 READ_TIMEOUT_S = 60.0
 """How long reading may go without a record before it fails."""
@@ -23,6 +24,10 @@ SETTLING = {
     KafkaError._UNKNOWN_PARTITION,
 }
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # model.state's snapshots: several MB each
+READER_GROUP = "streamlearn-topic-reader"
+"""The readers' group id before the namespace (assigned, never subscribes or commits). In
+the namespace, as the topics, so that the ACL letting one deployment's learner use it does
+not reach another deployment's on the same cluster."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +44,7 @@ def _consumer(settings: Settings) -> Consumer:
         confluent_config(
             settings,
             **{
-                "group.id": "streamlearn-topic-reader",  # assigned, never subscribes or commits
+                "group.id": Namespace(settings.topic_prefix).group(READER_GROUP),
                 "enable.auto.commit": False,
                 # librdkafka's default, said out loud: what a transactional consumer
                 # downstream would see (a replay, the chaos invariants), never an aborted

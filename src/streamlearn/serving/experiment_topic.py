@@ -14,8 +14,12 @@ from streamlearn.serving.exceptions import InvalidExperiment, ServingError
 from streamlearn.serving.experiments import Experiment
 from streamlearn.settings import Settings
 from streamlearn.topology.catalogue import CatalogueTopic, TopicCatalogue
+from streamlearn.topology.namespace import Namespace
 
 TIMEOUT_S = 30.0
+GROUP_PREFIX = "streamlearn-experiments-"
+"""A reading's fresh group id is this and a random suffix, in the namespace (as the topics:
+the ACL for these groups of one deployment does not reach another's on the same cluster)."""
 
 
 def experiment_topic(settings: Settings) -> CatalogueTopic:
@@ -64,7 +68,9 @@ def read_experiments(
         confluent_config(
             settings,
             **{
-                "group.id": f"streamlearn-experiments-{uuid.uuid4().hex[:8]}",
+                "group.id": Namespace(settings.topic_prefix).group(
+                    f"{GROUP_PREFIX}{uuid.uuid4().hex[:8]}"
+                ),
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
             },

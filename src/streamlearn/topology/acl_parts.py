@@ -7,7 +7,7 @@ rejections), run as ``up`` and the Helm chart run them: one Faust worker per age
 - ``collector``: produces ``telemetry.events`` and ``telemetry.feedback``
   (:mod:`streamlearn.collector.app`);
 - ``serve`` (prediction workers): follows ``model.state`` and ``experiments`` without a
-  consumer group (``experiments`` through a fresh ``streamlearn-experiments-<id>`` id it
+  consumer group (``experiments`` through a fresh ``<prefix>streamlearn-experiments-<id>`` id it
   never commits), produces ``telemetry.predictions`` and ``monitoring.alerts``
   (:mod:`streamlearn.serving.telemetry`);
 - ``registry``: reads, writes and if missing creates ``_schemas``;
@@ -27,9 +27,6 @@ from streamlearn.topology.model import Topology
 
 AGENT_GROUP = "streamlearn-{agent}"
 """The Faust app id (consumer group) of an agent's workers, as ``up`` and the chart name it."""
-TOPIC_READER_GROUP = "streamlearn-topic-reader"
-"""The group id of :mod:`streamlearn.runtime.topic_reader` (assigned, never committed):
-the learner reads ``model.state`` with it when it starts."""
 REJECTED = "events.rejected"
 
 
@@ -38,13 +35,16 @@ def agent_access(
 ) -> PartAccess:
     """An agent's access: its inputs read, its outputs (and rejections) written, its Faust
     group and internal topics."""
+    from streamlearn.runtime.topic_reader import READER_GROUP
+
     writes = outputs + ((REJECTED,) if publishes_rejections and REJECTED not in outputs else ())
     return PartAccess(
         part=name,
         reads=inputs + (("model.state",) if name == "learner" else ()),
         writes=writes,
         faust_groups=(AGENT_GROUP.format(agent=name),),
-        global_groups=(TOPIC_READER_GROUP,) if name == "learner" else (),
+        # the topic reader's group (assigned, never committed): it reads model.state at start
+        groups=(READER_GROUP,) if name == "learner" else (),
     )
 
 
@@ -74,7 +74,9 @@ def service_parts(topology: Topology) -> list[PartAccess]:
     """The services' and the operator's access."""
     from streamlearn.archive.config import DEFAULT_GROUP as ARCHIVE_GROUP
     from streamlearn.archive.topics import DEFAULT_TOPICS, select_topics
+    from streamlearn.dashboard.follower import GROUP_PREFIX as DASHBOARD_GROUP_PREFIX
     from streamlearn.dashboard.state import FOLLOWED, PIPELINE
+    from streamlearn.serving.experiment_topic import GROUP_PREFIX as EXPERIMENTS_GROUP_PREFIX
     from streamlearn.topology.catalogue import TopicCatalogue
 
     declared = [topic.name for topic in topology.topics]
@@ -85,7 +87,7 @@ def service_parts(topology: Topology) -> list[PartAccess]:
             "serve",
             reads=("model.state", "experiments"),
             writes=("telemetry.predictions", "monitoring.alerts"),
-            global_group_prefixes=("streamlearn-experiments-",),
+            group_prefixes=(EXPERIMENTS_GROUP_PREFIX,),
         ),
         PartAccess("registry", reads=("_schemas",), writes=("_schemas",), creates=("_schemas",)),
         PartAccess("archive", reads=tuple(t.logical for t in archived), groups=(ARCHIVE_GROUP,)),
@@ -93,7 +95,7 @@ def service_parts(topology: Topology) -> list[PartAccess]:
             "dashboard",
             reads=FOLLOWED,
             describes=tuple(topic for _, topic in PIPELINE),
-            global_group_prefixes=("streamlearn-dashboard-",),
+            group_prefixes=(DASHBOARD_GROUP_PREFIX,),
         ),
         PartAccess("ops", manages=tuple(declared)),
     ]

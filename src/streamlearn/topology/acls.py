@@ -17,7 +17,8 @@ and ``WRITE`` but spelled out, as Kafka's own tooling lists it):
 - a topic the part creates when missing (the registry's ``_schemas``): ``CREATE``,
   ``DESCRIBE_CONFIGS``;
 - a consumer group: ``READ`` on the group (literal), or on a prefix for the groups a part
-  names afresh each run (``streamlearn-dashboard-<random>``);
+  names afresh each run (``streamlearn-dashboard-<random>``); both in the namespace, like
+  the topics, so that two deployments sharing a cluster cannot reach each other's groups;
 - a Faust worker's group ``G``: ``READ`` on the group and, on the topics prefixed ``G-``
   (its stores' changelogs ``G-<store>-changelog`` and Faust's ``G-__assignor-__leader``),
   everything its runtime does with them: create, describe configs, read and write;
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from streamlearn.topology.exceptions import TopologyError
 from streamlearn.topology.model import Topology
@@ -85,10 +86,8 @@ class PartAccess:
     """Consumer groups (namespaced like the topics)."""
     faust_groups: tuple[str, ...] = ()
     """Faust app ids (namespaced): the group and its ``<group>-`` internal topics."""
-    global_group_prefixes: tuple[str, ...] = ()
-    """Prefixes of groups named afresh each run, outside the namespace (never committed)."""
-    global_groups: tuple[str, ...] = field(default=())
-    """Groups named outside the namespace (assigned, never committed)."""
+    group_prefixes: tuple[str, ...] = ()
+    """Prefixes (namespaced) of groups named afresh each run (assigned, never committed)."""
 
 
 def principals(
@@ -154,10 +153,8 @@ def acls_for(
         app_id = namespace.group(group)
         allow(GROUP, app_id, LITERAL, "READ")
         allow(TOPIC, f"{app_id}-", PREFIXED, *_INTERNAL_TOPIC_OPERATIONS)
-    for group in access.global_groups:
-        allow(GROUP, group, LITERAL, "READ")
-    for prefix in access.global_group_prefixes:
-        allow(GROUP, prefix, PREFIXED, "READ")
+    for prefix in access.group_prefixes:
+        allow(GROUP, namespace.group(prefix), PREFIXED, "READ")
     return sorted(entries)
 
 
