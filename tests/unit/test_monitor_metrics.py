@@ -93,3 +93,25 @@ def test_a_statistic_the_newest_window_has_not_leaves_no_old_value_behind() -> N
     # Values again: the PSI is back.
     monitor.closed(_window(0.05, False), partition=0)
     assert _sample(metrics, "streamlearn_monitor_statistic", statistic="psi") == 0.05
+
+
+def test_alerting_says_a_run_of_windows_over_the_threshold_not_one_window() -> None:
+    """Found live (a broker stopped under `up --simulate`): the gauges hold the newest
+    window until the next one closes, and the first null-rate window after the reference
+    (0.2 against 0.1946) stayed through the outage; the chart's rule on `statistic >
+    threshold` fired where the monitor, which alerts after windows in a row over it, raised
+    nothing. `alerting` is 1 only for what crossed in enough windows in a row to alert."""
+    metrics = AgentMetrics()
+    monitor = MonitorMetrics(metrics, ALERT_KINDS)
+    monitor.closed(_window(0.9, True), partition=0)
+    assert _sample(metrics, "streamlearn_monitor_alerting", statistic="psi") == 0.0
+    run: dict[str, Any] = {"statistics": {"psi": 0.9}, "thresholds": {"psi": 0.2},
+                           "drifted": True}  # fmt: skip
+    monitor.closed(ClosedWindow(PRICE, run, {"psi": (0.9, 0.2)}), partition=1)
+    assert _sample(metrics, "streamlearn_monitor_alerting", statistic="psi") == 1.0
+    # Partition 1's run ends: partition 0's single window does not make one.
+    monitor.closed(_window(0.05, False), partition=1)
+    assert _sample(metrics, "streamlearn_monitor_alerting", statistic="psi") == 0.0
+    monitor.forget(0)
+    monitor.forget(1)
+    assert _sample(metrics, "streamlearn_monitor_alerting", statistic="psi") is None

@@ -23,6 +23,7 @@ class _Newest:
     statistics: dict[str, float]
     thresholds: dict[str, float]
     drifted: bool
+    alerting: frozenset[str]
 
 
 class MonitorMetrics:
@@ -58,6 +59,18 @@ class MonitorMetrics:
             "streamlearn_monitor_drifted",
             "1 while the newest closed window of any partition read crossed a threshold.",
             labels,
+            registry=registry,
+        )
+        # What the chart's data rules alert on. `drifted` and `statistic > threshold` say one
+        # window, and the gauges hold it until the next window closes: a single noisy window
+        # (which the monitor does not alert on) stayed over its threshold through a broker
+        # outage or a quiet night, long enough for a rule's `for:` to fire.
+        self.alerting = Gauge(
+            "streamlearn_monitor_alerting",
+            "1 while the newest closed window of any partition read is over this statistic's "
+            "threshold and so were the windows before it, as many in a row as the monitor "
+            "alerts after (monitor_consecutive_windows; calibration's own).",
+            [*labels, "statistic"],
             registry=registry,
         )
         self.alerts = Counter(
@@ -113,7 +126,10 @@ class MonitorMetrics:
         report = window.report
         newest = self._newest.setdefault(labels, {})
         newest[partition] = _Newest(
-            dict(report["statistics"]), dict(report["thresholds"]), bool(report["drifted"])
+            dict(report["statistics"]),
+            dict(report["thresholds"]),
+            bool(report["drifted"]),
+            frozenset(window.alerting),
         )
         self._show(labels, newest)
         self.windows.labels(stream.scope).inc()
@@ -142,6 +158,7 @@ class MonitorMetrics:
                 self.statistic.remove(*labels, name)
             for name in gone.thresholds:
                 self.threshold.remove(*labels, name)
+                _remove(self.alerting, labels, name)
             self.drifted.remove(*labels)
 
     def _show(self, labels: Labels, newest: dict[int, _Newest]) -> None:
@@ -160,6 +177,8 @@ class MonitorMetrics:
                 _remove(self.statistic, labels, name)
             if name in speaker.thresholds:
                 self.threshold.labels(*labels, name).set(speaker.thresholds[name])
+                running = any(name in w.alerting for w in windows)
+                self.alerting.labels(*labels, name).set(1 if running else 0)
         self.drifted.labels(*labels).set(1 if any(w.drifted for w in windows) else 0)
 
 
