@@ -364,6 +364,12 @@ def agents_run(
     app = runtime.app
     # Faust's own lines about Kafka away, once per 10 s as aiokafka's (command_settings).
     quiet_repeats(("faust",))
+    if "learner" in chosen:  # Kafka fences workers within a group, not two groups
+        from streamlearn.runtime.learner_groups import second_learner_group
+
+        problem = second_learner_group(app, settings)
+        if problem is not None:
+            fail(problem)
     typer.echo(f"agents {', '.join(chosen)} joining group {app.conf.id}")
     watch_group_settings(app, GroupSettingsWatch(settings, app.conf.id, chosen))
     if metrics_port is not None:
