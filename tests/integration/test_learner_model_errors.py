@@ -7,6 +7,8 @@ read again from the snapshot's offsets): no snapshot of either model after it.""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -99,3 +101,24 @@ def test_a_model_raising_on_some_examples_does_not_stop_the_learner(settings: Se
     for record in rejected:
         assert (record["reason"], record["agent"]) == ("model_error", "learner")
         assert record["detail"] == "price_only: KeyError: 'price'"
+    # A replay leaves out the same examples: the model is a function of the log.
+    verified = _replay(learner, "verify", "price_only", "--all")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "3 version(s) verified" in verified.stdout
+    replayed = _replay(learner, "model", "price_only")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert (
+        f"{2 * EXAMPLES} records read: {EXAMPLES - len(without)} learned, {len(without)} the "
+        f"model failed on (raised, or scored non-finite), {EXAMPLES} of another model or arm"
+    ) in replayed.stdout
+    assert "warning: the model failed on 30 examples, not learned; the first at " in (
+        replayed.stderr
+    )
+    assert "offset 6: KeyError: 'price'" in replayed.stderr
+
+
+def _replay(learner: Workers, *args: str) -> subprocess.CompletedProcess[str]:
+    """``streamlearn replay *args`` in a process with the learner's environment (its
+    sitecustomize adds ``price_only``)."""
+    command = [sys.executable, "-m", "streamlearn", "replay", *args]
+    return subprocess.run(command, env=learner.env, capture_output=True, text=True, timeout=120)
