@@ -195,3 +195,23 @@ def test_check_spec_names_the_spec_and_the_input_a_pipeline_raises_on() -> None:
     assert "KeyError: 'price'" in message
     assert "{}" in message  # the input it raised on: the empty one
     assert isinstance(raised.value.__cause__, KeyError)
+
+
+@dataclass(frozen=True)
+class _RaisesWithItsInput(ModelSpec):
+    """A spec whose step raises with a message holding a large input (a custom step's
+    ``raise ValueError(f"bad input {x}")``)."""
+
+    def predict(self, model: Any, x: ModelInput) -> float:
+        raise ValueError(f"bad input {'x' * 100_000}")
+
+
+def test_a_failures_detail_is_bounded() -> None:
+    """Each failure's detail goes into an events.rejected record beside the example: a
+    100 KB message made every rejection of the example 100 KB larger."""
+    learner = OnlineLearner(_like_ctr(_RaisesWithItsInput), signing_key=KEY)
+    assert not learner.learn(examples(1)[0], TOPIC, 0, 0)
+    assert learner.last_failure is not None
+    assert learner.last_failure.startswith("ValueError: bad input xxx")
+    assert len(learner.last_failure) <= 1_000
+    assert learner.last_failure.endswith("… (100,022 characters)")

@@ -86,10 +86,19 @@ class _NonFiniteScoreError(ValueError):
     """The model scored an example NaN or infinite (a worker serves its fallback then)."""
 
 
+FAILURE_CHARACTERS = 1_000
+"""The most of a failure's text kept: it goes into every rejection of the example (and the
+log), and a step's message may hold a large input."""
+
+
 def _described(exc: Exception) -> str:
     """``KeyError: 'price'``: the exception a model raised on an example, for its rejection
-    (a non-finite score says itself)."""
-    return str(exc) if isinstance(exc, _NonFiniteScoreError) else f"{type(exc).__name__}: {exc}"
+    (a non-finite score says itself), cut to :data:`FAILURE_CHARACTERS`."""
+    text = str(exc) if isinstance(exc, _NonFiniteScoreError) else f"{type(exc).__name__}: {exc}"
+    if len(text) <= FAILURE_CHARACTERS:
+        return text
+    said = f"… ({len(text):,} characters)"
+    return text[: FAILURE_CHARACTERS - len(said)] + said
 
 
 def _check_loadable(spec: ModelSpec, model: Any) -> None:
