@@ -71,6 +71,19 @@ def _plan(
     prefix: str,
     principal_pairs: list[str] | None,
 ) -> list[Acl]:
+    """The entries of the chosen parts (every part without ``parts``)."""
+    return _plans(settings, file, parts, prefix, principal_pairs)[0]
+
+
+def _plans(
+    settings: Settings,
+    file: Path | None,
+    parts: list[str] | None,
+    prefix: str,
+    principal_pairs: list[str] | None,
+) -> tuple[list[Acl], list[Acl], set[str]]:
+    """The chosen parts' entries, every part's (a principal may be two parts'), and the
+    chosen parts' principals."""
     from streamlearn.topology.acl_parts import shipped_parts
     from streamlearn.topology.catalogue import topology_path
     from streamlearn.topology.loader import load_topology
@@ -86,7 +99,12 @@ def _plan(
         fail(f"unknown parts {unknown}; parts: {', '.join(names)}")
     chosen = [access for access in shipped if not parts or access.part in parts]
     principal_of = principals(names, prefix, _overrides(principal_pairs or []))
-    return plan_acls(chosen, topology, Namespace(settings.topic_prefix), principal_of)
+    namespace = Namespace(settings.topic_prefix)
+    return (
+        plan_acls(chosen, topology, namespace, principal_of),
+        plan_acls(shipped, topology, namespace, principal_of),
+        {principal_of[access.part] for access in chosen},
+    )
 
 
 @acls_app.command("plan")
@@ -116,12 +134,23 @@ def acls_apply(
     from confluent_kafka.admin import AdminClient
 
     from streamlearn.kafka_clients import confluent_config
-    from streamlearn.topology.acl_admin import apply_acls
+    from streamlearn.topology.acl_admin import apply_acls, unplanned_acls
 
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
-    entries = _plan(settings, file, part, principal_prefix, principal)
-    added = apply_acls(AdminClient(confluent_config(settings)), entries, dry_run=dry_run)
+    entries, everything, chosen = _plans(settings, file, part, principal_prefix, principal)
+    admin = AdminClient(confluent_config(settings))
+    added = apply_acls(admin, entries, dry_run=dry_run)
     if added:
         typer.echo(describe_table(added))
     verb = "would add" if dry_run else "added"
     typer.echo(f"{verb} {len(added)} of {len(entries)} ACL(s); {len(entries) - len(added)} present")
+    # Applying never deletes: what an older plan granted stays, and with it its access.
+    unplanned = unplanned_acls(admin, everything, chosen)
+    if unplanned:
+        typer.echo(
+            f"{len(unplanned)} ACL(s) of these principals are not in the plan (an older "
+            "plan's, one granted by hand, or another deployment's applied to the same "
+            "principals: give each deployment its own --principal-prefix); nothing is "
+            "deleted: remove those nothing needs (kafka-acls.sh --remove)"
+        )
+        typer.echo(describe_table(unplanned))

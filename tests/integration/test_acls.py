@@ -398,3 +398,36 @@ def test_one_deployments_users_cannot_reach_another_deployments_groups(
         end.close()
     read = list(read_ranges(learner, PREFIX + "model.state", {0: (high - 1, high)}))
     assert [record.key for record in read] == [b"namespaced-reader"]
+
+
+def test_apply_names_entries_of_its_principals_that_the_plan_no_longer_has(
+    acl_broker: tuple[str, SecureMaterial],
+) -> None:
+    """`acls apply` adds and never deletes: an entry an older plan granted (the learner's
+    READ on the group `streamlearn-topic-reader`, outside the namespace, before it moved
+    into it) stayed on the cluster in silence, and with it the access it gave."""
+    from confluent_kafka.admin import AclBindingFilter
+
+    from streamlearn.topology.acl_admin import binding
+
+    bootstrap, material = acl_broker
+    _topics_and_acls_applied(bootstrap, material)
+    operator = AdminClient(confluent_config(_as(None, bootstrap, material)))
+    older = Acl("User:streamlearn-learner", "GROUP", "streamlearn-topic-reader", "LITERAL", "READ")
+    apply_acls(operator, [older])
+    try:
+        applied = _cli(material.client_settings_path, bootstrap, "apply")
+        assert applied.exit_code == 0, applied.output
+        assert "1 ACL(s) of these principals are not in the plan" in applied.output
+        stale = [line for line in applied.output.splitlines() if "streamlearn-topic-reader" in line]
+        assert [line.split()[:3] for line in stale] == [
+            ["User:streamlearn-learner", "GROUP", "streamlearn-topic-reader"]
+        ], applied.output
+    finally:
+        made = binding(older)
+        matching = AclBindingFilter(
+            made.restype, made.name, made.resource_pattern_type, made.principal, made.host,
+            made.operation, made.permission_type,
+        )  # fmt: skip
+        for future in operator.delete_acls([matching], request_timeout=15).values():
+            future.result()

@@ -278,3 +278,14 @@ def test_a_prefix_without_a_principal_type_is_named_as_the_prefix() -> None:
     assert "User:team-" in message
     with pytest.raises(TopologyError, match="principal 'ops' of part collector"):
         principals(["preprocess", "collector"], overrides={"collector": "ops"})
+
+
+def test_entries_of_the_planned_principals_outside_the_plan_are_named() -> None:
+    from streamlearn.topology.acl_admin import unplanned_acls
+
+    planned = Acl("User:a", "TOPIC", "ns.x", "LITERAL", "READ")
+    older = Acl("User:a", "GROUP", "reader", "LITERAL", "READ")
+    others = Acl("User:b", "GROUP", "reader", "LITERAL", "READ")
+    admin = FakeAdmin([planned, older, others])
+    assert unplanned_acls(admin, [planned], {"User:a"}) == [older]  # type: ignore[arg-type]
+    assert unplanned_acls(admin, [planned, older], {"User:a"}) == []  # type: ignore[arg-type]

@@ -138,6 +138,16 @@ def missing_acls(admin: AdminClient, desired: Iterable[Acl]) -> list[Acl]:
     return sorted(set(desired) - present)
 
 
+def unplanned_acls(
+    admin: AdminClient, planned: Iterable[Acl], principals: Iterable[str]
+) -> list[Acl]:
+    """The cluster's entries for ``principals`` that ``planned`` does not hold (sorted): an
+    older plan's (applying never deletes), one granted by hand, or another deployment's
+    plan applied to the same principals."""
+    chosen = set(principals)
+    return sorted(acl for acl in existing_acls(admin) - set(planned) if acl.principal in chosen)
+
+
 def create_acls(admin: AdminClient, entries: Sequence[Acl]) -> None:
     """Create ``entries`` (raises :class:`AclApplyError` naming each refused one)."""
     if not entries:
