@@ -71,14 +71,13 @@ def test_a_model_raising_on_some_examples_does_not_stop_the_learner(settings: Se
         for key, record in records:
             producer.produce(topic, key=key, value=serde.encode(record))
         assert producer.flush(30) == 0
-        # The learner's interpreter loads the test's sitecustomize (and may be pointed at
-        # another tree of the code with MODEL_ERROR_TEST_SRC, to see the old behaviour).
-        path = [os.environ.get("MODEL_ERROR_TEST_SRC", ""), str(SITE), str(REPO)]
+        # The learner's interpreter loads the test's sitecustomize.
+        path = [str(SITE), str(REPO)]
         learner = Workers(
             settings,
             only="learner",
             group="learner",
-            PYTHONPATH=os.pathsep.join(p for p in path if p),
+            PYTHONPATH=os.pathsep.join(path),
             STREAMLEARN_MODELS='["ctr", "price_only"]',
             STREAMLEARN_SNAPSHOT_EVERY_EXAMPLES="100",
             STREAMLEARN_SNAPSHOT_EVERY_S="600",
