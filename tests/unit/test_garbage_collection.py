@@ -50,7 +50,7 @@ def test_agents_run_settles_the_heap_before_the_worker_starts(
 ) -> None:
     import faust
 
-    from streamlearn.runtime import worker
+    from streamlearn.runtime import group_settings, learner_groups, worker
 
     seen: dict[str, Any] = {}
 
@@ -68,6 +68,9 @@ def test_agents_run_settles_the_heap_before_the_worker_starts(
     gc.unfreeze()
     monkeypatch.setattr(worker, "create_faust_app", lambda *a, **k: Runtime())
     monkeypatch.setattr(faust, "Worker", Worker)
+    # The checks of the group's members ask a broker, which a unit test has not.
+    monkeypatch.setattr(learner_groups, "second_learner_group", lambda *a: None)
+    monkeypatch.setattr(group_settings, "watch_group_settings", lambda *a: None)
     result = CliRunner().invoke(
         app, ["agents", "run", "--only", "learner", "--group", "streamlearn-learner"]
     )
