@@ -42,6 +42,14 @@ class AgentMetrics:
             ["agent", "reason"],
             registry=self.registry,
         )
+        self.unread = Counter(
+            "streamlearn_unread_records",
+            "Records an agent that publishes no rejections (the monitor) could not take, by "
+            "agent and reason: the agent that reads the same topic and routes them counts "
+            "them in streamlearn_rejected_records.",
+            ["agent", "reason"],
+            registry=self.registry,
+        )
         self.sessions = Counter(
             "streamlearn_sessions_emitted",
             "Sessions emitted by sessionise, by kind (closed, correction).",

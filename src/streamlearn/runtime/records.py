@@ -107,10 +107,13 @@ class StepOutputs:
         detail: str,
         schema_id: int | None,
     ) -> None:
-        """Send a record, bytes intact, to ``events.rejected`` and count it."""
-        self._metrics.rejected.labels(agent=self._agent, reason=reason).inc()
+        """Send a record, bytes intact, to ``events.rejected`` and count it (an agent that
+        publishes no rejections counts it as unread: the agent that routes it counts it as
+        rejected, once)."""
         if not self._publish_rejections:
+            self._metrics.unread.labels(agent=self._agent, reason=reason).inc()
             return
+        self._metrics.rejected.labels(agent=self._agent, reason=reason).inc()
         writer = self._writers[REJECTED]
         record = {
             "source_topic": self._source_names.get(topic, topic),
