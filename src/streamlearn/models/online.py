@@ -153,12 +153,9 @@ class OnlineLearner(LearnerVersions):
         """Why the last example offered was not learned when the model cannot learn from
         it (``<field>: <why>``; the learner agent sends it to ``events.rejected``), else
         None."""
-        self.last_failure: str | None = None
-        """What the model did with the last example offered when it raised on it or scored
-        it non-finite (``KeyError: 'price'``; the learner agent sends it to
-        ``events.rejected`` as ``model_error``), else None."""
         self.failed_with: Exception | None = None
-        """The exception behind :attr:`last_failure` (its traceback for the log)."""
+        """What the model raised on the last example offered (or its non-finite score, as
+        :class:`_NonFiniteScoreError`), else None; :attr:`last_failure` says it."""
         self.first_failure: str | None = None
         """The first :attr:`last_failure` of this learner, with where
         (``training.examples[0] offset 3: KeyError: 'price'``): what ``replay model``
@@ -239,7 +236,7 @@ class OnlineLearner(LearnerVersions):
         and the learner agent, prepare examples in the process that decodes them, while
         this one learns)."""
         model_name, arm, identity, x, label, weight, served, served_by, served_ms = prepared
-        self.last_invalid = self.last_failure = self.failed_with = None
+        self.last_invalid = self.failed_with = None
         position = (topic, partition)
         already = self.next_offsets.get(position)
         if already is not None and offset < already:
@@ -283,7 +280,7 @@ class OnlineLearner(LearnerVersions):
             # the agent at this record, and again after every restart, so no model of the
             # partition learned on. Not learned, named, counted; the learner goes on.
             self.counters.model_error += 1
-            self.last_failure, self.failed_with = _described(exc), exc
+            self.failed_with = exc
             if self.first_failure is None:
                 self.first_failure = f"{topic}[{partition}] offset {offset}: {self.last_failure}"
             return False
@@ -299,6 +296,13 @@ class OnlineLearner(LearnerVersions):
             assert isinstance(self.gate, CandidateGate)
             self._cut(self.gate)
         return True
+
+    @property
+    def last_failure(self) -> str | None:
+        """What the model did with the last example offered when it raised on it or scored
+        it non-finite (``KeyError: 'price'``; the learner agent sends it to
+        ``events.rejected`` as ``model_error``), else None."""
+        return None if self.failed_with is None else _described(self.failed_with)
 
     def _score_and_learn(
         self, x: ModelInput, label: float, truth: bool | float, weight: float
