@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from confluent_kafka import KafkaException
@@ -132,9 +132,14 @@ def watch_group_settings(app: faust.App, watch: GroupSettingsWatch) -> None:
     started together are not members yet when each starts, so a check at start alone
     missed them (both started with other settings, neither said a word)."""
     watch.check()
+    check_while_running(app, watch.check)
+
+
+def check_while_running(app: faust.App, check: Callable[[], object]) -> None:
+    """Run ``check`` every :data:`GROUP_CHECK_S` while ``app`` runs, off the event loop
+    (the admin client's calls block, as the broker probe's do)."""
 
     async def check_again() -> None:
-        # describe_consumer_groups blocks: off the event loop, as the broker probe is.
-        await asyncio.get_running_loop().run_in_executor(None, watch.check)
+        await asyncio.get_running_loop().run_in_executor(None, check)
 
     app.timer(GROUP_CHECK_S)(check_again)

@@ -23,7 +23,6 @@ group is refused by the broker anyway) finds nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from itertools import combinations
@@ -33,7 +32,11 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConsumerGroupDescription
 
 from streamlearn.kafka_clients import confluent_config
-from streamlearn.runtime.group_settings import GROUP_CHECK_S, fingerprint_of, settings_fingerprint
+from streamlearn.runtime.group_settings import (
+    check_while_running,
+    fingerprint_of,
+    settings_fingerprint,
+)
 from streamlearn.settings import Settings
 from streamlearn.topology.namespace import Namespace
 
@@ -136,20 +139,10 @@ class LearnerGroupsWatch:
 def second_learner_group(app: faust.App, settings: Settings) -> str | None:
     """What is wrong when another group runs the learner on this worker's topic now (the
     worker must not start); else None, and the groups are looked at again every
-    :data:`GROUP_CHECK_S` while ``app`` runs."""
+    :data:`~streamlearn.runtime.group_settings.GROUP_CHECK_S` while ``app`` runs."""
     watch = LearnerGroupsWatch(settings, app.conf.id)
     others = watch.others()
     if others:
         return watch.problem(others)
-    watch_learner_groups(app, watch)
+    check_while_running(app, watch.check)
     return None
-
-
-def watch_learner_groups(app: faust.App, watch: LearnerGroupsWatch) -> None:
-    """Look again every :data:`GROUP_CHECK_S` while ``app`` runs."""
-
-    async def check_again() -> None:
-        # The admin calls block: off the event loop, as the group settings' watch does.
-        await asyncio.get_running_loop().run_in_executor(None, watch.check)
-
-    app.timer(GROUP_CHECK_S)(check_again)
