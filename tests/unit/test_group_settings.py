@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -65,3 +66,36 @@ def test_the_watch_says_each_new_set_of_other_settings_once(
     said = [r.getMessage() for r in caplog.records if "run other settings" in r.getMessage()]
     assert len(said) == 2
     assert "session_gap_s=1800.0" in said[0]
+
+
+class _RecordingApp:
+    """What ``watch_group_settings`` asks of a Faust app: start tasks and timers, recorded."""
+
+    def __init__(self) -> None:
+        self.tasks: list[object] = []
+        self.timers: list[float] = []
+
+    def task(self, fun: object) -> object:
+        self.tasks.append(fun)
+        return fun
+
+    def timer(self, interval: float) -> object:
+        self.timers.append(interval)
+        return lambda fun: fun
+
+
+def test_the_first_comparison_waits_for_the_worker_not_the_other_way_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no broker the group's description times out (10 s): done in the caller, that
+    held the worker's start (``agents run`` said nothing for those 10 s)."""
+    watch = GroupSettingsWatch(Settings(), "g", ["sessionise"])
+    checked: list[str] = []
+    monkeypatch.setattr(watch, "members", lambda: checked.append("described") or [])
+    app = _RecordingApp()
+    group_settings.watch_group_settings(app, watch)  # type: ignore[arg-type]
+    assert checked == []  # nothing asked of Kafka before the worker starts
+    assert len(app.tasks) == 1
+    assert app.timers == [group_settings.GROUP_CHECK_S]
+    asyncio.run(app.tasks[0]())  # type: ignore[operator]
+    assert checked == ["described"]  # the worker's first task compares the group at once

@@ -128,10 +128,17 @@ class GroupSettingsWatch:
 
 
 def watch_group_settings(app: faust.App, watch: GroupSettingsWatch) -> None:
-    """Check ``watch`` now and every :data:`GROUP_CHECK_S` while ``app`` runs: workers
-    started together are not members yet when each starts, so a check at start alone
-    missed them (both started with other settings, neither said a word)."""
-    watch.check()
+    """Check ``watch`` as the worker starts and every :data:`GROUP_CHECK_S` while ``app``
+    runs: workers started together are not members yet when each starts, so a check at
+    start alone missed them (both started with other settings, neither said a word). The
+    first check is the worker's first task, off the event loop: made before the worker
+    started, it held the start for the description's timeout (10 s) when no broker
+    answered."""
+
+    async def check_at_start() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, watch.check)
+
+    app.task(check_at_start)
     check_while_running(app, watch.check)
 
 
