@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streamlearn.archive.formats import read_rows
+from streamlearn.archive.file_check import checked_rows
 from streamlearn.archive.layout import ArchiveFile
 from streamlearn.archive.storage import ArchiveStore
 
@@ -119,7 +119,8 @@ def read_archive(
         if file.last_offset < start or (end is not None and file.first_offset >= end):
             continue
         with store.open(file) as handle:
-            for row in read_rows(handle, file.format):
+            # Checked against the file's name: a file cut short would leave offsets out.
+            for row in checked_rows(handle, file, f"{store.describe()}/{file.path}"):
                 offset = row["offset"]
                 if offset < start:
                     continue
