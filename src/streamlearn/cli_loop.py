@@ -83,7 +83,7 @@ def serve(
         processes = f", {workers} processes" if workers > 1 else ""
         typer.echo(
             f"prediction worker on {scheme(settings)}://{host}:{listening_port(message, listen)} "
-            f"(models: {settings.models}{processes})"
+            f"(models: {', '.join(settings.models)}{processes})"
         )
         for index, own in enumerate(own_ports):
             typer.echo(

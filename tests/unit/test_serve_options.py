@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from typer.testing import CliRunner
 
@@ -33,3 +35,19 @@ def test_metrics_ports_that_take_the_shared_port_are_refused(
     result = CliRunner().invoke(app, ["serve", *arguments])
     assert result.exit_code == 1, result.output
     assert said in result.output
+
+
+def test_the_ready_line_names_the_models_as_up_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found restarting a worker of `up --simulate`: `up` announced "(models: ctr, ctr_tree)"
+    # and the restarted worker "(models: ['ctr', 'ctr_tree'])", a Python list's text.
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "unit-test-signing-key")
+    monkeypatch.setenv("STREAMLEARN_MODELS", '["ctr", "ctr_tree"]')
+
+    def started(*args: object, print: Callable[[str], None], **kwargs: object) -> int:
+        print("======== Running on http://127.0.0.1:22830 ========")
+        return 0
+
+    monkeypatch.setattr("streamlearn.serving.runner.run_workers", started)
+    result = CliRunner().invoke(app, ["serve", "--port", "22830"])
+    assert result.exit_code == 0, result.output
+    assert "prediction worker on http://127.0.0.1:22830 (models: ctr, ctr_tree)" in result.output
