@@ -6,12 +6,16 @@ import errno
 import re
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from confluent_kafka import KafkaError, KafkaException
 
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_clients import SASL_HINT, login_failure
 from streamlearn.serde import RegistryUnavailableError
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 BROKER_HINT = (
     "is the broker running, and STREAMLEARN_KAFKA_BOOTSTRAP (or --bootstrap-servers) its address?"
@@ -153,10 +157,33 @@ def _object_store_refusal(exc: BaseException) -> str | None:
         # No credentials, no endpoint, a bad region: what to set.
         return f"S3: {_without_credentials(str(exc))} ({S3_HINT})"
     if isinstance(exc, ClientError):
-        return f"S3: {_without_credentials(str(exc))}"
-    if isinstance(exc, OSError) and isinstance(exc.__cause__, ClientError | BotoCoreError):
-        return f"S3: {_without_credentials(str(exc.__cause__))}"
+        return _client_refusal(exc)
+    if isinstance(exc, OSError) and isinstance(exc.__cause__, BotoCoreError):
+        return f"S3: {_without_credentials(str(exc.__cause__))} ({S3_HINT})"
+    if isinstance(exc, OSError) and isinstance(exc.__cause__, ClientError):
+        return _client_refusal(exc.__cause__)
     return None
+
+
+S3_KEY_REFUSALS = frozenset(
+    {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
+     "ExpiredToken", "AllAccessDisabled"}
+)  # fmt: skip
+"""Codes of a server that refused the request's key: a HEAD (how a bucket is checked) has
+no body, so a wrong key or secret is a bare ``(403) ... HeadBucket operation: Forbidden``."""
+
+S3_KEY_HINT = (
+    "the server refused this key: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or "
+    "AWS_PROFILE, AWS_SESSION_TOKEN), and the key's permissions on the bucket (list, read; "
+    "write and delete for archive run)"
+)
+
+
+def _client_refusal(exc: ClientError) -> str:
+    """The server's answer, and what to check when it refused the credentials."""
+    line = f"S3: {_without_credentials(str(exc))}"
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return f"{line} ({S3_KEY_HINT})" if code in S3_KEY_REFUSALS else line
 
 
 _USER_INFO = re.compile(r"[^\s\"'/@:]+:[^\s\"'/@]+@")

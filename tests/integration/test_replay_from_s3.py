@@ -10,6 +10,9 @@ corrupt one was a fastavro traceback).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +23,7 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streamlearn.archive import ArchiveAgent, ArchiveConfig, Limits, list_archive
+from streamlearn.kafka_local import free_port
 from streamlearn.runtime.topic_reader import end_offsets
 from streamlearn.serde import RegistryClient
 from streamlearn.settings import Settings
@@ -121,3 +125,39 @@ def test_a_model_rebuilt_from_s3_and_a_damaged_object_is_one_line(
             assert damaged.name in last, last
             assert S3_KEY["AWS_SECRET_ACCESS_KEY"] not in refused.stdout + refused.stderr
         assert not _snapshots(settings, registry, "ctr@damaged")
+
+
+def test_a_key_the_server_refuses_is_one_line_saying_so(
+    system_settings: Settings, tmp_path: Path
+) -> None:
+    """moto with its authentication on knows no key: the bucket check's HEAD answers a
+    bare 403 (before: `S3: ... HeadBucket operation: Forbidden`, and nothing to check)."""
+    port = free_port()
+    with (tmp_path / "moto.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wrong = {**S3_KEY, "AWS_SECRET_ACCESS_KEY": "wrong-secret-0d6f", "AWS_REGION": "us-east-1"}
+        env = worker_environment(system_settings.model_copy(update={"data_dir": tmp_path}), **wrong)
+        endpoint = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            answer = run_command(
+                env, "archive", "ls", "--root", "s3://archive-bucket/x",
+                "--s3-endpoint-url", endpoint,
+            )  # fmt: skip
+            if "Could not connect" not in answer.stderr or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)  # moto is starting
+        assert answer.returncode == 1, answer.stdout + answer.stderr
+        last = answer.stderr.strip().splitlines()[-1]
+        assert "(403)" in last, last
+        assert "the server refused this key: check AWS_ACCESS_KEY_ID" in last, last
+        assert "wrong-secret-0d6f" not in answer.stdout + answer.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
