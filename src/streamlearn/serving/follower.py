@@ -42,7 +42,12 @@ from streamlearn.models.signature import SigningKey
 from streamlearn.models.snapshot import is_promoted, verify_snapshot
 from streamlearn.serde import AvroSerde, RegistryUnavailableError, SchemaSource, SerdeError
 from streamlearn.serving.exceptions import InvalidExperiment
-from streamlearn.serving.experiments import NEWEST, Experiment, ExperimentBook
+from streamlearn.serving.experiments import (
+    NEWEST,
+    Experiment,
+    ExperimentBook,
+    unserved_models,
+)
 from streamlearn.serving.follower_progress import FollowerProgress
 from streamlearn.serving.metrics import ServingMetrics
 from streamlearn.serving.models import ModelStore
@@ -396,4 +401,9 @@ class StateFollower:
             # Said when it changes what is routed: nothing said a worker had picked one up.
             if not experiment.same_routing_as(self.book.get(experiment.name)):
                 log.info("experiment %s: %s", experiment.name, experiment.routing_text())
+                # Such an arm's users get the fallback here: only `experiments set` warned
+                # (where it ran, whose settings may not be this worker's).
+                if experiment.enabled:
+                    for unserved in unserved_models(experiment, self.store.configured):
+                        log.warning("experiment %s: %s", experiment.name, unserved)
             self.book.put(experiment)
