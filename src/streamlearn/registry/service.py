@@ -15,6 +15,7 @@ from streamlearn import strict_json
 from streamlearn.registry import exceptions as errors
 from streamlearn.registry.compatibility import Level, check, check_defaults, parse_schema
 from streamlearn.registry.equivalence import equivalence_key
+from streamlearn.registry.schema_limits import check_width
 from streamlearn.registry.state import (
     RegistryState,
     SchemaVersion,
@@ -86,12 +87,13 @@ class RegistryService:
         try:
             # NaN and Infinity are Python's and JavaScript's, not JSON: a stored schema
             # with one could not be parsed by the clients it is served to.
-            strict_json.loads(schema)
+            parsed = strict_json.loads(schema)
             text = canonical_json(schema)
         except ValueError as exc:
             raise errors.invalid_schema(f"not JSON: {exc}") from exc
         except RecursionError:
             raise errors.invalid_schema("nested deeper than the registry reads") from None
+        check_width(parsed)  # before the parser, which takes quadratic time in width
         parse_schema(text)
         check_defaults(text)
         return text
