@@ -10,6 +10,7 @@ import typer
 
 from streamlearn.cli_archive import EndpointOption, RegionOption, RootOption
 from streamlearn.cli_common import BootstrapOption, command_settings, fail
+from streamlearn.cli_errors import one_line_error
 from streamlearn.settings import Settings
 
 if TYPE_CHECKING:
@@ -369,6 +370,14 @@ def replay_agents(
                 copy_inputs(settings, plan, advance)
         except KeyboardInterrupt:
             _interrupted(into)
+        except Exception as exc:
+            # A damaged archive file, a store or broker that stopped answering: records
+            # copied before it are in the namespace, which no manifest marks as a replay.
+            refusal = one_line_error(exc)
+            if refusal is None:
+                typer.echo(f"streamlearn: {_partly_made(into)}", err=True)
+                raise
+            fail(f"{refusal}. {_partly_made(into)}")
     log = worker_log_path(settings, into)
     typer.echo(f"running {', '.join(agents)} in {into!r} (worker log {log})")
     try:

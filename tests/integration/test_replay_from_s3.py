@@ -5,7 +5,8 @@ Acceptance: `replay model --source archive --root s3://...` learns River's bytes
 objects and Kafka; an object cut short (a partial copy or restore) or corrupt stops the
 replay with one line naming the object, exit 1, the secret key nowhere in the output
 (before: a truncated object's records were left out of the model without a word, and a
-corrupt one was a fastavro traceback).
+corrupt one was a fastavro traceback); a shadow replay stopped by it says how to delete
+the part it copied.
 """
 
 from __future__ import annotations
@@ -125,6 +126,20 @@ def test_a_model_rebuilt_from_s3_and_a_damaged_object_is_one_line(
             assert damaged.name in last, last
             assert S3_KEY["AWS_SECRET_ACCESS_KEY"] not in refused.stdout + refused.stderr
         assert not _snapshots(settings, registry, "ctr@damaged")
+
+        # A shadow replay that meets the damaged object has copied records before it:
+        # the line says what it left and how to delete it (before: the error alone, and
+        # `replay drop` then called the namespace perhaps another deployment's).
+        copied = run_command(
+            worker_environment(settings, **env), "replay", "agents", "--only", "learner",
+            "--into", "dmg.", "--source", "archive", "--root", root,
+            "--s3-endpoint-url", s3_endpoint,
+        )  # fmt: skip
+        assert copied.returncode == 1, copied.stdout + copied.stderr
+        last = copied.stderr.strip().splitlines()[-1]
+        assert last.startswith("streamlearn: error: archive file "), last
+        assert damaged.name in last, last
+        assert "streamlearn replay drop --into dmg. --force" in last, last
 
 
 def test_a_key_the_server_refuses_is_one_line_saying_so(
