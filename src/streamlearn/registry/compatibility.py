@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from functools import lru_cache
 
 import fastavro
 from avro.schema import Schema
@@ -60,15 +59,20 @@ class Level(StrEnum):
 DEFAULT_LEVEL = Level.BACKWARD
 
 
-def parse_schema(schema_str: str) -> Schema:
-    """Parse (and validate) an Avro schema; an invalid one is a 422/42201 registry error."""
+def parse_schema(schema_str: str, *, remember: bool = True) -> Schema:
+    """Parse (and validate) an Avro schema; an invalid one is a 422/42201 registry error.
+
+    ``remember=False`` for a schema a request sent (a candidate): it is parsed without
+    entering the parse cache, which is for stored versions. Any caller may send lookups and
+    compatibility tests, and a parsed 1 MB schema is ~25 MB of objects: cached, a few
+    hundred distinct ones grew the registry past its memory limit."""
+    parse = parse_avro_schema if remember else parse_avro_schema.__wrapped__
     try:
-        return parse_avro_schema(schema_str)
+        return parse(schema_str)
     except InvalidSchemaError as exc:
         raise invalid_schema(str(exc)) from exc
 
 
-@lru_cache(maxsize=1024)
 def check_defaults(schema_str: str) -> None:
     """Each field's default fits its type (a union's: its first branch) and every name is
     an Avro name, as the Java parser the Confluent registry uses checks and Apache Avro's
@@ -98,7 +102,7 @@ def check(new: str, existing: list[str], level: Level) -> list[str]:
     """Why ``new`` breaks ``level`` against ``existing`` (oldest first); empty when compatible."""
     if level is Level.NONE or not existing:
         return []
-    candidate = parse_schema(new)
+    candidate = parse_schema(new, remember=False)
     against = existing if level.transitive else existing[-1:]
     messages: list[str] = []
     for index, old_str in enumerate(against):

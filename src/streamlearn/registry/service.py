@@ -94,7 +94,7 @@ class RegistryService:
         except RecursionError:
             raise errors.invalid_schema("nested deeper than the registry reads") from None
         check_width(parsed)  # before the parser, which takes quadratic time in width
-        parse_schema(text)
+        parse_schema(text, remember=False)
         check_defaults(text)
         return text
 
@@ -104,7 +104,9 @@ class RegistryService:
         versions = (
             self.state.all_versions(subject) if deleted else self.state.live_versions(subject)
         )
-        key = equivalence_key(schema)
+        # The candidate's key is not cached (the cache is for stored versions): a request's
+        # schema of up to 8 MB would stay there, twice (its text and its key).
+        key = equivalence_key.__wrapped__(schema)
         for entry in reversed(versions):
             if entry.schema == schema or equivalence_key(entry.schema) == key:
                 return entry
