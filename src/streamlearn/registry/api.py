@@ -203,7 +203,7 @@ async def register(request: web.Request) -> web.Response:
 async def lookup(request: web.Request) -> web.Response:
     body = await _body(request)
     return _json(
-        _service(request).lookup(
+        await _service(request).lookup(
             request.match_info["subject"],
             body.get("schema"),
             body.get("schemaType"),
@@ -310,7 +310,7 @@ async def delete_subject_config(request: web.Request) -> web.Response:
 
 async def _compatibility(request: web.Request, version: str | None) -> web.Response:
     body = await _body(request)
-    messages = _service(request).test_compatibility(
+    messages = await _service(request).test_compatibility(
         request.match_info["subject"], version, body.get("schema"), body.get("schemaType")
     )
     result: dict[str, Any] = {"is_compatible": not messages}

@@ -98,6 +98,11 @@ class RegistryService:
         check_defaults(text)
         return text
 
+    async def _validated_aside(self, schema: object, schema_type: object) -> str:
+        """:meth:`_validated` in a thread: parsing an 8 MB schema takes seconds of CPU, and
+        on the event loop every other request (``/healthz`` too) waited for it."""
+        return await asyncio.to_thread(self._validated, schema, schema_type)
+
     def _live_match(
         self, subject: str, schema: str, *, deleted: bool = False
     ) -> SchemaVersion | None:
@@ -116,7 +121,7 @@ class RegistryService:
         self, subject: str, schema: object, schema_type: object = None
     ) -> dict[str, Any]:
         check_subject(subject)
-        text = self._validated(schema, schema_type)
+        text = await self._validated_aside(schema, schema_type)
         async with self._write_lock:
             for attempt in range(MAX_REGISTER_ATTEMPTS):
                 if attempt:
@@ -127,7 +132,9 @@ class RegistryService:
                 if existing is not None:
                     return version_body(existing)
                 live = self.state.live_versions(subject)
-                problems = check(text, [v.schema for v in live], self.state.level_for(subject))
+                problems = await asyncio.to_thread(
+                    check, text, [v.schema for v in live], self.state.level_for(subject)
+                )
                 if problems:
                     raise errors.incompatible(problems)
                 entry = SchemaVersion(
@@ -155,10 +162,10 @@ class RegistryService:
                 # Another replica wrote first; the state now includes its record: try again.
         raise errors.store_error(f"could not register under {subject}: too many concurrent writers")
 
-    def lookup(
+    async def lookup(
         self, subject: str, schema: object, schema_type: object, deleted: bool
     ) -> dict[str, Any]:
-        text = self._validated(schema, schema_type)
+        text = await self._validated_aside(schema, schema_type)
         if not self.state.all_versions(subject):
             raise errors.subject_not_found(subject)
         entry = self._live_match(subject, text, deleted=deleted)
@@ -306,14 +313,14 @@ class RegistryService:
             await self.log.write([(config_key(subject), None)])
         return previous
 
-    def test_compatibility(
+    async def test_compatibility(
         self, subject: str, version: str | None, schema: object, schema_type: object
     ) -> list[str]:
-        text = self._validated(schema, schema_type)
+        text = await self._validated_aside(schema, schema_type)
         level = self.state.level_for(subject)
         live = self.state.live_versions(subject)
         if version is None:
-            return check(text, [v.schema for v in live], level)
+            return await asyncio.to_thread(check, text, [v.schema for v in live], level)
         if version in ("latest", "-1") and not live:
             # Nothing to be incompatible with: Confluent's registry answers true too (a
             # check before a subject's first version, confluent-kafka's default `latest`).
@@ -330,7 +337,7 @@ class RegistryService:
             Level.FORWARD_TRANSITIVE: Level.FORWARD,
             Level.FULL_TRANSITIVE: Level.FULL,
         }.get(level, level)
-        return check(text, [target.schema], single)
+        return await asyncio.to_thread(check, text, [target.schema], single)
 
 
 def _soft_deleted(entry: SchemaVersion) -> SchemaVersion:
