@@ -171,7 +171,8 @@ export function createTracker(win, script) {
       env: {
         report,
         fetch: (...args) => win.fetch(...args),
-        beacon: win.navigator.sendBeacon ? (url, data) => win.navigator.sendBeacon(url, data) : null,
+        // (No sendBeacon: undefined, a beacon not queued, and the events stay.)
+        beacon: (url, data) => win.navigator.sendBeacon?.(url, data),
         setTimeout: (fn, ms) => win.setTimeout(fn, ms),
         clearTimeout: (id) => win.clearTimeout(id),
         now: Date.now,
@@ -195,6 +196,12 @@ export function createTracker(win, script) {
       else outbox.save();
     });
     win.addEventListener("pageshow", () => outbox.save());
+    // Back online: try at once, not after the back-off the offline spell grew to a minute
+    // (a page left meanwhile sends no beacon, the collector being known to fail).
+    win.addEventListener("online", () => {
+      sender.notBefore = 0;
+      sender.schedule(0);
+    });
     // The heartbeat: adopting orphans rewrites this page's key (one write of the queue).
     win.setInterval(() => {
       if (outbox.adoptOrphans() > 0) sender.schedule();

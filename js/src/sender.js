@@ -31,6 +31,7 @@ export class Sender {
    * setTimeout, clearTimeout, now, random, report}. */
   constructor(settings) {
     Object.assign(this, settings);
+    this.full = this.batchSize; // halved while a batch is over the collector's limit
     this.enabled = false; // false until consent (when required)
     this.inFlight = false;
     this.failures = 0;
@@ -80,7 +81,8 @@ export class Sender {
       const response = await this.env.fetch(this.endpoint, {
         method: "POST",
         body,
-        headers: { "Content-Type": "text/plain;charset=UTF-8" },
+        // (No headers: a string body goes as text/plain;charset=UTF-8 by the Fetch
+        // standard, which the collector reads as JSON.)
         keepalive,
         credentials: "omit",
         // A request nobody answers (a proxy that holds it) is given up after a while, or
@@ -90,7 +92,8 @@ export class Sender {
       });
       status = response.status;
       retryAfter = response.headers.get("Retry-After");
-      if (status === 400 || status === 403) answer = await response.json().catch(() => null);
+      // Its error (said on the console) and field (naming the item to drop).
+      if (status > 399) answer = await response.json().catch(() => null);
     } catch {
       status = 0; // offline, refused connection, CORS: try again later
       if (keepalive) this.keepaliveFailed = true;
@@ -110,7 +113,7 @@ export class Sender {
       return;
     }
     if (status === 413 && batch.length > 1) {
-      this.batchSize = Math.max(1, Math.floor(batch.length / 2));
+      this.batchSize = batch.length >> 1; // (at least 1: the batch has 2 or more)
       this.schedule(0);
       return;
     }
@@ -121,15 +124,24 @@ export class Sender {
       // The collector refuses a whole request for its first bad item and names it; the
       // item can never be accepted, the others can.
       const bad = match && batch[Number(match[1])] ? [batch[Number(match[1])]] : batch;
+      // Said with the collector's reason: dropped without a word, a 1.6 MB event showed
+      // only as the browser's "Failed to load resource: 413".
+      this.env.report?.(
+        `collector refused ${bad.map((item) => item.body.event_type || item.body.kind)}: ${answer?.error || status}`,
+      );
       this.refused += bad.length;
+      // The item the halving looked for is found: later batches are full again (they
+      // went one per request for the page's life).
+      this.batchSize = this.full;
       this.outbox.remove(bad.map((item) => item.id));
       this.schedule(0);
       return;
     }
     // Unreachable, busy (503, 429) or misconfigured (401: no or an unknown write key; 403:
-    // an origin not listed): keep everything, wait, try again. A misconfiguration is said
-    // (once): the console showed only the browser's "Failed to load resource".
-    if ((status === 401 || status === 403) && !this.failures) {
+    // an origin not listed; 404: an endpoint it does not serve): keep everything, wait, try
+    // again. A misconfiguration is said (once): the console showed only the browser's
+    // "Failed to load resource".
+    if (status > 400 && status < 429 && !this.failures) {
       this.env.report?.(`collector answered ${status}; kept`);
     }
     this.failures += 1;
@@ -158,8 +170,8 @@ export class Sender {
     const storage = this.outbox.storage;
     if (!storage) return false;
     try {
-      const saved = JSON.parse(storage.getItem(FAILING_KEY));
-      return Boolean(saved) && this.env.now() - Number(saved.at) < FAILING_FOR_MS;
+      // None kept, or unreadable: NaN, which is not within the day.
+      return this.env.now() - JSON.parse(storage.getItem(FAILING_KEY))?.at < FAILING_FOR_MS;
     } catch {
       return false;
     }
@@ -178,7 +190,9 @@ export class Sender {
     let size = 2;
     for (const item of this.outbox.items) {
       const length = byteLength(JSON.stringify(item.body)) + 1;
-      if (size + length > BEACON_LIMIT) break;
+      // An item too big for a beacon on its own (or for what is left of it) stays for the
+      // next page; those after it still go (they stopped at it: none went after a big one).
+      if (size + length > BEACON_LIMIT) continue;
       batch.push(item);
       size += length;
     }

@@ -69,6 +69,45 @@ test("a 413 halves the batch before giving up on a single event", async () => {
   assert.equal(h.outbox.size, 3);
 });
 
+test("the event the halving found is said with the collector's reason; batches are full again", async () => {
+  // Found by a new user: a 1.6 MB event went without a word of the tag's, and every later
+  // event went in a request of its own for the page's life.
+  const h = harness([[413, {}, {}], [413, {}, { error: "request body over 1048576 bytes", field: "body" }]]);
+  const said = [];
+  h.sender.env.report = (message) => said.push(message);
+  h.outbox.items[0].body.event_type = "review";
+  await h.sender.flush();
+  await h.sender.flush();
+  assert.deepEqual(said, ["collector refused review: request body over 1048576 bytes"]);
+  assert.equal(h.sender.batchSize, 3);
+  await h.sender.flush();
+  assert.deepEqual(h.requests.at(-1), ["b", "c", "d"]);
+});
+
+test("a refusal without the collector's JSON (a proxy's page) is said with its status", async () => {
+  const h = harness([[400, {}, null]]);
+  const said = [];
+  h.sender.env.report = (message) => said.push(message);
+  h.outbox.items[0].body.kind = "click";
+  h.outbox.items[1].body.event_type = "page_view";
+  h.outbox.items[2].body.event_type = "add_to_cart";
+  await h.sender.flush();
+  // No item named: the whole request is refused, each of its items named in the message.
+  assert.deepEqual(said, ["collector refused click,page_view,add_to_cart: 400"]);
+  assert.equal(h.outbox.size, 1);
+});
+
+test("a 404 (an endpoint the collector does not serve) is said once, and everything is kept", async () => {
+  const h = harness([[404, {}, {}], [404, {}, {}]]);
+  const said = [];
+  h.sender.env.report = (message) => said.push(message);
+  await h.sender.flush();
+  h.advance(60000);
+  await h.sender.flush();
+  assert.equal(h.outbox.size, 4);
+  assert.deepEqual(said, ["collector answered 404; kept"]);
+});
+
 test("a 403 naming an item (another app than the write key's) drops only that item", async () => {
   const h = harness([[403, {}, { error: "names app 'x'", field: "[2].context.app" }]]);
   await h.sender.flush();
@@ -140,6 +179,17 @@ test("keepalive and the beacon are sized in UTF-8 bytes, not characters", async 
   b.sender.beacon();
   assert.equal(b.beacons[0].length, 4, "what fits in 60,000 bytes: 4 events of 12,000");
   assert.equal(b.outbox.size, 6);
+});
+
+test("an event too big for the beacon does not hold back the events after it", () => {
+  // Found by a new user: the beacon stopped at the first item that did not fit, so a page
+  // closed with an 80 KB event first sent none of the events behind it.
+  const h = beaconHarness([]);
+  h.outbox.add({ id: "big", body: { event_id: "big", text: "x".repeat(80000) } });
+  h.outbox.add({ id: "small", body: { event_id: "small" } });
+  h.sender.beacon();
+  assert.deepEqual(h.beacons, [[{ event_id: "small" }]]);
+  assert.deepEqual(h.outbox.peek(10).map((i) => i.id), ["big"]);
 });
 
 test("after a keepalive request fails, the retry goes without keepalive", async () => {

@@ -100,6 +100,13 @@ async def errors_as_json(
                     "events are posted"
                 )
             return _error(403, text, field, headers=kept_headers(exc))
+        if exc.status == 404:
+            # A page's endpoint without its /v1 (a typo): the answer says where events go.
+            return _error(
+                404,
+                f"no {request.method} {request.path} here: events are posted to /v1/events",
+                "path",
+            )
         return _error(exc.status, exc.reason, headers=kept_headers(exc))
 
 
@@ -269,6 +276,28 @@ async def vary_by_origin(request: web.Request, response: web.StreamResponse) -> 
         response.headers.add("Vary", "Origin")
 
 
+def readable_by_listed_origins(
+    settings: Settings,
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """A listed origin may read every answer, not only those of ``/v1/events`` (which
+    aiohttp_cors answers): the 404 of a page's mistyped endpoint had no
+    ``Access-Control-Allow-Origin``, so the browser hid it and said "blocked by CORS
+    policy", sending the site's developer to an origin list that was right."""
+
+    async def allow(request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if (
+            origin in settings.collector_cors_origins
+            and request.method != "OPTIONS"  # preflights are aiohttp_cors's to answer
+            and "Access-Control-Allow-Origin" not in response.headers
+        ):
+            response.headers["Access-Control-Allow-Origin"] = str(origin)
+            if "Origin" not in response.headers.get("Vary", ""):
+                response.headers.add("Vary", "Origin")
+
+    return allow
+
+
 def _doors(settings: Settings) -> list[Middleware]:
     """Per-IP rate limits on posts of events, when set (429 with Retry-After)."""
     if settings.collector_rate_limit_per_ip is None:
@@ -338,6 +367,8 @@ def create_collector_app(
             },
         )
         cors.add(route)
+        # After aiohttp_cors's own (which asserts it is the first to set the header).
+        app.on_response_prepare.append(readable_by_listed_origins(settings))
     else:
         app.router.add_route("OPTIONS", "/v1/events", _no_origin_listed)
 
