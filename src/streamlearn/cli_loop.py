@@ -49,14 +49,16 @@ def serve(
     metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
     """Run a prediction worker: follow model.state, serve `POST /v1/models/{name}:predict`."""
-    from aiohttp import web
-
     from streamlearn.http_tls import scheme, server_ssl_context
     from streamlearn.listen_errors import bind_error
-    from streamlearn.serving import create_serving_app
-    from streamlearn.serving.runner import check_bindable, run_workers
+    from streamlearn.models.configured import configured_specs
+    from streamlearn.serving.signing_key_check import require_signing_key
 
     settings = command_settings(long_running=True, kafka_bootstrap=bootstrap_servers)
+    # Settings first, the serving package (River, SciPy, NumPy: seconds, ~30 on a cold small
+    # machine) only once they hold: a missing key or model was said after that wait.
+    require_signing_key(settings)
+    configured_specs(settings)
     listen = settings.serve_port if port is None else port  # 0: a free port, not the default
     if listen == 0 and workers > 1:
         fail(
@@ -64,6 +66,11 @@ def serve(
             "choose the one port they share"
         )
     ssl_context = server_ssl_context(settings)
+    from aiohttp import web
+
+    from streamlearn.serving import create_serving_app
+    from streamlearn.serving.runner import check_bindable, run_workers
+
     own_ports = [] if metrics_port is None else [metrics_port + i for i in range(workers)]
     if own_ports and own_ports[-1] > 65535:
         fail(f"--metrics-port {metrics_port} with --workers {workers}: ports over 65535")

@@ -3,8 +3,10 @@ starts a Python process that imports :mod:`streamlearn.cli`."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +35,40 @@ def test_every_name_the_archive_package_exports_resolves_and_others_do_not() -> 
         assert getattr(streamlearn.archive, name) is not None
     with pytest.raises(AttributeError, match="no_such_name"):
         streamlearn.archive.no_such_name  # noqa: B018
+
+
+_REFUSED_SERVE = """
+import sys
+from streamlearn.cli import main
+try:
+    main(["serve", "--port", "23811"])
+except SystemExit as exc:
+    print("exit", exc.code)
+print(sorted(m for m in ("river", "scipy", "numpy") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(
+    ("environment", "reason"),
+    [
+        ({}, "STREAMLEARN_MODEL_SIGNING_KEY"),
+        ({"STREAMLEARN_MODEL_SIGNING_KEY": "ab" * 32, "STREAMLEARN_MODELS": '["nosuch"]'},
+         "unknown model spec 'nosuch'"),
+        ({"STREAMLEARN_MODEL_SIGNING_KEY": "ab" * 32,
+          "STREAMLEARN_HTTP_TLS_CERTFILE": "/nonexistent/cert.pem"},
+         "STREAMLEARN_HTTP_TLS_CERTFILE=/nonexistent/cert.pem"),
+    ],
+)  # fmt: skip
+def test_serve_refuses_its_settings_before_loading_the_models_libraries(
+    environment: dict[str, str], reason: str, tmp_path: Path
+) -> None:
+    """``serve`` without a signing key imported River, SciPy and NumPy (the serving
+    package) before it said what was missing: ~30 s on a cold, small machine, to refuse."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
+    refused = subprocess.run(
+        [sys.executable, "-c", _REFUSED_SERVE],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+        env={**clean, "STREAMLEARN_DATA_DIR": str(tmp_path), **environment},
+    )  # fmt: skip
+    assert reason in refused.stderr
+    assert refused.stdout.splitlines() == ["exit 1", "[]"]

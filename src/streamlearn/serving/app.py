@@ -18,7 +18,6 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 import streamlearn
-from streamlearn.exceptions import ConfigurationError
 from streamlearn.http_auth import bearer_tokens, token_secrets
 from streamlearn.kafka_clients import refuse_a_refused_login
 from streamlearn.models.configured import configured_specs
@@ -33,6 +32,7 @@ from streamlearn.serving.models import ModelStore
 from streamlearn.serving.openapi import openapi_document
 from streamlearn.serving.predictor import Predictor
 from streamlearn.serving.shortcut import PREDICT_SHORTCUT, PredictShortcut
+from streamlearn.serving.signing_key_check import require_signing_key
 from streamlearn.serving.state import SERVING, Serving
 from streamlearn.serving.telemetry import TelemetrySink
 from streamlearn.settings import Settings
@@ -55,13 +55,8 @@ def create_serving_app(
 ) -> web.Application:
     """A prediction worker's app; ``telemetry_producer_config``: librdkafka settings over
     its telemetry producer's."""
-    key = settings.model_signing_key
-    if kafka and (key is None or not key.get_secret_value()):
-        raise ConfigurationError(
-            "a prediction worker needs STREAMLEARN_MODEL_SIGNING_KEY, the learner's key "
-            "(a new one: `python -c 'import secrets; print(secrets.token_hex(32))'`; `up` "
-            "makes one in its data directory)"
-        )
+    if kafka:
+        require_signing_key(settings)
     middlewares: list[Middleware] = []
     if settings.serve_api_tokens:
         # /v1 is the API; probes, metrics and the OpenAPI document stay open. The
