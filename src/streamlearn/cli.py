@@ -343,9 +343,17 @@ def agents_run(
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Run agents in one worker process; more processes share the partitions."""
+    from streamlearn.agents import AGENT_NAMES, PIPELINE_AGENTS, STEPS
+    from streamlearn.agents.settings_check import check_agents_settings
+
+    settings = command_settings(long_running=True, kafka_bootstrap=bootstrap_servers)
+    chosen = chosen_agents(only, AGENT_NAMES, PIPELINE_AGENTS)
+    group = group or default_agents_group(chosen, PIPELINE_AGENTS)
+    # Before Faust and the agents load (River, SciPy, NumPy: seconds): a missing key or an
+    # unknown model was said only after that wait.
+    check_agents_settings(settings, chosen)
     import faust
 
-    from streamlearn.agents import AGENT_NAMES, PIPELINE_AGENTS, STEPS
     from streamlearn.garbage_collection import settle_long_lived_heap
     from streamlearn.log_repeats import quiet_repeats
     from streamlearn.runtime.broker_probe import BrokerProbe
@@ -354,9 +362,6 @@ def agents_run(
     from streamlearn.runtime.health import WorkerHealth, serve_health
     from streamlearn.runtime.worker import create_faust_app
 
-    settings = command_settings(long_running=True, kafka_bootstrap=bootstrap_servers)
-    chosen = chosen_agents(only, AGENT_NAMES, PIPELINE_AGENTS)
-    group = group or default_agents_group(chosen, PIPELINE_AGENTS)
     try:
         runtime = create_faust_app(settings, [STEPS[name] for name in chosen], group=group)
     except RuntimeConfigurationError as exc:

@@ -248,6 +248,8 @@ def test_the_default_agents_named_in_any_order_keep_the_default_group(
         raise RuntimeConfigurationError("stop here")
 
     monkeypatch.setattr(worker_module, "create_faust_app", refuse)
+    # The learner's key is checked before the worker is made.
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "ab" * 32)
     only = "learner,preprocess,label-join,sessionise"
     for args in (["agents", "run"], ["agents", "run", "--only", only]):
         CliRunner().invoke(app, args)

@@ -72,3 +72,37 @@ def test_serve_refuses_its_settings_before_loading_the_models_libraries(
     )  # fmt: skip
     assert reason in refused.stderr
     assert refused.stdout.splitlines() == ["exit 1", "[]"]
+
+
+_REFUSED_AGENTS = """
+import sys
+from streamlearn.cli import main
+try:
+    main(["agents", "run"])
+except SystemExit as exc:
+    print("exit", exc.code)
+print(sorted(m for m in ("faust", "river", "scipy", "numpy") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(
+    ("environment", "reason"),
+    [
+        ({}, "STREAMLEARN_MODEL_SIGNING_KEY"),
+        ({"STREAMLEARN_MODEL_SIGNING_KEY": "ab" * 32, "STREAMLEARN_MODELS": '["nosuch"]'},
+         "unknown model spec 'nosuch'"),
+    ],
+)  # fmt: skip
+def test_agents_run_refuses_its_settings_before_loading_faust_and_the_models_libraries(
+    environment: dict[str, str], reason: str, tmp_path: Path
+) -> None:
+    """``agents run`` without a signing key imported Faust, River, SciPy and NumPy before
+    the learner said what was missing."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
+    refused = subprocess.run(
+        [sys.executable, "-c", _REFUSED_AGENTS],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+        env={**clean, "STREAMLEARN_DATA_DIR": str(tmp_path), **environment},
+    )  # fmt: skip
+    assert reason in refused.stderr
+    assert refused.stdout.splitlines() == ["exit 1", "[]"]

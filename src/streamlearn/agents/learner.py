@@ -24,7 +24,7 @@ from typing import ClassVar
 
 from streamlearn.agents.learner_figures import TOO_LARGE_KIND, LearnerFigures, too_large_alert
 from streamlearn.agents.model_state import ModelStateView, consider
-from streamlearn.exceptions import ConfigurationError
+from streamlearn.agents.settings_check import require_learner_key
 from streamlearn.kafka_clients import (
     AGENT_MAX_REQUEST_BYTES,
     DEFAULT_MESSAGE_BYTES,
@@ -313,9 +313,7 @@ def make_learner(env: StepEnvironment, specs: Mapping[str, ModelSpec] | None = N
     """The learner of the configured models (or of ``specs``: the learning lab tries
     variants of them), signing with the configured key."""
     settings = env.settings
-    if settings.model_signing_key is None:
-        raise ConfigurationError("the learner signs snapshots: set STREAMLEARN_MODEL_SIGNING_KEY")
-    key = settings.model_signing_key
+    key = require_learner_key(settings)
     # Resuming verifies with the keyring: after a rotation, the newest snapshot may still
     # be signed by the previous key.
     keyring = Keyring.from_settings(settings)
