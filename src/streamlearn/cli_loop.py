@@ -55,22 +55,12 @@ def serve(
     from streamlearn.serving.signing_key_check import require_signing_key
 
     settings = command_settings(long_running=True, kafka_bootstrap=bootstrap_servers)
-    # Settings first, the serving package (River, SciPy, NumPy: seconds, ~30 on a cold small
-    # machine) only once they hold: a missing key or model was said after that wait.
-    require_signing_key(settings)
-    configured_specs(settings)
     listen = settings.serve_port if port is None else port  # 0: a free port, not the default
     if listen == 0 and workers > 1:
         fail(
             f"--port 0 with --workers {workers}: each process would get a port of its own; "
             "choose the one port they share"
         )
-    ssl_context = server_ssl_context(settings)
-    from aiohttp import web
-
-    from streamlearn.serving import create_serving_app
-    from streamlearn.serving.runner import check_bindable, run_workers
-
     own_ports = [] if metrics_port is None else [metrics_port + i for i in range(workers)]
     if own_ports and own_ports[-1] > 65535:
         fail(f"--metrics-port {metrics_port} with --workers {workers}: ports over 65535")
@@ -80,6 +70,16 @@ def serve(
         # whatever --host and --metrics-host are: one number for both is a slip.
         fail(f"{_metrics_ports_taken(metrics_port, workers)}, --port {listen} among them: "
              "choose ports apart")  # fmt: skip
+    # Settings first, the serving package (River, SciPy, NumPy: seconds, ~30 on a cold small
+    # machine) only once they hold: a missing key or model was said after that wait.
+    require_signing_key(settings)
+    configured_specs(settings)
+    ssl_context = server_ssl_context(settings)
+    from aiohttp import web
+
+    from streamlearn.serving import create_serving_app
+    from streamlearn.serving.runner import check_bindable, run_workers
+
     for own in own_ports:
         try:
             check_bindable(metrics_host, own)

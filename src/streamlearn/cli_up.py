@@ -139,6 +139,7 @@ def up(
     """
     import asyncio
 
+    from streamlearn.models.configured import configured_specs
     from streamlearn.simulate import TrafficConfig
     from streamlearn.up import UpOptions, run_up
     from streamlearn.up.chaos import ChaosOptions
@@ -188,6 +189,9 @@ def up(
         kafka_bootstrap=bootstrap_servers,
         schema_registry_url=schema_registry_url,
     )
+    # Before Kafka and the parts start: an unknown model was said by label-join, the
+    # learner, the monitor and serve exiting 1 once all was up, then minutes of stopping.
+    configured_specs(settings)
     try:
         changes = simulated_changes(drift_at, change or [], duration)
         traffic = TrafficConfig(
