@@ -122,6 +122,10 @@ def replay_model(
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Train a model on a range of training.examples with the learner's code."""
+    if publish and shadow is not None:
+        fail("--publish and --shadow: choose one")
+    # Settings and key before the learner's code loads (River, SciPy: seconds).
+    settings, _ = _replay_settings(bootstrap_servers)
     from streamlearn.replay.model import (
         nothing_learned,
         plan_model_replay,
@@ -132,9 +136,6 @@ def replay_model(
     from streamlearn.replay.progress import progress
     from streamlearn.serde import RegistryClient
 
-    if publish and shadow is not None:
-        fail("--publish and --shadow: choose one")
-    settings, _ = _replay_settings(bootstrap_servers)
     with RegistryClient.for_settings(settings) as registry:
         plan = plan_model_replay(
             settings,
@@ -194,12 +195,13 @@ def replay_verify(
     bootstrap_servers: BootstrapOption = None,
 ) -> None:
     """Recompute published snapshots from the offsets they record; exit 1 on a difference."""
+    if every and version is not None:
+        fail("--version and --all: choose one")
+    # Settings and key before the learner's code loads (River, SciPy: seconds).
+    settings, key_from = _replay_settings(bootstrap_servers)
     from streamlearn.replay.verify import verify_published
     from streamlearn.serde import RegistryClient
 
-    if every and version is not None:
-        fail("--version and --all: choose one")
-    settings, key_from = _replay_settings(bootstrap_servers)
     with RegistryClient.for_settings(settings) as registry:
         reader = _record_source(settings, registry, source, root, s3_endpoint_url, s3_region)
         verification = verify_published(settings, registry, name, version, every, reader)

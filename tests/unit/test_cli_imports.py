@@ -106,3 +106,30 @@ def test_agents_run_refuses_its_settings_before_loading_faust_and_the_models_lib
     )  # fmt: skip
     assert reason in refused.stderr
     assert refused.stdout.splitlines() == ["exit 1", "[]"]
+
+
+_REFUSED_REPLAY = """
+import sys
+from streamlearn.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    print("exit", exc.code)
+print(sorted(m for m in ("river", "scipy") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("command", [["replay", "model", "ctr"], ["replay", "verify", "ctr"]])
+def test_replay_refuses_a_missing_key_before_loading_the_models_libraries(
+    command: list[str], tmp_path: Path
+) -> None:
+    """``replay model`` and ``replay verify`` imported River and SciPy before saying the
+    signing key was missing."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
+    refused = subprocess.run(
+        [sys.executable, "-c", _REFUSED_REPLAY, *command],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+        env={**clean, "STREAMLEARN_DATA_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert "STREAMLEARN_MODEL_SIGNING_KEY" in refused.stderr
+    assert refused.stdout.splitlines() == ["exit 1", "[]"]
