@@ -72,6 +72,16 @@ def bearer_accepted(request: web.BaseRequest, secrets: Iterable[bytes]) -> bool:
     return scheme.lower() == "bearer" and _matches(token.strip(), secrets)
 
 
+def basic_accepted(request: web.BaseRequest, secrets: Iterable[bytes]) -> bool:
+    """Whether ``request`` carries HTTP basic auth as one of ``secrets`` (``user:password``)."""
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    try:
+        given = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        given = ""
+    return scheme.lower() == "basic" and bool(given) and _matches(given, secrets)
+
+
 def bearer_tokens(tokens: Iterable[SecretStr], guarded: Guarded) -> Middleware:
     """Requests ``guarded`` selects need ``Authorization: Bearer <one of tokens>``."""
     secrets = token_secrets(tokens)
@@ -91,21 +101,15 @@ def bearer_tokens(tokens: Iterable[SecretStr], guarded: Guarded) -> Middleware:
 def basic_auth(users: Iterable[SecretStr], guarded: Guarded) -> Middleware:
     """Requests ``guarded`` selects need HTTP basic auth as one of ``users`` (each
     ``name:password``, what confluent-kafka's ``basic.auth.user.info`` sends)."""
-    secrets = [u.get_secret_value().encode() for u in users]
+    secrets = token_secrets(users)
 
     @web.middleware
     async def require_basic(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if guarded(request):
-            scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
-            try:
-                given = base64.b64decode(encoded.strip(), validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                given = ""
-            if scheme.lower() != "basic" or not given or not _matches(given, secrets):
-                raise web.HTTPUnauthorized(
-                    reason="this request needs HTTP basic auth as a registry writer",
-                    headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'},
-                )
+        if guarded(request) and not basic_accepted(request, secrets):
+            raise web.HTTPUnauthorized(
+                reason="this request needs HTTP basic auth as a registry writer",
+                headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'},
+            )
         return await handler(request)
 
     return require_basic

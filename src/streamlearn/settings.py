@@ -365,6 +365,21 @@ class Settings(BaseSettings):
     serve_worker_version: str | None = None
     """Worker version stamped on every prediction; unset: the streamlearn version."""
 
+    dashboard_api_tokens: list[Credential] = Field(default_factory=list)
+    """Bearer tokens the dashboard's page and API accept; /healthz, /readyz and /metrics stay
+    open. With neither these nor dashboard_users: open (secrets)."""
+
+    dashboard_users: list[UserPassword] = Field(default_factory=list)
+    """user:password pairs the dashboard's page and API accept as HTTP basic auth (the
+    browser asks for them); see dashboard_api_tokens (secrets)."""
+
+    dashboard_max_event_clients: int = Field(default=100, ge=1)
+    """Most pages connected to the dashboard's /api/events at once; more: 503, counted."""
+
+    dashboard_event_write_timeout_s: float = Field(default=30.0, gt=0)
+    """How long one event may wait for a page to take it; a page that reads nothing that
+    long is disconnected (its place freed, counted)."""
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of streamlearn's own loggers."""
 

@@ -364,6 +364,9 @@ SECRET_VALUES = {
     "registry_writers": ["ops:pw-s3cret"],
     "schema_registry_basic_auth": "ops:pw-s3cret",
     "model_previous_signing_key": "old-s3cret",
+    # The chart runs no dashboard: stored, given to no pod.
+    "dashboard_api_tokens": ["dash-s3cret-0123456"],
+    "dashboard_users": ["ops:dash-s3cret"],
 }
 """Every secret setting a part may take (the chart's own signing, SASL and pseudonymisation
 keys have values of their own)."""

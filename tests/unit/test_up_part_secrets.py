@@ -27,6 +27,8 @@ SHELL = {
     "STREAMLEARN_REGISTRY_WRITERS": json.dumps(["ops:cccccccccccccccc"]),
     "STREAMLEARN_SCHEMA_REGISTRY_BASIC_AUTH": "ops:cccccccccccccccc",
     "STREAMLEARN_PSEUDONYMISATION_KEY": "pseudo-dddddddddddddddd",
+    "STREAMLEARN_DASHBOARD_API_TOKENS": json.dumps(["dash-eeeeeeeeeeeeeeee"]),
+    "STREAMLEARN_DASHBOARD_USERS": json.dumps(["ops:ffffffffffffffff"]),
 }
 SIGNING = ("model_signing_key", "model_previous_signing_key")
 KAFKA = {"kafka_sasl_password", "kafka_ssl_key_password"}  # each part's own (KafkaUsers)
@@ -42,7 +44,8 @@ USES = {
     "archive": {"schema_registry_basic_auth"},
     # It reads schemas only, but a registry of `up --schema-registry-url` may ask a login
     # for reads too.
-    "dashboard": {"schema_registry_basic_auth"},
+    # Its own login (the page's and the API's) too.
+    "dashboard": {"schema_registry_basic_auth", "dashboard_api_tokens", "dashboard_users"},
 }
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from streamlearn.dashboard.auth import dashboard_door
 from streamlearn.dashboard.context import DASHBOARD, Dashboard
 from streamlearn.dashboard.decoding import Decoders
 from streamlearn.dashboard.exceptions import DashboardError
@@ -74,8 +75,11 @@ def create_dashboard_app(
         scrape=targets,
         tick_s=tick_s,
         heartbeat_s=tick_s,
+        max_event_clients=settings.dashboard_max_event_clients,
+        event_write_timeout_s=settings.dashboard_event_write_timeout_s,
     )
-    app = web.Application()
+    door = dashboard_door(settings)
+    app = web.Application(middlewares=[door] if door is not None else [])
     app[DASHBOARD] = dashboard
     app.on_response_prepare.append(add_security_headers)
     app.on_shutdown.append(_end_streams)

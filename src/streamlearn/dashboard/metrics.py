@@ -45,6 +45,16 @@ class DashboardMetrics:
             "Pages connected to /api/events now.",
             registry=r,
         )
+        self.sse_refused = Counter(
+            "streamlearn_dashboard_sse_refused",
+            "Requests for /api/events refused (503) because the most streams were open.",
+            registry=r,
+        )
+        self.sse_dropped = Counter(
+            "streamlearn_dashboard_sse_dropped",
+            "Event streams disconnected because their client took nothing for the write timeout.",
+            registry=r,
+        )
         self.sse_events = Counter(
             "streamlearn_dashboard_sse_events",
             "Server-sent events written, by event (state, delta, heartbeat).",

@@ -94,13 +94,23 @@ def openapi_document() -> dict[str, Any]:
                 {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
             ),
             "/api/state": get("The whole state.", _json(_state_schema(), "The state.")),
-            "/api/events": get(
-                "The state, then a delta (or a heartbeat) each tick, as server-sent events.",
-                {
-                    "description": "An event stream that ends when the client goes.",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                },
-            ),
+            "/api/events": {
+                "get": {
+                    "summary": "The state, then a delta (or a heartbeat) each tick, as "
+                    "server-sent events.",
+                    "responses": {
+                        "200": {
+                            "description": "An event stream that ends when the client goes.",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        "503": {
+                            "description": "The most streams are open "
+                            "(STREAMLEARN_DASHBOARD_MAX_EVENT_CLIENTS); try after Retry-After.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                    },
+                }
+            },
             "/healthz": get("Liveness and the followed topics.", _json(health, "Healthy.")),
             "/readyz": {
                 "get": {

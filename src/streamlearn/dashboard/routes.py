@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from typing import Any
 
 from aiohttp import web
@@ -42,10 +43,20 @@ async def api_state(request: web.Request) -> web.Response:
 
 
 async def api_events(request: web.Request) -> web.StreamResponse:
-    """The state, then each tick a delta (or a heartbeat), until the client goes or the
-    dashboard stops."""
+    """The state, then each tick a delta (or a heartbeat), until the client goes, takes
+    nothing for ``event_write_timeout_s``, or the dashboard stops. Beyond
+    ``max_event_clients`` open streams: 503 (the page tries again)."""
     dashboard = request.app[DASHBOARD]
     state, metrics = dashboard.state, dashboard.metrics
+    if dashboard.event_clients >= dashboard.max_event_clients:
+        # Each stream holds a connection and a task for as long as the page is open: without
+        # a cap, any number of them (a script, a tab left open per viewer) was taken.
+        metrics.sse_refused.inc()
+        raise web.HTTPServiceUnavailable(
+            reason=f"the dashboard serves at most {dashboard.max_event_clients} event streams "
+            "at once (STREAMLEARN_DASHBOARD_MAX_EVENT_CLIENTS); try again later",
+            headers={"Retry-After": str(math.ceil(RECONNECT_MS / 1000))},
+        )
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream; charset=utf-8",
@@ -54,12 +65,20 @@ async def api_events(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
-    await response.prepare(request)
+    dashboard.event_clients += 1
     metrics.sse_clients.inc()
     try:
+        await response.prepare(request)
+
+        async def send(event: str, data: bytes) -> None:
+            # A client that reads nothing leaves the write waiting on the socket: memory stays
+            # bounded (aiohttp waits once its buffer holds 64 KiB), but the stream held its
+            # place, and the cap's, until the dashboard stopped.
+            await asyncio.wait_for(response.write(data), dashboard.event_write_timeout_s)
+            metrics.sse_events.labels(event=event).inc()
+
         payload, cursor = state.full()
-        await response.write(sse_retry(RECONNECT_MS) + sse_json("state", payload))
-        metrics.sse_events.labels(event="state").inc()
+        await send("state", sse_retry(RECONNECT_MS) + sse_json("state", payload))
         quiet_s = 0.0
         while not dashboard.closing.is_set():
             with contextlib.suppress(TimeoutError):
@@ -69,16 +88,23 @@ async def api_events(request: web.Request) -> web.StreamResponse:
             delta, cursor = state.delta(cursor)
             quiet_s += dashboard.tick_s
             if delta is not None:
-                await response.write(sse_json("delta", delta))
-                metrics.sse_events.labels(event="delta").inc()
+                await send("delta", sse_json("delta", delta))
                 quiet_s = 0.0
             elif quiet_s >= dashboard.heartbeat_s:
-                await response.write(sse_json("heartbeat", {"server_time": state.clock()}))
-                metrics.sse_events.labels(event="heartbeat").inc()
+                await send("heartbeat", sse_json("heartbeat", {"server_time": state.clock()}))
                 quiet_s = 0.0
+    except TimeoutError:
+        metrics.sse_dropped.inc()
+        log.info(
+            "dashboard: an event stream's client took nothing for %.0f s; disconnected",
+            dashboard.event_write_timeout_s,
+        )
+        if request.transport is not None:
+            request.transport.abort()
     except (ConnectionResetError, ConnectionError):
         log.debug("dashboard: an event stream's client went away")
     finally:
+        dashboard.event_clients -= 1
         metrics.sse_clients.dec()
     return response
 

@@ -62,6 +62,7 @@ PART_SECRETS: Mapping[str, frozenset[str]] = {
     "registry": frozenset({"registry_writers"}),
     "learner": REGISTRY_CLIENT | SIGNING_SECRETS,
     "preprocess": frozenset({"pseudonymisation_key"}) | REGISTRY_CLIENT,
+    "dashboard": frozenset({"dashboard_api_tokens", "dashboard_users"}) | REGISTRY_CLIENT,
 }
 """The secret settings each part uses beyond :data:`REGISTRY_CLIENT`, which every other part
 gets (each reads schemas, and a registry of `up --schema-registry-url` may ask a login

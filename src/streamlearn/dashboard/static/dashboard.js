@@ -8,6 +8,7 @@
 
   const SECTIONS = ["models", "arms", "drift", "alerts", "processes", "status"];
   const STALE_AFTER_MS = 4000;
+  const RETRY_CLOSED_MS = 3000; // a little over the Retry-After (2 s) of the dashboard's 503
   const MAX_DRIFT_CARDS = 60;
   const CHART_HEIGHT = 220;
   // A time chart's line breaks where its points are further apart than this many typical
@@ -629,7 +630,16 @@
       received();
       view.skew = Date.now() / 1000 - JSON.parse(event.data).server_time;
     });
-    source.addEventListener("error", () => setConnection("disconnected", "reconnecting"));
+    source.addEventListener("error", () => {
+      setConnection("disconnected", "reconnecting");
+      // EventSource retries by itself only after a dropped connection: an answer that is
+      // not 200 (the dashboard's 503 at its most streams, a proxy's 502 while it restarts)
+      // closes it for good, and the page said "reconnecting" until reloaded.
+      if (source.readyState === EventSource.CLOSED) {
+        source.close();
+        setTimeout(connect, RETRY_CLOSED_MS);
+      }
+    });
   }
 
   function everySecond() {
