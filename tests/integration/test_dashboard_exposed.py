@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from playwright.async_api import Browser
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from pydantic import SecretStr
 
 from streamlearn.dashboard.app import create_dashboard_app
@@ -54,10 +55,10 @@ def alert(key: str, message: str = "no fresh model") -> Decoded:
 
 @contextlib.asynccontextmanager
 async def dashboard(
-    settings: Settings, tick_s: float = 0.05
+    settings: Settings, tick_s: float = 0.05, scrape: tuple[str, ...] = ()
 ) -> AsyncIterator[tuple[str, web.Application]]:
     """A real dashboard (no Kafka readers) on a port of this area; (URL, app)."""
-    app = create_dashboard_app(settings, kafka=False, tick_s=tick_s)
+    app = create_dashboard_app(settings, kafka=False, tick_s=tick_s, scrape=scrape)
     stop = asyncio.Event()
     urls: list[str] = []
     server = asyncio.create_task(
@@ -309,3 +310,53 @@ async def test_a_page_refused_at_the_cap_connects_once_a_place_is_free(browser: 
             timeout=15_000,
         )
         await second.close()
+
+
+async def test_the_page_s_counters_match_the_scraped_part_s_metrics(browser: Browser) -> None:
+    """What the page says of a part is what the part's own /metrics says: counters summed
+    over their label sets (and over time as the part counts on)."""
+    registry = CollectorRegistry()
+    predictions = Counter("streamlearn_serve_predictions", "", ["model", "arm"], registry=registry)
+    predictions.labels(model="ctr", arm="a").inc(1000)
+    predictions.labels(model="ctr", arm="b").inc(234)
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), content_type="text/plain")
+
+    part = web.Application()
+    part.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(part)
+    await runner.setup()
+    port = free_port(within=PORTS)
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    part_url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        async with (
+            dashboard(Settings(), tick_s=0.2, scrape=(f"serve={part_url}",)) as (url, _),
+            aiohttp.ClientSession() as session,
+        ):
+            context = await browser.new_context(locale="en-US")
+            page = await context.new_page()
+            await page.goto(url + "/")
+            figure = page.locator("#counters-figures .figure", has_text="predictions served")
+            for expected in (1234, 5678):
+                if expected != 1234:
+                    predictions.labels(model="ctr", arm="b").inc(expected - 1234)
+                own = await (await session.get(part_url)).text()
+                said = sum(
+                    float(line.split()[-1])
+                    for line in own.splitlines()
+                    if line.startswith("streamlearn_serve_predictions_total{")
+                )
+                assert said == expected
+                await page.wait_for_function(
+                    """([expected]) => [...document.querySelectorAll('#counters-figures .figure')]
+                      .some((f) => f.textContent.includes('predictions served')
+                        && f.querySelector('.total').textContent === expected)""",
+                    arg=[f"{expected:,} total"],
+                    timeout=10_000,
+                )
+            assert await figure.count() == 1
+            await context.close()
+    finally:
+        await runner.cleanup()
