@@ -360,3 +360,66 @@ async def test_the_page_s_counters_match_the_scraped_part_s_metrics(browser: Bro
             await context.close()
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def path_prefix_proxy(upstream: str, prefix: str) -> AsyncIterator[str]:
+    """A reverse proxy, as an ingress routes a path: ``prefix/...`` to ``upstream/...``
+    (the prefix stripped, the answer streamed); its URL."""
+    session = aiohttp.ClientSession(auto_decompress=False)
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        tail = request.match_info["tail"]
+        async with session.get(f"{upstream}/{tail}", params=request.query) as answer:
+            response = web.StreamResponse(status=answer.status)
+            for name in ("Content-Type", "Content-Encoding", "Cache-Control"):
+                if name in answer.headers:
+                    response.headers[name] = answer.headers[name]
+            await response.prepare(request)
+            async for chunk in answer.content.iter_any():
+                await response.write(chunk)
+            return response
+
+    proxy = web.Application()
+    proxy.router.add_get(prefix + "/{tail:.*}", forward)
+    runner = web.AppRunner(proxy, shutdown_timeout=1)
+    await runner.setup()
+    port = free_port(within=PORTS)
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}{prefix}"
+    finally:
+        await runner.cleanup()
+        await session.close()
+
+
+async def test_the_page_works_behind_an_ingress_that_routes_a_path_prefix(
+    browser: Browser,
+) -> None:
+    """An ingress often gives the dashboard a path (https://ops.example.com/dashboard/)
+    and strips it: the page's files and its stream must be asked for under that path."""
+    async with (
+        dashboard(Settings(), tick_s=0.2) as (url, app),
+        path_prefix_proxy(url, "/dashboard") as proxied,
+    ):
+        context = await browser.new_context()
+        page = await context.new_page()
+        missing: list[str] = []
+        page.on(
+            "response",
+            lambda r: missing.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+        )
+        response = await page.goto(proxied + "/")
+        assert response is not None
+        assert response.status == 200
+        await page.wait_for_function(
+            "() => document.getElementById('connection').dataset.state === 'live'",
+            timeout=10_000,
+        )
+        app[DASHBOARD].state.apply([alert("behind-a-proxy", "seen through the ingress")])
+        await page.wait_for_function(
+            "() => document.getElementById('alert-list').textContent"
+            ".includes('seen through the ingress')"
+        )
+        await context.close()
+        assert missing == []

@@ -623,7 +623,9 @@
   }
 
   function connect() {
-    const source = new EventSource("/api/events");
+    // Relative to the page: behind an ingress that gives the dashboard a path
+    // (https://ops.example.com/dashboard/), "/api/events" went to the host's root.
+    const source = new EventSource("api/events");
     source.addEventListener("state", (event) => { received(); applyState(JSON.parse(event.data)); });
     source.addEventListener("delta", (event) => { received(); applyDelta(JSON.parse(event.data)); });
     source.addEventListener("heartbeat", (event) => {
