@@ -248,7 +248,8 @@ def _desired(settings: Settings, file: Path | None) -> list[DesiredTopic]:
 def topics_diff(file: TopologyOption = None, bootstrap_servers: BootstrapOption = None) -> None:
     """Show what `topics apply` would change; exit code 1 if a change would be refused."""
     settings = command_settings(kafka_bootstrap=bootstrap_servers)
-    plan = plan_for_cluster(AdminClient(confluent_config(settings)), _desired(settings, file))
+    admin = AdminClient(confluent_config(settings))
+    plan = plan_for_cluster(admin, _desired(settings, file), prefix=settings.topic_prefix)
     typer.echo(plan.describe())
     if plan.refusals:
         raise typer.Exit(1)
@@ -265,10 +266,10 @@ def topics_apply(
     admin = AdminClient(confluent_config(settings))
     desired = _desired(settings, file)
     if dry_run:
-        plan = plan_for_cluster(admin, desired)
+        plan = plan_for_cluster(admin, desired, prefix=settings.topic_prefix)
         typer.echo(plan.describe())
         raise typer.Exit(1 if plan.refusals else 0)
-    plan = apply_topology(admin, desired)
+    plan = apply_topology(admin, desired, prefix=settings.topic_prefix)
     typer.echo(plan.describe())
     if plan.changes:
         typer.echo(f"applied {len(plan.changes)} change(s)")
@@ -360,6 +361,11 @@ def agents_run(
     from streamlearn.runtime.exceptions import RuntimeConfigurationError
     from streamlearn.runtime.group_settings import GroupSettingsWatch, watch_group_settings
     from streamlearn.runtime.health import WorkerHealth, serve_health
+    from streamlearn.runtime.partition_growth import (
+        PARTITIONS_GREW_EXIT,
+        PartitionGrowthWatch,
+        stop_when_partitions_grow,
+    )
     from streamlearn.runtime.worker import create_faust_app
 
     try:
@@ -377,6 +383,10 @@ def agents_run(
             fail(problem)
     typer.echo(f"agents {', '.join(chosen)} joining group {app.conf.id}")
     watch_group_settings(app, GroupSettingsWatch(settings, app.conf.id, chosen))
+    # Its writers and stores keep the counts it started with: a topic grown under it
+    # (`topics apply`) stops it, to be started again on the new count.
+    growth = PartitionGrowthWatch(settings, runtime.started_partitions, runtime.input_topics())
+    stop_when_partitions_grow(app, growth)
     if metrics_port is not None:
         health = WorkerHealth(app, probe=BrokerProbe(settings).start())
         health.install()
@@ -391,7 +401,13 @@ def agents_run(
     root_level = "INFO" if settings.log_level == "DEBUG" else settings.log_level
     worker = faust.Worker(app, loglevel=root_level, quiet=True, redirect_stdouts=False)
     settle_long_lived_heap()
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stopped:
+        # Stopped cleanly for a grown topic: a status of its own, for its supervisor.
+        if growth.grown and stopped.code in (0, None):
+            raise SystemExit(PARTITIONS_GREW_EXIT) from None
+        raise
 
 
 @collector_app.command("serve")

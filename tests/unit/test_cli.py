@@ -263,7 +263,7 @@ def test_an_agents_worker_keeps_its_own_stdout_and_stderr(monkeypatch: pytest.Mo
 
     import faust
 
-    from streamlearn.runtime import group_settings
+    from streamlearn.runtime import group_settings, partition_growth
     from streamlearn.runtime import worker as worker_module
 
     made: dict[str, Any] = {}
@@ -277,11 +277,14 @@ def test_an_agents_worker_keeps_its_own_stdout_and_stderr(monkeypatch: pytest.Mo
 
     app_stub = types.SimpleNamespace(conf=types.SimpleNamespace(id="g"))
     monkeypatch.setattr(faust, "Worker", Worker)
-    monkeypatch.setattr(
-        worker_module, "create_faust_app", lambda *a, **k: types.SimpleNamespace(app=app_stub)
+    runtime_stub = types.SimpleNamespace(
+        app=app_stub, started_partitions={}, input_topics=lambda: frozenset()
     )
-    # No broker here to describe the group at (runtime/group_settings.py).
+    monkeypatch.setattr(worker_module, "create_faust_app", lambda *a, **k: runtime_stub)
+    # No broker here to describe the group at (runtime/group_settings.py), nor to watch
+    # its topics' partition counts at (runtime/partition_growth.py).
     monkeypatch.setattr(group_settings, "watch_group_settings", lambda *a: None)
+    monkeypatch.setattr(partition_growth, "stop_when_partitions_grow", lambda *a: None)
     result = CliRunner().invoke(
         app, ["agents", "run", "--only", "preprocess", "--group", "streamlearn-preprocess"]
     )

@@ -11,6 +11,7 @@ import pytest
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.kafka_local import free_port
 from streamlearn.runtime.broker_probe import KAFKA_UNREACHABLE
+from streamlearn.runtime.partition_growth import PARTITIONS_GREW_EXIT
 from streamlearn.stacks_on_signal import STACKS_SIGNAL
 from streamlearn.up import children as children_module
 from streamlearn.up.children import ChildSpec, Crash, Supervisor
@@ -293,3 +294,35 @@ def test_a_crash_says_how_the_process_ended(
     """`up`'s summary lists it beside the part (the "no part crashed" check's detail), so
     a crash in CI says how without its log."""
     assert Crash("sessionise", exit_code, 0.0, (), stuck_s).ended == ended
+
+
+async def test_a_worker_stopped_for_grown_partitions_is_restarted_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent worker whose topics grew stops with its own exit status
+    (runtime/partition_growth.py) for its supervisor to start it on the new count."""
+    monkeypatch.setattr(children_module, "RESTART_DELAY_MIN_S", 0.05)
+    marker = tmp_path / "stopped-once"
+    program = f"""
+import pathlib, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+marker = pathlib.Path({str(marker)!r})
+if not marker.exists():
+    marker.touch()
+    sys.exit({PARTITIONS_GREW_EXIT})
+print("started on the new count", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+    crashes: list[Crash] = []
+    supervisor = Supervisor(tmp_path / "logs", crashes.append)
+    (child,) = await supervisor.start([_spec("preprocess", program)])
+    await _until(lambda: child.starts == 2 and child.state == "running")
+    await _until(lambda: "new count" in (tmp_path / "logs" / "preprocess.log").read_text())
+    assert [c.exit_code for c in crashes] == [PARTITIONS_GREW_EXIT]
+    assert crashes[0].ended == (
+        f"exit code {PARTITIONS_GREW_EXIT} (a topic of its grew partitions: "
+        "restarted on the new count)"
+    )
+    await supervisor.stop([])
+    assert child.exited_cleanly

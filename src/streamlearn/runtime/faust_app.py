@@ -77,10 +77,23 @@ class WorkerRuntime:
     registry: SchemaSource
     metrics: AgentMetrics
     steps: list[Step] = field(default_factory=list)
+    started_partitions: dict[str, int] = field(default_factory=dict)
+    """The partition count of each topic its steps read or write (Kafka name), as it
+    started: what its writers place keys by and its stores are sized by
+    (:mod:`streamlearn.runtime.partition_growth` stops the worker when one grows)."""
+
+    def input_topics(self) -> frozenset[str]:
+        """The Kafka names of the topics its steps read."""
+        return frozenset(
+            self.catalogue.topic(topic).name for step in self.steps for topic in step.inputs
+        )
 
     def partitions_of(self, name: str) -> int:
-        """Partition count of an existing topic (Kafka name)."""
-        return topic_partitions(self.settings, name)
+        """Partition count of an existing topic (Kafka name); the first one read of each
+        topic is kept as the count the worker started with."""
+        count = topic_partitions(self.settings, name)
+        self.started_partitions.setdefault(name, count)
+        return count
 
 
 def topic_partitions(settings: Settings, name: str) -> int:

@@ -154,12 +154,17 @@ def read_existing(admin: AdminClient, names: Iterable[str]) -> dict[str, Existin
 
 
 def plan_for_cluster(
-    admin: AdminClient, desired: list[DesiredTopic], *, ask_brokers: bool = True
+    admin: AdminClient,
+    desired: list[DesiredTopic],
+    *,
+    ask_brokers: bool = True,
+    prefix: str | None = None,
 ) -> Plan:
     """The changes that bring the cluster to ``desired``, with what streamlearn refuses
-    (shrinking, un-compacting a state topic) and, with ``ask_brokers``, what the brokers
+    (shrinking, un-compacting a state topic; with the topology's ``prefix``, an agent's
+    inputs left with unequal partition counts) and, with ``ask_brokers``, what the brokers
     would refuse."""
-    plan = plan_changes(desired, read_existing(admin, [t.name for t in desired]))
+    plan = plan_changes(desired, read_existing(admin, [t.name for t in desired]), prefix)
     if ask_brokers and not plan.refusals and plan.changes:
         plan.refusals.extend(refused_by_cluster(admin, plan))
     return plan
@@ -199,15 +204,19 @@ def apply_plan(admin: AdminClient, plan: Plan) -> list[str]:
 
 
 def apply_topology(
-    admin: AdminClient, desired: list[DesiredTopic], timeout_s: float = REQUEST_TIMEOUT_S
+    admin: AdminClient,
+    desired: list[DesiredTopic],
+    timeout_s: float = REQUEST_TIMEOUT_S,
+    prefix: str | None = None,
 ) -> Plan:
     """Plan, apply, and wait until the cluster reports the declared state; returns the plan.
 
     Brokers apply config changes and new partitions asynchronously, so the cluster is
     re-read until a fresh plan is empty: a second apply right after this one finds nothing
-    to do.
+    to do. With the topology's ``prefix``, a plan leaving an agent's inputs with unequal
+    partition counts is refused (topology/copartitioned.py).
     """
-    plan = plan_for_cluster(admin, desired)
+    plan = plan_for_cluster(admin, desired, prefix=prefix)
     if apply_plan(admin, plan):
         # Another creator won the race; align what it made (once: the topics exist now).
         apply_plan(admin, plan_for_cluster(admin, desired))

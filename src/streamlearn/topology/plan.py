@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from streamlearn.topology.copartitioned import unequal_inputs
 from streamlearn.topology.model import Topology
 
 
@@ -155,8 +156,18 @@ def _plan_partitions(plan: Plan, topic: DesiredTopic, current: ExistingTopic) ->
         plan.changes.append(AddPartitions(topic.name, current.partitions, topic.partitions))
 
 
-def plan_changes(desired: list[DesiredTopic], existing: dict[str, ExistingTopic]) -> Plan:
+def plan_changes(
+    desired: list[DesiredTopic], existing: dict[str, ExistingTopic], prefix: str | None = None
+) -> Plan:
+    """The plan; with the topology's ``prefix`` (the agents' topics, not a worker's
+    changelogs), also refused: agent inputs left with unequal partition counts."""
     plan = Plan()
+    if prefix is not None:
+        after = {
+            t.name: max(t.partitions, existing[t.name].partitions if t.name in existing else 0)
+            for t in desired
+        }
+        plan.refusals.extend(unequal_inputs(after, prefix))
     for topic in desired:
         current = existing.get(topic.name)
         if current is None:

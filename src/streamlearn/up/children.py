@@ -35,6 +35,7 @@ import aiohttp
 from streamlearn.exceptions import StreamlearnError
 from streamlearn.orphan_watch import SUPERVISOR_PID_ENV
 from streamlearn.runtime.broker_probe import KAFKA_UNREACHABLE
+from streamlearn.runtime.partition_growth import PARTITIONS_GREW_EXIT
 from streamlearn.stacks_on_signal import STACKS_SIGNAL
 from streamlearn.up.doors import client_session
 
@@ -106,10 +107,13 @@ class Crash:
 
 
 def how_it_ended(code: int) -> str:
-    """``exit code N``, or ``ended by SIGNAME`` for a process a signal ended."""
+    """``exit code N``, or ``ended by SIGNAME`` for a process a signal ended; with the
+    reason of an agent worker that stopped because a topic of its grew."""
     if code < 0:
         with contextlib.suppress(ValueError):
             return f"ended by {signal.Signals(-code).name}"
+    if code == PARTITIONS_GREW_EXIT:
+        return f"exit code {code} (a topic of its grew partitions: restarted on the new count)"
     return f"exit code {code}"
 
 
