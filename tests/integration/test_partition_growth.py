@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Collection
 from pathlib import Path
 
@@ -20,10 +21,10 @@ import pytest
 import yaml
 from confluent_kafka.admin import AdminClient
 
-from streamlearn.runtime.partition_growth import PARTITIONS_GREW_EXIT
+from streamlearn.runtime.partition_growth import PARTITION_CHECK_S, PARTITIONS_GREW_EXIT
 from streamlearn.settings import Settings
 from streamlearn.topology.copartitioned import AGENT_INPUTS
-from tests.agent_workers import Workers
+from tests.agent_workers import Workers, running
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,6 +89,14 @@ def test_a_worker_stops_when_topics_it_reads_and_writes_grow(settings: Settings)
     assert "restart on the new count" in output, output
     # A clean stop: Faust's shutdown ran (offsets committed, producers flushed).
     assert "Traceback" not in output, output
+
+    # Started again, as its supervisor does, it runs on the new count (its stores'
+    # changelogs grown with its inputs) and stays up past a check.
+    again = Workers(settings, only="preprocess", group="streamlearn-preprocess", label="-again")
+    with running(again, 1):
+        again.wait_for_members(1)
+        time.sleep(PARTITION_CHECK_S + 5)
+        assert again.started[0].poll() is None, "the restarted worker stopped again"
 
 
 def test_apply_refuses_to_grow_one_of_the_inputs_an_agent_reads_together(
