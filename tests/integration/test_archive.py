@@ -38,9 +38,11 @@ from streamlearn.kafka_clients import producer_config
 from streamlearn.kafka_local import free_port
 from streamlearn.serde import AvroSerde, RegistryClient
 from streamlearn.settings import Settings
+from streamlearn.topology import apply_topology, desired_topics, load_topology
 from tests.support import committed_to_end, end_offsets
 
 TOPIC = "telemetry.events"
+TOPOLOGY = Path(__file__).resolve().parents[2] / "topology" / "topics.yaml"
 GARBAGE = (b"not avro", b"\x00\x00\x00\x00", b'{"json": true}')
 S3_KEY = {"AWS_ACCESS_KEY_ID": "archive-test", "AWS_SECRET_ACCESS_KEY": "archive-test-secret"}
 BASE = (datetime.now(UTC) - timedelta(hours=6)).replace(minute=0, second=0, microsecond=0)
@@ -713,3 +715,39 @@ def _running(agent: ArchiveAgent) -> Iterator[list[BaseException]]:
     finally:
         stop_event.set()
         thread.join(timeout=30)
+
+
+def test_a_recreated_topic_behind_the_archives_files_is_refused(
+    system_settings: Settings, admin: AdminClient, tmp_path: Path
+) -> None:
+    """A topic deleted and recreated (or the broker's data wiped) while the archive root
+    stayed: the files say a partition goes on at, say, offset 9 while the new log holds
+    0..2. The archiver sought to 9, librdkafka reset to the beginning, and the new records
+    never reached a file (offsets below the files' next offset), with only librdkafka's
+    reset warning. Now it refuses, naming the partition, both offsets and what to do."""
+    settings = system_settings.model_copy(update={"data_dir": tmp_path})
+    name = settings.topic_prefix + TOPIC
+    root = tmp_path / "archive"
+    config = ArchiveConfig(root=str(root), topics=(TOPIC,), limits=Limits(idle_close_s=0.5))
+    produce(settings, BASE, 60, seed=11)
+    first = ArchiveAgent(settings, config)
+    with _running(first) as errors:
+        wait_for("60 records final", lambda: _count(str(root), settings) == 60, 45, tmp_path / "x")
+    assert errors == []
+    for future in admin.delete_topics([name]).values():
+        future.result(timeout=30)
+    deadline = time.monotonic() + 30
+    while name in admin.list_topics(timeout=10).topics:
+        assert time.monotonic() < deadline, "the topic was not deleted"
+        time.sleep(0.2)
+    apply_topology(admin, desired_topics(load_topology(TOPOLOGY), settings.topic_prefix))
+    produce(settings, BASE + timedelta(hours=1), 6, seed=12)  # fewer than any partition had
+    second = ArchiveAgent(settings, config)
+    with _running(second) as errors:
+        wait_for("the worker stopped", lambda: bool(errors), 45, tmp_path / "x")
+    assert [type(e) for e in errors] == [ArchiveError], errors
+    message = str(errors[0])
+    assert f"{name}[" in message
+    assert "recreated" in message
+    assert "--root" in message
+    assert _count(str(root), settings) == 60  # the old files are untouched

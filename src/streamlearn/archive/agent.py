@@ -49,6 +49,7 @@ from confluent_kafka import (
 
 from streamlearn.archive.config import ArchiveConfig, default_staging_dir
 from streamlearn.archive.decode import WriterDecoder, WriterSchemaSource
+from streamlearn.archive.exceptions import ArchiveError
 from streamlearn.archive.group_roots import archive_client_id, refuse_other_roots
 from streamlearn.archive.layout import ResumePoint, resume_points
 from streamlearn.archive.metrics import ArchiveMetrics
@@ -81,6 +82,30 @@ def _storage_errors() -> tuple[type[Exception], ...]:
 def _start_label(start_at: str, tp: TopicPartition) -> str:
     """How a partition without files starts, for the log line."""
     return start_at if tp.offset < 0 else f"{tp.offset} ({start_at})"
+
+
+def refuse_other_generation(
+    topic: str, partition: int, resume_at: int, log_end: int, *, committed: bool = False
+) -> ArchiveError:
+    """The archive's files of a partition go on at ``resume_at`` but Kafka's log ends
+    before it: the topic was deleted and recreated (or the broker's data wiped) while the
+    root stayed. Seeking there, the consumer would reset to the new log's start and every
+    record below ``resume_at`` would be read and never reach a file (nor could the
+    files tell the two logs' offsets apart for a replay). ``committed``: ``resume_at`` is
+    the group's committed offset (``--start-at latest``, no files yet)."""
+    if committed:
+        return ArchiveError(
+            f"{topic}[{partition}]: the group committed offset {resume_at} but Kafka's log "
+            f"ends at {log_end}: the topic was recreated (or Kafka's data wiped) since; "
+            f"give this archiver a new --group (or delete the group's offsets)"
+        )
+    return ArchiveError(
+        f"{topic}[{partition}]: the archive's files go on at offset {resume_at} but Kafka's "
+        f"log ends at {log_end}: the topic was recreated (or Kafka's data wiped) since those "
+        f"files were written, and its new records would never be archived. Move the "
+        f"topic's old files out of the root (they belong to the old topic), or archive "
+        f"to a new --root"
+    )
 
 
 class ArchiveAgent:
@@ -336,7 +361,7 @@ class ArchiveAgent:
             return int(OFFSET_END)
         start = committed.get((tp.topic, tp.partition))
         if start is not None:
-            self._check_retention(consumer, tp, start)
+            self._check_retention(consumer, tp, start, committed=True)
             return start
         try:
             _, high = consumer.get_watermark_offsets(
@@ -383,14 +408,23 @@ class ArchiveAgent:
             return None
         return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
 
-    def _check_retention(self, consumer: Consumer, tp: TopicPartition, resume_at: int) -> None:
+    def _check_retention(
+        self, consumer: Consumer, tp: TopicPartition, resume_at: int, *, committed: bool = False
+    ) -> None:
+        """Whether Kafka still has ``resume_at``: records before the log's start left it
+        unarchived (counted); a log that ends before ``resume_at`` is not the log the
+        files came from, and is refused (:func:`refuse_other_generation`)."""
         try:
-            low, _ = consumer.get_watermark_offsets(
+            low, high = consumer.get_watermark_offsets(
                 TopicPartition(tp.topic, tp.partition), timeout=REQUEST_TIMEOUT_S, cached=False
             )
         except KafkaException as exc:
             log.debug("archive: watermarks of %s[%d] unavailable: %s", tp.topic, tp.partition, exc)
             return
+        if high < resume_at:
+            raise refuse_other_generation(
+                tp.topic, tp.partition, resume_at, high, committed=committed
+            )
         if low > resume_at:
             self.metrics.expired.labels(self.topics[tp.topic]).inc(low - resume_at)
             log.warning(
