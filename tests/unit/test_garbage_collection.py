@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from typer.testing import CliRunner
@@ -50,12 +50,16 @@ def test_agents_run_settles_the_heap_before_the_worker_starts(
 ) -> None:
     import faust
 
-    from streamlearn.runtime import group_settings, learner_groups, worker
+    from streamlearn.runtime import group_settings, learner_groups, partition_growth, worker
 
     seen: dict[str, Any] = {}
 
     class Runtime:
         app = type("App", (), {"conf": type("Conf", (), {"id": "g"})()})()
+        started_partitions: ClassVar[dict[str, int]] = {}
+
+        def input_topics(self) -> frozenset[str]:
+            return frozenset()
 
     class Worker:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -71,6 +75,9 @@ def test_agents_run_settles_the_heap_before_the_worker_starts(
     # The checks of the group's members ask a broker, which a unit test has not.
     monkeypatch.setattr(learner_groups, "second_learner_group", lambda *a: None)
     monkeypatch.setattr(group_settings, "watch_group_settings", lambda *a: None)
+    monkeypatch.setattr(partition_growth, "stop_when_partitions_grow", lambda *a: None)
+    # The learner's key is checked before the worker is made.
+    monkeypatch.setenv("STREAMLEARN_MODEL_SIGNING_KEY", "ab" * 32)
     result = CliRunner().invoke(
         app, ["agents", "run", "--only", "learner", "--group", "streamlearn-learner"]
     )
