@@ -228,3 +228,20 @@ def test_an_archive_without_files_of_the_topic_is_refused(tmp_path: Path) -> Non
     source = _source(tmp_path, registry, FakeKafka(records, low=0))
     with pytest.raises(ReplayError, match=f"holds no file of {TOPIC}: a replay from it would"):
         source.watermarks(TOPIC)
+
+
+def test_files_of_a_topic_before_it_was_recreated_are_refused(tmp_path: Path) -> None:
+    """The archive holds offsets 0..19 of a topic since deleted and recreated; the new log
+    holds 0..5. The replay planned [0, 6) and read it from the old topic's files: records
+    of another log, in place of the new one's, without a word."""
+    registry, old = _log(20)
+    _archive(tmp_path, registry, old)
+    _, new = _log(6)
+    source = _source(tmp_path, registry, FakeKafka(new, low=0))
+    with pytest.raises(ReplayError) as refused:
+        source.watermarks(TOPIC)
+    message = str(refused.value)
+    assert f"{TOPIC}[0]" in message
+    assert "offset 20" in message
+    assert "ends at 6" in message
+    assert "recreated" in message

@@ -139,10 +139,28 @@ class ArchiveSource:
         self._extents[topic] = extents
         return extents
 
+    def _log_watermarks(self, topic: str, extents: dict[int, Extent]) -> dict[int, tuple[int, int]]:
+        """Kafka's watermarks, refused when a partition's log ends before its files do: the
+        files are of an earlier topic of the same name (deleted and recreated, or Kafka's
+        data wiped, while the archive stayed), and reading them for the new log's offsets
+        would give another log's records in their place."""
+        watermarks = self.kafka.watermarks(topic)
+        for partition, (_, high) in sorted(watermarks.items()):
+            extent = extents.get(partition)
+            if extent is not None and high < extent.next:
+                raise ReplayError(
+                    f"{topic}[{partition}]: the archive's files go to offset {extent.next} "
+                    f"but Kafka's log ends at {high}: the topic was recreated (or Kafka's data "
+                    f"wiped) since those files were written, and they are not this log's "
+                    f"records. Move the topic's old files out of the root (or replay "
+                    f"without --source archive)"
+                )
+        return watermarks
+
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
         extents = self.extents(topic)
         found = {}
-        for partition, (low, high) in self.kafka.watermarks(topic).items():
+        for partition, (low, high) in self._log_watermarks(topic, extents).items():
             extent = extents.get(partition)
             found[partition] = (low if extent is None else min(low, extent.first), high)
         return found
@@ -194,7 +212,7 @@ class ArchiveSource:
 
     def check(self, topic: str, ranges: Iterable[PartitionRange]) -> None:
         extents = self.extents(topic)
-        kafka = self.kafka.watermarks(topic)
+        kafka = self._log_watermarks(topic, extents)
         missing = []
         for r in ranges:
             if not r.count:
