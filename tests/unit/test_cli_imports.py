@@ -37,15 +37,31 @@ def test_every_name_the_archive_package_exports_resolves_and_others_do_not() -> 
         streamlearn.archive.no_such_name  # noqa: B018
 
 
-_REFUSED_SERVE = """
+_REFUSED = """
 import sys
 from streamlearn.cli import main
+heavy = sys.argv[1].split(",")
 try:
-    main(["serve", "--port", "23811"])
+    main(sys.argv[2:])
 except SystemExit as exc:
     print("exit", exc.code)
-print(sorted(m for m in ("river", "scipy", "numpy") if m in sys.modules))
+print(sorted(m for m in heavy if m in sys.modules))
 """
+"""Runs a command that must refuse, then prints its exit status and which of the heavy
+modules (argv[1], comma-separated) it had loaded by then."""
+
+
+def _refused(
+    command: list[str], heavy: list[str], environment: dict[str, str], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """``command`` run in a fresh interpreter with no STREAMLEARN_ settings but
+    ``environment``; its stdout: the exit status, then the ``heavy`` modules it loaded."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
+    return subprocess.run(
+        [sys.executable, "-c", _REFUSED, ",".join(heavy), *command],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+        env={**clean, "STREAMLEARN_DATA_DIR": str(tmp_path), **environment},
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -64,25 +80,10 @@ def test_serve_refuses_its_settings_before_loading_the_models_libraries(
 ) -> None:
     """``serve`` without a signing key imported River, SciPy and NumPy (the serving
     package) before it said what was missing: ~30 s on a cold, small machine, to refuse."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
-    refused = subprocess.run(
-        [sys.executable, "-c", _REFUSED_SERVE],
-        capture_output=True, text=True, check=True, cwd=tmp_path,
-        env={**clean, "STREAMLEARN_DATA_DIR": str(tmp_path), **environment},
-    )  # fmt: skip
+    command = ["serve", "--port", "23811"]
+    refused = _refused(command, ["river", "scipy", "numpy"], environment, tmp_path)
     assert reason in refused.stderr
     assert refused.stdout.splitlines() == ["exit 1", "[]"]
-
-
-_REFUSED_AGENTS = """
-import sys
-from streamlearn.cli import main
-try:
-    main(["agents", "run"])
-except SystemExit as exc:
-    print("exit", exc.code)
-print(sorted(m for m in ("faust", "river", "scipy", "numpy") if m in sys.modules))
-"""
 
 
 @pytest.mark.parametrize(
@@ -98,25 +99,10 @@ def test_agents_run_refuses_its_settings_before_loading_faust_and_the_models_lib
 ) -> None:
     """``agents run`` without a signing key imported Faust, River, SciPy and NumPy before
     the learner said what was missing."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
-    refused = subprocess.run(
-        [sys.executable, "-c", _REFUSED_AGENTS],
-        capture_output=True, text=True, check=True, cwd=tmp_path,
-        env={**clean, "STREAMLEARN_DATA_DIR": str(tmp_path), **environment},
-    )  # fmt: skip
+    heavy = ["faust", "river", "scipy", "numpy"]
+    refused = _refused(["agents", "run"], heavy, environment, tmp_path)
     assert reason in refused.stderr
     assert refused.stdout.splitlines() == ["exit 1", "[]"]
-
-
-_REFUSED_REPLAY = """
-import sys
-from streamlearn.cli import main
-try:
-    main(sys.argv[1:])
-except SystemExit as exc:
-    print("exit", exc.code)
-print(sorted(m for m in ("river", "scipy") if m in sys.modules))
-"""
 
 
 @pytest.mark.parametrize("command", [["replay", "model", "ctr"], ["replay", "verify", "ctr"]])
@@ -125,11 +111,6 @@ def test_replay_refuses_a_missing_key_before_loading_the_models_libraries(
 ) -> None:
     """``replay model`` and ``replay verify`` imported River and SciPy before saying the
     signing key was missing."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLEARN_")}
-    refused = subprocess.run(
-        [sys.executable, "-c", _REFUSED_REPLAY, *command],
-        capture_output=True, text=True, check=True, cwd=tmp_path,
-        env={**clean, "STREAMLEARN_DATA_DIR": str(tmp_path)},
-    )  # fmt: skip
+    refused = _refused(command, ["river", "scipy"], {}, tmp_path)
     assert "STREAMLEARN_MODEL_SIGNING_KEY" in refused.stderr
     assert refused.stdout.splitlines() == ["exit 1", "[]"]
