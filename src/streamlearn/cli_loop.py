@@ -52,7 +52,7 @@ def serve(
     from streamlearn.http_tls import scheme, server_ssl_context
     from streamlearn.listen_errors import bind_error
     from streamlearn.models.configured import configured_specs
-    from streamlearn.serving.signing_key_check import require_signing_key
+    from streamlearn.signing_key_check import WORKER_NEED, require_signing_key
 
     settings = command_settings(long_running=True, kafka_bootstrap=bootstrap_servers)
     listen = settings.serve_port if port is None else port  # 0: a free port, not the default
@@ -72,7 +72,7 @@ def serve(
              "choose ports apart")  # fmt: skip
     # Settings first, the serving package (River, SciPy, NumPy: seconds, ~30 on a cold small
     # machine) only once they hold: a missing key or model was said after that wait.
-    require_signing_key(settings)
+    require_signing_key(settings, WORKER_NEED)
     configured_specs(settings)
     ssl_context = server_ssl_context(settings)
     from aiohttp import web

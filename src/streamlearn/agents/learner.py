@@ -24,7 +24,6 @@ from typing import ClassVar
 
 from streamlearn.agents.learner_figures import TOO_LARGE_KIND, LearnerFigures, too_large_alert
 from streamlearn.agents.model_state import ModelStateView, consider
-from streamlearn.agents.settings_check import require_learner_key
 from streamlearn.kafka_clients import (
     AGENT_MAX_REQUEST_BYTES,
     DEFAULT_MESSAGE_BYTES,
@@ -42,6 +41,7 @@ from streamlearn.models.specs import ModelSpec
 from streamlearn.runtime.environment import StepEnvironment
 from streamlearn.runtime.metrics import AgentMetrics
 from streamlearn.runtime.step import FETCH_HOLD_MS, Emit, Record, Step
+from streamlearn.signing_key_check import LEARNER_NEED, require_signing_key
 
 AGENT = "learner"
 log = logging.getLogger(__name__)
@@ -313,7 +313,7 @@ def make_learner(env: StepEnvironment, specs: Mapping[str, ModelSpec] | None = N
     """The learner of the configured models (or of ``specs``: the learning lab tries
     variants of them), signing with the configured key."""
     settings = env.settings
-    key = require_learner_key(settings)
+    key = require_signing_key(settings, LEARNER_NEED)
     # Resuming verifies with the keyring: after a rotation, the newest snapshot may still
     # be signed by the previous key.
     keyring = Keyring.from_settings(settings)

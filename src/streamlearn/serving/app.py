@@ -32,10 +32,10 @@ from streamlearn.serving.models import ModelStore
 from streamlearn.serving.openapi import openapi_document
 from streamlearn.serving.predictor import Predictor
 from streamlearn.serving.shortcut import PREDICT_SHORTCUT, PredictShortcut
-from streamlearn.serving.signing_key_check import require_signing_key
 from streamlearn.serving.state import SERVING, Serving
 from streamlearn.serving.telemetry import TelemetrySink
 from streamlearn.settings import Settings
+from streamlearn.signing_key_check import WORKER_NEED, require_signing_key
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def create_serving_app(
     """A prediction worker's app; ``telemetry_producer_config``: librdkafka settings over
     its telemetry producer's."""
     if kafka:
-        require_signing_key(settings)
+        require_signing_key(settings, WORKER_NEED)
     middlewares: list[Middleware] = []
     if settings.serve_api_tokens:
         # /v1 is the API; probes, metrics and the OpenAPI document stay open. The
