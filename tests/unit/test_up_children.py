@@ -324,5 +324,30 @@ while True:
         f"exit code {PARTITIONS_GREW_EXIT} (a topic of its grew partitions: "
         "restarted on the new count)"
     )
+    # A restart the worker asked for is not a crash: `up` counts it apart and says so.
+    assert crashes[0].planned
+    assert child.crashes == []
+    assert child.planned_restarts == crashes
+    assert (
+        crashes[0]
+        .describe()
+        .startswith("preprocess stopped to be restarted (planned): exit code 75")
+    )
+    assert "crashed" not in crashes[0].describe()
     await supervisor.stop([])
     assert child.exited_cleanly
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "stuck_s", "planned"),
+    [
+        (PARTITIONS_GREW_EXIT, None, True),
+        (1, None, False),
+        (-9, None, False),
+        (PARTITIONS_GREW_EXIT, 130.0, False),
+    ],
+)
+def test_only_a_worker_stopped_for_grown_partitions_is_a_planned_restart(
+    exit_code: int, stuck_s: float | None, planned: bool
+) -> None:
+    assert Crash("preprocess", exit_code, 0.0, (), stuck_s).planned is planned

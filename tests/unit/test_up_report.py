@@ -165,6 +165,63 @@ def test_checks_name_what_went_wrong() -> None:
     }
 
 
+def test_a_planned_restart_is_not_counted_as_a_crash() -> None:
+    """Found by an operator: a worker that stopped because a topic grew partitions (exit
+    75, restarted on the new count by design) failed "no part crashed"."""
+    final = figures(_probe(), [], None, 100.0, final=True)
+    final["processes"] = {
+        "preprocess": {
+            "state": "stopped", "crashes": 0, "crashed_with": [], "planned_restarts": 1,
+            "restarted_for": ["exit code 75 (a topic of its grew partitions: restarted on "
+                              "the new count)"],
+            "exit_code": 0, "clean": True,
+        },
+        "learner": {"state": "stopped", "crashes": 0, "exit_code": 0, "clean": True},
+    }  # fmt: skip
+    results = {c.name: c for c in checks(final)}
+    assert results["no part crashed"].passed
+    assert results["no part crashed"].detail == (
+        "none (planned restarts: preprocess 1: a topic of its grew partitions)"
+    )
+
+
+def test_the_summary_counts_planned_restarts_apart_from_crashes(tmp_path: Path) -> None:
+    from streamlearn.runtime.partition_growth import PARTITIONS_GREW_EXIT
+    from streamlearn.up.children import Child, ChildSpec, Crash
+
+    child = Child(ChildSpec("preprocess", ()), tmp_path, lambda crash: None)
+    child.starts = 3
+    child.planned_restarts.append(Crash("preprocess", PARTITIONS_GREW_EXIT, 0.0, ()))
+    child.crashes.append(Crash("preprocess", 1, 0.0, ()))
+    process = figures(_probe(), [child], None, 10.0)["processes"]["preprocess"]
+    assert process["crashes"] == 1
+    assert process["crashed_with"] == ["exit code 1"]
+    assert process["planned_restarts"] == 1
+    assert process["restarted_for"] == [
+        "exit code 75 (a topic of its grew partitions: restarted on the new count)"
+    ]
+
+
+def test_up_says_a_planned_restart_in_its_own_words() -> None:
+    from streamlearn.runtime.partition_growth import PARTITIONS_GREW_EXIT
+    from streamlearn.up.children import Crash
+
+    said: list[str] = []
+    options = UpOptions(False, 0, None, False, 0, 0, 0)
+    run = _Run(options, said.append, Console(file=io.StringIO()))
+    run.crashed(Crash("preprocess", PARTITIONS_GREW_EXIT, 0.0, ("stopping",)))
+    assert run.crashes == []
+    assert len(run.planned_restarts) == 1
+    assert run.planned_restarts[0].endswith(
+        "preprocess restarting as planned (exit 75: a topic of its grew partitions)"
+    )
+    assert said
+    assert "crashed" not in said[0]
+    console = Console(record=True, width=160)
+    console.print(render(figures(_probe(), [], None, 42.0), 180, [], run.planned_restarts))
+    assert "preprocess restarting as planned" in console.export_text()
+
+
 def test_an_agent_that_did_not_read_its_input_to_the_end_fails_a_check() -> None:
     """A partition the consumer stopped reading (docs/reliability.md) left every figure of
     `up --simulate` normal: the agents' input still waiting after the drain now fails."""

@@ -93,6 +93,12 @@ class Crash:
     """Set when the supervisor killed it for not being ready this long."""
 
     @property
+    def planned(self) -> bool:
+        """Whether the process asked to be restarted (an agent worker whose topics grew
+        partitions): a restart by design, which `up` counts apart from crashes."""
+        return self.exit_code == PARTITIONS_GREW_EXIT and self.stuck_s is None
+
+    @property
     def ended(self) -> str:
         """How the process ended: ``exit code 1``, ``ended by SIGKILL``; with the
         supervisor's reason when it killed the process for not being ready."""
@@ -101,6 +107,11 @@ class Crash:
 
     def describe(self) -> str:
         lines = "\n".join(f"    {line}" for line in self.log_tail)
+        if self.planned:
+            return (
+                f"{self.name} stopped to be restarted (planned): {how_it_ended(self.exit_code)}"
+                f"; its last lines:\n{lines}"
+            )
         why = "" if self.stuck_s is None else f" (killed: not ready for {self.stuck_s:.0f}s)"
         # In the summary's words (`ended by SIGKILL`, not `exited with code -9`).
         return f"{self.name} stopped: {how_it_ended(self.exit_code)}{why}; its last lines:\n{lines}"
@@ -164,6 +175,8 @@ class Child:
         self.process: asyncio.subprocess.Process | None = None
         self.starts = 0
         self.crashes: list[Crash] = []
+        self.planned_restarts: list[Crash] = []
+        """Exits the process asked to be restarted with (:attr:`Crash.planned`)."""
         self.exit_code: int | None = None
         self.killed = False
         self._stopping = False
@@ -214,7 +227,7 @@ class Child:
             stuck = self._stuck
             stuck_s = stuck[1] if stuck is not None and stuck[0] == self.process.pid else None
             crash = Crash(self.spec.name, code, time.time(), _tail(self.log_path), stuck_s)
-            self.crashes.append(crash)
+            (self.planned_restarts if crash.planned else self.crashes).append(crash)
             self.on_crash(crash)
             if time.monotonic() - started >= STABLE_AFTER_S:
                 delay = RESTART_DELAY_MIN_S

@@ -91,6 +91,8 @@ class _Run:
         self.supervisor: Supervisor | None = None
         self.simulator: Simulator | None = None
         self.crashes: list[str] = []
+        self.planned_restarts: list[str] = []
+        """Restarts a part asked for (:attr:`Crash.planned`), said apart from crashes."""
         self.settings: Settings | None = None
         """The settings the parts run with (a started broker's, a made signing key)."""
         self.local_key_dir: Path | None = None
@@ -101,6 +103,13 @@ class _Run:
         """Which Kafka user `up` and each part connect as (a secure broker's users)."""
 
     def crashed(self, crash: Crash) -> None:
+        if crash.planned:
+            self.planned_restarts.append(
+                f"{time.strftime('%H:%M:%S')} {crash.name} restarting as planned "
+                f"(exit {crash.exit_code}: a topic of its grew partitions)"
+            )
+            self.say(crash.describe())
+            return
         self.crashes.append(f"{time.strftime('%H:%M:%S')} {crash.name} crashed "
                             f"(exit {crash.exit_code}); restarting")  # fmt: skip
         self.say(crash.describe())
@@ -276,7 +285,8 @@ async def _watch(run: _Run, probe: SystemProbe, stop: asyncio.Event, started: fl
             while not stop.is_set():
                 await probe.poll(session)
                 if live is not None:
-                    live.update(render(current(), options.duration_s, run.crashes), refresh=True)
+                    view = render(current(), options.duration_s, run.crashes, run.planned_restarts)
+                    live.update(view, refresh=True)
                 elapsed = time.monotonic() - started
                 if options.duration_s is not None and elapsed >= options.duration_s:
                     break
@@ -404,14 +414,16 @@ async def run_up(
     if run.broker is not None and run.broker_left:
         final["processes"]["kafka"] = {
             "state": "left running", "pid": run.broker_pid, "starts": 0,
-            "crashes": 0, "crashed_with": [], "exit_code": None, "killed": False, "clean": True,
+            "crashes": 0, "crashed_with": [], "planned_restarts": 0, "restarted_for": [],
+            "exit_code": None, "killed": False, "clean": True,
             "unclean": None,
         }  # fmt: skip
     elif run.broker is not None:
         clean = bool(run.broker.stopped_cleanly)
         final["processes"]["kafka"] = {
             "state": "stopped", "pid": run.broker_pid, "starts": 1, "crashes": 0,
-            "crashed_with": [], "exit_code": None, "killed": not clean, "clean": clean,
+            "crashed_with": [], "planned_restarts": 0, "restarted_for": [], "exit_code": None,
+            "killed": not clean, "clean": clean,
             "unclean": None if clean else "did not stop after SIGTERM: killed",
         }  # fmt: skip
     if run.simulator is not None:

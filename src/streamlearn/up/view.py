@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -32,7 +33,12 @@ def _table(title: str, *columns: str) -> Table:
     return table
 
 
-def render(figures: dict[str, Any], duration_s: float | None, crashes: list[str]) -> Group:
+def render(
+    figures: dict[str, Any],
+    duration_s: float | None,
+    crashes: list[str],
+    planned_restarts: Sequence[str] = (),
+) -> Group:
     events, rates = figures["events"], figures["events_per_s"]
     simulation = figures.get("simulation") or {}
     until = f" of {duration_s:.0f}s" if duration_s else " (Ctrl-C stops)"
@@ -116,6 +122,8 @@ def render(figures: dict[str, Any], duration_s: float | None, crashes: list[str]
                 if drifting else (),
             )
         )  # fmt: skip
+    # A restart a part asked for is no fault: said in its own colour, not a crash's red.
+    parts.extend(Text(line, style="yellow") for line in planned_restarts[-3:])
     parts.extend(Text(line, style="red") for line in crashes[-3:])
     return Group(*parts)
 
