@@ -203,6 +203,25 @@ def test_a_new_producer_that_stops_populating_a_field_raises_a_null_rate_alert()
     assert alerts[0]["value"] == 1.0
 
 
+def test_a_new_producer_that_stops_sending_an_event_type_raises_a_drift_alert() -> None:
+    """Found by a data scientist: each producer's event type mix was compared with that
+    producer's own first events, so an app release that sends no clicks at all (a broken
+    tracking call) made a reference without clicks and every window of it matched it: no
+    alert. A new producer's mix is compared with the partition's, as its null rates are."""
+    rng = np.random.default_rng(3)
+    records = []
+    for i in range(1000):
+        event = _clean(i)
+        event["event_type"] = "click" if rng.random() < 0.3 else "page_view"
+        records.append(("events.clean", event))
+    records += [("events.clean", _clean(i, producer="app-2")) for i in range(1000, 1600)]
+    alerts = _alerts(_run(records))
+    assert [(a["kind"], a["labels"]["feature"], a["labels"]["producer"]) for a in alerts] == [
+        ("drift", "event_type", "app-2")
+    ]
+    assert int(alerts[0]["labels"]["last_offset"]) == 1399
+
+
 def test_a_feature_clients_stop_sending_raises_a_null_rate_alert() -> None:
     """Found by a new user: a served feature left out of the requests (an app release that
     stops sending it, the first failure the docs name) was absent from the predictions'

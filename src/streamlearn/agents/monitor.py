@@ -58,6 +58,9 @@ from streamlearn.settings import Settings
 
 AGENT = "monitor"
 STORE = "monitor"
+EVENT_MIX_REFERENCE = "events/reference"
+"""The store's key of the event type mix's reference: the partition's first events, of
+every producer (each producer's mix is compared with it)."""
 SESSIONS_SINCE = "sessions/since"
 """The store's key of (sessions seen, the newest end among the first of them, epoch ms)."""
 WARM_UP_SESSIONS = 50
@@ -289,9 +292,7 @@ class MonitorStep(Step):
             for name, field_value in (value.get(mapping) or {}).items():
                 fields[f"{mapping}.{name}"] = field_value
         closed = self._pipeline(state, record.topic).clean(at_ms, self.config)
-        mix = self._histogram(state, StreamId("events", "event_type", producer=producer),
-                              record.topic)  # fmt: skip
-        window = mix.add(value["event_type"], record.offset, at_ms, None, self.config)
+        window = self._event_mix(state, producer, record, at_ms)
         if window is not None:
             closed.append(window)
         reference = state.store.get("nullref") or {"n": 0, "present": {}, "start": at_ms}
@@ -315,6 +316,35 @@ class MonitorStep(Step):
             if window is not None:
                 closed.append(window)
         return closed
+
+    def _event_mix(
+        self, state: PartitionStreams, producer: str, record: Record, at_ms: int
+    ) -> ClosedWindow | None:
+        """The producer's event type mix, against the partition's first events (of every
+        producer), as null rates are: each producer's own first events were its
+        reference, and a release that never sent clicks matched a reference without them."""
+        event_type = record.value["event_type"]
+        shared: HistogramStream = state.get(
+            EVENT_MIX_REFERENCE,
+            lambda data: HistogramStream(StreamId("events", "event_type"), record.topic, data),
+        )
+        in_reference = not shared.ready
+        if in_reference:
+            # Windows never close here: only the reference is taken, then it stays.
+            shared.add(event_type, record.offset, at_ms, None, self.config)
+        stream = StreamId("events", "event_type", producer=producer)
+        mix: HistogramStream = state.peek(
+            stream.key, lambda data: HistogramStream(stream, record.topic, data)
+        )
+        if not mix.ready and mix.ref_n == 0:
+            if in_reference:
+                return None
+            mix.adopt(shared)
+        # A stream that began its own reference before the shared one existed (state of an
+        # older monitor) goes on with it.
+        return self._histogram(state, stream, record.topic).add(
+            event_type, record.offset, at_ms, None, self.config
+        )
 
     @staticmethod
     def _producer_streams(state: PartitionStreams, producer: str) -> list[StreamId]:

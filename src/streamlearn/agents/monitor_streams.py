@@ -280,6 +280,20 @@ class HistogramStream:
             return None
         return self._close(config)
 
+    def adopt(self, shared: HistogramStream) -> None:
+        """Take ``shared``'s fixed reference (and its thresholds) in place of one of this
+        stream's own first records: a new producer's event mix is compared with the mix
+        before it, so a release that stops sending an event type shows (its own first
+        events lacked it too, and matched every window after them)."""
+        if shared.reference is not None:
+            self.reference = histogram_from_json(shared.reference.to_json())
+            self.current = self.reference.empty_like()
+        self.ref_n, self.ref_nulls = shared.ref_n, shared.ref_nulls
+        self.ref_values, self.ref_start = shared.ref_values, shared.ref_start
+        self.thresholds = dict(shared.thresholds)
+        self.pending = []
+        self.ready = True
+
     def _sample(self, value: Any, config: WindowConfig) -> None:
         seen, self.ref_values = self.ref_values, self.ref_values + 1
         if len(self.pending) < config.reference:
