@@ -361,6 +361,7 @@ def agents_run(
     from streamlearn.runtime.exceptions import RuntimeConfigurationError
     from streamlearn.runtime.group_settings import GroupSettingsWatch, watch_group_settings
     from streamlearn.runtime.health import WorkerHealth, serve_health
+    from streamlearn.runtime.kafka_wait import saying_while_waiting_for_kafka
     from streamlearn.runtime.partition_growth import (
         PARTITIONS_GREW_EXIT,
         PartitionGrowthWatch,
@@ -368,8 +369,12 @@ def agents_run(
     )
     from streamlearn.runtime.worker import create_faust_app
 
+    # Its start asks Kafka for its topics' partition counts (up to 30 s each): a broker
+    # away was 32 s of silence, so the wait is said, with the address it waits for.
+    waiting_for_kafka = logging.getLogger("streamlearn.agents").warning
     try:
-        runtime = create_faust_app(settings, [STEPS[name] for name in chosen], group=group)
+        with saying_while_waiting_for_kafka(settings.kafka_bootstrap, waiting_for_kafka):
+            runtime = create_faust_app(settings, [STEPS[name] for name in chosen], group=group)
     except RuntimeConfigurationError as exc:
         fail(str(exc))
     app = runtime.app
@@ -378,7 +383,8 @@ def agents_run(
     if "learner" in chosen:  # Kafka fences workers within a group, not two groups
         from streamlearn.runtime.learner_groups import second_learner_group
 
-        problem = second_learner_group(app, settings)
+        with saying_while_waiting_for_kafka(settings.kafka_bootstrap, waiting_for_kafka):
+            problem = second_learner_group(app, settings)
         if problem is not None:
             fail(problem)
     typer.echo(f"agents {', '.join(chosen)} joining group {app.conf.id}")
