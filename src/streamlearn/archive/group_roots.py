@@ -22,7 +22,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from streamlearn.archive.exceptions import ArchiveError
-from streamlearn.consumer_groups import member_client_ids
+from streamlearn.consumer_groups import DESCRIBE_TIMEOUT_S, member_client_ids
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.settings import Settings
 
@@ -64,7 +64,13 @@ def refuse_other_roots(settings: Settings, group: str, own_client_id: str) -> No
     try:
         members = member_client_ids(AdminClient(confluent_config(settings)), group)
     except (KafkaException, TimeoutError) as exc:
-        log.warning("archive: could not describe group %s to check its roots: %s", group, exc)
+        # A future's timeout is a bare TimeoutError: the line ended at its colon.
+        reason = (
+            f"Kafka at {settings.kafka_bootstrap} did not answer within {DESCRIBE_TIMEOUT_S:g}s"
+            if isinstance(exc, TimeoutError)
+            else str(exc)
+        )
+        log.warning("archive: could not describe group %s to check its roots: %s", group, reason)
         return
     others = other_roots(members, own_client_id)
     if others:
