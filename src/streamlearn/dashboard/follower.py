@@ -27,6 +27,7 @@ from streamlearn.dashboard.decoding import Decoders
 from streamlearn.dashboard.metrics import DashboardMetrics
 from streamlearn.dashboard.state import Decoded, FollowStatus
 from streamlearn.kafka_clients import confluent_config
+from streamlearn.runtime.kafka_wait import kafka_error_said
 from streamlearn.serde import RegistryUnavailableError, SerdeError
 from streamlearn.settings import Settings
 from streamlearn.topology.namespace import Namespace
@@ -121,7 +122,8 @@ class TopicFollower:
             topics = consumer.list_topics(timeout=METADATA_TIMEOUT_S).topics
         except KafkaException as exc:
             self.metrics.kafka_errors.labels(reader="follower").inc()
-            self._set_status(error=f"metadata: {exc.args[0]}")
+            said = kafka_error_said(exc, self.settings.kafka_bootstrap)
+            self._set_status(error=f"metadata: {said}")
             return list(self.decoders.topics)
         missing = []
         new: list[TopicPartition] = []

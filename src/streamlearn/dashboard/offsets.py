@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from streamlearn.dashboard.metrics import DashboardMetrics
 from streamlearn.dashboard.rates import Source
 from streamlearn.kafka_clients import confluent_config
+from streamlearn.runtime.kafka_wait import kafka_error_said
 from streamlearn.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ class EndOffsetSampler:
                     self._set_error(None)
                 except KafkaException as exc:
                     self.metrics.kafka_errors.labels(reader="offsets").inc()
-                    self._set_error(f"end offsets: {exc.args[0]}")
+                    said = kafka_error_said(exc, self.settings.kafka_bootstrap)
+                    self._set_error(f"end offsets: {said}")
         except Exception:
             log.exception("dashboard: the end-offset sampler stopped")
             self._set_error("the end-offset sampler stopped; see the dashboard's log")

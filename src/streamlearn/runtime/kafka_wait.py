@@ -41,6 +41,14 @@ def _unanswered(exc: KafkaException) -> bool:
     return isinstance(error, KafkaError) and error.code() in UNANSWERED
 
 
+def kafka_error_said(exc: KafkaException, bootstrap: str) -> str:
+    """A client error in an operator's words: the client's text (not ``KafkaError{...}``,
+    its repr), after the broker's address when the broker did not answer."""
+    error = exc.args[0] if exc.args else exc
+    text = error.str() if isinstance(error, KafkaError) else str(error)
+    return f"Kafka at {bootstrap} does not answer: {text}" if _unanswered(exc) else text
+
+
 @contextmanager
 def saying_while_waiting_for_kafka(
     bootstrap: str,
