@@ -43,6 +43,7 @@ class BrokerProbe:
         new_admin: Callable[[dict[str, Any]], Any] = AdminClient,
     ) -> None:
         self._config = confluent_config(settings)
+        self._bootstrap = settings.kafka_bootstrap
         self._every_s = every_s
         self._timeout_s = timeout_s
         self._new_admin = new_admin
@@ -70,7 +71,8 @@ class BrokerProbe:
         except KafkaException as exc:
             reason = exc.args[0] if exc.args else exc
             text = reason.str() if isinstance(reason, KafkaError) else str(reason)
-            error = f"Kafka unreachable: {text}"
+            # The address asked, for an operator to compare with the broker's.
+            error = f"Kafka unreachable: {text} (at {self._bootstrap}, STREAMLEARN_KAFKA_BOOTSTRAP)"
         if error != self.error:
             if error is None:
                 log.info("Kafka answers again")
