@@ -108,13 +108,20 @@ def rate_threshold(
 
 def _beta_binomial_quantile(window: int, a: float, b: float, level: float) -> int:
     """The smallest count ``q`` with ``P(X <= q) >= level``, ``X`` beta-binomial of
-    ``window`` draws with parameters ``a`` and ``b``: walked up from 0 with the ratio of
-    successive probabilities, in logs (single terms underflow for large windows)."""
+    ``window`` draws with parameters ``a`` and ``b``: walked up with the ratio of
+    successive probabilities, in logs (single terms underflow for large windows), from
+    12 standard deviations below the mean (the mass under it is below 1e-30: a bucket of
+    a million events walked a million steps)."""
+    mean = window * a / (a + b)
+    spread = math.sqrt(window * a * b * (a + b + window) / ((a + b) ** 2 * (a + b + 1)))
+    start = max(0, math.floor(mean - 12 * spread))
     log_pmf = (
-        math.lgamma(window + b) + math.lgamma(a + b) - math.lgamma(b) - math.lgamma(window + a + b)
-    )
+        math.lgamma(window + 1) - math.lgamma(start + 1) - math.lgamma(window - start + 1)
+        + math.lgamma(start + a) + math.lgamma(window - start + b) - math.lgamma(window + a + b)
+        + math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+    )  # fmt: skip
     cumulative = 0.0
-    for k in range(window):
+    for k in range(start, window):
         cumulative += math.exp(log_pmf)
         if cumulative >= level:
             return k
