@@ -28,12 +28,13 @@ from typing import Any
 import fastavro
 import pyarrow.parquet as pq
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from streamlearn.archive import ArchiveAgent, ArchiveConfig, Limits, list_archive, read_archive
 from streamlearn.archive.exceptions import ArchiveError
-from streamlearn.archive.layout import bucket_directory, overlaps
+from streamlearn.archive.layout import bucket_directory, overlaps, resume_points
+from streamlearn.archive.topic_ids import MARKER_NAME
 from streamlearn.kafka_clients import producer_config
 from streamlearn.kafka_local import free_port
 from streamlearn.serde import AvroSerde, RegistryClient
@@ -734,13 +735,9 @@ def test_a_recreated_topic_behind_the_archives_files_is_refused(
     with _running(first) as errors:
         wait_for("60 records final", lambda: _count(str(root), settings) == 60, 45, tmp_path / "x")
     assert errors == []
-    for future in admin.delete_topics([name]).values():
-        future.result(timeout=30)
-    deadline = time.monotonic() + 30
-    while name in admin.list_topics(timeout=10).topics:
-        assert time.monotonic() < deadline, "the topic was not deleted"
-        time.sleep(0.2)
-    apply_topology(admin, desired_topics(load_topology(TOPOLOGY), settings.topic_prefix))
+    _recreate(admin, settings)
+    # An archive written before the archive recorded topic ids: only the offsets tell.
+    (root / name / MARKER_NAME).unlink()
     produce(settings, BASE + timedelta(hours=1), 6, seed=12)  # fewer than any partition had
     second = ArchiveAgent(settings, config)
     with _running(second) as errors:
@@ -751,3 +748,74 @@ def test_a_recreated_topic_behind_the_archives_files_is_refused(
     assert "recreated" in message
     assert "--root" in message
     assert _count(str(root), settings) == 60  # the old files are untouched
+    assert not (root / name / MARKER_NAME).exists()  # the new topic's id was not recorded
+
+
+def _recreate(admin: AdminClient, settings: Settings) -> None:
+    """Delete the archived topic and create it again (a new topic id, offsets from 0)."""
+    name = settings.topic_prefix + TOPIC
+    for future in admin.delete_topics([name]).values():
+        future.result(timeout=30)
+    deadline = time.monotonic() + 30
+    while name in admin.list_topics(timeout=10).topics:
+        assert time.monotonic() < deadline, "the topic was not deleted"
+        time.sleep(0.2)
+    apply_topology(admin, desired_topics(load_topology(TOPOLOGY), settings.topic_prefix))
+
+
+def test_a_recreated_topic_grown_past_the_archives_files_is_refused_by_its_id(
+    system_settings: Settings, admin: AdminClient, tmp_path: Path
+) -> None:
+    """A topic deleted and recreated, then grown past the old files' next offsets: offsets
+    alone cannot tell the two logs apart, and the archiver wrote the new log's records
+    after the old topic's files (a replay then read both as one log). The archive records
+    the topic id its files belong to; the archiver and the replay's archive source refuse
+    a live topic of another id, naming the topic, both ids and what to do."""
+    from streamlearn.replay.exceptions import ReplayError
+    from streamlearn.replay.sources import ArchiveSource
+
+    settings = system_settings.model_copy(update={"data_dir": tmp_path})
+    name = settings.topic_prefix + TOPIC
+    root = tmp_path / "archive"
+    config = ArchiveConfig(root=str(root), topics=(TOPIC,), limits=Limits(idle_close_s=0.5))
+    produce(settings, BASE, 30, seed=21)
+    first = ArchiveAgent(settings, config)
+    with _running(first) as errors:
+        wait_for("30 records final", lambda: _count(str(root), settings) == 30, 45, tmp_path / "x")
+    assert errors == []
+    old_id = admin.describe_topics(TopicCollection([name]))[name].result(timeout=30).topic_id
+    _recreate(admin, settings)
+    new_id = admin.describe_topics(TopicCollection([name]))[name].result(timeout=30).topic_id
+    produce(settings, BASE + timedelta(hours=1), 400, seed=22)  # past every old partition
+    old_ends = {
+        p: e.next_offset for (_, p), e in resume_points(list_archive(str(root), name)).items()
+    }
+    assert all(high > old_ends.get(p, 0) for p, (_, high) in end_offsets_of(settings).items())
+    second = ArchiveAgent(settings, config)
+    with _running(second) as errors:
+        wait_for(
+            "the worker stopped (or archived the new log)",
+            lambda: bool(errors) or _count(str(root), settings) > 30,
+            45,
+            tmp_path / "x",
+        )
+    assert [type(e) for e in errors] == [ArchiveError], errors
+    message = str(errors[0])
+    assert name in message
+    assert str(old_id) in message
+    assert str(new_id) in message
+    assert "recreated" in message
+    assert "--root" in message
+    assert _count(str(root), settings) == 30  # nothing of the new log after the old files
+    with RegistryClient(settings.schema_registry_url) as registry:
+        source = ArchiveSource(settings, registry, str(root))
+        with pytest.raises(ReplayError) as refused:
+            source.watermarks(name)
+    assert str(old_id) in str(refused.value)
+    assert str(new_id) in str(refused.value)
+
+
+def end_offsets_of(settings: Settings) -> dict[int, tuple[int, int]]:
+    from streamlearn.runtime.topic_reader import end_offsets as topic_end_offsets
+
+    return topic_end_offsets(settings, settings.topic_prefix + TOPIC)

@@ -253,7 +253,9 @@ def test_start_at_latest_starts_where_the_group_first_took_the_partition(
 ) -> None:
     settings = Settings(topic_prefix="ns.", data_dir=tmp_path)
     config = ArchiveConfig(root=str(tmp_path / "a"), topics=("events.clean",), start_at="latest")
-    agent = ArchiveAgent(settings, config, registry=InMemoryRegistry())
+    agent = ArchiveAgent(
+        settings, config, registry=InMemoryRegistry(), topic_id=lambda topic: "a-topic-id"
+    )
     consumer = _GroupConsumer(committed, high=500)
     agent._on_assign(consumer, [TopicPartition("ns.events.clean", 0)])  # type: ignore[arg-type]
     assert [tp.offset for tp in consumer.assigned] == [starts]

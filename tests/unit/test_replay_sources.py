@@ -13,6 +13,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 from streamlearn.archive.decode import WriterDecoder
 from streamlearn.archive.partition import Limits, PartitionArchiver
 from streamlearn.archive.storage import ArchiveStore
+from streamlearn.archive.topic_ids import record_topic_id
 from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 from streamlearn.replay.positions import PartitionRange, check_retention, resolve
 from streamlearn.replay.sources import ArchiveSource
@@ -42,8 +43,14 @@ class FakeKafka:
         self.records, self.low = records, low
         self.reads: list[tuple[int, int]] = []
 
+    topic_id_now = "live-topic-id"
+    """Kafka's id of the topic (a recreated topic has a new one)."""
+
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
         return {0: (self.low, len(self.records))}
+
+    def topic_id(self, topic: str) -> str:
+        return self.topic_id_now
 
     def offsets_for_time(
         self, topic: str, partitions: Iterable[int], timestamp_ms: int
@@ -245,3 +252,27 @@ def test_files_of_a_topic_before_it_was_recreated_are_refused(tmp_path: Path) ->
     assert "offset 20" in message
     assert "ends at 6" in message
     assert "recreated" in message
+
+
+def test_files_of_another_topic_id_are_refused_though_the_new_log_is_longer(
+    tmp_path: Path,
+) -> None:
+    """The archive's files (offsets 0..19) are recorded as topic id "old-id"; the topic was
+    recreated and has grown to 30 records. The offsets agree, so the replay read 0..19
+    from the old topic's files and 20..29 from the new log, as one log."""
+    registry, old = _log(20)
+    _archive(tmp_path, registry, old)
+    record_topic_id(ArchiveStore(str(tmp_path)), TOPIC, "old-id")
+    _, new = _log(30)
+    kafka = FakeKafka(new, low=0)
+    source = _source(tmp_path, registry, kafka)
+    with pytest.raises(ReplayError) as refused:
+        source.watermarks(TOPIC)
+    message = str(refused.value)
+    assert TOPIC in message
+    assert "topic id old-id" in message
+    assert "topic id live-topic-id" in message
+    assert "recreated" in message
+    assert "without --source archive" in message
+    kafka.topic_id_now = "old-id"  # the same topic: read as before
+    assert [r.offset for r in _read(_source(tmp_path, registry, kafka), 0, 30)] == list(range(30))

@@ -5,9 +5,11 @@ cooperative-sticky assignment, no automatic commits) hands each owned partition'
 to its :class:`~streamlearn.archive.partition.PartitionArchiver`. The files are the
 truth, the committed offsets a courtesy for lag monitoring:
 
-- **taking a partition** (start, rebalance): its final files are listed, the consumer is
-  positioned after the highest archived offset (:func:`resume_points`), whatever the
-  group committed, and in-progress files left by a dead worker are deleted;
+- **taking a partition** (start, rebalance): its final files are listed, refused when
+  they belong to another topic id than Kafka's topic of that name (a topic deleted and
+  recreated: :mod:`~streamlearn.archive.topic_ids`), the consumer is positioned after
+  the highest archived offset (:func:`resume_points`), whatever the group committed, and
+  in-progress files left by a dead worker are deleted;
 - **a file completes**: it is fsynced and renamed (local) or uploaded (object storage),
   and only then is the offset after its last record committed;
 - **losing a partition** (revocation, lost membership, an error): its in-progress file is
@@ -34,7 +36,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from confluent_kafka import (
@@ -56,6 +59,7 @@ from streamlearn.archive.metrics import ArchiveMetrics
 from streamlearn.archive.partition import Completed, PartitionArchiver
 from streamlearn.archive.retention import past_retention
 from streamlearn.archive.storage import ArchiveStore
+from streamlearn.archive.topic_ids import check_claim, live_topic_id, record_topic_id
 from streamlearn.archive.topics import select_topics
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.serde.registry_client import RegistryClient
@@ -118,8 +122,11 @@ class ArchiveAgent:
         *,
         metrics: ArchiveMetrics | None = None,
         registry: WriterSchemaSource | None = None,
+        topic_id: Callable[[str], str] | None = None,
     ) -> None:
         self.settings = settings
+        self.topic_id = topic_id or partial(live_topic_id, settings)
+        """Kafka name → Kafka's id of the topic now (:mod:`~streamlearn.archive.topic_ids`)."""
         self.config = config
         self.metrics = metrics or ArchiveMetrics()
         catalogue = TopicCatalogue.from_settings(settings)
@@ -285,8 +292,16 @@ class ArchiveAgent:
         self.rebalancing = True
         try:
             points: dict[tuple[str, int], ResumePoint] = {}
+            # topic → live id to record once its partitions' offsets agree with the files.
+            unrecorded: dict[str, str] = {}
             for topic in sorted({tp.topic for tp in partitions}):
-                points.update(resume_points(self.store.list_files(topic)))
+                files = self.store.list_files(topic)
+                # Offsets cannot tell a recreated topic that grew past the old files from
+                # the old one: its id can (topic_ids).
+                live = self.topic_id(topic)
+                if check_claim(self.store, topic, live, has_files=bool(files)):
+                    unrecorded[topic] = live
+                points.update(resume_points(files))
             committed = self._committed(consumer, partitions)
             pinned: list[TopicPartition] = []
             for tp in partitions:
@@ -330,6 +345,8 @@ class ArchiveAgent:
                     point.next_offset if point else _start_label(self.config.start_at, tp),
                     f" ({removed} stale in-progress file(s) deleted)" if removed else "",
                 )
+            for topic, live in sorted(unrecorded.items()):
+                record_topic_id(self.store, topic, live)
             consumer.incremental_assign(partitions)
             self._pin(consumer, pinned)
             self.metrics.partitions.set(len(self.archivers))

@@ -203,6 +203,36 @@ class ArchiveStore:
                 except OSError:  # not empty (or gone)
                     break
 
+    def read_topic_file(self, topic: str, name: str) -> bytes | None:
+        """A small object of ``topic``'s directory (such as its topic id marker), or None
+        when there is none."""
+        self.fs.invalidate_cache()
+        try:
+            data: bytes = self.fs.cat_file(self._remote(f"{topic}/{name}"))
+        except FileNotFoundError:
+            return None
+        return data
+
+    def write_topic_file(self, topic: str, name: str, data: bytes) -> None:
+        """Write a small object of ``topic``'s directory whole or not at all: a local root
+        writes a temporary file beside it, fsyncs it and renames it into place (then
+        fsyncs the directory); object storage's PUT is whole or nothing already."""
+        if not self.is_local:
+            self.fs.pipe_file(self._remote(f"{topic}/{name}"), data)
+            return
+        folder = Path(self.base) / topic
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            with temporary.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, folder / name)
+        finally:
+            temporary.unlink(missing_ok=True)
+        _fsync_directory(folder)
+
     def partial_path(self, topic: str, partition: int, first_offset: int, fmt: Format) -> Path:
         """A fresh in-progress path for a file starting at ``first_offset``. The random
         part keeps two writers of one partition (a worker that lost it and does not know

@@ -16,6 +16,7 @@ anything is read, naming the offsets missing.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -24,15 +25,19 @@ import fastavro
 
 from streamlearn.archive import read_archive
 from streamlearn.archive.decode import WriterDecoder, WriterSchemaSource
+from streamlearn.archive.exceptions import ArchiveError
 from streamlearn.archive.layout import HOUR_MS
 from streamlearn.archive.reader import ArchivedRecord, list_archive
 from streamlearn.archive.storage import ArchiveStore, describe_root
+from streamlearn.archive.topic_ids import OtherTopic, live_topic_id, recorded_topic_id
 from streamlearn.replay.exceptions import PastRetentionError, ReplayError
 from streamlearn.replay.positions import PartitionRange, check_retention
 from streamlearn.runtime import topic_reader
 from streamlearn.runtime.topic_reader import TopicRecord
 from streamlearn.serde.wire import frame
 from streamlearn.settings import Settings
+
+log = logging.getLogger(__name__)
 
 Ranges = Mapping[int, tuple[int, int]]
 """partition → offsets ``[start, end)``."""
@@ -85,6 +90,10 @@ class KafkaSource:
     def read(self, topic: str, ranges: Ranges) -> Iterator[TopicRecord]:
         return topic_reader.read_ranges(self.settings, topic, ranges)
 
+    def topic_id(self, topic: str) -> str:
+        """Kafka's id of the topic (a recreated topic has a new one)."""
+        return live_topic_id(self.settings, topic)
+
 
 @dataclass(frozen=True)
 class Extent:
@@ -113,6 +122,7 @@ class ArchiveSource:
         self.kafka = KafkaSource(self.settings)
         self._decoder = WriterDecoder(self.registry)
         self._extents: dict[str, dict[int, Extent]] = {}
+        self._ids_checked: set[str] = set()
 
     def extents(self, topic: str) -> dict[int, Extent]:
         """partition → what its final files cover."""
@@ -144,6 +154,7 @@ class ArchiveSource:
         files are of an earlier topic of the same name (deleted and recreated, or Kafka's
         data wiped, while the archive stayed), and reading them for the new log's offsets
         would give another log's records in their place."""
+        self._check_topic_id(topic)
         watermarks = self.kafka.watermarks(topic)
         for partition, (_, high) in sorted(watermarks.items()):
             extent = extents.get(partition)
@@ -156,6 +167,39 @@ class ArchiveSource:
                     f"without --source archive)"
                 )
         return watermarks
+
+    def _check_topic_id(self, topic: str) -> None:
+        """Refuse files recorded as another topic id's than Kafka's topic of that name: a
+        topic deleted and recreated, even one grown past the old files' offsets (which the
+        offsets check cannot see). An archive without the marker (written before the
+        archive recorded ids) is read, with a warning."""
+        if topic in self._ids_checked:
+            return
+        store = ArchiveStore(self.root, storage_options=dict(self.storage_options))
+        try:
+            recorded = recorded_topic_id(store, topic)
+        except ArchiveError as exc:
+            raise ReplayError(str(exc)) from None
+        if recorded is None:
+            log.warning(
+                "replay: the archive's files of %s carry no topic id (written before the "
+                "archive recorded one): only their offsets say they are this topic's",
+                topic,
+            )
+        else:
+            try:
+                live = self.kafka.topic_id(topic)
+            except ArchiveError as exc:
+                raise ReplayError(str(exc)) from None
+            if live != recorded:
+                found = OtherTopic(topic, recorded, live, store.describe())
+                raise ReplayError(
+                    found.message(
+                        f"Move the topic's old directory ({store.describe()}/{topic}) out of "
+                        "the root, or replay without --source archive"
+                    )
+                )
+        self._ids_checked.add(topic)
 
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
         extents = self.extents(topic)
