@@ -222,6 +222,26 @@ def test_a_new_producer_that_stops_sending_an_event_type_raises_a_drift_alert() 
     assert int(alerts[0]["labels"]["last_offset"]) == 1399
 
 
+def test_platforms_with_their_own_event_mixes_raise_nothing() -> None:
+    """A new version is compared with its own app's first events (``ios-4.2`` with
+    ``ios``'s, ``web-1`` with ``web``'s): apps on different platforms send different event
+    types, and a reference pooled over them drifted from each for good."""
+    rng = np.random.default_rng(4)
+    records = []
+    for i in range(4000):
+        web = rng.random() < 0.5
+        event = _clean(i, producer="web-1" if web else ("ios-4.1" if i < 2000 else "ios-4.2"))
+        if web:
+            event["event_type"] = "click" if rng.random() < 0.3 else "page_view"
+        else:
+            event["event_type"] = "tap" if rng.random() < 0.5 else "screen_view"
+        records.append(("events.clean", event))
+    cluster = _run(records)
+    assert _alerts(cluster) == []
+    keys = {r["report_key"] for r in cluster.decoded("monitoring.drift") if r["scope"] == "events"}
+    assert keys == {f"events///{p}/event_type" for p in ("web-1", "ios-4.1", "ios-4.2")}
+
+
 def test_a_feature_clients_stop_sending_raises_a_null_rate_alert() -> None:
     """Found by a new user: a served feature left out of the requests (an app release that
     stops sending it, the first failure the docs name) was absent from the predictions'
@@ -582,13 +602,16 @@ def test_app_versions_past_the_bound_retire_the_least_recently_seen() -> None:
         i += 2
     _, worker, _, metrics = _worker(records)
     store = worker.state.of("monitor", 0)
-    mixes = sorted(k for k in store if k.startswith("events///"))
-    assert len(mixes) == MAX_PRODUCERS
-    assert "events///app-1/event_type" in store
-    assert "events///made-up-0/event_type" not in store
+    # Each producer's null rates (its event mix waits for its app's reference first).
+    tracked = {k.split("/")[3] for k in store if k.startswith("null_rate///")}
+    assert len(tracked) == MAX_PRODUCERS
+    assert "app-1" in tracked
+    assert "made-up-0" not in tracked
     assert not [k for k in store if "///old-app/" in k]
+    # The retired old-app was its app's last version: its mix reference went with it.
+    assert "events/reference/old-app" not in store
+    assert "events/reference/made-up" in store
     cooldowns = store.get("cooldown") or {}
-    tracked = {k.split("/")[3] for k in mixes}
     assert {key.split("/")[-2] for key in cooldowns} <= tracked, sorted(cooldowns)[:5]
     retired = metrics.registry.get_sample_value("streamlearn_monitor_retired_producers_total")
     assert retired == 3 * MAX_PRODUCERS + 2 - MAX_PRODUCERS

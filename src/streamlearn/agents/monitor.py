@@ -34,6 +34,7 @@ partition is a label.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -58,9 +59,10 @@ from streamlearn.settings import Settings
 
 AGENT = "monitor"
 STORE = "monitor"
-EVENT_MIX_REFERENCE = "events/reference"
-"""The store's key of the event type mix's reference: the partition's first events, of
-every producer (each producer's mix is compared with it)."""
+EVENT_MIX_REFERENCE = "events/reference/"
+"""The store's key (then the app, :func:`producer_app`) of an app's event type mix
+reference: the partition's first events of any of its versions."""
+_VERSION_SUFFIX = re.compile(r"[-_.\s/]*v?\d[\w.+-]*$")
 SESSIONS_SINCE = "sessions/since"
 """The store's key of (sessions seen, the newest end among the first of them, epoch ms)."""
 WARM_UP_SESSIONS = 50
@@ -281,6 +283,11 @@ class MonitorStep(Step):
             streams = self._producer_streams(state, retired)
             state.drop(stream.key for stream in streams)
             state.forget_alerts(alert_key_of(stream) for stream in streams)
+            app = producer_app(retired)
+            if all(producer_app(other) != app for other in state.producers()):
+                # The last version of its app: its reference goes too (app names are a
+                # client's choice, and kept for good they grew the store).
+                state.drop([EVENT_MIX_REFERENCE + app])
             self.metrics.retired_producers.inc()
         at_ms = epoch_millis(value["received_ts"])
         fields = {
@@ -320,12 +327,14 @@ class MonitorStep(Step):
     def _event_mix(
         self, state: PartitionStreams, producer: str, record: Record, at_ms: int
     ) -> ClosedWindow | None:
-        """The producer's event type mix, against the partition's first events (of every
-        producer), as null rates are: each producer's own first events were its
-        reference, and a release that never sent clicks matched a reference without them."""
+        """The producer's event type mix, against the first events of its app (any version,
+        :func:`producer_app`): each producer's own first events were its reference, and a
+        release that never sent clicks matched a reference without them. Not against every
+        producer's, as null rates are: apps on different platforms send different event
+        types, and a pooled reference drifted from each of them for good."""
         event_type = record.value["event_type"]
         shared: HistogramStream = state.get(
-            EVENT_MIX_REFERENCE,
+            EVENT_MIX_REFERENCE + producer_app(producer),
             lambda data: HistogramStream(StreamId("events", "event_type"), record.topic, data),
         )
         in_reference = not shared.ready
@@ -439,6 +448,12 @@ def _held_feature(state: PartitionStreams, stream: StreamId) -> HistogramStream:
         stream.key, lambda data: HistogramStream(stream, "telemetry.predictions", data)
     )
     return held
+
+
+def producer_app(producer: str) -> str:
+    """The app a producer (``app_version``) is a version of: its name without the trailing
+    version (``ios-4.2`` → ``ios``, ``shop-web-2.3`` → ``shop-web``, ``web`` → ``web``)."""
+    return _VERSION_SUFFIX.sub("", producer)
 
 
 def alert_key_of(stream: StreamId) -> str:

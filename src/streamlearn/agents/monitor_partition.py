@@ -86,6 +86,12 @@ class PartitionStreams:
         self._producers_heard = True
         return retired
 
+    def producers(self) -> list[str]:
+        """The producers whose streams the partition keeps."""
+        if self._producers is None:
+            self._producers = dict(self.store.get(PRODUCERS) or {})
+        return list(self._producers)
+
     def take_retired(self) -> list[str]:
         """The producers retired since the last call (some may have come back since)."""
         retired, self.retired = self.retired, []
