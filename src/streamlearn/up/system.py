@@ -36,6 +36,7 @@ from streamlearn.kafka_local import (
     embedded_kafka,
     load_lock,
 )
+from streamlearn.runtime.kafka_wait import saying_while_waiting_for_kafka
 from streamlearn.serde import RegistryClient
 from streamlearn.serving.experiment_topic import publish_experiment
 from streamlearn.serving.experiments import Arm, Experiment
@@ -141,9 +142,12 @@ class _Run:
                 + ("" if users.material is None else " (SASL_SSL, SCRAM-SHA-512)"))  # fmt: skip
 
         desired = desired_topics(topology, settings.topic_prefix, settings.topic_replication_factor)
-        plan = await asyncio.to_thread(
-            apply_topology, AdminClient(confluent_config(settings)), desired
-        )
+        # A broker of the user's own that does not answer: 30 s of silence before the
+        # client's error, so the wait is said, with the address.
+        with saying_while_waiting_for_kafka(settings.kafka_bootstrap, say):
+            plan = await asyncio.to_thread(
+                apply_topology, AdminClient(confluent_config(settings)), desired
+            )
         say(f"topics: {plan.describe()}")
         if self.kafka_users.per_part:
             added = await asyncio.to_thread(self.kafka_users.grant, settings, topology)
