@@ -37,6 +37,10 @@ def test_up_with_an_unreachable_broker_says_it_waits_for_it(tmp_path: Path) -> N
                                         tmp_path)  # fmt: skip
 
 
+def test_registry_serve_says_it_waits_for_an_unreachable_broker(tmp_path: Path) -> None:
+    _first_word_about_kafka_is_the_wait(["registry", "serve", "--port", "24641"], tmp_path)
+
+
 def _first_word_about_kafka_is_the_wait(command: list[str], tmp_path: Path) -> None:
     assert _nothing_listens(UNREACHABLE_PORT)
     bootstrap = BOOTSTRAP

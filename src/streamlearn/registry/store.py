@@ -20,6 +20,7 @@ from streamlearn.exceptions import ConfigurationError
 from streamlearn.kafka_clients import aiokafka_config, confluent_config
 from streamlearn.registry.exceptions import store_error, store_timeout
 from streamlearn.registry.state import RegistryState
+from streamlearn.runtime.kafka_wait import saying_while_waiting_for_kafka
 from streamlearn.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,9 @@ class SchemaLog:
         self._failure: BaseException | None = None
 
     async def start(self, catch_up_timeout_s: float = 60.0) -> None:
-        await asyncio.to_thread(ensure_topic, self.settings, self.topic)
+        # Its first request to Kafka waits up to 30 s: a broker away was that long silent.
+        with saying_while_waiting_for_kafka(self.settings.kafka_bootstrap, log.warning):
+            await asyncio.to_thread(ensure_topic, self.settings, self.topic)
         self._consumer = AIOKafkaConsumer(
             **aiokafka_config(self.settings), enable_auto_commit=False, group_id=None
         )
