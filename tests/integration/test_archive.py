@@ -819,3 +819,38 @@ def end_offsets_of(settings: Settings) -> dict[int, tuple[int, int]]:
     from streamlearn.runtime.topic_reader import end_offsets as topic_end_offsets
 
     return topic_end_offsets(settings, settings.topic_prefix + TOPIC)
+
+
+def test_a_topic_recreated_while_the_archiver_runs_stops_it(
+    system_settings: Settings, admin: AdminClient, tmp_path: Path
+) -> None:
+    """The topic deleted and recreated under a running archiver: the consumer went on (or
+    librdkafka reset it to the new log's start) and the new log's records went into files
+    after the old topic's, under the old topic's id, until the next restart. The worker
+    checks its topics' ids as it runs and stops before a file of the new log is final."""
+    settings = system_settings.model_copy(update={"data_dir": tmp_path})
+    name = settings.topic_prefix + TOPIC
+    root = tmp_path / "archive"
+    config = ArchiveConfig(root=str(root), topics=(TOPIC,), limits=Limits(idle_close_s=0.5))
+    produce(settings, BASE, 30, seed=31)
+    agent = ArchiveAgent(settings, config)
+    agent.topic_id_every_s = 0.5
+    with _running(agent) as errors:
+        wait_for("30 records final", lambda: _count(str(root), settings) == 30, 45, tmp_path / "x")
+        agent.config = ArchiveConfig(
+            root=str(root), topics=(TOPIC,), limits=Limits(idle_close_s=3600)
+        )
+        for archiver in agent.archivers.values():
+            archiver.limits = agent.config.limits
+        _recreate(admin, settings)
+        produce(settings, BASE + timedelta(hours=1), 200, seed=32)
+        wait_for(
+            "the worker stopped (or archived the new log)",
+            lambda: bool(errors) or _count(str(root), settings) > 30,
+            45,
+            tmp_path / "x",
+        )
+    assert [type(e) for e in errors] == [ArchiveError], errors
+    assert name in str(errors[0])
+    assert "recreated" in str(errors[0])
+    assert _count(str(root), settings) == 30  # no file of the new log after the old ones

@@ -37,7 +37,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 
 from confluent_kafka import (
@@ -49,6 +48,7 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient
 
 from streamlearn.archive.config import ArchiveConfig, default_staging_dir
 from streamlearn.archive.decode import WriterDecoder, WriterSchemaSource
@@ -59,7 +59,7 @@ from streamlearn.archive.metrics import ArchiveMetrics
 from streamlearn.archive.partition import Completed, PartitionArchiver
 from streamlearn.archive.retention import past_retention
 from streamlearn.archive.storage import ArchiveStore
-from streamlearn.archive.topic_ids import check_claim, live_topic_id, record_topic_id
+from streamlearn.archive.topic_ids import OtherTopic, check_claim, live_topic_id, record_topic_id
 from streamlearn.archive.topics import select_topics
 from streamlearn.kafka_clients import confluent_config
 from streamlearn.serde.registry_client import RegistryClient
@@ -70,6 +70,10 @@ from streamlearn.topology.namespace import Namespace
 log = logging.getLogger(__name__)
 
 IDLE_CHECK_EVERY_S = 0.5
+TOPIC_ID_CHECK_EVERY_S = 10.0
+"""How often a running worker asks whether its topics were recreated: files are final
+after an idle close (60 s by default), so a recreated topic's records are mostly still in
+in-progress files (abandoned) when it notices."""
 POLL_TIMEOUT_S = 0.2
 REQUEST_TIMEOUT_S = 10.0
 
@@ -125,8 +129,12 @@ class ArchiveAgent:
         topic_id: Callable[[str], str] | None = None,
     ) -> None:
         self.settings = settings
-        self.topic_id = topic_id or partial(live_topic_id, settings)
+        self.topic_id = topic_id or self._live_topic_id
         """Kafka name → Kafka's id of the topic now (:mod:`~streamlearn.archive.topic_ids`)."""
+        self.topic_id_every_s = TOPIC_ID_CHECK_EVERY_S
+        self._admin: AdminClient | None = None
+        self._taken_ids: dict[str, str] = {}
+        """Kafka name → the topic id its partitions were taken under (checked as it runs)."""
         self.config = config
         self.metrics = metrics or ArchiveMetrics()
         catalogue = TopicCatalogue.from_settings(settings)
@@ -194,6 +202,7 @@ class ArchiveAgent:
         )
         next_idle_check = time.monotonic() + IDLE_CHECK_EVERY_S
         next_expiry = time.monotonic()
+        next_id_check = time.monotonic() + self.topic_id_every_s
         stopped = False
         try:
             while not stop.is_set():
@@ -207,6 +216,9 @@ class ArchiveAgent:
                         done = archiver.close_if_idle()
                         if done is not None:
                             self._completed(consumer, archiver, done)
+                if self.last_beat >= next_id_check:
+                    next_id_check = self.last_beat + self.topic_id_every_s
+                    self._check_topics_not_recreated()
                 if self.config.retention_hours is not None and self.last_beat >= next_expiry:
                     next_expiry = self.last_beat + self.config.retention_every_s
                     self._expire(self.config.retention_hours)
@@ -219,6 +231,35 @@ class ArchiveAgent:
             consumer.close()
             if self._registry is None and isinstance(self.decoder.registry, RegistryClient):
                 self.decoder.registry.close()
+
+    def _live_topic_id(self, topic: str) -> str:
+        if self._admin is None:
+            self._admin = AdminClient(confluent_config(self.settings))
+        return live_topic_id(self.settings, topic, self._admin)
+
+    def _check_topics_not_recreated(self) -> None:
+        """Stop when an owned topic was deleted and recreated while this worker ran: the
+        consumer goes on (or librdkafka resets it to the new log's start) and the new
+        log's records would go into files after the old topic's. An id that cannot be
+        asked now (a deleted topic not yet recreated, Kafka busy) waits for the next turn."""
+        owned = {topic for topic, _ in self.archivers}
+        for topic in sorted(owned & set(self._taken_ids)):
+            try:
+                live = self.topic_id(topic)
+            except ArchiveError as exc:
+                log.warning("archive: %s", exc)
+                continue
+            taken = self._taken_ids[topic]
+            if live != taken:
+                found = OtherTopic(topic, taken, live, self.store.describe())
+                raise ArchiveError(
+                    "archive: "
+                    + found.message(
+                        "Stopped before the new log's records reached a file; on restart "
+                        f"the worker refuses the old files: move {self.store.describe()}/"
+                        f"{topic} out of the root, or archive to a new --root"
+                    )
+                )
 
     def _expire(self, retention_hours: float) -> None:
         """Delete the files of this worker's partitions past the retention (one listing per
@@ -298,7 +339,7 @@ class ArchiveAgent:
                 files = self.store.list_files(topic)
                 # Offsets cannot tell a recreated topic that grew past the old files from
                 # the old one: its id can (topic_ids).
-                live = self.topic_id(topic)
+                live = self._taken_ids[topic] = self.topic_id(topic)
                 if check_claim(self.store, topic, live, has_files=bool(files)):
                     unrecorded[topic] = live
                 points.update(resume_points(files))

@@ -59,9 +59,10 @@ class OtherTopic:
         )
 
 
-def live_topic_id(settings: Settings, topic: str) -> str:
-    """Kafka's id of ``topic`` (base64, as Kafka's tools print it)."""
-    admin = AdminClient(confluent_config(settings))
+def live_topic_id(settings: Settings, topic: str, admin: AdminClient | None = None) -> str:
+    """Kafka's id of ``topic`` (base64, as Kafka's tools print it); ``admin``: a client to
+    reuse (a running archiver asks every few seconds)."""
+    admin = admin or AdminClient(confluent_config(settings))
     try:
         future = admin.describe_topics(TopicCollection([topic]))[topic]
         return str(future.result(timeout=DESCRIBE_TIMEOUT_S).topic_id)
