@@ -726,15 +726,8 @@ def test_a_recreated_topic_behind_the_archives_files_is_refused(
     0..2. The archiver sought to 9, librdkafka reset to the beginning, and the new records
     never reached a file (offsets below the files' next offset), with only librdkafka's
     reset warning. Now it refuses, naming the partition, both offsets and what to do."""
-    settings = system_settings.model_copy(update={"data_dir": tmp_path})
-    name = settings.topic_prefix + TOPIC
-    root = tmp_path / "archive"
-    config = ArchiveConfig(root=str(root), topics=(TOPIC,), limits=Limits(idle_close_s=0.5))
-    produce(settings, BASE, 60, seed=11)
-    first = ArchiveAgent(settings, config)
-    with _running(first) as errors:
-        wait_for("60 records final", lambda: _count(str(root), settings) == 60, 45, tmp_path / "x")
-    assert errors == []
+    settings, name, root, config = _topic_produced(system_settings, tmp_path, 60, seed=11)
+    _archive_until_final(settings, config, 60, tmp_path)
     _recreate(admin, settings)
     # An archive written before the archive recorded topic ids: only the offsets tell.
     (root / name / MARKER_NAME).unlink()
@@ -749,6 +742,33 @@ def test_a_recreated_topic_behind_the_archives_files_is_refused(
     assert "--root" in message
     assert _count(str(root), settings) == 60  # the old files are untouched
     assert not (root / name / MARKER_NAME).exists()  # the new topic's id was not recorded
+
+
+def _topic_produced(
+    system_settings: Settings, tmp_path: Path, records: int, *, seed: int
+) -> tuple[Settings, str, Path, ArchiveConfig]:
+    """Settings in ``tmp_path``, the topic's Kafka name, its archive root and an archive
+    config closing files after 0.5 s idle; ``records`` produced to the topic."""
+    settings = system_settings.model_copy(update={"data_dir": tmp_path})
+    root = tmp_path / "archive"
+    config = ArchiveConfig(root=str(root), topics=(TOPIC,), limits=Limits(idle_close_s=0.5))
+    produce(settings, BASE, records, seed=seed)
+    return settings, settings.topic_prefix + TOPIC, root, config
+
+
+def _archive_until_final(
+    settings: Settings, config: ArchiveConfig, records: int, tmp_path: Path
+) -> None:
+    """Run an archiver until ``records`` records are in final files, without an error."""
+    first = ArchiveAgent(settings, config)
+    with _running(first) as errors:
+        wait_for(
+            f"{records} records final",
+            lambda: _count(config.root, settings) == records,
+            45,
+            tmp_path / "x",
+        )
+    assert errors == []
 
 
 def _recreate(admin: AdminClient, settings: Settings) -> None:
@@ -774,15 +794,8 @@ def test_a_recreated_topic_grown_past_the_archives_files_is_refused_by_its_id(
     from streamlearn.replay.exceptions import ReplayError
     from streamlearn.replay.sources import ArchiveSource
 
-    settings = system_settings.model_copy(update={"data_dir": tmp_path})
-    name = settings.topic_prefix + TOPIC
-    root = tmp_path / "archive"
-    config = ArchiveConfig(root=str(root), topics=(TOPIC,), limits=Limits(idle_close_s=0.5))
-    produce(settings, BASE, 30, seed=21)
-    first = ArchiveAgent(settings, config)
-    with _running(first) as errors:
-        wait_for("30 records final", lambda: _count(str(root), settings) == 30, 45, tmp_path / "x")
-    assert errors == []
+    settings, name, root, config = _topic_produced(system_settings, tmp_path, 30, seed=21)
+    _archive_until_final(settings, config, 30, tmp_path)
     old_id = admin.describe_topics(TopicCollection([name]))[name].result(timeout=30).topic_id
     _recreate(admin, settings)
     new_id = admin.describe_topics(TopicCollection([name]))[name].result(timeout=30).topic_id
@@ -828,11 +841,7 @@ def test_a_topic_recreated_while_the_archiver_runs_stops_it(
     librdkafka reset it to the new log's start) and the new log's records went into files
     after the old topic's, under the old topic's id, until the next restart. The worker
     checks its topics' ids as it runs and stops before a file of the new log is final."""
-    settings = system_settings.model_copy(update={"data_dir": tmp_path})
-    name = settings.topic_prefix + TOPIC
-    root = tmp_path / "archive"
-    config = ArchiveConfig(root=str(root), topics=(TOPIC,), limits=Limits(idle_close_s=0.5))
-    produce(settings, BASE, 30, seed=31)
+    settings, name, root, config = _topic_produced(system_settings, tmp_path, 30, seed=31)
     agent = ArchiveAgent(settings, config)
     agent.topic_id_every_s = 0.5
     with _running(agent) as errors:
