@@ -34,6 +34,7 @@ partition is a label.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -450,9 +451,12 @@ def _held_feature(state: PartitionStreams, stream: StreamId) -> HistogramStream:
     return held
 
 
+@functools.lru_cache(maxsize=1024)
 def producer_app(producer: str) -> str:
     """The app a producer (``app_version``) is a version of: its name without the trailing
-    version (``ios-4.2`` → ``ios``, ``shop-web-2.3`` → ``shop-web``, ``web`` → ``web``)."""
+    version (``ios-4.2`` → ``ios``, ``shop-web-2.3`` → ``shop-web``, ``web`` → ``web``).
+    Asked for every event: cached (producers are few; the regex took ~0.6 µs a call, the
+    cache ~0.16)."""
     return _VERSION_SUFFIX.sub("", producer)
 
 
